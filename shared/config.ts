@@ -1,0 +1,154 @@
+/**
+ * The environment schema: every setting the functions read, with its default, validated once at
+ * cold start. A bad value stops start-up with a message naming the variable. The README's
+ * configuration table and Terraform's generated environment follow this file.
+ */
+import { z } from 'zod';
+import { topology } from './topology.js';
+
+/** Output formats the renderer can write. */
+export const OUTPUT_FORMATS = ['avif', 'webp', 'jpeg'] as const;
+/** One of {@link OUTPUT_FORMATS}. */
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** How the planner splits an image's variants into jobs. */
+export const FANOUT_STRATEGIES = ['per-width', 'per-format', 'balanced', 'per-image'] as const;
+/** One of {@link FANOUT_STRATEGIES}. */
+export type FanoutStrategy = (typeof FANOUT_STRATEGIES)[number];
+
+const MiB = 1024 * 1024;
+
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) =>
+  z.coerce
+    .number({ message: 'must be a number' })
+    .int({ message: 'must be a whole number' })
+    .min(min, { message: `must be at least ${min}` })
+    .max(max, { message: `must be at most ${max}` });
+
+const list = <T extends z.ZodType>(item: T) =>
+  z
+    .string()
+    .transform((s): unknown[] => s.split(',').map((p) => p.trim()).filter((p) => p.length > 0))
+    .pipe(z.array(item));
+
+const widths = list(int(16, 8192))
+  .refine((ws) => ws.length > 0, { message: 'must list at least one width' })
+  .refine((ws) => new Set(ws).size === ws.length, { message: 'must not repeat a width' })
+  .transform((ws) => [...ws].sort((a, b) => a - b));
+
+const formats = list(z.enum(OUTPUT_FORMATS, { message: `each must be one of ${OUTPUT_FORMATS.join(', ')}` }))
+  .refine((fs) => fs.length > 0, { message: 'must list at least one format' })
+  .refine((fs) => new Set(fs).size === fs.length, { message: 'must not repeat a format' });
+
+const bucket = z
+  .string({ message: 'is required' })
+  .regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, { message: 'must be a valid Cloud Storage bucket name' });
+const topic = z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, { message: 'must be a valid Pub/Sub topic id' });
+
+/**
+ * The schema, keyed by environment variable name. `MALLOC_ARENA_MAX` is read by glibc, not by
+ * the code, but is listed so that deployments set it on purpose and Terraform's checks know it.
+ */
+export const ENV_SCHEMA = z.object({
+  // Where things are (topology.json names the variables).
+  UPLOADS_BUCKET: bucket,
+  IMAGES_BUCKET: bucket,
+  JOBS_TOPIC: topic.default(topology.topics.jobs.name),
+  EVENTS_TOPIC: topic.default(topology.topics.events.name),
+  GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
+  /** Local storage server; production leaves it unset and talks to Cloud Storage. */
+  STORAGE_API_ENDPOINT: z.url({ message: 'must be a URL such as http://127.0.0.1:4443' }).optional(),
+  /** Base of variant URLs in manifests; defaults to https://storage.googleapis.com/{IMAGES_BUCKET}. */
+  PUBLIC_BASE_URL: z.url({ message: 'must be a URL' }).optional(),
+
+  // What to make.
+  WIDTHS: widths.default([320, 640, 1024, 1600, 2048]),
+  FORMATS: formats.default(['avif', 'webp', 'jpeg']),
+  FANOUT_STRATEGY: z.enum(FANOUT_STRATEGIES, { message: `must be one of ${FANOUT_STRATEGIES.join(', ')}` }).default('balanced'),
+  JOB_TARGET_COST: z.coerce.number().positive({ message: 'must be a positive number' }).default(1),
+  JPEG_QUALITY: int(1, 100).default(80),
+  JPEG_MOZJPEG: boolean.default(false),
+  WEBP_QUALITY: int(1, 100).default(80),
+  WEBP_EFFORT: int(0, 6).default(4),
+  AVIF_QUALITY: int(1, 100).default(50),
+  AVIF_EFFORT: int(0, 9).default(4),
+  KEEP_METADATA: boolean.default(false),
+
+  // Limits, checked before any full decode.
+  MAX_UPLOAD_BYTES: int(1, 1024 * MiB).default(25 * MiB),
+  MAX_INPUT_PIXELS: int(1, 1_000_000_000).default(50_000_000),
+  MAX_INPUT_FRAMES: int(1, 10_000).default(100),
+  ALLOW_SVG: boolean.default(false),
+  JOB_TIME_BUDGET_SECONDS: int(1, 3600).default(300),
+
+  // upload's HTTP surface.
+  CORS_ORIGINS: list(z.union([z.literal('*'), z.url({ message: 'each must be an origin such as https://example.com' })])).default([]),
+  UPLOAD_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+
+  // cleanup.
+  ORIGINAL_RETENTION_DAYS: int(0, 36500).default(0),
+  REDISPATCH_AFTER_MINUTES: int(1, 10080).default(30),
+  MAX_REDISPATCHES: int(0, 100).default(3),
+  ORPHAN_GRACE_DAYS: int(0, 3650).default(7),
+  INCOMING_MAX_AGE_HOURS: int(1, 8760).default(24),
+  CLEANUP_MAX_OBJECTS: int(1, 1_000_000).default(5000),
+  CLEANUP_MAX_SECONDS: int(1, 3600).default(240),
+  DRY_RUN: boolean.default(false),
+
+  // Runtime settings that the bench shows matter.
+  SHARP_CONCURRENCY: int(0, 64).default(2),
+  SHARP_CACHE: boolean.default(false),
+  MALLOC_ARENA_MAX: int(1, 64).optional(),
+});
+
+/** Validated configuration, keyed by environment variable name. */
+export type Config = z.infer<typeof ENV_SCHEMA>;
+
+/** Every environment variable the schema knows. */
+export const ENV_VARS: readonly string[] = Object.keys(ENV_SCHEMA.shape);
+
+/** Variables without a default, which every deployment must set. */
+export const REQUIRED_ENV_VARS: readonly string[] = Object.entries(ENV_SCHEMA.shape)
+  .filter(([, schema]) => !schema.safeParse(undefined).success)
+  .map(([name]) => name);
+
+/** Thrown when the environment is invalid; its message names every bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Validates an environment (default: `process.env`). Empty strings count as unset so that
+ * `FOO=` in a shell or Terraform falls back to the default.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const relevant: Record<string, string> = {};
+  for (const name of ENV_VARS) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== '') relevant[name] = value.trim();
+  }
+  const result = ENV_SCHEMA.safeParse(relevant);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? '?');
+        const value = relevant[name];
+        const shown = value === undefined ? 'unset' : name === 'UPLOAD_TOKEN' ? 'set' : JSON.stringify(value);
+        return `${name} ${issue.message} (${shown})`;
+      }),
+    );
+  }
+  return result.data;
+}
+
+/** The public base URL for variants: PUBLIC_BASE_URL or the bucket's storage.googleapis.com URL. */
+export function publicBaseUrl(config: Pick<Config, 'PUBLIC_BASE_URL' | 'IMAGES_BUCKET'>): string {
+  return (config.PUBLIC_BASE_URL ?? `https://storage.googleapis.com/${config.IMAGES_BUCKET}`).replace(/\/+$/, '');
+}

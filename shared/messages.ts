@@ -1,0 +1,149 @@
+/**
+ * Versioned message schemas: jobs on the jobs topic, events on the events topic, and the
+ * `manifest.json` / `error.json` records. Every message is validated on receipt; a message that
+ * does not parse is a permanent failure (acknowledged and logged, never retried).
+ */
+import { z } from 'zod';
+import { OUTPUT_FORMATS } from './config.js';
+import { permanent } from './errors.js';
+
+/** An image id: the first 32 hex digits of the SHA-256 of the original's bytes. */
+export const ImageId = z.string().regex(/^[0-9a-f]{32}$/, { message: 'must be 32 lowercase hex digits' });
+
+/** One output: a width (px, after orientation) and a format. */
+export const VariantSpec = z.object({
+  width: z.number().int().min(1).max(65535),
+  format: z.enum(OUTPUT_FORMATS),
+});
+/** One output: a width and a format. */
+export type VariantSpec = z.infer<typeof VariantSpec>;
+
+/** Where the original is, pinned to the generation the job was planned from. */
+export const OriginalRef = z.object({
+  bucket: z.string().min(3),
+  name: z.string().min(1),
+  generation: z.string().regex(/^\d+$/, { message: 'must be a decimal generation number' }),
+});
+/** Where the original is, pinned to a generation. */
+export type OriginalRef = z.infer<typeof OriginalRef>;
+
+/** Facts about the original, from the header probe (dimensions are after EXIF orientation). */
+export const OriginalInfo = z.object({
+  format: z.string(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  bytes: z.number().int().nonnegative(),
+  contentType: z.string(),
+  filename: z.string().optional(),
+});
+/** Facts about the original. */
+export type OriginalInfo = z.infer<typeof OriginalInfo>;
+
+/**
+ * A resize job, version 1: some of an image's variants, plus the full plan so that any job can
+ * decide the fan-in ("are all variants there?") without reading config that may have changed.
+ */
+export const JobMessageV1 = z.object({
+  v: z.literal(1),
+  kind: z.literal('resize'),
+  imageId: ImageId,
+  original: OriginalRef,
+  info: OriginalInfo,
+  /** Index of this job in the plan, 0-based, and the plan's job count. */
+  job: z.object({ index: z.number().int().nonnegative(), count: z.number().int().positive() }),
+  /** The variants this job makes. */
+  variants: z.array(VariantSpec).min(1),
+  /** Every variant of the image (all jobs), for the fan-in check and the manifest. */
+  plan: z.array(VariantSpec).min(1),
+  /** How many times cleanup has re-dispatched this image (0 for the first dispatch). */
+  dispatch: z.number().int().nonnegative().default(0),
+  createdAt: z.iso.datetime(),
+});
+/** A resize job, version 1. */
+export type JobMessage = z.infer<typeof JobMessageV1>;
+
+/** A variant as the manifest lists it. */
+export const ManifestVariant = z.object({
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  format: z.enum(OUTPUT_FORMATS),
+  contentType: z.string(),
+  bytes: z.number().int().nonnegative(),
+  name: z.string(),
+  url: z.string(),
+});
+/** A variant as the manifest lists it. */
+export type ManifestVariant = z.infer<typeof ManifestVariant>;
+
+/** `{id}/manifest.json`, version 1: everything a page needs to build `<picture>`/`srcset`. */
+export const ManifestV1 = z.object({
+  v: z.literal(1),
+  id: ImageId,
+  original: OriginalInfo.extend({ name: z.string(), generation: z.string() }),
+  /** Formats in preference order (best compression first), for `<source>` order. */
+  formats: z.array(z.enum(OUTPUT_FORMATS)),
+  variants: z.array(ManifestVariant),
+  createdAt: z.iso.datetime(),
+});
+/** `{id}/manifest.json`. */
+export type Manifest = z.infer<typeof ManifestV1>;
+
+/** `{id}/error.json`, version 1: why an image failed for good. */
+export const FailureRecordV1 = z.object({
+  v: z.literal(1),
+  id: ImageId,
+  code: z.string(),
+  message: z.string(),
+  source: z.object({ bucket: z.string(), name: z.string() }).optional(),
+  failedAt: z.iso.datetime(),
+});
+/** `{id}/error.json`. */
+export type FailureRecord = z.infer<typeof FailureRecordV1>;
+
+/** Events on the events topic, version 1. */
+export const EventMessageV1 = z.discriminatedUnion('type', [
+  z.object({
+    v: z.literal(1),
+    type: z.literal('image.ready'),
+    imageId: ImageId,
+    manifest: z.object({ bucket: z.string(), name: z.string() }),
+    variants: z.number().int().positive(),
+    at: z.iso.datetime(),
+  }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('image.failed'),
+    imageId: ImageId,
+    code: z.string(),
+    message: z.string(),
+    at: z.iso.datetime(),
+  }),
+]);
+/** An event on the events topic. */
+export type EventMessage = z.infer<typeof EventMessageV1>;
+
+/**
+ * Parses a job from a Pub/Sub message body (bytes or string). Throws a permanent
+ * `invalid_job` error that says which field was wrong.
+ */
+export function parseJob(data: Buffer | string | unknown): JobMessage {
+  let json: unknown = data;
+  if (Buffer.isBuffer(data) || typeof data === 'string') {
+    try {
+      json = JSON.parse(data.toString());
+    } catch {
+      throw permanent('invalid_job', 'Job message is not JSON.');
+    }
+  }
+  const result = JobMessageV1.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw permanent('invalid_job', `Job message is invalid: ${issue.path.join('.') || '(root)'} ${issue.message}.`);
+  }
+  return result.data;
+}
+
+/** Serialises a message for publishing. */
+export function encodeMessage(message: JobMessage | EventMessage): Buffer {
+  return Buffer.from(JSON.stringify(message));
+}

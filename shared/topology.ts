@@ -1,0 +1,83 @@
+/**
+ * The pipeline's fixed shape: bucket roles, object prefixes, topic and subscription names and
+ * settings, function entry points and the cleanup schedule. The facts live in `topology.json`
+ * so that Terraform (`terraform/locals.tf`) reads the very same file; this module gives them types.
+ */
+import { readFileSync } from 'node:fs';
+
+/** A bucket role; real bucket names are `{prefix}-{suffix}` and reach the code via `env`. */
+export interface BucketSpec {
+  /** Suffix appended to the deployment's name prefix (GCS bucket names are global). */
+  readonly suffix: string;
+  /** Environment variable through which the functions receive the bucket's name. */
+  readonly env: string;
+}
+
+/** A Pub/Sub topic: its fixed name and the environment variable that carries it. */
+export interface TopicSpec {
+  readonly name: string;
+  readonly env: string;
+}
+
+/** Settings of a subscription, shared by Terraform and the local stack. */
+export interface SubscriptionSpec {
+  readonly name: string;
+  /** Key into {@link Topology.topics}. */
+  readonly topic: TopicKey;
+  /** Function the subscription pushes to; absent for pull subscriptions. */
+  readonly push?: FunctionKey;
+  readonly ackDeadlineSeconds: number;
+  readonly messageRetentionSeconds: number;
+  readonly minimumBackoffSeconds?: number;
+  readonly maximumBackoffSeconds?: number;
+  readonly maxDeliveryAttempts?: number;
+  /** Key into {@link Topology.topics}. */
+  readonly deadLetterTopic?: TopicKey;
+}
+
+/** How a function is triggered. */
+export interface FunctionSpec {
+  readonly entryPoint: string;
+  readonly trigger: 'http' | 'storage-finalize' | 'pubsub-push' | 'pubsub';
+  readonly bucket?: BucketKey;
+  readonly topic?: TopicKey;
+  readonly subscription?: SubscriptionKey;
+}
+
+/** Bucket roles. */
+export type BucketKey = 'uploads' | 'images';
+/** Topic roles. */
+export type TopicKey = 'jobs' | 'jobsDeadLetter' | 'events' | 'cleanup';
+/** Subscription roles. */
+export type SubscriptionKey = 'jobsPush' | 'jobsDeadLetterPull' | 'eventsPull';
+/** The four functions. */
+export type FunctionKey = 'upload' | 'ingest' | 'resize' | 'cleanup';
+
+/** The whole topology as read from `topology.json`. */
+export interface Topology {
+  readonly buckets: Readonly<Record<BucketKey, BucketSpec>>;
+  readonly prefixes: { readonly originals: string; readonly incoming: string };
+  readonly topics: Readonly<Record<TopicKey, TopicSpec>>;
+  readonly subscriptions: Readonly<Record<SubscriptionKey, SubscriptionSpec>>;
+  readonly functions: Readonly<Record<FunctionKey, FunctionSpec>>;
+  readonly schedule: { readonly cleanup: { readonly cron: string; readonly timeZone: string } };
+}
+
+/** Path of the JSON file, for tools (tests, Terraform checks) that need the raw text. */
+export const TOPOLOGY_FILE = new URL('../../shared/topology.json', import.meta.url);
+
+/** The pipeline topology (loaded once; the file ships with the code). */
+export const topology: Topology = JSON.parse(readFileSync(TOPOLOGY_FILE, 'utf8')) as Topology;
+
+/** Name of a bucket for a deployment prefix, e.g. `bucketName('my-proj', 'uploads')`. */
+export function bucketName(prefix: string, key: BucketKey): string {
+  return `${prefix}-${topology.buckets[key].suffix}`;
+}
+
+/**
+ * The push path that functions-framework turns into a Pub/Sub CloudEvent:
+ * a push to `/projects/{project}/topics/{topic}` carries the topic in the event's source.
+ */
+export function pushPath(project: string, topic: TopicKey): string {
+  return `/projects/${project}/topics/${topology.topics[topic].name}`;
+}
