@@ -1,0 +1,57 @@
+import { expect } from 'chai';
+import { ConfigError, loadConfig, REQUIRED_ENV_VARS } from '../../shared/config.js';
+
+const base = { UPLOADS_BUCKET: 'demo-uploads', IMAGES_BUCKET: 'demo-images' };
+
+describe('config', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig(base);
+    expect(config.WIDTHS).to.deep.equal([320, 640, 1024, 1600, 2048]);
+    expect(config.FORMATS).to.deep.equal(['avif', 'webp', 'jpeg']);
+    expect(config.MAX_UPLOAD_BYTES).to.equal(25 * 1024 * 1024);
+    expect(config.MAX_INPUT_PIXELS).to.equal(50_000_000);
+    expect(config.ALLOW_SVG).to.equal(false);
+  });
+
+  it('requires exactly the bucket names', () => {
+    expect(REQUIRED_ENV_VARS).to.deep.equal(['UPLOADS_BUCKET', 'IMAGES_BUCKET']);
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(loadConfig({ ...base, WIDTHS: '' }).WIDTHS).to.have.length(5);
+  });
+
+  it('sorts widths and parses lists', () => {
+    const config = loadConfig({ ...base, WIDTHS: '800, 200 ,400', FORMATS: 'webp,jpeg', CORS_ORIGINS: 'https://a.example,https://b.example' });
+    expect(config.WIDTHS).to.deep.equal([200, 400, 800]);
+    expect(config.FORMATS).to.deep.equal(['webp', 'jpeg']);
+    expect(config.CORS_ORIGINS).to.deep.equal(['https://a.example', 'https://b.example']);
+  });
+
+  const bad: Array<[string, Record<string, string>, RegExp]> = [
+    ['a missing bucket', { IMAGES_BUCKET: 'demo-images' }, /UPLOADS_BUCKET is required/],
+    ['a bad bucket name', { ...base, IMAGES_BUCKET: 'Bad_Bucket!' }, /IMAGES_BUCKET must be a valid Cloud Storage bucket name/],
+    ['a non-numeric width', { ...base, WIDTHS: '320,wide' }, /WIDTHS must be a number/],
+    ['a repeated width', { ...base, WIDTHS: '320,320' }, /WIDTHS must not repeat a width/],
+    ['an unknown format', { ...base, FORMATS: 'avif,gif' }, /FORMATS each must be one of avif, webp, jpeg/],
+    ['an unknown strategy', { ...base, FANOUT_STRATEGY: 'random' }, /FANOUT_STRATEGY must be one of/],
+    ['a non-boolean', { ...base, ALLOW_SVG: 'maybe' }, /ALLOW_SVG must be true or false/],
+    ['a quality out of range', { ...base, JPEG_QUALITY: '101' }, /JPEG_QUALITY must be at most 100/],
+    ['a short token', { ...base, UPLOAD_TOKEN: 'short' }, /UPLOAD_TOKEN must be at least 16 characters \(set\)/],
+    ['a bad endpoint', { ...base, STORAGE_API_ENDPOINT: 'not a url' }, /STORAGE_API_ENDPOINT must be a URL/],
+  ];
+  for (const [what, env, message] of bad) {
+    it(`rejects ${what} with a message naming the variable`, () => {
+      expect(() => loadConfig(env)).to.throw(ConfigError, message);
+    });
+  }
+
+  it('never echoes the token value', () => {
+    try {
+      loadConfig({ ...base, UPLOAD_TOKEN: 'short-secret' });
+      expect.fail('should throw');
+    } catch (error) {
+      expect((error as Error).message).not.to.contain('short-secret');
+    }
+  });
+});
