@@ -26,6 +26,8 @@ export interface SubscriptionSpec {
   readonly topic: TopicKey;
   /** Function the subscription pushes to; absent for pull subscriptions. */
   readonly push?: FunctionKey;
+  /** Function that pulls from it (e.g. cleanup marks dead-lettered images failed). */
+  readonly pull?: FunctionKey;
   readonly ackDeadlineSeconds: number;
   readonly messageRetentionSeconds: number;
   readonly minimumBackoffSeconds?: number;
@@ -49,7 +51,7 @@ export type BucketKey = 'uploads' | 'images';
 /** Topic roles. */
 export type TopicKey = 'jobs' | 'jobsDeadLetter' | 'events' | 'cleanup';
 /** Subscription roles. */
-export type SubscriptionKey = 'jobsPush' | 'jobsDeadLetterPull' | 'eventsPull';
+export type SubscriptionKey = 'jobsPush' | 'jobsDeadLetterPull' | 'jobsDeadLetterCleanup' | 'eventsPull';
 /** The four functions. */
 export type FunctionKey = 'upload' | 'ingest' | 'resize' | 'cleanup';
 
