@@ -59,6 +59,8 @@ export const ENV_SCHEMA = z.object({
   IMAGES_BUCKET: bucket,
   JOBS_TOPIC: topic.default(topology.topics.jobs.name),
   EVENTS_TOPIC: topic.default(topology.topics.events.name),
+  /** The dead-letter subscription that cleanup drains to mark dead-lettered images failed. */
+  JOBS_DEAD_LETTER_SUBSCRIPTION: topic.default(topology.subscriptions.jobsDeadLetterCleanup.name),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   /** Local storage server; production leaves it unset and talks to Cloud Storage. */
   STORAGE_API_ENDPOINT: z.url({ message: 'must be a URL such as http://127.0.0.1:4443' }).optional(),

@@ -1,0 +1,28 @@
+/**
+ * The four entry points, as deployed (`entry_point` in terraform/functions.tf) and served by the
+ * local stack. Nothing else lives here.
+ */
+import { cloudEvent, http } from '@google-cloud/functions-framework';
+import { createCleanupHandler } from './cleanup.js';
+import { createIngestHandler } from './ingest.js';
+import { createResizeHandler } from './resize.js';
+import { getDeps } from './runtime.js';
+import { createUploadHandler } from './upload.js';
+
+// On Cloud Run (K_SERVICE is set) validate the configuration at cold start, so a bad variable
+// fails the deployment's first instance loudly instead of the first request.
+if (process.env.K_SERVICE) getDeps();
+
+/** HTTP: POST /uploads, GET /uploads/{id}, GET /healthz. */
+export const upload = createUploadHandler(getDeps);
+/** CloudEvent: object finalized in the uploads bucket. */
+export const ingest = createIngestHandler(getDeps);
+/** CloudEvent: a job on the jobs topic (push subscription). */
+export const resize = createResizeHandler(getDeps);
+/** CloudEvent: a tick on the cleanup topic. */
+export const cleanup = createCleanupHandler(getDeps);
+
+http('upload', upload);
+cloudEvent('ingest', ingest);
+cloudEvent('resize', resize);
+cloudEvent('cleanup', cleanup);

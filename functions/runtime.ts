@@ -1,0 +1,22 @@
+/**
+ * The instance's collaborators, built on first use from the validated environment (a bad
+ * variable fails the cold start with a message naming it). The local stack and tests inject
+ * their own with {@link useDeps}.
+ */
+import { loadConfig } from '../shared/config.js';
+import { createDeps, type PipelineDeps } from '../shared/deps.js';
+import { configureSharp } from '../shared/render.js';
+
+let current: PipelineDeps | undefined;
+
+/** The collaborators of this instance. */
+export function getDeps(): PipelineDeps {
+  if (!current) useDeps(createDeps(loadConfig()));
+  return current!;
+}
+
+/** Replaces the collaborators (local stack, tests) and applies the runtime settings they carry. */
+export function useDeps(deps: PipelineDeps): void {
+  configureSharp({ concurrency: deps.config.SHARP_CONCURRENCY, cache: deps.config.SHARP_CACHE });
+  current = deps;
+}

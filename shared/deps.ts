@@ -1,0 +1,54 @@
+/**
+ * The collaborators every function needs, built once per instance from validated config.
+ * Tests and the local stack build them with real clients pointed at the local storage server
+ * and the Pub/Sub emulator; production builds them with no endpoint overrides.
+ */
+import { PubSub } from '@google-cloud/pubsub';
+import { Storage } from '@google-cloud/storage';
+import type { Config } from './config.js';
+import { createLogger, type Logger } from './log.js';
+
+/** What the pipeline's plain functions take instead of reaching for globals. */
+export interface PipelineDeps {
+  readonly config: Config;
+  readonly storage: Storage;
+  readonly pubsub: PubSub;
+  readonly log: Logger;
+  /** The clock; tests pass a fake one. */
+  readonly now: () => Date;
+}
+
+/**
+ * A Storage client for the config. With STORAGE_API_ENDPOINT the client gets an explicit
+ * `apiEndpoint` (the STORAGE_EMULATOR_HOST variable alone is honoured inconsistently by
+ * @google-cloud/storage 7) and no credentials, as the local server needs none.
+ */
+export function createStorageClient(config: Pick<Config, 'STORAGE_API_ENDPOINT' | 'GOOGLE_CLOUD_PROJECT'>): Storage {
+  const projectId = config.GOOGLE_CLOUD_PROJECT;
+  if (config.STORAGE_API_ENDPOINT) {
+    return new Storage({
+      apiEndpoint: config.STORAGE_API_ENDPOINT.replace(/\/+$/, ''),
+      projectId: projectId ?? 'local-project',
+      useAuthWithCustomEndpoint: false,
+      retryOptions: { autoRetry: true, maxRetries: 3, retryDelayMultiplier: 2, totalTimeout: 60, maxRetryDelay: 2 },
+    });
+  }
+  return new Storage(projectId ? { projectId } : {});
+}
+
+/** A Pub/Sub client; PUBSUB_EMULATOR_HOST, when set, is honoured by the client itself. */
+export function createPubSubClient(config: Pick<Config, 'GOOGLE_CLOUD_PROJECT'>): PubSub {
+  const projectId = config.GOOGLE_CLOUD_PROJECT ?? (process.env.PUBSUB_EMULATOR_HOST ? 'local-project' : undefined);
+  return new PubSub(projectId ? { projectId } : {});
+}
+
+/** Builds the collaborators for a validated config. */
+export function createDeps(config: Config, overrides: Partial<Omit<PipelineDeps, 'config'>> = {}): PipelineDeps {
+  return {
+    config,
+    storage: overrides.storage ?? createStorageClient(config),
+    pubsub: overrides.pubsub ?? createPubSubClient(config),
+    log: overrides.log ?? createLogger(),
+    now: overrides.now ?? (() => new Date()),
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * Turning a stored original into jobs on the jobs topic: the fan-out. Used by `upload`,
+ * `ingest` and cleanup's re-dispatch, so all three plan the same way.
+ */
+import type { File, FileMetadata } from '@google-cloud/storage';
+import type { Config } from './config.js';
+import type { PipelineDeps } from './deps.js';
+import type { JobMessage, OriginalInfo, OriginalRef, VariantSpec } from './messages.js';
+import { guardStorage } from './objects.js';
+import { planVariants, splitIntoJobs } from './plan.js';
+import { publishJobs } from './publish.js';
+
+/** Custom metadata keys on `originals/{id}`; cleanup and status read them back. */
+export const ORIGINAL_METADATA = {
+  imageId: 'imageId',
+  format: 'format',
+  width: 'width',
+  height: 'height',
+  bytes: 'bytes',
+  filename: 'filename',
+  source: 'source',
+  plannedVariants: 'plannedVariants',
+  /** When the jobs were last accepted by Pub/Sub (ISO time); absent until the first success. */
+  dispatchedAt: 'dispatchedAt',
+  /** How many times cleanup re-dispatched the image. */
+  redispatches: 'redispatches',
+} as const;
+
+/** The jobs for one image: plan its variants, then split them by the fan-out strategy. */
+export function buildJobs(
+  config: Pick<Config, 'WIDTHS' | 'FORMATS' | 'FANOUT_STRATEGY'>,
+  imageId: string,
+  original: OriginalRef,
+  info: OriginalInfo,
+  dispatch: number,
+  now: Date,
+): JobMessage[] {
+  const plan: VariantSpec[] = planVariants(info, config);
+  const groups = splitIntoJobs(plan, info, config.FANOUT_STRATEGY);
+  return groups.map((variants, index) => ({
+    v: 1,
+    kind: 'resize',
+    imageId,
+    original,
+    info,
+    job: { index, count: groups.length },
+    variants,
+    plan,
+    dispatch,
+    createdAt: now.toISOString(),
+  }));
+}
+
+/** Reads back the probe facts stored on an original, or undefined if they are not all there. */
+export function originalInfoFromMetadata(metadata: FileMetadata): OriginalInfo | undefined {
+  const custom = metadata.metadata ?? {};
+  const width = Number(custom[ORIGINAL_METADATA.width]);
+  const height = Number(custom[ORIGINAL_METADATA.height]);
+  const format = custom[ORIGINAL_METADATA.format];
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || typeof format !== 'string') return undefined;
+  const filename = custom[ORIGINAL_METADATA.filename];
+  return {
+    format,
+    width,
+    height,
+    bytes: Number(metadata.size ?? 0),
+    contentType: metadata.contentType ?? 'application/octet-stream',
+    ...(typeof filename === 'string' && filename ? { filename } : {}),
+  };
+}
+
+/**
+ * Publishes an original's jobs and then stamps `dispatchedAt` (and the re-dispatch count) on it,
+ * so cleanup knows the image is in flight. Throws transient errors; nothing is lost on failure,
+ * because an original without `dispatchedAt` is dispatched by the next cleanup pass.
+ */
+export async function dispatchOriginal(
+  deps: PipelineDeps,
+  file: File,
+  generation: string,
+  imageId: string,
+  info: OriginalInfo,
+  dispatch: number,
+): Promise<JobMessage[]> {
+  const original: OriginalRef = { bucket: file.bucket.name, name: file.name, generation };
+  const jobs = buildJobs(deps.config, imageId, original, info, dispatch, deps.now());
+  await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, jobs);
+  await guardStorage(`stamp ${file.name}`, () =>
+    file.setMetadata({
+      metadata: {
+        [ORIGINAL_METADATA.dispatchedAt]: deps.now().toISOString(),
+        [ORIGINAL_METADATA.redispatches]: String(dispatch),
+        [ORIGINAL_METADATA.plannedVariants]: String(jobs[0]?.plan.length ?? 0),
+      },
+    }),
+  );
+  deps.log.info('jobs published', { event: 'dispatch', imageId, jobs: jobs.length, variants: jobs[0]?.plan.length, dispatch });
+  return jobs;
+}

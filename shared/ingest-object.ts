@@ -1,0 +1,81 @@
+/**
+ * `ingest`'s work: an object that landed under `incoming/` in the uploads bucket (gcloud,
+ * console, signed URL) is checked like an upload, copied to `originals/{id}`, dispatched, and
+ * removed from `incoming/`. A bad one is recorded as failed and removed; it is never retried.
+ */
+import type { PipelineDeps } from './deps.js';
+import { acceptImage } from './accept.js';
+import { classifyError, permanent, PipelineError } from './errors.js';
+import { imageIdOf, isIncomingName, sanitizeFilename } from './naming.js';
+import { deleteIfPresent, downloadOrUndefined } from './objects.js';
+import { recordFailure } from './records.js';
+
+/** The fields of a Cloud Storage object resource (the finalize event's data) that ingest reads. */
+export interface StorageObjectData {
+  readonly bucket: string;
+  readonly name: string;
+  readonly generation: string | number;
+  readonly size?: string | number;
+  readonly contentType?: string;
+}
+
+/** What ingest did with an object. */
+export type IngestOutcome =
+  | { readonly outcome: 'ignored'; readonly reason: string }
+  | { readonly outcome: 'accepted'; readonly id: string; readonly state: 'processing' | 'ready' | 'failed' }
+  | { readonly outcome: 'rejected'; readonly id: string; readonly code: string };
+
+/**
+ * Ingests one finalized object. Returns for every permanent outcome (the event is acknowledged);
+ * throws transient errors so Eventarc redelivers.
+ */
+export async function ingestObject(deps: PipelineDeps, object: StorageObjectData): Promise<IngestOutcome> {
+  if (object.bucket !== deps.config.UPLOADS_BUCKET) return { outcome: 'ignored', reason: 'not the uploads bucket' };
+  // Only incoming/ is ingested: originals/ is written by upload and ingest themselves, so
+  // reacting to it would make the pipeline trigger itself.
+  if (!isIncomingName(object.name)) return { outcome: 'ignored', reason: 'not under incoming/' };
+
+  const generation = String(object.generation);
+  const file = deps.storage.bucket(object.bucket).file(object.name, { generation: Number(generation) });
+  const source = { bucket: object.bucket, name: object.name };
+  const log = deps.log.child({ source: object.name, generation });
+
+  const reject = async (id: string, error: PipelineError): Promise<IngestOutcome> => {
+    await recordFailure(deps, id, error, 'ingest', source);
+    await deleteIfPresent(file, generation);
+    log.warn('incoming object rejected', { event: 'ingest.reject', imageId: id, code: error.code });
+    return { outcome: 'rejected', id, code: error.code };
+  };
+
+  const size = Number(object.size ?? 0);
+  if (size > deps.config.MAX_UPLOAD_BYTES) {
+    // Too big to read: name the failure after the object, since its content is never hashed.
+    const id = imageIdOf(Buffer.from(`incoming:${object.bucket}/${object.name}#${generation}`));
+    const error = permanent('payload_too_large', `The file is ${size} bytes; the limit is ${deps.config.MAX_UPLOAD_BYTES} bytes.`, {
+      maxBytes: deps.config.MAX_UPLOAD_BYTES,
+    });
+    return reject(id, error);
+  }
+
+  const bytes = await downloadOrUndefined(file);
+  if (!bytes) {
+    // A redelivery after we deleted it, or replaced since: nothing to do.
+    log.info('incoming object already gone', { event: 'ingest.skip' });
+    return { outcome: 'ignored', reason: 'object no longer exists' };
+  }
+  const filename = sanitizeFilename(object.name.split('/').pop());
+  try {
+    const accepted = await acceptImage(deps, {
+      bytes,
+      source: object.name,
+      copyFrom: { file, generation },
+      ...(filename ? { filename } : {}),
+    });
+    await deleteIfPresent(file, generation);
+    log.info('incoming object ingested', { event: 'ingest.accept', imageId: accepted.id, state: accepted.state });
+    return { outcome: 'accepted', id: accepted.id, state: accepted.state };
+  } catch (error) {
+    if (error instanceof PipelineError && classifyError(error) === 'permanent') return reject(imageIdOf(bytes), error);
+    throw error;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Cloud Storage operations with the pipeline's error classes: 404 and 412 come back as values
+ * (`undefined`, `created: false`) because they are expected outcomes under at-least-once
+ * delivery; everything else that can pass (5xx, 429, network) becomes a transient
+ * `storage_unavailable` error so the caller's trigger retries.
+ */
+import type { Bucket, File, FileMetadata } from '@google-cloud/storage';
+import type { z } from 'zod';
+import { classifyError, isNotFound, isPreconditionFailed, PipelineError, transient } from './errors.js';
+
+/** Runs a storage call; rethrows transient failures as `storage_unavailable`. */
+export async function guardStorage<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof PipelineError || isNotFound(error) || isPreconditionFailed(error)) throw error;
+    if (classifyError(error) === 'transient') throw transient('storage_unavailable', `Cloud Storage is unavailable (${what}); retry later.`, error);
+    throw error;
+  }
+}
+
+/** Result of a create-if-absent write. */
+export interface CreateResult {
+  /** False when the object already existed (412): someone else won, which is fine. */
+  readonly created: boolean;
+  /** Generation of the new object, when created. */
+  readonly generation?: string;
+}
+
+/** Options for {@link createIfAbsent}. */
+export interface CreateOptions {
+  readonly contentType: string;
+  readonly cacheControl?: string;
+  readonly metadata?: Record<string, string>;
+}
+
+/**
+ * Writes an object only if no object has that name (`ifGenerationMatch: 0`), in one
+ * non-resumable request so a crash never leaves a partial object.
+ */
+export async function createIfAbsent(file: File, data: Buffer | string, options: CreateOptions): Promise<CreateResult> {
+  try {
+    await guardStorage(`write ${file.name}`, () =>
+      file.save(data, {
+        resumable: false,
+        preconditionOpts: { ifGenerationMatch: 0 },
+        contentType: options.contentType,
+        metadata: {
+          contentType: options.contentType,
+          ...(options.cacheControl ? { cacheControl: options.cacheControl } : {}),
+          ...(options.metadata ? { metadata: options.metadata } : {}),
+        },
+      }),
+    );
+  } catch (error) {
+    if (isPreconditionFailed(error)) return { created: false };
+    throw error;
+  }
+  const generation = file.metadata.generation;
+  return { created: true, ...(generation !== undefined ? { generation: String(generation) } : {}) };
+}
+
+/** An object's metadata, or undefined when it does not exist. */
+export async function metadataOrUndefined(file: File): Promise<FileMetadata | undefined> {
+  try {
+    const [metadata] = await guardStorage(`stat ${file.name}`, () => file.getMetadata());
+    return metadata;
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+/** An object's bytes, or undefined when it (or that generation) does not exist. */
+export async function downloadOrUndefined(file: File): Promise<Buffer | undefined> {
+  try {
+    const [bytes] = await guardStorage(`read ${file.name}`, () => file.download());
+    return bytes;
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Reads and validates a JSON object; undefined when missing or when it does not parse. */
+export async function readJsonObject<T>(file: File, schema: z.ZodType<T>): Promise<T | undefined> {
+  const bytes = await downloadOrUndefined(file);
+  if (!bytes) return undefined;
+  try {
+    const parsed = schema.safeParse(JSON.parse(bytes.toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Deletes an object; a missing object or a changed generation is not an error. */
+export async function deleteIfPresent(file: File, ifGenerationMatch?: string | number): Promise<boolean> {
+  try {
+    await guardStorage(`delete ${file.name}`, () =>
+      file.delete(ifGenerationMatch === undefined ? {} : { ifGenerationMatch: Number(ifGenerationMatch) }),
+    );
+    return true;
+  } catch (error) {
+    if (isNotFound(error) || isPreconditionFailed(error)) return false;
+    throw error;
+  }
+}
+
+/** Every object under a prefix (all pages). For bounded listings use {@link listPage}. */
+export async function listObjects(bucket: Bucket, prefix: string): Promise<File[]> {
+  const [files] = await guardStorage(`list ${bucket.name}/${prefix}`, () => bucket.getFiles({ prefix, autoPaginate: true }));
+  return files;
+}
+
+/** One page of a listing, with the token for the next one. */
+export interface ListPage {
+  readonly files: File[];
+  readonly prefixes: string[];
+  readonly nextPageToken: string | undefined;
+}
+
+/** One page of objects under a prefix (optionally with a delimiter, giving `prefixes`). */
+export async function listPage(
+  bucket: Bucket,
+  options: { prefix?: string; delimiter?: string; maxResults: number; pageToken?: string },
+): Promise<ListPage> {
+  const [files, nextQuery, apiResponse] = await guardStorage(`list ${bucket.name}/${options.prefix ?? ''}`, () =>
+    bucket.getFiles({ ...options, autoPaginate: false }),
+  );
+  const response = (apiResponse ?? {}) as { prefixes?: string[] };
+  const token = (nextQuery as { pageToken?: string } | null | undefined)?.pageToken;
+  return { files, prefixes: response.prefixes ?? [], nextPageToken: token };
+}

@@ -1,0 +1,100 @@
+/**
+ * Extracting the image from an upload request: `multipart/form-data` with one `file` field
+ * (parsed with busboy), or the raw body of any other content type. The content type decides
+ * only how to unwrap the bytes; what the bytes are is sniffed later from the bytes themselves.
+ */
+import busboy from 'busboy';
+import { permanent } from './errors.js';
+import { sanitizeFilename } from './naming.js';
+
+/** The file found in a request. */
+export interface UploadedFile {
+  readonly bytes: Buffer;
+  /** Sanitised client file name, if any. */
+  readonly filename: string | undefined;
+}
+
+/** The form field that carries the image. */
+export const FILE_FIELD = 'file';
+
+function tooLarge(maxBytes: number): Error {
+  return permanent('payload_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, { maxBytes });
+}
+
+/**
+ * Parses a multipart body already in memory (functions-framework buffers it as `rawBody`).
+ * Errors: `bad_multipart` (no or bad boundary, truncated body), `missing_file` (no `file` field),
+ * `too_many_files` (more than one file), `payload_too_large`.
+ */
+export function parseMultipart(body: Buffer, contentType: string, maxBytes: number): Promise<UploadedFile> {
+  return new Promise((resolve, reject) => {
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers: { 'content-type': contentType }, limits: { files: 1, fileSize: maxBytes, fields: 20, parts: 40 } });
+    } catch {
+      reject(permanent('bad_multipart', 'The multipart body has no valid boundary.'));
+      return;
+    }
+    let found: UploadedFile | undefined;
+    let failure: Error | undefined;
+    let otherFiles = 0;
+    let pending = 0;
+    let finished = false;
+    const settle = () => {
+      if (!finished || pending > 0) return;
+      if (failure) reject(failure);
+      else if (otherFiles > 0 && found) reject(permanent('too_many_files', `Send exactly one file in the "${FILE_FIELD}" field.`));
+      else if (!found) reject(permanent('missing_file', `The form has no "${FILE_FIELD}" field with a file.`));
+      else resolve(found);
+    };
+    parser.on('file', (field, stream, info) => {
+      if (field !== FILE_FIELD) {
+        otherFiles++;
+        stream.resume();
+        return;
+      }
+      pending++;
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('limit', () => {
+        failure ??= tooLarge(maxBytes);
+      });
+      stream.on('close', () => {
+        pending--;
+        if (!failure) found = { bytes: Buffer.concat(chunks), filename: sanitizeFilename(info.filename) };
+        settle();
+      });
+    });
+    parser.on('filesLimit', () => {
+      otherFiles++;
+    });
+    parser.on('error', () => {
+      failure ??= permanent('bad_multipart', 'The multipart body is malformed.');
+      finished = true;
+      settle();
+    });
+    parser.on('close', () => {
+      finished = true;
+      settle();
+    });
+    parser.end(body);
+  });
+}
+
+/**
+ * The uploaded file of a request: multipart when the content type says so, otherwise the raw
+ * body (with the file name from `?filename=` if given).
+ */
+export async function extractUpload(
+  body: Buffer,
+  contentType: string | undefined,
+  maxBytes: number,
+  filenameHint?: string,
+): Promise<UploadedFile> {
+  if (body.length > maxBytes + 64 * 1024 || (!/^multipart\//i.test(contentType ?? '') && body.length > maxBytes)) {
+    throw tooLarge(maxBytes);
+  }
+  if (/^multipart\/form-data/i.test(contentType ?? '')) return parseMultipart(body, contentType!, maxBytes);
+  if (/^multipart\//i.test(contentType ?? '')) throw permanent('bad_multipart', 'Use multipart/form-data for form uploads.');
+  return { bytes: body, filename: sanitizeFilename(filenameHint) };
+}

@@ -1,0 +1,36 @@
+/**
+ * Where an image stands, for `GET /uploads/{id}`: ready (manifest), failed (error record),
+ * processing (original stored, variants counted), or unknown.
+ */
+import { terminalState } from './accept.js';
+import type { PipelineDeps } from './deps.js';
+import { ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
+import type { FailureRecord, Manifest } from './messages.js';
+import { originalName } from './naming.js';
+import { listObjects, metadataOrUndefined } from './objects.js';
+import { planVariants } from './plan.js';
+
+/** An image's state. */
+export type ImageStatus =
+  | { readonly state: 'ready'; readonly id: string; readonly manifest: Manifest }
+  | { readonly state: 'failed'; readonly id: string; readonly record: FailureRecord }
+  | { readonly state: 'processing'; readonly id: string; readonly done: number; readonly total: number }
+  | { readonly state: 'unknown'; readonly id: string };
+
+const VARIANT_OBJECT = /\/\d+w\.(avif|webp|jpg)$/;
+
+/** Looks an image up by id (the caller has validated the id's shape). */
+export async function imageStatus(deps: PipelineDeps, id: string): Promise<ImageStatus> {
+  const terminal = await terminalState(deps, id);
+  if (terminal?.state === 'ready') return { state: 'ready', id, manifest: terminal.manifest };
+  if (terminal?.state === 'failed') return { state: 'failed', id, record: terminal.record };
+
+  const original = await metadataOrUndefined(deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id)));
+  if (!original) return { state: 'unknown', id };
+  const planned = Number(original.metadata?.[ORIGINAL_METADATA.plannedVariants]);
+  const info = originalInfoFromMetadata(original);
+  const total = Number.isInteger(planned) && planned > 0 ? planned : info ? planVariants(info, deps.config).length : 0;
+  const variants = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${id}/`);
+  const done = variants.filter((file) => VARIANT_OBJECT.test(file.name)).length;
+  return { state: 'processing', id, done: Math.min(done, total), total };
+}
