@@ -1,0 +1,28 @@
+# APIs the pipeline uses. They stay enabled on destroy: other workloads in the project may use
+# them, and disabling an API also deletes what other tools created with it.
+locals {
+  services = concat(
+    [
+      "artifactregistry.googleapis.com",     # images built by Cloud Build for the functions
+      "cloudbuild.googleapis.com",           # builds the function source with the Node.js buildpack
+      "cloudfunctions.googleapis.com",       # google_cloudfunctions2_function
+      "cloudresourcemanager.googleapis.com", # data "google_project" (the project number)
+      "cloudscheduler.googleapis.com",       # the cleanup schedule
+      "eventarc.googleapis.com",             # triggers of ingest (Cloud Storage) and cleanup (Pub/Sub)
+      "iam.googleapis.com",                  # service accounts and their bindings
+      "logging.googleapis.com",              # build and function logs
+      "pubsub.googleapis.com",               # topics and subscriptions
+      "run.googleapis.com",                  # gen2 functions run as Cloud Run services
+      "storage.googleapis.com",              # buckets
+    ],
+    var.upload_token_secret_id == null ? [] : ["secretmanager.googleapis.com"],
+  )
+}
+
+resource "google_project_service" "this" {
+  for_each = var.enable_apis ? toset(local.services) : toset([])
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}

@@ -1,0 +1,9 @@
+output "upload_url" {
+  description = "URL of the upload function."
+  value       = module.image_pipeline.upload_url
+}
+
+output "images_bucket" {
+  description = "Bucket with the variants and manifests."
+  value       = module.image_pipeline.images_bucket
+}

@@ -1,0 +1,220 @@
+# Identities and bindings, least privilege:
+#
+# - One runtime service account per function, with object roles on the buckets it touches and
+#   publish/subscribe on the topics and subscriptions it uses. No project-level storage or Pub/Sub
+#   role, no primitive role.
+# - One invoker service account per event-driven function (the push subscription's OIDC identity
+#   for resize, the Eventarc trigger identity for ingest and cleanup), allowed to invoke that one
+#   function.
+# - Google's service agents get what the docs require: the Pub/Sub agent mints OIDC tokens for the
+#   invokers and moves dead letters; the Cloud Storage agent publishes the bucket's events.
+#
+# Only two bindings are project-wide, both required that way by Eventarc for Cloud Storage
+# triggers: roles/eventarc.eventReceiver for ingest's trigger identity and roles/pubsub.publisher
+# for the Cloud Storage service agent. test/terraform allows exactly these two.
+
+resource "google_service_account" "function" {
+  for_each = local.topology.functions
+
+  project      = var.project_id
+  account_id   = "${var.function_name_prefix}-${each.key}"
+  display_name = "${local.function_names[each.key]} function"
+  description  = "Runtime identity of the ${local.function_names[each.key]} function (Terraform-managed)."
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_service_account" "invoker" {
+  for_each = local.event_functions
+
+  project      = var.project_id
+  account_id   = "${var.function_name_prefix}-${each.key}-invoker"
+  display_name = "${local.function_names[each.key]} invoker"
+  description  = "May invoke ${local.function_names[each.key]} and nothing else: identity of its ${each.value.trigger} trigger (Terraform-managed)."
+
+  depends_on = [google_project_service.this]
+}
+
+locals {
+  deployed_functions = {
+    upload  = google_cloudfunctions2_function.upload
+    ingest  = google_cloudfunctions2_function.ingest
+    resize  = google_cloudfunctions2_function.resize
+    cleanup = google_cloudfunctions2_function.cleanup
+  }
+
+  pipeline_buckets = {
+    uploads = google_storage_bucket.uploads.name
+    images  = google_storage_bucket.images.name
+  }
+
+  # Object roles per function and bucket. objectUser = get, list, create, update metadata and
+  # delete objects (no bucket settings, no IAM); objectViewer = get and list.
+  function_bucket_roles = [
+    # upload stores originals/{id}, stamps their dispatch metadata and answers status requests
+    # from the records and variants; it writes error.json for a rejected image.
+    { function = "upload", bucket = "uploads", role = "roles/storage.objectUser" },
+    { function = "upload", bucket = "images", role = "roles/storage.objectUser" },
+    # ingest reads incoming/, copies it to originals/{id}, deletes it, writes error.json.
+    { function = "ingest", bucket = "uploads", role = "roles/storage.objectUser" },
+    { function = "ingest", bucket = "images", role = "roles/storage.objectUser" },
+    # resize only reads originals; it writes variants, the manifest and error.json.
+    { function = "resize", bucket = "uploads", role = "roles/storage.objectViewer" },
+    { function = "resize", bucket = "images", role = "roles/storage.objectUser" },
+    # cleanup deletes expired originals, stale incoming/ objects and orphans, re-stamps originals.
+    { function = "cleanup", bucket = "uploads", role = "roles/storage.objectUser" },
+    { function = "cleanup", bucket = "images", role = "roles/storage.objectUser" },
+  ]
+
+  # Topics each function publishes to (roles/pubsub.publisher on that topic only).
+  function_topic_publishers = [
+    { function = "upload", topic = "jobs" },
+    { function = "upload", topic = "events" },
+    { function = "ingest", topic = "jobs" },
+    { function = "ingest", topic = "events" },
+    { function = "resize", topic = "events" },
+    { function = "cleanup", topic = "jobs" },
+    { function = "cleanup", topic = "events" },
+  ]
+
+  # Subscriptions a function pulls from, declared in shared/topology.json ("pull": function).
+  function_pull_subscriptions = { for key, sub in local.pull_subscriptions : key => sub if try(sub.pull, null) != null }
+}
+
+# --- Function runtime identities --------------------------------------------------------------
+
+resource "google_storage_bucket_iam_member" "function" {
+  for_each = { for b in local.function_bucket_roles : "${b.function}/${b.bucket}/${b.role}" => b }
+
+  bucket = local.pipeline_buckets[each.value.bucket]
+  role   = each.value.role
+  member = "serviceAccount:${google_service_account.function[each.value.function].email}"
+}
+
+resource "google_pubsub_topic_iam_member" "function_publisher" {
+  for_each = { for p in local.function_topic_publishers : "${p.function}/${p.topic}" => p }
+
+  project = var.project_id
+  topic   = google_pubsub_topic.this[each.value.topic].name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.function[each.value.function].email}"
+}
+
+resource "google_pubsub_subscription_iam_member" "function_subscriber" {
+  for_each = local.function_pull_subscriptions
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.pull[each.key].name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${google_service_account.function[each.value.pull].email}"
+}
+
+# upload reads its bearer token, and only that secret.
+resource "google_secret_manager_secret_iam_member" "upload_token" {
+  count = var.upload_token_secret_id == null ? 0 : 1
+
+  project   = var.project_id
+  secret_id = var.upload_token_secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function["upload"].email}"
+
+  depends_on = [google_project_service.this]
+}
+
+# --- Who may invoke the functions ----------------------------------------------------------------
+# A gen2 function is served by the Cloud Run service of the same name; invoking it takes
+# roles/run.invoker on that service.
+
+resource "google_cloud_run_service_iam_member" "invoker" {
+  for_each = local.event_functions
+
+  project  = var.project_id
+  location = local.deployed_functions[each.key].location
+  service  = local.deployed_functions[each.key].name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.invoker[each.key].email}"
+}
+
+# upload: public only when explicitly allowed ...
+resource "google_cloud_run_service_iam_member" "upload_public" {
+  count = var.allow_unauthenticated_upload ? 1 : 0
+
+  project  = var.project_id
+  location = google_cloudfunctions2_function.upload.location
+  service  = google_cloudfunctions2_function.upload.name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# ... otherwise callable by the listed members only.
+resource "google_cloud_run_service_iam_member" "upload_invoker" {
+  for_each = toset(var.upload_invoker_members)
+
+  project  = var.project_id
+  location = google_cloudfunctions2_function.upload.location
+  service  = google_cloudfunctions2_function.upload.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+# Eventarc: a trigger for direct Cloud Storage events needs its identity to hold
+# roles/eventarc.eventReceiver (granted on the project; the role has no narrower resource). The
+# Pub/Sub trigger of cleanup does not need it.
+resource "google_project_iam_member" "ingest_event_receiver" {
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${google_service_account.invoker["ingest"].email}"
+}
+
+# --- Google service agents -----------------------------------------------------------------------
+
+# Cloud Storage publishes the bucket's events to a topic Eventarc creates, so its service agent
+# needs roles/pubsub.publisher in the project (Eventarc's documented prerequisite).
+data "google_storage_project_service_account" "gcs" {
+  project = var.project_id
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_project_iam_member" "gcs_pubsub_publisher" {
+  project = var.project_id
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+# The Pub/Sub service agent signs the OIDC tokens of the push subscription and of the Eventarc
+# deliveries (needed explicitly for projects whose agent predates April 2021), on the invoker
+# accounts only.
+resource "google_service_account_iam_member" "pubsub_token_creator" {
+  for_each = local.event_functions
+
+  service_account_id = google_service_account.invoker[each.key].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}
+
+# Dead lettering: the Pub/Sub service agent publishes to the dead-letter topic and acknowledges
+# the forwarded message on the source subscription.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.this[local.jobs_push.deadLetterTopic].name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_service_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.jobs_push.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
+}
+
+# --- Public read of the images bucket, only when asked for ---------------------------------------
+
+resource "google_storage_bucket_iam_member" "images_public" {
+  count = var.images_public_read ? 1 : 0
+
+  bucket = google_storage_bucket.images.name
+  role   = "roles/storage.objectViewer"
+  member = "allUsers"
+}

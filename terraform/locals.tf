@@ -1,0 +1,100 @@
+# Names, settings and environment variables, derived from one source: shared/topology.json, the
+# file shared/topology.ts gives types to and the local stack runs on. Terraform does not repeat a
+# single bucket suffix, topic or subscription name, or function entry point; test/terraform checks
+# that it does not.
+
+data "google_project" "this" {
+  project_id = var.project_id
+
+  depends_on = [google_project_service.this]
+}
+
+locals {
+  topology = jsondecode(file("${path.module}/../shared/topology.json"))
+
+  name_prefix     = var.name_prefix == null ? var.project_id : var.name_prefix
+  bucket_location = var.bucket_location == null ? var.region : var.bucket_location
+
+  # Function names, which are also the names of their Cloud Run services.
+  function_names = { for key, fn in local.topology.functions : key => "${var.function_name_prefix}-${key}" }
+
+  # Functions called by Pub/Sub or Eventarc rather than by clients: each gets a dedicated invoker
+  # service account that may call that function and nothing else.
+  event_functions = { for key, fn in local.topology.functions : key => fn if fn.trigger != "http" }
+
+  # Pull subscriptions (no push endpoint); jobsPush is a resource of its own in pubsub.tf.
+  pull_subscriptions = { for key, sub in local.topology.subscriptions : key => sub if try(sub.push, null) == null }
+  jobs_push          = local.topology.subscriptions.jobsPush
+
+  # Pub/Sub service agent: signs the push subscription's OIDC tokens and the Eventarc deliveries,
+  # and moves dead letters. Its address is fixed by Google; google_project_service_identity would
+  # name it too, but only in the google-beta provider.
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  cleanup_schedule  = var.cleanup_schedule == null ? local.topology.schedule.cleanup.cron : var.cleanup_schedule
+  cleanup_time_zone = var.cleanup_time_zone == null ? local.topology.schedule.cleanup.timeZone : var.cleanup_time_zone
+
+  # -------------------------------------------------------------------------------------------
+  # Environment variables. Every key is a name of shared/config.ts (ENV_SCHEMA); test/terraform
+  # checks each key against ENV_VARS and that every variable without a default is set. An empty
+  # value means "not set": such keys are dropped below, and the code's default applies.
+  # -------------------------------------------------------------------------------------------
+
+  # Where things are, and what to make: the same for every function, so that upload, ingest,
+  # resize and cleanup always agree on the plan of an image.
+  env_common = {
+    UPLOADS_BUCKET       = google_storage_bucket.uploads.name
+    IMAGES_BUCKET        = google_storage_bucket.images.name
+    JOBS_TOPIC           = google_pubsub_topic.this["jobs"].name
+    EVENTS_TOPIC         = google_pubsub_topic.this["events"].name
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    PUBLIC_BASE_URL      = var.public_base_url == null ? "" : var.public_base_url
+    WIDTHS               = var.widths == null ? "" : join(",", [for w in var.widths : tostring(w)])
+    FORMATS              = var.formats == null ? "" : join(",", var.formats)
+    FANOUT_STRATEGY      = var.fanout_strategy == null ? "" : var.fanout_strategy
+    MAX_UPLOAD_BYTES     = var.max_upload_bytes == null ? "" : tostring(var.max_upload_bytes)
+  }
+
+  # upload: browser access. UPLOAD_TOKEN comes from Secret Manager (functions.tf).
+  env_upload = {
+    CORS_ORIGINS      = join(",", var.upload_cors_origins)
+    SHARP_CONCURRENCY = "1"
+    MALLOC_ARENA_MAX  = tostring(var.malloc_arena_max)
+  }
+
+  # ingest: header probes only, one libvips thread is enough.
+  env_ingest = {
+    SHARP_CONCURRENCY = "1"
+    MALLOC_ARENA_MAX  = tostring(var.malloc_arena_max)
+  }
+
+  # resize: the settings the bench shows matter for sharp.
+  env_resize = {
+    SHARP_CONCURRENCY = tostring(var.sharp_concurrency)
+    SHARP_CACHE       = tostring(var.sharp_cache)
+    MALLOC_ARENA_MAX  = tostring(var.malloc_arena_max)
+  }
+
+  # cleanup: retention and re-dispatch.
+  env_cleanup = {
+    ORIGINAL_RETENTION_DAYS = var.original_retention_days == null ? "" : tostring(var.original_retention_days)
+    INCOMING_MAX_AGE_HOURS  = var.incoming_max_age_hours == null ? "" : tostring(var.incoming_max_age_hours)
+    DRY_RUN                 = var.cleanup_dry_run == null ? "" : tostring(var.cleanup_dry_run)
+  }
+
+  function_env = {
+    upload  = { for k, v in merge(local.env_common, local.env_upload, var.extra_env) : k => v if v != "" }
+    ingest  = { for k, v in merge(local.env_common, local.env_ingest, var.extra_env) : k => v if v != "" }
+    resize  = { for k, v in merge(local.env_common, local.env_resize, var.extra_env) : k => v if v != "" }
+    cleanup = { for k, v in merge(local.env_common, local.env_cleanup, var.extra_env) : k => v if v != "" }
+  }
+
+  function_settings = {
+    upload  = var.upload_function
+    ingest  = var.ingest_function
+    resize  = var.resize_function
+    cleanup = var.cleanup_function
+  }
+
+  build_service_account = var.build_service_account == null ? null : "projects/${var.project_id}/serviceAccounts/${var.build_service_account}"
+}

@@ -1,0 +1,57 @@
+output "upload_url" {
+  description = "URL of the upload function (POST an image here; GET {url}/uploads/{id} for its status)."
+  value       = google_cloudfunctions2_function.upload.service_config[0].uri
+}
+
+output "function_names" {
+  description = "Names of the four functions (also the names of their Cloud Run services)."
+  value       = { for key, fn in local.deployed_functions : key => fn.name }
+}
+
+output "function_uris" {
+  description = "Cloud Run URIs of the four functions."
+  value       = { for key, fn in local.deployed_functions : key => fn.service_config[0].uri }
+}
+
+output "uploads_bucket" {
+  description = "Name of the uploads bucket (originals/ and incoming/)."
+  value       = google_storage_bucket.uploads.name
+}
+
+output "images_bucket" {
+  description = "Name of the images bucket (variants, manifest.json, error.json)."
+  value       = google_storage_bucket.images.name
+}
+
+output "source_bucket" {
+  description = "Name of the bucket holding the zipped function source."
+  value       = google_storage_bucket.source.name
+}
+
+output "topics" {
+  description = "Pub/Sub topic names, keyed by their role in shared/topology.json."
+  value       = { for key, topic in google_pubsub_topic.this : key => topic.name }
+}
+
+output "subscriptions" {
+  description = "Pub/Sub subscription names, keyed by their role in shared/topology.json."
+  value = merge(
+    { for key, sub in google_pubsub_subscription.pull : key => sub.name },
+    { jobsPush = google_pubsub_subscription.jobs_push.name },
+  )
+}
+
+output "function_service_accounts" {
+  description = "Runtime service account of each function."
+  value       = { for key, sa in google_service_account.function : key => sa.email }
+}
+
+output "invoker_service_accounts" {
+  description = "Invoker service account of each event-driven function (push subscription or Eventarc trigger identity)."
+  value       = { for key, sa in google_service_account.invoker : key => sa.email }
+}
+
+output "cleanup_schedule" {
+  description = "Cron schedule and time zone of the cleanup job."
+  value       = { schedule = google_cloud_scheduler_job.cleanup.schedule, time_zone = google_cloud_scheduler_job.cleanup.time_zone }
+}

@@ -1,0 +1,21 @@
+# Provider and Terraform version constraints, in the style of terraform-google-modules.
+#
+# hashicorp/google: 6.x and 7.x. Every resource and attribute used here exists in both major
+# versions (checked against the provider's documentation and its Magic Modules definitions);
+# nothing here needs google-beta.
+# hashicorp/archive: zips the built function source (data "archive_file").
+terraform {
+  # 1.5: `check` blocks (the public-upload warning in functions.tf).
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 6.0, < 8.0"
+    }
+    archive = {
+      source  = "hashicorp/archive"
+      version = ">= 2.4, < 3.0"
+    }
+  }
+}
