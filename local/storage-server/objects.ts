@@ -1,0 +1,296 @@
+/**
+ * The operations shared by several routes: finding (or auto-creating) a bucket, validating an
+ * object name, committing a new generation (uploads, copies, composes) and sending an object's
+ * bytes (downloads).
+ */
+import { gunzipSync } from 'node:zlib';
+import { crc32cBase64, md5Base64, verifyClaimedHashes, type ClaimedHashes } from './checksums.js';
+import { StorageApiError, badRequest, noSuchObject } from './errors.js';
+import type { RequestContext } from './http.js';
+import { sendJson } from './http.js';
+import { checkPreconditions, parsePreconditions, type Preconditions } from './preconditions.js';
+import type { BucketRecord, ObjectRecord, WritableObjectFields } from './records.js';
+import { objectResource, writableFieldsOf } from './resources.js';
+import { GenerationGoneError, compareNames } from './store.js';
+
+/** Bucket names as Cloud Storage accepts them (dotted names may be up to 222 characters). */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+
+/** 400 unless `name` is a valid bucket name. */
+export function validateBucketName(name: string): void {
+  if (!BUCKET_NAME.test(name) || name.includes('..') || (!name.includes('.') && name.length > 63)) {
+    throw new StorageApiError(400, `Invalid bucket name: ${JSON.stringify(name)}`, 'invalid');
+  }
+}
+
+/** A new bucket record with today's timestamps. */
+export function newBucketRecord(name: string, fields: { location?: string; storageClass?: string; labels?: Record<string, string> } = {}): BucketRecord {
+  const now = new Date().toISOString();
+  const record: BucketRecord = {
+    name,
+    timeCreated: now,
+    updated: now,
+    metageneration: 1,
+    location: (fields.location ?? 'US').toUpperCase(),
+    storageClass: (fields.storageClass ?? 'STANDARD').toUpperCase(),
+  };
+  if (fields.labels) record.labels = fields.labels;
+  return record;
+}
+
+/** The bucket named in a route; created on the spot with `--auto-create-buckets`, else 404. */
+export async function resolveBucket(ctx: RequestContext, name: string): Promise<BucketRecord> {
+  const existing = ctx.store.getBucket(name);
+  if (existing) return existing;
+  if (ctx.autoCreateBuckets) {
+    validateBucketName(name);
+    try {
+      const record = await ctx.store.createBucket(newBucketRecord(name));
+      ctx.log(`storage-server: auto-created bucket ${name}`);
+      return record;
+    } catch (error) {
+      // Another request created it first.
+      const raced = ctx.store.getBucket(name);
+      if (raced) return raced;
+      throw error;
+    }
+  }
+  return ctx.store.requireBucket(name);
+}
+
+/** 400 unless `name` is a valid object name: 1-1024 UTF-8 bytes, no CR/LF, not `.` or `..`. */
+export function validateObjectName(name: string): void {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes === 0 || bytes > 1024) throw badRequest(`Object names must be 1 to 1024 bytes of UTF-8; this one is ${bytes}`);
+  if (/[\r\n]/.test(name)) throw badRequest('Object names must not contain carriage returns or line feeds');
+  if (name === '.' || name === '..') throw badRequest('Object names must not be "." or ".."');
+  if (name.includes('\uFFFD')) throw badRequest('Object names must be valid UTF-8');
+}
+
+/** What a new generation is made of. */
+export interface NewGeneration {
+  bucket: string;
+  name: string;
+  data: Buffer;
+  fields: WritableObjectFields;
+  preconditions: Preconditions;
+  /** Checksums the client sent (X-Goog-Hash or metadata); a mismatch is a 400. */
+  claimed?: ClaimedHashes;
+  /** Composed objects have a component count and, as in Cloud Storage, no MD5. */
+  componentCount?: number;
+}
+
+/** The checksums of a new generation's bytes, computed before any lock is taken. */
+interface Hashed {
+  crc32c: string;
+  md5Hash: string;
+}
+
+/** Validates the name, finds the bucket, and checks the client's claimed checksums. */
+async function prepareNewGeneration(ctx: RequestContext, input: NewGeneration): Promise<Hashed> {
+  validateObjectName(input.name);
+  await resolveBucket(ctx, input.bucket);
+  const hashes = { crc32c: crc32cBase64(input.data), md5Hash: md5Base64(input.data) };
+  verifyClaimedHashes(input.claimed ?? {}, hashes);
+  return hashes;
+}
+
+/**
+ * Checks preconditions against the live object and stores the new generation. The caller holds
+ * the name's lock; returns the new record and the one it replaced.
+ */
+async function commitLocked(ctx: RequestContext, input: NewGeneration, hashes: Hashed): Promise<{ record: ObjectRecord; previous: ObjectRecord | undefined }> {
+  const previous = ctx.store.getObject(input.bucket, input.name);
+  checkPreconditions(previous, input.preconditions, 'write');
+  const now = new Date().toISOString();
+  const record: ObjectRecord = {
+    ...input.fields,
+    contentType: input.fields.contentType ?? 'application/octet-stream',
+    bucket: input.bucket,
+    name: input.name,
+    generation: ctx.store.nextGeneration(),
+    metageneration: 1,
+    size: input.data.length,
+    crc32c: hashes.crc32c,
+    storageClass: 'STANDARD',
+    timeCreated: now,
+    updated: now,
+  };
+  if (input.componentCount === undefined) record.md5Hash = hashes.md5Hash;
+  else record.componentCount = input.componentCount;
+  await ctx.store.putObject(record, input.data);
+  return { record, previous };
+}
+
+/** Announces a new generation: `deleted` for the one it replaced, then `finalized`. */
+function announce(ctx: RequestContext, record: ObjectRecord, previous: ObjectRecord | undefined): void {
+  if (previous) ctx.notifier.emit('delete', previous, ctx.baseUrl);
+  ctx.notifier.emit('finalize', record, ctx.baseUrl);
+}
+
+/**
+ * Validates and stores a new generation, then announces it. Preconditions are checked under the
+ * name's lock, against whatever is live at that moment: of two concurrent `ifGenerationMatch=0`
+ * writers exactly one wins, the other gets 412.
+ */
+export async function commitNewGeneration(ctx: RequestContext, input: NewGeneration): Promise<ObjectRecord> {
+  const hashes = await prepareNewGeneration(ctx, input);
+  const { record, previous } = await ctx.store.withLock(input.bucket, input.name, () => commitLocked(ctx, input, hashes));
+  announce(ctx, record, previous);
+  return record;
+}
+
+/**
+ * Moves an object within a bucket as one step: both names are locked (in a fixed order, so two
+ * opposite moves cannot deadlock), the source's preconditions and the destination's are checked,
+ * the destination is written and the source removed.
+ */
+export async function moveObject(
+  ctx: RequestContext,
+  source: { bucket: string; name: string; preconditions: Preconditions },
+  destination: Omit<NewGeneration, 'data' | 'fields' | 'bucket'>,
+): Promise<ObjectRecord> {
+  const bucket = source.bucket;
+  validateObjectName(destination.name);
+  if (destination.name === source.name) throw badRequest('Source and destination object names must differ');
+  const [first, second] = [source.name, destination.name].sort(compareNames) as [string, string];
+  const result = await ctx.store.withLock(bucket, first, () =>
+    ctx.store.withLock(bucket, second, async () => {
+      const current = ctx.store.getObject(bucket, source.name);
+      if (!current) throw noSuchObject(bucket, source.name);
+      checkPreconditions(current, source.preconditions, 'write');
+      const data = await ctx.store.readData(current);
+      const input: NewGeneration = { ...destination, bucket, data, fields: writableFieldsOf(current) };
+      const hashes = await prepareNewGeneration(ctx, input);
+      const committed = await commitLocked(ctx, input, hashes);
+      await ctx.store.deleteObject(current);
+      return { ...committed, moved: current };
+    }),
+  );
+  announce(ctx, result.record, result.previous);
+  ctx.notifier.emit('delete', result.moved, ctx.baseUrl);
+  return result.record;
+}
+
+/**
+ * The live object named by a read, honouring `generation=` (only the live generation is kept:
+ * any other is 404) and the read preconditions.
+ */
+export function findObjectForRead(ctx: RequestContext, bucket: string, name: string): ObjectRecord {
+  ctx.store.requireBucket(bucket);
+  const record = ctx.store.getObject(bucket, name);
+  if (!record) throw noSuchObject(bucket, name);
+  const generation = ctx.url.searchParams.get('generation');
+  if (generation !== null && generation !== '') {
+    if (!/^\d+$/.test(generation)) throw badRequest(`Invalid argument for parameter generation: ${JSON.stringify(generation)}`, 'invalidParameter');
+    if (BigInt(generation) !== BigInt(record.generation)) throw noSuchObject(bucket, name);
+  }
+  checkPreconditions(record, parsePreconditions(ctx.url.searchParams), 'read');
+  return record;
+}
+
+/** Sends an object resource. */
+export function sendObject(ctx: RequestContext, record: ObjectRecord, status = 200): void {
+  sendJson(ctx.res, status, objectResource(record, ctx.baseUrl));
+}
+
+/** A satisfiable byte range, inclusive. */
+interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Parses a single-range `Range` header against `size`: `bytes=a-b`, `bytes=a-` or `bytes=-n`.
+ * Returns undefined to send the whole object (no header, a header this server does not
+ * understand, or several ranges), 'unsatisfiable' for a range past the end.
+ */
+function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
+  if (!header) return undefined;
+  const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
+  if (!match) return undefined;
+  const [, first, last] = match as unknown as [string, string, string];
+  if (first === '' && last === '') return undefined;
+  if (size === 0) return undefined;
+  if (first === '') {
+    const suffix = Number(last);
+    if (suffix === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(first);
+  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
+  if (start >= size || end < start) return 'unsatisfiable';
+  return { start, end };
+}
+
+/**
+ * Sends an object's bytes with the headers the clients rely on: `x-goog-hash` (validated by
+ * `File.createReadStream`), `x-goog-generation`, `x-goog-stored-content-encoding` (without
+ * which the Node client skips validation), and `Range` support (206/416).
+ */
+export async function sendMedia(ctx: RequestContext, record: ObjectRecord): Promise<void> {
+  const { req, res } = ctx;
+  const hashes = record.md5Hash ? `crc32c=${record.crc32c},md5=${record.md5Hash}` : `crc32c=${record.crc32c}`;
+  const headers: Record<string, string> = {
+    'Content-Type': record.contentType ?? 'application/octet-stream',
+    'Accept-Ranges': 'bytes',
+    ETag: `"${record.md5Hash ?? record.crc32c}"`,
+    'Last-Modified': new Date(record.updated).toUTCString(),
+    'x-goog-hash': hashes,
+    'x-goog-generation': record.generation,
+    'x-goog-metageneration': String(record.metageneration),
+    'x-goog-stored-content-encoding': record.contentEncoding ?? 'identity',
+    'x-goog-stored-content-length': String(record.size),
+    'x-goog-storage-class': record.storageClass,
+    'Cache-Control': record.cacheControl ?? 'no-cache, no-store, max-age=0, must-revalidate',
+  };
+  if (record.contentDisposition) headers['Content-Disposition'] = record.contentDisposition;
+  if (record.contentLanguage) headers['Content-Language'] = record.contentLanguage;
+  for (const [key, value] of Object.entries(record.metadata ?? {})) {
+    if (/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(key) && !/[\r\n]/.test(value)) headers[`x-goog-meta-${key}`] = value;
+  }
+  const head = req.method === 'HEAD';
+  const gzipped = record.contentEncoding?.toLowerCase() === 'gzip';
+  const acceptsGzip = /\bgzip\b/i.test(String(req.headers['accept-encoding'] ?? ''));
+
+  let data: Buffer;
+  try {
+    if (gzipped && !acceptsGzip) {
+      // Decompressive transcoding, as Cloud Storage does for clients that cannot take gzip.
+      // Ranges do not apply to transcoded responses there either.
+      data = gunzipSync(await ctx.store.readData(record));
+      res.writeHead(200, { ...headers, 'Content-Length': data.length, 'Warning': '214 UploadServer gunzipped' });
+      res.end(head ? undefined : data);
+      return;
+    }
+    if (gzipped) headers['Content-Encoding'] = 'gzip';
+    const range = parseRange(typeof req.headers.range === 'string' ? req.headers.range : undefined, record.size);
+    if (range === 'unsatisfiable') {
+      const error = new StorageApiError(416, 'The requested range cannot be satisfied.', 'requestedRangeNotSatisfiable');
+      const body = JSON.stringify(error.toBody());
+      res.writeHead(416, {
+        'Content-Type': 'application/json; charset=UTF-8',
+        'Content-Length': Buffer.byteLength(body),
+        'Content-Range': `bytes */${record.size}`,
+      });
+      res.end(body);
+      return;
+    }
+    if (range) {
+      data = head ? Buffer.alloc(0) : await ctx.store.readData(record, range.start, range.end + 1);
+      res.writeHead(206, {
+        ...headers,
+        'Content-Length': range.end - range.start + 1,
+        'Content-Range': `bytes ${range.start}-${range.end}/${record.size}`,
+      });
+      res.end(head ? undefined : data);
+      return;
+    }
+    data = head ? Buffer.alloc(0) : await ctx.store.readData(record);
+  } catch (error) {
+    if (error instanceof GenerationGoneError) throw noSuchObject(record.bucket, record.name);
+    throw error;
+  }
+  res.writeHead(200, { ...headers, 'Content-Length': record.size });
+  res.end(head ? undefined : data);
+}
