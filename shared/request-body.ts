@@ -30,7 +30,7 @@ export function parseMultipart(body: Buffer, contentType: string, maxBytes: numb
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
-      parser = busboy({ headers: { 'content-type': contentType }, limits: { files: 1, fileSize: maxBytes, fields: 20, parts: 40 } });
+      parser = busboy({ headers: { 'content-type': contentType }, limits: { files: 2, fileSize: maxBytes, fields: 20, parts: 40 } });
     } catch {
       reject(permanent('bad_multipart', 'The multipart body has no valid boundary.'));
       return;
@@ -43,12 +43,12 @@ export function parseMultipart(body: Buffer, contentType: string, maxBytes: numb
     const settle = () => {
       if (!finished || pending > 0) return;
       if (failure) reject(failure);
-      else if (otherFiles > 0 && found) reject(permanent('too_many_files', `Send exactly one file in the "${FILE_FIELD}" field.`));
       else if (!found) reject(permanent('missing_file', `The form has no "${FILE_FIELD}" field with a file.`));
+      else if (otherFiles > 0) reject(permanent('too_many_files', `Send exactly one file in the "${FILE_FIELD}" field.`));
       else resolve(found);
     };
     parser.on('file', (field, stream, info) => {
-      if (field !== FILE_FIELD) {
+      if (field !== FILE_FIELD || pending > 0 || found) {
         otherFiles++;
         stream.resume();
         return;

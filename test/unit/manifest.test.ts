@@ -1,0 +1,62 @@
+import { expect } from 'chai';
+import { buildManifest, missingVariants, srcsetOf, type VariantObject } from '../../shared/manifest.js';
+import type { VariantSpec } from '../../shared/messages.js';
+import { ManifestV1 } from '../../shared/messages.js';
+import { variantName } from '../../shared/naming.js';
+
+const id = 'aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb';
+const plan: VariantSpec[] = [
+  { width: 640, format: 'jpeg' },
+  { width: 320, format: 'avif' },
+  { width: 640, format: 'avif' },
+  { width: 320, format: 'jpeg' },
+];
+
+function objects(specs: VariantSpec[]): Map<string, VariantObject> {
+  return new Map(
+    specs.map((s) => {
+      const name = variantName(id, s.width, s.format);
+      return [name, { name, bytes: s.width * 10, width: s.width, height: s.width / 2 }];
+    }),
+  );
+}
+
+describe('manifest', () => {
+  it('lists what is missing for the fan-in', () => {
+    const existing = new Set([variantName(id, 640, 'jpeg'), variantName(id, 320, 'avif'), `${id}/error.json`]);
+    expect(missingVariants(id, plan, existing)).to.deep.equal([
+      { width: 640, format: 'avif' },
+      { width: 320, format: 'jpeg' },
+    ]);
+    expect(missingVariants(id, plan, new Set(objects(plan).keys()))).to.deep.equal([]);
+  });
+
+  it('builds a valid, srcset-ready manifest ordered by format preference and width', () => {
+    const manifest = buildManifest({
+      id,
+      original: { format: 'jpeg', width: 800, height: 400, bytes: 12345, contentType: 'image/jpeg', name: `originals/${id}`, generation: '7' },
+      plan,
+      objects: objects(plan),
+      baseUrl: 'https://cdn.example/img',
+      now: new Date('2026-01-01T00:00:00Z'),
+    });
+    expect(ManifestV1.safeParse(manifest).success).to.equal(true);
+    expect(manifest.formats).to.deep.equal(['avif', 'jpeg']);
+    expect(manifest.variants.map((v) => `${v.format}@${v.width}`)).to.deep.equal(['avif@320', 'avif@640', 'jpeg@320', 'jpeg@640']);
+    expect(manifest.variants[0]).to.include({ height: 160, bytes: 3200, contentType: 'image/avif', url: `https://cdn.example/img/${id}/320w.avif` });
+    expect(srcsetOf(manifest, 'jpeg')).to.equal(`https://cdn.example/img/${id}/320w.jpg 320w, https://cdn.example/img/${id}/640w.jpg 640w`);
+  });
+
+  it('refuses to build a manifest with a planned variant missing', () => {
+    expect(() =>
+      buildManifest({
+        id,
+        original: { format: 'jpeg', width: 800, height: 400, bytes: 1, contentType: 'image/jpeg', name: 'o', generation: '1' },
+        plan,
+        objects: objects(plan.slice(1)),
+        baseUrl: 'https://x',
+        now: new Date(),
+      }),
+    ).to.throw(/missing/);
+  });
+});
