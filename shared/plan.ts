@@ -1,0 +1,170 @@
+/**
+ * Planning: which variants an image gets, and how they are split into jobs (the fan-out).
+ */
+import type { Config, FanoutStrategy, OutputFormat } from './config.js';
+import type { VariantSpec } from './messages.js';
+
+/** An original's upright size (after EXIF orientation), as the probe reports it. */
+export interface ImageSize {
+  width: number;
+  height: number;
+}
+
+/**
+ * The widths to render for an original `originalWidth` wide: every configured width strictly below
+ * it, plus the original width itself when some configured width is at or above it, so that the
+ * largest variant is the full-resolution image rather than an enlargement. Ascending, no repeats.
+ */
+export function targetWidths(originalWidth: number, widths: readonly number[]): number[] {
+  const below = widths.filter((width) => width < originalWidth);
+  const capped = widths.some((width) => width >= originalWidth) ? [...below, originalWidth] : below;
+  return [...new Set(capped)].sort((a, b) => a - b);
+}
+
+/**
+ * The height of the `width`-wide variant of an original: its upright aspect ratio, rounded, at
+ * least 1. Computed from the original, never from an intermediate size, so every job and the
+ * manifest agree.
+ */
+export function heightForWidth(width: number, original: ImageSize): number {
+  if (width === original.width) return original.height;
+  return Math.max(1, Math.round((original.height * width) / original.width));
+}
+
+/** Every variant of an image: each target width in each configured format, widths ascending. */
+export function planVariants(info: ImageSize, config: Pick<Config, 'WIDTHS' | 'FORMATS'>): VariantSpec[] {
+  return targetWidths(info.width, config.WIDTHS).flatMap((width) => config.FORMATS.map((format) => ({ width, format })));
+}
+
+/**
+ * Relative encode CPU per output pixel at the default settings, plain libjpeg-turbo JPEG = 1.
+ *
+ * Measured as process CPU time (wall time on a shared 2-core machine was too noisy) encoding a
+ * photo-like 20 MP image resized to 320–2048 px with sharp 0.35.5: JPEG q80 ≈ 11–14 ms per
+ * megapixel, WebP q80 effort 4 ≈ 115–125 ms/MP, AVIF q50 effort 4 (4:2:0) ≈ 900–1900 ms/MP.
+ * perf-facts.md puts AVIF at 74–87% of all encode time next to WebP and mozjpeg (which costs about
+ * as much as WebP), i.e. AVIF ≈ 6–13× WebP on real photos; 80 sits inside both ranges. Only ratios
+ * matter: they decide how the balanced fan-out groups variants.
+ */
+export const FORMAT_COST_FACTORS: Readonly<Record<OutputFormat, number>> = { jpeg: 1, webp: 10, avif: 80 };
+
+/**
+ * Cost of decoding one pixel of the original, in the same unit: baseline JPEG ≈ 12 ms/MP, PNG
+ * ≈ 18 ms/MP, progressive JPEG ≈ 24–29 ms/MP (orientation and sRGB conversion included). Every job
+ * pays it once for the whole original, which is what makes splitting an image into many jobs
+ * wasteful.
+ */
+export const DECODE_COST_FACTOR = 2;
+
+/** Megapixels, the unit that costs are counted in (× a factor). */
+const megapixels = (width: number, height: number): number => (width * height) / 1_000_000;
+
+/**
+ * Estimated encode cost of one variant: its output megapixels × {@link FORMAT_COST_FACTORS}. The
+ * unit is "megapixels of plain JPEG" (≈ 12 ms of CPU on the reference machine).
+ */
+export function estimateVariantCost(variant: VariantSpec, info: ImageSize): number {
+  return megapixels(variant.width, heightForWidth(variant.width, info)) * FORMAT_COST_FACTORS[variant.format];
+}
+
+/** Estimated cost of the decode that every job pays once, whatever its variants. */
+export function estimateDecodeCost(info: ImageSize): number {
+  return megapixels(info.width, info.height) * DECODE_COST_FACTOR;
+}
+
+/**
+ * Estimated cost of one job: one decode of the original plus its variants' encodes. Resizes
+ * between cascade levels are left out: they measured under 1% of encode time.
+ */
+export function estimateJobCost(variants: readonly VariantSpec[], info: ImageSize): number {
+  return variants.reduce((sum, variant) => sum + estimateVariantCost(variant, info), estimateDecodeCost(info));
+}
+
+/** Most jobs the balanced strategy makes unless asked: past this, per-job decodes dominate. */
+export const MAX_BALANCED_JOBS = 6;
+
+/** Groups `items` by `key`, groups in order of first appearance. */
+function groupBy<T, K>(items: readonly T[], key: (item: T) => K): T[][] {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const group = groups.get(key(item));
+    if (group) group.push(item);
+    else groups.set(key(item), [item]);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Greedy longest-processing-time packing of variants into `jobCount` jobs, each starting with one
+ * decode's cost. A variant goes to the least-loaded job, except that it joins a job already
+ * holding its width (they share a resize) when that keeps the job within the ideal makespan.
+ */
+function packBalanced(variants: readonly VariantSpec[], info: ImageSize, jobCount: number): VariantSpec[][] {
+  const items = variants.map((variant, index) => ({ variant, index, cost: estimateVariantCost(variant, info) }));
+  const byCostDescending = [...items].sort((a, b) => b.cost - a.cost || a.index - b.index);
+  const decode = estimateDecodeCost(info);
+  const totalVariantCost = items.reduce((sum, item) => sum + item.cost, 0);
+  const idealMakespan = decode + Math.max(byCostDescending[0]!.cost, totalVariantCost / jobCount);
+  type Job = { load: number; items: typeof items };
+  const jobs: Job[] = Array.from({ length: jobCount }, () => ({ load: decode, items: [] }));
+  // Ties go to the lower job index, which keeps the packing deterministic.
+  const leastLoaded = (candidates: readonly Job[]): Job | undefined =>
+    candidates.reduce<Job | undefined>((best, job) => (best === undefined || job.load < best.load ? job : best), undefined);
+
+  for (const item of byCostDescending) {
+    const sharesResize = jobs.filter(
+      (job) => job.items.some((other) => other.variant.width === item.variant.width) && job.load + item.cost <= idealMakespan + 1e-9,
+    );
+    const target = leastLoaded(sharesResize) ?? leastLoaded(jobs)!;
+    target.load += item.cost;
+    target.items.push(item);
+  }
+
+  return jobs
+    .filter((job) => job.items.length > 0)
+    .map((job) => ({ load: job.load, items: job.items.sort((a, b) => a.index - b.index) }))
+    .sort((a, b) => b.load - a.load || a.items[0]!.index - b.items[0]!.index)
+    .map((job) => job.items.map((item) => item.variant));
+}
+
+/**
+ * Splits an image's variants into jobs, one Pub/Sub message each:
+ *
+ * - `per-image`: one job; one decode, no parallelism.
+ * - `per-width`: one job per width with all its formats (they share a resize), widths ascending.
+ * - `per-format`: one job per format with all widths (each job cascades), formats in plan order.
+ * - `balanced`: variants packed into jobs of similar estimated cost, counting each job's decode
+ *   ({@link estimateJobCost}). The job count is `targetJobs` if given, otherwise
+ *   ceil(variant cost / biggest variant's cost), i.e. as many jobs as make the biggest variant
+ *   the critical path, at most {@link MAX_BALANCED_JOBS}. Heaviest job first, so it is published
+ *   (and likely started) first.
+ *
+ * Every variant lands in exactly one job, no job is empty, and the result is deterministic.
+ * Within a job, variants keep their plan order; the renderer does its own largest-first cascade.
+ *
+ * @param targetJobs only for `balanced`: the number of jobs wanted (capped at the variant count).
+ */
+export function splitIntoJobs(
+  variants: readonly VariantSpec[],
+  info: ImageSize,
+  strategy: FanoutStrategy,
+  targetJobs?: number,
+): VariantSpec[][] {
+  if (variants.length === 0) return [];
+  switch (strategy) {
+    case 'per-image':
+      return [[...variants]];
+    case 'per-width':
+      return groupBy(variants, (variant) => variant.width).sort((a, b) => a[0]!.width - b[0]!.width);
+    case 'per-format':
+      return groupBy(variants, (variant) => variant.format);
+    case 'balanced': {
+      const variantCosts = variants.map((variant) => estimateVariantCost(variant, info));
+      const biggest = Math.max(...variantCosts);
+      const total = variantCosts.reduce((sum, cost) => sum + cost, 0);
+      const wanted = targetJobs ?? (biggest > 0 ? Math.min(MAX_BALANCED_JOBS, Math.ceil(total / biggest - 1e-9)) : 1);
+      const jobCount = Math.max(1, Math.min(variants.length, Math.floor(wanted)));
+      return packBalanced(variants, info, jobCount);
+    }
+  }
+}
