@@ -75,11 +75,12 @@ locals {
     MALLOC_ARENA_MAX  = tostring(var.malloc_arena_max)
   }
 
-  # cleanup: retention and re-dispatch.
+  # cleanup: retention, re-dispatch, and the dead-letter subscription it drains.
   env_cleanup = {
-    ORIGINAL_RETENTION_DAYS = var.original_retention_days == null ? "" : tostring(var.original_retention_days)
-    INCOMING_MAX_AGE_HOURS  = var.incoming_max_age_hours == null ? "" : tostring(var.incoming_max_age_hours)
-    DRY_RUN                 = var.cleanup_dry_run == null ? "" : tostring(var.cleanup_dry_run)
+    JOBS_DEAD_LETTER_SUBSCRIPTION = google_pubsub_subscription.pull["jobsDeadLetterCleanup"].name
+    ORIGINAL_RETENTION_DAYS       = var.original_retention_days == null ? "" : tostring(var.original_retention_days)
+    INCOMING_MAX_AGE_HOURS        = var.incoming_max_age_hours == null ? "" : tostring(var.incoming_max_age_hours)
+    DRY_RUN                       = var.cleanup_dry_run == null ? "" : tostring(var.cleanup_dry_run)
   }
 
   function_env = {

@@ -1,0 +1,571 @@
+/**
+ * Structural tests of terraform/ on HCL parsed with @cdktf/hcl2json. `terraform init`/`validate`
+ * need the google provider, which cannot be downloaded here, so these tests check what the
+ * deployment must get right against the code and shared/topology.json: entry points, environment,
+ * names, the dead-lettered OIDC push subscription, and least-privilege IAM.
+ */
+import { expect } from 'chai';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ENV_VARS, REQUIRED_ENV_VARS } from '../../shared/config.js';
+import {
+  allResources,
+  at,
+  block,
+  blocks,
+  dynamicBlock,
+  envKeys,
+  expr,
+  loadModule,
+  REPO_ROOT,
+  resolveLocalPath,
+  TERRAFORM_DIR,
+  topologyPath,
+  type Body,
+  type Module,
+} from './hcl.js';
+
+interface TopologyJson {
+  buckets: Record<string, { suffix: string; env: string }>;
+  prefixes: Record<string, string>;
+  topics: Record<string, { name: string; env: string }>;
+  subscriptions: Record<
+    string,
+    {
+      name: string;
+      topic: string;
+      push?: string;
+      pull?: string;
+      ackDeadlineSeconds: number;
+      messageRetentionSeconds: number;
+      minimumBackoffSeconds?: number;
+      maximumBackoffSeconds?: number;
+      maxDeliveryAttempts?: number;
+      deadLetterTopic?: string;
+    }
+  >;
+  functions: Record<string, { entryPoint: string; trigger: string; bucket?: string; topic?: string; subscription?: string }>;
+  schedule: { cleanup: { cron: string; timeZone: string } };
+}
+
+const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as TopologyJson;
+const FUNCTION_KEYS = Object.keys(topology.functions);
+const INDEX_TS = join(REPO_ROOT, 'functions', 'index.ts');
+
+/** Names `functions/index.ts` exports (export const/let/function/class, export { a, b as c }). */
+function exportedNames(source: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of source.matchAll(/^\s*export\s+(?:declare\s+)?(?:const|let|var|async\s+function\*?|function\*?|class)\s+([A-Za-z_$][\w$]*)/gm)) names.add(m[1]!);
+  for (const m of source.matchAll(/^\s*export\s*\{([^}]*)\}/gm)) {
+    for (const part of m[1]!.split(',')) {
+      const name = part.trim().split(/\s+as\s+/).pop()?.trim();
+      if (name) names.add(name);
+    }
+  }
+  return names;
+}
+
+/** Declarative registrations in `functions/index.ts`: name → 'http' | 'cloudEvent'. */
+function registrations(source: string): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const m of source.matchAll(/\b(http|cloudEvent)\(\s*['"]([^'"]+)['"]/g)) found.set(m[2]!, m[1]!);
+  return found;
+}
+
+function fn(mod: Module, key: string): Body {
+  const body = mod.resources.google_cloudfunctions2_function?.[key];
+  expect(body, `google_cloudfunctions2_function.${key}`).to.exist;
+  return body!;
+}
+
+/** `role`/`member` pairs of every IAM member resource, with where they come from. */
+function iamMembers(mod: Module): Array<{ type: string; name: string; role: unknown; member: unknown; body: Body }> {
+  return allResources(mod)
+    .filter(([type]) => type.endsWith('_iam_member'))
+    .map(([type, name, body]) => ({ type, name, role: body.role, member: body.member, body }));
+}
+
+const PRIMITIVE_ROLES = ['roles/owner', 'roles/editor', 'roles/viewer'];
+const FORBIDDEN_ROLES = /^roles\/(storage\.(admin|objectAdmin)|pubsub\.(admin|editor))$/;
+
+describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
+  let mod: Module;
+
+  before(async function () {
+    mod = await loadModule(TERRAFORM_DIR);
+  });
+
+  describe('one source of names: shared/topology.json', function () {
+    it('reads shared/topology.json with jsondecode(file(...))', function () {
+      const topologyExpr = expr(mod.locals.topology);
+      expect(topologyExpr).to.match(/^jsondecode\(file\("\$\{path\.module\}\/\.\.\/shared\/topology\.json"\)\)$/);
+    });
+
+    it('hardcodes no topic or subscription name, entry point or schedule of the topology', function () {
+      const literals = [
+        ...Object.values(topology.topics).map((t) => t.name),
+        ...Object.values(topology.subscriptions).map((s) => s.name),
+        topology.schedule.cleanup.cron,
+      ];
+      for (const [file, text] of Object.entries(mod.sources)) {
+        for (const literal of literals) {
+          expect(text.includes(`"${literal}"`), `${file} contains the literal "${literal}"; read it from local.topology instead`).to.equal(false);
+        }
+        expect(/entry_point\s*=\s*"/.test(text), `${file} has a literal entry_point`).to.equal(false);
+      }
+    });
+
+    it('creates every topic of the topology, named from it', function () {
+      const topics = mod.resources.google_pubsub_topic ?? {};
+      expect(Object.keys(topics), 'one for_each topic resource').to.deep.equal(['this']);
+      expect(topics.this!.for_each).to.equal('${local.topology.topics}');
+      expect(topics.this!.name).to.equal('${each.value.name}');
+    });
+
+    it('creates every subscription of the topology, named from it', function () {
+      const subs = mod.resources.google_pubsub_subscription ?? {};
+      // Pull subscriptions: a for_each over the topology's subscriptions without a push endpoint.
+      expect(subs.pull?.for_each).to.equal('${local.pull_subscriptions}');
+      expect(subs.pull?.name).to.equal('${each.value.name}');
+      expect(expr(mod.locals.pull_subscriptions)).to.match(/for\s+key,\s*sub\s+in\s+local\.topology\.subscriptions\s*:.*if\s+try\(sub\.push,\s*null\)\s*==\s*null/);
+      // Push subscriptions: one resource each, named by the topology.
+      const pushed = Object.entries(topology.subscriptions).filter(([, s]) => s.push);
+      expect(pushed.length).to.be.greaterThan(0);
+      for (const [key] of pushed) {
+        const match = Object.entries(subs).find(([, body]) => topologyPath(mod, body.name)?.join('.') === `subscriptions.${key}.name`);
+        expect(match, `a google_pubsub_subscription named by local.topology.subscriptions.${key}.name`).to.exist;
+      }
+    });
+
+    it('names the uploads and images buckets "{name_prefix}-{suffix}" from the topology', function () {
+      for (const key of Object.keys(topology.buckets)) {
+        const bucket = mod.resources.google_storage_bucket?.[key];
+        expect(bucket, `google_storage_bucket.${key}`).to.exist;
+        expect(bucket!.name).to.equal(`\${local.name_prefix}-\${local.topology.buckets.${key}.suffix}`);
+      }
+      expect(expr(mod.locals.name_prefix)).to.equal('var.name_prefix == null ? var.project_id : var.name_prefix');
+    });
+
+    it('keeps every bucket name within 63 characters for the longest name_prefix allowed', function () {
+      const condition = String(block(mod.variables.name_prefix, 'validation')!.condition);
+      const maxPrefix = Number(/length\(coalesce\(var\.name_prefix, "xx"\)\) <= (\d+)/.exec(condition)?.[1]);
+      expect(maxPrefix).to.be.greaterThan(0);
+      const suffixes = [...Object.values(topology.buckets).map((b) => b.suffix), 'gcf-source'];
+      for (const suffix of suffixes) expect(maxPrefix + 1 + suffix.length, suffix).to.be.at.most(63);
+      expect(mod.resources.google_storage_bucket!.source!.name).to.equal('${local.name_prefix}-gcf-source');
+    });
+
+    it('takes the cleanup schedule from the topology unless a variable overrides it', function () {
+      expect(expr(mod.locals.cleanup_schedule)).to.equal('var.cleanup_schedule == null ? local.topology.schedule.cleanup.cron : var.cleanup_schedule');
+      expect(expr(mod.locals.cleanup_time_zone)).to.equal('var.cleanup_time_zone == null ? local.topology.schedule.cleanup.timeZone : var.cleanup_time_zone');
+      const job = mod.resources.google_cloud_scheduler_job?.cleanup;
+      expect(job?.schedule).to.equal('${local.cleanup_schedule}');
+      expect(job?.time_zone).to.equal('${local.cleanup_time_zone}');
+      expect(mod.variables.cleanup_schedule!.default).to.equal(null);
+      expect(mod.variables.cleanup_time_zone!.default).to.equal(null);
+    });
+  });
+
+  describe('functions', function () {
+    it('deploys exactly the functions of the topology, as gen2 functions on nodejs22', function () {
+      expect(Object.keys(mod.resources.google_cloudfunctions2_function ?? {}).sort()).to.deep.equal([...FUNCTION_KEYS].sort());
+      expect(mod.locals.function_runtime).to.equal('nodejs22');
+      for (const key of FUNCTION_KEYS) expect(block(fn(mod, key), 'build_config')!.runtime, key).to.equal('${local.function_runtime}');
+    });
+
+    for (const key of Object.keys(topology.functions)) {
+      it(`${key}: entry_point comes from the topology and is exported by functions/index.ts`, function () {
+        const entry = block(fn(mod, key), 'build_config')!.entry_point;
+        expect(topologyPath(mod, entry), `${key} entry_point`).to.deep.equal(['functions', key, 'entryPoint']);
+        const entryPoint = topology.functions[key]!.entryPoint;
+        expect(existsSync(INDEX_TS), 'functions/index.ts exists').to.equal(true);
+        const source = readFileSync(INDEX_TS, 'utf8');
+        expect([...exportedNames(source)], `exports of functions/index.ts`).to.include(entryPoint);
+        // The signature must suit the trigger: resize is pushed by Pub/Sub to an HTTP endpoint, and
+        // functions-framework hands it a CloudEvent only if it is registered as one.
+        const registered = registrations(source).get(entryPoint);
+        if (registered !== undefined) {
+          expect(registered, `${entryPoint} registration`).to.equal(topology.functions[key]!.trigger === 'http' ? 'http' : 'cloudEvent');
+        }
+      });
+    }
+
+    it('runs each function as its own service account', function () {
+      const accounts = mod.resources.google_service_account ?? {};
+      expect(accounts.function?.for_each).to.equal('${local.topology.functions}');
+      const used = new Set<string>();
+      for (const key of FUNCTION_KEYS) {
+        const email = block(fn(mod, key), 'service_config')!.service_account_email;
+        expect(email, key).to.equal(`\${google_service_account.function["${key}"].email}`);
+        used.add(String(email));
+      }
+      expect(used.size).to.equal(FUNCTION_KEYS.length);
+    });
+
+    it('gives each event-driven function a separate invoker identity, never its runtime account', function () {
+      const invokers = mod.resources.google_service_account?.invoker;
+      expect(invokers?.for_each).to.equal('${local.event_functions}');
+      expect(expr(mod.locals.event_functions)).to.match(/if\s+fn\.trigger\s*!=\s*"http"/);
+      for (const key of FUNCTION_KEYS) {
+        const trigger = block(fn(mod, key), 'event_trigger');
+        if (trigger) expect(trigger.service_account_email, key).to.equal(`\${google_service_account.invoker["${key}"].email}`);
+      }
+      const oidc = block(block(mod.resources.google_pubsub_subscription!.jobs_push, 'push_config'), 'oidc_token');
+      expect(oidc?.service_account_email).to.equal('${google_service_account.invoker["resize"].email}');
+    });
+
+    it('wires each trigger as the topology says', function () {
+      for (const [key, spec] of Object.entries(topology.functions)) {
+        const trigger = block(fn(mod, key), 'event_trigger');
+        if (spec.trigger === 'http' || spec.trigger === 'pubsub-push') {
+          expect(trigger, `${key} has no Eventarc trigger`).to.equal(undefined);
+        } else if (spec.trigger === 'storage-finalize') {
+          expect(trigger!.event_type).to.equal('google.cloud.storage.object.v1.finalized');
+          expect(trigger!.retry_policy).to.equal('RETRY_POLICY_RETRY');
+          const filters = blocks(trigger, 'event_filters');
+          expect(filters).to.deep.equal([{ attribute: 'bucket', value: `\${google_storage_bucket.${spec.bucket}.name}` }]);
+          expect(trigger!.trigger_region).to.equal(`\${lower(google_storage_bucket.${spec.bucket}.location)}`);
+        } else if (spec.trigger === 'pubsub') {
+          expect(trigger!.event_type).to.equal('google.cloud.pubsub.topic.v1.messagePublished');
+          expect(trigger!.pubsub_topic).to.equal(`\${google_pubsub_topic.this[local.topology.functions.${key}.topic].id}`);
+          expect(topology.topics[spec.topic!], `topic ${spec.topic}`).to.exist;
+        } else {
+          expect.fail(`unknown trigger ${spec.trigger} for ${key}`);
+        }
+      }
+    });
+
+    it('deploys the packaged source, named by its MD5 so that a code change redeploys', function () {
+      const archive = mod.data.archive_file?.function_source;
+      expect(archive?.type).to.equal('zip');
+      expect(archive?.source_dir).to.equal('${local.function_source_dir}');
+      expect(archive?.output_file_mode).to.equal('0644');
+      const object = mod.resources.google_storage_bucket_object?.function_source;
+      expect(object?.name).to.equal('function-source-${data.archive_file.function_source.output_md5}.zip');
+      expect(object?.bucket).to.equal('${google_storage_bucket.source.name}');
+      for (const key of FUNCTION_KEYS) {
+        const storage = block(block(block(fn(mod, key), 'build_config'), 'source'), 'storage_source');
+        expect(storage?.object, key).to.equal('${google_storage_bucket_object.function_source.name}');
+        expect(storage?.bucket, key).to.equal('${google_storage_bucket.source.name}');
+      }
+    });
+
+    it('takes memory, CPU, timeout, instances and concurrency from each function\'s variable', function () {
+      for (const key of FUNCTION_KEYS) {
+        const service = block(fn(mod, key), 'service_config')!;
+        const v = `var.${key}_function`;
+        expect(service.available_memory, key).to.equal(`\${${v}.memory}`);
+        expect(service.available_cpu, key).to.equal(`\${${v}.cpu}`);
+        expect(service.timeout_seconds, key).to.equal(`\${${v}.timeout_seconds}`);
+        expect(service.max_instance_count, key).to.equal(`\${${v}.max_instances}`);
+        expect(service.min_instance_count, key).to.equal(`\${${v}.min_instances}`);
+        expect(service.max_instance_request_concurrency, key).to.equal(`\${${v}.concurrency}`);
+      }
+    });
+  });
+
+  describe('environment variables', function () {
+    for (const key of Object.keys(topology.functions)) {
+      it(`${key}: every variable is one shared/config.ts knows, and every required one is set`, function () {
+        const service = block(fn(mod, key), 'service_config')!;
+        expect(service.environment_variables).to.equal(`\${local.function_env.${key}}`);
+        const { keys, maps, expression } = envKeys(mod, service.environment_variables);
+        expect(maps, `${key} reads local.env_common`).to.include('env_common');
+        // The only other input is var.extra_env, free-form by design (documented in docs/deploy.md).
+        const others = [...expression.matchAll(/\b(var|local)\.([A-Za-z0-9_]+)/g)].map((m) => `${m[1]}.${m[2]}`).filter((r) => !r.startsWith('local.env_'));
+        expect(others, `${key}: inputs other than env_* maps`).to.deep.equal(['var.extra_env']);
+        for (const name of keys) expect(ENV_VARS, `${key} sets ${name}`).to.include(name);
+        for (const name of REQUIRED_ENV_VARS) expect([...keys], `${key} must set ${name}`).to.include(name);
+        const secret = dynamicBlock(service, 'secret_environment_variables');
+        if (secret) expect(ENV_VARS, `${key} secret ${String(secret.content.key)}`).to.include(secret.content.key);
+        for (const literal of blocks(service, 'secret_environment_variables')) expect(ENV_VARS).to.include(literal.key);
+      });
+    }
+
+    it('passes bucket and topic names under the variables the topology names', function () {
+      const common = mod.locals.env_common as Body;
+      for (const [key, bucket] of Object.entries(topology.buckets)) {
+        if (ENV_VARS.includes(bucket.env)) expect(common[bucket.env], bucket.env).to.equal(`\${google_storage_bucket.${key}.name}`);
+      }
+      for (const [key, topic] of Object.entries(topology.topics)) {
+        if (ENV_VARS.includes(topic.env)) expect(common[topic.env], topic.env).to.equal(`\${google_pubsub_topic.this["${key}"].name}`);
+      }
+      expect(common.GOOGLE_CLOUD_PROJECT).to.equal('${var.project_id}');
+    });
+
+    it('passes the subscription cleanup drains under its variable, when the code reads one', function () {
+      if (!ENV_VARS.includes('JOBS_DEAD_LETTER_SUBSCRIPTION')) this.skip();
+      const drained = Object.entries(topology.subscriptions).find(([, s]) => s.pull === 'cleanup');
+      expect(drained).to.exist;
+      expect((mod.locals.env_cleanup as Body).JOBS_DEAD_LETTER_SUBSCRIPTION).to.equal(`\${google_pubsub_subscription.pull["${drained![0]}"].name}`);
+    });
+
+    it('sets the sharp runtime settings on resize (SHARP_CONCURRENCY, SHARP_CACHE, MALLOC_ARENA_MAX)', function () {
+      const resize = mod.locals.env_resize as Body;
+      expect(resize.SHARP_CONCURRENCY).to.equal('${tostring(var.sharp_concurrency)}');
+      expect(resize.SHARP_CACHE).to.equal('${tostring(var.sharp_cache)}');
+      expect(resize.MALLOC_ARENA_MAX).to.equal('${tostring(var.malloc_arena_max)}');
+      expect(mod.variables.sharp_concurrency!.default).to.equal(2);
+      expect(mod.variables.malloc_arena_max!.default).to.equal(2);
+      expect(mod.variables.sharp_cache!.default).to.equal(false);
+    });
+
+    it('gives UPLOAD_TOKEN to upload from Secret Manager only when a secret is named', function () {
+      const secret = dynamicBlock(block(fn(mod, 'upload'), 'service_config'), 'secret_environment_variables');
+      expect(secret?.forEach).to.equal('${var.upload_token_secret_id == null ? [] : [var.upload_token_secret_id]}');
+      expect(secret?.content.key).to.equal('UPLOAD_TOKEN');
+      expect(mod.variables.upload_token_secret_id!.default).to.equal(null);
+      for (const key of FUNCTION_KEYS.filter((k) => k !== 'upload')) {
+        expect(dynamicBlock(block(fn(mod, key), 'service_config'), 'secret_environment_variables'), key).to.equal(undefined);
+      }
+      // No literal token anywhere: the value never enters the configuration or the state.
+      expect(Object.values(mod.sources).join('\n')).not.to.match(/UPLOAD_TOKEN\s*=/);
+      expect(mod.data.google_secret_manager_secret_version, 'no secret version read into the state').to.equal(undefined);
+    });
+
+    it('keeps extra_env free-form but empty by default', function () {
+      expect(mod.variables.extra_env!.default).to.deep.equal({});
+      expect(mod.variables.extra_env!.type).to.equal('${map(string)}');
+    });
+  });
+
+  describe('the jobs push subscription', function () {
+    const jobsPush = topology.subscriptions.jobsPush!;
+    let sub: Body;
+    before(function () {
+      sub = mod.resources.google_pubsub_subscription!.jobs_push!;
+    });
+
+    it('pushes to the resize function at /projects/{project}/topics/{topic} with an OIDC token', function () {
+      expect(jobsPush.push).to.equal('resize');
+      const push = block(sub, 'push_config')!;
+      expect(push.push_endpoint).to.equal(
+        '${google_cloudfunctions2_function.resize.service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[local.jobs_push.topic].name}',
+      );
+      expect(block(push, 'oidc_token')!.audience).to.equal('${google_cloudfunctions2_function.resize.service_config[0].uri}');
+      expect(block(push, 'no_wrapper'), 'functions-framework needs the wrapped push format').to.equal(undefined);
+      expect(sub.topic).to.equal('${google_pubsub_topic.this[local.jobs_push.topic].id}');
+    });
+
+    it('dead-letters after the topology\'s delivery attempts, with exponential backoff', function () {
+      const dlq = block(sub, 'dead_letter_policy')!;
+      expect(dlq.dead_letter_topic).to.equal('${google_pubsub_topic.this[local.jobs_push.deadLetterTopic].id}');
+      expect(topologyPath(mod, dlq.max_delivery_attempts)).to.deep.equal(['subscriptions', 'jobsPush', 'maxDeliveryAttempts']);
+      expect(jobsPush.maxDeliveryAttempts).to.be.within(5, 100); // Pub/Sub's limits
+      const retry = block(sub, 'retry_policy')!;
+      expect(retry.minimum_backoff).to.equal('${local.jobs_push.minimumBackoffSeconds}s');
+      expect(retry.maximum_backoff).to.equal('${local.jobs_push.maximumBackoffSeconds}s');
+      expect(jobsPush.minimumBackoffSeconds!).to.be.within(0, 600);
+      expect(jobsPush.maximumBackoffSeconds!).to.be.within(jobsPush.minimumBackoffSeconds!, 600);
+      expect(sub.message_retention_duration).to.equal('${local.jobs_push.messageRetentionSeconds}s');
+    });
+
+    it('keeps the dead letters: a pull subscription on the dead-letter topic', function () {
+      const keepers = Object.values(topology.subscriptions).filter((s) => s.topic === jobsPush.deadLetterTopic && !s.push);
+      expect(keepers.length).to.be.greaterThan(0);
+      const pull = mod.resources.google_pubsub_subscription!.pull!;
+      expect(block(pull, 'expiration_policy')!.ttl, 'pull subscriptions never expire').to.equal('');
+    });
+
+    it('matches the ack deadline to the resize timeout, within Pub/Sub\'s 600 s', function () {
+      expect(sub.ack_deadline_seconds).to.equal('${min(local.jobs_push.ackDeadlineSeconds, 600, var.resize_function.timeout_seconds)}');
+      const validation = JSON.stringify(mod.variables.resize_function!.validation);
+      expect(validation).to.include('var.resize_function.timeout_seconds <= 600');
+    });
+
+    it('lets the Pub/Sub service agent mint tokens, publish dead letters and ack the source subscription', function () {
+      expect(expr(mod.locals.pubsub_service_agent)).to.equal(undefined); // a template string, not an expression
+      expect(mod.locals.pubsub_service_agent).to.equal('serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com');
+      const publisher = mod.resources.google_pubsub_topic_iam_member!.dead_letter_publisher!;
+      expect(publisher).to.include({ role: 'roles/pubsub.publisher', member: '${local.pubsub_service_agent}' });
+      expect(publisher.topic).to.equal('${google_pubsub_topic.this[local.jobs_push.deadLetterTopic].name}');
+      const subscriber = mod.resources.google_pubsub_subscription_iam_member!.dead_letter_subscriber!;
+      expect(subscriber).to.include({ role: 'roles/pubsub.subscriber', member: '${local.pubsub_service_agent}' });
+      expect(subscriber.subscription).to.equal('${google_pubsub_subscription.jobs_push.name}');
+      const tokens = mod.resources.google_service_account_iam_member!.pubsub_token_creator!;
+      expect(tokens).to.include({ role: 'roles/iam.serviceAccountTokenCreator', member: '${local.pubsub_service_agent}', for_each: '${local.event_functions}' });
+      expect(tokens.service_account_id).to.equal('${google_service_account.invoker[each.key].name}');
+    });
+
+    it('lets only the resize invoker (and the other invokers, each on its own function) call the event functions', function () {
+      const invoker = mod.resources.google_cloud_run_service_iam_member!.invoker!;
+      expect(invoker).to.include({ for_each: '${local.event_functions}', role: 'roles/run.invoker' });
+      expect(invoker.member).to.equal('serviceAccount:${google_service_account.invoker[each.key].email}');
+      expect(invoker.service).to.equal('${local.deployed_functions[each.key].name}');
+    });
+  });
+
+  describe('storage', function () {
+    it('uses uniform bucket-level access everywhere, and no force_destroy by default', function () {
+      const buckets = mod.resources.google_storage_bucket ?? {};
+      expect(Object.keys(buckets).sort()).to.deep.equal(['images', 'source', 'uploads']);
+      for (const [name, bucket] of Object.entries(buckets)) {
+        expect(bucket.uniform_bucket_level_access, name).to.equal(true);
+        expect(bucket.force_destroy, name).to.equal('${var.force_destroy}');
+      }
+      expect(mod.variables.force_destroy!.default).to.equal(false);
+    });
+
+    it('enforces public access prevention on uploads and source, and on images unless public read is asked for', function () {
+      const buckets = mod.resources.google_storage_bucket!;
+      expect(buckets.uploads!.public_access_prevention).to.equal('enforced');
+      expect(buckets.source!.public_access_prevention).to.equal('enforced');
+      expect(buckets.images!.public_access_prevention).to.equal('${var.images_public_read ? "inherited" : "enforced"}');
+      expect(mod.variables.images_public_read!.default).to.equal(false);
+    });
+
+    it('deletes abandoned incoming/ objects with a lifecycle rule', function () {
+      const rules = blocks(mod.resources.google_storage_bucket!.uploads, 'lifecycle_rule');
+      const incoming = rules.find((r) => block(r, 'action')!.type === 'Delete');
+      expect(incoming, 'a Delete rule').to.exist;
+      const condition = block(incoming, 'condition')!;
+      expect(condition.matches_prefix).to.deep.equal(['${local.topology.prefixes.incoming}']);
+      expect(condition.age).to.equal('${var.incoming_max_age_days}');
+      expect(topology.prefixes.incoming).to.equal('incoming/');
+    });
+
+    it('takes the images bucket\'s CORS rules from a variable', function () {
+      const cors = dynamicBlock(mod.resources.google_storage_bucket!.images, 'cors');
+      expect(cors?.forEach).to.equal('${var.images_cors}');
+      expect(cors?.content).to.include({ origin: '${cors.value.origins}', method: '${cors.value.methods}' });
+      expect(mod.variables.images_cors!.default).to.deep.equal([]);
+    });
+  });
+
+  describe('IAM: least privilege', function () {
+    it('uses only additive *_iam_member resources (no authoritative bindings or policies)', function () {
+      const authoritative = allResources(mod).filter(([type]) => /_iam_(binding|policy)$/.test(type));
+      expect(authoritative.map(([t, n]) => `${t}.${n}`)).to.deep.equal([]);
+    });
+
+    it('grants no primitive role and no storage or Pub/Sub admin role anywhere', function () {
+      const roles = [
+        ...iamMembers(mod).map((m) => ({ where: `${m.type}.${m.name}`, role: m.role })),
+        ...(mod.locals.function_bucket_roles as Body[]).map((b) => ({ where: `local.function_bucket_roles ${String(b.function)}`, role: b.role })),
+      ];
+      expect(roles.length).to.be.greaterThan(10);
+      for (const { where, role } of roles) {
+        expect(PRIMITIVE_ROLES, where).not.to.include(role);
+        expect(FORBIDDEN_ROLES.test(String(role)), `${where}: ${String(role)}`).to.equal(false);
+      }
+      const allText = Object.values(mod.sources).join('\n');
+      for (const role of PRIMITIVE_ROLES) expect(allText.includes(`"${role}"`), role).to.equal(false);
+    });
+
+    it('grants exactly two project-level roles, both required by Eventarc for Cloud Storage triggers', function () {
+      const projectLevel = Object.entries(mod.resources.google_project_iam_member ?? {}).map(([name, b]) => ({ name, role: b.role, member: b.member }));
+      expect(projectLevel).to.have.deep.members([
+        { name: 'ingest_event_receiver', role: 'roles/eventarc.eventReceiver', member: 'serviceAccount:${google_service_account.invoker["ingest"].email}' },
+        { name: 'gcs_pubsub_publisher', role: 'roles/pubsub.publisher', member: 'serviceAccount:${data.google_storage_project_service_account.gcs.email_address}' },
+      ]);
+      for (const type of ['google_project_iam_binding', 'google_project_iam_policy', 'google_organization_iam_member', 'google_folder_iam_member']) {
+        expect(mod.resources[type], type).to.equal(undefined);
+      }
+    });
+
+    it('binds allUsers/allAuthenticatedUsers only behind their variables, which default to false', function () {
+      const gates: Record<string, string> = {
+        'google_cloud_run_service_iam_member.upload_public': 'allow_unauthenticated_upload',
+        'google_storage_bucket_iam_member.images_public': 'images_public_read',
+      };
+      const publicMembers = allResources(mod).filter(([, , body]) => /^all(Authenticated)?Users$/.test(String(body.member)));
+      expect(publicMembers.map(([t, n]) => `${t}.${n}`).sort()).to.deep.equal(Object.keys(gates).sort());
+      for (const [type, name, body] of publicMembers) {
+        const variable = gates[`${type}.${name}`]!;
+        expect(body.count, `${type}.${name}`).to.equal(`\${var.${variable} ? 1 : 0}`);
+        expect(mod.variables[variable]!.default, variable).to.equal(false);
+      }
+      const allText = Object.values(mod.sources).join('\n');
+      expect((allText.match(/"all(Authenticated)?Users"/g) ?? []).length, 'literal allUsers bindings').to.equal(2);
+    });
+
+    it('binds bucket roles to function accounts only, on the pipeline buckets, with object roles', function () {
+      const resource = mod.resources.google_storage_bucket_iam_member!.function!;
+      expect(resource.member).to.equal('serviceAccount:${google_service_account.function[each.value.function].email}');
+      expect(resource.bucket).to.equal('${local.pipeline_buckets[each.value.bucket]}');
+      const table = mod.locals.function_bucket_roles as Array<{ function: string; bucket: string; role: string }>;
+      const allowed = ['roles/storage.objectViewer', 'roles/storage.objectCreator', 'roles/storage.objectUser'];
+      for (const row of table) {
+        expect(FUNCTION_KEYS, JSON.stringify(row)).to.include(row.function);
+        expect(Object.keys(topology.buckets), JSON.stringify(row)).to.include(row.bucket);
+        expect(allowed, JSON.stringify(row)).to.include(row.role);
+      }
+      // Table-driven expectations: who may write where.
+      const roleOf = (f: string, b: string) => table.filter((r) => r.function === f && r.bucket === b).map((r) => r.role);
+      expect(roleOf('resize', 'uploads'), 'resize only reads originals').to.deep.equal(['roles/storage.objectViewer']);
+      for (const f of FUNCTION_KEYS) expect(roleOf(f, 'images').length, `${f} on images`).to.be.greaterThan(0);
+    });
+
+    it('lets each function publish only to the topics it uses, and subscribe only where the topology says', function () {
+      const publishers = mod.locals.function_topic_publishers as Array<{ function: string; topic: string }>;
+      for (const row of publishers) {
+        expect(FUNCTION_KEYS).to.include(row.function);
+        expect(Object.keys(topology.topics)).to.include(row.topic);
+      }
+      expect(publishers.filter((p) => p.topic === 'jobs').map((p) => p.function).sort()).to.deep.equal(['cleanup', 'ingest', 'upload']);
+      expect(publishers.filter((p) => p.function === 'resize').map((p) => p.topic)).to.deep.equal(['events']);
+      const pub = mod.resources.google_pubsub_topic_iam_member!.function_publisher!;
+      expect(pub).to.include({ role: 'roles/pubsub.publisher', topic: '${google_pubsub_topic.this[each.value.topic].name}' });
+      const subscriber = mod.resources.google_pubsub_subscription_iam_member!.function_subscriber!;
+      expect(subscriber).to.include({ role: 'roles/pubsub.subscriber', for_each: '${local.function_pull_subscriptions}' });
+      expect(subscriber.member).to.equal('serviceAccount:${google_service_account.function[each.value.pull].email}');
+      expect(expr(mod.locals.function_pull_subscriptions)).to.match(/if\s+try\(sub\.pull,\s*null\)\s*!=\s*null/);
+    });
+
+    it('gives upload access to its token secret only when one is named', function () {
+      const secret = mod.resources.google_secret_manager_secret_iam_member!.upload_token!;
+      expect(secret).to.include({
+        count: '${var.upload_token_secret_id == null ? 0 : 1}',
+        secret_id: '${var.upload_token_secret_id}',
+        role: 'roles/secretmanager.secretAccessor',
+        member: 'serviceAccount:${google_service_account.function["upload"].email}',
+      });
+    });
+
+    it('otherwise lets only the listed members invoke upload', function () {
+      const members = mod.resources.google_cloud_run_service_iam_member!.upload_invoker!;
+      expect(members).to.include({ for_each: '${toset(var.upload_invoker_members)}', role: 'roles/run.invoker', member: '${each.value}' });
+      expect(mod.variables.upload_invoker_members!.default).to.deep.equal([]);
+      expect(mod.variables.allow_unauthenticated_upload!.default).to.equal(false);
+    });
+  });
+
+  describe('project, providers, outputs', function () {
+    it('enables the APIs the pipeline needs', function () {
+      const services = expr(mod.locals.services) ?? '';
+      for (const api of ['cloudfunctions', 'run', 'cloudbuild', 'artifactregistry', 'eventarc', 'pubsub', 'storage', 'cloudscheduler', 'iam']) {
+        expect(services, api).to.include(`"${api}.googleapis.com"`);
+      }
+      const resource = mod.resources.google_project_service!.this!;
+      expect(resource.disable_on_destroy).to.equal(false);
+    });
+
+    it('pins hashicorp/google to a range and uses hashicorp/archive', function () {
+      const terraform = (mod.other.terraform ?? []).flat() as Body[];
+      const providers = terraform.map((t) => block(t, 'required_providers')).find(Boolean) as Record<string, { source: string; version: string }> | undefined;
+      expect(providers?.google?.source).to.equal('hashicorp/google');
+      expect(providers?.google?.version).to.match(/>=\s*\d.*<\s*\d/);
+      expect(providers?.archive?.source).to.equal('hashicorp/archive');
+      expect(Object.keys(providers ?? {}), 'no google-beta').not.to.include('google-beta');
+    });
+
+    it('outputs the upload URL, bucket names, topics and subscriptions', function () {
+      for (const name of ['upload_url', 'uploads_bucket', 'images_bucket', 'topics', 'subscriptions']) {
+        expect(mod.outputs[name], name).to.exist;
+        expect(mod.outputs[name]!.description, `${name} description`).to.be.a('string').and.not.empty;
+      }
+      expect(mod.outputs.upload_url!.value).to.equal('${google_cloudfunctions2_function.upload.service_config[0].uri}');
+    });
+
+    it('publishes the scheduler tick to the cleanup topic', function () {
+      const target = block(mod.resources.google_cloud_scheduler_job!.cleanup, 'pubsub_target')!;
+      expect(target.topic_name).to.equal('${google_pubsub_topic.this[local.topology.functions.cleanup.topic].id}');
+      expect(String(target.data)).to.match(/^\$\{base64encode\(/);
+    });
+
+    it('resolves every alias local the tests follow', function () {
+      expect(resolveLocalPath(mod, '${local.function_env.resize}')).to.be.a('string');
+      expect(at(topology, ['functions', 'resize', 'entryPoint'])).to.equal('resize');
+    });
+  });
+});
