@@ -177,6 +177,9 @@ export async function moveObject(
  * any other is 404) and the read preconditions.
  */
 export function findObjectForRead(ctx: RequestContext, bucket: string, name: string): ObjectRecord {
+  // Arguments are validated before existence, as Cloud Storage does: a bad value is 400 even
+  // for a missing object.
+  const preconditions = parsePreconditions(ctx.url.searchParams);
   ctx.store.requireBucket(bucket);
   const record = ctx.store.getObject(bucket, name);
   if (!record) throw noSuchObject(bucket, name);
@@ -185,7 +188,7 @@ export function findObjectForRead(ctx: RequestContext, bucket: string, name: str
     if (!/^\d+$/.test(generation)) throw badRequest(`Invalid argument for parameter generation: ${JSON.stringify(generation)}`, 'invalidParameter');
     if (BigInt(generation) !== BigInt(record.generation)) throw noSuchObject(bucket, name);
   }
-  checkPreconditions(record, parsePreconditions(ctx.url.searchParams), 'read');
+  checkPreconditions(record, preconditions, 'read');
   return record;
 }
 

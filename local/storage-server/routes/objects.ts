@@ -13,7 +13,7 @@ import {
   sendMedia,
   sendObject,
 } from '../objects.js';
-import { checkPreconditions, parsePreconditions } from '../preconditions.js';
+import { checkPreconditions, parsePreconditions, type Preconditions } from '../preconditions.js';
 import { WRITABLE_STRING_FIELDS, type ObjectRecord, type WritableObjectFields } from '../records.js';
 import { applyWritableFields, objectResource, parseJsonBody, writableFieldsOf } from '../resources.js';
 import { compareNames } from '../store.js';
@@ -194,13 +194,13 @@ export async function listObjects(ctx: RequestContext, bucket: string): Promise<
 }
 
 /** The source of a copy: live, at `sourceGeneration` if given, meeting the `ifSource…` conditions. */
-function findCopySource(ctx: RequestContext, bucket: string, name: string): ObjectRecord {
+function findCopySource(ctx: RequestContext, bucket: string, name: string, preconditions: Preconditions): ObjectRecord {
   ctx.store.requireBucket(bucket);
   const record = ctx.store.getObject(bucket, name);
   if (!record) throw noSuchObject(bucket, name);
   const sourceGeneration = ctx.url.searchParams.get('sourceGeneration');
   if (sourceGeneration && sourceGeneration !== record.generation) throw noSuchObject(bucket, name);
-  checkPreconditions(record, parsePreconditions(ctx.url.searchParams, 'source'), 'write');
+  checkPreconditions(record, preconditions, 'write');
   return record;
 }
 
@@ -222,9 +222,12 @@ export async function copyObject(
   destination: { bucket: string; name: string },
   answer: 'rewrite' | 'copy',
 ): Promise<void> {
+  // Arguments first: a bad value is 400 even when the source is missing.
+  const sourcePreconditions = parsePreconditions(ctx.url.searchParams, 'source');
+  const destinationPreconditions = parsePreconditions(ctx.url.searchParams);
   await resolveBucket(ctx, source.bucket);
   const body = parseJsonBody(await readBody(ctx.req, 8 * 1024 * 1024));
-  const record = findCopySource(ctx, source.bucket, source.name);
+  const record = findCopySource(ctx, source.bucket, source.name, sourcePreconditions);
   let data: Buffer;
   try {
     data = await ctx.store.readData(record);
@@ -236,7 +239,7 @@ export async function copyObject(
     name: destination.name,
     data,
     fields: destinationFields(record, body),
-    preconditions: parsePreconditions(ctx.url.searchParams),
+    preconditions: destinationPreconditions,
   });
   if (answer === 'copy') return sendObject(ctx, copied);
   sendJson(ctx.res, 200, {
@@ -268,6 +271,7 @@ const MAX_COMPOSE_SOURCES = 32;
  * CRC32C and a `componentCount` but no MD5, as in Cloud Storage.
  */
 export async function composeObject(ctx: RequestContext, bucket: string, destination: string): Promise<void> {
+  const preconditions = parsePreconditions(ctx.url.searchParams);
   await resolveBucket(ctx, bucket);
   const body = parseJsonBody(await readBody(ctx.req, 8 * 1024 * 1024));
   if (typeof body !== 'object' || body === null) throw badRequest('Compose needs a JSON body with sourceObjects', 'required');
@@ -297,7 +301,7 @@ export async function composeObject(ctx: RequestContext, bucket: string, destina
     name: destination,
     data: Buffer.concat(parts),
     fields,
-    preconditions: parsePreconditions(ctx.url.searchParams),
+    preconditions,
     componentCount,
   });
   sendObject(ctx, composed);
