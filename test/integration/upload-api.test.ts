@@ -1,0 +1,191 @@
+/**
+ * The `upload` HTTP function through functions-framework's test server and supertest, against
+ * the local storage server and the real Pub/Sub emulator.
+ */
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { expect } from 'chai';
+import request from 'supertest';
+import '../../functions/index.js';
+import { useDeps } from '../../functions/runtime.js';
+import { runCleanup } from '../../shared/cleanup.js';
+import { createDeps } from '../../shared/deps.js';
+import { imageIdOf, originalName } from '../../shared/naming.js';
+import { htmlPosingAsImage, jpegHeaderClaiming, makePhoto, pngBomb, simpleSvg, textPosingAsJpeg, zeroBytes } from '../fixtures/images.js';
+import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+
+describe('upload API (functions-framework test server, local storage, Pub/Sub emulator)', function () {
+  this.timeout(60_000);
+  let pipeline: TestPipeline;
+  let photo: Buffer;
+  const server = () => request(getTestServer('upload'));
+
+  before(async () => {
+    pipeline = await startTestPipeline({ MAX_UPLOAD_BYTES: String(300 * 1024), CORS_ORIGINS: 'https://app.example' });
+    useDeps(pipeline.deps);
+    photo = await makePhoto({ width: 400, height: 300, seed: 11 });
+  });
+  after(async () => pipeline.stop());
+
+  it('accepts a multipart upload: 202, the original stored once with a sanitised name, one message per job', async () => {
+    const response = await server().post('/uploads').attach('file', photo, { filename: '../../evil\r\nname.jpg', contentType: 'text/plain' });
+    expect(response.status).to.equal(202);
+    const id = imageIdOf(photo);
+    expect(response.body).to.include({ id, status: 'processing' });
+    expect(response.body.statusUrl).to.match(new RegExp(`/uploads/${id}$`));
+    expect(response.body.variants).to.have.length(6);
+    expect(response.body.variants[0]).to.have.keys(['width', 'format', 'name']);
+
+    const [metadata] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).getMetadata();
+    expect(metadata.contentType).to.equal('image/jpeg'); // sniffed, not the declared text/plain
+    expect(metadata.metadata?.filename).to.match(/^evil.*name\.jpg$/).and.not.match(/[\r\n/\\]/);
+    expect(metadata.metadata?.dispatchedAt).to.be.a('string');
+
+    const jobs = await pullJobs(pipeline.jobs);
+    expect(jobs.length).to.be.greaterThan(1, 'the default strategy fans out');
+    expect(jobs.every(({ job }) => job.imageId === id && job.original.generation === String(metadata.generation))).to.equal(true);
+    const planned = jobs.flatMap(({ job }) => job.variants.map((v) => `${v.format}@${v.width}`)).sort();
+    expect(planned).to.deep.equal(response.body.variants.map((v: { format: string; width: number }) => `${v.format}@${v.width}`).sort());
+  });
+
+  it('accepts a raw image body and does not dispatch the same image twice', async () => {
+    const other = await makePhoto({ width: 300, height: 300, format: 'png', seed: 12 });
+    const first = await server().post('/uploads?filename=square.png').set('Content-Type', 'image/png').send(other);
+    expect(first.status).to.equal(202);
+    const second = await server().post('/uploads').set('Content-Type', 'application/octet-stream').send(other);
+    expect(second.status).to.equal(202);
+    expect(second.body.id).to.equal(first.body.id);
+    const jobs = await pullJobs(pipeline.jobs);
+    expect(new Set(jobs.map(({ job }) => job.job.index)).size).to.equal(jobs.length, 'each job published once');
+    expect(jobs.length).to.equal(jobs[0]!.job.job.count);
+  });
+
+  it('reports progress while processing and 404 for unknown ids', async () => {
+    const id = imageIdOf(photo);
+    const status = await server().get(`/uploads/${id}`);
+    expect(status.status).to.equal(202);
+    expect(status.body).to.include({ id, status: 'processing', done: 0, total: 6 });
+    const unknown = await server().get(`/uploads/${'0'.repeat(32)}`);
+    expect(unknown.status).to.equal(404);
+    expect(unknown.body.error.code).to.equal('not_found');
+    expect((await server().get('/uploads/not-an-id')).status).to.equal(404);
+  });
+
+  const rejected: Array<[string, () => Promise<Buffer>, string, number, string]> = [
+    ['a body over MAX_UPLOAD_BYTES', async () => Buffer.alloc(400 * 1024, 1), 'image/jpeg', 413, 'payload_too_large'],
+    ['zero bytes', async () => zeroBytes, 'image/jpeg', 415, 'not_an_image'],
+    ['text posing as a JPEG', async () => textPosingAsJpeg(), 'image/jpeg', 415, 'not_an_image'],
+    ['HTML posing as an image', async () => htmlPosingAsImage(), 'image/png', 415, 'not_an_image'],
+    ['SVG while SVG is off', async () => simpleSvg(), 'image/svg+xml', 415, 'format_not_allowed'],
+    ['a pixel bomb (20000×20000 PNG)', async () => pngBomb(20000, 20000), 'image/png', 422, 'too_many_pixels'],
+    ['a JPEG header claiming 65000×65000', () => jpegHeaderClaiming(65000, 65000), 'image/jpeg', 422, 'too_many_pixels'],
+  ];
+  for (const [what, make, contentType, status, code] of rejected) {
+    it(`rejects ${what}: ${status} ${code}, nothing stored`, async () => {
+      const body = await make();
+      const response = await server().post('/uploads').set('Content-Type', contentType).send(body);
+      expect(response.status).to.equal(status);
+      expect(response.type).to.equal('application/json');
+      expect(response.body.error.code).to.equal(code);
+      expect(response.body.error.message).to.be.a('string').and.not.match(/\/work|node_modules|at .*\.js/);
+      if (body.length > 0) {
+        const [exists] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(imageIdOf(body))).exists();
+        expect(exists).to.equal(false);
+      }
+    });
+  }
+
+  const protocol: Array<[string, () => request.Test, number, string | undefined]> = [
+    ['GET /healthz', () => server().get('/healthz'), 200, undefined],
+    ['PUT /uploads', () => server().put('/uploads').send('x'), 405, 'method_not_allowed'],
+    ['DELETE /uploads/{id}', () => server().delete(`/uploads/${'a'.repeat(32)}`), 405, 'method_not_allowed'],
+    ['GET /elsewhere', () => server().get('/elsewhere'), 404, 'not_found'],
+    ['a multipart form without a file', () => server().post('/uploads').field('title', 'x'), 400, 'missing_file'],
+    ['an unlisted browser origin', () => server().post('/uploads').set('Origin', 'https://evil.example').send(photo), 403, 'forbidden_origin'],
+  ];
+  for (const [what, send, status, code] of protocol) {
+    it(`answers ${what} with ${status}`, async () => {
+      const response = await send();
+      expect(response.status).to.equal(status);
+      if (code) expect(response.body.error.code).to.equal(code);
+      if (status === 405) expect(response.headers.allow).to.match(/OPTIONS/);
+    });
+  }
+
+  it('answers CORS preflights for configured origins only', async () => {
+    const ok = await server().options('/uploads').set('Origin', 'https://app.example').set('Access-Control-Request-Method', 'POST');
+    expect(ok.status).to.equal(204);
+    expect(ok.headers['access-control-allow-origin']).to.equal('https://app.example');
+    const refused = await server().options('/uploads').set('Origin', 'https://evil.example');
+    expect(refused.status).to.equal(403);
+    expect(refused.headers['access-control-allow-origin']).to.equal(undefined);
+  });
+
+  it('requires the bearer token when UPLOAD_TOKEN is set, and never echoes it', async () => {
+    const token = 'test-token-0123456789abcdef';
+    useDeps(createDeps({ ...pipeline.config, UPLOAD_TOKEN: token }, { log: pipeline.deps.log }));
+    try {
+      const missing = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(photo);
+      expect(missing.status).to.equal(401);
+      expect(missing.headers['www-authenticate']).to.equal('Bearer');
+      const wrong = await server().post('/uploads').set('Authorization', 'Bearer nope').set('Content-Type', 'image/jpeg').send(photo);
+      expect(wrong.status).to.equal(401);
+      const right = await server().post('/uploads').set('Authorization', `Bearer ${token}`).set('Content-Type', 'image/jpeg').send(photo);
+      expect(right.status).to.equal(202);
+      expect(JSON.stringify(pipeline.logs)).not.to.contain(token);
+      expect((await server().get('/healthz')).status).to.equal(200, 'health needs no token');
+    } finally {
+      useDeps(pipeline.deps);
+      await pullJobs(pipeline.jobs);
+    }
+  });
+
+  it('survives storage 503s on the original write (the client retries)', async () => {
+    const image = await makePhoto({ width: 200, height: 150, seed: 13 });
+    pipeline.storageServer.injectFault({ method: 'POST', path: /\/upload\/storage\/v1\/b\/test-uploads\/o/, status: 503, times: 2 });
+    const response = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
+    pipeline.storageServer.clearFaults();
+    expect(response.status).to.equal(202);
+    await pullJobs(pipeline.jobs);
+  });
+
+  it('answers 503 storage_unavailable when storage stays down, storing nothing half-way', async () => {
+    const image = await makePhoto({ width: 200, height: 150, seed: 14 });
+    pipeline.storageServer.injectFault({ path: /test-uploads|test-images/, status: 503, times: 1000 });
+    const response = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
+    pipeline.storageServer.clearFaults();
+    expect(response.status).to.equal(503);
+    expect(response.body.error).to.include({ code: 'storage_unavailable', retryable: true });
+    expect(response.headers['retry-after']).to.equal('10');
+    const [exists] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(imageIdOf(image))).exists();
+    expect(exists).to.equal(false);
+    expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202, 'the next try works');
+    await pullJobs(pipeline.jobs);
+  });
+
+  it('answers 503 when publishing fails, keeps the original, and cleanup dispatches it later', async () => {
+    const image = await makePhoto({ width: 240, height: 160, seed: 15 });
+    const id = imageIdOf(image);
+    const broken = createDeps({ ...pipeline.config, JOBS_TOPIC: 'no-such-topic' }, { log: pipeline.deps.log });
+    useDeps(broken);
+    try {
+      const response = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
+      expect(response.status).to.equal(503);
+      expect(response.body.error).to.include({ code: 'publish_failed', retryable: true });
+    } finally {
+      useDeps(pipeline.deps);
+      await broken.pubsub.close();
+    }
+    const original = pipeline.deps.storage.bucket('test-uploads').file(originalName(id));
+    const [metadata] = await original.getMetadata();
+    expect(metadata.metadata?.dispatchedAt, 'not marked as dispatched').to.equal(undefined);
+
+    const later = createDeps(pipeline.config, { log: pipeline.deps.log, now: () => new Date(Date.now() + 5 * 60_000) });
+    const summary = await runCleanup(later);
+    await later.pubsub.close();
+    expect(summary.redispatched).to.be.at.least(1);
+    const jobs = await pullJobs(pipeline.jobs);
+    expect(jobs.some(({ job }) => job.imageId === id)).to.equal(true);
+    const [after] = await original.getMetadata();
+    expect(after.metadata?.dispatchedAt).to.be.a('string');
+  });
+});
