@@ -38,6 +38,9 @@ export function createStorageClient(config: Pick<Config, 'STORAGE_API_ENDPOINT' 
 
 /** A Pub/Sub client; PUBSUB_EMULATOR_HOST, when set, is honoured by the client itself. */
 export function createPubSubClient(config: Pick<Config, 'GOOGLE_CLOUD_PROJECT'>): PubSub {
+  // With the emulator there is no metadata server; without this, google-gax probes for one on
+  // every new stub and logs a MetadataLookupWarning.
+  if (process.env.PUBSUB_EMULATOR_HOST) process.env.METADATA_SERVER_DETECTION ??= 'none';
   const projectId = config.GOOGLE_CLOUD_PROJECT ?? (process.env.PUBSUB_EMULATOR_HOST ? 'local-project' : undefined);
   return new PubSub(projectId ? { projectId } : {});
 }
