@@ -1,0 +1,182 @@
+/**
+ * terraform/variables.tf on its own: every variable typed and described, documented in
+ * docs/deploy.md, listed in terraform.tfvars.example when required; and its validations evaluated
+ * by Terraform itself. variables.tf refers to nothing else, so it is planned in a scratch module
+ * that needs no provider (init downloads nothing): good inputs must pass, bad ones must be refused
+ * with the variable's own message.
+ */
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from '@cdktf/hcl2json';
+import { block, loadModule, optionalDefaults, REPO_ROOT, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
+
+const TF_ENV = { ...process.env, TF_IN_AUTOMATION: '1', CHECKPOINT_DISABLE: '1', TF_INPUT: '0' };
+
+function terraform(cwd: string, args: string[]): { status: number | null; output: string } {
+  const result = spawnSync('terraform', args, { cwd, encoding: 'utf8', env: TF_ENV, timeout: 120_000 });
+  if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
+    expect.fail('terraform is not installed or not on PATH: the terraform tests need it and are not skipped without it');
+  }
+  if (result.error) throw result.error;
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+describe('terraform variables', function () {
+  let mod: Module;
+  before(async function () {
+    mod = await loadModule(TERRAFORM_DIR);
+  });
+
+  it('types and describes every variable', function () {
+    const names = Object.keys(mod.variables);
+    expect(names.length).to.be.greaterThan(20);
+    for (const [name, body] of Object.entries(mod.variables)) {
+      expect(body.type, `${name} type`).to.be.a('string');
+      expect(String(body.description ?? ''), `${name} description`).to.have.length.greaterThan(20);
+    }
+  });
+
+  it('documents every variable in the table of docs/deploy.md', function () {
+    const doc = readFileSync(join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
+    for (const name of Object.keys(mod.variables)) {
+      expect(doc, `docs/deploy.md lists ${name}`).to.match(new RegExp(`^\\|\\s*\`${name}\`\\s*\\|`, 'm'));
+    }
+    const documented = [...doc.matchAll(/^\|\s*`([a-z0-9_]+)`\s*\|/gm)].map((m) => m[1]!);
+    for (const name of documented) expect(Object.keys(mod.variables), `docs/deploy.md documents ${name}, which does not exist`).to.include(name);
+  });
+
+  it('sets every required variable in terraform.tfvars.example, and only declared ones', async function () {
+    const text = readFileSync(join(TERRAFORM_DIR, 'terraform.tfvars.example'), 'utf8');
+    const set = Object.keys((await parse('terraform.tfvars.example', text)) as Body);
+    const required = Object.entries(mod.variables).filter(([, v]) => !('default' in v)).map(([n]) => n);
+    expect(required).to.deep.equal(['project_id']);
+    for (const name of required) expect(set, name).to.include(name);
+    for (const name of set) expect(Object.keys(mod.variables), name).to.include(name);
+    const commented = [...text.matchAll(/^#\s*([a-z0-9_]+)\s*=/gm)].map((m) => m[1]!);
+    for (const name of commented) expect(Object.keys(mod.variables), `commented ${name}`).to.include(name);
+  });
+
+  it('calls the module with every required variable in examples/basic', async function () {
+    const example = await loadModule(join(TERRAFORM_DIR, 'examples', 'basic'));
+    const call = block((example.other.module ?? []).flat()[0] as Body, 'image_pipeline');
+    expect(call?.source).to.equal('../..');
+    for (const [name, v] of Object.entries(mod.variables)) if (!('default' in v)) expect(call, name).to.have.property(name);
+    for (const name of Object.keys(call ?? {}).filter((k) => k !== 'source')) expect(Object.keys(mod.variables), name).to.include(name);
+  });
+
+  it('defaults the functions for sharp: resize 2 GiB / 2 vCPU / 1 request per instance', function () {
+    const resize = optionalDefaults(String(mod.variables.resize_function!.type));
+    expect(resize).to.deep.include({ memory: '2Gi', cpu: '2', concurrency: 1, timeout_seconds: 540 });
+    const upload = optionalDefaults(String(mod.variables.upload_function!.type));
+    expect(upload).to.deep.include({ memory: '1Gi', cpu: '1', concurrency: 4, timeout_seconds: 60 });
+    const ingest = optionalDefaults(String(mod.variables.ingest_function!.type));
+    expect(ingest).to.deep.include({ memory: '1Gi' });
+    const cleanup = optionalDefaults(String(mod.variables.cleanup_function!.type));
+    expect(cleanup).to.deep.include({ memory: '512Mi', timeout_seconds: 540, max_instances: 1 });
+    for (const key of ['upload', 'ingest', 'resize', 'cleanup']) {
+      const defaults = optionalDefaults(String(mod.variables[`${key}_function`]!.type));
+      const cpu = defaults.cpu === null ? 0 : Number(defaults.cpu);
+      if (Number(defaults.concurrency) > 1) expect(cpu, `${key}: concurrency > 1 needs >= 1 vCPU on gen2`).to.be.at.least(1);
+      expect(String(mod.variables[`${key}_function`]!.description).length, `${key}: the description says why`).to.be.greaterThan(200);
+    }
+  });
+
+  describe('validations, evaluated by terraform plan on variables.tf alone', function () {
+    let dir: string;
+
+    before(function () {
+      this.timeout(120_000);
+      dir = mkdtempSync(join(tmpdir(), 'tf-variables-'));
+      copyFileSync(join(TERRAFORM_DIR, 'variables.tf'), join(dir, 'variables.tf'));
+      // A module with only variables plans without any provider, so init downloads nothing.
+      const init = terraform(dir, ['init', '-backend=false', '-no-color', '-input=false']);
+      expect(init.status, init.output).to.equal(0);
+    });
+
+    after(function () {
+      if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+    });
+
+    function plan(vars: Record<string, unknown>): { status: number | null; output: string } {
+      writeFileSync(join(dir, 'case.tfvars.json'), JSON.stringify(vars));
+      return terraform(dir, ['plan', '-no-color', '-input=false', '-lock=false', '-refresh=false', '-var-file=case.tfvars.json']);
+    }
+
+    const valid: Array<[string, Record<string, unknown>]> = [
+      ['only the required project_id', { project_id: 'my-project-123' }],
+      [
+        'every optional setting',
+        {
+          project_id: 'my-project-123',
+          region: 'europe-west1',
+          name_prefix: 'acme-img',
+          function_name_prefix: 'img',
+          widths: [320, 640, 1280],
+          formats: ['avif', 'webp'],
+          fanout_strategy: 'per-width',
+          max_upload_bytes: 20 * 1024 * 1024,
+          public_base_url: 'https://cdn.example.com',
+          original_retention_days: 30,
+          incoming_max_age_hours: 12,
+          cleanup_dry_run: true,
+          cleanup_schedule: '0 * * * *',
+          cleanup_time_zone: 'Europe/Berlin',
+          extra_env: { AVIF_QUALITY: '45', JPEG_MOZJPEG: 'true' },
+          images_public_read: true,
+          images_cors: [{ origins: ['https://www.example.com'] }],
+          allow_unauthenticated_upload: true,
+          upload_token_secret_id: 'upload-token',
+          upload_token_secret_version: '3',
+          upload_cors_origins: ['https://www.example.com'],
+          upload_invoker_members: ['user:alice@example.com', 'serviceAccount:app@my-project-123.iam.gserviceaccount.com'],
+          build_service_account: 'builder@my-project-123.iam.gserviceaccount.com',
+          resize_function: { memory: '4Gi', cpu: '2', timeout_seconds: 600, max_instances: 50 },
+          cleanup_function: { concurrency: 2, cpu: '1' },
+          sharp_concurrency: 4,
+          malloc_arena_max: 4,
+        },
+      ],
+    ];
+
+    for (const [name, vars] of valid) {
+      it(`accepts ${name}`, function () {
+        this.timeout(60_000);
+        const result = plan(vars);
+        expect(result.status, result.output).to.equal(0);
+      });
+    }
+
+    const invalid: Array<[string, Record<string, unknown>, string]> = [
+      ['a malformed project ID', { project_id: 'My_Project' }, 'project_id'],
+      ['a bucket prefix containing "google"', { name_prefix: 'my-google-images' }, 'name_prefix'],
+      ['a resize timeout beyond the 600 s ack deadline', { resize_function: { timeout_seconds: 900 } }, 'resize_function.timeout_seconds'],
+      ['an event function timeout beyond 540 s', { ingest_function: { timeout_seconds: 600 } }, 'ingest_function.timeout_seconds'],
+      ['concurrency above 1 with less than one vCPU', { cleanup_function: { concurrency: 4 } }, 'cleanup_function.concurrency'],
+      ['a memory size without unit', { upload_function: { memory: '1GB' } }, 'upload_function.memory'],
+      ['allUsers as an upload invoker', { upload_invoker_members: ['allUsers'] }, 'upload_invoker_members'],
+      ['allAuthenticatedUsers as an upload invoker', { upload_invoker_members: ['allAuthenticatedUsers'] }, 'upload_invoker_members'],
+      ['an unknown output format', { formats: ['gif'] }, 'formats'],
+      ['an unknown fan-out strategy', { fanout_strategy: 'random' }, 'fanout_strategy'],
+      ['uploads larger than Cloud Run accepts', { max_upload_bytes: 64 * 1024 * 1024 }, 'max_upload_bytes'],
+      ['a lower-case extra_env name', { extra_env: { avif_quality: '40' } }, 'extra_env'],
+      ['a cron with four fields', { cleanup_schedule: '*/15 * * *' }, 'cleanup_schedule'],
+      ['a full secret resource name', { upload_token_secret_id: 'projects/p/secrets/s' }, 'upload_token_secret_id'],
+      ['a CORS origin with a path', { upload_cors_origins: ['https://example.com/app'] }, 'upload_cors_origins'],
+      ['an images CORS rule without origins', { images_cors: [{ origins: [] }] }, 'images_cors'],
+      ['a build account that is not a service account', { build_service_account: 'me@example.com' }, 'build_service_account'],
+    ];
+
+    for (const [name, vars, message] of invalid) {
+      it(`refuses ${name}`, function () {
+        this.timeout(60_000);
+        const result = plan({ project_id: 'my-project-123', ...vars });
+        expect(result.status, result.output).not.to.equal(0);
+        expect(result.output).to.include('Invalid value for variable');
+        expect(result.output.replace(/\s+/g, ' ')).to.include(message);
+      });
+    }
+  });
+});
