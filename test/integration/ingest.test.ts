@@ -1,0 +1,123 @@
+/**
+ * `ingest`: objects put under `incoming/` with the official client reach the function as the
+ * local storage server's Eventarc-style finalize CloudEvents (binary mode, over real HTTP).
+ */
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { expect } from 'chai';
+import type { Server } from 'node:http';
+import request from 'supertest';
+import '../../functions/index.js';
+import { useDeps } from '../../functions/runtime.js';
+import { FailureRecordV1 } from '../../shared/messages.js';
+import { errorRecordName, imageIdOf, originalName } from '../../shared/naming.js';
+import { makePhoto, pngBomb, textPosingAsJpeg } from '../fixtures/images.js';
+import { freePort } from '../fixtures/pubsub.js';
+import { pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('ingest: finalize events from incoming/ (local storage notifications, Pub/Sub emulator)', function () {
+  this.timeout(60_000);
+  let pipeline: TestPipeline;
+  let server: Server;
+  const uploads = () => pipeline.deps.storage.bucket('test-uploads');
+  const exists = async (name: string) => (await uploads().file(name).exists())[0];
+
+  before(async () => {
+    pipeline = await startTestPipeline({ MAX_UPLOAD_BYTES: String(200 * 1024) });
+    useDeps(pipeline.deps);
+    const port = await freePort();
+    server = getTestServer('ingest').listen(port, '127.0.0.1');
+    pipeline.storageServer.addNotification('test-uploads', `http://127.0.0.1:${port}/`);
+  });
+  after(async () => {
+    await new Promise((r) => server.close(r));
+    await pipeline.stop();
+  });
+
+  it('copies a valid image to originals/{id}, dispatches it and removes the incoming object', async () => {
+    const image = await makePhoto({ width: 360, height: 240, seed: 41 });
+    const id = imageIdOf(image);
+    await uploads().file('incoming/holiday/beach photo.jpg').save(image, { resumable: false, contentType: 'image/jpeg' });
+    await waitFor('incoming object removed', async () => ((await exists('incoming/holiday/beach photo.jpg')) ? undefined : true));
+    const [metadata] = await uploads().file(originalName(id)).getMetadata();
+    expect(metadata.contentType).to.equal('image/jpeg');
+    expect(metadata.metadata).to.include({ filename: 'beach photo.jpg', source: 'incoming/holiday/beach photo.jpg' });
+    const jobs = await pullJobs(pipeline.jobs);
+    expect(jobs.length).to.be.greaterThan(0);
+    expect(jobs.every(({ job }) => job.imageId === id && job.original.name === originalName(id))).to.equal(true);
+  });
+
+  const invalid: Array<[string, () => Promise<Buffer>, string]> = [
+    ['text posing as a JPEG', async () => textPosingAsJpeg(), 'not_an_image'],
+    ['a pixel bomb', async () => pngBomb(20000, 20000), 'too_many_pixels'],
+    ['a file over the byte limit', async () => Buffer.alloc(300 * 1024, 7), 'payload_too_large'],
+  ];
+  for (const [what, make, code] of invalid) {
+    it(`records ${what} as failed (${code}), publishes image.failed, removes it, and is not retried`, async () => {
+      const body = await make();
+      const name = `incoming/bad-${code}.jpg`;
+      pipeline.clearLogs();
+      await uploads().file(name).save(body, { resumable: false, contentType: 'image/jpeg' });
+      await waitFor('incoming object removed', async () => ((await exists(name)) ? undefined : true));
+      const events = await pullEvents(pipeline.events);
+      const failed = events.filter((e) => e.type === 'image.failed');
+      expect(failed).to.have.length(1);
+      expect(failed[0]).to.include({ code });
+      const [record] = await pipeline.deps.storage.bucket('test-images').file(errorRecordName(failed[0]!.imageId)).download();
+      expect(FailureRecordV1.parse(JSON.parse(record.toString()))).to.deep.include({ code, source: { bucket: 'test-uploads', name } });
+      if (code !== 'payload_too_large') expect(failed[0]!.imageId).to.equal(imageIdOf(body));
+      expect(await exists(originalName(imageIdOf(body)))).to.equal(false);
+      expect(pipeline.logs.filter((l) => l.event === 'ingest.retry')).to.have.length(0);
+    });
+  }
+
+  it('ignores objects outside incoming/, so writes to originals/ never trigger work', async () => {
+    const image = await makePhoto({ width: 200, height: 200, seed: 42 });
+    pipeline.clearLogs();
+    await uploads().file(`originals/${imageIdOf(image)}`).save(image, { resumable: false, contentType: 'image/jpeg' });
+    await uploads().file('elsewhere/photo.jpg').save(image, { resumable: false, contentType: 'image/jpeg' });
+    expect(await pullJobs(pipeline.jobs)).to.have.length(0);
+    expect(await exists('elsewhere/photo.jpg')).to.equal(true);
+  });
+
+  it('acknowledges malformed events and asks for a retry on storage outages', async () => {
+    const ingest = () => request(getTestServer('ingest'));
+    const ceHeaders = {
+      'ce-specversion': '1.0',
+      'ce-type': 'google.cloud.storage.object.v1.finalized',
+      'ce-source': '//storage.googleapis.com/projects/_/buckets/test-uploads',
+      'ce-id': 'malformed-1',
+      'ce-subject': 'objects/incoming/x.jpg',
+      'Content-Type': 'application/json',
+    };
+    const malformed = await ingest().post('/').set(ceHeaders).send({ bucket: 'test-uploads' });
+    expect(malformed.status).to.equal(204);
+
+    const image = await makePhoto({ width: 220, height: 160, seed: 43 });
+    const [file] = await uploads().file('incoming/later.jpg').save(image, { resumable: false }).then(() => [uploads().file('incoming/later.jpg')]);
+    await waitFor('ingested', async () => ((await exists('incoming/later.jpg')) ? undefined : true));
+    await pullJobs(pipeline.jobs);
+    // Replay the same event while storage is down: the function must fail (500) so Eventarc retries.
+    const replacement = await makePhoto({ width: 220, height: 160, seed: 44 });
+    pipeline.storageServer.removeNotifications('test-uploads');
+    await file!.save(replacement, { resumable: false });
+    const [metadata] = await file!.getMetadata();
+    pipeline.storageServer.injectFault({ path: /test-uploads|test-images/, status: 503, times: 1000 });
+    const outage = await ingest().post('/').set({ ...ceHeaders, 'ce-id': 'outage-1' }).send(metadata);
+    pipeline.storageServer.clearFaults();
+    expect(outage.status).to.equal(500);
+    const retry = await ingest().post('/').set({ ...ceHeaders, 'ce-id': 'outage-1' }).send(metadata);
+    expect(retry.status).to.equal(204);
+    expect(await exists('incoming/later.jpg')).to.equal(false);
+    expect(await exists(originalName(imageIdOf(replacement)))).to.equal(true);
+  });
+});
