@@ -1,0 +1,49 @@
+/**
+ * The block `npm start` prints once the stack is up: where everything is, and commands to try.
+ */
+import { topology } from '../shared/topology.js';
+import { PORT_VARIABLES } from './ports.js';
+import type { LocalStack } from './stack.js';
+
+/** The banner's text (no colour), so that tests can check it. */
+export function stackBanner(stack: LocalStack): string {
+  const { urls, ports, config } = stack;
+  const storageOverride = `${urls.storage.replace(/\/+$/, '')}/`;
+  const auth = config.UPLOAD_TOKEN ? ` -H "Authorization: Bearer $UPLOAD_TOKEN"` : '';
+  const schedule = topology.schedule.cleanup;
+  const pubsubEnv = `PUBSUB_EMULATOR_HOST=${urls.pubsub}`;
+  const pull = (sub: string) =>
+    `CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB=http://${urls.pubsub}/ CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true \\\n      gcloud pubsub subscriptions pull ${sub} --project=${stack.projectId} --auto-ack --limit=10 --format='value(message.data)'`;
+  const lines = [
+    '',
+    '  Image pipeline: local stack is up',
+    '  ─────────────────────────────────',
+    `  Web page        ${urls.web}`,
+    `  Upload API      POST ${urls.api}   GET ${urls.api}/{id}   (${PORT_VARIABLES.web}=${ports.web})`,
+    `  Variants        ${urls.images}/{id}/{width}w.{avif|webp|jpg}   (PUBLIC_BASE_URL)`,
+    `  Storage server  ${urls.storage}   buckets ${stack.buckets.uploads}, ${stack.buckets.images}   (${PORT_VARIABLES.storage})`,
+    `  Pub/Sub         ${urls.pubsub}   ${stack.emulator === 'started' ? `emulator started here (${PORT_VARIABLES.pubsub})` : 'emulator from PUBSUB_EMULATOR_HOST'}   project ${stack.projectId}`,
+    `  Functions       ingest ${urls.ingest}   resize ${urls.resize}   cleanup ${urls.cleanup}`,
+    `  Data            ${stack.dataDir ?? 'in memory (lost on exit)'}`,
+    `  Cleanup         ${stack.cleanupIntervalSeconds > 0 ? `every ${stack.cleanupIntervalSeconds} s here (CLEANUP_INTERVAL_SECONDS)` : 'not scheduled here (CLEANUP_INTERVAL_SECONDS=0)'}; ` +
+      `deployed: cron "${schedule.cron}" ${schedule.timeZone} (Cloud Scheduler)`,
+    `  Variants made   widths ${config.WIDTHS.join(', ')} × ${config.FORMATS.join(', ')}   (WIDTHS, FORMATS)`,
+    '',
+    '  Try it: open the web page and drop a photo, or',
+    `    curl -F file=@photo.jpg${auth} ${urls.api}`,
+    `    curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg'${auth} '${urls.api}?filename=photo.jpg'`,
+    `    CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE=${storageOverride} CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true \\`,
+    `      gcloud storage cp photo.jpg gs://${stack.buckets.uploads}/${topology.prefixes.incoming}`,
+    `    curl ${urls.api}/{id}        # status, then the manifest`,
+    '',
+    `  Events (${stack.topics.events}) and dead-lettered jobs (${stack.topics.jobsDeadLetter}):`,
+    `    ${pull(stack.subscriptions.eventsPull)}`,
+    `    ${pull(stack.subscriptions.jobsDeadLetterPull)}`,
+    `    or any Pub/Sub client with ${pubsubEnv}`,
+    ...(config.UPLOAD_TOKEN ? ['', '  UPLOAD_TOKEN is set: requests need "Authorization: Bearer <token>"; the web page has no token and gets 401.'] : []),
+    '',
+    '  Ctrl-C stops everything.',
+    '',
+  ];
+  return lines.join('\n');
+}

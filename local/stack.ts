@@ -1,0 +1,404 @@
+/**
+ * The whole pipeline on one machine, as a function: {@link startLocalStack} starts the local
+ * storage server and the Pub/Sub emulator (or uses a running one), creates the buckets, topics
+ * and subscriptions from shared/topology.json, serves each function with functions-framework on
+ * its own port, wires the uploads bucket's finalize notifications to `ingest`, and publishes
+ * cleanup ticks on an interval. `npm start` (local/start.ts) and the end-to-end tests use it.
+ *
+ * One stack per process at a time: the functions share one set of collaborators (`useDeps`).
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { clearTimeout, setInterval, setTimeout } from 'node:timers';
+import { PubSub } from '@google-cloud/pubsub';
+import type { Storage } from '@google-cloud/storage';
+import { loadConfig, type Config } from '../shared/config.js';
+import { createDeps, createStorageClient } from '../shared/deps.js';
+import { createLogger, type Logger } from '../shared/log.js';
+import { bucketName, topology, type BucketKey, type FunctionKey, type SubscriptionKey, type TopicKey } from '../shared/topology.js';
+import { assertPortsFree, DEFAULT_PORTS, freePort, PORT_NAMES, PortInUseError, type PortName } from './ports.js';
+import { pausePushSubscriptions, provisionPubsub, triggerSubscriptionName } from './provision.js';
+import { startPubsubEmulator, type PubsubEmulator } from './pubsub-emulator.js';
+import { startStorageServer, type StorageServer } from './storage-server/index.js';
+import { IMAGES_PATH, listen, startWebServer } from './web-server.js';
+
+/** Where a log line comes from: a function, or a part of the stack. */
+export type LogSource = FunctionKey | 'stack' | 'storage' | 'pubsub';
+
+/** Receives every log line: the functions' structured JSON lines, and the servers' text lines. */
+export type StackLogSink = (line: string, source: LogSource) => void;
+
+/** Options of {@link startLocalStack}; everything has a default fit for `npm start`. */
+export interface LocalStackOptions {
+  /** Interface to listen on; default 127.0.0.1. */
+  readonly host?: string;
+  /** Ports (0: any free port); defaults: {@link DEFAULT_PORTS}. */
+  readonly ports?: Partial<Record<PortName, number>>;
+  /** `host:port` of a running emulator to use instead of starting one (PUBSUB_EMULATOR_HOST). */
+  readonly pubsubEmulatorHost?: string;
+  /** Directory for the storage server's data (and the emulator's log); absent: in memory. */
+  readonly dataDir?: string;
+  /** GOOGLE_CLOUD_PROJECT; default `local-project`. */
+  readonly projectId?: string;
+  /** Bucket name prefix; default `local` (buckets `local-uploads`, `local-images`). */
+  readonly bucketPrefix?: string;
+  /** Seconds between cleanup ticks; default 60; 0 disables the schedule ({@link LocalStack.tick} still works). */
+  readonly cleanupIntervalSeconds?: number;
+  /**
+   * Pipeline settings (WIDTHS, FORMATS, UPLOAD_TOKEN, ...), e.g. `process.env`. The stack sets
+   * the ones that say where things are (buckets, topics, endpoints, PUBLIC_BASE_URL) itself.
+   */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Log sink; default: each line on stdout. */
+  readonly log?: StackLogSink;
+  /** Also log every storage request and the emulator's own output. */
+  readonly verbose?: boolean;
+  /** How long stop() waits for function invocations in progress; default 5000 ms. */
+  readonly drainMs?: number;
+}
+
+/** The stack's addresses. */
+export interface StackUrls {
+  /** The try-it page. */
+  readonly web: string;
+  /** The upload API: `POST {api}` (same origin as the page). */
+  readonly api: string;
+  /** Where variants are served (PUBLIC_BASE_URL). */
+  readonly images: string;
+  /** The local storage server (STORAGE_API_ENDPOINT, CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE). */
+  readonly storage: string;
+  /** `host:port` of the Pub/Sub emulator (PUBSUB_EMULATOR_HOST). */
+  readonly pubsub: string;
+  readonly ingest: string;
+  readonly resize: string;
+  readonly cleanup: string;
+}
+
+/** A running stack. */
+export interface LocalStack {
+  readonly urls: StackUrls;
+  readonly ports: Readonly<Record<PortName, number>>;
+  readonly projectId: string;
+  readonly buckets: Readonly<Record<BucketKey, string>>;
+  /** Topic ids (short names). */
+  readonly topics: Readonly<Record<TopicKey, string>>;
+  /** Subscription ids (short names): the topology's, and `cleanupTrigger`. */
+  readonly subscriptions: Readonly<Record<SubscriptionKey | 'cleanupTrigger', string>>;
+  /** The validated configuration the functions run with. */
+  readonly config: Config;
+  /** Seconds between cleanup ticks (0: none). */
+  readonly cleanupIntervalSeconds: number;
+  /** Whether the stack started the emulator (and stops it) or uses one that was running. */
+  readonly emulator: 'started' | 'external';
+  /** Where data is kept; undefined when in memory. */
+  readonly dataDir: string | undefined;
+  /** Publishes a cleanup tick now, as Cloud Scheduler would; resolves to the message id. */
+  tick(): Promise<string>;
+  /** Stops every server and the emulator it started. Idempotent. */
+  stop(): Promise<void>;
+}
+
+let running = false;
+
+/** The functions-framework names under which the stack registers its wrapped functions. */
+function localName(fn: FunctionKey): string {
+  return `local-${topology.functions[fn].entryPoint}`;
+}
+
+const FUNCTIONS = Object.keys(topology.functions) as FunctionKey[];
+
+/**
+ * Starts the stack. Rejects (with nothing left running) on a port in use ({@link PortInUseError}),
+ * a missing emulator (`EmulatorUnavailableError`), or a bad setting (`ConfigError`).
+ */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  if (running) throw new Error('A local stack is already running in this process; stop it first (the functions share one set of collaborators).');
+  running = true;
+
+  const host = options.host ?? '127.0.0.1';
+  const displayHost = host === '0.0.0.0' ? '127.0.0.1' : host;
+  const projectId = options.projectId ?? 'local-project';
+  const prefix = options.bucketPrefix ?? 'local';
+  const interval = options.cleanupIntervalSeconds ?? 60;
+  const sink: StackLogSink = options.log ?? ((line) => process.stdout.write(`${line}\n`));
+  const verbose = options.verbose ?? false;
+  const requested: Record<PortName, number> = { ...DEFAULT_PORTS, ...options.ports };
+  const externalEmulator = options.pubsubEmulatorHost?.trim() || undefined;
+
+  // Function invocations run inside this context, so that their log lines say which function wrote them.
+  const context = new AsyncLocalStorage<FunctionKey>();
+  const stackLog: Logger = createLogger({ component: 'local-stack' }, (line) => sink(line, 'stack'));
+  const functionsLog: Logger = createLogger({}, (line) => sink(line, context.getStore() ?? 'stack'));
+
+  // Everything started is registered here and undone in reverse order, on failure or stop().
+  const undo: Array<() => Promise<void> | void> = [];
+  const unwind = async () => {
+    while (undo.length > 0) {
+      try {
+        await undo.pop()!();
+      } catch (error) {
+        stackLog.warn('stopping a part of the stack failed', { event: 'local.stop', error });
+      }
+    }
+  };
+
+  let emulatorStarting: Promise<PubsubEmulator | undefined> | undefined;
+  let emulatorOwned = false;
+  try {
+    const fixed = Object.fromEntries(PORT_NAMES.filter((n) => !(n === 'pubsub' && externalEmulator)).map((n) => [n, requested[n]]));
+    await assertPortsFree(fixed, host);
+
+    let emulatorLog: WriteStream | undefined;
+    if (options.dataDir) {
+      mkdirSync(options.dataDir, { recursive: true });
+      if (!externalEmulator) {
+        emulatorLog = createWriteStream(join(options.dataDir, 'pubsub-emulator.log'), { flags: 'a' });
+        undo.push(() => new Promise<void>((resolve) => emulatorLog!.end(resolve)));
+      }
+    }
+
+    // The emulator's JVM takes seconds to start: start it while the servers come up.
+    emulatorStarting = externalEmulator
+      ? Promise.resolve(undefined)
+      : (async () => {
+          const port = requested.pubsub || (await freePort(host));
+          return startPubsubEmulator({
+            port,
+            host,
+            log: (text) => {
+              emulatorLog?.write(text);
+              if (verbose) for (const line of text.split('\n')) if (line.trim()) sink(line, 'pubsub');
+            },
+          });
+        })();
+    // If something else fails first, the catch below still waits for it and stops it.
+    emulatorStarting.catch(() => undefined);
+
+    const buckets = Object.fromEntries((Object.keys(topology.buckets) as BucketKey[]).map((key) => [key, bucketName(prefix, key)])) as Record<BucketKey, string>;
+    let storageServer: StorageServer;
+    try {
+      storageServer = await startStorageServer({
+        port: requested.storage,
+        host,
+        ...(options.dataDir ? { dir: join(options.dataDir, 'storage') } : {}),
+        buckets: Object.values(buckets),
+        log: (line) => {
+          if (verbose || line.startsWith('storage-server:')) sink(line, 'storage');
+        },
+      });
+    } catch (error) {
+      throw asPortError(error, 'storage', requested.storage);
+    }
+    undo.push(() => storageServer.stop());
+
+    // The functions, registered under local names wrapped to run in their log context, each
+    // served by functions-framework's own server (body parsing, CloudEvent and Pub/Sub push
+    // unwrapping exactly as deployed). Until the collaborators are in place they answer 503.
+    const ff = await import('@google-cloud/functions-framework');
+    const testing = await import('@google-cloud/functions-framework/testing');
+    await import('../functions/index.js');
+    let ready = false;
+    const inFlight = new Set<Promise<unknown>>();
+    const apps = {} as Record<FunctionKey, RequestListener>;
+    for (const fn of FUNCTIONS) {
+      const spec = topology.functions[fn];
+      const original = testing.getFunction(spec.entryPoint) as ((...args: unknown[]) => unknown) | undefined;
+      if (!original) throw new Error(`functions/index.ts does not register ${spec.entryPoint}`);
+      const wrapped = (...args: unknown[]) =>
+        context.run(fn, () => {
+          const result = original(...args);
+          if (result instanceof Promise) {
+            const tracked = result.finally(() => inFlight.delete(tracked));
+            tracked.catch(() => undefined);
+            inFlight.add(tracked);
+          }
+          return result;
+        });
+      if (spec.trigger === 'http') ff.http(localName(fn), wrapped as never);
+      else ff.cloudEvent(localName(fn), wrapped as never);
+      const app = testing.getTestServer(localName(fn)).listeners('request')[0] as RequestListener;
+      apps[fn] = (req, res) => {
+        if (ready) return app(req, res);
+        res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' });
+        res.end(JSON.stringify({ error: { code: 'unavailable', message: 'The local stack is starting; retry in a moment.', retryable: true } }));
+      };
+    }
+
+    let storage: Storage | undefined;
+    let imagesBucket = buckets.images;
+    const web = await startWebServer({
+      host,
+      port: requested.web,
+      storage: () => storage!,
+      imagesBucket: () => imagesBucket,
+      api: apps.upload,
+      onError: (message) => stackLog.error(message, { event: 'local.web' }),
+    }).catch((error: unknown) => {
+      throw asPortError(error, 'web', requested.web);
+    });
+    undo.push(() => closeServer(web.server));
+
+    const functionServers = {} as Record<Exclude<FunctionKey, 'upload'>, Server>;
+    for (const fn of ['ingest', 'resize', 'cleanup'] as const) {
+      const server = createServer(apps[fn]);
+      // Jobs may run for minutes; the push subscription's ack deadline is the real limit.
+      server.requestTimeout = 0;
+      await listen(server, requested[fn], host).catch((error: unknown) => {
+        throw asPortError(error, fn, requested[fn]);
+      });
+      undo.push(() => closeServer(server));
+      functionServers[fn] = server;
+    }
+
+    const emulator = await emulatorStarting;
+    if (emulator) {
+      emulatorOwned = true;
+      undo.push(() => emulator.stop());
+    }
+    const emulatorHost = externalEmulator ?? emulator!.host;
+
+    const ports: Record<PortName, number> = {
+      web: web.port,
+      storage: storageServer.port,
+      pubsub: Number(emulatorHost.split(':').pop()),
+      ingest: (functionServers.ingest.address() as AddressInfo).port,
+      resize: (functionServers.resize.address() as AddressInfo).port,
+      cleanup: (functionServers.cleanup.address() as AddressInfo).port,
+    };
+    const base = (port: number) => `http://${displayHost}:${port}`;
+    const webUrl = base(ports.web);
+    const urls: StackUrls = {
+      web: `${webUrl}/`,
+      api: `${webUrl}/uploads`,
+      images: `${webUrl}${IMAGES_PATH}`,
+      storage: storageServer.url,
+      pubsub: emulatorHost,
+      ingest: base(ports.ingest),
+      resize: base(ports.resize),
+      cleanup: base(ports.cleanup),
+    };
+
+    // The configuration: the user's pipeline settings, with where-things-are set by the stack.
+    const userEnv = options.env ?? {};
+    const origins = new Set(
+      [...(userEnv.CORS_ORIGINS ?? '').split(','), webUrl, `http://localhost:${ports.web}`].map((o) => o.trim()).filter(Boolean),
+    );
+    const config = loadConfig({
+      ...userEnv,
+      GOOGLE_CLOUD_PROJECT: projectId,
+      UPLOADS_BUCKET: buckets.uploads,
+      IMAGES_BUCKET: buckets.images,
+      JOBS_TOPIC: topology.topics.jobs.name,
+      EVENTS_TOPIC: topology.topics.events.name,
+      JOBS_DEAD_LETTER_SUBSCRIPTION: topology.subscriptions.jobsDeadLetterCleanup.name,
+      STORAGE_API_ENDPOINT: storageServer.url,
+      PUBLIC_BASE_URL: urls.images,
+      CORS_ORIGINS: [...origins].join(','),
+    });
+    imagesBucket = config.IMAGES_BUCKET;
+
+    const pubsub = new PubSub({ projectId, apiEndpoint: emulatorHost, emulatorMode: true });
+    undo.push(() => pubsub.close());
+    storage = createStorageClient(config);
+    const { useDeps } = await import('../functions/runtime.js');
+    useDeps(createDeps(config, { pubsub, storage, log: functionsLog }));
+    ready = true;
+
+    const provisioned = await provisionPubsub(pubsub, {
+      project: projectId,
+      endpoints: { resize: urls.resize, cleanup: urls.cleanup },
+      log: stackLog,
+    });
+    const pushNames = provisioned.subscriptions.filter((s) => s.pushEndpoint).map((s) => s.name);
+    if (externalEmulator) {
+      // An emulator that outlives the stack keeps the push subscriptions' messages for the next start.
+      undo.push(() => withTimeout(pausePushSubscriptions(pubsub, pushNames), 5_000));
+    }
+
+    // Eventarc's storage trigger: finalize events of the uploads bucket go to ingest.
+    const ingestBucket = buckets[topology.functions.ingest.bucket ?? 'uploads'];
+    storageServer.addNotification(ingestBucket, `${urls.ingest}/`, { events: ['finalize'] });
+    undo.push(() => storageServer.removeNotifications(ingestBucket));
+
+    // Cloud Scheduler's job: a tick on the cleanup topic, like terraform/scheduler.tf publishes.
+    const cleanupTopic = topology.topics[topology.functions.cleanup.topic ?? 'cleanup'].name;
+    const tick = async (): Promise<string> => {
+      const id = await pubsub.topic(cleanupTopic).publishMessage({
+        json: { source: 'local-stack', job: topology.functions.cleanup.entryPoint },
+        attributes: { origin: 'local-stack' },
+      });
+      stackLog.info('cleanup tick published', { event: 'local.tick', topic: cleanupTopic, messageId: id });
+      return id;
+    };
+    if (interval > 0) {
+      const timer = setInterval(() => {
+        tick().catch((error: unknown) => stackLog.warn('cleanup tick not published', { event: 'local.tick', error }));
+      }, interval * 1000);
+      timer.unref();
+      undo.push(() => clearInterval(timer));
+    }
+
+    // On stop: no new work, then a grace period for invocations in progress, then the rest.
+    undo.push(async () => {
+      ready = false;
+      if (inFlight.size > 0) await withTimeout(Promise.allSettled([...inFlight]), options.drainMs ?? 5_000);
+    });
+
+    stackLog.info('local stack started', { event: 'local.start', urls, emulator: externalEmulator ? 'external' : 'started' });
+
+    let stopping: Promise<void> | undefined;
+    const subscriptions = {
+      ...Object.fromEntries((Object.keys(topology.subscriptions) as SubscriptionKey[]).map((k) => [k, topology.subscriptions[k].name])),
+      cleanupTrigger: triggerSubscriptionName('cleanup'),
+    } as Record<SubscriptionKey | 'cleanupTrigger', string>;
+    return {
+      urls,
+      ports,
+      projectId,
+      buckets,
+      topics: Object.fromEntries((Object.keys(topology.topics) as TopicKey[]).map((k) => [k, topology.topics[k].name])) as Record<TopicKey, string>,
+      subscriptions,
+      config,
+      cleanupIntervalSeconds: interval,
+      emulator: externalEmulator ? 'external' : 'started',
+      dataDir: options.dataDir,
+      tick,
+      stop: () =>
+        (stopping ??= (async () => {
+          await unwind();
+          running = false;
+          stackLog.info('local stack stopped', { event: 'local.stop' });
+        })()),
+    };
+  } catch (error) {
+    await unwind();
+    // Wait for a half-started emulator too, so that nothing is left running.
+    if (emulatorStarting && !emulatorOwned) await (await emulatorStarting.catch(() => undefined))?.stop();
+    running = false;
+    throw error;
+  }
+}
+
+function asPortError(error: unknown, name: PortName, port: number): unknown {
+  return (error as { code?: string } | null)?.code === 'EADDRINUSE' ? new PortInUseError([{ name, port }]) : error;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  const timeout = new AbortController();
+  const expired = new Promise<undefined>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timeout.signal.addEventListener('abort', () => clearTimeout(timer));
+  });
+  return Promise.race([work, expired]).finally(() => timeout.abort());
+}

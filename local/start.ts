@@ -1,0 +1,94 @@
+/**
+ * `npm start`: the whole pipeline on this machine, with the try-it page. See docs/try-it.md.
+ *
+ * Environment: PORT (8080), STORAGE_PORT (4443), PUBSUB_PORT (8085) or PUBSUB_EMULATOR_HOST,
+ * INGEST_PORT (8081), RESIZE_PORT (8082), CLEANUP_PORT (8083), CLEANUP_INTERVAL_SECONDS (60),
+ * LOCAL_DATA_DIR (.local), LOG_FORMAT (pretty | json), LOG_VERBOSE (false), and every pipeline
+ * setting of shared/config.ts (WIDTHS, FORMATS, ...).
+ *
+ * Exit codes: 0 after Ctrl-C / SIGTERM, 1 when the stack cannot start (the message says why).
+ */
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../shared/config.js';
+import { stackBanner } from './banner.js';
+import { formatLogLine, type LogFormat } from './log-format.js';
+import { PortConfigError, portsFromEnv, PortInUseError } from './ports.js';
+import { EmulatorUnavailableError } from './pubsub-emulator.js';
+import { startLocalStack, type LocalStack } from './stack.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function fail(message: string): never {
+  process.stderr.write(`\nnpm start: ${message}\n\n`);
+  process.exit(1);
+}
+
+function interval(env: NodeJS.ProcessEnv): number {
+  const raw = env.CLEANUP_INTERVAL_SECONDS?.trim();
+  if (!raw) return 60;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds < 0) fail(`CLEANUP_INTERVAL_SECONDS must be a number of seconds (0 = no schedule), got ${JSON.stringify(raw)}.`);
+  return seconds;
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  const format: LogFormat = env.LOG_FORMAT === 'json' ? 'json' : 'pretty';
+  const color = format === 'pretty' && Boolean(process.stdout.isTTY) && !env.NO_COLOR;
+  let ports;
+  try {
+    ports = portsFromEnv(env);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const dataDir = resolve(REPO_ROOT, env.LOCAL_DATA_DIR?.trim() || '.local');
+
+  let stack: LocalStack | undefined;
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      process.stderr.write(`\nnpm start: ${signal} again; exiting without waiting.\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stdout.write(`\nnpm start: ${signal} received; stopping the local stack...\n`);
+    try {
+      await stack?.stop();
+    } finally {
+      process.stdout.write('npm start: stopped.\n');
+      process.exit(0);
+    }
+  };
+  // Installed before the start so that Ctrl-C during start-up also stops what has started.
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  const verbose = /^(1|true|yes)$/i.test(env.LOG_VERBOSE ?? '');
+  process.stdout.write(`npm start: starting the local stack (data in ${dataDir})...\n`);
+  try {
+    stack = await startLocalStack({
+      ports,
+      ...(env.PUBSUB_EMULATOR_HOST?.trim() ? { pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST.trim() } : {}),
+      dataDir,
+      cleanupIntervalSeconds: interval(env),
+      env,
+      verbose,
+      log: (line, source) => {
+        // DEBUG lines (e.g. ingest ignoring the originals/ it writes itself) only with LOG_VERBOSE.
+        if (!verbose && line.includes('"severity":"DEBUG"')) return;
+        process.stdout.write(`${formatLogLine(line, source, { format, color })}\n`);
+      },
+    });
+  } catch (error) {
+    if (stopping) return;
+    if (error instanceof PortInUseError || error instanceof PortConfigError || error instanceof EmulatorUnavailableError || error instanceof ConfigError) {
+      fail(error.message);
+    }
+    fail(`the local stack did not start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  }
+  if (stopping) return;
+  process.stdout.write(`${stackBanner(stack)}\n`);
+}
+
+void main();
