@@ -530,6 +530,61 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     });
   });
 
+  describe('references (what terraform validate would catch first)', function () {
+    type Node = string;
+    function refsOf(value: unknown): { nodes: Node[]; vars: string[] } {
+      const text = JSON.stringify(value);
+      const nodes = new Set<Node>();
+      for (const m of text.matchAll(/(?<![\w.])(google_[a-z0-9_]+)\.([a-z0-9_]+)/g)) nodes.add(`${m[1]}.${m[2]}`);
+      for (const m of text.matchAll(/(?<![\w.])data\.([a-z0-9_]+)\.([a-z0-9_]+)/g)) nodes.add(`data.${m[1]}.${m[2]}`);
+      for (const m of text.matchAll(/(?<![\w.])local\.([a-z0-9_]+)/g)) nodes.add(`local.${m[1]}`);
+      const vars = [...new Set([...text.matchAll(/(?<![\w.])var\.([a-z0-9_]+)/g)].map((m) => m[1]!))];
+      return { nodes: [...nodes], vars };
+    }
+    function graph(): Map<Node, Node[]> {
+      const edges = new Map<Node, Node[]>();
+      for (const [type, name, body] of allResources(mod)) edges.set(`${type}.${name}`, refsOf(body).nodes);
+      for (const [type, byName] of Object.entries(mod.data)) for (const [name, body] of Object.entries(byName)) edges.set(`data.${type}.${name}`, refsOf(body).nodes);
+      for (const [name, value] of Object.entries(mod.locals)) edges.set(`local.${name}`, refsOf(value).nodes);
+      return edges;
+    }
+
+    it('refers only to declared resources, data sources, locals and variables', function () {
+      const edges = graph();
+      const everything: Array<[string, unknown]> = [
+        ...[...edges.keys()].map((k) => [k, k.startsWith('local.') ? mod.locals[k.slice(6)] : undefined] as [string, unknown]),
+        ...Object.entries(mod.outputs).map(([n, b]) => [`output.${n}`, b] as [string, unknown]),
+      ];
+      for (const [from, targets] of edges) {
+        for (const target of targets) expect(edges.has(target), `${from} refers to ${target}, which is not declared`).to.equal(true);
+      }
+      const bodies = [
+        ...allResources(mod).map(([, , b]) => b),
+        ...Object.values(mod.data).flatMap((byName) => Object.values(byName)),
+        ...Object.values(mod.locals),
+        ...Object.values(mod.outputs),
+        ...(mod.other.check ?? []),
+      ];
+      for (const body of bodies) {
+        for (const name of refsOf(body).vars) expect(Object.keys(mod.variables), `var.${name}`).to.include(name);
+      }
+      for (const [name, body] of everything) if (name.startsWith('output.')) for (const node of refsOf(body).nodes) expect(edges.has(node), `${name} refers to ${node}`).to.equal(true);
+    });
+
+    it('has no dependency cycle', function () {
+      const edges = graph();
+      const state = new Map<Node, 'visiting' | 'done'>();
+      const visit = (node: Node, path: Node[]): void => {
+        if (state.get(node) === 'done') return;
+        if (state.get(node) === 'visiting') expect.fail(`dependency cycle: ${[...path, node].join(' -> ')}`);
+        state.set(node, 'visiting');
+        for (const next of edges.get(node) ?? []) if (next !== node) visit(next, [...path, node]);
+        state.set(node, 'done');
+      };
+      for (const node of edges.keys()) visit(node, []);
+    });
+  });
+
   describe('project, providers, outputs', function () {
     it('enables the APIs the pipeline needs', function () {
       const services = expr(mod.locals.services) ?? '';
