@@ -55,56 +55,69 @@ const topic = z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, { message: 
  */
 export const ENV_SCHEMA = z.object({
   // Where things are (topology.json names the variables).
-  UPLOADS_BUCKET: bucket,
-  IMAGES_BUCKET: bucket,
-  JOBS_TOPIC: topic.default(topology.topics.jobs.name),
-  EVENTS_TOPIC: topic.default(topology.topics.events.name),
-  /** The dead-letter subscription that cleanup drains to mark dead-lettered images failed. */
-  JOBS_DEAD_LETTER_SUBSCRIPTION: topic.default(topology.subscriptions.jobsDeadLetterCleanup.name),
-  GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
-  /** Local storage server; production leaves it unset and talks to Cloud Storage. */
-  STORAGE_API_ENDPOINT: z.url({ message: 'must be a URL such as http://127.0.0.1:4443' }).optional(),
-  /** Base of variant URLs in manifests; defaults to https://storage.googleapis.com/{IMAGES_BUCKET}. */
-  PUBLIC_BASE_URL: z.url({ message: 'must be a URL' }).optional(),
+  UPLOADS_BUCKET: bucket.describe('Bucket for originals (`originals/{id}`) and direct uploads (`incoming/`).'),
+  IMAGES_BUCKET: bucket.describe('Bucket for variants, manifests and failure records (`{id}/...`).'),
+  JOBS_TOPIC: topic.default(topology.topics.jobs.name).describe('Topic that carries resize jobs.'),
+  EVENTS_TOPIC: topic.default(topology.topics.events.name).describe('Topic that receives `image.ready` and `image.failed`.'),
+  JOBS_DEAD_LETTER_SUBSCRIPTION: topic
+    .default(topology.subscriptions.jobsDeadLetterCleanup.name)
+    .describe('Dead-letter subscription that cleanup drains to mark dead-lettered images failed.'),
+  GOOGLE_CLOUD_PROJECT: z.string().min(1).optional().describe('Project id; set by the platform in production.'),
+  STORAGE_API_ENDPOINT: z
+    .url({ message: 'must be a URL such as http://127.0.0.1:4443' })
+    .optional()
+    .describe('Local storage server URL (development only); unset in production.'),
+  PUBLIC_BASE_URL: z
+    .url({ message: 'must be a URL' })
+    .optional()
+    .describe('Base of variant URLs in manifests (e.g. a CDN); default `https://storage.googleapis.com/{IMAGES_BUCKET}`.'),
 
   // What to make.
-  WIDTHS: widths.default([320, 640, 1024, 1600, 2048]),
-  FORMATS: formats.default(['avif', 'webp', 'jpeg']),
-  FANOUT_STRATEGY: z.enum(FANOUT_STRATEGIES, { message: `must be one of ${FANOUT_STRATEGIES.join(', ')}` }).default('balanced'),
-  JOB_TARGET_COST: z.coerce.number().positive({ message: 'must be a positive number' }).default(1),
-  JPEG_QUALITY: int(1, 100).default(80),
-  JPEG_MOZJPEG: boolean.default(false),
-  WEBP_QUALITY: int(1, 100).default(80),
-  WEBP_EFFORT: int(0, 6).default(4),
-  AVIF_QUALITY: int(1, 100).default(50),
-  AVIF_EFFORT: int(0, 9).default(4),
-  KEEP_METADATA: boolean.default(false),
+  WIDTHS: widths.default([320, 640, 1024, 1600, 2048]).describe('Variant widths in pixels, comma-separated; never enlarged past the original.'),
+  FORMATS: formats.default(['avif', 'webp', 'jpeg']).describe('Output formats, comma-separated: avif, webp, jpeg.'),
+  FANOUT_STRATEGY: z
+    .enum(FANOUT_STRATEGIES, { message: `must be one of ${FANOUT_STRATEGIES.join(', ')}` })
+    .default('balanced')
+    .describe('How an image\'s variants are split into jobs: per-width, per-format, balanced, per-image.'),
+  JPEG_QUALITY: int(1, 100).default(80).describe('JPEG quality.'),
+  JPEG_MOZJPEG: boolean.default(false).describe('Use mozjpeg settings for JPEG (smaller, slower).'),
+  WEBP_QUALITY: int(1, 100).default(80).describe('WebP quality.'),
+  WEBP_EFFORT: int(0, 6).default(4).describe('WebP effort (0 fastest, 6 smallest).'),
+  AVIF_QUALITY: int(1, 100).default(50).describe('AVIF quality.'),
+  AVIF_EFFORT: int(0, 9).default(4).describe('AVIF effort (0 fastest, 9 smallest).'),
+  KEEP_METADATA: boolean.default(false).describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),
 
   // Limits, checked before any full decode.
-  MAX_UPLOAD_BYTES: int(1, 1024 * MiB).default(25 * MiB),
-  MAX_INPUT_PIXELS: int(1, 1_000_000_000).default(50_000_000),
-  MAX_INPUT_FRAMES: int(1, 10_000).default(100),
-  ALLOW_SVG: boolean.default(false),
-  JOB_TIME_BUDGET_SECONDS: int(1, 3600).default(300),
+  MAX_UPLOAD_BYTES: int(1, 1024 * MiB).default(25 * MiB).describe('Largest accepted file, in bytes.'),
+  MAX_INPUT_PIXELS: int(1, 1_000_000_000).default(50_000_000).describe('Largest accepted image, in pixels (width × height).'),
+  MAX_INPUT_FRAMES: int(1, 10_000).default(100).describe('Most frames/pages an input may declare (animated GIF/WebP, multi-page TIFF).'),
+  ALLOW_SVG: boolean.default(false).describe('Accept SVG input (rasterised by librsvg). Off: SVG is a risky format.'),
+  JOB_TIME_BUDGET_SECONDS: int(1, 3600).default(300).describe('Longest a resize job may spend rendering before it fails for good.'),
 
   // upload's HTTP surface.
-  CORS_ORIGINS: list(z.union([z.literal('*'), z.url({ message: 'each must be an origin such as https://example.com' })])).default([]),
-  UPLOAD_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+  CORS_ORIGINS: list(z.union([z.literal('*'), z.url({ message: 'each must be an origin such as https://example.com' })]))
+    .default([])
+    .describe('Browser origins allowed to call the upload API, comma-separated, or `*`. Empty: no browser origin.'),
+  UPLOAD_TOKEN: z
+    .string()
+    .min(16, { message: 'must be at least 16 characters' })
+    .optional()
+    .describe('If set, the upload API requires `Authorization: Bearer <token>` (compared in constant time).'),
 
   // cleanup.
-  ORIGINAL_RETENTION_DAYS: int(0, 36500).default(0),
-  REDISPATCH_AFTER_MINUTES: int(1, 10080).default(30),
-  MAX_REDISPATCHES: int(0, 100).default(3),
-  ORPHAN_GRACE_DAYS: int(0, 3650).default(7),
-  INCOMING_MAX_AGE_HOURS: int(1, 8760).default(24),
-  CLEANUP_MAX_OBJECTS: int(1, 1_000_000).default(5000),
-  CLEANUP_MAX_SECONDS: int(1, 3600).default(240),
-  DRY_RUN: boolean.default(false),
+  ORIGINAL_RETENTION_DAYS: int(0, 36500).default(0).describe('Delete originals this many days after upload once their image is finished (ready or failed); 0 keeps them forever.'),
+  REDISPATCH_AFTER_MINUTES: int(1, 10080).default(30).describe('Re-dispatch an image that has no manifest or failure record this long after dispatch.'),
+  MAX_REDISPATCHES: int(0, 100).default(3).describe('Re-dispatches before an image is recorded as failed.'),
+  ORPHAN_GRACE_DAYS: int(0, 3650).default(7).describe('Delete outputs whose original is gone after this many days (see Cleanup).'),
+  INCOMING_MAX_AGE_HOURS: int(1, 8760).default(24).describe('Delete `incoming/` objects left unprocessed this long.'),
+  CLEANUP_MAX_OBJECTS: int(1, 1_000_000).default(5000).describe('Most objects one cleanup pass examines.'),
+  CLEANUP_MAX_SECONDS: int(1, 3600).default(240).describe('Longest one cleanup pass runs.'),
+  DRY_RUN: boolean.default(false).describe('Cleanup only logs what it would do.'),
 
   // Runtime settings that the bench shows matter.
-  SHARP_CONCURRENCY: int(0, 64).default(2),
-  SHARP_CACHE: boolean.default(false),
-  MALLOC_ARENA_MAX: int(1, 64).optional(),
+  SHARP_CONCURRENCY: int(0, 64).default(2).describe('libvips threads per image (sharp.concurrency); 0 = one per core.'),
+  SHARP_CACHE: boolean.default(false).describe('libvips operation cache; off, since every job sees a new image.'),
+  MALLOC_ARENA_MAX: int(1, 64).optional().describe('glibc malloc arenas; read by the C library, set to 2 in deployments to cap RSS.'),
 });
 
 /** Validated configuration, keyed by environment variable name. */
@@ -112,6 +125,29 @@ export type Config = z.infer<typeof ENV_SCHEMA>;
 
 /** Every environment variable the schema knows. */
 export const ENV_VARS: readonly string[] = Object.keys(ENV_SCHEMA.shape);
+
+/** One row of the configuration reference (README). */
+export interface ConfigVariable {
+  readonly name: string;
+  readonly required: boolean;
+  /** The default as it would be written in the environment, or undefined. */
+  readonly defaultValue: string | undefined;
+  readonly description: string;
+}
+
+/** The configuration reference, generated from the schema (the README's table follows it). */
+export function describeConfig(): ConfigVariable[] {
+  return Object.entries(ENV_SCHEMA.shape).map(([name, schema]) => {
+    const parsed = schema.safeParse(undefined);
+    const value = parsed.success ? parsed.data : undefined;
+    return {
+      name,
+      required: !parsed.success,
+      defaultValue: value === undefined ? undefined : Array.isArray(value) ? value.join(',') : String(value),
+      description: schema.description ?? '',
+    };
+  });
+}
 
 /** Variables without a default, which every deployment must set. */
 export const REQUIRED_ENV_VARS: readonly string[] = Object.entries(ENV_SCHEMA.shape)
