@@ -1,0 +1,615 @@
+/**
+ * The try-it page: uploads each picked or dropped image to `POST /uploads` (XMLHttpRequest, for
+ * upload progress), polls its `statusUrl` until it is ready or failed, and shows a ready image
+ * as a `<picture>` built from the manifest alone plus a table of its variants. Errors are shown
+ * as the API returns them. Plain DOM, no framework; ids seen are kept in localStorage so that a
+ * reload (or a later `npm start`) lists them again.
+ */
+
+// ---- The API's shapes (mirrors shared/messages.ts and functions/upload.ts; the page cannot import them).
+
+type OutputFormat = 'avif' | 'webp' | 'jpeg';
+
+interface ManifestVariant {
+  width: number;
+  height: number;
+  format: OutputFormat;
+  contentType: string;
+  bytes: number;
+  name: string;
+  url: string;
+}
+
+interface Manifest {
+  v: 1;
+  id: string;
+  original: { format: string; width: number; height: number; bytes: number; contentType: string; filename?: string; name: string; generation: string };
+  formats: OutputFormat[];
+  variants: ManifestVariant[];
+  createdAt: string;
+}
+
+interface ApiError {
+  error: { code: string; message: string; retryable: boolean; details?: Record<string, unknown> };
+}
+
+type ApiAnswer =
+  | { id: string; status: 'ready'; manifest: Manifest }
+  | { id: string; status: 'processing'; statusUrl?: string; variants?: Array<{ width: number; format: OutputFormat; name: string }>; done?: number; total?: number };
+
+// ---- Small helpers.
+
+const UPLOAD_URL = '/uploads';
+const MAX_PARALLEL_UPLOADS = 3;
+const STORAGE_KEY = 'image-pipeline.uploads';
+const FORMAT_LABELS: Record<string, string> = { avif: 'AVIF', webp: 'WebP', jpeg: 'JPEG' };
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Change in size against the original's bytes: "−94 %" (smaller) or "+12 %" (larger), with words for a tooltip. */
+function saving(bytes: number, original: number): { text: string; words: string; fraction: number; larger: boolean } {
+  if (original <= 0) return { text: '–', words: 'original size unknown', fraction: 0, larger: false };
+  const fraction = 1 - bytes / original;
+  const percent = Math.abs(fraction * 100);
+  const shown = percent >= 10 ? percent.toFixed(0) : percent.toFixed(1);
+  return fraction >= 0
+    ? { text: `−${shown} %`, words: `${shown} % smaller than the original`, fraction, larger: false }
+    : { text: `+${shown} %`, words: `${shown} % larger than the original`, fraction, larger: true };
+}
+
+function formatLabel(format: string): string {
+  return FORMAT_LABELS[format] ?? format.toUpperCase();
+}
+
+function isApiError(value: unknown): value is ApiError {
+  const error = (value as ApiError | null)?.error;
+  return typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string';
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---- Remembering uploads across reloads.
+
+interface Remembered {
+  id: string;
+  filename: string;
+}
+
+function remembered(): Remembered[] {
+  try {
+    const parsed = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? '[]') as unknown;
+    return Array.isArray(parsed) ? parsed.filter((r): r is Remembered => typeof r?.id === 'string' && /^[0-9a-f]{32}$/.test(r.id)) : [];
+  } catch {
+    return [];
+  }
+}
+
+function remember(entry: Remembered): void {
+  try {
+    const list = [entry, ...remembered().filter((r) => r.id !== entry.id)].slice(0, 24);
+    localStorage.setItem(STORAGE_KEY, JSON.stringify(list));
+  } catch {
+    /* storage full or disabled: the list is a convenience */
+  }
+}
+
+function forget(id?: string): void {
+  try {
+    if (id === undefined) localStorage.removeItem(STORAGE_KEY);
+    else localStorage.setItem(STORAGE_KEY, JSON.stringify(remembered().filter((r) => r.id !== id)));
+  } catch {
+    /* ignore */
+  }
+}
+
+// ---- One card per upload.
+
+type CardState = 'queued' | 'uploading' | 'processing' | 'ready' | 'failed';
+
+const STATE_LABELS: Record<CardState, string> = {
+  queued: 'Waiting',
+  uploading: 'Uploading',
+  processing: 'Processing',
+  ready: 'Ready',
+  failed: 'Failed',
+};
+
+class UploadCard {
+  readonly root: HTMLLIElement;
+  private readonly badge: HTMLSpanElement;
+  private readonly status: HTMLParagraphElement;
+  private readonly progress: HTMLProgressElement;
+  private readonly body: HTMLDivElement;
+  private readonly actions: HTMLDivElement;
+  private readonly meta: HTMLParagraphElement;
+  private lastAnnounced = '';
+  private previewUrl: string | undefined;
+  id: string | undefined;
+  /** Listed from an earlier visit rather than uploaded now. */
+  restored = false;
+
+  constructor(
+    readonly filename: string,
+    details: string,
+    file?: File,
+  ) {
+    const titleId = `card-${Math.random().toString(36).slice(2)}`;
+    this.badge = el('span', { class: 'badge' });
+    this.status = el('p', { class: 'status', role: 'status' });
+    this.progress = el('progress', { class: 'progress', max: '100', 'aria-labelledby': titleId });
+    this.body = el('div', { class: 'card-body' });
+    this.actions = el('div', { class: 'card-actions' });
+    this.meta = el('p', { class: 'card-meta', text: details });
+    const thumb = el('div', { class: 'thumb', 'aria-hidden': 'true' });
+    if (file && file.type.startsWith('image/')) {
+      this.previewUrl = URL.createObjectURL(file);
+      const img = el('img', { src: this.previewUrl, alt: '' });
+      img.addEventListener('error', () => img.remove(), { once: true });
+      thumb.append(img);
+    }
+    this.root = el(
+      'li',
+      { class: 'card', 'aria-labelledby': titleId },
+      el(
+        'div',
+        { class: 'card-head' },
+        thumb,
+        el('div', { class: 'card-title' }, el('h3', { id: titleId, text: filename }), this.meta),
+        this.badge,
+      ),
+      this.status,
+      this.progress,
+      this.actions,
+      this.body,
+    );
+  }
+
+  setState(state: CardState, message: string, progress?: number): void {
+    this.root.dataset.state = state;
+    this.badge.textContent = STATE_LABELS[state];
+    this.badge.className = `badge badge-${state}`;
+    // Announce changes of wording, not every percent: the progress bar carries the detail.
+    if (message !== this.lastAnnounced) {
+      this.status.textContent = message;
+      this.lastAnnounced = message;
+    }
+    if (progress === undefined) {
+      this.progress.hidden = state === 'ready' || state === 'failed';
+      this.progress.removeAttribute('value');
+    } else {
+      this.progress.hidden = false;
+      this.progress.value = Math.max(0, Math.min(100, progress));
+    }
+  }
+
+  setMeta(text: string): void {
+    this.meta.textContent = text;
+  }
+
+  setActions(...buttons: HTMLElement[]): void {
+    this.actions.replaceChildren(...buttons);
+  }
+
+  showError(error: ApiError['error'], httpStatus?: number): void {
+    const code = el('code', { text: error.code });
+    const box = el(
+      'div',
+      { class: 'error', role: 'alert' },
+      el('p', { class: 'error-message', text: error.message }),
+      el('p', { class: 'error-code' }, 'code ', code, httpStatus ? ` · HTTP ${httpStatus}` : '', error.retryable ? ' · retryable' : ''),
+    );
+    this.body.replaceChildren(box);
+    // The alert announces the message; the status line would only repeat it.
+    this.setState('failed', `Failed: ${error.message} (${error.code})`);
+  }
+
+  showManifest(manifest: Manifest): void {
+    this.id = manifest.id;
+    this.body.replaceChildren(renderResult(manifest, this.filename));
+    const formats = manifest.formats.map(formatLabel).join(', ');
+    this.setState('ready', `Ready: ${manifest.variants.length} variants in ${formats}.`);
+    this.setMeta(`${manifest.original.width} × ${manifest.original.height} ${manifest.original.format.toUpperCase()} · ${formatBytes(manifest.original.bytes)}`);
+    this.setActions();
+    if (this.previewUrl) {
+      URL.revokeObjectURL(this.previewUrl);
+      this.previewUrl = undefined;
+      const thumb = this.root.querySelector('.thumb img');
+      const smallest = manifest.variants.find((v) => v.format === manifest.formats[manifest.formats.length - 1]);
+      if (thumb && smallest) thumb.setAttribute('src', smallest.url);
+    }
+  }
+}
+
+// ---- The ready view: <picture> from the manifest alone, and the variant tables.
+
+const PREVIEW_SIZES = '(min-width: 1000px) 440px, (min-width: 720px) 45vw, calc(100vw - 4rem)';
+
+/**
+ * `<picture>`: one `<source>` per format in the manifest's preference order, the last format
+ * (JPEG by default, the universal fallback) as the `<img>` with `srcset` and `sizes`.
+ */
+export function buildPicture(manifest: Manifest, alt: string): HTMLPictureElement {
+  const picture = el('picture');
+  const byFormat = (format: OutputFormat) => manifest.variants.filter((v) => v.format === format).sort((a, b) => a.width - b.width);
+  const srcset = (variants: ManifestVariant[]) => variants.map((v) => `${v.url} ${v.width}w`).join(', ');
+  const formats = manifest.formats.filter((f) => byFormat(f).length > 0);
+  const fallback = formats[formats.length - 1];
+  for (const format of formats.slice(0, -1)) {
+    const variants = byFormat(format);
+    picture.append(el('source', { type: variants[0]!.contentType, srcset: srcset(variants), sizes: PREVIEW_SIZES }));
+  }
+  if (fallback) {
+    const variants = byFormat(fallback);
+    const largest = variants[variants.length - 1]!;
+    const middle = variants[Math.floor((variants.length - 1) / 2)]!;
+    picture.append(
+      el('img', {
+        src: middle.url,
+        srcset: srcset(variants),
+        sizes: PREVIEW_SIZES,
+        width: String(largest.width),
+        height: String(largest.height),
+        alt,
+        decoding: 'async',
+      }),
+    );
+  }
+  return picture;
+}
+
+function renderResult(manifest: Manifest, filename: string): HTMLElement {
+  const original = manifest.original;
+  const picture = buildPicture(manifest, manifest.original.filename ?? filename);
+  const loaded = el('span', { class: 'loaded' });
+  const img = picture.querySelector('img');
+  img?.addEventListener('load', () => {
+    const file = img.currentSrc.split('/').pop() ?? '';
+    loaded.textContent = file ? `Your browser picked ${file}.` : '';
+  });
+  const manifestUrl = manifest.variants[0]?.url.replace(/[^/]+$/, 'manifest.json');
+  const figure = el(
+    'figure',
+    { class: 'preview' },
+    picture,
+    el(
+      'figcaption',
+      {},
+      loaded,
+      ' ',
+      manifestUrl ? el('a', { href: manifestUrl, target: '_blank', rel: 'noopener', text: 'manifest.json' }) : '',
+      el('span', { class: 'image-id' }, ' · id ', el('code', { text: manifest.id })),
+    ),
+  );
+
+  // Variants: one row each, in the manifest's order (format preference, then width).
+  const rows = manifest.variants.map((variant) => {
+    const s = saving(variant.bytes, original.bytes);
+    const file = variant.name.split('/').pop() ?? variant.name;
+    const bar = el('span', { class: 'saving-bar', 'aria-hidden': 'true' });
+    bar.style.setProperty('--fraction', String(Math.max(0, Math.min(1, s.fraction))));
+    return el(
+      'tr',
+      { 'data-format': variant.format },
+      el('th', { scope: 'row' }, el('a', { href: variant.url, target: '_blank', rel: 'noopener', text: file })),
+      el('td', { class: 'col-format', text: formatLabel(variant.format) }),
+      el('td', { class: 'num', text: `${variant.width} × ${variant.height}` }),
+      el('td', { class: 'num', text: formatBytes(variant.bytes), title: `${variant.bytes.toLocaleString()} bytes` }),
+      el('td', { class: `num saving${s.larger ? ' saving-larger' : ''}`, title: s.words }, bar, el('span', { text: s.text })),
+    );
+  });
+  const table = el(
+    'table',
+    { class: 'variants' },
+    el('caption', { text: `Variants · original ${formatBytes(original.bytes)}` }),
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        el('th', { scope: 'col', text: 'File' }),
+        el('th', { scope: 'col', class: 'col-format', text: 'Format' }),
+        el('th', { scope: 'col', class: 'num', text: 'Size (px)' }),
+        el('th', { scope: 'col', class: 'num', text: 'Bytes' }),
+        el('th', { scope: 'col', class: 'num', text: 'vs original' }),
+      ),
+    ),
+    el('tbody', {}, ...rows),
+  );
+
+  // Totals per format: every width of a format together, against the original once.
+  const totalRows = manifest.formats.map((format) => {
+    const variants = manifest.variants.filter((v) => v.format === format);
+    const total = variants.reduce((sum, v) => sum + v.bytes, 0);
+    const largest = variants.reduce<ManifestVariant | undefined>((best, v) => (!best || v.width > best.width ? v : best), undefined);
+    return el(
+      'tr',
+      {},
+      el('th', { scope: 'row', text: formatLabel(format) }),
+      el('td', { class: 'num', text: String(variants.length) }),
+      el('td', { class: 'num', text: formatBytes(total), title: `${total.toLocaleString()} bytes` }),
+      el('td', { class: 'num col-average', text: formatBytes(total / variants.length) }),
+      el('td', { class: 'num', text: largest ? saving(largest.bytes, original.bytes).text : '–', title: largest ? `${largest.width}w: ${saving(largest.bytes, original.bytes).words}` : '' }),
+    );
+  });
+  const totals = el(
+    'table',
+    { class: 'totals' },
+    el('caption', { text: 'Totals per format' }),
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        el('th', { scope: 'col', text: 'Format' }),
+        el('th', { scope: 'col', class: 'num', text: 'Files' }),
+        el('th', { scope: 'col', class: 'num', text: 'Total' }),
+        el('th', { scope: 'col', class: 'num col-average', text: 'Average' }),
+        el('th', { scope: 'col', class: 'num', text: 'Largest vs original' }),
+      ),
+    ),
+    el('tbody', {}, ...totalRows),
+  );
+
+  const scroller = (table: HTMLTableElement, label: string) => el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label }, table);
+  return el(
+    'div',
+    { class: 'result' },
+    figure,
+    el('div', { class: 'tables' }, scroller(table, `Variants of ${filename}`), scroller(totals, `Totals per format for ${filename}`)),
+  );
+}
+
+// ---- Talking to the API.
+
+interface XhrResult {
+  status: number;
+  body: unknown;
+}
+
+function uploadWithProgress(file: File, onProgress: (fraction: number) => void): Promise<XhrResult> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', UPLOAD_URL);
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener('load', () => {
+      let body: unknown = undefined;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        body = xhr.responseText;
+      }
+      resolve({ status: xhr.status, body });
+    });
+    xhr.addEventListener('error', () => reject(new Error('The upload did not reach the server (network error).')));
+    xhr.addEventListener('abort', () => reject(new Error('The upload was aborted.')));
+    const form = new FormData();
+    form.append('file', file, file.name);
+    xhr.send(form);
+  });
+}
+
+function unexpected(status: number, body: unknown): ApiError['error'] {
+  if (isApiError(body)) return body.error;
+  const text = typeof body === 'string' && body.trim() ? body.trim().slice(0, 200) : 'The server gave no explanation.';
+  return { code: `http_${status}`, message: text, retryable: status >= 500 };
+}
+
+/** Polls until ready or failed; updates the card on each answer. */
+async function follow(card: UploadCard, statusUrl: string): Promise<void> {
+  let delay = 700;
+  let networkFailures = 0;
+  for (;;) {
+    let response: Response;
+    let body: unknown;
+    try {
+      response = await fetch(statusUrl, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      body = await response.json().catch(() => undefined);
+      networkFailures = 0;
+    } catch {
+      networkFailures++;
+      card.setState('processing', 'Lost contact with the server; retrying…');
+      await sleep(Math.min(10_000, 1000 * 2 ** networkFailures));
+      continue;
+    }
+    if (response.status === 200 && (body as ApiAnswer | undefined)?.status === 'ready') {
+      card.showManifest((body as Extract<ApiAnswer, { status: 'ready' }>).manifest);
+      return;
+    }
+    if (response.status === 202) {
+      const answer = body as Extract<ApiAnswer, { status: 'processing' }>;
+      const done = answer.done ?? 0;
+      const total = answer.total ?? 0;
+      card.setState('processing', total > 0 ? `Processing: ${done} of ${total} variants made.` : 'Processing…', total > 0 ? (100 * done) / total : undefined);
+      await sleep(delay);
+      delay = Math.min(2500, delay * 1.3);
+      continue;
+    }
+    if (response.status === 404 && card.id) {
+      forget(card.id);
+      // Gone since the last visit (e.g. .local/ was deleted): drop it quietly.
+      if (card.restored) {
+        card.root.remove();
+        syncEmpty();
+        return;
+      }
+    }
+    if (response.status === 503) {
+      card.setState('processing', `Waiting for the server: ${unexpected(503, body).message}`);
+      await sleep(2000);
+      continue;
+    }
+    card.showError(unexpected(response.status, body), response.status);
+    return;
+  }
+}
+
+async function uploadFile(card: UploadCard, file: File): Promise<void> {
+  card.setActions();
+  card.setState('uploading', 'Uploading…', 0);
+  let result: XhrResult;
+  try {
+    result = await uploadWithProgress(file, (fraction) => {
+      const percent = Math.round(fraction * 100);
+      card.setState('uploading', fraction >= 1 ? 'Uploaded; checking the image…' : `Uploading… ${Math.floor(percent / 10) * 10} %`, percent);
+    });
+  } catch (error) {
+    card.showError({ code: 'network_error', message: (error as Error).message, retryable: true });
+    card.setActions(retryButton(card, file));
+    return;
+  }
+  const { status, body } = result;
+  if ((status === 200 || status === 202) && typeof (body as ApiAnswer | undefined)?.id === 'string') {
+    const answer = body as ApiAnswer;
+    card.id = answer.id;
+    remember({ id: answer.id, filename: file.name });
+    if (answer.status === 'ready') {
+      card.showManifest(answer.manifest);
+      return;
+    }
+    const total = answer.variants?.length ?? 0;
+    card.setState('processing', total > 0 ? `Processing: 0 of ${total} variants made.` : 'Processing…', 0);
+    await follow(card, answer.statusUrl ?? `${UPLOAD_URL}/${answer.id}`);
+    return;
+  }
+  const error = unexpected(status, body);
+  if (status === 422 && isApiError(body) && typeof body.error.details?.id === 'string') remember({ id: body.error.details.id, filename: file.name });
+  card.showError(error, status);
+  if (error.retryable) card.setActions(retryButton(card, file));
+}
+
+function retryButton(card: UploadCard, file: File): HTMLButtonElement {
+  const button = el('button', { type: 'button', class: 'button', text: 'Try again' });
+  button.addEventListener('click', () => {
+    card.setActions();
+    enqueue(() => uploadFile(card, file));
+  });
+  return button;
+}
+
+// ---- A small queue so that many files do not all upload at once.
+
+const waiting: Array<() => Promise<void>> = [];
+let active = 0;
+
+function enqueue(task: () => Promise<void>): void {
+  waiting.push(task);
+  pump();
+}
+
+function pump(): void {
+  while (active < MAX_PARALLEL_UPLOADS && waiting.length > 0) {
+    const task = waiting.shift()!;
+    active++;
+    void task().finally(() => {
+      active--;
+      pump();
+    });
+  }
+}
+
+// ---- Wiring.
+
+const input = document.querySelector<HTMLInputElement>('#files')!;
+const dropzone = document.querySelector<HTMLLabelElement>('#dropzone')!;
+const list = document.querySelector<HTMLOListElement>('#list')!;
+const empty = document.querySelector<HTMLParagraphElement>('#empty')!;
+const clear = document.querySelector<HTMLButtonElement>('#clear')!;
+
+function syncEmpty(): void {
+  const any = list.children.length > 0;
+  empty.hidden = any;
+  clear.hidden = !any;
+}
+
+function addCard(card: UploadCard): void {
+  list.prepend(card.root);
+  syncEmpty();
+}
+
+function addFiles(files: Iterable<File>): void {
+  for (const file of files) {
+    const card = new UploadCard(file.name || 'untitled', `${file.type || 'unknown type'} · ${formatBytes(file.size)}`, file);
+    card.setState('queued', 'Waiting to upload…');
+    addCard(card);
+    enqueue(() => uploadFile(card, file));
+  }
+}
+
+input.addEventListener('change', () => {
+  if (input.files && input.files.length > 0) addFiles(Array.from(input.files));
+  // The same file can be picked again.
+  input.value = '';
+});
+
+// Dropping anywhere on the page works; the drop zone lights up while something is dragged.
+let dragDepth = 0;
+const hasFiles = (event: DragEvent) => Array.from(event.dataTransfer?.types ?? []).includes('Files');
+document.addEventListener('dragenter', (event) => {
+  if (!hasFiles(event)) return;
+  dragDepth++;
+  dropzone.classList.add('is-dragging');
+});
+document.addEventListener('dragleave', (event) => {
+  if (!hasFiles(event)) return;
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) dropzone.classList.remove('is-dragging');
+});
+document.addEventListener('dragover', (event) => {
+  if (!hasFiles(event)) return;
+  event.preventDefault();
+  if (event.dataTransfer) event.dataTransfer.dropEffect = 'copy';
+});
+document.addEventListener('drop', (event) => {
+  if (!hasFiles(event)) return;
+  event.preventDefault();
+  dragDepth = 0;
+  dropzone.classList.remove('is-dragging');
+  const files = Array.from(event.dataTransfer?.files ?? []);
+  if (files.length > 0) addFiles(files);
+});
+
+clear.addEventListener('click', () => {
+  forget();
+  list.replaceChildren();
+  syncEmpty();
+  input.focus();
+});
+
+// Images from earlier visits: ask the API where each stands.
+for (const entry of remembered().reverse()) {
+  const card = new UploadCard(entry.filename, 'uploaded earlier');
+  card.id = entry.id;
+  card.restored = true;
+  card.setState('processing', 'Checking…');
+  addCard(card);
+  void follow(card, `${UPLOAD_URL}/${entry.id}`);
+}
