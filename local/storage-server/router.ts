@@ -83,6 +83,13 @@ const routes: Route[] = [
   { methods: ['GET'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, [b]) => getBucket(ctx, b!) },
   { methods: ['PATCH', 'PUT'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, [b]) => patchBucket(ctx, b!) },
   { methods: ['DELETE'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, [b]) => deleteBucket(ctx, b!) },
+  // Public-URL reads, as https://storage.googleapis.com/{bucket}/{object} serves public objects:
+  // lets PUBLIC_BASE_URL point at this server. Only plain reads; no XML API beyond this.
+  {
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/(?!(?:storage|upload|download|resumable|batch|_admin)\/)([a-z0-9][a-z0-9._-]+)\/(.+)$/,
+    handle: (ctx, [b, o]) => getObject(ctx, b!, o!, true),
+  },
 ];
 
 function decode(segment: string): string {

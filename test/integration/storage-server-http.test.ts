@@ -264,6 +264,15 @@ describe('storage server: HTTP protocol', function () {
       });
     }
 
+    it('public-URL reads (/{bucket}/{object}, as storage.googleapis.com serves them) send the bytes', async () => {
+      const answer = await call('GET', '/http/download/data.bin');
+      expect(answer.status).to.equal(200);
+      expect(answer.body.equals(data)).to.equal(true);
+      expect(answer.headers.get('content-type')).to.equal('image/webp');
+      expectError(await call('GET', '/http/download/missing.bin'), 404);
+      expectError(await call('GET', '/no-such-bucket/data.bin'), 404);
+    });
+
     it('a GET whose ifGenerationNotMatch fails is 304 with no body; ifGenerationMatch=0 on an existing object is 412', async () => {
       const meta = await call('GET', '/storage/v1/b/http/o/download%2Fdata.bin');
       const generation = meta.json!.generation as string;
