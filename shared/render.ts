@@ -211,8 +211,8 @@ async function decodeLevel(original: Buffer, width: number, height: number, sour
 /** A level with its alpha channel removed when every pixel is opaque (common in PNG exports). */
 async function withoutOpaqueAlpha(level: Level, options: RenderOptions): Promise<Level> {
   if (level.channels !== 4) return level;
-  const alpha = await readLevel(level).extractChannel(3).stats();
-  if (alpha.channels[0]!.min < 255) return level;
+  // stats() reads the level itself (sharp computes statistics before any queued operation).
+  if (!(await readLevel(level).stats()).isOpaque) return level;
   return materialise(readLevel(level).timeout({ seconds: sharpTimeoutSeconds(options.deadline) }).removeAlpha(), options.keepMetadata);
 }
 
