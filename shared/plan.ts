@@ -112,9 +112,13 @@ function packBalanced(variants: readonly VariantSpec[], info: ImageSize, jobCoun
     candidates.reduce<Job | undefined>((best, job) => (best === undefined || job.load < best.load ? job : best), undefined);
 
   for (const item of byCostDescending) {
-    const sharesResize = jobs.filter(
-      (job) => job.items.some((other) => other.variant.width === item.variant.width) && job.load + item.cost <= idealMakespan + 1e-9,
-    );
+    // An empty job always takes the next variant, so the job count asked for is the count made.
+    const anyEmpty = jobs.some((job) => job.items.length === 0);
+    const sharesResize = anyEmpty
+      ? []
+      : jobs.filter(
+          (job) => job.items.some((other) => other.variant.width === item.variant.width) && job.load + item.cost <= idealMakespan + 1e-9,
+        );
     const target = leastLoaded(sharesResize) ?? leastLoaded(jobs)!;
     target.load += item.cost;
     target.items.push(item);

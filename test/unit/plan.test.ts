@@ -1,0 +1,228 @@
+import { expect } from 'chai';
+import { FANOUT_STRATEGIES, OUTPUT_FORMATS, type FanoutStrategy, type OutputFormat } from '../../shared/config.js';
+import type { VariantSpec } from '../../shared/messages.js';
+import {
+  DECODE_COST_FACTOR,
+  estimateDecodeCost,
+  estimateJobCost,
+  estimateVariantCost,
+  FORMAT_COST_FACTORS,
+  heightForWidth,
+  MAX_BALANCED_JOBS,
+  planVariants,
+  splitIntoJobs,
+  targetWidths,
+  type ImageSize,
+} from '../../shared/plan.js';
+
+const DEFAULT_WIDTHS = [320, 640, 1024, 1600, 2048];
+const DEFAULT_FORMATS: OutputFormat[] = ['avif', 'webp', 'jpeg'];
+const config = { WIDTHS: DEFAULT_WIDTHS, FORMATS: DEFAULT_FORMATS };
+const key = (variant: VariantSpec): string => `${variant.width}.${variant.format}`;
+
+describe('plan', () => {
+  describe('targetWidths', () => {
+    const cases: Array<[string, number, number[], number[]]> = [
+      ['a 20 MP photo gets every width', 5472, DEFAULT_WIDTHS, DEFAULT_WIDTHS],
+      ['a 1200 px image gets the smaller widths and itself', 1200, DEFAULT_WIDTHS, [320, 640, 1024, 1200]],
+      ['an image exactly at a width gets that width once', 1024, DEFAULT_WIDTHS, [320, 640, 1024]],
+      ['an image exactly at the largest width', 2048, DEFAULT_WIDTHS, DEFAULT_WIDTHS],
+      ['an image narrower than every width gets only itself', 200, DEFAULT_WIDTHS, [200]],
+      ['a one-pixel image', 1, DEFAULT_WIDTHS, [1]],
+      ['unsorted configured widths', 700, [640, 320, 1024], [320, 640, 700]],
+      ['an image between widths', 321, [320, 640], [320, 321]],
+      ['an image wider than every width', 3000, [320], [320]],
+    ];
+    for (const [what, original, widths, expected] of cases) {
+      it(`${what}: ${original} px → ${expected.join(', ')}`, () => {
+        expect(targetWidths(original, widths)).to.deep.equal(expected);
+      });
+    }
+  });
+
+  describe('heightForWidth', () => {
+    const cases: Array<[number, ImageSize, number]> = [
+      [320, { width: 1000, height: 667 }, 213],
+      [1000, { width: 1000, height: 667 }, 667],
+      [320, { width: 5472, height: 3648 }, 213],
+      [1600, { width: 5472, height: 3648 }, 1067],
+      [100, { width: 10_000, height: 10 }, 1], // never zero
+      [200, { width: 200, height: 400 }, 400],
+    ];
+    for (const [width, original, expected] of cases) {
+      it(`${width} px wide from ${original.width}×${original.height} is ${expected} tall`, () => {
+        expect(heightForWidth(width, original)).to.equal(expected);
+      });
+    }
+  });
+
+  describe('planVariants', () => {
+    it('plans every width in every format, widths ascending, formats in configured order', () => {
+      expect(planVariants({ width: 1200, height: 800 }, { WIDTHS: [320, 640, 2048], FORMATS: ['webp', 'jpeg'] })).to.deep.equal([
+        { width: 320, format: 'webp' },
+        { width: 320, format: 'jpeg' },
+        { width: 640, format: 'webp' },
+        { width: 640, format: 'jpeg' },
+        { width: 1200, format: 'webp' },
+        { width: 1200, format: 'jpeg' },
+      ]);
+    });
+
+    it('plans 15 variants for a large photo with the defaults', () => {
+      expect(planVariants({ width: 5472, height: 3648 }, config)).to.have.length(15);
+    });
+
+    it('plans with the upright width (portrait phone photos)', () => {
+      expect(planVariants({ width: 300, height: 400 }, config).map(key)).to.deep.equal(['300.avif', '300.webp', '300.jpeg']);
+    });
+  });
+
+  describe('costs', () => {
+    it('orders formats by encode cost: AVIF ≫ WebP > JPEG', () => {
+      expect(FORMAT_COST_FACTORS.avif).to.be.above(4 * FORMAT_COST_FACTORS.webp);
+      expect(FORMAT_COST_FACTORS.webp).to.be.above(FORMAT_COST_FACTORS.jpeg);
+      expect(Object.keys(FORMAT_COST_FACTORS).sort()).to.deep.equal([...OUTPUT_FORMATS].sort());
+    });
+
+    const info = { width: 4000, height: 3000 };
+    const cases: Array<[VariantSpec, number]> = [
+      [{ width: 2000, format: 'jpeg' }, 3 * FORMAT_COST_FACTORS.jpeg],
+      [{ width: 2000, format: 'webp' }, 3 * FORMAT_COST_FACTORS.webp],
+      [{ width: 1000, format: 'avif' }, 0.75 * FORMAT_COST_FACTORS.avif],
+    ];
+    for (const [variant, expected] of cases) {
+      it(`costs ${key(variant)} of 4000×3000 as its megapixels × factor`, () => {
+        expect(estimateVariantCost(variant, info)).to.be.closeTo(expected, 1e-9);
+      });
+    }
+
+    it('charges every job one decode of the whole original', () => {
+      expect(estimateDecodeCost(info)).to.be.closeTo(12 * DECODE_COST_FACTOR, 1e-9);
+      expect(estimateJobCost([], info)).to.equal(estimateDecodeCost(info));
+      const variants: VariantSpec[] = [{ width: 2000, format: 'jpeg' }, { width: 1000, format: 'avif' }];
+      expect(estimateJobCost(variants, info)).to.be.closeTo(
+        estimateDecodeCost(info) + estimateVariantCost(variants[0]!, info) + estimateVariantCost(variants[1]!, info),
+        1e-9,
+      );
+    });
+  });
+
+  describe('splitIntoJobs', () => {
+    const images: Array<[string, ImageSize]> = [
+      ['a 20 MP photo', { width: 5472, height: 3648 }],
+      ['a 4 MP photo', { width: 2560, height: 1600 }],
+      ['a 1200 px image', { width: 1200, height: 800 }],
+      ['a portrait phone photo', { width: 3024, height: 4032 }],
+      ['a thumbnail', { width: 200, height: 150 }],
+    ];
+    const formatSets: OutputFormat[][] = [DEFAULT_FORMATS, ['jpeg'], ['webp', 'avif']];
+
+    for (const strategy of FANOUT_STRATEGIES) {
+      for (const [what, info] of images) {
+        for (const formats of formatSets) {
+          it(`${strategy}: ${what} in ${formats.join('+')} puts every variant in exactly one non-empty job, deterministically`, () => {
+            const variants = planVariants(info, { WIDTHS: DEFAULT_WIDTHS, FORMATS: formats });
+            const jobs = splitIntoJobs(variants, info, strategy);
+            expect(jobs.length).to.be.at.least(1);
+            for (const job of jobs) expect(job).to.not.be.empty;
+            expect(jobs.flat().map(key).sort()).to.deep.equal(variants.map(key).sort());
+            expect(splitIntoJobs(variants, info, strategy)).to.deep.equal(jobs);
+            expect(splitIntoJobs([...variants], { ...info }, strategy)).to.deep.equal(jobs);
+          });
+        }
+      }
+    }
+
+    it('returns no jobs for no variants', () => {
+      for (const strategy of FANOUT_STRATEGIES) expect(splitIntoJobs([], { width: 100, height: 100 }, strategy)).to.deep.equal([]);
+    });
+
+    const info = { width: 5472, height: 3648 };
+    const variants = planVariants(info, config);
+    const shape = (jobs: VariantSpec[][]): string[] => jobs.map((job) => job.map(key).join(' '));
+
+    const fixed: Array<[FanoutStrategy, string[]]> = [
+      ['per-image', [variants.map(key).join(' ')]],
+      ['per-width', DEFAULT_WIDTHS.map((w) => `${w}.avif ${w}.webp ${w}.jpeg`)],
+      ['per-format', DEFAULT_FORMATS.map((f) => DEFAULT_WIDTHS.map((w) => `${w}.${f}`).join(' '))],
+    ];
+    for (const [strategy, expected] of fixed) {
+      it(`${strategy} groups a 20 MP photo's 15 variants as documented`, () => {
+        expect(shape(splitIntoJobs(variants, info, strategy))).to.deep.equal(expected);
+      });
+    }
+
+    it('keeps plan order inside each job', () => {
+      const order = new Map(variants.map((variant, index) => [key(variant), index]));
+      for (const strategy of FANOUT_STRATEGIES) {
+        for (const job of splitIntoJobs(variants, info, strategy)) {
+          const indexes = job.map((variant) => order.get(key(variant))!);
+          expect(indexes, strategy).to.deep.equal([...indexes].sort((a, b) => a - b));
+        }
+      }
+    });
+
+    describe('balanced', () => {
+      const makespan = (jobs: VariantSpec[][]): number => Math.max(...jobs.map((job) => estimateJobCost(job, info)));
+
+      it('splits a 20 MP photo into a few jobs, heaviest first, no slower than any other strategy', () => {
+        const jobs = splitIntoJobs(variants, info, 'balanced');
+        expect(jobs.length).to.be.within(2, MAX_BALANCED_JOBS);
+        const costs = jobs.map((job) => estimateJobCost(job, info));
+        expect(costs).to.deep.equal([...costs].sort((a, b) => b - a));
+        for (const strategy of ['per-image', 'per-width', 'per-format'] as const) {
+          expect(makespan(jobs), strategy).to.be.at.most(makespan(splitIntoJobs(variants, info, strategy)));
+        }
+      });
+
+      it('gives the biggest variant a job of its own when it dominates', () => {
+        const jobs = splitIntoJobs(variants, info, 'balanced');
+        expect(shape(jobs)[0]).to.equal('2048.avif');
+      });
+
+      it('reaches the lower bound: the decode plus the biggest variant', () => {
+        const biggest = Math.max(...variants.map((variant) => estimateVariantCost(variant, info)));
+        expect(makespan(splitIntoJobs(variants, info, 'balanced'))).to.be.closeTo(estimateDecodeCost(info) + biggest, 1e-9);
+      });
+
+      it('keeps same-width variants together when balance allows', () => {
+        const jobs = splitIntoJobs(variants, info, 'balanced');
+        const jobOf = (width: number, format: OutputFormat): number => jobs.findIndex((job) => job.some((v) => v.width === width && v.format === format));
+        for (const width of [320, 640, 1024, 1600]) {
+          expect(jobOf(width, 'webp'), `${width} webp`).to.equal(jobOf(width, 'avif'));
+          expect(jobOf(width, 'jpeg'), `${width} jpeg`).to.equal(jobOf(width, 'avif'));
+        }
+      });
+
+      it('makes one job when there is nothing to balance', () => {
+        const single = [{ width: 320, format: 'jpeg' as const }];
+        expect(splitIntoJobs(single, info, 'balanced')).to.deep.equal([single]);
+        const jpegs = planVariants(info, { WIDTHS: DEFAULT_WIDTHS, FORMATS: ['jpeg'] });
+        expect(splitIntoJobs(jpegs, info, 'balanced').length).to.be.at.most(2);
+      });
+
+      const targets: Array<[number, number]> = [
+        [1, 1],
+        [2, 2],
+        [4, 4],
+        [6, 6],
+        [40, 15], // never more jobs than variants
+        [0, 1], // never fewer than one
+        [2.7, 2],
+      ];
+      for (const [target, expected] of targets) {
+        it(`honours targetJobs ${target} → ${expected} job(s)`, () => {
+          const jobs = splitIntoJobs(variants, info, 'balanced', target);
+          expect(jobs).to.have.length(expected);
+          expect(jobs.flat().map(key).sort()).to.deep.equal(variants.map(key).sort());
+        });
+      }
+
+      it('spreads load evenly when asked for more jobs than the bound needs', () => {
+        const jobs = splitIntoJobs(variants, info, 'balanced', 2);
+        const costs = jobs.map((job) => estimateJobCost(job, info));
+        expect(Math.max(...costs) / Math.min(...costs)).to.be.below(1.2);
+      });
+    });
+  });
+});
