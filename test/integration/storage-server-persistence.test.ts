@@ -95,6 +95,20 @@ describe('storage server: directory persistence', function () {
     expect(await readdir(join(dir, 'tmp'))).to.deep.equal([]);
   });
 
+  it('concurrent ifGenerationMatch: 0 uploads with real disk writes: exactly one wins, the rest get 412', async () => {
+    server = await startStorageServer({ dir, buckets: ['race'] });
+    const bucket = client(server).bucket('race');
+    const contenders = Array.from({ length: 10 }, (_, i) => Buffer.alloc(100_000, i));
+    const results = await Promise.allSettled(
+      contenders.map((data) => bucket.file('first-wins.bin').save(data, { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } })),
+    );
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [contenders[i]!] : []));
+    expect(won).to.have.length(1);
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as { code?: unknown }).code).to.equal(412);
+    expect((await bucket.file('first-wins.bin').download())[0].equals(won[0]!)).to.equal(true);
+    expect((await bucket.file('first-wins.bin').getMetadata())[0].metageneration).to.equal('1');
+  });
+
   it('a deleted bucket stays deleted after a restart', async () => {
     server = await startStorageServer({ dir, buckets: ['short-lived', 'kept'] });
     await client(server).bucket('short-lived').delete();

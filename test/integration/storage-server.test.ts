@@ -137,6 +137,20 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect(Buffer.concat(chunks).equals(data)).to.equal(true);
     });
 
+    it('gzip: stored compressed, served compressed to the client (which validates and inflates), inflated for others', async () => {
+      const text = Buffer.from('compressible '.repeat(2000));
+      const file = bucket.file('gzip/text.txt');
+      await file.save(text, { gzip: true, contentType: 'text/plain' });
+      const [metadata] = await file.getMetadata();
+      expect(metadata.contentEncoding).to.equal('gzip');
+      expect(Number(metadata.size)).to.be.lessThan(text.length / 10);
+      const [downloaded] = await file.download();
+      expect(downloaded.equals(text)).to.equal(true);
+      const plain = await fetch(`${server.url}/download/storage/v1/b/contract/o/gzip%2Ftext.txt?alt=media`, { headers: { 'Accept-Encoding': 'identity' } });
+      expect(plain.headers.get('content-encoding')).to.equal(null);
+      expect(Buffer.from(await plain.arrayBuffer()).equals(text)).to.equal(true);
+    });
+
     it('reads a specific generation, and 404s for one that is not live', async () => {
       const file = bucket.file('generations/a.txt');
       await file.save('first');
