@@ -64,7 +64,6 @@ export function validateObjectName(name: string): void {
   if (bytes === 0 || bytes > 1024) throw badRequest(`Object names must be 1 to 1024 bytes of UTF-8; this one is ${bytes}`);
   if (/[\r\n]/.test(name)) throw badRequest('Object names must not contain carriage returns or line feeds');
   if (name === '.' || name === '..') throw badRequest('Object names must not be "." or ".."');
-  if (name.includes('\uFFFD')) throw badRequest('Object names must be valid UTF-8');
 }
 
 /** What a new generation is made of. */

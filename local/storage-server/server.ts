@@ -127,6 +127,10 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
   });
   // Uploads of large objects can take a while on slow machines.
   server.requestTimeout = 0;
+  // Idle keep-alive connections outlive the clients' own idle timeouts (Node's agent: 5 s), so
+  // the client always closes first and never reuses a socket the server is closing.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
