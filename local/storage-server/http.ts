@@ -25,7 +25,7 @@ export interface RequestContext {
   readonly log: (line: string) => void;
 }
 
-/** The largest body the server buffers (Node's Buffer limit); larger uploads must be resumable chunks. */
+/** The largest body the server buffers: Node's Buffer limit, which also bounds an object's size. */
 export const MAX_BODY_BYTES = bufferConstants.MAX_LENGTH;
 
 /** Reads the whole request body. */

@@ -1,8 +1,8 @@
 /**
  * A parser for the `multipart/related` bodies of `uploadType=multipart`: a JSON metadata part
  * and a media part. Clients differ in the details, so it accepts CRLF or bare LF line endings,
- * boundaries bare or in double or single quotes, extra part headers (`MIME-Version`, `Content-Transfer-Encoding`),
- * a preamble, and a missing final CRLF.
+ * boundaries bare or in double or single quotes (gcloud), extra part headers (`MIME-Version`,
+ * `Content-Transfer-Encoding`), a preamble, and a missing final CRLF.
  */
 import { badRequest } from './errors.js';
 

@@ -261,7 +261,7 @@ export async function sendMedia(ctx: RequestContext, record: ObjectRecord): Prom
       // Decompressive transcoding, as Cloud Storage does for clients that cannot take gzip.
       // Ranges do not apply to transcoded responses there either.
       data = gunzipSync(await ctx.store.readData(record));
-      res.writeHead(200, { ...headers, 'Content-Length': data.length, 'Warning': '214 UploadServer gunzipped' });
+      res.writeHead(200, { ...headers, 'Content-Length': data.length, Warning: '214 UploadServer gunzipped' });
       res.end(head ? undefined : data);
       return;
     }

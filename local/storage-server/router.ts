@@ -88,7 +88,11 @@ const routes: Route[] = [
   {
     methods: ['GET', 'HEAD'],
     pattern: /^\/(?!(?:storage|upload|download|resumable|batch|_admin)\/)([a-z0-9][a-z0-9._-]+)\/(.+)$/,
-    handle: (ctx, [b, o]) => getObject(ctx, b!, o!, true),
+    handle: (ctx, [b, o]) => {
+      // Never auto-create from a stray GET (a browser's /favicon.ico/..., a typo).
+      ctx.store.requireBucket(b!);
+      return getObject(ctx, b!, o!, true);
+    },
   },
 ];
 
