@@ -1,5 +1,11 @@
 /**
  * Planning: which variants an image gets, and how they are split into jobs (the fan-out).
+ *
+ * Splitting trades latency against waste: every job decodes the whole original once (a 20 MP
+ * JPEG costs as much to decode as encoding it as a 1–3 MP JPEG), while one job per image leaves
+ * the biggest AVIF encodes in series. The cost model below (output pixels × a per-format factor,
+ * plus one decode per job) lets the `balanced` strategy make as few jobs as keep the biggest
+ * variant on the critical path. Pure functions, deterministic output.
  */
 import type { Config, FanoutStrategy, OutputFormat } from './config.js';
 import type { VariantSpec } from './messages.js';
@@ -39,18 +45,20 @@ export function planVariants(info: ImageSize, config: Pick<Config, 'WIDTHS' | 'F
 /**
  * Relative encode CPU per output pixel at the default settings, plain libjpeg-turbo JPEG = 1.
  *
- * Measured as process CPU time (wall time on a shared 2-core machine was too noisy) encoding a
- * photo-like 20 MP image resized to 320–2048 px with sharp 0.35.5: JPEG q80 ≈ 11–14 ms per
- * megapixel, WebP q80 effort 4 ≈ 115–125 ms/MP, AVIF q50 effort 4 (4:2:0) ≈ 900–1900 ms/MP.
- * perf-facts.md puts AVIF at 74–87% of all encode time next to WebP and mozjpeg (which costs about
- * as much as WebP), i.e. AVIF ≈ 6–13× WebP on real photos; 80 sits inside both ranges. Only ratios
- * matter: they decide how the balanced fan-out groups variants.
+ * Measured as process CPU time (wall time on the shared 2-core machine was too noisy), sharp
+ * 0.35.5, resizing corpus photos (storm, ladybird, string, adwaita, calla) to 640 and 1600 px and
+ * encoding as the renderer does: JPEG q80 ≈ 12–25 ms per megapixel, WebP q80 effort 4 ≈ 90–150
+ * ms/MP, AVIF q50 effort 4 (4:2:0) ≈ 1700–4300 ms/MP; so WebP ≈ 8× JPEG and AVIF ≈ 150–250×
+ * JPEG (20–40× WebP). perf-facts.md's "AVIF is 74–87% of encode time" implies a smaller ratio,
+ * but either way AVIF decides the packing. Only ratios matter; the bench should re-measure them
+ * whenever encoder settings change.
  */
-export const FORMAT_COST_FACTORS: Readonly<Record<OutputFormat, number>> = { jpeg: 1, webp: 10, avif: 80 };
+export const FORMAT_COST_FACTORS: Readonly<Record<OutputFormat, number>> = { jpeg: 1, webp: 8, avif: 200 };
 
 /**
- * Cost of decoding one pixel of the original, in the same unit: baseline JPEG ≈ 12 ms/MP, PNG
- * ≈ 18 ms/MP, progressive JPEG ≈ 24–29 ms/MP (orientation and sRGB conversion included). Every job
+ * Cost of decoding one pixel of the original, in the same unit: 7–32 ms/MP for JPEG (baseline to
+ * progressive, with ICC conversion), ~16 ms/MP for PNG, ~49 ms/MP for WebP, i.e. 0.5–3× a JPEG
+ * encode per pixel. Every job
  * pays it once for the whole original, which is what makes splitting an image into many jobs
  * wasteful.
  */
@@ -61,7 +69,7 @@ const megapixels = (width: number, height: number): number => (width * height) /
 
 /**
  * Estimated encode cost of one variant: its output megapixels × {@link FORMAT_COST_FACTORS}. The
- * unit is "megapixels of plain JPEG" (≈ 12 ms of CPU on the reference machine).
+ * unit is "megapixels of plain JPEG" (≈ 15 ms of CPU on the reference machine).
  */
 export function estimateVariantCost(variant: VariantSpec, info: ImageSize): number {
   return megapixels(variant.width, heightForWidth(variant.width, info)) * FORMAT_COST_FACTORS[variant.format];
