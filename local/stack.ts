@@ -300,7 +300,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     imagesBucket = config.IMAGES_BUCKET;
 
-    const pubsub = new PubSub({ projectId, apiEndpoint: emulatorHost, emulatorMode: true });
+    // The universe domain is given so that the client does not probe for a GCE metadata server
+    // (and warn about it) when it has no credentials, which the emulator does not need.
+    const pubsub = new PubSub({ projectId, apiEndpoint: emulatorHost, emulatorMode: true, clientOptions: { universeDomain: 'googleapis.com' } });
     undo.push(() => pubsub.close());
     storage = createStorageClient(config);
     const { useDeps } = await import('../functions/runtime.js');

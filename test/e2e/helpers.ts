@@ -148,7 +148,12 @@ export interface EventCollector {
 }
 
 export function collectEvents(stack: LocalStack, subscriptionName: string): EventCollector {
-  const pubsub = new PubSub({ projectId: stack.projectId, apiEndpoint: stack.urls.pubsub, emulatorMode: true });
+  const pubsub = new PubSub({
+    projectId: stack.projectId,
+    apiEndpoint: stack.urls.pubsub,
+    emulatorMode: true,
+    clientOptions: { universeDomain: 'googleapis.com' },
+  });
   const subscription: Subscription = pubsub.subscription(subscriptionName);
   const events: EventMessage[] = [];
   subscription.on('message', (message: Message) => {

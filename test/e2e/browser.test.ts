@@ -1,0 +1,151 @@
+/**
+ * The try-it page in a real browser (Debian's Chromium driven by playwright-core): upload through
+ * the file input, follow the status until ready, the `<picture>` loads and the table lists every
+ * variant; a file that is not an image shows the API's error; dropping works; the page is usable
+ * with the keyboard and in a 360 px window. Saves docs/screenshot.png.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Manifest } from '../../shared/messages.js';
+import { makePhoto } from '../fixtures/images.js';
+import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOT = fileURLToPath(new URL('../../../docs/screenshot.png', import.meta.url));
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+];
+
+describe('try-it page in Chromium', function () {
+  this.timeout(180_000);
+  let t: TestStack;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  let files: string;
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) {
+      console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
+      this.skip();
+    }
+    t = await startTestStack({ env: { WIDTHS: '320,640,1024' } });
+    profile = tempDir('chromium-profile');
+    files = tempDir('browser-files');
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 900 },
+      deviceScaleFactor: 1,
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+  });
+  after(async () => {
+    await context?.close();
+    await t?.stop();
+    removeDir(profile);
+    removeDir(files);
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed' && t) console.log(`Last log lines of the stack:\n${t.tail(40)}`);
+  });
+
+  it('is usable with the keyboard: Tab reaches the file input, and the drop zone shows focus', async () => {
+    await page.goto(t.stack.urls.web);
+    expect(await page.title()).to.contain('Image pipeline');
+    await page.keyboard.press('Tab'); // skip link
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id)).to.equal('files');
+    const outline = await page.evaluate(() => getComputedStyle(document.querySelector('#dropzone')!).outlineStyle);
+    expect(outline).to.equal('solid');
+    // The input has a label (the drop zone), so it has an accessible name.
+    expect(await page.evaluate(() => (document.querySelector('#files') as HTMLInputElement).labels?.[0]?.id)).to.equal('dropzone');
+  });
+
+  it('uploads through the file input and shows the <picture> and every variant', async () => {
+    const photoPath = join(files, 'harbour.jpg');
+    writeFileSync(photoPath, await makePhoto({ width: 1200, height: 800, seed: 31 }));
+    const notImage = join(files, 'notes.jpg');
+    writeFileSync(notImage, 'these are notes, not a photo\n');
+    await page.setInputFiles('#files', [notImage, photoPath]);
+
+    // The error, as the API returned it: message and code.
+    const failed = page.locator('.card', { hasText: 'notes.jpg' });
+    await failed.locator('.error').waitFor({ timeout: 30_000 });
+    expect(await failed.getAttribute('data-state')).to.equal('failed');
+    expect(await failed.locator('.error-message').textContent()).to.equal('The file is not a supported image (JPEG, PNG, WebP, AVIF, GIF or TIFF).');
+    expect(await failed.locator('.error-code code').textContent()).to.equal('not_an_image');
+
+    const card = page.locator('.card', { hasText: 'harbour.jpg' });
+    await card.locator('table.variants').waitFor({ timeout: 120_000 });
+    expect(await card.getAttribute('data-state')).to.equal('ready');
+    const id = await card.locator('.image-id code').textContent();
+    const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+    expect(manifest.variants).to.have.length(9);
+    expect(await card.locator('table.variants tbody tr').count()).to.equal(manifest.variants.length);
+    const links = await card.locator('table.variants tbody a').evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).href));
+    expect(links).to.deep.equal(manifest.variants.map((v) => v.url));
+    expect(await card.locator('table.totals tbody tr').count()).to.equal(3);
+
+    // The <picture> is built from the manifest alone: AVIF and WebP sources, a JPEG <img>.
+    const sources = await card.locator('picture source').evaluateAll((ss) => ss.map((s) => (s as HTMLSourceElement).type));
+    expect(sources).to.deep.equal(['image/avif', 'image/webp']);
+    const img = card.locator('picture img');
+    await page.waitForFunction((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0, await img.elementHandle(), {
+      timeout: 15_000,
+    });
+    const loaded = await img.evaluate((el) => ({ width: (el as HTMLImageElement).naturalWidth, src: (el as HTMLImageElement).currentSrc }));
+    expect(loaded.width).to.be.greaterThan(0);
+    expect(manifest.variants.map((v) => v.url)).to.include(loaded.src);
+    expect(await card.locator('.status').textContent()).to.contain('Ready: 9 variants');
+
+    mkdirSync(join(SCREENSHOT, '..'), { recursive: true });
+    await page.evaluate(() => {
+      (document.activeElement as HTMLElement | null)?.blur();
+      window.scrollTo(0, 0);
+    });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it('takes dropped files too', async () => {
+    const card = page.locator('.card', { hasText: 'harbour.jpg' });
+    const small = await card.locator('table.variants tbody a').last().getAttribute('href');
+    await page.evaluate(async (url) => {
+      const bytes = await (await fetch(url!)).blob();
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], 'dropped.jpg', { type: 'image/jpeg' }));
+      const zone = document.querySelector('#dropzone')!;
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      }
+    }, small?.replace(/1024w\.jpg$/, '320w.jpg'));
+    const dropped = page.locator('.card', { hasText: 'dropped.jpg' });
+    await dropped.locator('table.variants').waitFor({ timeout: 60_000 });
+    // A 320-wide image with WIDTHS 320,640,1024 gets one width in three formats.
+    expect(await dropped.locator('table.variants tbody tr').count()).to.equal(3);
+  });
+
+  it('fits a 360 px window and lists earlier uploads after a reload', async () => {
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.reload();
+    const cards = page.locator('.card');
+    await page.locator('.card[data-state="ready"]').first().waitFor({ timeout: 15_000 });
+    expect(await cards.count()).to.be.at.least(2);
+    await page.waitForFunction(() => document.querySelectorAll('.card[data-state="ready"]').length >= 2, undefined, { timeout: 15_000 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow, 'horizontal overflow in px').to.be.at.most(0);
+    expect(pageErrors).to.deep.equal([]);
+  });
+});

@@ -1,0 +1,186 @@
+/**
+ * Starting and stopping the local stack leaves nothing behind: after `stop()`, and after SIGINT
+ * to `node dist/local/start.js` (what `npm start` runs), no port listens and no emulator process
+ * (wrapper or JVM) is left. A port in use stops start-up with a message naming the variable to
+ * change, exit code 1, and nothing started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { PortInUseError, type PortName } from '../../local/ports.js';
+import { startLocalStack } from '../../local/stack.js';
+import { freePort } from '../fixtures/pubsub.js';
+import { emulatorProcesses, eventually, listeningPorts, removeDir, tempDir } from './helpers.js';
+
+const START_SCRIPT = fileURLToPath(new URL('../../local/start.js', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+async function freePorts(): Promise<Record<PortName, number>> {
+  const ports = {} as Record<PortName, number>;
+  for (const name of ['web', 'storage', 'pubsub', 'ingest', 'resize', 'cleanup'] as const) {
+    let port: number;
+    do port = await freePort();
+    while (Object.values(ports).includes(port));
+    ports[name] = port;
+  }
+  return ports;
+}
+
+function portEnv(ports: Record<PortName, number>): Record<string, string> {
+  return {
+    PORT: String(ports.web),
+    STORAGE_PORT: String(ports.storage),
+    PUBSUB_PORT: String(ports.pubsub),
+    INGEST_PORT: String(ports.ingest),
+    RESIZE_PORT: String(ports.resize),
+    CLEANUP_PORT: String(ports.cleanup),
+  };
+}
+
+/** The environment of a spawned `npm start`: this one without the test run's shared emulator. */
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra, NO_COLOR: '1' };
+  delete env.PUBSUB_EMULATOR_HOST;
+  return env;
+}
+
+function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+async function occupy(port: number): Promise<Server> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return server;
+}
+
+describe('local stack start and stop', function () {
+  this.timeout(120_000);
+
+  it('stop() leaves no listening port and no emulator process', async () => {
+    const ports = await freePorts();
+    const stack = await startLocalStack({ ports, cleanupIntervalSeconds: 1, log: () => undefined });
+    let stopped = false;
+    try {
+      expect(stack.emulator).to.equal('started');
+      expect(stack.ports).to.deep.equal(ports);
+      expect(await listeningPorts(Object.values(ports))).to.have.members(Object.values(ports));
+      expect(emulatorProcesses(ports.pubsub), 'emulator processes while running').to.not.be.empty;
+      await stack.stop();
+      stopped = true;
+    } finally {
+      if (!stopped) await stack.stop();
+    }
+    expect(await listeningPorts(Object.values(ports))).to.deep.equal([]);
+    await eventually(async () => (emulatorProcesses(ports.pubsub).length === 0 ? true : undefined), 10_000, 'emulator processes gone');
+    // A second stop is harmless.
+    await stack.stop();
+  });
+
+  it('refuses a port in use with a message naming its variable, and starts nothing', async () => {
+    const ports = await freePorts();
+    const busy = await occupy(ports.resize);
+    try {
+      let error: unknown;
+      try {
+        const stack = await startLocalStack({ ports, log: () => undefined });
+        await stack.stop();
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).to.be.instanceOf(PortInUseError);
+      expect((error as Error).message).to.contain(`Port ${ports.resize}`).and.to.contain('RESIZE_PORT=');
+      const others = Object.entries(ports).filter(([name]) => name !== 'resize').map(([, port]) => port);
+      expect(await listeningPorts(others)).to.deep.equal([]);
+      expect(emulatorProcesses(ports.pubsub)).to.deep.equal([]);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it('npm start: a port in use exits 1 with a message naming PORT', async () => {
+    const ports = await freePorts();
+    const busy = await occupy(ports.web);
+    const dataDir = tempDir('start-busy');
+    try {
+      const child = spawn(process.execPath, [START_SCRIPT], {
+        cwd: REPO_ROOT,
+        env: childEnv({ ...portEnv(ports), LOCAL_DATA_DIR: dataDir }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.stdout!.resume();
+      const { code } = await exitOf(child);
+      expect(code).to.equal(1);
+      expect(stderr).to.contain(`Port ${ports.web}`).and.to.contain('already in use').and.to.contain(`PORT=`);
+      expect(emulatorProcesses(ports.pubsub)).to.deep.equal([]);
+    } finally {
+      busy.close();
+      removeDir(dataDir);
+    }
+  });
+
+  it('npm start: prints the block, serves, and on SIGINT stops everything and exits 0', async () => {
+    const ports = await freePorts();
+    const dataDir = tempDir('start-sigint');
+    const child = spawn(process.execPath, [START_SCRIPT], {
+      cwd: REPO_ROOT,
+      env: childEnv({ ...portEnv(ports), LOCAL_DATA_DIR: dataDir, CLEANUP_INTERVAL_SECONDS: '30' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      await eventually(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`npm start exited early (${child.exitCode}):\n${stdout}\n${stderr}`);
+          return stdout.includes('Ctrl-C stops everything') ? true : undefined;
+        },
+        90_000,
+        'the start-up block',
+      );
+      const web = `http://127.0.0.1:${ports.web}`;
+      for (const expected of [
+        `Web page        ${web}/`,
+        `POST ${web}/uploads`,
+        `http://127.0.0.1:${ports.storage}`,
+        `127.0.0.1:${ports.pubsub}`,
+        `ingest http://127.0.0.1:${ports.ingest}`,
+        `resize http://127.0.0.1:${ports.resize}`,
+        `cleanup http://127.0.0.1:${ports.cleanup}`,
+        `curl -F file=@photo.jpg ${web}/uploads`,
+        `curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg'`,
+        `CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE=http://127.0.0.1:${ports.storage}/ CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true`,
+        'gcloud storage cp photo.jpg gs://local-uploads/incoming/',
+        'every 30 s here',
+        'cron "*/15 * * * *"',
+        dataDir,
+      ]) {
+        expect(stdout, `the block shows ${expected}`).to.contain(expected);
+      }
+      const health = await fetch(`${web}/healthz`);
+      expect(health.status).to.equal(200);
+      expect(emulatorProcesses(ports.pubsub)).to.not.be.empty;
+
+      child.kill('SIGINT');
+      const { code } = await exitOf(child);
+      expect(code, stdout + stderr).to.equal(0);
+      expect(stdout).to.contain('stopped.');
+      expect(await listeningPorts(Object.values(ports))).to.deep.equal([]);
+      await eventually(async () => (emulatorProcesses(ports.pubsub).length === 0 ? true : undefined), 10_000, 'emulator processes gone');
+    } finally {
+      if (child.exitCode === null) {
+        child.kill('SIGKILL');
+        for (const pid of emulatorProcesses(ports.pubsub)) process.kill(pid, 'SIGKILL');
+      }
+      removeDir(dataDir);
+    }
+  });
+});
