@@ -271,7 +271,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
         expect(service.environment_variables).to.equal(`\${local.function_env.${key}}`);
         const { keys, maps, expression } = envKeys(mod, service.environment_variables);
         expect(maps, `${key} reads local.env_common`).to.include('env_common');
-        // The only other input is var.extra_env, free-form by design (documented in docs/deploy.md).
+        // The only other input is var.extra_env, free-form by design (documented in the README deploy section).
         const others = [...expression.matchAll(/\b(var|local)\.([A-Za-z0-9_]+)/g)].map((m) => `${m[1]}.${m[2]}`).filter((r) => !r.startsWith('local.env_'));
         expect(others, `${key}: inputs other than env_* maps`).to.deep.equal(['var.extra_env']);
         for (const name of keys) expect(ENV_VARS, `${key} sets ${name}`).to.include(name);

@@ -1,6 +1,6 @@
 /**
  * terraform/variables.tf on its own: every variable typed and described, documented in
- * docs/deploy.md, listed in terraform.tfvars.example when required; and its validations evaluated
+ * the README's deploy section, listed in terraform.tfvars.example when required; and its validations evaluated
  * by Terraform itself. variables.tf refers to nothing else, so it is planned in a scratch module
  * that needs no provider (init downloads nothing): good inputs must pass, bad ones must be refused
  * with the variable's own message.
@@ -39,13 +39,17 @@ describe('terraform variables', function () {
     }
   });
 
-  it('documents every variable in the table of docs/deploy.md', function () {
-    const doc = readFileSync(join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
+  it('documents every variable in the README deploy table', function () {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const start = readme.indexOf('## Deploy to Google Cloud');
+    expect(start, 'README has a deploy section').to.be.greaterThan(-1);
+    const end = readme.indexOf('\n## ', start + 1);
+    const doc = readme.slice(start, end === -1 ? undefined : end);
     for (const name of Object.keys(mod.variables)) {
-      expect(doc, `docs/deploy.md lists ${name}`).to.match(new RegExp(`^\\|\\s*\`${name}\`\\s*\\|`, 'm'));
+      expect(doc, `README lists ${name}`).to.match(new RegExp(`^\\|\\s*\`${name}\`\\s*\\|`, 'm'));
     }
     const documented = [...doc.matchAll(/^\|\s*`([a-z0-9_]+)`\s*\|/gm)].map((m) => m[1]!);
-    for (const name of documented) expect(Object.keys(mod.variables), `docs/deploy.md documents ${name}, which does not exist`).to.include(name);
+    for (const name of documented) expect(Object.keys(mod.variables), `README documents ${name}, which does not exist`).to.include(name);
   });
 
   it('sets every required variable in terraform.tfvars.example, and only declared ones', async function () {
