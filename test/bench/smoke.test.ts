@@ -1,0 +1,174 @@
+/**
+ * The bench must not rot: a short `--quick` run (one small image, one run) through the real CLI,
+ * checking that every section is in the report with sane numbers, plus the bench's own maths
+ * (SSIM, the K-worker model). The full bench does not run here.
+ */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { BenchReport } from '../../bench/report.js';
+import { timeToLast } from '../../bench/report.js';
+import { luma, ssim } from '../../bench/ssim.js';
+import { makePhoto, photoPixels, textPosingAsJpeg } from '../fixtures/images.js';
+
+const run = promisify(execFile);
+const BENCH = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
+
+describe('bench', () => {
+  describe('SSIM (bench/ssim.ts)', () => {
+    const width = 64;
+    const height = 48;
+    const plane = luma(photoPixels(width, height, { seed: 3 }), width, height, 3);
+
+    it('is 1 for identical images and falls as noise is added', () => {
+      expect(ssim(plane, plane, width, height)).to.be.closeTo(1, 1e-9);
+      const noisy = (amount: number): Float32Array => plane.map((v, i) => v + amount * Math.sin(i * 12.9898)) as Float32Array;
+      const slight = ssim(plane, noisy(4), width, height);
+      const strong = ssim(plane, noisy(40), width, height);
+      expect(slight).to.be.lessThan(1).and.greaterThan(strong);
+      expect(strong).to.be.greaterThan(0);
+    });
+
+    it('handles images smaller than the 11 × 11 window', () => {
+      const tiny = new Float32Array([10, 20, 30, 40, 50, 60]);
+      expect(ssim(tiny, tiny, 3, 2)).to.be.closeTo(1, 1e-9);
+    });
+  });
+
+  describe('time to the last variant with K workers', () => {
+    it('is the sum for one worker and list scheduling otherwise', () => {
+      expect(timeToLast([5, 3, 2], 1)).to.equal(10);
+      expect(timeToLast([5, 3, 2], 2)).to.equal(5);
+      expect(timeToLast([5, 3, 2], 8)).to.equal(5);
+      expect(timeToLast([1, 1, 1, 1], 2)).to.equal(2);
+    });
+  });
+
+  describe('npm run bench -- --quick', function () {
+    // ~20 s on an idle 2-core machine, ~40 s when other suites share it; must stay under 60 s.
+    this.timeout(120_000);
+    let dir: string;
+    let report: BenchReport;
+    let markdown: string;
+
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
+      const corpus = join(dir, 'corpus');
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(corpus);
+      await writeFile(join(corpus, 'photo-400x267.jpg'), await makePhoto({ width: 400, height: 267, seed: 5 }));
+      await writeFile(join(corpus, 'not-an-image.jpg'), textPosingAsJpeg());
+      const json = join(dir, 'report.json');
+      const { stdout } = await run(process.execPath, [BENCH, '--quick', '--runs', '1', '--corpus', corpus, '--json', json, '--cache', join(dir, 'cache')], {
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      markdown = stdout;
+      report = JSON.parse(await readFile(json, 'utf8')) as BenchReport;
+    });
+
+    after(async () => {
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    it('prints every section as Markdown', () => {
+      for (const heading of [
+        '## Inputs',
+        '## 1. Ours per fan-out strategy',
+        '## 2–4. Ours vs the anchor',
+        '### Floor breakdown',
+        '### JPEG + WebP only',
+        '## 5. Bytes and quality',
+        '## 6. Encoder settings',
+        '## 7. Runtime settings',
+        '## Targets',
+        '## Closing note',
+      ]) {
+        expect(markdown, heading).to.include(heading);
+      }
+      expect(markdown).to.match(/\| \*\*overall \(1 images\)\*\* \|/);
+    });
+
+    it('records the machine and proves the encoders match render.ts', () => {
+      expect(report.machine.nproc).to.be.at.least(1);
+      expect(report.machine.libvips).to.match(/^\d+\.\d+/);
+      expect(report.parity?.identical, report.parity?.mismatches.join('; ')).to.equal(true);
+    });
+
+    it('reports an unreadable file as a clean error row', () => {
+      const bad = report.images.find((image) => image.name === 'not-an-image.jpg');
+      expect(bad?.error?.code).to.equal('not_an_image');
+      expect(markdown).to.include('not_an_image');
+    });
+
+    it('measures ours per strategy, the anchor and the floor with sane numbers', () => {
+      const image = report.images.find((i) => i.name === 'photo-400x267.jpg')!;
+      expect(image.error).to.equal(undefined);
+      const main = image.main!;
+      expect(main.variants).to.have.length(6); // 320 and 400 px × 3 formats
+      for (const strategy of ['balanced', 'per-image', 'per-width', 'per-format'] as const) {
+        const result = main.strategies[strategy]!;
+        expect(result, strategy).to.not.equal(undefined);
+        expect(result.median.cpuS, strategy).to.be.greaterThan(0).and.lessThan(60);
+        expect(result.median.wallS, strategy).to.be.greaterThan(0).and.lessThan(60);
+        expect(result.median.rssMiB, strategy).to.be.greaterThan(20).and.lessThan(2000);
+        expect(result.timeToLastS['1']).to.be.at.least(result.timeToLastS['8']!);
+      }
+      for (const method of [main.anchor!, main.floor!]) {
+        expect(method.median.cpuS).to.be.greaterThan(0).and.lessThan(60);
+        expect(method.median.rssMiB).to.be.greaterThan(20).and.lessThan(2000);
+      }
+      expect(main.floor!.median.encodeS.avif).to.be.greaterThan(0);
+      for (const ratio of [main.ratios!.anchorOverOursCpu, main.ratios!.oursOverFloorCpu, image.jpegWebp!.ratios!.anchorOverOursCpu]) {
+        expect(ratio).to.be.greaterThan(0.2).and.lessThan(20);
+      }
+      expect(report.overall?.main?.images).to.equal(1);
+      expect(report.overall?.jpegWebp?.images).to.equal(1);
+    });
+
+    it('reports bytes and SSIM for every variant', () => {
+      const image = report.images.find((i) => i.name === 'photo-400x267.jpg')!;
+      expect(image.outputs).to.have.length(6);
+      for (const output of image.outputs!) expect(output.bytes).to.be.greaterThan(100);
+      for (const method of ['direct', 'ours', 'anchor']) {
+        const rows = image.quality!.filter((q) => q.method === method);
+        expect(rows, method).to.have.length(6);
+        for (const row of rows) expect(row.ssim, `${method} ${row.format} ${row.width}`).to.be.greaterThan(0.3).and.at.most(1);
+      }
+    });
+
+    it('fills the encoder-settings table around the defaults', () => {
+      const summary = report.encoders!.summary;
+      expect(summary.length).to.be.at.least(30);
+      expect(summary.filter((row) => row.isDefault).map((row) => row.format).sort()).to.deep.equal(['avif', 'jpeg', 'webp']);
+      for (const row of summary) {
+        expect(row.cpuMsPerMp, JSON.stringify(row)).to.be.greaterThan(0);
+        expect(row.bytes).to.be.greaterThan(0);
+        expect(row.meanSsim).to.be.greaterThan(0.3).and.at.most(1);
+      }
+      expect(summary.find((row) => row.format === 'avif' && row.effort === 2)).to.not.equal(undefined);
+      expect(summary.find((row) => row.format === 'jpeg' && row.mozjpeg === true)).to.not.equal(undefined);
+    });
+
+    it('measures runtime settings in separate processes', () => {
+      const rows = report.runtime!;
+      expect(rows.map((row) => row.config)).to.include.members(['deployed', 'glibc-arenas', 'one-thread', 'cache-on']);
+      expect(rows.filter((row) => row.config === 'deployed').map((row) => row.instances)).to.include.members([1, 4]);
+      for (const row of rows) {
+        expect(row.error, row.label).to.equal(undefined);
+        expect(row.maxRssKiB!).to.be.greaterThan(row.baselineRssKiB!);
+        expect(row.result!.cpuMs).to.be.greaterThan(0);
+      }
+      expect(rows.find((row) => row.config === 'one-thread')?.sharpConcurrency).to.equal(1);
+    });
+
+    it('checks every target of the issue', () => {
+      expect(report.targets).to.have.length(7);
+      for (const target of report.targets) expect(target.met, target.name).to.not.equal(null);
+      expect(report.notes.length).to.be.at.least(5);
+    });
+  });
+});
