@@ -58,6 +58,8 @@ export interface LocalStackOptions {
   readonly verbose?: boolean;
   /** How long stop() waits for function invocations in progress; default 5000 ms. */
   readonly drainMs?: number;
+  /** Aborts a start in progress (Ctrl-C during start-up): what has started is stopped, and the start rejects. */
+  readonly signal?: AbortSignal;
 }
 
 /** The stack's addresses. */
@@ -147,7 +149,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
   let emulatorStarting: Promise<PubsubEmulator | undefined> | undefined;
   let emulatorOwned = false;
+  const checkpoint = () => options.signal?.throwIfAborted();
   try {
+    checkpoint();
     const fixed = Object.fromEntries(PORT_NAMES.filter((n) => !(n === 'pubsub' && externalEmulator)).map((n) => [n, requested[n]]));
     await assertPortsFree(fixed, host);
 
@@ -193,6 +197,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       throw asPortError(error, 'storage', requested.storage);
     }
     undo.push(() => storageServer.stop());
+    checkpoint();
 
     // The functions, registered under local names wrapped to run in their log context, each
     // served by functions-framework's own server (body parsing, CloudEvent and Pub/Sub push
@@ -258,6 +263,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       emulatorOwned = true;
       undo.push(() => emulator.stop());
     }
+    checkpoint();
     const emulatorHost = externalEmulator ?? emulator!.host;
 
     const ports: Record<PortName, number> = {
@@ -314,6 +320,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       endpoints: { resize: urls.resize, cleanup: urls.cleanup },
       log: stackLog,
     });
+    checkpoint();
     const pushNames = provisioned.subscriptions.filter((s) => s.pushEndpoint).map((s) => s.name);
     if (externalEmulator) {
       // An emulator that outlives the stack keeps the push subscriptions' messages for the next start.

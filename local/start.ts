@@ -45,16 +45,20 @@ async function main(): Promise<void> {
   const dataDir = resolve(REPO_ROOT, env.LOCAL_DATA_DIR?.trim() || '.local');
 
   let stack: LocalStack | undefined;
+  let starting: Promise<LocalStack> | undefined;
   let stopping = false;
+  const abort = new AbortController();
   const stop = async (signal: string) => {
     if (stopping) {
-      process.stderr.write(`\nnpm start: ${signal} again; exiting without waiting.\n`);
+      process.stderr.write(`\nnpm start: ${signal} again; exiting without waiting (the Pub/Sub emulator may be left running).\n`);
       process.exit(1);
     }
     stopping = true;
     process.stdout.write(`\nnpm start: ${signal} received; stopping the local stack...\n`);
     try {
-      await stack?.stop();
+      // During start-up: abort it; it stops what it has started before it rejects.
+      abort.abort();
+      await (stack ?? (await starting?.catch(() => undefined)))?.stop();
     } finally {
       process.stdout.write('npm start: stopped.\n');
       process.exit(0);
@@ -67,7 +71,8 @@ async function main(): Promise<void> {
   const verbose = /^(1|true|yes)$/i.test(env.LOG_VERBOSE ?? '');
   process.stdout.write(`npm start: starting the local stack (data in ${dataDir})...\n`);
   try {
-    stack = await startLocalStack({
+    starting = startLocalStack({
+      signal: abort.signal,
       ports,
       ...(env.PUBSUB_EMULATOR_HOST?.trim() ? { pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST.trim() } : {}),
       dataDir,
@@ -80,6 +85,7 @@ async function main(): Promise<void> {
         process.stdout.write(`${formatLogLine(line, source, { format, color })}\n`);
       },
     });
+    stack = await starting;
   } catch (error) {
     if (stopping) return;
     if (error instanceof PortInUseError || error instanceof PortConfigError || error instanceof EmulatorUnavailableError || error instanceof ConfigError) {

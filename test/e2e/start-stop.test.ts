@@ -7,10 +7,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { PubSub } from '@google-cloud/pubsub';
 import { expect } from 'chai';
 import { PortInUseError, type PortName } from '../../local/ports.js';
 import { startLocalStack } from '../../local/stack.js';
-import { freePort } from '../fixtures/pubsub.js';
+import { pushPath, topology } from '../../shared/topology.js';
+import { freePort, usePubsubEmulator } from '../fixtures/pubsub.js';
 import { emulatorProcesses, eventually, listeningPorts, removeDir, tempDir } from './helpers.js';
 
 const START_SCRIPT = fileURLToPath(new URL('../../local/start.js', import.meta.url));
@@ -79,6 +81,43 @@ describe('local stack start and stop', function () {
     await eventually(async () => (emulatorProcesses(ports.pubsub).length === 0 ? true : undefined), 10_000, 'emulator processes gone');
     // A second stop is harmless.
     await stack.stop();
+  });
+
+  it('with a running emulator (PUBSUB_EMULATOR_HOST): pauses push subscriptions on stop and re-points them on the next start', async () => {
+    const host = await usePubsubEmulator();
+    const projectId = `e2e-restart-${process.pid}`;
+    const options = { pubsubEmulatorHost: host, projectId, cleanupIntervalSeconds: 0, log: () => undefined };
+    const admin = new PubSub({ projectId, apiEndpoint: host, emulatorMode: true, clientOptions: { universeDomain: 'googleapis.com' } });
+    const jobsPush = topology.subscriptions.jobsPush;
+    const metadata = async () => (await admin.subscription(jobsPush.name).getMetadata())[0];
+    try {
+      const first = await startLocalStack({ ...options, ports: await freePorts() });
+      expect(first.emulator).to.equal('external');
+      const created = await metadata();
+      expect(created.pushConfig?.pushEndpoint).to.equal(`${first.urls.resize}${pushPath(projectId, 'jobs')}`);
+      // The settings Terraform gives the subscription, from the same topology.
+      expect(created.ackDeadlineSeconds).to.equal(jobsPush.ackDeadlineSeconds);
+      expect(created.deadLetterPolicy).to.deep.include({
+        deadLetterTopic: `projects/${projectId}/topics/${topology.topics.jobsDeadLetter.name}`,
+        maxDeliveryAttempts: jobsPush.maxDeliveryAttempts,
+      });
+      expect(Number(created.retryPolicy?.minimumBackoff?.seconds)).to.equal(jobsPush.minimumBackoffSeconds);
+      expect(Number(created.retryPolicy?.maximumBackoff?.seconds)).to.equal(jobsPush.maximumBackoffSeconds);
+      await first.stop();
+      expect((await metadata()).pushConfig?.pushEndpoint || undefined, 'paused while stopped').to.equal(undefined);
+
+      const second = await startLocalStack({ ...options, ports: await freePorts() });
+      try {
+        expect(second.urls.resize).to.not.equal(first.urls.resize);
+        expect((await metadata()).pushConfig?.pushEndpoint).to.equal(`${second.urls.resize}${pushPath(projectId, 'jobs')}`);
+        const trigger = (await admin.subscription(second.subscriptions.cleanupTrigger).getMetadata())[0];
+        expect(trigger.pushConfig?.pushEndpoint).to.equal(`${second.urls.cleanup}${pushPath(projectId, 'cleanup')}`);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await admin.close();
+    }
   });
 
   it('refuses a port in use with a message naming its variable, and starts nothing', async () => {
