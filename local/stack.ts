@@ -356,7 +356,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (inFlight.size > 0) await withTimeout(Promise.allSettled([...inFlight]), options.drainMs ?? 5_000);
     });
 
-    stackLog.info('local stack started', { event: 'local.start', urls, emulator: externalEmulator ? 'external' : 'started' });
+    stackLog.debug('local stack started', { event: 'local.start', urls, emulator: externalEmulator ? 'external' : 'started' });
 
     let stopping: Promise<void> | undefined;
     const subscriptions = {
