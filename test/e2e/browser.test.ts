@@ -48,6 +48,8 @@ describe('try-it page in Chromium', function () {
       args: CHROMIUM_ARGS,
       viewport: { width: 1280, height: 900 },
       deviceScaleFactor: 1,
+      // No transitions (the page honours it), so that the screenshot does not catch one midway.
+      reducedMotion: 'reduce',
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (error) => pageErrors.push(error.message));
