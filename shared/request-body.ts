@@ -50,6 +50,7 @@ export function parseMultipart(body: Buffer, contentType: string, maxBytes: numb
     parser.on('file', (field, stream, info) => {
       if (field !== FILE_FIELD || pending > 0 || found) {
         otherFiles++;
+        stream.on('error', () => undefined); // the parser's own 'error' reports a cut-off body
         stream.resume();
         return;
       }
@@ -58,6 +59,11 @@ export function parseMultipart(body: Buffer, contentType: string, maxBytes: numb
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('limit', () => {
         failure ??= tooLarge(maxBytes);
+      });
+      // A body cut off inside the file part makes busboy destroy the file stream with "Unexpected
+      // end of form"; unheard, that error escapes as an uncaught exception (500, stack in the log).
+      stream.on('error', () => {
+        failure ??= permanent('bad_multipart', 'The multipart body is malformed.');
       });
       stream.on('close', () => {
         pending--;
