@@ -1,5 +1,5 @@
 /**
- * `npm start`: the whole pipeline on this machine, with the try-it page. See docs/try-it.md.
+ * `npm start`: the whole pipeline on this machine, with the try-it page. See the README, "Try it".
  *
  * Environment: PORT (8080), STORAGE_PORT (4443), PUBSUB_PORT (8085) or PUBSUB_EMULATOR_HOST,
  * INGEST_PORT (8081), RESIZE_PORT (8082), CLEANUP_PORT (8083), CLEANUP_INTERVAL_SECONDS (60),
