@@ -7,11 +7,14 @@ import { createCleanupHandler } from './cleanup.js';
 import { createIngestHandler } from './ingest.js';
 import { createResizeHandler } from './resize.js';
 import { getDeps } from './runtime.js';
+import { installUploadGuard } from './upload-guard.js';
 import { createUploadHandler } from './upload.js';
 
 // On Cloud Run (K_SERVICE is set) validate the configuration at cold start, so a bad variable
 // fails the deployment's first instance loudly instead of the first request.
 if (process.env.K_SERVICE) getDeps();
+// Where this process serves upload, screen requests before functions-framework parses bodies.
+installUploadGuard(() => getDeps().config);
 
 /** HTTP: POST /uploads, GET /uploads/{id}, GET /healthz. */
 export const upload = createUploadHandler(getDeps);

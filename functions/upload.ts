@@ -54,12 +54,6 @@ function answerAccepted(req: Request, res: Response, outcome: AcceptOutcome): vo
 }
 
 async function handleUpload(deps: PipelineDeps, req: Request, res: Response): Promise<void> {
-  const declared = Number(req.get('content-length'));
-  if (Number.isFinite(declared) && declared > deps.config.MAX_UPLOAD_BYTES + 64 * 1024) {
-    throw permanent('payload_too_large', `The file is larger than the limit of ${deps.config.MAX_UPLOAD_BYTES} bytes.`, {
-      maxBytes: deps.config.MAX_UPLOAD_BYTES,
-    });
-  }
   const body = Buffer.isBuffer(req.rawBody) ? req.rawBody : Buffer.alloc(0);
   const filenameHint = typeof req.query.filename === 'string' ? req.query.filename : undefined;
   const file = await extractUpload(body, req.get('content-type'), deps.config.MAX_UPLOAD_BYTES, filenameHint);

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { clearTimeout, setInterval, setTimeout } from 'node:timers';
 import { PubSub } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
+import { guardUploadListener } from '../functions/upload-guard.js';
 import { loadConfig, type Config } from '../shared/config.js';
 import { createDeps, createStorageClient } from '../shared/deps.js';
 import { createLogger, type Logger } from '../shared/log.js';
@@ -206,6 +207,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const testing = await import('@google-cloud/functions-framework/testing');
     await import('../functions/index.js');
     let ready = false;
+    let currentConfig: Config | undefined;
     const inFlight = new Set<Promise<unknown>>();
     const apps = {} as Record<FunctionKey, RequestListener>;
     for (const fn of FUNCTIONS) {
@@ -224,7 +226,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         });
       if (spec.trigger === 'http') ff.http(localName(fn), wrapped as never);
       else ff.cloudEvent(localName(fn), wrapped as never);
-      const app = testing.getTestServer(localName(fn)).listeners('request')[0] as RequestListener;
+      let app = testing.getTestServer(localName(fn)).listeners('request')[0] as RequestListener;
+      // As deployed: upload's requests are screened before functions-framework parses bodies.
+      if (fn === 'upload') app = guardUploadListener(app, () => currentConfig!);
       apps[fn] = (req, res) => {
         if (ready) return app(req, res);
         res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' });
@@ -305,6 +309,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       CORS_ORIGINS: [...origins].join(','),
     });
     imagesBucket = config.IMAGES_BUCKET;
+    currentConfig = config;
 
     // The universe domain is given so that the client does not probe for a GCE metadata server
     // (and warn about it) when it has no credentials, which the emulator does not need.

@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   method_not_allowed: { status: 405, kind: 'permanent' },
   payload_too_large: { status: 413, kind: 'permanent' },
   not_an_image: { status: 415, kind: 'permanent' },
+  unsupported_encoding: { status: 415, kind: 'permanent' },
   format_not_allowed: { status: 415, kind: 'permanent' },
   too_many_pixels: { status: 422, kind: 'permanent' },
   too_many_frames: { status: 422, kind: 'permanent' },

@@ -14,6 +14,9 @@ export interface UploadedFile {
   readonly filename: string | undefined;
 }
 
+/** Room for multipart boundaries and part headers on top of the file's own limit. */
+export const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
+
 /** The form field that carries the image. */
 export const FILE_FIELD = 'file';
 
@@ -97,7 +100,7 @@ export async function extractUpload(
   maxBytes: number,
   filenameHint?: string,
 ): Promise<UploadedFile> {
-  if (body.length > maxBytes + 64 * 1024 || (!/^multipart\//i.test(contentType ?? '') && body.length > maxBytes)) {
+  if (body.length > maxBytes + MULTIPART_OVERHEAD_BYTES || (!/^multipart\//i.test(contentType ?? '') && body.length > maxBytes)) {
     throw tooLarge(maxBytes);
   }
   if (/^multipart\/form-data/i.test(contentType ?? '')) return parseMultipart(body, contentType!, maxBytes);
