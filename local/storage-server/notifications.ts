@@ -88,7 +88,7 @@ export class Notifier {
       'ce-specversion': '1.0',
       'ce-type': EVENT_TYPES[event],
       'ce-source': `//storage.googleapis.com/projects/_/buckets/${record.bucket}`,
-      'ce-subject': `objects/${record.name}`,
+      'ce-subject': headerSafe(`objects/${record.name}`),
       'ce-id': randomUUID(),
       'ce-time': event === 'finalize' ? record.updated : new Date().toISOString(),
       'ce-bucket': record.bucket,
@@ -144,4 +144,19 @@ export class Notifier {
       delay = Math.min(delay * 2, this.retry.maxDelayMs);
     }
   }
+}
+
+/**
+ * A CloudEvents attribute as an HTTP header value: the HTTP binding (3.1.3.2) percent-encodes,
+ * as UTF-8, everything outside printable ASCII plus space, `"` and `%`, so object names with
+ * NUL, newlines or non-Latin-1 characters still make a valid header.
+ */
+export function headerSafe(value: string): string {
+  return [...value]
+    .map((char) => {
+      const code = char.codePointAt(0)!;
+      if (code > 0x20 && code < 0x7f && char !== '"' && char !== '%') return char;
+      return [...Buffer.from(char, 'utf8')].map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+    })
+    .join('');
 }
