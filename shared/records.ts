@@ -18,7 +18,7 @@ import type { PipelineDeps } from './deps.js';
 import { isPreconditionFailed, transient, type PipelineError } from './errors.js';
 import type { EventMessage, FailureRecord, Manifest } from './messages.js';
 import { errorRecordName, manifestName, RECORD_CACHE_CONTROL } from './naming.js';
-import { createIfAbsent, guardStorage } from './objects.js';
+import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js';
 import { publishEvent } from './publish.js';
 
 /** Metadata key of a record's announcement state. */
@@ -114,10 +114,17 @@ export async function settleAnnouncement(
   return true;
 }
 
-/** Writes the manifest if absent; the writer that creates it publishes `image.ready`. */
+/**
+ * Writes the manifest if absent, and unless the image is already recorded as failed (a duplicate
+ * delivery can finish the variants after another one failed for good); the writer that creates it
+ * publishes `image.ready`.
+ */
 export async function writeManifest(deps: PipelineDeps, manifest: Manifest, writer: string): Promise<RecordOutcome> {
   const bucket = deps.config.IMAGES_BUCKET;
   const file = deps.storage.bucket(bucket).file(manifestName(manifest.id));
+  // One image, one outcome: never announce image.ready after image.failed. (Two writers checking
+  // at the same instant can still both create; this closes the window a whole job wide.)
+  if (await metadataOrUndefined(deps.storage.bucket(bucket).file(errorRecordName(manifest.id)))) return 'exists';
   return createAndAnnounce(deps, file, manifest, writer, eventFor({ kind: 'manifest', manifest, bucket }, deps.now()));
 }
 
@@ -140,8 +147,12 @@ export async function recordFailure(
     ...(source ? { source } : {}),
     failedAt: deps.now().toISOString(),
   };
-  const file = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(errorRecordName(id));
-  const outcome = await createAndAnnounce(deps, file, record, writer, eventFor({ kind: 'failure', record }, deps.now()));
+  const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
+  // A finished image stays finished: a late duplicate that fails (time budget) must not record
+  // a failure, nor announce image.failed, next to an existing manifest.
+  const finished = (await metadataOrUndefined(images.file(manifestName(id)))) !== undefined;
+  const file = images.file(errorRecordName(id));
+  const outcome = finished ? 'exists' : await createAndAnnounce(deps, file, record, writer, eventFor({ kind: 'failure', record }, deps.now()));
   deps.log.warn('image failed', { event: 'image.failed', imageId: id, code: error.code, reason: error.message, writer, recorded: outcome === 'created' });
   return outcome;
 }
