@@ -14,8 +14,9 @@ import {
   benchConfig,
   checkEncoderParity,
   decodeFlattened,
-  directReference,
+  directResize,
   encodePixels,
+  fullDecode,
   measure,
   removeAlpha,
   renderOptionsFrom,
@@ -28,7 +29,7 @@ import {
 import { luma, ssim } from './ssim.js';
 import { ANSWER_MARKER, type ChildAnswer, type EncoderCase, type EncoderRow, type ProcessFacts, type QualityRow, type Task } from './tasks.js';
 import type { Config } from '../shared/config.js';
-import { heightForWidth, planVariants } from '../shared/plan.js';
+import { planVariants } from '../shared/plan.js';
 
 /** Encodes and decodes a tiny image in every format, so that codec set-up is not measured. */
 async function warmUp(): Promise<void> {
@@ -97,8 +98,9 @@ async function runTask(task: Task, config: Config): Promise<unknown> {
       const original = await readFile(task.image);
       const rows: QualityRow[] = [];
       const widths = [...new Set(task.variants.map((v) => v.width))];
+      const full = await fullDecode(original, config);
       for (const width of widths) {
-        const reference = await directReference(original, task.info, width, config);
+        const reference = await directResize(original, task.info, width, config, { flatten: true, full });
         const referenceLuma = lumaOf(reference);
         for (const format of new Set(task.variants.filter((v) => v.width === width).map((v) => v.format))) {
           for (const [method, dir] of Object.entries(task.dirs)) {
@@ -120,17 +122,10 @@ async function runTask(task: Task, config: Config): Promise<unknown> {
       for (const image of task.images) {
         const original = await readFile(image.path);
         const width = Math.min(task.width, image.info.width);
-        const reference = await directReference(original, image.info, width, config);
+        const full = await fullDecode(original, config);
+        const reference = await directResize(original, image.info, width, config, { flatten: true, full });
         const referenceLuma = lumaOf(reference);
-        let pixels: Pixels = await (async () => {
-          const { data, info } = await sharp(original, { limitInputPixels: config.MAX_INPUT_PIXELS, failOn: 'error', animated: false })
-            .rotate()
-            .resize(width, heightForWidth(width, image.info), { fit: 'fill', kernel: 'lanczos3', fastShrinkOnLoad: false })
-            .toColourspace('srgb')
-            .raw()
-            .toBuffer({ resolveWithObject: true });
-          return { data, width: info.width, height: info.height, channels: info.channels as Pixels['channels'] };
-        })();
+        let pixels = await directResize(original, image.info, width, config, { flatten: false, full });
         if (await alphaIsOpaque(pixels)) pixels = await removeAlpha(pixels);
         for (const setting of task.cases) {
           const { value, wallMs, cpuMs } = await measure(() => encodePixels(pixels, setting.format, encodersFor(base, setting)));

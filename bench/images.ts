@@ -33,7 +33,7 @@ export const GENERATED_SET: readonly GeneratedSpec[] = [
 ];
 
 /** `--quick`: one small image. */
-export const QUICK_SET: readonly GeneratedSpec[] = [{ name: 'photo-400x267-baseline.jpg', width: 400, height: 267, format: 'jpeg', seed: 21 }];
+export const QUICK_SET: readonly GeneratedSpec[] = [{ name: 'photo-360x240-baseline.jpg', width: 360, height: 240, format: 'jpeg', seed: 21 }];
 
 /** Images for the runtime-settings section: the memory targets are about 20 MP and 50 MP JPEGs. */
 export const RUNTIME_SET = {
@@ -41,12 +41,15 @@ export const RUNTIME_SET = {
   image20: { name: 'photo-5472x3648-baseline.jpg', width: 5472, height: 3648, format: 'jpeg', seed: 31 },
   /** 8640×5760 = 49.8 MP, just under the default pixel cap (MAX_INPUT_PIXELS = 50,000,000). */
   image50: { name: 'photo-8640x5760-baseline.jpg', width: 8640, height: 5760, format: 'jpeg', seed: 32 },
+  /** The same as a progressive JPEG: libjpeg keeps every coefficient in memory, the worst case measured. */
+  image50p: { name: 'photo-8640x5760-progressive.jpg', width: 8640, height: 5760, format: 'jpeg', progressive: true, seed: 32 },
 } as const satisfies Record<string, GeneratedSpec>;
 
 /** `--quick` stand-ins for {@link RUNTIME_SET}, so the smoke run exercises the same code fast. */
 export const QUICK_RUNTIME_SET = {
   image20: { name: 'photo-240x160-baseline.jpg', width: 240, height: 160, format: 'jpeg', seed: 22 },
-  image50: QUICK_SET[0]!,
+  image50: { name: 'photo-240x160-baseline.jpg', width: 240, height: 160, format: 'jpeg', seed: 22 },
+  image50p: { name: 'photo-240x160-progressive.jpg', width: 240, height: 160, format: 'jpeg', progressive: true, seed: 22 },
 } as const satisfies Record<string, GeneratedSpec>;
 
 /** Default cache of generated images. */

@@ -113,8 +113,8 @@ export function encodePixels(pixels: Pixels, format: OutputFormat, encoders: Enc
 /** True when `pixels` have an alpha channel in which every pixel is opaque. */
 export async function alphaIsOpaque(pixels: Pixels): Promise<boolean> {
   if (pixels.channels !== 4) return false;
-  const stats = await readPixels(pixels).extractChannel(3).stats();
-  return stats.channels[0]!.min >= 255;
+  // stats() describes the input, whatever operations are queued, so no extractChannel here.
+  return (await readPixels(pixels).stats()).isOpaque;
 }
 
 /** The same pixels without their alpha channel. */
@@ -275,17 +275,21 @@ export async function runFloor(original: Buffer, info: ImageSize, variants: read
 }
 
 /**
- * Pixels of a direct high-quality resize of the original to `width`: full decode, no
- * shrink-on-load, lanczos3, sRGB, flattened onto white (the SSIM reference).
+ * A direct high-quality resize of the original to `width`: a full decode (no shrink-on-load at
+ * all), then one lanczos3 resize of those pixels, sRGB; with `flatten`, flattened onto white (the
+ * SSIM reference). `full` can be passed to reuse a full decode across widths.
  */
-export async function directReference(original: Buffer, info: ImageSize, width: number, config: Config): Promise<Pixels> {
-  return toPixels(
-    sharp(original, inputOptions(config))
-      .rotate()
-      .resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL, fastShrinkOnLoad: false })
-      .toColourspace('srgb')
-      .flatten({ background: WHITE }),
-  );
+export async function directResize(original: Buffer, info: ImageSize, width: number, config: Config, options: { flatten: boolean; full?: Pixels }): Promise<Pixels> {
+  const full = options.full ?? (await fullDecode(original, config));
+  let pipeline = readPixels(full);
+  if (width !== full.width) pipeline = pipeline.resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL });
+  if (options.flatten) pipeline = pipeline.flatten({ background: WHITE });
+  return toPixels(pipeline);
+}
+
+/** The original fully decoded to oriented sRGB pixels. */
+export function fullDecode(original: Buffer, config: Config): Promise<Pixels> {
+  return toPixels(sharp(original, inputOptions(config)).rotate().toColourspace('srgb'));
 }
 
 /** Decodes an encoded output to sRGB pixels flattened onto white, for SSIM. */

@@ -4,6 +4,7 @@
  */
 import type { FanoutStrategy, OutputFormat } from '../shared/config.js';
 import type { VariantSpec } from '../shared/messages.js';
+import { heightForWidth } from '../shared/plan.js';
 import type { AnchorVariantRun, FloorRun, ParityResult, Timing } from './methods.js';
 import { bytes, fixed, geomean, markdownTable, median, mibFromKib, percent, sum, times } from './stats.js';
 import type { EncoderCase, EncoderRow, QualityRow, RuntimeResult } from './tasks.js';
@@ -189,6 +190,8 @@ export interface BenchReport {
   overall?: { main?: Overall; jpegWebp?: Overall };
   encoders?: { images: string[]; width: number; rows: EncoderRow[]; summary: EncoderSummary[] };
   runtime?: RuntimeRow[];
+  /** CPU per megapixel of encodes and decodes, from the floor (see {@link costModel}). */
+  costModel?: { encodeMsPerMp: Record<string, number>; decodeMsPerMp: Record<string, number> };
   targets: TargetCheck[];
   notes: string[];
 }
@@ -460,6 +463,48 @@ function floorTable(report: BenchReport): string {
   );
 }
 
+/**
+ * CPU per megapixel from the floor's measurements: each encode per output MP, each full decode
+ * per input MP. These are the numbers shared/plan.ts's cost model (FORMAT_COST_FACTORS,
+ * DECODE_COST_FACTOR, in units of plain JPEG encode CPU) should follow.
+ */
+export function costModel(report: BenchReport): { encodeMsPerMp: Record<string, number>; decodeMsPerMp: Record<string, number> } {
+  const encode: Record<string, { ms: number; mp: number }> = {};
+  const decode: Record<string, { ms: number; mp: number }> = {};
+  const large = report.images.filter((image) => (image.megapixels ?? 0) >= 0.5 && image.main?.floor);
+  for (const image of large.length > 0 ? large : report.images) {
+    const floor = image.main?.floor;
+    if (!floor || !image.width || !image.height) continue;
+    const info = { width: image.width, height: image.height };
+    const keys = new Set(floor.runs[0]!.encodes.map((e) => `${e.width} ${e.format}`));
+    for (const key of keys) {
+      const [w, format] = key.split(' ') as [string, OutputFormat];
+      const width = Number(w);
+      const ms = median(floor.runs.map((r) => r.encodes.find((e) => `${e.width} ${e.format}` === key)?.cpuMs ?? Number.NaN));
+      const entry = (encode[format] ??= { ms: 0, mp: 0 });
+      entry.ms += ms;
+      entry.mp += (width * heightForWidth(width, info)) / 1e6;
+    }
+    const kind = image.format === 'jpeg' ? (image.progressive ? 'progressive JPEG' : 'baseline JPEG') : `${image.format?.toUpperCase()}${image.hasAlpha ? ' (alpha)' : ''}`;
+    const entry = (decode[kind] ??= { ms: 0, mp: 0 });
+    entry.ms += floor.median.decodeFullS * 1000;
+    entry.mp += image.megapixels!;
+  }
+  const per = (table: Record<string, { ms: number; mp: number }>): Record<string, number> =>
+    Object.fromEntries(Object.entries(table).map(([k, v]) => [k, v.ms / v.mp]));
+  return { encodeMsPerMp: per(encode), decodeMsPerMp: per(decode) };
+}
+
+function costModelTable(report: BenchReport): string {
+  const model = costModel(report);
+  const jpeg = model.encodeMsPerMp.jpeg;
+  const rows = [
+    ...Object.entries(model.encodeMsPerMp).map(([format, ms]) => [`encode ${FORMAT_NAMES[format as OutputFormat]} (per output MP)`, fixed(ms, 1), jpeg ? fixed(ms / jpeg, 1) : '–']),
+    ...Object.entries(model.decodeMsPerMp).map(([kind, ms]) => [`full decode, ${kind} (per input MP)`, fixed(ms, 1), jpeg ? fixed(ms / jpeg, 2) : '–']),
+  ];
+  return markdownTable(['work', 'CPU ms per MP', 'relative to JPEG encode'], rows, ['l', 'r', 'r']);
+}
+
 function strategyTables(report: BenchReport): string {
   const overall = report.overall?.main;
   const parts: string[] = [];
@@ -711,6 +756,12 @@ export function renderMarkdown(report: BenchReport): string {
   out.push('### Floor breakdown (CPU s, medians)');
   out.push('');
   out.push(floorTable(report));
+  out.push('');
+  out.push('### CPU per megapixel (the cost model of shared/plan.ts)');
+  out.push('');
+  out.push('From the floor\'s encodes and full decodes (medians; images under 0.5 MP left out, their fixed costs dominate):');
+  out.push('');
+  out.push(costModelTable(report));
   out.push('');
   out.push('### JPEG + WebP only (`FORMATS=webp,jpeg`)');
   out.push('');

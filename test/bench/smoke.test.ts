@@ -60,7 +60,7 @@ describe('bench', () => {
       const corpus = join(dir, 'corpus');
       const { mkdir } = await import('node:fs/promises');
       await mkdir(corpus);
-      await writeFile(join(corpus, 'photo-400x267.jpg'), await makePhoto({ width: 400, height: 267, seed: 5 }));
+      await writeFile(join(corpus, 'photo-360x240.jpg'), await makePhoto({ width: 360, height: 240, seed: 5 }));
       await writeFile(join(corpus, 'not-an-image.jpg'), textPosingAsJpeg());
       const json = join(dir, 'report.json');
       const { stdout } = await run(process.execPath, [BENCH, '--quick', '--runs', '1', '--corpus', corpus, '--json', json, '--cache', join(dir, 'cache')], {
@@ -80,6 +80,7 @@ describe('bench', () => {
         '## 1. Ours per fan-out strategy',
         '## 2–4. Ours vs the anchor',
         '### Floor breakdown',
+        '### CPU per megapixel',
         '### JPEG + WebP only',
         '## 5. Bytes and quality',
         '## 6. Encoder settings',
@@ -105,10 +106,10 @@ describe('bench', () => {
     });
 
     it('measures ours per strategy, the anchor and the floor with sane numbers', () => {
-      const image = report.images.find((i) => i.name === 'photo-400x267.jpg')!;
+      const image = report.images.find((i) => i.name === 'photo-360x240.jpg')!;
       expect(image.error).to.equal(undefined);
       const main = image.main!;
-      expect(main.variants).to.have.length(6); // 320 and 400 px × 3 formats
+      expect(main.variants).to.have.length(6); // 320 and 360 px × 3 formats
       for (const strategy of ['balanced', 'per-image', 'per-width', 'per-format'] as const) {
         const result = main.strategies[strategy]!;
         expect(result, strategy).to.not.equal(undefined);
@@ -130,7 +131,7 @@ describe('bench', () => {
     });
 
     it('reports bytes and SSIM for every variant', () => {
-      const image = report.images.find((i) => i.name === 'photo-400x267.jpg')!;
+      const image = report.images.find((i) => i.name === 'photo-360x240.jpg')!;
       expect(image.outputs).to.have.length(6);
       for (const output of image.outputs!) expect(output.bytes).to.be.greaterThan(100);
       for (const method of ['direct', 'ours', 'anchor']) {

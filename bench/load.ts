@@ -1,0 +1,640 @@
+/**
+ * `npm run load -- [options]`: many uploads at once through the whole pipeline, then an audit
+ * that every accepted image ended exactly once.
+ *
+ * Unless `--url` is given it starts the local stack itself (local/stack.ts: local storage
+ * server, Pub/Sub emulator, topology, functions on free ports, data in a temporary directory)
+ * and, by default, serves `resize` from a separate functions-framework process that the stack's
+ * jobs push subscription is pointed at, so that the peak RSS reported (the kernel's VmHWM) is
+ * that of the process doing the image work alone.
+ *
+ * It generates N distinct photo-like JPEGs, uploads them with the given concurrency (retrying
+ * 503s as a client should), follows each image by its `image.ready` / `image.failed` event and
+ * by polling `GET /uploads/{id}` until it is ready or failed, then checks:
+ *
+ * - lost: accepted uploads (202/200) that never reached ready or failed within `--timeout`;
+ * - doubled: images with more than one terminal event (or both), both a manifest and a failure
+ *   record, or objects under `{id}/` that are not exactly the manifest's variants plus itself.
+ *
+ * It prints a Markdown table (throughput, upload→ready latency p50/p95/p99, errors by code,
+ * lost, doubled, peak RSS) and exits 1 when anything was lost or doubled.
+ *
+ * Options (defaults in brackets):
+ *   --uploads N          uploads [200]
+ *   --concurrency N      uploads in flight at once [20]
+ *   --size WxH           size of the generated JPEGs [800x600]
+ *   --widths LIST        WIDTHS for the run [320,640]: fewer, smaller variants than the
+ *                        production default (320…2048) keep a local run to a minute or two
+ *   --formats LIST       FORMATS for the run [webp,jpeg]: AVIF costs 6–13× WebP per pixel;
+ *                        pass avif,webp,jpeg to load the production mix
+ *   --resize MODE        process (separate functions-framework process) | inline (in this
+ *                        process, as npm start does) [process]
+ *   --timeout S          seconds to wait for every image to finish [300]
+ *   --json FILE          also write the report as JSON
+ *   --keep-data          keep the stack's temporary data directory
+ *   --url URL            load an already running stack's upload API instead (e.g.
+ *                        http://127.0.0.1:8080/uploads); lost/doubled then come from the status
+ *                        API, plus events and objects when these are given:
+ *   --token TOKEN        bearer token for --url
+ *   --storage URL        its storage endpoint and --images-bucket NAME (object audit)
+ *   --pubsub HOST:PORT   its Pub/Sub emulator, with --project ID and --events-subscription NAME
+ *   --resize-pid PID     pid of the process serving resize there (peak RSS)
+ */
+import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
+import { Storage } from '@google-cloud/storage';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { ENV_VARS, OUTPUT_FORMATS, type Config, type OutputFormat } from '../shared/config.js';
+import { errorRecordName, manifestName } from '../shared/naming.js';
+import { pushPath } from '../shared/topology.js';
+import { freePort } from '../local/ports.js';
+import { waitForPort } from '../local/pubsub-emulator.js';
+import { startLocalStack, type LocalStack } from '../local/stack.js';
+import { photoPixels } from '../test/fixtures/images.js';
+
+/** What to run. */
+export interface LoadOptions {
+  uploads: number;
+  concurrency: number;
+  width: number;
+  height: number;
+  widths: number[];
+  formats: OutputFormat[];
+  resize: 'process' | 'inline';
+  timeoutSeconds: number;
+  keepData?: boolean;
+  /** Use a running emulator (tests pass theirs) instead of starting one. */
+  pubsubEmulatorHost?: string;
+  /** Extra pipeline settings for the stack (e.g. AVIF_EFFORT). */
+  env?: Record<string, string>;
+  /** Progress lines (stderr by default). */
+  progress?: (line: string) => void;
+  /** Against a running stack instead of starting one. */
+  external?: {
+    url: string;
+    token?: string;
+    storage?: string;
+    imagesBucket?: string;
+    pubsub?: string;
+    project?: string;
+    eventsSubscription?: string;
+    resizePid?: number;
+  };
+}
+
+/** Percentiles in seconds. */
+export interface Percentiles {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+/** What a run measured. */
+export interface LoadReport {
+  options: Omit<LoadOptions, 'progress'>;
+  target: string;
+  machine: string;
+  uploads: { attempted: number; accepted: number; refused: number; requests: number; seconds: number; perSecond: number; latency: Percentiles };
+  processing: { ready: number; failed: number; seconds: number; imagesPerSecond: number; latency: Percentiles | undefined };
+  /** Error answers by code, including ones a retry then fixed; `network` for transport errors. */
+  errors: Record<string, number>;
+  variantsPerImage: number;
+  lost: number;
+  doubled: number;
+  /** Ids and reasons, for the lost and doubled. */
+  problems: string[];
+  deadLetters: number | undefined;
+  checks: { events: boolean; objects: boolean };
+  peakRssBytes: number | undefined;
+  rssOf: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function percentiles(values: number[]): Percentiles {
+  if (values.length === 0) return { p50: NaN, p95: NaN, p99: NaN, max: NaN };
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return { p50: rank(50), p95: rank(95), p99: rank(99), max: sorted[sorted.length - 1]! };
+}
+
+/** The kernel's peak resident set size of a process (VmHWM), in bytes. */
+export function peakRss(pid: number | 'self'): number | undefined {
+  try {
+    const match = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A validated config as the environment variables that would produce it. */
+function configToEnv(config: Config): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of ENV_VARS) {
+    const value = (config as Record<string, unknown>)[name];
+    if (value === undefined) continue;
+    env[name] = Array.isArray(value) ? value.join(',') : String(value);
+  }
+  return env;
+}
+
+/**
+ * N distinct photo-like JPEGs: one generated picture, each copy with its own seeded block of
+ * noise (so every upload is a different image id), encoded at quality 85.
+ */
+async function distinctPhotos(count: number, width: number, height: number): Promise<Buffer[]> {
+  const base = photoPixels(width, height, { seed: 4711 });
+  const block = Math.max(8, Math.floor(Math.min(width, height) / 20));
+  const photos: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const pixels = Buffer.from(base);
+    let state = (i + 1) * 2654435761;
+    const next = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const x0 = Math.floor(next() * (width - block));
+    const y0 = Math.floor(next() * (height - block));
+    for (let y = y0; y < y0 + block; y++) for (let x = x0; x < x0 + block; x++) for (let c = 0; c < 3; c++) pixels[(y * width + x) * 3 + c] = Math.floor(next() * 256);
+    photos.push(await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer());
+  }
+  return photos;
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        await work(items[index]!, index);
+      }
+    }),
+  );
+}
+
+interface Tracked {
+  id: string;
+  startedAt: number;
+  acceptedAt: number;
+  readyAt?: number;
+  state?: 'ready' | 'failed';
+  variants?: string[];
+  /** What the status API said, and when it first said it. */
+  polled?: { state: 'ready' | 'failed'; at: number };
+  lastPolledAt?: number;
+}
+
+interface TerminalEvent {
+  type: string;
+  imageId: string;
+  at: number;
+}
+
+const FUNCTIONS_FRAMEWORK = fileURLToPath(new URL('../../node_modules/@google-cloud/functions-framework/build/src/main.js', import.meta.url));
+const FUNCTIONS_SOURCE = fileURLToPath(new URL('../functions/index.js', import.meta.url));
+
+/** Serves `resize` from its own functions-framework process, like one Cloud Run instance. */
+async function startResizeProcess(stack: LocalStack, log: WriteStream): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [FUNCTIONS_FRAMEWORK, '--target=resize', '--signature-type=cloudevent', `--source=${FUNCTIONS_SOURCE}`, `--port=${port}`],
+    {
+      env: { ...process.env, ...configToEnv(stack.config), PUBSUB_EMULATOR_HOST: stack.urls.pubsub, METADATA_SERVER_DETECTION: 'none' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`the resize process exited with ${code} while starting`))));
+  exited.catch(() => undefined);
+  await Promise.race([waitForPort(port, '127.0.0.1', 30_000), exited]);
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+function describeBytes(bytes: number | undefined): string {
+  return bytes === undefined ? 'n/a' : `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+}
+
+/** Runs the load and the audit. Starts (and stops) a local stack unless `options.external`. */
+export async function runLoad(options: LoadOptions): Promise<LoadReport> {
+  const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const external = options.external;
+  let stack: LocalStack | undefined;
+  let dataDir: string | undefined;
+  let logFile: WriteStream | undefined;
+  let resize: { child: ChildProcess; url: string } | undefined;
+  let pubsub: PubSub | undefined;
+  const subscriptions: Subscription[] = [];
+
+  try {
+    // ---- where to send the load
+    let api: string;
+    let storage: Storage | undefined;
+    let imagesBucket: string | undefined;
+    let eventsSubscription: Subscription | undefined;
+    let deadLetterSubscription: Subscription | undefined;
+    let rssPid: number | 'self' | undefined;
+    let rssOf: string;
+    if (!external) {
+      // No metadata server next to the emulator: keep google-auth from probing for one.
+      process.env.METADATA_SERVER_DETECTION ??= 'none';
+      dataDir = await mkdtemp(join(tmpdir(), 'pipeline-load-'));
+      logFile = createWriteStream(join(dataDir, 'stack.log'));
+      progress(`starting the local stack (data and logs in ${dataDir})`);
+      stack = await startLocalStack({
+        ports: { web: 0, storage: 0, pubsub: 0, ingest: 0, resize: 0, cleanup: 0 },
+        dataDir,
+        // A fresh project per run: an emulator shared with earlier runs keeps no messages for this one.
+        projectId: `load-${process.pid}-${Date.now().toString(36)}`,
+        cleanupIntervalSeconds: 0,
+        ...(options.pubsubEmulatorHost ? { pubsubEmulatorHost: options.pubsubEmulatorHost } : {}),
+        env: { ...options.env, WIDTHS: options.widths.join(','), FORMATS: options.formats.join(',') },
+        log: (line) => logFile!.write(`${line}\n`),
+      });
+      api = stack.urls.api;
+      pubsub = new PubSub({ projectId: stack.projectId, apiEndpoint: stack.urls.pubsub, emulatorMode: true });
+      storage = new Storage({ apiEndpoint: stack.urls.storage, projectId: stack.projectId, useAuthWithCustomEndpoint: false });
+      imagesBucket = stack.buckets.images;
+      eventsSubscription = pubsub.subscription(stack.subscriptions.eventsPull, { flowControl: { maxMessages: 1000 } });
+      deadLetterSubscription = pubsub.subscription(stack.subscriptions.jobsDeadLetterPull, { flowControl: { maxMessages: 1000 } });
+      if (options.resize === 'process') {
+        resize = await startResizeProcess(stack, logFile);
+        await pubsub.subscription(stack.subscriptions.jobsPush).modifyPushConfig({ pushEndpoint: `${resize.url}${pushPath(stack.projectId, 'jobs')}` });
+        rssPid = resize.child.pid!;
+        rssOf = `the resize process (functions-framework, pid ${resize.child.pid}), VmHWM`;
+      } else {
+        rssPid = 'self';
+        rssOf = 'this process (whole stack: upload, resize, storage server, load client), VmHWM';
+      }
+    } else {
+      api = external.url.replace(/\/+$/, '');
+      if (external.storage && external.imagesBucket) {
+        storage = new Storage({ apiEndpoint: external.storage, projectId: external.project ?? 'local-project', useAuthWithCustomEndpoint: false });
+        imagesBucket = external.imagesBucket;
+      }
+      if (external.pubsub && external.eventsSubscription) {
+        pubsub = new PubSub({ projectId: external.project ?? 'local-project', apiEndpoint: external.pubsub, emulatorMode: true });
+        eventsSubscription = pubsub.subscription(external.eventsSubscription, { flowControl: { maxMessages: 1000 } });
+      }
+      rssPid = external.resizePid;
+      rssOf = external.resizePid ? `pid ${external.resizePid}, VmHWM` : 'n/a (give --resize-pid)';
+    }
+
+    // ---- follow terminal events
+    const events: TerminalEvent[] = [];
+    let deadLetters = 0;
+    if (eventsSubscription) {
+      subscriptions.push(eventsSubscription);
+      eventsSubscription.on('message', (message: Message) => {
+        try {
+          const event = JSON.parse(message.data.toString()) as { type: string; imageId: string };
+          events.push({ type: event.type, imageId: event.imageId, at: message.publishTime.getTime() });
+        } catch {
+          /* not an event of ours */
+        }
+        message.ack();
+      });
+      eventsSubscription.on('error', (error) => progress(`events subscription: ${error.message}`));
+    }
+    if (deadLetterSubscription) {
+      subscriptions.push(deadLetterSubscription);
+      deadLetterSubscription.on('message', (message: Message) => {
+        deadLetters++;
+        message.ack();
+      });
+      deadLetterSubscription.on('error', (error) => progress(`dead-letter subscription: ${error.message}`));
+    }
+
+    // ---- the images
+    progress(`generating ${options.uploads} distinct ${options.width}×${options.height} JPEGs`);
+    const photos = await distinctPhotos(options.uploads, options.width, options.height);
+
+    // ---- upload
+    const headers: Record<string, string> = { 'Content-Type': 'image/jpeg', ...(external?.token ? { Authorization: `Bearer ${external.token}` } : {}) };
+    const errors: Record<string, number> = {};
+    const tracked = new Map<string, Tracked>();
+    const requestSeconds: number[] = [];
+    let requests = 0;
+    let refused = 0;
+    progress(`uploading with concurrency ${options.concurrency} to ${api}`);
+    const uploadStart = Date.now();
+    let lastAccepted = uploadStart;
+    await mapLimit(photos, options.concurrency, async (photo) => {
+      const startedAt = Date.now();
+      for (let attempt = 1; ; attempt++) {
+        requests++;
+        const sent = Date.now();
+        let status = 0;
+        let body: { id?: string; error?: { code?: string }; manifest?: { variants: Array<{ name: string }> } } = {};
+        try {
+          const response = await fetch(api, { method: 'POST', headers, body: photo as unknown as BodyInit });
+          status = response.status;
+          body = (await response.json().catch(() => ({}))) as typeof body;
+        } catch {
+          errors.network = (errors.network ?? 0) + 1;
+        }
+        requestSeconds.push((Date.now() - sent) / 1000);
+        if ((status === 202 || status === 200) && body.id) {
+          lastAccepted = Date.now();
+          const entry: Tracked = { id: body.id, startedAt, acceptedAt: lastAccepted };
+          if (status === 200) Object.assign(entry, { state: 'ready', readyAt: lastAccepted, variants: body.manifest?.variants.map((v) => v.name) });
+          tracked.set(body.id, entry);
+          return;
+        }
+        if (status !== 0) errors[body.error?.code ?? `http_${status}`] = (errors[body.error?.code ?? `http_${status}`] ?? 0) + 1;
+        const retryable = status === 0 || status === 503 || status === 429;
+        if (!retryable || attempt >= 6) {
+          refused++;
+          return;
+        }
+        await sleep(250 * 2 ** (attempt - 1));
+      }
+    });
+    const uploadSeconds = (lastAccepted - uploadStart) / 1000;
+    progress(`${tracked.size} accepted in ${uploadSeconds.toFixed(1)} s; waiting for them to finish`);
+
+    // ---- wait: events first, status polls for what has no event yet
+    const terminalOf = (id: string) => events.find((e) => e.imageId === id);
+    const deadline = Date.now() + options.timeoutSeconds * 1000;
+    let lastReport = Date.now();
+    for (;;) {
+      const pending = [...tracked.values()].filter((t) => !t.state);
+      for (const t of pending) {
+        const event = terminalOf(t.id);
+        if (event) Object.assign(t, { state: event.type === 'image.ready' ? 'ready' : 'failed', readyAt: event.at });
+      }
+      const still = [...tracked.values()].filter((t) => !t.state);
+      if (still.length === 0 || Date.now() > deadline) break;
+      // Poll the status API too (it is the client's view), sparingly: each poll costs the stack
+      // four storage requests, and with events at hand it is only the fallback.
+      const pollEveryMs = eventsSubscription ? 5000 : 1000;
+      const due = still.filter((t) => Date.now() - (t.lastPolledAt ?? t.acceptedAt) >= pollEveryMs).slice(0, 20);
+      await mapLimit(due, 4, async (t) => {
+        t.lastPolledAt = Date.now();
+        try {
+          const response = await fetch(`${api}/${t.id}`, { headers: external?.token ? { Authorization: `Bearer ${external.token}` } : {} });
+          if (response.status === 200 || response.status === 422) {
+            const body = (await response.json()) as { manifest?: { variants: Array<{ name: string }> } };
+            const state = response.status === 200 ? 'ready' : 'failed';
+            t.polled ??= { state, at: Date.now() };
+            // With events available their publish time is the better clock; polling is the fallback.
+            if (!eventsSubscription) Object.assign(t, { state, readyAt: t.polled.at, variants: body.manifest?.variants.map((v) => v.name) });
+          } else {
+            await response.arrayBuffer();
+          }
+        } catch {
+          /* the next round polls again */
+        }
+      });
+      // A terminal status without its event for 30 s is judged on the status alone (and the audit
+      // below counts the missing event).
+      for (const t of still) if (t.polled && !t.state && Date.now() - t.polled.at > 30_000) Object.assign(t, { state: t.polled.state, readyAt: t.polled.at });
+      if (Date.now() - lastReport > 5000) {
+        progress(`  ${tracked.size - still.length}/${tracked.size} finished`);
+        lastReport = Date.now();
+      }
+      await sleep(500);
+    }
+    await sleep(3000); // late duplicates, if any, arrive now
+
+    // ---- audit
+    const problems: string[] = [];
+    let lost = 0;
+    let doubled = 0;
+    let ready = 0;
+    let failed = 0;
+    let variantsPerImage = 0;
+    const images = storage && imagesBucket ? storage.bucket(imagesBucket) : undefined;
+    await mapLimit([...tracked.values()], 8, async (t) => {
+      const readyEvents = events.filter((e) => e.imageId === t.id && e.type === 'image.ready').length;
+      const failedEvents = events.filter((e) => e.imageId === t.id && e.type === 'image.failed').length;
+      const reasons: string[] = [];
+      let hasManifest: boolean | undefined;
+      let hasFailure: boolean | undefined;
+      if (images) {
+        const [files] = await images.getFiles({ prefix: `${t.id}/` });
+        const names = files.map((f) => f.name);
+        hasManifest = names.includes(manifestName(t.id));
+        hasFailure = names.includes(errorRecordName(t.id));
+        if (hasManifest && hasFailure) reasons.push('manifest and failure record');
+        if (hasManifest) {
+          const [bytes] = await images.file(manifestName(t.id)).download();
+          const manifest = JSON.parse(bytes.toString()) as { variants: Array<{ name: string }> };
+          const expected = [...manifest.variants.map((v) => v.name), manifestName(t.id)].sort();
+          const actual = names.filter((n) => n !== errorRecordName(t.id)).sort();
+          if (new Set(manifest.variants.map((v) => v.name)).size !== manifest.variants.length) reasons.push('a variant listed twice in the manifest');
+          if (JSON.stringify(expected) !== JSON.stringify(actual)) reasons.push(`objects ${actual.length} ≠ manifest ${expected.length}`);
+          variantsPerImage = Math.max(variantsPerImage, manifest.variants.length);
+        }
+      }
+      if (eventsSubscription) {
+        if (readyEvents > 1) reasons.push(`${readyEvents}× image.ready`);
+        if (failedEvents > 1) reasons.push(`${failedEvents}× image.failed`);
+        if (readyEvents > 0 && failedEvents > 0) reasons.push('both image.ready and image.failed');
+      }
+      const terminal = t.state !== undefined || hasManifest === true || hasFailure === true;
+      if (!terminal) {
+        lost++;
+        problems.push(`${t.id}: lost (no manifest, no failure record after ${options.timeoutSeconds} s)`);
+        return;
+      }
+      if (eventsSubscription && readyEvents + failedEvents === 0) {
+        // Finished but never announced: lost to whoever waits for the event.
+        lost++;
+        problems.push(`${t.id}: finished but no terminal event`);
+        return;
+      }
+      if (reasons.length > 0) {
+        doubled++;
+        problems.push(`${t.id}: doubled (${reasons.join('; ')})`);
+      }
+      if (hasFailure || t.state === 'failed') failed++;
+      else ready++;
+    });
+
+    const readyTimes = [...tracked.values()].filter((t) => t.readyAt !== undefined).map((t) => t.readyAt!);
+    const lastReady = readyTimes.length > 0 ? Math.max(...readyTimes) : Date.now();
+    const processingSeconds = (lastReady - uploadStart) / 1000;
+    const latencies = [...tracked.values()].filter((t) => t.readyAt !== undefined).map((t) => (t.readyAt! - t.startedAt) / 1000);
+    const { progress: _omit, ...reportedOptions } = options;
+    void _omit;
+    const report: LoadReport = {
+      options: reportedOptions,
+      target: external ? api : `local stack (${options.resize === 'process' ? 'resize in its own process' : 'all functions in one process'})`,
+      machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}`,
+      uploads: {
+        attempted: options.uploads,
+        accepted: tracked.size,
+        refused,
+        requests,
+        seconds: uploadSeconds,
+        perSecond: uploadSeconds > 0 ? tracked.size / uploadSeconds : NaN,
+        latency: percentiles(requestSeconds),
+      },
+      processing: {
+        ready,
+        failed,
+        seconds: processingSeconds,
+        imagesPerSecond: processingSeconds > 0 ? (ready + failed) / processingSeconds : NaN,
+        latency: latencies.length > 0 ? percentiles(latencies) : undefined,
+      },
+      errors,
+      variantsPerImage,
+      lost,
+      doubled,
+      problems,
+      deadLetters: deadLetterSubscription ? deadLetters : undefined,
+      checks: { events: eventsSubscription !== undefined, objects: images !== undefined },
+      peakRssBytes: rssPid === undefined ? undefined : peakRss(rssPid),
+      rssOf,
+    };
+    return report;
+  } finally {
+    await Promise.allSettled(subscriptions.map((s) => s.close()));
+    if (resize && resize.child.exitCode === null && resize.child.signalCode === null) {
+      const exited = new Promise((r) => resize!.child.once('exit', r));
+      resize.child.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000)]);
+      if (resize.child.exitCode === null && resize.child.signalCode === null) resize.child.kill('SIGKILL');
+    }
+    await pubsub?.close().catch(() => undefined);
+    await stack?.stop();
+    if (logFile) await new Promise((r) => logFile!.end(r));
+    if (dataDir && !options.keepData) await rm(dataDir, { recursive: true, force: true });
+    else if (dataDir) progress(`data kept in ${dataDir}`);
+  }
+}
+
+const seconds = (value: number) => (Number.isFinite(value) ? `${value.toFixed(value < 10 ? 2 : 1)} s` : 'n/a');
+
+/** The report as Markdown. */
+export function formatReport(report: LoadReport): string {
+  const o = report.options;
+  const p = report.processing.latency;
+  const u = report.uploads;
+  const errors = Object.entries(report.errors)
+    .sort(([, a], [, b]) => b - a)
+    .map(([code, count]) => `${code} ×${count}`)
+    .join(', ');
+  const rows: Array<[string, string]> = [
+    ['target', report.target],
+    ['machine', report.machine],
+    ['images', `${o.uploads} distinct ${o.width}×${o.height} JPEGs; WIDTHS ${o.widths.join(',')}, FORMATS ${o.formats.join(',')} (${report.variantsPerImage || '?'} variants each)`],
+    ['uploads accepted', `${u.accepted} / ${u.attempted} (${u.requests} requests, ${u.refused} refused after retries)`],
+    ['upload throughput', `${u.perSecond.toFixed(1)} uploads/s (${seconds(u.seconds)} for all uploads)`],
+    ['upload request p50 / p95 / p99', `${seconds(u.latency.p50)} / ${seconds(u.latency.p95)} / ${seconds(u.latency.p99)}`],
+    ['processing throughput', `${report.processing.imagesPerSecond.toFixed(2)} images/s (${seconds(report.processing.seconds)} from the first upload to the last image ready)`],
+    ['upload → ready p50 / p95 / p99 (max)', p ? `${seconds(p.p50)} / ${seconds(p.p95)} / ${seconds(p.p99)} (${seconds(p.max)})` : 'n/a'],
+    ['ready / failed', `${report.processing.ready} / ${report.processing.failed}`],
+    ['errors by code', errors || 'none'],
+    ['dead letters', report.deadLetters === undefined ? 'n/a' : String(report.deadLetters)],
+    ['**lost**', `**${report.lost}**`],
+    ['**doubled**', `**${report.doubled}**${report.checks.events && report.checks.objects ? '' : ` (checked: ${[report.checks.events ? 'events' : '', report.checks.objects ? 'objects' : '', 'status'].filter(Boolean).join(', ')})`}`],
+    ['peak RSS of resize', `${describeBytes(report.peakRssBytes)} (${report.rssOf})`],
+  ];
+  const lines = [`## Load: ${o.uploads} uploads, concurrency ${o.concurrency}`, '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)];
+  if (report.problems.length > 0) lines.push('', '### Lost or doubled', '', ...report.problems.slice(0, 50).map((p) => `- ${p}`));
+  return lines.join('\n');
+}
+
+function parseList<T>(value: string, parse: (item: string) => T): T[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(parse);
+}
+
+/** Parses the command line (see the module comment). */
+export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: string } {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      uploads: { type: 'string', default: '200' },
+      concurrency: { type: 'string', default: '20' },
+      size: { type: 'string', default: '800x600' },
+      widths: { type: 'string', default: '320,640' },
+      formats: { type: 'string', default: 'webp,jpeg' },
+      resize: { type: 'string', default: 'process' },
+      timeout: { type: 'string', default: '300' },
+      json: { type: 'string' },
+      'keep-data': { type: 'boolean', default: false },
+      url: { type: 'string' },
+      token: { type: 'string' },
+      storage: { type: 'string' },
+      'images-bucket': { type: 'string' },
+      pubsub: { type: 'string' },
+      project: { type: 'string' },
+      'events-subscription': { type: 'string' },
+      'resize-pid': { type: 'string' },
+    },
+    strict: true,
+  });
+  const positive = (name: string, raw: string) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive whole number, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const size = /^(\d+)x(\d+)$/.exec(values.size!);
+  if (!size) throw new Error(`--size must look like 800x600, got ${JSON.stringify(values.size)}`);
+  const formats = parseList(values.formats!, (f) => {
+    if (!(OUTPUT_FORMATS as readonly string[]).includes(f)) throw new Error(`--formats: ${f} is not one of ${OUTPUT_FORMATS.join(', ')}`);
+    return f as OutputFormat;
+  });
+  if (values.resize !== 'process' && values.resize !== 'inline') throw new Error('--resize must be process or inline');
+  return {
+    uploads: positive('uploads', values.uploads!),
+    concurrency: positive('concurrency', values.concurrency!),
+    width: Number(size[1]),
+    height: Number(size[2]),
+    widths: parseList(values.widths!, (w) => positive('widths', w)),
+    formats,
+    resize: values.resize,
+    timeoutSeconds: positive('timeout', values.timeout!),
+    keepData: values['keep-data']!,
+    ...(process.env.PUBSUB_EMULATOR_HOST ? { pubsubEmulatorHost: process.env.PUBSUB_EMULATOR_HOST } : {}),
+    ...(values.json ? { json: values.json } : {}),
+    ...(values.url
+      ? {
+          external: {
+            url: values.url,
+            ...(values.token ? { token: values.token } : {}),
+            ...(values.storage ? { storage: values.storage } : {}),
+            ...(values['images-bucket'] ? { imagesBucket: values['images-bucket'] } : {}),
+            ...(values.pubsub ? { pubsub: values.pubsub } : {}),
+            ...(values.project ? { project: values.project } : {}),
+            ...(values['events-subscription'] ? { eventsSubscription: values['events-subscription'] } : {}),
+            ...(values['resize-pid'] ? { resizePid: positive('resize-pid', values['resize-pid']) } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+async function main(): Promise<void> {
+  let options: ReturnType<typeof parseLoadArgs>;
+  try {
+    options = parseLoadArgs(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--timeout S] [--json FILE] [--url URL ...]\n`);
+    process.exit(2);
+  }
+  const report = await runLoad(options);
+  process.stdout.write(`${formatReport(report)}\n`);
+  if (options.json) await writeFile(options.json, `${JSON.stringify(report, null, 2)}\n`);
+  process.exit(report.lost > 0 || report.doubled > 0 ? 1 : 0);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`load run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  });
+}
