@@ -9,8 +9,8 @@
  *
  * - refuses any `Content-Encoding` but `identity` (415 `unsupported_encoding`, nothing read),
  * - refuses a declared `Content-Length` over the limit (413, nothing read), and
- * - labels every body that is not `multipart/form-data` as `application/octet-stream`, so only
- *   the framework's raw parser touches it; the format is sniffed from the bytes anyway.
+ * - labels every body that is not `multipart/*` as `application/octet-stream`, so only the
+ *   framework's raw parser touches it; the format is sniffed from the bytes anyway.
  *
  * Answers carry the same JSON error body and CORS headers as the handler's own.
  */
@@ -30,6 +30,7 @@ function refuse(req: IncomingMessage, res: ServerResponse, error: PipelineError,
     ...(cors.allowed ? cors.headers : {}),
     'Content-Type': 'application/json; charset=utf-8',
     'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
     // The body is left unread: tell the client to stop sending it.
     Connection: 'close',
   });
@@ -54,7 +55,9 @@ export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, co
     refuse(req, res, error, config);
     return false;
   }
-  if (!/^multipart\/form-data/i.test(String(req.headers['content-type'] ?? ''))) {
+  // Multipart bodies reach the raw parser anyway (no other parser claims multipart/*), and the
+  // handler needs their real type: forms are parsed, other multipart types refused.
+  if (!/^multipart\//i.test(String(req.headers['content-type'] ?? ''))) {
     req.headers['content-type'] = 'application/octet-stream';
   }
   return true;

@@ -26,12 +26,13 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { Message } from '@google-cloud/pubsub';
 import { expect } from 'chai';
 import type { Server } from 'node:http';
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { crc32, gzipSync } from 'node:zlib';
 import request from 'supertest';
 import '../../functions/index.js';
-import { useDeps } from '../../functions/runtime.js';
+import { getDeps, useDeps } from '../../functions/runtime.js';
+import { guardUploadListener } from '../../functions/upload-guard.js';
 import type { Config } from '../../shared/config.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
 import type { ErrorCode } from '../../shared/errors.js';
@@ -252,7 +253,9 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
   const expectedEvents = new Map<string, { ready: number; failed: number }>();
   let validSeed = 0;
 
-  const api = () => request(getTestServer('upload'));
+  /** upload as deployed: functions-framework's app behind the upload guard (functions/upload-guard.ts). */
+  const uploadListener = () => guardUploadListener(getTestServer('upload').listeners('request')[0] as RequestListener, () => getDeps().config);
+  const api = () => request(createServer(uploadListener()));
   const resize = () => request(getTestServer('resize'));
   const auth = { Authorization: `Bearer ${TOKEN}` };
   const uploads = () => pipeline.deps.storage.bucket(UPLOADS);
@@ -481,7 +484,7 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
 
     it('chunked raw body (no Content-Length) over the limit: 413', async () => {
       const before = await snapshot();
-      const server = getTestServer('upload').listen(0, '127.0.0.1');
+      const server = createServer(uploadListener()).listen(0, '127.0.0.1');
       await new Promise((r) => server.once('listening', r));
       try {
         const { port } = server.address() as AddressInfo;
@@ -515,10 +518,9 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
       await nextUploadWorks('multipart');
     });
 
-    knownBug('a 200 KiB gzip-encoded body is inflated to 200 MiB by functions-framework before any limit applies', async () => {
+    it('a 200 KiB gzip-encoded body is refused before functions-framework would inflate it to 200 MiB', async () => {
       // body-parser (inside functions-framework, before the handler) inflates Content-Encoding
-      // gzip/deflate/br up to 1 GiB; the handler's checks see the compressed Content-Length and then
-      // the inflated buffer. A 32 MiB request (Cloud Run's cap) can make an instance allocate 1 GiB.
+      // gzip/deflate/br up to 1 GiB; the upload guard refuses encoded bodies before it runs.
       const bomb = gzipSync(Buffer.alloc(200 * MiB));
       expect(bomb.length).to.be.below(300 * 1024);
       let peak = 0;
@@ -692,17 +694,19 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
   });
 
   describe("functions-framework's own answers (before the handler runs)", () => {
-    knownBug('a malformed JSON body (Content-Type: application/json) is answered with JSON, without a stack trace', async () => {
-      // body-parser fails before the handler; Express's default handler renders an HTML page with
-      // the stack trace and node_modules paths unless NODE_ENV=production.
+    it('a malformed JSON body (Content-Type: application/json) is answered with JSON, without a stack trace', async () => {
+      // Without the guard body-parser fails before the handler and Express renders an HTML page
+      // with the stack; the guard hands every non-multipart body to the raw parser instead.
       const response = await api().post('/uploads').set(auth).set('Content-Type', 'application/json').send('{"not": json');
-      expect(response.status).to.equal(400);
+      expect(response.status).to.equal(415);
+      expect(response.body.error.code).to.equal('not_an_image');
       expect(response.type).to.equal('application/json');
       expect(response.text).not.to.match(/node_modules|\bat /);
     });
-    knownBug('a body with a broken Content-Encoding is answered with JSON, without a stack trace', async () => {
+    it('a body with a broken Content-Encoding is answered with JSON, without a stack trace', async () => {
       const response = await api().post('/uploads').set(auth).set('Content-Type', 'image/jpeg').set('Content-Encoding', 'gzip').send(Buffer.from('not gzip'));
-      expect(response.status).to.equal(400);
+      expect(response.status).to.equal(415);
+      expect(response.body.error.code).to.equal('unsupported_encoding');
       expect(response.type).to.equal('application/json');
       expect(response.text).not.to.match(/node_modules|\bat /);
     });
