@@ -472,13 +472,13 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
   describe('bodies over the byte limit, however they arrive', () => {
     const limit = 25 * MiB;
 
-    it('raw body with Content-Length over the limit (+64 KiB slack): 413 from the header check', async () => {
+    it('raw body with Content-Length over the limit (+64 KiB slack): 413 from the upload guard, before the body is read', async () => {
       const before = await snapshot();
       const response = await api().post('/uploads').set(auth).set('Content-Type', 'image/jpeg').send(Buffer.alloc(limit + 64 * 1024 + 1, 1));
       expectSafeError(response, 413, 'payload_too_large');
       expect(response.body.error.details).to.deep.equal({ maxBytes: limit });
       expect(await snapshot()).to.deep.equal(before);
-      rows.push({ case: 'Content-Length over the limit', path: 'raw', status: '413', code: 'payload_too_large', outcome: 'nothing stored (checked after functions-framework buffered the body)' });
+      rows.push({ case: 'Content-Length over the limit', path: 'raw', status: '413', code: 'payload_too_large', outcome: 'nothing stored; refused by the upload guard from the header, body unread' });
       await nextUploadWorks('raw');
     });
 
