@@ -7,6 +7,8 @@
  * upload API needs none of that: its body is an image or a multipart form. So before the
  * framework sees a request the guard
  *
+ * - refuses a path with broken percent-encoding (400 `bad_request`), which Express's router
+ *   would answer with its HTML error page,
  * - refuses any `Content-Encoding` but `identity` (415 `unsupported_encoding`, nothing read),
  * - refuses a declared `Content-Length` over the limit (413, nothing read), and
  * - labels every body that is not `multipart/*` as `application/octet-stream`, so only the
@@ -42,6 +44,14 @@ function refuse(req: IncomingMessage, res: ServerResponse, error: PipelineError,
  * itself (and the request must go no further).
  */
 export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, config: GuardConfig): boolean {
+  // Express's router decodes the path before the handler runs; a broken percent-encoding (`/%`,
+  // `/uploads/%E0%A4%A`) would end in its HTML error page with a stack trace instead.
+  try {
+    decodeURIComponent((req.url ?? '/').split('?')[0]!);
+  } catch {
+    refuse(req, res, permanent('bad_request', 'The request path is not valid.'), config);
+    return false;
+  }
   const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding !== 'identity' && encoding !== '') {
     refuse(req, res, permanent('unsupported_encoding', 'Send the file without Content-Encoding; images are already compressed.'), config);

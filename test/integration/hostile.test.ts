@@ -703,6 +703,16 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
       expect(response.type).to.equal('application/json');
       expect(response.text).not.to.match(/node_modules|\bat /);
     });
+    for (const path of ['/uploads/%E0%A4%A', '/%', '/uploads/%ZZ']) {
+      it(`a path with broken percent-encoding (GET ${path}) is answered 400 bad_request as JSON, without a stack trace`, async () => {
+        // Express's router fails to decode the path before the handler runs (URIError) and renders
+        // its HTML error page, with the stack and node_modules paths unless NODE_ENV=production.
+        const response = await api().get(path).set(auth);
+        expectSafeError(response, 400, 'bad_request');
+        expect(response.text).not.to.match(/URIError|node_modules|\bat /);
+        rows.push({ case: `path with broken percent-encoding ${path}`, path: 'GET', status: '400', code: 'bad_request', outcome: 'JSON, no stack trace' });
+      });
+    }
     it('a body with a broken Content-Encoding is answered with JSON, without a stack trace', async () => {
       const response = await api().post('/uploads').set(auth).set('Content-Type', 'image/jpeg').set('Content-Encoding', 'gzip').send(Buffer.from('not gzip'));
       expect(response.status).to.equal(415);
