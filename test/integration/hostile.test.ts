@@ -725,7 +725,7 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
   describe('the time budget', () => {
     /** Deps whose jobs make one big variant and have one second. */
     const budgetDeps = (format: 'webp' | 'avif'): PipelineDeps =>
-      createDeps({ ...pipeline.config, JOB_TIME_BUDGET_SECONDS: 1, WIDTHS: [4000], FORMATS: [format], WEBP_EFFORT: 6, AVIF_EFFORT: 6 } as Config, {
+      createDeps({ ...pipeline.config, JOB_TIME_BUDGET_SECONDS: 1, WIDTHS: [3000, 4000], FORMATS: [format], WEBP_EFFORT: 6, AVIF_EFFORT: 6 } as Config, {
         storage: pipeline.deps.storage,
         pubsub: pipeline.deps.pubsub,
         log: pipeline.deps.log,
@@ -733,7 +733,8 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
     let big: Buffer;
     before(async function () {
       this.timeout(60_000);
-      // 12 MP of photo-like content: one WebP at effort 6 of it takes ~16 s of CPU here, an AVIF longer.
+      // 12 MP of photo-like content: WebP at effort 6 takes ~8 s at 4000 px and ~4.5 s more at
+      // 3000 px on one core here (an AVIF far longer); without the budget the job ends ready.
       big = await makePhoto({ width: 4000, height: 3000, seed: 4242 });
     });
     afterEach(() => useDeps(pipeline.deps));
@@ -752,7 +753,7 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
       const { id, seconds } = await runWithBudget('webp', big);
       await expectRecordedFailure(id, 'time_budget_exceeded');
       expect(seconds, 'the job stopped near its budget').to.be.below(5);
-      rows.push({ case: 'job over JOB_TIME_BUDGET_SECONDS=1 (12 MP → WebP effort 6)', path: 'raw', status: '202 → 422', code: 'time_budget_exceeded', outcome: `stopped after ${seconds.toFixed(1)} s; error.json + 1 image.failed` });
+      rows.push({ case: 'job over JOB_TIME_BUDGET_SECONDS=1 (12 MP → WebP effort 6 at 4000 and 3000 px, ~12 s of work)', path: 'raw', status: '202 → 422', code: 'time_budget_exceeded', outcome: `stopped after ${seconds.toFixed(1)} s; error.json + 1 image.failed` });
     });
 
     knownBug('an AVIF encode in progress is stopped by the time budget too', async function () {
