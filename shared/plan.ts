@@ -148,7 +148,8 @@ function packBalanced(variants: readonly VariantSpec[], info: ImageSize, jobCoun
  * - `balanced`: variants packed into jobs of similar estimated cost, counting each job's decode
  *   ({@link estimateJobCost}). The job count is `targetJobs` if given, otherwise
  *   ceil(variant cost / biggest variant's cost), i.e. as many jobs as make the biggest variant
- *   the critical path, at most {@link MAX_BALANCED_JOBS}. Heaviest job first, so it is published
+ *   the critical path, at most {@link MAX_BALANCED_JOBS}, and no more than the variants' cost
+ *   divided by one decode's, so a job never costs more to start than it has to do. Heaviest job first, so it is published
  *   (and likely started) first.
  *
  * Every variant lands in exactly one job, no job is empty, and the result is deterministic.
@@ -174,7 +175,11 @@ export function splitIntoJobs(
       const variantCosts = variants.map((variant) => estimateVariantCost(variant, info));
       const biggest = Math.max(...variantCosts);
       const total = variantCosts.reduce((sum, cost) => sum + cost, 0);
-      const wanted = targetJobs ?? (biggest > 0 ? Math.min(MAX_BALANCED_JOBS, Math.ceil(total / biggest - 1e-9)) : 1);
+      // Every extra job pays one more decode: split only while each job still gets at least a
+      // decode's worth of encoding (JPEG+WebP sets then stay whole; AVIF sets still fan out).
+      const worthSplitting = Math.max(1, Math.floor(total / estimateDecodeCost(info) + 1e-9));
+      const wanted =
+        targetJobs ?? (biggest > 0 ? Math.min(MAX_BALANCED_JOBS, worthSplitting, Math.ceil(total / biggest - 1e-9)) : 1);
       const jobCount = Math.max(1, Math.min(variants.length, Math.floor(wanted)));
       return packBalanced(variants, info, jobCount);
     }
