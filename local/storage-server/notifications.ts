@@ -147,15 +147,16 @@ export class Notifier {
 }
 
 /**
- * A CloudEvents attribute as an HTTP header value: the HTTP binding (3.1.3.2) percent-encodes,
- * as UTF-8, everything outside printable ASCII plus space, `"` and `%`, so object names with
- * NUL, newlines or non-Latin-1 characters still make a valid header.
+ * A CloudEvents attribute as an HTTP header value: characters that cannot stand in a header
+ * (controls such as NUL and newlines, anything outside ASCII) are percent-encoded as UTF-8, as the
+ * CloudEvents HTTP binding does, and so is `%` itself so the value decodes unambiguously. Plain
+ * names (spaces included) pass unchanged.
  */
 export function headerSafe(value: string): string {
   return [...value]
     .map((char) => {
       const code = char.codePointAt(0)!;
-      if (code > 0x20 && code < 0x7f && char !== '"' && char !== '%') return char;
+      if (code >= 0x20 && code < 0x7f && char !== '%') return char;
       return [...Buffer.from(char, 'utf8')].map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`).join('');
     })
     .join('');
