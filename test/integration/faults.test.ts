@@ -235,6 +235,50 @@ describe('faults: every accepted image ends complete or recorded as failed, exac
       expect(announced, 'one announcement per image').to.have.length(6);
       console.log(`      (${deliveries.length} deliveries of ${jobs.length} jobs; ${redelivered} asked for redelivery)`);
     });
+
+    it('every finalize event of 3 incoming/ objects delivered 3× at once, then every job 2×: 3 complete, 0 lost, 0 doubled', async () => {
+      const uploads = h.pipeline.deps.storage.bucket(UPLOADS);
+      const ids: string[] = [];
+      const deliveries: Array<Promise<number>> = [];
+      for (let i = 0; i < 3; i++) {
+        const image = await makePhoto({ width: 280, height: 210, seed: 3100 + i });
+        const name = `incoming/dup-${i}.jpg`;
+        await uploads.file(name).save(image, { resumable: false, contentType: 'image/jpeg' });
+        const [metadata] = await uploads.file(name).getMetadata();
+        ids.push(imageIdOf(image));
+        h.planned.set(imageIdOf(image), ['96w.avif', '96w.webp', '96w.jpg', '160w.avif', '160w.webp', '160w.jpg'].map((n) => `${imageIdOf(image)}/${n}`).sort());
+        for (let copy = 0; copy < 3; copy++) {
+          // Eventarc's binary-mode CloudEvent, the same event id each time, as a redelivery carries.
+          deliveries.push(
+            request(getTestServer('ingest'))
+              .post('/')
+              .set({
+                'ce-specversion': '1.0',
+                'ce-type': 'google.cloud.storage.object.v1.finalized',
+                'ce-source': `//storage.googleapis.com/projects/_/buckets/${UPLOADS}`,
+                'ce-subject': `objects/${name}`,
+                'ce-id': `finalize-${i}`,
+                'Content-Type': 'application/json',
+              })
+              .send(metadata)
+              .then((r) => r.status),
+          );
+        }
+      }
+      expect(await Promise.all(deliveries)).to.satisfy((statuses: number[]) => statuses.every((s) => s === 204));
+      const [left] = await uploads.getFiles({ prefix: 'incoming/dup-' });
+      expect(left, 'every incoming/ object removed').to.have.length(0);
+      const jobs = await pullJobs(h.pipeline.jobs);
+      const path = `/projects/${TEST_PROJECT}/topics/${h.pipeline.config.JOBS_TOPIC}`;
+      let pending = shuffled([...jobs, ...jobs], 11);
+      for (let round = 0; pending.length > 0 && round < 10; round++) {
+        const statuses = await Promise.all(pending.map((item) => request(getTestServer('resize')).post(path).send(pushBody(item.message)).then((r) => r.status)));
+        pending = pending.filter((_, i) => statuses[i] !== 204);
+        if (pending.length > 0) await sleep(500);
+      }
+      expectAllComplete(await audit(h, ids), 3, h);
+      console.log(`      (9 finalize deliveries dispatched ${jobs.length} jobs for 3 images; each delivered twice)`);
+    });
   });
 
   describe('storage 503s on reads and writes while jobs flow through a real push subscription', () => {
