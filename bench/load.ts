@@ -12,7 +12,9 @@
  * 503s as a client should), follows each image by its `image.ready` / `image.failed` event and
  * by polling `GET /uploads/{id}` until it is ready or failed, then checks:
  *
- * - lost: accepted uploads (202/200) that never reached ready or failed within `--timeout`;
+ * - lost: accepted uploads (202/200) that never reached ready or failed: the run waits as long as
+ *   images keep finishing, and gives up once none has finished for `--timeout` seconds (or after
+ *   `--max-wait` in all), so a slow machine makes a run long, not lossy;
  * - doubled: images with more than one terminal event (or both), both a manifest and a failure
  *   record, or objects under `{id}/` that are not exactly the manifest's variants plus itself.
  *
@@ -31,7 +33,8 @@
  *                        process, as npm start does) [process]
  *   --set KEY=VALUE      any other pipeline setting for the stack, repeatable (e.g.
  *                        --set FANOUT_STRATEGY=per-image --set AVIF_EFFORT=2)
- *   --timeout S          seconds to wait for every image to finish [300]
+ *   --timeout S          give up waiting once no image has finished for S seconds [120]
+ *   --max-wait S         give up waiting after S seconds in all [3600]
  *   --json FILE          also write the report as JSON
  *   --keep-data          keep the stack's temporary data directory
  *   --url URL            load an already running stack's upload API instead (e.g.
@@ -69,7 +72,10 @@ export interface LoadOptions {
   widths: number[];
   formats: OutputFormat[];
   resize: 'process' | 'inline';
+  /** Give up once no image has finished for this long. */
   timeoutSeconds: number;
+  /** Give up after this long in all (default 3600). */
+  maxWaitSeconds?: number;
   keepData?: boolean;
   /** Use a running emulator (tests pass theirs) instead of starting one. */
   pubsubEmulatorHost?: string;
@@ -364,7 +370,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
 
     // ---- wait: events first, status polls for what has no event yet
     const terminalOf = (id: string) => events.find((e) => e.imageId === id);
-    const deadline = Date.now() + options.timeoutSeconds * 1000;
+    const hardDeadline = Date.now() + (options.maxWaitSeconds ?? 3600) * 1000;
+    let lastProgress = Date.now();
+    let finishedBefore = -1;
     let lastReport = Date.now();
     for (;;) {
       const pending = [...tracked.values()].filter((t) => !t.state);
@@ -373,7 +381,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         if (event) Object.assign(t, { state: event.type === 'image.ready' ? 'ready' : 'failed', readyAt: event.at });
       }
       const still = [...tracked.values()].filter((t) => !t.state);
-      if (still.length === 0 || Date.now() > deadline) break;
+      if (tracked.size - still.length !== finishedBefore) {
+        finishedBefore = tracked.size - still.length;
+        lastProgress = Date.now();
+      }
+      if (still.length === 0 || Date.now() - lastProgress > options.timeoutSeconds * 1000 || Date.now() > hardDeadline) break;
       // Poll the status API too (it is the client's view), sparingly: each poll costs the stack
       // four storage requests, and with events at hand it is only the fallback.
       const pollEveryMs = eventsSubscription ? 5000 : 1000;
@@ -444,7 +456,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       const terminal = t.state !== undefined || hasManifest === true || hasFailure === true;
       if (!terminal) {
         lost++;
-        problems.push(`${t.id}: lost (no manifest, no failure record after ${options.timeoutSeconds} s)`);
+        problems.push(`${t.id}: lost (no manifest, no failure record; no image finished in the last ${options.timeoutSeconds} s)`);
         return;
       }
       if (eventsSubscription && readyEvents + failedEvents === 0) {
@@ -574,7 +586,8 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
       widths: { type: 'string', default: '320,640' },
       formats: { type: 'string', default: 'webp,jpeg' },
       resize: { type: 'string', default: 'process' },
-      timeout: { type: 'string', default: '300' },
+      timeout: { type: 'string', default: '120' },
+      'max-wait': { type: 'string', default: '3600' },
       json: { type: 'string' },
       'keep-data': { type: 'boolean', default: false },
       url: { type: 'string' },
@@ -616,6 +629,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
     formats,
     resize: values.resize,
     timeoutSeconds: positive('timeout', values.timeout!),
+    maxWaitSeconds: positive('max-wait', values['max-wait']!),
     keepData: values['keep-data']!,
     ...(Object.keys(env).length > 0 ? { env } : {}),
     ...(process.env.PUBSUB_EMULATOR_HOST ? { pubsubEmulatorHost: process.env.PUBSUB_EMULATOR_HOST } : {}),
@@ -642,7 +656,7 @@ async function main(): Promise<void> {
   try {
     options = parseLoadArgs(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--timeout S] [--json FILE] [--url URL ...]\n`);
+    process.stderr.write(`${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`);
     process.exit(2);
   }
   const report = await runLoad(options);
