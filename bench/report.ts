@@ -646,11 +646,12 @@ function encoderTable(report: BenchReport): string {
 
 function runtimeTable(report: BenchReport): string {
   const rows = (report.runtime ?? []).map((row) => {
-    if (!row.result) return [row.label, `${fixed(row.megapixels, 1)} MP`, String(row.instances), `error: ${row.error?.code ?? '?'}`, '', '', '', '', ''];
+    const image = `${row.image} (${fixed(row.megapixels, 1)} MP)`;
+    if (!row.result) return [row.label, image, String(row.instances), `error: ${row.error?.code ?? '?'}`, '', '', '', '', ''];
     const r = row.result;
     return [
       row.label,
-      `${fixed(row.megapixels, 1)} MP`,
+      image,
       String(row.instances),
       String(row.sharpConcurrency ?? '?'),
       fixed(r.wallMs / 1000, 1),

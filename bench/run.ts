@@ -21,7 +21,8 @@
  *   --encoder-width PX    width the encoder table encodes at (default 1024; --quick: 160)
  *   --cache DIR           cache of generated images (default: the OS temp directory)
  *   --keep                keep the temporary directory of encoded outputs
- *   --from-json FILE      only print the Markdown of a saved JSON report
+ *   --from-json FILE      only print the Markdown of a saved JSON report (targets and closing note
+ *                         recomputed; with --write, also saved back to FILE)
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -348,7 +349,12 @@ async function main(): Promise<void> {
     // Re-prints the Markdown of a saved report (e.g. after a change to the report's layout).
     const path = process.argv[fromJson + 1];
     if (!path) usage('--from-json needs a file');
-    process.stdout.write(renderMarkdown(JSON.parse(await readFile(path, 'utf8')) as BenchReport));
+    const saved = JSON.parse(await readFile(path, 'utf8')) as BenchReport;
+    const env = Object.fromEntries(Object.entries(saved.config).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : String(v)]));
+    if (saved.overall?.main) saved.costModel = costModel(saved);
+    conclude(saved, benchConfig(env));
+    if (process.argv.includes('--write')) await writeFile(path, `${JSON.stringify(saved, null, 2)}\n`);
+    process.stdout.write(renderMarkdown(saved));
     return;
   }
   const args = parseArgs(process.argv.slice(2));
@@ -526,7 +532,6 @@ async function main(): Promise<void> {
   }
 
   // Section 7: runtime settings.
-  const memory: { image20?: RuntimeRow; image20x4?: RuntimeRow; image50?: RuntimeRow } = {};
   if (args.sections.includes('runtime')) {
     const set = args.quick ? QUICK_RUNTIME_SET : RUNTIME_SET;
     const image20 = await generated(set.image20, args.cacheDir, log);
@@ -557,10 +562,6 @@ async function main(): Promise<void> {
         `(${i + 1}/${plan.length}) runtime ${item.config.id} ${row.image} ×${item.instances}: ` +
           (answer.ok ? `wall ${fixed(answer.result.wallMs / 1000, 1)} s, CPU ${fixed(answer.result.cpuMs / 1000, 1)} s, peak RSS ${fixed(mibFromKib(answer.maxRssKiB), 0)} MiB` : `error ${answer.error.message}`),
       );
-      if (item.config.id === 'deployed' && item.image === image20 && item.instances === 1) memory.image20 = row;
-      if (item.config.id === 'deployed' && item.image === image20 && item.instances === 4) memory.image20x4 = row;
-      const worse = (current: RuntimeRow | undefined): boolean => (row.maxRssKiB ?? 0) > (current?.maxRssKiB ?? -1);
-      if (item.config.id === 'deployed' && (item.image === image50 || item.image === image50p) && item.instances === 1 && worse(memory.image50)) memory.image50 = row;
     }
     report.runtime = rows;
   }
@@ -569,14 +570,36 @@ async function main(): Promise<void> {
   report.finishedAt = new Date().toISOString();
   report.durationS = (Date.now() - startedAt.getTime()) / 1000;
   if (report.overall?.main) report.costModel = costModel(report);
-  report.targets = checkTargets(report, memory);
-  report.notes = closingNotes(report, config);
+  conclude(report, config);
 
   await writeFile(args.json, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(renderMarkdown(report));
   log(`JSON report: ${args.json}`);
   if (args.keep) log(`encoded outputs kept in ${work}`);
   else await rm(work, { recursive: true, force: true });
+}
+
+/**
+ * The memory targets' rows: the deployed settings' 20 MP image alone and 4 at once, and the
+ * worst of the 50 MP images alone. The first runtime image is the 20 MP one.
+ */
+function memoryRows(report: BenchReport): { image20?: RuntimeRow; image20x4?: RuntimeRow; image50?: RuntimeRow } {
+  const deployed = (report.runtime ?? []).filter((row) => row.config === 'deployed' && row.maxRssKiB !== undefined);
+  const image20 = report.runtime?.[0]?.image;
+  const large = deployed.filter((row) => row.image !== image20 && row.instances === 1).sort((a, b) => b.maxRssKiB! - a.maxRssKiB!);
+  const rows: { image20?: RuntimeRow; image20x4?: RuntimeRow; image50?: RuntimeRow } = {};
+  const one = deployed.find((row) => row.image === image20 && row.instances === 1);
+  const four = deployed.find((row) => row.image === image20 && row.instances === 4);
+  if (one) rows.image20 = one;
+  if (four) rows.image20x4 = four;
+  if (large[0]) rows.image50 = large[0];
+  return rows;
+}
+
+/** Targets and closing note from the numbers. */
+function conclude(report: BenchReport, config: Config): void {
+  report.targets = checkTargets(report, memoryRows(report));
+  report.notes = closingNotes(report, config);
 }
 
 /** The closing note: overall ratios, peak RSS and the defaults with what the numbers say. */
@@ -624,7 +647,7 @@ function closingNotes(report: BenchReport, config: Config): string[] {
     );
     const on = rss('cache-on', image20, 1);
     const off = rss('deployed', image20, 1);
-    if (on && off) notes.push(`SHARP_CACHE=${config.SHARP_CACHE}: libvips' cache on costs ${fixed(mibFromKib(on.maxRssKiB! - off.maxRssKiB!), 0)} MiB of peak RSS for one image and saves ${percent(1 - cpuPer(on) / cpuPer(off))} CPU.`);
+    if (on && off) notes.push(`SHARP_CACHE=${config.SHARP_CACHE}: with libvips' cache on, one image peaks ${fixed(mibFromKib(on.maxRssKiB! - off.maxRssKiB!), 0)} MiB higher and uses ${percent(cpuPer(on) / cpuPer(off) - 1)} CPU.`);
   }
   if (main) {
     const s = main.strategies;
