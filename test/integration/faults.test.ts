@@ -101,7 +101,12 @@ async function upload(h: Harness, image: Buffer, options: { retries?: number } =
   }
 }
 
-/** A push subscription on the jobs topic pointed at `port`, as terraform/pubsub.tf declares it (shorter backoff). */
+/**
+ * A push subscription on the jobs topic pointed at `port`, like terraform/pubsub.tf's but without
+ * a retry policy: with one, the emulator (0.8.20) redelivers a nacked push message three or four
+ * times and then never again (none in five minutes with a 1–2 s backoff), while without a policy
+ * it redelivers about every second, as these tests need.
+ */
 async function pushSubscription(
   h: Harness,
   name: string,
@@ -111,12 +116,33 @@ async function pushSubscription(
   const [subscription] = await h.pipeline.pubsub.topic(h.pipeline.config.JOBS_TOPIC).createSubscription(name, {
     pushConfig: { pushEndpoint: `http://127.0.0.1:${port}/projects/${TEST_PROJECT}/topics/${h.pipeline.config.JOBS_TOPIC}` },
     ackDeadlineSeconds: 60,
-    retryPolicy: { minimumBackoff: { seconds: 1 }, maximumBackoff: { seconds: 2 } },
     ...(options.deadLetterTopic
       ? { deadLetterPolicy: { deadLetterTopic: `projects/${TEST_PROJECT}/topics/${options.deadLetterTopic}`, maxDeliveryAttempts: options.maxDeliveryAttempts ?? 5 } }
       : {}),
   });
   return subscription;
+}
+
+/** Notes every push a server receives (time, job, message id, answer), for failure reports. */
+function recordPushes(server: Server): () => string {
+  const lines: string[] = [];
+  server.prependListener('request', (req, res) => {
+    const started = new Date();
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.on('finish', () => {
+      let what = '?';
+      try {
+        const message = JSON.parse(Buffer.concat(chunks).toString()).message as { data: string; messageId: string };
+        const job = JSON.parse(Buffer.from(message.data, 'base64').toString()) as JobMessage;
+        what = `${job.imageId} job ${job.job.index + 1}/${job.job.count} message ${message.messageId}`;
+      } catch {
+        /* not a job */
+      }
+      lines.push(`${started.toISOString()} ${what} → ${res.statusCode} in ${Date.now() - started.getTime()} ms`);
+    });
+  });
+  return () => lines.join('\n');
 }
 
 function listen(server: Server, port: number): Promise<Server> {
@@ -286,10 +312,12 @@ describe('faults: every accepted image ends complete or recorded as failed, exac
     let h: Harness;
     let server: Server;
     let subscription: Subscription;
+    let pushes: () => string;
     before(async () => {
       h = await startHarness();
       const port = await freePort();
       server = await listen(getTestServer('resize'), port);
+      pushes = recordPushes(server);
       subscription = await pushSubscription(h, `push-503-${port}`, port);
     });
     after(async () => {
@@ -347,6 +375,7 @@ describe('faults: every accepted image ends complete or recorded as failed, exac
         // Ingested images have no upload response: their plan (280 px wide, WIDTHS 96,160, three formats).
         for (const id of ids.slice(4)) h.planned.set(id, ['96w.avif', '96w.webp', '96w.jpg', '160w.avif', '160w.webp', '160w.jpg'].map((n) => `${id}/${n}`).sort());
         const result = await audit(h, ids);
+        if (result.problems.length > 0) console.log(`      pushes received:\n${pushes()}`);
         expectAllComplete(result, 6, h);
         const retried = h.pipeline.logs.filter((l) => l.event === 'job.error' || l.event === 'ingest.retry').length;
         const refused = h.pipeline.logs.filter((l) => l.event === 'http.error' && l.status === 503).length;
