@@ -282,6 +282,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         rssOf = 'this process (whole stack: upload, resize, storage server, load client), VmHWM';
       }
     } else {
+      process.env.METADATA_SERVER_DETECTION ??= 'none';
       api = external.url.replace(/\/+$/, '');
       if (external.storage && external.imagesBucket) {
         storage = new Storage({ apiEndpoint: external.storage, projectId: external.project ?? 'local-project', useAuthWithCustomEndpoint: false });
@@ -540,7 +541,10 @@ export function formatReport(report: LoadReport): string {
   const rows: Array<[string, string]> = [
     ['target', report.target],
     ['machine', report.machine],
-    ['images', `${o.uploads} distinct ${o.width}×${o.height} JPEGs; WIDTHS ${o.widths.join(',')}, FORMATS ${o.formats.join(',')} (${report.variantsPerImage || '?'} variants each)`],
+    [
+      'images',
+      `${o.uploads} distinct ${o.width}×${o.height} JPEGs; ${o.external ? 'WIDTHS and FORMATS as configured there' : `WIDTHS ${o.widths.join(',')}, FORMATS ${o.formats.join(',')}`} (${report.variantsPerImage || '?'} variants each)`,
+    ],
     ['uploads accepted', `${u.accepted} / ${u.attempted} (${u.requests} requests, ${u.refused} refused after retries)`],
     ['upload throughput', `${u.perSecond.toFixed(1)} uploads/s (${seconds(u.seconds)} for all uploads)`],
     ['upload request p50 / p95 / p99', `${seconds(u.latency.p50)} / ${seconds(u.latency.p95)} / ${seconds(u.latency.p99)}`],
