@@ -27,6 +27,7 @@
  */
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import type { Config, OutputFormat } from './config.js';
+import { AvifEncodeTimeModel } from './encode-time.js';
 import { PipelineError, permanent } from './errors.js';
 import type { VariantSpec } from './messages.js';
 import { CONTENT_TYPES } from './naming.js';
@@ -72,8 +73,13 @@ export interface RenderOptions {
   limitInputPixels: number;
   /** Most frames/pages accepted in the original (only the first is rendered). */
   maxFrames: number;
-  /** Epoch milliseconds; work still running past it fails with permanent `time_budget_exceeded`. */
+  /**
+   * Epoch milliseconds; work still running past it fails with permanent `time_budget_exceeded`,
+   * and an AVIF encode predicted to end past it is not started (it cannot be interrupted).
+   */
   deadline?: number;
+  /** The AVIF encode-time model to consult and teach; this process's own by default. */
+  avifEncodeTimes?: AvifEncodeTimeModel;
 }
 
 /** One encoded output. */
@@ -217,6 +223,34 @@ async function withoutOpaqueAlpha(level: Level, options: RenderOptions): Promise
   return materialise(readLevel(level).timeout({ seconds: sharpTimeoutSeconds(options.deadline) }).removeAlpha(), options.keepMetadata);
 }
 
+/** What this process has learned about its own AVIF encode speed (see encode-time.ts). */
+const processAvifEncodeTimes = new AvifEncodeTimeModel();
+
+/**
+ * Encodes AVIF unless the encode is predicted to end past the deadline: once started it cannot be
+ * stopped (encode-time.ts), so an encode that would overrun is refused before it starts.
+ */
+async function encodeAvifWithinDeadline(level: Level, pipeline: Sharp, options: RenderOptions): Promise<Buffer> {
+  const model = options.avifEncodeTimes ?? processAvifEncodeTimes;
+  const pixels = level.width * level.height;
+  const effort = options.encoders.avif.effort;
+  if (options.deadline !== undefined) {
+    const predictedMs = model.predictMs(pixels, effort);
+    const leftMs = options.deadline - Date.now();
+    if (predictedMs > leftMs) {
+      throw permanent(
+        'time_budget_exceeded',
+        `The image took too long to process: its ${level.width}×${level.height} AVIF variant would need about ${Math.ceil(predictedMs / 1000)} s, more than the ${Math.max(0, Math.floor(leftMs / 1000))} s left of its time budget.`,
+        { width: level.width, height: level.height, format: 'avif', predictedSeconds: Math.ceil(predictedMs / 1000) },
+      );
+    }
+  }
+  const started = Date.now();
+  const data = await pipeline.toBuffer();
+  model.observe(pixels, effort, Date.now() - started);
+  return data;
+}
+
 /** Encodes one format from a level. */
 async function encode(level: Level, format: OutputFormat, options: RenderOptions): Promise<Buffer> {
   let pipeline = readLevel(level).timeout({ seconds: sharpTimeoutSeconds(options.deadline) });
@@ -230,8 +264,11 @@ async function encode(level: Level, format: OutputFormat, options: RenderOptions
       pipeline = pipeline.webp({ quality: webp.quality, effort: webp.effort });
       break;
     case 'avif':
-      pipeline = pipeline.avif({ quality: avif.quality, effort: avif.effort, chromaSubsampling: AVIF_CHROMA_SUBSAMPLING });
-      break;
+      return encodeAvifWithinDeadline(
+        level,
+        pipeline.avif({ quality: avif.quality, effort: avif.effort, chromaSubsampling: AVIF_CHROMA_SUBSAMPLING }),
+        options,
+      );
   }
   return pipeline.toBuffer();
 }

@@ -10,6 +10,7 @@ import {
   type RenderedVariant,
   type RenderOptions,
 } from '../../shared/render.js';
+import { AvifEncodeTimeModel } from '../../shared/encode-time.js';
 import {
   badCrcPng,
   floatPlanarTiff,
@@ -406,6 +407,57 @@ describe('render', () => {
       );
       expect(error.code).to.equal('time_budget_exceeded');
       expect(written).to.deep.equal([400]);
+    });
+
+    // An AVIF encode cannot be interrupted once started (encode-time.ts), so the budget is applied
+    // before it: these check that the prediction is consulted and that a refused encode never runs.
+    it('refuses an AVIF encode predicted to end past the deadline without starting it, after writing what came before', async () => {
+      const model = new AvifEncodeTimeModel();
+      const written: string[] = [];
+      const error = await rejection(
+        renderVariants(
+          await makePhoto({ width: 2000, height: 1500 }),
+          [{ width: 2000, format: 'jpeg' }, { width: 2000, format: 'avif' }],
+          // effort 9 at 3 MP is predicted at about two minutes; the budget is 30 s.
+          { ...options, encoders: { ...options.encoders, avif: { quality: 50, effort: 9 } }, deadline: Date.now() + 30_000, avifEncodeTimes: model },
+          async (variant) => void written.push(`${variant.format} ${variant.width}`),
+        ),
+      );
+      expect(error.code).to.equal('time_budget_exceeded');
+      expect(error.kind).to.equal('permanent');
+      expect(error.message).to.match(/2000×1500 AVIF variant would need about \d+ s/);
+      expect(error.details).to.include({ format: 'avif', width: 2000, height: 1500 });
+      expect(written).to.deep.equal(['jpeg 2000']);
+      expect(model.factor, 'no encode ran, so nothing was learned').to.equal(1);
+    });
+
+    it('encodes an AVIF predicted to fit, and learns its speed from it', async () => {
+      const model = new AvifEncodeTimeModel();
+      const [variant] = await renderVariants(await makePhoto({ width: 800, height: 600 }), [{ width: 800, format: 'avif' }], {
+        ...options,
+        deadline: Date.now() + 60_000,
+        avifEncodeTimes: model,
+      });
+      expect((await sharp(variant!.data).metadata()).format).to.equal('heif');
+      expect(model.factor, 'the observed encode moved the speed factor').to.not.equal(1);
+    });
+
+    it('refuses an AVIF encode that a model which learned a slow machine predicts past the deadline, which a fresh model would allow', async () => {
+      const photo = await makePhoto({ width: 1000, height: 1000 });
+      const budget = { ...options, encoders: { ...options.encoders, avif: { quality: 50, effort: 4 } } };
+      // Fresh: 1 MP at effort 4 is predicted at ~1.9 s, well inside 20 s.
+      await renderVariants(photo, [{ width: 1000, format: 'avif' }], { ...budget, deadline: Date.now() + 20_000, avifEncodeTimes: new AvifEncodeTimeModel() });
+      const slow = new AvifEncodeTimeModel();
+      for (let i = 0; i < 8; i++) slow.observe(1_000_000, 4, 1900 * 15); // fifteen times the bench machine's time
+      const error = await rejection(renderVariants(photo, [{ width: 1000, format: 'avif' }], { ...budget, deadline: Date.now() + 20_000, avifEncodeTimes: slow }));
+      expect(error.code).to.equal('time_budget_exceeded');
+    });
+
+    it('encodes AVIF without a prediction when there is no deadline', async () => {
+      const model = new AvifEncodeTimeModel();
+      for (let i = 0; i < 8; i++) model.observe(1_000_000, 2, 1e9);
+      const [variant] = await renderVariants(await makePhoto({ width: 400, height: 300 }), [{ width: 400, format: 'avif' }], { ...options, avifEncodeTimes: model });
+      expect(variant!.format).to.equal('avif');
     });
   });
 });
