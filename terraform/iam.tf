@@ -51,10 +51,12 @@ locals {
   # Object roles per function and bucket. objectUser = get, list, create, update metadata and
   # delete objects (no bucket settings, no IAM); objectViewer = get and list.
   function_bucket_roles = [
-    # upload stores originals/{id}, stamps their dispatch metadata and answers status requests
-    # from the records and variants; it writes error.json for a rejected image.
+    # upload stores originals/{id} and stamps their dispatch metadata (create + update: objectUser,
+    # as no predefined role grants those without delete). On images it only reads the manifest,
+    # error.json and the variant list to answer status requests: it refuses a bad image with a 4xx
+    # and records nothing.
     { function = "upload", bucket = "uploads", role = "roles/storage.objectUser" },
-    { function = "upload", bucket = "images", role = "roles/storage.objectUser" },
+    { function = "upload", bucket = "images", role = "roles/storage.objectViewer" },
     # ingest reads incoming/, copies it to originals/{id}, deletes it, writes error.json.
     { function = "ingest", bucket = "uploads", role = "roles/storage.objectUser" },
     { function = "ingest", bucket = "images", role = "roles/storage.objectUser" },
@@ -68,8 +70,8 @@ locals {
 
   # Topics each function publishes to (roles/pubsub.publisher on that topic only).
   function_topic_publishers = [
+    # upload dispatches jobs; it announces nothing (a refused upload gets its 4xx, no event).
     { function = "upload", topic = "jobs" },
-    { function = "upload", topic = "events" },
     { function = "ingest", topic = "jobs" },
     { function = "ingest", topic = "events" },
     { function = "resize", topic = "events" },

@@ -493,6 +493,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       // Table-driven expectations: who may write where.
       const roleOf = (f: string, b: string) => table.filter((r) => r.function === f && r.bucket === b).map((r) => r.role);
       expect(roleOf('resize', 'uploads'), 'resize only reads originals').to.deep.equal(['roles/storage.objectViewer']);
+      expect(roleOf('upload', 'images'), 'upload only reads records and variants for status').to.deep.equal(['roles/storage.objectViewer']);
       for (const f of FUNCTION_KEYS) expect(roleOf(f, 'images').length, `${f} on images`).to.be.greaterThan(0);
     });
 
@@ -504,6 +505,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       }
       expect(publishers.filter((p) => p.topic === 'jobs').map((p) => p.function).sort()).to.deep.equal(['cleanup', 'ingest', 'upload']);
       expect(publishers.filter((p) => p.function === 'resize').map((p) => p.topic)).to.deep.equal(['events']);
+      expect(publishers.filter((p) => p.function === 'upload').map((p) => p.topic), 'upload announces nothing').to.deep.equal(['jobs']);
       const pub = mod.resources.google_pubsub_topic_iam_member!.function_publisher!;
       expect(pub).to.include({ role: 'roles/pubsub.publisher', topic: '${google_pubsub_topic.this[each.value.topic].name}' });
       const subscriber = mod.resources.google_pubsub_subscription_iam_member!.function_subscriber!;
