@@ -103,9 +103,11 @@ async function upload(h: Harness, image: Buffer, options: { retries?: number } =
 
 /**
  * A push subscription on the jobs topic pointed at `port`, like terraform/pubsub.tf's but without
- * a retry policy: with one, the emulator (0.8.20) redelivers a nacked push message three or four
- * times and then never again (none in five minutes with a 1–2 s backoff), while without a policy
- * it redelivers about every second, as these tests need.
+ * a retry policy: with a 1–2 s backoff the emulator (0.8.20) redelivers a nacked push message
+ * three or four times and then never again (none in five minutes), while without a policy it
+ * redelivers about every second, as these tests need. With the topology's own 10–600 s backoff
+ * (the local stack's subscription) it does back off and dead-letter: deliveries at 1, 2, 16, 33
+ * and 55 s, dead letter at 82 s, too slow for a test.
  */
 async function pushSubscription(
   h: Harness,
