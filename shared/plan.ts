@@ -56,13 +56,14 @@ export function planVariants(info: ImageSize, config: Pick<Config, 'WIDTHS' | 'F
 export const FORMAT_COST_FACTORS: Readonly<Record<OutputFormat, number>> = { jpeg: 1, webp: 8, avif: 200 };
 
 /**
- * Cost of decoding one pixel of the original, in the same unit: 7–32 ms/MP for JPEG (baseline to
- * progressive, with ICC conversion), ~16 ms/MP for PNG, ~49 ms/MP for WebP, i.e. 0.5–3× a JPEG
- * encode per pixel. Every job
+ * Cost of decoding one pixel of the original, in the same unit. Measured by the bench (CPU per
+ * input megapixel relative to a JPEG encode, shared corpus): baseline JPEG 1.7, PNG 1.1,
+ * progressive JPEG 3.2, WebP 3.6. The planner does not know how the original is encoded, so it
+ * takes the dearer common cases: overestimating the decode only errs toward fewer jobs. Every job
  * pays it once for the whole original, which is what makes splitting an image into many jobs
  * wasteful.
  */
-export const DECODE_COST_FACTOR = 2;
+export const DECODE_COST_FACTOR = 3.5;
 
 /** Megapixels, the unit that costs are counted in (× a factor). */
 const megapixels = (width: number, height: number): number => (width * height) / 1_000_000;
@@ -90,6 +91,15 @@ export function estimateJobCost(variants: readonly VariantSpec[], info: ImageSiz
 
 /** Most jobs the balanced strategy makes unless asked: past this, per-job decodes dominate. */
 export const MAX_BALANCED_JOBS = 6;
+
+/**
+ * Most estimated CPU that the balanced strategy may add to an image by decoding it once more per
+ * extra job, as a share of the image's work (one decode plus every encode): the 15% over the floor
+ * that the bench's overhead target allows. With AVIF in the set the encodes dwarf the decode and a
+ * large image still fans out into three jobs; a JPEG + WebP set, whose encodes cost at most ~5
+ * decodes, always stays one job (the bench measured 2-job splits of them at +30–55% CPU).
+ */
+export const MAX_FANOUT_DECODE_OVERHEAD = 0.15;
 
 /** Groups `items` by `key`, groups in order of first appearance. */
 function groupBy<T, K>(items: readonly T[], key: (item: T) => K): T[][] {
@@ -148,9 +158,9 @@ function packBalanced(variants: readonly VariantSpec[], info: ImageSize, jobCoun
  * - `balanced`: variants packed into jobs of similar estimated cost, counting each job's decode
  *   ({@link estimateJobCost}). The job count is `targetJobs` if given, otherwise
  *   ceil(variant cost / biggest variant's cost), i.e. as many jobs as make the biggest variant
- *   the critical path, at most {@link MAX_BALANCED_JOBS}, and no more than the variants' cost
- *   divided by one decode's, so a job never costs more to start than it has to do. Heaviest job first, so it is published
- *   (and likely started) first.
+ *   the critical path, at most {@link MAX_BALANCED_JOBS}, and no more than the extra decodes
+ *   allow within {@link MAX_FANOUT_DECODE_OVERHEAD} of the image's estimated work. Heaviest job
+ *   first, so it is published (and likely started) first.
  *
  * Every variant lands in exactly one job, no job is empty, and the result is deterministic.
  * Within a job, variants keep their plan order; the renderer does its own largest-first cascade.
@@ -175,11 +185,10 @@ export function splitIntoJobs(
       const variantCosts = variants.map((variant) => estimateVariantCost(variant, info));
       const biggest = Math.max(...variantCosts);
       const total = variantCosts.reduce((sum, cost) => sum + cost, 0);
-      // Every extra job pays one more decode: split only while each job still gets at least a
-      // decode's worth of encoding (JPEG+WebP sets then stay whole; AVIF sets still fan out).
-      const worthSplitting = Math.max(1, Math.floor(total / estimateDecodeCost(info) + 1e-9));
-      const wanted =
-        targetJobs ?? (biggest > 0 ? Math.min(MAX_BALANCED_JOBS, worthSplitting, Math.ceil(total / biggest - 1e-9)) : 1);
+      // Every extra job pays one more decode: allow only as many as fit in the overhead budget.
+      const decode = estimateDecodeCost(info);
+      const affordable = decode > 0 ? 1 + Math.floor((MAX_FANOUT_DECODE_OVERHEAD * (decode + total)) / decode + 1e-9) : MAX_BALANCED_JOBS;
+      const wanted = targetJobs ?? (biggest > 0 ? Math.min(MAX_BALANCED_JOBS, affordable, Math.ceil(total / biggest - 1e-9)) : 1);
       const jobCount = Math.max(1, Math.min(variants.length, Math.floor(wanted)));
       return packBalanced(variants, info, jobCount);
     }

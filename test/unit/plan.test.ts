@@ -9,6 +9,7 @@ import {
   FORMAT_COST_FACTORS,
   heightForWidth,
   MAX_BALANCED_JOBS,
+  MAX_FANOUT_DECODE_OVERHEAD,
   planVariants,
   splitIntoJobs,
   targetWidths,
@@ -191,6 +192,42 @@ describe('plan', () => {
         for (const width of [320, 640, 1024, 1600]) {
           expect(jobOf(width, 'webp'), `${width} webp`).to.equal(jobOf(width, 'avif'));
           expect(jobOf(width, 'jpeg'), `${width} jpeg`).to.equal(jobOf(width, 'avif'));
+        }
+      });
+
+      // Shapes of the shared corpus and the bench's generated photos: [name, width, height, jobs
+      // with AVIF + WebP + JPEG, jobs with WebP + JPEG only].
+      const shapes: Array<[string, number, number, string, string]> = [
+        ['16.8 MP square WebP', 4096, 4096, '1+3+11', '10'],
+        ['17.9 MP landscape JPEG', 5640, 3172, '1+3+11', '10'],
+        ['20 MP photo', 5472, 3648, '1+3+11', '10'],
+        ['2.5 MP photo', 1920, 1280, '1+3+11', '10'],
+        ['1000 px image', 1000, 872, '1+8', '6'],
+        ['512 px image', 512, 512, '1+5', '4'],
+        ['14×25 px GIF', 14, 25, '1+2', '2'],
+        ['49.8 MP photo (its decode is dearer: fewer jobs)', 8640, 5760, '8+7', '10'],
+      ];
+      for (const [what, width, height, withAvif, jpegWebp] of shapes) {
+        it(`splits a ${what} into ${withAvif} variants with AVIF and keeps WebP + JPEG in one job`, () => {
+          const size = { width, height };
+          const counts = (formats: OutputFormat[]) =>
+            splitIntoJobs(planVariants(size, { WIDTHS: DEFAULT_WIDTHS, FORMATS: formats }), size, 'balanced')
+              .map((job) => job.length)
+              .join('+');
+          expect(counts(DEFAULT_FORMATS)).to.equal(withAvif);
+          expect(counts(['webp', 'jpeg'])).to.equal(jpegWebp);
+        });
+      }
+
+      it(`never adds more than ${MAX_FANOUT_DECODE_OVERHEAD * 100}% of an image's estimated work in extra decodes`, () => {
+        for (const [, width, height] of shapes) {
+          const size = { width, height };
+          for (const formats of [DEFAULT_FORMATS, ['webp', 'jpeg'] as OutputFormat[], ['avif'] as OutputFormat[]]) {
+            const all = planVariants(size, { WIDTHS: DEFAULT_WIDTHS, FORMATS: formats });
+            const jobs = splitIntoJobs(all, size, 'balanced');
+            const work = estimateJobCost(all, size);
+            expect((jobs.length - 1) * estimateDecodeCost(size), `${width}×${height} ${formats.join(',')}`).to.be.at.most(MAX_FANOUT_DECODE_OVERHEAD * work + 1e-9);
+          }
         }
       });
 
