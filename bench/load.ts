@@ -62,6 +62,7 @@ import { freePort } from '../local/ports.js';
 import { waitForPort } from '../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { photoPixels } from '../test/fixtures/images.js';
+import { markdownTable } from './stats.js';
 
 /** What to run. */
 export interface LoadOptions {
@@ -558,7 +559,7 @@ export function formatReport(report: LoadReport): string {
     ['peak RSS of resize', `${describeBytes(report.peakRssBytes)} (${report.rssOf})`],
   ];
   if (o.env && Object.keys(o.env).length > 0) rows.splice(3, 0, ['settings', Object.entries(o.env).map(([k, v]) => `${k}=${v}`).join(', ')]);
-  const lines = [`## Load: ${o.uploads} uploads, concurrency ${o.concurrency}`, '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)];
+  const lines = [`## Load: ${o.uploads} uploads, concurrency ${o.concurrency}`, '', markdownTable(['', ''], rows)];
   if (!o.external) {
     lines.push(
       '',

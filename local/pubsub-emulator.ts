@@ -19,7 +19,10 @@ export interface PubsubEmulator {
   stop(): Promise<void>;
 }
 
-/** Raised when gcloud or its emulator component is missing; the message says how to install it. */
+/**
+ * Raised when gcloud or its emulator component is missing, or the emulator exits while starting
+ * (no Java); the message says how to fix it.
+ */
 export class EmulatorUnavailableError extends Error {
   constructor(message: string) {
     super(message);
@@ -128,7 +131,15 @@ export async function startPubsubEmulator(options: { port: number; host?: string
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`Pub/Sub emulator exited with ${code}:\n${output.join('').slice(-2000)}`))),
+    child.once('exit', (code) =>
+      reject(
+        new EmulatorUnavailableError(
+          `The Pub/Sub emulator exited with ${code} while starting:\n${output.join('').slice(-2000).trim()}\n\n` +
+            'It needs Java 11 or later on PATH (for example apt-get install openjdk-17-jre-headless); ' +
+            'or set PUBSUB_EMULATOR_HOST to an emulator that is already running.',
+        ),
+      ),
+    ),
   );
   try {
     await Promise.race([waitForPort(options.port, host, 60_000), exited]);

@@ -91,12 +91,6 @@ async function main(): Promise<void> {
     if (error instanceof PortInUseError || error instanceof PortConfigError || error instanceof EmulatorUnavailableError || error instanceof ConfigError) {
       fail(error.message);
     }
-    if (error instanceof Error && error.message.startsWith('Pub/Sub emulator exited')) {
-      fail(
-        `${error.message.trim()}\n\nThe Pub/Sub emulator needs Java 11 or later on PATH (for example apt-get install openjdk-17-jre-headless), ` +
-          'or set PUBSUB_EMULATOR_HOST to an emulator that is already running.',
-      );
-    }
     fail(`the local stack did not start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   }
   if (stopping) return;
