@@ -5,9 +5,9 @@
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
-import type { JobMessage, OriginalInfo, OriginalRef, VariantSpec } from './messages.js';
+import type { JobMessage, OriginalInfo, OriginalRef } from './messages.js';
 import { guardStorage } from './objects.js';
-import { planVariants, splitIntoJobs } from './plan.js';
+import { planImage, splitIntoJobs } from './plan.js';
 import { publishJobs } from './publish.js';
 
 /** Custom metadata keys on `originals/{id}`; cleanup and status read them back. */
@@ -35,7 +35,7 @@ export function buildJobs(
   dispatch: number,
   now: Date,
 ): JobMessage[] {
-  const plan: VariantSpec[] = planVariants(info, config);
+  const { variants: plan, omitted } = planImage(info, config);
   const groups = splitIntoJobs(plan, info, config.FANOUT_STRATEGY);
   return groups.map((variants, index) => ({
     v: 1,
@@ -46,6 +46,7 @@ export function buildJobs(
     job: { index, count: groups.length },
     variants,
     plan,
+    ...(omitted.length > 0 ? { omitted } : {}),
     dispatch,
     createdAt: now.toISOString(),
   }));

@@ -2,7 +2,7 @@
  * Manifest building and the fan-in check, as pure functions over object listings.
  */
 import type { OutputFormat } from './config.js';
-import type { Manifest, ManifestVariant, OriginalInfo, VariantSpec } from './messages.js';
+import type { Manifest, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './messages.js';
 import { CONTENT_TYPES, variantName } from './naming.js';
 
 /** `<source>` order: the smallest files first, JPEG as the universal fallback last. */
@@ -27,6 +27,8 @@ export interface ManifestInput {
   readonly id: string;
   readonly original: OriginalInfo & { name: string; generation: string };
   readonly plan: readonly VariantSpec[];
+  /** Configured width × format pairs the plan left out for the format's limits (from the job). */
+  readonly omitted?: readonly OmittedVariant[];
   /** Objects found for the image, keyed by name; must cover the plan. */
   readonly objects: ReadonlyMap<string, VariantObject>;
   /** Base URL of the images bucket, without a trailing slash. */
@@ -36,7 +38,8 @@ export interface ManifestInput {
 
 /**
  * Builds `manifest.json`: variants sorted by format preference then width, each with the URL a
- * page can put straight into `srcset`. Throws if a planned variant is missing (a fan-in bug).
+ * page can put straight into `srcset`, and `omitted` (same order) when the plan left pairs out
+ * for a format's limits. Throws if a planned variant is missing (a fan-in bug).
  */
 export function buildManifest(input: ManifestInput): Manifest {
   const variants: ManifestVariant[] = input.plan.map((spec) => {
@@ -56,7 +59,16 @@ export function buildManifest(input: ManifestInput): Manifest {
   const rank = (format: OutputFormat) => FORMAT_PREFERENCE.indexOf(format);
   variants.sort((a, b) => rank(a.format) - rank(b.format) || a.width - b.width);
   const formats = FORMAT_PREFERENCE.filter((format) => variants.some((v) => v.format === format));
-  return { v: 1, id: input.id, original: { ...input.original }, formats, variants, createdAt: input.now.toISOString() };
+  const omitted = [...(input.omitted ?? [])].map((o) => ({ ...o })).sort((a, b) => rank(a.format) - rank(b.format) || a.width - b.width);
+  return {
+    v: 1,
+    id: input.id,
+    original: { ...input.original },
+    formats,
+    variants,
+    ...(omitted.length > 0 ? { omitted } : {}),
+    createdAt: input.now.toISOString(),
+  };
 }
 
 /** A `srcset` attribute value for one format of a manifest, e.g. for a `<source>` element. */

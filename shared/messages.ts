@@ -40,6 +40,20 @@ export const OriginalInfo = z.object({
 export type OriginalInfo = z.infer<typeof OriginalInfo>;
 
 /**
+ * A configured width × format pair that was not made because the variant would exceed the
+ * format's maximum dimensions (docs/format-limits.md), with the size it would have had.
+ */
+export const OmittedVariant = z.object({
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  format: z.enum(OUTPUT_FORMATS),
+  /** Why, machine-readable: `exceeds_format_limit` (the only reason today; readers accept others). */
+  reason: z.string(),
+});
+/** A width × format pair left out of the plan, and why. */
+export type OmittedVariant = z.infer<typeof OmittedVariant>;
+
+/**
  * A resize job, version 1: some of an image's variants, plus the full plan so that any job can
  * decide the fan-in ("are all variants there?") without reading config that may have changed.
  */
@@ -55,6 +69,8 @@ export const JobMessageV1 = z.object({
   variants: z.array(VariantSpec).min(1),
   /** Every variant of the image (all jobs), for the fan-in check and the manifest. */
   plan: z.array(VariantSpec).min(1),
+  /** Configured pairs the plan left out for the format's limits, for the manifest (absent: none). */
+  omitted: z.array(OmittedVariant).optional(),
   /** How many times cleanup has re-dispatched this image (0 for the first dispatch). */
   dispatch: z.number().int().nonnegative().default(0),
   createdAt: z.iso.datetime(),
@@ -83,6 +99,8 @@ export const ManifestV1 = z.object({
   /** Formats in preference order (best compression first), for `<source>` order. */
   formats: z.array(z.enum(OUTPUT_FORMATS)),
   variants: z.array(ManifestVariant),
+  /** Configured pairs left out for the format's limits; absent when none were (and in older manifests). */
+  omitted: z.array(OmittedVariant).optional(),
   createdAt: z.iso.datetime(),
 });
 /** `{id}/manifest.json`. */

@@ -8,7 +8,7 @@
  * variant on the critical path. Pure functions, deterministic output.
  */
 import type { Config, FanoutStrategy, OutputFormat } from './config.js';
-import type { VariantSpec } from './messages.js';
+import type { OmittedVariant, VariantSpec } from './messages.js';
 
 /** An original's upright size (after EXIF orientation), as the probe reports it. */
 export interface ImageSize {
@@ -37,9 +37,76 @@ export function heightForWidth(width: number, original: ImageSize): number {
   return Math.max(1, Math.round((original.height * width) / original.width));
 }
 
-/** Every variant of an image: each target width in each configured format, widths ascending. */
+/**
+ * The one table of output format limits: the largest width and height each encoder writes, as
+ * sharp 0.35.5 enforces them (measured on the bench machine, see docs/format-limits.md): libwebp
+ * 16383 px, libheif 16384 px, libjpeg 65500 px (sharp's own check says 65535, libjpeg refuses
+ * first). The smallest is 1×1 for all three, odd sizes included (AVIF 4:2:0 pads its chroma).
+ */
+export const FORMAT_LIMITS: Readonly<Record<OutputFormat, { readonly name: string; readonly maxWidth: number; readonly maxHeight: number }>> = {
+  avif: { name: 'AVIF', maxWidth: 16384, maxHeight: 16384 },
+  webp: { name: 'WebP', maxWidth: 16383, maxHeight: 16383 },
+  jpeg: { name: 'JPEG', maxWidth: 65500, maxHeight: 65500 },
+};
+
+/** The reason recorded for a width × format pair left out because the variant would not fit the format. */
+export const EXCEEDS_FORMAT_LIMIT = 'exceeds_format_limit';
+
+/** Whether a `width`×`height` variant fits `format`'s limits. */
+export function fitsFormat(format: OutputFormat, width: number, height: number): boolean {
+  const limit = FORMAT_LIMITS[format];
+  return width >= 1 && height >= 1 && width <= limit.maxWidth && height <= limit.maxHeight;
+}
+
+/**
+ * The widest variant of `original` that fits `format` (at most the original's width), or 0 when
+ * not even a 1 px wide one does (an image over 16383/16384/65500 times taller than wide).
+ */
+export function widestFitting(format: OutputFormat, original: ImageSize): number {
+  const limit = FORMAT_LIMITS[format];
+  let width = Math.min(original.width, limit.maxWidth);
+  // heightForWidth grows with the width: start near the answer, then step to it exactly.
+  if (heightForWidth(width, original) > limit.maxHeight) width = Math.floor(((limit.maxHeight + 0.5) * original.width) / original.height);
+  while (width >= 1 && !fitsFormat(format, width, heightForWidth(width, original))) width--;
+  while (width + 1 <= Math.min(original.width, limit.maxWidth) && fitsFormat(format, width + 1, heightForWidth(width + 1, original))) width++;
+  return Math.max(0, width);
+}
+
+/** An image's variants and the configured width × format pairs left out of them. */
+export interface VariantPlan {
+  /** Widths ascending, formats in configured order at each width. */
+  variants: VariantSpec[];
+  /** Pairs of {@link targetWidths} × formats that would exceed the format's limits, same order. */
+  omitted: OmittedVariant[];
+}
+
+/**
+ * Plans an image's variants within each format's limits ({@link FORMAT_LIMITS}). Per format, the
+ * widths are {@link targetWidths} of the widest variant that fits the format rather than of the
+ * original: every configured width below it, plus that width itself when a configured width was
+ * cut, so a 1080×20000 screenshot gets WebP at 320, 640 and 884 px (16,370 px tall) instead of
+ * 1024 and 1080 px WebPs that libwebp cannot write. The cut pairs are reported in `omitted`. An
+ * image with no variant at all (e.g. 1×65501) is refused by the probe.
+ */
+export function planImage(info: ImageSize, config: Pick<Config, 'WIDTHS' | 'FORMATS'>): VariantPlan {
+  const nominal = targetWidths(info.width, config.WIDTHS);
+  const byFormat = new Map(config.FORMATS.map((format) => [format, targetWidths(widestFitting(format, info), config.WIDTHS)] as const));
+  const widths = [...new Set([...byFormat.values()].flat())].filter((width) => width >= 1).sort((a, b) => a - b);
+  const variants = widths.flatMap((width) => config.FORMATS.filter((format) => byFormat.get(format)!.includes(width)).map((format) => ({ width, format })));
+  const omitted = nominal.flatMap((width) =>
+    config.FORMATS.filter((format) => !fitsFormat(format, width, heightForWidth(width, info))).map((format) => ({
+      width,
+      height: heightForWidth(width, info),
+      format,
+      reason: EXCEEDS_FORMAT_LIMIT,
+    })),
+  );
+  return { variants, omitted };
+}
+
+/** Every variant of an image: each target width in each configured format that can hold it, widths ascending. */
 export function planVariants(info: ImageSize, config: Pick<Config, 'WIDTHS' | 'FORMATS'>): VariantSpec[] {
-  return targetWidths(info.width, config.WIDTHS).flatMap((width) => config.FORMATS.map((format) => ({ width, format })));
+  return planImage(info, config).variants;
 }
 
 /**

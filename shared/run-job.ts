@@ -141,6 +141,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     id: job.imageId,
     original: { ...job.info, name: job.original.name, generation: job.original.generation },
     plan: job.plan,
+    ...(job.omitted ? { omitted: job.omitted } : {}),
     objects: variantObjectsOf(files),
     baseUrl: publicBaseUrl(deps.config),
     now: deps.now(),

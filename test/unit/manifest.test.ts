@@ -47,6 +47,38 @@ describe('manifest', () => {
     expect(srcsetOf(manifest, 'jpeg')).to.equal(`https://cdn.example/img/${id}/320w.jpg 320w, https://cdn.example/img/${id}/640w.jpg 640w`);
   });
 
+  it('lists the pairs left out for a format\'s limits, in the variants\' order, and only when there are some', () => {
+    const input = {
+      id,
+      original: { format: 'png', width: 1080, height: 20000, bytes: 1, contentType: 'image/png', name: `originals/${id}`, generation: '3' },
+      plan,
+      objects: objects(plan),
+      baseUrl: 'https://x',
+      now: new Date('2026-01-01T00:00:00Z'),
+    };
+    const omitted = [
+      { width: 1080, height: 20000, format: 'webp' as const, reason: 'exceeds_format_limit' },
+      { width: 1080, height: 20000, format: 'avif' as const, reason: 'exceeds_format_limit' },
+      { width: 1024, height: 18963, format: 'avif' as const, reason: 'exceeds_format_limit' },
+    ];
+    const manifest = buildManifest({ ...input, omitted });
+    expect(ManifestV1.parse(manifest).omitted).to.deep.equal([omitted[2], omitted[1], omitted[0]]);
+    expect(buildManifest({ ...input, omitted: [] })).not.to.have.property('omitted');
+    expect(buildManifest(input)).not.to.have.property('omitted');
+  });
+
+  it('still reads manifests written before omitted existed', () => {
+    const old = {
+      v: 1,
+      id,
+      original: { format: 'jpeg', width: 10, height: 10, bytes: 1, contentType: 'image/jpeg', name: `originals/${id}`, generation: '1' },
+      formats: ['jpeg'],
+      variants: [{ width: 10, height: 10, format: 'jpeg', contentType: 'image/jpeg', bytes: 1, name: `${id}/10w.jpg`, url: 'https://x' }],
+      createdAt: '2026-01-01T00:00:00.000Z',
+    };
+    expect(ManifestV1.parse(old)).to.deep.equal(old);
+  });
+
   it('refuses to build a manifest with a planned variant missing', () => {
     expect(() =>
       buildManifest({
