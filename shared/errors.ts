@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   format_not_allowed: { status: 415, kind: 'permanent' },
   too_many_pixels: { status: 422, kind: 'permanent' },
   too_many_frames: { status: 422, kind: 'permanent' },
+  unsupported_dimensions: { status: 422, kind: 'permanent' },
   corrupt_image: { status: 422, kind: 'permanent' },
   image_failed: { status: 422, kind: 'permanent' },
   invalid_job: { status: 400, kind: 'permanent' },

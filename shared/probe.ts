@@ -20,8 +20,9 @@
  */
 import sharp, { type Metadata } from 'sharp';
 import { crc32 } from 'node:zlib';
-import type { Config } from './config.js';
+import type { Config, OutputFormat } from './config.js';
 import { permanent } from './errors.js';
+import { FORMAT_LIMITS, planImage } from './plan.js';
 
 /** Formats the sniffer recognises. `heif` (HEIC) is recognised only to be refused clearly. */
 export type InputFormat = 'jpeg' | 'png' | 'webp' | 'avif' | 'heif' | 'gif' | 'tiff' | 'svg';
@@ -51,17 +52,22 @@ export interface ProbeLimits {
   maxFrames: number;
   /** Whether SVG input is accepted at all. */
   allowSvg: boolean;
+  /** The configured variant widths and formats: a shape none of whose variants fits any format is refused. */
+  widths: readonly number[];
+  formats: readonly OutputFormat[];
 }
 
 /** The probe's limits from configuration. */
 export function probeLimitsFromConfig(
-  config: Pick<Config, 'MAX_UPLOAD_BYTES' | 'MAX_INPUT_PIXELS' | 'MAX_INPUT_FRAMES' | 'ALLOW_SVG'>,
+  config: Pick<Config, 'MAX_UPLOAD_BYTES' | 'MAX_INPUT_PIXELS' | 'MAX_INPUT_FRAMES' | 'ALLOW_SVG' | 'WIDTHS' | 'FORMATS'>,
 ): ProbeLimits {
   return {
     maxBytes: config.MAX_UPLOAD_BYTES,
     maxPixels: config.MAX_INPUT_PIXELS,
     maxFrames: config.MAX_INPUT_FRAMES,
     allowSvg: config.ALLOW_SVG,
+    widths: config.WIDTHS,
+    formats: config.FORMATS,
   };
 }
 
@@ -202,7 +208,8 @@ function describeBytes(bytes: number): string {
  * synchronously in the upload request, and safe against pixel bombs.
  *
  * @throws PipelineError (permanent) with code `payload_too_large`, `not_an_image`,
- *   `format_not_allowed`, `too_many_pixels`, `too_many_frames` or `corrupt_image`. Messages are
+ *   `format_not_allowed`, `too_many_pixels`, `too_many_frames`, `unsupported_dimensions` (no
+ *   variant of this shape fits any configured output format) or `corrupt_image`. Messages are
  *   short sentences safe to show a client. A damaged *body* behind an intact header passes the
  *   probe and fails later, at decode, as `corrupt_image`.
  */
@@ -262,6 +269,16 @@ export async function probeImage(bytes: Buffer, limits: ProbeLimits): Promise<Pr
       frames,
       maxFrames: limits.maxFrames,
     });
+  }
+  // Variants are planned within each output format's limits; refuse only what yields none at all,
+  // so that nothing accepted here can fail at encode for its shape.
+  if (planImage({ width, height }, { WIDTHS: [...limits.widths], FORMATS: [...limits.formats] }).variants.length === 0) {
+    const largest = limits.formats.map((format) => `${FORMAT_LIMITS[format].name} ${FORMAT_LIMITS[format].maxHeight.toLocaleString('en-US')} px`);
+    throw permanent(
+      'unsupported_dimensions',
+      `The image is ${width}×${height} pixels: too narrow for its height to make any variant (tallest allowed: ${largest.join(', ')}).`,
+      { width, height },
+    );
   }
 
   return {

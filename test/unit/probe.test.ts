@@ -20,7 +20,14 @@ import {
   zeroBytes,
 } from '../fixtures/images.js';
 
-const limits: ProbeLimits = { maxBytes: 25 * 1024 * 1024, maxPixels: 50_000_000, maxFrames: 100, allowSvg: false };
+const limits: ProbeLimits = {
+  maxBytes: 25 * 1024 * 1024,
+  maxPixels: 50_000_000,
+  maxFrames: 100,
+  allowSvg: false,
+  widths: [320, 640, 1024, 1600, 2048],
+  formats: ['avif', 'webp', 'jpeg'],
+};
 
 /** Awaits `promise`, expecting a PipelineError; returns it for further checks. */
 async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
@@ -42,10 +49,10 @@ const ftyp = (major: string, ...compatible: string[]): Buffer => {
 
 describe('probe', () => {
   describe('probeLimitsFromConfig', () => {
-    it('maps the four settings', () => {
+    it('maps the six settings', () => {
       expect(
-        probeLimitsFromConfig({ MAX_UPLOAD_BYTES: 10, MAX_INPUT_PIXELS: 20, MAX_INPUT_FRAMES: 3, ALLOW_SVG: true }),
-      ).to.deep.equal({ maxBytes: 10, maxPixels: 20, maxFrames: 3, allowSvg: true });
+        probeLimitsFromConfig({ MAX_UPLOAD_BYTES: 10, MAX_INPUT_PIXELS: 20, MAX_INPUT_FRAMES: 3, ALLOW_SVG: true, WIDTHS: [100], FORMATS: ['webp'] }),
+      ).to.deep.equal({ maxBytes: 10, maxPixels: 20, maxFrames: 3, allowSvg: true, widths: [100], formats: ['webp'] });
     });
   });
 
@@ -178,5 +185,46 @@ describe('probe', () => {
   it('takes the format from the bytes, whatever the client called the file', async () => {
     const png = await makePhoto({ width: 32, height: 32, format: 'png' });
     expect((await probeImage(png, limits)).contentType).to.equal('image/png');
+  });
+
+  describe('shapes: refuses only what no variant can be made of', () => {
+    // Header-only PNGs (one row of data): the probe reads the header, so the shape is all that matters.
+    const accepted: Array<[number, number, Partial<ProbeLimits>]> = [
+      [1080, 20000, {}],
+      [20000, 1080, {}],
+      [1, 50000, {}],
+      [50000, 1, {}],
+      [16384, 1, {}],
+      [1, 65500, {}], // JPEG's limit exactly
+      [1, 16384, { formats: ['avif'] }], // AVIF's limit exactly
+      [1, 16383, { formats: ['webp'] }], // WebP's limit exactly
+      [2, 32766, { formats: ['webp'] }], // a 1 px wide WebP of it is 16383 tall
+    ];
+    for (const [width, height, overrides] of accepted) {
+      const formats = overrides.formats ?? limits.formats;
+      it(`accepts ${width}×${height} with ${formats.join(', ')}`, async () => {
+        expect(await probeImage(pngBomb(width, height), { ...limits, ...overrides })).to.include({ width, height });
+      });
+    }
+
+    const refused: Array<[number, number, Partial<ProbeLimits>]> = [
+      [1, 65501, {}],
+      [1, 1_000_000, {}],
+      [1, 16385, { formats: ['avif', 'webp'] }],
+      [1, 16384, { formats: ['webp'] }],
+      [2, 32768, { formats: ['webp'] }],
+    ];
+    for (const [width, height, overrides] of refused) {
+      const formats = overrides.formats ?? limits.formats;
+      it(`refuses ${width}×${height} with ${formats.join(', ')}: unsupported_dimensions, a 422 that says why`, async () => {
+        const error = await rejection(probeImage(pngBomb(width, height), { ...limits, ...overrides }));
+        expect(error.code).to.equal('unsupported_dimensions');
+        expect(error.status).to.equal(422);
+        expect(error.kind).to.equal('permanent');
+        expect(error.details).to.deep.equal({ width, height });
+        expect(error.message).to.match(/^[A-Z][^\n]{5,200}\.$/);
+        expect(error.message).to.include(`${width}×${height}`);
+      });
+    }
   });
 });
