@@ -24,6 +24,9 @@
  *   channel that is fully opaque is dropped, since it only costs bytes and AVIF encode time.
  * - Heights follow the original's upright aspect ratio ({@link heightForWidth}), never the
  *   rounded previous level, so every job agrees on each variant's height whatever path it took.
+ *   Always at least 1 px: a 320 px variant of a 50000×1 line is 320×1.
+ * - A variant outside its format's limits ({@link FORMAT_LIMITS}) is refused before the decode:
+ *   the planner never asks for one, so such a job is malformed, not a failed encode.
  */
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import type { Config, OutputFormat } from './config.js';
@@ -31,7 +34,7 @@ import { AvifEncodeTimeModel } from './encode-time.js';
 import { PipelineError, permanent } from './errors.js';
 import type { VariantSpec } from './messages.js';
 import { CONTENT_TYPES } from './naming.js';
-import { heightForWidth } from './plan.js';
+import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
 
 /** Encoder settings per output format. */
 export interface EncoderSettings {
@@ -286,7 +289,8 @@ async function encode(level: Level, format: OutputFormat, options: RenderOptions
  * @returns the outputs, widths descending, formats in the order first requested.
  * @throws PipelineError (permanent): `corrupt_image` when the original cannot be decoded,
  *   `too_many_pixels` / `too_many_frames` past the limits, `format_not_allowed` for HEIC,
- *   `invalid_job` for a width above the original's (never enlarge), `time_budget_exceeded` past
+ *   `invalid_job` for a width above the original's (never enlarge) or a variant larger than its
+ *   format can hold (checked before decoding), `time_budget_exceeded` past
  *   `deadline`, `image_failed` if an encoder fails. Errors thrown by `onVariant` pass through as-is.
  */
 export async function renderVariants(
@@ -311,6 +315,17 @@ export async function renderVariants(
       width: widths[0],
       originalWidth: source.width,
     });
+  }
+  for (const { width, format } of variants) {
+    const height = heightForWidth(width, source);
+    if (!fitsFormat(format, width, height)) {
+      const { name, maxWidth, maxHeight } = FORMAT_LIMITS[format];
+      throw permanent('invalid_job', `The job asks for a ${width}×${height} ${name} variant; ${name} images are at most ${maxWidth}×${maxHeight} pixels.`, {
+        width,
+        height,
+        format,
+      });
+    }
   }
 
   const rendered: RenderedVariant[] = [];

@@ -208,6 +208,43 @@ describe('render', () => {
     expect(cascaded.find((v) => v.width === 331)!.height).to.equal(alone[0]!.height).and.to.equal(Math.round((701 * 331) / 1003));
   });
 
+  describe('extreme shapes', () => {
+    const line = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: '#c04020' } }).png().toBuffer();
+
+    it('renders a 50000×1 line at every width in every format, each 1 px tall (320 / 50000 rounds to 0)', async () => {
+      const widths = [2048, 1600, 1024, 640, 320];
+      const rendered = await renderVariants(await line(50000, 1), every(widths), options);
+      expect(rendered.map((r) => `${r.width}×${r.height} ${r.format}`)).to.deep.equal(every(widths).map((v) => `${v.width}×1 ${v.format}`));
+      for (const variant of rendered) expect(await sharp(variant.data).metadata()).to.include({ width: variant.width, height: 1 });
+    });
+
+    it('renders a 1×50000 line as a 1×50000 JPEG', async () => {
+      const [jpeg] = await renderVariants(await line(1, 50000), [{ width: 1, format: 'jpeg' }], options);
+      expect(await sharp(jpeg!.data).metadata()).to.include({ format: 'jpeg', width: 1, height: 50000 });
+    });
+
+    it('renders WebP and AVIF of a 1080×20000 screenshot up to 884 px wide (16,370 px tall)', async () => {
+      const rendered = await renderVariants(await line(1080, 20000), every([884], ['webp', 'avif']), { ...options, encoders: { ...options.encoders, avif: { quality: 50, effort: 0 } } });
+      for (const variant of rendered) expect(await sharp(variant.data).metadata()).to.include({ width: 884, height: 16370 });
+    });
+
+    const tooBig: Array<[string, number, number, VariantSpec]> = [
+      ['a 1024 px WebP of 1080×20000 (18963 px tall)', 1080, 20000, { width: 1024, format: 'webp' }],
+      ['a 1080 px AVIF of 1080×20000', 1080, 20000, { width: 1080, format: 'avif' }],
+      ['a 1 px WebP of 1×16384', 1, 16384, { width: 1, format: 'webp' }],
+    ];
+    for (const [what, width, height, variant] of tooBig) {
+      it(`refuses ${what} as an invalid job before decoding or writing anything`, async () => {
+        const written: RenderedVariant[] = [];
+        const job = [{ width: Math.min(320, width), format: 'jpeg' as const }, variant];
+        const error = await rejection(renderVariants(await line(width, height), job, options, async (v) => void written.push(v)));
+        expect(error.code).to.equal('invalid_job');
+        expect(error.details).to.deep.include({ format: variant.format, width: variant.width });
+        expect(written).to.deep.equal([]);
+      });
+    }
+  });
+
   it('never enlarges: a width above the original is an invalid job', async () => {
     const error = await rejection(renderVariants(await makePhoto({ width: 300, height: 200 }), every([320]), options));
     expect(error.code).to.equal('invalid_job');
