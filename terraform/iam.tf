@@ -36,17 +36,11 @@ resource "google_service_account" "invoker" {
 }
 
 locals {
-  deployed_functions = {
-    upload  = google_cloudfunctions2_function.upload
-    ingest  = google_cloudfunctions2_function.ingest
-    resize  = google_cloudfunctions2_function.resize
-    cleanup = google_cloudfunctions2_function.cleanup
+  buckets = {
+    uploads = google_storage_bucket.uploads
+    images  = google_storage_bucket.images
   }
-
-  pipeline_buckets = {
-    uploads = google_storage_bucket.uploads.name
-    images  = google_storage_bucket.images.name
-  }
+  pipeline_buckets = { for key, bucket in local.buckets : key => bucket.name }
 
   # Object roles per function and bucket. objectUser = get, list, create, update metadata and
   # delete objects (no bucket settings, no IAM); objectViewer = get and list.
@@ -131,8 +125,8 @@ resource "google_cloud_run_service_iam_member" "invoker" {
   for_each = local.event_functions
 
   project  = var.project_id
-  location = local.deployed_functions[each.key].location
-  service  = local.deployed_functions[each.key].name
+  location = google_cloudfunctions2_function.this[each.key].location
+  service  = google_cloudfunctions2_function.this[each.key].name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.invoker[each.key].email}"
 }
@@ -142,8 +136,8 @@ resource "google_cloud_run_service_iam_member" "upload_public" {
   count = var.allow_unauthenticated_upload ? 1 : 0
 
   project  = var.project_id
-  location = google_cloudfunctions2_function.upload.location
-  service  = google_cloudfunctions2_function.upload.name
+  location = google_cloudfunctions2_function.this["upload"].location
+  service  = google_cloudfunctions2_function.this["upload"].name
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
@@ -153,8 +147,8 @@ resource "google_cloud_run_service_iam_member" "upload_invoker" {
   for_each = toset(var.upload_invoker_members)
 
   project  = var.project_id
-  location = google_cloudfunctions2_function.upload.location
-  service  = google_cloudfunctions2_function.upload.name
+  location = google_cloudfunctions2_function.this["upload"].location
+  service  = google_cloudfunctions2_function.this["upload"].name
   role     = "roles/run.invoker"
   member   = each.value
 }

@@ -10,8 +10,6 @@ data "google_project" "this" {
 }
 
 locals {
-  topology = jsondecode(file("${path.module}/../shared/topology.json"))
-
   name_prefix     = var.name_prefix == null ? var.project_id : var.name_prefix
   bucket_location = var.bucket_location == null ? var.region : var.bucket_location
 
@@ -88,13 +86,6 @@ locals {
     ingest  = { for k, v in merge(local.env_common, local.env_ingest, var.extra_env) : k => v if v != "" }
     resize  = { for k, v in merge(local.env_common, local.env_resize, var.extra_env) : k => v if v != "" }
     cleanup = { for k, v in merge(local.env_common, local.env_cleanup, var.extra_env) : k => v if v != "" }
-  }
-
-  function_settings = {
-    upload  = var.upload_function
-    ingest  = var.ingest_function
-    resize  = var.resize_function
-    cleanup = var.cleanup_function
   }
 
   build_service_account = var.build_service_account == null ? null : "projects/${var.project_id}/serviceAccounts/${var.build_service_account}"

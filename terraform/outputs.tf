@@ -1,16 +1,16 @@
 output "upload_url" {
   description = "URL of the upload function (POST an image here; GET {url}/uploads/{id} for its status)."
-  value       = google_cloudfunctions2_function.upload.service_config[0].uri
+  value       = google_cloudfunctions2_function.this["upload"].service_config[0].uri
 }
 
 output "function_names" {
   description = "Names of the four functions (also the names of their Cloud Run services)."
-  value       = { for key, fn in local.deployed_functions : key => fn.name }
+  value       = { for key, fn in google_cloudfunctions2_function.this : key => fn.name }
 }
 
 output "function_uris" {
   description = "Cloud Run URIs of the four functions."
-  value       = { for key, fn in local.deployed_functions : key => fn.service_config[0].uri }
+  value       = { for key, fn in google_cloudfunctions2_function.this : key => fn.service_config[0].uri }
 }
 
 output "uploads_bucket" {

@@ -5,8 +5,9 @@
 # nothing here needs google-beta.
 # hashicorp/archive: zips the built function source (data "archive_file").
 terraform {
-  # 1.5: `check` blocks (the public-upload warning in functions.tf).
-  required_version = ">= 1.5.0"
+  # 1.9: validations that read other values (var.functions checks resize against the ack deadline
+  # of shared/topology.json); 1.5: `check` blocks (the public-upload warning in functions.tf).
+  required_version = ">= 1.9.0"
 
   required_providers {
     google = {

@@ -7,11 +7,17 @@
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { block, loadModule, optionalDefaults, REPO_ROOT, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
+
+/** The jobs push subscription's ack deadline in shared/topology.json. */
+function topologyAckDeadline(): number {
+  const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as { subscriptions: { jobsPush: { ackDeadlineSeconds: number } } };
+  return topology.subscriptions.jobsPush.ackDeadlineSeconds;
+}
 
 const TF_ENV = { ...process.env, TF_IN_AUTOMATION: '1', CHECKPOINT_DISABLE: '1', TF_INPUT: '0' };
 
@@ -72,36 +78,45 @@ describe('terraform variables', function () {
   });
 
   it('defaults the functions for sharp: resize 2 GiB / 2 vCPU / 1 request per instance', function () {
-    const resize = optionalDefaults(String(mod.variables.resize_function!.type));
-    expect(resize).to.deep.include({ memory: '2Gi', cpu: '2', concurrency: 1, timeout_seconds: 540 });
-    const upload = optionalDefaults(String(mod.variables.upload_function!.type));
-    expect(upload).to.deep.include({ memory: '1Gi', cpu: '1', concurrency: 4, timeout_seconds: 60 });
-    const ingest = optionalDefaults(String(mod.variables.ingest_function!.type));
-    expect(ingest).to.deep.include({ memory: '1Gi' });
-    const cleanup = optionalDefaults(String(mod.variables.cleanup_function!.type));
-    expect(cleanup).to.deep.include({ memory: '512Mi', timeout_seconds: 540, max_instances: 1 });
+    // Adapted: the defaults moved from four object variables' optional() defaults into
+    // local.function_defaults (settings.tf), which var.functions overrides per attribute.
+    const all = mod.locals.function_defaults as Record<string, Record<string, string | number | null>>;
+    expect(all.resize).to.deep.include({ memory: '2Gi', cpu: '2', concurrency: 1, timeout_seconds: 540 });
+    expect(all.upload).to.deep.include({ memory: '1Gi', cpu: '1', concurrency: 4, timeout_seconds: 60 });
+    expect(all.ingest).to.deep.include({ memory: '1Gi' });
+    expect(all.cleanup).to.deep.include({ memory: '512Mi', timeout_seconds: 540, max_instances: 1 });
     for (const key of ['upload', 'ingest', 'resize', 'cleanup']) {
-      const defaults = optionalDefaults(String(mod.variables[`${key}_function`]!.type));
+      const defaults = all[key]!;
       const cpu = defaults.cpu === null ? 0 : Number(defaults.cpu);
       if (Number(defaults.concurrency) > 1) expect(cpu, `${key}: concurrency > 1 needs >= 1 vCPU on gen2`).to.be.at.least(1);
-      expect(String(mod.variables[`${key}_function`]!.description).length, `${key}: the description says why`).to.be.greaterThan(200);
     }
+    expect(String(mod.variables.functions!.description).length, 'the description says why').to.be.greaterThan(600);
+    expect(optionalDefaults(String(mod.variables.functions!.type)), 'no defaults in the type: they are per function').to.deep.equal({
+      memory: null, cpu: null, timeout_seconds: null, min_instances: null, max_instances: null, concurrency: null,
+    });
   });
 
   describe('validations, evaluated by terraform plan on variables.tf alone', function () {
     let dir: string;
 
+    let root: string;
     before(function () {
       this.timeout(120_000);
-      dir = mkdtempSync(join(tmpdir(), 'tf-variables-'));
+      // variables.tf with settings.tf (the locals its validations read) and the topology they read.
+      root = mkdtempSync(join(tmpdir(), 'tf-variables-'));
+      dir = join(root, 'terraform');
+      mkdirSync(dir);
+      mkdirSync(join(root, 'shared'));
       copyFileSync(join(TERRAFORM_DIR, 'variables.tf'), join(dir, 'variables.tf'));
+      copyFileSync(join(TERRAFORM_DIR, 'settings.tf'), join(dir, 'settings.tf'));
+      copyFileSync(join(REPO_ROOT, 'shared', 'topology.json'), join(root, 'shared', 'topology.json'));
       // A module with only variables plans without any provider, so init downloads nothing.
       const init = terraform(dir, ['init', '-backend=false', '-no-color', '-input=false']);
       expect(init.status, init.output).to.equal(0);
     });
 
     after(function () {
-      if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+      if (root && existsSync(root)) rmSync(root, { recursive: true, force: true });
     });
 
     function plan(vars: Record<string, unknown>): { status: number | null; output: string } {
@@ -137,8 +152,9 @@ describe('terraform variables', function () {
           upload_cors_origins: ['https://www.example.com'],
           upload_invoker_members: ['user:alice@example.com', 'serviceAccount:app@my-project-123.iam.gserviceaccount.com'],
           build_service_account: 'builder@my-project-123.iam.gserviceaccount.com',
-          resize_function: { memory: '4Gi', cpu: '2', timeout_seconds: 600, max_instances: 50 },
-          cleanup_function: { concurrency: 2, cpu: '1' },
+          // Adapted from resize_function/cleanup_function; timeout 590 (was 600): resize must now
+          // stay strictly below the push subscription's ack deadline (600 s in the topology).
+          functions: { resize: { memory: '4Gi', cpu: '2', timeout_seconds: 590, max_instances: 50 }, cleanup: { concurrency: 2, cpu: '1' } },
           sharp_concurrency: 4,
           malloc_arena_max: 4,
         },
@@ -156,10 +172,13 @@ describe('terraform variables', function () {
     const invalid: Array<[string, Record<string, unknown>, string]> = [
       ['a malformed project ID', { project_id: 'My_Project' }, 'project_id'],
       ['a bucket prefix containing "google"', { name_prefix: 'my-google-images' }, 'name_prefix'],
-      ['a resize timeout beyond the 600 s ack deadline', { resize_function: { timeout_seconds: 900 } }, 'resize_function.timeout_seconds'],
-      ['an event function timeout beyond 540 s', { ingest_function: { timeout_seconds: 600 } }, 'ingest_function.timeout_seconds'],
-      ['concurrency above 1 with less than one vCPU', { cleanup_function: { concurrency: 4 } }, 'cleanup_function.concurrency'],
-      ['a memory size without unit', { upload_function: { memory: '1GB' } }, 'upload_function.memory'],
+      ['a resize timeout beyond the 600 s ack deadline', { functions: { resize: { timeout_seconds: 900 } } }, 'functions.resize.timeout_seconds'],
+      ['a resize timeout equal to the ack deadline of shared/topology.json', { functions: { resize: { timeout_seconds: topologyAckDeadline() } } }, 'functions.resize.timeout_seconds must be below'],
+      ['an event function timeout beyond 540 s', { functions: { ingest: { timeout_seconds: 600 } } }, 'functions.<name>.timeout_seconds'],
+      ['concurrency above 1 with less than one vCPU', { functions: { cleanup: { concurrency: 4 } } }, 'functions.<name>.concurrency'],
+      ['a memory size without unit', { functions: { upload: { memory: '1GB' } } }, 'functions.<name>.memory'],
+      ['settings for a function that does not exist', { functions: { thumbnail: { memory: '1Gi' } } }, 'unknown function thumbnail'],
+      ['min_instances above max_instances', { functions: { resize: { min_instances: 5, max_instances: 2 } } }, 'min_instances <= max_instances'],
       ['allUsers as an upload invoker', { upload_invoker_members: ['allUsers'] }, 'upload_invoker_members'],
       ['allAuthenticatedUsers as an upload invoker', { upload_invoker_members: ['allAuthenticatedUsers'] }, 'upload_invoker_members'],
       ['an unknown output format', { formats: ['gif'] }, 'formats'],
