@@ -98,8 +98,22 @@ resource "google_cloudfunctions2_function" "this" {
   }
 
   depends_on = [
-    google_project_service.this,
     google_secret_manager_secret_iam_member.upload_token,
+    # APIs, service agents and grants, and the time they take to propagate (below).
+    time_sleep.iam_propagation,
+  ]
+}
+
+# depends_on orders the grants but does not wait for them: Google creates service agents (Eventarc's
+# among them) when their API is enabled, and roles propagate over minutes. Without this wait the
+# first apply on a new project typically fails with "Permission denied while using the Eventarc
+# Service Agent" (hashicorp/terraform-provider-google#25294) or a build that may not write logs.
+resource "time_sleep" "iam_propagation" {
+  create_duration = var.iam_propagation_wait
+
+  depends_on = [
+    google_project_service.this,
+    google_project_iam_member.build,
     # Eventarc checks these when it creates the triggers.
     google_project_iam_member.gcs_pubsub_publisher,
     google_project_iam_member.ingest_event_receiver,

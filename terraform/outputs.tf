@@ -23,6 +23,16 @@ output "images_bucket" {
   value       = google_storage_bucket.images.name
 }
 
+output "public_base_url" {
+  description = "Base URL of the variant and manifest URLs in manifests (PUBLIC_BASE_URL), set by serving: the bucket's storage.googleapis.com URL, https://{domain} behind Cloud CDN, or public_base_url."
+  value       = local.public_base_url
+}
+
+output "cdn_ip_address" {
+  description = "With serving = \"cdn\": the load balancer's IP address, for the A record of domain (the certificate is issued once it resolves there). Otherwise null."
+  value       = var.serving == "cdn" ? google_compute_global_address.cdn[0].address : null
+}
+
 output "source_bucket" {
   description = "Name of the bucket holding the zipped function source."
   value       = google_storage_bucket.source.name

@@ -18,6 +18,8 @@ locals {
     cleanup = { memory = "512Mi", cpu = null, timeout_seconds = 540, min_instances = 0, max_instances = 1, concurrency = 1 }
   }
 
+  scheduler_region = var.scheduler_region == null ? var.region : var.scheduler_region
+
   function_settings = {
     for key, defaults in local.function_defaults :
     key => merge(defaults, { for name, value in try(var.functions[key], {}) : name => value if value != null })

@@ -27,6 +27,17 @@ variable "region" {
   }
 }
 
+variable "scheduler_region" {
+  description = "Region of the Cloud Scheduler job that ticks cleanup. Default (null): region. Cloud Scheduler is not available in every region, and its list grows every few months (https://cloud.google.com/scheduler/docs/locations), so it is not hard-coded here: if apply fails with \"Location ... is not found or access is unallowed\", set a nearby region of that list. The job publishes to a global topic, so any region works."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.scheduler_region == null || can(regex("^[a-z]+-[a-z]+[0-9]+$", coalesce(var.scheduler_region, "us-central1")))
+    error_message = "scheduler_region must be a region name such as us-central1 or europe-west1."
+  }
+}
+
 variable "name_prefix" {
   description = "Prefix of the bucket names: buckets are named \"{name_prefix}-{suffix}\" with the suffixes of shared/topology.json (e.g. my-project-uploads). Bucket names are global, so the default is the project ID."
   type        = string
@@ -93,10 +104,30 @@ variable "incoming_max_age_days" {
   }
 }
 
-variable "images_public_read" {
-  description = "Grant allUsers read access (roles/storage.objectViewer) to the images bucket so that variant URLs work in browsers. Off by default: the bucket is private and public access prevention is enforced."
-  type        = bool
-  default     = false
+variable "serving" {
+  description = "How browsers load the variants and manifests: \"bucket\" (default) makes the images bucket readable by anyone and manifests point at it; \"cdn\" puts a global external Application Load Balancer with Cloud CDN and a managed certificate for `domain` in front of a private images bucket; \"none\" keeps the bucket private and manifests use public_base_url (your own serving layer). The uploads bucket is never public."
+  type        = string
+  default     = "bucket"
+
+  validation {
+    condition     = contains(["bucket", "cdn", "none"], var.serving)
+    error_message = "serving must be bucket, cdn or none."
+  }
+}
+
+variable "domain" {
+  description = "With serving = \"cdn\": the host name the images are served from (e.g. images.example.com), for the managed certificate and PUBLIC_BASE_URL. Point its A record at the cdn_ip_address output."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.domain == null || can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", coalesce(var.domain, "example.com")))
+    error_message = "domain must be a lower-case host name such as images.example.com (no scheme, no path)."
+  }
+  validation {
+    condition     = var.serving != "cdn" || var.domain != null
+    error_message = "serving = \"cdn\" needs domain (the host name of the managed certificate)."
+  }
 }
 
 variable "images_cors" {
@@ -188,7 +219,7 @@ variable "event_functions_ingress" {
 }
 
 variable "build_service_account" {
-  description = "Email of a service account for Cloud Build to build the functions with (build_config.service_account). Default (null): the project's default build service account. A custom one needs roles/logging.logWriter, roles/artifactregistry.writer and read access to the source objects; Terraform does not grant these, to keep project-wide storage roles out of this configuration."
+  description = "Email of an existing service account for Cloud Build to build the functions with (build_config.service_account). Default (null): a \"{function_name_prefix}-build\" account created here with roles/logging.logWriter, roles/artifactregistry.writer and roles/storage.objectViewer conditioned to the gcf-v2-sources-* buckets into which Cloud Functions copies the source (it never reads the source bucket of this module). An account of your own gets no grant from Terraform: give it those roles (Cloud Functions docs, \"custom build service account\"), and the deploying identity roles/iam.serviceAccountUser on it."
   type        = string
   default     = null
 
@@ -196,6 +227,23 @@ variable "build_service_account" {
     condition     = var.build_service_account == null || can(regex("^[^@\\s]+@[^@\\s]+\\.iam\\.gserviceaccount\\.com$", var.build_service_account))
     error_message = "build_service_account must be a service account email (name@project.iam.gserviceaccount.com)."
   }
+}
+
+variable "iam_propagation_wait" {
+  description = "How long the first apply waits after enabling the APIs and granting the service agents' and the build account's roles, before it creates the functions and their Eventarc triggers (time_sleep). IAM changes propagate over minutes; too short a wait fails with \"Permission denied while using the Eventarc Service Agent\" (apply again). Only the first apply waits."
+  type        = string
+  default     = "120s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.iam_propagation_wait))
+    error_message = "iam_propagation_wait must be a duration in seconds or minutes, such as 120s or 3m."
+  }
+}
+
+variable "grant_storage_agent_publisher" {
+  description = "Grant the project's Cloud Storage service agent roles/pubsub.publisher on the project, which Eventarc needs to deliver the uploads bucket's events to ingest. The grant is project-wide: other Cloud Storage triggers in the project may rely on it, and `terraform destroy` removes it. Set to false when the project already grants it (managed elsewhere)."
+  type        = bool
+  default     = true
 }
 
 variable "function_source_dir" {
@@ -311,13 +359,21 @@ variable "max_upload_bytes" {
 }
 
 variable "public_base_url" {
-  description = "Base URL of variant URLs in manifests (PUBLIC_BASE_URL), e.g. a CDN in front of the images bucket. null: https://storage.googleapis.com/{images bucket}."
+  description = "Base URL of variant URLs in manifests (PUBLIC_BASE_URL) with serving = \"bucket\" (null: https://storage.googleapis.com/{images bucket}) or \"none\" (required: your serving layer). With \"cdn\" it is https://{domain} and must stay null."
   type        = string
   default     = null
 
   validation {
     condition     = var.public_base_url == null || can(regex("^https?://", coalesce(var.public_base_url, "https://")))
     error_message = "public_base_url must be an http(s) URL."
+  }
+  validation {
+    condition     = var.serving != "none" || var.public_base_url != null
+    error_message = "serving = \"none\" needs public_base_url: manifests must point where your layer serves the images bucket."
+  }
+  validation {
+    condition     = var.serving != "cdn" || var.public_base_url == null
+    error_message = "serving = \"cdn\" sets PUBLIC_BASE_URL to https://{domain}; leave public_base_url null."
   }
 }
 

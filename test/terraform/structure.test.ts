@@ -328,6 +328,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
         if (ENV_VARS.includes(topic.env)) expect(common[topic.env], topic.env).to.equal(`\${google_pubsub_topic.this["${key}"].name}`);
       }
       expect(common.GOOGLE_CLOUD_PROJECT).to.equal('${var.project_id}');
+      expect(common.PUBLIC_BASE_URL, 'the base URL serving chose (serving.tf)').to.equal('${local.public_base_url}');
     });
 
     it('passes the subscription cleanup drains under its variable, when the code reads one', function () {
@@ -356,6 +357,14 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       // No literal token anywhere: the value never enters the configuration or the state.
       expect(Object.values(mod.sources).join('\n')).not.to.match(/UPLOAD_TOKEN\s*=/);
       expect(mod.data.google_secret_manager_secret_version, 'no secret version read into the state').to.equal(undefined);
+    });
+
+    it('tells upload how it authenticates: UPLOAD_AUTH token with a token secret, none without (IAM then)', function () {
+      expect((mod.locals.env_upload as Body).UPLOAD_AUTH).to.equal('${var.upload_token_secret_id == null ? "none" : "token"}');
+      for (const name of ['env_common', 'env_ingest', 'env_resize', 'env_cleanup']) expect(mod.locals[name] as Body, name).not.to.have.property('UPLOAD_AUTH');
+      // The check that a public upload has a token stays.
+      const check = (mod.other.check ?? []).flat()[0] as Record<string, Body[]>;
+      expect(JSON.stringify(check.public_upload_has_token)).to.include('!var.allow_unauthenticated_upload || var.upload_token_secret_id != null');
     });
 
     it('keeps extra_env free-form but empty by default', function () {
@@ -447,12 +456,15 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(mod.variables.force_destroy!.default).to.equal(false);
     });
 
-    it('enforces public access prevention on uploads and source, and on images unless public read is asked for', function () {
+    it('enforces public access prevention on uploads and source, and on images unless it serves the variants itself', function () {
+      // Changed on purpose (issue 11): images_public_read became serving, whose default "bucket"
+      // makes the images bucket public so that manifest URLs load after a default apply.
       const buckets = mod.resources.google_storage_bucket!;
       expect(buckets.uploads!.public_access_prevention).to.equal('enforced');
       expect(buckets.source!.public_access_prevention).to.equal('enforced');
-      expect(buckets.images!.public_access_prevention).to.equal('${var.images_public_read ? "inherited" : "enforced"}');
-      expect(mod.variables.images_public_read!.default).to.equal(false);
+      expect(buckets.images!.public_access_prevention).to.equal('${var.serving == "bucket" ? "inherited" : "enforced"}');
+      expect(mod.variables.serving!.default).to.equal('bucket');
+      expect(mod.variables.images_public_read, 'replaced by serving').to.equal(undefined);
     });
 
     it('deletes abandoned incoming/ objects with a lifecycle rule', function () {
@@ -493,28 +505,34 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       for (const role of PRIMITIVE_ROLES) expect(allText.includes(`"${role}"`), role).to.equal(false);
     });
 
-    it('grants exactly two project-level roles, both required by Eventarc for Cloud Storage triggers', function () {
+    it('grants project-level roles only where no narrower resource exists: the two Eventarc ones and the build account\'s', function () {
+      // Adapted: the build service account (issue 11) adds one for_each resource of project roles.
       const projectLevel = Object.entries(mod.resources.google_project_iam_member ?? {}).map(([name, b]) => ({ name, role: b.role, member: b.member }));
       expect(projectLevel).to.have.deep.members([
         { name: 'ingest_event_receiver', role: 'roles/eventarc.eventReceiver', member: 'serviceAccount:${google_service_account.invoker["ingest"].email}' },
         { name: 'gcs_pubsub_publisher', role: 'roles/pubsub.publisher', member: 'serviceAccount:${data.google_storage_project_service_account.gcs.email_address}' },
+        { name: 'build', role: '${each.value.role}', member: 'serviceAccount:${local.build_service_account_email}' },
       ]);
+      const buildRoles = Object.values(mod.locals.build_roles as Record<string, { role: string }>).map((r) => r.role);
+      expect(buildRoles.sort()).to.deep.equal(['roles/artifactregistry.writer', 'roles/logging.logWriter', 'roles/storage.objectViewer']);
       for (const type of ['google_project_iam_binding', 'google_project_iam_policy', 'google_organization_iam_member', 'google_folder_iam_member']) {
         expect(mod.resources[type], type).to.equal(undefined);
       }
     });
 
-    it('binds allUsers/allAuthenticatedUsers only behind their variables, which default to false', function () {
-      const gates: Record<string, string> = {
-        'google_cloud_run_service_iam_member.upload_public': 'allow_unauthenticated_upload',
-        'google_storage_bucket_iam_member.images_public': 'images_public_read',
+    it('binds allUsers/allAuthenticatedUsers only behind their variables: upload off by default, images by serving', function () {
+      // Adapted: public read of the images bucket follows serving (default "bucket", public), see
+      // test/terraform/serving.test.ts; the upload gate is unchanged.
+      const gates: Record<string, [string, string, unknown]> = {
+        'google_cloud_run_service_iam_member.upload_public': ['${var.allow_unauthenticated_upload ? 1 : 0}', 'allow_unauthenticated_upload', false],
+        'google_storage_bucket_iam_member.images_public': ['${var.serving == "bucket" ? 1 : 0}', 'serving', 'bucket'],
       };
       const publicMembers = allResources(mod).filter(([, , body]) => /^all(Authenticated)?Users$/.test(String(body.member)));
       expect(publicMembers.map(([t, n]) => `${t}.${n}`).sort()).to.deep.equal(Object.keys(gates).sort());
       for (const [type, name, body] of publicMembers) {
-        const variable = gates[`${type}.${name}`]!;
-        expect(body.count, `${type}.${name}`).to.equal(`\${var.${variable} ? 1 : 0}`);
-        expect(mod.variables[variable]!.default, variable).to.equal(false);
+        const [count, variable, defaultValue] = gates[`${type}.${name}`]!;
+        expect(body.count, `${type}.${name}`).to.equal(count);
+        expect(mod.variables[variable]!.default, variable).to.equal(defaultValue);
       }
       const allText = Object.values(mod.sources).join('\n');
       expect((allText.match(/"all(Authenticated)?Users"/g) ?? []).length, 'literal allUsers bindings').to.equal(2);

@@ -144,7 +144,7 @@ describe('terraform variables', function () {
           cleanup_schedule: '0 * * * *',
           cleanup_time_zone: 'Europe/Berlin',
           extra_env: { AVIF_QUALITY: '45', JPEG_MOZJPEG: 'true' },
-          images_public_read: true,
+          serving: 'bucket',
           images_cors: [{ origins: ['https://www.example.com'] }],
           allow_unauthenticated_upload: true,
           upload_token_secret_id: 'upload-token',
@@ -152,6 +152,9 @@ describe('terraform variables', function () {
           upload_cors_origins: ['https://www.example.com'],
           upload_invoker_members: ['user:alice@example.com', 'serviceAccount:app@my-project-123.iam.gserviceaccount.com'],
           build_service_account: 'builder@my-project-123.iam.gserviceaccount.com',
+          scheduler_region: 'europe-west3',
+          iam_propagation_wait: '3m',
+          grant_storage_agent_publisher: false,
           // Adapted from resize_function/cleanup_function; timeout 590 (was 600): resize must now
           // stay strictly below the push subscription's ack deadline (600 s in the topology).
           functions: { resize: { memory: '4Gi', cpu: '2', timeout_seconds: 590, max_instances: 50 }, cleanup: { concurrency: 2, cpu: '1' } },
@@ -159,6 +162,8 @@ describe('terraform variables', function () {
           malloc_arena_max: 4,
         },
       ],
+      ['serving through Cloud CDN on a domain', { project_id: 'my-project-123', serving: 'cdn', domain: 'images.example.com' }],
+      ['serving through a layer of ones own', { project_id: 'my-project-123', serving: 'none', public_base_url: 'https://img.example.com' }],
     ];
 
     for (const [name, vars] of valid) {
@@ -190,6 +195,13 @@ describe('terraform variables', function () {
       ['a CORS origin with a path', { upload_cors_origins: ['https://example.com/app'] }, 'upload_cors_origins'],
       ['an images CORS rule without origins', { images_cors: [{ origins: [] }] }, 'images_cors'],
       ['a build account that is not a service account', { build_service_account: 'me@example.com' }, 'build_service_account'],
+      ['an unknown serving mode', { serving: 'public' }, 'serving must be bucket, cdn or none'],
+      ['serving = cdn without a domain', { serving: 'cdn' }, 'needs domain'],
+      ['a domain with a scheme', { serving: 'cdn', domain: 'https://images.example.com' }, 'domain must be'],
+      ['serving = none without public_base_url', { serving: 'none' }, 'serving = "none" needs public_base_url'],
+      ['serving = cdn with a public_base_url of its own', { serving: 'cdn', domain: 'images.example.com', public_base_url: 'https://x.example.com' }, 'leave public_base_url null'],
+      ['a scheduler region that is not a region name', { scheduler_region: 'Europe West' }, 'scheduler_region'],
+      ['an IAM propagation wait without unit', { iam_propagation_wait: '120' }, 'iam_propagation_wait'],
     ];
 
     for (const [name, vars, message] of invalid) {
