@@ -117,11 +117,20 @@ describe('terraform: first apply on a fresh project, and reuse as a module', fun
       expect(Object.keys(requiredProviders(mod)).sort()).to.deep.equal(['archive', 'google', 'time']);
     });
 
-    it('configures the google provider in examples/basic, which calls the module', async function () {
-      const example = await loadModule(join(TERRAFORM_DIR, 'examples', 'basic'));
-      const provider = (example.other.provider ?? []).flat()[0] as Record<string, Body[]> | undefined;
-      expect(provider?.google, 'provider "google" in examples/basic').to.exist;
-      expect(Object.keys(requiredProviders(example)).sort()).to.deep.equal(['archive', 'google', 'time']);
-    });
+    for (const example of ['basic', 'cdn']) {
+      it(`configures the google provider in examples/${example}, which calls the module with declared variables only`, async function () {
+        const configuration = await loadModule(join(TERRAFORM_DIR, 'examples', example));
+        const provider = (configuration.other.provider ?? []).flat()[0] as Record<string, Body[]> | undefined;
+        expect(provider?.google, `provider "google" in examples/${example}`).to.exist;
+        expect(Object.keys(requiredProviders(configuration)).sort()).to.deep.equal(['archive', 'google', 'time']);
+        const call = block((configuration.other.module ?? []).flat()[0] as Body, 'image_pipeline')!;
+        expect(call.source).to.equal('../..');
+        for (const name of Object.keys(call).filter((k) => k !== 'source')) expect(Object.keys(mod.variables), name).to.include(name);
+        for (const output of Object.values(configuration.outputs)) {
+          const used = /module\.image_pipeline\.([a-z0-9_]+)/.exec(String(output.value))?.[1];
+          expect(Object.keys(mod.outputs), String(used)).to.include(used);
+        }
+      });
+    }
   });
 });
