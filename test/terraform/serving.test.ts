@@ -7,24 +7,13 @@
  * provider is needed, so it runs here.
  */
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { block, expr, loadModule, REPO_ROOT, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
+import { block, expr, loadModule, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
+import { scratchModule, terraform, type ScratchModule } from './scratch.js';
 
-const TF_ENV = { ...process.env, TF_IN_AUTOMATION: '1', CHECKPOINT_DISABLE: '1', TF_INPUT: '0' };
 const STAND_INS: Array<[RegExp, string]> = [
   [/google_storage_bucket\.images\.name/g, '"my-images"'],
   [/data\.google_project\.this\.number/g, '"123"'],
 ];
-
-function terraform(cwd: string, args: string[]): { status: number | null; output: string; stdout: string } {
-  const result = spawnSync('terraform', args, { cwd, encoding: 'utf8', env: TF_ENV, timeout: 120_000 });
-  if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') expect.fail('terraform is not installed or not on PATH: the terraform tests need it');
-  if (result.error) throw result.error;
-  return { status: result.status, output: `${result.stdout}${result.stderr}`, stdout: result.stdout };
-}
 
 /** An HCL expression for a parsed value: "${x}" → x, a literal → its JSON, with the stand-ins. */
 function hclOf(value: unknown): string {
@@ -46,8 +35,7 @@ interface Evaluated {
 
 describe('terraform: serving modes (images bucket reader vs manifest base URL)', function () {
   let mod: Module;
-  let root: string;
-  let dir: string;
+  let scratch: ScratchModule;
 
   before(async function () {
     this.timeout(120_000);
@@ -69,33 +57,24 @@ describe('terraform: serving modes (images bucket reader vs manifest base URL)',
       public_base_url: outputs.public_base_url!,
       cdn_service_agent: hclOf(mod.locals.cdn_service_agent),
     };
-    root = mkdtempSync(join(tmpdir(), 'tf-serving-'));
-    dir = join(root, 'terraform');
-    mkdirSync(dir);
-    mkdirSync(join(root, 'shared'));
-    copyFileSync(join(TERRAFORM_DIR, 'variables.tf'), join(dir, 'variables.tf'));
-    copyFileSync(join(TERRAFORM_DIR, 'settings.tf'), join(dir, 'settings.tf'));
-    copyFileSync(join(REPO_ROOT, 'shared', 'topology.json'), join(root, 'shared', 'topology.json'));
     const hcl = [
       'locals {',
       ...Object.entries(locals).map(([name, value]) => `  ${name} = ${value}`),
       '}',
       ...Object.entries(outputs).map(([name, value]) => `output "${name}" {\n  value = ${value}\n}`),
     ].join('\n');
-    writeFileSync(join(dir, 'serving.tf'), `${hcl}\n`);
-    const init = terraform(dir, ['init', '-backend=false', '-no-color', '-input=false']);
-    expect(init.status, init.output).to.equal(0);
+    scratch = scratchModule('tf-serving', { 'serving.tf': `${hcl}\n` });
   });
 
   after(function () {
-    if (root) rmSync(root, { recursive: true, force: true });
+    scratch?.remove();
   });
 
   function evaluate(vars: Record<string, unknown>): Evaluated {
-    writeFileSync(join(dir, 'case.tfvars.json'), JSON.stringify({ project_id: 'my-project-123', ...vars }));
-    const apply = terraform(dir, ['apply', '-auto-approve', '-no-color', '-input=false', '-lock=false', '-var-file=case.tfvars.json']);
+    const varFile = scratch.varFile({ project_id: 'my-project-123', ...vars });
+    const apply = terraform(scratch.dir, ['apply', '-auto-approve', '-no-color', '-input=false', '-lock=false', varFile]);
     expect(apply.status, apply.output).to.equal(0);
-    const out = terraform(dir, ['output', '-json', '-no-color']);
+    const out = terraform(scratch.dir, ['output', '-json', '-no-color']);
     expect(out.status, out.output).to.equal(0);
     const json = JSON.parse(out.stdout) as Record<string, { value: unknown }>;
     return Object.fromEntries(Object.entries(json).map(([k, v]) => [k, v.value])) as unknown as Evaluated;

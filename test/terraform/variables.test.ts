@@ -1,33 +1,22 @@
 /**
  * terraform/variables.tf on its own: every variable typed and described, documented in
- * the README's deploy section, listed in terraform.tfvars.example when required; and its validations evaluated
- * by Terraform itself. variables.tf refers to nothing else, so it is planned in a scratch module
- * that needs no provider (init downloads nothing): good inputs must pass, bad ones must be refused
- * with the variable's own message.
+ * terraform/README.md's Inputs, listed in terraform.tfvars.example when required; and its validations
+ * evaluated by Terraform itself. variables.tf refers to nothing but settings.tf and
+ * shared/topology.json, so it is planned in a scratch module that needs no provider (init
+ * downloads nothing): good inputs must pass, bad ones must be refused with the variable's own
+ * message.
  */
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
+import { scratchModule, terraform, type ScratchModule } from './scratch.js';
 import { block, loadModule, optionalDefaults, REPO_ROOT, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
 
 /** The jobs push subscription's ack deadline in shared/topology.json. */
 function topologyAckDeadline(): number {
   const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as { subscriptions: { jobsPush: { ackDeadlineSeconds: number } } };
   return topology.subscriptions.jobsPush.ackDeadlineSeconds;
-}
-
-const TF_ENV = { ...process.env, TF_IN_AUTOMATION: '1', CHECKPOINT_DISABLE: '1', TF_INPUT: '0' };
-
-function terraform(cwd: string, args: string[]): { status: number | null; output: string } {
-  const result = spawnSync('terraform', args, { cwd, encoding: 'utf8', env: TF_ENV, timeout: 120_000 });
-  if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
-    expect.fail('terraform is not installed or not on PATH: the terraform tests need it and are not skipped without it');
-  }
-  if (result.error) throw result.error;
-  return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
 describe('terraform variables', function () {
@@ -99,31 +88,19 @@ describe('terraform variables', function () {
   });
 
   describe('validations, evaluated by terraform plan on variables.tf alone', function () {
-    let dir: string;
+    let scratch: ScratchModule;
 
-    let root: string;
     before(function () {
       this.timeout(120_000);
-      // variables.tf with settings.tf (the locals its validations read) and the topology they read.
-      root = mkdtempSync(join(tmpdir(), 'tf-variables-'));
-      dir = join(root, 'terraform');
-      mkdirSync(dir);
-      mkdirSync(join(root, 'shared'));
-      copyFileSync(join(TERRAFORM_DIR, 'variables.tf'), join(dir, 'variables.tf'));
-      copyFileSync(join(TERRAFORM_DIR, 'settings.tf'), join(dir, 'settings.tf'));
-      copyFileSync(join(REPO_ROOT, 'shared', 'topology.json'), join(root, 'shared', 'topology.json'));
-      // A module with only variables plans without any provider, so init downloads nothing.
-      const init = terraform(dir, ['init', '-backend=false', '-no-color', '-input=false']);
-      expect(init.status, init.output).to.equal(0);
+      scratch = scratchModule('tf-variables');
     });
 
     after(function () {
-      if (root && existsSync(root)) rmSync(root, { recursive: true, force: true });
+      scratch?.remove();
     });
 
     function plan(vars: Record<string, unknown>): { status: number | null; output: string } {
-      writeFileSync(join(dir, 'case.tfvars.json'), JSON.stringify(vars));
-      return terraform(dir, ['plan', '-no-color', '-input=false', '-lock=false', '-refresh=false', '-var-file=case.tfvars.json']);
+      return terraform(scratch.dir, ['plan', '-no-color', '-input=false', '-lock=false', '-refresh=false', scratch.varFile(vars)]);
     }
 
     const valid: Array<[string, Record<string, unknown>]> = [
