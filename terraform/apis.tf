@@ -16,6 +16,7 @@ locals {
       "storage.googleapis.com",              # buckets
     ],
     var.upload_token_secret_id == null ? [] : ["secretmanager.googleapis.com"],
+    var.serving == "cdn" ? ["compute.googleapis.com"] : [], # load balancer, Cloud CDN
   )
 }
 

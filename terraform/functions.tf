@@ -1,6 +1,6 @@
-# The four Cloud Functions (2nd gen), on Node.js 22, built from the packaged source (source.tf).
-# Entry points come from shared/topology.json; each function runs as its own service account
-# (iam.tf) with the environment generated in locals.tf from the names shared/config.ts reads.
+# The Cloud Functions (2nd gen), one per function of shared/topology.json, on Node.js 22, built from
+# the packaged source (source.tf). Each runs as its own service account (iam.tf) with the
+# environment generated in locals.tf from the names shared/config.ts reads.
 #
 # - upload:  HTTP, the public face (IAM or, if allowed, unauthenticated plus a bearer token).
 # - ingest:  Eventarc, google.cloud.storage.object.v1.finalized on the uploads bucket.
@@ -11,18 +11,40 @@
 
 locals {
   function_runtime = "nodejs22"
+
+  function_descriptions = {
+    upload  = "Accepts image uploads (HTTP) and reports their status."
+    ingest  = "Ingests objects finalized in the uploads bucket and dispatches their resize jobs."
+    resize  = "Renders image variants with sharp for one job (pushed by the jobs subscription)."
+    cleanup = "Scheduled cleanup: retention, re-dispatch of stuck jobs, dead letters, orphans."
+  }
+
+  # Eventarc triggers of the event functions, by the topology's trigger kind. A Cloud Storage
+  # trigger must be in its bucket's location; a missed cleanup tick is harmless (the next one
+  # comes within minutes), so it is not retried.
+  event_triggers = {
+    for key, fn in local.topology.functions : key => {
+      region        = fn.trigger == "storage-finalize" ? lower(local.buckets[fn.bucket].location) : var.region
+      event_type    = fn.trigger == "storage-finalize" ? "google.cloud.storage.object.v1.finalized" : "google.cloud.pubsub.topic.v1.messagePublished"
+      pubsub_topic  = fn.trigger == "pubsub" ? google_pubsub_topic.this[fn.topic].id : null
+      retry_policy  = fn.trigger == "storage-finalize" ? "RETRY_POLICY_RETRY" : "RETRY_POLICY_DO_NOT_RETRY"
+      event_filters = fn.trigger == "storage-finalize" ? [{ attribute = "bucket", value = local.buckets[fn.bucket].name }] : []
+    } if contains(["storage-finalize", "pubsub"], fn.trigger)
+  }
 }
 
-resource "google_cloudfunctions2_function" "upload" {
+resource "google_cloudfunctions2_function" "this" {
+  for_each = local.topology.functions
+
   project     = var.project_id
   location    = var.region
-  name        = local.function_names.upload
-  description = "Accepts image uploads (HTTP) and reports their status."
+  name        = local.function_names[each.key]
+  description = local.function_descriptions[each.key]
   labels      = var.labels
 
   build_config {
     runtime         = local.function_runtime
-    entry_point     = local.topology.functions.upload.entryPoint
+    entry_point     = each.value.entryPoint
     service_account = local.build_service_account
     source {
       storage_source {
@@ -33,19 +55,20 @@ resource "google_cloudfunctions2_function" "upload" {
   }
 
   service_config {
-    available_memory                 = var.upload_function.memory
-    available_cpu                    = var.upload_function.cpu
-    timeout_seconds                  = var.upload_function.timeout_seconds
-    min_instance_count               = var.upload_function.min_instances
-    max_instance_count               = var.upload_function.max_instances
-    max_instance_request_concurrency = var.upload_function.concurrency
-    ingress_settings                 = "ALLOW_ALL"
+    available_memory                 = local.function_settings[each.key].memory
+    available_cpu                    = local.function_settings[each.key].cpu
+    timeout_seconds                  = local.function_settings[each.key].timeout_seconds
+    min_instance_count               = local.function_settings[each.key].min_instances
+    max_instance_count               = local.function_settings[each.key].max_instances
+    max_instance_request_concurrency = local.function_settings[each.key].concurrency
+    ingress_settings                 = each.value.trigger == "http" ? "ALLOW_ALL" : var.event_functions_ingress
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function["upload"].email
-    environment_variables            = local.function_env.upload
+    service_account_email            = google_service_account.function[each.key].email
+    environment_variables            = local.function_env[each.key]
 
+    # upload only: its bearer token, from Secret Manager.
     dynamic "secret_environment_variables" {
-      for_each = var.upload_token_secret_id == null ? [] : [var.upload_token_secret_id]
+      for_each = each.key == "upload" && var.upload_token_secret_id != null ? [var.upload_token_secret_id] : []
       content {
         key        = "UPLOAD_TOKEN"
         project_id = var.project_id
@@ -55,143 +78,45 @@ resource "google_cloudfunctions2_function" "upload" {
     }
   }
 
-  depends_on = [
-    google_project_service.this,
-    google_secret_manager_secret_iam_member.upload_token,
-  ]
-}
+  dynamic "event_trigger" {
+    for_each = contains(keys(local.event_triggers), each.key) ? [local.event_triggers[each.key]] : []
+    content {
+      trigger_region        = event_trigger.value.region
+      event_type            = event_trigger.value.event_type
+      pubsub_topic          = event_trigger.value.pubsub_topic
+      retry_policy          = event_trigger.value.retry_policy
+      service_account_email = google_service_account.invoker[each.key].email
 
-resource "google_cloudfunctions2_function" "ingest" {
-  project     = var.project_id
-  location    = var.region
-  name        = local.function_names.ingest
-  description = "Ingests objects finalized in the uploads bucket and dispatches their resize jobs."
-  labels      = var.labels
-
-  build_config {
-    runtime         = local.function_runtime
-    entry_point     = local.topology.functions.ingest.entryPoint
-    service_account = local.build_service_account
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.function_source.name
+      dynamic "event_filters" {
+        for_each = event_trigger.value.event_filters
+        content {
+          attribute = event_filters.value.attribute
+          value     = event_filters.value.value
+        }
       }
     }
   }
 
-  service_config {
-    available_memory                 = var.ingest_function.memory
-    available_cpu                    = var.ingest_function.cpu
-    timeout_seconds                  = var.ingest_function.timeout_seconds
-    min_instance_count               = var.ingest_function.min_instances
-    max_instance_count               = var.ingest_function.max_instances
-    max_instance_request_concurrency = var.ingest_function.concurrency
-    ingress_settings                 = var.event_functions_ingress
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function["ingest"].email
-    environment_variables            = local.function_env.ingest
-  }
+  depends_on = [
+    google_secret_manager_secret_iam_member.upload_token,
+    # APIs, service agents and grants, and the time they take to propagate (below).
+    time_sleep.iam_propagation,
+  ]
+}
 
-  event_trigger {
-    # A Cloud Storage trigger must be in the bucket's location.
-    trigger_region        = lower(google_storage_bucket.uploads.location)
-    event_type            = "google.cloud.storage.object.v1.finalized"
-    retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.invoker["ingest"].email
-    event_filters {
-      attribute = "bucket"
-      value     = google_storage_bucket.uploads.name
-    }
-  }
+# depends_on orders the grants but does not wait for them: Google creates service agents (Eventarc's
+# among them) when their API is enabled, and roles propagate over minutes. Without this wait the
+# first apply on a new project typically fails with "Permission denied while using the Eventarc
+# Service Agent" (hashicorp/terraform-provider-google#25294) or a build that may not write logs.
+resource "time_sleep" "iam_propagation" {
+  create_duration = var.iam_propagation_wait
 
   depends_on = [
     google_project_service.this,
-    # Eventarc checks these when it creates the trigger.
+    google_project_iam_member.build,
+    # Eventarc checks these when it creates the triggers.
     google_project_iam_member.gcs_pubsub_publisher,
     google_project_iam_member.ingest_event_receiver,
-    google_service_account_iam_member.pubsub_token_creator,
-  ]
-}
-
-resource "google_cloudfunctions2_function" "resize" {
-  project     = var.project_id
-  location    = var.region
-  name        = local.function_names.resize
-  description = "Renders image variants with sharp for one job (pushed by the jobs subscription)."
-  labels      = var.labels
-
-  build_config {
-    runtime         = local.function_runtime
-    entry_point     = local.topology.functions.resize.entryPoint
-    service_account = local.build_service_account
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.function_source.name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = var.resize_function.memory
-    available_cpu                    = var.resize_function.cpu
-    timeout_seconds                  = var.resize_function.timeout_seconds
-    min_instance_count               = var.resize_function.min_instances
-    max_instance_count               = var.resize_function.max_instances
-    max_instance_request_concurrency = var.resize_function.concurrency
-    ingress_settings                 = var.event_functions_ingress
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function["resize"].email
-    environment_variables            = local.function_env.resize
-  }
-
-  depends_on = [google_project_service.this]
-}
-
-resource "google_cloudfunctions2_function" "cleanup" {
-  project     = var.project_id
-  location    = var.region
-  name        = local.function_names.cleanup
-  description = "Scheduled cleanup: retention, re-dispatch of stuck jobs, dead letters, orphans."
-  labels      = var.labels
-
-  build_config {
-    runtime         = local.function_runtime
-    entry_point     = local.topology.functions.cleanup.entryPoint
-    service_account = local.build_service_account
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.function_source.name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = var.cleanup_function.memory
-    available_cpu                    = var.cleanup_function.cpu
-    timeout_seconds                  = var.cleanup_function.timeout_seconds
-    min_instance_count               = var.cleanup_function.min_instances
-    max_instance_count               = var.cleanup_function.max_instances
-    max_instance_request_concurrency = var.cleanup_function.concurrency
-    ingress_settings                 = var.event_functions_ingress
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function["cleanup"].email
-    environment_variables            = local.function_env.cleanup
-  }
-
-  event_trigger {
-    trigger_region = var.region
-    event_type     = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic   = google_pubsub_topic.this[local.topology.functions.cleanup.topic].id
-    # A missed tick is harmless: the next one comes within minutes.
-    retry_policy          = "RETRY_POLICY_DO_NOT_RETRY"
-    service_account_email = google_service_account.invoker["cleanup"].email
-  }
-
-  depends_on = [
-    google_project_service.this,
     google_service_account_iam_member.pubsub_token_creator,
   ]
 }
@@ -202,4 +127,22 @@ check "public_upload_has_token" {
     condition     = !var.allow_unauthenticated_upload || var.upload_token_secret_id != null
     error_message = "allow_unauthenticated_upload is true but upload_token_secret_id is not set: anyone on the internet can upload. Set upload_token_secret_id so that upload checks a bearer token."
   }
+}
+
+# The four resources of earlier versions are the instances of the for_each: no redeploy.
+moved {
+  from = google_cloudfunctions2_function.upload
+  to   = google_cloudfunctions2_function.this["upload"]
+}
+moved {
+  from = google_cloudfunctions2_function.ingest
+  to   = google_cloudfunctions2_function.this["ingest"]
+}
+moved {
+  from = google_cloudfunctions2_function.resize
+  to   = google_cloudfunctions2_function.this["resize"]
+}
+moved {
+  from = google_cloudfunctions2_function.cleanup
+  to   = google_cloudfunctions2_function.this["cleanup"]
 }

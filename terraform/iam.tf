@@ -9,9 +9,11 @@
 # - Google's service agents get what the docs require: the Pub/Sub agent mints OIDC tokens for the
 #   invokers and moves dead letters; the Cloud Storage agent publishes the bucket's events.
 #
-# Only two bindings are project-wide, both required that way by Eventarc for Cloud Storage
-# triggers: roles/eventarc.eventReceiver for ingest's trigger identity and roles/pubsub.publisher
-# for the Cloud Storage service agent. test/terraform allows exactly these two.
+# Project-wide bindings are only those that have no narrower resource: the two Eventarc requires
+# for Cloud Storage triggers (roles/eventarc.eventReceiver for ingest's trigger identity,
+# roles/pubsub.publisher for the Cloud Storage service agent) and the build account's log and
+# Artifact Registry writers and source reader (the last one conditioned to gcf-v2-sources-*).
+# test/terraform allows exactly these.
 
 resource "google_service_account" "function" {
   for_each = local.topology.functions
@@ -36,17 +38,11 @@ resource "google_service_account" "invoker" {
 }
 
 locals {
-  deployed_functions = {
-    upload  = google_cloudfunctions2_function.upload
-    ingest  = google_cloudfunctions2_function.ingest
-    resize  = google_cloudfunctions2_function.resize
-    cleanup = google_cloudfunctions2_function.cleanup
+  buckets = {
+    uploads = google_storage_bucket.uploads
+    images  = google_storage_bucket.images
   }
-
-  pipeline_buckets = {
-    uploads = google_storage_bucket.uploads.name
-    images  = google_storage_bucket.images.name
-  }
+  pipeline_buckets = { for key, bucket in local.buckets : key => bucket.name }
 
   # Object roles per function and bucket. objectUser = get, list, create, update metadata and
   # delete objects (no bucket settings, no IAM); objectViewer = get and list.
@@ -131,8 +127,8 @@ resource "google_cloud_run_service_iam_member" "invoker" {
   for_each = local.event_functions
 
   project  = var.project_id
-  location = local.deployed_functions[each.key].location
-  service  = local.deployed_functions[each.key].name
+  location = google_cloudfunctions2_function.this[each.key].location
+  service  = google_cloudfunctions2_function.this[each.key].name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.invoker[each.key].email}"
 }
@@ -142,8 +138,8 @@ resource "google_cloud_run_service_iam_member" "upload_public" {
   count = var.allow_unauthenticated_upload ? 1 : 0
 
   project  = var.project_id
-  location = google_cloudfunctions2_function.upload.location
-  service  = google_cloudfunctions2_function.upload.name
+  location = google_cloudfunctions2_function.this["upload"].location
+  service  = google_cloudfunctions2_function.this["upload"].name
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
@@ -153,8 +149,8 @@ resource "google_cloud_run_service_iam_member" "upload_invoker" {
   for_each = toset(var.upload_invoker_members)
 
   project  = var.project_id
-  location = google_cloudfunctions2_function.upload.location
-  service  = google_cloudfunctions2_function.upload.name
+  location = google_cloudfunctions2_function.this["upload"].location
+  service  = google_cloudfunctions2_function.this["upload"].name
   role     = "roles/run.invoker"
   member   = each.value
 }
@@ -171,14 +167,17 @@ resource "google_project_iam_member" "ingest_event_receiver" {
 # --- Google service agents -----------------------------------------------------------------------
 
 # Cloud Storage publishes the bucket's events to a topic Eventarc creates, so its service agent
-# needs roles/pubsub.publisher in the project (Eventarc's documented prerequisite).
+# needs roles/pubsub.publisher in the project (Eventarc's documented prerequisite). The grant is
+# project-wide and other Cloud Storage triggers of the project may rely on it: destroy removes it,
+# so grant_storage_agent_publisher = false leaves it to whoever manages the project. No
+# depends_on on the data source, for the reason given at data.google_project.this (locals.tf).
 data "google_storage_project_service_account" "gcs" {
   project = var.project_id
-
-  depends_on = [google_project_service.this]
 }
 
 resource "google_project_iam_member" "gcs_pubsub_publisher" {
+  count = var.grant_storage_agent_publisher ? 1 : 0
+
   project = var.project_id
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
@@ -211,12 +210,66 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   member       = local.pubsub_service_agent
 }
 
-# --- Public read of the images bucket, only when asked for ---------------------------------------
+# --- Public read of the images bucket, when it serves the variants itself (serving.tf) -----------
 
 resource "google_storage_bucket_iam_member" "images_public" {
-  count = var.images_public_read ? 1 : 0
+  count = var.serving == "bucket" ? 1 : 0
 
   bucket = google_storage_bucket.images.name
   role   = "roles/storage.objectViewer"
   member = "allUsers"
+}
+
+# --- Cloud Build --------------------------------------------------------------------------------
+# New projects build with the Compute Engine default service account, which organisations that
+# enforce iam.automaticIamGrantsForDefaultServiceAccounts leave without roles: every build would
+# fail. So the functions build as a service account of their own, with what the Cloud Functions
+# "custom build service account" docs list: write build logs, push images to Artifact Registry
+# (gcf-artifacts, created by Cloud Functions), and read the sources Cloud Functions copies into
+# its own gcf-v2-sources-{number}-{region} bucket (an IAM condition keeps the read to those
+# buckets). Our source bucket is read by the Cloud Functions service agent, not by the build.
+resource "google_service_account" "build" {
+  count = var.build_service_account == null ? 1 : 0
+
+  project      = var.project_id
+  account_id   = "${var.function_name_prefix}-build"
+  display_name = "${var.function_name_prefix} functions build"
+  description  = "Cloud Build identity of the ${var.function_name_prefix}-* functions (Terraform-managed)."
+
+  depends_on = [google_project_service.this]
+}
+
+locals {
+  build_service_account_email = var.build_service_account == null ? google_service_account.build[0].email : var.build_service_account
+  build_service_account       = "projects/${var.project_id}/serviceAccounts/${local.build_service_account_email}"
+
+  build_roles = {
+    logs      = { role = "roles/logging.logWriter", condition = null }
+    artifacts = { role = "roles/artifactregistry.writer", condition = null }
+    sources = {
+      role = "roles/storage.objectViewer"
+      condition = {
+        title      = "gcf-v2-sources buckets only"
+        expression = "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-${data.google_project.this.number}-\")"
+      }
+    }
+  }
+}
+
+# Granted only to the account created here: a build_service_account of your own keeps the grants
+# you gave it.
+resource "google_project_iam_member" "build" {
+  for_each = var.build_service_account == null ? local.build_roles : {}
+
+  project = var.project_id
+  role    = each.value.role
+  member  = "serviceAccount:${local.build_service_account_email}"
+
+  dynamic "condition" {
+    for_each = each.value.condition == null ? [] : [each.value.condition]
+    content {
+      title      = condition.value.title
+      expression = condition.value.expression
+    }
+  }
 }

@@ -3,15 +3,14 @@
 # single bucket suffix, topic or subscription name, or function entry point; test/terraform checks
 # that it does not.
 
+# No depends_on here: it would defer the read to apply whenever an API is added (e.g. Secret
+# Manager for upload_token_secret_id), making the project number unknown and so replacing every
+# binding of a service agent. The Resource Manager API answers before it is enabled here.
 data "google_project" "this" {
   project_id = var.project_id
-
-  depends_on = [google_project_service.this]
 }
 
 locals {
-  topology = jsondecode(file("${path.module}/../shared/topology.json"))
-
   name_prefix     = var.name_prefix == null ? var.project_id : var.name_prefix
   bucket_location = var.bucket_location == null ? var.region : var.bucket_location
 
@@ -48,7 +47,7 @@ locals {
     JOBS_TOPIC           = google_pubsub_topic.this["jobs"].name
     EVENTS_TOPIC         = google_pubsub_topic.this["events"].name
     GOOGLE_CLOUD_PROJECT = var.project_id
-    PUBLIC_BASE_URL      = var.public_base_url == null ? "" : var.public_base_url
+    PUBLIC_BASE_URL      = local.public_base_url
     WIDTHS               = var.widths == null ? "" : join(",", [for w in var.widths : tostring(w)])
     FORMATS              = var.formats == null ? "" : join(",", var.formats)
     FANOUT_STRATEGY      = var.fanout_strategy == null ? "" : var.fanout_strategy
@@ -57,6 +56,9 @@ locals {
 
   # upload: browser access. UPLOAD_TOKEN comes from Secret Manager (functions.tf).
   env_upload = {
+    # Without a token secret, IAM (roles/run.invoker) is upload's authentication: say so
+    # explicitly, so that a token that fails to arrive stops the function instead.
+    UPLOAD_AUTH       = var.upload_token_secret_id == null ? "none" : "token"
     CORS_ORIGINS      = join(",", var.upload_cors_origins)
     SHARP_CONCURRENCY = "1"
     MALLOC_ARENA_MAX  = tostring(var.malloc_arena_max)
@@ -89,13 +91,4 @@ locals {
     resize  = { for k, v in merge(local.env_common, local.env_resize, var.extra_env) : k => v if v != "" }
     cleanup = { for k, v in merge(local.env_common, local.env_cleanup, var.extra_env) : k => v if v != "" }
   }
-
-  function_settings = {
-    upload  = var.upload_function
-    ingest  = var.ingest_function
-    resize  = var.resize_function
-    cleanup = var.cleanup_function
-  }
-
-  build_service_account = var.build_service_account == null ? null : "projects/${var.project_id}/serviceAccounts/${var.build_service_account}"
 }

@@ -1,16 +1,16 @@
 output "upload_url" {
   description = "URL of the upload function (POST an image here; GET {url}/uploads/{id} for its status)."
-  value       = google_cloudfunctions2_function.upload.service_config[0].uri
+  value       = google_cloudfunctions2_function.this["upload"].service_config[0].uri
 }
 
 output "function_names" {
   description = "Names of the four functions (also the names of their Cloud Run services)."
-  value       = { for key, fn in local.deployed_functions : key => fn.name }
+  value       = { for key, fn in google_cloudfunctions2_function.this : key => fn.name }
 }
 
 output "function_uris" {
   description = "Cloud Run URIs of the four functions."
-  value       = { for key, fn in local.deployed_functions : key => fn.service_config[0].uri }
+  value       = { for key, fn in google_cloudfunctions2_function.this : key => fn.service_config[0].uri }
 }
 
 output "uploads_bucket" {
@@ -21,6 +21,16 @@ output "uploads_bucket" {
 output "images_bucket" {
   description = "Name of the images bucket (variants, manifest.json, error.json)."
   value       = google_storage_bucket.images.name
+}
+
+output "public_base_url" {
+  description = "Base URL of the variant and manifest URLs in manifests (PUBLIC_BASE_URL), set by serving: the bucket's storage.googleapis.com URL, https://{domain} behind Cloud CDN, or public_base_url."
+  value       = local.public_base_url
+}
+
+output "cdn_ip_address" {
+  description = "With serving = \"cdn\": the load balancer's IP address, for the A record of domain (the certificate is issued once it resolves there). Otherwise null."
+  value       = var.serving == "cdn" ? google_compute_global_address.cdn[0].address : null
 }
 
 output "source_bucket" {

@@ -37,23 +37,23 @@ resource "google_pubsub_subscription" "pull" {
 # jobs -> resize. Pub/Sub pushes each job to the function with an OIDC token of the resize invoker
 # service account. The push path /projects/{project}/topics/{topic} lets functions-framework turn
 # the wrapped push request into a Pub/Sub CloudEvent (so no no_wrapper block: the wrapper is what
-# it recognises). The ack deadline is the push request's timeout: it covers the whole function
-# timeout, so a job still running is never delivered twice. Failed deliveries back off
+# it recognises). The ack deadline is the push request's timeout: var.functions refuses a resize
+# timeout that is not below it, so a job still running is never delivered twice. Failed deliveries back off
 # exponentially; after maxDeliveryAttempts the job goes to the dead-letter topic.
 resource "google_pubsub_subscription" "jobs_push" {
   project                    = var.project_id
   name                       = local.jobs_push.name
   topic                      = google_pubsub_topic.this[local.jobs_push.topic].id
-  ack_deadline_seconds       = min(local.jobs_push.ackDeadlineSeconds, 600, var.resize_function.timeout_seconds)
+  ack_deadline_seconds       = local.jobs_push.ackDeadlineSeconds
   message_retention_duration = "${local.jobs_push.messageRetentionSeconds}s"
   labels                     = var.labels
 
   push_config {
-    push_endpoint = "${google_cloudfunctions2_function.resize.service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[local.jobs_push.topic].name}"
+    push_endpoint = "${google_cloudfunctions2_function.this[local.jobs_push.push].service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[local.jobs_push.topic].name}"
 
     oidc_token {
       service_account_email = google_service_account.invoker["resize"].email
-      audience              = google_cloudfunctions2_function.resize.service_config[0].uri
+      audience              = google_cloudfunctions2_function.this[local.jobs_push.push].service_config[0].uri
     }
   }
 

@@ -35,15 +35,15 @@ resource "google_storage_bucket" "uploads" {
   depends_on = [google_project_service.this]
 }
 
-# images: {id}/{width}w.{ext} variants, {id}/manifest.json and {id}/error.json. Private by default
-# (public access prevention enforced); with images_public_read, allUsers may read objects
-# (iam.tf) and prevention is left to the organisation policy ("inherited").
+# images: {id}/{width}w.{ext} variants, {id}/manifest.json and {id}/error.json. With serving =
+# "bucket" (default) allUsers may read objects (iam.tf) and prevention is left to the
+# organisation policy ("inherited"); with "cdn" or "none" it is private, prevention enforced.
 resource "google_storage_bucket" "images" {
   project                     = var.project_id
   name                        = "${local.name_prefix}-${local.topology.buckets.images.suffix}"
   location                    = local.bucket_location
   uniform_bucket_level_access = true
-  public_access_prevention    = var.images_public_read ? "inherited" : "enforced"
+  public_access_prevention    = var.serving == "bucket" ? "inherited" : "enforced"
   force_destroy               = var.force_destroy
   labels                      = var.labels
 

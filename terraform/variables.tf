@@ -27,6 +27,17 @@ variable "region" {
   }
 }
 
+variable "scheduler_region" {
+  description = "Region of the Cloud Scheduler job that ticks cleanup. Default (null): region. Cloud Scheduler is not available in every region, and its list grows every few months (https://cloud.google.com/scheduler/docs/locations), so it is not hard-coded here: if apply fails with \"Location ... is not found or access is unallowed\", set a nearby region of that list. The job publishes to a global topic, so any region works."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.scheduler_region == null || can(regex("^[a-z]+-[a-z]+[0-9]+$", coalesce(var.scheduler_region, "us-central1")))
+    error_message = "scheduler_region must be a region name such as us-central1 or europe-west1."
+  }
+}
+
 variable "name_prefix" {
   description = "Prefix of the bucket names: buckets are named \"{name_prefix}-{suffix}\" with the suffixes of shared/topology.json (e.g. my-project-uploads). Bucket names are global, so the default is the project ID."
   type        = string
@@ -93,10 +104,30 @@ variable "incoming_max_age_days" {
   }
 }
 
-variable "images_public_read" {
-  description = "Grant allUsers read access (roles/storage.objectViewer) to the images bucket so that variant URLs work in browsers. Off by default: the bucket is private and public access prevention is enforced."
-  type        = bool
-  default     = false
+variable "serving" {
+  description = "How browsers load the variants and manifests: \"bucket\" (default) makes the images bucket readable by anyone and manifests point at it; \"cdn\" puts a global external Application Load Balancer with Cloud CDN and a managed certificate for `domain` in front of a private images bucket; \"none\" keeps the bucket private and manifests use public_base_url (your own serving layer). The uploads bucket is never public."
+  type        = string
+  default     = "bucket"
+
+  validation {
+    condition     = contains(["bucket", "cdn", "none"], var.serving)
+    error_message = "serving must be bucket, cdn or none."
+  }
+}
+
+variable "domain" {
+  description = "With serving = \"cdn\": the host name the images are served from (e.g. images.example.com), for the managed certificate and PUBLIC_BASE_URL. Point its A record at the cdn_ip_address output."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.domain == null || can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", coalesce(var.domain, "example.com")))
+    error_message = "domain must be a lower-case host name such as images.example.com (no scheme, no path)."
+  }
+  validation {
+    condition     = var.serving != "cdn" || var.domain != null
+    error_message = "serving = \"cdn\" needs domain (the host name of the managed certificate)."
+  }
 }
 
 variable "images_cors" {
@@ -119,147 +150,60 @@ variable "images_cors" {
 # Functions: resources per function
 # ---------------------------------------------------------------------------------------------
 
-variable "upload_function" {
+variable "functions" {
   description = <<-EOT
-    Resources of the upload function (HTTP). It probes image headers only and streams the body to
-    Cloud Storage, so it needs little CPU: 1 GiB memory with 1 vCPU holds 4 concurrent requests of
-    up to MAX_UPLOAD_BYTES each (a per-instance concurrency above 1 requires at least 1 vCPU on
-    Cloud Functions gen2). Timeout 60 s: an upload that takes longer is better retried by the client.
+    Resources per function, keyed by the function's name in shared/topology.json (upload, ingest,
+    resize, cleanup): memory, cpu (null: what the memory implies), timeout_seconds, min_instances,
+    max_instances and concurrency (requests per instance). Each attribute left out keeps its
+    default (settings.tf): upload 1Gi/"1"/60 s/0-20/4, ingest 1Gi/"1"/120 s/0-20/4,
+    resize 2Gi/"2"/540 s/0-10/1 (libvips uses both vCPUs for one image, so a second concurrent
+    image would only compete for them while doubling pixel memory; scale out with max_instances),
+    cleanup 512Mi/null/540 s/0-1/1 (one instance, so that two runs never overlap).
+    Limits: HTTP functions 3600 s, event-driven 540 s, and resize strictly below the jobs push
+    subscription's ack deadline (shared/topology.json), so that Pub/Sub never redelivers a job
+    that is still running.
   EOT
-  type = object({
-    memory          = optional(string, "1Gi")
-    cpu             = optional(string, "1")
-    timeout_seconds = optional(number, 60)
-    min_instances   = optional(number, 0)
-    max_instances   = optional(number, 20)
-    concurrency     = optional(number, 4)
-  })
-  default = {}
-
-  validation {
-    condition     = can(regex("^[0-9]+(Mi|Gi|M|G)$", var.upload_function.memory))
-    error_message = "upload_function.memory must be a size such as 512Mi or 1Gi."
-  }
-  validation {
-    condition     = var.upload_function.timeout_seconds >= 1 && var.upload_function.timeout_seconds <= 3600
-    error_message = "upload_function.timeout_seconds must be between 1 and 3600 (the limit for HTTP functions)."
-  }
-  validation {
-    condition     = var.upload_function.concurrency >= 1 && var.upload_function.concurrency <= 1000 && (var.upload_function.concurrency == 1 || try(tonumber(var.upload_function.cpu) >= 1, false))
-    error_message = "upload_function.concurrency must be 1-1000, and above 1 only with cpu of at least \"1\"."
-  }
-  validation {
-    condition     = var.upload_function.min_instances >= 0 && var.upload_function.max_instances >= 1 && var.upload_function.min_instances <= var.upload_function.max_instances
-    error_message = "upload_function needs 0 <= min_instances <= max_instances and max_instances >= 1."
-  }
-}
-
-variable "ingest_function" {
-  description = <<-EOT
-    Resources of the ingest function (Cloud Storage finalize on the uploads bucket). It reads the
-    original's header with sharp, plans the jobs and publishes them; it never decodes the full
-    image, so 1 GiB with 1 vCPU and 4 concurrent events is ample. Timeout 120 s covers moving a
-    large direct upload from incoming/ to originals/. Event-driven functions allow at most 540 s.
-  EOT
-  type = object({
-    memory          = optional(string, "1Gi")
-    cpu             = optional(string, "1")
-    timeout_seconds = optional(number, 120)
-    min_instances   = optional(number, 0)
-    max_instances   = optional(number, 20)
-    concurrency     = optional(number, 4)
-  })
-  default = {}
-
-  validation {
-    condition     = can(regex("^[0-9]+(Mi|Gi|M|G)$", var.ingest_function.memory))
-    error_message = "ingest_function.memory must be a size such as 512Mi or 1Gi."
-  }
-  validation {
-    condition     = var.ingest_function.timeout_seconds >= 1 && var.ingest_function.timeout_seconds <= 540
-    error_message = "ingest_function.timeout_seconds must be between 1 and 540 (the limit for event-driven functions)."
-  }
-  validation {
-    condition     = var.ingest_function.concurrency >= 1 && var.ingest_function.concurrency <= 1000 && (var.ingest_function.concurrency == 1 || try(tonumber(var.ingest_function.cpu) >= 1, false))
-    error_message = "ingest_function.concurrency must be 1-1000, and above 1 only with cpu of at least \"1\"."
-  }
-  validation {
-    condition     = var.ingest_function.min_instances >= 0 && var.ingest_function.max_instances >= 1 && var.ingest_function.min_instances <= var.ingest_function.max_instances
-    error_message = "ingest_function needs 0 <= min_instances <= max_instances and max_instances >= 1."
-  }
-}
-
-variable "resize_function" {
-  description = <<-EOT
-    Resources of the resize function (fed by the jobs push subscription), where sharp does the
-    work. 2 GiB memory allows 2 vCPUs on Cloud Functions gen2, and libvips already uses both cores
-    for one image, so per-instance concurrency is 1: a second concurrent image would only compete
-    for the same cores while doubling the decoded-pixel memory (AVIF encoding of a large original
-    is the peak). Scale out with max_instances instead. Timeout 540 s, at most 600: the push
-    subscription's ack deadline is set to min(600, timeout) so that Pub/Sub never redelivers a job
-    that is still running. Defaults to be confirmed by the bench.
-  EOT
-  type = object({
-    memory          = optional(string, "2Gi")
-    cpu             = optional(string, "2")
-    timeout_seconds = optional(number, 540)
-    min_instances   = optional(number, 0)
-    max_instances   = optional(number, 10)
-    concurrency     = optional(number, 1)
-  })
-  default = {}
-
-  validation {
-    condition     = can(regex("^[0-9]+(Mi|Gi|M|G)$", var.resize_function.memory))
-    error_message = "resize_function.memory must be a size such as 2Gi or 4Gi."
-  }
-  validation {
-    condition     = var.resize_function.timeout_seconds >= 10 && var.resize_function.timeout_seconds <= 600
-    error_message = "resize_function.timeout_seconds must be between 10 and 600: the push subscription's ack deadline (at most 600 s) must cover a whole job."
-  }
-  validation {
-    condition     = var.resize_function.concurrency >= 1 && var.resize_function.concurrency <= 1000 && (var.resize_function.concurrency == 1 || try(tonumber(var.resize_function.cpu) >= 1, false))
-    error_message = "resize_function.concurrency must be 1-1000, and above 1 only with cpu of at least \"1\"."
-  }
-  validation {
-    condition     = var.resize_function.min_instances >= 0 && var.resize_function.max_instances >= 1 && var.resize_function.min_instances <= var.resize_function.max_instances
-    error_message = "resize_function needs 0 <= min_instances <= max_instances and max_instances >= 1."
-  }
-}
-
-variable "cleanup_function" {
-  description = <<-EOT
-    Resources of the cleanup function (fed by the cleanup topic on a schedule). It lists and
-    deletes objects and re-dispatches stuck jobs, never decodes images: 512 MiB with the CPU that
-    memory implies (cpu = null). One instance at a time (max_instances = 1) so that two scheduled
-    runs never work on the same objects; timeout 540 s, the limit for event-driven functions
-    (CLEANUP_MAX_SECONDS, default 240, bounds one run well inside it).
-  EOT
-  type = object({
-    memory          = optional(string, "512Mi")
+  type = map(object({
+    memory          = optional(string)
     cpu             = optional(string)
-    timeout_seconds = optional(number, 540)
-    min_instances   = optional(number, 0)
-    max_instances   = optional(number, 1)
-    concurrency     = optional(number, 1)
-  })
+    timeout_seconds = optional(number)
+    min_instances   = optional(number)
+    max_instances   = optional(number)
+    concurrency     = optional(number)
+  }))
   default = {}
 
   validation {
-    condition     = can(regex("^[0-9]+(Mi|Gi|M|G)$", var.cleanup_function.memory))
-    error_message = "cleanup_function.memory must be a size such as 512Mi or 1Gi."
+    condition     = alltrue([for key in keys(var.functions) : contains(keys(local.function_defaults), key)])
+    error_message = "functions: unknown function ${join(", ", [for key in keys(var.functions) : key if !contains(keys(local.function_defaults), key)])}; the functions are ${join(", ", keys(local.function_defaults))}."
   }
   validation {
-    condition     = var.cleanup_function.timeout_seconds >= 1 && var.cleanup_function.timeout_seconds <= 540
-    error_message = "cleanup_function.timeout_seconds must be between 1 and 540 (the limit for event-driven functions)."
+    condition     = alltrue([for key, f in var.functions : can(regex("^[0-9]+(Mi|Gi|M|G)$", coalesce(f.memory, "1Gi")))])
+    error_message = "functions.<name>.memory must be a size such as 512Mi or 2Gi."
   }
   validation {
-    condition     = var.cleanup_function.concurrency >= 1 && var.cleanup_function.concurrency <= 1000 && (var.cleanup_function.concurrency == 1 || try(tonumber(var.cleanup_function.cpu) >= 1, false))
-    error_message = "cleanup_function.concurrency must be 1-1000, and above 1 only with cpu of at least \"1\"."
+    condition = alltrue([
+      for key, f in var.functions : coalesce(f.timeout_seconds, 1) >= 1 && coalesce(f.timeout_seconds, 1) <= (try(local.topology.functions[key].trigger, "http") == "http" || try(local.topology.functions[key].trigger, "") == "pubsub-push" ? 3600 : 540)
+    ])
+    error_message = "functions.<name>.timeout_seconds must be between 1 and 3600 for HTTP functions and 1 and 540 for event-driven ones (ingest, cleanup)."
   }
   validation {
-    condition     = var.cleanup_function.min_instances >= 0 && var.cleanup_function.max_instances >= 1 && var.cleanup_function.min_instances <= var.cleanup_function.max_instances
-    error_message = "cleanup_function needs 0 <= min_instances <= max_instances and max_instances >= 1."
+    condition = alltrue([
+      for key, f in var.functions : coalesce(f.timeout_seconds, 1) < try(local.topology.subscriptions[local.topology.functions[key].subscription].ackDeadlineSeconds, 3601)
+    ])
+    error_message = "functions.resize.timeout_seconds must be below the jobs push subscription's ack deadline (${local.topology.subscriptions.jobsPush.ackDeadlineSeconds} s, shared/topology.json): Pub/Sub would redeliver a job that is still running."
+  }
+  validation {
+    condition = alltrue([
+      for key, f in var.functions : coalesce(f.concurrency, try(local.function_defaults[key].concurrency, 1)) >= 1 && coalesce(f.concurrency, try(local.function_defaults[key].concurrency, 1)) <= 1000 && (coalesce(f.concurrency, try(local.function_defaults[key].concurrency, 1)) == 1 || try(tonumber(f.cpu != null ? f.cpu : local.function_defaults[key].cpu) >= 1, false))
+    ])
+    error_message = "functions.<name>.concurrency must be 1-1000, and above 1 only with cpu of at least \"1\"."
+  }
+  validation {
+    condition = alltrue([
+      for key, f in var.functions : coalesce(f.min_instances, try(local.function_defaults[key].min_instances, 0)) >= 0 && coalesce(f.max_instances, try(local.function_defaults[key].max_instances, 1)) >= 1 && coalesce(f.min_instances, try(local.function_defaults[key].min_instances, 0)) <= coalesce(f.max_instances, try(local.function_defaults[key].max_instances, 1))
+    ])
+    error_message = "functions.<name> needs 0 <= min_instances <= max_instances and max_instances >= 1."
   }
 }
 
@@ -275,7 +219,7 @@ variable "event_functions_ingress" {
 }
 
 variable "build_service_account" {
-  description = "Email of a service account for Cloud Build to build the functions with (build_config.service_account). Default (null): the project's default build service account. A custom one needs roles/logging.logWriter, roles/artifactregistry.writer and read access to the source objects; Terraform does not grant these, to keep project-wide storage roles out of this configuration."
+  description = "Email of an existing service account for Cloud Build to build the functions with (build_config.service_account). Default (null): a \"{function_name_prefix}-build\" account created here with roles/logging.logWriter, roles/artifactregistry.writer and roles/storage.objectViewer conditioned to the gcf-v2-sources-* buckets into which Cloud Functions copies the source (it never reads the source bucket of this module). An account of your own gets no grant from Terraform: give it those roles (Cloud Functions docs, \"custom build service account\"), and the deploying identity roles/iam.serviceAccountUser on it."
   type        = string
   default     = null
 
@@ -283,6 +227,23 @@ variable "build_service_account" {
     condition     = var.build_service_account == null || can(regex("^[^@\\s]+@[^@\\s]+\\.iam\\.gserviceaccount\\.com$", var.build_service_account))
     error_message = "build_service_account must be a service account email (name@project.iam.gserviceaccount.com)."
   }
+}
+
+variable "iam_propagation_wait" {
+  description = "How long the first apply waits after enabling the APIs and granting the service agents' and the build account's roles, before it creates the functions and their Eventarc triggers (time_sleep). IAM changes propagate over minutes; too short a wait fails with \"Permission denied while using the Eventarc Service Agent\" (apply again). Only the first apply waits."
+  type        = string
+  default     = "120s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.iam_propagation_wait))
+    error_message = "iam_propagation_wait must be a duration in seconds or minutes, such as 120s or 3m."
+  }
+}
+
+variable "grant_storage_agent_publisher" {
+  description = "Grant the project's Cloud Storage service agent roles/pubsub.publisher on the project, which Eventarc needs to deliver the uploads bucket's events to ingest. The grant is project-wide: other Cloud Storage triggers in the project may rely on it, and `terraform destroy` removes it. Set to false when the project already grants it (managed elsewhere)."
+  type        = bool
+  default     = true
 }
 
 variable "function_source_dir" {
@@ -398,13 +359,21 @@ variable "max_upload_bytes" {
 }
 
 variable "public_base_url" {
-  description = "Base URL of variant URLs in manifests (PUBLIC_BASE_URL), e.g. a CDN in front of the images bucket. null: https://storage.googleapis.com/{images bucket}."
+  description = "Base URL of variant URLs in manifests (PUBLIC_BASE_URL) with serving = \"bucket\" (null: https://storage.googleapis.com/{images bucket}) or \"none\" (required: your serving layer). With \"cdn\" it is https://{domain} and must stay null."
   type        = string
   default     = null
 
   validation {
     condition     = var.public_base_url == null || can(regex("^https?://", coalesce(var.public_base_url, "https://")))
     error_message = "public_base_url must be an http(s) URL."
+  }
+  validation {
+    condition     = var.serving != "none" || var.public_base_url != null
+    error_message = "serving = \"none\" needs public_base_url: manifests must point where your layer serves the images bucket."
+  }
+  validation {
+    condition     = var.serving != "cdn" || var.public_base_url == null
+    error_message = "serving = \"cdn\" sets PUBLIC_BASE_URL to https://{domain}; leave public_base_url null."
   }
 }
 
@@ -442,7 +411,7 @@ variable "extra_env" {
 # ---------------------------------------------------------------------------------------------
 
 variable "sharp_concurrency" {
-  description = "libvips threads per image in resize (SHARP_CONCURRENCY). Default 2, the vCPUs of the default resize_function; more threads than cores only adds contention."
+  description = "libvips threads per image in resize (SHARP_CONCURRENCY). Default 2, the vCPUs of resize by default (functions); more threads than cores only adds contention."
   type        = number
   default     = 2
 

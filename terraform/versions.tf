@@ -4,9 +4,13 @@
 # versions (checked against the provider's documentation and its Magic Modules definitions);
 # nothing here needs google-beta.
 # hashicorp/archive: zips the built function source (data "archive_file").
+# hashicorp/time: waits for IAM propagation on the first apply (time_sleep in functions.tf).
+# No provider block: this is a reusable module (count, for_each and depends_on work on it); the
+# callers in examples/ configure the provider.
 terraform {
-  # 1.5: `check` blocks (the public-upload warning in functions.tf).
-  required_version = ">= 1.5.0"
+  # 1.9: validations that read other values (var.functions checks resize against the ack deadline
+  # of shared/topology.json); 1.5: `check` blocks (the public-upload warning in functions.tf).
+  required_version = ">= 1.9.0"
 
   required_providers {
     google = {
@@ -16,6 +20,10 @@ terraform {
     archive = {
       source  = "hashicorp/archive"
       version = ">= 2.4, < 3.0"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.9, < 1.0"
     }
   }
 }

@@ -1,27 +1,22 @@
 /**
  * terraform/variables.tf on its own: every variable typed and described, documented in
- * the README's deploy section, listed in terraform.tfvars.example when required; and its validations evaluated
- * by Terraform itself. variables.tf refers to nothing else, so it is planned in a scratch module
- * that needs no provider (init downloads nothing): good inputs must pass, bad ones must be refused
- * with the variable's own message.
+ * terraform/README.md's Inputs, listed in terraform.tfvars.example when required; and its validations
+ * evaluated by Terraform itself. variables.tf refers to nothing but settings.tf and
+ * shared/topology.json, so it is planned in a scratch module that needs no provider (init
+ * downloads nothing): good inputs must pass, bad ones must be refused with the variable's own
+ * message.
  */
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
+import { scratchModule, terraform, type ScratchModule } from './scratch.js';
 import { block, loadModule, optionalDefaults, REPO_ROOT, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
 
-const TF_ENV = { ...process.env, TF_IN_AUTOMATION: '1', CHECKPOINT_DISABLE: '1', TF_INPUT: '0' };
-
-function terraform(cwd: string, args: string[]): { status: number | null; output: string } {
-  const result = spawnSync('terraform', args, { cwd, encoding: 'utf8', env: TF_ENV, timeout: 120_000 });
-  if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
-    expect.fail('terraform is not installed or not on PATH: the terraform tests need it and are not skipped without it');
-  }
-  if (result.error) throw result.error;
-  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+/** The jobs push subscription's ack deadline in shared/topology.json. */
+function topologyAckDeadline(): number {
+  const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as { subscriptions: { jobsPush: { ackDeadlineSeconds: number } } };
+  return topology.subscriptions.jobsPush.ackDeadlineSeconds;
 }
 
 describe('terraform variables', function () {
@@ -39,17 +34,19 @@ describe('terraform variables', function () {
     }
   });
 
-  it('documents every variable in the README deploy table', function () {
-    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-    const start = readme.indexOf('## Deploy to Google Cloud');
-    expect(start, 'README has a deploy section').to.be.greaterThan(-1);
+  it('documents every variable in the Inputs table of terraform/README.md', function () {
+    // Moved from the README's deploy section to terraform/README.md (terraform-docs format);
+    // test/terraform/docs.test.ts also compares the whole table with variables.tf.
+    const readme = readFileSync(join(TERRAFORM_DIR, 'README.md'), 'utf8');
+    const start = readme.indexOf('## Inputs');
+    expect(start, 'terraform/README.md has an Inputs section').to.be.greaterThan(-1);
     const end = readme.indexOf('\n## ', start + 1);
     const doc = readme.slice(start, end === -1 ? undefined : end);
     for (const name of Object.keys(mod.variables)) {
-      expect(doc, `README lists ${name}`).to.match(new RegExp(`^\\|\\s*\`${name}\`\\s*\\|`, 'm'));
+      expect(doc, `terraform/README.md lists ${name}`).to.match(new RegExp(`^\\|\\s*<a name="input_${name}"></a>`, 'm'));
     }
-    const documented = [...doc.matchAll(/^\|\s*`([a-z0-9_]+)`\s*\|/gm)].map((m) => m[1]!);
-    for (const name of documented) expect(Object.keys(mod.variables), `README documents ${name}, which does not exist`).to.include(name);
+    const documented = [...doc.matchAll(/^\|\s*<a name="input_([a-z0-9_]+)"><\/a>/gm)].map((m) => m[1]!);
+    for (const name of documented) expect(Object.keys(mod.variables), `terraform/README.md documents ${name}, which does not exist`).to.include(name);
   });
 
   it('sets every required variable in terraform.tfvars.example, and only declared ones', async function () {
@@ -72,41 +69,38 @@ describe('terraform variables', function () {
   });
 
   it('defaults the functions for sharp: resize 2 GiB / 2 vCPU / 1 request per instance', function () {
-    const resize = optionalDefaults(String(mod.variables.resize_function!.type));
-    expect(resize).to.deep.include({ memory: '2Gi', cpu: '2', concurrency: 1, timeout_seconds: 540 });
-    const upload = optionalDefaults(String(mod.variables.upload_function!.type));
-    expect(upload).to.deep.include({ memory: '1Gi', cpu: '1', concurrency: 4, timeout_seconds: 60 });
-    const ingest = optionalDefaults(String(mod.variables.ingest_function!.type));
-    expect(ingest).to.deep.include({ memory: '1Gi' });
-    const cleanup = optionalDefaults(String(mod.variables.cleanup_function!.type));
-    expect(cleanup).to.deep.include({ memory: '512Mi', timeout_seconds: 540, max_instances: 1 });
+    // Adapted: the defaults moved from four object variables' optional() defaults into
+    // local.function_defaults (settings.tf), which var.functions overrides per attribute.
+    const all = mod.locals.function_defaults as Record<string, Record<string, string | number | null>>;
+    expect(all.resize).to.deep.include({ memory: '2Gi', cpu: '2', concurrency: 1, timeout_seconds: 540 });
+    expect(all.upload).to.deep.include({ memory: '1Gi', cpu: '1', concurrency: 4, timeout_seconds: 60 });
+    expect(all.ingest).to.deep.include({ memory: '1Gi' });
+    expect(all.cleanup).to.deep.include({ memory: '512Mi', timeout_seconds: 540, max_instances: 1 });
     for (const key of ['upload', 'ingest', 'resize', 'cleanup']) {
-      const defaults = optionalDefaults(String(mod.variables[`${key}_function`]!.type));
+      const defaults = all[key]!;
       const cpu = defaults.cpu === null ? 0 : Number(defaults.cpu);
       if (Number(defaults.concurrency) > 1) expect(cpu, `${key}: concurrency > 1 needs >= 1 vCPU on gen2`).to.be.at.least(1);
-      expect(String(mod.variables[`${key}_function`]!.description).length, `${key}: the description says why`).to.be.greaterThan(200);
     }
+    expect(String(mod.variables.functions!.description).length, 'the description says why').to.be.greaterThan(600);
+    expect(optionalDefaults(String(mod.variables.functions!.type)), 'no defaults in the type: they are per function').to.deep.equal({
+      memory: null, cpu: null, timeout_seconds: null, min_instances: null, max_instances: null, concurrency: null,
+    });
   });
 
   describe('validations, evaluated by terraform plan on variables.tf alone', function () {
-    let dir: string;
+    let scratch: ScratchModule;
 
     before(function () {
       this.timeout(120_000);
-      dir = mkdtempSync(join(tmpdir(), 'tf-variables-'));
-      copyFileSync(join(TERRAFORM_DIR, 'variables.tf'), join(dir, 'variables.tf'));
-      // A module with only variables plans without any provider, so init downloads nothing.
-      const init = terraform(dir, ['init', '-backend=false', '-no-color', '-input=false']);
-      expect(init.status, init.output).to.equal(0);
+      scratch = scratchModule('tf-variables');
     });
 
     after(function () {
-      if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+      scratch?.remove();
     });
 
     function plan(vars: Record<string, unknown>): { status: number | null; output: string } {
-      writeFileSync(join(dir, 'case.tfvars.json'), JSON.stringify(vars));
-      return terraform(dir, ['plan', '-no-color', '-input=false', '-lock=false', '-refresh=false', '-var-file=case.tfvars.json']);
+      return terraform(scratch.dir, ['plan', '-no-color', '-input=false', '-lock=false', '-refresh=false', scratch.varFile(vars)]);
     }
 
     const valid: Array<[string, Record<string, unknown>]> = [
@@ -129,7 +123,7 @@ describe('terraform variables', function () {
           cleanup_schedule: '0 * * * *',
           cleanup_time_zone: 'Europe/Berlin',
           extra_env: { AVIF_QUALITY: '45', JPEG_MOZJPEG: 'true' },
-          images_public_read: true,
+          serving: 'bucket',
           images_cors: [{ origins: ['https://www.example.com'] }],
           allow_unauthenticated_upload: true,
           upload_token_secret_id: 'upload-token',
@@ -137,12 +131,18 @@ describe('terraform variables', function () {
           upload_cors_origins: ['https://www.example.com'],
           upload_invoker_members: ['user:alice@example.com', 'serviceAccount:app@my-project-123.iam.gserviceaccount.com'],
           build_service_account: 'builder@my-project-123.iam.gserviceaccount.com',
-          resize_function: { memory: '4Gi', cpu: '2', timeout_seconds: 600, max_instances: 50 },
-          cleanup_function: { concurrency: 2, cpu: '1' },
+          scheduler_region: 'europe-west3',
+          iam_propagation_wait: '3m',
+          grant_storage_agent_publisher: false,
+          // Adapted from resize_function/cleanup_function; timeout 590 (was 600): resize must now
+          // stay strictly below the push subscription's ack deadline (600 s in the topology).
+          functions: { resize: { memory: '4Gi', cpu: '2', timeout_seconds: 590, max_instances: 50 }, cleanup: { concurrency: 2, cpu: '1' } },
           sharp_concurrency: 4,
           malloc_arena_max: 4,
         },
       ],
+      ['serving through Cloud CDN on a domain', { project_id: 'my-project-123', serving: 'cdn', domain: 'images.example.com' }],
+      ['serving through a layer of ones own', { project_id: 'my-project-123', serving: 'none', public_base_url: 'https://img.example.com' }],
     ];
 
     for (const [name, vars] of valid) {
@@ -156,10 +156,13 @@ describe('terraform variables', function () {
     const invalid: Array<[string, Record<string, unknown>, string]> = [
       ['a malformed project ID', { project_id: 'My_Project' }, 'project_id'],
       ['a bucket prefix containing "google"', { name_prefix: 'my-google-images' }, 'name_prefix'],
-      ['a resize timeout beyond the 600 s ack deadline', { resize_function: { timeout_seconds: 900 } }, 'resize_function.timeout_seconds'],
-      ['an event function timeout beyond 540 s', { ingest_function: { timeout_seconds: 600 } }, 'ingest_function.timeout_seconds'],
-      ['concurrency above 1 with less than one vCPU', { cleanup_function: { concurrency: 4 } }, 'cleanup_function.concurrency'],
-      ['a memory size without unit', { upload_function: { memory: '1GB' } }, 'upload_function.memory'],
+      ['a resize timeout beyond the 600 s ack deadline', { functions: { resize: { timeout_seconds: 900 } } }, 'functions.resize.timeout_seconds'],
+      ['a resize timeout equal to the ack deadline of shared/topology.json', { functions: { resize: { timeout_seconds: topologyAckDeadline() } } }, 'functions.resize.timeout_seconds must be below'],
+      ['an event function timeout beyond 540 s', { functions: { ingest: { timeout_seconds: 600 } } }, 'functions.<name>.timeout_seconds'],
+      ['concurrency above 1 with less than one vCPU', { functions: { cleanup: { concurrency: 4 } } }, 'functions.<name>.concurrency'],
+      ['a memory size without unit', { functions: { upload: { memory: '1GB' } } }, 'functions.<name>.memory'],
+      ['settings for a function that does not exist', { functions: { thumbnail: { memory: '1Gi' } } }, 'unknown function thumbnail'],
+      ['min_instances above max_instances', { functions: { resize: { min_instances: 5, max_instances: 2 } } }, 'min_instances <= max_instances'],
       ['allUsers as an upload invoker', { upload_invoker_members: ['allUsers'] }, 'upload_invoker_members'],
       ['allAuthenticatedUsers as an upload invoker', { upload_invoker_members: ['allAuthenticatedUsers'] }, 'upload_invoker_members'],
       ['an unknown output format', { formats: ['gif'] }, 'formats'],
@@ -171,6 +174,13 @@ describe('terraform variables', function () {
       ['a CORS origin with a path', { upload_cors_origins: ['https://example.com/app'] }, 'upload_cors_origins'],
       ['an images CORS rule without origins', { images_cors: [{ origins: [] }] }, 'images_cors'],
       ['a build account that is not a service account', { build_service_account: 'me@example.com' }, 'build_service_account'],
+      ['an unknown serving mode', { serving: 'public' }, 'serving must be bucket, cdn or none'],
+      ['serving = cdn without a domain', { serving: 'cdn' }, 'needs domain'],
+      ['a domain with a scheme', { serving: 'cdn', domain: 'https://images.example.com' }, 'domain must be'],
+      ['serving = none without public_base_url', { serving: 'none' }, 'serving = "none" needs public_base_url'],
+      ['serving = cdn with a public_base_url of its own', { serving: 'cdn', domain: 'images.example.com', public_base_url: 'https://x.example.com' }, 'leave public_base_url null'],
+      ['a scheduler region that is not a region name', { scheduler_region: 'Europe West' }, 'scheduler_region'],
+      ['an IAM propagation wait without unit', { iam_propagation_wait: '120' }, 'iam_propagation_wait'],
     ];
 
     for (const [name, vars, message] of invalid) {

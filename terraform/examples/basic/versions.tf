@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.5.0"
+  required_version = ">= 1.9.0"
 
   required_providers {
     google = {
@@ -9,6 +9,10 @@ terraform {
     archive = {
       source  = "hashicorp/archive"
       version = ">= 2.4, < 3.0"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.9, < 1.0"
     }
   }
 }

@@ -1,0 +1,138 @@
+# How browsers load the variants and manifests (var.serving), and the base URL manifests use:
+#
+# - bucket (default): the images bucket is readable by anyone (iam.tf, images_public; public
+#   access prevention "inherited"), manifests point at https://storage.googleapis.com/{bucket}
+#   unless public_base_url names a layer in front of it. The uploads bucket stays private.
+# - cdn: a global external Application Load Balancer with a backend bucket and Cloud CDN in front
+#   of the images bucket, which stays private (prevention enforced): only Cloud CDN's service
+#   agent reads it. A Google-managed certificate for `domain`, HTTP redirected to HTTPS; manifests
+#   point at https://{domain}. Point the domain's A record at the `cdn_ip_address` output; the
+#   certificate is issued once DNS resolves to it (up to an hour).
+# - none: private, for those who serve through their own layer: manifests use public_base_url.
+#
+# Variants carry Cache-Control "public, max-age=31536000, immutable" (set by the code), which the
+# CDN honours (USE_ORIGIN_HEADERS).
+
+locals {
+  cdn_count = var.serving == "cdn" ? 1 : 0
+
+  public_base_url = (
+    var.serving == "cdn" ? "https://${var.domain}" :
+    var.serving == "bucket" && var.public_base_url == null ? "https://storage.googleapis.com/${google_storage_bucket.images.name}" :
+    var.public_base_url
+  )
+
+  # Cloud CDN fetches from a private bucket as this service agent (Cloud CDN docs, backend buckets).
+  cdn_service_agent = "serviceAccount:service-${data.google_project.this.number}@cloud-cdn-fill.iam.gserviceaccount.com"
+  cdn_name          = "${var.function_name_prefix}-images"
+}
+
+resource "google_compute_backend_bucket" "images" {
+  count = local.cdn_count
+
+  project     = var.project_id
+  name        = local.cdn_name
+  description = "Cloud CDN in front of ${google_storage_bucket.images.name} (variants and manifests)."
+  bucket_name = google_storage_bucket.images.name
+  enable_cdn  = true
+
+  cdn_policy {
+    cache_mode = "USE_ORIGIN_HEADERS"
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_storage_bucket_iam_member" "cdn_reader" {
+  count = local.cdn_count
+
+  bucket = google_storage_bucket.images.name
+  role   = "roles/storage.objectViewer"
+  member = local.cdn_service_agent
+
+  # The agent exists once Cloud CDN is in use in the project.
+  depends_on = [google_compute_backend_bucket.images]
+}
+
+resource "google_compute_global_address" "cdn" {
+  count = local.cdn_count
+
+  project = var.project_id
+  name    = local.cdn_name
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_compute_managed_ssl_certificate" "cdn" {
+  count = local.cdn_count
+
+  project = var.project_id
+  name    = local.cdn_name
+
+  managed {
+    domains = [var.domain]
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_compute_url_map" "cdn" {
+  count = local.cdn_count
+
+  project         = var.project_id
+  name            = local.cdn_name
+  default_service = google_compute_backend_bucket.images[0].id
+}
+
+resource "google_compute_target_https_proxy" "cdn" {
+  count = local.cdn_count
+
+  project          = var.project_id
+  name             = local.cdn_name
+  url_map          = google_compute_url_map.cdn[0].id
+  ssl_certificates = [google_compute_managed_ssl_certificate.cdn[0].id]
+}
+
+resource "google_compute_global_forwarding_rule" "https" {
+  count = local.cdn_count
+
+  project               = var.project_id
+  name                  = "${local.cdn_name}-https"
+  target                = google_compute_target_https_proxy.cdn[0].id
+  ip_address            = google_compute_global_address.cdn[0].id
+  port_range            = "443"
+  load_balancing_scheme = "EXTERNAL_MANAGED"
+}
+
+# HTTP answers with a redirect to HTTPS only.
+resource "google_compute_url_map" "http_redirect" {
+  count = local.cdn_count
+
+  project = var.project_id
+  name    = "${local.cdn_name}-http-redirect"
+
+  default_url_redirect {
+    https_redirect         = true
+    redirect_response_code = "MOVED_PERMANENTLY_DEFAULT"
+    strip_query            = false
+  }
+}
+
+resource "google_compute_target_http_proxy" "http_redirect" {
+  count = local.cdn_count
+
+  project = var.project_id
+  name    = "${local.cdn_name}-http-redirect"
+  url_map = google_compute_url_map.http_redirect[0].id
+}
+
+resource "google_compute_global_forwarding_rule" "http" {
+  count = local.cdn_count
+
+  project               = var.project_id
+  name                  = "${local.cdn_name}-http"
+  target                = google_compute_target_http_proxy.http_redirect[0].id
+  ip_address            = google_compute_global_address.cdn[0].id
+  port_range            = "80"
+  load_balancing_scheme = "EXTERNAL_MANAGED"
+}
