@@ -72,6 +72,11 @@ interface Link {
   readonly line: number;
 }
 
+/** CommonMark backslash escapes in a link destination (terraform-docs writes `#input\\_name`). */
+function unescapeTarget(target: string): string {
+  return target.replace(/\\([!-/:-@[-`{-~])/g, '$1');
+}
+
 /** Inline links and images (`[text](target)`, `![alt](target)`) and reference definitions, outside code. */
 function linksOf(markdown: string): Link[] {
   // Code spans are blanked line by line (a span does not hide a link on another line).
@@ -82,7 +87,7 @@ function linksOf(markdown: string): Link[] {
   const lineAt = (index: number): number => prose.slice(0, index).split('\n').length;
   const links: Link[] = [];
   for (const match of prose.matchAll(/\]\(\s*(<[^>]*>|[^)\s]+)(?:\s+"[^"]*")?\s*\)/g)) {
-    links.push({ target: match[1]!.replace(/^<|>$/g, ''), line: lineAt(match.index) });
+    links.push({ target: unescapeTarget(match[1]!.replace(/^<|>$/g, '')), line: lineAt(match.index) });
   }
   for (const match of prose.matchAll(/^ {0,3}\[[^\]]+\]:[ \t]*(\S+)/gm)) {
     links.push({ target: match[1]!.replace(/^<|>$/g, ''), line: lineAt(match.index) });
@@ -169,7 +174,9 @@ describe('Markdown links', () => {
         '<!-- [commented](nowhere.md) -->',
         '[ref]: docs/also-missing.md',
       ].join('\n'),
-      'docs/guide.md': '# Guide\n\n## Set it up\n\nBack to the [README](../README.md#title).\n',
+      'docs/guide.md':
+        '# Guide\n\n## Set it up\n\nBack to the [README](../README.md#title).\n\n' +
+        '<a name="input_project_id"></a> [project\\_id](#input\\_project\\_id) (terraform-docs escapes `_`)\n',
     };
     const paths = new Set([...Object.keys(files), 'docs', 'docs/pic.png']);
     const broken = brokenLinks(Object.keys(files), (p) => files[p], (p) => paths.has(p));
