@@ -245,6 +245,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       storage: () => storage!,
       imagesBucket: () => imagesBucket,
       api: apps.upload,
+      connectSources: [storageServer.url],
       onError: (message) => stackLog.error(message, { event: 'local.web' }),
     }).catch((error: unknown) => {
       throw asPortError(error, 'web', requested.web);

@@ -8,21 +8,12 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import sharp from 'sharp';
 import { imageIdOf } from '../../shared/naming.js';
+import { noisePng } from '../fixtures/images.js';
 import { eventually, removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
-
-/** 4500 × 4500 RGB noise, stored uncompressed: a 20 MP PNG of about 60.8 MB. */
-async function sixtyMegabytePng(): Promise<Buffer> {
-  const side = 4500;
-  return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } })
-    .png({ compressionLevel: 0 })
-    .toBuffer();
-}
 
 describe('signed-URL upload of a 60 MB image on the local stack (curl PUT to the local storage server)', function () {
   this.timeout(300_000);
@@ -42,7 +33,7 @@ describe('signed-URL upload of a 60 MB image on the local stack (curl PUT to the
   });
 
   it('POST /uploads/signed-url → curl -X PUT → statusUrl waiting → ready with every variant', async () => {
-    const image = await sixtyMegabytePng();
+    const image = await noisePng(4500);
     expect(image.length).to.be.greaterThan(60_000_000).and.greaterThan(t.stack.config.MAX_UPLOAD_BYTES);
     const path = join(dir, 'scan.png');
     writeFileSync(path, image);
