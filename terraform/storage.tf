@@ -32,6 +32,17 @@ resource "google_storage_bucket" "uploads" {
     }
   }
 
+  # Browsers PUT signed-URL uploads straight to the bucket (signed_urls.tf).
+  dynamic "cors" {
+    for_each = local.uploads_cors
+    content {
+      origin          = cors.value.origins
+      method          = cors.value.methods
+      response_header = cors.value.response_headers
+      max_age_seconds = cors.value.max_age_seconds
+    }
+  }
+
   depends_on = [google_project_service.this]
 }
 
