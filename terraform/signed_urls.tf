@@ -46,3 +46,13 @@ resource "google_storage_bucket_iam_member" "upload_signed_incoming" {
     expression  = "resource.name.startsWith(\"${local.incoming_objects}\")"
   }
 }
+
+# signBlob is a method of the IAM Service Account Credentials API. Kept enabled on destroy, like
+# the APIs of apis.tf.
+resource "google_project_service" "iamcredentials" {
+  count = var.enable_apis ? 1 : 0
+
+  project            = var.project_id
+  service            = "iamcredentials.googleapis.com"
+  disable_on_destroy = false
+}

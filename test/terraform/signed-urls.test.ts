@@ -38,6 +38,11 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
     }
   });
 
+  it('enables the IAM Service Account Credentials API, which serves signBlob', function () {
+    const api = mod.resources.google_project_service!.iamcredentials!;
+    expect(api).to.include({ service: 'iamcredentials.googleapis.com', disable_on_destroy: false, count: '${var.enable_apis ? 1 : 0}' });
+  });
+
   it('lets upload create objects on the uploads bucket under incoming/ only, by an IAM condition', function () {
     const binding = mod.resources.google_storage_bucket_iam_member!.upload_signed_incoming!;
     expect(binding).to.include({
