@@ -89,9 +89,9 @@ export function parseSignedUploadRequest(deps: PipelineDeps, body: Buffer): z.in
 }
 
 /**
- * Signs a PUT of one new object under `incoming/`, bound to the content type and, through
- * `x-goog-content-length-range`, to at most `size` bytes (already checked against
- * MAX_INGEST_BYTES). Signing failures (IAM signBlob refused or unavailable) propagate as they
+ * Signs a PUT of one new object under `incoming/`, bound to the content type, through
+ * `x-goog-content-length-range` to at most `size` bytes (already checked against
+ * MAX_INGEST_BYTES), and through `x-goog-if-generation-match: 0` to creating, never replacing. Signing failures (IAM signBlob refused or unavailable) propagate as they
  * are: they are the deployment's problem and answer 503.
  */
 export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promise<SignedUpload> {
@@ -99,7 +99,9 @@ export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promi
   const expiresAt = new Date(deps.now().getTime() + deps.config.SIGNED_URL_TTL_SECONDS * 1000);
   const ticket = newTicketId(expiresAt, randomBytes(12));
   const objectName = incomingTicketName(ticket, sanitizeFilename(request.filename) ?? DEFAULT_FILENAME);
-  const range = `1,${request.size}`;
+  // Bound by the signature: the size range, and create-only (a PUT onto an object already
+  // there, e.g. the URL replayed before ingest took the first one, fails with 412).
+  const extensionHeaders = { 'x-goog-content-length-range': `1,${request.size}`, 'x-goog-if-generation-match': '0' };
   const [uploadUrl] = await deps.storage
     .bucket(deps.config.UPLOADS_BUCKET)
     .file(objectName)
@@ -110,14 +112,14 @@ export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promi
       expires: ticketExpiry(ticket)!,
       accessibleAt: deps.now(),
       contentType: request.contentType,
-      extensionHeaders: { 'x-goog-content-length-range': range },
+      extensionHeaders,
     });
   deps.log.info('signed upload URL issued', { event: 'upload.signed', ticket, object: objectName, bytes: request.size, contentType: request.contentType });
   return {
     ticket,
     uploadUrl,
     method: 'PUT',
-    headers: { 'Content-Type': request.contentType, 'x-goog-content-length-range': range },
+    headers: { 'Content-Type': request.contentType, ...extensionHeaders },
     expiresAt: ticketExpiry(ticket)!.toISOString(),
     objectName,
     maxBytes: request.size,

@@ -17,12 +17,12 @@ locals {
   # Object names in IAM conditions are "projects/_/buckets/{bucket}/objects/{name}".
   incoming_objects = "projects/_/buckets/${google_storage_bucket.uploads.name}/objects/${local.topology.prefixes.incoming}"
 
-  # CORS rules of the uploads bucket: browser PUTs from the upload API's origins, with the two
-  # headers a signed URL binds (Content-Type, x-goog-content-length-range).
+  # CORS rules of the uploads bucket: browser PUTs from the upload API's origins, with the
+  # headers a signed URL binds (Content-Type, x-goog-content-length-range, x-goog-if-generation-match).
   uploads_cors = length(var.upload_cors_origins) == 0 ? [] : [{
     origins          = var.upload_cors_origins
     methods          = ["PUT"]
-    response_headers = ["Content-Type", "x-goog-content-length-range", "ETag"]
+    response_headers = ["Content-Type", "x-goog-content-length-range", "x-goog-if-generation-match", "ETag"]
     max_age_seconds  = var.signed_url_cors_max_age_seconds
   }]
 }

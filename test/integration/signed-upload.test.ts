@@ -79,11 +79,11 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(signed.status, JSON.stringify(signed.body)).to.equal(201);
     const { uploadUrl, method, headers, expiresAt, statusUrl, ticket } = signed.body as Record<string, string> & { headers: Record<string, string> };
     expect(method).to.equal('PUT');
-    expect(headers).to.deep.equal({ 'Content-Type': 'image/png', 'x-goog-content-length-range': `1,${photo.length}` });
+    expect(headers).to.deep.equal({ 'Content-Type': 'image/png', 'x-goog-content-length-range': `1,${photo.length}`, 'x-goog-if-generation-match': '0' });
     const url = new URL(uploadUrl);
     expect(decodeURIComponent(url.pathname)).to.equal(`/test-uploads/incoming/${ticket}/my scan.png`);
     expect(url.searchParams.get('X-Goog-Algorithm')).to.equal('GOOG4-RSA-SHA256');
-    expect(url.searchParams.get('X-Goog-SignedHeaders')).to.equal('content-type;host;x-goog-content-length-range');
+    expect(url.searchParams.get('X-Goog-SignedHeaders')).to.equal('content-type;host;x-goog-content-length-range;x-goog-if-generation-match');
     expect(new Date(expiresAt).getTime() - Date.now()).to.be.within(890_000, 900_000);
     expect(statusUrl).to.match(new RegExp(`/uploads/signed-url/${ticket}$`));
 

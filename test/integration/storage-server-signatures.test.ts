@@ -89,6 +89,29 @@ describe('storage server: V4 signed URLs (signed by @google-cloud/storage)', fun
     expect(bytes.equals(body)).to.equal(true);
   });
 
+  it('honours a signed x-goog-if-generation-match: 0, so the URL creates and never replaces (412 PreconditionFailed)', async () => {
+    const name = 'incoming/t1b/once.jpg';
+    const [url] = await storage
+      .bucket(BUCKET)
+      .file(name)
+      .getSignedUrl({
+        version: 'v4',
+        action: 'write',
+        expires: Date.now() + 60_000,
+        contentType: 'image/jpeg',
+        extensionHeaders: { 'x-goog-content-length-range': '1,1000', 'x-goog-if-generation-match': '0' },
+      });
+    const once = { ...headers(), 'x-goog-if-generation-match': '0' };
+    expect((await put(url, Buffer.alloc(10, 1), once)).status).to.equal(200);
+    const again = await put(url, Buffer.alloc(10, 2), once);
+    expect(again.status).to.equal(412);
+    expect(xmlCode(again)).to.equal('PreconditionFailed');
+    const [bytes] = await plain.bucket(BUCKET).file(name).download();
+    expect(bytes.equals(Buffer.alloc(10, 1))).to.equal(true);
+    // Dropping the header breaks the signature instead.
+    expect((await put(url, Buffer.alloc(10, 3), headers())).status).to.equal(403);
+  });
+
   it('refuses a tampered signature: 403 SignatureDoesNotMatch, with the string to sign', async () => {
     const name = 'incoming/t2/a.jpg';
     const url = new URL(await sign(name));

@@ -72,8 +72,8 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
     expect(rules).to.match(/^length\(var\.upload_cors_origins\) == 0 \? \[\] :/);
     expect(rules).to.match(/origins\s*=\s*var\.upload_cors_origins/);
     expect(rules).to.match(/methods\s*=\s*\["PUT"\]/);
-    // The two headers every signed URL binds must be allowed in the preflight.
-    expect(rules).to.include('"Content-Type"').and.include('"x-goog-content-length-range"');
+    // The headers every signed URL binds must be allowed in the preflight.
+    expect(rules).to.include('"Content-Type"').and.include('"x-goog-content-length-range"').and.include('"x-goog-if-generation-match"');
     expect(rules).to.match(/max_age_seconds\s*=\s*var\.signed_url_cors_max_age_seconds/);
     expect(mod.variables.upload_cors_origins!.default).to.deep.equal([]);
   });
