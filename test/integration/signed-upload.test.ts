@@ -161,6 +161,23 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(get.headers.allow).to.match(/^POST/);
   });
 
+  it('answers 503 with the API\'s JSON error when signing fails (IAM signBlob stubbed: it cannot run here)', async () => {
+    const storage = createStorageClient(pipeline.config);
+    // Without a key the client signs through IAM signBlob; here that call is refused.
+    const denied = Object.assign(new Error('Permission iam.serviceAccounts.signBlob denied'), { code: 403 });
+    Object.assign(storage.authClient, {
+      getCredentials: async () => ({ client_email: 'upload@test-project.iam.gserviceaccount.com' }),
+      sign: async () => {
+        throw denied;
+      },
+    });
+    useDeps({ ...deps, storage });
+    const response = await sign({ filename: 'a.jpg', contentType: 'image/jpeg', size: 10 });
+    expect(response.status).to.equal(503);
+    expect(response.body.error).to.include({ code: 'unavailable', retryable: true });
+    expect(JSON.stringify(response.body)).not.to.include('signBlob');
+  });
+
   it('answers 404 for a malformed ticket, an impossible expiry, and an unused ticket past expiry plus the grace period', async () => {
     const now = Date.now();
     const status = (ticket: string) => api().get(`/uploads/signed-url/${ticket}`);
