@@ -41,7 +41,7 @@ const DEFAULT_FILENAME = 'upload';
 /** The request body of `POST /uploads/signed-url`. */
 const SignedUploadRequest = z.object({
   filename: z.string().max(4096).optional(),
-  contentType: z.string().min(1).max(200),
+  contentType: z.string().max(200),
   size: z.number().int().positive(),
 });
 

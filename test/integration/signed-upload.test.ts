@@ -124,6 +124,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
 
   const refusals: Array<[string, unknown, number, string]> = [
     ['a type the pipeline does not accept', { filename: 'a.txt', contentType: 'text/plain', size: 10 }, 415, 'format_not_allowed'],
+    ['an empty type (a browser that did not recognise the file)', { filename: 'a.xyz', contentType: '', size: 10 }, 415, 'format_not_allowed'],
     ['SVG while ALLOW_SVG is off', { filename: 'a.svg', contentType: 'image/svg+xml', size: 10 }, 415, 'format_not_allowed'],
     ['a size over MAX_INGEST_BYTES', { filename: 'a.tif', contentType: 'image/tiff', size: 2048 * KiB + 1 }, 413, 'payload_too_large'],
     ['a body that is not JSON', 'not json', 400, 'bad_request'],
