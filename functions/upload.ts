@@ -10,6 +10,7 @@ import { ImageId } from '../shared/messages.js';
 import { variantName } from '../shared/naming.js';
 import { ALLOWED_METHODS, corsFor, isAuthorized } from '../shared/request-policy.js';
 import { extractUpload } from '../shared/request-body.js';
+import { issueSignedUpload, ticketStatus } from '../shared/signed-url.js';
 import { imageStatus } from '../shared/status.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
@@ -80,6 +81,36 @@ async function handleStatus(deps: PipelineDeps, req: Request, res: Response, raw
   }
 }
 
+/**
+ * `POST /uploads/signed-url` signs a direct upload to the bucket; `GET /uploads/signed-url/{ticket}`
+ * answers 202 `waiting` until ingest has taken the object, then what `GET /uploads/{id}` answers.
+ */
+async function handleSignedUrl(deps: PipelineDeps, req: Request, res: Response, ticket: string | undefined): Promise<void> {
+  if (ticket === undefined) {
+    if (req.method !== 'POST') throw methodNotAllowed(res, 'POST');
+    const body = Buffer.isBuffer(req.rawBody) ? req.rawBody : Buffer.alloc(0);
+    const signed = await issueSignedUpload(deps, body);
+    res.status(201).json({
+      uploadUrl: signed.uploadUrl,
+      method: signed.method,
+      headers: signed.headers,
+      expiresAt: signed.expiresAt,
+      statusUrl: `${req.protocol}://${req.get('host')}/uploads/signed-url/${signed.ticket}`,
+      ticket: signed.ticket,
+      maxBytes: signed.maxBytes,
+    });
+    return;
+  }
+  if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
+  const status = await ticketStatus(deps, ticket);
+  if (status.state === 'unknown') throw permanent('not_found', 'No upload has that ticket, or its URL expired unused.');
+  if (status.state === 'waiting') {
+    res.status(202).json({ ticket, status: 'waiting' });
+    return;
+  }
+  await handleStatus(deps, req, res, status.imageId);
+}
+
 /** Creates the `upload` HTTP handler over the instance's collaborators. */
 export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
   return async (req, res) => {
@@ -107,6 +138,11 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
       if (path === '/uploads' || path === '/') {
         if (req.method !== 'POST') throw methodNotAllowed(res, 'POST');
         await handleUpload(deps, req, res);
+        return;
+      }
+      const signed = /^\/uploads\/signed-url(?:\/([^/]+))?$/.exec(path);
+      if (signed) {
+        await handleSignedUrl(deps, req, res, signed[1]);
         return;
       }
       const match = /^\/uploads\/([^/]+)$/.exec(path);

@@ -23,6 +23,7 @@ import { bucketName, topology, type BucketKey, type FunctionKey, type Subscripti
 import { assertPortsFree, DEFAULT_PORTS, freePort, PORT_NAMES, PortInUseError, type PortName } from './ports.js';
 import { pausePushSubscriptions, provisionPubsub, triggerSubscriptionName } from './provision.js';
 import { startPubsubEmulator, type PubsubEmulator } from './pubsub-emulator.js';
+import { generateSigningKey } from './signing-key.js';
 import { startStorageServer, type StorageServer } from './storage-server/index.js';
 import { IMAGES_PATH, listen, startWebServer } from './web-server.js';
 
@@ -244,6 +245,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       storage: () => storage!,
       imagesBucket: () => imagesBucket,
       api: apps.upload,
+      connectSources: [storageServer.url],
       onError: (message) => stackLog.error(message, { event: 'local.web' }),
     }).catch((error: unknown) => {
       throw asPortError(error, 'web', requested.web);
@@ -310,12 +312,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     imagesBucket = config.IMAGES_BUCKET;
     currentConfig = config;
+    // Signed upload URLs: a throwaway key for the functions, its public half for the storage
+    // server, and the page's origins allowed to PUT (the uploads bucket's CORS in production).
+    const signingKey = generateSigningKey(projectId);
+    storageServer.addSigningKey(signingKey.clientEmail, signingKey.publicKey);
+    storageServer.setCorsOrigins(config.CORS_ORIGINS);
 
     // The universe domain is given so that the client does not probe for a GCE metadata server
     // (and warn about it) when it has no credentials, which the emulator does not need.
     const pubsub = new PubSub({ projectId, apiEndpoint: emulatorHost, emulatorMode: true, clientOptions: { universeDomain: 'googleapis.com' } });
     undo.push(() => pubsub.close());
-    storage = createStorageClient(config);
+    storage = createStorageClient(config, signingKey);
     const { useDeps } = await import('../functions/runtime.js');
     useDeps(createDeps(config, { pubsub, storage, log: functionsLog }));
     ready = true;

@@ -27,8 +27,13 @@ const STATIC_FILES: Readonly<Record<string, { file: string; type: string }>> = {
   '/app.js': { file: `${BUILD_DIR}app.js`, type: 'text/javascript; charset=utf-8' },
 };
 
-/** The page may load images from anywhere (PUBLIC_BASE_URL may be another host) and local previews. */
-const PAGE_CSP = "default-src 'self'; img-src * data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/**
+ * The page may load images from anywhere (PUBLIC_BASE_URL may be another host) and local
+ * previews, and connect to itself and to the storage server that signed-URL uploads PUT to.
+ */
+function pageCsp(connectSources: readonly string[]): string {
+  return `default-src 'self'; img-src * data: blob:; style-src 'self'; script-src 'self'; connect-src ${["'self'", ...connectSources].join(' ')}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`;
+}
 
 /** Object names the images route serves: `{id}/{file}`, nothing else. */
 const IMAGE_OBJECT = /^([0-9a-f]{32})\/([A-Za-z0-9._-]+)$/;
@@ -44,6 +49,8 @@ export interface WebServerOptions {
   readonly api: RequestListener;
   /** Called for each unexpected failure (a line of text). */
   readonly onError?: (message: string) => void;
+  /** Origins the page may connect to besides its own (the storage server, for signed-URL PUTs). */
+  readonly connectSources?: readonly string[];
 }
 
 /** A running web server. */
@@ -57,7 +64,7 @@ function plain(res: ServerResponse, status: number, text: string): void {
   res.end(text);
 }
 
-async function serveStatic(req: IncomingMessage, res: ServerResponse, entry: { file: string; type: string }): Promise<void> {
+async function serveStatic(req: IncomingMessage, res: ServerResponse, entry: { file: string; type: string }, csp: string): Promise<void> {
   let body: Buffer;
   try {
     body = await readFile(entry.file);
@@ -70,7 +77,7 @@ async function serveStatic(req: IncomingMessage, res: ServerResponse, entry: { f
     'Content-Length': body.length,
     'Cache-Control': 'no-cache',
     'X-Content-Type-Options': 'nosniff',
-    ...(entry.type.startsWith('text/html') ? { 'Content-Security-Policy': PAGE_CSP, 'Referrer-Policy': 'no-referrer' } : {}),
+    ...(entry.type.startsWith('text/html') ? { 'Content-Security-Policy': csp, 'Referrer-Policy': 'no-referrer' } : {}),
   });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
@@ -143,11 +150,12 @@ async function serveImage(req: IncomingMessage, res: ServerResponse, name: strin
 
 /** Starts the web server; resolves once it listens. */
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
+  const csp = pageCsp(options.connectSources ?? []);
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const isRead = req.method === 'GET' || req.method === 'HEAD';
     const entry = STATIC_FILES[path];
-    if (isRead && entry) return serveStatic(req, res, entry);
+    if (isRead && entry) return serveStatic(req, res, entry, csp);
     if (path.startsWith(`${IMAGES_PATH}/`)) {
       if (!isRead) {
         res.setHeader('Allow', 'GET, HEAD');

@@ -79,7 +79,7 @@ async function storeOriginal(file: File, input: AcceptInput, id: string, info: O
  * latter case the original may be stored, and a retry or cleanup finishes the dispatch.
  */
 export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promise<AcceptOutcome> {
-  const probe = await probeImage(input.bytes, probeLimitsFromConfig(deps.config));
+  const probe = await probeImage(input.bytes, probeLimitsFromConfig(deps.config, input.copyFrom ? 'ingest' : 'upload'));
   const id = imageIdOf(input.bytes);
   const log = deps.log.child({ imageId: id });
 

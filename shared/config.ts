@@ -88,7 +88,12 @@ export const ENV_SCHEMA = z.object({
   KEEP_METADATA: boolean.default(false).describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),
 
   // Limits, checked before any full decode.
-  MAX_UPLOAD_BYTES: int(1, 1024 * MiB).default(25 * MiB).describe('Largest accepted file, in bytes.'),
+  // A request to Cloud Run carries at most 32 MiB, so a larger limit could never be reached.
+  MAX_UPLOAD_BYTES: int(1, 32 * MiB).default(25 * MiB).describe('Largest file accepted through the upload function (request body), in bytes; at most 32 MiB.'),
+  MAX_INGEST_BYTES: int(1, 5 * 1024 * MiB)
+    .default(200 * MiB)
+    .describe('Largest object ingested from `incoming/` (gcloud, console, signed-URL uploads), in bytes; also caps signed URLs.'),
+  SIGNED_URL_TTL_SECONDS: int(60, 7 * 24 * 3600).default(900).describe('How long a signed upload URL (`POST /uploads/signed-url`) stays valid, in seconds.'),
   MAX_INPUT_PIXELS: int(1, 1_000_000_000).default(50_000_000).describe('Largest accepted image, in pixels (width × height).'),
   MAX_INPUT_FRAMES: int(1, 10_000).default(100).describe('Most frames/pages an input may declare (animated GIF/WebP, multi-page TIFF).'),
   ALLOW_SVG: boolean.default(false).describe('Accept SVG input (rasterised by librsvg). Off: SVG is a risky format.'),

@@ -19,17 +19,29 @@ export interface PipelineDeps {
 }
 
 /**
+ * A throwaway key that signs URLs for the local storage server (local/signing-key.ts); production
+ * has none and signs through IAM signBlob as the function's service account.
+ */
+export interface LocalSigningKey {
+  readonly clientEmail: string;
+  /** PKCS#8 PEM. */
+  readonly privateKey: string;
+}
+
+/**
  * A Storage client for the config. With STORAGE_API_ENDPOINT the client gets an explicit
  * `apiEndpoint` (the STORAGE_EMULATOR_HOST variable alone is honoured inconsistently by
  * @google-cloud/storage 7) and no credentials, as the local server needs none.
  */
-export function createStorageClient(config: Pick<Config, 'STORAGE_API_ENDPOINT' | 'GOOGLE_CLOUD_PROJECT'>): Storage {
+export function createStorageClient(config: Pick<Config, 'STORAGE_API_ENDPOINT' | 'GOOGLE_CLOUD_PROJECT'>, signing?: LocalSigningKey): Storage {
   const projectId = config.GOOGLE_CLOUD_PROJECT;
   if (config.STORAGE_API_ENDPOINT) {
     return new Storage({
       apiEndpoint: config.STORAGE_API_ENDPOINT.replace(/\/+$/, ''),
       projectId: projectId ?? 'local-project',
       useAuthWithCustomEndpoint: false,
+      // Only signed URLs use the key; requests to the local server stay unauthenticated.
+      ...(signing ? { credentials: { client_email: signing.clientEmail, private_key: signing.privateKey } } : {}),
       retryOptions: { autoRetry: true, maxRetries: 3, retryDelayMultiplier: 2, totalTimeout: 60, maxRetryDelay: 2 },
     });
   }

@@ -9,6 +9,7 @@ import { classifyError, permanent, PipelineError } from './errors.js';
 import { imageIdOf, isIncomingName, sanitizeFilename } from './naming.js';
 import { deleteIfPresent, downloadOrUndefined } from './objects.js';
 import { recordFailure } from './records.js';
+import { recordTicket } from './signed-url.js';
 
 /** The fields of a Cloud Storage object resource (the finalize event's data) that ingest reads. */
 export interface StorageObjectData {
@@ -42,17 +43,18 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
 
   const reject = async (id: string, error: PipelineError): Promise<IngestOutcome> => {
     await recordFailure(deps, id, error, 'ingest', source);
+    await recordTicket(deps, object.name, id);
     await deleteIfPresent(file, generation);
     log.warn('incoming object rejected', { event: 'ingest.reject', imageId: id, code: error.code });
     return { outcome: 'rejected', id, code: error.code };
   };
 
   const size = Number(object.size ?? 0);
-  if (size > deps.config.MAX_UPLOAD_BYTES) {
+  if (size > deps.config.MAX_INGEST_BYTES) {
     // Too big to read: name the failure after the object, since its content is never hashed.
     const id = imageIdOf(Buffer.from(`incoming:${object.bucket}/${object.name}#${generation}`));
-    const error = permanent('payload_too_large', `The file is ${size} bytes; the limit is ${deps.config.MAX_UPLOAD_BYTES} bytes.`, {
-      maxBytes: deps.config.MAX_UPLOAD_BYTES,
+    const error = permanent('payload_too_large', `The file is ${size} bytes; the limit is ${deps.config.MAX_INGEST_BYTES} bytes.`, {
+      maxBytes: deps.config.MAX_INGEST_BYTES,
     });
     return reject(id, error);
   }
@@ -71,6 +73,7 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
       copyFrom: { file, generation },
       ...(filename ? { filename } : {}),
     });
+    await recordTicket(deps, object.name, accepted.id);
     await deleteIfPresent(file, generation);
     log.info('incoming object ingested', { event: 'ingest.accept', imageId: accepted.id, state: accepted.state });
     return { outcome: 'accepted', id: accepted.id, state: accepted.state };

@@ -85,3 +85,47 @@ export function sanitizeFilename(raw: string | undefined): string | undefined {
   const truncated = [...cleaned].slice(0, 200).join('');
   return truncated.length > 0 ? truncated : undefined;
 }
+
+/**
+ * Signed-URL upload tickets. A ticket id is `{expiry, unix seconds}-{24 random hex digits}`: it
+ * carries its own expiry, so signing writes nothing and the status route can tell a ticket
+ * still in time apart from an expired, unused one without any lookup. The signed URL's object is
+ * `incoming/{ticket}/{filename}`; once ingest has taken it, it writes `tickets/{ticket}` in the
+ * uploads bucket (empty, metadata {@link TICKET_METADATA}), which the status route reads.
+ */
+export const TICKET_PATTERN = /^(\d{10})-([0-9a-f]{24})$/;
+
+/** Prefix of the ticket markers in the uploads bucket (ingest ignores everything outside incoming/). */
+export const TICKETS_PREFIX = topology.prefixes.tickets;
+
+/** Metadata keys of a ticket marker. */
+export const TICKET_METADATA = { imageId: 'imageId' } as const;
+
+/** A fresh ticket id expiring at `expiresAt`. */
+export function newTicketId(expiresAt: Date, random: Buffer): string {
+  return `${Math.floor(expiresAt.getTime() / 1000)}-${random.subarray(0, 12).toString('hex')}`;
+}
+
+/** When a ticket's signed URL expires, or undefined for a malformed ticket id. */
+export function ticketExpiry(ticket: string): Date | undefined {
+  const match = TICKET_PATTERN.exec(ticket);
+  return match ? new Date(Number(match[1]) * 1000) : undefined;
+}
+
+/** `incoming/{ticket}/{filename}`: the object a signed URL may create. */
+export function incomingTicketName(ticket: string, filename: string): string {
+  return `${topology.prefixes.incoming}${ticket}/${filename}`;
+}
+
+/** The ticket of an `incoming/{ticket}/{filename}` name, or undefined for any other name. */
+export function ticketFromIncomingName(name: string): string | undefined {
+  const prefix = topology.prefixes.incoming;
+  if (!name.startsWith(prefix)) return undefined;
+  const [ticket, filename, ...rest] = name.slice(prefix.length).split('/');
+  return ticket && filename && rest.length === 0 && TICKET_PATTERN.test(ticket) ? ticket : undefined;
+}
+
+/** `tickets/{ticket}` in the uploads bucket. */
+export function ticketMarkerName(ticket: string): string {
+  return `${TICKETS_PREFIX}${ticket}`;
+}

@@ -57,12 +57,17 @@ export interface ProbeLimits {
   formats: readonly OutputFormat[];
 }
 
-/** The probe's limits from configuration. */
+/**
+ * The probe's limits from configuration. Bytes through the upload function are capped by
+ * MAX_UPLOAD_BYTES, objects ingested from `incoming/` by MAX_INGEST_BYTES; the rest is shared.
+ */
 export function probeLimitsFromConfig(
-  config: Pick<Config, 'MAX_UPLOAD_BYTES' | 'MAX_INPUT_PIXELS' | 'MAX_INPUT_FRAMES' | 'ALLOW_SVG' | 'WIDTHS' | 'FORMATS'>,
+  config: Pick<Config, 'MAX_UPLOAD_BYTES' | 'MAX_INPUT_PIXELS' | 'MAX_INPUT_FRAMES' | 'ALLOW_SVG' | 'WIDTHS' | 'FORMATS'> &
+    Partial<Pick<Config, 'MAX_INGEST_BYTES'>>,
+  path: 'upload' | 'ingest' = 'upload',
 ): ProbeLimits {
   return {
-    maxBytes: config.MAX_UPLOAD_BYTES,
+    maxBytes: path === 'ingest' ? (config.MAX_INGEST_BYTES ?? config.MAX_UPLOAD_BYTES) : config.MAX_UPLOAD_BYTES,
     maxPixels: config.MAX_INPUT_PIXELS,
     maxFrames: config.MAX_INPUT_FRAMES,
     allowSvg: config.ALLOW_SVG,

@@ -51,17 +51,18 @@ locals {
     # as no predefined role grants those without delete). On images it only reads the manifest,
     # error.json and the variant list to answer status requests: it refuses a bad image with a 4xx
     # and records nothing.
-    { function = "upload", bucket = "uploads", role = "roles/storage.objectUser" },
-    { function = "upload", bucket = "images", role = "roles/storage.objectViewer" },
+    # Conditioned to those prefixes: signed URLs act with upload's permissions (signed_urls.tf).
+    { function = "upload", bucket = "uploads", role = "roles/storage.objectUser", condition = local.upload_uploads_condition },
+    { function = "upload", bucket = "images", role = "roles/storage.objectViewer", condition = null },
     # ingest reads incoming/, copies it to originals/{id}, deletes it, writes error.json.
-    { function = "ingest", bucket = "uploads", role = "roles/storage.objectUser" },
-    { function = "ingest", bucket = "images", role = "roles/storage.objectUser" },
+    { function = "ingest", bucket = "uploads", role = "roles/storage.objectUser", condition = null },
+    { function = "ingest", bucket = "images", role = "roles/storage.objectUser", condition = null },
     # resize only reads originals; it writes variants, the manifest and error.json.
-    { function = "resize", bucket = "uploads", role = "roles/storage.objectViewer" },
-    { function = "resize", bucket = "images", role = "roles/storage.objectUser" },
+    { function = "resize", bucket = "uploads", role = "roles/storage.objectViewer", condition = null },
+    { function = "resize", bucket = "images", role = "roles/storage.objectUser", condition = null },
     # cleanup deletes expired originals, stale incoming/ objects and orphans, re-stamps originals.
-    { function = "cleanup", bucket = "uploads", role = "roles/storage.objectUser" },
-    { function = "cleanup", bucket = "images", role = "roles/storage.objectUser" },
+    { function = "cleanup", bucket = "uploads", role = "roles/storage.objectUser", condition = null },
+    { function = "cleanup", bucket = "images", role = "roles/storage.objectUser", condition = null },
   ]
 
   # Topics each function publishes to (roles/pubsub.publisher on that topic only).
@@ -87,6 +88,15 @@ resource "google_storage_bucket_iam_member" "function" {
   bucket = local.pipeline_buckets[each.value.bucket]
   role   = each.value.role
   member = "serviceAccount:${google_service_account.function[each.value.function].email}"
+
+  dynamic "condition" {
+    for_each = each.value.condition == null ? [] : [each.value.condition]
+    content {
+      title       = condition.value.title
+      description = condition.value.description
+      expression  = condition.value.expression
+    }
+  }
 }
 
 resource "google_pubsub_topic_iam_member" "function_publisher" {

@@ -52,16 +52,18 @@ locals {
     FORMATS              = var.formats == null ? "" : join(",", var.formats)
     FANOUT_STRATEGY      = var.fanout_strategy == null ? "" : var.fanout_strategy
     MAX_UPLOAD_BYTES     = var.max_upload_bytes == null ? "" : tostring(var.max_upload_bytes)
+    MAX_INGEST_BYTES     = var.max_ingest_bytes == null ? "" : tostring(var.max_ingest_bytes)
   }
 
   # upload: browser access. UPLOAD_TOKEN comes from Secret Manager (functions.tf).
   env_upload = {
     # Without a token secret, IAM (roles/run.invoker) is upload's authentication: say so
     # explicitly, so that a token that fails to arrive stops the function instead.
-    UPLOAD_AUTH       = var.upload_token_secret_id == null ? "none" : "token"
-    CORS_ORIGINS      = join(",", var.upload_cors_origins)
-    SHARP_CONCURRENCY = "1"
-    MALLOC_ARENA_MAX  = tostring(var.malloc_arena_max)
+    UPLOAD_AUTH            = var.upload_token_secret_id == null ? "none" : "token"
+    CORS_ORIGINS           = join(",", var.upload_cors_origins)
+    SIGNED_URL_TTL_SECONDS = var.signed_url_ttl_seconds == null ? "" : tostring(var.signed_url_ttl_seconds)
+    SHARP_CONCURRENCY      = "1"
+    MALLOC_ARENA_MAX       = tostring(var.malloc_arena_max)
   }
 
   # ingest: header probes only, one libvips thread is enough.

@@ -463,3 +463,40 @@ variable "cleanup_time_zone" {
     error_message = "cleanup_time_zone must be a tz database name such as Etc/UTC or Europe/Berlin."
   }
 }
+
+# ---------------------------------------------------------------------------------------------
+# Signed-URL uploads (signed_urls.tf, docs/signed-urls.md)
+# ---------------------------------------------------------------------------------------------
+
+variable "max_ingest_bytes" {
+  description = "Largest object ingested from incoming/ (MAX_INGEST_BYTES), including signed-URL uploads, whose URLs never allow more. null: the code's default (200 MiB)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_ingest_bytes == null || (coalesce(var.max_ingest_bytes, 1) >= 1 && coalesce(var.max_ingest_bytes, 1) <= 5368709120 && floor(coalesce(var.max_ingest_bytes, 1)) == coalesce(var.max_ingest_bytes, 1))
+    error_message = "max_ingest_bytes must be a whole number between 1 and 5368709120 (5 GiB)."
+  }
+}
+
+variable "signed_url_ttl_seconds" {
+  description = "How long a signed upload URL stays valid (SIGNED_URL_TTL_SECONDS), in seconds; at most 7 days, V4 signing's limit. null: the code's default (900)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.signed_url_ttl_seconds == null || (coalesce(var.signed_url_ttl_seconds, 60) >= 60 && coalesce(var.signed_url_ttl_seconds, 60) <= 604800 && floor(coalesce(var.signed_url_ttl_seconds, 60)) == coalesce(var.signed_url_ttl_seconds, 60))
+    error_message = "signed_url_ttl_seconds must be a whole number of seconds between 60 and 604800 (7 days)."
+  }
+}
+
+variable "signed_url_cors_max_age_seconds" {
+  description = "How long browsers may cache the uploads bucket's CORS preflight for signed-URL PUTs (the bucket admits upload_cors_origins), in seconds."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.signed_url_cors_max_age_seconds >= 0 && var.signed_url_cors_max_age_seconds <= 86400 && floor(var.signed_url_cors_max_age_seconds) == var.signed_url_cors_max_age_seconds
+    error_message = "signed_url_cors_max_age_seconds must be a whole number of seconds between 0 and 86400."
+  }
+}

@@ -8,6 +8,7 @@ import type { Notifier } from './notifications.js';
 import type { Store } from './store.js';
 import type { UploadSessions } from './uploads.js';
 import type { FaultInjector } from './faults.js';
+import type { SignedUrlPolicy } from './signatures.js';
 
 /** Everything a handler needs; one per request. */
 export interface RequestContext {
@@ -21,6 +22,8 @@ export interface RequestContext {
   readonly notifier: Notifier;
   readonly sessions: UploadSessions;
   readonly faults: FaultInjector;
+  /** Trusted signing keys and CORS origins for signed-URL PUTs on the XML path. */
+  readonly signedUrls: SignedUrlPolicy;
   readonly autoCreateBuckets: boolean;
   readonly log: (line: string) => void;
 }

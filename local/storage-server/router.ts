@@ -16,6 +16,7 @@ import {
   moveObjectRoute,
   updateObjectMetadata,
 } from './routes/objects.js';
+import { handleSignedPut, handleXmlPreflight } from './signatures.js';
 import { cancelUploadSession, handleUploadSession, handleUploadStart } from './uploads.js';
 
 type Params = string[];
@@ -29,6 +30,9 @@ interface Route {
 const SEGMENT = '([^/]+)';
 /** Object names: one encoded segment, or (leniently) several when a client left `/` unescaped. */
 const NAME = '(.+)';
+
+/** `/{bucket}/{object}`: the XML API's path-style object URL. */
+const XML_OBJECT = /^\/(?!(?:storage|upload|download|resumable|batch|_admin)\/)([a-z0-9][a-z0-9._-]+)\/(.+)$/;
 
 const routes: Route[] = [
   // Server-side copies first: their paths also match the plain object route.
@@ -84,16 +88,19 @@ const routes: Route[] = [
   { methods: ['PATCH', 'PUT'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, [b]) => patchBucket(ctx, b!) },
   { methods: ['DELETE'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, [b]) => deleteBucket(ctx, b!) },
   // Public-URL reads, as https://storage.googleapis.com/{bucket}/{object} serves public objects:
-  // lets PUBLIC_BASE_URL point at this server. Only plain reads; no XML API beyond this.
+  // lets PUBLIC_BASE_URL point at this server. Beyond plain reads, the XML API has only the
+  // signed-URL PUT (and its CORS preflight), checked in signatures.ts.
   {
     methods: ['GET', 'HEAD'],
-    pattern: /^\/(?!(?:storage|upload|download|resumable|batch|_admin)\/)([a-z0-9][a-z0-9._-]+)\/(.+)$/,
+    pattern: XML_OBJECT,
     handle: (ctx, [b, o]) => {
       // Never auto-create from a stray GET (a browser's /favicon.ico/..., a typo).
       ctx.store.requireBucket(b!);
       return getObject(ctx, b!, o!, true);
     },
   },
+  { methods: ['PUT'], pattern: XML_OBJECT, handle: (ctx, [b, o]) => handleSignedPut(ctx, ctx.signedUrls, b!, o!) },
+  { methods: ['OPTIONS'], pattern: XML_OBJECT, handle: (ctx) => handleXmlPreflight(ctx, ctx.signedUrls) },
 ];
 
 function decode(segment: string): string {

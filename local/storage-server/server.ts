@@ -12,6 +12,7 @@ import { baseUrlOf, sendError, type RequestContext } from './http.js';
 import { Notifier, type NotificationEvent, type RetryPolicy } from './notifications.js';
 import { newBucketRecord, validateBucketName } from './objects.js';
 import { route } from './router.js';
+import { SignedUrlPolicy } from './signatures.js';
 import { Store } from './store.js';
 import { UploadSessions } from './uploads.js';
 
@@ -48,6 +49,10 @@ export interface StorageServer {
   injectFault(fault: FaultSpec): void;
   /** Removes every injected fault. */
   clearFaults(): void;
+  /** Trusts V4 signed URLs signed by `clientEmail` with the private half of this key (PEM). */
+  addSigningKey(clientEmail: string, publicKeyPem: string): void;
+  /** Origins whose browsers may PUT signed URLs (the uploads bucket's CORS policy in production). */
+  setCorsOrigins(origins: readonly string[]): void;
 }
 
 function timeSince(start: bigint): string {
@@ -66,6 +71,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
   const notifier = new Notifier(log, options.notificationRetry);
   const faults = new FaultInjector();
   const sessions = new UploadSessions();
+  const signedUrls = new SignedUrlPolicy();
   const inFlight = new Set<Promise<void>>();
   let fallbackUrl = '';
 
@@ -92,6 +98,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
         notifier,
         sessions,
         faults,
+        signedUrls,
         autoCreateBuckets: options.autoCreateBuckets ?? false,
         log,
       };
@@ -162,5 +169,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     removeNotifications: (bucket) => notifier.remove(bucket),
     injectFault: (fault) => faults.add(fault),
     clearFaults: () => faults.clear(),
+    addSigningKey: (clientEmail, publicKeyPem) => signedUrls.addKey(clientEmail, publicKeyPem),
+    setCorsOrigins: (origins) => signedUrls.setCorsOrigins(origins),
   };
 }

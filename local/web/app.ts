@@ -1,6 +1,7 @@
 /**
  * The try-it page: uploads each picked or dropped image to `POST /uploads` (XMLHttpRequest, for
- * upload progress), polls its `statusUrl` until it is ready or failed, and shows a ready image
+ * upload progress) or, over 16 MiB, straight to Cloud Storage through a signed URL
+ * (`POST /uploads/signed-url`, then a PUT), polls its `statusUrl` until it is ready or failed, and shows a ready image
  * as a `<picture>` built from the manifest alone plus a table of its variants. Errors are shown
  * as the API returns them. Plain DOM, no framework; ids seen are kept in localStorage so that a
  * reload (or a later `npm start`) lists them again.
@@ -40,6 +41,12 @@ type ApiAnswer =
 // ---- Small helpers.
 
 const UPLOAD_URL = '/uploads';
+const SIGNED_URL_URL = '/uploads/signed-url';
+/**
+ * Files over this go to the bucket by signed URL: a request to Cloud Run carries at most 32 MiB.
+ * Smaller ones keep the direct POST, whose answer says at once whether the image is acceptable.
+ */
+const SIGNED_URL_THRESHOLD = 16 * 1024 * 1024;
 const MAX_PARALLEL_UPLOADS = 3;
 const STORAGE_KEY = 'image-pipeline.uploads';
 const FORMAT_LABELS: Record<string, string> = { avif: 'AVIF', webp: 'WebP', jpeg: 'JPEG' };
@@ -392,11 +399,17 @@ interface XhrResult {
   body: unknown;
 }
 
-function uploadWithProgress(file: File, onProgress: (fraction: number) => void): Promise<XhrResult> {
+function sendWithProgress(
+  method: string,
+  url: string,
+  headers: Record<string, string>,
+  body: XMLHttpRequestBodyInit,
+  onProgress: (fraction: number) => void,
+): Promise<XhrResult> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', UPLOAD_URL);
-    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.open(method, url);
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
     xhr.upload.addEventListener('progress', (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
@@ -411,10 +424,23 @@ function uploadWithProgress(file: File, onProgress: (fraction: number) => void):
     });
     xhr.addEventListener('error', () => reject(new Error('The upload did not reach the server (network error).')));
     xhr.addEventListener('abort', () => reject(new Error('The upload was aborted.')));
-    const form = new FormData();
-    form.append('file', file, file.name);
-    xhr.send(form);
+    xhr.send(body);
   });
+}
+
+function uploadWithProgress(file: File, onProgress: (fraction: number) => void): Promise<XhrResult> {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  return sendWithProgress('POST', UPLOAD_URL, { Accept: 'application/json' }, form, onProgress);
+}
+
+/** Cloud Storage's XML error (`<Error><Code>…</Code><Message>…</Message><Details>…</Details>`) as an API error. */
+function storageError(status: number, body: unknown): ApiError['error'] {
+  const text = typeof body === 'string' ? body : '';
+  const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
+  const code = field('Code');
+  if (!code) return unexpected(status, body);
+  return { code: `storage_${code}`, message: `Cloud Storage refused the upload: ${field('Details') ?? field('Message') ?? code}`, retryable: status >= 500 };
 }
 
 function unexpected(status: number, body: unknown): ApiError['error'] {
@@ -444,6 +470,19 @@ async function follow(card: UploadCard, statusUrl: string): Promise<void> {
       card.showManifest((body as Extract<ApiAnswer, { status: 'ready' }>).manifest);
       return;
     }
+    // A signed upload's ticket: the object has not been taken by ingest yet.
+    if (response.status === 202 && (body as { status?: string } | undefined)?.status === 'waiting') {
+      card.setState('processing', 'Uploaded; waiting for the pipeline to take it…');
+      await sleep(delay);
+      delay = Math.min(2500, delay * 1.3);
+      continue;
+    }
+    // A signed upload learns its image id only here.
+    const id = (body as { id?: unknown } | undefined)?.id ?? (isApiError(body) ? body.error.details?.id : undefined);
+    if (!card.id && typeof id === 'string') {
+      card.id = id;
+      remember({ id, filename: card.filename });
+    }
     if (response.status === 202) {
       const answer = body as Extract<ApiAnswer, { status: 'processing' }>;
       const done = answer.done ?? 0;
@@ -472,15 +511,58 @@ async function follow(card: UploadCard, statusUrl: string): Promise<void> {
   }
 }
 
+function showUploadProgress(card: UploadCard, fraction: number): void {
+  const percent = Math.round(fraction * 100);
+  card.setState('uploading', fraction >= 1 ? 'Uploaded; checking the image…' : `Uploading… ${Math.floor(percent / 10) * 10} %`, percent);
+}
+
+/** Asks for a signed URL, PUTs the file straight to the bucket, then follows the ticket. */
+async function uploadSigned(card: UploadCard, file: File): Promise<void> {
+  let signed: { uploadUrl: string; method: string; headers: Record<string, string>; statusUrl: string };
+  try {
+    const response = await fetch(SIGNED_URL_URL, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ filename: file.name, contentType: file.type, size: file.size }),
+    });
+    const body: unknown = await response.json().catch(() => undefined);
+    if (response.status !== 201) {
+      const error = unexpected(response.status, body);
+      card.showError(error, response.status);
+      if (error.retryable) card.setActions(retryButton(card, file));
+      return;
+    }
+    signed = body as typeof signed;
+  } catch (error) {
+    card.showError({ code: 'network_error', message: (error as Error).message, retryable: true });
+    card.setActions(retryButton(card, file));
+    return;
+  }
+  let result: XhrResult;
+  try {
+    result = await sendWithProgress(signed.method, signed.uploadUrl, signed.headers, file, (fraction) => showUploadProgress(card, fraction));
+  } catch (error) {
+    card.showError({ code: 'network_error', message: (error as Error).message, retryable: true });
+    card.setActions(retryButton(card, file));
+    return;
+  }
+  if (result.status !== 200) {
+    const error = storageError(result.status, result.body);
+    card.showError(error, result.status);
+    card.setActions(retryButton(card, file));
+    return;
+  }
+  card.setState('processing', 'Uploaded; waiting for the pipeline to take it…');
+  await follow(card, signed.statusUrl);
+}
+
 async function uploadFile(card: UploadCard, file: File): Promise<void> {
   card.setActions();
   card.setState('uploading', 'Uploading…', 0);
+  if (file.size > SIGNED_URL_THRESHOLD) return uploadSigned(card, file);
   let result: XhrResult;
   try {
-    result = await uploadWithProgress(file, (fraction) => {
-      const percent = Math.round(fraction * 100);
-      card.setState('uploading', fraction >= 1 ? 'Uploaded; checking the image…' : `Uploading… ${Math.floor(percent / 10) * 10} %`, percent);
-    });
+    result = await uploadWithProgress(file, (fraction) => showUploadProgress(card, fraction));
   } catch (error) {
     card.showError({ code: 'network_error', message: (error as Error).message, retryable: true });
     card.setActions(retryButton(card, file));

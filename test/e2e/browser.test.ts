@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { Manifest } from '../../shared/messages.js';
-import { makePhoto } from '../fixtures/images.js';
+import { makePhoto, noisePng } from '../fixtures/images.js';
 import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -137,6 +137,39 @@ describe('try-it page in Chromium', function () {
     await dropped.locator('table.variants').waitFor({ timeout: 60_000 });
     // A 320-wide image with WIDTHS 320,640,1024 gets one width in three formats.
     expect(await dropped.locator('table.variants tbody tr').count()).to.equal(3);
+  });
+
+  it('sends a 60 MB file straight to the bucket by signed URL, with the same progress bar and status', async () => {
+    const bigPath = join(files, 'scan.png');
+    writeFileSync(bigPath, await noisePng(4500));
+    const requests: string[] = [];
+    const onRequest = (request: { method(): string; url(): string }) => void requests.push(`${request.method()} ${request.url().split('?')[0]}`);
+    page.on('request', onRequest);
+    const progress: number[] = [];
+    await page.exposeFunction('recordProgress', (value: number) => void progress.push(value));
+    await page.goto(t.stack.urls.web);
+    await page.evaluate(() => {
+      // Records every value the card's progress bar takes while uploading.
+      new MutationObserver((records) => {
+        for (const record of records) {
+          const target = record.target as HTMLProgressElement;
+          if (target.matches?.('.card progress') && target.hasAttribute('value')) (window as unknown as { recordProgress(v: number): void }).recordProgress(target.value);
+        }
+      }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['value'] });
+    });
+    await page.setInputFiles('#files', [bigPath]);
+    const card = page.locator('.card', { hasText: 'scan.png' });
+    await card.locator('table.variants, .error').first().waitFor({ timeout: 170_000 });
+    page.off('request', onRequest);
+    expect(await card.getAttribute('data-state'), (await card.textContent()) ?? '').to.equal('ready');
+    expect(await card.locator('.status').textContent()).to.contain('Ready: 9 variants');
+    expect(requests).to.include(`POST ${new URL('/uploads/signed-url', t.stack.urls.web).href}`);
+    const put = requests.find((r) => r.startsWith(`PUT ${t.stack.urls.storage}/${t.stack.buckets.uploads}/incoming/`));
+    expect(put, requests.join('\n')).to.be.a('string');
+    expect(put).to.match(/\/scan\.png$/);
+    expect(requests.filter((r) => r === `POST ${t.stack.urls.api}`)).to.deep.equal([], 'the file never went through the function');
+    expect(progress.some((v) => v > 0 && v < 100), `progress values: ${progress.join(',')}`).to.equal(true);
+    expect(pageErrors).to.deep.equal([]);
   });
 
   it('fits a 360 px window and lists earlier uploads after a reload', async () => {

@@ -14,7 +14,8 @@
  *   is ingested.
  *
  * The corpus is generated here and in test/fixtures/images.ts; limits are the defaults
- * (MAX_UPLOAD_BYTES 25 MiB, MAX_INPUT_PIXELS 50 MP, MAX_INPUT_FRAMES 100, ALLOW_SVG false), and
+ * (MAX_UPLOAD_BYTES 25 MiB, MAX_INPUT_PIXELS 50 MP, MAX_INPUT_FRAMES 100, ALLOW_SVG false) but for
+ * MAX_INGEST_BYTES, set to 25 MiB like the upload limit, and
  * the whole suite runs with UPLOAD_TOKEN set, checking at the end that the token never reached
  * a log line.
  *
@@ -215,7 +216,7 @@ const BODY_CASES: BodyCase[] = [
   { name: 'plain SVG (SVG off by default)', make: async () => simpleSvg(), contentType: 'image/svg+xml', expected: { kind: 'refused', status: 415, code: 'format_not_allowed' } },
   { name: 'HEIC container', make: async () => heicContainer(), contentType: 'image/heic', expected: { kind: 'refused', status: 415, code: 'format_not_allowed' } },
   {
-    name: 'a body over MAX_UPLOAD_BYTES (25 MiB + 1)',
+    name: 'a body over MAX_UPLOAD_BYTES / MAX_INGEST_BYTES (25 MiB + 1)',
     make: async () => {
       const big = Buffer.alloc(25 * MiB + 1, 0x20);
       Buffer.from([0xff, 0xd8, 0xff, 0xe0]).copy(big);
@@ -364,9 +365,11 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
   }
 
   before(async () => {
-    pipeline = await startTestPipeline({ WIDTHS: '96,160', UPLOAD_TOKEN: TOKEN, CORS_ORIGINS: 'https://app.example' });
-    // The fixture's test-friendly widths; every limit stays at its default.
-    expect(pipeline.config).to.include({ MAX_UPLOAD_BYTES: 25 * MiB, MAX_INPUT_PIXELS: 50_000_000, MAX_INPUT_FRAMES: 100, ALLOW_SVG: false });
+    // incoming/ has its own byte limit (MAX_INGEST_BYTES, default 200 MiB); it is set to the
+    // upload limit here so that one 25 MiB + 1 body exercises both paths' limits.
+    pipeline = await startTestPipeline({ WIDTHS: '96,160', UPLOAD_TOKEN: TOKEN, CORS_ORIGINS: 'https://app.example', MAX_INGEST_BYTES: String(25 * MiB) });
+    // The fixture's test-friendly widths; every other limit stays at its default.
+    expect(pipeline.config).to.include({ MAX_UPLOAD_BYTES: 25 * MiB, MAX_INGEST_BYTES: 25 * MiB, MAX_INPUT_PIXELS: 50_000_000, MAX_INPUT_FRAMES: 100, ALLOW_SVG: false });
     useDeps(pipeline.deps);
     const port = await freePort();
     ingestServer = getTestServer('ingest').listen(port, '127.0.0.1');

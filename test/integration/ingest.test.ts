@@ -32,7 +32,8 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
   const exists = async (name: string) => (await uploads().file(name).exists())[0];
 
   before(async () => {
-    pipeline = await startTestPipeline({ MAX_UPLOAD_BYTES: String(200 * 1024) });
+    // incoming/ is limited by MAX_INGEST_BYTES; MAX_UPLOAD_BYTES (request bodies) is smaller here.
+    pipeline = await startTestPipeline({ MAX_UPLOAD_BYTES: String(64 * 1024), MAX_INGEST_BYTES: String(200 * 1024) });
     useDeps(pipeline.deps);
     const port = await freePort();
     server = getTestServer('ingest').listen(port, '127.0.0.1');
@@ -79,6 +80,15 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
       expect(pipeline.logs.filter((l) => l.event === 'ingest.retry')).to.have.length(0);
     });
   }
+
+  it('ingests an object larger than MAX_UPLOAD_BYTES but within MAX_INGEST_BYTES', async () => {
+    const image = await makePhoto({ width: 250, height: 200, format: 'png', seed: 45 });
+    expect(image.length).to.be.within(64 * 1024 + 1, 200 * 1024);
+    await uploads().file('incoming/big.png').save(image, { resumable: false, contentType: 'image/png' });
+    await waitFor('incoming object removed', async () => ((await exists('incoming/big.png')) ? undefined : true));
+    expect(await exists(originalName(imageIdOf(image)))).to.equal(true);
+    expect((await pullJobs(pipeline.jobs)).every(({ job }) => job.imageId === imageIdOf(image))).to.equal(true);
+  });
 
   it('ignores objects outside incoming/, so writes to originals/ never trigger work', async () => {
     const image = await makePhoto({ width: 200, height: 200, seed: 42 });

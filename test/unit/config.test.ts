@@ -9,6 +9,8 @@ describe('config', () => {
     expect(config.WIDTHS).to.deep.equal([320, 640, 1024, 1600, 2048]);
     expect(config.FORMATS).to.deep.equal(['avif', 'webp', 'jpeg']);
     expect(config.MAX_UPLOAD_BYTES).to.equal(25 * 1024 * 1024);
+    expect(config.MAX_INGEST_BYTES).to.equal(200 * 1024 * 1024);
+    expect(config.SIGNED_URL_TTL_SECONDS).to.equal(900);
     expect(config.MAX_INPUT_PIXELS).to.equal(50_000_000);
     expect(config.ALLOW_SVG).to.equal(false);
   });
@@ -38,6 +40,8 @@ describe('config', () => {
     ['a non-boolean', { ...base, ALLOW_SVG: 'maybe' }, /ALLOW_SVG must be true or false/],
     ['a quality out of range', { ...base, JPEG_QUALITY: '101' }, /JPEG_QUALITY must be at most 100/],
     ['a short token', { ...base, UPLOAD_TOKEN: 'short' }, /UPLOAD_TOKEN must be at least 16 characters \(set\)/],
+    ['a request-body limit over Cloud Run\'s 32 MiB', { ...base, MAX_UPLOAD_BYTES: String(32 * 1024 * 1024 + 1) }, /MAX_UPLOAD_BYTES must be at most 33554432/],
+    ['a signed-URL lifetime over 7 days', { ...base, SIGNED_URL_TTL_SECONDS: String(7 * 24 * 3600 + 1) }, /SIGNED_URL_TTL_SECONDS must be at most 604800/],
     ['a bad endpoint', { ...base, STORAGE_API_ENDPOINT: 'not a url' }, /STORAGE_API_ENDPOINT must be a URL/],
   ];
   for (const [what, env, message] of bad) {

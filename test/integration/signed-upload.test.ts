@@ -1,0 +1,194 @@
+/**
+ * `POST /uploads/signed-url` and its status route, through functions-framework's test servers
+ * for `upload` and `ingest`, the local storage server (which verifies the V4 signature) and the
+ * Pub/Sub emulator. The URL is signed by @google-cloud/storage with a throwaway key, as on the
+ * local stack; production signs through IAM signBlob, which cannot run here.
+ */
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { expect } from 'chai';
+import type { Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import request from 'supertest';
+import '../../functions/index.js';
+import { useDeps } from '../../functions/runtime.js';
+import { createStorageClient, type PipelineDeps } from '../../shared/deps.js';
+import { imageIdOf, newTicketId, originalName, ticketMarkerName } from '../../shared/naming.js';
+import { TICKET_GRACE_MS } from '../../shared/signed-url.js';
+import { generateSigningKey } from '../../local/signing-key.js';
+import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
+import { freePort } from '../fixtures/pubsub.js';
+import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+
+const KiB = 1024;
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → ingest → status (local storage verifies the signature)', function () {
+  this.timeout(60_000);
+  let pipeline: TestPipeline;
+  let deps: PipelineDeps;
+  let ingestServer: Server;
+  const api = () => request(getTestServer('upload'));
+
+  before(async () => {
+    pipeline = await startTestPipeline({ MAX_UPLOAD_BYTES: String(100 * KiB), MAX_INGEST_BYTES: String(2048 * KiB), CORS_ORIGINS: 'https://app.example' });
+    const key = generateSigningKey('test-project');
+    pipeline.storageServer.addSigningKey(key.clientEmail, key.publicKey);
+    deps = { ...pipeline.deps, storage: createStorageClient(pipeline.config, key) };
+    useDeps(deps);
+    const port = await freePort();
+    ingestServer = getTestServer('ingest').listen(port, '127.0.0.1');
+    pipeline.storageServer.addNotification('test-uploads', `http://127.0.0.1:${port}/`);
+  });
+  after(async () => {
+    await new Promise((r) => ingestServer.close(r));
+    await pipeline.stop();
+  });
+  afterEach(() => useDeps(deps));
+
+  async function sign(body: unknown) {
+    return api().post('/uploads/signed-url').set('Content-Type', 'application/json').send(JSON.stringify(body));
+  }
+
+  async function put(uploadUrl: string, headers: Record<string, string>, bytes: Buffer) {
+    const response = await fetch(uploadUrl, { method: 'PUT', headers, body: Uint8Array.from(bytes) });
+    return { status: response.status, text: await response.text() };
+  }
+
+  /** The status route's answer, once it is no longer `waiting`. */
+  async function settled(statusUrl: string) {
+    const path = new URL(statusUrl).pathname;
+    return waitFor('ticket to be ingested', async () => {
+      const response = await api().get(path);
+      return response.status === 202 && response.body.status === 'waiting' ? undefined : response;
+    });
+  }
+
+  it('signs a PUT of one incoming/{ticket}/{filename} object bound to type and size; an image over MAX_UPLOAD_BYTES goes through to processing', async () => {
+    const photo = await makePhoto({ width: 700, height: 500, format: 'png', seed: 71 });
+    expect(photo.length).to.be.greaterThan(100 * KiB, 'the fixture must exceed MAX_UPLOAD_BYTES');
+    const signed = await sign({ filename: '../../my "scan"\r\n.png', contentType: 'image/png', size: photo.length });
+    expect(signed.status, JSON.stringify(signed.body)).to.equal(201);
+    const { uploadUrl, method, headers, expiresAt, statusUrl, ticket } = signed.body as Record<string, string> & { headers: Record<string, string> };
+    expect(method).to.equal('PUT');
+    expect(headers).to.deep.equal({ 'Content-Type': 'image/png', 'x-goog-content-length-range': `1,${photo.length}`, 'x-goog-if-generation-match': '0' });
+    const url = new URL(uploadUrl);
+    expect(decodeURIComponent(url.pathname)).to.equal(`/test-uploads/incoming/${ticket}/my scan.png`);
+    expect(url.searchParams.get('X-Goog-Algorithm')).to.equal('GOOG4-RSA-SHA256');
+    expect(url.searchParams.get('X-Goog-SignedHeaders')).to.equal('content-type;host;x-goog-content-length-range;x-goog-if-generation-match');
+    expect(new Date(expiresAt).getTime() - Date.now()).to.be.within(890_000, 900_000);
+    expect(statusUrl).to.match(new RegExp(`/uploads/signed-url/${ticket}$`));
+
+    const before = await api().get(new URL(statusUrl).pathname);
+    expect(before.status).to.equal(202);
+    expect(before.body).to.deep.equal({ ticket, status: 'waiting' });
+
+    const stored = await put(uploadUrl, headers, photo);
+    expect(stored.status, stored.text).to.equal(200);
+    const answer = await settled(statusUrl);
+    const id = imageIdOf(photo);
+    expect(answer.status).to.equal(202);
+    expect(answer.body).to.include({ id, status: 'processing' });
+    const [metadata] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).getMetadata();
+    expect(metadata.metadata).to.include({ filename: 'my scan.png', source: `incoming/${ticket}/my scan.png` });
+    const [marker] = await pipeline.deps.storage.bucket('test-uploads').file(ticketMarkerName(ticket)).getMetadata();
+    expect(marker.metadata).to.include({ imageId: id });
+    expect((await pullJobs(pipeline.jobs)).every(({ job }) => job.imageId === id)).to.equal(true);
+  });
+
+  it('answers a ticket whose object was a bad image with the image failure, id included', async () => {
+    const bytes = textPosingAsJpeg();
+    const signed = await sign({ filename: 'fake.jpg', contentType: 'image/jpeg', size: bytes.length });
+    expect(signed.status).to.equal(201);
+    expect((await put(signed.body.uploadUrl, signed.body.headers, bytes)).status).to.equal(200);
+    const answer = await settled(signed.body.statusUrl);
+    expect(answer.status).to.equal(422);
+    expect(answer.body.error).to.deep.include({ code: 'image_failed' });
+    expect(answer.body.error.details).to.deep.equal({ id: imageIdOf(bytes), cause: 'not_an_image' });
+  });
+
+  it('refuses a body larger than the size it signed for (the storage server enforces the range)', async () => {
+    const signed = await sign({ filename: 'a.jpg', contentType: 'image/jpeg', size: 1000 });
+    const refused = await put(signed.body.uploadUrl, signed.body.headers, Buffer.alloc(1001, 1));
+    expect(refused.status).to.equal(400);
+    expect(refused.text).to.include('<Code>EntityTooLarge</Code>');
+  });
+
+  const refusals: Array<[string, unknown, number, string]> = [
+    ['a type the pipeline does not accept', { filename: 'a.txt', contentType: 'text/plain', size: 10 }, 415, 'format_not_allowed'],
+    ['an empty type (a browser that did not recognise the file)', { filename: 'a.xyz', contentType: '', size: 10 }, 415, 'format_not_allowed'],
+    ['SVG while ALLOW_SVG is off', { filename: 'a.svg', contentType: 'image/svg+xml', size: 10 }, 415, 'format_not_allowed'],
+    ['a size over MAX_INGEST_BYTES', { filename: 'a.tif', contentType: 'image/tiff', size: 2048 * KiB + 1 }, 413, 'payload_too_large'],
+    ['a body that is not JSON', 'not json', 400, 'bad_request'],
+    ['a missing size', { filename: 'a.jpg', contentType: 'image/jpeg' }, 400, 'bad_request'],
+    ['a size of zero', { filename: 'a.jpg', contentType: 'image/jpeg', size: 0 }, 400, 'bad_request'],
+  ];
+  for (const [what, body, status, code] of refusals) {
+    it(`refuses ${what}: ${status} ${code}`, async () => {
+      const response =
+        typeof body === 'string'
+          ? await api().post('/uploads/signed-url').set('Content-Type', 'application/octet-stream').send(Buffer.from(body))
+          : await sign(body);
+      expect(response.status, JSON.stringify(response.body)).to.equal(status);
+      expect(response.body.error).to.include({ code });
+      expect(response.body.error.message).to.be.a('string').and.not.empty;
+      if (status === 413) expect(response.body.error.details).to.deep.equal({ maxBytes: 2048 * KiB });
+    });
+  }
+
+  it('has the API\'s auth, CORS and method rules', async () => {
+    useDeps({ ...deps, config: { ...deps.config, UPLOAD_TOKEN: 'a-very-long-secret-token' } });
+    const body = JSON.stringify({ contentType: 'image/jpeg', size: 10 });
+    const anonymous = await api().post('/uploads/signed-url').set('Content-Type', 'application/json').send(body);
+    expect(anonymous.status).to.equal(401);
+    const authorized = await api().post('/uploads/signed-url').set('Authorization', 'Bearer a-very-long-secret-token').set('Content-Type', 'application/json').send(body);
+    expect(authorized.status).to.equal(201);
+    useDeps(deps);
+    const foreign = await api().post('/uploads/signed-url').set('Origin', 'https://evil.example').set('Content-Type', 'application/json').send(body);
+    expect(foreign.status).to.equal(403);
+    const allowed = await api().post('/uploads/signed-url').set('Origin', 'https://app.example').set('Content-Type', 'application/json').send(body);
+    expect(allowed.status).to.equal(201);
+    expect(allowed.headers['access-control-allow-origin']).to.equal('https://app.example');
+    const get = await api().get('/uploads/signed-url');
+    expect(get.status).to.equal(405);
+    expect(get.headers.allow).to.match(/^POST/);
+  });
+
+  it('answers 503 with the API\'s JSON error when signing fails (IAM signBlob stubbed: it cannot run here)', async () => {
+    const storage = createStorageClient(pipeline.config);
+    // Without a key the client signs through IAM signBlob; here that call is refused.
+    const denied = Object.assign(new Error('Permission iam.serviceAccounts.signBlob denied'), { code: 403 });
+    Object.assign(storage.authClient, {
+      getCredentials: async () => ({ client_email: 'upload@test-project.iam.gserviceaccount.com' }),
+      sign: async () => {
+        throw denied;
+      },
+    });
+    useDeps({ ...deps, storage });
+    const response = await sign({ filename: 'a.jpg', contentType: 'image/jpeg', size: 10 });
+    expect(response.status).to.equal(503);
+    expect(response.body.error).to.include({ code: 'unavailable', retryable: true });
+    expect(JSON.stringify(response.body)).not.to.include('signBlob');
+  });
+
+  it('answers 404 for a malformed ticket, an impossible expiry, and an unused ticket past expiry plus the grace period', async () => {
+    const now = Date.now();
+    const status = (ticket: string) => api().get(`/uploads/signed-url/${ticket}`);
+    expect((await status('not-a-ticket')).status).to.equal(404);
+    expect((await status(newTicketId(new Date(now + 30 * 24 * 3600 * 1000), randomBytes(12)))).status).to.equal(404);
+    const expiredRecently = newTicketId(new Date(now - TICKET_GRACE_MS / 2), randomBytes(12));
+    expect((await status(expiredRecently)).status).to.equal(202, 'within the grace period it may still arrive');
+    const expiredLongAgo = newTicketId(new Date(now - TICKET_GRACE_MS - 60_000), randomBytes(12));
+    const gone = await status(expiredLongAgo);
+    expect(gone.status).to.equal(404);
+    expect(gone.body.error).to.include({ code: 'not_found' });
+  });
+});
