@@ -2,7 +2,8 @@
  * Object names and content types: the data layout in one place.
  *
  * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads)
- * - images bucket: `{id}/{width}w.{ext}`, `{id}/manifest.json`, `{id}/error.json`
+ * - images bucket: `{id}/{width}w.{ext}`, `{id}/manifest.json`, `{id}/error.json`,
+ *   `{id}/outcome.json` (the arbiter of the image's one outcome; docs/record-protocol.md)
  */
 import { createHash } from 'node:crypto';
 import type { OutputFormat } from './config.js';
@@ -60,6 +61,50 @@ export function manifestName(id: string): string {
 /** `{id}/error.json` in the images bucket. */
 export function errorRecordName(id: string): string {
   return `${id}/error.json`;
+}
+
+/** `{id}/outcome.json` in the images bucket: the one outcome marker of an image. */
+export function outcomeMarkerName(id: string): string {
+  return `${id}/${OUTCOME_MARKER.file}`;
+}
+
+/**
+ * The outcome marker: one object per image that the ready and the failed writer both try to
+ * create (`ifGenerationMatch: 0`), so an image has one outcome and one announcement. Its custom
+ * metadata says the outcome and the announcement's state, so one listing page (`matchGlob`)
+ * shows which announcements are unsettled without reading any object.
+ */
+export const OUTCOME_MARKER = {
+  /** Object name inside the image's folder. */
+  file: 'outcome.json',
+  /** `matchGlob` for listing every marker of the images bucket (ids never contain `/`). */
+  glob: '*/outcome.json',
+  /** Metadata keys. */
+  keys: {
+    /** `ready` | `failed`. */
+    outcome: 'outcome',
+    /** See `states`. */
+    eventState: 'eventState',
+    /** Who created (or took over) the announcement: `job:{id}:{dispatch}:{index}`, `ingest`, `cleanup`, `accept`... */
+    writer: 'writer',
+    /** `true` when a failed outcome's cause is about the world (re-submitting the bytes retries it). */
+    retryable: 'retryable',
+  },
+  /** Values of `eventState`. Anything but `published` is unsettled. */
+  states: {
+    /** A writer holds the announcement; stale after ANNOUNCE_STALE_MS (shared/records.ts) of `updated`. */
+    pending: 'pending',
+    /** The holder gave up (its publish failed): anyone may settle it at once. */
+    released: 'released',
+    /** The event was published. */
+    published: 'published',
+  },
+} as const;
+
+/** True when a marker's custom metadata says its announcement is not yet published. */
+export function isUnsettledOutcome(metadata: Record<string, unknown> | undefined | null): boolean {
+  const state = metadata?.[OUTCOME_MARKER.keys.eventState];
+  return state !== OUTCOME_MARKER.states.published;
 }
 
 /** The id that leads an images-bucket name (`{id}/...`), or undefined. */

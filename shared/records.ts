@@ -156,3 +156,17 @@ export async function recordFailure(
   deps.log.warn('image failed', { event: 'image.failed', imageId: id, code: error.code, reason: error.message, writer, recorded: outcome === 'created' });
   return outcome;
 }
+
+/**
+ * Settles the announcement of an image's outcome marker, as `cleanup`, if it is unsettled and
+ * stale (or released). For cleanup's scan of the images bucket (OUTCOME_MARKER in naming.ts).
+ *
+ * @returns `settled` when this call published (or found published by a racing party after it
+ *   claimed nothing), `pending` when unsettled but a writer may still be at work, `none` when
+ *   there is no unsettled announcement.
+ */
+export async function settlePendingOutcome(deps: PipelineDeps, imageId: string): Promise<'settled' | 'pending' | 'none'> {
+  void deps;
+  void imageId;
+  return 'none'; // implemented in the next commit
+}
