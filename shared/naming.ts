@@ -1,9 +1,10 @@
 /**
  * Object names and content types: the data layout in one place.
  *
- * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads)
- * - images bucket: `{id}/{width}w.{ext}`, `{id}/manifest.json`, `{id}/error.json`,
- *   `{id}/outcome.json` (the arbiter of the image's one outcome; docs/record-protocol.md)
+ * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads),
+ *   `outcomes/{id}` (the arbiter of the image's one outcome; docs/record-protocol.md). The
+ *   uploads bucket is private, so writer names and announcement state never go public.
+ * - images bucket: `{id}/{width}w.{ext}`, `{id}/manifest.json`, `{id}/error.json`
  */
 import { createHash } from 'node:crypto';
 import type { OutputFormat } from './config.js';
@@ -63,22 +64,29 @@ export function errorRecordName(id: string): string {
   return `${id}/error.json`;
 }
 
-/** `{id}/outcome.json` in the images bucket: the one outcome marker of an image. */
+/** `outcomes/{id}` in the uploads bucket: the one outcome marker of an image. */
 export function outcomeMarkerName(id: string): string {
-  return `${id}/${OUTCOME_MARKER.file}`;
+  return `${OUTCOME_MARKER.prefix}${id}`;
+}
+
+/** The id in an `outcomes/{id}` name, or undefined for any other name. */
+export function idFromOutcomeMarkerName(name: string): string | undefined {
+  if (!name.startsWith(OUTCOME_MARKER.prefix)) return undefined;
+  const id = name.slice(OUTCOME_MARKER.prefix.length);
+  return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
 }
 
 /**
  * The outcome marker: one object per image that the ready and the failed writer both try to
  * create (`ifGenerationMatch: 0`), so an image has one outcome and one announcement. Its custom
- * metadata says the outcome and the announcement's state, so one listing page (`matchGlob`)
+ * metadata says the outcome and the announcement's state, so one listing page of the prefix
  * shows which announcements are unsettled without reading any object.
  */
 export const OUTCOME_MARKER = {
-  /** Object name inside the image's folder. */
-  file: 'outcome.json',
-  /** `matchGlob` for listing every marker of the images bucket (ids never contain `/`). */
-  glob: '*/outcome.json',
+  /** Which bucket holds the markers (the private one). */
+  bucket: 'uploads',
+  /** Prefix of every marker: `outcomes/{id}`. */
+  prefix: 'outcomes/',
   /** Metadata keys. */
   keys: {
     /** `ready` | `failed`. */
