@@ -93,7 +93,7 @@ export const OUTCOME_MARKER = {
     outcome: 'outcome',
     /** See `states`. */
     eventState: 'eventState',
-    /** Who created (or took over) the announcement: `job:{id}:{dispatch}:{index}`, `ingest`, `cleanup`, `accept`... */
+    /** Who created (or took over) the announcement: `job:{id}:{dispatch}:{index}`, `ingest`, `cleanup` (writer ids) */
     writer: 'writer',
     /** `true` when a failed outcome's cause is about the world (re-submitting the bytes retries it). */
     retryable: 'retryable',
