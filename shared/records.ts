@@ -308,6 +308,23 @@ export async function readOutcome(deps: PipelineDeps, id: string): Promise<Store
 }
 
 /**
+ * The image's outcome kind from metadata only (no object read): the marker's `outcome`, else a
+ * record from before markers. For cleanup's "is this image finished?": `{id}/error.json` alone
+ * is not an answer, as a cleared retryable failure can leave one behind while the image is
+ * processed again.
+ */
+export async function outcomeKind(deps: PipelineDeps, id: string): Promise<'ready' | 'failed' | undefined> {
+  const [marker, manifest, failure] = await Promise.all([
+    metadataOrUndefined(markerFile(deps, id)),
+    legacyRecord(deps, id, 'manifest'),
+    legacyRecord(deps, id, 'failure'),
+  ]);
+  const kind = marker?.metadata?.[KEYS.outcome];
+  if (kind === 'ready' || kind === 'failed') return kind;
+  return manifest ? 'ready' : failure ? 'failed' : undefined;
+}
+
+/**
  * For a re-submission of an image whose failure is retryable: deletes the marker (generation-
  * and metageneration-matched) so the image can be dispatched again. An announcement that is
  * released or stale is dropped with it (its holder will never publish, and the retry's outcome
