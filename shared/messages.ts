@@ -135,6 +135,8 @@ export const EventMessageV1 = z.discriminatedUnion('type', [
     imageId: ImageId,
     code: z.string(),
     message: z.string(),
+    /** True when uploading the same bytes again retries the image (see FailureRecordV1). */
+    retryable: z.boolean().optional(),
     at: z.iso.datetime(),
   }),
 ]);

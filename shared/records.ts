@@ -64,7 +64,8 @@ export function eventFor(record: { kind: 'manifest'; manifest: Manifest; bucket:
       at: at.toISOString(),
     };
   }
-  return { v: 1, type: 'image.failed', imageId: record.record.id, code: record.record.code, message: record.record.message, at: at.toISOString() };
+  const { id, code, message, retryable } = record.record;
+  return { v: 1, type: 'image.failed', imageId: id, code, message, ...(retryable !== undefined ? { retryable } : {}), at: at.toISOString() };
 }
 
 function eventOfMarker(marker: OutcomeMarker, at: Date): EventMessage {
