@@ -330,11 +330,12 @@ export async function outcomeKind(deps: PipelineDeps, id: string): Promise<'read
  * and metageneration-matched) so the image can be dispatched again. An announcement that is
  * released or stale is dropped with it (its holder will never publish, and the retry's outcome
  * gets announced instead); one still fresh in its holder's hands makes this throw a transient
- * error (retry in a minute), as does a marker that changed meanwhile.
+ * error (retry in a minute), as does a marker that changed meanwhile. `prepare` runs after
+ * that check and before anything is deleted.
  *
  * @returns the dispatch number the failure happened in (the retry uses a higher one).
  */
-export async function clearRetryableFailure(deps: PipelineDeps, id: string, outcome: StoredOutcome): Promise<number> {
+export async function clearRetryableFailure(deps: PipelineDeps, id: string, outcome: StoredOutcome, prepare?: () => Promise<void>): Promise<number> {
   const metadata = outcome.metadata;
   if (outcome.marker.outcome !== 'failed' || outcome.marker.record.retryable !== true || !metadata) {
     throw new Error(`${id}: only a retryable failure marker can be cleared`);
@@ -343,6 +344,7 @@ export async function clearRetryableFailure(deps: PipelineDeps, id: string, outc
   if (isUnsettledOutcome(custom) && custom[KEYS.eventState] !== STATES.released && ageOf(deps, metadata) < ANNOUNCE_STALE_MS) {
     throw transient('unavailable', 'The earlier failure of this image is still being announced; retry in a minute.');
   }
+  await prepare?.();
   // The derived error.json goes first where this function may delete in the images bucket
   // (ingest, cleanup); otherwise the retry's first job removes it (settleOwnOutcome).
   const errorFile = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(errorRecordName(id));

@@ -189,7 +189,7 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     expect(after.metadata?.dispatchedAt).to.be.a('string');
   });
 
-  it('an image cleanup gave up on says retryable: true, and the same bytes again answer 202 and dispatch it anew', async () => {
+  it('an image cleanup gave up on says retryable: true, and the same bytes again answer 202 and dispatch it anew (also after a retry whose publish failed)', async () => {
     const image = await makePhoto({ width: 260, height: 180, seed: 16 });
     const id = imageIdOf(image);
     expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202);
@@ -203,6 +203,15 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     const status = await server().get(`/uploads/${id}`);
     expect(status.status).to.equal(422);
     expect(status.body.error).to.deep.include({ code: 'image_failed', retryable: true });
+    // The first retry's publish fails: the record is cleared, and nothing may look in flight.
+    const broken = createDeps({ ...pipeline.config, JOBS_TOPIC: 'no-such-topic' }, { log: pipeline.deps.log });
+    useDeps(broken);
+    try {
+      expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(503);
+    } finally {
+      useDeps(pipeline.deps);
+      await broken.pubsub.close();
+    }
     const again = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
     expect(again.status, JSON.stringify(again.body)).to.equal(202);
     expect(again.body).to.include({ id, status: 'processing' });
