@@ -337,7 +337,8 @@ describe('faults: every accepted image ends complete or recorded as failed, exac
       const ingest = await listen(getTestServer('ingest'), port);
       h.pipeline.storageServer.addNotification(UPLOADS, `http://127.0.0.1:${port}/`);
       const storage = h.pipeline.storageServer;
-      // Bursts of 503s on every kind of request the pipeline makes: stat, list, download, upload, copy, delete.
+      // Bursts of 503s on every kind of request the pipeline makes: stat, list, download, upload, copy, delete
+      // (metadata writes go to originals/ and, since issue 10, to the outcome markers in outcomes/).
       let injecting = true;
       let bursts = 0;
       const injector = (async () => {
@@ -345,10 +346,10 @@ describe('faults: every accepted image ends complete or recorded as failed, exac
           { method: 'GET', path: /\/storage\/v1\/b\/test-images\/o/ },
           { method: 'GET', path: /alt=media/ },
           { method: 'POST', path: /\/upload\/storage\/v1\/b\/test-images\/o/ },
-          { method: 'POST', path: /\/upload\/storage\/v1\/b\/test-uploads\/o\?.*originals/ },
+          { method: 'POST', path: /\/upload\/storage\/v1\/b\/test-uploads\/o\?.*(originals|outcomes)/ },
           { method: 'POST', path: /rewriteTo|copyTo/ },
           { method: 'DELETE', path: /incoming/ },
-          { method: 'PATCH', path: /originals|manifest|error/ },
+          { method: 'PATCH', path: /originals|outcomes/ },
         ];
         while (injecting) {
           // One burst at a time (unconsumed ones are dropped): intermittent trouble, not an outage.
