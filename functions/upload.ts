@@ -31,8 +31,9 @@ function sendError(res: Response, error: unknown, deps: PipelineDeps, req: Reque
   res.status(status).json(body);
 }
 
-function failedBody(id: string, record: { code: string; message: string }) {
-  return { error: { code: 'image_failed', message: record.message, retryable: false, details: { id, cause: record.code } } };
+function failedBody(id: string, record: { code: string; message: string; retryable?: boolean | undefined }) {
+  // retryable: the cause was about the world; uploading the same file again processes it again.
+  return { error: { code: 'image_failed', message: record.message, retryable: record.retryable === true, details: { id, cause: record.code } } };
 }
 
 function statusUrl(req: Request, id: string): string {

@@ -5,12 +5,13 @@
 import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { dispatchOriginal, ORIGINAL_METADATA } from './dispatch.js';
-import { isPreconditionFailed } from './errors.js';
-import { FailureRecordV1, ManifestV1, type FailureRecord, type Manifest, type OriginalInfo, type VariantSpec } from './messages.js';
-import { errorRecordName, imageIdOf, manifestName, originalName } from './naming.js';
-import { createIfAbsent, guardStorage, metadataOrUndefined, readJsonObject } from './objects.js';
+import { isPreconditionFailed, transient } from './errors.js';
+import type { FailureRecord, Manifest, OriginalInfo, VariantSpec } from './messages.js';
+import { imageIdOf, originalName } from './naming.js';
+import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js';
 import { planVariants } from './plan.js';
 import { probeImage, probeLimitsFromConfig } from './probe.js';
+import { clearRetryableFailure, readOutcome, type StoredOutcome } from './records.js';
 
 /** What happened to an accepted image. */
 export type AcceptOutcome =
@@ -29,16 +30,16 @@ export interface AcceptInput {
   readonly copyFrom?: { readonly file: File; readonly generation: string };
 }
 
+function asAcceptOutcome(id: string, stored: StoredOutcome): AcceptOutcome {
+  return stored.marker.outcome === 'ready'
+    ? { state: 'ready', id, manifest: stored.marker.manifest }
+    : { state: 'failed', id, record: stored.marker.record };
+}
+
 /** The terminal state of an image, if it has one. */
 export async function terminalState(deps: PipelineDeps, id: string): Promise<AcceptOutcome | undefined> {
-  const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
-  const [manifest, record] = await Promise.all([
-    readJsonObject(images.file(manifestName(id)), ManifestV1),
-    readJsonObject(images.file(errorRecordName(id)), FailureRecordV1),
-  ]);
-  if (manifest) return { state: 'ready', id, manifest };
-  if (record) return { state: 'failed', id, record };
-  return undefined;
+  const stored = await readOutcome(deps, id);
+  return stored && asAcceptOutcome(id, stored);
 }
 
 async function storeOriginal(file: File, input: AcceptInput, id: string, info: OriginalInfo): Promise<string | undefined> {
@@ -83,10 +84,38 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
   const id = imageIdOf(input.bytes);
   const log = deps.log.child({ imageId: id });
 
-  const terminal = await terminalState(deps, id);
-  if (terminal) {
-    log.info('image already finished', { event: 'accept', state: terminal.state, source: input.source });
-    return terminal;
+  const file = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id));
+  // A retryable failure (dead-lettered, gave up, out of memory...) is cleared and dispatched
+  // again with a higher dispatch number; any other outcome answers as it stands.
+  let retry: number | undefined;
+  const stored = await readOutcome(deps, id);
+  if (stored) {
+    if (stored.marker.outcome === 'failed' && stored.marker.record.retryable === true && stored.metadata) {
+      const recorded = stored.marker.record.dispatch ?? 0;
+      await clearRetryableFailure(deps, id, stored, async () => {
+        // Before the marker goes: un-stamp the original with the retry's dispatch number, so a
+        // retry whose publish then fails is dispatched by the next identical upload or by
+        // cleanup's undispatched rule, instead of looking in flight.
+        const original = await metadataOrUndefined(file);
+        retry = Math.max(recorded, Number(original?.metadata?.[ORIGINAL_METADATA.redispatches] ?? 0) || 0) + 1;
+        if (original) {
+          await guardStorage(`un-stamp ${file.name}`, () =>
+            file.setMetadata(
+              { metadata: { [ORIGINAL_METADATA.dispatchedAt]: null, [ORIGINAL_METADATA.redispatches]: String(retry) } },
+              { ifMetagenerationMatch: Number(original.metageneration) },
+            ),
+          ).catch((error: unknown) => {
+            if (isPreconditionFailed(error)) throw transient('unavailable', 'The image changed while being retried; retry shortly.');
+            throw error;
+          });
+        }
+      });
+      log.info('retrying an image whose failure was retryable', { event: 'accept.retry', code: stored.marker.record.code, dispatch: retry, source: input.source });
+    } else {
+      const terminal = asAcceptOutcome(id, stored);
+      log.info('image already finished', { event: 'accept', state: terminal.state, source: input.source });
+      return terminal;
+    }
   }
 
   const info: OriginalInfo = {
@@ -97,19 +126,21 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     contentType: probe.contentType,
     ...(input.filename ? { filename: input.filename } : {}),
   };
-  const file = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id));
   let generation = await storeOriginal(file, input, id, info);
+  let dispatch = retry ?? 0;
   if (generation === undefined) {
-    // Stored before: dispatch again only if that earlier dispatch never completed.
+    // Stored before: dispatch again only if that earlier dispatch never completed (a failed
+    // publish, or a retry whose publish failed: the original carries the number to use).
     const existing = await metadataOrUndefined(file);
     if (!existing) throw new Error(`${file.name} vanished while being accepted`);
-    if (existing.metadata?.[ORIGINAL_METADATA.dispatchedAt]) {
+    if (existing.metadata?.[ORIGINAL_METADATA.dispatchedAt] && retry === undefined) {
       log.info('image already in flight', { event: 'accept', source: input.source });
       return { state: 'processing', id, variants: planVariants(info, deps.config), dispatched: false };
     }
+    dispatch = Math.max(dispatch, Number(existing.metadata?.[ORIGINAL_METADATA.redispatches] ?? 0) || 0);
     generation = String(existing.generation);
   }
   log.info('original stored', { event: 'accept', source: input.source, format: info.format, width: info.width, height: info.height, bytes: info.bytes });
-  const jobs = await dispatchOriginal(deps, file, generation, id, info, 0);
+  const jobs = await dispatchOriginal(deps, file, generation, id, info, dispatch);
   return { state: 'processing', id, variants: jobs[0]!.plan, dispatched: true };
 }

@@ -9,11 +9,11 @@ import type { Message } from '@google-cloud/pubsub';
 import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
 import { dispatchOriginal, ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
-import { permanent } from './errors.js';
-import { FailureRecordV1, ManifestV1, parseJob } from './messages.js';
+import { transient } from './errors.js';
+import { parseJob } from './messages.js';
 import { errorRecordName, idFromImagesName, idFromOriginalName, manifestName, originalName } from './naming.js';
-import { deleteIfPresent, listObjects, listPage, metadataOrUndefined, readJsonObject } from './objects.js';
-import { eventFor, recordFailure, settleAnnouncement } from './records.js';
+import { deleteIfPresent, listObjects, listPage, metadataOrUndefined } from './objects.js';
+import { recordFailure, settlePendingOutcome } from './records.js';
 import { topology } from './topology.js';
 
 const MINUTE = 60_000;
@@ -239,13 +239,13 @@ async function reviewOriginal(deps: PipelineDeps, file: File, now: Date, summary
     const info = originalInfoFromMetadata(file.metadata);
     if (!dryRun) {
       if (info) await dispatchOriginal(deps, file, String(file.metadata.generation), id, info, decision.attempt);
-      else await recordFailure(deps, id, permanent('image_failed', 'The original has no probe metadata; upload it again.'), 'cleanup');
+      else await recordFailure(deps, id, transient('original_missing', 'The original has no probe metadata; upload the same file again to retry.'), 'cleanup', undefined, facts.redispatches);
     }
   } else {
     summary.gaveUp++;
     if (!dryRun) {
-      const error = permanent('image_failed', `Processing did not finish after ${facts.redispatches + 1} dispatches; giving up.`);
-      await recordFailure(deps, id, error, 'cleanup', { bucket: file.bucket.name, name: file.name });
+      const error = transient('processing_gave_up', `Processing did not finish after ${facts.redispatches + 1} dispatches; upload the same file again to retry.`);
+      await recordFailure(deps, id, error, 'cleanup', { bucket: file.bucket.name, name: file.name }, facts.redispatches);
     }
   }
 }
@@ -253,27 +253,12 @@ async function reviewOriginal(deps: PipelineDeps, file: File, now: Date, summary
 /** Finishes any announcement whose writer died (see records.ts). */
 async function settleRecord(
   deps: PipelineDeps,
-  manifest: FileMetadata | undefined,
-  failure: FileMetadata | undefined,
+  _manifest: FileMetadata | undefined,
+  _failure: FileMetadata | undefined,
   id: string,
   summary: CleanupSummary,
 ): Promise<void> {
-  const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
-  if (manifest) {
-    const file = images.file(manifestName(id));
-    const settled = await settleAnnouncement(deps, file, manifest, 'cleanup', async () => {
-      const body = await readJsonObject(file, ManifestV1);
-      return body && eventFor({ kind: 'manifest', manifest: body, bucket: images.name }, deps.now());
-    });
-    if (settled && manifest.metadata?.eventState === 'pending') summary.announcementsSettled++;
-  } else if (failure) {
-    const file = images.file(errorRecordName(id));
-    const settled = await settleAnnouncement(deps, file, failure, 'cleanup', async () => {
-      const body = await readJsonObject(file, FailureRecordV1);
-      return body && eventFor({ kind: 'failure', record: body }, deps.now());
-    });
-    if (settled && failure.metadata?.eventState === 'pending') summary.announcementsSettled++;
-  }
+  if ((await settlePendingOutcome(deps, id)) === 'settled') summary.announcementsSettled++;
 }
 
 async function reviewImageFolder(deps: PipelineDeps, prefix: string, now: Date, summary: CleanupSummary, dryRun: boolean): Promise<void> {
@@ -314,8 +299,8 @@ async function drainDeadLetters(deps: PipelineDeps, summary: CleanupSummary, dea
       const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
       const finished = (await metadataOrUndefined(images.file(manifestName(job.imageId)))) !== undefined;
       if (!finished) {
-        const error = permanent('image_failed', 'Processing failed repeatedly; the job was dead-lettered.');
-        if ((await recordFailure(deps, job.imageId, error, 'cleanup')) === 'created') summary.deadLettered++;
+        const error = transient('dead_lettered', 'Processing failed repeatedly; the job was dead-lettered. Upload the same file again to retry.');
+        if ((await recordFailure(deps, job.imageId, error, 'cleanup', undefined, job.dispatch)) === 'created') summary.deadLettered++;
       }
       message.ack();
     } catch (error) {

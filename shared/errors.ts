@@ -36,6 +36,13 @@ export const ERROR_CODES = {
   invalid_job: { status: 400, kind: 'permanent' },
   time_budget_exceeded: { status: 422, kind: 'permanent' },
   storage_unavailable: { status: 503, kind: 'transient' },
+  // Causes about the world, not the image: retried while a retry is possible, and recorded as
+  // retryable failures (re-submitting the same bytes clears the record) when it no longer is.
+  storage_refused: { status: 503, kind: 'transient' },
+  out_of_memory: { status: 503, kind: 'transient' },
+  dead_lettered: { status: 503, kind: 'transient' },
+  processing_gave_up: { status: 503, kind: 'transient' },
+  original_missing: { status: 503, kind: 'transient' },
   publish_failed: { status: 503, kind: 'transient' },
   unavailable: { status: 503, kind: 'transient' },
   internal: { status: 500, kind: 'transient' },
@@ -78,6 +85,17 @@ export function permanent(code: ErrorCode, message: string, details?: Record<str
 /** Shorthand for a transient {@link PipelineError} wrapping its cause. */
 export function transient(code: ErrorCode, message: string, cause?: unknown): PipelineError {
   return new PipelineError(code, message, { cause });
+}
+
+/**
+ * True when a recorded failure with this code is about the world, not the image: every transient
+ * code, and `time_budget_exceeded` (a prediction or a deadline on one instance, which a less loaded
+ * one may meet). Re-submitting the same bytes clears such a record and processes the image again.
+ * Unknown codes (records from older versions) are not retryable.
+ */
+export function isRetryableCause(code: string): boolean {
+  if (code === 'time_budget_exceeded') return true;
+  return Object.hasOwn(ERROR_CODES, code) && ERROR_CODES[code as ErrorCode].kind === 'transient';
 }
 
 /** HTTP status of an error from a Google client library (ApiError `code`, gaxios `status`). */

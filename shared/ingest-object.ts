@@ -2,6 +2,7 @@
  * `ingest`'s work: an object that landed under `incoming/` in the uploads bucket (gcloud,
  * console, signed URL) is checked like an upload, copied to `originals/{id}`, dispatched, and
  * removed from `incoming/`. A bad one is recorded as failed and removed; it is never retried.
+ * One that storage refuses to copy (401/403) is recorded as a retryable failure and kept.
  */
 import type { PipelineDeps } from './deps.js';
 import { acceptImage } from './accept.js';
@@ -79,6 +80,16 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
     return { outcome: 'accepted', id: accepted.id, state: accepted.state };
   } catch (error) {
     if (error instanceof PipelineError && classifyError(error) === 'permanent') return reject(imageIdOf(bytes), error);
+    if (error instanceof PipelineError && error.code === 'storage_refused') {
+      // Permissions changed under us (e.g. a 403 after an IAM edit). Retrying would go on
+      // until Eventarc drops the event after a day, silently; instead the image is recorded as
+      // a retryable failure with an image.failed event, and the incoming object is kept, so
+      // writing it again (or uploading the bytes) once access is fixed processes it.
+      const id = imageIdOf(bytes);
+      await recordFailure(deps, id, error, 'ingest', source);
+      log.error('incoming object refused by storage; recorded as retryable', { event: 'ingest.refused', imageId: id, error });
+      return { outcome: 'rejected', id, code: error.code };
+    }
     throw error;
   }
 }

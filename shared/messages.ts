@@ -114,9 +114,28 @@ export const FailureRecordV1 = z.object({
   message: z.string(),
   source: z.object({ bucket: z.string(), name: z.string() }).optional(),
   failedAt: z.iso.datetime(),
+  /**
+   * True when the cause is about the world (dead-lettered, gave up, out of memory, storage
+   * refused...): re-submitting the same bytes clears the record. Absent in older records: false.
+   */
+  retryable: z.boolean().optional(),
+  /** The dispatch number the failure happened in; a retry dispatches with a higher one. */
+  dispatch: z.number().int().nonnegative().optional(),
 });
 /** `{id}/error.json`. */
 export type FailureRecord = z.infer<typeof FailureRecordV1>;
+
+/**
+ * `outcomes/{id}` in the uploads bucket, version 1: the image's one outcome, created once by the
+ * writer that wins it (docs/record-protocol.md). It carries the whole record so that whoever
+ * settles its announcement needs nothing else.
+ */
+export const OutcomeMarkerV1 = z.discriminatedUnion('outcome', [
+  z.object({ v: z.literal(1), outcome: z.literal('ready'), bucket: z.string(), manifest: ManifestV1 }),
+  z.object({ v: z.literal(1), outcome: z.literal('failed'), record: FailureRecordV1 }),
+]);
+/** `outcomes/{id}`. */
+export type OutcomeMarker = z.infer<typeof OutcomeMarkerV1>;
 
 /** Events on the events topic, version 1. */
 export const EventMessageV1 = z.discriminatedUnion('type', [
@@ -134,6 +153,8 @@ export const EventMessageV1 = z.discriminatedUnion('type', [
     imageId: ImageId,
     code: z.string(),
     message: z.string(),
+    /** True when uploading the same bytes again retries the image (see FailureRecordV1). */
+    retryable: z.boolean().optional(),
     at: z.iso.datetime(),
   }),
 ]);

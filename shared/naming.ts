@@ -1,7 +1,9 @@
 /**
  * Object names and content types: the data layout in one place.
  *
- * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads)
+ * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads),
+ *   `outcomes/{id}` (the arbiter of the image's one outcome; docs/record-protocol.md). The
+ *   uploads bucket is private, so writer names and announcement state never go public.
  * - images bucket: `{id}/{width}w.{ext}`, `{id}/manifest.json`, `{id}/error.json`
  */
 import { createHash } from 'node:crypto';
@@ -60,6 +62,57 @@ export function manifestName(id: string): string {
 /** `{id}/error.json` in the images bucket. */
 export function errorRecordName(id: string): string {
   return `${id}/error.json`;
+}
+
+/** `outcomes/{id}` in the uploads bucket: the one outcome marker of an image. */
+export function outcomeMarkerName(id: string): string {
+  return `${OUTCOME_MARKER.prefix}${id}`;
+}
+
+/** The id in an `outcomes/{id}` name, or undefined for any other name. */
+export function idFromOutcomeMarkerName(name: string): string | undefined {
+  if (!name.startsWith(OUTCOME_MARKER.prefix)) return undefined;
+  const id = name.slice(OUTCOME_MARKER.prefix.length);
+  return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
+}
+
+/**
+ * The outcome marker: one object per image that the ready and the failed writer both try to
+ * create (`ifGenerationMatch: 0`), so an image has one outcome and one announcement. Its custom
+ * metadata says the outcome and the announcement's state, so one listing page of the prefix
+ * shows which announcements are unsettled without reading any object.
+ */
+export const OUTCOME_MARKER = {
+  /** Which bucket holds the markers (the private one). */
+  bucket: 'uploads',
+  /** Prefix of every marker: `outcomes/{id}` (topology.json, which Terraform's IAM conditions read too). */
+  prefix: topology.prefixes.outcomes,
+  /** Metadata keys. */
+  keys: {
+    /** `ready` | `failed`. */
+    outcome: 'outcome',
+    /** See `states`. */
+    eventState: 'eventState',
+    /** Who created (or took over) the announcement: `job:{id}:{dispatch}:{index}`, `ingest`, `cleanup` (writer ids) */
+    writer: 'writer',
+    /** `true` when a failed outcome's cause is about the world (re-submitting the bytes retries it). */
+    retryable: 'retryable',
+  },
+  /** Values of `eventState`. Anything but `published` is unsettled. */
+  states: {
+    /** A writer holds the announcement; stale after ANNOUNCE_STALE_MS (shared/records.ts) of `updated`. */
+    pending: 'pending',
+    /** The holder gave up (its publish failed): anyone may settle it at once. */
+    released: 'released',
+    /** The event was published. */
+    published: 'published',
+  },
+} as const;
+
+/** True when a marker's custom metadata says its announcement is not yet published. */
+export function isUnsettledOutcome(metadata: Record<string, unknown> | undefined | null): boolean {
+  const state = metadata?.[OUTCOME_MARKER.keys.eventState];
+  return state !== OUTCOME_MARKER.states.published;
 }
 
 /** The id that leads an images-bucket name (`{id}/...`), or undefined. */

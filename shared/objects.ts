@@ -6,16 +6,47 @@
  */
 import type { Bucket, File, FileMetadata } from '@google-cloud/storage';
 import type { z } from 'zod';
-import { classifyError, isNotFound, isPreconditionFailed, PipelineError, transient } from './errors.js';
+import { classifyError, httpStatusOf, isNotFound, isPreconditionFailed, PipelineError, transient } from './errors.js';
 
-/** Runs a storage call; rethrows transient failures as `storage_unavailable`. */
+/**
+ * Runs a storage call; rethrows transient failures as `storage_unavailable`, and 401/403 as
+ * `storage_refused` (transient too): a refusal is about permissions, which an operator fixes
+ * (an IAM change, a deleted binding), never about the image, so it must not be acknowledged
+ * as a permanent failure and lose the work.
+ */
 export async function guardStorage<T>(what: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
     if (error instanceof PipelineError || isNotFound(error) || isPreconditionFailed(error)) throw error;
+    const status = httpStatusOf(error);
+    if (status === 401 || status === 403) throw transient('storage_refused', `Cloud Storage refused access (${what}, HTTP ${status}); check the function's permissions.`, error);
     if (classifyError(error) === 'transient') throw transient('storage_unavailable', `Cloud Storage is unavailable (${what}); retry later.`, error);
     throw error;
+  }
+}
+
+/**
+ * How long the record protocol waits for one storage call (with the client's own retries inside)
+ * before treating it as failed. The client's default retry budget is 600 s; the stale threshold
+ * of an announcement (shared/records.ts) is built on this bound instead.
+ */
+export const STORAGE_CALL_DEADLINE_MS = 30_000;
+
+/**
+ * Rejects with a transient `storage_unavailable` if `call` has not settled within `ms`. The call
+ * itself is not cancelled: callers use this only for writes that are harmless when they land
+ * late (generation- or metageneration-matched).
+ */
+export async function withDeadline<T>(what: string, call: () => Promise<T>, ms: number = STORAGE_CALL_DEADLINE_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(transient('storage_unavailable', `Cloud Storage did not answer within ${ms / 1000} s (${what}); retry later.`)), ms);
+  });
+  try {
+    return await Promise.race([call(), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -94,11 +125,17 @@ export async function readJsonObject<T>(file: File, schema: z.ZodType<T>): Promi
   }
 }
 
-/** Deletes an object; a missing object or a changed generation is not an error. */
-export async function deleteIfPresent(file: File, ifGenerationMatch?: string | number): Promise<boolean> {
+/**
+ * Deletes an object; a missing object or a changed generation (or metageneration, when given)
+ * is not an error.
+ */
+export async function deleteIfPresent(file: File, ifGenerationMatch?: string | number, ifMetagenerationMatch?: string | number): Promise<boolean> {
   try {
     await guardStorage(`delete ${file.name}`, () =>
-      file.delete(ifGenerationMatch === undefined ? {} : { ifGenerationMatch: Number(ifGenerationMatch) }),
+      file.delete({
+        ...(ifGenerationMatch === undefined ? {} : { ifGenerationMatch: Number(ifGenerationMatch) }),
+        ...(ifMetagenerationMatch === undefined ? {} : { ifMetagenerationMatch: Number(ifMetagenerationMatch) }),
+      }),
     );
     return true;
   } catch (error) {
@@ -123,7 +160,7 @@ export interface ListPage {
 /** One page of objects under a prefix (optionally with a delimiter, giving `prefixes`). */
 export async function listPage(
   bucket: Bucket,
-  options: { prefix?: string; delimiter?: string; maxResults: number; pageToken?: string },
+  options: { prefix?: string; delimiter?: string; matchGlob?: string; maxResults: number; pageToken?: string },
 ): Promise<ListPage> {
   const [files, nextQuery, apiResponse] = await guardStorage(`list ${bucket.name}/${options.prefix ?? ''}`, () =>
     bucket.getFiles({ ...options, autoPaginate: false }),

@@ -11,6 +11,14 @@ import { encodeMessage, type EventMessage, type JobMessage } from './messages.js
  * out the client's 10-minute default; nothing is lost, because cleanup re-dispatches.
  */
 const PUBLISH_TOTAL_TIMEOUT_MS = 20_000;
+/** Longest single publish attempt (gax caps the last attempt at the time left, this is the margin). */
+const PUBLISH_RPC_TIMEOUT_MS = 10_000;
+
+/**
+ * The longest a publish call can still put a message on the topic after it started: the retry
+ * budget plus one attempt's timeout. docs/record-protocol.md builds the stale threshold on it.
+ */
+export const PUBLISH_WORST_MS = PUBLISH_TOTAL_TIMEOUT_MS + PUBLISH_RPC_TIMEOUT_MS;
 
 const topicCache = new WeakMap<PubSub, Map<string, Topic>>();
 
@@ -28,9 +36,9 @@ function topicFor(pubsub: PubSub, name: string): Topic {
             initialRetryDelayMillis: 100,
             retryDelayMultiplier: 2,
             maxRetryDelayMillis: 4_000,
-            initialRpcTimeoutMillis: 10_000,
+            initialRpcTimeoutMillis: PUBLISH_RPC_TIMEOUT_MS,
             rpcTimeoutMultiplier: 1,
-            maxRpcTimeoutMillis: 10_000,
+            maxRpcTimeoutMillis: PUBLISH_RPC_TIMEOUT_MS,
             totalTimeoutMillis: PUBLISH_TOTAL_TIMEOUT_MS,
           },
         },

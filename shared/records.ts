@@ -1,32 +1,56 @@
 /**
- * The two terminal records of an image, `{id}/manifest.json` and `{id}/error.json`, and the
- * event each one announces. Pub/Sub delivers at least once and a function can die between any
- * two calls, so "exactly one event per image" is built from object preconditions:
+ * An image's one outcome and its one event. Pub/Sub and Eventarc deliver at least once and a
+ * function can die between any two calls, so "one outcome, one event per image" is built from
+ * object preconditions on a single arbiter, the outcome marker `outcomes/{id}` in the uploads
+ * bucket (docs/record-protocol.md has the whole protocol and the reasoning behind the numbers):
  *
- * 1. The record is created with `ifGenerationMatch: 0`, metadata `eventState=pending` and the
- *    writer's identity. Only the creator goes on to announce.
- * 2. The creator publishes the event, then sets `eventState=published`.
- * 3. If the creator died or its publish failed, the record stays `pending`. Its own redelivery
- *    (same writer) or cleanup takes it over once it is older than {@link ANNOUNCE_STALE_MS},
- *    claiming it with `ifMetagenerationMatch` so that exactly one party publishes.
+ * 1. The ready writer (resize fan-in) and every failed writer (resize, ingest, cleanup) create
+ *    the marker with `ifGenerationMatch: 0`, `eventState=pending` and their identity. Only the
+ *    creator goes on; `image.ready` and `image.failed` can never both be announced.
+ * 2. The holder writes the derived record (`{id}/manifest.json` or `{id}/error.json`), publishes
+ *    the event, then sets `eventState=published`. If it cannot publish it sets `released`.
+ * 3. A `released` marker, or a `pending` one older than {@link ANNOUNCE_STALE_MS}, is claimed
+ *    (`ifMetagenerationMatch`) by the holder's own retry or by cleanup, and the claimer
+ *    announces. A writer whose create gets 412 on its own marker settles it.
  *
- * The only way to see a second event is a publish that succeeded followed by a failed metadata
- * write and a takeover; consumers should treat events as idempotent per image id.
+ * Failed outcomes whose cause is about the world are `retryable`; re-submitting the same bytes
+ * deletes the marker (generation-matched) and dispatches again ({@link clearRetryableFailure}).
  */
+import { performance } from 'node:perf_hooks';
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
-import { isPreconditionFailed, transient, type PipelineError } from './errors.js';
-import type { EventMessage, FailureRecord, Manifest } from './messages.js';
-import { errorRecordName, manifestName, RECORD_CACHE_CONTROL } from './naming.js';
-import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js';
-import { publishEvent } from './publish.js';
+import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from './errors.js';
+import { FailureRecordV1, ManifestV1, OutcomeMarkerV1, type EventMessage, type FailureRecord, type Manifest, type OutcomeMarker } from './messages.js';
+import { errorRecordName, isUnsettledOutcome, manifestName, OUTCOME_MARKER, outcomeMarkerName, RECORD_CACHE_CONTROL } from './naming.js';
+import { createIfAbsent, deleteIfPresent, guardStorage, metadataOrUndefined, readJsonObject, STORAGE_CALL_DEADLINE_MS, withDeadline } from './objects.js';
+import { publishEvent, PUBLISH_WORST_MS } from './publish.js';
 
-/** Metadata key of a record's announcement state. */
-export const EVENT_STATE = 'eventState';
-/** Metadata key naming who created a record (e.g. `job:2`, `ingest`, `cleanup`). */
-export const RECORD_WRITER = 'writer';
-/** A pending record older than this may be taken over by its writer's retry or by cleanup. */
-export const ANNOUNCE_STALE_MS = 60_000;
+const KEYS = OUTCOME_MARKER.keys;
+const STATES = OUTCOME_MARKER.states;
+
+/** Metadata key of a legacy record's announcement state (records written before the marker). */
+export const EVENT_STATE = KEYS.eventState;
+/** Metadata key naming who holds an announcement (e.g. `job:{id}:2:0`, `ingest`, `cleanup`). */
+export const RECORD_WRITER = KEYS.writer;
+
+/** A holder publishes only if it gets to the publish within this long of taking the marker. */
+export const PUBLISH_START_LIMIT_MS = STORAGE_CALL_DEADLINE_MS;
+/** Allowance for the difference between an instance's clock and Cloud Storage's. */
+export const CLOCK_SKEW_MS = 30_000;
+/**
+ * A pending announcement older than this (by the marker's `updated` time) may be taken over: the
+ * holder has by then either published and marked it (start limit + publish + marking, each
+ * bounded) or will never publish. 30 + 30 + 30 + 30 s = 120 s; see docs/record-protocol.md.
+ */
+export const ANNOUNCE_STALE_MS = PUBLISH_START_LIMIT_MS + PUBLISH_WORST_MS + STORAGE_CALL_DEADLINE_MS + CLOCK_SKEW_MS;
+
+/** Writers that may settle anybody's stale or released announcement. */
+const ARBITERS: ReadonlySet<string> = new Set(['cleanup']);
+
+/** How old a marker's (or legacy record's) last change is, by the caller's clock. */
+function ageOf(deps: PipelineDeps, metadata: FileMetadata): number {
+  return deps.now().getTime() - new Date(metadata.updated ?? metadata.timeCreated ?? 0).getTime();
+}
 
 /** The event a record announces. */
 export function eventFor(record: { kind: 'manifest'; manifest: Manifest; bucket: string } | { kind: 'failure'; record: FailureRecord }, at: Date): EventMessage {
@@ -40,97 +64,191 @@ export function eventFor(record: { kind: 'manifest'; manifest: Manifest; bucket:
       at: at.toISOString(),
     };
   }
-  return { v: 1, type: 'image.failed', imageId: record.record.id, code: record.record.code, message: record.record.message, at: at.toISOString() };
+  const { id, code, message, retryable } = record.record;
+  return { v: 1, type: 'image.failed', imageId: id, code, message, ...(retryable !== undefined ? { retryable } : {}), at: at.toISOString() };
 }
 
-async function markPublished(file: File, metageneration: number | string | undefined): Promise<void> {
-  try {
-    await guardStorage(`mark ${file.name} published`, () =>
-      file.setMetadata(
-        { metadata: { [EVENT_STATE]: 'published' } },
-        metageneration === undefined ? {} : { ifMetagenerationMatch: Number(metageneration) },
-      ),
-    );
-  } catch (error) {
-    // Someone else moved the record on: they own the announcement now.
-    if (!isPreconditionFailed(error)) throw error;
-  }
+function eventOfMarker(marker: OutcomeMarker, at: Date): EventMessage {
+  return marker.outcome === 'ready'
+    ? eventFor({ kind: 'manifest', manifest: marker.manifest, bucket: marker.bucket }, at)
+    : eventFor({ kind: 'failure', record: marker.record }, at);
+}
+
+function idOfMarker(marker: OutcomeMarker): string {
+  return marker.outcome === 'ready' ? marker.manifest.id : marker.record.id;
+}
+
+function markerFile(deps: PipelineDeps, id: string): File {
+  return deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(outcomeMarkerName(id));
 }
 
 /** Outcome of creating a record. */
 export type RecordOutcome = 'created' | 'exists';
 
-async function createAndAnnounce(deps: PipelineDeps, file: File, body: unknown, writer: string, event: EventMessage): Promise<RecordOutcome> {
-  const result = await createIfAbsent(file, JSON.stringify(body, null, 2), {
-    contentType: 'application/json',
-    cacheControl: RECORD_CACHE_CONTROL,
-    metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: writer },
-  });
-  if (!result.created) return 'exists';
-  await publishEvent(deps.pubsub, deps.config.EVENTS_TOPIC, event);
-  await markPublished(file, 1);
-  deps.log.info(`${event.type} published`, { event: event.type, imageId: event.imageId, writer });
-  return 'created';
+/** Who holds a marker's announcement, and since when (monotonic ms, before the take). */
+interface Holding {
+  readonly file: File;
+  readonly metageneration: number;
+  readonly startedAt: number;
+  readonly writer: string;
+}
+
+async function setState(holding: Holding, state: string, what: string): Promise<void> {
+  await withDeadline(`${what} ${holding.file.name}`, () =>
+    guardStorage(`${what} ${holding.file.name}`, () =>
+      holding.file.setMetadata({ metadata: { [KEYS.eventState]: state } }, { ifMetagenerationMatch: holding.metageneration }),
+    ),
+  );
+}
+
+/** Gives the announcement up so that anyone may settle it at once; best effort. */
+async function release(deps: PipelineDeps, holding: Holding): Promise<void> {
+  try {
+    await setState(holding, STATES.released, 'release');
+  } catch (error) {
+    // 412: somebody took it over already. Otherwise it stays pending and goes stale.
+    if (!isPreconditionFailed(error)) deps.log.warn('could not release an announcement', { event: 'record.release', object: holding.file.name, error });
+  }
+}
+
+/** `{id}/manifest.json` or `{id}/error.json`, derived from the marker, for readers of the images bucket. */
+async function writeDerivedRecord(deps: PipelineDeps, marker: OutcomeMarker): Promise<void> {
+  const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
+  const id = idOfMarker(marker);
+  if (marker.outcome === 'ready') {
+    await createIfAbsent(images.file(manifestName(id)), JSON.stringify(marker.manifest, null, 2), {
+      contentType: 'application/json',
+      cacheControl: RECORD_CACHE_CONTROL,
+    });
+    // A failure record left from a cleared retryable failure is stale now.
+    await deleteIfPresent(images.file(errorRecordName(id)));
+    return;
+  }
+  // Overwritten, not created: a cleared earlier failure may have left one behind.
+  const file = images.file(errorRecordName(id));
+  await guardStorage(`write ${file.name}`, () =>
+    file.save(JSON.stringify(marker.record, null, 2), {
+      resumable: false,
+      contentType: 'application/json',
+      metadata: { contentType: 'application/json', cacheControl: RECORD_CACHE_CONTROL },
+    }),
+  );
 }
 
 /**
- * Finishes an announcement left pending. `writer` is who asks: the record's own writer may take
- * over a stale pending record (and must wait for a fresh one, by throwing so its trigger
- * retries); `cleanup` may take over any stale one; anybody else leaves it alone.
- *
- * @returns true when the record's event is known to be published (now or before).
+ * The holder's part: derived record, publish, mark published. Publishes only within
+ * {@link PUBLISH_START_LIMIT_MS} of the take, so that a holder slower than that can never publish
+ * after a takeover did; on any failure before the publish succeeded the marker is released.
  */
-export async function settleAnnouncement(
-  deps: PipelineDeps,
-  file: File,
-  metadata: FileMetadata,
-  writer: string,
-  makeEvent: () => Promise<EventMessage | undefined>,
-): Promise<boolean> {
-  const state = metadata.metadata?.[EVENT_STATE];
-  if (state !== 'pending') return true;
-  const owner = metadata.metadata?.[RECORD_WRITER];
-  if (writer !== 'cleanup' && owner !== writer) return false;
-  const age = deps.now().getTime() - new Date(metadata.updated ?? metadata.timeCreated ?? 0).getTime();
-  if (age < ANNOUNCE_STALE_MS) {
-    if (writer === 'cleanup') return false;
-    throw transient('unavailable', `${file.name}: announcement still in progress; retrying later.`);
-  }
-  // Claim it: only one of the parties racing here gets the metageneration it read.
+async function announce(deps: PipelineDeps, holding: Holding, marker: OutcomeMarker, how: string): Promise<void> {
+  const event = eventOfMarker(marker, deps.now());
   try {
-    await guardStorage(`claim ${file.name}`, () =>
-      file.setMetadata({ metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: `${writer}:takeover` } }, { ifMetagenerationMatch: Number(metadata.metageneration) }),
-    );
+    await withDeadline(`write the record of ${holding.file.name}`, () => writeDerivedRecord(deps, marker));
+    if (performance.now() - holding.startedAt > PUBLISH_START_LIMIT_MS) {
+      throw transient('unavailable', `${event.type} for ${event.imageId} not published: storage was too slow; the announcement is released for a retry.`);
+    }
+    await publishEvent(deps.pubsub, deps.config.EVENTS_TOPIC, event);
   } catch (error) {
-    if (isPreconditionFailed(error)) return false;
+    await release(deps, holding);
     throw error;
   }
-  const event = await makeEvent();
-  if (event) {
-    await publishEvent(deps.pubsub, deps.config.EVENTS_TOPIC, event);
-    deps.log.info(`${event.type} published by takeover`, { event: event.type, imageId: event.imageId, writer });
+  try {
+    await setState(holding, STATES.published, 'mark published');
+  } catch (error) {
+    // Somebody moved the marker on after our publish: theirs is the announcement now.
+    if (!isPreconditionFailed(error)) throw error;
   }
-  await markPublished(file, undefined);
-  return true;
+  deps.log.info(`${event.type} published${how}`, { event: event.type, imageId: event.imageId, writer: holding.writer });
 }
 
 /**
- * Writes the manifest if absent, and unless the image is already recorded as failed (a duplicate
- * delivery can finish the variants after another one failed for good); the writer that creates it
- * publishes `image.ready`.
+ * Settles an unsettled announcement if `writer` may: its holder (its own retry) once it is
+ * released or stale, and cleanup likewise. A fresh `pending` one is
+ * left alone (`pending`): its holder is at work, e.g. a duplicate delivery running alongside;
+ * if that holder dies without releasing it, cleanup's scan of `outcomes/` settles it once stale.
+ */
+async function settleMarker(deps: PipelineDeps, file: File, metadata: FileMetadata, writer: string): Promise<'settled' | 'pending' | 'none'> {
+  const custom = metadata.metadata ?? {};
+  if (!isUnsettledOutcome(custom)) return 'none';
+  if (!ARBITERS.has(writer) && custom[KEYS.writer] !== writer) return 'pending';
+  if (custom[KEYS.eventState] !== STATES.released) {
+    if (ageOf(deps, metadata) < ANNOUNCE_STALE_MS) return 'pending';
+  }
+  const startedAt = performance.now();
+  let claimed: FileMetadata;
+  try {
+    [claimed] = await withDeadline(`claim ${file.name}`, () =>
+      guardStorage(`claim ${file.name}`, () =>
+        file.setMetadata({ metadata: { [KEYS.eventState]: STATES.pending, [KEYS.writer]: writer } }, { ifMetagenerationMatch: Number(metadata.metageneration) }),
+      ),
+    );
+  } catch (error) {
+    // Only one of the parties racing here gets the metageneration it read.
+    if (isPreconditionFailed(error)) return 'pending';
+    throw error;
+  }
+  const marker = await readJsonObject(deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }), OutcomeMarkerV1);
+  const holding: Holding = { file, metageneration: Number(claimed.metageneration), startedAt, writer };
+  if (!marker) {
+    // Unreadable (hand-edited?): nothing can be announced; stop everybody from trying forever.
+    deps.log.error('outcome marker unreadable; announcement abandoned', { event: 'record.unreadable', object: file.name });
+    await setState(holding, STATES.published, 'abandon');
+    return 'settled';
+  }
+  await announce(deps, holding, marker, ' by takeover');
+  return 'settled';
+}
+
+/**
+ * Creates the image's outcome marker and announces it. On 412 the outcome exists: if it is this
+ * writer's own (an earlier attempt whose publish failed and released it, or a stale one) it is
+ * settled as its own writer, else the other outcome stands.
+ */
+async function claimOutcome(deps: PipelineDeps, marker: OutcomeMarker, writer: string): Promise<RecordOutcome> {
+  const file = markerFile(deps, idOfMarker(marker));
+  const startedAt = performance.now();
+  const result = await createIfAbsent(file, JSON.stringify(marker), {
+    contentType: 'application/json',
+    cacheControl: RECORD_CACHE_CONTROL,
+    metadata: {
+      [KEYS.outcome]: marker.outcome,
+      [KEYS.eventState]: STATES.pending,
+      [KEYS.writer]: writer,
+      ...(marker.outcome === 'failed' ? { [KEYS.retryable]: String(marker.record.retryable === true) } : {}),
+    },
+  });
+  if (result.created) {
+    await announce(deps, { file, metageneration: 1, startedAt, writer }, marker, '');
+    return 'created';
+  }
+  const metadata = await metadataOrUndefined(file);
+  // Cleared by a re-submission between our create and this read: the retry will decide.
+  if (!metadata) throw transient('unavailable', `${file.name} changed while being written; retrying.`);
+  if (metadata.metadata?.[KEYS.writer] === writer) await settleMarker(deps, file, metadata, writer);
+  return 'exists';
+}
+
+/** A record written before outcome markers existed (it carries its own `eventState`). */
+async function legacyRecord(deps: PipelineDeps, id: string, kind: 'manifest' | 'failure'): Promise<{ file: File; metadata: FileMetadata } | undefined> {
+  const file = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(kind === 'manifest' ? manifestName(id) : errorRecordName(id));
+  const metadata = await metadataOrUndefined(file);
+  return metadata?.metadata?.[EVENT_STATE] ? { file, metadata } : undefined;
+}
+
+/**
+ * Records the image as ready (manifest in the marker, then `{id}/manifest.json`) unless it
+ * already has an outcome; the writer that wins publishes `image.ready`.
  */
 export async function writeManifest(deps: PipelineDeps, manifest: Manifest, writer: string): Promise<RecordOutcome> {
-  const bucket = deps.config.IMAGES_BUCKET;
-  const file = deps.storage.bucket(bucket).file(manifestName(manifest.id));
-  // One image, one outcome: never announce image.ready after image.failed. (Two writers checking
-  // at the same instant can still both create; this closes the window a whole job wide.)
-  if (await metadataOrUndefined(deps.storage.bucket(bucket).file(errorRecordName(manifest.id)))) return 'exists';
-  return createAndAnnounce(deps, file, manifest, writer, eventFor({ kind: 'manifest', manifest, bucket }, deps.now()));
+  // One image, one outcome, also against a failure recorded before markers existed.
+  if (await legacyRecord(deps, manifest.id, 'failure')) return 'exists';
+  return claimOutcome(deps, { v: 1, outcome: 'ready', bucket: deps.config.IMAGES_BUCKET, manifest }, writer);
 }
 
 /**
- * Records a permanent failure in `{id}/error.json` (unless a manifest or record already exists)
- * and publishes `image.failed` once.
+ * Records a failure (marker, then `{id}/error.json`) unless the image already has an outcome,
+ * and publishes `image.failed` once. The record is `retryable` when the cause is about the world
+ * ({@link isRetryableCause}).
  */
 export async function recordFailure(
   deps: PipelineDeps,
@@ -138,6 +256,7 @@ export async function recordFailure(
   error: PipelineError,
   writer: string,
   source?: { bucket: string; name: string },
+  dispatch?: number,
 ): Promise<RecordOutcome> {
   const record: FailureRecord = {
     v: 1,
@@ -146,13 +265,177 @@ export async function recordFailure(
     message: error.message,
     ...(source ? { source } : {}),
     failedAt: deps.now().toISOString(),
+    retryable: isRetryableCause(error.code),
+    ...(dispatch !== undefined ? { dispatch } : {}),
   };
-  const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
-  // A finished image stays finished: a late duplicate that fails (time budget) must not record
-  // a failure, nor announce image.failed, next to an existing manifest.
-  const finished = (await metadataOrUndefined(images.file(manifestName(id)))) !== undefined;
-  const file = images.file(errorRecordName(id));
-  const outcome = finished ? 'exists' : await createAndAnnounce(deps, file, record, writer, eventFor({ kind: 'failure', record }, deps.now()));
-  deps.log.warn('image failed', { event: 'image.failed', imageId: id, code: error.code, reason: error.message, writer, recorded: outcome === 'created' });
+  const finished = (await legacyRecord(deps, id, 'manifest')) !== undefined;
+  const outcome = finished ? 'exists' : await claimOutcome(deps, { v: 1, outcome: 'failed', record }, writer);
+  deps.log.warn('image failed', {
+    event: 'image.failed',
+    imageId: id,
+    code: error.code,
+    reason: error.message,
+    retryable: record.retryable,
+    writer,
+    recorded: outcome === 'created',
+  });
   return outcome;
+}
+
+/** An image's outcome as its marker says (or a record from before markers), if it has one. */
+export interface StoredOutcome {
+  readonly marker: OutcomeMarker;
+  /** The marker's metadata; undefined for a record from before markers. */
+  readonly metadata: FileMetadata | undefined;
+}
+
+/** Reads the image's outcome: the marker, else a record written before markers existed. */
+export async function readOutcome(deps: PipelineDeps, id: string): Promise<StoredOutcome | undefined> {
+  const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
+  const file = markerFile(deps, id);
+  const [metadata, manifest, record] = await Promise.all([
+    metadataOrUndefined(file),
+    readJsonObject(images.file(manifestName(id)), ManifestV1),
+    readJsonObject(images.file(errorRecordName(id)), FailureRecordV1),
+  ]);
+  if (metadata) {
+    const marker = await readJsonObject(deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }), OutcomeMarkerV1);
+    if (marker) return { marker, metadata };
+  }
+  if (manifest) return { marker: { v: 1, outcome: 'ready', bucket: images.name, manifest }, metadata: undefined };
+  // An error.json with `retryable` was derived from a marker; without its marker it was cleared.
+  if (record && record.retryable === undefined) return { marker: { v: 1, outcome: 'failed', record }, metadata: undefined };
+  return undefined;
+}
+
+/**
+ * The image's outcome kind from metadata only (no object read): the marker's `outcome`, else a
+ * record from before markers. For cleanup's "is this image finished?": `{id}/error.json` alone
+ * is not an answer, as a cleared retryable failure can leave one behind while the image is
+ * processed again.
+ */
+export async function outcomeKind(deps: PipelineDeps, id: string): Promise<'ready' | 'failed' | undefined> {
+  const [marker, manifest, failure] = await Promise.all([
+    metadataOrUndefined(markerFile(deps, id)),
+    legacyRecord(deps, id, 'manifest'),
+    legacyRecord(deps, id, 'failure'),
+  ]);
+  const kind = marker?.metadata?.[KEYS.outcome];
+  if (kind === 'ready' || kind === 'failed') return kind;
+  return manifest ? 'ready' : failure ? 'failed' : undefined;
+}
+
+/**
+ * For a re-submission of an image whose failure is retryable: deletes the marker (generation-
+ * and metageneration-matched) so the image can be dispatched again. An announcement that is
+ * released or stale is dropped with it (its holder will never publish, and the retry's outcome
+ * gets announced instead); one still fresh in its holder's hands makes this throw a transient
+ * error (retry in a minute), as does a marker that changed meanwhile. `prepare` runs after
+ * that check and before anything is deleted.
+ *
+ * @returns the dispatch number the failure happened in (the retry uses a higher one).
+ */
+export async function clearRetryableFailure(deps: PipelineDeps, id: string, outcome: StoredOutcome, prepare?: () => Promise<void>): Promise<number> {
+  const metadata = outcome.metadata;
+  if (outcome.marker.outcome !== 'failed' || outcome.marker.record.retryable !== true || !metadata) {
+    throw new Error(`${id}: only a retryable failure marker can be cleared`);
+  }
+  const custom = metadata.metadata ?? {};
+  if (isUnsettledOutcome(custom) && custom[KEYS.eventState] !== STATES.released && ageOf(deps, metadata) < ANNOUNCE_STALE_MS) {
+    throw transient('unavailable', 'The earlier failure of this image is still being announced; retry in a minute.');
+  }
+  await prepare?.();
+  // The derived error.json goes first where this function may delete in the images bucket
+  // (ingest, cleanup); otherwise the retry's first job removes it (settleOwnOutcome).
+  const errorFile = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(errorRecordName(id));
+  try {
+    await deleteIfPresent(errorFile);
+  } catch (error) {
+    if (!(error instanceof PipelineError && error.code === 'storage_refused')) throw error;
+  }
+  const file = markerFile(deps, id);
+  if (!(await deleteIfPresent(file, metadata.generation, metadata.metageneration)) && (await metadataOrUndefined(file))) {
+    throw transient('unavailable', 'The image changed while being retried; retry shortly.');
+  }
+  deps.log.info('retryable failure cleared', { event: 'record.clear', imageId: id, code: outcome.marker.record.code, announced: !isUnsettledOutcome(custom) });
+  return outcome.marker.record.dispatch ?? 0;
+}
+
+/**
+ * For a job starting: true when the image already has an outcome (the job is skipped). If the
+ * outcome is this writer's and its announcement released or stale, settles it.
+ */
+export async function settleOwnOutcome(deps: PipelineDeps, id: string, writer: string): Promise<boolean> {
+  const file = markerFile(deps, id);
+  const errorFile = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(errorRecordName(id));
+  const [metadata, manifest, errorMetadata] = await Promise.all([metadataOrUndefined(file), legacyRecord(deps, id, 'manifest'), metadataOrUndefined(errorFile)]);
+  if (metadata) {
+    if (metadata.metadata?.[KEYS.writer] === writer) await settleMarker(deps, file, metadata, writer);
+    return true;
+  }
+  const failure = errorMetadata?.metadata?.[EVENT_STATE] ? { file: errorFile, metadata: errorMetadata } : undefined;
+  // A derived error.json without its marker is what a cleared retryable failure left behind
+  // (the upload function may not delete in the images bucket): the retry removes it.
+  if (errorMetadata && !failure) await deleteIfPresent(errorFile, errorMetadata.generation);
+  const legacy = manifest ?? failure;
+  if (!legacy) return false;
+  await settleLegacy(deps, legacy.file, legacy.metadata, writer);
+  return true;
+}
+
+/**
+ * Settles the image's outcome announcement if it is unsettled and stale (or released), as
+ * `cleanup`. For cleanup's scan of `outcomes/` (OUTCOME_MARKER in naming.ts); with no marker it
+ * settles a pending record written before markers existed.
+ *
+ * @returns `settled` when this call published the event, `pending` when it is unsettled but a
+ *   writer may still be at work (or another party claimed it just now), `none` when there is no
+ *   unsettled announcement.
+ */
+export async function settlePendingOutcome(deps: PipelineDeps, imageId: string): Promise<'settled' | 'pending' | 'none'> {
+  const file = markerFile(deps, imageId);
+  const metadata = await metadataOrUndefined(file);
+  if (metadata) return settleMarker(deps, file, metadata, 'cleanup');
+  for (const kind of ['manifest', 'failure'] as const) {
+    const legacy = await legacyRecord(deps, imageId, kind);
+    if (!legacy) continue;
+    if (legacy.metadata.metadata?.[EVENT_STATE] !== STATES.pending) return 'none';
+    return (await settleLegacy(deps, legacy.file, legacy.metadata, 'cleanup')) ? 'settled' : 'pending';
+  }
+  return 'none';
+}
+
+/**
+ * The protocol before markers: `{id}/manifest.json` or `{id}/error.json` itself carried
+ * `eventState`. Kept so that announcements left pending by the previous version still settle.
+ */
+async function settleLegacy(deps: PipelineDeps, file: File, metadata: FileMetadata, writer: string): Promise<boolean> {
+  if (metadata.metadata?.[EVENT_STATE] !== STATES.pending) return true;
+  if (!ARBITERS.has(writer) && metadata.metadata?.[RECORD_WRITER] !== writer) return false;
+  if (ageOf(deps, metadata) < ANNOUNCE_STALE_MS) {
+    if (ARBITERS.has(writer)) return false;
+    throw transient('unavailable', `${file.name}: announcement still in progress; retrying later.`);
+  }
+  try {
+    await guardStorage(`claim ${file.name}`, () =>
+      file.setMetadata({ metadata: { [EVENT_STATE]: STATES.pending, [RECORD_WRITER]: `${writer}:takeover` } }, { ifMetagenerationMatch: Number(metadata.metageneration) }),
+    );
+  } catch (error) {
+    if (isPreconditionFailed(error)) return false;
+    throw error;
+  }
+  const isManifest = file.name.endsWith('/manifest.json');
+  const event = isManifest
+    ? await readJsonObject(file, ManifestV1).then((manifest) => manifest && eventFor({ kind: 'manifest', manifest, bucket: file.bucket.name }, deps.now()))
+    : await readJsonObject(file, FailureRecordV1).then((record) => record && eventFor({ kind: 'failure', record }, deps.now()));
+  if (event) {
+    await publishEvent(deps.pubsub, deps.config.EVENTS_TOPIC, event);
+    deps.log.info(`${event.type} published by takeover`, { event: event.type, imageId: event.imageId, writer });
+  }
+  try {
+    await guardStorage(`mark ${file.name} published`, () => file.setMetadata({ metadata: { [EVENT_STATE]: STATES.published } }));
+  } catch (error) {
+    if (!isPreconditionFailed(error)) throw error;
+  }
+  return true;
 }

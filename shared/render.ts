@@ -138,11 +138,22 @@ function isSharpTimeout(error: unknown): boolean {
 }
 
 /**
- * Maps a sharp failure to a pipeline error: timeouts become `time_budget_exceeded`; anything
- * else becomes `fallback` (decode failures are the image's fault, later ones are not).
+ * libvips' `vips_malloc: out of memory`, C++ `std::bad_alloc`, V8's `Array buffer allocation
+ * failed`, ENOMEM: the instance ran short of memory, which says nothing about the image.
+ */
+export function isAllocationError(error: unknown): boolean {
+  return error instanceof Error && /out of memory|bad_alloc|allocation failed|(cannot|unable to|failed to) allocate|ENOMEM/i.test(error.message);
+}
+
+/**
+ * Maps a sharp failure to a pipeline error: allocation failures become transient
+ * `out_of_memory` (retried, never recorded as the image's fault); timeouts become
+ * `time_budget_exceeded`; anything else becomes `fallback` (decode failures are the image's
+ * fault, later ones are not).
  */
 function toPipelineError(error: unknown, fallback: 'corrupt_image' | 'image_failed'): PipelineError {
   if (error instanceof PipelineError) return error;
+  if (isAllocationError(error)) return new PipelineError('out_of_memory', 'The instance ran out of memory processing the image; retry later.', { cause: error });
   if (isSharpTimeout(error)) return new PipelineError('time_budget_exceeded', 'The image took too long to process.', { cause: error });
   if (fallback === 'corrupt_image') {
     return new PipelineError('corrupt_image', 'The image is damaged or incomplete and cannot be read.', { cause: error });

@@ -6,12 +6,12 @@
 import type { File } from '@google-cloud/storage';
 import { publicBaseUrl } from './config.js';
 import type { PipelineDeps } from './deps.js';
-import { classifyError, permanent, PipelineError } from './errors.js';
+import { classifyError, PipelineError, transient } from './errors.js';
 import { buildManifest, missingVariants, type VariantObject } from './manifest.js';
-import { FailureRecordV1, ManifestV1, type JobMessage } from './messages.js';
-import { errorRecordName, manifestName, VARIANT_CACHE_CONTROL, variantName } from './naming.js';
-import { createIfAbsent, downloadOrUndefined, listObjects, metadataOrUndefined, readJsonObject } from './objects.js';
-import { eventFor, recordFailure, settleAnnouncement, writeManifest } from './records.js';
+import type { JobMessage } from './messages.js';
+import { VARIANT_CACHE_CONTROL, variantName } from './naming.js';
+import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
+import { recordFailure, settleOwnOutcome, writeManifest } from './records.js';
 import { encoderSettingsFromConfig, renderVariants } from './render.js';
 
 /** Custom metadata keys on variant objects; the fan-in reads width and height back. */
@@ -45,30 +45,6 @@ function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
   return objects;
 }
 
-/** Finishes the announcement of an existing terminal record, if this job wrote it. */
-async function settleExisting(deps: PipelineDeps, job: JobMessage): Promise<boolean> {
-  const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
-  const writer = jobWriter(job);
-  for (const [name, kind] of [
-    [manifestName(job.imageId), 'manifest'],
-    [errorRecordName(job.imageId), 'failure'],
-  ] as const) {
-    const file = images.file(name);
-    const metadata = await metadataOrUndefined(file);
-    if (!metadata) continue;
-    await settleAnnouncement(deps, file, metadata, writer, async () => {
-      if (kind === 'manifest') {
-        const manifest = await readJsonObject(file, ManifestV1);
-        return manifest && eventFor({ kind, manifest, bucket: images.name }, deps.now());
-      }
-      const record = await readJsonObject(file, FailureRecordV1);
-      return record && eventFor({ kind, record }, deps.now());
-    });
-    return true;
-  }
-  return false;
-}
-
 /**
  * Runs a job. Returns normally when the job is done or failed for good (the caller acks);
  * throws a transient error when a retry can help (the caller lets Pub/Sub redeliver).
@@ -78,7 +54,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
   const writer = jobWriter(job);
 
-  if (await settleExisting(deps, job)) {
+  if (await settleOwnOutcome(deps, job.imageId, writer)) {
     log.info('image already finished; job skipped', { event: 'job.skip' });
     return { outcome: 'already-finished', written: 0, skipped: job.variants.length, manifestWritten: false };
   }
@@ -92,7 +68,9 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     const source = deps.storage.bucket(job.original.bucket).file(job.original.name, { generation: Number(job.original.generation) });
     const original = await downloadOrUndefined(source);
     if (!original) {
-      await recordFailure(deps, job.imageId, permanent('image_failed', 'The original image is gone; it cannot be processed.'), writer);
+      // Retryable: the bytes are not the problem, and re-submitting them stores a new original.
+      const error = transient('original_missing', 'The original image is gone; upload the same file again to retry.');
+      await recordFailure(deps, job.imageId, error, writer, undefined, job.dispatch);
       return { outcome: 'failed', written: 0, skipped: 0, manifestWritten: false };
     }
     try {
@@ -121,7 +99,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
       );
     } catch (error) {
       if (error instanceof PipelineError && classifyError(error) === 'permanent') {
-        await recordFailure(deps, job.imageId, error, writer);
+        await recordFailure(deps, job.imageId, error, writer, undefined, job.dispatch);
         return { outcome: 'failed', written, skipped: job.variants.length - needed.length, manifestWritten: false };
       }
       throw error;
@@ -147,7 +125,6 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     now: deps.now(),
   });
   const outcome = await writeManifest(deps, manifest, writer);
-  if (outcome === 'exists') await settleExisting(deps, job);
   log.info(outcome === 'created' ? 'image ready' : 'job done; manifest already written', {
     event: 'job.done',
     written,

@@ -57,7 +57,8 @@ locals {
     # ingest reads incoming/, copies it to originals/{id}, deletes it, writes error.json.
     { function = "ingest", bucket = "uploads", role = "roles/storage.objectUser", condition = null },
     { function = "ingest", bucket = "images", role = "roles/storage.objectUser", condition = null },
-    # resize only reads originals; it writes variants, the manifest and error.json.
+    # resize only reads originals; it writes variants, the manifest and error.json (and the
+    # outcome markers, granted by prefix below).
     { function = "resize", bucket = "uploads", role = "roles/storage.objectViewer", condition = null },
     { function = "resize", bucket = "images", role = "roles/storage.objectUser", condition = null },
     # cleanup deletes expired originals, stale incoming/ objects and orphans, re-stamps originals.
@@ -96,6 +97,21 @@ resource "google_storage_bucket_iam_member" "function" {
       description = condition.value.description
       expression  = condition.value.expression
     }
+  }
+}
+
+# resize writes one more thing in the uploads bucket: the image's outcome marker, outcomes/{id}
+# (create, update its metadata; docs/record-protocol.md). Granted on that prefix only, so resize
+# still cannot write or delete originals. Conditions need uniform bucket-level access (set).
+resource "google_storage_bucket_iam_member" "resize_outcomes" {
+  bucket = google_storage_bucket.uploads.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.function["resize"].email}"
+
+  condition {
+    title       = "outcome-markers-only"
+    description = "Only the outcome markers, outcomes/{id}"
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.uploads.name}/objects/${local.topology.prefixes.outcomes}\")"
   }
 }
 

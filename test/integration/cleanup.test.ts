@@ -10,7 +10,7 @@ import { useDeps } from '../../functions/runtime.js';
 import { runCleanup } from '../../shared/cleanup.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
 import { encodeMessage, type JobMessage } from '../../shared/messages.js';
-import { errorRecordName, manifestName, originalName } from '../../shared/naming.js';
+import { errorRecordName, manifestName, originalName, outcomeMarkerName } from '../../shared/naming.js';
 import { EVENT_STATE, RECORD_WRITER } from '../../shared/records.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
@@ -82,7 +82,8 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     const giveUp = await runCleanup(at(62 * MIN));
     expect(giveUp.gaveUp).to.equal(1);
     const [record] = await images().file(errorRecordName(id)).download();
-    expect(JSON.parse(record.toString())).to.include({ id, code: 'image_failed' });
+    // Adapted (issue 10): giving up has its own code, retryable by uploading the same bytes.
+    expect(JSON.parse(record.toString())).to.include({ id, code: 'processing_gave_up', retryable: true });
     const events = await pullEvents(pipeline.events);
     expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.failed']);
     expect((await runCleanup(at(120 * MIN))).gaveUp).to.equal(0, 'a failed image is not touched again');
@@ -133,8 +134,9 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     const { id, jobs } = await uploadImage(55);
     await finish(jobs);
     await pullEvents(pipeline.events);
-    // Simulate the crash window: manifest written, event never published.
-    await images().file(manifestName(id)).setMetadata({ metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: 'job:crashed' } });
+    // Simulate the crash window: outcome recorded, event never published (adapted, issue 10: the
+    // announcement state lives on the outcome marker now).
+    await uploads().file(outcomeMarkerName(id)).setMetadata({ metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: 'job:crashed' } });
     expect((await runCleanup(at(0))).announcementsSettled).to.equal(0, 'a fresh pending record is left to its writer');
     const summary = await runCleanup(at(5 * MIN));
     expect(summary.announcementsSettled).to.equal(1);

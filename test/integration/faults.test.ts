@@ -25,7 +25,10 @@ import { waitForPort } from '../../local/pubsub-emulator.js';
 import { runCleanup } from '../../shared/cleanup.js';
 import type { Config } from '../../shared/config.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import { FailureRecordV1, type EventMessage, type JobMessage } from '../../shared/messages.js';
+import { permanent } from '../../shared/errors.js';
+import { ingestObject } from '../../shared/ingest-object.js';
+import { FailureRecordV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/messages.js';
+import { recordFailure, writeManifest } from '../../shared/records.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { runJob } from '../../shared/run-job.js';
 import { makePhoto } from '../fixtures/images.js';
@@ -334,7 +337,8 @@ describe('faults: every accepted image ends complete or recorded as failed, exac
       const ingest = await listen(getTestServer('ingest'), port);
       h.pipeline.storageServer.addNotification(UPLOADS, `http://127.0.0.1:${port}/`);
       const storage = h.pipeline.storageServer;
-      // Bursts of 503s on every kind of request the pipeline makes: stat, list, download, upload, copy, delete.
+      // Bursts of 503s on every kind of request the pipeline makes: stat, list, download, upload, copy, delete
+      // (metadata writes go to originals/ and, since issue 10, to the outcome markers in outcomes/).
       let injecting = true;
       let bursts = 0;
       const injector = (async () => {
@@ -342,10 +346,10 @@ describe('faults: every accepted image ends complete or recorded as failed, exac
           { method: 'GET', path: /\/storage\/v1\/b\/test-images\/o/ },
           { method: 'GET', path: /alt=media/ },
           { method: 'POST', path: /\/upload\/storage\/v1\/b\/test-images\/o/ },
-          { method: 'POST', path: /\/upload\/storage\/v1\/b\/test-uploads\/o\?.*originals/ },
+          { method: 'POST', path: /\/upload\/storage\/v1\/b\/test-uploads\/o\?.*(originals|outcomes)/ },
           { method: 'POST', path: /rewriteTo|copyTo/ },
           { method: 'DELETE', path: /incoming/ },
-          { method: 'PATCH', path: /originals|manifest|error/ },
+          { method: 'PATCH', path: /originals|outcomes/ },
         ];
         while (injecting) {
           // One burst at a time (unconsumed ones are dropped): intermittent trouble, not an outage.
@@ -602,13 +606,27 @@ describe('faults: every accepted image ends complete or recorded as failed, exac
       const summary = await runCleanup(h.pipeline.deps);
       expect(summary.deadLettered).to.equal(1);
       const [record] = await h.pipeline.deps.storage.bucket(IMAGES).file(errorRecordName(id)).download();
-      expect(FailureRecordV1.parse(JSON.parse(record.toString()))).to.include({ id, code: 'image_failed' });
+      // Adapted (issue 10): the cause has its own code now, and it is retryable.
+      expect(FailureRecordV1.parse(JSON.parse(record.toString()))).to.include({ id, code: 'dead_lettered', retryable: true });
       const status = await request(getTestServer('upload')).get(`/uploads/${id}`);
       expect(status.status).to.equal(422);
+      expect(status.body.error, 'the status API says a re-upload can help').to.deep.include({ code: 'image_failed', retryable: true });
       const result = await audit(h, [id]);
       expect(result.counts).to.deep.equal({ complete: 0, failed: 1, lost: 0, doubled: 0 });
       expect((await runCleanup(h.pipeline.deps)).deadLettered, 'the dead letters were acknowledged').to.equal(0);
       console.log(`      (${jobCount} job(s) × 5 delivery attempts, then dead-lettered; cleanup marked the image failed)`);
+
+      // Storage is back: the same bytes again are accepted, dispatched with a new dispatch
+      // number, and end ready (before issue 10: the same 422, forever).
+      h.pipeline.clearLogs();
+      const again = await request(getTestServer('upload')).post('/uploads').set('Content-Type', 'application/octet-stream').send(image);
+      expect(again.status, JSON.stringify(again.body)).to.equal(202);
+      const dispatched = h.pipeline.logs.find((l) => l.event === 'dispatch' && l.imageId === id);
+      expect(dispatched?.dispatch, 'a new dispatch number').to.equal(1);
+      h.events.splice(0, h.events.length, ...h.events.filter((e) => e.imageId !== id));
+      const retried = await audit(h, [id]);
+      expect(retried.problems, explain(h, retried)).to.deep.equal([]);
+      expect(retried.counts).to.deep.equal({ complete: 1, failed: 0, lost: 0, doubled: 0 });
     });
   });
 
@@ -652,6 +670,90 @@ describe('faults: every accepted image ends complete or recorded as failed, exac
       expect(result.counts).to.deep.equal({ complete: 0, failed: 1, lost: 0, doubled: 0 });
       const [record] = await h.pipeline.deps.storage.bucket(IMAGES).file(errorRecordName(id)).download();
       expect(JSON.parse(record.toString())).to.include({ code: 'time_budget_exceeded' });
+    });
+  });
+
+  describe('record protocol: one outcome per image, announced once (issue 10, break 7)', () => {
+    let h: Harness;
+    before(async () => (h = await startHarness()));
+    after(async () => {
+      h.pipeline.storageServer.clearFaults();
+      await h.stop();
+    });
+
+    function manifestFor(id: string): Manifest {
+      return {
+        v: 1,
+        id,
+        original: { format: 'jpeg', width: 100, height: 80, bytes: 1000, contentType: 'image/jpeg', name: originalName(id), generation: '1' },
+        formats: ['jpeg'],
+        variants: [{ width: 96, height: 77, format: 'jpeg', contentType: 'image/jpeg', bytes: 900, name: `${id}/96w.jpg`, url: `x/${id}/96w.jpg` }],
+        createdAt: new Date().toISOString(),
+      };
+    }
+    const eventsOf = (id: string) => h.events.filter((e) => e.imageId === id).map((e) => e.type);
+
+    it('a give-up racing a finishing job: image.ready and image.failed are never both announced, and one record stands', async () => {
+      const id = imageIdOf(Buffer.from('race: ready vs failed'));
+      // Both writers look for the other's record first; the creates are held back so that both
+      // looks happen before either create, the window the old check-then-create left open.
+      h.pipeline.storageServer.injectFault({ method: 'POST', path: '/upload/storage/v1/b/test-images/o', latencyMs: 400, times: 2 });
+      const failure = permanent('image_failed', 'Processing did not finish; giving up.');
+      const [ready, failed] = await Promise.all([
+        writeManifest(h.pipeline.deps, manifestFor(id), `job:${id}:0:0`),
+        recordFailure(h.pipeline.deps, id, failure, 'cleanup'),
+      ]);
+      h.pipeline.storageServer.clearFaults();
+      expect([ready, failed].sort(), 'exactly one writer wins').to.deep.equal(['created', 'exists']);
+      await waitFor('the announcement', () => (eventsOf(id).length > 0 ? true : undefined));
+      await sleep(1500); // a second announcement, if any, arrives now
+      expect(eventsOf(id), 'one event').to.have.length(1);
+      const [[manifest], [error]] = await Promise.all([h.pipeline.deps.storage.bucket(IMAGES).file(manifestName(id)).exists(), h.pipeline.deps.storage.bucket(IMAGES).file(errorRecordName(id)).exists()]);
+      expect([manifest, error].filter(Boolean), 'one record').to.have.length(1);
+    });
+
+    it('a creator slower than a minute to mark its announcement published is not taken over: one image.ready', async () => {
+      const id = imageIdOf(Buffer.from('slow creator'));
+      await h.pipeline.deps.storage
+        .bucket(UPLOADS)
+        .file(originalName(id))
+        .save(Buffer.from('x'), { resumable: false, metadata: { metadata: { imageId: id, format: 'jpeg', width: '100', height: '80', dispatchedAt: new Date().toISOString() } } });
+      // The creator's "published" metadata write is slow (storage retrying inside the client).
+      h.pipeline.storageServer.injectFault({ method: 'PATCH', path: new RegExp(id), latencyMs: 4000, times: 1 });
+      const creator = writeManifest(h.pipeline.deps, manifestFor(id), `job:${id}:0:0`);
+      await waitFor('image.ready from the creator', () => (eventsOf(id).length > 0 ? true : undefined));
+      // Cleanup runs while the creator is still marking, 61 s after the announcement started by
+      // its clock: later than the old 60 s threshold, earlier than the creator's worst case.
+      const later = createDeps(h.pipeline.config, { log: h.pipeline.deps.log, now: () => new Date(Date.now() + 61_000) });
+      await runCleanup(later);
+      expect(await creator).to.equal('created');
+      await later.pubsub.close();
+      await sleep(1500); // a second announcement, if any, arrives now
+      expect(eventsOf(id)).to.deep.equal(['image.ready']);
+    });
+
+    it('ingest: a failure whose publish failed is announced by the retry that gets 412 on its own record', async () => {
+      const name = 'incoming/not-an-image-publish-fails.jpg';
+      const body = Buffer.from('this is text, not a JPEG, publish fails once');
+      const id = imageIdOf(body);
+      const [object] = await h.pipeline.deps.storage.bucket(UPLOADS).file(name).save(body, { resumable: false }).then(() => h.pipeline.deps.storage.bucket(UPLOADS).file(name).getMetadata());
+      const data = { bucket: UPLOADS, name, generation: String(object.generation), size: String(object.size) };
+      // First delivery: the events topic cannot be published to (real emulator error: NOT_FOUND).
+      const noTopic = createDeps({ ...h.pipeline.config, EVENTS_TOPIC: `missing-${h.pipeline.config.EVENTS_TOPIC}` }, { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage });
+      let firstFailed = false;
+      try {
+        await ingestObject(noTopic, data);
+      } catch {
+        firstFailed = true;
+      }
+      await noTopic.pubsub.close();
+      expect(firstFailed, 'the first delivery fails, so Eventarc redelivers').to.equal(true);
+      // Eventarc's redelivery: same writer, its create gets 412; it must announce, not drop it.
+      const outcome = await ingestObject(h.pipeline.deps, data);
+      expect(outcome).to.deep.include({ outcome: 'rejected', id, code: 'not_an_image' });
+      await waitFor('image.failed', () => (eventsOf(id).length > 0 ? true : undefined), 10_000);
+      expect(eventsOf(id)).to.deep.equal(['image.failed']);
+      expect((await h.pipeline.deps.storage.bucket(UPLOADS).file(name).exists())[0], 'removed only once announced').to.equal(false);
     });
   });
 });

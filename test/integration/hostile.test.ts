@@ -34,7 +34,7 @@ import { getDeps, useDeps } from '../../functions/runtime.js';
 import { guardUploadListener } from '../../functions/upload-guard.js';
 import type { Config } from '../../shared/config.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import type { ErrorCode } from '../../shared/errors.js';
+import { isRetryableCause, type ErrorCode } from '../../shared/errors.js';
 import type { EventMessage, JobMessage } from '../../shared/messages.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import {
@@ -292,11 +292,11 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
   }
 
   /** Checks an error answer: status, JSON, code, and nothing a client should not see. */
-  function expectSafeError(response: request.Response, status: number, code: string): void {
+  function expectSafeError(response: request.Response, status: number, code: string, retryable = status >= 500): void {
     expect(response.status, JSON.stringify(response.body)).to.equal(status);
     expect(response.type).to.equal('application/json');
     expect(response.body.error.code).to.equal(code);
-    expect(response.body.error.retryable).to.equal(status >= 500);
+    expect(response.body.error.retryable).to.equal(retryable);
     expect(response.headers['x-content-type-options']).to.equal('nosniff');
     expect(response.headers['cache-control']).to.equal('no-store');
     const text = JSON.stringify(response.body);
@@ -350,7 +350,8 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
     expect(JSON.parse(record.toString())).to.include({ id, code });
     expect(await objectsUnder(`${id}/`), 'no variant written, none half-written').to.deep.equal([errorRecordName(id)]);
     const status = await api().get(`/uploads/${id}`).set(auth);
-    expectSafeError(status, 422, 'image_failed');
+    // Issue 10: a failure about the world (e.g. the time budget) says a re-upload can help.
+    expectSafeError(status, 422, 'image_failed', isRetryableCause(code));
     expect(status.body.error.details).to.deep.equal({ id, cause: code });
     expectEvents(id, { failed: 1 });
   }

@@ -90,6 +90,34 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
     expect((await pullJobs(pipeline.jobs)).every(({ job }) => job.imageId === imageIdOf(image))).to.equal(true);
   });
 
+  it('a copy that storage refuses (403, as after an IAM change) is recorded as a retryable failure with image.failed and kept; written again once fixed, it is processed', async () => {
+    const image = await makePhoto({ width: 300, height: 200, seed: 45 });
+    const id = imageIdOf(image);
+    const name = 'incoming/refused/photo.jpg';
+    const images = () => pipeline.deps.storage.bucket('test-images');
+    pipeline.storageServer.injectFault({ method: 'POST', path: /rewriteTo/, status: 403, times: 1000 });
+    await uploads().file(name).save(image, { resumable: false, contentType: 'image/jpeg' });
+    const record = await waitFor('a failure record', async () => {
+      const [present] = await images().file(errorRecordName(id)).exists();
+      if (!present) return undefined;
+      const [bytes] = await images().file(errorRecordName(id)).download();
+      return JSON.parse(bytes.toString()) as Record<string, unknown>;
+    });
+    pipeline.storageServer.clearFaults();
+    expect(record).to.include({ id, code: 'storage_refused', retryable: true });
+    const events = await pullEvents(pipeline.events);
+    expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.failed']);
+    expect(await exists(name), 'the object is kept for a retry').to.equal(true);
+
+    // Access fixed: writing the object again retries it with a new dispatch number.
+    await uploads().file(name).save(image, { resumable: false, contentType: 'image/jpeg' });
+    await waitFor('incoming object removed', async () => ((await exists(name)) ? undefined : true));
+    const jobs = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
+    expect(jobs.length).to.be.greaterThan(0);
+    expect(jobs.every(({ job }) => job.dispatch === 1)).to.equal(true);
+    expect(await exists(originalName(id))).to.equal(true);
+  });
+
   it('ignores objects outside incoming/, so writes to originals/ never trigger work', async () => {
     const image = await makePhoto({ width: 200, height: 200, seed: 42 });
     pipeline.clearLogs();

@@ -188,4 +188,36 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     const [after] = await original.getMetadata();
     expect(after.metadata?.dispatchedAt).to.be.a('string');
   });
+
+  it('an image cleanup gave up on says retryable: true, and the same bytes again answer 202 and dispatch it anew (also after a retry whose publish failed)', async () => {
+    const image = await makePhoto({ width: 260, height: 180, seed: 16 });
+    const id = imageIdOf(image);
+    expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202);
+    await pullJobs(pipeline.jobs); // the jobs are lost: nobody runs them
+    // 31 minutes later, with no re-dispatch left, cleanup gives up on the image.
+    const later = createDeps({ ...pipeline.config, MAX_REDISPATCHES: 0 }, { log: pipeline.deps.log, now: () => new Date(Date.now() + 31 * 60_000) });
+    const summary = await runCleanup(later);
+    await later.pubsub.close();
+    expect(summary.gaveUp).to.be.at.least(1);
+
+    const status = await server().get(`/uploads/${id}`);
+    expect(status.status).to.equal(422);
+    expect(status.body.error).to.deep.include({ code: 'image_failed', retryable: true });
+    // The first retry's publish fails: the record is cleared, and nothing may look in flight.
+    const broken = createDeps({ ...pipeline.config, JOBS_TOPIC: 'no-such-topic' }, { log: pipeline.deps.log });
+    useDeps(broken);
+    try {
+      expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(503);
+    } finally {
+      useDeps(pipeline.deps);
+      await broken.pubsub.close();
+    }
+    const again = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
+    expect(again.status, JSON.stringify(again.body)).to.equal(202);
+    expect(again.body).to.include({ id, status: 'processing' });
+    const jobs = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
+    expect(jobs.length).to.be.greaterThan(0);
+    expect(jobs.every(({ job }) => job.dispatch === 1), 'a new dispatch number').to.equal(true);
+    expect((await server().get(`/uploads/${id}`)).status, 'processing again').to.equal(202);
+  });
 });

@@ -137,7 +137,7 @@ describe('terraform: upload\'s own rights on the uploads bucket stop short of in
     const condition = mod.locals.upload_uploads_condition as Body;
     const expression = String(condition.expression);
     expect(expression).to.include('resource.type == \\"storage.googleapis.com/Bucket\\"');
-    expect(expression).to.include('local.topology.prefixes.originals').and.include('local.topology.prefixes.tickets');
+    expect(expression).to.include('local.topology.prefixes.originals').and.include('local.topology.prefixes.tickets').and.include('local.topology.prefixes.outcomes');
     expect(expression).not.to.include('incoming');
     expect(topology.prefixes.tickets).to.equal('tickets/');
     const binding = mod.resources.google_storage_bucket_iam_member!.function!;
