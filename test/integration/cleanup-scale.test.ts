@@ -42,6 +42,17 @@ describe('cleanup at scale (2,000 metadata-only originals, budget 500; local sto
     expect(report.passesNeeded).to.be.at.most(report.bound);
   });
 
+  it('the storage server\'s bulk endpoint creates metadata-only objects, and answers 400 to a bad body', async () => {
+    const post = (body: unknown) => fetch(`${pipeline.storageServer.url}/_admin/bulk`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const created = await post({ bucket: 'test-images', objects: [{ name: 'bulk/a', metadata: { k: 'v' }, timeCreated: '2020-01-01T00:00:00Z' }] });
+    expect(created.status).to.equal(201);
+    const [metadata] = await pipeline.deps.storage.bucket('test-images').file('bulk/a').getMetadata();
+    expect(metadata).to.include({ size: '0', timeCreated: '2020-01-01T00:00:00.000Z' });
+    expect(metadata.metadata).to.deep.equal({ k: 'v' });
+    expect((await post({ bucket: 'test-images', objects: [{ metadata: {} }] })).status).to.equal(400);
+    expect((await post({ bucket: 'no-such-bucket', objects: [] })).status).to.equal(404);
+  });
+
   it('stops draining dead letters at its deadline instead of waiting for a review that hangs', async () => {
     const id = 'c'.repeat(32);
     const [job] = buildJobs(pipeline.config, id, { bucket: 'test-uploads', name: `originals/${id}`, generation: '1' }, { format: 'jpeg', width: 200, height: 160, bytes: 1, contentType: 'image/jpeg' }, 0, new Date());
