@@ -69,7 +69,8 @@ function hexId(): string {
   return randomBytes(16).toString('hex');
 }
 
-async function bulk(storageUrl: string, bucket: string, objects: unknown[]): Promise<void> {
+/** Creates objects (metadata-only unless `data` is given) through the local storage server's `POST /_admin/bulk`. */
+export async function bulkCreate(storageUrl: string, bucket: string, objects: readonly unknown[]): Promise<void> {
   for (let start = 0; start < objects.length; start += 10_000) {
     const response = await fetch(`${storageUrl}/_admin/bulk`, {
       method: 'POST',
@@ -139,8 +140,8 @@ export async function seedScale(storageUrl: string, buckets: { uploads: string; 
   const old = new Date(t0 - 30 * DAY).toISOString();
   const orphanObjects = orphans.map((id) => ({ name: `${id}/96w.jpg`, contentType: 'image/jpeg', timeCreated: old, metadata: { width: '96', height: '72' } }));
   const incoming = Array.from({ length: options.incoming }, (_, i) => ({ name: `incoming/forgotten-${i}.jpg`, timeCreated: old }));
-  await bulk(storageUrl, buckets.uploads, [...originals, ...incoming]);
-  await bulk(storageUrl, buckets.images, [...records, ...orphanObjects]);
+  await bulkCreate(storageUrl, buckets.uploads, [...originals, ...incoming]);
+  await bulkCreate(storageUrl, buckets.images, [...records, ...orphanObjects]);
   return { stuck: [...stuck], pending: [...pending], orphans, t0 };
 }
 

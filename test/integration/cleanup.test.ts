@@ -3,6 +3,7 @@
  * that jumps ahead instead of waiting days.
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { bulkCreate } from '../../bench/cleanup-scale.js';
 import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
@@ -16,12 +17,6 @@ import { errorRecordName, manifestName, originalName } from '../../shared/naming
 import { EVENT_STATE, RECORD_WRITER } from '../../shared/records.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
-
-/** Creates metadata-only objects through the local storage server's bulk endpoint. */
-export async function bulkCreate(storageUrl: string, bucket: string, objects: Array<Record<string, unknown>>): Promise<void> {
-  const response = await fetch(`${storageUrl}/_admin/bulk`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bucket, objects }) });
-  expect(response.status, await response.clone().text()).to.equal(201);
-}
 
 const MIN = 60_000;
 const DAY = 24 * 60 * MIN;
@@ -214,6 +209,27 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     }
     expect(counts.slice(0, 3)).to.deep.equal([2, 4, 5], 'two per pass, resuming where the cap stopped the step');
     await pullJobs(pipeline.jobs);
+  });
+
+  it('settles a pending announcement found in the images bucket whose original was never stored (ingest died after the record)', async () => {
+    const id = 'e'.repeat(32);
+    const failedAt = new Date(Date.now() - 10 * MIN).toISOString();
+    await bulkCreate(pipeline.storageServer.url, 'test-images', [
+      {
+        name: errorRecordName(id),
+        contentType: 'application/json',
+        timeCreated: failedAt,
+        data: JSON.stringify({ v: 1, id, code: 'not_an_image', message: 'The file is not an image.', failedAt }),
+        metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: 'ingest' },
+      },
+    ]);
+    expect(await exists('test-uploads', originalName(id))).to.equal(false);
+    const summary = await runCleanup(at(0));
+    expect(summary.announcementsSettled).to.equal(1);
+    const events = await pullEvents(pipeline.events);
+    expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.failed']);
+    const [metadata] = await images().file(errorRecordName(id)).getMetadata();
+    expect(metadata.metadata?.[EVENT_STATE]).to.equal('published');
   });
 
   it('of claimants racing for one step, exactly one wins; the others skip it', async () => {
