@@ -525,6 +525,17 @@ async function drainDeadLetters(ctx: PassContext, until: number): Promise<{ outc
   const inFlight = new Set<Promise<void>>();
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, ms));
+      wake = () => (clearTimeout(timer), resolve());
+    });
+  /** Waits for `work` but no longer than `ms`, leaving no timer behind. */
+  const atMost = async (work: Promise<unknown>, ms: number) => {
+    const timeout = sleep(ms);
+    await Promise.race([work, timeout]);
+    wake?.();
+  };
 
   const handle = async (message: Message) => {
     lastMessageAt = Date.now();
@@ -560,17 +571,12 @@ async function drainDeadLetters(ctx: PassContext, until: number): Promise<{ outc
     failure = error;
     wake?.();
   });
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(0, ms));
-      wake = () => (clearTimeout(timer), resolve());
-    });
   while (!failure && Date.now() < stopAt && received < limit && Date.now() - lastMessageAt < DRAIN_QUIET_MS) await sleep(100);
   // Reviews still running at the deadline are left to finish on their own; their messages are
   // nacked by the close below (an ack after it is dropped) and come back next pass.
-  await Promise.race([Promise.all(inFlight), sleep(until - Date.now())]);
+  await atMost(Promise.all(inFlight), until - Date.now());
   const unfinished = inFlight.size;
-  await Promise.race([subscription.close(), sleep(until - Date.now() + 1_000)]);
+  await atMost(subscription.close(), until - Date.now() + 1_000);
   ctx.summary.examined += reviewed;
   if (unfinished > 0) deps.log.warn('dead-letter drain stopped at its deadline', { step: 'deadLetters', unfinished });
   if (failure) {
