@@ -57,8 +57,8 @@ describe('cleanup at scale (2,000 metadata-only originals, budget 500; local sto
     const id = 'c'.repeat(32);
     const [job] = buildJobs(pipeline.config, id, { bucket: 'test-uploads', name: `originals/${id}`, generation: '1' }, { format: 'jpeg', width: 200, height: 160, bytes: 1, contentType: 'image/jpeg' }, 0, new Date());
     await pipeline.pubsub.topic(`dead-letter-${pipeline.config.JOBS_TOPIC}`).publishMessage({ data: encodeMessage(job!) });
-    // The review's first storage call answers after 25 s; the pass has 8 s in all.
-    pipeline.storageServer.injectFault({ path: `${id}%2Fmanifest.json`, latencyMs: 25_000 });
+    // The review's first storage call answers after 15 s; the pass has 8 s in all.
+    pipeline.storageServer.injectFault({ path: `${id}%2Fmanifest.json`, latencyMs: 15_000 });
     pipeline.clearLogs();
     const deps = createDeps({ ...pipeline.config, CLEANUP_MAX_SECONDS: 8 }, { log: pipeline.deps.log });
     const summary = await runCleanup(deps);
