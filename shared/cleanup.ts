@@ -1,19 +1,31 @@
 /**
- * cleanup's pass: retention, re-dispatch of stuck work, dead-lettered jobs, orphans and stale
- * `incoming/` objects. The decisions are pure functions of object facts and a clock; the pass
- * gathers facts page by page within a budget of objects and seconds and applies the decisions
- * (or only logs them with DRY_RUN).
+ * cleanup's pass: retention, re-dispatch of stuck work, dead-lettered jobs, unsettled outcome
+ * records, orphans and stale `incoming/` objects. The decisions are pure functions of object
+ * facts and a clock. The pass runs one step per listing, each from its own persistent cursor
+ * with its own budget of objects and seconds, so every object is reached within
+ * ⌈N ÷ CLEANUP_MAX_OBJECTS⌉ + 1 passes however many there are (docs/cleanup.md).
  */
-import type { File, FileMetadata } from '@google-cloud/storage';
+import { randomUUID } from 'node:crypto';
+import type { Bucket, File } from '@google-cloud/storage';
 import type { Message } from '@google-cloud/pubsub';
 import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
 import { dispatchOriginal, ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
 import { transient } from './errors.js';
 import { parseJob } from './messages.js';
-import { errorRecordName, idFromImagesName, idFromOriginalName, manifestName, originalName } from './naming.js';
-import { deleteIfPresent, listObjects, listPage, metadataOrUndefined } from './objects.js';
-import { recordFailure, settlePendingOutcome } from './records.js';
+import {
+  idFromImagesName,
+  idFromOriginalName,
+  idFromOutcomeMarkerName,
+  isUnsettledOutcome,
+  manifestName,
+  originalName,
+  OUTCOME_MARKER,
+  outcomeMarkerName,
+} from './naming.js';
+import { advanceStep, claimStep, readCursor, type StepClaim } from './cleanup-state.js';
+import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from './objects.js';
+import { outcomeKind, recordFailure, settlePendingOutcome } from './records.js';
 import { topology } from './topology.js';
 
 const MINUTE = 60_000;
@@ -43,6 +55,8 @@ export interface OriginalFacts {
   readonly redispatches: number;
   readonly hasManifest: boolean;
   readonly hasFailure: boolean;
+  /** Newest object under `{id}/` in the images bucket (a variant), if any: evidence of progress. */
+  readonly lastOutputAt?: Date | undefined;
 }
 
 /** What to do with an original. */
@@ -52,7 +66,12 @@ export type OriginalDecision =
   | { readonly action: 'redispatch'; readonly attempt: number }
   | { readonly action: 'give-up' };
 
-/** Decides an original's fate. Pure. */
+/**
+ * Decides an original's fate. Pure. Work counts as lost only when nothing of the image was
+ * written for REDISPATCH_AFTER_MINUTES since its last dispatch or its newest output, whichever
+ * is later: an image whose variants keep appearing (jobs queued behind others, or partly done)
+ * is neither re-dispatched nor given up.
+ */
 export function decideOriginal(facts: OriginalFacts, policy: CleanupPolicy, now: Date): OriginalDecision {
   const age = now.getTime() - facts.createdAt.getTime();
   if (facts.hasManifest || facts.hasFailure) {
@@ -62,7 +81,8 @@ export function decideOriginal(facts: OriginalFacts, policy: CleanupPolicy, now:
   if (!facts.dispatchedAt) {
     return age > UNDISPATCHED_GRACE_MS ? { action: 'redispatch', attempt: facts.redispatches } : { action: 'keep' };
   }
-  if (now.getTime() - facts.dispatchedAt.getTime() <= policy.REDISPATCH_AFTER_MINUTES * MINUTE) return { action: 'keep' };
+  const quietSince = Math.max(facts.dispatchedAt.getTime(), facts.lastOutputAt?.getTime() ?? 0);
+  if (now.getTime() - quietSince <= policy.REDISPATCH_AFTER_MINUTES * MINUTE) return { action: 'keep' };
   return facts.redispatches >= policy.MAX_REDISPATCHES ? { action: 'give-up' } : { action: 'redispatch', attempt: facts.redispatches + 1 };
 }
 
@@ -88,20 +108,47 @@ export function isOrphan(facts: OrphanFacts, policy: CleanupPolicy, now: Date): 
   return now.getTime() - facts.newestAt.getTime() > policy.ORPHAN_GRACE_DAYS * DAY;
 }
 
+/** The steps of a pass, in order. */
+export const CLEANUP_STEPS = ['deadLetters', 'originals', 'records', 'incoming', 'orphans'] as const;
+/** One of {@link CLEANUP_STEPS}. */
+export type CleanupStep = (typeof CLEANUP_STEPS)[number];
+
+/**
+ * Each step's share of CLEANUP_MAX_SECONDS. A step's deadline is its share of the time still
+ * left, so a step that finishes early passes its time on and a slow one cannot starve the rest.
+ */
+const TIME_SHARES: Readonly<Record<CleanupStep, number>> = { deadLetters: 2, originals: 4, records: 1, incoming: 1, orphans: 2 };
+
+/** How a step ended in one pass. */
+export type StepOutcome =
+  /** It reviewed everything once, from its cursor round to it. */
+  | 'complete'
+  /** Its object or time budget, or the re-dispatch cap, ended it; its cursor holds the place. */
+  | 'partial'
+  /** Another pass holds it (or won the race to claim it). */
+  | 'skipped'
+  /** Not run (dead letters in a dry run). */
+  | 'not-run'
+  /** It threw; counted in `errors` and logged. */
+  | 'failed';
+
 /** Counts of one pass, logged as one line. */
 export interface CleanupSummary {
   dryRun: boolean;
   examined: number;
   originalsDeleted: number;
   redispatched: number;
+  /** Re-dispatches left for later passes because REDISPATCH_MAX_PER_PASS was reached. */
+  redispatchDeferred: number;
   gaveUp: number;
   deadLettered: number;
   incomingDeleted: number;
   orphansDeleted: number;
   announcementsSettled: number;
   errors: number;
-  /** True when the object or time budget ended the pass early. */
+  /** True when a budget ended some step before it had reviewed everything. */
   truncated: boolean;
+  steps: Record<CleanupStep, { outcome: StepOutcome; reviewed: number }>;
   seconds: number;
 }
 
@@ -111,13 +158,124 @@ function dateOf(value: string | undefined): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
-async function mapLimit<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+/** Workers per step: each review is a few storage round trips. */
+const CONCURRENCY = 8;
+/** Longest the dead-letter drain listens, within its share. */
+const DRAIN_MAX_MS = 10_000;
+/** The drain ends after this long without a new message. */
+const DRAIN_QUIET_MS = 1_500;
+
+/** What a review says: go on, or stop the step here (this item not done). */
+type ReviewResult = 'done' | 'stop';
+
+/**
+ * Reviews `items` in order with `limit` workers, starting no item once `expired()` says so.
+ * Returns how many items, from the first, are done: the cursor may move past exactly those.
+ */
+async function reviewInOrder<T>(items: readonly T[], limit: number, expired: () => boolean, work: (item: T) => Promise<ReviewResult>): Promise<number> {
+  const done = new Array<boolean>(items.length).fill(false);
   let next = 0;
+  let stopAt = items.length;
   await Promise.all(
     Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
+      while (next < stopAt && !expired()) {
+        const index = next++;
+        if ((await work(items[index]!)) === 'stop') stopAt = Math.min(stopAt, index);
+        else done[index] = true;
+      }
     }),
   );
+  let count = 0;
+  while (count < stopAt && done[count]) count++;
+  return count;
+}
+
+/** Cloud Storage's listing order: UTF-8 bytes. */
+function after(a: string, b: string): boolean {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')) > 0;
+}
+
+/** What a cursor step lists: objects, or (with `folders`) the `{id}/` prefixes. */
+interface Listing {
+  readonly bucket: Bucket;
+  readonly prefix: string;
+  readonly folders?: boolean;
+}
+
+/** One listed entry: an object (with its metadata) or a folder prefix. */
+interface Entry {
+  readonly name: string;
+  readonly file?: File;
+}
+
+async function listEntries(listing: Listing, maxResults: number, startOffset: string | undefined, pageToken: string | undefined) {
+  const options = {
+    prefix: listing.prefix,
+    maxResults,
+    autoPaginate: false,
+    ...(listing.folders ? { delimiter: '/' } : {}),
+    ...(startOffset ? { startOffset } : {}),
+    ...(pageToken ? { pageToken } : {}),
+  };
+  const [files, nextQuery, apiResponse] = await guardStorage(`list ${listing.bucket.name}/${listing.prefix}`, () => listing.bucket.getFiles(options));
+  const entries: Entry[] = listing.folders
+    ? ((apiResponse as { prefixes?: string[] } | undefined)?.prefixes ?? []).map((name) => ({ name }))
+    : files.map((file) => ({ name: file.name, file }));
+  return { entries, nextPageToken: (nextQuery as { pageToken?: string } | null | undefined)?.pageToken };
+}
+
+/** How a scan from a cursor ended. */
+interface ScanResult {
+  readonly after: string | undefined;
+  readonly reviewed: number;
+  readonly complete: boolean;
+}
+
+/**
+ * Reviews at most `budget` entries from just after the cursor, wrapping round to the start of
+ * the listing and ending at the cursor, so consecutive passes walk the whole listing in turn.
+ */
+async function scanFrom(listing: Listing, cursor: string | undefined, budget: number, until: number, review: (entry: Entry) => Promise<ReviewResult>): Promise<ScanResult> {
+  let last = cursor;
+  let reviewed = 0;
+  let wrapped = cursor === undefined;
+  let pageToken: string | undefined;
+  for (;;) {
+    if (reviewed >= budget || Date.now() >= until) return { after: last, reviewed, complete: false };
+    const page = await listEntries(listing, Math.min(500, budget - reviewed), wrapped ? undefined : cursor, pageToken);
+    let entries = page.entries;
+    let cycleEnds = false;
+    if (cursor !== undefined) {
+      if (!wrapped) entries = entries.filter((e) => after(e.name, cursor));
+      else {
+        const end = entries.findIndex((e) => after(e.name, cursor));
+        if (end >= 0) [entries, cycleEnds] = [entries.slice(0, end), true];
+      }
+    }
+    entries = entries.slice(0, budget - reviewed);
+    const done = await reviewInOrder(entries, CONCURRENCY, () => Date.now() >= until, review);
+    reviewed += done;
+    if (done > 0) last = entries[done - 1]!.name;
+    if (done < entries.length) return { after: last, reviewed, complete: false };
+    if (cycleEnds) return { after: last, reviewed, complete: true };
+    pageToken = page.nextPageToken;
+    if (!pageToken) {
+      if (wrapped) return { after: last, reviewed, complete: true };
+      wrapped = true;
+    }
+  }
+}
+
+/** What the steps of one pass share. */
+interface PassContext {
+  readonly deps: PipelineDeps;
+  readonly now: Date;
+  readonly dryRun: boolean;
+  readonly passId: string;
+  readonly summary: CleanupSummary;
+  readonly log: PipelineDeps['log'];
+  /** Re-dispatches this pass may still make. */
+  redispatchesLeft: number;
 }
 
 /** Runs one bounded cleanup pass. Errors on single objects are counted and logged, not thrown. */
@@ -125,7 +283,6 @@ export async function runCleanup(deps: PipelineDeps): Promise<CleanupSummary> {
   const { config } = deps;
   const started = Date.now();
   const deadline = started + config.CLEANUP_MAX_SECONDS * 1000;
-  const now = deps.now();
   const dryRun = config.DRY_RUN;
   const log = deps.log.child({ event: 'cleanup', dryRun });
   const summary: CleanupSummary = {
@@ -133,6 +290,7 @@ export async function runCleanup(deps: PipelineDeps): Promise<CleanupSummary> {
     examined: 0,
     originalsDeleted: 0,
     redispatched: 0,
+    redispatchDeferred: 0,
     gaveUp: 0,
     deadLettered: 0,
     incomingDeleted: 0,
@@ -140,96 +298,127 @@ export async function runCleanup(deps: PipelineDeps): Promise<CleanupSummary> {
     announcementsSettled: 0,
     errors: 0,
     truncated: false,
+    steps: Object.fromEntries(CLEANUP_STEPS.map((step) => [step, { outcome: 'not-run', reviewed: 0 }])) as CleanupSummary['steps'],
     seconds: 0,
   };
-  const budgetLeft = () => {
-    if (summary.examined >= config.CLEANUP_MAX_OBJECTS || Date.now() >= deadline) summary.truncated = true;
-    return !summary.truncated;
-  };
+  const ctx: PassContext = { deps, now: deps.now(), dryRun, passId: randomUUID(), summary, log, redispatchesLeft: config.REDISPATCH_MAX_PER_PASS };
   const uploads = deps.storage.bucket(config.UPLOADS_BUCKET);
   const images = deps.storage.bucket(config.IMAGES_BUCKET);
-  const guarded = async (what: string, work: () => Promise<void>) => {
+
+  for (const [index, step] of CLEANUP_STEPS.entries()) {
+    const sharesLeft = CLEANUP_STEPS.slice(index).reduce((sum, s) => sum + TIME_SHARES[s], 0);
+    const until = Date.now() + Math.max(0, deadline - Date.now()) * (TIME_SHARES[step] / sharesLeft);
     try {
-      await work();
+      if (step === 'deadLetters') {
+        if (!dryRun) summary.steps.deadLetters = await drainDeadLetters(ctx, until);
+        continue;
+      }
+      const listing: Listing =
+        step === 'originals'
+          ? { bucket: uploads, prefix: topology.prefixes.originals }
+          : step === 'incoming'
+            ? { bucket: uploads, prefix: topology.prefixes.incoming }
+            : step === 'records'
+              ? { bucket: uploads, prefix: OUTCOME_MARKER.prefix }
+              : { bucket: images, prefix: '', folders: true };
+      const review = (entry: Entry): Promise<ReviewResult> =>
+        guarded(ctx, entry.name, async () => {
+          if (step === 'originals') return reviewOriginal(ctx, entry.file!);
+          if (step === 'incoming') await reviewIncoming(ctx, entry.file!);
+          else if (step === 'records') await reviewRecord(ctx, entry.file!);
+          else await reviewImageFolder(ctx, entry.name);
+          return 'done';
+        });
+      summary.steps[step] = await cursorStep(ctx, step, listing, until, review);
     } catch (error) {
       summary.errors++;
-      log.error(`cleanup step failed: ${what}`, { error });
+      summary.steps[step] = { outcome: 'failed', reviewed: summary.steps[step].reviewed };
+      log.error(`cleanup step failed: ${step}`, { step, error });
     }
-  };
-
-  // 1. Dead-lettered jobs: their images end as failed.
-  if (!dryRun) await guarded('dead letters', () => drainDeadLetters(deps, summary, deadline));
-
-  // 2. Originals: retention, re-dispatch, give up.
-  await pages(uploads, topology.prefixes.originals, undefined, budgetLeft, async (files) => {
-    summary.examined += files.length;
-    await mapLimit(files, 8, (file) => guarded(file.name, () => reviewOriginal(deps, file, now, summary, dryRun)));
-  });
-
-  // 3. Abandoned incoming/ objects (ingest never ran or the object was rewritten).
-  await pages(uploads, topology.prefixes.incoming, undefined, budgetLeft, async (files) => {
-    summary.examined += files.length;
-    for (const file of files) {
-      const created = dateOf(file.metadata.timeCreated);
-      if (!created || !isStaleIncoming(created, config, now)) continue;
-      log.info('stale incoming object', { action: 'delete', object: file.name });
-      if (!dryRun) await guarded(file.name, async () => void (await deleteIfPresent(file, file.metadata.generation)));
-      summary.incomingDeleted++;
-    }
-  });
-
-  // 4. Outputs whose original is gone.
-  await pages(images, '', '/', budgetLeft, async (_files, prefixes) => {
-    summary.examined += prefixes.length;
-    await mapLimit(prefixes, 8, (prefix) => guarded(prefix, () => reviewImageFolder(deps, prefix, now, summary, dryRun)));
-  });
-
+  }
+  summary.truncated = Object.values(summary.steps).some((s) => s.outcome === 'partial');
   summary.seconds = Math.round((Date.now() - started) / 100) / 10;
   log.notice('cleanup pass finished', { summary });
   return summary;
 }
 
-async function pages(
-  bucket: ReturnType<PipelineDeps['storage']['bucket']>,
-  prefix: string,
-  delimiter: string | undefined,
-  budgetLeft: () => boolean,
-  handle: (files: File[], prefixes: string[]) => Promise<void>,
-): Promise<void> {
-  let pageToken: string | undefined;
-  do {
-    if (!budgetLeft()) return;
-    const page = await listPage(bucket, {
-      prefix,
-      maxResults: 500,
-      ...(delimiter ? { delimiter } : {}),
-      ...(pageToken ? { pageToken } : {}),
-    });
-    await handle(page.files, page.prefixes);
-    pageToken = page.nextPageToken;
-  } while (pageToken);
+/** Runs a review; an error on one object is counted and logged, and the step goes on. */
+async function guarded(ctx: PassContext, what: string, work: () => Promise<ReviewResult>): Promise<ReviewResult> {
+  try {
+    return await work();
+  } catch (error) {
+    ctx.summary.errors++;
+    ctx.log.error(`cleanup step failed: ${what}`, { error });
+    return 'done';
+  }
 }
 
-async function reviewOriginal(deps: PipelineDeps, file: File, now: Date, summary: CleanupSummary, dryRun: boolean): Promise<void> {
+/** Claims the step's cursor, scans from it within the budgets, and moves the cursor on. */
+async function cursorStep(
+  ctx: PassContext,
+  step: CleanupStep,
+  listing: Listing,
+  until: number,
+  review: (entry: Entry) => Promise<ReviewResult>,
+): Promise<{ outcome: StepOutcome; reviewed: number }> {
+  const { deps } = ctx;
+  let claim: StepClaim | undefined;
+  let cursor: string | undefined;
+  if (ctx.dryRun) cursor = await readCursor(deps, step);
+  else {
+    // The claim outlives the step's own deadline a little: a pass that died is taken over after.
+    const result = await claimStep(deps, step, ctx.passId, new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000));
+    if (typeof result === 'string') {
+      ctx.log.info('cleanup step skipped: another pass holds it', { step, reason: result });
+      return { outcome: 'skipped', reviewed: 0 };
+    }
+    claim = result;
+    cursor = result.after;
+  }
+  const scan = await scanFrom(listing, cursor, deps.config.CLEANUP_MAX_OBJECTS, until, review).catch(async (error: unknown) => {
+    if (claim) await advanceStep(claim, cursor).catch(() => undefined);
+    throw error;
+  });
+  ctx.summary.examined += scan.reviewed;
+  if (claim && !(await advanceStep(claim, scan.after))) ctx.log.warn('cleanup cursor was taken over; not moved', { step });
+  return { outcome: scan.complete ? 'complete' : 'partial', reviewed: scan.reviewed };
+}
+
+async function reviewOriginal(ctx: PassContext, file: File): Promise<ReviewResult> {
+  const { deps, now, summary, dryRun } = ctx;
   const id = idFromOriginalName(file.name);
-  if (!id) return;
+  if (!id) return 'done';
   const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
-  const [manifest, failure] = await Promise.all([
-    metadataOrUndefined(images.file(manifestName(id))),
-    metadataOrUndefined(images.file(errorRecordName(id))),
-  ]);
-  if (!dryRun) await settleRecord(deps, manifest, failure, id, summary);
+  // Records written before outcome markers existed are reachable only from here.
+  if (!dryRun && (await settlePendingOutcome(deps, id)) === 'settled') summary.announcementsSettled++;
+  // The marker decides: a re-submitted retry can leave an old error.json behind until its first job.
+  const outcome = await outcomeKind(deps, id);
 
   const custom = file.metadata.metadata ?? {};
-  const facts: OriginalFacts = {
+  let facts: OriginalFacts = {
     createdAt: dateOf(file.metadata.timeCreated) ?? now,
     dispatchedAt: dateOf(custom[ORIGINAL_METADATA.dispatchedAt] as string | undefined),
     redispatches: Number(custom[ORIGINAL_METADATA.redispatches] ?? 0) || 0,
-    hasManifest: manifest !== undefined,
-    hasFailure: failure !== undefined,
+    hasManifest: outcome === 'ready',
+    hasFailure: outcome === 'failed',
   };
-  const decision = decideOriginal(facts, deps.config, now);
-  if (decision.action === 'keep') return;
+  let decision = decideOriginal(facts, deps.config, now);
+  if ((decision.action === 'redispatch' || decision.action === 'give-up') && facts.dispatchedAt) {
+    // Only now look for evidence that its jobs are alive: the newest object in its folder.
+    const outputs = await listObjects(images, `${id}/`);
+    const newest = Math.max(0, ...outputs.map((f) => dateOf(f.metadata.timeCreated)?.getTime() ?? 0));
+    facts = { ...facts, lastOutputAt: newest > 0 ? new Date(newest) : undefined };
+    decision = decideOriginal(facts, deps.config, now);
+  }
+  if (decision.action === 'keep') return 'done';
+  if (decision.action === 'redispatch') {
+    // The cap bounds what one pass adds to the jobs queue; the cursor stays on this image.
+    if (ctx.redispatchesLeft <= 0) {
+      summary.redispatchDeferred++;
+      return 'stop';
+    }
+    ctx.redispatchesLeft--;
+  }
   deps.log.info('cleanup decision', { event: 'cleanup', imageId: id, ...decision, dryRun });
   if (decision.action === 'delete') {
     summary.originalsDeleted++;
@@ -248,20 +437,26 @@ async function reviewOriginal(deps: PipelineDeps, file: File, now: Date, summary
       await recordFailure(deps, id, error, 'cleanup', { bucket: file.bucket.name, name: file.name }, facts.redispatches);
     }
   }
+  return 'done';
 }
 
-/** Finishes any announcement whose writer died (see records.ts). */
-async function settleRecord(
-  deps: PipelineDeps,
-  _manifest: FileMetadata | undefined,
-  _failure: FileMetadata | undefined,
-  id: string,
-  summary: CleanupSummary,
-): Promise<void> {
-  if ((await settlePendingOutcome(deps, id)) === 'settled') summary.announcementsSettled++;
+async function reviewIncoming(ctx: PassContext, file: File): Promise<void> {
+  const created = dateOf(file.metadata.timeCreated);
+  if (!created || !isStaleIncoming(created, ctx.deps.config, ctx.now)) return;
+  ctx.log.info('stale incoming object', { action: 'delete', object: file.name });
+  if (!ctx.dryRun) await deleteIfPresent(file, file.metadata.generation);
+  ctx.summary.incomingDeleted++;
 }
 
-async function reviewImageFolder(deps: PipelineDeps, prefix: string, now: Date, summary: CleanupSummary, dryRun: boolean): Promise<void> {
+/** An outcome marker found by listing `outcomes/`: settle it if its announcement is unsettled. */
+async function reviewRecord(ctx: PassContext, file: File): Promise<void> {
+  const id = idFromOutcomeMarkerName(file.name);
+  if (!id || !isUnsettledOutcome(file.metadata.metadata) || ctx.dryRun) return;
+  if ((await settlePendingOutcome(ctx.deps, id)) === 'settled') ctx.summary.announcementsSettled++;
+}
+
+async function reviewImageFolder(ctx: PassContext, prefix: string): Promise<void> {
+  const { deps, now, summary, dryRun } = ctx;
   const id = idFromImagesName(prefix);
   if (!id) return;
   const original = await metadataOrUndefined(deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id)));
@@ -273,36 +468,54 @@ async function reviewImageFolder(deps: PipelineDeps, prefix: string, now: Date, 
   if (!isOrphan({ hasManifest, newestAt }, deps.config, now)) return;
   deps.log.info('cleanup decision', { event: 'cleanup', imageId: id, action: 'delete-orphan', objects: files.length, dryRun });
   summary.orphansDeleted++;
-  if (!dryRun) for (const file of files) await deleteIfPresent(file, file.metadata.generation);
+  if (dryRun) return;
+  for (const file of files) await deleteIfPresent(file, file.metadata.generation);
+  await deleteIfPresent(deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(outcomeMarkerName(id)));
 }
 
 /**
- * Pulls what is waiting on the dead-letter subscription (for at most a few seconds) and marks
- * each job's image failed unless it finished meanwhile. A message is acked only after its
- * record is written, so a crash here loses nothing.
+ * Pulls what is waiting on the dead-letter subscription and marks each job's image failed
+ * unless it finished meanwhile. A message is acked only after its record is written, so a
+ * crash here loses nothing. Bounded: it stops at `until` (or after DRAIN_MAX_MS, or
+ * CLEANUP_MAX_OBJECTS messages), does not wait for reviews still running then, and closing
+ * the subscription nacks what was not acked, so Pub/Sub delivers it again to the next pass.
  */
-async function drainDeadLetters(deps: PipelineDeps, summary: CleanupSummary, deadline: number): Promise<void> {
+async function drainDeadLetters(ctx: PassContext, until: number): Promise<{ outcome: StepOutcome; reviewed: number }> {
+  const { deps, summary } = ctx;
+  const limit = deps.config.CLEANUP_MAX_OBJECTS;
   const subscription = deps.pubsub.subscription(deps.config.JOBS_DEAD_LETTER_SUBSCRIPTION, {
     flowControl: { maxMessages: 20, allowExcessMessages: false },
     streamingOptions: { maxStreams: 1 },
   });
-  const until = Math.min(deadline, Date.now() + 10_000);
-  const quietMs = 1_500;
+  const stopAt = Math.min(until, Date.now() + DRAIN_MAX_MS);
   let lastMessageAt = Date.now();
+  let received = 0;
+  let reviewed = 0;
   const inFlight = new Set<Promise<void>>();
   let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, ms));
+      wake = () => (clearTimeout(timer), resolve());
+    });
+  /** Waits for `work` but no longer than `ms`, leaving no timer behind. */
+  const atMost = async (work: Promise<unknown>, ms: number) => {
+    const timeout = sleep(ms);
+    await Promise.race([work, timeout]);
+    wake?.();
+  };
 
   const handle = async (message: Message) => {
     lastMessageAt = Date.now();
     try {
       const job = parseJob(message.data);
-      const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
-      const finished = (await metadataOrUndefined(images.file(manifestName(job.imageId)))) !== undefined;
-      if (!finished) {
+      if ((await outcomeKind(deps, job.imageId)) !== 'ready') {
         const error = transient('dead_lettered', 'Processing failed repeatedly; the job was dead-lettered. Upload the same file again to retry.');
         if ((await recordFailure(deps, job.imageId, error, 'cleanup', undefined, job.dispatch)) === 'created') summary.deadLettered++;
       }
       message.ack();
+      reviewed++;
     } catch (error) {
       if ((error as { code?: string }).code === 'invalid_job') {
         deps.log.error('unreadable dead-lettered message dropped', { messageId: message.id, error });
@@ -314,17 +527,29 @@ async function drainDeadLetters(deps: PipelineDeps, summary: CleanupSummary, dea
     }
   };
   subscription.on('message', (message: Message) => {
+    if (++received > limit || Date.now() >= stopAt) {
+      message.nack();
+      return;
+    }
     const work = handle(message).finally(() => inFlight.delete(work));
     inFlight.add(work);
   });
   subscription.on('error', (error: Error) => {
     failure = error;
+    wake?.();
   });
-  while (!failure && Date.now() < until && Date.now() - lastMessageAt < quietMs) await new Promise((r) => setTimeout(r, 100));
-  await Promise.all(inFlight);
-  await subscription.close();
+  while (!failure && Date.now() < stopAt && received < limit && Date.now() - lastMessageAt < DRAIN_QUIET_MS) await sleep(100);
+  // Reviews still running at the deadline are left to finish on their own; their messages are
+  // nacked by the close below (an ack after it is dropped) and come back next pass.
+  await atMost(Promise.all(inFlight), until - Date.now());
+  const unfinished = inFlight.size;
+  await atMost(subscription.close(), until - Date.now() + 1_000);
+  ctx.summary.examined += reviewed;
+  if (unfinished > 0) deps.log.warn('dead-letter drain stopped at its deadline', { step: 'deadLetters', unfinished });
   if (failure) {
     if ((failure as { code?: number }).code === 5) deps.log.warn('dead-letter subscription not found; skipped', { subscription: subscription.name });
     else throw failure;
   }
+  const complete = unfinished === 0 && received <= limit && Date.now() - lastMessageAt >= DRAIN_QUIET_MS;
+  return { outcome: complete ? 'complete' : 'partial', reviewed };
 }

@@ -111,12 +111,13 @@ export const ENV_SCHEMA = z.object({
 
   // cleanup.
   ORIGINAL_RETENTION_DAYS: int(0, 36500).default(0).describe('Delete originals this many days after upload once their image is finished (ready or failed); 0 keeps them forever.'),
-  REDISPATCH_AFTER_MINUTES: int(1, 10080).default(30).describe('Re-dispatch an image that has no manifest or failure record this long after dispatch.'),
+  REDISPATCH_AFTER_MINUTES: int(1, 10080).default(30).describe('Re-dispatch an unfinished image only after this long without any new output since its last dispatch (see docs/cleanup.md).'),
   MAX_REDISPATCHES: int(0, 100).default(3).describe('Re-dispatches before an image is recorded as failed.'),
+  REDISPATCH_MAX_PER_PASS: int(1, 100_000).default(100).describe('Most images one cleanup pass dispatches again; the originals step stops there and resumes at that image next pass.'),
   ORPHAN_GRACE_DAYS: int(0, 3650).default(7).describe('Delete outputs whose original is gone after this many days (see Cleanup).'),
   INCOMING_MAX_AGE_HOURS: int(1, 8760).default(24).describe('Delete `incoming/` objects left unprocessed this long.'),
-  CLEANUP_MAX_OBJECTS: int(1, 1_000_000).default(5000).describe('Most objects one cleanup pass examines.'),
-  CLEANUP_MAX_SECONDS: int(1, 3600).default(240).describe('Longest one cleanup pass runs.'),
+  CLEANUP_MAX_OBJECTS: int(1, 1_000_000).default(5000).describe('Most objects each cleanup step examines per pass; its cursor resumes there next pass (see docs/cleanup.md).'),
+  CLEANUP_MAX_SECONDS: int(1, 3600).default(240).describe('Longest one cleanup pass runs; each step gets its share and checks it between objects.'),
   DRY_RUN: boolean.default(false).describe('Cleanup only logs what it would do.'),
 
   // Runtime settings that the bench shows matter.

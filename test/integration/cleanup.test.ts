@@ -3,13 +3,16 @@
  * that jumps ahead instead of waiting days.
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { bulkCreate } from '../../bench/cleanup-scale.js';
 import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { runCleanup } from '../../shared/cleanup.js';
+import { claimStep, cleanupStateName, CURSOR_METADATA } from '../../shared/cleanup-state.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
 import { encodeMessage, type JobMessage } from '../../shared/messages.js';
+import { ORIGINAL_METADATA } from '../../shared/dispatch.js';
 import { errorRecordName, manifestName, originalName, outcomeMarkerName } from '../../shared/naming.js';
 import { EVENT_STATE, RECORD_WRITER } from '../../shared/records.js';
 import { makePhoto } from '../fixtures/images.js';
@@ -162,5 +165,106 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
   it('stops at CLEANUP_MAX_OBJECTS and says the pass was truncated', async () => {
     const summary = await runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 1 }));
     expect(summary.truncated).to.equal(true);
+  });
+  it('leaves a queued-but-alive image alone: a variant written since its dispatch means neither re-dispatch nor give-up', async () => {
+    const { id } = await uploadImage(56); // jobs dropped, but a variant "appears" 20 minutes after dispatch
+    const original = uploads().file(originalName(id));
+    await original.setMetadata({ metadata: { [ORIGINAL_METADATA.redispatches]: '1' } }); // at MAX_REDISPATCHES
+    const [metadata] = await original.getMetadata();
+    const dispatchedAt = new Date(String(metadata.metadata?.[ORIGINAL_METADATA.dispatchedAt])).getTime();
+    await bulkCreate(pipeline.storageServer.url, 'test-images', [
+      { name: `${id}/96w.jpg`, contentType: 'image/jpeg', timeCreated: new Date(dispatchedAt + 20 * MIN).toISOString(), metadata: { width: '96', height: '77' } },
+    ]);
+    pipeline.clearLogs();
+    await runCleanup(at(dispatchedAt + 40 * MIN - Date.now()));
+    const decisions = pipeline.logs.filter((l) => l.message === 'cleanup decision' && l.imageId === id);
+    expect(decisions, 'no decision about a live image').to.deep.equal([]);
+    expect(await exists('test-images', errorRecordName(id))).to.equal(false);
+    const [after] = await original.getMetadata();
+    expect(after.metadata?.[ORIGINAL_METADATA.dispatchedAt]).to.equal(metadata.metadata?.[ORIGINAL_METADATA.dispatchedAt]);
+    // Quiet for the whole window after its newest variant: now it counts as lost, and is given up.
+    await runCleanup(at(dispatchedAt + 51 * MIN - Date.now()));
+    expect(await exists('test-images', errorRecordName(id))).to.equal(true);
+    await pullEvents(pipeline.events);
+  });
+
+  it('re-dispatches at most REDISPATCH_MAX_PER_PASS images per pass and resumes at the first it left', async () => {
+    const stamp = new Date(Date.now() - 40 * MIN).toISOString();
+    const ids = Array.from({ length: 5 }, (_, i) => `${'0'.repeat(30)}a${i}`);
+    await bulkCreate(
+      pipeline.storageServer.url,
+      'test-uploads',
+      ids.map((id) => ({
+        name: originalName(id),
+        contentType: 'image/jpeg',
+        timeCreated: stamp,
+        metadata: { format: 'jpeg', width: '200', height: '160', [ORIGINAL_METADATA.dispatchedAt]: stamp, [ORIGINAL_METADATA.redispatches]: '0' },
+      })),
+    );
+    const redispatchedOf = async () =>
+      (await Promise.all(ids.map(async (id) => (await uploads().file(originalName(id)).getMetadata())[0].metadata?.[ORIGINAL_METADATA.redispatches]))).filter((n) => n === '1').length;
+    const counts: number[] = [];
+    for (let pass = 0; pass < 5 && (await redispatchedOf()) < ids.length; pass++) {
+      const summary = await runCleanup(at(0, { REDISPATCH_MAX_PER_PASS: 2 }));
+      expect(summary.redispatched).to.be.at.most(2);
+      counts.push(await redispatchedOf());
+    }
+    expect(counts.slice(0, 3)).to.deep.equal([2, 4, 5], 'two per pass, resuming where the cap stopped the step');
+    await pullJobs(pipeline.jobs);
+  });
+
+  it('settles a pending announcement found in the images bucket whose original was never stored (ingest died after the record)', async () => {
+    const id = 'e'.repeat(32);
+    const failedAt = new Date(Date.now() - 10 * MIN).toISOString();
+    await bulkCreate(pipeline.storageServer.url, 'test-images', [
+      {
+        name: errorRecordName(id),
+        contentType: 'application/json',
+        timeCreated: failedAt,
+        data: JSON.stringify({ v: 1, id, code: 'not_an_image', message: 'The file is not an image.', failedAt }),
+        metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: 'ingest' },
+      },
+    ]);
+    expect(await exists('test-uploads', originalName(id))).to.equal(false);
+    const summary = await runCleanup(at(0));
+    expect(summary.announcementsSettled).to.equal(1);
+    const events = await pullEvents(pipeline.events);
+    expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.failed']);
+    const [metadata] = await images().file(errorRecordName(id)).getMetadata();
+    expect(metadata.metadata?.[EVENT_STATE]).to.equal('published');
+  });
+
+  it('of claimants racing for one step, exactly one wins; the others skip it', async () => {
+    const until = new Date(Date.now() + MIN);
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => claimStep(pipeline.deps, 'race-test', `pass-${i}`, until)));
+    expect(results.filter((r) => typeof r !== 'string')).to.have.length(1);
+    expect(results.filter((r) => typeof r === 'string')).to.have.length(4);
+  });
+
+  it('two overlapping passes: the one holding a step advances its cursor, the other skips the step', async () => {
+    // Pass A is held inside its originals step (its listing answers late); B runs meanwhile.
+    pipeline.storageServer.injectFault({ method: 'GET', path: /\/b\/test-uploads\/o\?.*prefix=originals/, latencyMs: 8_000 });
+    const state = uploads().file(cleanupStateName('originals'));
+    const before = (await state.exists())[0] ? (await state.getMetadata())[0] : { generation: undefined, metadata: {} };
+    const passA = runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 2 }));
+    // Wait for A's claim to be written (the event B must see), checking every 20 ms.
+    for (;;) {
+      const [metadata] = (await state.exists())[0] ? await state.getMetadata() : [undefined];
+      if (metadata && metadata.generation !== before.generation && metadata.metadata?.[CURSOR_METADATA.claimedBy]) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const b = await runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 2 }));
+    const a = await passA;
+    expect(b.steps.originals.outcome).to.equal('skipped');
+    expect(a.steps.originals).to.deep.equal({ outcome: 'partial', reviewed: 2 });
+    const [files] = await uploads().getFiles({ prefix: 'originals/' });
+    const names = files.map((f) => f.name);
+    const from = Math.max(0, names.findIndex((n) => n > String(before.metadata?.[CURSOR_METADATA.after] ?? '')));
+    const expected = [...names.slice(from), ...names.slice(0, from)][1];
+    const [after] = await state.getMetadata();
+    expect(after.metadata?.[CURSOR_METADATA.after], 'moved once, by two originals').to.equal(expected);
+    expect(after.metadata?.[CURSOR_METADATA.claimedBy] ?? '').to.equal('');
+    await pullJobs(pipeline.jobs);
+    await pullEvents(pipeline.events);
   });
 });

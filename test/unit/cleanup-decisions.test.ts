@@ -26,6 +26,11 @@ describe('cleanup decisions (fake clock)', () => {
     ['a stuck original is re-dispatched', { dispatchedAt: ago(31 * MIN), redispatches: 1 }, {}, 'redispatch', 2],
     ['a stuck original at the cap is given up', { dispatchedAt: ago(31 * MIN), redispatches: 3 }, {}, 'give-up'],
     ['MAX_REDISPATCHES 0 gives up at once', { dispatchedAt: ago(31 * MIN) }, { MAX_REDISPATCHES: 0 }, 'give-up'],
+    // Evidence of progress: a variant written since the last dispatch means its jobs are alive.
+    ['an image whose variants keep appearing is not re-dispatched', { dispatchedAt: ago(2 * 60 * MIN), lastOutputAt: ago(10 * MIN) }, {}, 'keep'],
+    ['an image at the cap whose variants keep appearing is not given up', { dispatchedAt: ago(2 * 60 * MIN), lastOutputAt: ago(29 * MIN), redispatches: 3 }, {}, 'keep'],
+    ['output that then went quiet for the whole window is re-dispatched', { dispatchedAt: ago(3 * 60 * MIN), lastOutputAt: ago(31 * MIN), redispatches: 1 }, {}, 'redispatch', 2],
+    ['output older than the last dispatch is no evidence', { dispatchedAt: ago(31 * MIN), lastOutputAt: ago(5 * 60 * MIN) }, {}, 'redispatch', 1],
   ];
   for (const [what, facts, overrides, action, attempt] of cases) {
     it(what, () => {

@@ -8,10 +8,12 @@
  * - `GET /_admin/notifications`
  * - `POST /_admin/notifications` `{"bucket", "url", "events"?: ["finalize","delete"]}`
  * - `DELETE /_admin/notifications?bucket=NAME` (every bucket without `bucket`)
+ * - `POST /_admin/bulk`: many small objects at once (see bulk.ts)
  */
 import { StorageApiError, badRequest } from '../errors.js';
 import { readBody, sendEmpty, sendJson, type RequestContext } from '../http.js';
 import { faultFromJson } from '../faults.js';
+import { bulkCreate } from './bulk.js';
 import type { NotificationEvent } from '../notifications.js';
 import { parseJsonBody } from '../resources.js';
 
@@ -37,6 +39,7 @@ export async function handleAdmin(ctx: RequestContext, path: string): Promise<vo
   if (path === '/health' && method === 'GET') {
     return sendJson(ctx.res, 200, { ok: true, buckets: ctx.store.listBuckets().length, openUploads: ctx.sessions.open });
   }
+  if (path === '/bulk' && method === 'POST') return bulkCreate(ctx);
   if (path === '/faults') {
     if (method === 'POST') {
       const spec = faultFromJson(await jsonObject(ctx));
