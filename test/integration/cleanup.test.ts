@@ -13,7 +13,7 @@ import { claimStep, cleanupStateName, CURSOR_METADATA } from '../../shared/clean
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
 import { encodeMessage, type JobMessage } from '../../shared/messages.js';
 import { ORIGINAL_METADATA } from '../../shared/dispatch.js';
-import { errorRecordName, manifestName, originalName, outcomeMarkerName } from '../../shared/naming.js';
+import { errorRecordName, manifestName, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../../shared/naming.js';
 import { EVENT_STATE, RECORD_WRITER } from '../../shared/records.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
@@ -213,16 +213,22 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     await pullJobs(pipeline.jobs);
   });
 
-  it('settles a pending announcement found in the images bucket whose original was never stored (ingest died after the record)', async () => {
+  it('settles a pending outcome found by listing outcomes/ whose original was never stored (ingest died after creating it)', async () => {
     const id = 'e'.repeat(32);
     const failedAt = new Date(Date.now() - 10 * MIN).toISOString();
-    await bulkCreate(pipeline.storageServer.url, 'test-images', [
+    const record = { v: 1, id, code: 'not_an_image', message: 'The file is not an image.', failedAt, retryable: false };
+    await bulkCreate(pipeline.storageServer.url, 'test-uploads', [
       {
-        name: errorRecordName(id),
+        name: outcomeMarkerName(id),
         contentType: 'application/json',
         timeCreated: failedAt,
-        data: JSON.stringify({ v: 1, id, code: 'not_an_image', message: 'The file is not an image.', failedAt }),
-        metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: 'ingest' },
+        data: JSON.stringify({ v: 1, outcome: 'failed', record }),
+        metadata: {
+          [OUTCOME_MARKER.keys.outcome]: 'failed',
+          [OUTCOME_MARKER.keys.eventState]: OUTCOME_MARKER.states.pending,
+          [OUTCOME_MARKER.keys.writer]: 'ingest',
+          [OUTCOME_MARKER.keys.retryable]: 'false',
+        },
       },
     ]);
     expect(await exists('test-uploads', originalName(id))).to.equal(false);
@@ -230,8 +236,8 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     expect(summary.announcementsSettled).to.equal(1);
     const events = await pullEvents(pipeline.events);
     expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.failed']);
-    const [metadata] = await images().file(errorRecordName(id)).getMetadata();
-    expect(metadata.metadata?.[EVENT_STATE]).to.equal('published');
+    const [metadata] = await uploads().file(outcomeMarkerName(id)).getMetadata();
+    expect(metadata.metadata?.[OUTCOME_MARKER.keys.eventState]).to.equal(OUTCOME_MARKER.states.published);
   });
 
   it('of claimants racing for one step, exactly one wins; the others skip it', async () => {
