@@ -316,6 +316,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [...(userEnv.CORS_ORIGINS ?? '').split(','), webUrl, `http://localhost:${ports.web}`].map((o) => o.trim()).filter(Boolean),
     );
     const config = loadConfig({
+      // No token given: the local API is open, as an explicit setting (a given token is required).
+      UPLOAD_AUTH: userEnv.UPLOAD_TOKEN === undefined ? 'none' : 'token',
       ...userEnv,
       GOOGLE_CLOUD_PROJECT: projectId,
       UPLOADS_BUCKET: buckets.uploads,
