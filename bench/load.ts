@@ -31,6 +31,11 @@
  *                        pass avif,webp,jpeg to load the production mix
  *   --resize MODE        process (separate functions-framework process) | inline (in this
  *                        process, as npm start does) [process]
+ *   --admit N            resize requests admitted at once, 429 beyond, as Cloud Run does with
+ *                        every instance busy [the topology's maxInstances × concurrency]
+ *   --outage S           outage drill: the storage server answers 503 to every write to the
+ *                        images bucket (the resize path's) for S seconds from the first upload;
+ *                        the wait for images counts from the end of the outage
  *   --set KEY=VALUE      any other pipeline setting for the stack, repeatable (e.g.
  *                        --set FANOUT_STRATEGY=per-image --set AVIF_EFFORT=2)
  *   --timeout S          give up waiting once no image has finished for S seconds [120]
@@ -48,6 +53,8 @@
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -57,7 +64,8 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { ENV_VARS, OUTPUT_FORMATS, type Config, type OutputFormat } from '../shared/config.js';
 import { errorRecordName, manifestName } from '../shared/naming.js';
-import { pushPath } from '../shared/topology.js';
+import { admissionLimit, pushPath } from '../shared/topology.js';
+import { admitAtMost, type AdmissionStats } from '../local/admission.js';
 import { freePort } from '../local/ports.js';
 import { waitForPort } from '../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
@@ -73,6 +81,10 @@ export interface LoadOptions {
   widths: number[];
   formats: OutputFormat[];
   resize: 'process' | 'inline';
+  /** Resize requests admitted at once (429 beyond); default the topology's. */
+  admit?: number;
+  /** Outage drill: seconds during which every write to the images bucket answers 503. */
+  outageSeconds?: number;
   /** Give up once no image has finished for this long. */
   timeoutSeconds: number;
   /** Give up after this long in all (default 3600). */
@@ -120,6 +132,10 @@ export interface LoadReport {
   /** Ids and reasons, for the lost and doubled. */
   problems: string[];
   deadLetters: number | undefined;
+  /** Resize's admission gate (local stack only): pushes admitted and refused with 429. */
+  admission: AdmissionStats | undefined;
+  /** The outage drill, if any: when it ended, seconds after the first upload. */
+  outage: { seconds: number; endedAfterSeconds: number } | undefined;
   checks: { events: boolean; objects: boolean };
   peakRssBytes: number | undefined;
   rssOf: string;
@@ -227,6 +243,35 @@ async function startResizeProcess(stack: LocalStack, log: WriteStream): Promise<
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
+/**
+ * Cloud Run's front end for the resize process: admits `limit` pushes at once, answers 429
+ * beyond, and passes the rest through.
+ */
+async function startAdmissionProxy(target: string, limit: number): Promise<{ server: Server; url: string; admission: AdmissionStats }> {
+  const upstream = new URL(target);
+  const gated = admitAtMost((req, res) => {
+    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    forward.on('error', () => {
+      if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'bad_gateway', message: 'The resize process did not answer.' } }));
+    });
+    req.pipe(forward);
+  }, limit);
+  const server = createServer(gated);
+  server.requestTimeout = 0;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, admission: gated.admission };
+}
+
+/** Adds or clears a fault on the local storage server through its admin endpoint. */
+async function storageFault(storageUrl: string, fault: Record<string, unknown> | 'clear'): Promise<void> {
+  const response = await fetch(`${storageUrl}/_admin/faults`, fault === 'clear' ? { method: 'DELETE' } : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(fault) });
+  if (!response.ok) throw new Error(`storage server fault ${fault === 'clear' ? 'clear' : 'add'}: HTTP ${response.status} ${await response.text()}`);
+}
+
 function describeBytes(bytes: number | undefined): string {
   return bytes === undefined ? 'n/a' : `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 }
@@ -239,6 +284,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   let dataDir: string | undefined;
   let logFile: WriteStream | undefined;
   let resize: { child: ChildProcess; url: string } | undefined;
+  let proxy: Server | undefined;
+  let admission: AdmissionStats | undefined;
+  let outageTimer: NodeJS.Timeout | undefined;
   let pubsub: PubSub | undefined;
   const subscriptions: Subscription[] = [];
 
@@ -263,6 +311,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         // A fresh project per run: an emulator shared with earlier runs keeps no messages for this one.
         projectId: `load-${process.pid}-${Date.now().toString(36)}`,
         cleanupIntervalSeconds: 0,
+        admission: { resize: options.resize === 'inline' ? (options.admit ?? admissionLimit('resize')) : 0 },
         ...(options.pubsubEmulatorHost ? { pubsubEmulatorHost: options.pubsubEmulatorHost } : {}),
         env: { ...options.env, WIDTHS: options.widths.join(','), FORMATS: options.formats.join(',') },
         log: (line) => logFile!.write(`${line}\n`),
@@ -275,10 +324,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       deadLetterSubscription = pubsub.subscription(stack.subscriptions.jobsDeadLetterPull, { flowControl: { maxMessages: 1000 } });
       if (options.resize === 'process') {
         resize = await startResizeProcess(stack, logFile);
-        await pubsub.subscription(stack.subscriptions.jobsPush).modifyPushConfig({ pushEndpoint: `${resize.url}${pushPath(stack.projectId, 'jobs')}` });
+        // The stack's own gate is bypassed here: put one in front of the process.
+        const gate = await startAdmissionProxy(resize.url, options.admit ?? admissionLimit('resize'));
+        proxy = gate.server;
+        admission = gate.admission;
+        await pubsub.subscription(stack.subscriptions.jobsPush).modifyPushConfig({ pushEndpoint: `${gate.url}${pushPath(stack.projectId, 'jobs')}` });
         rssPid = resize.child.pid!;
         rssOf = `the resize process (functions-framework, pid ${resize.child.pid}), VmHWM`;
       } else {
+        admission = stack.admission.resize;
         rssPid = 'self';
         rssOf = 'this process (whole stack: upload, resize, storage server, load client), VmHWM';
       }
@@ -336,6 +390,26 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     progress(`uploading with concurrency ${options.concurrency} to ${api}`);
     const uploadStart = Date.now();
     let lastAccepted = uploadStart;
+    let outageEndsAt = 0;
+    let outage: LoadReport['outage'];
+    if (options.outageSeconds) {
+      if (!stack) throw new Error('--outage needs the local stack (not --url)');
+      const storageUrl = stack.urls.storage;
+      // Every write of an object to the images bucket: variants, manifests, records.
+      await storageFault(storageUrl, { method: 'POST', pathPattern: `/b/${stack.buckets.images}/o`, status: 503, times: 1_000_000_000 });
+      outageEndsAt = uploadStart + options.outageSeconds * 1000;
+      progress(`outage: every write to ${stack.buckets.images} answers 503 for ${options.outageSeconds} s`);
+      outage = { seconds: options.outageSeconds, endedAfterSeconds: NaN };
+      const ended = outage;
+      outageTimer = setTimeout(() => {
+        storageFault(storageUrl, 'clear')
+          .then(() => {
+            ended.endedAfterSeconds = (Date.now() - uploadStart) / 1000;
+            progress(`outage over after ${ended.endedAfterSeconds.toFixed(0)} s`);
+          })
+          .catch((error: unknown) => progress(`could not end the outage: ${String(error)}`));
+      }, options.outageSeconds * 1000);
+    }
     await mapLimit(photos, options.concurrency, async (photo) => {
       const startedAt = Date.now();
       for (let attempt = 1; ; attempt++) {
@@ -387,7 +461,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         finishedBefore = tracked.size - still.length;
         lastProgress = Date.now();
       }
-      if (still.length === 0 || Date.now() - lastProgress > options.timeoutSeconds * 1000 || Date.now() > hardDeadline) break;
+      // During an outage nothing finishes: the patience counts from its end.
+      const idleSince = Math.max(lastProgress, outageEndsAt);
+      if (still.length === 0 || Date.now() - idleSince > options.timeoutSeconds * 1000 || Date.now() > hardDeadline) break;
       // Poll the status API too (it is the client's view), sparingly: each poll costs the stack
       // four storage requests, and with events at hand it is only the fallback.
       const pollEveryMs = eventsSubscription ? 5000 : 1000;
@@ -507,13 +583,20 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       doubled,
       problems,
       deadLetters: deadLetterSubscription ? deadLetters : undefined,
+      admission: admission ? { ...admission } : undefined,
+      outage,
       checks: { events: eventsSubscription !== undefined, objects: images !== undefined },
       peakRssBytes: rssPid === undefined ? undefined : peakRss(rssPid),
       rssOf,
     };
     return report;
   } finally {
+    if (outageTimer) clearTimeout(outageTimer);
     await Promise.allSettled(subscriptions.map((s) => s.close()));
+    if (proxy) {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy!.close(r));
+    }
     if (resize && resize.child.exitCode === null && resize.child.signalCode === null) {
       const exited = new Promise((r) => resize!.child.once('exit', r));
       resize.child.kill('SIGTERM');
@@ -553,6 +636,8 @@ export function formatReport(report: LoadReport): string {
     ['upload → ready p50 / p95 / p99 (max)', p ? `${seconds(p.p50)} / ${seconds(p.p95)} / ${seconds(p.p99)} (${seconds(p.max)})` : 'n/a'],
     ['ready / failed', `${report.processing.ready} / ${report.processing.failed}`],
     ['errors by code', errors || 'none'],
+    ['resize admission', report.admission ? `${report.admission.limit || 'unlimited'} at once: ${report.admission.admitted} pushes admitted, ${report.admission.refused} refused with 429 (peak ${report.admission.peak})` : 'n/a'],
+    ...(report.outage ? ([['outage drill', `images bucket writes answered 503 for ${report.outage.seconds} s (ended ${seconds(report.outage.endedAfterSeconds)} after the first upload)`]] as Array<[string, string]>) : []),
     ['dead letters', report.deadLetters === undefined ? 'n/a' : String(report.deadLetters)],
     ['**lost**', `**${report.lost}**`],
     ['**doubled**', `**${report.doubled}**${report.checks.events && report.checks.objects ? '' : ` (checked: ${[report.checks.events ? 'events' : '', report.checks.objects ? 'objects' : '', 'status'].filter(Boolean).join(', ')})`}`],
@@ -591,6 +676,8 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
       widths: { type: 'string', default: '320,640' },
       formats: { type: 'string', default: 'webp,jpeg' },
       resize: { type: 'string', default: 'process' },
+      admit: { type: 'string' },
+      outage: { type: 'string' },
       timeout: { type: 'string', default: '120' },
       'max-wait': { type: 'string', default: '3600' },
       json: { type: 'string' },
@@ -633,6 +720,8 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
     widths: parseList(values.widths!, (w) => positive('widths', w)),
     formats,
     resize: values.resize,
+    ...(values.admit !== undefined ? { admit: Number.isInteger(Number(values.admit)) && Number(values.admit) >= 0 ? Number(values.admit) : positive('admit', values.admit) } : {}),
+    ...(values.outage !== undefined ? { outageSeconds: positive('outage', values.outage) } : {}),
     timeoutSeconds: positive('timeout', values.timeout!),
     maxWaitSeconds: positive('max-wait', values['max-wait']!),
     keepData: values['keep-data']!,
@@ -661,7 +750,7 @@ async function main(): Promise<void> {
   try {
     options = parseLoadArgs(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`);
+    process.stderr.write(`${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--admit N] [--outage S] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`);
     process.exit(2);
   }
   const report = await runLoad(options);

@@ -5,26 +5,57 @@
  * `Content-Encoding: gzip/deflate/br` up to 1 GiB (a 200 KiB gzip bomb becomes 200 MiB in
  * memory) and answers unparseable JSON or broken encodings with Express's HTML error page. The
  * upload API needs none of that: its body is an image or a multipart form. So before the
- * framework sees a request the guard
+ * framework sees a request the guard, from the request's head alone (no byte of the body read):
  *
  * - refuses a path with broken percent-encoding (400 `bad_request`), which Express's router
  *   would answer with its HTML error page,
- * - refuses any `Content-Encoding` but `identity` (415 `unsupported_encoding`, nothing read),
- * - refuses a declared `Content-Length` over the limit (413, nothing read), and
+ * - refuses an origin that is not allowed (403) and a missing or wrong bearer token (401),
+ * - refuses any `Content-Encoding` but `identity` (415 `unsupported_encoding`),
+ * - refuses a declared `Content-Length` over the limit (413),
+ * - counts the bytes of a body without `Content-Length` (chunked) as they arrive and answers 413
+ *   as soon as they pass the limit, so no such body is buffered beyond it, and
  * - labels every body that is not `multipart/*` as `application/octet-stream`, so only the
  *   framework's raw parser touches it; the format is sniffed from the bytes anyway.
  *
- * Answers carry the same JSON error body and CORS headers as the handler's own.
+ * Answers carry the same JSON error body and CORS headers as the handler's own, and
+ * `Connection: close`: the rest of the body is not read.
  */
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
-import type { Config } from '../shared/config.js';
+import { uploadAuth, type Config } from '../shared/config.js';
 import { permanent, toHttpError, type PipelineError } from '../shared/errors.js';
-import { corsFor } from '../shared/request-policy.js';
+import { corsFor, routePath, screenRequest } from '../shared/request-policy.js';
 import { MULTIPART_OVERHEAD_BYTES } from '../shared/request-body.js';
 
-type GuardConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'CORS_ORIGINS'>;
+type GuardConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'CORS_ORIGINS' | 'UPLOAD_AUTH' | 'UPLOAD_TOKEN'>;
 
-function refuse(req: IncomingMessage, res: ServerResponse, error: PipelineError, config: GuardConfig): void {
+function tooLarge(config: GuardConfig): PipelineError {
+  return permanent('payload_too_large', `The file is larger than the limit of ${config.MAX_UPLOAD_BYTES} bytes.`, { maxBytes: config.MAX_UPLOAD_BYTES });
+}
+
+/**
+ * Counts a body's bytes as the HTTP parser hands them over (`push`, before any reader sees
+ * them); past `limit` the rest is dropped and `onOver` answers. Only this wrapper sees every
+ * chunk first: a 'data' listener would take chunks away from the framework's parser.
+ */
+function capBody(req: IncomingMessage, limit: number, onOver: () => void): void {
+  let seen = 0;
+  let over = false;
+  const push = req.push.bind(req);
+  req.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    if (over) return false;
+    if (chunk !== null && chunk !== undefined) {
+      seen += (chunk as Buffer).length;
+      if (seen > limit) {
+        over = true;
+        onOver();
+        return false;
+      }
+    }
+    return push(chunk, encoding);
+  };
+}
+
+function refuse(req: IncomingMessage, res: ServerResponse, error: unknown, config: Pick<GuardConfig, 'CORS_ORIGINS'>): void {
   const { status, body } = toHttpError(error);
   const origin = req.headers.origin;
   const cors = corsFor(typeof origin === 'string' ? origin : undefined, config.CORS_ORIGINS);
@@ -46,10 +77,18 @@ function refuse(req: IncomingMessage, res: ServerResponse, error: PipelineError,
 export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, config: GuardConfig): boolean {
   // Express's router decodes the path before the handler runs; a broken percent-encoding (`/%`,
   // `/uploads/%E0%A4%A`) would end in its HTML error page with a stack trace instead.
+  const url = req.url ?? '/';
   try {
-    decodeURIComponent((req.url ?? '/').split('?')[0]!);
+    decodeURIComponent(url.split('?')[0]!);
   } catch {
     refuse(req, res, permanent('bad_request', 'The request path is not valid.'), config);
+    return false;
+  }
+  const header = (name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : undefined);
+  const head = { method: req.method ?? 'GET', path: routePath(url), origin: header('origin'), authorization: header('authorization') };
+  const screening = screenRequest(head, config.CORS_ORIGINS, uploadAuth(config));
+  if (screening.error) {
+    refuse(req, res, screening.error, config);
     return false;
   }
   const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
@@ -57,12 +96,12 @@ export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, co
     refuse(req, res, permanent('unsupported_encoding', 'Send the file without Content-Encoding; images are already compressed.'), config);
     return false;
   }
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > config.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES) {
-    const error = permanent('payload_too_large', `The file is larger than the limit of ${config.MAX_UPLOAD_BYTES} bytes.`, {
-      maxBytes: config.MAX_UPLOAD_BYTES,
-    });
-    refuse(req, res, error, config);
+  const limit = config.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES;
+  if (req.headers['content-length'] === undefined) {
+    // Chunked: no size to check up front, so count. The framework's parser would buffer up to 1 GiB.
+    capBody(req, limit, () => refuse(req, res, tooLarge(config), config));
+  } else if (Number(req.headers['content-length']) > limit) {
+    refuse(req, res, tooLarge(config), config);
     return false;
   }
   // Multipart bodies reach the raw parser anyway (no other parser claims multipart/*), and the
@@ -76,7 +115,15 @@ export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, co
 /** Wraps a request listener (functions-framework's app for `upload`) with the guard. */
 export function guardUploadListener(listener: RequestListener, getConfig: () => GuardConfig): RequestListener {
   return (req, res) => {
-    if (admitUploadRequest(req, res, getConfig())) listener(req, res);
+    let admitted: boolean;
+    try {
+      admitted = admitUploadRequest(req, res, getConfig());
+    } catch (error) {
+      // A configuration that cannot authenticate (see uploadAuth) refuses everything.
+      refuse(req, res, error, { CORS_ORIGINS: [] });
+      return;
+    }
+    if (admitted) listener(req, res);
   };
 }
 
@@ -89,6 +136,8 @@ let installed = false;
  */
 export function installUploadGuard(getConfig: () => GuardConfig): void {
   if (installed || process.env.FUNCTION_TARGET !== 'upload') return;
+  // Refuse to start rather than serve without the authentication asked for (UPLOAD_AUTH).
+  uploadAuth(getConfig());
   installed = true;
   const original = http.createServer;
   (http as { createServer: unknown }).createServer = (...args: unknown[]) => {

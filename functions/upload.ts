@@ -8,7 +8,8 @@ import type { PipelineDeps } from '../shared/deps.js';
 import { permanent, PipelineError, toHttpError } from '../shared/errors.js';
 import { ImageId } from '../shared/messages.js';
 import { variantName } from '../shared/naming.js';
-import { ALLOWED_METHODS, corsFor, isAuthorized } from '../shared/request-policy.js';
+import { uploadAuth } from '../shared/config.js';
+import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/request-policy.js';
 import { extractUpload } from '../shared/request-body.js';
 import { issueSignedUpload, ticketStatus } from '../shared/signed-url.js';
 import { imageStatus } from '../shared/status.js';
@@ -119,11 +120,13 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
     try {
       res.set('Cache-Control', 'no-store');
       res.set('X-Content-Type-Options', 'nosniff');
-      const cors = corsFor(req.get('origin'), deps.config.CORS_ORIGINS);
-      if (!cors.allowed) throw permanent('forbidden_origin', 'This origin may not call the upload API.');
-      res.set(cors.headers);
-
-      const path = req.path.replace(/\/+$/, '') || '/';
+      // Origin and token, as the guard (upload-guard.ts) already checked them before the body:
+      // here again for servers without the guard (tests), and a misconfigured token fails closed.
+      const path = routePath(req.path);
+      const head = { method: req.method, path, origin: req.get('origin'), authorization: req.get('authorization') };
+      const screening = screenRequest(head, deps.config.CORS_ORIGINS, uploadAuth(deps.config));
+      res.set(screening.headers);
+      if (screening.error) throw screening.error;
       if (req.method === 'OPTIONS') {
         res.set('Allow', ALLOWED_METHODS).status(204).end();
         return;
@@ -132,9 +135,6 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
         if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
         res.status(200).json({ status: 'ok' });
         return;
-      }
-      if (!isAuthorized(req.get('authorization'), deps.config.UPLOAD_TOKEN)) {
-        throw permanent('unauthorized', 'A valid bearer token is required.');
       }
       if (path === '/uploads' || path === '/') {
         if (req.method !== 'POST') throw methodNotAllowed(res, 'POST');

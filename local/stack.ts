@@ -16,10 +16,11 @@ import { clearTimeout, setInterval, setTimeout } from 'node:timers';
 import { PubSub } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
 import { guardUploadListener } from '../functions/upload-guard.js';
+import { admissionFromEnv, admitAtMost, type AdmissionStats } from './admission.js';
 import { loadConfig, type Config } from '../shared/config.js';
 import { createDeps, createStorageClient } from '../shared/deps.js';
 import { createLogger, type Logger } from '../shared/log.js';
-import { bucketName, topology, type BucketKey, type FunctionKey, type SubscriptionKey, type TopicKey } from '../shared/topology.js';
+import { admissionLimit, bucketName, topology, type BucketKey, type FunctionKey, type SubscriptionKey, type TopicKey } from '../shared/topology.js';
 import { assertPortsFree, DEFAULT_PORTS, freePort, PORT_NAMES, PortInUseError, type PortName } from './ports.js';
 import { pausePushSubscriptions, provisionPubsub, triggerSubscriptionName } from './provision.js';
 import { startPubsubEmulator, type PubsubEmulator } from './pubsub-emulator.js';
@@ -60,9 +61,18 @@ export interface LocalStackOptions {
   readonly verbose?: boolean;
   /** How long stop() waits for function invocations in progress; default 5000 ms. */
   readonly drainMs?: number;
+  /**
+   * Requests each event function runs at once; beyond, it answers 429 as Cloud Run does when
+   * every instance is busy. Default: the topology's `maxInstances × concurrency`, or
+   * `LOCAL_ADMIT_{FUNCTION}` in `env` (e.g. `LOCAL_ADMIT_RESIZE=2`); 0 = no limit.
+   */
+  readonly admission?: Partial<Record<EventFunction, number>>;
   /** Aborts a start in progress (Ctrl-C during start-up): what has started is stopped, and the start rejects. */
   readonly signal?: AbortSignal;
 }
+
+/** The functions with an event trigger, served on their own ports. */
+export type EventFunction = Exclude<FunctionKey, 'upload'>;
 
 /** The stack's addresses. */
 export interface StackUrls {
@@ -93,6 +103,8 @@ export interface LocalStack {
   readonly subscriptions: Readonly<Record<SubscriptionKey | 'cleanupTrigger', string>>;
   /** The validated configuration the functions run with. */
   readonly config: Config;
+  /** Each event function's admission gate: its limit and what it admitted and refused (429). */
+  readonly admission: Readonly<Record<EventFunction, AdmissionStats>>;
   /** Seconds between cleanup ticks (0: none). */
   readonly cleanupIntervalSeconds: number;
   /** Whether the stack started the emulator (and stops it) or uses one that was running. */
@@ -252,9 +264,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     undo.push(() => closeServer(web.server));
 
-    const functionServers = {} as Record<Exclude<FunctionKey, 'upload'>, Server>;
+    const functionServers = {} as Record<EventFunction, Server>;
+    const admission = {} as Record<EventFunction, AdmissionStats>;
     for (const fn of ['ingest', 'resize', 'cleanup'] as const) {
-      const server = createServer(apps[fn]);
+      // As on Cloud Run: at most maxInstances × concurrency requests at once, 429 beyond.
+      const limit = options.admission?.[fn] ?? admissionFromEnv(options.env ?? {}, fn) ?? admissionLimit(fn);
+      const gated = admitAtMost(apps[fn], limit, () =>
+        stackLog.debug('request refused: every instance busy', { event: 'local.admission', function: fn, status: 429, limit }),
+      );
+      admission[fn] = gated.admission;
+      const server = createServer(gated);
       // Jobs may run for minutes; the push subscription's ack deadline is the real limit.
       server.requestTimeout = 0;
       await listen(server, requested[fn], host).catch((error: unknown) => {
@@ -299,6 +318,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [...(userEnv.CORS_ORIGINS ?? '').split(','), webUrl, `http://localhost:${ports.web}`].map((o) => o.trim()).filter(Boolean),
     );
     const config = loadConfig({
+      // No token given: the local API is open, as an explicit setting (a given token is required).
+      UPLOAD_AUTH: userEnv.UPLOAD_TOKEN === undefined ? 'none' : 'token',
       ...userEnv,
       GOOGLE_CLOUD_PROJECT: projectId,
       UPLOADS_BUCKET: buckets.uploads,
@@ -383,6 +404,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       topics: Object.fromEntries((Object.keys(topology.topics) as TopicKey[]).map((k) => [k, topology.topics[k].name])) as Record<TopicKey, string>,
       subscriptions,
       config,
+      admission,
       cleanupIntervalSeconds: interval,
       emulator: externalEmulator ? 'external' : 'started',
       dataDir: options.dataDir,

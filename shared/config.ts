@@ -16,6 +16,9 @@ export const FANOUT_STRATEGIES = ['per-width', 'per-format', 'balanced', 'per-im
 /** One of {@link FANOUT_STRATEGIES}. */
 export type FanoutStrategy = (typeof FANOUT_STRATEGIES)[number];
 
+/** How the upload API authenticates (UPLOAD_AUTH). */
+export const UPLOAD_AUTH_MODES = ['token', 'none'] as const;
+
 const MiB = 1024 * 1024;
 
 const boolean = z
@@ -103,11 +106,15 @@ export const ENV_SCHEMA = z.object({
   CORS_ORIGINS: list(z.union([z.literal('*'), z.url({ message: 'each must be an origin such as https://example.com' })]))
     .default([])
     .describe('Browser origins allowed to call the upload API, comma-separated, or `*`. Empty: no browser origin.'),
+  UPLOAD_AUTH: z
+    .enum(UPLOAD_AUTH_MODES, { message: `must be one of ${UPLOAD_AUTH_MODES.join(', ')}` })
+    .default('token')
+    .describe('How the upload API authenticates: `token` (requires UPLOAD_TOKEN) or `none` (no authentication, only when set explicitly).'),
   UPLOAD_TOKEN: z
     .string()
     .min(16, { message: 'must be at least 16 characters' })
     .optional()
-    .describe('If set, the upload API requires `Authorization: Bearer <token>` (compared in constant time).'),
+    .describe('The bearer token the upload API requires with UPLOAD_AUTH=token (`Authorization: Bearer <token>`, compared in constant time); never empty.'),
 
   // cleanup.
   ORIGINAL_RETENTION_DAYS: int(0, 36500).default(0).describe('Delete originals this many days after upload once their image is finished (ready or failed); 0 keeps them forever.'),
@@ -170,7 +177,8 @@ export class ConfigError extends Error {
 
 /**
  * Validates an environment (default: `process.env`). Empty strings count as unset so that
- * `FOO=` in a shell or Terraform falls back to the default.
+ * `FOO=` in a shell or Terraform falls back to the default, except UPLOAD_TOKEN: an empty token
+ * (e.g. an empty secret version) is an error, never "no authentication".
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const relevant: Record<string, string> = {};
@@ -178,10 +186,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const value = env[name];
     if (value !== undefined && value.trim() !== '') relevant[name] = value.trim();
   }
+  const problems: string[] = [];
+  if (env.UPLOAD_TOKEN !== undefined && env.UPLOAD_TOKEN.trim() === '') {
+    problems.push('UPLOAD_TOKEN is set but empty (an empty secret version?): give it a token of at least 16 characters, or unset it and set UPLOAD_AUTH=none to run without authentication');
+  }
+  if (relevant.UPLOAD_AUTH === 'none' && relevant.UPLOAD_TOKEN !== undefined) {
+    problems.push('UPLOAD_TOKEN is set but UPLOAD_AUTH is none: set UPLOAD_AUTH=token to require the token, or unset UPLOAD_TOKEN');
+  }
   const result = ENV_SCHEMA.safeParse(relevant);
   if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((issue) => {
+    problems.push(
+      ...result.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
         const value = relevant[name];
         const shown = value === undefined ? 'unset' : name === 'UPLOAD_TOKEN' ? 'set' : JSON.stringify(value);
@@ -189,7 +204,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       }),
     );
   }
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return result.data;
+}
+
+/** How the upload API authenticates requests, from UPLOAD_AUTH and UPLOAD_TOKEN. */
+export type UploadAuth = { readonly mode: 'none' } | { readonly mode: 'token'; readonly token: string };
+
+/**
+ * The upload function's authentication. Only the upload function needs its token (the others
+ * never see the secret), so this check is made where upload starts, not in {@link loadConfig}:
+ * with UPLOAD_AUTH=token (the default) a missing UPLOAD_TOKEN is a {@link ConfigError}.
+ */
+export function uploadAuth(config: Pick<Config, 'UPLOAD_AUTH' | 'UPLOAD_TOKEN'>): UploadAuth {
+  if (config.UPLOAD_AUTH === 'none') return { mode: 'none' };
+  if (config.UPLOAD_TOKEN === undefined) {
+    throw new ConfigError([
+      'UPLOAD_TOKEN is unset but UPLOAD_AUTH is token (the default): set UPLOAD_TOKEN to a bearer token of at least 16 characters, or set UPLOAD_AUTH=none to run the upload API without authentication',
+    ]);
+  }
+  return { mode: 'token', token: config.UPLOAD_TOKEN };
 }
 
 /** The public base URL for variants: PUBLIC_BASE_URL or the bucket's storage.googleapis.com URL. */

@@ -1,8 +1,11 @@
 /**
- * Who may call the upload API: CORS for configured origins only, and an optional bearer token
- * compared in constant time.
+ * Who may call the upload API: CORS for configured origins only, and a bearer token compared in
+ * constant time (unless UPLOAD_AUTH=none). Decided from the request's head alone, so the upload
+ * guard can refuse before any byte of the body is read.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { UploadAuth } from './config.js';
+import { permanent, type PipelineError } from './errors.js';
 
 /** Methods the upload API answers. */
 export const ALLOWED_METHODS = 'GET, POST, OPTIONS';
@@ -37,13 +40,47 @@ function digest(value: string): Buffer {
 }
 
 /**
- * True when the `Authorization` header carries the bearer token, or no token is configured.
- * Both sides are hashed to equal length first, so the comparison time says nothing about the
- * token's length or content.
+ * True when the `Authorization` header carries the bearer token, or authentication is off
+ * (UPLOAD_AUTH=none). Both sides are hashed to equal length first, so the comparison time says
+ * nothing about the token's length or content.
  */
-export function isAuthorized(authorization: string | undefined, token: string | undefined): boolean {
-  if (token === undefined) return true;
+export function isAuthorized(authorization: string | undefined, auth: UploadAuth): boolean {
+  if (auth.mode === 'none') return true;
   const match = /^Bearer\s+(.+)$/i.exec(authorization ?? '');
   const presented = match?.[1]?.trim() ?? '';
-  return timingSafeEqual(digest(presented), digest(token)) && presented.length > 0;
+  return timingSafeEqual(digest(presented), digest(auth.token)) && presented.length > 0 && auth.token.length > 0;
+}
+
+/** A request path as the API routes it: without the query and trailing slashes. */
+export function routePath(url: string): string {
+  return url.split('?')[0]!.replace(/\/+$/, '') || '/';
+}
+
+/** What a request's head says about it, before its body. */
+export interface RequestHead {
+  readonly method: string;
+  /** See {@link routePath}. */
+  readonly path: string;
+  readonly origin: string | undefined;
+  readonly authorization: string | undefined;
+}
+
+/** The verdict on a request's head: its CORS headers, and the error to answer with, if any. */
+export interface Screening {
+  readonly headers: Record<string, string>;
+  readonly error?: PipelineError;
+}
+
+/**
+ * Checks origin, then token: a browser origin not listed is refused (403) whatever the path;
+ * every endpoint but the CORS preflight and `/healthz` needs the token (401).
+ */
+export function screenRequest(head: RequestHead, allowedOrigins: readonly string[], auth: UploadAuth): Screening {
+  const cors = corsFor(head.origin, allowedOrigins);
+  if (!cors.allowed) return { headers: {}, error: permanent('forbidden_origin', 'This origin may not call the upload API.') };
+  const open = head.method === 'OPTIONS' || head.path === '/healthz';
+  if (!open && !isAuthorized(head.authorization, auth)) {
+    return { headers: cors.headers, error: permanent('unauthorized', 'A valid bearer token is required.') };
+  }
+  return { headers: cors.headers };
 }

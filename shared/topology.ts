@@ -44,6 +44,13 @@ export interface FunctionSpec {
   readonly bucket?: BucketKey;
   readonly topic?: TopicKey;
   readonly subscription?: SubscriptionKey;
+  /**
+   * Default scaling, Cloud Run's `max_instance_count` and `max_instance_request_concurrency`:
+   * at most `maxInstances × concurrency` requests run at once, and Cloud Run answers 429 beyond
+   * (the local stack does the same, see local/admission.ts).
+   */
+  readonly maxInstances: number;
+  readonly concurrency: number;
 }
 
 /** Bucket roles. */
@@ -70,6 +77,33 @@ export const TOPOLOGY_FILE = new URL('../../shared/topology.json', import.meta.u
 
 /** The pipeline topology (loaded once; the file ships with the code). */
 export const topology: Topology = JSON.parse(readFileSync(TOPOLOGY_FILE, 'utf8')) as Topology;
+
+/** How many requests a function runs at once at most: `maxInstances × concurrency`. */
+export function admissionLimit(fn: FunctionKey): number {
+  const spec = topology.functions[fn];
+  return spec.maxInstances * spec.concurrency;
+}
+
+/**
+ * The wait Pub/Sub puts before each redelivery of a message whose every attempt fails at once
+ * (e.g. 429 from a saturated service): exponential backoff, modelled as doubling from
+ * `minimumBackoffSeconds` and capped at `maximumBackoffSeconds`, one wait between each two of the
+ * `maxDeliveryAttempts` attempts. See docs/delivery.md.
+ */
+export function redeliveryWaitsSeconds(spec: SubscriptionSpec): number[] {
+  const min = spec.minimumBackoffSeconds ?? 10;
+  const max = spec.maximumBackoffSeconds ?? 600;
+  const attempts = spec.maxDeliveryAttempts ?? 5;
+  return Array.from({ length: attempts - 1 }, (_, k) => Math.min(max, min * 2 ** k));
+}
+
+/**
+ * How long a refusal of every delivery (saturation, outage) may last before a message is
+ * dead-lettered: the time from its first attempt to its last.
+ */
+export function saturationWindowSeconds(spec: SubscriptionSpec): number {
+  return redeliveryWaitsSeconds(spec).reduce((sum, wait) => sum + wait, 0);
+}
 
 /** Name of a bucket for a deployment prefix, e.g. `bucketName('my-proj', 'uploads')`. */
 export function bucketName(prefix: string, key: BucketKey): string {

@@ -11,11 +11,20 @@ locals {
   # resize is where sharp works: 2 GiB allows 2 vCPUs, which libvips uses for one image, so one
   # request per instance; its timeout stays below the push subscription's ack deadline.
   # cleanup lists and deletes, never decodes; one instance so that two runs never overlap.
+  # Instances and concurrency come from the topology, which the local stack's admission (429
+  # beyond max_instances × concurrency) reads too.
+  function_sizes = {
+    upload  = { memory = "1Gi", cpu = "1", timeout_seconds = 60 }
+    ingest  = { memory = "1Gi", cpu = "1", timeout_seconds = 120 }
+    resize  = { memory = "2Gi", cpu = "2", timeout_seconds = 540 }
+    cleanup = { memory = "512Mi", cpu = null, timeout_seconds = 540 }
+  }
   function_defaults = {
-    upload  = { memory = "1Gi", cpu = "1", timeout_seconds = 60, min_instances = 0, max_instances = 20, concurrency = 4 }
-    ingest  = { memory = "1Gi", cpu = "1", timeout_seconds = 120, min_instances = 0, max_instances = 20, concurrency = 4 }
-    resize  = { memory = "2Gi", cpu = "2", timeout_seconds = 540, min_instances = 0, max_instances = 10, concurrency = 1 }
-    cleanup = { memory = "512Mi", cpu = null, timeout_seconds = 540, min_instances = 0, max_instances = 1, concurrency = 1 }
+    for key, size in local.function_sizes : key => merge(size, {
+      min_instances = 0
+      max_instances = local.topology.functions[key].maxInstances
+      concurrency   = local.topology.functions[key].concurrency
+    })
   }
 
   scheduler_region = var.scheduler_region == null ? var.region : var.scheduler_region

@@ -120,9 +120,9 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     expect(refused.headers['access-control-allow-origin']).to.equal(undefined);
   });
 
-  it('requires the bearer token when UPLOAD_TOKEN is set, and never echoes it', async () => {
+  it('requires the bearer token when UPLOAD_AUTH=token, and never echoes it', async () => {
     const token = 'test-token-0123456789abcdef';
-    useDeps(createDeps({ ...pipeline.config, UPLOAD_TOKEN: token }, { log: pipeline.deps.log }));
+    useDeps(createDeps({ ...pipeline.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: token }, { log: pipeline.deps.log }));
     try {
       const missing = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(photo);
       expect(missing.status).to.equal(401);
@@ -136,6 +136,22 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     } finally {
       useDeps(pipeline.deps);
       await pullJobs(pipeline.jobs);
+    }
+  });
+
+  it('refuses every request (503, nothing stored) when UPLOAD_AUTH=token has no token: misconfiguration never opens the API', async () => {
+    const image = await makePhoto({ width: 200, height: 150, seed: 1017 });
+    useDeps(createDeps({ ...pipeline.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: undefined }, { log: pipeline.deps.log }));
+    try {
+      const response = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
+      // The configuration error is not a PipelineError, so it maps to 503 unavailable (the
+      // deployed function does not even start: see upload-guard.test.ts).
+      expect(response.status).to.equal(503);
+      expect(response.body.error.code).to.equal('unavailable');
+      const [exists] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(imageIdOf(image))).exists();
+      expect(exists, 'nothing stored').to.equal(false);
+    } finally {
+      useDeps(pipeline.deps);
     }
   });
 

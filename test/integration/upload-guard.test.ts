@@ -6,7 +6,8 @@
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, request as httpRequest, type RequestListener, type Server } from 'node:http';
+import { createServer, request as httpRequest, type OutgoingHttpHeaders, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import '../../functions/index.js';
@@ -18,6 +19,58 @@ import { freePort } from '../fixtures/pubsub.js';
 import { pullJobs, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
 const MiB = 1024 * 1024;
+const TOKEN = 'guard-test-token-0123456789';
+
+interface StreamedAnswer {
+  status: number;
+  body: string;
+  /** Bytes the client had handed to its socket when the answer arrived. */
+  sentBeforeAnswer: number;
+  /** Whether the client had sent the whole body when the answer arrived. */
+  finishedBeforeAnswer: boolean;
+  /** Resolves when the server has closed the connection. */
+  closed: Promise<void>;
+}
+
+/**
+ * POSTs a body of `totalBytes` to `port` in 64 KiB chunks, honouring back-pressure, and stops
+ * sending as soon as an answer arrives. With no Content-Length in `headers` the body is chunked.
+ * `totalBytes` far beyond what socket buffers hold means: a server that does not read cannot
+ * let the client finish.
+ */
+function streamUntilAnswered(port: number, headers: OutgoingHttpHeaders, totalBytes: number): Promise<StreamedAnswer> {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let answered = false;
+    let finished = false;
+    const chunk = Buffer.alloc(64 * 1024, 0x5a);
+    const outgoing = httpRequest({ host: '127.0.0.1', port, path: '/uploads', method: 'POST', headers }, (incoming) => {
+      answered = true;
+      const sentBeforeAnswer = sent;
+      const finishedBeforeAnswer = finished;
+      const closed = new Promise<void>((r) => (outgoing.socket?.destroyed ? r() : outgoing.socket?.once('close', () => r())));
+      let text = '';
+      incoming.on('data', (c: Buffer) => (text += c.toString()));
+      incoming.on('end', () => {
+        resolve({ status: incoming.statusCode ?? 0, body: text, sentBeforeAnswer, finishedBeforeAnswer, closed });
+        outgoing.destroy();
+      });
+    });
+    // Once answered, the server may close while we are still writing: that is the point.
+    outgoing.on('error', (error) => (answered ? undefined : reject(error)));
+    const pump = () => {
+      while (!answered && sent < totalBytes) {
+        sent += chunk.length;
+        if (!outgoing.write(chunk)) return void outgoing.once('drain', pump);
+      }
+      if (!answered && sent >= totalBytes) {
+        finished = true;
+        outgoing.end();
+      }
+    };
+    pump();
+  });
+}
 
 describe('upload guard: bodies are screened before functions-framework parses them', function () {
   this.timeout(60_000);
@@ -76,11 +129,112 @@ describe('upload guard: bodies are screened before functions-framework parses th
     }
   });
 
+  describe('origin and token are checked before any byte of the body is read', () => {
+    let guarded: Server;
+    let port: number;
+    before(async () => {
+      const app = getTestServer('upload').listeners('request')[0] as RequestListener;
+      guarded = createServer(guardUploadListener(app, () => ({ ...pipeline.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: TOKEN })));
+      await new Promise<void>((resolve) => guarded.listen(0, '127.0.0.1', resolve));
+      port = (guarded.address() as AddressInfo).port;
+    });
+    after(() => new Promise<void>((r) => guarded.close(() => r())));
+
+    const cases: Array<[string, OutgoingHttpHeaders, number, string]> = [
+      ['a bad origin (with the right token)', { Origin: 'https://evil.example', Authorization: `Bearer ${TOKEN}` }, 403, 'forbidden_origin'],
+      ['no token', { Origin: 'https://app.example' }, 401, 'unauthorized'],
+      ['a wrong token', { Authorization: 'Bearer not-the-token-at-all' }, 401, 'unauthorized'],
+    ];
+    for (const [what, headers, status, code] of cases) {
+      it(`answers ${what} with ${status} before the client has sent a 64 MiB chunked body`, async () => {
+        const answer = await streamUntilAnswered(port, { 'Content-Type': 'image/jpeg', ...headers }, 64 * MiB);
+        expect(answer.status).to.equal(status);
+        expect(JSON.parse(answer.body).error.code).to.equal(code);
+        expect(answer.finishedBeforeAnswer, `answered after ${answer.sentBeforeAnswer} bytes`).to.equal(false);
+        await answer.closed;
+      });
+    }
+
+    it('answers a wrong token at once even when the declared body never finishes', async () => {
+      const answer = await new Promise<{ status: number; code: string }>((resolve, reject) => {
+        const outgoing = httpRequest(
+          { host: '127.0.0.1', port, path: '/uploads', method: 'POST', headers: { 'Content-Type': 'image/jpeg', 'Content-Length': String(512 * 1024), Authorization: 'Bearer wrong-token-wrong-token' } },
+          (incoming) => {
+            let text = '';
+            incoming.on('data', (c: Buffer) => (text += c.toString()));
+            incoming.on('end', () => resolve({ status: incoming.statusCode ?? 0, code: JSON.parse(text).error.code }));
+          },
+        );
+        outgoing.on('error', reject);
+        outgoing.write(Buffer.alloc(1024)); // and never the rest
+      });
+      expect(answer).to.deep.equal({ status: 401, code: 'unauthorized' });
+    });
+
+    it('still admits the right token', async () => {
+      const response = await request(guarded).post('/uploads').set('Authorization', `Bearer ${TOKEN}`).set('Content-Type', 'image/jpeg').send(photo);
+      expect(response.status).to.be.oneOf([200, 202]);
+    });
+  });
+
+  describe('a body without Content-Length (chunked) is counted and cut off at MAX_UPLOAD_BYTES', () => {
+    let port: number;
+    before(async () => {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as AddressInfo).port;
+    });
+    after(() => new Promise((r) => server.close(r)));
+
+    it('answers 413 as JSON before the client has sent a 64 MiB body, and closes the connection', async () => {
+      const answer = await streamUntilAnswered(port, { 'Content-Type': 'image/jpeg', Origin: 'https://app.example' }, 64 * MiB);
+      expect(answer.status).to.equal(413);
+      const body = JSON.parse(answer.body);
+      expect(body.error.code).to.equal('payload_too_large');
+      expect(body.error.details).to.deep.equal({ maxBytes: MiB });
+      expect(answer.finishedBeforeAnswer, `answered after ${answer.sentBeforeAnswer} bytes`).to.equal(false);
+      await answer.closed;
+    });
+
+    it('takes a chunked body under the limit', async () => {
+      const answer = await new Promise<number>((resolve, reject) => {
+        const outgoing = httpRequest({ host: '127.0.0.1', port, path: '/uploads', method: 'POST', headers: { 'Content-Type': 'image/jpeg' } }, (incoming) => {
+          incoming.resume();
+          incoming.on('end', () => resolve(incoming.statusCode ?? 0));
+        });
+        outgoing.on('error', reject);
+        for (let at = 0; at < photo.length; at += 4096) outgoing.write(photo.subarray(at, at + 4096));
+        outgoing.end();
+      });
+      expect(answer).to.be.oneOf([200, 202]);
+    });
+  });
+
   it('lets images through, raw and multipart', async () => {
     expect((await request(server).post('/uploads').set('Content-Type', 'image/jpeg').send(photo)).status).to.equal(202);
     expect((await request(server).post('/uploads').attach('file', photo, 'photo.jpg')).status).to.equal(202);
     await pullJobs(pipeline.jobs);
   });
+
+  for (const [what, env, message] of [
+    ['no token and no UPLOAD_AUTH', {}, /UPLOAD_TOKEN is unset but UPLOAD_AUTH is token/],
+    ['an empty UPLOAD_TOKEN (an empty secret version)', { UPLOAD_TOKEN: '' }, /UPLOAD_TOKEN is set but empty/],
+    ['a blank UPLOAD_TOKEN', { UPLOAD_TOKEN: ' \n' }, /UPLOAD_TOKEN is set but empty/],
+  ] as const) {
+    it(`keeps functions-framework from serving upload with ${what}, naming the variable`, async () => {
+      const port = await freePort();
+      const child = spawn(
+        process.execPath,
+        ['node_modules/@google-cloud/functions-framework/build/src/main.js', '--target=upload', '--source=dist/functions/index.js', `--port=${port}`],
+        { env: { ...process.env, FUNCTION_TARGET: 'upload', UPLOADS_BUCKET: 'test-uploads', IMAGES_BUCKET: 'test-images', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let output = '';
+      child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(code, output).to.not.equal(0);
+      expect(output).to.match(message);
+    });
+  }
 
   it('is installed by functions/index.ts when functions-framework serves upload (FUNCTION_TARGET)', async () => {
     const port = await freePort();
@@ -97,6 +251,7 @@ describe('upload guard: bodies are screened before functions-framework parses th
           GOOGLE_CLOUD_PROJECT: TEST_PROJECT,
           JOBS_TOPIC: pipeline.config.JOBS_TOPIC,
           EVENTS_TOPIC: pipeline.config.EVENTS_TOPIC,
+          UPLOAD_AUTH: 'none',
         },
         stdio: 'ignore',
       },

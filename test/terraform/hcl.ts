@@ -6,6 +6,7 @@
  * arrays (a resource `google_x.y` is `resource.google_x.y[0]`, a nested block `service_config`
  * is `service_config[0]`). The tests keep to that shape rather than evaluating HCL.
  */
+import { topology } from '../../shared/topology.js';
 import { parse } from '@cdktf/hcl2json';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -187,4 +188,18 @@ export function optionalDefaults(typeText: string): Record<string, string | numb
     out[m[1]!] = raw === undefined ? null : raw.startsWith('"') ? raw.slice(1, -1) : Number(raw);
   }
   return out;
+}
+
+/**
+ * settings.tf's per-function defaults as Terraform computes them: sizes from `function_sizes`,
+ * instances and concurrency from shared/topology.json (which the local stack's admission reads).
+ */
+export function functionDefaults(mod: Module): Record<string, Record<string, string | number | null>> {
+  const sizes = mod.locals.function_sizes as Record<string, Record<string, string | number | null>>;
+  return Object.fromEntries(
+    Object.entries(sizes).map(([key, size]) => {
+      const spec = topology.functions[key as keyof typeof topology.functions];
+      return [key, { ...size, min_instances: 0, max_instances: spec.maxInstances, concurrency: spec.concurrency }];
+    }),
+  );
 }

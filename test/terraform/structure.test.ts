@@ -16,6 +16,7 @@ import {
   dynamicBlock,
   envKeys,
   expr,
+  functionDefaults,
   loadModule,
   REPO_ROOT,
   resolveLocalPath,
@@ -90,7 +91,6 @@ function iamMembers(mod: Module): Array<{ type: string; name: string; role: unkn
  * Environment variables that another branch adds to shared/config.ts (UPLOAD_AUTH: `token` |
  * `none`, issue 11's interface with the upload helper). Remove once ENV_SCHEMA has them.
  */
-const PENDING_ENV_VARS = ['UPLOAD_AUTH'].filter((name) => !ENV_VARS.includes(name));
 
 const PRIMITIVE_ROLES = ['roles/owner', 'roles/editor', 'roles/viewer'];
 const FORBIDDEN_ROLES = /^roles\/(storage\.(admin|objectAdmin)|pubsub\.(admin|editor))$/;
@@ -286,7 +286,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(service.max_instance_count).to.equal(`\${${v}.max_instances}`);
       expect(service.min_instance_count).to.equal(`\${${v}.min_instances}`);
       expect(service.max_instance_request_concurrency).to.equal(`\${${v}.concurrency}`);
-      expect(Object.keys(mod.locals.function_defaults as Body).sort()).to.deep.equal([...FUNCTION_KEYS].sort());
+      expect(Object.keys(mod.locals.function_sizes as Body).sort()).to.deep.equal([...FUNCTION_KEYS].sort());
       expect(expr(mod.locals.function_settings)).to.match(/merge\(defaults, \{ for name, value in try\(var\.functions\[key\], \{\}\) : name => value if value != null \}\)/);
       expect(mod.variables.functions!.type).to.match(/^\$\{map\(object\(/);
     });
@@ -311,7 +311,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
         // The only other input is var.extra_env, free-form by design (documented in the README deploy section).
         const others = [...expression.matchAll(/\b(var|local)\.([A-Za-z0-9_]+)/g)].map((m) => `${m[1]}.${m[2]}`).filter((r) => !r.startsWith('local.env_'));
         expect(others, `${key}: inputs other than env_* maps`).to.deep.equal(['var.extra_env']);
-        for (const name of keys) expect([...ENV_VARS, ...PENDING_ENV_VARS], `${key} sets ${name}`).to.include(name);
+        for (const name of keys) expect(ENV_VARS, `${key} sets ${name}`).to.include(name);
         for (const name of REQUIRED_ENV_VARS) expect([...keys], `${key} must set ${name}`).to.include(name);
         const secret = dynamicBlock(service, 'secret_environment_variables');
         if (secret) expect(ENV_VARS, `${key} secret ${String(secret.content.key)}`).to.include(secret.content.key);
@@ -418,7 +418,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(jobsPush.ackDeadlineSeconds).to.be.within(10, 600);
       const validation = JSON.stringify(mod.variables.functions!.validation);
       expect(validation).to.include('coalesce(f.timeout_seconds, 1) < try(local.topology.subscriptions[local.topology.functions[key].subscription].ackDeadlineSeconds, 3601)');
-      const defaults = mod.locals.function_defaults as Record<string, { timeout_seconds: number }>;
+      const defaults = functionDefaults(mod) as Record<string, { timeout_seconds: number }>;
       expect(defaults.resize!.timeout_seconds, 'default resize timeout').to.be.below(jobsPush.ackDeadlineSeconds);
       expect(topology.functions.resize!.subscription).to.equal('jobsPush');
     });

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { scratchModule, terraform, type ScratchModule } from './scratch.js';
-import { block, loadModule, optionalDefaults, REPO_ROOT, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
+import { block, expr, functionDefaults, loadModule, optionalDefaults, REPO_ROOT, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
 
 /** The jobs push subscription's ack deadline in shared/topology.json. */
 function topologyAckDeadline(): number {
@@ -70,8 +70,10 @@ describe('terraform variables', function () {
 
   it('defaults the functions for sharp: resize 2 GiB / 2 vCPU / 1 request per instance', function () {
     // Adapted: the defaults moved from four object variables' optional() defaults into
-    // local.function_defaults (settings.tf), which var.functions overrides per attribute.
-    const all = mod.locals.function_defaults as Record<string, Record<string, string | number | null>>;
+    // local.function_defaults (settings.tf), which var.functions overrides per attribute; instances
+    // and concurrency now come from shared/topology.json.
+    const all = functionDefaults(mod);
+    expect(expr(mod.locals.function_defaults)).to.include('local.topology.functions[key].maxInstances').and.include('local.topology.functions[key].concurrency');
     expect(all.resize).to.deep.include({ memory: '2Gi', cpu: '2', concurrency: 1, timeout_seconds: 540 });
     expect(all.upload).to.deep.include({ memory: '1Gi', cpu: '1', concurrency: 4, timeout_seconds: 60 });
     expect(all.ingest).to.deep.include({ memory: '1Gi' });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ConfigError, loadConfig, REQUIRED_ENV_VARS } from '../../shared/config.js';
+import { ConfigError, loadConfig, REQUIRED_ENV_VARS, uploadAuth } from '../../shared/config.js';
 
 const base = { UPLOADS_BUCKET: 'demo-uploads', IMAGES_BUCKET: 'demo-images' };
 
@@ -49,6 +49,34 @@ describe('config', () => {
       expect(() => loadConfig(env)).to.throw(ConfigError, message);
     });
   }
+
+  describe('upload authentication (UPLOAD_AUTH, UPLOAD_TOKEN)', () => {
+    const token = 'a-token-of-24-characters';
+    it('requires a token by default: UPLOAD_AUTH is token', () => {
+      expect(loadConfig(base).UPLOAD_AUTH).to.equal('token');
+      expect(uploadAuth(loadConfig({ ...base, UPLOAD_TOKEN: token }))).to.deep.equal({ mode: 'token', token });
+    });
+
+    it('refuses to start upload with UPLOAD_AUTH=token and no token, naming both variables', () => {
+      expect(() => uploadAuth(loadConfig(base))).to.throw(ConfigError, /UPLOAD_TOKEN is unset but UPLOAD_AUTH is token/);
+    });
+
+    for (const [what, value] of [['empty', ''], ['whitespace-only', ' \n\t '], ['empty with UPLOAD_AUTH=none', '']] as const) {
+      it(`refuses a present but ${what} UPLOAD_TOKEN (an empty secret version) instead of turning authentication off`, () => {
+        const env = { ...base, UPLOAD_TOKEN: value, ...(what.includes('none') ? { UPLOAD_AUTH: 'none' } : {}) };
+        expect(() => loadConfig(env)).to.throw(ConfigError, /UPLOAD_TOKEN is set but empty/);
+      });
+    }
+
+    it('runs without authentication only when UPLOAD_AUTH=none is set explicitly', () => {
+      expect(uploadAuth(loadConfig({ ...base, UPLOAD_AUTH: 'none' }))).to.deep.equal({ mode: 'none' });
+    });
+
+    it('refuses UPLOAD_AUTH=none with a token (which would be ignored) and an unknown mode', () => {
+      expect(() => loadConfig({ ...base, UPLOAD_AUTH: 'none', UPLOAD_TOKEN: token })).to.throw(ConfigError, /UPLOAD_TOKEN is set but UPLOAD_AUTH is none/);
+      expect(() => loadConfig({ ...base, UPLOAD_AUTH: 'basic' })).to.throw(ConfigError, /UPLOAD_AUTH must be one of token, none/);
+    });
+  });
 
   it('never echoes the token value', () => {
     try {
