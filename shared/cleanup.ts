@@ -393,6 +393,8 @@ async function reviewOriginal(ctx: PassContext, file: File): Promise<ReviewResul
   if (!dryRun && (await settlePendingOutcome(deps, id)) === 'settled') summary.announcementsSettled++;
   // The marker decides: a re-submitted retry can leave an old error.json behind until its first job.
   const outcome = await outcomeKind(deps, id);
+  // A tombstone's holder (or the records step, settling it) removes the original.
+  if (outcome === 'deleted') return 'done';
 
   const custom = file.metadata.metadata ?? {};
   let facts: OriginalFacts = {

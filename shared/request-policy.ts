@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 /** Methods the upload API answers. */
-export const ALLOWED_METHODS = 'GET, POST, OPTIONS';
+export const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
 
 /** The CORS verdict for a request's `Origin` header. */
 export type CorsVerdict =
