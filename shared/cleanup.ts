@@ -26,6 +26,7 @@ import {
 import { advanceStep, claimStep, readCursor, type StepClaim } from './cleanup-state.js';
 import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from './objects.js';
 import { outcomeKind, recordFailure, settlePendingOutcome } from './records.js';
+import { runReprocess, type ReprocessSummary } from './reprocess.js';
 import { topology } from './topology.js';
 
 const MINUTE = 60_000;
@@ -149,6 +150,8 @@ export interface CleanupSummary {
   /** True when a budget ended some step before it had reviewed everything. */
   truncated: boolean;
   steps: Record<CleanupStep, { outcome: StepOutcome; reviewed: number }>;
+  /** The reprocess backfill's pass, when REPROCESS=on (shared/reprocess.ts). */
+  reprocess?: ReprocessSummary;
   seconds: number;
 }
 
@@ -334,6 +337,15 @@ export async function runCleanup(deps: PipelineDeps): Promise<CleanupSummary> {
       summary.errors++;
       summary.steps[step] = { outcome: 'failed', reviewed: summary.steps[step].reviewed };
       log.error(`cleanup step failed: ${step}`, { step, error });
+    }
+  }
+  // Last, in the time the steps left: bounded by its own cursor, per-pass cap and daily budget.
+  if (config.REPROCESS === 'on') {
+    try {
+      summary.reprocess = await runReprocess(deps, { dryRun, until: deadline });
+    } catch (error) {
+      summary.errors++;
+      log.error('cleanup step failed: reprocess', { step: 'reprocess', error });
     }
   }
   summary.truncated = Object.values(summary.steps).some((s) => s.outcome === 'partial');
