@@ -108,6 +108,16 @@ export async function runBackfill(base: PipelineDeps, options: BackfillOptions, 
   };
 }
 
+function perDay(report: BackfillReport): Array<[string, number, number]> {
+  const days = new Map<string, [number, number]>();
+  for (const p of report.passes) {
+    const day = p.at.slice(0, 10);
+    const [n, cpu] = days.get(day) ?? [0, 0];
+    days.set(day, [n + p.dispatched, Math.max(cpu, p.budget.spentAfter)]);
+  }
+  return [...days].map(([day, [n, cpu]]) => [day, n, cpu]);
+}
+
 /** The report as markdown (docs/performance.md). */
 export function formatBackfillReport(report: BackfillReport): string {
   const { dry, options } = report;
@@ -128,7 +138,9 @@ export function formatBackfillReport(report: BackfillReport): string {
     '',
     markdownTable(['pass', 'fake time (UTC)', 'dispatched', 'CPU-s spent today', 'stopped by', 'seconds'], shown),
     '',
-    `${report.dispatchedImages} images dispatched in ${report.passes.length} passes; ${report.dispatchedTwice} dispatched twice.`,
+    `${report.dispatchedImages} images dispatched in ${report.passes.length} passes; ${report.dispatchedTwice} dispatched twice. Per day: ${perDay(report)
+      .map(([day, n, cpu]) => `${day} ${n} images, ${cpu.toFixed(0)} CPU-s`)
+      .join('; ')}.`,
   ].join('\n');
 }
 

@@ -132,10 +132,11 @@ async function release(deps: PipelineDeps, holding: Holding): Promise<void> {
 }
 
 /**
- * Removes every object of a deleted image: its outputs in the images bucket and its original,
- * each generation-matched to what was listed (an object replaced meanwhile is listed again).
+ * Removes every object of a deleted image: its outputs in the images bucket and (unless
+ * `outputsOnly`: resize may not delete originals, and never writes one) its original, each
+ * generation-matched to what was listed (an object replaced meanwhile is listed again).
  */
-export async function removeImageObjects(deps: PipelineDeps, id: string): Promise<number> {
+export async function removeImageObjects(deps: PipelineDeps, id: string, outputsOnly = false): Promise<number> {
   const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
   let removed = 0;
   for (let round = 0; round < 3; round++) {
@@ -143,6 +144,7 @@ export async function removeImageObjects(deps: PipelineDeps, id: string): Promis
     if (files.length === 0) break;
     for (const file of files) if (await deleteIfPresent(file, file.metadata.generation)) removed++;
   }
+  if (outputsOnly) return removed;
   const original = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id));
   const metadata = await metadataOrUndefined(original);
   if (metadata && (await deleteIfPresent(original, metadata.generation))) removed++;
@@ -235,7 +237,7 @@ async function announce(deps: PipelineDeps, holding: Holding, marker: OutcomeMar
 async function replacedByTombstone(deps: PipelineDeps, holding: Holding, id: string): Promise<boolean> {
   const now = await metadataOrUndefined(holding.file);
   if (now?.metadata?.[KEYS.outcome] !== 'deleted') return false;
-  await removeImageObjects(deps, id);
+  await removeImageObjects(deps, id, true);
   deps.log.info('announcement dropped: the image was deleted meanwhile', { event: 'record.deleted', imageId: id, writer: holding.writer });
   return true;
 }

@@ -109,7 +109,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   // A delete that raced this job: it wrote its tombstone before listing the folder, so what this
   // job wrote after that listing is found here and removed (docs/record-protocol.md, "Delete").
   if (written > 0 && (await isDeleted(deps, job.imageId))) {
-    await removeImageObjects(deps, job.imageId);
+    await removeImageObjects(deps, job.imageId, true);
     log.info('image deleted while the job ran; its variants removed', { event: 'job.deleted', written });
     return { outcome: 'already-finished', written, skipped, manifestWritten: false };
   }
