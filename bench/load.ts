@@ -36,6 +36,9 @@
  *   --outage S           outage drill: the storage server answers 503 to every write to the
  *                        images bucket (the resize path's) for S seconds from the first upload;
  *                        the wait for images counts from the end of the outage
+ *   --cleanup-every S    run a cleanup pass every S seconds, as Cloud Scheduler does [none]; with
+ *                        --set REDISPATCH_AFTER_MINUTES=N it re-dispatches work that made no
+ *                        progress (the outage drill's recovery when the emulator stops pushing)
  *   --set KEY=VALUE      any other pipeline setting for the stack, repeatable (e.g.
  *                        --set FANOUT_STRATEGY=per-image --set AVIF_EFFORT=2)
  *   --timeout S          give up waiting once no image has finished for S seconds [120]
@@ -85,6 +88,8 @@ export interface LoadOptions {
   admit?: number;
   /** Outage drill: seconds during which every write to the images bucket answers 503. */
   outageSeconds?: number;
+  /** Run a cleanup pass this often (seconds), as Cloud Scheduler does; 0 or unset: none. */
+  cleanupEverySeconds?: number;
   /** Give up once no image has finished for this long. */
   timeoutSeconds: number;
   /** Give up after this long in all (default 3600). */
@@ -310,7 +315,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         dataDir,
         // A fresh project per run: an emulator shared with earlier runs keeps no messages for this one.
         projectId: `load-${process.pid}-${Date.now().toString(36)}`,
-        cleanupIntervalSeconds: 0,
+        cleanupIntervalSeconds: options.cleanupEverySeconds ?? 0,
         admission: { resize: options.resize === 'inline' ? (options.admit ?? admissionLimit('resize')) : 0 },
         ...(options.pubsubEmulatorHost ? { pubsubEmulatorHost: options.pubsubEmulatorHost } : {}),
         env: { ...options.env, WIDTHS: options.widths.join(','), FORMATS: options.formats.join(',') },
@@ -678,6 +683,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
       resize: { type: 'string', default: 'process' },
       admit: { type: 'string' },
       outage: { type: 'string' },
+      'cleanup-every': { type: 'string' },
       timeout: { type: 'string', default: '120' },
       'max-wait': { type: 'string', default: '3600' },
       json: { type: 'string' },
@@ -722,6 +728,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
     resize: values.resize,
     ...(values.admit !== undefined ? { admit: Number.isInteger(Number(values.admit)) && Number(values.admit) >= 0 ? Number(values.admit) : positive('admit', values.admit) } : {}),
     ...(values.outage !== undefined ? { outageSeconds: positive('outage', values.outage) } : {}),
+    ...(values['cleanup-every'] !== undefined ? { cleanupEverySeconds: positive('cleanup-every', values['cleanup-every']) } : {}),
     timeoutSeconds: positive('timeout', values.timeout!),
     maxWaitSeconds: positive('max-wait', values['max-wait']!),
     keepData: values['keep-data']!,
@@ -750,7 +757,7 @@ async function main(): Promise<void> {
   try {
     options = parseLoadArgs(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--admit N] [--outage S] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`);
+    process.stderr.write(`${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--admit N] [--outage S] [--cleanup-every S] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`);
     process.exit(2);
   }
   const report = await runLoad(options);

@@ -13,6 +13,7 @@ import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/request-pol
 import { extractUpload } from '../shared/request-body.js';
 import { issueSignedUpload, ticketStatus } from '../shared/signed-url.js';
 import { imageStatus } from '../shared/status.js';
+import { deleteImage } from '../shared/lifecycle.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
@@ -83,6 +84,13 @@ async function handleStatus(deps: PipelineDeps, req: Request, res: Response, raw
   }
 }
 
+/** `DELETE /uploads/{id}`: 204 once the image is gone (also when it already was), 404 for an unknown id. */
+async function handleDelete(deps: PipelineDeps, res: Response, rawId: string): Promise<void> {
+  const id = ImageId.safeParse(rawId);
+  if (!id.success || (await deleteImage(deps, id.data)) === 'not-found') throw permanent('not_found', 'No image has that id.');
+  res.status(204).end();
+}
+
 /**
  * `POST /uploads/signed-url` signs a direct upload to the bucket; `GET /uploads/signed-url/{ticket}`
  * answers 202 `waiting` until ingest has taken the object, then what `GET /uploads/{id}` answers.
@@ -148,7 +156,11 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
       }
       const match = /^\/uploads\/([^/]+)$/.exec(path);
       if (match) {
-        if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
+        if (req.method === 'DELETE') {
+          await handleDelete(deps, res, match[1]!);
+          return;
+        }
+        if (req.method !== 'GET') throw methodNotAllowed(res, 'GET, DELETE');
         await handleStatus(deps, req, res, match[1]!);
         return;
       }

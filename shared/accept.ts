@@ -11,7 +11,8 @@ import { imageIdOf, originalName } from './naming.js';
 import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js';
 import { planVariants } from './plan.js';
 import { probeImage, probeLimitsFromConfig } from './probe.js';
-import { clearRetryableFailure, readOutcome, type StoredOutcome } from './records.js';
+import { recipeHashOf, recipeOf } from './recipe.js';
+import { clearRetryableFailure, clearTombstone, readOutcome, type StoredOutcome } from './records.js';
 
 /** What happened to an accepted image. */
 export type AcceptOutcome =
@@ -30,15 +31,17 @@ export interface AcceptInput {
   readonly copyFrom?: { readonly file: File; readonly generation: string };
 }
 
-function asAcceptOutcome(id: string, stored: StoredOutcome): AcceptOutcome {
+function asAcceptOutcome(id: string, stored: StoredOutcome): AcceptOutcome | undefined {
+  if (stored.marker.outcome === 'deleted') return undefined;
   return stored.marker.outcome === 'ready'
     ? { state: 'ready', id, manifest: stored.marker.manifest }
     : { state: 'failed', id, record: stored.marker.record };
 }
 
-/** The terminal state of an image, if it has one. */
-export async function terminalState(deps: PipelineDeps, id: string): Promise<AcceptOutcome | undefined> {
+/** The terminal state of an image, if it has one (`deleted` for a deleted image). */
+export async function terminalState(deps: PipelineDeps, id: string): Promise<AcceptOutcome | { state: 'deleted'; id: string } | undefined> {
   const stored = await readOutcome(deps, id);
+  if (stored?.marker.outcome === 'deleted') return { state: 'deleted', id };
   return stored && asAcceptOutcome(id, stored);
 }
 
@@ -88,9 +91,17 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
   // A retryable failure (dead-lettered, gave up, out of memory...) is cleared and dispatched
   // again with a higher dispatch number; any other outcome answers as it stands.
   let retry: number | undefined;
+  /** Set when the image is ready with another recipe: the recipe hash the update replaces. */
+  let replaces: string | undefined;
   const stored = await readOutcome(deps, id);
   if (stored) {
-    if (stored.marker.outcome === 'failed' && stored.marker.record.retryable === true && stored.metadata) {
+    if (stored.marker.outcome === 'deleted') {
+      // Deleted before: the tombstone goes (once its announcement is settled) and the bytes are new again.
+      retry = await clearTombstone(deps, id);
+      log.info('deleted image uploaded again', { event: 'accept.undelete', dispatch: retry, source: input.source });
+    } else if (stored.marker.outcome === 'ready' && stored.metadata && recipeHashOf(stored.marker.manifest) !== recipeOf(deps.config).hash) {
+      replaces = recipeHashOf(stored.marker.manifest);
+    } else if (stored.marker.outcome === 'failed' && stored.marker.record.retryable === true && stored.metadata) {
       const recorded = stored.marker.record.dispatch ?? 0;
       await clearRetryableFailure(deps, id, stored, async () => {
         // Before the marker goes: un-stamp the original with the retry's dispatch number, so a
@@ -112,7 +123,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
       });
       log.info('retrying an image whose failure was retryable', { event: 'accept.retry', code: stored.marker.record.code, dispatch: retry, source: input.source });
     } else {
-      const terminal = asAcceptOutcome(id, stored);
+      const terminal = asAcceptOutcome(id, stored)!;
       log.info('image already finished', { event: 'accept', state: terminal.state, source: input.source });
       return terminal;
     }
@@ -128,6 +139,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
   };
   let generation = await storeOriginal(file, input, id, info);
   let dispatch = retry ?? 0;
+  if (replaces !== undefined) return dispatchUpdate(deps, file, generation, id, info, replaces, input.source);
   if (generation === undefined) {
     // Stored before: dispatch again only if that earlier dispatch never completed (a failed
     // publish, or a retry whose publish failed: the original carries the number to use).
@@ -142,5 +154,36 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
   }
   log.info('original stored', { event: 'accept', source: input.source, format: info.format, width: info.width, height: info.height, bytes: info.bytes });
   const jobs = await dispatchOriginal(deps, file, generation, id, info, dispatch);
+  return { state: 'processing', id, variants: jobs[0]!.plan, dispatched: true };
+}
+
+/**
+ * Brings a ready image made with another recipe up to date: update jobs (dispatch number + 1)
+ * that make the missing variants, and whose fan-in replaces the manifest and announces
+ * `image.updated` (docs/record-protocol.md, "Updates"). An update for the deployed recipe
+ * dispatched less than REDISPATCH_AFTER_MINUTES ago is left to finish instead of dispatched again.
+ */
+export async function dispatchUpdate(
+  deps: PipelineDeps,
+  file: File,
+  stored: string | undefined,
+  id: string,
+  info: OriginalInfo,
+  replaces: string,
+  source: string,
+): Promise<AcceptOutcome & { state: 'processing' }> {
+  const metadata = await metadataOrUndefined(file);
+  if (!metadata) throw transient('unavailable', `${file.name} vanished while being updated; retry shortly.`);
+  const custom = metadata.metadata ?? {};
+  const recipe = recipeOf(deps.config).hash;
+  const dispatchedAt = Date.parse(String(custom[ORIGINAL_METADATA.dispatchedAt] ?? ''));
+  const plan = planVariants(info, deps.config);
+  if (custom[ORIGINAL_METADATA.updateRecipe] === recipe && deps.now().getTime() - dispatchedAt < deps.config.REDISPATCH_AFTER_MINUTES * 60_000) {
+    deps.log.info('image update already in flight', { event: 'accept.update', imageId: id, source });
+    return { state: 'processing', id, variants: plan, dispatched: false };
+  }
+  const dispatch = (Number(custom[ORIGINAL_METADATA.redispatches] ?? 0) || 0) + 1;
+  deps.log.info('image made with another recipe; updating', { event: 'accept.update', imageId: id, replaces, recipe, dispatch, source });
+  const jobs = await dispatchOriginal(deps, file, stored ?? String(metadata.generation), id, info, dispatch, replaces);
   return { state: 'processing', id, variants: jobs[0]!.plan, dispatched: true };
 }

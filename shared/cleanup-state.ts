@@ -27,6 +27,8 @@ export interface StepClaim {
   readonly after: string | undefined;
   readonly generation: string;
   readonly file: File;
+  /** The cursor object's other custom metadata (e.g. the reprocess step's daily budget), kept by every write. */
+  readonly fields: Readonly<Record<string, string>>;
 }
 
 /** Why a step could not be claimed. */
@@ -68,18 +70,20 @@ export async function claimStep(deps: PipelineDeps, step: string, passId: string
   const claimedUntil = new Date(String(custom[CURSOR_METADATA.claimedUntil] ?? ''));
   if (custom[CURSOR_METADATA.claimedBy] && claimedUntil.getTime() > deps.now().getTime()) return 'busy';
   const after = typeof custom[CURSOR_METADATA.after] === 'string' && custom[CURSOR_METADATA.after] !== '' ? String(custom[CURSOR_METADATA.after]) : undefined;
+  const known = new Set<string>(Object.values(CURSOR_METADATA));
+  const fields = Object.fromEntries(Object.entries(custom).filter(([key, value]) => !known.has(key) && typeof value === 'string')) as Record<string, string>;
   const generation = await write(
     file,
-    { [CURSOR_METADATA.after]: after ?? '', [CURSOR_METADATA.claimedBy]: passId, [CURSOR_METADATA.claimedUntil]: until.toISOString() },
+    { ...fields, [CURSOR_METADATA.after]: after ?? '', [CURSOR_METADATA.claimedBy]: passId, [CURSOR_METADATA.claimedUntil]: until.toISOString() },
     metadata?.generation ?? 0,
   );
-  return generation === undefined ? 'lost-race' : { step, after, generation, file };
+  return generation === undefined ? 'lost-race' : { step, after, generation, file, fields };
 }
 
 /**
  * Moves the cursor to `after` and releases the claim. Returns false when the claim was taken
  * over meanwhile (this pass outlived it): the cursor then stays where the other pass put it.
  */
-export async function advanceStep(claim: StepClaim, after: string | undefined): Promise<boolean> {
-  return (await write(claim.file, { [CURSOR_METADATA.after]: after ?? '' }, claim.generation)) !== undefined;
+export async function advanceStep(claim: StepClaim, after: string | undefined, fields: Record<string, string> = {}): Promise<boolean> {
+  return (await write(claim.file, { ...claim.fields, ...fields, [CURSOR_METADATA.after]: after ?? '' }, claim.generation)) !== undefined;
 }

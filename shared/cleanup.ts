@@ -26,6 +26,7 @@ import {
 import { advanceStep, claimStep, readCursor, type StepClaim } from './cleanup-state.js';
 import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from './objects.js';
 import { outcomeKind, recordFailure, settlePendingOutcome } from './records.js';
+import { runReprocess, type ReprocessSummary } from './reprocess.js';
 import { topology } from './topology.js';
 
 const MINUTE = 60_000;
@@ -149,6 +150,8 @@ export interface CleanupSummary {
   /** True when a budget ended some step before it had reviewed everything. */
   truncated: boolean;
   steps: Record<CleanupStep, { outcome: StepOutcome; reviewed: number }>;
+  /** The reprocess backfill's pass, when REPROCESS=on (shared/reprocess.ts). */
+  reprocess?: ReprocessSummary;
   seconds: number;
 }
 
@@ -336,6 +339,15 @@ export async function runCleanup(deps: PipelineDeps): Promise<CleanupSummary> {
       log.error(`cleanup step failed: ${step}`, { step, error });
     }
   }
+  // Last, in the time the steps left: bounded by its own cursor, per-pass cap and daily budget.
+  if (config.REPROCESS === 'on') {
+    try {
+      summary.reprocess = await runReprocess(deps, { dryRun, until: deadline });
+    } catch (error) {
+      summary.errors++;
+      log.error('cleanup step failed: reprocess', { step: 'reprocess', error });
+    }
+  }
   summary.truncated = Object.values(summary.steps).some((s) => s.outcome === 'partial');
   summary.seconds = Math.round((Date.now() - started) / 100) / 10;
   log.notice('cleanup pass finished', { summary });
@@ -393,6 +405,8 @@ async function reviewOriginal(ctx: PassContext, file: File): Promise<ReviewResul
   if (!dryRun && (await settlePendingOutcome(deps, id)) === 'settled') summary.announcementsSettled++;
   // The marker decides: a re-submitted retry can leave an old error.json behind until its first job.
   const outcome = await outcomeKind(deps, id);
+  // A tombstone's holder (or the records step, settling it) removes the original.
+  if (outcome === 'deleted') return 'done';
 
   const custom = file.metadata.metadata ?? {};
   let facts: OriginalFacts = {

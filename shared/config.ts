@@ -127,6 +127,16 @@ export const ENV_SCHEMA = z.object({
   CLEANUP_MAX_SECONDS: int(1, 3600).default(240).describe('Longest one cleanup pass runs; each step gets its share and checks it between objects.'),
   DRY_RUN: boolean.default(false).describe('Cleanup only logs what it would do.'),
 
+  // Reprocess (bring images made with an older recipe up to date; docs/record-protocol.md).
+  REPROCESS: z
+    .enum(['on', 'off'], { message: 'must be on or off' })
+    .default('off')
+    .describe('Cleanup also runs the reprocess backfill (`npm run reprocess` runs it by hand); off by default: it costs CPU.'),
+  REPROCESS_MAX_PER_PASS: int(1, 100_000).default(100).describe('Most images one reprocess pass dispatches; its cursor resumes after the last one next pass.'),
+  REPROCESS_CPU_SECONDS_PER_DAY: int(0, 10_000_000)
+    .default(3600)
+    .describe('Estimated CPU-seconds the reprocess backfill may dispatch per UTC day (the bench\'s per-megapixel model); 0 dispatches nothing.'),
+
   // Runtime settings that the bench shows matter.
   SHARP_CONCURRENCY: int(0, 64).default(2).describe('libvips threads per image (sharp.concurrency); 0 = one per core.'),
   SHARP_CACHE: boolean.default(false).describe('libvips operation cache; off, since every job sees a new image.'),

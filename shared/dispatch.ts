@@ -9,6 +9,7 @@ import type { JobMessage, OriginalInfo, OriginalRef } from './messages.js';
 import { guardStorage } from './objects.js';
 import { planImage, splitIntoJobs } from './plan.js';
 import { publishJobs } from './publish.js';
+import { RECIPE_KEYS, recipeOf } from './recipe.js';
 
 /** Custom metadata keys on `originals/{id}`; cleanup and status read them back. */
 export const ORIGINAL_METADATA = {
@@ -24,18 +25,22 @@ export const ORIGINAL_METADATA = {
   dispatchedAt: 'dispatchedAt',
   /** How many times cleanup re-dispatched the image. */
   redispatches: 'redispatches',
+  /** The recipe hash an update was last dispatched for (with `dispatchedAt`: when). */
+  updateRecipe: 'updateRecipe',
 } as const;
 
 /** The jobs for one image: plan its variants, then split them by the fan-out strategy. */
 export function buildJobs(
-  config: Pick<Config, 'WIDTHS' | 'FORMATS' | 'FANOUT_STRATEGY'>,
+  config: Pick<Config, (typeof RECIPE_KEYS)[number] | 'FANOUT_STRATEGY'>,
   imageId: string,
   original: OriginalRef,
   info: OriginalInfo,
   dispatch: number,
   now: Date,
+  replaces?: string,
 ): JobMessage[] {
   const { variants: plan, omitted } = planImage(info, config);
+  const recipe = recipeOf(config);
   const groups = splitIntoJobs(plan, info, config.FANOUT_STRATEGY);
   return groups.map((variants, index) => ({
     v: 1,
@@ -48,6 +53,8 @@ export function buildJobs(
     plan,
     ...(omitted.length > 0 ? { omitted } : {}),
     dispatch,
+    recipe,
+    ...(replaces !== undefined ? { replaces } : {}),
     createdAt: now.toISOString(),
   }));
 }
@@ -82,9 +89,10 @@ export async function dispatchOriginal(
   imageId: string,
   info: OriginalInfo,
   dispatch: number,
+  replaces?: string,
 ): Promise<JobMessage[]> {
   const original: OriginalRef = { bucket: file.bucket.name, name: file.name, generation };
-  const jobs = buildJobs(deps.config, imageId, original, info, dispatch, deps.now());
+  const jobs = buildJobs(deps.config, imageId, original, info, dispatch, deps.now(), replaces);
   await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, jobs);
   await guardStorage(`stamp ${file.name}`, () =>
     file.setMetadata({
@@ -92,9 +100,10 @@ export async function dispatchOriginal(
         [ORIGINAL_METADATA.dispatchedAt]: deps.now().toISOString(),
         [ORIGINAL_METADATA.redispatches]: String(dispatch),
         [ORIGINAL_METADATA.plannedVariants]: String(jobs[0]?.plan.length ?? 0),
+        ...(replaces !== undefined ? { [ORIGINAL_METADATA.updateRecipe]: jobs[0]?.recipe?.hash ?? '' } : {}),
       },
     }),
   );
-  deps.log.info('jobs published', { event: 'dispatch', imageId, jobs: jobs.length, variants: jobs[0]?.plan.length, dispatch });
+  deps.log.info('jobs published', { event: 'dispatch', imageId, jobs: jobs.length, variants: jobs[0]?.plan.length, dispatch, ...(replaces !== undefined ? { replaces } : {}) });
   return jobs;
 }

@@ -4,6 +4,7 @@
 import type { OutputFormat } from './config.js';
 import type { Manifest, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './messages.js';
 import { CONTENT_TYPES, variantName } from './naming.js';
+import type { Recipe } from './recipe.js';
 
 /** `<source>` order: the smallest files first, JPEG as the universal fallback last. */
 export const FORMAT_PREFERENCE: readonly OutputFormat[] = ['avif', 'webp', 'jpeg'];
@@ -34,6 +35,8 @@ export interface ManifestInput {
   /** Base URL of the images bucket, without a trailing slash. */
   readonly baseUrl: string;
   readonly now: Date;
+  /** The recipe the plan was made with (shared/recipe.ts). */
+  readonly recipe?: Recipe;
 }
 
 /**
@@ -67,6 +70,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     formats,
     variants,
     ...(omitted.length > 0 ? { omitted } : {}),
+    ...(input.recipe ? { recipe: input.recipe } : {}),
     createdAt: input.now.toISOString(),
   };
 }

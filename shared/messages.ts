@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { OUTPUT_FORMATS } from './config.js';
 import { permanent } from './errors.js';
+import { RecipeV1 } from './recipe.js';
 
 /** An image id: the first 32 hex digits of the SHA-256 of the original's bytes. */
 export const ImageId = z.string().regex(/^[0-9a-f]{32}$/, { message: 'must be 32 lowercase hex digits' });
@@ -73,6 +74,13 @@ export const JobMessageV1 = z.object({
   omitted: z.array(OmittedVariant).optional(),
   /** How many times cleanup has re-dispatched this image (0 for the first dispatch). */
   dispatch: z.number().int().nonnegative().default(0),
+  /** The recipe the plan was made with (absent in jobs from before recipes: the deployed one). */
+  recipe: RecipeV1.optional(),
+  /**
+   * Present on update jobs: the recipe hash of the ready manifest they bring up to date. The
+   * fan-in replaces the manifest only while it still has this recipe (docs/record-protocol.md).
+   */
+  replaces: z.string().optional(),
   createdAt: z.iso.datetime(),
 });
 /** A resize job, version 1. */
@@ -101,6 +109,8 @@ export const ManifestV1 = z.object({
   variants: z.array(ManifestVariant),
   /** Configured pairs left out for the format's limits; absent when none were (and in older manifests). */
   omitted: z.array(OmittedVariant).optional(),
+  /** What the variants were made with, and its hash; absent in manifests from before recipes. */
+  recipe: RecipeV1.optional(),
   createdAt: z.iso.datetime(),
 });
 /** `{id}/manifest.json`. */
@@ -131,8 +141,27 @@ export type FailureRecord = z.infer<typeof FailureRecordV1>;
  * settles its announcement needs nothing else.
  */
 export const OutcomeMarkerV1 = z.discriminatedUnion('outcome', [
-  z.object({ v: z.literal(1), outcome: z.literal('ready'), bucket: z.string(), manifest: ManifestV1 }),
+  z.object({
+    v: z.literal(1),
+    outcome: z.literal('ready'),
+    bucket: z.string(),
+    manifest: ManifestV1,
+    /** Set when this manifest replaced one with another recipe: announced as `image.updated`. */
+    update: z.object({ from: z.string() }).optional(),
+  }),
   z.object({ v: z.literal(1), outcome: z.literal('failed'), record: FailureRecordV1 }),
+  /**
+   * The tombstone of a deleted image: it blocks every later ready/failed writer (they create
+   * the marker if absent), and its holder removes the image's objects and announces `image.deleted`.
+   */
+  z.object({
+    v: z.literal(1),
+    outcome: z.literal('deleted'),
+    id: ImageId,
+    deletedAt: z.iso.datetime(),
+    /** The original's dispatch count when deleted: a re-upload dispatches with a higher one. */
+    dispatch: z.number().int().nonnegative().optional(),
+  }),
 ]);
 /** `outcomes/{id}`. */
 export type OutcomeMarker = z.infer<typeof OutcomeMarkerV1>;
@@ -155,6 +184,23 @@ export const EventMessageV1 = z.discriminatedUnion('type', [
     message: z.string(),
     /** True when uploading the same bytes again retries the image (see FailureRecordV1). */
     retryable: z.boolean().optional(),
+    at: z.iso.datetime(),
+  }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('image.updated'),
+    imageId: ImageId,
+    manifest: z.object({ bucket: z.string(), name: z.string() }),
+    variants: z.number().int().positive(),
+    /** The recipe hash of the new manifest, and of the one it replaced (`none`: no recipe recorded). */
+    recipe: z.string(),
+    previousRecipe: z.string(),
+    at: z.iso.datetime(),
+  }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('image.deleted'),
+    imageId: ImageId,
     at: z.iso.datetime(),
   }),
 ]);

@@ -54,6 +54,11 @@ export function variantName(id: string, width: number, format: OutputFormat): st
   return `${id}/${width}w.${EXTENSIONS[format]}`;
 }
 
+/** True for a variant's name, `{id}/{width}w.{ext}` (not the manifest or a failure record). */
+export function isVariantName(name: string): boolean {
+  return /^[0-9a-f]{32}\/\d+w\.(avif|webp|jpg)$/.test(name);
+}
+
 /** `{id}/manifest.json` in the images bucket. */
 export function manifestName(id: string): string {
   return `${id}/manifest.json`;
@@ -89,7 +94,7 @@ export const OUTCOME_MARKER = {
   prefix: topology.prefixes.outcomes,
   /** Metadata keys. */
   keys: {
-    /** `ready` | `failed`. */
+    /** `ready` | `failed` | `deleted` (a tombstone: the image was deleted). */
     outcome: 'outcome',
     /** See `states`. */
     eventState: 'eventState',
@@ -97,6 +102,8 @@ export const OUTCOME_MARKER = {
     writer: 'writer',
     /** `true` when a failed outcome's cause is about the world (re-submitting the bytes retries it). */
     retryable: 'retryable',
+    /** Ready outcomes: the recipe hash of the manifest (shared/recipe.ts), so a listing finds outdated images. */
+    recipe: 'recipe',
   },
   /** Values of `eventState`. Anything but `published` is unsettled. */
   states: {

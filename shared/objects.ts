@@ -63,6 +63,8 @@ export interface CreateOptions {
   readonly contentType: string;
   readonly cacheControl?: string;
   readonly metadata?: Record<string, string>;
+  /** Replace only this generation instead of creating (default 0: only if absent). */
+  readonly ifGenerationMatch?: string | number;
 }
 
 /**
@@ -74,7 +76,7 @@ export async function createIfAbsent(file: File, data: Buffer | string, options:
     await guardStorage(`write ${file.name}`, () =>
       file.save(data, {
         resumable: false,
-        preconditionOpts: { ifGenerationMatch: 0 },
+        preconditionOpts: { ifGenerationMatch: Number(options.ifGenerationMatch ?? 0) },
         contentType: options.contentType,
         metadata: {
           contentType: options.contentType,

@@ -21,8 +21,9 @@ import type { File, FileMetadata } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from './errors.js';
 import { FailureRecordV1, ManifestV1, OutcomeMarkerV1, type EventMessage, type FailureRecord, type Manifest, type OutcomeMarker } from './messages.js';
-import { errorRecordName, isUnsettledOutcome, manifestName, OUTCOME_MARKER, outcomeMarkerName, RECORD_CACHE_CONTROL } from './naming.js';
-import { createIfAbsent, deleteIfPresent, guardStorage, metadataOrUndefined, readJsonObject, STORAGE_CALL_DEADLINE_MS, withDeadline } from './objects.js';
+import { errorRecordName, isUnsettledOutcome, isVariantName, manifestName, OUTCOME_MARKER, originalName, outcomeMarkerName, RECORD_CACHE_CONTROL } from './naming.js';
+import { createIfAbsent, deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, readJsonObject, STORAGE_CALL_DEADLINE_MS, withDeadline } from './objects.js';
+import { NO_RECIPE, recipeHashOf } from './recipe.js';
 import { publishEvent, PUBLISH_WORST_MS } from './publish.js';
 
 const KEYS = OUTCOME_MARKER.keys;
@@ -69,13 +70,27 @@ export function eventFor(record: { kind: 'manifest'; manifest: Manifest; bucket:
 }
 
 function eventOfMarker(marker: OutcomeMarker, at: Date): EventMessage {
+  if (marker.outcome === 'deleted') return { v: 1, type: 'image.deleted', imageId: marker.id, at: at.toISOString() };
+  if (marker.outcome === 'ready' && marker.update) {
+    const { manifest } = marker;
+    return {
+      v: 1,
+      type: 'image.updated',
+      imageId: manifest.id,
+      manifest: { bucket: marker.bucket, name: manifestName(manifest.id) },
+      variants: manifest.variants.length,
+      recipe: recipeHashOf(manifest),
+      previousRecipe: marker.update.from,
+      at: at.toISOString(),
+    };
+  }
   return marker.outcome === 'ready'
     ? eventFor({ kind: 'manifest', manifest: marker.manifest, bucket: marker.bucket }, at)
     : eventFor({ kind: 'failure', record: marker.record }, at);
 }
 
 function idOfMarker(marker: OutcomeMarker): string {
-  return marker.outcome === 'ready' ? marker.manifest.id : marker.record.id;
+  return marker.outcome === 'ready' ? marker.manifest.id : marker.outcome === 'deleted' ? marker.id : marker.record.id;
 }
 
 function markerFile(deps: PipelineDeps, id: string): File {
@@ -88,6 +103,8 @@ export type RecordOutcome = 'created' | 'exists';
 /** Who holds a marker's announcement, and since when (monotonic ms, before the take). */
 interface Holding {
   readonly file: File;
+  /** The marker generation held: a tombstone or an update replaces it, and the holder notices. */
+  readonly generation: string;
   readonly metageneration: number;
   readonly startedAt: number;
   readonly writer: string;
@@ -96,7 +113,10 @@ interface Holding {
 async function setState(holding: Holding, state: string, what: string): Promise<void> {
   await withDeadline(`${what} ${holding.file.name}`, () =>
     guardStorage(`${what} ${holding.file.name}`, () =>
-      holding.file.setMetadata({ metadata: { [KEYS.eventState]: state } }, { ifMetagenerationMatch: holding.metageneration }),
+      holding.file.setMetadata(
+        { metadata: { [KEYS.eventState]: state } },
+        { ifGenerationMatch: Number(holding.generation), ifMetagenerationMatch: holding.metageneration },
+      ),
     ),
   );
 }
@@ -111,10 +131,56 @@ async function release(deps: PipelineDeps, holding: Holding): Promise<void> {
   }
 }
 
+/**
+ * Removes every object of a deleted image: its outputs in the images bucket and (unless
+ * `outputsOnly`: resize may not delete originals, and never writes one) its original, each
+ * generation-matched to what was listed (an object replaced meanwhile is listed again).
+ */
+export async function removeImageObjects(deps: PipelineDeps, id: string, outputsOnly = false): Promise<number> {
+  const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
+  let removed = 0;
+  for (let round = 0; round < 3; round++) {
+    const files = await listObjects(images, `${id}/`);
+    if (files.length === 0) break;
+    for (const file of files) if (await deleteIfPresent(file, file.metadata.generation)) removed++;
+  }
+  if (outputsOnly) return removed;
+  const original = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id));
+  const metadata = await metadataOrUndefined(original);
+  if (metadata && (await deleteIfPresent(original, metadata.generation))) removed++;
+  return removed;
+}
+
+/** Variants of an updated image that its new manifest no longer lists; removed after it is written. */
+async function removeStaleVariants(deps: PipelineDeps, manifest: Manifest): Promise<void> {
+  const keep = new Set(manifest.variants.map((v) => v.name));
+  const files = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${manifest.id}/`);
+  for (const file of files) {
+    if (isVariantName(file.name) && !keep.has(file.name)) await deleteIfPresent(file, file.metadata.generation);
+  }
+}
+
 /** `{id}/manifest.json` or `{id}/error.json`, derived from the marker, for readers of the images bucket. */
 async function writeDerivedRecord(deps: PipelineDeps, marker: OutcomeMarker): Promise<void> {
   const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
   const id = idOfMarker(marker);
+  if (marker.outcome === 'deleted') {
+    await removeImageObjects(deps, id);
+    return;
+  }
+  if (marker.outcome === 'ready' && marker.update) {
+    // The marker is the arbiter; the derived copy is overwritten, then the old recipe's extras go.
+    const file = images.file(manifestName(id));
+    await guardStorage(`write ${file.name}`, () =>
+      file.save(JSON.stringify(marker.manifest, null, 2), {
+        resumable: false,
+        contentType: 'application/json',
+        metadata: { contentType: 'application/json', cacheControl: RECORD_CACHE_CONTROL },
+      }),
+    );
+    await removeStaleVariants(deps, marker.manifest);
+    return;
+  }
   if (marker.outcome === 'ready') {
     await createIfAbsent(images.file(manifestName(id)), JSON.stringify(marker.manifest, null, 2), {
       contentType: 'application/json',
@@ -144,6 +210,7 @@ async function announce(deps: PipelineDeps, holding: Holding, marker: OutcomeMar
   const event = eventOfMarker(marker, deps.now());
   try {
     await withDeadline(`write the record of ${holding.file.name}`, () => writeDerivedRecord(deps, marker));
+    if (marker.outcome !== 'deleted' && (await replacedByTombstone(deps, holding, idOfMarker(marker)))) return;
     if (performance.now() - holding.startedAt > PUBLISH_START_LIMIT_MS) {
       throw transient('unavailable', `${event.type} for ${event.imageId} not published: storage was too slow; the announcement is released for a retry.`);
     }
@@ -159,6 +226,25 @@ async function announce(deps: PipelineDeps, holding: Holding, marker: OutcomeMar
     if (!isPreconditionFailed(error)) throw error;
   }
   deps.log.info(`${event.type} published${how}`, { event: event.type, imageId: event.imageId, writer: holding.writer });
+}
+
+/**
+ * After writing a derived record: if the marker was replaced by a tombstone meanwhile (a delete
+ * raced this announcement), removes what this holder may have written after the delete listed
+ * the folder, and announces nothing. The delete wrote its tombstone before listing, so every
+ * object is either listed by the delete or removed here.
+ */
+async function replacedByTombstone(deps: PipelineDeps, holding: Holding, id: string): Promise<boolean> {
+  const now = await metadataOrUndefined(holding.file);
+  if (now?.metadata?.[KEYS.outcome] !== 'deleted') return false;
+  await removeImageObjects(deps, id, true);
+  deps.log.info('announcement dropped: the image was deleted meanwhile', { event: 'record.deleted', imageId: id, writer: holding.writer });
+  return true;
+}
+
+/** True when the image's marker is a tombstone (the image was deleted). */
+export async function isDeleted(deps: PipelineDeps, id: string): Promise<boolean> {
+  return (await metadataOrUndefined(markerFile(deps, id)))?.metadata?.[KEYS.outcome] === 'deleted';
 }
 
 /**
@@ -179,7 +265,10 @@ async function settleMarker(deps: PipelineDeps, file: File, metadata: FileMetada
   try {
     [claimed] = await withDeadline(`claim ${file.name}`, () =>
       guardStorage(`claim ${file.name}`, () =>
-        file.setMetadata({ metadata: { [KEYS.eventState]: STATES.pending, [KEYS.writer]: writer } }, { ifMetagenerationMatch: Number(metadata.metageneration) }),
+        file.setMetadata(
+          { metadata: { [KEYS.eventState]: STATES.pending, [KEYS.writer]: writer } },
+          { ifGenerationMatch: Number(metadata.generation), ifMetagenerationMatch: Number(metadata.metageneration) },
+        ),
       ),
     );
   } catch (error) {
@@ -188,7 +277,7 @@ async function settleMarker(deps: PipelineDeps, file: File, metadata: FileMetada
     throw error;
   }
   const marker = await readJsonObject(deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }), OutcomeMarkerV1);
-  const holding: Holding = { file, metageneration: Number(claimed.metageneration), startedAt, writer };
+  const holding: Holding = { file, generation: String(metadata.generation), metageneration: Number(claimed.metageneration), startedAt, writer };
   if (!marker) {
     // Unreadable (hand-edited?): nothing can be announced; stop everybody from trying forever.
     deps.log.error('outcome marker unreadable; announcement abandoned', { event: 'record.unreadable', object: file.name });
@@ -204,27 +293,61 @@ async function settleMarker(deps: PipelineDeps, file: File, metadata: FileMetada
  * writer's own (an earlier attempt whose publish failed and released it, or a stale one) it is
  * settled as its own writer, else the other outcome stands.
  */
-async function claimOutcome(deps: PipelineDeps, marker: OutcomeMarker, writer: string): Promise<RecordOutcome> {
+async function claimOutcome(deps: PipelineDeps, marker: OutcomeMarker, writer: string, ifGenerationMatch: string | number = 0): Promise<RecordOutcome> {
   const file = markerFile(deps, idOfMarker(marker));
   const startedAt = performance.now();
   const result = await createIfAbsent(file, JSON.stringify(marker), {
     contentType: 'application/json',
     cacheControl: RECORD_CACHE_CONTROL,
+    ifGenerationMatch,
     metadata: {
       [KEYS.outcome]: marker.outcome,
       [KEYS.eventState]: STATES.pending,
       [KEYS.writer]: writer,
       ...(marker.outcome === 'failed' ? { [KEYS.retryable]: String(marker.record.retryable === true) } : {}),
+      ...(marker.outcome === 'ready' ? { [KEYS.recipe]: recipeHashOf(marker.manifest) } : {}),
     },
   });
   if (result.created) {
-    await announce(deps, { file, metageneration: 1, startedAt, writer }, marker, '');
+    await announce(deps, { file, generation: String(result.generation), metageneration: 1, startedAt, writer }, marker, '');
     return 'created';
   }
   const metadata = await metadataOrUndefined(file);
   // Cleared by a re-submission between our create and this read: the retry will decide.
   if (!metadata) throw transient('unavailable', `${file.name} changed while being written; retrying.`);
   if (metadata.metadata?.[KEYS.writer] === writer) await settleMarker(deps, file, metadata, writer);
+  return 'exists';
+}
+
+/**
+ * Replaces a ready manifest made with recipe `replaces` by `manifest` (made with the deployed
+ * recipe), and announces `image.updated`. The new marker overwrites the old one with
+ * `ifGenerationMatch` = the generation read, so of several updaters (duplicate deliveries, two
+ * jobs finishing together, a re-upload and the backfill) exactly one wins and announces; the
+ * others get 412 and stop. Only a settled ready marker that still has recipe `replaces` is
+ * replaced: a stale update job, a failed or deleted image, or one already updated stays as is.
+ * A ready announcement still in its holder's hands is waited for (transient error: retry).
+ */
+export async function writeUpdatedManifest(deps: PipelineDeps, manifest: Manifest, writer: string, replaces: string): Promise<RecordOutcome> {
+  const file = markerFile(deps, manifest.id);
+  const metadata = await metadataOrUndefined(file);
+  const custom = metadata?.metadata ?? {};
+  if (!metadata || custom[KEYS.outcome] !== 'ready') return 'exists';
+  const current = String(custom[KEYS.recipe] ?? NO_RECIPE);
+  if (current !== replaces) {
+    // Updated already (perhaps by this writer, whose announcement may need settling) or stale.
+    if (custom[KEYS.writer] === writer) await settleMarker(deps, file, metadata, writer);
+    return 'exists';
+  }
+  if (isUnsettledOutcome(custom)) {
+    if ((await settleMarker(deps, file, metadata, 'cleanup')) !== 'settled') {
+      throw transient('unavailable', `${manifest.id}: its ready announcement is still in progress; the update is retried.`);
+    }
+    return writeUpdatedManifest(deps, manifest, writer, replaces);
+  }
+  const outcome = await claimOutcome(deps, { v: 1, outcome: 'ready', bucket: deps.config.IMAGES_BUCKET, manifest, update: { from: replaces } }, writer, String(metadata.generation));
+  if (outcome === 'created') return outcome;
+  // Lost the generation match: whoever won announces (and settles if it is this writer's own).
   return 'exists';
 }
 
@@ -314,14 +437,14 @@ export async function readOutcome(deps: PipelineDeps, id: string): Promise<Store
  * is not an answer, as a cleared retryable failure can leave one behind while the image is
  * processed again.
  */
-export async function outcomeKind(deps: PipelineDeps, id: string): Promise<'ready' | 'failed' | undefined> {
+export async function outcomeKind(deps: PipelineDeps, id: string): Promise<'ready' | 'failed' | 'deleted' | undefined> {
   const [marker, manifest, failure] = await Promise.all([
     metadataOrUndefined(markerFile(deps, id)),
     legacyRecord(deps, id, 'manifest'),
     legacyRecord(deps, id, 'failure'),
   ]);
   const kind = marker?.metadata?.[KEYS.outcome];
-  if (kind === 'ready' || kind === 'failed') return kind;
+  if (kind === 'ready' || kind === 'failed' || kind === 'deleted') return kind;
   return manifest ? 'ready' : failure ? 'failed' : undefined;
 }
 
@@ -365,11 +488,14 @@ export async function clearRetryableFailure(deps: PipelineDeps, id: string, outc
  * For a job starting: true when the image already has an outcome (the job is skipped). If the
  * outcome is this writer's and its announcement released or stale, settles it.
  */
-export async function settleOwnOutcome(deps: PipelineDeps, id: string, writer: string): Promise<boolean> {
+export async function settleOwnOutcome(deps: PipelineDeps, id: string, writer: string, replaces?: string): Promise<boolean> {
   const file = markerFile(deps, id);
   const errorFile = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(errorRecordName(id));
   const [metadata, manifest, errorMetadata] = await Promise.all([metadataOrUndefined(file), legacyRecord(deps, id, 'manifest'), metadataOrUndefined(errorFile)]);
   if (metadata) {
+    const custom = metadata.metadata ?? {};
+    // An update job goes on while the ready manifest still has the recipe it replaces.
+    if (replaces !== undefined && custom[KEYS.outcome] === 'ready' && String(custom[KEYS.recipe] ?? NO_RECIPE) === replaces) return false;
     if (metadata.metadata?.[KEYS.writer] === writer) await settleMarker(deps, file, metadata, writer);
     return true;
   }
@@ -438,4 +564,56 @@ async function settleLegacy(deps: PipelineDeps, file: File, metadata: FileMetada
     if (!isPreconditionFailed(error)) throw error;
   }
   return true;
+}
+
+/**
+ * Deletes an image: replaces its marker (whatever it says, generation-matched) with a tombstone,
+ * whose holder removes the original, every output and the derived records, then announces
+ * `image.deleted`. A concurrent or retried delete that finds the tombstone removes what is left
+ * too (idempotent) but announces nothing.
+ *
+ * @returns `not-found` when there is no trace of the image at all.
+ */
+export async function deleteImageRecords(deps: PipelineDeps, id: string, writer: string): Promise<'deleted' | 'already-deleted' | 'not-found'> {
+  const file = markerFile(deps, id);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const [metadata, original, outputs] = await Promise.all([
+      metadataOrUndefined(file),
+      metadataOrUndefined(deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id))),
+      listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${id}/`),
+    ]);
+    if (metadata?.metadata?.[KEYS.outcome] === 'deleted') {
+      await removeImageObjects(deps, id);
+      return 'already-deleted';
+    }
+    if (!metadata && !original && outputs.length === 0) return 'not-found';
+    const dispatch = Number(original?.metadata?.redispatches ?? 0) || 0;
+    const tombstone: OutcomeMarker = { v: 1, outcome: 'deleted', id, deletedAt: deps.now().toISOString(), dispatch };
+    if ((await claimOutcome(deps, tombstone, writer, metadata?.generation ?? 0)) === 'created') return 'deleted';
+    // The marker changed between our read and our write (a job finished, another delete won): look again.
+  }
+  throw transient('unavailable', `${id} kept changing while being deleted; retry shortly.`);
+}
+
+/**
+ * For a re-upload of deleted bytes: removes the tombstone once its announcement is settled
+ * (generation-matched), so the image is processed afresh. A delete still being announced makes
+ * this throw a transient error (retry in a moment).
+ *
+ * @returns the dispatch number to use (higher than any before the delete).
+ */
+export async function clearTombstone(deps: PipelineDeps, id: string): Promise<number> {
+  const file = markerFile(deps, id);
+  const metadata = await metadataOrUndefined(file);
+  if (!metadata || metadata.metadata?.[KEYS.outcome] !== 'deleted') return 0;
+  if (isUnsettledOutcome(metadata.metadata) && (await settleMarker(deps, file, metadata, 'cleanup')) !== 'settled') {
+    throw transient('unavailable', 'This image is still being deleted; retry in a minute.');
+  }
+  const marker = await readJsonObject(deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }), OutcomeMarkerV1);
+  const fresh = await metadataOrUndefined(file);
+  if (fresh && !(await deleteIfPresent(file, fresh.generation, fresh.metageneration)) && (await metadataOrUndefined(file))) {
+    throw transient('unavailable', 'The image changed while being uploaded again; retry shortly.');
+  }
+  deps.log.info('deleted image uploaded again', { event: 'record.undelete', imageId: id });
+  return (marker?.outcome === 'deleted' ? (marker.dispatch ?? 0) : 0) + 1;
 }

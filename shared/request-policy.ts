@@ -8,7 +8,7 @@ import type { UploadAuth } from './config.js';
 import { permanent, type PipelineError } from './errors.js';
 
 /** Methods the upload API answers. */
-export const ALLOWED_METHODS = 'GET, POST, OPTIONS';
+export const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
 
 /** The CORS verdict for a request's `Origin` header. */
 export type CorsVerdict =

@@ -11,7 +11,7 @@ import { buildManifest, missingVariants, type VariantObject } from './manifest.j
 import type { JobMessage } from './messages.js';
 import { VARIANT_CACHE_CONTROL, variantName } from './naming.js';
 import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
-import { recordFailure, settleOwnOutcome, writeManifest } from './records.js';
+import { isDeleted, recordFailure, removeImageObjects, settleOwnOutcome, writeManifest, writeUpdatedManifest } from './records.js';
 import { encoderSettingsFromConfig, renderVariants } from './render.js';
 
 /** Custom metadata keys on variant objects; the fan-in reads width and height back. */
@@ -54,7 +54,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
   const writer = jobWriter(job);
 
-  if (await settleOwnOutcome(deps, job.imageId, writer)) {
+  if (await settleOwnOutcome(deps, job.imageId, writer, job.replaces)) {
     log.info('image already finished; job skipped', { event: 'job.skip' });
     return { outcome: 'already-finished', written: 0, skipped: job.variants.length, manifestWritten: false };
   }
@@ -106,6 +106,13 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     }
   }
   const skipped = job.variants.length - written;
+  // A delete that raced this job: it wrote its tombstone before listing the folder, so what this
+  // job wrote after that listing is found here and removed (docs/record-protocol.md, "Delete").
+  if (written > 0 && (await isDeleted(deps, job.imageId))) {
+    await removeImageObjects(deps, job.imageId, true);
+    log.info('image deleted while the job ran; its variants removed', { event: 'job.deleted', written });
+    return { outcome: 'already-finished', written, skipped, manifestWritten: false };
+  }
 
   // Fan-in: listings are strongly consistent, so of two jobs finishing together at least one
   // sees the other's variants; the manifest's create-if-absent picks one writer.
@@ -123,8 +130,9 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     objects: variantObjectsOf(files),
     baseUrl: publicBaseUrl(deps.config),
     now: deps.now(),
+    ...(job.recipe ? { recipe: job.recipe } : {}),
   });
-  const outcome = await writeManifest(deps, manifest, writer);
+  const outcome = job.replaces === undefined ? await writeManifest(deps, manifest, writer) : await writeUpdatedManifest(deps, manifest, writer, job.replaces);
   log.info(outcome === 'created' ? 'image ready' : 'job done; manifest already written', {
     event: 'job.done',
     written,

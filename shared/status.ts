@@ -24,6 +24,7 @@ export async function imageStatus(deps: PipelineDeps, id: string): Promise<Image
   const terminal = await terminalState(deps, id);
   if (terminal?.state === 'ready') return { state: 'ready', id, manifest: terminal.manifest };
   if (terminal?.state === 'failed') return { state: 'failed', id, record: terminal.record };
+  if (terminal?.state === 'deleted') return { state: 'unknown', id };
 
   const original = await metadataOrUndefined(deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id)));
   if (!original) return { state: 'unknown', id };

@@ -47,13 +47,13 @@ locals {
   # Object roles per function and bucket. objectUser = get, list, create, update metadata and
   # delete objects (no bucket settings, no IAM); objectViewer = get and list.
   function_bucket_roles = [
-    # upload stores originals/{id} and stamps their dispatch metadata (create + update: objectUser,
-    # as no predefined role grants those without delete). On images it only reads the manifest,
-    # error.json and the variant list to answer status requests: it refuses a bad image with a 4xx
-    # and records nothing.
+    # upload stores originals/{id} and stamps their dispatch metadata (create + update: objectUser),
+    # and DELETE /uploads/{id} deletes the original and writes the tombstone marker outcomes/{id}.
     # Conditioned to those prefixes: signed URLs act with upload's permissions (signed_urls.tf).
+    # On images it reads manifests, records and variant lists for status, and the delete removes
+    # the image's variants, manifest and error.json: objectUser (delete needs it).
     { function = "upload", bucket = "uploads", role = "roles/storage.objectUser", condition = local.upload_uploads_condition },
-    { function = "upload", bucket = "images", role = "roles/storage.objectViewer", condition = null },
+    { function = "upload", bucket = "images", role = "roles/storage.objectUser", condition = null },
     # ingest reads incoming/, copies it to originals/{id}, deletes it, writes error.json.
     { function = "ingest", bucket = "uploads", role = "roles/storage.objectUser", condition = null },
     { function = "ingest", bucket = "images", role = "roles/storage.objectUser", condition = null },
@@ -68,8 +68,9 @@ locals {
 
   # Topics each function publishes to (roles/pubsub.publisher on that topic only).
   function_topic_publishers = [
-    # upload dispatches jobs; it announces nothing (a refused upload gets its 4xx, no event).
+    # upload dispatches jobs and announces image.deleted (a refused upload gets its 4xx, no event).
     { function = "upload", topic = "jobs" },
+    { function = "upload", topic = "events" },
     { function = "ingest", topic = "jobs" },
     { function = "ingest", topic = "events" },
     { function = "resize", topic = "events" },

@@ -21,7 +21,7 @@ locals {
   # bucket-level calls (listing), which IAM checks against the bucket resource.
   upload_uploads_condition = {
     title       = "upload-prefixes"
-    description = "upload writes originals and tickets, and clears retryable outcome markers; signed URLs get incoming/ only."
+    description = "upload writes and deletes originals, tickets and outcome markers; signed URLs get incoming/ only."
     expression = join(" || ", concat(
       ["resource.type == \"storage.googleapis.com/Bucket\""],
       [for p in [local.topology.prefixes.originals, local.topology.prefixes.tickets, local.topology.prefixes.outcomes] :

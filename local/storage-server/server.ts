@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StorageApiError, reasonForStatus } from './errors.js';
-import { FaultInjector, type FaultSpec } from './faults.js';
+import { FaultInjector, type FaultSpec, type HeldRequest } from './faults.js';
 import { baseUrlOf, sendError, type RequestContext } from './http.js';
 import { Notifier, type NotificationEvent, type RetryPolicy } from './notifications.js';
 import { newBucketRecord, validateBucketName } from './objects.js';
@@ -47,8 +47,10 @@ export interface StorageServer {
   removeNotifications(bucket: string): void;
   /** Makes the next `times` (default 1) matching requests fail with `status` and/or wait `latencyMs`. */
   injectFault(fault: FaultSpec): void;
-  /** Removes every injected fault. */
+  /** Removes every injected fault (and releases held requests). */
   clearFaults(): void;
+  /** Holds the next request matching method and path until `release()` (tests order races with it). */
+  holdRequest(spec: Pick<FaultSpec, 'method' | 'path'>): HeldRequest;
   /** Trusts V4 signed URLs signed by `clientEmail` with the private half of this key (PEM). */
   addSigningKey(clientEmail: string, publicKeyPem: string): void;
   /** Origins whose browsers may PUT signed URLs (the uploads bucket's CORS policy in production). */
@@ -81,6 +83,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     try {
       const fault = faults.take(req.method ?? 'GET', target);
       if (fault) {
+        if (fault.hold) await fault.hold;
         if (fault.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, fault.latencyMs));
         if (fault.status !== undefined) {
           // Discard the body so the connection stays usable for the client's retry.
@@ -169,6 +172,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     removeNotifications: (bucket) => notifier.remove(bucket),
     injectFault: (fault) => faults.add(fault),
     clearFaults: () => faults.clear(),
+    holdRequest: (spec) => faults.hold(spec),
     addSigningKey: (clientEmail, publicKeyPem) => signedUrls.addKey(clientEmail, publicKeyPem),
     setCorsOrigins: (origins) => signedUrls.setCorsOrigins(origins),
   };

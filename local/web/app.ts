@@ -240,7 +240,7 @@ class UploadCard {
     const formats = manifest.formats.map(formatLabel).join(', ');
     this.setState('ready', `Ready: ${manifest.variants.length} variants in ${formats}.`);
     this.setMeta(`${manifest.original.width} × ${manifest.original.height} ${manifest.original.format.toUpperCase()} · ${formatBytes(manifest.original.bytes)}`);
-    this.setActions();
+    this.setActions(deleteButton(this, manifest.id));
     if (this.previewUrl) {
       URL.revokeObjectURL(this.previewUrl);
       this.previewUrl = undefined;
@@ -593,6 +593,25 @@ function retryButton(card: UploadCard, file: File): HTMLButtonElement {
   button.addEventListener('click', () => {
     card.setActions();
     enqueue(() => uploadFile(card, file));
+  });
+  return button;
+}
+
+/** DELETE /uploads/{id}: the image, its variants and records go; so does the card. */
+function deleteButton(card: UploadCard, id: string): HTMLButtonElement {
+  const button = el('button', { type: 'button', class: 'button', text: 'Delete' });
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const response = await fetch(`${UPLOAD_URL}/${id}`, { method: 'DELETE', headers: { Accept: 'application/json' } });
+      if (response.status !== 204 && response.status !== 404) throw unexpected(response.status, await response.json().catch(() => undefined));
+      forget(id);
+      card.root.remove();
+      syncEmpty();
+    } catch (error) {
+      card.showError(isApiError({ error }) ? (error as ApiError['error']) : { code: 'network_error', message: (error as Error).message, retryable: true });
+      button.disabled = false;
+    }
   });
   return button;
 }

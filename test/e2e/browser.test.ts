@@ -183,4 +183,19 @@ describe('try-it page in Chromium', function () {
     expect(overflow, 'horizontal overflow in px').to.be.at.most(0);
     expect(pageErrors).to.deep.equal([]);
   });
+
+  it('deletes an image with its Delete button: the card goes, the API and the variant URLs answer 404', async () => {
+    const card = page.locator('.card[data-state="ready"]', { hasText: 'dropped.jpg' });
+    const id = await card.locator('.image-id code').textContent();
+    const variant = await card.locator('table.variants tbody a').first().getAttribute('href');
+    await card.getByRole('button', { name: 'Delete' }).click();
+    await card.waitFor({ state: 'detached', timeout: 30_000 });
+    expect((await fetch(`${t.stack.urls.api}/${id}`)).status).to.equal(404);
+    expect((await page.request.get(variant!)).status()).to.equal(404);
+    // Gone from the remembered list too: a reload does not bring it back.
+    await page.reload();
+    await page.locator('.card').first().waitFor({ timeout: 15_000 });
+    expect(await page.locator('.card', { hasText: 'dropped.jpg' }).count()).to.equal(0);
+    expect(pageErrors).to.deep.equal([]);
+  });
 });

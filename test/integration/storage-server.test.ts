@@ -471,6 +471,21 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect((await file.getMetadata())[0].name).to.equal('faults/meta.txt');
     });
 
+    it('holdRequest holds the first matching request until released: a second write goes first', async () => {
+      const file = retrying.file('faults/held.txt');
+      const held = server.holdRequest({ method: 'POST', path: 'faults%2Fheld.txt' });
+      const first = file.save('first', { resumable: false });
+      await held.reached;
+      await retrying.file('faults/other.txt').save('meanwhile', { resumable: false });
+      await file.getMetadata().then(
+        () => expect.fail('the held write must not have landed'),
+        (error: { code?: number }) => expect(error.code).to.equal(404),
+      );
+      held.release();
+      await first;
+      expect((await file.download())[0].toString()).to.equal('first');
+    });
+
     it('latency delays matching requests', async () => {
       const file = retrying.file('faults/slow.txt');
       await file.save('slow');

@@ -552,7 +552,16 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       // Table-driven expectations: who may write where.
       const roleOf = (f: string, b: string) => table.filter((r) => r.function === f && r.bucket === b).map((r) => r.role);
       expect(roleOf('resize', 'uploads'), 'resize only reads originals').to.deep.equal(['roles/storage.objectViewer']);
-      expect(roleOf('upload', 'images'), 'upload only reads records and variants for status').to.deep.equal(['roles/storage.objectViewer']);
+      // DELETE /uploads/{id} removes variants, manifest and error.json (issue 14): objectUser, not viewer.
+      expect(roleOf('upload', 'images'), 'upload reads for status and deletes images').to.deep.equal(['roles/storage.objectUser']);
+      // On uploads, upload stays conditioned to its own prefixes (originals/, tickets/, outcomes/): the delete's
+      // original and tombstone are under them, incoming/ stays out of reach.
+      const uploadsRow = table.find((r) => r.function === 'upload' && r.bucket === 'uploads') as { role: string; condition: string } | undefined;
+      expect(uploadsRow?.role).to.equal('roles/storage.objectUser');
+      expect(uploadsRow?.condition).to.equal('${local.upload_uploads_condition}');
+      const condition = JSON.stringify(mod.locals.upload_uploads_condition);
+      for (const prefix of ['originals', 'outcomes']) expect(condition).to.include(`local.topology.prefixes.${prefix}`);
+      expect(condition).not.to.include('prefixes.incoming');
       for (const f of FUNCTION_KEYS) expect(roleOf(f, 'images').length, `${f} on images`).to.be.greaterThan(0);
     });
 
@@ -564,7 +573,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       }
       expect(publishers.filter((p) => p.topic === 'jobs').map((p) => p.function).sort()).to.deep.equal(['cleanup', 'ingest', 'upload']);
       expect(publishers.filter((p) => p.function === 'resize').map((p) => p.topic)).to.deep.equal(['events']);
-      expect(publishers.filter((p) => p.function === 'upload').map((p) => p.topic), 'upload announces nothing').to.deep.equal(['jobs']);
+      expect(publishers.filter((p) => p.function === 'upload').map((p) => p.topic), 'upload dispatches and announces image.deleted').to.deep.equal(['jobs', 'events']);
       const pub = mod.resources.google_pubsub_topic_iam_member!.function_publisher!;
       expect(pub).to.include({ role: 'roles/pubsub.publisher', topic: '${google_pubsub_topic.this[each.value.topic].name}' });
       const subscriber = mod.resources.google_pubsub_subscription_iam_member!.function_subscriber!;

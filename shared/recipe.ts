@@ -1,0 +1,48 @@
+/**
+ * The recipe: every setting that determines an image's variants (which ones, and how they are
+ * encoded). Each manifest records the recipe it was made with and a short hash of it, so that
+ * images made with another recipe can be found and brought up to date (docs/record-protocol.md,
+ * "Updates"). Adding a setting to the recipe is one line in {@link RECIPE_KEYS}.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { Config } from './config.js';
+
+/** The configuration variables that determine the variants, in the order they are hashed. */
+export const RECIPE_KEYS = [
+  'WIDTHS',
+  'FORMATS',
+  'JPEG_QUALITY',
+  'JPEG_MOZJPEG',
+  'WEBP_QUALITY',
+  'WEBP_EFFORT',
+  'AVIF_QUALITY',
+  'AVIF_EFFORT',
+  'KEEP_METADATA',
+] as const satisfies ReadonlyArray<keyof Config>;
+
+/** A recipe as manifests and jobs carry it: the settings by variable name, and their hash. */
+export const RecipeV1 = z.object({
+  /** First 12 hex digits of the SHA-256 of the settings' canonical JSON. */
+  hash: z.string().regex(/^[0-9a-f]{12}$/),
+  /** The settings by environment variable name (lists as arrays). */
+  settings: z.record(z.string(), z.unknown()),
+});
+/** A recipe and its hash. */
+export type Recipe = z.infer<typeof RecipeV1>;
+
+/** Hash of a manifest without a recipe (made before recipes were recorded): never current. */
+export const NO_RECIPE = 'none';
+
+/** The recipe of a configuration. Pure. */
+export function recipeOf(config: Pick<Config, (typeof RECIPE_KEYS)[number]>): Recipe {
+  const settings: Record<string, unknown> = {};
+  for (const key of RECIPE_KEYS) settings[key] = config[key];
+  const hash = createHash('sha256').update(JSON.stringify(RECIPE_KEYS.map((key) => [key, settings[key]]))).digest('hex').slice(0, 12);
+  return { hash, settings };
+}
+
+/** The recipe hash a manifest records, or {@link NO_RECIPE}. */
+export function recipeHashOf(manifest: { recipe?: Recipe | undefined }): string {
+  return manifest.recipe?.hash ?? NO_RECIPE;
+}

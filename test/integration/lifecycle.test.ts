@@ -1,0 +1,211 @@
+/**
+ * Image lifecycle on the local stack (local storage server, real Pub/Sub emulator, the upload
+ * function through functions-framework, jobs run in-process by runJob): DELETE /uploads/{id}
+ * and its races with jobs in flight, and bringing images up to date when the recipe changes.
+ * Races are ordered by holding one storage request (storageServer.holdRequest), not by sleeps.
+ */
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { expect } from 'chai';
+import request from 'supertest';
+import '../../functions/index.js';
+import { useDeps } from '../../functions/runtime.js';
+import { createDeps, type PipelineDeps } from '../../shared/deps.js';
+import type { EventMessage, JobMessage } from '../../shared/messages.js';
+import { imageIdOf, manifestName, originalName, outcomeMarkerName } from '../../shared/naming.js';
+import { recipeOf } from '../../shared/recipe.js';
+import { runJob } from '../../shared/run-job.js';
+import { makePhoto } from '../fixtures/images.js';
+import { pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+
+describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator)', function () {
+  this.timeout(90_000);
+  let pipeline: TestPipeline;
+  const server = () => request(getTestServer('upload'));
+  let seed = 40;
+
+  before(async () => {
+    pipeline = await startTestPipeline({ CORS_ORIGINS: 'https://app.example' });
+    useDeps(pipeline.deps);
+  });
+  after(async () => pipeline.stop());
+  afterEach(() => pipeline.storageServer.clearFaults());
+
+  async function names(prefix: string, bucket = 'test-images'): Promise<string[]> {
+    const [files] = await pipeline.deps.storage.bucket(bucket).getFiles({ prefix });
+    return files.map((f) => f.name).sort();
+  }
+
+  async function upload(bytes: Buffer, expected = 202) {
+    const response = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(bytes);
+    expect(response.status, JSON.stringify(response.body)).to.equal(expected);
+    return response;
+  }
+
+  async function jobsOf(id: string): Promise<JobMessage[]> {
+    const pulled = await pullJobs(pipeline.jobs);
+    return pulled.map(({ job }) => job).filter((job) => job.imageId === id);
+  }
+
+  async function runAll(jobs: readonly JobMessage[], deps: PipelineDeps = pipeline.deps) {
+    for (const job of jobs) await runJob(deps, job);
+  }
+
+  async function readyImage(): Promise<{ id: string; bytes: Buffer; jobs: JobMessage[] }> {
+    const bytes = await makePhoto({ width: 320, height: 240, seed: seed++ });
+    const id = imageIdOf(bytes);
+    await upload(bytes);
+    const jobs = await jobsOf(id);
+    await runAll(jobs);
+    expect((await server().get(`/uploads/${id}`)).status).to.equal(200);
+    return { id, bytes, jobs };
+  }
+
+  const ofImage = (events: EventMessage[], id: string) => events.filter((e) => e.imageId === id).map((e) => e.type);
+
+  describe('DELETE /uploads/{id}', function () {
+    it('removes the original, every variant, the manifest and the records; 204, then 404 everywhere; one image.deleted', async () => {
+      const { id } = await readyImage();
+      const manifest = (await server().get(`/uploads/${id}`)).body.manifest as { variants: Array<{ url: string }> };
+      await pullEvents(pipeline.events);
+
+      const response = await server().delete(`/uploads/${id}`).set('Origin', 'https://app.example');
+      expect(response.status).to.equal(204);
+      expect(response.headers['access-control-allow-origin']).to.equal('https://app.example');
+      expect(await names(`${id}/`)).to.deep.equal([]);
+      expect(await names(originalName(id), 'test-uploads')).to.deep.equal([]);
+      expect((await server().get(`/uploads/${id}`)).status).to.equal(404);
+      for (const variant of manifest.variants) expect((await request(variant.url).get('')).status, variant.url).to.equal(404);
+      // A retry answers 204 again and announces nothing more.
+      expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
+      expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
+    });
+
+    it('answers 404 for an unknown id and for a malformed one; the preflight allows DELETE', async () => {
+      expect((await server().delete(`/uploads/${'a'.repeat(32)}`)).status).to.equal(404);
+      expect((await server().delete('/uploads/nope')).status).to.equal(404);
+      const preflight = await server().options(`/uploads/${'a'.repeat(32)}`).set('Origin', 'https://app.example').set('Access-Control-Request-Method', 'DELETE');
+      expect(preflight.headers['access-control-allow-methods']).to.include('DELETE');
+    });
+
+    it('concurrent deletes: every call 204, one image.deleted, nothing left', async () => {
+      const { id } = await readyImage();
+      await pullEvents(pipeline.events);
+      const answers = await Promise.all([1, 2, 3, 4].map(() => server().delete(`/uploads/${id}`)));
+      expect(answers.map((a) => a.status)).to.deep.equal([204, 204, 204, 204]);
+      expect(await names(`${id}/`)).to.deep.equal([]);
+      expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
+    });
+
+    it('a job whose variant write lands after the delete listed the folder leaves nothing behind and announces nothing', async () => {
+      const bytes = await makePhoto({ width: 320, height: 240, seed: seed++ });
+      const id = imageIdOf(bytes);
+      await upload(bytes);
+      const jobs = await jobsOf(id);
+      // Hold the first variant write of the image; run every job; delete while it is held.
+      const held = pipeline.storageServer.holdRequest({ method: 'POST', path: new RegExp(`/b/test-images/o\\?.*name=${id}%2F`) });
+      const running = runAll(jobs);
+      await held.reached;
+      expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
+      held.release();
+      await running;
+      expect(await names(`${id}/`)).to.deep.equal([]);
+      expect(await names(originalName(id), 'test-uploads')).to.deep.equal([]);
+      expect((await server().get(`/uploads/${id}`)).status).to.equal(404);
+      expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
+    });
+
+    it('a fan-in whose manifest write lands after the delete: the manifest is removed and image.ready is not published', async () => {
+      const bytes = await makePhoto({ width: 320, height: 240, seed: seed++ });
+      const id = imageIdOf(bytes);
+      await upload(bytes);
+      const jobs = await jobsOf(id);
+      const held = pipeline.storageServer.holdRequest({ method: 'POST', path: new RegExp(`/b/test-images/o\\?.*name=${id}%2Fmanifest\\.json`) });
+      const running = runAll(jobs);
+      await held.reached;
+      // The job holds the ready marker (pending) and is about to write manifest.json.
+      expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
+      held.release();
+      await running;
+      expect(await names(`${id}/`)).to.deep.equal([]);
+      expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
+    });
+
+    it('uploading the same bytes after a delete processes the image afresh (202, new jobs, image.ready)', async () => {
+      const { id, bytes, jobs: before } = await readyImage();
+      expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
+      await pullEvents(pipeline.events);
+      await upload(bytes, 202);
+      const jobs = await jobsOf(id);
+      expect(jobs.length).to.be.greaterThan(0);
+      expect(jobs[0]!.dispatch).to.be.greaterThan(before[0]!.dispatch);
+      await runAll(jobs);
+      expect((await server().get(`/uploads/${id}`)).status).to.equal(200);
+      expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.ready']);
+    });
+  });
+
+  describe('reprocess when the recipe changes', function () {
+    /** The same collaborators with another recipe deployed: a width added and removed, AVIF dropped. */
+    const changed = () => createDeps({ ...pipeline.config, WIDTHS: [96, 200], FORMATS: ['webp', 'jpeg'] }, { log: pipeline.deps.log });
+
+    it('every manifest records its recipe and its hash', async () => {
+      const { id } = await readyImage();
+      const manifest = (await server().get(`/uploads/${id}`)).body.manifest;
+      expect(manifest.recipe).to.deep.equal(JSON.parse(JSON.stringify(recipeOf(pipeline.config))));
+      expect(manifest.recipe.hash).to.match(/^[0-9a-f]{12}$/);
+    });
+
+    it('uploading the same bytes under a new recipe updates the image: missing variants made, extras removed after the new manifest, exactly one image.updated under duplicate delivery', async () => {
+      const { id, bytes } = await readyImage();
+      const oldHash = recipeOf(pipeline.config).hash;
+      await pullEvents(pipeline.events);
+      const deps = changed();
+      useDeps(deps);
+      try {
+        const response = await upload(bytes, 202);
+        expect(response.body.status).to.equal('processing');
+        // A second upload while the update is in flight dispatches nothing more.
+        await upload(bytes, 202);
+        const jobs = await jobsOf(id);
+        expect(jobs.every((job) => job.replaces === oldHash && job.recipe?.hash === recipeOf(deps.config).hash)).to.equal(true);
+        expect(new Set(jobs.map((j) => j.job.index)).size).to.equal(jobs.length, 'one dispatch');
+        // Duplicate delivery: every job twice, concurrently.
+        await Promise.all([runAll(jobs, deps), runAll([...jobs].reverse(), deps)]);
+        const status = await server().get(`/uploads/${id}`);
+        expect(status.status).to.equal(200);
+        expect(status.body.manifest.recipe.hash).to.equal(recipeOf(deps.config).hash);
+        const expected = [96, 200].flatMap((w) => [`${id}/${w}w.jpg`, `${id}/${w}w.webp`]);
+        expect(await names(`${id}/`)).to.deep.equal([...expected, manifestName(id)].sort(), 'no orphaned variants');
+        expect(status.body.manifest.variants.map((v: { name: string }) => v.name).sort()).to.deep.equal(expected.sort());
+        const events = (await pullEvents(pipeline.events)).filter((e) => e.imageId === id);
+        expect(events.map((e) => e.type)).to.deep.equal(['image.updated']);
+        expect(events[0]).to.include({ recipe: recipeOf(deps.config).hash, previousRecipe: oldHash });
+        // Once up to date, the same bytes answer with the manifest again.
+        expect((await upload(bytes, 200)).body.status).to.equal('ready');
+      } finally {
+        useDeps(pipeline.deps);
+      }
+    });
+
+    it('a stale update job (its recipe already replaced) changes nothing', async () => {
+      const { id, bytes } = await readyImage();
+      await pullEvents(pipeline.events);
+      const deps = changed();
+      useDeps(deps);
+      try {
+        await upload(bytes, 202);
+        const jobs = await jobsOf(id);
+        await runAll(jobs, deps);
+        const after = await names(`${id}/`);
+        // Redelivered long after: marker no longer has the recipe it replaces.
+        await runAll(jobs, deps);
+        expect(await names(`${id}/`)).to.deep.equal(after);
+        expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.updated']);
+        const [marker] = await pipeline.deps.storage.bucket('test-uploads').file(outcomeMarkerName(id)).getMetadata();
+        expect(marker.metadata?.recipe).to.equal(recipeOf(deps.config).hash);
+      } finally {
+        useDeps(pipeline.deps);
+      }
+    });
+  });
+});

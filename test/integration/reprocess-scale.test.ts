@@ -1,0 +1,57 @@
+/**
+ * The reprocess backfill over many images (bench/reprocess-scale.ts, smaller): the dry run prices
+ * the backlog and writes nothing; passes respect the per-pass cap and the daily CPU budget, resume
+ * from their cursor, and dispatch every outdated image exactly once. Local storage server and the
+ * real Pub/Sub emulator; metadata-only originals (the jobs are published, not run).
+ */
+import { expect } from 'chai';
+import { runCleanup } from '../../shared/cleanup.js';
+import { cleanupStateName } from '../../shared/cleanup-state.js';
+import { createDeps } from '../../shared/deps.js';
+import { ORIGINAL_METADATA } from '../../shared/dispatch.js';
+import { runReprocess } from '../../shared/reprocess.js';
+import { runBackfill, seedOutdated } from '../../bench/reprocess-scale.js';
+import { startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+
+describe('reprocess backfill at scale (local storage, Pub/Sub emulator)', function () {
+  this.timeout(180_000);
+  let pipeline: TestPipeline;
+
+  before(async () => {
+    // The deployed recipe: the defaults (2048 added to the seeded manifests' widths).
+    pipeline = await startTestPipeline({ WIDTHS: '', AVIF_EFFORT: '' });
+    await seedOutdated(pipeline.storageServer.url, pipeline.config, 150);
+  });
+  after(async () => pipeline.stop());
+
+  it('the dry run counts and prices the backlog and writes nothing', async () => {
+    const dry = await runReprocess(pipeline.deps, { dryRun: true });
+    expect(dry).to.include({ reviewed: 150, ready: 150, outdated: 150, noOriginal: 0, dispatched: 0 });
+    expect(dry.estimatedCpuSeconds).to.be.greaterThan(0);
+    expect(dry.estimatedCostUsd).to.be.greaterThan(0);
+    const [cursors] = await pipeline.deps.storage.bucket('test-uploads').getFiles({ prefix: cleanupStateName('') });
+    expect(cursors).to.have.length(0);
+  });
+
+  it('passes stay within the cap and the daily budget, resume from the cursor and dispatch each image once', async () => {
+    const report = await runBackfill(pipeline.deps, { images: 150, maxPerPass: 30, cpuSecondsPerDay: 300 }, 400);
+    for (const pass of report.passes) {
+      expect(pass.dispatched).to.be.at.most(30);
+      expect(pass.budget.spentAfter).to.be.at.most(300);
+    }
+    expect(report.passes.some((p) => p.stoppedBy === 'budget'), 'the budget stopped some pass').to.equal(true);
+    expect(new Set(report.passes.map((p) => p.at.slice(0, 10))).size, 'it took more than one day').to.be.greaterThan(1);
+    expect(report.dispatchedImages).to.equal(150);
+    expect(report.dispatchedTwice).to.equal(0);
+  });
+
+  it('cleanup runs a reprocess pass when REPROCESS=on, and not otherwise', async () => {
+    const off = await runCleanup(pipeline.deps);
+    expect(off.reprocess).to.equal(undefined);
+    const deps = createDeps({ ...pipeline.config, REPROCESS: 'on', CLEANUP_MAX_SECONDS: 30 }, { log: pipeline.deps.log });
+    const on = await runCleanup(deps);
+    expect(on.reprocess?.ready).to.be.greaterThan(0);
+    const [original] = await pipeline.deps.storage.bucket('test-uploads').getFiles({ prefix: 'originals/', maxResults: 1 });
+    expect(original[0]!.metadata.metadata?.[ORIGINAL_METADATA.updateRecipe]).to.be.a('string');
+  });
+});

@@ -1,0 +1,60 @@
+import { expect } from 'chai';
+import { loadConfig } from '../../shared/config.js';
+import { EventMessageV1, OutcomeMarkerV1 } from '../../shared/messages.js';
+import { NO_RECIPE, RECIPE_KEYS, recipeHashOf, recipeOf } from '../../shared/recipe.js';
+import { costOf, estimateUpdateCpuSeconds } from '../../shared/reprocess.js';
+import { variantName } from '../../shared/naming.js';
+
+const config = loadConfig({ UPLOADS_BUCKET: 'p-uploads', IMAGES_BUCKET: 'p-images' });
+const id = '0123456789abcdef0123456789abcdef';
+
+describe('recipe', () => {
+  it('records every recipe setting by variable name, with a 12-hex-digit hash', () => {
+    const recipe = recipeOf(config);
+    expect(Object.keys(recipe.settings)).to.deep.equal([...RECIPE_KEYS]);
+    expect(recipe.settings.WIDTHS).to.deep.equal(config.WIDTHS);
+    expect(recipe.hash).to.match(/^[0-9a-f]{12}$/);
+  });
+
+  it('changes its hash when any recipe setting changes, and not for settings outside it', () => {
+    const base = recipeOf(config).hash;
+    expect(recipeOf({ ...config, WIDTHS: [320, 640] }).hash).to.not.equal(base);
+    expect(recipeOf({ ...config, AVIF_EFFORT: 3 }).hash).to.not.equal(base);
+    expect(recipeOf({ ...config, KEEP_METADATA: true }).hash).to.not.equal(base);
+    const other = { ...config, FANOUT_STRATEGY: 'per-width' as const, MAX_INPUT_PIXELS: 1 };
+    expect(recipeOf(other).hash).to.equal(base);
+  });
+
+  it('treats a manifest without a recipe as `none`', () => {
+    expect(recipeHashOf({})).to.equal(NO_RECIPE);
+    expect(recipeHashOf({ recipe: recipeOf(config) })).to.equal(recipeOf(config).hash);
+  });
+
+  it('validates image.updated, image.deleted and tombstone markers', () => {
+    const at = '2026-01-01T00:00:00.000Z';
+    expect(EventMessageV1.safeParse({ v: 1, type: 'image.deleted', imageId: id, at }).success).to.equal(true);
+    const updated = { v: 1, type: 'image.updated', imageId: id, manifest: { bucket: 'b', name: 'n' }, variants: 3, recipe: 'abc', previousRecipe: 'none', at };
+    expect(EventMessageV1.safeParse(updated).success).to.equal(true);
+    expect(EventMessageV1.safeParse({ ...updated, recipe: undefined }).success).to.equal(false);
+    expect(OutcomeMarkerV1.safeParse({ v: 1, outcome: 'deleted', id, deletedAt: at }).success).to.equal(true);
+    expect(OutcomeMarkerV1.safeParse({ v: 1, outcome: 'deleted', id: 'x', deletedAt: at }).success).to.equal(false);
+  });
+});
+
+describe('reprocess cost estimate', () => {
+  const photo = { format: 'jpeg', width: 4000, height: 3000, bytes: 1, contentType: 'image/jpeg' };
+
+  it('is zero when nothing of the plan is missing, and counts only the missing variants', () => {
+    const all = new Set(config.WIDTHS.concat(4000).flatMap((w) => config.FORMATS.map((f) => variantName(id, w, f))));
+    expect(estimateUpdateCpuSeconds(photo, all, id, config)).to.equal(0);
+    const without2048 = new Set([...all].filter((n) => !n.includes('/2048w.')));
+    const some = estimateUpdateCpuSeconds(photo, without2048, id, config);
+    const everything = estimateUpdateCpuSeconds(photo, new Set(), id, config);
+    expect(some).to.be.greaterThan(0);
+    expect(everything).to.be.greaterThan(some);
+  });
+
+  it('prices CPU-seconds at the vCPU rate plus the memory held', () => {
+    expect(costOf(1000)).to.be.closeTo(1000 * 0.000024 + 500 * 2 * 0.0000025, 1e-12);
+  });
+});
