@@ -6,15 +6,20 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { runCleanup } from '../shared/cleanup.js';
 import type { PipelineDeps } from '../shared/deps.js';
+import { newTrace, parseTraceparent, runWithTrace } from '../shared/trace.js';
 
 /** Creates the `cleanup` CloudEvent handler. */
 export function createCleanupHandler(getDeps: () => PipelineDeps): (event: CloudEvent<unknown>) => Promise<void> {
   return async (event) => {
     const deps = getDeps();
-    try {
-      await runCleanup(deps);
-    } catch (error) {
-      deps.log.error('cleanup pass failed; the next tick retries', { event: 'cleanup.error', eventId: event.id, error });
-    }
+    // The pass has its own trace; each re-dispatch continues its upload's (shared/cleanup.ts).
+    const trace = parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace();
+    await runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, trace, async () => {
+      try {
+        await runCleanup(deps);
+      } catch (error) {
+        deps.log.error('cleanup pass failed; the next tick retries', { event: 'cleanup.error', eventId: event.id, error });
+      }
+    });
   };
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { PipelineDeps } from '../shared/deps.js';
 import { classifyError } from '../shared/errors.js';
 import { ingestObject } from '../shared/ingest-object.js';
+import { newTrace, parseTraceparent, runWithTrace } from '../shared/trace.js';
 
 /** The part of the Cloud Storage object resource that ingest needs, validated on receipt. */
 const FinalizedObject = z.object({
@@ -15,32 +16,39 @@ const FinalizedObject = z.object({
   generation: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]),
   size: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).optional(),
   contentType: z.string().optional(),
+  timeCreated: z.iso.datetime({ offset: true }).optional(),
 });
 
 /** Creates the `ingest` CloudEvent handler. */
 export function createIngestHandler(getDeps: () => PipelineDeps): (event: CloudEvent<unknown>) => Promise<void> {
   return async (event) => {
     const deps = getDeps();
-    const log = deps.log.child({ eventId: event.id, subject: event.subject });
-    if (event.type !== 'google.cloud.storage.object.v1.finalized') {
-      log.warn('unexpected event type ignored', { event: 'ingest.ignore', type: event.type });
-      return;
-    }
-    const data = FinalizedObject.safeParse(event.data);
-    if (!data.success) {
-      log.error('malformed storage event dropped', { event: 'ingest.invalid', issue: data.error.issues[0]?.message });
-      return;
-    }
-    try {
-      const outcome = await ingestObject(deps, data.data);
-      if (outcome.outcome === 'ignored') log.debug('object ignored', { event: 'ingest.ignore', reason: outcome.reason, object: data.data.name });
-    } catch (error) {
-      if (classifyError(error) === 'permanent') {
-        log.error('ingest failed permanently', { event: 'ingest.error', object: data.data.name, error });
-        return;
-      }
-      log.warn('ingest failed transiently; will be retried', { event: 'ingest.retry', object: data.data.name, error });
-      throw error;
-    }
+    // Eventarc's `traceparent` extension when present; otherwise this upload's trace starts here.
+    const trace = parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace();
+    return runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, trace, () => ingest(deps, event));
   };
+}
+
+async function ingest(deps: PipelineDeps, event: CloudEvent<unknown>): Promise<void> {
+  const log = deps.log.child({ eventId: event.id, subject: event.subject });
+  if (event.type !== 'google.cloud.storage.object.v1.finalized') {
+    log.warn('unexpected event type ignored', { event: 'ingest.ignore', type: event.type });
+    return;
+  }
+  const data = FinalizedObject.safeParse(event.data);
+  if (!data.success) {
+    log.error('malformed storage event dropped', { event: 'ingest.invalid', issue: data.error.issues[0]?.message });
+    return;
+  }
+  try {
+    const outcome = await ingestObject(deps, data.data);
+    if (outcome.outcome === 'ignored') log.debug('object ignored', { event: 'ingest.ignore', reason: outcome.reason, object: data.data.name });
+  } catch (error) {
+    if (classifyError(error) === 'permanent') {
+      log.error('ingest failed permanently', { event: 'ingest.error', object: data.data.name, error });
+      return;
+    }
+    log.warn('ingest failed transiently; will be retried', { event: 'ingest.retry', object: data.data.name, error });
+    throw error;
+  }
 }

@@ -8,6 +8,7 @@ import type { PipelineDeps } from '../shared/deps.js';
 import { classifyError, PipelineError } from '../shared/errors.js';
 import { parseJob } from '../shared/messages.js';
 import { runJob } from '../shared/run-job.js';
+import { newTrace, parseTraceparent, runWithTrace, TRACE_ATTRIBUTE } from '../shared/trace.js';
 
 /** The Pub/Sub part of a messagePublished CloudEvent. */
 interface MessagePublishedData {
@@ -19,26 +20,33 @@ interface MessagePublishedData {
 export function createResizeHandler(getDeps: () => PipelineDeps): (event: CloudEvent<MessagePublishedData>) => Promise<void> {
   return async (event) => {
     const deps = getDeps();
-    const messageId = event.data?.message?.messageId ?? event.id;
-    const log = deps.log.child({ messageId });
-    let job;
-    try {
-      job = parseJob(Buffer.from(event.data?.message?.data ?? '', 'base64'));
-    } catch (error) {
-      // A message that cannot be a job never will be: acknowledge it so it does not loop.
-      log.error('malformed job acknowledged and dropped', { event: 'job.invalid', reason: (error as Error).message });
+    // The upload's trace travels in the job's attributes; Eventarc may add its own extension.
+    const trace =
+      parseTraceparent(event.data?.message?.attributes?.[TRACE_ATTRIBUTE]) ?? parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace();
+    return runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, trace, () => resize(deps, event));
+  };
+}
+
+async function resize(deps: PipelineDeps, event: CloudEvent<MessagePublishedData>): Promise<void> {
+  const messageId = event.data?.message?.messageId ?? event.id;
+  const log = deps.log.child({ messageId });
+  let job;
+  try {
+    job = parseJob(Buffer.from(event.data?.message?.data ?? '', 'base64'));
+  } catch (error) {
+    // A message that cannot be a job never will be: acknowledge it so it does not loop.
+    log.error('malformed job acknowledged and dropped', { event: 'job.invalid', reason: (error as Error).message });
+    return;
+  }
+  try {
+    await runJob(deps, job);
+  } catch (error) {
+    const fields = { event: 'job.error', imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}`, error };
+    if (classifyError(error) === 'permanent' && error instanceof PipelineError) {
+      log.error('job failed permanently', fields);
       return;
     }
-    try {
-      await runJob(deps, job);
-    } catch (error) {
-      const fields = { event: 'job.error', imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}`, error };
-      if (classifyError(error) === 'permanent' && error instanceof PipelineError) {
-        log.error('job failed permanently', fields);
-        return;
-      }
-      log.warn('job failed transiently; Pub/Sub will redeliver', fields);
-      throw error;
-    }
-  };
+    log.warn('job failed transiently; Pub/Sub will redeliver', fields);
+    throw error;
+  }
 }

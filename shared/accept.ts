@@ -12,6 +12,7 @@ import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js'
 import { planVariants } from './plan.js';
 import { probeImage, probeLimitsFromConfig } from './probe.js';
 import { clearRetryableFailure, readOutcome, type StoredOutcome } from './records.js';
+import { currentTrace, formatTraceparent } from './trace.js';
 
 /** What happened to an accepted image. */
 export type AcceptOutcome =
@@ -28,6 +29,8 @@ export interface AcceptInput {
   readonly source: string;
   /** Copy this object server-side instead of uploading the bytes again (ingest). */
   readonly copyFrom?: { readonly file: File; readonly generation: string };
+  /** When the image reached us (ISO time; ingest: the incoming object's creation); default now. */
+  readonly acceptedAt?: string;
 }
 
 function asAcceptOutcome(id: string, stored: StoredOutcome): AcceptOutcome {
@@ -42,7 +45,8 @@ export async function terminalState(deps: PipelineDeps, id: string): Promise<Acc
   return stored && asAcceptOutcome(id, stored);
 }
 
-async function storeOriginal(file: File, input: AcceptInput, id: string, info: OriginalInfo): Promise<string | undefined> {
+async function storeOriginal(file: File, input: AcceptInput, id: string, info: OriginalInfo, acceptedAt: string): Promise<string | undefined> {
+  const trace = currentTrace();
   const metadata: Record<string, string> = {
     [ORIGINAL_METADATA.imageId]: id,
     [ORIGINAL_METADATA.format]: info.format,
@@ -51,6 +55,8 @@ async function storeOriginal(file: File, input: AcceptInput, id: string, info: O
     [ORIGINAL_METADATA.bytes]: String(info.bytes),
     [ORIGINAL_METADATA.source]: input.source,
     ...(input.filename ? { [ORIGINAL_METADATA.filename]: input.filename } : {}),
+    [ORIGINAL_METADATA.acceptedAt]: acceptedAt,
+    ...(trace ? { [ORIGINAL_METADATA.traceparent]: formatTraceparent(trace) } : {}),
   };
   if (!input.copyFrom) {
     const result = await createIfAbsent(file, input.bytes, { contentType: info.contentType, metadata });
@@ -80,6 +86,7 @@ async function storeOriginal(file: File, input: AcceptInput, id: string, info: O
  * latter case the original may be stored, and a retry or cleanup finishes the dispatch.
  */
 export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promise<AcceptOutcome> {
+  const acceptedAt = input.acceptedAt ?? deps.now().toISOString();
   const probe = await probeImage(input.bytes, probeLimitsFromConfig(deps.config, input.copyFrom ? 'ingest' : 'upload'));
   const id = imageIdOf(input.bytes);
   const log = deps.log.child({ imageId: id });
@@ -126,7 +133,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     contentType: probe.contentType,
     ...(input.filename ? { filename: input.filename } : {}),
   };
-  let generation = await storeOriginal(file, input, id, info);
+  let generation = await storeOriginal(file, input, id, info, acceptedAt);
   let dispatch = retry ?? 0;
   if (generation === undefined) {
     // Stored before: dispatch again only if that earlier dispatch never completed (a failed
@@ -141,6 +148,6 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     generation = String(existing.generation);
   }
   log.info('original stored', { event: 'accept', source: input.source, format: info.format, width: info.width, height: info.height, bytes: info.bytes });
-  const jobs = await dispatchOriginal(deps, file, generation, id, info, dispatch);
+  const jobs = await dispatchOriginal(deps, file, generation, id, info, dispatch, acceptedAt);
   return { state: 'processing', id, variants: jobs[0]!.plan, dispatched: true };
 }

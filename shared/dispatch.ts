@@ -24,6 +24,10 @@ export const ORIGINAL_METADATA = {
   dispatchedAt: 'dispatchedAt',
   /** How many times cleanup re-dispatched the image. */
   redispatches: 'redispatches',
+  /** W3C traceparent of the upload, so cleanup's re-dispatch continues its trace. */
+  traceparent: 'traceparent',
+  /** When the image was accepted (ISO time), for upload→ready after a re-dispatch. */
+  acceptedAt: 'acceptedAt',
 } as const;
 
 /** The jobs for one image: plan its variants, then split them by the fan-out strategy. */
@@ -34,6 +38,7 @@ export function buildJobs(
   info: OriginalInfo,
   dispatch: number,
   now: Date,
+  acceptedAt?: string,
 ): JobMessage[] {
   const { variants: plan, omitted } = planImage(info, config);
   const groups = splitIntoJobs(plan, info, config.FANOUT_STRATEGY);
@@ -49,6 +54,7 @@ export function buildJobs(
     ...(omitted.length > 0 ? { omitted } : {}),
     dispatch,
     createdAt: now.toISOString(),
+    ...(acceptedAt ? { acceptedAt } : {}),
   }));
 }
 
@@ -82,9 +88,10 @@ export async function dispatchOriginal(
   imageId: string,
   info: OriginalInfo,
   dispatch: number,
+  acceptedAt?: string,
 ): Promise<JobMessage[]> {
   const original: OriginalRef = { bucket: file.bucket.name, name: file.name, generation };
-  const jobs = buildJobs(deps.config, imageId, original, info, dispatch, deps.now());
+  const jobs = buildJobs(deps.config, imageId, original, info, dispatch, deps.now(), acceptedAt);
   await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, jobs);
   await guardStorage(`stamp ${file.name}`, () =>
     file.setMetadata({

@@ -74,6 +74,8 @@ export const JobMessageV1 = z.object({
   /** How many times cleanup has re-dispatched this image (0 for the first dispatch). */
   dispatch: z.number().int().nonnegative().default(0),
   createdAt: z.iso.datetime(),
+  /** When the image was accepted (upload or ingest), for upload→ready; absent in older jobs. */
+  acceptedAt: z.iso.datetime().optional(),
 });
 /** A resize job, version 1. */
 export type JobMessage = z.infer<typeof JobMessageV1>;
@@ -102,6 +104,11 @@ export const ManifestV1 = z.object({
   /** Configured pairs left out for the format's limits; absent when none were (and in older manifests). */
   omitted: z.array(OmittedVariant).optional(),
   createdAt: z.iso.datetime(),
+  /**
+   * What making the image cost, as the fan-in saw it (docs/observability.md): upload→ready
+   * milliseconds (absent for jobs without `acceptedAt`) and the jobs' CPU-seconds. Absent in older manifests.
+   */
+  processing: z.object({ uploadToReadyMs: z.number().nonnegative().optional(), cpuSeconds: z.number().nonnegative() }).optional(),
 });
 /** `{id}/manifest.json`. */
 export type Manifest = z.infer<typeof ManifestV1>;

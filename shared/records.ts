@@ -158,7 +158,9 @@ async function announce(deps: PipelineDeps, holding: Holding, marker: OutcomeMar
     // Somebody moved the marker on after our publish: theirs is the announcement now.
     if (!isPreconditionFailed(error)) throw error;
   }
-  deps.log.info(`${event.type} published${how}`, { event: event.type, imageId: event.imageId, writer: holding.writer });
+  // image.ready carries what the image cost (upload→ready, CPU-seconds), for the log-based metrics.
+  const cost = marker.outcome === 'ready' ? marker.manifest.processing : undefined;
+  deps.log.info(`${event.type} published${how}`, { event: event.type, imageId: event.imageId, writer: holding.writer, ...cost });
 }
 
 /**
