@@ -23,6 +23,7 @@ import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from
 import { FailureRecordV1, ManifestV1, OutcomeMarkerV1, type EventMessage, type FailureRecord, type Manifest, type OutcomeMarker } from './messages.js';
 import { errorRecordName, isUnsettledOutcome, manifestName, OUTCOME_MARKER, outcomeMarkerName, RECORD_CACHE_CONTROL } from './naming.js';
 import { createIfAbsent, deleteIfPresent, guardStorage, metadataOrUndefined, readJsonObject, STORAGE_CALL_DEADLINE_MS, withDeadline } from './objects.js';
+import { METRIC_LINES } from './observability.js';
 import { publishEvent, PUBLISH_WORST_MS } from './publish.js';
 
 const KEYS = OUTCOME_MARKER.keys;
@@ -273,13 +274,13 @@ export async function recordFailure(
   const finished = (await legacyRecord(deps, id, 'manifest')) !== undefined;
   const outcome = finished ? 'exists' : await claimOutcome(deps, { v: 1, outcome: 'failed', record }, writer);
   deps.log.warn('image failed', {
-    event: 'image.failed',
+    event: METRIC_LINES.imageFailed.event,
     imageId: id,
-    code: error.code,
+    [METRIC_LINES.imageFailed.code]: error.code,
     reason: error.message,
     retryable: record.retryable,
     writer,
-    recorded: outcome === 'created',
+    [METRIC_LINES.imageFailed.recorded]: outcome === 'created',
   });
   return outcome;
 }

@@ -12,6 +12,7 @@ import { buildManifest, missingVariants, type VariantObject } from './manifest.j
 import type { JobMessage } from './messages.js';
 import { VARIANT_CACHE_CONTROL, variantName } from './naming.js';
 import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
+import { METRIC_LINES } from './observability.js';
 import { recordFailure, settleOwnOutcome, writeManifest } from './records.js';
 import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
 
@@ -30,6 +31,8 @@ export function stageFields(timings: readonly StageTiming[]): Record<string, num
   }
   return stages;
 }
+
+const DONE = METRIC_LINES.jobDone;
 
 function cpuMsSince(start: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(start);
@@ -82,9 +85,9 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const cpuStart = process.cpuUsage();
   const timings: StageTiming[] = [];
   const doneFields = () => ({
-    durationMs: Math.round(performance.now() - started),
-    cpuMs: cpuMsSince(cpuStart),
-    stages: stageFields(timings),
+    [DONE.durationMs]: Math.round(performance.now() - started),
+    [DONE.cpuMs]: cpuMsSince(cpuStart),
+    [DONE.stages]: stageFields(timings),
   });
 
   if (await settleOwnOutcome(deps, job.imageId, writer)) {
@@ -150,7 +153,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const files = await listObjects(images, prefix);
   const names = new Set(files.map((file) => file.name));
   if (missingVariants(job.imageId, job.plan, names).length > 0) {
-    log.info('job done; other jobs still running', { event: 'job.done', written, skipped, ...doneFields() });
+    log.info('job done; other jobs still running', { event: DONE.event, written, skipped, ...doneFields() });
     return { outcome: 'partial', written, skipped, manifestWritten: false };
   }
   const now = deps.now();
@@ -167,7 +170,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const manifest = { ...built, processing: { ...(uploadToReadyMs !== undefined ? { uploadToReadyMs } : {}), cpuSeconds: cpuSecondsOf(files) } };
   const outcome = await writeManifest(deps, manifest, writer);
   log.info(outcome === 'created' ? 'image ready' : 'job done; manifest already written', {
-    event: 'job.done',
+    event: DONE.event,
     written,
     skipped,
     manifest: outcome,

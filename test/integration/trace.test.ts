@@ -14,6 +14,7 @@ import { createDeps, type PipelineDeps } from '../../shared/deps.js';
 import { ORIGINAL_METADATA } from '../../shared/dispatch.js';
 import type { JobMessage } from '../../shared/messages.js';
 import { imageIdOf, originalName } from '../../shared/naming.js';
+import { METRIC_LINES } from '../../shared/observability.js';
 import { TRACE_ATTRIBUTE, TRACE_LOG_FIELDS } from '../../shared/trace.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullJobs, pullMessages, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
@@ -21,6 +22,8 @@ import { pullJobs, pullMessages, pushBody, startTestPipeline, TEST_PROJECT, type
 type Line = Record<string, unknown>;
 const TRACE = TRACE_LOG_FIELDS.trace;
 const MIN = 60_000;
+const DONE = METRIC_LINES.jobDone;
+const READY = METRIC_LINES.imageReady;
 
 function traceIdOf(traceparent: string | undefined): string | undefined {
   return traceparent?.split('-')[1];
@@ -72,22 +75,22 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
     expectAllInTrace(lines, traceId, 'resize');
 
     // One job.done per job, its stages covering what the job made and fitting inside its duration.
-    const done = lines.filter((line) => line.event === 'job.done');
+    const done = lines.filter((line) => line.event === DONE.event);
     expect(done).to.have.length(jobs.length);
     for (const [index, line] of done.entries()) {
       const job = jobs.find(({ job: j }) => `${j.job.index + 1}/${j.job.count}` === line.job)!.job as JobMessage;
-      const stages = line.stages as Record<string, number>;
+      const stages = line[DONE.stages] as Record<string, number>;
       const expected = ['decode'];
       for (const { width, format } of job.variants) expected.push(`encode ${format} ${width}`, `write ${format} ${width}`);
       expect(stages, `job ${index}`).to.include.keys(expected);
       const sum = Object.values(stages).reduce((a, b) => a + b, 0);
       expect(Object.values(stages).every((ms) => ms >= 0)).to.equal(true);
-      expect(sum, 'stages sum within the job duration').to.be.at.most((line.durationMs as number) + 1);
+      expect(sum, 'stages sum within the job duration').to.be.at.most((line[DONE.durationMs] as number) + 1);
       expect(sum, 'stages are most of a job that rendered').to.be.greaterThan(0);
-      expect(line.cpuMs as number).to.be.greaterThan(0);
+      expect(line[DONE.cpuMs] as number).to.be.greaterThan(0);
     }
 
-    const ready = lines.filter((line) => line.event === 'image.ready');
+    const ready = lines.filter((line) => line.event === READY.event);
     expect(ready).to.have.length(1);
     const events = await pullMessages(pipeline.events);
     expect(events.length).to.be.greaterThan(0);
@@ -111,8 +114,8 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
 
     const ready = await resizeAll(await pullJobs(pipeline.jobs), traceId);
     expect(ready.imageId).to.equal(response.body.id);
-    expect(ready.uploadToReadyMs as number).to.be.a('number').and.at.least(0);
-    expect(ready.cpuSeconds as number).to.be.greaterThan(0);
+    expect(ready[READY.uploadToReadyMs] as number).to.be.a('number').and.at.least(0);
+    expect(ready[READY.cpuSeconds] as number).to.be.greaterThan(0);
     expect(ready['logging.googleapis.com/trace_sampled']).to.equal(true);
   });
 
@@ -159,7 +162,7 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
       expect(lines.some((line) => line.event === 'ingest.accept' && line.imageId === imageIdOf(image))).to.equal(true);
       const ready = await resizeAll(await pullJobs(pipeline.jobs), ingestTrace);
       // Upload time is the incoming object's creation.
-      expect(ready.uploadToReadyMs as number).to.be.at.least(Date.now() - new Date(metadata.timeCreated!).getTime() - 60_000);
+      expect(ready[READY.uploadToReadyMs] as number).to.be.at.least(Date.now() - new Date(metadata.timeCreated!).getTime() - 60_000);
     });
   }
 
@@ -194,6 +197,6 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
     const jobs = await pullJobs(pipeline.jobs); // resize runs on the same later clock
     expect(jobs.every(({ job }) => job.imageId === response.body.id && job.dispatch === 1)).to.equal(true);
     const ready = await resizeAll(jobs, traceId);
-    expect(ready.uploadToReadyMs as number, 'counted from the upload, not the re-dispatch').to.be.at.least(31 * MIN);
+    expect(ready[READY.uploadToReadyMs] as number, 'counted from the upload, not the re-dispatch').to.be.at.least(31 * MIN);
   });
 });
