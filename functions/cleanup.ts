@@ -10,16 +10,16 @@ import { newTrace, parseTraceparent, runWithTrace } from '../shared/trace.js';
 
 /** Creates the `cleanup` CloudEvent handler. */
 export function createCleanupHandler(getDeps: () => PipelineDeps): (event: CloudEvent<unknown>) => Promise<void> {
-  return async (event) => {
+  // The pass has its own trace; each re-dispatch continues its upload's (shared/cleanup.ts).
+  const traced = (event: CloudEvent<unknown>) =>
+    runWithTrace(getDeps().config.GOOGLE_CLOUD_PROJECT, parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(), () => handler(event));
+  const handler = async (event: CloudEvent<unknown>): Promise<void> => {
     const deps = getDeps();
-    // The pass has its own trace; each re-dispatch continues its upload's (shared/cleanup.ts).
-    const trace = parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace();
-    await runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, trace, async () => {
-      try {
-        await runCleanup(deps);
-      } catch (error) {
-        deps.log.error('cleanup pass failed; the next tick retries', { event: 'cleanup.error', eventId: event.id, error });
-      }
-    });
+    try {
+      await runCleanup(deps);
+    } catch (error) {
+      deps.log.error('cleanup pass failed; the next tick retries', { event: 'cleanup.error', eventId: event.id, error });
+    }
   };
+  return traced;
 }

@@ -21,34 +21,32 @@ const FinalizedObject = z.object({
 
 /** Creates the `ingest` CloudEvent handler. */
 export function createIngestHandler(getDeps: () => PipelineDeps): (event: CloudEvent<unknown>) => Promise<void> {
-  return async (event) => {
+  // Eventarc's `traceparent` extension when present; otherwise this upload's trace starts here.
+  const traced = (event: CloudEvent<unknown>) =>
+    runWithTrace(getDeps().config.GOOGLE_CLOUD_PROJECT, parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(), () => handler(event));
+  const handler = async (event: CloudEvent<unknown>): Promise<void> => {
     const deps = getDeps();
-    // Eventarc's `traceparent` extension when present; otherwise this upload's trace starts here.
-    const trace = parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace();
-    return runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, trace, () => ingest(deps, event));
-  };
-}
-
-async function ingest(deps: PipelineDeps, event: CloudEvent<unknown>): Promise<void> {
-  const log = deps.log.child({ eventId: event.id, subject: event.subject });
-  if (event.type !== 'google.cloud.storage.object.v1.finalized') {
-    log.warn('unexpected event type ignored', { event: 'ingest.ignore', type: event.type });
-    return;
-  }
-  const data = FinalizedObject.safeParse(event.data);
-  if (!data.success) {
-    log.error('malformed storage event dropped', { event: 'ingest.invalid', issue: data.error.issues[0]?.message });
-    return;
-  }
-  try {
-    const outcome = await ingestObject(deps, data.data);
-    if (outcome.outcome === 'ignored') log.debug('object ignored', { event: 'ingest.ignore', reason: outcome.reason, object: data.data.name });
-  } catch (error) {
-    if (classifyError(error) === 'permanent') {
-      log.error('ingest failed permanently', { event: 'ingest.error', object: data.data.name, error });
+    const log = deps.log.child({ eventId: event.id, subject: event.subject });
+    if (event.type !== 'google.cloud.storage.object.v1.finalized') {
+      log.warn('unexpected event type ignored', { event: 'ingest.ignore', type: event.type });
       return;
     }
-    log.warn('ingest failed transiently; will be retried', { event: 'ingest.retry', object: data.data.name, error });
-    throw error;
-  }
+    const data = FinalizedObject.safeParse(event.data);
+    if (!data.success) {
+      log.error('malformed storage event dropped', { event: 'ingest.invalid', issue: data.error.issues[0]?.message });
+      return;
+    }
+    try {
+      const outcome = await ingestObject(deps, data.data);
+      if (outcome.outcome === 'ignored') log.debug('object ignored', { event: 'ingest.ignore', reason: outcome.reason, object: data.data.name });
+    } catch (error) {
+      if (classifyError(error) === 'permanent') {
+        log.error('ingest failed permanently', { event: 'ingest.error', object: data.data.name, error });
+        return;
+      }
+      log.warn('ingest failed transiently; will be retried', { event: 'ingest.retry', object: data.data.name, error });
+      throw error;
+    }
+  };
+  return traced;
 }

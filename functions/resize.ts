@@ -18,35 +18,36 @@ interface MessagePublishedData {
 
 /** Creates the `resize` CloudEvent handler. */
 export function createResizeHandler(getDeps: () => PipelineDeps): (event: CloudEvent<MessagePublishedData>) => Promise<void> {
-  return async (event) => {
+  // The upload's trace travels in the job's attributes; else Eventarc's extension; else a new one.
+  const traced = (event: CloudEvent<MessagePublishedData>) =>
+    runWithTrace(
+      getDeps().config.GOOGLE_CLOUD_PROJECT,
+      parseTraceparent(event.data?.message?.attributes?.[TRACE_ATTRIBUTE]) ?? parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(),
+      () => handler(event),
+    );
+  const handler = async (event: CloudEvent<MessagePublishedData>): Promise<void> => {
     const deps = getDeps();
-    // The upload's trace travels in the job's attributes; Eventarc may add its own extension.
-    const trace =
-      parseTraceparent(event.data?.message?.attributes?.[TRACE_ATTRIBUTE]) ?? parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace();
-    return runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, trace, () => resize(deps, event));
-  };
-}
-
-async function resize(deps: PipelineDeps, event: CloudEvent<MessagePublishedData>): Promise<void> {
-  const messageId = event.data?.message?.messageId ?? event.id;
-  const log = deps.log.child({ messageId });
-  let job;
-  try {
-    job = parseJob(Buffer.from(event.data?.message?.data ?? '', 'base64'));
-  } catch (error) {
-    // A message that cannot be a job never will be: acknowledge it so it does not loop.
-    log.error('malformed job acknowledged and dropped', { event: 'job.invalid', reason: (error as Error).message });
-    return;
-  }
-  try {
-    await runJob(deps, job);
-  } catch (error) {
-    const fields = { event: 'job.error', imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}`, error };
-    if (classifyError(error) === 'permanent' && error instanceof PipelineError) {
-      log.error('job failed permanently', fields);
+    const messageId = event.data?.message?.messageId ?? event.id;
+    const log = deps.log.child({ messageId });
+    let job;
+    try {
+      job = parseJob(Buffer.from(event.data?.message?.data ?? '', 'base64'));
+    } catch (error) {
+      // A message that cannot be a job never will be: acknowledge it so it does not loop.
+      log.error('malformed job acknowledged and dropped', { event: 'job.invalid', reason: (error as Error).message });
       return;
     }
-    log.warn('job failed transiently; Pub/Sub will redeliver', fields);
-    throw error;
-  }
+    try {
+      await runJob(deps, job);
+    } catch (error) {
+      const fields = { event: 'job.error', imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}`, error };
+      if (classifyError(error) === 'permanent' && error instanceof PipelineError) {
+        log.error('job failed permanently', fields);
+        return;
+      }
+      log.warn('job failed transiently; Pub/Sub will redeliver', fields);
+      throw error;
+    }
+  };
+  return traced;
 }

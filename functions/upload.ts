@@ -115,53 +115,53 @@ async function handleSignedUrl(deps: PipelineDeps, req: Request, res: Response, 
 
 /** Creates the `upload` HTTP handler over the instance's collaborators. */
 export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
-  return async (req, res) => {
+  // Every line of the request's work, and the jobs it publishes, carry its trace (docs/observability.md).
+  const traced: Handler = (req, res) =>
+    runWithTrace(getDeps().config.GOOGLE_CLOUD_PROJECT, traceFromHeaders((name) => req.get(name)), () => handler(req, res));
+  const handler: Handler = async (req, res) => {
     const deps = getDeps();
-    await runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, traceFromHeaders((name) => req.get(name)), () => handle(deps, req, res));
+    try {
+      res.set('Cache-Control', 'no-store');
+      res.set('X-Content-Type-Options', 'nosniff');
+      const cors = corsFor(req.get('origin'), deps.config.CORS_ORIGINS);
+      if (!cors.allowed) throw permanent('forbidden_origin', 'This origin may not call the upload API.');
+      res.set(cors.headers);
+
+      const path = req.path.replace(/\/+$/, '') || '/';
+      if (req.method === 'OPTIONS') {
+        res.set('Allow', ALLOWED_METHODS).status(204).end();
+        return;
+      }
+      if (path === '/healthz') {
+        if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
+        res.status(200).json({ status: 'ok' });
+        return;
+      }
+      if (!isAuthorized(req.get('authorization'), deps.config.UPLOAD_TOKEN)) {
+        throw permanent('unauthorized', 'A valid bearer token is required.');
+      }
+      if (path === '/uploads' || path === '/') {
+        if (req.method !== 'POST') throw methodNotAllowed(res, 'POST');
+        await handleUpload(deps, req, res);
+        return;
+      }
+      const signed = /^\/uploads\/signed-url(?:\/([^/]+))?$/.exec(path);
+      if (signed) {
+        await handleSignedUrl(deps, req, res, signed[1]);
+        return;
+      }
+      const match = /^\/uploads\/([^/]+)$/.exec(path);
+      if (match) {
+        if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
+        await handleStatus(deps, req, res, match[1]!);
+        return;
+      }
+      throw permanent('not_found', 'No such endpoint. Use POST /uploads or GET /uploads/{id}.');
+    } catch (error) {
+      sendError(res, error, deps, req);
+    }
   };
-}
-
-async function handle(deps: PipelineDeps, req: Request, res: Response): Promise<void> {
-  try {
-    res.set('Cache-Control', 'no-store');
-    res.set('X-Content-Type-Options', 'nosniff');
-    const cors = corsFor(req.get('origin'), deps.config.CORS_ORIGINS);
-    if (!cors.allowed) throw permanent('forbidden_origin', 'This origin may not call the upload API.');
-    res.set(cors.headers);
-
-    const path = req.path.replace(/\/+$/, '') || '/';
-    if (req.method === 'OPTIONS') {
-      res.set('Allow', ALLOWED_METHODS).status(204).end();
-      return;
-    }
-    if (path === '/healthz') {
-      if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
-      res.status(200).json({ status: 'ok' });
-      return;
-    }
-    if (!isAuthorized(req.get('authorization'), deps.config.UPLOAD_TOKEN)) {
-      throw permanent('unauthorized', 'A valid bearer token is required.');
-    }
-    if (path === '/uploads' || path === '/') {
-      if (req.method !== 'POST') throw methodNotAllowed(res, 'POST');
-      await handleUpload(deps, req, res);
-      return;
-    }
-    const signed = /^\/uploads\/signed-url(?:\/([^/]+))?$/.exec(path);
-    if (signed) {
-      await handleSignedUrl(deps, req, res, signed[1]);
-      return;
-    }
-    const match = /^\/uploads\/([^/]+)$/.exec(path);
-    if (match) {
-      if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
-      await handleStatus(deps, req, res, match[1]!);
-      return;
-    }
-    throw permanent('not_found', 'No such endpoint. Use POST /uploads or GET /uploads/{id}.');
-  } catch (error) {
-    sendError(res, error, deps, req);
-  }
+  return traced;
 }
 
 function methodNotAllowed(res: Response, allow: string): PipelineError {
