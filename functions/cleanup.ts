@@ -6,10 +6,14 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { runCleanup } from '../shared/cleanup.js';
 import type { PipelineDeps } from '../shared/deps.js';
+import { newTrace, parseTraceparent, runWithTrace } from '../shared/trace.js';
 
 /** Creates the `cleanup` CloudEvent handler. */
 export function createCleanupHandler(getDeps: () => PipelineDeps): (event: CloudEvent<unknown>) => Promise<void> {
-  return async (event) => {
+  // The pass has its own trace; each re-dispatch continues its upload's (shared/cleanup.ts).
+  const traced = (event: CloudEvent<unknown>) =>
+    runWithTrace(getDeps().config.GOOGLE_CLOUD_PROJECT, parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(), () => handler(event));
+  const handler = async (event: CloudEvent<unknown>): Promise<void> => {
     const deps = getDeps();
     try {
       await runCleanup(deps);
@@ -17,4 +21,5 @@ export function createCleanupHandler(getDeps: () => PipelineDeps): (event: Cloud
       deps.log.error('cleanup pass failed; the next tick retries', { event: 'cleanup.error', eventId: event.id, error });
     }
   };
+  return traced;
 }

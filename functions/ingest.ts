@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { PipelineDeps } from '../shared/deps.js';
 import { classifyError } from '../shared/errors.js';
 import { ingestObject } from '../shared/ingest-object.js';
+import { newTrace, parseTraceparent, runWithTrace } from '../shared/trace.js';
 
 /** The part of the Cloud Storage object resource that ingest needs, validated on receipt. */
 const FinalizedObject = z.object({
@@ -15,11 +16,15 @@ const FinalizedObject = z.object({
   generation: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]),
   size: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).optional(),
   contentType: z.string().optional(),
+  timeCreated: z.iso.datetime({ offset: true }).optional(),
 });
 
 /** Creates the `ingest` CloudEvent handler. */
 export function createIngestHandler(getDeps: () => PipelineDeps): (event: CloudEvent<unknown>) => Promise<void> {
-  return async (event) => {
+  // Eventarc's `traceparent` extension when present; otherwise this upload's trace starts here.
+  const traced = (event: CloudEvent<unknown>) =>
+    runWithTrace(getDeps().config.GOOGLE_CLOUD_PROJECT, parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(), () => handler(event));
+  const handler = async (event: CloudEvent<unknown>): Promise<void> => {
     const deps = getDeps();
     const log = deps.log.child({ eventId: event.id, subject: event.subject });
     if (event.type !== 'google.cloud.storage.object.v1.finalized') {
@@ -43,4 +48,5 @@ export function createIngestHandler(getDeps: () => PipelineDeps): (event: CloudE
       throw error;
     }
   };
+  return traced;
 }

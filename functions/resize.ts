@@ -8,6 +8,7 @@ import type { PipelineDeps } from '../shared/deps.js';
 import { classifyError, PipelineError } from '../shared/errors.js';
 import { parseJob } from '../shared/messages.js';
 import { runJob } from '../shared/run-job.js';
+import { newTrace, parseTraceparent, runWithTrace, TRACE_ATTRIBUTE } from '../shared/trace.js';
 
 /** The Pub/Sub part of a messagePublished CloudEvent. */
 interface MessagePublishedData {
@@ -17,7 +18,14 @@ interface MessagePublishedData {
 
 /** Creates the `resize` CloudEvent handler. */
 export function createResizeHandler(getDeps: () => PipelineDeps): (event: CloudEvent<MessagePublishedData>) => Promise<void> {
-  return async (event) => {
+  // The upload's trace travels in the job's attributes; else Eventarc's extension; else a new one.
+  const traced = (event: CloudEvent<MessagePublishedData>) =>
+    runWithTrace(
+      getDeps().config.GOOGLE_CLOUD_PROJECT,
+      parseTraceparent(event.data?.message?.attributes?.[TRACE_ATTRIBUTE]) ?? parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(),
+      () => handler(event),
+    );
+  const handler = async (event: CloudEvent<MessagePublishedData>): Promise<void> => {
     const deps = getDeps();
     const messageId = event.data?.message?.messageId ?? event.id;
     const log = deps.log.child({ messageId });
@@ -41,4 +49,5 @@ export function createResizeHandler(getDeps: () => PipelineDeps): (event: CloudE
       throw error;
     }
   };
+  return traced;
 }

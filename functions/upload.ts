@@ -14,6 +14,7 @@ import { extractUpload } from '../shared/request-body.js';
 import { issueSignedUpload, ticketStatus } from '../shared/signed-url.js';
 import { imageStatus } from '../shared/status.js';
 import { deleteImage } from '../shared/lifecycle.js';
+import { runWithTrace, traceFromHeaders } from '../shared/trace.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
@@ -123,7 +124,10 @@ async function handleSignedUrl(deps: PipelineDeps, req: Request, res: Response, 
 
 /** Creates the `upload` HTTP handler over the instance's collaborators. */
 export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
-  return async (req, res) => {
+  // Every line of the request's work, and the jobs it publishes, carry its trace (docs/observability.md).
+  const traced: Handler = (req, res) =>
+    runWithTrace(getDeps().config.GOOGLE_CLOUD_PROJECT, traceFromHeaders((name) => req.get(name)), () => handler(req, res));
+  const handler: Handler = async (req, res) => {
     const deps = getDeps();
     try {
       res.set('Cache-Control', 'no-store');
@@ -169,6 +173,7 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
       sendError(res, error, deps, req);
     }
   };
+  return traced;
 }
 
 function methodNotAllowed(res: Response, allow: string): PipelineError {

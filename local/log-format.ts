@@ -3,6 +3,8 @@
  * Logging parses in production) becomes `time source SEVERITY message key=value...`; text lines
  * from the storage server and the emulator get the same time and source columns.
  */
+import { METRIC_LINES } from '../shared/observability.js';
+import { TRACE_LOG_FIELDS } from '../shared/trace.js';
 import type { LogSource } from './stack.js';
 
 /** How `npm start` prints logs: `pretty` (default) or `json` (the raw lines, with the source added). */
@@ -23,6 +25,23 @@ const RESET = '\x1b[0m';
 function value(v: unknown): string {
   if (typeof v === 'string') return /[\s="]/.test(v) || v === '' ? JSON.stringify(v) : v;
   return JSON.stringify(v);
+}
+
+/** `job.done`'s stage timings as `decode 41ms, encode avif 640 212ms, ...`. */
+function stages(v: Record<string, unknown>): string {
+  return JSON.stringify(Object.entries(v).map(([stage, ms]) => `${stage} ${Math.round(Number(ms))}ms`).join(', '));
+}
+
+/** The trace fields shortened to `trace=` the first 8 hex digits: enough to tell uploads apart. */
+function readableFields(entry: Record<string, unknown>): Array<[string, string]> {
+  const fields: Array<[string, string]> = [];
+  for (const [key, v] of Object.entries(entry)) {
+    if (HIDDEN_FIELDS.has(key) || v === undefined || key === TRACE_LOG_FIELDS.spanId || key === TRACE_LOG_FIELDS.sampled) continue;
+    if (key === TRACE_LOG_FIELDS.trace) fields.push(['trace', String(v).split('/').pop()!.slice(0, 8)]);
+    else if (key === METRIC_LINES.jobDone.stages && v && typeof v === 'object') fields.push([key, stages(v as Record<string, unknown>)]);
+    else fields.push([key, value(v)]);
+  }
+  return fields;
 }
 
 function clock(date: Date): string {
@@ -48,9 +67,8 @@ export function formatLogLine(line: string, source: LogSource, options: { format
   const head = `${paint(DIM, clock(time))} ${paint(DIM, source.padEnd(7))}`;
   if (!entry) return `${head} ${line.trimEnd()}`;
   const severity = String(entry.severity ?? 'INFO');
-  const fields = Object.entries(entry)
-    .filter(([key, v]) => !HIDDEN_FIELDS.has(key) && v !== undefined)
-    .map(([key, v]) => `${paint(DIM, `${key}=`)}${value(v)}`)
+  const fields = readableFields(entry)
+    .map(([key, v]) => `${paint(DIM, `${key}=`)}${v}`)
     .join(' ');
   return `${head} ${paint(COLORS[severity] ?? '', severity.padEnd(7))} ${String(entry.message ?? '')}${fields ? `  ${fields}` : ''}`;
 }

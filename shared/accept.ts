@@ -13,6 +13,7 @@ import { planVariants } from './plan.js';
 import { probeImage, probeLimitsFromConfig } from './probe.js';
 import { recipeHashOf, recipeOf } from './recipe.js';
 import { clearRetryableFailure, clearTombstone, readOutcome, type StoredOutcome } from './records.js';
+import { currentTrace, formatTraceparent } from './trace.js';
 
 /** What happened to an accepted image. */
 export type AcceptOutcome =
@@ -29,6 +30,8 @@ export interface AcceptInput {
   readonly source: string;
   /** Copy this object server-side instead of uploading the bytes again (ingest). */
   readonly copyFrom?: { readonly file: File; readonly generation: string };
+  /** When the image reached us (ISO time; ingest: the incoming object's creation); default now. */
+  readonly acceptedAt?: string;
 }
 
 function asAcceptOutcome(id: string, stored: StoredOutcome): AcceptOutcome | undefined {
@@ -45,7 +48,8 @@ export async function terminalState(deps: PipelineDeps, id: string): Promise<Acc
   return stored && asAcceptOutcome(id, stored);
 }
 
-async function storeOriginal(file: File, input: AcceptInput, id: string, info: OriginalInfo): Promise<string | undefined> {
+async function storeOriginal(file: File, input: AcceptInput, id: string, info: OriginalInfo, acceptedAt: string): Promise<string | undefined> {
+  const trace = currentTrace();
   const metadata: Record<string, string> = {
     [ORIGINAL_METADATA.imageId]: id,
     [ORIGINAL_METADATA.format]: info.format,
@@ -54,6 +58,8 @@ async function storeOriginal(file: File, input: AcceptInput, id: string, info: O
     [ORIGINAL_METADATA.bytes]: String(info.bytes),
     [ORIGINAL_METADATA.source]: input.source,
     ...(input.filename ? { [ORIGINAL_METADATA.filename]: input.filename } : {}),
+    [ORIGINAL_METADATA.acceptedAt]: acceptedAt,
+    ...(trace ? { [ORIGINAL_METADATA.traceparent]: formatTraceparent(trace) } : {}),
   };
   if (!input.copyFrom) {
     const result = await createIfAbsent(file, input.bytes, { contentType: info.contentType, metadata });
@@ -83,6 +89,7 @@ async function storeOriginal(file: File, input: AcceptInput, id: string, info: O
  * latter case the original may be stored, and a retry or cleanup finishes the dispatch.
  */
 export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promise<AcceptOutcome> {
+  const acceptedAt = input.acceptedAt ?? deps.now().toISOString();
   const probe = await probeImage(input.bytes, probeLimitsFromConfig(deps.config, input.copyFrom ? 'ingest' : 'upload'));
   const id = imageIdOf(input.bytes);
   const log = deps.log.child({ imageId: id });
@@ -137,7 +144,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     contentType: probe.contentType,
     ...(input.filename ? { filename: input.filename } : {}),
   };
-  let generation = await storeOriginal(file, input, id, info);
+  let generation = await storeOriginal(file, input, id, info, acceptedAt);
   let dispatch = retry ?? 0;
   if (replaces !== undefined) return dispatchUpdate(deps, file, generation, id, info, replaces, input.source);
   if (generation === undefined) {
@@ -153,7 +160,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     generation = String(existing.generation);
   }
   log.info('original stored', { event: 'accept', source: input.source, format: info.format, width: info.width, height: info.height, bytes: info.bytes });
-  const jobs = await dispatchOriginal(deps, file, generation, id, info, dispatch);
+  const jobs = await dispatchOriginal(deps, file, generation, id, info, dispatch, { acceptedAt });
   return { state: 'processing', id, variants: jobs[0]!.plan, dispatched: true };
 }
 
@@ -184,6 +191,6 @@ export async function dispatchUpdate(
   }
   const dispatch = (Number(custom[ORIGINAL_METADATA.redispatches] ?? 0) || 0) + 1;
   deps.log.info('image made with another recipe; updating', { event: 'accept.update', imageId: id, replaces, recipe, dispatch, source });
-  const jobs = await dispatchOriginal(deps, file, stored ?? String(metadata.generation), id, info, dispatch, replaces);
+  const jobs = await dispatchOriginal(deps, file, stored ?? String(metadata.generation), id, info, dispatch, { replaces });
   return { state: 'processing', id, variants: jobs[0]!.plan, dispatched: true };
 }

@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
 import { dispatchOriginal, ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
 import { transient } from './errors.js';
-import { parseJob } from './messages.js';
+import { parseJob, type OriginalInfo } from './messages.js';
 import {
   idFromImagesName,
   idFromOriginalName,
@@ -28,6 +28,7 @@ import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from 
 import { outcomeKind, recordFailure, settlePendingOutcome } from './records.js';
 import { runReprocess, type ReprocessSummary } from './reprocess.js';
 import { topology } from './topology.js';
+import { parseTraceparent, runWithTrace } from './trace.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -441,7 +442,7 @@ async function reviewOriginal(ctx: PassContext, file: File): Promise<ReviewResul
     summary.redispatched++;
     const info = originalInfoFromMetadata(file.metadata);
     if (!dryRun) {
-      if (info) await dispatchOriginal(deps, file, String(file.metadata.generation), id, info, decision.attempt);
+      if (info) await redispatchOriginal(deps, file, id, info, decision.attempt);
       else await recordFailure(deps, id, transient('original_missing', 'The original has no probe metadata; upload the same file again to retry.'), 'cleanup', undefined, facts.redispatches);
     }
   } else {
@@ -452,6 +453,15 @@ async function reviewOriginal(ctx: PassContext, file: File): Promise<ReviewResul
     }
   }
   return 'done';
+}
+
+/** Re-dispatches an original in its upload's trace, keeping its upload time (both stored on it). */
+async function redispatchOriginal(deps: PipelineDeps, file: File, id: string, info: OriginalInfo, attempt: number): Promise<void> {
+  const custom = file.metadata.metadata ?? {};
+  const acceptedAt = dateOf(custom[ORIGINAL_METADATA.acceptedAt] as string | undefined) ?? dateOf(file.metadata.timeCreated);
+  const dispatch = () => dispatchOriginal(deps, file, String(file.metadata.generation), id, info, attempt, { acceptedAt: acceptedAt?.toISOString() });
+  const trace = parseTraceparent(custom[ORIGINAL_METADATA.traceparent]);
+  await (trace ? runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, trace, dispatch) : dispatch());
 }
 
 async function reviewIncoming(ctx: PassContext, file: File): Promise<void> {

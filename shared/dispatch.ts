@@ -27,7 +27,19 @@ export const ORIGINAL_METADATA = {
   redispatches: 'redispatches',
   /** The recipe hash an update was last dispatched for (with `dispatchedAt`: when). */
   updateRecipe: 'updateRecipe',
+  /** W3C traceparent of the upload, so cleanup's re-dispatch continues its trace. */
+  traceparent: 'traceparent',
+  /** When the image was accepted (ISO time), for upload→ready after a re-dispatch. */
+  acceptedAt: 'acceptedAt',
 } as const;
+
+/** Optional facts a dispatch carries into its jobs. */
+export interface JobExtras {
+  /** The recipe hash an update job brings the image up from (docs/record-protocol.md, "Updates"). */
+  readonly replaces?: string | undefined;
+  /** When the image was accepted (ISO time), for upload→ready. */
+  readonly acceptedAt?: string | undefined;
+}
 
 /** The jobs for one image: plan its variants, then split them by the fan-out strategy. */
 export function buildJobs(
@@ -37,8 +49,9 @@ export function buildJobs(
   info: OriginalInfo,
   dispatch: number,
   now: Date,
-  replaces?: string,
+  extras: JobExtras = {},
 ): JobMessage[] {
+  const { replaces, acceptedAt } = extras;
   const { variants: plan, omitted } = planImage(info, config);
   const recipe = recipeOf(config);
   const groups = splitIntoJobs(plan, info, config.FANOUT_STRATEGY);
@@ -56,6 +69,7 @@ export function buildJobs(
     recipe,
     ...(replaces !== undefined ? { replaces } : {}),
     createdAt: now.toISOString(),
+    ...(acceptedAt ? { acceptedAt } : {}),
   }));
 }
 
@@ -89,10 +103,10 @@ export async function dispatchOriginal(
   imageId: string,
   info: OriginalInfo,
   dispatch: number,
-  replaces?: string,
+  extras: JobExtras = {},
 ): Promise<JobMessage[]> {
   const original: OriginalRef = { bucket: file.bucket.name, name: file.name, generation };
-  const jobs = buildJobs(deps.config, imageId, original, info, dispatch, deps.now(), replaces);
+  const jobs = buildJobs(deps.config, imageId, original, info, dispatch, deps.now(), extras);
   await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, jobs);
   await guardStorage(`stamp ${file.name}`, () =>
     file.setMetadata({

@@ -19,6 +19,8 @@ export interface StorageObjectData {
   readonly generation: string | number;
   readonly size?: string | number;
   readonly contentType?: string;
+  /** When the object was written (ISO time): the image's upload time. */
+  readonly timeCreated?: string;
 }
 
 /** What ingest did with an object. */
@@ -72,6 +74,7 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
       bytes,
       source: object.name,
       copyFrom: { file, generation },
+      ...(object.timeCreated ? { acceptedAt: new Date(object.timeCreated).toISOString() } : {}),
       ...(filename ? { filename } : {}),
     });
     await recordTicket(deps, object.name, accepted.id);

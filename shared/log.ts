@@ -1,7 +1,9 @@
 /**
  * Structured logs for Cloud Logging: one JSON object per line on stdout, with `severity` and
  * `message` (the fields Cloud Logging parses), an event name and ids. Nothing else writes logs.
+ * Inside a trace (shared/trace.ts) every line also carries Cloud Logging's trace fields.
  */
+import { traceLogFields } from './trace.js';
 
 /** Cloud Logging severities in use. */
 export type Severity = 'DEBUG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR';
@@ -38,7 +40,7 @@ function serializable(value: unknown): unknown {
  */
 export function createLogger(bound: LogFields = {}, sink: LogSink = (line) => process.stdout.write(line + '\n')): Logger {
   const write = (severity: Severity, message: string, fields: LogFields = {}): void => {
-    const entry: Record<string, unknown> = { severity, message, time: new Date().toISOString() };
+    const entry: Record<string, unknown> = { severity, message, time: new Date().toISOString(), ...traceLogFields() };
     for (const [key, value] of Object.entries({ ...bound, ...fields })) {
       if (value === undefined) continue;
       entry[key] = SECRET_KEYS.test(key) ? '[redacted]' : serializable(value);

@@ -82,6 +82,8 @@ export const JobMessageV1 = z.object({
    */
   replaces: z.string().optional(),
   createdAt: z.iso.datetime(),
+  /** When the image was accepted (upload or ingest), for upload→ready; absent in older jobs. */
+  acceptedAt: z.iso.datetime().optional(),
 });
 /** A resize job, version 1. */
 export type JobMessage = z.infer<typeof JobMessageV1>;
@@ -112,6 +114,11 @@ export const ManifestV1 = z.object({
   /** What the variants were made with, and its hash; absent in manifests from before recipes. */
   recipe: RecipeV1.optional(),
   createdAt: z.iso.datetime(),
+  /**
+   * What making the image cost, as the fan-in saw it (docs/observability.md): upload→ready
+   * milliseconds (absent for jobs without `acceptedAt`) and the jobs' CPU-seconds. Absent in older manifests.
+   */
+  processing: z.object({ uploadToReadyMs: z.number().nonnegative().optional(), cpuSeconds: z.number().nonnegative() }).optional(),
 });
 /** `{id}/manifest.json`. */
 export type Manifest = z.infer<typeof ManifestV1>;

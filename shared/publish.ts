@@ -5,6 +5,7 @@
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import { transient } from './errors.js';
 import { encodeMessage, type EventMessage, type JobMessage } from './messages.js';
+import { traceAttributes } from './trace.js';
 
 /**
  * Publishing gives up after this long so an HTTP caller gets a prompt 503 instead of waiting
@@ -57,7 +58,7 @@ export async function publishJobs(pubsub: PubSub, topicName: string, jobs: reado
       jobs.map((job) =>
         topic.publishMessage({
           data: encodeMessage(job),
-          attributes: { imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}`, v: '1' },
+          attributes: { imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}`, v: '1', ...traceAttributes() },
         }),
       ),
     );
@@ -71,7 +72,7 @@ export async function publishEvent(pubsub: PubSub, topicName: string, event: Eve
   try {
     return await topicFor(pubsub, topicName).publishMessage({
       data: encodeMessage(event),
-      attributes: { type: event.type, imageId: event.imageId, v: '1' },
+      attributes: { type: event.type, imageId: event.imageId, v: '1', ...traceAttributes() },
     });
   } catch (error) {
     throw transient('publish_failed', `Could not publish ${event.type}; retry later.`, error);

@@ -23,6 +23,7 @@ import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from
 import { FailureRecordV1, ManifestV1, OutcomeMarkerV1, type EventMessage, type FailureRecord, type Manifest, type OutcomeMarker } from './messages.js';
 import { errorRecordName, isUnsettledOutcome, isVariantName, manifestName, OUTCOME_MARKER, originalName, outcomeMarkerName, RECORD_CACHE_CONTROL } from './naming.js';
 import { createIfAbsent, deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, readJsonObject, STORAGE_CALL_DEADLINE_MS, withDeadline } from './objects.js';
+import { METRIC_LINES } from './observability.js';
 import { NO_RECIPE, recipeHashOf } from './recipe.js';
 import { publishEvent, PUBLISH_WORST_MS } from './publish.js';
 
@@ -225,7 +226,9 @@ async function announce(deps: PipelineDeps, holding: Holding, marker: OutcomeMar
     // Somebody moved the marker on after our publish: theirs is the announcement now.
     if (!isPreconditionFailed(error)) throw error;
   }
-  deps.log.info(`${event.type} published${how}`, { event: event.type, imageId: event.imageId, writer: holding.writer });
+  // image.ready carries what the image cost (upload→ready, CPU-seconds), for the log-based metrics.
+  const cost = marker.outcome === 'ready' ? marker.manifest.processing : undefined;
+  deps.log.info(`${event.type} published${how}`, { event: event.type, imageId: event.imageId, writer: holding.writer, ...cost });
 }
 
 /**
@@ -394,13 +397,13 @@ export async function recordFailure(
   const finished = (await legacyRecord(deps, id, 'manifest')) !== undefined;
   const outcome = finished ? 'exists' : await claimOutcome(deps, { v: 1, outcome: 'failed', record }, writer);
   deps.log.warn('image failed', {
-    event: 'image.failed',
+    event: METRIC_LINES.imageFailed.event,
     imageId: id,
-    code: error.code,
+    [METRIC_LINES.imageFailed.code]: error.code,
     reason: error.message,
     retryable: record.retryable,
     writer,
-    recorded: outcome === 'created',
+    [METRIC_LINES.imageFailed.recorded]: outcome === 'created',
   });
   return outcome;
 }

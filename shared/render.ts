@@ -28,6 +28,7 @@
  * - A variant outside its format's limits ({@link FORMAT_LIMITS}) is refused before the decode:
  *   the planner never asks for one, so such a job is malformed, not a failed encode.
  */
+import { performance } from 'node:perf_hooks';
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import type { Config, OutputFormat } from './config.js';
 import { AvifEncodeTimeModel } from './encode-time.js';
@@ -83,6 +84,30 @@ export interface RenderOptions {
   deadline?: number;
   /** The AVIF encode-time model to consult and teach; this process's own by default. */
   avifEncodeTimes?: AvifEncodeTimeModel;
+  /** Collects each stage's wall time, in order (for the job's `job.done` log line). */
+  timings?: StageTiming[];
+}
+
+/**
+ * One stage's wall time: `decode` (header check, the one decode already resized to the largest
+ * width, opaque-alpha removal), `resize` to each further width, `encode` and `write` (the
+ * `onVariant` call) of each format at each width.
+ */
+export interface StageTiming {
+  stage: 'decode' | 'resize' | 'encode' | 'write';
+  width?: number;
+  format?: OutputFormat;
+  ms: number;
+}
+
+async function timed<T>(timings: StageTiming[] | undefined, stage: Omit<StageTiming, 'ms'>, work: () => Promise<T>): Promise<T> {
+  if (!timings) return work();
+  const started = performance.now();
+  try {
+    return await work();
+  } finally {
+    timings.push({ ...stage, ms: Math.round((performance.now() - started) * 10) / 10 });
+  }
 }
 
 /** One encoded output. */
@@ -312,6 +337,7 @@ export async function renderVariants(
 ): Promise<RenderedVariant[]> {
   assertBeforeDeadline(options.deadline);
   if (variants.length === 0) return [];
+  const decodeStarted = performance.now();
   const source = await inspectOriginal(original, options);
 
   const formatsByWidth = new Map<number, OutputFormat[]>();
@@ -348,22 +374,25 @@ export async function renderVariants(
       level = await withoutOpaqueAlpha(await decodeLevel(original, width, height, source, options), options).catch((error: unknown) => {
         throw toPipelineError(error, 'corrupt_image');
       });
+      options.timings?.push({ stage: 'decode', width, ms: Math.round((performance.now() - decodeStarted) * 10) / 10 });
     } else {
-      level = await materialise(
-        readLevel(level).timeout({ seconds: sharpTimeoutSeconds(options.deadline) }).resize(width, height, { fit: 'fill', kernel: KERNEL }),
+      const from: Level = level;
+      level = await timed(options.timings, { stage: 'resize', width }, () => materialise(
+        readLevel(from).timeout({ seconds: sharpTimeoutSeconds(options.deadline) }).resize(width, height, { fit: 'fill', kernel: KERNEL }),
         options.keepMetadata,
-      ).catch((error: unknown) => {
+      )).catch((error: unknown) => {
         throw toPipelineError(error, 'image_failed');
       });
     }
     for (const format of formatsByWidth.get(width)!) {
       assertBeforeDeadline(options.deadline);
-      const data = await encode(level, format, options).catch((error: unknown) => {
+      const current: Level = level;
+      const data = await timed(options.timings, { stage: 'encode', width, format }, () => encode(current, format, options)).catch((error: unknown) => {
         throw toPipelineError(error, 'image_failed');
       });
       const variant: RenderedVariant = { width: level.width, height: level.height, format, contentType: CONTENT_TYPES[format], data };
       rendered.push(variant);
-      if (onVariant) await onVariant(variant);
+      if (onVariant) await timed(options.timings, { stage: 'write', width, format }, () => onVariant(variant));
     }
   }
   return rendered;

@@ -3,6 +3,7 @@
  * variant once, then the fan-in. Safe under duplicate and concurrent delivery: every write is
  * create-if-absent, and the manifest's creator alone announces `image.ready`.
  */
+import { performance } from 'node:perf_hooks';
 import type { File } from '@google-cloud/storage';
 import { publicBaseUrl } from './config.js';
 import type { PipelineDeps } from './deps.js';
@@ -11,11 +12,38 @@ import { buildManifest, missingVariants, type VariantObject } from './manifest.j
 import type { JobMessage } from './messages.js';
 import { VARIANT_CACHE_CONTROL, variantName } from './naming.js';
 import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
+import { METRIC_LINES } from './observability.js';
 import { isDeleted, recordFailure, removeImageObjects, settleOwnOutcome, writeManifest, writeUpdatedManifest } from './records.js';
-import { encoderSettingsFromConfig, renderVariants } from './render.js';
+import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
 
-/** Custom metadata keys on variant objects; the fan-in reads width and height back. */
-export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration' } as const;
+/**
+ * Custom metadata keys on variant objects; the fan-in reads width and height back, and sums
+ * `cpuMs` (the writing job's process CPU since its previous variant) into the image's CPU-seconds.
+ */
+export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration', cpuMs: 'cpuMs' } as const;
+
+/** `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}` → ms. */
+export function stageFields(timings: readonly StageTiming[]): Record<string, number> {
+  const stages: Record<string, number> = {};
+  for (const { stage, width, format, ms } of timings) {
+    const key = stage === 'decode' ? stage : [stage, format, width].filter((part) => part !== undefined).join(' ');
+    stages[key] = (stages[key] ?? 0) + ms;
+  }
+  return stages;
+}
+
+const DONE = METRIC_LINES.jobDone;
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return Math.round((used.user + used.system) / 1000);
+}
+
+/** The image's CPU-seconds as its variants record them (variants from before the key count 0). */
+function cpuSecondsOf(files: readonly File[]): number {
+  const ms = files.reduce((sum, file) => sum + (Number(file.metadata.metadata?.[VARIANT_METADATA.cpuMs]) || 0), 0);
+  return Math.round(ms) / 1000;
+}
 
 /** How a job ended. */
 export interface JobResult {
@@ -53,6 +81,14 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const log = deps.log.child({ imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}` });
   const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
   const writer = jobWriter(job);
+  const started = performance.now();
+  const cpuStart = process.cpuUsage();
+  const timings: StageTiming[] = [];
+  const doneFields = () => ({
+    [DONE.durationMs]: Math.round(performance.now() - started),
+    [DONE.cpuMs]: cpuMsSince(cpuStart),
+    [DONE.stages]: stageFields(timings),
+  });
 
   if (await settleOwnOutcome(deps, job.imageId, writer, job.replaces)) {
     log.info('image already finished; job skipped', { event: 'job.skip' });
@@ -73,6 +109,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
       await recordFailure(deps, job.imageId, error, writer, undefined, job.dispatch);
       return { outcome: 'failed', written: 0, skipped: 0, manifestWritten: false };
     }
+    let cpuMark = cpuStart;
     try {
       await renderVariants(
         original,
@@ -83,8 +120,11 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
           limitInputPixels: deps.config.MAX_INPUT_PIXELS,
           maxFrames: deps.config.MAX_INPUT_FRAMES,
           deadline: deps.now().getTime() + deps.config.JOB_TIME_BUDGET_SECONDS * 1000,
+          timings,
         },
         async (variant) => {
+          const cpuMs = cpuMsSince(cpuMark);
+          cpuMark = process.cpuUsage();
           const result = await createIfAbsent(images.file(variantName(job.imageId, variant.width, variant.format)), variant.data, {
             contentType: variant.contentType,
             cacheControl: VARIANT_CACHE_CONTROL,
@@ -92,6 +132,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
               [VARIANT_METADATA.width]: String(variant.width),
               [VARIANT_METADATA.height]: String(variant.height),
               [VARIANT_METADATA.sourceGeneration]: job.original.generation,
+              [VARIANT_METADATA.cpuMs]: String(cpuMs),
             },
           });
           if (result.created) written++;
@@ -119,25 +160,26 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const files = await listObjects(images, prefix);
   const names = new Set(files.map((file) => file.name));
   if (missingVariants(job.imageId, job.plan, names).length > 0) {
-    log.info('job done; other jobs still running', { event: 'job.done', written, skipped });
+    log.info('job done; other jobs still running', { event: DONE.event, written, skipped, ...doneFields() });
     return { outcome: 'partial', written, skipped, manifestWritten: false };
   }
-  const manifest = buildManifest({
+  const now = deps.now();
+  const built = buildManifest({
     id: job.imageId,
     original: { ...job.info, name: job.original.name, generation: job.original.generation },
     plan: job.plan,
     ...(job.omitted ? { omitted: job.omitted } : {}),
     objects: variantObjectsOf(files),
     baseUrl: publicBaseUrl(deps.config),
-    now: deps.now(),
-    ...(job.recipe ? { recipe: job.recipe } : {}),
-  });
-  const outcome = job.replaces === undefined ? await writeManifest(deps, manifest, writer) : await writeUpdatedManifest(deps, manifest, writer, job.replaces);
+import { METRIC_LINES } from './observability.js';
+import { isDeleted, recordFailure, removeImageObjects, settleOwnOutcome, writeManifest, writeUpdatedManifest } from './records.js';
+import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
   log.info(outcome === 'created' ? 'image ready' : 'job done; manifest already written', {
-    event: 'job.done',
+    event: DONE.event,
     written,
     skipped,
     manifest: outcome,
+    ...doneFields(),
   });
   return { outcome: 'completed', written, skipped, manifestWritten: outcome === 'created' };
 }

@@ -10,7 +10,8 @@ locals {
       "cloudscheduler.googleapis.com",       # the cleanup schedule
       "eventarc.googleapis.com",             # triggers of ingest (Cloud Storage) and cleanup (Pub/Sub)
       "iam.googleapis.com",                  # service accounts and their bindings
-      "logging.googleapis.com",              # build and function logs
+      "logging.googleapis.com",              # build and function logs, log-based metrics
+      "monitoring.googleapis.com",           # alert policies and the dashboard (monitoring.tf)
       "pubsub.googleapis.com",               # topics and subscriptions
       "run.googleapis.com",                  # gen2 functions run as Cloud Run services
       "storage.googleapis.com",              # buckets

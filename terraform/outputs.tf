@@ -65,3 +65,11 @@ output "cleanup_schedule" {
   description = "Cron schedule and time zone of the cleanup job."
   value       = { schedule = google_cloud_scheduler_job.cleanup.schedule, time_zone = google_cloud_scheduler_job.cleanup.time_zone }
 }
+
+output "monitoring" {
+  description = "The dashboard's ID and the names of the log-based metrics (metric type logging.googleapis.com/user/{name}), by key."
+  value = {
+    dashboard   = google_monitoring_dashboard.this.id
+    log_metrics = { for key, metric in google_logging_metric.this : key => metric.name }
+  }
+}

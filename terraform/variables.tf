@@ -500,3 +500,18 @@ variable "signed_url_cors_max_age_seconds" {
     error_message = "signed_url_cors_max_age_seconds must be a whole number of seconds between 0 and 86400."
   }
 }
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring (monitoring.tf, docs/observability.md)
+# ---------------------------------------------------------------------------------------------
+
+variable "notification_channels" {
+  description = "Notification channels the alert policies notify, as IDs \"projects/{project}/notificationChannels/{id}\" (create them in the console or with google_monitoring_notification_channel). Empty: the alerts still open incidents, visible in the console, but tell nobody."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9A-Za-z_-]+$", id))])
+    error_message = "Each notification_channels entry must be a channel ID of the form projects/{project}/notificationChannels/{id}."
+  }
+}

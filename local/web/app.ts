@@ -28,6 +28,7 @@ interface Manifest {
   formats: OutputFormat[];
   variants: ManifestVariant[];
   createdAt: string;
+  processing?: { uploadToReadyMs?: number; cpuSeconds: number };
 }
 
 interface ApiError {
@@ -238,7 +239,10 @@ class UploadCard {
     this.id = manifest.id;
     this.body.replaceChildren(renderResult(manifest, this.filename));
     const formats = manifest.formats.map(formatLabel).join(', ');
-    this.setState('ready', `Ready: ${manifest.variants.length} variants in ${formats}.`);
+    // Upload→ready as the pipeline measured it (docs/observability.md); absent in older manifests.
+    const took = manifest.processing?.uploadToReadyMs;
+    const timing = took === undefined ? '' : ` Upload to ready: ${(took / 1000).toFixed(1)} s, ${manifest.processing!.cpuSeconds.toFixed(1)} CPU-s.`;
+    this.setState('ready', `Ready: ${manifest.variants.length} variants in ${formats}.${timing}`);
     this.setMeta(`${manifest.original.width} × ${manifest.original.height} ${manifest.original.format.toUpperCase()} · ${formatBytes(manifest.original.bytes)}`);
     this.setActions(deleteButton(this, manifest.id));
     if (this.previewUrl) {

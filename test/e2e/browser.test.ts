@@ -111,7 +111,10 @@ describe('try-it page in Chromium', function () {
     const loaded = await img.evaluate((el) => ({ width: (el as HTMLImageElement).naturalWidth, src: (el as HTMLImageElement).currentSrc }));
     expect(loaded.width).to.be.greaterThan(0);
     expect(manifest.variants.map((v) => v.url)).to.include(loaded.src);
-    expect(await card.locator('.status').textContent()).to.contain('Ready: 9 variants');
+    const status = await card.locator('.status').textContent();
+    expect(status).to.contain('Ready: 9 variants');
+    // The pipeline's own upload→ready measure, from the manifest (docs/observability.md).
+    expect(status).to.match(/Upload to ready: \d+\.\d s, \d+\.\d CPU-s\./);
 
     mkdirSync(join(SCREENSHOT, '..'), { recursive: true });
     await page.evaluate(() => {

@@ -6,7 +6,10 @@ import { expect } from 'chai';
 import { formatLogLine } from '../../local/log-format.js';
 import { DEFAULT_PORTS, PortConfigError, portsFromEnv, PORT_VARIABLES } from '../../local/ports.js';
 import { desiredSubscriptions, triggerSubscriptionName } from '../../local/provision.js';
+import { METRIC_LINES } from '../../shared/observability.js';
+import { stageFields } from '../../shared/run-job.js';
 import { topology, type SubscriptionKey } from '../../shared/topology.js';
+import { TRACE_LOG_FIELDS } from '../../shared/trace.js';
 
 describe('local stack parts', () => {
   describe('provisioning from shared/topology.json', () => {
@@ -71,6 +74,27 @@ describe('local stack parts', () => {
     it('keeps the JSON with LOG_FORMAT=json, adding the source', () => {
       expect(JSON.parse(formatLogLine(line, 'resize', { format: 'json' }))).to.deep.include({ source: 'resize', message: 'image ready', severity: 'INFO' });
       expect(JSON.parse(formatLogLine('storage-server: created bucket x', 'storage', { format: 'json' }))).to.deep.include({ source: 'storage', message: 'storage-server: created bucket x' });
+    });
+
+    it('prints job.done stage timings readably and the trace as its first 8 hex digits', () => {
+      const done = JSON.stringify({
+        severity: 'INFO',
+        message: 'image ready',
+        time: '2026-01-02T03:04:05.000Z',
+        [TRACE_LOG_FIELDS.trace]: 'projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736',
+        [TRACE_LOG_FIELDS.spanId]: '00f067aa0ba902b7',
+        [TRACE_LOG_FIELDS.sampled]: true,
+        event: METRIC_LINES.jobDone.event,
+        [METRIC_LINES.jobDone.durationMs]: 512,
+        [METRIC_LINES.jobDone.stages]: stageFields([
+          { stage: 'decode', width: 640, ms: 41.2 },
+          { stage: 'encode', width: 640, format: 'avif', ms: 212.4 },
+          { stage: 'write', width: 640, format: 'avif', ms: 5.1 },
+        ]),
+      });
+      expect(formatLogLine(done, 'resize')).to.match(
+        /image ready {2}trace=4bf92f35 event=job\.done durationMs=512 stages="decode 41ms, encode avif 640 212ms, write avif 640 5ms"$/,
+      );
     });
 
     it('prints text lines with the time and source', () => {
