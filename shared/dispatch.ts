@@ -107,6 +107,7 @@ export async function dispatchOriginal(
 ): Promise<JobMessage[]> {
   const original: OriginalRef = { bucket: file.bucket.name, name: file.name, generation };
   const jobs = buildJobs(deps.config, imageId, original, info, dispatch, deps.now(), extras);
+  const { replaces } = extras;
   await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, jobs);
   await guardStorage(`stamp ${file.name}`, () =>
     file.setMetadata({

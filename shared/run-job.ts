@@ -171,9 +171,13 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     ...(job.omitted ? { omitted: job.omitted } : {}),
     objects: variantObjectsOf(files),
     baseUrl: publicBaseUrl(deps.config),
-import { METRIC_LINES } from './observability.js';
-import { isDeleted, recordFailure, removeImageObjects, settleOwnOutcome, writeManifest, writeUpdatedManifest } from './records.js';
-import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
+    now,
+    ...(job.recipe ? { recipe: job.recipe } : {}),
+  });
+  const uploadToReadyMs = job.acceptedAt ? Math.max(0, now.getTime() - new Date(job.acceptedAt).getTime()) : undefined;
+  const manifest = { ...built, processing: { ...(uploadToReadyMs !== undefined ? { uploadToReadyMs } : {}), cpuSeconds: cpuSecondsOf(files) } };
+  const outcome =
+    job.replaces === undefined ? await writeManifest(deps, manifest, writer) : await writeUpdatedManifest(deps, manifest, writer, job.replaces);
   log.info(outcome === 'created' ? 'image ready' : 'job done; manifest already written', {
     event: DONE.event,
     written,
