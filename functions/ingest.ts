@@ -15,6 +15,7 @@ const FinalizedObject = z.object({
   generation: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]),
   size: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).optional(),
   contentType: z.string().optional(),
+  metadata: z.record(z.string(), z.string()).nullish(),
 });
 
 /** Creates the `ingest` CloudEvent handler. */

@@ -4,7 +4,8 @@
  */
 import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
-import { dispatchOriginal, ORIGINAL_METADATA } from './dispatch.js';
+import { chooseCrops, type Focus } from './crop.js';
+import { cropsToMetadata, dispatchOriginal, ORIGINAL_METADATA } from './dispatch.js';
 import { isPreconditionFailed } from './errors.js';
 import { FailureRecordV1, ManifestV1, type FailureRecord, type Manifest, type OriginalInfo, type VariantSpec } from './messages.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from './naming.js';
@@ -25,6 +26,8 @@ export interface AcceptInput {
   readonly filename?: string;
   /** Who offered it, e.g. `upload` or `incoming/photo.jpg`. */
   readonly source: string;
+  /** The uploader's focal point for aspect crops (overrides CROP_STRATEGY). */
+  readonly focus?: Focus;
   /** Copy this object server-side instead of uploading the bytes again (ingest). */
   readonly copyFrom?: { readonly file: File; readonly generation: string };
 }
@@ -50,6 +53,7 @@ async function storeOriginal(file: File, input: AcceptInput, id: string, info: O
     [ORIGINAL_METADATA.bytes]: String(info.bytes),
     [ORIGINAL_METADATA.source]: input.source,
     ...(input.filename ? { [ORIGINAL_METADATA.filename]: input.filename } : {}),
+    ...(info.crops ? { [ORIGINAL_METADATA.crops]: cropsToMetadata(info.crops) } : {}),
   };
   if (!input.copyFrom) {
     const result = await createIfAbsent(file, input.bytes, { contentType: info.contentType, metadata });
@@ -89,6 +93,13 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     return terminal;
   }
 
+  // Aspect crops are chosen here, once per image, so every job of the fan-out agrees (crop.ts).
+  const crops = await chooseCrops(input.bytes, probe, {
+    aspects: deps.config.ASPECTS,
+    strategy: deps.config.CROP_STRATEGY,
+    focus: input.focus,
+    limitInputPixels: deps.config.MAX_INPUT_PIXELS,
+  });
   const info: OriginalInfo = {
     format: probe.format,
     width: probe.width,
@@ -96,6 +107,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     bytes: input.bytes.length,
     contentType: probe.contentType,
     ...(input.filename ? { filename: input.filename } : {}),
+    ...(crops ? { crops } : {}),
   };
   const file = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id));
   let generation = await storeOriginal(file, input, id, info);

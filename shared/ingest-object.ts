@@ -6,7 +6,8 @@
 import type { PipelineDeps } from './deps.js';
 import { acceptImage } from './accept.js';
 import { classifyError, permanent, PipelineError } from './errors.js';
-import { imageIdOf, isIncomingName, sanitizeFilename } from './naming.js';
+import { FOCUS_METADATA_KEY, imageIdOf, isIncomingName, sanitizeFilename } from './naming.js';
+import { parseFocus } from './crop.js';
 import { deleteIfPresent, downloadOrUndefined } from './objects.js';
 import { recordFailure } from './records.js';
 
@@ -17,6 +18,8 @@ export interface StorageObjectData {
   readonly generation: string | number;
   readonly size?: string | number;
   readonly contentType?: string;
+  /** Custom metadata; `focus` (x,y from 0 to 1) places the aspect crops. */
+  readonly metadata?: Readonly<Record<string, string>> | null;
 }
 
 /** What ingest did with an object. */
@@ -65,11 +68,13 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   }
   const filename = sanitizeFilename(object.name.split('/').pop());
   try {
+    const focus = parseFocus(object.metadata?.[FOCUS_METADATA_KEY] ?? undefined);
     const accepted = await acceptImage(deps, {
       bytes,
       source: object.name,
       copyFrom: { file, generation },
       ...(filename ? { filename } : {}),
+      ...(focus ? { focus } : {}),
     });
     await deleteIfPresent(file, generation);
     log.info('incoming object ingested', { event: 'ingest.accept', imageId: accepted.id, state: accepted.state });

@@ -13,9 +13,10 @@ import { errorRecordName, manifestName, VARIANT_CACHE_CONTROL, variantName } fro
 import { createIfAbsent, downloadOrUndefined, listObjects, metadataOrUndefined, readJsonObject } from './objects.js';
 import { eventFor, recordFailure, settleAnnouncement, writeManifest } from './records.js';
 import { encoderSettingsFromConfig, renderVariants } from './render.js';
+import { cropMetadata, parseCropMetadata } from './crop.js';
 
 /** Custom metadata keys on variant objects; the fan-in reads width and height back. */
-export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration' } as const;
+export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration', crop: 'crop' } as const;
 
 /** How a job ended. */
 export interface JobResult {
@@ -40,7 +41,8 @@ function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
     const width = Number(custom[VARIANT_METADATA.width]);
     const height = Number(custom[VARIANT_METADATA.height]);
     if (!Number.isInteger(width) || !Number.isInteger(height)) continue;
-    objects.set(file.name, { name: file.name, bytes: Number(file.metadata.size ?? 0), width, height });
+    const crop = parseCropMetadata(custom[VARIANT_METADATA.crop]);
+    objects.set(file.name, { name: file.name, bytes: Number(file.metadata.size ?? 0), width, height, ...(crop ? { crop } : {}) });
   }
   return objects;
 }
@@ -105,15 +107,17 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
           limitInputPixels: deps.config.MAX_INPUT_PIXELS,
           maxFrames: deps.config.MAX_INPUT_FRAMES,
           deadline: deps.now().getTime() + deps.config.JOB_TIME_BUDGET_SECONDS * 1000,
+          crops: job.info.crops,
         },
         async (variant) => {
-          const result = await createIfAbsent(images.file(variantName(job.imageId, variant.width, variant.format)), variant.data, {
+          const result = await createIfAbsent(images.file(variantName(job.imageId, variant.width, variant.format, variant.aspect)), variant.data, {
             contentType: variant.contentType,
             cacheControl: VARIANT_CACHE_CONTROL,
             metadata: {
               [VARIANT_METADATA.width]: String(variant.width),
               [VARIANT_METADATA.height]: String(variant.height),
               [VARIANT_METADATA.sourceGeneration]: job.original.generation,
+              ...(variant.crop ? { [VARIANT_METADATA.crop]: cropMetadata(variant.crop) } : {}),
             },
           });
           if (result.created) written++;

@@ -15,6 +15,7 @@ import {
   badCrcPng,
   floatPlanarTiff,
   makeAnimatedGif,
+  makeAnimatedWebp,
   makePhoto,
   markerBand,
   multiPageTiff,
@@ -354,6 +355,21 @@ describe('render', () => {
       }
     });
 
+    it('renders the first frame of an animated WebP, as a still (the same policy as GIF)', async () => {
+      const webp = await makeAnimatedWebp({ width: 120, height: 80, frames: 3 }); // red, green, blue
+      expect((await sharp(webp).metadata()).pages).to.equal(3);
+      const rendered = await renderVariants(webp, every([120, 60]), options);
+      expect(rendered).to.have.length(6);
+      for (const variant of rendered) {
+        const [r, g, b] = await meanOf(variant.data);
+        expect(r, variant.format).to.be.above(200);
+        expect(g! + b!, variant.format).to.be.below(60);
+        const metadata = await sharp(variant.data).metadata();
+        expect(metadata.pages ?? 1).to.equal(1);
+        expect([variant.width, variant.height]).to.deep.equal([metadata.width, metadata.height]);
+      }
+    });
+
     it('renders the first page of a multi-page TIFF', async () => {
       const rendered = await renderVariants(multiPageTiff(), every([64, 32], ['jpeg']), options);
       expect(rendered.map((v) => [v.width, v.height])).to.deep.equal([[64, 48], [32, 24]]);
@@ -423,6 +439,7 @@ describe('render', () => {
       ['text', () => textPosingAsJpeg(), {}, 'corrupt_image'],
       ['an image over the pixel limit', () => makePhoto({ width: 200, height: 100 }), { limitInputPixels: 19_999 }, 'too_many_pixels'],
       ['an animation over the frame limit', () => makeAnimatedGif({ width: 8, height: 8, frames: 5 }), { maxFrames: 4 }, 'too_many_frames'],
+      ['an animated WebP over the frame limit', () => makeAnimatedWebp({ width: 8, height: 8, frames: 5 }), { maxFrames: 4 }, 'too_many_frames'],
       ['a deadline already past', () => makePhoto({ width: 64, height: 64 }), { deadline: Date.now() - 1 }, 'time_budget_exceeded'],
     ];
     for (const [what, make, overrides, code] of cases) {
