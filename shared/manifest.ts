@@ -97,3 +97,8 @@ export function srcsetOf(manifest: Manifest, format: OutputFormat, aspect?: stri
     .map((v) => `${v.url} ${v.width}w`)
     .join(', ');
 }
+
+/** Every variant a manifest lists, uncropped and of every aspect (the `image.ready` count). */
+export function variantCount(manifest: Manifest): number {
+  return manifest.variants.length + Object.values(manifest.aspects ?? {}).reduce((sum, aspect) => sum + aspect.variants.length, 0);
+}

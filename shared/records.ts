@@ -13,6 +13,7 @@
  * The only way to see a second event is a publish that succeeded followed by a failed metadata
  * write and a takeover; consumers should treat events as idempotent per image id.
  */
+import { variantCount } from './manifest.js';
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { isPreconditionFailed, transient, type PipelineError } from './errors.js';
@@ -36,7 +37,7 @@ export function eventFor(record: { kind: 'manifest'; manifest: Manifest; bucket:
       type: 'image.ready',
       imageId: record.manifest.id,
       manifest: { bucket: record.bucket, name: manifestName(record.manifest.id) },
-      variants: record.manifest.variants.length,
+      variants: variantCount(record.manifest),
       at: at.toISOString(),
     };
   }
