@@ -30,8 +30,8 @@ const STATIC_FILES: Readonly<Record<string, { file: string; type: string }>> = {
 /** The page may load images from anywhere (PUBLIC_BASE_URL may be another host) and local previews. */
 const PAGE_CSP = "default-src 'self'; img-src * data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/** Object names the images route serves: `{id}/{file}`, nothing else. */
-const IMAGE_OBJECT = /^([0-9a-f]{32})\/([A-Za-z0-9._-]+)$/;
+/** Object names the images route serves: `{id}/{file}` and aspect variants `{id}/{W}x{H}/{file}`, nothing else. */
+const IMAGE_OBJECT = /^([0-9a-f]{32})\/((?:[1-9]\d*x[1-9]\d*\/)?[A-Za-z0-9._-]+)$/;
 
 /** What the web server needs. */
 export interface WebServerOptions {

@@ -151,3 +151,71 @@ describe('try-it page in Chromium', function () {
     expect(pageErrors).to.deep.equal([]);
   });
 });
+
+describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
+  this.timeout(180_000);
+  let t: TestStack;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  let files: string;
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) {
+      console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
+      this.skip();
+    }
+    t = await startTestStack({ env: { WIDTHS: '320,640', ASPECTS: '1:1,16:9', CROP_STRATEGY: 'centre' } });
+    profile = tempDir('chromium-profile');
+    files = tempDir('browser-files');
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, reducedMotion: 'reduce' });
+    page = context.pages()[0] ?? (await context.newPage());
+  });
+  after(async () => {
+    await context?.close();
+    await t?.stop();
+    removeDir(profile);
+    removeDir(files);
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed' && t) console.log(`Last log lines of the stack:\n${t.tail(40)}`);
+  });
+
+  it("shows each aspect's <picture> beside the uncropped one, with its crop drawn on a small copy", async () => {
+    await page.goto(t.stack.urls.web);
+    const photoPath = join(files, 'quay.jpg');
+    writeFileSync(photoPath, await makePhoto({ width: 900, height: 600, seed: 33 }));
+    await page.setInputFiles('#files', [photoPath]);
+    const card = page.locator('.card', { hasText: 'quay.jpg' });
+    await card.locator('table.variants').waitFor({ timeout: 120_000 });
+    const id = await card.locator('.image-id code').textContent();
+    const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+    expect(Object.keys(manifest.aspects ?? {})).to.deep.equal(['1:1', '16:9']);
+
+    // The uncropped picture is still there, as before; each aspect is a <picture> of its own.
+    expect(await card.locator('.preview > picture').count()).to.equal(1);
+    expect(await card.locator('.aspect').evaluateAll((fs) => fs.map((f) => f.getAttribute('data-aspect')))).to.deep.equal(['1:1', '16:9']);
+    for (const [aspect, section] of Object.entries(manifest.aspects!)) {
+      const figure = card.locator(`.aspect[data-aspect="${aspect}"]`);
+      const sources = await figure.locator('picture source').evaluateAll((ss) => ss.map((s) => (s as HTMLSourceElement).srcset));
+      expect(sources).to.deep.equal(
+        ['avif', 'webp'].map((format) => section.variants.filter((v) => v.format === format).map((v) => `${v.url} ${v.width}w`).join(', ')),
+      );
+      const img = figure.locator('picture img');
+      await page.waitForFunction((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0, await img.elementHandle(), { timeout: 15_000 });
+      const loaded = await img.evaluate((el) => ({ width: (el as HTMLImageElement).naturalWidth, height: (el as HTMLImageElement).naturalHeight, src: (el as HTMLImageElement).currentSrc }));
+      expect(section.variants.map((v) => v.url)).to.include(loaded.src);
+      expect(loaded.width / loaded.height).to.be.closeTo(section.crop.width / section.crop.height, 0.02);
+
+      // The rectangle on the small copy sits where the crop is, in proportion to the original.
+      const map = await figure.locator('.crop-map').boundingBox();
+      const rect = await figure.locator('.crop-rect').boundingBox();
+      const { width, height } = manifest.original;
+      expect((rect!.x - map!.x) / map!.width).to.be.closeTo(section.crop.left / width, 0.02);
+      expect((rect!.y - map!.y) / map!.height).to.be.closeTo(section.crop.top / height, 0.02);
+      expect(rect!.width / map!.width).to.be.closeTo(section.crop.width / width, 0.02);
+      expect(rect!.height / map!.height).to.be.closeTo(section.crop.height / height, 0.02);
+      expect(await figure.locator('figcaption').textContent()).to.contain(`crop ${section.crop.width} × ${section.crop.height}`);
+    }
+  });
+});
