@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import sharp, { type Sharp } from 'sharp';
 import { loadConfig, type Config } from '../../shared/config.js';
 import { chooseCrops, cropMetadata, largestCropSize, parseCropMetadata, parseFocus } from '../../shared/crop.js';
-import { buildJobs } from '../../shared/dispatch.js';
+import { buildJobs, cropsToMetadata, ORIGINAL_METADATA, originalInfoFromMetadata } from '../../shared/dispatch.js';
 import { PipelineError } from '../../shared/errors.js';
 import { buildManifest, missingVariants, srcsetOf, type VariantObject } from '../../shared/manifest.js';
 import { ManifestV1, parseJob, type AspectCrop, type VariantSpec } from '../../shared/messages.js';
@@ -210,6 +210,21 @@ describe('aspects', () => {
       const names = variants.map((v) => variantName(id, v.width, v.format, v.aspect));
       expect(new Set(names).size).to.equal(names.length);
       expect(missingVariants(id, variants, new Set(names.slice(1)))).to.deep.equal([variants[0]]);
+    });
+
+    it("reads the crops back from the original's metadata, so cleanup's re-dispatch plans the same jobs", () => {
+      const info = { format: 'jpeg', width: 400, height: 300, bytes: 9, contentType: 'image/jpeg', crops: { '1:1': { ...crops['1:1'], by: 'entropy' as const } } };
+      const metadata = {
+        size: '9',
+        contentType: 'image/jpeg',
+        metadata: { [ORIGINAL_METADATA.format]: 'jpeg', [ORIGINAL_METADATA.width]: '400', [ORIGINAL_METADATA.height]: '300', [ORIGINAL_METADATA.crops]: cropsToMetadata(info.crops) },
+      };
+      expect(originalInfoFromMetadata(metadata)).to.deep.equal(info);
+      const original = { bucket: 'bkt', name: 'originals/x', generation: '1' };
+      expect(buildJobs(config, 'b'.repeat(32), original, originalInfoFromMetadata(metadata)!, 1, new Date(0))).to.deep.equal(buildJobs(config, 'b'.repeat(32), original, info, 1, new Date(0)));
+      // Unreadable crops: no aspect variants rather than a broken plan.
+      const broken = { ...metadata, metadata: { ...metadata.metadata, [ORIGINAL_METADATA.crops]: '{"1:1":{"left":-1}}' } };
+      expect(originalInfoFromMetadata(broken)).to.not.have.property('crops');
     });
 
     it('fans aspect variants out like the others: every variant in exactly one job, crops carried in every job', () => {
