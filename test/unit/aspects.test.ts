@@ -296,6 +296,25 @@ describe('aspects', () => {
       expect(meanAbsDiff(smallPixels, elsewhere)).to.be.above(15);
     });
 
+    for (const keepMetadata of [false, true]) {
+      it(`crops the upright image of an EXIF-rotated original${keepMetadata ? ', keeping metadata' : ''}`, async () => {
+        // Stored 300×400 with orientation 6: upright 400×300, red top band, blue top-left corner.
+        const rotated = await makePhoto({ width: 300, height: 400, orientation: 6, uprightMarker: true });
+        const crops = (await chooseCrops(rotated, { width: 400, height: 300 }, { aspects: ['1:1'], strategy: 'attention', focus: { x: 0, y: 0 }, limitInputPixels: 1e8 }))!;
+        expect(crops['1:1']).to.deep.equal({ left: 0, top: 0, width: 300, height: 300, by: 'focus' });
+        const [square] = await renderVariants(rotated, [{ width: 150, format: 'webp', aspect: '1:1' }], {
+          ...options(crops),
+          keepMetadata,
+        });
+        expect([square!.width, square!.height]).to.deep.equal([150, 150]);
+        const pixel = async (left: number, top: number) => (await sharp(square!.data).extract({ left, top, width: 1, height: 1 }).removeAlpha().raw().toBuffer()).toJSON().data;
+        const [cr, , cb] = await pixel(2, 2);
+        expect(cb! > 150 && cr! < 100, `blue corner, got ${await pixel(2, 2)}`).to.equal(true);
+        const [br, bg, bb] = await pixel(100, 2);
+        expect(br! > 150 && bg! < 100 && bb! < 100, `red band, got ${await pixel(100, 2)}`).to.equal(true);
+      });
+    }
+
     it('refuses a job whose aspect has no crop, or asks for more than the crop, before decoding', async () => {
       const garbage = Buffer.from('never decoded');
       const header = await sharp(photo).jpeg().toBuffer();
