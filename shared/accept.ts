@@ -5,7 +5,7 @@
 import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { chooseCrops, type Focus } from './crop.js';
-import { cropsToMetadata, dispatchOriginal, ORIGINAL_METADATA } from './dispatch.js';
+import { cropsToMetadata, dispatchOriginal, ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
 import { isPreconditionFailed } from './errors.js';
 import { FailureRecordV1, ManifestV1, type FailureRecord, type Manifest, type OriginalInfo, type VariantSpec } from './messages.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from './naming.js';
@@ -100,7 +100,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     focus: input.focus,
     limitInputPixels: deps.config.MAX_INPUT_PIXELS,
   });
-  const info: OriginalInfo = {
+  let info: OriginalInfo = {
     format: probe.format,
     width: probe.width,
     height: probe.height,
@@ -115,6 +115,9 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     // Stored before: dispatch again only if that earlier dispatch never completed.
     const existing = await metadataOrUndefined(file);
     if (!existing) throw new Error(`${file.name} vanished while being accepted`);
+    // The crops stored with it win (a later focus must not split one image's jobs between two).
+    const storedCrops = originalInfoFromMetadata(existing)?.crops;
+    if (storedCrops) info = { ...info, crops: storedCrops };
     if (existing.metadata?.[ORIGINAL_METADATA.dispatchedAt]) {
       log.info('image already in flight', { event: 'accept', source: input.source });
       return { state: 'processing', id, variants: planVariants(info, deps.config), dispatched: false };

@@ -11,7 +11,7 @@ import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { FailureRecordV1, ManifestV1, type Manifest } from '../../shared/messages.js';
-import { errorRecordName, imageIdOf, manifestName } from '../../shared/naming.js';
+import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { planImage } from '../../shared/plan.js';
 import { makePhoto } from '../fixtures/images.js';
 import { freePort } from '../fixtures/pubsub.js';
@@ -128,6 +128,29 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     const square = (await manifestOf(b.body.id)).aspects!['1:1']!.variants.find((v) => v.format === 'jpeg' && v.width === 240)!;
     const reference = await sharp(right).extract({ left: 160, top: 0, width: 240, height: 240 }).toBuffer();
     expect(meanAbsDiff(await luma(await download(square.name)), await luma(reference))).to.be.below(4);
+    await pullEvents(pipeline.events, { quietMs: 300 });
+  });
+
+  it('keeps the crops stored with an original whose first dispatch never finished, whatever focus a retry sends', async () => {
+    const image = await makePhoto({ width: 400, height: 240, seed: 67 });
+    const id = imageIdOf(image);
+    const stored = { '1:1': { left: 0, top: 0, width: 240, height: 240, by: 'focus' }, '16:9': { left: 0, top: 0, width: 400, height: 225, by: 'focus' } };
+    // As accept leaves it when it dies between storing the original and publishing its jobs.
+    await pipeline.deps.storage
+      .bucket('test-uploads')
+      .file(originalName(id))
+      .save(image, {
+        resumable: false,
+        contentType: 'image/jpeg',
+        metadata: { metadata: { imageId: id, format: 'jpeg', width: '400', height: '240', bytes: String(image.length), source: 'upload', crops: JSON.stringify(stored) } },
+      });
+    const response = await upload().post('/uploads?focus=1,1').set('Content-Type', 'image/jpeg').send(image);
+    expect(response.status).to.equal(202);
+    const jobs = await pullJobs(pipeline.jobs);
+    expect(jobs.length).to.be.above(1);
+    for (const { job } of jobs) expect(job.info.crops).to.deep.equal(stored);
+    for (const { message } of jobs) await resize().post(jobsPath()).send(pushBody(message));
+    expect((await manifestOf(id)).aspects!['1:1']!.crop).to.deep.equal(stored['1:1']);
     await pullEvents(pipeline.events, { quietMs: 300 });
   });
 
