@@ -191,6 +191,11 @@ describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
     const id = await card.locator('.image-id code').textContent();
     const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
     expect(Object.keys(manifest.aspects ?? {})).to.deep.equal(['1:1', '16:9']);
+    // The local images route serves the aspect folders, and still nothing deeper.
+    expect((await fetch(`${t.stack.urls.images}/${id}/1x1/320w.jpg`)).status).to.equal(200);
+    for (const name of [`${id}/1x1/x/320w.jpg`, `${id}/a/320w.jpg`, `${id}/0x1/320w.jpg`]) {
+      expect((await fetch(`${t.stack.urls.images}/${name}`)).status, name).to.equal(404);
+    }
 
     // The uncropped picture is still there, as before; each aspect is a <picture> of its own.
     expect(await card.locator('.preview > picture').count()).to.equal(1);
