@@ -26,24 +26,18 @@ const CHROMIUM_ARGS = [
   '--disable-quic',
 ];
 
-describe('try-it page in Chromium', function () {
-  this.timeout(180_000);
-  let t: TestStack;
-  let context: BrowserContext;
-  let page: Page;
-  let profile: string;
-  let files: string;
-  const pageErrors: string[] = [];
-
+/** A local stack with `env` and a Chromium page for a describe block, stopped after it (skipped without Chromium). */
+function useStackAndPage(env: Record<string, string>) {
+  const state = { pageErrors: [] as string[] } as { t: TestStack; context: BrowserContext; page: Page; profile: string; files: string; pageErrors: string[] };
   before(async function () {
     if (!existsSync(CHROMIUM)) {
       console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
       this.skip();
     }
-    t = await startTestStack({ env: { WIDTHS: '320,640,1024' } });
-    profile = tempDir('chromium-profile');
-    files = tempDir('browser-files');
-    context = await chromium.launchPersistentContext(profile, {
+    state.t = await startTestStack({ env });
+    state.profile = tempDir('chromium-profile');
+    state.files = tempDir('browser-files');
+    state.context = await chromium.launchPersistentContext(state.profile, {
       executablePath: CHROMIUM,
       args: CHROMIUM_ARGS,
       viewport: { width: 1280, height: 900 },
@@ -51,17 +45,30 @@ describe('try-it page in Chromium', function () {
       // No transitions (the page honours it), so that the screenshot does not catch one midway.
       reducedMotion: 'reduce',
     });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (error) => pageErrors.push(error.message));
+    state.page = state.context.pages()[0] ?? (await state.context.newPage());
+    state.page.on('pageerror', (error) => state.pageErrors.push(error.message));
   });
   after(async () => {
-    await context?.close();
-    await t?.stop();
-    removeDir(profile);
-    removeDir(files);
+    await state.context?.close();
+    await state.t?.stop();
+    if (state.profile) removeDir(state.profile);
+    if (state.files) removeDir(state.files);
   });
   afterEach(function () {
-    if (this.currentTest?.state === 'failed' && t) console.log(`Last log lines of the stack:\n${t.tail(40)}`);
+    if (this.currentTest?.state === 'failed' && state.t) console.log(`Last log lines of the stack:\n${state.t.tail(40)}`);
+  });
+  return state;
+}
+
+describe('try-it page in Chromium', function () {
+  this.timeout(180_000);
+  const s = useStackAndPage({ WIDTHS: '320,640,1024' });
+  let t: TestStack;
+  let page: Page;
+  let files: string;
+  let pageErrors: string[];
+  before(() => {
+    ({ t, page, files, pageErrors } = s);
   });
 
   it('is usable with the keyboard: Tab reaches the file input, and the drop zone shows focus', async () => {
@@ -154,31 +161,12 @@ describe('try-it page in Chromium', function () {
 
 describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
   this.timeout(180_000);
+  const s = useStackAndPage({ WIDTHS: '320,640', ASPECTS: '1:1,16:9', CROP_STRATEGY: 'centre' });
   let t: TestStack;
-  let context: BrowserContext;
   let page: Page;
-  let profile: string;
   let files: string;
-
-  before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
-      this.skip();
-    }
-    t = await startTestStack({ env: { WIDTHS: '320,640', ASPECTS: '1:1,16:9', CROP_STRATEGY: 'centre' } });
-    profile = tempDir('chromium-profile');
-    files = tempDir('browser-files');
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, reducedMotion: 'reduce' });
-    page = context.pages()[0] ?? (await context.newPage());
-  });
-  after(async () => {
-    await context?.close();
-    await t?.stop();
-    removeDir(profile);
-    removeDir(files);
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed' && t) console.log(`Last log lines of the stack:\n${t.tail(40)}`);
+  before(() => {
+    ({ t, page, files } = s);
   });
 
   it("shows each aspect's <picture> beside the uncropped one, with its crop drawn on a small copy", async () => {
