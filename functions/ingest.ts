@@ -15,7 +15,8 @@ const FinalizedObject = z.object({
   generation: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]),
   size: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).optional(),
   contentType: z.string().optional(),
-  metadata: z.record(z.string(), z.string()).nullish(),
+  // Custom metadata (`focus`); never a reason to drop the event.
+  metadata: z.record(z.string(), z.unknown()).nullish().catch(undefined),
 });
 
 /** Creates the `ingest` CloudEvent handler. */

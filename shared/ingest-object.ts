@@ -19,7 +19,7 @@ export interface StorageObjectData {
   readonly size?: string | number;
   readonly contentType?: string;
   /** Custom metadata; `focus` (x,y from 0 to 1) places the aspect crops. */
-  readonly metadata?: Readonly<Record<string, string>> | null;
+  readonly metadata?: Readonly<Record<string, unknown>> | null | undefined;
 }
 
 /** What ingest did with an object. */
@@ -68,7 +68,8 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   }
   const filename = sanitizeFilename(object.name.split('/').pop());
   try {
-    const focus = parseFocus(object.metadata?.[FOCUS_METADATA_KEY] ?? undefined);
+    const rawFocus = object.metadata?.[FOCUS_METADATA_KEY];
+    const focus = parseFocus(rawFocus === undefined || rawFocus === null ? undefined : String(rawFocus));
     const accepted = await acceptImage(deps, {
       bytes,
       source: object.name,
