@@ -17,6 +17,8 @@ const FinalizedObject = z.object({
   size: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).optional(),
   contentType: z.string().optional(),
   timeCreated: z.iso.datetime({ offset: true }).optional(),
+  // Custom metadata (`focus`); never a reason to drop the event.
+  metadata: z.record(z.string(), z.unknown()).nullish().catch(undefined),
 });
 
 /** Creates the `ingest` CloudEvent handler. */

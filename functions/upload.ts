@@ -4,6 +4,7 @@
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { acceptImage, type AcceptOutcome } from '../shared/accept.js';
+import { parseFocus } from '../shared/crop.js';
 import type { PipelineDeps } from '../shared/deps.js';
 import { permanent, PipelineError, toHttpError } from '../shared/errors.js';
 import { ImageId } from '../shared/messages.js';
@@ -53,7 +54,12 @@ function answerAccepted(req: Request, res: Response, outcome: AcceptOutcome): vo
       id: outcome.id,
       status: 'processing',
       statusUrl: statusUrl(req, outcome.id),
-      variants: outcome.variants.map((v) => ({ width: v.width, format: v.format, name: variantName(outcome.id, v.width, v.format) })),
+      variants: outcome.variants.map((v) => ({
+        width: v.width,
+        format: v.format,
+        ...(v.aspect !== undefined ? { aspect: v.aspect } : {}),
+        name: variantName(outcome.id, v.width, v.format, v.aspect),
+      })),
     });
   }
 }
@@ -61,8 +67,15 @@ function answerAccepted(req: Request, res: Response, outcome: AcceptOutcome): vo
 async function handleUpload(deps: PipelineDeps, req: Request, res: Response): Promise<void> {
   const body = Buffer.isBuffer(req.rawBody) ? req.rawBody : Buffer.alloc(0);
   const filenameHint = typeof req.query.filename === 'string' ? req.query.filename : undefined;
+  // Checked before the body is read: a bad focus is the caller's mistake whatever the image.
+  const focus = parseFocus(req.query.focus === undefined ? undefined : typeof req.query.focus === 'string' ? req.query.focus : String(req.query.focus));
   const file = await extractUpload(body, req.get('content-type'), deps.config.MAX_UPLOAD_BYTES, filenameHint);
-  const outcome = await acceptImage(deps, { bytes: file.bytes, source: 'upload', ...(file.filename ? { filename: file.filename } : {}) });
+  const outcome = await acceptImage(deps, {
+    bytes: file.bytes,
+    source: 'upload',
+    ...(file.filename ? { filename: file.filename } : {}),
+    ...(focus ? { focus } : {}),
+  });
   answerAccepted(req, res, outcome);
 }
 

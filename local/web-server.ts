@@ -35,8 +35,8 @@ function pageCsp(connectSources: readonly string[]): string {
   return `default-src 'self'; img-src * data: blob:; style-src 'self'; script-src 'self'; connect-src ${["'self'", ...connectSources].join(' ')}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`;
 }
 
-/** Object names the images route serves: `{id}/{file}`, nothing else. */
-const IMAGE_OBJECT = /^([0-9a-f]{32})\/([A-Za-z0-9._-]+)$/;
+/** Object names the images route serves: `{id}/{file}` and aspect variants `{id}/{W}x{H}/{file}`, nothing else. */
+const IMAGE_OBJECT = /^([0-9a-f]{32})\/((?:[1-9]\d*x[1-9]\d*\/)?[A-Za-z0-9._-]+)$/;
 
 /** What the web server needs. */
 export interface WebServerOptions {

@@ -4,7 +4,8 @@
  */
 import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
-import { dispatchOriginal, ORIGINAL_METADATA } from './dispatch.js';
+import { chooseCrops, type Focus } from './crop.js';
+import { cropsToMetadata, dispatchOriginal, ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
 import { isPreconditionFailed, transient } from './errors.js';
 import type { FailureRecord, Manifest, OriginalInfo, VariantSpec } from './messages.js';
 import { imageIdOf, originalName } from './naming.js';
@@ -28,6 +29,8 @@ export interface AcceptInput {
   readonly filename?: string;
   /** Who offered it, e.g. `upload` or `incoming/photo.jpg`. */
   readonly source: string;
+  /** The uploader's focal point for aspect crops (overrides CROP_STRATEGY). */
+  readonly focus?: Focus;
   /** Copy this object server-side instead of uploading the bytes again (ingest). */
   readonly copyFrom?: { readonly file: File; readonly generation: string };
   /** When the image reached us (ISO time; ingest: the incoming object's creation); default now. */
@@ -60,6 +63,7 @@ async function storeOriginal(file: File, input: AcceptInput, id: string, info: O
     ...(input.filename ? { [ORIGINAL_METADATA.filename]: input.filename } : {}),
     [ORIGINAL_METADATA.acceptedAt]: acceptedAt,
     ...(trace ? { [ORIGINAL_METADATA.traceparent]: formatTraceparent(trace) } : {}),
+    ...(info.crops ? { [ORIGINAL_METADATA.crops]: cropsToMetadata(info.crops) } : {}),
   };
   if (!input.copyFrom) {
     const result = await createIfAbsent(file, input.bytes, { contentType: info.contentType, metadata });
@@ -136,13 +140,21 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     }
   }
 
-  const info: OriginalInfo = {
+  // Aspect crops are chosen here, once per image, so every job of the fan-out agrees (crop.ts).
+  const crops = await chooseCrops(input.bytes, probe, {
+    aspects: deps.config.ASPECTS,
+    strategy: deps.config.CROP_STRATEGY,
+    focus: input.focus,
+    limitInputPixels: deps.config.MAX_INPUT_PIXELS,
+  });
+  let info: OriginalInfo = {
     format: probe.format,
     width: probe.width,
     height: probe.height,
     bytes: input.bytes.length,
     contentType: probe.contentType,
     ...(input.filename ? { filename: input.filename } : {}),
+    ...(crops ? { crops } : {}),
   };
   let generation = await storeOriginal(file, input, id, info, acceptedAt);
   let dispatch = retry ?? 0;
@@ -152,6 +164,9 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     // publish, or a retry whose publish failed: the original carries the number to use).
     const existing = await metadataOrUndefined(file);
     if (!existing) throw new Error(`${file.name} vanished while being accepted`);
+    // The crops stored with it win (a later focus must not split one image's jobs between two).
+    const storedCrops = originalInfoFromMetadata(existing)?.crops;
+    if (storedCrops) info = { ...info, crops: storedCrops };
     if (existing.metadata?.[ORIGINAL_METADATA.dispatchedAt] && retry === undefined) {
       log.info('image already in flight', { event: 'accept', source: input.source });
       return { state: 'processing', id, variants: planVariants(info, deps.config), dispatched: false };

@@ -18,6 +18,10 @@ export type FanoutStrategy = (typeof FANOUT_STRATEGIES)[number];
 
 /** How the upload API authenticates (UPLOAD_AUTH). */
 export const UPLOAD_AUTH_MODES = ['token', 'none'] as const;
+/** How an aspect's crop is positioned when the uploader gave no focal point (sharp's strategies). */
+export const CROP_STRATEGIES = ['attention', 'entropy', 'centre'] as const;
+/** One of {@link CROP_STRATEGIES}. */
+export type CropStrategy = (typeof CROP_STRATEGIES)[number];
 
 const MiB = 1024 * 1024;
 
@@ -46,6 +50,13 @@ const widths = list(int(16, 8192))
 const formats = list(z.enum(OUTPUT_FORMATS, { message: `each must be one of ${OUTPUT_FORMATS.join(', ')}` }))
   .refine((fs) => fs.length > 0, { message: 'must list at least one format' })
   .refine((fs) => new Set(fs).size === fs.length, { message: 'must not repeat a format' });
+
+/** `W:H` with whole numbers 1–100, e.g. `16:9`. */
+const aspects = list(
+  z
+    .string()
+    .regex(/^([1-9]\d?|100):([1-9]\d?|100)$/, { message: 'each must be W:H with whole numbers from 1 to 100, e.g. 16:9' }),
+).refine((as) => new Set(as).size === as.length, { message: 'must not repeat an aspect' });
 
 const bucket = z
   .string({ message: 'is required' })
@@ -82,6 +93,13 @@ export const ENV_SCHEMA = z.object({
     .enum(FANOUT_STRATEGIES, { message: `must be one of ${FANOUT_STRATEGIES.join(', ')}` })
     .default('balanced')
     .describe('How an image\'s variants are split into jobs: per-width, per-format, balanced, per-image.'),
+  ASPECTS: aspects
+    .default([])
+    .describe('Cropped aspect ratios to make besides the uncropped variants, comma-separated W:H (e.g. `1:1,16:9`); empty: none.'),
+  CROP_STRATEGY: z
+    .enum(CROP_STRATEGIES, { message: `must be one of ${CROP_STRATEGIES.join(', ')}` })
+    .default('attention')
+    .describe('Where an aspect crop sits when the uploader gave no focus: attention, entropy (sharp\'s strategies) or centre.'),
   JPEG_QUALITY: int(1, 100).default(80).describe('JPEG quality.'),
   JPEG_MOZJPEG: boolean.default(false).describe('Use mozjpeg settings for JPEG (smaller, slower).'),
   WEBP_QUALITY: int(1, 100).default(80).describe('WebP quality.'),

@@ -5,7 +5,8 @@
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
-import type { JobMessage, OriginalInfo, OriginalRef } from './messages.js';
+import { AspectCrop, Aspect, type JobMessage, type OriginalInfo, type OriginalRef } from './messages.js';
+import { z } from 'zod';
 import { guardStorage } from './objects.js';
 import { planImage, splitIntoJobs } from './plan.js';
 import { publishJobs } from './publish.js';
@@ -31,6 +32,8 @@ export const ORIGINAL_METADATA = {
   traceparent: 'traceparent',
   /** When the image was accepted (ISO time), for upload→ready after a re-dispatch. */
   acceptedAt: 'acceptedAt',
+  /** Each aspect's crop chosen at accept (JSON of `OriginalInfo.crops`), so re-dispatches reuse it. */
+  crops: 'crops',
 } as const;
 
 /** Optional facts a dispatch carries into its jobs. */
@@ -43,7 +46,7 @@ export interface JobExtras {
 
 /** The jobs for one image: plan its variants, then split them by the fan-out strategy. */
 export function buildJobs(
-  config: Pick<Config, (typeof RECIPE_KEYS)[number] | 'FANOUT_STRATEGY'>,
+  config: Pick<Config, (typeof RECIPE_KEYS)[number] | 'FANOUT_STRATEGY'> & Partial<Pick<Config, 'ASPECTS'>>,
   imageId: string,
   original: OriginalRef,
   info: OriginalInfo,
@@ -81,6 +84,7 @@ export function originalInfoFromMetadata(metadata: FileMetadata): OriginalInfo |
   const format = custom[ORIGINAL_METADATA.format];
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || typeof format !== 'string') return undefined;
   const filename = custom[ORIGINAL_METADATA.filename];
+  const crops = cropsFromMetadata(custom[ORIGINAL_METADATA.crops]);
   return {
     format,
     width,
@@ -88,7 +92,26 @@ export function originalInfoFromMetadata(metadata: FileMetadata): OriginalInfo |
     bytes: Number(metadata.size ?? 0),
     contentType: metadata.contentType ?? 'application/octet-stream',
     ...(typeof filename === 'string' && filename ? { filename } : {}),
+    ...(crops ? { crops } : {}),
   };
+}
+
+const StoredCrops = z.record(Aspect, AspectCrop);
+
+/** `OriginalInfo.crops` as stored in an original's metadata. */
+export function cropsToMetadata(crops: NonNullable<OriginalInfo['crops']>): string {
+  return JSON.stringify(crops);
+}
+
+/** Reads {@link cropsToMetadata} back; undefined when absent or unreadable (no aspect variants then). */
+function cropsFromMetadata(value: unknown): OriginalInfo['crops'] {
+  if (typeof value !== 'string') return undefined;
+  try {
+    const parsed = StoredCrops.safeParse(JSON.parse(value));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   missing_file: { status: 400, kind: 'permanent' },
   too_many_files: { status: 400, kind: 'permanent' },
   bad_multipart: { status: 400, kind: 'permanent' },
+  invalid_focus: { status: 400, kind: 'permanent' },
   unauthorized: { status: 401, kind: 'permanent' },
   forbidden_origin: { status: 403, kind: 'permanent' },
   not_found: { status: 404, kind: 'permanent' },

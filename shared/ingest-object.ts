@@ -7,7 +7,8 @@
 import type { PipelineDeps } from './deps.js';
 import { acceptImage } from './accept.js';
 import { classifyError, permanent, PipelineError } from './errors.js';
-import { imageIdOf, isIncomingName, sanitizeFilename } from './naming.js';
+import { FOCUS_METADATA_KEY, imageIdOf, isIncomingName, sanitizeFilename } from './naming.js';
+import { parseFocus } from './crop.js';
 import { deleteIfPresent, downloadOrUndefined } from './objects.js';
 import { recordFailure } from './records.js';
 import { recordTicket } from './signed-url.js';
@@ -21,6 +22,8 @@ export interface StorageObjectData {
   readonly contentType?: string;
   /** When the object was written (ISO time): the image's upload time. */
   readonly timeCreated?: string;
+  /** Custom metadata; `focus` (x,y from 0 to 1) places the aspect crops. */
+  readonly metadata?: Readonly<Record<string, unknown>> | null | undefined;
 }
 
 /** What ingest did with an object. */
@@ -70,12 +73,15 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   }
   const filename = sanitizeFilename(object.name.split('/').pop());
   try {
+    const rawFocus = object.metadata?.[FOCUS_METADATA_KEY];
+    const focus = parseFocus(rawFocus === undefined || rawFocus === null ? undefined : String(rawFocus));
     const accepted = await acceptImage(deps, {
       bytes,
       source: object.name,
       copyFrom: { file, generation },
       ...(object.timeCreated ? { acceptedAt: new Date(object.timeCreated).toISOString() } : {}),
       ...(filename ? { filename } : {}),
+      ...(focus ? { focus } : {}),
     });
     await recordTicket(deps, object.name, accepted.id);
     await deleteIfPresent(file, generation);

@@ -2,7 +2,7 @@
  * Manifest building and the fan-in check, as pure functions over object listings.
  */
 import type { OutputFormat } from './config.js';
-import type { Manifest, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './messages.js';
+import type { AspectVariant, CropRect, Manifest, ManifestAspect, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './messages.js';
 import { CONTENT_TYPES, variantName } from './naming.js';
 import type { Recipe } from './recipe.js';
 
@@ -16,11 +16,13 @@ export interface VariantObject {
   /** Pixel dimensions written into the object's metadata by `resize`. */
   readonly width: number;
   readonly height: number;
+  /** For an aspect variant: the crop rectangle its job cut it from (object metadata). */
+  readonly crop?: CropRect;
 }
 
 /** The planned variants whose objects are not in `existing` (names of the image's objects). */
 export function missingVariants(id: string, plan: readonly VariantSpec[], existing: ReadonlySet<string>): VariantSpec[] {
-  return plan.filter((variant) => !existing.has(variantName(id, variant.width, variant.format)));
+  return plan.filter((variant) => !existing.has(variantName(id, variant.width, variant.format, variant.aspect)));
 }
 
 /** Inputs of {@link buildManifest}. */
@@ -45,8 +47,8 @@ export interface ManifestInput {
  * for a format's limits. Throws if a planned variant is missing (a fan-in bug).
  */
 export function buildManifest(input: ManifestInput): Manifest {
-  const variants: ManifestVariant[] = input.plan.map((spec) => {
-    const name = variantName(input.id, spec.width, spec.format);
+  const entryOf = (spec: VariantSpec): ManifestVariant & { crop?: CropRect } => {
+    const name = variantName(input.id, spec.width, spec.format, spec.aspect);
     const object = input.objects.get(name);
     if (!object) throw new Error(`buildManifest: ${name} is missing`);
     return {
@@ -57,28 +59,50 @@ export function buildManifest(input: ManifestInput): Manifest {
       bytes: object.bytes,
       name,
       url: `${input.baseUrl}/${name.split('/').map(encodeURIComponent).join('/')}`,
+      ...(spec.aspect !== undefined && object.crop ? { crop: { ...object.crop } } : {}),
     };
-  });
+  };
   const rank = (format: OutputFormat) => FORMAT_PREFERENCE.indexOf(format);
-  variants.sort((a, b) => rank(a.format) - rank(b.format) || a.width - b.width);
-  const formats = FORMAT_PREFERENCE.filter((format) => variants.some((v) => v.format === format));
+  const byPreference = (a: { format: OutputFormat; width: number }, b: { format: OutputFormat; width: number }) =>
+    rank(a.format) - rank(b.format) || a.width - b.width;
+  const formatsOf = (list: readonly { format: OutputFormat }[]) => FORMAT_PREFERENCE.filter((format) => list.some((v) => v.format === format));
+
+  const variants: ManifestVariant[] = input.plan.filter((spec) => spec.aspect === undefined).map(entryOf).sort(byPreference);
+  const aspects: Record<string, ManifestAspect> = {};
+  for (const spec of input.plan) {
+    if (spec.aspect === undefined || aspects[spec.aspect]) continue;
+    const crop = input.original.crops?.[spec.aspect];
+    if (!crop) throw new Error(`buildManifest: no crop for aspect ${spec.aspect}`);
+    const entries = input.plan.filter((other) => other.aspect === spec.aspect).map(entryOf) as AspectVariant[];
+    for (const entry of entries) if (!entry.crop) throw new Error(`buildManifest: ${entry.name} has no crop metadata`);
+    entries.sort(byPreference);
+    aspects[spec.aspect] = { crop: { ...crop }, formats: formatsOf(entries), variants: entries };
+  }
   const omitted = [...(input.omitted ?? [])].map((o) => ({ ...o })).sort((a, b) => rank(a.format) - rank(b.format) || a.width - b.width);
+  const { crops: _crops, ...original } = input.original;
   return {
     v: 1,
     id: input.id,
-    original: { ...input.original },
-    formats,
+    original,
+    formats: formatsOf(variants),
     variants,
     ...(omitted.length > 0 ? { omitted } : {}),
     ...(input.recipe ? { recipe: input.recipe } : {}),
+    ...(Object.keys(aspects).length > 0 ? { aspects } : {}),
     createdAt: input.now.toISOString(),
   };
 }
 
 /** A `srcset` attribute value for one format of a manifest, e.g. for a `<source>` element. */
-export function srcsetOf(manifest: Manifest, format: OutputFormat): string {
-  return manifest.variants
+export function srcsetOf(manifest: Manifest, format: OutputFormat, aspect?: string): string {
+  const list = aspect === undefined ? manifest.variants : (manifest.aspects?.[aspect]?.variants ?? []);
+  return list
     .filter((v) => v.format === format)
     .map((v) => `${v.url} ${v.width}w`)
     .join(', ');
+}
+
+/** Every variant a manifest lists, uncropped and of every aspect (the `image.ready` count). */
+export function variantCount(manifest: Manifest): number {
+  return manifest.variants.length + Object.values(manifest.aspects ?? {}).reduce((sum, aspect) => sum + aspect.variants.length, 0);
 }

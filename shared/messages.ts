@@ -11,10 +11,15 @@ import { RecipeV1 } from './recipe.js';
 /** An image id: the first 32 hex digits of the SHA-256 of the original's bytes. */
 export const ImageId = z.string().regex(/^[0-9a-f]{32}$/, { message: 'must be 32 lowercase hex digits' });
 
-/** One output: a width (px, after orientation) and a format. */
+/** An aspect ratio as configured in `ASPECTS`, e.g. `16:9`. */
+export const Aspect = z.string().regex(/^[1-9]\d*:[1-9]\d*$/, { message: 'must be W:H, e.g. 16:9' });
+
+/** One output: a width (px, after orientation) and a format; with `aspect`, of that aspect's crop. */
 export const VariantSpec = z.object({
   width: z.number().int().min(1).max(65535),
   format: z.enum(OUTPUT_FORMATS),
+  /** Absent for the uncropped image; otherwise the aspect whose crop ({@link OriginalInfo} `crops`) this is. */
+  aspect: Aspect.optional(),
 });
 /** One output: a width and a format. */
 export type VariantSpec = z.infer<typeof VariantSpec>;
@@ -28,6 +33,24 @@ export const OriginalRef = z.object({
 /** Where the original is, pinned to a generation. */
 export type OriginalRef = z.infer<typeof OriginalRef>;
 
+/** A rectangle of the upright original, in its pixels. */
+export const CropRect = z.object({
+  left: z.number().int().nonnegative(),
+  top: z.number().int().nonnegative(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+});
+/** A rectangle of the upright original. */
+export type CropRect = z.infer<typeof CropRect>;
+
+/** An aspect's crop, chosen once per image at accept time: the rectangle and what placed it. */
+export const AspectCrop = CropRect.extend({
+  /** `focus` when the uploader gave a focal point, otherwise the `CROP_STRATEGY` used. */
+  by: z.enum(['attention', 'entropy', 'centre', 'focus']),
+});
+/** An aspect's crop and what placed it. */
+export type AspectCrop = z.infer<typeof AspectCrop>;
+
 /** Facts about the original, from the header probe (dimensions are after EXIF orientation). */
 export const OriginalInfo = z.object({
   format: z.string(),
@@ -36,6 +59,8 @@ export const OriginalInfo = z.object({
   bytes: z.number().int().nonnegative(),
   contentType: z.string(),
   filename: z.string().optional(),
+  /** Per configured aspect, its crop (absent when `ASPECTS` was empty at accept time). */
+  crops: z.record(Aspect, AspectCrop).optional(),
 });
 /** Facts about the original. */
 export type OriginalInfo = z.infer<typeof OriginalInfo>;
@@ -48,6 +73,8 @@ export const OmittedVariant = z.object({
   width: z.number().int().positive(),
   height: z.number().int().positive(),
   format: z.enum(OUTPUT_FORMATS),
+  /** The aspect, for a pair of an aspect's crop. */
+  aspect: Aspect.optional(),
   /** Why, machine-readable: `exceeds_format_limit` (the only reason today; readers accept others). */
   reason: z.string(),
 });
@@ -101,6 +128,20 @@ export const ManifestVariant = z.object({
 /** A variant as the manifest lists it. */
 export type ManifestVariant = z.infer<typeof ManifestVariant>;
 
+/** A variant of an aspect's crop, with the crop rectangle (original pixels) its job rendered from. */
+export const AspectVariant = ManifestVariant.extend({ crop: CropRect });
+/** A variant of an aspect's crop. */
+export type AspectVariant = z.infer<typeof AspectVariant>;
+
+/** One aspect in the manifest: its crop, and its variants in the same order as `variants`. */
+export const ManifestAspect = z.object({
+  crop: AspectCrop,
+  formats: z.array(z.enum(OUTPUT_FORMATS)),
+  variants: z.array(AspectVariant),
+});
+/** One aspect in the manifest. */
+export type ManifestAspect = z.infer<typeof ManifestAspect>;
+
 /** `{id}/manifest.json`, version 1: everything a page needs to build `<picture>`/`srcset`. */
 export const ManifestV1 = z.object({
   v: z.literal(1),
@@ -113,6 +154,8 @@ export const ManifestV1 = z.object({
   omitted: z.array(OmittedVariant).optional(),
   /** What the variants were made with, and its hash; absent in manifests from before recipes. */
   recipe: RecipeV1.optional(),
+  /** Cropped aspects (`ASPECTS`) with variants, keyed by aspect; absent when none. */
+  aspects: z.record(Aspect, ManifestAspect).optional(),
   createdAt: z.iso.datetime(),
   /**
    * What making the image cost, as the fan-in saw it (docs/observability.md): upload→ready

@@ -4,7 +4,8 @@
  * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads),
  *   `outcomes/{id}` (the arbiter of the image's one outcome; docs/record-protocol.md). The
  *   uploads bucket is private, so writer names and announcement state never go public.
- * - images bucket: `{id}/{width}w.{ext}`, `{id}/manifest.json`, `{id}/error.json`
+ * - images bucket: `{id}/{width}w.{ext}`, `{id}/{W}x{H}/{width}w.{ext}` (an aspect's crop),
+ *   `{id}/manifest.json`, `{id}/error.json`
  */
 import { createHash } from 'node:crypto';
 import type { OutputFormat } from './config.js';
@@ -49,15 +50,26 @@ export function isIncomingName(name: string): boolean {
   return name.startsWith(topology.prefixes.incoming) && name.length > topology.prefixes.incoming.length && !name.endsWith('/');
 }
 
-/** `{id}/{width}w.{ext}` in the images bucket. */
-export function variantName(id: string, width: number, format: OutputFormat): string {
-  return `${id}/${width}w.${EXTENSIONS[format]}`;
+/**
+ * `{id}/{width}w.{ext}` in the images bucket, or `{id}/{W}x{H}/{width}w.{ext}` for a variant of
+ * aspect `W:H`'s crop: a folder of its own, so no cropped name can equal an uncropped one.
+ */
+export function variantName(id: string, width: number, format: OutputFormat, aspect?: string): string {
+  return aspect === undefined ? `${id}/${width}w.${EXTENSIONS[format]}` : `${id}/${aspectFolder(aspect)}/${width}w.${EXTENSIONS[format]}`;
 }
 
-/** True for a variant's name, `{id}/{width}w.{ext}` (not the manifest or a failure record). */
+/** True for a variant's name, `{id}/{width}w.{ext}` or `{id}/{W}x{H}/{width}w.{ext}` (not a record). */
 export function isVariantName(name: string): boolean {
-  return /^[0-9a-f]{32}\/\d+w\.(avif|webp|jpg)$/.test(name);
+  return /^[0-9a-f]{32}\/(\d+x\d+\/)?\d+w\.(avif|webp|jpg)$/.test(name);
 }
+
+/** The folder of aspect `W:H`'s variants: `WxH` (a colon is awkward in URLs and file systems). */
+export function aspectFolder(aspect: string): string {
+  return aspect.replace(':', 'x');
+}
+
+/** Custom metadata key on `incoming/` objects: the uploader's focal point, `x,y` from 0 to 1. */
+export const FOCUS_METADATA_KEY = 'focus';
 
 /** `{id}/manifest.json` in the images bucket. */
 export function manifestName(id: string): string {

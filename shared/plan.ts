@@ -8,12 +8,33 @@
  * variant on the critical path. Pure functions, deterministic output.
  */
 import type { Config, FanoutStrategy, OutputFormat } from './config.js';
-import type { OmittedVariant, VariantSpec } from './messages.js';
+import type { CropRect, OmittedVariant, VariantSpec } from './messages.js';
 
 /** An original's upright size (after EXIF orientation), as the probe reports it. */
 export interface ImageSize {
   width: number;
   height: number;
+}
+
+/** An original's size and, when aspects are configured, each aspect's crop (chosen at accept). */
+export interface PlanInput extends ImageSize {
+  crops?: Readonly<Record<string, CropRect>> | undefined;
+}
+
+/**
+ * The frame a variant is cut from: the whole original, or its aspect's crop rectangle. A variant's
+ * height is {@link heightForWidth} of its frame, so the widest variant of a crop is the crop itself.
+ */
+export function frameOf(variant: Pick<VariantSpec, 'aspect'>, info: PlanInput): ImageSize {
+  if (variant.aspect === undefined) return info;
+  const crop = info.crops?.[variant.aspect];
+  if (!crop) throw new Error(`no crop for aspect ${variant.aspect}`);
+  return crop;
+}
+
+/** A variant's pixel size. */
+export function variantSize(variant: VariantSpec, info: PlanInput): ImageSize {
+  return { width: variant.width, height: heightForWidth(variant.width, frameOf(variant, info)) };
 }
 
 /**
@@ -88,13 +109,36 @@ export interface VariantPlan {
  * 1024 and 1080 px WebPs that libwebp cannot write. The cut pairs are reported in `omitted`. An
  * image with no variant at all (e.g. 1×65501) is refused by the probe.
  */
-export function planImage(info: ImageSize, config: Pick<Config, 'WIDTHS' | 'FORMATS'>): VariantPlan {
-  const nominal = targetWidths(info.width, config.WIDTHS);
-  const byFormat = new Map(config.FORMATS.map((format) => [format, targetWidths(widestFitting(format, info), config.WIDTHS)] as const));
-  const widths = [...new Set([...byFormat.values()].flat())].filter((width) => width >= 1).sort((a, b) => a - b);
-  const variants = widths.flatMap((width) => config.FORMATS.filter((format) => byFormat.get(format)!.includes(width)).map((format) => ({ width, format })));
+export function planImage(info: PlanInput, config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS'>>): VariantPlan {
+  const whole = planFrame(info, config.WIDTHS, config.FORMATS);
+  // Aspects: the same plan over each crop rectangle, but never below the smallest configured width
+  // (a crop narrower than that is too small to be worth art direction and gets no variants).
+  const smallest = Math.min(...config.WIDTHS);
+  const cropped = (config.ASPECTS ?? []).flatMap((aspect) => {
+    const crop = info.crops?.[aspect];
+    if (!crop) return [];
+    const plan = planFrame(crop, config.WIDTHS, config.FORMATS);
+    return [
+      {
+        variants: plan.variants.filter((v) => v.width >= smallest).map((v) => ({ ...v, aspect })),
+        omitted: plan.omitted.filter((o) => o.width >= smallest).map((o) => ({ ...o, aspect })),
+      },
+    ];
+  });
+  return {
+    variants: [...whole.variants, ...cropped.flatMap((plan) => plan.variants)],
+    omitted: [...whole.omitted, ...cropped.flatMap((plan) => plan.omitted)],
+  };
+}
+
+/** {@link planImage} for one frame (the original, or one crop). */
+function planFrame(info: ImageSize, widths: readonly number[], formats: readonly OutputFormat[]): VariantPlan {
+  const nominal = targetWidths(info.width, widths);
+  const byFormat = new Map(formats.map((format) => [format, targetWidths(widestFitting(format, info), widths)] as const));
+  const planned = [...new Set([...byFormat.values()].flat())].filter((width) => width >= 1).sort((a, b) => a - b);
+  const variants = planned.flatMap((width) => formats.filter((format) => byFormat.get(format)!.includes(width)).map((format) => ({ width, format })));
   const omitted = nominal.flatMap((width) =>
-    config.FORMATS.filter((format) => !fitsFormat(format, width, heightForWidth(width, info))).map((format) => ({
+    formats.filter((format) => !fitsFormat(format, width, heightForWidth(width, info))).map((format) => ({
       width,
       height: heightForWidth(width, info),
       format,
@@ -105,7 +149,7 @@ export function planImage(info: ImageSize, config: Pick<Config, 'WIDTHS' | 'FORM
 }
 
 /** Every variant of an image: each target width in each configured format that can hold it, widths ascending. */
-export function planVariants(info: ImageSize, config: Pick<Config, 'WIDTHS' | 'FORMATS'>): VariantSpec[] {
+export function planVariants(info: PlanInput, config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS'>>): VariantSpec[] {
   return planImage(info, config).variants;
 }
 
@@ -139,8 +183,9 @@ const megapixels = (width: number, height: number): number => (width * height) /
  * Estimated encode cost of one variant: its output megapixels × {@link FORMAT_COST_FACTORS}. The
  * unit is "megapixels of plain JPEG" (≈ 15 ms of CPU on the reference machine).
  */
-export function estimateVariantCost(variant: VariantSpec, info: ImageSize): number {
-  return megapixels(variant.width, heightForWidth(variant.width, info)) * FORMAT_COST_FACTORS[variant.format];
+export function estimateVariantCost(variant: VariantSpec, info: PlanInput): number {
+  const size = variantSize(variant, info);
+  return megapixels(size.width, size.height) * FORMAT_COST_FACTORS[variant.format];
 }
 
 /** Estimated cost of the decode that every job pays once, whatever its variants. */
@@ -152,7 +197,7 @@ export function estimateDecodeCost(info: ImageSize): number {
  * Estimated cost of one job: one decode of the original plus its variants' encodes. Resizes
  * between cascade levels are left out: they measured under 1% of encode time.
  */
-export function estimateJobCost(variants: readonly VariantSpec[], info: ImageSize): number {
+export function estimateJobCost(variants: readonly VariantSpec[], info: PlanInput): number {
   return variants.reduce((sum, variant) => sum + estimateVariantCost(variant, info), estimateDecodeCost(info));
 }
 
@@ -179,12 +224,15 @@ function groupBy<T, K>(items: readonly T[], key: (item: T) => K): T[][] {
   return [...groups.values()];
 }
 
+/** Whether two variants are encoded from the same pixels (same width of the same frame). */
+const sameResize = (a: VariantSpec, b: VariantSpec): boolean => a.width === b.width && a.aspect === b.aspect;
+
 /**
  * Greedy longest-processing-time packing of variants into `jobCount` jobs, each starting with one
  * decode's cost. A variant goes to the least-loaded job, except that it joins a job already
  * holding its width (they share a resize) when that keeps the job within the ideal makespan.
  */
-function packBalanced(variants: readonly VariantSpec[], info: ImageSize, jobCount: number): VariantSpec[][] {
+function packBalanced(variants: readonly VariantSpec[], info: PlanInput, jobCount: number): VariantSpec[][] {
   const items = variants.map((variant, index) => ({ variant, index, cost: estimateVariantCost(variant, info) }));
   const byCostDescending = [...items].sort((a, b) => b.cost - a.cost || a.index - b.index);
   const decode = estimateDecodeCost(info);
@@ -202,7 +250,7 @@ function packBalanced(variants: readonly VariantSpec[], info: ImageSize, jobCoun
     const sharesResize = anyEmpty
       ? []
       : jobs.filter(
-          (job) => job.items.some((other) => other.variant.width === item.variant.width) && job.load + item.cost <= idealMakespan + 1e-9,
+          (job) => job.items.some((other) => sameResize(other.variant, item.variant)) && job.load + item.cost <= idealMakespan + 1e-9,
         );
     const target = leastLoaded(sharesResize) ?? leastLoaded(jobs)!;
     target.load += item.cost;
@@ -236,7 +284,7 @@ function packBalanced(variants: readonly VariantSpec[], info: ImageSize, jobCoun
  */
 export function splitIntoJobs(
   variants: readonly VariantSpec[],
-  info: ImageSize,
+  info: PlanInput,
   strategy: FanoutStrategy,
   targetJobs?: number,
 ): VariantSpec[][] {
@@ -245,7 +293,10 @@ export function splitIntoJobs(
     case 'per-image':
       return [[...variants]];
     case 'per-width':
-      return groupBy(variants, (variant) => variant.width).sort((a, b) => a[0]!.width - b[0]!.width);
+      // One job per width of each frame: an aspect's variants at a width share their resize.
+      return groupBy(variants, (variant) => (variant.aspect === undefined ? variant.width : `${variant.aspect}/${variant.width}`)).sort(
+        (a, b) => a[0]!.width - b[0]!.width,
+      );
     case 'per-format':
       return groupBy(variants, (variant) => variant.format);
     case 'balanced': {

@@ -19,6 +19,7 @@ export const RECIPE_KEYS = [
   'AVIF_QUALITY',
   'AVIF_EFFORT',
   'KEEP_METADATA',
+  'ASPECTS',
 ] as const satisfies ReadonlyArray<keyof Config>;
 
 /** A recipe as manifests and jobs carry it: the settings by variable name, and their hash. */

@@ -17,6 +17,7 @@
  * deletes the marker (generation-matched) and dispatches again ({@link clearRetryableFailure}).
  */
 import { performance } from 'node:perf_hooks';
+import { variantCount } from './manifest.js';
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from './errors.js';
@@ -62,7 +63,7 @@ export function eventFor(record: { kind: 'manifest'; manifest: Manifest; bucket:
       type: 'image.ready',
       imageId: record.manifest.id,
       manifest: { bucket: record.bucket, name: manifestName(record.manifest.id) },
-      variants: record.manifest.variants.length,
+      variants: variantCount(record.manifest),
       at: at.toISOString(),
     };
   }

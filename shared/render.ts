@@ -27,13 +27,16 @@
  *   Always at least 1 px: a 320 px variant of a 50000×1 line is 320×1.
  * - A variant outside its format's limits ({@link FORMAT_LIMITS}) is refused before the decode:
  *   the planner never asks for one, so such a job is malformed, not a failed encode.
+ * - Aspect variants (`aspect` set) come from the same decode: the cascade gains a level at the
+ *   width where the crop rectangle (original pixels, from the job) is as wide as the variant, and
+ *   the variant is that level's scaled rectangle, so a crop costs one extract and no extra decode.
  */
 import { performance } from 'node:perf_hooks';
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import type { Config, OutputFormat } from './config.js';
 import { AvifEncodeTimeModel } from './encode-time.js';
 import { PipelineError, permanent } from './errors.js';
-import type { VariantSpec } from './messages.js';
+import type { CropRect, VariantSpec } from './messages.js';
 import { CONTENT_TYPES } from './naming.js';
 import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
 
@@ -86,6 +89,8 @@ export interface RenderOptions {
   avifEncodeTimes?: AvifEncodeTimeModel;
   /** Collects each stage's wall time, in order (for the job's `job.done` log line). */
   timings?: StageTiming[];
+  /** Each aspect's crop of the upright original (the job's `info.crops`), for aspect variants. */
+  crops?: Readonly<Record<string, CropRect>> | undefined;
 }
 
 /**
@@ -117,6 +122,9 @@ export interface RenderedVariant {
   format: OutputFormat;
   contentType: string;
   data: Buffer;
+  /** For a variant of an aspect's crop: the aspect and the rectangle it was cut from. */
+  aspect?: string;
+  crop?: CropRect;
 }
 
 /**
@@ -341,31 +349,29 @@ export async function renderVariants(
   const source = await inspectOriginal(original, options);
 
   const formatsByWidth = new Map<number, OutputFormat[]>();
-  for (const { width, format } of variants) {
+  for (const { width, format } of variants.filter((variant) => variant.aspect === undefined)) {
     const formats = formatsByWidth.get(width) ?? [];
     if (!formats.includes(format)) formats.push(format);
     formatsByWidth.set(width, formats);
   }
-  const widths = [...formatsByWidth.keys()].sort((a, b) => b - a);
+  const cropsByLevel = planCroppedVariants(variants, source, options);
+  const widths = [...new Set([...formatsByWidth.keys(), ...cropsByLevel.keys()])].sort((a, b) => b - a);
   if (widths[0]! > source.width) {
     throw permanent('invalid_job', `The job asks for a ${widths[0]}px variant of a ${source.width}px image; images are never enlarged.`, {
       width: widths[0],
       originalWidth: source.width,
     });
   }
-  for (const { width, format } of variants) {
+  for (const { width, format } of variants.filter((variant) => variant.aspect === undefined)) {
     const height = heightForWidth(width, source);
-    if (!fitsFormat(format, width, height)) {
-      const { name, maxWidth, maxHeight } = FORMAT_LIMITS[format];
-      throw permanent('invalid_job', `The job asks for a ${width}×${height} ${name} variant; ${name} images are at most ${maxWidth}×${maxHeight} pixels.`, {
-        width,
-        height,
-        format,
-      });
-    }
+    if (!fitsFormat(format, width, height)) throw formatLimitError(width, height, format);
   }
 
   const rendered: RenderedVariant[] = [];
+  const emit = async (variant: RenderedVariant): Promise<void> => {
+    rendered.push(variant);
+    if (onVariant) await timed(options.timings, { stage: 'write', width: variant.width, format: variant.format }, () => onVariant(variant));
+  };
   let level: Level | undefined;
   for (const width of widths) {
     assertBeforeDeadline(options.deadline);
@@ -384,16 +390,107 @@ export async function renderVariants(
         throw toPipelineError(error, 'image_failed');
       });
     }
-    for (const format of formatsByWidth.get(width)!) {
+    for (const format of formatsByWidth.get(width) ?? []) {
       assertBeforeDeadline(options.deadline);
       const current: Level = level;
       const data = await timed(options.timings, { stage: 'encode', width, format }, () => encode(current, format, options)).catch((error: unknown) => {
         throw toPipelineError(error, 'image_failed');
       });
-      const variant: RenderedVariant = { width: level.width, height: level.height, format, contentType: CONTENT_TYPES[format], data };
-      rendered.push(variant);
-      if (onVariant) await timed(options.timings, { stage: 'write', width, format }, () => onVariant(variant));
+      await emit({ width: level.width, height: level.height, format, contentType: CONTENT_TYPES[format], data });
+    }
+    for (const cropped of cropsByLevel.get(width) ?? []) {
+      assertBeforeDeadline(options.deadline);
+      const piece = await cutCrop(level, source, cropped, options).catch((error: unknown) => {
+        throw toPipelineError(error, 'image_failed');
+      });
+      for (const format of cropped.formats) {
+        assertBeforeDeadline(options.deadline);
+        const data = await timed(options.timings, { stage: 'encode', width: piece.width, format }, () => encode(piece, format, options)).catch((error: unknown) => {
+          throw toPipelineError(error, 'image_failed');
+        });
+        await emit({
+          width: piece.width,
+          height: piece.height,
+          format,
+          contentType: CONTENT_TYPES[format],
+          data,
+          aspect: cropped.aspect,
+          crop: { ...cropped.crop },
+        });
+      }
     }
   }
   return rendered;
+}
+
+function formatLimitError(width: number, height: number, format: OutputFormat): PipelineError {
+  const { name, maxWidth, maxHeight } = FORMAT_LIMITS[format];
+  return permanent('invalid_job', `The job asks for a ${width}×${height} ${name} variant; ${name} images are at most ${maxWidth}×${maxHeight} pixels.`, {
+    width,
+    height,
+    format,
+  });
+}
+
+/** One width of one aspect's crop, with its formats. */
+interface CroppedWidth {
+  aspect: string;
+  crop: CropRect;
+  width: number;
+  height: number;
+  formats: OutputFormat[];
+}
+
+/**
+ * Groups a job's aspect variants by the cascade level they are cut from: the width at which the
+ * whole image must be for the crop rectangle to be the variant's width. Checks them first (crop
+ * present and inside the image, never enlarged, within the format's limits) so that a malformed
+ * job fails before the decode.
+ */
+function planCroppedVariants(variants: readonly VariantSpec[], source: { width: number; height: number }, options: RenderOptions): Map<number, CroppedWidth[]> {
+  const byLevel = new Map<number, CroppedWidth[]>();
+  for (const { width, format, aspect } of variants) {
+    if (aspect === undefined) continue;
+    const crop = options.crops?.[aspect];
+    if (!crop || crop.left + crop.width > source.width || crop.top + crop.height > source.height) {
+      throw permanent('invalid_job', `The job asks for aspect ${aspect} without a crop rectangle inside the ${source.width}×${source.height} image.`, {
+        aspect,
+      });
+    }
+    if (width > crop.width) {
+      throw permanent('invalid_job', `The job asks for a ${width}px variant of a ${crop.width}px crop; images are never enlarged.`, {
+        width,
+        aspect,
+      });
+    }
+    const height = heightForWidth(width, crop);
+    if (!fitsFormat(format, width, height)) throw formatLimitError(width, height, format);
+    const levelWidth = Math.min(source.width, Math.max(1, Math.round((source.width * width) / crop.width)));
+    const group = byLevel.get(levelWidth) ?? [];
+    const entry = group.find((other) => other.aspect === aspect && other.width === width);
+    if (entry) {
+      if (!entry.formats.includes(format)) entry.formats.push(format);
+    } else {
+      group.push({ aspect, crop, width, height, formats: [format] });
+    }
+    byLevel.set(levelWidth, group);
+  }
+  return byLevel;
+}
+
+/** Cuts a crop out of a level (the rectangle scaled to the level) at exactly the variant's size. */
+async function cutCrop(level: Level, source: { width: number; height: number }, cropped: CroppedWidth, options: RenderOptions): Promise<Level> {
+  const sx = level.width / source.width;
+  const sy = level.height / source.height;
+  const left = Math.min(level.width - 1, Math.round(cropped.crop.left * sx));
+  const top = Math.min(level.height - 1, Math.round(cropped.crop.top * sy));
+  const right = Math.max(left + 1, Math.min(level.width, Math.round((cropped.crop.left + cropped.crop.width) * sx)));
+  const bottom = Math.max(top + 1, Math.min(level.height, Math.round((cropped.crop.top + cropped.crop.height) * sy)));
+  return materialise(
+    readLevel(level)
+      .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
+      .extract({ left, top, width: right - left, height: bottom - top })
+      .resize(cropped.width, cropped.height, { fit: 'fill', kernel: KERNEL }),
+    options.keepMetadata,
+  );
 }

@@ -15,12 +15,13 @@ import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
 import { METRIC_LINES } from './observability.js';
 import { isDeleted, recordFailure, removeImageObjects, settleOwnOutcome, writeManifest, writeUpdatedManifest } from './records.js';
 import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
+import { cropMetadata, parseCropMetadata } from './crop.js';
 
 /**
  * Custom metadata keys on variant objects; the fan-in reads width and height back, and sums
  * `cpuMs` (the writing job's process CPU since its previous variant) into the image's CPU-seconds.
  */
-export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration', cpuMs: 'cpuMs' } as const;
+export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration', cpuMs: 'cpuMs', crop: 'crop' } as const;
 
 /** `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}` → ms. */
 export function stageFields(timings: readonly StageTiming[]): Record<string, number> {
@@ -68,7 +69,8 @@ function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
     const width = Number(custom[VARIANT_METADATA.width]);
     const height = Number(custom[VARIANT_METADATA.height]);
     if (!Number.isInteger(width) || !Number.isInteger(height)) continue;
-    objects.set(file.name, { name: file.name, bytes: Number(file.metadata.size ?? 0), width, height });
+    const crop = parseCropMetadata(custom[VARIANT_METADATA.crop]);
+    objects.set(file.name, { name: file.name, bytes: Number(file.metadata.size ?? 0), width, height, ...(crop ? { crop } : {}) });
   }
   return objects;
 }
@@ -121,11 +123,12 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
           maxFrames: deps.config.MAX_INPUT_FRAMES,
           deadline: deps.now().getTime() + deps.config.JOB_TIME_BUDGET_SECONDS * 1000,
           timings,
+          crops: job.info.crops,
         },
         async (variant) => {
           const cpuMs = cpuMsSince(cpuMark);
           cpuMark = process.cpuUsage();
-          const result = await createIfAbsent(images.file(variantName(job.imageId, variant.width, variant.format)), variant.data, {
+          const result = await createIfAbsent(images.file(variantName(job.imageId, variant.width, variant.format, variant.aspect)), variant.data, {
             contentType: variant.contentType,
             cacheControl: VARIANT_CACHE_CONTROL,
             metadata: {
@@ -133,6 +136,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
               [VARIANT_METADATA.height]: String(variant.height),
               [VARIANT_METADATA.sourceGeneration]: job.original.generation,
               [VARIANT_METADATA.cpuMs]: String(cpuMs),
+              ...(variant.crop ? { [VARIANT_METADATA.crop]: cropMetadata(variant.crop) } : {}),
             },
           });
           if (result.created) written++;

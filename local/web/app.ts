@@ -2,7 +2,9 @@
  * The try-it page: uploads each picked or dropped image to `POST /uploads` (XMLHttpRequest, for
  * upload progress) or, over 16 MiB, straight to Cloud Storage through a signed URL
  * (`POST /uploads/signed-url`, then a PUT), polls its `statusUrl` until it is ready or failed, and shows a ready image
- * as a `<picture>` built from the manifest alone plus a table of its variants. Errors are shown
+ * as a `<picture>` built from the manifest alone plus a table of its variants, and each cropped
+ * aspect (ASPECTS) as its own `<picture>` beside it, with the crop drawn on a small copy of the
+ * uncropped image. Errors are shown
  * as the API returns them. Plain DOM, no framework; ids seen are kept in localStorage so that a
  * reload (or a later `npm start`) lists them again.
  */
@@ -21,12 +23,26 @@ interface ManifestVariant {
   url: string;
 }
 
+interface CropRect {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+interface ManifestAspect {
+  crop: CropRect & { by: 'attention' | 'entropy' | 'centre' | 'focus' };
+  formats: OutputFormat[];
+  variants: Array<ManifestVariant & { crop: CropRect }>;
+}
+
 interface Manifest {
   v: 1;
   id: string;
   original: { format: string; width: number; height: number; bytes: number; contentType: string; filename?: string; name: string; generation: string };
   formats: OutputFormat[];
   variants: ManifestVariant[];
+  aspects?: Record<string, ManifestAspect>;
   createdAt: string;
   processing?: { uploadToReadyMs?: number; cpuSeconds: number };
 }
@@ -263,7 +279,7 @@ const PREVIEW_SIZES = '(min-width: 1000px) 440px, (min-width: 720px) 45vw, calc(
  * `<picture>`: one `<source>` per format in the manifest's preference order, the last format
  * (JPEG by default, the universal fallback) as the `<img>` with `srcset` and `sizes`.
  */
-export function buildPicture(manifest: Manifest, alt: string): HTMLPictureElement {
+export function buildPicture(manifest: Pick<Manifest, 'formats' | 'variants'>, alt: string, sizes = PREVIEW_SIZES): HTMLPictureElement {
   const picture = el('picture');
   const byFormat = (format: OutputFormat) => manifest.variants.filter((v) => v.format === format).sort((a, b) => a.width - b.width);
   const srcset = (variants: ManifestVariant[]) => variants.map((v) => `${v.url} ${v.width}w`).join(', ');
@@ -271,7 +287,7 @@ export function buildPicture(manifest: Manifest, alt: string): HTMLPictureElemen
   const fallback = formats[formats.length - 1];
   for (const format of formats.slice(0, -1)) {
     const variants = byFormat(format);
-    picture.append(el('source', { type: variants[0]!.contentType, srcset: srcset(variants), sizes: PREVIEW_SIZES }));
+    picture.append(el('source', { type: variants[0]!.contentType, srcset: srcset(variants), sizes }));
   }
   if (fallback) {
     const variants = byFormat(fallback);
@@ -281,7 +297,7 @@ export function buildPicture(manifest: Manifest, alt: string): HTMLPictureElemen
       el('img', {
         src: middle.url,
         srcset: srcset(variants),
-        sizes: PREVIEW_SIZES,
+        sizes,
         width: String(largest.width),
         height: String(largest.height),
         alt,
@@ -290,6 +306,42 @@ export function buildPicture(manifest: Manifest, alt: string): HTMLPictureElemen
     );
   }
   return picture;
+}
+
+const ASPECT_SIZES = '(min-width: 720px) 200px, 45vw';
+
+/**
+ * Each aspect's `<picture>` (from its manifest section alone), and beside it the crop rectangle
+ * drawn over a small copy of the uncropped image, so one can see what the crop kept.
+ */
+function renderAspects(manifest: Manifest, alt: string): HTMLElement | undefined {
+  const aspects = Object.entries(manifest.aspects ?? {});
+  if (aspects.length === 0) return undefined;
+  const { width, height } = manifest.original;
+  const smallest = [...manifest.variants].filter((v) => v.format === manifest.formats[manifest.formats.length - 1]).sort((a, b) => a.width - b.width)[0];
+  const percent = (value: number, of: number) => `${((100 * value) / of).toFixed(3)}%`;
+  const figures = aspects.map(([aspect, section]) => {
+    const { crop } = section;
+    const map = el('div', { class: 'crop-map', role: 'img', 'aria-label': `Where the ${aspect} crop sits in the original` });
+    map.style.aspectRatio = `${width} / ${height}`;
+    if (smallest) map.append(el('img', { src: smallest.url, alt: '', width: String(smallest.width), height: String(smallest.height), decoding: 'async' }));
+    const rect = el('span', { class: 'crop-rect', 'data-crop': `${crop.left},${crop.top},${crop.width},${crop.height}` });
+    Object.assign(rect.style, { left: percent(crop.left, width), top: percent(crop.top, height), width: percent(crop.width, width), height: percent(crop.height, height) });
+    map.append(rect);
+    return el(
+      'figure',
+      { class: 'aspect', 'data-aspect': aspect },
+      buildPicture(section, `${alt} (${aspect} crop)`, ASPECT_SIZES),
+      map,
+      el(
+        'figcaption',
+        {},
+        el('strong', { text: aspect }),
+        ` · ${section.variants.length} variants · ${crop.by} · crop ${crop.width} × ${crop.height} at ${crop.left}, ${crop.top}`,
+      ),
+    );
+  });
+  return el('div', { class: 'aspects' }, ...figures);
 }
 
 function renderResult(manifest: Manifest, filename: string): HTMLElement {
@@ -388,10 +440,11 @@ function renderResult(manifest: Manifest, filename: string): HTMLElement {
   );
 
   const scroller = (table: HTMLTableElement, label: string) => el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label }, table);
+  const aspects = renderAspects(manifest, manifest.original.filename ?? filename);
   return el(
     'div',
     { class: 'result' },
-    figure,
+    aspects ? el('div', { class: 'pictures' }, figure, aspects) : figure,
     el('div', { class: 'tables' }, scroller(table, `Variants of ${filename}`), scroller(totals, `Totals per format for ${filename}`)),
   );
 }

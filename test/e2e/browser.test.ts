@@ -26,24 +26,18 @@ const CHROMIUM_ARGS = [
   '--disable-quic',
 ];
 
-describe('try-it page in Chromium', function () {
-  this.timeout(180_000);
-  let t: TestStack;
-  let context: BrowserContext;
-  let page: Page;
-  let profile: string;
-  let files: string;
-  const pageErrors: string[] = [];
-
+/** A local stack with `env` and a Chromium page for a describe block, stopped after it (skipped without Chromium). */
+function useStackAndPage(env: Record<string, string>) {
+  const state = { pageErrors: [] as string[] } as { t: TestStack; context: BrowserContext; page: Page; profile: string; files: string; pageErrors: string[] };
   before(async function () {
     if (!existsSync(CHROMIUM)) {
       console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
       this.skip();
     }
-    t = await startTestStack({ env: { WIDTHS: '320,640,1024' } });
-    profile = tempDir('chromium-profile');
-    files = tempDir('browser-files');
-    context = await chromium.launchPersistentContext(profile, {
+    state.t = await startTestStack({ env });
+    state.profile = tempDir('chromium-profile');
+    state.files = tempDir('browser-files');
+    state.context = await chromium.launchPersistentContext(state.profile, {
       executablePath: CHROMIUM,
       args: CHROMIUM_ARGS,
       viewport: { width: 1280, height: 900 },
@@ -51,17 +45,30 @@ describe('try-it page in Chromium', function () {
       // No transitions (the page honours it), so that the screenshot does not catch one midway.
       reducedMotion: 'reduce',
     });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (error) => pageErrors.push(error.message));
+    state.page = state.context.pages()[0] ?? (await state.context.newPage());
+    state.page.on('pageerror', (error) => state.pageErrors.push(error.message));
   });
   after(async () => {
-    await context?.close();
-    await t?.stop();
-    removeDir(profile);
-    removeDir(files);
+    await state.context?.close();
+    await state.t?.stop();
+    if (state.profile) removeDir(state.profile);
+    if (state.files) removeDir(state.files);
   });
   afterEach(function () {
-    if (this.currentTest?.state === 'failed' && t) console.log(`Last log lines of the stack:\n${t.tail(40)}`);
+    if (this.currentTest?.state === 'failed' && state.t) console.log(`Last log lines of the stack:\n${state.t.tail(40)}`);
+  });
+  return state;
+}
+
+describe('try-it page in Chromium', function () {
+  this.timeout(180_000);
+  const s = useStackAndPage({ WIDTHS: '320,640,1024' });
+  let t: TestStack;
+  let page: Page;
+  let files: string;
+  let pageErrors: string[];
+  before(() => {
+    ({ t, page, files, pageErrors } = s);
   });
 
   it('is usable with the keyboard: Tab reaches the file input, and the drop zone shows focus', async () => {
@@ -200,5 +207,59 @@ describe('try-it page in Chromium', function () {
     await page.locator('.card').first().waitFor({ timeout: 15_000 });
     expect(await page.locator('.card', { hasText: 'dropped.jpg' }).count()).to.equal(0);
     expect(pageErrors).to.deep.equal([]);
+  });
+});
+
+describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
+  this.timeout(180_000);
+  const s = useStackAndPage({ WIDTHS: '320,640', ASPECTS: '1:1,16:9', CROP_STRATEGY: 'centre' });
+  let t: TestStack;
+  let page: Page;
+  let files: string;
+  before(() => {
+    ({ t, page, files } = s);
+  });
+
+  it("shows each aspect's <picture> beside the uncropped one, with its crop drawn on a small copy", async () => {
+    await page.goto(t.stack.urls.web);
+    const photoPath = join(files, 'quay.jpg');
+    writeFileSync(photoPath, await makePhoto({ width: 900, height: 600, seed: 33 }));
+    await page.setInputFiles('#files', [photoPath]);
+    const card = page.locator('.card', { hasText: 'quay.jpg' });
+    await card.locator('table.variants').waitFor({ timeout: 120_000 });
+    const id = await card.locator('.image-id code').textContent();
+    const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+    expect(Object.keys(manifest.aspects ?? {})).to.deep.equal(['1:1', '16:9']);
+    // The local images route serves the aspect folders, and still nothing deeper.
+    expect((await fetch(`${t.stack.urls.images}/${id}/1x1/320w.jpg`)).status).to.equal(200);
+    for (const name of [`${id}/1x1/x/320w.jpg`, `${id}/a/320w.jpg`, `${id}/0x1/320w.jpg`]) {
+      expect((await fetch(`${t.stack.urls.images}/${name}`)).status, name).to.equal(404);
+    }
+
+    // The uncropped picture is still there, as before; each aspect is a <picture> of its own.
+    expect(await card.locator('.preview > picture').count()).to.equal(1);
+    expect(await card.locator('.aspect').evaluateAll((fs) => fs.map((f) => f.getAttribute('data-aspect')))).to.deep.equal(['1:1', '16:9']);
+    for (const [aspect, section] of Object.entries(manifest.aspects!)) {
+      const figure = card.locator(`.aspect[data-aspect="${aspect}"]`);
+      const sources = await figure.locator('picture source').evaluateAll((ss) => ss.map((s) => (s as HTMLSourceElement).srcset));
+      expect(sources).to.deep.equal(
+        ['avif', 'webp'].map((format) => section.variants.filter((v) => v.format === format).map((v) => `${v.url} ${v.width}w`).join(', ')),
+      );
+      const img = figure.locator('picture img');
+      await page.waitForFunction((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0, await img.elementHandle(), { timeout: 15_000 });
+      const loaded = await img.evaluate((el) => ({ width: (el as HTMLImageElement).naturalWidth, height: (el as HTMLImageElement).naturalHeight, src: (el as HTMLImageElement).currentSrc }));
+      expect(section.variants.map((v) => v.url)).to.include(loaded.src);
+      expect(loaded.width / loaded.height).to.be.closeTo(section.crop.width / section.crop.height, 0.02);
+
+      // The rectangle on the small copy sits where the crop is, in proportion to the original.
+      const map = await figure.locator('.crop-map').boundingBox();
+      const rect = await figure.locator('.crop-rect').boundingBox();
+      const { width, height } = manifest.original;
+      expect((rect!.x - map!.x) / map!.width).to.be.closeTo(section.crop.left / width, 0.02);
+      expect((rect!.y - map!.y) / map!.height).to.be.closeTo(section.crop.top / height, 0.02);
+      expect(rect!.width / map!.width).to.be.closeTo(section.crop.width / width, 0.02);
+      expect(rect!.height / map!.height).to.be.closeTo(section.crop.height / height, 0.02);
+      expect(await figure.locator('figcaption').textContent()).to.contain(`crop ${section.crop.width} × ${section.crop.height}`);
+    }
   });
 });

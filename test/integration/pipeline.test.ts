@@ -13,7 +13,7 @@ import { useDeps } from '../../functions/runtime.js';
 import { ManifestV1, type EventMessage, type Manifest } from '../../shared/messages.js';
 import { errorRecordName, imageIdOf, manifestName } from '../../shared/naming.js';
 import { pushPath } from '../../shared/topology.js';
-import { makeAnimatedGif, makePhoto, markerBand, truncated } from '../fixtures/images.js';
+import { makeAnimatedGif, makeAnimatedWebp, makePhoto, markerBand, truncated } from '../fixtures/images.js';
 import { freePort } from '../fixtures/pubsub.js';
 import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
@@ -152,6 +152,16 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
       },
     ],
     ['an animated GIF becomes stills of its first frame', () => makeAnimatedGif({ width: 200, height: 120, frames: 5 }), { width: 200, height: 120 }, async () => undefined],
+    [
+      'an animated WebP becomes stills of its first frame',
+      () => makeAnimatedWebp({ width: 200, height: 120, frames: 5 }),
+      { width: 200, height: 120 },
+      async (_manifest, first) => {
+        const { channels } = await sharp(first).stats(); // frame 0 is red
+        expect(channels[0]!.mean).to.be.above(200);
+        expect(channels[1]!.mean + channels[2]!.mean).to.be.below(60);
+      },
+    ],
     ['a 16-bit PNG', () => makePhoto({ width: 256, height: 200, format: 'png', sixteenBit: true, seed: 26 }), { width: 256, height: 200 }, async () => undefined],
     [
       'a CMYK JPEG comes out as sRGB',

@@ -15,6 +15,7 @@ import {
   badCrcPng,
   floatPlanarTiff,
   makeAnimatedGif,
+  makeAnimatedWebp,
   makePhoto,
   markerBand,
   multiPageTiff,
@@ -342,17 +343,26 @@ describe('render', () => {
   });
 
   describe('multi-frame input', () => {
-    it('renders the first frame of an animated GIF, as a still', async () => {
-      const gif = await makeAnimatedGif({ width: 120, height: 80, frames: 3 }); // red, green, blue
-      for (const variant of await renderVariants(gif, every([120, 60]), options)) {
-        const [r, g, b] = await meanOf(variant.data);
-        expect(r, variant.format).to.be.above(200);
-        expect(g! + b!, variant.format).to.be.below(60);
-        const metadata = await sharp(variant.data).metadata();
-        expect(metadata.pages ?? 1).to.equal(1);
-        expect([variant.width, variant.height]).to.deep.equal([metadata.width, metadata.height]);
-      }
-    });
+    // The same first-frame policy for both animated formats.
+    for (const [kind, make] of [
+      ['GIF', makeAnimatedGif],
+      ['WebP', makeAnimatedWebp],
+    ] as const) {
+      it(`renders the first frame of an animated ${kind}, as a still`, async () => {
+        const animation = await make({ width: 120, height: 80, frames: 3 }); // red, green, blue
+        expect((await sharp(animation).metadata()).pages).to.equal(3);
+        const rendered = await renderVariants(animation, every([120, 60]), options);
+        expect(rendered).to.have.length(6);
+        for (const variant of rendered) {
+          const [r, g, b] = await meanOf(variant.data);
+          expect(r, variant.format).to.be.above(200);
+          expect(g! + b!, variant.format).to.be.below(60);
+          const metadata = await sharp(variant.data).metadata();
+          expect(metadata.pages ?? 1).to.equal(1);
+          expect([variant.width, variant.height]).to.deep.equal([metadata.width, metadata.height]);
+        }
+      });
+    }
 
     it('renders the first page of a multi-page TIFF', async () => {
       const rendered = await renderVariants(multiPageTiff(), every([64, 32], ['jpeg']), options);
@@ -423,6 +433,7 @@ describe('render', () => {
       ['text', () => textPosingAsJpeg(), {}, 'corrupt_image'],
       ['an image over the pixel limit', () => makePhoto({ width: 200, height: 100 }), { limitInputPixels: 19_999 }, 'too_many_pixels'],
       ['an animation over the frame limit', () => makeAnimatedGif({ width: 8, height: 8, frames: 5 }), { maxFrames: 4 }, 'too_many_frames'],
+      ['an animated WebP over the frame limit', () => makeAnimatedWebp({ width: 8, height: 8, frames: 5 }), { maxFrames: 4 }, 'too_many_frames'],
       ['a deadline already past', () => makePhoto({ width: 64, height: 64 }), { deadline: Date.now() - 1 }, 'time_budget_exceeded'],
     ];
     for (const [what, make, overrides, code] of cases) {
