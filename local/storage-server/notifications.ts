@@ -14,7 +14,7 @@
  * replaced generation as well as `finalized` for the new one.
  */
 import { randomUUID } from 'node:crypto';
-import type { ObjectRecord } from './records.js';
+import type { ObjectRecord } from './object-records.js';
 import { objectResource } from './resources.js';
 
 /** The object events a notification can subscribe to. */
@@ -155,7 +155,8 @@ export class Notifier {
 export function headerSafe(value: string): string {
   return [...value]
     .map((char) => {
-      const code = char.codePointAt(0)!;
+      // A character of a string always has a code point; 0 would be percent-encoded anyway.
+      const code = char.codePointAt(0) ?? 0;
       if (code >= 0x20 && code < 0x7f && char !== '%') return char;
       return [...Buffer.from(char, 'utf8')].map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`).join('');
     })

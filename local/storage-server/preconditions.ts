@@ -9,8 +9,8 @@
  *   HTTP's If-None-Match.
  * - Values must be non-negative decimal integers; anything else is a 400.
  */
-import { invalidParameter, notModified, preconditionFailed } from './errors.js';
-import type { ObjectRecord } from './records.js';
+import { invalidParameter, notModified, preconditionFailed } from './api-errors.js';
+import type { ObjectRecord } from './object-records.js';
 
 /** Parsed preconditions; absent fields were not given. */
 export interface Preconditions {

@@ -17,8 +17,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { conflict, noSuchBucket } from './errors.js';
-import type { BucketRecord, ObjectRecord } from './records.js';
+import { conflict, noSuchBucket } from './api-errors.js';
+import type { BucketRecord, ObjectRecord } from './object-records.js';
 
 /** Where records and bytes are kept. */
 interface Persistence {

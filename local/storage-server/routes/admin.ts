@@ -10,8 +10,9 @@
  * - `DELETE /_admin/notifications?bucket=NAME` (every bucket without `bucket`)
  * - `POST /_admin/bulk`: many small objects at once (see bulk.ts)
  */
-import { StorageApiError, badRequest } from '../errors.js';
-import { readBody, sendEmpty, sendJson, type RequestContext } from '../http.js';
+import { StorageApiError, badRequest } from '../api-errors.js';
+import { readBody, type RequestContext } from '../http.js';
+import { sendEmpty, sendJson } from '../responses.js';
 import { faultFromJson } from '../faults.js';
 import { bulkCreate } from './bulk.js';
 import type { NotificationEvent } from '../notifications.js';

@@ -6,11 +6,12 @@
  * Body: `{"bucket": "b", "objects": [{"name", "data"?, "contentType"?, "metadata"?, "timeCreated"?}]}`
  * (`data` is UTF-8, default empty). Answers `{"created": n}`.
  */
-import { badRequest } from '../errors.js';
-import { readBody, sendJson, type RequestContext } from '../http.js';
+import { badRequest } from '../api-errors.js';
+import { readBody, type RequestContext } from '../http.js';
+import { sendJson } from '../responses.js';
 import { crc32cBase64, md5Base64 } from '../checksums.js';
-import { resolveBucket, validateObjectName } from '../objects.js';
-import type { ObjectRecord } from '../records.js';
+import { resolveBucket, validateObjectName } from '../object-operations.js';
+import type { ObjectRecord } from '../object-records.js';
 import { parseJsonBody } from '../resources.js';
 
 /** Largest bulk request body: 64 MiB (about 200,000 metadata-only objects). */
