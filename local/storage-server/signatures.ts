@@ -64,7 +64,7 @@ function canonicalQuery(params: URLSearchParams): string {
 }
 
 /** A header's value as the V4 canonical form takes it (the host without its port). */
-export function signedHeaderValue(req: IncomingMessage, name: string): string {
+export function signedHeaderValue(req: Pick<IncomingMessage, 'headers'>, name: string): string {
   const raw = req.headers[name];
   const value = Array.isArray(raw) ? raw.join(',') : (raw ?? '');
   // The signer signs the endpoint's hostname only; the Host header carries the port too.
@@ -99,7 +99,11 @@ export interface VerifiedSignature {
  * Verifies the request's V4 signature (see the module comment); throws {@link XmlApiError}.
  * `now` is the server's clock.
  */
-export function verifySignedRequest(ctx: { readonly req: IncomingMessage; readonly url: URL }, policy: SignedUrlPolicy, now = new Date()): VerifiedSignature {
+export function verifySignedRequest(
+  ctx: { readonly req: Pick<IncomingMessage, 'method' | 'headers'>; readonly url: URL },
+  policy: SignedUrlPolicy,
+  now = new Date(),
+): VerifiedSignature {
   const params = ctx.url.searchParams;
   if (!params.has('X-Goog-Signature') && !params.has('X-Goog-Algorithm')) {
     throw new XmlApiError(403, 'AccessDenied', 'Access denied.', 'Anonymous caller does not have storage.objects.create access; use a signed URL.');
