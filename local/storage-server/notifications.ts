@@ -1,17 +1,7 @@
 /**
- * Eventarc-style notifications: on object finalize (and delete), POST a binary-mode CloudEvent to
- * every URL registered for the bucket, as Eventarc delivers Cloud Storage events to Cloud Run:
- *
- * - headers `ce-specversion: 1.0`, `ce-type: google.cloud.storage.object.v1.finalized` (or
- *   `.deleted`), `ce-source: //storage.googleapis.com/projects/_/buckets/{bucket}`,
- *   `ce-subject: objects/{name}`, `ce-id`, `ce-time`, `ce-bucket` (the extension attribute
- *   Eventarc filters on), `Content-Type: application/json`;
- * - body: the object resource JSON.
- *
- * Delivery is asynchronous (the storage request never waits for it) and at least once: non-2xx
- * answers and network errors are retried with exponential backoff, keeping the same `ce-id` so
- * receivers can deduplicate. Like Cloud Storage, overwriting an object emits `deleted` for the
- * replaced generation as well as `finalized` for the new one.
+ * Eventarc-style notifications: on finalize (and delete) a binary-mode CloudEvent is POSTed to every
+ * URL registered for the bucket, asynchronously and at least once (retried with backoff under the
+ * same `ce-id`, so receivers can deduplicate). Headers and body: the README's "What it covers".
  */
 import { randomUUID } from 'node:crypto';
 import type { ObjectRecord } from './object-records.js';

@@ -1,10 +1,7 @@
 /**
- * `POST /_admin/bulk`: creates many small objects in one request, for scale runs (cleanup over
- * tens of thousands of originals) that would otherwise spend minutes on uploads. Not part of
- * Cloud Storage's API. No preconditions and no notifications: it is seeding, not traffic.
- *
- * Body: `{"bucket": "b", "objects": [{"name", "data"?, "contentType"?, "metadata"?, "timeCreated"?}]}`
- * (`data` is UTF-8, default empty). Answers `{"created": n}`.
+ * `POST /_admin/bulk`: many small objects in one request, to seed scale runs that would otherwise
+ * spend minutes on uploads. Seeding, not traffic: no preconditions, no notifications. Body and
+ * answer: the README's "Admin endpoint".
  */
 import { badRequest } from '../api-errors.js';
 import { readBody, type RequestContext } from '../http.js';

@@ -1,15 +1,7 @@
 /**
- * Uploads on `/upload/storage/v1/b/{bucket}/o` (and the `/resumable/upload/…` alias):
- *
- * - `uploadType=media`: the body is the object; name and preconditions in the query.
- * - `uploadType=multipart`: a multipart/related body with a JSON metadata part and a media part.
- * - `uploadType=resumable`: a POST opens a session and answers its URI in `Location`; PUTs to it
- *   send the bytes, in one request or in chunks. A chunk that does not complete the object is
- *   answered 308 with `Range: bytes=0-{last}`; `Content-Range: bytes *\/{total|*}` with no body
- *   asks for that status; the request that completes the object gets the object resource.
- *
- * Checksums sent in `X-Goog-Hash` or in the metadata (`md5Hash`, `crc32c`) are verified; a wrong
- * one is a 400 and nothing is stored.
+ * Uploads on `/upload/storage/v1/b/{bucket}/o` (and `/resumable/upload/…`): `uploadType=media`,
+ * `multipart` and `resumable` (sessions in upload-sessions.ts). Claimed checksums are verified
+ * before anything is stored. Details: the README's "What it covers".
  */
 import { parseGoogHash, type ClaimedHashes } from '../checksums.js';
 import { StorageApiError, badRequest } from '../api-errors.js';
