@@ -1,22 +1,8 @@
 /**
- * Assembles the deployable source of the four Cloud Functions in `terraform/build/function-source/`,
- * which Terraform zips (`data "archive_file"`) and uploads. Run after `tsc` (`npm run build`).
- *
- * The package is what Cloud Build's Node.js buildpack gets, so it holds compiled code only:
- *
- * - `dist/functions/**.js` and `dist/shared/**.js` (no tests, no bench, no local tools, no maps);
- * - `shared/topology.json`, where `dist/shared/topology.js` reads it
- *   (`new URL('../../shared/topology.json', import.meta.url)`);
- * - a `package.json` with the root's runtime `dependencies` only, `"type": "module"`,
- *   `"main": "dist/functions/index.js"`, `engines.node` 22 and no `build` script: the buildpack
- *   runs `npm run build` when package.json has one, and an empty `gcp-build` script stops that
- *   (Google Cloud docs, "Running custom build steps" for the Node.js runtime);
- * - a `package-lock.json` cut from the root lockfile down to the non-dev packages, so that the
- *   buildpack's `npm ci` installs exactly the versions tested here.
- *
- * Every relative import of the copied code must resolve inside the package and every package it
- * imports must be a runtime dependency; otherwise the deployed function would fail at cold start,
- * so packaging fails instead.
+ * Assembles the deployable source of the four Cloud Functions in terraform/build/function-source/
+ * after tsc (`npm run build`): compiled code, topology.json, a runtime-only package.json and
+ * lockfile (what goes in and why: terraform/README.md, "The deployed package"). A copied import
+ * that would not resolve in the package fails packaging here instead of the function's cold start.
  */
 import { builtinModules } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

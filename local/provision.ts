@@ -1,13 +1,8 @@
 /**
  * Creates the local stack's topics and subscriptions in the Pub/Sub emulator from
- * shared/topology.json, the same description Terraform reads, so that names and settings cannot
- * drift: the jobs push subscription (dead-letter topic, max delivery attempts, retry backoff, ack
- * deadline) pointed at `resize`, the dead-letter and events pull subscriptions, and a push
- * subscription on the cleanup topic that stands in for the cleanup function's Eventarc trigger.
- *
- * Safe to run again against an emulator that already has them: what matches is kept, a push
- * subscription whose endpoint moved (other ports) is re-pointed without losing its backlog, and
- * one whose settings differ is recreated.
+ * shared/topology.json, which Terraform reads too, so names and settings cannot drift. Safe to
+ * rerun: what matches is kept, a moved push endpoint is re-pointed without losing its backlog, a
+ * subscription whose settings differ is recreated.
  */
 import type { PubSub, protos } from '@google-cloud/pubsub';
 
