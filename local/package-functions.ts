@@ -138,14 +138,17 @@ const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"])([^'"\n]+)\1/
 /** Module specifiers a compiled ES module imports (static, side-effect and literal dynamic imports). */
 export function importSpecifiers(source: string): string[] {
   const found = new Set<string>();
-  for (const match of source.matchAll(SPECIFIER)) found.add(match[2]!);
+  for (const match of source.matchAll(SPECIFIER)) {
+    const specifier = match[2];
+    if (specifier !== undefined) found.add(specifier);
+  }
   return [...found];
 }
 
 /** The npm package a bare specifier belongs to (`@scope/name/sub` → `@scope/name`). */
 export function packageNameOf(specifier: string): string {
   const parts = specifier.split('/');
-  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? specifier);
 }
 
 const BUILTINS = new Set(builtinModules);
@@ -160,7 +163,7 @@ function checkImports(out: string, files: readonly string[], dependencies: Recor
       if (specifier.startsWith('.')) {
         const target = posix.normalize(posix.join(posix.dirname(file), specifier));
         if (!present.has(target)) problems.push(`${file} imports ${specifier}, which is not in the package`);
-      } else if (specifier.startsWith('node:') || BUILTINS.has(specifier) || BUILTINS.has(specifier.split('/')[0]!)) {
+      } else if (specifier.startsWith('node:') || BUILTINS.has(specifier) || BUILTINS.has(packageNameOf(specifier))) {
         continue;
       } else if (!(packageNameOf(specifier) in dependencies)) {
         problems.push(`${file} imports ${specifier}, which is not a runtime dependency in package.json`);
@@ -232,7 +235,8 @@ export function defaultRoot(): string {
 function main(argv: readonly string[]): number {
   const root = defaultRoot();
   const outIndex = argv.indexOf('--out');
-  const out = outIndex >= 0 && argv[outIndex + 1] ? resolve(argv[outIndex + 1]!) : join(root, 'terraform', 'build', 'function-source');
+  const outArg = outIndex >= 0 ? argv[outIndex + 1] : undefined;
+  const out = outArg ? resolve(outArg) : join(root, 'terraform', 'build', 'function-source');
   const strict = argv.includes('--strict');
   try {
     const result = packageFunctions(root, out);

@@ -74,13 +74,13 @@ export function desiredSubscriptions(project: string, endpoints: Partial<Record<
     }),
   );
   const triggers = (Object.entries(topology.functions) as Array<[FunctionKey, (typeof topology.functions)[FunctionKey]]>)
-    .filter(([, fn]) => fn.trigger === 'pubsub' && fn.topic !== undefined)
+    .flatMap(([fn, spec]) => (spec.trigger === 'pubsub' && spec.topic !== undefined ? [{ fn, topic: spec.topic }] : []))
     .map(
-      ([fn, spec]): DesiredSubscription => ({
+      ({ fn, topic }): DesiredSubscription => ({
         key: `trigger:${fn}`,
         name: triggerSubscriptionName(fn),
-        topic: spec.topic!,
-        pushEndpoint: endpointOf(fn, spec.topic!),
+        topic,
+        pushEndpoint: endpointOf(fn, topic),
         ackDeadlineSeconds: TRIGGER_SUBSCRIPTION.ackDeadlineSeconds,
         messageRetentionSeconds: TRIGGER_SUBSCRIPTION.messageRetentionSeconds,
         retryPolicy: {
@@ -190,7 +190,8 @@ export async function provisionPubsub(
       if (diff.problems.length === 0) {
         action = 'kept';
       } else if (diff.endpointOnly) {
-        await subscription.modifyPushConfig({ pushEndpoint: want.pushEndpoint! });
+        // An empty push config turns a push subscription into a pull one.
+        await subscription.modifyPushConfig(want.pushEndpoint ? { pushEndpoint: want.pushEndpoint } : {});
         action = 'repointed';
       } else {
         log?.info('subscription settings changed; recreating it', { event: 'local.provision', subscription: want.name, differences: diff.problems });
