@@ -1,14 +1,8 @@
 /**
- * Cleanup at scale: seeds N metadata-only originals (with their records) on the local storage
- * server through its bulk endpoint, places stuck images, pending announcements and orphans
- * beyond a given position in listing order, then runs cleanup passes on a fake clock that
- * moves one schedule tick (15 min) per pass, until every planted problem is handled. Reports
- * the pass each one was reached in against the bound ⌈N ÷ CLEANUP_MAX_OBJECTS⌉ + 1, and each
- * pass's time against CLEANUP_MAX_SECONDS.
- *
- *   npm run cleanup-scale -- [--originals 20000] [--budget 5000] [--stuck 20] [--beyond 15000]
- *
- * The test suite runs a smaller version (test/integration/cleanup-scale.test.ts).
+ * `npm run cleanup-scale`: cleanup over many originals on the local storage server, on a fake
+ * clock one schedule tick per pass, against the bound ⌈N ÷ CLEANUP_MAX_OBJECTS⌉ + 1 and
+ * CLEANUP_MAX_SECONDS. Options: `--help` ({@link USAGE}); results: docs/performance.md. The test
+ * suite runs a smaller version (test/integration/cleanup-scale.test.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -104,7 +98,8 @@ export async function seedScale(storageUrl: string, buckets: { uploads: string; 
   const stuck = new Set<string>();
   const pending = new Set<string>();
   for (const [i, position] of positions.entries()) {
-    const id = ids[position]!;
+    const id = ids[position];
+    if (id === undefined) throw new Error(`position ${position} is past the ${ids.length} seeded originals`);
     if ((i % 2 === 0 && stuck.size < options.stuck) || pending.size >= options.pending) stuck.add(id);
     else pending.add(id);
   }
@@ -223,29 +218,79 @@ export function formatScaleReport(report: ScaleReport): string {
   ].join('\n');
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      originals: { type: 'string', default: '20000' },
-      budget: { type: 'string', default: '5000' },
-      stuck: { type: 'string', default: '20' },
-      pending: { type: 'string', default: '10' },
-      orphans: { type: 'string', default: '10' },
-      incoming: { type: 'string', default: '10' },
-      beyond: { type: 'string', default: '15000' },
-      'max-seconds': { type: 'string', default: '240' },
-    },
-  });
-  const options: ScaleOptions = {
-    originals: Number(values.originals),
-    budget: Number(values.budget),
-    stuck: Number(values.stuck),
-    pending: Number(values.pending),
-    orphans: Number(values.orphans),
-    incoming: Number(values.incoming),
-    beyond: Number(values.beyond),
-    maxSeconds: Number(values['max-seconds']),
+/** What `--help` prints. */
+const USAGE = `usage: npm run cleanup-scale -- [options]
+
+Seeds metadata-only originals (with their records) on a local storage server through its bulk
+endpoint, plants stuck images, pending announcements and orphans beyond a position in listing
+order, then runs cleanup passes on a fake clock, one 15-minute schedule tick per pass, until every
+planted problem is handled. Prints a Markdown table; exits 1 when a problem took more passes than
+⌈originals ÷ budget⌉ + 1 or a pass took longer than --max-seconds. Needs gcloud's Pub/Sub emulator
+unless PUBSUB_EMULATOR_HOST is set.
+
+Options (whole numbers):
+  --originals N     originals to seed (default 20000)
+  --budget N        CLEANUP_MAX_OBJECTS: objects each cleanup step examines per pass (default 5000)
+  --stuck N         stuck images: dispatched, no output, no record (default 20)
+  --pending N       images whose failure announcement is pending (default 10)
+  --orphans N       output folders whose original is gone (default 10)
+  --incoming N      stale incoming/ objects (default 10)
+  --beyond N        listing position from which stuck and pending images are placed (default 15000)
+  --max-seconds N   CLEANUP_MAX_SECONDS: the longest a pass may take (default 240)
+  -h, --help        print this and exit
+`;
+
+/** The options of a command line; exits 0 after --help, 2 with the usage for a bad one. */
+function scaleOptionsFrom(args: readonly string[]): ScaleOptions {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: [...args],
+      options: {
+        originals: { type: 'string', default: '20000' },
+        budget: { type: 'string', default: '5000' },
+        stuck: { type: 'string', default: '20' },
+        pending: { type: 'string', default: '10' },
+        orphans: { type: 'string', default: '10' },
+        incoming: { type: 'string', default: '10' },
+        beyond: { type: 'string', default: '15000' },
+        'max-seconds': { type: 'string', default: '240' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  // Counts of planted problems may be 0; sizes, budgets and time limits may not.
+  const atLeastOne = new Set(['originals', 'budget', 'max-seconds']);
+  const whole = (name: string): number => {
+    const raw = values[name];
+    const minimum = atLeastOne.has(name) ? 1 : 0;
+    if (typeof raw !== 'string' || !/^\d+$/.test(raw) || Number(raw) < minimum) {
+      process.stderr.write(`--${name} must be a whole number ≥ ${minimum}, got ${JSON.stringify(raw)}\n${USAGE}`);
+      process.exit(2);
+    }
+    return Number(raw);
   };
+  return {
+    originals: whole('originals'),
+    budget: whole('budget'),
+    stuck: whole('stuck'),
+    pending: whole('pending'),
+    orphans: whole('orphans'),
+    incoming: whole('incoming'),
+    beyond: whole('beyond'),
+    maxSeconds: whole('max-seconds'),
+  };
+}
+
+async function main(): Promise<void> {
+  const options = scaleOptionsFrom(process.argv.slice(2));
   const { startStorageServer } = await import('../local/storage-server/index.js');
   const { startPubsubEmulator } = await import('../local/pubsub-emulator.js');
   const { freePort } = await import('../test/fixtures/pubsub.js');

@@ -1,21 +1,9 @@
 /**
- * The three ways of producing an image's variants that the bench compares, each timed the same
- * way (wall clock and `process.cpuUsage()`, which counts every thread of the process, libvips'
- * included):
- *
- * - **Ours** ({@link runOurs}): every job of `splitIntoJobs(planVariants(...), info, strategy)`
- *   through `renderVariants` from shared/render.ts, the module the resize function calls. Each job
- *   decodes the original once, which is the real cost of fanning out.
- * - **Anchor's method** ({@link runAnchor}): one independent sharp pipeline per variant from the
- *   original bytes (decode, rotate, resize, encode), one after another, with the same encoder
- *   settings: how the Firebase "Resize Images" extension and most hand-written functions do it.
- * - **Floor** ({@link runFloor}): the work no pipeline can avoid: one decode of the original and
- *   each encode from already-resized pixels. The resizes are timed but not counted (see there).
- *
- * The encoder calls here mirror render.ts's private `encode` (same options, same flatten for
- * JPEG, AVIF chroma 4:2:0); {@link checkEncoderParity} proves in every bench run that, for the same
- * pixels, they write byte-identical files, so a change to render.ts's settings cannot silently
- * make the comparison unfair.
+ * The three ways of producing an image's variants that the bench compares, timed the same way
+ * (wall clock and `process.cpuUsage()`, libvips' threads included): ours ({@link runOurs}), the
+ * anchor's method ({@link runAnchor}) and the floor ({@link runFloor}); defined in
+ * docs/performance.md, "How it is measured". {@link checkEncoderParity} proves in every run that
+ * these encoder calls write the same bytes as render.ts's, so the comparison stays fair.
  */
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { loadConfig, type Config, type FanoutStrategy, type OutputFormat } from '../shared/config.js';
@@ -232,8 +220,8 @@ export async function runFloor(original: Buffer, info: ImageSize, variants: read
 
   const full = await measure(() => toPixels(sharp(original, inputOptions(config)).rotate().toColourspace('srgb')));
   let decodeToLargest: Timing | undefined;
-  if (widths[0]! < full.value.width) {
-    const largest = widths[0]!;
+  const largest = widths[0];
+  if (largest !== undefined && largest < full.value.width) {
     const measured = await measure(() =>
       toPixels(
         sharp(original, inputOptions(config))

@@ -207,8 +207,8 @@ export function timeToLast(jobWallMs: readonly number[], workers: number): numbe
   const free = Array.from({ length: workers }, () => 0);
   for (const wall of jobWallMs) {
     let first = 0;
-    for (let i = 1; i < free.length; i++) if (free[i]! < free[first]!) first = i;
-    free[first]! += wall;
+    for (let i = 1; i < free.length; i++) if ((free[i] ?? 0) < (free[first] ?? 0)) first = i;
+    free[first] = (free[first] ?? 0) + wall;
   }
   return Math.max(...free);
 }
@@ -248,7 +248,7 @@ export function summariseFloor(runs: FloorResult['runs']): FloorResult {
   for (const format of ['avif', 'webp', 'jpeg'] as const) {
     encodeS[format] = median(runs.map((r) => sum(r.encodes.filter((e) => e.format === format).map((e) => e.cpuMs)))) / 1000;
   }
-  const toLargest = runs.filter((r) => r.decodeToLargest).map((r) => r.decodeToLargest!.cpuMs);
+  const toLargest = runs.flatMap((r) => (r.decodeToLargest ? [r.decodeToLargest.cpuMs] : []));
   return {
     runs,
     median: {
@@ -282,9 +282,16 @@ export function ratiosOf(result: ConfigResult, defaultStrategy: FanoutStrategy):
   };
 }
 
+/** A configuration's result with the anchor, the floor and the ratios between them and ours. */
+type CompleteResult = ConfigResult & Required<Pick<ConfigResult, 'anchor' | 'floor' | 'ratios'>>;
+
+function isComplete(result: ConfigResult | undefined): result is CompleteResult {
+  return result?.ratios !== undefined && result.anchor !== undefined && result.floor !== undefined;
+}
+
 /** Sums and ratios over every image with complete results in `pick`. */
 export function overallOf(images: readonly ImageResult[], pick: (image: ImageResult) => ConfigResult | undefined, defaultStrategy: FanoutStrategy): Overall | undefined {
-  const complete = images.map(pick).filter((r): r is ConfigResult => r?.ratios !== undefined);
+  const complete = images.map(pick).filter(isComplete);
   if (complete.length === 0) return undefined;
   const cpuS: Record<string, number> = {};
   const wallS: Record<string, number> = {};
@@ -295,7 +302,7 @@ export function overallOf(images: readonly ImageResult[], pick: (image: ImageRes
     if (results.some((r) => r === undefined)) continue;
     const present = results as StrategyResult[];
     const timeToLastS: Record<string, number> = {};
-    for (const k of WORKER_COUNTS) timeToLastS[k] = sum(present.map((r) => r.timeToLastS[k]!));
+    for (const k of WORKER_COUNTS) timeToLastS[k] = sum(present.map((r) => r.timeToLastS[k] ?? Number.NaN));
     strategies[strategy] = {
       jobs: sum(present.map((r) => r.jobs.length)),
       cpuS: sum(present.map((r) => r.median.cpuS)),
@@ -304,17 +311,19 @@ export function overallOf(images: readonly ImageResult[], pick: (image: ImageRes
       maxRssMiB: Math.max(...present.map((r) => r.median.rssMiB)),
     };
   }
-  const ours = strategies[defaultStrategy]!;
+  // Ratios exist only where the default strategy ran, so every complete image has it.
+  const ours = strategies[defaultStrategy];
+  if (!ours) return undefined;
   cpuS.ours = ours.cpuS;
   wallS.ours = ours.wallS;
   if (strategies['per-image']) {
     cpuS.perImage = strategies['per-image'].cpuS;
     wallS.perImage = strategies['per-image'].wallS;
   }
-  cpuS.anchor = sum(complete.map((r) => r.anchor!.median.cpuS));
-  wallS.anchor = sum(complete.map((r) => r.anchor!.median.wallS));
-  cpuS.floor = sum(complete.map((r) => r.floor!.median.cpuS));
-  wallS.floor = sum(complete.map((r) => r.floor!.median.wallS));
+  cpuS.anchor = sum(complete.map((r) => r.anchor.median.cpuS));
+  wallS.anchor = sum(complete.map((r) => r.anchor.median.wallS));
+  cpuS.floor = sum(complete.map((r) => r.floor.median.cpuS));
+  wallS.floor = sum(complete.map((r) => r.floor.median.wallS));
   return {
     images: complete.length,
     cpuS,
@@ -326,8 +335,8 @@ export function overallOf(images: readonly ImageResult[], pick: (image: ImageRes
       oursOverFloorWall: wallS.ours / wallS.floor,
       anchorOverFloorCpu: cpuS.anchor / cpuS.floor,
       ...(cpuS.perImage !== undefined ? { anchorOverPerImageCpu: cpuS.anchor / cpuS.perImage, perImageOverFloorCpu: cpuS.perImage / cpuS.floor } : {}),
-      geomeanAnchorOverOursCpu: geomean(complete.map((r) => r.ratios!.anchorOverOursCpu)),
-      geomeanOursOverFloorCpu: geomean(complete.map((r) => r.ratios!.oursOverFloorCpu)),
+      geomeanAnchorOverOursCpu: geomean(complete.map((r) => r.ratios.anchorOverOursCpu)),
+      geomeanOursOverFloorCpu: geomean(complete.map((r) => r.ratios.oursOverFloorCpu)),
     },
     strategies,
   };
@@ -383,22 +392,22 @@ function methodsTable(report: BenchReport, pick: (image: ImageResult) => ConfigR
       rows.push([image.name, '–', `error: ${image.error.code}`, '', '', '', '', '', '', '', '', '']);
       continue;
     }
-    if (!result?.ratios) continue;
-    const ours = result.strategies[report.defaultStrategy]!;
+    const ours = result?.strategies[report.defaultStrategy];
+    if (!isComplete(result) || !ours) continue;
     const perImage = result.strategies['per-image'];
     rows.push([
       image.name,
       s(image.megapixels, 1),
       s(ours.median.cpuS),
       perImage ? s(perImage.median.cpuS) : '–',
-      s(result.anchor!.median.cpuS),
-      s(result.floor!.median.cpuS),
+      s(result.anchor.median.cpuS),
+      s(result.floor.median.cpuS),
       times(result.ratios.anchorOverOursCpu),
       times(result.ratios.oursOverFloorCpu),
       s(ours.median.wallS),
-      s(result.anchor!.median.wallS),
+      s(result.anchor.median.wallS),
       times(result.ratios.anchorOverOursWall),
-      `${s(ours.median.rssMiB, 0)} / ${s(result.anchor!.median.rssMiB, 0)}`,
+      `${s(ours.median.rssMiB, 0)} / ${s(result.anchor.median.rssMiB, 0)}`,
     ]);
   }
   if (overall) {
@@ -474,9 +483,9 @@ export function costModel(report: BenchReport): { encodeMsPerMp: Record<string, 
   const large = report.images.filter((image) => (image.megapixels ?? 0) >= 0.5 && image.main?.floor);
   for (const image of large.length > 0 ? large : report.images) {
     const floor = image.main?.floor;
-    if (!floor || !image.width || !image.height) continue;
+    if (!floor || !image.width || !image.height || image.megapixels === undefined) continue;
     const info = { width: image.width, height: image.height };
-    const keys = new Set(floor.runs[0]!.encodes.map((e) => `${e.width} ${e.format}`));
+    const keys = new Set((floor.runs[0]?.encodes ?? []).map((e) => `${e.width} ${e.format}`));
     for (const key of keys) {
       const [w, format] = key.split(' ') as [string, OutputFormat];
       const width = Number(w);
@@ -488,7 +497,7 @@ export function costModel(report: BenchReport): { encodeMsPerMp: Record<string, 
     const kind = image.format === 'jpeg' ? (image.progressive ? 'progressive JPEG' : 'baseline JPEG') : `${image.format?.toUpperCase()}${image.hasAlpha ? ' (alpha)' : ''}`;
     const entry = (decode[kind] ??= { ms: 0, mp: 0 });
     entry.ms += floor.median.decodeFullS * 1000;
-    entry.mp += image.megapixels!;
+    entry.mp += image.megapixels;
   }
   const per = (table: Record<string, { ms: number; mp: number }>): Record<string, number> =>
     Object.fromEntries(Object.entries(table).map(([k, v]) => [k, v.ms / v.mp]));
@@ -509,16 +518,17 @@ function strategyTables(report: BenchReport): string {
   const overall = report.overall?.main;
   const parts: string[] = [];
   if (overall) {
-    const rows = strategyOrder(overall.strategies, report.defaultStrategy).map((strategy) => {
-      const o = overall.strategies[strategy]!;
-      return [
+    const rows = strategyOrder(overall.strategies, report.defaultStrategy).flatMap((strategy) => {
+      const o = overall.strategies[strategy];
+      if (!o) return [];
+      return [[
         strategy === report.defaultStrategy ? `**${strategy}** (default)` : strategy,
         String(o.jobs),
         s(o.cpuS),
-        times(o.cpuS / overall.strategies['per-image']!.cpuS),
+        times(o.cpuS / (overall.strategies['per-image']?.cpuS ?? Number.NaN)),
         ...WORKER_COUNTS.map((k) => s(o.timeToLastS[k])),
         s(o.maxRssMiB, 0),
-      ];
+      ]];
     });
     parts.push(
       markdownTable(
@@ -533,7 +543,8 @@ function strategyTables(report: BenchReport): string {
     const main = image.main;
     if (!main) continue;
     for (const strategy of strategyOrder(main.strategies, report.defaultStrategy)) {
-      const r = main.strategies[strategy]!;
+      const r = main.strategies[strategy];
+      if (!r) continue;
       rows.push([
         image.name,
         strategy,
@@ -561,15 +572,19 @@ function bytesTable(report: BenchReport): string {
   const totals: Record<OutputFormat, number> = { avif: 0, webp: 0, jpeg: 0 };
   let originalTotal = 0;
   for (const image of report.images) {
-    if (!image.outputs) continue;
+    const outputs = image.outputs;
+    if (!outputs) continue;
     originalTotal += image.bytes;
-    const widths = [...new Set(image.outputs.map((o) => o.width))].sort((a, b) => a - b);
+    const widths = [...new Set(outputs.map((o) => o.width))].sort((a, b) => a - b);
     for (const width of widths) {
-      const cells = (['avif', 'webp', 'jpeg'] as const).map((format) => bytes(image.outputs!.find((o) => o.width === width && o.format === format)?.bytes));
+      const cells = (['avif', 'webp', 'jpeg'] as const).map((format) => bytes(outputs.find((o) => o.width === width && o.format === format)?.bytes));
       rows.push([image.name, String(width), ...cells, '']);
     }
-    const perFormat = (['avif', 'webp', 'jpeg'] as const).map((format) => sum(image.outputs!.filter((o) => o.format === format).map((o) => o.bytes)));
-    perFormat.forEach((value, i) => (totals[(['avif', 'webp', 'jpeg'] as const)[i]!] += value));
+    const perFormat = (['avif', 'webp', 'jpeg'] as const).map((format) => {
+      const formatBytes = sum(outputs.filter((o) => o.format === format).map((o) => o.bytes));
+      totals[format] += formatBytes;
+      return formatBytes;
+    });
     const all = sum(perFormat);
     rows.push([image.name, '**all widths**', ...perFormat.map((v) => bytes(v)), `${bytes(all)} = ${percent(all / image.bytes - 1)} vs original ${bytes(image.bytes)}`]);
   }
@@ -582,10 +597,11 @@ function qualityTable(report: BenchReport): string {
   const rows: string[][] = [];
   let worst: { delta: number; where: string } | undefined;
   for (const image of report.images) {
-    if (!image.quality || image.quality.length === 0) continue;
-    const formats = [...new Set(image.quality.map((q) => q.format))];
+    const quality = image.quality;
+    if (!quality || quality.length === 0) continue;
+    const formats = [...new Set(quality.map((q) => q.format))];
     for (const format of formats) {
-      const of = (method: string): QualityRow[] => image.quality!.filter((q) => q.format === format && q.method === method);
+      const of = (method: string): QualityRow[] => quality.filter((q) => q.format === format && q.method === method);
       const direct = of('direct');
       const ours = of('ours');
       const perImage = of('per-image');
@@ -669,11 +685,11 @@ function runtimeTable(report: BenchReport): string {
 }
 
 function errorRows(report: BenchReport): string {
-  const failed = report.images.filter((image) => image.error);
+  const failed = report.images.flatMap((image) => (image.error ? [{ image, error: image.error }] : []));
   if (failed.length === 0) return 'None.';
   return markdownTable(
     ['image', 'bytes', 'error code', 'message', 'detail'],
-    failed.map((image) => [image.name, bytes(image.bytes), image.error!.code, image.error!.message, image.error!.detail ?? '']),
+    failed.map(({ image, error }) => [image.name, bytes(image.bytes), error.code, error.message, error.detail ?? '']),
   );
 }
 
@@ -839,11 +855,12 @@ export function checkTargets(report: BenchReport, memory: { image20?: RuntimeRow
     met: jw ? jw.ratios.anchorOverOursCpu >= 2.5 : null,
   });
   const rssTarget = (name: string, row: RuntimeRow | undefined, limitMB: number, label: string): TargetCheck => {
-    const mb = row?.maxRssKiB !== undefined ? (row.maxRssKiB * 1024) / 1e6 : undefined;
+    const kib = row?.maxRssKiB;
+    const mb = kib !== undefined ? (kib * 1024) / 1e6 : undefined;
     return {
       name,
       target: label,
-      value: mb === undefined ? '–' : `${fixed(mb, 0)} MB (${fixed(mibFromKib(row!.maxRssKiB!), 0)} MiB) at ${fixed(row!.megapixels, 1)} MP`,
+      value: mb === undefined || kib === undefined ? '–' : `${fixed(mb, 0)} MB (${fixed(mibFromKib(kib), 0)} MiB) at ${fixed(row?.megapixels, 1)} MP`,
       met: mb === undefined ? null : mb < limitMB,
     };
   };
@@ -852,9 +869,10 @@ export function checkTargets(report: BenchReport, memory: { image20?: RuntimeRow
   targets.push(rssTarget('Memory: one 50 MP image, instance concurrency 1', memory.image50, 1073.741824, '< 1 GiB'));
   const deltas: number[] = [];
   for (const image of report.images) {
-    for (const q of image.quality ?? []) {
+    const quality = image.quality ?? [];
+    for (const q of quality) {
       if (q.method !== 'ours') continue;
-      const direct = image.quality!.find((d) => d.method === 'direct' && d.width === q.width && d.format === q.format);
+      const direct = quality.find((d) => d.method === 'direct' && d.width === q.width && d.format === q.format);
       if (direct) deltas.push(direct.ssim - q.ssim);
     }
   }

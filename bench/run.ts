@@ -1,28 +1,8 @@
 /**
- * `npm run bench -- [--corpus DIR] [--runs N] [--json FILE] [--quick]`
- *
- * Measures the production code path (shared/render.ts, as the resize function calls it), without
- * the network, side by side with the anchor's method (one sharp pipeline per variant) and the
- * floor (one decode plus the encodes), on a corpus of real images or on generated photo-like
- * ones. Every measured configuration runs in a fresh child process (bench/child.ts); this process
- * only plans, waits and reports, so it never competes with a measurement. Markdown goes to stdout,
- * progress to stderr, everything measured to the JSON file.
- *
- * Options:
- *   --corpus DIR          images to measure (default: generated photo-like images)
- *   --runs N              runs per measurement, medians reported (default 3; --quick: 1)
- *   --strategy-runs N     runs of the non-default fan-out strategies (default 1: they only differ
- *                         from the default in how many decodes they pay; raise it for tighter numbers)
- *   --json FILE           where to write the JSON report (default bench-results.json)
- *   --quick               smoke run: one small generated image, one run, small runtime images
- *   --sections LIST       main,quality,encoders,runtime (default: all)
- *   --only NAMES          comma-separated image names to keep
- *   --encoder-images LIST images for the encoder-settings table (default: up to three, chosen by kind)
- *   --encoder-width PX    width the encoder table encodes at (default 1024; --quick: 160)
- *   --cache DIR           cache of generated images (default: the OS temp directory)
- *   --keep                keep the temporary directory of encoded outputs
- *   --from-json FILE      only print the Markdown of a saved JSON report (targets and closing note
- *                         recomputed; with --write, also saved back to FILE)
+ * `npm run bench`: measures the production code path (shared/render.ts, as the resize function
+ * calls it) side by side with the anchor's method and the floor, each configuration in a fresh
+ * child process (child.ts). Options: `npm run bench -- --help` ({@link USAGE}); what is measured
+ * and the results: docs/performance.md.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -88,9 +68,48 @@ interface Args extends BenchOptions {
   keep: boolean;
 }
 
+/** What `--help` prints. */
+const USAGE = `usage: npm run bench -- [options]
+
+Measures ours (shared/render.ts), the anchor's method and the floor on the same images.
+Markdown goes to stdout, progress to stderr, everything measured to the JSON file.
+
+Options:
+  --corpus DIR          images to measure (default: generated photo-like images)
+  --runs N              runs per measurement, medians reported (default 3; --quick: 1)
+  --strategy-runs N     runs of the non-default fan-out strategies (default 1: they only differ
+                        from the default in how many decodes they pay; raise it for tighter numbers)
+  --json FILE           where to write the JSON report (default bench-results.json)
+  --quick               smoke run: one small generated image, one run, small runtime images
+  --sections LIST       ${SECTIONS.join(',')} (default: all)
+  --only NAMES          comma-separated image names to keep
+  --encoder-images LIST images for the encoder-settings table (default: up to three, chosen by kind)
+  --encoder-width PX    width the encoder table encodes at (default 1024; --quick: 160)
+  --cache DIR           cache of generated images (default: the OS temp directory)
+  --keep                keep the temporary directory of encoded outputs
+  --from-json FILE      only print the Markdown of a saved JSON report (targets and closing note
+                        recomputed); with --write, also save it back to FILE
+  -h, --help            print this and exit
+
+Pipeline variables override the defaults (e.g. AVIF_EFFORT=3 npm run bench). See docs/performance.md.
+`;
+
+/** Prints the usage and exits 0. */
+function help(): never {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: npm run bench -- [--corpus DIR] [--runs N] [--json FILE] [--quick] [--strategy-runs N] [--sections ${SECTIONS.join(',')}] [--only NAMES] [--encoder-images NAMES] [--encoder-width PX] [--cache DIR] [--keep]\n`);
+  process.stderr.write(`${message}\n${USAGE}`);
   process.exit(2);
+}
+
+/** `map.get(key)` for a key the bench put there itself; a miss is a bug in the bench, said loudly. */
+function required<K, V>(map: ReadonlyMap<K, V>, key: K): V {
+  const value = map.get(key);
+  if (value === undefined) throw new Error(`bench: nothing recorded for ${String(key)}`);
+  return value;
 }
 
 /** Parses the command line. */
@@ -98,7 +117,8 @@ export function parseArgs(argv: readonly string[]): Args {
   const values = new Map<string, string>();
   const flags = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i] ?? '';
+    if (arg === '--help' || arg === '-h') help();
     if (!arg.startsWith('--')) usage(`unexpected argument ${arg}`);
     const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
     if (['quick', 'keep'].includes(name)) {
@@ -122,8 +142,9 @@ export function parseArgs(argv: readonly string[]): Args {
   const sections = list('sections');
   for (const section of sections) if (!(SECTIONS as readonly string[]).includes(section)) usage(`unknown section ${section}`);
   const runs = positive('runs', quick ? 1 : 3);
+  const corpus = values.get('corpus');
   return {
-    ...(values.has('corpus') ? { corpus: resolve(values.get('corpus')!) } : {}),
+    ...(corpus !== undefined ? { corpus: resolve(corpus) } : {}),
     runs,
     strategyRuns: Math.min(runs, positive('strategy-runs', 1)),
     quick,
@@ -328,7 +349,7 @@ class ImageMeasurements {
       const source = this.alias.get(strategy) ?? strategy;
       const runs = this.strategyRuns.get(source);
       if (!runs || runs.length === 0) continue;
-      strategies[strategy] = { ...summariseStrategy(strategy, this.jobs.get(strategy)!, runs), ...(source !== strategy ? { sameJobsAs: source } : {}) };
+      strategies[strategy] = { ...summariseStrategy(strategy, required(this.jobs, strategy), runs), ...(source !== strategy ? { sameJobsAs: source } : {}) };
     }
     const result: ConfigResult = {
       formats: config.FORMATS,
@@ -344,6 +365,7 @@ class ImageMeasurements {
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) help();
   const fromJson = process.argv.indexOf('--from-json');
   if (fromJson >= 0) {
     // Re-prints the Markdown of a saved report (e.g. after a change to the report's layout).
@@ -435,8 +457,8 @@ async function main(): Promise<void> {
 
     for (let run = 0; run < args.runs; run++) {
       for (const image of ok) {
-        const path = paths.get(image.name)!;
-        const m = measured.get(image.name)!;
+        const path = required(paths, image.name);
+        const m = required(measured, image.name);
         for (const [which, set, env] of [
           ['main', m.main, runtimeEnv],
           ['jw', m.jw, jwEnv],
@@ -447,7 +469,7 @@ async function main(): Promise<void> {
           for (const strategy of strategiesThisRun) {
             const save = run === 0 && which === 'main' && (strategy === defaultStrategy || strategy === 'per-image');
             const answer = await runChild(
-              { kind: 'ours', image: path, info: image.info, jobs: set.jobs.get(strategy)!, ...(save ? { saveDir: outputDir(image.name, strategy) } : {}) },
+              { kind: 'ours', image: path, info: image.info, jobs: required(set.jobs, strategy), ...(save ? { saveDir: outputDir(image.name, strategy) } : {}) },
               env,
             );
             step++;
@@ -511,7 +533,7 @@ async function main(): Promise<void> {
       if (!info || !image.main) continue;
       const dirs: Record<string, string> = { direct: outputDir(image.name, 'direct'), ours: outputDir(image.name, defaultStrategy), anchor: outputDir(image.name, 'anchor') };
       if (defaultStrategy !== 'per-image' && !image.main.strategies['per-image']?.sameJobsAs) dirs['per-image'] = outputDir(image.name, 'per-image');
-      const answer = await runChild({ kind: 'quality', image: paths.get(image.name)!, info, variants: image.main.variants, dirs }, runtimeEnv);
+      const answer = await runChild({ kind: 'quality', image: required(paths, image.name), info, variants: image.main.variants, dirs }, runtimeEnv);
       if (answer.ok) image.quality = answer.result.rows;
       log(`quality ${image.name}: ${answer.ok ? `${answer.result.rows.length} SSIM values` : `error ${answer.error.message}`}`);
     }
@@ -523,7 +545,7 @@ async function main(): Promise<void> {
     const { cases, defaults } = encoderCases(config);
     log(`encoder table: ${cases.length} settings × ${subset.map((i) => i.name).join(', ')} at ${args.encoderWidth} px`);
     const answer = await runChild(
-      { kind: 'encoders', images: subset.map((image) => ({ name: image.name, path: paths.get(image.name)!, info: image.info })), width: args.encoderWidth, cases },
+      { kind: 'encoders', images: subset.map((image) => ({ name: image.name, path: required(paths, image.name), info: image.info })), width: args.encoderWidth, cases },
       runtimeEnv,
     );
     if (answer.ok) {
@@ -542,7 +564,7 @@ async function main(): Promise<void> {
     const configs = runtimeConfigs(config, args.quick);
     for (const rc of configs) for (const instances of rc.instances) plan.push({ config: rc, image: image20, spec: set.image20, instances });
     for (const rc of configs.slice(0, args.quick ? 1 : 2)) plan.push({ config: rc, image: image50, spec: set.image50, instances: 1 });
-    plan.push({ config: configs[0]!, image: image50p, spec: set.image50p, instances: 1 });
+    for (const rc of configs.slice(0, 1)) plan.push({ config: rc, image: image50p, spec: set.image50p, instances: 1 });
     for (const [i, item] of plan.entries()) {
       const info = { width: item.spec.width, height: item.spec.height };
       const answer = await runChild({ kind: 'runtime', image: item.image.path, info, instances: item.instances }, item.config.env);
@@ -586,7 +608,7 @@ async function main(): Promise<void> {
 function memoryRows(report: BenchReport): { image20?: RuntimeRow; image20x4?: RuntimeRow; image50?: RuntimeRow } {
   const deployed = (report.runtime ?? []).filter((row) => row.config === 'deployed' && row.maxRssKiB !== undefined);
   const image20 = report.runtime?.[0]?.image;
-  const large = deployed.filter((row) => row.image !== image20 && row.instances === 1).sort((a, b) => b.maxRssKiB! - a.maxRssKiB!);
+  const large = deployed.filter((row) => row.image !== image20 && row.instances === 1).sort((a, b) => (b.maxRssKiB ?? 0) - (a.maxRssKiB ?? 0));
   const rows: { image20?: RuntimeRow; image20x4?: RuntimeRow; image50?: RuntimeRow } = {};
   const one = deployed.find((row) => row.image === image20 && row.instances === 1);
   const four = deployed.find((row) => row.image === image20 && row.instances === 4);
@@ -632,7 +654,7 @@ function closingNotes(report: BenchReport, config: Config): string[] {
   if (runtime.length) {
     const mib = (row: RuntimeRow | undefined): string => (row?.maxRssKiB ? `${fixed(mibFromKib(row.maxRssKiB), 0)} MiB` : '–');
     notes.push(
-      `Peak RSS (deployed runtime settings): one ${fixed(runtime[0]!.megapixels, 1)} MP JPEG ${mib(rss('deployed', image20, 1))}, ` +
+      `Peak RSS (deployed runtime settings): one ${fixed(runtime[0]?.megapixels, 1)} MP JPEG ${mib(rss('deployed', image20, 1))}, ` +
         `4 at once ${mib(rss('deployed', image20, 4))} (with glibc's default arenas: ${mib(rss('glibc-arenas', image20, 4))}), ` +
         `one ${fixed(runtime.find((r) => r.image === image50)?.megapixels, 1)} MP baseline JPEG ${mib(rss('deployed', image50, 1))}` +
         (image50p ? `, progressive ${mib(rss('deployed', image50p, 1))}` : '') +
@@ -647,7 +669,7 @@ function closingNotes(report: BenchReport, config: Config): string[] {
     );
     const on = rss('cache-on', image20, 1);
     const off = rss('deployed', image20, 1);
-    if (on && off) notes.push(`SHARP_CACHE=${config.SHARP_CACHE}: with libvips' cache on, one image peaks ${fixed(mibFromKib(on.maxRssKiB! - off.maxRssKiB!), 0)} MiB higher and uses ${percent(cpuPer(on) / cpuPer(off) - 1)} CPU.`);
+    if (on && off) notes.push(`SHARP_CACHE=${config.SHARP_CACHE}: with libvips' cache on, one image peaks ${fixed(mibFromKib((on.maxRssKiB ?? Number.NaN) - (off.maxRssKiB ?? Number.NaN)), 0)} MiB higher and uses ${percent(cpuPer(on) / cpuPer(off) - 1)} CPU.`);
   }
   if (main) {
     const s = main.strategies;

@@ -1,19 +1,18 @@
 /**
- * SSIM (Wang, Bovik, Sheikh & Simoncelli 2004) on luma, computed here rather than with an npm
- * package: `ssim.js` (the usual choice) has had no release since 2019, and no maintained package
- * offers DSSIM or butteraugli for Node. This is the reference definition: an 11×11 Gaussian
- * window with σ = 1.5, K1 = 0.01, K2 = 0.03, L = 255, "valid" filtering (no padding), averaged
- * over the image, without the automatic downsampling of the authors' MATLAB script. Luma is
- * Y′ = 0.299 R′ + 0.587 G′ + 0.114 B′ (BT.601) of the 8-bit sRGB values, so SSIM measures
- * structure in the brightness the eye is most sensitive to, not colour.
- *
- * Images smaller than the window get one uniformly weighted window over the whole image.
+ * SSIM (Wang et al. 2004) on BT.601 luma, the reference definition: 11×11 Gaussian window,
+ * σ = 1.5, K1 = 0.01, K2 = 0.03, "valid" filtering, no downsampling. Images smaller than the window
+ * get one uniform window. Why in-house and how it is used: docs/performance.md, "How it is measured".
  */
 
 const WINDOW = 11;
 const SIGMA = 1.5;
 const C1 = (0.01 * 255) ** 2;
 const C2 = (0.03 * 255) ** 2;
+
+/** `array[index]`; every index here is inside its array (the sizes are checked on entry), so 0 is never used. */
+function at(array: Float64Array | Float32Array | Uint8Array, index: number): number {
+  return array[index] ?? 0;
+}
 
 /** The normalised 1-D Gaussian whose outer product is the 2-D window. */
 const KERNEL: Float64Array = (() => {
@@ -22,21 +21,22 @@ const KERNEL: Float64Array = (() => {
   let total = 0;
   for (let i = 0; i < WINDOW; i++) {
     kernel[i] = Math.exp(-((i - centre) ** 2) / (2 * SIGMA * SIGMA));
-    total += kernel[i]!;
+    total += at(kernel, i);
   }
-  for (let i = 0; i < WINDOW; i++) kernel[i]! /= total;
+  for (let i = 0; i < WINDOW; i++) kernel[i] = at(kernel, i) / total;
   return kernel;
 })();
 
 /** Luma of interleaved 8-bit pixels with `channels` 1 (grey), 3 (RGB) or more (RGB first). */
 export function luma(pixels: Uint8Array, width: number, height: number, channels: number): Float32Array {
+  if (pixels.length < width * height * channels) throw new Error('luma: fewer pixels than width × height × channels');
   const out = new Float32Array(width * height);
   if (channels < 3) {
-    for (let i = 0; i < out.length; i++) out[i] = pixels[i * channels]!;
+    for (let i = 0; i < out.length; i++) out[i] = at(pixels, i * channels);
     return out;
   }
   for (let i = 0, p = 0; i < out.length; i++, p += channels) {
-    out[i] = 0.299 * pixels[p]! + 0.587 * pixels[p + 1]! + 0.114 * pixels[p + 2]!;
+    out[i] = 0.299 * at(pixels, p) + 0.587 * at(pixels, p + 1) + 0.114 * at(pixels, p + 2);
   }
   return out;
 }
@@ -54,7 +54,7 @@ export function ssim(a: Float32Array, b: Float32Array, width: number, height: nu
   if (width < WINDOW || height < WINDOW) {
     let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
     for (let i = 0; i < a.length; i++) {
-      const x = a[i]!, y = b[i]!;
+      const x = at(a, i), y = at(b, i);
       sa += x; sb += y; saa += x * x; sbb += y * y; sab += x * y;
     }
     const n = a.length;
@@ -70,8 +70,8 @@ export function ssim(a: Float32Array, b: Float32Array, width: number, height: nu
     for (let x = 0; x < outWidth; x++) {
       let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
       for (let k = 0; k < WINDOW; k++) {
-        const w = KERNEL[k]!;
-        const va = a[row + x + k]!, vb = b[row + x + k]!;
+        const w = at(KERNEL, k);
+        const va = at(a, row + x + k), vb = at(b, row + x + k);
         sa += w * va; sb += w * vb; saa += w * va * va; sbb += w * vb * vb; sab += w * va * vb;
       }
       const o = y * outWidth + x;
@@ -85,9 +85,9 @@ export function ssim(a: Float32Array, b: Float32Array, width: number, height: nu
     for (let x = 0; x < outWidth; x++) {
       let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
       for (let k = 0; k < WINDOW; k++) {
-        const w = KERNEL[k]!;
+        const w = at(KERNEL, k);
         const o = (y + k) * outWidth + x;
-        sa += w * ha[o]!; sb += w * hb[o]!; saa += w * haa[o]!; sbb += w * hbb[o]!; sab += w * hab[o]!;
+        sa += w * at(ha, o); sb += w * at(hb, o); saa += w * at(haa, o); sbb += w * at(hbb, o); sab += w * at(hab, o);
       }
       total += ssimTerm(sa, sb, saa, sbb, sab);
     }

@@ -1,22 +1,8 @@
 /**
- * Assembles the deployable source of the four Cloud Functions in `terraform/build/function-source/`,
- * which Terraform zips (`data "archive_file"`) and uploads. Run after `tsc` (`npm run build`).
- *
- * The package is what Cloud Build's Node.js buildpack gets, so it holds compiled code only:
- *
- * - `dist/functions/**.js` and `dist/shared/**.js` (no tests, no bench, no local tools, no maps);
- * - `shared/topology.json`, where `dist/shared/topology.js` reads it
- *   (`new URL('../../shared/topology.json', import.meta.url)`);
- * - a `package.json` with the root's runtime `dependencies` only, `"type": "module"`,
- *   `"main": "dist/functions/index.js"`, `engines.node` 22 and no `build` script: the buildpack
- *   runs `npm run build` when package.json has one, and an empty `gcp-build` script stops that
- *   (Google Cloud docs, "Running custom build steps" for the Node.js runtime);
- * - a `package-lock.json` cut from the root lockfile down to the non-dev packages, so that the
- *   buildpack's `npm ci` installs exactly the versions tested here.
- *
- * Every relative import of the copied code must resolve inside the package and every package it
- * imports must be a runtime dependency; otherwise the deployed function would fail at cold start,
- * so packaging fails instead.
+ * Assembles the deployable source of the four Cloud Functions in terraform/build/function-source/
+ * after tsc (`npm run build`): compiled code, topology.json, a runtime-only package.json and
+ * lockfile (what goes in and why: terraform/README.md, "The deployed package"). A copied import
+ * that would not resolve in the package fails packaging here instead of the function's cold start.
  */
 import { builtinModules } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -152,14 +138,17 @@ const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"])([^'"\n]+)\1/
 /** Module specifiers a compiled ES module imports (static, side-effect and literal dynamic imports). */
 export function importSpecifiers(source: string): string[] {
   const found = new Set<string>();
-  for (const match of source.matchAll(SPECIFIER)) found.add(match[2]!);
+  for (const match of source.matchAll(SPECIFIER)) {
+    const specifier = match[2];
+    if (specifier !== undefined) found.add(specifier);
+  }
   return [...found];
 }
 
 /** The npm package a bare specifier belongs to (`@scope/name/sub` → `@scope/name`). */
 export function packageNameOf(specifier: string): string {
   const parts = specifier.split('/');
-  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? specifier);
 }
 
 const BUILTINS = new Set(builtinModules);
@@ -174,7 +163,7 @@ function checkImports(out: string, files: readonly string[], dependencies: Recor
       if (specifier.startsWith('.')) {
         const target = posix.normalize(posix.join(posix.dirname(file), specifier));
         if (!present.has(target)) problems.push(`${file} imports ${specifier}, which is not in the package`);
-      } else if (specifier.startsWith('node:') || BUILTINS.has(specifier) || BUILTINS.has(specifier.split('/')[0]!)) {
+      } else if (specifier.startsWith('node:') || BUILTINS.has(specifier) || BUILTINS.has(packageNameOf(specifier))) {
         continue;
       } else if (!(packageNameOf(specifier) in dependencies)) {
         problems.push(`${file} imports ${specifier}, which is not a runtime dependency in package.json`);
@@ -246,7 +235,8 @@ export function defaultRoot(): string {
 function main(argv: readonly string[]): number {
   const root = defaultRoot();
   const outIndex = argv.indexOf('--out');
-  const out = outIndex >= 0 && argv[outIndex + 1] ? resolve(argv[outIndex + 1]!) : join(root, 'terraform', 'build', 'function-source');
+  const outArg = outIndex >= 0 ? argv[outIndex + 1] : undefined;
+  const out = outArg ? resolve(outArg) : join(root, 'terraform', 'build', 'function-source');
   const strict = argv.includes('--strict');
   try {
     const result = packageFunctions(root, out);

@@ -1,13 +1,8 @@
 /**
  * Creates the local stack's topics and subscriptions in the Pub/Sub emulator from
- * shared/topology.json, the same description Terraform reads, so that names and settings cannot
- * drift: the jobs push subscription (dead-letter topic, max delivery attempts, retry backoff, ack
- * deadline) pointed at `resize`, the dead-letter and events pull subscriptions, and a push
- * subscription on the cleanup topic that stands in for the cleanup function's Eventarc trigger.
- *
- * Safe to run again against an emulator that already has them: what matches is kept, a push
- * subscription whose endpoint moved (other ports) is re-pointed without losing its backlog, and
- * one whose settings differ is recreated.
+ * shared/topology.json, which Terraform reads too, so names and settings cannot drift. Safe to
+ * rerun: what matches is kept, a moved push endpoint is re-pointed without losing its backlog, a
+ * subscription whose settings differ is recreated.
  */
 import type { PubSub, protos } from '@google-cloud/pubsub';
 
@@ -79,13 +74,13 @@ export function desiredSubscriptions(project: string, endpoints: Partial<Record<
     }),
   );
   const triggers = (Object.entries(topology.functions) as Array<[FunctionKey, (typeof topology.functions)[FunctionKey]]>)
-    .filter(([, fn]) => fn.trigger === 'pubsub' && fn.topic !== undefined)
+    .flatMap(([fn, spec]) => (spec.trigger === 'pubsub' && spec.topic !== undefined ? [{ fn, topic: spec.topic }] : []))
     .map(
-      ([fn, spec]): DesiredSubscription => ({
+      ({ fn, topic }): DesiredSubscription => ({
         key: `trigger:${fn}`,
         name: triggerSubscriptionName(fn),
-        topic: spec.topic!,
-        pushEndpoint: endpointOf(fn, spec.topic!),
+        topic,
+        pushEndpoint: endpointOf(fn, topic),
         ackDeadlineSeconds: TRIGGER_SUBSCRIPTION.ackDeadlineSeconds,
         messageRetentionSeconds: TRIGGER_SUBSCRIPTION.messageRetentionSeconds,
         retryPolicy: {
@@ -195,7 +190,8 @@ export async function provisionPubsub(
       if (diff.problems.length === 0) {
         action = 'kept';
       } else if (diff.endpointOnly) {
-        await subscription.modifyPushConfig({ pushEndpoint: want.pushEndpoint! });
+        // An empty push config turns a push subscription into a pull one.
+        await subscription.modifyPushConfig(want.pushEndpoint ? { pushEndpoint: want.pushEndpoint } : {});
         action = 'repointed';
       } else {
         log?.info('subscription settings changed; recreating it', { event: 'local.provision', subscription: want.name, differences: diff.problems });

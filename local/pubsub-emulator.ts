@@ -86,11 +86,13 @@ export async function isPortInUse(port: number, host = '127.0.0.1'): Promise<boo
 
 function stopChild(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const pid = child.pid;
+    // No pid: the process never started, so there is nothing to stop.
+    if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return resolve();
     const timer = setTimeout(() => {
       // The emulator's shell wrapper starts a JVM in the same process group: kill the group.
       try {
-        process.kill(-child.pid!, 'SIGKILL');
+        process.kill(-pid, 'SIGKILL');
       } catch {
         /* already gone */
       }
@@ -100,7 +102,7 @@ function stopChild(child: ChildProcess): Promise<void> {
       resolve();
     });
     try {
-      process.kill(-child.pid!, 'SIGTERM');
+      process.kill(-pid, 'SIGTERM');
     } catch {
       resolve();
     }
@@ -128,8 +130,8 @@ export async function startPubsubEmulator(options: { port: number; host?: string
     if (output.length > 200) output.shift();
     options.log?.(text);
   };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const exited = new Promise<never>((_, reject) =>
     child.once('exit', (code) =>
       reject(

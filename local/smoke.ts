@@ -1,16 +1,7 @@
 /**
- * `npm run smoke -- --url URL [--token T] [--identity-token I] [--origin O] [--timeout S]`: after a
- * deployment (or against the local stack), uploads a generated image, follows it to ready, and
- * fetches every URL in its manifest. Prints one line per step, and for a failure what failed and
- * its likely cause (IAM, upload token, CORS, serving mode). Exit code 0 when every step passed.
- *
- * --url             the upload function's URL (`terraform output -raw upload_url`), or the local
- *                   stack's page URL (http://127.0.0.1:8080)
- * --token           the upload bearer token (UPLOAD_TOKEN, from Secret Manager) if upload checks one
- * --identity-token  an identity token for Cloud Run IAM (`gcloud auth print-identity-token`), for a
- *                   private upload function; sent in X-Serverless-Authorization with --token
- * --origin          a browser origin to send (checks upload's CORS_ORIGINS and the images' CORS)
- * --timeout         seconds to wait for the image to be ready (default 300)
+ * `npm run smoke -- --url URL …`: after a deployment (or against the local stack), uploads a
+ * generated image, follows it to ready and fetches every URL of its manifest, naming the likely
+ * cause of a failure (IAM, upload token, CORS, serving mode). Options: `--help` ({@link USAGE}).
  */
 import sharp from 'sharp';
 import { fileURLToPath } from 'node:url';
@@ -233,17 +224,34 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
   return { ok: allOk, steps, id };
 }
 
+/** What `--help` prints. */
+const USAGE = `usage: npm run smoke -- --url URL [--token T] [--identity-token I] [--origin O] [--timeout SECONDS]
+
+Uploads a generated image, follows it to ready and fetches every URL of its manifest. Prints one
+line per step and, for a failure, its likely cause. Exit code 0 when every step passed.
+
+  --url             the upload function's URL (\`terraform output -raw upload_url\`), or the local
+                    stack's page URL (http://127.0.0.1:8080)
+  --token           the upload bearer token (UPLOAD_TOKEN, from Secret Manager) if upload checks one
+  --identity-token  an identity token for Cloud Run IAM (\`gcloud auth print-identity-token\`), for a
+                    private upload function; sent in X-Serverless-Authorization with --token
+  --origin          a browser origin to send (checks upload's CORS_ORIGINS and the images' CORS)
+  --timeout         seconds to wait for the image to be ready (default 300)
+  -h, --help        print this and exit
+`;
+
 /** Parses the command line; throws with a usage message. */
 export function parseSmokeArgs(argv: readonly string[]): SmokeOptions {
-  const usage = 'usage: npm run smoke -- --url URL [--token T] [--identity-token I] [--origin O] [--timeout SECONDS]';
+  const usage = USAGE.slice(0, USAGE.indexOf('\n'));
   const values: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i] ?? '';
     const match = /^--(url|token|identity-token|origin|timeout)(?:=(.*))?$/.exec(arg);
-    if (!match) throw new Error(`unknown argument ${arg}\n${usage}`);
+    const name = match?.[1];
+    if (!match || name === undefined) throw new Error(`unknown argument ${arg}\n${usage}`);
     const value = match[2] ?? argv[++i];
-    if (value === undefined || value === '') throw new Error(`--${match[1]} needs a value\n${usage}`);
-    values[match[1]!] = value;
+    if (value === undefined || value === '') throw new Error(`--${name} needs a value\n${usage}`);
+    values[name] = value;
   }
   if (!values.url) throw new Error(`--url is required\n${usage}`);
   if (!/^https?:\/\//.test(values.url)) throw new Error(`--url must be an http(s) URL, got ${values.url}\n${usage}`);
@@ -253,6 +261,10 @@ export function parseSmokeArgs(argv: readonly string[]): SmokeOptions {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
   let options: SmokeOptions;
   try {
     options = parseSmokeArgs(process.argv.slice(2));

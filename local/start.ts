@@ -1,12 +1,7 @@
 /**
- * `npm start`: the whole pipeline on this machine, with the try-it page. See the README, "Try it".
- *
- * Environment: PORT (8080), STORAGE_PORT (4443), PUBSUB_PORT (8085) or PUBSUB_EMULATOR_HOST,
- * INGEST_PORT (8081), RESIZE_PORT (8082), CLEANUP_PORT (8083), CLEANUP_INTERVAL_SECONDS (60),
- * LOCAL_DATA_DIR (.local), LOG_FORMAT (pretty | json), LOG_VERBOSE (false), and every pipeline
- * setting of shared/config.ts (WIDTHS, FORMATS, ...).
- *
- * Exit codes: 0 after Ctrl-C / SIGTERM, 1 when the stack cannot start (the message says why).
+ * `npm start`: the whole pipeline on this machine, with the try-it page. Exit code 0 after
+ * Ctrl-C / SIGTERM, 1 when the stack cannot start (the message says why). Ports and settings:
+ * docs/local-stack.md.
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -3,54 +3,65 @@
  * of its big-endian bytes. The clients compare them with their own after every upload (and
  * delete the object when they differ) and on every whole-object download, so they must be exact.
  *
- * CRC32C is table-driven (slicing by 8) in plain TypeScript: no native package to build, and fast
- * enough (hundreds of MB/s) for a development server.
+ * CRC32C is table-driven (slicing by 8) in plain TypeScript: no native package to build; its
+ * speed is in docs/performance.md.
  */
 import { createHash } from 'node:crypto';
-import { badRequest } from './errors.js';
+import { badRequest } from './api-errors.js';
 
 /** Castagnoli polynomial, bit-reversed. */
 const POLYNOMIAL = 0x82f63b78;
 
+/** One 256-entry table of the slicing-by-8 method. */
+type Table = Uint32Array;
+
 /** TABLES[k][b]: the CRC of byte b followed by k zero bytes, for slicing by 8. */
-const TABLES: Uint32Array[] = (() => {
-  const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
+const TABLES = ((): readonly [Table, Table, Table, Table, Table, Table, Table, Table] => {
+  const t0 = new Uint32Array(256);
   for (let b = 0; b < 256; b++) {
     let crc = b;
     for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ POLYNOMIAL : crc >>> 1;
-    tables[0]![b] = crc >>> 0;
+    t0[b] = crc >>> 0;
   }
-  for (let b = 0; b < 256; b++) {
-    for (let k = 1; k < 8; k++) {
-      const previous = tables[k - 1]![b]!;
-      tables[k]![b] = ((previous >>> 8) ^ tables[0]![previous & 0xff]!) >>> 0;
-    }
-  }
-  return tables;
+  const next = (previous: Table): Table => previous.map((value) => ((value >>> 8) ^ at(t0, value & 0xff)) >>> 0);
+  const t1 = next(t0);
+  const t2 = next(t1);
+  const t3 = next(t2);
+  const t4 = next(t3);
+  const t5 = next(t4);
+  const t6 = next(t5);
+  return [t0, t1, t2, t3, t4, t5, t6, next(t6)];
 })();
+
+/** `array[index]`; every caller indexes inside the array (a byte, or a table by a byte), so 0 is never used. */
+function at(array: Uint8Array | Uint32Array, index: number): number {
+  return array[index] ?? 0;
+}
 
 /**
  * Extends a CRC32C over `data`. Start with 0 (the CRC of nothing); pass the previous result to
  * checksum data that arrives in pieces.
  */
 export function crc32c(data: Uint8Array, previous = 0): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let crc = ~previous >>> 0;
   let i = 0;
   const fast = data.length - (data.length % 8);
   for (; i < fast; i += 8) {
-    const low = (crc ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24))) >>> 0;
+    const low = (crc ^ view.getUint32(i, true)) >>> 0;
+    const high = view.getUint32(i + 4, true);
     crc =
-      t7[low & 0xff]! ^
-      t6[(low >>> 8) & 0xff]! ^
-      t5[(low >>> 16) & 0xff]! ^
-      t4[low >>> 24]! ^
-      t3[data[i + 4]!]! ^
-      t2[data[i + 5]!]! ^
-      t1[data[i + 6]!]! ^
-      t0[data[i + 7]!]!;
+      at(t7, low & 0xff) ^
+      at(t6, (low >>> 8) & 0xff) ^
+      at(t5, (low >>> 16) & 0xff) ^
+      at(t4, low >>> 24) ^
+      at(t3, high & 0xff) ^
+      at(t2, (high >>> 8) & 0xff) ^
+      at(t1, (high >>> 16) & 0xff) ^
+      at(t0, high >>> 24);
   }
-  for (; i < data.length; i++) crc = t0[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
+  for (; i < data.length; i++) crc = at(t0, (crc ^ at(data, i)) & 0xff) ^ (crc >>> 8);
   return ~crc >>> 0;
 }
 

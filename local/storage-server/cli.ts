@@ -1,14 +1,6 @@
 /**
  * `npm run storage-server -- [options]`: runs the local Cloud Storage server until SIGINT or
- * SIGTERM. Prints its URL (and the environment to point clients at it) on start.
- *
- *   --port N               port (default 4443; 0 = any free port)
- *   --host H               interface (default 127.0.0.1)
- *   --dir PATH             persist to PATH (default: in memory)
- *   --auto-create-buckets  create buckets on first use
- *   --bucket NAME          create NAME at start (repeatable)
- *   --notify BUCKET=URL    POST the bucket's finalize events to URL (repeatable)
- *   --quiet                no per-request log lines
+ * SIGTERM and prints its URL. Options: `--help`, or the README's "Start it".
  */
 import { parseArgs } from 'node:util';
 import { startStorageServer, type StorageServerOptions } from './server.js';

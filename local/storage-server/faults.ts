@@ -4,7 +4,7 @@
  * first one that matches and has uses left applies. Admin requests (`/_admin/…`) never match,
  * so a test can always clear what it injected.
  */
-import { badRequest } from './errors.js';
+import { badRequest } from './api-errors.js';
 
 /** A fault as callers describe it. */
 export interface FaultSpec {

@@ -1,12 +1,13 @@
 /**
- * The request context every route handler receives, and the few HTTP helpers they share.
+ * The request context every route handler receives, and the request-side helpers (body, query
+ * parameters). What handlers write back is in responses.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as bufferConstants } from 'node:buffer';
-import { StorageApiError, badRequest } from './errors.js';
+import { StorageApiError, badRequest } from './api-errors.js';
 import type { Notifier } from './notifications.js';
 import type { Store } from './store.js';
-import type { UploadSessions } from './uploads.js';
+import type { UploadSessions } from './upload-sessions.js';
 import type { FaultInjector } from './faults.js';
 import type { SignedUrlPolicy } from './signatures.js';
 
@@ -41,30 +42,8 @@ export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Pr
     if (length > limit) throw new StorageApiError(413, `The request body exceeds ${limit} bytes`, 'uploadTooLarge');
     chunks.push(buffer);
   }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
-}
-
-/** Sends a JSON body with `status`. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=UTF-8',
-    'Content-Length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
-}
-
-/** Sends an empty response (204 for deletes, 308 for incomplete uploads). */
-export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'Content-Length': 0, ...headers });
-  res.end();
-}
-
-/** Sends an error in Google's JSON shape; 304 has no body by HTTP's rules. */
-export function sendError(res: ServerResponse, error: StorageApiError): void {
-  if (error.status === 304) return sendEmpty(res, 304);
-  sendJson(res, error.status, error.toBody());
+  const [only] = chunks;
+  return chunks.length === 1 && only ? only : Buffer.concat(chunks, length);
 }
 
 /** The base URL the client used to reach the server, taken from the Host header. */

@@ -4,7 +4,7 @@
  * boundaries bare or in double or single quotes (gcloud), extra part headers (`MIME-Version`,
  * `Content-Transfer-Encoding`), a preamble, and a missing final CRLF.
  */
-import { badRequest } from './errors.js';
+import { badRequest } from './api-errors.js';
 
 /** One part: lower-cased headers and the raw body. */
 export interface MultipartPart {

@@ -1,20 +1,10 @@
 /**
- * Eventarc-style notifications: on object finalize (and delete), POST a binary-mode CloudEvent to
- * every URL registered for the bucket, as Eventarc delivers Cloud Storage events to Cloud Run:
- *
- * - headers `ce-specversion: 1.0`, `ce-type: google.cloud.storage.object.v1.finalized` (or
- *   `.deleted`), `ce-source: //storage.googleapis.com/projects/_/buckets/{bucket}`,
- *   `ce-subject: objects/{name}`, `ce-id`, `ce-time`, `ce-bucket` (the extension attribute
- *   Eventarc filters on), `Content-Type: application/json`;
- * - body: the object resource JSON.
- *
- * Delivery is asynchronous (the storage request never waits for it) and at least once: non-2xx
- * answers and network errors are retried with exponential backoff, keeping the same `ce-id` so
- * receivers can deduplicate. Like Cloud Storage, overwriting an object emits `deleted` for the
- * replaced generation as well as `finalized` for the new one.
+ * Eventarc-style notifications: on finalize (and delete) a binary-mode CloudEvent is POSTed to every
+ * URL registered for the bucket, asynchronously and at least once (retried with backoff under the
+ * same `ce-id`, so receivers can deduplicate). Headers and body: the README's "What it covers".
  */
 import { randomUUID } from 'node:crypto';
-import type { ObjectRecord } from './records.js';
+import type { ObjectRecord } from './object-records.js';
 import { objectResource } from './resources.js';
 
 /** The object events a notification can subscribe to. */
@@ -155,7 +145,8 @@ export class Notifier {
 export function headerSafe(value: string): string {
   return [...value]
     .map((char) => {
-      const code = char.codePointAt(0)!;
+      // A character of a string always has a code point; 0 would be percent-encoded anyway.
+      const code = char.codePointAt(0) ?? 0;
       if (code >= 0x20 && code < 0x7f && char !== '%') return char;
       return [...Buffer.from(char, 'utf8')].map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`).join('');
     })

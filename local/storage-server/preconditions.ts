@@ -1,16 +1,10 @@
 /**
- * Generation and metageneration preconditions, with Cloud Storage's semantics:
- *
- * - `ifGenerationMatch=0` means "only if no live object exists"; any other value must equal the
- *   live generation.
- * - Every other condition fails when no live object exists (`ifGenerationNotMatch=0` therefore
- *   means "only if it exists").
- * - A failed condition is 412, except that a GET whose `…NotMatch` condition fails is 304, like
- *   HTTP's If-None-Match.
- * - Values must be non-negative decimal integers; anything else is a 400.
+ * Generation and metageneration preconditions with Cloud Storage's semantics: `ifGenerationMatch=0`
+ * means "does not exist", every other condition needs a live object, a failed `…NotMatch` on a GET
+ * is 304 and any other failure 412, a malformed value 400.
  */
-import { invalidParameter, notModified, preconditionFailed } from './errors.js';
-import type { ObjectRecord } from './records.js';
+import { invalidParameter, notModified, preconditionFailed } from './api-errors.js';
+import type { ObjectRecord } from './object-records.js';
 
 /** Parsed preconditions; absent fields were not given. */
 export interface Preconditions {

@@ -3,8 +3,8 @@
  * records. Field names and types follow https://cloud.google.com/storage/docs/json_api/v1/objects:
  * int64 values (`generation`, `metageneration`, `size`) are strings, checksums are base64.
  */
-import { badRequest } from './errors.js';
-import { WRITABLE_STRING_FIELDS, type BucketRecord, type ObjectRecord, type WritableObjectFields } from './records.js';
+import { badRequest } from './api-errors.js';
+import { WRITABLE_STRING_FIELDS, type BucketRecord, type ObjectRecord, type WritableObjectFields } from './object-records.js';
 
 /** Object names are URL path segments in every route; `/` must be escaped as Cloud Storage does. */
 export const encodeName = (name: string): string => encodeURIComponent(name);

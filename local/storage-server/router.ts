@@ -3,7 +3,7 @@
  * name containing `/` (sent as `%2F`) can never be mistaken for a sub-resource such as
  * `/compose` or `/rewriteTo/…`; names are decoded after matching.
  */
-import { StorageApiError, badRequest } from './errors.js';
+import { StorageApiError, badRequest } from './api-errors.js';
 import type { RequestContext } from './http.js';
 import { handleAdmin } from './routes/admin.js';
 import { deleteBucket, getBucket, insertBucket, listBuckets, patchBucket } from './routes/buckets.js';
@@ -15,16 +15,17 @@ import {
   listObjects,
   moveObjectRoute,
   updateObjectMetadata,
-} from './routes/objects.js';
-import { handleSignedPut, handleXmlPreflight } from './signatures.js';
-import { cancelUploadSession, handleUploadSession, handleUploadStart } from './uploads.js';
+} from './routes/object-routes.js';
+import { handleSignedPut, handleXmlPreflight } from './routes/signed-put.js';
+import { cancelUploadSession, handleUploadSession, handleUploadStart } from './routes/uploads.js';
 
-type Params = string[];
+/** Capture group `i` of the matched route, decoded. */
+type Group = (i: number) => string;
 
 interface Route {
   methods: readonly string[];
   pattern: RegExp;
-  handle: (ctx: RequestContext, params: Params) => Promise<void> | void;
+  handle: (ctx: RequestContext, group: Group) => Promise<void> | void;
 }
 
 const SEGMENT = '([^/]+)';
@@ -39,67 +40,67 @@ const routes: Route[] = [
   {
     methods: ['POST'],
     pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}/rewriteTo/b/${SEGMENT}/o/${NAME}$`),
-    handle: (ctx, [sb, so, db, dn]) => copyObject(ctx, { bucket: sb!, name: so! }, { bucket: db!, name: dn! }, 'rewrite'),
+    handle: (ctx, group) => copyObject(ctx, { bucket: group(0), name: group(1) }, { bucket: group(2), name: group(3) }, 'rewrite'),
   },
   {
     methods: ['POST'],
     pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}/copyTo/b/${SEGMENT}/o/${NAME}$`),
-    handle: (ctx, [sb, so, db, dn]) => copyObject(ctx, { bucket: sb!, name: so! }, { bucket: db!, name: dn! }, 'copy'),
+    handle: (ctx, group) => copyObject(ctx, { bucket: group(0), name: group(1) }, { bucket: group(2), name: group(3) }, 'copy'),
   },
   {
     methods: ['POST'],
     pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}/moveTo/o/${NAME}$`),
-    handle: (ctx, [b, source, destination]) => moveObjectRoute(ctx, b!, source!, destination!),
+    handle: (ctx, group) => moveObjectRoute(ctx, group(0), group(1), group(2)),
   },
   {
     methods: ['POST'],
     pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}/compose$`),
-    handle: (ctx, [b, o]) => composeObject(ctx, b!, o!),
+    handle: (ctx, group) => composeObject(ctx, group(0), group(1)),
   },
   {
     methods: ['GET', 'HEAD'],
     pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`),
-    handle: (ctx, [b, o]) => getObject(ctx, b!, o!, false),
+    handle: (ctx, group) => getObject(ctx, group(0), group(1), false),
   },
-  { methods: ['PATCH'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`), handle: (ctx, [b, o]) => updateObjectMetadata(ctx, b!, o!, 'patch') },
-  { methods: ['PUT'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`), handle: (ctx, [b, o]) => updateObjectMetadata(ctx, b!, o!, 'replace') },
-  { methods: ['DELETE'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`), handle: (ctx, [b, o]) => deleteObject(ctx, b!, o!) },
-  { methods: ['GET'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/?$`), handle: (ctx, [b]) => listObjects(ctx, b!) },
+  { methods: ['PATCH'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`), handle: (ctx, group) => updateObjectMetadata(ctx, group(0), group(1), 'patch') },
+  { methods: ['PUT'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`), handle: (ctx, group) => updateObjectMetadata(ctx, group(0), group(1), 'replace') },
+  { methods: ['DELETE'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`), handle: (ctx, group) => deleteObject(ctx, group(0), group(1)) },
+  { methods: ['GET'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/?$`), handle: (ctx, group) => listObjects(ctx, group(0)) },
   {
     methods: ['GET', 'HEAD'],
     pattern: new RegExp(`^/download/storage/v1/b/${SEGMENT}/o/${NAME}$`),
-    handle: (ctx, [b, o]) => getObject(ctx, b!, o!, true),
+    handle: (ctx, group) => getObject(ctx, group(0), group(1), true),
   },
   {
     methods: ['POST', 'PUT', 'DELETE'],
     pattern: new RegExp(`^(?:/resumable)?/upload/storage/v1/b/${SEGMENT}/o/?$`),
-    handle: (ctx, [b]) => {
+    handle: (ctx, group) => {
       const uploadId = ctx.url.searchParams.get('upload_id');
       const method = ctx.req.method;
       if (uploadId && method === 'DELETE') return cancelUploadSession(ctx, uploadId);
-      if (uploadId) return handleUploadSession(ctx, b!, uploadId);
+      if (uploadId) return handleUploadSession(ctx, group(0), uploadId);
       if (method !== 'POST') throw new StorageApiError(400, 'Upload requests without upload_id must be POSTs', 'invalid');
-      return handleUploadStart(ctx, b!);
+      return handleUploadStart(ctx, group(0));
     },
   },
   { methods: ['GET'], pattern: /^\/storage\/v1\/b\/?$/, handle: (ctx) => listBuckets(ctx) },
   { methods: ['POST'], pattern: /^\/storage\/v1\/b\/?$/, handle: (ctx) => insertBucket(ctx) },
-  { methods: ['GET'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, [b]) => getBucket(ctx, b!) },
-  { methods: ['PATCH', 'PUT'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, [b]) => patchBucket(ctx, b!) },
-  { methods: ['DELETE'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, [b]) => deleteBucket(ctx, b!) },
+  { methods: ['GET'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, group) => getBucket(ctx, group(0)) },
+  { methods: ['PATCH', 'PUT'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, group) => patchBucket(ctx, group(0)) },
+  { methods: ['DELETE'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, group) => deleteBucket(ctx, group(0)) },
   // Public-URL reads, as https://storage.googleapis.com/{bucket}/{object} serves public objects:
   // lets PUBLIC_BASE_URL point at this server. Beyond plain reads, the XML API has only the
-  // signed-URL PUT (and its CORS preflight), checked in signatures.ts.
+  // signed-URL PUT (and its CORS preflight), checked in routes/signed-put.ts.
   {
     methods: ['GET', 'HEAD'],
     pattern: XML_OBJECT,
-    handle: (ctx, [b, o]) => {
+    handle: (ctx, group) => {
       // Never auto-create from a stray GET (a browser's /favicon.ico/..., a typo).
-      ctx.store.requireBucket(b!);
-      return getObject(ctx, b!, o!, true);
+      ctx.store.requireBucket(group(0));
+      return getObject(ctx, group(0), group(1), true);
     },
   },
-  { methods: ['PUT'], pattern: XML_OBJECT, handle: (ctx, [b, o]) => handleSignedPut(ctx, ctx.signedUrls, b!, o!) },
+  { methods: ['PUT'], pattern: XML_OBJECT, handle: (ctx, group) => handleSignedPut(ctx, ctx.signedUrls, group(0), group(1)) },
   { methods: ['OPTIONS'], pattern: XML_OBJECT, handle: (ctx) => handleXmlPreflight(ctx, ctx.signedUrls) },
 ];
 
@@ -133,7 +134,13 @@ export async function route(ctx: RequestContext): Promise<void> {
     if (!match) continue;
     pathMatched = true;
     if (!candidate.methods.includes(method)) continue;
-    return candidate.handle(ctx, match.slice(1).map(decode));
+    const groups = match.slice(1).map(decode);
+    return candidate.handle(ctx, (i) => {
+      const value = groups[i];
+      // Every group in the table is mandatory, so this is a bug in the table, not a bad request.
+      if (value === undefined) throw new Error(`Route ${candidate.pattern} has no capture group ${i}`);
+      return value;
+    });
   }
   ctx.log(`storage-server: UNKNOWN ROUTE ${method} ${ctx.req.url} (not implemented; answering ${pathMatched ? 405 : 404})`);
   if (pathMatched) throw new StorageApiError(405, `Method ${method} is not supported for ${pathname}`, 'methodNotAllowed');

@@ -6,15 +6,16 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { StorageApiError, reasonForStatus } from './errors.js';
+import { StorageApiError, reasonForStatus } from './api-errors.js';
 import { FaultInjector, type FaultSpec, type HeldRequest } from './faults.js';
-import { baseUrlOf, sendError, type RequestContext } from './http.js';
+import { baseUrlOf, type RequestContext } from './http.js';
 import { Notifier, type NotificationEvent, type RetryPolicy } from './notifications.js';
-import { newBucketRecord, validateBucketName } from './objects.js';
+import { newBucketRecord, validateBucketName } from './object-operations.js';
+import { sendError } from './responses.js';
 import { route } from './router.js';
 import { SignedUrlPolicy } from './signatures.js';
 import { Store } from './store.js';
-import { UploadSessions } from './uploads.js';
+import { UploadSessions } from './upload-sessions.js';
 
 /** How to start a server. */
 export interface StorageServerOptions {

@@ -1,58 +1,15 @@
 /**
- * V4 signed URLs on the XML API path `PUT /{bucket}/{object}`, checked the way Cloud Storage
- * checks them (https://cloud.google.com/storage/docs/authentication/signatures):
- *
- * 1. the query carries `X-Goog-Algorithm=GOOG4-RSA-SHA256`, a credential
- *    `{email}/{yyyymmdd}/auto/storage/goog4_request`, `X-Goog-Date`, `X-Goog-Expires` (at most 7
- *    days), `X-Goog-SignedHeaders` (with `host`) and `X-Goog-Signature`;
- * 2. the URL is valid now (400 `ExpiredToken` after `X-Goog-Date + X-Goog-Expires`);
- * 3. the canonical request (method, path, query without the signature, the signed headers' values
- *    as this request sent them, `UNSIGNED-PAYLOAD`) hashed into the string to sign verifies with
- *    RSA-SHA256 against the public half of the credential's key (403 `SignatureDoesNotMatch`);
- * 4. a body outside `x-goog-content-length-range` is refused (400 `EntityTooLarge`/`EntityTooSmall`).
- *
- * Errors are XML, as the XML API answers. One liberty: `host` is compared without its port,
- * because @google-cloud/storage signs the endpoint's hostname only (Cloud Storage never has one).
- * Keys are registered by the local stack (a throwaway key made at start); without any key every
- * XML PUT is refused. Browser PUTs get CORS headers for the configured origins, as the uploads
- * bucket's CORS policy gives them in production.
+ * V4 signed-URL verification (GOOG4-RSA-SHA256), as Cloud Storage checks it: the query's
+ * parameters, the validity window, then the canonical request's signature against a trusted key.
+ * The steps and the one liberty taken (`host` without its port) are in the README's
+ * "Signed URLs" section.
  */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { RequestContext } from './http.js';
-import { commitNewGeneration } from './objects.js';
-import { parsePreconditions } from './preconditions.js';
-import type { WritableObjectFields } from './records.js';
+import { XmlApiError } from './xml-errors.js';
 
 /** The longest a V4 signature may be valid, in seconds. */
 const MAX_EXPIRES_SECONDS = 7 * 24 * 60 * 60;
-
-/** A refusal in the XML API's shape. */
-export class XmlApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: string,
-    readonly extra: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = 'XmlApiError';
-  }
-
-  toXml(): string {
-    const fields: Record<string, string | undefined> = { Code: this.code, Message: this.message, Details: this.details, ...this.extra };
-    const body = Object.entries(fields)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `<${k}>${escapeXml(v!)}</${k}>`)
-      .join('');
-    return `<?xml version='1.0' encoding='UTF-8'?><Error>${body}</Error>`;
-  }
-}
-
-function escapeXml(text: string): string {
-  return text.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
-}
 
 /** Signing keys the server trusts and origins whose browsers may PUT: one per server. */
 export class SignedUrlPolicy {
@@ -106,7 +63,8 @@ function canonicalQuery(params: URLSearchParams): string {
     .join('&');
 }
 
-function headerValue(req: IncomingMessage, name: string): string {
+/** A header's value as the V4 canonical form takes it (the host without its port). */
+export function signedHeaderValue(req: Pick<IncomingMessage, 'headers'>, name: string): string {
   const raw = req.headers[name];
   const value = Array.isArray(raw) ? raw.join(',') : (raw ?? '');
   // The signer signs the endpoint's hostname only; the Host header carries the port too.
@@ -124,9 +82,10 @@ function required(params: URLSearchParams, name: string): string {
 
 /** `20261202T033736Z` as a Date, or undefined. */
 function parseGoogDate(text: string): Date | undefined {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(text);
-  if (!m) return undefined;
-  const date = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+  const form = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+  if (!form.test(text)) return undefined;
+  // As ISO 8601, which refuses out-of-range fields (month 13) instead of rolling them over.
+  const date = new Date(text.replace(form, '$1-$2-$3T$4:$5:$6Z'));
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
@@ -140,7 +99,11 @@ export interface VerifiedSignature {
  * Verifies the request's V4 signature (see the module comment); throws {@link XmlApiError}.
  * `now` is the server's clock.
  */
-export function verifySignedRequest(ctx: Pick<RequestContext, 'req' | 'url'>, policy: SignedUrlPolicy, now = new Date()): VerifiedSignature {
+export function verifySignedRequest(
+  ctx: { readonly req: Pick<IncomingMessage, 'method' | 'headers'>; readonly url: URL },
+  policy: SignedUrlPolicy,
+  now = new Date(),
+): VerifiedSignature {
   const params = ctx.url.searchParams;
   if (!params.has('X-Goog-Signature') && !params.has('X-Goog-Algorithm')) {
     throw new XmlApiError(403, 'AccessDenied', 'Access denied.', 'Anonymous caller does not have storage.objects.create access; use a signed URL.');
@@ -181,8 +144,8 @@ export function verifySignedRequest(ctx: Pick<RequestContext, 'req' | 'url'>, po
   if (!headerNames.includes('host')) {
     throw new XmlApiError(400, 'AuthorizationQueryParametersError', 'Invalid argument.', 'X-Goog-SignedHeaders must include host.');
   }
-  const canonicalHeaders = headerNames.map((name) => `${name}:${headerValue(ctx.req, name)}\n`).join('');
-  const payload = headerNames.includes('x-goog-content-sha256') ? headerValue(ctx.req, 'x-goog-content-sha256') : 'UNSIGNED-PAYLOAD';
+  const canonicalHeaders = headerNames.map((name) => `${name}:${signedHeaderValue(ctx.req, name)}\n`).join('');
+  const payload = headerNames.includes('x-goog-content-sha256') ? signedHeaderValue(ctx.req, 'x-goog-content-sha256') : 'UNSIGNED-PAYLOAD';
   const canonicalRequest = [
     (ctx.req.method ?? 'GET').toUpperCase(),
     canonicalPath(ctx.url.pathname),
@@ -200,118 +163,4 @@ export function verifySignedRequest(ctx: Pick<RequestContext, 'req' | 'url'>, po
     });
   }
   return { clientEmail, expiresAt };
-}
-
-/** `x-goog-content-length-range: min,max`, if the request carries one. */
-function lengthRange(req: IncomingMessage): { min: number; max: number } | undefined {
-  const raw = headerValue(req, 'x-goog-content-length-range');
-  if (raw === '') return undefined;
-  const m = /^(\d+),(\d+)$/.exec(raw.replace(/\s/g, ''));
-  if (!m || Number(m[1]) > Number(m[2])) {
-    throw new XmlApiError(400, 'InvalidArgument', 'Invalid argument.', `Invalid x-goog-content-length-range ${JSON.stringify(raw)}.`);
-  }
-  return { min: Number(m[1]), max: Number(m[2]) };
-}
-
-function tooLarge(max: number): XmlApiError {
-  return new XmlApiError(400, 'EntityTooLarge', 'Your proposed upload is larger than the maximum object size specified in your Policy Document.', `Content-length exceeds upper bound on range (${max}).`);
-}
-
-/** Reads the body, refusing it (before reading, when Content-Length says so) outside the range. */
-async function readBodyInRange(req: IncomingMessage, range: { min: number; max: number } | undefined): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (range && Number.isFinite(declared) && declared > range.max) throw tooLarge(range.max);
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of req) {
-    length += (chunk as Buffer).length;
-    if (range && length > range.max) throw tooLarge(range.max);
-    chunks.push(chunk as Buffer);
-  }
-  if (range && length < range.min) {
-    throw new XmlApiError(400, 'EntityTooSmall', 'Your proposed upload is smaller than the minimum object size specified in your Policy Document.', `Content-length is smaller than lower bound on range (${range.min}).`);
-  }
-  return Buffer.concat(chunks, length);
-}
-
-function corsHeaders(ctx: RequestContext, policy: SignedUrlPolicy): Record<string, string> {
-  const origin = ctx.req.headers.origin;
-  if (typeof origin !== 'string' || !policy.allowsOrigin(origin)) return {};
-  return {
-    'Access-Control-Allow-Origin': origin,
-    'Access-Control-Expose-Headers': 'ETag, x-goog-generation, x-goog-hash',
-    Vary: 'Origin',
-  };
-}
-
-function sendXmlError(ctx: RequestContext, error: XmlApiError, cors: Record<string, string>): void {
-  const body = error.toXml();
-  // Unread bytes are drained, so the client reads the answer instead of a reset connection.
-  ctx.req.resume();
-  ctx.res.writeHead(error.status, { ...cors, 'Content-Type': 'application/xml; charset=UTF-8', 'Content-Length': Buffer.byteLength(body) });
-  ctx.res.end(body);
-}
-
-/** `OPTIONS /{bucket}/{object}`: the CORS preflight of a browser's PUT. */
-export function handleXmlPreflight(ctx: RequestContext, policy: SignedUrlPolicy): void {
-  const origin = ctx.req.headers.origin;
-  const method = String(ctx.req.headers['access-control-request-method'] ?? '').toUpperCase();
-  if (typeof origin !== 'string' || !policy.allowsOrigin(origin) || !['PUT', 'GET', 'HEAD'].includes(method)) {
-    ctx.res.writeHead(403, { 'Content-Length': 0 });
-    ctx.res.end();
-    return;
-  }
-  ctx.res.writeHead(200, {
-    ...corsHeaders(ctx, policy),
-    'Access-Control-Allow-Methods': 'PUT, GET, HEAD',
-    'Access-Control-Allow-Headers': String(ctx.req.headers['access-control-request-headers'] ?? 'Content-Type'),
-    'Access-Control-Max-Age': '3600',
-    'Content-Length': 0,
-  });
-  ctx.res.end();
-}
-
-/**
- * `PUT /{bucket}/{object}` with a V4 signature: verifies it, stores the body as a new generation
- * (content type from the request, `x-goog-meta-*` as metadata, `x-goog-if-generation-match`
- * honoured) and answers 200 with the XML API's headers. Notifications fire as for any write.
- */
-export async function handleSignedPut(ctx: RequestContext, policy: SignedUrlPolicy, bucket: string, name: string): Promise<void> {
-  const cors = corsHeaders(ctx, policy);
-  try {
-    verifySignedRequest(ctx, policy);
-    const data = await readBodyInRange(ctx.req, lengthRange(ctx.req));
-    const fields: WritableObjectFields = {};
-    const contentType = ctx.req.headers['content-type'];
-    if (contentType) fields.contentType = contentType;
-    const metadata: Record<string, string> = {};
-    for (const [header, value] of Object.entries(ctx.req.headers)) {
-      if (header.startsWith('x-goog-meta-') && typeof value === 'string') metadata[header.slice('x-goog-meta-'.length)] = value;
-    }
-    if (Object.keys(metadata).length > 0) fields.metadata = metadata;
-    const conditions = new URLSearchParams();
-    const ifGeneration = ctx.req.headers['x-goog-if-generation-match'];
-    if (typeof ifGeneration === 'string') conditions.set('ifGenerationMatch', ifGeneration);
-    const record = await commitNewGeneration(ctx, { bucket, name, data, fields, preconditions: parsePreconditions(conditions) });
-    const md5 = record.md5Hash ? Buffer.from(record.md5Hash, 'base64').toString('hex') : '';
-    ctx.res.writeHead(200, {
-      ...cors,
-      ETag: `"${md5}"`,
-      'x-goog-generation': record.generation,
-      'x-goog-metageneration': String(record.metageneration),
-      'x-goog-hash': `crc32c=${record.crc32c}${record.md5Hash ? `,md5=${record.md5Hash}` : ''}`,
-      'x-goog-stored-content-length': String(record.size),
-      'Content-Length': 0,
-    });
-    ctx.res.end();
-  } catch (error) {
-    if (error instanceof XmlApiError) return sendXmlError(ctx, error, cors);
-    // JSON-API errors (no such bucket, precondition) keep their status; the body becomes XML.
-    const status = (error as { status?: unknown }).status;
-    if (typeof status === 'number') {
-      const code = status === 404 ? 'NoSuchBucket' : status === 412 ? 'PreconditionFailed' : 'InvalidArgument';
-      return sendXmlError(ctx, new XmlApiError(status, code, (error as Error).message), cors);
-    }
-    throw error;
-  }
 }

@@ -1,24 +1,14 @@
 /**
- * Buckets and objects, in memory or in a directory.
- *
- * All metadata lives in memory (listing and preconditions never touch the disk); with a
- * directory, every change is also written there before it becomes visible, so a restarted
- * server on the same directory sees the same objects and generations.
- *
- * Crash safety in a directory: an object's bytes go to a file named by its generation, then its
- * metadata file is replaced by rename. The rename is the commit: a crash before it leaves only an
- * unreferenced data file (removed at the next start), never a half object or metadata pointing
- * at missing bytes.
- *
- * Concurrency: callers run read-check-write sequences inside {@link Store.withLock} for the
- * object's name, so two writers to one name are serialised and the second sees the first's
- * generation when its preconditions are checked.
+ * Buckets and objects, in memory or in a directory. Metadata always lives in memory; with a
+ * directory every change is written there first, bytes then record, and the record's rename is the
+ * commit, so a crash never leaves half an object. Read-check-write sequences run inside
+ * {@link Store.withLock} for the object's name. (README, "What it covers": persistence.)
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { conflict, noSuchBucket } from './errors.js';
-import type { BucketRecord, ObjectRecord } from './records.js';
+import { conflict, noSuchBucket } from './api-errors.js';
+import type { BucketRecord, ObjectRecord } from './object-records.js';
 
 /** Where records and bytes are kept. */
 interface Persistence {

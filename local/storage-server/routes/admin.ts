@@ -1,17 +1,11 @@
 /**
  * `/_admin/…`: control of a server started by another process (the CLI, the local stack), so a
- * test can inject faults and wire notifications over HTTP. Not part of Cloud Storage's API.
- *
- * - `GET /_admin/health` → `{"ok":true}`
- * - `POST /_admin/faults` `{"method"?, "path"? | "pathPattern"?, "status"?, "times"?, "latencyMs"?}`
- * - `DELETE /_admin/faults`
- * - `GET /_admin/notifications`
- * - `POST /_admin/notifications` `{"bucket", "url", "events"?: ["finalize","delete"]}`
- * - `DELETE /_admin/notifications?bucket=NAME` (every bucket without `bucket`)
- * - `POST /_admin/bulk`: many small objects at once (see bulk.ts)
+ * test can inject faults, wire notifications and seed objects over HTTP. Not part of Cloud
+ * Storage's API; the endpoints are listed in the README's "Admin endpoint".
  */
-import { StorageApiError, badRequest } from '../errors.js';
-import { readBody, sendEmpty, sendJson, type RequestContext } from '../http.js';
+import { StorageApiError, badRequest } from '../api-errors.js';
+import { readBody, type RequestContext } from '../http.js';
+import { sendEmpty, sendJson } from '../responses.js';
 import { faultFromJson } from '../faults.js';
 import { bulkCreate } from './bulk.js';
 import type { NotificationEvent } from '../notifications.js';

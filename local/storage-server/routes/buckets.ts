@@ -3,9 +3,10 @@
  * patch, delete-if-empty). Buckets carry no IAM, ACLs, lifecycle or versioning; the resource
  * reports uniform bucket-level access so tools do not try to manage ACLs.
  */
-import { badRequest } from '../errors.js';
-import { integerParam, readBody, sendEmpty, sendJson, type RequestContext } from '../http.js';
-import { newBucketRecord, resolveBucket, validateBucketName } from '../objects.js';
+import { badRequest } from '../api-errors.js';
+import { integerParam, readBody, type RequestContext } from '../http.js';
+import { sendEmpty, sendJson } from '../responses.js';
+import { newBucketRecord, resolveBucket, validateBucketName } from '../object-operations.js';
 import { bucketResource, parseJsonBody } from '../resources.js';
 
 type Json = Record<string, unknown>;
@@ -39,7 +40,8 @@ export function listBuckets(ctx: RequestContext): void {
   const page = matching.slice(0, maxResults);
   const body: Json = { kind: 'storage#buckets' };
   if (page.length > 0) body.items = page.map((b) => bucketResource(b, ctx.baseUrl));
-  if (matching.length > page.length) body.nextPageToken = page[page.length - 1]!.name;
+  const last = page.at(-1);
+  if (matching.length > page.length && last) body.nextPageToken = last.name;
   sendJson(ctx.res, 200, body);
 }
 

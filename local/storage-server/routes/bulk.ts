@@ -1,16 +1,14 @@
 /**
- * `POST /_admin/bulk`: creates many small objects in one request, for scale runs (cleanup over
- * tens of thousands of originals) that would otherwise spend minutes on uploads. Not part of
- * Cloud Storage's API. No preconditions and no notifications: it is seeding, not traffic.
- *
- * Body: `{"bucket": "b", "objects": [{"name", "data"?, "contentType"?, "metadata"?, "timeCreated"?}]}`
- * (`data` is UTF-8, default empty). Answers `{"created": n}`.
+ * `POST /_admin/bulk`: many small objects in one request, to seed scale runs that would otherwise
+ * spend minutes on uploads. Seeding, not traffic: no preconditions, no notifications. Body and
+ * answer: the README's "Admin endpoint".
  */
-import { badRequest } from '../errors.js';
-import { readBody, sendJson, type RequestContext } from '../http.js';
+import { badRequest } from '../api-errors.js';
+import { readBody, type RequestContext } from '../http.js';
+import { sendJson } from '../responses.js';
 import { crc32cBase64, md5Base64 } from '../checksums.js';
-import { resolveBucket, validateObjectName } from '../objects.js';
-import type { ObjectRecord } from '../records.js';
+import { resolveBucket, validateObjectName } from '../object-operations.js';
+import type { ObjectRecord } from '../object-records.js';
 import { parseJsonBody } from '../resources.js';
 
 /** Largest bulk request body: 64 MiB (about 200,000 metadata-only objects). */

@@ -1,100 +1,21 @@
 /**
- * Uploads on `/upload/storage/v1/b/{bucket}/o` (and the `/resumable/upload/…` alias):
- *
- * - `uploadType=media`: the body is the object; name and preconditions in the query.
- * - `uploadType=multipart`: a multipart/related body with a JSON metadata part and a media part.
- * - `uploadType=resumable`: a POST opens a session and answers its URI in `Location`; PUTs to it
- *   send the bytes, in one request or in chunks. A chunk that does not complete the object is
- *   answered 308 with `Range: bytes=0-{last}`; `Content-Range: bytes *\/{total|*}` with no body
- *   asks for that status; the request that completes the object gets the object resource.
- *
- * Checksums sent in `X-Goog-Hash` or in the metadata (`md5Hash`, `crc32c`) are verified; a wrong
- * one is a 400 and nothing is stored.
+ * Uploads on `/upload/storage/v1/b/{bucket}/o` (and `/resumable/upload/…`): `uploadType=media`,
+ * `multipart` and `resumable` (sessions in upload-sessions.ts). Claimed checksums are verified
+ * before anything is stored. Details: the README's "What it covers".
  */
-import { randomUUID } from 'node:crypto';
-import { parseGoogHash, type ClaimedHashes } from './checksums.js';
-import { StorageApiError, badRequest } from './errors.js';
-import { readBody, sendEmpty, type RequestContext } from './http.js';
-import { boundaryOf, parseMultipart } from './multipart.js';
-import { commitNewGeneration, resolveBucket, sendObject, validateObjectName } from './objects.js';
-import { checkPreconditions, parsePreconditions, type Preconditions } from './preconditions.js';
-import type { ObjectRecord, WritableObjectFields } from './records.js';
-import { applyWritableFields, encodeName, parseJsonBody } from './resources.js';
+import { parseGoogHash, type ClaimedHashes } from '../checksums.js';
+import { StorageApiError, badRequest } from '../api-errors.js';
+import { readBody, type RequestContext } from '../http.js';
+import { boundaryOf, parseMultipart } from '../multipart.js';
+import { commitNewGeneration, resolveBucket, validateObjectName } from '../object-operations.js';
+import { checkPreconditions, parsePreconditions } from '../preconditions.js';
+import type { UploadSession } from '../upload-sessions.js';
+import { applyWritableFields, encodeName, parseJsonBody } from '../resources.js';
+import { sendEmpty, sendObject } from '../responses.js';
+import type { WritableObjectFields } from '../object-records.js';
 
 /** Non-final chunks of a resumable upload must be multiples of this, as in Cloud Storage. */
 export const RESUMABLE_CHUNK_GRANULARITY = 256 * 1024;
-
-/** One resumable upload session. */
-interface UploadSession {
-  id: string;
-  bucket: string;
-  name: string;
-  fields: WritableObjectFields;
-  preconditions: Preconditions;
-  claimedInMetadata: ClaimedHashes;
-  /** From `X-Upload-Content-Length`, when the client announced the size. */
-  announcedSize: number | undefined;
-  chunks: Buffer[];
-  received: number;
-  /** Set once the object is committed; later status queries answer it again. */
-  result: ObjectRecord | undefined;
-  /** Set when finalizing failed for good (precondition, checksum); later requests answer it. */
-  failure: StorageApiError | undefined;
-  /** Serialises requests to one session so chunks never interleave. */
-  queue: Promise<void>;
-  /** Last request to the session (ms since the epoch), for expiry. */
-  touched: number;
-}
-
-/** Cloud Storage expires resumable sessions after a week. */
-const OPEN_SESSION_LIFETIME_MS = 7 * 24 * 60 * 60 * 1000;
-/** Finished sessions are kept a while so a client that lost the final answer can ask again. */
-const FINISHED_SESSION_LIFETIME_MS = 60 * 60 * 1000;
-
-/** The open (and recently finished) resumable sessions of one server, in memory. */
-export class UploadSessions {
-  private readonly sessions = new Map<string, UploadSession>();
-
-  create(session: Omit<UploadSession, 'id' | 'chunks' | 'received' | 'result' | 'failure' | 'queue' | 'touched'>): UploadSession {
-    this.prune();
-    const full: UploadSession = {
-      ...session,
-      id: randomUUID().replace(/-/g, ''),
-      chunks: [],
-      received: 0,
-      result: undefined,
-      failure: undefined,
-      queue: Promise.resolve(),
-      touched: Date.now(),
-    };
-    this.sessions.set(full.id, full);
-    return full;
-  }
-
-  get(id: string): UploadSession | undefined {
-    const session = this.sessions.get(id);
-    if (session) session.touched = Date.now();
-    return session;
-  }
-
-  /** Forgets expired sessions, so abandoned uploads do not hold their bytes forever. */
-  private prune(): void {
-    const now = Date.now();
-    for (const [id, session] of this.sessions) {
-      const lifetime = session.result || session.failure ? FINISHED_SESSION_LIFETIME_MS : OPEN_SESSION_LIFETIME_MS;
-      if (now - session.touched > lifetime) this.sessions.delete(id);
-    }
-  }
-
-  delete(id: string): boolean {
-    return this.sessions.delete(id);
-  }
-
-  /** Sessions still receiving bytes. */
-  get open(): number {
-    return [...this.sessions.values()].filter((s) => !s.result && !s.failure).length;
-  }
-}
 
 function objectNameFrom(ctx: RequestContext, metadata: unknown): string {
   const fromQuery = ctx.url.searchParams.get('name');

@@ -1,17 +1,15 @@
 /**
- * The operations shared by several routes: finding (or auto-creating) a bucket, validating an
- * object name, committing a new generation (uploads, copies, composes) and sending an object's
- * bytes (downloads).
+ * The object operations shared by several routes: finding (or auto-creating) a bucket,
+ * validating names, committing a new generation (uploads, copies, composes, signed PUTs), moving
+ * an object, and finding the object a read names.
  */
-import { gunzipSync } from 'node:zlib';
 import { crc32cBase64, md5Base64, verifyClaimedHashes, type ClaimedHashes } from './checksums.js';
-import { StorageApiError, badRequest, noSuchObject } from './errors.js';
+import { StorageApiError, badRequest, noSuchObject } from './api-errors.js';
 import type { RequestContext } from './http.js';
-import { sendJson } from './http.js';
 import { checkPreconditions, parsePreconditions, type Preconditions } from './preconditions.js';
-import type { BucketRecord, ObjectRecord, WritableObjectFields } from './records.js';
-import { objectResource, writableFieldsOf } from './resources.js';
-import { GenerationGoneError, compareNames } from './store.js';
+import type { BucketRecord, ObjectRecord, WritableObjectFields } from './object-records.js';
+import { writableFieldsOf } from './resources.js';
+import { compareNames } from './store.js';
 
 /** Bucket names as Cloud Storage accepts them (dotted names may be up to 222 characters). */
 const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
@@ -189,110 +187,4 @@ export function findObjectForRead(ctx: RequestContext, bucket: string, name: str
   }
   checkPreconditions(record, preconditions, 'read');
   return record;
-}
-
-/** Sends an object resource. */
-export function sendObject(ctx: RequestContext, record: ObjectRecord, status = 200): void {
-  sendJson(ctx.res, status, objectResource(record, ctx.baseUrl));
-}
-
-/** A satisfiable byte range, inclusive. */
-interface ByteRange {
-  start: number;
-  end: number;
-}
-
-/**
- * Parses a single-range `Range` header against `size`: `bytes=a-b`, `bytes=a-` or `bytes=-n`.
- * Returns undefined to send the whole object (no header, a header this server does not
- * understand, or several ranges), 'unsatisfiable' for a range past the end.
- */
-function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
-  if (!header) return undefined;
-  const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (!match) return undefined;
-  const [, first, last] = match as unknown as [string, string, string];
-  if (first === '' && last === '') return undefined;
-  if (size === 0) return undefined;
-  if (first === '') {
-    const suffix = Number(last);
-    if (suffix === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(first);
-  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
-  if (start >= size || end < start) return 'unsatisfiable';
-  return { start, end };
-}
-
-/**
- * Sends an object's bytes with the headers the clients rely on: `x-goog-hash` (validated by
- * `File.createReadStream`), `x-goog-generation`, `x-goog-stored-content-encoding` (without
- * which the Node client skips validation), and `Range` support (206/416).
- */
-export async function sendMedia(ctx: RequestContext, record: ObjectRecord): Promise<void> {
-  const { req, res } = ctx;
-  const hashes = record.md5Hash ? `crc32c=${record.crc32c},md5=${record.md5Hash}` : `crc32c=${record.crc32c}`;
-  const headers: Record<string, string> = {
-    'Content-Type': record.contentType ?? 'application/octet-stream',
-    'Accept-Ranges': 'bytes',
-    ETag: `"${record.md5Hash ?? record.crc32c}"`,
-    'Last-Modified': new Date(record.updated).toUTCString(),
-    'x-goog-hash': hashes,
-    'x-goog-generation': record.generation,
-    'x-goog-metageneration': String(record.metageneration),
-    'x-goog-stored-content-encoding': record.contentEncoding ?? 'identity',
-    'x-goog-stored-content-length': String(record.size),
-    'x-goog-storage-class': record.storageClass,
-    'Cache-Control': record.cacheControl ?? 'no-cache, no-store, max-age=0, must-revalidate',
-  };
-  if (record.contentDisposition) headers['Content-Disposition'] = record.contentDisposition;
-  if (record.contentLanguage) headers['Content-Language'] = record.contentLanguage;
-  for (const [key, value] of Object.entries(record.metadata ?? {})) {
-    if (/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(key) && !/[\r\n]/.test(value)) headers[`x-goog-meta-${key}`] = value;
-  }
-  const head = req.method === 'HEAD';
-  const gzipped = record.contentEncoding?.toLowerCase() === 'gzip';
-  const acceptsGzip = /\bgzip\b/i.test(String(req.headers['accept-encoding'] ?? ''));
-
-  let data: Buffer;
-  try {
-    if (gzipped && !acceptsGzip) {
-      // Decompressive transcoding, as Cloud Storage does for clients that cannot take gzip.
-      // Ranges do not apply to transcoded responses there either.
-      data = gunzipSync(await ctx.store.readData(record));
-      res.writeHead(200, { ...headers, 'Content-Length': data.length, Warning: '214 UploadServer gunzipped' });
-      res.end(head ? undefined : data);
-      return;
-    }
-    if (gzipped) headers['Content-Encoding'] = 'gzip';
-    const range = parseRange(typeof req.headers.range === 'string' ? req.headers.range : undefined, record.size);
-    if (range === 'unsatisfiable') {
-      const error = new StorageApiError(416, 'The requested range cannot be satisfied.', 'requestedRangeNotSatisfiable');
-      const body = JSON.stringify(error.toBody());
-      res.writeHead(416, {
-        'Content-Type': 'application/json; charset=UTF-8',
-        'Content-Length': Buffer.byteLength(body),
-        'Content-Range': `bytes */${record.size}`,
-      });
-      res.end(body);
-      return;
-    }
-    if (range) {
-      data = head ? Buffer.alloc(0) : await ctx.store.readData(record, range.start, range.end + 1);
-      res.writeHead(206, {
-        ...headers,
-        'Content-Length': range.end - range.start + 1,
-        'Content-Range': `bytes ${range.start}-${range.end}/${record.size}`,
-      });
-      res.end(head ? undefined : data);
-      return;
-    }
-    data = head ? Buffer.alloc(0) : await ctx.store.readData(record);
-  } catch (error) {
-    if (error instanceof GenerationGoneError) throw noSuchObject(record.bucket, record.name);
-    throw error;
-  }
-  res.writeHead(200, { ...headers, 'Content-Length': record.size });
-  res.end(head ? undefined : data);
 }

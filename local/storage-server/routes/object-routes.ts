@@ -3,18 +3,12 @@
  * patch, update, delete, list, and the server-side copies (`rewriteTo`, `copyTo`, `moveTo`,
  * `compose`).
  */
-import { StorageApiError, badRequest, noSuchObject } from '../errors.js';
-import { integerParam, readBody, sendEmpty, sendJson, type RequestContext } from '../http.js';
-import {
-  commitNewGeneration,
-  findObjectForRead,
-  moveObject,
-  resolveBucket,
-  sendMedia,
-  sendObject,
-} from '../objects.js';
+import { StorageApiError, badRequest, noSuchObject } from '../api-errors.js';
+import { integerParam, readBody, type RequestContext } from '../http.js';
+import { sendEmpty, sendJson, sendMedia, sendObject } from '../responses.js';
+import { commitNewGeneration, findObjectForRead, moveObject, resolveBucket } from '../object-operations.js';
 import { checkPreconditions, parsePreconditions, type Preconditions } from '../preconditions.js';
-import { WRITABLE_STRING_FIELDS, type ObjectRecord, type WritableObjectFields } from '../records.js';
+import { WRITABLE_STRING_FIELDS, type ObjectRecord, type WritableObjectFields } from '../object-records.js';
 import { applyWritableFields, objectResource, parseJsonBody, writableFieldsOf } from '../resources.js';
 import { compareNames } from '../store.js';
 
@@ -102,7 +96,7 @@ function decodeToken(raw: string): PageToken {
 export function globToRegExp(glob: string): RegExp {
   let source = '';
   for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
+    const c = glob.charAt(i);
     if (c === '*') {
       if (glob[i + 1] === '*') {
         i++;
@@ -156,6 +150,11 @@ export async function listObjects(ctx: RequestContext, bucket: string): Promise<
   let lastPrefix = token?.prefix;
   let position: PageToken | undefined;
   let more = false;
+  // Names and records come from the same synchronous pass over the store, so every name has one.
+  const pushItem = (name: string): void => {
+    const record = ctx.store.getObject(bucket, name);
+    if (record) items.push(record);
+  };
   for (const name of ctx.store.sortedNames(bucket)) {
     if (!name.startsWith(prefix)) continue;
     if (token && compareNames(name, token.after) <= 0) continue;
@@ -179,10 +178,10 @@ export async function listObjects(ctx: RequestContext, bucket: string): Promise<
     if (rolledUp !== undefined) {
       prefixes.push(rolledUp);
       lastPrefix = rolledUp;
-      if (includeTrailingDelimiter && name === rolledUp) items.push(ctx.store.getObject(bucket, name)!);
+      if (includeTrailingDelimiter && name === rolledUp) pushItem(name);
       position = { after: name, prefix: rolledUp };
     } else {
-      items.push(ctx.store.getObject(bucket, name)!);
+      pushItem(name);
       position = { after: name };
     }
   }
