@@ -154,25 +154,17 @@ export function planVariants(info: PlanInput, config: Pick<Config, 'WIDTHS' | 'F
 }
 
 /**
- * Relative encode CPU per output pixel at the default settings, plain libjpeg-turbo JPEG = 1.
- *
- * Measured as process CPU time (wall time on the shared 2-core machine was too noisy), sharp
- * 0.35.5, resizing corpus photos (storm, ladybird, string, adwaita, calla) to 640 and 1600 px and
- * encoding as the renderer does: JPEG q80 ≈ 12–25 ms per megapixel, WebP q80 effort 4 ≈ 90–150
- * ms/MP, AVIF q50 effort 4 (4:2:0) ≈ 1700–4300 ms/MP; so WebP ≈ 8× JPEG and AVIF ≈ 150–250×
- * JPEG (20–40× WebP). perf-facts.md's "AVIF is 74–87% of encode time" implies a smaller ratio,
- * but either way AVIF decides the packing. Only ratios matter; the bench should re-measure them
- * whenever encoder settings change.
+ * Relative encode CPU per output pixel at the default settings, plain libjpeg-turbo JPEG = 1:
+ * AVIF decides the packing. Only ratios matter; the measurements behind them are in
+ * docs/performance.md ("Planner cost factors"), to be re-measured when encoder settings change.
  */
 export const FORMAT_COST_FACTORS: Readonly<Record<OutputFormat, number>> = { jpeg: 1, webp: 8, avif: 200 };
 
 /**
- * Cost of decoding one pixel of the original, in the same unit. Measured by the bench (CPU per
- * input megapixel relative to a JPEG encode, shared corpus): baseline JPEG 1.7, PNG 1.1,
- * progressive JPEG 3.2, WebP 3.6. The planner does not know how the original is encoded, so it
- * takes the dearer common cases: overestimating the decode only errs toward fewer jobs. Every job
- * pays it once for the whole original, which is what makes splitting an image into many jobs
- * wasteful.
+ * Cost of decoding one pixel of the original, in the same unit (docs/performance.md, "Planner cost
+ * factors"). The planner does not know how the original is encoded, so it takes the dearer common
+ * cases: overestimating the decode only errs toward fewer jobs. Every job pays it once for the
+ * whole original, which is what makes splitting an image into many jobs wasteful.
  */
 export const DECODE_COST_FACTOR = 3.5;
 

@@ -4,7 +4,7 @@
  *
  * Why a cascade of in-memory levels: one sharp pipeline per variant re-decodes the original every
  * time (`clone()` does not help), and a full decode of a 20 MP JPEG or PNG costs ~0.5 s; decoding
- * once and resizing each width from the previous one measured 2.5–5.2× faster (perf-facts.md).
+ * once and resizing each width from the previous one is several times faster (docs/performance.md).
  * Each level is kept only until the next, smaller one exists, so memory peaks at the decode.
  *
  * Decisions:
