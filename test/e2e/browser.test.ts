@@ -2,7 +2,8 @@
  * The try-it page in a real browser (Debian's Chromium driven by playwright-core): upload through
  * the file input, follow the status until ready, the `<picture>` loads and the table lists every
  * variant; a file that is not an image shows the API's error; dropping works; the page is usable
- * with the keyboard and in a 360 px window. Saves docs/screenshot.png.
+ * with the keyboard and in a 360 px window. Saves a screenshot to test-output/ (to docs/screenshot.png
+ * with UPDATE_SCREENSHOT=1, so that a test run never rewrites a tracked file).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +15,9 @@ import { makePhoto, noisePng } from '../fixtures/images.js';
 import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOT = fileURLToPath(new URL('../../../docs/screenshot.png', import.meta.url));
+const SCREENSHOT = fileURLToPath(
+  new URL(process.env.UPDATE_SCREENSHOT === '1' ? '../../../docs/screenshot.png' : '../../../test-output/screenshot.png', import.meta.url),
+);
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
