@@ -10,8 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { runCleanup, type CleanupSummary } from '../shared/cleanup.js';
 import { createDeps, type PipelineDeps } from '../shared/deps.js';
 import { ORIGINAL_METADATA } from '../shared/dispatch.js';
-import { errorRecordName, manifestName, originalName } from '../shared/naming.js';
-import { EVENT_STATE, RECORD_WRITER } from '../shared/records.js';
+import { errorRecordName, manifestName, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../shared/naming.js';
 import { markdownTable } from './stats.js';
 
 const MIN = 60_000;
@@ -85,8 +84,8 @@ export interface Planted {
 }
 
 /**
- * Seeds the buckets: N originals in sorted id order, finished (a published manifest) except the
- * stuck and pending ones, which are spread evenly from position `beyond` on.
+ * Seeds the buckets: N originals in sorted id order, finished (a published outcome marker and its
+ * manifest) except the stuck and pending ones, which are spread evenly from position `beyond` on.
  */
 export async function seedScale(storageUrl: string, buckets: { uploads: string; images: string }, options: ScaleOptions): Promise<Planted> {
   const t0 = Date.now();
@@ -118,24 +117,38 @@ export async function seedScale(storageUrl: string, buckets: { uploads: string; 
       [ORIGINAL_METADATA.redispatches]: '0',
     },
   }));
+  // Every finished image has its outcome marker (the arbiter) and the derived record beside its
+  // variants; a pending one's holder died 10 minutes ago (docs/record-protocol.md).
+  const markers = ids
+    .filter((id) => !stuck.has(id))
+    .map((id) => {
+      const failed = pending.has(id);
+      const record = { v: 1, id, code: 'image_failed', message: 'planted', failedAt: created, retryable: false };
+      return {
+        name: outcomeMarkerName(id),
+        contentType: 'application/json',
+        timeCreated: created,
+        ...(failed ? { data: JSON.stringify({ v: 1, outcome: 'failed', record }) } : {}),
+        metadata: {
+          [OUTCOME_MARKER.keys.outcome]: failed ? 'failed' : 'ready',
+          [OUTCOME_MARKER.keys.eventState]: failed ? OUTCOME_MARKER.states.pending : OUTCOME_MARKER.states.published,
+          [OUTCOME_MARKER.keys.writer]: failed ? 'job:crashed' : 'job:done',
+          ...(failed ? { [OUTCOME_MARKER.keys.retryable]: 'false' } : {}),
+        },
+      };
+    });
   const records = ids
     .filter((id) => !stuck.has(id))
     .map((id) =>
       pending.has(id)
-        ? {
-            name: errorRecordName(id),
-            contentType: 'application/json',
-            timeCreated: created,
-            data: JSON.stringify({ v: 1, id, code: 'image_failed', message: 'planted', failedAt: created }),
-            metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: 'job:crashed' },
-          }
-        : { name: manifestName(id), contentType: 'application/json', timeCreated: created, metadata: { [EVENT_STATE]: 'published', [RECORD_WRITER]: 'job:done' } },
+        ? { name: errorRecordName(id), contentType: 'application/json', timeCreated: created }
+        : { name: manifestName(id), contentType: 'application/json', timeCreated: created },
     );
   const orphans = Array.from({ length: options.orphans }, hexId);
   const old = new Date(t0 - 30 * DAY).toISOString();
   const orphanObjects = orphans.map((id) => ({ name: `${id}/96w.jpg`, contentType: 'image/jpeg', timeCreated: old, metadata: { width: '96', height: '72' } }));
   const incoming = Array.from({ length: options.incoming }, (_, i) => ({ name: `incoming/forgotten-${i}.jpg`, timeCreated: old }));
-  await bulkCreate(storageUrl, buckets.uploads, [...originals, ...incoming]);
+  await bulkCreate(storageUrl, buckets.uploads, [...originals, ...markers, ...incoming]);
   await bulkCreate(storageUrl, buckets.images, [...records, ...orphanObjects]);
   return { stuck: [...stuck], pending: [...pending], orphans, t0 };
 }
@@ -169,8 +182,8 @@ export async function runScalePasses(base: PipelineDeps, planted: Planted, optio
       }),
       ...planted.pending.map(async (id, i) => {
         if (reachedAt.pending[i] !== undefined) return;
-        const [metadata] = await images.file(errorRecordName(id)).getMetadata();
-        if (metadata.metadata?.[EVENT_STATE] === 'published') reachedAt.pending[i] = pass;
+        const [metadata] = await uploads.file(outcomeMarkerName(id)).getMetadata();
+        if (metadata.metadata?.[OUTCOME_MARKER.keys.eventState] === OUTCOME_MARKER.states.published) reachedAt.pending[i] = pass;
       }),
       ...planted.orphans.map(async (id, i) => {
         if (reachedAt.orphans[i] !== undefined) return;
