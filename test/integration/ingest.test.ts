@@ -11,18 +11,9 @@ import { useDeps } from '../../functions/runtime.js';
 import { FailureRecordV1 } from '../../shared/messages.js';
 import { errorRecordName, imageIdOf, originalName } from '../../shared/naming.js';
 import { makePhoto, pngBomb, textPosingAsJpeg } from '../fixtures/images.js';
-import { freePort } from '../fixtures/pubsub.js';
+import { freePort, waitFor } from '../helpers.js';
 import { pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('ingest: finalize events from incoming/ (local storage notifications, Pub/Sub emulator)', function () {
   this.timeout(60_000);

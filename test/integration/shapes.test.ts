@@ -25,8 +25,8 @@ import { useDeps } from '../../functions/runtime.js';
 import type { OutputFormat } from '../../shared/config.js';
 import { FailureRecordV1, ManifestV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/messages.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
-import { freePort } from '../fixtures/pubsub.js';
 import { pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import { Changes, freePort } from '../helpers.js';
 
 /** Largest width and height each encoder writes (sharp 0.35.5: libwebp, libheif/aom, libjpeg). */
 const ENCODER_MAX: Readonly<Record<OutputFormat, number>> = { webp: 16383, avif: 16384, jpeg: 65500 };
@@ -101,26 +101,8 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
   // Jobs and events as the pull subscriptions deliver them, with waiters woken on arrival.
   const jobsById = new Map<string, Message[]>();
   const events: EventMessage[] = [];
-  let wake: Array<() => void> = [];
-  const notify = () => {
-    for (const resolve of wake.splice(0)) resolve();
-  };
-  async function until<T>(what: string, check: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = check();
-      if (value !== undefined) return value;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        wake.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
+  const changes = new Changes();
+  const until = <T>(what: string, check: () => T | undefined) => changes.until(what, check);
 
   before(async () => {
     pipeline = await startTestPipeline({ WIDTHS: '' });
@@ -135,17 +117,16 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
       const job = JSON.parse(message.data.toString()) as JobMessage;
       jobsById.set(job.imageId, [...(jobsById.get(job.imageId) ?? []), message]);
       message.ack();
-      notify();
+      changes.notify();
     });
     pipeline.events.on('message', (message: Message) => {
       events.push(JSON.parse(message.data.toString()) as EventMessage);
       message.ack();
-      notify();
+      changes.notify();
     });
   });
 
   after(async () => {
-    wake = [];
     await new Promise((r) => ingestServer.close(r));
     pipeline.storageServer.removeNotifications(UPLOADS);
     await pipeline.stop();

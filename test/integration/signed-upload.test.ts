@@ -16,20 +16,11 @@ import { imageIdOf, newTicketId, originalName, ticketMarkerName } from '../../sh
 import { TICKET_GRACE_MS } from '../../shared/signed-url.js';
 import { generateSigningKey } from '../../local/signing-key.js';
 import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
-import { freePort } from '../fixtures/pubsub.js';
+import { freePort, waitFor } from '../helpers.js';
 import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
 const KiB = 1024;
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → ingest → status (local storage verifies the signature)', function () {
   this.timeout(60_000);
