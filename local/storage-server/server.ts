@@ -10,6 +10,7 @@ import { StorageApiError, reasonForStatus } from './errors.js';
 import { FaultInjector, type FaultSpec } from './faults.js';
 import { baseUrlOf, sendError, type RequestContext } from './http.js';
 import { Notifier, type NotificationEvent, type RetryPolicy } from './notifications.js';
+import { RequestObserver, type ArrivedRequest, type HeldRequests, type RequestMatch } from './observer.js';
 import { newBucketRecord, validateBucketName } from './objects.js';
 import { route } from './router.js';
 import { SignedUrlPolicy } from './signatures.js';
@@ -49,6 +50,10 @@ export interface StorageServer {
   injectFault(fault: FaultSpec): void;
   /** Removes every injected fault. */
   clearFaults(): void;
+  /** Resolves when a request matching `match` arrives (tests order races with it; see observer.ts). */
+  waitForRequest(match: RequestMatch, timeoutMs?: number): Promise<ArrivedRequest>;
+  /** Holds the next `times` (default 1) matching requests at arrival until released. */
+  holdRequests(match: RequestMatch, times?: number): HeldRequests;
   /** Trusts V4 signed URLs signed by `clientEmail` with the private half of this key (PEM). */
   addSigningKey(clientEmail: string, publicKeyPem: string): void;
   /** Origins whose browsers may PUT signed URLs (the uploads bucket's CORS policy in production). */
@@ -70,6 +75,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
   }
   const notifier = new Notifier(log, options.notificationRetry);
   const faults = new FaultInjector();
+  const observer = new RequestObserver();
   const sessions = new UploadSessions();
   const signedUrls = new SignedUrlPolicy();
   const inFlight = new Set<Promise<void>>();
@@ -79,6 +85,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     const started = process.hrtime.bigint();
     const target = req.url ?? '/';
     try {
+      await observer.arrived(req.method ?? 'GET', target);
       const fault = faults.take(req.method ?? 'GET', target);
       if (fault) {
         if (fault.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, fault.latencyMs));
@@ -157,6 +164,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     port,
     stop: () =>
       (stopping ??= (async () => {
+        observer.clear();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Dropping connections aborts requests still sending bodies; requests already past
         // that finish their writes below, so a stop never leaves half a commit behind.
@@ -169,6 +177,8 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     removeNotifications: (bucket) => notifier.remove(bucket),
     injectFault: (fault) => faults.add(fault),
     clearFaults: () => faults.clear(),
+    waitForRequest: (match, timeoutMs) => observer.waitForRequest(match, timeoutMs),
+    holdRequests: (match, times) => observer.hold(match, times),
     addSigningKey: (clientEmail, publicKeyPem) => signedUrls.addKey(clientEmail, publicKeyPem),
     setCorsOrigins: (origins) => signedUrls.setCorsOrigins(origins),
   };
