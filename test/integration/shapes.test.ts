@@ -17,7 +17,6 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { Message } from '@google-cloud/pubsub';
 import { expect } from 'chai';
 import type { Server } from 'node:http';
-import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
@@ -25,6 +24,7 @@ import { useDeps } from '../../functions/runtime.js';
 import type { OutputFormat } from '../../shared/config.js';
 import { FailureRecordV1, ManifestV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/messages.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
+import { blackPng } from '../fixtures/images.js';
 import { pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 import { Changes, freePort } from '../helpers.js';
 
@@ -33,29 +33,6 @@ const ENCODER_MAX: Readonly<Record<OutputFormat, number>> = { webp: 16383, avif:
 
 const UPLOADS = 'test-uploads';
 const IMAGES = 'test-images';
-
-/** A valid 1-bit greyscale PNG of any size, built by hand: sharp would spend seconds making 268 MP. */
-function blackPng(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(body.length + 8);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body) >>> 0, body.length + 4);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 1; // bit depth 1, colour type 0 (grey)
-  const rows = Buffer.alloc(height * (1 + Math.ceil(width / 8)));
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(rows)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 /** A solid-colour PNG, a different colour for every `seed` (so every row and path has its own id). */
 function solidPng(width: number, height: number, seed: number): Promise<Buffer> {
