@@ -16,7 +16,6 @@
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { Message } from '@google-cloud/pubsub';
 import { expect } from 'chai';
-import type { Server } from 'node:http';
 import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
@@ -25,8 +24,8 @@ import type { OutputFormat } from '../../shared/config.js';
 import { FailureRecordV1, ManifestV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/messages.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { blackPng } from '../fixtures/images.js';
-import { pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
-import { Changes, freePort } from '../helpers.js';
+import { connectIngest, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import { Changes } from '../helpers.js';
 
 /** Largest width and height each encoder writes (sharp 0.35.5: libwebp, libheif/aom, libjpeg). */
 const ENCODER_MAX: Readonly<Record<OutputFormat, number>> = { webp: 16383, avif: 16384, jpeg: 65500 };
@@ -69,7 +68,7 @@ const heightAt = (width: number, original: { width: number; height: number }) =>
 describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (local storage, Pub/Sub emulator)', function () {
   this.timeout(180_000);
   let pipeline: TestPipeline;
-  let ingestServer: Server;
+  let ingest: { close(): Promise<void> };
   const api = () => request(getTestServer('upload'));
   const resize = () => request(getTestServer('resize'));
   const images = () => pipeline.deps.storage.bucket(IMAGES);
@@ -87,9 +86,7 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
     expect(pipeline.config.FORMATS).to.include.members(['avif', 'webp']);
     expect(pipeline.config.MAX_INPUT_PIXELS).to.equal(50_000_000);
     useDeps(pipeline.deps);
-    const port = await freePort();
-    ingestServer = getTestServer('ingest').listen(port, '127.0.0.1');
-    pipeline.storageServer.addNotification(UPLOADS, `http://127.0.0.1:${port}/`);
+    ingest = await connectIngest(pipeline);
     pipeline.jobs.on('message', (message: Message) => {
       const job = JSON.parse(message.data.toString()) as JobMessage;
       jobsById.set(job.imageId, [...(jobsById.get(job.imageId) ?? []), message]);
@@ -104,8 +101,7 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
   });
 
   after(async () => {
-    await new Promise((r) => ingestServer.close(r));
-    pipeline.storageServer.removeNotifications(UPLOADS);
+    await ingest.close();
     await pipeline.stop();
   });
 

@@ -6,7 +6,6 @@
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
-import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import '../../functions/index.js';
@@ -16,8 +15,8 @@ import { imageIdOf, newTicketId, originalName, ticketMarkerName } from '../../sh
 import { TICKET_GRACE_MS } from '../../shared/signed-url.js';
 import { generateSigningKey } from '../../local/signing-key.js';
 import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
-import { freePort, waitFor } from '../helpers.js';
-import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { waitFor } from '../helpers.js';
+import { connectIngest, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
 const KiB = 1024;
 
@@ -26,7 +25,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
   this.timeout(60_000);
   let pipeline: TestPipeline;
   let deps: PipelineDeps;
-  let ingestServer: Server;
+  let ingest: { close(): Promise<void> };
   const api = () => request(getTestServer('upload'));
 
   before(async () => {
@@ -35,12 +34,10 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     pipeline.storageServer.addSigningKey(key.clientEmail, key.publicKey);
     deps = { ...pipeline.deps, storage: createStorageClient(pipeline.config, key) };
     useDeps(deps);
-    const port = await freePort();
-    ingestServer = getTestServer('ingest').listen(port, '127.0.0.1');
-    pipeline.storageServer.addNotification('test-uploads', `http://127.0.0.1:${port}/`);
+    ingest = await connectIngest(pipeline);
   });
   after(async () => {
-    await new Promise((r) => ingestServer.close(r));
+    await ingest.close();
     await pipeline.stop();
   });
   afterEach(() => useDeps(deps));
