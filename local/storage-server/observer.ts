@@ -22,6 +22,8 @@ export interface ArrivedRequest {
 export interface HeldRequests {
   /** Resolves when the first held request has arrived. */
   arrived: Promise<ArrivedRequest>;
+  /** Resolves when all `times` requests the hold catches have arrived (all are held then). */
+  all: Promise<ArrivedRequest[]>;
   /** Lets every held request (and any later one this hold would catch) proceed. */
   release(): void;
 }
@@ -92,7 +94,15 @@ export class RequestObserver {
     const released = new Promise<void>((resolve) => (release = resolve));
     let arrivedFirst!: (request: ArrivedRequest) => void;
     const arrived = new Promise<ArrivedRequest>((resolve) => (arrivedFirst = resolve));
-    const watch: Watch = { match, remaining: times, onArrival: (request) => arrivedFirst(request), released };
+    let arrivedAll!: (requests: ArrivedRequest[]) => void;
+    const all = new Promise<ArrivedRequest[]>((resolve) => (arrivedAll = resolve));
+    const caught: ArrivedRequest[] = [];
+    const onArrival = (request: ArrivedRequest) => {
+      caught.push(request);
+      arrivedFirst(request);
+      if (caught.length === times) arrivedAll(caught);
+    };
+    const watch: Watch = { match, remaining: times, onArrival, released };
     this.watches.push(watch);
     const releaseAll = () => {
       this.watches = this.watches.filter((w) => w !== watch);
@@ -100,7 +110,7 @@ export class RequestObserver {
       release();
     };
     this.releases.add(releaseAll);
-    return { arrived, release: releaseAll };
+    return { arrived, all, release: releaseAll };
   }
 
   /** Releases every hold and forgets every watch (a stopping server must not wait on a test). */

@@ -58,6 +58,23 @@ describe('storage server: request observer (waitForRequest, holdRequests)', func
     expect((await first)[0].toString()).to.equal('free');
   });
 
+  it('a hold of 2 has them all once both arrived, and holds both until released', async () => {
+    const hold = server.holdRequests({ method: 'GET', path: /(held|free)\.txt\?alt=media/ }, 2);
+    const finished: string[] = [];
+    const downloads = ['held.txt', 'free.txt'].map((name) =>
+      bucket
+        .file(name)
+        .download()
+        .then(([data]) => finished.push(data.toString())),
+    );
+    const all = await hold.all;
+    expect(all.map((r) => r.target.match(/(held|free)\.txt/)?.[0]).sort()).to.deep.equal(['free.txt', 'held.txt']);
+    expect(finished, 'both still held').to.deep.equal([]);
+    hold.release();
+    await Promise.all(downloads);
+    expect(finished.sort()).to.deep.equal(['free', 'held']);
+  });
+
   it('waitForRequest fails after its timeout, naming what it waited for', async () => {
     const error = await server.waitForRequest({ method: 'DELETE', path: 'never' }, 50).then(
       () => undefined,
