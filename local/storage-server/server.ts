@@ -11,6 +11,7 @@ import { FaultInjector, type FaultSpec, type HeldRequest } from './faults.js';
 import { baseUrlOf, type RequestContext } from './http.js';
 import { Notifier, type NotificationEvent, type RetryPolicy } from './notifications.js';
 import { newBucketRecord, validateBucketName } from './object-operations.js';
+import { RequestObserver, type ArrivedRequest, type HeldRequests, type RequestMatch } from './observer.js';
 import { sendError } from './responses.js';
 import { route } from './router.js';
 import { SignedUrlPolicy } from './signatures.js';
@@ -52,6 +53,10 @@ export interface StorageServer {
   clearFaults(): void;
   /** Holds the next request matching method and path until `release()` (tests order races with it). */
   holdRequest(spec: Pick<FaultSpec, 'method' | 'path'>): HeldRequest;
+  /** Resolves when a request matching `match` arrives (tests order races with it; see observer.ts). */
+  waitForRequest(match: RequestMatch, timeoutMs?: number): Promise<ArrivedRequest>;
+  /** Holds the next `times` (default 1) matching requests at arrival until released. */
+  holdRequests(match: RequestMatch, times?: number): HeldRequests;
   /** Trusts V4 signed URLs signed by `clientEmail` with the private half of this key (PEM). */
   addSigningKey(clientEmail: string, publicKeyPem: string): void;
   /** Origins whose browsers may PUT signed URLs (the uploads bucket's CORS policy in production). */
@@ -73,6 +78,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
   }
   const notifier = new Notifier(log, options.notificationRetry);
   const faults = new FaultInjector();
+  const observer = new RequestObserver();
   const sessions = new UploadSessions();
   const signedUrls = new SignedUrlPolicy();
   const inFlight = new Set<Promise<void>>();
@@ -82,6 +88,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     const started = process.hrtime.bigint();
     const target = req.url ?? '/';
     try {
+      await observer.arrived(req.method ?? 'GET', target);
       const fault = faults.take(req.method ?? 'GET', target);
       if (fault) {
         if (fault.hold) await fault.hold;
@@ -161,6 +168,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     port,
     stop: () =>
       (stopping ??= (async () => {
+        observer.clear();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Dropping connections aborts requests still sending bodies; requests already past
         // that finish their writes below, so a stop never leaves half a commit behind.
@@ -174,6 +182,8 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     injectFault: (fault) => faults.add(fault),
     clearFaults: () => faults.clear(),
     holdRequest: (spec) => faults.hold(spec),
+    waitForRequest: (match, timeoutMs) => observer.waitForRequest(match, timeoutMs),
+    holdRequests: (match, times) => observer.hold(match, times),
     addSigningKey: (clientEmail, publicKeyPem) => signedUrls.addKey(clientEmail, publicKeyPem),
     setCorsOrigins: (origins) => signedUrls.setCorsOrigins(origins),
   };

@@ -10,6 +10,7 @@ import { isPortInUse } from '../../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack, type LocalStackOptions, type LogSource } from '../../local/stack.js';
 import type { EventMessage, Manifest } from '../../shared/messages.js';
 import { usePubsubEmulator } from '../fixtures/pubsub.js';
+import { eventually } from '../helpers.js';
 
 /** A captured log line. */
 export interface CapturedLine {
@@ -103,22 +104,6 @@ function tailOf(logs: readonly CapturedLine[], count = 30): string {
     .slice(-count)
     .map((l) => `  [${l.source}] ${l.line.slice(0, 400)}`)
     .join('\n');
-}
-
-/** Polls `check` until it returns a value, or fails with the last problem after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not done after ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** `GET /uploads/{id}` until 200 (ready) or 422 (failed); returns the final answer. */

@@ -18,7 +18,6 @@ import { imageIdOf } from '../../shared/naming.js';
 import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
 import {
   collectEvents,
-  eventually,
   gcloudPath,
   removeDir,
   startTestStack,
@@ -28,6 +27,7 @@ import {
   type EventCollector,
   type TestStack,
 } from './helpers.js';
+import { eventually } from '../helpers.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -11,7 +11,8 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { imageIdOf } from '../../shared/naming.js';
 import { noisePng } from '../fixtures/images.js';
-import { eventually, removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
+import { eventually } from '../helpers.js';
+import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
 

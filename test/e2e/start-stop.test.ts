@@ -12,8 +12,9 @@ import { expect } from 'chai';
 import { PortInUseError, type PortName } from '../../local/ports.js';
 import { startLocalStack } from '../../local/stack.js';
 import { pushPath, topology } from '../../shared/topology.js';
-import { freePort, usePubsubEmulator } from '../fixtures/pubsub.js';
-import { emulatorProcesses, eventually, listeningPorts, removeDir, tempDir } from './helpers.js';
+import { usePubsubEmulator } from '../fixtures/pubsub.js';
+import { eventually, freePort } from '../helpers.js';
+import { emulatorProcesses, listeningPorts, removeDir, tempDir } from './helpers.js';
 
 const START_SCRIPT = fileURLToPath(new URL('../../local/start.js', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));

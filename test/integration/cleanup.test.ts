@@ -248,18 +248,23 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
   });
 
   it('two overlapping passes: the one holding a step advances its cursor, the other skips the step', async () => {
-    // Pass A is held inside its originals step (its listing answers late); B runs meanwhile.
-    pipeline.storageServer.injectFault({ method: 'GET', path: /\/b\/test-uploads\/o\?.*prefix=originals/, latencyMs: 8_000 });
+    // Pass A is held inside its originals step (the storage server holds its listing) until B,
+    // which must see A's claim, has run to its end.
+    const held = pipeline.storageServer.holdRequests({ method: 'GET', path: /\/b\/test-uploads\/o\?.*prefix=originals/ });
     const state = uploads().file(cleanupStateName('originals'));
     const before = (await state.exists())[0] ? (await state.getMetadata())[0] : { generation: undefined, metadata: {} };
     const passA = runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 2 }));
-    // Wait for A's claim to be written (the event B must see), checking every 20 ms.
-    for (;;) {
-      const [metadata] = (await state.exists())[0] ? await state.getMetadata() : [undefined];
-      if (metadata && metadata.generation !== before.generation && metadata.metadata?.[CURSOR_METADATA.claimedBy]) break;
-      await new Promise((r) => setTimeout(r, 20));
+    let b: Awaited<ReturnType<typeof runCleanup>>;
+    try {
+      await held.arrived;
+      // A claims the step before it lists: its claim is the state B must see.
+      const [claimed] = await state.getMetadata();
+      expect(claimed.generation, 'A wrote its claim').to.not.equal(before.generation);
+      expect(claimed.metadata?.[CURSOR_METADATA.claimedBy], 'A holds the step').to.be.a('string').and.not.equal('');
+      b = await runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 2 }));
+    } finally {
+      held.release();
     }
-    const b = await runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 2 }));
     const a = await passA;
     expect(b.steps.originals.outcome).to.equal('skipped');
     expect(a.steps.originals).to.deep.equal({ outcome: 'partial', reviewed: 2 });

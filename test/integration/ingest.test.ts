@@ -4,30 +4,20 @@
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
-import type { Server } from 'node:http';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { FailureRecordV1 } from '../../shared/messages.js';
 import { errorRecordName, imageIdOf, originalName } from '../../shared/naming.js';
 import { makePhoto, pngBomb, textPosingAsJpeg } from '../fixtures/images.js';
-import { freePort } from '../fixtures/pubsub.js';
-import { pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { waitFor } from '../helpers.js';
+import { connectIngest, pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('ingest: finalize events from incoming/ (local storage notifications, Pub/Sub emulator)', function () {
   this.timeout(60_000);
   let pipeline: TestPipeline;
-  let server: Server;
+  let ingest: { close(): Promise<void> };
   const uploads = () => pipeline.deps.storage.bucket('test-uploads');
   const exists = async (name: string) => (await uploads().file(name).exists())[0];
 
@@ -35,12 +25,10 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
     // incoming/ is limited by MAX_INGEST_BYTES; MAX_UPLOAD_BYTES (request bodies) is smaller here.
     pipeline = await startTestPipeline({ MAX_UPLOAD_BYTES: String(64 * 1024), MAX_INGEST_BYTES: String(200 * 1024) });
     useDeps(pipeline.deps);
-    const port = await freePort();
-    server = getTestServer('ingest').listen(port, '127.0.0.1');
-    pipeline.storageServer.addNotification('test-uploads', `http://127.0.0.1:${port}/`);
+    ingest = await connectIngest(pipeline);
   });
   after(async () => {
-    await new Promise((r) => server.close(r));
+    await ingest.close();
     await pipeline.stop();
   });
 

@@ -16,8 +16,6 @@
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { Message } from '@google-cloud/pubsub';
 import { expect } from 'chai';
-import type { Server } from 'node:http';
-import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
@@ -25,37 +23,15 @@ import { useDeps } from '../../functions/runtime.js';
 import type { OutputFormat } from '../../shared/config.js';
 import { FailureRecordV1, ManifestV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/messages.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
-import { freePort } from '../fixtures/pubsub.js';
-import { pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import { blackPng } from '../fixtures/images.js';
+import { connectIngest, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import { Changes } from '../helpers.js';
 
 /** Largest width and height each encoder writes (sharp 0.35.5: libwebp, libheif/aom, libjpeg). */
 const ENCODER_MAX: Readonly<Record<OutputFormat, number>> = { webp: 16383, avif: 16384, jpeg: 65500 };
 
 const UPLOADS = 'test-uploads';
 const IMAGES = 'test-images';
-
-/** A valid 1-bit greyscale PNG of any size, built by hand: sharp would spend seconds making 268 MP. */
-function blackPng(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(body.length + 8);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body) >>> 0, body.length + 4);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 1; // bit depth 1, colour type 0 (grey)
-  const rows = Buffer.alloc(height * (1 + Math.ceil(width / 8)));
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(rows)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 /** A solid-colour PNG, a different colour for every `seed` (so every row and path has its own id). */
 function solidPng(width: number, height: number, seed: number): Promise<Buffer> {
@@ -92,7 +68,7 @@ const heightAt = (width: number, original: { width: number; height: number }) =>
 describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (local storage, Pub/Sub emulator)', function () {
   this.timeout(180_000);
   let pipeline: TestPipeline;
-  let ingestServer: Server;
+  let ingest: { close(): Promise<void> };
   const api = () => request(getTestServer('upload'));
   const resize = () => request(getTestServer('resize'));
   const images = () => pipeline.deps.storage.bucket(IMAGES);
@@ -101,26 +77,8 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
   // Jobs and events as the pull subscriptions deliver them, with waiters woken on arrival.
   const jobsById = new Map<string, Message[]>();
   const events: EventMessage[] = [];
-  let wake: Array<() => void> = [];
-  const notify = () => {
-    for (const resolve of wake.splice(0)) resolve();
-  };
-  async function until<T>(what: string, check: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = check();
-      if (value !== undefined) return value;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        wake.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
+  const changes = new Changes();
+  const until = <T>(what: string, check: () => T | undefined) => changes.until(what, check);
 
   before(async () => {
     pipeline = await startTestPipeline({ WIDTHS: '' });
@@ -128,26 +86,22 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
     expect(pipeline.config.FORMATS).to.include.members(['avif', 'webp']);
     expect(pipeline.config.MAX_INPUT_PIXELS).to.equal(50_000_000);
     useDeps(pipeline.deps);
-    const port = await freePort();
-    ingestServer = getTestServer('ingest').listen(port, '127.0.0.1');
-    pipeline.storageServer.addNotification(UPLOADS, `http://127.0.0.1:${port}/`);
+    ingest = await connectIngest(pipeline);
     pipeline.jobs.on('message', (message: Message) => {
       const job = JSON.parse(message.data.toString()) as JobMessage;
       jobsById.set(job.imageId, [...(jobsById.get(job.imageId) ?? []), message]);
       message.ack();
-      notify();
+      changes.notify();
     });
     pipeline.events.on('message', (message: Message) => {
       events.push(JSON.parse(message.data.toString()) as EventMessage);
       message.ack();
-      notify();
+      changes.notify();
     });
   });
 
   after(async () => {
-    wake = [];
-    await new Promise((r) => ingestServer.close(r));
-    pipeline.storageServer.removeNotifications(UPLOADS);
+    await ingest.close();
     await pipeline.stop();
   });
 

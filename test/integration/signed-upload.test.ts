@@ -6,7 +6,6 @@
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
-import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import '../../functions/index.js';
@@ -16,26 +15,17 @@ import { imageIdOf, newTicketId, originalName, ticketMarkerName } from '../../sh
 import { TICKET_GRACE_MS } from '../../shared/signed-url.js';
 import { generateSigningKey } from '../../local/signing-key.js';
 import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
-import { freePort } from '../fixtures/pubsub.js';
-import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { waitFor } from '../helpers.js';
+import { connectIngest, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
 const KiB = 1024;
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → ingest → status (local storage verifies the signature)', function () {
   this.timeout(60_000);
   let pipeline: TestPipeline;
   let deps: PipelineDeps;
-  let ingestServer: Server;
+  let ingest: { close(): Promise<void> };
   const api = () => request(getTestServer('upload'));
 
   before(async () => {
@@ -44,12 +34,10 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     pipeline.storageServer.addSigningKey(key.clientEmail, key.publicKey);
     deps = { ...pipeline.deps, storage: createStorageClient(pipeline.config, key) };
     useDeps(deps);
-    const port = await freePort();
-    ingestServer = getTestServer('ingest').listen(port, '127.0.0.1');
-    pipeline.storageServer.addNotification('test-uploads', `http://127.0.0.1:${port}/`);
+    ingest = await connectIngest(pipeline);
   });
   after(async () => {
-    await new Promise((r) => ingestServer.close(r));
+    await ingest.close();
     await pipeline.stop();
   });
   afterEach(() => useDeps(deps));

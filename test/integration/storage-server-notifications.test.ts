@@ -4,13 +4,13 @@
  * Eventarc's: type, source, subject, and the object resource as `data`.
  */
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { Storage, type Bucket } from '@google-cloud/storage';
 import * as functions from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { startStorageServer, type StorageServer } from '../../local/storage-server/index.js';
+import { Changes, listen } from '../helpers.js';
 
 interface ObjectData {
   bucket: string;
@@ -26,11 +26,11 @@ class Inbox {
   readonly events: Array<CloudEvent<ObjectData>> = [];
   /** How many deliveries to fail (the function throws, so the framework answers 500). */
   failNext = 0;
-  private waiters: Array<() => void> = [];
+  private readonly changes = new Changes();
 
   receive(event: CloudEvent<ObjectData>): void {
     this.events.push(event);
-    for (const wake of this.waiters.splice(0)) wake();
+    this.changes.notify();
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error('simulated function failure');
@@ -39,25 +39,8 @@ class Inbox {
 
   /** Resolves once `count` events have arrived in total; fails after `timeoutMs`. */
   async waitFor(count: number, timeoutMs = 5_000): Promise<Array<CloudEvent<ObjectData>>> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.events.length < count) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`expected ${count} events, got ${this.events.length}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    return this.events;
+    return this.changes.until(`${count} events (got ${this.events.length})`, () => (this.events.length >= count ? this.events : undefined), timeoutMs);
   }
-}
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 }
 
 describe('storage server: Eventarc-style notifications', function () {
@@ -71,7 +54,7 @@ describe('storage server: Eventarc-style notifications', function () {
   before(async () => {
     functions.cloudEvent<ObjectData>('storageServerNotificationProbe', (event: CloudEvent<ObjectData>) => inbox.receive(event));
     functionServer = getTestServer('storageServerNotificationProbe');
-    functionUrl = await listen(functionServer);
+    functionUrl = `http://127.0.0.1:${await listen(functionServer)}/`;
     server = await startStorageServer({
       buckets: ['events'],
       log: (line) => log.push(line),

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
-import { PipelineError, type ErrorCode } from '../../shared/errors.js';
+import type { ErrorCode } from '../../shared/errors.js';
 import { probeImage, probeLimitsFromConfig, sniffFormat, type InputFormat, type ProbeLimits, type ProbeResult } from '../../shared/probe.js';
 import {
   badCrcPng,
@@ -20,6 +20,7 @@ import {
   truncated,
   zeroBytes,
 } from '../fixtures/images.js';
+import { rejection } from '../helpers.js';
 
 const limits: ProbeLimits = {
   maxBytes: 25 * 1024 * 1024,
@@ -30,16 +31,6 @@ const limits: ProbeLimits = {
   formats: ['avif', 'webp', 'jpeg'],
 };
 
-/** Awaits `promise`, expecting a PipelineError; returns it for further checks. */
-async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(PipelineError);
-    return error as PipelineError;
-  }
-  expect.fail('expected a PipelineError, but the promise resolved');
-}
 
 const ascii = (text: string): Buffer => Buffer.from(text, 'latin1');
 const ftyp = (major: string, ...compatible: string[]): Buffer => {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import sharp, { type Sharp } from 'sharp';
 import type { OutputFormat } from '../../shared/config.js';
-import { PipelineError, transient, type ErrorCode } from '../../shared/errors.js';
+import { transient, type ErrorCode } from '../../shared/errors.js';
 import type { VariantSpec } from '../../shared/messages.js';
 import {
   configureSharp,
@@ -24,6 +24,7 @@ import {
   truncated,
   type PhotoFormat,
 } from '../fixtures/images.js';
+import { rejection } from '../helpers.js';
 
 /** Fast encoder settings: the tests check geometry and colour, not compression. */
 const options: RenderOptions = {
@@ -40,15 +41,6 @@ const DECODER_FORMAT: Record<OutputFormat, string> = { avif: 'heif', webp: 'webp
 const every = (widths: readonly number[], formats: readonly OutputFormat[] = ALL_FORMATS): VariantSpec[] =>
   widths.flatMap((width) => formats.map((format) => ({ width, format })));
 
-async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(PipelineError);
-    return error as PipelineError;
-  }
-  expect.fail('expected a PipelineError, but the promise resolved');
-}
 
 /** Decoded RGBA pixels of an output, for pixel checks. */
 async function pixelsOf(variant: RenderedVariant): Promise<{ data: Buffer; width: number; height: number; at(x: number, y: number): number[] }> {

@@ -1,0 +1,113 @@
+/**
+ * Helpers every test tier shares: waiting for a condition, free ports, expected rejections.
+ * Each is defined here once; tests import them instead of keeping copies.
+ */
+import { expect } from 'chai';
+import type { Server } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { PipelineError } from '../shared/errors.js';
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Polls `probe` every `everyMs` until it returns something other than `undefined`, and returns
+ * that; fails naming `what` after `timeoutMs`. Errors thrown by `probe` fail at once.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await pause(everyMs);
+  }
+}
+
+/**
+ * Like {@link waitFor} for checks against a system that is still starting: a thrown error counts
+ * as "not yet" (the last one is named if time runs out). Polls every 250 ms.
+ */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not done after ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+    await pause(250);
+  }
+}
+
+/**
+ * Wakes waiters when something they wait for may have happened (a message, an event), so they
+ * check at once instead of polling: call {@link Changes.notify} on every arrival.
+ */
+export class Changes {
+  private waiters: Array<() => void> = [];
+
+  notify(): void {
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** Resolves with `check()`'s first value other than `undefined`; fails naming `what` after `timeoutMs`. */
+  async until<T>(what: string, check: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = check();
+      if (value !== undefined) return value;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `server` on 127.0.0.1 (`port` 0: any free one); resolves with the port it listens on. */
+export async function listen(server: Server, port = 0): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/** Closes `server`, resolving once it has stopped (and failing if it was not running). */
+export function close(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+}
+
+/** Awaits `promise`, expecting a PipelineError; returns it for further checks. */
+export async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).to.be.instanceOf(PipelineError);
+    return error as PipelineError;
+  }
+  expect.fail('expected a PipelineError, but the promise resolved');
+}

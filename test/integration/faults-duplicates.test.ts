@@ -1,0 +1,73 @@
+/**
+ * Faults: two deliveries of one job that end differently (one fails for good, one succeeds).
+ * The first delivery is held by the storage server at its download of the original (after its
+ * "already finished?" check) while the second runs to its end, then released: whichever ends
+ * second must leave the first one's outcome standing.
+ */
+import { expect } from 'chai';
+import { createDeps } from '../../shared/deps.js';
+import type { JobMessage } from '../../shared/messages.js';
+import { errorRecordName } from '../../shared/naming.js';
+import { runJob } from '../../shared/run-job.js';
+import { audit, IMAGES, startHarness, upload, type Harness } from '../fixtures/faults.js';
+import { makePhoto } from '../fixtures/images.js';
+import { pullJobs } from '../fixtures/pipeline.js';
+
+describe('faults: duplicate deliveries of one job that end differently (one fails for good, one succeeds)', function () {
+  // Generous: the emulator's push and backoff slow down a lot on a loaded 2-core machine.
+  this.timeout(600_000);
+
+  let h: Harness;
+  /** The download of the image's original (the object name is percent-encoded in the target). */
+  const originalDownload = (id: string) => new RegExp(`originals%2F${id}.*alt=media|alt=media.*originals%2F${id}`);
+  beforeEach(async () => (h = await startHarness({ FANOUT_STRATEGY: 'per-image' })));
+  afterEach(async () => h.stop());
+
+  it('a duplicate that fails after its twin finished the image: it stays ready, no error.json, no image.failed', async () => {
+    const image = await makePhoto({ width: 300, height: 200, seed: 8001 });
+    const { id } = await upload(h, image);
+    const [{ job }] = await pullJobs(h.pipeline.jobs, 1);
+    const storage = h.pipeline.storageServer;
+    // Delivery A reads the original slowly and its clock says its budget is already spent (as a
+    // job on an overloaded instance would find); delivery B, a duplicate, runs normally meanwhile.
+    const late = createDeps(h.pipeline.config, { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage, pubsub: h.pipeline.deps.pubsub, now: () => new Date(Date.now() - 3_600_000) });
+    const held = storage.holdRequests({ method: 'GET', path: originalDownload(id) });
+    const a = runJob(late, job as JobMessage);
+    await held.arrived; // A is past its "already finished?" check, waiting for the original
+    let b;
+    try {
+      b = await runJob(h.pipeline.deps, job as JobMessage);
+    } finally {
+      held.release();
+    }
+    expect(b.outcome).to.equal('completed');
+    const outcomeA = await a;
+    const result = await audit(h, [id]);
+    expect(result.problems, `delivery A ended ${outcomeA.outcome}; ${result.problems.join('\n')}`).to.deep.equal([]);
+    expect(result.counts).to.deep.equal({ complete: 1, failed: 0, lost: 0, doubled: 0 });
+  });
+
+  it('and the other way round: a duplicate that finishes after its twin failed for good leaves the image failed, no manifest, no image.ready', async () => {
+    const image = await makePhoto({ width: 300, height: 200, seed: 8002 });
+    const { id } = await upload(h, image);
+    const [{ job }] = await pullJobs(h.pipeline.jobs, 1);
+    const late = createDeps(h.pipeline.config, { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage, pubsub: h.pipeline.deps.pubsub, now: () => new Date(Date.now() - 3_600_000) });
+    // Delivery A (healthy) reads the original slowly; delivery B fails for good meanwhile.
+    const held = h.pipeline.storageServer.holdRequests({ method: 'GET', path: originalDownload(id) });
+    const a = runJob(h.pipeline.deps, job as JobMessage);
+    await held.arrived; // A is past its "already finished?" check, waiting for the original
+    let outcomeB;
+    try {
+      outcomeB = (await runJob(late, job as JobMessage)).outcome;
+    } finally {
+      held.release();
+    }
+    expect(outcomeB).to.equal('failed');
+    const outcomeA = await a;
+    const result = await audit(h, [id]);
+    expect(result.problems, `delivery A ended ${outcomeA.outcome}; ${result.problems.join('\n')}`).to.deep.equal([]);
+    expect(result.counts).to.deep.equal({ complete: 0, failed: 1, lost: 0, doubled: 0 });
+    const [record] = await h.pipeline.deps.storage.bucket(IMAGES).file(errorRecordName(id)).download();
+    expect(JSON.parse(record.toString())).to.include({ code: 'time_budget_exceeded' });
+  });
+});

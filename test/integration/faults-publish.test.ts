@@ -1,0 +1,89 @@
+/**
+ * Faults: publishing the jobs fails after the original is stored (503 publish_failed to the
+ * client); the client's retry, the cleanup pass's re-dispatch, or both at once bring the image
+ * to complete exactly once. Each test has its own pipeline and push subscription.
+ */
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import type { Subscription } from '@google-cloud/pubsub';
+import { expect } from 'chai';
+import type { Server } from 'node:http';
+import request from 'supertest';
+import { useDeps } from '../../functions/runtime.js';
+import { runCleanup } from '../../shared/cleanup.js';
+import type { Config } from '../../shared/config.js';
+import { createDeps, type PipelineDeps } from '../../shared/deps.js';
+import { imageIdOf, originalName } from '../../shared/naming.js';
+import { audit, expectAllComplete, listen, pushSubscription, startHarness, UPLOADS, upload, type Harness } from '../fixtures/faults.js';
+import { makePhoto } from '../fixtures/images.js';
+import { close, freePort } from '../helpers.js';
+
+describe('faults: publishing fails after the original is stored', function () {
+  // Generous: the emulator's push and backoff slow down a lot on a loaded 2-core machine.
+  this.timeout(600_000);
+
+  let h: Harness;
+  let server: Server;
+  let subscription: Subscription;
+  let broken: PipelineDeps;
+  const later: PipelineDeps[] = [];
+  const at = (offsetMs: number) => {
+    const deps = createDeps(h.pipeline.config, { log: h.pipeline.deps.log, now: () => new Date(Date.now() + offsetMs) });
+    later.push(deps);
+    return deps;
+  };
+  beforeEach(async () => {
+    h = await startHarness();
+    const port = await freePort();
+    server = await listen(getTestServer('resize'), port);
+    subscription = await pushSubscription(h, `push-publish-${port}`, port);
+    broken = createDeps({ ...h.pipeline.config, JOBS_TOPIC: 'no-such-topic' } as Config, { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage });
+  });
+  afterEach(async () => {
+    useDeps(h.pipeline.deps);
+    await subscription.delete().catch(() => undefined);
+    await close(server);
+    await Promise.all([broken.pubsub.close(), ...later.splice(0).map((d) => d.pubsub.close())]);
+    await h.stop();
+  });
+
+  async function failedUpload(image: Buffer): Promise<string> {
+    useDeps(broken);
+    try {
+      const response = await request(getTestServer('upload')).post('/uploads').set('Content-Type', 'image/jpeg').send(image);
+      expect(response.status).to.equal(503);
+      expect(response.body.error).to.include({ code: 'publish_failed', retryable: true });
+      expect(response.headers['retry-after']).to.equal('10');
+    } finally {
+      useDeps(h.pipeline.deps);
+    }
+    const id = imageIdOf(image);
+    const [metadata] = await h.pipeline.deps.storage.bucket(UPLOADS).file(originalName(id)).getMetadata();
+    expect(metadata.metadata?.dispatchedAt, 'stored but not dispatched').to.equal(undefined);
+    return id;
+  }
+
+  it('503 to the client, which gives up; the next cleanup pass dispatches it: complete, 0 lost, 0 doubled', async () => {
+    const image = await makePhoto({ width: 300, height: 240, seed: 6001 });
+    const id = await failedUpload(image);
+    expect((await runCleanup(at(60_000))).redispatched, 'not before the grace period').to.equal(0);
+    expect((await runCleanup(at(5 * 60_000))).redispatched).to.equal(1);
+    h.planned.set(id, ['96w', '160w'].flatMap((w) => ['avif', 'webp', 'jpg'].map((e) => `${id}/${w}.${e}`)).sort());
+    expectAllComplete(await audit(h, [id]), 1);
+  });
+
+  it('503 to the client, which retries; cleanup finds it dispatched and leaves it: complete, 0 lost, 0 doubled', async () => {
+    const image = await makePhoto({ width: 300, height: 240, seed: 6002 });
+    const id = await failedUpload(image);
+    expect((await upload(h, image)).status).to.equal(202);
+    expect((await runCleanup(at(5 * 60_000))).redispatched).to.equal(0);
+    expectAllComplete(await audit(h, [id]), 1);
+  });
+
+  it('503, then the client retry and the cleanup pass dispatch at the same moment: complete, 0 lost, 0 doubled', async () => {
+    const image = await makePhoto({ width: 300, height: 240, seed: 6003 });
+    const id = await failedUpload(image);
+    const [retry] = await Promise.all([upload(h, image), runCleanup(at(5 * 60_000))]);
+    expect(retry.status).to.equal(202);
+    expectAllComplete(await audit(h, [id]), 1);
+  });
+});
