@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   const options: BackfillOptions = { images: Number(values.images), maxPerPass: Number(values.max), cpuSecondsPerDay: Number(values.budget) };
   const { startStorageServer } = await import('../local/storage-server/index.js');
   const { startPubsubEmulator } = await import('../local/pubsub-emulator.js');
-  const { freePort } = await import('../test/fixtures/pubsub.js');
+  const { freePort } = await import('../test/helpers.js');
   const { loadConfig } = await import('../shared/config.js');
   const { createLogger } = await import('../shared/log.js');
   const emulator = process.env.PUBSUB_EMULATOR_HOST ? undefined : await startPubsubEmulator({ port: await freePort() });

@@ -14,7 +14,7 @@ import { FailureRecordV1, ManifestV1, type Manifest } from '../../shared/message
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { planImage } from '../../shared/plan.js';
 import { makePhoto } from '../fixtures/images.js';
-import { freePort } from '../fixtures/pubsub.js';
+import { freePort } from '../helpers.js';
 import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
 describe('aspects: upload → fanned-out jobs → cropped variants and manifest (local storage, Pub/Sub emulator)', function () {

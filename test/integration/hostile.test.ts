@@ -27,7 +27,7 @@ import { expect } from 'chai';
 import type { Server } from 'node:http';
 import { createServer, request as httpRequest, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { crc32, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import '../../functions/index.js';
 import { getDeps, useDeps } from '../../functions/runtime.js';
@@ -54,7 +54,8 @@ import {
   truncated,
   zeroBytes,
 } from '../fixtures/images.js';
-import { freePort } from '../fixtures/pubsub.js';
+import { damagedIdat } from '../fixtures/surgery.js';
+import { freePort, waitFor } from '../helpers.js';
 import { pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
 
@@ -63,49 +64,7 @@ const TOKEN = 'hostile-suite-token-7f3a9c1e5b';
 const UPLOADS = 'test-uploads';
 const IMAGES = 'test-images';
 
-// ---------------------------------------------------------------------------------------------
-// Corpus additions: PNGs damaged behind an intact header.
-
-interface PngChunk {
-  type: string;
-  data: Buffer;
-}
-
-function pngChunks(png: Buffer): PngChunk[] {
-  const chunks: PngChunk[] = [];
-  for (let at = 8; at + 12 <= png.length; ) {
-    const length = png.readUInt32BE(at);
-    chunks.push({ type: png.toString('latin1', at + 4, at + 8), data: png.subarray(at + 8, at + 8 + length) });
-    at += 12 + length;
-  }
-  return chunks;
-}
-
-function pngChunk(type: string, data: Buffer, corruptCrc = false): Buffer {
-  const typeAndData = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const out = Buffer.alloc(8 + data.length + 4);
-  out.writeUInt32BE(data.length, 0);
-  typeAndData.copy(out, 4);
-  out.writeUInt32BE((crc32(typeAndData) ^ (corruptCrc ? 0x5eed : 0)) >>> 0, 8 + data.length);
-  return out;
-}
-
-/** Rewrites a PNG's IDAT chunks: a wrong CRC, or a damaged zlib stream with a correct CRC. */
-function damagedIdat(png: Buffer, damage: 'crc' | 'zlib'): Buffer {
-  const parts: Buffer[] = [png.subarray(0, 8)];
-  for (const { type, data } of pngChunks(png)) {
-    if (type !== 'IDAT') {
-      parts.push(pngChunk(type, data));
-    } else if (damage === 'crc') {
-      parts.push(pngChunk(type, data, true));
-    } else {
-      const broken = Buffer.from(data);
-      for (let i = 16; i < broken.length; i += 7) broken[i]! ^= 0x5a; // keep the zlib header, break the deflate stream
-      parts.push(pngChunk(type, broken));
-    }
-  }
-  return Buffer.concat(parts);
-}
+// Corpus additions: PNGs damaged behind an intact header (test/fixtures/surgery.ts).
 
 /** A small valid photo, different for every seed. */
 const validPhoto = (seed: number) => makePhoto({ width: 48, height: 32, seed: 10_000 + seed });
@@ -261,16 +220,6 @@ describe('hostile inputs: each case × path gets its exact status and code, stor
     const current = expectedEvents.get(id) ?? { ready: 0, failed: 0 };
     expectedEvents.set(id, { ready: current.ready + (add.ready ?? 0), failed: current.failed + (add.failed ?? 0) });
   };
-
-  async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 
   /** Every object of both buckets, with its generation: "nothing stored" means this does not change. */
   async function snapshot(): Promise<string[]> {

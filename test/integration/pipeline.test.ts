@@ -14,7 +14,7 @@ import { ManifestV1, type EventMessage, type Manifest } from '../../shared/messa
 import { errorRecordName, imageIdOf, manifestName } from '../../shared/naming.js';
 import { pushPath } from '../../shared/topology.js';
 import { makeAnimatedGif, makeAnimatedWebp, makePhoto, markerBand, truncated } from '../fixtures/images.js';
-import { freePort } from '../fixtures/pubsub.js';
+import { freePort } from '../helpers.js';
 import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
 describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, Pub/Sub emulator)', function () {

@@ -15,7 +15,7 @@ import { guardUploadListener } from '../../functions/upload-guard.js';
 import { useDeps } from '../../functions/runtime.js';
 import { waitForPort } from '../../local/pubsub-emulator.js';
 import { makePhoto } from '../fixtures/images.js';
-import { freePort } from '../fixtures/pubsub.js';
+import { freePort } from '../helpers.js';
 import { pullJobs, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
 const MiB = 1024 * 1024;
