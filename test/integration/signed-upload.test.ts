@@ -133,7 +133,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
   }
 
   it('has the API\'s auth, CORS and method rules', async () => {
-    useDeps({ ...deps, config: { ...deps.config, UPLOAD_TOKEN: 'a-very-long-secret-token' } });
+    useDeps({ ...deps, config: { ...deps.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: 'a-very-long-secret-token' } });
     const body = JSON.stringify({ contentType: 'image/jpeg', size: 10 });
     const anonymous = await api().post('/uploads/signed-url').set('Content-Type', 'application/json').send(body);
     expect(anonymous.status).to.equal(401);
