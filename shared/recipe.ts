@@ -2,7 +2,9 @@
  * The recipe: every setting that determines an image's variants (which ones, and how they are
  * encoded). Each manifest records the recipe it was made with and a short hash of it, so that
  * images made with another recipe can be found and brought up to date (docs/record-protocol.md,
- * "Updates"). Adding a setting to the recipe is one line in {@link RECIPE_KEYS}.
+ * "Updates"). Adding a setting to the recipe is one line in {@link RECIPE_KEYS}; a list setting
+ * that is empty (a feature left off, e.g. no ASPECTS) is left out, so adding a feature does not
+ * change the recipe of images made without it.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -38,8 +40,11 @@ export const NO_RECIPE = 'none';
 /** The recipe of a configuration. Pure. */
 export function recipeOf(config: Pick<Config, (typeof RECIPE_KEYS)[number]>): Recipe {
   const settings: Record<string, unknown> = {};
-  for (const key of RECIPE_KEYS) settings[key] = config[key];
-  const hash = createHash('sha256').update(JSON.stringify(RECIPE_KEYS.map((key) => [key, settings[key]]))).digest('hex').slice(0, 12);
+  for (const key of RECIPE_KEYS) {
+    const value = config[key];
+    if (!(Array.isArray(value) && value.length === 0)) settings[key] = value;
+  }
+  const hash = createHash('sha256').update(JSON.stringify(Object.entries(settings))).digest('hex').slice(0, 12);
   return { hash, settings };
 }
 

@@ -418,8 +418,14 @@ describe('aspects', () => {
             expect(uncropped.map((v) => `${v.width}x${v.height}.${v.format}:${hash(v.data)}`), name).to.deep.equal(before[name]!.variants);
             expect(rendered).to.have.length(uncropped.length);
             const info = { format: 'jpeg', width: options.width, height: options.height, bytes: image.length, contentType: 'image/jpeg' };
-            const jobs = buildJobs(config, '0'.repeat(32), { bucket: 'b', name: 'originals/x', generation: '1' }, info, 0, new Date(0));
-            expect(hash(JSON.stringify(jobs)), `${name} jobs`).to.equal(before[name]!.jobs);
+            const original = { bucket: 'b', name: 'originals/x', generation: '1' };
+            const jobs = buildJobs(config, '0'.repeat(32), original, info, 0, new Date(0));
+            // The hashes were recorded before jobs carried their recipe (issue 14): compare without it,
+            // and check that the recipe itself is the one of a configuration that has no ASPECTS at all.
+            const withoutRecipe = jobs.map(({ recipe: _recipe, ...job }) => job);
+            expect(hash(JSON.stringify(withoutRecipe)), `${name} jobs`).to.equal(before[name]!.jobs);
+            const { ASPECTS: _aspects, ...noAspects } = config;
+            expect(jobs, `${name}: as if ASPECTS did not exist`).to.deep.equal(buildJobs(noAspects as typeof config, '0'.repeat(32), original, info, 0, new Date(0)));
           } else {
             // The cascade gains the crops' levels, so later uncropped levels are resampled from
             // different sizes: same variants, pixels within rounding, bytes not promised.
