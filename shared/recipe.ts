@@ -42,7 +42,7 @@ export function recipeOf(config: Pick<Config, (typeof RECIPE_KEYS)[number]>): Re
   const settings: Record<string, unknown> = {};
   for (const key of RECIPE_KEYS) {
     const value = config[key];
-    if (!(Array.isArray(value) && value.length === 0)) settings[key] = value;
+    if (value !== undefined && !(Array.isArray(value) && value.length === 0)) settings[key] = value;
   }
   const hash = createHash('sha256').update(JSON.stringify(Object.entries(settings))).digest('hex').slice(0, 12);
   return { hash, settings };

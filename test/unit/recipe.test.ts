@@ -9,6 +9,13 @@ const config = loadConfig({ UPLOADS_BUCKET: 'p-uploads', IMAGES_BUCKET: 'p-image
 const id = '0123456789abcdef0123456789abcdef';
 
 describe('recipe', () => {
+  it('leaves an empty list setting out, so a feature left off (no ASPECTS) keeps the recipe it had before', () => {
+    const { ASPECTS: _aspects, ...withoutAspects } = config;
+    expect(recipeOf({ ...config, ASPECTS: [] }).hash).to.equal(recipeOf(withoutAspects as typeof config).hash);
+    expect(recipeOf({ ...config, ASPECTS: [] }).settings).to.not.have.property('ASPECTS');
+    expect(recipeOf({ ...config, ASPECTS: ['1:1'] }).hash).to.not.equal(recipeOf({ ...config, ASPECTS: [] }).hash);
+  });
+
   it('records every recipe setting by variable name, with a 12-hex-digit hash', () => {
     const recipe = recipeOf(config);
     // Every key but the empty lists of features left off (ASPECTS by default).
@@ -57,12 +64,5 @@ describe('reprocess cost estimate', () => {
 
   it('prices CPU-seconds at the vCPU rate plus the memory held', () => {
     expect(costOf(1000)).to.be.closeTo(1000 * 0.000024 + 500 * 2 * 0.0000025, 1e-12);
-  });
-
-  it('leaves an empty list setting out, so a feature left off (no ASPECTS) keeps the recipe it had before', () => {
-    const { ASPECTS: _aspects, ...withoutAspects } = config;
-    expect(recipeOf({ ...config, ASPECTS: [] }).hash).to.equal(recipeOf(withoutAspects as typeof config).hash);
-    expect(recipeOf({ ...config, ASPECTS: [] }).settings).to.not.have.property('ASPECTS');
-    expect(recipeOf({ ...config, ASPECTS: ['1:1'] }).hash).to.not.equal(recipeOf({ ...config, ASPECTS: [] }).hash);
   });
 });
