@@ -11,6 +11,7 @@ import { runCleanup, type CleanupSummary } from '../shared/cleanup.js';
 import { createDeps, type PipelineDeps } from '../shared/deps.js';
 import { ORIGINAL_METADATA } from '../shared/dispatch.js';
 import { errorRecordName, manifestName, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../shared/naming.js';
+import { withScaleStack } from './scale-stack.js';
 import { markdownTable } from './stats.js';
 
 const MIN = 60_000;
@@ -304,40 +305,15 @@ function scaleOptionsFrom(args: readonly string[]): ScaleOptions {
 
 async function main(): Promise<void> {
   const options = scaleOptionsFrom(process.argv.slice(2));
-  const { startStorageServer } = await import('../local/storage-server/index.js');
-  const { startPubsubEmulator } = await import('../local/pubsub-emulator.js');
-  const { freePort } = await import('../test/helpers.js');
-  const { loadConfig } = await import('../shared/config.js');
-  const { createLogger } = await import('../shared/log.js');
-  const emulator = process.env.PUBSUB_EMULATOR_HOST ? undefined : await startPubsubEmulator({ port: await freePort() });
-  if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
-  const storage = await startStorageServer({ buckets: ['scale-uploads', 'scale-images'] });
-  try {
-    const config = loadConfig({
-      UPLOADS_BUCKET: 'scale-uploads',
-      IMAGES_BUCKET: 'scale-images',
-      JOBS_TOPIC: 'scale-jobs',
-      EVENTS_TOPIC: 'scale-events',
-      JOBS_DEAD_LETTER_SUBSCRIPTION: 'scale-dead-letter-none',
-      GOOGLE_CLOUD_PROJECT: 'scale-project',
-      STORAGE_API_ENDPOINT: storage.url,
-    });
-    const deps = createDeps(config, { log: createLogger({}, () => undefined) });
-    await deps.pubsub.createTopic(config.JOBS_TOPIC).catch(() => undefined);
-    await deps.pubsub.createTopic(config.EVENTS_TOPIC).catch(() => undefined);
+  process.exitCode = await withScaleStack(async (deps, storageUrl, config) => {
     const seeding = Date.now();
-    const planted = await seedScale(storage.url, { uploads: config.UPLOADS_BUCKET, images: config.IMAGES_BUCKET }, options);
+    const planted = await seedScale(storageUrl, { uploads: config.UPLOADS_BUCKET, images: config.IMAGES_BUCKET }, options);
     const seedSeconds = (Date.now() - seeding) / 1000;
     const bound = Math.ceil(options.originals / options.budget) + 1;
     const report = { ...(await runScalePasses(deps, planted, options, bound + 2)), seedSeconds };
     process.stdout.write(`${formatScaleReport(report)}\n`);
-    await deps.pubsub.close();
-    const ok = report.passesNeeded !== undefined && report.passesNeeded <= bound && report.slowestPassSeconds <= options.maxSeconds;
-    process.exitCode = ok ? 0 : 1;
-  } finally {
-    await storage.stop();
-    await emulator?.stop();
-  }
+    return report.passesNeeded !== undefined && report.passesNeeded <= bound && report.slowestPassSeconds <= options.maxSeconds ? 0 : 1;
+  });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

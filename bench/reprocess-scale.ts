@@ -20,6 +20,7 @@ import { originalName, OUTCOME_MARKER, outcomeMarkerName, variantName } from '..
 import { planImage } from '../shared/plan.js';
 import { runReprocess, type ReprocessSummary } from '../shared/reprocess.js';
 import { bulkCreate } from './cleanup-scale.js';
+import { withScaleStack } from './scale-stack.js';
 import { markdownTable } from './stats.js';
 
 const TICK_MS = 15 * 60_000;
@@ -147,34 +148,12 @@ export function formatBackfillReport(report: BackfillReport): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { images: { type: 'string', default: '1200' }, max: { type: 'string', default: '100' }, budget: { type: 'string', default: '20000' } } });
   const options: BackfillOptions = { images: Number(values.images), maxPerPass: Number(values.max), cpuSecondsPerDay: Number(values.budget) };
-  const { startStorageServer } = await import('../local/storage-server/index.js');
-  const { startPubsubEmulator } = await import('../local/pubsub-emulator.js');
-  const { freePort } = await import('../test/helpers.js');
-  const { loadConfig } = await import('../shared/config.js');
-  const { createLogger } = await import('../shared/log.js');
-  const emulator = process.env.PUBSUB_EMULATOR_HOST ? undefined : await startPubsubEmulator({ port: await freePort() });
-  if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
-  const storage = await startStorageServer({ buckets: ['scale-uploads', 'scale-images'] });
-  try {
-    const config = loadConfig({
-      UPLOADS_BUCKET: 'scale-uploads',
-      IMAGES_BUCKET: 'scale-images',
-      JOBS_TOPIC: 'scale-jobs',
-      EVENTS_TOPIC: 'scale-events',
-      GOOGLE_CLOUD_PROJECT: 'scale-project',
-      STORAGE_API_ENDPOINT: storage.url,
-    });
-    const deps = createDeps(config, { log: createLogger({}, () => undefined) });
-    await deps.pubsub.createTopic(config.JOBS_TOPIC).catch(() => undefined);
-    await seedOutdated(storage.url, config, options.images);
+  process.exitCode = await withScaleStack(async (deps, storageUrl, config) => {
+    await seedOutdated(storageUrl, config, options.images);
     const report = await runBackfill(deps, options, 400);
     process.stdout.write(`${formatBackfillReport(report)}\n`);
-    await deps.pubsub.close();
-    process.exitCode = report.dispatchedImages === report.dry.outdated - report.dry.noOriginal && report.dispatchedTwice === 0 ? 0 : 1;
-  } finally {
-    await storage.stop();
-    await emulator?.stop();
-  }
+    return report.dispatchedImages === report.dry.outdated - report.dry.noOriginal && report.dispatchedTwice === 0 ? 0 : 1;
+  });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
