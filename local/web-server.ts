@@ -25,6 +25,8 @@ const STATIC_FILES: Readonly<Record<string, { file: string; type: string }>> = {
   '/styles.css': { file: `${SOURCE_DIR}styles.css`, type: 'text/css; charset=utf-8' },
   '/favicon.svg': { file: `${SOURCE_DIR}favicon.svg`, type: 'image/svg+xml' },
   '/app.js': { file: `${BUILD_DIR}app.js`, type: 'text/javascript; charset=utf-8' },
+  // The page's placeholder decoder: the npm package's own ES module, unbundled.
+  '/thumbhash.js': { file: fileURLToPath(import.meta.resolve('thumbhash')), type: 'text/javascript; charset=utf-8' },
 };
 
 /**

@@ -4,10 +4,24 @@
 import type { OutputFormat } from './config.js';
 import type { AspectVariant, CropRect, Manifest, ManifestAspect, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './messages.js';
 import { CONTENT_TYPES, variantName } from './naming.js';
+import type { Placeholder } from './placeholder.js';
 import type { Recipe } from './recipe.js';
 
 /** `<source>` order: the smallest files first, JPEG as the universal fallback last. */
 export const FORMAT_PREFERENCE: readonly OutputFormat[] = ['avif', 'webp', 'jpeg'];
+
+/**
+ * The variant whose object carries the placeholder: the plan's smallest uncropped width, in the
+ * first format of `FORMAT_PREFERENCE` the plan has there. Exactly one job renders it, so exactly one
+ * job's pixels feed the manifest's placeholder whatever the split.
+ */
+export function placeholderVariantOf(plan: readonly VariantSpec[], preference: readonly OutputFormat[] = FORMAT_PREFERENCE): { width: number; format: OutputFormat } | undefined {
+  const uncropped = plan.filter((spec) => spec.aspect === undefined);
+  if (uncropped.length === 0) return undefined;
+  const width = Math.min(...uncropped.map((spec) => spec.width));
+  const format = preference.find((f) => uncropped.some((spec) => spec.width === width && spec.format === f));
+  return format ? { width, format } : undefined;
+}
 
 /** What the fan-in needs to know of a variant object that exists. */
 export interface VariantObject {
@@ -18,6 +32,8 @@ export interface VariantObject {
   readonly height: number;
   /** For an aspect variant: the crop rectangle its job cut it from (object metadata). */
   readonly crop?: CropRect;
+  /** The image's placeholder, on the one variant that carries it (render.ts placeholderVariantOf). */
+  readonly placeholder?: Placeholder;
 }
 
 /** The planned variants whose objects are not in `existing` (names of the image's objects). */
@@ -80,6 +96,8 @@ export function buildManifest(input: ManifestInput): Manifest {
   }
   const omitted = [...(input.omitted ?? [])].map((o) => ({ ...o })).sort((a, b) => rank(a.format) - rank(b.format) || a.width - b.width);
   const { crops: _crops, ...original } = input.original;
+  const carrier = placeholderVariantOf(input.plan);
+  const placeholder = carrier ? input.objects.get(variantName(input.id, carrier.width, carrier.format))?.placeholder : undefined;
   return {
     v: 1,
     id: input.id,
@@ -89,6 +107,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     ...(omitted.length > 0 ? { omitted } : {}),
     ...(input.recipe ? { recipe: input.recipe } : {}),
     ...(Object.keys(aspects).length > 0 ? { aspects } : {}),
+    ...(placeholder ? { placeholder: { ...placeholder } } : {}),
     createdAt: input.now.toISOString(),
   };
 }

@@ -156,6 +156,8 @@ export const ManifestV1 = z.object({
   recipe: RecipeV1.optional(),
   /** Cropped aspects (`ASPECTS`) with variants, keyed by aspect; absent when none. */
   aspects: z.record(Aspect, ManifestAspect).optional(),
+  /** Dominant colour and ThumbHash to show while the `<picture>` loads (docs/api.md); absent in older manifests. */
+  placeholder: z.object({ color: z.string().regex(/^#[0-9a-f]{6}$/), thumbhash: z.string().min(1) }).optional(),
   createdAt: z.iso.datetime(),
   /**
    * What making the image cost, as the fan-in saw it (docs/observability.md): upload→ready

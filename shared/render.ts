@@ -39,6 +39,7 @@ import { PipelineError, permanent } from './errors.js';
 import type { CropRect, VariantSpec } from './messages.js';
 import { CONTENT_TYPES } from './naming.js';
 import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
+import { type Placeholder, placeholderOf } from './placeholder.js';
 
 /** Encoder settings per output format. */
 export interface EncoderSettings {
@@ -91,6 +92,11 @@ export interface RenderOptions {
   timings?: StageTiming[];
   /** Each aspect's crop of the upright original (the job's `info.crops`), for aspect variants. */
   crops?: Readonly<Record<string, CropRect>> | undefined;
+  /**
+   * The one uncropped variant that carries the image's placeholder (the plan's smallest width, see
+   * manifest.ts placeholderVariantOf); computed from that level's pixels when this job renders it.
+   */
+  placeholderFor?: { width: number; format: OutputFormat } | undefined;
 }
 
 /**
@@ -125,6 +131,8 @@ export interface RenderedVariant {
   /** For a variant of an aspect's crop: the aspect and the rectangle it was cut from. */
   aspect?: string;
   crop?: CropRect;
+  /** Set on the variant named by `RenderOptions.placeholderFor`. */
+  placeholder?: Placeholder;
 }
 
 /**
@@ -396,7 +404,14 @@ export async function renderVariants(
       const data = await timed(options.timings, { stage: 'encode', width, format }, () => encode(current, format, options)).catch((error: unknown) => {
         throw toPipelineError(error, 'image_failed');
       });
-      await emit({ width: level.width, height: level.height, format, contentType: CONTENT_TYPES[format], data });
+      const wanted = options.placeholderFor;
+      const placeholder =
+        wanted?.width === width && wanted.format === format
+          ? await placeholderOf(readLevel(current)).catch((error: unknown) => {
+              throw toPipelineError(error, 'image_failed');
+            })
+          : undefined;
+      await emit({ width: level.width, height: level.height, format, contentType: CONTENT_TYPES[format], data, ...(placeholder ? { placeholder } : {}) });
     }
     for (const cropped of cropsByLevel.get(width) ?? []) {
       assertBeforeDeadline(options.deadline);

@@ -8,20 +8,21 @@ import type { File } from '@google-cloud/storage';
 import { publicBaseUrl } from './config.js';
 import type { PipelineDeps } from './deps.js';
 import { classifyError, PipelineError, transient } from './errors.js';
-import { buildManifest, missingVariants, type VariantObject } from './manifest.js';
+import { buildManifest, missingVariants, placeholderVariantOf, type VariantObject } from './manifest.js';
 import type { JobMessage } from './messages.js';
 import { VARIANT_CACHE_CONTROL, variantName } from './naming.js';
 import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
 import { METRIC_LINES } from './observability.js';
 import { isDeleted, recordFailure, removeImageObjects, settleOwnOutcome, writeManifest, writeUpdatedManifest } from './records.js';
 import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
+import { parsePlaceholderMetadata, placeholderMetadata } from './placeholder.js';
 import { cropMetadata, parseCropMetadata } from './crop.js';
 
 /**
  * Custom metadata keys on variant objects; the fan-in reads width and height back, and sums
  * `cpuMs` (the writing job's process CPU since its previous variant) into the image's CPU-seconds.
  */
-export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration', cpuMs: 'cpuMs', crop: 'crop' } as const;
+export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration', cpuMs: 'cpuMs', crop: 'crop', placeholder: 'placeholder' } as const;
 
 /** `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}` → ms. */
 export function stageFields(timings: readonly StageTiming[]): Record<string, number> {
@@ -70,7 +71,8 @@ function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
     const height = Number(custom[VARIANT_METADATA.height]);
     if (!Number.isInteger(width) || !Number.isInteger(height)) continue;
     const crop = parseCropMetadata(custom[VARIANT_METADATA.crop]);
-    objects.set(file.name, { name: file.name, bytes: Number(file.metadata.size ?? 0), width, height, ...(crop ? { crop } : {}) });
+    const placeholder = parsePlaceholderMetadata(custom[VARIANT_METADATA.placeholder]);
+    objects.set(file.name, { name: file.name, bytes: Number(file.metadata.size ?? 0), width, height, ...(crop ? { crop } : {}), ...(placeholder ? { placeholder } : {}) });
   }
   return objects;
 }
@@ -124,6 +126,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
           deadline: deps.now().getTime() + deps.config.JOB_TIME_BUDGET_SECONDS * 1000,
           timings,
           crops: job.info.crops,
+          placeholderFor: placeholderVariantOf(job.plan),
         },
         async (variant) => {
           const cpuMs = cpuMsSince(cpuMark);
@@ -137,6 +140,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
               [VARIANT_METADATA.sourceGeneration]: job.original.generation,
               [VARIANT_METADATA.cpuMs]: String(cpuMs),
               ...(variant.crop ? { [VARIANT_METADATA.crop]: cropMetadata(variant.crop) } : {}),
+              ...(variant.placeholder ? { [VARIANT_METADATA.placeholder]: placeholderMetadata(variant.placeholder) } : {}),
             },
           });
           if (result.created) written++;

@@ -9,6 +9,8 @@
  * reload (or a later `npm start`) lists them again.
  */
 
+import { thumbHashToDataURL } from './thumbhash.js';
+
 // ---- The API's shapes (mirrors shared/messages.ts and functions/upload.ts; the page cannot import them).
 
 type OutputFormat = 'avif' | 'webp' | 'jpeg';
@@ -45,6 +47,7 @@ interface Manifest {
   aspects?: Record<string, ManifestAspect>;
   createdAt: string;
   processing?: { uploadToReadyMs?: number; cpuSeconds: number };
+  placeholder?: { color: string; thumbhash: string };
 }
 
 interface ApiError {
@@ -344,11 +347,34 @@ function renderAspects(manifest: Manifest, alt: string): HTMLElement | undefined
   return el('div', { class: 'aspects' }, ...figures);
 }
 
+/**
+ * Paints the manifest's placeholder behind the `<img>` until it loads: the dominant colour at once,
+ * the ThumbHash (decoded by the library's own module, served as /thumbhash.js) over it. CSSOM
+ * styles are allowed by the page's CSP, unlike inline style attributes.
+ */
+function showPlaceholder(img: HTMLImageElement, placeholder: NonNullable<Manifest['placeholder']>): void {
+  img.style.backgroundColor = placeholder.color;
+  try {
+    const bytes = Uint8Array.from(atob(placeholder.thumbhash), (c) => c.charCodeAt(0));
+    img.style.backgroundImage = `url(${thumbHashToDataURL(bytes)})`;
+    img.style.backgroundSize = '100% 100%';
+  } catch {
+    // A malformed hash leaves the colour alone; the image still loads.
+  }
+  const clear = () => {
+    img.style.backgroundColor = '';
+    img.style.backgroundImage = '';
+  };
+  img.addEventListener('load', clear, { once: true });
+  if (img.complete && img.naturalWidth > 0) clear();
+}
+
 function renderResult(manifest: Manifest, filename: string): HTMLElement {
   const original = manifest.original;
   const picture = buildPicture(manifest, manifest.original.filename ?? filename);
   const loaded = el('span', { class: 'loaded' });
   const img = picture.querySelector('img');
+  if (img && manifest.placeholder) showPlaceholder(img, manifest.placeholder);
   img?.addEventListener('load', () => {
     const file = img.currentSrc.split('/').pop() ?? '';
     loaded.textContent = file ? `Your browser picked ${file}.` : '';

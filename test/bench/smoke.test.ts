@@ -12,11 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { BenchReport } from '../../bench/report.js';
 import { timeToLast } from '../../bench/report.js';
+import { chooseCandidate, costPer1000, type MethodResult, PRICES } from '../../bench/defaults.js';
 import { luma, ssim } from '../../bench/ssim.js';
 import { makePhoto, photoPixels, textPosingAsJpeg } from '../fixtures/images.js';
 
 const run = promisify(execFile);
 const BENCH = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
+const DEFAULTS = fileURLToPath(new URL('../../bench/defaults.js', import.meta.url));
 
 describe('bench', () => {
   describe('SSIM (bench/ssim.ts)', () => {
@@ -172,6 +174,55 @@ describe('bench', () => {
       expect(report.targets).to.have.length(7);
       for (const target of report.targets) expect(target.met, target.name).to.not.equal(null);
       expect(report.notes.length).to.be.at.least(5);
+    });
+  });
+  describe('at defaults (bench/defaults.ts), smallest form', function () {
+    this.timeout(120_000);
+
+    it('prices a result from CPU-seconds, peak memory × wall and operations', () => {
+      const result: MethodResult = { method: 'x', variants: 15, invocations: 1, cpuS: 10, wallS: 10, peakRssMiB: 1024, bytes: {}, ssim: {} };
+      const cost = costPer1000(result, 'anchor');
+      expect(cost.compute).to.be.closeTo(1000 * (10 * PRICES.vcpuSecond + 10 * PRICES.gibSecond), 1e-9);
+      expect(cost.other).to.be.closeTo(1000 * (PRICES.request + 16 * PRICES.classA + PRICES.classB), 1e-9);
+      expect(costPer1000({ ...result, invocations: 3 }, 'ours').other).to.be.greaterThan(cost.other);
+    });
+
+    it('chooses the cheapest candidate that keeps bytes and SSIM per format', () => {
+      const at = (cpuS: number, bytes: number, ssim: number): MethodResult => ({ method: '', variants: 3, invocations: 1, cpuS, wallS: cpuS, peakRssMiB: 100, bytes: { avif: bytes }, ssim: { avif: ssim } });
+      const anchor = at(10, 1000, 0.9);
+      const candidates = [
+        { candidate: { avifQuality: 50, avifEffort: 4 }, overall: at(9, 950, 0.9) },
+        { candidate: { avifQuality: 50, avifEffort: 2 }, overall: at(1, 1200, 0.91) },
+        { candidate: { avifQuality: 50, avifEffort: 3 }, overall: at(3, 990, 0.9) },
+        { candidate: { avifQuality: 40, avifEffort: 3 }, overall: at(2, 800, 0.89) },
+      ];
+      expect(chooseCandidate(anchor, candidates)).to.deep.equal({ avifQuality: 50, avifEffort: 3 });
+      expect(chooseCandidate(anchor, candidates.slice(1, 2))).to.equal(undefined);
+    });
+
+    it('runs anchor and ours on one small image and reports every column', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'bench-defaults-smoke-'));
+      try {
+        await writeFile(join(dir, 'photo-360x240.jpg'), await makePhoto({ width: 360, height: 240, seed: 5 }));
+        const json = join(dir, 'defaults.json');
+        const { stdout } = await run(process.execPath, [DEFAULTS, '--corpus', dir, '--only', 'photo-360x240.jpg', '--candidates', 'q50e3', '--json', json]);
+        expect(stdout).to.include("## At defaults: anchor at sharp's defaults vs ours");
+        expect(stdout).to.match(/butteraugli: (installed|not installed)/);
+        expect(stdout).to.match(/^Chosen: /m);
+        const saved = JSON.parse(await readFile(json, 'utf8')) as { anchor: MethodResult[]; candidates: Array<{ images: MethodResult[] }> };
+        for (const result of [saved.anchor[0]!, saved.candidates[0]!.images[0]!]) {
+          expect(result.variants).to.equal(6);
+          expect(result.cpuS).to.be.greaterThan(0);
+          expect(result.peakRssMiB).to.be.greaterThan(20);
+          for (const format of ['avif', 'webp', 'jpeg']) {
+            expect(result.bytes[format], format).to.be.greaterThan(100);
+            expect(result.ssim[format], format).to.be.greaterThan(0.3).and.at.most(1);
+          }
+        }
+        expect(saved.anchor[0]!.invocations).to.equal(6);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
   });
 });

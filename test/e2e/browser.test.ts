@@ -134,6 +134,42 @@ describe('try-it page in Chromium', function () {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
   });
 
+  it("paints the manifest's placeholder (colour + ThumbHash) behind the <img> until the variant loads", async () => {
+    // Variant requests are held until the placeholder has been checked, then let through.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const isVariant = (url: URL) => /\/\d+w\.(avif|webp|jpg)$/.test(url.pathname);
+    await page.route(isVariant, async (route) => {
+      await released;
+      await route.continue();
+    });
+    try {
+      const photoPath = join(files, 'placeholder.jpg');
+      writeFileSync(photoPath, await makePhoto({ width: 900, height: 600, seed: 37 }));
+      await page.setInputFiles('#files', [photoPath]);
+      const card = page.locator('.card', { hasText: 'placeholder.jpg' });
+      await card.locator('table.variants').waitFor({ timeout: 120_000 });
+      const id = await card.locator('.image-id code').textContent();
+      const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest & { placeholder?: { color: string } } }).manifest;
+      expect(manifest.placeholder?.color).to.match(/^#[0-9a-f]{6}$/);
+      const img = card.locator('picture img');
+      const painted = await img.evaluate((el) => ({ color: (el as HTMLImageElement).style.backgroundColor, image: (el as HTMLImageElement).style.backgroundImage }));
+      const hex = manifest.placeholder!.color;
+      const rgb = `rgb(${[1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16)).join(', ')})`;
+      expect(painted.color).to.equal(rgb);
+      expect(painted.image).to.match(/^url\("data:image\/png;base64,/);
+      release();
+      await page.waitForFunction((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0, await img.elementHandle(), { timeout: 15_000 });
+      expect(await img.evaluate((el) => (el as HTMLImageElement).style.backgroundImage)).to.equal('');
+      expect(pageErrors).to.deep.equal([]);
+    } finally {
+      release();
+      await page.unroute(isVariant);
+    }
+  });
+
   it('takes dropped files too', async () => {
     const card = page.locator('.card', { hasText: 'harbour.jpg' });
     const small = await card.locator('table.variants tbody a').last().getAttribute('href');

@@ -68,6 +68,9 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
     expect(manifest.original).to.include({ width: 640, height: 480, format: 'jpeg', bytes: image.length });
     expect(manifest.formats).to.deep.equal(['avif', 'webp', 'jpeg']);
     await checkVariants(manifest, { width: 640, height: 480 });
+    // The placeholder, from the smallest width's job (docs/api.md, "Placeholder").
+    expect(manifest.placeholder?.color).to.match(/^#[0-9a-f]{6}$/);
+    expect(Buffer.from(manifest.placeholder!.thumbhash, 'base64').length).to.be.greaterThan(4);
     const [first] = await pipeline.deps.storage.bucket('test-images').file(manifest.variants[0]!.name).getMetadata();
     expect(first.cacheControl).to.equal('public, max-age=31536000, immutable');
     expect(first.metadata?.sourceGeneration).to.equal(manifest.original.generation);

@@ -208,6 +208,7 @@ describe('plan', () => {
         ['20 MP photo', 5472, 3648, '1+3+11', '10'],
         ['2.5 MP photo', 1920, 1280, '1+3+11', '10'],
         ['1000 px image', 1000, 872, '1+8', '6'],
+        ['2 MP portrait (issue 13 saw its WebP + JPEG split in two jobs)', 1200, 1700, '1+3+8', '8'],
         ['512 px image', 512, 512, '1+5', '4'],
         ['14×25 px GIF', 14, 25, '1+2', '2'],
         ['49.8 MP photo (its decode is dearer: fewer jobs)', 8640, 5760, '8+7', '10'],

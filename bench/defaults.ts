@@ -1,0 +1,323 @@
+/**
+ * `node dist/bench/defaults.js [--corpus DIR] [--only NAMES] [--candidates LIST] [--json FILE]`
+ *
+ * "At defaults": the anchor's method at sharp's own defaults (JPEG q80, WebP q80 effort 4, AVIF
+ * q50 effort 4 at 4:4:4; one pipeline per variant, as the Firebase extension and most hand-written
+ * functions do) against ours (plan → default fan-out → renderVariants per job, as resize runs it)
+ * at each candidate AVIF setting. Per image and overall: CPU-seconds, wall, peak RSS, bytes per
+ * format, luma SSIM per format (mid widths vs the direct high-quality resize), butteraugli at
+ * 640 px where the Debian `butteraugli` CLI is installed, and the cost per 1,000 images at Cloud
+ * Run's published prices ({@link PRICES}). Each (image, method) runs in a fresh child process so
+ * its peak RSS is its own; one libvips thread, sequential, so CPU compares on a shared machine.
+ * The candidate chosen minimises CPU with AVIF bytes ≤ the anchor's and mean AVIF SSIM ≥ the
+ * anchor's ({@link chooseCandidate}). Markdown to stdout; results: docs/performance.md ("At defaults").
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import sharp, { type Sharp } from 'sharp';
+import type { Config, OutputFormat } from '../shared/config.js';
+import type { VariantSpec } from '../shared/messages.js';
+import { heightForWidth, planImage, splitIntoJobs, type ImageSize } from '../shared/plan.js';
+import { configureSharp, renderVariants } from '../shared/render.js';
+import { corpusImages, readImage } from './images.js';
+import { benchConfig, decodeFlattened, directResize, fullDecode, KERNEL, measure, type Pixels, renderOptionsFrom } from './methods.js';
+import { luma, ssim } from './ssim.js';
+
+const run = promisify(execFile);
+const SELF = fileURLToPath(import.meta.url);
+const FORMATS: readonly OutputFormat[] = ['avif', 'webp', 'jpeg'];
+
+/**
+ * Cloud Run, Tier 1 regions, services with CPU allocated only during request processing
+ * (Cloud Run functions / Cloud Functions gen2 bill this way), USD. Source: https://cloud.google.com/run/pricing
+ * ("Pricing for regions in Tier 1"), read 2026-12-02; Pub/Sub: https://cloud.google.com/pubsub/pricing
+ * ($40/TiB throughput, at least 1,000 bytes per publish/push request); Cloud Storage:
+ * https://cloud.google.com/storage/pricing-examples (Standard, regional: Class A $0.005 and
+ * Class B $0.0004 per 1,000 operations). Free tiers left out: the figure is the marginal cost.
+ */
+export const PRICES = {
+  source: 'cloud.google.com/run/pricing, /pubsub/pricing, /storage/pricing-examples; read 2026-12-02',
+  vcpuSecond: 0.000024,
+  gibSecond: 0.0000025,
+  request: 0.4 / 1e6,
+  pubsubPerByte: 40 / 2 ** 40,
+  pubsubMinBytes: 1000,
+  classA: 0.005 / 1000,
+  classB: 0.0004 / 1000,
+} as const;
+
+/** One candidate setting of ours: AVIF quality and effort (WebP and JPEG stay at config's). */
+export interface Candidate {
+  avifQuality: number;
+  avifEffort: number;
+}
+
+type Method = { kind: 'anchor' } | ({ kind: 'ours' } & Candidate);
+
+/** What a child measures for one image and method. */
+export interface MethodResult {
+  method: string;
+  variants: number;
+  /** Jobs (ours) or pipelines (anchor): invocations of the resize function. */
+  invocations: number;
+  cpuS: number;
+  wallS: number;
+  peakRssMiB: number;
+  bytes: Record<string, number>;
+  /** Mean luma SSIM per format over the quality widths. */
+  ssim: Record<string, number>;
+  /** Butteraugli distance per format at the first quality width; absent when not installed. */
+  butteraugli?: Record<string, number>;
+}
+
+/** Widths the quality is measured at (those the plan has; the smallest planned width otherwise). */
+const QUALITY_WIDTHS = [640, 1600];
+
+function methodName(method: Method): string {
+  return method.kind === 'anchor' ? 'anchor (sharp defaults)' : `ours AVIF q${method.avifQuality} e${method.avifEffort}`;
+}
+
+/** sharp's defaults: what `.jpeg()`, `.webp()`, `.avif()` do with no options (JPEG flattened onto white). */
+function anchorEncode(pipeline: Sharp, format: OutputFormat): Sharp {
+  if (format === 'jpeg') return pipeline.flatten({ background: { r: 255, g: 255, b: 255 } }).jpeg();
+  return format === 'webp' ? pipeline.webp() : pipeline.avif();
+}
+
+async function butteraugliOf(reference: Pixels, distorted: Pixels, dir: string): Promise<number | undefined> {
+  const png = (p: Pixels, name: string) =>
+    sharp(p.data, { raw: { width: p.width, height: p.height, channels: p.channels } }).removeAlpha().png().toFile(join(dir, name));
+  await png(reference, 'ref.png');
+  await png(distorted, 'dist.png');
+  try {
+    const { stdout } = await run('butteraugli', [join(dir, 'ref.png'), join(dir, 'dist.png')]);
+    const value = Number.parseFloat(stdout.trim());
+    return Number.isFinite(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The child: measure one method on one image. */
+async function child(path: string, method: Method, butteraugli: boolean): Promise<MethodResult> {
+  configureSharp({ concurrency: 1, cache: false });
+  const config: Config = benchConfig(method.kind === 'ours' ? { AVIF_QUALITY: String(method.avifQuality), AVIF_EFFORT: String(method.avifEffort) } : {});
+  const original = await readImage({ name: path, path });
+  const { autoOrient } = await sharp(original).metadata();
+  const info: ImageSize = { width: autoOrient.width, height: autoOrient.height };
+  const plan: VariantSpec[] = planImage(info, config).variants;
+  const outputs: Array<{ width: number; format: OutputFormat; data: Buffer }> = [];
+  let invocations = 0;
+  const timing = await measure(async () => {
+    if (method.kind === 'anchor') {
+      for (const { width, format } of plan) {
+        const data = await anchorEncode(
+          sharp(original, { limitInputPixels: config.MAX_INPUT_PIXELS }).rotate().resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL }).toColourspace('srgb'),
+          format,
+        ).toBuffer();
+        outputs.push({ width, format, data });
+        invocations++;
+      }
+    } else {
+      for (const job of splitIntoJobs(plan, info, config.FANOUT_STRATEGY)) {
+        for (const v of await renderVariants(original, job, renderOptionsFrom(config))) outputs.push({ width: v.width, format: v.format, data: v.data });
+        invocations++;
+      }
+    }
+  });
+  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+  const bytes: Record<string, number> = {};
+  for (const o of outputs) bytes[o.format] = (bytes[o.format] ?? 0) + o.data.length;
+  const planned = [...new Set(plan.map((v) => v.width))];
+  const widths = QUALITY_WIDTHS.filter((w) => planned.includes(w));
+  if (widths.length === 0) widths.push(Math.min(...planned));
+  const full = await fullDecode(original, config);
+  const scores: Record<string, number[]> = {};
+  const distances: Record<string, number> = {};
+  const dir = await mkdtemp(join(tmpdir(), 'bench-defaults-'));
+  try {
+    for (const [i, width] of widths.entries()) {
+      const reference = await directResize(original, info, width, config, { flatten: true, full });
+      const refLuma = luma(reference.data, reference.width, reference.height, reference.channels);
+      for (const o of outputs.filter((x) => x.width === width)) {
+        const decoded = await decodeFlattened(o.data);
+        (scores[o.format] ??= []).push(ssim(refLuma, luma(decoded.data, decoded.width, decoded.height, decoded.channels), reference.width, reference.height));
+        if (butteraugli && i === 0) {
+          const d = await butteraugliOf(reference, decoded, dir);
+          if (d !== undefined) distances[o.format] = d;
+        }
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return {
+    method: methodName(method),
+    variants: outputs.length,
+    invocations,
+    cpuS: timing.cpuMs / 1000,
+    wallS: timing.wallMs / 1000,
+    peakRssMiB,
+    bytes,
+    ssim: Object.fromEntries(Object.entries(scores).map(([f, xs]) => [f, mean(xs)])),
+    ...(butteraugli ? { butteraugli: distances } : {}),
+  };
+}
+
+function runChild(path: string, method: Method, butteraugli: boolean): Promise<MethodResult> {
+  return new Promise((resolvePromise, reject) => {
+    const proc = spawn(process.execPath, [SELF, '--child', JSON.stringify({ path, method, butteraugli })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    proc.on('error', reject);
+    proc.on('close', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('@@defaults '));
+      if (code !== 0 || !line) reject(new Error(`child for ${path} (${methodName(method)}) exited ${code}`));
+      else resolvePromise(JSON.parse(line.slice('@@defaults '.length)) as MethodResult);
+    });
+  });
+}
+
+/**
+ * Operations per image besides compute, counted from the code path (not measured): ours publishes
+ * one job message per job (publish + push = 2 billed requests of ≥1,000 bytes) and one `image.ready`;
+ * per job it lists the folder twice, reads the outcome marker, the original and the tombstone, and
+ * writes its variants; the image adds the original's write, the manifest and its marker. The anchor:
+ * one storage-triggered invocation that reads the original once and writes each variant.
+ */
+export function operationsPerImage(kind: 'anchor' | 'ours', invocations: number, variants: number): { pubsubRequests: number; classA: number; classB: number; requests: number } {
+  if (kind === 'anchor') return { pubsubRequests: 0, classA: 1 + variants, classB: 1, requests: 1 };
+  return { pubsubRequests: 2 * invocations + 1, classA: 1 + variants + 2 * invocations + 2, classB: 3 * invocations + 1, requests: 2 + invocations };
+}
+
+/** USD per 1,000 images of this result. */
+export function costPer1000(result: MethodResult, kind: 'anchor' | 'ours'): { compute: number; other: number; total: number } {
+  const ops = operationsPerImage(kind, result.invocations, result.variants);
+  const compute = result.cpuS * PRICES.vcpuSecond + (result.peakRssMiB / 1024) * result.wallS * PRICES.gibSecond;
+  const other = ops.requests * PRICES.request + ops.pubsubRequests * PRICES.pubsubMinBytes * PRICES.pubsubPerByte + ops.classA * PRICES.classA + ops.classB * PRICES.classB;
+  return { compute: compute * 1000, other: other * 1000, total: (compute + other) * 1000 };
+}
+
+/** Sums results over images. */
+function total(results: readonly MethodResult[]): MethodResult & { ssimAll: Record<string, number> } {
+  const bytes: Record<string, number> = {};
+  const ssimSum: Record<string, number[]> = {};
+  const butter: Record<string, number[]> = {};
+  for (const r of results) {
+    for (const [f, b] of Object.entries(r.bytes)) bytes[f] = (bytes[f] ?? 0) + b;
+    for (const [f, s] of Object.entries(r.ssim)) (ssimSum[f] ??= []).push(s);
+    for (const [f, s] of Object.entries(r.butteraugli ?? {})) (butter[f] ??= []).push(s);
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const ssimAll = Object.fromEntries(Object.entries(ssimSum).map(([f, xs]) => [f, mean(xs)]));
+  return {
+    method: results[0]?.method ?? '',
+    variants: results.reduce((s, r) => s + r.variants, 0),
+    invocations: results.reduce((s, r) => s + r.invocations, 0),
+    cpuS: results.reduce((s, r) => s + r.cpuS, 0),
+    wallS: results.reduce((s, r) => s + r.wallS, 0),
+    peakRssMiB: Math.max(...results.map((r) => r.peakRssMiB)),
+    bytes,
+    ssim: ssimAll,
+    ssimAll,
+    ...(Object.keys(butter).length > 0 ? { butteraugli: Object.fromEntries(Object.entries(butter).map(([f, xs]) => [f, mean(xs)])) } : {}),
+  };
+}
+
+/**
+ * The cheapest candidate (CPU) whose AVIF bytes ≤ the anchor's and mean AVIF SSIM ≥ the anchor's.
+ * Only AVIF is judged: candidates differ in AVIF settings alone, while WebP and JPEG run at the
+ * anchor's own settings, where ours differs only by the cascade's pixels (measured +0.2–0.3 %
+ * bytes with +0.0000–0.0002 SSIM, the same rate-distortion curve) and no candidate can move them.
+ */
+export function chooseCandidate(anchor: MethodResult, candidates: ReadonlyArray<{ candidate: Candidate; overall: MethodResult }>): Candidate | undefined {
+  const ok = candidates.filter(({ overall }) => (overall.bytes.avif ?? 0) <= (anchor.bytes.avif ?? 0) && (overall.ssim.avif ?? 0) >= (anchor.ssim.avif ?? 0));
+  return [...ok].sort((a, b) => a.overall.cpuS - b.overall.cpuS)[0]?.candidate;
+}
+
+async function butteraugliInstalled(): Promise<boolean> {
+  try {
+    await run('butteraugli', []);
+    return true;
+  } catch (error) {
+    // Present but called without files: it prints usage and exits non-zero.
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
+const f3 = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(4));
+const kb = (n: number | undefined) => (n === undefined ? '–' : `${Math.round(n / 1024)}`);
+
+function row(image: string, r: MethodResult, kind: 'anchor' | 'ours', butteraugli: boolean): string {
+  const cost = costPer1000(r, kind);
+  return `| ${image} | ${r.method} | ${r.invocations} | ${r.cpuS.toFixed(2)} | ${r.wallS.toFixed(2)} | ${Math.round(r.peakRssMiB)} | ${FORMATS.map((f) => kb(r.bytes[f])).join(' / ')} | ${FORMATS.map((f) => f3(r.ssim[f])).join(' / ')} | ${
+    butteraugli ? FORMATS.map((f) => (r.butteraugli?.[f] === undefined ? '–' : r.butteraugli[f]!.toFixed(2))).join(' / ') : 'not installed'
+  } | ${cost.compute.toFixed(3)} + ${cost.other.toFixed(3)} = ${cost.total.toFixed(3)} |`;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === '--child') {
+    const { path, method, butteraugli } = JSON.parse(argv[1]!) as { path: string; method: Method; butteraugli: boolean };
+    process.stdout.write(`@@defaults ${JSON.stringify(await child(path, method, butteraugli))}\n`);
+    return;
+  }
+  const args = { corpus: '../shared/corpus', only: ['hubble_deep_field.jpg', 'storm-1920x1280.jpg', 'ladybird-2560x1600.jpg', 'string-3640x2400-icc.jpg'], candidates: 'q50e4,q50e3,q45e3', json: 'bench-defaults.json' };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [name, value] = [argv[i]!, argv[i + 1]];
+    if (value === undefined) throw new Error(`${name} needs a value`);
+    if (name === '--corpus') args.corpus = value;
+    else if (name === '--only') args.only = value.split(',');
+    else if (name === '--candidates') args.candidates = value;
+    else if (name === '--json') args.json = value;
+    else throw new Error(`unknown option ${name} (options: --corpus DIR --only NAMES --candidates q50e4,q50e3 --json FILE)`);
+  }
+  const candidates: Candidate[] = args.candidates.split(',').map((c) => {
+    const m = /^q(\d+)e(\d)$/.exec(c);
+    if (!m) throw new Error(`--candidates: ${c} is not qNNeN`);
+    return { avifQuality: Number(m[1]), avifEffort: Number(m[2]) };
+  });
+  const images = (await corpusImages(args.corpus)).filter((image) => args.only.length === 0 || args.only.includes(image.name));
+  const butteraugli = await butteraugliInstalled();
+  const lines: string[] = [
+    `## At defaults: anchor at sharp's defaults vs ours (${images.length} image(s), 1 run each, one libvips thread)`,
+    '',
+    `butteraugli: ${butteraugli ? 'installed (distance at 640 px, lower is better)' : 'not installed'}. Prices: ${PRICES.source}.`,
+    '',
+    '| image | method | invocations | CPU s | wall s | peak RSS MiB | KiB AVIF / WebP / JPEG | SSIM AVIF / WebP / JPEG | butteraugli AVIF / WebP / JPEG | USD per 1,000 (compute + requests, Pub/Sub, storage ops) |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  const anchorResults: MethodResult[] = [];
+  const oursResults = candidates.map(() => [] as MethodResult[]);
+  for (const image of images) {
+    const anchor = await runChild(image.path, { kind: 'anchor' }, butteraugli);
+    anchorResults.push(anchor);
+    lines.push(row(image.name, anchor, 'anchor', butteraugli));
+    for (const [i, candidate] of candidates.entries()) {
+      const ours = await runChild(image.path, { kind: 'ours', ...candidate }, butteraugli);
+      oursResults[i]!.push(ours);
+      lines.push(row(image.name, ours, 'ours', butteraugli));
+    }
+  }
+  const anchorAll = total(anchorResults);
+  const overall = candidates.map((candidate, i) => ({ candidate, overall: total(oursResults[i]!) }));
+  lines.push(row('**all**', anchorAll, 'anchor', butteraugli));
+  for (const { overall: o } of overall) lines.push(row('**all**', o, 'ours', butteraugli));
+  lines.push('');
+  for (const { candidate, overall: o } of overall) {
+    lines.push(`- ours AVIF q${candidate.avifQuality} e${candidate.avifEffort}: anchor CPU ÷ ours = ${(anchorAll.cpuS / o.cpuS).toFixed(2)}×; bytes vs anchor ${FORMATS.map((f) => `${f} ${(((o.bytes[f] ?? 0) / (anchorAll.bytes[f] ?? 1) - 1) * 100).toFixed(1)} %`).join(', ')}; mean SSIM − anchor's ${FORMATS.map((f) => `${f} ${((o.ssim[f] ?? 0) - (anchorAll.ssim[f] ?? 0)).toFixed(4)}`).join(', ')}`);
+  }
+  const chosen = chooseCandidate(anchorAll, overall);
+  lines.push('', chosen ? `Chosen: AVIF q${chosen.avifQuality} effort ${chosen.avifEffort} (least CPU with AVIF bytes ≤ anchor's and mean AVIF SSIM ≥ anchor's).` : 'Chosen: none of the candidates has AVIF bytes ≤ anchor\'s and mean AVIF SSIM ≥ anchor\'s.');
+  process.stdout.write(`${lines.join('\n')}\n`);
+  await writeFile(args.json, `${JSON.stringify({ prices: PRICES, butteraugli, anchor: anchorResults, candidates: overall.map((o, i) => ({ ...o, images: oursResults[i] })), chosen }, null, 2)}\n`);
+}
+
+// Run only as a script, so tests can import the pricing and the choice.
+if (process.argv[1] === SELF) await main();
