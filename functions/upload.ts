@@ -171,14 +171,14 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
         await handleSignedUrl(deps, req, res, signed[1]);
         return;
       }
-      const match = /^\/uploads\/([^/]+)$/.exec(path);
-      if (match) {
+      const id = /^\/uploads\/([^/]+)$/.exec(path)?.[1];
+      if (id) {
         if (req.method === 'DELETE') {
-          await handleDelete(deps, res, match[1]!);
+          await handleDelete(deps, res, id);
           return;
         }
         if (req.method !== 'GET') throw methodNotAllowed(res, 'GET, DELETE');
-        await handleStatus(deps, req, res, match[1]!);
+        await handleStatus(deps, req, res, id);
         return;
       }
       throw permanent('not_found', 'No such endpoint. Use POST /uploads or GET /uploads/{id}.');

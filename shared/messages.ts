@@ -272,8 +272,8 @@ export function parseJob(data: Buffer | string | unknown): JobMessage {
   }
   const result = JobMessageV1.safeParse(json);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw permanent('invalid_job', `Job message is invalid: ${issue.path.join('.') || '(root)'} ${issue.message}.`);
+    const issue = result.error.issues[0];
+    throw permanent('invalid_job', `Job message is invalid: ${issue?.path.join('.') || '(root)'} ${issue?.message ?? 'does not match the schema'}.`);
   }
   return result.data;
 }

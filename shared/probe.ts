@@ -114,7 +114,7 @@ const HEIF_BRANDS = new Set(['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'mi
  */
 function isoBmffBrands(bytes: Uint8Array): string[] | undefined {
   if (ascii(bytes, 4, 4) !== 'ftyp') return undefined;
-  const declaredSize = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+  const declaredSize = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
   const boxEnd = Math.min(bytes.length, declaredSize >= 16 ? declaredSize : bytes.length, 4096);
   const brands = [ascii(bytes, 8, 4)];
   for (let offset = 16; offset + 4 <= boxEnd; offset += 4) brands.push(ascii(bytes, offset, 4));
@@ -134,7 +134,7 @@ function looksLikeSvg(bytes: Uint8Array): boolean {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let at = 0;
   for (;;) {
-    while (at < text.length && /\s/.test(text[at]!)) at++;
+    while (at < text.length && /\s/.test(text.charAt(at))) at++;
     if (text.startsWith('<?', at)) {
       const end = text.indexOf('?>', at);
       if (end < 0) return false;

@@ -356,9 +356,10 @@ export async function renderVariants(
   }
   const cropsByLevel = planCroppedVariants(variants, source, options);
   const widths = [...new Set([...formatsByWidth.keys(), ...cropsByLevel.keys()])].sort((a, b) => b - a);
-  if (widths[0]! > source.width) {
-    throw permanent('invalid_job', `The job asks for a ${widths[0]}px variant of a ${source.width}px image; images are never enlarged.`, {
-      width: widths[0],
+  const [widest] = widths;
+  if (widest !== undefined && widest > source.width) {
+    throw permanent('invalid_job', `The job asks for a ${widest}px variant of a ${source.width}px image; images are never enlarged.`, {
+      width: widest,
       originalWidth: source.width,
     });
   }
