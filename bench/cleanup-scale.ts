@@ -9,9 +9,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { runCleanup, type CleanupSummary } from '../shared/cleanup.js';
 import { createDeps, type PipelineDeps } from '../shared/deps.js';
-import { ORIGINAL_METADATA } from '../shared/dispatch.js';
-import { errorRecordName, manifestName, originalName } from '../shared/naming.js';
-import { EVENT_STATE, RECORD_WRITER } from '../shared/records.js';
+import { errorRecordName, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER } from '../shared/naming.js';
 import { markdownTable } from './stats.js';
 
 const MIN = 60_000;
@@ -127,9 +125,9 @@ export async function seedScale(storageUrl: string, buckets: { uploads: string; 
             contentType: 'application/json',
             timeCreated: created,
             data: JSON.stringify({ v: 1, id, code: 'image_failed', message: 'planted', failedAt: created }),
-            metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: 'job:crashed' },
+            metadata: { [OUTCOME_MARKER.keys.eventState]: 'pending', [OUTCOME_MARKER.keys.writer]: 'job:crashed' },
           }
-        : { name: manifestName(id), contentType: 'application/json', timeCreated: created, metadata: { [EVENT_STATE]: 'published', [RECORD_WRITER]: 'job:done' } },
+        : { name: manifestName(id), contentType: 'application/json', timeCreated: created, metadata: { [OUTCOME_MARKER.keys.eventState]: 'published', [OUTCOME_MARKER.keys.writer]: 'job:done' } },
     );
   const orphans = Array.from({ length: options.orphans }, hexId);
   const old = new Date(t0 - 30 * DAY).toISOString();
@@ -170,7 +168,7 @@ export async function runScalePasses(base: PipelineDeps, planted: Planted, optio
       ...planted.pending.map(async (id, i) => {
         if (reachedAt.pending[i] !== undefined) return;
         const [metadata] = await images.file(errorRecordName(id)).getMetadata();
-        if (metadata.metadata?.[EVENT_STATE] === 'published') reachedAt.pending[i] = pass;
+        if (metadata.metadata?.[OUTCOME_MARKER.keys.eventState] === 'published') reachedAt.pending[i] = pass;
       }),
       ...planted.orphans.map(async (id, i) => {
         if (reachedAt.orphans[i] !== undefined) return;

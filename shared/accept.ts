@@ -5,10 +5,10 @@
 import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { chooseCrops, type Focus } from './crop.js';
-import { cropsToMetadata, dispatchOriginal, ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
+import { cropsToMetadata, dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
 import { isPreconditionFailed, transient } from './errors.js';
 import type { FailureRecord, Manifest, OriginalInfo, OutcomeMarker, VariantSpec } from './messages.js';
-import { imageIdOf, originalName } from './naming.js';
+import { imageIdOf, ORIGINAL_METADATA, originalName } from './naming.js';
 import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js';
 import { planVariants } from './plan.js';
 import { probeImage, probeLimitsFromConfig } from './probe.js';

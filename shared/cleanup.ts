@@ -10,19 +10,10 @@ import type { Bucket, File } from '@google-cloud/storage';
 import type { Message } from '@google-cloud/pubsub';
 import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
-import { dispatchOriginal, ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
+import { dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
 import { transient } from './errors.js';
 import { parseJob, type OriginalInfo } from './messages.js';
-import {
-  idFromImagesName,
-  idFromOriginalName,
-  idFromOutcomeMarkerName,
-  isUnsettledOutcome,
-  manifestName,
-  originalName,
-  OUTCOME_MARKER,
-  outcomeMarkerName,
-} from './naming.js';
+import { idFromImagesName, idFromOriginalName, idFromOutcomeMarkerName, isUnsettledOutcome, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName } from './naming.js';
 import { advanceStep, claimStep, readCursor, type StepClaim } from './cleanup-state.js';
 import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from './objects.js';
 import { outcomeKind, recordFailure, settlePendingOutcome } from './records.js';
