@@ -7,7 +7,7 @@
  */
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { loadConfig, type Config, type FanoutStrategy, type OutputFormat } from '../shared/config.js';
-import type { VariantSpec } from '../shared/messages.js';
+import type { VariantSpec } from '../shared/schemas.js';
 import { heightForWidth, planVariants, splitIntoJobs, type ImageSize } from '../shared/plan.js';
 import { encoderSettingsFromConfig, renderVariants, type EncoderSettings, type RenderOptions } from '../shared/render.js';
 

@@ -3,7 +3,7 @@
  * medians and ratios, the targets, and the Markdown printed on stdout.
  */
 import type { FanoutStrategy, OutputFormat } from '../shared/config.js';
-import type { VariantSpec } from '../shared/messages.js';
+import type { VariantSpec } from '../shared/schemas.js';
 import { heightForWidth } from '../shared/plan.js';
 import type { AnchorVariantRun, FloorRun, ParityResult, Timing } from './methods.js';
 import { bytes, fixed, geomean, markdownTable, median, mibFromKib, percent, sum, times } from './stats.js';

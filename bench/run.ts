@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { FANOUT_STRATEGIES, type Config, type FanoutStrategy, type OutputFormat } from '../shared/config.js';
 import { PipelineError } from '../shared/errors.js';
-import type { VariantSpec } from '../shared/messages.js';
+import type { VariantSpec } from '../shared/schemas.js';
 import type { ImageSize } from '../shared/plan.js';
 import { probeImage, probeLimitsFromConfig } from '../shared/probe.js';
 import {

@@ -6,7 +6,7 @@
  * use.
  */
 import type { OutputFormat } from '../shared/config.js';
-import type { VariantSpec } from '../shared/messages.js';
+import type { VariantSpec } from '../shared/schemas.js';
 import type { ImageSize } from '../shared/plan.js';
 import type { AnchorVariantRun, FloorRun, JobRun, ParityResult, Timing } from './methods.js';
 

@@ -7,7 +7,7 @@ import { acceptImage, type AcceptOutcome } from '../shared/accept.js';
 import { parseFocus } from '../shared/crop.js';
 import type { PipelineDeps } from '../shared/deps.js';
 import { permanent, PipelineError, toHttpError } from '../shared/errors.js';
-import { ImageId } from '../shared/messages.js';
+import { ImageId } from '../shared/schemas.js';
 import { variantName } from '../shared/naming.js';
 import { uploadAuth } from '../shared/config.js';
 import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/request-policy.js';

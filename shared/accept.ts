@@ -7,7 +7,7 @@ import type { PipelineDeps } from './deps.js';
 import { chooseCrops, type Focus } from './crop.js';
 import { cropsToMetadata, dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
 import { isPreconditionFailed, transient } from './errors.js';
-import type { FailureRecord, Manifest, OriginalInfo, OutcomeMarker, VariantSpec } from './messages.js';
+import type { FailureRecord, Manifest, OriginalInfo, OutcomeMarker, VariantSpec } from './schemas.js';
 import { imageIdOf, ORIGINAL_METADATA, originalName } from './naming.js';
 import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js';
 import { planVariants } from './plan.js';

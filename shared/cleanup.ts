@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
 import { dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
 import { transient } from './errors.js';
-import { parseJob, type OriginalInfo } from './messages.js';
+import { parseJob, type OriginalInfo } from './schemas.js';
 import { idFromImagesName, idFromOriginalName, idFromOutcomeMarkerName, isUnsettledOutcome, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName } from './naming.js';
 import { advanceStep, claimStep, readCursor, type StepClaim } from './cleanup-state.js';
 import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from './objects.js';

@@ -5,7 +5,7 @@
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
-import { AspectCrop, Aspect, type JobMessage, type OriginalInfo, type OriginalRef } from './messages.js';
+import { AspectCrop, Aspect, type JobMessage, type OriginalInfo, type OriginalRef } from './schemas.js';
 import { z } from 'zod';
 import { guardStorage } from './objects.js';
 import { planImage, splitIntoJobs } from './plan.js';

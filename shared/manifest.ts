@@ -2,7 +2,7 @@
  * Manifest building and the fan-in check, as pure functions over object listings.
  */
 import type { OutputFormat } from './config.js';
-import type { AspectVariant, CropRect, Manifest, ManifestAspect, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './messages.js';
+import type { AspectVariant, CropRect, Manifest, ManifestAspect, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './schemas.js';
 import { CONTENT_TYPES, variantName } from './naming.js';
 import type { Recipe } from './recipe.js';
 

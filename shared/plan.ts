@@ -8,7 +8,7 @@
  * variant on the critical path. Pure functions, deterministic output.
  */
 import type { Config, FanoutStrategy, OutputFormat } from './config.js';
-import type { CropRect, OmittedVariant, VariantSpec } from './messages.js';
+import type { CropRect, OmittedVariant, VariantSpec } from './schemas.js';
 
 /** An original's upright size (after EXIF orientation), as the probe reports it. */
 export interface ImageSize {

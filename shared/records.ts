@@ -21,7 +21,7 @@ import { variantCount } from './manifest.js';
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from './errors.js';
-import { FailureRecordV1, ManifestV1, OutcomeMarkerV1, type EventMessage, type FailureRecord, type Manifest, type OutcomeMarker } from './messages.js';
+import { FailureRecordV1, ManifestV1, OutcomeMarkerV1, type EventMessage, type FailureRecord, type Manifest, type OutcomeMarker } from './schemas.js';
 import { errorRecordName, isUnsettledOutcome, isVariantName, manifestName, OUTCOME_MARKER, originalName, outcomeMarkerName, RECORD_CACHE_CONTROL } from './naming.js';
 import { createIfAbsent, deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, readJsonObject, STORAGE_CALL_DEADLINE_MS, withDeadline } from './objects.js';
 import { METRIC_LINES } from './observability.js';

@@ -36,7 +36,7 @@ import sharp, { type Metadata, type Sharp } from 'sharp';
 import type { Config, OutputFormat } from './config.js';
 import { AvifEncodeTimeModel } from './encode-time.js';
 import { PipelineError, permanent } from './errors.js';
-import type { CropRect, VariantSpec } from './messages.js';
+import type { CropRect, VariantSpec } from './schemas.js';
 import { CONTENT_TYPES } from './naming.js';
 import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
 

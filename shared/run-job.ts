@@ -9,7 +9,7 @@ import { publicBaseUrl } from './config.js';
 import type { PipelineDeps } from './deps.js';
 import { classifyError, PipelineError, transient } from './errors.js';
 import { buildManifest, missingVariants, type VariantObject } from './manifest.js';
-import type { JobMessage } from './messages.js';
+import type { JobMessage } from './schemas.js';
 import { VARIANT_CACHE_CONTROL, VARIANT_METADATA, variantName } from './naming.js';
 import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
 import { METRIC_LINES } from './observability.js';

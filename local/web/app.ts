@@ -9,7 +9,7 @@
  * reload (or a later `npm start`) lists them again.
  */
 
-// ---- The API's shapes (mirrors shared/messages.ts and functions/upload.ts; the page cannot import them).
+// ---- The API's shapes (mirrors shared/schemas.ts and functions/upload.ts; the page cannot import them).
 
 type OutputFormat = 'avif' | 'webp' | 'jpeg';
 

@@ -11,7 +11,7 @@ import { useDeps } from '../../functions/runtime.js';
 import { runCleanup } from '../../shared/cleanup.js';
 import { claimStep } from '../../shared/cleanup-state.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import { encodeMessage, type JobMessage } from '../../shared/messages.js';
+import { encodeMessage, type JobMessage } from '../../shared/schemas.js';
 import { cleanupStateName, CURSOR_METADATA, errorRecordName, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../../shared/naming.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';

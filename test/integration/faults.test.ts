@@ -27,7 +27,7 @@ import type { Config } from '../../shared/config.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
 import { permanent } from '../../shared/errors.js';
 import { ingestObject } from '../../shared/ingest-object.js';
-import { FailureRecordV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/messages.js';
+import { FailureRecordV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/schemas.js';
 import { recordFailure, writeManifest } from '../../shared/records.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { runJob } from '../../shared/run-job.js';

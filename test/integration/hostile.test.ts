@@ -35,7 +35,7 @@ import { guardUploadListener } from '../../functions/upload-guard.js';
 import type { Config } from '../../shared/config.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
 import { isRetryableCause, type ErrorCode } from '../../shared/errors.js';
-import type { EventMessage, JobMessage } from '../../shared/messages.js';
+import type { EventMessage, JobMessage } from '../../shared/schemas.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import {
   badCrcPng,

@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { FailureRecordV1 } from '../../shared/messages.js';
+import { FailureRecordV1 } from '../../shared/schemas.js';
 import { errorRecordName, imageIdOf, originalName } from '../../shared/naming.js';
 import { makePhoto, pngBomb, textPosingAsJpeg } from '../fixtures/images.js';
 import { freePort } from '../fixtures/pubsub.js';

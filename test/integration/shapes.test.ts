@@ -23,7 +23,7 @@ import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import type { OutputFormat } from '../../shared/config.js';
-import { FailureRecordV1, ManifestV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/messages.js';
+import { FailureRecordV1, ManifestV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/schemas.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { freePort } from '../fixtures/pubsub.js';
 import { pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';

@@ -11,7 +11,7 @@ import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import type { JobMessage } from '../../shared/messages.js';
+import type { JobMessage } from '../../shared/schemas.js';
 import { imageIdOf, ORIGINAL_METADATA, originalName } from '../../shared/naming.js';
 import { METRIC_LINES } from '../../shared/observability.js';
 import { TRACE_ATTRIBUTE, TRACE_LOG_FIELDS } from '../../shared/trace.js';

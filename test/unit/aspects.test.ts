@@ -10,7 +10,7 @@ import { chooseCrops, cropMetadata, largestCropSize, parseCropMetadata, parseFoc
 import { buildJobs, cropsToMetadata, originalInfoFromMetadata } from '../../shared/dispatch.js';
 import { PipelineError } from '../../shared/errors.js';
 import { buildManifest, missingVariants, srcsetOf, type VariantObject } from '../../shared/manifest.js';
-import { ManifestV1, parseJob, type AspectCrop, type VariantSpec } from '../../shared/messages.js';
+import { ManifestV1, parseJob, type AspectCrop, type VariantSpec } from '../../shared/schemas.js';
 import { ORIGINAL_METADATA, variantName } from '../../shared/naming.js';
 import { planImage, splitIntoJobs } from '../../shared/plan.js';
 import { encoderSettingsFromConfig, renderVariants, type RenderOptions } from '../../shared/render.js';

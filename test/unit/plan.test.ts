@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import { FANOUT_STRATEGIES, OUTPUT_FORMATS, type FanoutStrategy, type OutputFormat } from '../../shared/config.js';
-import type { VariantSpec } from '../../shared/messages.js';
+import type { VariantSpec } from '../../shared/schemas.js';
 import {
   DECODE_COST_FACTOR,
   estimateDecodeCost,

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import sharp, { type Sharp } from 'sharp';
 import type { OutputFormat } from '../../shared/config.js';
 import { PipelineError, transient, type ErrorCode } from '../../shared/errors.js';
-import type { VariantSpec } from '../../shared/messages.js';
+import type { VariantSpec } from '../../shared/schemas.js';
 import {
   configureSharp,
   encoderSettingsFromConfig,

@@ -1,6 +1,7 @@
 /**
- * Versioned message schemas: jobs on the jobs topic, events on the events topic, and the
- * `manifest.json` / `error.json` records. Every message is validated on receipt; a message that
+ * Versioned schemas of everything the pipeline writes as JSON: jobs on the jobs topic, events on
+ * the events topic, the manifest, the failure record and the outcome marker (`outcomes/{id}`),
+ * and the ids they carry. Every message is validated on receipt; a message that
  * does not parse is a permanent failure (acknowledged and logged, never retried).
  */
 import { z } from 'zod';
