@@ -10,8 +10,8 @@
  * - uploads bucket `cleanup/{step}`: cleanup's cursors (docs/cleanup.md).
  */
 import { createHash } from 'node:crypto';
-import type { OutputFormat } from './config.js';
 import { topology } from './topology.js';
+import type { OutputFormat } from './domain.js';
 
 /** File extension per output format. */
 export const EXTENSIONS: Readonly<Record<OutputFormat, string>> = { avif: 'avif', webp: 'webp', jpeg: 'jpg' };

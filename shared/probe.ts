@@ -20,9 +20,10 @@
  */
 import sharp, { type Metadata } from 'sharp';
 import { crc32 } from 'node:zlib';
-import type { Config, OutputFormat } from './config.js';
+import type { Config } from './config.js';
 import { permanent } from './errors.js';
 import { FORMAT_LIMITS, planImage } from './plan.js';
+import type { OutputFormat } from './domain.js';
 
 /** Formats the sniffer recognises. `heif` (HEIC) is recognised only to be refused clearly. */
 export type InputFormat = 'jpeg' | 'png' | 'webp' | 'avif' | 'heif' | 'gif' | 'tiff' | 'svg';

@@ -33,12 +33,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import type { Config, OutputFormat } from './config.js';
+import type { Config } from './config.js';
 import { AvifEncodeTimeModel } from './encode-time.js';
 import { PipelineError, permanent } from './errors.js';
 import type { CropRect, VariantSpec } from './schemas.js';
 import { CONTENT_TYPES } from './naming.js';
 import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
+import type { OutputFormat } from './domain.js';
 
 /** Encoder settings per output format. */
 export interface EncoderSettings {

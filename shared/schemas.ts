@@ -5,9 +5,9 @@
  * does not parse is a permanent failure (acknowledged and logged, never retried).
  */
 import { z } from 'zod';
-import { OUTPUT_FORMATS } from './config.js';
 import { permanent } from './errors.js';
 import { RecipeV1 } from './recipe.js';
+import { OUTPUT_FORMATS } from './domain.js';
 
 /** An image id: the first 32 hex digits of the SHA-256 of the original's bytes. */
 export const ImageId = z.string().regex(/^[0-9a-f]{32}$/, { message: 'must be 32 lowercase hex digits' });

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import sharp, { type Sharp } from 'sharp';
-import type { OutputFormat } from '../../shared/config.js';
 import { PipelineError, transient, type ErrorCode } from '../../shared/errors.js';
 import type { VariantSpec } from '../../shared/schemas.js';
 import {
@@ -24,6 +23,7 @@ import {
   truncated,
   type PhotoFormat,
 } from '../fixtures/images.js';
+import type { OutputFormat } from '../../shared/domain.js';
 
 /** Fast encoder settings: the tests check geometry and colour, not compression. */
 const options: RenderOptions = {
