@@ -9,8 +9,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { runCleanup, type CleanupSummary } from '../shared/cleanup.js';
 import { createDeps, type PipelineDeps } from '../shared/deps.js';
-import { ORIGINAL_METADATA } from '../shared/dispatch.js';
-import { errorRecordName, manifestName, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../shared/naming.js';
+import { errorRecordName, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../shared/naming.js';
 import { withScaleStack } from './scale-stack.js';
 import { markdownTable } from './stats.js';
 

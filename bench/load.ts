@@ -65,7 +65,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { ENV_VARS, OUTPUT_FORMATS, type Config, type OutputFormat } from '../shared/config.js';
+import { ENV_VARS, type Config } from '../shared/config.js';
 import { errorRecordName, manifestName } from '../shared/naming.js';
 import { admissionLimit, pushPath } from '../shared/topology.js';
 import { admitAtMost, type AdmissionStats } from '../local/admission.js';
@@ -74,6 +74,7 @@ import { waitForPort } from '../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { photoPixels } from '../test/fixtures/images.js';
 import { markdownTable } from './stats.js';
+import { OUTPUT_FORMATS, type OutputFormat } from '../shared/domain.js';
 
 /** What to run. */
 export interface LoadOptions {

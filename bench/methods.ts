@@ -6,10 +6,11 @@
  * these encoder calls write the same bytes as render.ts's, so the comparison stays fair.
  */
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { loadConfig, type Config, type FanoutStrategy, type OutputFormat } from '../shared/config.js';
-import type { VariantSpec } from '../shared/messages.js';
+import { loadConfig, type Config } from '../shared/config.js';
+import type { VariantSpec } from '../shared/schemas.js';
 import { heightForWidth, planVariants, splitIntoJobs, type ImageSize } from '../shared/plan.js';
 import { encoderSettingsFromConfig, renderVariants, type EncoderSettings, type RenderOptions } from '../shared/render.js';
+import type { FanoutStrategy, OutputFormat } from '../shared/domain.js';
 
 /** Bucket names the config schema requires; the bench touches no bucket. */
 const BENCH_BUCKETS = { UPLOADS_BUCKET: 'bench-uploads', IMAGES_BUCKET: 'bench-images' } as const;

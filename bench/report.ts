@@ -2,12 +2,12 @@
  * The bench's report: the data model written to the JSON file, the aggregation of raw runs into
  * medians and ratios, the targets, and the Markdown printed on stdout.
  */
-import type { FanoutStrategy, OutputFormat } from '../shared/config.js';
-import type { VariantSpec } from '../shared/messages.js';
+import type { VariantSpec } from '../shared/schemas.js';
 import { heightForWidth } from '../shared/plan.js';
 import type { AnchorVariantRun, FloorRun, ParityResult, Timing } from './methods.js';
 import { bytes, fixed, geomean, markdownTable, median, mibFromKib, percent, sum, times } from './stats.js';
 import type { EncoderCase, EncoderRow, QualityRow, RuntimeResult } from './tasks.js';
+import type { FanoutStrategy, OutputFormat } from '../shared/domain.js';
 
 /** Where the numbers came from. */
 export interface MachineFacts {

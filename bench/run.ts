@@ -10,9 +10,9 @@ import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { FANOUT_STRATEGIES, type Config, type FanoutStrategy, type OutputFormat } from '../shared/config.js';
+import type { Config } from '../shared/config.js';
 import { PipelineError } from '../shared/errors.js';
-import type { VariantSpec } from '../shared/messages.js';
+import type { VariantSpec } from '../shared/schemas.js';
 import type { ImageSize } from '../shared/plan.js';
 import { probeImage, probeLimitsFromConfig } from '../shared/probe.js';
 import {
@@ -52,6 +52,7 @@ import {
 } from './report.js';
 import { fixed, mibFromKib, percent, times } from './stats.js';
 import { ANSWER_MARKER, type ChildAnswer, type EncoderCase, type Task } from './tasks.js';
+import { FANOUT_STRATEGIES, type FanoutStrategy, type OutputFormat } from '../shared/domain.js';
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 

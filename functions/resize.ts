@@ -6,7 +6,7 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import type { PipelineDeps } from '../shared/deps.js';
 import { classifyError, PipelineError } from '../shared/errors.js';
-import { parseJob } from '../shared/messages.js';
+import { parseJob } from '../shared/schemas.js';
 import { runJob } from '../shared/run-job.js';
 import { newTrace, parseTraceparent, runWithTrace, TRACE_ATTRIBUTE } from '../shared/trace.js';
 

@@ -11,8 +11,10 @@ let current: PipelineDeps | undefined;
 
 /** The collaborators of this instance. */
 export function getDeps(): PipelineDeps {
-  if (!current) useDeps(createDeps(loadConfig()));
-  return current!;
+  if (current) return current;
+  const deps = createDeps(loadConfig());
+  useDeps(deps);
+  return deps;
 }
 
 /** Replaces the collaborators (local stack, tests) and applies the runtime settings they carry. */

@@ -23,7 +23,7 @@
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import { uploadAuth, type Config } from '../shared/config.js';
 import { permanent, toHttpError, type PipelineError } from '../shared/errors.js';
-import { corsFor, routePath, screenRequest } from '../shared/request-policy.js';
+import { corsFor, routePath, screenRequest, withoutQuery } from '../shared/request-policy.js';
 import { MULTIPART_OVERHEAD_BYTES } from '../shared/request-body.js';
 
 type GuardConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'CORS_ORIGINS' | 'UPLOAD_AUTH' | 'UPLOAD_TOKEN'>;
@@ -79,7 +79,7 @@ export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, co
   // `/uploads/%E0%A4%A`) would end in its HTML error page with a stack trace instead.
   const url = req.url ?? '/';
   try {
-    decodeURIComponent(url.split('?')[0]!);
+    decodeURIComponent(withoutQuery(url));
   } catch {
     refuse(req, res, permanent('bad_request', 'The request path is not valid.'), config);
     return false;

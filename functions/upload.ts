@@ -7,7 +7,7 @@ import { acceptImage, type AcceptOutcome } from '../shared/accept.js';
 import { parseFocus } from '../shared/crop.js';
 import type { PipelineDeps } from '../shared/deps.js';
 import { permanent, PipelineError, toHttpError } from '../shared/errors.js';
-import { ImageId } from '../shared/messages.js';
+import { ImageId } from '../shared/schemas.js';
 import { variantName } from '../shared/naming.js';
 import { uploadAuth } from '../shared/config.js';
 import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/request-policy.js';
@@ -171,14 +171,14 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
         await handleSignedUrl(deps, req, res, signed[1]);
         return;
       }
-      const match = /^\/uploads\/([^/]+)$/.exec(path);
-      if (match) {
+      const id = /^\/uploads\/([^/]+)$/.exec(path)?.[1];
+      if (id) {
         if (req.method === 'DELETE') {
-          await handleDelete(deps, res, match[1]!);
+          await handleDelete(deps, res, id);
           return;
         }
         if (req.method !== 'GET') throw methodNotAllowed(res, 'GET, DELETE');
-        await handleStatus(deps, req, res, match[1]!);
+        await handleStatus(deps, req, res, id);
         return;
       }
       throw permanent('not_found', 'No such endpoint. Use POST /uploads or GET /uploads/{id}.');

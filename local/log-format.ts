@@ -37,7 +37,8 @@ function readableFields(entry: Record<string, unknown>): Array<[string, string]>
   const fields: Array<[string, string]> = [];
   for (const [key, v] of Object.entries(entry)) {
     if (HIDDEN_FIELDS.has(key) || v === undefined || key === TRACE_LOG_FIELDS.spanId || key === TRACE_LOG_FIELDS.sampled) continue;
-    if (key === TRACE_LOG_FIELDS.trace) fields.push(['trace', String(v).split('/').pop()!.slice(0, 8)]);
+    const text = String(v);
+    if (key === TRACE_LOG_FIELDS.trace) fields.push(['trace', text.slice(text.lastIndexOf('/') + 1, text.lastIndexOf('/') + 9)]);
     else if (key === METRIC_LINES.jobDone.stages && v && typeof v === 'object') fields.push([key, stages(v as Record<string, unknown>)]);
     else fields.push([key, value(v)]);
   }

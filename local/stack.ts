@@ -152,9 +152,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   // Everything started is registered here and undone in reverse order, on failure or stop().
   const undo: Array<() => Promise<void> | void> = [];
   const unwind = async () => {
-    while (undo.length > 0) {
+    for (let step = undo.pop(); step; step = undo.pop()) {
       try {
-        await undo.pop()!();
+        await step();
       } catch (error) {
         stackLog.warn('stopping a part of the stack failed', { event: 'local.stop', error });
       }
@@ -173,8 +173,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (options.dataDir) {
       mkdirSync(options.dataDir, { recursive: true });
       if (!externalEmulator) {
-        emulatorLog = createWriteStream(join(options.dataDir, 'pubsub-emulator.log'), { flags: 'a' });
-        undo.push(() => new Promise<void>((resolve) => emulatorLog!.end(resolve)));
+        const log = createWriteStream(join(options.dataDir, 'pubsub-emulator.log'), { flags: 'a' });
+        emulatorLog = log;
+        undo.push(() => new Promise<void>((resolve) => log.end(resolve)));
       }
     }
 
@@ -241,7 +242,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       else ff.cloudEvent(localName(fn), wrapped as never);
       let app = testing.getTestServer(localName(fn)).listeners('request')[0] as RequestListener;
       // As deployed: upload's requests are screened before functions-framework parses bodies.
-      if (fn === 'upload') app = guardUploadListener(app, () => currentConfig!);
+      if (fn === 'upload') app = guardUploadListener(app, () => requireStarted(currentConfig, 'the upload configuration'));
       apps[fn] = (req, res) => {
         if (ready) return app(req, res);
         res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' });
@@ -254,7 +255,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const web = await startWebServer({
       host,
       port: requested.web,
-      storage: () => storage!,
+      storage: () => requireStarted(storage, 'the storage client'),
       imagesBucket: () => imagesBucket,
       api: apps.upload,
       connectSources: [storageServer.url],
@@ -289,7 +290,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       undo.push(() => emulator.stop());
     }
     checkpoint();
-    const emulatorHost = externalEmulator ?? emulator!.host;
+    const emulatorHost = externalEmulator ?? emulator?.host;
+    if (!emulatorHost) throw new Error('The Pub/Sub emulator did not start.');
 
     const ports: Record<PortName, number> = {
       web: web.port,
@@ -423,6 +425,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     running = false;
     throw error;
   }
+}
+
+/** A part set up later in start(); the servers answer 503 until then, so reaching this unset is a bug. */
+function requireStarted<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`${what} is used before the stack has started.`);
+  return value;
 }
 
 function asPortError(error: unknown, name: PortName, port: number): unknown {

@@ -5,15 +5,15 @@
 import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { chooseCrops, type Focus } from './crop.js';
-import { cropsToMetadata, dispatchOriginal, ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
+import { cropsToMetadata, dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
 import { isPreconditionFailed, transient } from './errors.js';
-import type { FailureRecord, Manifest, OriginalInfo, VariantSpec } from './messages.js';
-import { imageIdOf, originalName } from './naming.js';
+import type { FailureRecord, Manifest, OriginalInfo, OutcomeMarker, VariantSpec } from './schemas.js';
+import { imageIdOf, ORIGINAL_METADATA, originalName } from './naming.js';
 import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js';
 import { planVariants } from './plan.js';
 import { probeImage, probeLimitsFromConfig } from './probe.js';
 import { recipeHashOf, recipeOf } from './recipe.js';
-import { clearRetryableFailure, clearTombstone, readOutcome, type StoredOutcome } from './records.js';
+import { clearRetryableFailure, clearTombstone, readOutcome } from './records.js';
 import { currentTrace, formatTraceparent } from './trace.js';
 
 /** What happened to an accepted image. */
@@ -37,18 +37,16 @@ export interface AcceptInput {
   readonly acceptedAt?: string;
 }
 
-function asAcceptOutcome(id: string, stored: StoredOutcome): AcceptOutcome | undefined {
-  if (stored.marker.outcome === 'deleted') return undefined;
-  return stored.marker.outcome === 'ready'
-    ? { state: 'ready', id, manifest: stored.marker.manifest }
-    : { state: 'failed', id, record: stored.marker.record };
+function asAcceptOutcome(id: string, marker: Exclude<OutcomeMarker, { outcome: 'deleted' }>): AcceptOutcome {
+  return marker.outcome === 'ready' ? { state: 'ready', id, manifest: marker.manifest } : { state: 'failed', id, record: marker.record };
 }
 
 /** The terminal state of an image, if it has one (`deleted` for a deleted image). */
 export async function terminalState(deps: PipelineDeps, id: string): Promise<AcceptOutcome | { state: 'deleted'; id: string } | undefined> {
   const stored = await readOutcome(deps, id);
-  if (stored?.marker.outcome === 'deleted') return { state: 'deleted', id };
-  return stored && asAcceptOutcome(id, stored);
+  if (!stored) return undefined;
+  if (stored.marker.outcome === 'deleted') return { state: 'deleted', id };
+  return asAcceptOutcome(id, stored.marker);
 }
 
 async function storeOriginal(file: File, input: AcceptInput, id: string, info: OriginalInfo, acceptedAt: string): Promise<string | undefined> {
@@ -134,7 +132,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
       });
       log.info('retrying an image whose failure was retryable', { event: 'accept.retry', code: stored.marker.record.code, dispatch: retry, source: input.source });
     } else {
-      const terminal = asAcceptOutcome(id, stored)!;
+      const terminal = asAcceptOutcome(id, stored.marker);
       log.info('image already finished', { event: 'accept', state: terminal.state, source: input.source });
       return terminal;
     }
@@ -176,7 +174,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
   }
   log.info('original stored', { event: 'accept', source: input.source, format: info.format, width: info.width, height: info.height, bytes: info.bytes });
   const jobs = await dispatchOriginal(deps, file, generation, id, info, dispatch, { acceptedAt });
-  return { state: 'processing', id, variants: jobs[0]!.plan, dispatched: true };
+  return { state: 'processing', id, variants: jobs[0]?.plan ?? [], dispatched: true };
 }
 
 /**
@@ -207,5 +205,5 @@ export async function dispatchUpdate(
   const dispatch = (Number(custom[ORIGINAL_METADATA.redispatches] ?? 0) || 0) + 1;
   deps.log.info('image made with another recipe; updating', { event: 'accept.update', imageId: id, replaces, recipe, dispatch, source });
   const jobs = await dispatchOriginal(deps, file, stored ?? String(metadata.generation), id, info, dispatch, { replaces });
-  return { state: 'processing', id, variants: jobs[0]!.plan, dispatched: true };
+  return { state: 'processing', id, variants: jobs[0]?.plan ?? [], dispatched: true };
 }

@@ -9,17 +9,7 @@ import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { isPreconditionFailed } from './errors.js';
 import { guardStorage, metadataOrUndefined } from './objects.js';
-
-/** Prefix of the cursor objects in the uploads bucket (outside `originals/` and `incoming/`). */
-export const CLEANUP_STATE_PREFIX = 'cleanup/';
-
-/** Custom metadata keys of a cursor object. */
-export const CURSOR_METADATA = { after: 'after', claimedBy: 'claimedBy', claimedUntil: 'claimedUntil' } as const;
-
-/** `cleanup/{step}` in the uploads bucket. */
-export function cleanupStateName(step: string): string {
-  return `${CLEANUP_STATE_PREFIX}${step}`;
-}
+import { CURSOR_METADATA, cleanupStateName } from './naming.js';
 
 /** A step this pass holds: where to start, and the generation its next write must match. */
 export interface StepClaim {

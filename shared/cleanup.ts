@@ -10,19 +10,10 @@ import type { Bucket, File } from '@google-cloud/storage';
 import type { Message } from '@google-cloud/pubsub';
 import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
-import { dispatchOriginal, ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
+import { dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
 import { transient } from './errors.js';
-import { parseJob, type OriginalInfo } from './messages.js';
-import {
-  idFromImagesName,
-  idFromOriginalName,
-  idFromOutcomeMarkerName,
-  isUnsettledOutcome,
-  manifestName,
-  originalName,
-  OUTCOME_MARKER,
-  outcomeMarkerName,
-} from './naming.js';
+import { parseJob, type OriginalInfo } from './schemas.js';
+import { idFromImagesName, idFromOriginalName, idFromOutcomeMarkerName, isUnsettledOutcome, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName } from './naming.js';
 import { advanceStep, claimStep, readCursor, type StepClaim } from './cleanup-state.js';
 import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from './objects.js';
 import { outcomeKind, recordFailure, settlePendingOutcome } from './records.js';
@@ -178,13 +169,15 @@ type ReviewResult = 'done' | 'stop';
  */
 async function reviewInOrder<T>(items: readonly T[], limit: number, expired: () => boolean, work: (item: T) => Promise<ReviewResult>): Promise<number> {
   const done = new Array<boolean>(items.length).fill(false);
-  let next = 0;
+  const queue = items.entries();
   let stopAt = items.length;
   await Promise.all(
     Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < stopAt && !expired()) {
-        const index = next++;
-        if ((await work(items[index]!)) === 'stop') stopAt = Math.min(stopAt, index);
+      while (!expired()) {
+        const next = queue.next();
+        if (next.done || next.value[0] >= stopAt) break;
+        const [index, item] = next.value;
+        if ((await work(item)) === 'stop') stopAt = Math.min(stopAt, index);
         else done[index] = true;
       }
     }),
@@ -259,7 +252,8 @@ async function scanFrom(listing: Listing, cursor: string | undefined, budget: nu
     entries = entries.slice(0, budget - reviewed);
     const done = await reviewInOrder(entries, CONCURRENCY, () => Date.now() >= until, review);
     reviewed += done;
-    if (done > 0) last = entries[done - 1]!.name;
+    const lastDone = entries[done - 1];
+    if (lastDone) last = lastDone.name;
     if (done < entries.length) return { after: last, reviewed, complete: false };
     if (cycleEnds) return { after: last, reviewed, complete: true };
     pageToken = page.nextPageToken;
@@ -327,10 +321,12 @@ export async function runCleanup(deps: PipelineDeps): Promise<CleanupSummary> {
               : { bucket: images, prefix: '', folders: true };
       const review = (entry: Entry): Promise<ReviewResult> =>
         guarded(ctx, entry.name, async () => {
-          if (step === 'originals') return reviewOriginal(ctx, entry.file!);
-          if (step === 'incoming') await reviewIncoming(ctx, entry.file!);
-          else if (step === 'records') await reviewRecord(ctx, entry.file!);
-          else await reviewImageFolder(ctx, entry.name);
+          // Folder listings (the images step) have no file; object listings always have one.
+          const { file } = entry;
+          if (!file) await reviewImageFolder(ctx, entry.name);
+          else if (step === 'originals') return reviewOriginal(ctx, file);
+          else if (step === 'incoming') await reviewIncoming(ctx, file);
+          else await reviewRecord(ctx, file);
           return 'done';
         });
       summary.steps[step] = await cursorStep(ctx, step, listing, until, review);

@@ -1,27 +1,12 @@
 /**
  * The environment schema: every setting the functions read, with its default, validated once at
- * cold start. A bad value stops start-up with a message naming the variable. The README's
- * configuration table and Terraform's generated environment follow this file.
+ * cold start; the values it allows come from domain.ts. A bad value stops start-up with a message
+ * naming the variable. docs/configuration.md's table and Terraform's generated environment follow
+ * this file.
  */
 import { z } from 'zod';
+import { CROP_STRATEGIES, FANOUT_STRATEGIES, OUTPUT_FORMATS, UPLOAD_AUTH_MODES, type UploadAuth } from './domain.js';
 import { topology } from './topology.js';
-
-/** Output formats the renderer can write. */
-export const OUTPUT_FORMATS = ['avif', 'webp', 'jpeg'] as const;
-/** One of {@link OUTPUT_FORMATS}. */
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
-
-/** How the planner splits an image's variants into jobs. */
-export const FANOUT_STRATEGIES = ['per-width', 'per-format', 'balanced', 'per-image'] as const;
-/** One of {@link FANOUT_STRATEGIES}. */
-export type FanoutStrategy = (typeof FANOUT_STRATEGIES)[number];
-
-/** How the upload API authenticates (UPLOAD_AUTH). */
-export const UPLOAD_AUTH_MODES = ['token', 'none'] as const;
-/** How an aspect's crop is positioned when the uploader gave no focal point (sharp's strategies). */
-export const CROP_STRATEGIES = ['attention', 'entropy', 'centre'] as const;
-/** One of {@link CROP_STRATEGIES}. */
-export type CropStrategy = (typeof CROP_STRATEGIES)[number];
 
 const MiB = 1024 * 1024;
 
@@ -235,9 +220,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return result.data;
 }
-
-/** How the upload API authenticates requests, from UPLOAD_AUTH and UPLOAD_TOKEN. */
-export type UploadAuth = { readonly mode: 'none' } | { readonly mode: 'token'; readonly token: string };
 
 /**
  * The upload function's authentication. Only the upload function needs its token (the others

@@ -5,36 +5,13 @@
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
-import { AspectCrop, Aspect, type JobMessage, type OriginalInfo, type OriginalRef } from './messages.js';
+import { AspectCrop, Aspect, type JobMessage, type OriginalInfo, type OriginalRef } from './schemas.js';
 import { z } from 'zod';
 import { guardStorage } from './objects.js';
 import { planImage, splitIntoJobs } from './plan.js';
 import { publishJobs } from './publish.js';
 import { RECIPE_KEYS, recipeOf } from './recipe.js';
-
-/** Custom metadata keys on `originals/{id}`; cleanup and status read them back. */
-export const ORIGINAL_METADATA = {
-  imageId: 'imageId',
-  format: 'format',
-  width: 'width',
-  height: 'height',
-  bytes: 'bytes',
-  filename: 'filename',
-  source: 'source',
-  plannedVariants: 'plannedVariants',
-  /** When the jobs were last accepted by Pub/Sub (ISO time); absent until the first success. */
-  dispatchedAt: 'dispatchedAt',
-  /** How many times cleanup re-dispatched the image. */
-  redispatches: 'redispatches',
-  /** The recipe hash an update was last dispatched for (with `dispatchedAt`: when). */
-  updateRecipe: 'updateRecipe',
-  /** W3C traceparent of the upload, so cleanup's re-dispatch continues its trace. */
-  traceparent: 'traceparent',
-  /** When the image was accepted (ISO time), for upload→ready after a re-dispatch. */
-  acceptedAt: 'acceptedAt',
-  /** Each aspect's crop chosen at accept (JSON of `OriginalInfo.crops`), so re-dispatches reuse it. */
-  crops: 'crops',
-} as const;
+import { ORIGINAL_METADATA } from './naming.js';
 
 /** Optional facts a dispatch carries into its jobs. */
 export interface JobExtras {

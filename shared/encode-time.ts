@@ -34,7 +34,9 @@ const MIN_OBSERVED_PIXELS = 100_000;
 
 function baseRate(effort: number): number {
   const index = Math.min(AVIF_WALL_MS_PER_MEGAPIXEL.length - 1, Math.max(0, Math.round(effort)));
-  return AVIF_WALL_MS_PER_MEGAPIXEL[index]!;
+  const rate = AVIF_WALL_MS_PER_MEGAPIXEL[index];
+  if (rate === undefined) throw new RangeError(`No AVIF encode rate for effort ${effort}.`);
+  return rate;
 }
 
 /** Per-process model of AVIF encode time; see the module comment. */

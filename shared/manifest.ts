@@ -1,11 +1,11 @@
 /**
  * Manifest building and the fan-in check, as pure functions over object listings.
  */
-import type { OutputFormat } from './config.js';
-import type { AspectVariant, CropRect, Manifest, ManifestAspect, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './messages.js';
+import type { AspectVariant, CropRect, Manifest, ManifestAspect, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './schemas.js';
 import { CONTENT_TYPES, variantName } from './naming.js';
 import type { Placeholder } from './placeholder.js';
 import type { Recipe } from './recipe.js';
+import type { OutputFormat } from './domain.js';
 
 /** `<source>` order: the smallest files first, JPEG as the universal fallback last. */
 export const FORMAT_PREFERENCE: readonly OutputFormat[] = ['avif', 'webp', 'jpeg'];

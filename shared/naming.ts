@@ -1,15 +1,17 @@
 /**
- * Object names and content types: the data layout in one place.
+ * The data layout in one place: every object name and prefix, every custom metadata key the
+ * pipeline writes or reads back, and the content types.
  *
  * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads),
  *   `outcomes/{id}` (the arbiter of the image's one outcome; docs/record-protocol.md). The
  *   uploads bucket is private, so writer names and announcement state never go public.
  * - images bucket: `{id}/{width}w.{ext}`, `{id}/{W}x{H}/{width}w.{ext}` (an aspect's crop),
  *   `{id}/manifest.json`, `{id}/error.json`
+ * - uploads bucket `cleanup/{step}`: cleanup's cursors (docs/cleanup.md).
  */
 import { createHash } from 'node:crypto';
-import type { OutputFormat } from './config.js';
 import { topology } from './topology.js';
+import type { OutputFormat } from './domain.js';
 
 /** File extension per output format. */
 export const EXTENSIONS: Readonly<Record<OutputFormat, string>> = { avif: 'avif', webp: 'webp', jpeg: 'jpg' };
@@ -201,3 +203,47 @@ export function ticketFromIncomingName(name: string): string | undefined {
 export function ticketMarkerName(ticket: string): string {
   return `${TICKETS_PREFIX}${ticket}`;
 }
+
+/** Custom metadata keys on `originals/{id}`; cleanup and status read them back. */
+export const ORIGINAL_METADATA = {
+  imageId: 'imageId',
+  format: 'format',
+  width: 'width',
+  height: 'height',
+  bytes: 'bytes',
+  filename: 'filename',
+  source: 'source',
+  plannedVariants: 'plannedVariants',
+  /** When the jobs were last accepted by Pub/Sub (ISO time); absent until the first success. */
+  dispatchedAt: 'dispatchedAt',
+  /** How many times cleanup re-dispatched the image. */
+  redispatches: 'redispatches',
+  /** The recipe hash an update was last dispatched for (with `dispatchedAt`: when). */
+  updateRecipe: 'updateRecipe',
+  /** W3C traceparent of the upload, so cleanup's re-dispatch continues its trace. */
+  traceparent: 'traceparent',
+  /** When the image was accepted (ISO time), for upload→ready after a re-dispatch. */
+  acceptedAt: 'acceptedAt',
+  /** Each aspect's crop chosen at accept (JSON of `OriginalInfo.crops`), so re-dispatches reuse it. */
+  crops: 'crops',
+} as const;
+
+/**
+ * Custom metadata keys on variant objects; the fan-in reads width and height back, and sums
+ * `cpuMs` (the writing job's process CPU since its previous variant) into the image's CPU-seconds.
+ */
+export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration', cpuMs: 'cpuMs', crop: 'crop', placeholder: 'placeholder' } as const;
+
+/** Prefix of the cursor objects in the uploads bucket (outside `originals/` and `incoming/`). */
+export const CLEANUP_STATE_PREFIX = 'cleanup/';
+
+/** Custom metadata keys of a cursor object. */
+export const CURSOR_METADATA = { after: 'after', claimedBy: 'claimedBy', claimedUntil: 'claimedUntil' } as const;
+
+/** `cleanup/{step}` in the uploads bucket. */
+export function cleanupStateName(step: string): string {
+  return `${CLEANUP_STATE_PREFIX}${step}`;
+}
+
+/** Custom metadata keys the reprocess step keeps on its cursor (`cleanup/reprocess`): the day's CPU budget. */
+export const REPROCESS_BUDGET_METADATA = { day: 'budgetDay', spent: 'budgetCpuSeconds' } as const;

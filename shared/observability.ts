@@ -4,7 +4,7 @@
  * test/terraform/monitoring.test.ts checks the metrics' filters against them, so a renamed
  * field breaks a test instead of silently flattening a dashboard (docs/observability.md).
  */
-import type { Manifest } from './messages.js';
+import type { Manifest } from './schemas.js';
 
 type Processing = NonNullable<Manifest['processing']>;
 

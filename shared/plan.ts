@@ -7,8 +7,9 @@
  * plus one decode per job) lets the `balanced` strategy make as few jobs as keep the biggest
  * variant on the critical path. Pure functions, deterministic output.
  */
-import type { Config, FanoutStrategy, OutputFormat } from './config.js';
-import type { CropRect, OmittedVariant, VariantSpec } from './messages.js';
+import type { Config } from './config.js';
+import type { CropRect, OmittedVariant, VariantSpec } from './schemas.js';
+import type { FanoutStrategy, OutputFormat } from './domain.js';
 
 /** An original's upright size (after EXIF orientation), as the probe reports it. */
 export interface ImageSize {
@@ -136,7 +137,7 @@ function planFrame(info: ImageSize, widths: readonly number[], formats: readonly
   const nominal = targetWidths(info.width, widths);
   const byFormat = new Map(formats.map((format) => [format, targetWidths(widestFitting(format, info), widths)] as const));
   const planned = [...new Set([...byFormat.values()].flat())].filter((width) => width >= 1).sort((a, b) => a - b);
-  const variants = planned.flatMap((width) => formats.filter((format) => byFormat.get(format)!.includes(width)).map((format) => ({ width, format })));
+  const variants = planned.flatMap((width) => [...byFormat].filter(([, fitting]) => fitting.includes(width)).map(([format]) => ({ width, format })));
   const omitted = nominal.flatMap((width) =>
     formats.filter((format) => !fitsFormat(format, width, heightForWidth(width, info))).map((format) => ({
       width,
@@ -206,8 +207,8 @@ export const MAX_BALANCED_JOBS = 6;
 export const MAX_FANOUT_DECODE_OVERHEAD = 0.15;
 
 /** Groups `items` by `key`, groups in order of first appearance. */
-function groupBy<T, K>(items: readonly T[], key: (item: T) => K): T[][] {
-  const groups = new Map<K, T[]>();
+function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Array<[T, ...T[]]> {
+  const groups = new Map<K, [T, ...T[]]>();
   for (const item of items) {
     const group = groups.get(key(item));
     if (group) group.push(item);
@@ -229,12 +230,11 @@ function packBalanced(variants: readonly VariantSpec[], info: PlanInput, jobCoun
   const byCostDescending = [...items].sort((a, b) => b.cost - a.cost || a.index - b.index);
   const decode = estimateDecodeCost(info);
   const totalVariantCost = items.reduce((sum, item) => sum + item.cost, 0);
-  const idealMakespan = decode + Math.max(byCostDescending[0]!.cost, totalVariantCost / jobCount);
+  const idealMakespan = decode + Math.max(byCostDescending[0]?.cost ?? 0, totalVariantCost / jobCount);
   type Job = { load: number; items: typeof items };
   const jobs: Job[] = Array.from({ length: jobCount }, () => ({ load: decode, items: [] }));
-  // Ties go to the lower job index, which keeps the packing deterministic.
-  const leastLoaded = (candidates: readonly Job[]): Job | undefined =>
-    candidates.reduce<Job | undefined>((best, job) => (best === undefined || job.load < best.load ? job : best), undefined);
+  // Ties go to the lower job index, which keeps the packing deterministic. Never called empty.
+  const leastLoaded = (candidates: readonly Job[]): Job => candidates.reduce((best, job) => (job.load < best.load ? job : best));
 
   for (const item of byCostDescending) {
     // An empty job always takes the next variant, so the job count asked for is the count made.
@@ -244,15 +244,15 @@ function packBalanced(variants: readonly VariantSpec[], info: PlanInput, jobCoun
       : jobs.filter(
           (job) => job.items.some((other) => sameResize(other.variant, item.variant)) && job.load + item.cost <= idealMakespan + 1e-9,
         );
-    const target = leastLoaded(sharesResize) ?? leastLoaded(jobs)!;
+    const target = leastLoaded(sharesResize.length > 0 ? sharesResize : jobs);
     target.load += item.cost;
     target.items.push(item);
   }
 
   return jobs
     .filter((job) => job.items.length > 0)
-    .map((job) => ({ load: job.load, items: job.items.sort((a, b) => a.index - b.index) }))
-    .sort((a, b) => b.load - a.load || a.items[0]!.index - b.items[0]!.index)
+    .map((job) => ({ load: job.load, first: Math.min(...job.items.map((item) => item.index)), items: job.items.sort((a, b) => a.index - b.index) }))
+    .sort((a, b) => b.load - a.load || a.first - b.first)
     .map((job) => job.items.map((item) => item.variant));
 }
 
@@ -287,7 +287,7 @@ export function splitIntoJobs(
     case 'per-width':
       // One job per width of each frame: an aspect's variants at a width share their resize.
       return groupBy(variants, (variant) => (variant.aspect === undefined ? variant.width : `${variant.aspect}/${variant.width}`)).sort(
-        (a, b) => a[0]!.width - b[0]!.width,
+        (a, b) => a[0].width - b[0].width,
       );
     case 'per-format':
       return groupBy(variants, (variant) => variant.format);

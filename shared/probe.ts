@@ -20,9 +20,10 @@
  */
 import sharp, { type Metadata } from 'sharp';
 import { crc32 } from 'node:zlib';
-import type { Config, OutputFormat } from './config.js';
+import type { Config } from './config.js';
 import { permanent } from './errors.js';
 import { FORMAT_LIMITS, planImage } from './plan.js';
+import type { OutputFormat } from './domain.js';
 
 /** Formats the sniffer recognises. `heif` (HEIC) is recognised only to be refused clearly. */
 export type InputFormat = 'jpeg' | 'png' | 'webp' | 'avif' | 'heif' | 'gif' | 'tiff' | 'svg';
@@ -114,7 +115,7 @@ const HEIF_BRANDS = new Set(['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'mi
  */
 function isoBmffBrands(bytes: Uint8Array): string[] | undefined {
   if (ascii(bytes, 4, 4) !== 'ftyp') return undefined;
-  const declaredSize = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+  const declaredSize = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
   const boxEnd = Math.min(bytes.length, declaredSize >= 16 ? declaredSize : bytes.length, 4096);
   const brands = [ascii(bytes, 8, 4)];
   for (let offset = 16; offset + 4 <= boxEnd; offset += 4) brands.push(ascii(bytes, offset, 4));
@@ -134,7 +135,7 @@ function looksLikeSvg(bytes: Uint8Array): boolean {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let at = 0;
   for (;;) {
-    while (at < text.length && /\s/.test(text[at]!)) at++;
+    while (at < text.length && /\s/.test(text.charAt(at))) at++;
     if (text.startsWith('<?', at)) {
       const end = text.indexOf('?>', at);
       if (end < 0) return false;

@@ -4,7 +4,7 @@
  */
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import { transient } from './errors.js';
-import { encodeMessage, type EventMessage, type JobMessage } from './messages.js';
+import { encodeMessage, type EventMessage, type JobMessage } from './schemas.js';
 import { traceAttributes } from './trace.js';
 
 /**

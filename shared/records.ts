@@ -21,7 +21,7 @@ import { variantCount } from './manifest.js';
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from './errors.js';
-import { FailureRecordV1, ManifestV1, OutcomeMarkerV1, type EventMessage, type FailureRecord, type Manifest, type OutcomeMarker } from './messages.js';
+import { FailureRecordV1, ManifestV1, OutcomeMarkerV1, type EventMessage, type FailureRecord, type Manifest, type OutcomeMarker } from './schemas.js';
 import { errorRecordName, isUnsettledOutcome, isVariantName, manifestName, OUTCOME_MARKER, originalName, outcomeMarkerName, RECORD_CACHE_CONTROL } from './naming.js';
 import { createIfAbsent, deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, readJsonObject, STORAGE_CALL_DEADLINE_MS, withDeadline } from './objects.js';
 import { METRIC_LINES } from './observability.js';
@@ -31,10 +31,6 @@ import { publishEvent, PUBLISH_WORST_MS } from './publish.js';
 const KEYS = OUTCOME_MARKER.keys;
 const STATES = OUTCOME_MARKER.states;
 
-/** Metadata key of a legacy record's announcement state (records written before the marker). */
-export const EVENT_STATE = KEYS.eventState;
-/** Metadata key naming who holds an announcement (e.g. `job:{id}:2:0`, `ingest`, `cleanup`). */
-export const RECORD_WRITER = KEYS.writer;
 
 /** A holder publishes only if it gets to the publish within this long of taking the marker. */
 export const PUBLISH_START_LIMIT_MS = STORAGE_CALL_DEADLINE_MS;
@@ -359,7 +355,7 @@ export async function writeUpdatedManifest(deps: PipelineDeps, manifest: Manifes
 async function legacyRecord(deps: PipelineDeps, id: string, kind: 'manifest' | 'failure'): Promise<{ file: File; metadata: FileMetadata } | undefined> {
   const file = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(kind === 'manifest' ? manifestName(id) : errorRecordName(id));
   const metadata = await metadataOrUndefined(file);
-  return metadata?.metadata?.[EVENT_STATE] ? { file, metadata } : undefined;
+  return metadata?.metadata?.[KEYS.eventState] ? { file, metadata } : undefined;
 }
 
 /**
@@ -503,7 +499,7 @@ export async function settleOwnOutcome(deps: PipelineDeps, id: string, writer: s
     if (metadata.metadata?.[KEYS.writer] === writer) await settleMarker(deps, file, metadata, writer);
     return true;
   }
-  const failure = errorMetadata?.metadata?.[EVENT_STATE] ? { file: errorFile, metadata: errorMetadata } : undefined;
+  const failure = errorMetadata?.metadata?.[KEYS.eventState] ? { file: errorFile, metadata: errorMetadata } : undefined;
   // A derived error.json without its marker is what a cleared retryable failure left behind
   // (the upload function may not delete in the images bucket): the retry removes it.
   if (errorMetadata && !failure) await deleteIfPresent(errorFile, errorMetadata.generation);
@@ -529,7 +525,7 @@ export async function settlePendingOutcome(deps: PipelineDeps, imageId: string):
   for (const kind of ['manifest', 'failure'] as const) {
     const legacy = await legacyRecord(deps, imageId, kind);
     if (!legacy) continue;
-    if (legacy.metadata.metadata?.[EVENT_STATE] !== STATES.pending) return 'none';
+    if (legacy.metadata.metadata?.[KEYS.eventState] !== STATES.pending) return 'none';
     return (await settleLegacy(deps, legacy.file, legacy.metadata, 'cleanup')) ? 'settled' : 'pending';
   }
   return 'none';
@@ -540,15 +536,15 @@ export async function settlePendingOutcome(deps: PipelineDeps, imageId: string):
  * `eventState`. Kept so that announcements left pending by the previous version still settle.
  */
 async function settleLegacy(deps: PipelineDeps, file: File, metadata: FileMetadata, writer: string): Promise<boolean> {
-  if (metadata.metadata?.[EVENT_STATE] !== STATES.pending) return true;
-  if (!ARBITERS.has(writer) && metadata.metadata?.[RECORD_WRITER] !== writer) return false;
+  if (metadata.metadata?.[KEYS.eventState] !== STATES.pending) return true;
+  if (!ARBITERS.has(writer) && metadata.metadata?.[KEYS.writer] !== writer) return false;
   if (ageOf(deps, metadata) < ANNOUNCE_STALE_MS) {
     if (ARBITERS.has(writer)) return false;
     throw transient('unavailable', `${file.name}: announcement still in progress; retrying later.`);
   }
   try {
     await guardStorage(`claim ${file.name}`, () =>
-      file.setMetadata({ metadata: { [EVENT_STATE]: STATES.pending, [RECORD_WRITER]: `${writer}:takeover` } }, { ifMetagenerationMatch: Number(metadata.metageneration) }),
+      file.setMetadata({ metadata: { [KEYS.eventState]: STATES.pending, [KEYS.writer]: `${writer}:takeover` } }, { ifMetagenerationMatch: Number(metadata.metageneration) }),
     );
   } catch (error) {
     if (isPreconditionFailed(error)) return false;
@@ -563,7 +559,7 @@ async function settleLegacy(deps: PipelineDeps, file: File, metadata: FileMetada
     deps.log.info(`${event.type} published by takeover`, { event: event.type, imageId: event.imageId, writer });
   }
   try {
-    await guardStorage(`mark ${file.name} published`, () => file.setMetadata({ metadata: { [EVENT_STATE]: STATES.published } }));
+    await guardStorage(`mark ${file.name} published`, () => file.setMetadata({ metadata: { [KEYS.eventState]: STATES.published } }));
   } catch (error) {
     if (!isPreconditionFailed(error)) throw error;
   }

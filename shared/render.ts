@@ -33,13 +33,14 @@
  */
 import { performance } from 'node:perf_hooks';
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import type { Config, OutputFormat } from './config.js';
+import type { Config } from './config.js';
 import { AvifEncodeTimeModel } from './encode-time.js';
 import { PipelineError, permanent } from './errors.js';
-import type { CropRect, VariantSpec } from './messages.js';
+import type { CropRect, VariantSpec } from './schemas.js';
 import { CONTENT_TYPES } from './naming.js';
 import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
 import { type Placeholder, placeholderOf } from './placeholder.js';
+import type { OutputFormat } from './domain.js';
 
 /** Encoder settings per output format. */
 export interface EncoderSettings {
@@ -364,9 +365,10 @@ export async function renderVariants(
   }
   const cropsByLevel = planCroppedVariants(variants, source, options);
   const widths = [...new Set([...formatsByWidth.keys(), ...cropsByLevel.keys()])].sort((a, b) => b - a);
-  if (widths[0]! > source.width) {
-    throw permanent('invalid_job', `The job asks for a ${widths[0]}px variant of a ${source.width}px image; images are never enlarged.`, {
-      width: widths[0],
+  const [widest] = widths;
+  if (widest !== undefined && widest > source.width) {
+    throw permanent('invalid_job', `The job asks for a ${widest}px variant of a ${source.width}px image; images are never enlarged.`, {
+      width: widest,
       originalWidth: source.width,
     });
   }

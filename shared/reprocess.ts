@@ -13,9 +13,9 @@ import { dispatchUpdate } from './accept.js';
 import { advanceStep, claimStep, readCursor } from './cleanup-state.js';
 import type { PipelineDeps } from './deps.js';
 import { originalInfoFromMetadata } from './dispatch.js';
-import type { OriginalInfo } from './messages.js';
-import { OutcomeMarkerV1 } from './messages.js';
-import { idFromOutcomeMarkerName, OUTCOME_MARKER, originalName, variantName } from './naming.js';
+import type { OriginalInfo } from './schemas.js';
+import { OutcomeMarkerV1 } from './schemas.js';
+import { idFromOutcomeMarkerName, OUTCOME_MARKER, originalName, REPROCESS_BUDGET_METADATA, variantName } from './naming.js';
 import { guardStorage, metadataOrUndefined, readJsonObject } from './objects.js';
 import { estimateJobCost, planImage, splitIntoJobs } from './plan.js';
 import { NO_RECIPE, recipeOf } from './recipe.js';
@@ -39,9 +39,8 @@ export function costOf(cpuSeconds: number): number {
   return cpuSeconds * PRICES.vcpuSecond + (cpuSeconds / PRICES.vcpus) * PRICES.gib * PRICES.gibSecond;
 }
 
-/** The cursor object's name (`cleanup/reprocess`) and its budget fields. */
+/** The cursor step whose object is `cleanup/reprocess` (its budget keys: REPROCESS_BUDGET_METADATA). */
 export const REPROCESS_STEP = 'reprocess';
-const BUDGET_FIELDS = { day: 'budgetDay', spent: 'budgetCpuSeconds' } as const;
 
 /** Estimated CPU-seconds to bring one image up to date: the decodes and encodes of its missing variants. */
 export function estimateUpdateCpuSeconds(
@@ -114,7 +113,7 @@ export async function runReprocess(deps: PipelineDeps, options: { dryRun: boolea
     return summary;
   }
   const cursor = claim ? claim.after : options.dryRun ? undefined : await readCursor(deps, REPROCESS_STEP);
-  let spent = claim && claim.fields[BUDGET_FIELDS.day] === day ? Number(claim.fields[BUDGET_FIELDS.spent]) || 0 : 0;
+  let spent = claim && claim.fields[REPROCESS_BUDGET_METADATA.day] === day ? Number(claim.fields[REPROCESS_BUDGET_METADATA.spent]) || 0 : 0;
   summary.budget.spentBefore = spent;
   let last = cursor;
   let pageToken: string | undefined;
@@ -192,7 +191,7 @@ export async function runReprocess(deps: PipelineDeps, options: { dryRun: boolea
     }
   } finally {
     if (claim) {
-      const moved = await advanceStep(claim, last, { [BUDGET_FIELDS.day]: day, [BUDGET_FIELDS.spent]: String(Math.round(spent * 10) / 10) });
+      const moved = await advanceStep(claim, last, { [REPROCESS_BUDGET_METADATA.day]: day, [REPROCESS_BUDGET_METADATA.spent]: String(Math.round(spent * 10) / 10) });
       if (!moved) deps.log.warn('reprocess cursor was taken over; not moved', { step: REPROCESS_STEP });
     }
   }

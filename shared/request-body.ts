@@ -103,7 +103,7 @@ export async function extractUpload(
   if (body.length > maxBytes + MULTIPART_OVERHEAD_BYTES || (!/^multipart\//i.test(contentType ?? '') && body.length > maxBytes)) {
     throw tooLarge(maxBytes);
   }
-  if (/^multipart\/form-data/i.test(contentType ?? '')) return parseMultipart(body, contentType!, maxBytes);
+  if (contentType !== undefined && /^multipart\/form-data/i.test(contentType)) return parseMultipart(body, contentType, maxBytes);
   if (/^multipart\//i.test(contentType ?? '')) throw permanent('bad_multipart', 'Use multipart/form-data for form uploads.');
   return { bytes: body, filename: sanitizeFilename(filenameHint) };
 }

@@ -4,8 +4,8 @@
  * guard can refuse before any byte of the body is read.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { UploadAuth } from './config.js';
 import { permanent, type PipelineError } from './errors.js';
+import type { UploadAuth } from './domain.js';
 
 /** Methods the upload API answers. */
 export const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
@@ -53,7 +53,13 @@ export function isAuthorized(authorization: string | undefined, auth: UploadAuth
 
 /** A request path as the API routes it: without the query and trailing slashes. */
 export function routePath(url: string): string {
-  return url.split('?')[0]!.replace(/\/+$/, '') || '/';
+  return withoutQuery(url).replace(/\/+$/, '') || '/';
+}
+
+/** A request URL up to its query string. */
+export function withoutQuery(url: string): string {
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
 }
 
 /** What a request's head says about it, before its body. */

@@ -9,20 +9,14 @@ import { publicBaseUrl } from './config.js';
 import type { PipelineDeps } from './deps.js';
 import { classifyError, PipelineError, transient } from './errors.js';
 import { buildManifest, missingVariants, placeholderVariantOf, type VariantObject } from './manifest.js';
-import type { JobMessage } from './messages.js';
-import { VARIANT_CACHE_CONTROL, variantName } from './naming.js';
+import type { JobMessage } from './schemas.js';
+import { VARIANT_CACHE_CONTROL, VARIANT_METADATA, variantName } from './naming.js';
 import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
 import { METRIC_LINES } from './observability.js';
 import { isDeleted, recordFailure, removeImageObjects, settleOwnOutcome, writeManifest, writeUpdatedManifest } from './records.js';
 import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
 import { parsePlaceholderMetadata, placeholderMetadata } from './placeholder.js';
 import { cropMetadata, parseCropMetadata } from './crop.js';
-
-/**
- * Custom metadata keys on variant objects; the fan-in reads width and height back, and sums
- * `cpuMs` (the writing job's process CPU since its previous variant) into the image's CPU-seconds.
- */
-export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration', cpuMs: 'cpuMs', crop: 'crop', placeholder: 'placeholder' } as const;
 
 /** `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}` → ms. */
 export function stageFields(timings: readonly StageTiming[]): Record<string, number> {

@@ -73,8 +73,8 @@ export function parseSignedUploadRequest(deps: PipelineDeps, body: Buffer): z.in
   }
   const parsed = SignedUploadRequest.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw permanent('bad_request', `Invalid ${issue.path.join('.') || 'body'}: ${issue.message}.`);
+    const issue = parsed.error.issues[0];
+    throw permanent('bad_request', `Invalid ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'does not match the schema'}.`);
   }
   const contentType = parsed.data.contentType.trim().toLowerCase();
   const allowed = signableContentTypes(deps.config);
@@ -96,7 +96,8 @@ export function parseSignedUploadRequest(deps: PipelineDeps, body: Buffer): z.in
  */
 export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promise<SignedUpload> {
   const request = parseSignedUploadRequest(deps, body);
-  const expiresAt = new Date(deps.now().getTime() + deps.config.SIGNED_URL_TTL_SECONDS * 1000);
+  // Whole seconds: the ticket carries its expiry in seconds, and the URL is signed for that instant.
+  const expiresAt = new Date(Math.floor(deps.now().getTime() / 1000 + deps.config.SIGNED_URL_TTL_SECONDS) * 1000);
   const ticket = newTicketId(expiresAt, randomBytes(12));
   const objectName = incomingTicketName(ticket, sanitizeFilename(request.filename) ?? DEFAULT_FILENAME);
   // Bound by the signature: the size range, and create-only (a PUT onto an object already
@@ -108,8 +109,7 @@ export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promi
     .getSignedUrl({
       version: 'v4',
       action: 'write',
-      // The ticket carries whole seconds; sign the same instant.
-      expires: ticketExpiry(ticket)!,
+      expires: expiresAt,
       accessibleAt: deps.now(),
       contentType: request.contentType,
       extensionHeaders,
@@ -120,7 +120,7 @@ export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promi
     uploadUrl,
     method: 'PUT',
     headers: { 'Content-Type': request.contentType, ...extensionHeaders },
-    expiresAt: ticketExpiry(ticket)!.toISOString(),
+    expiresAt: expiresAt.toISOString(),
     objectName,
     maxBytes: request.size,
   };

@@ -4,9 +4,9 @@
  */
 import { terminalState } from './accept.js';
 import type { PipelineDeps } from './deps.js';
-import { ORIGINAL_METADATA, originalInfoFromMetadata } from './dispatch.js';
-import type { FailureRecord, Manifest } from './messages.js';
-import { originalName } from './naming.js';
+import { originalInfoFromMetadata } from './dispatch.js';
+import type { FailureRecord, Manifest } from './schemas.js';
+import { ORIGINAL_METADATA, originalName } from './naming.js';
 import { listObjects, metadataOrUndefined } from './objects.js';
 import { planVariants } from './plan.js';
 

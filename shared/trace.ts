@@ -36,25 +36,27 @@ function newSpanId(): string {
 export function parseTraceparent(value: unknown): TraceContext | undefined {
   if (typeof value !== 'string') return undefined;
   const match = TRACEPARENT.exec(value.trim().toLowerCase());
-  if (!match || ZERO_TRACE.test(match[1]!) || ZERO_TRACE.test(match[2]!)) return undefined;
-  return { traceId: match[1]!, spanId: match[2]!, sampled: (parseInt(match[3]!, 16) & 1) === 1 };
+  const [, traceId, spanId, flags] = match ?? [];
+  if (!traceId || !spanId || !flags || ZERO_TRACE.test(traceId) || ZERO_TRACE.test(spanId)) return undefined;
+  return { traceId, spanId, sampled: (parseInt(flags, 16) & 1) === 1 };
 }
 
 /** Parses `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` (span id decimal); undefined if invalid. */
 export function parseCloudTraceContext(value: unknown): TraceContext | undefined {
   if (typeof value !== 'string') return undefined;
   const match = CLOUD_TRACE.exec(value.trim().toLowerCase());
-  if (!match || ZERO_TRACE.test(match[1]!)) return undefined;
+  const [, traceId, decimalSpanId, sampled] = match ?? [];
+  if (!traceId || ZERO_TRACE.test(traceId)) return undefined;
   let spanId = newSpanId();
-  if (match[2]) {
+  if (decimalSpanId) {
     try {
-      const hex = BigInt(match[2]).toString(16);
+      const hex = BigInt(decimalSpanId).toString(16);
       if (hex.length <= 16 && hex !== '0') spanId = hex.padStart(16, '0');
     } catch {
       // keep the fresh span id
     }
   }
-  return { traceId: match[1]!, spanId, sampled: match[3] === '1' };
+  return { traceId, spanId, sampled: sampled === '1' };
 }
 
 /** A new root trace (for work that arrives without one). */

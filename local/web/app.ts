@@ -11,7 +11,7 @@
 
 import { thumbHashToDataURL } from './thumbhash.js';
 
-// ---- The API's shapes (mirrors shared/messages.ts and functions/upload.ts; the page cannot import them).
+// ---- The API's shapes (mirrors shared/schemas.ts and functions/upload.ts; the page cannot import them).
 
 type OutputFormat = 'avif' | 'webp' | 'jpeg';
 
@@ -259,8 +259,9 @@ class UploadCard {
     this.body.replaceChildren(renderResult(manifest, this.filename));
     const formats = manifest.formats.map(formatLabel).join(', ');
     // Upload→ready as the pipeline measured it (docs/observability.md); absent in older manifests.
-    const took = manifest.processing?.uploadToReadyMs;
-    const timing = took === undefined ? '' : ` Upload to ready: ${(took / 1000).toFixed(1)} s, ${manifest.processing!.cpuSeconds.toFixed(1)} CPU-s.`;
+    const { processing } = manifest;
+    const timing =
+      processing?.uploadToReadyMs === undefined ? '' : ` Upload to ready: ${(processing.uploadToReadyMs / 1000).toFixed(1)} s, ${processing.cpuSeconds.toFixed(1)} CPU-s.`;
     this.setState('ready', `Ready: ${manifest.variants.length} variants in ${formats}.${timing}`);
     this.setMeta(`${manifest.original.width} × ${manifest.original.height} ${manifest.original.format.toUpperCase()} · ${formatBytes(manifest.original.bytes)}`);
     this.setActions(deleteButton(this, manifest.id));
@@ -286,16 +287,15 @@ export function buildPicture(manifest: Pick<Manifest, 'formats' | 'variants'>, a
   const picture = el('picture');
   const byFormat = (format: OutputFormat) => manifest.variants.filter((v) => v.format === format).sort((a, b) => a.width - b.width);
   const srcset = (variants: ManifestVariant[]) => variants.map((v) => `${v.url} ${v.width}w`).join(', ');
-  const formats = manifest.formats.filter((f) => byFormat(f).length > 0);
-  const fallback = formats[formats.length - 1];
-  for (const format of formats.slice(0, -1)) {
-    const variants = byFormat(format);
-    picture.append(el('source', { type: variants[0]!.contentType, srcset: srcset(variants), sizes }));
+  const groups = manifest.formats.map(byFormat).filter(isNonEmpty);
+  const fallback = groups[groups.length - 1];
+  for (const variants of groups.slice(0, -1)) {
+    picture.append(el('source', { type: variants[0].contentType, srcset: srcset(variants), sizes }));
   }
   if (fallback) {
-    const variants = byFormat(fallback);
-    const largest = variants[variants.length - 1]!;
-    const middle = variants[Math.floor((variants.length - 1) / 2)]!;
+    const variants = fallback;
+    const largest = clampedAt(variants, variants.length - 1);
+    const middle = clampedAt(variants, Math.floor((variants.length - 1) / 2));
     picture.append(
       el('img', {
         src: middle.url,
@@ -309,6 +309,17 @@ export function buildPicture(manifest: Pick<Manifest, 'formats' | 'variants'>, a
     );
   }
   return picture;
+}
+
+type NonEmpty<T> = [T, ...T[]];
+
+function isNonEmpty<T>(items: T[]): items is NonEmpty<T> {
+  return items.length > 0;
+}
+
+/** The item at `index`, clamped into a list that is never empty. */
+function clampedAt<T>(items: NonEmpty<T>, index: number): T {
+  return items[Math.max(0, Math.min(items.length - 1, index))] ?? items[0];
 }
 
 const ASPECT_SIZES = '(min-width: 720px) 200px, 45vw';
@@ -711,7 +722,8 @@ function enqueue(task: () => Promise<void>): void {
 
 function pump(): void {
   while (active < MAX_PARALLEL_UPLOADS && waiting.length > 0) {
-    const task = waiting.shift()!;
+    const task = waiting.shift();
+    if (!task) break;
     active++;
     void task().finally(() => {
       active--;
@@ -722,11 +734,18 @@ function pump(): void {
 
 // ---- Wiring.
 
-const input = document.querySelector<HTMLInputElement>('#files')!;
-const dropzone = document.querySelector<HTMLLabelElement>('#dropzone')!;
-const list = document.querySelector<HTMLOListElement>('#list')!;
-const empty = document.querySelector<HTMLParagraphElement>('#empty')!;
-const clear = document.querySelector<HTMLButtonElement>('#clear')!;
+/** An element index.html always has; a page without it is a broken build, said so at load. */
+function pageElement<T extends Element>(selector: string): T {
+  const node = document.querySelector<T>(selector);
+  if (!node) throw new Error(`The page has no ${selector} element.`);
+  return node;
+}
+
+const input = pageElement<HTMLInputElement>('#files');
+const dropzone = pageElement<HTMLLabelElement>('#dropzone');
+const list = pageElement<HTMLOListElement>('#list');
+const empty = pageElement<HTMLParagraphElement>('#empty');
+const clear = pageElement<HTMLButtonElement>('#clear');
 
 function syncEmpty(): void {
   const any = list.children.length > 0;

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { FailureRecordV1, ManifestV1, type Manifest } from '../../shared/messages.js';
+import { FailureRecordV1, ManifestV1, type Manifest } from '../../shared/schemas.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { planImage } from '../../shared/plan.js';
 import { makePhoto } from '../fixtures/images.js';

@@ -8,7 +8,7 @@ import { runScalePasses, seedScale, type ScaleOptions } from '../../bench/cleanu
 import { runCleanup } from '../../shared/cleanup.js';
 import { createDeps } from '../../shared/deps.js';
 import { buildJobs } from '../../shared/dispatch.js';
-import { encodeMessage } from '../../shared/messages.js';
+import { encodeMessage } from '../../shared/schemas.js';
 import { startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
 describe('cleanup at scale (2,000 metadata-only originals, budget 500; local storage, Pub/Sub emulator)', function () {

@@ -9,12 +9,10 @@ import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { runCleanup } from '../../shared/cleanup.js';
-import { claimStep, cleanupStateName, CURSOR_METADATA } from '../../shared/cleanup-state.js';
+import { claimStep } from '../../shared/cleanup-state.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import { encodeMessage, type JobMessage } from '../../shared/messages.js';
-import { ORIGINAL_METADATA } from '../../shared/dispatch.js';
-import { errorRecordName, manifestName, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../../shared/naming.js';
-import { EVENT_STATE, RECORD_WRITER } from '../../shared/records.js';
+import { encodeMessage, type JobMessage } from '../../shared/schemas.js';
+import { cleanupStateName, CURSOR_METADATA, errorRecordName, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../../shared/naming.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
@@ -139,7 +137,7 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     await pullEvents(pipeline.events);
     // Simulate the crash window: outcome recorded, event never published (adapted, issue 10: the
     // announcement state lives on the outcome marker now).
-    await uploads().file(outcomeMarkerName(id)).setMetadata({ metadata: { [EVENT_STATE]: 'pending', [RECORD_WRITER]: 'job:crashed' } });
+    await uploads().file(outcomeMarkerName(id)).setMetadata({ metadata: { [OUTCOME_MARKER.keys.eventState]: 'pending', [OUTCOME_MARKER.keys.writer]: 'job:crashed' } });
     expect((await runCleanup(at(0))).announcementsSettled).to.equal(0, 'a fresh pending record is left to its writer');
     const summary = await runCleanup(at(5 * MIN));
     expect(summary.announcementsSettled).to.equal(1);

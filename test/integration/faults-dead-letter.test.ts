@@ -12,7 +12,7 @@ import request from 'supertest';
 import { useDeps } from '../../functions/runtime.js';
 import { runCleanup } from '../../shared/cleanup.js';
 import { createDeps } from '../../shared/deps.js';
-import { FailureRecordV1 } from '../../shared/messages.js';
+import { FailureRecordV1 } from '../../shared/schemas.js';
 import { errorRecordName } from '../../shared/naming.js';
 import { audit, explain, IMAGES, listen, pushSubscription, startHarness, upload, type Harness } from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { createDeps } from '../../shared/deps.js';
-import type { JobMessage } from '../../shared/messages.js';
+import type { JobMessage } from '../../shared/schemas.js';
 import { errorRecordName } from '../../shared/naming.js';
 import { runJob } from '../../shared/run-job.js';
 import { audit, IMAGES, startHarness, upload, type Harness } from '../fixtures/faults.js';
@@ -26,7 +26,7 @@ describe('faults: duplicate deliveries of one job that end differently (one fail
   it('a duplicate that fails after its twin finished the image: it stays ready, no error.json, no image.failed', async () => {
     const image = await makePhoto({ width: 300, height: 200, seed: 8001 });
     const { id } = await upload(h, image);
-    const [{ job }] = await pullJobs(h.pipeline.jobs, 1);
+    const job = (await pullJobs(h.pipeline.jobs, 1))[0]?.job ?? expect.fail('no job pulled');
     const storage = h.pipeline.storageServer;
     // Delivery A reads the original slowly and its clock says its budget is already spent (as a
     // job on an overloaded instance would find); delivery B, a duplicate, runs normally meanwhile.
@@ -50,7 +50,7 @@ describe('faults: duplicate deliveries of one job that end differently (one fail
   it('and the other way round: a duplicate that finishes after its twin failed for good leaves the image failed, no manifest, no image.ready', async () => {
     const image = await makePhoto({ width: 300, height: 200, seed: 8002 });
     const { id } = await upload(h, image);
-    const [{ job }] = await pullJobs(h.pipeline.jobs, 1);
+    const job = (await pullJobs(h.pipeline.jobs, 1))[0]?.job ?? expect.fail('no job pulled');
     const late = createDeps(h.pipeline.config, { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage, pubsub: h.pipeline.deps.pubsub, now: () => new Date(Date.now() - 3_600_000) });
     // Delivery A (healthy) reads the original slowly; delivery B fails for good meanwhile.
     const held = h.pipeline.storageServer.holdRequests({ method: 'GET', path: originalDownload(id) });

@@ -8,7 +8,7 @@ import { runCleanup } from '../../shared/cleanup.js';
 import { createDeps } from '../../shared/deps.js';
 import { permanent } from '../../shared/errors.js';
 import { ingestObject } from '../../shared/ingest-object.js';
-import type { Manifest } from '../../shared/messages.js';
+import type { Manifest } from '../../shared/schemas.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { recordFailure, writeManifest } from '../../shared/records.js';
 import { IMAGES, startHarness, UPLOADS, type Harness } from '../fixtures/faults.js';

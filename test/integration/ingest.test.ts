@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { FailureRecordV1 } from '../../shared/messages.js';
+import { FailureRecordV1 } from '../../shared/schemas.js';
 import { errorRecordName, imageIdOf, originalName } from '../../shared/naming.js';
 import { makePhoto, pngBomb, textPosingAsJpeg } from '../fixtures/images.js';
 import { waitFor } from '../helpers.js';

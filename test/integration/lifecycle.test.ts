@@ -10,7 +10,7 @@ import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import type { EventMessage, JobMessage } from '../../shared/messages.js';
+import type { EventMessage, JobMessage } from '../../shared/schemas.js';
 import { imageIdOf, manifestName, originalName, outcomeMarkerName } from '../../shared/naming.js';
 import { recipeOf } from '../../shared/recipe.js';
 import { runJob } from '../../shared/run-job.js';

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { ManifestV1, type EventMessage, type Manifest } from '../../shared/messages.js';
+import { ManifestV1, type EventMessage, type Manifest } from '../../shared/schemas.js';
 import { errorRecordName, imageIdOf, manifestName } from '../../shared/naming.js';
 import { pushPath } from '../../shared/topology.js';
 import { makeAnimatedGif, makeAnimatedWebp, makePhoto, markerBand, truncated } from '../fixtures/images.js';

@@ -6,12 +6,11 @@
  */
 import { expect } from 'chai';
 import { runCleanup } from '../../shared/cleanup.js';
-import { cleanupStateName } from '../../shared/cleanup-state.js';
 import { createDeps } from '../../shared/deps.js';
-import { ORIGINAL_METADATA } from '../../shared/dispatch.js';
 import { runReprocess } from '../../shared/reprocess.js';
 import { runBackfill, seedOutdated } from '../../bench/reprocess-scale.js';
 import { startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { cleanupStateName, ORIGINAL_METADATA } from '../../shared/naming.js';
 
 describe('reprocess backfill at scale (local storage, Pub/Sub emulator)', function () {
   this.timeout(180_000);

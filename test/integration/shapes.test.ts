@@ -20,12 +20,12 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import type { OutputFormat } from '../../shared/config.js';
-import { FailureRecordV1, ManifestV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/messages.js';
+import { FailureRecordV1, ManifestV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/schemas.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { blackPng } from '../fixtures/images.js';
 import { connectIngest, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 import { Changes } from '../helpers.js';
+import type { OutputFormat } from '../../shared/domain.js';
 
 /** Largest width and height each encoder writes (sharp 0.35.5: libwebp, libheif/aom, libjpeg). */
 const ENCODER_MAX: Readonly<Record<OutputFormat, number>> = { webp: 16383, avif: 16384, jpeg: 65500 };

@@ -65,7 +65,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(photo.length).to.be.greaterThan(100 * KiB, 'the fixture must exceed MAX_UPLOAD_BYTES');
     const signed = await sign({ filename: '../../my "scan"\r\n.png', contentType: 'image/png', size: photo.length });
     expect(signed.status, JSON.stringify(signed.body)).to.equal(201);
-    const { uploadUrl, method, headers, expiresAt, statusUrl, ticket } = signed.body as Record<string, string> & { headers: Record<string, string> };
+    const { uploadUrl, method, headers, expiresAt, statusUrl, ticket } = signed.body as { uploadUrl: string; method: string; expiresAt: string; statusUrl: string; ticket: string; headers: Record<string, string> };
     expect(method).to.equal('PUT');
     expect(headers).to.deep.equal({ 'Content-Type': 'image/png', 'x-goog-content-length-range': `1,${photo.length}`, 'x-goog-if-generation-match': '0' });
     const url = new URL(uploadUrl);

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { buildManifest, missingVariants, srcsetOf, type VariantObject } from '../../shared/manifest.js';
-import type { VariantSpec } from '../../shared/messages.js';
-import { ManifestV1 } from '../../shared/messages.js';
+import type { VariantSpec } from '../../shared/schemas.js';
+import { ManifestV1 } from '../../shared/schemas.js';
 import { variantName } from '../../shared/naming.js';
 
 const id = 'aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb';

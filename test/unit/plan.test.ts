@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
-import { FANOUT_STRATEGIES, OUTPUT_FORMATS, type FanoutStrategy, type OutputFormat } from '../../shared/config.js';
-import type { VariantSpec } from '../../shared/messages.js';
+import type { VariantSpec } from '../../shared/schemas.js';
 import {
   DECODE_COST_FACTOR,
   estimateDecodeCost,
@@ -19,6 +18,7 @@ import {
   targetWidths,
   type ImageSize,
 } from '../../shared/plan.js';
+import { FANOUT_STRATEGIES, OUTPUT_FORMATS, type FanoutStrategy, type OutputFormat } from '../../shared/domain.js';
 
 const DEFAULT_WIDTHS = [320, 640, 1024, 1600, 2048];
 const DEFAULT_FORMATS: OutputFormat[] = ['avif', 'webp', 'jpeg'];

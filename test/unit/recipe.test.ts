@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { loadConfig } from '../../shared/config.js';
-import { EventMessageV1, OutcomeMarkerV1 } from '../../shared/messages.js';
+import { EventMessageV1, OutcomeMarkerV1 } from '../../shared/schemas.js';
 import { NO_RECIPE, RECIPE_KEYS, recipeHashOf, recipeOf } from '../../shared/recipe.js';
 import { costOf, estimateUpdateCpuSeconds } from '../../shared/reprocess.js';
 import { variantName } from '../../shared/naming.js';

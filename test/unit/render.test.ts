@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import sharp, { type Sharp } from 'sharp';
-import type { OutputFormat } from '../../shared/config.js';
 import { transient, type ErrorCode } from '../../shared/errors.js';
-import type { VariantSpec } from '../../shared/messages.js';
+import type { VariantSpec } from '../../shared/schemas.js';
 import {
   configureSharp,
   encoderSettingsFromConfig,
@@ -25,6 +24,7 @@ import {
   type PhotoFormat,
 } from '../fixtures/images.js';
 import { rejection } from '../helpers.js';
+import type { OutputFormat } from '../../shared/domain.js';
 
 /** Fast encoder settings: the tests check geometry and colour, not compression. */
 const options: RenderOptions = {

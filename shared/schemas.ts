@@ -1,12 +1,13 @@
 /**
- * Versioned message schemas: jobs on the jobs topic, events on the events topic, and the
- * `manifest.json` / `error.json` records. Every message is validated on receipt; a message that
+ * Versioned schemas of everything the pipeline writes as JSON: jobs on the jobs topic, events on
+ * the events topic, the manifest, the failure record and the outcome marker (`outcomes/{id}`),
+ * and the ids they carry. Every message is validated on receipt; a message that
  * does not parse is a permanent failure (acknowledged and logged, never retried).
  */
 import { z } from 'zod';
-import { OUTPUT_FORMATS } from './config.js';
 import { permanent } from './errors.js';
 import { RecipeV1 } from './recipe.js';
+import { OUTPUT_FORMATS } from './domain.js';
 
 /** An image id: the first 32 hex digits of the SHA-256 of the original's bytes. */
 export const ImageId = z.string().regex(/^[0-9a-f]{32}$/, { message: 'must be 32 lowercase hex digits' });
@@ -274,8 +275,8 @@ export function parseJob(data: Buffer | string | unknown): JobMessage {
   }
   const result = JobMessageV1.safeParse(json);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw permanent('invalid_job', `Job message is invalid: ${issue.path.join('.') || '(root)'} ${issue.message}.`);
+    const issue = result.error.issues[0];
+    throw permanent('invalid_job', `Job message is invalid: ${issue?.path.join('.') || '(root)'} ${issue?.message ?? 'does not match the schema'}.`);
   }
   return result.data;
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { EventMessageV1, parseJob, type JobMessage } from '../../shared/messages.js';
+import { EventMessageV1, parseJob, type JobMessage } from '../../shared/schemas.js';
 import { PipelineError } from '../../shared/errors.js';
 
 const job: JobMessage = {

@@ -1,0 +1,24 @@
+/**
+ * The pipeline's vocabulary: output formats, fan-out and crop strategies, upload authentication
+ * modes. The environment schema (config.ts), the planner, the renderer and the schemas use them.
+ */
+
+/** Output formats the renderer can write. */
+export const OUTPUT_FORMATS = ['avif', 'webp', 'jpeg'] as const;
+/** One of {@link OUTPUT_FORMATS}. */
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** How the planner splits an image's variants into jobs. */
+export const FANOUT_STRATEGIES = ['per-width', 'per-format', 'balanced', 'per-image'] as const;
+/** One of {@link FANOUT_STRATEGIES}. */
+export type FanoutStrategy = (typeof FANOUT_STRATEGIES)[number];
+
+/** How an aspect's crop is positioned when the uploader gave no focal point (sharp's strategies). */
+export const CROP_STRATEGIES = ['attention', 'entropy', 'centre'] as const;
+/** One of {@link CROP_STRATEGIES}. */
+export type CropStrategy = (typeof CROP_STRATEGIES)[number];
+
+/** How the upload API authenticates (UPLOAD_AUTH). */
+export const UPLOAD_AUTH_MODES = ['token', 'none'] as const;
+/** One of {@link UPLOAD_AUTH_MODES}, with the token it checks. */
+export type UploadAuth = { readonly mode: 'none' } | { readonly mode: 'token'; readonly token: string };
