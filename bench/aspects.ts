@@ -26,7 +26,12 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { corpus: '../shared/corpus', only: ['storm-1920x1280.jpg', 'ladybird-2560x1600.jpg', 'chelsea.png'], aspects: '1:1,16:9', json: 'bench-aspects.json' };
+  const args: Args = {
+    corpus: '../shared/corpus',
+    only: ['storm-1920x1280.jpg', 'ladybird-2560x1600.jpg', 'chelsea.png'],
+    aspects: '1:1,16:9',
+    json: 'bench-aspects.json',
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const [name, value] = [argv[i]!, argv[i + 1]];
     if (value === undefined) throw new Error(`${name} needs a value`);
@@ -58,14 +63,18 @@ async function runPath(original: Buffer, info: PlanInput, config: Config): Promi
   const outputs: RenderedVariant[] = [];
   let cpuMs = 0;
   for (const variants of jobs) {
-    const run = await measure(() => renderVariants(original, variants, { ...renderOptionsFrom(config), crops: info.crops }));
+    const run = await measure(() =>
+      renderVariants(original, variants, { ...renderOptionsFrom(config), crops: info.crops }),
+    );
     cpuMs += run.cpuMs;
     outputs.push(...run.value);
   }
   const aspectOutputs = outputs.filter((v) => v.aspect !== undefined);
   const rectanglesPerAspect: Record<string, number> = {};
   for (const aspect of config.ASPECTS) {
-    rectanglesPerAspect[aspect] = new Set(aspectOutputs.filter((v) => v.aspect === aspect).map((v) => JSON.stringify(v.crop))).size;
+    rectanglesPerAspect[aspect] = new Set(
+      aspectOutputs.filter((v) => v.aspect === aspect).map((v) => JSON.stringify(v.crop)),
+    ).size;
   }
   return {
     jobs: jobs.length,
@@ -91,25 +100,52 @@ async function main(): Promise<void> {
     process.stderr.write(`${image.name}: ${probe.width}×${probe.height}\n`);
     const base = await runPath(bytes, probe, without);
     const choice = await measure(() =>
-      chooseCrops(bytes, probe, { aspects: withAspects.ASPECTS, strategy: withAspects.CROP_STRATEGY, limitInputPixels: withAspects.MAX_INPUT_PIXELS }),
+      chooseCrops(bytes, probe, {
+        aspects: withAspects.ASPECTS,
+        strategy: withAspects.CROP_STRATEGY,
+        limitInputPixels: withAspects.MAX_INPUT_PIXELS,
+      }),
     );
     const crops = choice.value!;
     const cropped = await runPath(bytes, { width: probe.width, height: probe.height, crops }, withAspects);
-    rows.push({ image: image.name, size: `${probe.width}×${probe.height}`, base, cropChoice: { cpuMs: choice.cpuMs, wallMs: choice.wallMs, calls: 1, crops }, cropped });
+    rows.push({
+      image: image.name,
+      size: `${probe.width}×${probe.height}`,
+      base,
+      cropChoice: { cpuMs: choice.cpuMs, wallMs: choice.wallMs, calls: 1, crops },
+      cropped,
+    });
   }
-  await writeFile(args.json, `${JSON.stringify({ aspects: args.aspects, strategy: withAspects.CROP_STRATEGY, rows }, null, 2)}\n`);
+  await writeFile(
+    args.json,
+    `${JSON.stringify({ aspects: args.aspects, strategy: withAspects.CROP_STRATEGY, rows }, null, 2)}\n`,
+  );
 
   const out: string[] = [];
-  out.push(`ASPECTS=${args.aspects}, CROP_STRATEGY=${withAspects.CROP_STRATEGY}, FANOUT_STRATEGY=${withAspects.FANOUT_STRATEGY}, WIDTHS=${withAspects.WIDTHS.join(',')}, FORMATS=${withAspects.FORMATS.join(',')}; one libvips thread, process CPU.`);
+  out.push(
+    `ASPECTS=${args.aspects}, CROP_STRATEGY=${withAspects.CROP_STRATEGY}, FANOUT_STRATEGY=${withAspects.FANOUT_STRATEGY}, WIDTHS=${withAspects.WIDTHS.join(',')}, FORMATS=${withAspects.FORMATS.join(',')}; one libvips thread, process CPU.`,
+  );
   out.push('');
-  out.push('| Image | Jobs (without → with) | Variants | CPU without | CPU with | Added CPU | Bytes without | Bytes with | Added bytes | Crop choice (once, at accept) | Rectangles per aspect across jobs |');
+  out.push(
+    '| Image | Jobs (without → with) | Variants | CPU without | CPU with | Added CPU | Bytes without | Bytes with | Added bytes | Crop choice (once, at accept) | Rectangles per aspect across jobs |',
+  );
   out.push('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
-  for (const row of rows as Array<{ image: string; size: string; base: PathResult; cropped: PathResult; cropChoice: { cpuMs: number } }>) {
+  for (const row of rows as Array<{
+    image: string;
+    size: string;
+    base: PathResult;
+    cropped: PathResult;
+    cropChoice: { cpuMs: number };
+  }>) {
     const { base, cropped, cropChoice } = row;
     const addedCpu = cropped.cpuMs + cropChoice.cpuMs - base.cpuMs;
     const addedBytes = cropped.bytes - base.bytes;
     out.push(
-      `| ${row.image} (${row.size}) | ${base.jobs} → ${cropped.jobs} | ${base.variants} → ${cropped.variants} | ${(base.cpuMs / 1000).toFixed(1)} s | ${((cropped.cpuMs + cropChoice.cpuMs) / 1000).toFixed(1)} s | +${((100 * addedCpu) / base.cpuMs).toFixed(0)} % | ${(base.bytes / 1024).toFixed(0)} KiB | ${(cropped.bytes / 1024).toFixed(0)} KiB | +${((100 * addedBytes) / base.bytes).toFixed(0)} % | ${cropChoice.cpuMs.toFixed(0)} ms | ${Object.entries(cropped.rectanglesPerAspect).map(([a, n]) => `${a}: ${n}`).join(', ')} |`,
+      `| ${row.image} (${row.size}) | ${base.jobs} → ${cropped.jobs} | ${base.variants} → ${cropped.variants} | ${(base.cpuMs / 1000).toFixed(1)} s | ${((cropped.cpuMs + cropChoice.cpuMs) / 1000).toFixed(1)} s | +${((100 * addedCpu) / base.cpuMs).toFixed(0)} % | ${(base.bytes / 1024).toFixed(0)} KiB | ${(cropped.bytes / 1024).toFixed(0)} KiB | +${((100 * addedBytes) / base.bytes).toFixed(0)} % | ${cropChoice.cpuMs.toFixed(0)} ms | ${Object.entries(
+        cropped.rectanglesPerAspect,
+      )
+        .map(([a, n]) => `${a}: ${n}`)
+        .join(', ')} |`,
     );
   }
   process.stdout.write(`${out.join('\n')}\n`);

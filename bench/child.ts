@@ -27,13 +27,23 @@ import {
   type Pixels,
 } from './methods.js';
 import { luma, ssim } from './ssim.js';
-import { ANSWER_MARKER, type ChildAnswer, type EncoderCase, type EncoderRow, type ProcessFacts, type QualityRow, type Task } from './tasks.js';
+import {
+  ANSWER_MARKER,
+  type ChildAnswer,
+  type EncoderCase,
+  type EncoderRow,
+  type ProcessFacts,
+  type QualityRow,
+  type Task,
+} from './tasks.js';
 import type { Config } from '../shared/config.js';
 import { planVariants } from '../shared/plan.js';
 
 /** Encodes and decodes a tiny image in every format, so that codec set-up is not measured. */
 async function warmUp(): Promise<void> {
-  const tiny = sharp({ create: { width: 64, height: 48, channels: 4, background: { r: 200, g: 120, b: 40, alpha: 0.5 } } });
+  const tiny = sharp({
+    create: { width: 64, height: 48, channels: 4, background: { r: 200, g: 120, b: 40, alpha: 0.5 } },
+  });
   const encoded = await Promise.all([
     tiny.clone().jpeg().toBuffer(),
     tiny.clone().png().toBuffer(),
@@ -55,7 +65,8 @@ function lumaOf(pixels: Pixels): Float32Array {
 
 async function ssimAgainst(reference: Float32Array, encoded: Buffer, width: number, height: number): Promise<number> {
   const decoded = await decodeFlattened(encoded);
-  if (decoded.width !== width || decoded.height !== height) throw new Error(`output is ${decoded.width}×${decoded.height}, expected ${width}×${height}`);
+  if (decoded.width !== width || decoded.height !== height)
+    throw new Error(`output is ${decoded.width}×${decoded.height}, expected ${width}×${height}`);
   return ssim(reference, lumaOf(decoded), width, height);
 }
 
@@ -110,7 +121,13 @@ async function runTask(task: Task, config: Config): Promise<unknown> {
             } catch {
               continue;
             }
-            rows.push({ method, width, format, bytes: encoded.length, ssim: await ssimAgainst(referenceLuma, encoded, reference.width, reference.height) });
+            rows.push({
+              method,
+              width,
+              format,
+              bytes: encoded.length,
+              ssim: await ssimAgainst(referenceLuma, encoded, reference.width, reference.height),
+            });
           }
         }
       }
@@ -128,7 +145,9 @@ async function runTask(task: Task, config: Config): Promise<unknown> {
         let pixels = await directResize(original, image.info, width, config, { flatten: false, full });
         if (await alphaIsOpaque(pixels)) pixels = await removeAlpha(pixels);
         for (const setting of task.cases) {
-          const { value, wallMs, cpuMs } = await measure(() => encodePixels(pixels, setting.format, encodersFor(base, setting)));
+          const { value, wallMs, cpuMs } = await measure(() =>
+            encodePixels(pixels, setting.format, encodersFor(base, setting)),
+          );
           rows.push({
             ...setting,
             image: image.name,
@@ -150,10 +169,17 @@ async function runTask(task: Task, config: Config): Promise<unknown> {
       // Separate copies of the original, as separate requests would each have downloaded one.
       const copies = Array.from({ length: task.instances }, () => Buffer.from(original));
       const measured = await measure(() => Promise.all(copies.map((copy) => renderVariants(copy, variants, options))));
-      return { instances: task.instances, variants: variants.length * task.instances, wallMs: measured.wallMs, cpuMs: measured.cpuMs };
+      return {
+        instances: task.instances,
+        variants: variants.length * task.instances,
+        wallMs: measured.wallMs,
+        cpuMs: measured.cpuMs,
+      };
     }
     case 'parity': {
-      const originals = await Promise.all(task.images.map(async (image) => ({ name: image.name, data: await readFile(image.path) })));
+      const originals = await Promise.all(
+        task.images.map(async (image) => ({ name: image.name, data: await readFile(image.path) })),
+      );
       return checkEncoderParity(originals, config);
     }
   }

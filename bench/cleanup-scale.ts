@@ -9,7 +9,14 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { runCleanup, type CleanupSummary } from '../shared/cleanup.js';
 import { createDeps, type PipelineDeps } from '../shared/deps.js';
-import { errorRecordName, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../shared/naming.js';
+import {
+  errorRecordName,
+  manifestName,
+  ORIGINAL_METADATA,
+  originalName,
+  OUTCOME_MARKER,
+  outcomeMarkerName,
+} from '../shared/naming.js';
 import { withScaleStack } from './scale-stack.js';
 import { markdownTable } from './stats.js';
 
@@ -52,7 +59,11 @@ export interface ScaleReport {
   readonly bound: number;
   readonly passes: PassRow[];
   /** The pass in which each planted problem was handled (undefined: never). */
-  readonly reachedAt: { stuck: Array<number | undefined>; pending: Array<number | undefined>; orphans: Array<number | undefined> };
+  readonly reachedAt: {
+    stuck: Array<number | undefined>;
+    pending: Array<number | undefined>;
+    orphans: Array<number | undefined>;
+  };
   /** Passes until every planted problem was handled, or undefined. */
   readonly passesNeeded: number | undefined;
   readonly slowestPassSeconds: number;
@@ -70,7 +81,8 @@ export async function bulkCreate(storageUrl: string, bucket: string, objects: re
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ bucket, objects: objects.slice(start, start + 10_000) }),
     });
-    if (response.status !== 201) throw new Error(`bulk create in ${bucket}: ${response.status} ${await response.text()}`);
+    if (response.status !== 201)
+      throw new Error(`bulk create in ${bucket}: ${response.status} ${await response.text()}`);
   }
 }
 
@@ -87,13 +99,20 @@ export interface Planted {
  * Seeds the buckets: N originals in sorted id order, finished (a published outcome marker and its
  * manifest) except the stuck and pending ones, which are spread evenly from position `beyond` on.
  */
-export async function seedScale(storageUrl: string, buckets: { uploads: string; images: string }, options: ScaleOptions): Promise<Planted> {
+export async function seedScale(
+  storageUrl: string,
+  buckets: { uploads: string; images: string },
+  options: ScaleOptions,
+): Promise<Planted> {
   const t0 = Date.now();
   const ids = Array.from({ length: options.originals }, hexId).sort();
   const special = options.stuck + options.pending;
   const span = options.originals - options.beyond;
   if (span < special) throw new Error(`not enough originals beyond ${options.beyond} for ${special} planted images`);
-  const positions = Array.from({ length: special }, (_, i) => options.beyond + Math.floor(((i + 0.5) * span) / special));
+  const positions = Array.from(
+    { length: special },
+    (_, i) => options.beyond + Math.floor(((i + 0.5) * span) / special),
+  );
   const stuck = new Set<string>();
   const pending = new Set<string>();
   for (const [i, position] of positions.entries()) {
@@ -146,8 +165,16 @@ export async function seedScale(storageUrl: string, buckets: { uploads: string; 
     );
   const orphans = Array.from({ length: options.orphans }, hexId);
   const old = new Date(t0 - 30 * DAY).toISOString();
-  const orphanObjects = orphans.map((id) => ({ name: `${id}/96w.jpg`, contentType: 'image/jpeg', timeCreated: old, metadata: { width: '96', height: '72' } }));
-  const incoming = Array.from({ length: options.incoming }, (_, i) => ({ name: `incoming/forgotten-${i}.jpg`, timeCreated: old }));
+  const orphanObjects = orphans.map((id) => ({
+    name: `${id}/96w.jpg`,
+    contentType: 'image/jpeg',
+    timeCreated: old,
+    metadata: { width: '96', height: '72' },
+  }));
+  const incoming = Array.from({ length: options.incoming }, (_, i) => ({
+    name: `incoming/forgotten-${i}.jpg`,
+    timeCreated: old,
+  }));
   await bulkCreate(storageUrl, buckets.uploads, [...originals, ...markers, ...incoming]);
   await bulkCreate(storageUrl, buckets.images, [...records, ...orphanObjects]);
   return { stuck: [...stuck], pending: [...pending], orphans, t0 };
@@ -158,7 +185,12 @@ export async function seedScale(storageUrl: string, buckets: { uploads: string; 
  * `maxPasses` ran. Handled: a stuck image was dispatched again (`redispatches` ≥ 1) or recorded;
  * a pending announcement is published; an orphan folder is gone.
  */
-export async function runScalePasses(base: PipelineDeps, planted: Planted, options: ScaleOptions, maxPasses: number): Promise<Omit<ScaleReport, 'seedSeconds'>> {
+export async function runScalePasses(
+  base: PipelineDeps,
+  planted: Planted,
+  options: ScaleOptions,
+  maxPasses: number,
+): Promise<Omit<ScaleReport, 'seedSeconds'>> {
   const uploads = base.storage.bucket(base.config.UPLOADS_BUCKET);
   const images = base.storage.bucket(base.config.IMAGES_BUCKET);
   const reachedAt = {
@@ -170,7 +202,12 @@ export async function runScalePasses(base: PipelineDeps, planted: Planted, optio
   const config = { ...base.config, CLEANUP_MAX_OBJECTS: options.budget, CLEANUP_MAX_SECONDS: options.maxSeconds };
   for (let pass = 1; pass <= maxPasses; pass++) {
     const offset = planted.t0 + 31 * MIN + (pass - 1) * TICK_MS - Date.now();
-    const deps = createDeps(config, { storage: base.storage, pubsub: base.pubsub, log: base.log, now: () => new Date(Date.now() + offset) });
+    const deps = createDeps(config, {
+      storage: base.storage,
+      pubsub: base.pubsub,
+      log: base.log,
+      now: () => new Date(Date.now() + offset),
+    });
     const started = Date.now();
     const summary = await runCleanup(deps);
     passes.push({ pass, seconds: (Date.now() - started) / 1000, summary });
@@ -183,7 +220,8 @@ export async function runScalePasses(base: PipelineDeps, planted: Planted, optio
       ...planted.pending.map(async (id, i) => {
         if (reachedAt.pending[i] !== undefined) return;
         const [metadata] = await uploads.file(outcomeMarkerName(id)).getMetadata();
-        if (metadata.metadata?.[OUTCOME_MARKER.keys.eventState] === OUTCOME_MARKER.states.published) reachedAt.pending[i] = pass;
+        if (metadata.metadata?.[OUTCOME_MARKER.keys.eventState] === OUTCOME_MARKER.states.published)
+          reachedAt.pending[i] = pass;
       }),
       ...planted.orphans.map(async (id, i) => {
         if (reachedAt.orphans[i] !== undefined) return;
@@ -225,7 +263,21 @@ export function formatScaleReport(report: ScaleReport): string {
     '',
     `Planted beyond position ${o.beyond}: ${o.stuck} stuck images and ${o.pending} pending announcements; also ${o.orphans} orphan folders and ${o.incoming} stale incoming/ objects. Seeding: ${report.seedSeconds.toFixed(1)} s.`,
     '',
-    markdownTable(['pass', 'seconds', 'originals', 'records', 'folders', 'incoming', 're-dispatched', 'settled', 'orphans deleted', 'incoming deleted'], rows),
+    markdownTable(
+      [
+        'pass',
+        'seconds',
+        'originals',
+        'records',
+        'folders',
+        'incoming',
+        're-dispatched',
+        'settled',
+        'orphans deleted',
+        'incoming deleted',
+      ],
+      rows,
+    ),
     '',
     `Every planted problem handled by pass ${report.passesNeeded ?? 'never'} (bound ⌈N ÷ budget⌉ + 1 = ${report.bound}); slowest pass ${report.slowestPassSeconds.toFixed(1)} s of ${o.maxSeconds} s.`,
   ].join('\n');
@@ -306,18 +358,28 @@ async function main(): Promise<void> {
   const options = scaleOptionsFrom(process.argv.slice(2));
   process.exitCode = await withScaleStack(async (deps, storageUrl, config) => {
     const seeding = Date.now();
-    const planted = await seedScale(storageUrl, { uploads: config.UPLOADS_BUCKET, images: config.IMAGES_BUCKET }, options);
+    const planted = await seedScale(
+      storageUrl,
+      { uploads: config.UPLOADS_BUCKET, images: config.IMAGES_BUCKET },
+      options,
+    );
     const seedSeconds = (Date.now() - seeding) / 1000;
     const bound = Math.ceil(options.originals / options.budget) + 1;
     const report = { ...(await runScalePasses(deps, planted, options, bound + 2)), seedSeconds };
     process.stdout.write(`${formatScaleReport(report)}\n`);
-    return report.passesNeeded !== undefined && report.passesNeeded <= bound && report.slowestPassSeconds <= options.maxSeconds ? 0 : 1;
+    return report.passesNeeded !== undefined &&
+      report.passesNeeded <= bound &&
+      report.slowestPassSeconds <= options.maxSeconds
+      ? 0
+      : 1;
   });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((error: unknown) => {
-    process.stderr.write(`cleanup-scale failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `cleanup-scale failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exit(1);
   });
 }

@@ -25,7 +25,16 @@ import type { VariantSpec } from '../shared/schemas.js';
 import { heightForWidth, planImage, splitIntoJobs, type ImageSize } from '../shared/plan.js';
 import { configureSharp, renderVariants } from '../shared/render.js';
 import { corpusImages, readImage } from './images.js';
-import { benchConfig, decodeFlattened, directResize, fullDecode, KERNEL, measure, type Pixels, renderOptionsFrom } from './methods.js';
+import {
+  benchConfig,
+  decodeFlattened,
+  directResize,
+  fullDecode,
+  KERNEL,
+  measure,
+  type Pixels,
+  renderOptionsFrom,
+} from './methods.js';
 import { luma, ssim } from './ssim.js';
 
 const run = promisify(execFile);
@@ -79,7 +88,9 @@ export interface MethodResult {
 const QUALITY_WIDTHS = [640, 1600];
 
 function methodName(method: Method): string {
-  return method.kind === 'anchor' ? 'anchor (sharp defaults)' : `ours AVIF q${method.avifQuality} e${method.avifEffort}`;
+  return method.kind === 'anchor'
+    ? 'anchor (sharp defaults)'
+    : `ours AVIF q${method.avifQuality} e${method.avifEffort}`;
 }
 
 /** sharp's defaults: what `.jpeg()`, `.webp()`, `.avif()` do with no options (JPEG flattened onto white). */
@@ -90,7 +101,10 @@ function anchorEncode(pipeline: Sharp, format: OutputFormat): Sharp {
 
 async function butteraugliOf(reference: Pixels, distorted: Pixels, dir: string): Promise<number | undefined> {
   const png = (p: Pixels, name: string) =>
-    sharp(p.data, { raw: { width: p.width, height: p.height, channels: p.channels } }).removeAlpha().png().toFile(join(dir, name));
+    sharp(p.data, { raw: { width: p.width, height: p.height, channels: p.channels } })
+      .removeAlpha()
+      .png()
+      .toFile(join(dir, name));
   await png(reference, 'ref.png');
   await png(distorted, 'dist.png');
   try {
@@ -105,7 +119,9 @@ async function butteraugliOf(reference: Pixels, distorted: Pixels, dir: string):
 /** The child: measure one method on one image. */
 async function child(path: string, method: Method, butteraugli: boolean): Promise<MethodResult> {
   configureSharp({ concurrency: 1, cache: false });
-  const config: Config = benchConfig(method.kind === 'ours' ? { AVIF_QUALITY: String(method.avifQuality), AVIF_EFFORT: String(method.avifEffort) } : {});
+  const config: Config = benchConfig(
+    method.kind === 'ours' ? { AVIF_QUALITY: String(method.avifQuality), AVIF_EFFORT: String(method.avifEffort) } : {},
+  );
   const original = await readImage({ name: path, path });
   const { autoOrient } = await sharp(original).metadata();
   const info: ImageSize = { width: autoOrient.width, height: autoOrient.height };
@@ -116,7 +132,10 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
     if (method.kind === 'anchor') {
       for (const { width, format } of plan) {
         const data = await anchorEncode(
-          sharp(original, { limitInputPixels: config.MAX_INPUT_PIXELS }).rotate().resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL }).toColourspace('srgb'),
+          sharp(original, { limitInputPixels: config.MAX_INPUT_PIXELS })
+            .rotate()
+            .resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL })
+            .toColourspace('srgb'),
           format,
         ).toBuffer();
         outputs.push({ width, format, data });
@@ -124,7 +143,8 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
       }
     } else {
       for (const job of splitIntoJobs(plan, info, config.FANOUT_STRATEGY)) {
-        for (const v of await renderVariants(original, job, renderOptionsFrom(config))) outputs.push({ width: v.width, format: v.format, data: v.data });
+        for (const v of await renderVariants(original, job, renderOptionsFrom(config)))
+          outputs.push({ width: v.width, format: v.format, data: v.data });
         invocations++;
       }
     }
@@ -145,7 +165,14 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
       const refLuma = luma(reference.data, reference.width, reference.height, reference.channels);
       for (const o of outputs.filter((x) => x.width === width)) {
         const decoded = await decodeFlattened(o.data);
-        (scores[o.format] ??= []).push(ssim(refLuma, luma(decoded.data, decoded.width, decoded.height, decoded.channels), reference.width, reference.height));
+        (scores[o.format] ??= []).push(
+          ssim(
+            refLuma,
+            luma(decoded.data, decoded.width, decoded.height, decoded.channels),
+            reference.width,
+            reference.height,
+          ),
+        );
         if (butteraugli && i === 0) {
           const d = await butteraugliOf(reference, decoded, dir);
           if (d !== undefined) distances[o.format] = d;
@@ -171,7 +198,9 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
 
 function runChild(path: string, method: Method, butteraugli: boolean): Promise<MethodResult> {
   return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [SELF, '--child', JSON.stringify({ path, method, butteraugli })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [SELF, '--child', JSON.stringify({ path, method, butteraugli })], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     proc.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
@@ -192,16 +221,32 @@ function runChild(path: string, method: Method, butteraugli: boolean): Promise<M
  * writes its variants; the image adds the original's write, the manifest and its marker. The anchor:
  * one storage-triggered invocation that reads the original once and writes each variant.
  */
-export function operationsPerImage(kind: 'anchor' | 'ours', invocations: number, variants: number): { pubsubRequests: number; classA: number; classB: number; requests: number } {
+export function operationsPerImage(
+  kind: 'anchor' | 'ours',
+  invocations: number,
+  variants: number,
+): { pubsubRequests: number; classA: number; classB: number; requests: number } {
   if (kind === 'anchor') return { pubsubRequests: 0, classA: 1 + variants, classB: 1, requests: 1 };
-  return { pubsubRequests: 2 * invocations + 1, classA: 1 + variants + 2 * invocations + 2, classB: 3 * invocations + 1, requests: 2 + invocations };
+  return {
+    pubsubRequests: 2 * invocations + 1,
+    classA: 1 + variants + 2 * invocations + 2,
+    classB: 3 * invocations + 1,
+    requests: 2 + invocations,
+  };
 }
 
 /** USD per 1,000 images of this result. */
-export function costPer1000(result: MethodResult, kind: 'anchor' | 'ours'): { compute: number; other: number; total: number } {
+export function costPer1000(
+  result: MethodResult,
+  kind: 'anchor' | 'ours',
+): { compute: number; other: number; total: number } {
   const ops = operationsPerImage(kind, result.invocations, result.variants);
   const compute = result.cpuS * PRICES.vcpuSecond + (result.peakRssMiB / 1024) * result.wallS * PRICES.gibSecond;
-  const other = ops.requests * PRICES.request + ops.pubsubRequests * PRICES.pubsubMinBytes * PRICES.pubsubPerByte + ops.classA * PRICES.classA + ops.classB * PRICES.classB;
+  const other =
+    ops.requests * PRICES.request +
+    ops.pubsubRequests * PRICES.pubsubMinBytes * PRICES.pubsubPerByte +
+    ops.classA * PRICES.classA +
+    ops.classB * PRICES.classB;
   return { compute: compute * 1000, other: other * 1000, total: (compute + other) * 1000 };
 }
 
@@ -227,7 +272,9 @@ function total(results: readonly MethodResult[]): MethodResult & { ssimAll: Reco
     bytes,
     ssim: ssimAll,
     ssimAll,
-    ...(Object.keys(butter).length > 0 ? { butteraugli: Object.fromEntries(Object.entries(butter).map(([f, xs]) => [f, mean(xs)])) } : {}),
+    ...(Object.keys(butter).length > 0
+      ? { butteraugli: Object.fromEntries(Object.entries(butter).map(([f, xs]) => [f, mean(xs)])) }
+      : {}),
   };
 }
 
@@ -237,8 +284,14 @@ function total(results: readonly MethodResult[]): MethodResult & { ssimAll: Reco
  * anchor's own settings, where ours differs only by the cascade's pixels (measured +0.2–0.3 %
  * bytes with +0.0000–0.0002 SSIM, the same rate-distortion curve) and no candidate can move them.
  */
-export function chooseCandidate(anchor: MethodResult, candidates: ReadonlyArray<{ candidate: Candidate; overall: MethodResult }>): Candidate | undefined {
-  const ok = candidates.filter(({ overall }) => (overall.bytes.avif ?? 0) <= (anchor.bytes.avif ?? 0) && (overall.ssim.avif ?? 0) >= (anchor.ssim.avif ?? 0));
+export function chooseCandidate(
+  anchor: MethodResult,
+  candidates: ReadonlyArray<{ candidate: Candidate; overall: MethodResult }>,
+): Candidate | undefined {
+  const ok = candidates.filter(
+    ({ overall }) =>
+      (overall.bytes.avif ?? 0) <= (anchor.bytes.avif ?? 0) && (overall.ssim.avif ?? 0) >= (anchor.ssim.avif ?? 0),
+  );
   return [...ok].sort((a, b) => a.overall.cpuS - b.overall.cpuS)[0]?.candidate;
 }
 
@@ -258,18 +311,29 @@ const kb = (n: number | undefined) => (n === undefined ? '–' : `${Math.round(n
 function row(image: string, r: MethodResult, kind: 'anchor' | 'ours', butteraugli: boolean): string {
   const cost = costPer1000(r, kind);
   return `| ${image} | ${r.method} | ${r.invocations} | ${r.cpuS.toFixed(2)} | ${r.wallS.toFixed(2)} | ${Math.round(r.peakRssMiB)} | ${FORMATS.map((f) => kb(r.bytes[f])).join(' / ')} | ${FORMATS.map((f) => f3(r.ssim[f])).join(' / ')} | ${
-    butteraugli ? FORMATS.map((f) => (r.butteraugli?.[f] === undefined ? '–' : r.butteraugli[f]!.toFixed(2))).join(' / ') : 'not installed'
+    butteraugli
+      ? FORMATS.map((f) => (r.butteraugli?.[f] === undefined ? '–' : r.butteraugli[f]!.toFixed(2))).join(' / ')
+      : 'not installed'
   } | ${cost.compute.toFixed(3)} + ${cost.other.toFixed(3)} = ${cost.total.toFixed(3)} |`;
 }
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') {
-    const { path, method, butteraugli } = JSON.parse(argv[1]!) as { path: string; method: Method; butteraugli: boolean };
+    const { path, method, butteraugli } = JSON.parse(argv[1]!) as {
+      path: string;
+      method: Method;
+      butteraugli: boolean;
+    };
     process.stdout.write(`@@defaults ${JSON.stringify(await child(path, method, butteraugli))}\n`);
     return;
   }
-  const args = { corpus: '../shared/corpus', only: ['hubble_deep_field.jpg', 'storm-1920x1280.jpg', 'ladybird-2560x1600.jpg', 'string-3640x2400-icc.jpg'], candidates: 'q50e4,q50e3,q45e3', json: 'bench-defaults.json' };
+  const args = {
+    corpus: '../shared/corpus',
+    only: ['hubble_deep_field.jpg', 'storm-1920x1280.jpg', 'ladybird-2560x1600.jpg', 'string-3640x2400-icc.jpg'],
+    candidates: 'q50e4,q50e3,q45e3',
+    json: 'bench-defaults.json',
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const [name, value] = [argv[i]!, argv[i + 1]];
     if (value === undefined) throw new Error(`${name} needs a value`);
@@ -277,14 +341,19 @@ async function main(): Promise<void> {
     else if (name === '--only') args.only = value.split(',');
     else if (name === '--candidates') args.candidates = value;
     else if (name === '--json') args.json = value;
-    else throw new Error(`unknown option ${name} (options: --corpus DIR --only NAMES --candidates q50e4,q50e3 --json FILE)`);
+    else
+      throw new Error(
+        `unknown option ${name} (options: --corpus DIR --only NAMES --candidates q50e4,q50e3 --json FILE)`,
+      );
   }
   const candidates: Candidate[] = args.candidates.split(',').map((c) => {
     const m = /^q(\d+)e(\d)$/.exec(c);
     if (!m) throw new Error(`--candidates: ${c} is not qNNeN`);
     return { avifQuality: Number(m[1]), avifEffort: Number(m[2]) };
   });
-  const images = (await corpusImages(args.corpus)).filter((image) => args.only.length === 0 || args.only.includes(image.name));
+  const images = (await corpusImages(args.corpus)).filter(
+    (image) => args.only.length === 0 || args.only.includes(image.name),
+  );
   const butteraugli = await butteraugliInstalled();
   const lines: string[] = [
     `## At defaults: anchor at sharp's defaults vs ours (${images.length} image(s), 1 run each, one libvips thread)`,
@@ -312,12 +381,22 @@ async function main(): Promise<void> {
   for (const { overall: o } of overall) lines.push(row('**all**', o, 'ours', butteraugli));
   lines.push('');
   for (const { candidate, overall: o } of overall) {
-    lines.push(`- ours AVIF q${candidate.avifQuality} e${candidate.avifEffort}: anchor CPU ÷ ours = ${(anchorAll.cpuS / o.cpuS).toFixed(2)}×; bytes vs anchor ${FORMATS.map((f) => `${f} ${(((o.bytes[f] ?? 0) / (anchorAll.bytes[f] ?? 1) - 1) * 100).toFixed(1)} %`).join(', ')}; mean SSIM − anchor's ${FORMATS.map((f) => `${f} ${((o.ssim[f] ?? 0) - (anchorAll.ssim[f] ?? 0)).toFixed(4)}`).join(', ')}`);
+    lines.push(
+      `- ours AVIF q${candidate.avifQuality} e${candidate.avifEffort}: anchor CPU ÷ ours = ${(anchorAll.cpuS / o.cpuS).toFixed(2)}×; bytes vs anchor ${FORMATS.map((f) => `${f} ${(((o.bytes[f] ?? 0) / (anchorAll.bytes[f] ?? 1) - 1) * 100).toFixed(1)} %`).join(', ')}; mean SSIM − anchor's ${FORMATS.map((f) => `${f} ${((o.ssim[f] ?? 0) - (anchorAll.ssim[f] ?? 0)).toFixed(4)}`).join(', ')}`,
+    );
   }
   const chosen = chooseCandidate(anchorAll, overall);
-  lines.push('', chosen ? `Chosen: AVIF q${chosen.avifQuality} effort ${chosen.avifEffort} (least CPU with AVIF bytes ≤ anchor's and mean AVIF SSIM ≥ anchor's).` : 'Chosen: none of the candidates has AVIF bytes ≤ anchor\'s and mean AVIF SSIM ≥ anchor\'s.');
+  lines.push(
+    '',
+    chosen
+      ? `Chosen: AVIF q${chosen.avifQuality} effort ${chosen.avifEffort} (least CPU with AVIF bytes ≤ anchor's and mean AVIF SSIM ≥ anchor's).`
+      : "Chosen: none of the candidates has AVIF bytes ≤ anchor's and mean AVIF SSIM ≥ anchor's.",
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
-  await writeFile(args.json, `${JSON.stringify({ prices: PRICES, butteraugli, anchor: anchorResults, candidates: overall.map((o, i) => ({ ...o, images: oursResults[i] })), chosen }, null, 2)}\n`);
+  await writeFile(
+    args.json,
+    `${JSON.stringify({ prices: PRICES, butteraugli, anchor: anchorResults, candidates: overall.map((o, i) => ({ ...o, images: oursResults[i] })), chosen }, null, 2)}\n`,
+  );
 }
 
 // Run only as a script, so tests can import the pricing and the choice.

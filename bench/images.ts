@@ -33,7 +33,9 @@ export const GENERATED_SET: readonly GeneratedSpec[] = [
 ];
 
 /** `--quick`: one small image. */
-export const QUICK_SET: readonly GeneratedSpec[] = [{ name: 'photo-360x240-baseline.jpg', width: 360, height: 240, format: 'jpeg', seed: 21 }];
+export const QUICK_SET: readonly GeneratedSpec[] = [
+  { name: 'photo-360x240-baseline.jpg', width: 360, height: 240, format: 'jpeg', seed: 21 },
+];
 
 /** Images for the runtime-settings section: the memory targets are about 20 MP and 50 MP JPEGs. */
 export const RUNTIME_SET = {
@@ -42,14 +44,28 @@ export const RUNTIME_SET = {
   /** 8640×5760 = 49.8 MP, just under the default pixel cap (MAX_INPUT_PIXELS = 50,000,000). */
   image50: { name: 'photo-8640x5760-baseline.jpg', width: 8640, height: 5760, format: 'jpeg', seed: 32 },
   /** The same as a progressive JPEG: libjpeg keeps every coefficient in memory, the worst case measured. */
-  image50p: { name: 'photo-8640x5760-progressive.jpg', width: 8640, height: 5760, format: 'jpeg', progressive: true, seed: 32 },
+  image50p: {
+    name: 'photo-8640x5760-progressive.jpg',
+    width: 8640,
+    height: 5760,
+    format: 'jpeg',
+    progressive: true,
+    seed: 32,
+  },
 } as const satisfies Record<string, GeneratedSpec>;
 
 /** `--quick` stand-ins for {@link RUNTIME_SET}, so the smoke run exercises the same code fast. */
 export const QUICK_RUNTIME_SET = {
   image20: { name: 'photo-240x160-baseline.jpg', width: 240, height: 160, format: 'jpeg', seed: 22 },
   image50: { name: 'photo-240x160-baseline.jpg', width: 240, height: 160, format: 'jpeg', seed: 22 },
-  image50p: { name: 'photo-240x160-progressive.jpg', width: 240, height: 160, format: 'jpeg', progressive: true, seed: 22 },
+  image50p: {
+    name: 'photo-240x160-progressive.jpg',
+    width: 240,
+    height: 160,
+    format: 'jpeg',
+    progressive: true,
+    seed: 22,
+  },
 } as const satisfies Record<string, GeneratedSpec>;
 
 /** Default cache of generated images. */
@@ -62,9 +78,15 @@ const exists = (path: string): Promise<boolean> =>
   );
 
 /** Generates (or reuses from `cacheDir`) one image. */
-export async function generated(spec: GeneratedSpec, cacheDir: string, log: (line: string) => void = () => {}): Promise<BenchImage> {
+export async function generated(
+  spec: GeneratedSpec,
+  cacheDir: string,
+  log: (line: string) => void = () => {},
+): Promise<BenchImage> {
   const { name, ...options } = spec;
-  const key = JSON.stringify(options).replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '');
+  const key = JSON.stringify(options)
+    .replace(/[^a-z0-9]+/gi, '-')
+    .replace(/^-|-$/g, '');
   const dir = join(cacheDir, key);
   const path = join(dir, name);
   if (!(await exists(path))) {
@@ -79,7 +101,11 @@ export async function generated(spec: GeneratedSpec, cacheDir: string, log: (lin
 }
 
 /** Generates (or reuses) a set. */
-export async function generatedSet(specs: readonly GeneratedSpec[], cacheDir: string, log?: (line: string) => void): Promise<BenchImage[]> {
+export async function generatedSet(
+  specs: readonly GeneratedSpec[],
+  cacheDir: string,
+  log?: (line: string) => void,
+): Promise<BenchImage[]> {
   const images: BenchImage[] = [];
   for (const spec of specs) images.push(await generated(spec, cacheDir, log));
   return images;
@@ -89,7 +115,13 @@ export async function generatedSet(specs: readonly GeneratedSpec[], cacheDir: st
 export async function corpusImages(dir: string): Promise<BenchImage[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   return entries
-    .filter((entry) => entry.isFile() && !entry.name.startsWith('.') && !/^(readme|license|licence|copying)/i.test(entry.name) && !/\.(md|txt)$/i.test(entry.name))
+    .filter(
+      (entry) =>
+        entry.isFile() &&
+        !entry.name.startsWith('.') &&
+        !/^(readme|license|licence|copying)/i.test(entry.name) &&
+        !/\.(md|txt)$/i.test(entry.name),
+    )
     .map((entry) => ({ name: entry.name, path: join(dir, entry.name) }))
     .sort((a, b) => a.name.localeCompare(b.name));
 }

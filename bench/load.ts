@@ -128,8 +128,22 @@ export interface LoadReport {
   options: Omit<LoadOptions, 'progress'>;
   target: string;
   machine: string;
-  uploads: { attempted: number; accepted: number; refused: number; requests: number; seconds: number; perSecond: number; latency: Percentiles };
-  processing: { ready: number; failed: number; seconds: number; imagesPerSecond: number; latency: Percentiles | undefined };
+  uploads: {
+    attempted: number;
+    accepted: number;
+    refused: number;
+    requests: number;
+    seconds: number;
+    perSecond: number;
+    latency: Percentiles;
+  };
+  processing: {
+    ready: number;
+    failed: number;
+    seconds: number;
+    imagesPerSecond: number;
+    latency: Percentiles | undefined;
+  };
   /** Error answers by code, including ones a retry then fixed; `network` for transport errors. */
   errors: Record<string, number>;
   variantsPerImage: number;
@@ -152,7 +166,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function percentiles(values: number[]): Percentiles {
   if (values.length === 0) return { p50: NaN, p95: NaN, p99: NaN, max: NaN };
   const sorted = [...values].sort((a, b) => a - b);
-  const rank = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  const rank = (p: number) =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
   return { p50: rank(50), p95: rank(95), p99: rank(99), max: sorted[sorted.length - 1]! };
 }
 
@@ -188,16 +203,26 @@ async function distinctPhotos(count: number, width: number, height: number): Pro
   for (let i = 0; i < count; i++) {
     const pixels = Buffer.from(base);
     let state = (i + 1) * 2654435761;
-    const next = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const next = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32;
     const x0 = Math.floor(next() * (width - block));
     const y0 = Math.floor(next() * (height - block));
-    for (let y = y0; y < y0 + block; y++) for (let x = x0; x < x0 + block; x++) for (let c = 0; c < 3; c++) pixels[(y * width + x) * 3 + c] = Math.floor(next() * 256);
-    photos.push(await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer());
+    for (let y = y0; y < y0 + block; y++)
+      for (let x = x0; x < x0 + block; x++)
+        for (let c = 0; c < 3; c++) pixels[(y * width + x) * 3 + c] = Math.floor(next() * 256);
+    photos.push(
+      await sharp(pixels, { raw: { width, height, channels: 3 } })
+        .jpeg({ quality: 85 })
+        .toBuffer(),
+    );
   }
   return photos;
 }
 
-async function mapLimit<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+async function mapLimit<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(limit, items.length) }, async () => {
@@ -227,7 +252,9 @@ interface TerminalEvent {
   at: number;
 }
 
-const FUNCTIONS_FRAMEWORK = fileURLToPath(new URL('../../node_modules/@google-cloud/functions-framework/build/src/main.js', import.meta.url));
+const FUNCTIONS_FRAMEWORK = fileURLToPath(
+  new URL('../../node_modules/@google-cloud/functions-framework/build/src/main.js', import.meta.url),
+);
 const FUNCTIONS_SOURCE = fileURLToPath(new URL('../functions/index.js', import.meta.url));
 
 /** Serves `resize` from its own functions-framework process, like one Cloud Run instance. */
@@ -235,15 +262,28 @@ async function startResizeProcess(stack: LocalStack, log: WriteStream): Promise<
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    [FUNCTIONS_FRAMEWORK, '--target=resize', '--signature-type=cloudevent', `--source=${FUNCTIONS_SOURCE}`, `--port=${port}`],
+    [
+      FUNCTIONS_FRAMEWORK,
+      '--target=resize',
+      '--signature-type=cloudevent',
+      `--source=${FUNCTIONS_SOURCE}`,
+      `--port=${port}`,
+    ],
     {
-      env: { ...process.env, ...configToEnv(stack.config), PUBSUB_EMULATOR_HOST: stack.urls.pubsub, METADATA_SERVER_DETECTION: 'none' },
+      env: {
+        ...process.env,
+        ...configToEnv(stack.config),
+        PUBSUB_EMULATOR_HOST: stack.urls.pubsub,
+        METADATA_SERVER_DETECTION: 'none',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
   child.stdout!.pipe(log, { end: false });
   child.stderr!.pipe(log, { end: false });
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`the resize process exited with ${code} while starting`))));
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`the resize process exited with ${code} while starting`))),
+  );
   exited.catch(() => undefined);
   await Promise.race([waitForPort(port, '127.0.0.1', 30_000), exited]);
   return { child, url: `http://127.0.0.1:${port}` };
@@ -253,13 +293,19 @@ async function startResizeProcess(stack: LocalStack, log: WriteStream): Promise<
  * Cloud Run's front end for the resize process: admits `limit` pushes at once, answers 429
  * beyond, and passes the rest through.
  */
-async function startAdmissionProxy(target: string, limit: number): Promise<{ server: Server; url: string; admission: AdmissionStats }> {
+async function startAdmissionProxy(
+  target: string,
+  limit: number,
+): Promise<{ server: Server; url: string; admission: AdmissionStats }> {
   const upstream = new URL(target);
   const gated = admitAtMost((req, res) => {
-    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
+    const forward = httpRequest(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
     forward.on('error', () => {
       if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 'bad_gateway', message: 'The resize process did not answer.' } }));
@@ -274,8 +320,16 @@ async function startAdmissionProxy(target: string, limit: number): Promise<{ ser
 
 /** Adds or clears a fault on the local storage server through its admin endpoint. */
 async function storageFault(storageUrl: string, fault: Record<string, unknown> | 'clear'): Promise<void> {
-  const response = await fetch(`${storageUrl}/_admin/faults`, fault === 'clear' ? { method: 'DELETE' } : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(fault) });
-  if (!response.ok) throw new Error(`storage server fault ${fault === 'clear' ? 'clear' : 'add'}: HTTP ${response.status} ${await response.text()}`);
+  const response = await fetch(
+    `${storageUrl}/_admin/faults`,
+    fault === 'clear'
+      ? { method: 'DELETE' }
+      : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(fault) },
+  );
+  if (!response.ok)
+    throw new Error(
+      `storage server fault ${fault === 'clear' ? 'clear' : 'add'}: HTTP ${response.status} ${await response.text()}`,
+    );
 }
 
 function describeBytes(bytes: number | undefined): string {
@@ -324,17 +378,25 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       });
       api = stack.urls.api;
       pubsub = new PubSub({ projectId: stack.projectId, apiEndpoint: stack.urls.pubsub, emulatorMode: true });
-      storage = new Storage({ apiEndpoint: stack.urls.storage, projectId: stack.projectId, useAuthWithCustomEndpoint: false });
+      storage = new Storage({
+        apiEndpoint: stack.urls.storage,
+        projectId: stack.projectId,
+        useAuthWithCustomEndpoint: false,
+      });
       imagesBucket = stack.buckets.images;
       eventsSubscription = pubsub.subscription(stack.subscriptions.eventsPull, { flowControl: { maxMessages: 1000 } });
-      deadLetterSubscription = pubsub.subscription(stack.subscriptions.jobsDeadLetterPull, { flowControl: { maxMessages: 1000 } });
+      deadLetterSubscription = pubsub.subscription(stack.subscriptions.jobsDeadLetterPull, {
+        flowControl: { maxMessages: 1000 },
+      });
       if (options.resize === 'process') {
         resize = await startResizeProcess(stack, logFile);
         // The stack's own gate is bypassed here: put one in front of the process.
         const gate = await startAdmissionProxy(resize.url, options.admit ?? admissionLimit('resize'));
         proxy = gate.server;
         admission = gate.admission;
-        await pubsub.subscription(stack.subscriptions.jobsPush).modifyPushConfig({ pushEndpoint: `${gate.url}${pushPath(stack.projectId, 'jobs')}` });
+        await pubsub
+          .subscription(stack.subscriptions.jobsPush)
+          .modifyPushConfig({ pushEndpoint: `${gate.url}${pushPath(stack.projectId, 'jobs')}` });
         rssPid = resize.child.pid!;
         rssOf = `the resize process (functions-framework, pid ${resize.child.pid}), VmHWM`;
       } else {
@@ -346,11 +408,19 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       process.env.METADATA_SERVER_DETECTION ??= 'none';
       api = external.url.replace(/\/+$/, '');
       if (external.storage && external.imagesBucket) {
-        storage = new Storage({ apiEndpoint: external.storage, projectId: external.project ?? 'local-project', useAuthWithCustomEndpoint: false });
+        storage = new Storage({
+          apiEndpoint: external.storage,
+          projectId: external.project ?? 'local-project',
+          useAuthWithCustomEndpoint: false,
+        });
         imagesBucket = external.imagesBucket;
       }
       if (external.pubsub && external.eventsSubscription) {
-        pubsub = new PubSub({ projectId: external.project ?? 'local-project', apiEndpoint: external.pubsub, emulatorMode: true });
+        pubsub = new PubSub({
+          projectId: external.project ?? 'local-project',
+          apiEndpoint: external.pubsub,
+          emulatorMode: true,
+        });
         eventsSubscription = pubsub.subscription(external.eventsSubscription, { flowControl: { maxMessages: 1000 } });
       }
       rssPid = external.resizePid;
@@ -387,7 +457,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const photos = await distinctPhotos(options.uploads, options.width, options.height);
 
     // ---- upload
-    const headers: Record<string, string> = { 'Content-Type': 'image/jpeg', ...(external?.token ? { Authorization: `Bearer ${external.token}` } : {}) };
+    const headers: Record<string, string> = {
+      'Content-Type': 'image/jpeg',
+      ...(external?.token ? { Authorization: `Bearer ${external.token}` } : {}),
+    };
     const errors: Record<string, number> = {};
     const tracked = new Map<string, Tracked>();
     const requestSeconds: number[] = [];
@@ -402,7 +475,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       if (!stack) throw new Error('--outage needs the local stack (not --url)');
       const storageUrl = stack.urls.storage;
       // Every write of an object to the images bucket: variants, manifests, records.
-      await storageFault(storageUrl, { method: 'POST', pathPattern: `/b/${stack.buckets.images}/o`, status: 503, times: 1_000_000_000 });
+      await storageFault(storageUrl, {
+        method: 'POST',
+        pathPattern: `/b/${stack.buckets.images}/o`,
+        status: 503,
+        times: 1_000_000_000,
+      });
       outageEndsAt = uploadStart + options.outageSeconds * 1000;
       progress(`outage: every write to ${stack.buckets.images} answers 503 for ${options.outageSeconds} s`);
       outage = { seconds: options.outageSeconds, endedAfterSeconds: NaN };
@@ -434,11 +512,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         if ((status === 202 || status === 200) && body.id) {
           lastAccepted = Date.now();
           const entry: Tracked = { id: body.id, startedAt, acceptedAt: lastAccepted };
-          if (status === 200) Object.assign(entry, { state: 'ready', readyAt: lastAccepted, variants: body.manifest?.variants.map((v) => v.name) });
+          if (status === 200)
+            Object.assign(entry, {
+              state: 'ready',
+              readyAt: lastAccepted,
+              variants: body.manifest?.variants.map((v) => v.name),
+            });
           tracked.set(body.id, entry);
           return;
         }
-        if (status !== 0) errors[body.error?.code ?? `http_${status}`] = (errors[body.error?.code ?? `http_${status}`] ?? 0) + 1;
+        if (status !== 0)
+          errors[body.error?.code ?? `http_${status}`] = (errors[body.error?.code ?? `http_${status}`] ?? 0) + 1;
         const retryable = status === 0 || status === 503 || status === 429;
         if (!retryable || attempt >= 6) {
           refused++;
@@ -469,7 +553,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       }
       // During an outage nothing finishes: the patience counts from its end.
       const idleSince = Math.max(lastProgress, outageEndsAt);
-      if (still.length === 0 || Date.now() - idleSince > options.timeoutSeconds * 1000 || Date.now() > hardDeadline) break;
+      if (still.length === 0 || Date.now() - idleSince > options.timeoutSeconds * 1000 || Date.now() > hardDeadline)
+        break;
       // Poll the status API too (it is the client's view), sparingly: each poll costs the stack
       // four storage requests, and with events at hand it is only the fallback.
       const pollEveryMs = eventsSubscription ? 5000 : 1000;
@@ -477,13 +562,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       await mapLimit(due, 4, async (t) => {
         t.lastPolledAt = Date.now();
         try {
-          const response = await fetch(`${api}/${t.id}`, { headers: external?.token ? { Authorization: `Bearer ${external.token}` } : {} });
+          const response = await fetch(`${api}/${t.id}`, {
+            headers: external?.token ? { Authorization: `Bearer ${external.token}` } : {},
+          });
           if (response.status === 200 || response.status === 422) {
             const body = (await response.json()) as { manifest?: { variants: Array<{ name: string }> } };
             const state = response.status === 200 ? 'ready' : 'failed';
             t.polled ??= { state, at: Date.now() };
             // With events available their publish time is the better clock; polling is the fallback.
-            if (!eventsSubscription) Object.assign(t, { state, readyAt: t.polled.at, variants: body.manifest?.variants.map((v) => v.name) });
+            if (!eventsSubscription)
+              Object.assign(t, { state, readyAt: t.polled.at, variants: body.manifest?.variants.map((v) => v.name) });
           } else {
             await response.arrayBuffer();
           }
@@ -493,7 +581,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       });
       // A terminal status without its event for 30 s is judged on the status alone (and the audit
       // below counts the missing event).
-      for (const t of still) if (t.polled && !t.state && Date.now() - t.polled.at > 30_000) Object.assign(t, { state: t.polled.state, readyAt: t.polled.at });
+      for (const t of still)
+        if (t.polled && !t.state && Date.now() - t.polled.at > 30_000)
+          Object.assign(t, { state: t.polled.state, readyAt: t.polled.at });
       if (Date.now() - lastReport > 5000) {
         progress(`  ${tracked.size - still.length}/${tracked.size} finished`);
         lastReport = Date.now();
@@ -527,8 +617,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
           const manifest = JSON.parse(bytes.toString()) as { variants: Array<{ name: string }> };
           const expected = [...manifest.variants.map((v) => v.name), manifestName(t.id)].sort();
           const actual = names.filter((n) => n !== errorRecordName(t.id)).sort();
-          if (new Set(manifest.variants.map((v) => v.name)).size !== manifest.variants.length) reasons.push('a variant listed twice in the manifest');
-          if (JSON.stringify(expected) !== JSON.stringify(actual)) reasons.push(`objects ${actual.length} ≠ manifest ${expected.length}`);
+          if (new Set(manifest.variants.map((v) => v.name)).size !== manifest.variants.length)
+            reasons.push('a variant listed twice in the manifest');
+          if (JSON.stringify(expected) !== JSON.stringify(actual))
+            reasons.push(`objects ${actual.length} ≠ manifest ${expected.length}`);
           variantsPerImage = Math.max(variantsPerImage, manifest.variants.length);
         }
       }
@@ -540,7 +632,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       const terminal = t.state !== undefined || hasManifest === true || hasFailure === true;
       if (!terminal) {
         lost++;
-        problems.push(`${t.id}: lost (no manifest, no failure record; no image finished in the last ${options.timeoutSeconds} s)`);
+        problems.push(
+          `${t.id}: lost (no manifest, no failure record; no image finished in the last ${options.timeoutSeconds} s)`,
+        );
         return;
       }
       if (eventsSubscription && readyEvents + failedEvents === 0) {
@@ -560,12 +654,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const readyTimes = [...tracked.values()].filter((t) => t.readyAt !== undefined).map((t) => t.readyAt!);
     const lastReady = readyTimes.length > 0 ? Math.max(...readyTimes) : Date.now();
     const processingSeconds = (lastReady - uploadStart) / 1000;
-    const latencies = [...tracked.values()].filter((t) => t.readyAt !== undefined).map((t) => (t.readyAt! - t.startedAt) / 1000);
+    const latencies = [...tracked.values()]
+      .filter((t) => t.readyAt !== undefined)
+      .map((t) => (t.readyAt! - t.startedAt) / 1000);
     const { progress: _omit, ...reportedOptions } = options;
     void _omit;
     const report: LoadReport = {
       options: reportedOptions,
-      target: external ? api : `local stack (${options.resize === 'process' ? 'resize in its own process' : 'all functions in one process'})`,
+      target: external
+        ? api
+        : `local stack (${options.resize === 'process' ? 'resize in its own process' : 'all functions in one process'})`,
       machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}`,
       uploads: {
         attempted: options.uploads,
@@ -637,19 +735,49 @@ export function formatReport(report: LoadReport): string {
     ],
     ['uploads accepted', `${u.accepted} / ${u.attempted} (${u.requests} requests, ${u.refused} refused after retries)`],
     ['upload throughput', `${u.perSecond.toFixed(1)} uploads/s (${seconds(u.seconds)} for all uploads)`],
-    ['upload request p50 / p95 / p99', `${seconds(u.latency.p50)} / ${seconds(u.latency.p95)} / ${seconds(u.latency.p99)}`],
-    ['processing throughput', `${report.processing.imagesPerSecond.toFixed(2)} images/s (${seconds(report.processing.seconds)} from the first upload to the last image ready)`],
-    ['upload → ready p50 / p95 / p99 (max)', p ? `${seconds(p.p50)} / ${seconds(p.p95)} / ${seconds(p.p99)} (${seconds(p.max)})` : 'n/a'],
+    [
+      'upload request p50 / p95 / p99',
+      `${seconds(u.latency.p50)} / ${seconds(u.latency.p95)} / ${seconds(u.latency.p99)}`,
+    ],
+    [
+      'processing throughput',
+      `${report.processing.imagesPerSecond.toFixed(2)} images/s (${seconds(report.processing.seconds)} from the first upload to the last image ready)`,
+    ],
+    [
+      'upload → ready p50 / p95 / p99 (max)',
+      p ? `${seconds(p.p50)} / ${seconds(p.p95)} / ${seconds(p.p99)} (${seconds(p.max)})` : 'n/a',
+    ],
     ['ready / failed', `${report.processing.ready} / ${report.processing.failed}`],
     ['errors by code', errors || 'none'],
-    ['resize admission', report.admission ? `${report.admission.limit || 'unlimited'} at once: ${report.admission.admitted} pushes admitted, ${report.admission.refused} refused with 429 (peak ${report.admission.peak})` : 'n/a'],
-    ...(report.outage ? ([['outage drill', `images bucket writes answered 503 for ${report.outage.seconds} s (ended ${seconds(report.outage.endedAfterSeconds)} after the first upload)`]] as Array<[string, string]>) : []),
+    [
+      'resize admission',
+      report.admission
+        ? `${report.admission.limit || 'unlimited'} at once: ${report.admission.admitted} pushes admitted, ${report.admission.refused} refused with 429 (peak ${report.admission.peak})`
+        : 'n/a',
+    ],
+    ...(report.outage
+      ? ([
+          [
+            'outage drill',
+            `images bucket writes answered 503 for ${report.outage.seconds} s (ended ${seconds(report.outage.endedAfterSeconds)} after the first upload)`,
+          ],
+        ] as Array<[string, string]>)
+      : []),
     ['dead letters', report.deadLetters === undefined ? 'n/a' : String(report.deadLetters)],
     ['**lost**', `**${report.lost}**`],
-    ['**doubled**', `**${report.doubled}**${report.checks.events && report.checks.objects ? '' : ` (checked: ${[report.checks.events ? 'events' : '', report.checks.objects ? 'objects' : '', 'status'].filter(Boolean).join(', ')})`}`],
+    [
+      '**doubled**',
+      `**${report.doubled}**${report.checks.events && report.checks.objects ? '' : ` (checked: ${[report.checks.events ? 'events' : '', report.checks.objects ? 'objects' : '', 'status'].filter(Boolean).join(', ')})`}`,
+    ],
     ['peak RSS of resize', `${describeBytes(report.peakRssBytes)} (${report.rssOf})`],
   ];
-  if (o.env && Object.keys(o.env).length > 0) rows.splice(3, 0, ['settings', Object.entries(o.env).map(([k, v]) => `${k}=${v}`).join(', ')]);
+  if (o.env && Object.keys(o.env).length > 0)
+    rows.splice(3, 0, [
+      'settings',
+      Object.entries(o.env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', '),
+    ]);
   const lines = [`## Load: ${o.uploads} uploads, concurrency ${o.concurrency}`, '', markdownTable(['', ''], rows)];
   if (!o.external) {
     lines.push(
@@ -659,7 +787,8 @@ export function formatReport(report: LoadReport): string {
       'out over instances). Lost and doubled are what this run is for.',
     );
   }
-  if (report.problems.length > 0) lines.push('', '### Lost or doubled', '', ...report.problems.slice(0, 50).map((p) => `- ${p}`));
+  if (report.problems.length > 0)
+    lines.push('', '### Lost or doubled', '', ...report.problems.slice(0, 50).map((p) => `- ${p}`));
   return lines.join('\n');
 }
 
@@ -703,13 +832,15 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
   });
   const positive = (name: string, raw: string) => {
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive whole number, got ${JSON.stringify(raw)}`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`--${name} must be a positive whole number, got ${JSON.stringify(raw)}`);
     return n;
   };
   const size = /^(\d+)x(\d+)$/.exec(values.size!);
   if (!size) throw new Error(`--size must look like 800x600, got ${JSON.stringify(values.size)}`);
   const formats = parseList(values.formats!, (f) => {
-    if (!(OUTPUT_FORMATS as readonly string[]).includes(f)) throw new Error(`--formats: ${f} is not one of ${OUTPUT_FORMATS.join(', ')}`);
+    if (!(OUTPUT_FORMATS as readonly string[]).includes(f))
+      throw new Error(`--formats: ${f} is not one of ${OUTPUT_FORMATS.join(', ')}`);
     return f as OutputFormat;
   });
   if (values.resize !== 'process' && values.resize !== 'inline') throw new Error('--resize must be process or inline');
@@ -727,9 +858,18 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
     widths: parseList(values.widths!, (w) => positive('widths', w)),
     formats,
     resize: values.resize,
-    ...(values.admit !== undefined ? { admit: Number.isInteger(Number(values.admit)) && Number(values.admit) >= 0 ? Number(values.admit) : positive('admit', values.admit) } : {}),
+    ...(values.admit !== undefined
+      ? {
+          admit:
+            Number.isInteger(Number(values.admit)) && Number(values.admit) >= 0
+              ? Number(values.admit)
+              : positive('admit', values.admit),
+        }
+      : {}),
     ...(values.outage !== undefined ? { outageSeconds: positive('outage', values.outage) } : {}),
-    ...(values['cleanup-every'] !== undefined ? { cleanupEverySeconds: positive('cleanup-every', values['cleanup-every']) } : {}),
+    ...(values['cleanup-every'] !== undefined
+      ? { cleanupEverySeconds: positive('cleanup-every', values['cleanup-every']) }
+      : {}),
     timeoutSeconds: positive('timeout', values.timeout!),
     maxWaitSeconds: positive('max-wait', values['max-wait']!),
     keepData: values['keep-data']!,
@@ -758,7 +898,9 @@ async function main(): Promise<void> {
   try {
     options = parseLoadArgs(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--admit N] [--outage S] [--cleanup-every S] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`);
+    process.stderr.write(
+      `${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--admit N] [--outage S] [--cleanup-every S] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`,
+    );
     process.exit(2);
   }
   const report = await runLoad(options);
@@ -769,7 +911,9 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((error: unknown) => {
-    process.stderr.write(`load run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `load run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exit(1);
   });
 }

@@ -9,7 +9,12 @@ import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { loadConfig, type Config } from '../shared/config.js';
 import type { VariantSpec } from '../shared/schemas.js';
 import { heightForWidth, planVariants, splitIntoJobs, type ImageSize } from '../shared/plan.js';
-import { encoderSettingsFromConfig, renderVariants, type EncoderSettings, type RenderOptions } from '../shared/render.js';
+import {
+  encoderSettingsFromConfig,
+  renderVariants,
+  type EncoderSettings,
+  type RenderOptions,
+} from '../shared/render.js';
 import type { FanoutStrategy, OutputFormat } from '../shared/domain.js';
 
 /** Bucket names the config schema requires; the bench touches no bucket. */
@@ -86,11 +91,17 @@ export function readPixels(pixels: Pixels): Sharp {
 export function withEncoder(pipeline: Sharp, format: OutputFormat, encoders: EncoderSettings): Sharp {
   switch (format) {
     case 'jpeg':
-      return pipeline.flatten({ background: WHITE }).jpeg({ quality: encoders.jpeg.quality, mozjpeg: encoders.jpeg.mozjpeg });
+      return pipeline
+        .flatten({ background: WHITE })
+        .jpeg({ quality: encoders.jpeg.quality, mozjpeg: encoders.jpeg.mozjpeg });
     case 'webp':
       return pipeline.webp({ quality: encoders.webp.quality, effort: encoders.webp.effort });
     case 'avif':
-      return pipeline.avif({ quality: encoders.avif.quality, effort: encoders.avif.effort, chromaSubsampling: AVIF_CHROMA_SUBSAMPLING });
+      return pipeline.avif({
+        quality: encoders.avif.quality,
+        effort: encoders.avif.effort,
+        chromaSubsampling: AVIF_CHROMA_SUBSAMPLING,
+      });
   }
 }
 
@@ -133,14 +144,19 @@ export function jobsFor(info: ImageSize, config: Config, strategy: FanoutStrateg
  * Ours: each job through renderVariants, one after another (as separate function invocations
  * would run them), each timed on its own.
  */
-export async function runOurs(original: Buffer, jobs: readonly VariantSpec[][], config: Config): Promise<{ jobs: JobRun[]; outputs: Output[] }> {
+export async function runOurs(
+  original: Buffer,
+  jobs: readonly VariantSpec[][],
+  config: Config,
+): Promise<{ jobs: JobRun[]; outputs: Output[] }> {
   const options = renderOptionsFrom(config);
   const runs: JobRun[] = [];
   const outputs: Output[] = [];
   for (const variants of jobs) {
     const { value, wallMs, cpuMs } = await measure(() => renderVariants(original, variants, options));
     runs.push({ variants, wallMs, cpuMs });
-    for (const variant of value) outputs.push({ width: variant.width, height: variant.height, format: variant.format, data: variant.data });
+    for (const variant of value)
+      outputs.push({ width: variant.width, height: variant.height, format: variant.format, data: variant.data });
   }
   return { jobs: runs, outputs };
 }
@@ -157,7 +173,12 @@ export interface AnchorVariantRun extends Timing {
  * sharp's default shrink-on-load), rotate, resize to the same size as ours, encode with the same
  * settings — sequentially. Each variant pays a decode; that is the method's cost.
  */
-export async function runAnchor(original: Buffer, info: ImageSize, variants: readonly VariantSpec[], config: Config): Promise<{ variants: AnchorVariantRun[]; outputs: Output[] }> {
+export async function runAnchor(
+  original: Buffer,
+  info: ImageSize,
+  variants: readonly VariantSpec[],
+  config: Config,
+): Promise<{ variants: AnchorVariantRun[]; outputs: Output[] }> {
   const encoders = encoderSettingsFromConfig(config);
   const runs: AnchorVariantRun[] = [];
   const outputs: Output[] = [];
@@ -165,7 +186,10 @@ export async function runAnchor(original: Buffer, info: ImageSize, variants: rea
     const height = heightForWidth(width, info);
     const { value, wallMs, cpuMs } = await measure(() =>
       withEncoder(
-        sharp(original, inputOptions(config)).rotate().resize(width, height, { fit: 'fill', kernel: KERNEL }).toColourspace('srgb'),
+        sharp(original, inputOptions(config))
+          .rotate()
+          .resize(width, height, { fit: 'fill', kernel: KERNEL })
+          .toColourspace('srgb'),
         format,
         encoders,
       ).toBuffer(),
@@ -214,10 +238,17 @@ function addTimings(timings: readonly Timing[]): Timing {
  * shrink-on-load), so the floor does not charge for a full decode that ours avoids.
  * Fully opaque alpha channels are dropped before the encodes, as render.ts does (untimed).
  */
-export async function runFloor(original: Buffer, info: ImageSize, variants: readonly VariantSpec[], config: Config): Promise<{ run: FloorRun; outputs: Output[] }> {
+export async function runFloor(
+  original: Buffer,
+  info: ImageSize,
+  variants: readonly VariantSpec[],
+  config: Config,
+): Promise<{ run: FloorRun; outputs: Output[] }> {
   const encoders = encoderSettingsFromConfig(config);
   const widths = [...new Set(variants.map((v) => v.width))].sort((a, b) => b - a);
-  const formatsOf = (width: number): OutputFormat[] => [...new Set(variants.filter((v) => v.width === width).map((v) => v.format))];
+  const formatsOf = (width: number): OutputFormat[] => [
+    ...new Set(variants.filter((v) => v.width === width).map((v) => v.format)),
+  ];
 
   const full = await measure(() => toPixels(sharp(original, inputOptions(config)).rotate().toColourspace('srgb')));
   let decodeToLargest: Timing | undefined;
@@ -243,7 +274,9 @@ export async function runFloor(original: Buffer, info: ImageSize, variants: read
       levels.push(full.value);
       continue;
     }
-    const resized = await measure(() => toPixels(readPixels(full.value).resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL })));
+    const resized = await measure(() =>
+      toPixels(readPixels(full.value).resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL })),
+    );
     resizeTimings.push(resized);
     levels.push(resized.value);
   }
@@ -260,7 +293,17 @@ export async function runFloor(original: Buffer, info: ImageSize, variants: read
     }
   }
   const total = addTimings([decode, ...encodes]);
-  return { run: { decodeFull, ...(decodeToLargest ? { decodeToLargest } : {}), decode, resizes: addTimings(resizeTimings), encodes, total }, outputs };
+  return {
+    run: {
+      decodeFull,
+      ...(decodeToLargest ? { decodeToLargest } : {}),
+      decode,
+      resizes: addTimings(resizeTimings),
+      encodes,
+      total,
+    },
+    outputs,
+  };
 }
 
 /**
@@ -268,10 +311,17 @@ export async function runFloor(original: Buffer, info: ImageSize, variants: read
  * all), then one lanczos3 resize of those pixels, sRGB; with `flatten`, flattened onto white (the
  * SSIM reference). `full` can be passed to reuse a full decode across widths.
  */
-export async function directResize(original: Buffer, info: ImageSize, width: number, config: Config, options: { flatten: boolean; full?: Pixels }): Promise<Pixels> {
+export async function directResize(
+  original: Buffer,
+  info: ImageSize,
+  width: number,
+  config: Config,
+  options: { flatten: boolean; full?: Pixels },
+): Promise<Pixels> {
   const full = options.full ?? (await fullDecode(original, config));
   let pipeline = readPixels(full);
-  if (width !== full.width) pipeline = pipeline.resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL });
+  if (width !== full.width)
+    pipeline = pipeline.resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL });
   if (options.flatten) pipeline = pipeline.flatten({ background: WHITE });
   return toPixels(pipeline);
 }
@@ -303,7 +353,10 @@ export interface ParityResult {
  * on one variant must write the same bytes as the bench's decode-to-width pipeline followed by
  * {@link encodePixels}, which is what the anchor and floor use.
  */
-export async function checkEncoderParity(originals: ReadonlyArray<{ name: string; data: Buffer }>, config: Config): Promise<ParityResult> {
+export async function checkEncoderParity(
+  originals: ReadonlyArray<{ name: string; data: Buffer }>,
+  config: Config,
+): Promise<ParityResult> {
   const encoders = encoderSettingsFromConfig(config);
   const mismatches: string[] = [];
   let checked = 0;
@@ -312,14 +365,18 @@ export async function checkEncoderParity(originals: ReadonlyArray<{ name: string
     const info = metadata.autoOrient;
     const width = Math.max(1, Math.floor(info.width * 0.75));
     let pixels = await toPixels(
-      sharp(data, inputOptions(config)).rotate().resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL }).toColourspace('srgb'),
+      sharp(data, inputOptions(config))
+        .rotate()
+        .resize(width, heightForWidth(width, info), { fit: 'fill', kernel: KERNEL })
+        .toColourspace('srgb'),
     );
     if (await alphaIsOpaque(pixels)) pixels = await removeAlpha(pixels);
     for (const format of config.FORMATS) {
       const [ours] = await renderVariants(data, [{ width, format }], renderOptionsFrom(config));
       const bench = await encodePixels(pixels, format, encoders);
       checked++;
-      if (!ours || !ours.data.equals(bench)) mismatches.push(`${name} ${format} ${width}px: ours ${ours?.data.length ?? 0} B, bench ${bench.length} B`);
+      if (!ours || !ours.data.equals(bench))
+        mismatches.push(`${name} ${format} ${width}px: ours ${ours?.data.length ?? 0} B, bench ${bench.length} B`);
     }
   }
   return { identical: mismatches.length === 0, checked, mismatches };

@@ -169,7 +169,12 @@ export interface Overall {
   cpuS: Record<string, number>;
   wallS: Record<string, number>;
   ratios: Ratios & { geomeanAnchorOverOursCpu: number; geomeanOursOverFloorCpu: number };
-  strategies: Partial<Record<FanoutStrategy, { jobs: number; cpuS: number; wallS: number; timeToLastS: Record<string, number>; maxRssMiB: number }>>;
+  strategies: Partial<
+    Record<
+      FanoutStrategy,
+      { jobs: number; cpuS: number; wallS: number; timeToLastS: Record<string, number>; maxRssMiB: number }
+    >
+  >;
 }
 
 /** Everything the bench measured. */
@@ -214,9 +219,22 @@ export function timeToLast(jobWallMs: readonly number[], workers: number): numbe
 }
 
 /** Medians of a strategy's runs. */
-export function summariseStrategy(strategy: FanoutStrategy, jobs: VariantSpec[][], runs: StrategyResult['runs']): StrategyResult {
+export function summariseStrategy(
+  strategy: FanoutStrategy,
+  jobs: VariantSpec[][],
+  runs: StrategyResult['runs'],
+): StrategyResult {
   const timeToLastS: Record<string, number> = {};
-  for (const k of WORKER_COUNTS) timeToLastS[k] = median(runs.map((run) => timeToLast(run.jobs.map((j) => j.wallMs), k))) / 1000;
+  for (const k of WORKER_COUNTS)
+    timeToLastS[k] =
+      median(
+        runs.map((run) =>
+          timeToLast(
+            run.jobs.map((j) => j.wallMs),
+            k,
+          ),
+        ),
+      ) / 1000;
   return {
     strategy,
     jobs,
@@ -246,7 +264,8 @@ export function summariseAnchor(runs: AnchorResult['runs']): AnchorResult {
 export function summariseFloor(runs: FloorResult['runs']): FloorResult {
   const encodeS = {} as Record<OutputFormat, number>;
   for (const format of ['avif', 'webp', 'jpeg'] as const) {
-    encodeS[format] = median(runs.map((r) => sum(r.encodes.filter((e) => e.format === format).map((e) => e.cpuMs)))) / 1000;
+    encodeS[format] =
+      median(runs.map((r) => sum(r.encodes.filter((e) => e.format === format).map((e) => e.cpuMs)))) / 1000;
   }
   const toLargest = runs.flatMap((r) => (r.decodeToLargest ? [r.decodeToLargest.cpuMs] : []));
   return {
@@ -277,7 +296,10 @@ export function ratiosOf(result: ConfigResult, defaultStrategy: FanoutStrategy):
     oursOverFloorWall: ours.median.wallS / floor.median.wallS,
     anchorOverFloorCpu: anchor.median.cpuS / floor.median.cpuS,
     ...(perImage
-      ? { anchorOverPerImageCpu: anchor.median.cpuS / perImage.median.cpuS, perImageOverFloorCpu: perImage.median.cpuS / floor.median.cpuS }
+      ? {
+          anchorOverPerImageCpu: anchor.median.cpuS / perImage.median.cpuS,
+          perImageOverFloorCpu: perImage.median.cpuS / floor.median.cpuS,
+        }
       : {}),
   };
 }
@@ -290,7 +312,11 @@ function isComplete(result: ConfigResult | undefined): result is CompleteResult 
 }
 
 /** Sums and ratios over every image with complete results in `pick`. */
-export function overallOf(images: readonly ImageResult[], pick: (image: ImageResult) => ConfigResult | undefined, defaultStrategy: FanoutStrategy): Overall | undefined {
+export function overallOf(
+  images: readonly ImageResult[],
+  pick: (image: ImageResult) => ConfigResult | undefined,
+  defaultStrategy: FanoutStrategy,
+): Overall | undefined {
   const complete = images.map(pick).filter(isComplete);
   if (complete.length === 0) return undefined;
   const cpuS: Record<string, number> = {};
@@ -334,7 +360,9 @@ export function overallOf(images: readonly ImageResult[], pick: (image: ImageRes
       oursOverFloorCpu: cpuS.ours / cpuS.floor,
       oursOverFloorWall: wallS.ours / wallS.floor,
       anchorOverFloorCpu: cpuS.anchor / cpuS.floor,
-      ...(cpuS.perImage !== undefined ? { anchorOverPerImageCpu: cpuS.anchor / cpuS.perImage, perImageOverFloorCpu: cpuS.perImage / cpuS.floor } : {}),
+      ...(cpuS.perImage !== undefined
+        ? { anchorOverPerImageCpu: cpuS.anchor / cpuS.perImage, perImageOverFloorCpu: cpuS.perImage / cpuS.floor }
+        : {}),
       geomeanAnchorOverOursCpu: geomean(complete.map((r) => r.ratios.anchorOverOursCpu)),
       geomeanOursOverFloorCpu: geomean(complete.map((r) => r.ratios.oursOverFloorCpu)),
     },
@@ -348,7 +376,11 @@ export function caseKey(setting: EncoderCase): string {
 }
 
 /** Aggregates encoder rows per setting over the images, relative to each format's default. */
-export function summariseEncoders(rows: readonly EncoderRow[], cases: readonly EncoderCase[], defaults: readonly EncoderCase[]): EncoderSummary[] {
+export function summariseEncoders(
+  rows: readonly EncoderRow[],
+  cases: readonly EncoderCase[],
+  defaults: readonly EncoderCase[],
+): EncoderSummary[] {
   const defaultKeys = new Set(defaults.map(caseKey));
   const base = cases.map((setting) => {
     const matching = rows.filter((row) => caseKey(row) === caseKey(setting));
@@ -379,12 +411,19 @@ const FORMAT_NAMES: Record<OutputFormat, string> = { avif: 'AVIF', webp: 'WebP',
 
 const s = (value: number | undefined, digits = 2): string => fixed(value, digits);
 
-function strategyOrder(strategies: Partial<Record<FanoutStrategy, unknown>>, defaultStrategy: FanoutStrategy): FanoutStrategy[] {
+function strategyOrder(
+  strategies: Partial<Record<FanoutStrategy, unknown>>,
+  defaultStrategy: FanoutStrategy,
+): FanoutStrategy[] {
   const order: FanoutStrategy[] = ['balanced', 'per-image', 'per-width', 'per-format'];
   return [defaultStrategy, ...order.filter((x) => x !== defaultStrategy)].filter((x) => strategies[x] !== undefined);
 }
 
-function methodsTable(report: BenchReport, pick: (image: ImageResult) => ConfigResult | undefined, overall: Overall | undefined): string {
+function methodsTable(
+  report: BenchReport,
+  pick: (image: ImageResult) => ConfigResult | undefined,
+  overall: Overall | undefined,
+): string {
   const rows: string[][] = [];
   for (const image of report.images) {
     const result = pick(image);
@@ -441,7 +480,20 @@ function methodsTable(report: BenchReport, pick: (image: ImageResult) => ConfigR
     ]);
   }
   return markdownTable(
-    ['image', 'MP', `ours CPU s (${report.defaultStrategy})`, 'ours CPU s (per-image)', 'anchor CPU s', 'floor CPU s', 'anchor ÷ ours CPU', 'ours ÷ floor CPU', 'ours wall s', 'anchor wall s', 'anchor ÷ ours wall', 'peak RSS MiB ours / anchor'],
+    [
+      'image',
+      'MP',
+      `ours CPU s (${report.defaultStrategy})`,
+      'ours CPU s (per-image)',
+      'anchor CPU s',
+      'floor CPU s',
+      'anchor ÷ ours CPU',
+      'ours ÷ floor CPU',
+      'ours wall s',
+      'anchor wall s',
+      'anchor ÷ ours wall',
+      'peak RSS MiB ours / anchor',
+    ],
     rows,
     ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
@@ -466,7 +518,17 @@ function floorTable(report: BenchReport): string {
     ]);
   }
   return markdownTable(
-    ['image', 'full decode', 'decode to largest width', 'decode counted', 'AVIF encodes', 'WebP encodes', 'JPEG encodes', 'floor', 'resizes (not counted)'],
+    [
+      'image',
+      'full decode',
+      'decode to largest width',
+      'decode counted',
+      'AVIF encodes',
+      'WebP encodes',
+      'JPEG encodes',
+      'floor',
+      'resizes (not counted)',
+    ],
     rows,
     ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
@@ -477,7 +539,10 @@ function floorTable(report: BenchReport): string {
  * per input MP. These are the numbers shared/plan.ts's cost model (FORMAT_COST_FACTORS,
  * DECODE_COST_FACTOR, in units of plain JPEG encode CPU) should follow.
  */
-export function costModel(report: BenchReport): { encodeMsPerMp: Record<string, number>; decodeMsPerMp: Record<string, number> } {
+export function costModel(report: BenchReport): {
+  encodeMsPerMp: Record<string, number>;
+  decodeMsPerMp: Record<string, number>;
+} {
   const encode: Record<string, { ms: number; mp: number }> = {};
   const decode: Record<string, { ms: number; mp: number }> = {};
   const large = report.images.filter((image) => (image.megapixels ?? 0) >= 0.5 && image.main?.floor);
@@ -489,12 +554,19 @@ export function costModel(report: BenchReport): { encodeMsPerMp: Record<string, 
     for (const key of keys) {
       const [w, format] = key.split(' ') as [string, OutputFormat];
       const width = Number(w);
-      const ms = median(floor.runs.map((r) => r.encodes.find((e) => `${e.width} ${e.format}` === key)?.cpuMs ?? Number.NaN));
+      const ms = median(
+        floor.runs.map((r) => r.encodes.find((e) => `${e.width} ${e.format}` === key)?.cpuMs ?? Number.NaN),
+      );
       const entry = (encode[format] ??= { ms: 0, mp: 0 });
       entry.ms += ms;
       entry.mp += (width * heightForWidth(width, info)) / 1e6;
     }
-    const kind = image.format === 'jpeg' ? (image.progressive ? 'progressive JPEG' : 'baseline JPEG') : `${image.format?.toUpperCase()}${image.hasAlpha ? ' (alpha)' : ''}`;
+    const kind =
+      image.format === 'jpeg'
+        ? image.progressive
+          ? 'progressive JPEG'
+          : 'baseline JPEG'
+        : `${image.format?.toUpperCase()}${image.hasAlpha ? ' (alpha)' : ''}`;
     const entry = (decode[kind] ??= { ms: 0, mp: 0 });
     entry.ms += floor.median.decodeFullS * 1000;
     entry.mp += image.megapixels;
@@ -508,8 +580,16 @@ function costModelTable(report: BenchReport): string {
   const model = costModel(report);
   const jpeg = model.encodeMsPerMp.jpeg;
   const rows = [
-    ...Object.entries(model.encodeMsPerMp).map(([format, ms]) => [`encode ${FORMAT_NAMES[format as OutputFormat]} (per output MP)`, fixed(ms, 1), jpeg ? fixed(ms / jpeg, 1) : '–']),
-    ...Object.entries(model.decodeMsPerMp).map(([kind, ms]) => [`full decode, ${kind} (per input MP)`, fixed(ms, 1), jpeg ? fixed(ms / jpeg, 2) : '–']),
+    ...Object.entries(model.encodeMsPerMp).map(([format, ms]) => [
+      `encode ${FORMAT_NAMES[format as OutputFormat]} (per output MP)`,
+      fixed(ms, 1),
+      jpeg ? fixed(ms / jpeg, 1) : '–',
+    ]),
+    ...Object.entries(model.decodeMsPerMp).map(([kind, ms]) => [
+      `full decode, ${kind} (per input MP)`,
+      fixed(ms, 1),
+      jpeg ? fixed(ms / jpeg, 2) : '–',
+    ]),
   ];
   return markdownTable(['work', 'CPU ms per MP', 'relative to JPEG encode'], rows, ['l', 'r', 'r']);
 }
@@ -521,18 +601,27 @@ function strategyTables(report: BenchReport): string {
     const rows = strategyOrder(overall.strategies, report.defaultStrategy).flatMap((strategy) => {
       const o = overall.strategies[strategy];
       if (!o) return [];
-      return [[
-        strategy === report.defaultStrategy ? `**${strategy}** (default)` : strategy,
-        String(o.jobs),
-        s(o.cpuS),
-        times(o.cpuS / (overall.strategies['per-image']?.cpuS ?? Number.NaN)),
-        ...WORKER_COUNTS.map((k) => s(o.timeToLastS[k])),
-        s(o.maxRssMiB, 0),
-      ]];
+      return [
+        [
+          strategy === report.defaultStrategy ? `**${strategy}** (default)` : strategy,
+          String(o.jobs),
+          s(o.cpuS),
+          times(o.cpuS / (overall.strategies['per-image']?.cpuS ?? Number.NaN)),
+          ...WORKER_COUNTS.map((k) => s(o.timeToLastS[k])),
+          s(o.maxRssMiB, 0),
+        ],
+      ];
     });
     parts.push(
       markdownTable(
-        ['strategy', 'jobs', 'CPU s (all jobs)', 'CPU vs per-image', ...WORKER_COUNTS.map((k) => `last variant, K=${k} (s)`), 'max peak RSS MiB'],
+        [
+          'strategy',
+          'jobs',
+          'CPU s (all jobs)',
+          'CPU vs per-image',
+          ...WORKER_COUNTS.map((k) => `last variant, K=${k} (s)`),
+          'max peak RSS MiB',
+        ],
         rows,
         ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
@@ -559,7 +648,16 @@ function strategyTables(report: BenchReport): string {
   }
   parts.push(
     markdownTable(
-      ['image', 'strategy', 'variants per job', 'CPU s', 'wall s (K=1)', ...WORKER_COUNTS.slice(1).map((k) => `last variant K=${k} (s)`), 'peak RSS MiB', 'runs'],
+      [
+        'image',
+        'strategy',
+        'variants per job',
+        'CPU s',
+        'wall s (K=1)',
+        ...WORKER_COUNTS.slice(1).map((k) => `last variant K=${k} (s)`),
+        'peak RSS MiB',
+        'runs',
+      ],
       rows,
       ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
@@ -577,7 +675,9 @@ function bytesTable(report: BenchReport): string {
     originalTotal += image.bytes;
     const widths = [...new Set(outputs.map((o) => o.width))].sort((a, b) => a - b);
     for (const width of widths) {
-      const cells = (['avif', 'webp', 'jpeg'] as const).map((format) => bytes(outputs.find((o) => o.width === width && o.format === format)?.bytes));
+      const cells = (['avif', 'webp', 'jpeg'] as const).map((format) =>
+        bytes(outputs.find((o) => o.width === width && o.format === format)?.bytes),
+      );
       rows.push([image.name, String(width), ...cells, '']);
     }
     const perFormat = (['avif', 'webp', 'jpeg'] as const).map((format) => {
@@ -586,10 +686,22 @@ function bytesTable(report: BenchReport): string {
       return formatBytes;
     });
     const all = sum(perFormat);
-    rows.push([image.name, '**all widths**', ...perFormat.map((v) => bytes(v)), `${bytes(all)} = ${percent(all / image.bytes - 1)} vs original ${bytes(image.bytes)}`]);
+    rows.push([
+      image.name,
+      '**all widths**',
+      ...perFormat.map((v) => bytes(v)),
+      `${bytes(all)} = ${percent(all / image.bytes - 1)} vs original ${bytes(image.bytes)}`,
+    ]);
   }
   const total = totals.avif + totals.webp + totals.jpeg;
-  rows.push(['**all images**', '', bytes(totals.avif), bytes(totals.webp), bytes(totals.jpeg), `${bytes(total)} vs originals ${bytes(originalTotal)} (${percent(total / originalTotal - 1)})`]);
+  rows.push([
+    '**all images**',
+    '',
+    bytes(totals.avif),
+    bytes(totals.webp),
+    bytes(totals.jpeg),
+    `${bytes(total)} vs originals ${bytes(originalTotal)} (${percent(total / originalTotal - 1)})`,
+  ]);
   return markdownTable(['image', 'width', 'AVIF', 'WebP', 'JPEG', 'total'], rows, ['l', 'r', 'r', 'r', 'r', 'l']);
 }
 
@@ -606,7 +718,8 @@ function qualityTable(report: BenchReport): string {
       const ours = of('ours');
       const perImage = of('per-image');
       const anchor = of('anchor');
-      const mean = (list: QualityRow[]): number => (list.length ? sum(list.map((q) => q.ssim)) / list.length : Number.NaN);
+      const mean = (list: QualityRow[]): number =>
+        list.length ? sum(list.map((q) => q.ssim)) / list.length : Number.NaN;
       const deltaOf = (list: QualityRow[]): { delta: number; width: number } =>
         list.reduce(
           (acc, q) => {
@@ -637,11 +750,22 @@ function qualityTable(report: BenchReport): string {
     }
   }
   const table = markdownTable(
-    ['image', 'format', 'SSIM direct resize (mean over widths)', `SSIM ours (${report.defaultStrategy})`, 'worst Δ ours @width', 'worst Δ per-image @width', 'SSIM anchor', 'bytes ours vs direct'],
+    [
+      'image',
+      'format',
+      'SSIM direct resize (mean over widths)',
+      `SSIM ours (${report.defaultStrategy})`,
+      'worst Δ ours @width',
+      'worst Δ per-image @width',
+      'SSIM anchor',
+      'bytes ours vs direct',
+    ],
     rows,
     ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
-  return worst ? `${table}\n\nLargest SSIM loss of ours against the direct resize: **${fixed(worst.delta, 4)}** (${worst.where}); target ≤ 0.002.` : table;
+  return worst
+    ? `${table}\n\nLargest SSIM loss of ours against the direct resize: **${fixed(worst.delta, 4)}** (${worst.where}); target ≤ 0.002.`
+    : table;
 }
 
 function encoderTable(report: BenchReport): string {
@@ -649,7 +773,9 @@ function encoderTable(report: BenchReport): string {
   if (!enc) return '_not run_';
   const rows = enc.summary.map((row) => [
     `${FORMAT_NAMES[row.format]}${row.isDefault ? ' **(default)**' : ''}`,
-    row.format === 'jpeg' ? `q${row.quality}, mozjpeg ${row.mozjpeg ? 'on' : 'off'}` : `q${row.quality}, effort ${row.effort}`,
+    row.format === 'jpeg'
+      ? `q${row.quality}, mozjpeg ${row.mozjpeg ? 'on' : 'off'}`
+      : `q${row.quality}, effort ${row.effort}`,
     fixed(row.cpuMsPerMp, 0),
     times(row.cpuVsDefault),
     bytes(row.bytes),
@@ -657,13 +783,27 @@ function encoderTable(report: BenchReport): string {
     fixed(row.meanSsim, 4),
     `${row.ssimVsDefault >= 0 ? '+' : ''}${fixed(row.ssimVsDefault, 4)}`,
   ]);
-  return markdownTable(['format', 'setting', 'CPU ms / output MP', 'CPU vs default', 'bytes (sum)', 'bytes vs default', 'mean SSIM', 'SSIM vs default'], rows, ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']);
+  return markdownTable(
+    [
+      'format',
+      'setting',
+      'CPU ms / output MP',
+      'CPU vs default',
+      'bytes (sum)',
+      'bytes vs default',
+      'mean SSIM',
+      'SSIM vs default',
+    ],
+    rows,
+    ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+  );
 }
 
 function runtimeTable(report: BenchReport): string {
   const rows = (report.runtime ?? []).map((row) => {
     const image = `${row.image} (${fixed(row.megapixels, 1)} MP)`;
-    if (!row.result) return [row.label, image, String(row.instances), `error: ${row.error?.code ?? '?'}`, '', '', '', '', ''];
+    if (!row.result)
+      return [row.label, image, String(row.instances), `error: ${row.error?.code ?? '?'}`, '', '', '', '', ''];
     const r = row.result;
     return [
       row.label,
@@ -678,7 +818,17 @@ function runtimeTable(report: BenchReport): string {
     ];
   });
   return markdownTable(
-    ['runtime settings', 'image', 'instance concurrency', 'libvips threads', 'wall s', 'CPU s per image', 'images / min', 'peak RSS MiB', 'above idle MiB'],
+    [
+      'runtime settings',
+      'image',
+      'instance concurrency',
+      'libvips threads',
+      'wall s',
+      'CPU s per image',
+      'images / min',
+      'peak RSS MiB',
+      'above idle MiB',
+    ],
     rows,
     ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
@@ -703,7 +853,12 @@ function inputsTable(report: BenchReport): string {
       fixed(image.megapixels, 1),
       bytes(image.bytes),
       image.main ? String(image.main.variants.length) : '–',
-      [image.progressive ? 'progressive' : '', image.hasAlpha ? 'alpha' : '', image.frames && image.frames > 1 ? `${image.frames} frames (first rendered)` : '', image.error ? `error: ${image.error.code}` : '']
+      [
+        image.progressive ? 'progressive' : '',
+        image.hasAlpha ? 'alpha' : '',
+        image.frames && image.frames > 1 ? `${image.frames} frames (first rendered)` : '',
+        image.error ? `error: ${image.error.code}` : '',
+      ]
         .filter(Boolean)
         .join(', '),
     ]),
@@ -761,7 +916,7 @@ export function renderMarkdown(report: BenchReport): string {
   out.push('');
   out.push(strategyTables(report));
   out.push('');
-  out.push('## 2–4. Ours vs the anchor\'s method vs the floor (default formats)');
+  out.push("## 2–4. Ours vs the anchor's method vs the floor (default formats)");
   out.push('');
   out.push(
     'CPU = `process.cpuUsage()` of the measuring process (all threads), seconds, median of N runs. Anchor: one sharp pipeline per variant from the original bytes (decode, rotate, resize, encode), same encoder settings. ' +
@@ -776,7 +931,9 @@ export function renderMarkdown(report: BenchReport): string {
   out.push('');
   out.push('### CPU per megapixel (the cost model of shared/plan.ts)');
   out.push('');
-  out.push('From the floor\'s encodes and full decodes (medians; images under 0.5 MP left out, their fixed costs dominate):');
+  out.push(
+    "From the floor's encodes and full decodes (medians; images under 0.5 MP left out, their fixed costs dominate):",
+  );
   out.push('');
   out.push(costModelTable(report));
   out.push('');
@@ -820,7 +977,12 @@ export function renderMarkdown(report: BenchReport): string {
   out.push(
     markdownTable(
       ['target', 'required', 'measured', 'met'],
-      report.targets.map((t) => [t.name, t.target, t.value, t.met === null ? 'not measured' : t.met ? 'yes' : '**no**']),
+      report.targets.map((t) => [
+        t.name,
+        t.target,
+        t.value,
+        t.met === null ? 'not measured' : t.met ? 'yes' : '**no**',
+      ]),
     ),
   );
   out.push('');
@@ -832,7 +994,10 @@ export function renderMarkdown(report: BenchReport): string {
 }
 
 /** Targets of issue 6, from the report's numbers. */
-export function checkTargets(report: BenchReport, memory: { image20?: RuntimeRow; image20x4?: RuntimeRow; image50?: RuntimeRow }): TargetCheck[] {
+export function checkTargets(
+  report: BenchReport,
+  memory: { image20?: RuntimeRow; image20x4?: RuntimeRow; image50?: RuntimeRow },
+): TargetCheck[] {
   const main = report.overall?.main;
   const jw = report.overall?.jpegWebp;
   const targets: TargetCheck[] = [];
@@ -845,7 +1010,9 @@ export function checkTargets(report: BenchReport, memory: { image20?: RuntimeRow
   targets.push({
     name: 'Ahead of the anchor (CPU, overall, default variants)',
     target: 'anchor ÷ ours ≥ 1.4',
-    value: main ? `${times(main.ratios.anchorOverOursCpu)} (the floor itself: ${times(main.ratios.anchorOverFloorCpu)})` : '–',
+    value: main
+      ? `${times(main.ratios.anchorOverOursCpu)} (the floor itself: ${times(main.ratios.anchorOverFloorCpu)})`
+      : '–',
     met: main ? main.ratios.anchorOverOursCpu >= 1.4 : null,
   });
   targets.push({
@@ -860,7 +1027,10 @@ export function checkTargets(report: BenchReport, memory: { image20?: RuntimeRow
     return {
       name,
       target: label,
-      value: mb === undefined || kib === undefined ? '–' : `${fixed(mb, 0)} MB (${fixed(mibFromKib(kib), 0)} MiB) at ${fixed(row?.megapixels, 1)} MP`,
+      value:
+        mb === undefined || kib === undefined
+          ? '–'
+          : `${fixed(mb, 0)} MB (${fixed(mibFromKib(kib), 0)} MiB) at ${fixed(row?.megapixels, 1)} MP`,
       met: mb === undefined ? null : mb < limitMB,
     };
   };

@@ -70,14 +70,30 @@ export async function seedOutdated(storageUrl: string, config: Config, images: n
     });
     const info = { format: 'jpeg', width, height, bytes: 0, contentType: 'image/jpeg' };
     const plan = planImage(info, { WIDTHS: OLD_WIDTHS, FORMATS: config.FORMATS }).variants;
-    const objects = new Map(plan.map((v) => [variantName(id, v.width, v.format), { name: variantName(id, v.width, v.format), bytes: 1, width: v.width, height: v.width }]));
-    const manifest = buildManifest({ id, original: { ...info, name: originalName(id), generation: '1' }, plan, objects, baseUrl: publicBaseUrl(config), now: new Date(created) });
+    const objects = new Map(
+      plan.map((v) => [
+        variantName(id, v.width, v.format),
+        { name: variantName(id, v.width, v.format), bytes: 1, width: v.width, height: v.width },
+      ]),
+    );
+    const manifest = buildManifest({
+      id,
+      original: { ...info, name: originalName(id), generation: '1' },
+      plan,
+      objects,
+      baseUrl: publicBaseUrl(config),
+      now: new Date(created),
+    });
     markers.push({
       name: outcomeMarkerName(id),
       contentType: 'application/json',
       timeCreated: created,
       data: JSON.stringify({ v: 1, outcome: 'ready', bucket: config.IMAGES_BUCKET, manifest }),
-      metadata: { [OUTCOME_MARKER.keys.outcome]: 'ready', [OUTCOME_MARKER.keys.eventState]: 'published', [OUTCOME_MARKER.keys.writer]: 'job:seeded' },
+      metadata: {
+        [OUTCOME_MARKER.keys.outcome]: 'ready',
+        [OUTCOME_MARKER.keys.eventState]: 'published',
+        [OUTCOME_MARKER.keys.writer]: 'job:seeded',
+      },
     });
   }
   await bulkCreate(storageUrl, config.UPLOADS_BUCKET, [...originals, ...markers]);
@@ -85,8 +101,17 @@ export async function seedOutdated(storageUrl: string, config: Config, images: n
 }
 
 /** Dry run, then passes every 15 fake minutes until every outdated image was dispatched (or maxPasses). */
-export async function runBackfill(base: PipelineDeps, options: BackfillOptions, maxPasses: number): Promise<BackfillReport> {
-  const config = { ...base.config, REPROCESS: 'on' as const, REPROCESS_MAX_PER_PASS: options.maxPerPass, REPROCESS_CPU_SECONDS_PER_DAY: options.cpuSecondsPerDay };
+export async function runBackfill(
+  base: PipelineDeps,
+  options: BackfillOptions,
+  maxPasses: number,
+): Promise<BackfillReport> {
+  const config = {
+    ...base.config,
+    REPROCESS: 'on' as const,
+    REPROCESS_MAX_PER_PASS: options.maxPerPass,
+    REPROCESS_CPU_SECONDS_PER_DAY: options.cpuSecondsPerDay,
+  };
   const t0 = Date.parse('2026-12-01T00:00:00Z');
   const at = (pass: number) => new Date(t0 + pass * TICK_MS);
   const dry = await runReprocess(createDeps(config, { log: base.log, now: () => at(0) }), { dryRun: true });
@@ -138,26 +163,42 @@ export function formatBackfillReport(report: BackfillReport): string {
     '',
     markdownTable(['pass', 'fake time (UTC)', 'dispatched', 'CPU-s spent today', 'stopped by', 'seconds'], shown),
     '',
-    `${report.dispatchedImages} images dispatched in ${report.passes.length} passes; ${report.dispatchedTwice} dispatched twice. Per day: ${perDay(report)
+    `${report.dispatchedImages} images dispatched in ${report.passes.length} passes; ${report.dispatchedTwice} dispatched twice. Per day: ${perDay(
+      report,
+    )
       .map(([day, n, cpu]) => `${day} ${n} images, ${cpu.toFixed(0)} CPU-s`)
       .join('; ')}.`,
   ].join('\n');
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { images: { type: 'string', default: '1200' }, max: { type: 'string', default: '100' }, budget: { type: 'string', default: '20000' } } });
-  const options: BackfillOptions = { images: Number(values.images), maxPerPass: Number(values.max), cpuSecondsPerDay: Number(values.budget) };
+  const { values } = parseArgs({
+    options: {
+      images: { type: 'string', default: '1200' },
+      max: { type: 'string', default: '100' },
+      budget: { type: 'string', default: '20000' },
+    },
+  });
+  const options: BackfillOptions = {
+    images: Number(values.images),
+    maxPerPass: Number(values.max),
+    cpuSecondsPerDay: Number(values.budget),
+  };
   process.exitCode = await withScaleStack(async (deps, storageUrl, config) => {
     await seedOutdated(storageUrl, config, options.images);
     const report = await runBackfill(deps, options, 400);
     process.stdout.write(`${formatBackfillReport(report)}\n`);
-    return report.dispatchedImages === report.dry.outdated - report.dry.noOriginal && report.dispatchedTwice === 0 ? 0 : 1;
+    return report.dispatchedImages === report.dry.outdated - report.dry.noOriginal && report.dispatchedTwice === 0
+      ? 0
+      : 1;
   });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((error: unknown) => {
-    process.stderr.write(`reprocess-scale failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `reprocess-scale failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exit(1);
   });
 }

@@ -126,7 +126,20 @@ export function parseArgs(argv: readonly string[]): Args {
       flags.add(name);
       continue;
     }
-    if (!['corpus', 'runs', 'strategy-runs', 'json', 'sections', 'only', 'encoder-images', 'encoder-width', 'cache'].includes(name)) usage(`unknown option --${name}`);
+    if (
+      ![
+        'corpus',
+        'runs',
+        'strategy-runs',
+        'json',
+        'sections',
+        'only',
+        'encoder-images',
+        'encoder-width',
+        'cache',
+      ].includes(name)
+    )
+      usage(`unknown option --${name}`);
     const value = inline ?? argv[++i];
     if (value === undefined) usage(`--${name} needs a value`);
     values.set(name, value);
@@ -139,9 +152,14 @@ export function parseArgs(argv: readonly string[]): Args {
     if (!Number.isInteger(n) || n < 1) usage(`--${name} must be a whole number ≥ 1`);
     return n;
   };
-  const list = (name: string): string[] => (values.get(name) ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const list = (name: string): string[] =>
+    (values.get(name) ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   const sections = list('sections');
-  for (const section of sections) if (!(SECTIONS as readonly string[]).includes(section)) usage(`unknown section ${section}`);
+  for (const section of sections)
+    if (!(SECTIONS as readonly string[]).includes(section)) usage(`unknown section ${section}`);
   const runs = positive('runs', quick ? 1 : 3);
   const corpus = values.get('corpus');
   return {
@@ -162,14 +180,19 @@ export function parseArgs(argv: readonly string[]): Args {
 const started = Date.now();
 function log(line: string): void {
   const elapsed = Math.round((Date.now() - started) / 1000);
-  process.stderr.write(`[bench ${String(Math.floor(elapsed / 60)).padStart(2, '0')}:${String(elapsed % 60).padStart(2, '0')}] ${line}\n`);
+  process.stderr.write(
+    `[bench ${String(Math.floor(elapsed / 60)).padStart(2, '0')}:${String(elapsed % 60).padStart(2, '0')}] ${line}\n`,
+  );
 }
 
 /** Environment changes for a child: a value sets, null removes. */
 type EnvChanges = Record<string, string | null>;
 
 /** Runs one task in a fresh child process. */
-function runChild<K extends Task['kind']>(task: Extract<Task, { kind: K }>, envChanges: EnvChanges): Promise<ChildAnswer<K>> {
+function runChild<K extends Task['kind']>(
+  task: Extract<Task, { kind: K }>,
+  envChanges: EnvChanges,
+): Promise<ChildAnswer<K>> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const [name, value] of Object.entries(envChanges)) {
     if (value === null) delete env[name];
@@ -190,7 +213,10 @@ function runChild<K extends Task['kind']>(task: Extract<Task, { kind: K }>, envC
         return;
       }
       const why = signal ? `killed by ${signal}` : `exit code ${code}`;
-      resolvePromise({ ok: false, error: { code: 'child_failed', message: `${why}: ${stderr.trim().split('\n').slice(-3).join(' / ')}` } });
+      resolvePromise({
+        ok: false,
+        error: { code: 'child_failed', message: `${why}: ${stderr.trim().split('\n').slice(-3).join(' / ')}` },
+      });
     });
   });
 }
@@ -243,8 +269,14 @@ async function probe(image: BenchImage, config: Config): Promise<ImageResult & {
 const sameJobs = (a: VariantSpec[][], b: VariantSpec[][]): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 /** Picks up to three encoder-table images of different kinds: baseline JPEG, PNG, anything else. */
-function pickEncoderImages(images: ReadonlyArray<ImageResult & { info?: ImageSize }>, width: number, names: readonly string[]): Array<ImageResult & { info: ImageSize }> {
-  const usable = images.filter((image): image is ImageResult & { info: ImageSize } => image.info !== undefined && !image.error);
+function pickEncoderImages(
+  images: ReadonlyArray<ImageResult & { info?: ImageSize }>,
+  width: number,
+  names: readonly string[],
+): Array<ImageResult & { info: ImageSize }> {
+  const usable = images.filter(
+    (image): image is ImageResult & { info: ImageSize } => image.info !== undefined && !image.error,
+  );
   if (names.length > 0) return usable.filter((image) => names.includes(image.name));
   const wide = usable.filter((image) => image.info.width >= width);
   const pool = wide.length > 0 ? wide : usable;
@@ -265,9 +297,11 @@ function pickEncoderImages(images: ReadonlyArray<ImageResult & { info?: ImageSiz
 /** The encoder-settings grid of issue 6: AVIF effort 2–6, WebP effort 4–6, JPEG mozjpeg on/off. */
 function encoderCases(config: Config): { cases: EncoderCase[]; defaults: EncoderCase[] } {
   const cases: EncoderCase[] = [];
-  for (const effort of [2, 3, 4, 5, 6]) for (const quality of [40, 50, 60]) cases.push({ format: 'avif', quality, effort });
+  for (const effort of [2, 3, 4, 5, 6])
+    for (const quality of [40, 50, 60]) cases.push({ format: 'avif', quality, effort });
   for (const effort of [4, 5, 6]) for (const quality of [75, 80, 85]) cases.push({ format: 'webp', quality, effort });
-  for (const mozjpeg of [false, true]) for (const quality of [75, 80, 85]) cases.push({ format: 'jpeg', quality, mozjpeg });
+  for (const mozjpeg of [false, true])
+    for (const quality of [75, 80, 85]) cases.push({ format: 'jpeg', quality, mozjpeg });
   const defaults: EncoderCase[] = [
     { format: 'avif', quality: config.AVIF_QUALITY, effort: config.AVIF_EFFORT },
     { format: 'webp', quality: config.WEBP_QUALITY, effort: config.WEBP_EFFORT },
@@ -275,7 +309,13 @@ function encoderCases(config: Config): { cases: EncoderCase[]; defaults: Encoder
   ];
   for (const d of defaults) if (!cases.some((c) => caseKey(c) === caseKey(d))) cases.push(d);
   const order: OutputFormat[] = ['avif', 'webp', 'jpeg'];
-  cases.sort((a, b) => order.indexOf(a.format) - order.indexOf(b.format) || (a.effort ?? 0) - (b.effort ?? 0) || Number(a.mozjpeg ?? 0) - Number(b.mozjpeg ?? 0) || a.quality - b.quality);
+  cases.sort(
+    (a, b) =>
+      order.indexOf(a.format) - order.indexOf(b.format) ||
+      (a.effort ?? 0) - (b.effort ?? 0) ||
+      Number(a.mozjpeg ?? 0) - Number(b.mozjpeg ?? 0) ||
+      a.quality - b.quality,
+  );
   return { cases, defaults };
 }
 
@@ -350,7 +390,10 @@ class ImageMeasurements {
       const source = this.alias.get(strategy) ?? strategy;
       const runs = this.strategyRuns.get(source);
       if (!runs || runs.length === 0) continue;
-      strategies[strategy] = { ...summariseStrategy(strategy, required(this.jobs, strategy), runs), ...(source !== strategy ? { sameJobsAs: source } : {}) };
+      strategies[strategy] = {
+        ...summariseStrategy(strategy, required(this.jobs, strategy), runs),
+        ...(source !== strategy ? { sameJobsAs: source } : {}),
+      };
     }
     const result: ConfigResult = {
       formats: config.FORMATS,
@@ -373,7 +416,9 @@ async function main(): Promise<void> {
     const path = process.argv[fromJson + 1];
     if (!path) usage('--from-json needs a file');
     const saved = JSON.parse(await readFile(path, 'utf8')) as BenchReport;
-    const env = Object.fromEntries(Object.entries(saved.config).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : String(v)]));
+    const env = Object.fromEntries(
+      Object.entries(saved.config).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : String(v)]),
+    );
     if (saved.overall?.main) saved.costModel = costModel(saved);
     conclude(saved, benchConfig(env));
     if (process.argv.includes('--write')) await writeFile(path, `${JSON.stringify(saved, null, 2)}\n`);
@@ -393,7 +438,9 @@ async function main(): Promise<void> {
   const jwEnv: EnvChanges = { ...runtimeEnv, FORMATS: 'webp,jpeg' };
   const jwConfig = benchConfig({ ...process.env, FORMATS: 'webp,jpeg' });
   const work = await mkdtemp(join(tmpdir(), 'bench-run-'));
-  log(`machine: ${machine.nproc} × ${machine.cpuModel}; load ${machine.loadAverageStart.map((x) => x.toFixed(2)).join(' ')}; outputs in ${work}`);
+  log(
+    `machine: ${machine.nproc} × ${machine.cpuModel}; load ${machine.loadAverageStart.map((x) => x.toFixed(2)).join(' ')}; outputs in ${work}`,
+  );
 
   // Inputs.
   let inputs: BenchImage[] = args.corpus
@@ -403,7 +450,11 @@ async function main(): Promise<void> {
   if (inputs.length === 0) usage('no images to measure');
   const images = await Promise.all(inputs.map((image) => probe(image, config)));
   const paths = new Map(inputs.map((image) => [image.name, image.path]));
-  for (const image of images) if (image.error) log(`${image.name}: ${image.error.code} (${image.error.detail ?? image.error.message}); reported as an error row`);
+  for (const image of images)
+    if (image.error)
+      log(
+        `${image.name}: ${image.error.code} (${image.error.detail ?? image.error.message}); reported as an error row`,
+      );
 
   const report: BenchReport = {
     version: 1,
@@ -411,9 +462,31 @@ async function main(): Promise<void> {
     finishedAt: '',
     durationS: 0,
     machine,
-    options: { ...(args.corpus ? { corpus: args.corpus } : {}), runs: args.runs, strategyRuns: args.strategyRuns, quick: args.quick, sections: args.sections, encoderWidth: args.encoderWidth, encoderImages: args.encoderImages },
+    options: {
+      ...(args.corpus ? { corpus: args.corpus } : {}),
+      runs: args.runs,
+      strategyRuns: args.strategyRuns,
+      quick: args.quick,
+      sections: args.sections,
+      encoderWidth: args.encoderWidth,
+      encoderImages: args.encoderImages,
+    },
     config: Object.fromEntries(
-      ['WIDTHS', 'FORMATS', 'FANOUT_STRATEGY', 'JPEG_QUALITY', 'JPEG_MOZJPEG', 'WEBP_QUALITY', 'WEBP_EFFORT', 'AVIF_QUALITY', 'AVIF_EFFORT', 'KEEP_METADATA', 'MAX_INPUT_PIXELS', 'SHARP_CONCURRENCY', 'SHARP_CACHE'].map((k) => [k, config[k as keyof Config]]),
+      [
+        'WIDTHS',
+        'FORMATS',
+        'FANOUT_STRATEGY',
+        'JPEG_QUALITY',
+        'JPEG_MOZJPEG',
+        'WEBP_QUALITY',
+        'WEBP_EFFORT',
+        'AVIF_QUALITY',
+        'AVIF_EFFORT',
+        'KEEP_METADATA',
+        'MAX_INPUT_PIXELS',
+        'SHARP_CONCURRENCY',
+        'SHARP_CACHE',
+      ].map((k) => [k, config[k as keyof Config]]),
     ),
     runtimeEnv,
     defaultStrategy,
@@ -424,37 +497,65 @@ async function main(): Promise<void> {
 
   // Encoder parity: the bench's anchor and floor must encode exactly as render.ts does.
   const parityImages = await Promise.all([
-    generated({ name: 'parity-160x120-orientation6.jpg', width: 120, height: 160, format: 'jpeg', orientation: 6, seed: 41 }, args.cacheDir),
-    generated({ name: 'parity-120x80-alpha.png', width: 120, height: 80, format: 'png', alpha: true, seed: 42 }, args.cacheDir),
+    generated(
+      { name: 'parity-160x120-orientation6.jpg', width: 120, height: 160, format: 'jpeg', orientation: 6, seed: 41 },
+      args.cacheDir,
+    ),
+    generated(
+      { name: 'parity-120x80-alpha.png', width: 120, height: 80, format: 'png', alpha: true, seed: 42 },
+      args.cacheDir,
+    ),
   ]);
-  const parity = await runChild({ kind: 'parity', images: parityImages.map(({ name, path }) => ({ name, path })) }, runtimeEnv);
+  const parity = await runChild(
+    { kind: 'parity', images: parityImages.map(({ name, path }) => ({ name, path })) },
+    runtimeEnv,
+  );
   if (parity.ok) {
     report.parity = parity.result;
-    log(parity.result.identical ? `encoder parity: identical (${parity.result.checked} checks)` : `ENCODER PARITY FAILED: ${parity.result.mismatches.join('; ')}`);
+    log(
+      parity.result.identical
+        ? `encoder parity: identical (${parity.result.checked} checks)`
+        : `ENCODER PARITY FAILED: ${parity.result.mismatches.join('; ')}`,
+    );
   } else log(`encoder parity check failed to run: ${parity.error.message}`);
 
   // Sections 1–5: ours per strategy, anchor, floor, for the default formats and JPEG + WebP.
   const measured = new Map<string, { main: ImageMeasurements; jw: ImageMeasurements }>();
-  const ok = images.filter((image): image is ImageResult & { info: ImageSize } => image.info !== undefined && !image.error);
+  const ok = images.filter(
+    (image): image is ImageResult & { info: ImageSize } => image.info !== undefined && !image.error,
+  );
   const strategies: FanoutStrategy[] = [defaultStrategy, ...FANOUT_STRATEGIES.filter((s) => s !== defaultStrategy)];
   for (const image of ok) {
     measured.set(image.name, {
       main: new ImageMeasurements(variantsFor(image.info, config), strategies, image.info, config),
-      jw: new ImageMeasurements(variantsFor(image.info, jwConfig), [jwConfig.FANOUT_STRATEGY, 'per-image'], image.info, jwConfig),
+      jw: new ImageMeasurements(
+        variantsFor(image.info, jwConfig),
+        [jwConfig.FANOUT_STRATEGY, 'per-image'],
+        image.info,
+        jwConfig,
+      ),
     });
   }
-  const outputDir = (image: string, method: string): string => join(work, 'outputs', image.replace(/[^a-z0-9.-]+/gi, '_'), method);
+  const outputDir = (image: string, method: string): string =>
+    join(work, 'outputs', image.replace(/[^a-z0-9.-]+/gi, '_'), method);
 
   if (args.sections.includes('main')) {
     let step = 0;
     const perRun = (run: number): number =>
       [...measured.values()].reduce(
-        (n, m) => n + 2 + (run < args.strategyRuns ? m.main.strategies.filter((s) => !m.main.alias.has(s)).length : 1) + 2 + m.jw.strategies.filter((s) => !m.jw.alias.has(s)).length,
+        (n, m) =>
+          n +
+          2 +
+          (run < args.strategyRuns ? m.main.strategies.filter((s) => !m.main.alias.has(s)).length : 1) +
+          2 +
+          m.jw.strategies.filter((s) => !m.jw.alias.has(s)).length,
         0,
       );
     const total = Array.from({ length: args.runs }, (_, run) => perRun(run)).reduce((a, b) => a + b, 0);
     const describe = (answer: ChildAnswer, cpuMs: number, wallMs: number): string =>
-      answer.ok ? `CPU ${fixed(cpuMs / 1000)} s, wall ${fixed(wallMs / 1000)} s, peak RSS ${fixed(mibFromKib(answer.maxRssKiB), 0)} MiB` : `error ${answer.error.code}: ${answer.error.message}`;
+      answer.ok
+        ? `CPU ${fixed(cpuMs / 1000)} s, wall ${fixed(wallMs / 1000)} s, peak RSS ${fixed(mibFromKib(answer.maxRssKiB), 0)} MiB`
+        : `error ${answer.error.code}: ${answer.error.message}`;
 
     for (let run = 0; run < args.runs; run++) {
       for (const image of ok) {
@@ -466,17 +567,27 @@ async function main(): Promise<void> {
         ] as const) {
           if (set.error) continue;
           const label = which === 'main' ? '' : ' [jpeg+webp]';
-          const strategiesThisRun = set.strategies.filter((s) => !set.alias.has(s) && (which === 'jw' || run < args.strategyRuns || s === defaultStrategy));
+          const strategiesThisRun = set.strategies.filter(
+            (s) => !set.alias.has(s) && (which === 'jw' || run < args.strategyRuns || s === defaultStrategy),
+          );
           for (const strategy of strategiesThisRun) {
             const save = run === 0 && which === 'main' && (strategy === defaultStrategy || strategy === 'per-image');
             const answer = await runChild(
-              { kind: 'ours', image: path, info: image.info, jobs: required(set.jobs, strategy), ...(save ? { saveDir: outputDir(image.name, strategy) } : {}) },
+              {
+                kind: 'ours',
+                image: path,
+                info: image.info,
+                jobs: required(set.jobs, strategy),
+                ...(save ? { saveDir: outputDir(image.name, strategy) } : {}),
+              },
               env,
             );
             step++;
             if (!answer.ok) {
               set.error = answer.error;
-              log(`(${step}/${total}) run ${run + 1} ${image.name}${label} ours ${strategy}: ${describe(answer, 0, 0)}`);
+              log(
+                `(${step}/${total}) run ${run + 1} ${image.name}${label} ours ${strategy}: ${describe(answer, 0, 0)}`,
+              );
               break;
             }
             const jobs = answer.result.jobs.map(({ wallMs, cpuMs }) => ({ wallMs, cpuMs }));
@@ -484,26 +595,48 @@ async function main(): Promise<void> {
             runs.push({ jobs, maxRssKiB: answer.maxRssKiB, baselineRssKiB: answer.baselineRssKiB });
             set.strategyRuns.set(strategy, runs);
             if (run === 0 && which === 'main' && strategy === defaultStrategy) set.outputs = answer.result.outputs;
-            log(`(${step}/${total}) run ${run + 1} ${image.name}${label} ours ${strategy} (${jobs.length} jobs): ${describe(answer, jobs.reduce((s, j) => s + j.cpuMs, 0), jobs.reduce((s, j) => s + j.wallMs, 0))}`);
+            log(
+              `(${step}/${total}) run ${run + 1} ${image.name}${label} ours ${strategy} (${jobs.length} jobs): ${describe(
+                answer,
+                jobs.reduce((s, j) => s + j.cpuMs, 0),
+                jobs.reduce((s, j) => s + j.wallMs, 0),
+              )}`,
+            );
           }
           if (set.error) continue;
           const anchor = await runChild(
-            { kind: 'anchor', image: path, info: image.info, variants: set.variants, ...(run === 0 && which === 'main' ? { saveDir: outputDir(image.name, 'anchor') } : {}) },
+            {
+              kind: 'anchor',
+              image: path,
+              info: image.info,
+              variants: set.variants,
+              ...(run === 0 && which === 'main' ? { saveDir: outputDir(image.name, 'anchor') } : {}),
+            },
             env,
           );
           step++;
-          log(`(${step}/${total}) run ${run + 1} ${image.name}${label} anchor: ${anchor.ok ? describe(anchor, anchor.result.cpuMs, anchor.result.wallMs) : describe(anchor, 0, 0)}`);
+          log(
+            `(${step}/${total}) run ${run + 1} ${image.name}${label} anchor: ${anchor.ok ? describe(anchor, anchor.result.cpuMs, anchor.result.wallMs) : describe(anchor, 0, 0)}`,
+          );
           if (!anchor.ok) {
             set.error = anchor.error;
             continue;
           }
           set.anchorRuns.push({ ...anchor.result, maxRssKiB: anchor.maxRssKiB, baselineRssKiB: anchor.baselineRssKiB });
           const floor = await runChild(
-            { kind: 'floor', image: path, info: image.info, variants: set.variants, ...(run === 0 && which === 'main' ? { saveDir: outputDir(image.name, 'direct') } : {}) },
+            {
+              kind: 'floor',
+              image: path,
+              info: image.info,
+              variants: set.variants,
+              ...(run === 0 && which === 'main' ? { saveDir: outputDir(image.name, 'direct') } : {}),
+            },
             env,
           );
           step++;
-          log(`(${step}/${total}) run ${run + 1} ${image.name}${label} floor: ${floor.ok ? describe(floor, floor.result.total.cpuMs, floor.result.total.wallMs) : describe(floor, 0, 0)}`);
+          log(
+            `(${step}/${total}) run ${run + 1} ${image.name}${label} floor: ${floor.ok ? describe(floor, floor.result.total.cpuMs, floor.result.total.wallMs) : describe(floor, 0, 0)}`,
+          );
           if (!floor.ok) {
             set.error = floor.error;
             continue;
@@ -532,11 +665,21 @@ async function main(): Promise<void> {
     for (const image of report.images) {
       const info = ok.find((x) => x.name === image.name)?.info;
       if (!info || !image.main) continue;
-      const dirs: Record<string, string> = { direct: outputDir(image.name, 'direct'), ours: outputDir(image.name, defaultStrategy), anchor: outputDir(image.name, 'anchor') };
-      if (defaultStrategy !== 'per-image' && !image.main.strategies['per-image']?.sameJobsAs) dirs['per-image'] = outputDir(image.name, 'per-image');
-      const answer = await runChild({ kind: 'quality', image: required(paths, image.name), info, variants: image.main.variants, dirs }, runtimeEnv);
+      const dirs: Record<string, string> = {
+        direct: outputDir(image.name, 'direct'),
+        ours: outputDir(image.name, defaultStrategy),
+        anchor: outputDir(image.name, 'anchor'),
+      };
+      if (defaultStrategy !== 'per-image' && !image.main.strategies['per-image']?.sameJobsAs)
+        dirs['per-image'] = outputDir(image.name, 'per-image');
+      const answer = await runChild(
+        { kind: 'quality', image: required(paths, image.name), info, variants: image.main.variants, dirs },
+        runtimeEnv,
+      );
       if (answer.ok) image.quality = answer.result.rows;
-      log(`quality ${image.name}: ${answer.ok ? `${answer.result.rows.length} SSIM values` : `error ${answer.error.message}`}`);
+      log(
+        `quality ${image.name}: ${answer.ok ? `${answer.result.rows.length} SSIM values` : `error ${answer.error.message}`}`,
+      );
     }
   }
 
@@ -546,11 +689,21 @@ async function main(): Promise<void> {
     const { cases, defaults } = encoderCases(config);
     log(`encoder table: ${cases.length} settings × ${subset.map((i) => i.name).join(', ')} at ${args.encoderWidth} px`);
     const answer = await runChild(
-      { kind: 'encoders', images: subset.map((image) => ({ name: image.name, path: required(paths, image.name), info: image.info })), width: args.encoderWidth, cases },
+      {
+        kind: 'encoders',
+        images: subset.map((image) => ({ name: image.name, path: required(paths, image.name), info: image.info })),
+        width: args.encoderWidth,
+        cases,
+      },
       runtimeEnv,
     );
     if (answer.ok) {
-      report.encoders = { images: subset.map((i) => i.name), width: args.encoderWidth, rows: answer.result.rows, summary: summariseEncoders(answer.result.rows, cases, defaults) };
+      report.encoders = {
+        images: subset.map((i) => i.name),
+        width: args.encoderWidth,
+        rows: answer.result.rows,
+        summary: summariseEncoders(answer.result.rows, cases, defaults),
+      };
     } else log(`encoder table failed: ${answer.error.message}`);
   }
 
@@ -561,14 +714,24 @@ async function main(): Promise<void> {
     const image50 = await generated(set.image50, args.cacheDir, log);
     const image50p = await generated(set.image50p, args.cacheDir, log);
     const rows: RuntimeRow[] = [];
-    const plan: Array<{ config: RuntimeConfig; image: BenchImage; spec: { width: number; height: number }; instances: number }> = [];
+    const plan: Array<{
+      config: RuntimeConfig;
+      image: BenchImage;
+      spec: { width: number; height: number };
+      instances: number;
+    }> = [];
     const configs = runtimeConfigs(config, args.quick);
-    for (const rc of configs) for (const instances of rc.instances) plan.push({ config: rc, image: image20, spec: set.image20, instances });
-    for (const rc of configs.slice(0, args.quick ? 1 : 2)) plan.push({ config: rc, image: image50, spec: set.image50, instances: 1 });
+    for (const rc of configs)
+      for (const instances of rc.instances) plan.push({ config: rc, image: image20, spec: set.image20, instances });
+    for (const rc of configs.slice(0, args.quick ? 1 : 2))
+      plan.push({ config: rc, image: image50, spec: set.image50, instances: 1 });
     for (const rc of configs.slice(0, 1)) plan.push({ config: rc, image: image50p, spec: set.image50p, instances: 1 });
     for (const [i, item] of plan.entries()) {
       const info = { width: item.spec.width, height: item.spec.height };
-      const answer = await runChild({ kind: 'runtime', image: item.image.path, info, instances: item.instances }, item.config.env);
+      const answer = await runChild(
+        { kind: 'runtime', image: item.image.path, info, instances: item.instances },
+        item.config.env,
+      );
       const row: RuntimeRow = {
         config: item.config.id,
         label: item.config.label,
@@ -577,13 +740,20 @@ async function main(): Promise<void> {
         megapixels: (info.width * info.height) / 1e6,
         instances: item.instances,
         ...(answer.ok
-          ? { result: answer.result, sharpConcurrency: answer.sharpConcurrency, maxRssKiB: answer.maxRssKiB, baselineRssKiB: answer.baselineRssKiB }
+          ? {
+              result: answer.result,
+              sharpConcurrency: answer.sharpConcurrency,
+              maxRssKiB: answer.maxRssKiB,
+              baselineRssKiB: answer.baselineRssKiB,
+            }
           : { error: answer.error }),
       };
       rows.push(row);
       log(
         `(${i + 1}/${plan.length}) runtime ${item.config.id} ${row.image} ×${item.instances}: ` +
-          (answer.ok ? `wall ${fixed(answer.result.wallMs / 1000, 1)} s, CPU ${fixed(answer.result.cpuMs / 1000, 1)} s, peak RSS ${fixed(mibFromKib(answer.maxRssKiB), 0)} MiB` : `error ${answer.error.message}`),
+          (answer.ok
+            ? `wall ${fixed(answer.result.wallMs / 1000, 1)} s, CPU ${fixed(answer.result.cpuMs / 1000, 1)} s, peak RSS ${fixed(mibFromKib(answer.maxRssKiB), 0)} MiB`
+            : `error ${answer.error.message}`),
       );
     }
     report.runtime = rows;
@@ -609,7 +779,9 @@ async function main(): Promise<void> {
 function memoryRows(report: BenchReport): { image20?: RuntimeRow; image20x4?: RuntimeRow; image50?: RuntimeRow } {
   const deployed = (report.runtime ?? []).filter((row) => row.config === 'deployed' && row.maxRssKiB !== undefined);
   const image20 = report.runtime?.[0]?.image;
-  const large = deployed.filter((row) => row.image !== image20 && row.instances === 1).sort((a, b) => (b.maxRssKiB ?? 0) - (a.maxRssKiB ?? 0));
+  const large = deployed
+    .filter((row) => row.image !== image20 && row.instances === 1)
+    .sort((a, b) => (b.maxRssKiB ?? 0) - (a.maxRssKiB ?? 0));
   const rows: { image20?: RuntimeRow; image20x4?: RuntimeRow; image50?: RuntimeRow } = {};
   const one = deployed.find((row) => row.image === image20 && row.instances === 1);
   const four = deployed.find((row) => row.image === image20 && row.instances === 4);
@@ -634,26 +806,33 @@ function closingNotes(report: BenchReport, config: Config): string[] {
     notes.push(
       `Overall CPU (default variants, ${main.images} images): ours (${report.defaultStrategy}) ${fixed(main.cpuS.ours)} s, anchor ${fixed(main.cpuS.anchor)} s, floor ${fixed(main.cpuS.floor)} s → ` +
         `anchor ÷ ours **${times(main.ratios.anchorOverOursCpu)}**, ours ÷ floor **${times(main.ratios.oursOverFloorCpu)}**` +
-        (main.ratios.perImageOverFloorCpu !== undefined ? ` (one job per image: ${times(main.ratios.anchorOverPerImageCpu)} and ${times(main.ratios.perImageOverFloorCpu)})` : '') +
+        (main.ratios.perImageOverFloorCpu !== undefined
+          ? ` (one job per image: ${times(main.ratios.anchorOverPerImageCpu)} and ${times(main.ratios.perImageOverFloorCpu)})`
+          : '') +
         `. No pipeline can beat the anchor by more than anchor ÷ floor = ${times(main.ratios.anchorOverFloorCpu)} with these encoder settings.`,
     );
   }
   if (jw) {
     notes.push(
       `JPEG + WebP only: anchor ÷ ours **${times(jw.ratios.anchorOverOursCpu)}** (ours = ${config.FANOUT_STRATEGY}), ours ÷ floor ${times(jw.ratios.oursOverFloorCpu)}` +
-        (jw.ratios.anchorOverPerImageCpu !== undefined ? `; one job per image: anchor ÷ ours ${times(jw.ratios.anchorOverPerImageCpu)}` : '') +
+        (jw.ratios.anchorOverPerImageCpu !== undefined
+          ? `; one job per image: anchor ÷ ours ${times(jw.ratios.anchorOverPerImageCpu)}`
+          : '') +
         '.',
     );
   }
   const rss = (id: string, image: string | undefined, instances: number): RuntimeRow | undefined =>
-    report.runtime?.find((r) => r.config === id && r.image === image && r.instances === instances && r.maxRssKiB !== undefined);
+    report.runtime?.find(
+      (r) => r.config === id && r.image === image && r.instances === instances && r.maxRssKiB !== undefined,
+    );
   const runtime = report.runtime ?? [];
   const image20 = runtime[0]?.image;
   const others = [...new Set(runtime.map((r) => r.image).filter((name) => name !== image20))];
   const image50 = others[0];
   const image50p = others[1];
   if (runtime.length) {
-    const mib = (row: RuntimeRow | undefined): string => (row?.maxRssKiB ? `${fixed(mibFromKib(row.maxRssKiB), 0)} MiB` : '–');
+    const mib = (row: RuntimeRow | undefined): string =>
+      row?.maxRssKiB ? `${fixed(mibFromKib(row.maxRssKiB), 0)} MiB` : '–';
     notes.push(
       `Peak RSS (deployed runtime settings): one ${fixed(runtime[0]?.megapixels, 1)} MP JPEG ${mib(rss('deployed', image20, 1))}, ` +
         `4 at once ${mib(rss('deployed', image20, 4))} (with glibc's default arenas: ${mib(rss('glibc-arenas', image20, 4))}), ` +
@@ -661,8 +840,10 @@ function closingNotes(report: BenchReport, config: Config): string[] {
         (image50p ? `, progressive ${mib(rss('deployed', image50p, 1))}` : '') +
         '.',
     );
-    const t = (row: RuntimeRow | undefined): number => (row?.result ? (row.instances / (row.result.wallMs / 1000)) * 60 : Number.NaN);
-    const cpuPer = (row: RuntimeRow | undefined): number => (row?.result ? row.result.cpuMs / 1000 / row.instances : Number.NaN);
+    const t = (row: RuntimeRow | undefined): number =>
+      row?.result ? (row.instances / (row.result.wallMs / 1000)) * 60 : Number.NaN;
+    const cpuPer = (row: RuntimeRow | undefined): number =>
+      row?.result ? row.result.cpuMs / 1000 / row.instances : Number.NaN;
     notes.push(
       `SHARP_CONCURRENCY=${config.SHARP_CONCURRENCY}: ${fixed(t(rss('deployed', image20, 1)), 1)} images/min and ${fixed(cpuPer(rss('deployed', image20, 1)), 1)} CPU s per image at instance concurrency 1, ` +
         `vs ${fixed(t(rss('one-thread', image20, 1)), 1)} images/min (${fixed(cpuPer(rss('one-thread', image20, 1)), 1)} CPU s) with one thread; ` +
@@ -670,7 +851,10 @@ function closingNotes(report: BenchReport, config: Config): string[] {
     );
     const on = rss('cache-on', image20, 1);
     const off = rss('deployed', image20, 1);
-    if (on && off) notes.push(`SHARP_CACHE=${config.SHARP_CACHE}: with libvips' cache on, one image peaks ${fixed(mibFromKib((on.maxRssKiB ?? Number.NaN) - (off.maxRssKiB ?? Number.NaN)), 0)} MiB higher and uses ${percent(cpuPer(on) / cpuPer(off) - 1)} CPU.`);
+    if (on && off)
+      notes.push(
+        `SHARP_CACHE=${config.SHARP_CACHE}: with libvips' cache on, one image peaks ${fixed(mibFromKib((on.maxRssKiB ?? Number.NaN) - (off.maxRssKiB ?? Number.NaN)), 0)} MiB higher and uses ${percent(cpuPer(on) / cpuPer(off) - 1)} CPU.`,
+      );
   }
   if (main) {
     const s = main.strategies;
@@ -680,15 +864,20 @@ function closingNotes(report: BenchReport, config: Config): string[] {
       notes.push(
         `FANOUT_STRATEGY=${report.defaultStrategy}: ${d.jobs} jobs for ${main.images} images cost ${percent(d.cpuS / one.cpuS - 1)} CPU over one job per image, and the last variant is ready after ` +
           `${fixed(d.timeToLastS[4])} s (sum over images, K=4 instances) instead of ${fixed(one.timeToLastS[4])} s` +
-          (s['per-width'] ? `; per-width: ${percent(s['per-width'].cpuS / one.cpuS - 1)} CPU, ${fixed(s['per-width'].timeToLastS[4])} s` : '') +
-          (s['per-format'] ? `; per-format: ${percent(s['per-format'].cpuS / one.cpuS - 1)} CPU, ${fixed(s['per-format'].timeToLastS[4])} s` : '') +
+          (s['per-width']
+            ? `; per-width: ${percent(s['per-width'].cpuS / one.cpuS - 1)} CPU, ${fixed(s['per-width'].timeToLastS[4])} s`
+            : '') +
+          (s['per-format']
+            ? `; per-format: ${percent(s['per-format'].cpuS / one.cpuS - 1)} CPU, ${fixed(s['per-format'].timeToLastS[4])} s`
+            : '') +
           '.',
       );
     }
   }
   const enc = report.encoders?.summary;
   if (enc) {
-    const find = (format: OutputFormat, pred: (r: EncoderSummary) => boolean) => enc.find((r) => r.format === format && pred(r));
+    const find = (format: OutputFormat, pred: (r: EncoderSummary) => boolean) =>
+      enc.find((r) => r.format === format && pred(r));
     const avifDefault = find('avif', (r) => r.isDefault);
     const avif2 = find('avif', (r) => r.effort === 2 && r.quality === config.AVIF_QUALITY);
     const avif6 = find('avif', (r) => r.effort === 6 && r.quality === config.AVIF_QUALITY);
@@ -699,12 +888,22 @@ function closingNotes(report: BenchReport, config: Config): string[] {
       );
     }
     const webp6 = find('webp', (r) => r.effort === 6 && r.quality === config.WEBP_QUALITY);
-    if (webp6) notes.push(`WebP q${config.WEBP_QUALITY} effort ${config.WEBP_EFFORT} (default): effort 6 uses ${times(webp6.cpuVsDefault)} the CPU for ${percent(webp6.bytesVsDefault)} bytes (SSIM ${fixed(webp6.ssimVsDefault, 4)}).`);
+    if (webp6)
+      notes.push(
+        `WebP q${config.WEBP_QUALITY} effort ${config.WEBP_EFFORT} (default): effort 6 uses ${times(webp6.cpuVsDefault)} the CPU for ${percent(webp6.bytesVsDefault)} bytes (SSIM ${fixed(webp6.ssimVsDefault, 4)}).`,
+      );
     const moz = find('jpeg', (r) => r.mozjpeg === !config.JPEG_MOZJPEG && r.quality === config.JPEG_QUALITY);
-    if (moz) notes.push(`JPEG q${config.JPEG_QUALITY} mozjpeg ${config.JPEG_MOZJPEG ? 'on' : 'off'} (default): mozjpeg ${moz.mozjpeg ? 'on' : 'off'} uses ${times(moz.cpuVsDefault)} the CPU for ${percent(moz.bytesVsDefault)} bytes (SSIM ${fixed(moz.ssimVsDefault, 4)}).`);
+    if (moz)
+      notes.push(
+        `JPEG q${config.JPEG_QUALITY} mozjpeg ${config.JPEG_MOZJPEG ? 'on' : 'off'} (default): mozjpeg ${moz.mozjpeg ? 'on' : 'off'} uses ${times(moz.cpuVsDefault)} the CPU for ${percent(moz.bytesVsDefault)} bytes (SSIM ${fixed(moz.ssimVsDefault, 4)}).`,
+      );
   }
   const missed = report.targets.filter((t) => t.met === false);
-  notes.push(missed.length === 0 ? 'Every measured target is met.' : `Targets missed: ${missed.map((t) => `${t.name} (${t.value}; ${t.target})`).join('; ')}.`);
+  notes.push(
+    missed.length === 0
+      ? 'Every measured target is met.'
+      : `Targets missed: ${missed.map((t) => `${t.name} (${t.value}; ${t.target})`).join('; ')}.`,
+  );
   return notes;
 }
 

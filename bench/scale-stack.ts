@@ -7,7 +7,9 @@ import type { Config } from '../shared/config.js';
 import { createDeps, type PipelineDeps } from '../shared/deps.js';
 
 /** Runs `work` with a fresh scale stack and stops it afterwards, whatever happens. */
-export async function withScaleStack<T>(work: (deps: PipelineDeps, storageUrl: string, config: Config) => Promise<T>): Promise<T> {
+export async function withScaleStack<T>(
+  work: (deps: PipelineDeps, storageUrl: string, config: Config) => Promise<T>,
+): Promise<T> {
   const { startStorageServer } = await import('../local/storage-server/index.js');
   const { startPubsubEmulator } = await import('../local/pubsub-emulator.js');
   const { freePort } = await import('../test/helpers.js');

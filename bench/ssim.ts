@@ -50,12 +50,22 @@ function ssimTerm(muA: number, muB: number, aa: number, bb: number, ab: number):
 
 /** Mean SSIM of two luma planes of the same size; 1 means identical. */
 export function ssim(a: Float32Array, b: Float32Array, width: number, height: number): number {
-  if (a.length !== width * height || b.length !== width * height) throw new Error('ssim: planes must both be width × height');
+  if (a.length !== width * height || b.length !== width * height)
+    throw new Error('ssim: planes must both be width × height');
   if (width < WINDOW || height < WINDOW) {
-    let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+    let sa = 0,
+      sb = 0,
+      saa = 0,
+      sbb = 0,
+      sab = 0;
     for (let i = 0; i < a.length; i++) {
-      const x = at(a, i), y = at(b, i);
-      sa += x; sb += y; saa += x * x; sbb += y * y; sab += x * y;
+      const x = at(a, i),
+        y = at(b, i);
+      sa += x;
+      sb += y;
+      saa += x * x;
+      sbb += y * y;
+      sab += x * y;
     }
     const n = a.length;
     return ssimTerm(sa / n, sb / n, saa / n, sbb / n, sab / n);
@@ -63,19 +73,35 @@ export function ssim(a: Float32Array, b: Float32Array, width: number, height: nu
   // Horizontal pass: five filtered planes (a, b, a², b², ab), (width − 10) wide.
   const outWidth = width - WINDOW + 1;
   const size = outWidth * height;
-  const ha = new Float32Array(size), hb = new Float32Array(size);
-  const haa = new Float32Array(size), hbb = new Float32Array(size), hab = new Float32Array(size);
+  const ha = new Float32Array(size),
+    hb = new Float32Array(size);
+  const haa = new Float32Array(size),
+    hbb = new Float32Array(size),
+    hab = new Float32Array(size);
   for (let y = 0; y < height; y++) {
     const row = y * width;
     for (let x = 0; x < outWidth; x++) {
-      let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+      let sa = 0,
+        sb = 0,
+        saa = 0,
+        sbb = 0,
+        sab = 0;
       for (let k = 0; k < WINDOW; k++) {
         const w = at(KERNEL, k);
-        const va = at(a, row + x + k), vb = at(b, row + x + k);
-        sa += w * va; sb += w * vb; saa += w * va * va; sbb += w * vb * vb; sab += w * va * vb;
+        const va = at(a, row + x + k),
+          vb = at(b, row + x + k);
+        sa += w * va;
+        sb += w * vb;
+        saa += w * va * va;
+        sbb += w * vb * vb;
+        sab += w * va * vb;
       }
       const o = y * outWidth + x;
-      ha[o] = sa; hb[o] = sb; haa[o] = saa; hbb[o] = sbb; hab[o] = sab;
+      ha[o] = sa;
+      hb[o] = sb;
+      haa[o] = saa;
+      hbb[o] = sbb;
+      hab[o] = sab;
     }
   }
   // Vertical pass, straight into the mean of the SSIM map.
@@ -83,11 +109,19 @@ export function ssim(a: Float32Array, b: Float32Array, width: number, height: nu
   let total = 0;
   for (let y = 0; y < outHeight; y++) {
     for (let x = 0; x < outWidth; x++) {
-      let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+      let sa = 0,
+        sb = 0,
+        saa = 0,
+        sbb = 0,
+        sab = 0;
       for (let k = 0; k < WINDOW; k++) {
         const w = at(KERNEL, k);
         const o = (y + k) * outWidth + x;
-        sa += w * at(ha, o); sb += w * at(hb, o); saa += w * at(haa, o); sbb += w * at(hbb, o); sab += w * at(hab, o);
+        sa += w * at(ha, o);
+        sb += w * at(hb, o);
+        saa += w * at(haa, o);
+        sbb += w * at(hbb, o);
+        sab += w * at(hab, o);
       }
       total += ssimTerm(sa, sb, saa, sbb, sab);
     }

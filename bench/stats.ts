@@ -49,7 +49,11 @@ export function percent(fraction: number | undefined, digits = 1): string {
 }
 
 /** A Markdown table; `align` per column: 'l' (default) or 'r'. Pipes in cells are escaped. */
-export function markdownTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, align?: readonly ('l' | 'r')[]): string {
+export function markdownTable(
+  headers: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+  align?: readonly ('l' | 'r')[],
+): string {
   const escape = (cell: string): string => cell.replace(/\|/g, '\\|').replace(/\n/g, ' ');
   const line = (cells: readonly string[]): string => `| ${cells.map(escape).join(' | ')} |`;
   const rule = headers.map((_, i) => ((align?.[i] ?? 'l') === 'r' ? '---:' : '---'));

@@ -26,7 +26,12 @@ export type Task =
   | { kind: 'anchor'; image: string; info: ImageSize; variants: VariantSpec[]; saveDir?: string }
   | { kind: 'floor'; image: string; info: ImageSize; variants: VariantSpec[]; saveDir?: string }
   | { kind: 'quality'; image: string; info: ImageSize; variants: VariantSpec[]; dirs: Record<string, string> }
-  | { kind: 'encoders'; images: Array<{ name: string; path: string; info: ImageSize }>; width: number; cases: EncoderCase[] }
+  | {
+      kind: 'encoders';
+      images: Array<{ name: string; path: string; info: ImageSize }>;
+      width: number;
+      cases: EncoderCase[];
+    }
   | { kind: 'runtime'; image: string; info: ImageSize; instances: number }
   | { kind: 'parity'; images: Array<{ name: string; path: string }> };
 

@@ -12,13 +12,21 @@ import { newTrace, parseTraceparent, runWithTrace } from '../shared/trace.js';
 export function createCleanupHandler(getDeps: () => PipelineDeps): (event: CloudEvent<unknown>) => Promise<void> {
   // The pass has its own trace; each re-dispatch continues its upload's (shared/cleanup.ts).
   const traced = (event: CloudEvent<unknown>) =>
-    runWithTrace(getDeps().config.GOOGLE_CLOUD_PROJECT, parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(), () => handler(event));
+    runWithTrace(
+      getDeps().config.GOOGLE_CLOUD_PROJECT,
+      parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(),
+      () => handler(event),
+    );
   const handler = async (event: CloudEvent<unknown>): Promise<void> => {
     const deps = getDeps();
     try {
       await runCleanup(deps);
     } catch (error) {
-      deps.log.error('cleanup pass failed; the next tick retries', { event: 'cleanup.error', eventId: event.id, error });
+      deps.log.error('cleanup pass failed; the next tick retries', {
+        event: 'cleanup.error',
+        eventId: event.id,
+        error,
+      });
     }
   };
   return traced;

@@ -25,7 +25,11 @@ const FinalizedObject = z.object({
 export function createIngestHandler(getDeps: () => PipelineDeps): (event: CloudEvent<unknown>) => Promise<void> {
   // Eventarc's `traceparent` extension when present; otherwise this upload's trace starts here.
   const traced = (event: CloudEvent<unknown>) =>
-    runWithTrace(getDeps().config.GOOGLE_CLOUD_PROJECT, parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(), () => handler(event));
+    runWithTrace(
+      getDeps().config.GOOGLE_CLOUD_PROJECT,
+      parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(),
+      () => handler(event),
+    );
   const handler = async (event: CloudEvent<unknown>): Promise<void> => {
     const deps = getDeps();
     const log = deps.log.child({ eventId: event.id, subject: event.subject });
@@ -40,7 +44,8 @@ export function createIngestHandler(getDeps: () => PipelineDeps): (event: CloudE
     }
     try {
       const outcome = await ingestObject(deps, data.data);
-      if (outcome.outcome === 'ignored') log.debug('object ignored', { event: 'ingest.ignore', reason: outcome.reason, object: data.data.name });
+      if (outcome.outcome === 'ignored')
+        log.debug('object ignored', { event: 'ingest.ignore', reason: outcome.reason, object: data.data.name });
     } catch (error) {
       if (classifyError(error) === 'permanent') {
         log.error('ingest failed permanently', { event: 'ingest.error', object: data.data.name, error });

@@ -17,12 +17,16 @@ interface MessagePublishedData {
 }
 
 /** Creates the `resize` CloudEvent handler. */
-export function createResizeHandler(getDeps: () => PipelineDeps): (event: CloudEvent<MessagePublishedData>) => Promise<void> {
+export function createResizeHandler(
+  getDeps: () => PipelineDeps,
+): (event: CloudEvent<MessagePublishedData>) => Promise<void> {
   // The upload's trace travels in the job's attributes; else Eventarc's extension; else a new one.
   const traced = (event: CloudEvent<MessagePublishedData>) =>
     runWithTrace(
       getDeps().config.GOOGLE_CLOUD_PROJECT,
-      parseTraceparent(event.data?.message?.attributes?.[TRACE_ATTRIBUTE]) ?? parseTraceparent((event as { traceparent?: unknown }).traceparent) ?? newTrace(),
+      parseTraceparent(event.data?.message?.attributes?.[TRACE_ATTRIBUTE]) ??
+        parseTraceparent((event as { traceparent?: unknown }).traceparent) ??
+        newTrace(),
       () => handler(event),
     );
   const handler = async (event: CloudEvent<MessagePublishedData>): Promise<void> => {

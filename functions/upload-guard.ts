@@ -29,7 +29,9 @@ import { MULTIPART_OVERHEAD_BYTES } from '../shared/request-body.js';
 type GuardConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'CORS_ORIGINS' | 'UPLOAD_AUTH' | 'UPLOAD_TOKEN'>;
 
 function tooLarge(config: GuardConfig): PipelineError {
-  return permanent('payload_too_large', `The file is larger than the limit of ${config.MAX_UPLOAD_BYTES} bytes.`, { maxBytes: config.MAX_UPLOAD_BYTES });
+  return permanent('payload_too_large', `The file is larger than the limit of ${config.MAX_UPLOAD_BYTES} bytes.`, {
+    maxBytes: config.MAX_UPLOAD_BYTES,
+  });
 }
 
 /**
@@ -55,7 +57,12 @@ function capBody(req: IncomingMessage, limit: number, onOver: () => void): void 
   };
 }
 
-function refuse(req: IncomingMessage, res: ServerResponse, error: unknown, config: Pick<GuardConfig, 'CORS_ORIGINS'>): void {
+function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: unknown,
+  config: Pick<GuardConfig, 'CORS_ORIGINS'>,
+): void {
   const { status, body } = toHttpError(error);
   const origin = req.headers.origin;
   const cors = corsFor(typeof origin === 'string' ? origin : undefined, config.CORS_ORIGINS);
@@ -85,15 +92,27 @@ export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, co
     return false;
   }
   const header = (name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : undefined);
-  const head = { method: req.method ?? 'GET', path: routePath(url), origin: header('origin'), authorization: header('authorization') };
+  const head = {
+    method: req.method ?? 'GET',
+    path: routePath(url),
+    origin: header('origin'),
+    authorization: header('authorization'),
+  };
   const screening = screenRequest(head, config.CORS_ORIGINS, uploadAuth(config));
   if (screening.error) {
     refuse(req, res, screening.error, config);
     return false;
   }
-  const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  const encoding = String(req.headers['content-encoding'] ?? 'identity')
+    .trim()
+    .toLowerCase();
   if (encoding !== 'identity' && encoding !== '') {
-    refuse(req, res, permanent('unsupported_encoding', 'Send the file without Content-Encoding; images are already compressed.'), config);
+    refuse(
+      req,
+      res,
+      permanent('unsupported_encoding', 'Send the file without Content-Encoding; images are already compressed.'),
+      config,
+    );
     return false;
   }
   const limit = config.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES;

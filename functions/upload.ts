@@ -37,7 +37,14 @@ function sendError(res: Response, error: unknown, deps: PipelineDeps, req: Reque
 
 function failedBody(id: string, record: { code: string; message: string; retryable?: boolean | undefined }) {
   // retryable: the cause was about the world; uploading the same file again processes it again.
-  return { error: { code: 'image_failed', message: record.message, retryable: record.retryable === true, details: { id, cause: record.code } } };
+  return {
+    error: {
+      code: 'image_failed',
+      message: record.message,
+      retryable: record.retryable === true,
+      details: { id, cause: record.code },
+    },
+  };
 }
 
 function statusUrl(req: Request, id: string): string {
@@ -68,7 +75,13 @@ async function handleUpload(deps: PipelineDeps, req: Request, res: Response): Pr
   const body = Buffer.isBuffer(req.rawBody) ? req.rawBody : Buffer.alloc(0);
   const filenameHint = typeof req.query.filename === 'string' ? req.query.filename : undefined;
   // Checked before the body is read: a bad focus is the caller's mistake whatever the image.
-  const focus = parseFocus(req.query.focus === undefined ? undefined : typeof req.query.focus === 'string' ? req.query.focus : String(req.query.focus));
+  const focus = parseFocus(
+    req.query.focus === undefined
+      ? undefined
+      : typeof req.query.focus === 'string'
+        ? req.query.focus
+        : String(req.query.focus),
+  );
   const file = await extractUpload(body, req.get('content-type'), deps.config.MAX_UPLOAD_BYTES, filenameHint);
   const outcome = await acceptImage(deps, {
     bytes: file.bytes,
@@ -91,7 +104,13 @@ async function handleStatus(deps: PipelineDeps, req: Request, res: Response, raw
       res.status(422).json(failedBody(status.id, status.record));
       return;
     case 'processing':
-      res.status(202).json({ id: status.id, status: 'processing', done: status.done, total: status.total, statusUrl: statusUrl(req, status.id) });
+      res.status(202).json({
+        id: status.id,
+        status: 'processing',
+        done: status.done,
+        total: status.total,
+        statusUrl: statusUrl(req, status.id),
+      });
       return;
     default:
       throw permanent('not_found', 'No image has that id.');
@@ -101,7 +120,8 @@ async function handleStatus(deps: PipelineDeps, req: Request, res: Response, raw
 /** `DELETE /uploads/{id}`: 204 once the image is gone (also when it already was), 404 for an unknown id. */
 async function handleDelete(deps: PipelineDeps, res: Response, rawId: string): Promise<void> {
   const id = ImageId.safeParse(rawId);
-  if (!id.success || (await deleteImage(deps, id.data)) === 'not-found') throw permanent('not_found', 'No image has that id.');
+  if (!id.success || (await deleteImage(deps, id.data)) === 'not-found')
+    throw permanent('not_found', 'No image has that id.');
   res.status(204).end();
 }
 
@@ -109,7 +129,12 @@ async function handleDelete(deps: PipelineDeps, res: Response, rawId: string): P
  * `POST /uploads/signed-url` signs a direct upload to the bucket; `GET /uploads/signed-url/{ticket}`
  * answers 202 `waiting` until ingest has taken the object, then what `GET /uploads/{id}` answers.
  */
-async function handleSignedUrl(deps: PipelineDeps, req: Request, res: Response, ticket: string | undefined): Promise<void> {
+async function handleSignedUrl(
+  deps: PipelineDeps,
+  req: Request,
+  res: Response,
+  ticket: string | undefined,
+): Promise<void> {
   if (ticket === undefined) {
     if (req.method !== 'POST') throw methodNotAllowed(res, 'POST');
     const body = Buffer.isBuffer(req.rawBody) ? req.rawBody : Buffer.alloc(0);
@@ -139,7 +164,11 @@ async function handleSignedUrl(deps: PipelineDeps, req: Request, res: Response, 
 export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
   // Every line of the request's work, and the jobs it publishes, carry its trace (docs/observability.md).
   const traced: Handler = (req, res) =>
-    runWithTrace(getDeps().config.GOOGLE_CLOUD_PROJECT, traceFromHeaders((name) => req.get(name)), () => handler(req, res));
+    runWithTrace(
+      getDeps().config.GOOGLE_CLOUD_PROJECT,
+      traceFromHeaders((name) => req.get(name)),
+      () => handler(req, res),
+    );
   const handler: Handler = async (req, res) => {
     const deps = getDeps();
     try {

@@ -25,8 +25,13 @@ export type AdmittingListener = RequestListener & { readonly admission: Admissio
  * answered 429 with a JSON error body, as Cloud Run answers when every instance is busy. A
  * request counts until its response is finished or its connection closes.
  */
-export function admitAtMost(listener: RequestListener, limit: number, onRefuse?: (req: IncomingMessage) => void): AdmittingListener {
-  if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`An admission limit must be a whole number >= 0, got ${limit}`);
+export function admitAtMost(
+  listener: RequestListener,
+  limit: number,
+  onRefuse?: (req: IncomingMessage) => void,
+): AdmittingListener {
+  if (!Number.isInteger(limit) || limit < 0)
+    throw new RangeError(`An admission limit must be a whole number >= 0, got ${limit}`);
   const stats: AdmissionStats = { limit, inFlight: 0, peak: 0, admitted: 0, refused: 0 };
   const gate = (req: IncomingMessage, res: ServerResponse) => {
     if (limit > 0 && stats.inFlight >= limit) {
@@ -37,7 +42,15 @@ export function admitAtMost(listener: RequestListener, limit: number, onRefuse?:
       req.resume();
       req.once('end', () => {
         res.writeHead(429, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '1' });
-        res.end(JSON.stringify({ error: { code: 'too_many_requests', message: `Every instance is busy (${limit} requests at once); retry later.`, retryable: true } }));
+        res.end(
+          JSON.stringify({
+            error: {
+              code: 'too_many_requests',
+              message: `Every instance is busy (${limit} requests at once); retry later.`,
+              retryable: true,
+            },
+          }),
+        );
       });
       return;
     }
@@ -59,6 +72,7 @@ export function admissionFromEnv(env: Readonly<Record<string, string | undefined
   const raw = env[name]?.trim();
   if (!raw) return undefined;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new RangeError(`${name} must be a whole number of requests (0 = no limit), got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(value) || value < 0)
+    throw new RangeError(`${name} must be a whole number of requests (0 = no limit), got ${JSON.stringify(raw)}`);
   return value;
 }

@@ -40,7 +40,12 @@ export function stackBanner(stack: LocalStack): string {
     `    ${pull(stack.subscriptions.eventsPull)}`,
     `    ${pull(stack.subscriptions.jobsDeadLetterPull)}`,
     `    or any Pub/Sub client with ${pubsubEnv}`,
-    ...(config.UPLOAD_TOKEN ? ['', '  UPLOAD_TOKEN is set: requests need "Authorization: Bearer <token>"; the web page has no token and gets 401.'] : []),
+    ...(config.UPLOAD_TOKEN
+      ? [
+          '',
+          '  UPLOAD_TOKEN is set: requests need "Authorization: Bearer <token>"; the web page has no token and gets 401.',
+        ]
+      : []),
     '',
     '  Ctrl-C stops everything.',
     '',

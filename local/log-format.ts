@@ -29,17 +29,29 @@ function value(v: unknown): string {
 
 /** `job.done`'s stage timings as `decode 41ms, encode avif 640 212ms, ...`. */
 function stages(v: Record<string, unknown>): string {
-  return JSON.stringify(Object.entries(v).map(([stage, ms]) => `${stage} ${Math.round(Number(ms))}ms`).join(', '));
+  return JSON.stringify(
+    Object.entries(v)
+      .map(([stage, ms]) => `${stage} ${Math.round(Number(ms))}ms`)
+      .join(', '),
+  );
 }
 
 /** The trace fields shortened to `trace=` the first 8 hex digits: enough to tell uploads apart. */
 function readableFields(entry: Record<string, unknown>): Array<[string, string]> {
   const fields: Array<[string, string]> = [];
   for (const [key, v] of Object.entries(entry)) {
-    if (HIDDEN_FIELDS.has(key) || v === undefined || key === TRACE_LOG_FIELDS.spanId || key === TRACE_LOG_FIELDS.sampled) continue;
+    if (
+      HIDDEN_FIELDS.has(key) ||
+      v === undefined ||
+      key === TRACE_LOG_FIELDS.spanId ||
+      key === TRACE_LOG_FIELDS.sampled
+    )
+      continue;
     const text = String(v);
-    if (key === TRACE_LOG_FIELDS.trace) fields.push(['trace', text.slice(text.lastIndexOf('/') + 1, text.lastIndexOf('/') + 9)]);
-    else if (key === METRIC_LINES.jobDone.stages && v && typeof v === 'object') fields.push([key, stages(v as Record<string, unknown>)]);
+    if (key === TRACE_LOG_FIELDS.trace)
+      fields.push(['trace', text.slice(text.lastIndexOf('/') + 1, text.lastIndexOf('/') + 9)]);
+    else if (key === METRIC_LINES.jobDone.stages && v && typeof v === 'object')
+      fields.push([key, stages(v as Record<string, unknown>)]);
     else fields.push([key, value(v)]);
   }
   return fields;
@@ -50,7 +62,11 @@ function clock(date: Date): string {
 }
 
 /** Formats one log line for a terminal. */
-export function formatLogLine(line: string, source: LogSource, options: { format?: LogFormat; color?: boolean } = {}): string {
+export function formatLogLine(
+  line: string,
+  source: LogSource,
+  options: { format?: LogFormat; color?: boolean } = {},
+): string {
   let entry: Record<string, unknown> | undefined;
   if (line.startsWith('{')) {
     try {
@@ -60,7 +76,9 @@ export function formatLogLine(line: string, source: LogSource, options: { format
     }
   }
   if (options.format === 'json') {
-    return entry ? JSON.stringify({ source, ...entry }) : JSON.stringify({ source, severity: 'INFO', message: line.trimEnd() });
+    return entry
+      ? JSON.stringify({ source, ...entry })
+      : JSON.stringify({ source, severity: 'INFO', message: line.trimEnd() });
   }
   const color = options.color ?? false;
   const paint = (code: string, text: string) => (color ? `${code}${text}${RESET}` : text);

@@ -249,8 +249,10 @@ function main(argv: readonly string[]): number {
       }
       console.warn(`warning: ${message}`);
     }
-    for (const file of result.skippedStale) console.warn(`warning: package-functions: left out ${file}, whose source ${sourceOf(file)} no longer exists`);
-    if (!result.lockfileWritten) console.warn('warning: package-functions: no package-lock.json in the root; the package has none either');
+    for (const file of result.skippedStale)
+      console.warn(`warning: package-functions: left out ${file}, whose source ${sourceOf(file)} no longer exists`);
+    if (!result.lockfileWritten)
+      console.warn('warning: package-functions: no package-lock.json in the root; the package has none either');
     console.log(`package-functions: ${result.files.length} files in ${shown}`);
     return 0;
   } catch (error) {

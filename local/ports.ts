@@ -80,7 +80,8 @@ export function portsFromEnv(env: Record<string, string | undefined>): Record<Po
     const raw = env[variable]?.trim();
     if (!raw) continue;
     const port = Number(raw);
-    if (!/^\d+$/.test(raw) || port > 65535) throw new PortConfigError(`${variable} must be a port number (0-65535), got ${JSON.stringify(raw)}.`);
+    if (!/^\d+$/.test(raw) || port > 65535)
+      throw new PortConfigError(`${variable} must be a port number (0-65535), got ${JSON.stringify(raw)}.`);
     ports[name] = port;
   }
   return ports;
@@ -120,7 +121,9 @@ export async function assertPortsFree(ports: Partial<Record<PortName, number>>, 
     if (port === undefined || port === 0) continue;
     const other = seen.get(port);
     if (other) {
-      throw new PortConfigError(`${PORT_VARIABLES[name]} and ${PORT_VARIABLES[other]} are both ${port}; give each its own port.`);
+      throw new PortConfigError(
+        `${PORT_VARIABLES[name]} and ${PORT_VARIABLES[other]} are both ${port}; give each its own port.`,
+      );
     }
     seen.set(port, name);
     if ((await isPortInUse(port, host)) || !(await canBind(port, host))) conflicts.push({ name, port });

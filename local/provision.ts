@@ -40,7 +40,12 @@ export interface DesiredSubscription {
  * functions whose trigger is `pubsub` (cleanup). Eventarc creates these in production with its
  * own defaults: a 10-minute ack deadline and exponential backoff between 10 s and 600 s.
  */
-const TRIGGER_SUBSCRIPTION = { ackDeadlineSeconds: 600, messageRetentionSeconds: 86_400, minimumBackoffSeconds: 10, maximumBackoffSeconds: 600 };
+const TRIGGER_SUBSCRIPTION = {
+  ackDeadlineSeconds: 600,
+  messageRetentionSeconds: 86_400,
+  minimumBackoffSeconds: 10,
+  maximumBackoffSeconds: 600,
+};
 
 /** Name of the local stand-in for a function's Eventarc Pub/Sub trigger subscription. */
 export function triggerSubscriptionName(fn: FunctionKey): string {
@@ -51,7 +56,10 @@ export function triggerSubscriptionName(fn: FunctionKey): string {
  * Every subscription of the local stack, derived from the topology. `endpoints` gives the base
  * URL (no path) of each function that receives pushes.
  */
-export function desiredSubscriptions(project: string, endpoints: Partial<Record<FunctionKey, string>>): DesiredSubscription[] {
+export function desiredSubscriptions(
+  project: string,
+  endpoints: Partial<Record<FunctionKey, string>>,
+): DesiredSubscription[] {
   const endpointOf = (fn: FunctionKey, topic: TopicKey): string => {
     const base = endpoints[fn];
     if (!base) throw new Error(`No endpoint given for the ${fn} function`);
@@ -66,14 +74,21 @@ export function desiredSubscriptions(project: string, endpoints: Partial<Record<
       ackDeadlineSeconds: spec.ackDeadlineSeconds,
       messageRetentionSeconds: spec.messageRetentionSeconds,
       ...(spec.minimumBackoffSeconds !== undefined && spec.maximumBackoffSeconds !== undefined
-        ? { retryPolicy: { minimumBackoffSeconds: spec.minimumBackoffSeconds, maximumBackoffSeconds: spec.maximumBackoffSeconds } }
+        ? {
+            retryPolicy: {
+              minimumBackoffSeconds: spec.minimumBackoffSeconds,
+              maximumBackoffSeconds: spec.maximumBackoffSeconds,
+            },
+          }
         : {}),
       ...(spec.deadLetterTopic !== undefined && spec.maxDeliveryAttempts !== undefined
         ? { deadLetterPolicy: { topic: spec.deadLetterTopic, maxDeliveryAttempts: spec.maxDeliveryAttempts } }
         : {}),
     }),
   );
-  const triggers = (Object.entries(topology.functions) as Array<[FunctionKey, (typeof topology.functions)[FunctionKey]]>)
+  const triggers = (
+    Object.entries(topology.functions) as Array<[FunctionKey, (typeof topology.functions)[FunctionKey]]>
+  )
     .flatMap(([fn, spec]) => (spec.trigger === 'pubsub' && spec.topic !== undefined ? [{ fn, topic: spec.topic }] : []))
     .map(
       ({ fn, topic }): DesiredSubscription => ({
@@ -98,7 +113,9 @@ export type ProvisionAction = 'created' | 'kept' | 'repointed' | 'recreated';
 /** The result: every topic's and subscription's full name, and what happened to it. */
 export interface ProvisionResult {
   readonly topics: Record<TopicKey, string>;
-  readonly subscriptions: ReadonlyArray<DesiredSubscription & { readonly fullName: string; readonly action: ProvisionAction }>;
+  readonly subscriptions: ReadonlyArray<
+    DesiredSubscription & { readonly fullName: string; readonly action: ProvisionAction }
+  >;
 }
 
 function codeOf(error: unknown): number | undefined {
@@ -120,19 +137,31 @@ function differences(
 ): { endpointOnly: boolean; problems: string[] } {
   const problems: string[] = [];
   if (actual.topic !== topicName(want.topic)) problems.push(`topic ${actual.topic} ≠ ${topicName(want.topic)}`);
-  if (Number(actual.ackDeadlineSeconds) !== want.ackDeadlineSeconds) problems.push(`ackDeadlineSeconds ${actual.ackDeadlineSeconds}`);
+  if (Number(actual.ackDeadlineSeconds) !== want.ackDeadlineSeconds)
+    problems.push(`ackDeadlineSeconds ${actual.ackDeadlineSeconds}`);
   const dlp = actual.deadLetterPolicy;
   const wantDlp = want.deadLetterPolicy;
-  if ((dlp?.deadLetterTopic || undefined) !== (wantDlp ? topicName(wantDlp.topic) : undefined) || (wantDlp && Number(dlp?.maxDeliveryAttempts) !== wantDlp.maxDeliveryAttempts)) {
+  if (
+    (dlp?.deadLetterTopic || undefined) !== (wantDlp ? topicName(wantDlp.topic) : undefined) ||
+    (wantDlp && Number(dlp?.maxDeliveryAttempts) !== wantDlp.maxDeliveryAttempts)
+  ) {
     problems.push('deadLetterPolicy');
   }
   const rp = actual.retryPolicy;
   const wantRp = want.retryPolicy;
-  if (wantRp ? seconds(rp?.minimumBackoff) !== wantRp.minimumBackoffSeconds || seconds(rp?.maximumBackoff) !== wantRp.maximumBackoffSeconds : rp?.minimumBackoff || rp?.maximumBackoff) {
+  if (
+    wantRp
+      ? seconds(rp?.minimumBackoff) !== wantRp.minimumBackoffSeconds ||
+        seconds(rp?.maximumBackoff) !== wantRp.maximumBackoffSeconds
+      : rp?.minimumBackoff || rp?.maximumBackoff
+  ) {
     problems.push('retryPolicy');
   }
   const endpointDiffers = (actual.pushConfig?.pushEndpoint || undefined) !== want.pushEndpoint;
-  return { endpointOnly: problems.length === 0 && endpointDiffers, problems: endpointDiffers ? [...problems, 'pushEndpoint'] : problems };
+  return {
+    endpointOnly: problems.length === 0 && endpointDiffers,
+    problems: endpointDiffers ? [...problems, 'pushEndpoint'] : problems,
+  };
 }
 
 function createOptions(want: DesiredSubscription, topicName: (key: TopicKey) => string) {
@@ -149,7 +178,12 @@ function createOptions(want: DesiredSubscription, topicName: (key: TopicKey) => 
         }
       : {}),
     ...(want.deadLetterPolicy
-      ? { deadLetterPolicy: { deadLetterTopic: topicName(want.deadLetterPolicy.topic), maxDeliveryAttempts: want.deadLetterPolicy.maxDeliveryAttempts } }
+      ? {
+          deadLetterPolicy: {
+            deadLetterTopic: topicName(want.deadLetterPolicy.topic),
+            maxDeliveryAttempts: want.deadLetterPolicy.maxDeliveryAttempts,
+          },
+        }
       : {}),
   };
 }
@@ -194,14 +228,20 @@ export async function provisionPubsub(
         await subscription.modifyPushConfig(want.pushEndpoint ? { pushEndpoint: want.pushEndpoint } : {});
         action = 'repointed';
       } else {
-        log?.info('subscription settings changed; recreating it', { event: 'local.provision', subscription: want.name, differences: diff.problems });
+        log?.info('subscription settings changed; recreating it', {
+          event: 'local.provision',
+          subscription: want.name,
+          differences: diff.problems,
+        });
         await subscription.delete();
         existing = undefined;
         action = 'recreated';
       }
     }
     if (!existing) {
-      await pubsub.topic(topology.topics[want.topic].name).createSubscription(want.name, createOptions(want, topicName));
+      await pubsub
+        .topic(topology.topics[want.topic].name)
+        .createSubscription(want.name, createOptions(want, topicName));
     }
     subscriptions.push({ ...want, fullName, action });
   }

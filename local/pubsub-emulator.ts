@@ -34,7 +34,9 @@ export class EmulatorUnavailableError extends Error {
 export async function findPubsubEmulator(): Promise<string> {
   let sdkRoot: string;
   try {
-    const { stdout } = await execFileAsync('gcloud', ['info', '--format=value(installation.sdk_root)'], { timeout: 30_000 });
+    const { stdout } = await execFileAsync('gcloud', ['info', '--format=value(installation.sdk_root)'], {
+      timeout: 30_000,
+    });
     sdkRoot = stdout.trim();
   } catch {
     throw new EmulatorUnavailableError(
@@ -113,10 +115,16 @@ function stopChild(child: ChildProcess): Promise<void> {
  * Starts the emulator on `port` (0 = a free port picked by the caller's OS is not supported by
  * the emulator, so callers pass one) and waits until it accepts connections.
  */
-export async function startPubsubEmulator(options: { port: number; host?: string; log?: (line: string) => void }): Promise<PubsubEmulator> {
+export async function startPubsubEmulator(options: {
+  port: number;
+  host?: string;
+  log?: (line: string) => void;
+}): Promise<PubsubEmulator> {
   const host = options.host ?? '127.0.0.1';
   if (await isPortInUse(options.port, host)) {
-    throw new Error(`Port ${options.port} is already in use; set PUBSUB_PORT to another port or stop what listens there.`);
+    throw new Error(
+      `Port ${options.port} is already in use; set PUBSUB_PORT to another port or stop what listens there.`,
+    );
   }
   const bin = await findPubsubEmulator();
   const child = spawn(bin, [`--host=${host}`, `--port=${options.port}`], {

@@ -10,9 +10,13 @@ import { createDeps } from '../shared/deps.js';
 import { runReprocess } from '../shared/reprocess.js';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'dry-run': { type: 'boolean', default: false }, max: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { 'dry-run': { type: 'boolean', default: false }, max: { type: 'string' } },
+  });
   const config = loadConfig();
-  const deps = createDeps(values.max === undefined ? config : { ...config, REPROCESS_MAX_PER_PASS: Number(values.max) });
+  const deps = createDeps(
+    values.max === undefined ? config : { ...config, REPROCESS_MAX_PER_PASS: Number(values.max) },
+  );
   const summary = await runReprocess(deps, { dryRun: values['dry-run'] === true });
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   await deps.pubsub.close();

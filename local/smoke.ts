@@ -44,7 +44,15 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 /** A JPEG that no earlier run uploaded (random noise), so that the pipeline really renders it. */
 export async function smokeImage(): Promise<Buffer> {
-  return sharp({ create: { width: 800, height: 600, channels: 3, background: { r: 40, g: 110, b: 170 }, noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
+  return sharp({
+    create: {
+      width: 800,
+      height: 600,
+      channels: 3,
+      background: { r: 40, g: 110, b: 170 },
+      noise: { type: 'gaussian', mean: 128, sigma: 30 },
+    },
+  })
     .jpeg({ quality: 85 })
     .toBuffer();
 }
@@ -55,17 +63,20 @@ export function uploadCause(answer: Answer, options: Pick<SmokeOptions, 'token' 
   if (code === 'unauthorized') {
     return options.token
       ? 'upload token: the function refused --token; pass the current value of the upload_token_secret_id secret (gcloud secrets versions access latest --secret …)'
-      : 'upload token: upload checks a bearer token (UPLOAD_AUTH=token); pass --token with the secret\'s value';
+      : "upload token: upload checks a bearer token (UPLOAD_AUTH=token); pass --token with the secret's value";
   }
-  if (code === 'forbidden_origin') return `CORS: ${options.origin ?? 'the Origin sent'} is not in upload_cors_origins (CORS_ORIGINS)`;
+  if (code === 'forbidden_origin')
+    return `CORS: ${options.origin ?? 'the Origin sent'} is not in upload_cors_origins (CORS_ORIGINS)`;
   if ((answer.status === 401 || answer.status === 403) && !answer.json) {
     return options.identityToken
       ? 'IAM: Cloud Run refused the identity token: the caller needs roles/run.invoker on upload (upload_invoker_members), or the token is for another audience/expired'
       : 'IAM: upload is private; pass --identity-token "$(gcloud auth print-identity-token)" as a member of upload_invoker_members, or set allow_unauthenticated_upload with upload_token_secret_id';
   }
-  if (answer.status === 404) return 'wrong URL: --url must be the upload_url output (the function\'s root), not a path under it';
+  if (answer.status === 404)
+    return "wrong URL: --url must be the upload_url output (the function's root), not a path under it";
   if (answer.status === 503) return 'transient: upload answered 503 (retryable); run the smoke test again in a minute';
-  if (answer.status >= 500) return 'the function failed: read its logs (gcloud functions logs read …-upload); a configuration error names the variable';
+  if (answer.status >= 500)
+    return 'the function failed: read its logs (gcloud functions logs read …-upload); a configuration error names the variable';
   return `unexpected answer ${answer.status}`;
 }
 
@@ -77,7 +88,8 @@ export function variantCause(status: number | 'network', url: string, base: stri
   if (status === 401 || status === 403) {
     return 'serving mode: the images are not readable at this URL: with serving = "bucket" allUsers needs roles/storage.objectViewer on the images bucket (an organisation policy may refuse it: use serving = "cdn"); with "cdn" the Cloud CDN agent needs read; with "none" your layer must serve it';
   }
-  if (status === 404) return `serving mode: PUBLIC_BASE_URL (${base}) does not serve the images bucket (public_base_url, or the load balancer's backend bucket)`;
+  if (status === 404)
+    return `serving mode: PUBLIC_BASE_URL (${base}) does not serve the images bucket (public_base_url, or the load balancer's backend bucket)`;
   return `unexpected answer ${status}`;
 }
 
@@ -88,7 +100,9 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
   const steps: SmokeStep[] = [];
   const record = (step: SmokeStep): SmokeStep => {
     steps.push(step);
-    print(`${step.ok ? 'ok  ' : 'FAIL'} ${step.step.padEnd(8)} ${step.detail}${step.cause ? `\n     likely cause: ${step.cause}` : ''}`);
+    print(
+      `${step.ok ? 'ok  ' : 'FAIL'} ${step.step.padEnd(8)} ${step.detail}${step.cause ? `\n     likely cause: ${step.cause}` : ''}`,
+    );
     return step;
   };
   const headers = (extra: Record<string, string> = {}, withOrigin = true): Record<string, string> => {
@@ -101,19 +115,36 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
     if (options.origin && withOrigin) h.Origin = options.origin;
     return h;
   };
-  const call = async (method: string, url: string, init: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<Answer> => {
-    const response = await doFetch(url, { method, headers: init.headers, body: init.body ? new Blob([new Uint8Array(init.body)]) : undefined, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), redirect: 'follow' });
+  const call = async (
+    method: string,
+    url: string,
+    init: { headers?: Record<string, string>; body?: Buffer } = {},
+  ): Promise<Answer> => {
+    const response = await doFetch(url, {
+      method,
+      headers: init.headers,
+      body: init.body ? new Blob([new Uint8Array(init.body)]) : undefined,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      redirect: 'follow',
+    });
     const text = await response.text();
     let json: Record<string, any> | undefined;
     try {
-      json = response.headers.get('content-type')?.includes('json') ? (JSON.parse(text) as Record<string, any>) : undefined;
+      json = response.headers.get('content-type')?.includes('json')
+        ? (JSON.parse(text) as Record<string, any>)
+        : undefined;
     } catch {
       json = undefined;
     }
     return { status: response.status, headers: response.headers, json, text };
   };
   const unreachable = (step: string, url: string, error: unknown): SmokeResult => {
-    record({ step, ok: false, detail: `${url}: ${(error as Error).message}`, cause: 'network: the URL does not answer; is --url the upload_url output (https://…run.app)?' });
+    record({
+      step,
+      ok: false,
+      detail: `${url}: ${(error as Error).message}`,
+      cause: 'network: the URL does not answer; is --url the upload_url output (https://…run.app)?',
+    });
     return { ok: false, steps };
   };
 
@@ -127,7 +158,12 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
     return unreachable('health', healthUrl, error);
   }
   if (health.status !== 200) {
-    record({ step: 'health', ok: false, detail: `GET ${healthUrl} ${health.status}`, cause: uploadCause(health, options) });
+    record({
+      step: 'health',
+      ok: false,
+      detail: `GET ${healthUrl} ${health.status}`,
+      cause: uploadCause(health, options),
+    });
     return { ok: false, steps };
   }
   record({ step: 'health', ok: true, detail: `GET ${healthUrl} 200` });
@@ -142,12 +178,22 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
     return unreachable('upload', uploadUrl, error);
   }
   if ((upload.status !== 202 && upload.status !== 200) || typeof upload.json?.id !== 'string') {
-    record({ step: 'upload', ok: false, detail: `POST ${uploadUrl} ${upload.status} ${upload.json?.error?.code ?? ''}`.trim(), cause: uploadCause(upload, options) });
+    record({
+      step: 'upload',
+      ok: false,
+      detail: `POST ${uploadUrl} ${upload.status} ${upload.json?.error?.code ?? ''}`.trim(),
+      cause: uploadCause(upload, options),
+    });
     return { ok: false, steps };
   }
   const id = upload.json.id as string;
   if (options.origin && upload.headers.get('access-control-allow-origin') !== options.origin) {
-    record({ step: 'upload', ok: false, detail: `POST ${uploadUrl} ${upload.status} without Access-Control-Allow-Origin`, cause: `CORS: ${options.origin} is not in upload_cors_origins (CORS_ORIGINS)` });
+    record({
+      step: 'upload',
+      ok: false,
+      detail: `POST ${uploadUrl} ${upload.status} without Access-Control-Allow-Origin`,
+      cause: `CORS: ${options.origin} is not in upload_cors_origins (CORS_ORIGINS)`,
+    });
     return { ok: false, steps, id };
   }
   record({ step: 'upload', ok: true, detail: `POST ${uploadUrl} ${upload.status} id ${id} (${image.length} bytes)` });
@@ -155,7 +201,9 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
   // 3. Follow it to ready.
   const statusUrl = `${base}/uploads/${id}`;
   const deadline = Date.now() + (options.timeoutMs ?? 300_000);
-  let manifest: { variants: Array<{ url: string; contentType: string; bytes: number; width: number; format: string }> } | undefined;
+  let manifest:
+    | { variants: Array<{ url: string; contentType: string; bytes: number; width: number; format: string }> }
+    | undefined;
   let polls = 0;
   for (;;) {
     let status: Answer;
@@ -170,27 +218,45 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
       break;
     }
     if (status.status === 422) {
-      record({ step: 'ready', ok: false, detail: `GET ${statusUrl} 422 ${status.json?.error?.code ?? ''}`, cause: `the pipeline refused the image: ${JSON.stringify(status.json?.error?.details ?? status.json?.error?.message ?? '')}` });
+      record({
+        step: 'ready',
+        ok: false,
+        detail: `GET ${statusUrl} 422 ${status.json?.error?.code ?? ''}`,
+        cause: `the pipeline refused the image: ${JSON.stringify(status.json?.error?.details ?? status.json?.error?.message ?? '')}`,
+      });
       return { ok: false, steps, id };
     }
     if (status.status !== 202 && status.status !== 404) {
-      record({ step: 'ready', ok: false, detail: `GET ${statusUrl} ${status.status}`, cause: uploadCause(status, options) });
+      record({
+        step: 'ready',
+        ok: false,
+        detail: `GET ${statusUrl} ${status.status}`,
+        cause: uploadCause(status, options),
+      });
       return { ok: false, steps, id };
     }
     if (Date.now() >= deadline) {
-      const progress = status.json ? `${status.json.done ?? 0}/${status.json.total ?? '?'} variants` : `status ${status.status}`;
+      const progress = status.json
+        ? `${status.json.done ?? 0}/${status.json.total ?? '?'} variants`
+        : `status ${status.status}`;
       record({
         step: 'ready',
         ok: false,
         detail: `GET ${statusUrl} still ${progress} after ${polls} polls`,
-        cause: 'IAM or delivery: ingest or resize never ran or keeps failing: check their logs, the jobs dead-letter subscription, that the Pub/Sub agent may mint tokens for the invokers and that the first apply waited for IAM (iam_propagation_wait)',
+        cause:
+          'IAM or delivery: ingest or resize never ran or keeps failing: check their logs, the jobs dead-letter subscription, that the Pub/Sub agent may mint tokens for the invokers and that the first apply waited for IAM (iam_propagation_wait)',
       });
       return { ok: false, steps, id };
     }
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 2000));
   }
   const variants = manifest?.variants ?? [];
-  record({ step: 'ready', ok: variants.length > 0, detail: `GET ${statusUrl} ready, ${variants.length} variants`, ...(variants.length ? {} : { cause: 'the manifest lists no variants' }) });
+  record({
+    step: 'ready',
+    ok: variants.length > 0,
+    detail: `GET ${statusUrl} ready, ${variants.length} variants`,
+    ...(variants.length ? {} : { cause: 'the manifest lists no variants' }),
+  });
   if (!variants.length) return { ok: false, steps, id };
 
   // 4. Every URL of the manifest loads, as a browser would fetch it (no credentials).
@@ -199,26 +265,53 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
     const step = `${variant.width}w.${variant.format}`;
     let answer: Answer;
     try {
-      const response = await doFetch(variant.url, { headers: options.origin ? { Origin: options.origin } : {}, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const response = await doFetch(variant.url, {
+        headers: options.origin ? { Origin: options.origin } : {},
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
       const body = new Uint8Array(await response.arrayBuffer());
       answer = { status: response.status, headers: response.headers, json: undefined, text: String(body.length) };
     } catch {
-      record({ step, ok: false, detail: `GET ${variant.url} no answer`, cause: variantCause('network', variant.url, base) });
+      record({
+        step,
+        ok: false,
+        detail: `GET ${variant.url} no answer`,
+        cause: variantCause('network', variant.url, base),
+      });
       allOk = false;
       continue;
     }
     const type = answer.headers.get('content-type') ?? '';
     if (answer.status !== 200) {
-      record({ step, ok: false, detail: `GET ${variant.url} ${answer.status}`, cause: variantCause(answer.status, variant.url, base) });
+      record({
+        step,
+        ok: false,
+        detail: `GET ${variant.url} ${answer.status}`,
+        cause: variantCause(answer.status, variant.url, base),
+      });
       allOk = false;
     } else if (!type.startsWith(variant.contentType) || Number(answer.text) !== variant.bytes) {
-      record({ step, ok: false, detail: `GET ${variant.url} 200 but ${type}, ${answer.text} bytes (manifest: ${variant.contentType}, ${variant.bytes})`, cause: 'serving: something in front of the bucket rewrites the object (content type or size)' });
+      record({
+        step,
+        ok: false,
+        detail: `GET ${variant.url} 200 but ${type}, ${answer.text} bytes (manifest: ${variant.contentType}, ${variant.bytes})`,
+        cause: 'serving: something in front of the bucket rewrites the object (content type or size)',
+      });
       allOk = false;
     } else if (options.origin && !answer.headers.get('access-control-allow-origin')) {
-      record({ step, ok: false, detail: `GET ${variant.url} 200 without Access-Control-Allow-Origin`, cause: `CORS: images_cors does not list ${options.origin} (only needed for fetch/XHR, not for <img>)` });
+      record({
+        step,
+        ok: false,
+        detail: `GET ${variant.url} 200 without Access-Control-Allow-Origin`,
+        cause: `CORS: images_cors does not list ${options.origin} (only needed for fetch/XHR, not for <img>)`,
+      });
       allOk = false;
     } else {
-      record({ step, ok: true, detail: `GET ${variant.url} 200 ${type} ${answer.text} bytes, cache-control: ${answer.headers.get('cache-control') ?? '-'}` });
+      record({
+        step,
+        ok: true,
+        detail: `GET ${variant.url} 200 ${type} ${answer.text} bytes, cache-control: ${answer.headers.get('cache-control') ?? '-'}`,
+      });
     }
   }
   return { ok: allOk, steps, id };
@@ -257,7 +350,13 @@ export function parseSmokeArgs(argv: readonly string[]): SmokeOptions {
   if (!/^https?:\/\//.test(values.url)) throw new Error(`--url must be an http(s) URL, got ${values.url}\n${usage}`);
   const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new Error(`--timeout must be a number of seconds\n${usage}`);
-  return { url: values.url, token: values.token, identityToken: values['identity-token'], origin: values.origin, timeoutMs: timeout * 1000 };
+  return {
+    url: values.url,
+    token: values.token,
+    identityToken: values['identity-token'],
+    origin: values.origin,
+    timeoutMs: timeout * 1000,
+  };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

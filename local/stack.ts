@@ -20,7 +20,15 @@ import { admissionFromEnv, admitAtMost, type AdmissionStats } from './admission.
 import { loadConfig, type Config } from '../shared/config.js';
 import { createDeps, createStorageClient } from '../shared/deps.js';
 import { createLogger, type Logger } from '../shared/log.js';
-import { admissionLimit, bucketName, topology, type BucketKey, type FunctionKey, type SubscriptionKey, type TopicKey } from '../shared/topology.js';
+import {
+  admissionLimit,
+  bucketName,
+  topology,
+  type BucketKey,
+  type FunctionKey,
+  type SubscriptionKey,
+  type TopicKey,
+} from '../shared/topology.js';
 import { assertPortsFree, DEFAULT_PORTS, freePort, PORT_NAMES, PortInUseError, type PortName } from './ports.js';
 import { pausePushSubscriptions, provisionPubsub, triggerSubscriptionName } from './provision.js';
 import { startPubsubEmulator, type PubsubEmulator } from './pubsub-emulator.js';
@@ -131,7 +139,10 @@ const FUNCTIONS = Object.keys(topology.functions) as FunctionKey[];
  * a missing emulator (`EmulatorUnavailableError`), or a bad setting (`ConfigError`).
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
-  if (running) throw new Error('A local stack is already running in this process; stop it first (the functions share one set of collaborators).');
+  if (running)
+    throw new Error(
+      'A local stack is already running in this process; stop it first (the functions share one set of collaborators).',
+    );
   running = true;
 
   const host = options.host ?? '127.0.0.1';
@@ -166,7 +177,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const checkpoint = () => options.signal?.throwIfAborted();
   try {
     checkpoint();
-    const fixed = Object.fromEntries(PORT_NAMES.filter((n) => !(n === 'pubsub' && externalEmulator)).map((n) => [n, requested[n]]));
+    const fixed = Object.fromEntries(
+      PORT_NAMES.filter((n) => !(n === 'pubsub' && externalEmulator)).map((n) => [n, requested[n]]),
+    );
     await assertPortsFree(fixed, host);
 
     let emulatorLog: WriteStream | undefined;
@@ -196,7 +209,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // If something else fails first, the catch below still waits for it and stops it.
     emulatorStarting.catch(() => undefined);
 
-    const buckets = Object.fromEntries((Object.keys(topology.buckets) as BucketKey[]).map((key) => [key, bucketName(prefix, key)])) as Record<BucketKey, string>;
+    const buckets = Object.fromEntries(
+      (Object.keys(topology.buckets) as BucketKey[]).map((key) => [key, bucketName(prefix, key)]),
+    ) as Record<BucketKey, string>;
     let storageServer: StorageServer;
     try {
       storageServer = await startStorageServer({
@@ -242,11 +257,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       else ff.cloudEvent(localName(fn), wrapped as never);
       let app = testing.getTestServer(localName(fn)).listeners('request')[0] as RequestListener;
       // As deployed: upload's requests are screened before functions-framework parses bodies.
-      if (fn === 'upload') app = guardUploadListener(app, () => requireStarted(currentConfig, 'the upload configuration'));
+      if (fn === 'upload')
+        app = guardUploadListener(app, () => requireStarted(currentConfig, 'the upload configuration'));
       apps[fn] = (req, res) => {
         if (ready) return app(req, res);
         res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' });
-        res.end(JSON.stringify({ error: { code: 'unavailable', message: 'The local stack is starting; retry in a moment.', retryable: true } }));
+        res.end(
+          JSON.stringify({
+            error: { code: 'unavailable', message: 'The local stack is starting; retry in a moment.', retryable: true },
+          }),
+        );
       };
     }
 
@@ -271,7 +291,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // As on Cloud Run: at most maxInstances × concurrency requests at once, 429 beyond.
       const limit = options.admission?.[fn] ?? admissionFromEnv(options.env ?? {}, fn) ?? admissionLimit(fn);
       const gated = admitAtMost(apps[fn], limit, () =>
-        stackLog.debug('request refused: every instance busy', { event: 'local.admission', function: fn, status: 429, limit }),
+        stackLog.debug('request refused: every instance busy', {
+          event: 'local.admission',
+          function: fn,
+          status: 429,
+          limit,
+        }),
       );
       admission[fn] = gated.admission;
       const server = createServer(gated);
@@ -317,7 +342,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // The configuration: the user's pipeline settings, with where-things-are set by the stack.
     const userEnv = options.env ?? {};
     const origins = new Set(
-      [...(userEnv.CORS_ORIGINS ?? '').split(','), webUrl, `http://localhost:${ports.web}`].map((o) => o.trim()).filter(Boolean),
+      [...(userEnv.CORS_ORIGINS ?? '').split(','), webUrl, `http://localhost:${ports.web}`]
+        .map((o) => o.trim())
+        .filter(Boolean),
     );
     const config = loadConfig({
       // No token given: the local API is open, as an explicit setting (a given token is required).
@@ -343,7 +370,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // The universe domain is given so that the client does not probe for a GCE metadata server
     // (and warn about it) when it has no credentials, which the emulator does not need.
-    const pubsub = new PubSub({ projectId, apiEndpoint: emulatorHost, emulatorMode: true, clientOptions: { universeDomain: 'googleapis.com' } });
+    const pubsub = new PubSub({
+      projectId,
+      apiEndpoint: emulatorHost,
+      emulatorMode: true,
+      clientOptions: { universeDomain: 'googleapis.com' },
+    });
     undo.push(() => pubsub.close());
     storage = createStorageClient(config, signingKey);
     const { useDeps } = await import('../functions/runtime.js');
@@ -391,11 +423,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (inFlight.size > 0) await withTimeout(Promise.allSettled([...inFlight]), options.drainMs ?? 5_000);
     });
 
-    stackLog.debug('local stack started', { event: 'local.start', urls, emulator: externalEmulator ? 'external' : 'started' });
+    stackLog.debug('local stack started', {
+      event: 'local.start',
+      urls,
+      emulator: externalEmulator ? 'external' : 'started',
+    });
 
     let stopping: Promise<void> | undefined;
     const subscriptions = {
-      ...Object.fromEntries((Object.keys(topology.subscriptions) as SubscriptionKey[]).map((k) => [k, topology.subscriptions[k].name])),
+      ...Object.fromEntries(
+        (Object.keys(topology.subscriptions) as SubscriptionKey[]).map((k) => [k, topology.subscriptions[k].name]),
+      ),
       cleanupTrigger: triggerSubscriptionName('cleanup'),
     } as Record<SubscriptionKey | 'cleanupTrigger', string>;
     return {
@@ -403,7 +441,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ports,
       projectId,
       buckets,
-      topics: Object.fromEntries((Object.keys(topology.topics) as TopicKey[]).map((k) => [k, topology.topics[k].name])) as Record<TopicKey, string>,
+      topics: Object.fromEntries(
+        (Object.keys(topology.topics) as TopicKey[]).map((k) => [k, topology.topics[k].name]),
+      ) as Record<TopicKey, string>,
       subscriptions,
       config,
       admission,

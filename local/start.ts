@@ -23,7 +23,8 @@ function interval(env: NodeJS.ProcessEnv): number {
   const raw = env.CLEANUP_INTERVAL_SECONDS?.trim();
   if (!raw) return 60;
   const seconds = Number(raw);
-  if (!Number.isFinite(seconds) || seconds < 0) fail(`CLEANUP_INTERVAL_SECONDS must be a number of seconds (0 = no schedule), got ${JSON.stringify(raw)}.`);
+  if (!Number.isFinite(seconds) || seconds < 0)
+    fail(`CLEANUP_INTERVAL_SECONDS must be a number of seconds (0 = no schedule), got ${JSON.stringify(raw)}.`);
   return seconds;
 }
 
@@ -45,7 +46,9 @@ async function main(): Promise<void> {
   const abort = new AbortController();
   const stop = async (signal: string) => {
     if (stopping) {
-      process.stderr.write(`\nnpm start: ${signal} again; exiting without waiting (the Pub/Sub emulator may be left running).\n`);
+      process.stderr.write(
+        `\nnpm start: ${signal} again; exiting without waiting (the Pub/Sub emulator may be left running).\n`,
+      );
       process.exit(1);
     }
     stopping = true;
@@ -83,7 +86,12 @@ async function main(): Promise<void> {
     stack = await starting;
   } catch (error) {
     if (stopping) return;
-    if (error instanceof PortInUseError || error instanceof PortConfigError || error instanceof EmulatorUnavailableError || error instanceof ConfigError) {
+    if (
+      error instanceof PortInUseError ||
+      error instanceof PortConfigError ||
+      error instanceof EmulatorUnavailableError ||
+      error instanceof ConfigError
+    ) {
       fail(error.message);
     }
     fail(`the local stack did not start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);

@@ -62,11 +62,20 @@ export interface WebServer {
 }
 
 function plain(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+  res.writeHead(status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
   res.end(text);
 }
 
-async function serveStatic(req: IncomingMessage, res: ServerResponse, entry: { file: string; type: string }, csp: string): Promise<void> {
+async function serveStatic(
+  req: IncomingMessage,
+  res: ServerResponse,
+  entry: { file: string; type: string },
+  csp: string,
+): Promise<void> {
   let body: Buffer;
   try {
     body = await readFile(entry.file);
@@ -88,7 +97,12 @@ async function serveStatic(req: IncomingMessage, res: ServerResponse, entry: { f
  * Streams `{id}/{file}` from the images bucket the way the public bucket would serve it: the
  * object's Content-Type and Cache-Control (variants are immutable), an ETag, 304 on a match.
  */
-async function serveImage(req: IncomingMessage, res: ServerResponse, name: string, options: WebServerOptions): Promise<void> {
+async function serveImage(
+  req: IncomingMessage,
+  res: ServerResponse,
+  name: string,
+  options: WebServerOptions,
+): Promise<void> {
   if (!IMAGE_OBJECT.test(name)) return plain(res, 404, 'Not found');
   const bucket = options.storage().bucket(options.imagesBucket());
   let metadata;
@@ -175,7 +189,9 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   };
   const server = createServer((req, res) => {
     handler(req, res).catch((error: unknown) => {
-      options.onError?.(`web server: ${req.method} ${req.url} failed: ${error instanceof Error ? error.message : String(error)}`);
+      options.onError?.(
+        `web server: ${req.method} ${req.url} failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
       if (!res.headersSent) plain(res, 500, 'Internal error');
       else res.destroy();
     });

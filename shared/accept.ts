@@ -18,7 +18,12 @@ import { currentTrace, formatTraceparent } from './trace.js';
 
 /** What happened to an accepted image. */
 export type AcceptOutcome =
-  | { readonly state: 'processing'; readonly id: string; readonly variants: VariantSpec[]; readonly dispatched: boolean }
+  | {
+      readonly state: 'processing';
+      readonly id: string;
+      readonly variants: VariantSpec[];
+      readonly dispatched: boolean;
+    }
   | { readonly state: 'ready'; readonly id: string; readonly manifest: Manifest }
   | { readonly state: 'failed'; readonly id: string; readonly record: FailureRecord };
 
@@ -38,18 +43,29 @@ export interface AcceptInput {
 }
 
 function asAcceptOutcome(id: string, marker: Exclude<OutcomeMarker, { outcome: 'deleted' }>): AcceptOutcome {
-  return marker.outcome === 'ready' ? { state: 'ready', id, manifest: marker.manifest } : { state: 'failed', id, record: marker.record };
+  return marker.outcome === 'ready'
+    ? { state: 'ready', id, manifest: marker.manifest }
+    : { state: 'failed', id, record: marker.record };
 }
 
 /** The terminal state of an image, if it has one (`deleted` for a deleted image). */
-export async function terminalState(deps: PipelineDeps, id: string): Promise<AcceptOutcome | { state: 'deleted'; id: string } | undefined> {
+export async function terminalState(
+  deps: PipelineDeps,
+  id: string,
+): Promise<AcceptOutcome | { state: 'deleted'; id: string } | undefined> {
   const stored = await readOutcome(deps, id);
   if (!stored) return undefined;
   if (stored.marker.outcome === 'deleted') return { state: 'deleted', id };
   return asAcceptOutcome(id, stored.marker);
 }
 
-async function storeOriginal(file: File, input: AcceptInput, id: string, info: OriginalInfo, acceptedAt: string): Promise<string | undefined> {
+async function storeOriginal(
+  file: File,
+  input: AcceptInput,
+  id: string,
+  info: OriginalInfo,
+  acceptedAt: string,
+): Promise<string | undefined> {
   const trace = currentTrace();
   const metadata: Record<string, string> = {
     [ORIGINAL_METADATA.imageId]: id,
@@ -67,7 +83,9 @@ async function storeOriginal(file: File, input: AcceptInput, id: string, info: O
     const result = await createIfAbsent(file, input.bytes, { contentType: info.contentType, metadata });
     return result.created ? result.generation : undefined;
   }
-  const source = input.copyFrom.file.bucket.file(input.copyFrom.file.name, { generation: Number(input.copyFrom.generation) });
+  const source = input.copyFrom.file.bucket.file(input.copyFrom.file.name, {
+    generation: Number(input.copyFrom.generation),
+  });
   try {
     const [, response] = await guardStorage(`copy ${source.name} to ${file.name}`, () =>
       source.copy(file, { preconditionOpts: { ifGenerationMatch: 0 }, contentType: info.contentType, metadata }),
@@ -108,7 +126,11 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
       // Deleted before: the tombstone goes (once its announcement is settled) and the bytes are new again.
       retry = await clearTombstone(deps, id);
       log.info('deleted image uploaded again', { event: 'accept.undelete', dispatch: retry, source: input.source });
-    } else if (stored.marker.outcome === 'ready' && stored.metadata && recipeHashOf(stored.marker.manifest) !== recipeOf(deps.config).hash) {
+    } else if (
+      stored.marker.outcome === 'ready' &&
+      stored.metadata &&
+      recipeHashOf(stored.marker.manifest) !== recipeOf(deps.config).hash
+    ) {
       replaces = recipeHashOf(stored.marker.manifest);
     } else if (stored.marker.outcome === 'failed' && stored.marker.record.retryable === true && stored.metadata) {
       const recorded = stored.marker.record.dispatch ?? 0;
@@ -125,12 +147,18 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
               { ifMetagenerationMatch: Number(original.metageneration) },
             ),
           ).catch((error: unknown) => {
-            if (isPreconditionFailed(error)) throw transient('unavailable', 'The image changed while being retried; retry shortly.');
+            if (isPreconditionFailed(error))
+              throw transient('unavailable', 'The image changed while being retried; retry shortly.');
             throw error;
           });
         }
       });
-      log.info('retrying an image whose failure was retryable', { event: 'accept.retry', code: stored.marker.record.code, dispatch: retry, source: input.source });
+      log.info('retrying an image whose failure was retryable', {
+        event: 'accept.retry',
+        code: stored.marker.record.code,
+        dispatch: retry,
+        source: input.source,
+      });
     } else {
       const terminal = asAcceptOutcome(id, stored.marker);
       log.info('image already finished', { event: 'accept', state: terminal.state, source: input.source });
@@ -172,7 +200,14 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     dispatch = Math.max(dispatch, Number(existing.metadata?.[ORIGINAL_METADATA.redispatches] ?? 0) || 0);
     generation = String(existing.generation);
   }
-  log.info('original stored', { event: 'accept', source: input.source, format: info.format, width: info.width, height: info.height, bytes: info.bytes });
+  log.info('original stored', {
+    event: 'accept',
+    source: input.source,
+    format: info.format,
+    width: info.width,
+    height: info.height,
+    bytes: info.bytes,
+  });
   const jobs = await dispatchOriginal(deps, file, generation, id, info, dispatch, { acceptedAt });
   return { state: 'processing', id, variants: jobs[0]?.plan ?? [], dispatched: true };
 }
@@ -198,12 +233,24 @@ export async function dispatchUpdate(
   const recipe = recipeOf(deps.config).hash;
   const dispatchedAt = Date.parse(String(custom[ORIGINAL_METADATA.dispatchedAt] ?? ''));
   const plan = planVariants(info, deps.config);
-  if (custom[ORIGINAL_METADATA.updateRecipe] === recipe && deps.now().getTime() - dispatchedAt < deps.config.REDISPATCH_AFTER_MINUTES * 60_000) {
+  if (
+    custom[ORIGINAL_METADATA.updateRecipe] === recipe &&
+    deps.now().getTime() - dispatchedAt < deps.config.REDISPATCH_AFTER_MINUTES * 60_000
+  ) {
     deps.log.info('image update already in flight', { event: 'accept.update', imageId: id, source });
     return { state: 'processing', id, variants: plan, dispatched: false };
   }
   const dispatch = (Number(custom[ORIGINAL_METADATA.redispatches] ?? 0) || 0) + 1;
-  deps.log.info('image made with another recipe; updating', { event: 'accept.update', imageId: id, replaces, recipe, dispatch, source });
-  const jobs = await dispatchOriginal(deps, file, stored ?? String(metadata.generation), id, info, dispatch, { replaces });
+  deps.log.info('image made with another recipe; updating', {
+    event: 'accept.update',
+    imageId: id,
+    replaces,
+    recipe,
+    dispatch,
+    source,
+  });
+  const jobs = await dispatchOriginal(deps, file, stored ?? String(metadata.generation), id, info, dispatch, {
+    replaces,
+  });
   return { state: 'processing', id, variants: jobs[0]?.plan ?? [], dispatched: true };
 }

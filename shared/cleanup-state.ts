@@ -24,7 +24,11 @@ export interface StepClaim {
 /** Why a step could not be claimed. */
 export type ClaimRefusal = 'busy' | 'lost-race';
 
-async function write(file: File, fields: Record<string, string>, ifGenerationMatch: number | string): Promise<string | undefined> {
+async function write(
+  file: File,
+  fields: Record<string, string>,
+  ifGenerationMatch: number | string,
+): Promise<string | undefined> {
   try {
     await guardStorage(`write ${file.name}`, () =>
       file.save('', {
@@ -43,7 +47,9 @@ async function write(file: File, fields: Record<string, string>, ifGenerationMat
 
 /** Reads a step's cursor without claiming it (dry runs). */
 export async function readCursor(deps: PipelineDeps, step: string): Promise<string | undefined> {
-  const metadata = await metadataOrUndefined(deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(cleanupStateName(step)));
+  const metadata = await metadataOrUndefined(
+    deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(cleanupStateName(step)),
+  );
   const after = metadata?.metadata?.[CURSOR_METADATA.after];
   return typeof after === 'string' && after !== '' ? after : undefined;
 }
@@ -53,18 +59,33 @@ export async function readCursor(deps: PipelineDeps, step: string): Promise<stri
  * wrote the object between our read and our write ('lost-race'). An expired claim (its pass
  * died) is taken over from the cursor it left.
  */
-export async function claimStep(deps: PipelineDeps, step: string, passId: string, until: Date): Promise<StepClaim | ClaimRefusal> {
+export async function claimStep(
+  deps: PipelineDeps,
+  step: string,
+  passId: string,
+  until: Date,
+): Promise<StepClaim | ClaimRefusal> {
   const file = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(cleanupStateName(step));
   const metadata = await metadataOrUndefined(file);
   const custom = metadata?.metadata ?? {};
   const claimedUntil = new Date(String(custom[CURSOR_METADATA.claimedUntil] ?? ''));
   if (custom[CURSOR_METADATA.claimedBy] && claimedUntil.getTime() > deps.now().getTime()) return 'busy';
-  const after = typeof custom[CURSOR_METADATA.after] === 'string' && custom[CURSOR_METADATA.after] !== '' ? String(custom[CURSOR_METADATA.after]) : undefined;
+  const after =
+    typeof custom[CURSOR_METADATA.after] === 'string' && custom[CURSOR_METADATA.after] !== ''
+      ? String(custom[CURSOR_METADATA.after])
+      : undefined;
   const known = new Set<string>(Object.values(CURSOR_METADATA));
-  const fields = Object.fromEntries(Object.entries(custom).filter(([key, value]) => !known.has(key) && typeof value === 'string')) as Record<string, string>;
+  const fields = Object.fromEntries(
+    Object.entries(custom).filter(([key, value]) => !known.has(key) && typeof value === 'string'),
+  ) as Record<string, string>;
   const generation = await write(
     file,
-    { ...fields, [CURSOR_METADATA.after]: after ?? '', [CURSOR_METADATA.claimedBy]: passId, [CURSOR_METADATA.claimedUntil]: until.toISOString() },
+    {
+      ...fields,
+      [CURSOR_METADATA.after]: after ?? '',
+      [CURSOR_METADATA.claimedBy]: passId,
+      [CURSOR_METADATA.claimedUntil]: until.toISOString(),
+    },
     metadata?.generation ?? 0,
   );
   return generation === undefined ? 'lost-race' : { step, after, generation, file, fields };
@@ -74,6 +95,16 @@ export async function claimStep(deps: PipelineDeps, step: string, passId: string
  * Moves the cursor to `after` and releases the claim. Returns false when the claim was taken
  * over meanwhile (this pass outlived it): the cursor then stays where the other pass put it.
  */
-export async function advanceStep(claim: StepClaim, after: string | undefined, fields: Record<string, string> = {}): Promise<boolean> {
-  return (await write(claim.file, { ...claim.fields, ...fields, [CURSOR_METADATA.after]: after ?? '' }, claim.generation)) !== undefined;
+export async function advanceStep(
+  claim: StepClaim,
+  after: string | undefined,
+  fields: Record<string, string> = {},
+): Promise<boolean> {
+  return (
+    (await write(
+      claim.file,
+      { ...claim.fields, ...fields, [CURSOR_METADATA.after]: after ?? '' },
+      claim.generation,
+    )) !== undefined
+  );
 }

@@ -13,7 +13,17 @@ import type { PipelineDeps } from './deps.js';
 import { dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
 import { transient } from './errors.js';
 import { parseJob, type OriginalInfo } from './schemas.js';
-import { idFromImagesName, idFromOriginalName, idFromOutcomeMarkerName, isUnsettledOutcome, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName } from './naming.js';
+import {
+  idFromImagesName,
+  idFromOriginalName,
+  idFromOutcomeMarkerName,
+  isUnsettledOutcome,
+  manifestName,
+  ORIGINAL_METADATA,
+  originalName,
+  OUTCOME_MARKER,
+  outcomeMarkerName,
+} from './naming.js';
 import { advanceStep, claimStep, readCursor, type StepClaim } from './cleanup-state.js';
 import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from './objects.js';
 import { outcomeKind, recordFailure, settlePendingOutcome } from './records.js';
@@ -76,7 +86,9 @@ export function decideOriginal(facts: OriginalFacts, policy: CleanupPolicy, now:
   }
   const quietSince = Math.max(facts.dispatchedAt.getTime(), facts.lastOutputAt?.getTime() ?? 0);
   if (now.getTime() - quietSince <= policy.REDISPATCH_AFTER_MINUTES * MINUTE) return { action: 'keep' };
-  return facts.redispatches >= policy.MAX_REDISPATCHES ? { action: 'give-up' } : { action: 'redispatch', attempt: facts.redispatches + 1 };
+  return facts.redispatches >= policy.MAX_REDISPATCHES
+    ? { action: 'give-up' }
+    : { action: 'redispatch', attempt: facts.redispatches + 1 };
 }
 
 /** True when an object under `incoming/` is old enough to be an abandoned leftover. Pure. */
@@ -110,7 +122,13 @@ export type CleanupStep = (typeof CLEANUP_STEPS)[number];
  * Each step's share of CLEANUP_MAX_SECONDS. A step's deadline is its share of the time still
  * left, so a step that finishes early passes its time on and a slow one cannot starve the rest.
  */
-const TIME_SHARES: Readonly<Record<CleanupStep, number>> = { deadLetters: 2, originals: 4, records: 1, incoming: 1, orphans: 2 };
+const TIME_SHARES: Readonly<Record<CleanupStep, number>> = {
+  deadLetters: 2,
+  originals: 4,
+  records: 1,
+  incoming: 1,
+  orphans: 2,
+};
 
 /** How a step ended in one pass. */
 export type StepOutcome =
@@ -167,7 +185,12 @@ type ReviewResult = 'done' | 'stop';
  * Reviews `items` in order with `limit` workers, starting no item once `expired()` says so.
  * Returns how many items, from the first, are done: the cursor may move past exactly those.
  */
-async function reviewInOrder<T>(items: readonly T[], limit: number, expired: () => boolean, work: (item: T) => Promise<ReviewResult>): Promise<number> {
+async function reviewInOrder<T>(
+  items: readonly T[],
+  limit: number,
+  expired: () => boolean,
+  work: (item: T) => Promise<ReviewResult>,
+): Promise<number> {
   const done = new Array<boolean>(items.length).fill(false);
   const queue = items.entries();
   let stopAt = items.length;
@@ -205,7 +228,12 @@ interface Entry {
   readonly file?: File;
 }
 
-async function listEntries(listing: Listing, maxResults: number, startOffset: string | undefined, pageToken: string | undefined) {
+async function listEntries(
+  listing: Listing,
+  maxResults: number,
+  startOffset: string | undefined,
+  pageToken: string | undefined,
+) {
   const options = {
     prefix: listing.prefix,
     maxResults,
@@ -214,7 +242,9 @@ async function listEntries(listing: Listing, maxResults: number, startOffset: st
     ...(startOffset ? { startOffset } : {}),
     ...(pageToken ? { pageToken } : {}),
   };
-  const [files, nextQuery, apiResponse] = await guardStorage(`list ${listing.bucket.name}/${listing.prefix}`, () => listing.bucket.getFiles(options));
+  const [files, nextQuery, apiResponse] = await guardStorage(`list ${listing.bucket.name}/${listing.prefix}`, () =>
+    listing.bucket.getFiles(options),
+  );
   const entries: Entry[] = listing.folders
     ? ((apiResponse as { prefixes?: string[] } | undefined)?.prefixes ?? []).map((name) => ({ name }))
     : files.map((file) => ({ name: file.name, file }));
@@ -232,7 +262,13 @@ interface ScanResult {
  * Reviews at most `budget` entries from just after the cursor, wrapping round to the start of
  * the listing and ending at the cursor, so consecutive passes walk the whole listing in turn.
  */
-async function scanFrom(listing: Listing, cursor: string | undefined, budget: number, until: number, review: (entry: Entry) => Promise<ReviewResult>): Promise<ScanResult> {
+async function scanFrom(
+  listing: Listing,
+  cursor: string | undefined,
+  budget: number,
+  until: number,
+  review: (entry: Entry) => Promise<ReviewResult>,
+): Promise<ScanResult> {
   let last = cursor;
   let reviewed = 0;
   let wrapped = cursor === undefined;
@@ -296,10 +332,20 @@ export async function runCleanup(deps: PipelineDeps): Promise<CleanupSummary> {
     announcementsSettled: 0,
     errors: 0,
     truncated: false,
-    steps: Object.fromEntries(CLEANUP_STEPS.map((step) => [step, { outcome: 'not-run', reviewed: 0 }])) as CleanupSummary['steps'],
+    steps: Object.fromEntries(
+      CLEANUP_STEPS.map((step) => [step, { outcome: 'not-run', reviewed: 0 }]),
+    ) as CleanupSummary['steps'],
     seconds: 0,
   };
-  const ctx: PassContext = { deps, now: deps.now(), dryRun, passId: randomUUID(), summary, log, redispatchesLeft: config.REDISPATCH_MAX_PER_PASS };
+  const ctx: PassContext = {
+    deps,
+    now: deps.now(),
+    dryRun,
+    passId: randomUUID(),
+    summary,
+    log,
+    redispatchesLeft: config.REDISPATCH_MAX_PER_PASS,
+  };
   const uploads = deps.storage.bucket(config.UPLOADS_BUCKET);
   const images = deps.storage.bucket(config.IMAGES_BUCKET);
 
@@ -376,7 +422,12 @@ async function cursorStep(
   if (ctx.dryRun) cursor = await readCursor(deps, step);
   else {
     // The claim outlives the step's own deadline a little: a pass that died is taken over after.
-    const result = await claimStep(deps, step, ctx.passId, new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000));
+    const result = await claimStep(
+      deps,
+      step,
+      ctx.passId,
+      new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000),
+    );
     if (typeof result === 'string') {
       ctx.log.info('cleanup step skipped: another pass holds it', { step, reason: result });
       return { outcome: 'skipped', reviewed: 0 };
@@ -384,12 +435,15 @@ async function cursorStep(
     claim = result;
     cursor = result.after;
   }
-  const scan = await scanFrom(listing, cursor, deps.config.CLEANUP_MAX_OBJECTS, until, review).catch(async (error: unknown) => {
-    if (claim) await advanceStep(claim, cursor).catch(() => undefined);
-    throw error;
-  });
+  const scan = await scanFrom(listing, cursor, deps.config.CLEANUP_MAX_OBJECTS, until, review).catch(
+    async (error: unknown) => {
+      if (claim) await advanceStep(claim, cursor).catch(() => undefined);
+      throw error;
+    },
+  );
   ctx.summary.examined += scan.reviewed;
-  if (claim && !(await advanceStep(claim, scan.after))) ctx.log.warn('cleanup cursor was taken over; not moved', { step });
+  if (claim && !(await advanceStep(claim, scan.after)))
+    ctx.log.warn('cleanup cursor was taken over; not moved', { step });
   return { outcome: scan.complete ? 'complete' : 'partial', reviewed: scan.reviewed };
 }
 
@@ -439,23 +493,51 @@ async function reviewOriginal(ctx: PassContext, file: File): Promise<ReviewResul
     const info = originalInfoFromMetadata(file.metadata);
     if (!dryRun) {
       if (info) await redispatchOriginal(deps, file, id, info, decision.attempt);
-      else await recordFailure(deps, id, transient('original_missing', 'The original has no probe metadata; upload the same file again to retry.'), 'cleanup', undefined, facts.redispatches);
+      else
+        await recordFailure(
+          deps,
+          id,
+          transient('original_missing', 'The original has no probe metadata; upload the same file again to retry.'),
+          'cleanup',
+          undefined,
+          facts.redispatches,
+        );
     }
   } else {
     summary.gaveUp++;
     if (!dryRun) {
-      const error = transient('processing_gave_up', `Processing did not finish after ${facts.redispatches + 1} dispatches; upload the same file again to retry.`);
-      await recordFailure(deps, id, error, 'cleanup', { bucket: file.bucket.name, name: file.name }, facts.redispatches);
+      const error = transient(
+        'processing_gave_up',
+        `Processing did not finish after ${facts.redispatches + 1} dispatches; upload the same file again to retry.`,
+      );
+      await recordFailure(
+        deps,
+        id,
+        error,
+        'cleanup',
+        { bucket: file.bucket.name, name: file.name },
+        facts.redispatches,
+      );
     }
   }
   return 'done';
 }
 
 /** Re-dispatches an original in its upload's trace, keeping its upload time (both stored on it). */
-async function redispatchOriginal(deps: PipelineDeps, file: File, id: string, info: OriginalInfo, attempt: number): Promise<void> {
+async function redispatchOriginal(
+  deps: PipelineDeps,
+  file: File,
+  id: string,
+  info: OriginalInfo,
+  attempt: number,
+): Promise<void> {
   const custom = file.metadata.metadata ?? {};
-  const acceptedAt = dateOf(custom[ORIGINAL_METADATA.acceptedAt] as string | undefined) ?? dateOf(file.metadata.timeCreated);
-  const dispatch = () => dispatchOriginal(deps, file, String(file.metadata.generation), id, info, attempt, { acceptedAt: acceptedAt?.toISOString() });
+  const acceptedAt =
+    dateOf(custom[ORIGINAL_METADATA.acceptedAt] as string | undefined) ?? dateOf(file.metadata.timeCreated);
+  const dispatch = () =>
+    dispatchOriginal(deps, file, String(file.metadata.generation), id, info, attempt, {
+      acceptedAt: acceptedAt?.toISOString(),
+    });
   const trace = parseTraceparent(custom[ORIGINAL_METADATA.traceparent]);
   await (trace ? runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, trace, dispatch) : dispatch());
 }
@@ -483,10 +565,18 @@ async function reviewImageFolder(ctx: PassContext, prefix: string): Promise<void
   if (original) return;
   const files = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), prefix);
   if (files.length === 0) return;
-  const newestAt = new Date(Math.max(...files.map((f) => dateOf(f.metadata.updated ?? f.metadata.timeCreated)?.getTime() ?? now.getTime())));
+  const newestAt = new Date(
+    Math.max(...files.map((f) => dateOf(f.metadata.updated ?? f.metadata.timeCreated)?.getTime() ?? now.getTime())),
+  );
   const hasManifest = files.some((f) => f.name === manifestName(id));
   if (!isOrphan({ hasManifest, newestAt }, deps.config, now)) return;
-  deps.log.info('cleanup decision', { event: 'cleanup', imageId: id, action: 'delete-orphan', objects: files.length, dryRun });
+  deps.log.info('cleanup decision', {
+    event: 'cleanup',
+    imageId: id,
+    action: 'delete-orphan',
+    objects: files.length,
+    dryRun,
+  });
   summary.orphansDeleted++;
   if (dryRun) return;
   for (const file of files) await deleteIfPresent(file, file.metadata.generation);
@@ -531,8 +621,12 @@ async function drainDeadLetters(ctx: PassContext, until: number): Promise<{ outc
     try {
       const job = parseJob(message.data);
       if ((await outcomeKind(deps, job.imageId)) !== 'ready') {
-        const error = transient('dead_lettered', 'Processing failed repeatedly; the job was dead-lettered. Upload the same file again to retry.');
-        if ((await recordFailure(deps, job.imageId, error, 'cleanup', undefined, job.dispatch)) === 'created') summary.deadLettered++;
+        const error = transient(
+          'dead_lettered',
+          'Processing failed repeatedly; the job was dead-lettered. Upload the same file again to retry.',
+        );
+        if ((await recordFailure(deps, job.imageId, error, 'cleanup', undefined, job.dispatch)) === 'created')
+          summary.deadLettered++;
       }
       message.ack();
       reviewed++;
@@ -558,7 +652,8 @@ async function drainDeadLetters(ctx: PassContext, until: number): Promise<{ outc
     failure = error;
     wake?.();
   });
-  while (!failure && Date.now() < stopAt && received < limit && Date.now() - lastMessageAt < DRAIN_QUIET_MS) await sleep(100);
+  while (!failure && Date.now() < stopAt && received < limit && Date.now() - lastMessageAt < DRAIN_QUIET_MS)
+    await sleep(100);
   // Reviews still running at the deadline are left to finish on their own; their messages are
   // nacked by the close below (an ack after it is dropped) and come back next pass.
   await atMost(Promise.all(inFlight), until - Date.now());
@@ -567,7 +662,8 @@ async function drainDeadLetters(ctx: PassContext, until: number): Promise<{ outc
   ctx.summary.examined += reviewed;
   if (unfinished > 0) deps.log.warn('dead-letter drain stopped at its deadline', { step: 'deadLetters', unfinished });
   if (failure) {
-    if ((failure as { code?: number }).code === 5) deps.log.warn('dead-letter subscription not found; skipped', { subscription: subscription.name });
+    if ((failure as { code?: number }).code === 5)
+      deps.log.warn('dead-letter subscription not found; skipped', { subscription: subscription.name });
     else throw failure;
   }
   const complete = unfinished === 0 && received <= limit && Date.now() - lastMessageAt >= DRAIN_QUIET_MS;

@@ -24,7 +24,12 @@ const int = (min: number, max: number) =>
 const list = <T extends z.ZodType>(item: T) =>
   z
     .string()
-    .transform((s): unknown[] => s.split(',').map((p) => p.trim()).filter((p) => p.length > 0))
+    .transform((s): unknown[] =>
+      s
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p.length > 0),
+    )
     .pipe(z.array(item));
 
 const widths = list(int(16, 8192))
@@ -38,9 +43,9 @@ const formats = list(z.enum(OUTPUT_FORMATS, { message: `each must be one of ${OU
 
 /** `W:H` with whole numbers 1–100, e.g. `16:9`. */
 const aspects = list(
-  z
-    .string()
-    .regex(/^([1-9]\d?|100):([1-9]\d?|100)$/, { message: 'each must be W:H with whole numbers from 1 to 100, e.g. 16:9' }),
+  z.string().regex(/^([1-9]\d?|100):([1-9]\d?|100)$/, {
+    message: 'each must be W:H with whole numbers from 1 to 100, e.g. 16:9',
+  }),
 ).refine((as) => new Set(as).size === as.length, { message: 'must not repeat an aspect' });
 
 const bucket = z
@@ -57,7 +62,9 @@ export const ENV_SCHEMA = z.object({
   UPLOADS_BUCKET: bucket.describe('Bucket for originals (`originals/{id}`) and direct uploads (`incoming/`).'),
   IMAGES_BUCKET: bucket.describe('Bucket for variants, manifests and failure records (`{id}/...`).'),
   JOBS_TOPIC: topic.default(topology.topics.jobs.name).describe('Topic that carries resize jobs.'),
-  EVENTS_TOPIC: topic.default(topology.topics.events.name).describe('Topic that receives `image.ready` and `image.failed`.'),
+  EVENTS_TOPIC: topic
+    .default(topology.topics.events.name)
+    .describe('Topic that receives `image.ready` and `image.failed`.'),
   JOBS_DEAD_LETTER_SUBSCRIPTION: topic
     .default(topology.subscriptions.jobsDeadLetterCleanup.name)
     .describe('Dead-letter subscription that cleanup drains to mark dead-lettered images failed.'),
@@ -69,81 +76,137 @@ export const ENV_SCHEMA = z.object({
   PUBLIC_BASE_URL: z
     .url({ message: 'must be a URL' })
     .optional()
-    .describe('Base of variant URLs in manifests (e.g. a CDN); default `https://storage.googleapis.com/{IMAGES_BUCKET}`.'),
+    .describe(
+      'Base of variant URLs in manifests (e.g. a CDN); default `https://storage.googleapis.com/{IMAGES_BUCKET}`.',
+    ),
 
   // What to make.
-  WIDTHS: widths.default([320, 640, 1024, 1600, 2048]).describe('Variant widths in pixels, comma-separated; never enlarged past the original.'),
+  WIDTHS: widths
+    .default([320, 640, 1024, 1600, 2048])
+    .describe('Variant widths in pixels, comma-separated; never enlarged past the original.'),
   FORMATS: formats.default(['avif', 'webp', 'jpeg']).describe('Output formats, comma-separated: avif, webp, jpeg.'),
   FANOUT_STRATEGY: z
     .enum(FANOUT_STRATEGIES, { message: `must be one of ${FANOUT_STRATEGIES.join(', ')}` })
     .default('balanced')
-    .describe('How an image\'s variants are split into jobs: per-width, per-format, balanced, per-image.'),
+    .describe("How an image's variants are split into jobs: per-width, per-format, balanced, per-image."),
   ASPECTS: aspects
     .default([])
-    .describe('Cropped aspect ratios to make besides the uncropped variants, comma-separated W:H (e.g. `1:1,16:9`); empty: none.'),
+    .describe(
+      'Cropped aspect ratios to make besides the uncropped variants, comma-separated W:H (e.g. `1:1,16:9`); empty: none.',
+    ),
   CROP_STRATEGY: z
     .enum(CROP_STRATEGIES, { message: `must be one of ${CROP_STRATEGIES.join(', ')}` })
     .default('attention')
-    .describe('Where an aspect crop sits when the uploader gave no focus: attention, entropy (sharp\'s strategies) or centre.'),
+    .describe(
+      "Where an aspect crop sits when the uploader gave no focus: attention, entropy (sharp's strategies) or centre.",
+    ),
   JPEG_QUALITY: int(1, 100).default(80).describe('JPEG quality.'),
   JPEG_MOZJPEG: boolean.default(false).describe('Use mozjpeg settings for JPEG (smaller, slower).'),
   WEBP_QUALITY: int(1, 100).default(80).describe('WebP quality.'),
   WEBP_EFFORT: int(0, 6).default(4).describe('WebP effort (0 fastest, 6 smallest).'),
   AVIF_QUALITY: int(1, 100).default(50).describe('AVIF quality.'),
   AVIF_EFFORT: int(0, 9).default(4).describe('AVIF effort (0 fastest, 9 smallest).'),
-  KEEP_METADATA: boolean.default(false).describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),
+  KEEP_METADATA: boolean
+    .default(false)
+    .describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),
 
   // Limits, checked before any full decode.
   // A request to Cloud Run carries at most 32 MiB, so a larger limit could never be reached.
-  MAX_UPLOAD_BYTES: int(1, 32 * MiB).default(25 * MiB).describe('Largest file accepted through the upload function (request body), in bytes; at most 32 MiB.'),
+  MAX_UPLOAD_BYTES: int(1, 32 * MiB)
+    .default(25 * MiB)
+    .describe('Largest file accepted through the upload function (request body), in bytes; at most 32 MiB.'),
   MAX_INGEST_BYTES: int(1, 5 * 1024 * MiB)
     .default(200 * MiB)
-    .describe('Largest object ingested from `incoming/` (gcloud, console, signed-URL uploads), in bytes; also caps signed URLs.'),
-  SIGNED_URL_TTL_SECONDS: int(60, 7 * 24 * 3600).default(900).describe('How long a signed upload URL (`POST /uploads/signed-url`) stays valid, in seconds.'),
-  MAX_INPUT_PIXELS: int(1, 1_000_000_000).default(50_000_000).describe('Largest accepted image, in pixels (width × height).'),
-  MAX_INPUT_FRAMES: int(1, 10_000).default(100).describe('Most frames/pages an input may declare (animated GIF/WebP, multi-page TIFF).'),
+    .describe(
+      'Largest object ingested from `incoming/` (gcloud, console, signed-URL uploads), in bytes; also caps signed URLs.',
+    ),
+  SIGNED_URL_TTL_SECONDS: int(60, 7 * 24 * 3600)
+    .default(900)
+    .describe('How long a signed upload URL (`POST /uploads/signed-url`) stays valid, in seconds.'),
+  MAX_INPUT_PIXELS: int(1, 1_000_000_000)
+    .default(50_000_000)
+    .describe('Largest accepted image, in pixels (width × height).'),
+  MAX_INPUT_FRAMES: int(1, 10_000)
+    .default(100)
+    .describe('Most frames/pages an input may declare (animated GIF/WebP, multi-page TIFF).'),
   ALLOW_SVG: boolean.default(false).describe('Accept SVG input (rasterised by librsvg). Off: SVG is a risky format.'),
-  JOB_TIME_BUDGET_SECONDS: int(1, 3600).default(300).describe('Longest a resize job may spend rendering before it fails for good.'),
+  JOB_TIME_BUDGET_SECONDS: int(1, 3600)
+    .default(300)
+    .describe('Longest a resize job may spend rendering before it fails for good.'),
 
   // upload's HTTP surface.
-  CORS_ORIGINS: list(z.union([z.literal('*'), z.url({ message: 'each must be an origin such as https://example.com' })]))
+  CORS_ORIGINS: list(
+    z.union([z.literal('*'), z.url({ message: 'each must be an origin such as https://example.com' })]),
+  )
     .default([])
     .describe('Browser origins allowed to call the upload API, comma-separated, or `*`. Empty: no browser origin.'),
   UPLOAD_AUTH: z
     .enum(UPLOAD_AUTH_MODES, { message: `must be one of ${UPLOAD_AUTH_MODES.join(', ')}` })
     .default('token')
-    .describe('How the upload API authenticates: `token` (requires UPLOAD_TOKEN) or `none` (no authentication, only when set explicitly).'),
+    .describe(
+      'How the upload API authenticates: `token` (requires UPLOAD_TOKEN) or `none` (no authentication, only when set explicitly).',
+    ),
   UPLOAD_TOKEN: z
     .string()
     .min(16, { message: 'must be at least 16 characters' })
     .optional()
-    .describe('The bearer token the upload API requires with UPLOAD_AUTH=token (`Authorization: Bearer <token>`, compared in constant time); never empty.'),
+    .describe(
+      'The bearer token the upload API requires with UPLOAD_AUTH=token (`Authorization: Bearer <token>`, compared in constant time); never empty.',
+    ),
 
   // cleanup.
-  ORIGINAL_RETENTION_DAYS: int(0, 36500).default(0).describe('Delete originals this many days after upload once their image is finished (ready or failed); 0 keeps them forever.'),
-  REDISPATCH_AFTER_MINUTES: int(1, 10080).default(30).describe('Re-dispatch an unfinished image only after this long without any new output since its last dispatch (see docs/cleanup.md).'),
+  ORIGINAL_RETENTION_DAYS: int(0, 36500)
+    .default(0)
+    .describe(
+      'Delete originals this many days after upload once their image is finished (ready or failed); 0 keeps them forever.',
+    ),
+  REDISPATCH_AFTER_MINUTES: int(1, 10080)
+    .default(30)
+    .describe(
+      'Re-dispatch an unfinished image only after this long without any new output since its last dispatch (see docs/cleanup.md).',
+    ),
   MAX_REDISPATCHES: int(0, 100).default(3).describe('Re-dispatches before an image is recorded as failed.'),
-  REDISPATCH_MAX_PER_PASS: int(1, 100_000).default(100).describe('Most images one cleanup pass dispatches again; the originals step stops there and resumes at that image next pass.'),
-  ORPHAN_GRACE_DAYS: int(0, 3650).default(7).describe('Delete outputs whose original is gone after this many days (see Cleanup).'),
+  REDISPATCH_MAX_PER_PASS: int(1, 100_000)
+    .default(100)
+    .describe(
+      'Most images one cleanup pass dispatches again; the originals step stops there and resumes at that image next pass.',
+    ),
+  ORPHAN_GRACE_DAYS: int(0, 3650)
+    .default(7)
+    .describe('Delete outputs whose original is gone after this many days (see Cleanup).'),
   INCOMING_MAX_AGE_HOURS: int(1, 8760).default(24).describe('Delete `incoming/` objects left unprocessed this long.'),
-  CLEANUP_MAX_OBJECTS: int(1, 1_000_000).default(5000).describe('Most objects each cleanup step examines per pass; its cursor resumes there next pass (see docs/cleanup.md).'),
-  CLEANUP_MAX_SECONDS: int(1, 3600).default(240).describe('Longest one cleanup pass runs; each step gets its share and checks it between objects.'),
+  CLEANUP_MAX_OBJECTS: int(1, 1_000_000)
+    .default(5000)
+    .describe(
+      'Most objects each cleanup step examines per pass; its cursor resumes there next pass (see docs/cleanup.md).',
+    ),
+  CLEANUP_MAX_SECONDS: int(1, 3600)
+    .default(240)
+    .describe('Longest one cleanup pass runs; each step gets its share and checks it between objects.'),
   DRY_RUN: boolean.default(false).describe('Cleanup only logs what it would do.'),
 
   // Reprocess (bring images made with an older recipe up to date; docs/record-protocol.md).
   REPROCESS: z
     .enum(['on', 'off'], { message: 'must be on or off' })
     .default('off')
-    .describe('Cleanup also runs the reprocess backfill (`npm run reprocess` runs it by hand); off by default: it costs CPU.'),
-  REPROCESS_MAX_PER_PASS: int(1, 100_000).default(100).describe('Most images one reprocess pass dispatches; its cursor resumes after the last one next pass.'),
+    .describe(
+      'Cleanup also runs the reprocess backfill (`npm run reprocess` runs it by hand); off by default: it costs CPU.',
+    ),
+  REPROCESS_MAX_PER_PASS: int(1, 100_000)
+    .default(100)
+    .describe('Most images one reprocess pass dispatches; its cursor resumes after the last one next pass.'),
   REPROCESS_CPU_SECONDS_PER_DAY: int(0, 10_000_000)
     .default(3600)
-    .describe('Estimated CPU-seconds the reprocess backfill may dispatch per UTC day (the bench\'s per-megapixel model); 0 dispatches nothing.'),
+    .describe(
+      "Estimated CPU-seconds the reprocess backfill may dispatch per UTC day (the bench's per-megapixel model); 0 dispatches nothing.",
+    ),
 
   // Runtime settings that the bench shows matter.
   SHARP_CONCURRENCY: int(0, 64).default(2).describe('libvips threads per image (sharp.concurrency); 0 = one per core.'),
   SHARP_CACHE: boolean.default(false).describe('libvips operation cache; off, since every job sees a new image.'),
-  MALLOC_ARENA_MAX: int(1, 64).optional().describe('glibc malloc arenas; read by the C library, set to 2 in deployments to cap RSS.'),
+  MALLOC_ARENA_MAX: int(1, 64)
+    .optional()
+    .describe('glibc malloc arenas; read by the C library, set to 2 in deployments to cap RSS.'),
 });
 
 /** Validated configuration, keyed by environment variable name. */
@@ -201,10 +264,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const problems: string[] = [];
   if (env.UPLOAD_TOKEN !== undefined && env.UPLOAD_TOKEN.trim() === '') {
-    problems.push('UPLOAD_TOKEN is set but empty (an empty secret version?): give it a token of at least 16 characters, or unset it and set UPLOAD_AUTH=none to run without authentication');
+    problems.push(
+      'UPLOAD_TOKEN is set but empty (an empty secret version?): give it a token of at least 16 characters, or unset it and set UPLOAD_AUTH=none to run without authentication',
+    );
   }
   if (relevant.UPLOAD_AUTH === 'none' && relevant.UPLOAD_TOKEN !== undefined) {
-    problems.push('UPLOAD_TOKEN is set but UPLOAD_AUTH is none: set UPLOAD_AUTH=token to require the token, or unset UPLOAD_TOKEN');
+    problems.push(
+      'UPLOAD_TOKEN is set but UPLOAD_AUTH is none: set UPLOAD_AUTH=token to require the token, or unset UPLOAD_TOKEN',
+    );
   }
   const result = ENV_SCHEMA.safeParse(relevant);
   if (!result.success) {

@@ -38,15 +38,23 @@ export function parseFocus(raw: string | undefined): Focus | undefined {
   if (raw === undefined) return undefined;
   const parts = raw.split(',').map((part) => part.trim());
   if (parts.length !== 2 || parts.some((part) => !/^(\d+(\.\d*)?|\.\d+)$/.test(part))) {
-    throw permanent('invalid_focus', `The focus "${raw.slice(0, 40)}" must be two numbers from 0 to 1 separated by a comma (x,y; ${FOCUS_EXAMPLE}).`, {
-      focus: raw.slice(0, 40),
-    });
+    throw permanent(
+      'invalid_focus',
+      `The focus "${raw.slice(0, 40)}" must be two numbers from 0 to 1 separated by a comma (x,y; ${FOCUS_EXAMPLE}).`,
+      {
+        focus: raw.slice(0, 40),
+      },
+    );
   }
   const [x, y] = parts.map(Number) as [number, number];
   if (x > 1 || y > 1) {
-    throw permanent('invalid_focus', `The focus "${raw.slice(0, 40)}" is outside the image: x and y must be from 0 to 1 (${FOCUS_EXAMPLE}).`, {
-      focus: raw.slice(0, 40),
-    });
+    throw permanent(
+      'invalid_focus',
+      `The focus "${raw.slice(0, 40)}" is outside the image: x and y must be from 0 to 1 (${FOCUS_EXAMPLE}).`,
+      {
+        focus: raw.slice(0, 40),
+      },
+    );
   }
   return { x, y };
 }
@@ -90,7 +98,11 @@ export interface CropRequest {
  * configured. Decodes only for attention/entropy without a focus, once for all aspects.
  * @throws PipelineError `corrupt_image` when the analysis decode fails.
  */
-export async function chooseCrops(original: Buffer, size: ImageSize, request: CropRequest): Promise<Record<string, AspectCrop> | undefined> {
+export async function chooseCrops(
+  original: Buffer,
+  size: ImageSize,
+  request: CropRequest,
+): Promise<Record<string, AspectCrop> | undefined> {
   if (request.aspects.length === 0) return undefined;
   const crops: Record<string, AspectCrop> = {};
   if (request.focus || request.strategy === 'centre') {
@@ -111,7 +123,9 @@ export async function chooseCrops(original: Buffer, size: ImageSize, request: Cr
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch (error) {
-    throw Object.assign(permanent('corrupt_image', 'The image is damaged or incomplete and cannot be read.'), { cause: error });
+    throw Object.assign(permanent('corrupt_image', 'The image is damaged or incomplete and cannot be read.'), {
+      cause: error,
+    });
   }
   const level = { width: small.info.width, height: small.info.height };
   const raw = { width: level.width, height: level.height, channels: small.info.channels as 1 | 2 | 3 | 4 };

@@ -33,7 +33,10 @@ export interface LocalSigningKey {
  * `apiEndpoint` (the STORAGE_EMULATOR_HOST variable alone is honoured inconsistently by
  * @google-cloud/storage 7) and no credentials, as the local server needs none.
  */
-export function createStorageClient(config: Pick<Config, 'STORAGE_API_ENDPOINT' | 'GOOGLE_CLOUD_PROJECT'>, signing?: LocalSigningKey): Storage {
+export function createStorageClient(
+  config: Pick<Config, 'STORAGE_API_ENDPOINT' | 'GOOGLE_CLOUD_PROJECT'>,
+  signing?: LocalSigningKey,
+): Storage {
   const projectId = config.GOOGLE_CLOUD_PROJECT;
   if (config.STORAGE_API_ENDPOINT) {
     return new Storage({

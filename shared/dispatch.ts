@@ -59,7 +59,8 @@ export function originalInfoFromMetadata(metadata: FileMetadata): OriginalInfo |
   const width = Number(custom[ORIGINAL_METADATA.width]);
   const height = Number(custom[ORIGINAL_METADATA.height]);
   const format = custom[ORIGINAL_METADATA.format];
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || typeof format !== 'string') return undefined;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || typeof format !== 'string')
+    return undefined;
   const filename = custom[ORIGINAL_METADATA.filename];
   const crops = cropsFromMetadata(custom[ORIGINAL_METADATA.crops]);
   return {
@@ -119,6 +120,13 @@ export async function dispatchOriginal(
       },
     }),
   );
-  deps.log.info('jobs published', { event: 'dispatch', imageId, jobs: jobs.length, variants: jobs[0]?.plan.length, dispatch, ...(replaces !== undefined ? { replaces } : {}) });
+  deps.log.info('jobs published', {
+    event: 'dispatch',
+    imageId,
+    jobs: jobs.length,
+    variants: jobs[0]?.plan.length,
+    dispatch,
+    ...(replaces !== undefined ? { replaces } : {}),
+  });
   return jobs;
 }

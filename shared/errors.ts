@@ -144,7 +144,9 @@ export function toHttpError(error: unknown): { status: number; body: ErrorBody }
     error instanceof PipelineError
       ? error
       : classifyError(error) === 'transient'
-        ? new PipelineError('unavailable', 'A backend service is temporarily unavailable; retry later.', { cause: error })
+        ? new PipelineError('unavailable', 'A backend service is temporarily unavailable; retry later.', {
+            cause: error,
+          })
         : new PipelineError('internal', 'Internal error.', { cause: error });
   const body: ErrorBody = {
     error: { code: pipelineError.code, message: pipelineError.message, retryable: pipelineError.retryable },

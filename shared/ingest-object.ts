@@ -59,9 +59,13 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   if (size > deps.config.MAX_INGEST_BYTES) {
     // Too big to read: name the failure after the object, since its content is never hashed.
     const id = imageIdOf(Buffer.from(`incoming:${object.bucket}/${object.name}#${generation}`));
-    const error = permanent('payload_too_large', `The file is ${size} bytes; the limit is ${deps.config.MAX_INGEST_BYTES} bytes.`, {
-      maxBytes: deps.config.MAX_INGEST_BYTES,
-    });
+    const error = permanent(
+      'payload_too_large',
+      `The file is ${size} bytes; the limit is ${deps.config.MAX_INGEST_BYTES} bytes.`,
+      {
+        maxBytes: deps.config.MAX_INGEST_BYTES,
+      },
+    );
     return reject(id, error);
   }
 
@@ -96,7 +100,11 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
       // writing it again (or uploading the bytes) once access is fixed processes it.
       const id = imageIdOf(bytes);
       await recordFailure(deps, id, error, 'ingest', source);
-      log.error('incoming object refused by storage; recorded as retryable', { event: 'ingest.refused', imageId: id, error });
+      log.error('incoming object refused by storage; recorded as retryable', {
+        event: 'ingest.refused',
+        imageId: id,
+        error,
+      });
       return { outcome: 'rejected', id, code: error.code };
     }
     throw error;

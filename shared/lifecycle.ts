@@ -8,8 +8,15 @@ import type { PipelineDeps } from './deps.js';
 import { deleteImageRecords } from './records.js';
 
 /** Deletes an image; `not-found` when nothing of it exists. Safe to retry and to run concurrently. */
-export async function deleteImage(deps: PipelineDeps, id: string): Promise<'deleted' | 'already-deleted' | 'not-found'> {
+export async function deleteImage(
+  deps: PipelineDeps,
+  id: string,
+): Promise<'deleted' | 'already-deleted' | 'not-found'> {
   const result = await deleteImageRecords(deps, id, `delete:${randomUUID()}`);
-  deps.log.info(result === 'not-found' ? 'delete of an unknown image' : 'image deleted', { event: 'image.delete', imageId: id, result });
+  deps.log.info(result === 'not-found' ? 'delete of an unknown image' : 'image deleted', {
+    event: 'image.delete',
+    imageId: id,
+    result,
+  });
   return result;
 }

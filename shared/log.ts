@@ -29,7 +29,11 @@ const SECRET_KEYS = /token|authorization|password|secret/i;
 function serializable(value: unknown): unknown {
   if (value instanceof Error) {
     const withCode = value as Error & { code?: unknown };
-    return { name: value.name, message: value.message, ...(withCode.code !== undefined ? { code: withCode.code } : {}) };
+    return {
+      name: value.name,
+      message: value.message,
+      ...(withCode.code !== undefined ? { code: withCode.code } : {}),
+    };
   }
   return value;
 }
@@ -38,7 +42,10 @@ function serializable(value: unknown): unknown {
  * Creates a logger. Fields whose key looks like a secret (token, authorization, password) are
  * replaced by `"[redacted]"` so a careless call cannot leak credentials into logs.
  */
-export function createLogger(bound: LogFields = {}, sink: LogSink = (line) => process.stdout.write(line + '\n')): Logger {
+export function createLogger(
+  bound: LogFields = {},
+  sink: LogSink = (line) => process.stdout.write(line + '\n'),
+): Logger {
   const write = (severity: Severity, message: string, fields: LogFields = {}): void => {
     const entry: Record<string, unknown> = { severity, message, time: new Date().toISOString(), ...traceLogFields() };
     for (const [key, value] of Object.entries({ ...bound, ...fields })) {

@@ -1,7 +1,16 @@
 /**
  * Manifest building and the fan-in check, as pure functions over object listings.
  */
-import type { AspectVariant, CropRect, Manifest, ManifestAspect, ManifestVariant, OmittedVariant, OriginalInfo, VariantSpec } from './schemas.js';
+import type {
+  AspectVariant,
+  CropRect,
+  Manifest,
+  ManifestAspect,
+  ManifestVariant,
+  OmittedVariant,
+  OriginalInfo,
+  VariantSpec,
+} from './schemas.js';
 import { CONTENT_TYPES, variantName } from './naming.js';
 import type { Placeholder } from './placeholder.js';
 import type { Recipe } from './recipe.js';
@@ -15,7 +24,10 @@ export const FORMAT_PREFERENCE: readonly OutputFormat[] = ['avif', 'webp', 'jpeg
  * first format of `FORMAT_PREFERENCE` the plan has there. Exactly one job renders it, so exactly one
  * job's pixels feed the manifest's placeholder whatever the split.
  */
-export function placeholderVariantOf(plan: readonly VariantSpec[], preference: readonly OutputFormat[] = FORMAT_PREFERENCE): { width: number; format: OutputFormat } | undefined {
+export function placeholderVariantOf(
+  plan: readonly VariantSpec[],
+  preference: readonly OutputFormat[] = FORMAT_PREFERENCE,
+): { width: number; format: OutputFormat } | undefined {
   const uncropped = plan.filter((spec) => spec.aspect === undefined);
   if (uncropped.length === 0) return undefined;
   const width = Math.min(...uncropped.map((spec) => spec.width));
@@ -37,7 +49,11 @@ export interface VariantObject {
 }
 
 /** The planned variants whose objects are not in `existing` (names of the image's objects). */
-export function missingVariants(id: string, plan: readonly VariantSpec[], existing: ReadonlySet<string>): VariantSpec[] {
+export function missingVariants(
+  id: string,
+  plan: readonly VariantSpec[],
+  existing: ReadonlySet<string>,
+): VariantSpec[] {
   return plan.filter((variant) => !existing.has(variantName(id, variant.width, variant.format, variant.aspect)));
 }
 
@@ -81,9 +97,13 @@ export function buildManifest(input: ManifestInput): Manifest {
   const rank = (format: OutputFormat) => FORMAT_PREFERENCE.indexOf(format);
   const byPreference = (a: { format: OutputFormat; width: number }, b: { format: OutputFormat; width: number }) =>
     rank(a.format) - rank(b.format) || a.width - b.width;
-  const formatsOf = (list: readonly { format: OutputFormat }[]) => FORMAT_PREFERENCE.filter((format) => list.some((v) => v.format === format));
+  const formatsOf = (list: readonly { format: OutputFormat }[]) =>
+    FORMAT_PREFERENCE.filter((format) => list.some((v) => v.format === format));
 
-  const variants: ManifestVariant[] = input.plan.filter((spec) => spec.aspect === undefined).map(entryOf).sort(byPreference);
+  const variants: ManifestVariant[] = input.plan
+    .filter((spec) => spec.aspect === undefined)
+    .map(entryOf)
+    .sort(byPreference);
   const aspects: Record<string, ManifestAspect> = {};
   for (const spec of input.plan) {
     if (spec.aspect === undefined || aspects[spec.aspect]) continue;
@@ -94,10 +114,14 @@ export function buildManifest(input: ManifestInput): Manifest {
     entries.sort(byPreference);
     aspects[spec.aspect] = { crop: { ...crop }, formats: formatsOf(entries), variants: entries };
   }
-  const omitted = [...(input.omitted ?? [])].map((o) => ({ ...o })).sort((a, b) => rank(a.format) - rank(b.format) || a.width - b.width);
+  const omitted = [...(input.omitted ?? [])]
+    .map((o) => ({ ...o }))
+    .sort((a, b) => rank(a.format) - rank(b.format) || a.width - b.width);
   const { crops: _crops, ...original } = input.original;
   const carrier = placeholderVariantOf(input.plan);
-  const placeholder = carrier ? input.objects.get(variantName(input.id, carrier.width, carrier.format))?.placeholder : undefined;
+  const placeholder = carrier
+    ? input.objects.get(variantName(input.id, carrier.width, carrier.format))?.placeholder
+    : undefined;
   return {
     v: 1,
     id: input.id,
@@ -123,5 +147,8 @@ export function srcsetOf(manifest: Manifest, format: OutputFormat, aspect?: stri
 
 /** Every variant a manifest lists, uncropped and of every aspect (the `image.ready` count). */
 export function variantCount(manifest: Manifest): number {
-  return manifest.variants.length + Object.values(manifest.aspects ?? {}).reduce((sum, aspect) => sum + aspect.variants.length, 0);
+  return (
+    manifest.variants.length +
+    Object.values(manifest.aspects ?? {}).reduce((sum, aspect) => sum + aspect.variants.length, 0)
+  );
 }

@@ -49,7 +49,11 @@ export function idFromOriginalName(name: string): string | undefined {
 
 /** True for names under `incoming/`, the direct-upload area that `ingest` watches. */
 export function isIncomingName(name: string): boolean {
-  return name.startsWith(topology.prefixes.incoming) && name.length > topology.prefixes.incoming.length && !name.endsWith('/');
+  return (
+    name.startsWith(topology.prefixes.incoming) &&
+    name.length > topology.prefixes.incoming.length &&
+    !name.endsWith('/')
+  );
 }
 
 /**
@@ -57,7 +61,9 @@ export function isIncomingName(name: string): boolean {
  * aspect `W:H`'s crop: a folder of its own, so no cropped name can equal an uncropped one.
  */
 export function variantName(id: string, width: number, format: OutputFormat, aspect?: string): string {
-  return aspect === undefined ? `${id}/${width}w.${EXTENSIONS[format]}` : `${id}/${aspectFolder(aspect)}/${width}w.${EXTENSIONS[format]}`;
+  return aspect === undefined
+    ? `${id}/${width}w.${EXTENSIONS[format]}`
+    : `${id}/${aspectFolder(aspect)}/${width}w.${EXTENSIONS[format]}`;
 }
 
 /** True for a variant's name, `{id}/{width}w.{ext}` or `{id}/{W}x{H}/{width}w.{ext}` (not a record). */
@@ -232,7 +238,14 @@ export const ORIGINAL_METADATA = {
  * Custom metadata keys on variant objects; the fan-in reads width and height back, and sums
  * `cpuMs` (the writing job's process CPU since its previous variant) into the image's CPU-seconds.
  */
-export const VARIANT_METADATA = { width: 'width', height: 'height', sourceGeneration: 'sourceGeneration', cpuMs: 'cpuMs', crop: 'crop', placeholder: 'placeholder' } as const;
+export const VARIANT_METADATA = {
+  width: 'width',
+  height: 'height',
+  sourceGeneration: 'sourceGeneration',
+  cpuMs: 'cpuMs',
+  crop: 'crop',
+  placeholder: 'placeholder',
+} as const;
 
 /** Prefix of the cursor objects in the uploads bucket (outside `originals/` and `incoming/`). */
 export const CLEANUP_STATE_PREFIX = 'cleanup/';

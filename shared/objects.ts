@@ -20,8 +20,14 @@ export async function guardStorage<T>(what: string, call: () => Promise<T>): Pro
   } catch (error) {
     if (error instanceof PipelineError || isNotFound(error) || isPreconditionFailed(error)) throw error;
     const status = httpStatusOf(error);
-    if (status === 401 || status === 403) throw transient('storage_refused', `Cloud Storage refused access (${what}, HTTP ${status}); check the function's permissions.`, error);
-    if (classifyError(error) === 'transient') throw transient('storage_unavailable', `Cloud Storage is unavailable (${what}); retry later.`, error);
+    if (status === 401 || status === 403)
+      throw transient(
+        'storage_refused',
+        `Cloud Storage refused access (${what}, HTTP ${status}); check the function's permissions.`,
+        error,
+      );
+    if (classifyError(error) === 'transient')
+      throw transient('storage_unavailable', `Cloud Storage is unavailable (${what}); retry later.`, error);
     throw error;
   }
 }
@@ -38,10 +44,23 @@ export const STORAGE_CALL_DEADLINE_MS = 30_000;
  * itself is not cancelled: callers use this only for writes that are harmless when they land
  * late (generation- or metageneration-matched).
  */
-export async function withDeadline<T>(what: string, call: () => Promise<T>, ms: number = STORAGE_CALL_DEADLINE_MS): Promise<T> {
+export async function withDeadline<T>(
+  what: string,
+  call: () => Promise<T>,
+  ms: number = STORAGE_CALL_DEADLINE_MS,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(transient('storage_unavailable', `Cloud Storage did not answer within ${ms / 1000} s (${what}); retry later.`)), ms);
+    timer = setTimeout(
+      () =>
+        reject(
+          transient(
+            'storage_unavailable',
+            `Cloud Storage did not answer within ${ms / 1000} s (${what}); retry later.`,
+          ),
+        ),
+      ms,
+    );
   });
   try {
     return await Promise.race([call(), timeout]);
@@ -131,7 +150,11 @@ export async function readJsonObject<T>(file: File, schema: z.ZodType<T>): Promi
  * Deletes an object; a missing object or a changed generation (or metageneration, when given)
  * is not an error.
  */
-export async function deleteIfPresent(file: File, ifGenerationMatch?: string | number, ifMetagenerationMatch?: string | number): Promise<boolean> {
+export async function deleteIfPresent(
+  file: File,
+  ifGenerationMatch?: string | number,
+  ifMetagenerationMatch?: string | number,
+): Promise<boolean> {
   try {
     await guardStorage(`delete ${file.name}`, () =>
       file.delete({
@@ -148,7 +171,9 @@ export async function deleteIfPresent(file: File, ifGenerationMatch?: string | n
 
 /** Every object under a prefix (all pages). For bounded listings use {@link listPage}. */
 export async function listObjects(bucket: Bucket, prefix: string): Promise<File[]> {
-  const [files] = await guardStorage(`list ${bucket.name}/${prefix}`, () => bucket.getFiles({ prefix, autoPaginate: true }));
+  const [files] = await guardStorage(`list ${bucket.name}/${prefix}`, () =>
+    bucket.getFiles({ prefix, autoPaginate: true }),
+  );
   return files;
 }
 

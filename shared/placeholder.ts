@@ -18,7 +18,10 @@ export interface Placeholder {
 /** ThumbHash's largest accepted side. */
 const THUMB_MAX = 100;
 
-const hex = (value: number) => Math.max(0, Math.min(255, Math.round(value))).toString(16).padStart(2, '0');
+const hex = (value: number) =>
+  Math.max(0, Math.min(255, Math.round(value)))
+    .toString(16)
+    .padStart(2, '0');
 
 /** The placeholder of an image from pixels sharp can read (a raw level or an encoded image). */
 export async function placeholderOf(input: Sharp): Promise<Placeholder> {
@@ -29,7 +32,10 @@ export async function placeholderOf(input: Sharp): Promise<Placeholder> {
     .toBuffer({ resolveWithObject: true });
   const { dominant } = await sharp(data, { raw: { width: info.width, height: info.height, channels: 4 } }).stats();
   const hash = rgbaToThumbHash(info.width, info.height, data);
-  return { color: `#${hex(dominant.r)}${hex(dominant.g)}${hex(dominant.b)}`, thumbhash: Buffer.from(hash).toString('base64') };
+  return {
+    color: `#${hex(dominant.r)}${hex(dominant.g)}${hex(dominant.b)}`,
+    thumbhash: Buffer.from(hash).toString('base64'),
+  };
 }
 
 /** Object metadata form: `#rrggbb base64` (one custom-metadata value). */

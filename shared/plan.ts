@@ -65,7 +65,9 @@ export function heightForWidth(width: number, original: ImageSize): number {
  * 16383 px, libheif 16384 px, libjpeg 65500 px (sharp's own check says 65535, libjpeg refuses
  * first). The smallest is 1×1 for all three, odd sizes included (AVIF 4:2:0 pads its chroma).
  */
-export const FORMAT_LIMITS: Readonly<Record<OutputFormat, { readonly name: string; readonly maxWidth: number; readonly maxHeight: number }>> = {
+export const FORMAT_LIMITS: Readonly<
+  Record<OutputFormat, { readonly name: string; readonly maxWidth: number; readonly maxHeight: number }>
+> = {
   avif: { name: 'AVIF', maxWidth: 16384, maxHeight: 16384 },
   webp: { name: 'WebP', maxWidth: 16383, maxHeight: 16383 },
   jpeg: { name: 'JPEG', maxWidth: 65500, maxHeight: 65500 },
@@ -88,9 +90,14 @@ export function widestFitting(format: OutputFormat, original: ImageSize): number
   const limit = FORMAT_LIMITS[format];
   let width = Math.min(original.width, limit.maxWidth);
   // heightForWidth grows with the width: start near the answer, then step to it exactly.
-  if (heightForWidth(width, original) > limit.maxHeight) width = Math.floor(((limit.maxHeight + 0.5) * original.width) / original.height);
+  if (heightForWidth(width, original) > limit.maxHeight)
+    width = Math.floor(((limit.maxHeight + 0.5) * original.width) / original.height);
   while (width >= 1 && !fitsFormat(format, width, heightForWidth(width, original))) width--;
-  while (width + 1 <= Math.min(original.width, limit.maxWidth) && fitsFormat(format, width + 1, heightForWidth(width + 1, original))) width++;
+  while (
+    width + 1 <= Math.min(original.width, limit.maxWidth) &&
+    fitsFormat(format, width + 1, heightForWidth(width + 1, original))
+  )
+    width++;
   return Math.max(0, width);
 }
 
@@ -110,7 +117,10 @@ export interface VariantPlan {
  * 1024 and 1080 px WebPs that libwebp cannot write. The cut pairs are reported in `omitted`. An
  * image with no variant at all (e.g. 1×65501) is refused by the probe.
  */
-export function planImage(info: PlanInput, config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS'>>): VariantPlan {
+export function planImage(
+  info: PlanInput,
+  config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS'>>,
+): VariantPlan {
   const whole = planFrame(info, config.WIDTHS, config.FORMATS);
   // Aspects: the same plan over each crop rectangle, but never below the smallest configured width
   // (a crop narrower than that is too small to be worth art direction and gets no variants).
@@ -135,22 +145,31 @@ export function planImage(info: PlanInput, config: Pick<Config, 'WIDTHS' | 'FORM
 /** {@link planImage} for one frame (the original, or one crop). */
 function planFrame(info: ImageSize, widths: readonly number[], formats: readonly OutputFormat[]): VariantPlan {
   const nominal = targetWidths(info.width, widths);
-  const byFormat = new Map(formats.map((format) => [format, targetWidths(widestFitting(format, info), widths)] as const));
+  const byFormat = new Map(
+    formats.map((format) => [format, targetWidths(widestFitting(format, info), widths)] as const),
+  );
   const planned = [...new Set([...byFormat.values()].flat())].filter((width) => width >= 1).sort((a, b) => a - b);
-  const variants = planned.flatMap((width) => [...byFormat].filter(([, fitting]) => fitting.includes(width)).map(([format]) => ({ width, format })));
+  const variants = planned.flatMap((width) =>
+    [...byFormat].filter(([, fitting]) => fitting.includes(width)).map(([format]) => ({ width, format })),
+  );
   const omitted = nominal.flatMap((width) =>
-    formats.filter((format) => !fitsFormat(format, width, heightForWidth(width, info))).map((format) => ({
-      width,
-      height: heightForWidth(width, info),
-      format,
-      reason: EXCEEDS_FORMAT_LIMIT,
-    })),
+    formats
+      .filter((format) => !fitsFormat(format, width, heightForWidth(width, info)))
+      .map((format) => ({
+        width,
+        height: heightForWidth(width, info),
+        format,
+        reason: EXCEEDS_FORMAT_LIMIT,
+      })),
   );
   return { variants, omitted };
 }
 
 /** Every variant of an image: each target width in each configured format that can hold it, widths ascending. */
-export function planVariants(info: PlanInput, config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS'>>): VariantSpec[] {
+export function planVariants(
+  info: PlanInput,
+  config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS'>>,
+): VariantSpec[] {
   return planImage(info, config).variants;
 }
 
@@ -234,7 +253,8 @@ function packBalanced(variants: readonly VariantSpec[], info: PlanInput, jobCoun
   type Job = { load: number; items: typeof items };
   const jobs: Job[] = Array.from({ length: jobCount }, () => ({ load: decode, items: [] }));
   // Ties go to the lower job index, which keeps the packing deterministic. Never called empty.
-  const leastLoaded = (candidates: readonly Job[]): Job => candidates.reduce((best, job) => (job.load < best.load ? job : best));
+  const leastLoaded = (candidates: readonly Job[]): Job =>
+    candidates.reduce((best, job) => (job.load < best.load ? job : best));
 
   for (const item of byCostDescending) {
     // An empty job always takes the next variant, so the job count asked for is the count made.
@@ -242,7 +262,9 @@ function packBalanced(variants: readonly VariantSpec[], info: PlanInput, jobCoun
     const sharesResize = anyEmpty
       ? []
       : jobs.filter(
-          (job) => job.items.some((other) => sameResize(other.variant, item.variant)) && job.load + item.cost <= idealMakespan + 1e-9,
+          (job) =>
+            job.items.some((other) => sameResize(other.variant, item.variant)) &&
+            job.load + item.cost <= idealMakespan + 1e-9,
         );
     const target = leastLoaded(sharesResize.length > 0 ? sharesResize : jobs);
     target.load += item.cost;
@@ -251,7 +273,11 @@ function packBalanced(variants: readonly VariantSpec[], info: PlanInput, jobCoun
 
   return jobs
     .filter((job) => job.items.length > 0)
-    .map((job) => ({ load: job.load, first: Math.min(...job.items.map((item) => item.index)), items: job.items.sort((a, b) => a.index - b.index) }))
+    .map((job) => ({
+      load: job.load,
+      first: Math.min(...job.items.map((item) => item.index)),
+      items: job.items.sort((a, b) => a.index - b.index),
+    }))
     .sort((a, b) => b.load - a.load || a.first - b.first)
     .map((job) => job.items.map((item) => item.variant));
 }
@@ -286,9 +312,9 @@ export function splitIntoJobs(
       return [[...variants]];
     case 'per-width':
       // One job per width of each frame: an aspect's variants at a width share their resize.
-      return groupBy(variants, (variant) => (variant.aspect === undefined ? variant.width : `${variant.aspect}/${variant.width}`)).sort(
-        (a, b) => a[0].width - b[0].width,
-      );
+      return groupBy(variants, (variant) =>
+        variant.aspect === undefined ? variant.width : `${variant.aspect}/${variant.width}`,
+      ).sort((a, b) => a[0].width - b[0].width);
     case 'per-format':
       return groupBy(variants, (variant) => variant.format);
     case 'balanced': {
@@ -297,8 +323,12 @@ export function splitIntoJobs(
       const total = variantCosts.reduce((sum, cost) => sum + cost, 0);
       // Every extra job pays one more decode: allow only as many as fit in the overhead budget.
       const decode = estimateDecodeCost(info);
-      const affordable = decode > 0 ? 1 + Math.floor((MAX_FANOUT_DECODE_OVERHEAD * (decode + total)) / decode + 1e-9) : MAX_BALANCED_JOBS;
-      const wanted = targetJobs ?? (biggest > 0 ? Math.min(MAX_BALANCED_JOBS, affordable, Math.ceil(total / biggest - 1e-9)) : 1);
+      const affordable =
+        decode > 0
+          ? 1 + Math.floor((MAX_FANOUT_DECODE_OVERHEAD * (decode + total)) / decode + 1e-9)
+          : MAX_BALANCED_JOBS;
+      const wanted =
+        targetJobs ?? (biggest > 0 ? Math.min(MAX_BALANCED_JOBS, affordable, Math.ceil(total / biggest - 1e-9)) : 1);
       const jobCount = Math.max(1, Math.min(variants.length, Math.floor(wanted)));
       return packBalanced(variants, info, jobCount);
     }

@@ -63,7 +63,10 @@ export interface ProbeLimits {
  * MAX_UPLOAD_BYTES, objects ingested from `incoming/` by MAX_INGEST_BYTES; the rest is shared.
  */
 export function probeLimitsFromConfig(
-  config: Pick<Config, 'MAX_UPLOAD_BYTES' | 'MAX_INPUT_PIXELS' | 'MAX_INPUT_FRAMES' | 'ALLOW_SVG' | 'WIDTHS' | 'FORMATS'> &
+  config: Pick<
+    Config,
+    'MAX_UPLOAD_BYTES' | 'MAX_INPUT_PIXELS' | 'MAX_INPUT_FRAMES' | 'ALLOW_SVG' | 'WIDTHS' | 'FORMATS'
+  > &
     Partial<Pick<Config, 'MAX_INGEST_BYTES'>>,
   path: 'upload' | 'ingest' = 'upload',
 ): ProbeLimits {
@@ -230,13 +233,18 @@ export async function probeImage(bytes: Buffer, limits: ProbeLimits): Promise<Pr
   const format = sniffFormat(bytes);
   if (format === undefined) throw permanent('not_an_image', `The file is not a supported image (${formatNames}).`);
   if (format === 'heif') {
-    throw permanent('format_not_allowed', 'HEIC/HEIF images cannot be processed; please upload JPEG, PNG, WebP or AVIF instead.', {
-      format,
-    });
+    throw permanent(
+      'format_not_allowed',
+      'HEIC/HEIF images cannot be processed; please upload JPEG, PNG, WebP or AVIF instead.',
+      {
+        format,
+      },
+    );
   }
   if (format === 'svg') {
     if (!limits.allowSvg) throw permanent('format_not_allowed', 'SVG images are not accepted.', { format });
-    if (svgDeclaresEntities(bytes)) throw permanent('format_not_allowed', 'SVG images that declare XML entities are not accepted.', { format });
+    if (svgDeclaresEntities(bytes))
+      throw permanent('format_not_allowed', 'SVG images that declare XML entities are not accepted.', { format });
   }
   if (format === 'png' && !pngHeaderIsIntact(bytes)) throw permanent('corrupt_image', CORRUPT_MESSAGE);
 
@@ -254,12 +262,17 @@ export async function probeImage(bytes: Buffer, limits: ProbeLimits): Promise<Pr
     format === 'avif' ? metadata.format === 'heif' && metadata.compression === 'av1' : metadata.format === format;
   if (!decoderAgrees) {
     if (format === 'avif' && metadata.format === 'heif') {
-      throw permanent('format_not_allowed', 'HEIF images that are not AV1-encoded (AVIF) cannot be processed.', { format: 'heif' });
+      throw permanent('format_not_allowed', 'HEIF images that are not AV1-encoded (AVIF) cannot be processed.', {
+        format: 'heif',
+      });
     }
     throw permanent('corrupt_image', CORRUPT_MESSAGE);
   }
 
-  const orientation = metadata.orientation !== undefined && metadata.orientation >= 1 && metadata.orientation <= 8 ? metadata.orientation : 1;
+  const orientation =
+    metadata.orientation !== undefined && metadata.orientation >= 1 && metadata.orientation <= 8
+      ? metadata.orientation
+      : 1;
   const { width, height } = metadata.autoOrient;
   if (!(width > 0 && height > 0)) throw permanent('corrupt_image', CORRUPT_MESSAGE);
   if (width * height > limits.maxPixels) {
@@ -271,15 +284,23 @@ export async function probeImage(bytes: Buffer, limits: ProbeLimits): Promise<Pr
   }
   const frames = metadata.pages ?? 1;
   if (frames > limits.maxFrames) {
-    throw permanent('too_many_frames', `The image has ${frames} frames or pages, more than the limit of ${limits.maxFrames}.`, {
-      frames,
-      maxFrames: limits.maxFrames,
-    });
+    throw permanent(
+      'too_many_frames',
+      `The image has ${frames} frames or pages, more than the limit of ${limits.maxFrames}.`,
+      {
+        frames,
+        maxFrames: limits.maxFrames,
+      },
+    );
   }
   // Variants are planned within each output format's limits; refuse only what yields none at all,
   // so that nothing accepted here can fail at encode for its shape.
-  if (planImage({ width, height }, { WIDTHS: [...limits.widths], FORMATS: [...limits.formats] }).variants.length === 0) {
-    const largest = limits.formats.map((format) => `${FORMAT_LIMITS[format].name} ${FORMAT_LIMITS[format].maxHeight.toLocaleString('en-US')} px`);
+  if (
+    planImage({ width, height }, { WIDTHS: [...limits.widths], FORMATS: [...limits.formats] }).variants.length === 0
+  ) {
+    const largest = limits.formats.map(
+      (format) => `${FORMAT_LIMITS[format].name} ${FORMAT_LIMITS[format].maxHeight.toLocaleString('en-US')} px`,
+    );
     throw permanent(
       'unsupported_dimensions',
       `The image is ${width}×${height} pixels: too narrow for its height to make any variant (tallest allowed: ${largest.join(', ')}).`,

@@ -58,7 +58,12 @@ export async function publishJobs(pubsub: PubSub, topicName: string, jobs: reado
       jobs.map((job) =>
         topic.publishMessage({
           data: encodeMessage(job),
-          attributes: { imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}`, v: '1', ...traceAttributes() },
+          attributes: {
+            imageId: job.imageId,
+            job: `${job.job.index + 1}/${job.job.count}`,
+            v: '1',
+            ...traceAttributes(),
+          },
         }),
       ),
     );

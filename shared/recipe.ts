@@ -44,7 +44,10 @@ export function recipeOf(config: Pick<Config, (typeof RECIPE_KEYS)[number]>): Re
     const value = config[key];
     if (value !== undefined && !(Array.isArray(value) && value.length === 0)) settings[key] = value;
   }
-  const hash = createHash('sha256').update(JSON.stringify(Object.entries(settings))).digest('hex').slice(0, 12);
+  const hash = createHash('sha256')
+    .update(JSON.stringify(Object.entries(settings)))
+    .digest('hex')
+    .slice(0, 12);
   return { hash, settings };
 }
 

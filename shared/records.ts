@@ -21,16 +21,41 @@ import { variantCount } from './manifest.js';
 import type { File, FileMetadata } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from './errors.js';
-import { FailureRecordV1, ManifestV1, OutcomeMarkerV1, type EventMessage, type FailureRecord, type Manifest, type OutcomeMarker } from './schemas.js';
-import { errorRecordName, isUnsettledOutcome, isVariantName, manifestName, OUTCOME_MARKER, originalName, outcomeMarkerName, RECORD_CACHE_CONTROL } from './naming.js';
-import { createIfAbsent, deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, readJsonObject, STORAGE_CALL_DEADLINE_MS, withDeadline } from './objects.js';
+import {
+  FailureRecordV1,
+  ManifestV1,
+  OutcomeMarkerV1,
+  type EventMessage,
+  type FailureRecord,
+  type Manifest,
+  type OutcomeMarker,
+} from './schemas.js';
+import {
+  errorRecordName,
+  isUnsettledOutcome,
+  isVariantName,
+  manifestName,
+  OUTCOME_MARKER,
+  originalName,
+  outcomeMarkerName,
+  RECORD_CACHE_CONTROL,
+} from './naming.js';
+import {
+  createIfAbsent,
+  deleteIfPresent,
+  guardStorage,
+  listObjects,
+  metadataOrUndefined,
+  readJsonObject,
+  STORAGE_CALL_DEADLINE_MS,
+  withDeadline,
+} from './objects.js';
 import { METRIC_LINES } from './observability.js';
 import { NO_RECIPE, recipeHashOf } from './recipe.js';
 import { publishEvent, PUBLISH_WORST_MS } from './publish.js';
 
 const KEYS = OUTCOME_MARKER.keys;
 const STATES = OUTCOME_MARKER.states;
-
 
 /** A holder publishes only if it gets to the publish within this long of taking the marker. */
 export const PUBLISH_START_LIMIT_MS = STORAGE_CALL_DEADLINE_MS;
@@ -52,7 +77,10 @@ function ageOf(deps: PipelineDeps, metadata: FileMetadata): number {
 }
 
 /** The event a record announces. */
-export function eventFor(record: { kind: 'manifest'; manifest: Manifest; bucket: string } | { kind: 'failure'; record: FailureRecord }, at: Date): EventMessage {
+export function eventFor(
+  record: { kind: 'manifest'; manifest: Manifest; bucket: string } | { kind: 'failure'; record: FailureRecord },
+  at: Date,
+): EventMessage {
   if (record.kind === 'manifest') {
     return {
       v: 1,
@@ -64,7 +92,15 @@ export function eventFor(record: { kind: 'manifest'; manifest: Manifest; bucket:
     };
   }
   const { id, code, message, retryable } = record.record;
-  return { v: 1, type: 'image.failed', imageId: id, code, message, ...(retryable !== undefined ? { retryable } : {}), at: at.toISOString() };
+  return {
+    v: 1,
+    type: 'image.failed',
+    imageId: id,
+    code,
+    message,
+    ...(retryable !== undefined ? { retryable } : {}),
+    at: at.toISOString(),
+  };
 }
 
 function eventOfMarker(marker: OutcomeMarker, at: Date): EventMessage {
@@ -125,7 +161,8 @@ async function release(deps: PipelineDeps, holding: Holding): Promise<void> {
     await setState(holding, STATES.released, 'release');
   } catch (error) {
     // 412: somebody took it over already. Otherwise it stays pending and goes stale.
-    if (!isPreconditionFailed(error)) deps.log.warn('could not release an announcement', { event: 'record.release', object: holding.file.name, error });
+    if (!isPreconditionFailed(error))
+      deps.log.warn('could not release an announcement', { event: 'record.release', object: holding.file.name, error });
   }
 }
 
@@ -210,7 +247,10 @@ async function announce(deps: PipelineDeps, holding: Holding, marker: OutcomeMar
     await withDeadline(`write the record of ${holding.file.name}`, () => writeDerivedRecord(deps, marker));
     if (marker.outcome !== 'deleted' && (await replacedByTombstone(deps, holding, idOfMarker(marker)))) return;
     if (performance.now() - holding.startedAt > PUBLISH_START_LIMIT_MS) {
-      throw transient('unavailable', `${event.type} for ${event.imageId} not published: storage was too slow; the announcement is released for a retry.`);
+      throw transient(
+        'unavailable',
+        `${event.type} for ${event.imageId} not published: storage was too slow; the announcement is released for a retry.`,
+      );
     }
     await publishEvent(deps.pubsub, deps.config.EVENTS_TOPIC, event);
   } catch (error) {
@@ -225,7 +265,12 @@ async function announce(deps: PipelineDeps, holding: Holding, marker: OutcomeMar
   }
   // image.ready carries what the image cost (upload→ready, CPU-seconds), for the log-based metrics.
   const cost = marker.outcome === 'ready' ? marker.manifest.processing : undefined;
-  deps.log.info(`${event.type} published${how}`, { event: event.type, imageId: event.imageId, writer: holding.writer, ...cost });
+  deps.log.info(`${event.type} published${how}`, {
+    event: event.type,
+    imageId: event.imageId,
+    writer: holding.writer,
+    ...cost,
+  });
 }
 
 /**
@@ -238,7 +283,11 @@ async function replacedByTombstone(deps: PipelineDeps, holding: Holding, id: str
   const now = await metadataOrUndefined(holding.file);
   if (now?.metadata?.[KEYS.outcome] !== 'deleted') return false;
   await removeImageObjects(deps, id, true);
-  deps.log.info('announcement dropped: the image was deleted meanwhile', { event: 'record.deleted', imageId: id, writer: holding.writer });
+  deps.log.info('announcement dropped: the image was deleted meanwhile', {
+    event: 'record.deleted',
+    imageId: id,
+    writer: holding.writer,
+  });
   return true;
 }
 
@@ -253,7 +302,12 @@ export async function isDeleted(deps: PipelineDeps, id: string): Promise<boolean
  * left alone (`pending`): its holder is at work, e.g. a duplicate delivery running alongside;
  * if that holder dies without releasing it, cleanup's scan of `outcomes/` settles it once stale.
  */
-async function settleMarker(deps: PipelineDeps, file: File, metadata: FileMetadata, writer: string): Promise<'settled' | 'pending' | 'none'> {
+async function settleMarker(
+  deps: PipelineDeps,
+  file: File,
+  metadata: FileMetadata,
+  writer: string,
+): Promise<'settled' | 'pending' | 'none'> {
   const custom = metadata.metadata ?? {};
   if (!isUnsettledOutcome(custom)) return 'none';
   if (!ARBITERS.has(writer) && custom[KEYS.writer] !== writer) return 'pending';
@@ -276,11 +330,23 @@ async function settleMarker(deps: PipelineDeps, file: File, metadata: FileMetada
     if (isPreconditionFailed(error)) return 'pending';
     throw error;
   }
-  const marker = await readJsonObject(deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }), OutcomeMarkerV1);
-  const holding: Holding = { file, generation: String(metadata.generation), metageneration: Number(claimed.metageneration), startedAt, writer };
+  const marker = await readJsonObject(
+    deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }),
+    OutcomeMarkerV1,
+  );
+  const holding: Holding = {
+    file,
+    generation: String(metadata.generation),
+    metageneration: Number(claimed.metageneration),
+    startedAt,
+    writer,
+  };
   if (!marker) {
     // Unreadable (hand-edited?): nothing can be announced; stop everybody from trying forever.
-    deps.log.error('outcome marker unreadable; announcement abandoned', { event: 'record.unreadable', object: file.name });
+    deps.log.error('outcome marker unreadable; announcement abandoned', {
+      event: 'record.unreadable',
+      object: file.name,
+    });
     await setState(holding, STATES.published, 'abandon');
     return 'settled';
   }
@@ -293,7 +359,12 @@ async function settleMarker(deps: PipelineDeps, file: File, metadata: FileMetada
  * writer's own (an earlier attempt whose publish failed and released it, or a stale one) it is
  * settled as its own writer, else the other outcome stands.
  */
-async function claimOutcome(deps: PipelineDeps, marker: OutcomeMarker, writer: string, ifGenerationMatch: string | number = 0): Promise<RecordOutcome> {
+async function claimOutcome(
+  deps: PipelineDeps,
+  marker: OutcomeMarker,
+  writer: string,
+  ifGenerationMatch: string | number = 0,
+): Promise<RecordOutcome> {
   const file = markerFile(deps, idOfMarker(marker));
   const startedAt = performance.now();
   const result = await createIfAbsent(file, JSON.stringify(marker), {
@@ -309,7 +380,12 @@ async function claimOutcome(deps: PipelineDeps, marker: OutcomeMarker, writer: s
     },
   });
   if (result.created) {
-    await announce(deps, { file, generation: String(result.generation), metageneration: 1, startedAt, writer }, marker, '');
+    await announce(
+      deps,
+      { file, generation: String(result.generation), metageneration: 1, startedAt, writer },
+      marker,
+      '',
+    );
     return 'created';
   }
   const metadata = await metadataOrUndefined(file);
@@ -328,7 +404,12 @@ async function claimOutcome(deps: PipelineDeps, marker: OutcomeMarker, writer: s
  * replaced: a stale update job, a failed or deleted image, or one already updated stays as is.
  * A ready announcement still in its holder's hands is waited for (transient error: retry).
  */
-export async function writeUpdatedManifest(deps: PipelineDeps, manifest: Manifest, writer: string, replaces: string): Promise<RecordOutcome> {
+export async function writeUpdatedManifest(
+  deps: PipelineDeps,
+  manifest: Manifest,
+  writer: string,
+  replaces: string,
+): Promise<RecordOutcome> {
   const file = markerFile(deps, manifest.id);
   const metadata = await metadataOrUndefined(file);
   const custom = metadata?.metadata ?? {};
@@ -341,19 +422,33 @@ export async function writeUpdatedManifest(deps: PipelineDeps, manifest: Manifes
   }
   if (isUnsettledOutcome(custom)) {
     if ((await settleMarker(deps, file, metadata, 'cleanup')) !== 'settled') {
-      throw transient('unavailable', `${manifest.id}: its ready announcement is still in progress; the update is retried.`);
+      throw transient(
+        'unavailable',
+        `${manifest.id}: its ready announcement is still in progress; the update is retried.`,
+      );
     }
     return writeUpdatedManifest(deps, manifest, writer, replaces);
   }
-  const outcome = await claimOutcome(deps, { v: 1, outcome: 'ready', bucket: deps.config.IMAGES_BUCKET, manifest, update: { from: replaces } }, writer, String(metadata.generation));
+  const outcome = await claimOutcome(
+    deps,
+    { v: 1, outcome: 'ready', bucket: deps.config.IMAGES_BUCKET, manifest, update: { from: replaces } },
+    writer,
+    String(metadata.generation),
+  );
   if (outcome === 'created') return outcome;
   // Lost the generation match: whoever won announces (and settles if it is this writer's own).
   return 'exists';
 }
 
 /** A record written before outcome markers existed (it carries its own `eventState`). */
-async function legacyRecord(deps: PipelineDeps, id: string, kind: 'manifest' | 'failure'): Promise<{ file: File; metadata: FileMetadata } | undefined> {
-  const file = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(kind === 'manifest' ? manifestName(id) : errorRecordName(id));
+async function legacyRecord(
+  deps: PipelineDeps,
+  id: string,
+  kind: 'manifest' | 'failure',
+): Promise<{ file: File; metadata: FileMetadata } | undefined> {
+  const file = deps.storage
+    .bucket(deps.config.IMAGES_BUCKET)
+    .file(kind === 'manifest' ? manifestName(id) : errorRecordName(id));
   const metadata = await metadataOrUndefined(file);
   return metadata?.metadata?.[KEYS.eventState] ? { file, metadata } : undefined;
 }
@@ -422,12 +517,16 @@ export async function readOutcome(deps: PipelineDeps, id: string): Promise<Store
     readJsonObject(images.file(errorRecordName(id)), FailureRecordV1),
   ]);
   if (metadata) {
-    const marker = await readJsonObject(deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }), OutcomeMarkerV1);
+    const marker = await readJsonObject(
+      deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }),
+      OutcomeMarkerV1,
+    );
     if (marker) return { marker, metadata };
   }
   if (manifest) return { marker: { v: 1, outcome: 'ready', bucket: images.name, manifest }, metadata: undefined };
   // An error.json with `retryable` was derived from a marker; without its marker it was cleared.
-  if (record && record.retryable === undefined) return { marker: { v: 1, outcome: 'failed', record }, metadata: undefined };
+  if (record && record.retryable === undefined)
+    return { marker: { v: 1, outcome: 'failed', record }, metadata: undefined };
   return undefined;
 }
 
@@ -458,13 +557,22 @@ export async function outcomeKind(deps: PipelineDeps, id: string): Promise<'read
  *
  * @returns the dispatch number the failure happened in (the retry uses a higher one).
  */
-export async function clearRetryableFailure(deps: PipelineDeps, id: string, outcome: StoredOutcome, prepare?: () => Promise<void>): Promise<number> {
+export async function clearRetryableFailure(
+  deps: PipelineDeps,
+  id: string,
+  outcome: StoredOutcome,
+  prepare?: () => Promise<void>,
+): Promise<number> {
   const metadata = outcome.metadata;
   if (outcome.marker.outcome !== 'failed' || outcome.marker.record.retryable !== true || !metadata) {
     throw new Error(`${id}: only a retryable failure marker can be cleared`);
   }
   const custom = metadata.metadata ?? {};
-  if (isUnsettledOutcome(custom) && custom[KEYS.eventState] !== STATES.released && ageOf(deps, metadata) < ANNOUNCE_STALE_MS) {
+  if (
+    isUnsettledOutcome(custom) &&
+    custom[KEYS.eventState] !== STATES.released &&
+    ageOf(deps, metadata) < ANNOUNCE_STALE_MS
+  ) {
     throw transient('unavailable', 'The earlier failure of this image is still being announced; retry in a minute.');
   }
   await prepare?.();
@@ -477,10 +585,18 @@ export async function clearRetryableFailure(deps: PipelineDeps, id: string, outc
     if (!(error instanceof PipelineError && error.code === 'storage_refused')) throw error;
   }
   const file = markerFile(deps, id);
-  if (!(await deleteIfPresent(file, metadata.generation, metadata.metageneration)) && (await metadataOrUndefined(file))) {
+  if (
+    !(await deleteIfPresent(file, metadata.generation, metadata.metageneration)) &&
+    (await metadataOrUndefined(file))
+  ) {
     throw transient('unavailable', 'The image changed while being retried; retry shortly.');
   }
-  deps.log.info('retryable failure cleared', { event: 'record.clear', imageId: id, code: outcome.marker.record.code, announced: !isUnsettledOutcome(custom) });
+  deps.log.info('retryable failure cleared', {
+    event: 'record.clear',
+    imageId: id,
+    code: outcome.marker.record.code,
+    announced: !isUnsettledOutcome(custom),
+  });
   return outcome.marker.record.dispatch ?? 0;
 }
 
@@ -488,14 +604,28 @@ export async function clearRetryableFailure(deps: PipelineDeps, id: string, outc
  * For a job starting: true when the image already has an outcome (the job is skipped). If the
  * outcome is this writer's and its announcement released or stale, settles it.
  */
-export async function settleOwnOutcome(deps: PipelineDeps, id: string, writer: string, replaces?: string): Promise<boolean> {
+export async function settleOwnOutcome(
+  deps: PipelineDeps,
+  id: string,
+  writer: string,
+  replaces?: string,
+): Promise<boolean> {
   const file = markerFile(deps, id);
   const errorFile = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(errorRecordName(id));
-  const [metadata, manifest, errorMetadata] = await Promise.all([metadataOrUndefined(file), legacyRecord(deps, id, 'manifest'), metadataOrUndefined(errorFile)]);
+  const [metadata, manifest, errorMetadata] = await Promise.all([
+    metadataOrUndefined(file),
+    legacyRecord(deps, id, 'manifest'),
+    metadataOrUndefined(errorFile),
+  ]);
   if (metadata) {
     const custom = metadata.metadata ?? {};
     // An update job goes on while the ready manifest still has the recipe it replaces.
-    if (replaces !== undefined && custom[KEYS.outcome] === 'ready' && String(custom[KEYS.recipe] ?? NO_RECIPE) === replaces) return false;
+    if (
+      replaces !== undefined &&
+      custom[KEYS.outcome] === 'ready' &&
+      String(custom[KEYS.recipe] ?? NO_RECIPE) === replaces
+    )
+      return false;
     if (metadata.metadata?.[KEYS.writer] === writer) await settleMarker(deps, file, metadata, writer);
     return true;
   }
@@ -518,7 +648,10 @@ export async function settleOwnOutcome(deps: PipelineDeps, id: string, writer: s
  *   writer may still be at work (or another party claimed it just now), `none` when there is no
  *   unsettled announcement.
  */
-export async function settlePendingOutcome(deps: PipelineDeps, imageId: string): Promise<'settled' | 'pending' | 'none'> {
+export async function settlePendingOutcome(
+  deps: PipelineDeps,
+  imageId: string,
+): Promise<'settled' | 'pending' | 'none'> {
   const file = markerFile(deps, imageId);
   const metadata = await metadataOrUndefined(file);
   if (metadata) return settleMarker(deps, file, metadata, 'cleanup');
@@ -544,7 +677,10 @@ async function settleLegacy(deps: PipelineDeps, file: File, metadata: FileMetada
   }
   try {
     await guardStorage(`claim ${file.name}`, () =>
-      file.setMetadata({ metadata: { [KEYS.eventState]: STATES.pending, [KEYS.writer]: `${writer}:takeover` } }, { ifMetagenerationMatch: Number(metadata.metageneration) }),
+      file.setMetadata(
+        { metadata: { [KEYS.eventState]: STATES.pending, [KEYS.writer]: `${writer}:takeover` } },
+        { ifMetagenerationMatch: Number(metadata.metageneration) },
+      ),
     );
   } catch (error) {
     if (isPreconditionFailed(error)) return false;
@@ -552,14 +688,20 @@ async function settleLegacy(deps: PipelineDeps, file: File, metadata: FileMetada
   }
   const isManifest = file.name.endsWith('/manifest.json');
   const event = isManifest
-    ? await readJsonObject(file, ManifestV1).then((manifest) => manifest && eventFor({ kind: 'manifest', manifest, bucket: file.bucket.name }, deps.now()))
-    : await readJsonObject(file, FailureRecordV1).then((record) => record && eventFor({ kind: 'failure', record }, deps.now()));
+    ? await readJsonObject(file, ManifestV1).then(
+        (manifest) => manifest && eventFor({ kind: 'manifest', manifest, bucket: file.bucket.name }, deps.now()),
+      )
+    : await readJsonObject(file, FailureRecordV1).then(
+        (record) => record && eventFor({ kind: 'failure', record }, deps.now()),
+      );
   if (event) {
     await publishEvent(deps.pubsub, deps.config.EVENTS_TOPIC, event);
     deps.log.info(`${event.type} published by takeover`, { event: event.type, imageId: event.imageId, writer });
   }
   try {
-    await guardStorage(`mark ${file.name} published`, () => file.setMetadata({ metadata: { [KEYS.eventState]: STATES.published } }));
+    await guardStorage(`mark ${file.name} published`, () =>
+      file.setMetadata({ metadata: { [KEYS.eventState]: STATES.published } }),
+    );
   } catch (error) {
     if (!isPreconditionFailed(error)) throw error;
   }
@@ -574,7 +716,11 @@ async function settleLegacy(deps: PipelineDeps, file: File, metadata: FileMetada
  *
  * @returns `not-found` when there is no trace of the image at all.
  */
-export async function deleteImageRecords(deps: PipelineDeps, id: string, writer: string): Promise<'deleted' | 'already-deleted' | 'not-found'> {
+export async function deleteImageRecords(
+  deps: PipelineDeps,
+  id: string,
+  writer: string,
+): Promise<'deleted' | 'already-deleted' | 'not-found'> {
   const file = markerFile(deps, id);
   for (let attempt = 0; attempt < 3; attempt++) {
     const [metadata, original, outputs] = await Promise.all([
@@ -609,9 +755,16 @@ export async function clearTombstone(deps: PipelineDeps, id: string): Promise<nu
   if (isUnsettledOutcome(metadata.metadata) && (await settleMarker(deps, file, metadata, 'cleanup')) !== 'settled') {
     throw transient('unavailable', 'This image is still being deleted; retry in a minute.');
   }
-  const marker = await readJsonObject(deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }), OutcomeMarkerV1);
+  const marker = await readJsonObject(
+    deps.storage.bucket(file.bucket.name).file(file.name, { generation: Number(metadata.generation) }),
+    OutcomeMarkerV1,
+  );
   const fresh = await metadataOrUndefined(file);
-  if (fresh && !(await deleteIfPresent(file, fresh.generation, fresh.metageneration)) && (await metadataOrUndefined(file))) {
+  if (
+    fresh &&
+    !(await deleteIfPresent(file, fresh.generation, fresh.metageneration)) &&
+    (await metadataOrUndefined(file))
+  ) {
     throw transient('unavailable', 'The image changed while being uploaded again; retry shortly.');
   }
   deps.log.info('deleted image uploaded again', { event: 'record.undelete', imageId: id });

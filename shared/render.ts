@@ -51,7 +51,10 @@ export interface EncoderSettings {
 
 /** Encoder settings from configuration. */
 export function encoderSettingsFromConfig(
-  config: Pick<Config, 'JPEG_QUALITY' | 'JPEG_MOZJPEG' | 'WEBP_QUALITY' | 'WEBP_EFFORT' | 'AVIF_QUALITY' | 'AVIF_EFFORT'>,
+  config: Pick<
+    Config,
+    'JPEG_QUALITY' | 'JPEG_MOZJPEG' | 'WEBP_QUALITY' | 'WEBP_EFFORT' | 'AVIF_QUALITY' | 'AVIF_EFFORT'
+  >,
 ): EncoderSettings {
   return {
     jpeg: { quality: config.JPEG_QUALITY, mozjpeg: config.JPEG_MOZJPEG },
@@ -112,7 +115,11 @@ export interface StageTiming {
   ms: number;
 }
 
-async function timed<T>(timings: StageTiming[] | undefined, stage: Omit<StageTiming, 'ms'>, work: () => Promise<T>): Promise<T> {
+async function timed<T>(
+  timings: StageTiming[] | undefined,
+  stage: Omit<StageTiming, 'ms'>,
+  work: () => Promise<T>,
+): Promise<T> {
   if (!timings) return work();
   const started = performance.now();
   try {
@@ -184,7 +191,10 @@ function isSharpTimeout(error: unknown): boolean {
  * failed`, ENOMEM: the instance ran short of memory, which says nothing about the image.
  */
 export function isAllocationError(error: unknown): boolean {
-  return error instanceof Error && /out of memory|bad_alloc|allocation failed|(cannot|unable to|failed to) allocate|ENOMEM/i.test(error.message);
+  return (
+    error instanceof Error &&
+    /out of memory|bad_alloc|allocation failed|(cannot|unable to|failed to) allocate|ENOMEM/i.test(error.message)
+  );
 }
 
 /**
@@ -195,10 +205,16 @@ export function isAllocationError(error: unknown): boolean {
  */
 function toPipelineError(error: unknown, fallback: 'corrupt_image' | 'image_failed'): PipelineError {
   if (error instanceof PipelineError) return error;
-  if (isAllocationError(error)) return new PipelineError('out_of_memory', 'The instance ran out of memory processing the image; retry later.', { cause: error });
-  if (isSharpTimeout(error)) return new PipelineError('time_budget_exceeded', 'The image took too long to process.', { cause: error });
+  if (isAllocationError(error))
+    return new PipelineError('out_of_memory', 'The instance ran out of memory processing the image; retry later.', {
+      cause: error,
+    });
+  if (isSharpTimeout(error))
+    return new PipelineError('time_budget_exceeded', 'The image took too long to process.', { cause: error });
   if (fallback === 'corrupt_image') {
-    return new PipelineError('corrupt_image', 'The image is damaged or incomplete and cannot be read.', { cause: error });
+    return new PipelineError('corrupt_image', 'The image is damaged or incomplete and cannot be read.', {
+      cause: error,
+    });
   }
   return new PipelineError('image_failed', 'The image could not be converted.', { cause: error });
 }
@@ -212,22 +228,32 @@ async function inspectOriginal(original: Buffer, options: RenderOptions): Promis
     throw toPipelineError(error, 'corrupt_image');
   }
   if (metadata.format === 'heif' && metadata.compression !== 'av1') {
-    throw permanent('format_not_allowed', 'HEIF images that are not AV1-encoded (AVIF) cannot be processed.', { format: 'heif' });
+    throw permanent('format_not_allowed', 'HEIF images that are not AV1-encoded (AVIF) cannot be processed.', {
+      format: 'heif',
+    });
   }
   const { width, height } = metadata.autoOrient;
   if (width * height > options.limitInputPixels) {
-    throw permanent('too_many_pixels', `The image is ${width}×${height} pixels, more than the limit of ${options.limitInputPixels} pixels.`, {
-      width,
-      height,
-      maxPixels: options.limitInputPixels,
-    });
+    throw permanent(
+      'too_many_pixels',
+      `The image is ${width}×${height} pixels, more than the limit of ${options.limitInputPixels} pixels.`,
+      {
+        width,
+        height,
+        maxPixels: options.limitInputPixels,
+      },
+    );
   }
   const frames = metadata.pages ?? 1;
   if (frames > options.maxFrames) {
-    throw permanent('too_many_frames', `The image has ${frames} frames or pages, more than the limit of ${options.maxFrames}.`, {
-      frames,
-      maxFrames: options.maxFrames,
-    });
+    throw permanent(
+      'too_many_frames',
+      `The image has ${frames} frames or pages, more than the limit of ${options.maxFrames}.`,
+      {
+        frames,
+        maxFrames: options.maxFrames,
+      },
+    );
   }
   return { width, height };
 }
@@ -235,7 +261,9 @@ async function inspectOriginal(original: Buffer, options: RenderOptions): Promis
 /** A sharp pipeline reading a level. */
 function readLevel(level: Level): Sharp {
   return level.encoding === 'raw'
-    ? sharp(level.data, { raw: { width: level.width, height: level.height, channels: level.channels as 1 | 2 | 3 | 4 } })
+    ? sharp(level.data, {
+        raw: { width: level.width, height: level.height, channels: level.channels as 1 | 2 | 3 | 4 },
+      })
     : sharp(level.data);
 }
 
@@ -253,14 +281,21 @@ async function materialise(pipeline: Sharp, keepMetadata: boolean): Promise<Leve
 }
 
 /** The one decode: orient, convert to sRGB, and resize to the largest width in the same pass. */
-async function decodeLevel(original: Buffer, width: number, height: number, source: { width: number }, options: RenderOptions): Promise<Level> {
+async function decodeLevel(
+  original: Buffer,
+  width: number,
+  height: number,
+  source: { width: number },
+  options: RenderOptions,
+): Promise<Level> {
   let pipeline = sharp(original, { limitInputPixels: options.limitInputPixels, failOn: 'error', animated: false })
     .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
     .rotate();
   // fastShrinkOnLoad off: with it, libjpeg/libwebp decode at 1/2–1/8 size by DCT scaling before
   // lanczos3, which cost up to 0.0074 SSIM against a direct resize (18 MP noisy photo at 1600 px)
   // to save ~0.1–0.4 s of decode CPU; libvips still streams the decode, so memory barely moves.
-  if (width < source.width) pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL, fastShrinkOnLoad: false });
+  if (width < source.width)
+    pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL, fastShrinkOnLoad: false });
   pipeline = pipeline.toColourspace('srgb');
   try {
     return await materialise(pipeline, options.keepMetadata);
@@ -279,7 +314,12 @@ async function withoutOpaqueAlpha(level: Level, options: RenderOptions): Promise
   if (level.channels !== 4) return level;
   // stats() reads the level itself (sharp computes statistics before any queued operation).
   if (!(await readLevel(level).stats()).isOpaque) return level;
-  return materialise(readLevel(level).timeout({ seconds: sharpTimeoutSeconds(options.deadline) }).removeAlpha(), options.keepMetadata);
+  return materialise(
+    readLevel(level)
+      .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
+      .removeAlpha(),
+    options.keepMetadata,
+  );
 }
 
 /** What this process has learned about its own AVIF encode speed (see encode-time.ts). */
@@ -317,7 +357,9 @@ async function encode(level: Level, format: OutputFormat, options: RenderOptions
   const { jpeg, webp, avif } = options.encoders;
   switch (format) {
     case 'jpeg':
-      pipeline = pipeline.flatten({ background: FLATTEN_BACKGROUND }).jpeg({ quality: jpeg.quality, mozjpeg: jpeg.mozjpeg });
+      pipeline = pipeline
+        .flatten({ background: FLATTEN_BACKGROUND })
+        .jpeg({ quality: jpeg.quality, mozjpeg: jpeg.mozjpeg });
       break;
     case 'webp':
       pipeline = pipeline.webp({ quality: webp.quality, effort: webp.effort });
@@ -367,10 +409,14 @@ export async function renderVariants(
   const widths = [...new Set([...formatsByWidth.keys(), ...cropsByLevel.keys()])].sort((a, b) => b - a);
   const [widest] = widths;
   if (widest !== undefined && widest > source.width) {
-    throw permanent('invalid_job', `The job asks for a ${widest}px variant of a ${source.width}px image; images are never enlarged.`, {
-      width: widest,
-      originalWidth: source.width,
-    });
+    throw permanent(
+      'invalid_job',
+      `The job asks for a ${widest}px variant of a ${source.width}px image; images are never enlarged.`,
+      {
+        width: widest,
+        originalWidth: source.width,
+      },
+    );
   }
   for (const { width, format } of variants.filter((variant) => variant.aspect === undefined)) {
     const height = heightForWidth(width, source);
@@ -380,30 +426,41 @@ export async function renderVariants(
   const rendered: RenderedVariant[] = [];
   const emit = async (variant: RenderedVariant): Promise<void> => {
     rendered.push(variant);
-    if (onVariant) await timed(options.timings, { stage: 'write', width: variant.width, format: variant.format }, () => onVariant(variant));
+    if (onVariant)
+      await timed(options.timings, { stage: 'write', width: variant.width, format: variant.format }, () =>
+        onVariant(variant),
+      );
   };
   let level: Level | undefined;
   for (const width of widths) {
     assertBeforeDeadline(options.deadline);
     const height = heightForWidth(width, source);
     if (level === undefined) {
-      level = await withoutOpaqueAlpha(await decodeLevel(original, width, height, source, options), options).catch((error: unknown) => {
-        throw toPipelineError(error, 'corrupt_image');
-      });
+      level = await withoutOpaqueAlpha(await decodeLevel(original, width, height, source, options), options).catch(
+        (error: unknown) => {
+          throw toPipelineError(error, 'corrupt_image');
+        },
+      );
       options.timings?.push({ stage: 'decode', width, ms: Math.round((performance.now() - decodeStarted) * 10) / 10 });
     } else {
       const from: Level = level;
-      level = await timed(options.timings, { stage: 'resize', width }, () => materialise(
-        readLevel(from).timeout({ seconds: sharpTimeoutSeconds(options.deadline) }).resize(width, height, { fit: 'fill', kernel: KERNEL }),
-        options.keepMetadata,
-      )).catch((error: unknown) => {
+      level = await timed(options.timings, { stage: 'resize', width }, () =>
+        materialise(
+          readLevel(from)
+            .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
+            .resize(width, height, { fit: 'fill', kernel: KERNEL }),
+          options.keepMetadata,
+        ),
+      ).catch((error: unknown) => {
         throw toPipelineError(error, 'image_failed');
       });
     }
     for (const format of formatsByWidth.get(width) ?? []) {
       assertBeforeDeadline(options.deadline);
       const current: Level = level;
-      const data = await timed(options.timings, { stage: 'encode', width, format }, () => encode(current, format, options)).catch((error: unknown) => {
+      const data = await timed(options.timings, { stage: 'encode', width, format }, () =>
+        encode(current, format, options),
+      ).catch((error: unknown) => {
         throw toPipelineError(error, 'image_failed');
       });
       const wanted = options.placeholderFor;
@@ -413,7 +470,14 @@ export async function renderVariants(
               throw toPipelineError(error, 'image_failed');
             })
           : undefined;
-      await emit({ width: level.width, height: level.height, format, contentType: CONTENT_TYPES[format], data, ...(placeholder ? { placeholder } : {}) });
+      await emit({
+        width: level.width,
+        height: level.height,
+        format,
+        contentType: CONTENT_TYPES[format],
+        data,
+        ...(placeholder ? { placeholder } : {}),
+      });
     }
     for (const cropped of cropsByLevel.get(width) ?? []) {
       assertBeforeDeadline(options.deadline);
@@ -422,7 +486,9 @@ export async function renderVariants(
       });
       for (const format of cropped.formats) {
         assertBeforeDeadline(options.deadline);
-        const data = await timed(options.timings, { stage: 'encode', width: piece.width, format }, () => encode(piece, format, options)).catch((error: unknown) => {
+        const data = await timed(options.timings, { stage: 'encode', width: piece.width, format }, () =>
+          encode(piece, format, options),
+        ).catch((error: unknown) => {
           throw toPipelineError(error, 'image_failed');
         });
         await emit({
@@ -442,11 +508,15 @@ export async function renderVariants(
 
 function formatLimitError(width: number, height: number, format: OutputFormat): PipelineError {
   const { name, maxWidth, maxHeight } = FORMAT_LIMITS[format];
-  return permanent('invalid_job', `The job asks for a ${width}×${height} ${name} variant; ${name} images are at most ${maxWidth}×${maxHeight} pixels.`, {
-    width,
-    height,
-    format,
-  });
+  return permanent(
+    'invalid_job',
+    `The job asks for a ${width}×${height} ${name} variant; ${name} images are at most ${maxWidth}×${maxHeight} pixels.`,
+    {
+      width,
+      height,
+      format,
+    },
+  );
 }
 
 /** One width of one aspect's crop, with its formats. */
@@ -464,21 +534,33 @@ interface CroppedWidth {
  * present and inside the image, never enlarged, within the format's limits) so that a malformed
  * job fails before the decode.
  */
-function planCroppedVariants(variants: readonly VariantSpec[], source: { width: number; height: number }, options: RenderOptions): Map<number, CroppedWidth[]> {
+function planCroppedVariants(
+  variants: readonly VariantSpec[],
+  source: { width: number; height: number },
+  options: RenderOptions,
+): Map<number, CroppedWidth[]> {
   const byLevel = new Map<number, CroppedWidth[]>();
   for (const { width, format, aspect } of variants) {
     if (aspect === undefined) continue;
     const crop = options.crops?.[aspect];
     if (!crop || crop.left + crop.width > source.width || crop.top + crop.height > source.height) {
-      throw permanent('invalid_job', `The job asks for aspect ${aspect} without a crop rectangle inside the ${source.width}×${source.height} image.`, {
-        aspect,
-      });
+      throw permanent(
+        'invalid_job',
+        `The job asks for aspect ${aspect} without a crop rectangle inside the ${source.width}×${source.height} image.`,
+        {
+          aspect,
+        },
+      );
     }
     if (width > crop.width) {
-      throw permanent('invalid_job', `The job asks for a ${width}px variant of a ${crop.width}px crop; images are never enlarged.`, {
-        width,
-        aspect,
-      });
+      throw permanent(
+        'invalid_job',
+        `The job asks for a ${width}px variant of a ${crop.width}px crop; images are never enlarged.`,
+        {
+          width,
+          aspect,
+        },
+      );
     }
     const height = heightForWidth(width, crop);
     if (!fitsFormat(format, width, height)) throw formatLimitError(width, height, format);
@@ -496,7 +578,12 @@ function planCroppedVariants(variants: readonly VariantSpec[], source: { width: 
 }
 
 /** Cuts a crop out of a level (the rectangle scaled to the level) at exactly the variant's size. */
-async function cutCrop(level: Level, source: { width: number; height: number }, cropped: CroppedWidth, options: RenderOptions): Promise<Level> {
+async function cutCrop(
+  level: Level,
+  source: { width: number; height: number },
+  cropped: CroppedWidth,
+  options: RenderOptions,
+): Promise<Level> {
   const sx = level.width / source.width;
   const sy = level.height / source.height;
   const left = Math.min(level.width - 1, Math.round(cropped.crop.left * sx));

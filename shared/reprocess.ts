@@ -15,7 +15,13 @@ import type { PipelineDeps } from './deps.js';
 import { originalInfoFromMetadata } from './dispatch.js';
 import type { OriginalInfo } from './schemas.js';
 import { OutcomeMarkerV1 } from './schemas.js';
-import { idFromOutcomeMarkerName, OUTCOME_MARKER, originalName, REPROCESS_BUDGET_METADATA, variantName } from './naming.js';
+import {
+  idFromOutcomeMarkerName,
+  OUTCOME_MARKER,
+  originalName,
+  REPROCESS_BUDGET_METADATA,
+  variantName,
+} from './naming.js';
 import { guardStorage, metadataOrUndefined, readJsonObject } from './objects.js';
 import { estimateJobCost, planImage, splitIntoJobs } from './plan.js';
 import { NO_RECIPE, recipeOf } from './recipe.js';
@@ -51,7 +57,10 @@ export function estimateUpdateCpuSeconds(
 ): number {
   const missing = planImage(info, config).variants.filter((v) => !existing.has(variantName(id, v.width, v.format)));
   if (missing.length === 0) return 0;
-  const units = splitIntoJobs(missing, info, config.FANOUT_STRATEGY).reduce((sum, group) => sum + estimateJobCost(group, info), 0);
+  const units = splitIntoJobs(missing, info, config.FANOUT_STRATEGY).reduce(
+    (sum, group) => sum + estimateJobCost(group, info),
+    0,
+  );
   return (units * CPU_MS_PER_COST_UNIT) / 1000;
 }
 
@@ -84,7 +93,10 @@ export interface ReprocessSummary {
  * writes) and prices the backlog; a real one claims the cursor, dispatches until a bound, and
  * moves the cursor past the last image it finished (to the start again at the listing's end).
  */
-export async function runReprocess(deps: PipelineDeps, options: { dryRun: boolean; until?: number }): Promise<ReprocessSummary> {
+export async function runReprocess(
+  deps: PipelineDeps,
+  options: { dryRun: boolean; until?: number },
+): Promise<ReprocessSummary> {
   const { config } = deps;
   const started = Date.now();
   const until = options.until ?? started + config.CLEANUP_MAX_SECONDS * 1000;
@@ -107,13 +119,23 @@ export async function runReprocess(deps: PipelineDeps, options: { dryRun: boolea
     seconds: 0,
   };
   const uploads = deps.storage.bucket(config.UPLOADS_BUCKET);
-  const claim = options.dryRun ? undefined : await claimStep(deps, REPROCESS_STEP, randomUUID(), new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000));
+  const claim = options.dryRun
+    ? undefined
+    : await claimStep(
+        deps,
+        REPROCESS_STEP,
+        randomUUID(),
+        new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000),
+      );
   if (typeof claim === 'string') {
     summary.stoppedBy = 'busy';
     return summary;
   }
   const cursor = claim ? claim.after : options.dryRun ? undefined : await readCursor(deps, REPROCESS_STEP);
-  let spent = claim && claim.fields[REPROCESS_BUDGET_METADATA.day] === day ? Number(claim.fields[REPROCESS_BUDGET_METADATA.spent]) || 0 : 0;
+  let spent =
+    claim && claim.fields[REPROCESS_BUDGET_METADATA.day] === day
+      ? Number(claim.fields[REPROCESS_BUDGET_METADATA.spent]) || 0
+      : 0;
   summary.budget.spentBefore = spent;
   let last = cursor;
   let pageToken: string | undefined;
@@ -135,7 +157,10 @@ export async function runReprocess(deps: PipelineDeps, options: { dryRun: boolea
       summary.noOriginal++;
       return 'done';
     }
-    const marker = await readJsonObject(uploads.file(file.name, { generation: Number(file.metadata.generation) }), OutcomeMarkerV1);
+    const marker = await readJsonObject(
+      uploads.file(file.name, { generation: Number(file.metadata.generation) }),
+      OutcomeMarkerV1,
+    );
     const existing = new Set(marker?.outcome === 'ready' ? marker.manifest.variants.map((v) => v.name) : []);
     const cost = estimateUpdateCpuSeconds(info, existing, id, config);
     if (options.dryRun) {
@@ -144,7 +169,11 @@ export async function runReprocess(deps: PipelineDeps, options: { dryRun: boolea
     }
     if (cost > config.REPROCESS_CPU_SECONDS_PER_DAY) {
       summary.overBudget++;
-      deps.log.warn('image update exceeds the daily reprocess budget alone; skipped', { event: 'reprocess.skip', imageId: id, cpuSeconds: cost });
+      deps.log.warn('image update exceeds the daily reprocess budget alone; skipped', {
+        event: 'reprocess.skip',
+        imageId: id,
+        cpuSeconds: cost,
+      });
       return 'done';
     }
     if (summary.dispatched >= config.REPROCESS_MAX_PER_PASS) {
@@ -171,7 +200,13 @@ export async function runReprocess(deps: PipelineDeps, options: { dryRun: boolea
         break;
       }
       const [files, next] = await guardStorage(`list ${uploads.name}/${OUTCOME_MARKER.prefix}`, () =>
-        uploads.getFiles({ prefix: OUTCOME_MARKER.prefix, maxResults: 500, autoPaginate: false, ...(cursor ? { startOffset: `${cursor}\u0000` } : {}), ...(pageToken ? { pageToken } : {}) }),
+        uploads.getFiles({
+          prefix: OUTCOME_MARKER.prefix,
+          maxResults: 500,
+          autoPaginate: false,
+          ...(cursor ? { startOffset: `${cursor}\u0000` } : {}),
+          ...(pageToken ? { pageToken } : {}),
+        }),
       );
       for (const file of files) {
         if (Date.now() >= until) {
@@ -191,7 +226,10 @@ export async function runReprocess(deps: PipelineDeps, options: { dryRun: boolea
     }
   } finally {
     if (claim) {
-      const moved = await advanceStep(claim, last, { [REPROCESS_BUDGET_METADATA.day]: day, [REPROCESS_BUDGET_METADATA.spent]: String(Math.round(spent * 10) / 10) });
+      const moved = await advanceStep(claim, last, {
+        [REPROCESS_BUDGET_METADATA.day]: day,
+        [REPROCESS_BUDGET_METADATA.spent]: String(Math.round(spent * 10) / 10),
+      });
       if (!moved) deps.log.warn('reprocess cursor was taken over; not moved', { step: REPROCESS_STEP });
     }
   }
@@ -199,6 +237,9 @@ export async function runReprocess(deps: PipelineDeps, options: { dryRun: boolea
   summary.estimatedCpuSeconds = Math.round(summary.estimatedCpuSeconds * 10) / 10;
   summary.estimatedCostUsd = Math.round(costOf(summary.estimatedCpuSeconds) * 10_000) / 10_000;
   summary.seconds = Math.round((Date.now() - started) / 100) / 10;
-  deps.log.notice(options.dryRun ? 'reprocess dry run finished' : 'reprocess pass finished', { event: 'reprocess', summary });
+  deps.log.notice(options.dryRun ? 'reprocess dry run finished' : 'reprocess pass finished', {
+    event: 'reprocess',
+    summary,
+  });
   return summary;
 }

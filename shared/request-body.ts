@@ -33,7 +33,10 @@ export function parseMultipart(body: Buffer, contentType: string, maxBytes: numb
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
-      parser = busboy({ headers: { 'content-type': contentType }, limits: { files: 2, fileSize: maxBytes, fields: 20, parts: 40 } });
+      parser = busboy({
+        headers: { 'content-type': contentType },
+        limits: { files: 2, fileSize: maxBytes, fields: 20, parts: 40 },
+      });
     } catch {
       reject(permanent('bad_multipart', 'The multipart body has no valid boundary.'));
       return;
@@ -47,7 +50,8 @@ export function parseMultipart(body: Buffer, contentType: string, maxBytes: numb
       if (!finished || pending > 0) return;
       if (failure) reject(failure);
       else if (!found) reject(permanent('missing_file', `The form has no "${FILE_FIELD}" field with a file.`));
-      else if (otherFiles > 0) reject(permanent('too_many_files', `Send exactly one file in the "${FILE_FIELD}" field.`));
+      else if (otherFiles > 0)
+        reject(permanent('too_many_files', `Send exactly one file in the "${FILE_FIELD}" field.`));
       else resolve(found);
     };
     parser.on('file', (field, stream, info) => {
@@ -100,10 +104,15 @@ export async function extractUpload(
   maxBytes: number,
   filenameHint?: string,
 ): Promise<UploadedFile> {
-  if (body.length > maxBytes + MULTIPART_OVERHEAD_BYTES || (!/^multipart\//i.test(contentType ?? '') && body.length > maxBytes)) {
+  if (
+    body.length > maxBytes + MULTIPART_OVERHEAD_BYTES ||
+    (!/^multipart\//i.test(contentType ?? '') && body.length > maxBytes)
+  ) {
     throw tooLarge(maxBytes);
   }
-  if (contentType !== undefined && /^multipart\/form-data/i.test(contentType)) return parseMultipart(body, contentType, maxBytes);
-  if (/^multipart\//i.test(contentType ?? '')) throw permanent('bad_multipart', 'Use multipart/form-data for form uploads.');
+  if (contentType !== undefined && /^multipart\/form-data/i.test(contentType))
+    return parseMultipart(body, contentType, maxBytes);
+  if (/^multipart\//i.test(contentType ?? ''))
+    throw permanent('bad_multipart', 'Use multipart/form-data for form uploads.');
   return { bytes: body, filename: sanitizeFilename(filenameHint) };
 }

@@ -83,7 +83,8 @@ export interface Screening {
  */
 export function screenRequest(head: RequestHead, allowedOrigins: readonly string[], auth: UploadAuth): Screening {
   const cors = corsFor(head.origin, allowedOrigins);
-  if (!cors.allowed) return { headers: {}, error: permanent('forbidden_origin', 'This origin may not call the upload API.') };
+  if (!cors.allowed)
+    return { headers: {}, error: permanent('forbidden_origin', 'This origin may not call the upload API.') };
   const open = head.method === 'OPTIONS' || head.path === '/healthz';
   if (!open && !isAuthorized(head.authorization, auth)) {
     return { headers: cors.headers, error: permanent('unauthorized', 'A valid bearer token is required.') };

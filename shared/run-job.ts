@@ -13,7 +13,14 @@ import type { JobMessage } from './schemas.js';
 import { VARIANT_CACHE_CONTROL, VARIANT_METADATA, variantName } from './naming.js';
 import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
 import { METRIC_LINES } from './observability.js';
-import { isDeleted, recordFailure, removeImageObjects, settleOwnOutcome, writeManifest, writeUpdatedManifest } from './records.js';
+import {
+  isDeleted,
+  recordFailure,
+  removeImageObjects,
+  settleOwnOutcome,
+  writeManifest,
+  writeUpdatedManifest,
+} from './records.js';
 import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
 import { parsePlaceholderMetadata, placeholderMetadata } from './placeholder.js';
 import { cropMetadata, parseCropMetadata } from './crop.js';
@@ -66,7 +73,14 @@ function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
     if (!Number.isInteger(width) || !Number.isInteger(height)) continue;
     const crop = parseCropMetadata(custom[VARIANT_METADATA.crop]);
     const placeholder = parsePlaceholderMetadata(custom[VARIANT_METADATA.placeholder]);
-    objects.set(file.name, { name: file.name, bytes: Number(file.metadata.size ?? 0), width, height, ...(crop ? { crop } : {}), ...(placeholder ? { placeholder } : {}) });
+    objects.set(file.name, {
+      name: file.name,
+      bytes: Number(file.metadata.size ?? 0),
+      width,
+      height,
+      ...(crop ? { crop } : {}),
+      ...(placeholder ? { placeholder } : {}),
+    });
   }
   return objects;
 }
@@ -99,7 +113,9 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   let written = 0;
 
   if (needed.length > 0) {
-    const source = deps.storage.bucket(job.original.bucket).file(job.original.name, { generation: Number(job.original.generation) });
+    const source = deps.storage
+      .bucket(job.original.bucket)
+      .file(job.original.name, { generation: Number(job.original.generation) });
     const original = await downloadOrUndefined(source);
     if (!original) {
       // Retryable: the bytes are not the problem, and re-submitting them stores a new original.
@@ -125,18 +141,24 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
         async (variant) => {
           const cpuMs = cpuMsSince(cpuMark);
           cpuMark = process.cpuUsage();
-          const result = await createIfAbsent(images.file(variantName(job.imageId, variant.width, variant.format, variant.aspect)), variant.data, {
-            contentType: variant.contentType,
-            cacheControl: VARIANT_CACHE_CONTROL,
-            metadata: {
-              [VARIANT_METADATA.width]: String(variant.width),
-              [VARIANT_METADATA.height]: String(variant.height),
-              [VARIANT_METADATA.sourceGeneration]: job.original.generation,
-              [VARIANT_METADATA.cpuMs]: String(cpuMs),
-              ...(variant.crop ? { [VARIANT_METADATA.crop]: cropMetadata(variant.crop) } : {}),
-              ...(variant.placeholder ? { [VARIANT_METADATA.placeholder]: placeholderMetadata(variant.placeholder) } : {}),
+          const result = await createIfAbsent(
+            images.file(variantName(job.imageId, variant.width, variant.format, variant.aspect)),
+            variant.data,
+            {
+              contentType: variant.contentType,
+              cacheControl: VARIANT_CACHE_CONTROL,
+              metadata: {
+                [VARIANT_METADATA.width]: String(variant.width),
+                [VARIANT_METADATA.height]: String(variant.height),
+                [VARIANT_METADATA.sourceGeneration]: job.original.generation,
+                [VARIANT_METADATA.cpuMs]: String(cpuMs),
+                ...(variant.crop ? { [VARIANT_METADATA.crop]: cropMetadata(variant.crop) } : {}),
+                ...(variant.placeholder
+                  ? { [VARIANT_METADATA.placeholder]: placeholderMetadata(variant.placeholder) }
+                  : {}),
+              },
             },
-          });
+          );
           if (result.created) written++;
         },
       );
@@ -177,9 +199,14 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     ...(job.recipe ? { recipe: job.recipe } : {}),
   });
   const uploadToReadyMs = job.acceptedAt ? Math.max(0, now.getTime() - new Date(job.acceptedAt).getTime()) : undefined;
-  const manifest = { ...built, processing: { ...(uploadToReadyMs !== undefined ? { uploadToReadyMs } : {}), cpuSeconds: cpuSecondsOf(files) } };
+  const manifest = {
+    ...built,
+    processing: { ...(uploadToReadyMs !== undefined ? { uploadToReadyMs } : {}), cpuSeconds: cpuSecondsOf(files) },
+  };
   const outcome =
-    job.replaces === undefined ? await writeManifest(deps, manifest, writer) : await writeUpdatedManifest(deps, manifest, writer, job.replaces);
+    job.replaces === undefined
+      ? await writeManifest(deps, manifest, writer)
+      : await writeUpdatedManifest(deps, manifest, writer, job.replaces);
   log.info(outcome === 'created' ? 'image ready' : 'job done; manifest already written', {
     event: DONE.event,
     written,

@@ -164,7 +164,9 @@ export const ManifestV1 = z.object({
    * What making the image cost, as the fan-in saw it (docs/observability.md): upload→ready
    * milliseconds (absent for jobs without `acceptedAt`) and the jobs' CPU-seconds. Absent in older manifests.
    */
-  processing: z.object({ uploadToReadyMs: z.number().nonnegative().optional(), cpuSeconds: z.number().nonnegative() }).optional(),
+  processing: z
+    .object({ uploadToReadyMs: z.number().nonnegative().optional(), cpuSeconds: z.number().nonnegative() })
+    .optional(),
 });
 /** `{id}/manifest.json`. */
 export type Manifest = z.infer<typeof ManifestV1>;
@@ -276,7 +278,10 @@ export function parseJob(data: Buffer | string | unknown): JobMessage {
   const result = JobMessageV1.safeParse(json);
   if (!result.success) {
     const issue = result.error.issues[0];
-    throw permanent('invalid_job', `Job message is invalid: ${issue?.path.join('.') || '(root)'} ${issue?.message ?? 'does not match the schema'}.`);
+    throw permanent(
+      'invalid_job',
+      `Job message is invalid: ${issue?.path.join('.') || '(root)'} ${issue?.message ?? 'does not match the schema'}.`,
+    );
   }
   return result.data;
 }

@@ -60,7 +60,9 @@ export interface SignedUpload {
 
 /** Content types a signed URL may be issued for: what the probe accepts. */
 export function signableContentTypes(config: PipelineDeps['config']): string[] {
-  return ACCEPTED_INPUT_FORMATS.filter((format) => format !== 'svg' || config.ALLOW_SVG).map((format) => INPUT_CONTENT_TYPES[format]);
+  return ACCEPTED_INPUT_FORMATS.filter((format) => format !== 'svg' || config.ALLOW_SVG).map(
+    (format) => INPUT_CONTENT_TYPES[format],
+  );
 }
 
 /** Parses and checks a signing request: 400 malformed, 415 unsupported type, 413 too large. */
@@ -69,12 +71,18 @@ export function parseSignedUploadRequest(deps: PipelineDeps, body: Buffer): z.in
   try {
     json = JSON.parse(body.toString('utf8'));
   } catch {
-    throw permanent('bad_request', 'Send a JSON body: {"filename": "...", "contentType": "image/jpeg", "size": 12345}.');
+    throw permanent(
+      'bad_request',
+      'Send a JSON body: {"filename": "...", "contentType": "image/jpeg", "size": 12345}.',
+    );
   }
   const parsed = SignedUploadRequest.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw permanent('bad_request', `Invalid ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'does not match the schema'}.`);
+    throw permanent(
+      'bad_request',
+      `Invalid ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'does not match the schema'}.`,
+    );
   }
   const contentType = parsed.data.contentType.trim().toLowerCase();
   const allowed = signableContentTypes(deps.config);
@@ -83,7 +91,9 @@ export function parseSignedUploadRequest(deps: PipelineDeps, body: Buffer): z.in
   }
   const max = deps.config.MAX_INGEST_BYTES;
   if (parsed.data.size > max) {
-    throw permanent('payload_too_large', `The file is ${parsed.data.size} bytes; the limit is ${max} bytes.`, { maxBytes: max });
+    throw permanent('payload_too_large', `The file is ${parsed.data.size} bytes; the limit is ${max} bytes.`, {
+      maxBytes: max,
+    });
   }
   return { ...parsed.data, contentType };
 }
@@ -103,18 +113,21 @@ export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promi
   // Bound by the signature: the size range, and create-only (a PUT onto an object already
   // there, e.g. the URL replayed before ingest took the first one, fails with 412).
   const extensionHeaders = { 'x-goog-content-length-range': `1,${request.size}`, 'x-goog-if-generation-match': '0' };
-  const [uploadUrl] = await deps.storage
-    .bucket(deps.config.UPLOADS_BUCKET)
-    .file(objectName)
-    .getSignedUrl({
-      version: 'v4',
-      action: 'write',
-      expires: expiresAt,
-      accessibleAt: deps.now(),
-      contentType: request.contentType,
-      extensionHeaders,
-    });
-  deps.log.info('signed upload URL issued', { event: 'upload.signed', ticket, object: objectName, bytes: request.size, contentType: request.contentType });
+  const [uploadUrl] = await deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(objectName).getSignedUrl({
+    version: 'v4',
+    action: 'write',
+    expires: expiresAt,
+    accessibleAt: deps.now(),
+    contentType: request.contentType,
+    extensionHeaders,
+  });
+  deps.log.info('signed upload URL issued', {
+    event: 'upload.signed',
+    ticket,
+    object: objectName,
+    bytes: request.size,
+    contentType: request.contentType,
+  });
   return {
     ticket,
     uploadUrl,

@@ -65,7 +65,12 @@ export type FunctionKey = 'upload' | 'ingest' | 'resize' | 'cleanup';
 /** The whole topology as read from `topology.json`. */
 export interface Topology {
   readonly buckets: Readonly<Record<BucketKey, BucketSpec>>;
-  readonly prefixes: { readonly originals: string; readonly incoming: string; readonly tickets: string; readonly outcomes: string };
+  readonly prefixes: {
+    readonly originals: string;
+    readonly incoming: string;
+    readonly tickets: string;
+    readonly outcomes: string;
+  };
   readonly topics: Readonly<Record<TopicKey, TopicSpec>>;
   readonly subscriptions: Readonly<Record<SubscriptionKey, SubscriptionSpec>>;
   readonly functions: Readonly<Record<FunctionKey, FunctionSpec>>;

@@ -13,7 +13,12 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Polls `probe` every `everyMs` until it returns something other than `undefined`, and returns
  * that; fails naming `what` after `timeoutMs`. Errors thrown by `probe` fail at once.
  */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -37,7 +42,8 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`${what}: not done after ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not done after ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
     await pause(250);
   }
 }

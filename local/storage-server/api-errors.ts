@@ -49,10 +49,15 @@ export function badRequest(message: string, reason = 'invalid'): StorageApiError
 
 /** 400 for a malformed query parameter, naming it the way Cloud Storage does. */
 export function invalidParameter(name: string, value: string): StorageApiError {
-  return new StorageApiError(400, `Invalid argument for parameter ${name}: ${JSON.stringify(value)}`, 'invalidParameter', {
-    type: 'parameter',
-    name,
-  });
+  return new StorageApiError(
+    400,
+    `Invalid argument for parameter ${name}: ${JSON.stringify(value)}`,
+    'invalidParameter',
+    {
+      type: 'parameter',
+      name,
+    },
+  );
 }
 
 /** 404 for a bucket that does not exist. */
@@ -67,10 +72,15 @@ export function noSuchObject(bucket: string, name: string): StorageApiError {
 
 /** 412, the answer to every failed `if*Match` precondition except reads' "not match" ones. */
 export function preconditionFailed(detail: string): StorageApiError {
-  return new StorageApiError(412, `At least one of the pre-conditions you specified did not hold. (${detail})`, 'conditionNotMet', {
-    type: 'header',
-    name: 'If-Match',
-  });
+  return new StorageApiError(
+    412,
+    `At least one of the pre-conditions you specified did not hold. (${detail})`,
+    'conditionNotMet',
+    {
+      type: 'header',
+      name: 'If-Match',
+    },
+  );
 }
 
 /** 304, what Cloud Storage answers a GET whose `ifGenerationNotMatch`/`ifMetagenerationNotMatch` fails. */

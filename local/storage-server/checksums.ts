@@ -115,6 +115,9 @@ export function verifyClaimedHashes(claimed: ClaimedHashes, actual: { crc32c: st
     );
   }
   if (claimed.md5 !== undefined && claimed.md5 !== actual.md5Hash) {
-    throw badRequest(`Provided MD5 hash "${claimed.md5}" doesn't match calculated MD5 hash "${actual.md5Hash}".`, 'invalid');
+    throw badRequest(
+      `Provided MD5 hash "${claimed.md5}" doesn't match calculated MD5 hash "${actual.md5Hash}".`,
+      'invalid',
+    );
   }
 }

@@ -34,7 +34,8 @@ function parseCliArgs(argv: string[]): CliOptions | 'help' {
   });
   if (values.help) return 'help';
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got ${values.port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--port must be 0-65535, got ${values.port}`);
   const notify = values.notify.map((entry) => {
     const at = entry.indexOf('=');
     if (at <= 0 || at === entry.length - 1) throw new Error(`--notify takes BUCKET=URL, got ${entry}`);
@@ -71,9 +72,15 @@ async function main(): Promise<void> {
     },
   });
   for (const { bucket, url } of options.notify) server.addNotification(bucket, url);
-  console.log(`Storage server listening on ${server.url} (${options.server.dir ? `persisting to ${options.server.dir}` : 'in memory'})`);
-  console.log(`  clients: new Storage({ apiEndpoint: '${server.url}', projectId: 'demo-project' })  or  STORAGE_API_ENDPOINT=${server.url}`);
-  console.log(`  gcloud:  CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE=${server.url}/ CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true`);
+  console.log(
+    `Storage server listening on ${server.url} (${options.server.dir ? `persisting to ${options.server.dir}` : 'in memory'})`,
+  );
+  console.log(
+    `  clients: new Storage({ apiEndpoint: '${server.url}', projectId: 'demo-project' })  or  STORAGE_API_ENDPOINT=${server.url}`,
+  );
+  console.log(
+    `  gcloud:  CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE=${server.url}/ CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true`,
+  );
 
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals): void => {

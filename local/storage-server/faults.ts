@@ -75,14 +75,23 @@ export class FaultInjector {
   /** Adds a fault; throws a TypeError for nonsense (no effect, bad status, bad count). */
   add(spec: FaultSpec): void {
     const times = spec.times ?? 1;
-    if (!Number.isInteger(times) || times < 1) throw new TypeError(`Fault times must be a positive whole number, got ${spec.times}`);
+    if (!Number.isInteger(times) || times < 1)
+      throw new TypeError(`Fault times must be a positive whole number, got ${spec.times}`);
     if (spec.status !== undefined && (!Number.isInteger(spec.status) || spec.status < 400 || spec.status > 599)) {
       throw new TypeError(`Fault status must be 400-599, got ${spec.status}`);
     }
     const latencyMs = spec.latencyMs ?? 0;
-    if (!Number.isFinite(latencyMs) || latencyMs < 0) throw new TypeError(`Fault latencyMs must be >= 0, got ${spec.latencyMs}`);
-    if (spec.status === undefined && latencyMs === 0) throw new TypeError('A fault needs a status, a latencyMs, or both');
-    this.faults.push({ method: spec.method?.toUpperCase(), path: spec.path, status: spec.status, latencyMs, remaining: times });
+    if (!Number.isFinite(latencyMs) || latencyMs < 0)
+      throw new TypeError(`Fault latencyMs must be >= 0, got ${spec.latencyMs}`);
+    if (spec.status === undefined && latencyMs === 0)
+      throw new TypeError('A fault needs a status, a latencyMs, or both');
+    this.faults.push({
+      method: spec.method?.toUpperCase(),
+      path: spec.path,
+      status: spec.status,
+      latencyMs,
+      remaining: times,
+    });
   }
 
   /** Removes every fault. */
@@ -100,7 +109,11 @@ export class FaultInjector {
   /** Consumes one use of the first fault matching the request, if any. */
   take(method: string, target: string): FaultDecision | undefined {
     if (target.startsWith('/_admin/')) return undefined;
-    const held = this.holds.find((h) => (h.method === undefined || h.method === method.toUpperCase()) && (h.path === undefined || (typeof h.path === 'string' ? target.includes(h.path) : matches(h.path, target))));
+    const held = this.holds.find(
+      (h) =>
+        (h.method === undefined || h.method === method.toUpperCase()) &&
+        (h.path === undefined || (typeof h.path === 'string' ? target.includes(h.path) : matches(h.path, target))),
+    );
     if (held) {
       this.holds = this.holds.filter((h) => h !== held);
       held.arrived();
@@ -129,7 +142,8 @@ function matches(pattern: RegExp, target: string): boolean {
  * expression source (JSON cannot carry a RegExp).
  */
 export function faultFromJson(body: unknown): FaultSpec {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('A fault must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw badRequest('A fault must be a JSON object');
   const input = body as Record<string, unknown>;
   const spec: FaultSpec = {};
   const optionalString = (key: string): string | undefined => {
@@ -148,7 +162,8 @@ export function faultFromJson(body: unknown): FaultSpec {
   const path = optionalString('path');
   const pattern = optionalString('pathPattern');
   if (method !== undefined) spec.method = method;
-  if (path !== undefined && pattern !== undefined) throw badRequest('Give a fault either path or pathPattern, not both');
+  if (path !== undefined && pattern !== undefined)
+    throw badRequest('Give a fault either path or pathPattern, not both');
   if (path !== undefined) spec.path = path;
   if (pattern !== undefined) {
     try {

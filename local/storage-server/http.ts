@@ -64,6 +64,11 @@ export function requiredParam(url: URL, name: string): string {
 export function integerParam(url: URL, name: string, fallback: number): number {
   const raw = url.searchParams.get(name);
   if (raw === null || raw === '') return fallback;
-  if (!/^\d{1,15}$/.test(raw)) throw new StorageApiError(400, `Invalid argument for parameter ${name}: ${JSON.stringify(raw)}`, 'invalidParameter');
+  if (!/^\d{1,15}$/.test(raw))
+    throw new StorageApiError(
+      400,
+      `Invalid argument for parameter ${name}: ${JSON.stringify(raw)}`,
+      'invalidParameter',
+    );
   return Number(raw);
 }

@@ -49,9 +49,11 @@ export class Notifier {
     } catch {
       throw new TypeError(`Notification URL is not a URL: ${JSON.stringify(url)}`);
     }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new TypeError(`Notification URL must be http(s): ${url}`);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      throw new TypeError(`Notification URL must be http(s): ${url}`);
     for (const event of events) {
-      if (!(event in EVENT_TYPES)) throw new TypeError(`Unknown notification event ${JSON.stringify(event)}; use finalize or delete`);
+      if (!(event in EVENT_TYPES))
+        throw new TypeError(`Unknown notification event ${JSON.stringify(event)}; use finalize or delete`);
     }
     const list = this.targets.get(bucket) ?? [];
     list.push({ url, events: [...new Set(events)] });
@@ -65,7 +67,9 @@ export class Notifier {
 
   /** The subscriptions, by bucket (for the admin endpoint). */
   list(): Record<string, NotificationTarget[]> {
-    return Object.fromEntries([...this.targets].map(([bucket, list]) => [bucket, list.map((t) => ({ ...t, events: [...t.events] }))]));
+    return Object.fromEntries(
+      [...this.targets].map(([bucket, list]) => [bucket, list.map((t) => ({ ...t, events: [...t.events] }))]),
+    );
   }
 
   /** Announces an event for `record` to the bucket's subscribers. Never throws, never waits. */
@@ -116,10 +120,14 @@ export class Notifier {
         problem = error instanceof Error ? error.message : String(error);
       }
       if (attempt === this.retry.attempts) {
-        this.log(`storage-server: giving up delivering ${headers['ce-type']} for ${headers['ce-subject']} to ${url} after ${attempt} attempts (${problem})`);
+        this.log(
+          `storage-server: giving up delivering ${headers['ce-type']} for ${headers['ce-subject']} to ${url} after ${attempt} attempts (${problem})`,
+        );
         return;
       }
-      this.log(`storage-server: delivering ${headers['ce-type']} to ${url} failed (${problem}); retrying in ${delay} ms`);
+      this.log(
+        `storage-server: delivering ${headers['ce-type']} to ${url} failed (${problem}); retrying in ${delay} ms`,
+      );
       await new Promise<void>((resolve) => {
         const onAbort = (): void => {
           clearTimeout(timer);
@@ -148,7 +156,9 @@ export function headerSafe(value: string): string {
       // A character of a string always has a code point; 0 would be percent-encoded anyway.
       const code = char.codePointAt(0) ?? 0;
       if (code >= 0x20 && code < 0x7f && char !== '%') return char;
-      return [...Buffer.from(char, 'utf8')].map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+      return [...Buffer.from(char, 'utf8')]
+        .map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`)
+        .join('');
     })
     .join('');
 }

@@ -22,7 +22,10 @@ export function validateBucketName(name: string): void {
 }
 
 /** A new bucket record with today's timestamps. */
-export function newBucketRecord(name: string, fields: { location?: string; storageClass?: string; labels?: Record<string, string> } = {}): BucketRecord {
+export function newBucketRecord(
+  name: string,
+  fields: { location?: string; storageClass?: string; labels?: Record<string, string> } = {},
+): BucketRecord {
   const now = new Date().toISOString();
   const record: BucketRecord = {
     name,
@@ -59,7 +62,8 @@ export async function resolveBucket(ctx: RequestContext, name: string): Promise<
 /** 400 unless `name` is a valid object name: 1-1024 UTF-8 bytes, no CR/LF, not `.` or `..`. */
 export function validateObjectName(name: string): void {
   const bytes = Buffer.byteLength(name, 'utf8');
-  if (bytes === 0 || bytes > 1024) throw badRequest(`Object names must be 1 to 1024 bytes of UTF-8; this one is ${bytes}`);
+  if (bytes === 0 || bytes > 1024)
+    throw badRequest(`Object names must be 1 to 1024 bytes of UTF-8; this one is ${bytes}`);
   if (/[\r\n]/.test(name)) throw badRequest('Object names must not contain carriage returns or line feeds');
   if (name === '.' || name === '..') throw badRequest('Object names must not be "." or ".."');
 }
@@ -96,7 +100,11 @@ async function prepareNewGeneration(ctx: RequestContext, input: NewGeneration): 
  * Checks preconditions against the live object and stores the new generation. The caller holds
  * the name's lock; returns the new record and the one it replaced.
  */
-async function commitLocked(ctx: RequestContext, input: NewGeneration, hashes: Hashed): Promise<{ record: ObjectRecord; previous: ObjectRecord | undefined }> {
+async function commitLocked(
+  ctx: RequestContext,
+  input: NewGeneration,
+  hashes: Hashed,
+): Promise<{ record: ObjectRecord; previous: ObjectRecord | undefined }> {
   const previous = ctx.store.getObject(input.bucket, input.name);
   checkPreconditions(previous, input.preconditions, 'write');
   const now = new Date().toISOString();
@@ -132,7 +140,9 @@ function announce(ctx: RequestContext, record: ObjectRecord, previous: ObjectRec
  */
 export async function commitNewGeneration(ctx: RequestContext, input: NewGeneration): Promise<ObjectRecord> {
   const hashes = await prepareNewGeneration(ctx, input);
-  const { record, previous } = await ctx.store.withLock(input.bucket, input.name, () => commitLocked(ctx, input, hashes));
+  const { record, previous } = await ctx.store.withLock(input.bucket, input.name, () =>
+    commitLocked(ctx, input, hashes),
+  );
   announce(ctx, record, previous);
   return record;
 }
@@ -182,7 +192,8 @@ export function findObjectForRead(ctx: RequestContext, bucket: string, name: str
   if (!record) throw noSuchObject(bucket, name);
   const generation = ctx.url.searchParams.get('generation');
   if (generation !== null && generation !== '') {
-    if (!/^\d+$/.test(generation)) throw badRequest(`Invalid argument for parameter generation: ${JSON.stringify(generation)}`, 'invalidParameter');
+    if (!/^\d+$/.test(generation))
+      throw badRequest(`Invalid argument for parameter generation: ${JSON.stringify(generation)}`, 'invalidParameter');
     if (BigInt(generation) !== BigInt(record.generation)) throw noSuchObject(bucket, name);
   }
   checkPreconditions(record, preconditions, 'read');

@@ -82,7 +82,11 @@ export class RequestObserver {
       };
       const timer = setTimeout(() => {
         this.watches = this.watches.filter((w) => w !== watch);
-        reject(new Error(`no ${match.method ?? ''} request matching ${String(match.path ?? 'any path')} within ${timeoutMs} ms`));
+        reject(
+          new Error(
+            `no ${match.method ?? ''} request matching ${String(match.path ?? 'any path')} within ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs);
       this.watches.push(watch);
     });

@@ -42,29 +42,42 @@ export function isUnconditional(preconditions: Preconditions): boolean {
  * `operation` is `read` for GETs (304 for failed "not match" conditions), `write` otherwise.
  * Callers answer 404 for a missing object before calling this when the operation needs one.
  */
-export function checkPreconditions(current: ObjectRecord | undefined, preconditions: Preconditions, operation: 'read' | 'write' = 'write'): void {
+export function checkPreconditions(
+  current: ObjectRecord | undefined,
+  preconditions: Preconditions,
+  operation: 'read' | 'write' = 'write',
+): void {
   const { ifGenerationMatch, ifGenerationNotMatch, ifMetagenerationMatch, ifMetagenerationNotMatch } = preconditions;
   if (!current) {
     if (ifGenerationMatch !== undefined && ifGenerationMatch !== 0n) {
       throw preconditionFailed(`ifGenerationMatch=${ifGenerationMatch} but the object does not exist`);
     }
-    if (ifGenerationNotMatch !== undefined) throw preconditionFailed('ifGenerationNotMatch given but the object does not exist');
-    if (ifMetagenerationMatch !== undefined) throw preconditionFailed('ifMetagenerationMatch given but the object does not exist');
-    if (ifMetagenerationNotMatch !== undefined) throw preconditionFailed('ifMetagenerationNotMatch given but the object does not exist');
+    if (ifGenerationNotMatch !== undefined)
+      throw preconditionFailed('ifGenerationNotMatch given but the object does not exist');
+    if (ifMetagenerationMatch !== undefined)
+      throw preconditionFailed('ifMetagenerationMatch given but the object does not exist');
+    if (ifMetagenerationNotMatch !== undefined)
+      throw preconditionFailed('ifMetagenerationNotMatch given but the object does not exist');
     return;
   }
   const generation = BigInt(current.generation);
   const metageneration = BigInt(current.metageneration);
   if (ifGenerationMatch !== undefined && ifGenerationMatch !== generation) {
     throw preconditionFailed(
-      ifGenerationMatch === 0n ? 'ifGenerationMatch=0 but the object exists' : `ifGenerationMatch=${ifGenerationMatch}, live generation is ${generation}`,
+      ifGenerationMatch === 0n
+        ? 'ifGenerationMatch=0 but the object exists'
+        : `ifGenerationMatch=${ifGenerationMatch}, live generation is ${generation}`,
     );
   }
   if (ifMetagenerationMatch !== undefined && ifMetagenerationMatch !== metageneration) {
-    throw preconditionFailed(`ifMetagenerationMatch=${ifMetagenerationMatch}, live metageneration is ${metageneration}`);
+    throw preconditionFailed(
+      `ifMetagenerationMatch=${ifMetagenerationMatch}, live metageneration is ${metageneration}`,
+    );
   }
   if (ifGenerationNotMatch !== undefined && ifGenerationNotMatch === generation) {
-    throw operation === 'read' ? notModified() : preconditionFailed(`ifGenerationNotMatch=${ifGenerationNotMatch} is the live generation`);
+    throw operation === 'read'
+      ? notModified()
+      : preconditionFailed(`ifGenerationNotMatch=${ifGenerationNotMatch} is the live generation`);
   }
   if (ifMetagenerationNotMatch !== undefined && ifMetagenerationNotMatch === metageneration) {
     throw operation === 'read'

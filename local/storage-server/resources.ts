@@ -4,7 +4,12 @@
  * int64 values (`generation`, `metageneration`, `size`) are strings, checksums are base64.
  */
 import { badRequest } from './api-errors.js';
-import { WRITABLE_STRING_FIELDS, type BucketRecord, type ObjectRecord, type WritableObjectFields } from './object-records.js';
+import {
+  WRITABLE_STRING_FIELDS,
+  type BucketRecord,
+  type ObjectRecord,
+  type WritableObjectFields,
+} from './object-records.js';
 
 /** Object names are URL path segments in every route; `/` must be escaped as Cloud Storage does. */
 export const encodeName = (name: string): string => encodeURIComponent(name);
@@ -87,10 +92,15 @@ function metadataValue(key: string, value: unknown): string {
  * `objects.patch` does; without it (uploads, `objects.update`) the result is exactly what was
  * sent. Unknown and read-only fields are ignored, as Cloud Storage ignores them.
  */
-export function applyWritableFields(fields: WritableObjectFields, body: unknown, mode: 'replace' | 'patch'): WritableObjectFields {
+export function applyWritableFields(
+  fields: WritableObjectFields,
+  body: unknown,
+  mode: 'replace' | 'patch',
+): WritableObjectFields {
   if (body === undefined || body === null) return mode === 'patch' ? { ...fields } : {};
   if (!isRecord(body)) throw badRequest('The object metadata must be a JSON object');
-  const result: WritableObjectFields = mode === 'patch' ? { ...fields, metadata: fields.metadata ? { ...fields.metadata } : undefined } : {};
+  const result: WritableObjectFields =
+    mode === 'patch' ? { ...fields, metadata: fields.metadata ? { ...fields.metadata } : undefined } : {};
   for (const field of WRITABLE_STRING_FIELDS) {
     if (!(field in body)) continue;
     const value = body[field];

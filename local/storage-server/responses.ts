@@ -11,7 +11,12 @@ import { objectResource } from './resources.js';
 import { GenerationGoneError } from './store.js';
 
 /** Sends a JSON body with `status`. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'Content-Type': 'application/json; charset=UTF-8',
@@ -110,7 +115,11 @@ export async function sendMedia(ctx: RequestContext, record: ObjectRecord): Prom
     if (gzipped) headers['Content-Encoding'] = 'gzip';
     const range = parseRange(typeof req.headers.range === 'string' ? req.headers.range : undefined, record.size);
     if (range === 'unsatisfiable') {
-      const error = new StorageApiError(416, 'The requested range cannot be satisfied.', 'requestedRangeNotSatisfiable');
+      const error = new StorageApiError(
+        416,
+        'The requested range cannot be satisfied.',
+        'requestedRangeNotSatisfiable',
+      );
       const body = JSON.stringify(error.toBody());
       res.writeHead(416, {
         'Content-Type': 'application/json; charset=UTF-8',

@@ -40,12 +40,14 @@ const routes: Route[] = [
   {
     methods: ['POST'],
     pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}/rewriteTo/b/${SEGMENT}/o/${NAME}$`),
-    handle: (ctx, group) => copyObject(ctx, { bucket: group(0), name: group(1) }, { bucket: group(2), name: group(3) }, 'rewrite'),
+    handle: (ctx, group) =>
+      copyObject(ctx, { bucket: group(0), name: group(1) }, { bucket: group(2), name: group(3) }, 'rewrite'),
   },
   {
     methods: ['POST'],
     pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}/copyTo/b/${SEGMENT}/o/${NAME}$`),
-    handle: (ctx, group) => copyObject(ctx, { bucket: group(0), name: group(1) }, { bucket: group(2), name: group(3) }, 'copy'),
+    handle: (ctx, group) =>
+      copyObject(ctx, { bucket: group(0), name: group(1) }, { bucket: group(2), name: group(3) }, 'copy'),
   },
   {
     methods: ['POST'],
@@ -62,10 +64,26 @@ const routes: Route[] = [
     pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`),
     handle: (ctx, group) => getObject(ctx, group(0), group(1), false),
   },
-  { methods: ['PATCH'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`), handle: (ctx, group) => updateObjectMetadata(ctx, group(0), group(1), 'patch') },
-  { methods: ['PUT'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`), handle: (ctx, group) => updateObjectMetadata(ctx, group(0), group(1), 'replace') },
-  { methods: ['DELETE'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`), handle: (ctx, group) => deleteObject(ctx, group(0), group(1)) },
-  { methods: ['GET'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/?$`), handle: (ctx, group) => listObjects(ctx, group(0)) },
+  {
+    methods: ['PATCH'],
+    pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`),
+    handle: (ctx, group) => updateObjectMetadata(ctx, group(0), group(1), 'patch'),
+  },
+  {
+    methods: ['PUT'],
+    pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`),
+    handle: (ctx, group) => updateObjectMetadata(ctx, group(0), group(1), 'replace'),
+  },
+  {
+    methods: ['DELETE'],
+    pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/${NAME}$`),
+    handle: (ctx, group) => deleteObject(ctx, group(0), group(1)),
+  },
+  {
+    methods: ['GET'],
+    pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/o/?$`),
+    handle: (ctx, group) => listObjects(ctx, group(0)),
+  },
   {
     methods: ['GET', 'HEAD'],
     pattern: new RegExp(`^/download/storage/v1/b/${SEGMENT}/o/${NAME}$`),
@@ -79,15 +97,28 @@ const routes: Route[] = [
       const method = ctx.req.method;
       if (uploadId && method === 'DELETE') return cancelUploadSession(ctx, uploadId);
       if (uploadId) return handleUploadSession(ctx, group(0), uploadId);
-      if (method !== 'POST') throw new StorageApiError(400, 'Upload requests without upload_id must be POSTs', 'invalid');
+      if (method !== 'POST')
+        throw new StorageApiError(400, 'Upload requests without upload_id must be POSTs', 'invalid');
       return handleUploadStart(ctx, group(0));
     },
   },
   { methods: ['GET'], pattern: /^\/storage\/v1\/b\/?$/, handle: (ctx) => listBuckets(ctx) },
   { methods: ['POST'], pattern: /^\/storage\/v1\/b\/?$/, handle: (ctx) => insertBucket(ctx) },
-  { methods: ['GET'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, group) => getBucket(ctx, group(0)) },
-  { methods: ['PATCH', 'PUT'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, group) => patchBucket(ctx, group(0)) },
-  { methods: ['DELETE'], pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`), handle: (ctx, group) => deleteBucket(ctx, group(0)) },
+  {
+    methods: ['GET'],
+    pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`),
+    handle: (ctx, group) => getBucket(ctx, group(0)),
+  },
+  {
+    methods: ['PATCH', 'PUT'],
+    pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`),
+    handle: (ctx, group) => patchBucket(ctx, group(0)),
+  },
+  {
+    methods: ['DELETE'],
+    pattern: new RegExp(`^/storage/v1/b/${SEGMENT}/?$`),
+    handle: (ctx, group) => deleteBucket(ctx, group(0)),
+  },
   // Public-URL reads, as https://storage.googleapis.com/{bucket}/{object} serves public objects:
   // lets PUBLIC_BASE_URL point at this server. Beyond plain reads, the XML API has only the
   // signed-URL PUT (and its CORS preflight), checked in routes/signed-put.ts.
@@ -100,7 +131,11 @@ const routes: Route[] = [
       return getObject(ctx, group(0), group(1), true);
     },
   },
-  { methods: ['PUT'], pattern: XML_OBJECT, handle: (ctx, group) => handleSignedPut(ctx, ctx.signedUrls, group(0), group(1)) },
+  {
+    methods: ['PUT'],
+    pattern: XML_OBJECT,
+    handle: (ctx, group) => handleSignedPut(ctx, ctx.signedUrls, group(0), group(1)),
+  },
   { methods: ['OPTIONS'], pattern: XML_OBJECT, handle: (ctx) => handleXmlPreflight(ctx, ctx.signedUrls) },
 ];
 
@@ -142,7 +177,10 @@ export async function route(ctx: RequestContext): Promise<void> {
       return value;
     });
   }
-  ctx.log(`storage-server: UNKNOWN ROUTE ${method} ${ctx.req.url} (not implemented; answering ${pathMatched ? 405 : 404})`);
-  if (pathMatched) throw new StorageApiError(405, `Method ${method} is not supported for ${pathname}`, 'methodNotAllowed');
+  ctx.log(
+    `storage-server: UNKNOWN ROUTE ${method} ${ctx.req.url} (not implemented; answering ${pathMatched ? 405 : 404})`,
+  );
+  if (pathMatched)
+    throw new StorageApiError(405, `Method ${method} is not supported for ${pathname}`, 'methodNotAllowed');
   throw new StorageApiError(404, `Not Found: ${method} ${pathname} is not a route of this server`, 'notFound');
 }

@@ -116,9 +116,14 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
       await route(ctx);
     } catch (error) {
       if (!(error instanceof StorageApiError)) {
-        log(`storage-server: ERROR ${req.method} ${target}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        log(
+          `storage-server: ERROR ${req.method} ${target}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        );
       }
-      const apiError = error instanceof StorageApiError ? error : new StorageApiError(500, 'Internal error in the local storage server; see its log', 'backendError');
+      const apiError =
+        error instanceof StorageApiError
+          ? error
+          : new StorageApiError(500, 'Internal error in the local storage server; see its log', 'backendError');
       if (res.headersSent) {
         res.destroy();
       } else {
@@ -140,7 +145,9 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
   server.on('clientError', (error, socket) => {
     if (socket.writable) {
       const body = JSON.stringify(new StorageApiError(400, `Bad request: ${error.message}`, 'badRequest').toBody());
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
     } else socket.destroy();
   });
   // Uploads of large objects can take a while on slow machines.
@@ -177,7 +184,8 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
         await closed;
         await notifier.stop();
       })()),
-    addNotification: (bucket, notificationUrl, notificationOptions) => notifier.add(bucket, notificationUrl, notificationOptions?.events),
+    addNotification: (bucket, notificationUrl, notificationOptions) =>
+      notifier.add(bucket, notificationUrl, notificationOptions?.events),
     removeNotifications: (bucket) => notifier.remove(bucket),
     injectFault: (fault) => faults.add(fault),
     clearFaults: () => faults.clear(),

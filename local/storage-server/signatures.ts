@@ -106,11 +106,21 @@ export function verifySignedRequest(
 ): VerifiedSignature {
   const params = ctx.url.searchParams;
   if (!params.has('X-Goog-Signature') && !params.has('X-Goog-Algorithm')) {
-    throw new XmlApiError(403, 'AccessDenied', 'Access denied.', 'Anonymous caller does not have storage.objects.create access; use a signed URL.');
+    throw new XmlApiError(
+      403,
+      'AccessDenied',
+      'Access denied.',
+      'Anonymous caller does not have storage.objects.create access; use a signed URL.',
+    );
   }
   const algorithm = required(params, 'X-Goog-Algorithm');
   if (algorithm !== 'GOOG4-RSA-SHA256') {
-    throw new XmlApiError(400, 'InvalidArgument', 'Invalid argument.', `Unsupported X-Goog-Algorithm ${algorithm}; this server checks GOOG4-RSA-SHA256.`);
+    throw new XmlApiError(
+      400,
+      'InvalidArgument',
+      'Invalid argument.',
+      `Unsupported X-Goog-Algorithm ${algorithm}; this server checks GOOG4-RSA-SHA256.`,
+    );
   }
   const credential = required(params, 'X-Goog-Credential');
   const dateText = required(params, 'X-Goog-Date');
@@ -119,33 +129,71 @@ export function verifySignedRequest(
   const signature = required(params, 'X-Goog-Signature');
 
   const date = parseGoogDate(dateText);
-  if (!date) throw new XmlApiError(400, 'InvalidArgument', 'Invalid argument.', `X-Goog-Date ${dateText} is not of the form YYYYMMDDTHHMMSSZ.`);
+  if (!date)
+    throw new XmlApiError(
+      400,
+      'InvalidArgument',
+      'Invalid argument.',
+      `X-Goog-Date ${dateText} is not of the form YYYYMMDDTHHMMSSZ.`,
+    );
   if (!/^\d{1,7}$/.test(expiresText) || Number(expiresText) < 1 || Number(expiresText) > MAX_EXPIRES_SECONDS) {
-    throw new XmlApiError(400, 'InvalidArgument', 'Invalid argument.', `X-Goog-Expires must be 1 to ${MAX_EXPIRES_SECONDS} seconds.`);
+    throw new XmlApiError(
+      400,
+      'InvalidArgument',
+      'Invalid argument.',
+      `X-Goog-Expires must be 1 to ${MAX_EXPIRES_SECONDS} seconds.`,
+    );
   }
   const expiresAt = new Date(date.getTime() + Number(expiresText) * 1000);
   if (now.getTime() > expiresAt.getTime()) {
-    throw new XmlApiError(400, 'ExpiredToken', 'Invalid argument.', `Request has expired: ${Math.floor(expiresAt.getTime() / 1000)}`);
+    throw new XmlApiError(
+      400,
+      'ExpiredToken',
+      'Invalid argument.',
+      `Request has expired: ${Math.floor(expiresAt.getTime() / 1000)}`,
+    );
   }
   if (now.getTime() < date.getTime()) {
-    throw new XmlApiError(400, 'InvalidArgument', 'Invalid argument.', `Request is not yet valid: it starts at ${dateText}.`);
+    throw new XmlApiError(
+      400,
+      'InvalidArgument',
+      'Invalid argument.',
+      `Request is not yet valid: it starts at ${dateText}.`,
+    );
   }
 
   const parts = credential.split('/');
   const scope = parts.slice(-4).join('/');
   const clientEmail = parts.slice(0, -4).join('/');
-  if (parts.length < 5 || parts[parts.length - 4] !== dateText.slice(0, 8) || scope.slice(9) !== 'auto/storage/goog4_request') {
-    throw new XmlApiError(400, 'AuthorizationQueryParametersError', 'Invalid argument.', `Malformed X-Goog-Credential ${credential}.`);
+  if (
+    parts.length < 5 ||
+    parts[parts.length - 4] !== dateText.slice(0, 8) ||
+    scope.slice(9) !== 'auto/storage/goog4_request'
+  ) {
+    throw new XmlApiError(
+      400,
+      'AuthorizationQueryParametersError',
+      'Invalid argument.',
+      `Malformed X-Goog-Credential ${credential}.`,
+    );
   }
   const key = policy.key(clientEmail);
-  if (!key) throw new XmlApiError(403, 'AccessDenied', 'Access denied.', `No signing key is trusted for ${clientEmail}.`);
+  if (!key)
+    throw new XmlApiError(403, 'AccessDenied', 'Access denied.', `No signing key is trusted for ${clientEmail}.`);
 
   const headerNames = signedHeaders.split(';');
   if (!headerNames.includes('host')) {
-    throw new XmlApiError(400, 'AuthorizationQueryParametersError', 'Invalid argument.', 'X-Goog-SignedHeaders must include host.');
+    throw new XmlApiError(
+      400,
+      'AuthorizationQueryParametersError',
+      'Invalid argument.',
+      'X-Goog-SignedHeaders must include host.',
+    );
   }
   const canonicalHeaders = headerNames.map((name) => `${name}:${signedHeaderValue(ctx.req, name)}\n`).join('');
-  const payload = headerNames.includes('x-goog-content-sha256') ? signedHeaderValue(ctx.req, 'x-goog-content-sha256') : 'UNSIGNED-PAYLOAD';
+  const payload = headerNames.includes('x-goog-content-sha256')
+    ? signedHeaderValue(ctx.req, 'x-goog-content-sha256')
+    : 'UNSIGNED-PAYLOAD';
   const canonicalRequest = [
     (ctx.req.method ?? 'GET').toUpperCase(),
     canonicalPath(ctx.url.pathname),
@@ -154,13 +202,25 @@ export function verifySignedRequest(
     signedHeaders,
     payload,
   ].join('\n');
-  const stringToSign = ['GOOG4-RSA-SHA256', dateText, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
-  const valid = /^[0-9a-f]+$/i.test(signature) && verify('sha256', Buffer.from(stringToSign), key, Buffer.from(signature, 'hex'));
+  const stringToSign = [
+    'GOOG4-RSA-SHA256',
+    dateText,
+    scope,
+    createHash('sha256').update(canonicalRequest).digest('hex'),
+  ].join('\n');
+  const valid =
+    /^[0-9a-f]+$/i.test(signature) && verify('sha256', Buffer.from(stringToSign), key, Buffer.from(signature, 'hex'));
   if (!valid) {
-    throw new XmlApiError(403, 'SignatureDoesNotMatch', 'Access denied.', 'The request signature we calculated does not match the signature you provided. Check your Google secret key and signing method.', {
-      StringToSign: stringToSign,
-      CanonicalRequest: canonicalRequest,
-    });
+    throw new XmlApiError(
+      403,
+      'SignatureDoesNotMatch',
+      'Access denied.',
+      'The request signature we calculated does not match the signature you provided. Check your Google secret key and signing method.',
+      {
+        StringToSign: stringToSign,
+        CanonicalRequest: canonicalRequest,
+      },
+    );
   }
   return { clientEmail, expiresAt };
 }

@@ -81,7 +81,11 @@ class DirectoryPersistence implements Persistence {
     return join(this.bucketDir(record.bucket), 'objects', `${DirectoryPersistence.nameHash(record.name)}.json`);
   }
   private dataPath(record: ObjectRecord): string {
-    return join(this.bucketDir(record.bucket), 'data', `${DirectoryPersistence.nameHash(record.name)}.${record.generation}`);
+    return join(
+      this.bucketDir(record.bucket),
+      'data',
+      `${DirectoryPersistence.nameHash(record.name)}.${record.generation}`,
+    );
   }
 
   /** Writes a whole file under a temporary name, flushes it, and renames it into place. */
@@ -225,7 +229,8 @@ export class Store {
       : new MemoryPersistence();
     const store = new Store(persistence);
     const { buckets, objects } = await persistence.load();
-    for (const record of buckets) store.buckets.set(record.name, { record, objects: new Map(), sortedNames: undefined });
+    for (const record of buckets)
+      store.buckets.set(record.name, { record, objects: new Map(), sortedNames: undefined });
     for (const record of objects) {
       const state = store.buckets.get(record.bucket);
       if (!state) continue;

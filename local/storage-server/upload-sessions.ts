@@ -39,7 +39,9 @@ const FINISHED_SESSION_LIFETIME_MS = 60 * 60 * 1000;
 export class UploadSessions {
   private readonly sessions = new Map<string, UploadSession>();
 
-  create(session: Omit<UploadSession, 'id' | 'chunks' | 'received' | 'result' | 'failure' | 'queue' | 'touched'>): UploadSession {
+  create(
+    session: Omit<UploadSession, 'id' | 'chunks' | 'received' | 'result' | 'failure' | 'queue' | 'touched'>,
+  ): UploadSession {
     this.prune();
     const full: UploadSession = {
       ...session,

@@ -18,7 +18,12 @@ export class XmlApiError extends Error {
   }
 
   toXml(): string {
-    const fields: Record<string, string | undefined> = { Code: this.code, Message: this.message, Details: this.details, ...this.extra };
+    const fields: Record<string, string | undefined> = {
+      Code: this.code,
+      Message: this.message,
+      Details: this.details,
+      ...this.extra,
+    };
     const body = Object.entries(fields)
       .flatMap(([k, v]) => (v === undefined ? [] : [`<${k}>${escapeXml(v)}</${k}>`]))
       .join('');
@@ -26,7 +31,13 @@ export class XmlApiError extends Error {
   }
 }
 
-const XML_ESCAPES: Readonly<Record<string, string>> = { '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' };
+const XML_ESCAPES: Readonly<Record<string, string>> = {
+  '<': '&lt;',
+  '>': '&gt;',
+  '&': '&amp;',
+  "'": '&apos;',
+  '"': '&quot;',
+};
 
 function escapeXml(text: string): string {
   return text.replace(/[<>&'"]/g, (c) => XML_ESCAPES[c] ?? c);

@@ -41,7 +41,16 @@ interface ManifestAspect {
 interface Manifest {
   v: 1;
   id: string;
-  original: { format: string; width: number; height: number; bytes: number; contentType: string; filename?: string; name: string; generation: string };
+  original: {
+    format: string;
+    width: number;
+    height: number;
+    bytes: number;
+    contentType: string;
+    filename?: string;
+    name: string;
+    generation: string;
+  };
   formats: OutputFormat[];
   variants: ManifestVariant[];
   aspects?: Record<string, ManifestAspect>;
@@ -56,7 +65,14 @@ interface ApiError {
 
 type ApiAnswer =
   | { id: string; status: 'ready'; manifest: Manifest }
-  | { id: string; status: 'processing'; statusUrl?: string; variants?: Array<{ width: number; format: OutputFormat; name: string }>; done?: number; total?: number };
+  | {
+      id: string;
+      status: 'processing';
+      statusUrl?: string;
+      variants?: Array<{ width: number; format: OutputFormat; name: string }>;
+      done?: number;
+      total?: number;
+    };
 
 // ---- Small helpers.
 
@@ -71,7 +87,11 @@ const MAX_PARALLEL_UPLOADS = 3;
 const STORAGE_KEY = 'image-pipeline.uploads';
 const FORMAT_LABELS: Record<string, string> = { avif: 'AVIF', webp: 'WebP', jpeg: 'JPEG' };
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<Record<string, string>> = {},
+  ...children: Array<Node | string>
+): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined) continue;
@@ -112,7 +132,9 @@ function formatLabel(format: string): string {
 
 function isApiError(value: unknown): value is ApiError {
   const error = (value as ApiError | null)?.error;
-  return typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string';
+  return (
+    typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string'
+  );
 }
 
 function sleep(ms: number): Promise<void> {
@@ -129,7 +151,9 @@ interface Remembered {
 function remembered(): Remembered[] {
   try {
     const parsed = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? '[]') as unknown;
-    return Array.isArray(parsed) ? parsed.filter((r): r is Remembered => typeof r?.id === 'string' && /^[0-9a-f]{32}$/.test(r.id)) : [];
+    return Array.isArray(parsed)
+      ? parsed.filter((r): r is Remembered => typeof r?.id === 'string' && /^[0-9a-f]{32}$/.test(r.id))
+      : [];
   } catch {
     return [];
   }
@@ -247,7 +271,14 @@ class UploadCard {
       'div',
       { class: 'error', role: 'alert' },
       el('p', { class: 'error-message', text: error.message }),
-      el('p', { class: 'error-code' }, 'code ', code, httpStatus ? ` · HTTP ${httpStatus}` : '', error.retryable ? ' · retryable' : ''),
+      el(
+        'p',
+        { class: 'error-code' },
+        'code ',
+        code,
+        httpStatus ? ` · HTTP ${httpStatus}` : '',
+        error.retryable ? ' · retryable' : '',
+      ),
     );
     this.body.replaceChildren(box);
     // The alert announces the message; the status line would only repeat it.
@@ -261,9 +292,13 @@ class UploadCard {
     // Upload→ready as the pipeline measured it (docs/observability.md); absent in older manifests.
     const { processing } = manifest;
     const timing =
-      processing?.uploadToReadyMs === undefined ? '' : ` Upload to ready: ${(processing.uploadToReadyMs / 1000).toFixed(1)} s, ${processing.cpuSeconds.toFixed(1)} CPU-s.`;
+      processing?.uploadToReadyMs === undefined
+        ? ''
+        : ` Upload to ready: ${(processing.uploadToReadyMs / 1000).toFixed(1)} s, ${processing.cpuSeconds.toFixed(1)} CPU-s.`;
     this.setState('ready', `Ready: ${manifest.variants.length} variants in ${formats}.${timing}`);
-    this.setMeta(`${manifest.original.width} × ${manifest.original.height} ${manifest.original.format.toUpperCase()} · ${formatBytes(manifest.original.bytes)}`);
+    this.setMeta(
+      `${manifest.original.width} × ${manifest.original.height} ${manifest.original.format.toUpperCase()} · ${formatBytes(manifest.original.bytes)}`,
+    );
     this.setActions(deleteButton(this, manifest.id));
     if (this.previewUrl) {
       URL.revokeObjectURL(this.previewUrl);
@@ -283,9 +318,14 @@ const PREVIEW_SIZES = '(min-width: 1000px) 440px, (min-width: 720px) 45vw, calc(
  * `<picture>`: one `<source>` per format in the manifest's preference order, the last format
  * (JPEG by default, the universal fallback) as the `<img>` with `srcset` and `sizes`.
  */
-export function buildPicture(manifest: Pick<Manifest, 'formats' | 'variants'>, alt: string, sizes = PREVIEW_SIZES): HTMLPictureElement {
+export function buildPicture(
+  manifest: Pick<Manifest, 'formats' | 'variants'>,
+  alt: string,
+  sizes = PREVIEW_SIZES,
+): HTMLPictureElement {
   const picture = el('picture');
-  const byFormat = (format: OutputFormat) => manifest.variants.filter((v) => v.format === format).sort((a, b) => a.width - b.width);
+  const byFormat = (format: OutputFormat) =>
+    manifest.variants.filter((v) => v.format === format).sort((a, b) => a.width - b.width);
   const srcset = (variants: ManifestVariant[]) => variants.map((v) => `${v.url} ${v.width}w`).join(', ');
   const groups = manifest.formats.map(byFormat).filter(isNonEmpty);
   const fallback = groups[groups.length - 1];
@@ -332,15 +372,38 @@ function renderAspects(manifest: Manifest, alt: string): HTMLElement | undefined
   const aspects = Object.entries(manifest.aspects ?? {});
   if (aspects.length === 0) return undefined;
   const { width, height } = manifest.original;
-  const smallest = [...manifest.variants].filter((v) => v.format === manifest.formats[manifest.formats.length - 1]).sort((a, b) => a.width - b.width)[0];
+  const smallest = [...manifest.variants]
+    .filter((v) => v.format === manifest.formats[manifest.formats.length - 1])
+    .sort((a, b) => a.width - b.width)[0];
   const percent = (value: number, of: number) => `${((100 * value) / of).toFixed(3)}%`;
   const figures = aspects.map(([aspect, section]) => {
     const { crop } = section;
-    const map = el('div', { class: 'crop-map', role: 'img', 'aria-label': `Where the ${aspect} crop sits in the original` });
+    const map = el('div', {
+      class: 'crop-map',
+      role: 'img',
+      'aria-label': `Where the ${aspect} crop sits in the original`,
+    });
     map.style.aspectRatio = `${width} / ${height}`;
-    if (smallest) map.append(el('img', { src: smallest.url, alt: '', width: String(smallest.width), height: String(smallest.height), decoding: 'async' }));
-    const rect = el('span', { class: 'crop-rect', 'data-crop': `${crop.left},${crop.top},${crop.width},${crop.height}` });
-    Object.assign(rect.style, { left: percent(crop.left, width), top: percent(crop.top, height), width: percent(crop.width, width), height: percent(crop.height, height) });
+    if (smallest)
+      map.append(
+        el('img', {
+          src: smallest.url,
+          alt: '',
+          width: String(smallest.width),
+          height: String(smallest.height),
+          decoding: 'async',
+        }),
+      );
+    const rect = el('span', {
+      class: 'crop-rect',
+      'data-crop': `${crop.left},${crop.top},${crop.width},${crop.height}`,
+    });
+    Object.assign(rect.style, {
+      left: percent(crop.left, width),
+      top: percent(crop.top, height),
+      width: percent(crop.width, width),
+      height: percent(crop.height, height),
+    });
     map.append(rect);
     return el(
       'figure',
@@ -418,7 +481,12 @@ function renderResult(manifest: Manifest, filename: string): HTMLElement {
       el('td', { class: 'col-format', text: formatLabel(variant.format) }),
       el('td', { class: 'num', text: `${variant.width} × ${variant.height}` }),
       el('td', { class: 'num', text: formatBytes(variant.bytes), title: `${variant.bytes.toLocaleString()} bytes` }),
-      el('td', { class: `num saving${s.larger ? ' saving-larger' : ''}`, title: s.words }, bar, el('span', { text: s.text })),
+      el(
+        'td',
+        { class: `num saving${s.larger ? ' saving-larger' : ''}`, title: s.words },
+        bar,
+        el('span', { text: s.text }),
+      ),
     );
   });
   const table = el(
@@ -445,7 +513,10 @@ function renderResult(manifest: Manifest, filename: string): HTMLElement {
   const totalRows = manifest.formats.map((format) => {
     const variants = manifest.variants.filter((v) => v.format === format);
     const total = variants.reduce((sum, v) => sum + v.bytes, 0);
-    const largest = variants.reduce<ManifestVariant | undefined>((best, v) => (!best || v.width > best.width ? v : best), undefined);
+    const largest = variants.reduce<ManifestVariant | undefined>(
+      (best, v) => (!best || v.width > best.width ? v : best),
+      undefined,
+    );
     return el(
       'tr',
       {},
@@ -453,7 +524,11 @@ function renderResult(manifest: Manifest, filename: string): HTMLElement {
       el('td', { class: 'num', text: String(variants.length) }),
       el('td', { class: 'num', text: formatBytes(total), title: `${total.toLocaleString()} bytes` }),
       el('td', { class: 'num col-average', text: formatBytes(total / variants.length) }),
-      el('td', { class: 'num', text: largest ? saving(largest.bytes, original.bytes).text : '–', title: largest ? `${largest.width}w: ${saving(largest.bytes, original.bytes).words}` : '' }),
+      el('td', {
+        class: 'num',
+        text: largest ? saving(largest.bytes, original.bytes).text : '–',
+        title: largest ? `${largest.width}w: ${saving(largest.bytes, original.bytes).words}` : '',
+      }),
     );
   });
   const totals = el(
@@ -476,13 +551,19 @@ function renderResult(manifest: Manifest, filename: string): HTMLElement {
     el('tbody', {}, ...totalRows),
   );
 
-  const scroller = (table: HTMLTableElement, label: string) => el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label }, table);
+  const scroller = (table: HTMLTableElement, label: string) =>
+    el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label }, table);
   const aspects = renderAspects(manifest, manifest.original.filename ?? filename);
   return el(
     'div',
     { class: 'result' },
     aspects ? el('div', { class: 'pictures' }, figure, aspects) : figure,
-    el('div', { class: 'tables' }, scroller(table, `Variants of ${filename}`), scroller(totals, `Totals per format for ${filename}`)),
+    el(
+      'div',
+      { class: 'tables' },
+      scroller(table, `Variants of ${filename}`),
+      scroller(totals, `Totals per format for ${filename}`),
+    ),
   );
 }
 
@@ -534,7 +615,11 @@ function storageError(status: number, body: unknown): ApiError['error'] {
   const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
   const code = field('Code');
   if (!code) return unexpected(status, body);
-  return { code: `storage_${code}`, message: `Cloud Storage refused the upload: ${field('Details') ?? field('Message') ?? code}`, retryable: status >= 500 };
+  return {
+    code: `storage_${code}`,
+    message: `Cloud Storage refused the upload: ${field('Details') ?? field('Message') ?? code}`,
+    retryable: status >= 500,
+  };
 }
 
 function unexpected(status: number, body: unknown): ApiError['error'] {
@@ -581,7 +666,11 @@ async function follow(card: UploadCard, statusUrl: string): Promise<void> {
       const answer = body as Extract<ApiAnswer, { status: 'processing' }>;
       const done = answer.done ?? 0;
       const total = answer.total ?? 0;
-      card.setState('processing', total > 0 ? `Processing: ${done} of ${total} variants made.` : 'Processing…', total > 0 ? (100 * done) / total : undefined);
+      card.setState(
+        'processing',
+        total > 0 ? `Processing: ${done} of ${total} variants made.` : 'Processing…',
+        total > 0 ? (100 * done) / total : undefined,
+      );
       await sleep(delay);
       delay = Math.min(2500, delay * 1.3);
       continue;
@@ -607,7 +696,11 @@ async function follow(card: UploadCard, statusUrl: string): Promise<void> {
 
 function showUploadProgress(card: UploadCard, fraction: number): void {
   const percent = Math.round(fraction * 100);
-  card.setState('uploading', fraction >= 1 ? 'Uploaded; checking the image…' : `Uploading… ${Math.floor(percent / 10) * 10} %`, percent);
+  card.setState(
+    'uploading',
+    fraction >= 1 ? 'Uploaded; checking the image…' : `Uploading… ${Math.floor(percent / 10) * 10} %`,
+    percent,
+  );
 }
 
 /** Asks for a signed URL, PUTs the file straight to the bucket, then follows the ticket. */
@@ -634,7 +727,9 @@ async function uploadSigned(card: UploadCard, file: File): Promise<void> {
   }
   let result: XhrResult;
   try {
-    result = await sendWithProgress(signed.method, signed.uploadUrl, signed.headers, file, (fraction) => showUploadProgress(card, fraction));
+    result = await sendWithProgress(signed.method, signed.uploadUrl, signed.headers, file, (fraction) =>
+      showUploadProgress(card, fraction),
+    );
   } catch (error) {
     card.showError({ code: 'network_error', message: (error as Error).message, retryable: true });
     card.setActions(retryButton(card, file));
@@ -677,7 +772,8 @@ async function uploadFile(card: UploadCard, file: File): Promise<void> {
     return;
   }
   const error = unexpected(status, body);
-  if (status === 422 && isApiError(body) && typeof body.error.details?.id === 'string') remember({ id: body.error.details.id, filename: file.name });
+  if (status === 422 && isApiError(body) && typeof body.error.details?.id === 'string')
+    remember({ id: body.error.details.id, filename: file.name });
   card.showError(error, status);
   if (error.retryable) card.setActions(retryButton(card, file));
 }
@@ -697,13 +793,21 @@ function deleteButton(card: UploadCard, id: string): HTMLButtonElement {
   button.addEventListener('click', async () => {
     button.disabled = true;
     try {
-      const response = await fetch(`${UPLOAD_URL}/${id}`, { method: 'DELETE', headers: { Accept: 'application/json' } });
-      if (response.status !== 204 && response.status !== 404) throw unexpected(response.status, await response.json().catch(() => undefined));
+      const response = await fetch(`${UPLOAD_URL}/${id}`, {
+        method: 'DELETE',
+        headers: { Accept: 'application/json' },
+      });
+      if (response.status !== 204 && response.status !== 404)
+        throw unexpected(response.status, await response.json().catch(() => undefined));
       forget(id);
       card.root.remove();
       syncEmpty();
     } catch (error) {
-      card.showError(isApiError({ error }) ? (error as ApiError['error']) : { code: 'network_error', message: (error as Error).message, retryable: true });
+      card.showError(
+        isApiError({ error })
+          ? (error as ApiError['error'])
+          : { code: 'network_error', message: (error as Error).message, retryable: true },
+      );
       button.disabled = false;
     }
   });
@@ -760,7 +864,11 @@ function addCard(card: UploadCard): void {
 
 function addFiles(files: Iterable<File>): void {
   for (const file of files) {
-    const card = new UploadCard(file.name || 'untitled', `${file.type || 'unknown type'} · ${formatBytes(file.size)}`, file);
+    const card = new UploadCard(
+      file.name || 'untitled',
+      `${file.type || 'unknown type'} · ${formatBytes(file.size)}`,
+      file,
+    );
     card.setState('queued', 'Waiting to upload…');
     addCard(card);
     enqueue(() => uploadFile(card, file));

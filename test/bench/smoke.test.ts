@@ -28,7 +28,8 @@ describe('bench', () => {
 
     it('is 1 for identical images and falls as noise is added', () => {
       expect(ssim(plane, plane, width, height)).to.be.closeTo(1, 1e-9);
-      const noisy = (amount: number): Float32Array => plane.map((v, i) => v + amount * Math.sin(i * 12.9898)) as Float32Array;
+      const noisy = (amount: number): Float32Array =>
+        plane.map((v, i) => v + amount * Math.sin(i * 12.9898)) as Float32Array;
       const slight = ssim(plane, noisy(4), width, height);
       const strong = ssim(plane, noisy(40), width, height);
       expect(slight).to.be.lessThan(1).and.greaterThan(strong);
@@ -65,9 +66,13 @@ describe('bench', () => {
       await writeFile(join(corpus, 'photo-360x240.jpg'), await makePhoto({ width: 360, height: 240, seed: 5 }));
       await writeFile(join(corpus, 'not-an-image.jpg'), textPosingAsJpeg());
       const json = join(dir, 'report.json');
-      const { stdout } = await run(process.execPath, [BENCH, '--quick', '--runs', '1', '--corpus', corpus, '--json', json, '--cache', join(dir, 'cache')], {
-        maxBuffer: 16 * 1024 * 1024,
-      });
+      const { stdout } = await run(
+        process.execPath,
+        [BENCH, '--quick', '--runs', '1', '--corpus', corpus, '--json', json, '--cache', join(dir, 'cache')],
+        {
+          maxBuffer: 16 * 1024 * 1024,
+        },
+      );
       markdown = stdout;
       report = JSON.parse(await readFile(json, 'utf8')) as BenchReport;
     });
@@ -125,7 +130,11 @@ describe('bench', () => {
         expect(method.median.rssMiB).to.be.greaterThan(20).and.lessThan(2000);
       }
       expect(main.floor!.median.encodeS.avif).to.be.greaterThan(0);
-      for (const ratio of [main.ratios!.anchorOverOursCpu, main.ratios!.oursOverFloorCpu, image.jpegWebp!.ratios!.anchorOverOursCpu]) {
+      for (const ratio of [
+        main.ratios!.anchorOverOursCpu,
+        main.ratios!.oursOverFloorCpu,
+        image.jpegWebp!.ratios!.anchorOverOursCpu,
+      ]) {
         expect(ratio).to.be.greaterThan(0.2).and.lessThan(20);
       }
       expect(report.overall?.main?.images).to.equal(1);
@@ -139,14 +148,20 @@ describe('bench', () => {
       for (const method of ['direct', 'ours', 'anchor']) {
         const rows = image.quality!.filter((q) => q.method === method);
         expect(rows, method).to.have.length(6);
-        for (const row of rows) expect(row.ssim, `${method} ${row.format} ${row.width}`).to.be.greaterThan(0.3).and.at.most(1);
+        for (const row of rows)
+          expect(row.ssim, `${method} ${row.format} ${row.width}`).to.be.greaterThan(0.3).and.at.most(1);
       }
     });
 
     it('fills the encoder-settings table around the defaults', () => {
       const summary = report.encoders!.summary;
       expect(summary.length).to.be.at.least(30);
-      expect(summary.filter((row) => row.isDefault).map((row) => row.format).sort()).to.deep.equal(['avif', 'jpeg', 'webp']);
+      expect(
+        summary
+          .filter((row) => row.isDefault)
+          .map((row) => row.format)
+          .sort(),
+      ).to.deep.equal(['avif', 'jpeg', 'webp']);
       for (const row of summary) {
         expect(row.cpuMsPerMp, JSON.stringify(row)).to.be.greaterThan(0);
         expect(row.bytes).to.be.greaterThan(0);
@@ -180,7 +195,16 @@ describe('bench', () => {
     this.timeout(120_000);
 
     it('prices a result from CPU-seconds, peak memory × wall and operations', () => {
-      const result: MethodResult = { method: 'x', variants: 15, invocations: 1, cpuS: 10, wallS: 10, peakRssMiB: 1024, bytes: {}, ssim: {} };
+      const result: MethodResult = {
+        method: 'x',
+        variants: 15,
+        invocations: 1,
+        cpuS: 10,
+        wallS: 10,
+        peakRssMiB: 1024,
+        bytes: {},
+        ssim: {},
+      };
       const cost = costPer1000(result, 'anchor');
       expect(cost.compute).to.be.closeTo(1000 * (10 * PRICES.vcpuSecond + 10 * PRICES.gibSecond), 1e-9);
       expect(cost.other).to.be.closeTo(1000 * (PRICES.request + 16 * PRICES.classA + PRICES.classB), 1e-9);
@@ -188,7 +212,16 @@ describe('bench', () => {
     });
 
     it('chooses the cheapest candidate that keeps bytes and SSIM per format', () => {
-      const at = (cpuS: number, bytes: number, ssim: number): MethodResult => ({ method: '', variants: 3, invocations: 1, cpuS, wallS: cpuS, peakRssMiB: 100, bytes: { avif: bytes }, ssim: { avif: ssim } });
+      const at = (cpuS: number, bytes: number, ssim: number): MethodResult => ({
+        method: '',
+        variants: 3,
+        invocations: 1,
+        cpuS,
+        wallS: cpuS,
+        peakRssMiB: 100,
+        bytes: { avif: bytes },
+        ssim: { avif: ssim },
+      });
       const anchor = at(10, 1000, 0.9);
       const candidates = [
         { candidate: { avifQuality: 50, avifEffort: 4 }, overall: at(9, 950, 0.9) },
@@ -205,11 +238,24 @@ describe('bench', () => {
       try {
         await writeFile(join(dir, 'photo-360x240.jpg'), await makePhoto({ width: 360, height: 240, seed: 5 }));
         const json = join(dir, 'defaults.json');
-        const { stdout } = await run(process.execPath, [DEFAULTS, '--corpus', dir, '--only', 'photo-360x240.jpg', '--candidates', 'q50e3', '--json', json]);
+        const { stdout } = await run(process.execPath, [
+          DEFAULTS,
+          '--corpus',
+          dir,
+          '--only',
+          'photo-360x240.jpg',
+          '--candidates',
+          'q50e3',
+          '--json',
+          json,
+        ]);
         expect(stdout).to.include("## At defaults: anchor at sharp's defaults vs ours");
         expect(stdout).to.match(/butteraugli: (installed|not installed)/);
         expect(stdout).to.match(/^Chosen: /m);
-        const saved = JSON.parse(await readFile(json, 'utf8')) as { anchor: MethodResult[]; candidates: Array<{ images: MethodResult[] }> };
+        const saved = JSON.parse(await readFile(json, 'utf8')) as {
+          anchor: MethodResult[];
+          candidates: Array<{ images: MethodResult[] }>;
+        };
         for (const result of [saved.anchor[0]!, saved.candidates[0]!.images[0]!]) {
           expect(result.variants).to.equal(6);
           expect(result.cpuS).to.be.greaterThan(0);

@@ -48,7 +48,13 @@ describe('admission: at most maxInstances × concurrency requests at once, 429 b
       await both;
       const third = await get(port);
       expect(third.status).to.equal(429);
-      expect(JSON.parse(third.body)).to.deep.include({ error: { code: 'too_many_requests', message: 'Every instance is busy (2 requests at once); retry later.', retryable: true } });
+      expect(JSON.parse(third.body)).to.deep.include({
+        error: {
+          code: 'too_many_requests',
+          message: 'Every instance is busy (2 requests at once); retry later.',
+          retryable: true,
+        },
+      });
       held.shift()!();
       expect((await first).status).to.equal(200);
       const fourthArrived = new Promise<void>((resolve) => (arrived = () => resolve()));
@@ -62,7 +68,10 @@ describe('admission: at most maxInstances × concurrency requests at once, 429 b
     it('takes its limit from LOCAL_ADMIT_{FUNCTION}, refusing nonsense', () => {
       expect(admissionFromEnv({ LOCAL_ADMIT_RESIZE: '2' }, 'resize')).to.equal(2);
       expect(admissionFromEnv({}, 'resize')).to.equal(undefined);
-      expect(() => admissionFromEnv({ LOCAL_ADMIT_RESIZE: 'two' }, 'resize')).to.throw(RangeError, /LOCAL_ADMIT_RESIZE/);
+      expect(() => admissionFromEnv({ LOCAL_ADMIT_RESIZE: 'two' }, 'resize')).to.throw(
+        RangeError,
+        /LOCAL_ADMIT_RESIZE/,
+      );
     });
   });
 
@@ -89,11 +98,13 @@ describe('admission: at most maxInstances × concurrency requests at once, 429 b
       await t?.stop();
     });
 
-    it('defaults to the topology\'s maxInstances × concurrency per event function', async () => {
+    it("defaults to the topology's maxInstances × concurrency per event function", async () => {
       const gates = t.stack.admission;
       expect(gates.resize.limit, 'overridden').to.equal(1);
       expect(gates.ingest.limit).to.equal(admissionLimit('ingest'));
-      expect(gates.cleanup.limit).to.equal(topology.functions.cleanup.maxInstances * topology.functions.cleanup.concurrency);
+      expect(gates.cleanup.limit).to.equal(
+        topology.functions.cleanup.maxInstances * topology.functions.cleanup.concurrency,
+      );
     });
 
     it('a burst beyond the limit sees 429, the emulator redelivers, and every image ends ready once', async () => {
@@ -102,14 +113,20 @@ describe('admission: at most maxInstances × concurrency requests at once, 429 b
       await Promise.all(
         Array.from({ length: count }, async (_, i) => {
           const image = await makePhoto({ width: 480, height: 320, seed: 9100 + i });
-          const response = await fetch(t.stack.urls.api, { method: 'POST', headers: { 'Content-Type': 'image/jpeg' }, body: image as unknown as BodyInit });
+          const response = await fetch(t.stack.urls.api, {
+            method: 'POST',
+            headers: { 'Content-Type': 'image/jpeg' },
+            body: image as unknown as BodyInit,
+          });
           expect(response.status).to.equal(202);
           ids.push(((await response.json()) as { id: string }).id);
         }),
       );
       await Promise.all(ids.map((id) => waitForManifest(t.stack, id, 540_000)));
       const resize = t.stack.admission.resize;
-      console.log(`      (resize admitted ${resize.admitted}, refused ${resize.refused} with 429, peak ${resize.peak} at once)`);
+      console.log(
+        `      (resize admitted ${resize.admitted}, refused ${resize.refused} with 429, peak ${resize.peak} at once)`,
+      );
       expect(resize.peak, 'never more than the limit at once').to.equal(1);
       expect(resize.refused, 'the emulator pushed beyond the limit and was refused').to.be.greaterThan(0);
       // Late duplicates would show as a second image.ready: wait until every image has its one.

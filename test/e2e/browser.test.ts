@@ -16,7 +16,10 @@ import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = fileURLToPath(
-  new URL(process.env.UPDATE_SCREENSHOT === '1' ? '../../../docs/screenshot.png' : '../../../test-output/screenshot.png', import.meta.url),
+  new URL(
+    process.env.UPDATE_SCREENSHOT === '1' ? '../../../docs/screenshot.png' : '../../../test-output/screenshot.png',
+    import.meta.url,
+  ),
 );
 const CHROMIUM_ARGS = [
   '--headless',
@@ -31,7 +34,14 @@ const CHROMIUM_ARGS = [
 
 /** A local stack with `env` and a Chromium page for a describe block, stopped after it (skipped without Chromium). */
 function useStackAndPage(env: Record<string, string>) {
-  const state = { pageErrors: [] as string[] } as { t: TestStack; context: BrowserContext; page: Page; profile: string; files: string; pageErrors: string[] };
+  const state = { pageErrors: [] as string[] } as {
+    t: TestStack;
+    context: BrowserContext;
+    page: Page;
+    profile: string;
+    files: string;
+    pageErrors: string[];
+  };
   before(async function () {
     if (!existsSync(CHROMIUM)) {
       console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
@@ -58,7 +68,8 @@ function useStackAndPage(env: Record<string, string>) {
     if (state.files) removeDir(state.files);
   });
   afterEach(function () {
-    if (this.currentTest?.state === 'failed' && state.t) console.log(`Last log lines of the stack:\n${state.t.tail(40)}`);
+    if (this.currentTest?.state === 'failed' && state.t)
+      console.log(`Last log lines of the stack:\n${state.t.tail(40)}`);
   });
   return state;
 }
@@ -83,7 +94,9 @@ describe('try-it page in Chromium', function () {
     const outline = await page.evaluate(() => getComputedStyle(document.querySelector('#dropzone')!).outlineStyle);
     expect(outline).to.equal('solid');
     // The input has a label (the drop zone), so it has an accessible name.
-    expect(await page.evaluate(() => (document.querySelector('#files') as HTMLInputElement).labels?.[0]?.id)).to.equal('dropzone');
+    expect(await page.evaluate(() => (document.querySelector('#files') as HTMLInputElement).labels?.[0]?.id)).to.equal(
+      'dropzone',
+    );
   });
 
   it('uploads through the file input and shows the <picture> and every variant', async () => {
@@ -97,7 +110,9 @@ describe('try-it page in Chromium', function () {
     const failed = page.locator('.card', { hasText: 'notes.jpg' });
     await failed.locator('.error').waitFor({ timeout: 30_000 });
     expect(await failed.getAttribute('data-state')).to.equal('failed');
-    expect(await failed.locator('.error-message').textContent()).to.equal('The file is not a supported image (JPEG, PNG, WebP, AVIF, GIF or TIFF).');
+    expect(await failed.locator('.error-message').textContent()).to.equal(
+      'The file is not a supported image (JPEG, PNG, WebP, AVIF, GIF or TIFF).',
+    );
     expect(await failed.locator('.error-code code').textContent()).to.equal('not_an_image');
 
     const card = page.locator('.card', { hasText: 'harbour.jpg' });
@@ -107,18 +122,29 @@ describe('try-it page in Chromium', function () {
     const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
     expect(manifest.variants).to.have.length(9);
     expect(await card.locator('table.variants tbody tr').count()).to.equal(manifest.variants.length);
-    const links = await card.locator('table.variants tbody a').evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).href));
+    const links = await card
+      .locator('table.variants tbody a')
+      .evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).href));
     expect(links).to.deep.equal(manifest.variants.map((v) => v.url));
     expect(await card.locator('table.totals tbody tr').count()).to.equal(3);
 
     // The <picture> is built from the manifest alone: AVIF and WebP sources, a JPEG <img>.
-    const sources = await card.locator('picture source').evaluateAll((ss) => ss.map((s) => (s as HTMLSourceElement).type));
+    const sources = await card
+      .locator('picture source')
+      .evaluateAll((ss) => ss.map((s) => (s as HTMLSourceElement).type));
     expect(sources).to.deep.equal(['image/avif', 'image/webp']);
     const img = card.locator('picture img');
-    await page.waitForFunction((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0, await img.elementHandle(), {
-      timeout: 15_000,
-    });
-    const loaded = await img.evaluate((el) => ({ width: (el as HTMLImageElement).naturalWidth, src: (el as HTMLImageElement).currentSrc }));
+    await page.waitForFunction(
+      (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
+      await img.elementHandle(),
+      {
+        timeout: 15_000,
+      },
+    );
+    const loaded = await img.evaluate((el) => ({
+      width: (el as HTMLImageElement).naturalWidth,
+      src: (el as HTMLImageElement).currentSrc,
+    }));
     expect(loaded.width).to.be.greaterThan(0);
     expect(manifest.variants.map((v) => v.url)).to.include(loaded.src);
     const status = await card.locator('.status').textContent();
@@ -152,16 +178,27 @@ describe('try-it page in Chromium', function () {
       const card = page.locator('.card', { hasText: 'placeholder.jpg' });
       await card.locator('table.variants').waitFor({ timeout: 120_000 });
       const id = await card.locator('.image-id code').textContent();
-      const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest & { placeholder?: { color: string } } }).manifest;
+      const manifest = (
+        (await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as {
+          manifest: Manifest & { placeholder?: { color: string } };
+        }
+      ).manifest;
       expect(manifest.placeholder?.color).to.match(/^#[0-9a-f]{6}$/);
       const img = card.locator('picture img');
-      const painted = await img.evaluate((el) => ({ color: (el as HTMLImageElement).style.backgroundColor, image: (el as HTMLImageElement).style.backgroundImage }));
+      const painted = await img.evaluate((el) => ({
+        color: (el as HTMLImageElement).style.backgroundColor,
+        image: (el as HTMLImageElement).style.backgroundImage,
+      }));
       const hex = manifest.placeholder!.color;
       const rgb = `rgb(${[1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16)).join(', ')})`;
       expect(painted.color).to.equal(rgb);
       expect(painted.image).to.match(/^url\("data:image\/png;base64,/);
       release();
-      await page.waitForFunction((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0, await img.elementHandle(), { timeout: 15_000 });
+      await page.waitForFunction(
+        (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
+        await img.elementHandle(),
+        { timeout: 15_000 },
+      );
       expect(await img.evaluate((el) => (el as HTMLImageElement).style.backgroundImage)).to.equal('');
       expect(pageErrors).to.deep.equal([]);
     } finally {
@@ -173,15 +210,18 @@ describe('try-it page in Chromium', function () {
   it('takes dropped files too', async () => {
     const card = page.locator('.card', { hasText: 'harbour.jpg' });
     const small = await card.locator('table.variants tbody a').last().getAttribute('href');
-    await page.evaluate(async (url) => {
-      const bytes = await (await fetch(url!)).blob();
-      const transfer = new DataTransfer();
-      transfer.items.add(new File([bytes], 'dropped.jpg', { type: 'image/jpeg' }));
-      const zone = document.querySelector('#dropzone')!;
-      for (const type of ['dragenter', 'dragover', 'drop']) {
-        zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
-      }
-    }, small?.replace(/1024w\.jpg$/, '320w.jpg'));
+    await page.evaluate(
+      async (url) => {
+        const bytes = await (await fetch(url!)).blob();
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], 'dropped.jpg', { type: 'image/jpeg' }));
+        const zone = document.querySelector('#dropzone')!;
+        for (const type of ['dragenter', 'dragover', 'drop']) {
+          zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        }
+      },
+      small?.replace(/1024w\.jpg$/, '320w.jpg'),
+    );
     const dropped = page.locator('.card', { hasText: 'dropped.jpg' });
     await dropped.locator('table.variants').waitFor({ timeout: 60_000 });
     // A 320-wide image with WIDTHS 320,640,1024 gets one width in three formats.
@@ -192,7 +232,8 @@ describe('try-it page in Chromium', function () {
     const bigPath = join(files, 'scan.png');
     writeFileSync(bigPath, await noisePng(4500));
     const requests: string[] = [];
-    const onRequest = (request: { method(): string; url(): string }) => void requests.push(`${request.method()} ${request.url().split('?')[0]}`);
+    const onRequest = (request: { method(): string; url(): string }) =>
+      void requests.push(`${request.method()} ${request.url().split('?')[0]}`);
     page.on('request', onRequest);
     const progress: number[] = [];
     await page.exposeFunction('recordProgress', (value: number) => void progress.push(value));
@@ -202,7 +243,8 @@ describe('try-it page in Chromium', function () {
       new MutationObserver((records) => {
         for (const record of records) {
           const target = record.target as HTMLProgressElement;
-          if (target.matches?.('.card progress') && target.hasAttribute('value')) (window as unknown as { recordProgress(v: number): void }).recordProgress(target.value);
+          if (target.matches?.('.card progress') && target.hasAttribute('value'))
+            (window as unknown as { recordProgress(v: number): void }).recordProgress(target.value);
         }
       }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['value'] });
     });
@@ -216,8 +258,14 @@ describe('try-it page in Chromium', function () {
     const put = requests.find((r) => r.startsWith(`PUT ${t.stack.urls.storage}/${t.stack.buckets.uploads}/incoming/`));
     expect(put, requests.join('\n')).to.be.a('string');
     expect(put).to.match(/\/scan\.png$/);
-    expect(requests.filter((r) => r === `POST ${t.stack.urls.api}`)).to.deep.equal([], 'the file never went through the function');
-    expect(progress.some((v) => v > 0 && v < 100), `progress values: ${progress.join(',')}`).to.equal(true);
+    expect(requests.filter((r) => r === `POST ${t.stack.urls.api}`)).to.deep.equal(
+      [],
+      'the file never went through the function',
+    );
+    expect(
+      progress.some((v) => v > 0 && v < 100),
+      `progress values: ${progress.join(',')}`,
+    ).to.equal(true);
     expect(pageErrors).to.deep.equal([]);
   });
 
@@ -227,8 +275,12 @@ describe('try-it page in Chromium', function () {
     const cards = page.locator('.card');
     await page.locator('.card[data-state="ready"]').first().waitFor({ timeout: 15_000 });
     expect(await cards.count()).to.be.at.least(2);
-    await page.waitForFunction(() => document.querySelectorAll('.card[data-state="ready"]').length >= 2, undefined, { timeout: 15_000 });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    await page.waitForFunction(() => document.querySelectorAll('.card[data-state="ready"]').length >= 2, undefined, {
+      timeout: 15_000,
+    });
+    const overflow = await page.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
     expect(overflow, 'horizontal overflow in px').to.be.at.most(0);
     expect(pageErrors).to.deep.equal([]);
   });
@@ -277,16 +329,33 @@ describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
 
     // The uncropped picture is still there, as before; each aspect is a <picture> of its own.
     expect(await card.locator('.preview > picture').count()).to.equal(1);
-    expect(await card.locator('.aspect').evaluateAll((fs) => fs.map((f) => f.getAttribute('data-aspect')))).to.deep.equal(['1:1', '16:9']);
+    expect(
+      await card.locator('.aspect').evaluateAll((fs) => fs.map((f) => f.getAttribute('data-aspect'))),
+    ).to.deep.equal(['1:1', '16:9']);
     for (const [aspect, section] of Object.entries(manifest.aspects!)) {
       const figure = card.locator(`.aspect[data-aspect="${aspect}"]`);
-      const sources = await figure.locator('picture source').evaluateAll((ss) => ss.map((s) => (s as HTMLSourceElement).srcset));
+      const sources = await figure
+        .locator('picture source')
+        .evaluateAll((ss) => ss.map((s) => (s as HTMLSourceElement).srcset));
       expect(sources).to.deep.equal(
-        ['avif', 'webp'].map((format) => section.variants.filter((v) => v.format === format).map((v) => `${v.url} ${v.width}w`).join(', ')),
+        ['avif', 'webp'].map((format) =>
+          section.variants
+            .filter((v) => v.format === format)
+            .map((v) => `${v.url} ${v.width}w`)
+            .join(', '),
+        ),
       );
       const img = figure.locator('picture img');
-      await page.waitForFunction((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0, await img.elementHandle(), { timeout: 15_000 });
-      const loaded = await img.evaluate((el) => ({ width: (el as HTMLImageElement).naturalWidth, height: (el as HTMLImageElement).naturalHeight, src: (el as HTMLImageElement).currentSrc }));
+      await page.waitForFunction(
+        (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
+        await img.elementHandle(),
+        { timeout: 15_000 },
+      );
+      const loaded = await img.evaluate((el) => ({
+        width: (el as HTMLImageElement).naturalWidth,
+        height: (el as HTMLImageElement).naturalHeight,
+        src: (el as HTMLImageElement).currentSrc,
+      }));
       expect(section.variants.map((v) => v.url)).to.include(loaded.src);
       expect(loaded.width / loaded.height).to.be.closeTo(section.crop.width / section.crop.height, 0.02);
 
@@ -298,7 +367,9 @@ describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
       expect((rect!.y - map!.y) / map!.height).to.be.closeTo(section.crop.top / height, 0.02);
       expect(rect!.width / map!.width).to.be.closeTo(section.crop.width / width, 0.02);
       expect(rect!.height / map!.height).to.be.closeTo(section.crop.height / height, 0.02);
-      expect(await figure.locator('figcaption').textContent()).to.contain(`crop ${section.crop.width} × ${section.crop.height}`);
+      expect(await figure.locator('figcaption').textContent()).to.contain(
+        `crop ${section.crop.width} × ${section.crop.height}`,
+      );
     }
   });
 });

@@ -107,7 +107,11 @@ function tailOf(logs: readonly CapturedLine[], count = 30): string {
 }
 
 /** `GET /uploads/{id}` until 200 (ready) or 422 (failed); returns the final answer. */
-export async function waitForImage(stack: LocalStack, id: string, timeoutMs = 60_000): Promise<{ status: number; body: any }> {
+export async function waitForImage(
+  stack: LocalStack,
+  id: string,
+  timeoutMs = 60_000,
+): Promise<{ status: number; body: any }> {
   return eventually(
     async () => {
       const response = await fetch(`${stack.urls.api}/${id}`);

@@ -36,6 +36,8 @@ describe('load: 20 uploads at concurrency 5 through the local stack (npm run loa
     expect(report.checks).to.deep.equal({ events: true, objects: true });
     expect(report.deadLetters).to.equal(0);
     expect(report.peakRssBytes, 'peak RSS of the resize process').to.be.a('number').and.greaterThan(0);
-    expect(table).to.match(/\| \*\*lost\*\* \| \*\*0\*\* \|/).and.match(/upload → ready p50 \/ p95 \/ p99/);
+    expect(table)
+      .to.match(/\| \*\*lost\*\* \| \*\*0\*\* \|/)
+      .and.match(/upload → ready p50 \/ p95 \/ p99/);
   });
 });

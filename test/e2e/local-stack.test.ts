@@ -68,7 +68,11 @@ describe('local stack end to end', function () {
     before(async () => {
       t = await startTestStack({ persist: true, env: { WIDTHS: '160,320' }, cleanupIntervalSeconds: 2 });
       events = collectEvents(t.stack, t.stack.subscriptions.eventsPull);
-      storage = new Storage({ apiEndpoint: t.stack.urls.storage, projectId: t.stack.projectId, useAuthWithCustomEndpoint: false });
+      storage = new Storage({
+        apiEndpoint: t.stack.urls.storage,
+        projectId: t.stack.projectId,
+        useAuthWithCustomEndpoint: false,
+      });
     });
     after(async () => {
       await events?.close();
@@ -111,7 +115,11 @@ describe('local stack end to end', function () {
     it('processes a raw-body upload, and answers a repeat with the manifest', async () => {
       const photo = await makePhoto({ width: 480, height: 640, format: 'png', seed: 12 });
       const post = () =>
-        fetch(`${t.stack.urls.api}?filename=raw.png`, { method: 'POST', body: new Uint8Array(photo), headers: { 'Content-Type': 'image/png' } });
+        fetch(`${t.stack.urls.api}?filename=raw.png`, {
+          method: 'POST',
+          body: new Uint8Array(photo),
+          headers: { 'Content-Type': 'image/png' },
+        });
       const first = await post();
       const body = (await first.json()) as { id: string };
       expect(first.status, JSON.stringify(body)).to.equal(202);
@@ -129,14 +137,20 @@ describe('local stack end to end', function () {
     it('ingests a file put under incoming/ with @google-cloud/storage', async () => {
       const photo = await makePhoto({ width: 640, height: 360, format: 'webp', seed: 13 });
       const id = imageIdOf(photo);
-      await storage.bucket(t.stack.buckets.uploads).file('incoming/from-client.webp').save(photo, { contentType: 'image/webp', resumable: false });
+      await storage
+        .bucket(t.stack.buckets.uploads)
+        .file('incoming/from-client.webp')
+        .save(photo, { contentType: 'image/webp', resumable: false });
       images.client = id;
       const manifest = await waitForManifest(t.stack, id);
       expect(manifest.original.filename).to.equal('from-client.webp');
       await checkVariants(manifest, { widths: [160, 320], aspect: 640 / 360 });
       // ingest removes what it took from incoming/.
       await eventually(
-        async () => ((await storage.bucket(t.stack.buckets.uploads).file('incoming/from-client.webp').exists())[0] ? undefined : true),
+        async () =>
+          (await storage.bucket(t.stack.buckets.uploads).file('incoming/from-client.webp').exists())[0]
+            ? undefined
+            : true,
         10_000,
         'incoming/from-client.webp removed',
       );
@@ -177,18 +191,29 @@ describe('local stack end to end', function () {
 
     it('records a file under incoming/ that is not an image as failed, with one image.failed', async () => {
       const bad = textPosingAsJpeg();
-      await storage.bucket(t.stack.buckets.uploads).file('incoming/not-a-photo.jpg').save(bad, { contentType: 'image/jpeg', resumable: false });
+      await storage
+        .bucket(t.stack.buckets.uploads)
+        .file('incoming/not-a-photo.jpg')
+        .save(bad, { contentType: 'image/jpeg', resumable: false });
       const id = imageIdOf(bad);
       const answer = await waitForImage(t.stack, id);
       expect(answer.status).to.equal(422);
       expect(answer.body.error).to.include({ code: 'image_failed', retryable: false });
       expect(answer.body.error.details).to.deep.equal({ id, cause: 'not_an_image' });
-      await eventually(async () => (events.events.some((e) => e.type === 'image.failed' && e.imageId === id) ? true : undefined), 10_000, 'image.failed');
+      await eventually(
+        async () => (events.events.some((e) => e.type === 'image.failed' && e.imageId === id) ? true : undefined),
+        10_000,
+        'image.failed',
+      );
       expect(events.events.filter((e) => e.imageId === id)).to.have.length(1);
     });
 
     it('answers upload errors as the API documents them', async () => {
-      const notImage = await fetch(t.stack.urls.api, { method: 'POST', body: 'hello', headers: { 'Content-Type': 'image/jpeg' } });
+      const notImage = await fetch(t.stack.urls.api, {
+        method: 'POST',
+        body: 'hello',
+        headers: { 'Content-Type': 'image/jpeg' },
+      });
       expect(notImage.status).to.equal(415);
       expect(((await notImage.json()) as { error: { code: string } }).error.code).to.equal('not_an_image');
       const form = new FormData();
@@ -206,7 +231,8 @@ describe('local stack end to end', function () {
       const ids = Object.values(images);
       expect(ids.length).to.be.at.least(3);
       await eventually(
-        async () => (ids.every((id) => events.events.some((e) => e.type === 'image.ready' && e.imageId === id)) ? true : undefined),
+        async () =>
+          ids.every((id) => events.events.some((e) => e.type === 'image.ready' && e.imageId === id)) ? true : undefined,
         15_000,
         'an image.ready for every image',
       );
@@ -223,7 +249,10 @@ describe('local stack end to end', function () {
     it('runs cleanup on its schedule and logs the summary', async () => {
       const tick = await t.waitForLog((l) => l.source === 'stack' && l.entry?.event === 'local.tick', 10_000);
       expect(tick.entry?.topic).to.equal(t.stack.topics.cleanup);
-      const summary = await t.waitForLog((l) => l.source === 'cleanup' && l.entry?.message === 'cleanup pass finished', 30_000);
+      const summary = await t.waitForLog(
+        (l) => l.source === 'cleanup' && l.entry?.message === 'cleanup pass finished',
+        30_000,
+      );
       const counts = summary.entry?.summary as Record<string, unknown>;
       expect(counts).to.include({ dryRun: false, errors: 0, redispatched: 0, originalsDeleted: 0 });
       expect(counts.examined).to.be.a('number').and.to.be.greaterThan(0);
@@ -240,7 +269,11 @@ describe('local stack end to end', function () {
       dataDir = tempDir('stack-restart');
       first = await startTestStack({ persist: dataDir, env: { WIDTHS: '160' } });
       const photo = await makePhoto({ width: 320, height: 240, seed: 21 });
-      const response = await fetch(first.stack.urls.api, { method: 'POST', body: new Uint8Array(photo), headers: { 'Content-Type': 'image/jpeg' } });
+      const response = await fetch(first.stack.urls.api, {
+        method: 'POST',
+        body: new Uint8Array(photo),
+        headers: { 'Content-Type': 'image/jpeg' },
+      });
       earlier = ((await response.json()) as { id: string }).id;
       await waitForManifest(first.stack, earlier);
       await first.stop();

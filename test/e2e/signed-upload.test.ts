@@ -44,7 +44,13 @@ describe('signed-URL upload of a 60 MB image on the local stack (curl PUT to the
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ filename: 'scan.png', contentType: 'image/png', size: image.length }),
     });
-    const signed = (await signing.json()) as { uploadUrl: string; method: string; headers: Record<string, string>; statusUrl: string; expiresAt: string };
+    const signed = (await signing.json()) as {
+      uploadUrl: string;
+      method: string;
+      headers: Record<string, string>;
+      statusUrl: string;
+      expiresAt: string;
+    };
     expect(signing.status, JSON.stringify(signed)).to.equal(201);
     expect(signed.uploadUrl.startsWith(`${t.stack.urls.storage}/${t.stack.buckets.uploads}/incoming/`)).to.equal(true);
 
@@ -53,13 +59,29 @@ describe('signed-URL upload of a 60 MB image on the local stack (curl PUT to the
     expect(await waiting.json()).to.include({ status: 'waiting' });
 
     const headerArgs = Object.entries(signed.headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
-    const { stdout } = await execFileAsync('curl', ['-sS', '-X', signed.method, ...headerArgs, '--data-binary', `@${path}`, '-o', '/dev/null', '-w', '%{http_code}', signed.uploadUrl]);
+    const { stdout } = await execFileAsync('curl', [
+      '-sS',
+      '-X',
+      signed.method,
+      ...headerArgs,
+      '--data-binary',
+      `@${path}`,
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      signed.uploadUrl,
+    ]);
     expect(stdout.trim()).to.equal('200');
 
     const ready = await eventually(
       async () => {
         const response = await fetch(signed.statusUrl);
-        const body = (await response.json()) as { status?: string; id?: string; manifest?: { original: { bytes: number; width: number }; variants: unknown[] } };
+        const body = (await response.json()) as {
+          status?: string;
+          id?: string;
+          manifest?: { original: { bytes: number; width: number }; variants: unknown[] };
+        };
         if (response.status === 202) return undefined;
         return { status: response.status, body };
       },

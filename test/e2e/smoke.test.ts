@@ -39,12 +39,22 @@ describe('npm run smoke against the local stack', function () {
       expect(result.ok, lines.join('\n')).to.equal(true);
       expect(result.steps.slice(0, 3).map((s) => s.step)).to.deep.equal(['health', 'upload', 'ready']);
       const variants = result.steps.slice(3);
-      expect(variants.map((s) => s.step).sort()).to.deep.equal(['160w.avif', '160w.jpeg', '160w.webp', '320w.avif', '320w.jpeg', '320w.webp']);
-      for (const step of variants) expect(step.detail).to.match(/ 200 image\/(avif|webp|jpeg) \d+ bytes, cache-control: public, max-age=31536000, immutable$/);
+      expect(variants.map((s) => s.step).sort()).to.deep.equal([
+        '160w.avif',
+        '160w.jpeg',
+        '160w.webp',
+        '320w.avif',
+        '320w.jpeg',
+        '320w.webp',
+      ]);
+      for (const step of variants)
+        expect(step.detail).to.match(
+          / 200 image\/(avif|webp|jpeg) \d+ bytes, cache-control: public, max-age=31536000, immutable$/,
+        );
       expect(lines.filter((l) => l.startsWith('ok   '))).to.have.length(result.steps.length);
     });
 
-    it('reports variants it cannot load as a serving-mode problem (a private bucket\'s 403 played by a local server)', async function () {
+    it("reports variants it cannot load as a serving-mode problem (a private bucket's 403 played by a local server)", async function () {
       // Cloud Storage answers 403 AccessDenied for an object of a private bucket; this server plays
       // that answer for the manifest's URLs, everything else goes to the real stack.
       const denied: Server = createServer((_req, res) => {
@@ -103,7 +113,10 @@ describe('npm run smoke against the local stack', function () {
 
     it('reports a missing token as the upload token, after a healthy health check', async function () {
       const { result } = await smoke({ url: stackUrl(stack) });
-      expect(result.steps.map((s) => [s.step, s.ok])).to.deep.equal([['health', true], ['upload', false]]);
+      expect(result.steps.map((s) => [s.step, s.ok])).to.deep.equal([
+        ['health', true],
+        ['upload', false],
+      ]);
       expect(result.steps[1]!.detail).to.match(/ 401 unauthorized$/);
       expect(result.steps[1]!.cause).to.match(/^upload token: upload checks a bearer token/);
     });
@@ -132,8 +145,24 @@ describe('npm run smoke against the local stack', function () {
 
   describe('command line', function () {
     it('parses --url, --token, --identity-token, --origin and --timeout', function () {
-      expect(parseSmokeArgs(['--url', 'https://x.run.app', '--token', 't', '--identity-token=i', '--origin', 'https://a.example', '--timeout', '60'])).to.deep.equal({
-        url: 'https://x.run.app', token: 't', identityToken: 'i', origin: 'https://a.example', timeoutMs: 60_000,
+      expect(
+        parseSmokeArgs([
+          '--url',
+          'https://x.run.app',
+          '--token',
+          't',
+          '--identity-token=i',
+          '--origin',
+          'https://a.example',
+          '--timeout',
+          '60',
+        ]),
+      ).to.deep.equal({
+        url: 'https://x.run.app',
+        token: 't',
+        identityToken: 'i',
+        origin: 'https://a.example',
+        timeoutMs: 60_000,
       });
     });
 

@@ -50,7 +50,8 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolve({ code: child.exitCode, signal: child.signalCode });
     else child.once('exit', (code, signal) => resolve({ code, signal }));
   });
 }
@@ -79,7 +80,11 @@ describe('local stack start and stop', function () {
       if (!stopped) await stack.stop();
     }
     expect(await listeningPorts(Object.values(ports))).to.deep.equal([]);
-    await eventually(async () => (emulatorProcesses(ports.pubsub).length === 0 ? true : undefined), 10_000, 'emulator processes gone');
+    await eventually(
+      async () => (emulatorProcesses(ports.pubsub).length === 0 ? true : undefined),
+      10_000,
+      'emulator processes gone',
+    );
     // A second stop is harmless.
     await stack.stop();
   });
@@ -88,7 +93,12 @@ describe('local stack start and stop', function () {
     const host = await usePubsubEmulator();
     const projectId = `e2e-restart-${process.pid}`;
     const options = { pubsubEmulatorHost: host, projectId, cleanupIntervalSeconds: 0, log: () => undefined };
-    const admin = new PubSub({ projectId, apiEndpoint: host, emulatorMode: true, clientOptions: { universeDomain: 'googleapis.com' } });
+    const admin = new PubSub({
+      projectId,
+      apiEndpoint: host,
+      emulatorMode: true,
+      clientOptions: { universeDomain: 'googleapis.com' },
+    });
     const jobsPush = topology.subscriptions.jobsPush;
     const metadata = async () => (await admin.subscription(jobsPush.name).getMetadata())[0];
     try {
@@ -110,7 +120,9 @@ describe('local stack start and stop', function () {
       const second = await startLocalStack({ ...options, ports: await freePorts() });
       try {
         expect(second.urls.resize).to.not.equal(first.urls.resize);
-        expect((await metadata()).pushConfig?.pushEndpoint).to.equal(`${second.urls.resize}${pushPath(projectId, 'jobs')}`);
+        expect((await metadata()).pushConfig?.pushEndpoint).to.equal(
+          `${second.urls.resize}${pushPath(projectId, 'jobs')}`,
+        );
         const trigger = (await admin.subscription(second.subscriptions.cleanupTrigger).getMetadata())[0];
         expect(trigger.pushConfig?.pushEndpoint).to.equal(`${second.urls.cleanup}${pushPath(projectId, 'cleanup')}`);
       } finally {
@@ -133,8 +145,12 @@ describe('local stack start and stop', function () {
         error = caught;
       }
       expect(error).to.be.instanceOf(PortInUseError);
-      expect((error as Error).message).to.contain(`Port ${ports.resize}`).and.to.contain('RESIZE_PORT=');
-      const others = Object.entries(ports).filter(([name]) => name !== 'resize').map(([, port]) => port);
+      expect((error as Error).message)
+        .to.contain(`Port ${ports.resize}`)
+        .and.to.contain('RESIZE_PORT=');
+      const others = Object.entries(ports)
+        .filter(([name]) => name !== 'resize')
+        .map(([, port]) => port);
       expect(await listeningPorts(others)).to.deep.equal([]);
       expect(emulatorProcesses(ports.pubsub)).to.deep.equal([]);
     } finally {
@@ -180,7 +196,8 @@ describe('local stack start and stop', function () {
     try {
       await eventually(
         async () => {
-          if (child.exitCode !== null) throw new Error(`npm start exited early (${child.exitCode}):\n${stdout}\n${stderr}`);
+          if (child.exitCode !== null)
+            throw new Error(`npm start exited early (${child.exitCode}):\n${stdout}\n${stderr}`);
           return stdout.includes('Ctrl-C stops everything') ? true : undefined;
         },
         90_000,
@@ -214,7 +231,11 @@ describe('local stack start and stop', function () {
       expect(code, stdout + stderr).to.equal(0);
       expect(stdout).to.contain('stopped.');
       expect(await listeningPorts(Object.values(ports))).to.deep.equal([]);
-      await eventually(async () => (emulatorProcesses(ports.pubsub).length === 0 ? true : undefined), 10_000, 'emulator processes gone');
+      await eventually(
+        async () => (emulatorProcesses(ports.pubsub).length === 0 ? true : undefined),
+        10_000,
+        'emulator processes gone',
+      );
     } finally {
       if (child.exitCode === null) {
         child.kill('SIGKILL');

@@ -45,7 +45,9 @@ describe('local stack: one trace per upload across the functions', function () {
     for (const { entry } of done) {
       const stages = entry![METRIC_LINES.jobDone.stages] as Record<string, number>;
       expect(Object.keys(stages)).to.include('decode');
-      expect(Object.values(stages).reduce((a, b) => a + b, 0)).to.be.at.most((entry![METRIC_LINES.jobDone.durationMs] as number) + 1);
+      expect(Object.values(stages).reduce((a, b) => a + b, 0)).to.be.at.most(
+        (entry![METRIC_LINES.jobDone.durationMs] as number) + 1,
+      );
     }
     expect(ready.source).to.equal('resize');
     expect(ready.entry![METRIC_LINES.imageReady.uploadToReadyMs]).to.be.a('number');
@@ -68,8 +70,15 @@ describe('local stack: one trace per upload across the functions', function () {
   it('incoming/ → ingest → resize share the trace ingest started', async () => {
     const photo = await makePhoto({ width: 400, height: 300, seed: 162 });
     const id = imageIdOf(photo);
-    const storage = new Storage({ apiEndpoint: t.stack.urls.storage, projectId: t.stack.projectId, useAuthWithCustomEndpoint: false });
-    await storage.bucket(t.stack.buckets.uploads).file('incoming/traced.jpg').save(photo, { resumable: false, contentType: 'image/jpeg' });
+    const storage = new Storage({
+      apiEndpoint: t.stack.urls.storage,
+      projectId: t.stack.projectId,
+      useAuthWithCustomEndpoint: false,
+    });
+    await storage
+      .bucket(t.stack.buckets.uploads)
+      .file('incoming/traced.jpg')
+      .save(photo, { resumable: false, contentType: 'image/jpeg' });
     const accepted = await t.waitForLog((l) => l.entry?.event === 'ingest.accept' && l.entry.imageId === id, 60_000);
     const traceId = String(accepted.entry![TRACE]).split('/').pop()!;
     expect(traceId).to.match(/^[0-9a-f]{32}$/);

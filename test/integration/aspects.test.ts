@@ -15,7 +15,14 @@ import { errorRecordName, imageIdOf, manifestName, originalName } from '../../sh
 import { planImage } from '../../shared/plan.js';
 import { makePhoto } from '../fixtures/images.js';
 import { freePort } from '../helpers.js';
-import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import {
+  pullEvents,
+  pullJobs,
+  pushBody,
+  startTestPipeline,
+  TEST_PROJECT,
+  type TestPipeline,
+} from '../fixtures/pipeline.js';
 
 describe('aspects: upload → fanned-out jobs → cropped variants and manifest (local storage, Pub/Sub emulator)', function () {
   this.timeout(120_000);
@@ -27,7 +34,12 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
   const jobsPath = () => `/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`;
 
   before(async () => {
-    pipeline = await startTestPipeline({ ASPECTS: '1:1,16:9', FANOUT_STRATEGY: 'per-width', WIDTHS: '96,160,320', CROP_STRATEGY: 'attention' });
+    pipeline = await startTestPipeline({
+      ASPECTS: '1:1,16:9',
+      FANOUT_STRATEGY: 'per-width',
+      WIDTHS: '96,160,320',
+      CROP_STRATEGY: 'attention',
+    });
     useDeps(pipeline.deps);
     const port = await freePort();
     ingestServer = getTestServer('ingest').listen(port, '127.0.0.1');
@@ -40,7 +52,14 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
 
   async function processAll(): Promise<number> {
     const jobs = await pullJobs(pipeline.jobs);
-    const statuses = await Promise.all(jobs.map(({ message }) => resize().post(jobsPath()).send(pushBody(message)).then((r) => r.status)));
+    const statuses = await Promise.all(
+      jobs.map(({ message }) =>
+        resize()
+          .post(jobsPath())
+          .send(pushBody(message))
+          .then((r) => r.status),
+      ),
+    );
     expect(statuses).to.deep.equal(jobs.map(() => 204));
     return jobs.length;
   }
@@ -56,7 +75,8 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
 
   /** Luma at 48×48 (JPEG noise of the 96 px variants averages out), for comparing regions. */
   const luma = (image: Buffer) => sharp(image).resize(48, 48, { fit: 'fill' }).greyscale().raw().toBuffer();
-  const meanAbsDiff = (a: Buffer, b: Buffer) => a.reduce((sum, value, i) => sum + Math.abs(value - b[i]!), 0) / a.length;
+  const meanAbsDiff = (a: Buffer, b: Buffer) =>
+    a.reduce((sum, value, i) => sum + Math.abs(value - b[i]!), 0) / a.length;
 
   it('yields both aspects at every fitting width and format, with the same crop in every entry, counted in progress', async () => {
     const image = await makePhoto({ width: 400, height: 240, seed: 61 });
@@ -84,7 +104,10 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
       expect(section.formats).to.deep.equal(['avif', 'webp', 'jpeg']);
       const { left, top, width, height } = section.crop;
       for (const format of ['avif', 'webp', 'jpeg'] as const) {
-        expect(section.variants.filter((v) => v.format === format).map((v) => v.width), `${aspect} ${format}`).to.deep.equal([...widths]);
+        expect(
+          section.variants.filter((v) => v.format === format).map((v) => v.width),
+          `${aspect} ${format}`,
+        ).to.deep.equal([...widths]);
       }
       for (const variant of section.variants) {
         // Every job that rendered a variant recorded the rectangle it used: all agree.
@@ -106,11 +129,17 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     // Uncropped variants are as they always were.
     expect(manifest.variants.map((v) => v.name)).to.deep.equal(
       planImage({ width: 400, height: 240 }, { WIDTHS: [96, 160, 320], FORMATS: ['avif', 'webp', 'jpeg'] })
-        .variants.sort((a, b) => ['avif', 'webp', 'jpeg'].indexOf(a.format) - ['avif', 'webp', 'jpeg'].indexOf(b.format) || a.width - b.width)
+        .variants.sort(
+          (a, b) =>
+            ['avif', 'webp', 'jpeg'].indexOf(a.format) - ['avif', 'webp', 'jpeg'].indexOf(b.format) ||
+            a.width - b.width,
+        )
         .map((v) => `${id}/${v.width}w.${v.format === 'jpeg' ? 'jpg' : v.format}`),
     );
     const events = await pullEvents(pipeline.events);
-    expect(events.filter((e) => e.imageId === id).map((e) => (e.type === 'image.ready' ? e.variants : -1))).to.deep.equal([listed.length]);
+    expect(
+      events.filter((e) => e.imageId === id).map((e) => (e.type === 'image.ready' ? e.variants : -1)),
+    ).to.deep.equal([listed.length]);
   });
 
   it('moves the crop to a focal point given with ?focus=', async () => {
@@ -125,7 +154,9 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     expect(cropA).to.deep.equal({ left: 0, top: 0, width: 240, height: 240, by: 'focus' });
     expect(cropB).to.deep.equal({ left: 160, top: 0, width: 240, height: 240, by: 'focus' });
     // The pixels follow: B's square is the right-hand 240 px of its original.
-    const square = (await manifestOf(b.body.id)).aspects!['1:1']!.variants.find((v) => v.format === 'jpeg' && v.width === 240)!;
+    const square = (await manifestOf(b.body.id)).aspects!['1:1']!.variants.find(
+      (v) => v.format === 'jpeg' && v.width === 240,
+    )!;
     const reference = await sharp(right).extract({ left: 160, top: 0, width: 240, height: 240 }).toBuffer();
     expect(meanAbsDiff(await luma(await download(square.name)), await luma(reference))).to.be.below(4);
     await pullEvents(pipeline.events, { quietMs: 300 });
@@ -134,7 +165,10 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
   it('keeps the crops stored with an original whose first dispatch never finished, whatever focus a retry sends', async () => {
     const image = await makePhoto({ width: 400, height: 240, seed: 67 });
     const id = imageIdOf(image);
-    const stored = { '1:1': { left: 0, top: 0, width: 240, height: 240, by: 'focus' }, '16:9': { left: 0, top: 0, width: 400, height: 225, by: 'focus' } };
+    const stored = {
+      '1:1': { left: 0, top: 0, width: 240, height: 240, by: 'focus' },
+      '16:9': { left: 0, top: 0, width: 400, height: 225, by: 'focus' },
+    };
     // As accept leaves it when it dies between storing the original and publishing its jobs.
     await pipeline.deps.storage
       .bucket('test-uploads')
@@ -142,7 +176,17 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
       .save(image, {
         resumable: false,
         contentType: 'image/jpeg',
-        metadata: { metadata: { imageId: id, format: 'jpeg', width: '400', height: '240', bytes: String(image.length), source: 'upload', crops: JSON.stringify(stored) } },
+        metadata: {
+          metadata: {
+            imageId: id,
+            format: 'jpeg',
+            width: '400',
+            height: '240',
+            bytes: String(image.length),
+            source: 'upload',
+            crops: JSON.stringify(stored),
+          },
+        },
       });
     const response = await upload().post('/uploads?focus=1,1').set('Content-Type', 'image/jpeg').send(image);
     expect(response.status).to.equal(202);
@@ -157,11 +201,17 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
   for (const bad of ['1.5,0.5', 'left', '0.5']) {
     it(`answers ?focus=${bad} with 400 invalid_focus and stores nothing`, async () => {
       const image = await makePhoto({ width: 200, height: 120, seed: 64 });
-      const response = await upload().post(`/uploads?focus=${encodeURIComponent(bad)}`).set('Content-Type', 'image/jpeg').send(image);
+      const response = await upload()
+        .post(`/uploads?focus=${encodeURIComponent(bad)}`)
+        .set('Content-Type', 'image/jpeg')
+        .send(image);
       expect(response.status).to.equal(400);
       expect(response.body.error).to.include({ code: 'invalid_focus', retryable: false });
       expect(response.body.error.message).to.match(/two numbers from 0 to 1|from 0 to 1/);
-      const [exists] = await pipeline.deps.storage.bucket('test-uploads').file(`originals/${imageIdOf(image)}`).exists();
+      const [exists] = await pipeline.deps.storage
+        .bucket('test-uploads')
+        .file(`originals/${imageIdOf(image)}`)
+        .exists();
       expect(exists).to.equal(false);
     });
   }
@@ -170,8 +220,12 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     const good = await makePhoto({ width: 400, height: 240, seed: 65 });
     const bad = await makePhoto({ width: 400, height: 240, seed: 66 });
     const uploads = pipeline.deps.storage.bucket('test-uploads');
-    await uploads.file('incoming/good.jpg').save(good, { resumable: false, contentType: 'image/jpeg', metadata: { metadata: { focus: '1,1' } } });
-    await uploads.file('incoming/bad.jpg').save(bad, { resumable: false, contentType: 'image/jpeg', metadata: { metadata: { focus: '2,2' } } });
+    await uploads
+      .file('incoming/good.jpg')
+      .save(good, { resumable: false, contentType: 'image/jpeg', metadata: { metadata: { focus: '1,1' } } });
+    await uploads
+      .file('incoming/bad.jpg')
+      .save(bad, { resumable: false, contentType: 'image/jpeg', metadata: { metadata: { focus: '2,2' } } });
 
     const record = await waitForObject(errorRecordName(imageIdOf(bad)));
     const failure = FailureRecordV1.parse(JSON.parse(record.toString()));

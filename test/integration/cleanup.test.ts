@@ -12,9 +12,25 @@ import { runCleanup } from '../../shared/cleanup.js';
 import { claimStep } from '../../shared/cleanup-state.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
 import { encodeMessage, type JobMessage } from '../../shared/schemas.js';
-import { cleanupStateName, CURSOR_METADATA, errorRecordName, manifestName, ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName } from '../../shared/naming.js';
+import {
+  cleanupStateName,
+  CURSOR_METADATA,
+  errorRecordName,
+  manifestName,
+  ORIGINAL_METADATA,
+  originalName,
+  OUTCOME_MARKER,
+  outcomeMarkerName,
+} from '../../shared/naming.js';
 import { makePhoto } from '../fixtures/images.js';
-import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import {
+  pullEvents,
+  pullJobs,
+  pushBody,
+  startTestPipeline,
+  TEST_PROJECT,
+  type TestPipeline,
+} from '../fixtures/pipeline.js';
 
 const MIN = 60_000;
 const DAY = 24 * 60 * MIN;
@@ -24,29 +40,44 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
   let pipeline: TestPipeline;
   const clocks: PipelineDeps[] = [];
   const at = (offsetMs: number, env: Record<string, unknown> = {}): PipelineDeps => {
-    const deps = createDeps({ ...pipeline.config, ...env }, { log: pipeline.deps.log, now: () => new Date(Date.now() + offsetMs) });
+    const deps = createDeps(
+      { ...pipeline.config, ...env },
+      { log: pipeline.deps.log, now: () => new Date(Date.now() + offsetMs) },
+    );
     clocks.push(deps);
     return deps;
   };
   const uploads = () => pipeline.deps.storage.bucket('test-uploads');
   const images = () => pipeline.deps.storage.bucket('test-images');
-  const exists = async (bucket: 'test-uploads' | 'test-images', name: string) => (await pipeline.deps.storage.bucket(bucket).file(name).exists())[0];
+  const exists = async (bucket: 'test-uploads' | 'test-images', name: string) =>
+    (await pipeline.deps.storage.bucket(bucket).file(name).exists())[0];
 
   async function uploadImage(seed: number): Promise<{ id: string; jobs: Awaited<ReturnType<typeof pullJobs>> }> {
     const image = await makePhoto({ width: 200, height: 160, seed });
-    const response = await request(getTestServer('upload')).post('/uploads').set('Content-Type', 'image/jpeg').send(image);
+    const response = await request(getTestServer('upload'))
+      .post('/uploads')
+      .set('Content-Type', 'image/jpeg')
+      .send(image);
     expect(response.status).to.equal(202);
     return { id: response.body.id, jobs: await pullJobs(pipeline.jobs) };
   }
   async function finish(jobs: Awaited<ReturnType<typeof pullJobs>>): Promise<void> {
     for (const { message } of jobs) {
-      const status = (await request(getTestServer('resize')).post(`/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`).send(pushBody(message))).status;
+      const status = (
+        await request(getTestServer('resize'))
+          .post(`/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`)
+          .send(pushBody(message))
+      ).status;
       expect(status).to.equal(204);
     }
   }
 
   before(async () => {
-    pipeline = await startTestPipeline({ ORIGINAL_RETENTION_DAYS: '30', MAX_REDISPATCHES: '1', REDISPATCH_AFTER_MINUTES: '30' });
+    pipeline = await startTestPipeline({
+      ORIGINAL_RETENTION_DAYS: '30',
+      MAX_REDISPATCHES: '1',
+      REDISPATCH_AFTER_MINUTES: '30',
+    });
     useDeps(pipeline.deps);
     const [deadLetterTopic] = await pipeline.pubsub.createTopic(`dead-letter-${pipeline.config.JOBS_TOPIC}`);
     await deadLetterTopic.createSubscription(pipeline.config.JOBS_DEAD_LETTER_SUBSCRIPTION);
@@ -107,7 +138,9 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
   it('removes stale incoming/ objects and orphaned partial outputs', async () => {
     await uploads().file('incoming/forgotten.jpg').save('x', { resumable: false });
     const orphanId = 'f'.repeat(32);
-    await images().file(`${orphanId}/96w.jpg`).save('partial', { resumable: false, metadata: { metadata: { width: '96', height: '77' } } });
+    await images()
+      .file(`${orphanId}/96w.jpg`)
+      .save('partial', { resumable: false, metadata: { metadata: { width: '96', height: '77' } } });
     const early = await runCleanup(at(2 * 60 * MIN));
     expect(early.incomingDeleted).to.equal(0);
     expect(early.orphansDeleted).to.equal(0);
@@ -137,7 +170,11 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     await pullEvents(pipeline.events);
     // Simulate the crash window: outcome recorded, event never published (adapted, issue 10: the
     // announcement state lives on the outcome marker now).
-    await uploads().file(outcomeMarkerName(id)).setMetadata({ metadata: { [OUTCOME_MARKER.keys.eventState]: 'pending', [OUTCOME_MARKER.keys.writer]: 'job:crashed' } });
+    await uploads()
+      .file(outcomeMarkerName(id))
+      .setMetadata({
+        metadata: { [OUTCOME_MARKER.keys.eventState]: 'pending', [OUTCOME_MARKER.keys.writer]: 'job:crashed' },
+      });
     expect((await runCleanup(at(0))).announcementsSettled).to.equal(0, 'a fresh pending record is left to its writer');
     const summary = await runCleanup(at(5 * MIN));
     expect(summary.announcementsSettled).to.equal(1);
@@ -152,12 +189,23 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
       message: { data: Buffer.from('{}').toString('base64'), messageId: 'tick-1', attributes: {} },
       subscription: 'projects/test-project/subscriptions/cleanup',
     };
-    const response = await request(getTestServer('cleanup')).post(`/projects/${TEST_PROJECT}/topics/image-cleanup`).send(tick);
+    const response = await request(getTestServer('cleanup'))
+      .post(`/projects/${TEST_PROJECT}/topics/image-cleanup`)
+      .send(tick);
     expect(response.status).to.equal(204);
     const summaries = pipeline.logs.filter((l) => l.message === 'cleanup pass finished');
     expect(summaries).to.have.length(1);
     expect(summaries[0]!.severity).to.equal('NOTICE');
-    expect(summaries[0]!.summary).to.include.keys(['examined', 'originalsDeleted', 'redispatched', 'gaveUp', 'deadLettered', 'incomingDeleted', 'orphansDeleted', 'truncated']);
+    expect(summaries[0]!.summary).to.include.keys([
+      'examined',
+      'originalsDeleted',
+      'redispatched',
+      'gaveUp',
+      'deadLettered',
+      'incomingDeleted',
+      'orphansDeleted',
+      'truncated',
+    ]);
   });
 
   it('stops at CLEANUP_MAX_OBJECTS and says the pass was truncated', async () => {
@@ -171,7 +219,12 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     const [metadata] = await original.getMetadata();
     const dispatchedAt = new Date(String(metadata.metadata?.[ORIGINAL_METADATA.dispatchedAt])).getTime();
     await bulkCreate(pipeline.storageServer.url, 'test-images', [
-      { name: `${id}/96w.jpg`, contentType: 'image/jpeg', timeCreated: new Date(dispatchedAt + 20 * MIN).toISOString(), metadata: { width: '96', height: '77' } },
+      {
+        name: `${id}/96w.jpg`,
+        contentType: 'image/jpeg',
+        timeCreated: new Date(dispatchedAt + 20 * MIN).toISOString(),
+        metadata: { width: '96', height: '77' },
+      },
     ]);
     pipeline.clearLogs();
     await runCleanup(at(dispatchedAt + 40 * MIN - Date.now()));
@@ -179,7 +232,9 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     expect(decisions, 'no decision about a live image').to.deep.equal([]);
     expect(await exists('test-images', errorRecordName(id))).to.equal(false);
     const [after] = await original.getMetadata();
-    expect(after.metadata?.[ORIGINAL_METADATA.dispatchedAt]).to.equal(metadata.metadata?.[ORIGINAL_METADATA.dispatchedAt]);
+    expect(after.metadata?.[ORIGINAL_METADATA.dispatchedAt]).to.equal(
+      metadata.metadata?.[ORIGINAL_METADATA.dispatchedAt],
+    );
     // Quiet for the whole window after its newest variant: now it counts as lost, and is given up.
     await runCleanup(at(dispatchedAt + 51 * MIN - Date.now()));
     expect(await exists('test-images', errorRecordName(id))).to.equal(true);
@@ -196,11 +251,26 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
         name: originalName(id),
         contentType: 'image/jpeg',
         timeCreated: stamp,
-        metadata: { format: 'jpeg', width: '200', height: '160', [ORIGINAL_METADATA.dispatchedAt]: stamp, [ORIGINAL_METADATA.redispatches]: '0' },
+        metadata: {
+          format: 'jpeg',
+          width: '200',
+          height: '160',
+          [ORIGINAL_METADATA.dispatchedAt]: stamp,
+          [ORIGINAL_METADATA.redispatches]: '0',
+        },
       })),
     );
     const redispatchedOf = async () =>
-      (await Promise.all(ids.map(async (id) => (await uploads().file(originalName(id)).getMetadata())[0].metadata?.[ORIGINAL_METADATA.redispatches]))).filter((n) => n === '1').length;
+      (
+        await Promise.all(
+          ids.map(
+            async (id) =>
+              (
+                await uploads().file(originalName(id)).getMetadata()
+              )[0].metadata?.[ORIGINAL_METADATA.redispatches],
+          ),
+        )
+      ).filter((n) => n === '1').length;
     const counts: number[] = [];
     for (let pass = 0; pass < 5 && (await redispatchedOf()) < ids.length; pass++) {
       const summary = await runCleanup(at(0, { REDISPATCH_MAX_PER_PASS: 2 }));
@@ -240,7 +310,9 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
 
   it('of claimants racing for one step, exactly one wins; the others skip it', async () => {
     const until = new Date(Date.now() + MIN);
-    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => claimStep(pipeline.deps, 'race-test', `pass-${i}`, until)));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => claimStep(pipeline.deps, 'race-test', `pass-${i}`, until)),
+    );
     expect(results.filter((r) => typeof r !== 'string')).to.have.length(1);
     expect(results.filter((r) => typeof r === 'string')).to.have.length(4);
   });
@@ -248,7 +320,10 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
   it('two overlapping passes: the one holding a step advances its cursor, the other skips the step', async () => {
     // Pass A is held inside its originals step (the storage server holds its listing) until B,
     // which must see A's claim, has run to its end.
-    const held = pipeline.storageServer.holdRequests({ method: 'GET', path: /\/b\/test-uploads\/o\?.*prefix=originals/ });
+    const held = pipeline.storageServer.holdRequests({
+      method: 'GET',
+      path: /\/b\/test-uploads\/o\?.*prefix=originals/,
+    });
     const state = uploads().file(cleanupStateName('originals'));
     const before = (await state.exists())[0] ? (await state.getMetadata())[0] : { generation: undefined, metadata: {} };
     const passA = runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 2 }));
@@ -268,7 +343,10 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     expect(a.steps.originals).to.deep.equal({ outcome: 'partial', reviewed: 2 });
     const [files] = await uploads().getFiles({ prefix: 'originals/' });
     const names = files.map((f) => f.name);
-    const from = Math.max(0, names.findIndex((n) => n > String(before.metadata?.[CURSOR_METADATA.after] ?? '')));
+    const from = Math.max(
+      0,
+      names.findIndex((n) => n > String(before.metadata?.[CURSOR_METADATA.after] ?? '')),
+    );
     const expected = [...names.slice(from), ...names.slice(0, from)][1];
     const [after] = await state.getMetadata();
     expect(after.metadata?.[CURSOR_METADATA.after], 'moved once, by two originals').to.equal(expected);

@@ -14,7 +14,16 @@ import { runCleanup } from '../../shared/cleanup.js';
 import { createDeps } from '../../shared/deps.js';
 import { FailureRecordV1 } from '../../shared/schemas.js';
 import { errorRecordName } from '../../shared/naming.js';
-import { audit, explain, IMAGES, listen, pushSubscription, startHarness, upload, type Harness } from '../fixtures/faults.js';
+import {
+  audit,
+  explain,
+  IMAGES,
+  listen,
+  pushSubscription,
+  startHarness,
+  upload,
+  type Harness,
+} from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
 import { TEST_PROJECT } from '../fixtures/pipeline.js';
 import { close, freePort, waitFor } from '../helpers.js';
@@ -32,7 +41,12 @@ describe('faults: a job that always fails transiently (the emulator honours dead
     h = await startHarness();
     // Without the client library's own retries each attempt fails in milliseconds instead of
     // ~6 s, so the five attempts take seconds; what is tested is Pub/Sub's side.
-    const storage = new Storage({ apiEndpoint: h.pipeline.config.STORAGE_API_ENDPOINT!, projectId: TEST_PROJECT, useAuthWithCustomEndpoint: false, retryOptions: { autoRetry: false } });
+    const storage = new Storage({
+      apiEndpoint: h.pipeline.config.STORAGE_API_ENDPOINT!,
+      projectId: TEST_PROJECT,
+      useAuthWithCustomEndpoint: false,
+      retryOptions: { autoRetry: false },
+    });
     useDeps(createDeps(h.pipeline.config, { storage, pubsub: h.pipeline.deps.pubsub, log: h.pipeline.deps.log }));
     const deadLetterTopic = `dead-letter-${h.pipeline.config.JOBS_TOPIC}`;
     const [topic] = await h.pipeline.pubsub.createTopic(deadLetterTopic);
@@ -57,13 +71,22 @@ describe('faults: a job that always fails transiently (the emulator honours dead
   it('is dead-lettered after 5 attempts, and cleanup records the image as failed with one image.failed', async () => {
     const image = await makePhoto({ width: 320, height: 200, seed: 7001 });
     const { id } = await upload(h, image);
-    const jobCount = await waitFor('the job count', () => {
-      const dispatched = h.pipeline.logs.find((l) => l.event === 'dispatch' && l.imageId === id);
-      return dispatched ? Number(dispatched.jobs) : undefined;
-    }, 60_000);
+    const jobCount = await waitFor(
+      'the job count',
+      () => {
+        const dispatched = h.pipeline.logs.find((l) => l.event === 'dispatch' && l.imageId === id);
+        return dispatched ? Number(dispatched.jobs) : undefined;
+      },
+      60_000,
+    );
     // Every storage request about this image fails: the job can only ever fail transiently.
     h.pipeline.storageServer.injectFault({ path: new RegExp(id), status: 503, times: 1_000_000 });
-    const letters = await waitFor('the dead letters', () => (deadLetters.filter((m) => m.attributes.imageId === id).length >= jobCount ? deadLetters : undefined), 480_000, 250);
+    const letters = await waitFor(
+      'the dead letters',
+      () => (deadLetters.filter((m) => m.attributes.imageId === id).length >= jobCount ? deadLetters : undefined),
+      480_000,
+      250,
+    );
     h.pipeline.storageServer.clearFaults();
     for (const letter of letters) {
       expect(letter.attributes.CloudPubSubDeadLetterSourceDeliveryCount).to.equal('5');
@@ -71,25 +94,40 @@ describe('faults: a job that always fails transiently (the emulator honours dead
     }
     const attempts = h.pipeline.logs.filter((l) => l.event === 'job.error' && l.imageId === id).length;
     expect(attempts, 'resize saw every delivery attempt and failed each transiently').to.equal(5 * jobCount);
-    expect((await h.pipeline.deps.storage.bucket(IMAGES).file(errorRecordName(id)).exists())[0], 'nothing recorded before cleanup').to.equal(false);
+    expect(
+      (await h.pipeline.deps.storage.bucket(IMAGES).file(errorRecordName(id)).exists())[0],
+      'nothing recorded before cleanup',
+    ).to.equal(false);
 
     const summary = await runCleanup(h.pipeline.deps);
     expect(summary.deadLettered).to.equal(1);
     const [record] = await h.pipeline.deps.storage.bucket(IMAGES).file(errorRecordName(id)).download();
     // Adapted (issue 10): the cause has its own code now, and it is retryable.
-    expect(FailureRecordV1.parse(JSON.parse(record.toString()))).to.include({ id, code: 'dead_lettered', retryable: true });
+    expect(FailureRecordV1.parse(JSON.parse(record.toString()))).to.include({
+      id,
+      code: 'dead_lettered',
+      retryable: true,
+    });
     const status = await request(getTestServer('upload')).get(`/uploads/${id}`);
     expect(status.status).to.equal(422);
-    expect(status.body.error, 'the status API says a re-upload can help').to.deep.include({ code: 'image_failed', retryable: true });
+    expect(status.body.error, 'the status API says a re-upload can help').to.deep.include({
+      code: 'image_failed',
+      retryable: true,
+    });
     const result = await audit(h, [id]);
     expect(result.counts).to.deep.equal({ complete: 0, failed: 1, lost: 0, doubled: 0 });
     expect((await runCleanup(h.pipeline.deps)).deadLettered, 'the dead letters were acknowledged').to.equal(0);
-    console.log(`      (${jobCount} job(s) × 5 delivery attempts, then dead-lettered; cleanup marked the image failed)`);
+    console.log(
+      `      (${jobCount} job(s) × 5 delivery attempts, then dead-lettered; cleanup marked the image failed)`,
+    );
 
     // Storage is back: the same bytes again are accepted, dispatched with a new dispatch
     // number, and end ready (before issue 10: the same 422, forever).
     h.pipeline.clearLogs();
-    const again = await request(getTestServer('upload')).post('/uploads').set('Content-Type', 'application/octet-stream').send(image);
+    const again = await request(getTestServer('upload'))
+      .post('/uploads')
+      .set('Content-Type', 'application/octet-stream')
+      .send(image);
     expect(again.status, JSON.stringify(again.body)).to.equal(202);
     const dispatched = h.pipeline.logs.find((l) => l.event === 'dispatch' && l.imageId === id);
     expect(dispatched?.dispatch, 'a new dispatch number').to.equal(1);

@@ -23,7 +23,8 @@ describe('faults: at-least-once delivery', function () {
 
   it('every job of 6 images delivered 3× in shuffled order, 6 at a time: 6 complete, 0 lost, 0 doubled', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 6; i++) ids.push((await upload(h, await makePhoto({ width: 260 + 20 * i, height: 200, seed: 3000 + i }))).id);
+    for (let i = 0; i < 6; i++)
+      ids.push((await upload(h, await makePhoto({ width: 260 + 20 * i, height: 200, seed: 3000 + i }))).id);
     const jobs = await pullJobs(h.pipeline.jobs);
     expect(new Set(jobs.map(({ job }) => job.imageId))).to.have.property('size', 6);
     const deliveries = shuffled([...jobs, ...jobs, ...jobs], 7);
@@ -66,7 +67,12 @@ describe('faults: at-least-once delivery', function () {
       await uploads.file(name).save(image, { resumable: false, contentType: 'image/jpeg' });
       const [metadata] = await uploads.file(name).getMetadata();
       ids.push(imageIdOf(image));
-      h.planned.set(imageIdOf(image), ['96w.avif', '96w.webp', '96w.jpg', '160w.avif', '160w.webp', '160w.jpg'].map((n) => `${imageIdOf(image)}/${n}`).sort());
+      h.planned.set(
+        imageIdOf(image),
+        ['96w.avif', '96w.webp', '96w.jpg', '160w.avif', '160w.webp', '160w.jpg']
+          .map((n) => `${imageIdOf(image)}/${n}`)
+          .sort(),
+      );
       for (let copy = 0; copy < 3; copy++) {
         // Eventarc's binary-mode CloudEvent, the same event id each time, as a redelivery carries.
         deliveries.push(
@@ -92,7 +98,14 @@ describe('faults: at-least-once delivery', function () {
     const path = `/projects/${TEST_PROJECT}/topics/${h.pipeline.config.JOBS_TOPIC}`;
     let pending = shuffled([...jobs, ...jobs], 11);
     for (let round = 0; pending.length > 0 && round < 10; round++) {
-      const statuses = await Promise.all(pending.map((item) => request(getTestServer('resize')).post(path).send(pushBody(item.message)).then((r) => r.status)));
+      const statuses = await Promise.all(
+        pending.map((item) =>
+          request(getTestServer('resize'))
+            .post(path)
+            .send(pushBody(item.message))
+            .then((r) => r.status),
+        ),
+      );
       pending = pending.filter((_, i) => statuses[i] !== 204);
       if (pending.length > 0) await sleep(500);
     }

@@ -30,7 +30,12 @@ describe('faults: duplicate deliveries of one job that end differently (one fail
     const storage = h.pipeline.storageServer;
     // Delivery A reads the original slowly and its clock says its budget is already spent (as a
     // job on an overloaded instance would find); delivery B, a duplicate, runs normally meanwhile.
-    const late = createDeps(h.pipeline.config, { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage, pubsub: h.pipeline.deps.pubsub, now: () => new Date(Date.now() - 3_600_000) });
+    const late = createDeps(h.pipeline.config, {
+      log: h.pipeline.deps.log,
+      storage: h.pipeline.deps.storage,
+      pubsub: h.pipeline.deps.pubsub,
+      now: () => new Date(Date.now() - 3_600_000),
+    });
     const held = storage.holdRequests({ method: 'GET', path: originalDownload(id) });
     const a = runJob(late, job as JobMessage);
     await held.arrived; // A is past its "already finished?" check, waiting for the original
@@ -51,7 +56,12 @@ describe('faults: duplicate deliveries of one job that end differently (one fail
     const image = await makePhoto({ width: 300, height: 200, seed: 8002 });
     const { id } = await upload(h, image);
     const job = (await pullJobs(h.pipeline.jobs, 1))[0]?.job ?? expect.fail('no job pulled');
-    const late = createDeps(h.pipeline.config, { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage, pubsub: h.pipeline.deps.pubsub, now: () => new Date(Date.now() - 3_600_000) });
+    const late = createDeps(h.pipeline.config, {
+      log: h.pipeline.deps.log,
+      storage: h.pipeline.deps.storage,
+      pubsub: h.pipeline.deps.pubsub,
+      now: () => new Date(Date.now() - 3_600_000),
+    });
     // Delivery A (healthy) reads the original slowly; delivery B fails for good meanwhile.
     const held = h.pipeline.storageServer.holdRequests({ method: 'GET', path: originalDownload(id) });
     const a = runJob(h.pipeline.deps, job as JobMessage);

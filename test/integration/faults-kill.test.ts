@@ -8,12 +8,22 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitForPort } from '../../local/pubsub-emulator.js';
-import { audit, expectAllComplete, IMAGES, pushSubscription, startHarness, upload, type Harness } from '../fixtures/faults.js';
+import {
+  audit,
+  expectAllComplete,
+  IMAGES,
+  pushSubscription,
+  startHarness,
+  upload,
+  type Harness,
+} from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
 import { TEST_PROJECT } from '../fixtures/pipeline.js';
 import { freePort, waitFor } from '../helpers.js';
 
-const FUNCTIONS_FRAMEWORK = fileURLToPath(new URL('../../../node_modules/@google-cloud/functions-framework/build/src/main.js', import.meta.url));
+const FUNCTIONS_FRAMEWORK = fileURLToPath(
+  new URL('../../../node_modules/@google-cloud/functions-framework/build/src/main.js', import.meta.url),
+);
 const FUNCTIONS_SOURCE = fileURLToPath(new URL('../../functions/index.js', import.meta.url));
 
 describe('faults: resize killed (SIGKILL) mid-job and restarted', function () {
@@ -46,7 +56,13 @@ describe('faults: resize killed (SIGKILL) mid-job and restarted', function () {
     };
     const proc = spawn(
       process.execPath,
-      [FUNCTIONS_FRAMEWORK, '--target=resize', '--signature-type=cloudevent', `--source=${FUNCTIONS_SOURCE}`, `--port=${port}`],
+      [
+        FUNCTIONS_FRAMEWORK,
+        '--target=resize',
+        '--signature-type=cloudevent',
+        `--source=${FUNCTIONS_SOURCE}`,
+        `--port=${port}`,
+      ],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let buffered = '';
@@ -81,27 +97,43 @@ describe('faults: resize killed (SIGKILL) mid-job and restarted', function () {
       (await upload(h, await makePhoto({ width: 380, height: 300, seed: 5002 }))).id,
     ];
     const images = h.pipeline.deps.storage.bucket(IMAGES);
-    const firstVariant = await waitFor('the first variant object', async () => {
-      for (const id of ids) {
-        const [files] = await images.getFiles({ prefix: `${id}/` });
-        if (files.some((f) => /\/\d+w\./.test(f.name))) return files.map((f) => f.name);
-      }
-      return undefined;
-    }, 60_000, 50);
+    const firstVariant = await waitFor(
+      'the first variant object',
+      async () => {
+        for (const id of ids) {
+          const [files] = await images.getFiles({ prefix: `${id}/` });
+          if (files.some((f) => /\/\d+w\./.test(f.name))) return files.map((f) => f.name);
+        }
+        return undefined;
+      },
+      60_000,
+      50,
+    );
     const first = child;
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     expect(first.signalCode).to.equal('SIGKILL');
     const before = await Promise.all(ids.map(async (id) => (await images.getFiles({ prefix: `${id}/` }))[0].length));
-    expect(before.reduce((a, b) => a + b, 0), 'killed with variants still missing').to.be.lessThan(ids.reduce((sum, id) => sum + h.planned.get(id)!.length, 0));
+    expect(
+      before.reduce((a, b) => a + b, 0),
+      'killed with variants still missing',
+    ).to.be.lessThan(ids.reduce((sum, id) => sum + h.planned.get(id)!.length, 0));
     storage.clearFaults();
 
     child = await startResize(port);
     const result = await audit(h, ids);
-    if (result.problems.length > 0) console.log(childLogs.filter((l) => String(l.event).startsWith('job') || l.severity !== 'INFO').map((l) => JSON.stringify(l)).join('\n'));
+    if (result.problems.length > 0)
+      console.log(
+        childLogs
+          .filter((l) => String(l.event).startsWith('job') || l.severity !== 'INFO')
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+      );
     expectAllComplete(result, 2);
     const announced = childLogs.filter((l) => l.message === 'image.ready published');
     expect(announced, 'one announcement per image across both processes').to.have.length(2);
-    console.log(`      (killed after ${firstVariant.length} object(s) of ${ids.length} images existed; the restart finished the rest)`);
+    console.log(
+      `      (killed after ${firstVariant.length} object(s) of ${ids.length} images existed; the restart finished the rest)`,
+    );
   });
 });

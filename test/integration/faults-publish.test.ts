@@ -13,7 +13,16 @@ import { runCleanup } from '../../shared/cleanup.js';
 import type { Config } from '../../shared/config.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
 import { imageIdOf, originalName } from '../../shared/naming.js';
-import { audit, expectAllComplete, listen, pushSubscription, startHarness, UPLOADS, upload, type Harness } from '../fixtures/faults.js';
+import {
+  audit,
+  expectAllComplete,
+  listen,
+  pushSubscription,
+  startHarness,
+  UPLOADS,
+  upload,
+  type Harness,
+} from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
 import { close, freePort } from '../helpers.js';
 
@@ -27,7 +36,10 @@ describe('faults: publishing fails after the original is stored', function () {
   let broken: PipelineDeps;
   const later: PipelineDeps[] = [];
   const at = (offsetMs: number) => {
-    const deps = createDeps(h.pipeline.config, { log: h.pipeline.deps.log, now: () => new Date(Date.now() + offsetMs) });
+    const deps = createDeps(h.pipeline.config, {
+      log: h.pipeline.deps.log,
+      now: () => new Date(Date.now() + offsetMs),
+    });
     later.push(deps);
     return deps;
   };
@@ -36,7 +48,10 @@ describe('faults: publishing fails after the original is stored', function () {
     const port = await freePort();
     server = await listen(getTestServer('resize'), port);
     subscription = await pushSubscription(h, `push-publish-${port}`, port);
-    broken = createDeps({ ...h.pipeline.config, JOBS_TOPIC: 'no-such-topic' } as Config, { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage });
+    broken = createDeps({ ...h.pipeline.config, JOBS_TOPIC: 'no-such-topic' } as Config, {
+      log: h.pipeline.deps.log,
+      storage: h.pipeline.deps.storage,
+    });
   });
   afterEach(async () => {
     useDeps(h.pipeline.deps);
@@ -49,7 +64,10 @@ describe('faults: publishing fails after the original is stored', function () {
   async function failedUpload(image: Buffer): Promise<string> {
     useDeps(broken);
     try {
-      const response = await request(getTestServer('upload')).post('/uploads').set('Content-Type', 'image/jpeg').send(image);
+      const response = await request(getTestServer('upload'))
+        .post('/uploads')
+        .set('Content-Type', 'image/jpeg')
+        .send(image);
       expect(response.status).to.equal(503);
       expect(response.body.error).to.include({ code: 'publish_failed', retryable: true });
       expect(response.headers['retry-after']).to.equal('10');

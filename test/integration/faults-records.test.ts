@@ -31,9 +31,27 @@ describe('faults: record protocol: one outcome per image, announced once (issue 
     return {
       v: 1,
       id,
-      original: { format: 'jpeg', width: 100, height: 80, bytes: 1000, contentType: 'image/jpeg', name: originalName(id), generation: '1' },
+      original: {
+        format: 'jpeg',
+        width: 100,
+        height: 80,
+        bytes: 1000,
+        contentType: 'image/jpeg',
+        name: originalName(id),
+        generation: '1',
+      },
       formats: ['jpeg'],
-      variants: [{ width: 96, height: 77, format: 'jpeg', contentType: 'image/jpeg', bytes: 900, name: `${id}/96w.jpg`, url: `x/${id}/96w.jpg` }],
+      variants: [
+        {
+          width: 96,
+          height: 77,
+          format: 'jpeg',
+          contentType: 'image/jpeg',
+          bytes: 900,
+          name: `${id}/96w.jpg`,
+          url: `x/${id}/96w.jpg`,
+        },
+      ],
       createdAt: new Date().toISOString(),
     };
   }
@@ -43,7 +61,12 @@ describe('faults: record protocol: one outcome per image, announced once (issue 
     const id = imageIdOf(Buffer.from('race: ready vs failed'));
     // Both writers look for the other's record first; the creates are held back so that both
     // looks happen before either create, the window the old check-then-create left open.
-    h.pipeline.storageServer.injectFault({ method: 'POST', path: '/upload/storage/v1/b/test-images/o', latencyMs: 400, times: 2 });
+    h.pipeline.storageServer.injectFault({
+      method: 'POST',
+      path: '/upload/storage/v1/b/test-images/o',
+      latencyMs: 400,
+      times: 2,
+    });
     const failure = permanent('image_failed', 'Processing did not finish; giving up.');
     const [ready, failed] = await Promise.all([
       writeManifest(h.pipeline.deps, manifestFor(id), `job:${id}:0:0`),
@@ -54,7 +77,10 @@ describe('faults: record protocol: one outcome per image, announced once (issue 
     await waitFor('the announcement', () => (eventsOf(id).length > 0 ? true : undefined), 60_000);
     await sleep(1500); // a second announcement, if any, arrives now
     expect(eventsOf(id), 'one event').to.have.length(1);
-    const [[manifest], [error]] = await Promise.all([h.pipeline.deps.storage.bucket(IMAGES).file(manifestName(id)).exists(), h.pipeline.deps.storage.bucket(IMAGES).file(errorRecordName(id)).exists()]);
+    const [[manifest], [error]] = await Promise.all([
+      h.pipeline.deps.storage.bucket(IMAGES).file(manifestName(id)).exists(),
+      h.pipeline.deps.storage.bucket(IMAGES).file(errorRecordName(id)).exists(),
+    ]);
     expect([manifest, error].filter(Boolean), 'one record').to.have.length(1);
   });
 
@@ -63,7 +89,12 @@ describe('faults: record protocol: one outcome per image, announced once (issue 
     await h.pipeline.deps.storage
       .bucket(UPLOADS)
       .file(originalName(id))
-      .save(Buffer.from('x'), { resumable: false, metadata: { metadata: { imageId: id, format: 'jpeg', width: '100', height: '80', dispatchedAt: new Date().toISOString() } } });
+      .save(Buffer.from('x'), {
+        resumable: false,
+        metadata: {
+          metadata: { imageId: id, format: 'jpeg', width: '100', height: '80', dispatchedAt: new Date().toISOString() },
+        },
+      });
     // The creator's "published" metadata write is slow (storage retrying inside the client).
     h.pipeline.storageServer.injectFault({ method: 'PATCH', path: new RegExp(id), latencyMs: 4000, times: 1 });
     const creator = writeManifest(h.pipeline.deps, manifestFor(id), `job:${id}:0:0`);
@@ -82,10 +113,17 @@ describe('faults: record protocol: one outcome per image, announced once (issue 
     const name = 'incoming/not-an-image-publish-fails.jpg';
     const body = Buffer.from('this is text, not a JPEG, publish fails once');
     const id = imageIdOf(body);
-    const [object] = await h.pipeline.deps.storage.bucket(UPLOADS).file(name).save(body, { resumable: false }).then(() => h.pipeline.deps.storage.bucket(UPLOADS).file(name).getMetadata());
+    const [object] = await h.pipeline.deps.storage
+      .bucket(UPLOADS)
+      .file(name)
+      .save(body, { resumable: false })
+      .then(() => h.pipeline.deps.storage.bucket(UPLOADS).file(name).getMetadata());
     const data = { bucket: UPLOADS, name, generation: String(object.generation), size: String(object.size) };
     // First delivery: the events topic cannot be published to (real emulator error: NOT_FOUND).
-    const noTopic = createDeps({ ...h.pipeline.config, EVENTS_TOPIC: `missing-${h.pipeline.config.EVENTS_TOPIC}` }, { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage });
+    const noTopic = createDeps(
+      { ...h.pipeline.config, EVENTS_TOPIC: `missing-${h.pipeline.config.EVENTS_TOPIC}` },
+      { log: h.pipeline.deps.log, storage: h.pipeline.deps.storage },
+    );
     let firstFailed = false;
     try {
       await ingestObject(noTopic, data);
@@ -99,6 +137,9 @@ describe('faults: record protocol: one outcome per image, announced once (issue 
     expect(outcome).to.deep.include({ outcome: 'rejected', id, code: 'not_an_image' });
     await waitFor('image.failed', () => (eventsOf(id).length > 0 ? true : undefined), 10_000);
     expect(eventsOf(id)).to.deep.equal(['image.failed']);
-    expect((await h.pipeline.deps.storage.bucket(UPLOADS).file(name).exists())[0], 'removed only once announced').to.equal(false);
+    expect(
+      (await h.pipeline.deps.storage.bucket(UPLOADS).file(name).exists())[0],
+      'removed only once announced',
+    ).to.equal(false);
   });
 });

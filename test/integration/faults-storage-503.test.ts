@@ -8,7 +8,18 @@ import type { Subscription } from '@google-cloud/pubsub';
 import { expect } from 'chai';
 import type { Server } from 'node:http';
 import { imageIdOf } from '../../shared/naming.js';
-import { audit, expectAllComplete, listen, pushSubscription, recordPushes, startHarness, UPLOADS, upload, type Harness, type PushRecord } from '../fixtures/faults.js';
+import {
+  audit,
+  expectAllComplete,
+  listen,
+  pushSubscription,
+  recordPushes,
+  startHarness,
+  UPLOADS,
+  upload,
+  type Harness,
+  type PushRecord,
+} from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
 import { close, freePort, waitFor } from '../helpers.js';
 
@@ -68,31 +79,53 @@ describe('faults: storage 503s on reads and writes while jobs flow through a rea
     try {
       const ids: string[] = [];
       for (let i = 0; i < 4; i++) {
-        const result = await upload(h, await makePhoto({ width: 300, height: 220 + 10 * i, seed: 4000 + i }), { retries: 20 });
+        const result = await upload(h, await makePhoto({ width: 300, height: 220 + 10 * i, seed: 4000 + i }), {
+          retries: 20,
+        });
         expect(result.status, `upload ${i}`).to.be.oneOf([202, 200]);
         ids.push(result.id);
       }
       for (let i = 0; i < 2; i++) {
         const image = await makePhoto({ width: 280, height: 210, seed: 4100 + i });
         const file = h.pipeline.deps.storage.bucket(UPLOADS).file(`incoming/storm-${i}.jpg`);
-        await waitFor('an incoming save between bursts', () => file.save(image, { resumable: false }).then(() => true, () => undefined), 30_000, 50);
+        await waitFor(
+          'an incoming save between bursts',
+          () =>
+            file.save(image, { resumable: false }).then(
+              () => true,
+              () => undefined,
+            ),
+          30_000,
+          50,
+        );
         ids.push(imageIdOf(image));
       }
       // Keep the storm going until a job of every image has been pushed to resize (and
       // answered) while it rages, so that jobs, not only uploads and ingest, meet the 503s.
-      await waitFor('a job of every image pushed during the storm', () => (ids.every((id) => pushes.images.has(id)) ? true : undefined), 300_000, 250);
+      await waitFor(
+        'a job of every image pushed during the storm',
+        () => (ids.every((id) => pushes.images.has(id)) ? true : undefined),
+        300_000,
+        250,
+      );
       injecting = false;
       await injector;
       storage.clearFaults();
       // Ingested images have no upload response: their plan (280 px wide, WIDTHS 96,160, three formats).
-      for (const id of ids.slice(4)) h.planned.set(id, ['96w.avif', '96w.webp', '96w.jpg', '160w.avif', '160w.webp', '160w.jpg'].map((n) => `${id}/${n}`).sort());
+      for (const id of ids.slice(4))
+        h.planned.set(
+          id,
+          ['96w.avif', '96w.webp', '96w.jpg', '160w.avif', '160w.webp', '160w.jpg'].map((n) => `${id}/${n}`).sort(),
+        );
       const result = await audit(h, ids);
       if (result.problems.length > 0) console.log(`      pushes received:\n${pushes.report()}`);
       expectAllComplete(result, 6, h);
       const retried = h.pipeline.logs.filter((l) => l.event === 'job.error' || l.event === 'ingest.retry').length;
       const refused = h.pipeline.logs.filter((l) => l.event === 'http.error' && l.status === 503).length;
       expect(retried + refused, 'the faults got past the client library retries').to.be.greaterThan(0);
-      console.log(`      (${bursts} bursts of 503s; ${retried} deliveries failed transiently and were redelivered; ${refused} uploads answered 503 and were sent again)`);
+      console.log(
+        `      (${bursts} bursts of 503s; ${retried} deliveries failed transiently and were redelivered; ${refused} uploads answered 503 and were sent again)`,
+      );
     } finally {
       injecting = false;
       await injector;

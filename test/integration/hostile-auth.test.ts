@@ -16,13 +16,67 @@ describe('hostile inputs: who may call', function () {
 
   const cases: Array<[string, (photo: Buffer) => request.Test, number, ErrorCode]> = [
     ['no token', (photo) => api().post('/uploads').set('Content-Type', 'image/jpeg').send(photo), 401, 'unauthorized'],
-    ['a wrong token', (photo) => api().post('/uploads').set('Authorization', `Bearer ${TOKEN.slice(0, -1)}x`).set('Content-Type', 'image/jpeg').send(photo), 401, 'unauthorized'],
-    ['the token as a prefix', (photo) => api().post('/uploads').set('Authorization', `Bearer ${TOKEN}x`).set('Content-Type', 'image/jpeg').send(photo), 401, 'unauthorized'],
-    ['the token in the query string', (photo) => api().post(`/uploads?access_token=${TOKEN}`).set('Content-Type', 'image/jpeg').send(photo), 401, 'unauthorized'],
-    ['Basic instead of Bearer', (photo) => api().post('/uploads').set('Authorization', `Basic ${TOKEN}`).set('Content-Type', 'image/jpeg').send(photo), 401, 'unauthorized'],
-    ['an unlisted Origin with the right token', (photo) => api().post('/uploads').set(auth).set('Origin', 'https://evil.example').set('Content-Type', 'image/jpeg').send(photo), 403, 'forbidden_origin'],
-    ['Origin: null (sandboxed iframe, file://)', (photo) => api().post('/uploads').set(auth).set('Origin', 'null').set('Content-Type', 'image/jpeg').send(photo), 403, 'forbidden_origin'],
-    ['a look-alike Origin', (photo) => api().post('/uploads').set(auth).set('Origin', 'https://app.example.evil.example').set('Content-Type', 'image/jpeg').send(photo), 403, 'forbidden_origin'],
+    [
+      'a wrong token',
+      (photo) =>
+        api()
+          .post('/uploads')
+          .set('Authorization', `Bearer ${TOKEN.slice(0, -1)}x`)
+          .set('Content-Type', 'image/jpeg')
+          .send(photo),
+      401,
+      'unauthorized',
+    ],
+    [
+      'the token as a prefix',
+      (photo) =>
+        api().post('/uploads').set('Authorization', `Bearer ${TOKEN}x`).set('Content-Type', 'image/jpeg').send(photo),
+      401,
+      'unauthorized',
+    ],
+    [
+      'the token in the query string',
+      (photo) => api().post(`/uploads?access_token=${TOKEN}`).set('Content-Type', 'image/jpeg').send(photo),
+      401,
+      'unauthorized',
+    ],
+    [
+      'Basic instead of Bearer',
+      (photo) =>
+        api().post('/uploads').set('Authorization', `Basic ${TOKEN}`).set('Content-Type', 'image/jpeg').send(photo),
+      401,
+      'unauthorized',
+    ],
+    [
+      'an unlisted Origin with the right token',
+      (photo) =>
+        api()
+          .post('/uploads')
+          .set(auth)
+          .set('Origin', 'https://evil.example')
+          .set('Content-Type', 'image/jpeg')
+          .send(photo),
+      403,
+      'forbidden_origin',
+    ],
+    [
+      'Origin: null (sandboxed iframe, file://)',
+      (photo) => api().post('/uploads').set(auth).set('Origin', 'null').set('Content-Type', 'image/jpeg').send(photo),
+      403,
+      'forbidden_origin',
+    ],
+    [
+      'a look-alike Origin',
+      (photo) =>
+        api()
+          .post('/uploads')
+          .set(auth)
+          .set('Origin', 'https://app.example.evil.example')
+          .set('Content-Type', 'image/jpeg')
+          .send(photo),
+      403,
+      'forbidden_origin',
+    ],
   ];
   cases.forEach(([what, make, status, code], index) => {
     it(`${what}: ${status} ${code}, nothing stored, no CORS headers`, async () => {
@@ -37,7 +91,12 @@ describe('hostile inputs: who may call', function () {
   });
 
   it('the configured origin with the token: 202 and CORS headers for that origin only', async () => {
-    const response = await api().post('/uploads').set(auth).set('Origin', 'https://app.example').set('Content-Type', 'image/jpeg').send(await validPhoto(950));
+    const response = await api()
+      .post('/uploads')
+      .set(auth)
+      .set('Origin', 'https://app.example')
+      .set('Content-Type', 'image/jpeg')
+      .send(await validPhoto(950));
     expect(response.status).to.equal(202);
     expect(response.headers['access-control-allow-origin']).to.equal('https://app.example');
     expect(response.headers.vary).to.match(/Origin/);

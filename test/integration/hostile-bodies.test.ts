@@ -10,7 +10,23 @@
 import { expect } from 'chai';
 import { errorRecordName, imageIdOf } from '../../shared/naming.js';
 import { ALL_PATHS, hostileSuite, MiB, UPLOADS, type Expected, type Path } from '../fixtures/hostile.js';
-import { badCrcPng, billionLaughsSvg, floatPlanarTiff, heicContainer, htmlPosingAsImage, jpegHeaderClaiming, makeAnimatedGif, makePhoto, multiPageTiff, pngBomb, simpleSvg, svgWithEntities, textPosingAsJpeg, truncated, zeroBytes } from '../fixtures/images.js';
+import {
+  badCrcPng,
+  billionLaughsSvg,
+  floatPlanarTiff,
+  heicContainer,
+  htmlPosingAsImage,
+  jpegHeaderClaiming,
+  makeAnimatedGif,
+  makePhoto,
+  multiPageTiff,
+  pngBomb,
+  simpleSvg,
+  svgWithEntities,
+  textPosingAsJpeg,
+  truncated,
+  zeroBytes,
+} from '../fixtures/images.js';
 import { damagedIdat } from '../fixtures/surgery.js';
 
 interface BodyCase {
@@ -45,7 +61,12 @@ const BODY_CASES: BodyCase[] = [
     contentType: 'image/png',
     expected: { kind: 'fails-later', code: 'corrupt_image' },
   },
-  { name: 'PNG with a bad IHDR CRC', make: async () => badCrcPng(), contentType: 'image/png', expected: { kind: 'refused', status: 422, code: 'corrupt_image' } },
+  {
+    name: 'PNG with a bad IHDR CRC',
+    make: async () => badCrcPng(),
+    contentType: 'image/png',
+    expected: { kind: 'refused', status: 422, code: 'corrupt_image' },
+  },
   {
     name: 'PNG with a bad IDAT CRC',
     make: async (seed) => damagedIdat(await makePhoto({ width: 120, height: 90, format: 'png', seed }), 'crc'),
@@ -60,22 +81,53 @@ const BODY_CASES: BodyCase[] = [
   },
   {
     name: 'PNG signature followed by garbage',
-    make: async () => Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(200, 0x41)]),
+    make: async () =>
+      Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(200, 0x41)]),
     contentType: 'image/png',
     expected: { kind: 'refused', status: 422, code: 'corrupt_image' },
   },
-  { name: 'text posing as a JPEG', make: async () => textPosingAsJpeg(), contentType: 'image/jpeg', expected: { kind: 'refused', status: 415, code: 'not_an_image' } },
-  { name: 'HTML posing as an image', make: async () => htmlPosingAsImage(), contentType: 'image/png', expected: { kind: 'refused', status: 415, code: 'not_an_image' } },
+  {
+    name: 'text posing as a JPEG',
+    make: async () => textPosingAsJpeg(),
+    contentType: 'image/jpeg',
+    expected: { kind: 'refused', status: 415, code: 'not_an_image' },
+  },
+  {
+    name: 'HTML posing as an image',
+    make: async () => htmlPosingAsImage(),
+    contentType: 'image/png',
+    expected: { kind: 'refused', status: 415, code: 'not_an_image' },
+  },
   {
     name: 'HTML behind a JPEG magic number (polyglot)',
     make: async () => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), htmlPosingAsImage()]),
     contentType: 'image/jpeg',
     expected: { kind: 'refused', status: 422, code: 'corrupt_image' },
   },
-  { name: 'zero bytes', make: async () => zeroBytes, contentType: 'image/jpeg', expected: { kind: 'refused', status: 415, code: 'not_an_image' } },
-  { name: 'pixel bomb: PNG claiming 20000×20000', make: async () => pngBomb(20000, 20000), contentType: 'image/png', expected: { kind: 'refused', status: 422, code: 'too_many_pixels' } },
-  { name: 'pixel bomb: PNG claiming 60000×60000', make: async () => pngBomb(60000, 60000), contentType: 'image/png', expected: { kind: 'refused', status: 422, code: 'too_many_pixels' } },
-  { name: 'JPEG header claiming 65000×65000', make: () => jpegHeaderClaiming(65000, 65000), contentType: 'image/jpeg', expected: { kind: 'refused', status: 422, code: 'too_many_pixels' } },
+  {
+    name: 'zero bytes',
+    make: async () => zeroBytes,
+    contentType: 'image/jpeg',
+    expected: { kind: 'refused', status: 415, code: 'not_an_image' },
+  },
+  {
+    name: 'pixel bomb: PNG claiming 20000×20000',
+    make: async () => pngBomb(20000, 20000),
+    contentType: 'image/png',
+    expected: { kind: 'refused', status: 422, code: 'too_many_pixels' },
+  },
+  {
+    name: 'pixel bomb: PNG claiming 60000×60000',
+    make: async () => pngBomb(60000, 60000),
+    contentType: 'image/png',
+    expected: { kind: 'refused', status: 422, code: 'too_many_pixels' },
+  },
+  {
+    name: 'JPEG header claiming 65000×65000',
+    make: () => jpegHeaderClaiming(65000, 65000),
+    contentType: 'image/jpeg',
+    expected: { kind: 'refused', status: 422, code: 'too_many_pixels' },
+  },
   {
     name: 'animated GIF with 1500 frames',
     make: () => makeAnimatedGif({ width: 8, height: 8, frames: 1500 }),
@@ -84,25 +136,52 @@ const BODY_CASES: BodyCase[] = [
   },
   {
     name: 'multi-page TIFF (3 pages of different sizes)',
-    make: async (seed) => multiPageTiff([
-      { width: 64, height: 48, samples: 3, fill: 100 + seed },
-      { width: 32, height: 32, samples: 1, fill: 90 },
-      { width: 80, height: 20, samples: 4, fill: 30 },
-    ]),
+    make: async (seed) =>
+      multiPageTiff([
+        { width: 64, height: 48, samples: 3, fill: 100 + seed },
+        { width: 32, height: 32, samples: 1, fill: 90 },
+        { width: 80, height: 20, samples: 4, fill: 30 },
+      ]),
     contentType: 'image/tiff',
     expected: { kind: 'ready', width: 64, height: 48 },
   },
   {
     name: 'multi-page TIFF with 150 pages',
-    make: async () => multiPageTiff(Array.from({ length: 150 }, (_, i) => ({ width: 16, height: 16, samples: 3 as const, fill: i }))),
+    make: async () =>
+      multiPageTiff(Array.from({ length: 150 }, (_, i) => ({ width: 16, height: 16, samples: 3 as const, fill: i }))),
     contentType: 'image/tiff',
     expected: { kind: 'refused', status: 422, code: 'too_many_frames' },
   },
-  { name: 'TIFF of 64-bit float planes', make: async () => floatPlanarTiff(), contentType: 'image/tiff', expected: { kind: 'refused', status: 422, code: 'corrupt_image' } },
-  { name: 'SVG with an external entity (XXE)', make: async () => svgWithEntities(), contentType: 'image/svg+xml', expected: { kind: 'refused', status: 415, code: 'format_not_allowed' } },
-  { name: 'SVG billion laughs', make: async () => billionLaughsSvg(), contentType: 'image/svg+xml', expected: { kind: 'refused', status: 415, code: 'format_not_allowed' } },
-  { name: 'plain SVG (SVG off by default)', make: async () => simpleSvg(), contentType: 'image/svg+xml', expected: { kind: 'refused', status: 415, code: 'format_not_allowed' } },
-  { name: 'HEIC container', make: async () => heicContainer(), contentType: 'image/heic', expected: { kind: 'refused', status: 415, code: 'format_not_allowed' } },
+  {
+    name: 'TIFF of 64-bit float planes',
+    make: async () => floatPlanarTiff(),
+    contentType: 'image/tiff',
+    expected: { kind: 'refused', status: 422, code: 'corrupt_image' },
+  },
+  {
+    name: 'SVG with an external entity (XXE)',
+    make: async () => svgWithEntities(),
+    contentType: 'image/svg+xml',
+    expected: { kind: 'refused', status: 415, code: 'format_not_allowed' },
+  },
+  {
+    name: 'SVG billion laughs',
+    make: async () => billionLaughsSvg(),
+    contentType: 'image/svg+xml',
+    expected: { kind: 'refused', status: 415, code: 'format_not_allowed' },
+  },
+  {
+    name: 'plain SVG (SVG off by default)',
+    make: async () => simpleSvg(),
+    contentType: 'image/svg+xml',
+    expected: { kind: 'refused', status: 415, code: 'format_not_allowed' },
+  },
+  {
+    name: 'HEIC container',
+    make: async () => heicContainer(),
+    contentType: 'image/heic',
+    expected: { kind: 'refused', status: 415, code: 'format_not_allowed' },
+  },
   {
     name: 'a body over MAX_UPLOAD_BYTES / MAX_INGEST_BYTES (25 MiB + 1)',
     make: async () => {
@@ -118,7 +197,23 @@ const BODY_CASES: BodyCase[] = [
 describe('hostile inputs: image bodies through every path', function () {
   this.timeout(120_000);
   const h = hostileSuite();
-  const { rows, auth, api, images, expectEvents, snapshot, objectsUnder, originalExists, expectSafeError, send, nextUploadWorks, ingestObject, runJobsOf, expectRecordedFailure, expectReady } = h;
+  const {
+    rows,
+    auth,
+    api,
+    images,
+    expectEvents,
+    snapshot,
+    objectsUnder,
+    originalExists,
+    expectSafeError,
+    send,
+    nextUploadWorks,
+    ingestObject,
+    runJobsOf,
+    expectRecordedFailure,
+    expectReady,
+  } = h;
 
   BODY_CASES.forEach((testCase, caseIndex) => {
     for (const path of testCase.paths ?? ALL_PATHS) {
@@ -139,9 +234,16 @@ describe('hostile inputs: image bodies through every path', function () {
           const before = await objectsUnder('');
           const generation = await ingestObject(name, body);
           if (expected.kind === 'refused') {
-            const recordId = expected.code === 'payload_too_large' ? imageIdOf(Buffer.from(`incoming:${UPLOADS}/${name}#${generation}`)) : id;
+            const recordId =
+              expected.code === 'payload_too_large'
+                ? imageIdOf(Buffer.from(`incoming:${UPLOADS}/${name}#${generation}`))
+                : id;
             const [record] = await images().file(errorRecordName(recordId)).download();
-            expect(JSON.parse(record.toString())).to.deep.include({ id: recordId, code: expected.code, source: { bucket: UPLOADS, name } });
+            expect(JSON.parse(record.toString())).to.deep.include({
+              id: recordId,
+              code: expected.code,
+              source: { bucket: UPLOADS, name },
+            });
             const added = (await objectsUnder('')).filter((n) => !before.includes(n));
             expect(added, 'only the failure record').to.deep.equal([errorRecordName(recordId)]);
             expect(await originalExists(id), 'no original kept').to.equal(false);
@@ -149,16 +251,34 @@ describe('hostile inputs: image bodies through every path', function () {
             expectSafeError(status, 422, 'image_failed');
             expect(status.body.error.details.cause).to.equal(expected.code);
             expectEvents(recordId, { failed: 1 });
-            rows.push({ case: testCase.name, path, status: '—', code: expected.code, outcome: 'error.json + 1 image.failed; incoming/ object removed; no original' });
+            rows.push({
+              case: testCase.name,
+              path,
+              status: '—',
+              code: expected.code,
+              outcome: 'error.json + 1 image.failed; incoming/ object removed; no original',
+            });
           } else {
             expect(await originalExists(id), 'accepted into originals/').to.equal(true);
             await runJobsOf(id);
             if (expected.kind === 'fails-later') {
               await expectRecordedFailure(id, expected.code);
-              rows.push({ case: testCase.name, path, status: '—', code: expected.code, outcome: 'accepted; resize: error.json + 1 image.failed, no variants' });
+              rows.push({
+                case: testCase.name,
+                path,
+                status: '—',
+                code: expected.code,
+                outcome: 'accepted; resize: error.json + 1 image.failed, no variants',
+              });
             } else {
               await expectReady(id, { width: expected.width, height: expected.height });
-              rows.push({ case: testCase.name, path, status: '—', code: '—', outcome: 'accepted; first page rendered; 1 image.ready' });
+              rows.push({
+                case: testCase.name,
+                path,
+                status: '—',
+                code: '—',
+                outcome: 'accepted; first page rendered; 1 image.ready',
+              });
             }
           }
           await nextUploadWorks(path);
@@ -171,17 +291,35 @@ describe('hostile inputs: image bodies through every path', function () {
           expectSafeError(response, expected.status, expected.code);
           expect(await snapshot(), 'nothing stored in either bucket').to.deep.equal(before);
           expectEvents(id, {});
-          rows.push({ case: testCase.name, path, status: String(expected.status), code: expected.code, outcome: 'nothing stored' });
+          rows.push({
+            case: testCase.name,
+            path,
+            status: String(expected.status),
+            code: expected.code,
+            outcome: 'nothing stored',
+          });
         } else {
           expect(response.status, JSON.stringify(response.body)).to.equal(202);
           expect(response.body.id).to.equal(id);
           await runJobsOf(id);
           if (expected.kind === 'fails-later') {
             await expectRecordedFailure(id, expected.code);
-            rows.push({ case: testCase.name, path, status: '202 → 422', code: expected.code, outcome: 'resize: error.json + 1 image.failed, no variants' });
+            rows.push({
+              case: testCase.name,
+              path,
+              status: '202 → 422',
+              code: expected.code,
+              outcome: 'resize: error.json + 1 image.failed, no variants',
+            });
           } else {
             await expectReady(id, { width: expected.width, height: expected.height });
-            rows.push({ case: testCase.name, path, status: '202 → 200', code: '—', outcome: 'first page rendered; 1 image.ready' });
+            rows.push({
+              case: testCase.name,
+              path,
+              status: '202 → 200',
+              code: '—',
+              outcome: 'first page rendered; 1 image.ready',
+            });
           }
         }
         await nextUploadWorks(path);

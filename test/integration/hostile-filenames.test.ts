@@ -39,8 +39,7 @@ describe('hostile inputs: hostile file names are sanitised before they reach obj
   names.forEach(([what, raw, expected], index) => {
     it(`${what} via multipart (filename*=UTF-8): stored as ${JSON.stringify(expected.slice(0, 24))}`, async () => {
       const photo = await validPhoto(500 + index);
-      const body =
-        `--B0undary\r\nContent-Disposition: form-data; name="file"; filename*=UTF-8''${encodeURIComponent(raw)}\r\nContent-Type: image/jpeg\r\n\r\n`;
+      const body = `--B0undary\r\nContent-Disposition: form-data; name="file"; filename*=UTF-8''${encodeURIComponent(raw)}\r\nContent-Type: image/jpeg\r\n\r\n`;
       const response = await api()
         .post('/uploads')
         .set(auth)
@@ -49,21 +48,43 @@ describe('hostile inputs: hostile file names are sanitised before they reach obj
       expect(response.status, JSON.stringify(response.body)).to.equal(202);
       expect(JSON.stringify(response.body)).not.to.contain(raw);
       await check(imageIdOf(photo), expected);
-      rows.push({ case: `file name: ${what}`, path: 'multipart', status: '202', code: '—', outcome: `metadata filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}` });
+      rows.push({
+        case: `file name: ${what}`,
+        path: 'multipart',
+        status: '202',
+        code: '—',
+        outcome: `metadata filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}`,
+      });
     });
     it(`${what} via raw (?filename=): stored as ${JSON.stringify(expected.slice(0, 24))}`, async () => {
       const photo = await validPhoto(600 + index);
-      const response = await api().post(`/uploads?filename=${encodeURIComponent(raw)}`).set(auth).set('Content-Type', 'image/jpeg').send(photo);
+      const response = await api()
+        .post(`/uploads?filename=${encodeURIComponent(raw)}`)
+        .set(auth)
+        .set('Content-Type', 'image/jpeg')
+        .send(photo);
       expect(response.status, JSON.stringify(response.body)).to.equal(202);
       await check(imageIdOf(photo), expected);
-      rows.push({ case: `file name: ${what}`, path: 'raw', status: '202', code: '—', outcome: `metadata filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}` });
+      rows.push({
+        case: `file name: ${what}`,
+        path: 'raw',
+        status: '202',
+        code: '—',
+        outcome: `metadata filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}`,
+      });
     });
     if (/[\r\n]/.test(raw) || raw === '..') return; // Cloud Storage refuses CR/LF in object names; ".." is a folder here
     it(`${what} via incoming/: stored as ${JSON.stringify(expected.slice(0, 24))}`, async () => {
       const photo = await validPhoto(700 + index);
       await ingestObject(`incoming/names/${raw}`, photo);
       await check(imageIdOf(photo), expected);
-      rows.push({ case: `file name: ${what}`, path: 'incoming', status: '—', code: '—', outcome: `metadata filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}` });
+      rows.push({
+        case: `file name: ${what}`,
+        path: 'incoming',
+        status: '—',
+        code: '—',
+        outcome: `metadata filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}`,
+      });
     });
   });
 
@@ -71,8 +92,17 @@ describe('hostile inputs: hostile file names are sanitised before they reach obj
     const error = await uploads()
       .file('incoming/evil\r\nX-Injected: 1.jpg')
       .save(await validPhoto(799), { resumable: false })
-      .then(() => undefined, (e: unknown) => e as { code?: number });
+      .then(
+        () => undefined,
+        (e: unknown) => e as { code?: number },
+      );
     expect(error?.code).to.equal(400);
-    rows.push({ case: 'file name: CR LF and a header', path: 'incoming', status: '400 from storage', code: '—', outcome: 'object never created' });
+    rows.push({
+      case: 'file name: CR LF and a header',
+      path: 'incoming',
+      status: '400 from storage',
+      code: '—',
+      outcome: 'object never created',
+    });
   });
 });

@@ -16,7 +16,11 @@ describe("hostile inputs: functions-framework's own answers (before the handler 
   it('a malformed JSON body (Content-Type: application/json) is answered with JSON, without a stack trace', async () => {
     // Without the guard body-parser fails before the handler and Express renders an HTML page
     // with the stack; the guard hands every non-multipart body to the raw parser instead.
-    const response = await api().post('/uploads').set(auth).set('Content-Type', 'application/json').send('{"not": json');
+    const response = await api()
+      .post('/uploads')
+      .set(auth)
+      .set('Content-Type', 'application/json')
+      .send('{"not": json');
     expect(response.status).to.equal(415);
     expect(response.body.error.code).to.equal('not_an_image');
     expect(response.type).to.equal('application/json');
@@ -29,11 +33,22 @@ describe("hostile inputs: functions-framework's own answers (before the handler 
       const response = await api().get(path).set(auth);
       expectSafeError(response, 400, 'bad_request');
       expect(response.text).not.to.match(/URIError|node_modules|\bat /);
-      rows.push({ case: `path with broken percent-encoding ${path}`, path: 'GET', status: '400', code: 'bad_request', outcome: 'JSON, no stack trace' });
+      rows.push({
+        case: `path with broken percent-encoding ${path}`,
+        path: 'GET',
+        status: '400',
+        code: 'bad_request',
+        outcome: 'JSON, no stack trace',
+      });
     });
   }
   it('a body with a broken Content-Encoding is answered with JSON, without a stack trace', async () => {
-    const response = await api().post('/uploads').set(auth).set('Content-Type', 'image/jpeg').set('Content-Encoding', 'gzip').send(Buffer.from('not gzip'));
+    const response = await api()
+      .post('/uploads')
+      .set(auth)
+      .set('Content-Type', 'image/jpeg')
+      .set('Content-Encoding', 'gzip')
+      .send(Buffer.from('not gzip'));
     expect(response.status).to.equal(415);
     expect(response.body.error.code).to.equal('unsupported_encoding');
     expect(response.type).to.equal('application/json');

@@ -20,11 +20,21 @@ describe('hostile inputs: bodies over the byte limit, however they arrive', func
 
   it('raw body with Content-Length over the limit (+64 KiB slack): 413 from the upload guard, before the body is read', async () => {
     const before = await snapshot();
-    const response = await api().post('/uploads').set(auth).set('Content-Type', 'image/jpeg').send(Buffer.alloc(limit + 64 * 1024 + 1, 1));
+    const response = await api()
+      .post('/uploads')
+      .set(auth)
+      .set('Content-Type', 'image/jpeg')
+      .send(Buffer.alloc(limit + 64 * 1024 + 1, 1));
     expectSafeError(response, 413, 'payload_too_large');
     expect(response.body.error.details).to.deep.equal({ maxBytes: limit });
     expect(await snapshot()).to.deep.equal(before);
-    rows.push({ case: 'Content-Length over the limit', path: 'raw', status: '413', code: 'payload_too_large', outcome: 'nothing stored; refused by the upload guard from the header, body unread' });
+    rows.push({
+      case: 'Content-Length over the limit',
+      path: 'raw',
+      status: '413',
+      code: 'payload_too_large',
+      outcome: 'nothing stored; refused by the upload guard from the header, body unread',
+    });
     await nextUploadWorks('raw');
   });
 
@@ -35,11 +45,20 @@ describe('hostile inputs: bodies over the byte limit, however they arrive', func
     try {
       const { port } = server.address() as AddressInfo;
       const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/uploads', headers: { ...auth, 'Content-Type': 'image/jpeg', 'Transfer-Encoding': 'chunked' } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-        });
+        const req = httpRequest(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: '/uploads',
+            headers: { ...auth, 'Content-Type': 'image/jpeg', 'Transfer-Encoding': 'chunked' },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+          },
+        );
         req.on('error', reject);
         const chunk = Buffer.alloc(MiB, 2);
         for (let i = 0; i < 26; i++) req.write(chunk);
@@ -51,7 +70,13 @@ describe('hostile inputs: bodies over the byte limit, however they arrive', func
       await new Promise((r) => server.close(r));
     }
     expect(await snapshot()).to.deep.equal(before);
-    rows.push({ case: 'chunked body over the limit', path: 'raw', status: '413', code: 'payload_too_large', outcome: 'nothing stored' });
+    rows.push({
+      case: 'chunked body over the limit',
+      path: 'raw',
+      status: '413',
+      code: 'payload_too_large',
+      outcome: 'nothing stored',
+    });
     await nextUploadWorks('raw');
   });
 
@@ -60,7 +85,13 @@ describe('hostile inputs: bodies over the byte limit, however they arrive', func
     const response = await send('multipart', Buffer.alloc(limit + 64 * 1024, 3), 'image/jpeg', 'big.jpg');
     expectSafeError(response, 413, 'payload_too_large');
     expect(await snapshot()).to.deep.equal(before);
-    rows.push({ case: 'multipart form over the limit + 64 KiB', path: 'multipart', status: '413', code: 'payload_too_large', outcome: 'nothing stored' });
+    rows.push({
+      case: 'multipart form over the limit + 64 KiB',
+      path: 'multipart',
+      status: '413',
+      code: 'payload_too_large',
+      outcome: 'nothing stored',
+    });
     await nextUploadWorks('multipart');
   });
 
@@ -73,7 +104,12 @@ describe('hostile inputs: bodies over the byte limit, however they arrive', func
     const base = process.memoryUsage().arrayBuffers;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers - base)), 5);
     try {
-      const response = await api().post('/uploads').set(auth).set('Content-Type', 'application/octet-stream').set('Content-Encoding', 'gzip').send(bomb);
+      const response = await api()
+        .post('/uploads')
+        .set(auth)
+        .set('Content-Type', 'application/octet-stream')
+        .set('Content-Encoding', 'gzip')
+        .send(bomb);
       expect(response.status).to.be.oneOf([413, 415]);
     } finally {
       clearInterval(sampler);

@@ -18,7 +18,11 @@ describe('hostile inputs: SVG when a deployment turns it on (ALLOW_SVG=true)', f
 
   let svgDeps: PipelineDeps;
   before(() => {
-    svgDeps = createDeps({ ...h.pipeline.config, ALLOW_SVG: true } as Config, { storage: h.pipeline.deps.storage, pubsub: h.pipeline.deps.pubsub, log: h.pipeline.deps.log });
+    svgDeps = createDeps({ ...h.pipeline.config, ALLOW_SVG: true } as Config, {
+      storage: h.pipeline.deps.storage,
+      pubsub: h.pipeline.deps.pubsub,
+      log: h.pipeline.deps.log,
+    });
     useDeps(svgDeps);
   });
   after(() => useDeps(h.pipeline.deps));
@@ -38,7 +42,13 @@ describe('hostile inputs: SVG when a deployment turns it on (ALLOW_SVG=true)', f
       expectSafeError(response, 415, 'format_not_allowed');
       expect(response.body.error.message).to.match(/entities/);
       expect(await snapshot()).to.deep.equal(before);
-      rows.push({ case: `${what} with ALLOW_SVG=true`, path: 'multipart', status: '415', code: 'format_not_allowed', outcome: 'nothing stored' });
+      rows.push({
+        case: `${what} with ALLOW_SVG=true`,
+        path: 'multipart',
+        status: '415',
+        code: 'format_not_allowed',
+        outcome: 'nothing stored',
+      });
     });
   }
 });

@@ -18,11 +18,21 @@ describe('hostile inputs: the time budget', function () {
 
   /** Deps whose jobs make one big variant and have one second. */
   const budgetDeps = (format: 'webp' | 'avif'): PipelineDeps =>
-    createDeps({ ...h.pipeline.config, JOB_TIME_BUDGET_SECONDS: 1, WIDTHS: [3000, 4000], FORMATS: [format], WEBP_EFFORT: 6, AVIF_EFFORT: 6 } as Config, {
-      storage: h.pipeline.deps.storage,
-      pubsub: h.pipeline.deps.pubsub,
-      log: h.pipeline.deps.log,
-    });
+    createDeps(
+      {
+        ...h.pipeline.config,
+        JOB_TIME_BUDGET_SECONDS: 1,
+        WIDTHS: [3000, 4000],
+        FORMATS: [format],
+        WEBP_EFFORT: 6,
+        AVIF_EFFORT: 6,
+      } as Config,
+      {
+        storage: h.pipeline.deps.storage,
+        pubsub: h.pipeline.deps.pubsub,
+        log: h.pipeline.deps.log,
+      },
+    );
   let big: Buffer;
   before(async function () {
     this.timeout(60_000);
@@ -46,7 +56,13 @@ describe('hostile inputs: the time budget', function () {
     const { id, seconds } = await runWithBudget('webp', big);
     await expectRecordedFailure(id, 'time_budget_exceeded');
     expect(seconds, 'the job stopped near its budget').to.be.below(5);
-    rows.push({ case: 'job over JOB_TIME_BUDGET_SECONDS=1 (12 MP → WebP effort 6 at 4000 and 3000 px, ~12 s of work)', path: 'raw', status: '202 → 422', code: 'time_budget_exceeded', outcome: `stopped after ${seconds.toFixed(1)} s; error.json + 1 image.failed` });
+    rows.push({
+      case: 'job over JOB_TIME_BUDGET_SECONDS=1 (12 MP → WebP effort 6 at 4000 and 3000 px, ~12 s of work)',
+      path: 'raw',
+      status: '202 → 422',
+      code: 'time_budget_exceeded',
+      outcome: `stopped after ${seconds.toFixed(1)} s; error.json + 1 image.failed`,
+    });
   });
 
   it('an AVIF encode predicted to outrun JOB_TIME_BUDGET_SECONDS=1 is not started: time_budget_exceeded within seconds', async function () {
@@ -57,6 +73,12 @@ describe('hostile inputs: the time budget', function () {
     const { id, seconds } = await runWithBudget('avif', Buffer.concat([big, Buffer.from([0xff, 0xd9])]));
     expect(seconds, 'the job stopped near its budget').to.be.below(5);
     await expectRecordedFailure(id, 'time_budget_exceeded');
-    rows.push({ case: 'job over JOB_TIME_BUDGET_SECONDS=1 (12 MP → AVIF effort 6 at 4000 and 3000 px, ~75 s of work)', path: 'raw', status: '202 → 422', code: 'time_budget_exceeded', outcome: `refused before encoding, after ${seconds.toFixed(1)} s; error.json + 1 image.failed` });
+    rows.push({
+      case: 'job over JOB_TIME_BUDGET_SECONDS=1 (12 MP → AVIF effort 6 at 4000 and 3000 px, ~75 s of work)',
+      path: 'raw',
+      status: '202 → 422',
+      code: 'time_budget_exceeded',
+      outcome: `refused before encoding, after ${seconds.toFixed(1)} s; error.json + 1 image.failed`,
+    });
   });
 });

@@ -13,7 +13,6 @@ import { makePhoto, pngBomb, textPosingAsJpeg } from '../fixtures/images.js';
 import { waitFor } from '../helpers.js';
 import { connectIngest, pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
-
 describe('ingest: finalize events from incoming/ (local storage notifications, Pub/Sub emulator)', function () {
   this.timeout(60_000);
   let pipeline: TestPipeline;
@@ -35,8 +34,12 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
   it('copies a valid image to originals/{id}, dispatches it and removes the incoming object', async () => {
     const image = await makePhoto({ width: 360, height: 240, seed: 41 });
     const id = imageIdOf(image);
-    await uploads().file('incoming/holiday/beach photo.jpg').save(image, { resumable: false, contentType: 'image/jpeg' });
-    await waitFor('incoming object removed', async () => ((await exists('incoming/holiday/beach photo.jpg')) ? undefined : true));
+    await uploads()
+      .file('incoming/holiday/beach photo.jpg')
+      .save(image, { resumable: false, contentType: 'image/jpeg' });
+    await waitFor('incoming object removed', async () =>
+      (await exists('incoming/holiday/beach photo.jpg')) ? undefined : true,
+    );
     const [metadata] = await uploads().file(originalName(id)).getMetadata();
     expect(metadata.contentType).to.equal('image/jpeg');
     expect(metadata.metadata).to.include({ filename: 'beach photo.jpg', source: 'incoming/holiday/beach photo.jpg' });
@@ -61,8 +64,14 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
       const failed = events.filter((e) => e.type === 'image.failed');
       expect(failed).to.have.length(1);
       expect(failed[0]).to.include({ code });
-      const [record] = await pipeline.deps.storage.bucket('test-images').file(errorRecordName(failed[0]!.imageId)).download();
-      expect(FailureRecordV1.parse(JSON.parse(record.toString()))).to.deep.include({ code, source: { bucket: 'test-uploads', name } });
+      const [record] = await pipeline.deps.storage
+        .bucket('test-images')
+        .file(errorRecordName(failed[0]!.imageId))
+        .download();
+      expect(FailureRecordV1.parse(JSON.parse(record.toString()))).to.deep.include({
+        code,
+        source: { bucket: 'test-uploads', name },
+      });
       if (code !== 'payload_too_large') expect(failed[0]!.imageId).to.equal(imageIdOf(body));
       expect(await exists(originalName(imageIdOf(body)))).to.equal(false);
       expect(pipeline.logs.filter((l) => l.event === 'ingest.retry')).to.have.length(0);
@@ -109,7 +118,9 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
   it('ignores objects outside incoming/, so writes to originals/ never trigger work', async () => {
     const image = await makePhoto({ width: 200, height: 200, seed: 42 });
     pipeline.clearLogs();
-    await uploads().file(`originals/${imageIdOf(image)}`).save(image, { resumable: false, contentType: 'image/jpeg' });
+    await uploads()
+      .file(`originals/${imageIdOf(image)}`)
+      .save(image, { resumable: false, contentType: 'image/jpeg' });
     await uploads().file('elsewhere/photo.jpg').save(image, { resumable: false, contentType: 'image/jpeg' });
     expect(await pullJobs(pipeline.jobs)).to.have.length(0);
     expect(await exists('elsewhere/photo.jpg')).to.equal(true);
@@ -129,7 +140,10 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
     expect(malformed.status).to.equal(204);
 
     const image = await makePhoto({ width: 220, height: 160, seed: 43 });
-    const [file] = await uploads().file('incoming/later.jpg').save(image, { resumable: false }).then(() => [uploads().file('incoming/later.jpg')]);
+    const [file] = await uploads()
+      .file('incoming/later.jpg')
+      .save(image, { resumable: false })
+      .then(() => [uploads().file('incoming/later.jpg')]);
     await waitFor('ingested', async () => ((await exists('incoming/later.jpg')) ? undefined : true));
     await pullJobs(pipeline.jobs);
     // Replay the same event while storage is down: the function must fail (500) so Eventarc retries.
@@ -138,10 +152,16 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
     await file!.save(replacement, { resumable: false });
     const [metadata] = await file!.getMetadata();
     pipeline.storageServer.injectFault({ path: /test-uploads|test-images/, status: 503, times: 1000 });
-    const outage = await ingest().post('/').set({ ...ceHeaders, 'ce-id': 'outage-1' }).send(metadata);
+    const outage = await ingest()
+      .post('/')
+      .set({ ...ceHeaders, 'ce-id': 'outage-1' })
+      .send(metadata);
     pipeline.storageServer.clearFaults();
     expect(outage.status).to.equal(500);
-    const retry = await ingest().post('/').set({ ...ceHeaders, 'ce-id': 'outage-1' }).send(metadata);
+    const retry = await ingest()
+      .post('/')
+      .set({ ...ceHeaders, 'ce-id': 'outage-1' })
+      .send(metadata);
     expect(retry.status).to.equal(204);
     expect(await exists('incoming/later.jpg')).to.equal(false);
     expect(await exists(originalName(imageIdOf(replacement)))).to.equal(true);

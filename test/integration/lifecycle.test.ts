@@ -74,7 +74,8 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       expect(await names(`${id}/`)).to.deep.equal([]);
       expect(await names(originalName(id), 'test-uploads')).to.deep.equal([]);
       expect((await server().get(`/uploads/${id}`)).status).to.equal(404);
-      for (const variant of manifest.variants) expect((await request(variant.url).get('')).status, variant.url).to.equal(404);
+      for (const variant of manifest.variants)
+        expect((await request(variant.url).get('')).status, variant.url).to.equal(404);
       // A retry answers 204 again and announces nothing more.
       expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
       expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
@@ -83,7 +84,10 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
     it('answers 404 for an unknown id and for a malformed one; the preflight allows DELETE', async () => {
       expect((await server().delete(`/uploads/${'a'.repeat(32)}`)).status).to.equal(404);
       expect((await server().delete('/uploads/nope')).status).to.equal(404);
-      const preflight = await server().options(`/uploads/${'a'.repeat(32)}`).set('Origin', 'https://app.example').set('Access-Control-Request-Method', 'DELETE');
+      const preflight = await server()
+        .options(`/uploads/${'a'.repeat(32)}`)
+        .set('Origin', 'https://app.example')
+        .set('Access-Control-Request-Method', 'DELETE');
       expect(preflight.headers['access-control-allow-methods']).to.include('DELETE');
     });
 
@@ -102,7 +106,10 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       await upload(bytes);
       const jobs = await jobsOf(id);
       // Hold the first variant write of the image; run every job; delete while it is held.
-      const held = pipeline.storageServer.holdRequest({ method: 'POST', path: new RegExp(`/b/test-images/o\\?.*name=${id}%2F`) });
+      const held = pipeline.storageServer.holdRequest({
+        method: 'POST',
+        path: new RegExp(`/b/test-images/o\\?.*name=${id}%2F`),
+      });
       const running = runAll(jobs);
       await held.reached;
       expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
@@ -119,7 +126,10 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       const id = imageIdOf(bytes);
       await upload(bytes);
       const jobs = await jobsOf(id);
-      const held = pipeline.storageServer.holdRequest({ method: 'POST', path: new RegExp(`/b/test-images/o\\?.*name=${id}%2Fmanifest\\.json`) });
+      const held = pipeline.storageServer.holdRequest({
+        method: 'POST',
+        path: new RegExp(`/b/test-images/o\\?.*name=${id}%2Fmanifest\\.json`),
+      });
       const running = runAll(jobs);
       await held.reached;
       // The job holds the ready marker (pending) and is about to write manifest.json.
@@ -146,7 +156,8 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
 
   describe('reprocess when the recipe changes', function () {
     /** The same collaborators with another recipe deployed: a width added and removed, AVIF dropped. */
-    const changed = () => createDeps({ ...pipeline.config, WIDTHS: [96, 200], FORMATS: ['webp', 'jpeg'] }, { log: pipeline.deps.log });
+    const changed = () =>
+      createDeps({ ...pipeline.config, WIDTHS: [96, 200], FORMATS: ['webp', 'jpeg'] }, { log: pipeline.deps.log });
 
     it('every manifest records its recipe and its hash', async () => {
       const { id } = await readyImage();
@@ -167,7 +178,9 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
         // A second upload while the update is in flight dispatches nothing more.
         await upload(bytes, 202);
         const jobs = await jobsOf(id);
-        expect(jobs.every((job) => job.replaces === oldHash && job.recipe?.hash === recipeOf(deps.config).hash)).to.equal(true);
+        expect(
+          jobs.every((job) => job.replaces === oldHash && job.recipe?.hash === recipeOf(deps.config).hash),
+        ).to.equal(true);
         expect(new Set(jobs.map((j) => j.job.index)).size).to.equal(jobs.length, 'one dispatch');
         // Duplicate delivery: every job twice, concurrently.
         await Promise.all([runAll(jobs, deps), runAll([...jobs].reverse(), deps)]);
@@ -176,7 +189,9 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
         expect(status.body.manifest.recipe.hash).to.equal(recipeOf(deps.config).hash);
         const expected = [96, 200].flatMap((w) => [`${id}/${w}w.jpg`, `${id}/${w}w.webp`]);
         expect(await names(`${id}/`)).to.deep.equal([...expected, manifestName(id)].sort(), 'no orphaned variants');
-        expect(status.body.manifest.variants.map((v: { name: string }) => v.name).sort()).to.deep.equal(expected.sort());
+        expect(status.body.manifest.variants.map((v: { name: string }) => v.name).sort()).to.deep.equal(
+          expected.sort(),
+        );
         const events = (await pullEvents(pipeline.events)).filter((e) => e.imageId === id);
         expect(events.map((e) => e.type)).to.deep.equal(['image.updated']);
         expect(events[0]).to.include({ recipe: recipeOf(deps.config).hash, previousRecipe: oldHash });

@@ -15,7 +15,14 @@ import { errorRecordName, imageIdOf, manifestName } from '../../shared/naming.js
 import { pushPath } from '../../shared/topology.js';
 import { makeAnimatedGif, makeAnimatedWebp, makePhoto, markerBand, truncated } from '../fixtures/images.js';
 import { freePort } from '../helpers.js';
-import { pullEvents, pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import {
+  pullEvents,
+  pullJobs,
+  pushBody,
+  startTestPipeline,
+  TEST_PROJECT,
+  type TestPipeline,
+} from '../fixtures/pipeline.js';
 
 describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, Pub/Sub emulator)', function () {
   this.timeout(120_000);
@@ -34,11 +41,24 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
     const response = await upload().post('/uploads').set('Content-Type', 'application/octet-stream').send(image);
     expect(response.status, JSON.stringify(response.body)).to.equal(202);
     const jobs = await pullJobs(pipeline.jobs);
-    return { id: response.body.id as string, jobs, variants: response.body.variants as Array<{ width: number; format: string; name: string }> };
+    return {
+      id: response.body.id as string,
+      jobs,
+      variants: response.body.variants as Array<{ width: number; format: string; name: string }>,
+    };
   }
 
-  async function deliver(messages: Array<{ message: { data: Buffer; id: string; attributes?: Record<string, string> } }>) {
-    const statuses = await Promise.all(messages.map(({ message }) => resize().post(jobsPath()).send(pushBody(message)).then((r) => r.status)));
+  async function deliver(
+    messages: Array<{ message: { data: Buffer; id: string; attributes?: Record<string, string> } }>,
+  ) {
+    const statuses = await Promise.all(
+      messages.map(({ message }) =>
+        resize()
+          .post(jobsPath())
+          .send(pushBody(message))
+          .then((r) => r.status),
+      ),
+    );
     return statuses;
   }
 
@@ -131,7 +151,14 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
     }
   });
 
-  const kinds: Array<[string, () => Promise<Buffer>, { width: number; height: number }, (manifest: Manifest, first: Buffer) => Promise<void>]> = [
+  const kinds: Array<
+    [
+      string,
+      () => Promise<Buffer>,
+      { width: number; height: number },
+      (manifest: Manifest, first: Buffer) => Promise<void>,
+    ]
+  > = [
     [
       'a JPEG with EXIF orientation 6 comes out upright',
       () => makePhoto({ width: 400, height: 200, orientation: 6, uprightMarker: true, seed: 24 }),
@@ -154,7 +181,12 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
         }
       },
     ],
-    ['an animated GIF becomes stills of its first frame', () => makeAnimatedGif({ width: 200, height: 120, frames: 5 }), { width: 200, height: 120 }, async () => undefined],
+    [
+      'an animated GIF becomes stills of its first frame',
+      () => makeAnimatedGif({ width: 200, height: 120, frames: 5 }),
+      { width: 200, height: 120 },
+      async () => undefined,
+    ],
     [
       'an animated WebP becomes stills of its first frame',
       () => makeAnimatedWebp({ width: 200, height: 120, frames: 5 }),
@@ -165,14 +197,24 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
         expect(channels[1]!.mean + channels[2]!.mean).to.be.below(60);
       },
     ],
-    ['a 16-bit PNG', () => makePhoto({ width: 256, height: 200, format: 'png', sixteenBit: true, seed: 26 }), { width: 256, height: 200 }, async () => undefined],
+    [
+      'a 16-bit PNG',
+      () => makePhoto({ width: 256, height: 200, format: 'png', sixteenBit: true, seed: 26 }),
+      { width: 256, height: 200 },
+      async () => undefined,
+    ],
     [
       'a CMYK JPEG comes out as sRGB',
       () => makePhoto({ width: 300, height: 200, cmyk: true, seed: 27 }),
       { width: 300, height: 200 },
       async (_manifest, first) => void expect((await sharp(first).metadata()).space).to.equal('srgb'),
     ],
-    ['a grayscale JPEG', () => makePhoto({ width: 320, height: 240, grayscale: true, seed: 28 }), { width: 320, height: 240 }, async () => undefined],
+    [
+      'a grayscale JPEG',
+      () => makePhoto({ width: 320, height: 240, grayscale: true, seed: 28 }),
+      { width: 320, height: 240 },
+      async () => undefined,
+    ],
   ];
   for (const [what, make, size, check] of kinds) {
     it(what, async () => {
@@ -182,7 +224,10 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
       const manifest = await manifestOf(id);
       expect([manifest.original.width, manifest.original.height]).to.deep.equal([size.width, size.height]);
       await checkVariants(manifest, size);
-      const [first] = await pipeline.deps.storage.bucket('test-images').file(manifest.variants.find((v) => v.format === 'jpeg')!.name).download();
+      const [first] = await pipeline.deps.storage
+        .bucket('test-images')
+        .file(manifest.variants.find((v) => v.format === 'jpeg')!.name)
+        .download();
       await check(manifest, first);
       await pullEvents(pipeline.events, { quietMs: 300 });
     });
@@ -211,7 +256,9 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
 
   it('acknowledges a malformed job and logs why', async () => {
     pipeline.clearLogs();
-    const response = await resize().post(jobsPath()).send(pushBody({ data: Buffer.from('{"v":1,"kind":"resize"}'), id: 'bad-1' }));
+    const response = await resize()
+      .post(jobsPath())
+      .send(pushBody({ data: Buffer.from('{"v":1,"kind":"resize"}'), id: 'bad-1' }));
     expect(response.status).to.equal(204);
     expect(pipeline.logs.some((l) => l.event === 'job.invalid' && l.severity === 'ERROR')).to.equal(true);
   });

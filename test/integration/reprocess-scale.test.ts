@@ -38,7 +38,10 @@ describe('reprocess backfill at scale (local storage, Pub/Sub emulator)', functi
       expect(pass.dispatched).to.be.at.most(30);
       expect(pass.budget.spentAfter).to.be.at.most(300);
     }
-    expect(report.passes.some((p) => p.stoppedBy === 'budget'), 'the budget stopped some pass').to.equal(true);
+    expect(
+      report.passes.some((p) => p.stoppedBy === 'budget'),
+      'the budget stopped some pass',
+    ).to.equal(true);
     expect(new Set(report.passes.map((p) => p.at.slice(0, 10))).size, 'it took more than one day').to.be.greaterThan(1);
     expect(report.dispatchedImages).to.equal(150);
     expect(report.dispatchedTwice).to.equal(0);
@@ -47,10 +50,15 @@ describe('reprocess backfill at scale (local storage, Pub/Sub emulator)', functi
   it('cleanup runs a reprocess pass when REPROCESS=on, and not otherwise', async () => {
     const off = await runCleanup(pipeline.deps);
     expect(off.reprocess).to.equal(undefined);
-    const deps = createDeps({ ...pipeline.config, REPROCESS: 'on', CLEANUP_MAX_SECONDS: 30 }, { log: pipeline.deps.log });
+    const deps = createDeps(
+      { ...pipeline.config, REPROCESS: 'on', CLEANUP_MAX_SECONDS: 30 },
+      { log: pipeline.deps.log },
+    );
     const on = await runCleanup(deps);
     expect(on.reprocess?.ready).to.be.greaterThan(0);
-    const [original] = await pipeline.deps.storage.bucket('test-uploads').getFiles({ prefix: 'originals/', maxResults: 1 });
+    const [original] = await pipeline.deps.storage
+      .bucket('test-uploads')
+      .getFiles({ prefix: 'originals/', maxResults: 1 });
     expect(original[0]!.metadata.metadata?.[ORIGINAL_METADATA.updateRecipe]).to.be.a('string');
   });
 });

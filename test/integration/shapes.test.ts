@@ -20,7 +20,13 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { FailureRecordV1, ManifestV1, type EventMessage, type JobMessage, type Manifest } from '../../shared/schemas.js';
+import {
+  FailureRecordV1,
+  ManifestV1,
+  type EventMessage,
+  type JobMessage,
+  type Manifest,
+} from '../../shared/schemas.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
 import { blackPng } from '../fixtures/images.js';
 import { connectIngest, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
@@ -36,24 +42,56 @@ const IMAGES = 'test-images';
 /** A solid-colour PNG, a different colour for every `seed` (so every row and path has its own id). */
 function solidPng(width: number, height: number, seed: number): Promise<Buffer> {
   const background = { r: (seed * 37) % 256, g: (seed * 91) % 256, b: (seed * 53) % 256 };
-  return sharp({ create: { width, height, channels: 3, background } }).png({ compressionLevel: 9 }).toBuffer();
+  return sharp({ create: { width, height, channels: 3, background } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
 }
 
 type Expected = { ready: true; formats: OutputFormat[] } | { ready: false; status: number; code: string };
 
 const SHAPES: Array<{ width: number; height: number; make: (seed: number) => Promise<Buffer>; expected: Expected }> = [
   // 21.6 MP long screenshot: its 1024 and 1080 px WebP/AVIF variants would be 18,963 and 20,000 px tall.
-  { width: 1080, height: 20000, make: (seed) => solidPng(1080, 20000, seed), expected: { ready: true, formats: ['avif', 'webp', 'jpeg'] } },
-  { width: 20000, height: 1080, make: (seed) => solidPng(20000, 1080, seed), expected: { ready: true, formats: ['avif', 'webp', 'jpeg'] } },
+  {
+    width: 1080,
+    height: 20000,
+    make: (seed) => solidPng(1080, 20000, seed),
+    expected: { ready: true, formats: ['avif', 'webp', 'jpeg'] },
+  },
+  {
+    width: 20000,
+    height: 1080,
+    make: (seed) => solidPng(20000, 1080, seed),
+    expected: { ready: true, formats: ['avif', 'webp', 'jpeg'] },
+  },
   // One pixel wide: only JPEG can hold 50,000 px; the WebP and AVIF variants are left out.
   { width: 1, height: 50000, make: (seed) => solidPng(1, 50000, seed), expected: { ready: true, formats: ['jpeg'] } },
   // One pixel tall: every variant is 1 px tall (320 / 50000 × 1 rounds to 0, and must not).
-  { width: 50000, height: 1, make: (seed) => solidPng(50000, 1, seed), expected: { ready: true, formats: ['avif', 'webp', 'jpeg'] } },
-  { width: 16384, height: 1, make: (seed) => solidPng(16384, 1, seed), expected: { ready: true, formats: ['avif', 'webp', 'jpeg'] } },
+  {
+    width: 50000,
+    height: 1,
+    make: (seed) => solidPng(50000, 1, seed),
+    expected: { ready: true, formats: ['avif', 'webp', 'jpeg'] },
+  },
+  {
+    width: 16384,
+    height: 1,
+    make: (seed) => solidPng(16384, 1, seed),
+    expected: { ready: true, formats: ['avif', 'webp', 'jpeg'] },
+  },
   // 268 MP: over the default 50 MP cap, refused by the probe before anything is stored.
-  { width: 16385, height: 16385, make: () => Promise.resolve(blackPng(16385, 16385)), expected: { ready: false, status: 422, code: 'too_many_pixels' } },
+  {
+    width: 16385,
+    height: 16385,
+    make: () => Promise.resolve(blackPng(16385, 16385)),
+    expected: { ready: false, status: 422, code: 'too_many_pixels' },
+  },
   // Taller than any encoder can write at any width: nothing can be made of it, so it is refused up front.
-  { width: 1, height: 65501, make: (seed) => solidPng(1, 65501, seed), expected: { ready: false, status: 422, code: 'unsupported_dimensions' } },
+  {
+    width: 1,
+    height: 65501,
+    make: (seed) => solidPng(1, 65501, seed),
+    expected: { ready: false, status: 422, code: 'unsupported_dimensions' },
+  },
 ];
 
 /** The widths the defaults plan for an original `width` wide (every width below it, plus itself). */
@@ -119,7 +157,11 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
     }
   }
 
-  async function expectReady(id: string, original: { width: number; height: number }, formats: OutputFormat[]): Promise<void> {
+  async function expectReady(
+    id: string,
+    original: { width: number; height: number },
+    formats: OutputFormat[],
+  ): Promise<void> {
     const event = await until(`the outcome of ${id}`, () => events.find((e) => e.imageId === id));
     expect(event, JSON.stringify(event)).to.include({ type: 'image.ready' });
     const [bytes] = await images().file(manifestName(id)).download();
@@ -131,7 +173,9 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
       const [data] = await images().file(variant.name).download();
       const metadata = await sharp(data, { limitInputPixels: false }).metadata();
       expect([metadata.width, metadata.height], variant.name).to.deep.equal([variant.width, variant.height]);
-      expect(Math.max(variant.width, variant.height), `${variant.name} within ${variant.format}'s limit`).to.be.at.most(ENCODER_MAX[variant.format]);
+      expect(Math.max(variant.width, variant.height), `${variant.name} within ${variant.format}'s limit`).to.be.at.most(
+        ENCODER_MAX[variant.format],
+      );
       expect(variant.height, variant.name).to.equal(heightAt(variant.width, original));
     }
 
@@ -142,12 +186,17 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
         const fits = Math.max(width, heightAt(width, original)) <= ENCODER_MAX[format];
         const made = manifest.variants.some((v) => v.format === format && v.width === width);
         const left = omitted.some((o) => o.format === format && o.width === width);
-        expect([made, left], `${width} px ${format} of ${original.width}×${original.height}`).to.deep.equal([fits, !fits]);
+        expect([made, left], `${width} px ${format} of ${original.width}×${original.height}`).to.deep.equal([
+          fits,
+          !fits,
+        ]);
       }
       // A format that lost widths to its limit still gets the largest width that fits, if any does.
       const largest = Math.max(0, ...manifest.variants.filter((v) => v.format === format).map((v) => v.width));
       if (largest > 0 && largest < Math.min(original.width, 2048)) {
-        expect(heightAt(largest + 1, original), `${format}: ${largest} px is the widest that fits`).to.be.above(ENCODER_MAX[format]);
+        expect(heightAt(largest + 1, original), `${format}: ${largest} px is the widest that fits`).to.be.above(
+          ENCODER_MAX[format],
+        );
       }
     }
     expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.ready']);
@@ -183,7 +232,9 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
         expect(event).to.include({ type: 'image.failed', code: expected.code });
         const [record] = await images().file(errorRecordName(id)).download();
         expect(FailureRecordV1.parse(JSON.parse(record.toString()))).to.include({ code: expected.code });
-        expect((await uploads().file(originalName(id)).exists())[0], 'refused before the original was stored').to.equal(false);
+        expect((await uploads().file(originalName(id)).exists())[0], 'refused before the original was stored').to.equal(
+          false,
+        );
         return;
       }
       await runJobsOf(id);

@@ -20,7 +20,6 @@ import { connectIngest, pullJobs, startTestPipeline, type TestPipeline } from '.
 
 const KiB = 1024;
 
-
 describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → ingest → status (local storage verifies the signature)', function () {
   this.timeout(60_000);
   let pipeline: TestPipeline;
@@ -29,7 +28,11 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
   const api = () => request(getTestServer('upload'));
 
   before(async () => {
-    pipeline = await startTestPipeline({ MAX_UPLOAD_BYTES: String(100 * KiB), MAX_INGEST_BYTES: String(2048 * KiB), CORS_ORIGINS: 'https://app.example' });
+    pipeline = await startTestPipeline({
+      MAX_UPLOAD_BYTES: String(100 * KiB),
+      MAX_INGEST_BYTES: String(2048 * KiB),
+      CORS_ORIGINS: 'https://app.example',
+    });
     const key = generateSigningKey('test-project');
     pipeline.storageServer.addSigningKey(key.clientEmail, key.publicKey);
     deps = { ...pipeline.deps, storage: createStorageClient(pipeline.config, key) };
@@ -65,13 +68,26 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(photo.length).to.be.greaterThan(100 * KiB, 'the fixture must exceed MAX_UPLOAD_BYTES');
     const signed = await sign({ filename: '../../my "scan"\r\n.png', contentType: 'image/png', size: photo.length });
     expect(signed.status, JSON.stringify(signed.body)).to.equal(201);
-    const { uploadUrl, method, headers, expiresAt, statusUrl, ticket } = signed.body as { uploadUrl: string; method: string; expiresAt: string; statusUrl: string; ticket: string; headers: Record<string, string> };
+    const { uploadUrl, method, headers, expiresAt, statusUrl, ticket } = signed.body as {
+      uploadUrl: string;
+      method: string;
+      expiresAt: string;
+      statusUrl: string;
+      ticket: string;
+      headers: Record<string, string>;
+    };
     expect(method).to.equal('PUT');
-    expect(headers).to.deep.equal({ 'Content-Type': 'image/png', 'x-goog-content-length-range': `1,${photo.length}`, 'x-goog-if-generation-match': '0' });
+    expect(headers).to.deep.equal({
+      'Content-Type': 'image/png',
+      'x-goog-content-length-range': `1,${photo.length}`,
+      'x-goog-if-generation-match': '0',
+    });
     const url = new URL(uploadUrl);
     expect(decodeURIComponent(url.pathname)).to.equal(`/test-uploads/incoming/${ticket}/my scan.png`);
     expect(url.searchParams.get('X-Goog-Algorithm')).to.equal('GOOG4-RSA-SHA256');
-    expect(url.searchParams.get('X-Goog-SignedHeaders')).to.equal('content-type;host;x-goog-content-length-range;x-goog-if-generation-match');
+    expect(url.searchParams.get('X-Goog-SignedHeaders')).to.equal(
+      'content-type;host;x-goog-content-length-range;x-goog-if-generation-match',
+    );
     expect(new Date(expiresAt).getTime() - Date.now()).to.be.within(890_000, 900_000);
     expect(statusUrl).to.match(new RegExp(`/uploads/signed-url/${ticket}$`));
 
@@ -111,10 +127,30 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
   });
 
   const refusals: Array<[string, unknown, number, string]> = [
-    ['a type the pipeline does not accept', { filename: 'a.txt', contentType: 'text/plain', size: 10 }, 415, 'format_not_allowed'],
-    ['an empty type (a browser that did not recognise the file)', { filename: 'a.xyz', contentType: '', size: 10 }, 415, 'format_not_allowed'],
-    ['SVG while ALLOW_SVG is off', { filename: 'a.svg', contentType: 'image/svg+xml', size: 10 }, 415, 'format_not_allowed'],
-    ['a size over MAX_INGEST_BYTES', { filename: 'a.tif', contentType: 'image/tiff', size: 2048 * KiB + 1 }, 413, 'payload_too_large'],
+    [
+      'a type the pipeline does not accept',
+      { filename: 'a.txt', contentType: 'text/plain', size: 10 },
+      415,
+      'format_not_allowed',
+    ],
+    [
+      'an empty type (a browser that did not recognise the file)',
+      { filename: 'a.xyz', contentType: '', size: 10 },
+      415,
+      'format_not_allowed',
+    ],
+    [
+      'SVG while ALLOW_SVG is off',
+      { filename: 'a.svg', contentType: 'image/svg+xml', size: 10 },
+      415,
+      'format_not_allowed',
+    ],
+    [
+      'a size over MAX_INGEST_BYTES',
+      { filename: 'a.tif', contentType: 'image/tiff', size: 2048 * KiB + 1 },
+      413,
+      'payload_too_large',
+    ],
     ['a body that is not JSON', 'not json', 400, 'bad_request'],
     ['a missing size', { filename: 'a.jpg', contentType: 'image/jpeg' }, 400, 'bad_request'],
     ['a size of zero', { filename: 'a.jpg', contentType: 'image/jpeg', size: 0 }, 400, 'bad_request'],
@@ -123,7 +159,10 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     it(`refuses ${what}: ${status} ${code}`, async () => {
       const response =
         typeof body === 'string'
-          ? await api().post('/uploads/signed-url').set('Content-Type', 'application/octet-stream').send(Buffer.from(body))
+          ? await api()
+              .post('/uploads/signed-url')
+              .set('Content-Type', 'application/octet-stream')
+              .send(Buffer.from(body))
           : await sign(body);
       expect(response.status, JSON.stringify(response.body)).to.equal(status);
       expect(response.body.error).to.include({ code });
@@ -132,17 +171,29 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     });
   }
 
-  it('has the API\'s auth, CORS and method rules', async () => {
+  it("has the API's auth, CORS and method rules", async () => {
     useDeps({ ...deps, config: { ...deps.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: 'a-very-long-secret-token' } });
     const body = JSON.stringify({ contentType: 'image/jpeg', size: 10 });
     const anonymous = await api().post('/uploads/signed-url').set('Content-Type', 'application/json').send(body);
     expect(anonymous.status).to.equal(401);
-    const authorized = await api().post('/uploads/signed-url').set('Authorization', 'Bearer a-very-long-secret-token').set('Content-Type', 'application/json').send(body);
+    const authorized = await api()
+      .post('/uploads/signed-url')
+      .set('Authorization', 'Bearer a-very-long-secret-token')
+      .set('Content-Type', 'application/json')
+      .send(body);
     expect(authorized.status).to.equal(201);
     useDeps(deps);
-    const foreign = await api().post('/uploads/signed-url').set('Origin', 'https://evil.example').set('Content-Type', 'application/json').send(body);
+    const foreign = await api()
+      .post('/uploads/signed-url')
+      .set('Origin', 'https://evil.example')
+      .set('Content-Type', 'application/json')
+      .send(body);
     expect(foreign.status).to.equal(403);
-    const allowed = await api().post('/uploads/signed-url').set('Origin', 'https://app.example').set('Content-Type', 'application/json').send(body);
+    const allowed = await api()
+      .post('/uploads/signed-url')
+      .set('Origin', 'https://app.example')
+      .set('Content-Type', 'application/json')
+      .send(body);
     expect(allowed.status).to.equal(201);
     expect(allowed.headers['access-control-allow-origin']).to.equal('https://app.example');
     const get = await api().get('/uploads/signed-url');
@@ -150,7 +201,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(get.headers.allow).to.match(/^POST/);
   });
 
-  it('answers 503 with the API\'s JSON error when signing fails (IAM signBlob stubbed: it cannot run here)', async () => {
+  it("answers 503 with the API's JSON error when signing fails (IAM signBlob stubbed: it cannot run here)", async () => {
     const storage = createStorageClient(pipeline.config);
     // Without a key the client signs through IAM signBlob; here that call is refused.
     const denied = Object.assign(new Error('Permission iam.serviceAccounts.signBlob denied'), { code: 403 });

@@ -46,7 +46,8 @@ async function startCli(args: string[]): Promise<RunningCli> {
 }
 
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
@@ -81,13 +82,26 @@ describe('storage server: CLI', function () {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`serves, notifies, persists, and exits 0 on ${signal}`, async () => {
       received.length = 0;
-      const cli = await startCli(['--port', '0', '--dir', dir, '--bucket', 'cli', '--notify', `cli=${receiverUrl}`, '--quiet']);
+      const cli = await startCli([
+        '--port',
+        '0',
+        '--dir',
+        dir,
+        '--bucket',
+        'cli',
+        '--notify',
+        `cli=${receiverUrl}`,
+        '--quiet',
+      ]);
       running.push(cli.child);
       const bucket = new Storage({ apiEndpoint: cli.url, projectId: 'demo-project' }).bucket('cli');
       await bucket.file(`${signal}.txt`).save(signal);
 
       // The admin endpoint lets another process inject faults.
-      const fault = await fetch(`${cli.url}/_admin/faults`, { method: 'POST', body: JSON.stringify({ method: 'GET', path: `${signal}.txt?alt=media`, status: 503 }) });
+      const fault = await fetch(`${cli.url}/_admin/faults`, {
+        method: 'POST',
+        body: JSON.stringify({ method: 'GET', path: `${signal}.txt?alt=media`, status: 503 }),
+      });
       expect(fault.status).to.equal(201);
       expect((await fetch(`${cli.url}/storage/v1/b/cli/o/${signal}.txt?alt=media`)).status).to.equal(503);
       expect(await (await fetch(`${cli.url}/storage/v1/b/cli/o/${signal}.txt?alt=media`)).text()).to.equal(signal);
@@ -119,6 +133,8 @@ describe('storage server: CLI', function () {
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     expect((await exitOf(child)).code).to.equal(2);
-    expect(stderr).to.match(/--notify takes BUCKET=URL/).and.match(/Usage:/);
+    expect(stderr)
+      .to.match(/--notify takes BUCKET=URL/)
+      .and.match(/Usage:/);
   });
 });

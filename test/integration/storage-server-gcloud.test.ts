@@ -58,10 +58,15 @@ describe('storage server: gcloud CLI', function () {
       CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
     };
     return new Promise((resolve, reject) => {
-      execFile('gcloud', args, { env, cwd: work, encoding: 'buffer', maxBuffer: 64 * MiB, timeout: 120_000 }, (error, stdout, stderr) => {
-        if (error) reject(new Error(`gcloud ${args.join(' ')} failed: ${error.message}\n${stderr.toString()}`));
-        else resolve({ stdout, stderr: stderr.toString() });
-      });
+      execFile(
+        'gcloud',
+        args,
+        { env, cwd: work, encoding: 'buffer', maxBuffer: 64 * MiB, timeout: 120_000 },
+        (error, stdout, stderr) => {
+          if (error) reject(new Error(`gcloud ${args.join(' ')} failed: ${error.message}\n${stderr.toString()}`));
+          else resolve({ stdout, stderr: stderr.toString() });
+        },
+      );
     });
   }
 
@@ -92,7 +97,10 @@ describe('storage server: gcloud CLI', function () {
     expect(log.some((line) => /uploadType=multipart 200 /.test(line))).to.equal(true);
     expect(log.some((line) => /upload_id=.* 200 /.test(line))).to.equal(true);
     const bucket = new Storage({ apiEndpoint: server.url, projectId: 'demo-project' }).bucket('gcloud');
-    for (const [name, data] of [['up/small.bin', small], ['up/big.bin', big]] as const) {
+    for (const [name, data] of [
+      ['up/small.bin', small],
+      ['up/big.bin', big],
+    ] as const) {
       const [metadata] = await bucket.file(name).getMetadata();
       expect(metadata.size).to.equal(String(data.length));
       expect(metadata.md5Hash).to.equal(md5(data));
@@ -126,7 +134,9 @@ describe('storage server: gcloud CLI', function () {
 
   it('rm removes the objects', async () => {
     await gcloud('storage', 'rm', 'gs://gcloud/up/*');
-    const [files] = await new Storage({ apiEndpoint: server.url, projectId: 'demo-project' }).bucket('gcloud').getFiles();
+    const [files] = await new Storage({ apiEndpoint: server.url, projectId: 'demo-project' })
+      .bucket('gcloud')
+      .getFiles();
     expect(files).to.deep.equal([]);
   });
 });

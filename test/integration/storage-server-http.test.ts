@@ -27,9 +27,18 @@ describe('storage server: HTTP protocol', function () {
   let server: StorageServer;
   const log: string[] = [];
 
-  async function call(method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer | string } = {}): Promise<Answer> {
-    const body = typeof init.body === 'string' ? init.body : init.body === undefined ? undefined : Uint8Array.from(init.body);
-    const response = await fetch(`${server.url}${path}`, { method, headers: init.headers ?? {}, ...(body !== undefined ? { body } : {}) });
+  async function call(
+    method: string,
+    path: string,
+    init: { headers?: Record<string, string>; body?: Buffer | string } = {},
+  ): Promise<Answer> {
+    const body =
+      typeof init.body === 'string' ? init.body : init.body === undefined ? undefined : Uint8Array.from(init.body);
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: init.headers ?? {},
+      ...(body !== undefined ? { body } : {}),
+    });
     const received = Buffer.from(await response.arrayBuffer());
     let json: Record<string, unknown> | undefined;
     if ((response.headers.get('content-type') ?? '').includes('application/json') && received.length > 0) {
@@ -41,7 +50,9 @@ describe('storage server: HTTP protocol', function () {
   /** Asserts Google's error shape: `{"error":{"code","message","errors":[{reason,…}]}}`. */
   function expectError(answer: Answer, status: number, messagePattern?: RegExp): void {
     expect(answer.status, answer.body.toString()).to.equal(status);
-    const error = answer.json?.error as { code: number; message: string; errors: Array<{ reason: string; message: string; domain: string }> } | undefined;
+    const error = answer.json?.error as
+      | { code: number; message: string; errors: Array<{ reason: string; message: string; domain: string }> }
+      | undefined;
     expect(error, 'error JSON').to.be.an('object');
     expect(error!.code).to.equal(status);
     expect(error!.message).to.be.a('string').and.not.empty;
@@ -78,14 +89,23 @@ describe('storage server: HTTP protocol', function () {
       {
         title: 'CRLF line endings, bare boundary',
         contentType: 'multipart/related; boundary=abc123',
-        body: (b) => Buffer.concat([Buffer.from(`--${b}\r\nContent-Type: application/json\r\n\r\n${metadata}\r\n--${b}\r\nContent-Type: image/png\r\n\r\n`), media, Buffer.from(`\r\n--${b}--\r\n`)]),
+        body: (b) =>
+          Buffer.concat([
+            Buffer.from(
+              `--${b}\r\nContent-Type: application/json\r\n\r\n${metadata}\r\n--${b}\r\nContent-Type: image/png\r\n\r\n`,
+            ),
+            media,
+            Buffer.from(`\r\n--${b}--\r\n`),
+          ]),
       },
       {
         title: 'LF line endings, MIME-Version headers, single-quoted boundary (gcloud)',
         contentType: "multipart/related; boundary='===============123=='",
         body: (b) =>
           Buffer.concat([
-            Buffer.from(`--${b}\nContent-Type: application/json\nMIME-Version: 1.0\n\n${metadata}\n--${b}\nContent-Type: image/png\nMIME-Version: 1.0\nContent-Transfer-Encoding: binary\n\n`),
+            Buffer.from(
+              `--${b}\nContent-Type: application/json\nMIME-Version: 1.0\n\n${metadata}\n--${b}\nContent-Type: image/png\nMIME-Version: 1.0\nContent-Transfer-Encoding: binary\n\n`,
+            ),
             media,
             Buffer.from(`\n--${b}--`),
           ]),
@@ -94,7 +114,13 @@ describe('storage server: HTTP protocol', function () {
         title: 'double-quoted boundary, a preamble, no final line break',
         contentType: 'multipart/related; boundary="quoted boundary"',
         body: (b) =>
-          Buffer.concat([Buffer.from(`preamble text\r\n--${b}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n--${b}\r\nContent-Type: image/png\r\n\r\n`), media, Buffer.from(`\r\n--${b}--`)]),
+          Buffer.concat([
+            Buffer.from(
+              `preamble text\r\n--${b}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n--${b}\r\nContent-Type: image/png\r\n\r\n`,
+            ),
+            media,
+            Buffer.from(`\r\n--${b}--`),
+          ]),
       },
       {
         title: 'base64 Content-Transfer-Encoding',
@@ -108,16 +134,28 @@ describe('storage server: HTTP protocol', function () {
     for (const { title, contentType, body } of variants) {
       it(title, async () => {
         const boundary = /boundary=["']?([^"';]+)/.exec(contentType)![1]!;
-        const answer = await call('POST', '/upload/storage/v1/b/http/o?uploadType=multipart', { headers: { 'Content-Type': contentType }, body: body(boundary) });
+        const answer = await call('POST', '/upload/storage/v1/b/http/o?uploadType=multipart', {
+          headers: { 'Content-Type': contentType },
+          body: body(boundary),
+        });
         expect(answer.status, answer.body.toString()).to.equal(200);
-        expect(answer.json).to.include({ name: 'multipart/variant', contentType: 'image/png', size: String(media.length), md5Hash: md5(media), crc32c: crc32cBase64(media) });
+        expect(answer.json).to.include({
+          name: 'multipart/variant',
+          contentType: 'image/png',
+          size: String(media.length),
+          md5Hash: md5(media),
+          crc32c: crc32cBase64(media),
+        });
         expect((await download('multipart/variant')).body.equals(media)).to.equal(true);
       });
     }
 
     it('takes the content type from the media part when the metadata has none', async () => {
       const body = `--x\r\nContent-Type: application/json\r\n\r\n{"name":"multipart/typed"}\r\n--x\r\nContent-Type: text/csv\r\n\r\na,b\r\n--x--`;
-      const answer = await call('POST', '/upload/storage/v1/b/http/o?uploadType=multipart', { headers: { 'Content-Type': 'multipart/related; boundary=x' }, body });
+      const answer = await call('POST', '/upload/storage/v1/b/http/o?uploadType=multipart', {
+        headers: { 'Content-Type': 'multipart/related; boundary=x' },
+        body,
+      });
       expect(answer.json).to.include({ contentType: 'text/csv', size: '3' });
     });
   });
@@ -143,7 +181,10 @@ describe('storage server: HTTP protocol', function () {
       expect(fresh.status).to.equal(308);
       expect(fresh.headers.get('range')).to.equal(null);
 
-      const first = await call('PUT', session, { headers: { 'Content-Range': `bytes 0-${KiB256 - 1}/*` }, body: data.subarray(0, KiB256) });
+      const first = await call('PUT', session, {
+        headers: { 'Content-Range': `bytes 0-${KiB256 - 1}/*` },
+        body: data.subarray(0, KiB256),
+      });
       expect(first.status).to.equal(308);
       expect(first.headers.get('range')).to.equal(`bytes=0-${KiB256 - 1}`);
 
@@ -152,15 +193,26 @@ describe('storage server: HTTP protocol', function () {
       expect(status.headers.get('range')).to.equal(`bytes=0-${KiB256 - 1}`);
 
       // A client that never saw the 308 sends the chunk again: nothing is appended twice.
-      const again = await call('PUT', session, { headers: { 'Content-Range': `bytes 0-${KiB256 - 1}/*` }, body: data.subarray(0, KiB256) });
+      const again = await call('PUT', session, {
+        headers: { 'Content-Range': `bytes 0-${KiB256 - 1}/*` },
+        body: data.subarray(0, KiB256),
+      });
       expect(again.headers.get('range')).to.equal(`bytes=0-${KiB256 - 1}`);
 
       const last = await call('PUT', session, {
-        headers: { 'Content-Range': `bytes ${KiB256}-${data.length - 1}/${data.length}`, 'X-Goog-Hash': `crc32c=${crc32cBase64(data)},md5=${md5(data)}` },
+        headers: {
+          'Content-Range': `bytes ${KiB256}-${data.length - 1}/${data.length}`,
+          'X-Goog-Hash': `crc32c=${crc32cBase64(data)},md5=${md5(data)}`,
+        },
         body: data.subarray(KiB256),
       });
       expect(last.status).to.equal(200);
-      expect(last.json).to.include({ name: 'resumable/chunked', size: String(data.length), contentType: 'application/x-test', crc32c: crc32cBase64(data) });
+      expect(last.json).to.include({
+        name: 'resumable/chunked',
+        size: String(data.length),
+        contentType: 'application/x-test',
+        crc32c: crc32cBase64(data),
+      });
 
       // After completion a status query answers the object again.
       const done = await call('PUT', session, { headers: { 'Content-Range': `bytes */${data.length}` } });
@@ -203,10 +255,18 @@ describe('storage server: HTTP protocol', function () {
         send: (s) => call('PUT', s, { headers: { 'Content-Range': 'bytes 0-9/10' }, body: 'short' }),
         message: /body has 5/,
       },
-      { title: 'a malformed Content-Range', send: (s) => call('PUT', s, { headers: { 'Content-Range': 'bytes=0-9' }, body: 'x' }), message: /Content-Range/ },
+      {
+        title: 'a malformed Content-Range',
+        send: (s) => call('PUT', s, { headers: { 'Content-Range': 'bytes=0-9' }, body: 'x' }),
+        message: /Content-Range/,
+      },
       {
         title: 'a final PUT with a wrong X-Goog-Hash',
-        send: (s) => call('PUT', s, { headers: { 'Content-Range': 'bytes 0-4/5', 'X-Goog-Hash': `md5=${md5('other')}` }, body: 'hello' }),
+        send: (s) =>
+          call('PUT', s, {
+            headers: { 'Content-Range': 'bytes 0-4/5', 'X-Goog-Hash': `md5=${md5('other')}` },
+            body: 'hello',
+          }),
         message: /MD5/,
       },
     ];
@@ -231,7 +291,10 @@ describe('storage server: HTTP protocol', function () {
     });
 
     it('sends x-goog-hash, x-goog-generation, x-goog-stored-content-encoding and Content-Type, on both download paths', async () => {
-      for (const path of ['/storage/v1/b/http/o/download%2Fdata.bin?alt=media', '/download/storage/v1/b/http/o/download%2Fdata.bin?alt=media']) {
+      for (const path of [
+        '/storage/v1/b/http/o/download%2Fdata.bin?alt=media',
+        '/download/storage/v1/b/http/o/download%2Fdata.bin?alt=media',
+      ]) {
         const answer = await call('GET', path);
         expect(answer.status).to.equal(200);
         expect(answer.body.equals(data)).to.equal(true);
@@ -253,7 +316,9 @@ describe('storage server: HTTP protocol', function () {
     ];
     for (const [range, status, span] of ranges) {
       it(`Range: ${range} → ${status}`, async () => {
-        const answer = await call('GET', '/storage/v1/b/http/o/download%2Fdata.bin?alt=media', { headers: { Range: range } });
+        const answer = await call('GET', '/storage/v1/b/http/o/download%2Fdata.bin?alt=media', {
+          headers: { Range: range },
+        });
         expect(answer.status).to.equal(status);
         if (status === 416) {
           expect(answer.headers.get('content-range')).to.equal('bytes */1000');
@@ -276,12 +341,17 @@ describe('storage server: HTTP protocol', function () {
     it('a GET whose ifGenerationNotMatch fails is 304 with no body; ifGenerationMatch=0 on an existing object is 412', async () => {
       const meta = await call('GET', '/storage/v1/b/http/o/download%2Fdata.bin');
       const generation = meta.json!.generation as string;
-      const notModified = await call('GET', `/storage/v1/b/http/o/download%2Fdata.bin?alt=media&ifGenerationNotMatch=${generation}`);
+      const notModified = await call(
+        'GET',
+        `/storage/v1/b/http/o/download%2Fdata.bin?alt=media&ifGenerationNotMatch=${generation}`,
+      );
       expect(notModified.status).to.equal(304);
       expect(notModified.body.length).to.equal(0);
       const failed = await call('GET', '/storage/v1/b/http/o/download%2Fdata.bin?ifGenerationMatch=0');
       expectError(failed, 412);
-      expect((failed.json!.error as { errors: Array<{ reason: string }> }).errors[0]!.reason).to.equal('conditionNotMet');
+      expect((failed.json!.error as { errors: Array<{ reason: string }> }).errors[0]!.reason).to.equal(
+        'conditionNotMet',
+      );
     });
   });
 
@@ -290,10 +360,34 @@ describe('storage server: HTTP protocol', function () {
       headers: { 'Content-Type': 'multipart/related; boundary=zz' },
       body: `--zz\r\nContent-Type: application/json\r\n\r\n${metadata}\r\n--zz\r\nContent-Type: text/plain\r\n\r\n${media}\r\n--zz--\r\n`,
     });
-    const cases: Array<{ title: string; method: string; path: string; init?: { headers?: Record<string, string>; body?: string }; message?: RegExp; stored?: string }> = [
-      { title: 'an unknown upload type', method: 'POST', path: '/upload/storage/v1/b/http/o?uploadType=bogus&name=bad', message: /Invalid upload type/, stored: 'bad' },
-      { title: 'a missing upload type', method: 'POST', path: '/upload/storage/v1/b/http/o?name=bad', message: /uploadType/ },
-      { title: 'a media upload without a name', method: 'POST', path: '/upload/storage/v1/b/http/o?uploadType=media', init: { body: 'x' }, message: /name/ },
+    const cases: Array<{
+      title: string;
+      method: string;
+      path: string;
+      init?: { headers?: Record<string, string>; body?: string };
+      message?: RegExp;
+      stored?: string;
+    }> = [
+      {
+        title: 'an unknown upload type',
+        method: 'POST',
+        path: '/upload/storage/v1/b/http/o?uploadType=bogus&name=bad',
+        message: /Invalid upload type/,
+        stored: 'bad',
+      },
+      {
+        title: 'a missing upload type',
+        method: 'POST',
+        path: '/upload/storage/v1/b/http/o?name=bad',
+        message: /uploadType/,
+      },
+      {
+        title: 'a media upload without a name',
+        method: 'POST',
+        path: '/upload/storage/v1/b/http/o?uploadType=media',
+        init: { body: 'x' },
+        message: /name/,
+      },
       {
         title: 'multipart without a boundary',
         method: 'POST',
@@ -313,7 +407,10 @@ describe('storage server: HTTP protocol', function () {
         title: 'multipart with one part',
         method: 'POST',
         path: '/upload/storage/v1/b/http/o?uploadType=multipart&name=bad',
-        init: { headers: { 'Content-Type': 'multipart/related; boundary=zz' }, body: '--zz\r\nContent-Type: application/json\r\n\r\n{}\r\n--zz--' },
+        init: {
+          headers: { 'Content-Type': 'multipart/related; boundary=zz' },
+          body: '--zz\r\nContent-Type: application/json\r\n\r\n{}\r\n--zz--',
+        },
         message: /exactly two parts/,
         stored: 'bad',
       },
@@ -352,20 +449,71 @@ describe('storage server: HTTP protocol', function () {
         title: 'a wrong X-Goog-Hash md5 on a media upload',
         method: 'POST',
         path: '/upload/storage/v1/b/http/o?uploadType=media&name=bad',
-        init: { headers: { 'X-Goog-Hash': `crc32c=${crc32cBase64(Buffer.from('hello'))},md5=${md5('other')}` }, body: 'hello' },
+        init: {
+          headers: { 'X-Goog-Hash': `crc32c=${crc32cBase64(Buffer.from('hello'))},md5=${md5('other')}` },
+          body: 'hello',
+        },
         message: /MD5/,
         stored: 'bad',
       },
-      { title: 'a non-numeric ifGenerationMatch on an upload', method: 'POST', path: '/upload/storage/v1/b/http/o?uploadType=media&name=bad&ifGenerationMatch=abc', init: { body: 'x' }, message: /ifGenerationMatch/, stored: 'bad' },
-      { title: 'a negative ifMetagenerationMatch on a read', method: 'GET', path: '/storage/v1/b/http/o/anything?ifMetagenerationMatch=-1', message: /ifMetagenerationMatch/ },
-      { title: 'a fractional ifGenerationNotMatch on a delete', method: 'DELETE', path: '/storage/v1/b/http/o/anything?ifGenerationNotMatch=1.5', message: /ifGenerationNotMatch/ },
-      { title: 'a non-numeric ifSourceGenerationMatch on a copy', method: 'POST', path: '/storage/v1/b/http/o/a/rewriteTo/b/http/o/b?ifSourceGenerationMatch=x', message: /ifSourceGenerationMatch/ },
-      { title: 'invalid JSON in a patch', method: 'PATCH', path: '/storage/v1/b/http/o/anything', init: { headers: { 'Content-Type': 'application/json' }, body: '{' } },
+      {
+        title: 'a non-numeric ifGenerationMatch on an upload',
+        method: 'POST',
+        path: '/upload/storage/v1/b/http/o?uploadType=media&name=bad&ifGenerationMatch=abc',
+        init: { body: 'x' },
+        message: /ifGenerationMatch/,
+        stored: 'bad',
+      },
+      {
+        title: 'a negative ifMetagenerationMatch on a read',
+        method: 'GET',
+        path: '/storage/v1/b/http/o/anything?ifMetagenerationMatch=-1',
+        message: /ifMetagenerationMatch/,
+      },
+      {
+        title: 'a fractional ifGenerationNotMatch on a delete',
+        method: 'DELETE',
+        path: '/storage/v1/b/http/o/anything?ifGenerationNotMatch=1.5',
+        message: /ifGenerationNotMatch/,
+      },
+      {
+        title: 'a non-numeric ifSourceGenerationMatch on a copy',
+        method: 'POST',
+        path: '/storage/v1/b/http/o/a/rewriteTo/b/http/o/b?ifSourceGenerationMatch=x',
+        message: /ifSourceGenerationMatch/,
+      },
+      {
+        title: 'invalid JSON in a patch',
+        method: 'PATCH',
+        path: '/storage/v1/b/http/o/anything',
+        init: { headers: { 'Content-Type': 'application/json' }, body: '{' },
+      },
       { title: 'a bad percent-encoding in the object name', method: 'GET', path: '/storage/v1/b/http/o/%E0%A4%A' },
-      { title: 'a non-numeric maxResults', method: 'GET', path: '/storage/v1/b/http/o?maxResults=ten', message: /maxResults/ },
-      { title: 'a forged pageToken', method: 'GET', path: '/storage/v1/b/http/o?pageToken=garbage', message: /pageToken/ },
-      { title: 'an invalid bucket name', method: 'POST', path: '/storage/v1/b?project=p', init: { body: JSON.stringify({ name: 'Not_Valid!' }) }, message: /bucket name/ },
-      { title: 'an object name with a line feed', method: 'POST', path: '/upload/storage/v1/b/http/o?uploadType=media&name=a%0Ab', init: { body: 'x' } },
+      {
+        title: 'a non-numeric maxResults',
+        method: 'GET',
+        path: '/storage/v1/b/http/o?maxResults=ten',
+        message: /maxResults/,
+      },
+      {
+        title: 'a forged pageToken',
+        method: 'GET',
+        path: '/storage/v1/b/http/o?pageToken=garbage',
+        message: /pageToken/,
+      },
+      {
+        title: 'an invalid bucket name',
+        method: 'POST',
+        path: '/storage/v1/b?project=p',
+        init: { body: JSON.stringify({ name: 'Not_Valid!' }) },
+        message: /bucket name/,
+      },
+      {
+        title: 'an object name with a line feed',
+        method: 'POST',
+        path: '/upload/storage/v1/b/http/o?uploadType=media&name=a%0Ab',
+        init: { body: 'x' },
+      },
     ];
     for (const { title, method, path, init, message, stored } of cases) {
       it(`400 for ${title}`, async () => {
@@ -387,7 +535,8 @@ describe('storage server: HTTP protocol', function () {
     for (const [method, path, status] of unknown) {
       it(`${method} ${path} → ${status} JSON, logged`, async () => {
         expectError(await call(method, path), status);
-        if (!path.startsWith('/_admin')) expect(log.some((line) => line.includes('UNKNOWN ROUTE') && line.includes(path))).to.equal(true);
+        if (!path.startsWith('/_admin'))
+          expect(log.some((line) => line.includes('UNKNOWN ROUTE') && line.includes(path))).to.equal(true);
         await expectStillServing();
       });
     }
@@ -411,7 +560,10 @@ describe('storage server: HTTP protocol', function () {
       const fragile = await startStorageServer({ dir, buckets: ['fragile'], log: (line) => lines.push(line) });
       try {
         await rm(join(dir, 'buckets', 'fragile'), { recursive: true, force: true });
-        const response = await fetch(`${fragile.url}/upload/storage/v1/b/fragile/o?uploadType=media&name=x`, { method: 'POST', body: 'x' });
+        const response = await fetch(`${fragile.url}/upload/storage/v1/b/fragile/o?uploadType=media&name=x`, {
+          method: 'POST',
+          body: 'x',
+        });
         expect(response.status).to.equal(500);
         const body = (await response.json()) as { error: { code: number; errors: unknown[] } };
         expect(body.error.code).to.equal(500);
@@ -429,7 +581,9 @@ describe('storage server: HTTP protocol', function () {
   describe('admin endpoint', () => {
     it('POST /_admin/faults injects, DELETE clears; faults never hit admin requests', async () => {
       await call('POST', '/upload/storage/v1/b/http/o?uploadType=media&name=admin.txt', { body: 'admin' });
-      const added = await call('POST', '/_admin/faults', { body: JSON.stringify({ method: 'GET', pathPattern: 'admin\\.txt\\?alt=media', status: 503, times: 2 }) });
+      const added = await call('POST', '/_admin/faults', {
+        body: JSON.stringify({ method: 'GET', pathPattern: 'admin\\.txt\\?alt=media', status: 503, times: 2 }),
+      });
       expect(added.status).to.equal(201);
       expect((await download('admin.txt')).status).to.equal(503);
       expect((await call('GET', '/_admin/health')).status).to.equal(200);
@@ -448,7 +602,11 @@ describe('storage server: HTTP protocol', function () {
       ['a fault with a bad pattern', '/_admin/faults', JSON.stringify({ pathPattern: '(', status: 503 })],
       ['a notification without a URL', '/_admin/notifications', JSON.stringify({ bucket: 'http' })],
       ['a notification with a bad URL', '/_admin/notifications', JSON.stringify({ bucket: 'http', url: 'not a url' })],
-      ['a notification with an unknown event', '/_admin/notifications', JSON.stringify({ bucket: 'http', url: 'http://127.0.0.1:1/', events: ['archive'] })],
+      [
+        'a notification with an unknown event',
+        '/_admin/notifications',
+        JSON.stringify({ bucket: 'http', url: 'http://127.0.0.1:1/', events: ['archive'] }),
+      ],
       ['a body that is not JSON', '/_admin/faults', 'nope'],
     ];
     for (const [title, path, body] of badAdmin) {
@@ -458,9 +616,13 @@ describe('storage server: HTTP protocol', function () {
     }
 
     it('POST, GET and DELETE /_admin/notifications manage subscriptions', async () => {
-      const added = await call('POST', '/_admin/notifications', { body: JSON.stringify({ bucket: 'http', url: 'http://127.0.0.1:9/events', events: ['finalize', 'delete'] }) });
+      const added = await call('POST', '/_admin/notifications', {
+        body: JSON.stringify({ bucket: 'http', url: 'http://127.0.0.1:9/events', events: ['finalize', 'delete'] }),
+      });
       expect(added.status).to.equal(201);
-      expect((await call('GET', '/_admin/notifications')).json).to.deep.equal({ http: [{ url: 'http://127.0.0.1:9/events', events: ['finalize', 'delete'] }] });
+      expect((await call('GET', '/_admin/notifications')).json).to.deep.equal({
+        http: [{ url: 'http://127.0.0.1:9/events', events: ['finalize', 'delete'] }],
+      });
       expect((await call('DELETE', '/_admin/notifications?bucket=http')).status).to.equal(204);
       expect((await call('GET', '/_admin/notifications')).json).to.deep.equal({});
     });

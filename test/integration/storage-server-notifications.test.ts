@@ -39,7 +39,11 @@ class Inbox {
 
   /** Resolves once `count` events have arrived in total; fails after `timeoutMs`. */
   async waitFor(count: number, timeoutMs = 5_000): Promise<Array<CloudEvent<ObjectData>>> {
-    return this.changes.until(`${count} events (got ${this.events.length})`, () => (this.events.length >= count ? this.events : undefined), timeoutMs);
+    return this.changes.until(
+      `${count} events (got ${this.events.length})`,
+      () => (this.events.length >= count ? this.events : undefined),
+      timeoutMs,
+    );
   }
 }
 
@@ -52,7 +56,9 @@ describe('storage server: Eventarc-style notifications', function () {
   const log: string[] = [];
 
   before(async () => {
-    functions.cloudEvent<ObjectData>('storageServerNotificationProbe', (event: CloudEvent<ObjectData>) => inbox.receive(event));
+    functions.cloudEvent<ObjectData>('storageServerNotificationProbe', (event: CloudEvent<ObjectData>) =>
+      inbox.receive(event),
+    );
     functionServer = getTestServer('storageServerNotificationProbe');
     functionUrl = `http://127.0.0.1:${await listen(functionServer)}/`;
     server = await startStorageServer({
@@ -84,7 +90,12 @@ describe('storage server: Eventarc-style notifications', function () {
     expect(event!.specversion).to.equal('1.0');
     expect(event!.id).to.be.a('string').and.not.empty;
     expect(Date.parse(event!.time!)).to.be.a('number').and.not.NaN;
-    expect(event!.data).to.include({ bucket: 'events', name: 'incoming/photo 1.jpg', size: '10', contentType: 'image/jpeg' });
+    expect(event!.data).to.include({
+      bucket: 'events',
+      name: 'incoming/photo 1.jpg',
+      size: '10',
+      contentType: 'image/jpeg',
+    });
     expect(event!.data!.generation).to.equal((await bucket.file('incoming/photo 1.jpg').getMetadata())[0].generation);
   });
 
@@ -127,7 +138,10 @@ describe('storage server: Eventarc-style notifications', function () {
     await bucket.file('copy-source.txt').save('s');
     await bucket.file('copy-source.txt').copy('copy-destination.txt');
     const events = await inbox.waitFor(2);
-    expect(events.map((e) => e.subject).sort()).to.deep.equal(['objects/copy-destination.txt', 'objects/copy-source.txt']);
+    expect(events.map((e) => e.subject).sort()).to.deep.equal([
+      'objects/copy-destination.txt',
+      'objects/copy-source.txt',
+    ]);
 
     server.removeNotifications('events');
     await bucket.file('unannounced.txt').save('quiet');

@@ -52,7 +52,10 @@ describe('storage server: request observer (waitForRequest, holdRequests)', func
     const hold = server.holdRequests({ path: 'free.txt' }, 1);
     const first = bucket.file('free.txt').download();
     await hold.arrived;
-    expect((await fetch(`${server.url}/_admin/faults`, { method: 'DELETE' })).ok, 'admin passes a catch-all hold').to.equal(true);
+    expect(
+      (await fetch(`${server.url}/_admin/faults`, { method: 'DELETE' })).ok,
+      'admin passes a catch-all hold',
+    ).to.equal(true);
     expect((await bucket.file('free.txt').download())[0].toString(), 'the second request is not held').to.equal('free');
     hold.release();
     expect((await first)[0].toString()).to.equal('free');
@@ -85,7 +88,9 @@ describe('storage server: request observer (waitForRequest, holdRequests)', func
 
   it('stop() releases held requests instead of waiting for the test', async () => {
     const own = await startStorageServer({ buckets: ['stopping'] });
-    const file = new Storage({ apiEndpoint: own.url, projectId: 'demo-project', retryOptions: { autoRetry: false } }).bucket('stopping').file('x.txt');
+    const file = new Storage({ apiEndpoint: own.url, projectId: 'demo-project', retryOptions: { autoRetry: false } })
+      .bucket('stopping')
+      .file('x.txt');
     await file.save('x', { resumable: false });
     const hold = own.holdRequests({ method: 'GET', path: 'x.txt' });
     const download = file.download().then(

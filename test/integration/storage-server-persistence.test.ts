@@ -31,7 +31,10 @@ describe('storage server: directory persistence', function () {
     const bucket = client(server).bucket('persisted');
     const names = ['plain.txt', 'nested/dir/ünïcödé 📷.jpg', 'x'.repeat(600)];
     const contents = new Map(names.map((name) => [name, randomBytes(3000)]));
-    for (const [name, data] of contents) await bucket.file(name).save(data, { metadata: { contentType: 'image/jpeg', metadata: { name: name.slice(0, 10) } } });
+    for (const [name, data] of contents)
+      await bucket
+        .file(name)
+        .save(data, { metadata: { contentType: 'image/jpeg', metadata: { name: name.slice(0, 10) } } });
     await bucket.file('plain.txt').setMetadata({ cacheControl: 'public, max-age=60' });
     await bucket.file('deleted.txt').save('gone soon');
     await bucket.file('deleted.txt').delete();
@@ -52,7 +55,10 @@ describe('storage server: directory persistence', function () {
       const [data] = await file.download();
       expect(data.equals(contents.get(file.name)!)).to.equal(true);
     }
-    expect((await again.file('plain.txt').getMetadata())[0]).to.include({ metageneration: '2', cacheControl: 'public, max-age=60' });
+    expect((await again.file('plain.txt').getMetadata())[0]).to.include({
+      metageneration: '2',
+      cacheControl: 'public, max-age=60',
+    });
     expect((await again.file('deleted.txt').exists())[0]).to.equal(false);
 
     // Generations keep increasing across restarts, so ifGenerationMatch stays meaningful.
@@ -100,7 +106,9 @@ describe('storage server: directory persistence', function () {
     const bucket = client(server).bucket('race');
     const contenders = Array.from({ length: 10 }, (_, i) => Buffer.alloc(100_000, i));
     const results = await Promise.allSettled(
-      contenders.map((data) => bucket.file('first-wins.bin').save(data, { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } })),
+      contenders.map((data) =>
+        bucket.file('first-wins.bin').save(data, { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } }),
+      ),
     );
     const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [contenders[i]!] : []));
     expect(won).to.have.length(1);

@@ -49,7 +49,10 @@ describe('storage server: V4 signed URLs (signed by @google-cloud/storage)', fun
     await server?.stop();
   });
 
-  async function sign(name: string, options: { contentType?: string; max?: number; expires?: number; client?: Storage } = {}): Promise<string> {
+  async function sign(
+    name: string,
+    options: { contentType?: string; max?: number; expires?: number; client?: Storage } = {},
+  ): Promise<string> {
     const [url] = await (options.client ?? storage)
       .bucket(BUCKET)
       .file(name)
@@ -68,7 +71,10 @@ describe('storage server: V4 signed URLs (signed by @google-cloud/storage)', fun
     return { status: response.status, headers: response.headers, text: await response.text() };
   }
 
-  const headers = (max = 1000, contentType = 'image/jpeg') => ({ 'Content-Type': contentType, 'x-goog-content-length-range': `1,${max}` });
+  const headers = (max = 1000, contentType = 'image/jpeg') => ({
+    'Content-Type': contentType,
+    'x-goog-content-length-range': `1,${max}`,
+  });
 
   async function exists(name: string): Promise<boolean> {
     const [found] = await plain.bucket(BUCKET).file(name).exists();
@@ -177,7 +183,13 @@ describe('storage server: V4 signed URLs (signed by @google-cloud/storage)', fun
       const req = request(url, { method: 'PUT', headers: { ...headers(), 'Transfer-Encoding': 'chunked' } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: new Headers(res.headers as Record<string, string>), text: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            headers: new Headers(res.headers as Record<string, string>),
+            text: Buffer.concat(chunks).toString(),
+          }),
+        );
       });
       req.on('error', reject);
       for (let i = 0; i < 4; i++) req.write(Buffer.alloc(400, i));
@@ -189,7 +201,9 @@ describe('storage server: V4 signed URLs (signed by @google-cloud/storage)', fun
   });
 
   it('refuses an unsigned PUT (403 AccessDenied) and a URL signed with a key it does not trust (403)', async () => {
-    const anonymous = await put(`${server.url}/${BUCKET}/incoming/t7/a.jpg`, Buffer.alloc(10), { 'Content-Type': 'image/jpeg' });
+    const anonymous = await put(`${server.url}/${BUCKET}/incoming/t7/a.jpg`, Buffer.alloc(10), {
+      'Content-Type': 'image/jpeg',
+    });
     expect(anonymous.status).to.equal(403);
     expect(xmlCode(anonymous)).to.equal('AccessDenied');
 
@@ -212,7 +226,11 @@ describe('storage server: V4 signed URLs (signed by @google-cloud/storage)', fun
     const preflight = (origin: string) =>
       fetch(path, {
         method: 'OPTIONS',
-        headers: { Origin: origin, 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type,x-goog-content-length-range' },
+        headers: {
+          Origin: origin,
+          'Access-Control-Request-Method': 'PUT',
+          'Access-Control-Request-Headers': 'content-type,x-goog-content-length-range',
+        },
       });
     const allowed = await preflight(ORIGIN);
     expect(allowed.status).to.equal(200);

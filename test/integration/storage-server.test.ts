@@ -67,16 +67,30 @@ describe('storage server: @google-cloud/storage contract', function () {
   describe('uploads and downloads', () => {
     const cases: Array<{ title: string; size: number; options: Record<string, unknown>; kind: RegExp }> = [
       { title: 'save, resumable (the default)', size: 1000, options: {}, kind: /uploadType=resumable/ },
-      { title: 'save, not resumable (multipart)', size: 1000, options: { resumable: false }, kind: /uploadType=multipart/ },
+      {
+        title: 'save, not resumable (multipart)',
+        size: 1000,
+        options: { resumable: false },
+        kind: /uploadType=multipart/,
+      },
       { title: 'save of an empty object, resumable', size: 0, options: {}, kind: /uploadType=resumable/ },
-      { title: 'save of an empty object, multipart', size: 0, options: { resumable: false }, kind: /uploadType=multipart/ },
+      {
+        title: 'save of an empty object, multipart',
+        size: 0,
+        options: { resumable: false },
+        kind: /uploadType=multipart/,
+      },
       { title: 'save with md5 validation', size: 5000, options: { validation: 'md5' }, kind: /uploadType=resumable/ },
     ];
     for (const { title, size, options, kind } of cases) {
       it(`${title}: stores the exact bytes and reports correct checksums`, async () => {
         const data = randomBytes(size);
         const file = bucket.file(`uploads/${title}`);
-        await file.save(data, { ...options, contentType: 'image/jpeg', metadata: { cacheControl: 'no-store', metadata: { source: 'test' } } });
+        await file.save(data, {
+          ...options,
+          contentType: 'image/jpeg',
+          metadata: { cacheControl: 'no-store', metadata: { source: 'test' } },
+        });
         expect(requests(kind), 'upload type used').to.have.length.greaterThan(0);
         const [metadata] = await file.getMetadata();
         expect(metadata.size).to.equal(String(size));
@@ -109,7 +123,11 @@ describe('storage server: @google-cloud/storage contract', function () {
       const data = randomBytes(64 * 1024);
       const file = bucket.file('uploads/stream-simple.bin');
       await new Promise<void>((resolve, reject) => {
-        file.createWriteStream({ resumable: false }).on('error', reject).on('finish', () => resolve()).end(data);
+        file
+          .createWriteStream({ resumable: false })
+          .on('error', reject)
+          .on('finish', () => resolve())
+          .end(data);
       });
       const [downloaded] = await file.download();
       expect(downloaded.equals(data)).to.equal(true);
@@ -132,7 +150,11 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect(requests(/alt=media 206 /)).to.have.length(ranges.length);
       const chunks: Buffer[] = [];
       await new Promise<void>((resolve, reject) => {
-        file.createReadStream({ validation: 'crc32c' }).on('data', (c: Buffer) => chunks.push(c)).on('error', reject).on('end', () => resolve());
+        file
+          .createReadStream({ validation: 'crc32c' })
+          .on('data', (c: Buffer) => chunks.push(c))
+          .on('error', reject)
+          .on('end', () => resolve());
       });
       expect(Buffer.concat(chunks).equals(data)).to.equal(true);
     });
@@ -146,7 +168,9 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect(Number(metadata.size)).to.be.lessThan(text.length / 10);
       const [downloaded] = await file.download();
       expect(downloaded.equals(text)).to.equal(true);
-      const plain = await fetch(`${server.url}/download/storage/v1/b/contract/o/gzip%2Ftext.txt?alt=media`, { headers: { 'Accept-Encoding': 'identity' } });
+      const plain = await fetch(`${server.url}/download/storage/v1/b/contract/o/gzip%2Ftext.txt?alt=media`, {
+        headers: { 'Accept-Encoding': 'identity' },
+      });
       expect(plain.headers.get('content-encoding')).to.equal(null);
       expect(Buffer.from(await plain.arrayBuffer()).equals(text)).to.equal(true);
     });
@@ -160,11 +184,19 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect(BigInt(secondGeneration) > BigInt(firstGeneration)).to.equal(true);
       const [live] = await bucket.file('generations/a.txt', { generation: secondGeneration }).download();
       expect(live.toString()).to.equal('second');
-      expect(await rejectionStatus(bucket.file('generations/a.txt', { generation: firstGeneration }).download())).to.equal(404);
+      expect(
+        await rejectionStatus(bucket.file('generations/a.txt', { generation: firstGeneration }).download()),
+      ).to.equal(404);
     });
 
     it('keeps UTF-8 names, spaces, slashes and reserved characters intact', async () => {
-      const names = ['ünïcödé/ファイル.txt', 'with space/and+plus&amp?.txt', 'percent%20literal', 'emoji 📷.jpg', '#hash'];
+      const names = [
+        'ünïcödé/ファイル.txt',
+        'with space/and+plus&amp?.txt',
+        'percent%20literal',
+        'emoji 📷.jpg',
+        '#hash',
+      ];
       for (const name of names) await bucket.file(name).save(name);
       for (const name of names) {
         const [content] = await bucket.file(name).download();
@@ -190,7 +222,17 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect(after.contentDisposition).to.equal('attachment');
       expect(after.contentType).to.equal('text/plain');
       expect(after.metadata).to.deep.equal({ keep: 'yes', added: 'new' });
-      for (const field of ['bucket', 'name', 'md5Hash', 'crc32c', 'timeCreated', 'updated', 'selfLink', 'mediaLink', 'etag']) {
+      for (const field of [
+        'bucket',
+        'name',
+        'md5Hash',
+        'crc32c',
+        'timeCreated',
+        'updated',
+        'selfLink',
+        'mediaLink',
+        'etag',
+      ]) {
         expect(after, field).to.have.property(field).that.is.a('string').and.not.empty;
       }
     });
@@ -220,7 +262,11 @@ describe('storage server: @google-cloud/storage contract', function () {
       { when: 'ifGenerationMatch = another generation', conditions: (g) => ({ ifGenerationMatch: g + 1 }), ok: false },
       { when: 'ifGenerationMatch = 0 (must not exist)', conditions: () => ({ ifGenerationMatch: 0 }), ok: false },
       { when: 'ifGenerationNotMatch = live generation', conditions: (g) => ({ ifGenerationNotMatch: g }), ok: false },
-      { when: 'ifGenerationNotMatch = another generation', conditions: (g) => ({ ifGenerationNotMatch: g + 1 }), ok: true },
+      {
+        when: 'ifGenerationNotMatch = another generation',
+        conditions: (g) => ({ ifGenerationNotMatch: g + 1 }),
+        ok: true,
+      },
       { when: 'ifMetagenerationMatch = 1', conditions: () => ({ ifMetagenerationMatch: 1 }), ok: true },
       { when: 'ifMetagenerationMatch = 2', conditions: () => ({ ifMetagenerationMatch: 2 }), ok: false },
       { when: 'ifMetagenerationNotMatch = 1', conditions: () => ({ ifMetagenerationNotMatch: 1 }), ok: false },
@@ -269,7 +315,9 @@ describe('storage server: @google-cloud/storage contract', function () {
       const fresh = bucket.file(`preconditions/fresh-${randomBytes(4).toString('hex')}`);
       await fresh.save('one', { preconditionOpts: { ifGenerationMatch: 0 } });
       expect(await rejectionStatus(fresh.save('two', { preconditionOpts: { ifGenerationMatch: 0 } }))).to.equal(412);
-      expect(await rejectionStatus(fresh.save('two', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } }))).to.equal(412);
+      expect(
+        await rejectionStatus(fresh.save('two', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } })),
+      ).to.equal(412);
       expect((await fresh.download())[0].toString()).to.equal('one');
     });
 
@@ -282,7 +330,9 @@ describe('storage server: @google-cloud/storage contract', function () {
         const target = bucket.file(`preconditions/race-${resumable}`);
         const contenders = Array.from({ length: 8 }, (_, i) => `contender ${i}`);
         const results = await Promise.allSettled(
-          contenders.map((content) => bucket.file(target.name).save(content, { resumable, preconditionOpts: { ifGenerationMatch: 0 } })),
+          contenders.map((content) =>
+            bucket.file(target.name).save(content, { resumable, preconditionOpts: { ifGenerationMatch: 0 } }),
+          ),
         );
         const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [contenders[i]!] : []));
         expect(winners).to.have.length(1);
@@ -317,10 +367,17 @@ describe('storage server: @google-cloud/storage contract', function () {
         ['/', ['list/a/', 'list/b/', 'list/c', 'list/d', 'list/e']],
       ] as const) {
         const seen: string[] = [];
-        let query: Record<string, unknown> | null = { prefix: 'list/', maxResults: 2, autoPaginate: false, ...(delimiter ? { delimiter } : {}) };
+        let query: Record<string, unknown> | null = {
+          prefix: 'list/',
+          maxResults: 2,
+          autoPaginate: false,
+          ...(delimiter ? { delimiter } : {}),
+        };
         let pages = 0;
         while (query) {
-          const [files, next, response]: [File[], Record<string, unknown> | null, unknown] = (await bucket.getFiles(query)) as never;
+          const [files, next, response]: [File[], Record<string, unknown> | null, unknown] = (await bucket.getFiles(
+            query,
+          )) as never;
           pages++;
           expect(files.length + ((response as { prefixes?: string[] }).prefixes?.length ?? 0)).to.be.at.most(2);
           seen.push(...((response as { prefixes?: string[] }).prefixes ?? []), ...files.map((f) => f.name));
@@ -338,7 +395,11 @@ describe('storage server: @google-cloud/storage contract', function () {
     });
 
     it('startOffset and endOffset bound the names; includeFoldersAsPrefixes is ignored', async () => {
-      const [files] = await bucket.getFiles({ startOffset: 'list/b', endOffset: 'list/d', includeFoldersAsPrefixes: true } as never);
+      const [files] = await bucket.getFiles({
+        startOffset: 'list/b',
+        endOffset: 'list/d',
+        includeFoldersAsPrefixes: true,
+      } as never);
       expect(files.map((f) => f.name)).to.deep.equal(['list/b/1', 'list/b/2/deep', 'list/c']);
     });
 
@@ -353,8 +414,12 @@ describe('storage server: @google-cloud/storage contract', function () {
       await storage.createBucket('contract-other');
       const source = bucket.file('copy/source.txt');
       await source.save('copy me', { contentType: 'text/plain', metadata: { metadata: { k: 'v' } } });
-      const [copied] = await source.copy(bucket.file('copy/same-bucket.txt'), { preconditionOpts: { ifGenerationMatch: 0 } });
-      const [across] = await source.copy(storage.bucket('contract-other').file('copy/across.txt'), { preconditionOpts: { ifGenerationMatch: 0 } });
+      const [copied] = await source.copy(bucket.file('copy/same-bucket.txt'), {
+        preconditionOpts: { ifGenerationMatch: 0 },
+      });
+      const [across] = await source.copy(storage.bucket('contract-other').file('copy/across.txt'), {
+        preconditionOpts: { ifGenerationMatch: 0 },
+      });
       for (const file of [copied, across]) {
         expect((await file.download())[0].toString()).to.equal('copy me');
         const [metadata] = await file.getMetadata();
@@ -362,7 +427,11 @@ describe('storage server: @google-cloud/storage contract', function () {
         expect(metadata.metadata).to.deep.equal({ k: 'v' });
       }
       expect(requests(/rewriteTo/)).to.have.length(2);
-      expect(await rejectionStatus(source.copy(bucket.file('copy/same-bucket.txt'), { preconditionOpts: { ifGenerationMatch: 0 } }))).to.equal(412);
+      expect(
+        await rejectionStatus(
+          source.copy(bucket.file('copy/same-bucket.txt'), { preconditionOpts: { ifGenerationMatch: 0 } }),
+        ),
+      ).to.equal(412);
       expect((await source.exists())[0]).to.equal(true);
     });
 
@@ -375,7 +444,9 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect((await source.exists())[0]).to.equal(false);
 
       await source.save('second');
-      expect(await rejectionStatus(source.move('move/destination.txt', { preconditionOpts: { ifGenerationMatch: 0 } }))).to.equal(412);
+      expect(
+        await rejectionStatus(source.move('move/destination.txt', { preconditionOpts: { ifGenerationMatch: 0 } })),
+      ).to.equal(412);
       expect((await source.exists())[0]).to.equal(true);
       expect((await moved.download())[0].toString()).to.equal('move me');
     });
@@ -391,7 +462,10 @@ describe('storage server: @google-cloud/storage contract', function () {
     it('combine (compose) concatenates sources; the result has a CRC32C and no MD5', async () => {
       const parts = ['alpha-', 'beta-', 'gamma'];
       await Promise.all(parts.map((p, i) => bucket.file(`compose/part-${i}`).save(p)));
-      const [combined] = await bucket.combine(parts.map((_, i) => `compose/part-${i}`), 'compose/combined');
+      const [combined] = await bucket.combine(
+        parts.map((_, i) => `compose/part-${i}`),
+        'compose/combined',
+      );
       const [metadata] = await combined.getMetadata();
       expect(metadata.componentCount).to.equal(3);
       expect(metadata.md5Hash).to.equal(undefined);
@@ -415,7 +489,9 @@ describe('storage server: @google-cloud/storage contract', function () {
     });
 
     it('a missing bucket is 404 without autoCreateBuckets', async () => {
-      expect(await rejectionStatus(storage.bucket('no-such-bucket').file('x').save('x', { resumable: false }))).to.equal(404);
+      expect(
+        await rejectionStatus(storage.bucket('no-such-bucket').file('x').save('x', { resumable: false })),
+      ).to.equal(404);
       expect(await rejectionStatus(storage.bucket('no-such-bucket').getFiles())).to.equal(404);
     });
 
@@ -438,7 +514,11 @@ describe('storage server: @google-cloud/storage contract', function () {
     // are still the client's own.
     let retrying: Bucket;
     beforeEach(() => {
-      retrying = new Storage({ apiEndpoint: server.url, projectId: 'demo-project', retryOptions: { maxRetryDelay: 1 } }).bucket('contract');
+      retrying = new Storage({
+        apiEndpoint: server.url,
+        projectId: 'demo-project',
+        retryOptions: { maxRetryDelay: 1 },
+      }).bucket('contract');
     });
 
     it("a 503 on download is retried by the client's own retry and succeeds", async () => {

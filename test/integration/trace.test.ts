@@ -16,7 +16,14 @@ import { imageIdOf, ORIGINAL_METADATA, originalName } from '../../shared/naming.
 import { METRIC_LINES } from '../../shared/observability.js';
 import { TRACE_ATTRIBUTE, TRACE_LOG_FIELDS } from '../../shared/trace.js';
 import { makePhoto } from '../fixtures/images.js';
-import { pullJobs, pullMessages, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import {
+  pullJobs,
+  pullMessages,
+  pushBody,
+  startTestPipeline,
+  TEST_PROJECT,
+  type TestPipeline,
+} from '../fixtures/pipeline.js';
 
 type Line = Record<string, unknown>;
 const TRACE = TRACE_LOG_FIELDS.trace;
@@ -61,14 +68,17 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
 
   async function deliver(messages: Message[]): Promise<void> {
     for (const message of messages) {
-      const response = await request(getTestServer('resize')).post(`/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`).send(pushBody(message));
+      const response = await request(getTestServer('resize'))
+        .post(`/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`)
+        .send(pushBody(message));
       expect(response.status).to.equal(204);
     }
   }
 
   /** Runs the resize jobs, checks their lines and the events' attributes, returns the image.ready line. */
   async function resizeAll(jobs: Awaited<ReturnType<typeof pullJobs>>, traceId: string): Promise<Line> {
-    for (const { message } of jobs) expect(traceIdOf(message.attributes[TRACE_ATTRIBUTE]), 'job attribute').to.equal(traceId);
+    for (const { message } of jobs)
+      expect(traceIdOf(message.attributes[TRACE_ATTRIBUTE]), 'job attribute').to.equal(traceId);
     await deliver(jobs.map(({ message }) => message));
     const lines = takeLogs();
     expectAllInTrace(lines, traceId, 'resize');
@@ -80,7 +90,8 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
       const job = jobs.find(({ job: j }) => `${j.job.index + 1}/${j.job.count}` === line.job)!.job as JobMessage;
       const stages = line[DONE.stages] as Record<string, number>;
       const expected = ['decode'];
-      for (const { width, format } of job.variants) expected.push(`encode ${format} ${width}`, `write ${format} ${width}`);
+      for (const { width, format } of job.variants)
+        expected.push(`encode ${format} ${width}`, `write ${format} ${width}`);
       expect(stages, `job ${index}`).to.include.keys(expected);
       const sum = Object.values(stages).reduce((a, b) => a + b, 0);
       expect(Object.values(stages).every((ms) => ms >= 0)).to.equal(true);
@@ -93,7 +104,8 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
     expect(ready).to.have.length(1);
     const events = await pullMessages(pipeline.events);
     expect(events.length).to.be.greaterThan(0);
-    for (const event of events) expect(traceIdOf(event.attributes[TRACE_ATTRIBUTE]), 'event attribute').to.equal(traceId);
+    for (const event of events)
+      expect(traceIdOf(event.attributes[TRACE_ATTRIBUTE]), 'event attribute').to.equal(traceId);
     return ready[0]!;
   }
 
@@ -108,12 +120,17 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
       .send(image);
     expect(response.status).to.equal(202);
     expectAllInTrace(takeLogs(), traceId, 'upload');
-    const [original] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(response.body.id)).getMetadata();
+    const [original] = await pipeline.deps.storage
+      .bucket('test-uploads')
+      .file(originalName(response.body.id))
+      .getMetadata();
     expect(traceIdOf(original.metadata?.[ORIGINAL_METADATA.traceparent] as string)).to.equal(traceId);
 
     const ready = await resizeAll(await pullJobs(pipeline.jobs), traceId);
     expect(ready.imageId).to.equal(response.body.id);
-    expect(ready[READY.uploadToReadyMs] as number).to.be.a('number').and.at.least(0);
+    expect(ready[READY.uploadToReadyMs] as number)
+      .to.be.a('number')
+      .and.at.least(0);
     expect(ready[READY.cpuSeconds] as number).to.be.greaterThan(0);
     expect(ready['logging.googleapis.com/trace_sampled']).to.equal(true);
   });
@@ -161,7 +178,9 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
       expect(lines.some((line) => line.event === 'ingest.accept' && line.imageId === imageIdOf(image))).to.equal(true);
       const ready = await resizeAll(await pullJobs(pipeline.jobs), ingestTrace);
       // Upload time is the incoming object's creation.
-      expect(ready[READY.uploadToReadyMs] as number).to.be.at.least(Date.now() - new Date(metadata.timeCreated!).getTime() - 60_000);
+      expect(ready[READY.uploadToReadyMs] as number).to.be.at.least(
+        Date.now() - new Date(metadata.timeCreated!).getTime() - 60_000,
+      );
     });
   }
 
@@ -182,7 +201,9 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
     clocks.push(later);
     useDeps(later);
     const tick = { message: { data: Buffer.from('{}'), id: 'tick-1' } };
-    const cleanup = await request(getTestServer('cleanup')).post(`/projects/${TEST_PROJECT}/topics/cleanup`).send(pushBody(tick.message));
+    const cleanup = await request(getTestServer('cleanup'))
+      .post(`/projects/${TEST_PROJECT}/topics/cleanup`)
+      .send(pushBody(tick.message));
     expect(cleanup.status).to.equal(204);
     const lines = takeLogs();
     const dispatched = lines.filter((line) => line.event === 'dispatch' && line.imageId === response.body.id);
@@ -196,6 +217,8 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
     const jobs = await pullJobs(pipeline.jobs); // resize runs on the same later clock
     expect(jobs.every(({ job }) => job.imageId === response.body.id && job.dispatch === 1)).to.equal(true);
     const ready = await resizeAll(jobs, traceId);
-    expect(ready[READY.uploadToReadyMs] as number, 'counted from the upload, not the re-dispatch').to.be.at.least(31 * MIN);
+    expect(ready[READY.uploadToReadyMs] as number, 'counted from the upload, not the re-dispatch').to.be.at.least(
+      31 * MIN,
+    );
   });
 });

@@ -10,7 +10,15 @@ import { useDeps } from '../../functions/runtime.js';
 import { runCleanup } from '../../shared/cleanup.js';
 import { createDeps } from '../../shared/deps.js';
 import { imageIdOf, originalName } from '../../shared/naming.js';
-import { htmlPosingAsImage, jpegHeaderClaiming, makePhoto, pngBomb, simpleSvg, textPosingAsJpeg, zeroBytes } from '../fixtures/images.js';
+import {
+  htmlPosingAsImage,
+  jpegHeaderClaiming,
+  makePhoto,
+  pngBomb,
+  simpleSvg,
+  textPosingAsJpeg,
+  zeroBytes,
+} from '../fixtures/images.js';
 import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
 describe('upload API (functions-framework test server, local storage, Pub/Sub emulator)', function () {
@@ -27,7 +35,9 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
   after(async () => pipeline.stop());
 
   it('accepts a multipart upload: 202, the original stored once with a sanitised name, one message per job', async () => {
-    const response = await server().post('/uploads').attach('file', photo, { filename: '../../evil\r\nname.jpg', contentType: 'text/plain' });
+    const response = await server()
+      .post('/uploads')
+      .attach('file', photo, { filename: '../../evil\r\nname.jpg', contentType: 'text/plain' });
     expect(response.status).to.equal(202);
     const id = imageIdOf(photo);
     expect(response.body).to.include({ id, status: 'processing' });
@@ -37,14 +47,20 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
 
     const [metadata] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).getMetadata();
     expect(metadata.contentType).to.equal('image/jpeg'); // sniffed, not the declared text/plain
-    expect(metadata.metadata?.filename).to.match(/^evil.*name\.jpg$/).and.not.match(/[\r\n/\\]/);
+    expect(metadata.metadata?.filename)
+      .to.match(/^evil.*name\.jpg$/)
+      .and.not.match(/[\r\n/\\]/);
     expect(metadata.metadata?.dispatchedAt).to.be.a('string');
 
     const jobs = await pullJobs(pipeline.jobs);
     expect(jobs.length).to.be.greaterThan(1, 'the default strategy fans out');
-    expect(jobs.every(({ job }) => job.imageId === id && job.original.generation === String(metadata.generation))).to.equal(true);
+    expect(
+      jobs.every(({ job }) => job.imageId === id && job.original.generation === String(metadata.generation)),
+    ).to.equal(true);
     const planned = jobs.flatMap(({ job }) => job.variants.map((v) => `${v.format}@${v.width}`)).sort();
-    expect(planned).to.deep.equal(response.body.variants.map((v: { format: string; width: number }) => `${v.format}@${v.width}`).sort());
+    expect(planned).to.deep.equal(
+      response.body.variants.map((v: { format: string; width: number }) => `${v.format}@${v.width}`).sort(),
+    );
   });
 
   it('accepts a raw image body and does not dispatch the same image twice', async () => {
@@ -77,7 +93,13 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     ['HTML posing as an image', async () => htmlPosingAsImage(), 'image/png', 415, 'not_an_image'],
     ['SVG while SVG is off', async () => simpleSvg(), 'image/svg+xml', 415, 'format_not_allowed'],
     ['a pixel bomb (20000×20000 PNG)', async () => pngBomb(20000, 20000), 'image/png', 422, 'too_many_pixels'],
-    ['a JPEG header claiming 65000×65000', () => jpegHeaderClaiming(65000, 65000), 'image/jpeg', 422, 'too_many_pixels'],
+    [
+      'a JPEG header claiming 65000×65000',
+      () => jpegHeaderClaiming(65000, 65000),
+      'image/jpeg',
+      422,
+      'too_many_pixels',
+    ],
   ];
   for (const [what, make, contentType, status, code] of rejected) {
     it(`rejects ${what}: ${status} ${code}, nothing stored`, async () => {
@@ -86,9 +108,14 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
       expect(response.status).to.equal(status);
       expect(response.type).to.equal('application/json');
       expect(response.body.error.code).to.equal(code);
-      expect(response.body.error.message).to.be.a('string').and.not.match(/\/work|node_modules|at .*\.js/);
+      expect(response.body.error.message)
+        .to.be.a('string')
+        .and.not.match(/\/work|node_modules|at .*\.js/);
       if (body.length > 0) {
-        const [exists] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(imageIdOf(body))).exists();
+        const [exists] = await pipeline.deps.storage
+          .bucket('test-uploads')
+          .file(originalName(imageIdOf(body)))
+          .exists();
         expect(exists).to.equal(false);
       }
     });
@@ -98,10 +125,23 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     ['GET /healthz', () => server().get('/healthz'), 200, undefined],
     ['PUT /uploads', () => server().put('/uploads').send('x'), 405, 'method_not_allowed'],
     // DELETE /uploads/{id} exists since issue 14 (test/integration/lifecycle.test.ts): another method keeps the 405 check.
-    ['PATCH /uploads/{id}', () => server().patch(`/uploads/${'a'.repeat(32)}`).send('x'), 405, 'method_not_allowed'],
+    [
+      'PATCH /uploads/{id}',
+      () =>
+        server()
+          .patch(`/uploads/${'a'.repeat(32)}`)
+          .send('x'),
+      405,
+      'method_not_allowed',
+    ],
     ['GET /elsewhere', () => server().get('/elsewhere'), 404, 'not_found'],
     ['a multipart form without a file', () => server().post('/uploads').field('title', 'x'), 400, 'missing_file'],
-    ['an unlisted browser origin', () => server().post('/uploads').set('Origin', 'https://evil.example').send(photo), 403, 'forbidden_origin'],
+    [
+      'an unlisted browser origin',
+      () => server().post('/uploads').set('Origin', 'https://evil.example').send(photo),
+      403,
+      'forbidden_origin',
+    ],
   ];
   for (const [what, send, status, code] of protocol) {
     it(`answers ${what} with ${status}`, async () => {
@@ -113,7 +153,10 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
   }
 
   it('answers CORS preflights for configured origins only', async () => {
-    const ok = await server().options('/uploads').set('Origin', 'https://app.example').set('Access-Control-Request-Method', 'POST');
+    const ok = await server()
+      .options('/uploads')
+      .set('Origin', 'https://app.example')
+      .set('Access-Control-Request-Method', 'POST');
     expect(ok.status).to.equal(204);
     expect(ok.headers['access-control-allow-origin']).to.equal('https://app.example');
     const refused = await server().options('/uploads').set('Origin', 'https://evil.example');
@@ -128,9 +171,17 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
       const missing = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(photo);
       expect(missing.status).to.equal(401);
       expect(missing.headers['www-authenticate']).to.equal('Bearer');
-      const wrong = await server().post('/uploads').set('Authorization', 'Bearer nope').set('Content-Type', 'image/jpeg').send(photo);
+      const wrong = await server()
+        .post('/uploads')
+        .set('Authorization', 'Bearer nope')
+        .set('Content-Type', 'image/jpeg')
+        .send(photo);
       expect(wrong.status).to.equal(401);
-      const right = await server().post('/uploads').set('Authorization', `Bearer ${token}`).set('Content-Type', 'image/jpeg').send(photo);
+      const right = await server()
+        .post('/uploads')
+        .set('Authorization', `Bearer ${token}`)
+        .set('Content-Type', 'image/jpeg')
+        .send(photo);
       expect(right.status).to.equal(202);
       expect(JSON.stringify(pipeline.logs)).not.to.contain(token);
       expect((await server().get('/healthz')).status).to.equal(200, 'health needs no token');
@@ -142,14 +193,19 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
 
   it('refuses every request (503, nothing stored) when UPLOAD_AUTH=token has no token: misconfiguration never opens the API', async () => {
     const image = await makePhoto({ width: 200, height: 150, seed: 1017 });
-    useDeps(createDeps({ ...pipeline.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: undefined }, { log: pipeline.deps.log }));
+    useDeps(
+      createDeps({ ...pipeline.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: undefined }, { log: pipeline.deps.log }),
+    );
     try {
       const response = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
       // The configuration error is not a PipelineError, so it maps to 503 unavailable (the
       // deployed function does not even start: see upload-guard.test.ts).
       expect(response.status).to.equal(503);
       expect(response.body.error.code).to.equal('unavailable');
-      const [exists] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(imageIdOf(image))).exists();
+      const [exists] = await pipeline.deps.storage
+        .bucket('test-uploads')
+        .file(originalName(imageIdOf(image)))
+        .exists();
       expect(exists, 'nothing stored').to.equal(false);
     } finally {
       useDeps(pipeline.deps);
@@ -158,7 +214,12 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
 
   it('survives storage 503s on the original write (the client retries)', async () => {
     const image = await makePhoto({ width: 200, height: 150, seed: 13 });
-    pipeline.storageServer.injectFault({ method: 'POST', path: /\/upload\/storage\/v1\/b\/test-uploads\/o/, status: 503, times: 2 });
+    pipeline.storageServer.injectFault({
+      method: 'POST',
+      path: /\/upload\/storage\/v1\/b\/test-uploads\/o/,
+      status: 503,
+      times: 2,
+    });
     const response = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
     pipeline.storageServer.clearFaults();
     expect(response.status).to.equal(202);
@@ -173,9 +234,15 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     expect(response.status).to.equal(503);
     expect(response.body.error).to.include({ code: 'storage_unavailable', retryable: true });
     expect(response.headers['retry-after']).to.equal('10');
-    const [exists] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(imageIdOf(image))).exists();
+    const [exists] = await pipeline.deps.storage
+      .bucket('test-uploads')
+      .file(originalName(imageIdOf(image)))
+      .exists();
     expect(exists).to.equal(false);
-    expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202, 'the next try works');
+    expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(
+      202,
+      'the next try works',
+    );
     await pullJobs(pipeline.jobs);
   });
 
@@ -212,7 +279,10 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202);
     await pullJobs(pipeline.jobs); // the jobs are lost: nobody runs them
     // 31 minutes later, with no re-dispatch left, cleanup gives up on the image.
-    const later = createDeps({ ...pipeline.config, MAX_REDISPATCHES: 0 }, { log: pipeline.deps.log, now: () => new Date(Date.now() + 31 * 60_000) });
+    const later = createDeps(
+      { ...pipeline.config, MAX_REDISPATCHES: 0 },
+      { log: pipeline.deps.log, now: () => new Date(Date.now() + 31 * 60_000) },
+    );
     const summary = await runCleanup(later);
     await later.pubsub.close();
     expect(summary.gaveUp).to.be.at.least(1);
@@ -234,7 +304,10 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     expect(again.body).to.include({ id, status: 'processing' });
     const jobs = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
     expect(jobs.length).to.be.greaterThan(0);
-    expect(jobs.every(({ job }) => job.dispatch === 1), 'a new dispatch number').to.equal(true);
+    expect(
+      jobs.every(({ job }) => job.dispatch === 1),
+      'a new dispatch number',
+    ).to.equal(true);
     expect((await server().get(`/uploads/${id}`)).status, 'processing again').to.equal(202);
   });
 });

@@ -6,7 +6,13 @@
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, request as httpRequest, type OutgoingHttpHeaders, type RequestListener, type Server } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type OutgoingHttpHeaders,
+  type RequestListener,
+  type Server,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
@@ -48,7 +54,9 @@ function streamUntilAnswered(port: number, headers: OutgoingHttpHeaders, totalBy
       answered = true;
       const sentBeforeAnswer = sent;
       const finishedBeforeAnswer = finished;
-      const closed = new Promise<void>((r) => (outgoing.socket?.destroyed ? r() : outgoing.socket?.once('close', () => r())));
+      const closed = new Promise<void>((r) =>
+        outgoing.socket?.destroyed ? r() : outgoing.socket?.once('close', () => r()),
+      );
       let text = '';
       incoming.on('data', (c: Buffer) => (text += c.toString()));
       incoming.on('end', () => {
@@ -88,11 +96,35 @@ describe('upload guard: bodies are screened before functions-framework parses th
   after(async () => pipeline.stop());
 
   const cases: Array<[string, (t: request.Test) => request.Test, Buffer | string, number, string]> = [
-    ['a gzip bomb (200 KiB → 200 MiB)', (t) => t.set('Content-Type', 'image/jpeg').set('Content-Encoding', 'gzip'), gzipSync(Buffer.alloc(200 * MiB)), 415, 'unsupported_encoding'],
-    ['a broken Content-Encoding', (t) => t.set('Content-Type', 'image/jpeg').set('Content-Encoding', 'gzip'), 'not gzip at all', 415, 'unsupported_encoding'],
-    ['brotli', (t) => t.set('Content-Type', 'image/jpeg').set('Content-Encoding', 'br'), 'x', 415, 'unsupported_encoding'],
+    [
+      'a gzip bomb (200 KiB → 200 MiB)',
+      (t) => t.set('Content-Type', 'image/jpeg').set('Content-Encoding', 'gzip'),
+      gzipSync(Buffer.alloc(200 * MiB)),
+      415,
+      'unsupported_encoding',
+    ],
+    [
+      'a broken Content-Encoding',
+      (t) => t.set('Content-Type', 'image/jpeg').set('Content-Encoding', 'gzip'),
+      'not gzip at all',
+      415,
+      'unsupported_encoding',
+    ],
+    [
+      'brotli',
+      (t) => t.set('Content-Type', 'image/jpeg').set('Content-Encoding', 'br'),
+      'x',
+      415,
+      'unsupported_encoding',
+    ],
     ['malformed JSON', (t) => t.set('Content-Type', 'application/json'), '{"not": json', 415, 'not_an_image'],
-    ['a url-encoded form', (t) => t.set('Content-Type', 'application/x-www-form-urlencoded'), 'a=1&b=2', 415, 'not_an_image'],
+    [
+      'a url-encoded form',
+      (t) => t.set('Content-Type', 'application/x-www-form-urlencoded'),
+      'a=1&b=2',
+      415,
+      'not_an_image',
+    ],
     ['text', (t) => t.set('Content-Type', 'text/plain'), 'hello', 415, 'not_an_image'],
   ];
   for (const [what, prepare, body, status, code] of cases) {
@@ -114,11 +146,20 @@ describe('upload guard: bodies are screened before functions-framework parses th
     try {
       // Declare 50 MiB, send 1 KiB and wait: the answer must come without the rest of the body.
       const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const outgoing = httpRequest({ host: '127.0.0.1', port, path: '/uploads', method: 'POST', headers: { 'Content-Type': 'image/jpeg', 'Content-Length': String(50 * MiB) } }, (incoming) => {
-          let text = '';
-          incoming.on('data', (chunk: Buffer) => (text += chunk.toString()));
-          incoming.on('end', () => resolve({ status: incoming.statusCode ?? 0, body: text }));
-        });
+        const outgoing = httpRequest(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/uploads',
+            method: 'POST',
+            headers: { 'Content-Type': 'image/jpeg', 'Content-Length': String(50 * MiB) },
+          },
+          (incoming) => {
+            let text = '';
+            incoming.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            incoming.on('end', () => resolve({ status: incoming.statusCode ?? 0, body: text }));
+          },
+        );
         outgoing.on('error', reject);
         outgoing.write(Buffer.alloc(1024));
       });
@@ -134,14 +175,21 @@ describe('upload guard: bodies are screened before functions-framework parses th
     let port: number;
     before(async () => {
       const app = getTestServer('upload').listeners('request')[0] as RequestListener;
-      guarded = createServer(guardUploadListener(app, () => ({ ...pipeline.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: TOKEN })));
+      guarded = createServer(
+        guardUploadListener(app, () => ({ ...pipeline.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: TOKEN })),
+      );
       await new Promise<void>((resolve) => guarded.listen(0, '127.0.0.1', resolve));
       port = (guarded.address() as AddressInfo).port;
     });
     after(() => new Promise<void>((r) => guarded.close(() => r())));
 
     const cases: Array<[string, OutgoingHttpHeaders, number, string]> = [
-      ['a bad origin (with the right token)', { Origin: 'https://evil.example', Authorization: `Bearer ${TOKEN}` }, 403, 'forbidden_origin'],
+      [
+        'a bad origin (with the right token)',
+        { Origin: 'https://evil.example', Authorization: `Bearer ${TOKEN}` },
+        403,
+        'forbidden_origin',
+      ],
       ['no token', { Origin: 'https://app.example' }, 401, 'unauthorized'],
       ['a wrong token', { Authorization: 'Bearer not-the-token-at-all' }, 401, 'unauthorized'],
     ];
@@ -158,7 +206,17 @@ describe('upload guard: bodies are screened before functions-framework parses th
     it('answers a wrong token at once even when the declared body never finishes', async () => {
       const answer = await new Promise<{ status: number; code: string }>((resolve, reject) => {
         const outgoing = httpRequest(
-          { host: '127.0.0.1', port, path: '/uploads', method: 'POST', headers: { 'Content-Type': 'image/jpeg', 'Content-Length': String(512 * 1024), Authorization: 'Bearer wrong-token-wrong-token' } },
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/uploads',
+            method: 'POST',
+            headers: {
+              'Content-Type': 'image/jpeg',
+              'Content-Length': String(512 * 1024),
+              Authorization: 'Bearer wrong-token-wrong-token',
+            },
+          },
           (incoming) => {
             let text = '';
             incoming.on('data', (c: Buffer) => (text += c.toString()));
@@ -172,7 +230,11 @@ describe('upload guard: bodies are screened before functions-framework parses th
     });
 
     it('still admits the right token', async () => {
-      const response = await request(guarded).post('/uploads').set('Authorization', `Bearer ${TOKEN}`).set('Content-Type', 'image/jpeg').send(photo);
+      const response = await request(guarded)
+        .post('/uploads')
+        .set('Authorization', `Bearer ${TOKEN}`)
+        .set('Content-Type', 'image/jpeg')
+        .send(photo);
       expect(response.status).to.be.oneOf([200, 202]);
     });
   });
@@ -186,7 +248,11 @@ describe('upload guard: bodies are screened before functions-framework parses th
     after(() => new Promise((r) => server.close(r)));
 
     it('answers 413 as JSON before the client has sent a 64 MiB body, and closes the connection', async () => {
-      const answer = await streamUntilAnswered(port, { 'Content-Type': 'image/jpeg', Origin: 'https://app.example' }, 64 * MiB);
+      const answer = await streamUntilAnswered(
+        port,
+        { 'Content-Type': 'image/jpeg', Origin: 'https://app.example' },
+        64 * MiB,
+      );
       expect(answer.status).to.equal(413);
       const body = JSON.parse(answer.body);
       expect(body.error.code).to.equal('payload_too_large');
@@ -197,10 +263,13 @@ describe('upload guard: bodies are screened before functions-framework parses th
 
     it('takes a chunked body under the limit', async () => {
       const answer = await new Promise<number>((resolve, reject) => {
-        const outgoing = httpRequest({ host: '127.0.0.1', port, path: '/uploads', method: 'POST', headers: { 'Content-Type': 'image/jpeg' } }, (incoming) => {
-          incoming.resume();
-          incoming.on('end', () => resolve(incoming.statusCode ?? 0));
-        });
+        const outgoing = httpRequest(
+          { host: '127.0.0.1', port, path: '/uploads', method: 'POST', headers: { 'Content-Type': 'image/jpeg' } },
+          (incoming) => {
+            incoming.resume();
+            incoming.on('end', () => resolve(incoming.statusCode ?? 0));
+          },
+        );
         outgoing.on('error', reject);
         for (let at = 0; at < photo.length; at += 4096) outgoing.write(photo.subarray(at, at + 4096));
         outgoing.end();
@@ -224,8 +293,22 @@ describe('upload guard: bodies are screened before functions-framework parses th
       const port = await freePort();
       const child = spawn(
         process.execPath,
-        ['node_modules/@google-cloud/functions-framework/build/src/main.js', '--target=upload', '--source=dist/functions/index.js', `--port=${port}`],
-        { env: { ...process.env, FUNCTION_TARGET: 'upload', UPLOADS_BUCKET: 'test-uploads', IMAGES_BUCKET: 'test-images', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+        [
+          'node_modules/@google-cloud/functions-framework/build/src/main.js',
+          '--target=upload',
+          '--source=dist/functions/index.js',
+          `--port=${port}`,
+        ],
+        {
+          env: {
+            ...process.env,
+            FUNCTION_TARGET: 'upload',
+            UPLOADS_BUCKET: 'test-uploads',
+            IMAGES_BUCKET: 'test-images',
+            ...env,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
       );
       let output = '';
       child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
@@ -240,7 +323,12 @@ describe('upload guard: bodies are screened before functions-framework parses th
     const port = await freePort();
     const child: ChildProcess = spawn(
       process.execPath,
-      ['node_modules/@google-cloud/functions-framework/build/src/main.js', '--target=upload', '--source=dist/functions/index.js', `--port=${port}`],
+      [
+        'node_modules/@google-cloud/functions-framework/build/src/main.js',
+        '--target=upload',
+        '--source=dist/functions/index.js',
+        `--port=${port}`,
+      ],
       {
         env: {
           ...process.env,
@@ -259,7 +347,11 @@ describe('upload guard: bodies are screened before functions-framework parses th
     try {
       await waitForPort(port, '127.0.0.1', 20_000);
       const base = `http://127.0.0.1:${port}`;
-      const bomb = await request(base).post('/uploads').set('Content-Type', 'image/jpeg').set('Content-Encoding', 'gzip').send(gzipSync(Buffer.alloc(50 * MiB)));
+      const bomb = await request(base)
+        .post('/uploads')
+        .set('Content-Type', 'image/jpeg')
+        .set('Content-Encoding', 'gzip')
+        .send(gzipSync(Buffer.alloc(50 * MiB)));
       expect(bomb.status).to.equal(415);
       expect(bomb.body.error.code).to.equal('unsupported_encoding');
       const json = await request(base).post('/uploads').set('Content-Type', 'application/json').send('{"broken"');

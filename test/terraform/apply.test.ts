@@ -12,7 +12,10 @@ import { block, dynamicBlock, expr, loadModule, TERRAFORM_DIR, type Body, type M
 
 function requiredProviders(mod: Module): Record<string, { source: string; version: string }> {
   const terraform = (mod.other.terraform ?? []).flat() as Body[];
-  return (terraform.map((t) => block(t, 'required_providers')).find(Boolean) ?? {}) as Record<string, { source: string; version: string }>;
+  return (terraform.map((t) => block(t, 'required_providers')).find(Boolean) ?? {}) as Record<
+    string,
+    { source: string; version: string }
+  >;
 }
 
 describe('terraform: first apply on a fresh project, and reuse as a module', function () {
@@ -28,8 +31,12 @@ describe('terraform: first apply on a fresh project, and reuse as a module', fun
       const account = mod.resources.google_service_account!.build!;
       expect(account.count).to.equal('${var.build_service_account == null ? 1 : 0}');
       expect(mod.variables.build_service_account!.default).to.equal(null);
-      expect(expr(mod.locals.build_service_account_email)).to.equal('var.build_service_account == null ? google_service_account.build[0].email : var.build_service_account');
-      expect(mod.locals.build_service_account).to.equal('projects/${var.project_id}/serviceAccounts/${local.build_service_account_email}');
+      expect(expr(mod.locals.build_service_account_email)).to.equal(
+        'var.build_service_account == null ? google_service_account.build[0].email : var.build_service_account',
+      );
+      expect(mod.locals.build_service_account).to.equal(
+        'projects/${var.project_id}/serviceAccounts/${local.build_service_account_email}',
+      );
       expect(block(fn, 'build_config')!.service_account).to.equal('${local.build_service_account}');
     });
 
@@ -40,9 +47,14 @@ describe('terraform: first apply on a fresh project, and reuse as a module', fun
       expect(roles.logs).to.deep.equal({ role: 'roles/logging.logWriter', condition: null });
       expect(roles.artifacts).to.deep.equal({ role: 'roles/artifactregistry.writer', condition: null });
       expect(roles.sources!.role).to.equal('roles/storage.objectViewer');
-      expect(roles.sources!.condition!.expression).to.equal('resource.name.startsWith("projects/_/buckets/gcf-v2-sources-${data.google_project.this.number}-")');
+      expect(roles.sources!.condition!.expression).to.equal(
+        'resource.name.startsWith("projects/_/buckets/gcf-v2-sources-${data.google_project.this.number}-")',
+      );
       const condition = dynamicBlock(grants, 'condition');
-      expect(condition?.content).to.deep.equal({ title: '${condition.value.title}', expression: '${condition.value.expression}' });
+      expect(condition?.content).to.deep.equal({
+        title: '${condition.value.title}',
+        expression: '${condition.value.expression}',
+      });
     });
 
     it('no longer says that the build reads our source bucket', function () {
@@ -72,14 +84,17 @@ describe('terraform: first apply on a fresh project, and reuse as a module', fun
     it('quotes the Eventarc error of the first apply in the comments and the variable', function () {
       expect(mod.sources['functions.tf']).to.include('Permission denied while using the Eventarc');
       expect(mod.sources['functions.tf']).to.include('hashicorp/terraform-provider-google#25294');
-      expect(String(mod.variables.iam_propagation_wait!.description)).to.include('Permission denied while using the Eventarc Service Agent');
+      expect(String(mod.variables.iam_propagation_wait!.description)).to.include(
+        'Permission denied while using the Eventarc Service Agent',
+      );
     });
   });
 
   describe('3. data sources are read at plan time, so an added API never replaces a binding', function () {
     it('has no depends_on on any data source', function () {
       for (const [type, byName] of Object.entries(mod.data)) {
-        for (const [name, body] of Object.entries(byName)) expect(body.depends_on, `data.${type}.${name}`).to.equal(undefined);
+        for (const [name, body] of Object.entries(byName))
+          expect(body.depends_on, `data.${type}.${name}`).to.equal(undefined);
       }
       expect(mod.data.google_project?.this, 'data.google_project.this').to.exist;
       expect(mod.data.google_storage_project_service_account?.gcs).to.exist;
@@ -104,10 +119,14 @@ describe('terraform: first apply on a fresh project, and reuse as a module', fun
   describe('5. Cloud Scheduler has a region of its own', function () {
     it('places the job in scheduler_region, which defaults to region', function () {
       expect(mod.resources.google_cloud_scheduler_job!.cleanup!.region).to.equal('${local.scheduler_region}');
-      expect(expr(mod.locals.scheduler_region)).to.equal('var.scheduler_region == null ? var.region : var.scheduler_region');
+      expect(expr(mod.locals.scheduler_region)).to.equal(
+        'var.scheduler_region == null ? var.region : var.scheduler_region',
+      );
       expect(mod.variables.scheduler_region!.default).to.equal(null);
       expect(block(mod.variables.scheduler_region, 'validation'), 'validated').to.exist;
-      expect(String(mod.variables.scheduler_region!.description)).to.include('https://cloud.google.com/scheduler/docs/locations');
+      expect(String(mod.variables.scheduler_region!.description)).to.include(
+        'https://cloud.google.com/scheduler/docs/locations',
+      );
     });
   });
 
@@ -125,7 +144,8 @@ describe('terraform: first apply on a fresh project, and reuse as a module', fun
         expect(Object.keys(requiredProviders(configuration)).sort()).to.deep.equal(['archive', 'google', 'time']);
         const call = block((configuration.other.module ?? []).flat()[0] as Body, 'image_pipeline')!;
         expect(call.source).to.equal('../..');
-        for (const name of Object.keys(call).filter((k) => k !== 'source')) expect(Object.keys(mod.variables), name).to.include(name);
+        for (const name of Object.keys(call).filter((k) => k !== 'source'))
+          expect(Object.keys(mod.variables), name).to.include(name);
         for (const output of Object.values(configuration.outputs)) {
           const used = /module\.image_pipeline\.([a-z0-9_]+)/.exec(String(output.value))?.[1];
           expect(Object.keys(mod.outputs), String(used)).to.include(used);

@@ -33,12 +33,22 @@ describe('terraform/README.md', function () {
   });
 
   it('fails when a variable is documented that variables.tf does not declare', async function () {
-    const tampered = readme.replace('<!-- END_TF_DOCS -->', '| <a name="input_gone"></a> [gone](#input\\_gone) | x | `string` | n/a | yes |\n<!-- END_TF_DOCS -->');
+    const tampered = readme.replace(
+      '<!-- END_TF_DOCS -->',
+      '| <a name="input_gone"></a> [gone](#input\\_gone) | x | `string` | n/a | yes |\n<!-- END_TF_DOCS -->',
+    );
     expect(documentedDocs(tampered)).not.to.equal(await generatedDocs());
   });
 
   it('says what the module creates, how to use it and deploy it, with the first-apply errors, and ends the deploy steps with the smoke test', function () {
-    for (const heading of ['## Usage', '## Deploy', '### First-apply errors, and what to do', '### Serving the variants', '### Check the deployment', '## What it creates']) {
+    for (const heading of [
+      '## Usage',
+      '## Deploy',
+      '### First-apply errors, and what to do',
+      '### Serving the variants',
+      '### Check the deployment',
+      '## What it creates',
+    ]) {
       expect(readme, heading).to.include(`\n${heading}\n`);
     }
     expect(readme).to.include('Permission denied while using the Eventarc Service Agent');
@@ -49,7 +59,7 @@ describe('terraform/README.md', function () {
     expect(lastSection).to.include('npm run smoke -- --url "$(terraform output -raw upload_url)"');
   });
 
-  it('is linked from the project README\'s deploy section', function () {
+  it("is linked from the project README's deploy section", function () {
     const root = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
     const start = root.indexOf('## Deploy to Google Cloud');
     const section = root.slice(start, root.indexOf('\n## ', start + 1));

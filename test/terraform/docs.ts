@@ -24,7 +24,8 @@ function hcl(value: unknown, indent = ''): string {
   if (typeof value === 'string') return expr(value) ?? JSON.stringify(value);
   if (typeof value !== 'object') return JSON.stringify(value);
   const inner = `${indent}  `;
-  if (Array.isArray(value)) return value.length ? `[\n${value.map((v) => `${inner}${hcl(v, inner)}`).join(',\n')}\n${indent}]` : '[]';
+  if (Array.isArray(value))
+    return value.length ? `[\n${value.map((v) => `${inner}${hcl(v, inner)}`).join(',\n')}\n${indent}]` : '[]';
   const entries = Object.entries(value as Body);
   if (!entries.length) return '{}';
   const width = Math.max(...entries.map(([k]) => k.length));
@@ -39,12 +40,18 @@ function code(text: string): string {
 export function requirementsTable(mod: Module): string {
   const terraform = (mod.other.terraform ?? []).flat() as Body[];
   const version = terraform.map((t) => t.required_version).find(Boolean) as string;
-  const providers = (terraform.map((t) => block(t, 'required_providers')).find(Boolean) ?? {}) as Record<string, { version: string }>;
+  const providers = (terraform.map((t) => block(t, 'required_providers')).find(Boolean) ?? {}) as Record<
+    string,
+    { version: string }
+  >;
   const rows = [
     `| <a name="requirement_terraform"></a> [terraform](#requirement\\_terraform) | ${version} |`,
     ...Object.keys(providers)
       .sort()
-      .map((name) => `| <a name="requirement_${name}"></a> [${escapeName(name)}](#requirement\\_${escapeName(name)}) | ${providers[name]!.version} |`),
+      .map(
+        (name) =>
+          `| <a name="requirement_${name}"></a> [${escapeName(name)}](#requirement\\_${escapeName(name)}) | ${providers[name]!.version} |`,
+      ),
   ];
   return ['## Requirements', '', '| Name | Version |', '|------|---------|', ...rows].join('\n');
 }
@@ -62,13 +69,22 @@ export function inputsTable(mod: Module): string {
     const defaultCell = required ? 'n/a' : code(hcl(v.default));
     return `| <a name="input_${name}"></a> [${escapeName(name)}](#input\\_${escapeName(name)}) | ${cell(String(v.description ?? ''))} | ${code(type)} | ${defaultCell} | ${required ? 'yes' : 'no'} |`;
   });
-  return ['## Inputs', '', '| Name | Description | Type | Default | Required |', '|------|-------------|------|---------|:--------:|', ...rows].join('\n');
+  return [
+    '## Inputs',
+    '',
+    '| Name | Description | Type | Default | Required |',
+    '|------|-------------|------|---------|:--------:|',
+    ...rows,
+  ].join('\n');
 }
 
 export function outputsTable(mod: Module): string {
   const rows = Object.keys(mod.outputs)
     .sort()
-    .map((name) => `| <a name="output_${name}"></a> [${escapeName(name)}](#output\\_${escapeName(name)}) | ${cell(String(mod.outputs[name]!.description ?? ''))} |`);
+    .map(
+      (name) =>
+        `| <a name="output_${name}"></a> [${escapeName(name)}](#output\\_${escapeName(name)}) | ${cell(String(mod.outputs[name]!.description ?? ''))} |`,
+    );
   return ['## Outputs', '', '| Name | Description |', '|------|-------------|', ...rows].join('\n');
 }
 

@@ -16,9 +16,14 @@ describe('terraform fmt', function () {
       timeout: 60_000,
     });
     if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
-      expect.fail('terraform is not installed or not on PATH: install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install); the terraform tests need it and are not skipped without it');
+      expect.fail(
+        'terraform is not installed or not on PATH: install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install); the terraform tests need it and are not skipped without it',
+      );
     }
     if (result.error) throw result.error;
-    expect(result.status, `terraform fmt -check found unformatted files (run \`terraform fmt -recursive terraform/\`):\n${result.stdout}${result.stderr}`).to.equal(0);
+    expect(
+      result.status,
+      `terraform fmt -check found unformatted files (run \`terraform fmt -recursive terraform/\`):\n${result.stdout}${result.stderr}`,
+    ).to.equal(0);
   });
 });

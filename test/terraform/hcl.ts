@@ -58,7 +58,8 @@ export async function loadModule(dir: string = TERRAFORM_DIR): Promise<Module> {
         for (const [type, byName] of Object.entries(value as Record<string, Record<string, unknown>>)) {
           target[type] ??= {};
           for (const [name, body] of Object.entries(byName)) {
-            if (target[type][name]) throw new Error(`${kind} ${type}.${name} is declared twice (second time in ${file})`);
+            if (target[type][name])
+              throw new Error(`${kind} ${type}.${name} is declared twice (second time in ${file})`);
             target[type][name] = first(body);
           }
         }
@@ -146,7 +147,8 @@ export function envKeys(mod: Module, value: unknown): { keys: Set<string>; maps:
   const keys = new Set<string>();
   for (const name of maps) {
     const map = mod.locals[name];
-    if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new Error(`local.${name} must be a literal map of environment variables`);
+    if (map === null || typeof map !== 'object' || Array.isArray(map))
+      throw new Error(`local.${name} must be a literal map of environment variables`);
     for (const key of Object.keys(map as Body)) keys.add(key);
   }
   return { keys, maps, expression };

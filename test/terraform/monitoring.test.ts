@@ -58,7 +58,10 @@ function extract(extractor: string, entry: Entry): unknown {
 
 describe('terraform/monitoring.tf: log-based metrics match the lines the code writes', () => {
   let mod: Module;
-  let metrics: Record<string, { filter: string; value: string | null; labels: Record<string, string>; value_type: string }>;
+  let metrics: Record<
+    string,
+    { filter: string; value: string | null; labels: Record<string, string>; value_type: string }
+  >;
   const functionNames = Object.keys(topology.functions).map((key) => `image-${key}`);
   let logSource: string;
 
@@ -74,9 +77,21 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
       [METRIC_LINES.jobDone.cpuMs]: 2100,
       [METRIC_LINES.jobDone.stages]: stageFields([{ stage: 'decode', width: 640, ms: 12 }]),
     },
-    imageReady: { event: METRIC_LINES.imageReady.event, [METRIC_LINES.imageReady.uploadToReadyMs]: 4200, [METRIC_LINES.imageReady.cpuSeconds]: 3.2 },
-    imageFailedRecorded: { event: METRIC_LINES.imageFailed.event, [METRIC_LINES.imageFailed.code]: 'corrupt_image', [METRIC_LINES.imageFailed.recorded]: true },
-    imageFailedRepeat: { event: METRIC_LINES.imageFailed.event, [METRIC_LINES.imageFailed.code]: 'corrupt_image', [METRIC_LINES.imageFailed.recorded]: false },
+    imageReady: {
+      event: METRIC_LINES.imageReady.event,
+      [METRIC_LINES.imageReady.uploadToReadyMs]: 4200,
+      [METRIC_LINES.imageReady.cpuSeconds]: 3.2,
+    },
+    imageFailedRecorded: {
+      event: METRIC_LINES.imageFailed.event,
+      [METRIC_LINES.imageFailed.code]: 'corrupt_image',
+      [METRIC_LINES.imageFailed.recorded]: true,
+    },
+    imageFailedRepeat: {
+      event: METRIC_LINES.imageFailed.event,
+      [METRIC_LINES.imageFailed.code]: 'corrupt_image',
+      [METRIC_LINES.imageFailed.recorded]: false,
+    },
   };
   const expected: Record<string, { line: keyof typeof lines; value?: string; labels?: Record<string, string> }> = {
     images_ready: { line: 'imageReady' },
@@ -90,7 +105,10 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
     mod = await loadModule();
     metrics = mod.locals.log_metrics as typeof metrics;
     // log_source, with this deployment's service names (function_name_prefix's default "image").
-    logSource = String(mod.locals.log_source).replace('${join(" OR ", local.service_names)}', functionNames.map((n) => `"${n}"`).join(' OR '));
+    logSource = String(mod.locals.log_source).replace(
+      '${join(" OR ", local.service_names)}',
+      functionNames.map((n) => `"${n}"`).join(' OR '),
+    );
   });
 
   const resolved = (filter: string) => filter.replace('${local.log_source}', logSource);
@@ -98,7 +116,8 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
   it('has the metrics the issue asks for, over this deployment’s functions only', () => {
     expect(Object.keys(metrics).sort()).to.deep.equal(Object.keys(expected).sort());
     expect(String(mod.locals.service_names)).to.include('local.function_names');
-    for (const [key, metric] of Object.entries(metrics)) expect(metric.filter, key).to.match(/^\$\{local\.log_source\} AND /);
+    for (const [key, metric] of Object.entries(metrics))
+      expect(metric.filter, key).to.match(/^\$\{local\.log_source\} AND /);
     expect(matches(logSource, entry('image-resize', {}))).to.equal(true);
     expect(matches(logSource, entry('other-service', {}))).to.equal(false);
   });
@@ -127,7 +146,9 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
   }
 
   it('the evaluator is shown to fail on a line the filter must not match', () => {
-    expect(matches('jsonPayload.event="image.ready"', entry('image-resize', { event: 'image.failed' }))).to.equal(false);
+    expect(matches('jsonPayload.event="image.ready"', entry('image-resize', { event: 'image.failed' }))).to.equal(
+      false,
+    );
     expect(matches('jsonPayload.recorded=true', entry('image-resize', { recorded: 'true' }))).to.equal(false);
   });
 
@@ -141,7 +162,8 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
   it('alerts: dead letters on the inspect subscription, failure ratio from both counters, resize at max instances', () => {
     const alerts = mod.resources.google_monitoring_alert_policy!;
     expect(Object.keys(alerts).sort()).to.deep.equal(['dead_letters', 'failure_ratio', 'resize_saturated']);
-    for (const alert of Object.values(alerts)) expect(alert.notification_channels).to.equal('${var.notification_channels}');
+    for (const alert of Object.values(alerts))
+      expect(alert.notification_channels).to.equal('${var.notification_channels}');
 
     expect(String(mod.locals.dead_letter_inspect)).to.equal('${local.topology.subscriptions.jobsDeadLetterPull.name}');
     expect(topology.subscriptions.jobsDeadLetterPull).to.not.equal(undefined);
@@ -151,11 +173,16 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
     expect(deadLetters.duration).to.equal('600s');
 
     const ratio = block(blocks(alerts.failure_ratio, 'conditions')[0], 'condition_prometheus_query_language')!;
-    expect(ratio.query).to.include('${local.promql.images_failed}').and.include('${local.promql.images_ready}').and.include('> 0.05');
+    expect(ratio.query)
+      .to.include('${local.promql.images_failed}')
+      .and.include('${local.promql.images_ready}')
+      .and.include('> 0.05');
     expect(ratio.duration).to.equal('900s');
 
     const saturated = block(blocks(alerts.resize_saturated, 'conditions')[0], 'condition_threshold')!;
-    expect(saturated.filter).to.include('run.googleapis.com/container/instance_count').and.include('${local.resize_service}');
+    expect(saturated.filter)
+      .to.include('run.googleapis.com/container/instance_count')
+      .and.include('${local.resize_service}');
     expect(String(mod.locals.resize_max)).to.equal('${local.function_settings["resize"].max_instances}');
     expect(saturated.duration).to.equal('900s');
   });
@@ -163,9 +190,12 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
   it('the dashboard charts every log-based metric, instances and CPU', () => {
     const dashboard = String(mod.resources.google_monitoring_dashboard!.this!.dashboard_json);
     for (const key of Object.keys(expected)) {
-      if (key === 'images_failed' || key === 'images_ready') expect(dashboard).to.include('["images_ready", "images_failed"]');
+      if (key === 'images_failed' || key === 'images_ready')
+        expect(dashboard).to.include('["images_ready", "images_failed"]');
       else expect(dashboard).to.include(`local.user_metric.${key}`);
     }
-    expect(dashboard).to.include('run.googleapis.com/container/instance_count').and.include('run.googleapis.com/container/cpu/utilizations');
+    expect(dashboard)
+      .to.include('run.googleapis.com/container/instance_count')
+      .and.include('run.googleapis.com/container/cpu/utilizations');
   });
 });

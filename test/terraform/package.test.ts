@@ -44,9 +44,14 @@ const ROOT_LOCK = {
   lockfileVersion: 3,
   requires: true,
   packages: {
-    '': { name: 'demo', version: '1.2.3', dependencies: ROOT_PKG.dependencies, devDependencies: ROOT_PKG.devDependencies },
+    '': {
+      name: 'demo',
+      version: '1.2.3',
+      dependencies: ROOT_PKG.dependencies,
+      devDependencies: ROOT_PKG.devDependencies,
+    },
     'node_modules/zod': { version: '4.1.0' },
-    'node_modules/@google-cloud/storage': { version: '7.1.0', dependencies: { 'gaxios': '^6.0.0' } },
+    'node_modules/@google-cloud/storage': { version: '7.1.0', dependencies: { gaxios: '^6.0.0' } },
     'node_modules/gaxios': { version: '6.1.0' },
     'node_modules/@img/sharp-linux-x64': { version: '0.35.0', optional: true, os: ['linux'], cpu: ['x64'] },
     'node_modules/mocha': { version: '12.0.0', dev: true },
@@ -65,7 +70,7 @@ describe('package-functions', function () {
       expect(pkg.engines).to.deep.equal({ node: '22.x' });
     });
 
-    it('has the runtime dependencies only, with the root\'s versions', function () {
+    it("has the runtime dependencies only, with the root's versions", function () {
       expect(pkg.dependencies).to.deep.equal(ROOT_PKG.dependencies);
       expect(pkg).not.to.have.property('devDependencies');
     });
@@ -84,21 +89,35 @@ describe('package-functions', function () {
 
     it('keeps the runtime packages (optional platform packages included) with their locked versions', function () {
       expect(Object.keys(lock.packages!).sort()).to.deep.equal(
-        ['', 'node_modules/@google-cloud/storage', 'node_modules/@img/sharp-linux-x64', 'node_modules/gaxios', 'node_modules/zod'].sort(),
+        [
+          '',
+          'node_modules/@google-cloud/storage',
+          'node_modules/@img/sharp-linux-x64',
+          'node_modules/gaxios',
+          'node_modules/zod',
+        ].sort(),
       );
       expect(lock.packages!['node_modules/zod']).to.deep.equal({ version: '4.1.0' });
       expect(lock.lockfileVersion).to.equal(3);
     });
 
     it('has a root entry that matches the package.json, as npm ci requires', function () {
-      expect(lock.packages!['']).to.deep.include({ name: pkg.name, version: pkg.version, dependencies: pkg.dependencies, engines: pkg.engines });
+      expect(lock.packages!['']).to.deep.include({
+        name: pkg.name,
+        version: pkg.version,
+        dependencies: pkg.dependencies,
+        engines: pkg.engines,
+      });
       expect(lock.name).to.equal(pkg.name);
     });
 
     it('refuses a lockfile that lacks a runtime dependency, or predates npm 7', function () {
       const { ['node_modules/zod']: _zod, ...rest } = ROOT_LOCK.packages;
       expect(() => runtimeLockfile({ ...ROOT_LOCK, packages: rest }, pkg)).to.throw(PackagingError, /zod/);
-      expect(() => runtimeLockfile({ lockfileVersion: 1, packages: {} }, pkg)).to.throw(PackagingError, /lockfileVersion/);
+      expect(() => runtimeLockfile({ lockfileVersion: 1, packages: {} }, pkg)).to.throw(
+        PackagingError,
+        /lockfileVersion/,
+      );
     });
   });
 
@@ -126,7 +145,9 @@ describe('package-functions', function () {
         "import { Storage } from '@google-cloud/storage';",
         "import fs from 'node:fs';",
       ].join('\n');
-      expect(importSpecifiers(source).sort()).to.deep.equal(['../shared/b.js', './a.js', './c.js', './side-effect.js', '@google-cloud/storage', 'node:fs'].sort());
+      expect(importSpecifiers(source).sort()).to.deep.equal(
+        ['../shared/b.js', './a.js', './c.js', './side-effect.js', '@google-cloud/storage', 'node:fs'].sort(),
+      );
     });
 
     const names: Array<[string, string]> = [
@@ -159,7 +180,11 @@ describe('package-functions', function () {
       write(root, 'functions/index.ts', '');
       write(root, 'shared/config.ts', '');
       write(root, 'local/tool.ts', '');
-      write(root, 'dist/functions/index.js', "import { z } from 'zod';\nimport { config } from '../shared/config.js';\nexport const upload = () => config;\n");
+      write(
+        root,
+        'dist/functions/index.js',
+        "import { z } from 'zod';\nimport { config } from '../shared/config.js';\nexport const upload = () => config;\n",
+      );
       write(root, 'dist/functions/index.js.map', '{}');
       write(root, 'dist/shared/config.js', "import { readFileSync } from 'node:fs';\nexport const config = {};\n");
       write(root, 'dist/shared/config.test.js', "import 'chai';\n");
@@ -230,7 +255,9 @@ describe('package-functions', function () {
       expect(result.files).to.include(MAIN);
       expect(result.files).to.include('dist/shared/config.js');
       for (const file of result.files) {
-        expect(file, file).to.match(/^(dist\/(functions|shared)\/.+\.js|shared\/topology\.json|package(-lock)?\.json)$/);
+        expect(file, file).to.match(
+          /^(dist\/(functions|shared)\/.+\.js|shared\/topology\.json|package(-lock)?\.json)$/,
+        );
       }
     });
 
@@ -238,16 +265,28 @@ describe('package-functions', function () {
       const topologyModule = pathToFileURL(join(out, 'dist', 'shared', 'topology.js'));
       const expected = fileURLToPath(new URL('../../shared/topology.json', topologyModule));
       expect(existsSync(expected), expected).to.equal(true);
-      expect(readFileSync(join(REPO_ROOT, 'dist', 'shared', 'topology.js'), 'utf8')).to.include("'../../shared/topology.json'");
+      expect(readFileSync(join(REPO_ROOT, 'dist', 'shared', 'topology.js'), 'utf8')).to.include(
+        "'../../shared/topology.json'",
+      );
     });
 
     it('locks every runtime dependency and no development one', function () {
-      const rootPkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-      const rootLock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
-      const lock = JSON.parse(readFileSync(join(out, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
-      for (const name of Object.keys(rootPkg.dependencies)) expect(lock.packages, name).to.have.property(`node_modules/${name}`);
+      const rootPkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+        dependencies: Record<string, string>;
+        devDependencies: Record<string, string>;
+      };
+      const rootLock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+        packages: Record<string, { dev?: boolean }>;
+      };
+      const lock = JSON.parse(readFileSync(join(out, 'package-lock.json'), 'utf8')) as {
+        packages: Record<string, { dev?: boolean }>;
+      };
+      for (const name of Object.keys(rootPkg.dependencies))
+        expect(lock.packages, name).to.have.property(`node_modules/${name}`);
       // A devDependency stays only when a runtime package needs it too (e.g. @types/node).
-      const devOnly = Object.keys(rootPkg.devDependencies).filter((name) => rootLock.packages[`node_modules/${name}`]?.dev === true);
+      const devOnly = Object.keys(rootPkg.devDependencies).filter(
+        (name) => rootLock.packages[`node_modules/${name}`]?.dev === true,
+      );
       expect(devOnly).to.include.members(['mocha', 'typescript']);
       for (const name of devOnly) expect(lock.packages, name).not.to.have.property(`node_modules/${name}`);
       expect(Object.values(lock.packages).filter((p) => p.dev)).to.deep.equal([]);
@@ -258,11 +297,22 @@ describe('package-functions', function () {
       // node_modules of the repository stands in for `npm ci` of the package (same locked versions);
       // every import of the package was checked against its own dependencies while packaging.
       symlinkSync(join(REPO_ROOT, 'node_modules'), join(out, 'node_modules'), 'dir');
-      const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as { functions: Record<string, { entryPoint: string }> };
+      const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as {
+        functions: Record<string, { entryPoint: string }>;
+      };
       const child = spawnSync(
         process.execPath,
-        ['--input-type=module', '-e', "const m = await import('./dist/functions/index.js'); console.log(JSON.stringify(Object.keys(m)));"],
-        { cwd: out, encoding: 'utf8', timeout: 50_000, env: { PATH: process.env.PATH ?? '', UPLOADS_BUCKET: 'demo-uploads', IMAGES_BUCKET: 'demo-images' } },
+        [
+          '--input-type=module',
+          '-e',
+          "const m = await import('./dist/functions/index.js'); console.log(JSON.stringify(Object.keys(m)));",
+        ],
+        {
+          cwd: out,
+          encoding: 'utf8',
+          timeout: 50_000,
+          env: { PATH: process.env.PATH ?? '', UPLOADS_BUCKET: 'demo-uploads', IMAGES_BUCKET: 'demo-images' },
+        },
       );
       expect(child.status, child.stderr).to.equal(0);
       const exported = JSON.parse(child.stdout.trim().split('\n').pop()!) as string[];

@@ -58,7 +58,9 @@ function requiredness(dts: string, interfaceName: string): Map<string, boolean> 
     const doc = body.slice(last, m.index);
     last = m.index! + m[0].length;
     const anchors = [...doc.matchAll(/#(\w+) \w+#\w+\}/g)];
-    const snake = anchors.length ? anchors[anchors.length - 1]![1]! : m[1]!.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    const snake = anchors.length
+      ? anchors[anchors.length - 1]![1]!
+      : m[1]!.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     out.set(snake, m[2] !== '?');
   }
   return out;
@@ -73,7 +75,8 @@ export function loadSchema(kind: 'resource' | 'data', type: string): SchemaBlock
   const dir = schemaDirectory(kind, type);
   if (!existsSync(join(dir, 'index.js'))) {
     const pkgDir = join(dir, '..', '..');
-    if (!existsSync(pkgDir)) throw new Error(`${pkgDir} is missing: run npm ci (the schema packages are devDependencies)`);
+    if (!existsSync(pkgDir))
+      throw new Error(`${pkgDir} is missing: run npm ci (the schema packages are devDependencies)`);
     return undefined;
   }
   const js = readFileSync(join(dir, 'index.js'), 'utf8');
@@ -90,7 +93,10 @@ export function loadSchema(kind: 'resource' | 'data', type: string): SchemaBlock
         if (!fn) throw new Error(`${type}: no nested function for block ${name}`);
         const at = js.indexOf(`function ${fn}ToHclTerraform(struct) {`);
         if (at < 0) throw new Error(`${type}: ${fn}ToHclTerraform not found`);
-        schema.blocks.set(name, { required: isRequired, schema: build(attrsObject(js, at), fn[0]!.toUpperCase() + fn.slice(1)) });
+        schema.blocks.set(name, {
+          required: isRequired,
+          schema: build(attrsObject(js, at), fn[0]!.toUpperCase() + fn.slice(1)),
+        });
       } else {
         schema.attributes.set(name, { required: isRequired });
       }

@@ -21,7 +21,8 @@ function checkBody(body: HclBody, schema: SchemaBlock, where: string, top: boole
   for (const [name, line] of body.attributes) {
     if (top && META_ATTRIBUTES.has(name)) continue;
     written.add(name);
-    if (schema.blocks.has(name)) errors.push(`${where}: "${name}" is a block, written as an attribute (line ${line}): write ${name} { … }`);
+    if (schema.blocks.has(name))
+      errors.push(`${where}: "${name}" is a block, written as an attribute (line ${line}): write ${name} { … }`);
     else if (!schema.attributes.has(name)) errors.push(`${where}: unknown argument "${name}" (line ${line})`);
   }
   for (const block of body.blocks) {
@@ -40,11 +41,14 @@ function checkBody(body: HclBody, schema: SchemaBlock, where: string, top: boole
     written.add(name);
     const nested = schema.blocks.get(name);
     if (nested) checkBody(content, nested.schema, `${where}.${name}`, false, errors);
-    else if (schema.attributes.has(name)) errors.push(`${where}: "${name}" is an attribute, written as a block (line ${block.line}): write ${name} = …`);
+    else if (schema.attributes.has(name))
+      errors.push(`${where}: "${name}" is an attribute, written as a block (line ${block.line}): write ${name} = …`);
     else errors.push(`${where}: unknown block "${name}" (line ${block.line})`);
   }
-  for (const [name, attr] of schema.attributes) if (attr.required && !written.has(name)) errors.push(`${where}: missing required argument "${name}"`);
-  for (const [name, nested] of schema.blocks) if (nested.required && !written.has(name)) errors.push(`${where}: missing required block "${name}"`);
+  for (const [name, attr] of schema.attributes)
+    if (attr.required && !written.has(name)) errors.push(`${where}: missing required argument "${name}"`);
+  for (const [name, nested] of schema.blocks)
+    if (nested.required && !written.has(name)) errors.push(`${where}: missing required block "${name}"`);
 }
 
 /** Schema errors of every resource and data source of a provider we check in an HCL text. */
@@ -109,16 +113,22 @@ resource "google_pubsub_subscription" "s" {
 
     it('fails on a block written as an attribute', function () {
       const text = good.replace('expiration_policy {\n    ttl = ""\n  }', 'expiration_policy = [{ ttl = "" }]');
-      expect(schemaErrors(text)).to.deep.equal(['snippet.tf: google_pubsub_subscription.s: "expiration_policy" is a block, written as an attribute (line 5): write expiration_policy { … }']);
+      expect(schemaErrors(text)).to.deep.equal([
+        'snippet.tf: google_pubsub_subscription.s: "expiration_policy" is a block, written as an attribute (line 5): write expiration_policy { … }',
+      ]);
     });
 
     it('fails on an attribute written as a block', function () {
       const text = good.replace('name  = "s"', 'labels {\n    a = "b"\n  }\n  name = "s"');
-      expect(schemaErrors(text)).to.include('snippet.tf: google_pubsub_subscription.s: "labels" is an attribute, written as a block (line 3): write labels = …');
+      expect(schemaErrors(text)).to.include(
+        'snippet.tf: google_pubsub_subscription.s: "labels" is an attribute, written as a block (line 3): write labels = …',
+      );
     });
 
     it('fails on a missing required argument', function () {
-      expect(schemaErrors('resource "google_storage_bucket" "b" {\n  name = "b"\n}\n')).to.deep.equal(['snippet.tf: google_storage_bucket.b: missing required argument "location"']);
+      expect(schemaErrors('resource "google_storage_bucket" "b" {\n  name = "b"\n}\n')).to.deep.equal([
+        'snippet.tf: google_storage_bucket.b: missing required argument "location"',
+      ]);
     });
 
     it('fails on a missing required argument inside a dynamic block', function () {
@@ -139,36 +149,56 @@ resource "google_cloudfunctions2_function" "f" {
     }
   }
 }`;
-      expect(schemaErrors(text)).to.deep.equal(['snippet.tf: google_cloudfunctions2_function.f.event_trigger.event_filters: missing required argument "value"']);
+      expect(schemaErrors(text)).to.deep.equal([
+        'snippet.tf: google_cloudfunctions2_function.f.event_trigger.event_filters: missing required argument "value"',
+      ]);
     });
 
     it('fails on a resource type the provider does not have, and checks time_ and archive_ too', function () {
-      expect(schemaErrors('resource "google_cloudfunction2_function" "f" {\n}\n')).to.deep.equal(['snippet.tf: google_cloudfunction2_function.f: the provider has no resource type google_cloudfunction2_function']);
-      expect(schemaErrors('resource "time_sleep" "w" {\n  create_durations = "1s"\n}\n')).to.deep.equal(['snippet.tf: time_sleep.w: unknown argument "create_durations" (line 2)']);
-      expect(schemaErrors('data "archive_file" "z" {\n  type = "zip"\n}\n')).to.deep.equal(['snippet.tf: data.archive_file.z: missing required argument "output_path"']);
+      expect(schemaErrors('resource "google_cloudfunction2_function" "f" {\n}\n')).to.deep.equal([
+        'snippet.tf: google_cloudfunction2_function.f: the provider has no resource type google_cloudfunction2_function',
+      ]);
+      expect(schemaErrors('resource "time_sleep" "w" {\n  create_durations = "1s"\n}\n')).to.deep.equal([
+        'snippet.tf: time_sleep.w: unknown argument "create_durations" (line 2)',
+      ]);
+      expect(schemaErrors('data "archive_file" "z" {\n  type = "zip"\n}\n')).to.deep.equal([
+        'snippet.tf: data.archive_file.z: missing required argument "output_path"',
+      ]);
     });
   });
 
   describe('terraform/', function () {
-    const files = readdirSync(TERRAFORM_DIR).filter((f) => f.endsWith('.tf')).sort();
+    const files = readdirSync(TERRAFORM_DIR)
+      .filter((f) => f.endsWith('.tf'))
+      .sort();
 
     it('checks every resource and data source type the module uses', function () {
       const types = new Set<string>();
       for (const file of files) {
         for (const block of parseHclStructure(readFileSync(join(TERRAFORM_DIR, file), 'utf8')).blocks) {
-          if (block.type === 'resource' || block.type === 'data') types.add(`${block.type === 'data' ? 'data.' : ''}${block.labels[0]}`);
+          if (block.type === 'resource' || block.type === 'data')
+            types.add(`${block.type === 'data' ? 'data.' : ''}${block.labels[0]}`);
         }
       }
-      expect([...types].filter((t) => !/^(data\.)?(google|time|archive)_/.test(t)), 'types without a schema here').to.deep.equal([]);
+      expect(
+        [...types].filter((t) => !/^(data\.)?(google|time|archive)_/.test(t)),
+        'types without a schema here',
+      ).to.deep.equal([]);
       expect(types.size).to.be.greaterThan(20);
     });
 
     it('would catch each of the three mistakes in the real functions.tf', function () {
       const text = readFileSync(join(TERRAFORM_DIR, 'functions.tf'), 'utf8');
       const where = 'functions.tf: google_cloudfunctions2_function.this';
-      expect(schemaErrors(text.replace('available_memory ', 'available_memroy '), 'functions.tf').join('\n')).to.include(`${where}.service_config: unknown argument "available_memroy"`);
-      expect(schemaErrors(text.replace('  build_config {', '  build_config = {'), 'functions.tf').join('\n')).to.include(`${where}: "build_config" is a block, written as an attribute`);
-      expect(schemaErrors(text.replace(/\n  location += var\.region\n/, '\n'), 'functions.tf')).to.include(`${where}: missing required argument "location"`);
+      expect(
+        schemaErrors(text.replace('available_memory ', 'available_memroy '), 'functions.tf').join('\n'),
+      ).to.include(`${where}.service_config: unknown argument "available_memroy"`);
+      expect(
+        schemaErrors(text.replace('  build_config {', '  build_config = {'), 'functions.tf').join('\n'),
+      ).to.include(`${where}: "build_config" is a block, written as an attribute`);
+      expect(schemaErrors(text.replace(/\n  location += var\.region\n/, '\n'), 'functions.tf')).to.include(
+        `${where}: missing required argument "location"`,
+      );
     });
 
     for (const file of files) {

@@ -22,7 +22,9 @@ export interface TerraformRun {
 export function terraform(cwd: string, args: string[]): TerraformRun {
   const result = spawnSync('terraform', args, { cwd, encoding: 'utf8', env: TF_ENV, timeout: 120_000 });
   if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
-    expect.fail('terraform is not installed or not on PATH: the terraform tests need it and are not skipped without it');
+    expect.fail(
+      'terraform is not installed or not on PATH: the terraform tests need it and are not skipped without it',
+    );
   }
   if (result.error) throw result.error;
   return { status: result.status, output: `${result.stdout}${result.stderr}`, stdout: result.stdout };

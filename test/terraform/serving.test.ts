@@ -72,7 +72,14 @@ describe('terraform: serving modes (images bucket reader vs manifest base URL)',
 
   function evaluate(vars: Record<string, unknown>): Evaluated {
     const varFile = scratch.varFile({ project_id: 'my-project-123', ...vars });
-    const apply = terraform(scratch.dir, ['apply', '-auto-approve', '-no-color', '-input=false', '-lock=false', varFile]);
+    const apply = terraform(scratch.dir, [
+      'apply',
+      '-auto-approve',
+      '-no-color',
+      '-input=false',
+      '-lock=false',
+      varFile,
+    ]);
     expect(apply.status, apply.output).to.equal(0);
     const out = terraform(scratch.dir, ['output', '-json', '-no-color']);
     expect(out.status, out.output).to.equal(0);
@@ -124,20 +131,32 @@ describe('terraform: serving modes (images bucket reader vs manifest base URL)',
   it('wires the load balancer: backend bucket with CDN on the images bucket, HTTPS with the certificate, HTTP redirected', function () {
     const backend = mod.resources.google_compute_backend_bucket!.images!;
     expect(backend).to.include({ bucket_name: '${google_storage_bucket.images.name}', enable_cdn: true });
-    expect(block(backend, 'cdn_policy')!.cache_mode, 'honours the variants\' immutable Cache-Control').to.equal('USE_ORIGIN_HEADERS');
-    expect(mod.resources.google_compute_url_map!.cdn!.default_service).to.equal('${google_compute_backend_bucket.images[0].id}');
+    expect(block(backend, 'cdn_policy')!.cache_mode, "honours the variants' immutable Cache-Control").to.equal(
+      'USE_ORIGIN_HEADERS',
+    );
+    expect(mod.resources.google_compute_url_map!.cdn!.default_service).to.equal(
+      '${google_compute_backend_bucket.images[0].id}',
+    );
     const https = mod.resources.google_compute_target_https_proxy!.cdn!;
     expect(https.ssl_certificates).to.deep.equal(['${google_compute_managed_ssl_certificate.cdn[0].id}']);
     const redirect = block(mod.resources.google_compute_url_map!.http_redirect, 'default_url_redirect')!;
     expect(redirect.https_redirect).to.equal(true);
     const rules = mod.resources.google_compute_global_forwarding_rule!;
-    expect(rules.https).to.include({ port_range: '443', target: '${google_compute_target_https_proxy.cdn[0].id}', load_balancing_scheme: 'EXTERNAL_MANAGED' });
-    expect(rules.http).to.include({ port_range: '80', target: '${google_compute_target_http_proxy.http_redirect[0].id}', load_balancing_scheme: 'EXTERNAL_MANAGED' });
+    expect(rules.https).to.include({
+      port_range: '443',
+      target: '${google_compute_target_https_proxy.cdn[0].id}',
+      load_balancing_scheme: 'EXTERNAL_MANAGED',
+    });
+    expect(rules.http).to.include({
+      port_range: '80',
+      target: '${google_compute_target_http_proxy.http_redirect[0].id}',
+      load_balancing_scheme: 'EXTERNAL_MANAGED',
+    });
     expect(rules.https!.ip_address).to.equal(rules.http!.ip_address);
   });
 
   it('outputs the base URL manifests use', function () {
     expect(mod.outputs.public_base_url!.value).to.equal('${local.public_base_url}');
-    expect(mod.outputs.cdn_ip_address, 'the address for the domain\'s A record').to.exist;
+    expect(mod.outputs.cdn_ip_address, "the address for the domain's A record").to.exist;
   });
 });

@@ -18,11 +18,13 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
     mod = await loadModule(TERRAFORM_DIR);
   });
 
-  it('names the upload function\'s own account, and nothing else, as the signer', function () {
+  it("names the upload function's own account, and nothing else, as the signer", function () {
     expect(expr(mod.locals.upload_service_account)).to.equal('google_service_account.function["upload"]');
     const creators = allResources(mod).filter(([, , body]) => body.role === 'roles/iam.serviceAccountTokenCreator');
     const upload = creators.filter(([, , body]) => String(body.member).includes(UPLOAD_ACCOUNT));
-    expect(upload.map(([type, name]) => `${type}.${name}`)).to.deep.equal(['google_service_account_iam_member.upload_signs_as_itself']);
+    expect(upload.map(([type, name]) => `${type}.${name}`)).to.deep.equal([
+      'google_service_account_iam_member.upload_signs_as_itself',
+    ]);
     const [, , binding] = upload[0]!;
     // On its own account (never the project): signBlob as itself only.
     expect(binding.service_account_id).to.equal(`\${${UPLOAD_ACCOUNT}.name}`);
@@ -37,7 +39,11 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
 
   it('enables the IAM Service Account Credentials API, which serves signBlob', function () {
     const api = mod.resources.google_project_service!.iamcredentials!;
-    expect(api).to.include({ service: 'iamcredentials.googleapis.com', disable_on_destroy: false, count: '${var.enable_apis ? 1 : 0}' });
+    expect(api).to.include({
+      service: 'iamcredentials.googleapis.com',
+      disable_on_destroy: false,
+      count: '${var.enable_apis ? 1 : 0}',
+    });
   });
 
   it('lets upload create objects on the uploads bucket under incoming/ only, by an IAM condition', function () {
@@ -50,13 +56,15 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
     const condition = block(binding, 'condition') as Body;
     expect(condition.title).to.be.a('string').and.not.empty;
     expect(condition.expression).to.equal('resource.name.startsWith("${local.incoming_objects}")');
-    expect(mod.locals.incoming_objects).to.equal('projects/_/buckets/${google_storage_bucket.uploads.name}/objects/${local.topology.prefixes.incoming}');
+    expect(mod.locals.incoming_objects).to.equal(
+      'projects/_/buckets/${google_storage_bucket.uploads.name}/objects/${local.topology.prefixes.incoming}',
+    );
     expect(topology.prefixes.incoming).to.equal('incoming/');
     // Conditions need uniform bucket-level access, which the uploads bucket has.
     expect(mod.resources.google_storage_bucket!.uploads!.uniform_bucket_level_access).to.equal(true);
   });
 
-  it('gives the uploads bucket a CORS rule for browser PUTs from the upload API\'s origins, none without origins', function () {
+  it("gives the uploads bucket a CORS rule for browser PUTs from the upload API's origins, none without origins", function () {
     const cors = dynamicBlock(mod.resources.google_storage_bucket!.uploads, 'cors');
     expect(cors?.forEach).to.equal('${local.uploads_cors}');
     expect(cors?.content).to.include({
@@ -70,25 +78,38 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
     expect(rules).to.match(/origins\s*=\s*var\.upload_cors_origins/);
     expect(rules).to.match(/methods\s*=\s*\["PUT"\]/);
     // The headers every signed URL binds must be allowed in the preflight.
-    expect(rules).to.include('"Content-Type"').and.include('"x-goog-content-length-range"').and.include('"x-goog-if-generation-match"');
+    expect(rules)
+      .to.include('"Content-Type"')
+      .and.include('"x-goog-content-length-range"')
+      .and.include('"x-goog-if-generation-match"');
     expect(rules).to.match(/max_age_seconds\s*=\s*var\.signed_url_cors_max_age_seconds/);
     expect(mod.variables.upload_cors_origins!.default).to.deep.equal([]);
   });
 
   it('passes MAX_INGEST_BYTES to every function and SIGNED_URL_TTL_SECONDS to upload, from their variables', function () {
     expect(ENV_VARS).to.include.members(['MAX_INGEST_BYTES', 'SIGNED_URL_TTL_SECONDS', 'MAX_UPLOAD_BYTES']);
-    expect((mod.locals.env_common as Body).MAX_INGEST_BYTES).to.equal('${var.max_ingest_bytes == null ? "" : tostring(var.max_ingest_bytes)}');
+    expect((mod.locals.env_common as Body).MAX_INGEST_BYTES).to.equal(
+      '${var.max_ingest_bytes == null ? "" : tostring(var.max_ingest_bytes)}',
+    );
     expect((mod.locals.env_upload as Body).SIGNED_URL_TTL_SECONDS).to.equal(
       '${var.signed_url_ttl_seconds == null ? "" : tostring(var.signed_url_ttl_seconds)}',
     );
-    for (const name of ['max_ingest_bytes', 'signed_url_ttl_seconds']) expect(mod.variables[name]!.default, name).to.equal(null);
+    for (const name of ['max_ingest_bytes', 'signed_url_ttl_seconds'])
+      expect(mod.variables[name]!.default, name).to.equal(null);
     expect(mod.variables.signed_url_cors_max_age_seconds!.default).to.equal(3600);
   });
 
   describe('validations, evaluated by terraform plan on the variables alone', function () {
     let scratch: ScratchModule | undefined;
     const plan = (vars: Record<string, unknown>) =>
-      terraform(scratch!.dir, ['plan', '-no-color', '-input=false', '-lock=false', '-refresh=false', scratch!.varFile({ project_id: 'my-project-123', ...vars })]);
+      terraform(scratch!.dir, [
+        'plan',
+        '-no-color',
+        '-input=false',
+        '-lock=false',
+        '-refresh=false',
+        scratch!.varFile({ project_id: 'my-project-123', ...vars }),
+      ]);
 
     before(function () {
       this.timeout(120_000);
@@ -100,7 +121,11 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
 
     it('accepts a 1 GiB ingest limit, a one-hour URL and a one-day preflight cache', function () {
       this.timeout(60_000);
-      const result = plan({ max_ingest_bytes: 1024 ** 3, signed_url_ttl_seconds: 3600, signed_url_cors_max_age_seconds: 86400 });
+      const result = plan({
+        max_ingest_bytes: 1024 ** 3,
+        signed_url_ttl_seconds: 3600,
+        signed_url_cors_max_age_seconds: 86400,
+      });
       expect(result.status, result.output).to.equal(0);
     });
 
@@ -109,7 +134,11 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
       ['a fractional ingest limit', { max_ingest_bytes: 1.5 }, 'max_ingest_bytes must be'],
       ['a URL lifetime over 7 days', { signed_url_ttl_seconds: 604801 }, 'signed_url_ttl_seconds must be'],
       ['a URL lifetime under a minute', { signed_url_ttl_seconds: 10 }, 'signed_url_ttl_seconds must be'],
-      ['a negative preflight cache', { signed_url_cors_max_age_seconds: -1 }, 'signed_url_cors_max_age_seconds must be'],
+      [
+        'a negative preflight cache',
+        { signed_url_cors_max_age_seconds: -1 },
+        'signed_url_cors_max_age_seconds must be',
+      ],
     ];
     for (const [name, vars, message] of refused) {
       it(`refuses ${name}`, function () {
@@ -122,13 +151,13 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
   });
 });
 
-describe('terraform: upload\'s own rights on the uploads bucket stop short of incoming/', function () {
+describe("terraform: upload's own rights on the uploads bucket stop short of incoming/", function () {
   let mod: Module;
   before(async function () {
     mod = await loadModule(TERRAFORM_DIR);
   });
 
-  it('conditions upload\'s objectUser on the uploads bucket to the prefixes it writes', function () {
+  it("conditions upload's objectUser on the uploads bucket to the prefixes it writes", function () {
     // IAM grants add up: an unconditioned objectUser would let a signed URL write anywhere.
     const roles = mod.locals.function_bucket_roles as Body[];
     const upload = roles.filter((r) => r.function === 'upload' && r.bucket === 'uploads');
@@ -137,11 +166,16 @@ describe('terraform: upload\'s own rights on the uploads bucket stop short of in
     const condition = mod.locals.upload_uploads_condition as Body;
     const expression = String(condition.expression);
     expect(expression).to.include('resource.type == \\"storage.googleapis.com/Bucket\\"');
-    expect(expression).to.include('local.topology.prefixes.originals').and.include('local.topology.prefixes.tickets').and.include('local.topology.prefixes.outcomes');
+    expect(expression)
+      .to.include('local.topology.prefixes.originals')
+      .and.include('local.topology.prefixes.tickets')
+      .and.include('local.topology.prefixes.outcomes');
     expect(expression).not.to.include('incoming');
     expect(topology.prefixes.tickets).to.equal('tickets/');
     const binding = mod.resources.google_storage_bucket_iam_member!.function!;
-    expect(dynamicBlock(binding, 'condition')?.forEach).to.equal('${each.value.condition == null ? [] : [each.value.condition]}');
+    expect(dynamicBlock(binding, 'condition')?.forEach).to.equal(
+      '${each.value.condition == null ? [] : [each.value.condition]}',
+    );
   });
 
   it('expires ticket markers with a lifecycle rule on tickets/', function () {

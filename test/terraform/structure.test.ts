@@ -45,7 +45,10 @@ interface TopologyJson {
       deadLetterTopic?: string;
     }
   >;
-  functions: Record<string, { entryPoint: string; trigger: string; bucket?: string; topic?: string; subscription?: string }>;
+  functions: Record<
+    string,
+    { entryPoint: string; trigger: string; bucket?: string; topic?: string; subscription?: string }
+  >;
   schedule: { cleanup: { cron: string; timeZone: string } };
 }
 
@@ -56,10 +59,17 @@ const INDEX_TS = join(REPO_ROOT, 'functions', 'index.ts');
 /** Names `functions/index.ts` exports (export const/let/function/class, export { a, b as c }). */
 function exportedNames(source: string): Set<string> {
   const names = new Set<string>();
-  for (const m of source.matchAll(/^\s*export\s+(?:declare\s+)?(?:const|let|var|async\s+function\*?|function\*?|class)\s+([A-Za-z_$][\w$]*)/gm)) names.add(m[1]!);
+  for (const m of source.matchAll(
+    /^\s*export\s+(?:declare\s+)?(?:const|let|var|async\s+function\*?|function\*?|class)\s+([A-Za-z_$][\w$]*)/gm,
+  ))
+    names.add(m[1]!);
   for (const m of source.matchAll(/^\s*export\s*\{([^}]*)\}/gm)) {
     for (const part of m[1]!.split(',')) {
-      const name = part.trim().split(/\s+as\s+/).pop()?.trim();
+      const name = part
+        .trim()
+        .split(/\s+as\s+/)
+        .pop()
+        ?.trim();
       if (name) names.add(name);
     }
   }
@@ -116,7 +126,10 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       ];
       for (const [file, text] of Object.entries(mod.sources)) {
         for (const literal of literals) {
-          expect(text.includes(`"${literal}"`), `${file} contains the literal "${literal}"; read it from local.topology instead`).to.equal(false);
+          expect(
+            text.includes(`"${literal}"`),
+            `${file} contains the literal "${literal}"; read it from local.topology instead`,
+          ).to.equal(false);
         }
         expect(/entry_point\s*=\s*"/.test(text), `${file} has a literal entry_point`).to.equal(false);
       }
@@ -134,12 +147,16 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       // Pull subscriptions: a for_each over the topology's subscriptions without a push endpoint.
       expect(subs.pull?.for_each).to.equal('${local.pull_subscriptions}');
       expect(subs.pull?.name).to.equal('${each.value.name}');
-      expect(expr(mod.locals.pull_subscriptions)).to.match(/for\s+key,\s*sub\s+in\s+local\.topology\.subscriptions\s*:.*if\s+try\(sub\.push,\s*null\)\s*==\s*null/);
+      expect(expr(mod.locals.pull_subscriptions)).to.match(
+        /for\s+key,\s*sub\s+in\s+local\.topology\.subscriptions\s*:.*if\s+try\(sub\.push,\s*null\)\s*==\s*null/,
+      );
       // Push subscriptions: one resource each, named by the topology.
       const pushed = Object.entries(topology.subscriptions).filter(([, s]) => s.push);
       expect(pushed.length).to.be.greaterThan(0);
       for (const [key] of pushed) {
-        const match = Object.entries(subs).find(([, body]) => topologyPath(mod, body.name)?.join('.') === `subscriptions.${key}.name`);
+        const match = Object.entries(subs).find(
+          ([, body]) => topologyPath(mod, body.name)?.join('.') === `subscriptions.${key}.name`,
+        );
         expect(match, `a google_pubsub_subscription named by local.topology.subscriptions.${key}.name`).to.exist;
       }
     });
@@ -163,8 +180,12 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     });
 
     it('takes the cleanup schedule from the topology unless a variable overrides it', function () {
-      expect(expr(mod.locals.cleanup_schedule)).to.equal('var.cleanup_schedule == null ? local.topology.schedule.cleanup.cron : var.cleanup_schedule');
-      expect(expr(mod.locals.cleanup_time_zone)).to.equal('var.cleanup_time_zone == null ? local.topology.schedule.cleanup.timeZone : var.cleanup_time_zone');
+      expect(expr(mod.locals.cleanup_schedule)).to.equal(
+        'var.cleanup_schedule == null ? local.topology.schedule.cleanup.cron : var.cleanup_schedule',
+      );
+      expect(expr(mod.locals.cleanup_time_zone)).to.equal(
+        'var.cleanup_time_zone == null ? local.topology.schedule.cleanup.timeZone : var.cleanup_time_zone',
+      );
       const job = mod.resources.google_cloud_scheduler_job?.cleanup;
       expect(job?.schedule).to.equal('${local.cleanup_schedule}');
       expect(job?.time_zone).to.equal('${local.cleanup_time_zone}');
@@ -186,7 +207,10 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     it('moves the four resources of earlier versions into the for_each (no redeploy)', function () {
       const moved = (mod.other.moved ?? []).flat() as Body[];
       for (const key of FUNCTION_KEYS) {
-        expect(moved, key).to.deep.include({ from: `\${google_cloudfunctions2_function.${key}}`, to: `\${google_cloudfunctions2_function.this["${key}"]}` });
+        expect(moved, key).to.deep.include({
+          from: `\${google_cloudfunctions2_function.${key}}`,
+          to: `\${google_cloudfunctions2_function.this["${key}"]}`,
+        });
       }
     });
 
@@ -203,7 +227,9 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
         // functions-framework hands it a CloudEvent only if it is registered as one.
         const registered = registrations(source).get(entryPoint);
         if (registered !== undefined) {
-          expect(registered, `${entryPoint} registration`).to.equal(topology.functions[key]!.trigger === 'http' ? 'http' : 'cloudEvent');
+          expect(registered, `${entryPoint} registration`).to.equal(
+            topology.functions[key]!.trigger === 'http' ? 'http' : 'cloudEvent',
+          );
         }
       });
     }
@@ -230,7 +256,9 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       // Adapted to the for_each: one dynamic "event_trigger" fed by local.event_triggers, whose
       // entries are chosen by the topology's trigger kind (the same facts as before, per kind).
       const trigger = dynamicBlock(fn(mod), 'event_trigger')!;
-      expect(trigger.forEach).to.equal('${contains(keys(local.event_triggers), each.key) ? [local.event_triggers[each.key]] : []}');
+      expect(trigger.forEach).to.equal(
+        '${contains(keys(local.event_triggers), each.key) ? [local.event_triggers[each.key]] : []}',
+      );
       expect(trigger.content).to.include({
         trigger_region: '${event_trigger.value.region}',
         event_type: '${event_trigger.value.event_type}',
@@ -246,14 +274,24 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
         if (spec.trigger === 'http' || spec.trigger === 'pubsub-push') {
           expect(['storage-finalize', 'pubsub'], `${key} has no Eventarc trigger`).not.to.include(spec.trigger);
         } else if (spec.trigger === 'storage-finalize') {
-          expect(triggers).to.include('event_type = fn.trigger == "storage-finalize" ? "google.cloud.storage.object.v1.finalized"');
+          expect(triggers).to.include(
+            'event_type = fn.trigger == "storage-finalize" ? "google.cloud.storage.object.v1.finalized"',
+          );
           expect(triggers).to.include('retry_policy = fn.trigger == "storage-finalize" ? "RETRY_POLICY_RETRY"');
-          expect(triggers).to.include('event_filters = fn.trigger == "storage-finalize" ? [{ attribute = "bucket", value = local.buckets[fn.bucket].name }] : []');
-          expect(triggers).to.include('region = fn.trigger == "storage-finalize" ? lower(local.buckets[fn.bucket].location)');
-          expect(expr(mod.locals.buckets) ?? JSON.stringify(mod.locals.buckets)).to.include(`\${google_storage_bucket.${spec.bucket}}`);
+          expect(triggers).to.include(
+            'event_filters = fn.trigger == "storage-finalize" ? [{ attribute = "bucket", value = local.buckets[fn.bucket].name }] : []',
+          );
+          expect(triggers).to.include(
+            'region = fn.trigger == "storage-finalize" ? lower(local.buckets[fn.bucket].location)',
+          );
+          expect(expr(mod.locals.buckets) ?? JSON.stringify(mod.locals.buckets)).to.include(
+            `\${google_storage_bucket.${spec.bucket}}`,
+          );
         } else if (spec.trigger === 'pubsub') {
           expect(triggers).to.include('"google.cloud.pubsub.topic.v1.messagePublished"');
-          expect(triggers).to.include('pubsub_topic = fn.trigger == "pubsub" ? google_pubsub_topic.this[fn.topic].id : null');
+          expect(triggers).to.include(
+            'pubsub_topic = fn.trigger == "pubsub" ? google_pubsub_topic.this[fn.topic].id : null',
+          );
           expect(triggers).to.include('"RETRY_POLICY_DO_NOT_RETRY"');
           expect(topology.topics[spec.topic!], `topic ${spec.topic}`).to.exist;
         } else {
@@ -275,7 +313,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(storage?.bucket).to.equal('${google_storage_bucket.source.name}');
     });
 
-    it('takes memory, CPU, timeout, instances and concurrency from each function\'s settings', function () {
+    it("takes memory, CPU, timeout, instances and concurrency from each function's settings", function () {
       // Adapted: one map(object) variable (var.functions) over per-function defaults, merged in
       // local.function_settings, instead of four object variables.
       const service = block(fn(mod), 'service_config')!;
@@ -287,13 +325,17 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(service.min_instance_count).to.equal(`\${${v}.min_instances}`);
       expect(service.max_instance_request_concurrency).to.equal(`\${${v}.concurrency}`);
       expect(Object.keys(mod.locals.function_sizes as Body).sort()).to.deep.equal([...FUNCTION_KEYS].sort());
-      expect(expr(mod.locals.function_settings)).to.match(/merge\(defaults, \{ for name, value in try\(var\.functions\[key\], \{\}\) : name => value if value != null \}\)/);
+      expect(expr(mod.locals.function_settings)).to.match(
+        /merge\(defaults, \{ for name, value in try\(var\.functions\[key\], \{\}\) : name => value if value != null \}\)/,
+      );
       expect(mod.variables.functions!.type).to.match(/^\$\{map\(object\(/);
     });
 
     it('lets HTTP functions take traffic from anywhere and keeps the event functions internal', function () {
       const service = block(fn(mod), 'service_config')!;
-      expect(service.ingress_settings).to.equal('${each.value.trigger == "http" ? "ALLOW_ALL" : var.event_functions_ingress}');
+      expect(service.ingress_settings).to.equal(
+        '${each.value.trigger == "http" ? "ALLOW_ALL" : var.event_functions_ingress}',
+      );
     });
   });
 
@@ -309,7 +351,9 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
         const { keys, maps, expression } = envKeys(mod, `\${local.function_env.${key}}`);
         expect(maps, `${key} reads local.env_common`).to.include('env_common');
         // The only other input is var.extra_env, free-form by design (documented in the README deploy section).
-        const others = [...expression.matchAll(/\b(var|local)\.([A-Za-z0-9_]+)/g)].map((m) => `${m[1]}.${m[2]}`).filter((r) => !r.startsWith('local.env_'));
+        const others = [...expression.matchAll(/\b(var|local)\.([A-Za-z0-9_]+)/g)]
+          .map((m) => `${m[1]}.${m[2]}`)
+          .filter((r) => !r.startsWith('local.env_'));
         expect(others, `${key}: inputs other than env_* maps`).to.deep.equal(['var.extra_env']);
         for (const name of keys) expect(ENV_VARS, `${key} sets ${name}`).to.include(name);
         for (const name of REQUIRED_ENV_VARS) expect([...keys], `${key} must set ${name}`).to.include(name);
@@ -322,10 +366,12 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     it('passes bucket and topic names under the variables the topology names', function () {
       const common = mod.locals.env_common as Body;
       for (const [key, bucket] of Object.entries(topology.buckets)) {
-        if (ENV_VARS.includes(bucket.env)) expect(common[bucket.env], bucket.env).to.equal(`\${google_storage_bucket.${key}.name}`);
+        if (ENV_VARS.includes(bucket.env))
+          expect(common[bucket.env], bucket.env).to.equal(`\${google_storage_bucket.${key}.name}`);
       }
       for (const [key, topic] of Object.entries(topology.topics)) {
-        if (ENV_VARS.includes(topic.env)) expect(common[topic.env], topic.env).to.equal(`\${google_pubsub_topic.this["${key}"].name}`);
+        if (ENV_VARS.includes(topic.env))
+          expect(common[topic.env], topic.env).to.equal(`\${google_pubsub_topic.this["${key}"].name}`);
       }
       expect(common.GOOGLE_CLOUD_PROJECT).to.equal('${var.project_id}');
       expect(common.PUBLIC_BASE_URL, 'the base URL serving chose (serving.tf)').to.equal('${local.public_base_url}');
@@ -335,7 +381,9 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       if (!ENV_VARS.includes('JOBS_DEAD_LETTER_SUBSCRIPTION')) this.skip();
       const drained = Object.entries(topology.subscriptions).find(([, s]) => s.pull === 'cleanup');
       expect(drained).to.exist;
-      expect((mod.locals.env_cleanup as Body).JOBS_DEAD_LETTER_SUBSCRIPTION).to.equal(`\${google_pubsub_subscription.pull["${drained![0]}"].name}`);
+      expect((mod.locals.env_cleanup as Body).JOBS_DEAD_LETTER_SUBSCRIPTION).to.equal(
+        `\${google_pubsub_subscription.pull["${drained![0]}"].name}`,
+      );
     });
 
     it('sets the sharp runtime settings on resize (SHARP_CONCURRENCY, SHARP_CACHE, MALLOC_ARENA_MAX)', function () {
@@ -351,20 +399,29 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     it('gives UPLOAD_TOKEN to upload from Secret Manager only when a secret is named', function () {
       // Adapted to the for_each: the secret block exists for the upload instance only.
       const secret = dynamicBlock(block(fn(mod), 'service_config'), 'secret_environment_variables');
-      expect(secret?.forEach).to.equal('${each.key == "upload" && var.upload_token_secret_id != null ? [var.upload_token_secret_id] : []}');
+      expect(secret?.forEach).to.equal(
+        '${each.key == "upload" && var.upload_token_secret_id != null ? [var.upload_token_secret_id] : []}',
+      );
       expect(secret?.content.key).to.equal('UPLOAD_TOKEN');
       expect(mod.variables.upload_token_secret_id!.default).to.equal(null);
       // No literal token anywhere: the value never enters the configuration or the state.
       expect(Object.values(mod.sources).join('\n')).not.to.match(/UPLOAD_TOKEN\s*=/);
-      expect(mod.data.google_secret_manager_secret_version, 'no secret version read into the state').to.equal(undefined);
+      expect(mod.data.google_secret_manager_secret_version, 'no secret version read into the state').to.equal(
+        undefined,
+      );
     });
 
     it('tells upload how it authenticates: UPLOAD_AUTH token with a token secret, none without (IAM then)', function () {
-      expect((mod.locals.env_upload as Body).UPLOAD_AUTH).to.equal('${var.upload_token_secret_id == null ? "none" : "token"}');
-      for (const name of ['env_common', 'env_ingest', 'env_resize', 'env_cleanup']) expect(mod.locals[name] as Body, name).not.to.have.property('UPLOAD_AUTH');
+      expect((mod.locals.env_upload as Body).UPLOAD_AUTH).to.equal(
+        '${var.upload_token_secret_id == null ? "none" : "token"}',
+      );
+      for (const name of ['env_common', 'env_ingest', 'env_resize', 'env_cleanup'])
+        expect(mod.locals[name] as Body, name).not.to.have.property('UPLOAD_AUTH');
       // The check that a public upload has a token stays.
       const check = (mod.other.check ?? []).flat()[0] as Record<string, Body[]>;
-      expect(JSON.stringify(check.public_upload_has_token)).to.include('!var.allow_unauthenticated_upload || var.upload_token_secret_id != null');
+      expect(JSON.stringify(check.public_upload_has_token)).to.include(
+        '!var.allow_unauthenticated_upload || var.upload_token_secret_id != null',
+      );
     });
 
     it('keeps extra_env free-form but empty by default', function () {
@@ -386,15 +443,21 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(push.push_endpoint).to.equal(
         '${google_cloudfunctions2_function.this[local.jobs_push.push].service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[local.jobs_push.topic].name}',
       );
-      expect(block(push, 'oidc_token')!.audience).to.equal('${google_cloudfunctions2_function.this[local.jobs_push.push].service_config[0].uri}');
+      expect(block(push, 'oidc_token')!.audience).to.equal(
+        '${google_cloudfunctions2_function.this[local.jobs_push.push].service_config[0].uri}',
+      );
       expect(block(push, 'no_wrapper'), 'functions-framework needs the wrapped push format').to.equal(undefined);
       expect(sub.topic).to.equal('${google_pubsub_topic.this[local.jobs_push.topic].id}');
     });
 
-    it('dead-letters after the topology\'s delivery attempts, with exponential backoff', function () {
+    it("dead-letters after the topology's delivery attempts, with exponential backoff", function () {
       const dlq = block(sub, 'dead_letter_policy')!;
       expect(dlq.dead_letter_topic).to.equal('${google_pubsub_topic.this[local.jobs_push.deadLetterTopic].id}');
-      expect(topologyPath(mod, dlq.max_delivery_attempts)).to.deep.equal(['subscriptions', 'jobsPush', 'maxDeliveryAttempts']);
+      expect(topologyPath(mod, dlq.max_delivery_attempts)).to.deep.equal([
+        'subscriptions',
+        'jobsPush',
+        'maxDeliveryAttempts',
+      ]);
       expect(jobsPush.maxDeliveryAttempts).to.be.within(5, 100); // Pub/Sub's limits
       const retry = block(sub, 'retry_policy')!;
       expect(retry.minimum_backoff).to.equal('${local.jobs_push.minimumBackoffSeconds}s');
@@ -405,19 +468,23 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     });
 
     it('keeps the dead letters: a pull subscription on the dead-letter topic', function () {
-      const keepers = Object.values(topology.subscriptions).filter((s) => s.topic === jobsPush.deadLetterTopic && !s.push);
+      const keepers = Object.values(topology.subscriptions).filter(
+        (s) => s.topic === jobsPush.deadLetterTopic && !s.push,
+      );
       expect(keepers.length).to.be.greaterThan(0);
       const pull = mod.resources.google_pubsub_subscription!.pull!;
       expect(block(pull, 'expiration_policy')!.ttl, 'pull subscriptions never expire').to.equal('');
     });
 
-    it('takes the ack deadline from the topology, within Pub/Sub\'s 600 s, and keeps the resize timeout below it', function () {
+    it("takes the ack deadline from the topology, within Pub/Sub's 600 s, and keeps the resize timeout below it", function () {
       // Changed on purpose: the ack deadline is the topology's (which sits above the function
       // timeout), and var.functions refuses a resize timeout that is not strictly below it.
       expect(sub.ack_deadline_seconds).to.equal('${local.jobs_push.ackDeadlineSeconds}');
       expect(jobsPush.ackDeadlineSeconds).to.be.within(10, 600);
       const validation = JSON.stringify(mod.variables.functions!.validation);
-      expect(validation).to.include('coalesce(f.timeout_seconds, 1) < try(local.topology.subscriptions[local.topology.functions[key].subscription].ackDeadlineSeconds, 3601)');
+      expect(validation).to.include(
+        'coalesce(f.timeout_seconds, 1) < try(local.topology.subscriptions[local.topology.functions[key].subscription].ackDeadlineSeconds, 3601)',
+      );
       const defaults = functionDefaults(mod) as Record<string, { timeout_seconds: number }>;
       expect(defaults.resize!.timeout_seconds, 'default resize timeout').to.be.below(jobsPush.ackDeadlineSeconds);
       expect(topology.functions.resize!.subscription).to.equal('jobsPush');
@@ -425,7 +492,9 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
 
     it('lets the Pub/Sub service agent mint tokens, publish dead letters and ack the source subscription', function () {
       expect(expr(mod.locals.pubsub_service_agent)).to.equal(undefined); // a template string, not an expression
-      expect(mod.locals.pubsub_service_agent).to.equal('serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com');
+      expect(mod.locals.pubsub_service_agent).to.equal(
+        'serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com',
+      );
       const publisher = mod.resources.google_pubsub_topic_iam_member!.dead_letter_publisher!;
       expect(publisher).to.include({ role: 'roles/pubsub.publisher', member: '${local.pubsub_service_agent}' });
       expect(publisher.topic).to.equal('${google_pubsub_topic.this[local.jobs_push.deadLetterTopic].name}');
@@ -433,7 +502,11 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(subscriber).to.include({ role: 'roles/pubsub.subscriber', member: '${local.pubsub_service_agent}' });
       expect(subscriber.subscription).to.equal('${google_pubsub_subscription.jobs_push.name}');
       const tokens = mod.resources.google_service_account_iam_member!.pubsub_token_creator!;
-      expect(tokens).to.include({ role: 'roles/iam.serviceAccountTokenCreator', member: '${local.pubsub_service_agent}', for_each: '${local.event_functions}' });
+      expect(tokens).to.include({
+        role: 'roles/iam.serviceAccountTokenCreator',
+        member: '${local.pubsub_service_agent}',
+        for_each: '${local.event_functions}',
+      });
       expect(tokens.service_account_id).to.equal('${google_service_account.invoker[each.key].name}');
     });
 
@@ -462,7 +535,9 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       const buckets = mod.resources.google_storage_bucket!;
       expect(buckets.uploads!.public_access_prevention).to.equal('enforced');
       expect(buckets.source!.public_access_prevention).to.equal('enforced');
-      expect(buckets.images!.public_access_prevention).to.equal('${var.serving == "bucket" ? "inherited" : "enforced"}');
+      expect(buckets.images!.public_access_prevention).to.equal(
+        '${var.serving == "bucket" ? "inherited" : "enforced"}',
+      );
       expect(mod.variables.serving!.default).to.equal('bucket');
       expect(mod.variables.images_public_read, 'replaced by serving').to.equal(undefined);
     });
@@ -477,7 +552,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(topology.prefixes.incoming).to.equal('incoming/');
     });
 
-    it('takes the images bucket\'s CORS rules from a variable', function () {
+    it("takes the images bucket's CORS rules from a variable", function () {
       const cors = dynamicBlock(mod.resources.google_storage_bucket!.images, 'cors');
       expect(cors?.forEach).to.equal('${var.images_cors}');
       expect(cors?.content).to.include({ origin: '${cors.value.origins}', method: '${cors.value.methods}' });
@@ -494,7 +569,10 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     it('grants no primitive role and no storage or Pub/Sub admin role anywhere', function () {
       const roles = [
         ...iamMembers(mod).map((m) => ({ where: `${m.type}.${m.name}`, role: m.role })),
-        ...(mod.locals.function_bucket_roles as Body[]).map((b) => ({ where: `local.function_bucket_roles ${String(b.function)}`, role: b.role })),
+        ...(mod.locals.function_bucket_roles as Body[]).map((b) => ({
+          where: `local.function_bucket_roles ${String(b.function)}`,
+          role: b.role,
+        })),
       ];
       expect(roles.length).to.be.greaterThan(10);
       for (const { where, role } of roles) {
@@ -505,17 +583,38 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       for (const role of PRIMITIVE_ROLES) expect(allText.includes(`"${role}"`), role).to.equal(false);
     });
 
-    it('grants project-level roles only where no narrower resource exists: the two Eventarc ones and the build account\'s', function () {
+    it("grants project-level roles only where no narrower resource exists: the two Eventarc ones and the build account's", function () {
       // Adapted: the build service account (issue 11) adds one for_each resource of project roles.
-      const projectLevel = Object.entries(mod.resources.google_project_iam_member ?? {}).map(([name, b]) => ({ name, role: b.role, member: b.member }));
+      const projectLevel = Object.entries(mod.resources.google_project_iam_member ?? {}).map(([name, b]) => ({
+        name,
+        role: b.role,
+        member: b.member,
+      }));
       expect(projectLevel).to.have.deep.members([
-        { name: 'ingest_event_receiver', role: 'roles/eventarc.eventReceiver', member: 'serviceAccount:${google_service_account.invoker["ingest"].email}' },
-        { name: 'gcs_pubsub_publisher', role: 'roles/pubsub.publisher', member: 'serviceAccount:${data.google_storage_project_service_account.gcs.email_address}' },
+        {
+          name: 'ingest_event_receiver',
+          role: 'roles/eventarc.eventReceiver',
+          member: 'serviceAccount:${google_service_account.invoker["ingest"].email}',
+        },
+        {
+          name: 'gcs_pubsub_publisher',
+          role: 'roles/pubsub.publisher',
+          member: 'serviceAccount:${data.google_storage_project_service_account.gcs.email_address}',
+        },
         { name: 'build', role: '${each.value.role}', member: 'serviceAccount:${local.build_service_account_email}' },
       ]);
       const buildRoles = Object.values(mod.locals.build_roles as Record<string, { role: string }>).map((r) => r.role);
-      expect(buildRoles.sort()).to.deep.equal(['roles/artifactregistry.writer', 'roles/logging.logWriter', 'roles/storage.objectViewer']);
-      for (const type of ['google_project_iam_binding', 'google_project_iam_policy', 'google_organization_iam_member', 'google_folder_iam_member']) {
+      expect(buildRoles.sort()).to.deep.equal([
+        'roles/artifactregistry.writer',
+        'roles/logging.logWriter',
+        'roles/storage.objectViewer',
+      ]);
+      for (const type of [
+        'google_project_iam_binding',
+        'google_project_iam_policy',
+        'google_organization_iam_member',
+        'google_folder_iam_member',
+      ]) {
         expect(mod.resources[type], type).to.equal(undefined);
       }
     });
@@ -524,10 +623,16 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       // Adapted: public read of the images bucket follows serving (default "bucket", public), see
       // test/terraform/serving.test.ts; the upload gate is unchanged.
       const gates: Record<string, [string, string, unknown]> = {
-        'google_cloud_run_service_iam_member.upload_public': ['${var.allow_unauthenticated_upload ? 1 : 0}', 'allow_unauthenticated_upload', false],
+        'google_cloud_run_service_iam_member.upload_public': [
+          '${var.allow_unauthenticated_upload ? 1 : 0}',
+          'allow_unauthenticated_upload',
+          false,
+        ],
         'google_storage_bucket_iam_member.images_public': ['${var.serving == "bucket" ? 1 : 0}', 'serving', 'bucket'],
       };
-      const publicMembers = allResources(mod).filter(([, , body]) => /^all(Authenticated)?Users$/.test(String(body.member)));
+      const publicMembers = allResources(mod).filter(([, , body]) =>
+        /^all(Authenticated)?Users$/.test(String(body.member)),
+      );
       expect(publicMembers.map(([t, n]) => `${t}.${n}`).sort()).to.deep.equal(Object.keys(gates).sort());
       for (const [type, name, body] of publicMembers) {
         const [count, variable, defaultValue] = gates[`${type}.${name}`]!;
@@ -550,13 +655,18 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
         expect(allowed, JSON.stringify(row)).to.include(row.role);
       }
       // Table-driven expectations: who may write where.
-      const roleOf = (f: string, b: string) => table.filter((r) => r.function === f && r.bucket === b).map((r) => r.role);
+      const roleOf = (f: string, b: string) =>
+        table.filter((r) => r.function === f && r.bucket === b).map((r) => r.role);
       expect(roleOf('resize', 'uploads'), 'resize only reads originals').to.deep.equal(['roles/storage.objectViewer']);
       // DELETE /uploads/{id} removes variants, manifest and error.json (issue 14): objectUser, not viewer.
-      expect(roleOf('upload', 'images'), 'upload reads for status and deletes images').to.deep.equal(['roles/storage.objectUser']);
+      expect(roleOf('upload', 'images'), 'upload reads for status and deletes images').to.deep.equal([
+        'roles/storage.objectUser',
+      ]);
       // On uploads, upload stays conditioned to its own prefixes (originals/, tickets/, outcomes/): the delete's
       // original and tombstone are under them, incoming/ stays out of reach.
-      const uploadsRow = table.find((r) => r.function === 'upload' && r.bucket === 'uploads') as { role: string; condition: string } | undefined;
+      const uploadsRow = table.find((r) => r.function === 'upload' && r.bucket === 'uploads') as
+        | { role: string; condition: string }
+        | undefined;
       expect(uploadsRow?.role).to.equal('roles/storage.objectUser');
       expect(uploadsRow?.condition).to.equal('${local.upload_uploads_condition}');
       const condition = JSON.stringify(mod.locals.upload_uploads_condition);
@@ -571,13 +681,27 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
         expect(FUNCTION_KEYS).to.include(row.function);
         expect(Object.keys(topology.topics)).to.include(row.topic);
       }
-      expect(publishers.filter((p) => p.topic === 'jobs').map((p) => p.function).sort()).to.deep.equal(['cleanup', 'ingest', 'upload']);
+      expect(
+        publishers
+          .filter((p) => p.topic === 'jobs')
+          .map((p) => p.function)
+          .sort(),
+      ).to.deep.equal(['cleanup', 'ingest', 'upload']);
       expect(publishers.filter((p) => p.function === 'resize').map((p) => p.topic)).to.deep.equal(['events']);
-      expect(publishers.filter((p) => p.function === 'upload').map((p) => p.topic), 'upload dispatches and announces image.deleted').to.deep.equal(['jobs', 'events']);
+      expect(
+        publishers.filter((p) => p.function === 'upload').map((p) => p.topic),
+        'upload dispatches and announces image.deleted',
+      ).to.deep.equal(['jobs', 'events']);
       const pub = mod.resources.google_pubsub_topic_iam_member!.function_publisher!;
-      expect(pub).to.include({ role: 'roles/pubsub.publisher', topic: '${google_pubsub_topic.this[each.value.topic].name}' });
+      expect(pub).to.include({
+        role: 'roles/pubsub.publisher',
+        topic: '${google_pubsub_topic.this[each.value.topic].name}',
+      });
       const subscriber = mod.resources.google_pubsub_subscription_iam_member!.function_subscriber!;
-      expect(subscriber).to.include({ role: 'roles/pubsub.subscriber', for_each: '${local.function_pull_subscriptions}' });
+      expect(subscriber).to.include({
+        role: 'roles/pubsub.subscriber',
+        for_each: '${local.function_pull_subscriptions}',
+      });
       expect(subscriber.member).to.equal('serviceAccount:${google_service_account.function[each.value.pull].email}');
       expect(expr(mod.locals.function_pull_subscriptions)).to.match(/if\s+try\(sub\.pull,\s*null\)\s*!=\s*null/);
     });
@@ -594,7 +718,11 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
 
     it('otherwise lets only the listed members invoke upload', function () {
       const members = mod.resources.google_cloud_run_service_iam_member!.upload_invoker!;
-      expect(members).to.include({ for_each: '${toset(var.upload_invoker_members)}', role: 'roles/run.invoker', member: '${each.value}' });
+      expect(members).to.include({
+        for_each: '${toset(var.upload_invoker_members)}',
+        role: 'roles/run.invoker',
+        member: '${each.value}',
+      });
       expect(mod.variables.upload_invoker_members!.default).to.deep.equal([]);
       expect(mod.variables.allow_unauthenticated_upload!.default).to.equal(false);
     });
@@ -614,7 +742,8 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     function graph(): Map<Node, Node[]> {
       const edges = new Map<Node, Node[]>();
       for (const [type, name, body] of allResources(mod)) edges.set(`${type}.${name}`, refsOf(body).nodes);
-      for (const [type, byName] of Object.entries(mod.data)) for (const [name, body] of Object.entries(byName)) edges.set(`data.${type}.${name}`, refsOf(body).nodes);
+      for (const [type, byName] of Object.entries(mod.data))
+        for (const [name, body] of Object.entries(byName)) edges.set(`data.${type}.${name}`, refsOf(body).nodes);
       for (const [name, value] of Object.entries(mod.locals)) edges.set(`local.${name}`, refsOf(value).nodes);
       return edges;
     }
@@ -622,11 +751,14 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     it('refers only to declared resources, data sources, locals and variables', function () {
       const edges = graph();
       const everything: Array<[string, unknown]> = [
-        ...[...edges.keys()].map((k) => [k, k.startsWith('local.') ? mod.locals[k.slice(6)] : undefined] as [string, unknown]),
+        ...[...edges.keys()].map(
+          (k) => [k, k.startsWith('local.') ? mod.locals[k.slice(6)] : undefined] as [string, unknown],
+        ),
         ...Object.entries(mod.outputs).map(([n, b]) => [`output.${n}`, b] as [string, unknown]),
       ];
       for (const [from, targets] of edges) {
-        for (const target of targets) expect(edges.has(target), `${from} refers to ${target}, which is not declared`).to.equal(true);
+        for (const target of targets)
+          expect(edges.has(target), `${from} refers to ${target}, which is not declared`).to.equal(true);
       }
       const bodies = [
         ...allResources(mod).map(([, , b]) => b),
@@ -638,7 +770,9 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       for (const body of bodies) {
         for (const name of refsOf(body).vars) expect(Object.keys(mod.variables), `var.${name}`).to.include(name);
       }
-      for (const [name, body] of everything) if (name.startsWith('output.')) for (const node of refsOf(body).nodes) expect(edges.has(node), `${name} refers to ${node}`).to.equal(true);
+      for (const [name, body] of everything)
+        if (name.startsWith('output.'))
+          for (const node of refsOf(body).nodes) expect(edges.has(node), `${name} refers to ${node}`).to.equal(true);
     });
 
     it('has no dependency cycle', function () {
@@ -658,7 +792,17 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
   describe('project, providers, outputs', function () {
     it('enables the APIs the pipeline needs', function () {
       const services = expr(mod.locals.services) ?? '';
-      for (const api of ['cloudfunctions', 'run', 'cloudbuild', 'artifactregistry', 'eventarc', 'pubsub', 'storage', 'cloudscheduler', 'iam']) {
+      for (const api of [
+        'cloudfunctions',
+        'run',
+        'cloudbuild',
+        'artifactregistry',
+        'eventarc',
+        'pubsub',
+        'storage',
+        'cloudscheduler',
+        'iam',
+      ]) {
         expect(services, api).to.include(`"${api}.googleapis.com"`);
       }
       const resource = mod.resources.google_project_service!.this!;
@@ -667,7 +811,9 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
 
     it('pins hashicorp/google to a range and uses hashicorp/archive', function () {
       const terraform = (mod.other.terraform ?? []).flat() as Body[];
-      const providers = terraform.map((t) => block(t, 'required_providers')).find(Boolean) as Record<string, { source: string; version: string }> | undefined;
+      const providers = terraform.map((t) => block(t, 'required_providers')).find(Boolean) as
+        | Record<string, { source: string; version: string }>
+        | undefined;
       expect(providers?.google?.source).to.equal('hashicorp/google');
       expect(providers?.google?.version).to.match(/>=\s*\d.*<\s*\d/);
       expect(providers?.archive?.source).to.equal('hashicorp/archive');
@@ -679,7 +825,9 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
         expect(mod.outputs[name], name).to.exist;
         expect(mod.outputs[name]!.description, `${name} description`).to.be.a('string').and.not.empty;
       }
-      expect(mod.outputs.upload_url!.value).to.equal('${google_cloudfunctions2_function.this["upload"].service_config[0].uri}');
+      expect(mod.outputs.upload_url!.value).to.equal(
+        '${google_cloudfunctions2_function.this["upload"].service_config[0].uri}',
+      );
     });
 
     it('publishes the scheduler tick to the cleanup topic', function () {

@@ -11,11 +11,23 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { scratchModule, terraform, type ScratchModule } from './scratch.js';
-import { block, expr, functionDefaults, loadModule, optionalDefaults, REPO_ROOT, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
+import {
+  block,
+  expr,
+  functionDefaults,
+  loadModule,
+  optionalDefaults,
+  REPO_ROOT,
+  TERRAFORM_DIR,
+  type Body,
+  type Module,
+} from './hcl.js';
 
 /** The jobs push subscription's ack deadline in shared/topology.json. */
 function topologyAckDeadline(): number {
-  const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as { subscriptions: { jobsPush: { ackDeadlineSeconds: number } } };
+  const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as {
+    subscriptions: { jobsPush: { ackDeadlineSeconds: number } };
+  };
   return topology.subscriptions.jobsPush.ackDeadlineSeconds;
 }
 
@@ -43,16 +55,23 @@ describe('terraform variables', function () {
     const end = readme.indexOf('\n## ', start + 1);
     const doc = readme.slice(start, end === -1 ? undefined : end);
     for (const name of Object.keys(mod.variables)) {
-      expect(doc, `terraform/README.md lists ${name}`).to.match(new RegExp(`^\\|\\s*<a name="input_${name}"></a>`, 'm'));
+      expect(doc, `terraform/README.md lists ${name}`).to.match(
+        new RegExp(`^\\|\\s*<a name="input_${name}"></a>`, 'm'),
+      );
     }
     const documented = [...doc.matchAll(/^\|\s*<a name="input_([a-z0-9_]+)"><\/a>/gm)].map((m) => m[1]!);
-    for (const name of documented) expect(Object.keys(mod.variables), `terraform/README.md documents ${name}, which does not exist`).to.include(name);
+    for (const name of documented)
+      expect(Object.keys(mod.variables), `terraform/README.md documents ${name}, which does not exist`).to.include(
+        name,
+      );
   });
 
   it('sets every required variable in terraform.tfvars.example, and only declared ones', async function () {
     const text = readFileSync(join(TERRAFORM_DIR, 'terraform.tfvars.example'), 'utf8');
     const set = Object.keys((await parse('terraform.tfvars.example', text)) as Body);
-    const required = Object.entries(mod.variables).filter(([, v]) => !('default' in v)).map(([n]) => n);
+    const required = Object.entries(mod.variables)
+      .filter(([, v]) => !('default' in v))
+      .map(([n]) => n);
     expect(required).to.deep.equal(['project_id']);
     for (const name of required) expect(set, name).to.include(name);
     for (const name of set) expect(Object.keys(mod.variables), name).to.include(name);
@@ -64,8 +83,10 @@ describe('terraform variables', function () {
     const example = await loadModule(join(TERRAFORM_DIR, 'examples', 'basic'));
     const call = block((example.other.module ?? []).flat()[0] as Body, 'image_pipeline');
     expect(call?.source).to.equal('../..');
-    for (const [name, v] of Object.entries(mod.variables)) if (!('default' in v)) expect(call, name).to.have.property(name);
-    for (const name of Object.keys(call ?? {}).filter((k) => k !== 'source')) expect(Object.keys(mod.variables), name).to.include(name);
+    for (const [name, v] of Object.entries(mod.variables))
+      if (!('default' in v)) expect(call, name).to.have.property(name);
+    for (const name of Object.keys(call ?? {}).filter((k) => k !== 'source'))
+      expect(Object.keys(mod.variables), name).to.include(name);
   });
 
   it('defaults the functions for sharp: resize 2 GiB / 2 vCPU / 1 request per instance', function () {
@@ -73,7 +94,9 @@ describe('terraform variables', function () {
     // local.function_defaults (settings.tf), which var.functions overrides per attribute; instances
     // and concurrency now come from shared/topology.json.
     const all = functionDefaults(mod);
-    expect(expr(mod.locals.function_defaults)).to.include('local.topology.functions[key].maxInstances').and.include('local.topology.functions[key].concurrency');
+    expect(expr(mod.locals.function_defaults))
+      .to.include('local.topology.functions[key].maxInstances')
+      .and.include('local.topology.functions[key].concurrency');
     expect(all.resize).to.deep.include({ memory: '2Gi', cpu: '2', concurrency: 1, timeout_seconds: 540 });
     expect(all.upload).to.deep.include({ memory: '1Gi', cpu: '1', concurrency: 4, timeout_seconds: 60 });
     expect(all.ingest).to.deep.include({ memory: '1Gi' });
@@ -81,11 +104,20 @@ describe('terraform variables', function () {
     for (const key of ['upload', 'ingest', 'resize', 'cleanup']) {
       const defaults = all[key]!;
       const cpu = defaults.cpu === null ? 0 : Number(defaults.cpu);
-      if (Number(defaults.concurrency) > 1) expect(cpu, `${key}: concurrency > 1 needs >= 1 vCPU on gen2`).to.be.at.least(1);
+      if (Number(defaults.concurrency) > 1)
+        expect(cpu, `${key}: concurrency > 1 needs >= 1 vCPU on gen2`).to.be.at.least(1);
     }
     expect(String(mod.variables.functions!.description).length, 'the description says why').to.be.greaterThan(600);
-    expect(optionalDefaults(String(mod.variables.functions!.type)), 'no defaults in the type: they are per function').to.deep.equal({
-      memory: null, cpu: null, timeout_seconds: null, min_instances: null, max_instances: null, concurrency: null,
+    expect(
+      optionalDefaults(String(mod.variables.functions!.type)),
+      'no defaults in the type: they are per function',
+    ).to.deep.equal({
+      memory: null,
+      cpu: null,
+      timeout_seconds: null,
+      min_instances: null,
+      max_instances: null,
+      concurrency: null,
     });
   });
 
@@ -102,7 +134,14 @@ describe('terraform variables', function () {
     });
 
     function plan(vars: Record<string, unknown>): { status: number | null; output: string } {
-      return terraform(scratch.dir, ['plan', '-no-color', '-input=false', '-lock=false', '-refresh=false', scratch.varFile(vars)]);
+      return terraform(scratch.dir, [
+        'plan',
+        '-no-color',
+        '-input=false',
+        '-lock=false',
+        '-refresh=false',
+        scratch.varFile(vars),
+      ]);
     }
 
     const valid: Array<[string, Record<string, unknown>]> = [
@@ -131,20 +170,32 @@ describe('terraform variables', function () {
           upload_token_secret_id: 'upload-token',
           upload_token_secret_version: '3',
           upload_cors_origins: ['https://www.example.com'],
-          upload_invoker_members: ['user:alice@example.com', 'serviceAccount:app@my-project-123.iam.gserviceaccount.com'],
+          upload_invoker_members: [
+            'user:alice@example.com',
+            'serviceAccount:app@my-project-123.iam.gserviceaccount.com',
+          ],
           build_service_account: 'builder@my-project-123.iam.gserviceaccount.com',
           scheduler_region: 'europe-west3',
           iam_propagation_wait: '3m',
           grant_storage_agent_publisher: false,
           // Adapted from resize_function/cleanup_function; timeout 590 (was 600): resize must now
           // stay strictly below the push subscription's ack deadline (600 s in the topology).
-          functions: { resize: { memory: '4Gi', cpu: '2', timeout_seconds: 590, max_instances: 50 }, cleanup: { concurrency: 2, cpu: '1' } },
+          functions: {
+            resize: { memory: '4Gi', cpu: '2', timeout_seconds: 590, max_instances: 50 },
+            cleanup: { concurrency: 2, cpu: '1' },
+          },
           sharp_concurrency: 4,
           malloc_arena_max: 4,
         },
       ],
-      ['serving through Cloud CDN on a domain', { project_id: 'my-project-123', serving: 'cdn', domain: 'images.example.com' }],
-      ['serving through a layer of ones own', { project_id: 'my-project-123', serving: 'none', public_base_url: 'https://img.example.com' }],
+      [
+        'serving through Cloud CDN on a domain',
+        { project_id: 'my-project-123', serving: 'cdn', domain: 'images.example.com' },
+      ],
+      [
+        'serving through a layer of ones own',
+        { project_id: 'my-project-123', serving: 'none', public_base_url: 'https://img.example.com' },
+      ],
     ];
 
     for (const [name, vars] of valid) {
@@ -158,15 +209,43 @@ describe('terraform variables', function () {
     const invalid: Array<[string, Record<string, unknown>, string]> = [
       ['a malformed project ID', { project_id: 'My_Project' }, 'project_id'],
       ['a bucket prefix containing "google"', { name_prefix: 'my-google-images' }, 'name_prefix'],
-      ['a resize timeout beyond the 600 s ack deadline', { functions: { resize: { timeout_seconds: 900 } } }, 'functions.resize.timeout_seconds'],
-      ['a resize timeout equal to the ack deadline of shared/topology.json', { functions: { resize: { timeout_seconds: topologyAckDeadline() } } }, 'functions.resize.timeout_seconds must be below'],
-      ['an event function timeout beyond 540 s', { functions: { ingest: { timeout_seconds: 600 } } }, 'functions.<name>.timeout_seconds'],
-      ['concurrency above 1 with less than one vCPU', { functions: { cleanup: { concurrency: 4 } } }, 'functions.<name>.concurrency'],
+      [
+        'a resize timeout beyond the 600 s ack deadline',
+        { functions: { resize: { timeout_seconds: 900 } } },
+        'functions.resize.timeout_seconds',
+      ],
+      [
+        'a resize timeout equal to the ack deadline of shared/topology.json',
+        { functions: { resize: { timeout_seconds: topologyAckDeadline() } } },
+        'functions.resize.timeout_seconds must be below',
+      ],
+      [
+        'an event function timeout beyond 540 s',
+        { functions: { ingest: { timeout_seconds: 600 } } },
+        'functions.<name>.timeout_seconds',
+      ],
+      [
+        'concurrency above 1 with less than one vCPU',
+        { functions: { cleanup: { concurrency: 4 } } },
+        'functions.<name>.concurrency',
+      ],
       ['a memory size without unit', { functions: { upload: { memory: '1GB' } } }, 'functions.<name>.memory'],
-      ['settings for a function that does not exist', { functions: { thumbnail: { memory: '1Gi' } } }, 'unknown function thumbnail'],
-      ['min_instances above max_instances', { functions: { resize: { min_instances: 5, max_instances: 2 } } }, 'min_instances <= max_instances'],
+      [
+        'settings for a function that does not exist',
+        { functions: { thumbnail: { memory: '1Gi' } } },
+        'unknown function thumbnail',
+      ],
+      [
+        'min_instances above max_instances',
+        { functions: { resize: { min_instances: 5, max_instances: 2 } } },
+        'min_instances <= max_instances',
+      ],
       ['allUsers as an upload invoker', { upload_invoker_members: ['allUsers'] }, 'upload_invoker_members'],
-      ['allAuthenticatedUsers as an upload invoker', { upload_invoker_members: ['allAuthenticatedUsers'] }, 'upload_invoker_members'],
+      [
+        'allAuthenticatedUsers as an upload invoker',
+        { upload_invoker_members: ['allAuthenticatedUsers'] },
+        'upload_invoker_members',
+      ],
       ['an unknown output format', { formats: ['gif'] }, 'formats'],
       ['an unknown fan-out strategy', { fanout_strategy: 'random' }, 'fanout_strategy'],
       ['uploads larger than Cloud Run accepts', { max_upload_bytes: 64 * 1024 * 1024 }, 'max_upload_bytes'],
@@ -175,12 +254,20 @@ describe('terraform variables', function () {
       ['a full secret resource name', { upload_token_secret_id: 'projects/p/secrets/s' }, 'upload_token_secret_id'],
       ['a CORS origin with a path', { upload_cors_origins: ['https://example.com/app'] }, 'upload_cors_origins'],
       ['an images CORS rule without origins', { images_cors: [{ origins: [] }] }, 'images_cors'],
-      ['a build account that is not a service account', { build_service_account: 'me@example.com' }, 'build_service_account'],
+      [
+        'a build account that is not a service account',
+        { build_service_account: 'me@example.com' },
+        'build_service_account',
+      ],
       ['an unknown serving mode', { serving: 'public' }, 'serving must be bucket, cdn or none'],
       ['serving = cdn without a domain', { serving: 'cdn' }, 'needs domain'],
       ['a domain with a scheme', { serving: 'cdn', domain: 'https://images.example.com' }, 'domain must be'],
       ['serving = none without public_base_url', { serving: 'none' }, 'serving = "none" needs public_base_url'],
-      ['serving = cdn with a public_base_url of its own', { serving: 'cdn', domain: 'images.example.com', public_base_url: 'https://x.example.com' }, 'leave public_base_url null'],
+      [
+        'serving = cdn with a public_base_url of its own',
+        { serving: 'cdn', domain: 'images.example.com', public_base_url: 'https://x.example.com' },
+        'leave public_base_url null',
+      ],
       ['a scheduler region that is not a region name', { scheduler_region: 'Europe West' }, 'scheduler_region'],
       ['an IAM propagation wait without unit', { iam_propagation_wait: '120' }, 'iam_propagation_wait'],
     ];

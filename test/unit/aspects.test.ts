@@ -102,7 +102,18 @@ describe('aspects', () => {
       expect(parseFocus(undefined)).to.equal(undefined);
     });
 
-    for (const bad of ['', '0.5', '0.5,0.5,0.5', 'a,b', '-0.1,0.2', '1.2,0.3', '0.3,1.01', 'NaN,0', '1e-1,0.5', '0x1,0']) {
+    for (const bad of [
+      '',
+      '0.5',
+      '0.5,0.5,0.5',
+      'a,b',
+      '-0.1,0.2',
+      '1.2,0.3',
+      '0.3,1.01',
+      'NaN,0',
+      '1e-1,0.5',
+      '0x1,0',
+    ]) {
       it(`refuses ${JSON.stringify(bad)} as invalid_focus (400, permanent)`, () => {
         const error = errorOf(() => parseFocus(bad));
         expect(error.code).to.equal('invalid_focus');
@@ -124,11 +135,21 @@ describe('aspects', () => {
     });
 
     it('is nothing (and decodes nothing) without aspects', async () => {
-      expect(await chooseCrops(Buffer.from('not an image'), size, { aspects: [], strategy: 'attention', limitInputPixels: 1e8 })).to.equal(undefined);
+      expect(
+        await chooseCrops(Buffer.from('not an image'), size, {
+          aspects: [],
+          strategy: 'attention',
+          limitInputPixels: 1e8,
+        }),
+      ).to.equal(undefined);
     });
 
     it('centres the crop for the centre strategy, without decoding', async () => {
-      const crops = await chooseCrops(Buffer.from('not an image'), size, { aspects: ['1:1', '16:9'], strategy: 'centre', limitInputPixels: 1e8 });
+      const crops = await chooseCrops(Buffer.from('not an image'), size, {
+        aspects: ['1:1', '16:9'],
+        strategy: 'centre',
+        limitInputPixels: 1e8,
+      });
       expect(crops).to.deep.equal({
         '1:1': { left: 50, top: 0, width: 300, height: 300, by: 'centre' },
         '16:9': { left: 0, top: 38, width: 400, height: 225, by: 'centre' },
@@ -137,7 +158,12 @@ describe('aspects', () => {
 
     it('centres the crop on a focal point, clamped inside the image (the focus overrides the strategy)', async () => {
       const at = async (x: number, y: number) =>
-        (await chooseCrops(Buffer.from('x'), size, { aspects: ['1:1'], strategy: 'attention', focus: { x, y }, limitInputPixels: 1e8 }))!['1:1'];
+        (await chooseCrops(Buffer.from('x'), size, {
+          aspects: ['1:1'],
+          strategy: 'attention',
+          focus: { x, y },
+          limitInputPixels: 1e8,
+        }))!['1:1'];
       expect(await at(0.5, 0.5)).to.deep.equal({ left: 50, top: 0, width: 300, height: 300, by: 'focus' });
       expect(await at(0, 0)).to.include({ left: 0, top: 0 });
       expect(await at(1, 1)).to.include({ left: 100, top: 0 });
@@ -159,12 +185,23 @@ describe('aspects', () => {
     }
 
     it('refuses an original that cannot be decoded as corrupt_image', async () => {
-      const error = await rejectionOf(chooseCrops(Buffer.from('not an image'), size, { aspects: ['1:1'], strategy: 'attention', limitInputPixels: 1e8 }));
+      const error = await rejectionOf(
+        chooseCrops(Buffer.from('not an image'), size, {
+          aspects: ['1:1'],
+          strategy: 'attention',
+          limitInputPixels: 1e8,
+        }),
+      );
       expect(error.code).to.equal('corrupt_image');
     });
 
     it('round-trips a rectangle through object metadata', () => {
-      expect(parseCropMetadata(cropMetadata({ left: 1, top: 2, width: 3, height: 4 }))).to.deep.equal({ left: 1, top: 2, width: 3, height: 4 });
+      expect(parseCropMetadata(cropMetadata({ left: 1, top: 2, width: 3, height: 4 }))).to.deep.equal({
+        left: 1,
+        top: 2,
+        width: 3,
+        height: 4,
+      });
       expect(parseCropMetadata('1,2,0,4')).to.equal(undefined);
       expect(parseCropMetadata(undefined)).to.equal(undefined);
     });
@@ -172,13 +209,39 @@ describe('aspects', () => {
 
   describe('planning and naming', () => {
     const config = configWith({ WIDTHS: '96,160,320,640', ASPECTS: '1:1,16:9' });
-    const crops = { '1:1': { left: 50, top: 0, width: 300, height: 300 }, '16:9': { left: 0, top: 38, width: 400, height: 225 } };
+    const crops = {
+      '1:1': { left: 50, top: 0, width: 300, height: 300 },
+      '16:9': { left: 0, top: 38, width: 400, height: 225 },
+    };
 
     it('plans every fitting width and format of each aspect, never wider than its crop', () => {
       const { variants } = planImage({ width: 400, height: 300, crops }, config);
       const of = (aspect?: string) => variants.filter((v) => v.aspect === aspect).map((v) => `${v.width}.${v.format}`);
-      expect(of(undefined)).to.deep.equal(['96.avif', '96.webp', '96.jpeg', '160.avif', '160.webp', '160.jpeg', '320.avif', '320.webp', '320.jpeg', '400.avif', '400.webp', '400.jpeg']);
-      expect(of('1:1')).to.deep.equal(['96.avif', '96.webp', '96.jpeg', '160.avif', '160.webp', '160.jpeg', '300.avif', '300.webp', '300.jpeg']);
+      expect(of(undefined)).to.deep.equal([
+        '96.avif',
+        '96.webp',
+        '96.jpeg',
+        '160.avif',
+        '160.webp',
+        '160.jpeg',
+        '320.avif',
+        '320.webp',
+        '320.jpeg',
+        '400.avif',
+        '400.webp',
+        '400.jpeg',
+      ]);
+      expect(of('1:1')).to.deep.equal([
+        '96.avif',
+        '96.webp',
+        '96.jpeg',
+        '160.avif',
+        '160.webp',
+        '160.jpeg',
+        '300.avif',
+        '300.webp',
+        '300.jpeg',
+      ]);
       expect(of('16:9')).to.deep.equal(of(undefined));
     });
 
@@ -186,19 +249,35 @@ describe('aspects', () => {
       const without = planImage({ width: 400, height: 300 }, configWith({ WIDTHS: '96,160,320,640' }));
       const withAspects = planImage({ width: 400, height: 300, crops }, config);
       expect(withAspects.variants.filter((v) => v.aspect === undefined)).to.deep.equal(without.variants);
-      expect(planImage({ width: 400, height: 300, crops }, configWith({ WIDTHS: '96,160,320,640' }))).to.deep.equal(without);
+      expect(planImage({ width: 400, height: 300, crops }, configWith({ WIDTHS: '96,160,320,640' }))).to.deep.equal(
+        without,
+      );
     });
 
     it('gives a crop narrower than the smallest configured width no variants', () => {
       const tiny = { '1:1': { left: 0, top: 0, width: 80, height: 80 } };
-      expect(planImage({ width: 120, height: 80, crops: tiny }, config).variants.filter((v) => v.aspect)).to.deep.equal([]);
+      expect(planImage({ width: 120, height: 80, crops: tiny }, config).variants.filter((v) => v.aspect)).to.deep.equal(
+        [],
+      );
     });
 
     it("keeps each aspect's variants inside the format's limits, listing the cut pairs with their aspect", () => {
       const tall = { '1:100': { left: 0, top: 0, width: 200, height: 20000 } };
-      const plan = planImage({ width: 200, height: 20000, crops: tall }, configWith({ WIDTHS: '96,160,320', ASPECTS: '1:100', FORMATS: 'webp,jpeg' }));
-      expect(plan.variants.filter((v) => v.aspect === '1:100').map((v) => `${v.width}.${v.format}`)).to.deep.equal(['96.webp', '96.jpeg', '160.webp', '160.jpeg', '163.webp', '200.jpeg']);
-      expect(plan.omitted.filter((o) => o.aspect === '1:100')).to.deep.equal([{ width: 200, height: 20000, format: 'webp', reason: 'exceeds_format_limit', aspect: '1:100' }]);
+      const plan = planImage(
+        { width: 200, height: 20000, crops: tall },
+        configWith({ WIDTHS: '96,160,320', ASPECTS: '1:100', FORMATS: 'webp,jpeg' }),
+      );
+      expect(plan.variants.filter((v) => v.aspect === '1:100').map((v) => `${v.width}.${v.format}`)).to.deep.equal([
+        '96.webp',
+        '96.jpeg',
+        '160.webp',
+        '160.jpeg',
+        '163.webp',
+        '200.jpeg',
+      ]);
+      expect(plan.omitted.filter((o) => o.aspect === '1:100')).to.deep.equal([
+        { width: 200, height: 20000, format: 'webp', reason: 'exceeds_format_limit', aspect: '1:100' },
+      ]);
     });
 
     it('names aspect variants in a folder of their own, so they cannot collide with uncropped ones', () => {
@@ -213,24 +292,58 @@ describe('aspects', () => {
     });
 
     it("reads the crops back from the original's metadata, so cleanup's re-dispatch plans the same jobs", () => {
-      const info = { format: 'jpeg', width: 400, height: 300, bytes: 9, contentType: 'image/jpeg', crops: { '1:1': { ...crops['1:1'], by: 'entropy' as const } } };
+      const info = {
+        format: 'jpeg',
+        width: 400,
+        height: 300,
+        bytes: 9,
+        contentType: 'image/jpeg',
+        crops: { '1:1': { ...crops['1:1'], by: 'entropy' as const } },
+      };
       const metadata = {
         size: '9',
         contentType: 'image/jpeg',
-        metadata: { [ORIGINAL_METADATA.format]: 'jpeg', [ORIGINAL_METADATA.width]: '400', [ORIGINAL_METADATA.height]: '300', [ORIGINAL_METADATA.crops]: cropsToMetadata(info.crops) },
+        metadata: {
+          [ORIGINAL_METADATA.format]: 'jpeg',
+          [ORIGINAL_METADATA.width]: '400',
+          [ORIGINAL_METADATA.height]: '300',
+          [ORIGINAL_METADATA.crops]: cropsToMetadata(info.crops),
+        },
       };
       expect(originalInfoFromMetadata(metadata)).to.deep.equal(info);
       const original = { bucket: 'bkt', name: 'originals/x', generation: '1' };
-      expect(buildJobs(config, 'b'.repeat(32), original, originalInfoFromMetadata(metadata)!, 1, new Date(0))).to.deep.equal(buildJobs(config, 'b'.repeat(32), original, info, 1, new Date(0)));
+      expect(
+        buildJobs(config, 'b'.repeat(32), original, originalInfoFromMetadata(metadata)!, 1, new Date(0)),
+      ).to.deep.equal(buildJobs(config, 'b'.repeat(32), original, info, 1, new Date(0)));
       // Unreadable crops: no aspect variants rather than a broken plan.
-      const broken = { ...metadata, metadata: { ...metadata.metadata, [ORIGINAL_METADATA.crops]: '{"1:1":{"left":-1}}' } };
+      const broken = {
+        ...metadata,
+        metadata: { ...metadata.metadata, [ORIGINAL_METADATA.crops]: '{"1:1":{"left":-1}}' },
+      };
       expect(originalInfoFromMetadata(broken)).to.not.have.property('crops');
     });
 
     it('fans aspect variants out like the others: every variant in exactly one job, crops carried in every job', () => {
-      const info = { format: 'jpeg', width: 400, height: 300, bytes: 1, contentType: 'image/jpeg', crops: { '1:1': { ...crops['1:1'], by: 'attention' as const }, '16:9': { ...crops['16:9'], by: 'attention' as const } } };
+      const info = {
+        format: 'jpeg',
+        width: 400,
+        height: 300,
+        bytes: 1,
+        contentType: 'image/jpeg',
+        crops: {
+          '1:1': { ...crops['1:1'], by: 'attention' as const },
+          '16:9': { ...crops['16:9'], by: 'attention' as const },
+        },
+      };
       for (const strategy of ['per-width', 'per-format', 'balanced', 'per-image'] as const) {
-        const jobs = buildJobs({ ...config, FANOUT_STRATEGY: strategy }, 'b'.repeat(32), { bucket: 'bkt', name: 'originals/x', generation: '1' }, info, 0, new Date(0));
+        const jobs = buildJobs(
+          { ...config, FANOUT_STRATEGY: strategy },
+          'b'.repeat(32),
+          { bucket: 'bkt', name: 'originals/x', generation: '1' },
+          info,
+          0,
+          new Date(0),
+        );
         const all = jobs.flatMap((job) => job.variants);
         expect(all, strategy).to.have.deep.members(jobs[0]!.plan);
         expect(all).to.have.length(jobs[0]!.plan.length);
@@ -265,9 +378,19 @@ describe('aspects', () => {
         { width: 160, format: 'avif', aspect: '1:1' },
         { width: 160, format: 'jpeg', aspect: '16:9' },
       ];
-      const rendered = await renderVariants(photo, variants, options({ '1:1': crop, '16:9': { left: 0, top: 38, width: 400, height: 225 } }));
+      const rendered = await renderVariants(
+        photo,
+        variants,
+        options({ '1:1': crop, '16:9': { left: 0, top: 38, width: 400, height: 225 } }),
+      );
       const summary = rendered.map((v) => `${v.aspect ?? '-'} ${v.width}x${v.height} ${v.format}`);
-      expect(summary).to.have.members(['- 320x240 jpeg', '1:1 300x300 webp', '1:1 160x160 jpeg', '1:1 160x160 avif', '16:9 160x90 jpeg']);
+      expect(summary).to.have.members([
+        '- 320x240 jpeg',
+        '1:1 300x300 webp',
+        '1:1 160x160 jpeg',
+        '1:1 160x160 avif',
+        '16:9 160x90 jpeg',
+      ]);
       for (const variant of rendered) {
         const metadata = await sharp(variant.data).metadata();
         expect([metadata.width, metadata.height]).to.deep.equal([variant.width, variant.height]);
@@ -300,14 +423,21 @@ describe('aspects', () => {
       it(`crops the upright image of an EXIF-rotated original${keepMetadata ? ', keeping metadata' : ''}`, async () => {
         // Stored 300×400 with orientation 6: upright 400×300, red top band, blue top-left corner.
         const rotated = await makePhoto({ width: 300, height: 400, orientation: 6, uprightMarker: true });
-        const crops = (await chooseCrops(rotated, { width: 400, height: 300 }, { aspects: ['1:1'], strategy: 'attention', focus: { x: 0, y: 0 }, limitInputPixels: 1e8 }))!;
+        const crops = (await chooseCrops(
+          rotated,
+          { width: 400, height: 300 },
+          { aspects: ['1:1'], strategy: 'attention', focus: { x: 0, y: 0 }, limitInputPixels: 1e8 },
+        ))!;
         expect(crops['1:1']).to.deep.equal({ left: 0, top: 0, width: 300, height: 300, by: 'focus' });
         const [square] = await renderVariants(rotated, [{ width: 150, format: 'webp', aspect: '1:1' }], {
           ...options(crops),
           keepMetadata,
         });
         expect([square!.width, square!.height]).to.deep.equal([150, 150]);
-        const pixel = async (left: number, top: number) => (await sharp(square!.data).extract({ left, top, width: 1, height: 1 }).removeAlpha().raw().toBuffer()).toJSON().data;
+        const pixel = async (left: number, top: number) =>
+          (
+            await sharp(square!.data).extract({ left, top, width: 1, height: 1 }).removeAlpha().raw().toBuffer()
+          ).toJSON().data;
         const [cr, , cb] = await pixel(2, 2);
         expect(cb! > 150 && cr! < 100, `blue corner, got ${await pixel(2, 2)}`).to.equal(true);
         const [br, bg, bb] = await pixel(100, 2);
@@ -318,11 +448,32 @@ describe('aspects', () => {
     it('refuses a job whose aspect has no crop, or asks for more than the crop, before decoding', async () => {
       const garbage = Buffer.from('never decoded');
       const header = await sharp(photo).jpeg().toBuffer();
-      expect((await rejectionOf(renderVariants(header, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options(undefined)))).code).to.equal('invalid_job');
-      expect((await rejectionOf(renderVariants(header, [{ width: 301, format: 'jpeg', aspect: '1:1' }], options({ '1:1': crop })))).code).to.equal('invalid_job');
+      expect(
+        (await rejectionOf(renderVariants(header, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options(undefined))))
+          .code,
+      ).to.equal('invalid_job');
+      expect(
+        (
+          await rejectionOf(
+            renderVariants(header, [{ width: 301, format: 'jpeg', aspect: '1:1' }], options({ '1:1': crop })),
+          )
+        ).code,
+      ).to.equal('invalid_job');
       const outside = { left: 200, top: 0, width: 300, height: 300 };
-      expect((await rejectionOf(renderVariants(header, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options({ '1:1': outside })))).code).to.equal('invalid_job');
-      expect((await rejectionOf(renderVariants(garbage, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options({ '1:1': crop })))).code).to.equal('corrupt_image');
+      expect(
+        (
+          await rejectionOf(
+            renderVariants(header, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options({ '1:1': outside })),
+          )
+        ).code,
+      ).to.equal('invalid_job');
+      expect(
+        (
+          await rejectionOf(
+            renderVariants(garbage, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options({ '1:1': crop })),
+          )
+        ).code,
+      ).to.equal('corrupt_image');
     });
   });
 
@@ -340,20 +491,35 @@ describe('aspects', () => {
       new Map(
         plan.map((spec) => {
           const name = variantName(id, spec.width, spec.format, spec.aspect);
-          const object: VariantObject = { name, bytes: 10, width: spec.width, height: spec.aspect ? spec.width : 72, ...(spec.aspect ? { crop: cropOf(spec) } : {}) };
+          const object: VariantObject = {
+            name,
+            bytes: 10,
+            width: spec.width,
+            height: spec.aspect ? spec.width : 72,
+            ...(spec.aspect ? { crop: cropOf(spec) } : {}),
+          };
           return [name, object] as const;
         }),
       );
     const input = (objects: Map<string, VariantObject>) => ({
       id,
-      original: { format: 'jpeg', width: 400, height: 300, bytes: 1, contentType: 'image/jpeg', name: 'originals/x', generation: '1', crops: { '1:1': crop } },
+      original: {
+        format: 'jpeg',
+        width: 400,
+        height: 300,
+        bytes: 1,
+        contentType: 'image/jpeg',
+        name: 'originals/x',
+        generation: '1',
+        crops: { '1:1': crop },
+      },
       plan,
       objects,
       baseUrl: 'https://cdn.example',
       now: new Date(0),
     });
 
-    it("lists each aspect with its crop and srcset-ready variants, each carrying the rectangle its job used", () => {
+    it('lists each aspect with its crop and srcset-ready variants, each carrying the rectangle its job used', () => {
       const { left, top, width, height } = crop;
       const manifest = ManifestV1.parse(buildManifest(input(objectsFor(() => ({ left, top, width, height })))));
       expect(manifest.variants.map((v) => v.name)).to.deep.equal([`${id}/96w.avif`, `${id}/96w.jpg`]);
@@ -361,9 +527,15 @@ describe('aspects', () => {
       const aspect = manifest.aspects!['1:1']!;
       expect(aspect.crop).to.deep.equal(crop);
       expect(aspect.formats).to.deep.equal(['avif', 'jpeg']);
-      expect(aspect.variants.map((v) => v.name)).to.deep.equal([`${id}/1x1/96w.avif`, `${id}/1x1/96w.jpg`, `${id}/1x1/300w.jpg`]);
+      expect(aspect.variants.map((v) => v.name)).to.deep.equal([
+        `${id}/1x1/96w.avif`,
+        `${id}/1x1/96w.jpg`,
+        `${id}/1x1/300w.jpg`,
+      ]);
       for (const variant of aspect.variants) expect(variant.crop).to.deep.equal({ left, top, width, height });
-      expect(srcsetOf(manifest, 'jpeg', '1:1')).to.equal(`https://cdn.example/${id}/1x1/96w.jpg 96w, https://cdn.example/${id}/1x1/300w.jpg 300w`);
+      expect(srcsetOf(manifest, 'jpeg', '1:1')).to.equal(
+        `https://cdn.example/${id}/1x1/96w.jpg 96w, https://cdn.example/${id}/1x1/300w.jpg 300w`,
+      );
       expect(srcsetOf(manifest, 'jpeg')).to.equal(`https://cdn.example/${id}/96w.jpg 96w`);
     });
 
@@ -372,7 +544,11 @@ describe('aspects', () => {
     });
 
     it('has no aspects section when nothing was cropped', () => {
-      const manifest = buildManifest({ ...input(objectsFor(() => undefined)), plan: plan.filter((v) => !v.aspect), original: { ...input(new Map()).original, crops: undefined } });
+      const manifest = buildManifest({
+        ...input(objectsFor(() => undefined)),
+        plan: plan.filter((v) => !v.aspect),
+        original: { ...input(new Map()).original, crops: undefined },
+      });
       expect(manifest).to.not.have.property('aspects');
     });
   });
@@ -383,17 +559,29 @@ describe('aspects', () => {
     const before: Record<string, { variants: string[]; jobs: string }> = {
       jpeg: {
         variants: [
-          '320x240.avif:a9a659d03bcc4f09', '320x240.webp:594dac2b72d8c519', '320x240.jpeg:1c25a32eb26e10bf',
-          '160x120.avif:15c0622f0a706163', '160x120.webp:562d9b8abc311325', '160x120.jpeg:a8eb9438c60b800c',
-          '96x72.avif:e2ffe7c6dde0c953', '96x72.webp:d728dc50cac7b44e', '96x72.jpeg:41122e7e64927b13',
+          '320x240.avif:a9a659d03bcc4f09',
+          '320x240.webp:594dac2b72d8c519',
+          '320x240.jpeg:1c25a32eb26e10bf',
+          '160x120.avif:15c0622f0a706163',
+          '160x120.webp:562d9b8abc311325',
+          '160x120.jpeg:a8eb9438c60b800c',
+          '96x72.avif:e2ffe7c6dde0c953',
+          '96x72.webp:d728dc50cac7b44e',
+          '96x72.jpeg:41122e7e64927b13',
         ],
         jobs: '0ad7ec85f957d50d',
       },
       'png-alpha': {
         variants: [
-          '200x360.avif:baceb050669f5ab7', '200x360.webp:508e4c2d516cc1b8', '200x360.jpeg:8462ad9a4cf79d28',
-          '160x288.avif:e3a1fcaee3a799e3', '160x288.webp:5659b98bec97b9dd', '160x288.jpeg:02dcda3d419cde6f',
-          '96x173.avif:202f04f1fa185b67', '96x173.webp:35446b0ecefd9685', '96x173.jpeg:3a486c3c12f0238b',
+          '200x360.avif:baceb050669f5ab7',
+          '200x360.webp:508e4c2d516cc1b8',
+          '200x360.jpeg:8462ad9a4cf79d28',
+          '160x288.avif:e3a1fcaee3a799e3',
+          '160x288.webp:5659b98bec97b9dd',
+          '160x288.jpeg:02dcda3d419cde6f',
+          '96x173.avif:202f04f1fa185b67',
+          '96x173.webp:35446b0ecefd9685',
+          '96x173.jpeg:3a486c3c12f0238b',
         ],
         jobs: 'c3183803804ac685',
       },
@@ -405,35 +593,63 @@ describe('aspects', () => {
     const hash = (data: Buffer | string) => createHash('sha256').update(data).digest('hex').slice(0, 16);
 
     for (const aspects of ['', '1:1,16:9']) {
-      it(aspects === '' ? 'renders the same variant bytes and job messages' : `renders the same uncropped variants with ASPECTS=${aspects}, plus the crops`, async function () {
-        this.timeout(120_000);
-        const config = configWith({ WIDTHS: '96,160,320', AVIF_EFFORT: '2', FANOUT_STRATEGY: 'per-width', ASPECTS: aspects, CROP_STRATEGY: 'centre' });
-        for (const [name, options] of Object.entries(images)) {
-          const image = await makePhoto(options);
-          const crops = await chooseCrops(image, options, { aspects: config.ASPECTS, strategy: config.CROP_STRATEGY, limitInputPixels: 1e8 });
-          const plan = planImage({ ...options, crops }, config).variants;
-          const rendered = await renderVariants(image, plan, { ...renderDefaults(config), crops });
-          const uncropped = rendered.filter((v) => v.aspect === undefined);
-          if (aspects === '') {
-            expect(uncropped.map((v) => `${v.width}x${v.height}.${v.format}:${hash(v.data)}`), name).to.deep.equal(before[name]!.variants);
-            expect(rendered).to.have.length(uncropped.length);
-            const info = { format: 'jpeg', width: options.width, height: options.height, bytes: image.length, contentType: 'image/jpeg' };
-            const original = { bucket: 'b', name: 'originals/x', generation: '1' };
-            const jobs = buildJobs(config, '0'.repeat(32), original, info, 0, new Date(0));
-            // The hashes were recorded before jobs carried their recipe (issue 14): compare without it,
-            // and check that the recipe itself is the one of a configuration that has no ASPECTS at all.
-            const withoutRecipe = jobs.map(({ recipe: _recipe, ...job }) => job);
-            expect(hash(JSON.stringify(withoutRecipe)), `${name} jobs`).to.equal(before[name]!.jobs);
-            const { ASPECTS: _aspects, ...noAspects } = config;
-            expect(jobs, `${name}: as if ASPECTS did not exist`).to.deep.equal(buildJobs(noAspects as typeof config, '0'.repeat(32), original, info, 0, new Date(0)));
-          } else {
-            // The cascade gains the crops' levels, so later uncropped levels are resampled from
-            // different sizes: same variants, pixels within rounding, bytes not promised.
-            expect(uncropped.map((v) => `${v.width}x${v.height}.${v.format}`)).to.deep.equal(before[name]!.variants.map((v) => v.split(':')[0]));
-            expect(rendered.length).to.be.above(uncropped.length);
+      it(
+        aspects === ''
+          ? 'renders the same variant bytes and job messages'
+          : `renders the same uncropped variants with ASPECTS=${aspects}, plus the crops`,
+        async function () {
+          this.timeout(120_000);
+          const config = configWith({
+            WIDTHS: '96,160,320',
+            AVIF_EFFORT: '2',
+            FANOUT_STRATEGY: 'per-width',
+            ASPECTS: aspects,
+            CROP_STRATEGY: 'centre',
+          });
+          for (const [name, options] of Object.entries(images)) {
+            const image = await makePhoto(options);
+            const crops = await chooseCrops(image, options, {
+              aspects: config.ASPECTS,
+              strategy: config.CROP_STRATEGY,
+              limitInputPixels: 1e8,
+            });
+            const plan = planImage({ ...options, crops }, config).variants;
+            const rendered = await renderVariants(image, plan, { ...renderDefaults(config), crops });
+            const uncropped = rendered.filter((v) => v.aspect === undefined);
+            if (aspects === '') {
+              expect(
+                uncropped.map((v) => `${v.width}x${v.height}.${v.format}:${hash(v.data)}`),
+                name,
+              ).to.deep.equal(before[name]!.variants);
+              expect(rendered).to.have.length(uncropped.length);
+              const info = {
+                format: 'jpeg',
+                width: options.width,
+                height: options.height,
+                bytes: image.length,
+                contentType: 'image/jpeg',
+              };
+              const original = { bucket: 'b', name: 'originals/x', generation: '1' };
+              const jobs = buildJobs(config, '0'.repeat(32), original, info, 0, new Date(0));
+              // The hashes were recorded before jobs carried their recipe (issue 14): compare without it,
+              // and check that the recipe itself is the one of a configuration that has no ASPECTS at all.
+              const withoutRecipe = jobs.map(({ recipe: _recipe, ...job }) => job);
+              expect(hash(JSON.stringify(withoutRecipe)), `${name} jobs`).to.equal(before[name]!.jobs);
+              const { ASPECTS: _aspects, ...noAspects } = config;
+              expect(jobs, `${name}: as if ASPECTS did not exist`).to.deep.equal(
+                buildJobs(noAspects as typeof config, '0'.repeat(32), original, info, 0, new Date(0)),
+              );
+            } else {
+              // The cascade gains the crops' levels, so later uncropped levels are resampled from
+              // different sizes: same variants, pixels within rounding, bytes not promised.
+              expect(uncropped.map((v) => `${v.width}x${v.height}.${v.format}`)).to.deep.equal(
+                before[name]!.variants.map((v) => v.split(':')[0]),
+              );
+              expect(rendered.length).to.be.above(uncropped.length);
+            }
           }
-        }
-      });
+        },
+      );
     }
 
     function renderDefaults(config: Config): RenderOptions {

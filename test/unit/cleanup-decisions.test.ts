@@ -1,5 +1,11 @@
 import { expect } from 'chai';
-import { decideOriginal, isOrphan, isStaleIncoming, type CleanupPolicy, type OriginalFacts } from '../../shared/cleanup.js';
+import {
+  decideOriginal,
+  isOrphan,
+  isStaleIncoming,
+  type CleanupPolicy,
+  type OriginalFacts,
+} from '../../shared/cleanup.js';
 
 const now = new Date('2026-06-01T12:00:00Z');
 const ago = (ms: number) => new Date(now.getTime() - ms);
@@ -12,25 +18,69 @@ const policy: CleanupPolicy = {
   ORPHAN_GRACE_DAYS: 7,
   INCOMING_MAX_AGE_HOURS: 24,
 };
-const base: OriginalFacts = { createdAt: ago(DAY), dispatchedAt: ago(DAY), redispatches: 0, hasManifest: false, hasFailure: false };
+const base: OriginalFacts = {
+  createdAt: ago(DAY),
+  dispatchedAt: ago(DAY),
+  redispatches: 0,
+  hasManifest: false,
+  hasFailure: false,
+};
 
 describe('cleanup decisions (fake clock)', () => {
   const cases: Array<[string, Partial<OriginalFacts>, Partial<CleanupPolicy>, string, number?]> = [
     ['a finished original within retention is kept', { hasManifest: true, createdAt: ago(29 * DAY) }, {}, 'keep'],
     ['a finished original past retention is deleted', { hasManifest: true, createdAt: ago(31 * DAY) }, {}, 'delete'],
-    ['retention 0 keeps originals forever', { hasManifest: true, createdAt: ago(3650 * DAY) }, { ORIGINAL_RETENTION_DAYS: 0 }, 'keep'],
+    [
+      'retention 0 keeps originals forever',
+      { hasManifest: true, createdAt: ago(3650 * DAY) },
+      { ORIGINAL_RETENTION_DAYS: 0 },
+      'keep',
+    ],
     ['a failed original past retention is deleted', { hasFailure: true, createdAt: ago(31 * DAY) }, {}, 'delete'],
-    ['a fresh undispatched original is left to its upload', { dispatchedAt: undefined, createdAt: ago(30_000) }, {}, 'keep'],
-    ['an undispatched original past the grace is dispatched', { dispatchedAt: undefined, createdAt: ago(5 * MIN) }, {}, 'redispatch', 0],
+    [
+      'a fresh undispatched original is left to its upload',
+      { dispatchedAt: undefined, createdAt: ago(30_000) },
+      {},
+      'keep',
+    ],
+    [
+      'an undispatched original past the grace is dispatched',
+      { dispatchedAt: undefined, createdAt: ago(5 * MIN) },
+      {},
+      'redispatch',
+      0,
+    ],
     ['an in-flight original is kept', { dispatchedAt: ago(10 * MIN) }, {}, 'keep'],
     ['a stuck original is re-dispatched', { dispatchedAt: ago(31 * MIN), redispatches: 1 }, {}, 'redispatch', 2],
     ['a stuck original at the cap is given up', { dispatchedAt: ago(31 * MIN), redispatches: 3 }, {}, 'give-up'],
     ['MAX_REDISPATCHES 0 gives up at once', { dispatchedAt: ago(31 * MIN) }, { MAX_REDISPATCHES: 0 }, 'give-up'],
     // Evidence of progress: a variant written since the last dispatch means its jobs are alive.
-    ['an image whose variants keep appearing is not re-dispatched', { dispatchedAt: ago(2 * 60 * MIN), lastOutputAt: ago(10 * MIN) }, {}, 'keep'],
-    ['an image at the cap whose variants keep appearing is not given up', { dispatchedAt: ago(2 * 60 * MIN), lastOutputAt: ago(29 * MIN), redispatches: 3 }, {}, 'keep'],
-    ['output that then went quiet for the whole window is re-dispatched', { dispatchedAt: ago(3 * 60 * MIN), lastOutputAt: ago(31 * MIN), redispatches: 1 }, {}, 'redispatch', 2],
-    ['output older than the last dispatch is no evidence', { dispatchedAt: ago(31 * MIN), lastOutputAt: ago(5 * 60 * MIN) }, {}, 'redispatch', 1],
+    [
+      'an image whose variants keep appearing is not re-dispatched',
+      { dispatchedAt: ago(2 * 60 * MIN), lastOutputAt: ago(10 * MIN) },
+      {},
+      'keep',
+    ],
+    [
+      'an image at the cap whose variants keep appearing is not given up',
+      { dispatchedAt: ago(2 * 60 * MIN), lastOutputAt: ago(29 * MIN), redispatches: 3 },
+      {},
+      'keep',
+    ],
+    [
+      'output that then went quiet for the whole window is re-dispatched',
+      { dispatchedAt: ago(3 * 60 * MIN), lastOutputAt: ago(31 * MIN), redispatches: 1 },
+      {},
+      'redispatch',
+      2,
+    ],
+    [
+      'output older than the last dispatch is no evidence',
+      { dispatchedAt: ago(31 * MIN), lastOutputAt: ago(5 * 60 * MIN) },
+      {},
+      'redispatch',
+      1,
+    ],
   ];
   for (const [what, facts, overrides, action, attempt] of cases) {
     it(what, () => {
@@ -53,7 +103,9 @@ describe('cleanup decisions (fake clock)', () => {
   ];
   for (const [what, hasManifest, age, retention, expected] of orphans) {
     it(`orphans: ${what} → ${expected ? 'delete' : 'keep'}`, () => {
-      expect(isOrphan({ hasManifest, newestAt: ago(age) }, { ...policy, ORIGINAL_RETENTION_DAYS: retention }, now)).to.equal(expected);
+      expect(
+        isOrphan({ hasManifest, newestAt: ago(age) }, { ...policy, ORIGINAL_RETENTION_DAYS: retention }, now),
+      ).to.equal(expected);
     });
   }
 });

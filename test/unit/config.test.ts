@@ -24,7 +24,12 @@ describe('config', () => {
   });
 
   it('sorts widths and parses lists', () => {
-    const config = loadConfig({ ...base, WIDTHS: '800, 200 ,400', FORMATS: 'webp,jpeg', CORS_ORIGINS: 'https://a.example,https://b.example' });
+    const config = loadConfig({
+      ...base,
+      WIDTHS: '800, 200 ,400',
+      FORMATS: 'webp,jpeg',
+      CORS_ORIGINS: 'https://a.example,https://b.example',
+    });
     expect(config.WIDTHS).to.deep.equal([200, 400, 800]);
     expect(config.FORMATS).to.deep.equal(['webp', 'jpeg']);
     expect(config.CORS_ORIGINS).to.deep.equal(['https://a.example', 'https://b.example']);
@@ -32,7 +37,11 @@ describe('config', () => {
 
   const bad: Array<[string, Record<string, string>, RegExp]> = [
     ['a missing bucket', { IMAGES_BUCKET: 'demo-images' }, /UPLOADS_BUCKET is required/],
-    ['a bad bucket name', { ...base, IMAGES_BUCKET: 'Bad_Bucket!' }, /IMAGES_BUCKET must be a valid Cloud Storage bucket name/],
+    [
+      'a bad bucket name',
+      { ...base, IMAGES_BUCKET: 'Bad_Bucket!' },
+      /IMAGES_BUCKET must be a valid Cloud Storage bucket name/,
+    ],
     ['a non-numeric width', { ...base, WIDTHS: '320,wide' }, /WIDTHS must be a number/],
     ['a repeated width', { ...base, WIDTHS: '320,320' }, /WIDTHS must not repeat a width/],
     ['an unknown format', { ...base, FORMATS: 'avif,gif' }, /FORMATS each must be one of avif, webp, jpeg/],
@@ -40,8 +49,16 @@ describe('config', () => {
     ['a non-boolean', { ...base, ALLOW_SVG: 'maybe' }, /ALLOW_SVG must be true or false/],
     ['a quality out of range', { ...base, JPEG_QUALITY: '101' }, /JPEG_QUALITY must be at most 100/],
     ['a short token', { ...base, UPLOAD_TOKEN: 'short' }, /UPLOAD_TOKEN must be at least 16 characters \(set\)/],
-    ['a request-body limit over Cloud Run\'s 32 MiB', { ...base, MAX_UPLOAD_BYTES: String(32 * 1024 * 1024 + 1) }, /MAX_UPLOAD_BYTES must be at most 33554432/],
-    ['a signed-URL lifetime over 7 days', { ...base, SIGNED_URL_TTL_SECONDS: String(7 * 24 * 3600 + 1) }, /SIGNED_URL_TTL_SECONDS must be at most 604800/],
+    [
+      "a request-body limit over Cloud Run's 32 MiB",
+      { ...base, MAX_UPLOAD_BYTES: String(32 * 1024 * 1024 + 1) },
+      /MAX_UPLOAD_BYTES must be at most 33554432/,
+    ],
+    [
+      'a signed-URL lifetime over 7 days',
+      { ...base, SIGNED_URL_TTL_SECONDS: String(7 * 24 * 3600 + 1) },
+      /SIGNED_URL_TTL_SECONDS must be at most 604800/,
+    ],
     ['a bad endpoint', { ...base, STORAGE_API_ENDPOINT: 'not a url' }, /STORAGE_API_ENDPOINT must be a URL/],
   ];
   for (const [what, env, message] of bad) {
@@ -58,10 +75,17 @@ describe('config', () => {
     });
 
     it('refuses to start upload with UPLOAD_AUTH=token and no token, naming both variables', () => {
-      expect(() => uploadAuth(loadConfig(base))).to.throw(ConfigError, /UPLOAD_TOKEN is unset but UPLOAD_AUTH is token/);
+      expect(() => uploadAuth(loadConfig(base))).to.throw(
+        ConfigError,
+        /UPLOAD_TOKEN is unset but UPLOAD_AUTH is token/,
+      );
     });
 
-    for (const [what, value] of [['empty', ''], ['whitespace-only', ' \n\t '], ['empty with UPLOAD_AUTH=none', '']] as const) {
+    for (const [what, value] of [
+      ['empty', ''],
+      ['whitespace-only', ' \n\t '],
+      ['empty with UPLOAD_AUTH=none', ''],
+    ] as const) {
       it(`refuses a present but ${what} UPLOAD_TOKEN (an empty secret version) instead of turning authentication off`, () => {
         const env = { ...base, UPLOAD_TOKEN: value, ...(what.includes('none') ? { UPLOAD_AUTH: 'none' } : {}) };
         expect(() => loadConfig(env)).to.throw(ConfigError, /UPLOAD_TOKEN is set but empty/);
@@ -73,8 +97,14 @@ describe('config', () => {
     });
 
     it('refuses UPLOAD_AUTH=none with a token (which would be ignored) and an unknown mode', () => {
-      expect(() => loadConfig({ ...base, UPLOAD_AUTH: 'none', UPLOAD_TOKEN: token })).to.throw(ConfigError, /UPLOAD_TOKEN is set but UPLOAD_AUTH is none/);
-      expect(() => loadConfig({ ...base, UPLOAD_AUTH: 'basic' })).to.throw(ConfigError, /UPLOAD_AUTH must be one of token, none/);
+      expect(() => loadConfig({ ...base, UPLOAD_AUTH: 'none', UPLOAD_TOKEN: token })).to.throw(
+        ConfigError,
+        /UPLOAD_TOKEN is set but UPLOAD_AUTH is none/,
+      );
+      expect(() => loadConfig({ ...base, UPLOAD_AUTH: 'basic' })).to.throw(
+        ConfigError,
+        /UPLOAD_AUTH must be one of token, none/,
+      );
     });
   });
 

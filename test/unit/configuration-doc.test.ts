@@ -34,7 +34,9 @@ describe('docs/configuration.md configuration table', () => {
   });
 
   it('recognises a documented variable the schema does not read (fixture)', () => {
-    const names = documentedNames('| Variable | Default | Meaning |\n| `WIDTHS` | `320` | x |\n| `NOT_A_SETTING` | unset | y |\n');
+    const names = documentedNames(
+      '| Variable | Default | Meaning |\n| `WIDTHS` | `320` | x |\n| `NOT_A_SETTING` | unset | y |\n',
+    );
     expect(names).to.deep.equal(['WIDTHS', 'NOT_A_SETTING']);
     expect(describeConfig().map((v) => v.name)).to.not.include('NOT_A_SETTING');
   });

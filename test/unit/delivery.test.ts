@@ -5,7 +5,13 @@
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { admissionLimit, redeliveryWaitsSeconds, saturationWindowSeconds, topology, type FunctionKey } from '../../shared/topology.js';
+import {
+  admissionLimit,
+  redeliveryWaitsSeconds,
+  saturationWindowSeconds,
+  topology,
+  type FunctionKey,
+} from '../../shared/topology.js';
 
 const jobsPush = topology.subscriptions.jobsPush;
 
@@ -19,7 +25,7 @@ function resizeTimeoutDefault(): number {
 }
 
 describe('jobs delivery settings (shared/topology.json)', () => {
-  it('stay within Pub/Sub\'s limits (attempts 5–100, backoff 0–600 s, ack deadline 10–600 s)', () => {
+  it("stay within Pub/Sub's limits (attempts 5–100, backoff 0–600 s, ack deadline 10–600 s)", () => {
     expect(jobsPush.maxDeliveryAttempts).to.be.within(5, 100);
     expect(jobsPush.minimumBackoffSeconds).to.be.within(0, 600);
     expect(jobsPush.maximumBackoffSeconds).to.be.within(jobsPush.minimumBackoffSeconds!, 600);
@@ -27,11 +33,23 @@ describe('jobs delivery settings (shared/topology.json)', () => {
   });
 
   it('model the waits as doubling from the minimum backoff up to the maximum', () => {
-    expect(redeliveryWaitsSeconds({ ...jobsPush, minimumBackoffSeconds: 10, maximumBackoffSeconds: 600, maxDeliveryAttempts: 9 })).to.deep.equal([
-      10, 20, 40, 80, 160, 320, 600, 600,
-    ]);
+    expect(
+      redeliveryWaitsSeconds({
+        ...jobsPush,
+        minimumBackoffSeconds: 10,
+        maximumBackoffSeconds: 600,
+        maxDeliveryAttempts: 9,
+      }),
+    ).to.deep.equal([10, 20, 40, 80, 160, 320, 600, 600]);
     // Today's settings before this change: 5 attempts, 10–600 s: 150 s of refusals dead-letter a job.
-    expect(saturationWindowSeconds({ ...jobsPush, minimumBackoffSeconds: 10, maximumBackoffSeconds: 600, maxDeliveryAttempts: 5 })).to.equal(150);
+    expect(
+      saturationWindowSeconds({
+        ...jobsPush,
+        minimumBackoffSeconds: 10,
+        maximumBackoffSeconds: 600,
+        maxDeliveryAttempts: 5,
+      }),
+    ).to.equal(150);
   });
 
   it('let a 30-minute saturation (every push answered 429) dead-letter nothing', () => {
@@ -39,7 +57,7 @@ describe('jobs delivery settings (shared/topology.json)', () => {
     expect(window, `${jobsPush.maxDeliveryAttempts} attempts cover ${window} s of refusals`).to.be.at.least(30 * 60);
   });
 
-  it('give the ack deadline slack above the resize function\'s timeout', () => {
+  it("give the ack deadline slack above the resize function's timeout", () => {
     const timeout = resizeTimeoutDefault();
     expect(jobsPush.ackDeadlineSeconds, `ack deadline vs resize timeout ${timeout} s`).to.be.above(timeout);
   });

@@ -125,7 +125,12 @@ function brokenLinks(
       let path: string;
       try {
         const decoded = decodeURIComponent(rawPath.replace(/\?.*$/, ''));
-        path = decoded === '' ? file : decoded.startsWith('/') ? posix.normalize(decoded.slice(1)) : posix.join(posix.dirname(file), decoded);
+        path =
+          decoded === ''
+            ? file
+            : decoded.startsWith('/')
+              ? posix.normalize(decoded.slice(1))
+              : posix.join(posix.dirname(file), decoded);
       } catch {
         broken.push(`${file}:${line}: ${target} (bad percent-encoding)`);
         continue;
@@ -147,14 +152,18 @@ describe('Markdown links', () => {
     it('drops punctuation and code marks, keeps hyphens and underscores, one hyphen per space', () => {
       expect(githubSlug(headingText('Errors: what each function does'))).to.equal('errors-what-each-function-does');
       expect(githubSlug(headingText('What `npm start` does'))).to.equal('what-npm-start-does');
-      expect(githubSlug(headingText('JPEG + WebP only (`FORMATS=webp,jpeg`)'))).to.equal('jpeg--webp-only-formatswebpjpeg');
+      expect(githubSlug(headingText('JPEG + WebP only (`FORMATS=webp,jpeg`)'))).to.equal(
+        'jpeg--webp-only-formatswebpjpeg',
+      );
       expect(githubSlug(headingText("Ours vs the anchor's method"))).to.equal('ours-vs-the-anchors-method');
       expect(githubSlug(headingText('MAX_INPUT_PIXELS and Fan-out'))).to.equal('max_input_pixels-and-fan-out');
       expect(githubSlug(headingText('See [the API](docs/api.md) ✓ Été'))).to.equal('see-the-api--été');
     });
 
     it('numbers repeated headings as GitHub does, ignores headings in code and counts <a id>', () => {
-      const anchors = anchorsOf('# Limits\n## Limits\n```md\n# Not a heading\n```\n<a id="custom"></a>\n### Limits ###\n');
+      const anchors = anchorsOf(
+        '# Limits\n## Limits\n```md\n# Not a heading\n```\n<a id="custom"></a>\n### Limits ###\n',
+      );
       expect([...anchors]).to.have.members(['limits', 'limits-1', 'limits-2', 'custom']);
     });
   });
@@ -179,7 +188,11 @@ describe('Markdown links', () => {
         '<a name="input_project_id"></a> [project\\_id](#input\\_project\\_id) (terraform-docs escapes `_`)\n',
     };
     const paths = new Set([...Object.keys(files), 'docs', 'docs/pic.png']);
-    const broken = brokenLinks(Object.keys(files), (p) => files[p], (p) => paths.has(p));
+    const broken = brokenLinks(
+      Object.keys(files),
+      (p) => files[p],
+      (p) => paths.has(p),
+    );
 
     it('reports each broken file, anchor and reference definition, with its line', () => {
       expect(broken).to.deep.equal([
@@ -191,7 +204,13 @@ describe('Markdown links', () => {
     });
 
     it('accepts every good link and ignores code, comments and external URLs', () => {
-      expect(brokenLinks(['docs/guide.md'], (p) => files[p], (p) => paths.has(p))).to.deep.equal([]);
+      expect(
+        brokenLinks(
+          ['docs/guide.md'],
+          (p) => files[p],
+          (p) => paths.has(p),
+        ),
+      ).to.deep.equal([]);
       expect(broken.join('\n')).to.not.match(/nowhere\.md|example\.com|guide\.md#set-it-up|pic\.png/);
     });
   });

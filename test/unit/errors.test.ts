@@ -50,7 +50,9 @@ describe('errors', () => {
   });
 
   it('keeps safe details', () => {
-    const { body } = toHttpError(permanent('too_many_pixels', 'too big', { width: 20000, height: 20000, maxPixels: 50_000_000 }));
+    const { body } = toHttpError(
+      permanent('too_many_pixels', 'too big', { width: 20000, height: 20000, maxPixels: 50_000_000 }),
+    );
     expect(body.error.details).to.deep.equal({ width: 20000, height: 20000, maxPixels: 50_000_000 });
   });
 });

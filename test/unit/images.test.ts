@@ -24,10 +24,18 @@ const metadataOf = (bytes: Buffer): Promise<Metadata> => sharp(bytes, { limitInp
 describe('image fixtures', () => {
   describe('makePhoto', () => {
     const cases: Array<[string, PhotoOptions, Partial<Metadata>]> = [
-      ['a JPEG', { width: 120, height: 80 }, { format: 'jpeg', width: 120, height: 80, channels: 3, isProgressive: false }],
+      [
+        'a JPEG',
+        { width: 120, height: 80 },
+        { format: 'jpeg', width: 120, height: 80, channels: 3, isProgressive: false },
+      ],
       ['a progressive JPEG', { width: 120, height: 80, progressive: true }, { format: 'jpeg', isProgressive: true }],
       ['a PNG', { width: 120, height: 80, format: 'png' }, { format: 'png', channels: 3, depth: 'uchar' }],
-      ['an interlaced PNG', { width: 120, height: 80, format: 'png', progressive: true }, { format: 'png', isProgressive: true }],
+      [
+        'an interlaced PNG',
+        { width: 120, height: 80, format: 'png', progressive: true },
+        { format: 'png', isProgressive: true },
+      ],
       ['a PNG with alpha', { width: 120, height: 80, format: 'png', alpha: true }, { hasAlpha: true, channels: 4 }],
       ['a WebP', { width: 120, height: 80, format: 'webp' }, { format: 'webp' }],
       ['an AVIF', { width: 120, height: 80, format: 'avif' }, { format: 'heif', compression: 'av1' }],
@@ -35,10 +43,18 @@ describe('image fixtures', () => {
       ['a GIF', { width: 120, height: 80, format: 'gif' }, { format: 'gif', isPalette: true }],
       ['a CMYK JPEG', { width: 120, height: 80, cmyk: true }, { space: 'cmyk', channels: 4 }],
       ['a greyscale JPEG', { width: 120, height: 80, grayscale: true }, { space: 'b-w', channels: 1 }],
-      ['a 16-bit PNG', { width: 120, height: 80, format: 'png', sixteenBit: true }, { space: 'rgb16', depth: 'ushort' }],
+      [
+        'a 16-bit PNG',
+        { width: 120, height: 80, format: 'png', sixteenBit: true },
+        { space: 'rgb16', depth: 'ushort' },
+      ],
       ['a 16-bit TIFF', { width: 120, height: 80, format: 'tiff', sixteenBit: true }, { depth: 'ushort' }],
       ['a JPEG with a P3 profile', { width: 120, height: 80, icc: 'p3' }, { hasProfile: true }],
-      ['a JPEG tagged with orientation 6', { width: 400, height: 200, orientation: 6 }, { width: 400, height: 200, orientation: 6 }],
+      [
+        'a JPEG tagged with orientation 6',
+        { width: 400, height: 200, orientation: 6 },
+        { width: 400, height: 200, orientation: 6 },
+      ],
     ];
     for (const [what, options, expected] of cases) {
       it(`makes ${what}`, async () => {
@@ -64,7 +80,9 @@ describe('image fixtures', () => {
         const upright = uprightSize(90, 60, orientation);
         const { data, info } = await sharp(photo).rotate().raw().toBuffer({ resolveWithObject: true });
         expect([info.width, info.height]).to.deep.equal([upright.width, upright.height]);
-        const pixel = (x: number, y: number): number[] => [...data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3)];
+        const pixel = (x: number, y: number): number[] => [
+          ...data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3),
+        ];
         expect(pixel(0, 0), 'top-left blue').to.deep.equal([0, 0, 255]);
         expect(pixel(info.width - 1, 0), 'top-right red').to.deep.equal([255, 0, 0]);
         expect(pixel(info.width - 1, info.height - 1), 'bottom-right not red').to.not.deep.equal([255, 0, 0]);
@@ -103,7 +121,13 @@ describe('image fixtures', () => {
     });
 
     it('multiPageTiff has pages of different shapes; libvips reads the first', async () => {
-      expect(await metadataOf(multiPageTiff())).to.include({ format: 'tiff', pages: 3, width: 64, height: 48, channels: 3 });
+      expect(await metadataOf(multiPageTiff())).to.include({
+        format: 'tiff',
+        pages: 3,
+        width: 64,
+        height: 48,
+        channels: 3,
+      });
       await sharp(multiPageTiff(), { pages: -1 })
         .metadata()
         .then(
@@ -122,7 +146,11 @@ describe('image fixtures', () => {
     it('the SVGs are what they say', async () => {
       expect(await metadataOf(simpleSvg(300, 200))).to.include({ format: 'svg', width: 300, height: 200 });
       expect(svgWithEntities().toString()).to.match(/<!ENTITY secret SYSTEM "file:\/\/\/etc\/passwd">/);
-      expect(billionLaughsSvg().toString().match(/<!ENTITY/g)).to.have.length(10);
+      expect(
+        billionLaughsSvg()
+          .toString()
+          .match(/<!ENTITY/g),
+      ).to.have.length(10);
       expect(heicContainer().subarray(4, 12).toString('latin1')).to.equal('ftypheic');
     });
   });

@@ -34,7 +34,15 @@ describe('manifest', () => {
   it('builds a valid, srcset-ready manifest ordered by format preference and width', () => {
     const manifest = buildManifest({
       id,
-      original: { format: 'jpeg', width: 800, height: 400, bytes: 12345, contentType: 'image/jpeg', name: `originals/${id}`, generation: '7' },
+      original: {
+        format: 'jpeg',
+        width: 800,
+        height: 400,
+        bytes: 12345,
+        contentType: 'image/jpeg',
+        name: `originals/${id}`,
+        generation: '7',
+      },
       plan,
       objects: objects(plan),
       baseUrl: 'https://cdn.example/img',
@@ -42,15 +50,35 @@ describe('manifest', () => {
     });
     expect(ManifestV1.safeParse(manifest).success).to.equal(true);
     expect(manifest.formats).to.deep.equal(['avif', 'jpeg']);
-    expect(manifest.variants.map((v) => `${v.format}@${v.width}`)).to.deep.equal(['avif@320', 'avif@640', 'jpeg@320', 'jpeg@640']);
-    expect(manifest.variants[0]).to.include({ height: 160, bytes: 3200, contentType: 'image/avif', url: `https://cdn.example/img/${id}/320w.avif` });
-    expect(srcsetOf(manifest, 'jpeg')).to.equal(`https://cdn.example/img/${id}/320w.jpg 320w, https://cdn.example/img/${id}/640w.jpg 640w`);
+    expect(manifest.variants.map((v) => `${v.format}@${v.width}`)).to.deep.equal([
+      'avif@320',
+      'avif@640',
+      'jpeg@320',
+      'jpeg@640',
+    ]);
+    expect(manifest.variants[0]).to.include({
+      height: 160,
+      bytes: 3200,
+      contentType: 'image/avif',
+      url: `https://cdn.example/img/${id}/320w.avif`,
+    });
+    expect(srcsetOf(manifest, 'jpeg')).to.equal(
+      `https://cdn.example/img/${id}/320w.jpg 320w, https://cdn.example/img/${id}/640w.jpg 640w`,
+    );
   });
 
-  it('lists the pairs left out for a format\'s limits, in the variants\' order, and only when there are some', () => {
+  it("lists the pairs left out for a format's limits, in the variants' order, and only when there are some", () => {
     const input = {
       id,
-      original: { format: 'png', width: 1080, height: 20000, bytes: 1, contentType: 'image/png', name: `originals/${id}`, generation: '3' },
+      original: {
+        format: 'png',
+        width: 1080,
+        height: 20000,
+        bytes: 1,
+        contentType: 'image/png',
+        name: `originals/${id}`,
+        generation: '3',
+      },
       plan,
       objects: objects(plan),
       baseUrl: 'https://x',
@@ -71,9 +99,27 @@ describe('manifest', () => {
     const old = {
       v: 1,
       id,
-      original: { format: 'jpeg', width: 10, height: 10, bytes: 1, contentType: 'image/jpeg', name: `originals/${id}`, generation: '1' },
+      original: {
+        format: 'jpeg',
+        width: 10,
+        height: 10,
+        bytes: 1,
+        contentType: 'image/jpeg',
+        name: `originals/${id}`,
+        generation: '1',
+      },
       formats: ['jpeg'],
-      variants: [{ width: 10, height: 10, format: 'jpeg', contentType: 'image/jpeg', bytes: 1, name: `${id}/10w.jpg`, url: 'https://x' }],
+      variants: [
+        {
+          width: 10,
+          height: 10,
+          format: 'jpeg',
+          contentType: 'image/jpeg',
+          bytes: 1,
+          name: `${id}/10w.jpg`,
+          url: 'https://x',
+        },
+      ],
       createdAt: '2026-01-01T00:00:00.000Z',
     };
     expect(ManifestV1.parse(old)).to.deep.equal(old);
@@ -83,7 +129,15 @@ describe('manifest', () => {
     expect(() =>
       buildManifest({
         id,
-        original: { format: 'jpeg', width: 800, height: 400, bytes: 1, contentType: 'image/jpeg', name: 'o', generation: '1' },
+        original: {
+          format: 'jpeg',
+          width: 800,
+          height: 400,
+          bytes: 1,
+          contentType: 'image/jpeg',
+          name: 'o',
+          generation: '1',
+        },
         plan,
         objects: objects(plan.slice(1)),
         baseUrl: 'https://x',

@@ -36,7 +36,8 @@ describe('naming', () => {
     ['originals/', undefined],
   ];
   for (const [name, expected] of ids) {
-    it(`reads the id of ${JSON.stringify(name)} as ${expected}`, () => expect(idFromOriginalName(name)).to.equal(expected));
+    it(`reads the id of ${JSON.stringify(name)} as ${expected}`, () =>
+      expect(idFromOriginalName(name)).to.equal(expected));
   }
 
   it('reads the id of an images-bucket name', () => {
@@ -53,7 +54,8 @@ describe('naming', () => {
     ['photo.jpg', false],
   ];
   for (const [name, expected] of incoming) {
-    it(`treats ${JSON.stringify(name)} as incoming: ${expected}`, () => expect(isIncomingName(name)).to.equal(expected));
+    it(`treats ${JSON.stringify(name)} as incoming: ${expected}`, () =>
+      expect(isIncomingName(name)).to.equal(expected));
   }
 
   const filenames: Array<[string | undefined, string | undefined]> = [

@@ -9,7 +9,11 @@ import { parsePlaceholderMetadata, placeholderMetadata, placeholderOf } from '..
 import { renderVariants } from '../../shared/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
-const encoders = { jpeg: { quality: 80, mozjpeg: false }, webp: { quality: 80, effort: 4 }, avif: { quality: 50, effort: 4 } };
+const encoders = {
+  jpeg: { quality: 80, mozjpeg: false },
+  webp: { quality: 80, effort: 4 },
+  avif: { quality: 50, effort: 4 },
+};
 
 /** Mean RGB of raw RGBA pixels, 0–255. */
 function meanRgb(rgba: Uint8Array | Buffer): [number, number, number] {
@@ -25,7 +29,13 @@ describe('placeholder (dominant colour + ThumbHash)', () => {
     const width = 320;
     const height = 160;
     const image = await sharp({ create: { width, height, channels: 3, background: { r: 240, g: 120, b: 20 } } })
-      .composite([{ input: { create: { width: width / 2, height, channels: 3, background: { r: 20, g: 60, b: 200 } } }, left: width / 2, top: 0 }])
+      .composite([
+        {
+          input: { create: { width: width / 2, height, channels: 3, background: { r: 20, g: 60, b: 200 } } },
+          left: width / 2,
+          top: 0,
+        },
+      ])
       .png()
       .toBuffer();
     const placeholder = await placeholderOf(sharp(image));
@@ -43,14 +53,22 @@ describe('placeholder (dominant colour + ThumbHash)', () => {
     for (let c = 0; c < 3; c++) expect(rendered[c], `rendered channel ${c}`).to.be.closeTo(actual[c]!, 12);
     // The dominant colour is one of the two halves, not their average.
     expect(['#f07814', '#143cc8']).to.satisfy((colors: string[]) =>
-      colors.some((hex) => [1, 3, 5].every((i) => Math.abs(Number.parseInt(hex.slice(i, i + 2), 16) - Number.parseInt(placeholder.color.slice(i, i + 2), 16)) <= 16)),
+      colors.some((hex) =>
+        [1, 3, 5].every(
+          (i) =>
+            Math.abs(
+              Number.parseInt(hex.slice(i, i + 2), 16) - Number.parseInt(placeholder.color.slice(i, i + 2), 16),
+            ) <= 16,
+        ),
+      ),
     );
   });
 
   it('round-trips through object metadata and rejects anything else', async () => {
     const placeholder = await placeholderOf(sharp(await makePhoto({ width: 200, height: 150, seed: 3 })));
     expect(parsePlaceholderMetadata(placeholderMetadata(placeholder))).to.deep.equal(placeholder);
-    for (const bad of [undefined, 7, '', '#12345 abc', 'red AAAA', '#123456']) expect(parsePlaceholderMetadata(bad), String(bad)).to.equal(undefined);
+    for (const bad of [undefined, 7, '', '#12345 abc', 'red AAAA', '#123456'])
+      expect(parsePlaceholderMetadata(bad), String(bad)).to.equal(undefined);
   });
 
   it('is carried by exactly one variant: the smallest uncropped width in the preferred format', async () => {
@@ -85,13 +103,27 @@ describe('placeholder (dominant colour + ThumbHash)', () => {
     };
     const input = {
       id,
-      original: { format: 'jpeg', width: 800, height: 400, bytes: 12345, contentType: 'image/jpeg', name: `originals/${id}`, generation: '7' },
+      original: {
+        format: 'jpeg',
+        width: 800,
+        height: 400,
+        bytes: 12345,
+        contentType: 'image/jpeg',
+        name: `originals/${id}`,
+        generation: '7',
+      },
       plan,
       baseUrl: 'https://cdn.example/img',
       now: new Date('2026-01-01T00:00:00Z'),
     };
     const carried = { color: '#102030', thumbhash: 'AAAA' };
-    const manifest = buildManifest({ ...input, objects: new Map([object(640, { placeholder: { color: '#ffffff', thumbhash: 'BBBB' } }), object(320, { placeholder: carried })]) });
+    const manifest = buildManifest({
+      ...input,
+      objects: new Map([
+        object(640, { placeholder: { color: '#ffffff', thumbhash: 'BBBB' } }),
+        object(320, { placeholder: carried }),
+      ]),
+    });
     expect(manifest.placeholder).to.deep.equal(carried);
     expect(ManifestV1.parse(manifest).placeholder).to.deep.equal(carried);
     // Older variants without the key: no placeholder, still a valid manifest.

@@ -64,7 +64,9 @@ describe('plan', () => {
 
   describe('planVariants', () => {
     it('plans every width in every format, widths ascending, formats in configured order', () => {
-      expect(planVariants({ width: 1200, height: 800 }, { WIDTHS: [320, 640, 2048], FORMATS: ['webp', 'jpeg'] })).to.deep.equal([
+      expect(
+        planVariants({ width: 1200, height: 800 }, { WIDTHS: [320, 640, 2048], FORMATS: ['webp', 'jpeg'] }),
+      ).to.deep.equal([
         { width: 320, format: 'webp' },
         { width: 320, format: 'jpeg' },
         { width: 640, format: 'webp' },
@@ -79,7 +81,11 @@ describe('plan', () => {
     });
 
     it('plans with the upright width (portrait phone photos)', () => {
-      expect(planVariants({ width: 300, height: 400 }, config).map(key)).to.deep.equal(['300.avif', '300.webp', '300.jpeg']);
+      expect(planVariants({ width: 300, height: 400 }, config).map(key)).to.deep.equal([
+        '300.avif',
+        '300.webp',
+        '300.jpeg',
+      ]);
     });
   });
 
@@ -105,7 +111,10 @@ describe('plan', () => {
     it('charges every job one decode of the whole original', () => {
       expect(estimateDecodeCost(info)).to.be.closeTo(12 * DECODE_COST_FACTOR, 1e-9);
       expect(estimateJobCost([], info)).to.equal(estimateDecodeCost(info));
-      const variants: VariantSpec[] = [{ width: 2000, format: 'jpeg' }, { width: 1000, format: 'avif' }];
+      const variants: VariantSpec[] = [
+        { width: 2000, format: 'jpeg' },
+        { width: 1000, format: 'avif' },
+      ];
       expect(estimateJobCost(variants, info)).to.be.closeTo(
         estimateDecodeCost(info) + estimateVariantCost(variants[0]!, info) + estimateVariantCost(variants[1]!, info),
         1e-9,
@@ -140,7 +149,8 @@ describe('plan', () => {
     }
 
     it('returns no jobs for no variants', () => {
-      for (const strategy of FANOUT_STRATEGIES) expect(splitIntoJobs([], { width: 100, height: 100 }, strategy)).to.deep.equal([]);
+      for (const strategy of FANOUT_STRATEGIES)
+        expect(splitIntoJobs([], { width: 100, height: 100 }, strategy)).to.deep.equal([]);
     });
 
     const info = { width: 5472, height: 3648 };
@@ -188,12 +198,16 @@ describe('plan', () => {
 
       it('reaches the lower bound: the decode plus the biggest variant', () => {
         const biggest = Math.max(...variants.map((variant) => estimateVariantCost(variant, info)));
-        expect(makespan(splitIntoJobs(variants, info, 'balanced'))).to.be.closeTo(estimateDecodeCost(info) + biggest, 1e-9);
+        expect(makespan(splitIntoJobs(variants, info, 'balanced'))).to.be.closeTo(
+          estimateDecodeCost(info) + biggest,
+          1e-9,
+        );
       });
 
       it('keeps same-width variants together when balance allows', () => {
         const jobs = splitIntoJobs(variants, info, 'balanced');
-        const jobOf = (width: number, format: OutputFormat): number => jobs.findIndex((job) => job.some((v) => v.width === width && v.format === format));
+        const jobOf = (width: number, format: OutputFormat): number =>
+          jobs.findIndex((job) => job.some((v) => v.width === width && v.format === format));
         for (const width of [320, 640, 1024, 1600]) {
           expect(jobOf(width, 'webp'), `${width} webp`).to.equal(jobOf(width, 'avif'));
           expect(jobOf(width, 'jpeg'), `${width} jpeg`).to.equal(jobOf(width, 'avif'));
@@ -232,7 +246,10 @@ describe('plan', () => {
             const all = planVariants(size, { WIDTHS: DEFAULT_WIDTHS, FORMATS: formats });
             const jobs = splitIntoJobs(all, size, 'balanced');
             const work = estimateJobCost(all, size);
-            expect((jobs.length - 1) * estimateDecodeCost(size), `${width}×${height} ${formats.join(',')}`).to.be.at.most(MAX_FANOUT_DECODE_OVERHEAD * work + 1e-9);
+            expect(
+              (jobs.length - 1) * estimateDecodeCost(size),
+              `${width}×${height} ${formats.join(',')}`,
+            ).to.be.at.most(MAX_FANOUT_DECODE_OVERHEAD * work + 1e-9);
           }
         }
       });
@@ -269,16 +286,16 @@ describe('plan', () => {
     });
   });
 
-  describe('shapes within each format\'s limits', () => {
+  describe("shapes within each format's limits", () => {
     /** The encoders' own limits, written out (not read from FORMAT_LIMITS) and checked against sharp below. */
     const MAX: Record<OutputFormat, number> = { avif: 16384, webp: 16383, jpeg: 65500 };
     const fits = (format: OutputFormat, width: number, height: number) => width <= MAX[format] && height <= MAX[format];
 
     it('has one table of limits, and it says what sharp itself does: a 1 px thick image at each limit encodes, one pixel more does not', async function () {
       this.timeout(30_000);
-      expect(Object.fromEntries(OUTPUT_FORMATS.map((f) => [f, [FORMAT_LIMITS[f].maxWidth, FORMAT_LIMITS[f].maxHeight]]))).to.deep.equal(
-        Object.fromEntries(OUTPUT_FORMATS.map((f) => [f, [MAX[f], MAX[f]]])),
-      );
+      expect(
+        Object.fromEntries(OUTPUT_FORMATS.map((f) => [f, [FORMAT_LIMITS[f].maxWidth, FORMAT_LIMITS[f].maxHeight]])),
+      ).to.deep.equal(Object.fromEntries(OUTPUT_FORMATS.map((f) => [f, [MAX[f], MAX[f]]])));
       const encode = (format: OutputFormat, width: number, height: number) =>
         sharp({ create: { width, height, channels: 3, background: '#336699' } })
           .toFormat(format, format === 'avif' ? { effort: 0, chromaSubsampling: '4:2:0' } : {})
@@ -287,32 +304,59 @@ describe('plan', () => {
         const { maxWidth, maxHeight } = FORMAT_LIMITS[format];
         expect((await encode(format, maxWidth, 1)).info.width, `${format} ${maxWidth}×1`).to.equal(maxWidth);
         expect((await encode(format, 1, maxHeight)).info.height, `${format} 1×${maxHeight}`).to.equal(maxHeight);
-        for (const [width, height] of [[maxWidth + 1, 1], [1, maxHeight + 1]] as const) {
-          const error = await encode(format, width, height).then(() => undefined, (e: unknown) => e);
+        for (const [width, height] of [
+          [maxWidth + 1, 1],
+          [1, maxHeight + 1],
+        ] as const) {
+          const error = await encode(format, width, height).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
           expect(error, `${format} ${width}×${height} must be refused by sharp`).to.be.instanceOf(Error);
         }
         // The smallest and odd sizes are fine too (AVIF pads its 4:2:0 chroma).
-        for (const [width, height] of [[1, 1], [1, 2], [3, 5]] as const) {
+        for (const [width, height] of [
+          [1, 1],
+          [1, 2],
+          [3, 5],
+        ] as const) {
           expect((await encode(format, width, height)).info).to.include({ width, height });
         }
       }
     });
 
     const v = (width: number, ...formats: OutputFormat[]) => formats.map((format) => ({ width, format }));
-    const o = (width: number, height: number, ...formats: OutputFormat[]) => formats.map((format) => ({ width, height, format, reason: EXCEEDS_FORMAT_LIMIT }));
+    const o = (width: number, height: number, ...formats: OutputFormat[]) =>
+      formats.map((format) => ({ width, height, format, reason: EXCEEDS_FORMAT_LIMIT }));
     const shapes: Array<[string, ImageSize, VariantSpec[], ReturnType<typeof o>]> = [
       [
         'a 1080×20000 long screenshot: WebP and AVIF stop at 884 px (16,370 px tall), JPEG goes to the full width',
         { width: 1080, height: 20000 },
-        [...v(320, 'avif', 'webp', 'jpeg'), ...v(640, 'avif', 'webp', 'jpeg'), ...v(884, 'avif', 'webp'), ...v(1024, 'jpeg'), ...v(1080, 'jpeg')],
+        [
+          ...v(320, 'avif', 'webp', 'jpeg'),
+          ...v(640, 'avif', 'webp', 'jpeg'),
+          ...v(884, 'avif', 'webp'),
+          ...v(1024, 'jpeg'),
+          ...v(1080, 'jpeg'),
+        ],
         [...o(1024, 18963, 'avif', 'webp'), ...o(1080, 20000, 'avif', 'webp')],
       ],
       ['a 20000×1080 panorama: every width', { width: 20000, height: 1080 }, every(DEFAULT_WIDTHS), []],
       ['a 1×50000 line: JPEG only', { width: 1, height: 50000 }, v(1, 'jpeg'), o(1, 50000, 'avif', 'webp')],
       ['a 50000×1 line: every width, 1 px tall', { width: 50000, height: 1 }, every(DEFAULT_WIDTHS), []],
       ['a 16384×1 line: every width', { width: 16384, height: 1 }, every(DEFAULT_WIDTHS), []],
-      ['a 16385×16385 square (refused by the pixel cap, not by the planner)', { width: 16385, height: 16385 }, every(DEFAULT_WIDTHS), []],
-      ['a 1×16384 line: AVIF and JPEG, not WebP', { width: 1, height: 16384 }, v(1, 'avif', 'jpeg'), o(1, 16384, 'webp')],
+      [
+        'a 16385×16385 square (refused by the pixel cap, not by the planner)',
+        { width: 16385, height: 16385 },
+        every(DEFAULT_WIDTHS),
+        [],
+      ],
+      [
+        'a 1×16384 line: AVIF and JPEG, not WebP',
+        { width: 1, height: 16384 },
+        v(1, 'avif', 'jpeg'),
+        o(1, 16384, 'webp'),
+      ],
       ['a 1×65500 line: JPEG at its limit', { width: 1, height: 65500 }, v(1, 'jpeg'), o(1, 65500, 'avif', 'webp')],
       ['a 1×65501 line: nothing at all', { width: 1, height: 65501 }, [], o(1, 65501, 'avif', 'webp', 'jpeg')],
       [
@@ -329,29 +373,40 @@ describe('plan', () => {
       it(`plans ${what}`, () => {
         expect(planImage(size, config)).to.deep.equal({ variants, omitted });
         expect(planVariants(size, config)).to.deep.equal(variants);
-        for (const { width, format } of variants) expect(fits(format, width, heightForWidth(width, size)), `${width} px ${format}`).to.equal(true);
+        for (const { width, format } of variants)
+          expect(fits(format, width, heightForWidth(width, size)), `${width} px ${format}`).to.equal(true);
       });
     }
 
     it('plans within the limits for any shape: every configured pair is made or omitted, and each format gets the widest width that fits', () => {
       let seed = 7;
-      const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
       for (let i = 0; i < 3000; i++) {
         const long = Math.ceil(random() ** 0.3 * 200_000);
         const short = Math.ceil(random() ** 3 * 3000);
         const size = random() < 0.5 ? { width: short, height: long } : { width: long, height: short };
         const { variants, omitted } = planImage(size, config);
         const label = `${size.width}×${size.height}`;
-        for (const { width, format } of variants) expect(fits(format, width, heightForWidth(width, size)), `${label}: ${width} px ${format}`).to.equal(true);
+        for (const { width, format } of variants)
+          expect(fits(format, width, heightForWidth(width, size)), `${label}: ${width} px ${format}`).to.equal(true);
         for (const format of DEFAULT_FORMATS) {
           for (const width of targetWidths(size.width, DEFAULT_WIDTHS)) {
             const ok = fits(format, width, heightForWidth(width, size));
-            expect(variants.some((x) => x.width === width && x.format === format), `${label}: ${width} px ${format} made`).to.equal(ok);
-            expect(omitted.some((x) => x.width === width && x.format === format), `${label}: ${width} px ${format} omitted`).to.equal(!ok);
+            expect(
+              variants.some((x) => x.width === width && x.format === format),
+              `${label}: ${width} px ${format} made`,
+            ).to.equal(ok);
+            expect(
+              omitted.some((x) => x.width === width && x.format === format),
+              `${label}: ${width} px ${format} omitted`,
+            ).to.equal(!ok);
           }
           const widest = Math.max(0, ...variants.filter((x) => x.format === format).map((x) => x.width));
           if (widest < Math.min(size.width, Math.max(...DEFAULT_WIDTHS))) {
-            expect(fits(format, widest + 1, heightForWidth(widest + 1, size)), `${label}: ${format} could go wider than ${widest}`).to.equal(false);
+            expect(
+              fits(format, widest + 1, heightForWidth(widest + 1, size)),
+              `${label}: ${format} could go wider than ${widest}`,
+            ).to.equal(false);
           }
         }
       }

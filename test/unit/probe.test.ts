@@ -1,7 +1,14 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import type { ErrorCode } from '../../shared/errors.js';
-import { probeImage, probeLimitsFromConfig, sniffFormat, type InputFormat, type ProbeLimits, type ProbeResult } from '../../shared/probe.js';
+import {
+  probeImage,
+  probeLimitsFromConfig,
+  sniffFormat,
+  type InputFormat,
+  type ProbeLimits,
+  type ProbeResult,
+} from '../../shared/probe.js';
 import {
   badCrcPng,
   billionLaughsSvg,
@@ -31,7 +38,6 @@ const limits: ProbeLimits = {
   formats: ['avif', 'webp', 'jpeg'],
 };
 
-
 const ascii = (text: string): Buffer => Buffer.from(text, 'latin1');
 const ftyp = (major: string, ...compatible: string[]): Buffer => {
   const box = Buffer.concat([Buffer.alloc(4), ascii(`ftyp${major}`), Buffer.alloc(4), ...compatible.map(ascii)]);
@@ -43,7 +49,14 @@ describe('probe', () => {
   describe('probeLimitsFromConfig', () => {
     it('maps the six settings', () => {
       expect(
-        probeLimitsFromConfig({ MAX_UPLOAD_BYTES: 10, MAX_INPUT_PIXELS: 20, MAX_INPUT_FRAMES: 3, ALLOW_SVG: true, WIDTHS: [100], FORMATS: ['webp'] }),
+        probeLimitsFromConfig({
+          MAX_UPLOAD_BYTES: 10,
+          MAX_INPUT_PIXELS: 20,
+          MAX_INPUT_FRAMES: 3,
+          ALLOW_SVG: true,
+          WIDTHS: [100],
+          FORMATS: ['webp'],
+        }),
       ).to.deep.equal({ maxBytes: 10, maxPixels: 20, maxFrames: 3, allowSvg: true, widths: [100], formats: ['webp'] });
     });
   });
@@ -66,7 +79,17 @@ describe('probe', () => {
       ['a BigTIFF header', () => Buffer.from([0x49, 0x49, 0x2b, 0x00, 8, 0, 0, 0]), 'tiff'],
       ['an SVG with an XML declaration', () => simpleSvg(), 'svg'],
       ['a bare SVG', () => ascii('<svg xmlns="http://www.w3.org/2000/svg"/>'), 'svg'],
-      ['an SVG with a BOM, comment and DOCTYPE', () => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), ascii('<!-- x --><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n<svg>')]), 'svg'],
+      [
+        'an SVG with a BOM, comment and DOCTYPE',
+        () =>
+          Buffer.concat([
+            Buffer.from([0xef, 0xbb, 0xbf]),
+            ascii(
+              '<!-- x --><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n<svg>',
+            ),
+          ]),
+        'svg',
+      ],
       ['an SVG with an entity subset', () => billionLaughsSvg(), 'svg'],
       ['HTML', () => htmlPosingAsImage(), undefined],
       ['HTML with an inline <svg>', () => ascii('<html><body><svg></svg></body></html>'), undefined],
@@ -85,21 +108,104 @@ describe('probe', () => {
 
   describe('probeImage accepts', () => {
     const cases: Array<[string, () => Buffer | Promise<Buffer>, Partial<ProbeLimits>, Partial<ProbeResult>]> = [
-      ['a baseline JPEG', () => makePhoto({ width: 120, height: 80 }), {}, { format: 'jpeg', contentType: 'image/jpeg', width: 120, height: 80, frames: 1, hasAlpha: false, orientation: 1 }],
-      ['a progressive JPEG', () => makePhoto({ width: 120, height: 80, progressive: true }), {}, { format: 'jpeg', width: 120, height: 80 }],
-      ['a JPEG with EXIF orientation 6, reporting upright size', () => makePhoto({ width: 400, height: 200, orientation: 6 }), {}, { width: 200, height: 400, orientation: 6 }],
-      ['a CMYK JPEG', () => makePhoto({ width: 64, height: 48, cmyk: true }), {}, { format: 'jpeg', width: 64, height: 48 }],
-      ['a PNG with alpha', () => makePhoto({ width: 64, height: 48, format: 'png', alpha: true }), {}, { format: 'png', contentType: 'image/png', hasAlpha: true }],
-      ['a 16-bit PNG', () => makePhoto({ width: 64, height: 48, format: 'png', sixteenBit: true }), {}, { format: 'png', width: 64 }],
-      ['a WebP', () => makePhoto({ width: 64, height: 48, format: 'webp' }), {}, { format: 'webp', contentType: 'image/webp' }],
-      ['an AVIF', () => makePhoto({ width: 64, height: 48, format: 'avif' }), {}, { format: 'avif', contentType: 'image/avif', width: 64, height: 48 }],
-      ['an animated GIF, counting its frames', () => makeAnimatedGif({ width: 40, height: 30, frames: 5 }), {}, { format: 'gif', contentType: 'image/gif', width: 40, height: 30, frames: 5 }],
-      ['an animated WebP, counting its frames', () => makeAnimatedWebp({ width: 40, height: 30, frames: 5 }), {}, { format: 'webp', contentType: 'image/webp', width: 40, height: 30, frames: 5 }],
-      ['a TIFF', () => makePhoto({ width: 64, height: 48, format: 'tiff' }), {}, { format: 'tiff', contentType: 'image/tiff' }],
-      ['a multi-page TIFF, sized by its first page', () => multiPageTiff(), {}, { format: 'tiff', width: 64, height: 48, frames: 3 }],
-      ['an SVG when SVG is allowed', () => simpleSvg(300, 200), { allowSvg: true }, { format: 'svg', contentType: 'image/svg+xml', width: 300, height: 200 }],
-      ['an image exactly at the pixel limit', () => makePhoto({ width: 100, height: 50, format: 'png' }), { maxPixels: 5000 }, { width: 100, height: 50 }],
-      ['an animation exactly at the frame limit', () => makeAnimatedGif({ width: 8, height: 8, frames: 4 }), { maxFrames: 4 }, { frames: 4 }],
+      [
+        'a baseline JPEG',
+        () => makePhoto({ width: 120, height: 80 }),
+        {},
+        {
+          format: 'jpeg',
+          contentType: 'image/jpeg',
+          width: 120,
+          height: 80,
+          frames: 1,
+          hasAlpha: false,
+          orientation: 1,
+        },
+      ],
+      [
+        'a progressive JPEG',
+        () => makePhoto({ width: 120, height: 80, progressive: true }),
+        {},
+        { format: 'jpeg', width: 120, height: 80 },
+      ],
+      [
+        'a JPEG with EXIF orientation 6, reporting upright size',
+        () => makePhoto({ width: 400, height: 200, orientation: 6 }),
+        {},
+        { width: 200, height: 400, orientation: 6 },
+      ],
+      [
+        'a CMYK JPEG',
+        () => makePhoto({ width: 64, height: 48, cmyk: true }),
+        {},
+        { format: 'jpeg', width: 64, height: 48 },
+      ],
+      [
+        'a PNG with alpha',
+        () => makePhoto({ width: 64, height: 48, format: 'png', alpha: true }),
+        {},
+        { format: 'png', contentType: 'image/png', hasAlpha: true },
+      ],
+      [
+        'a 16-bit PNG',
+        () => makePhoto({ width: 64, height: 48, format: 'png', sixteenBit: true }),
+        {},
+        { format: 'png', width: 64 },
+      ],
+      [
+        'a WebP',
+        () => makePhoto({ width: 64, height: 48, format: 'webp' }),
+        {},
+        { format: 'webp', contentType: 'image/webp' },
+      ],
+      [
+        'an AVIF',
+        () => makePhoto({ width: 64, height: 48, format: 'avif' }),
+        {},
+        { format: 'avif', contentType: 'image/avif', width: 64, height: 48 },
+      ],
+      [
+        'an animated GIF, counting its frames',
+        () => makeAnimatedGif({ width: 40, height: 30, frames: 5 }),
+        {},
+        { format: 'gif', contentType: 'image/gif', width: 40, height: 30, frames: 5 },
+      ],
+      [
+        'an animated WebP, counting its frames',
+        () => makeAnimatedWebp({ width: 40, height: 30, frames: 5 }),
+        {},
+        { format: 'webp', contentType: 'image/webp', width: 40, height: 30, frames: 5 },
+      ],
+      [
+        'a TIFF',
+        () => makePhoto({ width: 64, height: 48, format: 'tiff' }),
+        {},
+        { format: 'tiff', contentType: 'image/tiff' },
+      ],
+      [
+        'a multi-page TIFF, sized by its first page',
+        () => multiPageTiff(),
+        {},
+        { format: 'tiff', width: 64, height: 48, frames: 3 },
+      ],
+      [
+        'an SVG when SVG is allowed',
+        () => simpleSvg(300, 200),
+        { allowSvg: true },
+        { format: 'svg', contentType: 'image/svg+xml', width: 300, height: 200 },
+      ],
+      [
+        'an image exactly at the pixel limit',
+        () => makePhoto({ width: 100, height: 50, format: 'png' }),
+        { maxPixels: 5000 },
+        { width: 100, height: 50 },
+      ],
+      [
+        'an animation exactly at the frame limit',
+        () => makeAnimatedGif({ width: 8, height: 8, frames: 4 }),
+        { maxFrames: 4 },
+        { frames: 4 },
+      ],
     ];
     for (const [what, make, limitOverrides, expected] of cases) {
       it(what, async () => {
@@ -111,28 +217,111 @@ describe('probe', () => {
   });
 
   describe('probeImage rejects', () => {
-    const cases: Array<[string, () => Buffer | Promise<Buffer>, Partial<ProbeLimits>, ErrorCode, Record<string, unknown>?]> = [
+    const cases: Array<
+      [string, () => Buffer | Promise<Buffer>, Partial<ProbeLimits>, ErrorCode, Record<string, unknown>?]
+    > = [
       ['zero bytes', () => zeroBytes, {}, 'not_an_image'],
-      ['a file over the byte limit', () => makePhoto({ width: 64, height: 64 }), { maxBytes: 100 }, 'payload_too_large', { maxBytes: 100 }],
+      [
+        'a file over the byte limit',
+        () => makePhoto({ width: 64, height: 64 }),
+        { maxBytes: 100 },
+        'payload_too_large',
+        { maxBytes: 100 },
+      ],
       ['text posing as a JPEG', () => textPosingAsJpeg(), {}, 'not_an_image'],
       ['HTML posing as an image', () => htmlPosingAsImage(), {}, 'not_an_image'],
       ['a HEIC', () => heicContainer(), {}, 'format_not_allowed', { format: 'heif' }],
       ['an SVG when SVG is not allowed', () => simpleSvg(), {}, 'format_not_allowed', { format: 'svg' }],
-      ['an SVG declaring an external entity (XXE), even when SVG is allowed', () => svgWithEntities(), { allowSvg: true }, 'format_not_allowed', { format: 'svg' }],
-      ['a billion-laughs SVG, even when SVG is allowed', () => billionLaughsSvg(), { allowSvg: true }, 'format_not_allowed', { format: 'svg' }],
-      ['a billion-laughs SVG when SVG is not allowed', () => billionLaughsSvg(), {}, 'format_not_allowed', { format: 'svg' }],
-      ['a PNG claiming 20000×20000', () => pngBomb(20_000, 20_000), {}, 'too_many_pixels', { width: 20_000, height: 20_000, maxPixels: 50_000_000 }],
-      ['a PNG claiming 60000×60000', () => pngBomb(60_000, 60_000), {}, 'too_many_pixels', { width: 60_000, height: 60_000, maxPixels: 50_000_000 }],
-      ['a JPEG header claiming 65000×65000', () => jpegHeaderClaiming(65_000, 65_000), {}, 'too_many_pixels', { width: 65_000, height: 65_000, maxPixels: 50_000_000 }],
-      ['a real image one pixel over the limit', () => makePhoto({ width: 100, height: 50, format: 'png' }), { maxPixels: 4999 }, 'too_many_pixels', { width: 100, height: 50, maxPixels: 4999 }],
-      ['an animation over the frame limit', () => makeAnimatedGif({ width: 8, height: 8, frames: 5 }), { maxFrames: 4 }, 'too_many_frames', { frames: 5, maxFrames: 4 }],
-      ['an animated WebP over the frame limit', () => makeAnimatedWebp({ width: 8, height: 8, frames: 5 }), { maxFrames: 4 }, 'too_many_frames', { frames: 5, maxFrames: 4 }],
-      ['a multi-page TIFF over the page limit', () => multiPageTiff(), { maxFrames: 2 }, 'too_many_frames', { frames: 3, maxFrames: 2 }],
+      [
+        'an SVG declaring an external entity (XXE), even when SVG is allowed',
+        () => svgWithEntities(),
+        { allowSvg: true },
+        'format_not_allowed',
+        { format: 'svg' },
+      ],
+      [
+        'a billion-laughs SVG, even when SVG is allowed',
+        () => billionLaughsSvg(),
+        { allowSvg: true },
+        'format_not_allowed',
+        { format: 'svg' },
+      ],
+      [
+        'a billion-laughs SVG when SVG is not allowed',
+        () => billionLaughsSvg(),
+        {},
+        'format_not_allowed',
+        { format: 'svg' },
+      ],
+      [
+        'a PNG claiming 20000×20000',
+        () => pngBomb(20_000, 20_000),
+        {},
+        'too_many_pixels',
+        { width: 20_000, height: 20_000, maxPixels: 50_000_000 },
+      ],
+      [
+        'a PNG claiming 60000×60000',
+        () => pngBomb(60_000, 60_000),
+        {},
+        'too_many_pixels',
+        { width: 60_000, height: 60_000, maxPixels: 50_000_000 },
+      ],
+      [
+        'a JPEG header claiming 65000×65000',
+        () => jpegHeaderClaiming(65_000, 65_000),
+        {},
+        'too_many_pixels',
+        { width: 65_000, height: 65_000, maxPixels: 50_000_000 },
+      ],
+      [
+        'a real image one pixel over the limit',
+        () => makePhoto({ width: 100, height: 50, format: 'png' }),
+        { maxPixels: 4999 },
+        'too_many_pixels',
+        { width: 100, height: 50, maxPixels: 4999 },
+      ],
+      [
+        'an animation over the frame limit',
+        () => makeAnimatedGif({ width: 8, height: 8, frames: 5 }),
+        { maxFrames: 4 },
+        'too_many_frames',
+        { frames: 5, maxFrames: 4 },
+      ],
+      [
+        'an animated WebP over the frame limit',
+        () => makeAnimatedWebp({ width: 8, height: 8, frames: 5 }),
+        { maxFrames: 4 },
+        'too_many_frames',
+        { frames: 5, maxFrames: 4 },
+      ],
+      [
+        'a multi-page TIFF over the page limit',
+        () => multiPageTiff(),
+        { maxFrames: 2 },
+        'too_many_frames',
+        { frames: 3, maxFrames: 2 },
+      ],
       ['a PNG with a bad header checksum', () => badCrcPng(), {}, 'corrupt_image'],
-      ['a JPEG cut inside its header', async () => truncated(await makePhoto({ width: 64, height: 64 }), 0.05), {}, 'corrupt_image'],
-      ['a PNG cut inside its header', async () => truncated(await makePhoto({ width: 64, height: 64, format: 'png' }), 0.001), {}, 'corrupt_image'],
+      [
+        'a JPEG cut inside its header',
+        async () => truncated(await makePhoto({ width: 64, height: 64 }), 0.05),
+        {},
+        'corrupt_image',
+      ],
+      [
+        'a PNG cut inside its header',
+        async () => truncated(await makePhoto({ width: 64, height: 64, format: 'png' }), 0.001),
+        {},
+        'corrupt_image',
+      ],
       ['a float, planar, multi-page TIFF ("samples out of range")', () => floatPlanarTiff(), {}, 'corrupt_image'],
-      ['a GIF signature followed by garbage', () => Buffer.concat([ascii('GIF89a'), Buffer.alloc(20, 0xff)]), {}, 'corrupt_image'],
+      [
+        'a GIF signature followed by garbage',
+        () => Buffer.concat([ascii('GIF89a'), Buffer.alloc(20, 0xff)]),
+        {},
+        'corrupt_image',
+      ],
     ];
     for (const [what, make, limitOverrides, code, details] of cases) {
       it(`${what}: ${code}`, async () => {

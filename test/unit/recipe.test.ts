@@ -41,7 +41,16 @@ describe('recipe', () => {
   it('validates image.updated, image.deleted and tombstone markers', () => {
     const at = '2026-01-01T00:00:00.000Z';
     expect(EventMessageV1.safeParse({ v: 1, type: 'image.deleted', imageId: id, at }).success).to.equal(true);
-    const updated = { v: 1, type: 'image.updated', imageId: id, manifest: { bucket: 'b', name: 'n' }, variants: 3, recipe: 'abc', previousRecipe: 'none', at };
+    const updated = {
+      v: 1,
+      type: 'image.updated',
+      imageId: id,
+      manifest: { bucket: 'b', name: 'n' },
+      variants: 3,
+      recipe: 'abc',
+      previousRecipe: 'none',
+      at,
+    };
     expect(EventMessageV1.safeParse(updated).success).to.equal(true);
     expect(EventMessageV1.safeParse({ ...updated, recipe: undefined }).success).to.equal(false);
     expect(OutcomeMarkerV1.safeParse({ v: 1, outcome: 'deleted', id, deletedAt: at }).success).to.equal(true);

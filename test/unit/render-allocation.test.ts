@@ -10,7 +10,11 @@ import { renderVariants, type RenderOptions } from '../../shared/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
 const options: RenderOptions = {
-  encoders: { jpeg: { quality: 85, mozjpeg: false }, webp: { quality: 85, effort: 2 }, avif: { quality: 60, effort: 2 } },
+  encoders: {
+    jpeg: { quality: 85, mozjpeg: false },
+    webp: { quality: 85, effort: 2 },
+    avif: { quality: 60, effort: 2 },
+  },
   keepMetadata: false,
   limitInputPixels: 50_000_000,
   maxFrames: 100,
@@ -31,7 +35,11 @@ describe('render: allocation failures', () => {
 
   // A real libvips allocation failure cannot be provoked reliably here (it needs the instance to
   // run out of memory), so sharp's output call is stubbed to fail with libvips' own message.
-  for (const message of ['vips_malloc: out of memory --- size == 512MB', 'std::bad_alloc', 'Array buffer allocation failed']) {
+  for (const message of [
+    'vips_malloc: out of memory --- size == 512MB',
+    'std::bad_alloc',
+    'Array buffer allocation failed',
+  ]) {
     it(`a sharp allocation failure ("${message}", stubbed sharp) is transient out_of_memory, not corrupt_image`, async () => {
       sinon.stub(sharp.prototype, 'toBuffer').rejects(new Error(message));
       const error = await renderError();

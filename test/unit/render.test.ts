@@ -28,7 +28,11 @@ import type { OutputFormat } from '../../shared/domain.js';
 
 /** Fast encoder settings: the tests check geometry and colour, not compression. */
 const options: RenderOptions = {
-  encoders: { jpeg: { quality: 85, mozjpeg: false }, webp: { quality: 85, effort: 2 }, avif: { quality: 60, effort: 2 } },
+  encoders: {
+    jpeg: { quality: 85, mozjpeg: false },
+    webp: { quality: 85, effort: 2 },
+    avif: { quality: 60, effort: 2 },
+  },
   keepMetadata: false,
   limitInputPixels: 50_000_000,
   maxFrames: 100,
@@ -41,9 +45,10 @@ const DECODER_FORMAT: Record<OutputFormat, string> = { avif: 'heif', webp: 'webp
 const every = (widths: readonly number[], formats: readonly OutputFormat[] = ALL_FORMATS): VariantSpec[] =>
   widths.flatMap((width) => formats.map((format) => ({ width, format })));
 
-
 /** Decoded RGBA pixels of an output, for pixel checks. */
-async function pixelsOf(variant: RenderedVariant): Promise<{ data: Buffer; width: number; height: number; at(x: number, y: number): number[] }> {
+async function pixelsOf(
+  variant: RenderedVariant,
+): Promise<{ data: Buffer; width: number; height: number; at(x: number, y: number): number[] }> {
   const { data, info } = await sharp(variant.data).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   return {
     data,
@@ -54,7 +59,10 @@ async function pixelsOf(variant: RenderedVariant): Promise<{ data: Buffer; width
 }
 
 /** Mean RGB of a rectangle of an output. */
-async function meanColour(variant: RenderedVariant, box: { left: number; top: number; width: number; height: number }): Promise<number[]> {
+async function meanColour(
+  variant: RenderedVariant,
+  box: { left: number; top: number; width: number; height: number },
+): Promise<number[]> {
   // stats() ignores queued operations, so the crop is materialised first.
   const crop = await sharp(variant.data).extract(box).png().toBuffer();
   const stats = await sharp(crop).stats();
@@ -79,7 +87,8 @@ function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number): numb
     for (let left = 0; left + 8 <= width; left += 4) {
       let meanA = 0;
       let meanB = 0;
-      for (let y = top; y < top + 8; y++) for (let x = left; x < left + 8; x++) (meanA += a[y * width + x]!), (meanB += b[y * width + x]!);
+      for (let y = top; y < top + 8; y++)
+        for (let x = left; x < left + 8; x++) (meanA += a[y * width + x]!), (meanB += b[y * width + x]!);
       meanA /= 64;
       meanB /= 64;
       let varA = 0;
@@ -104,7 +113,8 @@ function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number): numb
   return sum / windows;
 }
 
-const greyOf = (image: Buffer | Sharp): Promise<Buffer> => (Buffer.isBuffer(image) ? sharp(image) : image).greyscale().raw().toBuffer();
+const greyOf = (image: Buffer | Sharp): Promise<Buffer> =>
+  (Buffer.isBuffer(image) ? sharp(image) : image).greyscale().raw().toBuffer();
 
 describe('render', () => {
   before(() => configureSharp({ concurrency: 2, cache: false }));
@@ -112,8 +122,19 @@ describe('render', () => {
   describe('encoderSettingsFromConfig', () => {
     it('maps the six settings', () => {
       expect(
-        encoderSettingsFromConfig({ JPEG_QUALITY: 81, JPEG_MOZJPEG: true, WEBP_QUALITY: 82, WEBP_EFFORT: 3, AVIF_QUALITY: 51, AVIF_EFFORT: 5 }),
-      ).to.deep.equal({ jpeg: { quality: 81, mozjpeg: true }, webp: { quality: 82, effort: 3 }, avif: { quality: 51, effort: 5 } });
+        encoderSettingsFromConfig({
+          JPEG_QUALITY: 81,
+          JPEG_MOZJPEG: true,
+          WEBP_QUALITY: 82,
+          WEBP_EFFORT: 3,
+          AVIF_QUALITY: 51,
+          AVIF_EFFORT: 5,
+        }),
+      ).to.deep.equal({
+        jpeg: { quality: 81, mozjpeg: true },
+        webp: { quality: 82, effort: 3 },
+        avif: { quality: 51, effort: 5 },
+      });
     });
   });
 
@@ -198,17 +219,25 @@ describe('render', () => {
     const photo = await makePhoto({ width: 1003, height: 701 });
     const alone = await renderVariants(photo, [{ width: 331, format: 'jpeg' }], options);
     const cascaded = await renderVariants(photo, every([997, 640, 500, 331], ['jpeg']), options);
-    expect(cascaded.find((v) => v.width === 331)!.height).to.equal(alone[0]!.height).and.to.equal(Math.round((701 * 331) / 1003));
+    expect(cascaded.find((v) => v.width === 331)!.height)
+      .to.equal(alone[0]!.height)
+      .and.to.equal(Math.round((701 * 331) / 1003));
   });
 
   describe('extreme shapes', () => {
-    const line = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: '#c04020' } }).png().toBuffer();
+    const line = (width: number, height: number) =>
+      sharp({ create: { width, height, channels: 3, background: '#c04020' } })
+        .png()
+        .toBuffer();
 
     it('renders a 50000×1 line at every width in every format, each 1 px tall (320 / 50000 rounds to 0)', async () => {
       const widths = [2048, 1600, 1024, 640, 320];
       const rendered = await renderVariants(await line(50000, 1), every(widths), options);
-      expect(rendered.map((r) => `${r.width}×${r.height} ${r.format}`)).to.deep.equal(every(widths).map((v) => `${v.width}×1 ${v.format}`));
-      for (const variant of rendered) expect(await sharp(variant.data).metadata()).to.include({ width: variant.width, height: 1 });
+      expect(rendered.map((r) => `${r.width}×${r.height} ${r.format}`)).to.deep.equal(
+        every(widths).map((v) => `${v.width}×1 ${v.format}`),
+      );
+      for (const variant of rendered)
+        expect(await sharp(variant.data).metadata()).to.include({ width: variant.width, height: 1 });
     });
 
     it('renders a 1×50000 line as a 1×50000 JPEG', async () => {
@@ -217,8 +246,12 @@ describe('render', () => {
     });
 
     it('renders WebP and AVIF of a 1080×20000 screenshot up to 884 px wide (16,370 px tall)', async () => {
-      const rendered = await renderVariants(await line(1080, 20000), every([884], ['webp', 'avif']), { ...options, encoders: { ...options.encoders, avif: { quality: 50, effort: 0 } } });
-      for (const variant of rendered) expect(await sharp(variant.data).metadata()).to.include({ width: 884, height: 16370 });
+      const rendered = await renderVariants(await line(1080, 20000), every([884], ['webp', 'avif']), {
+        ...options,
+        encoders: { ...options.encoders, avif: { quality: 50, effort: 0 } },
+      });
+      for (const variant of rendered)
+        expect(await sharp(variant.data).metadata()).to.include({ width: 884, height: 16370 });
     });
 
     const tooBig: Array<[string, number, number, VariantSpec]> = [
@@ -230,7 +263,9 @@ describe('render', () => {
       it(`refuses ${what} as an invalid job before decoding or writing anything`, async () => {
         const written: RenderedVariant[] = [];
         const job = [{ width: Math.min(320, width), format: 'jpeg' as const }, variant];
-        const error = await rejection(renderVariants(await line(width, height), job, options, async (v) => void written.push(v)));
+        const error = await rejection(
+          renderVariants(await line(width, height), job, options, async (v) => void written.push(v)),
+        );
         expect(error.code).to.equal('invalid_job');
         expect(error.details).to.deep.include({ format: variant.format, width: variant.width });
         expect(written).to.deep.equal([]);
@@ -252,16 +287,28 @@ describe('render', () => {
         const [width, height] = swapped ? [200, 400] : [400, 200];
         const rendered = await renderVariants(photo, every([width, width / 2], ['jpeg', 'webp']), options);
         for (const variant of rendered) {
-          expect([variant.width, variant.height]).to.deep.equal(variant.width === width ? [width, height] : [width / 2, height / 2]);
+          expect([variant.width, variant.height]).to.deep.equal(
+            variant.width === width ? [width, height] : [width / 2, height / 2],
+          );
           const band = Math.floor(variant.height * markerBand);
           const inBand = Math.max(1, Math.floor(band / 2));
-          const [r, g, b] = await meanColour(variant, { left: band * 2, top: 0, width: variant.width - band * 3, height: inBand });
+          const [r, g, b] = await meanColour(variant, {
+            left: band * 2,
+            top: 0,
+            width: variant.width - band * 3,
+            height: inBand,
+          });
           expect(r, 'top edge red').to.be.above(200);
           expect(g! + b!, 'top edge red').to.be.below(80);
           const [cr, , cb] = await meanColour(variant, { left: 0, top: 0, width: inBand, height: inBand });
           expect(cb, 'top-left corner blue').to.be.above(200);
           expect(cr, 'top-left corner blue').to.be.below(60);
-          const [br, bg, bb] = await meanColour(variant, { left: 0, top: variant.height - inBand, width: variant.width, height: inBand });
+          const [br, bg, bb] = await meanColour(variant, {
+            left: 0,
+            top: variant.height - inBand,
+            width: variant.width,
+            height: inBand,
+          });
           expect(br! > 200 && bg! + bb! < 80, 'bottom edge is not the marker').to.equal(false);
         }
       });
@@ -274,7 +321,10 @@ describe('render', () => {
       const rendered = await renderVariants(photo, every([300, 150]), options);
       for (const variant of rendered) {
         const pixels = await pixelsOf(variant);
-        const centre = pixels.at(Math.floor(variant.width * transparentDisc.cx), Math.floor(variant.height * transparentDisc.cy));
+        const centre = pixels.at(
+          Math.floor(variant.width * transparentDisc.cx),
+          Math.floor(variant.height * transparentDisc.cy),
+        );
         const corner = pixels.at(2, variant.height - 3);
         const metadata = await sharp(variant.data).metadata();
         if (variant.format === 'jpeg') {
@@ -289,7 +339,10 @@ describe('render', () => {
     });
 
     it('drops an alpha channel that is opaque everywhere', async () => {
-      const opaqueRgba = await sharp(await makePhoto({ width: 200, height: 100, format: 'png' })).ensureAlpha(1).png().toBuffer();
+      const opaqueRgba = await sharp(await makePhoto({ width: 200, height: 100, format: 'png' }))
+        .ensureAlpha(1)
+        .png()
+        .toBuffer();
       expect((await sharp(opaqueRgba).metadata()).channels).to.equal(4);
       for (const variant of await renderVariants(opaqueRgba, every([200, 100], ['avif', 'webp']), options)) {
         expect((await sharp(variant.data).metadata()).hasAlpha, variant.format).to.equal(false);
@@ -328,7 +381,11 @@ describe('render', () => {
     });
 
     it('renders a greyscale JPEG as neutral grey', async () => {
-      const [rendered] = await renderVariants(await makePhoto({ width: 200, height: 100, grayscale: true }), [{ width: 100, format: 'jpeg' }], options);
+      const [rendered] = await renderVariants(
+        await makePhoto({ width: 200, height: 100, grayscale: true }),
+        [{ width: 100, format: 'jpeg' }],
+        options,
+      );
       const [r, g, b] = await meanOf(rendered!.data);
       expect(r).to.be.closeTo(g!, 1).and.closeTo(b!, 1);
     });
@@ -358,7 +415,10 @@ describe('render', () => {
 
     it('renders the first page of a multi-page TIFF', async () => {
       const rendered = await renderVariants(multiPageTiff(), every([64, 32], ['jpeg']), options);
-      expect(rendered.map((v) => [v.width, v.height])).to.deep.equal([[64, 48], [32, 24]]);
+      expect(rendered.map((v) => [v.width, v.height])).to.deep.equal([
+        [64, 48],
+        [32, 24],
+      ]);
     });
   });
 
@@ -366,7 +426,10 @@ describe('render', () => {
     const tagged = async (): Promise<Buffer> =>
       sharp(await makePhoto({ width: 400, height: 200, orientation: 6, icc: 'p3' }))
         .keepIccProfile()
-        .withExif({ IFD0: { Copyright: 'Test Copyright', Orientation: '6' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1' } })
+        .withExif({
+          IFD0: { Copyright: 'Test Copyright', Orientation: '6' },
+          IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1' },
+        })
         .jpeg()
         .toBuffer();
 
@@ -383,7 +446,10 @@ describe('render', () => {
     });
 
     it('keeps EXIF with an sRGB profile when asked, without re-applying the orientation', async () => {
-      for (const variant of await renderVariants(await tagged(), every([200, 100]), { ...options, keepMetadata: true })) {
+      for (const variant of await renderVariants(await tagged(), every([200, 100]), {
+        ...options,
+        keepMetadata: true,
+      })) {
         const metadata = await sharp(variant.data).metadata();
         expect(metadata.exif?.toString('latin1'), variant.format).to.contain('Test Copyright');
         expect(metadata.orientation ?? 1, variant.format).to.equal(1);
@@ -402,7 +468,10 @@ describe('render', () => {
     const deltas: number[] = [];
     for (const variant of rendered) {
       const { width, height } = variant;
-      const reference = await sharp(original).resize(width, height, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer();
+      const reference = await sharp(original)
+        .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
+        .raw()
+        .toBuffer();
       const raw = { raw: { width, height, channels: 3 as const } };
       const directEncoded = await sharp(reference, raw).jpeg(options.encoders.jpeg).toBuffer();
       const referenceGrey = await greyOf(sharp(reference, raw));
@@ -418,19 +487,51 @@ describe('render', () => {
 
   describe('failures', () => {
     const cases: Array<[string, () => Buffer | Promise<Buffer>, Partial<RenderOptions>, ErrorCode]> = [
-      ['a JPEG cut in half', async () => truncated(await makePhoto({ width: 400, height: 300 }), 0.5), {}, 'corrupt_image'],
-      ['a PNG cut in half', async () => truncated(await makePhoto({ width: 400, height: 300, format: 'png' }), 0.5), {}, 'corrupt_image'],
+      [
+        'a JPEG cut in half',
+        async () => truncated(await makePhoto({ width: 400, height: 300 }), 0.5),
+        {},
+        'corrupt_image',
+      ],
+      [
+        'a PNG cut in half',
+        async () => truncated(await makePhoto({ width: 400, height: 300, format: 'png' }), 0.5),
+        {},
+        'corrupt_image',
+      ],
       ['a PNG with a bad checksum', () => badCrcPng(), {}, 'corrupt_image'],
       ['a float planar TIFF', () => floatPlanarTiff(), {}, 'corrupt_image'],
       ['text', () => textPosingAsJpeg(), {}, 'corrupt_image'],
-      ['an image over the pixel limit', () => makePhoto({ width: 200, height: 100 }), { limitInputPixels: 19_999 }, 'too_many_pixels'],
-      ['an animation over the frame limit', () => makeAnimatedGif({ width: 8, height: 8, frames: 5 }), { maxFrames: 4 }, 'too_many_frames'],
-      ['an animated WebP over the frame limit', () => makeAnimatedWebp({ width: 8, height: 8, frames: 5 }), { maxFrames: 4 }, 'too_many_frames'],
-      ['a deadline already past', () => makePhoto({ width: 64, height: 64 }), { deadline: Date.now() - 1 }, 'time_budget_exceeded'],
+      [
+        'an image over the pixel limit',
+        () => makePhoto({ width: 200, height: 100 }),
+        { limitInputPixels: 19_999 },
+        'too_many_pixels',
+      ],
+      [
+        'an animation over the frame limit',
+        () => makeAnimatedGif({ width: 8, height: 8, frames: 5 }),
+        { maxFrames: 4 },
+        'too_many_frames',
+      ],
+      [
+        'an animated WebP over the frame limit',
+        () => makeAnimatedWebp({ width: 8, height: 8, frames: 5 }),
+        { maxFrames: 4 },
+        'too_many_frames',
+      ],
+      [
+        'a deadline already past',
+        () => makePhoto({ width: 64, height: 64 }),
+        { deadline: Date.now() - 1 },
+        'time_budget_exceeded',
+      ],
     ];
     for (const [what, make, overrides, code] of cases) {
       it(`${what}: ${code}`, async () => {
-        const error = await rejection(renderVariants(await make(), [{ width: 4, format: 'jpeg' }], { ...options, ...overrides }));
+        const error = await rejection(
+          renderVariants(await make(), [{ width: 4, format: 'jpeg' }], { ...options, ...overrides }),
+        );
         expect(error.code).to.equal(code);
         expect(error.kind).to.equal('permanent');
         expect(error.message).not.to.match(/vips|sharp|\//i);
@@ -440,10 +541,15 @@ describe('render', () => {
     it('stops with time_budget_exceeded when the deadline passes mid-render', async () => {
       const written: number[] = [];
       const error = await rejection(
-        renderVariants(await makePhoto({ width: 400, height: 300 }), every([400, 200, 100], ['jpeg']), { ...options, deadline: Date.now() + 300 }, async (variant) => {
-          written.push(variant.width);
-          await new Promise((resolve) => setTimeout(resolve, 400));
-        }),
+        renderVariants(
+          await makePhoto({ width: 400, height: 300 }),
+          every([400, 200, 100], ['jpeg']),
+          { ...options, deadline: Date.now() + 300 },
+          async (variant) => {
+            written.push(variant.width);
+            await new Promise((resolve) => setTimeout(resolve, 400));
+          },
+        ),
       );
       expect(error.code).to.equal('time_budget_exceeded');
       expect(written).to.deep.equal([400]);
@@ -457,9 +563,17 @@ describe('render', () => {
       const error = await rejection(
         renderVariants(
           await makePhoto({ width: 2000, height: 1500 }),
-          [{ width: 2000, format: 'jpeg' }, { width: 2000, format: 'avif' }],
+          [
+            { width: 2000, format: 'jpeg' },
+            { width: 2000, format: 'avif' },
+          ],
           // effort 9 at 3 MP is predicted at about two minutes; the budget is 30 s.
-          { ...options, encoders: { ...options.encoders, avif: { quality: 50, effort: 9 } }, deadline: Date.now() + 30_000, avifEncodeTimes: model },
+          {
+            ...options,
+            encoders: { ...options.encoders, avif: { quality: 50, effort: 9 } },
+            deadline: Date.now() + 30_000,
+            avifEncodeTimes: model,
+          },
           async (variant) => void written.push(`${variant.format} ${variant.width}`),
         ),
       );
@@ -473,11 +587,15 @@ describe('render', () => {
 
     it('encodes an AVIF predicted to fit, and learns its speed from it', async () => {
       const model = new AvifEncodeTimeModel();
-      const [variant] = await renderVariants(await makePhoto({ width: 800, height: 600 }), [{ width: 800, format: 'avif' }], {
-        ...options,
-        deadline: Date.now() + 60_000,
-        avifEncodeTimes: model,
-      });
+      const [variant] = await renderVariants(
+        await makePhoto({ width: 800, height: 600 }),
+        [{ width: 800, format: 'avif' }],
+        {
+          ...options,
+          deadline: Date.now() + 60_000,
+          avifEncodeTimes: model,
+        },
+      );
       expect((await sharp(variant!.data).metadata()).format).to.equal('heif');
       expect(model.factor, 'the observed encode moved the speed factor').to.not.equal(1);
     });
@@ -486,17 +604,31 @@ describe('render', () => {
       const photo = await makePhoto({ width: 1000, height: 1000 });
       const budget = { ...options, encoders: { ...options.encoders, avif: { quality: 50, effort: 4 } } };
       // Fresh: 1 MP at effort 4 is predicted at ~1.9 s, well inside 20 s.
-      await renderVariants(photo, [{ width: 1000, format: 'avif' }], { ...budget, deadline: Date.now() + 20_000, avifEncodeTimes: new AvifEncodeTimeModel() });
+      await renderVariants(photo, [{ width: 1000, format: 'avif' }], {
+        ...budget,
+        deadline: Date.now() + 20_000,
+        avifEncodeTimes: new AvifEncodeTimeModel(),
+      });
       const slow = new AvifEncodeTimeModel();
       for (let i = 0; i < 8; i++) slow.observe(1_000_000, 4, 1900 * 15); // fifteen times the bench machine's time
-      const error = await rejection(renderVariants(photo, [{ width: 1000, format: 'avif' }], { ...budget, deadline: Date.now() + 20_000, avifEncodeTimes: slow }));
+      const error = await rejection(
+        renderVariants(photo, [{ width: 1000, format: 'avif' }], {
+          ...budget,
+          deadline: Date.now() + 20_000,
+          avifEncodeTimes: slow,
+        }),
+      );
       expect(error.code).to.equal('time_budget_exceeded');
     });
 
     it('encodes AVIF without a prediction when there is no deadline', async () => {
       const model = new AvifEncodeTimeModel();
       for (let i = 0; i < 8; i++) model.observe(1_000_000, 2, 1e9);
-      const [variant] = await renderVariants(await makePhoto({ width: 400, height: 300 }), [{ width: 400, format: 'avif' }], { ...options, avifEncodeTimes: model });
+      const [variant] = await renderVariants(
+        await makePhoto({ width: 400, height: 300 }),
+        [{ width: 400, format: 'avif' }],
+        { ...options, avifEncodeTimes: model },
+      );
       expect(variant!.format).to.equal('avif');
     });
   });

@@ -8,7 +8,9 @@ const type = `multipart/form-data; boundary=${boundary}`;
 function part(field: string, filename: string | undefined, body: string | Buffer): Buffer {
   const disposition = `form-data; name="${field}"${filename === undefined ? '' : `; filename="${filename}"`}`;
   return Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n${filename === undefined ? '' : 'Content-Type: application/octet-stream\r\n'}\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: ${disposition}\r\n${filename === undefined ? '' : 'Content-Type: application/octet-stream\r\n'}\r\n`,
+    ),
     Buffer.isBuffer(body) ? body : Buffer.from(body),
     Buffer.from('\r\n'),
   ]);
@@ -44,14 +46,33 @@ describe('request body', () => {
     ['a wrong boundary', Buffer.concat([Buffer.from('--other\r\n'), end]), type, 1000, 'missing_file'],
     ['no file field', Buffer.concat([part('title', undefined, 'x'), end]), type, 1000, 'missing_file'],
     ['a file in another field', Buffer.concat([part('image', 'a.jpg', 'x'), end]), type, 1000, 'missing_file'],
-    ['two files', Buffer.concat([part('file', 'a.jpg', 'x'), part('file', 'b.jpg', 'y'), end]), type, 1000, 'too_many_files'],
-    ['a file and another file field', Buffer.concat([part('file', 'a.jpg', 'x'), part('other', 'b.jpg', 'y'), end]), type, 1000, 'too_many_files'],
-    ['a file over the limit', Buffer.concat([part('file', 'a.jpg', Buffer.alloc(2000)), end]), type, 1000, 'payload_too_large'],
+    [
+      'two files',
+      Buffer.concat([part('file', 'a.jpg', 'x'), part('file', 'b.jpg', 'y'), end]),
+      type,
+      1000,
+      'too_many_files',
+    ],
+    [
+      'a file and another file field',
+      Buffer.concat([part('file', 'a.jpg', 'x'), part('other', 'b.jpg', 'y'), end]),
+      type,
+      1000,
+      'too_many_files',
+    ],
+    [
+      'a file over the limit',
+      Buffer.concat([part('file', 'a.jpg', Buffer.alloc(2000)), end]),
+      type,
+      1000,
+      'payload_too_large',
+    ],
     ['a raw body over the limit', Buffer.alloc(1001), 'image/png', 1000, 'payload_too_large'],
     ['multipart/related', Buffer.from('x'), 'multipart/related; boundary=a', 1000, 'bad_multipart'],
   ];
   for (const [what, body, contentType, max, code] of bad) {
-    it(`rejects ${what} with ${code}`, async () => expect(await codeOf(extractUpload(body, contentType, max))).to.equal(code));
+    it(`rejects ${what} with ${code}`, async () =>
+      expect(await codeOf(extractUpload(body, contentType, max))).to.equal(code));
   }
 
   it('rejects a truncated multipart body', async () => {

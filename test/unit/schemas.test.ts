@@ -47,7 +47,14 @@ describe('messages', () => {
   }
 
   it('validates events by type', () => {
-    const ready = { v: 1, type: 'image.ready', imageId: job.imageId, manifest: { bucket: 'b', name: 'n' }, variants: 15, at: job.createdAt };
+    const ready = {
+      v: 1,
+      type: 'image.ready',
+      imageId: job.imageId,
+      manifest: { bucket: 'b', name: 'n' },
+      variants: 15,
+      at: job.createdAt,
+    };
     expect(EventMessageV1.safeParse(ready).success).to.equal(true);
     expect(EventMessageV1.safeParse({ ...ready, type: 'image.done' }).success).to.equal(false);
   });

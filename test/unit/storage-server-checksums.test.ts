@@ -5,7 +5,13 @@
  */
 import { expect } from 'chai';
 import { StorageApiError } from '../../local/storage-server/api-errors.js';
-import { crc32c, crc32cBase64, md5Base64, parseGoogHash, verifyClaimedHashes } from '../../local/storage-server/checksums.js';
+import {
+  crc32c,
+  crc32cBase64,
+  md5Base64,
+  parseGoogHash,
+  verifyClaimedHashes,
+} from '../../local/storage-server/checksums.js';
 
 const ascending = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
 
@@ -54,7 +60,10 @@ describe('storage server checksums', () => {
 
   describe('parseGoogHash', () => {
     it('reads both algorithms, from one header or a repeated one, and ignores others', () => {
-      expect(parseGoogHash('crc32c=n03x6A==,md5=XUFAKrxLKna5cZ2REBfFkg==')).to.deep.equal({ crc32c: 'n03x6A==', md5: 'XUFAKrxLKna5cZ2REBfFkg==' });
+      expect(parseGoogHash('crc32c=n03x6A==,md5=XUFAKrxLKna5cZ2REBfFkg==')).to.deep.equal({
+        crc32c: 'n03x6A==',
+        md5: 'XUFAKrxLKna5cZ2REBfFkg==',
+      });
       expect(parseGoogHash(['crc32c=n03x6A==', ' md5 = XUFAKrxLKna5cZ2REBfFkg== '])).to.deep.equal({
         crc32c: 'n03x6A==',
         md5: 'XUFAKrxLKna5cZ2REBfFkg==',

@@ -23,15 +23,24 @@ function modulesUnder(dir: string, base = dir): string[] {
 
 /** The relative specifiers a module imports or re-exports, as `.ts` paths from the server's root. */
 function localImports(module: string, source: string): string[] {
-  const specifiers = [...source.matchAll(/^\s*(?:import|export)\b[^'"]*?\bfrom\s+['"](\.{1,2}\/[^'"]+)['"]/gm)].map((m) => m[1] ?? '');
-  return specifiers.map((specifier) => posix.normalize(posix.join(posix.dirname(module), specifier)).replace(/\.js$/, '.ts'));
+  const specifiers = [...source.matchAll(/^\s*(?:import|export)\b[^'"]*?\bfrom\s+['"](\.{1,2}\/[^'"]+)['"]/gm)].map(
+    (m) => m[1] ?? '',
+  );
+  return specifiers.map((specifier) =>
+    posix.normalize(posix.join(posix.dirname(module), specifier)).replace(/\.js$/, '.ts'),
+  );
 }
 
 /** The import graph of the modules under `dir`, edges limited to modules under `dir`. */
 function importGraph(dir: string): Graph {
   const modules = modulesUnder(dir);
   const known = new Set(modules);
-  return new Map(modules.map((module) => [module, localImports(module, readFileSync(join(dir, module), 'utf8')).filter((m) => known.has(m))]));
+  return new Map(
+    modules.map((module) => [
+      module,
+      localImports(module, readFileSync(join(dir, module), 'utf8')).filter((m) => known.has(m)),
+    ]),
+  );
 }
 
 /** Every elementary cycle found by depth-first search, each as a path from a module back to itself. */
@@ -66,7 +75,14 @@ describe('storage server import graph', () => {
       'http.ts → uploads.ts → http.ts',
       'http.ts → uploads.ts → objects.ts → http.ts',
     ]);
-    expect(findCycles(new Map([['a.ts', ['b.ts']], ['b.ts', []]]))).to.deep.equal([]);
+    expect(
+      findCycles(
+        new Map([
+          ['a.ts', ['b.ts']],
+          ['b.ts', []],
+        ]),
+      ),
+    ).to.deep.equal([]);
   });
 
   it('reads type-only imports, re-exports and parent-directory specifiers', () => {

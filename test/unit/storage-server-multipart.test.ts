@@ -37,7 +37,9 @@ describe('storage server multipart parser', () => {
 
     it('splits a CRLF body into lower-cased headers and raw bytes, binary included', () => {
       const body = Buffer.concat([
-        Buffer.from('--b1\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{"name":"x"}\r\n--b1\r\nContent-Type: image/png\r\n\r\n'),
+        Buffer.from(
+          '--b1\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{"name":"x"}\r\n--b1\r\nContent-Type: image/png\r\n\r\n',
+        ),
         media,
         Buffer.from('\r\n--b1--\r\n'),
       ]);
@@ -73,7 +75,11 @@ describe('storage server multipart parser', () => {
         ['no closing boundary', '--b\r\nContent-Type: text/plain\r\n\r\nhello', 'missing closing boundary'],
         ['no blank line after the headers', '--b\r\nContent-Type: text/plain\r\n--b--', 'no blank line'],
         ['a header without a colon', '--b\r\nnot a header\r\n\r\nx\r\n--b--', 'Malformed multipart part header'],
-        ['an unknown transfer encoding', '--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nx\r\n--b--', 'Unsupported Content-Transfer-Encoding'],
+        [
+          'an unknown transfer encoding',
+          '--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nx\r\n--b--',
+          'Unsupported Content-Transfer-Encoding',
+        ],
         ['only the closing delimiter', '--b--\r\n', 'has no parts'],
       ];
       for (const [title, text, message] of cases) {

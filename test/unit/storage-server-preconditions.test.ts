@@ -6,7 +6,12 @@
 import { expect } from 'chai';
 import { StorageApiError } from '../../local/storage-server/api-errors.js';
 import type { ObjectRecord } from '../../local/storage-server/object-records.js';
-import { checkPreconditions, isUnconditional, parsePreconditions, type Preconditions } from '../../local/storage-server/preconditions.js';
+import {
+  checkPreconditions,
+  isUnconditional,
+  parsePreconditions,
+  type Preconditions,
+} from '../../local/storage-server/preconditions.js';
 
 const live: ObjectRecord = {
   bucket: 'b',
@@ -21,7 +26,11 @@ const live: ObjectRecord = {
 };
 
 /** The status `checkPreconditions` answers with, or 'ok'. */
-function outcome(current: ObjectRecord | undefined, preconditions: Preconditions, operation: 'read' | 'write' = 'write'): number | 'ok' {
+function outcome(
+  current: ObjectRecord | undefined,
+  preconditions: Preconditions,
+  operation: 'read' | 'write' = 'write',
+): number | 'ok' {
   try {
     checkPreconditions(current, preconditions, operation);
     return 'ok';
@@ -34,7 +43,9 @@ function outcome(current: ObjectRecord | undefined, preconditions: Preconditions
 describe('storage server preconditions', () => {
   describe('parsePreconditions', () => {
     it('reads the four conditions as bigints, and only those given', () => {
-      const params = new URLSearchParams('ifGenerationMatch=0&ifMetagenerationNotMatch=%2012%20&ifSourceGenerationMatch=5');
+      const params = new URLSearchParams(
+        'ifGenerationMatch=0&ifMetagenerationNotMatch=%2012%20&ifSourceGenerationMatch=5',
+      );
       expect(parsePreconditions(params)).to.deep.equal({ ifGenerationMatch: 0n, ifMetagenerationNotMatch: 12n });
       expect(parsePreconditions(params, 'source')).to.deep.equal({ ifGenerationMatch: 5n });
       expect(isUnconditional(parsePreconditions(new URLSearchParams('generation=5')))).to.equal(true);
@@ -42,7 +53,13 @@ describe('storage server preconditions', () => {
     });
 
     it('refuses a value that is not a non-negative decimal integer with a 400 naming the parameter', () => {
-      for (const query of ['ifGenerationMatch=-1', 'ifGenerationMatch=abc', 'ifMetagenerationMatch=', 'ifSourceGenerationMatch=1e3', 'ifGenerationMatch=12345678901234567890']) {
+      for (const query of [
+        'ifGenerationMatch=-1',
+        'ifGenerationMatch=abc',
+        'ifMetagenerationMatch=',
+        'ifSourceGenerationMatch=1e3',
+        'ifGenerationMatch=12345678901234567890',
+      ]) {
         const which = query.startsWith('ifSource') ? 'source' : 'target';
         let caught: unknown;
         try {
@@ -67,7 +84,12 @@ describe('storage server preconditions', () => {
 
     it('every other condition fails on a missing object', () => {
       expect(outcome(undefined, {})).to.equal('ok');
-      for (const condition of [{ ifGenerationMatch: 5n }, { ifGenerationNotMatch: 0n }, { ifMetagenerationMatch: 1n }, { ifMetagenerationNotMatch: 1n }]) {
+      for (const condition of [
+        { ifGenerationMatch: 5n },
+        { ifGenerationNotMatch: 0n },
+        { ifMetagenerationMatch: 1n },
+        { ifMetagenerationNotMatch: 1n },
+      ]) {
         expect(outcome(undefined, condition), JSON.stringify(Object.keys(condition))).to.equal(412);
       }
     });
@@ -83,7 +105,9 @@ describe('storage server preconditions', () => {
       expect(outcome(live, { ifMetagenerationNotMatch: 3n }, 'read')).to.equal(304);
       expect(outcome(live, { ifGenerationNotMatch: generation }, 'write')).to.equal(412);
       expect(outcome(live, { ifMetagenerationNotMatch: 3n }, 'write')).to.equal(412);
-      expect(outcome(live, { ifGenerationNotMatch: generation + 1n, ifMetagenerationNotMatch: 4n }, 'read')).to.equal('ok');
+      expect(outcome(live, { ifGenerationNotMatch: generation + 1n, ifMetagenerationNotMatch: 4n }, 'read')).to.equal(
+        'ok',
+      );
     });
 
     it('answers 412 with reason conditionNotMet, which the clients do not retry', () => {

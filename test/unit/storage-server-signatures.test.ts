@@ -110,8 +110,14 @@ describe('storage server V4 signature verification', () => {
     const url = await signedUrl('photo.jpg');
     const unsigned = new URL(url);
     unsigned.search = '';
-    expect(refusal(() => verifySignedRequest(request(unsigned), trusting()))).to.include({ status: 403, code: 'AccessDenied' });
-    expect(refusal(() => verifySignedRequest(request(url), new SignedUrlPolicy()))).to.include({ status: 403, code: 'AccessDenied' });
+    expect(refusal(() => verifySignedRequest(request(unsigned), trusting()))).to.include({
+      status: 403,
+      code: 'AccessDenied',
+    });
+    expect(refusal(() => verifySignedRequest(request(url), new SignedUrlPolicy()))).to.include({
+      status: 403,
+      code: 'AccessDenied',
+    });
   });
 
   it('refuses malformed parameters with a 400 saying which', async () => {
@@ -120,18 +126,47 @@ describe('storage server V4 signature verification', () => {
     const credential = url.searchParams.get('X-Goog-Credential') ?? '';
     const cases: [string, URL, string, string][] = [
       ['a missing X-Goog-Date', withParam(url, 'X-Goog-Date', undefined), 'InvalidArgument', 'X-Goog-Date'],
-      ['another algorithm', withParam(url, 'X-Goog-Algorithm', 'GOOG4-HMAC-SHA256'), 'InvalidArgument', 'GOOG4-HMAC-SHA256'],
-      ['X-Goog-Expires over 7 days', withParam(url, 'X-Goog-Expires', String(7 * 24 * 3600 + 1)), 'InvalidArgument', 'X-Goog-Expires'],
-      ['a date that is not YYYYMMDDTHHMMSSZ', withParam(url, 'X-Goog-Date', date.slice(0, 8)), 'InvalidArgument', 'X-Goog-Date'],
-      // Month 13 is refused, not rolled over into next January.
       [
-        'month 13',
-        withParam(withParam(url, 'X-Goog-Date', `${date.slice(0, 4)}13${date.slice(6)}`), 'X-Goog-Credential', credential.replace(`/${date.slice(0, 8)}/`, `/${date.slice(0, 4)}13${date.slice(6, 8)}/`)),
+        'another algorithm',
+        withParam(url, 'X-Goog-Algorithm', 'GOOG4-HMAC-SHA256'),
+        'InvalidArgument',
+        'GOOG4-HMAC-SHA256',
+      ],
+      [
+        'X-Goog-Expires over 7 days',
+        withParam(url, 'X-Goog-Expires', String(7 * 24 * 3600 + 1)),
+        'InvalidArgument',
+        'X-Goog-Expires',
+      ],
+      [
+        'a date that is not YYYYMMDDTHHMMSSZ',
+        withParam(url, 'X-Goog-Date', date.slice(0, 8)),
         'InvalidArgument',
         'X-Goog-Date',
       ],
-      ['a credential of another day', withParam(url, 'X-Goog-Credential', credential.replace(`/${date.slice(0, 8)}/`, '/20000101/')), 'AuthorizationQueryParametersError', 'X-Goog-Credential'],
-      ['signed headers without host', withParam(url, 'X-Goog-SignedHeaders', 'content-type'), 'AuthorizationQueryParametersError', 'host'],
+      // Month 13 is refused, not rolled over into next January.
+      [
+        'month 13',
+        withParam(
+          withParam(url, 'X-Goog-Date', `${date.slice(0, 4)}13${date.slice(6)}`),
+          'X-Goog-Credential',
+          credential.replace(`/${date.slice(0, 8)}/`, `/${date.slice(0, 4)}13${date.slice(6, 8)}/`),
+        ),
+        'InvalidArgument',
+        'X-Goog-Date',
+      ],
+      [
+        'a credential of another day',
+        withParam(url, 'X-Goog-Credential', credential.replace(`/${date.slice(0, 8)}/`, '/20000101/')),
+        'AuthorizationQueryParametersError',
+        'X-Goog-Credential',
+      ],
+      [
+        'signed headers without host',
+        withParam(url, 'X-Goog-SignedHeaders', 'content-type'),
+        'AuthorizationQueryParametersError',
+        'host',
+      ],
     ];
     for (const [title, changed, code, mentions] of cases) {
       const error = refusal(() => verifySignedRequest(request(changed), trusting()));
@@ -142,7 +177,9 @@ describe('storage server V4 signature verification', () => {
   });
 
   it('renders refusals as the XML API does, escaped, without absent fields', () => {
-    const xml = new XmlApiError(403, 'AccessDenied', 'Access <denied> & "refused"', undefined, { StringToSign: "a'b" }).toXml();
+    const xml = new XmlApiError(403, 'AccessDenied', 'Access <denied> & "refused"', undefined, {
+      StringToSign: "a'b",
+    }).toXml();
     expect(xml).to.equal(
       "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code><Message>Access &lt;denied&gt; &amp; &quot;refused&quot;</Message><StringToSign>a&apos;b</StringToSign></Error>",
     );

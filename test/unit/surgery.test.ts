@@ -7,7 +7,8 @@ import { damagedIdat, pngChunks } from '../fixtures/surgery.js';
 const crcOk = (png: Buffer, type: string): boolean => {
   for (let at = 8; at + 12 <= png.length; ) {
     const length = png.readUInt32BE(at);
-    if (png.toString('latin1', at + 4, at + 8) === type) return crc32(png.subarray(at + 4, at + 8 + length)) >>> 0 === png.readUInt32BE(at + 8 + length);
+    if (png.toString('latin1', at + 4, at + 8) === type)
+      return crc32(png.subarray(at + 4, at + 8 + length)) >>> 0 === png.readUInt32BE(at + 8 + length);
     at += 12 + length;
   }
   throw new Error(`no ${type} chunk`);
@@ -29,16 +30,23 @@ describe('fixtures: PNG and JPEG surgery', () => {
       expect(crcOk(damaged, 'IHDR'), damage).to.equal(true);
       expect(crcOk(damaged, 'IDAT'), damage).to.equal(damage === 'zlib');
       expect(await sharp(damaged).metadata(), damage).to.include({ width: 40, height: 30, format: 'png' });
-      const decoded = await sharp(damaged).raw().toBuffer().then(
-        () => 'decoded',
-        () => 'refused',
-      );
+      const decoded = await sharp(damaged)
+        .raw()
+        .toBuffer()
+        .then(
+          () => 'decoded',
+          () => 'refused',
+        );
       expect(decoded, damage).to.equal('refused');
     }
   });
 
   it('blackPng and jpegHeaderClaiming make headers that claim the size asked for', async () => {
     expect(await sharp(blackPng(300, 200)).metadata()).to.include({ width: 300, height: 200, format: 'png' });
-    expect(await sharp(await jpegHeaderClaiming(40_000, 30_000), { limitInputPixels: false }).metadata()).to.include({ width: 40_000, height: 30_000, format: 'jpeg' });
+    expect(await sharp(await jpegHeaderClaiming(40_000, 30_000), { limitInputPixels: false }).metadata()).to.include({
+      width: 40_000,
+      height: 30_000,
+      format: 'jpeg',
+    });
   });
 });

@@ -3,7 +3,13 @@
  * `incoming/{ticket}/{filename}` names belong to a ticket.
  */
 import { expect } from 'chai';
-import { incomingTicketName, newTicketId, ticketExpiry, ticketFromIncomingName, ticketMarkerName } from '../../shared/naming.js';
+import {
+  incomingTicketName,
+  newTicketId,
+  ticketExpiry,
+  ticketFromIncomingName,
+  ticketMarkerName,
+} from '../../shared/naming.js';
 
 describe('signed-upload tickets', () => {
   const random = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
@@ -32,7 +38,13 @@ describe('signed-upload tickets', () => {
   });
 
   it('refuses malformed ticket ids', () => {
-    for (const bad of ['', 'abc', '1796184000-00112233445566778899AABB', '1796184000-001122', '../1796184000-00112233445566778899aabb']) {
+    for (const bad of [
+      '',
+      'abc',
+      '1796184000-00112233445566778899AABB',
+      '1796184000-001122',
+      '../1796184000-00112233445566778899aabb',
+    ]) {
       expect(ticketExpiry(bad), bad).to.equal(undefined);
     }
   });

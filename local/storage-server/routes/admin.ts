@@ -13,7 +13,8 @@ import { parseJsonBody } from '../resources.js';
 
 async function jsonObject(ctx: RequestContext): Promise<Record<string, unknown>> {
   const body = parseJsonBody(await readBody(ctx.req, 1024 * 1024));
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('The body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw badRequest('The body must be a JSON object');
   return body as Record<string, unknown>;
 }
 
@@ -31,7 +32,11 @@ function asBadRequest<T>(fn: () => T): T {
 export async function handleAdmin(ctx: RequestContext, path: string): Promise<void> {
   const method = ctx.req.method ?? 'GET';
   if (path === '/health' && method === 'GET') {
-    return sendJson(ctx.res, 200, { ok: true, buckets: ctx.store.listBuckets().length, openUploads: ctx.sessions.open });
+    return sendJson(ctx.res, 200, {
+      ok: true,
+      buckets: ctx.store.listBuckets().length,
+      openUploads: ctx.sessions.open,
+    });
   }
   if (path === '/bulk' && method === 'POST') return bulkCreate(ctx);
   if (path === '/faults') {

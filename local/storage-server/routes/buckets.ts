@@ -21,7 +21,8 @@ function stringField(body: Json, key: string): string | undefined {
 function labelsField(body: Json): Record<string, string> | undefined {
   const labels = body.labels;
   if (labels === undefined || labels === null) return undefined;
-  if (typeof labels !== 'object' || Array.isArray(labels)) throw badRequest('Invalid value for labels: must be an object');
+  if (typeof labels !== 'object' || Array.isArray(labels))
+    throw badRequest('Invalid value for labels: must be an object');
   const result: Record<string, string> = {};
   for (const [key, value] of Object.entries(labels as Json)) {
     if (value === null) continue;
@@ -48,7 +49,8 @@ export function listBuckets(ctx: RequestContext): void {
 /** POST `/storage/v1/b`: creates a bucket; 409 if it exists. */
 export async function insertBucket(ctx: RequestContext): Promise<void> {
   const body = parseJsonBody(await readBody(ctx.req, 1024 * 1024));
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('Bucket insert needs a JSON body with a name', 'required');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw badRequest('Bucket insert needs a JSON body with a name', 'required');
   const name = stringField(body as Json, 'name');
   if (!name) throw badRequest('Required: name', 'required');
   validateBucketName(name);

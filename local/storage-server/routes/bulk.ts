@@ -28,9 +28,14 @@ function parse(body: unknown): { bucket: string; objects: BulkObject[] } {
   if (!Array.isArray(objects)) throw badRequest('Required: objects (an array)', 'required');
   for (const [index, object] of objects.entries()) {
     const o = object as Partial<BulkObject> | null;
-    if (typeof o !== 'object' || o === null || typeof o.name !== 'string') throw badRequest(`objects[${index}].name must be a string`);
-    if (o.timeCreated !== undefined && Number.isNaN(new Date(o.timeCreated).getTime())) throw badRequest(`objects[${index}].timeCreated is not a date`);
-    if (o.metadata !== undefined && (typeof o.metadata !== 'object' || Object.values(o.metadata).some((v) => typeof v !== 'string'))) {
+    if (typeof o !== 'object' || o === null || typeof o.name !== 'string')
+      throw badRequest(`objects[${index}].name must be a string`);
+    if (o.timeCreated !== undefined && Number.isNaN(new Date(o.timeCreated).getTime()))
+      throw badRequest(`objects[${index}].timeCreated is not a date`);
+    if (
+      o.metadata !== undefined &&
+      (typeof o.metadata !== 'object' || Object.values(o.metadata).some((v) => typeof v !== 'string'))
+    ) {
       throw badRequest(`objects[${index}].metadata must map strings to strings`);
     }
   }

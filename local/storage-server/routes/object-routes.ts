@@ -18,7 +18,8 @@ export async function getObject(ctx: RequestContext, bucket: string, name: strin
   const record = findObjectForRead(ctx, bucket, name);
   const alt = ctx.url.searchParams.get('alt');
   if (media || alt === 'media') return sendMedia(ctx, record);
-  if (alt !== null && alt !== 'json') throw badRequest(`Invalid argument for parameter alt: ${JSON.stringify(alt)}`, 'invalidParameter');
+  if (alt !== null && alt !== 'json')
+    throw badRequest(`Invalid argument for parameter alt: ${JSON.stringify(alt)}`, 'invalidParameter');
   sendObject(ctx, record);
 }
 
@@ -31,7 +32,12 @@ function withFields(record: ObjectRecord, fields: WritableObjectFields): ObjectR
 }
 
 /** PATCH (merge) or PUT (replace) of an object's metadata; bumps the metageneration. */
-export async function updateObjectMetadata(ctx: RequestContext, bucket: string, name: string, mode: 'patch' | 'replace'): Promise<void> {
+export async function updateObjectMetadata(
+  ctx: RequestContext,
+  bucket: string,
+  name: string,
+  mode: 'patch' | 'replace',
+): Promise<void> {
   await resolveBucket(ctx, bucket);
   const preconditions = parsePreconditions(ctx.url.searchParams);
   const body = parseJsonBody(await readBody(ctx.req, 8 * 1024 * 1024));
@@ -85,7 +91,11 @@ function decodeToken(raw: string): PageToken {
     if (typeof token.after !== 'string') throw new Error('no position');
     return token;
   } catch {
-    throw new StorageApiError(400, `Invalid argument for parameter pageToken: ${JSON.stringify(raw)}`, 'invalidParameter');
+    throw new StorageApiError(
+      400,
+      `Invalid argument for parameter pageToken: ${JSON.stringify(raw)}`,
+      'invalidParameter',
+    );
   }
 }
 
@@ -117,7 +127,11 @@ export function globToRegExp(glob: string): RegExp {
     } else if (c === '{') {
       const close = glob.indexOf('}', i);
       if (close < 0) throw badRequest(`Invalid matchGlob: unclosed "{" in ${JSON.stringify(glob)}`);
-      source += `(?:${glob.slice(i + 1, close).split(',').map((alt) => globToRegExp(alt).source.slice(1, -1)).join('|')})`;
+      source += `(?:${glob
+        .slice(i + 1, close)
+        .split(',')
+        .map((alt) => globToRegExp(alt).source.slice(1, -1))
+        .join('|')})`;
       i = close;
     } else source += c.replace(/[.+^$()|\\]/g, '\\$&');
   }
@@ -251,7 +265,12 @@ export async function copyObject(
 }
 
 /** `moveTo`: an atomic rename within one bucket. */
-export async function moveObjectRoute(ctx: RequestContext, bucket: string, source: string, destination: string): Promise<void> {
+export async function moveObjectRoute(
+  ctx: RequestContext,
+  bucket: string,
+  source: string,
+  destination: string,
+): Promise<void> {
   await resolveBucket(ctx, bucket);
   await readBody(ctx.req, 1024 * 1024);
   const moved = await moveObject(
@@ -273,20 +292,32 @@ export async function composeObject(ctx: RequestContext, bucket: string, destina
   const preconditions = parsePreconditions(ctx.url.searchParams);
   await resolveBucket(ctx, bucket);
   const body = parseJsonBody(await readBody(ctx.req, 8 * 1024 * 1024));
-  if (typeof body !== 'object' || body === null) throw badRequest('Compose needs a JSON body with sourceObjects', 'required');
-  const { sourceObjects, destination: destinationMetadata } = body as { sourceObjects?: unknown; destination?: unknown };
-  if (!Array.isArray(sourceObjects) || sourceObjects.length === 0) throw badRequest('Compose needs at least one source object', 'required');
+  if (typeof body !== 'object' || body === null)
+    throw badRequest('Compose needs a JSON body with sourceObjects', 'required');
+  const { sourceObjects, destination: destinationMetadata } = body as {
+    sourceObjects?: unknown;
+    destination?: unknown;
+  };
+  if (!Array.isArray(sourceObjects) || sourceObjects.length === 0)
+    throw badRequest('Compose needs at least one source object', 'required');
   if (sourceObjects.length > MAX_COMPOSE_SOURCES) {
-    throw badRequest(`The number of source components provided (${sourceObjects.length}) exceeds the maximum (${MAX_COMPOSE_SOURCES})`);
+    throw badRequest(
+      `The number of source components provided (${sourceObjects.length}) exceeds the maximum (${MAX_COMPOSE_SOURCES})`,
+    );
   }
   const parts: Buffer[] = [];
   let componentCount = 0;
   for (const entry of sourceObjects as unknown[]) {
-    const source = entry as { name?: unknown; generation?: unknown; objectPreconditions?: { ifGenerationMatch?: unknown } };
+    const source = entry as {
+      name?: unknown;
+      generation?: unknown;
+      objectPreconditions?: { ifGenerationMatch?: unknown };
+    };
     if (typeof source?.name !== 'string') throw badRequest('Each compose source needs a name', 'required');
     const record = ctx.store.getObject(bucket, source.name);
     if (!record) throw noSuchObject(bucket, source.name);
-    if (source.generation !== undefined && String(source.generation) !== record.generation) throw noSuchObject(bucket, source.name);
+    if (source.generation !== undefined && String(source.generation) !== record.generation)
+      throw noSuchObject(bucket, source.name);
     const condition = source.objectPreconditions?.ifGenerationMatch;
     if (condition !== undefined && String(condition) !== record.generation) {
       throw new StorageApiError(412, `Precondition failed for compose source ${source.name}`, 'conditionNotMet');

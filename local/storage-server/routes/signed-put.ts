@@ -17,13 +17,23 @@ function lengthRange(req: IncomingMessage): { min: number; max: number } | undef
   if (raw === '') return undefined;
   const m = /^(\d+),(\d+)$/.exec(raw.replace(/\s/g, ''));
   if (!m || Number(m[1]) > Number(m[2])) {
-    throw new XmlApiError(400, 'InvalidArgument', 'Invalid argument.', `Invalid x-goog-content-length-range ${JSON.stringify(raw)}.`);
+    throw new XmlApiError(
+      400,
+      'InvalidArgument',
+      'Invalid argument.',
+      `Invalid x-goog-content-length-range ${JSON.stringify(raw)}.`,
+    );
   }
   return { min: Number(m[1]), max: Number(m[2]) };
 }
 
 function tooLarge(max: number): XmlApiError {
-  return new XmlApiError(400, 'EntityTooLarge', 'Your proposed upload is larger than the maximum object size specified in your Policy Document.', `Content-length exceeds upper bound on range (${max}).`);
+  return new XmlApiError(
+    400,
+    'EntityTooLarge',
+    'Your proposed upload is larger than the maximum object size specified in your Policy Document.',
+    `Content-length exceeds upper bound on range (${max}).`,
+  );
 }
 
 /** Reads the body, refusing it (before reading, when Content-Length says so) outside the range. */
@@ -38,7 +48,12 @@ async function readBodyInRange(req: IncomingMessage, range: { min: number; max: 
     chunks.push(chunk as Buffer);
   }
   if (range && length < range.min) {
-    throw new XmlApiError(400, 'EntityTooSmall', 'Your proposed upload is smaller than the minimum object size specified in your Policy Document.', `Content-length is smaller than lower bound on range (${range.min}).`);
+    throw new XmlApiError(
+      400,
+      'EntityTooSmall',
+      'Your proposed upload is smaller than the minimum object size specified in your Policy Document.',
+      `Content-length is smaller than lower bound on range (${range.min}).`,
+    );
   }
   return Buffer.concat(chunks, length);
 }
@@ -57,7 +72,11 @@ function sendXmlError(ctx: RequestContext, error: XmlApiError, cors: Record<stri
   const body = error.toXml();
   // Unread bytes are drained, so the client reads the answer instead of a reset connection.
   ctx.req.resume();
-  ctx.res.writeHead(error.status, { ...cors, 'Content-Type': 'application/xml; charset=UTF-8', 'Content-Length': Buffer.byteLength(body) });
+  ctx.res.writeHead(error.status, {
+    ...cors,
+    'Content-Type': 'application/xml; charset=UTF-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
   ctx.res.end(body);
 }
 
@@ -85,7 +104,12 @@ export function handleXmlPreflight(ctx: RequestContext, policy: SignedUrlPolicy)
  * (content type from the request, `x-goog-meta-*` as metadata, `x-goog-if-generation-match`
  * honoured) and answers 200 with the XML API's headers. Notifications fire as for any write.
  */
-export async function handleSignedPut(ctx: RequestContext, policy: SignedUrlPolicy, bucket: string, name: string): Promise<void> {
+export async function handleSignedPut(
+  ctx: RequestContext,
+  policy: SignedUrlPolicy,
+  bucket: string,
+  name: string,
+): Promise<void> {
   const cors = corsHeaders(ctx, policy);
   try {
     verifySignedRequest(ctx, policy);
@@ -95,13 +119,20 @@ export async function handleSignedPut(ctx: RequestContext, policy: SignedUrlPoli
     if (contentType) fields.contentType = contentType;
     const metadata: Record<string, string> = {};
     for (const [header, value] of Object.entries(ctx.req.headers)) {
-      if (header.startsWith('x-goog-meta-') && typeof value === 'string') metadata[header.slice('x-goog-meta-'.length)] = value;
+      if (header.startsWith('x-goog-meta-') && typeof value === 'string')
+        metadata[header.slice('x-goog-meta-'.length)] = value;
     }
     if (Object.keys(metadata).length > 0) fields.metadata = metadata;
     const conditions = new URLSearchParams();
     const ifGeneration = ctx.req.headers['x-goog-if-generation-match'];
     if (typeof ifGeneration === 'string') conditions.set('ifGenerationMatch', ifGeneration);
-    const record = await commitNewGeneration(ctx, { bucket, name, data, fields, preconditions: parsePreconditions(conditions) });
+    const record = await commitNewGeneration(ctx, {
+      bucket,
+      name,
+      data,
+      fields,
+      preconditions: parsePreconditions(conditions),
+    });
     const md5 = record.md5Hash ? Buffer.from(record.md5Hash, 'base64').toString('hex') : '';
     ctx.res.writeHead(200, {
       ...cors,

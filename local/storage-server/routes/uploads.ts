@@ -24,7 +24,8 @@ function objectNameFrom(ctx: RequestContext, metadata: unknown): string {
       ? (metadata as { name: string }).name
       : undefined;
   const name = fromQuery ?? fromMetadata;
-  if (name === undefined || name === '') throw badRequest('Required parameter: name (in the query or the metadata)', 'required');
+  if (name === undefined || name === '')
+    throw badRequest('Required parameter: name (in the query or the metadata)', 'required');
   validateObjectName(name);
   return name;
 }
@@ -53,7 +54,9 @@ export async function handleUploadStart(ctx: RequestContext, bucket: string): Pr
   if (uploadType === 'resumable') return startResumable(ctx, bucket);
   throw new StorageApiError(
     400,
-    uploadType === null ? 'Upload requests must include an uploadType URL parameter' : `Invalid upload type: ${JSON.stringify(uploadType)}`,
+    uploadType === null
+      ? 'Upload requests must include an uploadType URL parameter'
+      : `Invalid upload type: ${JSON.stringify(uploadType)}`,
     'invalidParameter',
   );
 }
@@ -67,7 +70,14 @@ async function mediaUpload(ctx: RequestContext, bucket: string): Promise<void> {
   if (contentType) fields.contentType = contentType;
   const contentEncoding = ctx.url.searchParams.get('contentEncoding');
   if (contentEncoding) fields.contentEncoding = contentEncoding;
-  const record = await commitNewGeneration(ctx, { bucket, name, data, fields, preconditions, claimed: claimedHashes(ctx, undefined) });
+  const record = await commitNewGeneration(ctx, {
+    bucket,
+    name,
+    data,
+    fields,
+    preconditions,
+    claimed: claimedHashes(ctx, undefined),
+  });
   sendObject(ctx, record);
 }
 
@@ -75,7 +85,8 @@ async function multipartUpload(ctx: RequestContext, bucket: string): Promise<voi
   const boundary = boundaryOf(headerValue(ctx, 'content-type'));
   const preconditions = parsePreconditions(ctx.url.searchParams);
   const parts = parseMultipart(await readBody(ctx.req), boundary);
-  if (parts.length !== 2) throw badRequest(`A multipart upload has exactly two parts (metadata, media); this one has ${parts.length}`);
+  if (parts.length !== 2)
+    throw badRequest(`A multipart upload has exactly two parts (metadata, media); this one has ${parts.length}`);
   const [metadataPart, mediaPart] = parts as [(typeof parts)[0], (typeof parts)[0]];
   const metadata = parseJsonBody(metadataPart.body);
   const name = objectNameFrom(ctx, metadata);
@@ -105,10 +116,18 @@ async function startResumable(ctx: RequestContext, bucket: string): Promise<void
   const announcedLength = headerValue(ctx, 'x-upload-content-length');
   let announcedSize: number | undefined;
   if (announcedLength !== undefined && announcedLength !== '') {
-    if (!/^\d+$/.test(announcedLength)) throw badRequest(`Invalid X-Upload-Content-Length: ${JSON.stringify(announcedLength)}`);
+    if (!/^\d+$/.test(announcedLength))
+      throw badRequest(`Invalid X-Upload-Content-Length: ${JSON.stringify(announcedLength)}`);
     announcedSize = Number(announcedLength);
   }
-  const session = ctx.sessions.create({ bucket, name, fields, preconditions, claimedInMetadata: claimedHashes(ctx, metadata), announcedSize });
+  const session = ctx.sessions.create({
+    bucket,
+    name,
+    fields,
+    preconditions,
+    claimedInMetadata: claimedHashes(ctx, metadata),
+    announcedSize,
+  });
   // Clients follow this URI as given, so it points back at the host they used.
   const location = `${ctx.baseUrl}/upload/storage/v1/b/${encodeName(bucket)}/o?uploadType=resumable&name=${encodeName(name)}&upload_id=${session.id}`;
   sendEmpty(ctx.res, 200, { Location: location, 'X-GUploader-UploadID': session.id });
@@ -173,7 +192,9 @@ async function continueSession(ctx: RequestContext, session: UploadSession, body
     // "bytes */N" with everything already received completes the upload (e.g. an empty object).
     final = range.total !== undefined && range.total === session.received;
     if (range.total !== undefined && range.total < session.received) {
-      throw badRequest(`Content-Range total ${range.total} is less than the ${session.received} bytes already received`);
+      throw badRequest(
+        `Content-Range total ${range.total} is less than the ${session.received} bytes already received`,
+      );
     }
   } else {
     const { start, end, total } = range;
@@ -198,12 +219,16 @@ async function continueSession(ctx: RequestContext, session: UploadSession, body
     // "bytes a-*/*" means "this request carries the rest" (the Node client's single-request mode).
     final = end === undefined || (total !== undefined && session.received === total);
     if (!final && session.received % RESUMABLE_CHUNK_GRANULARITY !== 0) {
-      throw badRequest(`Non-final chunks must be a multiple of ${RESUMABLE_CHUNK_GRANULARITY} bytes; received ${session.received} so far`);
+      throw badRequest(
+        `Non-final chunks must be a multiple of ${RESUMABLE_CHUNK_GRANULARITY} bytes; received ${session.received} so far`,
+      );
     }
   }
   if (!final) return sendIncomplete(ctx, session);
   if (session.announcedSize !== undefined && session.announcedSize !== session.received) {
-    session.failure = badRequest(`X-Upload-Content-Length announced ${session.announcedSize} bytes but ${session.received} arrived`);
+    session.failure = badRequest(
+      `X-Upload-Content-Length announced ${session.announcedSize} bytes but ${session.received} arrived`,
+    );
     throw session.failure;
   }
   const data = Buffer.concat(session.chunks, session.received);
