@@ -1,24 +1,8 @@
 /**
- * A guard in front of functions-framework's body parsers, for the `upload` function only.
- *
- * functions-framework parses every request body before the handler runs: it inflates
- * `Content-Encoding: gzip/deflate/br` up to 1 GiB (a 200 KiB gzip bomb becomes 200 MiB in
- * memory) and answers unparseable JSON or broken encodings with Express's HTML error page. The
- * upload API needs none of that: its body is an image or a multipart form. So before the
- * framework sees a request the guard, from the request's head alone (no byte of the body read):
- *
- * - refuses a path with broken percent-encoding (400 `bad_request`), which Express's router
- *   would answer with its HTML error page,
- * - refuses an origin that is not allowed (403) and a missing or wrong bearer token (401),
- * - refuses any `Content-Encoding` but `identity` (415 `unsupported_encoding`),
- * - refuses a declared `Content-Length` over the limit (413),
- * - counts the bytes of a body without `Content-Length` (chunked) as they arrive and answers 413
- *   as soon as they pass the limit, so no such body is buffered beyond it, and
- * - labels every body that is not `multipart/*` as `application/octet-stream`, so only the
- *   framework's raw parser touches it; the format is sniffed from the bytes anyway.
- *
- * Answers carry the same JSON error body and CORS headers as the handler's own, and
- * `Connection: close`: the rest of the body is not read.
+ * A guard in front of functions-framework's body parsers, for the `upload` function only: from
+ * the request's head alone it refuses bad paths, origins, tokens, encodings and sizes, counts
+ * chunked bodies, and hands every non-multipart body to the raw parser. What each check answers
+ * and why: docs/security.md ("Request bodies") and docs/api.md ("Limits").
  */
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import { uploadAuth, type Config } from '../shared/config.js';

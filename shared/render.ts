@@ -1,35 +1,8 @@
 /**
  * The pixel work: decode an original once, derive every requested width from it largest first
- * (a cascade), and encode each requested format at each width.
- *
- * Why a cascade of in-memory levels: one sharp pipeline per variant re-decodes the original every
- * time (`clone()` does not help), and a full decode of a 20 MP JPEG or PNG costs ~0.5 s; decoding
- * once and resizing each width from the previous one is several times faster (docs/performance.md).
- * Each level is kept only until the next, smaller one exists, so memory peaks at the decode.
- *
- * Decisions:
- * - `failOn: 'error'`: rejects truncated files and real decode errors, but accepts the benign
- *   warnings that many camera and phone JPEGs trigger ("extraneous bytes before marker"), which
- *   sharp's default `'warning'` would reject.
- * - `animated: false`: only the first frame of an animated GIF/WebP (or first page of a TIFF) is
- *   rendered; variants are stills.
- * - The first level is decoded straight to the largest requested width in the decode pipeline
- *   (libvips streams it), so the full-size raw image (60 MB for 20 MP) never exists; that step is
- *   exactly a direct resize of the original, without shrink-on-load (see decodeLevel).
- * - Kernel lanczos3 (sharp's default) for every step: the cascade stays within 0.002 SSIM of direct
- *   resizes of the original (tested in render.test.ts).
- * - Colour: the embedded ICC profile (or sharp's CMYK profile for CMYK JPEGs) is applied and
- *   everything is converted to 8-bit sRGB, so 16-bit, grey, CMYK and wide-gamut inputs all end up
- *   as web-safe sRGB. Alpha is kept for WebP/AVIF and flattened onto white for JPEG; an alpha
- *   channel that is fully opaque is dropped, since it only costs bytes and AVIF encode time.
- * - Heights follow the original's upright aspect ratio ({@link heightForWidth}), never the
- *   rounded previous level, so every job agrees on each variant's height whatever path it took.
- *   Always at least 1 px: a 320 px variant of a 50000×1 line is 320×1.
- * - A variant outside its format's limits ({@link FORMAT_LIMITS}) is refused before the decode:
- *   the planner never asks for one, so such a job is malformed, not a failed encode.
- * - Aspect variants (`aspect` set) come from the same decode: the cascade gains a level at the
- *   width where the crop rectangle (original pixels, from the job) is as wide as the variant, and
- *   the variant is that level's scaled rectangle, so a crop costs one extract and no extra decode.
+ * (a cascade of in-memory levels), and encode each requested format at each width. Why a cascade,
+ * and the decisions behind decoding, kernels, colour, heights and crops: docs/architecture.md,
+ * "Rendering".
  */
 import { performance } from 'node:perf_hooks';
 import sharp, { type Metadata, type Sharp } from 'sharp';
