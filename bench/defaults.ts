@@ -165,7 +165,9 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
       const refLuma = luma(reference.data, reference.width, reference.height, reference.channels);
       for (const o of outputs.filter((x) => x.width === width)) {
         const decoded = await decodeFlattened(o.data);
-        (scores[o.format] ??= []).push(
+        const formatScores = scores[o.format] ?? [];
+        scores[o.format] = formatScores;
+        formatScores.push(
           ssim(
             refLuma,
             luma(decoded.data, decoded.width, decoded.height, decoded.channels),
@@ -257,8 +259,16 @@ function total(results: readonly MethodResult[]): MethodResult & { ssimAll: Reco
   const butter: Record<string, number[]> = {};
   for (const r of results) {
     for (const [f, b] of Object.entries(r.bytes)) bytes[f] = (bytes[f] ?? 0) + b;
-    for (const [f, s] of Object.entries(r.ssim)) (ssimSum[f] ??= []).push(s);
-    for (const [f, s] of Object.entries(r.butteraugli ?? {})) (butter[f] ??= []).push(s);
+    for (const [f, s] of Object.entries(r.ssim)) {
+      const list = ssimSum[f] ?? [];
+      ssimSum[f] = list;
+      list.push(s);
+    }
+    for (const [f, s] of Object.entries(r.butteraugli ?? {})) {
+      const list = butter[f] ?? [];
+      butter[f] = list;
+      list.push(s);
+    }
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const ssimAll = Object.fromEntries(Object.entries(ssimSum).map(([f, xs]) => [f, mean(xs)]));

@@ -203,7 +203,10 @@ async function distinctPhotos(count: number, width: number, height: number): Pro
   for (let i = 0; i < count; i++) {
     const pixels = Buffer.from(base);
     let state = (i + 1) * 2654435761;
-    const next = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+    const next = () => {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      return state / 2 ** 32;
+    };
     const x0 = Math.floor(next() * (width - block));
     const y0 = Math.floor(next() * (height - block));
     for (let y = y0; y < y0 + block; y++)

@@ -375,7 +375,7 @@ export async function checkEncoderParity(
       const [ours] = await renderVariants(data, [{ width, format }], renderOptionsFrom(config));
       const bench = await encodePixels(pixels, format, encoders);
       checked++;
-      if (!ours || !ours.data.equals(bench))
+      if (!ours?.data.equals(bench))
         mismatches.push(`${name} ${format} ${width}px: ours ${ours?.data.length ?? 0} B, bench ${bench.length} B`);
     }
   }

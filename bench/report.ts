@@ -557,7 +557,8 @@ export function costModel(report: BenchReport): {
       const ms = median(
         floor.runs.map((r) => r.encodes.find((e) => `${e.width} ${e.format}` === key)?.cpuMs ?? Number.NaN),
       );
-      const entry = (encode[format] ??= { ms: 0, mp: 0 });
+      const entry = encode[format] ?? { ms: 0, mp: 0 };
+      encode[format] = entry;
       entry.ms += ms;
       entry.mp += (width * heightForWidth(width, info)) / 1e6;
     }
@@ -567,7 +568,8 @@ export function costModel(report: BenchReport): {
           ? 'progressive JPEG'
           : 'baseline JPEG'
         : `${image.format?.toUpperCase()}${image.hasAlpha ? ' (alpha)' : ''}`;
-    const entry = (decode[kind] ??= { ms: 0, mp: 0 });
+    const entry = decode[kind] ?? { ms: 0, mp: 0 };
+    decode[kind] = entry;
     entry.ms += floor.median.decodeFullS * 1000;
     entry.mp += image.megapixels;
   }

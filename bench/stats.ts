@@ -54,8 +54,8 @@ export function markdownTable(
   rows: ReadonlyArray<readonly string[]>,
   align?: readonly ('l' | 'r')[],
 ): string {
-  const escape = (cell: string): string => cell.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-  const line = (cells: readonly string[]): string => `| ${cells.map(escape).join(' | ')} |`;
+  const escapeCell = (cell: string): string => cell.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const line = (cells: readonly string[]): string => `| ${cells.map(escapeCell).join(' | ')} |`;
   const rule = headers.map((_, i) => ((align?.[i] ?? 'l') === 'r' ? '---:' : '---'));
   return [line(headers), `|${rule.join('|')}|`, ...rows.map(line)].join('\n');
 }

@@ -6,7 +6,7 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import type { PipelineDeps } from '../shared/deps.js';
 import { classifyError, PipelineError } from '../shared/errors.js';
-import { parseJob } from '../shared/schemas.js';
+import { type JobMessage, parseJob } from '../shared/schemas.js';
 import { runJob } from '../shared/run-job.js';
 import { newTrace, parseTraceparent, runWithTrace, TRACE_ATTRIBUTE } from '../shared/trace.js';
 
@@ -33,7 +33,7 @@ export function createResizeHandler(
     const deps = getDeps();
     const messageId = event.data?.message?.messageId ?? event.id;
     const log = deps.log.child({ messageId });
-    let job;
+    let job: JobMessage;
     try {
       job = parseJob(Buffer.from(event.data?.message?.data ?? '', 'base64'));
     } catch (error) {

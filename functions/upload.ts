@@ -6,7 +6,7 @@ import type { Request, Response } from '@google-cloud/functions-framework';
 import { acceptImage, type AcceptOutcome } from '../shared/accept.js';
 import { parseFocus } from '../shared/crop.js';
 import type { PipelineDeps } from '../shared/deps.js';
-import { permanent, PipelineError, toHttpError } from '../shared/errors.js';
+import { permanent, type PipelineError, toHttpError } from '../shared/errors.js';
 import { ImageId } from '../shared/schemas.js';
 import { variantName } from '../shared/naming.js';
 import { uploadAuth } from '../shared/config.js';

@@ -164,7 +164,6 @@ function checkImports(out: string, files: readonly string[], dependencies: Recor
         const target = posix.normalize(posix.join(posix.dirname(file), specifier));
         if (!present.has(target)) problems.push(`${file} imports ${specifier}, which is not in the package`);
       } else if (specifier.startsWith('node:') || BUILTINS.has(specifier) || BUILTINS.has(packageNameOf(specifier))) {
-        continue;
       } else if (!(packageNameOf(specifier) in dependencies)) {
         problems.push(`${file} imports ${specifier}, which is not a runtime dependency in package.json`);
       }

@@ -33,10 +33,25 @@ export interface SmokeResult {
   readonly id?: string;
 }
 
+/** The manifest fields the smoke test reads. */
+interface SmokeManifest {
+  variants: Array<{ url: string; contentType: string; bytes: number; width: number; format: string }>;
+}
+
+/** The fields of the service's JSON answers that the smoke test reads; any of them may be absent. */
+interface AnswerJson {
+  readonly id?: unknown;
+  readonly status?: unknown;
+  readonly manifest?: SmokeManifest;
+  readonly done?: unknown;
+  readonly total?: unknown;
+  readonly error?: { readonly code?: unknown; readonly message?: unknown; readonly details?: unknown };
+}
+
 interface Answer {
   readonly status: number;
   readonly headers: Headers;
-  readonly json: Record<string, any> | undefined;
+  readonly json: AnswerJson | undefined;
   readonly text: string;
 }
 
@@ -128,11 +143,9 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
       redirect: 'follow',
     });
     const text = await response.text();
-    let json: Record<string, any> | undefined;
+    let json: AnswerJson | undefined;
     try {
-      json = response.headers.get('content-type')?.includes('json')
-        ? (JSON.parse(text) as Record<string, any>)
-        : undefined;
+      json = response.headers.get('content-type')?.includes('json') ? (JSON.parse(text) as AnswerJson) : undefined;
     } catch {
       json = undefined;
     }
@@ -201,9 +214,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
   // 3. Follow it to ready.
   const statusUrl = `${base}/uploads/${id}`;
   const deadline = Date.now() + (options.timeoutMs ?? 300_000);
-  let manifest:
-    | { variants: Array<{ url: string; contentType: string; bytes: number; width: number; format: string }> }
-    | undefined;
+  let manifest: SmokeManifest | undefined;
   let polls = 0;
   for (;;) {
     let status: Answer;

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../shared/config.js';
 import { stackBanner } from './banner.js';
 import { formatLogLine, type LogFormat } from './log-format.js';
-import { PortConfigError, portsFromEnv, PortInUseError } from './ports.js';
+import { PortConfigError, portsFromEnv, PortInUseError, type PortName } from './ports.js';
 import { EmulatorUnavailableError } from './pubsub-emulator.js';
 import { startLocalStack, type LocalStack } from './stack.js';
 
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const env = process.env;
   const format: LogFormat = env.LOG_FORMAT === 'json' ? 'json' : 'pretty';
   const color = format === 'pretty' && Boolean(process.stdout.isTTY) && !env.NO_COLOR;
-  let ports;
+  let ports: Record<PortName, number>;
   try {
     ports = portsFromEnv(env);
   } catch (error) {

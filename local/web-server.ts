@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Storage } from '@google-cloud/storage';
+import type { FileMetadata, Storage } from '@google-cloud/storage';
 import { isNotFound } from '../shared/errors.js';
 import { VARIANT_CACHE_CONTROL } from '../shared/naming.js';
 
@@ -105,7 +105,7 @@ async function serveImage(
 ): Promise<void> {
   if (!IMAGE_OBJECT.test(name)) return plain(res, 404, 'Not found');
   const bucket = options.storage().bucket(options.imagesBucket());
-  let metadata;
+  let metadata: FileMetadata;
   try {
     [metadata] = await bucket.file(name).getMetadata();
   } catch (error) {

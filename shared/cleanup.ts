@@ -607,7 +607,10 @@ async function drainDeadLetters(ctx: PassContext, until: number): Promise<{ outc
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, Math.max(0, ms));
-      wake = () => (clearTimeout(timer), resolve());
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
   /** Waits for `work` but no longer than `ms`, leaving no timer behind. */
   const atMost = async (work: Promise<unknown>, ms: number) => {

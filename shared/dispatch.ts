@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { guardStorage } from './objects.js';
 import { planImage, splitIntoJobs } from './plan.js';
 import { publishJobs } from './publish.js';
-import { RECIPE_KEYS, recipeOf } from './recipe.js';
+import { type RECIPE_KEYS, recipeOf } from './recipe.js';
 import { ORIGINAL_METADATA } from './naming.js';
 
 /** Optional facts a dispatch carries into its jobs. */

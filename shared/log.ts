@@ -44,7 +44,7 @@ function serializable(value: unknown): unknown {
  */
 export function createLogger(
   bound: LogFields = {},
-  sink: LogSink = (line) => process.stdout.write(line + '\n'),
+  sink: LogSink = (line) => process.stdout.write(`${line}\n`),
 ): Logger {
   const write = (severity: Severity, message: string, fields: LogFields = {}): void => {
     const entry: Record<string, unknown> = { severity, message, time: new Date().toISOString(), ...traceLogFields() };

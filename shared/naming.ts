@@ -158,7 +158,7 @@ export function sanitizeFilename(raw: string | undefined): string | undefined {
   const lastSegment = raw.split(/[\\/]/).pop() ?? '';
   const cleaned = lastSegment
     .normalize('NFC')
-    // eslint-disable-next-line no-control-regex
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: file names are sanitised by stripping C0 controls and DEL on purpose
     .replace(/[\u0000-\u001f\u007f"\\]/g, '')
     .replace(/^\.+/, '')
     .trim();

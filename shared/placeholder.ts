@@ -47,5 +47,7 @@ export function placeholderMetadata(placeholder: Placeholder): string {
 export function parsePlaceholderMetadata(value: unknown): Placeholder | undefined {
   if (typeof value !== 'string') return undefined;
   const match = /^(#[0-9a-f]{6}) ([A-Za-z0-9+/]+={0,2})$/.exec(value);
-  return match ? { color: match[1]!, thumbhash: match[2]! } : undefined;
+  const color = match?.[1];
+  const thumbhash = match?.[2];
+  return color !== undefined && thumbhash !== undefined ? { color, thumbhash } : undefined;
 }

@@ -25,7 +25,10 @@ const topicCache = new WeakMap<PubSub, Map<string, Topic>>();
 
 function topicFor(pubsub: PubSub, name: string): Topic {
   let topics = topicCache.get(pubsub);
-  if (!topics) topicCache.set(pubsub, (topics = new Map()));
+  if (!topics) {
+    topics = new Map();
+    topicCache.set(pubsub, topics);
+  }
   let topic = topics.get(name);
   if (!topic) {
     topic = pubsub.topic(name, {

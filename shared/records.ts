@@ -751,7 +751,7 @@ export async function deleteImageRecords(
 export async function clearTombstone(deps: PipelineDeps, id: string): Promise<number> {
   const file = markerFile(deps, id);
   const metadata = await metadataOrUndefined(file);
-  if (!metadata || metadata.metadata?.[KEYS.outcome] !== 'deleted') return 0;
+  if (metadata?.metadata?.[KEYS.outcome] !== 'deleted') return 0;
   if (isUnsettledOutcome(metadata.metadata) && (await settleMarker(deps, file, metadata, 'cleanup')) !== 'settled') {
     throw transient('unavailable', 'This image is still being deleted; retry in a minute.');
   }

@@ -34,7 +34,10 @@ export function sendEmpty(res: ServerResponse, status: number, headers: Record<s
 
 /** Sends an error in Google's JSON shape; 304 has no body by HTTP's rules. */
 export function sendError(res: ServerResponse, error: StorageApiError): void {
-  if (error.status === 304) return sendEmpty(res, 304);
+  if (error.status === 304) {
+    sendEmpty(res, 304);
+    return;
+  }
   sendJson(res, error.status, error.toBody());
 }
 

@@ -5,7 +5,7 @@
  * {@link Store.withLock} for the object's name. (README, "What it covers": persistence.)
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { conflict, noSuchBucket } from './api-errors.js';
 import type { BucketRecord, ObjectRecord } from './object-records.js';
@@ -180,7 +180,7 @@ class DirectoryPersistence implements Persistence {
 
   async readObject(record: ObjectRecord, start: number, end: number): Promise<Buffer> {
     const length = Math.max(0, end - start);
-    let handle;
+    let handle: FileHandle;
     try {
       handle = await open(this.dataPath(record), 'r');
     } catch (error) {

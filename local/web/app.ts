@@ -216,7 +216,7 @@ class UploadCard {
     this.actions = el('div', { class: 'card-actions' });
     this.meta = el('p', { class: 'card-meta', text: details });
     const thumb = el('div', { class: 'thumb', 'aria-hidden': 'true' });
-    if (file && file.type.startsWith('image/')) {
+    if (file?.type.startsWith('image/')) {
       this.previewUrl = URL.createObjectURL(file);
       const img = el('img', { src: this.previewUrl, alt: '' });
       img.addEventListener('error', () => img.remove(), { once: true });
@@ -589,7 +589,7 @@ function sendWithProgress(
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
     xhr.addEventListener('load', () => {
-      let body: unknown = undefined;
+      let body: unknown;
       try {
         body = JSON.parse(xhr.responseText);
       } catch {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isPortInUse } from '../../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack, type LocalStackOptions, type LogSource } from '../../local/stack.js';
+import type { ErrorBody } from '../../shared/errors.js';
 import type { EventMessage, Manifest } from '../../shared/schemas.js';
 import { usePubsubEmulator } from '../fixtures/pubsub.js';
 import { eventually } from '../helpers.js';
@@ -86,7 +87,13 @@ export async function startTestStack(
       const found = logs.find(match);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const waiter = { match, resolve: (line: CapturedLine) => (clearTimeout(timer), resolve(line)) };
+        const waiter = {
+          match,
+          resolve: (line: CapturedLine) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
           reject(new Error(`No matching log line after ${timeoutMs} ms. Last lines:\n${tailOf(logs)}`));
@@ -106,16 +113,23 @@ function tailOf(logs: readonly CapturedLine[], count = 30): string {
     .join('\n');
 }
 
+/** The JSON of `GET /uploads/{id}` as the tests read it: a manifest when ready, an error when failed. */
+export interface ImageAnswerBody {
+  readonly status?: string;
+  readonly manifest?: Manifest;
+  readonly error?: ErrorBody['error'];
+}
+
 /** `GET /uploads/{id}` until 200 (ready) or 422 (failed); returns the final answer. */
 export async function waitForImage(
   stack: LocalStack,
   id: string,
   timeoutMs = 60_000,
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: ImageAnswerBody }> {
   return eventually(
     async () => {
       const response = await fetch(`${stack.urls.api}/${id}`);
-      const body = await response.json();
+      const body = (await response.json()) as ImageAnswerBody;
       return response.status === 200 || response.status === 422 ? { status: response.status, body } : undefined;
     },
     timeoutMs,

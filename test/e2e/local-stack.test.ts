@@ -199,7 +199,7 @@ describe('local stack end to end', function () {
       const answer = await waitForImage(t.stack, id);
       expect(answer.status).to.equal(422);
       expect(answer.body.error).to.include({ code: 'image_failed', retryable: false });
-      expect(answer.body.error.details).to.deep.equal({ id, cause: 'not_an_image' });
+      expect(answer.body.error!.details).to.deep.equal({ id, cause: 'not_an_image' });
       await eventually(
         async () => (events.events.some((e) => e.type === 'image.failed' && e.imageId === id) ? true : undefined),
         10_000,
@@ -292,7 +292,7 @@ describe('local stack end to end', function () {
     it('keeps images from the earlier run', async () => {
       const answer = await waitForImage(t.stack, earlier, 5_000);
       expect(answer.status).to.equal(200);
-      expect(answer.body.manifest.id).to.equal(earlier);
+      expect(answer.body.manifest!.id).to.equal(earlier);
     });
 
     it('makes every default width and format of a 1600×1067 photo', async () => {

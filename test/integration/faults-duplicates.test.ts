@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { createDeps } from '../../shared/deps.js';
 import type { JobMessage } from '../../shared/schemas.js';
 import { errorRecordName } from '../../shared/naming.js';
-import { runJob } from '../../shared/run-job.js';
+import { type JobResult, runJob } from '../../shared/run-job.js';
 import { audit, IMAGES, startHarness, upload, type Harness } from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullJobs } from '../fixtures/pipeline.js';
@@ -39,7 +39,7 @@ describe('faults: duplicate deliveries of one job that end differently (one fail
     const held = storage.holdRequests({ method: 'GET', path: originalDownload(id) });
     const a = runJob(late, job as JobMessage);
     await held.arrived; // A is past its "already finished?" check, waiting for the original
-    let b;
+    let b: JobResult;
     try {
       b = await runJob(h.pipeline.deps, job as JobMessage);
     } finally {
@@ -66,7 +66,7 @@ describe('faults: duplicate deliveries of one job that end differently (one fail
     const held = h.pipeline.storageServer.holdRequests({ method: 'GET', path: originalDownload(id) });
     const a = runJob(h.pipeline.deps, job as JobMessage);
     await held.arrived; // A is past its "already finished?" check, waiting for the original
-    let outcomeB;
+    let outcomeB: JobResult['outcome'];
     try {
       outcomeB = (await runJob(late, job as JobMessage)).outcome;
     } finally {

@@ -31,6 +31,7 @@ describe('hostile inputs: hostile file names are sanitised before they reach obj
     if (expected === '') expect(stored).to.equal(undefined);
     else expect(stored).to.equal(expected);
     if (typeof stored === 'string') {
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: asserts the sanitised name has no C0 controls or DEL
       expect(stored).not.to.match(/[\u0000-\u001f\u007f"\\/]/);
       expect([...stored].length).to.be.at.most(200);
     }

@@ -109,7 +109,7 @@ describe('storage server: gcloud CLI', function () {
 
   it('cp downloads both files byte-identical', async () => {
     await mkdir(join(work, 'down'));
-    await gcloud('storage', 'cp', 'gs://gcloud/up/*', join(work, 'down') + '/');
+    await gcloud('storage', 'cp', 'gs://gcloud/up/*', `${join(work, 'down')}/`);
     expect((await readFile(join(work, 'down', 'small.bin'))).equals(small)).to.equal(true);
     expect((await readFile(join(work, 'down', 'big.bin'))).equals(big)).to.equal(true);
   });

@@ -74,7 +74,9 @@ export async function loadModule(dir: string = TERRAFORM_DIR): Promise<Module> {
         const target = kind === 'variable' ? mod.variables : mod.outputs;
         for (const [name, body] of Object.entries(value as Record<string, unknown>)) target[name] = first(body);
       } else {
-        (mod.other[kind] ??= []).push(value);
+        const others = mod.other[kind] ?? [];
+        mod.other[kind] = others;
+        others.push(value);
       }
     }
   }

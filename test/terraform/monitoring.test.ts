@@ -11,50 +11,12 @@ import { join } from 'node:path';
 import { METRIC_LINES } from '../../shared/observability.js';
 import { stageFields } from '../../shared/run-job.js';
 import { block, blocks, loadModule, REPO_ROOT, type Module } from './hcl.js';
+import { type Entry, extract, matches } from './log-filter.js';
 
 const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as {
   subscriptions: Record<string, { name: string }>;
   functions: Record<string, unknown>;
 };
-
-/** A log entry as Cloud Logging stores a function's structured line. */
-interface Entry {
-  resource: { type: string; labels: Record<string, string> };
-  jsonPayload: Record<string, unknown>;
-}
-
-function valueAt(entry: Entry, path: string): unknown {
-  let value: unknown = entry;
-  for (const part of path.split('.')) value = (value as Record<string, unknown> | undefined)?.[part];
-  return value;
-}
-
-function literal(text: string): unknown {
-  if (text === 'true' || text === 'false') return text === 'true';
-  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
-  const quoted = /^"(.*)"$/.exec(text);
-  if (!quoted) throw new Error(`unsupported value ${text}`);
-  return quoted[1];
-}
-
-/** Evaluates `a=b AND c=("x" OR "y") AND ...` (the only forms monitoring.tf uses) on an entry. */
-export function matches(filter: string, entry: Entry): boolean {
-  return filter.split(' AND ').every((term) => {
-    const m = /^([\w.]+)=(.+)$/.exec(term.trim());
-    if (!m) throw new Error(`unsupported filter term: ${term}`);
-    const actual = valueAt(entry, m[1]!);
-    const expected = m[2]!.trim();
-    if (expected.startsWith('(')) return expected.slice(1, -1).split(' OR ').map(literal).includes(actual);
-    return actual === literal(expected);
-  });
-}
-
-/** `EXTRACT(jsonPayload.x)` on an entry. */
-function extract(extractor: string, entry: Entry): unknown {
-  const m = /^EXTRACT\(([\w.]+)\)$/.exec(extractor);
-  if (!m) throw new Error(`unsupported extractor ${extractor}`);
-  return valueAt(entry, m[1]!);
-}
 
 describe('terraform/monitoring.tf: log-based metrics match the lines the code writes', () => {
   let mod: Module;

@@ -112,7 +112,7 @@ describe('package-functions', function () {
     });
 
     it('refuses a lockfile that lacks a runtime dependency, or predates npm 7', function () {
-      const { ['node_modules/zod']: _zod, ...rest } = ROOT_LOCK.packages;
+      const { 'node_modules/zod': _zod, ...rest } = ROOT_LOCK.packages;
       expect(() => runtimeLockfile({ ...ROOT_LOCK, packages: rest }, pkg)).to.throw(PackagingError, /zod/);
       expect(() => runtimeLockfile({ lockfileVersion: 1, packages: {} }, pkg)).to.throw(
         PackagingError,

@@ -1,5 +1,12 @@
 import { expect } from 'chai';
-import { classifyError, ERROR_CODES, PipelineError, permanent, toHttpError, transient } from '../../shared/errors.js';
+import {
+  classifyError,
+  type ERROR_CODES,
+  PipelineError,
+  permanent,
+  toHttpError,
+  transient,
+} from '../../shared/errors.js';
 
 describe('errors', () => {
   const classes: Array<[string, unknown, 'permanent' | 'transient']> = [

@@ -380,7 +380,10 @@ describe('plan', () => {
 
     it('plans within the limits for any shape: every configured pair is made or omitted, and each format gets the widest width that fits', () => {
       let seed = 7;
-      const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+      const random = () => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed / 2 ** 31;
+      };
       for (let i = 0; i < 3000; i++) {
         const long = Math.ceil(random() ** 0.3 * 200_000);
         const short = Math.ceil(random() ** 3 * 3000);

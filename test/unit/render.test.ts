@@ -88,7 +88,10 @@ function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number): numb
       let meanA = 0;
       let meanB = 0;
       for (let y = top; y < top + 8; y++)
-        for (let x = left; x < left + 8; x++) (meanA += a[y * width + x]!), (meanB += b[y * width + x]!);
+        for (let x = left; x < left + 8; x++) {
+          meanA += a[y * width + x]!;
+          meanB += b[y * width + x]!;
+        }
       meanA /= 64;
       meanB /= 64;
       let varA = 0;
@@ -369,7 +372,9 @@ describe('render', () => {
         const metadata = await sharp(rendered!.data).metadata();
         expect([metadata.space, metadata.channels, metadata.depth]).to.deep.equal(['srgb', 3, 'uchar']);
         const actual = await meanOf(rendered!.data);
-        actual.forEach((value, channel) => expect(value).to.be.closeTo(expected[channel]!, tolerance));
+        actual.forEach((value, channel) => {
+          expect(value).to.be.closeTo(expected[channel]!, tolerance);
+        });
       });
     }
 

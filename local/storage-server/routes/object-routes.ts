@@ -121,7 +121,7 @@ export function globToRegExp(glob: string): RegExp {
       const close = glob.indexOf(']', i + 2);
       if (close < 0) throw badRequest(`Invalid matchGlob: unclosed "[" in ${JSON.stringify(glob)}`);
       let body = glob.slice(i + 1, close);
-      if (body.startsWith('!')) body = '^' + body.slice(1);
+      if (body.startsWith('!')) body = `^${body.slice(1)}`;
       source += `[${body.replace(/\\/g, '\\\\')}]`;
       i = close;
     } else if (c === '{') {
