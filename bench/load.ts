@@ -68,7 +68,7 @@ import sharp from 'sharp';
 import { ENV_VARS, type Config } from '../shared/config.js';
 import { errorRecordName, manifestName } from '../shared/naming.js';
 import { admissionLimit, pushPath } from '../shared/topology.js';
-import { admitAtMost, type AdmissionStats } from '../local/admission.js';
+import { admitAtMost, REFUSAL_HOLD_MS, type AdmissionStats } from '../local/admission.js';
 import { freePort } from '../local/ports.js';
 import { waitForPort } from '../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
@@ -301,20 +301,25 @@ async function startAdmissionProxy(
   limit: number,
 ): Promise<{ server: Server; url: string; admission: AdmissionStats }> {
   const upstream = new URL(target);
-  const gated = admitAtMost((req, res) => {
-    const forward = httpRequest(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    forward.on('error', () => {
-      if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'bad_gateway', message: 'The resize process did not answer.' } }));
-    });
-    req.pipe(forward);
-  }, limit);
+  const gated = admitAtMost(
+    (req, res) => {
+      const forward = httpRequest(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      forward.on('error', () => {
+        if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'bad_gateway', message: 'The resize process did not answer.' } }));
+      });
+      req.pipe(forward);
+    },
+    limit,
+    undefined,
+    REFUSAL_HOLD_MS,
+  );
   const server = createServer(gated);
   server.requestTimeout = 0;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -17,18 +17,27 @@ export interface AdmissionStats {
   refused: number;
 }
 
+/**
+ * How long a refused request is held before its 429, as Cloud Run holds a request it cannot place
+ * for a while before refusing it. The Pub/Sub emulator, unlike Pub/Sub, retries a refused push at
+ * once, and after some hundreds of immediate refusals it stops delivering the subscription; the
+ * hold keeps it to about one refusal per second per pending push (docs/delivery.md).
+ */
+export const REFUSAL_HOLD_MS = 1_000;
+
 /** A request listener behind a gate, with its counters. */
 export type AdmittingListener = RequestListener & { readonly admission: AdmissionStats };
 
 /**
  * Wraps a listener so that at most `limit` requests run in it at once; beyond, the request is
- * answered 429 with a JSON error body, as Cloud Run answers when every instance is busy. A
- * request counts until its response is finished or its connection closes.
+ * answered 429 with a JSON error body (after `refusalHoldMs`), as Cloud Run answers when every
+ * instance is busy. A request counts until its response is finished or its connection closes.
  */
 export function admitAtMost(
   listener: RequestListener,
   limit: number,
   onRefuse?: (req: IncomingMessage) => void,
+  refusalHoldMs = 0,
 ): AdmittingListener {
   if (!Number.isInteger(limit) || limit < 0)
     throw new RangeError(`An admission limit must be a whole number >= 0, got ${limit}`);
@@ -40,7 +49,8 @@ export function admitAtMost(
       // Answer once the (small) push body is read: a push client answered mid-body may count
       // the delivery as outstanding until its ack deadline instead of as refused.
       req.resume();
-      req.once('end', () => {
+      req.once('end', () => setTimeout(refuse, refusalHoldMs));
+      const refuse = () => {
         res.writeHead(429, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '1' });
         res.end(
           JSON.stringify({
@@ -51,7 +61,7 @@ export function admitAtMost(
             },
           }),
         );
-      });
+      };
       return;
     }
     stats.admitted++;

@@ -16,7 +16,7 @@ import { clearTimeout, setInterval, setTimeout } from 'node:timers';
 import { PubSub } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
 import { guardUploadListener } from '../functions/upload-guard.js';
-import { admissionFromEnv, admitAtMost, type AdmissionStats } from './admission.js';
+import { admissionFromEnv, admitAtMost, REFUSAL_HOLD_MS, type AdmissionStats } from './admission.js';
 import { loadConfig, type Config } from '../shared/config.js';
 import { createDeps, createStorageClient } from '../shared/deps.js';
 import { createLogger, type Logger } from '../shared/log.js';
@@ -290,13 +290,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     for (const fn of ['ingest', 'resize', 'cleanup'] as const) {
       // As on Cloud Run: at most maxInstances × concurrency requests at once, 429 beyond.
       const limit = options.admission?.[fn] ?? admissionFromEnv(options.env ?? {}, fn) ?? admissionLimit(fn);
-      const gated = admitAtMost(apps[fn], limit, () =>
-        stackLog.debug('request refused: every instance busy', {
-          event: 'local.admission',
-          function: fn,
-          status: 429,
-          limit,
-        }),
+      const gated = admitAtMost(
+        apps[fn],
+        limit,
+        () =>
+          stackLog.debug('request refused: every instance busy', {
+            event: 'local.admission',
+            function: fn,
+            status: 429,
+            limit,
+          }),
+        REFUSAL_HOLD_MS,
       );
       admission[fn] = gated.admission;
       const server = createServer(gated);
