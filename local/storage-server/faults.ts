@@ -35,42 +35,11 @@ interface ActiveFault {
 export interface FaultDecision {
   status: number | undefined;
   latencyMs: number;
-  /** A held request waits for this before it is handled. */
-  hold?: Promise<void>;
-}
-
-/**
- * A request held before it is handled, so a test can order a race by events instead of sleeps:
- * `reached` resolves when the first matching request arrives; it is handled after `release()`.
- */
-export interface HeldRequest {
-  readonly reached: Promise<void>;
-  release(): void;
-}
-
-interface ActiveHold {
-  method: string | undefined;
-  path: RegExp | string | undefined;
-  arrived: () => void;
-  gate: Promise<void>;
 }
 
 /** The injected faults of one server. */
 export class FaultInjector {
   private faults: ActiveFault[] = [];
-  private holds: ActiveHold[] = [];
-  private releases: Array<() => void> = [];
-
-  /** Holds the next request matching `spec` (method, path) until the returned `release()`. */
-  hold(spec: Pick<FaultSpec, 'method' | 'path'>): HeldRequest {
-    let arrived!: () => void;
-    let release!: () => void;
-    const reached = new Promise<void>((resolve) => (arrived = resolve));
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    this.holds.push({ method: spec.method?.toUpperCase(), path: spec.path, arrived, gate });
-    this.releases.push(release);
-    return { reached, release };
-  }
 
   /** Adds a fault; throws a TypeError for nonsense (no effect, bad status, bad count). */
   add(spec: FaultSpec): void {
@@ -97,8 +66,6 @@ export class FaultInjector {
   /** Removes every fault. */
   clear(): void {
     this.faults = [];
-    this.holds = [];
-    for (const release of this.releases.splice(0)) release();
   }
 
   /** How many faults still have uses left. */
@@ -109,16 +76,6 @@ export class FaultInjector {
   /** Consumes one use of the first fault matching the request, if any. */
   take(method: string, target: string): FaultDecision | undefined {
     if (target.startsWith('/_admin/')) return undefined;
-    const held = this.holds.find(
-      (h) =>
-        (h.method === undefined || h.method === method.toUpperCase()) &&
-        (h.path === undefined || (typeof h.path === 'string' ? target.includes(h.path) : matches(h.path, target))),
-    );
-    if (held) {
-      this.holds = this.holds.filter((h) => h !== held);
-      held.arrived();
-      return { status: undefined, latencyMs: 0, hold: held.gate };
-    }
     const fault = this.faults.find(
       (f) =>
         (f.method === undefined || f.method === method.toUpperCase()) &&

@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StorageApiError, reasonForStatus } from './api-errors.js';
-import { FaultInjector, type FaultSpec, type HeldRequest } from './faults.js';
+import { FaultInjector, type FaultSpec } from './faults.js';
 import { baseUrlOf, type RequestContext } from './http.js';
 import { Notifier, type NotificationEvent, type RetryPolicy } from './notifications.js';
 import { newBucketRecord, validateBucketName } from './object-operations.js';
@@ -51,8 +51,6 @@ export interface StorageServer {
   injectFault(fault: FaultSpec): void;
   /** Removes every injected fault (and releases held requests). */
   clearFaults(): void;
-  /** Holds the next request matching method and path until `release()` (tests order races with it). */
-  holdRequest(spec: Pick<FaultSpec, 'method' | 'path'>): HeldRequest;
   /** Resolves when a request matching `match` arrives (tests order races with it; see observer.ts). */
   waitForRequest(match: RequestMatch, timeoutMs?: number): Promise<ArrivedRequest>;
   /** Holds the next `times` (default 1) matching requests at arrival until released. */
@@ -91,7 +89,6 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
       await observer.arrived(req.method ?? 'GET', target);
       const fault = faults.take(req.method ?? 'GET', target);
       if (fault) {
-        if (fault.hold) await fault.hold;
         if (fault.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, fault.latencyMs));
         if (fault.status !== undefined) {
           // Discard the body so the connection stays usable for the client's retry.
@@ -189,7 +186,6 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     removeNotifications: (bucket) => notifier.remove(bucket),
     injectFault: (fault) => faults.add(fault),
     clearFaults: () => faults.clear(),
-    holdRequest: (spec) => faults.hold(spec),
     waitForRequest: (match, timeoutMs) => observer.waitForRequest(match, timeoutMs),
     holdRequests: (match, times) => observer.hold(match, times),
     addSigningKey: (clientEmail, publicKeyPem) => signedUrls.addKey(clientEmail, publicKeyPem),

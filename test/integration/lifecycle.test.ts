@@ -2,7 +2,7 @@
  * Image lifecycle on the local stack (local storage server, real Pub/Sub emulator, the upload
  * function through functions-framework, jobs run in-process by runJob): DELETE /uploads/{id}
  * and its races with jobs in flight, and bringing images up to date when the recipe changes.
- * Races are ordered by holding one storage request (storageServer.holdRequest), not by sleeps.
+ * Races are ordered by holding one storage request (storageServer.holdRequests), not by sleeps.
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
@@ -106,12 +106,12 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       await upload(bytes);
       const jobs = await jobsOf(id);
       // Hold the first variant write of the image; run every job; delete while it is held.
-      const held = pipeline.storageServer.holdRequest({
+      const held = pipeline.storageServer.holdRequests({
         method: 'POST',
         path: new RegExp(`/b/test-images/o\\?.*name=${id}%2F`),
       });
       const running = runAll(jobs);
-      await held.reached;
+      await held.arrived;
       expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
       held.release();
       await running;
@@ -126,12 +126,12 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       const id = imageIdOf(bytes);
       await upload(bytes);
       const jobs = await jobsOf(id);
-      const held = pipeline.storageServer.holdRequest({
+      const held = pipeline.storageServer.holdRequests({
         method: 'POST',
         path: new RegExp(`/b/test-images/o\\?.*name=${id}%2Fmanifest\\.json`),
       });
       const running = runAll(jobs);
-      await held.reached;
+      await held.arrived;
       // The job holds the ready marker (pending) and is about to write manifest.json.
       expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
       held.release();

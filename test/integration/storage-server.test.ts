@@ -551,11 +551,11 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect((await file.getMetadata())[0].name).to.equal('faults/meta.txt');
     });
 
-    it('holdRequest holds the first matching request until released: a second write goes first', async () => {
+    it('holdRequests holds the first matching request until released: a second write goes first', async () => {
       const file = retrying.file('faults/held.txt');
-      const held = server.holdRequest({ method: 'POST', path: 'faults%2Fheld.txt' });
+      const held = server.holdRequests({ method: 'POST', path: 'faults%2Fheld.txt' });
       const first = file.save('first', { resumable: false });
-      await held.reached;
+      await held.arrived;
       await retrying.file('faults/other.txt').save('meanwhile', { resumable: false });
       await file.getMetadata().then(
         () => expect.fail('the held write must not have landed'),
