@@ -1,21 +1,21 @@
 /**
- * `node dist/bench/defaults.js [--corpus DIR] [--only NAMES] [--candidates LIST] [--json FILE]`
+ * `npm run bench:defaults -- [--corpus DIR] [--only NAMES] [--candidates LIST] [--megapixels N] [--json FILE]`
  *
  * "At defaults": the anchor's method at sharp's own defaults (JPEG q80, WebP q80 effort 4, AVIF
  * q50 effort 4 at 4:4:4; one pipeline per variant, as the Firebase extension and most hand-written
  * functions do) against ours (plan → default fan-out → renderVariants per job, as resize runs it)
- * at each candidate AVIF setting. Per image and overall: CPU-seconds, wall, peak RSS, bytes per
+ * at each candidate setting (pipeline variables). Per image and overall: CPU-seconds, wall, peak RSS, bytes per
  * format, luma SSIM per format (mid widths vs the direct high-quality resize), butteraugli at
  * 640 px where the Debian `butteraugli` CLI is installed, and the cost per 1,000 images at Cloud
  * Run's published prices ({@link PRICES}). Each (image, method) runs in a fresh child process so
  * its peak RSS is its own; one libvips thread, sequential, so CPU compares on a shared machine.
- * The candidate chosen minimises CPU with AVIF bytes ≤ the anchor's and mean AVIF SSIM ≥ the
- * anchor's ({@link chooseCandidate}). Markdown to stdout; results: docs/performance.md ("At defaults").
+ * The candidate chosen minimises CPU with bytes ≤ the anchor's and mean SSIM ≥ the anchor's in
+ * every format ({@link chooseCandidate}). Markdown to stdout; results: docs/performance.md ("At defaults").
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import sharp, { type Sharp } from 'sharp';
@@ -24,7 +24,7 @@ import type { OutputFormat } from '../shared/domain.js';
 import type { VariantSpec } from '../shared/schemas.js';
 import { heightForWidth, planImage, splitIntoJobs, type ImageSize } from '../shared/plan.js';
 import { configureSharp, renderVariants } from '../shared/render.js';
-import { corpusImages, readImage } from './images.js';
+import { type BenchImage, corpusImages, readImage } from './images.js';
 import {
   benchConfig,
   decodeFlattened,
@@ -60,13 +60,32 @@ export const PRICES = {
   classB: 0.0004 / 1000,
 } as const;
 
-/** One candidate setting of ours: AVIF quality and effort (WebP and JPEG stay at config's). */
-export interface Candidate {
-  avifQuality: number;
-  avifEffort: number;
+/**
+ * One candidate setting of ours: pipeline variables over config's defaults (e.g. AVIF_QUALITY=52,
+ * AVIF_EFFORT=3, JPEG_MOZJPEG=true). `qNNeN` on the command line is short for the AVIF pair.
+ */
+export type Candidate = Readonly<Record<string, string>>;
+
+/** `q52e3` or `AVIF_QUALITY=52+AVIF_EFFORT=3+JPEG_MOZJPEG=true`. */
+export function parseCandidate(text: string): Candidate {
+  if (text === 'defaults') return {};
+  const short = /^q(\d+)e(\d)$/.exec(text);
+  if (short) return { AVIF_QUALITY: String(short[1]), AVIF_EFFORT: String(short[2]) };
+  const entries = text.split('+').map((pair) => {
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+    if (!match?.[1] || match[2] === undefined) throw new Error(`--candidates: ${pair} is neither qNNeN nor NAME=value`);
+    return [match[1], match[2]] as const;
+  });
+  return Object.fromEntries(entries);
 }
 
-type Method = { kind: 'anchor' } | ({ kind: 'ours' } & Candidate);
+/** A candidate's label: its variables, shortest form. */
+export function candidateName(candidate: Candidate): string {
+  const entries = Object.entries(candidate);
+  return entries.length === 0 ? 'config defaults' : entries.map(([k, v]) => `${k}=${v}`).join(' ');
+}
+
+type Method = { kind: 'anchor' } | { kind: 'ours'; candidate: Candidate };
 
 /** What a child measures for one image and method. */
 export interface MethodResult {
@@ -88,9 +107,7 @@ export interface MethodResult {
 const QUALITY_WIDTHS = [640, 1600];
 
 function methodName(method: Method): string {
-  return method.kind === 'anchor'
-    ? 'anchor (sharp defaults)'
-    : `ours AVIF q${method.avifQuality} e${method.avifEffort}`;
+  return method.kind === 'anchor' ? 'anchor (sharp defaults)' : `ours ${candidateName(method.candidate)}`;
 }
 
 /** sharp's defaults: what `.jpeg()`, `.webp()`, `.avif()` do with no options (JPEG flattened onto white). */
@@ -119,9 +136,7 @@ async function butteraugliOf(reference: Pixels, distorted: Pixels, dir: string):
 /** The child: measure one method on one image. */
 async function child(path: string, method: Method, butteraugli: boolean): Promise<MethodResult> {
   configureSharp({ concurrency: 1, cache: false });
-  const config: Config = benchConfig(
-    method.kind === 'ours' ? { AVIF_QUALITY: String(method.avifQuality), AVIF_EFFORT: String(method.avifEffort) } : {},
-  );
+  const config: Config = benchConfig(method.kind === 'ours' ? method.candidate : {});
   const original = await readImage({ name: path, path });
   const { autoOrient } = await sharp(original).metadata();
   const info: ImageSize = { width: autoOrient.width, height: autoOrient.height };
@@ -288,20 +303,22 @@ function total(results: readonly MethodResult[]): MethodResult & { ssimAll: Reco
   };
 }
 
-/**
- * The cheapest candidate (CPU) whose AVIF bytes ≤ the anchor's and mean AVIF SSIM ≥ the anchor's.
- * Only AVIF is judged: candidates differ in AVIF settings alone, while WebP and JPEG run at the
- * anchor's own settings, where ours differs only by the cascade's pixels (measured +0.2–0.3 %
- * bytes with +0.0000–0.0002 SSIM, the same rate-distortion curve) and no candidate can move them.
- */
+/** Per format: ours' bytes ≤ the anchor's and ours' mean SSIM ≥ the anchor's. */
+export function meetsAnchor(anchor: MethodResult, ours: MethodResult): Record<string, boolean> {
+  return Object.fromEntries(
+    Object.keys(anchor.bytes).map((f) => [
+      f,
+      (ours.bytes[f] ?? 0) <= (anchor.bytes[f] ?? 0) && (ours.ssim[f] ?? 0) >= (anchor.ssim[f] ?? 0),
+    ]),
+  );
+}
+
+/** The cheapest candidate (CPU) that {@link meetsAnchor} in every format, if any. */
 export function chooseCandidate(
   anchor: MethodResult,
   candidates: ReadonlyArray<{ candidate: Candidate; overall: MethodResult }>,
 ): Candidate | undefined {
-  const ok = candidates.filter(
-    ({ overall }) =>
-      (overall.bytes.avif ?? 0) <= (anchor.bytes.avif ?? 0) && (overall.ssim.avif ?? 0) >= (anchor.ssim.avif ?? 0),
-  );
+  const ok = candidates.filter(({ overall }) => Object.values(meetsAnchor(anchor, overall)).every(Boolean));
   return [...ok].sort((a, b) => a.overall.cpuS - b.overall.cpuS)[0]?.candidate;
 }
 
@@ -327,6 +344,48 @@ function row(image: string, r: MethodResult, kind: 'anchor' | 'ours', butteraugl
   } | ${cost.compute.toFixed(3)} + ${cost.other.toFixed(3)} = ${cost.total.toFixed(3)} |`;
 }
 
+const USAGE = `usage: npm run bench:defaults -- [options]
+
+The anchor at sharp's defaults against ours at each candidate setting (docs/performance.md, "At defaults").
+
+Options:
+  --corpus DIR          images to measure (default ../shared/corpus)
+  --only NAMES          comma-separated image names to keep (default: all)
+  --candidates LIST     comma-separated settings of ours: "defaults" (shared/config.ts), qNNeN (AVIF
+                        quality and effort) or NAME=value+NAME=value (any pipeline variables)
+                        (default: defaults)
+  --megapixels N        measure each image larger than N MP scaled down to N MP (JPEG q92), and
+                        leave out smaller ones: the cost of a typical N MP photo
+  --json FILE           where to write every measurement (default bench-defaults.json)
+  -h, --help            print this and exit
+`;
+
+function usageError(message: string): void {
+  process.stderr.write(`${message}\n\n${USAGE}`);
+  process.exitCode = 2;
+}
+
+/** Copies of the images larger than `megapixels`, scaled down to it; smaller ones are left out. */
+async function scaledTo(images: readonly BenchImage[], megapixels: number, dir: string): Promise<BenchImage[]> {
+  const scaled: BenchImage[] = [];
+  for (const image of images) {
+    const metadata = await sharp(image.path)
+      .metadata()
+      .catch(() => undefined);
+    const { width, height } = metadata?.autoOrient ?? { width: 0, height: 0 };
+    if (width * height <= megapixels * 1e6) continue;
+    const factor = Math.sqrt((megapixels * 1e6) / (width * height));
+    const path = join(dir, `${image.name.replace(/\.[^.]+$/, '')}-${megapixels}mp.jpg`);
+    await sharp(image.path)
+      .rotate()
+      .resize(Math.round(width * factor), Math.round(height * factor), { kernel: KERNEL })
+      .jpeg({ quality: 92 })
+      .toFile(path);
+    scaled.push({ name: basename(path), path });
+  }
+  return scaled;
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') {
@@ -340,33 +399,45 @@ async function main(): Promise<void> {
   }
   const args = {
     corpus: '../shared/corpus',
-    only: ['hubble_deep_field.jpg', 'storm-1920x1280.jpg', 'ladybird-2560x1600.jpg', 'string-3640x2400-icc.jpg'],
-    candidates: 'q50e4,q50e3,q45e3',
+    only: [] as string[],
+    candidates: 'defaults',
     json: 'bench-defaults.json',
+    megapixels: 0,
   };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [name, value] = [argv[i]!, argv[i + 1]];
-    if (value === undefined) throw new Error(`${name} needs a value`);
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i] ?? '';
+    if (name === '--help' || name === '-h') {
+      process.stdout.write(USAGE);
+      return;
+    }
+    const value = argv[++i];
+    if (!['--corpus', '--only', '--candidates', '--json', '--megapixels'].includes(name)) {
+      usageError(`unknown option ${name}`);
+      return;
+    }
+    if (value === undefined) {
+      usageError(`${name} needs a value`);
+      return;
+    }
     if (name === '--corpus') args.corpus = value;
-    else if (name === '--only') args.only = value.split(',');
+    else if (name === '--only') args.only = value.split(',').filter((n) => n !== '');
     else if (name === '--candidates') args.candidates = value;
     else if (name === '--json') args.json = value;
-    else
-      throw new Error(
-        `unknown option ${name} (options: --corpus DIR --only NAMES --candidates q50e4,q50e3 --json FILE)`,
-      );
+    else args.megapixels = Number(value);
   }
-  const candidates: Candidate[] = args.candidates.split(',').map((c) => {
-    const m = /^q(\d+)e(\d)$/.exec(c);
-    if (!m) throw new Error(`--candidates: ${c} is not qNNeN`);
-    return { avifQuality: Number(m[1]), avifEffort: Number(m[2]) };
-  });
-  const images = (await corpusImages(args.corpus)).filter(
+  if (!(args.megapixels >= 0)) {
+    usageError('--megapixels needs a number of megapixels');
+    return;
+  }
+  const candidates: Candidate[] = args.candidates.split(',').map(parseCandidate);
+  const listed = (await corpusImages(args.corpus)).filter(
     (image) => args.only.length === 0 || args.only.includes(image.name),
   );
+  const scaledDir = args.megapixels > 0 ? await mkdtemp(join(tmpdir(), 'bench-defaults-mp-')) : undefined;
+  const images = scaledDir ? await scaledTo(listed, args.megapixels, scaledDir) : listed;
   const butteraugli = await butteraugliInstalled();
   const lines: string[] = [
-    `## At defaults: anchor at sharp's defaults vs ours (${images.length} image(s), 1 run each, one libvips thread)`,
+    `## At defaults: anchor at sharp's defaults vs ours (${images.length} image(s)${args.megapixels > 0 ? ` scaled to ${args.megapixels} MP` : ''}, 1 run each, one libvips thread)`,
     '',
     `butteraugli: ${butteraugli ? 'installed (distance at 640 px, lower is better)' : 'not installed'}. Prices: ${PRICES.source}.`,
     '',
@@ -376,11 +447,16 @@ async function main(): Promise<void> {
   const anchorResults: MethodResult[] = [];
   const oursResults = candidates.map(() => [] as MethodResult[]);
   for (const image of images) {
-    const anchor = await runChild(image.path, { kind: 'anchor' }, butteraugli);
+    // An image libvips rejects (the corpus has one) is a row of its own, not the end of the run.
+    const anchor = await runChild(image.path, { kind: 'anchor' }, butteraugli).catch((error: unknown) => {
+      lines.push(`| ${image.name} | error: ${error instanceof Error ? error.message : String(error)} |`);
+      return undefined;
+    });
+    if (!anchor) continue;
     anchorResults.push(anchor);
     lines.push(row(image.name, anchor, 'anchor', butteraugli));
     for (const [i, candidate] of candidates.entries()) {
-      const ours = await runChild(image.path, { kind: 'ours', ...candidate }, butteraugli);
+      const ours = await runChild(image.path, { kind: 'ours', candidate }, butteraugli);
       oursResults[i]!.push(ours);
       lines.push(row(image.name, ours, 'ours', butteraugli));
     }
@@ -392,21 +468,26 @@ async function main(): Promise<void> {
   lines.push('');
   for (const { candidate, overall: o } of overall) {
     lines.push(
-      `- ours AVIF q${candidate.avifQuality} e${candidate.avifEffort}: anchor CPU ÷ ours = ${(anchorAll.cpuS / o.cpuS).toFixed(2)}×; bytes vs anchor ${FORMATS.map((f) => `${f} ${(((o.bytes[f] ?? 0) / (anchorAll.bytes[f] ?? 1) - 1) * 100).toFixed(1)} %`).join(', ')}; mean SSIM − anchor's ${FORMATS.map((f) => `${f} ${((o.ssim[f] ?? 0) - (anchorAll.ssim[f] ?? 0)).toFixed(4)}`).join(', ')}`,
+      `- ours ${candidateName(candidate)}: anchor CPU ÷ ours = ${(anchorAll.cpuS / o.cpuS).toFixed(2)}×; bytes vs anchor ${FORMATS.map((f) => `${f} ${(((o.bytes[f] ?? 0) / (anchorAll.bytes[f] ?? 1) - 1) * 100).toFixed(1)} %`).join(', ')}; mean SSIM − anchor's ${FORMATS.map((f) => `${f} ${((o.ssim[f] ?? 0) - (anchorAll.ssim[f] ?? 0)).toFixed(4)}`).join(', ')}; meets the anchor in ${Object.entries(
+        meetsAnchor(anchorAll, o),
+      )
+        .map(([f, ok]) => `${f} ${ok ? 'yes' : 'no'}`)
+        .join(', ')}`,
     );
   }
   const chosen = chooseCandidate(anchorAll, overall);
   lines.push(
     '',
     chosen
-      ? `Chosen: AVIF q${chosen.avifQuality} effort ${chosen.avifEffort} (least CPU with AVIF bytes ≤ anchor's and mean AVIF SSIM ≥ anchor's).`
-      : "Chosen: none of the candidates has AVIF bytes ≤ anchor's and mean AVIF SSIM ≥ anchor's.",
+      ? `Chosen: ${candidateName(chosen)} (least CPU with bytes ≤ the anchor's and mean SSIM ≥ the anchor's in every format).`
+      : "Chosen: none of the candidates has bytes ≤ the anchor's and mean SSIM ≥ the anchor's in every format.",
   );
   process.stdout.write(`${lines.join('\n')}\n`);
   await writeFile(
     args.json,
     `${JSON.stringify({ prices: PRICES, butteraugli, anchor: anchorResults, candidates: overall.map((o, i) => ({ ...o, images: oursResults[i] })), chosen }, null, 2)}\n`,
   );
+  if (scaledDir) await rm(scaledDir, { recursive: true, force: true });
 }
 
 // Run only as a script, so tests can import the pricing and the choice.

@@ -12,7 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { BenchReport } from '../../bench/report.js';
 import { timeToLast } from '../../bench/report.js';
-import { chooseCandidate, costPer1000, type MethodResult, PRICES } from '../../bench/defaults.js';
+import {
+  candidateName,
+  chooseCandidate,
+  costPer1000,
+  type MethodResult,
+  meetsAnchor,
+  PRICES,
+  parseCandidate,
+} from '../../bench/defaults.js';
 import { luma, ssim } from '../../bench/ssim.js';
 import { makePhoto, photoPixels, textPosingAsJpeg } from '../fixtures/images.js';
 
@@ -212,25 +220,32 @@ describe('bench', () => {
     });
 
     it('chooses the cheapest candidate that keeps bytes and SSIM per format', () => {
-      const at = (cpuS: number, bytes: number, ssim: number): MethodResult => ({
+      const at = (cpuS: number, bytes: number, ssim: number, jpegBytes = 500): MethodResult => ({
         method: '',
         variants: 3,
         invocations: 1,
         cpuS,
         wallS: cpuS,
         peakRssMiB: 100,
-        bytes: { avif: bytes },
-        ssim: { avif: ssim },
+        bytes: { avif: bytes, jpeg: jpegBytes },
+        ssim: { avif: ssim, jpeg: 0.95 },
       });
       const anchor = at(10, 1000, 0.9);
       const candidates = [
-        { candidate: { avifQuality: 50, avifEffort: 4 }, overall: at(9, 950, 0.9) },
-        { candidate: { avifQuality: 50, avifEffort: 2 }, overall: at(1, 1200, 0.91) },
-        { candidate: { avifQuality: 50, avifEffort: 3 }, overall: at(3, 990, 0.9) },
-        { candidate: { avifQuality: 40, avifEffort: 3 }, overall: at(2, 800, 0.89) },
+        { candidate: parseCandidate('q50e4'), overall: at(9, 950, 0.9) },
+        { candidate: parseCandidate('q50e2'), overall: at(1, 1200, 0.91) },
+        { candidate: parseCandidate('q50e3'), overall: at(3, 990, 0.9) },
+        { candidate: parseCandidate('q40e3'), overall: at(2, 800, 0.89) },
+        { candidate: parseCandidate('AVIF_QUALITY=45+AVIF_EFFORT=3'), overall: at(2.5, 900, 0.9, 501) },
       ];
-      expect(chooseCandidate(anchor, candidates)).to.deep.equal({ avifQuality: 50, avifEffort: 3 });
+      expect(chooseCandidate(anchor, candidates)).to.deep.equal({ AVIF_QUALITY: '50', AVIF_EFFORT: '3' });
       expect(chooseCandidate(anchor, candidates.slice(1, 2))).to.equal(undefined);
+      // Every format counts: 1 JPEG byte over the anchor rules the cheaper candidate out.
+      expect(meetsAnchor(anchor, at(2.5, 900, 0.9, 501))).to.deep.equal({ avif: true, jpeg: false });
+      expect(candidateName(parseCandidate('AVIF_BITDEPTH=10+JPEG_MOZJPEG=true'))).to.equal(
+        'AVIF_BITDEPTH=10 JPEG_MOZJPEG=true',
+      );
+      expect(() => parseCandidate('q50')).to.throw(/neither qNNeN nor NAME=value/);
     });
 
     it('runs anchor and ours on one small image and reports every column', async () => {
