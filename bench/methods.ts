@@ -11,6 +11,7 @@ import type { VariantSpec } from '../shared/schemas.js';
 import { heightForWidth, planVariants, splitIntoJobs, type ImageSize } from '../shared/plan.js';
 import {
   encoderSettingsFromConfig,
+  progressiveJpeg,
   renderVariants,
   type EncoderSettings,
   type RenderOptions,
@@ -91,9 +92,11 @@ export function readPixels(pixels: Pixels): Sharp {
 export function withEncoder(pipeline: Sharp, format: OutputFormat, encoders: EncoderSettings): Sharp {
   switch (format) {
     case 'jpeg':
-      return pipeline
-        .flatten({ background: WHITE })
-        .jpeg({ quality: encoders.jpeg.quality, mozjpeg: encoders.jpeg.mozjpeg });
+      return pipeline.flatten({ background: WHITE }).jpeg({
+        quality: encoders.jpeg.quality,
+        mozjpeg: encoders.jpeg.mozjpeg,
+        ...progressiveJpeg(encoders.jpeg.progressive),
+      });
     case 'webp':
       return pipeline.webp({ quality: encoders.webp.quality, effort: encoders.webp.effort });
     case 'avif':
@@ -101,6 +104,7 @@ export function withEncoder(pipeline: Sharp, format: OutputFormat, encoders: Enc
         quality: encoders.avif.quality,
         effort: encoders.avif.effort,
         chromaSubsampling: AVIF_CHROMA_SUBSAMPLING,
+        bitdepth: encoders.avif.bitdepth ?? 8,
       });
   }
 }

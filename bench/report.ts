@@ -886,8 +886,8 @@ export function renderMarkdown(report: BenchReport): string {
   );
   out.push('');
   out.push(
-    `Config: widths ${String(c.WIDTHS)}; formats ${String(c.FORMATS)}; strategy ${String(c.FANOUT_STRATEGY)}; JPEG q${String(c.JPEG_QUALITY)} mozjpeg ${String(c.JPEG_MOZJPEG)}; ` +
-      `WebP q${String(c.WEBP_QUALITY)} effort ${String(c.WEBP_EFFORT)}; AVIF q${String(c.AVIF_QUALITY)} effort ${String(c.AVIF_EFFORT)} (4:2:0). ` +
+    `Config: widths ${String(c.WIDTHS)}; formats ${String(c.FORMATS)}; strategy ${String(c.FANOUT_STRATEGY)}; JPEG q${String(c.JPEG_QUALITY)} mozjpeg ${String(c.JPEG_MOZJPEG)} progressive ${String(c.JPEG_PROGRESSIVE ?? false)}; ` +
+      `WebP q${String(c.WEBP_QUALITY)} effort ${String(c.WEBP_EFFORT)}; AVIF q${String(c.AVIF_QUALITY)} effort ${String(c.AVIF_EFFORT)} ${String(c.AVIF_BITDEPTH ?? 8)}-bit (4:2:0). ` +
       `Runtime of the measuring processes: ${Object.entries(report.runtimeEnv)
         .map(([k, v]) => `${k}=${v ?? 'unset'}`)
         .join(', ')}.`,

@@ -102,10 +102,18 @@ export const ENV_SCHEMA = z.object({
     ),
   JPEG_QUALITY: int(1, 100).default(80).describe('JPEG quality.'),
   JPEG_MOZJPEG: boolean.default(false).describe('Use mozjpeg settings for JPEG (smaller, slower).'),
+  JPEG_PROGRESSIVE: boolean
+    .default(true)
+    .describe('Progressive JPEG: the same pixels in about 3 % fewer bytes, and a whole-image preview while it loads.'),
   WEBP_QUALITY: int(1, 100).default(80).describe('WebP quality.'),
   WEBP_EFFORT: int(0, 6).default(4).describe('WebP effort (0 fastest, 6 smallest).'),
-  AVIF_QUALITY: int(1, 100).default(50).describe('AVIF quality.'),
-  AVIF_EFFORT: int(0, 9).default(4).describe('AVIF effort (0 fastest, 9 smallest).'),
+  AVIF_QUALITY: int(1, 100).default(52).describe('AVIF quality.'),
+  AVIF_EFFORT: int(0, 9).default(3).describe('AVIF effort (0 fastest, 9 smallest).'),
+  AVIF_BITDEPTH: z
+    .enum(['8', '10'], { message: 'must be 8 or 10' })
+    .default('10')
+    .transform((value): 8 | 10 => (value === '10' ? 10 : 8))
+    .describe('AVIF bit depth: 10 codes the same 8-bit pixels in fewer bytes at equal quality, for more CPU.'),
   KEEP_METADATA: boolean
     .default(false)
     .describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),

@@ -178,7 +178,7 @@ export function planVariants(
  * AVIF decides the packing. Only ratios matter; the measurements behind them are in
  * docs/performance.md ("Planner cost factors"), to be re-measured when encoder settings change.
  */
-export const FORMAT_COST_FACTORS: Readonly<Record<OutputFormat, number>> = { jpeg: 1, webp: 8, avif: 200 };
+export const FORMAT_COST_FACTORS: Readonly<Record<OutputFormat, number>> = { jpeg: 1, webp: 8, avif: 50 };
 
 /**
  * Cost of decoding one pixel of the original, in the same unit (docs/performance.md, "Planner cost

@@ -16,10 +16,12 @@ export const RECIPE_KEYS = [
   'FORMATS',
   'JPEG_QUALITY',
   'JPEG_MOZJPEG',
+  'JPEG_PROGRESSIVE',
   'WEBP_QUALITY',
   'WEBP_EFFORT',
   'AVIF_QUALITY',
   'AVIF_EFFORT',
+  'AVIF_BITDEPTH',
   'KEEP_METADATA',
   'ASPECTS',
 ] as const satisfies ReadonlyArray<keyof Config>;

@@ -17,22 +17,31 @@ import type { OutputFormat } from './domain.js';
 
 /** Encoder settings per output format. */
 export interface EncoderSettings {
-  jpeg: { quality: number; mozjpeg: boolean };
+  /** `progressive`: the same pixels in progressive scans, in fewer bytes. */
+  jpeg: { quality: number; mozjpeg: boolean; progressive?: boolean };
   webp: { quality: number; effort: number };
-  avif: { quality: number; effort: number };
+  /** `bitdepth` 10 codes 8-bit pixels at 10 bits: fewer bytes at equal quality (docs/performance.md). */
+  avif: { quality: number; effort: number; bitdepth?: 8 | 10 };
 }
 
 /** Encoder settings from configuration. */
 export function encoderSettingsFromConfig(
   config: Pick<
     Config,
-    'JPEG_QUALITY' | 'JPEG_MOZJPEG' | 'WEBP_QUALITY' | 'WEBP_EFFORT' | 'AVIF_QUALITY' | 'AVIF_EFFORT'
+    | 'JPEG_QUALITY'
+    | 'JPEG_MOZJPEG'
+    | 'JPEG_PROGRESSIVE'
+    | 'WEBP_QUALITY'
+    | 'WEBP_EFFORT'
+    | 'AVIF_QUALITY'
+    | 'AVIF_EFFORT'
+    | 'AVIF_BITDEPTH'
   >,
 ): EncoderSettings {
   return {
-    jpeg: { quality: config.JPEG_QUALITY, mozjpeg: config.JPEG_MOZJPEG },
+    jpeg: { quality: config.JPEG_QUALITY, mozjpeg: config.JPEG_MOZJPEG, progressive: config.JPEG_PROGRESSIVE },
     webp: { quality: config.WEBP_QUALITY, effort: config.WEBP_EFFORT },
-    avif: { quality: config.AVIF_QUALITY, effort: config.AVIF_EFFORT },
+    avif: { quality: config.AVIF_QUALITY, effort: config.AVIF_EFFORT, bitdepth: config.AVIF_BITDEPTH },
   };
 }
 
@@ -139,6 +148,11 @@ const KERNEL = 'lanczos3' as const;
  * fewer bytes. A tuning knob for the bench, kept here until EncoderSettings grows one.
  */
 const AVIF_CHROMA_SUBSAMPLING = '4:2:0';
+
+/** sharp's JPEG options for progressive output, which changes no pixel (docs/performance.md). */
+export function progressiveJpeg(progressive: boolean | undefined): { progressive?: true } {
+  return progressive ? { progressive: true } : {};
+}
 
 /** Background that transparent pixels are flattened onto in formats without alpha. */
 const FLATTEN_BACKGROUND = { r: 255, g: 255, b: 255 } as const;
@@ -332,7 +346,7 @@ async function encode(level: Level, format: OutputFormat, options: RenderOptions
     case 'jpeg':
       pipeline = pipeline
         .flatten({ background: FLATTEN_BACKGROUND })
-        .jpeg({ quality: jpeg.quality, mozjpeg: jpeg.mozjpeg });
+        .jpeg({ quality: jpeg.quality, mozjpeg: jpeg.mozjpeg, ...progressiveJpeg(jpeg.progressive) });
       break;
     case 'webp':
       pipeline = pipeline.webp({ quality: webp.quality, effort: webp.effort });
@@ -340,7 +354,12 @@ async function encode(level: Level, format: OutputFormat, options: RenderOptions
     case 'avif':
       return encodeAvifWithinDeadline(
         level,
-        pipeline.avif({ quality: avif.quality, effort: avif.effort, chromaSubsampling: AVIF_CHROMA_SUBSAMPLING }),
+        pipeline.avif({
+          quality: avif.quality,
+          effort: avif.effort,
+          chromaSubsampling: AVIF_CHROMA_SUBSAMPLING,
+          bitdepth: avif.bitdepth ?? 8,
+        }),
         options,
       );
   }

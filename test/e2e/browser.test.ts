@@ -147,6 +147,8 @@ describe('try-it page in Chromium', function () {
     }));
     expect(loaded.width).to.be.greaterThan(0);
     expect(manifest.variants.map((v) => v.url)).to.include(loaded.src);
+    // Chromium chose the AVIF source and decoded it: AVIF is 10-bit by default (AVIF_BITDEPTH).
+    expect(loaded.src).to.match(/\.avif$/);
     const status = await card.locator('.status').textContent();
     expect(status).to.contain('Ready: 9 variants');
     // The pipeline's own upload→ready measure, from the manifest (docs/observability.md).

@@ -27,7 +27,9 @@ describe('recipe', () => {
   it('changes its hash when any recipe setting changes, and not for settings outside it', () => {
     const base = recipeOf(config).hash;
     expect(recipeOf({ ...config, WIDTHS: [320, 640] }).hash).to.not.equal(base);
-    expect(recipeOf({ ...config, AVIF_EFFORT: 3 }).hash).to.not.equal(base);
+    expect(recipeOf({ ...config, AVIF_EFFORT: config.AVIF_EFFORT + 1 }).hash).to.not.equal(base);
+    expect(recipeOf({ ...config, AVIF_BITDEPTH: config.AVIF_BITDEPTH === 10 ? 8 : 10 }).hash).to.not.equal(base);
+    expect(recipeOf({ ...config, JPEG_PROGRESSIVE: !config.JPEG_PROGRESSIVE }).hash).to.not.equal(base);
     expect(recipeOf({ ...config, KEEP_METADATA: true }).hash).to.not.equal(base);
     const other = { ...config, FANOUT_STRATEGY: 'per-width' as const, MAX_INPUT_PIXELS: 1 };
     expect(recipeOf(other).hash).to.equal(base);

@@ -123,20 +123,22 @@ describe('render', () => {
   before(() => configureSharp({ concurrency: 2, cache: false }));
 
   describe('encoderSettingsFromConfig', () => {
-    it('maps the six settings', () => {
+    it('maps the eight settings', () => {
       expect(
         encoderSettingsFromConfig({
           JPEG_QUALITY: 81,
           JPEG_MOZJPEG: true,
+          JPEG_PROGRESSIVE: false,
           WEBP_QUALITY: 82,
           WEBP_EFFORT: 3,
           AVIF_QUALITY: 51,
           AVIF_EFFORT: 5,
+          AVIF_BITDEPTH: 10,
         }),
       ).to.deep.equal({
-        jpeg: { quality: 81, mozjpeg: true },
+        jpeg: { quality: 81, mozjpeg: true, progressive: false },
         webp: { quality: 82, effort: 3 },
-        avif: { quality: 51, effort: 5 },
+        avif: { quality: 51, effort: 5, bitdepth: 10 },
       });
     });
   });
@@ -225,6 +227,43 @@ describe('render', () => {
     expect(cascaded.find((v) => v.width === 331)!.height)
       .to.equal(alone[0]!.height)
       .and.to.equal(Math.round((701 * 331) / 1003));
+  });
+
+  describe('progressive JPEG', () => {
+    it('writes progressive JPEG when asked, with the same pixels as baseline in fewer bytes', async () => {
+      const photo = await makePhoto({ width: 800, height: 600 });
+      const [baseline] = await renderVariants(photo, [{ width: 640, format: 'jpeg' }], options);
+      const [progressive] = await renderVariants(photo, [{ width: 640, format: 'jpeg' }], {
+        ...options,
+        encoders: { ...options.encoders, jpeg: { ...options.encoders.jpeg, progressive: true } },
+      });
+      if (!baseline || !progressive) throw new Error('no JPEG rendered');
+      expect((await sharp(baseline.data).metadata()).isProgressive).to.equal(false);
+      expect((await sharp(progressive.data).metadata()).isProgressive).to.equal(true);
+      expect(progressive.data.length).to.be.below(baseline.data.length);
+      const raw = (data: Buffer) => sharp(data).raw().toBuffer();
+      expect((await raw(progressive.data)).equals(await raw(baseline.data))).to.equal(true);
+    });
+  });
+
+  describe('AVIF bit depth', () => {
+    it('codes AVIF at 8 bits unless told 10, and the 10-bit file decodes to the same picture', async () => {
+      const photo = await makePhoto({ width: 400, height: 300 });
+      const [eight] = await renderVariants(photo, [{ width: 320, format: 'avif' }], options);
+      const [ten] = await renderVariants(photo, [{ width: 320, format: 'avif' }], {
+        ...options,
+        encoders: { ...options.encoders, avif: { ...options.encoders.avif, bitdepth: 10 } },
+      });
+      if (!eight || !ten) throw new Error('no AVIF rendered');
+      expect((await sharp(eight.data).metadata()).bitsPerSample).to.equal(8);
+      expect((await sharp(ten.data).metadata()).bitsPerSample).to.equal(10);
+      // Decoded to 8-bit as a browser shows it (sharp reads 10-bit AVIF as 16-bit, raw() casts to uchar).
+      const meanOfLuma = async (data: Buffer) => {
+        const grey = await sharp(data).greyscale().raw().toBuffer();
+        return grey.reduce((sum, value) => sum + value, 0) / grey.length;
+      };
+      expect(await meanOfLuma(ten.data)).to.be.closeTo(await meanOfLuma(eight.data), 2);
+    });
   });
 
   describe('extreme shapes', () => {
