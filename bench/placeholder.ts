@@ -4,13 +4,17 @@
  * The placeholder's cost and fidelity per image: from the level the carrier variant is encoded
  * from (the image at the smallest planned width, raw, as render.ts holds it), the previous method
  * (sharp: resize to ≤100×100, `stats().dominant`, ThumbHash at 100 px) against shared/placeholder.ts
- * (one pass in JS). Per image: median wall ms of each after a warm-up, the dominant colours and how
+ * (one pass in JS). Per image: the first call's wall ms in a fresh process (what the first image of
+ * a new instance pays, before V8 has optimised anything) and the median after a warm-up (every
+ * later image), the dominant colours and how
  * many histogram bins apart they are (also against sharp's `stats()` of the whole level), and how
  * far the new ThumbHash decodes from the old one (average colour, and mean per-pixel difference of
  * the decoded pictures, in /255). One libvips thread. Markdown to stdout; results:
  * docs/performance.md ("Placeholders").
  */
+import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { rgbaToThumbHash, thumbHashToAverageRGBA, thumbHashToRGBA } from 'thumbhash';
 import { heightForWidth } from '../shared/plan.js';
@@ -80,9 +84,27 @@ function hashDistance(a: string, b: string): { average: number; pixels: number }
   return { average, pixels: sum / da.rgba.length };
 }
 
+/** The first call of one method on one image, in this (fresh) process: `--child METHOD PATH WIDTH`. */
+async function child(method: string, path: string, width: number): Promise<void> {
+  configureSharp({ concurrency: 1, cache: false });
+  const level = await levelOf(await readImage({ name: path, path }), width);
+  const started = performance.now();
+  if (method === 'previous') await previousPlaceholder(level);
+  else placeholderOfPixels(level);
+  process.stdout.write(`${performance.now() - started}\n`);
+}
+
+function firstCallMs(method: string, path: string, width: number): number {
+  const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', method, path, String(width)], {
+    encoding: 'utf8',
+  });
+  return run.status === 0 ? Number(run.stdout.trim()) : Number.NaN;
+}
+
 async function main(): Promise<void> {
   const args = { corpus: '../shared/corpus', width: 320, runs: 9 };
   const argv = process.argv.slice(2);
+  if (argv[0] === '--child') return child(argv[1] ?? 'js', argv[2] ?? '', Number(argv[3]));
   for (let i = 0; i < argv.length; i += 2) {
     const [name, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`${name} needs a value`);
@@ -95,7 +117,7 @@ async function main(): Promise<void> {
   const lines = [
     `## Placeholders: previous (sharp) vs JS, from the ${args.width} px level (median of ${args.runs} runs)`,
     '',
-    '| image | level | previous ms | JS ms | colour previous / JS / sharp stats of level | bins apart (prev, stats) | ThumbHash Δ average / Δ pixels (/255) |',
+    '| image | level | first call ms, previous / JS | median ms, previous / JS | colour previous / JS / sharp stats of level | bins apart (prev, stats) | ThumbHash Δ average / Δ pixels (/255) |',
     '|---|---|---|---|---|---|---|',
   ];
   for (const image of await corpusImages(args.corpus)) {
@@ -115,8 +137,9 @@ async function main(): Promise<void> {
     const previousMs = await medianMs(args.runs, () => previousPlaceholder(level));
     const jsMs = await medianMs(args.runs, () => placeholderOfPixels(level));
     const distance = hashDistance(before.thumbhash, after.thumbhash);
+    const [previousFirst, jsFirst] = ['previous', 'js'].map((m) => firstCallMs(m, image.path, args.width));
     lines.push(
-      `| ${image.name} | ${level.width}×${level.height}×${level.channels} | ${previousMs.toFixed(2)} | ${jsMs.toFixed(2)} | ${before.color} / ${after.color} / #${statsRgb.map(hex).join('')} | ${binsApart(rgbOf(before.color), rgbOf(after.color))}, ${binsApart(statsRgb, rgbOf(after.color))} | ${distance.average.toFixed(1)} / ${distance.pixels.toFixed(1)} |`,
+      `| ${image.name} | ${level.width}×${level.height}×${level.channels} | ${previousFirst?.toFixed(1)} / ${jsFirst?.toFixed(1)} | ${previousMs.toFixed(2)} / ${jsMs.toFixed(2)} | ${before.color} / ${after.color} / #${statsRgb.map(hex).join('')} | ${binsApart(rgbOf(before.color), rgbOf(after.color))}, ${binsApart(statsRgb, rgbOf(after.color))} | ${distance.average.toFixed(1)} / ${distance.pixels.toFixed(1)} |`,
     );
   }
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -34,10 +34,81 @@ const THUMB_MAX = 32;
 /** Histogram bins per channel, as sharp's `stats().dominant` (libvips `hist_find_ndim`, 16 bins). */
 const BINS = 16;
 
+/**
+ * The bin of each 8-bit value as sharp's `stats()` bins it: an exact multiple of 16 lands in the
+ * bin below (measured value by value on sharp 0.35.5: 16 → 0, 17 → 1), as if libvips saw every
+ * value a hair lower. Matched so that the colour is the one sharp reports (docs/performance.md).
+ */
+const BIN_OF = Uint8Array.from({ length: 256 }, (_, v) => (v === 0 ? 0 : (v - 1) >> 4));
+/** {@link BIN_OF} shifted into a red and a green histogram index (`r·256 + g·16 + b`). */
+const BIN_R = Uint16Array.from(BIN_OF, (bin) => bin * BINS * BINS);
+const BIN_G = Uint16Array.from(BIN_OF, (bin) => bin * BINS);
+
 const hex = (value: number) =>
   Math.max(0, Math.min(255, Math.round(value)))
     .toString(16)
     .padStart(2, '0');
+
+/*
+ * One row at a time into the thumbnail sums (per cell: alpha-weighted R, G, B, alpha, pixel count)
+ * and the histogram. Small functions called once per row: V8 optimises them within the first
+ * image, where one long loop ran unoptimised for most of it (docs/performance.md, "Placeholders").
+ */
+
+/** A row of opaque RGB: plain sums (weighted afterwards). */
+function addRgbRow(
+  data: Uint8Array,
+  start: number,
+  width: number,
+  row: number,
+  column: Int32Array,
+  sums: Float64Array,
+  histogram: Uint32Array,
+): void {
+  for (let x = 0, i = start; x < width; x++, i += 3) {
+    const r = data[i] as number;
+    const g = data[i + 1] as number;
+    const b = data[i + 2] as number;
+    const cell = (row + (column[x] as number)) * 5;
+    sums[cell] = (sums[cell] as number) + r;
+    sums[cell + 1] = (sums[cell + 1] as number) + g;
+    sums[cell + 2] = (sums[cell + 2] as number) + b;
+    sums[cell + 4] = (sums[cell + 4] as number) + 1;
+    const bin = (BIN_R[r] as number) | (BIN_G[g] as number) | (BIN_OF[b] as number);
+    histogram[bin] = (histogram[bin] as number) + 1;
+  }
+}
+
+/** A row of grey, grey + alpha or RGBA: alpha-weighted, transparent pixels out of the histogram. */
+function addRow(
+  data: Uint8Array,
+  start: number,
+  width: number,
+  channels: number,
+  row: number,
+  column: Int32Array,
+  sums: Float64Array,
+  histogram: Uint32Array,
+): void {
+  const grey = channels < 3;
+  const hasAlpha = channels === 2 || channels === 4;
+  for (let x = 0, i = start; x < width; x++, i += channels) {
+    const r = data[i] as number;
+    const g = grey ? r : (data[i + 1] as number);
+    const b = grey ? r : (data[i + 2] as number);
+    const a = hasAlpha ? (data[i + channels - 1] as number) : 255;
+    const cell = (row + (column[x] as number)) * 5;
+    sums[cell] = (sums[cell] as number) + r * a;
+    sums[cell + 1] = (sums[cell + 1] as number) + g * a;
+    sums[cell + 2] = (sums[cell + 2] as number) + b * a;
+    sums[cell + 3] = (sums[cell + 3] as number) + a;
+    sums[cell + 4] = (sums[cell + 4] as number) + 1;
+    if (a > 0) {
+      const bin = (BIN_R[r] as number) | (BIN_G[g] as number) | (BIN_OF[b] as number);
+      histogram[bin] = (histogram[bin] as number) + 1;
+    }
+  }
+}
 
 /**
  * The placeholder of raw pixels. Averages premultiplied by alpha (as sharp's resize does), so
@@ -55,26 +126,16 @@ export function placeholderOfPixels(pixels: RawPixels): Placeholder {
   // Per thumbnail pixel: alpha-weighted R, G, B, the alpha sum, and the source pixel count.
   const sums = new Float64Array(tw * th * 5);
   const histogram = new Uint32Array(BINS * BINS * BINS);
-  const grey = channels < 3;
-  const hasAlpha = channels === 2 || channels === 4;
-  let i = 0;
   for (let y = 0; y < height; y++) {
     const row = Math.floor((y * th) / height) * tw;
-    for (let x = 0; x < width; x++, i += channels) {
-      const r = data[i] as number;
-      const g = grey ? r : (data[i + 1] as number);
-      const b = grey ? r : (data[i + 2] as number);
-      const a = hasAlpha ? (data[i + channels - 1] as number) : 255;
-      const cell = (row + (column[x] as number)) * 5;
-      sums[cell] = (sums[cell] as number) + r * a;
-      sums[cell + 1] = (sums[cell + 1] as number) + g * a;
-      sums[cell + 2] = (sums[cell + 2] as number) + b * a;
-      sums[cell + 3] = (sums[cell + 3] as number) + a;
-      sums[cell + 4] = (sums[cell + 4] as number) + 1;
-      if (a > 0) {
-        const bin = ((r >> 4) * BINS + (g >> 4)) * BINS + (b >> 4);
-        histogram[bin] = (histogram[bin] as number) + 1;
-      }
+    if (channels === 3) addRgbRow(data, y * width * 3, width, row, column, sums, histogram);
+    else addRow(data, y * width * channels, width, channels, row, column, sums, histogram);
+  }
+  if (channels === 3) {
+    // Opaque rows summed plain colour: weight it as alpha 255 like the general case.
+    for (let cell = 0; cell < tw * th; cell++) {
+      for (let c = 0; c < 3; c++) sums[cell * 5 + c] = (sums[cell * 5 + c] as number) * 255;
+      sums[cell * 5 + 3] = (sums[cell * 5 + 4] as number) * 255;
     }
   }
   const rgba = new Uint8Array(tw * th * 4);
