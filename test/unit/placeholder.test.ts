@@ -83,10 +83,17 @@ describe('placeholder (dominant colour + ThumbHash)', () => {
         raw: { width: level.width, height: level.height, channels: level.channels as 3 },
       }).stats();
       const ours = rgbOf(placeholderOfPixels(level).color);
-      for (const [c, value] of [dominant.r, dominant.g, dominant.b].entries()) {
-        const bins = Math.abs(Math.floor(value / 16) - Math.floor(ours[c]! / 16));
-        expect(bins, `seed ${seed} channel ${c}`).to.be.at.most(1);
-      }
+      expect(ours, `seed ${seed}`).to.deep.equal([dominant.r, dominant.g, dominant.b]);
+    }
+  });
+
+  it("bins an exact multiple of 16 as sharp's stats() does (into the bin below)", async () => {
+    for (const value of [0, 15, 16, 17, 128, 240, 255]) {
+      const data = Buffer.from([value, 100, 200, value, 100, 200]);
+      const { dominant } = await sharp(data, { raw: { width: 2, height: 1, channels: 3 } }).stats();
+      expect(placeholderOfPixels({ width: 2, height: 1, channels: 3, data }).color, `value ${value}`).to.equal(
+        `#${[dominant.r, dominant.g, dominant.b].map((v) => v.toString(16).padStart(2, '0')).join('')}`,
+      );
     }
   });
 
