@@ -22,7 +22,7 @@ import sharp, { type Sharp } from 'sharp';
 import type { Config } from '../shared/config.js';
 import type { OutputFormat } from '../shared/domain.js';
 import type { VariantSpec } from '../shared/schemas.js';
-import { heightForWidth, planImage, splitIntoJobs, type ImageSize } from '../shared/plan.js';
+import { heightForWidth, omitAsLarger, planImage, splitIntoJobs, type ImageSize } from '../shared/plan.js';
 import { configureSharp, renderVariants } from '../shared/render.js';
 import { type BenchImage, corpusImages, readImage } from './images.js';
 import {
@@ -97,6 +97,10 @@ export interface MethodResult {
   wallS: number;
   peakRssMiB: number;
   bytes: Record<string, number>;
+  /** Variants larger than the original file that the method writes (ours: only formats' smallest widths). */
+  larger?: number;
+  /** Ours: variants left out for being larger than the original (as resize does; not in `variants`/`bytes`). */
+  leftOut?: number;
   /** Mean luma SSIM per format over the quality widths. */
   ssim: Record<string, number>;
   /** Butteraugli distance per format at the first quality width; absent when not installed. */
@@ -165,8 +169,13 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
     }
   });
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+  // Ours leaves out, as resize does, what encodes larger than the original (but each format's floor).
+  const leftOut =
+    method.kind === 'ours' ? outputs.filter((o) => omitAsLarger(o, o.data.length, original.length, plan)) : [];
+  const written = outputs.filter((o) => !leftOut.includes(o));
+  const larger = written.filter((o) => o.data.length > original.length).length;
   const bytes: Record<string, number> = {};
-  for (const o of outputs) bytes[o.format] = (bytes[o.format] ?? 0) + o.data.length;
+  for (const o of written) bytes[o.format] = (bytes[o.format] ?? 0) + o.data.length;
   const planned = [...new Set(plan.map((v) => v.width))];
   const widths = QUALITY_WIDTHS.filter((w) => planned.includes(w));
   if (widths.length === 0) widths.push(Math.min(...planned));
@@ -202,7 +211,9 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return {
     method: methodName(method),
-    variants: outputs.length,
+    variants: written.length,
+    larger,
+    leftOut: leftOut.length,
     invocations,
     cpuS: timing.cpuMs / 1000,
     wallS: timing.wallMs / 1000,
@@ -295,6 +306,8 @@ function total(results: readonly MethodResult[]): MethodResult & { ssimAll: Reco
     wallS: results.reduce((s, r) => s + r.wallS, 0),
     peakRssMiB: Math.max(...results.map((r) => r.peakRssMiB)),
     bytes,
+    larger: results.reduce((s, r) => s + (r.larger ?? 0), 0),
+    leftOut: results.reduce((s, r) => s + (r.leftOut ?? 0), 0),
     ssim: ssimAll,
     ssimAll,
     ...(Object.keys(butter).length > 0
@@ -337,7 +350,7 @@ const kb = (n: number | undefined) => (n === undefined ? '–' : `${Math.round(n
 
 function row(image: string, r: MethodResult, kind: 'anchor' | 'ours', butteraugli: boolean): string {
   const cost = costPer1000(r, kind);
-  return `| ${image} | ${r.method} | ${r.invocations} | ${r.cpuS.toFixed(2)} | ${r.wallS.toFixed(2)} | ${Math.round(r.peakRssMiB)} | ${FORMATS.map((f) => kb(r.bytes[f])).join(' / ')} | ${FORMATS.map((f) => f3(r.ssim[f])).join(' / ')} | ${
+  return `| ${image} | ${r.method} | ${r.invocations} | ${r.cpuS.toFixed(2)} | ${r.wallS.toFixed(2)} | ${Math.round(r.peakRssMiB)} | ${FORMATS.map((f) => kb(r.bytes[f])).join(' / ')} | ${r.larger ?? 0}${kind === 'ours' ? ` (+${r.leftOut ?? 0} left out)` : ''} | ${FORMATS.map((f) => f3(r.ssim[f])).join(' / ')} | ${
     butteraugli
       ? FORMATS.map((f) => (r.butteraugli?.[f] === undefined ? '–' : r.butteraugli[f]!.toFixed(2))).join(' / ')
       : 'not installed'
@@ -441,8 +454,8 @@ async function main(): Promise<void> {
     '',
     `butteraugli: ${butteraugli ? 'installed (distance at 640 px, lower is better)' : 'not installed'}. Prices: ${PRICES.source}.`,
     '',
-    '| image | method | invocations | CPU s | wall s | peak RSS MiB | KiB AVIF / WebP / JPEG | SSIM AVIF / WebP / JPEG | butteraugli AVIF / WebP / JPEG | USD per 1,000 (compute + requests, Pub/Sub, storage ops) |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| image | method | invocations | CPU s | wall s | peak RSS MiB | KiB AVIF / WebP / JPEG | variants larger than the original | SSIM AVIF / WebP / JPEG | butteraugli AVIF / WebP / JPEG | USD per 1,000 (compute + requests, Pub/Sub, storage ops) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const anchorResults: MethodResult[] = [];
   const oursResults = candidates.map(() => [] as MethodResult[]);

@@ -3,7 +3,7 @@
  * medians and ratios, the targets, and the Markdown printed on stdout.
  */
 import type { VariantSpec } from '../shared/schemas.js';
-import { heightForWidth } from '../shared/plan.js';
+import { heightForWidth, omitAsLarger } from '../shared/plan.js';
 import type { AnchorVariantRun, FloorRun, ParityResult, Timing } from './methods.js';
 import { bytes, fixed, geomean, markdownTable, median, mibFromKib, percent, sum, times } from './stats.js';
 import type { EncoderCase, EncoderRow, QualityRow, RuntimeResult } from './tasks.js';
@@ -123,6 +123,11 @@ export interface ImageResult {
   jpegWebp?: ConfigResult;
   /** Bytes of each output of ours (default strategy, default config), from the first run. */
   outputs?: Array<{ width: number; format: OutputFormat; bytes: number }>;
+  /**
+   * Variants larger than the original file (first run, default config): the anchor's, ours written
+   * (each a format's smallest width, always kept) and ours left out (not written; docs/api.md).
+   */
+  largerThanOriginal?: { anchor?: number; ours: number; oursLeftOut: number };
   quality?: QualityRow[];
 }
 
@@ -667,6 +672,22 @@ function strategyTables(report: BenchReport): string {
   return parts.join('\n\n');
 }
 
+/** How many variants are larger than the original file: the anchor's, and ours written or left out (as resize decides). */
+export function largerThanOriginal(
+  originalBytes: number,
+  plan: readonly VariantSpec[],
+  ours: ReadonlyArray<{ width: number; format: OutputFormat; bytes: number }>,
+  anchor?: { variants: ReadonlyArray<{ bytes: number }> },
+): NonNullable<ImageResult['largerThanOriginal']> {
+  const larger = ours.filter((o) => o.bytes > originalBytes);
+  const leftOut = larger.filter((o) => omitAsLarger(o, o.bytes, originalBytes, plan)).length;
+  return {
+    ...(anchor ? { anchor: anchor.variants.filter((v) => v.bytes > originalBytes).length } : {}),
+    ours: larger.length - leftOut,
+    oursLeftOut: leftOut,
+  };
+}
+
 function bytesTable(report: BenchReport): string {
   const rows: string[][] = [];
   const totals: Record<OutputFormat, number> = { avif: 0, webp: 0, jpeg: 0 };
@@ -704,7 +725,14 @@ function bytesTable(report: BenchReport): string {
     bytes(totals.jpeg),
     `${bytes(total)} vs originals ${bytes(originalTotal)} (${percent(total / originalTotal - 1)})`,
   ]);
-  return markdownTable(['image', 'width', 'AVIF', 'WebP', 'JPEG', 'total'], rows, ['l', 'r', 'r', 'r', 'r', 'l']);
+  const larger = report.images.flatMap((image) => (image.largerThanOriginal ? [image.largerThanOriginal] : []));
+  const count = (pick: (l: NonNullable<ImageResult['largerThanOriginal']>) => number | undefined) =>
+    sum(larger.map((l) => pick(l) ?? 0));
+  const line =
+    larger.length === 0
+      ? ''
+      : `\n\nVariants larger than their original file: anchor ${count((l) => l.anchor)}, ours ${count((l) => l.ours)} written (each a format's smallest width, always kept) and ${count((l) => l.oursLeftOut)} left out (not written; ours' bytes above count them as the variants were encoded).`;
+  return `${markdownTable(['image', 'width', 'AVIF', 'WebP', 'JPEG', 'total'], rows, ['l', 'r', 'r', 'r', 'r', 'l'])}${line}`;
 }
 
 function qualityTable(report: BenchReport): string {

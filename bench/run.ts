@@ -31,6 +31,7 @@ import {
   caseKey,
   checkTargets,
   costModel,
+  largerThanOriginal,
   overallOf,
   ratiosOf,
   renderMarkdown,
@@ -651,7 +652,15 @@ async function main(): Promise<void> {
       if (m.main.error) image.error = m.main.error;
       else {
         image.main = m.main.result(config, defaultStrategy);
-        if (m.main.outputs) image.outputs = m.main.outputs;
+        if (m.main.outputs) {
+          image.outputs = m.main.outputs;
+          image.largerThanOriginal = largerThanOriginal(
+            image.bytes,
+            m.main.variants,
+            m.main.outputs,
+            m.main.anchorRuns[0],
+          );
+        }
       }
       if (!m.jw.error) image.jpegWebp = m.jw.result(jwConfig, jwConfig.FANOUT_STRATEGY);
     }

@@ -11,7 +11,7 @@ import type {
   OriginalInfo,
   VariantSpec,
 } from './schemas.js';
-import { CONTENT_TYPES, variantName } from './naming.js';
+import { CONTENT_TYPES, omittedVariantName, variantName } from './naming.js';
 import type { Placeholder } from './placeholder.js';
 import type { Recipe } from './recipe.js';
 import type { OutputFormat } from './domain.js';
@@ -48,21 +48,63 @@ export interface VariantObject {
   readonly placeholder?: Placeholder;
 }
 
-/** The planned variants whose objects are not in `existing` (names of the image's objects). */
+/**
+ * The planned variants not yet settled in `existing` (names of the image's objects): settled means
+ * written, or left out by its job for being larger than the original (its omission marker exists).
+ */
 export function missingVariants(
   id: string,
   plan: readonly VariantSpec[],
   existing: ReadonlySet<string>,
 ): VariantSpec[] {
-  return plan.filter((variant) => !existing.has(variantName(id, variant.width, variant.format, variant.aspect)));
+  return plan.filter(
+    ({ width, format, aspect }) =>
+      !existing.has(variantName(id, width, format, aspect)) &&
+      !existing.has(omittedVariantName(id, width, format, aspect)),
+  );
+}
+
+/** What the fan-in knows of an omission marker (naming.ts omittedVariantName), from its metadata. */
+export interface OmissionObject {
+  readonly height: number;
+  readonly bytes: number;
+  readonly reason: string;
+}
+
+/**
+ * The planned variants that jobs left out at render time, as manifest `omitted` entries: those
+ * with an omission marker (keyed by name in `omissions`) and no variant object in `objects`. A
+ * variant whose object exists counts as written, whatever marker may also exist.
+ */
+export function renderOmissions(
+  id: string,
+  plan: readonly VariantSpec[],
+  objects: ReadonlySet<string>,
+  omissions: ReadonlyMap<string, OmissionObject>,
+): OmittedVariant[] {
+  return plan.flatMap(({ width, format, aspect }) => {
+    const marker = omissions.get(omittedVariantName(id, width, format, aspect));
+    if (!marker || objects.has(variantName(id, width, format, aspect))) return [];
+    return [
+      {
+        width,
+        height: marker.height,
+        format,
+        ...(aspect !== undefined ? { aspect } : {}),
+        reason: marker.reason,
+        bytes: marker.bytes,
+      },
+    ];
+  });
 }
 
 /** Inputs of {@link buildManifest}. */
 export interface ManifestInput {
   readonly id: string;
   readonly original: OriginalInfo & { name: string; generation: string };
+  /** The planned variants that were written (those left out at render time are in `omitted`). */
   readonly plan: readonly VariantSpec[];
-  /** Configured width × format pairs the plan left out for the format's limits (from the job). */
+  /** Configured width × format pairs left out: for the format's limits (from the job), or at render time. */
   readonly omitted?: readonly OmittedVariant[];
   /** Objects found for the image, keyed by name; must cover the plan. */
   readonly objects: ReadonlyMap<string, VariantObject>;

@@ -6,6 +6,7 @@
  *   `outcomes/{id}` (the arbiter of the image's one outcome; docs/record-protocol.md). The
  *   uploads bucket is private, so writer names and announcement state never go public.
  * - images bucket: `{id}/{width}w.{ext}`, `{id}/{W}x{H}/{width}w.{ext}` (an aspect's crop),
+ *   `{id}/omitted/...` (a planned variant not written: larger than the original),
  *   `{id}/manifest.json`, `{id}/error.json`
  * - uploads bucket `cleanup/{step}`: cleanup's cursors (docs/cleanup.md).
  */
@@ -69,6 +70,24 @@ export function variantName(id: string, width: number, format: OutputFormat, asp
 /** True for a variant's name, `{id}/{width}w.{ext}` or `{id}/{W}x{H}/{width}w.{ext}` (not a record). */
 export function isVariantName(name: string): boolean {
   return /^[0-9a-f]{32}\/(\d+x\d+\/)?\d+w\.(avif|webp|jpg)$/.test(name);
+}
+
+/** The folder under `{id}/` of the markers of planned variants that were not written. */
+const OMITTED_FOLDER = 'omitted';
+
+/**
+ * `{id}/omitted/{width}w.{ext}` (or `{id}/omitted/{W}x{H}/{width}w.{ext}`): the empty marker a job
+ * writes instead of a planned variant that encoded larger than the original file, so the fan-in
+ * counts that variant as settled (docs/record-protocol.md, "Variants not written"). Metadata:
+ * {@link OMITTED_METADATA}.
+ */
+export function omittedVariantName(id: string, width: number, format: OutputFormat, aspect?: string): string {
+  return `${id}/${OMITTED_FOLDER}/${variantName(id, width, format, aspect).slice(id.length + 1)}`;
+}
+
+/** True for an {@link omittedVariantName}. */
+export function isOmittedVariantName(name: string): boolean {
+  return /^[0-9a-f]{32}\/omitted\/(\d+x\d+\/)?\d+w\.(avif|webp|jpg)$/.test(name);
 }
 
 /** The folder of aspect `W:H`'s variants: `WxH` (a colon is awkward in URLs and file systems). */
@@ -245,6 +264,20 @@ export const VARIANT_METADATA = {
   cpuMs: 'cpuMs',
   crop: 'crop',
   placeholder: 'placeholder',
+} as const;
+
+/**
+ * Custom metadata keys on an omission marker ({@link omittedVariantName}): the variant's height,
+ * its encoded size, why it was left out (`larger_than_original`), and, like a variant, the job's
+ * CPU for it and the original's generation.
+ */
+export const OMITTED_METADATA = {
+  width: VARIANT_METADATA.width,
+  height: VARIANT_METADATA.height,
+  bytes: 'bytes',
+  reason: 'reason',
+  sourceGeneration: VARIANT_METADATA.sourceGeneration,
+  cpuMs: VARIANT_METADATA.cpuMs,
 } as const;
 
 /** Prefix of the cursor objects in the uploads bucket (outside `originals/` and `incoming/`). */

@@ -76,6 +76,37 @@ export const FORMAT_LIMITS: Readonly<
 /** The reason recorded for a width × format pair left out because the variant would not fit the format. */
 export const EXCEEDS_FORMAT_LIMIT = 'exceeds_format_limit';
 
+/**
+ * The reason recorded for a planned variant the job did not write because its encoded bytes
+ * outnumber the original file's (a browser downloads one variant: the original would have been the
+ * better one); see docs/api.md, "Variants larger than the original".
+ */
+export const LARGER_THAN_ORIGINAL = 'larger_than_original';
+
+/**
+ * Whether `variant` is the smallest planned width of its format in its frame (the whole image or
+ * one aspect's crop): the `<img>` fallback and srcset floor, always written so that no format is
+ * left without a variant, even when it encodes larger than the original.
+ */
+export function isFormatFloor(variant: VariantSpec, plan: readonly VariantSpec[]): boolean {
+  return !plan.some(
+    (other) => other.format === variant.format && other.aspect === variant.aspect && other.width < variant.width,
+  );
+}
+
+/**
+ * Whether a planned variant that encoded to `bytes` is left out for being larger than the original
+ * file (`originalBytes`): deterministic in the bytes, so a re-delivered job decides the same.
+ */
+export function omitAsLarger(
+  variant: VariantSpec,
+  bytes: number,
+  originalBytes: number,
+  plan: readonly VariantSpec[],
+): boolean {
+  return bytes > originalBytes && !isFormatFloor(variant, plan);
+}
+
 /** Whether a `width`×`height` variant fits `format`'s limits. */
 export function fitsFormat(format: OutputFormat, width: number, height: number): boolean {
   const limit = FORMAT_LIMITS[format];

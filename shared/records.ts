@@ -32,9 +32,11 @@ import {
 } from './schemas.js';
 import {
   errorRecordName,
+  isOmittedVariantName,
   isUnsettledOutcome,
   isVariantName,
   manifestName,
+  omittedVariantName,
   OUTCOME_MARKER,
   originalName,
   outcomeMarkerName,
@@ -186,12 +188,19 @@ export async function removeImageObjects(deps: PipelineDeps, id: string, outputs
   return removed;
 }
 
-/** Variants of an updated image that its new manifest no longer lists; removed after it is written. */
+/**
+ * Variants (and omission markers) of an updated image that its new manifest no longer lists;
+ * removed after it is written.
+ */
 async function removeStaleVariants(deps: PipelineDeps, manifest: Manifest): Promise<void> {
-  const keep = new Set(manifest.variants.map((v) => v.name));
+  const keep = new Set([
+    ...manifest.variants.map((v) => v.name),
+    ...(manifest.omitted ?? []).map((o) => omittedVariantName(manifest.id, o.width, o.format, o.aspect)),
+  ]);
   const files = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${manifest.id}/`);
   for (const file of files) {
-    if (isVariantName(file.name) && !keep.has(file.name)) await deleteIfPresent(file, file.metadata.generation);
+    const stale = (isVariantName(file.name) || isOmittedVariantName(file.name)) && !keep.has(file.name);
+    if (stale) await deleteIfPresent(file, file.metadata.generation);
   }
 }
 

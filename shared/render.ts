@@ -12,7 +12,7 @@ import { PipelineError, permanent } from './errors.js';
 import type { CropRect, VariantSpec } from './schemas.js';
 import { CONTENT_TYPES } from './naming.js';
 import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
-import { type Placeholder, placeholderOf } from './placeholder.js';
+import { type Placeholder, placeholderOf, placeholderOfPixels } from './placeholder.js';
 import type { OutputFormat } from './domain.js';
 
 /** Encoder settings per output format. */
@@ -458,7 +458,10 @@ export async function renderVariants(
       const wanted = options.placeholderFor;
       const placeholder =
         wanted?.width === width && wanted.format === format
-          ? await placeholderOf(readLevel(current)).catch((error: unknown) => {
+          ? await (current.encoding === 'raw'
+              ? Promise.resolve().then(() => placeholderOfPixels(current))
+              : placeholderOf(readLevel(current))
+            ).catch((error: unknown) => {
               throw toPipelineError(error, 'image_failed');
             })
           : undefined;

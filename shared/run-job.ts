@@ -8,9 +8,25 @@ import type { File } from '@google-cloud/storage';
 import { publicBaseUrl } from './config.js';
 import type { PipelineDeps } from './deps.js';
 import { classifyError, PipelineError, transient } from './errors.js';
-import { buildManifest, missingVariants, placeholderVariantOf, type VariantObject } from './manifest.js';
+import {
+  buildManifest,
+  missingVariants,
+  type OmissionObject,
+  placeholderVariantOf,
+  renderOmissions,
+  type VariantObject,
+} from './manifest.js';
 import type { JobMessage } from './schemas.js';
-import { VARIANT_CACHE_CONTROL, VARIANT_METADATA, variantName } from './naming.js';
+import {
+  isOmittedVariantName,
+  OMITTED_METADATA,
+  omittedVariantName,
+  RECORD_CACHE_CONTROL,
+  VARIANT_CACHE_CONTROL,
+  VARIANT_METADATA,
+  variantName,
+} from './naming.js';
+import { LARGER_THAN_ORIGINAL, omitAsLarger } from './plan.js';
 import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
 import { METRIC_LINES } from './observability.js';
 import {
@@ -53,6 +69,8 @@ export interface JobResult {
   readonly outcome: 'completed' | 'partial' | 'already-finished' | 'failed';
   /** Variants this delivery wrote. */
   readonly written: number;
+  /** Omission markers this delivery wrote: variants left out for being larger than the original. */
+  readonly omitted: number;
   /** Variants that already existed (duplicate delivery) or lost a create race. */
   readonly skipped: number;
   /** True when this delivery created the manifest. */
@@ -64,9 +82,25 @@ export function jobWriter(job: JobMessage): string {
   return `job:${job.imageId}:${job.dispatch}:${job.job.index}`;
 }
 
+/** The omission markers among an image's objects, keyed by name (naming.ts omittedVariantName). */
+function omissionObjectsOf(files: readonly File[]): Map<string, OmissionObject> {
+  const omissions = new Map<string, OmissionObject>();
+  for (const file of files) {
+    if (!isOmittedVariantName(file.name)) continue;
+    const custom = file.metadata.metadata ?? {};
+    omissions.set(file.name, {
+      height: Number(custom[OMITTED_METADATA.height]),
+      bytes: Number(custom[OMITTED_METADATA.bytes]),
+      reason: String(custom[OMITTED_METADATA.reason] ?? LARGER_THAN_ORIGINAL),
+    });
+  }
+  return omissions;
+}
+
 function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
   const objects = new Map<string, VariantObject>();
   for (const file of files) {
+    if (isOmittedVariantName(file.name)) continue;
     const custom = file.metadata.metadata ?? {};
     const width = Number(custom[VARIANT_METADATA.width]);
     const height = Number(custom[VARIANT_METADATA.height]);
@@ -104,13 +138,20 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
 
   if (await settleOwnOutcome(deps, job.imageId, writer, job.replaces)) {
     log.info('image already finished; job skipped', { event: 'job.skip' });
-    return { outcome: 'already-finished', written: 0, skipped: job.variants.length, manifestWritten: false };
+    return {
+      outcome: 'already-finished',
+      written: 0,
+      omitted: 0,
+      skipped: job.variants.length,
+      manifestWritten: false,
+    };
   }
 
   const prefix = `${job.imageId}/`;
   const before = new Set((await listObjects(images, prefix)).map((file) => file.name));
   const needed = missingVariants(job.imageId, job.variants, before);
   let written = 0;
+  let omitted = 0;
 
   if (needed.length > 0) {
     const source = deps.storage
@@ -121,7 +162,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
       // Retryable: the bytes are not the problem, and re-submitting them stores a new original.
       const error = transient('original_missing', 'The original image is gone; upload the same file again to retry.');
       await recordFailure(deps, job.imageId, error, writer, undefined, job.dispatch);
-      return { outcome: 'failed', written: 0, skipped: 0, manifestWritten: false };
+      return { outcome: 'failed', written: 0, omitted: 0, skipped: 0, manifestWritten: false };
     }
     let cpuMark = cpuStart;
     try {
@@ -141,6 +182,32 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
         async (variant) => {
           const cpuMs = cpuMsSince(cpuMark);
           cpuMark = process.cpuUsage();
+          const spec = {
+            width: variant.width,
+            format: variant.format,
+            ...(variant.aspect ? { aspect: variant.aspect } : {}),
+          };
+          if (omitAsLarger(spec, variant.data.length, original.length, job.plan)) {
+            // Not written: the original serves better. The marker settles it for the fan-in.
+            const marker = await createIfAbsent(
+              images.file(omittedVariantName(job.imageId, variant.width, variant.format, variant.aspect)),
+              '',
+              {
+                contentType: 'text/plain',
+                cacheControl: RECORD_CACHE_CONTROL,
+                metadata: {
+                  [OMITTED_METADATA.width]: String(variant.width),
+                  [OMITTED_METADATA.height]: String(variant.height),
+                  [OMITTED_METADATA.bytes]: String(variant.data.length),
+                  [OMITTED_METADATA.reason]: LARGER_THAN_ORIGINAL,
+                  [OMITTED_METADATA.sourceGeneration]: job.original.generation,
+                  [OMITTED_METADATA.cpuMs]: String(cpuMs),
+                },
+              },
+            );
+            if (marker.created) omitted++;
+            return;
+          }
           const result = await createIfAbsent(
             images.file(variantName(job.imageId, variant.width, variant.format, variant.aspect)),
             variant.data,
@@ -165,18 +232,24 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     } catch (error) {
       if (error instanceof PipelineError && classifyError(error) === 'permanent') {
         await recordFailure(deps, job.imageId, error, writer, undefined, job.dispatch);
-        return { outcome: 'failed', written, skipped: job.variants.length - needed.length, manifestWritten: false };
+        return {
+          outcome: 'failed',
+          written,
+          omitted,
+          skipped: job.variants.length - needed.length,
+          manifestWritten: false,
+        };
       }
       throw error;
     }
   }
-  const skipped = job.variants.length - written;
+  const skipped = job.variants.length - written - omitted;
   // A delete that raced this job: it wrote its tombstone before listing the folder, so what this
   // job wrote after that listing is found here and removed (docs/record-protocol.md, "Delete").
-  if (written > 0 && (await isDeleted(deps, job.imageId))) {
+  if (written + omitted > 0 && (await isDeleted(deps, job.imageId))) {
     await removeImageObjects(deps, job.imageId, true);
-    log.info('image deleted while the job ran; its variants removed', { event: 'job.deleted', written });
-    return { outcome: 'already-finished', written, skipped, manifestWritten: false };
+    log.info('image deleted while the job ran; its variants removed', { event: 'job.deleted', written, omitted });
+    return { outcome: 'already-finished', written, omitted, skipped, manifestWritten: false };
   }
 
   // Fan-in: listings are strongly consistent, so of two jobs finishing together at least one
@@ -184,15 +257,18 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const files = await listObjects(images, prefix);
   const names = new Set(files.map((file) => file.name));
   if (missingVariants(job.imageId, job.plan, names).length > 0) {
-    log.info('job done; other jobs still running', { event: DONE.event, written, skipped, ...doneFields() });
-    return { outcome: 'partial', written, skipped, manifestWritten: false };
+    log.info('job done; other jobs still running', { event: DONE.event, written, omitted, skipped, ...doneFields() });
+    return { outcome: 'partial', written, omitted, skipped, manifestWritten: false };
   }
+  // Every planned variant is written or left out (its omission marker): the manifest lists each where it is.
+  const leftOut = renderOmissions(job.imageId, job.plan, names, omissionObjectsOf(files));
+  const allOmitted = [...(job.omitted ?? []), ...leftOut];
   const now = deps.now();
   const built = buildManifest({
     id: job.imageId,
     original: { ...job.info, name: job.original.name, generation: job.original.generation },
-    plan: job.plan,
-    ...(job.omitted ? { omitted: job.omitted } : {}),
+    plan: job.plan.filter((v) => names.has(variantName(job.imageId, v.width, v.format, v.aspect))),
+    ...(allOmitted.length > 0 ? { omitted: allOmitted } : {}),
     objects: variantObjectsOf(files),
     baseUrl: publicBaseUrl(deps.config),
     now,
@@ -210,9 +286,10 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   log.info(outcome === 'created' ? 'image ready' : 'job done; manifest already written', {
     event: DONE.event,
     written,
+    omitted,
     skipped,
     manifest: outcome,
     ...doneFields(),
   });
-  return { outcome: 'completed', written, skipped, manifestWritten: outcome === 'created' };
+  return { outcome: 'completed', written, omitted, skipped, manifestWritten: outcome === 'created' };
 }

@@ -67,8 +67,9 @@ export const OriginalInfo = z.object({
 export type OriginalInfo = z.infer<typeof OriginalInfo>;
 
 /**
- * A configured width × format pair that was not made because the variant would exceed the
- * format's maximum dimensions (docs/format-limits.md), with the size it would have had.
+ * A configured width × format pair that was not made, with the size it would have had: it would
+ * exceed the format's maximum dimensions (left out at plan time, docs/format-limits.md), or it
+ * encoded larger than the original file (left out at render time, docs/api.md).
  */
 export const OmittedVariant = z.object({
   width: z.number().int().positive(),
@@ -76,8 +77,10 @@ export const OmittedVariant = z.object({
   format: z.enum(OUTPUT_FORMATS),
   /** The aspect, for a pair of an aspect's crop. */
   aspect: Aspect.optional(),
-  /** Why, machine-readable: `exceeds_format_limit` (the only reason today; readers accept others). */
+  /** Why, machine-readable: `exceeds_format_limit` or `larger_than_original` (readers accept others). */
   reason: z.string(),
+  /** For `larger_than_original`: the encoded size in bytes (more than `original.bytes`). */
+  bytes: z.number().int().nonnegative().optional(),
 });
 /** A width × format pair left out of the plan, and why. */
 export type OmittedVariant = z.infer<typeof OmittedVariant>;

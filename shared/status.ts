@@ -6,7 +6,7 @@ import { terminalState } from './accept.js';
 import type { PipelineDeps } from './deps.js';
 import { originalInfoFromMetadata } from './dispatch.js';
 import type { FailureRecord, Manifest } from './schemas.js';
-import { ORIGINAL_METADATA, originalName } from './naming.js';
+import { isOmittedVariantName, isVariantName, ORIGINAL_METADATA, originalName } from './naming.js';
 import { listObjects, metadataOrUndefined } from './objects.js';
 import { planVariants } from './plan.js';
 
@@ -16,8 +16,6 @@ export type ImageStatus =
   | { readonly state: 'failed'; readonly id: string; readonly record: FailureRecord }
   | { readonly state: 'processing'; readonly id: string; readonly done: number; readonly total: number }
   | { readonly state: 'unknown'; readonly id: string };
-
-const VARIANT_OBJECT = /\/\d+w\.(avif|webp|jpg)$/;
 
 /** Looks an image up by id (the caller has validated the id's shape). */
 export async function imageStatus(deps: PipelineDeps, id: string): Promise<ImageStatus> {
@@ -32,6 +30,7 @@ export async function imageStatus(deps: PipelineDeps, id: string): Promise<Image
   const info = originalInfoFromMetadata(original);
   const total = Number.isInteger(planned) && planned > 0 ? planned : info ? planVariants(info, deps.config).length : 0;
   const variants = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${id}/`);
-  const done = variants.filter((file) => VARIANT_OBJECT.test(file.name)).length;
+  // A variant left out for being larger than the original (its omission marker) is done too.
+  const done = variants.filter((file) => isVariantName(file.name) || isOmittedVariantName(file.name)).length;
   return { state: 'processing', id, done: Math.min(done, total), total };
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { BenchReport } from '../../bench/report.js';
-import { timeToLast } from '../../bench/report.js';
+import { largerThanOriginal, timeToLast } from '../../bench/report.js';
 import {
   candidateName,
   chooseCandidate,
@@ -47,6 +47,21 @@ describe('bench', () => {
     it('handles images smaller than the 11 × 11 window', () => {
       const tiny = new Float32Array([10, 20, 30, 40, 50, 60]);
       expect(ssim(tiny, tiny, 3, 2)).to.be.closeTo(1, 1e-9);
+    });
+  });
+
+  describe('variants larger than the original (bench/report.ts)', () => {
+    it("counts the anchor's, and ours written (each format's floor) or left out as resize leaves them", () => {
+      const plan = [
+        { width: 320, format: 'avif' as const },
+        { width: 640, format: 'avif' as const },
+        { width: 320, format: 'jpeg' as const },
+        { width: 640, format: 'jpeg' as const },
+      ];
+      const ours = plan.map((v, i) => ({ ...v, bytes: [1200, 1500, 900, 1100][i]! }));
+      const anchor = { variants: ours.map((o) => ({ bytes: o.bytes + 50 })) };
+      expect(largerThanOriginal(1000, plan, ours, anchor)).to.deep.equal({ anchor: 3, ours: 1, oursLeftOut: 2 });
+      expect(largerThanOriginal(5000, plan, ours)).to.deep.equal({ ours: 0, oursLeftOut: 0 });
     });
   });
 

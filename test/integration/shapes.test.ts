@@ -180,19 +180,33 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
     }
 
     // Every width the defaults plan, in every format: made if it fits the format, else listed as omitted.
+    // Solid colour compresses to almost nothing, so a variant that fits may also be left out for
+    // encoding larger than the original file (docs/api.md), except each format's smallest width.
     const omitted = manifest.omitted ?? [];
     for (const format of pipeline.config.FORMATS) {
+      const smallest = Math.min(
+        ...[...manifest.variants, ...omitted].filter((v) => v.format === format).map((v) => v.width),
+      );
       for (const width of nominalWidths(original.width)) {
         const fits = Math.max(width, heightAt(width, original)) <= ENCODER_MAX[format];
         const made = manifest.variants.some((v) => v.format === format && v.width === width);
-        const left = omitted.some((o) => o.format === format && o.width === width);
-        expect([made, left], `${width} px ${format} of ${original.width}×${original.height}`).to.deep.equal([
-          fits,
-          !fits,
-        ]);
+        const left = omitted.find((o) => o.format === format && o.width === width);
+        const reason = left?.reason;
+        const label = `${width} px ${format} of ${original.width}×${original.height}`;
+        if (!fits) expect([made, reason], label).to.deep.equal([false, 'exceeds_format_limit']);
+        else if (made || width === smallest) expect([made, reason], label).to.deep.equal([true, undefined]);
+        else {
+          expect([made, reason], label).to.deep.equal([false, 'larger_than_original']);
+          expect(left?.bytes, label).to.be.above(manifest.original.bytes);
+        }
       }
       // A format that lost widths to its limit still gets the largest width that fits, if any does.
-      const largest = Math.max(0, ...manifest.variants.filter((v) => v.format === format).map((v) => v.width));
+      const largest = Math.max(
+        0,
+        ...[...manifest.variants, ...omitted.filter((o) => o.reason === 'larger_than_original')]
+          .filter((v) => v.format === format)
+          .map((v) => v.width),
+      );
       if (largest > 0 && largest < Math.min(original.width, 2048)) {
         expect(heightAt(largest + 1, original), `${format}: ${largest} px is the widest that fits`).to.be.above(
           ENCODER_MAX[format],

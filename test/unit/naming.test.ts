@@ -5,7 +5,10 @@ import {
   idFromOriginalName,
   imageIdOf,
   isIncomingName,
+  isOmittedVariantName,
+  isVariantName,
   manifestName,
+  omittedVariantName,
   originalName,
   sanitizeFilename,
   variantName,
@@ -14,6 +17,17 @@ import {
 const id = '0123456789abcdef0123456789abcdef';
 
 describe('naming', () => {
+  it('names omission markers after their variants, in a folder no variant name can be', () => {
+    expect(omittedVariantName(id, 640, 'jpeg')).to.equal(`${id}/omitted/640w.jpg`);
+    expect(omittedVariantName(id, 640, 'avif', '16:9')).to.equal(`${id}/omitted/16x9/640w.avif`);
+    for (const name of [omittedVariantName(id, 640, 'jpeg'), omittedVariantName(id, 640, 'avif', '16:9')]) {
+      expect(isOmittedVariantName(name), name).to.equal(true);
+      expect(isVariantName(name), name).to.equal(false);
+    }
+    expect(isOmittedVariantName(variantName(id, 640, 'jpeg'))).to.equal(false);
+    expect(isOmittedVariantName(`${id}/omitted/manifest.json`)).to.equal(false);
+  });
+
   it('names objects by the data layout', () => {
     expect(originalName(id)).to.equal(`originals/${id}`);
     expect(variantName(id, 640, 'avif')).to.equal(`${id}/640w.avif`);

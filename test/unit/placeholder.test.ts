@@ -1,11 +1,16 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
-import { thumbHashToAverageRGBA, thumbHashToRGBA } from 'thumbhash';
+import { rgbaToThumbHash, thumbHashToAverageRGBA, thumbHashToRGBA } from 'thumbhash';
 import { buildManifest, placeholderVariantOf, type VariantObject } from '../../shared/manifest.js';
 import type { VariantSpec } from '../../shared/schemas.js';
 import { ManifestV1 } from '../../shared/schemas.js';
 import { variantName } from '../../shared/naming.js';
-import { parsePlaceholderMetadata, placeholderMetadata, placeholderOf } from '../../shared/placeholder.js';
+import {
+  parsePlaceholderMetadata,
+  placeholderMetadata,
+  placeholderOf,
+  placeholderOfPixels,
+} from '../../shared/placeholder.js';
 import { renderVariants } from '../../shared/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
@@ -62,6 +67,70 @@ describe('placeholder (dominant colour + ThumbHash)', () => {
         ),
       ),
     );
+  });
+
+  /** A raw 320 px level, as render.ts holds the carrier's pixels. */
+  async function level320(image: Buffer) {
+    const { data, info } = await sharp(image).resize(320).raw().toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, channels: info.channels, data };
+  }
+  const rgbOf = (color: string) => [1, 3, 5].map((i) => Number.parseInt(color.slice(i, i + 2), 16));
+
+  it("computes from raw pixels in JS the dominant colour sharp's stats() finds (16×16×16 bins)", async () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const level = await level320(await makePhoto({ width: 800, height: 600, seed }));
+      const { dominant } = await sharp(level.data, {
+        raw: { width: level.width, height: level.height, channels: level.channels as 3 },
+      }).stats();
+      const ours = rgbOf(placeholderOfPixels(level).color);
+      expect(ours, `seed ${seed}`).to.deep.equal([dominant.r, dominant.g, dominant.b]);
+    }
+  });
+
+  it("bins an exact multiple of 16 as sharp's stats() does (into the bin below)", async () => {
+    for (const value of [0, 15, 16, 17, 128, 240, 255]) {
+      const data = Buffer.from([value, 100, 200, value, 100, 200]);
+      const { dominant } = await sharp(data, { raw: { width: 2, height: 1, channels: 3 } }).stats();
+      expect(placeholderOfPixels({ width: 2, height: 1, channels: 3, data }).color, `value ${value}`).to.equal(
+        `#${[dominant.r, dominant.g, dominant.b].map((v) => v.toString(16).padStart(2, '0')).join('')}`,
+      );
+    }
+  });
+
+  it('leaves transparent pixels out of the dominant colour and the thumbnail', async () => {
+    // 70% fully transparent (red underneath), 30% opaque blue.
+    const width = 100;
+    const height = 100;
+    const data = Buffer.alloc(width * height * 4);
+    for (let i = 0; i < width * height; i++) {
+      const opaque = i % width >= 70;
+      data.set(opaque ? [20, 60, 200, 255] : [255, 0, 0, 0], i * 4);
+    }
+    const placeholder = placeholderOfPixels({ width, height, channels: 4, data });
+    expect(placeholder.color).to.equal('#1838c8');
+    const decoded = thumbHashToRGBA(Buffer.from(placeholder.thumbhash, 'base64'));
+    let red = 0;
+    for (let i = 0; i < decoded.rgba.length; i += 4) red = Math.max(red, decoded.rgba[i]!);
+    expect(red, 'no red bleeds in from transparent pixels').to.be.below(120);
+  });
+
+  it("hashes a thumbnail whose ThumbHash decodes like the previous 100 px sharp resize's", async () => {
+    for (const seed of [5, 6, 7]) {
+      for (const alpha of [false, true]) {
+        const level = await level320(await makePhoto({ width: 640, height: 400, seed, alpha, format: 'png' }));
+        const { data, info } = await sharp(level.data, {
+          raw: { width: level.width, height: level.height, channels: level.channels as 3 | 4 },
+        })
+          .resize(100, 100, { fit: 'inside' })
+          .ensureAlpha()
+          .raw()
+          .toBuffer({ resolveWithObject: true });
+        const before = thumbHashToAverageRGBA(rgbaToThumbHash(info.width, info.height, data));
+        const after = thumbHashToAverageRGBA(Buffer.from(placeholderOfPixels(level).thumbhash, 'base64'));
+        for (const c of ['r', 'g', 'b', 'a'] as const)
+          expect(Math.abs(before[c] - after[c]) * 255, `seed ${seed} alpha ${alpha} ${c}`).to.be.at.most(3);
+      }
+    }
   });
 
   it('round-trips through object metadata and rejects anything else', async () => {

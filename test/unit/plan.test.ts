@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import sharp from 'sharp';
 import type { VariantSpec } from '../../shared/schemas.js';
 import {
+  isFormatFloor,
+  omitAsLarger,
   DECODE_COST_FACTOR,
   estimateDecodeCost,
   estimateJobCost,
@@ -418,6 +420,30 @@ describe('plan', () => {
           }
         }
       }
+    });
+  });
+  describe('variants larger than the original', () => {
+    const plan: VariantSpec[] = [
+      { width: 320, format: 'avif' },
+      { width: 320, format: 'jpeg' },
+      { width: 640, format: 'avif' },
+      { width: 640, format: 'jpeg' },
+      { width: 1024, format: 'webp' },
+      { width: 640, format: 'jpeg', aspect: '1:1' },
+      { width: 1024, format: 'jpeg', aspect: '1:1' },
+    ];
+
+    it("keeps each format's smallest width in each frame (the floor)", () => {
+      expect(plan.map((v) => isFormatFloor(v, plan))).to.deep.equal([true, true, false, false, true, true, false]);
+    });
+
+    it('leaves out only a larger variant that is not a floor', () => {
+      const [avif320, , avif640, , webp1024, , square1024] = plan as [VariantSpec, ...VariantSpec[]];
+      expect(omitAsLarger(avif640!, 1001, 1000, plan)).to.equal(true);
+      expect(omitAsLarger(avif640!, 1000, 1000, plan), 'equal size is kept').to.equal(false);
+      expect(omitAsLarger(avif320, 5000, 1000, plan), 'floor').to.equal(false);
+      expect(omitAsLarger(webp1024!, 5000, 1000, plan), 'only width of its format').to.equal(false);
+      expect(omitAsLarger(square1024!, 5000, 1000, plan)).to.equal(true);
     });
   });
 });
