@@ -1,7 +1,7 @@
 /**
  * The bench must not rot: a short `--quick` run (one small image, one run) through the real CLI,
  * checking that every section is in the report with sane numbers, plus the bench's own maths
- * (SSIM, the K-worker model). The full bench does not run here.
+ * (the K-worker model; SSIM's tests are in test/unit/ssim.test.ts). The full bench does not run here.
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -13,35 +13,13 @@ import { promisify } from 'node:util';
 import type { BenchReport } from '../../bench/report.js';
 import { timeToLast } from '../../bench/report.js';
 import { chooseCandidate, costPer1000, type MethodResult, PRICES } from '../../bench/defaults.js';
-import { luma, ssim } from '../../bench/ssim.js';
-import { makePhoto, photoPixels, textPosingAsJpeg } from '../fixtures/images.js';
+import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
 
 const run = promisify(execFile);
 const BENCH = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const DEFAULTS = fileURLToPath(new URL('../../bench/defaults.js', import.meta.url));
 
 describe('bench', () => {
-  describe('SSIM (bench/ssim.ts)', () => {
-    const width = 64;
-    const height = 48;
-    const plane = luma(photoPixels(width, height, { seed: 3 }), width, height, 3);
-
-    it('is 1 for identical images and falls as noise is added', () => {
-      expect(ssim(plane, plane, width, height)).to.be.closeTo(1, 1e-9);
-      const noisy = (amount: number): Float32Array =>
-        plane.map((v, i) => v + amount * Math.sin(i * 12.9898)) as Float32Array;
-      const slight = ssim(plane, noisy(4), width, height);
-      const strong = ssim(plane, noisy(40), width, height);
-      expect(slight).to.be.lessThan(1).and.greaterThan(strong);
-      expect(strong).to.be.greaterThan(0);
-    });
-
-    it('handles images smaller than the 11 × 11 window', () => {
-      const tiny = new Float32Array([10, 20, 30, 40, 50, 60]);
-      expect(ssim(tiny, tiny, 3, 2)).to.be.closeTo(1, 1e-9);
-    });
-  });
-
   describe('time to the last variant with K workers', () => {
     it('is the sum for one worker and list scheduling otherwise', () => {
       expect(timeToLast([5, 3, 2], 1)).to.equal(10);
