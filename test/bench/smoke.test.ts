@@ -13,11 +13,14 @@ import { promisify } from 'node:util';
 import type { BenchReport } from '../../bench/report.js';
 import { timeToLast } from '../../bench/report.js';
 import { chooseCandidate, costPer1000, type MethodResult, PRICES } from '../../bench/defaults.js';
+import { type ImageResult, type Overall, verdictOf } from '../../bench/auto-quality.js';
+import { benchConfig } from '../../bench/methods.js';
 import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
 
 const run = promisify(execFile);
 const BENCH = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const DEFAULTS = fileURLToPath(new URL('../../bench/defaults.js', import.meta.url));
+const AUTO = fileURLToPath(new URL('../../bench/auto-quality.js', import.meta.url));
 
 describe('bench', () => {
   describe('time to the last variant with K workers', () => {
@@ -244,6 +247,77 @@ describe('bench', () => {
           }
         }
         expect(saved.anchor[0]!.invocations).to.equal(6);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  });
+  describe('auto-quality (bench/auto-quality.ts), smallest form', function () {
+    this.timeout(120_000);
+
+    it("judges auto against fixed: bytes saved, CPU extra and every format's mean score", () => {
+      const at = (cpuS: number, bytes: number, ssim: number): Overall => ({
+        cpuS,
+        bytes: { avif: bytes, webp: bytes, jpeg: bytes },
+        allBytes: 3 * bytes,
+        ssim: { avif: ssim, webp: ssim, jpeg: ssim },
+      });
+      const fixed = at(10, 1000, 0.97);
+      expect(verdictOf(fixed, at(12.9, 840, 0.9695))).to.include({
+        bytesMet: true,
+        cpuMet: true,
+        scoreMet: true,
+        met: true,
+      });
+      expect(verdictOf(fixed, at(13.1, 840, 0.97))).to.include({ cpuMet: false, met: false });
+      expect(verdictOf(fixed, at(11, 860, 0.97))).to.include({ bytesMet: false, met: false });
+      expect(verdictOf(fixed, at(11, 500, 0.968))).to.include({ scoreMet: false, met: false });
+      expect(verdictOf(fixed, at(11, 800, 0.97)).bytesSavedPercent).to.be.closeTo(20, 1e-9);
+    });
+
+    it('runs fixed and auto on one small image and reports every column', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'bench-auto-smoke-'));
+      try {
+        await writeFile(join(dir, 'photo-360x240.jpg'), await makePhoto({ width: 360, height: 240, seed: 5 }));
+        const json = join(dir, 'auto.json');
+        const { stdout } = await run(process.execPath, [
+          AUTO,
+          '--corpus',
+          dir,
+          '--only',
+          'photo-360x240.jpg',
+          '--json',
+          json,
+        ]);
+        expect(stdout).to.include('## Auto-quality: QUALITY_MODE=fixed vs auto');
+        expect(stdout).to.match(/^Verdict: /m);
+        const saved = JSON.parse(await readFile(json, 'utf8')) as {
+          images: ImageResult[];
+          verdict: { cpuExtraPercent: number };
+        };
+        const [image] = saved.images;
+        for (const result of [image!.fixed!, image!.auto!]) {
+          expect(result.variants).to.equal(6);
+          expect(result.cpuS).to.be.greaterThan(0);
+          for (const format of ['avif', 'webp', 'jpeg'] as const) {
+            expect(result.bytes[format], format).to.be.greaterThan(100);
+            expect(result.ssim[format], format).to.be.greaterThan(0.3).and.at.most(1);
+            expect(result.qualities[format], format).to.be.within(1, 100);
+          }
+        }
+        const config = benchConfig();
+        expect(image!.fixed!.qualities).to.deep.equal({
+          avif: config.AVIF_QUALITY,
+          webp: config.WEBP_QUALITY,
+          jpeg: config.JPEG_QUALITY,
+        });
+        for (const format of ['avif', 'webp', 'jpeg'] as const)
+          expect(image!.auto!.trials[format], format).to.be.at.least(1);
+        expect(saved.verdict.cpuExtraPercent).to.be.a('number');
+
+        const scores = await run(process.execPath, [AUTO, '--corpus', dir, '--scores']);
+        expect(scores.stdout).to.match(/\| photo-360x240\.jpg \| 360 \| 0\.\d{4} \/ 0\.\d{4} \/ 0\.\d{4} \|/);
+        expect(scores.stdout).to.match(/\| \*\*median\*\* \|/);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
