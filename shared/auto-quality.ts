@@ -73,6 +73,15 @@ export interface SearchResult {
   outcome: 'met' | 'ceiling';
 }
 
+/**
+ * Typical rise of −log(1 − SSIM) per quality step near the fixed defaults, for the first step
+ * before two trials measure the image's own: 0.05–0.06 for AVIF, 0.08 for JPEG and 0.1 for WebP
+ * on the corpus (docs/auto-quality.md); the lowest is taken, so a first step tends to overshoot.
+ */
+const PRIOR_SLOPE = 0.05;
+/** A measured slope below this is taken as this: a flat curve sends the next trial to the bound. */
+const MIN_SLOPE = 0.005;
+
 /** −log(1 − score): SSIM's approach to 1 as quality rises is roughly exponential, so this is roughly linear. */
 function distortion(score: number): number {
   return -Math.log(Math.max(1e-6, 1 - score));
@@ -81,9 +90,9 @@ function distortion(score: number): number {
 /**
  * The lowest quality in [min, max] whose score reaches `target`, assuming the score grows with
  * the quality, in at most `maxTrials` calls of `score`. It keeps a bracket (highest quality known
- * to miss, lowest known to meet) and probes inside it by linear interpolation of log(1 − score)
- * (regula falsi on a scale where SSIM's saturating curve is close to a line), or by steps of a
- * quarter of the range while only one side is known; it stops
+ * to miss, lowest known to meet) and probes inside it by linear interpolation of −log(1 − score)
+ * (regula falsi on a scale where SSIM's saturating curve is close to a line); while only one side
+ * is known it extrapolates through the last two trials (from the first, with a prior slope); it stops
  * when the bracket is closed (adjacent qualities), a trial lands within `tolerance` above the
  * target, or the trials run out. It returns the lowest quality seen to meet the target, or the
  * ceiling when none did (a hard image gets the most bytes allowed, never fewer than its needs
@@ -98,7 +107,8 @@ export async function searchQuality(
   const trials: Trial[] = [];
   let miss: Trial | undefined; // highest quality known to score below the target
   let meet: Trial | undefined; // lowest quality known to reach it
-  const step = Math.max(1, Math.round((max - min) / 4));
+  // Aim a little above the target so that an interpolated trial tends to land inside the tolerance.
+  const aim = distortion(Math.min(0.99999, target + tolerance / 2));
   let next = Math.min(max, Math.max(min, Math.round(options.start)));
   while (trials.length < Math.max(1, options.maxTrials)) {
     const trial = { quality: next, score: await score(next) };
@@ -110,15 +120,20 @@ export async function searchQuality(
     const low = miss ? miss.quality + 1 : min;
     const high = meet ? meet.quality - 1 : max;
     if (low > high) break; // closed: meet is the lowest passing quality, or max missed / min met
+    let guess: number;
     if (miss && meet) {
-      const slope = (distortion(miss.score) - distortion(meet.score)) / (meet.quality - miss.quality);
-      const guess = slope > 0 ? miss.quality + (distortion(miss.score) - distortion(target)) / slope : (low + high) / 2;
-      next = Math.min(high, Math.max(low, Math.round(guess)));
-    } else if (meet) {
-      next = Math.max(low, meet.quality - step);
+      const slope = (distortion(meet.score) - distortion(miss.score)) / (meet.quality - miss.quality);
+      guess = slope > 0 ? miss.quality + (aim - distortion(miss.score)) / slope : (low + high) / 2;
     } else {
-      next = Math.min(high, (miss?.quality ?? min) + step);
+      // One side known: extrapolate through the last two trials, or from the last with the prior slope.
+      const previous = trials.at(-2);
+      const measured = previous
+        ? (distortion(trial.score) - distortion(previous.score)) / (trial.quality - previous.quality)
+        : Number.NaN;
+      const slope = measured > 0 ? Math.max(measured, MIN_SLOPE) : PRIOR_SLOPE;
+      guess = trial.quality + (aim - distortion(trial.score)) / slope;
     }
+    next = Math.min(high, Math.max(low, Math.round(guess)));
   }
   return meet ? { quality: meet.quality, trials, outcome: 'met' } : { quality: max, trials, outcome: 'ceiling' };
 }
