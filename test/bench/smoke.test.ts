@@ -258,6 +258,7 @@ describe('bench', () => {
     it("judges auto against fixed: bytes saved, CPU extra and every format's mean score", () => {
       const at = (cpuS: number, bytes: number, ssim: number): Overall => ({
         cpuS,
+        searchS: 0,
         bytes: { avif: bytes, webp: bytes, jpeg: bytes },
         allBytes: 3 * bytes,
         ssim: { avif: ssim, webp: ssim, jpeg: ssim },
@@ -314,6 +315,8 @@ describe('bench', () => {
         for (const format of ['avif', 'webp', 'jpeg'] as const)
           expect(image!.auto!.trials[format], format).to.be.at.least(1);
         expect(saved.verdict.cpuExtraPercent).to.be.a('number');
+        expect(image!.auto!.searchS).to.be.greaterThan(0);
+        expect(image!.fixed!.searchS).to.equal(0);
 
         const scores = await run(process.execPath, [AUTO, '--corpus', dir, '--scores']);
         expect(scores.stdout).to.match(/\| photo-360x240\.jpg \| 360 \| 0\.\d{4} \/ 0\.\d{4} \/ 0\.\d{4} \|/);
