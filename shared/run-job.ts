@@ -26,7 +26,10 @@ import { parsePlaceholderMetadata, placeholderMetadata } from './placeholder.js'
 import { cropMetadata, parseCropMetadata } from './crop.js';
 import { autoQualityFromConfig, type QualitySearch } from './auto-quality.js';
 
-/** `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}` → ms. */
+/**
+ * `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}`, and with
+ * QUALITY_MODE=auto `quality {w}` (the search's decode) and `quality {format} {w}` (its trials) → ms.
+ */
 export function stageFields(timings: readonly StageTiming[]): Record<string, number> {
   const stages: Record<string, number> = {};
   for (const { stage, width, format, ms } of timings) {

@@ -5,6 +5,8 @@ import {
   autoQualityFromConfig,
   QUALITY_BOUNDS,
   type QualitySearch,
+  referenceLuma,
+  scoreEncode,
   searchQuality,
   searchWidth,
 } from '../../shared/auto-quality.js';
@@ -137,6 +139,27 @@ describe('auto-quality', () => {
       const a = await searchQuality(async (q) => curve(q), options);
       const b = await searchQuality(async (q) => curve(q), options);
       expect(a).to.deep.equal(b);
+    });
+  });
+
+  describe('scoreEncode', () => {
+    it('is 1 for a lossless encode, lower for a coarser one, and refuses a size mismatch', async () => {
+      const photo = await makePhoto({ width: 96, height: 64, seed: 4 });
+      const { data, info } = await sharp(photo).raw().toBuffer({ resolveWithObject: true });
+      const pixels = { data, width: info.width, height: info.height, channels: info.channels };
+      const reference = await referenceLuma(pixels);
+      const raw = () => sharp(data, { raw: { width: 96, height: 64, channels: info.channels as 3 } });
+      const lossless = await raw().png().toBuffer();
+      const fine = await raw().jpeg({ quality: 95 }).toBuffer();
+      const coarse = await raw().jpeg({ quality: 20 }).toBuffer();
+      expect(await scoreEncode(reference, 96, 64, lossless)).to.be.closeTo(1, 1e-9);
+      const fineScore = await scoreEncode(reference, 96, 64, fine);
+      expect(fineScore)
+        .to.be.lessThan(1)
+        .and.greaterThan(await scoreEncode(reference, 96, 64, coarse));
+      const smaller = await raw().resize(48, 32).png().toBuffer();
+      const error = await scoreEncode(reference, 96, 64, smaller).catch((e: unknown) => e);
+      expect(String(error)).to.match(/48×32.*96×64/);
     });
   });
 
