@@ -26,7 +26,7 @@ import {
   type Output,
   type Pixels,
 } from './methods.js';
-import { luma, ssim } from './ssim.js';
+import { luma, ssim } from '../shared/ssim.js';
 import {
   ANSWER_MARKER,
   type ChildAnswer,

@@ -35,7 +35,7 @@ import {
   type Pixels,
   renderOptionsFrom,
 } from './methods.js';
-import { luma, ssim } from './ssim.js';
+import { luma, ssim } from '../shared/ssim.js';
 
 const run = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);

@@ -978,7 +978,7 @@ export function renderMarkdown(report: BenchReport): string {
   out.push(bytesTable(report));
   out.push('');
   out.push(
-    'SSIM on luma (11×11 Gaussian window, bench/ssim.ts) of each variant against a direct high-quality resize of the original (full decode, no shrink-on-load, lanczos3), everything flattened onto white. ' +
+    'SSIM on luma (11×11 Gaussian window, shared/ssim.ts) of each variant against a direct high-quality resize of the original (full decode, no shrink-on-load, lanczos3), everything flattened onto white. ' +
       '"direct" = that resize encoded with the same settings, so Δ = SSIM(direct) − SSIM(ours) is what the cascade costs.',
   );
   out.push('');

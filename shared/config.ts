@@ -5,10 +5,28 @@
  * this file.
  */
 import { z } from 'zod';
-import { CROP_STRATEGIES, FANOUT_STRATEGIES, OUTPUT_FORMATS, UPLOAD_AUTH_MODES, type UploadAuth } from './domain.js';
+import {
+  CROP_STRATEGIES,
+  FANOUT_STRATEGIES,
+  OUTPUT_FORMATS,
+  QUALITY_MODES,
+  UPLOAD_AUTH_MODES,
+  type OutputFormat,
+  type UploadAuth,
+} from './domain.js';
 import { topology } from './topology.js';
 
 const MiB = 1024 * 1024;
+
+/**
+ * Default auto-quality targets: the luma SSIM the fixed default qualities reach at the search
+ * width on the median corpus photo (`npm run bench:auto -- --scores`; docs/auto-quality.md).
+ */
+export const AUTO_QUALITY_TARGET_DEFAULTS: Readonly<Record<OutputFormat, number>> = {
+  avif: 0.971,
+  webp: 0.976,
+  jpeg: 0.978,
+};
 
 const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -47,6 +65,13 @@ const aspects = list(
     message: 'each must be W:H with whole numbers from 1 to 100, e.g. 16:9',
   }),
 ).refine((as) => new Set(as).size === as.length, { message: 'must not repeat an aspect' });
+
+/** A score such as an SSIM target: a decimal number in [min, max]. */
+const score = (min: number, max: number) =>
+  z.coerce
+    .number({ message: 'must be a number' })
+    .min(min, { message: `must be at least ${min} (an SSIM score, 1 = identical)` })
+    .max(max, { message: `must be at most ${max} (an SSIM score, 1 = identical)` });
 
 const bucket = z
   .string({ message: 'is required' })
@@ -114,6 +139,24 @@ export const ENV_SCHEMA = z.object({
     .default('10')
     .transform((value): 8 | 10 => (value === '10' ? 10 : 8))
     .describe('AVIF bit depth: 10 codes the same 8-bit pixels in fewer bytes at equal quality, for more CPU.'),
+  QUALITY_MODE: z
+    .enum(QUALITY_MODES, { message: `must be one of ${QUALITY_MODES.join(', ')}` })
+    .default('fixed')
+    .describe(
+      "How each format's quality is chosen: `fixed` (the *_QUALITY settings) or `auto` (per image, the lowest quality reaching the AUTO_QUALITY_TARGET_* score; docs/auto-quality.md).",
+    ),
+  AUTO_QUALITY_TARGET_AVIF: score(0.5, 0.999)
+    .default(AUTO_QUALITY_TARGET_DEFAULTS.avif)
+    .describe("With QUALITY_MODE=auto: the luma SSIM each image's AVIF must reach at the search width."),
+  AUTO_QUALITY_TARGET_WEBP: score(0.5, 0.999)
+    .default(AUTO_QUALITY_TARGET_DEFAULTS.webp)
+    .describe("With QUALITY_MODE=auto: the luma SSIM each image's WebP must reach at the search width."),
+  AUTO_QUALITY_TARGET_JPEG: score(0.5, 0.999)
+    .default(AUTO_QUALITY_TARGET_DEFAULTS.jpeg)
+    .describe("With QUALITY_MODE=auto: the luma SSIM each image's JPEG must reach at the search width."),
+  AUTO_QUALITY_MAX_TRIALS: int(1, 12)
+    .default(4)
+    .describe('With QUALITY_MODE=auto: most trial encodes per format and job in the quality search.'),
   KEEP_METADATA: boolean
     .default(false)
     .describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),

@@ -1,6 +1,6 @@
 /**
  * The pipeline's vocabulary: output formats, fan-out and crop strategies, upload authentication
- * modes. The environment schema (config.ts), the planner, the renderer and the schemas use them.
+ * modes, quality modes. The environment schema (config.ts), the planner, the renderer and the schemas use them.
  */
 
 /** Output formats the renderer can write. */
@@ -22,3 +22,8 @@ export type CropStrategy = (typeof CROP_STRATEGIES)[number];
 export const UPLOAD_AUTH_MODES = ['token', 'none'] as const;
 /** One of {@link UPLOAD_AUTH_MODES}, with the token it checks. */
 export type UploadAuth = { readonly mode: 'none' } | { readonly mode: 'token'; readonly token: string };
+
+/** How each format's encoder quality is chosen (QUALITY_MODE): the configured one, or per image. */
+export const QUALITY_MODES = ['fixed', 'auto'] as const;
+/** One of {@link QUALITY_MODES}. */
+export type QualityMode = (typeof QUALITY_MODES)[number];

@@ -46,6 +46,8 @@ export interface VariantObject {
   readonly crop?: CropRect;
   /** The image's placeholder, on the one variant that carries it (render.ts placeholderVariantOf). */
   readonly placeholder?: Placeholder;
+  /** The encoder quality it was made with (object metadata; absent on variants from before it). */
+  readonly quality?: number;
 }
 
 /**
@@ -160,6 +162,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     .map((o) => ({ ...o }))
     .sort((a, b) => rank(a.format) - rank(b.format) || a.width - b.width);
   const { crops: _crops, ...original } = input.original;
+  const qualities = qualitiesOf(input);
   const carrier = placeholderVariantOf(input.plan);
   const placeholder = carrier
     ? input.objects.get(variantName(input.id, carrier.width, carrier.format))?.placeholder
@@ -173,9 +176,30 @@ export function buildManifest(input: ManifestInput): Manifest {
     ...(omitted.length > 0 ? { omitted } : {}),
     ...(input.recipe ? { recipe: input.recipe } : {}),
     ...(Object.keys(aspects).length > 0 ? { aspects } : {}),
+    ...(Object.keys(qualities).length > 0 ? { qualities } : {}),
     ...(placeholder ? { placeholder: { ...placeholder } } : {}),
     createdAt: input.now.toISOString(),
   };
+}
+
+/**
+ * Each format's encoder quality, from its variants' objects. Every job of an image chooses the same
+ * quality per format, so they agree; they can differ only after a recipe update that kept older
+ * variants, and then the widest variant's is given. Formats whose variants carry none are left out.
+ */
+function qualitiesOf(input: ManifestInput): Partial<Record<OutputFormat, number>> {
+  const qualities: Partial<Record<OutputFormat, number>> = {};
+  const widestFirst = [...input.plan].sort((a, b) => b.width - a.width);
+  for (const format of FORMAT_PREFERENCE) {
+    for (const spec of widestFirst.filter((s) => s.format === format)) {
+      const quality = input.objects.get(variantName(input.id, spec.width, spec.format, spec.aspect))?.quality;
+      if (quality !== undefined) {
+        qualities[format] = quality;
+        break;
+      }
+    }
+  }
+  return qualities;
 }
 
 /** A `srcset` attribute value for one format of a manifest, e.g. for a `<source>` element. */

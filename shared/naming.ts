@@ -264,6 +264,8 @@ export const VARIANT_METADATA = {
   cpuMs: 'cpuMs',
   crop: 'crop',
   placeholder: 'placeholder',
+  /** The encoder quality the variant was made with (fixed or auto-quality's choice), for the manifest's `qualities`. */
+  quality: 'quality',
 } as const;
 
 /**

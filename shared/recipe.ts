@@ -3,8 +3,9 @@
  * encoded). Each manifest records the recipe it was made with and a short hash of it, so that
  * images made with another recipe can be found and brought up to date (docs/record-protocol.md,
  * "Updates"). Adding a setting to the recipe is one line in {@link RECIPE_KEYS}; a list setting
- * that is empty (a feature left off, e.g. no ASPECTS) is left out, so adding a feature does not
- * change the recipe of images made without it.
+ * that is empty (a feature left off, e.g. no ASPECTS) is left out, and so are the auto-quality
+ * settings in QUALITY_MODE=fixed, so adding a feature does not change the recipe of images made
+ * without it. In `auto` mode the *_QUALITY settings stay in: they are where the search starts.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -24,7 +25,24 @@ export const RECIPE_KEYS = [
   'AVIF_BITDEPTH',
   'KEEP_METADATA',
   'ASPECTS',
+  'QUALITY_MODE',
+  'AUTO_QUALITY_TARGET_AVIF',
+  'AUTO_QUALITY_TARGET_WEBP',
+  'AUTO_QUALITY_TARGET_JPEG',
+  'AUTO_QUALITY_MAX_TRIALS',
 ] as const satisfies ReadonlyArray<keyof Config>;
+
+/**
+ * Recipe keys that decide the variants only with QUALITY_MODE=auto: left out in `fixed` mode (the
+ * *_QUALITY settings alone decide then), so images made before auto-quality keep their recipe.
+ */
+const AUTO_QUALITY_KEYS: ReadonlySet<string> = new Set([
+  'QUALITY_MODE',
+  'AUTO_QUALITY_TARGET_AVIF',
+  'AUTO_QUALITY_TARGET_WEBP',
+  'AUTO_QUALITY_TARGET_JPEG',
+  'AUTO_QUALITY_MAX_TRIALS',
+]);
 
 /** A recipe as manifests and jobs carry it: the settings by variable name, and their hash. */
 export const RecipeV1 = z.object({
@@ -43,6 +61,7 @@ export const NO_RECIPE = 'none';
 export function recipeOf(config: Pick<Config, (typeof RECIPE_KEYS)[number]>): Recipe {
   const settings: Record<string, unknown> = {};
   for (const key of RECIPE_KEYS) {
+    if (config.QUALITY_MODE !== 'auto' && AUTO_QUALITY_KEYS.has(key)) continue;
     const value = config[key];
     if (value !== undefined && !(Array.isArray(value) && value.length === 0)) settings[key] = value;
   }

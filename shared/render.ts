@@ -14,6 +14,14 @@ import { CONTENT_TYPES } from './naming.js';
 import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
 import { type Placeholder, placeholderOf, placeholderOfPixels } from './placeholder.js';
 import type { OutputFormat } from './domain.js';
+import {
+  type AutoQualityOptions,
+  QUALITY_BOUNDS,
+  referenceLuma,
+  scoreEncode,
+  searchQuality,
+  searchWidth,
+} from './auto-quality.js';
 
 /** Encoder settings per output format. */
 export interface EncoderSettings {
@@ -83,15 +91,18 @@ export interface RenderOptions {
    * manifest.ts placeholderVariantOf); computed from that level's pixels when this job renders it.
    */
   placeholderFor?: { width: number; format: OutputFormat } | undefined;
+  /** QUALITY_MODE=auto: search each format's quality for this image (auto-quality.ts) instead of `encoders`'. */
+  autoQuality?: AutoQualityOptions | undefined;
 }
 
 /**
  * One stage's wall time: `decode` (header check, the one decode already resized to the largest
  * width, opaque-alpha removal), `resize` to each further width, `encode` and `write` (the
- * `onVariant` call) of each format at each width.
+ * `onVariant` call) of each format at each width; `quality`: the auto-quality search's decode to
+ * the search width, then its trials per format.
  */
 export interface StageTiming {
-  stage: 'decode' | 'resize' | 'encode' | 'write';
+  stage: 'decode' | 'resize' | 'encode' | 'write' | 'quality';
   width?: number;
   format?: OutputFormat;
   ms: number;
@@ -123,6 +134,8 @@ export interface RenderedVariant {
   crop?: CropRect;
   /** Set on the variant named by `RenderOptions.placeholderFor`. */
   placeholder?: Placeholder;
+  /** The encoder quality it was made with (configured, or chosen by the auto-quality search). */
+  quality: number;
 }
 
 /**
@@ -415,6 +428,11 @@ export async function renderVariants(
     if (!fitsFormat(format, width, height)) throw formatLimitError(width, height, format);
   }
 
+  const encoders = options.autoQuality
+    ? await autoQualityEncoders(original, source, variants, options, options.autoQuality)
+    : options.encoders;
+  const encodeOptions: RenderOptions = { ...options, encoders };
+
   const rendered: RenderedVariant[] = [];
   const emit = async (variant: RenderedVariant): Promise<void> => {
     rendered.push(variant);
@@ -451,7 +469,7 @@ export async function renderVariants(
       assertBeforeDeadline(options.deadline);
       const current: Level = level;
       const data = await timed(options.timings, { stage: 'encode', width, format }, () =>
-        encode(current, format, options),
+        encode(current, format, encodeOptions),
       ).catch((error: unknown) => {
         throw toPipelineError(error, 'image_failed');
       });
@@ -471,6 +489,7 @@ export async function renderVariants(
         format,
         contentType: CONTENT_TYPES[format],
         data,
+        quality: encoders[format].quality,
         ...(placeholder ? { placeholder } : {}),
       });
     }
@@ -482,7 +501,7 @@ export async function renderVariants(
       for (const format of cropped.formats) {
         assertBeforeDeadline(options.deadline);
         const data = await timed(options.timings, { stage: 'encode', width: piece.width, format }, () =>
-          encode(piece, format, options),
+          encode(piece, format, encodeOptions),
         ).catch((error: unknown) => {
           throw toPipelineError(error, 'image_failed');
         });
@@ -492,6 +511,7 @@ export async function renderVariants(
           format,
           contentType: CONTENT_TYPES[format],
           data,
+          quality: encoders[format].quality,
           aspect: cropped.aspect,
           crop: { ...cropped.crop },
         });
@@ -499,6 +519,66 @@ export async function renderVariants(
     }
   }
   return rendered;
+}
+
+/** `encoders` with one format's quality replaced. */
+function withQuality(encoders: EncoderSettings, format: OutputFormat, quality: number): EncoderSettings {
+  return { ...encoders, [format]: { ...encoders[format], quality } };
+}
+
+/**
+ * QUALITY_MODE=auto: each format of the job gets the quality {@link searchQuality} finds, scored
+ * on the original resized straight to the search width (shrink-on-load allowed: it is cheap, and
+ * the same in every job). Those pixels depend on the original and the configuration alone, never
+ * on the job's variants, so every job of an image chooses the same quality per format. Trials are
+ * encoded exactly as variants are ({@link encode}, configured effort), without metadata.
+ */
+async function autoQualityEncoders(
+  original: Buffer,
+  source: { width: number; height: number },
+  variants: readonly VariantSpec[],
+  options: RenderOptions,
+  auto: AutoQualityOptions,
+): Promise<EncoderSettings> {
+  const width = searchWidth(auto.widths, source.width);
+  const height = heightForWidth(width, source);
+  const plain: RenderOptions = { ...options, keepMetadata: false };
+  const level = await timed(options.timings, { stage: 'quality', width }, async () => {
+    let pipeline = sharp(original, { limitInputPixels: options.limitInputPixels, failOn: 'error', animated: false })
+      .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
+      .rotate();
+    if (width < source.width) pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL });
+    return withoutOpaqueAlpha(await materialise(pipeline.toColourspace('srgb'), false), plain);
+  }).catch((error: unknown) => {
+    throw toPipelineError(error, 'corrupt_image');
+  });
+  const reference = await referenceLuma(level);
+  let encoders = options.encoders;
+  for (const format of new Set(variants.map((variant) => variant.format))) {
+    const result = await timed(options.timings, { stage: 'quality', width, format }, () =>
+      searchQuality(
+        async (quality) => {
+          assertBeforeDeadline(options.deadline);
+          const data = await encode(level, format, {
+            ...plain,
+            encoders: withQuality(options.encoders, format, quality),
+          });
+          return scoreEncode(reference, level.width, level.height, data);
+        },
+        {
+          target: auto.targets[format],
+          ...QUALITY_BOUNDS[format],
+          start: options.encoders[format].quality,
+          maxTrials: auto.maxTrials,
+        },
+      ),
+    ).catch((error: unknown) => {
+      throw toPipelineError(error, 'image_failed');
+    });
+    auto.searches?.push({ format, width, quality: result.quality, trials: result.trials, outcome: result.outcome });
+    encoders = withQuality(encoders, format, result.quality);
+  }
+  return encoders;
 }
 
 function formatLimitError(width: number, height: number, format: OutputFormat): PipelineError {

@@ -40,8 +40,12 @@ import {
 import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
 import { parsePlaceholderMetadata, placeholderMetadata } from './placeholder.js';
 import { cropMetadata, parseCropMetadata } from './crop.js';
+import { autoQualityFromConfig, type QualitySearch } from './auto-quality.js';
 
-/** `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}` → ms. */
+/**
+ * `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}`, and with
+ * QUALITY_MODE=auto `quality {w}` (the search's decode) and `quality {format} {w}` (its trials) → ms.
+ */
 export function stageFields(timings: readonly StageTiming[]): Record<string, number> {
   const stages: Record<string, number> = {};
   for (const { stage, width, format, ms } of timings) {
@@ -49,6 +53,18 @@ export function stageFields(timings: readonly StageTiming[]): Record<string, num
     stages[key] = (stages[key] ?? 0) + ms;
   }
   return stages;
+}
+
+/**
+ * `job.done`'s `qualitySearch` (QUALITY_MODE=auto): per format, the quality chosen, how many trial
+ * encodes it took and whether the target was met (their wall time is in `stages`, `quality …`).
+ */
+export function qualitySearchFields(
+  searches: readonly QualitySearch[],
+): Record<string, { quality: number; trials: number; met: boolean }> {
+  return Object.fromEntries(
+    searches.map((s) => [s.format, { quality: s.quality, trials: s.trials.length, met: s.outcome === 'met' }]),
+  );
 }
 
 const DONE = METRIC_LINES.jobDone;
@@ -107,6 +123,7 @@ function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
     if (!Number.isInteger(width) || !Number.isInteger(height)) continue;
     const crop = parseCropMetadata(custom[VARIANT_METADATA.crop]);
     const placeholder = parsePlaceholderMetadata(custom[VARIANT_METADATA.placeholder]);
+    const quality = Number(custom[VARIANT_METADATA.quality]);
     objects.set(file.name, {
       name: file.name,
       bytes: Number(file.metadata.size ?? 0),
@@ -114,6 +131,7 @@ function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
       height,
       ...(crop ? { crop } : {}),
       ...(placeholder ? { placeholder } : {}),
+      ...(Number.isInteger(quality) && quality >= 1 && quality <= 100 ? { quality } : {}),
     });
   }
   return objects;
@@ -130,10 +148,12 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const started = performance.now();
   const cpuStart = process.cpuUsage();
   const timings: StageTiming[] = [];
+  const searches: QualitySearch[] = [];
   const doneFields = () => ({
     [DONE.durationMs]: Math.round(performance.now() - started),
     [DONE.cpuMs]: cpuMsSince(cpuStart),
     [DONE.stages]: stageFields(timings),
+    ...(searches.length > 0 ? { qualitySearch: qualitySearchFields(searches) } : {}),
   });
 
   if (await settleOwnOutcome(deps, job.imageId, writer, job.replaces)) {
@@ -178,6 +198,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
           timings,
           crops: job.info.crops,
           placeholderFor: placeholderVariantOf(job.plan),
+          autoQuality: autoQualityFromConfig(deps.config, searches),
         },
         async (variant) => {
           const cpuMs = cpuMsSince(cpuMark);
@@ -219,6 +240,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
                 [VARIANT_METADATA.height]: String(variant.height),
                 [VARIANT_METADATA.sourceGeneration]: job.original.generation,
                 [VARIANT_METADATA.cpuMs]: String(cpuMs),
+                [VARIANT_METADATA.quality]: String(variant.quality),
                 ...(variant.crop ? { [VARIANT_METADATA.crop]: cropMetadata(variant.crop) } : {}),
                 ...(variant.placeholder
                   ? { [VARIANT_METADATA.placeholder]: placeholderMetadata(variant.placeholder) }

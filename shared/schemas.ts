@@ -160,6 +160,11 @@ export const ManifestV1 = z.object({
   recipe: RecipeV1.optional(),
   /** Cropped aspects (`ASPECTS`) with variants, keyed by aspect; absent when none. */
   aspects: z.record(Aspect, ManifestAspect).optional(),
+  /**
+   * The encoder quality each format's variants were made with (QUALITY_MODE fixed or auto;
+   * docs/auto-quality.md); absent in older manifests.
+   */
+  qualities: z.partialRecord(z.enum(OUTPUT_FORMATS), z.number().int().min(1).max(100)).optional(),
   /** Dominant colour and ThumbHash to show while the `<picture>` loads (docs/api.md); absent in older manifests. */
   placeholder: z.object({ color: z.string().regex(/^#[0-9a-f]{6}$/), thumbhash: z.string().min(1) }).optional(),
   createdAt: z.iso.datetime(),

@@ -10,6 +10,7 @@ const SCRIPTS = {
   'npm run bench': fileURLToPath(new URL('../../bench/run.js', import.meta.url)),
   'npm run cleanup-scale': fileURLToPath(new URL('../../bench/cleanup-scale.js', import.meta.url)),
   'npm run bench:defaults': fileURLToPath(new URL('../../bench/defaults.js', import.meta.url)),
+  'npm run bench:auto': fileURLToPath(new URL('../../bench/auto-quality.js', import.meta.url)),
 };
 
 function runScript(script: string, args: string[]) {

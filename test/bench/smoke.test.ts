@@ -1,7 +1,7 @@
 /**
  * The bench must not rot: a short `--quick` run (one small image, one run) through the real CLI,
  * checking that every section is in the report with sane numbers, plus the bench's own maths
- * (SSIM, the K-worker model). The full bench does not run here.
+ * (the K-worker model; SSIM's tests are in test/unit/ssim.test.ts). The full bench does not run here.
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -21,35 +21,16 @@ import {
   PRICES,
   parseCandidate,
 } from '../../bench/defaults.js';
-import { luma, ssim } from '../../bench/ssim.js';
-import { makePhoto, photoPixels, textPosingAsJpeg } from '../fixtures/images.js';
+import { type ImageResult, type Overall, verdictOf } from '../../bench/auto-quality.js';
+import { benchConfig } from '../../bench/methods.js';
+import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
 
 const run = promisify(execFile);
 const BENCH = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const DEFAULTS = fileURLToPath(new URL('../../bench/defaults.js', import.meta.url));
+const AUTO = fileURLToPath(new URL('../../bench/auto-quality.js', import.meta.url));
 
 describe('bench', () => {
-  describe('SSIM (bench/ssim.ts)', () => {
-    const width = 64;
-    const height = 48;
-    const plane = luma(photoPixels(width, height, { seed: 3 }), width, height, 3);
-
-    it('is 1 for identical images and falls as noise is added', () => {
-      expect(ssim(plane, plane, width, height)).to.be.closeTo(1, 1e-9);
-      const noisy = (amount: number): Float32Array =>
-        plane.map((v, i) => v + amount * Math.sin(i * 12.9898)) as Float32Array;
-      const slight = ssim(plane, noisy(4), width, height);
-      const strong = ssim(plane, noisy(40), width, height);
-      expect(slight).to.be.lessThan(1).and.greaterThan(strong);
-      expect(strong).to.be.greaterThan(0);
-    });
-
-    it('handles images smaller than the 11 × 11 window', () => {
-      const tiny = new Float32Array([10, 20, 30, 40, 50, 60]);
-      expect(ssim(tiny, tiny, 3, 2)).to.be.closeTo(1, 1e-9);
-    });
-  });
-
   describe('variants larger than the original (bench/report.ts)', () => {
     it("counts the anchor's, and ours written (each format's floor) or left out as resize leaves them", () => {
       const plan = [
@@ -296,6 +277,80 @@ describe('bench', () => {
           }
         }
         expect(saved.anchor[0]!.invocations).to.equal(6);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  });
+  describe('auto-quality (bench/auto-quality.ts), smallest form', function () {
+    this.timeout(120_000);
+
+    it("judges auto against fixed: bytes saved, CPU extra and every format's mean score", () => {
+      const at = (cpuS: number, bytes: number, ssim: number): Overall => ({
+        cpuS,
+        searchS: 0,
+        bytes: { avif: bytes, webp: bytes, jpeg: bytes },
+        allBytes: 3 * bytes,
+        ssim: { avif: ssim, webp: ssim, jpeg: ssim },
+      });
+      const fixed = at(10, 1000, 0.97);
+      expect(verdictOf(fixed, at(12.9, 840, 0.9695))).to.include({
+        bytesMet: true,
+        cpuMet: true,
+        scoreMet: true,
+        met: true,
+      });
+      expect(verdictOf(fixed, at(13.1, 840, 0.97))).to.include({ cpuMet: false, met: false });
+      expect(verdictOf(fixed, at(11, 860, 0.97))).to.include({ bytesMet: false, met: false });
+      expect(verdictOf(fixed, at(11, 500, 0.968))).to.include({ scoreMet: false, met: false });
+      expect(verdictOf(fixed, at(11, 800, 0.97)).bytesSavedPercent).to.be.closeTo(20, 1e-9);
+    });
+
+    it('runs fixed and auto on one small image and reports every column', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'bench-auto-smoke-'));
+      try {
+        await writeFile(join(dir, 'photo-360x240.jpg'), await makePhoto({ width: 360, height: 240, seed: 5 }));
+        const json = join(dir, 'auto.json');
+        const { stdout } = await run(process.execPath, [
+          AUTO,
+          '--corpus',
+          dir,
+          '--only',
+          'photo-360x240.jpg',
+          '--json',
+          json,
+        ]);
+        expect(stdout).to.include('## Auto-quality: QUALITY_MODE=fixed vs auto');
+        expect(stdout).to.match(/^Verdict: /m);
+        const saved = JSON.parse(await readFile(json, 'utf8')) as {
+          images: ImageResult[];
+          verdict: { cpuExtraPercent: number };
+        };
+        const [image] = saved.images;
+        for (const result of [image!.fixed!, image!.auto!]) {
+          expect(result.variants).to.equal(6);
+          expect(result.cpuS).to.be.greaterThan(0);
+          for (const format of ['avif', 'webp', 'jpeg'] as const) {
+            expect(result.bytes[format], format).to.be.greaterThan(100);
+            expect(result.ssim[format], format).to.be.greaterThan(0.3).and.at.most(1);
+            expect(result.qualities[format], format).to.be.within(1, 100);
+          }
+        }
+        const config = benchConfig();
+        expect(image!.fixed!.qualities).to.deep.equal({
+          avif: config.AVIF_QUALITY,
+          webp: config.WEBP_QUALITY,
+          jpeg: config.JPEG_QUALITY,
+        });
+        for (const format of ['avif', 'webp', 'jpeg'] as const)
+          expect(image!.auto!.trials[format], format).to.be.at.least(1);
+        expect(saved.verdict.cpuExtraPercent).to.be.a('number');
+        expect(image!.auto!.searchS).to.be.greaterThan(0);
+        expect(image!.fixed!.searchS).to.equal(0);
+
+        const scores = await run(process.execPath, [AUTO, '--corpus', dir, '--scores']);
+        expect(scores.stdout).to.match(/\| photo-360x240\.jpg \| 360 \| 0\.\d{4} \/ 0\.\d{4} \/ 0\.\d{4} \|/);
+        expect(scores.stdout).to.match(/\| \*\*median\*\* \|/);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

@@ -179,4 +179,52 @@ describe('manifest', () => {
       }),
     ).to.throw(/missing/);
   });
+
+  it("records each format's encoder quality from its variants, and leaves it out when none carries one", () => {
+    const original = {
+      format: 'jpeg' as const,
+      width: 800,
+      height: 400,
+      bytes: 1,
+      contentType: 'image/jpeg',
+      name: 'o',
+      generation: '1',
+    };
+    const quality: Record<string, number> = { avif: 47, jpeg: 78 };
+    const withQualities = new Map(
+      plan.map((spec) => {
+        const name = variantName(id, spec.width, spec.format);
+        return [name, { ...objects(plan).get(name)!, quality: quality[spec.format]! }] as const;
+      }),
+    );
+    const manifest = buildManifest({
+      id,
+      original,
+      plan,
+      objects: withQualities,
+      baseUrl: 'https://x',
+      now: new Date(),
+    });
+    expect(manifest.qualities).to.deep.equal({ avif: 47, jpeg: 78 });
+    expect(ManifestV1.parse(manifest).qualities).to.deep.equal({ avif: 47, jpeg: 78 });
+    // Mixed qualities (variants kept across a recipe update): the widest variant's.
+    withQualities.set(variantName(id, 320, 'avif'), {
+      ...withQualities.get(variantName(id, 320, 'avif'))!,
+      quality: 50,
+    });
+    expect(
+      buildManifest({ id, original, plan, objects: withQualities, baseUrl: 'https://x', now: new Date() }).qualities,
+    ).to.deep.equal({ avif: 47, jpeg: 78 });
+    const without = buildManifest({
+      id,
+      original,
+      plan,
+      objects: objects(plan),
+      baseUrl: 'https://x',
+      now: new Date(),
+    });
+    expect(without).to.not.have.property('qualities');
+    expect(() => ManifestV1.parse({ ...manifest, qualities: { avif: 0 } })).to.throw();
+    expect(() => ManifestV1.parse({ ...manifest, qualities: { gif: 50 } })).to.throw();
+  });
 });

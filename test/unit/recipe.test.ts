@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { loadConfig } from '../../shared/config.js';
 import { EventMessageV1, OutcomeMarkerV1 } from '../../shared/schemas.js';
@@ -18,8 +19,11 @@ describe('recipe', () => {
 
   it('records every recipe setting by variable name, with a 12-hex-digit hash', () => {
     const recipe = recipeOf(config);
-    // Every key but the empty lists of features left off (ASPECTS by default).
-    expect(Object.keys(recipe.settings)).to.deep.equal(RECIPE_KEYS.filter((key) => key !== 'ASPECTS'));
+    // Every key but the empty lists of features left off (ASPECTS by default) and, in the default
+    // QUALITY_MODE=fixed, the auto-quality settings.
+    expect(Object.keys(recipe.settings)).to.deep.equal(
+      RECIPE_KEYS.filter((key) => key !== 'ASPECTS' && key !== 'QUALITY_MODE' && !key.startsWith('AUTO_QUALITY_')),
+    );
     expect(recipe.settings.WIDTHS).to.deep.equal(config.WIDTHS);
     expect(recipe.hash).to.match(/^[0-9a-f]{12}$/);
   });
@@ -33,6 +37,40 @@ describe('recipe', () => {
     expect(recipeOf({ ...config, KEEP_METADATA: true }).hash).to.not.equal(base);
     const other = { ...config, FANOUT_STRATEGY: 'per-width' as const, MAX_INPUT_PIXELS: 1 };
     expect(recipeOf(other).hash).to.equal(base);
+  });
+
+  it('keeps the recipe of images made before auto-quality in fixed mode, and records the search settings in auto', () => {
+    // The hash as recipeOf computed it before QUALITY_MODE existed (the same keys, same order).
+    const before = [
+      'WIDTHS',
+      'FORMATS',
+      'JPEG_QUALITY',
+      'JPEG_MOZJPEG',
+      'JPEG_PROGRESSIVE',
+      'WEBP_QUALITY',
+      'WEBP_EFFORT',
+      'AVIF_QUALITY',
+      'AVIF_EFFORT',
+      'AVIF_BITDEPTH',
+      'KEEP_METADATA',
+    ] as const;
+    const legacy = createHash('sha256')
+      .update(JSON.stringify(before.map((key) => [key, config[key]])))
+      .digest('hex')
+      .slice(0, 12);
+    expect(recipeOf(config).hash).to.equal(legacy);
+    expect(recipeOf({ ...config, AUTO_QUALITY_TARGET_AVIF: 0.9 }).hash).to.equal(legacy);
+
+    const auto = { ...config, QUALITY_MODE: 'auto' as const };
+    expect(recipeOf(auto).hash).to.not.equal(legacy);
+    expect(recipeOf(auto).settings).to.include({
+      QUALITY_MODE: 'auto',
+      AUTO_QUALITY_TARGET_AVIF: config.AUTO_QUALITY_TARGET_AVIF,
+      AUTO_QUALITY_MAX_TRIALS: config.AUTO_QUALITY_MAX_TRIALS,
+      AVIF_QUALITY: config.AVIF_QUALITY,
+    });
+    expect(recipeOf({ ...auto, AUTO_QUALITY_TARGET_JPEG: 0.9 }).hash).to.not.equal(recipeOf(auto).hash);
+    expect(recipeOf({ ...auto, AUTO_QUALITY_MAX_TRIALS: 2 }).hash).to.not.equal(recipeOf(auto).hash);
   });
 
   it('treats a manifest without a recipe as `none`', () => {
