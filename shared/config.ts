@@ -23,7 +23,7 @@ const MiB = 1024 * 1024;
  * width on the median corpus photo (`npm run bench:auto -- --scores`; docs/auto-quality.md).
  */
 export const AUTO_QUALITY_TARGET_DEFAULTS: Readonly<Record<OutputFormat, number>> = {
-  avif: 0.971,
+  avif: 0.972,
   webp: 0.976,
   jpeg: 0.978,
 };
