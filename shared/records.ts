@@ -195,6 +195,7 @@ export async function removeImageObjects(deps: PipelineDeps, id: string, outputs
 async function removeStaleVariants(deps: PipelineDeps, manifest: Manifest): Promise<void> {
   const keep = new Set([
     ...manifest.variants.map((v) => v.name),
+    ...Object.values(manifest.aspects ?? {}).flatMap((aspect) => aspect.variants.map((v) => v.name)),
     ...(manifest.omitted ?? []).map((o) => omittedVariantName(manifest.id, o.width, o.format, o.aspect)),
   ]);
   const files = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${manifest.id}/`);

@@ -10,7 +10,7 @@ import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import type { EventMessage, JobMessage } from '../../shared/schemas.js';
+import type { EventMessage, JobMessage, Manifest } from '../../shared/schemas.js';
 import { imageIdOf, manifestName, originalName, outcomeMarkerName } from '../../shared/naming.js';
 import { recipeOf } from '../../shared/recipe.js';
 import { runJob } from '../../shared/run-job.js';
@@ -197,6 +197,32 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
         expect(events[0]).to.include({ recipe: recipeOf(deps.config).hash, previousRecipe: oldHash });
         // Once up to date, the same bytes answer with the manifest again.
         expect((await upload(bytes, 200)).body.status).to.equal('ready');
+      } finally {
+        useDeps(pipeline.deps);
+      }
+    });
+
+    it('an update keeps the aspect crops its new manifest lists: only what it no longer lists goes', async () => {
+      const log = pipeline.deps.log;
+      const before = createDeps({ ...pipeline.config, ASPECTS: ['1:1'] }, { log });
+      const after = createDeps(
+        { ...pipeline.config, ASPECTS: ['1:1'], WIDTHS: [96, 200], FORMATS: ['webp', 'jpeg'] },
+        { log },
+      );
+      const bytes = await makePhoto({ width: 320, height: 240, seed: seed++ });
+      const id = imageIdOf(bytes);
+      try {
+        useDeps(before);
+        await upload(bytes);
+        await runAll(await jobsOf(id), before);
+        useDeps(after);
+        await upload(bytes, 202);
+        await runAll(await jobsOf(id), after);
+        const manifest = (await server().get(`/uploads/${id}`)).body.manifest as Manifest;
+        const crops = Object.values(manifest.aspects ?? {}).flatMap((aspect) => aspect.variants);
+        expect(crops.map((v) => v.width).sort((a, b) => a - b)).to.deep.equal([96, 96, 200, 200]);
+        const listed = [...manifest.variants, ...crops].map((v) => v.name);
+        expect(await names(`${id}/`)).to.deep.equal([...listed, manifestName(id)].sort());
       } finally {
         useDeps(pipeline.deps);
       }
