@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/placeholder.js [--corpus DIR] [--width W] [--runs N]`
+ * `npm run bench:placeholder -- [--corpus DIR] [--width W] [--runs N]`
  *
  * The placeholder's cost and fidelity per image: from the level the carrier variant is encoded
  * from (the image at the smallest planned width, raw, as render.ts holds it), the previous method
@@ -101,18 +101,42 @@ function firstCallMs(method: string, path: string, width: number): number {
   return run.status === 0 ? Number(run.stdout.trim()) : Number.NaN;
 }
 
+const USAGE = `usage: npm run bench:placeholder -- [options]
+
+The placeholder's cost and fidelity per image: the previous method (sharp) against
+shared/placeholder.ts (JS), from the level the carrier variant is encoded from
+(docs/performance.md, "Placeholders").
+
+Options:
+  --corpus DIR   images to measure (default ../shared/corpus)
+  --width W      width of the level the placeholder is computed from (default 320)
+  --runs N       runs per method and image after the first call, median reported (default 9)
+  -h, --help     print this and exit
+`;
+
+function usageError(message: string): void {
+  process.stderr.write(`${message}\n\n${USAGE}`);
+  process.exitCode = 2;
+}
+
 async function main(): Promise<void> {
   const args = { corpus: '../shared/corpus', width: 320, runs: 9 };
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') return child(argv[1] ?? 'js', argv[2] ?? '', Number(argv[3]));
-  for (let i = 0; i < argv.length; i += 2) {
-    const [name, value] = [argv[i], argv[i + 1]];
-    if (value === undefined) throw new Error(`${name} needs a value`);
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i] ?? '';
+    if (name === '--help' || name === '-h') {
+      process.stdout.write(USAGE);
+      return;
+    }
+    const value = argv[++i];
+    if (!['--corpus', '--width', '--runs'].includes(name)) return usageError(`unknown option ${name}`);
+    if (value === undefined) return usageError(`${name} needs a value`);
     if (name === '--corpus') args.corpus = value;
     else if (name === '--width') args.width = Number(value);
-    else if (name === '--runs') args.runs = Number(value);
-    else throw new Error(`unknown option ${name} (options: --corpus DIR --width W --runs N)`);
+    else args.runs = Number(value);
   }
+  if (!(args.width >= 1 && args.runs >= 1)) return usageError('--width and --runs need positive numbers');
   configureSharp({ concurrency: 1, cache: false });
   const lines = [
     `## Placeholders: previous (sharp) vs JS, from the ${args.width} px level (median of ${args.runs} runs)`,

@@ -11,6 +11,7 @@ const SCRIPTS = {
   'npm run cleanup-scale': fileURLToPath(new URL('../../bench/cleanup-scale.js', import.meta.url)),
   'npm run bench:defaults': fileURLToPath(new URL('../../bench/defaults.js', import.meta.url)),
   'npm run bench:auto': fileURLToPath(new URL('../../bench/auto-quality.js', import.meta.url)),
+  'npm run bench:placeholder': fileURLToPath(new URL('../../bench/placeholder.js', import.meta.url)),
 };
 
 function runScript(script: string, args: string[]) {

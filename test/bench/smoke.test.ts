@@ -29,6 +29,7 @@ const run = promisify(execFile);
 const BENCH = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const DEFAULTS = fileURLToPath(new URL('../../bench/defaults.js', import.meta.url));
 const AUTO = fileURLToPath(new URL('../../bench/auto-quality.js', import.meta.url));
+const PLACEHOLDER = fileURLToPath(new URL('../../bench/placeholder.js', import.meta.url));
 
 describe('bench', () => {
   describe('variants larger than the original (bench/report.ts)', () => {
@@ -351,6 +352,25 @@ describe('bench', () => {
         const scores = await run(process.execPath, [AUTO, '--corpus', dir, '--scores']);
         expect(scores.stdout).to.match(/\| photo-360x240\.jpg \| 360 \| 0\.\d{4} \/ 0\.\d{4} \/ 0\.\d{4} \|/);
         expect(scores.stdout).to.match(/\| \*\*median\*\* \|/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('placeholders (bench/placeholder.ts), smallest form', function () {
+    this.timeout(60_000);
+
+    it('times both methods on one small image and compares their colours and hashes', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'bench-placeholder-smoke-'));
+      try {
+        await writeFile(join(dir, 'photo-360x240.jpg'), await makePhoto({ width: 360, height: 240, seed: 7 }));
+        const { stdout } = await run(process.execPath, [PLACEHOLDER, '--corpus', dir, '--width', '160', '--runs', '2']);
+        expect(stdout).to.include('## Placeholders: previous (sharp) vs JS, from the 160 px level');
+        // first call ms, median ms, three colours, bins apart, ThumbHash difference
+        expect(stdout).to.match(
+          /^\| photo-360x240\.jpg \| 160×107×3 \| [\d.]+ \/ [\d.]+ \| [\d.]+ \/ [\d.]+ \| #[0-9a-f]{6} \/ #[0-9a-f]{6} \/ #[0-9a-f]{6} \| \d+, \d+ \| [\d.]+ \/ [\d.]+ \|$/m,
+        );
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
