@@ -33,10 +33,13 @@ describe('reprocess backfill at scale (local storage, Pub/Sub emulator)', functi
   });
 
   it('passes stay within the cap and the daily budget, resume from the cursor and dispatch each image once', async () => {
-    const report = await runBackfill(pipeline.deps, { images: 150, maxPerPass: 30, cpuSecondsPerDay: 300 }, 400);
+    // A daily budget of 40 % of the backlog's estimate (which follows plan.ts's cost factors): three days.
+    const { estimatedCpuSeconds } = await runReprocess(pipeline.deps, { dryRun: true });
+    const cpuSecondsPerDay = Math.ceil(0.4 * estimatedCpuSeconds);
+    const report = await runBackfill(pipeline.deps, { images: 150, maxPerPass: 30, cpuSecondsPerDay }, 400);
     for (const pass of report.passes) {
       expect(pass.dispatched).to.be.at.most(30);
-      expect(pass.budget.spentAfter).to.be.at.most(300);
+      expect(pass.budget.spentAfter).to.be.at.most(cpuSecondsPerDay);
     }
     expect(
       report.passes.some((p) => p.stoppedBy === 'budget'),
