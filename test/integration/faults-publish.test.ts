@@ -61,6 +61,18 @@ describe('faults: publishing fails after the original is stored', function () {
     await h.stop();
   });
 
+  /**
+   * Holds the image's jobs (up to `times` deliveries) at their read of the original. A cleanup
+   * pass whose clock is 5 minutes ahead would rightly take over an announcement in flight as
+   * stale (the protocol allows 30 s of skew), so the jobs wait until the pass is over.
+   */
+  function holdJobs(id: string, times = 1) {
+    return h.pipeline.storageServer.holdRequests(
+      { method: 'GET', path: new RegExp(`originals%2F${id}.*alt=media|alt=media.*originals%2F${id}`) },
+      times,
+    );
+  }
+
   async function failedUpload(image: Buffer): Promise<string> {
     useDeps(broken);
     try {
@@ -92,15 +104,27 @@ describe('faults: publishing fails after the original is stored', function () {
   it('503 to the client, which retries; cleanup finds it dispatched and leaves it: complete, 0 lost, 0 doubled', async () => {
     const image = await makePhoto({ width: 300, height: 240, seed: 6002 });
     const id = await failedUpload(image);
-    expect((await upload(h, image)).status).to.equal(202);
-    expect((await runCleanup(at(5 * 60_000))).redispatched).to.equal(0);
+    const held = holdJobs(id);
+    try {
+      expect((await upload(h, image)).status).to.equal(202);
+      await held.arrived; // dispatched and in flight, nothing written yet
+      expect((await runCleanup(at(5 * 60_000))).redispatched).to.equal(0);
+    } finally {
+      held.release();
+    }
     expectAllComplete(await audit(h, [id]), 1);
   });
 
   it('503, then the client retry and the cleanup pass dispatch at the same moment: complete, 0 lost, 0 doubled', async () => {
     const image = await makePhoto({ width: 300, height: 240, seed: 6003 });
     const id = await failedUpload(image);
-    const [retry] = await Promise.all([upload(h, image), runCleanup(at(5 * 60_000))]);
+    const held = holdJobs(id, 2);
+    let retry: Awaited<ReturnType<typeof upload>>;
+    try {
+      [retry] = await Promise.all([upload(h, image), runCleanup(at(5 * 60_000))]);
+    } finally {
+      held.release();
+    }
     expect(retry.status).to.equal(202);
     expectAllComplete(await audit(h, [id]), 1);
   });
