@@ -22,6 +22,12 @@
  */
 export const AVIF_WALL_MS_PER_MEGAPIXEL: readonly number[] = [70, 100, 280, 410, 1900, 1900, 6300, 11900, 14300, 40100];
 
+/**
+ * How much longer a 10-bit AVIF encode (`AVIF_BITDEPTH=10`) takes than the 8-bit encodes the rates
+ * were measured with: 1.5–1.7× wall at effort 3 on this machine (docs/performance.md).
+ */
+export const AVIF_TEN_BIT_FACTOR = 1.5;
+
 /** Weight of the newest observation in the learned speed factor (exponential moving average). */
 const LEARNING_WEIGHT = 0.5;
 
@@ -32,11 +38,11 @@ const MAX_FACTOR = 20;
 /** Below this many output pixels an encode takes milliseconds and teaches nothing reliable. */
 const MIN_OBSERVED_PIXELS = 100_000;
 
-function baseRate(effort: number): number {
+function baseRate(effort: number, bitdepth: 8 | 10): number {
   const index = Math.min(AVIF_WALL_MS_PER_MEGAPIXEL.length - 1, Math.max(0, Math.round(effort)));
   const rate = AVIF_WALL_MS_PER_MEGAPIXEL[index];
   if (rate === undefined) throw new RangeError(`No AVIF encode rate for effort ${effort}.`);
-  return rate;
+  return bitdepth === 10 ? rate * AVIF_TEN_BIT_FACTOR : rate;
 }
 
 /** Per-process model of AVIF encode time; see the module comment. */
@@ -48,15 +54,15 @@ export class AvifEncodeTimeModel {
     return this.#factor;
   }
 
-  /** Predicted wall milliseconds to encode `pixels` output pixels at `effort`. */
-  predictMs(pixels: number, effort: number): number {
-    return (pixels / 1e6) * baseRate(effort) * this.#factor;
+  /** Predicted wall milliseconds to encode `pixels` output pixels at `effort` and `bitdepth`. */
+  predictMs(pixels: number, effort: number, bitdepth: 8 | 10 = 8): number {
+    return (pixels / 1e6) * baseRate(effort, bitdepth) * this.#factor;
   }
 
-  /** Learns from a finished encode of `pixels` pixels at `effort` that took `wallMs`. */
-  observe(pixels: number, effort: number, wallMs: number): void {
+  /** Learns from a finished encode of `pixels` pixels at `effort` and `bitdepth` that took `wallMs`. */
+  observe(pixels: number, effort: number, wallMs: number, bitdepth: 8 | 10 = 8): void {
     if (pixels < MIN_OBSERVED_PIXELS || !(wallMs > 0)) return;
-    const seen = wallMs / ((pixels / 1e6) * baseRate(effort));
+    const seen = wallMs / ((pixels / 1e6) * baseRate(effort, bitdepth));
     const next = (1 - LEARNING_WEIGHT) * this.#factor + LEARNING_WEIGHT * seen;
     this.#factor = Math.min(MAX_FACTOR, Math.max(MIN_FACTOR, next));
   }

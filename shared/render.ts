@@ -332,9 +332,9 @@ const processAvifEncodeTimes = new AvifEncodeTimeModel();
 async function encodeAvifWithinDeadline(level: Level, pipeline: Sharp, options: RenderOptions): Promise<Buffer> {
   const model = options.avifEncodeTimes ?? processAvifEncodeTimes;
   const pixels = level.width * level.height;
-  const effort = options.encoders.avif.effort;
+  const { effort, bitdepth = 8 } = options.encoders.avif;
   if (options.deadline !== undefined) {
-    const predictedMs = model.predictMs(pixels, effort);
+    const predictedMs = model.predictMs(pixels, effort, bitdepth);
     const leftMs = options.deadline - Date.now();
     if (predictedMs > leftMs) {
       throw permanent(
@@ -346,7 +346,7 @@ async function encodeAvifWithinDeadline(level: Level, pipeline: Sharp, options: 
   }
   const started = Date.now();
   const data = await pipeline.toBuffer();
-  model.observe(pixels, effort, Date.now() - started);
+  model.observe(pixels, effort, Date.now() - started, bitdepth);
   return data;
 }
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { AVIF_WALL_MS_PER_MEGAPIXEL, AvifEncodeTimeModel } from '../../shared/encode-time.js';
+import { AVIF_TEN_BIT_FACTOR, AVIF_WALL_MS_PER_MEGAPIXEL, AvifEncodeTimeModel } from '../../shared/encode-time.js';
 
 describe('AVIF encode-time model', () => {
   describe('predictMs before it has seen an encode', () => {
@@ -57,5 +57,16 @@ describe('AVIF encode-time model', () => {
     expect(model.factor).to.equal(20);
     for (let i = 0; i < 40; i++) model.observe(1_000_000, 4, 0.001);
     expect(model.factor).to.equal(0.1);
+  });
+
+  it('predicts a 10-bit encode AVIF_TEN_BIT_FACTOR times an 8-bit one, and learns from either without mixing them up', () => {
+    const model = new AvifEncodeTimeModel();
+    expect(model.predictMs(1_000_000, 3, 10)).to.be.closeTo(
+      AVIF_TEN_BIT_FACTOR * model.predictMs(1_000_000, 3, 8),
+      1e-6,
+    );
+    // A 10-bit encode that took exactly its predicted time teaches the model nothing new.
+    model.observe(1_000_000, 3, AVIF_TEN_BIT_FACTOR * AVIF_WALL_MS_PER_MEGAPIXEL[3]!, 10);
+    expect(model.factor).to.be.closeTo(1, 1e-9);
   });
 });
