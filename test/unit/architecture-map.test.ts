@@ -11,7 +11,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const FOLDERS = ['functions', 'shared', 'bench'] as const;
 
 /** The file names the map lists under `folder/`: indented entries up to the next top-level folder. */
-export function mappedFiles(map: string, folder: string): string[] {
+function mappedFiles(map: string, folder: string): string[] {
   const lines = map.split('\n');
   const start = lines.findIndex((line) => line.startsWith(`${folder}/ `));
   if (start < 0) return [];
