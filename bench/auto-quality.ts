@@ -8,10 +8,8 @@
  * search width, per image, and their median: the auto targets' defaults (docs/auto-quality.md).
  * Results: docs/performance.md, "Auto-quality".
  */
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import {
   type AutoQualityOptions,
@@ -24,6 +22,8 @@ import type { OutputFormat, QualityMode } from '../shared/domain.js';
 import { type ImageSize, planImage, splitIntoJobs } from '../shared/plan.js';
 import { configureSharp, renderVariants, type StageTiming } from '../shared/render.js';
 import { luma, ssim } from '../shared/ssim.js';
+import { parseCommandLine } from './cli.js';
+import { printChildResult, runInFreshProcess } from './fresh-process.js';
 import { corpusImages, readImage } from './images.js';
 import { benchConfig, decodeFlattened, directResize, fullDecode, measure, renderOptionsFrom } from './methods.js';
 
@@ -125,21 +125,7 @@ async function child(path: string, mode: QualityMode): Promise<ModeResult> {
 }
 
 function runChild(path: string, mode: QualityMode): Promise<ModeResult> {
-  return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [SELF, '--child', JSON.stringify({ path, mode })], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    proc.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    proc.on('error', reject);
-    proc.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('@@auto '));
-      if (code !== 0 || !line) reject(new Error(`child for ${path} (${mode}) exited ${code}`));
-      else resolvePromise(JSON.parse(line.slice('@@auto '.length)) as ModeResult);
-    });
-  });
+  return runInFreshProcess<ModeResult>(SELF, { path, mode }, `${path} (${mode})`);
 }
 
 /**
@@ -291,26 +277,16 @@ interface Options {
 
 /** The options of a command line; exits 0 after --help, 2 with the usage for a bad one. */
 function optionsFrom(args: readonly string[]): Options {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: [...args],
-      options: {
-        corpus: { type: 'string', default: '../shared/corpus' },
-        only: { type: 'string', default: '' },
-        json: { type: 'string', default: 'bench-auto-quality.json' },
-        scores: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
+  const values = parseCommandLine(
+    args,
+    {
+      corpus: { type: 'string', default: '../shared/corpus' },
+      only: { type: 'string', default: '' },
+      json: { type: 'string', default: 'bench-auto-quality.json' },
+      scores: { type: 'boolean', default: false },
+    },
+    USAGE,
+  );
   return {
     corpus: String(values.corpus),
     only: String(values.only)
@@ -352,7 +328,7 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') {
     const { path, mode } = JSON.parse(argv[1] ?? '{}') as { path: string; mode: QualityMode };
-    process.stdout.write(`@@auto ${JSON.stringify(await child(path, mode))}\n`);
+    printChildResult(await child(path, mode));
     return;
   }
   const options = optionsFrom(argv);

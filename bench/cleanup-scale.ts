@@ -5,7 +5,6 @@
  * suite runs a smaller version (test/integration/cleanup-scale.test.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { runCleanup, type CleanupSummary } from '../shared/cleanup.js';
 import { createDeps, type PipelineDeps } from '../shared/deps.js';
@@ -17,6 +16,7 @@ import {
   OUTCOME_MARKER,
   outcomeMarkerName,
 } from '../shared/naming.js';
+import { parseCommandLine, refuse } from './cli.js';
 import { withScaleStack } from './scale-stack.js';
 import { markdownTable } from './stats.js';
 
@@ -307,39 +307,27 @@ Options (whole numbers):
 
 /** The options of a command line; exits 0 after --help, 2 with the usage for a bad one. */
 function scaleOptionsFrom(args: readonly string[]): ScaleOptions {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: [...args],
-      options: {
-        originals: { type: 'string', default: '20000' },
-        budget: { type: 'string', default: '5000' },
-        stuck: { type: 'string', default: '20' },
-        pending: { type: 'string', default: '10' },
-        orphans: { type: 'string', default: '10' },
-        incoming: { type: 'string', default: '10' },
-        beyond: { type: 'string', default: '15000' },
-        'max-seconds': { type: 'string', default: '240' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
+  const values: Record<string, string | undefined> = parseCommandLine(
+    args,
+    {
+      originals: { type: 'string', default: '20000' },
+      budget: { type: 'string', default: '5000' },
+      stuck: { type: 'string', default: '20' },
+      pending: { type: 'string', default: '10' },
+      orphans: { type: 'string', default: '10' },
+      incoming: { type: 'string', default: '10' },
+      beyond: { type: 'string', default: '15000' },
+      'max-seconds': { type: 'string', default: '240' },
+    },
+    USAGE,
+  );
   // Counts of planted problems may be 0; sizes, budgets and time limits may not.
   const atLeastOne = new Set(['originals', 'budget', 'max-seconds']);
   const whole = (name: string): number => {
     const raw = values[name];
     const minimum = atLeastOne.has(name) ? 1 : 0;
-    if (typeof raw !== 'string' || !/^\d+$/.test(raw) || Number(raw) < minimum) {
-      process.stderr.write(`--${name} must be a whole number ≥ ${minimum}, got ${JSON.stringify(raw)}\n${USAGE}`);
-      process.exit(2);
-    }
+    if (typeof raw !== 'string' || !/^\d+$/.test(raw) || Number(raw) < minimum)
+      refuse(`--${name} must be a whole number ≥ ${minimum}, got ${JSON.stringify(raw)}`, USAGE);
     return Number(raw);
   };
   return {

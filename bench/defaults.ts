@@ -12,7 +12,7 @@
  * The candidate chosen minimises CPU with bytes ≤ the anchor's and mean SSIM ≥ the anchor's in
  * every format ({@link chooseCandidate}). Markdown to stdout; results: docs/performance.md ("At defaults").
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -24,6 +24,8 @@ import type { OutputFormat } from '../shared/domain.js';
 import type { VariantSpec } from '../shared/schemas.js';
 import { heightForWidth, omitAsLarger, planImage, splitIntoJobs, type ImageSize } from '../shared/plan.js';
 import { configureSharp, renderVariants } from '../shared/render.js';
+import { parseCommandLine, refuse } from './cli.js';
+import { printChildResult, runInFreshProcess } from './fresh-process.js';
 import { type BenchImage, corpusImages, readImage } from './images.js';
 import {
   benchConfig,
@@ -225,21 +227,7 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
 }
 
 function runChild(path: string, method: Method, butteraugli: boolean): Promise<MethodResult> {
-  return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [SELF, '--child', JSON.stringify({ path, method, butteraugli })], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    proc.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    proc.on('error', reject);
-    proc.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('@@defaults '));
-      if (code !== 0 || !line) reject(new Error(`child for ${path} (${methodName(method)}) exited ${code}`));
-      else resolvePromise(JSON.parse(line.slice('@@defaults '.length)) as MethodResult);
-    });
-  });
+  return runInFreshProcess<MethodResult>(SELF, { path, method, butteraugli }, `${path} (${methodName(method)})`);
 }
 
 /**
@@ -373,11 +361,6 @@ Options:
   -h, --help            print this and exit
 `;
 
-function usageError(message: string): void {
-  process.stderr.write(`${message}\n\n${USAGE}`);
-  process.exitCode = 2;
-}
-
 /** Copies of the images larger than `megapixels`, scaled down to it; smaller ones are left out. */
 async function scaledTo(images: readonly BenchImage[], megapixels: number, dir: string): Promise<BenchImage[]> {
   const scaled: BenchImage[] = [];
@@ -407,41 +390,26 @@ async function main(): Promise<void> {
       method: Method;
       butteraugli: boolean;
     };
-    process.stdout.write(`@@defaults ${JSON.stringify(await child(path, method, butteraugli))}\n`);
+    printChildResult(await child(path, method, butteraugli));
     return;
   }
+  const values = parseCommandLine(
+    argv,
+    {
+      corpus: { type: 'string', default: '../shared/corpus' },
+      only: { type: 'string', default: '' },
+      candidates: { type: 'string', default: 'defaults' },
+      megapixels: { type: 'string', default: '0' },
+      json: { type: 'string', default: 'bench-defaults.json' },
+    },
+    USAGE,
+  );
   const args = {
-    corpus: '../shared/corpus',
-    only: [] as string[],
-    candidates: 'defaults',
-    json: 'bench-defaults.json',
-    megapixels: 0,
+    ...values,
+    only: values.only.split(',').filter((n) => n !== ''),
+    megapixels: Number(values.megapixels),
   };
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i] ?? '';
-    if (name === '--help' || name === '-h') {
-      process.stdout.write(USAGE);
-      return;
-    }
-    const value = argv[++i];
-    if (!['--corpus', '--only', '--candidates', '--json', '--megapixels'].includes(name)) {
-      usageError(`unknown option ${name}`);
-      return;
-    }
-    if (value === undefined) {
-      usageError(`${name} needs a value`);
-      return;
-    }
-    if (name === '--corpus') args.corpus = value;
-    else if (name === '--only') args.only = value.split(',').filter((n) => n !== '');
-    else if (name === '--candidates') args.candidates = value;
-    else if (name === '--json') args.json = value;
-    else args.megapixels = Number(value);
-  }
-  if (!(args.megapixels >= 0)) {
-    usageError('--megapixels needs a number of megapixels');
-    return;
-  }
+  if (!(args.megapixels >= 0)) refuse('--megapixels needs a number of megapixels', USAGE);
   const candidates: Candidate[] = args.candidates.split(',').map(parseCandidate);
   const listed = (await corpusImages(args.corpus)).filter(
     (image) => args.only.length === 0 || args.only.includes(image.name),

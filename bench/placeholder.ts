@@ -20,6 +20,7 @@ import { rgbaToThumbHash, thumbHashToAverageRGBA, thumbHashToRGBA } from 'thumbh
 import { heightForWidth } from '../shared/plan.js';
 import { type Placeholder, placeholderOfPixels, type RawPixels } from '../shared/placeholder.js';
 import { configureSharp } from '../shared/render.js';
+import { parseCommandLine, refuse } from './cli.js';
 import { corpusImages, readImage } from './images.js';
 
 const hex = (value: number) => Math.round(value).toString(16).padStart(2, '0');
@@ -114,29 +115,20 @@ Options:
   -h, --help     print this and exit
 `;
 
-function usageError(message: string): void {
-  process.stderr.write(`${message}\n\n${USAGE}`);
-  process.exitCode = 2;
-}
-
 async function main(): Promise<void> {
-  const args = { corpus: '../shared/corpus', width: 320, runs: 9 };
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') return child(argv[1] ?? 'js', argv[2] ?? '', Number(argv[3]));
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i] ?? '';
-    if (name === '--help' || name === '-h') {
-      process.stdout.write(USAGE);
-      return;
-    }
-    const value = argv[++i];
-    if (!['--corpus', '--width', '--runs'].includes(name)) return usageError(`unknown option ${name}`);
-    if (value === undefined) return usageError(`${name} needs a value`);
-    if (name === '--corpus') args.corpus = value;
-    else if (name === '--width') args.width = Number(value);
-    else args.runs = Number(value);
-  }
-  if (!(args.width >= 1 && args.runs >= 1)) return usageError('--width and --runs need positive numbers');
+  const values = parseCommandLine(
+    argv,
+    {
+      corpus: { type: 'string', default: '../shared/corpus' },
+      width: { type: 'string', default: '320' },
+      runs: { type: 'string', default: '9' },
+    },
+    USAGE,
+  );
+  const args = { corpus: values.corpus, width: Number(values.width), runs: Number(values.runs) };
+  if (!(args.width >= 1 && args.runs >= 1)) refuse('--width and --runs need positive numbers', USAGE);
   configureSharp({ concurrency: 1, cache: false });
   const lines = [
     `## Placeholders: previous (sharp) vs JS, from the ${args.width} px level (median of ${args.runs} runs)`,
