@@ -94,6 +94,13 @@ export const ENV_SCHEMA = z.object({
     .default(topology.subscriptions.jobsDeadLetterCleanup.name)
     .describe('Dead-letter subscription that cleanup drains to mark dead-lettered images failed.'),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional().describe('Project id; set by the platform in production.'),
+  FIRESTORE_DATABASE: z
+    .string()
+    .regex(/^(\(default\)|[a-z][a-z0-9-]{2,61}[a-z0-9])$/, {
+      message: 'must be a Firestore database id (4–63 lowercase letters, digits and hyphens) or (default)',
+    })
+    .default(topology.firestore.database.name)
+    .describe('Firestore (Native mode) database holding the per-image state (`images/{id}` documents).'),
   STORAGE_API_ENDPOINT: z
     .url({ message: 'must be a URL such as http://127.0.0.1:4443' })
     .optional()

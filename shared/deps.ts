@@ -3,6 +3,7 @@
  * Tests and the local stack build them with real clients pointed at the local storage server
  * and the Pub/Sub emulator; production builds them with no endpoint overrides.
  */
+import { Firestore } from '@google-cloud/firestore';
 import { PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import type { Config } from './config.js';
@@ -13,6 +14,8 @@ export interface PipelineDeps {
   readonly config: Config;
   readonly storage: Storage;
   readonly pubsub: PubSub;
+  /** The per-image state (shared/state/); FIRESTORE_EMULATOR_HOST, when set, is honoured by the client. */
+  readonly firestore: Firestore;
   readonly log: Logger;
   /** The clock; tests pass a fake one. */
   readonly now: () => Date;
@@ -60,12 +63,26 @@ export function createPubSubClient(config: Pick<Config, 'GOOGLE_CLOUD_PROJECT'>)
   return new PubSub(projectId ? { projectId } : {});
 }
 
+/** A Firestore client for the config's database; FIRESTORE_EMULATOR_HOST, when set, is honoured by the client. */
+export function createFirestoreClient(config: Pick<Config, 'GOOGLE_CLOUD_PROJECT' | 'FIRESTORE_DATABASE'>): Firestore {
+  const emulated = process.env.FIRESTORE_EMULATOR_HOST !== undefined;
+  if (emulated) process.env.METADATA_SERVER_DETECTION ??= 'none';
+  const projectId = config.GOOGLE_CLOUD_PROJECT ?? (emulated ? 'local-project' : undefined);
+  return new Firestore({
+    ...(projectId ? { projectId } : {}),
+    databaseId: config.FIRESTORE_DATABASE,
+    // Documents carry optional fields; leaving them out is simpler than writing nulls everywhere.
+    ignoreUndefinedProperties: true,
+  });
+}
+
 /** Builds the collaborators for a validated config. */
 export function createDeps(config: Config, overrides: Partial<Omit<PipelineDeps, 'config'>> = {}): PipelineDeps {
   return {
     config,
     storage: overrides.storage ?? createStorageClient(config),
     pubsub: overrides.pubsub ?? createPubSubClient(config),
+    firestore: overrides.firestore ?? createFirestoreClient(config),
     log: overrides.log ?? createLogger(),
     now: overrides.now ?? (() => new Date()),
   };

@@ -62,9 +62,28 @@ export type SubscriptionKey = 'jobsPush' | 'jobsDeadLetterPull' | 'jobsDeadLette
 /** The four functions. */
 export type FunctionKey = 'upload' | 'ingest' | 'resize' | 'cleanup';
 
+/** A composite index one of the state layer's queries needs (Terraform creates each). */
+export interface FirestoreIndexSpec {
+  /** Key into {@link FirestoreSpec.collections}. */
+  readonly collection: 'images' | 'cleanup';
+  /** `[field, 'ASCENDING' | 'DESCENDING']`, in index order. */
+  readonly fields: ReadonlyArray<readonly [string, 'ASCENDING' | 'DESCENDING']>;
+  /** Which query uses it. */
+  readonly query: string;
+}
+
+/** The Firestore (Native mode) database that holds the per-image state. */
+export interface FirestoreSpec {
+  readonly database: { readonly name: string; readonly env: string };
+  /** Collection ids: `images/{id}` (one document per image), `cleanup/{step}` (cursors). */
+  readonly collections: { readonly images: string; readonly cleanup: string };
+  readonly indexes: readonly FirestoreIndexSpec[];
+}
+
 /** The whole topology as read from `topology.json`. */
 export interface Topology {
   readonly buckets: Readonly<Record<BucketKey, BucketSpec>>;
+  readonly firestore: FirestoreSpec;
   readonly prefixes: {
     readonly originals: string;
     readonly incoming: string;
