@@ -1,19 +1,22 @@
 /**
  * Accepting an image into the pipeline, shared by `upload` (bytes in a request) and `ingest`
- * (an object under `incoming/`): probe, name by content, store the original once, dispatch.
+ * (an object under `incoming/`): probe, name by content, claim the image in its document
+ * (state/transitions.ts claimForAccept), store the original, dispatch. The same bytes offered
+ * twice are processed once: a finished image answers with its manifest, one in flight with its plan.
  */
 import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from './deps.js';
 import { chooseCrops, type Focus } from './crop.js';
-import { cropsToMetadata, dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
-import { isPreconditionFailed, transient } from './errors.js';
-import type { FailureRecord, Manifest, OriginalInfo, OutcomeMarker, VariantSpec } from './schemas.js';
+import { dispatchImage } from './dispatch.js';
+import { transient } from './errors.js';
+import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, VariantSpec } from './schemas.js';
 import { imageIdOf, ORIGINAL_METADATA, originalName } from './naming.js';
-import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js';
+import { deleteIfPresent, guardStorage } from './objects.js';
 import { planVariants } from './plan.js';
 import { probeImage, probeLimitsFromConfig } from './probe.js';
-import { recipeHashOf, recipeOf } from './recipe.js';
-import { clearRetryableFailure, clearTombstone, readOutcome } from './records.js';
+import { recipeOf } from './recipe.js';
+import { readImage, transactImage } from './state/image-doc.js';
+import { type AcceptDecision, type AcceptFacts, claimForAccept, recordOriginal } from './state/transitions.js';
 import { currentTrace, formatTraceparent } from './trace.js';
 
 /** What happened to an accepted image. */
@@ -42,130 +45,97 @@ export interface AcceptInput {
   readonly acceptedAt?: string;
 }
 
-function asAcceptOutcome(id: string, marker: Exclude<OutcomeMarker, { outcome: 'deleted' }>): AcceptOutcome {
-  return marker.outcome === 'ready'
-    ? { state: 'ready', id, manifest: marker.manifest }
-    : { state: 'failed', id, record: marker.record };
-}
+/** How many times accept claims again when a delete or another claim moved the image on meanwhile. */
+const CLAIM_ATTEMPTS = 3;
 
-/** The terminal state of an image, if it has one (`deleted` for a deleted image). */
-export async function terminalState(
-  deps: PipelineDeps,
-  id: string,
-): Promise<AcceptOutcome | { state: 'deleted'; id: string } | undefined> {
-  const stored = await readOutcome(deps, id);
-  if (!stored) return undefined;
-  if (stored.marker.outcome === 'deleted') return { state: 'deleted', id };
-  return asAcceptOutcome(id, stored.marker);
-}
-
+/**
+ * Stores the original as a new generation (never reusing an object that may be on its way out:
+ * every delete of an original is matched to the generation its document recorded).
+ */
 async function storeOriginal(
-  file: File,
+  deps: PipelineDeps,
   input: AcceptInput,
   id: string,
   info: OriginalInfo,
   acceptedAt: string,
-): Promise<string | undefined> {
-  const trace = currentTrace();
+): Promise<OriginalRef> {
+  const file = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id));
   const metadata: Record<string, string> = {
     [ORIGINAL_METADATA.imageId]: id,
     [ORIGINAL_METADATA.format]: info.format,
     [ORIGINAL_METADATA.width]: String(info.width),
     [ORIGINAL_METADATA.height]: String(info.height),
-    [ORIGINAL_METADATA.bytes]: String(info.bytes),
     [ORIGINAL_METADATA.source]: input.source,
-    ...(input.filename ? { [ORIGINAL_METADATA.filename]: input.filename } : {}),
     [ORIGINAL_METADATA.acceptedAt]: acceptedAt,
-    ...(trace ? { [ORIGINAL_METADATA.traceparent]: formatTraceparent(trace) } : {}),
-    ...(info.crops ? { [ORIGINAL_METADATA.crops]: cropsToMetadata(info.crops) } : {}),
   };
+  let generation: unknown;
   if (!input.copyFrom) {
-    const result = await createIfAbsent(file, input.bytes, { contentType: info.contentType, metadata });
-    return result.created ? result.generation : undefined;
-  }
-  const source = input.copyFrom.file.bucket.file(input.copyFrom.file.name, {
-    generation: Number(input.copyFrom.generation),
-  });
-  try {
+    await guardStorage(`write ${file.name}`, () =>
+      file.save(input.bytes, {
+        resumable: false,
+        contentType: info.contentType,
+        metadata: { contentType: info.contentType, metadata },
+      }),
+    );
+    generation = file.metadata.generation;
+  } else {
+    const source = input.copyFrom.file.bucket.file(input.copyFrom.file.name, {
+      generation: Number(input.copyFrom.generation),
+    });
     const [, response] = await guardStorage(`copy ${source.name} to ${file.name}`, () =>
-      source.copy(file, { preconditionOpts: { ifGenerationMatch: 0 }, contentType: info.contentType, metadata }),
+      source.copy(file, { contentType: info.contentType, metadata }),
     );
     // The rewrite response carries the new object's resource; the File object is not updated.
-    const generation = (response as { resource?: { generation?: string | number } } | undefined)?.resource?.generation;
-    if (generation === undefined) throw new Error(`copy to ${file.name} returned no generation`);
-    return String(generation);
-  } catch (error) {
-    if (isPreconditionFailed(error)) return undefined;
-    throw error;
+    generation = (response as { resource?: { generation?: string | number } } | undefined)?.resource?.generation;
   }
+  if (generation === undefined) throw new Error(`writing ${file.name} returned no generation`);
+  return { bucket: file.bucket.name, name: file.name, generation: String(generation) };
+}
+
+/** The answer for an image that needs no claim. */
+function answerOf(id: string, decision: Exclude<AcceptDecision, { kind: 'claimed' }>, plan: VariantSpec[]): AcceptOutcome {
+  if (decision.kind === 'ready') return { state: 'ready', id, manifest: decision.manifest };
+  if (decision.kind === 'failed') return { state: 'failed', id, record: decision.failure };
+  return { state: 'processing', id, variants: plan, dispatched: false };
 }
 
 /**
- * Probes the bytes (limits before any decode), stores `originals/{id}` if it is new, and
- * publishes its jobs. The same bytes offered twice are stored and processed once: a finished
- * image answers with its manifest, one in flight with its plan.
- *
- * Throws permanent errors for bad images and transient ones for storage/Pub/Sub trouble; in the
- * latter case the original may be stored, and a retry or cleanup finishes the dispatch.
+ * Probes the bytes (limits before any decode), claims the image, stores the original and
+ * publishes its jobs. Throws permanent errors for bad images and transient ones for storage,
+ * Firestore or Pub/Sub trouble; a claim left undispatched is dispatched by the next identical
+ * upload or by cleanup.
  */
 export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promise<AcceptOutcome> {
   const acceptedAt = input.acceptedAt ?? deps.now().toISOString();
   const probe = await probeImage(input.bytes, probeLimitsFromConfig(deps.config, input.copyFrom ? 'ingest' : 'upload'));
   const id = imageIdOf(input.bytes);
   const log = deps.log.child({ imageId: id });
+  const trace = currentTrace();
+  const baseInfo: OriginalInfo = {
+    format: probe.format,
+    width: probe.width,
+    height: probe.height,
+    bytes: input.bytes.length,
+    contentType: probe.contentType,
+    ...(input.filename ? { filename: input.filename } : {}),
+  };
+  const factsFor = (info: OriginalInfo): AcceptFacts => ({
+    id,
+    info,
+    source: input.source,
+    acceptedAt: new Date(acceptedAt),
+    traceparent: trace ? formatTraceparent(trace) : undefined,
+    recipe: recipeOf(deps.config).hash,
+    plannedVariants: planVariants(info, deps.config).length,
+  });
 
-  const file = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id));
-  // A retryable failure (dead-lettered, gave up, out of memory...) is cleared and dispatched
-  // again with a higher dispatch number; any other outcome answers as it stands.
-  let retry: number | undefined;
-  /** Set when the image is ready with another recipe: the recipe hash the update replaces. */
-  let replaces: string | undefined;
-  const stored = await readOutcome(deps, id);
-  if (stored) {
-    if (stored.marker.outcome === 'deleted') {
-      // Deleted before: the tombstone goes (once its announcement is settled) and the bytes are new again.
-      retry = await clearTombstone(deps, id);
-      log.info('deleted image uploaded again', { event: 'accept.undelete', dispatch: retry, source: input.source });
-    } else if (
-      stored.marker.outcome === 'ready' &&
-      stored.metadata &&
-      recipeHashOf(stored.marker.manifest) !== recipeOf(deps.config).hash
-    ) {
-      replaces = recipeHashOf(stored.marker.manifest);
-    } else if (stored.marker.outcome === 'failed' && stored.marker.record.retryable === true && stored.metadata) {
-      const recorded = stored.marker.record.dispatch ?? 0;
-      await clearRetryableFailure(deps, id, stored, async () => {
-        // Before the marker goes: un-stamp the original with the retry's dispatch number, so a
-        // retry whose publish then fails is dispatched by the next identical upload or by
-        // cleanup's undispatched rule, instead of looking in flight.
-        const original = await metadataOrUndefined(file);
-        retry = Math.max(recorded, Number(original?.metadata?.[ORIGINAL_METADATA.redispatches] ?? 0) || 0) + 1;
-        if (original) {
-          await guardStorage(`un-stamp ${file.name}`, () =>
-            file.setMetadata(
-              { metadata: { [ORIGINAL_METADATA.dispatchedAt]: null, [ORIGINAL_METADATA.redispatches]: String(retry) } },
-              { ifMetagenerationMatch: Number(original.metageneration) },
-            ),
-          ).catch((error: unknown) => {
-            if (isPreconditionFailed(error))
-              throw transient('unavailable', 'The image changed while being retried; retry shortly.');
-            throw error;
-          });
-        }
-      });
-      log.info('retrying an image whose failure was retryable', {
-        event: 'accept.retry',
-        code: stored.marker.record.code,
-        dispatch: retry,
-        source: input.source,
-      });
-    } else {
-      const terminal = asAcceptOutcome(id, stored.marker);
-      log.info('image already finished', { event: 'accept', state: terminal.state, source: input.source });
-      return terminal;
-    }
+  // A finished or in-flight image answers from a plain read, before crops are chosen.
+  const seen = await readImage(deps, id);
+  const early = claimForAccept(factsFor(baseInfo))(seen, deps.now()).result;
+  if (seen && early.kind !== 'claimed') {
+    log.info('image already known', { event: 'accept', state: early.kind, source: input.source });
+    return answerOf(id, early, planVariants(early.kind === 'in-flight' ? early.info : baseInfo, deps.config));
   }
-
   // Aspect crops are chosen here, once per image, so every job of the fan-out agrees (crop.ts).
   const crops = await chooseCrops(input.bytes, probe, {
     aspects: deps.config.ASPECTS,
@@ -173,84 +143,43 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     focus: input.focus,
     limitInputPixels: deps.config.MAX_INPUT_PIXELS,
   });
-  let info: OriginalInfo = {
-    format: probe.format,
-    width: probe.width,
-    height: probe.height,
-    bytes: input.bytes.length,
-    contentType: probe.contentType,
-    ...(input.filename ? { filename: input.filename } : {}),
-    ...(crops ? { crops } : {}),
-  };
-  let generation = await storeOriginal(file, input, id, info, acceptedAt);
-  let dispatch = retry ?? 0;
-  if (replaces !== undefined) return dispatchUpdate(deps, file, generation, id, info, replaces, input.source);
-  if (generation === undefined) {
-    // Stored before: dispatch again only if that earlier dispatch never completed (a failed
-    // publish, or a retry whose publish failed: the original carries the number to use).
-    const existing = await metadataOrUndefined(file);
-    if (!existing) throw new Error(`${file.name} vanished while being accepted`);
-    // The crops stored with it win (a later focus must not split one image's jobs between two).
-    const storedCrops = originalInfoFromMetadata(existing)?.crops;
-    if (storedCrops) info = { ...info, crops: storedCrops };
-    if (existing.metadata?.[ORIGINAL_METADATA.dispatchedAt] && retry === undefined) {
-      log.info('image already in flight', { event: 'accept', source: input.source });
-      return { state: 'processing', id, variants: planVariants(info, deps.config), dispatched: false };
-    }
-    dispatch = Math.max(dispatch, Number(existing.metadata?.[ORIGINAL_METADATA.redispatches] ?? 0) || 0);
-    generation = String(existing.generation);
-  }
-  log.info('original stored', {
-    event: 'accept',
-    source: input.source,
-    format: info.format,
-    width: info.width,
-    height: info.height,
-    bytes: info.bytes,
-  });
-  const jobs = await dispatchOriginal(deps, file, generation, id, info, dispatch, { acceptedAt });
-  return { state: 'processing', id, variants: jobs[0]?.plan ?? [], dispatched: true };
-}
+  const info: OriginalInfo = { ...baseInfo, ...(crops ? { crops } : {}) };
 
-/**
- * Brings a ready image made with another recipe up to date: update jobs (dispatch number + 1)
- * that make the missing variants, and whose fan-in replaces the manifest and announces
- * `image.updated` (docs/record-protocol.md, "Updates"). An update for the deployed recipe
- * dispatched less than REDISPATCH_AFTER_MINUTES ago is left to finish instead of dispatched again.
- */
-export async function dispatchUpdate(
-  deps: PipelineDeps,
-  file: File,
-  stored: string | undefined,
-  id: string,
-  info: OriginalInfo,
-  replaces: string,
-  source: string,
-): Promise<AcceptOutcome & { state: 'processing' }> {
-  const metadata = await metadataOrUndefined(file);
-  if (!metadata) throw transient('unavailable', `${file.name} vanished while being updated; retry shortly.`);
-  const custom = metadata.metadata ?? {};
-  const recipe = recipeOf(deps.config).hash;
-  const dispatchedAt = Date.parse(String(custom[ORIGINAL_METADATA.dispatchedAt] ?? ''));
-  const plan = planVariants(info, deps.config);
-  if (
-    custom[ORIGINAL_METADATA.updateRecipe] === recipe &&
-    deps.now().getTime() - dispatchedAt < deps.config.REDISPATCH_AFTER_MINUTES * 60_000
-  ) {
-    deps.log.info('image update already in flight', { event: 'accept.update', imageId: id, source });
-    return { state: 'processing', id, variants: plan, dispatched: false };
+  for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+    const decision = await transactImage(deps, id, claimForAccept(factsFor(info)));
+    if (decision.kind !== 'claimed') {
+      log.info('image already known', { event: 'accept', state: decision.kind, source: input.source });
+      return answerOf(id, decision, planVariants(decision.kind === 'in-flight' ? decision.info : info, deps.config));
+    }
+    let original = decision.original;
+    if (!original) {
+      original = await storeOriginal(deps, input, id, decision.info, acceptedAt);
+      if ((await transactImage(deps, id, recordOriginal(decision.dispatch, original))) === 'fenced') {
+        // Deleted (or claimed again) while the bytes were being stored: they are not this image's now.
+        await deleteIfPresent(deps.storage.bucket(original.bucket).file(original.name), original.generation);
+        continue;
+      }
+    }
+    log.info(decision.update ? 'image made with another recipe; updating' : 'original stored', {
+      event: decision.update ? 'accept.update' : 'accept',
+      source: input.source,
+      dispatch: decision.dispatch,
+      ...(decision.retry ? { retry: decision.retry } : {}),
+      ...(decision.update ? { replaces: decision.update.replaces } : {}),
+      format: info.format,
+      width: info.width,
+      height: info.height,
+      bytes: info.bytes,
+    });
+    const jobs = await dispatchImage(deps, {
+      id,
+      original,
+      info: decision.info,
+      dispatch: decision.dispatch,
+      replaces: decision.update?.replaces,
+      acceptedAt,
+    });
+    return { state: 'processing', id, variants: jobs[0]?.plan ?? [], dispatched: true };
   }
-  const dispatch = (Number(custom[ORIGINAL_METADATA.redispatches] ?? 0) || 0) + 1;
-  deps.log.info('image made with another recipe; updating', {
-    event: 'accept.update',
-    imageId: id,
-    replaces,
-    recipe,
-    dispatch,
-    source,
-  });
-  const jobs = await dispatchOriginal(deps, file, stored ?? String(metadata.generation), id, info, dispatch, {
-    replaces,
-  });
-  return { state: 'processing', id, variants: jobs[0]?.plan ?? [], dispatched: true };
+  throw transient('unavailable', 'The image kept changing while being accepted; retry shortly.');
 }

@@ -243,7 +243,7 @@ export const ENV_SCHEMA = z.object({
     .describe('Longest one cleanup pass runs; each step gets its share and checks it between objects.'),
   DRY_RUN: boolean.default(false).describe('Cleanup only logs what it would do.'),
 
-  // Reprocess (bring images made with an older recipe up to date; docs/record-protocol.md).
+  // Reprocess (bring images made with an older recipe up to date; docs/state.md).
   REPROCESS: z
     .enum(['on', 'off'], { message: 'must be on or off' })
     .default('off')

@@ -1,17 +1,15 @@
 /**
- * Turning a stored original into jobs on the jobs topic: the fan-out. Used by `upload`,
- * `ingest` and cleanup's re-dispatch, so all three plan the same way.
+ * Turning a claimed image into jobs on the jobs topic: the fan-out. Used by `upload`, `ingest`,
+ * cleanup's re-dispatch and the reprocess backfill, so all of them plan the same way.
  */
-import type { File, FileMetadata } from '@google-cloud/storage';
 import type { Config } from './config.js';
 import type { PipelineDeps } from './deps.js';
-import { AspectCrop, Aspect, type JobMessage, type OriginalInfo, type OriginalRef } from './schemas.js';
-import { z } from 'zod';
-import { guardStorage } from './objects.js';
+import type { JobMessage, OriginalInfo, OriginalRef } from './schemas.js';
 import { planImage, splitIntoJobs } from './plan.js';
 import { publishJobs } from './publish.js';
 import { type RECIPE_KEYS, recipeOf } from './recipe.js';
-import { ORIGINAL_METADATA } from './naming.js';
+import { transactImage } from './state/image-doc.js';
+import { markDispatched, releaseClaim, stateSettingsOf } from './state/transitions.js';
 
 /** Optional facts a dispatch carries into its jobs. */
 export interface JobExtras {
@@ -53,76 +51,36 @@ export function buildJobs(
   }));
 }
 
-/** Reads back the probe facts stored on an original, or undefined if they are not all there. */
-export function originalInfoFromMetadata(metadata: FileMetadata): OriginalInfo | undefined {
-  const custom = metadata.metadata ?? {};
-  const width = Number(custom[ORIGINAL_METADATA.width]);
-  const height = Number(custom[ORIGINAL_METADATA.height]);
-  const format = custom[ORIGINAL_METADATA.format];
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || typeof format !== 'string')
-    return undefined;
-  const filename = custom[ORIGINAL_METADATA.filename];
-  const crops = cropsFromMetadata(custom[ORIGINAL_METADATA.crops]);
-  return {
-    format,
-    width,
-    height,
-    bytes: Number(metadata.size ?? 0),
-    contentType: metadata.contentType ?? 'application/octet-stream',
-    ...(typeof filename === 'string' && filename ? { filename } : {}),
-    ...(crops ? { crops } : {}),
-  };
-}
-
-const StoredCrops = z.record(Aspect, AspectCrop);
-
-/** `OriginalInfo.crops` as stored in an original's metadata. */
-export function cropsToMetadata(crops: NonNullable<OriginalInfo['crops']>): string {
-  return JSON.stringify(crops);
-}
-
-/** Reads {@link cropsToMetadata} back; undefined when absent or unreadable (no aspect variants then). */
-function cropsFromMetadata(value: unknown): OriginalInfo['crops'] {
-  if (typeof value !== 'string') return undefined;
-  try {
-    const parsed = StoredCrops.safeParse(JSON.parse(value));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
+/** What a dispatch needs to know of its image. */
+export interface DispatchTarget {
+  readonly id: string;
+  readonly original: OriginalRef;
+  readonly info: OriginalInfo;
+  readonly dispatch: number;
+  /** The recipe hash an update replaces (update jobs). */
+  readonly replaces?: string | undefined;
+  /** When the image was accepted (ISO time), for upload→ready. */
+  readonly acceptedAt?: string | undefined;
 }
 
 /**
- * Publishes an original's jobs and then stamps `dispatchedAt` (and the re-dispatch count) on it,
- * so cleanup knows the image is in flight. Throws transient errors; nothing is lost on failure,
- * because an original without `dispatchedAt` is dispatched by the next cleanup pass.
+ * Publishes an image's jobs for a dispatch it has claimed, then marks the document dispatched.
+ * A failed publish gives the claim back (due at once for the next identical upload or cleanup)
+ * and throws a transient error; nothing is lost.
  */
-export async function dispatchOriginal(
-  deps: PipelineDeps,
-  file: File,
-  generation: string,
-  imageId: string,
-  info: OriginalInfo,
-  dispatch: number,
-  extras: JobExtras = {},
-): Promise<JobMessage[]> {
-  const original: OriginalRef = { bucket: file.bucket.name, name: file.name, generation };
-  const jobs = buildJobs(deps.config, imageId, original, info, dispatch, deps.now(), extras);
-  const { replaces } = extras;
-  await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, jobs);
-  await guardStorage(`stamp ${file.name}`, () =>
-    file.setMetadata({
-      metadata: {
-        [ORIGINAL_METADATA.dispatchedAt]: deps.now().toISOString(),
-        [ORIGINAL_METADATA.redispatches]: String(dispatch),
-        [ORIGINAL_METADATA.plannedVariants]: String(jobs[0]?.plan.length ?? 0),
-        ...(replaces !== undefined ? { [ORIGINAL_METADATA.updateRecipe]: jobs[0]?.recipe?.hash ?? '' } : {}),
-      },
-    }),
-  );
+export async function dispatchImage(deps: PipelineDeps, target: DispatchTarget): Promise<JobMessage[]> {
+  const { id, original, info, dispatch, replaces, acceptedAt } = target;
+  const jobs = buildJobs(deps.config, id, original, info, dispatch, deps.now(), { replaces, acceptedAt });
+  try {
+    await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, jobs);
+  } catch (error) {
+    await transactImage(deps, id, releaseClaim(dispatch)).catch(() => undefined);
+    throw error;
+  }
+  await transactImage(deps, id, markDispatched(dispatch, jobs.length, jobs[0]?.plan.length ?? 0, stateSettingsOf(deps.config)));
   deps.log.info('jobs published', {
     event: 'dispatch',
-    imageId,
+    imageId: id,
     jobs: jobs.length,
     variants: jobs[0]?.plan.length,
     dispatch,

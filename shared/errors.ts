@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   processing_gave_up: { status: 503, kind: 'transient' },
   original_missing: { status: 503, kind: 'transient' },
   publish_failed: { status: 503, kind: 'transient' },
+  state_unavailable: { status: 503, kind: 'transient' },
   unavailable: { status: 503, kind: 'transient' },
   internal: { status: 500, kind: 'transient' },
 } as const satisfies Record<string, { status: number; kind: ErrorClass }>;

@@ -10,7 +10,10 @@ import { classifyError, permanent, PipelineError } from './errors.js';
 import { FOCUS_METADATA_KEY, imageIdOf, isIncomingName, sanitizeFilename } from './naming.js';
 import { parseFocus } from './crop.js';
 import { deleteIfPresent, downloadOrUndefined } from './objects.js';
-import { recordFailure } from './records.js';
+import { transactImage } from './state/image-doc.js';
+import { drainOutbox } from './state/outbox.js';
+import { rejectImage } from './state/transitions.js';
+import { isRetryableCause } from './errors.js';
 import { recordTicket } from './signed-url.js';
 
 /** The fields of a Cloud Storage object resource (the finalize event's data) that ingest reads. */
@@ -47,8 +50,13 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   const source = { bucket: object.bucket, name: object.name };
   const log = deps.log.child({ source: object.name, generation });
 
-  const reject = async (id: string, error: PipelineError): Promise<IngestOutcome> => {
-    await recordFailure(deps, id, error, 'ingest', source);
+  const recordFailure = async (id: string, error: PipelineError, bytes: number): Promise<void> => {
+    const failure = { code: error.code, message: error.message, source, retryable: isRetryableCause(error.code) };
+    const outcome = await transactImage(deps, id, rejectImage(id, failure, { source: object.name, bytes }, 'ingest'));
+    if (outcome.kind === 'failed' && outcome.leased) await drainOutbox(deps, id, 'ingest');
+  };
+  const reject = async (id: string, error: PipelineError, bytes: number): Promise<IngestOutcome> => {
+    await recordFailure(id, error, bytes);
     await recordTicket(deps, object.name, id);
     await deleteIfPresent(file, generation);
     log.warn('incoming object rejected', { event: 'ingest.reject', imageId: id, code: error.code });
@@ -66,7 +74,7 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
         maxBytes: deps.config.MAX_INGEST_BYTES,
       },
     );
-    return reject(id, error);
+    return reject(id, error, size);
   }
 
   const bytes = await downloadOrUndefined(file);
@@ -92,14 +100,14 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
     log.info('incoming object ingested', { event: 'ingest.accept', imageId: accepted.id, state: accepted.state });
     return { outcome: 'accepted', id: accepted.id, state: accepted.state };
   } catch (error) {
-    if (error instanceof PipelineError && classifyError(error) === 'permanent') return reject(imageIdOf(bytes), error);
+    if (error instanceof PipelineError && classifyError(error) === 'permanent') return reject(imageIdOf(bytes), error, bytes.length);
     if (error instanceof PipelineError && error.code === 'storage_refused') {
       // Permissions changed under us (e.g. a 403 after an IAM edit). Retrying would go on
       // until Eventarc drops the event after a day, silently; instead the image is recorded as
       // a retryable failure with an image.failed event, and the incoming object is kept, so
       // writing it again (or uploading the bytes) once access is fixed processes it.
       const id = imageIdOf(bytes);
-      await recordFailure(deps, id, error, 'ingest', source);
+      await recordFailure(id, error, bytes.length);
       log.error('incoming object refused by storage; recorded as retryable', {
         event: 'ingest.refused',
         imageId: id,

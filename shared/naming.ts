@@ -3,12 +3,11 @@
  * pipeline writes or reads back, and the content types.
  *
  * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads),
- *   `outcomes/{id}` (the arbiter of the image's one outcome; docs/record-protocol.md). The
- *   uploads bucket is private, so writer names and announcement state never go public.
+ *   `tickets/{ticket}` (signed-URL uploads taken by ingest).
  * - images bucket: `{id}/{width}w.{ext}`, `{id}/{W}x{H}/{width}w.{ext}` (an aspect's crop),
  *   `{id}/omitted/...` (a planned variant not written: larger than the original),
  *   `{id}/manifest.json`, `{id}/error.json`
- * - uploads bucket `cleanup/{step}`: cleanup's cursors (docs/cleanup.md).
+ * - Firestore: `images/{id}` (the image's state, state/image-doc.ts) and `cleanup/{step}` (cursors).
  */
 import { createHash } from 'node:crypto';
 import { topology } from './topology.js';
@@ -103,62 +102,16 @@ export function manifestName(id: string): string {
   return `${id}/manifest.json`;
 }
 
+/**
+ * Custom metadata key on `manifest.json` and `error.json`: the outbox sequence number of the
+ * document state they were derived from, so a late writer never replaces a newer record
+ * (state/outbox.ts).
+ */
+export const STATE_SEQ_METADATA = 'stateSeq';
+
 /** `{id}/error.json` in the images bucket. */
 export function errorRecordName(id: string): string {
   return `${id}/error.json`;
-}
-
-/** `outcomes/{id}` in the uploads bucket: the one outcome marker of an image. */
-export function outcomeMarkerName(id: string): string {
-  return `${OUTCOME_MARKER.prefix}${id}`;
-}
-
-/** The id in an `outcomes/{id}` name, or undefined for any other name. */
-export function idFromOutcomeMarkerName(name: string): string | undefined {
-  if (!name.startsWith(OUTCOME_MARKER.prefix)) return undefined;
-  const id = name.slice(OUTCOME_MARKER.prefix.length);
-  return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
-}
-
-/**
- * The outcome marker: one object per image that the ready and the failed writer both try to
- * create (`ifGenerationMatch: 0`), so an image has one outcome and one announcement. Its custom
- * metadata says the outcome and the announcement's state, so one listing page of the prefix
- * shows which announcements are unsettled without reading any object.
- */
-export const OUTCOME_MARKER = {
-  /** Which bucket holds the markers (the private one). */
-  bucket: 'uploads',
-  /** Prefix of every marker: `outcomes/{id}` (topology.json, which Terraform's IAM conditions read too). */
-  prefix: topology.prefixes.outcomes,
-  /** Metadata keys. */
-  keys: {
-    /** `ready` | `failed` | `deleted` (a tombstone: the image was deleted). */
-    outcome: 'outcome',
-    /** See `states`. */
-    eventState: 'eventState',
-    /** Who created (or took over) the announcement: `job:{id}:{dispatch}:{index}`, `ingest`, `cleanup` (writer ids) */
-    writer: 'writer',
-    /** `true` when a failed outcome's cause is about the world (re-submitting the bytes retries it). */
-    retryable: 'retryable',
-    /** Ready outcomes: the recipe hash of the manifest (shared/recipe.ts), so a listing finds outdated images. */
-    recipe: 'recipe',
-  },
-  /** Values of `eventState`. Anything but `published` is unsettled. */
-  states: {
-    /** A writer holds the announcement; stale after ANNOUNCE_STALE_MS (shared/records.ts) of `updated`. */
-    pending: 'pending',
-    /** The holder gave up (its publish failed): anyone may settle it at once. */
-    released: 'released',
-    /** The event was published. */
-    published: 'published',
-  },
-} as const;
-
-/** True when a marker's custom metadata says its announcement is not yet published. */
-export function isUnsettledOutcome(metadata: Record<string, unknown> | undefined | null): boolean {
-  const state = metadata?.[OUTCOME_MARKER.keys.eventState];
-  return state !== OUTCOME_MARKER.states.published;
 }
 
 /** The id that leads an images-bucket name (`{id}/...`), or undefined. */
@@ -229,28 +182,18 @@ export function ticketMarkerName(ticket: string): string {
   return `${TICKETS_PREFIX}${ticket}`;
 }
 
-/** Custom metadata keys on `originals/{id}`; cleanup and status read them back. */
+/**
+ * Custom metadata keys on `originals/{id}`, for people looking at the bucket: the pipeline reads
+ * what it needs from the image's document (state/image-doc.ts), not from here.
+ */
 export const ORIGINAL_METADATA = {
   imageId: 'imageId',
   format: 'format',
   width: 'width',
   height: 'height',
-  bytes: 'bytes',
-  filename: 'filename',
   source: 'source',
-  plannedVariants: 'plannedVariants',
-  /** When the jobs were last accepted by Pub/Sub (ISO time); absent until the first success. */
-  dispatchedAt: 'dispatchedAt',
-  /** How many times cleanup re-dispatched the image. */
-  redispatches: 'redispatches',
-  /** The recipe hash an update was last dispatched for (with `dispatchedAt`: when). */
-  updateRecipe: 'updateRecipe',
-  /** W3C traceparent of the upload, so cleanup's re-dispatch continues its trace. */
-  traceparent: 'traceparent',
-  /** When the image was accepted (ISO time), for upload→ready after a re-dispatch. */
+  /** When the image was accepted (ISO time). */
   acceptedAt: 'acceptedAt',
-  /** Each aspect's crop chosen at accept (JSON of `OriginalInfo.crops`), so re-dispatches reuse it. */
-  crops: 'crops',
 } as const;
 
 /**
@@ -282,16 +225,5 @@ export const OMITTED_METADATA = {
   cpuMs: VARIANT_METADATA.cpuMs,
 } as const;
 
-/** Prefix of the cursor objects in the uploads bucket (outside `originals/` and `incoming/`). */
-export const CLEANUP_STATE_PREFIX = 'cleanup/';
-
-/** Custom metadata keys of a cursor object. */
-export const CURSOR_METADATA = { after: 'after', claimedBy: 'claimedBy', claimedUntil: 'claimedUntil' } as const;
-
-/** `cleanup/{step}` in the uploads bucket. */
-export function cleanupStateName(step: string): string {
-  return `${CLEANUP_STATE_PREFIX}${step}`;
-}
-
-/** Custom metadata keys the reprocess step keeps on its cursor (`cleanup/reprocess`): the day's CPU budget. */
+/** Fields the reprocess step keeps on its cursor document (`cleanup/reprocess`): the day's CPU budget. */
 export const REPROCESS_BUDGET_METADATA = { day: 'budgetDay', spent: 'budgetCpuSeconds' } as const;

@@ -3,28 +3,22 @@
  * one and dispatches update jobs for them, bounded three ways against runaway cost (the failure
  * mode that made the Firebase extension drop its backfill): at most REPROCESS_MAX_PER_PASS images
  * per pass, at most REPROCESS_CPU_SECONDS_PER_DAY estimated CPU-seconds per UTC day, and a
- * persistent cursor (`cleanup/reprocess`, shared/cleanup-state.ts) so a pass resumes where the
- * last stopped instead of starting over. The dry run prices the whole backlog first.
- * docs/record-protocol.md ("Updates") has the protocol; docs/performance.md the measured run.
+ * persistent cursor (`cleanup/reprocess`, shared/state/cursors.ts) so a pass resumes where the
+ * last stopped instead of starting over. The outdated images are found by query (ready, another
+ * recipe), so a pass reads only those. The dry run prices the whole backlog first.
+ * docs/state.md ("Updates") has the protocol; docs/performance.md the measured run.
  */
 import { randomUUID } from 'node:crypto';
-import type { File } from '@google-cloud/storage';
-import { dispatchUpdate } from './accept.js';
-import { advanceStep, claimStep, readCursor } from './cleanup-state.js';
+import { FieldPath, type Query } from '@google-cloud/firestore';
 import type { PipelineDeps } from './deps.js';
-import { originalInfoFromMetadata } from './dispatch.js';
+import { dispatchImage } from './dispatch.js';
 import type { OriginalInfo } from './schemas.js';
-import { OutcomeMarkerV1 } from './schemas.js';
-import {
-  idFromOutcomeMarkerName,
-  OUTCOME_MARKER,
-  originalName,
-  REPROCESS_BUDGET_METADATA,
-  variantName,
-} from './naming.js';
-import { guardStorage, metadataOrUndefined, readJsonObject } from './objects.js';
-import { estimateJobCost, planImage, splitIntoJobs } from './plan.js';
-import { NO_RECIPE, recipeOf } from './recipe.js';
+import { REPROCESS_BUDGET_METADATA, variantName } from './naming.js';
+import { estimateJobCost, planImage, planVariants, splitIntoJobs } from './plan.js';
+import { recipeOf } from './recipe.js';
+import { advanceStep, claimStep, readCursor } from './state/cursors.js';
+import { guardFirestore, IMAGES_COLLECTION, type ImageDoc, imageDocFrom, transactImage } from './state/image-doc.js';
+import { claimUpdate } from './state/transitions.js';
 
 /**
  * CPU milliseconds of one unit of shared/plan.ts's cost model ("one megapixel of plain JPEG
@@ -45,7 +39,7 @@ export function costOf(cpuSeconds: number): number {
   return cpuSeconds * PRICES.vcpuSecond + (cpuSeconds / PRICES.vcpus) * PRICES.gib * PRICES.gibSecond;
 }
 
-/** The cursor step whose object is `cleanup/reprocess` (its budget keys: REPROCESS_BUDGET_METADATA). */
+/** The cursor step whose document is `cleanup/reprocess` (its budget fields: REPROCESS_BUDGET_METADATA). */
 export const REPROCESS_STEP = 'reprocess';
 
 /** Estimated CPU-seconds to bring one image up to date: the decodes and encodes of its missing variants. */
@@ -68,7 +62,7 @@ export function estimateUpdateCpuSeconds(
 export interface ReprocessSummary {
   dryRun: boolean;
   recipe: string;
-  /** Outcome markers looked at, and of those ready, outdated (another recipe), and lacking an original. */
+  /** Documents looked at (ready with another recipe: all `ready` and `outdated`), and those lacking an original. */
   reviewed: number;
   ready: number;
   outdated: number;
@@ -88,10 +82,25 @@ export interface ReprocessSummary {
   seconds: number;
 }
 
+/** Ready images made with another recipe, in a stable order the cursor can resume in. */
+function outdatedQuery(deps: PipelineDeps, recipe: string, after: string | undefined): Query {
+  let query = deps.firestore
+    .collection(IMAGES_COLLECTION)
+    .where('status', '==', 'ready')
+    .where('recipe', '!=', recipe)
+    .orderBy('recipe')
+    .orderBy(FieldPath.documentId());
+  if (after) {
+    const [lastRecipe, lastId] = JSON.parse(after) as [string, string];
+    query = query.startAfter(lastRecipe, lastId);
+  }
+  return query;
+}
+
 /**
- * One bounded pass. A dry run reads from the start of `outcomes/` to the end (no cursor, no
- * writes) and prices the backlog; a real one claims the cursor, dispatches until a bound, and
- * moves the cursor past the last image it finished (to the start again at the listing's end).
+ * One bounded pass. A dry run reads every outdated image from the start (no cursor, no writes)
+ * and prices the backlog; a real one claims the cursor, dispatches until a bound, and moves the
+ * cursor past the last image it finished (to the start again at the end).
  */
 export async function runReprocess(
   deps: PipelineDeps,
@@ -118,16 +127,10 @@ export async function runReprocess(
     stoppedBy: 'end',
     seconds: 0,
   };
-  const uploads = deps.storage.bucket(config.UPLOADS_BUCKET);
   const claim = options.dryRun
     ? undefined
-    : await claimStep(
-        deps,
-        REPROCESS_STEP,
-        randomUUID(),
-        new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000),
-      );
-  if (typeof claim === 'string') {
+    : await claimStep(deps, REPROCESS_STEP, randomUUID(), new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000));
+  if (claim === 'busy') {
     summary.stoppedBy = 'busy';
     return summary;
   }
@@ -138,31 +141,18 @@ export async function runReprocess(
       : 0;
   summary.budget.spentBefore = spent;
   let last = cursor;
-  let pageToken: string | undefined;
 
-  /** Reviews one marker; 'stop' leaves the cursor before it. */
-  const review = async (file: File): Promise<'done' | 'stop'> => {
-    const id = idFromOutcomeMarkerName(file.name);
-    const custom = file.metadata.metadata ?? {};
-    if (!id || custom[OUTCOME_MARKER.keys.outcome] !== 'ready') return 'done';
+  /** Reviews one outdated image; 'stop' leaves the cursor before it. */
+  const review = async (doc: ImageDoc): Promise<'done' | 'stop'> => {
     summary.ready++;
-    const was = String(custom[OUTCOME_MARKER.keys.recipe] ?? NO_RECIPE);
-    if (was === recipe) return 'done';
-    const originalFile = uploads.file(originalName(id));
-    const original = await metadataOrUndefined(originalFile);
-    const info = original && originalInfoFromMetadata(original);
     summary.outdated++;
-    if (!original || !info) {
+    if (!doc.original) {
       // Deleted by retention: only a re-upload of the bytes can update it.
       summary.noOriginal++;
       return 'done';
     }
-    const marker = await readJsonObject(
-      uploads.file(file.name, { generation: Number(file.metadata.generation) }),
-      OutcomeMarkerV1,
-    );
-    const existing = new Set(marker?.outcome === 'ready' ? marker.manifest.variants.map((v) => v.name) : []);
-    const cost = estimateUpdateCpuSeconds(info, existing, id, config);
+    const existing = new Set(doc.manifest?.variants.map((v) => v.name) ?? []);
+    const cost = estimateUpdateCpuSeconds(doc.info, existing, doc.id, config);
     if (options.dryRun) {
       summary.estimatedCpuSeconds += cost;
       return 'done';
@@ -171,7 +161,7 @@ export async function runReprocess(
       summary.overBudget++;
       deps.log.warn('image update exceeds the daily reprocess budget alone; skipped', {
         event: 'reprocess.skip',
-        imageId: id,
+        imageId: doc.id,
         cpuSeconds: cost,
       });
       return 'done';
@@ -184,42 +174,55 @@ export async function runReprocess(
       summary.stoppedBy = 'budget';
       return 'stop';
     }
-    const result = await dispatchUpdate(deps, originalFile, undefined, id, info, was, 'reprocess');
-    if (result.dispatched) {
-      summary.dispatched++;
-      spent += cost;
-      summary.estimatedCpuSeconds += cost;
-    } else summary.inFlight++;
+    const planned = planVariants(doc.info, config).length;
+    const decision = await transactImage(deps, doc.id, claimUpdate(recipe, planned, { requireOriginal: true }));
+    if (decision.kind !== 'claimed' || !decision.original) {
+      if (decision.kind === 'in-flight') summary.inFlight++;
+      return 'done';
+    }
+    deps.log.info('image made with another recipe; updating', {
+      event: 'accept.update',
+      imageId: doc.id,
+      replaces: decision.replaces,
+      recipe,
+      dispatch: decision.dispatch,
+      source: 'reprocess',
+    });
+    await dispatchImage(deps, {
+      id: doc.id,
+      original: decision.original,
+      info: doc.info,
+      dispatch: decision.dispatch,
+      replaces: decision.replaces,
+    });
+    summary.dispatched++;
+    spent += cost;
+    summary.estimatedCpuSeconds += cost;
     return 'done';
   };
 
   try {
+    let after = cursor;
     outer: for (;;) {
       if (Date.now() >= until) {
         summary.stoppedBy = 'time';
         break;
       }
-      const [files, next] = await guardStorage(`list ${uploads.name}/${OUTCOME_MARKER.prefix}`, () =>
-        uploads.getFiles({
-          prefix: OUTCOME_MARKER.prefix,
-          maxResults: 500,
-          autoPaginate: false,
-          ...(cursor ? { startOffset: `${cursor}\u0000` } : {}),
-          ...(pageToken ? { pageToken } : {}),
-        }),
-      );
-      for (const file of files) {
+      const page = await guardFirestore('query outdated images', () => outdatedQuery(deps, recipe, after).limit(500).get());
+      for (const snapshot of page.docs) {
+        const doc = imageDocFrom(snapshot);
+        if (!doc) continue;
         if (Date.now() >= until) {
           summary.stoppedBy = 'time';
           break outer;
         }
-        if ((await review(file)) === 'stop') break outer;
+        if ((await review(doc)) === 'stop') break outer;
         summary.reviewed++;
-        last = file.name;
+        last = JSON.stringify([doc.recipe, doc.id]);
+        after = last;
       }
-      pageToken = (next as { pageToken?: string } | null | undefined)?.pageToken;
-      if (!pageToken) {
-        // The end of the listing: the next pass starts from the beginning again.
+      if (page.docs.length < 500) {
+        // The end: the next pass starts from the beginning again.
         last = undefined;
         break;
       }

@@ -1,46 +1,28 @@
 /**
- * One resize job, start to finish: skip what exists, render the rest from one decode, write each
- * variant once, then the fan-in. Safe under duplicate and concurrent delivery: every write is
- * create-if-absent, and the manifest's creator alone announces `image.ready`.
+ * One resize job, start to finish, as a short sequence of steps: check the job is the image's
+ * current dispatch, render what its document does not record yet from one decode, write each
+ * variant once (create-if-absent), then the fan-in, a transaction on the image document that
+ * records the job and, for the last job, makes the image ready and queues its event. Safe under
+ * duplicate, late and concurrent delivery: a job of any other dispatch changes nothing.
  */
 import { performance } from 'node:perf_hooks';
 import type { File } from '@google-cloud/storage';
 import { publicBaseUrl } from './config.js';
 import type { PipelineDeps } from './deps.js';
 import { classifyError, PipelineError, transient } from './errors.js';
-import {
-  buildManifest,
-  missingVariants,
-  type OmissionObject,
-  placeholderVariantOf,
-  renderOmissions,
-  type VariantObject,
-} from './manifest.js';
-import type { JobMessage } from './schemas.js';
-import {
-  isOmittedVariantName,
-  OMITTED_METADATA,
-  omittedVariantName,
-  RECORD_CACHE_CONTROL,
-  VARIANT_CACHE_CONTROL,
-  VARIANT_METADATA,
-  variantName,
-} from './naming.js';
+import { buildManifest, placeholderVariantOf, type VariantObject } from './manifest.js';
+import type { JobMessage, Manifest, OmittedVariant, VariantSpec } from './schemas.js';
+import { VARIANT_CACHE_CONTROL, VARIANT_METADATA, omittedVariantName, variantName } from './naming.js';
 import { LARGER_THAN_ORIGINAL, omitAsLarger } from './plan.js';
-import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
+import { createIfAbsent, deleteIfPresent, downloadOrUndefined, metadataOrUndefined } from './objects.js';
 import { METRIC_LINES } from './observability.js';
-import {
-  isDeleted,
-  recordFailure,
-  removeImageObjects,
-  settleOwnOutcome,
-  writeManifest,
-  writeUpdatedManifest,
-} from './records.js';
-import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
+import { encoderSettingsFromConfig, renderVariants, type RenderedVariant, type StageTiming } from './render.js';
 import { parsePlaceholderMetadata, placeholderMetadata } from './placeholder.js';
 import { cropMetadata, parseCropMetadata } from './crop.js';
 import { autoQualityFromConfig, type QualitySearch } from './auto-quality.js';
+import { type ImageDoc, readImage, transactImage, type VariantFacts } from './state/image-doc.js';
+import { drainOutbox } from './state/outbox.js';
+import { failImage, finishJob, isCurrentDispatch, stateSettingsOf } from './state/transitions.js';
 
 /**
  * `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}`, and with
@@ -74,67 +56,274 @@ function cpuMsSince(start: NodeJS.CpuUsage): number {
   return Math.round((used.user + used.system) / 1000);
 }
 
-/** The image's CPU-seconds as its variants record them (variants from before the key count 0). */
-function cpuSecondsOf(files: readonly File[]): number {
-  const ms = files.reduce((sum, file) => sum + (Number(file.metadata.metadata?.[VARIANT_METADATA.cpuMs]) || 0), 0);
-  return Math.round(ms) / 1000;
-}
-
 /** How a job ended. */
 export interface JobResult {
   readonly outcome: 'completed' | 'partial' | 'already-finished' | 'failed';
   /** Variants this delivery wrote. */
   readonly written: number;
-  /** Omission markers this delivery wrote: variants left out for being larger than the original. */
+  /** Variants this delivery left out for being larger than the original. */
   readonly omitted: number;
-  /** Variants that already existed (duplicate delivery) or lost a create race. */
+  /** Variants already recorded (duplicate delivery) or whose object already existed. */
   readonly skipped: number;
-  /** True when this delivery created the manifest. */
+  /** True when this delivery's fan-in made the image ready (or its update done). */
   readonly manifestWritten: boolean;
 }
 
-/** Who a job is, in record metadata: duplicates of the same job share it. */
+/** Who a job is, as the outbox's lease holder: duplicates of the same job share it. */
 export function jobWriter(job: JobMessage): string {
   return `job:${job.imageId}:${job.dispatch}:${job.job.index}`;
 }
 
-/** The omission markers among an image's objects, keyed by name (naming.ts omittedVariantName). */
-function omissionObjectsOf(files: readonly File[]): Map<string, OmissionObject> {
-  const omissions = new Map<string, OmissionObject>();
-  for (const file of files) {
-    if (!isOmittedVariantName(file.name)) continue;
-    const custom = file.metadata.metadata ?? {};
-    omissions.set(file.name, {
-      height: Number(custom[OMITTED_METADATA.height]),
-      bytes: Number(custom[OMITTED_METADATA.bytes]),
-      reason: String(custom[OMITTED_METADATA.reason] ?? LARGER_THAN_ORIGINAL),
-    });
-  }
-  return omissions;
+const nameOf = (id: string, spec: Pick<VariantSpec, 'width' | 'format' | 'aspect'>) =>
+  variantName(id, spec.width, spec.format, spec.aspect);
+const omittedNameOf = (id: string, spec: Pick<VariantSpec, 'width' | 'format' | 'aspect'>) =>
+  omittedVariantName(id, spec.width, spec.format, spec.aspect);
+
+/** The job's variants its image's document does not record yet (written or left out). */
+export function variantsToMake(job: JobMessage, doc: Pick<ImageDoc, 'variants'>): VariantSpec[] {
+  const recorded = new Set(doc.variants.map((v) => v.name));
+  return job.variants.filter(
+    (spec) => !recorded.has(nameOf(job.imageId, spec)) && !recorded.has(omittedNameOf(job.imageId, spec)),
+  );
 }
 
-function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
-  const objects = new Map<string, VariantObject>();
-  for (const file of files) {
-    if (isOmittedVariantName(file.name)) continue;
-    const custom = file.metadata.metadata ?? {};
-    const width = Number(custom[VARIANT_METADATA.width]);
-    const height = Number(custom[VARIANT_METADATA.height]);
-    if (!Number.isInteger(width) || !Number.isInteger(height)) continue;
-    const crop = parseCropMetadata(custom[VARIANT_METADATA.crop]);
-    const placeholder = parsePlaceholderMetadata(custom[VARIANT_METADATA.placeholder]);
-    const quality = Number(custom[VARIANT_METADATA.quality]);
-    objects.set(file.name, {
-      name: file.name,
-      bytes: Number(file.metadata.size ?? 0),
-      width,
-      height,
-      ...(crop ? { crop } : {}),
-      ...(placeholder ? { placeholder } : {}),
-      ...(Number.isInteger(quality) && quality >= 1 && quality <= 100 ? { quality } : {}),
+/** A variant's facts from its object's metadata (an object another delivery wrote first). */
+function factsOfObject(name: string, metadata: NonNullable<Awaited<ReturnType<typeof metadataOrUndefined>>>): VariantFacts | undefined {
+  const custom = metadata.metadata ?? {};
+  const width = Number(custom[VARIANT_METADATA.width]);
+  const height = Number(custom[VARIANT_METADATA.height]);
+  if (!Number.isInteger(width) || !Number.isInteger(height)) return undefined;
+  const crop = parseCropMetadata(custom[VARIANT_METADATA.crop]);
+  const placeholder = parsePlaceholderMetadata(custom[VARIANT_METADATA.placeholder]);
+  const quality = Number(custom[VARIANT_METADATA.quality]);
+  return {
+    name,
+    width,
+    height,
+    bytes: Number(metadata.size ?? 0),
+    cpuMs: Number(custom[VARIANT_METADATA.cpuMs]) || 0,
+    ...(crop ? { crop } : {}),
+    ...(placeholder ? { placeholder } : {}),
+    ...(Number.isInteger(quality) && quality >= 1 && quality <= 100 ? { quality } : {}),
+  };
+}
+
+/**
+ * The manifest of a finished dispatch, from the variants its document records: the plan's
+ * variants where they were written, and `omitted` for the rest (format limits, or larger than
+ * the original).
+ */
+export function manifestFor(job: JobMessage, baseUrl: string) {
+  return (doc: ImageDoc, variants: readonly VariantFacts[], now: Date): Manifest => {
+    const byName = new Map(variants.map((v) => [v.name, v]));
+    const written = job.plan.filter((spec) => byName.has(nameOf(job.imageId, spec)));
+    const leftOut: OmittedVariant[] = job.plan.flatMap((spec) => {
+      const facts = byName.get(omittedNameOf(job.imageId, spec));
+      if (!facts?.omitted || byName.has(nameOf(job.imageId, spec))) return [];
+      const { width, format, aspect } = spec;
+      return [{ width, height: facts.height, format, ...(aspect ? { aspect } : {}), reason: facts.omitted, bytes: facts.bytes }];
     });
+    const objects = new Map<string, VariantObject>(
+      variants
+        .filter((v) => !v.omitted)
+        .map((v) => [
+          v.name,
+          {
+            name: v.name,
+            bytes: v.bytes,
+            width: v.width,
+            height: v.height,
+            ...(v.crop ? { crop: v.crop } : {}),
+            ...(v.placeholder ? { placeholder: v.placeholder } : {}),
+            ...(v.quality !== undefined ? { quality: v.quality } : {}),
+          },
+        ]),
+    );
+    const omitted = [...(job.omitted ?? []), ...leftOut];
+    const built = buildManifest({
+      id: job.imageId,
+      original: { ...job.info, name: job.original.name, generation: job.original.generation },
+      plan: written,
+      ...(omitted.length > 0 ? { omitted } : {}),
+      objects,
+      baseUrl,
+      now,
+      ...(job.recipe ? { recipe: job.recipe } : {}),
+    });
+    const planned = new Set(job.plan.flatMap((spec) => [nameOf(job.imageId, spec), omittedNameOf(job.imageId, spec)]));
+    const cpuMs = variants.filter((v) => planned.has(v.name)).reduce((sum, v) => sum + v.cpuMs, 0);
+    const acceptedAt = job.acceptedAt ? new Date(job.acceptedAt) : doc.acceptedAt;
+    return {
+      ...built,
+      processing: {
+        uploadToReadyMs: Math.max(0, now.getTime() - acceptedAt.getTime()),
+        cpuSeconds: Math.round(cpuMs) / 1000,
+      },
+    };
+  };
+}
+
+/** What rendering and writing a job's variants produced. */
+interface Made {
+  readonly facts: VariantFacts[];
+  /** Objects this delivery created, to remove again if the image was deleted meanwhile. */
+  readonly created: Array<{ readonly file: File; readonly generation: string }>;
+  written: number;
+  omitted: number;
+}
+
+/** Writes one rendered variant (or records it as left out) and returns its facts. */
+async function writeVariant(
+  deps: PipelineDeps,
+  job: JobMessage,
+  variant: RenderedVariant,
+  originalBytes: number,
+  cpuMs: number,
+  made: Made,
+): Promise<void> {
+  const spec = { width: variant.width, format: variant.format, ...(variant.aspect ? { aspect: variant.aspect } : {}) };
+  if (omitAsLarger(spec, variant.data.length, originalBytes, job.plan)) {
+    // Not written: the original serves better. The document records the omission for the fan-in.
+    made.facts.push({
+      name: omittedNameOf(job.imageId, spec),
+      width: variant.width,
+      height: variant.height,
+      bytes: variant.data.length,
+      cpuMs,
+      omitted: LARGER_THAN_ORIGINAL,
+    });
+    made.omitted++;
+    return;
   }
-  return objects;
+  const file = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(nameOf(job.imageId, spec));
+  const result = await createIfAbsent(file, variant.data, {
+    contentType: variant.contentType,
+    cacheControl: VARIANT_CACHE_CONTROL,
+    metadata: {
+      [VARIANT_METADATA.width]: String(variant.width),
+      [VARIANT_METADATA.height]: String(variant.height),
+      [VARIANT_METADATA.sourceGeneration]: job.original.generation,
+      [VARIANT_METADATA.cpuMs]: String(cpuMs),
+      [VARIANT_METADATA.quality]: String(variant.quality),
+      ...(variant.crop ? { [VARIANT_METADATA.crop]: cropMetadata(variant.crop) } : {}),
+      ...(variant.placeholder ? { [VARIANT_METADATA.placeholder]: placeholderMetadata(variant.placeholder) } : {}),
+    },
+  });
+  if (result.created) {
+    made.written++;
+    if (result.generation) made.created.push({ file, generation: result.generation });
+    made.facts.push({
+      name: file.name,
+      width: variant.width,
+      height: variant.height,
+      bytes: variant.data.length,
+      cpuMs,
+      quality: variant.quality,
+      ...(variant.crop ? { crop: variant.crop } : {}),
+      ...(variant.placeholder ? { placeholder: variant.placeholder } : {}),
+    });
+    return;
+  }
+  // Another delivery wrote it first: its object's facts are the ones that stand.
+  const metadata = await metadataOrUndefined(file);
+  const facts = metadata && factsOfObject(file.name, metadata);
+  if (!facts) throw transient('storage_unavailable', `${file.name} exists but its metadata could not be read; retrying.`);
+  made.facts.push(facts);
+}
+
+/** Per-job bookkeeping for the `job.done` line. */
+interface JobRun {
+  readonly deps: PipelineDeps;
+  readonly job: JobMessage;
+  readonly writer: string;
+  readonly log: PipelineDeps['log'];
+  readonly started: number;
+  readonly cpuStart: NodeJS.CpuUsage;
+  readonly timings: StageTiming[];
+  readonly searches: QualitySearch[];
+}
+
+function doneFields(run: JobRun) {
+  return {
+    [DONE.durationMs]: Math.round(performance.now() - run.started),
+    [DONE.cpuMs]: cpuMsSince(run.cpuStart),
+    [DONE.stages]: stageFields(run.timings),
+    ...(run.searches.length > 0 ? { qualitySearch: qualitySearchFields(run.searches) } : {}),
+  };
+}
+
+/** Downloads the original and renders the variants to make, writing each as it is encoded. */
+async function renderAndWrite(run: JobRun, needed: readonly VariantSpec[], made: Made): Promise<'done' | 'original-missing'> {
+  const { deps, job } = run;
+  const source = deps.storage
+    .bucket(job.original.bucket)
+    .file(job.original.name, { generation: Number(job.original.generation) });
+  const original = await downloadOrUndefined(source);
+  if (!original) return 'original-missing';
+  let cpuMark = run.cpuStart;
+  await renderVariants(
+    original,
+    needed,
+    {
+      encoders: encoderSettingsFromConfig(deps.config),
+      keepMetadata: deps.config.KEEP_METADATA,
+      limitInputPixels: deps.config.MAX_INPUT_PIXELS,
+      maxFrames: deps.config.MAX_INPUT_FRAMES,
+      deadline: deps.now().getTime() + deps.config.JOB_TIME_BUDGET_SECONDS * 1000,
+      timings: run.timings,
+      crops: job.info.crops,
+      placeholderFor: placeholderVariantOf(job.plan),
+      autoQuality: autoQualityFromConfig(deps.config, run.searches),
+    },
+    async (variant) => {
+      const cpuMs = cpuMsSince(cpuMark);
+      cpuMark = process.cpuUsage();
+      await writeVariant(deps, job, variant, original.length, cpuMs, made);
+    },
+  );
+  return 'done';
+}
+
+/** Records the job's failure (fenced to its dispatch) and publishes `image.failed` if it was this one's. */
+async function failJob(run: JobRun, error: PipelineError): Promise<void> {
+  const { deps, job, writer } = run;
+  const settings = stateSettingsOf(deps.config);
+  const failure = { code: error.code, message: error.message, retryable: isRetryable(error) };
+  const outcome = await transactImage(deps, job.imageId, failImage(job.dispatch, failure, writer, settings));
+  deps.log.warn('image failed', {
+    event: METRIC_LINES.imageFailed.event,
+    imageId: job.imageId,
+    [METRIC_LINES.imageFailed.code]: error.code,
+    reason: error.message,
+    retryable: failure.retryable,
+    writer,
+    [METRIC_LINES.imageFailed.recorded]: outcome.kind === 'failed',
+  });
+  if (outcome.kind === 'failed' && outcome.leased) await drainOutbox(deps, job.imageId, writer);
+}
+
+function isRetryable(error: PipelineError): boolean {
+  return error.code === 'time_budget_exceeded' || error.kind === 'transient';
+}
+
+/**
+ * A job that is not its image's current dispatch changes nothing; if the image's outcome is
+ * decided but its event still waits (its writer died after the transaction), the job publishes
+ * it before it acknowledges, so a redelivery never leaves an event to cleanup.
+ */
+async function skipStale(run: JobRun, doc: ImageDoc | undefined): Promise<JobResult> {
+  const { deps, job, writer, log } = run;
+  const waiting =
+    doc?.events.some((e) => !e.published) &&
+    (!doc.outboxLease || doc.outboxLease.until.getTime() <= deps.now().getTime() || doc.outboxLease.holder === writer);
+  if (doc && waiting) await drainOutbox(deps, job.imageId, writer);
+  log.info(doc ? 'job not current; skipped' : 'image unknown; job skipped', {
+    event: 'job.skip',
+    status: doc?.status ?? 'unknown',
+    dispatch: job.dispatch,
+    ...(doc ? { current: doc.dispatch } : {}),
+  });
+  return { outcome: 'already-finished', written: 0, omitted: 0, skipped: job.variants.length, manifestWritten: false };
 }
 
 /**
@@ -142,176 +331,64 @@ function variantObjectsOf(files: readonly File[]): Map<string, VariantObject> {
  * throws a transient error when a retry can help (the caller lets Pub/Sub redeliver).
  */
 export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobResult> {
-  const log = deps.log.child({ imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}` });
-  const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
-  const writer = jobWriter(job);
-  const started = performance.now();
-  const cpuStart = process.cpuUsage();
-  const timings: StageTiming[] = [];
-  const searches: QualitySearch[] = [];
-  const doneFields = () => ({
-    [DONE.durationMs]: Math.round(performance.now() - started),
-    [DONE.cpuMs]: cpuMsSince(cpuStart),
-    [DONE.stages]: stageFields(timings),
-    ...(searches.length > 0 ? { qualitySearch: qualitySearchFields(searches) } : {}),
-  });
-
-  if (await settleOwnOutcome(deps, job.imageId, writer, job.replaces)) {
-    log.info('image already finished; job skipped', { event: 'job.skip' });
-    return {
-      outcome: 'already-finished',
-      written: 0,
-      omitted: 0,
-      skipped: job.variants.length,
-      manifestWritten: false,
-    };
-  }
-
-  const prefix = `${job.imageId}/`;
-  const before = new Set((await listObjects(images, prefix)).map((file) => file.name));
-  const needed = missingVariants(job.imageId, job.variants, before);
-  let written = 0;
-  let omitted = 0;
-
-  if (needed.length > 0) {
-    const source = deps.storage
-      .bucket(job.original.bucket)
-      .file(job.original.name, { generation: Number(job.original.generation) });
-    const original = await downloadOrUndefined(source);
-    if (!original) {
-      // Retryable: the bytes are not the problem, and re-submitting them stores a new original.
-      const error = transient('original_missing', 'The original image is gone; upload the same file again to retry.');
-      await recordFailure(deps, job.imageId, error, writer, undefined, job.dispatch);
-      return { outcome: 'failed', written: 0, omitted: 0, skipped: 0, manifestWritten: false };
-    }
-    let cpuMark = cpuStart;
-    try {
-      await renderVariants(
-        original,
-        needed,
-        {
-          encoders: encoderSettingsFromConfig(deps.config),
-          keepMetadata: deps.config.KEEP_METADATA,
-          limitInputPixels: deps.config.MAX_INPUT_PIXELS,
-          maxFrames: deps.config.MAX_INPUT_FRAMES,
-          deadline: deps.now().getTime() + deps.config.JOB_TIME_BUDGET_SECONDS * 1000,
-          timings,
-          crops: job.info.crops,
-          placeholderFor: placeholderVariantOf(job.plan),
-          autoQuality: autoQualityFromConfig(deps.config, searches),
-        },
-        async (variant) => {
-          const cpuMs = cpuMsSince(cpuMark);
-          cpuMark = process.cpuUsage();
-          const spec = {
-            width: variant.width,
-            format: variant.format,
-            ...(variant.aspect ? { aspect: variant.aspect } : {}),
-          };
-          if (omitAsLarger(spec, variant.data.length, original.length, job.plan)) {
-            // Not written: the original serves better. The marker settles it for the fan-in.
-            const marker = await createIfAbsent(
-              images.file(omittedVariantName(job.imageId, variant.width, variant.format, variant.aspect)),
-              '',
-              {
-                contentType: 'text/plain',
-                cacheControl: RECORD_CACHE_CONTROL,
-                metadata: {
-                  [OMITTED_METADATA.width]: String(variant.width),
-                  [OMITTED_METADATA.height]: String(variant.height),
-                  [OMITTED_METADATA.bytes]: String(variant.data.length),
-                  [OMITTED_METADATA.reason]: LARGER_THAN_ORIGINAL,
-                  [OMITTED_METADATA.sourceGeneration]: job.original.generation,
-                  [OMITTED_METADATA.cpuMs]: String(cpuMs),
-                },
-              },
-            );
-            if (marker.created) omitted++;
-            return;
-          }
-          const result = await createIfAbsent(
-            images.file(variantName(job.imageId, variant.width, variant.format, variant.aspect)),
-            variant.data,
-            {
-              contentType: variant.contentType,
-              cacheControl: VARIANT_CACHE_CONTROL,
-              metadata: {
-                [VARIANT_METADATA.width]: String(variant.width),
-                [VARIANT_METADATA.height]: String(variant.height),
-                [VARIANT_METADATA.sourceGeneration]: job.original.generation,
-                [VARIANT_METADATA.cpuMs]: String(cpuMs),
-                [VARIANT_METADATA.quality]: String(variant.quality),
-                ...(variant.crop ? { [VARIANT_METADATA.crop]: cropMetadata(variant.crop) } : {}),
-                ...(variant.placeholder
-                  ? { [VARIANT_METADATA.placeholder]: placeholderMetadata(variant.placeholder) }
-                  : {}),
-              },
-            },
-          );
-          if (result.created) written++;
-        },
-      );
-    } catch (error) {
-      if (error instanceof PipelineError && classifyError(error) === 'permanent') {
-        await recordFailure(deps, job.imageId, error, writer, undefined, job.dispatch);
-        return {
-          outcome: 'failed',
-          written,
-          omitted,
-          skipped: job.variants.length - needed.length,
-          manifestWritten: false,
-        };
-      }
-      throw error;
-    }
-  }
-  const skipped = job.variants.length - written - omitted;
-  // A delete that raced this job: it wrote its tombstone before listing the folder, so what this
-  // job wrote after that listing is found here and removed (docs/record-protocol.md, "Delete").
-  if (written + omitted > 0 && (await isDeleted(deps, job.imageId))) {
-    await removeImageObjects(deps, job.imageId, true);
-    log.info('image deleted while the job ran; its variants removed', { event: 'job.deleted', written, omitted });
-    return { outcome: 'already-finished', written, omitted, skipped, manifestWritten: false };
-  }
-
-  // Fan-in: listings are strongly consistent, so of two jobs finishing together at least one
-  // sees the other's variants; the manifest's create-if-absent picks one writer.
-  const files = await listObjects(images, prefix);
-  const names = new Set(files.map((file) => file.name));
-  if (missingVariants(job.imageId, job.plan, names).length > 0) {
-    log.info('job done; other jobs still running', { event: DONE.event, written, omitted, skipped, ...doneFields() });
-    return { outcome: 'partial', written, omitted, skipped, manifestWritten: false };
-  }
-  // Every planned variant is written or left out (its omission marker): the manifest lists each where it is.
-  const leftOut = renderOmissions(job.imageId, job.plan, names, omissionObjectsOf(files));
-  const allOmitted = [...(job.omitted ?? []), ...leftOut];
-  const now = deps.now();
-  const built = buildManifest({
-    id: job.imageId,
-    original: { ...job.info, name: job.original.name, generation: job.original.generation },
-    plan: job.plan.filter((v) => names.has(variantName(job.imageId, v.width, v.format, v.aspect))),
-    ...(allOmitted.length > 0 ? { omitted: allOmitted } : {}),
-    objects: variantObjectsOf(files),
-    baseUrl: publicBaseUrl(deps.config),
-    now,
-    ...(job.recipe ? { recipe: job.recipe } : {}),
-  });
-  const uploadToReadyMs = job.acceptedAt ? Math.max(0, now.getTime() - new Date(job.acceptedAt).getTime()) : undefined;
-  const manifest = {
-    ...built,
-    processing: { ...(uploadToReadyMs !== undefined ? { uploadToReadyMs } : {}), cpuSeconds: cpuSecondsOf(files) },
+  const run: JobRun = {
+    deps,
+    job,
+    writer: jobWriter(job),
+    log: deps.log.child({ imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}` }),
+    started: performance.now(),
+    cpuStart: process.cpuUsage(),
+    timings: [],
+    searches: [],
   };
-  const outcome =
-    job.replaces === undefined
-      ? await writeManifest(deps, manifest, writer)
-      : await writeUpdatedManifest(deps, manifest, writer, job.replaces);
-  log.info(outcome === 'created' ? 'image ready' : 'job done; manifest already written', {
+  const doc = await readImage(deps, job.imageId);
+  if (!isCurrentDispatch(doc, job.dispatch)) return skipStale(run, doc);
+
+  const needed = variantsToMake(job, doc);
+  const made: Made = { facts: [], created: [], written: 0, omitted: 0 };
+  if (needed.length > 0) {
+    try {
+      if ((await renderAndWrite(run, needed, made)) === 'original-missing') {
+        // Retryable: the bytes are not the problem, and re-submitting them stores a new original.
+        await failJob(run, transient('original_missing', 'The original image is gone; upload the same file again to retry.'));
+        return { outcome: 'failed', written: 0, omitted: 0, skipped: 0, manifestWritten: false };
+      }
+    } catch (error) {
+      if (!(error instanceof PipelineError && classifyError(error) === 'permanent')) throw error;
+      await failJob(run, error);
+      return { outcome: 'failed', written: made.written, omitted: made.omitted, skipped: 0, manifestWritten: false };
+    }
+  }
+  const skipped = job.variants.length - made.written - made.omitted;
+  const finish = await transactImage(
+    deps,
+    job.imageId,
+    finishJob(
+      { dispatch: job.dispatch, index: job.job.index, count: job.job.count },
+      made.facts,
+      manifestFor(job, publicBaseUrl(deps.config)),
+      run.writer,
+      stateSettingsOf(deps.config),
+    ),
+  );
+  const counts = { written: made.written, omitted: made.omitted, skipped };
+  if (finish.kind === 'stale') {
+    // Deleted while the job ran: what it wrote after the delete's purge goes too (cleanup's
+    // purge looks again later, in case this instance dies first).
+    if (finish.status === 'deleted') for (const { file, generation } of made.created) await deleteIfPresent(file, generation);
+    run.log.info('image moved on while the job ran; nothing recorded', { event: 'job.stale', status: finish.status, ...counts });
+    return { outcome: 'already-finished', ...counts, manifestWritten: false };
+  }
+  if (finish.kind === 'partial') {
+    run.log.info('job done; other jobs still running', { event: DONE.event, ...counts, ...doneFields(run) });
+    return { outcome: 'partial', ...counts, manifestWritten: false };
+  }
+  run.log.info(finish.kind === 'updated' ? 'image updated' : 'image ready', {
     event: DONE.event,
-    written,
-    omitted,
-    skipped,
-    manifest: outcome,
-    ...doneFields(),
+    ...counts,
+    manifest: 'created',
+    ...doneFields(run),
   });
-  return { outcome: 'completed', written, omitted, skipped, manifestWritten: outcome === 'created' };
+  if (finish.leased) await drainOutbox(deps, job.imageId, run.writer);
+  return { outcome: 'completed', ...counts, manifestWritten: true };
 }

@@ -1,7 +1,6 @@
 /**
  * Versioned schemas of everything the pipeline writes as JSON: jobs on the jobs topic, events on
- * the events topic, the manifest, the failure record and the outcome marker (`outcomes/{id}`),
- * and the ids they carry. Every message is validated on receipt; a message that
+ * the events topic, the manifest and the failure record, and the ids they carry. Every message is validated on receipt; a message that
  * does not parse is a permanent failure (acknowledged and logged, never retried).
  */
 import { z } from 'zod';
@@ -197,37 +196,6 @@ export const FailureRecordV1 = z.object({
 });
 /** `{id}/error.json`. */
 export type FailureRecord = z.infer<typeof FailureRecordV1>;
-
-/**
- * `outcomes/{id}` in the uploads bucket, version 1: the image's one outcome, created once by the
- * writer that wins it (docs/record-protocol.md). It carries the whole record so that whoever
- * settles its announcement needs nothing else.
- */
-export const OutcomeMarkerV1 = z.discriminatedUnion('outcome', [
-  z.object({
-    v: z.literal(1),
-    outcome: z.literal('ready'),
-    bucket: z.string(),
-    manifest: ManifestV1,
-    /** Set when this manifest replaced one with another recipe: announced as `image.updated`. */
-    update: z.object({ from: z.string() }).optional(),
-  }),
-  z.object({ v: z.literal(1), outcome: z.literal('failed'), record: FailureRecordV1 }),
-  /**
-   * The tombstone of a deleted image: it blocks every later ready/failed writer (they create
-   * the marker if absent), and its holder removes the image's objects and announces `image.deleted`.
-   */
-  z.object({
-    v: z.literal(1),
-    outcome: z.literal('deleted'),
-    id: ImageId,
-    deletedAt: z.iso.datetime(),
-    /** The original's dispatch count when deleted: a re-upload dispatches with a higher one. */
-    dispatch: z.number().int().nonnegative().optional(),
-  }),
-]);
-/** `outcomes/{id}`. */
-export type OutcomeMarker = z.infer<typeof OutcomeMarkerV1>;
 
 /** Events on the events topic, version 1. */
 export const EventMessageV1 = z.discriminatedUnion('type', [

@@ -1,14 +1,10 @@
 /**
- * Where an image stands, for `GET /uploads/{id}`: ready (manifest), failed (error record),
- * processing (original stored, variants counted), or unknown.
+ * Where an image stands, for `GET /uploads/{id}`: ready (manifest), failed (failure record),
+ * processing (variants recorded so far of those planned), or unknown; all from its document.
  */
-import { terminalState } from './accept.js';
 import type { PipelineDeps } from './deps.js';
-import { originalInfoFromMetadata } from './dispatch.js';
 import type { FailureRecord, Manifest } from './schemas.js';
-import { isOmittedVariantName, isVariantName, ORIGINAL_METADATA, originalName } from './naming.js';
-import { listObjects, metadataOrUndefined } from './objects.js';
-import { planVariants } from './plan.js';
+import { readImage } from './state/image-doc.js';
 
 /** An image's state. */
 export type ImageStatus =
@@ -19,18 +15,10 @@ export type ImageStatus =
 
 /** Looks an image up by id (the caller has validated the id's shape). */
 export async function imageStatus(deps: PipelineDeps, id: string): Promise<ImageStatus> {
-  const terminal = await terminalState(deps, id);
-  if (terminal?.state === 'ready') return { state: 'ready', id, manifest: terminal.manifest };
-  if (terminal?.state === 'failed') return { state: 'failed', id, record: terminal.record };
-  if (terminal?.state === 'deleted') return { state: 'unknown', id };
-
-  const original = await metadataOrUndefined(deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id)));
-  if (!original) return { state: 'unknown', id };
-  const planned = Number(original.metadata?.[ORIGINAL_METADATA.plannedVariants]);
-  const info = originalInfoFromMetadata(original);
-  const total = Number.isInteger(planned) && planned > 0 ? planned : info ? planVariants(info, deps.config).length : 0;
-  const variants = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${id}/`);
-  // A variant left out for being larger than the original (its omission marker) is done too.
-  const done = variants.filter((file) => isVariantName(file.name) || isOmittedVariantName(file.name)).length;
-  return { state: 'processing', id, done: Math.min(done, total), total };
+  const doc = await readImage(deps, id);
+  if (doc?.status === 'ready' && doc.manifest) return { state: 'ready', id, manifest: doc.manifest };
+  if (doc?.status === 'failed' && doc.failure) return { state: 'failed', id, record: doc.failure };
+  if (doc?.status !== 'processing') return { state: 'unknown', id };
+  const total = doc.plannedVariants;
+  return { state: 'processing', id, done: Math.min(doc.variants.length, total), total };
 }

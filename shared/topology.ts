@@ -88,7 +88,6 @@ export interface Topology {
     readonly originals: string;
     readonly incoming: string;
     readonly tickets: string;
-    readonly outcomes: string;
   };
   readonly topics: Readonly<Record<TopicKey, TopicSpec>>;
   readonly subscriptions: Readonly<Record<SubscriptionKey, SubscriptionSpec>>;

@@ -1,0 +1,527 @@
+/**
+ * Every decision about an image, as a pure function from its document (and the clock) to the
+ * next document: accept, record the stored original, mark dispatched, finish a job (the fan-in),
+ * fail, delete, re-dispatch, give up, dead-letter, retention, purge. Each runs inside a
+ * Firestore transaction (image-doc.ts transactImage), so two of them on one image are
+ * serialised: that is what makes accept vs delete, fan-in vs give-up vs dead letter, retry vs
+ * retention and stale vs current dispatch race-free. docs/state.md has the state diagram.
+ */
+import type { Config } from '../config.js';
+import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, EventMessage } from '../schemas.js';
+import type { ImageDoc, OutboxLease, Transition, UpdateInFlight, VariantFacts } from './image-doc.js';
+
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+
+/**
+ * A claimed image not dispatched within this long is dispatched by cleanup (or claimed again by
+ * the next identical upload): long enough for the accepting request to store and publish.
+ */
+export const UNDISPATCHED_GRACE_MS = 2 * MINUTE;
+/**
+ * How long the outbox holder may take to publish (outbox.ts): it starts publishing only within
+ * its first 30 s, a publish ends within 30 s (publish.ts PUBLISH_WORST_MS), the marking within
+ * 30 s, plus 30 s of clock skew between instances.
+ */
+export const OUTBOX_LEASE_MS = 2 * MINUTE;
+/** A deleted image's objects are looked for again this long after the delete: after any late writer. */
+export const PURGE_AFTER_MS = 15 * MINUTE;
+/** Published events kept in the document, newest last, for the record. */
+const PUBLISHED_KEPT = 3;
+
+/** Settings the transitions decide by (from Config). */
+export interface StateSettings {
+  readonly redispatchAfterMs: number;
+  readonly maxRedispatches: number;
+  readonly retentionDays: number;
+  /** The images bucket, for the events' manifest reference. */
+  readonly imagesBucket: string;
+}
+
+/** The settings of a validated configuration. */
+export function stateSettingsOf(
+  config: Pick<Config, 'REDISPATCH_AFTER_MINUTES' | 'MAX_REDISPATCHES' | 'ORIGINAL_RETENTION_DAYS' | 'IMAGES_BUCKET'>,
+): StateSettings {
+  return {
+    redispatchAfterMs: config.REDISPATCH_AFTER_MINUTES * MINUTE,
+    maxRedispatches: config.MAX_REDISPATCHES,
+    retentionDays: config.ORIGINAL_RETENTION_DAYS,
+    imagesBucket: config.IMAGES_BUCKET,
+  };
+}
+
+const at = (now: Date, ms: number) => new Date(now.getTime() + ms);
+
+/** True when `dispatch` is the image's current dispatch and it is still working on it. */
+export function isCurrentDispatch(doc: ImageDoc | undefined, dispatch: number): doc is ImageDoc {
+  if (!doc || doc.dispatch !== dispatch) return false;
+  return doc.status === 'processing' || (doc.status === 'ready' && doc.update !== undefined);
+}
+
+/**
+ * Appends an event to the outbox and, when nobody else holds it, gives the outbox to `holder`.
+ * Published entries beyond the last few are dropped.
+ */
+export function withEvent(
+  doc: ImageDoc,
+  event: EventMessage,
+  holder: string,
+  now: Date,
+): Pick<ImageDoc, 'events' | 'nextSeq' | 'outboxLease' | 'outboxDueAt'> & { leased: boolean } {
+  const published = doc.events.filter((e) => e.published).slice(-PUBLISHED_KEPT);
+  const pending = doc.events.filter((e) => !e.published);
+  const events = [...published, ...pending, { seq: doc.nextSeq, event, published: false }];
+  const lease = doc.outboxLease;
+  const free = !lease || lease.until.getTime() <= now.getTime() || lease.holder === holder;
+  const outboxLease: OutboxLease | undefined = free ? { holder, until: at(now, OUTBOX_LEASE_MS) } : lease;
+  return {
+    events,
+    nextSeq: doc.nextSeq + 1,
+    ...(outboxLease ? { outboxLease, outboxDueAt: outboxLease.until } : { outboxDueAt: now }),
+    leased: free,
+  };
+}
+
+/** Removes the keys whose value is undefined (the document drops those fields). */
+function clean(doc: ImageDoc): ImageDoc {
+  return Object.fromEntries(Object.entries(doc).filter(([, v]) => v !== undefined)) as unknown as ImageDoc;
+}
+
+/** What an accepting function knows of the bytes it was given. */
+export interface AcceptFacts {
+  readonly id: string;
+  readonly info: OriginalInfo;
+  readonly source: string;
+  readonly acceptedAt: Date;
+  readonly traceparent?: string | undefined;
+  /** Recipe hash of the deployed configuration. */
+  readonly recipe: string;
+  readonly plannedVariants: number;
+}
+
+/** What accept decided. */
+export type AcceptDecision =
+  /** This caller dispatches `dispatch`; `original` is set when the stored original is still good. */
+  | {
+      readonly kind: 'claimed';
+      readonly dispatch: number;
+      readonly info: OriginalInfo;
+      readonly original?: OriginalRef | undefined;
+      readonly update?: UpdateInFlight | undefined;
+      readonly retry?: string | undefined;
+    }
+  | { readonly kind: 'in-flight'; readonly info: OriginalInfo; readonly update: boolean }
+  | { readonly kind: 'ready'; readonly manifest: Manifest }
+  | { readonly kind: 'failed'; readonly failure: FailureRecord };
+
+/**
+ * Accept: a new image, a retryable failure, a deleted image, or a claim nobody dispatched in time
+ * is claimed with a new dispatch number; a ready image made with another recipe gets an update;
+ * anything else answers as it stands.
+ */
+export function claimForAccept(facts: AcceptFacts): Transition<AcceptDecision> {
+  return (doc, now) => {
+    const claim = (base: ImageDoc | undefined, extra: Partial<ImageDoc> = {}): ImageDoc =>
+      clean({
+        v: 1,
+        id: facts.id,
+        status: 'processing',
+        dispatch: base ? base.dispatch + 1 : 0,
+        jobCount: 0,
+        jobsDone: [],
+        redispatches: 0,
+        staleAt: at(now, UNDISPATCHED_GRACE_MS),
+        recipe: facts.recipe,
+        info: base?.info.crops ? { ...facts.info, crops: base.info.crops } : facts.info,
+        source: facts.source,
+        acceptedAt: facts.acceptedAt,
+        traceparent: facts.traceparent,
+        plannedVariants: facts.plannedVariants,
+        variants: base?.status === 'deleted' ? [] : (base?.variants ?? []),
+        events: base?.events ?? [],
+        nextSeq: base?.nextSeq ?? 1,
+        outboxDueAt: base?.outboxDueAt,
+        outboxLease: base?.outboxLease,
+        deletedOriginal: base?.deletedOriginal,
+        createdAt: base?.createdAt ?? now,
+        updatedAt: now,
+        ...extra,
+      });
+    const claimed = (next: ImageDoc, retry?: string): ReturnType<Transition<AcceptDecision>> => ({
+      next,
+      result: {
+        kind: 'claimed',
+        dispatch: next.dispatch,
+        info: next.info,
+        original: next.original,
+        update: next.update,
+        retry,
+      },
+    });
+    if (!doc) return claimed(claim(undefined));
+    switch (doc.status) {
+      case 'deleted':
+        return claimed(claim(doc), 'deleted');
+      case 'failed':
+        if (doc.failure?.retryable !== true) return { result: { kind: 'failed', failure: doc.failure as FailureRecord } };
+        return claimed(claim(doc, { original: doc.original }), doc.failure.code);
+      case 'processing':
+        if (doc.dispatchedAt || (doc.staleAt && doc.staleAt.getTime() > now.getTime()))
+          return { result: { kind: 'in-flight', info: doc.info, update: false } };
+        return claimed(claim(doc, { original: doc.original }), 'undispatched');
+      default: {
+        if (doc.recipe === facts.recipe && !doc.update) return { result: { kind: 'ready', manifest: doc.manifest as Manifest } };
+        const update = claimUpdate(facts.recipe, facts.plannedVariants)(doc, now);
+        if (update.result.kind === 'claimed' && update.next) return claimed(update.next, undefined);
+        return { result: { kind: 'in-flight', info: doc.info, update: true } };
+      }
+    }
+  };
+}
+
+/** What claiming an update decided. */
+export type UpdateDecision =
+  | { readonly kind: 'claimed'; readonly dispatch: number; readonly original?: OriginalRef | undefined; readonly replaces: string }
+  | { readonly kind: 'in-flight' | 'current' | 'not-ready' | 'no-original' };
+
+/**
+ * A ready image made with another recipe than `recipe` gets an update dispatch (its manifest
+ * stays served until the update's fan-in replaces it), unless one for `recipe` is in flight.
+ */
+export function claimUpdate(
+  recipe: string,
+  plannedVariants: number,
+  options: { readonly requireOriginal?: boolean } = {},
+): Transition<UpdateDecision> {
+  return (doc, now) => {
+    if (doc?.status !== 'ready') return { result: { kind: 'not-ready' } };
+    if (doc.recipe === recipe && !doc.update) return { result: { kind: 'current' } };
+    // Without its original (retention) only a re-upload of the bytes can update an image.
+    if (options.requireOriginal && !doc.original) return { result: { kind: 'no-original' } };
+    if (doc.update?.recipe === recipe && doc.staleAt && doc.staleAt.getTime() > now.getTime())
+      return { result: { kind: 'in-flight' } };
+    const replaces = doc.update?.replaces ?? doc.recipe;
+    const next = clean({
+      ...doc,
+      dispatch: doc.dispatch + 1,
+      jobCount: 0,
+      jobsDone: [],
+      dispatchedAt: undefined,
+      staleAt: at(now, UNDISPATCHED_GRACE_MS),
+      update: { replaces, recipe },
+      plannedVariants,
+      // The original must stay while the update reads it; retention resumes when it is done.
+      retainUntil: undefined,
+    });
+    return { next, result: { kind: 'claimed', dispatch: next.dispatch, original: doc.original, replaces } };
+  };
+}
+
+/** Records the stored original of a claimed dispatch; `fenced` when the image moved on meanwhile. */
+export function recordOriginal(dispatch: number, original: OriginalRef): Transition<'recorded' | 'fenced'> {
+  return (doc) =>
+    isCurrentDispatch(doc, dispatch) ? { next: { ...doc, original }, result: 'recorded' } : { result: 'fenced' };
+}
+
+/** After the jobs were published: in flight until `staleAt` unless a job reports progress. */
+export function markDispatched(
+  dispatch: number,
+  jobCount: number,
+  plannedVariants: number,
+  settings: Pick<StateSettings, 'redispatchAfterMs'>,
+): Transition<'marked' | 'fenced'> {
+  return (doc, now) =>
+    isCurrentDispatch(doc, dispatch)
+      ? {
+          next: { ...doc, dispatchedAt: now, jobCount, plannedVariants, staleAt: at(now, settings.redispatchAfterMs) },
+          result: 'marked',
+        }
+      : { result: 'fenced' };
+}
+
+/** A claim whose publish failed: due at once, for the next identical upload or cleanup. */
+export function releaseClaim(dispatch: number): Transition<'released' | 'fenced'> {
+  return (doc, now) =>
+    isCurrentDispatch(doc, dispatch) && !doc.dispatchedAt
+      ? { next: { ...doc, staleAt: now }, result: 'released' }
+      : { result: 'fenced' };
+}
+
+/** The facts of every variant, newest first: an object once written never changes. */
+function mergeVariants(old: readonly VariantFacts[], added: readonly VariantFacts[]): VariantFacts[] {
+  const byName = new Map(old.map((v) => [v.name, v]));
+  for (const v of added) if (!byName.has(v.name)) byName.set(v.name, v);
+  return [...byName.values()];
+}
+
+/** How a job's fan-in went. */
+export type JobFinish =
+  | { readonly kind: 'partial' }
+  | { readonly kind: 'ready' | 'updated'; readonly leased: boolean; readonly manifest: Manifest }
+  /** Not the current dispatch (a newer one, a delete, an outcome): the job changes nothing. */
+  | { readonly kind: 'stale'; readonly status: ImageDoc['status'] | 'unknown' };
+
+/**
+ * The fan-in: records what a job made; when every job of the dispatch has, the image is ready
+ * (or its update done) with the manifest `build` makes from the recorded variants, and the
+ * event goes into the outbox.
+ */
+export function finishJob(
+  job: { readonly dispatch: number; readonly index: number; readonly count: number },
+  facts: readonly VariantFacts[],
+  build: (doc: ImageDoc, variants: readonly VariantFacts[], now: Date) => Manifest,
+  holder: string,
+  settings: StateSettings,
+): Transition<JobFinish> {
+  return (doc, now) => {
+    const status = doc?.status ?? 'unknown';
+    if (!isCurrentDispatch(doc, job.dispatch)) return { result: { kind: 'stale', status } };
+    const variants = mergeVariants(doc.variants, facts);
+    const jobsDone = [...new Set([...doc.jobsDone, job.index])].sort((a, b) => a - b);
+    if (jobsDone.length < job.count)
+      return {
+        next: { ...doc, variants, jobsDone, jobCount: job.count, staleAt: at(now, settings.redispatchAfterMs) },
+        result: { kind: 'partial' },
+      };
+    const manifest = build(doc, variants, now);
+    const manifestRef = { bucket: settings.imagesBucket, name: `${doc.id}/manifest.json` };
+    const count = manifest.variants.length + Object.values(manifest.aspects ?? {}).reduce((n, a) => n + a.variants.length, 0);
+    const event: EventMessage = doc.update
+      ? {
+          v: 1,
+          type: 'image.updated',
+          imageId: doc.id,
+          manifest: manifestRef,
+          variants: manifest.variants.length,
+          recipe: doc.update.recipe,
+          previousRecipe: doc.update.replaces,
+          at: now.toISOString(),
+        }
+      : { v: 1, type: 'image.ready', imageId: doc.id, manifest: manifestRef, variants: count, at: now.toISOString() };
+    const outbox = withEvent(doc, event, holder, now);
+    const { leased, ...outboxFields } = outbox;
+    const next = clean({
+      ...doc,
+      ...outboxFields,
+      status: 'ready',
+      variants,
+      jobsDone,
+      jobCount: job.count,
+      manifest,
+      recipe: doc.update?.recipe ?? doc.recipe,
+      update: undefined,
+      staleAt: undefined,
+      failure: undefined,
+      retainUntil: retentionOf(doc, settings),
+    });
+    return { next, result: { kind: doc.update ? 'updated' : 'ready', leased, manifest } };
+  };
+}
+
+function retentionOf(doc: ImageDoc, settings: Pick<StateSettings, 'retentionDays'>): Date | undefined {
+  return settings.retentionDays > 0 && doc.original ? at(doc.acceptedAt, settings.retentionDays * DAY) : undefined;
+}
+
+/** How recording a failure went. */
+export type FailOutcome =
+  | { readonly kind: 'failed'; readonly leased: boolean }
+  /** An update failed: the ready manifest stays, the update is dropped. */
+  | { readonly kind: 'update-dropped' }
+  | { readonly kind: 'stale'; readonly status: ImageDoc['status'] | 'unknown' };
+
+/**
+ * Records a failure of dispatch `dispatch` (or of whatever dispatch is current, for cleanup's
+ * give-up), unless the image moved on: its outcome is then `failed` and `image.failed` goes into
+ * the outbox.
+ */
+export function failImage(
+  dispatch: number | 'current',
+  failure: Omit<FailureRecord, 'v' | 'id' | 'failedAt' | 'dispatch'>,
+  holder: string,
+  settings: Pick<StateSettings, 'retentionDays'>,
+): Transition<FailOutcome> {
+  return (doc, now) => {
+    const current = dispatch === 'current' ? (doc?.dispatch ?? -1) : dispatch;
+    const status = doc?.status ?? 'unknown';
+    if (!isCurrentDispatch(doc, current)) return { result: { kind: 'stale', status } };
+    if (doc.status === 'ready')
+      return {
+        next: clean({ ...doc, update: undefined, staleAt: undefined, retainUntil: retentionOf(doc, settings) }),
+        result: { kind: 'update-dropped' },
+      };
+    const record: FailureRecord = { v: 1, id: doc.id, ...failure, failedAt: now.toISOString(), dispatch: current };
+    const event: EventMessage = {
+      v: 1,
+      type: 'image.failed',
+      imageId: doc.id,
+      code: record.code,
+      message: record.message,
+      ...(record.retryable !== undefined ? { retryable: record.retryable } : {}),
+      at: now.toISOString(),
+    };
+    const { leased, ...outbox } = withEvent(doc, event, holder, now);
+    return {
+      next: clean({ ...doc, ...outbox, status: 'failed', failure: record, staleAt: undefined, retainUntil: retentionOf(doc, settings) }),
+      result: { kind: 'failed', leased },
+    };
+  };
+}
+
+/** How a delete went. */
+export type DeleteOutcome =
+  | { readonly kind: 'deleted'; readonly leased: boolean; readonly original?: OriginalRef | undefined }
+  | { readonly kind: 'already-deleted'; readonly original?: OriginalRef | undefined }
+  | { readonly kind: 'not-found' };
+
+/**
+ * Deletes an image whatever it is doing: jobs of its dispatch are stale from here on, and
+ * `image.deleted` follows in the outbox any event still waiting there.
+ */
+export function deleteImageDoc(holder: string): Transition<DeleteOutcome> {
+  return (doc, now) => {
+    if (!doc) return { result: { kind: 'not-found' } };
+    if (doc.status === 'deleted') return { result: { kind: 'already-deleted', original: doc.deletedOriginal } };
+    const event: EventMessage = { v: 1, type: 'image.deleted', imageId: doc.id, at: now.toISOString() };
+    const { leased, ...outbox } = withEvent(doc, event, holder, now);
+    const original = doc.original ?? doc.deletedOriginal;
+    return {
+      next: clean({
+        ...doc,
+        ...outbox,
+        status: 'deleted',
+        deletedAt: now,
+        deletedOriginal: original,
+        original: undefined,
+        manifest: undefined,
+        failure: undefined,
+        update: undefined,
+        staleAt: undefined,
+        retainUntil: undefined,
+        variants: [],
+        jobsDone: [],
+        purgeAt: at(now, PURGE_AFTER_MS),
+      }),
+      result: { kind: 'deleted', leased, original },
+    };
+  };
+}
+
+/** What cleanup decided for an image whose work went quiet. */
+export type StuckDecision =
+  | { readonly kind: 'not-due' }
+  | {
+      readonly kind: 'redispatch';
+      readonly dispatch: number;
+      readonly original: OriginalRef;
+      readonly doc: ImageDoc;
+    }
+  | { readonly kind: 'failed'; readonly code: string; readonly leased: boolean }
+  | { readonly kind: 'update-dropped' };
+
+/**
+ * Cleanup's re-dispatch: an image processing (or updating) past `staleAt` gets a new dispatch,
+ * unless it had MAX_REDISPATCHES already (it fails, retryable) or has no stored original.
+ */
+export function redispatchStuck(holder: string, settings: StateSettings): Transition<StuckDecision> {
+  return (doc, now) => {
+    if (!doc || !isCurrentDispatch(doc, doc.dispatch) || !doc.staleAt || doc.staleAt.getTime() > now.getTime())
+      return { result: { kind: 'not-due' } };
+    const giveUp = (code: string, message: string) => {
+      const failed = failImage('current', { code, message, retryable: true }, holder, settings)(doc, now);
+      const result = failed.result;
+      return {
+        next: failed.next,
+        result:
+          result.kind === 'failed'
+            ? ({ kind: 'failed', code, leased: result.leased } as const)
+            : ({ kind: 'update-dropped' } as const),
+      };
+    };
+    if (!doc.original)
+      return giveUp('original_missing', 'The original was never stored; upload the same file again to retry.');
+    const attempt = doc.dispatchedAt ? doc.redispatches + 1 : doc.redispatches;
+    if (doc.dispatchedAt && doc.redispatches >= settings.maxRedispatches)
+      return giveUp(
+        'processing_gave_up',
+        `Processing did not finish after ${doc.redispatches + 1} dispatches; upload the same file again to retry.`,
+      );
+    const next = clean({
+      ...doc,
+      dispatch: doc.dispatch + 1,
+      redispatches: attempt,
+      jobCount: 0,
+      jobsDone: [],
+      dispatchedAt: undefined,
+      staleAt: at(now, UNDISPATCHED_GRACE_MS),
+    });
+    return { next, result: { kind: 'redispatch', dispatch: next.dispatch, original: doc.original, doc: next } };
+  };
+}
+
+/** A dead-lettered job of `dispatch`: the image fails (retryable) unless it moved on. */
+export function deadLetter(dispatch: number, holder: string, settings: StateSettings): Transition<FailOutcome> {
+  return failImage(
+    dispatch,
+    {
+      code: 'dead_lettered',
+      message: 'Processing failed repeatedly; the job was dead-lettered. Upload the same file again to retry.',
+      retryable: true,
+    },
+    holder,
+    settings,
+  );
+}
+
+/**
+ * Retention: a finished image past `retainUntil` gives up its original (the document stops
+ * pointing at it first; the caller then deletes that generation).
+ */
+export function releaseOriginal(): Transition<{ readonly original?: OriginalRef | undefined }> {
+  return (doc, now) => {
+    if (!doc || (doc.status !== 'ready' && doc.status !== 'failed') || doc.update) return { result: {} };
+    if (!doc.retainUntil || doc.retainUntil.getTime() > now.getTime()) return { result: {} };
+    return { next: clean({ ...doc, original: undefined, retainUntil: undefined }), result: { original: doc.original } };
+  };
+}
+
+/** After a purge found nothing left of a deleted image: nothing more to look for. */
+export function purged(): Transition<'done' | 'not-deleted'> {
+  return (doc) =>
+    doc?.status === 'deleted' ? { next: clean({ ...doc, purgeAt: undefined }), result: 'done' } : { result: 'not-deleted' };
+}
+
+/**
+ * An offered image that was refused before it could be claimed (ingest: a bad or oversized
+ * object): recorded as failed, with `image.failed`, unless the image already has a document that
+ * says otherwise; one still being claimed fails in its current dispatch.
+ */
+export function rejectImage(
+  id: string,
+  failure: Omit<FailureRecord, 'v' | 'id' | 'failedAt' | 'dispatch'>,
+  facts: { readonly source: string; readonly bytes: number },
+  holder: string,
+): Transition<FailOutcome> {
+  return (doc, now) => {
+    if (doc) return failImage('current', failure, holder, { retentionDays: 0 })(doc, now);
+    const base: ImageDoc = {
+      v: 1,
+      id,
+      status: 'processing',
+      dispatch: 0,
+      jobCount: 0,
+      jobsDone: [],
+      redispatches: 0,
+      recipe: '',
+      info: { format: 'unknown', width: 0, height: 0, bytes: facts.bytes, contentType: 'application/octet-stream' },
+      source: facts.source,
+      acceptedAt: now,
+      plannedVariants: 0,
+      variants: [],
+      events: [],
+      nextSeq: 1,
+      createdAt: now,
+      updatedAt: now,
+    };
+    return failImage(0, failure, holder, { retentionDays: 0 })(base, now);
+  };
+}
