@@ -48,8 +48,9 @@ locals {
   # delete objects (no bucket settings, no IAM); objectViewer = get and list.
   function_bucket_roles = [
     # upload stores originals/{id} and stamps their dispatch metadata (create + update: objectUser),
-    # and DELETE /uploads/{id} deletes the original and writes the tombstone marker outcomes/{id}.
-    # Conditioned to those prefixes: signed URLs act with upload's permissions (signed_urls.tf).
+    # writes tickets/ markers, and DELETE /uploads/{id} deletes the original (the image's state and
+    # its tombstone are in Firestore, firestore.tf). Conditioned to those prefixes: signed URLs act
+    # with upload's permissions (signed_urls.tf).
     # On images it reads manifests, records and variant lists for status, and the delete removes
     # the image's variants, manifest and error.json: objectUser (delete needs it).
     { function = "upload", bucket = "uploads", role = "roles/storage.objectUser", condition = local.upload_uploads_condition },
@@ -57,11 +58,13 @@ locals {
     # ingest reads incoming/, copies it to originals/{id}, deletes it, writes error.json.
     { function = "ingest", bucket = "uploads", role = "roles/storage.objectUser", condition = null },
     { function = "ingest", bucket = "images", role = "roles/storage.objectUser", condition = null },
-    # resize only reads originals; it writes variants, the manifest and error.json (and the
-    # outcome markers, granted by prefix below).
+    # resize only reads originals; it writes variants, the manifest and error.json (its outcome
+    # goes to the image's Firestore document: nothing to write in the uploads bucket).
     { function = "resize", bucket = "uploads", role = "roles/storage.objectViewer", condition = null },
     { function = "resize", bucket = "images", role = "roles/storage.objectUser", condition = null },
-    # cleanup deletes expired originals, stale incoming/ objects and orphans, re-stamps originals.
+    # cleanup deletes expired originals, stale incoming/ objects and orphans in both buckets, and
+    # re-stamps originals. Its per-step cursors are Firestore documents cleanup/{step} now, not
+    # objects: nothing here is there for them.
     { function = "cleanup", bucket = "uploads", role = "roles/storage.objectUser", condition = null },
     { function = "cleanup", bucket = "images", role = "roles/storage.objectUser", condition = null },
   ]
@@ -98,21 +101,6 @@ resource "google_storage_bucket_iam_member" "function" {
       description = condition.value.description
       expression  = condition.value.expression
     }
-  }
-}
-
-# resize writes one more thing in the uploads bucket: the image's outcome marker, outcomes/{id}
-# (create, update its metadata; docs/record-protocol.md). Granted on that prefix only, so resize
-# still cannot write or delete originals. Conditions need uniform bucket-level access (set).
-resource "google_storage_bucket_iam_member" "resize_outcomes" {
-  bucket = google_storage_bucket.uploads.name
-  role   = "roles/storage.objectUser"
-  member = "serviceAccount:${google_service_account.function["resize"].email}"
-
-  condition {
-    title       = "outcome-markers-only"
-    description = "Only the outcome markers, outcomes/{id}"
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.uploads.name}/objects/${local.topology.prefixes.outcomes}\")"
   }
 }
 
