@@ -1,8 +1,8 @@
 # Identities and bindings, least privilege:
 #
-# - One runtime service account per function, with object roles on the buckets it touches and
-#   publish/subscribe on the topics and subscriptions it uses. No project-level storage or Pub/Sub
-#   role, no primitive role.
+# - One runtime service account per function, with object roles on the buckets it touches,
+#   publish/subscribe on the topics and subscriptions it uses, and document access to the Firestore
+#   database. No project-level storage or Pub/Sub role, no primitive role.
 # - One invoker service account per event-driven function (the push subscription's OIDC identity
 #   for resize, the Eventarc trigger identity for ingest and cleanup), allowed to invoke that one
 #   function.
@@ -11,8 +11,9 @@
 #
 # Project-wide bindings are only those that have no narrower resource: the two Eventarc requires
 # for Cloud Storage triggers (roles/eventarc.eventReceiver for ingest's trigger identity,
-# roles/pubsub.publisher for the Cloud Storage service agent) and the build account's log and
-# Artifact Registry writers and source reader (the last one conditioned to gcf-v2-sources-*).
+# roles/pubsub.publisher for the Cloud Storage service agent), the build account's log and
+# Artifact Registry writers and source reader (the last one conditioned to gcf-v2-sources-*), and
+# the functions' roles/datastore.user, conditioned to the pipeline's Firestore database.
 # test/terraform allows exactly these.
 
 resource "google_service_account" "function" {
@@ -83,6 +84,9 @@ locals {
 
   # Subscriptions a function pulls from, declared in shared/topology.json ("pull": function).
   function_pull_subscriptions = { for key, sub in local.pull_subscriptions : key => sub if try(sub.pull, null) != null }
+
+  # Functions that use the Firestore database (FIRESTORE_DATABASE): all four.
+  firestore_functions = toset(["upload", "ingest", "resize", "cleanup"])
 }
 
 # --- Function runtime identities --------------------------------------------------------------
@@ -120,6 +124,28 @@ resource "google_pubsub_subscription_iam_member" "function_subscriber" {
   subscription = google_pubsub_subscription.pull[each.key].name
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:${google_service_account.function[each.value.pull].email}"
+}
+
+# Firestore: every function reads and writes the image documents (upload records and deletes,
+# ingest records and dispatches, resize records its outcome, cleanup queries and repairs, and keeps
+# its cursors there). roles/datastore.user (documents and transactions; no index, database or
+# export admin) on the project, since Firestore databases have no IAM policy of their own, with an
+# IAM condition that limits it to this one database. Firestore documents such conditions
+# (resource.name == "projects/PROJECT_ID/databases/DATABASE_ID" on datastore.user, "Configure
+# per-database access permissions", https://cloud.google.com/firestore/native/docs/manage-databases);
+# they are enforced for the client libraries and the REST API, not in the Cloud console.
+resource "google_project_iam_member" "function_firestore" {
+  for_each = local.firestore_functions
+
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.function[each.key].email}"
+
+  condition {
+    title       = "firestore-${google_firestore_database.this.name}-only"
+    description = "The pipeline's Firestore database only"
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${google_firestore_database.this.name}\""
+  }
 }
 
 # upload reads its bearer token, and only that secret.

@@ -583,7 +583,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       for (const role of PRIMITIVE_ROLES) expect(allText.includes(`"${role}"`), role).to.equal(false);
     });
 
-    it("grants project-level roles only where no narrower resource exists: the two Eventarc ones and the build account's", function () {
+    it("grants project-level roles only where no narrower resource exists: the two Eventarc ones, the build account's and the functions' Firestore access", function () {
       // Adapted: the build service account (issue 11) adds one for_each resource of project roles.
       const projectLevel = Object.entries(mod.resources.google_project_iam_member ?? {}).map(([name, b]) => ({
         name,
@@ -602,6 +602,11 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
           member: 'serviceAccount:${data.google_storage_project_service_account.gcs.email_address}',
         },
         { name: 'build', role: '${each.value.role}', member: 'serviceAccount:${local.build_service_account_email}' },
+        {
+          name: 'function_firestore',
+          role: 'roles/datastore.user',
+          member: 'serviceAccount:${google_service_account.function[each.key].email}',
+        },
       ]);
       const buildRoles = Object.values(mod.locals.build_roles as Record<string, { role: string }>).map((r) => r.role);
       expect(buildRoles.sort()).to.deep.equal([
