@@ -6,11 +6,14 @@
 #
 # Keeping the data:
 # - delete_protection_state: Firestore itself refuses to delete the database while it is on.
-# - deletion_policy = "DELETE": `terraform destroy` asks Firestore to delete it, which fails loudly
-#   while delete protection is on. The provider's default, ABANDON, would instead drop the database
-#   from the state and report success, leaving it behind (hashicorp/terraform-provider-google#22535),
-#   and the next apply would fail on a database that already exists. To really delete it, turn
-#   delete protection off first (terraform/README.md, "Deleting the database").
+# - deletion_policy = "DELETE": `terraform destroy` (or a replacement) tries to delete it, and the
+#   provider stops with "Cannot delete Firestore database …: Delete Protection is enabled" while
+#   delete protection is on (its delete reads the refreshed state: hashicorp/google 6.50.0 and
+#   7.x, google/services/firestore/resource_firestore_database.go). The provider's default,
+#   ABANDON, would instead drop the database from the state and report success, leaving it
+#   behind (hashicorp/terraform-provider-google#22535), and the next apply would fail on a
+#   database that already exists. To really delete it, turn delete protection off first
+#   (terraform/README.md, "The Firestore database").
 
 resource "google_firestore_database" "this" {
   project     = var.project_id
