@@ -94,6 +94,10 @@ describe('terraform: the Firestore database (firestore.tf)', function () {
       expect(database.depends_on).to.deep.equal(['${google_project_service.this}']);
     });
 
+    it('is an output, for tools run against the deployment', function () {
+      expect(mod.outputs.firestore_database?.value).to.equal('${google_firestore_database.this.name}');
+    });
+
     it('enables the Firestore API with the others', function () {
       expect(expr(mod.locals.services)).to.include('"firestore.googleapis.com"');
     });
