@@ -22,9 +22,9 @@ resource "google_firestore_database" "this" {
   type        = "FIRESTORE_NATIVE"
 
   # PESSIMISTIC, Firestore's default and recommended mode: the functions use the server client
-  # library (@google-cloud/firestore), whose read-write transactions lock what they read, the
-  # behaviour its retries are written for; the mobile and web SDKs emulate optimistic concurrency
-  # whatever the setting (Firestore docs, "Data contention in transactions":
+  # library (@google-cloud/firestore), and the server client libraries use pessimistic
+  # concurrency control (transactions lock the documents they read); the mobile and web SDKs
+  # emulate optimistic concurrency whatever the setting (Firestore docs, "Data contention in transactions":
   # https://firebase.google.com/docs/firestore/transaction-data-contention). Written out so that
   # a change of the API's default cannot change it.
   concurrency_mode = "PESSIMISTIC"
