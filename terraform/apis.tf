@@ -9,6 +9,7 @@ locals {
       "cloudresourcemanager.googleapis.com", # data "google_project" (the project number)
       "cloudscheduler.googleapis.com",       # the cleanup schedule
       "eventarc.googleapis.com",             # triggers of ingest (Cloud Storage) and cleanup (Pub/Sub)
+      "firestore.googleapis.com",            # the database of the per-image state (firestore.tf)
       "iam.googleapis.com",                  # service accounts and their bindings
       "logging.googleapis.com",              # build and function logs, log-based metrics
       "monitoring.googleapis.com",           # alert policies and the dashboard (monitoring.tf)

@@ -118,6 +118,8 @@ resource "time_sleep" "iam_propagation" {
     google_project_iam_member.gcs_pubsub_publisher,
     google_project_iam_member.ingest_event_receiver,
     google_service_account_iam_member.pubsub_token_creator,
+    # The functions' Firestore access, which Firestore caches for up to 5 minutes.
+    google_project_iam_member.function_firestore,
   ]
 }
 

@@ -1,8 +1,8 @@
 # Identities and bindings, least privilege:
 #
-# - One runtime service account per function, with object roles on the buckets it touches and
-#   publish/subscribe on the topics and subscriptions it uses. No project-level storage or Pub/Sub
-#   role, no primitive role.
+# - One runtime service account per function, with object roles on the buckets it touches,
+#   publish/subscribe on the topics and subscriptions it uses, and document access to the Firestore
+#   database. No project-level storage or Pub/Sub role, no primitive role.
 # - One invoker service account per event-driven function (the push subscription's OIDC identity
 #   for resize, the Eventarc trigger identity for ingest and cleanup), allowed to invoke that one
 #   function.
@@ -11,8 +11,9 @@
 #
 # Project-wide bindings are only those that have no narrower resource: the two Eventarc requires
 # for Cloud Storage triggers (roles/eventarc.eventReceiver for ingest's trigger identity,
-# roles/pubsub.publisher for the Cloud Storage service agent) and the build account's log and
-# Artifact Registry writers and source reader (the last one conditioned to gcf-v2-sources-*).
+# roles/pubsub.publisher for the Cloud Storage service agent), the build account's log and
+# Artifact Registry writers and source reader (the last one conditioned to gcf-v2-sources-*), and
+# the functions' roles/datastore.user, conditioned to the pipeline's Firestore database.
 # test/terraform allows exactly these.
 
 resource "google_service_account" "function" {
@@ -48,8 +49,9 @@ locals {
   # delete objects (no bucket settings, no IAM); objectViewer = get and list.
   function_bucket_roles = [
     # upload stores originals/{id} and stamps their dispatch metadata (create + update: objectUser),
-    # and DELETE /uploads/{id} deletes the original and writes the tombstone marker outcomes/{id}.
-    # Conditioned to those prefixes: signed URLs act with upload's permissions (signed_urls.tf).
+    # writes tickets/ markers, and DELETE /uploads/{id} deletes the original (the image's state and
+    # its tombstone are in Firestore, firestore.tf). Conditioned to those prefixes: signed URLs act
+    # with upload's permissions (signed_urls.tf).
     # On images it reads manifests, records and variant lists for status, and the delete removes
     # the image's variants, manifest and error.json: objectUser (delete needs it).
     { function = "upload", bucket = "uploads", role = "roles/storage.objectUser", condition = local.upload_uploads_condition },
@@ -57,11 +59,13 @@ locals {
     # ingest reads incoming/, copies it to originals/{id}, deletes it, writes error.json.
     { function = "ingest", bucket = "uploads", role = "roles/storage.objectUser", condition = null },
     { function = "ingest", bucket = "images", role = "roles/storage.objectUser", condition = null },
-    # resize only reads originals; it writes variants, the manifest and error.json (and the
-    # outcome markers, granted by prefix below).
+    # resize only reads originals; it writes variants, the manifest and error.json (its outcome
+    # goes to the image's Firestore document: nothing to write in the uploads bucket).
     { function = "resize", bucket = "uploads", role = "roles/storage.objectViewer", condition = null },
     { function = "resize", bucket = "images", role = "roles/storage.objectUser", condition = null },
-    # cleanup deletes expired originals, stale incoming/ objects and orphans, re-stamps originals.
+    # cleanup deletes expired originals, stale incoming/ objects and orphans in both buckets, and
+    # re-stamps originals. Its per-step cursors are Firestore documents cleanup/{step} now, not
+    # objects: nothing here is there for them.
     { function = "cleanup", bucket = "uploads", role = "roles/storage.objectUser", condition = null },
     { function = "cleanup", bucket = "images", role = "roles/storage.objectUser", condition = null },
   ]
@@ -80,6 +84,9 @@ locals {
 
   # Subscriptions a function pulls from, declared in shared/topology.json ("pull": function).
   function_pull_subscriptions = { for key, sub in local.pull_subscriptions : key => sub if try(sub.pull, null) != null }
+
+  # Functions that use the Firestore database (FIRESTORE_DATABASE): all four.
+  firestore_functions = toset(["upload", "ingest", "resize", "cleanup"])
 }
 
 # --- Function runtime identities --------------------------------------------------------------
@@ -101,21 +108,6 @@ resource "google_storage_bucket_iam_member" "function" {
   }
 }
 
-# resize writes one more thing in the uploads bucket: the image's outcome marker, outcomes/{id}
-# (create, update its metadata; docs/record-protocol.md). Granted on that prefix only, so resize
-# still cannot write or delete originals. Conditions need uniform bucket-level access (set).
-resource "google_storage_bucket_iam_member" "resize_outcomes" {
-  bucket = google_storage_bucket.uploads.name
-  role   = "roles/storage.objectUser"
-  member = "serviceAccount:${google_service_account.function["resize"].email}"
-
-  condition {
-    title       = "outcome-markers-only"
-    description = "Only the outcome markers, outcomes/{id}"
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.uploads.name}/objects/${local.topology.prefixes.outcomes}\")"
-  }
-}
-
 resource "google_pubsub_topic_iam_member" "function_publisher" {
   for_each = { for p in local.function_topic_publishers : "${p.function}/${p.topic}" => p }
 
@@ -132,6 +124,28 @@ resource "google_pubsub_subscription_iam_member" "function_subscriber" {
   subscription = google_pubsub_subscription.pull[each.key].name
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:${google_service_account.function[each.value.pull].email}"
+}
+
+# Firestore: every function reads and writes the image documents (upload records and deletes,
+# ingest records and dispatches, resize records its outcome, cleanup queries and repairs, and keeps
+# its cursors there). roles/datastore.user (documents and transactions; no index, database or
+# export admin) on the project, since Firestore databases have no IAM policy of their own, with an
+# IAM condition that limits it to this one database. Firestore documents such conditions
+# (resource.name == "projects/PROJECT_ID/databases/DATABASE_ID" on datastore.user, "Configure
+# per-database access permissions", https://cloud.google.com/firestore/native/docs/manage-databases);
+# they are enforced for the client libraries and the REST API, not in the Cloud console.
+resource "google_project_iam_member" "function_firestore" {
+  for_each = local.firestore_functions
+
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.function[each.key].email}"
+
+  condition {
+    title       = "firestore-${google_firestore_database.this.name}-only"
+    description = "The pipeline's Firestore database only"
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${google_firestore_database.this.name}\""
+  }
 }
 
 # upload reads its bearer token, and only that secret.

@@ -40,12 +40,15 @@ locals {
   # -------------------------------------------------------------------------------------------
 
   # Where things are, and what to make: the same for every function, so that upload, ingest,
-  # resize and cleanup always agree on the plan of an image.
+  # resize and cleanup always agree on the plan of an image. Buckets, topics and the Firestore
+  # database go under the variable names shared/topology.json gives them (its `env` entries);
+  # test/terraform checks each key against the topology.
   env_common = {
     UPLOADS_BUCKET       = google_storage_bucket.uploads.name
     IMAGES_BUCKET        = google_storage_bucket.images.name
     JOBS_TOPIC           = google_pubsub_topic.this["jobs"].name
     EVENTS_TOPIC         = google_pubsub_topic.this["events"].name
+    FIRESTORE_DATABASE   = google_firestore_database.this.name
     GOOGLE_CLOUD_PROJECT = var.project_id
     PUBLIC_BASE_URL      = local.public_base_url
     WIDTHS               = var.widths == null ? "" : join(",", [for w in var.widths : tostring(w)])

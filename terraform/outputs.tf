@@ -33,6 +33,11 @@ output "cdn_ip_address" {
   value       = var.serving == "cdn" ? google_compute_global_address.cdn[0].address : null
 }
 
+output "firestore_database" {
+  description = "ID of the Firestore database of the per-image state (FIRESTORE_DATABASE), for tools run against the deployment (e.g. FIRESTORE_DATABASE=$(terraform output -raw firestore_database))."
+  value       = google_firestore_database.this.name
+}
+
 output "source_bucket" {
   description = "Name of the bucket holding the zipped function source."
   value       = google_storage_bucket.source.name

@@ -21,10 +21,10 @@ locals {
   # bucket-level calls (listing), which IAM checks against the bucket resource.
   upload_uploads_condition = {
     title       = "upload-prefixes"
-    description = "upload writes and deletes originals, tickets and outcome markers; signed URLs get incoming/ only."
+    description = "upload writes and deletes originals and tickets; signed URLs get incoming/ only."
     expression = join(" || ", concat(
       ["resource.type == \"storage.googleapis.com/Bucket\""],
-      [for p in [local.topology.prefixes.originals, local.topology.prefixes.tickets, local.topology.prefixes.outcomes] :
+      [for p in [local.topology.prefixes.originals, local.topology.prefixes.tickets] :
       "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.uploads.name}/objects/${p}\")"],
     ))
   }

@@ -147,6 +147,32 @@ variable "images_cors" {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Firestore (firestore.tf): the per-image state and cleanup's cursors
+# ---------------------------------------------------------------------------------------------
+
+variable "firestore_location" {
+  description = "Location of the Firestore database: a region (e.g. europe-west1) or a multi-region (nam5, eur3). Default (null): the region, next to the functions. It cannot change once the database exists (a change replaces it, which delete protection refuses)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.firestore_location == null || can(regex("^([a-z]+-[a-z]+[0-9]+|nam[0-9]+|eur[0-9]+)$", coalesce(var.firestore_location, "nam5")))
+    error_message = "firestore_location must be a Firestore region such as europe-west1 or a multi-region such as nam5 or eur3."
+  }
+}
+
+variable "firestore_point_in_time_recovery_enablement" {
+  description = "Point-in-time recovery of the Firestore database: POINT_IN_TIME_RECOVERY_ENABLED keeps 7 days of versions to read or clone from (billed as storage), POINT_IN_TIME_RECOVERY_DISABLED (default, Firestore's) only the last hour."
+  type        = string
+  default     = "POINT_IN_TIME_RECOVERY_DISABLED"
+
+  validation {
+    condition     = contains(["POINT_IN_TIME_RECOVERY_ENABLED", "POINT_IN_TIME_RECOVERY_DISABLED"], var.firestore_point_in_time_recovery_enablement)
+    error_message = "firestore_point_in_time_recovery_enablement must be POINT_IN_TIME_RECOVERY_ENABLED or POINT_IN_TIME_RECOVERY_DISABLED."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
 # Functions: resources per function
 # ---------------------------------------------------------------------------------------------
 

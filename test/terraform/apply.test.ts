@@ -66,7 +66,7 @@ describe('terraform: first apply on a fresh project, and reuse as a module', fun
   });
 
   describe('2. the functions wait for API enablement and IAM propagation (time_sleep)', function () {
-    it('depends on a time_sleep that follows the APIs, the service-agent grants and the build grants', function () {
+    it("depends on a time_sleep that follows the APIs, the service-agent grants, the build grants and the functions' Firestore grants", function () {
       expect(fn.depends_on).to.include('${time_sleep.iam_propagation}');
       const sleep = mod.resources.time_sleep?.iam_propagation;
       expect(sleep?.create_duration).to.equal('${var.iam_propagation_wait}');
@@ -76,6 +76,7 @@ describe('terraform: first apply on a fresh project, and reuse as a module', fun
         '${google_project_iam_member.gcs_pubsub_publisher}',
         '${google_project_iam_member.ingest_event_receiver}',
         '${google_service_account_iam_member.pubsub_token_creator}',
+        '${google_project_iam_member.function_firestore}',
       ]);
       expect(mod.variables.iam_propagation_wait!.default).to.equal('120s');
       expect(requiredProviders(mod).time?.source).to.equal('hashicorp/time');

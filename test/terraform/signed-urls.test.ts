@@ -166,10 +166,8 @@ describe("terraform: upload's own rights on the uploads bucket stop short of inc
     const condition = mod.locals.upload_uploads_condition as Body;
     const expression = String(condition.expression);
     expect(expression).to.include('resource.type == \\"storage.googleapis.com/Bucket\\"');
-    expect(expression)
-      .to.include('local.topology.prefixes.originals')
-      .and.include('local.topology.prefixes.tickets')
-      .and.include('local.topology.prefixes.outcomes');
+    expect(expression).to.include('local.topology.prefixes.originals').and.include('local.topology.prefixes.tickets');
+    expect(expression, 'outcome markers are gone (the state is in Firestore)').not.to.include('outcomes');
     expect(expression).not.to.include('incoming');
     expect(topology.prefixes.tickets).to.equal('tickets/');
     const binding = mod.resources.google_storage_bucket_iam_member!.function!;

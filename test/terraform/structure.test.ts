@@ -583,7 +583,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       for (const role of PRIMITIVE_ROLES) expect(allText.includes(`"${role}"`), role).to.equal(false);
     });
 
-    it("grants project-level roles only where no narrower resource exists: the two Eventarc ones and the build account's", function () {
+    it("grants project-level roles only where no narrower resource exists: the two Eventarc ones, the build account's and the functions' Firestore access", function () {
       // Adapted: the build service account (issue 11) adds one for_each resource of project roles.
       const projectLevel = Object.entries(mod.resources.google_project_iam_member ?? {}).map(([name, b]) => ({
         name,
@@ -602,6 +602,11 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
           member: 'serviceAccount:${data.google_storage_project_service_account.gcs.email_address}',
         },
         { name: 'build', role: '${each.value.role}', member: 'serviceAccount:${local.build_service_account_email}' },
+        {
+          name: 'function_firestore',
+          role: 'roles/datastore.user',
+          member: 'serviceAccount:${google_service_account.function[each.key].email}',
+        },
       ]);
       const buildRoles = Object.values(mod.locals.build_roles as Record<string, { role: string }>).map((r) => r.role);
       expect(buildRoles.sort()).to.deep.equal([
@@ -662,16 +667,17 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(roleOf('upload', 'images'), 'upload reads for status and deletes images').to.deep.equal([
         'roles/storage.objectUser',
       ]);
-      // On uploads, upload stays conditioned to its own prefixes (originals/, tickets/, outcomes/): the delete's
-      // original and tombstone are under them, incoming/ stays out of reach.
+      // On uploads, upload stays conditioned to its own prefixes (originals/, tickets/): the delete's
+      // original is under them (its tombstone is a Firestore document), incoming/ stays out of reach.
       const uploadsRow = table.find((r) => r.function === 'upload' && r.bucket === 'uploads') as
         | { role: string; condition: string }
         | undefined;
       expect(uploadsRow?.role).to.equal('roles/storage.objectUser');
       expect(uploadsRow?.condition).to.equal('${local.upload_uploads_condition}');
       const condition = JSON.stringify(mod.locals.upload_uploads_condition);
-      for (const prefix of ['originals', 'outcomes']) expect(condition).to.include(`local.topology.prefixes.${prefix}`);
+      for (const prefix of ['originals', 'tickets']) expect(condition).to.include(`local.topology.prefixes.${prefix}`);
       expect(condition).not.to.include('prefixes.incoming');
+      expect(condition).not.to.include('outcomes');
       for (const f of FUNCTION_KEYS) expect(roleOf(f, 'images').length, `${f} on images`).to.be.greaterThan(0);
     });
 

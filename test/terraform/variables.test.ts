@@ -186,8 +186,11 @@ describe('terraform variables', function () {
           },
           sharp_concurrency: 4,
           malloc_arena_max: 4,
+          firestore_location: 'eur3',
+          firestore_point_in_time_recovery_enablement: 'POINT_IN_TIME_RECOVERY_ENABLED',
         },
       ],
+      ['a regional Firestore location', { project_id: 'my-project-123', firestore_location: 'europe-west1' }],
       [
         'serving through Cloud CDN on a domain',
         { project_id: 'my-project-123', serving: 'cdn', domain: 'images.example.com' },
@@ -270,6 +273,17 @@ describe('terraform variables', function () {
       ],
       ['a scheduler region that is not a region name', { scheduler_region: 'Europe West' }, 'scheduler_region'],
       ['an IAM propagation wait without unit', { iam_propagation_wait: '120' }, 'iam_propagation_wait'],
+      ['a zone as the Firestore location', { firestore_location: 'europe-west1-b' }, 'firestore_location must be'],
+      [
+        'a Cloud Storage multi-region as the Firestore location',
+        { firestore_location: 'EU' },
+        'firestore_location must be',
+      ],
+      [
+        'a point-in-time recovery setting Firestore does not know',
+        { firestore_point_in_time_recovery_enablement: 'ENABLED' },
+        'firestore_point_in_time_recovery_enablement must be',
+      ],
     ];
 
     for (const [name, vars, message] of invalid) {
