@@ -11,12 +11,12 @@ import { dispatchImage } from './dispatch.js';
 import { transient } from './errors.js';
 import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, VariantSpec } from './schemas.js';
 import { imageIdOf, ORIGINAL_METADATA, originalName } from './naming.js';
-import { deleteIfPresent, guardStorage } from './objects.js';
+import { createIfAbsent, deleteIfPresent, guardStorage, metadataOrUndefined } from './objects.js';
 import { planVariants } from './plan.js';
 import { probeImage, probeLimitsFromConfig } from './probe.js';
 import { recipeOf } from './recipe.js';
 import { readImage, transactImage } from './state/image-doc.js';
-import { type AcceptDecision, type AcceptFacts, claimForAccept, recordOriginal } from './state/transitions.js';
+import { type AcceptDecision, type AcceptFacts, claimForAccept, recordOriginal, releaseClaim } from './state/transitions.js';
 import { currentTrace, formatTraceparent } from './trace.js';
 
 /** What happened to an accepted image. */
@@ -67,17 +67,18 @@ async function storeOriginal(
     [ORIGINAL_METADATA.height]: String(info.height),
     [ORIGINAL_METADATA.source]: input.source,
     [ORIGINAL_METADATA.acceptedAt]: acceptedAt,
+    ...(info.filename ? { [ORIGINAL_METADATA.filename]: info.filename } : {}),
   };
   let generation: unknown;
   if (!input.copyFrom) {
-    await guardStorage(`write ${file.name}`, () =>
-      file.save(input.bytes, {
-        resumable: false,
-        contentType: info.contentType,
-        metadata: { contentType: info.contentType, metadata },
-      }),
-    );
-    generation = file.metadata.generation;
+    // Conditional writes (create, else replace the generation seen) so the client may retry them.
+    let ifGenerationMatch: string | number = 0;
+    for (let attempt = 0; generation === undefined; attempt++) {
+      if (attempt === 5) throw transient('storage_unavailable', `${file.name} kept changing while being stored.`);
+      const result = await createIfAbsent(file, input.bytes, { contentType: info.contentType, metadata, ifGenerationMatch });
+      if (result.created) generation = result.generation;
+      else ifGenerationMatch = (await metadataOrUndefined(file))?.generation ?? 0;
+    }
   } else {
     const source = input.copyFrom.file.bucket.file(input.copyFrom.file.name, {
       generation: Number(input.copyFrom.generation),
@@ -153,7 +154,13 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     }
     let original = decision.original;
     if (!original) {
-      original = await storeOriginal(deps, input, id, decision.info, acceptedAt);
+      try {
+        original = await storeOriginal(deps, input, id, decision.info, acceptedAt);
+      } catch (error) {
+        // The claim goes back at once, so the client's retry claims again instead of waiting for cleanup.
+        await transactImage(deps, id, releaseClaim(decision.dispatch)).catch(() => undefined);
+        throw error;
+      }
       if ((await transactImage(deps, id, recordOriginal(decision.dispatch, original))) === 'fenced') {
         // Deleted (or claimed again) while the bytes were being stored: they are not this image's now.
         await deleteIfPresent(deps.storage.bucket(original.bucket).file(original.name), original.generation);

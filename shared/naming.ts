@@ -192,6 +192,8 @@ export const ORIGINAL_METADATA = {
   width: 'width',
   height: 'height',
   source: 'source',
+  /** The uploader's file name, sanitised. */
+  filename: 'filename',
   /** When the image was accepted (ISO time). */
   acceptedAt: 'acceptedAt',
 } as const;
