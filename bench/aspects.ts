@@ -10,11 +10,11 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { chooseCrops } from '../shared/crop.js';
-import type { Config } from '../shared/config.js';
-import { planImage, splitIntoJobs, type PlanInput } from '../shared/plan.js';
-import { probeImage, probeLimitsFromConfig } from '../shared/probe.js';
-import { configureSharp, renderVariants, type RenderedVariant } from '../shared/render.js';
+import { chooseCrops } from '../shared/image/crop.js';
+import type { Config } from '../shared/core/config.js';
+import { planImage, splitIntoJobs, type PlanInput } from '../shared/image/plan.js';
+import { probeImage, probeLimitsFromConfig } from '../shared/image/probe.js';
+import { configureSharp, renderVariants, type RenderedVariant } from '../shared/image/render.js';
 import { corpusImages, readImage } from './images.js';
 import { benchConfig, measure, renderOptionsFrom } from './methods.js';
 

@@ -16,12 +16,12 @@ import {
   autoQualityFromConfig,
   type QualitySearch,
   searchWidth,
-} from '../shared/auto-quality.js';
-import type { Config } from '../shared/config.js';
-import type { OutputFormat, QualityMode } from '../shared/domain.js';
-import { type ImageSize, planImage, splitIntoJobs } from '../shared/plan.js';
-import { configureSharp, renderVariants, type StageTiming } from '../shared/render.js';
-import { luma, ssim } from '../shared/ssim.js';
+} from '../shared/image/auto-quality.js';
+import type { Config } from '../shared/core/config.js';
+import type { OutputFormat, QualityMode } from '../shared/core/domain.js';
+import { type ImageSize, planImage, splitIntoJobs } from '../shared/image/plan.js';
+import { configureSharp, renderVariants, type StageTiming } from '../shared/image/render.js';
+import { luma, ssim } from '../shared/image/ssim.js';
 import { parseCommandLine } from './cli.js';
 import { printChildResult, runInFreshProcess } from './fresh-process.js';
 import { corpusImages, readImage } from './images.js';

@@ -7,8 +7,13 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { PipelineError } from '../shared/errors.js';
-import { configureSharp, encoderSettingsFromConfig, renderVariants, type EncoderSettings } from '../shared/render.js';
+import { PipelineError } from '../shared/core/errors.js';
+import {
+  configureSharp,
+  encoderSettingsFromConfig,
+  renderVariants,
+  type EncoderSettings,
+} from '../shared/image/render.js';
 import {
   alphaIsOpaque,
   benchConfig,
@@ -26,7 +31,7 @@ import {
   type Output,
   type Pixels,
 } from './methods.js';
-import { luma, ssim } from '../shared/ssim.js';
+import { luma, ssim } from '../shared/image/ssim.js';
 import {
   ANSWER_MARKER,
   type ChildAnswer,
@@ -36,8 +41,8 @@ import {
   type QualityRow,
   type Task,
 } from './tasks.js';
-import type { Config } from '../shared/config.js';
-import { planVariants } from '../shared/plan.js';
+import type { Config } from '../shared/core/config.js';
+import { planVariants } from '../shared/image/plan.js';
 
 /** Encodes and decodes a tiny image in every format, so that codec set-up is not measured. */
 async function warmUp(): Promise<void> {

@@ -6,24 +6,24 @@
  * these encoder calls write the same bytes as render.ts's, so the comparison stays fair.
  */
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { loadConfig, type Config } from '../shared/config.js';
-import type { VariantSpec } from '../shared/schemas.js';
-import { heightForWidth, planVariants, splitIntoJobs, type ImageSize } from '../shared/plan.js';
+import { loadConfig, type Config } from '../shared/core/config.js';
+import type { VariantSpec } from '../shared/core/schemas.js';
+import { heightForWidth, planVariants, splitIntoJobs, type ImageSize } from '../shared/image/plan.js';
 import {
   encoderSettingsFromConfig,
   progressiveJpeg,
   renderVariants,
   type EncoderSettings,
   type RenderOptions,
-} from '../shared/render.js';
-import type { FanoutStrategy, OutputFormat } from '../shared/domain.js';
+} from '../shared/image/render.js';
+import type { FanoutStrategy, OutputFormat } from '../shared/core/domain.js';
 
 /** Bucket names the config schema requires; the bench touches no bucket. */
 const BENCH_BUCKETS = { UPLOADS_BUCKET: 'bench-uploads', IMAGES_BUCKET: 'bench-images' } as const;
 
 /**
  * The configuration the functions would load from this environment (defaults from
- * shared/config.ts, overridable by the same variables, e.g. `AVIF_EFFORT=2 npm run bench`).
+ * shared/core/config.ts, overridable by the same variables, e.g. `AVIF_EFFORT=2 npm run bench`).
  */
 export function benchConfig(env: Record<string, string | undefined> = process.env): Config {
   return loadConfig({ ...BENCH_BUCKETS, ...env });

@@ -11,10 +11,10 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import type { OutputFormat } from '../../shared/domain.js';
-import { manifestName, VARIANT_METADATA } from '../../shared/naming.js';
-import { encoderSettingsFromConfig, renderVariants } from '../../shared/render.js';
-import { type JobMessage, type Manifest, ManifestV1 } from '../../shared/schemas.js';
+import type { OutputFormat } from '../../shared/core/domain.js';
+import { manifestName, VARIANT_METADATA } from '../../shared/core/naming.js';
+import { encoderSettingsFromConfig, renderVariants } from '../../shared/image/render.js';
+import { type JobMessage, type Manifest, ManifestV1 } from '../../shared/core/schemas.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 

@@ -5,15 +5,15 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import sharp, { type Sharp } from 'sharp';
-import { loadConfig, type Config } from '../../shared/config.js';
-import { chooseCrops, cropMetadata, largestCropSize, parseCropMetadata, parseFocus } from '../../shared/crop.js';
-import { buildJobs, cropsToMetadata, originalInfoFromMetadata } from '../../shared/dispatch.js';
-import { PipelineError } from '../../shared/errors.js';
-import { buildManifest, missingVariants, srcsetOf, type VariantObject } from '../../shared/manifest.js';
-import { ManifestV1, parseJob, type AspectCrop, type VariantSpec } from '../../shared/schemas.js';
-import { ORIGINAL_METADATA, variantName } from '../../shared/naming.js';
-import { planImage, splitIntoJobs } from '../../shared/plan.js';
-import { encoderSettingsFromConfig, renderVariants, type RenderOptions } from '../../shared/render.js';
+import { loadConfig, type Config } from '../../shared/core/config.js';
+import { chooseCrops, cropMetadata, largestCropSize, parseCropMetadata, parseFocus } from '../../shared/image/crop.js';
+import { buildJobs, cropsToMetadata, originalInfoFromMetadata } from '../../shared/pipeline/dispatch.js';
+import { PipelineError } from '../../shared/core/errors.js';
+import { buildManifest, missingVariants, srcsetOf, type VariantObject } from '../../shared/image/manifest.js';
+import { ManifestV1, parseJob, type AspectCrop, type VariantSpec } from '../../shared/core/schemas.js';
+import { ORIGINAL_METADATA, variantName } from '../../shared/core/naming.js';
+import { planImage, splitIntoJobs } from '../../shared/image/plan.js';
+import { encoderSettingsFromConfig, renderVariants, type RenderOptions } from '../../shared/image/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
 const baseEnv = { UPLOADS_BUCKET: 'test-uploads', IMAGES_BUCKET: 'test-images' };

@@ -9,11 +9,11 @@ import {
   scoreEncode,
   searchQuality,
   searchWidth,
-} from '../../shared/auto-quality.js';
-import { loadConfig } from '../../shared/config.js';
-import type { OutputFormat } from '../../shared/domain.js';
-import { splitIntoJobs, planVariants } from '../../shared/plan.js';
-import { type RenderOptions, renderVariants } from '../../shared/render.js';
+} from '../../shared/image/auto-quality.js';
+import { loadConfig } from '../../shared/core/config.js';
+import type { OutputFormat } from '../../shared/core/domain.js';
+import { splitIntoJobs, planVariants } from '../../shared/image/plan.js';
+import { type RenderOptions, renderVariants } from '../../shared/image/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
 /** A smooth, monotone stand-in for "SSIM as a function of quality". */

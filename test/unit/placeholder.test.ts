@@ -1,17 +1,17 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import { rgbaToThumbHash, thumbHashToAverageRGBA, thumbHashToRGBA } from 'thumbhash';
-import { buildManifest, placeholderVariantOf, type VariantObject } from '../../shared/manifest.js';
-import type { VariantSpec } from '../../shared/schemas.js';
-import { ManifestV1 } from '../../shared/schemas.js';
-import { variantName } from '../../shared/naming.js';
+import { buildManifest, placeholderVariantOf, type VariantObject } from '../../shared/image/manifest.js';
+import type { VariantSpec } from '../../shared/core/schemas.js';
+import { ManifestV1 } from '../../shared/core/schemas.js';
+import { variantName } from '../../shared/core/naming.js';
 import {
   parsePlaceholderMetadata,
   placeholderMetadata,
   placeholderOf,
   placeholderOfPixels,
-} from '../../shared/placeholder.js';
-import { renderVariants } from '../../shared/render.js';
+} from '../../shared/image/placeholder.js';
+import { renderVariants } from '../../shared/image/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
 const encoders = {

@@ -1,15 +1,15 @@
 import { expect } from 'chai';
 import sharp, { type Sharp } from 'sharp';
-import { transient, type ErrorCode } from '../../shared/errors.js';
-import type { VariantSpec } from '../../shared/schemas.js';
+import { transient, type ErrorCode } from '../../shared/core/errors.js';
+import type { VariantSpec } from '../../shared/core/schemas.js';
 import {
   configureSharp,
   encoderSettingsFromConfig,
   renderVariants,
   type RenderedVariant,
   type RenderOptions,
-} from '../../shared/render.js';
-import { AvifEncodeTimeModel } from '../../shared/encode-time.js';
+} from '../../shared/image/render.js';
+import { AvifEncodeTimeModel } from '../../shared/image/encode-time.js';
 import {
   badCrcPng,
   floatPlanarTiff,
@@ -24,7 +24,7 @@ import {
   type PhotoFormat,
 } from '../fixtures/images.js';
 import { rejection } from '../helpers.js';
-import type { OutputFormat } from '../../shared/domain.js';
+import type { OutputFormat } from '../../shared/core/domain.js';
 
 /** Fast encoder settings: the tests check geometry and colour, not compression. */
 const options: RenderOptions = {

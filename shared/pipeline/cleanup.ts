@@ -8,11 +8,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Bucket, File } from '@google-cloud/storage';
 import type { Message } from '@google-cloud/pubsub';
-import type { Config } from './config.js';
-import type { PipelineDeps } from './deps.js';
+import type { Config } from '../core/config.js';
+import type { PipelineDeps } from '../cloud/deps.js';
 import { dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
-import { transient } from './errors.js';
-import { parseJob, type OriginalInfo } from './schemas.js';
+import { transient } from '../core/errors.js';
+import { parseJob, type OriginalInfo } from '../core/schemas.js';
 import {
   idFromImagesName,
   idFromOriginalName,
@@ -23,13 +23,13 @@ import {
   originalName,
   OUTCOME_MARKER,
   outcomeMarkerName,
-} from './naming.js';
-import { advanceStep, claimStep, readCursor, type StepClaim } from './cleanup-state.js';
-import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from './objects.js';
-import { outcomeKind, recordFailure, settlePendingOutcome } from './records.js';
+} from '../core/naming.js';
+import { advanceStep, claimStep, readCursor, type StepClaim } from '../state/cleanup-state.js';
+import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined } from '../cloud/objects.js';
+import { outcomeKind, recordFailure, settlePendingOutcome } from '../state/records.js';
 import { runReprocess, type ReprocessSummary } from './reprocess.js';
-import { topology } from './topology.js';
-import { parseTraceparent, runWithTrace } from './trace.js';
+import { topology } from '../core/topology.js';
+import { parseTraceparent, runWithTrace } from '../cloud/trace.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -160,7 +160,7 @@ export interface CleanupSummary {
   /** True when a budget ended some step before it had reviewed everything. */
   truncated: boolean;
   steps: Record<CleanupStep, { outcome: StepOutcome; reviewed: number }>;
-  /** The reprocess backfill's pass, when REPROCESS=on (shared/reprocess.ts). */
+  /** The reprocess backfill's pass, when REPROCESS=on (shared/pipeline/reprocess.ts). */
   reprocess?: ReprocessSummary;
   seconds: number;
 }

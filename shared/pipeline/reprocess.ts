@@ -3,31 +3,31 @@
  * one and dispatches update jobs for them, bounded three ways against runaway cost (the failure
  * mode that made the Firebase extension drop its backfill): at most REPROCESS_MAX_PER_PASS images
  * per pass, at most REPROCESS_CPU_SECONDS_PER_DAY estimated CPU-seconds per UTC day, and a
- * persistent cursor (`cleanup/reprocess`, shared/cleanup-state.ts) so a pass resumes where the
+ * persistent cursor (`cleanup/reprocess`, shared/state/cleanup-state.ts) so a pass resumes where the
  * last stopped instead of starting over. The dry run prices the whole backlog first.
  * docs/record-protocol.md ("Updates") has the protocol; docs/performance.md the measured run.
  */
 import { randomUUID } from 'node:crypto';
 import type { File } from '@google-cloud/storage';
 import { dispatchUpdate } from './accept.js';
-import { advanceStep, claimStep, readCursor } from './cleanup-state.js';
-import type { PipelineDeps } from './deps.js';
+import { advanceStep, claimStep, readCursor } from '../state/cleanup-state.js';
+import type { PipelineDeps } from '../cloud/deps.js';
 import { originalInfoFromMetadata } from './dispatch.js';
-import type { OriginalInfo } from './schemas.js';
-import { OutcomeMarkerV1 } from './schemas.js';
+import type { OriginalInfo } from '../core/schemas.js';
+import { OutcomeMarkerV1 } from '../core/schemas.js';
 import {
   idFromOutcomeMarkerName,
   OUTCOME_MARKER,
   originalName,
   REPROCESS_BUDGET_METADATA,
   variantName,
-} from './naming.js';
-import { guardStorage, metadataOrUndefined, readJsonObject } from './objects.js';
-import { estimateJobCost, planImage, splitIntoJobs } from './plan.js';
-import { NO_RECIPE, recipeOf } from './recipe.js';
+} from '../core/naming.js';
+import { guardStorage, metadataOrUndefined, readJsonObject } from '../cloud/objects.js';
+import { estimateJobCost, planImage, splitIntoJobs } from '../image/plan.js';
+import { NO_RECIPE, recipeOf } from '../core/recipe.js';
 
 /**
- * CPU milliseconds of one unit of shared/plan.ts's cost model ("one megapixel of plain JPEG
+ * CPU milliseconds of one unit of shared/image/plan.ts's cost model ("one megapixel of plain JPEG
  * encode"): the bench's floor measured JPEG q80 at 16 ms per output megapixel on the reference
  * machine (docs/performance.md, "Where the CPU goes"; bench/report.ts `costModel`).
  */

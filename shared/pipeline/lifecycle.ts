@@ -4,8 +4,8 @@
  * announces `image.deleted` once.
  */
 import { randomUUID } from 'node:crypto';
-import type { PipelineDeps } from './deps.js';
-import { deleteImageRecords } from './records.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { deleteImageRecords } from '../state/records.js';
 
 /** Deletes an image; `not-found` when nothing of it exists. Safe to retry and to run concurrently. */
 export async function deleteImage(

@@ -6,10 +6,10 @@
  * See docs/cleanup.md.
  */
 import type { File } from '@google-cloud/storage';
-import type { PipelineDeps } from './deps.js';
-import { isPreconditionFailed } from './errors.js';
-import { guardStorage, metadataOrUndefined } from './objects.js';
-import { CURSOR_METADATA, cleanupStateName } from './naming.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { isPreconditionFailed } from '../core/errors.js';
+import { guardStorage, metadataOrUndefined } from '../cloud/objects.js';
+import { CURSOR_METADATA, cleanupStateName } from '../core/naming.js';
 
 /** A step this pass holds: where to start, and the generation its next write must match. */
 export interface StepClaim {

@@ -6,14 +6,14 @@
  */
 import { performance } from 'node:perf_hooks';
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import type { Config } from './config.js';
+import type { Config } from '../core/config.js';
 import { AvifEncodeTimeModel } from './encode-time.js';
-import { PipelineError, permanent } from './errors.js';
-import type { CropRect, VariantSpec } from './schemas.js';
-import { CONTENT_TYPES } from './naming.js';
+import { PipelineError, permanent } from '../core/errors.js';
+import type { CropRect, VariantSpec } from '../core/schemas.js';
+import { CONTENT_TYPES } from '../core/naming.js';
 import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
 import { type Placeholder, placeholderOf, placeholderOfPixels } from './placeholder.js';
-import type { OutputFormat } from './domain.js';
+import type { OutputFormat } from '../core/domain.js';
 import {
   type AutoQualityOptions,
   QUALITY_BOUNDS,

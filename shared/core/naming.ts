@@ -141,12 +141,12 @@ export const OUTCOME_MARKER = {
     writer: 'writer',
     /** `true` when a failed outcome's cause is about the world (re-submitting the bytes retries it). */
     retryable: 'retryable',
-    /** Ready outcomes: the recipe hash of the manifest (shared/recipe.ts), so a listing finds outdated images. */
+    /** Ready outcomes: the recipe hash of the manifest (shared/core/recipe.ts), so a listing finds outdated images. */
     recipe: 'recipe',
   },
   /** Values of `eventState`. Anything but `published` is unsettled. */
   states: {
-    /** A writer holds the announcement; stale after ANNOUNCE_STALE_MS (shared/records.ts) of `updated`. */
+    /** A writer holds the announcement; stale after ANNOUNCE_STALE_MS (shared/state/records.ts) of `updated`. */
     pending: 'pending',
     /** The holder gave up (its publish failed): anyone may settle it at once. */
     released: 'released',

@@ -5,9 +5,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { File } from '@google-cloud/storage';
-import { publicBaseUrl } from './config.js';
-import type { PipelineDeps } from './deps.js';
-import { classifyError, PipelineError, transient } from './errors.js';
+import { publicBaseUrl } from '../core/config.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { classifyError, PipelineError, transient } from '../core/errors.js';
 import {
   buildManifest,
   missingVariants,
@@ -15,8 +15,8 @@ import {
   placeholderVariantOf,
   renderOmissions,
   type VariantObject,
-} from './manifest.js';
-import type { JobMessage } from './schemas.js';
+} from '../image/manifest.js';
+import type { JobMessage } from '../core/schemas.js';
 import {
   isOmittedVariantName,
   OMITTED_METADATA,
@@ -25,10 +25,10 @@ import {
   VARIANT_CACHE_CONTROL,
   VARIANT_METADATA,
   variantName,
-} from './naming.js';
-import { LARGER_THAN_ORIGINAL, omitAsLarger } from './plan.js';
-import { createIfAbsent, downloadOrUndefined, listObjects } from './objects.js';
-import { METRIC_LINES } from './observability.js';
+} from '../core/naming.js';
+import { LARGER_THAN_ORIGINAL, omitAsLarger } from '../image/plan.js';
+import { createIfAbsent, downloadOrUndefined, listObjects } from '../cloud/objects.js';
+import { METRIC_LINES } from '../core/observability.js';
 import {
   isDeleted,
   recordFailure,
@@ -36,11 +36,11 @@ import {
   settleOwnOutcome,
   writeManifest,
   writeUpdatedManifest,
-} from './records.js';
-import { encoderSettingsFromConfig, renderVariants, type StageTiming } from './render.js';
-import { parsePlaceholderMetadata, placeholderMetadata } from './placeholder.js';
-import { cropMetadata, parseCropMetadata } from './crop.js';
-import { autoQualityFromConfig, type QualitySearch } from './auto-quality.js';
+} from '../state/records.js';
+import { encoderSettingsFromConfig, renderVariants, type StageTiming } from '../image/render.js';
+import { parsePlaceholderMetadata, placeholderMetadata } from '../image/placeholder.js';
+import { cropMetadata, parseCropMetadata } from '../image/crop.js';
+import { autoQualityFromConfig, type QualitySearch } from '../image/auto-quality.js';
 
 /**
  * `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}`, and with

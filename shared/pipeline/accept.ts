@@ -3,18 +3,18 @@
  * (an object under `incoming/`): probe, name by content, store the original once, dispatch.
  */
 import type { File } from '@google-cloud/storage';
-import type { PipelineDeps } from './deps.js';
-import { chooseCrops, type Focus } from './crop.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { chooseCrops, type Focus } from '../image/crop.js';
 import { cropsToMetadata, dispatchOriginal, originalInfoFromMetadata } from './dispatch.js';
-import { isPreconditionFailed, transient } from './errors.js';
-import type { FailureRecord, Manifest, OriginalInfo, OutcomeMarker, VariantSpec } from './schemas.js';
-import { imageIdOf, ORIGINAL_METADATA, originalName } from './naming.js';
-import { createIfAbsent, guardStorage, metadataOrUndefined } from './objects.js';
-import { planVariants } from './plan.js';
-import { probeImage, probeLimitsFromConfig } from './probe.js';
-import { recipeHashOf, recipeOf } from './recipe.js';
-import { clearRetryableFailure, clearTombstone, readOutcome } from './records.js';
-import { currentTrace, formatTraceparent } from './trace.js';
+import { isPreconditionFailed, transient } from '../core/errors.js';
+import type { FailureRecord, Manifest, OriginalInfo, OutcomeMarker, VariantSpec } from '../core/schemas.js';
+import { imageIdOf, ORIGINAL_METADATA, originalName } from '../core/naming.js';
+import { createIfAbsent, guardStorage, metadataOrUndefined } from '../cloud/objects.js';
+import { planVariants } from '../image/plan.js';
+import { probeImage, probeLimitsFromConfig } from '../image/probe.js';
+import { recipeHashOf, recipeOf } from '../core/recipe.js';
+import { clearRetryableFailure, clearTombstone, readOutcome } from '../state/records.js';
+import { currentTrace, formatTraceparent } from '../cloud/trace.js';
 
 /** What happened to an accepted image. */
 export type AcceptOutcome =

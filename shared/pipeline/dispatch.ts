@@ -3,15 +3,15 @@
  * `ingest` and cleanup's re-dispatch, so all three plan the same way.
  */
 import type { File, FileMetadata } from '@google-cloud/storage';
-import type { Config } from './config.js';
-import type { PipelineDeps } from './deps.js';
-import { AspectCrop, Aspect, type JobMessage, type OriginalInfo, type OriginalRef } from './schemas.js';
+import type { Config } from '../core/config.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { AspectCrop, Aspect, type JobMessage, type OriginalInfo, type OriginalRef } from '../core/schemas.js';
 import { z } from 'zod';
-import { guardStorage } from './objects.js';
-import { planImage, splitIntoJobs } from './plan.js';
-import { publishJobs } from './publish.js';
-import { type RECIPE_KEYS, recipeOf } from './recipe.js';
-import { ORIGINAL_METADATA } from './naming.js';
+import { guardStorage } from '../cloud/objects.js';
+import { planImage, splitIntoJobs } from '../image/plan.js';
+import { publishJobs } from '../cloud/publish.js';
+import { type RECIPE_KEYS, recipeOf } from '../core/recipe.js';
+import { ORIGINAL_METADATA } from '../core/naming.js';
 
 /** Optional facts a dispatch carries into its jobs. */
 export interface JobExtras {

@@ -17,10 +17,10 @@
  * deletes the marker (generation-matched) and dispatches again ({@link clearRetryableFailure}).
  */
 import { performance } from 'node:perf_hooks';
-import { variantCount } from './manifest.js';
+import { variantCount } from '../image/manifest.js';
 import type { File, FileMetadata } from '@google-cloud/storage';
-import type { PipelineDeps } from './deps.js';
-import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from './errors.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { isPreconditionFailed, isRetryableCause, PipelineError, transient } from '../core/errors.js';
 import {
   FailureRecordV1,
   ManifestV1,
@@ -29,7 +29,7 @@ import {
   type FailureRecord,
   type Manifest,
   type OutcomeMarker,
-} from './schemas.js';
+} from '../core/schemas.js';
 import {
   errorRecordName,
   isOmittedVariantName,
@@ -41,7 +41,7 @@ import {
   originalName,
   outcomeMarkerName,
   RECORD_CACHE_CONTROL,
-} from './naming.js';
+} from '../core/naming.js';
 import {
   createIfAbsent,
   deleteIfPresent,
@@ -51,10 +51,10 @@ import {
   readJsonObject,
   STORAGE_CALL_DEADLINE_MS,
   withDeadline,
-} from './objects.js';
-import { METRIC_LINES } from './observability.js';
-import { NO_RECIPE, recipeHashOf } from './recipe.js';
-import { publishEvent, PUBLISH_WORST_MS } from './publish.js';
+} from '../cloud/objects.js';
+import { METRIC_LINES } from '../core/observability.js';
+import { NO_RECIPE, recipeHashOf } from '../core/recipe.js';
+import { publishEvent, PUBLISH_WORST_MS } from '../cloud/publish.js';
 
 const KEYS = OUTCOME_MARKER.keys;
 const STATES = OUTCOME_MARKER.states;

@@ -3,12 +3,12 @@
  * processing (original stored, variants counted), or unknown.
  */
 import { terminalState } from './accept.js';
-import type { PipelineDeps } from './deps.js';
+import type { PipelineDeps } from '../cloud/deps.js';
 import { originalInfoFromMetadata } from './dispatch.js';
-import type { FailureRecord, Manifest } from './schemas.js';
-import { isOmittedVariantName, isVariantName, ORIGINAL_METADATA, originalName } from './naming.js';
-import { listObjects, metadataOrUndefined } from './objects.js';
-import { planVariants } from './plan.js';
+import type { FailureRecord, Manifest } from '../core/schemas.js';
+import { isOmittedVariantName, isVariantName, ORIGINAL_METADATA, originalName } from '../core/naming.js';
+import { listObjects, metadataOrUndefined } from '../cloud/objects.js';
+import { planVariants } from '../image/plan.js';
 
 /** An image's state. */
 export type ImageStatus =
