@@ -23,7 +23,8 @@ import type { Config } from '../shared/core/config.js';
 import type { OutputFormat } from '../shared/core/domain.js';
 import type { VariantSpec } from '../shared/core/schemas.js';
 import { heightForWidth, omitAsLarger, planImage, splitIntoJobs, type ImageSize } from '../shared/image/plan.js';
-import { configureSharp, renderVariants } from '../shared/image/render.js';
+import { renderAll } from '../shared/image/render.js';
+import { configureSharp } from '../shared/image/encode.js';
 import { parseCommandLine, refuse } from './cli.js';
 import { printChildResult, runInFreshProcess } from './fresh-process.js';
 import { type BenchImage, corpusImages, readImage } from './images.js';
@@ -164,7 +165,7 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
       }
     } else {
       for (const job of splitIntoJobs(plan, info, config.FANOUT_STRATEGY)) {
-        for (const v of await renderVariants(original, job, renderOptionsFrom(config)))
+        for (const v of await renderAll(original, job, renderOptionsFrom(config)))
           outputs.push({ width: v.width, format: v.format, data: v.data });
         invocations++;
       }

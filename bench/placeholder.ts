@@ -19,7 +19,7 @@ import sharp from 'sharp';
 import { rgbaToThumbHash, thumbHashToAverageRGBA, thumbHashToRGBA } from 'thumbhash';
 import { heightForWidth } from '../shared/image/plan.js';
 import { type Placeholder, placeholderOfPixels, type RawPixels } from '../shared/image/placeholder.js';
-import { configureSharp } from '../shared/image/render.js';
+import { configureSharp } from '../shared/image/encode.js';
 import { parseCommandLine, refuse } from './cli.js';
 import { corpusImages, readImage } from './images.js';
 

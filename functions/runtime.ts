@@ -5,7 +5,7 @@
  */
 import { loadConfig } from '../shared/core/config.js';
 import { createDeps, type PipelineDeps } from '../shared/cloud/deps.js';
-import { configureSharp } from '../shared/image/render.js';
+import { configureSharp } from '../shared/image/encode.js';
 
 let current: PipelineDeps | undefined;
 

@@ -1,19 +1,14 @@
 /**
- * The pixel work: decode an original once, derive every requested width from it largest first
- * (a cascade of in-memory levels), and encode each requested format at each width. Why a cascade,
- * and the decisions behind decoding, kernels, colour, heights and crops: docs/architecture.md,
- * "Rendering".
+ * Rendering a job's variants: one decode, the cascade of levels from it (decode.ts), and every
+ * requested format at each width encoded from the same pixels (encode.ts), each output handed to
+ * the caller as soon as it exists. Why a cascade, and the decisions behind decoding, kernels,
+ * colour, heights and crops: docs/architecture.md, "Rendering".
  */
 import { performance } from 'node:perf_hooks';
-import sharp, { type Metadata, type Sharp } from 'sharp';
-import type { Config } from '../core/config.js';
-import { AvifEncodeTimeModel } from './encode-time.js';
-import { PipelineError, permanent } from '../core/errors.js';
-import type { CropRect, VariantSpec } from '../core/schemas.js';
-import { CONTENT_TYPES } from '../core/naming.js';
-import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
-import { type Placeholder, placeholderOf, placeholderOfPixels } from './placeholder.js';
 import type { OutputFormat } from '../core/domain.js';
+import { type PipelineError, permanent } from '../core/errors.js';
+import { CONTENT_TYPES } from '../core/naming.js';
+import type { CropRect, VariantSpec } from '../core/schemas.js';
 import {
   type AutoQualityOptions,
   QUALITY_BOUNDS,
@@ -22,66 +17,25 @@ import {
   searchQuality,
   searchWidth,
 } from './auto-quality.js';
+import {
+  assertBeforeDeadline,
+  cutCrop,
+  type DecodeOptions,
+  decodeLevel,
+  inspectOriginal,
+  type Level,
+  readLevel,
+  resizeLevel,
+  searchLevel,
+  toPipelineError,
+  withoutOpaqueAlpha,
+} from './decode.js';
+import { type EncodeOptions, type EncoderSettings, encode, withQuality } from './encode.js';
+import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
+import { type Placeholder, placeholderOf, placeholderOfPixels } from './placeholder.js';
 
-/** Encoder settings per output format. */
-export interface EncoderSettings {
-  /** `progressive`: the same pixels in progressive scans, in fewer bytes. */
-  jpeg: { quality: number; mozjpeg: boolean; progressive?: boolean };
-  webp: { quality: number; effort: number };
-  /** `bitdepth` 10 codes 8-bit pixels at 10 bits: fewer bytes at equal quality (docs/performance.md). */
-  avif: { quality: number; effort: number; bitdepth?: 8 | 10 };
-}
-
-/** Encoder settings from configuration. */
-export function encoderSettingsFromConfig(
-  config: Pick<
-    Config,
-    | 'JPEG_QUALITY'
-    | 'JPEG_MOZJPEG'
-    | 'JPEG_PROGRESSIVE'
-    | 'WEBP_QUALITY'
-    | 'WEBP_EFFORT'
-    | 'AVIF_QUALITY'
-    | 'AVIF_EFFORT'
-    | 'AVIF_BITDEPTH'
-  >,
-): EncoderSettings {
-  return {
-    jpeg: { quality: config.JPEG_QUALITY, mozjpeg: config.JPEG_MOZJPEG, progressive: config.JPEG_PROGRESSIVE },
-    webp: { quality: config.WEBP_QUALITY, effort: config.WEBP_EFFORT },
-    avif: { quality: config.AVIF_QUALITY, effort: config.AVIF_EFFORT, bitdepth: config.AVIF_BITDEPTH },
-  };
-}
-
-/**
- * Sets sharp's process-wide knobs on purpose rather than inheriting its defaults: sharp 0.35
- * silently drops to one libvips thread on glibc without jemalloc, and its operation cache keeps
- * decoded buffers alive (up to 50 MB) that a one-image-per-invocation function never reuses.
- *
- * @param settings.concurrency libvips threads per image; 0 lets libvips use one per CPU core.
- * @param settings.cache whether libvips' operation cache is on (off is right for functions).
- */
-export function configureSharp(settings: { concurrency: number; cache: boolean }): void {
-  sharp.concurrency(settings.concurrency);
-  sharp.cache(settings.cache);
-}
-
-/** How {@link renderVariants} renders. */
-export interface RenderOptions {
-  encoders: EncoderSettings;
-  /** Keep EXIF/XMP/IPTC (with an sRGB ICC profile); otherwise every output is stripped. */
-  keepMetadata: boolean;
-  /** Largest accepted width × height of the original (checked from its header). */
-  limitInputPixels: number;
-  /** Most frames/pages accepted in the original (only the first is rendered). */
-  maxFrames: number;
-  /**
-   * Epoch milliseconds; work still running past it fails with permanent `time_budget_exceeded`,
-   * and an AVIF encode predicted to end past it is not started (it cannot be interrupted).
-   */
-  deadline?: number;
-  /** The AVIF encode-time model to consult and teach; this process's own by default. */
-  avifEncodeTimes?: AvifEncodeTimeModel;
+/** How {@link renderVariants} renders: how to decode (decode.ts) and encode (encode.ts), and what else to do. */
+export interface RenderOptions extends DecodeOptions, EncodeOptions {
   /** Collects each stage's wall time, in order (for the job's `job.done` log line). */
   timings?: StageTiming[];
   /** Each aspect's crop of the upright original (the job's `info.crops`), for aspect variants. */
@@ -139,254 +93,15 @@ export interface RenderedVariant {
 }
 
 /**
- * Decoded pixels at one width. Raw pixels normally; with `keepMetadata`, an uncompressed PNG,
- * because raw buffers cannot carry EXIF and sharp cannot attach an EXIF blob to a new image,
- * while PNG carries it (eXIf chunk) at the cost of a cheap store-only encode/decode per level.
- */
-interface Level {
-  width: number;
-  height: number;
-  channels: number;
-  data: Buffer;
-  encoding: 'raw' | 'png';
-}
-
-/** sharp's resize kernel for every step; see the module comment. */
-const KERNEL = 'lanczos3' as const;
-
-/**
- * sharp encodes AVIF at 4:4:4 unless told otherwise, while its JPEG and all lossy WebP are 4:2:0.
- * Halving chroma resolution as the other formats do measured 30% less AVIF CPU at q50 effort 4 on
- * corpus photos at 2048 px (string: 7.9 s vs 11.0 s; elephants: 13.5 s vs 19.4 s) for 2–10%
- * fewer bytes. A tuning knob for the bench, kept here until EncoderSettings grows one.
- */
-const AVIF_CHROMA_SUBSAMPLING = '4:2:0';
-
-/** sharp's JPEG options for progressive output, which changes no pixel (docs/performance.md). */
-export function progressiveJpeg(progressive: boolean | undefined): { progressive?: true } {
-  return progressive ? { progressive: true } : {};
-}
-
-/** Background that transparent pixels are flattened onto in formats without alpha. */
-const FLATTEN_BACKGROUND = { r: 255, g: 255, b: 255 } as const;
-
-function assertBeforeDeadline(deadline: number | undefined): void {
-  if (deadline !== undefined && Date.now() >= deadline) {
-    throw permanent('time_budget_exceeded', 'The image took too long to process.');
-  }
-}
-
-/** Whole seconds left for sharp's own timeout (it only counts seconds), at least 1; 0 = none. */
-function sharpTimeoutSeconds(deadline: number | undefined): number {
-  if (deadline === undefined) return 0;
-  return Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
-}
-
-function isSharpTimeout(error: unknown): boolean {
-  return error instanceof Error && /timeout/i.test(error.message);
-}
-
-/**
- * libvips' `vips_malloc: out of memory`, C++ `std::bad_alloc`, V8's `Array buffer allocation
- * failed`, ENOMEM: the instance ran short of memory, which says nothing about the image.
- */
-export function isAllocationError(error: unknown): boolean {
-  return (
-    error instanceof Error &&
-    /out of memory|bad_alloc|allocation failed|(cannot|unable to|failed to) allocate|ENOMEM/i.test(error.message)
-  );
-}
-
-/**
- * Maps a sharp failure to a pipeline error: allocation failures become transient
- * `out_of_memory` (retried, never recorded as the image's fault); timeouts become
- * `time_budget_exceeded`; anything else becomes `fallback` (decode failures are the image's
- * fault, later ones are not).
- */
-function toPipelineError(error: unknown, fallback: 'corrupt_image' | 'image_failed'): PipelineError {
-  if (error instanceof PipelineError) return error;
-  if (isAllocationError(error))
-    return new PipelineError('out_of_memory', 'The instance ran out of memory processing the image; retry later.', {
-      cause: error,
-    });
-  if (isSharpTimeout(error))
-    return new PipelineError('time_budget_exceeded', 'The image took too long to process.', { cause: error });
-  if (fallback === 'corrupt_image') {
-    return new PipelineError('corrupt_image', 'The image is damaged or incomplete and cannot be read.', {
-      cause: error,
-    });
-  }
-  return new PipelineError('image_failed', 'The image could not be converted.', { cause: error });
-}
-
-/** Header facts about the original needed before decoding; header-only, so cheap. */
-async function inspectOriginal(original: Buffer, options: RenderOptions): Promise<{ width: number; height: number }> {
-  let metadata: Metadata;
-  try {
-    metadata = await sharp(original, { limitInputPixels: false }).metadata();
-  } catch (error) {
-    throw toPipelineError(error, 'corrupt_image');
-  }
-  if (metadata.format === 'heif' && metadata.compression !== 'av1') {
-    throw permanent('format_not_allowed', 'HEIF images that are not AV1-encoded (AVIF) cannot be processed.', {
-      format: 'heif',
-    });
-  }
-  const { width, height } = metadata.autoOrient;
-  if (width * height > options.limitInputPixels) {
-    throw permanent(
-      'too_many_pixels',
-      `The image is ${width}×${height} pixels, more than the limit of ${options.limitInputPixels} pixels.`,
-      {
-        width,
-        height,
-        maxPixels: options.limitInputPixels,
-      },
-    );
-  }
-  const frames = metadata.pages ?? 1;
-  if (frames > options.maxFrames) {
-    throw permanent(
-      'too_many_frames',
-      `The image has ${frames} frames or pages, more than the limit of ${options.maxFrames}.`,
-      {
-        frames,
-        maxFrames: options.maxFrames,
-      },
-    );
-  }
-  return { width, height };
-}
-
-/** A sharp pipeline reading a level. */
-function readLevel(level: Level): Sharp {
-  return level.encoding === 'raw'
-    ? sharp(level.data, {
-        raw: { width: level.width, height: level.height, channels: level.channels as 1 | 2 | 3 | 4 },
-      })
-    : sharp(level.data);
-}
-
-/** Writes a pipeline's output as a level: raw pixels, or a metadata-carrying store-only PNG. */
-async function materialise(pipeline: Sharp, keepMetadata: boolean): Promise<Level> {
-  if (keepMetadata) {
-    const { data, info } = await pipeline
-      .withMetadata()
-      .png({ compressionLevel: 0, adaptiveFiltering: false })
-      .toBuffer({ resolveWithObject: true });
-    return { width: info.width, height: info.height, channels: info.channels, data, encoding: 'png' };
-  }
-  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, channels: info.channels, data, encoding: 'raw' };
-}
-
-/** The one decode: orient, convert to sRGB, and resize to the largest width in the same pass. */
-async function decodeLevel(
-  original: Buffer,
-  width: number,
-  height: number,
-  source: { width: number },
-  options: RenderOptions,
-): Promise<Level> {
-  let pipeline = sharp(original, { limitInputPixels: options.limitInputPixels, failOn: 'error', animated: false })
-    .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
-    .rotate();
-  // fastShrinkOnLoad off: with it, libjpeg/libwebp decode at 1/2–1/8 size by DCT scaling before
-  // lanczos3, which cost up to 0.0074 SSIM against a direct resize (18 MP noisy photo at 1600 px)
-  // to save ~0.1–0.4 s of decode CPU; libvips still streams the decode, so memory barely moves.
-  if (width < source.width)
-    pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL, fastShrinkOnLoad: false });
-  pipeline = pipeline.toColourspace('srgb');
-  try {
-    return await materialise(pipeline, options.keepMetadata);
-  } catch (error) {
-    if (error instanceof Error && /pixel limit/i.test(error.message)) {
-      throw permanent('too_many_pixels', `The image is larger than the limit of ${options.limitInputPixels} pixels.`, {
-        maxPixels: options.limitInputPixels,
-      });
-    }
-    throw toPipelineError(error, 'corrupt_image');
-  }
-}
-
-/** A level with its alpha channel removed when every pixel is opaque (common in PNG exports). */
-async function withoutOpaqueAlpha(level: Level, options: RenderOptions): Promise<Level> {
-  if (level.channels !== 4) return level;
-  // stats() reads the level itself (sharp computes statistics before any queued operation).
-  if (!(await readLevel(level).stats()).isOpaque) return level;
-  return materialise(
-    readLevel(level)
-      .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
-      .removeAlpha(),
-    options.keepMetadata,
-  );
-}
-
-/** What this process has learned about its own AVIF encode speed (see encode-time.ts). */
-const processAvifEncodeTimes = new AvifEncodeTimeModel();
-
-/**
- * Encodes AVIF unless the encode is predicted to end past the deadline: once started it cannot be
- * stopped (encode-time.ts), so an encode that would overrun is refused before it starts.
- */
-async function encodeAvifWithinDeadline(level: Level, pipeline: Sharp, options: RenderOptions): Promise<Buffer> {
-  const model = options.avifEncodeTimes ?? processAvifEncodeTimes;
-  const pixels = level.width * level.height;
-  const { effort, bitdepth = 8 } = options.encoders.avif;
-  if (options.deadline !== undefined) {
-    const predictedMs = model.predictMs(pixels, effort, bitdepth);
-    const leftMs = options.deadline - Date.now();
-    if (predictedMs > leftMs) {
-      throw permanent(
-        'time_budget_exceeded',
-        `The image took too long to process: its ${level.width}×${level.height} AVIF variant would need about ${Math.ceil(predictedMs / 1000)} s, more than the ${Math.max(0, Math.floor(leftMs / 1000))} s left of its time budget.`,
-        { width: level.width, height: level.height, format: 'avif', predictedSeconds: Math.ceil(predictedMs / 1000) },
-      );
-    }
-  }
-  const started = Date.now();
-  const data = await pipeline.toBuffer();
-  model.observe(pixels, effort, Date.now() - started, bitdepth);
-  return data;
-}
-
-/** Encodes one format from a level. */
-async function encode(level: Level, format: OutputFormat, options: RenderOptions): Promise<Buffer> {
-  let pipeline = readLevel(level).timeout({ seconds: sharpTimeoutSeconds(options.deadline) });
-  if (options.keepMetadata) pipeline = pipeline.withMetadata();
-  const { jpeg, webp, avif } = options.encoders;
-  switch (format) {
-    case 'jpeg':
-      pipeline = pipeline
-        .flatten({ background: FLATTEN_BACKGROUND })
-        .jpeg({ quality: jpeg.quality, mozjpeg: jpeg.mozjpeg, ...progressiveJpeg(jpeg.progressive) });
-      break;
-    case 'webp':
-      pipeline = pipeline.webp({ quality: webp.quality, effort: webp.effort });
-      break;
-    case 'avif':
-      return encodeAvifWithinDeadline(
-        level,
-        pipeline.avif({
-          quality: avif.quality,
-          effort: avif.effort,
-          chromaSubsampling: AVIF_CHROMA_SUBSAMPLING,
-          bitdepth: avif.bitdepth ?? 8,
-        }),
-        options,
-      );
-  }
-  return pipeline.toBuffer();
-}
-
-/**
  * Renders `variants` from `original`: one decode, then each distinct width largest first, each
  * resized from the previous level, and every requested format at that width encoded from the same
  * pixels. `onVariant` is awaited for each output as soon as it is encoded, so the caller can upload
  * it while the next one is encoded; outputs are small (compressed), the big buffers are the levels,
- * and each level is released as soon as the next exists.
+ * and each level is released as soon as the next exists. No output is kept once `onVariant` has
+ * returned: a job's outputs are never all in memory together.
  *
- * @returns the outputs, widths descending, formats in the order first requested.
+ * @returns how many outputs were rendered, each handed to `onVariant` (widths descending, formats
+ *   in the order first requested).
  * @throws PipelineError (permanent): `corrupt_image` when the original cannot be decoded,
  *   `too_many_pixels` / `too_many_frames` past the limits, `format_not_allowed` for HEIC,
  *   `invalid_job` for a width above the original's (never enlarge) or a variant larger than its
@@ -398,9 +113,41 @@ export async function renderVariants(
   variants: readonly VariantSpec[],
   options: RenderOptions,
   onVariant?: (variant: RenderedVariant) => Promise<void>,
+): Promise<number> {
+  return renderEach(original, variants, options, async (variant) => {
+    if (onVariant)
+      await timed(options.timings, { stage: 'write', width: variant.width, format: variant.format }, () =>
+        onVariant(variant),
+      );
+  });
+}
+
+/**
+ * {@link renderVariants} with every output kept and returned (widths descending, formats in the
+ * order first requested): for the benches and tests that compare outputs. The pipeline itself
+ * (run-job.ts) streams them through `onVariant` instead.
+ */
+export async function renderAll(
+  original: Buffer,
+  variants: readonly VariantSpec[],
+  options: RenderOptions,
 ): Promise<RenderedVariant[]> {
+  const rendered: RenderedVariant[] = [];
+  await renderEach(original, variants, options, async (variant) => {
+    rendered.push(variant);
+  });
+  return rendered;
+}
+
+/** The render itself: hands each output to `emit` as soon as it is encoded; returns how many. */
+async function renderEach(
+  original: Buffer,
+  variants: readonly VariantSpec[],
+  options: RenderOptions,
+  emit: (variant: RenderedVariant) => Promise<void>,
+): Promise<number> {
   assertBeforeDeadline(options.deadline);
-  if (variants.length === 0) return [];
+  if (variants.length === 0) return 0;
   const decodeStarted = performance.now();
   const source = await inspectOriginal(original, options);
 
@@ -433,14 +180,7 @@ export async function renderVariants(
     : options.encoders;
   const encodeOptions: RenderOptions = { ...options, encoders };
 
-  const rendered: RenderedVariant[] = [];
-  const emit = async (variant: RenderedVariant): Promise<void> => {
-    rendered.push(variant);
-    if (onVariant)
-      await timed(options.timings, { stage: 'write', width: variant.width, format: variant.format }, () =>
-        onVariant(variant),
-      );
-  };
+  let count = 0;
   let level: Level | undefined;
   for (const width of widths) {
     assertBeforeDeadline(options.deadline);
@@ -455,12 +195,7 @@ export async function renderVariants(
     } else {
       const from: Level = level;
       level = await timed(options.timings, { stage: 'resize', width }, () =>
-        materialise(
-          readLevel(from)
-            .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
-            .resize(width, height, { fit: 'fill', kernel: KERNEL }),
-          options.keepMetadata,
-        ),
+        resizeLevel(from, width, height, options),
       ).catch((error: unknown) => {
         throw toPipelineError(error, 'image_failed');
       });
@@ -483,6 +218,7 @@ export async function renderVariants(
               throw toPipelineError(error, 'image_failed');
             })
           : undefined;
+      count += 1;
       await emit({
         width: level.width,
         height: level.height,
@@ -505,6 +241,7 @@ export async function renderVariants(
         ).catch((error: unknown) => {
           throw toPipelineError(error, 'image_failed');
         });
+        count += 1;
         await emit({
           width: piece.width,
           height: piece.height,
@@ -518,12 +255,7 @@ export async function renderVariants(
       }
     }
   }
-  return rendered;
-}
-
-/** `encoders` with one format's quality replaced. */
-function withQuality(encoders: EncoderSettings, format: OutputFormat, quality: number): EncoderSettings {
-  return { ...encoders, [format]: { ...encoders[format], quality } };
+  return count;
 }
 
 /**
@@ -543,13 +275,9 @@ async function autoQualityEncoders(
   const width = searchWidth(auto.widths, source.width);
   const height = heightForWidth(width, source);
   const plain: RenderOptions = { ...options, keepMetadata: false };
-  const level = await timed(options.timings, { stage: 'quality', width }, async () => {
-    let pipeline = sharp(original, { limitInputPixels: options.limitInputPixels, failOn: 'error', animated: false })
-      .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
-      .rotate();
-    if (width < source.width) pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL });
-    return withoutOpaqueAlpha(await materialise(pipeline.toColourspace('srgb'), false), plain);
-  }).catch((error: unknown) => {
+  const level = await timed(options.timings, { stage: 'quality', width }, () =>
+    searchLevel(original, width, height, source, options),
+  ).catch((error: unknown) => {
     throw toPipelineError(error, 'corrupt_image');
   });
   const reference = await referenceLuma(level);
@@ -650,26 +378,4 @@ function planCroppedVariants(
     byLevel.set(levelWidth, group);
   }
   return byLevel;
-}
-
-/** Cuts a crop out of a level (the rectangle scaled to the level) at exactly the variant's size. */
-async function cutCrop(
-  level: Level,
-  source: { width: number; height: number },
-  cropped: CroppedWidth,
-  options: RenderOptions,
-): Promise<Level> {
-  const sx = level.width / source.width;
-  const sy = level.height / source.height;
-  const left = Math.min(level.width - 1, Math.round(cropped.crop.left * sx));
-  const top = Math.min(level.height - 1, Math.round(cropped.crop.top * sy));
-  const right = Math.max(left + 1, Math.min(level.width, Math.round((cropped.crop.left + cropped.crop.width) * sx)));
-  const bottom = Math.max(top + 1, Math.min(level.height, Math.round((cropped.crop.top + cropped.crop.height) * sy)));
-  return materialise(
-    readLevel(level)
-      .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
-      .extract({ left, top, width: right - left, height: bottom - top })
-      .resize(cropped.width, cropped.height, { fit: 'fill', kernel: KERNEL }),
-    options.keepMetadata,
-  );
 }

@@ -37,7 +37,8 @@ import {
   writeManifest,
   writeUpdatedManifest,
 } from '../state/records.js';
-import { encoderSettingsFromConfig, renderVariants, type StageTiming } from '../image/render.js';
+import { renderVariants, type StageTiming } from '../image/render.js';
+import { encoderSettingsFromConfig } from '../image/encode.js';
 import { parsePlaceholderMetadata, placeholderMetadata } from '../image/placeholder.js';
 import { cropMetadata, parseCropMetadata } from '../image/crop.js';
 import { autoQualityFromConfig, type QualitySearch } from '../image/auto-quality.js';

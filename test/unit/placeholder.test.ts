@@ -11,7 +11,7 @@ import {
   placeholderOf,
   placeholderOfPixels,
 } from '../../shared/image/placeholder.js';
-import { renderVariants } from '../../shared/image/render.js';
+import { renderAll } from '../../shared/image/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
 const encoders = {
@@ -149,7 +149,7 @@ describe('placeholder (dominant colour + ThumbHash)', () => {
     ];
     expect(placeholderVariantOf(plan)).to.deep.equal({ width: 320, format: 'webp' });
     const image = await makePhoto({ width: 800, height: 600, seed: 5 });
-    const rendered = await renderVariants(image, plan.slice(0, 3), {
+    const rendered = await renderAll(image, plan.slice(0, 3), {
       encoders,
       keepMetadata: false,
       limitInputPixels: 1e8,
