@@ -115,7 +115,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
   describe('one source of names: shared/core/topology.json', function () {
     it('reads shared/core/topology.json with jsondecode(file(...))', function () {
       const topologyExpr = expr(mod.locals.topology);
-      expect(topologyExpr).to.match(/^jsondecode\(file\("\$\{path\.module\}\/\.\.\/shared\/topology\.json"\)\)$/);
+      expect(topologyExpr).to.match(/^jsondecode\(file\("\$\{path\.module\}\/\.\.\/shared\/core\/topology\.json"\)\)$/);
     });
 
     it('hardcodes no topic or subscription name, entry point or schedule of the topology', function () {
