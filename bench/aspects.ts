@@ -10,11 +10,12 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { chooseCrops } from '../shared/crop.js';
-import type { Config } from '../shared/config.js';
-import { planImage, splitIntoJobs, type PlanInput } from '../shared/plan.js';
-import { probeImage, probeLimitsFromConfig } from '../shared/probe.js';
-import { configureSharp, renderVariants, type RenderedVariant } from '../shared/render.js';
+import { chooseCrops } from '../shared/image/crop.js';
+import type { Config } from '../shared/core/config.js';
+import { planImage, splitIntoJobs, type PlanInput } from '../shared/image/plan.js';
+import { probeImage, probeLimitsFromConfig } from '../shared/image/probe.js';
+import { renderAll, type RenderedVariant } from '../shared/image/render.js';
+import { configureSharp } from '../shared/image/encode.js';
 import { corpusImages, readImage } from './images.js';
 import { benchConfig, measure, renderOptionsFrom } from './methods.js';
 
@@ -63,9 +64,7 @@ async function runPath(original: Buffer, info: PlanInput, config: Config): Promi
   const outputs: RenderedVariant[] = [];
   let cpuMs = 0;
   for (const variants of jobs) {
-    const run = await measure(() =>
-      renderVariants(original, variants, { ...renderOptionsFrom(config), crops: info.crops }),
-    );
+    const run = await measure(() => renderAll(original, variants, { ...renderOptionsFrom(config), crops: info.crops }));
     cpuMs += run.cpuMs;
     outputs.push(...run.value);
   }

@@ -16,12 +16,13 @@ import {
   autoQualityFromConfig,
   type QualitySearch,
   searchWidth,
-} from '../shared/auto-quality.js';
-import type { Config } from '../shared/config.js';
-import type { OutputFormat, QualityMode } from '../shared/domain.js';
-import { type ImageSize, planImage, splitIntoJobs } from '../shared/plan.js';
-import { configureSharp, renderVariants, type StageTiming } from '../shared/render.js';
-import { luma, ssim } from '../shared/ssim.js';
+} from '../shared/image/auto-quality.js';
+import type { Config } from '../shared/core/config.js';
+import type { OutputFormat, QualityMode } from '../shared/core/domain.js';
+import { type ImageSize, planImage, splitIntoJobs } from '../shared/image/plan.js';
+import { renderAll, type StageTiming } from '../shared/image/render.js';
+import { configureSharp } from '../shared/image/encode.js';
+import { luma, ssim } from '../shared/image/ssim.js';
 import { parseCommandLine } from './cli.js';
 import { printChildResult, runInFreshProcess } from './fresh-process.js';
 import { corpusImages, readImage } from './images.js';
@@ -79,7 +80,7 @@ async function child(path: string, mode: QualityMode): Promise<ModeResult> {
     for (const job of jobs) {
       const autoQuality: AutoQualityOptions | undefined = autoQualityFromConfig(config, searches);
       const options = { ...renderOptionsFrom(config), timings, ...(autoQuality ? { autoQuality } : {}) };
-      for (const v of await renderVariants(original, job, options)) outputs.push(v);
+      for (const v of await renderAll(original, job, options)) outputs.push(v);
     }
   });
   const bytes: Partial<Record<OutputFormat, number>> = {};
@@ -143,7 +144,7 @@ export async function fixedScores(original: Buffer, config: Config): Promise<Rec
     widths: config.WIDTHS,
     searches,
   };
-  await renderVariants(
+  await renderAll(
     original,
     config.FORMATS.map((format) => ({ width, format })),
     { ...renderOptionsFrom(config), autoQuality },

@@ -1,14 +1,15 @@
 /**
  * A measuring child process: `node dist/bench/child.js '<task JSON>'`. Loads the configuration
- * from its environment exactly as the functions do, applies the runtime settings with render.ts's
+ * from its environment exactly as the functions do, applies the runtime settings with encode.ts's
  * `configureSharp`, warms the codecs up (so no measurement pays a library's first-use setup), runs
  * one task and prints one answer line ({@link ANSWER_MARKER} + JSON) with its peak RSS.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { PipelineError } from '../shared/errors.js';
-import { configureSharp, encoderSettingsFromConfig, renderVariants, type EncoderSettings } from '../shared/render.js';
+import { PipelineError } from '../shared/core/errors.js';
+import { renderAll } from '../shared/image/render.js';
+import { configureSharp, encoderSettingsFromConfig, type EncoderSettings } from '../shared/image/encode.js';
 import {
   alphaIsOpaque,
   benchConfig,
@@ -26,7 +27,7 @@ import {
   type Output,
   type Pixels,
 } from './methods.js';
-import { luma, ssim } from '../shared/ssim.js';
+import { luma, ssim } from '../shared/image/ssim.js';
 import {
   ANSWER_MARKER,
   type ChildAnswer,
@@ -36,8 +37,8 @@ import {
   type QualityRow,
   type Task,
 } from './tasks.js';
-import type { Config } from '../shared/config.js';
-import { planVariants } from '../shared/plan.js';
+import type { Config } from '../shared/core/config.js';
+import { planVariants } from '../shared/image/plan.js';
 
 /** Encodes and decodes a tiny image in every format, so that codec set-up is not measured. */
 async function warmUp(): Promise<void> {
@@ -168,7 +169,7 @@ async function runTask(task: Task, config: Config): Promise<unknown> {
       const options = renderOptionsFrom(config);
       // Separate copies of the original, as separate requests would each have downloaded one.
       const copies = Array.from({ length: task.instances }, () => Buffer.from(original));
-      const measured = await measure(() => Promise.all(copies.map((copy) => renderVariants(copy, variants, options))));
+      const measured = await measure(() => Promise.all(copies.map((copy) => renderAll(copy, variants, options))));
       return {
         instances: task.instances,
         variants: variants.length * task.instances,

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { runCleanup, type CleanupSummary } from '../shared/cleanup.js';
-import { createDeps, type PipelineDeps } from '../shared/deps.js';
+import { runCleanup, type CleanupSummary } from '../shared/pipeline/cleanup.js';
+import { createDeps, type PipelineDeps } from '../shared/cloud/deps.js';
 import {
   errorRecordName,
   manifestName,
@@ -15,7 +15,7 @@ import {
   originalName,
   OUTCOME_MARKER,
   outcomeMarkerName,
-} from '../shared/naming.js';
+} from '../shared/core/naming.js';
 import { parseCommandLine, refuse } from './cli.js';
 import { withScaleStack } from './scale-stack.js';
 import { markdownTable } from './stats.js';

@@ -19,11 +19,12 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import sharp, { type Sharp } from 'sharp';
-import type { Config } from '../shared/config.js';
-import type { OutputFormat } from '../shared/domain.js';
-import type { VariantSpec } from '../shared/schemas.js';
-import { heightForWidth, omitAsLarger, planImage, splitIntoJobs, type ImageSize } from '../shared/plan.js';
-import { configureSharp, renderVariants } from '../shared/render.js';
+import type { Config } from '../shared/core/config.js';
+import type { OutputFormat } from '../shared/core/domain.js';
+import type { VariantSpec } from '../shared/core/schemas.js';
+import { heightForWidth, omitAsLarger, planImage, splitIntoJobs, type ImageSize } from '../shared/image/plan.js';
+import { renderAll } from '../shared/image/render.js';
+import { configureSharp } from '../shared/image/encode.js';
 import { parseCommandLine, refuse } from './cli.js';
 import { printChildResult, runInFreshProcess } from './fresh-process.js';
 import { type BenchImage, corpusImages, readImage } from './images.js';
@@ -37,7 +38,7 @@ import {
   type Pixels,
   renderOptionsFrom,
 } from './methods.js';
-import { luma, ssim } from '../shared/ssim.js';
+import { luma, ssim } from '../shared/image/ssim.js';
 
 const run = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
@@ -164,7 +165,7 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
       }
     } else {
       for (const job of splitIntoJobs(plan, info, config.FANOUT_STRATEGY)) {
-        for (const v of await renderVariants(original, job, renderOptionsFrom(config)))
+        for (const v of await renderAll(original, job, renderOptionsFrom(config)))
           outputs.push({ width: v.width, format: v.format, data: v.data });
         invocations++;
       }
@@ -352,7 +353,7 @@ The anchor at sharp's defaults against ours at each candidate setting (docs/perf
 Options:
   --corpus DIR          images to measure (default ../shared/corpus)
   --only NAMES          comma-separated image names to keep (default: all)
-  --candidates LIST     comma-separated settings of ours: "defaults" (shared/config.ts), qNNeN (AVIF
+  --candidates LIST     comma-separated settings of ours: "defaults" (shared/core/config.ts), qNNeN (AVIF
                         quality and effort) or NAME=value+NAME=value (any pipeline variables)
                         (default: defaults)
   --megapixels N        measure each image larger than N MP scaled down to N MP (JPEG q92), and

@@ -65,16 +65,16 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { ENV_VARS, type Config } from '../shared/config.js';
-import { errorRecordName, manifestName } from '../shared/naming.js';
-import { admissionLimit, pushPath } from '../shared/topology.js';
+import { ENV_VARS, type Config } from '../shared/core/config.js';
+import { errorRecordName, manifestName } from '../shared/core/naming.js';
+import { admissionLimit, pushPath } from '../shared/core/topology.js';
 import { admitAtMost, REFUSAL_HOLD_MS, type AdmissionStats } from '../local/admission.js';
 import { freePort } from '../local/ports.js';
 import { waitForPort } from '../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { photoPixels } from '../test/fixtures/images.js';
 import { markdownTable } from './stats.js';
-import { OUTPUT_FORMATS, type OutputFormat } from '../shared/domain.js';
+import { OUTPUT_FORMATS, type OutputFormat } from '../shared/core/domain.js';
 
 /** What to run. */
 export interface LoadOptions {

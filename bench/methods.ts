@@ -6,24 +6,19 @@
  * these encoder calls write the same bytes as render.ts's, so the comparison stays fair.
  */
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { loadConfig, type Config } from '../shared/config.js';
-import type { VariantSpec } from '../shared/schemas.js';
-import { heightForWidth, planVariants, splitIntoJobs, type ImageSize } from '../shared/plan.js';
-import {
-  encoderSettingsFromConfig,
-  progressiveJpeg,
-  renderVariants,
-  type EncoderSettings,
-  type RenderOptions,
-} from '../shared/render.js';
-import type { FanoutStrategy, OutputFormat } from '../shared/domain.js';
+import { loadConfig, type Config } from '../shared/core/config.js';
+import type { VariantSpec } from '../shared/core/schemas.js';
+import { heightForWidth, planVariants, splitIntoJobs, type ImageSize } from '../shared/image/plan.js';
+import { renderAll, type RenderOptions } from '../shared/image/render.js';
+import { encoderSettingsFromConfig, progressiveJpeg, type EncoderSettings } from '../shared/image/encode.js';
+import type { FanoutStrategy, OutputFormat } from '../shared/core/domain.js';
 
 /** Bucket names the config schema requires; the bench touches no bucket. */
 const BENCH_BUCKETS = { UPLOADS_BUCKET: 'bench-uploads', IMAGES_BUCKET: 'bench-images' } as const;
 
 /**
  * The configuration the functions would load from this environment (defaults from
- * shared/config.ts, overridable by the same variables, e.g. `AVIF_EFFORT=2 npm run bench`).
+ * shared/core/config.ts, overridable by the same variables, e.g. `AVIF_EFFORT=2 npm run bench`).
  */
 export function benchConfig(env: Record<string, string | undefined> = process.env): Config {
   return loadConfig({ ...BENCH_BUCKETS, ...env });
@@ -39,18 +34,18 @@ export function renderOptionsFrom(config: Config): RenderOptions {
   };
 }
 
-/** sharp's input options, as render.ts decodes originals. */
+/** sharp's input options, as decode.ts decodes originals. */
 export function inputOptions(config: Pick<Config, 'MAX_INPUT_PIXELS'>): SharpOptions {
   return { limitInputPixels: config.MAX_INPUT_PIXELS, failOn: 'error', animated: false };
 }
 
-/** The resize kernel render.ts uses for every step. */
+/** The resize kernel decode.ts uses for every step. */
 export const KERNEL = 'lanczos3' as const;
 
-/** render.ts encodes AVIF with halved chroma resolution, like its JPEG and lossy WebP. */
+/** encode.ts encodes AVIF with halved chroma resolution, like its JPEG and lossy WebP. */
 export const AVIF_CHROMA_SUBSAMPLING = '4:2:0' as const;
 
-/** Transparent pixels are flattened onto white for JPEG, as in render.ts. */
+/** Transparent pixels are flattened onto white for JPEG, as in encode.ts. */
 const WHITE = { r: 255, g: 255, b: 255 } as const;
 
 /** Wall and CPU time of one piece of work. */
@@ -88,7 +83,7 @@ export function readPixels(pixels: Pixels): Sharp {
   return sharp(pixels.data, { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } });
 }
 
-/** Adds the encoder for `format` to a pipeline, with render.ts's options. */
+/** Adds the encoder for `format` to a pipeline, with encode.ts's options. */
 export function withEncoder(pipeline: Sharp, format: OutputFormat, encoders: EncoderSettings): Sharp {
   switch (format) {
     case 'jpeg':
@@ -157,7 +152,7 @@ export async function runOurs(
   const runs: JobRun[] = [];
   const outputs: Output[] = [];
   for (const variants of jobs) {
-    const { value, wallMs, cpuMs } = await measure(() => renderVariants(original, variants, options));
+    const { value, wallMs, cpuMs } = await measure(() => renderAll(original, variants, options));
     runs.push({ variants, wallMs, cpuMs });
     for (const variant of value)
       outputs.push({ width: variant.width, height: variant.height, format: variant.format, data: variant.data });
@@ -376,7 +371,7 @@ export async function checkEncoderParity(
     );
     if (await alphaIsOpaque(pixels)) pixels = await removeAlpha(pixels);
     for (const format of config.FORMATS) {
-      const [ours] = await renderVariants(data, [{ width, format }], renderOptionsFrom(config));
+      const [ours] = await renderAll(data, [{ width, format }], renderOptionsFrom(config));
       const bench = await encodePixels(pixels, format, encoders);
       checked++;
       if (!ours?.data.equals(bench))

@@ -3,7 +3,7 @@
  *
  * The placeholder's cost and fidelity per image: from the level the carrier variant is encoded
  * from (the image at the smallest planned width, raw, as render.ts holds it), the previous method
- * (sharp: resize to ≤100×100, `stats().dominant`, ThumbHash at 100 px) against shared/placeholder.ts
+ * (sharp: resize to ≤100×100, `stats().dominant`, ThumbHash at 100 px) against shared/image/placeholder.ts
  * (one pass in JS). Per image: the first call's wall ms in a fresh process (what the first image of
  * a new instance pays, before V8 has optimised anything) and the median after a warm-up (every
  * later image), the dominant colours and how
@@ -17,15 +17,15 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { rgbaToThumbHash, thumbHashToAverageRGBA, thumbHashToRGBA } from 'thumbhash';
-import { heightForWidth } from '../shared/plan.js';
-import { type Placeholder, placeholderOfPixels, type RawPixels } from '../shared/placeholder.js';
-import { configureSharp } from '../shared/render.js';
+import { heightForWidth } from '../shared/image/plan.js';
+import { type Placeholder, placeholderOfPixels, type RawPixels } from '../shared/image/placeholder.js';
+import { configureSharp } from '../shared/image/encode.js';
 import { parseCommandLine, refuse } from './cli.js';
 import { corpusImages, readImage } from './images.js';
 
 const hex = (value: number) => Math.round(value).toString(16).padStart(2, '0');
 
-/** The method before this one (shared/placeholder.ts until 2026-12), kept here as the baseline. */
+/** The method before this one (shared/image/placeholder.ts until 2026-12), kept here as the baseline. */
 async function previousPlaceholder(level: RawPixels): Promise<Placeholder> {
   const { data, info } = await sharp(level.data, {
     raw: { width: level.width, height: level.height, channels: level.channels as 1 | 2 | 3 | 4 },
@@ -105,7 +105,7 @@ function firstCallMs(method: string, path: string, width: number): number {
 const USAGE = `usage: npm run bench:placeholder -- [options]
 
 The placeholder's cost and fidelity per image: the previous method (sharp) against
-shared/placeholder.ts (JS), from the level the carrier variant is encoded from
+shared/image/placeholder.ts (JS), from the level the carrier variant is encoded from
 (docs/performance.md, "Placeholders").
 
 Options:

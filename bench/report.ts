@@ -2,12 +2,12 @@
  * The bench's report: the data model written to the JSON file, the aggregation of raw runs into
  * medians and ratios, the targets, and the Markdown printed on stdout.
  */
-import type { VariantSpec } from '../shared/schemas.js';
-import { heightForWidth, omitAsLarger } from '../shared/plan.js';
+import type { VariantSpec } from '../shared/core/schemas.js';
+import { heightForWidth, omitAsLarger } from '../shared/image/plan.js';
 import type { AnchorVariantRun, FloorRun, ParityResult, Timing } from './methods.js';
 import { bytes, fixed, geomean, markdownTable, median, mibFromKib, percent, sum, times } from './stats.js';
 import type { EncoderCase, EncoderRow, QualityRow, RuntimeResult } from './tasks.js';
-import type { FanoutStrategy, OutputFormat } from '../shared/domain.js';
+import type { FanoutStrategy, OutputFormat } from '../shared/core/domain.js';
 
 /** Where the numbers came from. */
 export interface MachineFacts {
@@ -190,7 +190,7 @@ export interface BenchReport {
   durationS: number;
   machine: MachineFacts;
   options: BenchOptions;
-  /** The configuration measured (defaults from shared/config.ts unless overridden by env). */
+  /** The configuration measured (defaults from shared/core/config.ts unless overridden by env). */
   config: Record<string, unknown>;
   /** Environment of the main measurements' child processes. */
   runtimeEnv: Record<string, string | null>;
@@ -541,7 +541,7 @@ function floorTable(report: BenchReport): string {
 
 /**
  * CPU per megapixel from the floor's measurements: each encode per output MP, each full decode
- * per input MP. These are the numbers shared/plan.ts's cost model (FORMAT_COST_FACTORS,
+ * per input MP. These are the numbers shared/image/plan.ts's cost model (FORMAT_COST_FACTORS,
  * DECODE_COST_FACTOR, in units of plain JPEG encode CPU) should follow.
  */
 export function costModel(report: BenchReport): {
@@ -959,7 +959,7 @@ export function renderMarkdown(report: BenchReport): string {
   out.push('');
   out.push(floorTable(report));
   out.push('');
-  out.push('### CPU per megapixel (the cost model of shared/plan.ts)');
+  out.push('### CPU per megapixel (the cost model of shared/image/plan.ts)');
   out.push('');
   out.push(
     "From the floor's encodes and full decodes (medians; images under 0.5 MP left out, their fixed costs dominate):",
@@ -978,7 +978,7 @@ export function renderMarkdown(report: BenchReport): string {
   out.push(bytesTable(report));
   out.push('');
   out.push(
-    'SSIM on luma (11×11 Gaussian window, shared/ssim.ts) of each variant against a direct high-quality resize of the original (full decode, no shrink-on-load, lanczos3), everything flattened onto white. ' +
+    'SSIM on luma (11×11 Gaussian window, shared/image/ssim.ts) of each variant against a direct high-quality resize of the original (full decode, no shrink-on-load, lanczos3), everything flattened onto white. ' +
       '"direct" = that resize encoded with the same settings, so Δ = SSIM(direct) − SSIM(ours) is what the cascade costs.',
   );
   out.push('');

@@ -12,12 +12,18 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { publicBaseUrl, type Config } from '../shared/config.js';
-import { createDeps, type PipelineDeps } from '../shared/deps.js';
-import { buildManifest } from '../shared/manifest.js';
-import { ORIGINAL_METADATA, originalName, OUTCOME_MARKER, outcomeMarkerName, variantName } from '../shared/naming.js';
-import { planImage } from '../shared/plan.js';
-import { runReprocess, type ReprocessSummary } from '../shared/reprocess.js';
+import { publicBaseUrl, type Config } from '../shared/core/config.js';
+import { createDeps, type PipelineDeps } from '../shared/cloud/deps.js';
+import { buildManifest } from '../shared/image/manifest.js';
+import {
+  ORIGINAL_METADATA,
+  originalName,
+  OUTCOME_MARKER,
+  outcomeMarkerName,
+  variantName,
+} from '../shared/core/naming.js';
+import { planImage } from '../shared/image/plan.js';
+import { runReprocess, type ReprocessSummary } from '../shared/pipeline/reprocess.js';
 import { bulkCreate } from './cleanup-scale.js';
 import { withScaleStack } from './scale-stack.js';
 import { markdownTable } from './stats.js';

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: measures the production code path (shared/render.ts, as the resize function
+ * `npm run bench`: measures the production code path (shared/image/render.ts, as the resize function
  * calls it) side by side with the anchor's method and the floor, each configuration in a fresh
  * child process (child.ts). Options: `npm run bench -- --help` ({@link USAGE}); what is measured
  * and the results: docs/performance.md.
@@ -10,11 +10,11 @@ import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import type { Config } from '../shared/config.js';
-import { PipelineError } from '../shared/errors.js';
-import type { VariantSpec } from '../shared/schemas.js';
-import type { ImageSize } from '../shared/plan.js';
-import { probeImage, probeLimitsFromConfig } from '../shared/probe.js';
+import type { Config } from '../shared/core/config.js';
+import { PipelineError } from '../shared/core/errors.js';
+import type { VariantSpec } from '../shared/core/schemas.js';
+import type { ImageSize } from '../shared/image/plan.js';
+import { probeImage, probeLimitsFromConfig } from '../shared/image/probe.js';
 import {
   corpusImages,
   DEFAULT_CACHE_DIR,
@@ -53,7 +53,7 @@ import {
 } from './report.js';
 import { fixed, mibFromKib, percent, times } from './stats.js';
 import { ANSWER_MARKER, type ChildAnswer, type EncoderCase, type Task } from './tasks.js';
-import { FANOUT_STRATEGIES, type FanoutStrategy, type OutputFormat } from '../shared/domain.js';
+import { FANOUT_STRATEGIES, type FanoutStrategy, type OutputFormat } from '../shared/core/domain.js';
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 
@@ -73,7 +73,7 @@ interface Args extends BenchOptions {
 /** What `--help` prints. */
 const USAGE = `usage: npm run bench -- [options]
 
-Measures ours (shared/render.ts), the anchor's method and the floor on the same images.
+Measures ours (shared/image/render.ts), the anchor's method and the floor on the same images.
 Markdown goes to stdout, progress to stderr, everything measured to the JSON file.
 
 Options:

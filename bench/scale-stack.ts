@@ -3,8 +3,8 @@
  * PUBSUB_EMULATOR_HOST names), a local storage server with two buckets, a quiet pipeline and its
  * topics. Loaded lazily so that importing a bench for its pure parts starts nothing.
  */
-import type { Config } from '../shared/config.js';
-import { createDeps, type PipelineDeps } from '../shared/deps.js';
+import type { Config } from '../shared/core/config.js';
+import { createDeps, type PipelineDeps } from '../shared/cloud/deps.js';
 
 /** Runs `work` with a fresh scale stack and stops it afterwards, whatever happens. */
 export async function withScaleStack<T>(
@@ -13,8 +13,8 @@ export async function withScaleStack<T>(
   const { startStorageServer } = await import('../local/storage-server/index.js');
   const { startPubsubEmulator } = await import('../local/pubsub-emulator.js');
   const { freePort } = await import('../test/helpers.js');
-  const { loadConfig } = await import('../shared/config.js');
-  const { createLogger } = await import('../shared/log.js');
+  const { loadConfig } = await import('../shared/core/config.js');
+  const { createLogger } = await import('../shared/cloud/log.js');
   const emulator = process.env.PUBSUB_EMULATOR_HOST ? undefined : await startPubsubEmulator({ port: await freePort() });
   if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
   const storage = await startStorageServer({ buckets: ['scale-uploads', 'scale-images'] });

@@ -5,10 +5,10 @@
  * alone. Settings travel as environment variables, read by the same config schema the functions
  * use.
  */
-import type { VariantSpec } from '../shared/schemas.js';
-import type { ImageSize } from '../shared/plan.js';
+import type { VariantSpec } from '../shared/core/schemas.js';
+import type { ImageSize } from '../shared/image/plan.js';
 import type { AnchorVariantRun, FloorRun, JobRun, ParityResult, Timing } from './methods.js';
-import type { OutputFormat } from '../shared/domain.js';
+import type { OutputFormat } from '../shared/core/domain.js';
 
 /** One encoder setting of the encoder-settings table. */
 export interface EncoderCase {

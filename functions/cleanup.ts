@@ -4,13 +4,13 @@
  * stacking retries of a bounded pass would only add load.
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { runCleanup } from '../shared/cleanup.js';
-import type { PipelineDeps } from '../shared/deps.js';
-import { newTrace, parseTraceparent, runWithTrace } from '../shared/trace.js';
+import { runCleanup } from '../shared/pipeline/cleanup.js';
+import type { PipelineDeps } from '../shared/cloud/deps.js';
+import { newTrace, parseTraceparent, runWithTrace } from '../shared/cloud/trace.js';
 
 /** Creates the `cleanup` CloudEvent handler. */
 export function createCleanupHandler(getDeps: () => PipelineDeps): (event: CloudEvent<unknown>) => Promise<void> {
-  // The pass has its own trace; each re-dispatch continues its upload's (shared/cleanup.ts).
+  // The pass has its own trace; each re-dispatch continues its upload's (shared/pipeline/cleanup.ts).
   const traced = (event: CloudEvent<unknown>) =>
     runWithTrace(
       getDeps().config.GOOGLE_CLOUD_PROJECT,

@@ -4,10 +4,10 @@
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { z } from 'zod';
-import type { PipelineDeps } from '../shared/deps.js';
-import { classifyError } from '../shared/errors.js';
-import { ingestObject } from '../shared/ingest-object.js';
-import { newTrace, parseTraceparent, runWithTrace } from '../shared/trace.js';
+import type { PipelineDeps } from '../shared/cloud/deps.js';
+import { classifyError } from '../shared/core/errors.js';
+import { ingestObject } from '../shared/pipeline/ingest-object.js';
+import { newTrace, parseTraceparent, runWithTrace } from '../shared/cloud/trace.js';
 
 /** The part of the Cloud Storage object resource that ingest needs, validated on receipt. */
 const FinalizedObject = z.object({

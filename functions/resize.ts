@@ -4,11 +4,11 @@
  * with backoff and, after the configured attempts, dead-letter it.
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import type { PipelineDeps } from '../shared/deps.js';
-import { classifyError, PipelineError } from '../shared/errors.js';
-import { type JobMessage, parseJob } from '../shared/schemas.js';
-import { runJob } from '../shared/run-job.js';
-import { newTrace, parseTraceparent, runWithTrace, TRACE_ATTRIBUTE } from '../shared/trace.js';
+import type { PipelineDeps } from '../shared/cloud/deps.js';
+import { classifyError, PipelineError } from '../shared/core/errors.js';
+import { type JobMessage, parseJob } from '../shared/core/schemas.js';
+import { runJob } from '../shared/pipeline/run-job.js';
+import { newTrace, parseTraceparent, runWithTrace, TRACE_ATTRIBUTE } from '../shared/cloud/trace.js';
 
 /** The Pub/Sub part of a messagePublished CloudEvent. */
 interface MessagePublishedData {

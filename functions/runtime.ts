@@ -3,9 +3,9 @@
  * variable fails the cold start with a message naming it). The local stack and tests inject
  * their own with {@link useDeps}.
  */
-import { loadConfig } from '../shared/config.js';
-import { createDeps, type PipelineDeps } from '../shared/deps.js';
-import { configureSharp } from '../shared/render.js';
+import { loadConfig } from '../shared/core/config.js';
+import { createDeps, type PipelineDeps } from '../shared/cloud/deps.js';
+import { configureSharp } from '../shared/image/encode.js';
 
 let current: PipelineDeps | undefined;
 

@@ -5,10 +5,10 @@
  * and why: docs/security.md ("Request bodies") and docs/api.md ("Limits").
  */
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
-import { uploadAuth, type Config } from '../shared/config.js';
-import { permanent, toHttpError, type PipelineError } from '../shared/errors.js';
-import { corsFor, routePath, screenRequest, withoutQuery } from '../shared/request-policy.js';
-import { MULTIPART_OVERHEAD_BYTES } from '../shared/request-body.js';
+import { uploadAuth, type Config } from '../shared/core/config.js';
+import { permanent, toHttpError, type PipelineError } from '../shared/core/errors.js';
+import { corsFor, routePath, screenRequest, withoutQuery } from '../shared/http/request-policy.js';
+import { MULTIPART_OVERHEAD_BYTES } from '../shared/http/request-body.js';
 
 type GuardConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'CORS_ORIGINS' | 'UPLOAD_AUTH' | 'UPLOAD_TOKEN'>;
 

@@ -3,19 +3,19 @@
  * reports progress; `GET /healthz`. Every answer is JSON; every error is `{error:{code,message}}`.
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { acceptImage, type AcceptOutcome } from '../shared/accept.js';
-import { parseFocus } from '../shared/crop.js';
-import type { PipelineDeps } from '../shared/deps.js';
-import { permanent, type PipelineError, toHttpError } from '../shared/errors.js';
-import { ImageId } from '../shared/schemas.js';
-import { variantName } from '../shared/naming.js';
-import { uploadAuth } from '../shared/config.js';
-import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/request-policy.js';
-import { extractUpload } from '../shared/request-body.js';
-import { issueSignedUpload, ticketStatus } from '../shared/signed-url.js';
-import { imageStatus } from '../shared/status.js';
-import { deleteImage } from '../shared/lifecycle.js';
-import { runWithTrace, traceFromHeaders } from '../shared/trace.js';
+import { acceptImage, type AcceptOutcome } from '../shared/pipeline/accept.js';
+import { parseFocus } from '../shared/image/crop.js';
+import type { PipelineDeps } from '../shared/cloud/deps.js';
+import { permanent, type PipelineError, toHttpError } from '../shared/core/errors.js';
+import { ImageId } from '../shared/core/schemas.js';
+import { variantName } from '../shared/core/naming.js';
+import { uploadAuth } from '../shared/core/config.js';
+import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/http/request-policy.js';
+import { extractUpload } from '../shared/http/request-body.js';
+import { issueSignedUpload, ticketStatus } from '../shared/http/signed-url.js';
+import { imageStatus } from '../shared/pipeline/status.js';
+import { deleteImage } from '../shared/pipeline/lifecycle.js';
+import { runWithTrace, traceFromHeaders } from '../shared/cloud/trace.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 

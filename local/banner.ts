@@ -1,7 +1,7 @@
 /**
  * The block `npm start` prints once the stack is up: where everything is, and commands to try.
  */
-import { topology } from '../shared/topology.js';
+import { topology } from '../shared/core/topology.js';
 import { PORT_VARIABLES } from './ports.js';
 import type { LocalStack } from './stack.js';
 

@@ -3,8 +3,8 @@
  * Logging parses in production) becomes `time source SEVERITY message key=value...`; text lines
  * from the storage server and the emulator get the same time and source columns.
  */
-import { METRIC_LINES } from '../shared/observability.js';
-import { TRACE_LOG_FIELDS } from '../shared/trace.js';
+import { METRIC_LINES } from '../shared/core/observability.js';
+import { TRACE_LOG_FIELDS } from '../shared/cloud/trace.js';
 import type { LogSource } from './stack.js';
 
 /** How `npm start` prints logs: `pretty` (default) or `json` (the raw lines, with the source added). */

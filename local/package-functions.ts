@@ -16,7 +16,7 @@ export const RUNTIME_NODE_MAJOR = 22;
 export const PACKAGED_DIRS = ['dist/functions', 'dist/shared'] as const;
 
 /** Non-code files the package needs, relative to the repository root. */
-export const PACKAGED_FILES = ['shared/topology.json'] as const;
+export const PACKAGED_FILES = ['shared/core/topology.json'] as const;
 
 /** The package's entry module (`main`), relative to the package root. */
 export const MAIN = 'dist/functions/index.js';

@@ -1,13 +1,13 @@
 /**
  * Creates the local stack's topics and subscriptions in the Pub/Sub emulator from
- * shared/topology.json, which Terraform reads too, so names and settings cannot drift. Safe to
+ * shared/core/topology.json, which Terraform reads too, so names and settings cannot drift. Safe to
  * rerun: what matches is kept, a moved push endpoint is re-pointed without losing its backlog, a
  * subscription whose settings differ is recreated.
  */
 import type { PubSub, protos } from '@google-cloud/pubsub';
 
 type SubscriptionMetadata = protos.google.pubsub.v1.ISubscription;
-import type { Logger } from '../shared/log.js';
+import type { Logger } from '../shared/cloud/log.js';
 import {
   pushPath,
   topology,
@@ -15,7 +15,7 @@ import {
   type SubscriptionKey,
   type SubscriptionSpec,
   type TopicKey,
-} from '../shared/topology.js';
+} from '../shared/core/topology.js';
 
 /** gRPC status codes the emulator answers with. */
 const ALREADY_EXISTS = 6;

@@ -5,9 +5,9 @@
  * whole backlog without writing anything. Prints the summary as JSON.
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../shared/config.js';
-import { createDeps } from '../shared/deps.js';
-import { runReprocess } from '../shared/reprocess.js';
+import { loadConfig } from '../shared/core/config.js';
+import { createDeps } from '../shared/cloud/deps.js';
+import { runReprocess } from '../shared/pipeline/reprocess.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

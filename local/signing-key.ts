@@ -5,7 +5,7 @@
  * public half, so a wrong signature fails locally exactly as it would against Cloud Storage.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import type { LocalSigningKey } from '../shared/deps.js';
+import type { LocalSigningKey } from '../shared/cloud/deps.js';
 
 /** A signing identity: the key pair and the service-account e-mail it stands for. */
 export interface GeneratedSigningKey extends LocalSigningKey {

@@ -1,7 +1,7 @@
 /**
  * The whole pipeline on one machine, as a function: {@link startLocalStack} starts the local
  * storage server and the Pub/Sub emulator (or uses a running one), creates the buckets, topics
- * and subscriptions from shared/topology.json, serves each function with functions-framework on
+ * and subscriptions from shared/core/topology.json, serves each function with functions-framework on
  * its own port, wires the uploads bucket's finalize notifications to `ingest`, and publishes
  * cleanup ticks on an interval. `npm start` (local/start.ts) and the end-to-end tests use it.
  *
@@ -17,9 +17,9 @@ import { PubSub } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
 import { guardUploadListener } from '../functions/upload-guard.js';
 import { admissionFromEnv, admitAtMost, REFUSAL_HOLD_MS, type AdmissionStats } from './admission.js';
-import { loadConfig, type Config } from '../shared/config.js';
-import { createDeps, createStorageClient } from '../shared/deps.js';
-import { createLogger, type Logger } from '../shared/log.js';
+import { loadConfig, type Config } from '../shared/core/config.js';
+import { createDeps, createStorageClient } from '../shared/cloud/deps.js';
+import { createLogger, type Logger } from '../shared/cloud/log.js';
 import {
   admissionLimit,
   bucketName,
@@ -28,7 +28,7 @@ import {
   type FunctionKey,
   type SubscriptionKey,
   type TopicKey,
-} from '../shared/topology.js';
+} from '../shared/core/topology.js';
 import { assertPortsFree, DEFAULT_PORTS, freePort, PORT_NAMES, PortInUseError, type PortName } from './ports.js';
 import { pausePushSubscriptions, provisionPubsub, triggerSubscriptionName } from './provision.js';
 import { startPubsubEmulator, type PubsubEmulator } from './pubsub-emulator.js';

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../shared/config.js';
+import { ConfigError } from '../shared/core/config.js';
 import { stackBanner } from './banner.js';
 import { formatLogLine, type LogFormat } from './log-format.js';
 import { PortConfigError, portsFromEnv, PortInUseError, type PortName } from './ports.js';

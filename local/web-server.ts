@@ -9,8 +9,8 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { FileMetadata, Storage } from '@google-cloud/storage';
-import { isNotFound } from '../shared/errors.js';
-import { VARIANT_CACHE_CONTROL } from '../shared/naming.js';
+import { isNotFound } from '../shared/core/errors.js';
+import { VARIANT_CACHE_CONTROL } from '../shared/core/naming.js';
 
 /** URL path under which the images bucket is served. */
 export const IMAGES_PATH = '/images';

@@ -1,6 +1,6 @@
-# The Cloud Functions (2nd gen), one per function of shared/topology.json, on Node.js 22, built from
+# The Cloud Functions (2nd gen), one per function of shared/core/topology.json, on Node.js 22, built from
 # the packaged source (source.tf). Each runs as its own service account (iam.tf) with the
-# environment generated in locals.tf from the names shared/config.ts reads.
+# environment generated in locals.tf from the names shared/core/config.ts reads.
 #
 # - upload:  HTTP, the public face (IAM or, if allowed, unauthenticated plus a bearer token).
 # - ingest:  Eventarc, google.cloud.storage.object.v1.finalized on the uploads bucket.

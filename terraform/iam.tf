@@ -82,7 +82,7 @@ locals {
     { function = "cleanup", topic = "events" },
   ]
 
-  # Subscriptions a function pulls from, declared in shared/topology.json ("pull": function).
+  # Subscriptions a function pulls from, declared in shared/core/topology.json ("pull": function).
   function_pull_subscriptions = { for key, sub in local.pull_subscriptions : key => sub if try(sub.pull, null) != null }
 
   # Functions that use the Firestore database (FIRESTORE_DATABASE): all four.

@@ -1,5 +1,5 @@
-# Names, settings and environment variables, derived from one source: shared/topology.json, the
-# file shared/topology.ts gives types to and the local stack runs on. Terraform does not repeat a
+# Names, settings and environment variables, derived from one source: shared/core/topology.json, the
+# file shared/core/topology.ts gives types to and the local stack runs on. Terraform does not repeat a
 # single bucket suffix, topic or subscription name, or function entry point; test/terraform checks
 # that it does not.
 
@@ -34,7 +34,7 @@ locals {
   cleanup_time_zone = var.cleanup_time_zone == null ? local.topology.schedule.cleanup.timeZone : var.cleanup_time_zone
 
   # -------------------------------------------------------------------------------------------
-  # Environment variables. Every key is a name of shared/config.ts (ENV_SCHEMA); test/terraform
+  # Environment variables. Every key is a name of shared/core/config.ts (ENV_SCHEMA); test/terraform
   # checks each key against ENV_VARS and that every variable without a default is set. An empty
   # value means "not set": such keys are dropped below, and the code's default applies.
   # -------------------------------------------------------------------------------------------

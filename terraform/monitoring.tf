@@ -1,7 +1,7 @@
 # Metrics, alerts and a dashboard (docs/observability.md says what each alert means and what to do).
 #
 # Log-based metrics read the functions' structured log lines: `event` names and fields as
-# shared/observability.ts lists them; test/terraform/monitoring.test.ts checks the filters against
+# shared/core/observability.ts lists them; test/terraform/monitoring.test.ts checks the filters against
 # it. Distributions are in milliseconds (job duration, upload→ready) and seconds (CPU per image).
 
 locals {

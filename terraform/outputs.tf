@@ -44,12 +44,12 @@ output "source_bucket" {
 }
 
 output "topics" {
-  description = "Pub/Sub topic names, keyed by their role in shared/topology.json."
+  description = "Pub/Sub topic names, keyed by their role in shared/core/topology.json."
   value       = { for key, topic in google_pubsub_topic.this : key => topic.name }
 }
 
 output "subscriptions" {
-  description = "Pub/Sub subscription names, keyed by their role in shared/topology.json."
+  description = "Pub/Sub subscription names, keyed by their role in shared/core/topology.json."
   value = merge(
     { for key, sub in google_pubsub_subscription.pull : key => sub.name },
     { jobsPush = google_pubsub_subscription.jobs_push.name },

@@ -1,4 +1,4 @@
-# Topics and subscriptions, all named and configured by shared/topology.json.
+# Topics and subscriptions, all named and configured by shared/core/topology.json.
 #
 # - jobs: ingest/upload/cleanup publish resize jobs; resize receives them through jobsPush, a push
 #   subscription owned here (an Eventarc Pub/Sub trigger cannot have a dead-letter policy).

@@ -1,5 +1,5 @@
 # The cleanup tick: Cloud Scheduler publishes a small message to the cleanup topic on the schedule
-# of shared/topology.json (or cleanup_schedule / cleanup_time_zone), and the cleanup function's
+# of shared/core/topology.json (or cleanup_schedule / cleanup_time_zone), and the cleanup function's
 # Eventarc trigger receives it. Cloud Scheduler publishes as its own service agent, whose
 # predefined role already allows publishing to topics in the project. Cloud Scheduler is not in
 # every region: scheduler_region (default: region) places the job; the topic is global.

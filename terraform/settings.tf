@@ -1,8 +1,8 @@
-# Settings that depend only on the inputs and on shared/topology.json (no resource, no data source),
+# Settings that depend only on the inputs and on shared/core/topology.json (no resource, no data source),
 # so that the variables' validations can read them: test/terraform plans variables.tf with this
 # file alone, without any provider.
 locals {
-  topology = jsondecode(file("${path.module}/../shared/topology.json"))
+  topology = jsondecode(file("${path.module}/../shared/core/topology.json"))
 
   # Per-function defaults; var.functions overrides any of them, attribute by attribute.
   # upload probes headers and streams to storage: little CPU, 4 requests per instance (above 1

@@ -1,6 +1,6 @@
 # Source packaging. `npm run build` compiles the TypeScript and assembles the deployable package in
 # build/function-source (local/package-functions.ts): dist/functions, dist/shared,
-# shared/topology.json, and a package.json + package-lock.json with the runtime dependencies only
+# shared/core/topology.json, and a package.json + package-lock.json with the runtime dependencies only
 # and no build script, so Cloud Build's Node.js buildpack just runs `npm ci`.
 #
 # The archive's MD5 is part of the object name: a code change uploads a new object, which changes

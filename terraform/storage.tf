@@ -1,4 +1,4 @@
-# Buckets. Names are "{name_prefix}-{suffix}" with the suffixes of shared/topology.json; all use
+# Buckets. Names are "{name_prefix}-{suffix}" with the suffixes of shared/core/topology.json; all use
 # uniform bucket-level access (IAM only, no object ACLs).
 
 # uploads: originals/{id} (stored by upload and ingest) and incoming/ (direct uploads that ingest

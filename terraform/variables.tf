@@ -1,6 +1,6 @@
 # Inputs. Every variable is typed and described; where a value can be checked before any API call,
 # it is validated. Names of buckets, topics and subscriptions are NOT inputs: they come from
-# shared/topology.json (see locals.tf), the same file the code and the local stack read.
+# shared/core/topology.json (see locals.tf), the same file the code and the local stack read.
 
 # ---------------------------------------------------------------------------------------------
 # Project and naming
@@ -39,7 +39,7 @@ variable "scheduler_region" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of the bucket names: buckets are named \"{name_prefix}-{suffix}\" with the suffixes of shared/topology.json (e.g. my-project-uploads). Bucket names are global, so the default is the project ID."
+  description = "Prefix of the bucket names: buckets are named \"{name_prefix}-{suffix}\" with the suffixes of shared/core/topology.json (e.g. my-project-uploads). Bucket names are global, so the default is the project ID."
   type        = string
   default     = null
 
@@ -178,7 +178,7 @@ variable "firestore_point_in_time_recovery_enablement" {
 
 variable "functions" {
   description = <<-EOT
-    Resources per function, keyed by the function's name in shared/topology.json (upload, ingest,
+    Resources per function, keyed by the function's name in shared/core/topology.json (upload, ingest,
     resize, cleanup): memory, cpu (null: what the memory implies), timeout_seconds, min_instances,
     max_instances and concurrency (requests per instance). Each attribute left out keeps its
     default (settings.tf): upload 1Gi/"1"/60 s/0-20/4, ingest 1Gi/"1"/120 s/0-20/4,
@@ -186,7 +186,7 @@ variable "functions" {
     image would only compete for them while doubling pixel memory; scale out with max_instances),
     cleanup 512Mi/null/540 s/0-1/1 (one instance, so that two runs never overlap).
     Limits: HTTP functions 3600 s, event-driven 540 s, and resize strictly below the jobs push
-    subscription's ack deadline (shared/topology.json), so that Pub/Sub never redelivers a job
+    subscription's ack deadline (shared/core/topology.json), so that Pub/Sub never redelivers a job
     that is still running.
   EOT
   type = map(object({
@@ -217,7 +217,7 @@ variable "functions" {
     condition = alltrue([
       for key, f in var.functions : coalesce(f.timeout_seconds, 1) < try(local.topology.subscriptions[local.topology.functions[key].subscription].ackDeadlineSeconds, 3601)
     ])
-    error_message = "functions.resize.timeout_seconds must be below the jobs push subscription's ack deadline (${local.topology.subscriptions.jobsPush.ackDeadlineSeconds} s, shared/topology.json): Pub/Sub would redeliver a job that is still running."
+    error_message = "functions.resize.timeout_seconds must be below the jobs push subscription's ack deadline (${local.topology.subscriptions.jobsPush.ackDeadlineSeconds} s, shared/core/topology.json): Pub/Sub would redeliver a job that is still running."
   }
   validation {
     condition = alltrue([
@@ -273,7 +273,7 @@ variable "grant_storage_agent_publisher" {
 }
 
 variable "function_source_dir" {
-  description = "Directory with the packaged function source (dist/, shared/topology.json, package.json, package-lock.json), as `npm run build` writes it. Default (null): build/function-source inside this module."
+  description = "Directory with the packaged function source (dist/, shared/core/topology.json, package.json, package-lock.json), as `npm run build` writes it. Default (null): build/function-source inside this module."
   type        = string
   default     = null
 }
@@ -337,7 +337,7 @@ variable "upload_cors_origins" {
 
 # ---------------------------------------------------------------------------------------------
 # Pipeline settings passed to the functions as environment variables. null leaves the variable
-# unset so that the code's own default (shared/config.ts) applies; Terraform does not repeat it.
+# unset so that the code's own default (shared/core/config.ts) applies; Terraform does not repeat it.
 # ---------------------------------------------------------------------------------------------
 
 variable "widths" {
@@ -422,7 +422,7 @@ variable "cleanup_dry_run" {
 }
 
 variable "extra_env" {
-  description = "Further environment variables for all four functions, for settings without a variable of their own (e.g. AVIF_QUALITY, JPEG_MOZJPEG, MAX_INPUT_PIXELS). Use names from shared/config.ts: the code ignores any other name, and a bad value stops the function at cold start with a message naming it. Values here override the generated ones."
+  description = "Further environment variables for all four functions, for settings without a variable of their own (e.g. AVIF_QUALITY, JPEG_MOZJPEG, MAX_INPUT_PIXELS). Use names from shared/core/config.ts: the code ignores any other name, and a bad value stops the function at cold start with a message naming it. Values here override the generated ones."
   type        = map(string)
   default     = {}
 
@@ -465,11 +465,11 @@ variable "malloc_arena_max" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Cleanup schedule (defaults in shared/topology.json)
+# Cleanup schedule (defaults in shared/core/topology.json)
 # ---------------------------------------------------------------------------------------------
 
 variable "cleanup_schedule" {
-  description = "Cron schedule of the Cloud Scheduler job that publishes to the cleanup topic. null: the schedule in shared/topology.json."
+  description = "Cron schedule of the Cloud Scheduler job that publishes to the cleanup topic. null: the schedule in shared/core/topology.json."
   type        = string
   default     = null
 
@@ -480,7 +480,7 @@ variable "cleanup_schedule" {
 }
 
 variable "cleanup_time_zone" {
-  description = "Time zone (tz database name) of the cleanup schedule. null: the time zone in shared/topology.json."
+  description = "Time zone (tz database name) of the cleanup schedule. null: the time zone in shared/core/topology.json."
   type        = string
   default     = null
 

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import type { Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
-import { PipelineError } from '../shared/errors.js';
+import { PipelineError } from '../shared/core/errors.js';
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

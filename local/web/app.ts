@@ -11,7 +11,7 @@
 
 import { thumbHashToDataURL } from './thumbhash.js';
 
-// ---- The API's shapes (mirrors shared/schemas.ts and functions/upload.ts; the page cannot import them).
+// ---- The API's shapes (mirrors shared/core/schemas.ts and functions/upload.ts; the page cannot import them).
 
 type OutputFormat = 'avif' | 'webp' | 'jpeg';
 

@@ -6,8 +6,8 @@
  */
 import type { DocumentReference } from '@google-cloud/firestore';
 import { Timestamp } from '@google-cloud/firestore';
-import type { PipelineDeps } from '../deps.js';
-import { topology } from '../topology.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { topology } from '../core/topology.js';
 import { guardFirestore } from './image-doc.js';
 
 /** A step this pass holds: where to start, and the extra fields the step keeps (e.g. a budget). */

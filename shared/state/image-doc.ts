@@ -5,10 +5,10 @@
  * docs/state.md describes the fields, the transitions and why each is fenced the way it is.
  */
 import { type DocumentReference, type DocumentSnapshot, type Firestore, Timestamp } from '@google-cloud/firestore';
-import type { PipelineDeps } from '../deps.js';
-import { PipelineError, transient } from '../errors.js';
-import type { EventMessage, FailureRecord, Manifest, OriginalInfo, OriginalRef } from '../schemas.js';
-import { topology } from '../topology.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { PipelineError, transient } from '../core/errors.js';
+import type { EventMessage, FailureRecord, Manifest, OriginalInfo, OriginalRef } from '../core/schemas.js';
+import { topology } from '../core/topology.js';
 
 /** Where an image stands. */
 export const IMAGE_STATUSES = ['processing', 'ready', 'failed', 'deleted'] as const;

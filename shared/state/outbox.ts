@@ -7,8 +7,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { File } from '@google-cloud/storage';
-import type { PipelineDeps } from '../deps.js';
-import { isPreconditionFailed, transient } from '../errors.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { isPreconditionFailed, transient } from '../core/errors.js';
 import {
   errorRecordName,
   isOmittedVariantName,
@@ -17,11 +17,11 @@ import {
   omittedVariantName,
   RECORD_CACHE_CONTROL,
   STATE_SEQ_METADATA,
-} from '../naming.js';
-import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, STORAGE_CALL_DEADLINE_MS } from '../objects.js';
-import { METRIC_LINES } from '../observability.js';
-import { publishEvent } from '../publish.js';
-import type { Manifest, OriginalRef } from '../schemas.js';
+} from '../core/naming.js';
+import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, STORAGE_CALL_DEADLINE_MS } from '../cloud/objects.js';
+import { METRIC_LINES } from '../core/observability.js';
+import { publishEvent } from '../cloud/publish.js';
+import type { Manifest, OriginalRef } from '../core/schemas.js';
 import { type ImageDoc, type OutboxEntry, transactImage } from './image-doc.js';
 import { OUTBOX_LEASE_MS } from './transitions.js';
 

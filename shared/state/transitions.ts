@@ -6,8 +6,8 @@
  * serialised: that is what makes accept vs delete, fan-in vs give-up vs dead letter, retry vs
  * retention and stale vs current dispatch race-free. docs/state.md has the state diagram.
  */
-import type { Config } from '../config.js';
-import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, EventMessage } from '../schemas.js';
+import type { Config } from '../core/config.js';
+import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, EventMessage } from '../core/schemas.js';
 import type { ImageDoc, OutboxLease, Transition, UpdateInFlight, VariantFacts } from './image-doc.js';
 
 const MINUTE = 60_000;

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { admissionFromEnv, admitAtMost } from '../../local/admission.js';
-import { admissionLimit, topology } from '../../shared/topology.js';
+import { admissionLimit, topology } from '../../shared/core/topology.js';
 import { makePhoto } from '../fixtures/images.js';
 import { collectEvents, startTestStack, waitForManifest, type EventCollector, type TestStack } from './helpers.js';
 

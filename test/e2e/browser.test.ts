@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import type { Manifest } from '../../shared/schemas.js';
+import type { Manifest } from '../../shared/core/schemas.js';
 import { makePhoto, noisePng } from '../fixtures/images.js';
 import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
 

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isPortInUse } from '../../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack, type LocalStackOptions, type LogSource } from '../../local/stack.js';
-import type { ErrorBody } from '../../shared/errors.js';
-import type { EventMessage, Manifest } from '../../shared/schemas.js';
+import type { ErrorBody } from '../../shared/core/errors.js';
+import type { EventMessage, Manifest } from '../../shared/core/schemas.js';
 import { usePubsubEmulator } from '../fixtures/pubsub.js';
 import { eventually } from '../helpers.js';
 

@@ -6,13 +6,13 @@ import { expect } from 'chai';
 import { formatLogLine } from '../../local/log-format.js';
 import { DEFAULT_PORTS, PortConfigError, portsFromEnv, PORT_VARIABLES } from '../../local/ports.js';
 import { desiredSubscriptions, triggerSubscriptionName } from '../../local/provision.js';
-import { METRIC_LINES } from '../../shared/observability.js';
-import { stageFields } from '../../shared/run-job.js';
-import { topology, type SubscriptionKey } from '../../shared/topology.js';
-import { TRACE_LOG_FIELDS } from '../../shared/trace.js';
+import { METRIC_LINES } from '../../shared/core/observability.js';
+import { stageFields } from '../../shared/pipeline/run-job.js';
+import { topology, type SubscriptionKey } from '../../shared/core/topology.js';
+import { TRACE_LOG_FIELDS } from '../../shared/cloud/trace.js';
 
 describe('local stack parts', () => {
-  describe('provisioning from shared/topology.json', () => {
+  describe('provisioning from shared/core/topology.json', () => {
     const endpoints = { resize: 'http://127.0.0.1:8082', cleanup: 'http://127.0.0.1:8083/' };
     const wanted = desiredSubscriptions('local-project', endpoints);
 

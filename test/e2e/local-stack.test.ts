@@ -13,8 +13,8 @@ import { promisify } from 'node:util';
 import { Storage } from '@google-cloud/storage';
 import { expect } from 'chai';
 import sharp from 'sharp';
-import type { Manifest } from '../../shared/schemas.js';
-import { imageIdOf } from '../../shared/naming.js';
+import type { Manifest } from '../../shared/core/schemas.js';
+import { imageIdOf } from '../../shared/core/naming.js';
 import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
 import {
   collectEvents,

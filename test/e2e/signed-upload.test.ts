@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { imageIdOf } from '../../shared/naming.js';
+import { imageIdOf } from '../../shared/core/naming.js';
 import { noisePng } from '../fixtures/images.js';
 import { eventually } from '../helpers.js';
 import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';

@@ -11,7 +11,7 @@ import { PubSub } from '@google-cloud/pubsub';
 import { expect } from 'chai';
 import { PortInUseError, type PortName } from '../../local/ports.js';
 import { startLocalStack } from '../../local/stack.js';
-import { pushPath, topology } from '../../shared/topology.js';
+import { pushPath, topology } from '../../shared/core/topology.js';
 import { usePubsubEmulator } from '../fixtures/pubsub.js';
 import { eventually, freePort } from '../helpers.js';
 import { emulatorProcesses, listeningPorts, removeDir, tempDir } from './helpers.js';

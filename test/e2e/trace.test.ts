@@ -7,9 +7,9 @@
  */
 import { Storage } from '@google-cloud/storage';
 import { expect } from 'chai';
-import { imageIdOf } from '../../shared/naming.js';
-import { METRIC_LINES } from '../../shared/observability.js';
-import { TRACE_LOG_FIELDS } from '../../shared/trace.js';
+import { imageIdOf } from '../../shared/core/naming.js';
+import { METRIC_LINES } from '../../shared/core/observability.js';
+import { TRACE_LOG_FIELDS } from '../../shared/cloud/trace.js';
 import { makePhoto } from '../fixtures/images.js';
 import { startTestStack, waitForManifest, type CapturedLine, type TestStack } from './helpers.js';
 

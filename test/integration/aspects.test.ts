@@ -10,9 +10,9 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { FailureRecordV1, ManifestV1, type Manifest } from '../../shared/schemas.js';
-import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
-import { planImage } from '../../shared/plan.js';
+import { FailureRecordV1, ManifestV1, type Manifest } from '../../shared/core/schemas.js';
+import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/core/naming.js';
+import { planImage } from '../../shared/image/plan.js';
 import { makePhoto } from '../fixtures/images.js';
 import { freePort } from '../helpers.js';
 import {

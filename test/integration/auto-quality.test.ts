@@ -11,10 +11,11 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import type { OutputFormat } from '../../shared/domain.js';
-import { manifestName, VARIANT_METADATA } from '../../shared/naming.js';
-import { encoderSettingsFromConfig, renderVariants } from '../../shared/render.js';
-import { type JobMessage, type Manifest, ManifestV1 } from '../../shared/schemas.js';
+import type { OutputFormat } from '../../shared/core/domain.js';
+import { manifestName, VARIANT_METADATA } from '../../shared/core/naming.js';
+import { renderAll } from '../../shared/image/render.js';
+import { encoderSettingsFromConfig } from '../../shared/image/encode.js';
+import { type JobMessage, type Manifest, ManifestV1 } from '../../shared/core/schemas.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
@@ -61,7 +62,7 @@ describe('pipeline with QUALITY_MODE=auto (local storage, Pub/Sub emulator)', fu
     };
     const images = pipeline.deps.storage.bucket(pipeline.config.IMAGES_BUCKET);
     for (const job of jobs) {
-      const expected = await renderVariants(original, job.variants, {
+      const expected = await renderAll(original, job.variants, {
         encoders,
         keepMetadata: pipeline.config.KEEP_METADATA,
         limitInputPixels: pipeline.config.MAX_INPUT_PIXELS,

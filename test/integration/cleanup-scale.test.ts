@@ -5,10 +5,10 @@
  */
 import { expect } from 'chai';
 import { runScalePasses, seedScale, type ScaleOptions } from '../../bench/cleanup-scale.js';
-import { runCleanup } from '../../shared/cleanup.js';
-import { createDeps } from '../../shared/deps.js';
-import { buildJobs } from '../../shared/dispatch.js';
-import { encodeMessage } from '../../shared/schemas.js';
+import { runCleanup } from '../../shared/pipeline/cleanup.js';
+import { createDeps } from '../../shared/cloud/deps.js';
+import { buildJobs } from '../../shared/pipeline/dispatch.js';
+import { encodeMessage } from '../../shared/core/schemas.js';
 import { startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
 describe('cleanup at scale (2,000 metadata-only originals, budget 500; local storage, Pub/Sub emulator)', function () {

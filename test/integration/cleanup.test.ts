@@ -8,10 +8,10 @@ import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { runCleanup } from '../../shared/cleanup.js';
-import { claimStep } from '../../shared/cleanup-state.js';
-import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import { encodeMessage, type JobMessage } from '../../shared/schemas.js';
+import { runCleanup } from '../../shared/pipeline/cleanup.js';
+import { claimStep } from '../../shared/state/cleanup-state.js';
+import { createDeps, type PipelineDeps } from '../../shared/cloud/deps.js';
+import { encodeMessage, type JobMessage } from '../../shared/core/schemas.js';
 import {
   cleanupStateName,
   CURSOR_METADATA,
@@ -21,7 +21,7 @@ import {
   originalName,
   OUTCOME_MARKER,
   outcomeMarkerName,
-} from '../../shared/naming.js';
+} from '../../shared/core/naming.js';
 import { makePhoto } from '../fixtures/images.js';
 import {
   pullEvents,

@@ -10,10 +10,10 @@ import { expect } from 'chai';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { useDeps } from '../../functions/runtime.js';
-import { runCleanup } from '../../shared/cleanup.js';
-import { createDeps } from '../../shared/deps.js';
-import { FailureRecordV1 } from '../../shared/schemas.js';
-import { errorRecordName } from '../../shared/naming.js';
+import { runCleanup } from '../../shared/pipeline/cleanup.js';
+import { createDeps } from '../../shared/cloud/deps.js';
+import { FailureRecordV1 } from '../../shared/core/schemas.js';
+import { errorRecordName } from '../../shared/core/naming.js';
 import {
   audit,
   explain,

@@ -6,7 +6,7 @@
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
 import request from 'supertest';
-import { imageIdOf } from '../../shared/naming.js';
+import { imageIdOf } from '../../shared/core/naming.js';
 import { audit, expectAllComplete, shuffled, startHarness, UPLOADS, upload, type Harness } from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullJobs, pushBody, TEST_PROJECT } from '../fixtures/pipeline.js';

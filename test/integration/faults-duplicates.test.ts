@@ -5,10 +5,10 @@
  * second must leave the first one's outcome standing.
  */
 import { expect } from 'chai';
-import { createDeps } from '../../shared/deps.js';
-import type { JobMessage } from '../../shared/schemas.js';
-import { errorRecordName } from '../../shared/naming.js';
-import { type JobResult, runJob } from '../../shared/run-job.js';
+import { createDeps } from '../../shared/cloud/deps.js';
+import type { JobMessage } from '../../shared/core/schemas.js';
+import { errorRecordName } from '../../shared/core/naming.js';
+import { type JobResult, runJob } from '../../shared/pipeline/run-job.js';
 import { audit, IMAGES, startHarness, upload, type Harness } from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullJobs } from '../fixtures/pipeline.js';

@@ -9,10 +9,10 @@ import { expect } from 'chai';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { useDeps } from '../../functions/runtime.js';
-import { runCleanup } from '../../shared/cleanup.js';
-import type { Config } from '../../shared/config.js';
-import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import { imageIdOf, originalName } from '../../shared/naming.js';
+import { runCleanup } from '../../shared/pipeline/cleanup.js';
+import type { Config } from '../../shared/core/config.js';
+import { createDeps, type PipelineDeps } from '../../shared/cloud/deps.js';
+import { imageIdOf, originalName } from '../../shared/core/naming.js';
 import {
   audit,
   expectAllComplete,

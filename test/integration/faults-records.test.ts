@@ -4,13 +4,13 @@
  * ingest failure whose publish failed, announced by the redelivery. Each test has its own pipeline.
  */
 import { expect } from 'chai';
-import { runCleanup } from '../../shared/cleanup.js';
-import { createDeps } from '../../shared/deps.js';
-import { permanent } from '../../shared/errors.js';
-import { ingestObject } from '../../shared/ingest-object.js';
-import type { Manifest } from '../../shared/schemas.js';
-import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
-import { recordFailure, writeManifest } from '../../shared/records.js';
+import { runCleanup } from '../../shared/pipeline/cleanup.js';
+import { createDeps } from '../../shared/cloud/deps.js';
+import { permanent } from '../../shared/core/errors.js';
+import { ingestObject } from '../../shared/pipeline/ingest-object.js';
+import type { Manifest } from '../../shared/core/schemas.js';
+import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/core/naming.js';
+import { recordFailure, writeManifest } from '../../shared/state/records.js';
 import { IMAGES, startHarness, UPLOADS, type Harness } from '../fixtures/faults.js';
 import { waitFor } from '../helpers.js';
 

@@ -7,7 +7,7 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { Subscription } from '@google-cloud/pubsub';
 import { expect } from 'chai';
 import type { Server } from 'node:http';
-import { imageIdOf } from '../../shared/naming.js';
+import { imageIdOf } from '../../shared/core/naming.js';
 import {
   audit,
   expectAllComplete,

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import type request from 'supertest';
-import type { ErrorCode } from '../../shared/errors.js';
+import type { ErrorCode } from '../../shared/core/errors.js';
 import { hostileSuite, TOKEN, validPhoto } from '../fixtures/hostile.js';
 
 describe('hostile inputs: who may call', function () {

@@ -8,7 +8,7 @@
  * (test/fixtures/hostile.ts) and runs alone or with the others in any order.
  */
 import { expect } from 'chai';
-import { errorRecordName, imageIdOf } from '../../shared/naming.js';
+import { errorRecordName, imageIdOf } from '../../shared/core/naming.js';
 import { ALL_PATHS, hostileSuite, MiB, UPLOADS, type Expected, type Path } from '../fixtures/hostile.js';
 import {
   badCrcPng,

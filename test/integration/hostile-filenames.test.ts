@@ -6,7 +6,7 @@
  * (test/fixtures/hostile.ts) and runs alone or with the others in any order.
  */
 import { expect } from 'chai';
-import { imageIdOf, originalName } from '../../shared/naming.js';
+import { imageIdOf, originalName } from '../../shared/core/naming.js';
 import { hostileSuite, validPhoto } from '../fixtures/hostile.js';
 
 describe('hostile inputs: hostile file names are sanitised before they reach object metadata', function () {

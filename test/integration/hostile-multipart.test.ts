@@ -5,7 +5,7 @@
  * (test/fixtures/hostile.ts) and runs alone or with the others in any order.
  */
 import { expect } from 'chai';
-import type { ErrorCode } from '../../shared/errors.js';
+import type { ErrorCode } from '../../shared/core/errors.js';
 import { hostileSuite } from '../fixtures/hostile.js';
 
 describe('hostile inputs: malformed multipart (upload only)', function () {

@@ -6,8 +6,8 @@
  */
 import { expect } from 'chai';
 import { useDeps } from '../../functions/runtime.js';
-import type { Config } from '../../shared/config.js';
-import { createDeps, type PipelineDeps } from '../../shared/deps.js';
+import type { Config } from '../../shared/core/config.js';
+import { createDeps, type PipelineDeps } from '../../shared/cloud/deps.js';
 import { hostileSuite } from '../fixtures/hostile.js';
 import { billionLaughsSvg, simpleSvg, svgWithEntities } from '../fixtures/images.js';
 

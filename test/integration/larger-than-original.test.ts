@@ -11,8 +11,8 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { ManifestV1, type Manifest } from '../../shared/schemas.js';
-import { manifestName, omittedVariantName, variantName } from '../../shared/naming.js';
+import { ManifestV1, type Manifest } from '../../shared/core/schemas.js';
+import { manifestName, omittedVariantName, variantName } from '../../shared/core/naming.js';
 import { makePhoto } from '../fixtures/images.js';
 import {
   pullEvents,

@@ -9,11 +9,11 @@ import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import type { EventMessage, JobMessage, Manifest } from '../../shared/schemas.js';
-import { imageIdOf, manifestName, originalName, outcomeMarkerName } from '../../shared/naming.js';
-import { recipeOf } from '../../shared/recipe.js';
-import { runJob } from '../../shared/run-job.js';
+import { createDeps, type PipelineDeps } from '../../shared/cloud/deps.js';
+import type { EventMessage, JobMessage, Manifest } from '../../shared/core/schemas.js';
+import { imageIdOf, manifestName, originalName, outcomeMarkerName } from '../../shared/core/naming.js';
+import { recipeOf } from '../../shared/core/recipe.js';
+import { runJob } from '../../shared/pipeline/run-job.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 

@@ -10,9 +10,9 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { ManifestV1, type EventMessage, type Manifest } from '../../shared/schemas.js';
-import { errorRecordName, imageIdOf, manifestName } from '../../shared/naming.js';
-import { pushPath } from '../../shared/topology.js';
+import { ManifestV1, type EventMessage, type Manifest } from '../../shared/core/schemas.js';
+import { errorRecordName, imageIdOf, manifestName } from '../../shared/core/naming.js';
+import { pushPath } from '../../shared/core/topology.js';
 import { makeAnimatedGif, makeAnimatedWebp, makePhoto, markerBand, truncated } from '../fixtures/images.js';
 import { freePort } from '../helpers.js';
 import {

@@ -5,12 +5,12 @@
  * real Pub/Sub emulator; metadata-only originals (the jobs are published, not run).
  */
 import { expect } from 'chai';
-import { runCleanup } from '../../shared/cleanup.js';
-import { createDeps } from '../../shared/deps.js';
-import { runReprocess } from '../../shared/reprocess.js';
+import { runCleanup } from '../../shared/pipeline/cleanup.js';
+import { createDeps } from '../../shared/cloud/deps.js';
+import { runReprocess } from '../../shared/pipeline/reprocess.js';
 import { runBackfill, seedOutdated } from '../../bench/reprocess-scale.js';
 import { startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
-import { cleanupStateName, ORIGINAL_METADATA } from '../../shared/naming.js';
+import { cleanupStateName, ORIGINAL_METADATA } from '../../shared/core/naming.js';
 
 describe('reprocess backfill at scale (local storage, Pub/Sub emulator)', function () {
   this.timeout(180_000);

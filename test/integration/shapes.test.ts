@@ -26,12 +26,12 @@ import {
   type EventMessage,
   type JobMessage,
   type Manifest,
-} from '../../shared/schemas.js';
-import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/naming.js';
+} from '../../shared/core/schemas.js';
+import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/core/naming.js';
 import { blackPng } from '../fixtures/images.js';
 import { connectIngest, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 import { Changes } from '../helpers.js';
-import type { OutputFormat } from '../../shared/domain.js';
+import type { OutputFormat } from '../../shared/core/domain.js';
 
 /** Largest width and height each encoder writes (sharp 0.35.5: libwebp, libheif/aom, libjpeg). */
 const ENCODER_MAX: Readonly<Record<OutputFormat, number>> = { webp: 16383, avif: 16384, jpeg: 65500 };

@@ -10,11 +10,11 @@ import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { createDeps, type PipelineDeps } from '../../shared/deps.js';
-import type { JobMessage } from '../../shared/schemas.js';
-import { imageIdOf, ORIGINAL_METADATA, originalName } from '../../shared/naming.js';
-import { METRIC_LINES } from '../../shared/observability.js';
-import { TRACE_ATTRIBUTE, TRACE_LOG_FIELDS } from '../../shared/trace.js';
+import { createDeps, type PipelineDeps } from '../../shared/cloud/deps.js';
+import type { JobMessage } from '../../shared/core/schemas.js';
+import { imageIdOf, ORIGINAL_METADATA, originalName } from '../../shared/core/naming.js';
+import { METRIC_LINES } from '../../shared/core/observability.js';
+import { TRACE_ATTRIBUTE, TRACE_LOG_FIELDS } from '../../shared/cloud/trace.js';
 import { makePhoto } from '../fixtures/images.js';
 import {
   pullJobs,

@@ -7,10 +7,10 @@ import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { runCleanup } from '../../shared/cleanup.js';
-import { createDeps } from '../../shared/deps.js';
-import { imageIdOf, originalName } from '../../shared/naming.js';
-import { planVariants, splitIntoJobs } from '../../shared/plan.js';
+import { runCleanup } from '../../shared/pipeline/cleanup.js';
+import { createDeps } from '../../shared/cloud/deps.js';
+import { imageIdOf, originalName } from '../../shared/core/naming.js';
+import { planVariants, splitIntoJobs } from '../../shared/image/plan.js';
 import {
   htmlPosingAsImage,
   jpegHeaderClaiming,

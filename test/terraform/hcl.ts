@@ -6,7 +6,7 @@
  * arrays (a resource `google_x.y` is `resource.google_x.y[0]`, a nested block `service_config`
  * is `service_config[0]`). The tests keep to that shape rather than evaluating HCL.
  */
-import { topology } from '../../shared/topology.js';
+import { topology } from '../../shared/core/topology.js';
 import { parse } from '@cdktf/hcl2json';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -157,7 +157,7 @@ export function envKeys(mod: Module, value: unknown): { keys: Set<string>; maps:
 }
 
 /**
- * The path in shared/topology.json a value reads, when it is exactly such a read:
+ * The path in shared/core/topology.json a value reads, when it is exactly such a read:
  * `${local.topology.a.b}` → ['a', 'b'], also through one alias local
  * (`local.jobs_push = local.topology.subscriptions.jobsPush`, so `${local.jobs_push.name}` →
  * ['subscriptions', 'jobsPush', 'name']).
@@ -196,7 +196,7 @@ export function optionalDefaults(typeText: string): Record<string, string | numb
 
 /**
  * settings.tf's per-function defaults as Terraform computes them: sizes from `function_sizes`,
- * instances and concurrency from shared/topology.json (which the local stack's admission reads).
+ * instances and concurrency from shared/core/topology.json (which the local stack's admission reads).
  */
 export function functionDefaults(mod: Module): Record<string, Record<string, string | number | null>> {
   const sizes = mod.locals.function_sizes as Record<string, Record<string, string | number | null>>;

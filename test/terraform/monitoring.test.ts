@@ -1,19 +1,19 @@
 /**
  * terraform/monitoring.tf against the code: each log-based metric's filter, evaluated by a small
  * Cloud Logging filter evaluator (the subset monitoring.tf uses), matches the log line the code
- * writes (event names and fields from shared/observability.ts, which shared/run-job.ts and
- * shared/records.ts log with; test/integration/trace.test.ts checks the real lines carry them)
+ * writes (event names and fields from shared/core/observability.ts, which shared/pipeline/run-job.ts and
+ * shared/state/records.ts log with; test/integration/trace.test.ts checks the real lines carry them)
  * and nothing else; its extractors find a value there; the alerts watch what they claim to.
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { METRIC_LINES } from '../../shared/observability.js';
-import { stageFields } from '../../shared/run-job.js';
+import { METRIC_LINES } from '../../shared/core/observability.js';
+import { stageFields } from '../../shared/pipeline/run-job.js';
 import { block, blocks, loadModule, REPO_ROOT, type Module } from './hcl.js';
 import { type Entry, extract, matches } from './log-filter.js';
 
-const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as {
+const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'core', 'topology.json'), 'utf8')) as {
   subscriptions: Record<string, { name: string }>;
   functions: Record<string, unknown>;
 };
@@ -31,7 +31,7 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
     resource: { type: 'cloud_run_revision', labels: { service_name: service } },
     jsonPayload: { severity: 'INFO', message: 'x', ...payload },
   });
-  // The lines as shared/run-job.ts and shared/records.ts write them (keys from METRIC_LINES).
+  // The lines as shared/pipeline/run-job.ts and shared/state/records.ts write them (keys from METRIC_LINES).
   const lines = {
     jobDone: {
       event: METRIC_LINES.jobDone.event,

@@ -1,7 +1,7 @@
 /**
  * local/package-functions.ts: the deployable function source that Terraform zips. Unit tests on a
  * synthetic repository, then the real one: the package must hold what the Node.js buildpack needs
- * and nothing else, keep shared/topology.json where dist/shared/topology.js looks for it, and load
+ * and nothing else, keep shared/core/topology.json where dist/shared/core/topology.js looks for it, and load
  * with the runtime dependencies alone.
  */
 import { expect } from 'chai';
@@ -124,8 +124,8 @@ describe('package-functions', function () {
   describe('helpers', function () {
     const packaged: Array<[string, boolean]> = [
       ['dist/functions/index.js', true],
-      ['dist/shared/config.js', true],
-      ['dist/shared/config.js.map', false],
+      ['dist/shared/core/config.js', true],
+      ['dist/shared/core/config.js.map', false],
       ['dist/shared/config.d.ts', false],
       ['dist/shared/config.test.js', false],
       ['dist/shared/__tests__/x.js', false],
@@ -163,7 +163,7 @@ describe('package-functions', function () {
     }
 
     it('maps compiled files to their sources', function () {
-      expect(sourceOf('dist/shared/topology.js')).to.equal('shared/topology.ts');
+      expect(sourceOf('dist/shared/core/topology.js')).to.equal('shared/core/topology.ts');
     });
   });
 
@@ -176,17 +176,17 @@ describe('package-functions', function () {
       out = join(root, 'terraform', 'build', 'function-source');
       write(root, 'package.json', JSON.stringify(ROOT_PKG));
       write(root, 'package-lock.json', JSON.stringify(ROOT_LOCK));
-      write(root, 'shared/topology.json', '{"topics":{}}');
+      write(root, 'shared/core/topology.json', '{"topics":{}}');
       write(root, 'functions/index.ts', '');
-      write(root, 'shared/config.ts', '');
+      write(root, 'shared/core/config.ts', '');
       write(root, 'local/tool.ts', '');
       write(
         root,
         'dist/functions/index.js',
-        "import { z } from 'zod';\nimport { config } from '../shared/config.js';\nexport const upload = () => config;\n",
+        "import { z } from 'zod';\nimport { config } from '../shared/core/config.js';\nexport const upload = () => config;\n",
       );
       write(root, 'dist/functions/index.js.map', '{}');
-      write(root, 'dist/shared/config.js', "import { readFileSync } from 'node:fs';\nexport const config = {};\n");
+      write(root, 'dist/shared/core/config.js', "import { readFileSync } from 'node:fs';\nexport const config = {};\n");
       write(root, 'dist/shared/config.test.js', "import 'chai';\n");
       write(root, 'dist/shared/removed.js', 'export {};\n'); // its source is gone
       write(root, 'dist/local/tool.js', 'export {};\n');
@@ -201,10 +201,10 @@ describe('package-functions', function () {
       const result = packageFunctions(root, out);
       expect(result.files).to.deep.equal([
         'dist/functions/index.js',
-        'dist/shared/config.js',
+        'dist/shared/core/config.js',
         'package-lock.json',
         'package.json',
-        'shared/topology.json',
+        'shared/core/topology.json',
       ]);
       expect(result.mainPresent).to.equal(true);
       expect(result.skippedStale).to.deep.equal(['dist/shared/removed.js']);
@@ -222,12 +222,12 @@ describe('package-functions', function () {
     });
 
     it('refuses code that imports a package that is not a runtime dependency', function () {
-      write(root, 'dist/shared/config.js', "import chai from 'chai';\nexport const config = chai;\n");
+      write(root, 'dist/shared/core/config.js', "import chai from 'chai';\nexport const config = chai;\n");
       expect(() => packageFunctions(root, out)).to.throw(PackagingError, /chai/);
     });
 
-    it('refuses to package without shared/topology.json', function () {
-      rmSync(join(root, 'shared/topology.json'));
+    it('refuses to package without shared/core/topology.json', function () {
+      rmSync(join(root, 'shared/core/topology.json'));
       expect(() => packageFunctions(root, out)).to.throw(PackagingError, /topology\.json/);
     });
 
@@ -253,20 +253,20 @@ describe('package-functions', function () {
 
     it('contains the entry module and the shared code, no tests, bench or local tools', function () {
       expect(result.files).to.include(MAIN);
-      expect(result.files).to.include('dist/shared/config.js');
+      expect(result.files).to.include('dist/shared/core/config.js');
       for (const file of result.files) {
         expect(file, file).to.match(
-          /^(dist\/(functions|shared)\/.+\.js|shared\/topology\.json|package(-lock)?\.json)$/,
+          /^(dist\/(functions|shared)\/.+\.js|shared\/core\/topology\.json|package(-lock)?\.json)$/,
         );
       }
     });
 
-    it('keeps shared/topology.json where dist/shared/topology.js reads it', function () {
-      const topologyModule = pathToFileURL(join(out, 'dist', 'shared', 'topology.js'));
-      const expected = fileURLToPath(new URL('../../shared/topology.json', topologyModule));
+    it('keeps shared/core/topology.json where dist/shared/core/topology.js reads it', function () {
+      const topologyModule = pathToFileURL(join(out, 'dist', 'shared', 'core', 'topology.js'));
+      const expected = fileURLToPath(new URL('../../../shared/core/topology.json', topologyModule));
       expect(existsSync(expected), expected).to.equal(true);
-      expect(readFileSync(join(REPO_ROOT, 'dist', 'shared', 'topology.js'), 'utf8')).to.include(
-        "'../../shared/topology.json'",
+      expect(readFileSync(join(REPO_ROOT, 'dist', 'shared', 'core', 'topology.js'), 'utf8')).to.include(
+        "'../../../shared/core/topology.json'",
       );
     });
 
@@ -297,7 +297,7 @@ describe('package-functions', function () {
       // node_modules of the repository stands in for `npm ci` of the package (same locked versions);
       // every import of the package was checked against its own dependencies while packaging.
       symlinkSync(join(REPO_ROOT, 'node_modules'), join(out, 'node_modules'), 'dir');
-      const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as {
+      const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'core', 'topology.json'), 'utf8')) as {
         functions: Record<string, { entryPoint: string }>;
       };
       const child = spawnSync(

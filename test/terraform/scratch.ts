@@ -1,6 +1,6 @@
 /**
  * Terraform run on a scratch module made of variables.tf and settings.tf (the locals the
- * validations read) with shared/topology.json beside it, as in the repository: it needs no provider,
+ * validations read) with shared/core/topology.json beside it, as in the repository: it needs no provider,
  * so `init` downloads nothing and `plan`/`apply` run here. Used by the variables and serving tests.
  */
 import { expect } from 'chai';
@@ -43,10 +43,10 @@ export function scratchModule(prefix: string, extra: Record<string, string> = {}
   const root = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const dir = join(root, 'terraform');
   mkdirSync(dir);
-  mkdirSync(join(root, 'shared'));
+  mkdirSync(join(root, 'shared', 'core'), { recursive: true });
   copyFileSync(join(TERRAFORM_DIR, 'variables.tf'), join(dir, 'variables.tf'));
   copyFileSync(join(TERRAFORM_DIR, 'settings.tf'), join(dir, 'settings.tf'));
-  copyFileSync(join(REPO_ROOT, 'shared', 'topology.json'), join(root, 'shared', 'topology.json'));
+  copyFileSync(join(REPO_ROOT, 'shared', 'core', 'topology.json'), join(root, 'shared', 'core', 'topology.json'));
   for (const [name, text] of Object.entries(extra)) writeFileSync(join(dir, name), text);
   const init = terraform(dir, ['init', '-backend=false', '-no-color', '-input=false']);
   expect(init.status, init.output).to.equal(0);

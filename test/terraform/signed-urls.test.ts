@@ -5,8 +5,8 @@
  * environment, and the new variables' validations are Terraform's own (plan on variables.tf alone).
  */
 import { expect } from 'chai';
-import { ENV_VARS } from '../../shared/config.js';
-import { topology } from '../../shared/topology.js';
+import { ENV_VARS } from '../../shared/core/config.js';
+import { topology } from '../../shared/core/topology.js';
 import { allResources, block, dynamicBlock, expr, loadModule, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
 import { scratchModule, terraform, type ScratchModule } from './scratch.js';
 

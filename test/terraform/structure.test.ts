@@ -1,13 +1,13 @@
 /**
  * Structural tests of terraform/ on HCL parsed with @cdktf/hcl2json. `terraform init`/`validate`
  * need the google provider, which cannot be downloaded here, so these tests check what the
- * deployment must get right against the code and shared/topology.json: entry points, environment,
+ * deployment must get right against the code and shared/core/topology.json: entry points, environment,
  * names, the dead-lettered OIDC push subscription, and least-privilege IAM.
  */
 import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENV_VARS, REQUIRED_ENV_VARS } from '../../shared/config.js';
+import { ENV_VARS, REQUIRED_ENV_VARS } from '../../shared/core/config.js';
 import {
   allResources,
   at,
@@ -52,7 +52,7 @@ interface TopologyJson {
   schedule: { cleanup: { cron: string; timeZone: string } };
 }
 
-const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as TopologyJson;
+const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'core', 'topology.json'), 'utf8')) as TopologyJson;
 const FUNCTION_KEYS = Object.keys(topology.functions);
 const INDEX_TS = join(REPO_ROOT, 'functions', 'index.ts');
 
@@ -98,7 +98,7 @@ function iamMembers(mod: Module): Array<{ type: string; name: string; role: unkn
 }
 
 /**
- * Environment variables that another branch adds to shared/config.ts (UPLOAD_AUTH: `token` |
+ * Environment variables that another branch adds to shared/core/config.ts (UPLOAD_AUTH: `token` |
  * `none`, issue 11's interface with the upload helper). Remove once ENV_SCHEMA has them.
  */
 
@@ -112,10 +112,10 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     mod = await loadModule(TERRAFORM_DIR);
   });
 
-  describe('one source of names: shared/topology.json', function () {
-    it('reads shared/topology.json with jsondecode(file(...))', function () {
+  describe('one source of names: shared/core/topology.json', function () {
+    it('reads shared/core/topology.json with jsondecode(file(...))', function () {
       const topologyExpr = expr(mod.locals.topology);
-      expect(topologyExpr).to.match(/^jsondecode\(file\("\$\{path\.module\}\/\.\.\/shared\/topology\.json"\)\)$/);
+      expect(topologyExpr).to.match(/^jsondecode\(file\("\$\{path\.module\}\/\.\.\/shared\/core\/topology\.json"\)\)$/);
     });
 
     it('hardcodes no topic or subscription name, entry point or schedule of the topology', function () {
@@ -346,7 +346,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     });
 
     for (const key of Object.keys(topology.functions)) {
-      it(`${key}: every variable is one shared/config.ts knows, and every required one is set`, function () {
+      it(`${key}: every variable is one shared/core/config.ts knows, and every required one is set`, function () {
         const service = block(fn(mod), 'service_config')!;
         const { keys, maps, expression } = envKeys(mod, `\${local.function_env.${key}}`);
         expect(maps, `${key} reads local.env_common`).to.include('env_common');

@@ -2,7 +2,7 @@
  * terraform/variables.tf on its own: every variable typed and described, documented in
  * terraform/README.md's Inputs, listed in terraform.tfvars.example when required; and its validations
  * evaluated by Terraform itself. variables.tf refers to nothing but settings.tf and
- * shared/topology.json, so it is planned in a scratch module that needs no provider (init
+ * shared/core/topology.json, so it is planned in a scratch module that needs no provider (init
  * downloads nothing): good inputs must pass, bad ones must be refused with the variable's own
  * message.
  */
@@ -23,9 +23,9 @@ import {
   type Module,
 } from './hcl.js';
 
-/** The jobs push subscription's ack deadline in shared/topology.json. */
+/** The jobs push subscription's ack deadline in shared/core/topology.json. */
 function topologyAckDeadline(): number {
-  const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as {
+  const topology = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'core', 'topology.json'), 'utf8')) as {
     subscriptions: { jobsPush: { ackDeadlineSeconds: number } };
   };
   return topology.subscriptions.jobsPush.ackDeadlineSeconds;
@@ -92,7 +92,7 @@ describe('terraform variables', function () {
   it('defaults the functions for sharp: resize 2 GiB / 2 vCPU / 1 request per instance', function () {
     // Adapted: the defaults moved from four object variables' optional() defaults into
     // local.function_defaults (settings.tf), which var.functions overrides per attribute; instances
-    // and concurrency now come from shared/topology.json.
+    // and concurrency now come from shared/core/topology.json.
     const all = functionDefaults(mod);
     expect(expr(mod.locals.function_defaults))
       .to.include('local.topology.functions[key].maxInstances')
@@ -218,7 +218,7 @@ describe('terraform variables', function () {
         'functions.resize.timeout_seconds',
       ],
       [
-        'a resize timeout equal to the ack deadline of shared/topology.json',
+        'a resize timeout equal to the ack deadline of shared/core/topology.json',
         { functions: { resize: { timeout_seconds: topologyAckDeadline() } } },
         'functions.resize.timeout_seconds must be below',
       ],

@@ -5,15 +5,16 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import sharp, { type Sharp } from 'sharp';
-import { loadConfig, type Config } from '../../shared/config.js';
-import { chooseCrops, cropMetadata, largestCropSize, parseCropMetadata, parseFocus } from '../../shared/crop.js';
-import { buildJobs, cropsToMetadata, originalInfoFromMetadata } from '../../shared/dispatch.js';
-import { PipelineError } from '../../shared/errors.js';
-import { buildManifest, missingVariants, srcsetOf, type VariantObject } from '../../shared/manifest.js';
-import { ManifestV1, parseJob, type AspectCrop, type VariantSpec } from '../../shared/schemas.js';
-import { ORIGINAL_METADATA, variantName } from '../../shared/naming.js';
-import { planImage, splitIntoJobs } from '../../shared/plan.js';
-import { encoderSettingsFromConfig, renderVariants, type RenderOptions } from '../../shared/render.js';
+import { loadConfig, type Config } from '../../shared/core/config.js';
+import { chooseCrops, cropMetadata, largestCropSize, parseCropMetadata, parseFocus } from '../../shared/image/crop.js';
+import { buildJobs, cropsToMetadata, originalInfoFromMetadata } from '../../shared/pipeline/dispatch.js';
+import { PipelineError } from '../../shared/core/errors.js';
+import { buildManifest, missingVariants, srcsetOf, type VariantObject } from '../../shared/image/manifest.js';
+import { ManifestV1, parseJob, type AspectCrop, type VariantSpec } from '../../shared/core/schemas.js';
+import { ORIGINAL_METADATA, variantName } from '../../shared/core/naming.js';
+import { planImage, splitIntoJobs } from '../../shared/image/plan.js';
+import { renderAll, type RenderOptions } from '../../shared/image/render.js';
+import { encoderSettingsFromConfig } from '../../shared/image/encode.js';
 import { makePhoto } from '../fixtures/images.js';
 
 const baseEnv = { UPLOADS_BUCKET: 'test-uploads', IMAGES_BUCKET: 'test-images' };
@@ -378,7 +379,7 @@ describe('aspects', () => {
         { width: 160, format: 'avif', aspect: '1:1' },
         { width: 160, format: 'jpeg', aspect: '16:9' },
       ];
-      const rendered = await renderVariants(
+      const rendered = await renderAll(
         photo,
         variants,
         options({ '1:1': crop, '16:9': { left: 0, top: 38, width: 400, height: 225 } }),
@@ -399,7 +400,7 @@ describe('aspects', () => {
     });
 
     it('shows the same region at every width: two widths agree after scaling, and match the crop of the original', async () => {
-      const rendered = await renderVariants(
+      const rendered = await renderAll(
         photo,
         [
           { width: 300, format: 'jpeg', aspect: '1:1' },
@@ -429,7 +430,7 @@ describe('aspects', () => {
           { aspects: ['1:1'], strategy: 'attention', focus: { x: 0, y: 0 }, limitInputPixels: 1e8 },
         ))!;
         expect(crops['1:1']).to.deep.equal({ left: 0, top: 0, width: 300, height: 300, by: 'focus' });
-        const [square] = await renderVariants(rotated, [{ width: 150, format: 'webp', aspect: '1:1' }], {
+        const [square] = await renderAll(rotated, [{ width: 150, format: 'webp', aspect: '1:1' }], {
           ...options(crops),
           keepMetadata,
         });
@@ -449,13 +450,12 @@ describe('aspects', () => {
       const garbage = Buffer.from('never decoded');
       const header = await sharp(photo).jpeg().toBuffer();
       expect(
-        (await rejectionOf(renderVariants(header, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options(undefined))))
-          .code,
+        (await rejectionOf(renderAll(header, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options(undefined)))).code,
       ).to.equal('invalid_job');
       expect(
         (
           await rejectionOf(
-            renderVariants(header, [{ width: 301, format: 'jpeg', aspect: '1:1' }], options({ '1:1': crop })),
+            renderAll(header, [{ width: 301, format: 'jpeg', aspect: '1:1' }], options({ '1:1': crop })),
           )
         ).code,
       ).to.equal('invalid_job');
@@ -463,14 +463,14 @@ describe('aspects', () => {
       expect(
         (
           await rejectionOf(
-            renderVariants(header, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options({ '1:1': outside })),
+            renderAll(header, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options({ '1:1': outside })),
           )
         ).code,
       ).to.equal('invalid_job');
       expect(
         (
           await rejectionOf(
-            renderVariants(garbage, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options({ '1:1': crop })),
+            renderAll(garbage, [{ width: 96, format: 'jpeg', aspect: '1:1' }], options({ '1:1': crop })),
           )
         ).code,
       ).to.equal('corrupt_image');
@@ -618,7 +618,7 @@ describe('aspects', () => {
               limitInputPixels: 1e8,
             });
             const plan = planImage({ ...options, crops }, config).variants;
-            const rendered = await renderVariants(image, plan, { ...renderDefaults(config), crops });
+            const rendered = await renderAll(image, plan, { ...renderDefaults(config), crops });
             const uncropped = rendered.filter((v) => v.aspect === undefined);
             if (aspects === '') {
               expect(

@@ -9,11 +9,11 @@ import {
   scoreEncode,
   searchQuality,
   searchWidth,
-} from '../../shared/auto-quality.js';
-import { loadConfig } from '../../shared/config.js';
-import type { OutputFormat } from '../../shared/domain.js';
-import { splitIntoJobs, planVariants } from '../../shared/plan.js';
-import { type RenderOptions, renderVariants } from '../../shared/render.js';
+} from '../../shared/image/auto-quality.js';
+import { loadConfig } from '../../shared/core/config.js';
+import type { OutputFormat } from '../../shared/core/domain.js';
+import { splitIntoJobs, planVariants } from '../../shared/image/plan.js';
+import { type RenderOptions, renderAll } from '../../shared/image/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
 /** A smooth, monotone stand-in for "SSIM as a function of quality". */
@@ -228,12 +228,12 @@ describe('auto-quality', () => {
       const plan = planVariants({ width: 400, height: 300 }, config);
       const perWidth = splitIntoJobs(plan, { width: 400, height: 300 }, 'per-width');
       expect(perWidth.length).to.be.at.least(3);
-      const whole = await renderVariants(photo, plan, { ...base, autoQuality: auto() });
+      const whole = await renderAll(photo, plan, { ...base, autoQuality: auto() });
       const chosen = qualitiesOf(whole);
       for (const [format, list] of Object.entries(chosen)) expect(new Set(list).size, format).to.equal(1);
       for (const job of perWidth) {
         // Each job's widest level differs (96, 160, 256 px): the search must not depend on it.
-        const rendered = await renderVariants(photo, job, { ...base, autoQuality: auto() });
+        const rendered = await renderAll(photo, job, { ...base, autoQuality: auto() });
         for (const variant of rendered)
           expect(variant.quality, `${variant.format} ${variant.width}`).to.equal(chosen[variant.format]![0]);
       }
@@ -246,14 +246,14 @@ describe('auto-quality', () => {
         { width: 256, format: 'webp' as const },
         { width: 160, format: 'webp' as const },
       ];
-      const rendered = await renderVariants(photo, variants, { ...base, autoQuality: auto(searches) });
+      const rendered = await renderAll(photo, variants, { ...base, autoQuality: auto(searches) });
       expect(searches.map((s) => s.format)).to.deep.equal(['webp']);
       const [search] = searches;
       expect(search!.width).to.equal(256);
       expect(search!.trials.length).to.be.within(1, 4);
       expect(search!.quality).to.be.within(QUALITY_BOUNDS.webp.min, QUALITY_BOUNDS.webp.max);
       // The same bytes as a fixed-quality render at the chosen quality: the variants use it.
-      const fixed = await renderVariants(photo, variants, {
+      const fixed = await renderAll(photo, variants, {
         ...base,
         encoders: { ...base.encoders, webp: { ...base.encoders.webp, quality: search!.quality } },
       });
@@ -273,8 +273,8 @@ describe('auto-quality', () => {
       // Fine texture and per-pixel noise: every quality step shows in its SSIM.
       const noisy = await makePhoto({ width: side, height: side, seed: 3 });
       const variants = (['avif', 'webp', 'jpeg'] as const).map((format) => ({ width: 160, format }));
-      const smoothQ = qualitiesOf(await renderVariants(smooth, variants, { ...base, autoQuality: auto() }));
-      const noisyQ = qualitiesOf(await renderVariants(noisy, variants, { ...base, autoQuality: auto() }));
+      const smoothQ = qualitiesOf(await renderAll(smooth, variants, { ...base, autoQuality: auto() }));
+      const noisyQ = qualitiesOf(await renderAll(noisy, variants, { ...base, autoQuality: auto() }));
       for (const format of ['avif', 'webp', 'jpeg'] as const) {
         expect(smoothQ[format]![0], format).to.be.lessThan(noisyQ[format]![0]!);
         expect(smoothQ[format]![0], format).to.be.lessThan(base.encoders[format].quality);
@@ -283,7 +283,7 @@ describe('auto-quality', () => {
 
     it('keeps the configured qualities without autoQuality (fixed mode)', async () => {
       const photo = await makePhoto({ width: 200, height: 150, seed: 9 });
-      const rendered = await renderVariants(
+      const rendered = await renderAll(
         photo,
         (['avif', 'webp', 'jpeg'] as const).map((format) => ({ width: 160, format })),
         base,

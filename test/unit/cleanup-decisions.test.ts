@@ -5,7 +5,7 @@ import {
   isStaleIncoming,
   type CleanupPolicy,
   type OriginalFacts,
-} from '../../shared/cleanup.js';
+} from '../../shared/pipeline/cleanup.js';
 
 const now = new Date('2026-06-01T12:00:00Z');
 const ago = (ms: number) => new Date(now.getTime() - ms);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ConfigError, loadConfig, REQUIRED_ENV_VARS, uploadAuth } from '../../shared/config.js';
+import { ConfigError, loadConfig, REQUIRED_ENV_VARS, uploadAuth } from '../../shared/core/config.js';
 
 const base = { UPLOADS_BUCKET: 'demo-uploads', IMAGES_BUCKET: 'demo-images' };
 

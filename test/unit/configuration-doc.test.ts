@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { describeConfig } from '../../shared/config.js';
+import { describeConfig } from '../../shared/core/config.js';
 
 const doc = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
 
@@ -29,7 +29,7 @@ describe('docs/configuration.md configuration table', () => {
   it('documents only variables the schema reads, each once', () => {
     const names = documentedNames(doc);
     const known = describeConfig().map((v) => v.name);
-    for (const name of names) expect(known, `${name} is documented but not in shared/config.ts`).to.include(name);
+    for (const name of names) expect(known, `${name} is documented but not in shared/core/config.ts`).to.include(name);
     expect(new Set(names).size, 'a variable has two rows').to.equal(names.length);
   });
 

@@ -1,5 +1,5 @@
 /**
- * The jobs push subscription's delivery settings (shared/topology.json, read by Terraform and the
+ * The jobs push subscription's delivery settings (shared/core/topology.json, read by Terraform and the
  * local stack) against what they must survive: back-pressure is not failure. The reasoning and
  * the numbers are in docs/delivery.md.
  */
@@ -11,7 +11,7 @@ import {
   saturationWindowSeconds,
   topology,
   type FunctionKey,
-} from '../../shared/topology.js';
+} from '../../shared/core/topology.js';
 
 const jobsPush = topology.subscriptions.jobsPush;
 
@@ -24,7 +24,7 @@ function resizeTimeoutDefault(): number {
   return Number(timeout);
 }
 
-describe('jobs delivery settings (shared/topology.json)', () => {
+describe('jobs delivery settings (shared/core/topology.json)', () => {
   it("stay within Pub/Sub's limits (attempts 5–100, backoff 0–600 s, ack deadline 10–600 s)", () => {
     expect(jobsPush.maxDeliveryAttempts).to.be.within(5, 100);
     expect(jobsPush.minimumBackoffSeconds).to.be.within(0, 600);

@@ -1,5 +1,9 @@
 import { expect } from 'chai';
-import { AVIF_TEN_BIT_FACTOR, AVIF_WALL_MS_PER_MEGAPIXEL, AvifEncodeTimeModel } from '../../shared/encode-time.js';
+import {
+  AVIF_TEN_BIT_FACTOR,
+  AVIF_WALL_MS_PER_MEGAPIXEL,
+  AvifEncodeTimeModel,
+} from '../../shared/image/encode-time.js';
 
 describe('AVIF encode-time model', () => {
   describe('predictMs before it has seen an encode', () => {

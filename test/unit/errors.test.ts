@@ -6,7 +6,7 @@ import {
   permanent,
   toHttpError,
   transient,
-} from '../../shared/errors.js';
+} from '../../shared/core/errors.js';
 
 describe('errors', () => {
   const classes: Array<[string, unknown, 'permanent' | 'transient']> = [

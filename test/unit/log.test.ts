@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../shared/cloud/log.js';
 
 describe('log', () => {
   it('writes one Cloud Logging JSON line per event, with bound fields', () => {

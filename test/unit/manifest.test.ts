@@ -5,10 +5,10 @@ import {
   renderOmissions,
   srcsetOf,
   type VariantObject,
-} from '../../shared/manifest.js';
-import type { VariantSpec } from '../../shared/schemas.js';
-import { ManifestV1 } from '../../shared/schemas.js';
-import { omittedVariantName, variantName } from '../../shared/naming.js';
+} from '../../shared/image/manifest.js';
+import type { VariantSpec } from '../../shared/core/schemas.js';
+import { ManifestV1 } from '../../shared/core/schemas.js';
+import { omittedVariantName, variantName } from '../../shared/core/naming.js';
 
 const id = 'aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb';
 const plan: VariantSpec[] = [

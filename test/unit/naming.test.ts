@@ -12,7 +12,7 @@ import {
   originalName,
   sanitizeFilename,
   variantName,
-} from '../../shared/naming.js';
+} from '../../shared/core/naming.js';
 
 const id = '0123456789abcdef0123456789abcdef';
 

@@ -1,17 +1,17 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import { rgbaToThumbHash, thumbHashToAverageRGBA, thumbHashToRGBA } from 'thumbhash';
-import { buildManifest, placeholderVariantOf, type VariantObject } from '../../shared/manifest.js';
-import type { VariantSpec } from '../../shared/schemas.js';
-import { ManifestV1 } from '../../shared/schemas.js';
-import { variantName } from '../../shared/naming.js';
+import { buildManifest, placeholderVariantOf, type VariantObject } from '../../shared/image/manifest.js';
+import type { VariantSpec } from '../../shared/core/schemas.js';
+import { ManifestV1 } from '../../shared/core/schemas.js';
+import { variantName } from '../../shared/core/naming.js';
 import {
   parsePlaceholderMetadata,
   placeholderMetadata,
   placeholderOf,
   placeholderOfPixels,
-} from '../../shared/placeholder.js';
-import { renderVariants } from '../../shared/render.js';
+} from '../../shared/image/placeholder.js';
+import { renderAll } from '../../shared/image/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
 const encoders = {
@@ -149,7 +149,7 @@ describe('placeholder (dominant colour + ThumbHash)', () => {
     ];
     expect(placeholderVariantOf(plan)).to.deep.equal({ width: 320, format: 'webp' });
     const image = await makePhoto({ width: 800, height: 600, seed: 5 });
-    const rendered = await renderVariants(image, plan.slice(0, 3), {
+    const rendered = await renderAll(image, plan.slice(0, 3), {
       encoders,
       keepMetadata: false,
       limitInputPixels: 1e8,

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
-import type { VariantSpec } from '../../shared/schemas.js';
+import type { VariantSpec } from '../../shared/core/schemas.js';
 import {
   isFormatFloor,
   omitAsLarger,
@@ -19,8 +19,8 @@ import {
   splitIntoJobs,
   targetWidths,
   type ImageSize,
-} from '../../shared/plan.js';
-import { FANOUT_STRATEGIES, OUTPUT_FORMATS, type FanoutStrategy, type OutputFormat } from '../../shared/domain.js';
+} from '../../shared/image/plan.js';
+import { FANOUT_STRATEGIES, OUTPUT_FORMATS, type FanoutStrategy, type OutputFormat } from '../../shared/core/domain.js';
 
 const DEFAULT_WIDTHS = [320, 640, 1024, 1600, 2048];
 const DEFAULT_FORMATS: OutputFormat[] = ['avif', 'webp', 'jpeg'];

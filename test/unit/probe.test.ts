@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
-import type { ErrorCode } from '../../shared/errors.js';
+import type { ErrorCode } from '../../shared/core/errors.js';
 import {
   probeImage,
   probeLimitsFromConfig,
@@ -8,7 +8,7 @@ import {
   type InputFormat,
   type ProbeLimits,
   type ProbeResult,
-} from '../../shared/probe.js';
+} from '../../shared/image/probe.js';
 import {
   badCrcPng,
   billionLaughsSvg,

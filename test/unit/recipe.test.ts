@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import { loadConfig } from '../../shared/config.js';
-import { EventMessageV1, OutcomeMarkerV1 } from '../../shared/schemas.js';
-import { NO_RECIPE, RECIPE_KEYS, recipeHashOf, recipeOf } from '../../shared/recipe.js';
-import { costOf, estimateUpdateCpuSeconds } from '../../shared/reprocess.js';
-import { variantName } from '../../shared/naming.js';
+import { loadConfig } from '../../shared/core/config.js';
+import { EventMessageV1, OutcomeMarkerV1 } from '../../shared/core/schemas.js';
+import { NO_RECIPE, RECIPE_KEYS, recipeHashOf, recipeOf } from '../../shared/core/recipe.js';
+import { costOf, estimateUpdateCpuSeconds } from '../../shared/pipeline/reprocess.js';
+import { variantName } from '../../shared/core/naming.js';
 
 const config = loadConfig({ UPLOADS_BUCKET: 'p-uploads', IMAGES_BUCKET: 'p-images' });
 const id = '0123456789abcdef0123456789abcdef';

@@ -3,10 +3,10 @@
  * threshold's arithmetic.
  */
 import { expect } from 'chai';
-import { ERROR_CODES, isRetryableCause, type ErrorCode } from '../../shared/errors.js';
-import { STORAGE_CALL_DEADLINE_MS } from '../../shared/objects.js';
-import { PUBLISH_WORST_MS } from '../../shared/publish.js';
-import { ANNOUNCE_STALE_MS, CLOCK_SKEW_MS, PUBLISH_START_LIMIT_MS } from '../../shared/records.js';
+import { ERROR_CODES, isRetryableCause, type ErrorCode } from '../../shared/core/errors.js';
+import { STORAGE_CALL_DEADLINE_MS } from '../../shared/cloud/objects.js';
+import { PUBLISH_WORST_MS } from '../../shared/cloud/publish.js';
+import { ANNOUNCE_STALE_MS, CLOCK_SKEW_MS, PUBLISH_START_LIMIT_MS } from '../../shared/state/records.js';
 
 describe('records: failure causes', () => {
   it('causes about the world are retryable; causes about the image are not', () => {

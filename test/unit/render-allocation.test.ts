@@ -5,8 +5,8 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import sinon from 'sinon';
-import { PipelineError } from '../../shared/errors.js';
-import { renderVariants, type RenderOptions } from '../../shared/render.js';
+import { PipelineError } from '../../shared/core/errors.js';
+import { renderVariants, type RenderOptions } from '../../shared/image/render.js';
 import { makePhoto } from '../fixtures/images.js';
 
 const options: RenderOptions = {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { PipelineError } from '../../shared/errors.js';
-import { extractUpload } from '../../shared/request-body.js';
+import { PipelineError } from '../../shared/core/errors.js';
+import { extractUpload } from '../../shared/http/request-body.js';
 
 const boundary = 'XyZboundary123';
 const type = `multipart/form-data; boundary=${boundary}`;

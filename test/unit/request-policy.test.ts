@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { corsFor, isAuthorized, routePath, screenRequest, type RequestHead } from '../../shared/request-policy.js';
+import { corsFor, isAuthorized, routePath, screenRequest, type RequestHead } from '../../shared/http/request-policy.js';
 
 describe('request policy', () => {
   const cors: Array<[string, string | undefined, string[], boolean, string | undefined]> = [

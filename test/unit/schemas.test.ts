@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { EventMessageV1, parseJob, type JobMessage } from '../../shared/schemas.js';
-import { PipelineError } from '../../shared/errors.js';
+import { EventMessageV1, parseJob, type JobMessage } from '../../shared/core/schemas.js';
+import { PipelineError } from '../../shared/core/errors.js';
 
 const job: JobMessage = {
   v: 1,

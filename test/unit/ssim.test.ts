@@ -1,9 +1,9 @@
-/** SSIM on luma (shared/ssim.ts): the score of the auto-quality search and of the benches. */
+/** SSIM on luma (shared/image/ssim.ts): the score of the auto-quality search and of the benches. */
 import { expect } from 'chai';
-import { luma, ssim } from '../../shared/ssim.js';
+import { luma, ssim } from '../../shared/image/ssim.js';
 import { photoPixels } from '../fixtures/images.js';
 
-describe('SSIM (shared/ssim.ts)', () => {
+describe('SSIM (shared/image/ssim.ts)', () => {
   const width = 64;
   const height = 48;
   const plane = luma(photoPixels(width, height, { seed: 3 }), width, height, 3);

@@ -1,5 +1,5 @@
 /**
- * Signed-upload ticket names (shared/naming.ts): the ticket carries its expiry, and only
+ * Signed-upload ticket names (shared/core/naming.ts): the ticket carries its expiry, and only
  * `incoming/{ticket}/{filename}` names belong to a ticket.
  */
 import { expect } from 'chai';
@@ -9,7 +9,7 @@ import {
   ticketExpiry,
   ticketFromIncomingName,
   ticketMarkerName,
-} from '../../shared/naming.js';
+} from '../../shared/core/naming.js';
 
 describe('signed-upload tickets', () => {
   const random = Buffer.from('00112233445566778899aabbccddeeff', 'hex');

@@ -1,9 +1,9 @@
 /**
- * Trace context parsing and propagation (shared/trace.ts): W3C traceparent, X-Cloud-Trace-Context,
+ * Trace context parsing and propagation (shared/cloud/trace.ts): W3C traceparent, X-Cloud-Trace-Context,
  * log fields inside a trace and none outside, the outgoing attribute keeping the trace id.
  */
 import { expect } from 'chai';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../shared/cloud/log.js';
 import {
   formatTraceparent,
   parseCloudTraceContext,
@@ -13,7 +13,7 @@ import {
   traceFromHeaders,
   TRACE_ATTRIBUTE,
   TRACE_LOG_FIELDS,
-} from '../../shared/trace.js';
+} from '../../shared/cloud/trace.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 

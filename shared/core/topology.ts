@@ -96,7 +96,7 @@ export interface Topology {
 }
 
 /** Path of the JSON file, for tools (tests, Terraform checks) that need the raw text. */
-export const TOPOLOGY_FILE = new URL('../../shared/topology.json', import.meta.url);
+export const TOPOLOGY_FILE = new URL('../../../shared/core/topology.json', import.meta.url);
 
 /** The pipeline topology (loaded once; the file ships with the code). */
 export const topology: Topology = JSON.parse(readFileSync(TOPOLOGY_FILE, 'utf8')) as Topology;

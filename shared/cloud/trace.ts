@@ -1,8 +1,8 @@
 /**
  * One trace per upload (docs/observability.md). The trace is taken from the incoming request
  * (`traceparent`, else `X-Cloud-Trace-Context`) or event, held for the rest of the invocation in
- * an AsyncLocalStorage so every log line carries it (shared/log.ts) and every message published
- * carries it on as a W3C `traceparent` attribute (shared/publish.ts), under the attribute name
+ * an AsyncLocalStorage so every log line carries it (shared/cloud/log.ts) and every message published
+ * carries it on as a W3C `traceparent` attribute (shared/cloud/publish.ts), under the attribute name
  * @google-cloud/pubsub 5.x's OpenTelemetry support uses, so OTel-instrumented consumers join it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';

@@ -1,7 +1,7 @@
 /**
  * Structured logs for Cloud Logging: one JSON object per line on stdout, with `severity` and
  * `message` (the fields Cloud Logging parses), an event name and ids. Nothing else writes logs.
- * Inside a trace (shared/trace.ts) every line also carries Cloud Logging's trace fields.
+ * Inside a trace (shared/cloud/trace.ts) every line also carries Cloud Logging's trace fields.
  */
 import { traceLogFields } from './trace.js';
 

@@ -2,9 +2,9 @@
  * Where an image stands, for `GET /uploads/{id}`: ready (manifest), failed (failure record),
  * processing (variants recorded so far of those planned), or unknown; all from its document.
  */
-import type { PipelineDeps } from './deps.js';
-import type { FailureRecord, Manifest } from './schemas.js';
-import { readImage } from './state/image-doc.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import type { FailureRecord, Manifest } from '../core/schemas.js';
+import { readImage } from '../state/image-doc.js';
 
 /** An image's state. */
 export type ImageStatus =

@@ -7,22 +7,23 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { File } from '@google-cloud/storage';
-import { publicBaseUrl } from './config.js';
-import type { PipelineDeps } from './deps.js';
-import { classifyError, PipelineError, transient } from './errors.js';
-import { buildManifest, placeholderVariantOf, type VariantObject } from './manifest.js';
-import type { JobMessage, Manifest, OmittedVariant, VariantSpec } from './schemas.js';
-import { VARIANT_CACHE_CONTROL, VARIANT_METADATA, omittedVariantName, variantName } from './naming.js';
-import { LARGER_THAN_ORIGINAL, omitAsLarger } from './plan.js';
-import { createIfAbsent, deleteIfPresent, downloadOrUndefined, metadataOrUndefined } from './objects.js';
-import { METRIC_LINES } from './observability.js';
-import { encoderSettingsFromConfig, renderVariants, type RenderedVariant, type StageTiming } from './render.js';
-import { parsePlaceholderMetadata, placeholderMetadata } from './placeholder.js';
-import { cropMetadata, parseCropMetadata } from './crop.js';
-import { autoQualityFromConfig, type QualitySearch } from './auto-quality.js';
-import { type ImageDoc, readImage, transactImage, type VariantFacts } from './state/image-doc.js';
-import { drainOutbox } from './state/outbox.js';
-import { failImage, finishJob, isCurrentDispatch, stateSettingsOf } from './state/transitions.js';
+import { publicBaseUrl } from '../core/config.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { classifyError, PipelineError, transient } from '../core/errors.js';
+import { buildManifest, placeholderVariantOf, type VariantObject } from '../image/manifest.js';
+import type { JobMessage, Manifest, OmittedVariant, VariantSpec } from '../core/schemas.js';
+import { VARIANT_CACHE_CONTROL, VARIANT_METADATA, omittedVariantName, variantName } from '../core/naming.js';
+import { LARGER_THAN_ORIGINAL, omitAsLarger } from '../image/plan.js';
+import { createIfAbsent, deleteIfPresent, downloadOrUndefined, metadataOrUndefined } from '../cloud/objects.js';
+import { METRIC_LINES } from '../core/observability.js';
+import { renderVariants, type RenderedVariant, type StageTiming } from '../image/render.js';
+import { encoderSettingsFromConfig } from '../image/encode.js';
+import { parsePlaceholderMetadata, placeholderMetadata } from '../image/placeholder.js';
+import { cropMetadata, parseCropMetadata } from '../image/crop.js';
+import { autoQualityFromConfig, type QualitySearch } from '../image/auto-quality.js';
+import { type ImageDoc, readImage, transactImage, type VariantFacts } from '../state/image-doc.js';
+import { drainOutbox } from '../state/outbox.js';
+import { failImage, finishJob, isCurrentDispatch, stateSettingsOf } from '../state/transitions.js';
 
 /**
  * `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}`, and with

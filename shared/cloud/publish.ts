@@ -3,8 +3,8 @@
  * has already stored what it needs, so a retry (or cleanup's re-dispatch) completes the work.
  */
 import type { PubSub, Topic } from '@google-cloud/pubsub';
-import { transient } from './errors.js';
-import { encodeMessage, type EventMessage, type JobMessage } from './schemas.js';
+import { transient } from '../core/errors.js';
+import { encodeMessage, type EventMessage, type JobMessage } from '../core/schemas.js';
 import { traceAttributes } from './trace.js';
 
 /**

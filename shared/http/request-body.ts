@@ -4,8 +4,8 @@
  * only how to unwrap the bytes; what the bytes are is sniffed later from the bytes themselves.
  */
 import busboy from 'busboy';
-import { permanent } from './errors.js';
-import { sanitizeFilename } from './naming.js';
+import { permanent } from '../core/errors.js';
+import { sanitizeFilename } from '../core/naming.js';
 
 /** The file found in a request. */
 export interface UploadedFile {

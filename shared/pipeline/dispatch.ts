@@ -2,14 +2,14 @@
  * Turning a claimed image into jobs on the jobs topic: the fan-out. Used by `upload`, `ingest`,
  * cleanup's re-dispatch and the reprocess backfill, so all of them plan the same way.
  */
-import type { Config } from './config.js';
-import type { PipelineDeps } from './deps.js';
-import type { JobMessage, OriginalInfo, OriginalRef } from './schemas.js';
-import { planImage, splitIntoJobs } from './plan.js';
-import { publishJobs } from './publish.js';
-import { type RECIPE_KEYS, recipeOf } from './recipe.js';
-import { transactImage } from './state/image-doc.js';
-import { markDispatched, releaseClaim, stateSettingsOf } from './state/transitions.js';
+import type { Config } from '../core/config.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import type { JobMessage, OriginalInfo, OriginalRef } from '../core/schemas.js';
+import { planImage, splitIntoJobs } from '../image/plan.js';
+import { publishJobs } from '../cloud/publish.js';
+import { type RECIPE_KEYS, recipeOf } from '../core/recipe.js';
+import { transactImage } from '../state/image-doc.js';
+import { markDispatched, releaseClaim, stateSettingsOf } from '../state/transitions.js';
 
 /** Optional facts a dispatch carries into its jobs. */
 export interface JobExtras {

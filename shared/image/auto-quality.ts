@@ -6,8 +6,8 @@
  * it is testable without encoders; render.ts supplies the trial encodes.
  */
 import sharp from 'sharp';
-import type { Config } from './config.js';
-import type { OutputFormat } from './domain.js';
+import type { Config } from '../core/config.js';
+import type { OutputFormat } from '../core/domain.js';
 import { luma, ssim } from './ssim.js';
 
 /**

@@ -8,16 +8,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Query } from '@google-cloud/firestore';
-import type { PipelineDeps } from './deps.js';
+import type { PipelineDeps } from '../cloud/deps.js';
 import { dispatchImage } from './dispatch.js';
 import { drainDeadLetters } from './dead-letters.js';
-import { deleteIfPresent } from './objects.js';
+import { deleteIfPresent } from '../cloud/objects.js';
 import { runReprocess, type ReprocessSummary } from './reprocess.js';
-import { guardFirestore, IMAGES_COLLECTION, type ImageDoc, imageDocFrom, transactImage } from './state/image-doc.js';
-import { drainOutbox, purgeImageObjects } from './state/outbox.js';
-import { purged, redispatchStuck, releaseOriginal, stateSettingsOf } from './state/transitions.js';
+import { guardFirestore, IMAGES_COLLECTION, type ImageDoc, imageDocFrom, transactImage } from '../state/image-doc.js';
+import { drainOutbox, purgeImageObjects } from '../state/outbox.js';
+import { purged, redispatchStuck, releaseOriginal, stateSettingsOf } from '../state/transitions.js';
 import { reviewIncoming, sweepOrphans } from './cleanup-sweep.js';
-import { parseTraceparent, runWithTrace } from './trace.js';
+import { parseTraceparent, runWithTrace } from '../cloud/trace.js';
 
 /** The steps of a pass, in order. */
 export const CLEANUP_STEPS = ['deadLetters', 'stuck', 'outbox', 'retention', 'purge', 'incoming', 'orphans'] as const;

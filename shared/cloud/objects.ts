@@ -6,7 +6,14 @@
  */
 import type { Bucket, File, FileMetadata } from '@google-cloud/storage';
 import type { z } from 'zod';
-import { classifyError, httpStatusOf, isNotFound, isPreconditionFailed, PipelineError, transient } from './errors.js';
+import {
+  classifyError,
+  httpStatusOf,
+  isNotFound,
+  isPreconditionFailed,
+  PipelineError,
+  transient,
+} from '../core/errors.js';
 
 /**
  * Runs a storage call; rethrows transient failures as `storage_unavailable`, and 401/403 as
@@ -35,7 +42,7 @@ export async function guardStorage<T>(what: string, call: () => Promise<T>): Pro
 /**
  * How long the record protocol waits for one storage call (with the client's own retries inside)
  * before treating it as failed. The client's default retry budget is 600 s; the stale threshold
- * of an announcement (shared/records.ts) is built on this bound instead.
+ * of an announcement (shared/state/records.ts) is built on this bound instead.
  */
 export const STORAGE_CALL_DEADLINE_MS = 30_000;
 

@@ -4,8 +4,8 @@
  * guard can refuse before any byte of the body is read.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { permanent, type PipelineError } from './errors.js';
-import type { UploadAuth } from './domain.js';
+import { permanent, type PipelineError } from '../core/errors.js';
+import type { UploadAuth } from '../core/domain.js';
 
 /** Methods the upload API answers. */
 export const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';

@@ -10,15 +10,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { FieldPath, type Query } from '@google-cloud/firestore';
-import type { PipelineDeps } from './deps.js';
+import type { PipelineDeps } from '../cloud/deps.js';
 import { dispatchImage } from './dispatch.js';
-import type { OriginalInfo } from './schemas.js';
-import { REPROCESS_BUDGET_METADATA, variantName } from './naming.js';
-import { estimateJobCost, planImage, planVariants, splitIntoJobs } from './plan.js';
-import { recipeOf } from './recipe.js';
-import { advanceStep, claimStep, readCursor } from './state/cursors.js';
-import { guardFirestore, IMAGES_COLLECTION, type ImageDoc, imageDocFrom, transactImage } from './state/image-doc.js';
-import { claimUpdate } from './state/transitions.js';
+import type { OriginalInfo } from '../core/schemas.js';
+import { REPROCESS_BUDGET_METADATA, variantName } from '../core/naming.js';
+import { estimateJobCost, planImage, planVariants, splitIntoJobs } from '../image/plan.js';
+import { recipeOf } from '../core/recipe.js';
+import { advanceStep, claimStep, readCursor } from '../state/cursors.js';
+import { guardFirestore, IMAGES_COLLECTION, type ImageDoc, imageDocFrom, transactImage } from '../state/image-doc.js';
+import { claimUpdate } from '../state/transitions.js';
 
 /**
  * CPU milliseconds of one unit of shared/plan.ts's cost model ("one megapixel of plain JPEG

@@ -6,10 +6,10 @@
  */
 import type { Message } from '@google-cloud/pubsub';
 import type { PassContext, StepOutcome } from './cleanup.js';
-import { parseJob } from './schemas.js';
-import { transactImage } from './state/image-doc.js';
-import { drainOutbox } from './state/outbox.js';
-import { deadLetter, stateSettingsOf } from './state/transitions.js';
+import { parseJob } from '../core/schemas.js';
+import { transactImage } from '../state/image-doc.js';
+import { drainOutbox } from '../state/outbox.js';
+import { deadLetter, stateSettingsOf } from '../state/transitions.js';
 
 /** Longest the dead-letter drain listens, within its share. */
 const DRAIN_MAX_MS = 10_000;

@@ -6,7 +6,7 @@
 import { Firestore } from '@google-cloud/firestore';
 import { PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
-import type { Config } from './config.js';
+import type { Config } from '../core/config.js';
 import { createLogger, type Logger } from './log.js';
 
 /** What the pipeline's plain functions take instead of reaching for globals. */

@@ -7,9 +7,9 @@
  * plus one decode per job) lets the `balanced` strategy make as few jobs as keep the biggest
  * variant on the critical path. Pure functions, deterministic output.
  */
-import type { Config } from './config.js';
-import type { CropRect, OmittedVariant, VariantSpec } from './schemas.js';
-import type { FanoutStrategy, OutputFormat } from './domain.js';
+import type { Config } from '../core/config.js';
+import type { CropRect, OmittedVariant, VariantSpec } from '../core/schemas.js';
+import type { FanoutStrategy, OutputFormat } from '../core/domain.js';
 
 /** An original's upright size (after EXIF orientation), as the probe reports it. */
 export interface ImageSize {

@@ -11,11 +11,11 @@
 import type { Bucket, File } from '@google-cloud/storage';
 import type { PassContext, ReviewResult, StepOutcome } from './cleanup.js';
 import { CONCURRENCY, guarded, reviewInOrder } from './cleanup.js';
-import { idFromImagesName, idFromOriginalName } from './naming.js';
-import { deleteIfPresent, guardStorage, listPage } from './objects.js';
-import { guardFirestore, imageDocFrom, imageRef } from './state/image-doc.js';
-import { advanceStep, claimStep, readCursor } from './state/cursors.js';
-import { topology } from './topology.js';
+import { idFromImagesName, idFromOriginalName } from '../core/naming.js';
+import { deleteIfPresent, guardStorage, listPage } from '../cloud/objects.js';
+import { guardFirestore, imageDocFrom, imageRef } from '../state/image-doc.js';
+import { advanceStep, claimStep, readCursor } from '../state/cursors.js';
+import { topology } from '../core/topology.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

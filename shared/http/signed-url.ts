@@ -10,8 +10,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { PipelineDeps } from './deps.js';
-import { permanent } from './errors.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { permanent } from '../core/errors.js';
 import {
   incomingTicketName,
   newTicketId,
@@ -20,10 +20,10 @@ import {
   ticketExpiry,
   ticketFromIncomingName,
   ticketMarkerName,
-} from './naming.js';
-import { createIfAbsent, listPage, metadataOrUndefined } from './objects.js';
-import { ACCEPTED_INPUT_FORMATS, INPUT_CONTENT_TYPES } from './probe.js';
-import { topology } from './topology.js';
+} from '../core/naming.js';
+import { createIfAbsent, listPage, metadataOrUndefined } from '../cloud/objects.js';
+import { ACCEPTED_INPUT_FORMATS, INPUT_CONTENT_TYPES } from '../image/probe.js';
+import { topology } from '../core/topology.js';
 
 /**
  * How long after its URL expired a ticket still answers `waiting` instead of 404: Cloud Storage

@@ -20,10 +20,10 @@
  */
 import sharp, { type Metadata } from 'sharp';
 import { crc32 } from 'node:zlib';
-import type { Config } from './config.js';
-import { permanent } from './errors.js';
+import type { Config } from '../core/config.js';
+import { permanent } from '../core/errors.js';
 import { FORMAT_LIMITS, planImage } from './plan.js';
-import type { OutputFormat } from './domain.js';
+import type { OutputFormat } from '../core/domain.js';
 
 /** Formats the sniffer recognises. `heif` (HEIC) is recognised only to be refused clearly. */
 export type InputFormat = 'jpeg' | 'png' | 'webp' | 'avif' | 'heif' | 'gif' | 'tiff' | 'svg';

@@ -4,17 +4,17 @@
  * removed from `incoming/`. A bad one is recorded as failed and removed; it is never retried.
  * One that storage refuses to copy (401/403) is recorded as a retryable failure and kept.
  */
-import type { PipelineDeps } from './deps.js';
+import type { PipelineDeps } from '../cloud/deps.js';
 import { acceptImage } from './accept.js';
-import { classifyError, permanent, PipelineError } from './errors.js';
-import { FOCUS_METADATA_KEY, imageIdOf, isIncomingName, sanitizeFilename } from './naming.js';
-import { parseFocus } from './crop.js';
-import { deleteIfPresent, downloadOrUndefined } from './objects.js';
-import { transactImage } from './state/image-doc.js';
-import { drainOutbox } from './state/outbox.js';
-import { rejectImage } from './state/transitions.js';
-import { isRetryableCause } from './errors.js';
-import { recordTicket } from './signed-url.js';
+import { classifyError, permanent, PipelineError } from '../core/errors.js';
+import { FOCUS_METADATA_KEY, imageIdOf, isIncomingName, sanitizeFilename } from '../core/naming.js';
+import { parseFocus } from '../image/crop.js';
+import { deleteIfPresent, downloadOrUndefined } from '../cloud/objects.js';
+import { transactImage } from '../state/image-doc.js';
+import { drainOutbox } from '../state/outbox.js';
+import { rejectImage } from '../state/transitions.js';
+import { isRetryableCause } from '../core/errors.js';
+import { recordTicket } from '../http/signed-url.js';
 
 /** The fields of a Cloud Storage object resource (the finalize event's data) that ingest reads. */
 export interface StorageObjectData {

@@ -14,10 +14,10 @@
  *   shrink-on-load) shared by all aspects, and scale its offset back to original pixels.
  */
 import sharp, { type OutputInfo } from 'sharp';
-import { permanent } from './errors.js';
-import type { AspectCrop, CropRect } from './schemas.js';
+import { permanent } from '../core/errors.js';
+import type { AspectCrop, CropRect } from '../core/schemas.js';
 import type { ImageSize } from './plan.js';
-import type { CropStrategy } from './domain.js';
+import type { CropStrategy } from '../core/domain.js';
 
 /** A focal point, relative to the upright original: 0,0 is the top left, 1,1 the bottom right. */
 export interface Focus {

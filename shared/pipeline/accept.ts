@@ -5,19 +5,19 @@
  * twice are processed once: a finished image answers with its manifest, one in flight with its plan.
  */
 import type { File } from '@google-cloud/storage';
-import type { PipelineDeps } from './deps.js';
-import { chooseCrops, type Focus } from './crop.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { chooseCrops, type Focus } from '../image/crop.js';
 import { dispatchImage } from './dispatch.js';
-import { transient } from './errors.js';
-import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, VariantSpec } from './schemas.js';
-import { imageIdOf, ORIGINAL_METADATA, originalName } from './naming.js';
-import { createIfAbsent, deleteIfPresent, guardStorage, metadataOrUndefined } from './objects.js';
-import { planVariants } from './plan.js';
-import { probeImage, probeLimitsFromConfig } from './probe.js';
-import { recipeOf } from './recipe.js';
-import { readImage, transactImage } from './state/image-doc.js';
-import { type AcceptDecision, type AcceptFacts, claimForAccept, recordOriginal, releaseClaim } from './state/transitions.js';
-import { currentTrace, formatTraceparent } from './trace.js';
+import { transient } from '../core/errors.js';
+import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, VariantSpec } from '../core/schemas.js';
+import { imageIdOf, ORIGINAL_METADATA, originalName } from '../core/naming.js';
+import { createIfAbsent, deleteIfPresent, guardStorage, metadataOrUndefined } from '../cloud/objects.js';
+import { planVariants } from '../image/plan.js';
+import { probeImage, probeLimitsFromConfig } from '../image/probe.js';
+import { recipeOf } from '../core/recipe.js';
+import { readImage, transactImage } from '../state/image-doc.js';
+import { type AcceptDecision, type AcceptFacts, claimForAccept, recordOriginal, releaseClaim } from '../state/transitions.js';
+import { currentTrace, formatTraceparent } from '../cloud/trace.js';
 
 /** What happened to an accepted image. */
 export type AcceptOutcome =

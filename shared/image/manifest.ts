@@ -10,11 +10,11 @@ import type {
   OmittedVariant,
   OriginalInfo,
   VariantSpec,
-} from './schemas.js';
-import { CONTENT_TYPES, omittedVariantName, variantName } from './naming.js';
+} from '../core/schemas.js';
+import { CONTENT_TYPES, omittedVariantName, variantName } from '../core/naming.js';
 import type { Placeholder } from './placeholder.js';
-import type { Recipe } from './recipe.js';
-import type { OutputFormat } from './domain.js';
+import type { Recipe } from '../core/recipe.js';
+import type { OutputFormat } from '../core/domain.js';
 
 /** `<source>` order: the smallest files first, JPEG as the universal fallback last. */
 export const FORMAT_PREFERENCE: readonly OutputFormat[] = ['avif', 'webp', 'jpeg'];
@@ -113,7 +113,7 @@ export interface ManifestInput {
   /** Base URL of the images bucket, without a trailing slash. */
   readonly baseUrl: string;
   readonly now: Date;
-  /** The recipe the plan was made with (shared/recipe.ts). */
+  /** The recipe the plan was made with (shared/core/recipe.ts). */
   readonly recipe?: Recipe;
 }
 

@@ -4,10 +4,10 @@
  * waiting; then the objects go and the event is published.
  */
 import { randomUUID } from 'node:crypto';
-import type { PipelineDeps } from './deps.js';
-import { transactImage } from './state/image-doc.js';
-import { drainOutbox, purgeImageObjects } from './state/outbox.js';
-import { deleteImageDoc } from './state/transitions.js';
+import type { PipelineDeps } from '../cloud/deps.js';
+import { transactImage } from '../state/image-doc.js';
+import { drainOutbox, purgeImageObjects } from '../state/outbox.js';
+import { deleteImageDoc } from '../state/transitions.js';
 
 /** Deletes an image; `not-found` when it has no document. Safe to retry and to run concurrently. */
 export async function deleteImage(
