@@ -16,7 +16,13 @@ import { planVariants } from '../image/plan.js';
 import { probeImage, probeLimitsFromConfig } from '../image/probe.js';
 import { recipeOf } from '../core/recipe.js';
 import { readImage, transactImage } from '../state/image-doc.js';
-import { type AcceptDecision, type AcceptFacts, claimForAccept, recordOriginal, releaseClaim } from '../state/transitions.js';
+import {
+  type AcceptDecision,
+  type AcceptFacts,
+  claimForAccept,
+  recordOriginal,
+  releaseClaim,
+} from '../state/transitions.js';
 import { currentTrace, formatTraceparent } from '../cloud/trace.js';
 
 /** What happened to an accepted image. */
@@ -75,7 +81,11 @@ async function storeOriginal(
     let ifGenerationMatch: string | number = 0;
     for (let attempt = 0; generation === undefined; attempt++) {
       if (attempt === 5) throw transient('storage_unavailable', `${file.name} kept changing while being stored.`);
-      const result = await createIfAbsent(file, input.bytes, { contentType: info.contentType, metadata, ifGenerationMatch });
+      const result = await createIfAbsent(file, input.bytes, {
+        contentType: info.contentType,
+        metadata,
+        ifGenerationMatch,
+      });
       if (result.created) generation = result.generation;
       else ifGenerationMatch = (await metadataOrUndefined(file))?.generation ?? 0;
     }
@@ -94,7 +104,11 @@ async function storeOriginal(
 }
 
 /** The answer for an image that needs no claim. */
-function answerOf(id: string, decision: Exclude<AcceptDecision, { kind: 'claimed' }>, plan: VariantSpec[]): AcceptOutcome {
+function answerOf(
+  id: string,
+  decision: Exclude<AcceptDecision, { kind: 'claimed' }>,
+  plan: VariantSpec[],
+): AcceptOutcome {
   if (decision.kind === 'ready') return { state: 'ready', id, manifest: decision.manifest };
   if (decision.kind === 'failed') return { state: 'failed', id, record: decision.failure };
   return { state: 'processing', id, variants: plan, dispatched: false };

@@ -32,7 +32,10 @@ function dateOf(value: string | number | undefined): Date | undefined {
 }
 
 /** Removes stale `incoming/` objects, from the start of the listing (it shrinks as they go). */
-export async function reviewIncoming(ctx: PassContext, until: number): Promise<{ outcome: StepOutcome; reviewed: number }> {
+export async function reviewIncoming(
+  ctx: PassContext,
+  until: number,
+): Promise<{ outcome: StepOutcome; reviewed: number }> {
   const { deps, summary } = ctx;
   const uploads = deps.storage.bucket(deps.config.UPLOADS_BUCKET);
   let reviewed = 0;
@@ -43,15 +46,19 @@ export async function reviewIncoming(ctx: PassContext, until: number): Promise<{
       maxResults: Math.min(500, deps.config.CLEANUP_MAX_OBJECTS - reviewed),
       ...(pageToken ? { pageToken } : {}),
     });
-    const done = await reviewInOrder(page.files, CONCURRENCY, () => Date.now() >= until, (file) =>
-      guarded(ctx, file.name, async () => {
-        const created = dateOf(file.metadata.timeCreated);
-        if (!created || !isStaleIncoming(created, deps.config.INCOMING_MAX_AGE_HOURS, ctx.now)) return 'done';
-        ctx.log.info('stale incoming object', { action: 'delete', object: file.name });
-        if (!ctx.dryRun) await deleteIfPresent(file, file.metadata.generation);
-        summary.incomingDeleted++;
-        return 'done';
-      }),
+    const done = await reviewInOrder(
+      page.files,
+      CONCURRENCY,
+      () => Date.now() >= until,
+      (file) =>
+        guarded(ctx, file.name, async () => {
+          const created = dateOf(file.metadata.timeCreated);
+          if (!created || !isStaleIncoming(created, deps.config.INCOMING_MAX_AGE_HOURS, ctx.now)) return 'done';
+          ctx.log.info('stale incoming object', { action: 'delete', object: file.name });
+          if (!ctx.dryRun) await deleteIfPresent(file, file.metadata.generation);
+          summary.incomingDeleted++;
+          return 'done';
+        }),
     );
     reviewed += done;
     if (done < page.files.length) return { outcome: 'partial', reviewed };
@@ -77,7 +84,11 @@ function after(a: string, b: string): boolean {
  * The sweep's listing, in one order across both buckets: each image folder `{id}/` of the
  * images bucket, then each `originals/{id}`; keys are `images:{id}/` and `originals:{id}`.
  */
-async function listEntries(ctx: PassContext, startAfter: string | undefined, max: number): Promise<{ entries: Entry[]; end: boolean }> {
+async function listEntries(
+  ctx: PassContext,
+  startAfter: string | undefined,
+  max: number,
+): Promise<{ entries: Entry[]; end: boolean }> {
   const { deps } = ctx;
   const images = deps.storage.bucket(deps.config.IMAGES_BUCKET);
   const uploads = deps.storage.bucket(deps.config.UPLOADS_BUCKET);
@@ -112,11 +123,7 @@ async function listEntries(ctx: PassContext, startAfter: string | undefined, max
           key: `${part.tag}${name}`,
           id: part.folders ? idFromImagesName(name) : idFromOriginalName(name),
           list: async () =>
-            part.folders
-              ? (await listPage(part.bucket, { prefix: name, maxResults: 1000 })).files
-              : file
-                ? [file]
-                : [],
+            part.folders ? (await listPage(part.bucket, { prefix: name, maxResults: 1000 })).files : file ? [file] : [],
         });
         if (entries.length >= max) return { entries, end: false };
       }
@@ -134,7 +141,9 @@ async function reviewEntry(ctx: PassContext, entry: Entry): Promise<ReviewResult
   if (files.length === 0) return 'done';
   // Listed first, then the document: a writer claims its image before it writes, so anything it
   // writes after this read is a new generation that the deletes below cannot match.
-  const doc = imageDocFrom(await guardFirestore(`read images/${entry.id}`, () => imageRef(deps.firestore, entry.id as string).get()));
+  const doc = imageDocFrom(
+    await guardFirestore(`read images/${entry.id}`, () => imageRef(deps.firestore, entry.id as string).get()),
+  );
   const graceMs = deps.config.ORPHAN_GRACE_DAYS * DAY;
   const orphan = (file: File) => {
     if (!doc) {
@@ -146,14 +155,23 @@ async function reviewEntry(ctx: PassContext, entry: Entry): Promise<ReviewResult
   };
   const doomed = files.filter(orphan);
   if (doomed.length === 0) return 'done';
-  deps.log.info('cleanup decision', { event: 'cleanup', imageId: entry.id, action: 'delete-orphan', objects: doomed.length, dryRun: ctx.dryRun });
+  deps.log.info('cleanup decision', {
+    event: 'cleanup',
+    imageId: entry.id,
+    action: 'delete-orphan',
+    objects: doomed.length,
+    dryRun: ctx.dryRun,
+  });
   ctx.summary.orphansDeleted++;
   if (!ctx.dryRun) for (const file of doomed) await deleteIfPresent(file, file.metadata.generation);
   return 'done';
 }
 
 /** The sweep's cursor step: claims `cleanup/orphans`, reviews from it within the budgets, moves it on. */
-export async function sweepOrphans(ctx: PassContext, until: number): Promise<{ outcome: StepOutcome; reviewed: number }> {
+export async function sweepOrphans(
+  ctx: PassContext,
+  until: number,
+): Promise<{ outcome: StepOutcome; reviewed: number }> {
   const { deps } = ctx;
   const step = 'orphans';
   let claim: Awaited<ReturnType<typeof claimStep>> | undefined;
@@ -161,7 +179,12 @@ export async function sweepOrphans(ctx: PassContext, until: number): Promise<{ o
   if (ctx.dryRun) cursor = await readCursor(deps, step);
   else {
     // The claim outlives the step's own deadline a little: a pass that died is taken over after.
-    claim = await claimStep(deps, step, ctx.passId, new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000));
+    claim = await claimStep(
+      deps,
+      step,
+      ctx.passId,
+      new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000),
+    );
     if (claim === 'busy') {
       ctx.log.info('cleanup step skipped: another pass holds it', { step });
       return { outcome: 'skipped', reviewed: 0 };
@@ -173,8 +196,11 @@ export async function sweepOrphans(ctx: PassContext, until: number): Promise<{ o
   let complete = false;
   try {
     const { entries, end } = await listEntries(ctx, cursor, deps.config.CLEANUP_MAX_OBJECTS);
-    const done = await reviewInOrder(entries, CONCURRENCY, () => Date.now() >= until, (entry) =>
-      guarded(ctx, entry.key, () => reviewEntry(ctx, entry)),
+    const done = await reviewInOrder(
+      entries,
+      CONCURRENCY,
+      () => Date.now() >= until,
+      (entry) => guarded(ctx, entry.key, () => reviewEntry(ctx, entry)),
     );
     reviewed = done;
     if (done > 0) last = entries[done - 1]?.key;

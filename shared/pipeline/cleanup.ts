@@ -15,7 +15,8 @@ import { deleteIfPresent } from '../cloud/objects.js';
 import { runReprocess, type ReprocessSummary } from './reprocess.js';
 import { guardFirestore, IMAGES_COLLECTION, type ImageDoc, imageDocFrom, transactImage } from '../state/image-doc.js';
 import { drainOutbox, purgeImageObjects } from '../state/outbox.js';
-import { purged, redispatchStuck, releaseOriginal, stateSettingsOf } from '../state/transitions.js';
+import { stateSettingsOf } from '../state/policy.js';
+import { purged, redispatchStuck, releaseOriginal } from '../state/upkeep.js';
 import { reviewIncoming, sweepOrphans } from './cleanup-sweep.js';
 import { parseTraceparent, runWithTrace } from '../cloud/trace.js';
 
@@ -124,7 +125,11 @@ export async function reviewInOrder<T>(
 }
 
 /** Runs a review; an error on one item is counted and logged, and the step goes on. */
-export async function guarded(ctx: PassContext, what: string, work: () => Promise<ReviewResult>): Promise<ReviewResult> {
+export async function guarded(
+  ctx: PassContext,
+  what: string,
+  work: () => Promise<ReviewResult>,
+): Promise<ReviewResult> {
   try {
     return await work();
   } catch (error) {
@@ -145,8 +150,11 @@ async function queryStep(
   const limit = ctx.deps.config.CLEANUP_MAX_OBJECTS;
   const snapshot = await guardFirestore(`query for ${step}`, () => query.limit(limit).get());
   const docs = snapshot.docs.flatMap((d) => imageDocFrom(d) ?? []);
-  const reviewed = await reviewInOrder(docs, CONCURRENCY, () => Date.now() >= until, (doc) =>
-    guarded(ctx, `${step} ${doc.id}`, () => review(doc)),
+  const reviewed = await reviewInOrder(
+    docs,
+    CONCURRENCY,
+    () => Date.now() >= until,
+    (doc) => guarded(ctx, `${step} ${doc.id}`, () => review(doc)),
   );
   ctx.summary.examined += reviewed;
   return { outcome: reviewed === docs.length && docs.length < limit ? 'complete' : 'partial', reviewed };
@@ -190,7 +198,13 @@ async function reviewStuck(ctx: PassContext, doc: ImageDoc): Promise<ReviewResul
     await (trace ? runWithTrace(deps.config.GOOGLE_CLOUD_PROJECT, trace, dispatch) : dispatch());
   } else if (decision.kind === 'failed') {
     summary.gaveUp++;
-    deps.log.warn('image failed', { event: 'image.failed', imageId: doc.id, code: decision.code, writer: 'cleanup', recorded: true });
+    deps.log.warn('image failed', {
+      event: 'image.failed',
+      imageId: doc.id,
+      code: decision.code,
+      writer: 'cleanup',
+      recorded: true,
+    });
     if (decision.leased) await drainOutbox(deps, doc.id, 'cleanup');
   }
   return 'done';
@@ -222,7 +236,8 @@ async function reviewPurge(ctx: PassContext, doc: ImageDoc): Promise<ReviewResul
   ctx.summary.purged++;
   if (ctx.dryRun) return 'done';
   const removed = await purgeImageObjects(ctx.deps, doc.id, doc.deletedOriginal);
-  if (removed > 0) ctx.deps.log.info('leftovers of a deleted image removed', { event: 'cleanup', imageId: doc.id, removed });
+  if (removed > 0)
+    ctx.deps.log.info('leftovers of a deleted image removed', { event: 'cleanup', imageId: doc.id, removed });
   await transactImage(ctx.deps, doc.id, purged());
   return 'done';
 }

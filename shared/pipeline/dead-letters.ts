@@ -9,7 +9,8 @@ import type { PassContext, StepOutcome } from './cleanup.js';
 import { parseJob } from '../core/schemas.js';
 import { transactImage } from '../state/image-doc.js';
 import { drainOutbox } from '../state/outbox.js';
-import { deadLetter, stateSettingsOf } from '../state/transitions.js';
+import { stateSettingsOf } from '../state/policy.js';
+import { deadLetter } from '../state/upkeep.js';
 
 /** Longest the dead-letter drain listens, within its share. */
 const DRAIN_MAX_MS = 10_000;
@@ -23,7 +24,10 @@ const DRAIN_QUIET_MS = 1_500;
  * does not wait for reviews still running then, and closing
  * the subscription nacks what was not acked, so Pub/Sub delivers it again to the next pass.
  */
-export async function drainDeadLetters(ctx: PassContext, until: number): Promise<{ outcome: StepOutcome; reviewed: number }> {
+export async function drainDeadLetters(
+  ctx: PassContext,
+  until: number,
+): Promise<{ outcome: StepOutcome; reviewed: number }> {
   const { deps, summary } = ctx;
   const limit = deps.config.CLEANUP_MAX_OBJECTS;
   const subscription = deps.pubsub.subscription(deps.config.JOBS_DEAD_LETTER_SUBSCRIPTION, {
@@ -56,10 +60,20 @@ export async function drainDeadLetters(ctx: PassContext, until: number): Promise
     lastMessageAt = Date.now();
     try {
       const job = parseJob(message.data);
-      const outcome = await transactImage(deps, job.imageId, deadLetter(job.dispatch, 'cleanup', stateSettingsOf(deps.config)));
+      const outcome = await transactImage(
+        deps,
+        job.imageId,
+        deadLetter(job.dispatch, 'cleanup', stateSettingsOf(deps.config)),
+      );
       if (outcome.kind === 'failed') {
         summary.deadLettered++;
-        deps.log.warn('image failed', { event: 'image.failed', imageId: job.imageId, code: 'dead_lettered', writer: 'cleanup', recorded: true });
+        deps.log.warn('image failed', {
+          event: 'image.failed',
+          imageId: job.imageId,
+          code: 'dead_lettered',
+          writer: 'cleanup',
+          recorded: true,
+        });
         if (outcome.leased) await drainOutbox(deps, job.imageId, 'cleanup');
       }
       message.ack();

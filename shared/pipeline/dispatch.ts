@@ -9,7 +9,8 @@ import { planImage, splitIntoJobs } from '../image/plan.js';
 import { publishJobs } from '../cloud/publish.js';
 import { type RECIPE_KEYS, recipeOf } from '../core/recipe.js';
 import { transactImage } from '../state/image-doc.js';
-import { markDispatched, releaseClaim, stateSettingsOf } from '../state/transitions.js';
+import { markDispatched, releaseClaim } from '../state/transitions.js';
+import { stateSettingsOf } from '../state/policy.js';
 
 /** Optional facts a dispatch carries into its jobs. */
 export interface JobExtras {
@@ -77,7 +78,11 @@ export async function dispatchImage(deps: PipelineDeps, target: DispatchTarget):
     await transactImage(deps, id, releaseClaim(dispatch)).catch(() => undefined);
     throw error;
   }
-  await transactImage(deps, id, markDispatched(dispatch, jobs.length, jobs[0]?.plan.length ?? 0, stateSettingsOf(deps.config)));
+  await transactImage(
+    deps,
+    id,
+    markDispatched(dispatch, jobs.length, jobs[0]?.plan.length ?? 0, stateSettingsOf(deps.config)),
+  );
   deps.log.info('jobs published', {
     event: 'dispatch',
     imageId: id,

@@ -12,7 +12,7 @@ import { parseFocus } from '../image/crop.js';
 import { deleteIfPresent, downloadOrUndefined } from '../cloud/objects.js';
 import { transactImage } from '../state/image-doc.js';
 import { drainOutbox } from '../state/outbox.js';
-import { rejectImage } from '../state/transitions.js';
+import { rejectImage } from '../state/upkeep.js';
 import { isRetryableCause } from '../core/errors.js';
 import { recordTicket } from '../http/signed-url.js';
 
@@ -100,7 +100,8 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
     log.info('incoming object ingested', { event: 'ingest.accept', imageId: accepted.id, state: accepted.state });
     return { outcome: 'accepted', id: accepted.id, state: accepted.state };
   } catch (error) {
-    if (error instanceof PipelineError && classifyError(error) === 'permanent') return reject(imageIdOf(bytes), error, bytes.length);
+    if (error instanceof PipelineError && classifyError(error) === 'permanent')
+      return reject(imageIdOf(bytes), error, bytes.length);
     if (error instanceof PipelineError && error.code === 'storage_refused') {
       // Permissions changed under us (e.g. a 403 after an IAM edit). Retrying would go on
       // until Eventarc drops the event after a day, silently; instead the image is recorded as

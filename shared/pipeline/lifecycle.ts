@@ -25,7 +25,11 @@ export async function deleteImage(
   if (result.kind === 'deleted' && result.leased) {
     // The delete is decided: a failed publish leaves image.deleted in the outbox, due at once.
     await drainOutbox(deps, id, holder).catch((error: unknown) =>
-      deps.log.warn('image.deleted not published yet; left in the outbox', { event: 'outbox.defer', imageId: id, error }),
+      deps.log.warn('image.deleted not published yet; left in the outbox', {
+        event: 'outbox.defer',
+        imageId: id,
+        error,
+      }),
     );
   }
   deps.log.info(result.kind === 'not-found' ? 'delete of an unknown image' : 'image deleted', {

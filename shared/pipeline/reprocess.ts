@@ -129,7 +129,12 @@ export async function runReprocess(
   };
   const claim = options.dryRun
     ? undefined
-    : await claimStep(deps, REPROCESS_STEP, randomUUID(), new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000));
+    : await claimStep(
+        deps,
+        REPROCESS_STEP,
+        randomUUID(),
+        new Date(deps.now().getTime() + Math.max(0, until - Date.now()) + 60_000),
+      );
   if (claim === 'busy') {
     summary.stoppedBy = 'busy';
     return summary;
@@ -208,7 +213,9 @@ export async function runReprocess(
         summary.stoppedBy = 'time';
         break;
       }
-      const page = await guardFirestore('query outdated images', () => outdatedQuery(deps, recipe, after).limit(500).get());
+      const page = await guardFirestore('query outdated images', () =>
+        outdatedQuery(deps, recipe, after).limit(500).get(),
+      );
       for (const snapshot of page.docs) {
         const doc = imageDocFrom(snapshot);
         if (!doc) continue;

@@ -10,20 +10,22 @@ import type { File } from '@google-cloud/storage';
 import { publicBaseUrl } from '../core/config.js';
 import type { PipelineDeps } from '../cloud/deps.js';
 import { classifyError, PipelineError, transient } from '../core/errors.js';
-import { buildManifest, placeholderVariantOf, type VariantObject } from '../image/manifest.js';
-import type { JobMessage, Manifest, OmittedVariant, VariantSpec } from '../core/schemas.js';
-import { VARIANT_CACHE_CONTROL, VARIANT_METADATA, omittedVariantName, variantName } from '../core/naming.js';
+import { placeholderVariantOf } from '../image/manifest.js';
+import { factsOfObject, manifestFor, nameOf, omittedNameOf, variantsToMake } from './job-variants.js';
+import type { JobMessage, VariantSpec } from '../core/schemas.js';
+import { VARIANT_CACHE_CONTROL, VARIANT_METADATA } from '../core/naming.js';
 import { LARGER_THAN_ORIGINAL, omitAsLarger } from '../image/plan.js';
 import { createIfAbsent, deleteIfPresent, downloadOrUndefined, metadataOrUndefined } from '../cloud/objects.js';
 import { METRIC_LINES } from '../core/observability.js';
 import { renderVariants, type RenderedVariant, type StageTiming } from '../image/render.js';
 import { encoderSettingsFromConfig } from '../image/encode.js';
-import { parsePlaceholderMetadata, placeholderMetadata } from '../image/placeholder.js';
-import { cropMetadata, parseCropMetadata } from '../image/crop.js';
+import { placeholderMetadata } from '../image/placeholder.js';
+import { cropMetadata } from '../image/crop.js';
 import { autoQualityFromConfig, type QualitySearch } from '../image/auto-quality.js';
 import { type ImageDoc, readImage, transactImage, type VariantFacts } from '../state/image-doc.js';
 import { drainOutbox } from '../state/outbox.js';
-import { failImage, finishJob, isCurrentDispatch, stateSettingsOf } from '../state/transitions.js';
+import { failImage, finishJob } from '../state/transitions.js';
+import { isCurrentDispatch, stateSettingsOf } from '../state/policy.js';
 
 /**
  * `job.done`'s `stages`: `decode`, `resize {w}`, `encode {format} {w}`, `write {format} {w}`, and with
@@ -73,95 +75,6 @@ export interface JobResult {
 /** Who a job is, as the outbox's lease holder: duplicates of the same job share it. */
 export function jobWriter(job: JobMessage): string {
   return `job:${job.imageId}:${job.dispatch}:${job.job.index}`;
-}
-
-const nameOf = (id: string, spec: Pick<VariantSpec, 'width' | 'format' | 'aspect'>) =>
-  variantName(id, spec.width, spec.format, spec.aspect);
-const omittedNameOf = (id: string, spec: Pick<VariantSpec, 'width' | 'format' | 'aspect'>) =>
-  omittedVariantName(id, spec.width, spec.format, spec.aspect);
-
-/** The job's variants its image's document does not record yet (written or left out). */
-export function variantsToMake(job: JobMessage, doc: Pick<ImageDoc, 'variants'>): VariantSpec[] {
-  const recorded = new Set(doc.variants.map((v) => v.name));
-  return job.variants.filter(
-    (spec) => !recorded.has(nameOf(job.imageId, spec)) && !recorded.has(omittedNameOf(job.imageId, spec)),
-  );
-}
-
-/** A variant's facts from its object's metadata (an object another delivery wrote first). */
-function factsOfObject(name: string, metadata: NonNullable<Awaited<ReturnType<typeof metadataOrUndefined>>>): VariantFacts | undefined {
-  const custom = metadata.metadata ?? {};
-  const width = Number(custom[VARIANT_METADATA.width]);
-  const height = Number(custom[VARIANT_METADATA.height]);
-  if (!Number.isInteger(width) || !Number.isInteger(height)) return undefined;
-  const crop = parseCropMetadata(custom[VARIANT_METADATA.crop]);
-  const placeholder = parsePlaceholderMetadata(custom[VARIANT_METADATA.placeholder]);
-  const quality = Number(custom[VARIANT_METADATA.quality]);
-  return {
-    name,
-    width,
-    height,
-    bytes: Number(metadata.size ?? 0),
-    cpuMs: Number(custom[VARIANT_METADATA.cpuMs]) || 0,
-    ...(crop ? { crop } : {}),
-    ...(placeholder ? { placeholder } : {}),
-    ...(Number.isInteger(quality) && quality >= 1 && quality <= 100 ? { quality } : {}),
-  };
-}
-
-/**
- * The manifest of a finished dispatch, from the variants its document records: the plan's
- * variants where they were written, and `omitted` for the rest (format limits, or larger than
- * the original).
- */
-export function manifestFor(job: JobMessage, baseUrl: string) {
-  return (doc: ImageDoc, variants: readonly VariantFacts[], now: Date): Manifest => {
-    const byName = new Map(variants.map((v) => [v.name, v]));
-    const written = job.plan.filter((spec) => byName.has(nameOf(job.imageId, spec)));
-    const leftOut: OmittedVariant[] = job.plan.flatMap((spec) => {
-      const facts = byName.get(omittedNameOf(job.imageId, spec));
-      if (!facts?.omitted || byName.has(nameOf(job.imageId, spec))) return [];
-      const { width, format, aspect } = spec;
-      return [{ width, height: facts.height, format, ...(aspect ? { aspect } : {}), reason: facts.omitted, bytes: facts.bytes }];
-    });
-    const objects = new Map<string, VariantObject>(
-      variants
-        .filter((v) => !v.omitted)
-        .map((v) => [
-          v.name,
-          {
-            name: v.name,
-            bytes: v.bytes,
-            width: v.width,
-            height: v.height,
-            ...(v.crop ? { crop: v.crop } : {}),
-            ...(v.placeholder ? { placeholder: v.placeholder } : {}),
-            ...(v.quality !== undefined ? { quality: v.quality } : {}),
-          },
-        ]),
-    );
-    const omitted = [...(job.omitted ?? []), ...leftOut];
-    const built = buildManifest({
-      id: job.imageId,
-      original: { ...job.info, name: job.original.name, generation: job.original.generation },
-      plan: written,
-      ...(omitted.length > 0 ? { omitted } : {}),
-      objects,
-      baseUrl,
-      now,
-      ...(job.recipe ? { recipe: job.recipe } : {}),
-    });
-    const planned = new Set(job.plan.flatMap((spec) => [nameOf(job.imageId, spec), omittedNameOf(job.imageId, spec)]));
-    const cpuMs = variants.filter((v) => planned.has(v.name)).reduce((sum, v) => sum + v.cpuMs, 0);
-    const acceptedAt = job.acceptedAt ? new Date(job.acceptedAt) : doc.acceptedAt;
-    return {
-      ...built,
-      processing: {
-        uploadToReadyMs: Math.max(0, now.getTime() - acceptedAt.getTime()),
-        cpuSeconds: Math.round(cpuMs) / 1000,
-      },
-    };
-  };
 }
 
 /** What rendering and writing a job's variants produced. */
@@ -228,7 +141,8 @@ async function writeVariant(
   // Another delivery wrote it first: its object's facts are the ones that stand.
   const metadata = await metadataOrUndefined(file);
   const facts = metadata && factsOfObject(file.name, metadata);
-  if (!facts) throw transient('storage_unavailable', `${file.name} exists but its metadata could not be read; retrying.`);
+  if (!facts)
+    throw transient('storage_unavailable', `${file.name} exists but its metadata could not be read; retrying.`);
   made.facts.push(facts);
 }
 
@@ -254,7 +168,11 @@ function doneFields(run: JobRun) {
 }
 
 /** Downloads the original and renders the variants to make, writing each as it is encoded. */
-async function renderAndWrite(run: JobRun, needed: readonly VariantSpec[], made: Made): Promise<'done' | 'original-missing'> {
+async function renderAndWrite(
+  run: JobRun,
+  needed: readonly VariantSpec[],
+  made: Made,
+): Promise<'done' | 'original-missing'> {
   const { deps, job } = run;
   const source = deps.storage
     .bucket(job.original.bucket)
@@ -351,7 +269,10 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     try {
       if ((await renderAndWrite(run, needed, made)) === 'original-missing') {
         // Retryable: the bytes are not the problem, and re-submitting them stores a new original.
-        await failJob(run, transient('original_missing', 'The original image is gone; upload the same file again to retry.'));
+        await failJob(
+          run,
+          transient('original_missing', 'The original image is gone; upload the same file again to retry.'),
+        );
         return { outcome: 'failed', written: 0, omitted: 0, skipped: 0, manifestWritten: false };
       }
     } catch (error) {
@@ -376,8 +297,13 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   if (finish.kind === 'stale') {
     // Deleted while the job ran: what it wrote after the delete's purge goes too (cleanup's
     // purge looks again later, in case this instance dies first).
-    if (finish.status === 'deleted') for (const { file, generation } of made.created) await deleteIfPresent(file, generation);
-    run.log.info('image moved on while the job ran; nothing recorded', { event: 'job.stale', status: finish.status, ...counts });
+    if (finish.status === 'deleted')
+      for (const { file, generation } of made.created) await deleteIfPresent(file, generation);
+    run.log.info('image moved on while the job ran; nothing recorded', {
+      event: 'job.stale',
+      status: finish.status,
+      ...counts,
+    });
     return { outcome: 'already-finished', ...counts, manifestWritten: false };
   }
   if (finish.kind === 'partial') {

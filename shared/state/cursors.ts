@@ -58,7 +58,14 @@ export async function claimStep(
       const data = ((await tx.get(ref)).data() ?? {}) as CursorData;
       if (data.claimedBy && data.claimedUntil && data.claimedUntil.toMillis() > deps.now().getTime()) return 'busy';
       tx.set(ref, { ...data, claimedBy: passId, claimedUntil: Timestamp.fromDate(until) });
-      return { step, after: data.after || undefined, passId, ref, firestore: deps.firestore, fields: data.fields ?? {} };
+      return {
+        step,
+        after: data.after || undefined,
+        passId,
+        ref,
+        firestore: deps.firestore,
+        fields: data.fields ?? {},
+      };
     }),
   );
 }

@@ -165,7 +165,11 @@ export type Transition<R> = (doc: ImageDoc | undefined, now: Date) => { readonly
  * Runs a transition as a Firestore transaction on `images/{id}`: read, decide, write. The
  * client retries on contention, so `decide` may run more than once and must be pure.
  */
-export async function transactImage<R>(deps: Pick<PipelineDeps, 'firestore' | 'now'>, id: string, decide: Transition<R>): Promise<R> {
+export async function transactImage<R>(
+  deps: Pick<PipelineDeps, 'firestore' | 'now'>,
+  id: string,
+  decide: Transition<R>,
+): Promise<R> {
   const ref = imageRef(deps.firestore, id);
   return guardFirestore(`transaction on images/${id}`, () =>
     deps.firestore.runTransaction(async (tx) => {

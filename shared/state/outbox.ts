@@ -18,12 +18,18 @@ import {
   RECORD_CACHE_CONTROL,
   STATE_SEQ_METADATA,
 } from '../core/naming.js';
-import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, STORAGE_CALL_DEADLINE_MS } from '../cloud/objects.js';
+import {
+  deleteIfPresent,
+  guardStorage,
+  listObjects,
+  metadataOrUndefined,
+  STORAGE_CALL_DEADLINE_MS,
+} from '../cloud/objects.js';
 import { METRIC_LINES } from '../core/observability.js';
 import { publishEvent } from '../cloud/publish.js';
 import type { Manifest, OriginalRef } from '../core/schemas.js';
 import { type ImageDoc, type OutboxEntry, transactImage } from './image-doc.js';
-import { OUTBOX_LEASE_MS } from './transitions.js';
+import { OUTBOX_LEASE_MS } from './policy.js';
 
 /**
  * The holder publishes only if it gets to a publish within this long of taking the lease, so
@@ -31,7 +37,9 @@ import { OUTBOX_LEASE_MS } from './transitions.js';
  */
 export const PUBLISH_START_LIMIT_MS = STORAGE_CALL_DEADLINE_MS;
 
-type Claim = { readonly kind: 'claimed'; readonly doc: ImageDoc; readonly pending: OutboxEntry[] } | { readonly kind: 'busy' | 'empty' };
+type Claim =
+  | { readonly kind: 'claimed'; readonly doc: ImageDoc; readonly pending: OutboxEntry[] }
+  | { readonly kind: 'busy' | 'empty' };
 
 function claimOutbox(holder: string) {
   return (doc: ImageDoc | undefined, now: Date) => {
@@ -127,7 +135,10 @@ export async function purgeImageObjects(deps: PipelineDeps, id: string, original
   let removed = 0;
   const files = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${id}/`);
   for (const file of files) if (await deleteIfPresent(file, file.metadata.generation)) removed++;
-  if (original && (await deleteIfPresent(deps.storage.bucket(original.bucket).file(original.name), original.generation)))
+  if (
+    original &&
+    (await deleteIfPresent(deps.storage.bucket(original.bucket).file(original.name), original.generation))
+  )
     removed++;
   return removed;
 }
@@ -180,7 +191,10 @@ export async function drainOutbox(deps: PipelineDeps, id: string, holder: string
       await materialise(deps, claim.doc, claim.pending);
       for (const entry of claim.pending) {
         if (performance.now() - startedAt > PUBLISH_START_LIMIT_MS)
-          throw transient('unavailable', `${entry.event.type} for ${id} not published in time; it is left for a retry.`);
+          throw transient(
+            'unavailable',
+            `${entry.event.type} for ${id} not published in time; it is left for a retry.`,
+          );
         await publishEvent(deps.pubsub, deps.config.EVENTS_TOPIC, entry.event);
         published.add(entry.seq);
         const cost = entry.event.type === 'image.ready' ? claim.doc.manifest?.processing : undefined;

@@ -6,86 +6,18 @@
  * serialised: that is what makes accept vs delete, fan-in vs give-up vs dead letter, retry vs
  * retention and stale vs current dispatch race-free. docs/state.md has the state diagram.
  */
-import type { Config } from '../core/config.js';
 import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, EventMessage } from '../core/schemas.js';
-import type { ImageDoc, OutboxLease, Transition, UpdateInFlight, VariantFacts } from './image-doc.js';
-
-const MINUTE = 60_000;
-const DAY = 24 * 60 * MINUTE;
-
-/**
- * A claimed image not dispatched within this long is dispatched by cleanup (or claimed again by
- * the next identical upload): long enough for the accepting request to store and publish.
- */
-export const UNDISPATCHED_GRACE_MS = 2 * MINUTE;
-/**
- * How long the outbox holder may take to publish (outbox.ts): it starts publishing only within
- * its first 30 s, a publish ends within 30 s (publish.ts PUBLISH_WORST_MS), the marking within
- * 30 s, plus 30 s of clock skew between instances.
- */
-export const OUTBOX_LEASE_MS = 2 * MINUTE;
-/** A deleted image's objects are looked for again this long after the delete: after any late writer. */
-export const PURGE_AFTER_MS = 15 * MINUTE;
-/** Published events kept in the document, newest last, for the record. */
-const PUBLISHED_KEPT = 3;
-
-/** Settings the transitions decide by (from Config). */
-export interface StateSettings {
-  readonly redispatchAfterMs: number;
-  readonly maxRedispatches: number;
-  readonly retentionDays: number;
-  /** The images bucket, for the events' manifest reference. */
-  readonly imagesBucket: string;
-}
-
-/** The settings of a validated configuration. */
-export function stateSettingsOf(
-  config: Pick<Config, 'REDISPATCH_AFTER_MINUTES' | 'MAX_REDISPATCHES' | 'ORIGINAL_RETENTION_DAYS' | 'IMAGES_BUCKET'>,
-): StateSettings {
-  return {
-    redispatchAfterMs: config.REDISPATCH_AFTER_MINUTES * MINUTE,
-    maxRedispatches: config.MAX_REDISPATCHES,
-    retentionDays: config.ORIGINAL_RETENTION_DAYS,
-    imagesBucket: config.IMAGES_BUCKET,
-  };
-}
-
-const at = (now: Date, ms: number) => new Date(now.getTime() + ms);
-
-/** True when `dispatch` is the image's current dispatch and it is still working on it. */
-export function isCurrentDispatch(doc: ImageDoc | undefined, dispatch: number): doc is ImageDoc {
-  if (!doc || doc.dispatch !== dispatch) return false;
-  return doc.status === 'processing' || (doc.status === 'ready' && doc.update !== undefined);
-}
-
-/**
- * Appends an event to the outbox and, when nobody else holds it, gives the outbox to `holder`.
- * Published entries beyond the last few are dropped.
- */
-export function withEvent(
-  doc: ImageDoc,
-  event: EventMessage,
-  holder: string,
-  now: Date,
-): Pick<ImageDoc, 'events' | 'nextSeq' | 'outboxLease' | 'outboxDueAt'> & { leased: boolean } {
-  const published = doc.events.filter((e) => e.published).slice(-PUBLISHED_KEPT);
-  const pending = doc.events.filter((e) => !e.published);
-  const events = [...published, ...pending, { seq: doc.nextSeq, event, published: false }];
-  const lease = doc.outboxLease;
-  const free = !lease || lease.until.getTime() <= now.getTime() || lease.holder === holder;
-  const outboxLease: OutboxLease | undefined = free ? { holder, until: at(now, OUTBOX_LEASE_MS) } : lease;
-  return {
-    events,
-    nextSeq: doc.nextSeq + 1,
-    ...(outboxLease ? { outboxLease, outboxDueAt: outboxLease.until } : { outboxDueAt: now }),
-    leased: free,
-  };
-}
-
-/** Removes the keys whose value is undefined (the document drops those fields). */
-function clean(doc: ImageDoc): ImageDoc {
-  return Object.fromEntries(Object.entries(doc).filter(([, v]) => v !== undefined)) as unknown as ImageDoc;
-}
+import type { ImageDoc, Transition, UpdateInFlight, VariantFacts } from './image-doc.js';
+import {
+  at,
+  clean,
+  DAY,
+  isCurrentDispatch,
+  PURGE_AFTER_MS,
+  type StateSettings,
+  UNDISPATCHED_GRACE_MS,
+  withEvent,
+} from './policy.js';
 
 /** What an accepting function knows of the bytes it was given. */
 export interface AcceptFacts {
@@ -163,14 +95,16 @@ export function claimForAccept(facts: AcceptFacts): Transition<AcceptDecision> {
       case 'deleted':
         return claimed(claim(doc), 'deleted');
       case 'failed':
-        if (doc.failure?.retryable !== true) return { result: { kind: 'failed', failure: doc.failure as FailureRecord } };
+        if (doc.failure?.retryable !== true)
+          return { result: { kind: 'failed', failure: doc.failure as FailureRecord } };
         return claimed(claim(doc, { original: doc.original }), doc.failure.code);
       case 'processing':
         if (doc.dispatchedAt || (doc.staleAt && doc.staleAt.getTime() > now.getTime()))
           return { result: { kind: 'in-flight', info: doc.info, update: false } };
         return claimed(claim(doc, { original: doc.original }), 'undispatched');
       default: {
-        if (doc.recipe === facts.recipe && !doc.update) return { result: { kind: 'ready', manifest: doc.manifest as Manifest } };
+        if (doc.recipe === facts.recipe && !doc.update)
+          return { result: { kind: 'ready', manifest: doc.manifest as Manifest } };
         const update = claimUpdate(facts.recipe, facts.plannedVariants)(doc, now);
         if (update.result.kind === 'claimed' && update.next) return claimed(update.next, undefined);
         return { result: { kind: 'in-flight', info: doc.info, update: true } };
@@ -181,7 +115,12 @@ export function claimForAccept(facts: AcceptFacts): Transition<AcceptDecision> {
 
 /** What claiming an update decided. */
 export type UpdateDecision =
-  | { readonly kind: 'claimed'; readonly dispatch: number; readonly original?: OriginalRef | undefined; readonly replaces: string }
+  | {
+      readonly kind: 'claimed';
+      readonly dispatch: number;
+      readonly original?: OriginalRef | undefined;
+      readonly replaces: string;
+    }
   | { readonly kind: 'in-flight' | 'current' | 'not-ready' | 'no-original' };
 
 /**
@@ -285,7 +224,8 @@ export function finishJob(
       };
     const manifest = build(doc, variants, now);
     const manifestRef = { bucket: settings.imagesBucket, name: `${doc.id}/manifest.json` };
-    const count = manifest.variants.length + Object.values(manifest.aspects ?? {}).reduce((n, a) => n + a.variants.length, 0);
+    const count =
+      manifest.variants.length + Object.values(manifest.aspects ?? {}).reduce((n, a) => n + a.variants.length, 0);
     const event: EventMessage = doc.update
       ? {
           v: 1,
@@ -361,7 +301,14 @@ export function failImage(
     };
     const { leased, ...outbox } = withEvent(doc, event, holder, now);
     return {
-      next: clean({ ...doc, ...outbox, status: 'failed', failure: record, staleAt: undefined, retainUntil: retentionOf(doc, settings) }),
+      next: clean({
+        ...doc,
+        ...outbox,
+        status: 'failed',
+        failure: record,
+        staleAt: undefined,
+        retainUntil: retentionOf(doc, settings),
+      }),
       result: { kind: 'failed', leased },
     };
   };
@@ -403,125 +350,5 @@ export function deleteImageDoc(holder: string): Transition<DeleteOutcome> {
       }),
       result: { kind: 'deleted', leased, original },
     };
-  };
-}
-
-/** What cleanup decided for an image whose work went quiet. */
-export type StuckDecision =
-  | { readonly kind: 'not-due' }
-  | {
-      readonly kind: 'redispatch';
-      readonly dispatch: number;
-      readonly original: OriginalRef;
-      readonly doc: ImageDoc;
-    }
-  | { readonly kind: 'failed'; readonly code: string; readonly leased: boolean }
-  | { readonly kind: 'update-dropped' };
-
-/**
- * Cleanup's re-dispatch: an image processing (or updating) past `staleAt` gets a new dispatch,
- * unless it had MAX_REDISPATCHES already (it fails, retryable) or has no stored original.
- */
-export function redispatchStuck(holder: string, settings: StateSettings): Transition<StuckDecision> {
-  return (doc, now) => {
-    if (!doc || !isCurrentDispatch(doc, doc.dispatch) || !doc.staleAt || doc.staleAt.getTime() > now.getTime())
-      return { result: { kind: 'not-due' } };
-    const giveUp = (code: string, message: string) => {
-      const failed = failImage('current', { code, message, retryable: true }, holder, settings)(doc, now);
-      const result = failed.result;
-      return {
-        next: failed.next,
-        result:
-          result.kind === 'failed'
-            ? ({ kind: 'failed', code, leased: result.leased } as const)
-            : ({ kind: 'update-dropped' } as const),
-      };
-    };
-    if (!doc.original)
-      return giveUp('original_missing', 'The original was never stored; upload the same file again to retry.');
-    const attempt = doc.dispatchedAt ? doc.redispatches + 1 : doc.redispatches;
-    if (doc.dispatchedAt && doc.redispatches >= settings.maxRedispatches)
-      return giveUp(
-        'processing_gave_up',
-        `Processing did not finish after ${doc.redispatches + 1} dispatches; upload the same file again to retry.`,
-      );
-    const next = clean({
-      ...doc,
-      dispatch: doc.dispatch + 1,
-      redispatches: attempt,
-      jobCount: 0,
-      jobsDone: [],
-      dispatchedAt: undefined,
-      staleAt: at(now, UNDISPATCHED_GRACE_MS),
-    });
-    return { next, result: { kind: 'redispatch', dispatch: next.dispatch, original: doc.original, doc: next } };
-  };
-}
-
-/** A dead-lettered job of `dispatch`: the image fails (retryable) unless it moved on. */
-export function deadLetter(dispatch: number, holder: string, settings: StateSettings): Transition<FailOutcome> {
-  return failImage(
-    dispatch,
-    {
-      code: 'dead_lettered',
-      message: 'Processing failed repeatedly; the job was dead-lettered. Upload the same file again to retry.',
-      retryable: true,
-    },
-    holder,
-    settings,
-  );
-}
-
-/**
- * Retention: a finished image past `retainUntil` gives up its original (the document stops
- * pointing at it first; the caller then deletes that generation).
- */
-export function releaseOriginal(): Transition<{ readonly original?: OriginalRef | undefined }> {
-  return (doc, now) => {
-    if (!doc || (doc.status !== 'ready' && doc.status !== 'failed') || doc.update) return { result: {} };
-    if (!doc.retainUntil || doc.retainUntil.getTime() > now.getTime()) return { result: {} };
-    return { next: clean({ ...doc, original: undefined, retainUntil: undefined }), result: { original: doc.original } };
-  };
-}
-
-/** After a purge found nothing left of a deleted image: nothing more to look for. */
-export function purged(): Transition<'done' | 'not-deleted'> {
-  return (doc) =>
-    doc?.status === 'deleted' ? { next: clean({ ...doc, purgeAt: undefined }), result: 'done' } : { result: 'not-deleted' };
-}
-
-/**
- * An offered image that was refused before it could be claimed (ingest: a bad or oversized
- * object): recorded as failed, with `image.failed`, unless the image already has a document that
- * says otherwise; one still being claimed fails in its current dispatch.
- */
-export function rejectImage(
-  id: string,
-  failure: Omit<FailureRecord, 'v' | 'id' | 'failedAt' | 'dispatch'>,
-  facts: { readonly source: string; readonly bytes: number },
-  holder: string,
-): Transition<FailOutcome> {
-  return (doc, now) => {
-    if (doc) return failImage('current', failure, holder, { retentionDays: 0 })(doc, now);
-    const base: ImageDoc = {
-      v: 1,
-      id,
-      status: 'processing',
-      dispatch: 0,
-      jobCount: 0,
-      jobsDone: [],
-      redispatches: 0,
-      recipe: '',
-      info: { format: 'unknown', width: 0, height: 0, bytes: facts.bytes, contentType: 'application/octet-stream' },
-      source: facts.source,
-      acceptedAt: now,
-      plannedVariants: 0,
-      variants: [],
-      events: [],
-      nextSeq: 1,
-      createdAt: now,
-      updatedAt: now,
-    };
-    return failImage(0, failure, holder, { retentionDays: 0 })(base, now);
   };
 }
