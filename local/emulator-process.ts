@@ -61,10 +61,16 @@ async function locateSdkRoot(path: string): Promise<string | undefined> {
   }
 }
 
-/** Resolves when something accepts TCP connections on the port, rejects after `timeoutMs`. */
-export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 30_000): Promise<void> {
+/** Resolves when something accepts TCP connections on the port, rejects after `timeoutMs` or on `signal`. */
+export async function waitForPort(
+  port: number,
+  host = '127.0.0.1',
+  timeoutMs = 30_000,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     if (await isPortInUse(port, host)) return;
     if (Date.now() > deadline) throw new Error(`Nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
@@ -96,10 +102,16 @@ export function httpStatus(host: string, port: number, path = '/'): Promise<numb
   });
 }
 
-/** Resolves when `GET /` answers 200, rejects after `timeoutMs`. */
-export async function waitForHttp(port: number, host = '127.0.0.1', timeoutMs = 30_000): Promise<void> {
+/** Resolves when `GET /` answers 200, rejects after `timeoutMs` or on `signal`. */
+export async function waitForHttp(
+  port: number,
+  host = '127.0.0.1',
+  timeoutMs = 30_000,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     if ((await httpStatus(host, port)) === 200) return;
     if (Date.now() > deadline) throw new Error(`Nothing answers on http://${host}:${port}/ after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
@@ -184,7 +196,8 @@ export async function spawnEmulator(options: {
   name: string;
   bin: string;
   args: readonly string[];
-  ready: () => Promise<void>;
+  /** Resolves once the emulator answers; `signal` aborts when it has exited (stop polling then). */
+  ready: (signal: AbortSignal) => Promise<void>;
   /** What to do when it exits while starting. */
   help: string;
   log?: (text: string) => void;
@@ -211,9 +224,13 @@ export async function spawnEmulator(options: {
       ),
     );
   });
+  const waiting = new AbortController();
+  const ready = options.ready(waiting.signal);
+  ready.catch(() => undefined);
   try {
-    await Promise.race([options.ready(), exited]);
+    await Promise.race([ready, exited]);
   } catch (error) {
+    waiting.abort();
     await stopProcessGroup(child);
     throw error;
   }

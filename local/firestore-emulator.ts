@@ -123,7 +123,7 @@ export async function startFirestoreEmulator(options: FirestoreEmulatorOptions):
       name: 'The Firestore emulator',
       bin,
       args: [`--host=${host}`, `--port=${port}`, ...(importFrom ? [`--import-data=${importFrom}`] : [])],
-      ready: () => waitForHttp(port, host, 60_000),
+      ready: (signal) => waitForHttp(port, host, 60_000, signal),
       help: `It needs Java 11 or later on PATH. Install the emulator with ${FIRESTORE_EMULATOR_INSTALL}`,
       ...(log ? { log } : {}),
     });
@@ -158,6 +158,7 @@ export async function startFirestoreEmulator(options: FirestoreEmulatorOptions):
 
   let running: EmulatorProcess | undefined = await launch(options.dataDir ? latestExport(options.dataDir) : undefined);
   let stopping: Promise<void> | undefined;
+  let resuming: Promise<void> | undefined;
 
   const emulator: FirestoreEmulator = {
     host: `${host}:${port}`,
@@ -180,10 +181,19 @@ export async function startFirestoreEmulator(options: FirestoreEmulatorOptions):
     },
     async resume() {
       if (running || stopping) return;
-      running = await launch(latestExport(store()));
+      resuming ??= launch(latestExport(store())).then((started) => {
+        running = started;
+      });
+      try {
+        await resuming;
+      } finally {
+        resuming = undefined;
+      }
     },
     stop: () =>
       (stopping ??= (async () => {
+        // A resume under way finishes first, so that its JVM is stopped too.
+        await resuming?.catch(() => undefined);
         const last = running;
         running = undefined;
         if (last && options.dataDir) {

@@ -65,7 +65,7 @@ export async function startPubsubEmulator(options: {
     name: 'The Pub/Sub emulator',
     bin,
     args: [`--host=${host}`, `--port=${options.port}`],
-    ready: () => waitForPort(options.port, host, 60_000),
+    ready: (signal) => waitForPort(options.port, host, 60_000, signal),
     help:
       'It needs Java 11 or later on PATH (for example apt-get install openjdk-17-jre-headless); ' +
       'or set PUBSUB_EMULATOR_HOST to an emulator that is already running.',
