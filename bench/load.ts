@@ -40,7 +40,8 @@
  *                        data kept in an export) for S seconds from the first upload, then
  *                        started again on the same port with that data (LocalStack.pauseFirestore
  *                        / resumeFirestore); can be combined with --outage. The wait for images
- *                        counts from the end of the later outage. Needs the local stack with its
+ *                        counts from the end of the later outage, and the audit runs once
+ *                        Firestore is back. Needs the local stack with its
  *                        own Firestore emulator (not --url, not FIRESTORE_EMULATOR_HOST)
  *   --cleanup-every S    run a cleanup pass every S seconds, as Cloud Scheduler does [none]; with
  *                        --set REDISPATCH_AFTER_MINUTES=N it re-dispatches work that made no
@@ -369,6 +370,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   let admission: AdmissionStats | undefined;
   let outageTimer: NodeJS.Timeout | undefined;
   let firestoreOutageTimer: NodeJS.Timeout | undefined;
+  let firestoreBack: Promise<void> | undefined;
   let pubsub: PubSub | undefined;
   const subscriptions: Subscription[] = [];
 
@@ -531,15 +533,18 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       progress(`Firestore outage: the Firestore emulator is stopped for ${seconds} s`);
       firestoreOutage = { seconds, endedAfterSeconds: NaN };
       const ended = firestoreOutage;
-      firestoreOutageTimer = setTimeout(() => {
-        drilled
-          .resumeFirestore()
-          .then(() => {
-            ended.endedAfterSeconds = (Date.now() - uploadStart) / 1000;
-            progress(`Firestore outage over after ${ended.endedAfterSeconds.toFixed(0)} s`);
-          })
-          .catch((error: unknown) => progress(`could not end the Firestore outage: ${String(error)}`));
-      }, seconds * 1000);
+      firestoreBack = new Promise<void>((resolve) => {
+        firestoreOutageTimer = setTimeout(() => {
+          drilled
+            .resumeFirestore()
+            .then(() => {
+              ended.endedAfterSeconds = (Date.now() - uploadStart) / 1000;
+              progress(`Firestore outage over after ${ended.endedAfterSeconds.toFixed(0)} s`);
+            })
+            .catch((error: unknown) => progress(`could not end the Firestore outage: ${String(error)}`))
+            .finally(resolve);
+        }, seconds * 1000);
+      });
     }
     await mapLimit(photos, options.concurrency, async (photo) => {
       const startedAt = Date.now();
@@ -638,6 +643,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       await sleep(500);
     }
     await sleep(3000); // late duplicates, if any, arrive now
+
+    // The drill includes Firestore's return: the audit runs with it back, whenever images finished.
+    if (firestoreBack) {
+      progress('waiting for the end of the Firestore outage');
+      await firestoreBack;
+    }
 
     // ---- audit
     const problems: string[] = [];
