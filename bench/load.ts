@@ -3,7 +3,7 @@
  * that every accepted image ended exactly once.
  *
  * Unless `--url` is given it starts the local stack itself (local/stack.ts: local storage
- * server, Pub/Sub emulator, topology, functions on free ports, data in a temporary directory)
+ * server, Pub/Sub and Firestore emulators, topology, functions on free ports, data in a temporary directory)
  * and, by default, serves `resize` from a separate functions-framework process that the stack's
  * jobs push subscription is pointed at, so that the peak RSS reported (the kernel's VmHWM) is
  * that of the process doing the image work alone.
@@ -36,6 +36,13 @@
  *   --outage S           outage drill: the storage server answers 503 to every write to the
  *                        images bucket (the resize path's) for S seconds from the first upload;
  *                        the wait for images counts from the end of the outage
+ *   --firestore-outage S Firestore outage drill: the stack's Firestore emulator is stopped (its
+ *                        data kept in an export) for S seconds from the first upload, then
+ *                        started again on the same port with that data (LocalStack.pauseFirestore
+ *                        / resumeFirestore); can be combined with --outage. The wait for images
+ *                        counts from the end of the later outage, and the audit runs once
+ *                        Firestore is back. Needs the local stack with its
+ *                        own Firestore emulator (not --url, not FIRESTORE_EMULATOR_HOST)
  *   --cleanup-every S    run a cleanup pass every S seconds, as Cloud Scheduler does [none]; with
  *                        --set REDISPATCH_AFTER_MINUTES=N it re-dispatches work that made no
  *                        progress (the outage drill's recovery when the emulator stops pushing)
@@ -89,6 +96,8 @@ export interface LoadOptions {
   admit?: number;
   /** Outage drill: seconds during which every write to the images bucket answers 503. */
   outageSeconds?: number;
+  /** Firestore outage drill: seconds during which the Firestore emulator is stopped. */
+  firestoreOutageSeconds?: number;
   /** Run a cleanup pass this often (seconds), as Cloud Scheduler does; 0 or unset: none. */
   cleanupEverySeconds?: number;
   /** Give up once no image has finished for this long. */
@@ -98,6 +107,8 @@ export interface LoadOptions {
   keepData?: boolean;
   /** Use a running emulator (tests pass theirs) instead of starting one. */
   pubsubEmulatorHost?: string;
+  /** The same for Firestore (no --firestore-outage then: the stack does not own it). */
+  firestoreEmulatorHost?: string;
   /** Extra pipeline settings for the stack (e.g. AVIF_EFFORT). */
   env?: Record<string, string>;
   /** Progress lines (stderr by default). */
@@ -156,6 +167,8 @@ export interface LoadReport {
   admission: AdmissionStats | undefined;
   /** The outage drill, if any: when it ended, seconds after the first upload. */
   outage: { seconds: number; endedAfterSeconds: number } | undefined;
+  /** The Firestore outage drill, if any: when Firestore came back, seconds after the first upload. */
+  firestoreOutage: { seconds: number; endedAfterSeconds: number } | undefined;
   checks: { events: boolean; objects: boolean };
   peakRssBytes: number | undefined;
   rssOf: string;
@@ -277,6 +290,7 @@ async function startResizeProcess(stack: LocalStack, log: WriteStream): Promise<
         ...process.env,
         ...configToEnv(stack.config),
         PUBSUB_EMULATOR_HOST: stack.urls.pubsub,
+        FIRESTORE_EMULATOR_HOST: stack.urls.firestore,
         METADATA_SERVER_DETECTION: 'none',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -355,6 +369,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   let proxy: Server | undefined;
   let admission: AdmissionStats | undefined;
   let outageTimer: NodeJS.Timeout | undefined;
+  let firestoreOutageTimer: NodeJS.Timeout | undefined;
+  let firestoreBack: Promise<void> | undefined;
   let pubsub: PubSub | undefined;
   const subscriptions: Subscription[] = [];
 
@@ -374,13 +390,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       logFile = createWriteStream(join(dataDir, 'stack.log'));
       progress(`starting the local stack (data and logs in ${dataDir})`);
       stack = await startLocalStack({
-        ports: { web: 0, storage: 0, pubsub: 0, ingest: 0, resize: 0, cleanup: 0 },
+        ports: { web: 0, storage: 0, pubsub: 0, firestore: 0, ingest: 0, resize: 0, cleanup: 0 },
         dataDir,
         // A fresh project per run: an emulator shared with earlier runs keeps no messages for this one.
         projectId: `load-${process.pid}-${Date.now().toString(36)}`,
         cleanupIntervalSeconds: options.cleanupEverySeconds ?? 0,
         admission: { resize: options.resize === 'inline' ? (options.admit ?? admissionLimit('resize')) : 0 },
         ...(options.pubsubEmulatorHost ? { pubsubEmulatorHost: options.pubsubEmulatorHost } : {}),
+        ...(options.firestoreEmulatorHost ? { firestoreEmulatorHost: options.firestoreEmulatorHost } : {}),
         env: { ...options.env, WIDTHS: options.widths.join(','), FORMATS: options.formats.join(',') },
         log: (line) => logFile!.write(`${line}\n`),
       });
@@ -502,6 +519,33 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
           .catch((error: unknown) => progress(`could not end the outage: ${String(error)}`));
       }, options.outageSeconds * 1000);
     }
+    let firestoreOutage: LoadReport['firestoreOutage'];
+    if (options.firestoreOutageSeconds) {
+      if (!stack) throw new Error('--firestore-outage needs the local stack (not --url)');
+      if (stack.firestoreEmulator !== 'started')
+        throw new Error(
+          '--firestore-outage needs the stack to run its own Firestore emulator (unset FIRESTORE_EMULATOR_HOST)',
+        );
+      const drilled = stack;
+      await drilled.pauseFirestore();
+      const seconds = options.firestoreOutageSeconds;
+      outageEndsAt = Math.max(outageEndsAt, uploadStart + seconds * 1000);
+      progress(`Firestore outage: the Firestore emulator is stopped for ${seconds} s`);
+      firestoreOutage = { seconds, endedAfterSeconds: NaN };
+      const ended = firestoreOutage;
+      firestoreBack = new Promise<void>((resolve) => {
+        firestoreOutageTimer = setTimeout(() => {
+          drilled
+            .resumeFirestore()
+            .then(() => {
+              ended.endedAfterSeconds = (Date.now() - uploadStart) / 1000;
+              progress(`Firestore outage over after ${ended.endedAfterSeconds.toFixed(0)} s`);
+            })
+            .catch((error: unknown) => progress(`could not end the Firestore outage: ${String(error)}`))
+            .finally(resolve);
+        }, seconds * 1000);
+      });
+    }
     await mapLimit(photos, options.concurrency, async (photo) => {
       const startedAt = Date.now();
       for (let attempt = 1; ; attempt++) {
@@ -600,6 +644,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     }
     await sleep(3000); // late duplicates, if any, arrive now
 
+    // The drill includes Firestore's return: the audit runs with it back, whenever images finished.
+    if (firestoreBack) {
+      progress('waiting for the end of the Firestore outage');
+      await firestoreBack;
+    }
+
     // ---- audit
     const problems: string[] = [];
     let lost = 0;
@@ -697,6 +747,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       deadLetters: deadLetterSubscription ? deadLetters : undefined,
       admission: admission ? { ...admission } : undefined,
       outage,
+      firestoreOutage,
       checks: { events: eventsSubscription !== undefined, objects: images !== undefined },
       peakRssBytes: rssPid === undefined ? undefined : peakRss(rssPid),
       rssOf,
@@ -704,6 +755,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     return report;
   } finally {
     if (outageTimer) clearTimeout(outageTimer);
+    // A run that ends during the Firestore outage does not resume it; stop() waits for a resume under way.
+    if (firestoreOutageTimer) clearTimeout(firestoreOutageTimer);
     await Promise.allSettled(subscriptions.map((s) => s.close()));
     if (proxy) {
       proxy.closeAllConnections();
@@ -771,6 +824,14 @@ export function formatReport(report: LoadReport): string {
           ],
         ] as Array<[string, string]>)
       : []),
+    ...(report.firestoreOutage
+      ? ([
+          [
+            'Firestore outage drill',
+            `Firestore emulator stopped for ${report.firestoreOutage.seconds} s (back ${seconds(report.firestoreOutage.endedAfterSeconds)} after the first upload)`,
+          ],
+        ] as Array<[string, string]>)
+      : []),
     ['dead letters', report.deadLetters === undefined ? 'n/a' : String(report.deadLetters)],
     ['**lost**', `**${report.lost}**`],
     [
@@ -821,6 +882,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
       resize: { type: 'string', default: 'process' },
       admit: { type: 'string' },
       outage: { type: 'string' },
+      'firestore-outage': { type: 'string' },
       'cleanup-every': { type: 'string' },
       timeout: { type: 'string', default: '120' },
       'max-wait': { type: 'string', default: '3600' },
@@ -875,6 +937,9 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
         }
       : {}),
     ...(values.outage !== undefined ? { outageSeconds: positive('outage', values.outage) } : {}),
+    ...(values['firestore-outage'] !== undefined
+      ? { firestoreOutageSeconds: positive('firestore-outage', values['firestore-outage']) }
+      : {}),
     ...(values['cleanup-every'] !== undefined
       ? { cleanupEverySeconds: positive('cleanup-every', values['cleanup-every']) }
       : {}),
@@ -883,6 +948,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
     keepData: values['keep-data']!,
     ...(Object.keys(env).length > 0 ? { env } : {}),
     ...(process.env.PUBSUB_EMULATOR_HOST ? { pubsubEmulatorHost: process.env.PUBSUB_EMULATOR_HOST } : {}),
+    ...(process.env.FIRESTORE_EMULATOR_HOST ? { firestoreEmulatorHost: process.env.FIRESTORE_EMULATOR_HOST } : {}),
     ...(values.json ? { json: values.json } : {}),
     ...(values.url
       ? {
@@ -907,7 +973,7 @@ async function main(): Promise<void> {
     options = parseLoadArgs(process.argv.slice(2));
   } catch (error) {
     process.stderr.write(
-      `${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--admit N] [--outage S] [--cleanup-every S] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`,
+      `${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--admit N] [--outage S] [--firestore-outage S] [--cleanup-every S] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`,
     );
     process.exit(2);
   }

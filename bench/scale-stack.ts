@@ -1,6 +1,6 @@
 /**
- * The small stack the scale benches run cleanup against: the Pub/Sub emulator (or the one
- * PUBSUB_EMULATOR_HOST names), a local storage server with two buckets, a quiet pipeline and its
+ * The small stack the scale benches run cleanup against: the Pub/Sub and Firestore emulators (or
+ * the ones PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST name), a local storage server with two buckets, a quiet pipeline and its
  * topics. Loaded lazily so that importing a bench for its pure parts starts nothing.
  */
 import type { Config } from '../shared/core/config.js';
@@ -12,11 +12,25 @@ export async function withScaleStack<T>(
 ): Promise<T> {
   const { startStorageServer } = await import('../local/storage-server/index.js');
   const { startPubsubEmulator } = await import('../local/pubsub-emulator.js');
+  const { startFirestoreEmulator } = await import('../local/firestore-emulator.js');
   const { freePort } = await import('../test/helpers.js');
   const { loadConfig } = await import('../shared/core/config.js');
   const { createLogger } = await import('../shared/cloud/log.js');
-  const emulator = process.env.PUBSUB_EMULATOR_HOST ? undefined : await startPubsubEmulator({ port: await freePort() });
+  // Both JVMs start at once; if one fails, the other is stopped.
+  const [pubsubStart, firestoreStart] = await Promise.allSettled([
+    process.env.PUBSUB_EMULATOR_HOST ? undefined : freePort().then((port) => startPubsubEmulator({ port })),
+    process.env.FIRESTORE_EMULATOR_HOST ? undefined : freePort().then((port) => startFirestoreEmulator({ port })),
+  ]);
+  const emulator = pubsubStart.status === 'fulfilled' ? pubsubStart.value : undefined;
+  const firestoreEmulator = firestoreStart.status === 'fulfilled' ? firestoreStart.value : undefined;
+  for (const start of [pubsubStart, firestoreStart]) {
+    if (start.status === 'rejected') {
+      await Promise.all([emulator?.stop(), firestoreEmulator?.stop()]);
+      throw start.reason;
+    }
+  }
   if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
+  if (firestoreEmulator) process.env.FIRESTORE_EMULATOR_HOST = firestoreEmulator.host;
   const storage = await startStorageServer({ buckets: ['scale-uploads', 'scale-images'] });
   try {
     const config = loadConfig({
@@ -34,10 +48,10 @@ export async function withScaleStack<T>(
     try {
       return await work(deps, storage.url, config);
     } finally {
-      await deps.pubsub.close();
+      await Promise.allSettled([deps.pubsub.close(), deps.firestore.terminate()]);
     }
   } finally {
     await storage.stop();
-    await emulator?.stop();
+    await Promise.all([emulator?.stop(), firestoreEmulator?.stop()]);
   }
 }

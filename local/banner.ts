@@ -23,6 +23,7 @@ export function stackBanner(stack: LocalStack): string {
     `  Variants        ${urls.images}/{id}/{width}w.{avif|webp|jpg}   (PUBLIC_BASE_URL)`,
     `  Storage server  ${urls.storage}   buckets ${stack.buckets.uploads}, ${stack.buckets.images}   (${PORT_VARIABLES.storage})`,
     `  Pub/Sub         ${urls.pubsub}   ${stack.emulator === 'started' ? `emulator started here (${PORT_VARIABLES.pubsub})` : 'emulator from PUBSUB_EMULATOR_HOST'}   project ${stack.projectId}`,
+    `  Firestore       ${urls.firestore}   ${stack.firestoreEmulator === 'started' ? `emulator started here (${PORT_VARIABLES.firestore})` : 'emulator from FIRESTORE_EMULATOR_HOST'}   database ${stack.firestoreDatabase}${stack.firestoreEmulator === 'started' ? `   ${stack.dataDir ? 'kept in the data directory (firestore/)' : 'in memory'}` : ''}`,
     `  Functions       ingest ${urls.ingest}   resize ${urls.resize}   cleanup ${urls.cleanup}`,
     `  Data            ${stack.dataDir ?? 'in memory (lost on exit)'}`,
     `  Cleanup         ${stack.cleanupIntervalSeconds > 0 ? `every ${stack.cleanupIntervalSeconds} s here (CLEANUP_INTERVAL_SECONDS)` : 'not scheduled here (CLEANUP_INTERVAL_SECONDS=0)'}; ` +
@@ -40,6 +41,9 @@ export function stackBanner(stack: LocalStack): string {
     `    ${pull(stack.subscriptions.eventsPull)}`,
     `    ${pull(stack.subscriptions.jobsDeadLetterPull)}`,
     `    or any Pub/Sub client with ${pubsubEnv}`,
+    '',
+    `  Firestore documents: any Firestore client with FIRESTORE_EMULATOR_HOST=${urls.firestore}, project ${stack.projectId},`,
+    `    database ${stack.firestoreDatabase}; or over REST: curl http://${urls.firestore}/v1/projects/${stack.projectId}/databases/${stack.firestoreDatabase}/documents/images`,
     ...(config.UPLOAD_TOKEN
       ? [
           '',

@@ -3,19 +3,20 @@
  * the checks that turn "address already in use" into a message naming the variable to change.
  */
 import { createServer, type Server } from 'node:net';
-import { isPortInUse } from './pubsub-emulator.js';
+import { isPortInUse } from './emulator-process.js';
 
 /** The stack's listeners. */
-export type PortName = 'web' | 'storage' | 'pubsub' | 'ingest' | 'resize' | 'cleanup';
+export type PortName = 'web' | 'storage' | 'pubsub' | 'firestore' | 'ingest' | 'resize' | 'cleanup';
 
 /** Every listener, in start-up order of the banner. */
-export const PORT_NAMES: readonly PortName[] = ['web', 'storage', 'pubsub', 'ingest', 'resize', 'cleanup'];
+export const PORT_NAMES: readonly PortName[] = ['web', 'storage', 'pubsub', 'firestore', 'ingest', 'resize', 'cleanup'];
 
 /** Default ports of `npm start`: the page and upload API on 8080, the other functions after it. */
 export const DEFAULT_PORTS: Readonly<Record<PortName, number>> = {
   web: 8080,
   storage: 4443,
   pubsub: 8085,
+  firestore: 8086,
   ingest: 8081,
   resize: 8082,
   cleanup: 8083,
@@ -26,6 +27,7 @@ export const PORT_VARIABLES: Readonly<Record<PortName, string>> = {
   web: 'PORT',
   storage: 'STORAGE_PORT',
   pubsub: 'PUBSUB_PORT',
+  firestore: 'FIRESTORE_PORT',
   ingest: 'INGEST_PORT',
   resize: 'RESIZE_PORT',
   cleanup: 'CLEANUP_PORT',
@@ -36,6 +38,7 @@ export const PORT_ROLES: Readonly<Record<PortName, string>> = {
   web: 'web page and upload API',
   storage: 'local storage server',
   pubsub: 'Pub/Sub emulator',
+  firestore: 'Firestore emulator',
   ingest: 'ingest function',
   resize: 'resize function',
   cleanup: 'cleanup function',

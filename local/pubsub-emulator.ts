@@ -2,13 +2,18 @@
  * Starts the real Pub/Sub emulator from the gcloud SDK (`platform/pubsub-emulator`), for tests
  * and the local stack. Production never uses this.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import {
+  EmulatorUnavailableError,
+  gcloudSdkRoot,
+  isPortInUse,
+  spawnEmulator,
+  waitForPort,
+} from './emulator-process.js';
 
-const execFileAsync = promisify(execFile);
+// Shared with the Firestore emulator (local/emulator-process.ts); exported here as before.
+export { EmulatorUnavailableError, isPortInUse, waitForPort };
 
 /** A running emulator. */
 export interface PubsubEmulator {
@@ -19,26 +24,10 @@ export interface PubsubEmulator {
   stop(): Promise<void>;
 }
 
-/**
- * Raised when gcloud or its emulator component is missing, or the emulator exits while starting
- * (no Java); the message says how to fix it.
- */
-export class EmulatorUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'EmulatorUnavailableError';
-  }
-}
-
-/** Finds `cloud-pubsub-emulator` under the gcloud SDK root (from `gcloud info`). */
+/** Finds `cloud-pubsub-emulator` under the gcloud SDK root. */
 export async function findPubsubEmulator(): Promise<string> {
-  let sdkRoot: string;
-  try {
-    const { stdout } = await execFileAsync('gcloud', ['info', '--format=value(installation.sdk_root)'], {
-      timeout: 30_000,
-    });
-    sdkRoot = stdout.trim();
-  } catch {
+  const sdkRoot = await gcloudSdkRoot();
+  if (!sdkRoot) {
     throw new EmulatorUnavailableError(
       'The gcloud CLI was not found. Install the Google Cloud SDK (https://cloud.google.com/sdk/docs/install), ' +
         'then: gcloud components install pubsub-emulator (or apt-get install google-cloud-cli-pubsub-emulator). ' +
@@ -54,61 +43,6 @@ export async function findPubsubEmulator(): Promise<string> {
     );
   }
   return bin;
-}
-
-/** Resolves when something accepts TCP connections on the port, rejects after `timeoutMs`. */
-export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ port, host });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`Nothing listens on ${host}:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** True when something already listens on the port. */
-export async function isPortInUse(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ port, host });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    const pid = child.pid;
-    // No pid: the process never started, so there is nothing to stop.
-    if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => {
-      // The emulator's shell wrapper starts a JVM in the same process group: kill the group.
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }, 5_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    try {
-      process.kill(-pid, 'SIGTERM');
-    } catch {
-      resolve();
-    }
-  });
 }
 
 /**
@@ -127,36 +61,15 @@ export async function startPubsubEmulator(options: {
     );
   }
   const bin = await findPubsubEmulator();
-  const child = spawn(bin, [`--host=${host}`, `--port=${options.port}`], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const emulator = await spawnEmulator({
+    name: 'The Pub/Sub emulator',
+    bin,
+    args: [`--host=${host}`, `--port=${options.port}`],
+    ready: (signal) => waitForPort(options.port, host, 60_000, signal),
+    help:
+      'It needs Java 11 or later on PATH (for example apt-get install openjdk-17-jre-headless); ' +
+      'or set PUBSUB_EMULATOR_HOST to an emulator that is already running.',
+    ...(options.log ? { log: options.log } : {}),
   });
-  const output: string[] = [];
-  const collect = (chunk: Buffer) => {
-    const text = chunk.toString();
-    output.push(text);
-    if (output.length > 200) output.shift();
-    options.log?.(text);
-  };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) =>
-      reject(
-        new EmulatorUnavailableError(
-          `The Pub/Sub emulator exited with ${code} while starting:\n${output.join('').slice(-2000).trim()}\n\n` +
-            'It needs Java 11 or later on PATH (for example apt-get install openjdk-17-jre-headless); ' +
-            'or set PUBSUB_EMULATOR_HOST to an emulator that is already running.',
-        ),
-      ),
-    ),
-  );
-  try {
-    await Promise.race([waitForPort(options.port, host, 60_000), exited]);
-  } catch (error) {
-    await stopChild(child);
-    throw error;
-  }
-  exited.catch(() => undefined);
-  return { host: `${host}:${options.port}`, port: options.port, stop: () => stopChild(child) };
+  return { host: `${host}:${options.port}`, port: options.port, stop: () => emulator.stop() };
 }

@@ -1,6 +1,6 @@
 /**
  * The whole pipeline on one machine, as a function: {@link startLocalStack} starts the local
- * storage server and the Pub/Sub emulator (or uses a running one), creates the buckets, topics
+ * storage server, the Pub/Sub emulator and the Firestore emulator (or uses running ones), creates the buckets, topics
  * and subscriptions from shared/core/topology.json, serves each function with functions-framework on
  * its own port, wires the uploads bucket's finalize notifications to `ingest`, and publishes
  * cleanup ticks on an interval. `npm start` (local/start.ts) and the end-to-end tests use it.
@@ -18,7 +18,7 @@ import type { Storage } from '@google-cloud/storage';
 import { guardUploadListener } from '../functions/upload-guard.js';
 import { admissionFromEnv, admitAtMost, REFUSAL_HOLD_MS, type AdmissionStats } from './admission.js';
 import { loadConfig, type Config } from '../shared/core/config.js';
-import { createDeps, createStorageClient } from '../shared/cloud/deps.js';
+import { createDeps, createFirestoreClient, createStorageClient } from '../shared/cloud/deps.js';
 import { createLogger, type Logger } from '../shared/cloud/log.js';
 import {
   admissionLimit,
@@ -29,6 +29,7 @@ import {
   type SubscriptionKey,
   type TopicKey,
 } from '../shared/core/topology.js';
+import { startFirestoreEmulator, type FirestoreEmulator } from './firestore-emulator.js';
 import { assertPortsFree, DEFAULT_PORTS, freePort, PORT_NAMES, PortInUseError, type PortName } from './ports.js';
 import { pausePushSubscriptions, provisionPubsub, triggerSubscriptionName } from './provision.js';
 import { startPubsubEmulator, type PubsubEmulator } from './pubsub-emulator.js';
@@ -37,7 +38,7 @@ import { startStorageServer, type StorageServer } from './storage-server/index.j
 import { IMAGES_PATH, listen, startWebServer } from './web-server.js';
 
 /** Where a log line comes from: a function, or a part of the stack. */
-export type LogSource = FunctionKey | 'stack' | 'storage' | 'pubsub';
+export type LogSource = FunctionKey | 'stack' | 'storage' | 'pubsub' | 'firestore';
 
 /** Receives every log line: the functions' structured JSON lines, and the servers' text lines. */
 export type StackLogSink = (line: string, source: LogSource) => void;
@@ -50,7 +51,12 @@ export interface LocalStackOptions {
   readonly ports?: Partial<Record<PortName, number>>;
   /** `host:port` of a running emulator to use instead of starting one (PUBSUB_EMULATOR_HOST). */
   readonly pubsubEmulatorHost?: string;
-  /** Directory for the storage server's data (and the emulator's log); absent: in memory. */
+  /** `host:port` of a running Firestore emulator to use instead of starting one (FIRESTORE_EMULATOR_HOST). */
+  readonly firestoreEmulatorHost?: string;
+  /**
+   * Directory for the storage server's data, the Firestore emulator's exports (`firestore/`,
+   * written on stop, imported on start) and the emulators' logs; absent: in memory.
+   */
   readonly dataDir?: string;
   /** GOOGLE_CLOUD_PROJECT; default `local-project`. */
   readonly projectId?: string;
@@ -94,6 +100,8 @@ export interface StackUrls {
   readonly storage: string;
   /** `host:port` of the Pub/Sub emulator (PUBSUB_EMULATOR_HOST). */
   readonly pubsub: string;
+  /** `host:port` of the Firestore emulator (FIRESTORE_EMULATOR_HOST). */
+  readonly firestore: string;
   readonly ingest: string;
   readonly resize: string;
   readonly cleanup: string;
@@ -117,11 +125,22 @@ export interface LocalStack {
   readonly cleanupIntervalSeconds: number;
   /** Whether the stack started the emulator (and stops it) or uses one that was running. */
   readonly emulator: 'started' | 'external';
+  /** The same for the Firestore emulator. */
+  readonly firestoreEmulator: 'started' | 'external';
+  /** The Firestore database the functions use (FIRESTORE_DATABASE). */
+  readonly firestoreDatabase: string;
   /** Where data is kept; undefined when in memory. */
   readonly dataDir: string | undefined;
   /** Publishes a cleanup tick now, as Cloud Scheduler would; resolves to the message id. */
   tick(): Promise<string>;
-  /** Stops every server and the emulator it started. Idempotent. */
+  /**
+   * A Firestore outage for drills: stops the Firestore emulator the stack started, keeping its
+   * data (an export); {@link resumeFirestore} brings it back on the same port with that data.
+   * Rejects for an external emulator (FIRESTORE_EMULATOR_HOST), which the stack does not own.
+   */
+  pauseFirestore(): Promise<void>;
+  resumeFirestore(): Promise<void>;
+  /** Stops every server and the emulators it started (exporting Firestore's data to dataDir). Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -154,6 +173,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const verbose = options.verbose ?? false;
   const requested: Record<PortName, number> = { ...DEFAULT_PORTS, ...options.ports };
   const externalEmulator = options.pubsubEmulatorHost?.trim() || undefined;
+  const externalFirestore = options.firestoreEmulatorHost?.trim() || undefined;
 
   // Function invocations run inside this context, so that their log lines say which function wrote them.
   const context = new AsyncLocalStorage<FunctionKey>();
@@ -174,23 +194,33 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
   let emulatorStarting: Promise<PubsubEmulator | undefined> | undefined;
   let emulatorOwned = false;
+  let firestoreStarting: Promise<FirestoreEmulator | undefined> | undefined;
+  let firestoreOwned = false;
   const checkpoint = () => options.signal?.throwIfAborted();
   try {
     checkpoint();
     const fixed = Object.fromEntries(
-      PORT_NAMES.filter((n) => !(n === 'pubsub' && externalEmulator)).map((n) => [n, requested[n]]),
+      PORT_NAMES.filter((n) => !(n === 'pubsub' && externalEmulator) && !(n === 'firestore' && externalFirestore)).map(
+        (n) => [n, requested[n]],
+      ),
     );
     await assertPortsFree(fixed, host);
 
     let emulatorLog: WriteStream | undefined;
+    let firestoreLog: WriteStream | undefined;
+    const openLog = (name: string): WriteStream => {
+      const log = createWriteStream(join(options.dataDir as string, name), { flags: 'a' });
+      undo.push(() => new Promise<void>((resolve) => log.end(resolve)));
+      return log;
+    };
     if (options.dataDir) {
       mkdirSync(options.dataDir, { recursive: true });
-      if (!externalEmulator) {
-        const log = createWriteStream(join(options.dataDir, 'pubsub-emulator.log'), { flags: 'a' });
-        emulatorLog = log;
-        undo.push(() => new Promise<void>((resolve) => log.end(resolve)));
-      }
+      if (!externalEmulator) emulatorLog = openLog('pubsub-emulator.log');
+      if (!externalFirestore) firestoreLog = openLog('firestore-emulator.log');
     }
+    // The database the functions will use, for the Firestore emulator's exports.
+    // (A bad value is reported by loadConfig below; the emulator starts before it runs.)
+    const firestoreDatabase = options.env?.FIRESTORE_DATABASE?.trim() || topology.firestore.database.name;
 
     // The emulator's JVM takes seconds to start: start it while the servers come up.
     emulatorStarting = externalEmulator
@@ -208,6 +238,25 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         })();
     // If something else fails first, the catch below still waits for it and stops it.
     emulatorStarting.catch(() => undefined);
+    // The Firestore emulator's JVM too, at the same time.
+    firestoreStarting = externalFirestore
+      ? Promise.resolve(undefined)
+      : (async () => {
+          const port = requested.firestore || (await freePort(host));
+          return startFirestoreEmulator({
+            port,
+            host,
+            projectId,
+            database: firestoreDatabase,
+            ...(options.dataDir ? { dataDir: join(options.dataDir, 'firestore') } : {}),
+            log: (text) => {
+              firestoreLog?.write(text);
+              if (verbose || text.startsWith('firestore-emulator:'))
+                for (const line of text.split('\n')) if (line.trim()) sink(line, 'firestore');
+            },
+          });
+        })();
+    firestoreStarting.catch(() => undefined);
 
     const buckets = Object.fromEntries(
       (Object.keys(topology.buckets) as BucketKey[]).map((key) => [key, bucketName(prefix, key)]),
@@ -313,19 +362,33 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       functionServers[fn] = server;
     }
 
-    const emulator = await emulatorStarting;
+    // Both emulators are waited for (and owned) before either failure is thrown, so that the
+    // unwinding stops both.
+    const [emulatorResult, firestoreResult] = await Promise.allSettled([emulatorStarting, firestoreStarting]);
+    const emulator = emulatorResult.status === 'fulfilled' ? emulatorResult.value : undefined;
     if (emulator) {
       emulatorOwned = true;
       undo.push(() => emulator.stop());
     }
+    const firestoreEmulator = firestoreResult.status === 'fulfilled' ? firestoreResult.value : undefined;
+    if (firestoreEmulator) {
+      firestoreOwned = true;
+      // Exports the data (with dataDir) before the JVM ends, once no function runs any more.
+      undo.push(() => firestoreEmulator.stop());
+    }
+    if (emulatorResult.status === 'rejected') throw emulatorResult.reason;
+    if (firestoreResult.status === 'rejected') throw firestoreResult.reason;
     checkpoint();
     const emulatorHost = externalEmulator ?? emulator?.host;
     if (!emulatorHost) throw new Error('The Pub/Sub emulator did not start.');
+    const firestoreHost = externalFirestore ?? firestoreEmulator?.host;
+    if (!firestoreHost) throw new Error('The Firestore emulator did not start.');
 
     const ports: Record<PortName, number> = {
       web: web.port,
       storage: storageServer.port,
       pubsub: Number(emulatorHost.split(':').pop()),
+      firestore: Number(firestoreHost.split(':').pop()),
       ingest: (functionServers.ingest.address() as AddressInfo).port,
       resize: (functionServers.resize.address() as AddressInfo).port,
       cleanup: (functionServers.cleanup.address() as AddressInfo).port,
@@ -338,6 +401,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       images: `${webUrl}${IMAGES_PATH}`,
       storage: storageServer.url,
       pubsub: emulatorHost,
+      firestore: firestoreHost,
       ingest: base(ports.ingest),
       resize: base(ports.resize),
       cleanup: base(ports.cleanup),
@@ -382,8 +446,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     undo.push(() => pubsub.close());
     storage = createStorageClient(config, signingKey);
+    // The functions' Firestore clients (this one, and any made in this process while the stack
+    // runs) find the emulator through FIRESTORE_EMULATOR_HOST, as they would in a child process.
+    const previousFirestoreHost = process.env.FIRESTORE_EMULATOR_HOST;
+    process.env.FIRESTORE_EMULATOR_HOST = firestoreHost;
+    undo.push(() => {
+      if (previousFirestoreHost === undefined) delete process.env.FIRESTORE_EMULATOR_HOST;
+      else process.env.FIRESTORE_EMULATOR_HOST = previousFirestoreHost;
+    });
+    const firestore = createFirestoreClient(config);
+    undo.push(() => withTimeout(firestore.terminate(), 5_000));
     const { useDeps } = await import('../functions/runtime.js');
-    useDeps(createDeps(config, { pubsub, storage, log: functionsLog }));
+    useDeps(createDeps(config, { pubsub, storage, firestore, log: functionsLog }));
     ready = true;
 
     const provisioned = await provisionPubsub(pubsub, {
@@ -431,6 +505,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       event: 'local.start',
       urls,
       emulator: externalEmulator ? 'external' : 'started',
+      firestoreEmulator: externalFirestore ? 'external' : 'started',
     });
 
     let stopping: Promise<void> | undefined;
@@ -453,8 +528,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       admission,
       cleanupIntervalSeconds: interval,
       emulator: externalEmulator ? 'external' : 'started',
+      firestoreEmulator: externalFirestore ? 'external' : 'started',
+      firestoreDatabase: config.FIRESTORE_DATABASE,
       dataDir: options.dataDir,
       tick,
+      pauseFirestore: async () => {
+        if (!firestoreEmulator)
+          throw new Error('The Firestore emulator is external (FIRESTORE_EMULATOR_HOST): the stack cannot pause it.');
+        await firestoreEmulator.pause();
+        stackLog.info('Firestore emulator paused (outage)', { event: 'local.firestore', host: firestoreHost });
+      },
+      resumeFirestore: async () => {
+        if (!firestoreEmulator)
+          throw new Error('The Firestore emulator is external (FIRESTORE_EMULATOR_HOST): the stack cannot resume it.');
+        await firestoreEmulator.resume();
+        stackLog.info('Firestore emulator resumed', { event: 'local.firestore', host: firestoreHost });
+      },
       stop: () =>
         (stopping ??= (async () => {
           await unwind();
@@ -466,6 +555,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await unwind();
     // Wait for a half-started emulator too, so that nothing is left running.
     if (emulatorStarting && !emulatorOwned) await (await emulatorStarting.catch(() => undefined))?.stop();
+    if (firestoreStarting && !firestoreOwned) await (await firestoreStarting.catch(() => undefined))?.stop();
     running = false;
     throw error;
   }

@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) {
       process.stderr.write(
-        `\nnpm start: ${signal} again; exiting without waiting (the Pub/Sub emulator may be left running).\n`,
+        `\nnpm start: ${signal} again; exiting without waiting (the emulators may be left running, and Firestore's data not exported).\n`,
       );
       process.exit(1);
     }
@@ -73,6 +73,7 @@ async function main(): Promise<void> {
       signal: abort.signal,
       ports,
       ...(env.PUBSUB_EMULATOR_HOST?.trim() ? { pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST.trim() } : {}),
+      ...(env.FIRESTORE_EMULATOR_HOST?.trim() ? { firestoreEmulatorHost: env.FIRESTORE_EMULATOR_HOST.trim() } : {}),
       dataDir,
       cleanupIntervalSeconds: interval(env),
       env,

@@ -10,6 +10,7 @@ import { isPortInUse } from '../../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack, type LocalStackOptions, type LogSource } from '../../local/stack.js';
 import type { ErrorBody } from '../../shared/core/errors.js';
 import type { EventMessage, Manifest } from '../../shared/core/schemas.js';
+import { useFirestoreEmulator } from '../fixtures/firestore.js';
 import { usePubsubEmulator } from '../fixtures/pubsub.js';
 import { eventually } from '../helpers.js';
 
@@ -45,8 +46,8 @@ export function removeDir(dir: string | undefined): void {
 }
 
 /**
- * Starts a stack on free ports, using the test run's shared emulator (unless `ownEmulator`) with
- * a project id of its own, so that stacks never see each other's topics.
+ * Starts a stack on free ports, using the test run's shared emulators (unless `ownEmulator`) with
+ * a project id of its own, so that stacks never see each other's topics or documents.
  */
 export async function startTestStack(
   options: Partial<LocalStackOptions> & { ownEmulator?: boolean; persist?: boolean | string } = {},
@@ -56,8 +57,10 @@ export async function startTestStack(
   const waiters = new Set<{ match: (line: CapturedLine) => boolean; resolve: (line: CapturedLine) => void }>();
   const dataDir = typeof persist === 'string' ? persist : persist ? tempDir('stack-data') : undefined;
   const stack = await startLocalStack({
-    ports: { web: 0, storage: 0, pubsub: 0, ingest: 0, resize: 0, cleanup: 0 },
-    ...(ownEmulator ? {} : { pubsubEmulatorHost: await usePubsubEmulator() }),
+    ports: { web: 0, storage: 0, pubsub: 0, firestore: 0, ingest: 0, resize: 0, cleanup: 0 },
+    ...(ownEmulator
+      ? {}
+      : { pubsubEmulatorHost: await usePubsubEmulator(), firestoreEmulatorHost: await useFirestoreEmulator() }),
     projectId: `e2e-${process.pid}-${++counter}`,
     cleanupIntervalSeconds: 0,
     ...(dataDir ? { dataDir } : {}),
@@ -200,6 +203,11 @@ export function processesMatching(...parts: string[]): number[] {
 /** The Pub/Sub emulator processes (wrapper script and JVM) serving a port. */
 export function emulatorProcesses(port: number): number[] {
   return processesMatching('pubsub-emulator', `--port=${port}`);
+}
+
+/** The Firestore emulator processes (wrapper script and JVM) serving a port. */
+export function firestoreEmulatorProcesses(port: number): number[] {
+  return processesMatching('cloud-firestore-emulator', `--port=${port}`);
 }
 
 /** True when the gcloud CLI is installed. */

@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai';
 import { formatReport, runLoad } from '../../bench/load.js';
+import { useFirestoreEmulator } from '../fixtures/firestore.js';
 import { usePubsubEmulator } from '../fixtures/pubsub.js';
 
 describe('load: 20 uploads at concurrency 5 through the local stack (npm run load, small)', function () {
@@ -23,6 +24,7 @@ describe('load: 20 uploads at concurrency 5 through the local stack (npm run loa
       resize: 'process',
       timeoutSeconds: 90,
       pubsubEmulatorHost: emulator,
+      firestoreEmulatorHost: await useFirestoreEmulator(),
       progress: () => undefined,
     });
     const table = formatReport(report);

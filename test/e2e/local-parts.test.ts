@@ -63,11 +63,12 @@ describe('local stack parts', () => {
   });
 
   describe('ports from the environment', () => {
-    it('defaults to 8080 for the page, 4443, 8085 and the ports after 8080', () => {
+    it('defaults to 8080 for the page, 4443, 8085, 8086 and the ports after 8080', () => {
       expect(portsFromEnv({})).to.deep.equal({
         web: 8080,
         storage: 4443,
         pubsub: 8085,
+        firestore: 8086,
         ingest: 8081,
         resize: 8082,
         cleanup: 8083,
@@ -80,11 +81,20 @@ describe('local stack parts', () => {
         PORT: '9000',
         STORAGE_PORT: '0',
         PUBSUB_PORT: ' 9085 ',
+        FIRESTORE_PORT: '9086',
         INGEST_PORT: '',
         RESIZE_PORT: '9002',
         CLEANUP_PORT: '9003',
       });
-      expect(ports).to.deep.equal({ web: 9000, storage: 0, pubsub: 9085, ingest: 8081, resize: 9002, cleanup: 9003 });
+      expect(ports).to.deep.equal({
+        web: 9000,
+        storage: 0,
+        pubsub: 9085,
+        firestore: 9086,
+        ingest: 8081,
+        resize: 9002,
+        cleanup: 9003,
+      });
     });
 
     it('names the variable of a bad value', () => {

@@ -1,12 +1,14 @@
 /**
  * Starting and stopping the local stack leaves nothing behind: after `stop()`, and after SIGINT
  * to `node dist/local/start.js` (what `npm start` runs), no port listens and no emulator process
- * (wrapper or JVM) is left. A port in use stops start-up with a message naming the variable to
- * change, exit code 1, and nothing started.
+ * (wrapper or JVM, Pub/Sub or Firestore) is left. A port in use stops start-up with a message
+ * naming the variable to change, exit code 1, and nothing started. Firestore documents survive a
+ * SIGTERM and a new `npm start` on the same data directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { Firestore } from '@google-cloud/firestore';
 import { PubSub } from '@google-cloud/pubsub';
 import { expect } from 'chai';
 import { PortInUseError, type PortName } from '../../local/ports.js';
@@ -14,14 +16,14 @@ import { startLocalStack } from '../../local/stack.js';
 import { pushPath, topology } from '../../shared/core/topology.js';
 import { usePubsubEmulator } from '../fixtures/pubsub.js';
 import { eventually, freePort } from '../helpers.js';
-import { emulatorProcesses, listeningPorts, removeDir, tempDir } from './helpers.js';
+import { emulatorProcesses, firestoreEmulatorProcesses, listeningPorts, removeDir, tempDir } from './helpers.js';
 
 const START_SCRIPT = fileURLToPath(new URL('../../local/start.js', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 async function freePorts(): Promise<Record<PortName, number>> {
   const ports = {} as Record<PortName, number>;
-  for (const name of ['web', 'storage', 'pubsub', 'ingest', 'resize', 'cleanup'] as const) {
+  for (const name of ['web', 'storage', 'pubsub', 'firestore', 'ingest', 'resize', 'cleanup'] as const) {
     let port: number;
     do port = await freePort();
     while (Object.values(ports).includes(port));
@@ -35,16 +37,18 @@ function portEnv(ports: Record<PortName, number>): Record<string, string> {
     PORT: String(ports.web),
     STORAGE_PORT: String(ports.storage),
     PUBSUB_PORT: String(ports.pubsub),
+    FIRESTORE_PORT: String(ports.firestore),
     INGEST_PORT: String(ports.ingest),
     RESIZE_PORT: String(ports.resize),
     CLEANUP_PORT: String(ports.cleanup),
   };
 }
 
-/** The environment of a spawned `npm start`: this one without the test run's shared emulator. */
+/** The environment of a spawned `npm start`: this one without the test run's shared emulators. */
 function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra, NO_COLOR: '1' };
   delete env.PUBSUB_EMULATOR_HOST;
+  delete env.FIRESTORE_EMULATOR_HOST;
   return env;
 }
 
@@ -74,6 +78,9 @@ describe('local stack start and stop', function () {
       expect(stack.ports).to.deep.equal(ports);
       expect(await listeningPorts(Object.values(ports))).to.have.members(Object.values(ports));
       expect(emulatorProcesses(ports.pubsub), 'emulator processes while running').to.not.be.empty;
+      expect(stack.firestoreEmulator).to.equal('started');
+      expect(stack.urls.firestore).to.equal(`127.0.0.1:${ports.firestore}`);
+      expect(firestoreEmulatorProcesses(ports.firestore), 'Firestore emulator processes while running').to.not.be.empty;
       await stack.stop();
       stopped = true;
     } finally {
@@ -85,6 +92,7 @@ describe('local stack start and stop', function () {
       10_000,
       'emulator processes gone',
     );
+    expect(firestoreEmulatorProcesses(ports.firestore), 'stop() waits for the Firestore JVM').to.deep.equal([]);
     // A second stop is harmless.
     await stack.stop();
   });
@@ -153,6 +161,7 @@ describe('local stack start and stop', function () {
         .map(([, port]) => port);
       expect(await listeningPorts(others)).to.deep.equal([]);
       expect(emulatorProcesses(ports.pubsub)).to.deep.equal([]);
+      expect(firestoreEmulatorProcesses(ports.firestore)).to.deep.equal([]);
     } finally {
       busy.close();
     }
@@ -209,6 +218,8 @@ describe('local stack start and stop', function () {
         `POST ${web}/uploads`,
         `http://127.0.0.1:${ports.storage}`,
         `127.0.0.1:${ports.pubsub}`,
+        `Firestore       127.0.0.1:${ports.firestore}`,
+        `FIRESTORE_EMULATOR_HOST=127.0.0.1:${ports.firestore}`,
         `ingest http://127.0.0.1:${ports.ingest}`,
         `resize http://127.0.0.1:${ports.resize}`,
         `cleanup http://127.0.0.1:${ports.cleanup}`,
@@ -236,10 +247,81 @@ describe('local stack start and stop', function () {
         10_000,
         'emulator processes gone',
       );
+      expect(firestoreEmulatorProcesses(ports.firestore)).to.deep.equal([]);
     } finally {
       if (child.exitCode === null) {
         child.kill('SIGKILL');
         for (const pid of emulatorProcesses(ports.pubsub)) process.kill(pid, 'SIGKILL');
+        for (const pid of firestoreEmulatorProcesses(ports.firestore)) process.kill(pid, 'SIGKILL');
+      }
+      removeDir(dataDir);
+    }
+  });
+
+  it('npm start: a Firestore document written before SIGTERM is there after the next start on the same data', async () => {
+    const dataDir = tempDir('start-firestore');
+    const started: Array<{ child: ChildProcess; ports: Record<PortName, number> }> = [];
+    /** Starts `npm start` and waits for its block. */
+    const start = async () => {
+      const ports = await freePorts();
+      const child = spawn(process.execPath, [START_SCRIPT], {
+        cwd: REPO_ROOT,
+        env: childEnv({ ...portEnv(ports), LOCAL_DATA_DIR: dataDir, CLEANUP_INTERVAL_SECONDS: '0' }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      started.push({ child, ports });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      await eventually(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`npm start exited early (${child.exitCode}):\n${output}`);
+          return output.includes('Ctrl-C stops everything') ? true : undefined;
+        },
+        90_000,
+        'the start-up block',
+      );
+      return { child, ports, output: () => output };
+    };
+    /** The official client, as the functions will use it, on that run's emulator. */
+    const client = (port: number) => {
+      const previous = process.env.FIRESTORE_EMULATOR_HOST;
+      process.env.FIRESTORE_EMULATOR_HOST = `127.0.0.1:${port}`;
+      try {
+        return new Firestore({ projectId: 'local-project', databaseId: topology.firestore.database.name });
+      } finally {
+        if (previous === undefined) delete process.env.FIRESTORE_EMULATOR_HOST;
+        else process.env.FIRESTORE_EMULATOR_HOST = previous;
+      }
+    };
+    try {
+      const first = await start();
+      const writer = client(first.ports.firestore);
+      const written = { name: 'kept.jpg', widths: [320, 640], at: new Date().toISOString() };
+      await writer.doc('images/restart-check').set(written);
+      await writer.terminate();
+      first.child.kill('SIGTERM');
+      const { code } = await exitOf(first.child);
+      expect(code, first.output()).to.equal(0);
+      expect(firestoreEmulatorProcesses(first.ports.firestore)).to.deep.equal([]);
+
+      const second = await start();
+      const reader = client(second.ports.firestore);
+      try {
+        const snapshot = await reader.doc('images/restart-check').get();
+        expect(snapshot.exists, 'the document after the restart').to.equal(true);
+        expect(snapshot.data()).to.deep.equal(written);
+      } finally {
+        await reader.terminate();
+      }
+      second.child.kill('SIGINT');
+      expect((await exitOf(second.child)).code, second.output()).to.equal(0);
+    } finally {
+      for (const { child, ports } of started) {
+        if (child.exitCode !== null || child.signalCode !== null) continue;
+        child.kill('SIGKILL');
+        for (const pid of emulatorProcesses(ports.pubsub)) process.kill(pid, 'SIGKILL');
+        for (const pid of firestoreEmulatorProcesses(ports.firestore)) process.kill(pid, 'SIGKILL');
       }
       removeDir(dataDir);
     }
