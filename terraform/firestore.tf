@@ -1,5 +1,5 @@
 # The per-image state (images/{id}) and cleanup's per-step cursors (cleanup/{step}): a named
-# Firestore database in Native mode, named by shared/topology.json (firestore.database.name, the
+# Firestore database in Native mode, named by shared/core/topology.json (firestore.database.name, the
 # default of FIRESTORE_DATABASE in shared/config.ts), with the composite indexes the topology lists
 # for cleanup's and reprocess's queries. The functions reach it with roles/datastore.user
 # conditioned to this database (iam.tf).

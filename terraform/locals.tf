@@ -41,7 +41,7 @@ locals {
 
   # Where things are, and what to make: the same for every function, so that upload, ingest,
   # resize and cleanup always agree on the plan of an image. Buckets, topics and the Firestore
-  # database go under the variable names shared/topology.json gives them (its `env` entries);
+  # database go under the variable names shared/core/topology.json gives them (its `env` entries);
   # test/terraform checks each key against the topology.
   env_common = {
     UPLOADS_BUCKET       = google_storage_bucket.uploads.name
