@@ -11,7 +11,8 @@ import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { createDeps, type PipelineDeps } from '../../shared/cloud/deps.js';
 import type { EventMessage, JobMessage, Manifest } from '../../shared/core/schemas.js';
-import { imageIdOf, manifestName, originalName, outcomeMarkerName } from '../../shared/core/naming.js';
+import { imageIdOf, manifestName, originalName } from '../../shared/core/naming.js';
+import { readImage } from '../../shared/state/image-doc.js';
 import { recipeOf } from '../../shared/core/recipe.js';
 import { runJob } from '../../shared/pipeline/run-job.js';
 import { makePhoto } from '../fixtures/images.js';
@@ -121,7 +122,7 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
     });
 
-    it('a fan-in whose manifest write lands after the delete: the manifest is removed and image.ready is not published', async () => {
+    it('a delete while the ready image is announced (its manifest write held): nothing is left, and image.ready then image.deleted, each once and in that order', async () => {
       const bytes = await makePhoto({ width: 320, height: 240, seed: seed++ });
       const id = imageIdOf(bytes);
       await upload(bytes);
@@ -132,12 +133,12 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       });
       const running = runAll(jobs);
       await held.arrived;
-      // The job holds the ready marker (pending) and is about to write manifest.json.
+      // The fan-in has decided the image is ready (its transaction) and is writing manifest.json.
       expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
       held.release();
       await running;
       expect(await names(`${id}/`)).to.deep.equal([]);
-      expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
+      expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.ready', 'image.deleted']);
     });
 
     it('uploading the same bytes after a delete processes the image afresh (202, new jobs, image.ready)', async () => {
@@ -238,12 +239,11 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
         const jobs = await jobsOf(id);
         await runAll(jobs, deps);
         const after = await names(`${id}/`);
-        // Redelivered long after: marker no longer has the recipe it replaces.
+        // Redelivered long after: its dispatch is no longer the image's current one.
         await runAll(jobs, deps);
         expect(await names(`${id}/`)).to.deep.equal(after);
         expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.updated']);
-        const [marker] = await pipeline.deps.storage.bucket('test-uploads').file(outcomeMarkerName(id)).getMetadata();
-        expect(marker.metadata?.recipe).to.equal(recipeOf(deps.config).hash);
+        expect((await readImage(pipeline.deps, id))?.recipe).to.equal(recipeOf(deps.config).hash);
       } finally {
         useDeps(pipeline.deps);
       }
