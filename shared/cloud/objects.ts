@@ -40,9 +40,9 @@ export async function guardStorage<T>(what: string, call: () => Promise<T>): Pro
 }
 
 /**
- * How long the record protocol waits for one storage call (with the client's own retries inside)
- * before treating it as failed. The client's default retry budget is 600 s; the stale threshold
- * of an announcement (shared/state/records.ts) is built on this bound instead.
+ * How long the pipeline waits for one storage call (with the client's own retries inside) before
+ * treating it as failed. The client's default retry budget is 600 s; the outbox's publish start
+ * limit (shared/state/outbox.ts) is built on this bound instead.
  */
 export const STORAGE_CALL_DEADLINE_MS = 30_000;
 

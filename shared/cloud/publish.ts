@@ -17,7 +17,7 @@ const PUBLISH_RPC_TIMEOUT_MS = 10_000;
 
 /**
  * The longest a publish call can still put a message on the topic after it started: the retry
- * budget plus one attempt's timeout. docs/record-protocol.md builds the stale threshold on it.
+ * budget plus one attempt's timeout. The outbox's lease (shared/state/policy.ts) is built on it.
  */
 export const PUBLISH_WORST_MS = PUBLISH_TOTAL_TIMEOUT_MS + PUBLISH_RPC_TIMEOUT_MS;
 

@@ -75,10 +75,10 @@ export function isVariantName(name: string): boolean {
 const OMITTED_FOLDER = 'omitted';
 
 /**
- * `{id}/omitted/{width}w.{ext}` (or `{id}/omitted/{W}x{H}/{width}w.{ext}`): the empty marker a job
- * writes instead of a planned variant that encoded larger than the original file, so the fan-in
- * counts that variant as settled (docs/record-protocol.md, "Variants not written"). Metadata:
- * {@link OMITTED_METADATA}.
+ * `{id}/omitted/{width}w.{ext}` (or `{id}/omitted/{W}x{H}/{width}w.{ext}`): the name under which a
+ * job records, in the image's document, a planned variant it left out for encoding larger than
+ * the original file, so the fan-in counts that variant as settled (docs/state.md). No object has
+ * this name.
  */
 export function omittedVariantName(id: string, width: number, format: OutputFormat, aspect?: string): string {
   return `${id}/${OMITTED_FOLDER}/${variantName(id, width, format, aspect).slice(id.length + 1)}`;
@@ -211,20 +211,6 @@ export const VARIANT_METADATA = {
   placeholder: 'placeholder',
   /** The encoder quality the variant was made with (fixed or auto-quality's choice), for the manifest's `qualities`. */
   quality: 'quality',
-} as const;
-
-/**
- * Custom metadata keys on an omission marker ({@link omittedVariantName}): the variant's height,
- * its encoded size, why it was left out (`larger_than_original`), and, like a variant, the job's
- * CPU for it and the original's generation.
- */
-export const OMITTED_METADATA = {
-  width: VARIANT_METADATA.width,
-  height: VARIANT_METADATA.height,
-  bytes: 'bytes',
-  reason: 'reason',
-  sourceGeneration: VARIANT_METADATA.sourceGeneration,
-  cpuMs: VARIANT_METADATA.cpuMs,
 } as const;
 
 /** Fields the reprocess step keeps on its cursor document (`cleanup/reprocess`): the day's CPU budget. */

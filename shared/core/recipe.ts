@@ -1,7 +1,7 @@
 /**
  * The recipe: every setting that determines an image's variants (which ones, and how they are
  * encoded). Each manifest records the recipe it was made with and a short hash of it, so that
- * images made with another recipe can be found and brought up to date (docs/record-protocol.md,
+ * images made with another recipe can be found and brought up to date (docs/state.md,
  * "Updates"). Adding a setting to the recipe is one line in {@link RECIPE_KEYS}; a list setting
  * that is empty (a feature left off, e.g. no ASPECTS) is left out, and so are the auto-quality
  * settings in QUALITY_MODE=fixed, so adding a feature does not change the recipe of images made

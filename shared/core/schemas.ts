@@ -107,8 +107,8 @@ export const JobMessageV1 = z.object({
   /** The recipe the plan was made with (absent in jobs from before recipes: the deployed one). */
   recipe: RecipeV1.optional(),
   /**
-   * Present on update jobs: the recipe hash of the ready manifest they bring up to date. The
-   * fan-in replaces the manifest only while it still has this recipe (docs/record-protocol.md).
+   * Present on update jobs: the recipe hash of the ready manifest they bring up to date
+   * (docs/state.md, "Updates").
    */
   replaces: z.string().optional(),
   createdAt: z.iso.datetime(),

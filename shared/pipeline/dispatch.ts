@@ -14,7 +14,7 @@ import { stateSettingsOf } from '../state/policy.js';
 
 /** Optional facts a dispatch carries into its jobs. */
 export interface JobExtras {
-  /** The recipe hash an update job brings the image up from (docs/record-protocol.md, "Updates"). */
+  /** The recipe hash an update job brings the image up from (docs/state.md, "Updates"). */
   readonly replaces?: string | undefined;
   /** When the image was accepted (ISO time), for upload→ready. */
   readonly acceptedAt?: string | undefined;
