@@ -1,10 +1,10 @@
 /**
- * Every decision about an image, as a pure function from its document (and the clock) to the
- * next document: accept, record the stored original, mark dispatched, finish a job (the fan-in),
- * fail, delete, re-dispatch, give up, dead-letter, retention, purge. Each runs inside a
- * Firestore transaction (image-doc.ts transactImage), so two of them on one image are
- * serialised: that is what makes accept vs delete, fan-in vs give-up vs dead letter, retry vs
- * retention and stale vs current dispatch race-free. docs/state.md has the state diagram.
+ * The pipeline's decisions about an image, each a pure function from its document (and the
+ * clock) to the next document: accept, record the stored original, mark dispatched, finish a job
+ * (the fan-in), fail, delete, update (cleanup's are in upkeep.ts). Each runs inside a Firestore
+ * transaction (image-doc.ts transactImage), so two of them on one image are serialised: that is
+ * what makes accept vs delete, fan-in vs give-up vs dead letter, retry vs retention and stale vs
+ * current dispatch race-free. docs/state.md has the state diagram.
  */
 import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, EventMessage } from '../core/schemas.js';
 import type { ImageDoc, Transition, UpdateInFlight, VariantFacts } from './image-doc.js';
