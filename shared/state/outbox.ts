@@ -22,7 +22,7 @@ import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, STORAG
 import { METRIC_LINES } from '../core/observability.js';
 import { publishEvent } from '../cloud/publish.js';
 import type { Manifest, OriginalRef } from '../core/schemas.js';
-import { type ImageDoc, type OutboxEntry, transactImage } from './image-doc.js';
+import { type ImageDoc, type OutboxEntry, readImage, transactImage } from './image-doc.js';
 import { OUTBOX_LEASE_MS } from './transitions.js';
 
 /**
@@ -126,6 +126,10 @@ async function removeRecord(file: File, seq: number): Promise<void> {
 export async function purgeImageObjects(deps: PipelineDeps, id: string, original?: OriginalRef): Promise<number> {
   let removed = 0;
   const files = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${id}/`);
+  // Listed first, then the document (as the orphan sweep does): an image claimed again since the
+  // caller read it deleted may have written these objects after its claim; they are not leftovers.
+  const doc = await readImage(deps, id);
+  if (doc && doc.status !== 'deleted') return 0;
   for (const file of files) if (await deleteIfPresent(file, file.metadata.generation)) removed++;
   if (original && (await deleteIfPresent(deps.storage.bucket(original.bucket).file(original.name), original.generation)))
     removed++;

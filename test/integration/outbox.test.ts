@@ -9,7 +9,7 @@ import { manifestName, STATE_SEQ_METADATA } from '../../shared/core/naming.js';
 import type { EventMessage, Manifest } from '../../shared/core/schemas.js';
 import { type ImageDoc, readImage, transactImage } from '../../shared/state/image-doc.js';
 import { drainOutbox } from '../../shared/state/outbox.js';
-import { OUTBOX_LEASE_MS } from '../../shared/state/transitions.js';
+import { claimForAccept, OUTBOX_LEASE_MS } from '../../shared/state/transitions.js';
 import { rejection } from '../helpers.js';
 import { pullEvents, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
@@ -165,5 +165,44 @@ describe('outbox: drainOutbox (Firestore + Pub/Sub emulators, local storage, fak
     expect(afterwards.metadata?.[STATE_SEQ_METADATA]).to.equal('10');
     expect((await file.download())[0].toString()).to.equal('{"newer":true}');
     expect(await eventsFor(id), 'the events still go out').to.deep.equal(['image.failed', 'image.ready']);
+  });
+
+  it("a deleted image's purge spares what a writer that claimed the image again wrote after the listing began (held listing)", async () => {
+    const id = newId();
+    const old = images().file(`${id}/96w.jpg`);
+    await old.save('from before the delete', { resumable: false });
+    await seed(id, {
+      status: 'deleted',
+      manifest: undefined,
+      deletedAt: T0,
+      purgeAt: plus(15 * 60_000),
+      events: [{ seq: 1, published: false, event: { v: 1, type: 'image.deleted', imageId: id, at: T0.toISOString() } }],
+      nextSeq: 2,
+      outboxLease: undefined,
+      outboxDueAt: T0,
+    });
+    // The drain read the document (deleted) and is about to list the image's folder: held there.
+    const held = pipeline.storageServer.holdRequests({
+      method: 'GET',
+      path: new RegExp(`/b/test-images/o\\?.*prefix=${id}`),
+    });
+    const drain = drainOutbox(at(T0), id, 'cleanup');
+    try {
+      await held.arrived;
+      // Meanwhile the same bytes are uploaded again: claimed, and the new dispatch writes a variant.
+      const info = { format: 'jpeg', width: 200, height: 160, bytes: 1000, contentType: 'image/jpeg' };
+      const claim = await transactImage(
+        at(T0),
+        id,
+        claimForAccept({ id, info, source: 'upload', acceptedAt: T0, recipe: 'r1', plannedVariants: 1 }),
+      );
+      expect(claim.kind).to.equal('claimed');
+      await images().file(`${id}/160w.jpg`).save('the new dispatch', { resumable: false });
+    } finally {
+      held.release();
+    }
+    expect(await drain).to.equal('drained');
+    expect((await images().file(`${id}/160w.jpg`).exists())[0], "the new dispatch's variant").to.equal(true);
+    expect(await eventsFor(id)).to.deep.equal(['image.deleted']);
   });
 });
