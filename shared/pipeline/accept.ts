@@ -109,6 +109,8 @@ function answerOf(
   decision: Exclude<AcceptDecision, { kind: 'claimed' }>,
   plan: VariantSpec[],
 ): AcceptOutcome {
+  if (decision.kind === 'deleting')
+    throw transient('unavailable', 'This image is being deleted right now; upload it again in a moment.');
   if (decision.kind === 'ready') return { state: 'ready', id, manifest: decision.manifest };
   if (decision.kind === 'failed') return { state: 'failed', id, record: decision.failure };
   return { state: 'processing', id, variants: plan, dispatched: false };

@@ -16,7 +16,7 @@ import { runReprocess, type ReprocessSummary } from './reprocess.js';
 import { guardFirestore, IMAGES_COLLECTION, type ImageDoc, imageDocFrom, transactImage } from '../state/image-doc.js';
 import { drainOutbox, purgeImageObjects } from '../state/outbox.js';
 import { stateSettingsOf } from '../state/policy.js';
-import { purged, redispatchStuck, releaseOriginal } from '../state/upkeep.js';
+import { redispatchStuck, releaseOriginal } from '../state/upkeep.js';
 import { reviewIncoming, sweepOrphans } from './cleanup-sweep.js';
 import { parseTraceparent, runWithTrace } from '../cloud/trace.js';
 
@@ -164,7 +164,7 @@ async function queryStep(
 async function reviewStuck(ctx: PassContext, doc: ImageDoc): Promise<ReviewResult> {
   const { deps, summary } = ctx;
   const settings = stateSettingsOf(deps.config);
-  const preview = redispatchStuck('cleanup', settings)(doc, ctx.now).result;
+  const preview = redispatchStuck(`cleanup:${ctx.passId}`, settings)(doc, ctx.now).result;
   if (preview.kind === 'not-due') return 'done';
   if (preview.kind === 'redispatch') {
     // The cap bounds what one pass adds to the jobs queue; the rest are found again next pass.
@@ -180,7 +180,7 @@ async function reviewStuck(ctx: PassContext, doc: ImageDoc): Promise<ReviewResul
     else if (preview.kind === 'failed') summary.gaveUp++;
     return 'done';
   }
-  const decision = await transactImage(deps, doc.id, redispatchStuck('cleanup', settings));
+  const decision = await transactImage(deps, doc.id, redispatchStuck(`cleanup:${ctx.passId}`, settings));
   if (decision.kind === 'redispatch') {
     summary.redispatched++;
     const { doc: next } = decision;
@@ -202,10 +202,10 @@ async function reviewStuck(ctx: PassContext, doc: ImageDoc): Promise<ReviewResul
       event: 'image.failed',
       imageId: doc.id,
       code: decision.code,
-      writer: 'cleanup',
+      writer: `cleanup:${ctx.passId}`,
       recorded: true,
     });
-    if (decision.leased) await drainOutbox(deps, doc.id, 'cleanup');
+    if (decision.leased) await drainOutbox(deps, doc.id, `cleanup:${ctx.passId}`);
   }
   return 'done';
 }
@@ -213,7 +213,7 @@ async function reviewStuck(ctx: PassContext, doc: ImageDoc): Promise<ReviewResul
 /** Finishes an outbox whose writer did not. */
 async function reviewOutbox(ctx: PassContext, doc: ImageDoc): Promise<ReviewResult> {
   if (ctx.dryRun) return 'done';
-  if ((await drainOutbox(ctx.deps, doc.id, 'cleanup')) === 'drained') ctx.summary.announcementsSettled++;
+  if ((await drainOutbox(ctx.deps, doc.id, `cleanup:${ctx.passId}`)) === 'drained') ctx.summary.announcementsSettled++;
   return 'done';
 }
 
@@ -235,10 +235,9 @@ async function reviewRetention(ctx: PassContext, doc: ImageDoc): Promise<ReviewR
 async function reviewPurge(ctx: PassContext, doc: ImageDoc): Promise<ReviewResult> {
   ctx.summary.purged++;
   if (ctx.dryRun) return 'done';
-  const removed = await purgeImageObjects(ctx.deps, doc.id, doc.deletedOriginal);
+  const removed = await purgeImageObjects(ctx.deps, doc.id, { final: true });
   if (removed > 0)
     ctx.deps.log.info('leftovers of a deleted image removed', { event: 'cleanup', imageId: doc.id, removed });
-  await transactImage(ctx.deps, doc.id, purged());
   return 'done';
 }
 

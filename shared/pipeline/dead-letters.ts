@@ -63,7 +63,7 @@ export async function drainDeadLetters(
       const outcome = await transactImage(
         deps,
         job.imageId,
-        deadLetter(job.dispatch, 'cleanup', stateSettingsOf(deps.config)),
+        deadLetter(job.dispatch, `cleanup:${ctx.passId}`, stateSettingsOf(deps.config)),
       );
       if (outcome.kind === 'failed') {
         summary.deadLettered++;
@@ -71,10 +71,10 @@ export async function drainDeadLetters(
           event: 'image.failed',
           imageId: job.imageId,
           code: 'dead_lettered',
-          writer: 'cleanup',
+          writer: `cleanup:${ctx.passId}`,
           recorded: true,
         });
-        if (outcome.leased) await drainOutbox(deps, job.imageId, 'cleanup');
+        if (outcome.leased) await drainOutbox(deps, job.imageId, `cleanup:${ctx.passId}`);
       }
       message.ack();
       reviewed++;

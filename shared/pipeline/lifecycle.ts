@@ -19,7 +19,7 @@ export async function deleteImage(
   if (result.kind !== 'not-found') {
     // The objects go now whoever holds the outbox; a writer still at work is fenced by the
     // document, and cleanup's purge looks again after PURGE_AFTER_MS.
-    const removed = await purgeImageObjects(deps, id, result.original);
+    const removed = await purgeImageObjects(deps, id);
     deps.log.info('image objects removed', { event: 'image.purge', imageId: id, removed });
   }
   if (result.kind === 'deleted' && result.leased) {

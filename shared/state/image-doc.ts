@@ -91,6 +91,8 @@ export interface ImageDoc {
   readonly retainUntil?: Date;
   /** Deleted images: when cleanup checks again that every object is gone. */
   readonly purgeAt?: Date;
+  /** Deleted images: a purge is removing objects until then; the same bytes are not claimed again meanwhile. */
+  readonly purgingUntil?: Date;
   readonly deletedAt?: Date;
   readonly events: readonly OutboxEntry[];
   readonly nextSeq: number;
@@ -109,7 +111,16 @@ export function imageRef(firestore: Firestore, id: string): DocumentReference {
   return firestore.collection(IMAGES_COLLECTION).doc(id);
 }
 
-const DATE_FIELDS = ['dispatchedAt', 'staleAt', 'acceptedAt', 'retainUntil', 'purgeAt', 'deletedAt', 'outboxDueAt'];
+const DATE_FIELDS = [
+  'dispatchedAt',
+  'staleAt',
+  'acceptedAt',
+  'retainUntil',
+  'purgeAt',
+  'purgingUntil',
+  'deletedAt',
+  'outboxDueAt',
+];
 
 /** Firestore's Timestamps back to Dates, JSON-encoded fields back to objects. */
 export function imageDocFrom(snapshot: DocumentSnapshot): ImageDoc | undefined {

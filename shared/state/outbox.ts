@@ -27,8 +27,9 @@ import {
 } from '../cloud/objects.js';
 import { METRIC_LINES } from '../core/observability.js';
 import { publishEvent } from '../cloud/publish.js';
-import type { Manifest, OriginalRef } from '../core/schemas.js';
+import type { Manifest } from '../core/schemas.js';
 import { type ImageDoc, type OutboxEntry, transactImage } from './image-doc.js';
+import { claimPurge, purged } from './upkeep.js';
 import { OUTBOX_LEASE_MS } from './policy.js';
 
 /**
@@ -131,7 +132,16 @@ async function removeRecord(file: File, seq: number): Promise<void> {
  * Removes an image's objects: everything under `{id}/` in the images bucket (each
  * generation-matched to what was listed) and, when given, that generation of its original.
  */
-export async function purgeImageObjects(deps: PipelineDeps, id: string, original?: OriginalRef): Promise<number> {
+export async function purgeImageObjects(
+  deps: PipelineDeps,
+  id: string,
+  options: { readonly final?: boolean } = {},
+): Promise<number> {
+  // The purge lease first: the image must still be deleted, and it is not claimed again until the
+  // purge is done, so nothing a new dispatch writes or finds is removed here.
+  const claim = await transactImage(deps, id, claimPurge());
+  if (!claim) return 0;
+  const { original } = claim;
   let removed = 0;
   const files = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${id}/`);
   for (const file of files) if (await deleteIfPresent(file, file.metadata.generation)) removed++;
@@ -140,6 +150,7 @@ export async function purgeImageObjects(deps: PipelineDeps, id: string, original
     (await deleteIfPresent(deps.storage.bucket(original.bucket).file(original.name), original.generation))
   )
     removed++;
+  await transactImage(deps, id, purged(options.final ?? false));
   return removed;
 }
 
@@ -168,7 +179,7 @@ async function materialise(deps: PipelineDeps, doc: ImageDoc, pending: readonly 
   } else if (doc.status === 'failed' && doc.failure) {
     await writeRecord(images.file(errorRecordName(doc.id)), JSON.stringify(doc.failure, null, 2), seq);
   } else if (doc.status === 'deleted') {
-    await purgeImageObjects(deps, doc.id, doc.deletedOriginal);
+    await purgeImageObjects(deps, doc.id);
   }
 }
 

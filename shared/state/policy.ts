@@ -24,6 +24,11 @@ export const UNDISPATCHED_GRACE_MS = 2 * MINUTE;
 export const OUTBOX_LEASE_MS = 2 * MINUTE;
 /** A deleted image's objects are looked for again this long after the delete: after any late writer. */
 export const PURGE_AFTER_MS = 15 * MINUTE;
+/**
+ * How long a purge may take to remove a deleted image's objects: the same bytes uploaded again are
+ * not claimed meanwhile, so a purge never removes what a new dispatch found and recorded.
+ */
+export const PURGE_LEASE_MS = 2 * MINUTE;
 /** Published events kept in the document, newest last, for the record. */
 const PUBLISHED_KEPT = 3;
 

@@ -14,6 +14,7 @@ import {
   DAY,
   isCurrentDispatch,
   PURGE_AFTER_MS,
+  PURGE_LEASE_MS,
   type StateSettings,
   UNDISPATCHED_GRACE_MS,
   withEvent,
@@ -43,6 +44,8 @@ export type AcceptDecision =
       readonly retry?: string | undefined;
     }
   | { readonly kind: 'in-flight'; readonly info: OriginalInfo; readonly update: boolean }
+  /** Deleted, and its objects are being removed right now: retry in a moment. */
+  | { readonly kind: 'deleting' }
   | { readonly kind: 'ready'; readonly manifest: Manifest }
   | { readonly kind: 'failed'; readonly failure: FailureRecord };
 
@@ -93,6 +96,7 @@ export function claimForAccept(facts: AcceptFacts): Transition<AcceptDecision> {
     if (!doc) return claimed(claim(undefined));
     switch (doc.status) {
       case 'deleted':
+        if (doc.purgingUntil && doc.purgingUntil.getTime() > now.getTime()) return { result: { kind: 'deleting' } };
         return claimed(claim(doc), 'deleted');
       case 'failed':
         if (doc.failure?.retryable !== true)
@@ -347,6 +351,7 @@ export function deleteImageDoc(holder: string): Transition<DeleteOutcome> {
         variants: [],
         jobsDone: [],
         purgeAt: at(now, PURGE_AFTER_MS),
+        purgingUntil: at(now, PURGE_LEASE_MS),
       }),
       result: { kind: 'deleted', leased, original },
     };

@@ -6,7 +6,7 @@
 import type { FailureRecord, OriginalRef } from '../core/schemas.js';
 import type { ImageDoc, Transition } from './image-doc.js';
 import { type FailOutcome, failImage } from './transitions.js';
-import { at, clean, isCurrentDispatch, type StateSettings, UNDISPATCHED_GRACE_MS } from './policy.js';
+import { at, clean, isCurrentDispatch, PURGE_LEASE_MS, type StateSettings, UNDISPATCHED_GRACE_MS } from './policy.js';
 
 /** What cleanup decided for an image whose work went quiet. */
 export type StuckDecision =
@@ -86,11 +86,28 @@ export function releaseOriginal(): Transition<{ readonly original?: OriginalRef 
   };
 }
 
-/** After a purge found nothing left of a deleted image: nothing more to look for. */
-export function purged(): Transition<'done' | 'not-deleted'> {
+/**
+ * Before a purge: the image must still be deleted, and no other purge at work; the purge then
+ * has PURGE_LEASE_MS during which the same bytes are not claimed again.
+ */
+export function claimPurge(): Transition<{ readonly original?: OriginalRef | undefined } | undefined> {
+  return (doc, now) => {
+    if (doc?.status !== 'deleted') return { result: undefined };
+    return {
+      next: { ...doc, purgingUntil: at(now, PURGE_LEASE_MS) },
+      result: { original: doc.deletedOriginal },
+    };
+  };
+}
+
+/**
+ * After a purge: the same bytes may be claimed again; with `final` (cleanup's look after
+ * PURGE_AFTER_MS) nothing more is looked for.
+ */
+export function purged(final: boolean): Transition<'done' | 'not-deleted'> {
   return (doc) =>
     doc?.status === 'deleted'
-      ? { next: clean({ ...doc, purgeAt: undefined }), result: 'done' }
+      ? { next: clean({ ...doc, purgingUntil: undefined, ...(final ? { purgeAt: undefined } : {}) }), result: 'done' }
       : { result: 'not-deleted' };
 }
 

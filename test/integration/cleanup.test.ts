@@ -1,27 +1,23 @@
 /**
- * `cleanup`'s pass against the local storage server and the Pub/Sub emulator, with a fake clock
- * that jumps ahead instead of waiting days.
+ * `cleanup`'s pass against the local storage server, the Pub/Sub emulator and the Firestore
+ * emulator, with a fake clock that jumps ahead instead of waiting days. Each test has a fixture
+ * of its own (buckets, topics, Firestore database), so one test's images never become due in
+ * another's pass.
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
-import { bulkCreate } from '../../bench/cleanup-scale.js';
 import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { runCleanup } from '../../shared/pipeline/cleanup.js';
-import { claimStep } from '../../shared/state/cleanup-state.js';
 import { createDeps, type PipelineDeps } from '../../shared/cloud/deps.js';
-import { encodeMessage, type JobMessage } from '../../shared/core/schemas.js';
-import {
-  cleanupStateName,
-  CURSOR_METADATA,
-  errorRecordName,
-  manifestName,
-  ORIGINAL_METADATA,
-  originalName,
-  OUTCOME_MARKER,
-  outcomeMarkerName,
-} from '../../shared/core/naming.js';
+import { errorRecordName, manifestName, originalName } from '../../shared/core/naming.js';
+import type { Config } from '../../shared/core/config.js';
+import { encodeMessage, type OriginalInfo, type OriginalRef } from '../../shared/core/schemas.js';
+import { runCleanup } from '../../shared/pipeline/cleanup.js';
+import { readCursor } from '../../shared/state/cursors.js';
+import { IMAGES_COLLECTION, type ImageDoc, readImage, transactImage } from '../../shared/state/image-doc.js';
+import { claimForAccept, claimUpdate, recordOriginal } from '../../shared/state/transitions.js';
+import { PURGE_AFTER_MS } from '../../shared/state/policy.js';
 import { makePhoto } from '../fixtures/images.js';
 import {
   pullEvents,
@@ -33,46 +29,106 @@ import {
 } from '../fixtures/pipeline.js';
 
 const MIN = 60_000;
-const DAY = 24 * 60 * MIN;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
 
-describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function () {
-  this.timeout(90_000);
+describe('cleanup pass (fake clock, local storage, Pub/Sub and Firestore emulators)', function () {
+  this.timeout(120_000);
   let pipeline: TestPipeline;
-  const clocks: PipelineDeps[] = [];
-  const at = (offsetMs: number, env: Record<string, unknown> = {}): PipelineDeps => {
-    const deps = createDeps(
+  let seed = 60;
+  /** Deps sharing the fixture's clients, with the clock fixed at now + `offsetMs`. */
+  const at = (offsetMs: number, env: Partial<Config> = {}): PipelineDeps => {
+    const now = new Date(Date.now() + offsetMs);
+    return createDeps(
       { ...pipeline.config, ...env },
-      { log: pipeline.deps.log, now: () => new Date(Date.now() + offsetMs) },
+      {
+        storage: pipeline.deps.storage,
+        pubsub: pipeline.deps.pubsub,
+        firestore: pipeline.deps.firestore,
+        log: pipeline.deps.log,
+        now: () => now,
+      },
     );
-    clocks.push(deps);
-    return deps;
   };
-  const uploads = () => pipeline.deps.storage.bucket('test-uploads');
-  const images = () => pipeline.deps.storage.bucket('test-images');
-  const exists = async (bucket: 'test-uploads' | 'test-images', name: string) =>
-    (await pipeline.deps.storage.bucket(bucket).file(name).exists())[0];
+  const uploads = () => pipeline.deps.storage.bucket(pipeline.config.UPLOADS_BUCKET);
+  const images = () => pipeline.deps.storage.bucket(pipeline.config.IMAGES_BUCKET);
+  const exists = async (bucket: 'uploads' | 'images', name: string) =>
+    (await (bucket === 'uploads' ? uploads() : images()).file(name).exists())[0];
+  const eventsOf = async (id: string) =>
+    (await pullEvents(pipeline.events)).filter((e) => e.imageId === id).map((e) => e.type);
+  const doc = async (id: string) => {
+    const found = await readImage(pipeline.deps, id);
+    if (!found) expect.fail(`images/${id} is missing`);
+    return found;
+  };
 
-  async function uploadImage(seed: number): Promise<{ id: string; jobs: Awaited<ReturnType<typeof pullJobs>> }> {
-    const image = await makePhoto({ width: 200, height: 160, seed });
+  async function upload(): Promise<{ id: string; jobs: Awaited<ReturnType<typeof pullJobs>> }> {
+    const image = await makePhoto({ width: 200, height: 160, seed: ++seed });
     const response = await request(getTestServer('upload'))
       .post('/uploads')
       .set('Content-Type', 'image/jpeg')
       .send(image);
-    expect(response.status).to.equal(202);
-    return { id: response.body.id, jobs: await pullJobs(pipeline.jobs) };
+    expect(response.status, JSON.stringify(response.body)).to.equal(202);
+    return { id: response.body.id as string, jobs: await pullJobs(pipeline.jobs) };
   }
-  async function finish(jobs: Awaited<ReturnType<typeof pullJobs>>): Promise<void> {
-    for (const { message } of jobs) {
-      const status = (
-        await request(getTestServer('resize'))
-          .post(`/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`)
-          .send(pushBody(message))
-      ).status;
-      expect(status).to.equal(204);
-    }
+  async function finish(jobs: Awaited<ReturnType<typeof pullJobs>>): Promise<number[]> {
+    const statuses: number[] = [];
+    for (const { message } of jobs)
+      statuses.push(
+        (
+          await request(getTestServer('resize'))
+            .post(`/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`)
+            .send(pushBody(message))
+        ).status,
+      );
+    return statuses;
+  }
+  async function ready(): Promise<string> {
+    const { id, jobs } = await upload();
+    expect(await finish(jobs)).to.deep.equal(jobs.map(() => 204));
+    expect(await eventsOf(id)).to.deep.equal(['image.ready']);
+    return id;
+  }
+  const info: OriginalInfo = { format: 'jpeg', width: 200, height: 160, bytes: 1000, contentType: 'image/jpeg' };
+  /** Stores an original for `id` as accept would. */
+  async function storeOriginal(id: string): Promise<OriginalRef> {
+    await uploads()
+      .file(originalName(id))
+      .save(await makePhoto({ width: 200, height: 160, seed: ++seed }), { resumable: false });
+    const [metadata] = await uploads().file(originalName(id)).getMetadata();
+    return { bucket: pipeline.config.UPLOADS_BUCKET, name: originalName(id), generation: String(metadata.generation) };
+  }
+  /** A stored original and a processing document for it, dispatched 40 minutes ago and stale since 10. */
+  async function stuckDoc(id: string, overrides: Partial<ImageDoc>): Promise<void> {
+    const original = await storeOriginal(id);
+    const now = new Date();
+    const next: ImageDoc = {
+      v: 1,
+      id,
+      status: 'processing',
+      dispatch: 0,
+      jobCount: 1,
+      jobsDone: [],
+      redispatches: 0,
+      dispatchedAt: new Date(now.getTime() - 40 * MIN),
+      staleAt: new Date(now.getTime() - 10 * MIN),
+      recipe: 'r',
+      original,
+      info,
+      source: 'upload',
+      acceptedAt: new Date(now.getTime() - 40 * MIN),
+      plannedVariants: 6,
+      variants: [],
+      events: [],
+      nextSeq: 1,
+      createdAt: now,
+      updatedAt: now,
+      ...overrides,
+    };
+    await transactImage(pipeline.deps, id, () => ({ next, result: undefined }));
   }
 
-  before(async () => {
+  beforeEach(async () => {
     pipeline = await startTestPipeline({
       ORIGINAL_RETENTION_DAYS: '30',
       MAX_REDISPATCHES: '1',
@@ -82,276 +138,240 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub emulator)', function 
     const [deadLetterTopic] = await pipeline.pubsub.createTopic(`dead-letter-${pipeline.config.JOBS_TOPIC}`);
     await deadLetterTopic.createSubscription(pipeline.config.JOBS_DEAD_LETTER_SUBSCRIPTION);
   });
-  after(async () => {
-    await Promise.all(clocks.map((d) => d.pubsub.close()));
+  afterEach(async () => {
     await pipeline.stop();
   });
 
-  it('deletes finished originals past retention and keeps their variants', async () => {
-    const { id, jobs } = await uploadImage(51);
-    await finish(jobs);
-    await pullEvents(pipeline.events);
-    expect((await runCleanup(at(29 * DAY))).originalsDeleted).to.equal(0);
-    expect(await exists('test-uploads', originalName(id))).to.equal(true);
-    const summary = await runCleanup(at(31 * DAY));
-    expect(summary.originalsDeleted).to.be.at.least(1);
-    expect(await exists('test-uploads', originalName(id))).to.equal(false);
-    expect(await exists('test-images', manifestName(id))).to.equal(true);
-    expect((await runCleanup(at(400 * DAY))).orphansDeleted).to.equal(0, 'finished outputs are what users keep');
-  });
-
-  it('re-dispatches stuck work, then gives up and records the failure', async () => {
-    const { id } = await uploadImage(52); // its jobs are pulled and dropped: they are "lost"
+  it('re-dispatches an image whose jobs were lost, then gives up after MAX_REDISPATCHES (retryable, one image.failed)', async () => {
+    const { id } = await upload(); // its jobs are pulled and dropped: they are "lost"
     expect((await runCleanup(at(10 * MIN))).redispatched).to.equal(0, 'still within REDISPATCH_AFTER_MINUTES');
     const first = await runCleanup(at(31 * MIN));
     expect(first.redispatched).to.equal(1);
     const again = await pullJobs(pipeline.jobs);
     expect(again.length).to.be.greaterThan(0);
-    expect(again.every(({ job }) => job.imageId === id && job.dispatch === 1)).to.equal(true);
+    expect(again.map(({ job }) => `${job.imageId}:${job.dispatch}`)).to.deep.equal(again.map(() => `${id}:1`));
+    expect(await doc(id)).to.deep.include({
+      status: 'processing',
+      dispatch: 1,
+      redispatches: 1,
+      jobCount: again.length,
+    });
 
-    const [metadata] = await uploads().file(originalName(id)).getMetadata();
-    expect(metadata.metadata?.redispatches).to.equal('1');
     const giveUp = await runCleanup(at(62 * MIN));
     expect(giveUp.gaveUp).to.equal(1);
+    expect((await doc(id)).failure).to.deep.include({ code: 'processing_gave_up', retryable: true, dispatch: 1 });
     const [record] = await images().file(errorRecordName(id)).download();
-    // Adapted (issue 10): giving up has its own code, retryable by uploading the same bytes.
     expect(JSON.parse(record.toString())).to.include({ id, code: 'processing_gave_up', retryable: true });
-    const events = await pullEvents(pipeline.events);
-    expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.failed']);
-    expect((await runCleanup(at(120 * MIN))).gaveUp).to.equal(0, 'a failed image is not touched again');
+    expect(await eventsOf(id)).to.deep.equal(['image.failed']);
+    const later = await runCleanup(at(120 * MIN));
+    expect(later.gaveUp + later.redispatched).to.equal(0, 'a failed image is not touched again');
+    expect(await pullJobs(pipeline.jobs)).to.have.length(0);
   });
 
-  it('marks images whose jobs were dead-lettered as failed, once', async () => {
-    const { id, jobs } = await uploadImage(53);
-    const topic = pipeline.pubsub.topic(`dead-letter-${pipeline.config.JOBS_TOPIC}`);
-    for (const { job } of jobs) await topic.publishMessage({ data: encodeMessage(job as JobMessage) });
-    await topic.publishMessage({ data: Buffer.from('not a job') });
-    const summary = await runCleanup(at(0));
-    expect(summary.deadLettered).to.equal(1);
-    const [record] = await images().file(errorRecordName(id)).download();
-    expect(JSON.parse(record.toString()).message).to.match(/dead-lettered/);
-    const events = await pullEvents(pipeline.events);
-    expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.failed']);
-    expect((await runCleanup(at(0))).deadLettered).to.equal(0, 'dead letters were acknowledged');
+  it('dispatches a claim whose publish failed, and one whose accepting request died, after the grace', async () => {
+    // The jobs topic is missing for the accepting request: the claim is given back, due at once.
+    useDeps(at(0, { JOBS_TOPIC: `missing-${pipeline.config.JOBS_TOPIC}` }));
+    const image = await makePhoto({ width: 200, height: 160, seed: ++seed });
+    const refused = await request(getTestServer('upload'))
+      .post('/uploads')
+      .set('Content-Type', 'image/jpeg')
+      .send(image);
+    useDeps(pipeline.deps);
+    expect(refused.status, JSON.stringify(refused.body)).to.equal(503);
+    const released = (await pipeline.deps.firestore.collection(IMAGES_COLLECTION).get()).docs.map((d) => d.id);
+    expect(released).to.have.length(1);
+    const publishFailed = released[0] as string;
+    expect(await doc(publishFailed)).to.not.have.property('dispatchedAt');
+
+    // Claimed and stored, then the request died before publishing: due after UNDISPATCHED_GRACE_MS.
+    const died = 'd'.repeat(32);
+    const ref = await storeOriginal(died);
+    const facts = { id: died, info, source: 'upload', acceptedAt: new Date(), recipe: 'r', plannedVariants: 6 };
+    expect((await transactImage(pipeline.deps, died, claimForAccept(facts))).kind).to.equal('claimed');
+    expect(await transactImage(pipeline.deps, died, recordOriginal(0, ref))).to.equal('recorded');
+
+    const early = await runCleanup(at(1 * MIN));
+    expect(early.redispatched).to.equal(1, 'only the released claim is due');
+    const late = await runCleanup(at(3 * MIN));
+    expect(late.redispatched).to.equal(1, "the dead request's claim, after the grace");
+    const jobs = await pullJobs(pipeline.jobs);
+    const dispatched = [...new Set(jobs.map(({ job }) => `${job.imageId}:${job.dispatch}`))].sort();
+    expect(dispatched).to.deep.equal([`${died}:1`, `${publishFailed}:1`].sort());
+    for (const id of [publishFailed, died])
+      expect(await doc(id), id).to.deep.include({ dispatch: 1, redispatches: 0, status: 'processing' });
   });
 
-  it('removes stale incoming/ objects and orphaned partial outputs', async () => {
+  it('publishes, once, an outbox its writer left unpublished (the events topic was missing for the writer)', async () => {
+    const { id, jobs } = await upload();
+    useDeps(at(0, { EVENTS_TOPIC: `missing-${pipeline.config.EVENTS_TOPIC}` }));
+    const statuses = await finish(jobs);
+    useDeps(pipeline.deps);
+    expect(statuses.at(-1), 'the last job could not publish image.ready').to.not.equal(204);
+    const left = await doc(id);
+    expect(left.status).to.equal('ready');
+    expect(left.events.map((e) => `${e.event.type}:${e.published}`)).to.deep.equal(['image.ready:false']);
+    expect(left.outboxDueAt, 'due for cleanup').to.be.instanceOf(Date);
+    expect(await eventsOf(id)).to.deep.equal([]);
+
+    const summary = await runCleanup(at(MIN));
+    expect(summary.announcementsSettled).to.equal(1);
+    expect(await eventsOf(id)).to.deep.equal(['image.ready']);
+    expect((await doc(id)).events.map((e) => `${e.event.type}:${e.published}`)).to.deep.equal(['image.ready:true']);
+    expect((await runCleanup(at(10 * MIN))).announcementsSettled).to.equal(0);
+    expect(await eventsOf(id), 'published once').to.deep.equal([]);
+  });
+
+  it('deletes the original of a ready image past ORIGINAL_RETENTION_DAYS, never one with an update in flight', async () => {
+    const kept = await ready();
+    const updating = await ready();
+    const update = await transactImage(pipeline.deps, updating, claimUpdate('r-next', 6));
+    expect(update.kind).to.equal('claimed');
+    expect((await runCleanup(at(29 * DAY))).originalsDeleted).to.equal(0);
+    expect(await exists('uploads', originalName(kept))).to.equal(true);
+    const summary = await runCleanup(at(31 * DAY));
+    expect(summary.originalsDeleted).to.equal(1);
+    expect(await exists('uploads', originalName(kept)), 'past retention').to.equal(false);
+    expect(await exists('images', manifestName(kept)), 'the variants stay').to.equal(true);
+    expect(await doc(kept)).to.not.have.property('original');
+    expect(await exists('uploads', originalName(updating)), 'the update reads it').to.equal(true);
+    expect((await doc(updating)).original?.name).to.equal(originalName(updating));
+    expect((await runCleanup(at(400 * DAY))).orphansDeleted).to.equal(0, 'what a ready image has is no orphan');
+    await pullJobs(pipeline.jobs);
+  });
+
+  it("removes a deleted image's leftovers (written after the delete) once PURGE_AFTER_MS has passed", async () => {
+    const id = await ready();
+    const deleted = await request(getTestServer('upload')).delete(`/uploads/${id}`);
+    expect(deleted.status).to.equal(204);
+    expect(await eventsOf(id)).to.deep.equal(['image.deleted']);
+    const late = images().file(`${id}/96w.jpg`);
+    await late.save('a late writer', { resumable: false });
+    expect((await runCleanup(at(PURGE_AFTER_MS - MIN))).purged).to.equal(0);
+    expect((await late.exists())[0], 'before purgeAt').to.equal(true);
+    const summary = await runCleanup(at(PURGE_AFTER_MS + MIN));
+    expect(summary.purged).to.equal(1);
+    expect((await late.exists())[0], 'purged').to.equal(false);
+    expect(await doc(id)).to.deep.include({ status: 'deleted' });
+    expect(await doc(id)).to.not.have.property('purgeAt');
+  });
+
+  it('sweeps objects no document accounts for after the grace, keeps a live image, and resumes from its cursor', async () => {
+    const live = await ready();
+    const orphans = ['0'.repeat(32), '5'.repeat(32), 'f'.repeat(32)];
+    for (const id of orphans) await images().file(`${id}/96w.jpg`).save('partial', { resumable: false });
+    const orphanOriginal = 'e'.repeat(32);
+    await uploads().file(originalName(orphanOriginal)).save('bytes', { resumable: false });
+    const early = await runCleanup(at(6 * DAY));
+    expect(early.orphansDeleted).to.equal(0, 'within ORPHAN_GRACE_DAYS');
+    expect(early.steps.orphans.outcome).to.equal('complete');
+    expect(await readCursor(pipeline.deps, 'orphans'), 'a complete sweep starts again').to.equal(undefined);
+
+    const keys = [
+      ...[live, ...orphans].sort().map((id) => `images:${id}/`),
+      ...[live, orphanOriginal].sort().map((id) => `originals:${originalName(id)}`),
+    ];
+    const objectOf = (key: string) =>
+      key.startsWith('images:')
+        ? { bucket: 'images' as const, name: `${key.slice(7)}96w.jpg` }
+        : { bucket: 'uploads' as const, name: key.slice(10) };
+    const isLive = (key: string) => key.includes(live);
+    for (let pass = 1; pass <= 3; pass++) {
+      const summary = await runCleanup(at(8 * DAY, { CLEANUP_MAX_OBJECTS: 2 }));
+      expect(summary.steps.orphans, `pass ${pass}`).to.deep.equal({ outcome: 'partial', reviewed: 2 });
+      expect(await readCursor(pipeline.deps, 'orphans'), `cursor after pass ${pass}`).to.equal(keys[2 * pass - 1]);
+      for (const [index, key] of keys.entries()) {
+        if (isLive(key)) continue;
+        const { bucket, name } = objectOf(key);
+        expect(await exists(bucket, name), `pass ${pass}: ${name}`).to.equal(index >= 2 * pass);
+      }
+    }
+    const last = await runCleanup(at(8 * DAY, { CLEANUP_MAX_OBJECTS: 2 }));
+    expect(last.steps.orphans.outcome).to.equal('complete');
+    expect(await readCursor(pipeline.deps, 'orphans')).to.equal(undefined);
+    expect(await exists('images', manifestName(live)), 'the live image stays').to.equal(true);
+    expect(await exists('uploads', originalName(live)), 'its original stays').to.equal(true);
+  });
+
+  it('removes stale incoming/ objects', async () => {
     await uploads().file('incoming/forgotten.jpg').save('x', { resumable: false });
-    const orphanId = 'f'.repeat(32);
-    await images()
-      .file(`${orphanId}/96w.jpg`)
-      .save('partial', { resumable: false, metadata: { metadata: { width: '96', height: '77' } } });
-    const early = await runCleanup(at(2 * 60 * MIN));
-    expect(early.incomingDeleted).to.equal(0);
-    expect(early.orphansDeleted).to.equal(0);
-    const late = await runCleanup(at(8 * DAY));
-    expect(late.incomingDeleted).to.equal(1);
-    expect(late.orphansDeleted).to.be.at.least(1);
-    expect(await exists('test-uploads', 'incoming/forgotten.jpg')).to.equal(false);
-    expect(await exists('test-images', `${orphanId}/96w.jpg`)).to.equal(false);
+    expect((await runCleanup(at(2 * HOUR))).incomingDeleted).to.equal(0);
+    expect(await exists('uploads', 'incoming/forgotten.jpg')).to.equal(true);
+    expect((await runCleanup(at(25 * HOUR))).incomingDeleted).to.equal(1);
+    expect(await exists('uploads', 'incoming/forgotten.jpg')).to.equal(false);
   });
 
   it('changes nothing with DRY_RUN but reports what it would do', async () => {
     await uploads().file('incoming/dry.jpg').save('x', { resumable: false });
-    const { id } = await uploadImage(54);
+    const orphan = 'c'.repeat(32);
+    await images().file(`${orphan}/96w.jpg`).save('partial', { resumable: false });
+    const { id } = await upload();
+    const before = await doc(id);
     const summary = await runCleanup(at(40 * DAY, { DRY_RUN: true }));
-    expect(summary.dryRun).to.equal(true);
-    expect(summary.incomingDeleted).to.equal(1);
-    expect(summary.gaveUp + summary.redispatched).to.be.at.least(1);
-    expect(await exists('test-uploads', 'incoming/dry.jpg')).to.equal(true);
-    expect(await exists('test-uploads', originalName(id))).to.equal(true);
-    expect(await exists('test-images', errorRecordName(id))).to.equal(false);
+    expect(summary).to.deep.include({ dryRun: true, incomingDeleted: 1, redispatched: 1, orphansDeleted: 1 });
+    expect(summary.steps.deadLetters.outcome).to.equal('not-run');
+    expect(await exists('uploads', 'incoming/dry.jpg')).to.equal(true);
+    expect(await exists('images', `${orphan}/96w.jpg`)).to.equal(true);
+    expect(await exists('uploads', originalName(id))).to.equal(true);
+    const after = await doc(id);
+    expect(after.updatedAt, 'the document was not written').to.deep.equal(before.updatedAt);
+    expect(after.dispatch).to.equal(0);
+    expect(await readCursor(pipeline.deps, 'orphans'), 'the cursor did not move').to.equal(undefined);
     expect(await pullJobs(pipeline.jobs)).to.have.length(0);
   });
 
-  it('finishes an announcement whose writer died after writing the manifest', async () => {
-    const { id, jobs } = await uploadImage(55);
-    await finish(jobs);
-    await pullEvents(pipeline.events);
-    // Simulate the crash window: outcome recorded, event never published (adapted, issue 10: the
-    // announcement state lives on the outcome marker now).
-    await uploads()
-      .file(outcomeMarkerName(id))
-      .setMetadata({
-        metadata: { [OUTCOME_MARKER.keys.eventState]: 'pending', [OUTCOME_MARKER.keys.writer]: 'job:crashed' },
-      });
-    expect((await runCleanup(at(0))).announcementsSettled).to.equal(0, 'a fresh pending record is left to its writer');
-    const summary = await runCleanup(at(5 * MIN));
-    expect(summary.announcementsSettled).to.equal(1);
-    const events = await pullEvents(pipeline.events);
-    expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.ready']);
-    expect((await runCleanup(at(10 * MIN))).announcementsSettled).to.equal(0);
-  });
-
-  it('logs one NOTICE summary line per pass, and the cleanup function acknowledges its tick', async () => {
-    pipeline.clearLogs();
-    const tick = {
-      message: { data: Buffer.from('{}').toString('base64'), messageId: 'tick-1', attributes: {} },
-      subscription: 'projects/test-project/subscriptions/cleanup',
-    };
-    const response = await request(getTestServer('cleanup'))
-      .post(`/projects/${TEST_PROJECT}/topics/image-cleanup`)
-      .send(tick);
-    expect(response.status).to.equal(204);
-    const summaries = pipeline.logs.filter((l) => l.message === 'cleanup pass finished');
-    expect(summaries).to.have.length(1);
-    expect(summaries[0]!.severity).to.equal('NOTICE');
-    expect(summaries[0]!.summary).to.include.keys([
-      'examined',
-      'originalsDeleted',
-      'redispatched',
-      'gaveUp',
-      'deadLettered',
-      'incomingDeleted',
-      'orphansDeleted',
-      'truncated',
-    ]);
-  });
-
-  it('stops at CLEANUP_MAX_OBJECTS and says the pass was truncated', async () => {
-    const summary = await runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 1 }));
-    expect(summary.truncated).to.equal(true);
-  });
-  it('leaves a queued-but-alive image alone: a variant written since its dispatch means neither re-dispatch nor give-up', async () => {
-    const { id } = await uploadImage(56); // jobs dropped, but a variant "appears" 20 minutes after dispatch
-    const original = uploads().file(originalName(id));
-    await original.setMetadata({ metadata: { [ORIGINAL_METADATA.redispatches]: '1' } }); // at MAX_REDISPATCHES
-    const [metadata] = await original.getMetadata();
-    const dispatchedAt = new Date(String(metadata.metadata?.[ORIGINAL_METADATA.dispatchedAt])).getTime();
-    await bulkCreate(pipeline.storageServer.url, 'test-images', [
-      {
-        name: `${id}/96w.jpg`,
-        contentType: 'image/jpeg',
-        timeCreated: new Date(dispatchedAt + 20 * MIN).toISOString(),
-        metadata: { width: '96', height: '77' },
-      },
-    ]);
-    pipeline.clearLogs();
-    await runCleanup(at(dispatchedAt + 40 * MIN - Date.now()));
-    const decisions = pipeline.logs.filter((l) => l.message === 'cleanup decision' && l.imageId === id);
-    expect(decisions, 'no decision about a live image').to.deep.equal([]);
-    expect(await exists('test-images', errorRecordName(id))).to.equal(false);
-    const [after] = await original.getMetadata();
-    expect(after.metadata?.[ORIGINAL_METADATA.dispatchedAt]).to.equal(
-      metadata.metadata?.[ORIGINAL_METADATA.dispatchedAt],
-    );
-    // Quiet for the whole window after its newest variant: now it counts as lost, and is given up.
-    await runCleanup(at(dispatchedAt + 51 * MIN - Date.now()));
-    expect(await exists('test-images', errorRecordName(id))).to.equal(true);
-    await pullEvents(pipeline.events);
-  });
-
-  it('re-dispatches at most REDISPATCH_MAX_PER_PASS images per pass and resumes at the first it left', async () => {
-    const stamp = new Date(Date.now() - 40 * MIN).toISOString();
-    const ids = Array.from({ length: 5 }, (_, i) => `${'0'.repeat(30)}a${i}`);
-    await bulkCreate(
-      pipeline.storageServer.url,
-      'test-uploads',
-      ids.map((id) => ({
-        name: originalName(id),
-        contentType: 'image/jpeg',
-        timeCreated: stamp,
-        metadata: {
-          format: 'jpeg',
-          width: '200',
-          height: '160',
-          [ORIGINAL_METADATA.dispatchedAt]: stamp,
-          [ORIGINAL_METADATA.redispatches]: '0',
-        },
-      })),
-    );
-    const redispatchedOf = async () =>
-      (
-        await Promise.all(
-          ids.map(
-            async (id) =>
-              (
-                await uploads().file(originalName(id)).getMetadata()
-              )[0].metadata?.[ORIGINAL_METADATA.redispatches],
-          ),
-        )
-      ).filter((n) => n === '1').length;
+  it('re-dispatches at most REDISPATCH_MAX_PER_PASS images a pass and defers the rest to the next', async () => {
+    const ids = Array.from({ length: 5 }, (_, i) => `${'0'.repeat(31)}${i}`);
+    for (const id of ids) await stuckDoc(id, {});
+    const redispatched = async () =>
+      (await Promise.all(ids.map(async (id) => (await doc(id)).redispatches))).filter((n) => n === 1).length;
     const counts: number[] = [];
-    for (let pass = 0; pass < 5 && (await redispatchedOf()) < ids.length; pass++) {
+    const deferred: number[] = [];
+    for (let pass = 0; pass < 3; pass++) {
       const summary = await runCleanup(at(0, { REDISPATCH_MAX_PER_PASS: 2 }));
-      expect(summary.redispatched).to.be.at.most(2);
-      counts.push(await redispatchedOf());
+      counts.push(await redispatched());
+      deferred.push(summary.redispatchDeferred);
     }
-    expect(counts.slice(0, 3)).to.deep.equal([2, 4, 5], 'two per pass, resuming where the cap stopped the step');
-    await pullJobs(pipeline.jobs);
+    expect(counts).to.deep.equal([2, 4, 5], 'two per pass');
+    expect(deferred).to.deep.equal([3, 1, 0]);
+    const jobs = await pullJobs(pipeline.jobs);
+    expect([...new Set(jobs.map(({ job }) => job.imageId))].sort()).to.deep.equal(ids);
   });
 
-  it('settles a pending outcome found by listing outcomes/ whose original was never stored (ingest died after creating it)', async () => {
-    const id = 'e'.repeat(32);
-    const failedAt = new Date(Date.now() - 10 * MIN).toISOString();
-    const record = { v: 1, id, code: 'not_an_image', message: 'The file is not an image.', failedAt, retryable: false };
-    await bulkCreate(pipeline.storageServer.url, 'test-uploads', [
-      {
-        name: outcomeMarkerName(id),
-        contentType: 'application/json',
-        timeCreated: failedAt,
-        data: JSON.stringify({ v: 1, outcome: 'failed', record }),
-        metadata: {
-          [OUTCOME_MARKER.keys.outcome]: 'failed',
-          [OUTCOME_MARKER.keys.eventState]: OUTCOME_MARKER.states.pending,
-          [OUTCOME_MARKER.keys.writer]: 'ingest',
-          [OUTCOME_MARKER.keys.retryable]: 'false',
-        },
-      },
-    ]);
-    expect(await exists('test-uploads', originalName(id))).to.equal(false);
+  it('marks an image whose jobs were dead-lettered as failed, once', async () => {
+    const { id, jobs } = await upload();
+    const topic = pipeline.pubsub.topic(`dead-letter-${pipeline.config.JOBS_TOPIC}`);
+    for (const { job } of jobs) await topic.publishMessage({ data: encodeMessage(job) });
+    await topic.publishMessage({ data: Buffer.from('not a job') });
     const summary = await runCleanup(at(0));
-    expect(summary.announcementsSettled).to.equal(1);
-    const events = await pullEvents(pipeline.events);
-    expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.failed']);
-    const [metadata] = await uploads().file(outcomeMarkerName(id)).getMetadata();
-    expect(metadata.metadata?.[OUTCOME_MARKER.keys.eventState]).to.equal(OUTCOME_MARKER.states.published);
+    expect(summary.deadLettered).to.equal(1);
+    expect((await doc(id)).failure).to.deep.include({ code: 'dead_lettered', retryable: true });
+    const [record] = await images().file(errorRecordName(id)).download();
+    expect(JSON.parse(record.toString()).message).to.match(/dead-lettered/);
+    expect(await eventsOf(id)).to.deep.equal(['image.failed']);
+    expect((await runCleanup(at(0))).deadLettered).to.equal(0, 'dead letters were acknowledged');
   });
 
-  it('of claimants racing for one step, exactly one wins; the others skip it', async () => {
-    const until = new Date(Date.now() + MIN);
-    const results = await Promise.all(
-      Array.from({ length: 5 }, (_, i) => claimStep(pipeline.deps, 'race-test', `pass-${i}`, until)),
-    );
-    expect(results.filter((r) => typeof r !== 'string')).to.have.length(1);
-    expect(results.filter((r) => typeof r === 'string')).to.have.length(4);
-  });
-
-  it('two overlapping passes: the one holding a step advances its cursor, the other skips the step', async () => {
-    // Pass A is held inside its originals step (the storage server holds its listing) until B,
-    // which must see A's claim, has run to its end.
-    const held = pipeline.storageServer.holdRequests({
-      method: 'GET',
-      path: /\/b\/test-uploads\/o\?.*prefix=originals/,
-    });
-    const state = uploads().file(cleanupStateName('originals'));
-    const before = (await state.exists())[0] ? (await state.getMetadata())[0] : { generation: undefined, metadata: {} };
+  it('two overlapping passes: one holds the orphan cursor, the other skips the step', async () => {
+    for (const id of ['1'.repeat(32), '2'.repeat(32), '3'.repeat(32)])
+      await images().file(`${id}/96w.jpg`).save('partial', { resumable: false });
+    // Pass A is held inside its orphan sweep (the storage server holds its folder listing) until
+    // B, which must see A's claim, has run to its end.
+    const held = pipeline.storageServer.holdRequests({ method: 'GET', path: /\/b\/test-images\/o\?.*delimiter=/ });
     const passA = runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 2 }));
     let b: Awaited<ReturnType<typeof runCleanup>>;
     try {
       await held.arrived;
-      // A claims the step before it lists: its claim is the state B must see.
-      const [claimed] = await state.getMetadata();
-      expect(claimed.generation, 'A wrote its claim').to.not.equal(before.generation);
-      expect(claimed.metadata?.[CURSOR_METADATA.claimedBy], 'A holds the step').to.be.a('string').and.not.equal('');
       b = await runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 2 }));
     } finally {
       held.release();
     }
     const a = await passA;
-    expect(b.steps.originals.outcome).to.equal('skipped');
-    expect(a.steps.originals).to.deep.equal({ outcome: 'partial', reviewed: 2 });
-    const [files] = await uploads().getFiles({ prefix: 'originals/' });
-    const names = files.map((f) => f.name);
-    const from = Math.max(
-      0,
-      names.findIndex((n) => n > String(before.metadata?.[CURSOR_METADATA.after] ?? '')),
+    expect(b.steps.orphans).to.deep.equal({ outcome: 'skipped', reviewed: 0 });
+    expect(a.steps.orphans).to.deep.equal({ outcome: 'partial', reviewed: 2 });
+    expect(await readCursor(pipeline.deps, 'orphans'), 'moved once, by two folders').to.equal(
+      `images:${'2'.repeat(32)}/`,
     );
-    const expected = [...names.slice(from), ...names.slice(0, from)][1];
-    const [after] = await state.getMetadata();
-    expect(after.metadata?.[CURSOR_METADATA.after], 'moved once, by two originals').to.equal(expected);
-    expect(after.metadata?.[CURSOR_METADATA.claimedBy] ?? '').to.equal('');
-    await pullJobs(pipeline.jobs);
-    await pullEvents(pipeline.events);
+    const next = await runCleanup(at(0, { CLEANUP_MAX_OBJECTS: 2 }));
+    expect(next.steps.orphans.outcome, 'the claim was released').to.not.equal('skipped');
   });
 });
