@@ -16,7 +16,14 @@ import { planVariants } from '../image/plan.js';
 import { probeImage, probeLimitsFromConfig } from '../image/probe.js';
 import { recipeOf } from '../core/recipe.js';
 import { readImage, transactImage } from '../state/image-doc.js';
-import { type AcceptDecision, type AcceptFacts, claimForAccept, recordOriginal, releaseClaim } from '../state/transitions.js';
+import {
+  type AcceptDecision,
+  type AcceptFacts,
+  claimForAccept,
+  isCurrentDispatch,
+  recordOriginal,
+  releaseClaim,
+} from '../state/transitions.js';
 import { currentTrace, formatTraceparent } from '../cloud/trace.js';
 
 /** What happened to an accepted image. */
@@ -58,7 +65,8 @@ async function storeOriginal(
   id: string,
   info: OriginalInfo,
   acceptedAt: string,
-): Promise<OriginalRef> {
+  stillClaimed: () => Promise<boolean>,
+): Promise<OriginalRef | undefined> {
   const file = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id));
   const metadata: Record<string, string> = {
     [ORIGINAL_METADATA.imageId]: id,
@@ -77,7 +85,13 @@ async function storeOriginal(
       if (attempt === 5) throw transient('storage_unavailable', `${file.name} kept changing while being stored.`);
       const result = await createIfAbsent(file, input.bytes, { contentType: info.contentType, metadata, ifGenerationMatch });
       if (result.created) generation = result.generation;
-      else ifGenerationMatch = (await metadataOrUndefined(file))?.generation ?? 0;
+      else {
+        ifGenerationMatch = (await metadataOrUndefined(file))?.generation ?? 0;
+        // Replacing a generation destroys it (no versioning): only while this claim is still the
+        // image's current one. A newer claim is made before its writer stores, so a generation
+        // seen before this read that a newer dispatch records makes this read say no.
+        if (ifGenerationMatch !== 0 && !(await stillClaimed())) return undefined;
+      }
     }
   } else {
     const source = input.copyFrom.file.bucket.file(input.copyFrom.file.name, {
@@ -155,12 +169,16 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     let original = decision.original;
     if (!original) {
       try {
-        original = await storeOriginal(deps, input, id, decision.info, acceptedAt);
+        original = await storeOriginal(deps, input, id, decision.info, acceptedAt, async () =>
+          isCurrentDispatch(await readImage(deps, id), decision.dispatch),
+        );
       } catch (error) {
         // The claim goes back at once, so the client's retry claims again instead of waiting for cleanup.
         await transactImage(deps, id, releaseClaim(decision.dispatch)).catch(() => undefined);
         throw error;
       }
+      // Claimed again meanwhile: this writer stored nothing, the newer claim stores its own.
+      if (!original) continue;
       if ((await transactImage(deps, id, recordOriginal(decision.dispatch, original))) === 'fenced') {
         // Deleted (or claimed again) while the bytes were being stored: they are not this image's now.
         await deleteIfPresent(deps.storage.bucket(original.bucket).file(original.name), original.generation);
