@@ -22,7 +22,7 @@ import { deleteIfPresent, guardStorage, listObjects, metadataOrUndefined, STORAG
 import { METRIC_LINES } from '../core/observability.js';
 import { publishEvent } from '../cloud/publish.js';
 import type { Manifest, OriginalRef } from '../core/schemas.js';
-import { type ImageDoc, type OutboxEntry, transactImage } from './image-doc.js';
+import { type ImageDoc, type OutboxEntry, readImage, transactImage } from './image-doc.js';
 import { OUTBOX_LEASE_MS } from './transitions.js';
 
 /**
@@ -120,13 +120,17 @@ async function removeRecord(file: File, seq: number): Promise<void> {
 }
 
 /**
- * Removes an image's objects: everything under `{id}/` in the images bucket (each
- * generation-matched to what was listed) and, when given, that generation of its original.
+ * Removes a deleted image's objects: everything under `{id}/` in the images bucket (each
+ * generation-matched to what was listed, and only if the document still says deleted after the
+ * listing) and, when given, that generation of its original.
  */
 export async function purgeImageObjects(deps: PipelineDeps, id: string, original?: OriginalRef): Promise<number> {
   let removed = 0;
   const files = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${id}/`);
-  for (const file of files) if (await deleteIfPresent(file, file.metadata.generation)) removed++;
+  // Listed first, then the document: if a re-upload claimed the image before this read, what was
+  // listed may be its own (it is left); one that claims after it writes only new generations.
+  const confirmed = files.length > 0 && (await readImage(deps, id))?.status === 'deleted';
+  if (confirmed) for (const file of files) if (await deleteIfPresent(file, file.metadata.generation)) removed++;
   if (original && (await deleteIfPresent(deps.storage.bucket(original.bucket).file(original.name), original.generation)))
     removed++;
   return removed;
