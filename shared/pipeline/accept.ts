@@ -8,7 +8,7 @@ import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from '../cloud/deps.js';
 import { chooseCrops, type Focus } from '../image/crop.js';
 import { dispatchImage } from './dispatch.js';
-import { transient } from '../core/errors.js';
+import { isPreconditionFailed, transient } from '../core/errors.js';
 import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, VariantSpec } from '../core/schemas.js';
 import { imageIdOf, ORIGINAL_METADATA, originalName } from '../core/naming.js';
 import { createIfAbsent, deleteIfPresent, guardStorage, metadataOrUndefined } from '../cloud/objects.js';
@@ -24,6 +24,7 @@ import {
   releaseClaim,
 } from '../state/transitions.js';
 import { currentTrace, formatTraceparent } from '../cloud/trace.js';
+import { isCurrentDispatch } from '../state/policy.js';
 
 /** What happened to an accepted image. */
 export type AcceptOutcome =
@@ -64,7 +65,8 @@ async function storeOriginal(
   id: string,
   info: OriginalInfo,
   acceptedAt: string,
-): Promise<OriginalRef> {
+  stillClaimed: () => Promise<boolean>,
+): Promise<OriginalRef | undefined> {
   const file = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(originalName(id));
   const metadata: Record<string, string> = {
     [ORIGINAL_METADATA.imageId]: id,
@@ -87,17 +89,38 @@ async function storeOriginal(
         ifGenerationMatch,
       });
       if (result.created) generation = result.generation;
-      else ifGenerationMatch = (await metadataOrUndefined(file))?.generation ?? 0;
+      else {
+        ifGenerationMatch = (await metadataOrUndefined(file))?.generation ?? 0;
+        // Replacing a generation destroys it (no versioning): only while this claim is still the
+        // image's current one. A newer claim is made before its writer stores, so a generation
+        // seen before this read that a newer dispatch records makes this read say no.
+        if (ifGenerationMatch !== 0 && !(await stillClaimed())) return undefined;
+      }
     }
   } else {
     const source = input.copyFrom.file.bucket.file(input.copyFrom.file.name, {
       generation: Number(input.copyFrom.generation),
     });
-    const [, response] = await guardStorage(`copy ${source.name} to ${file.name}`, () =>
-      source.copy(file, { contentType: info.contentType, metadata }),
-    );
-    // The rewrite response carries the new object's resource; the File object is not updated.
-    generation = (response as { resource?: { generation?: string | number } } | undefined)?.resource?.generation;
+    // As above: create, else replace the generation seen, and only while still claimed.
+    for (let attempt = 0; generation === undefined; attempt++) {
+      if (attempt === 5) throw transient('storage_unavailable', `${file.name} kept changing while being stored.`);
+      const seen = (await metadataOrUndefined(file))?.generation ?? 0;
+      if (seen !== 0 && !(await stillClaimed())) return undefined;
+      try {
+        const [, response] = await guardStorage(`copy ${source.name} to ${file.name}`, () =>
+          source.copy(file, {
+            contentType: info.contentType,
+            metadata,
+            preconditionOpts: { ifGenerationMatch: Number(seen) },
+          }),
+        );
+        // The rewrite response carries the new object's resource; the File object is not updated.
+        generation = (response as { resource?: { generation?: string | number } } | undefined)?.resource?.generation;
+        if (generation === undefined) throw new Error(`copying to ${file.name} returned no generation`);
+      } catch (error) {
+        if (!isPreconditionFailed(error)) throw error;
+      }
+    }
   }
   if (generation === undefined) throw new Error(`writing ${file.name} returned no generation`);
   return { bucket: file.bucket.name, name: file.name, generation: String(generation) };
@@ -171,12 +194,16 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     let original = decision.original;
     if (!original) {
       try {
-        original = await storeOriginal(deps, input, id, decision.info, acceptedAt);
+        original = await storeOriginal(deps, input, id, decision.info, acceptedAt, async () =>
+          isCurrentDispatch(await readImage(deps, id), decision.dispatch),
+        );
       } catch (error) {
         // The claim goes back at once, so the client's retry claims again instead of waiting for cleanup.
         await transactImage(deps, id, releaseClaim(decision.dispatch)).catch(() => undefined);
         throw error;
       }
+      // Claimed again meanwhile: this writer stored nothing, the newer claim stores its own.
+      if (!original) continue;
       if ((await transactImage(deps, id, recordOriginal(decision.dispatch, original))) === 'fenced') {
         // Deleted (or claimed again) while the bytes were being stored: they are not this image's now.
         await deleteIfPresent(deps.storage.bucket(original.bucket).file(original.name), original.generation);

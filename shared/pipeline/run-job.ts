@@ -86,6 +86,30 @@ interface Made {
   omitted: number;
 }
 
+/**
+ * Writes a variant object unless one rendered from the same generation of the original is there
+ * (another delivery of the dispatch wrote it: it is reused). An object rendered from another
+ * generation is a leftover of the image before a delete (a writer that died after the purge),
+ * which a purge or the orphan sweep may be deleting by its generation right now: it is replaced
+ * by a new generation, never reused.
+ */
+async function writeVariantObject(
+  job: JobMessage,
+  file: File,
+  data: Buffer,
+  options: Parameters<typeof createIfAbsent>[2],
+): Promise<Awaited<ReturnType<typeof createIfAbsent>>> {
+  let ifGenerationMatch: string | number = 0;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const result = await createIfAbsent(file, data, { ...options, ifGenerationMatch });
+    if (result.created) return result;
+    const seen = await metadataOrUndefined(file);
+    if (seen && seen.metadata?.[VARIANT_METADATA.sourceGeneration] === job.original.generation) return result;
+    ifGenerationMatch = seen?.generation ?? 0;
+  }
+  throw transient('storage_unavailable', `${file.name} kept changing while being written; retrying.`);
+}
+
 /** Writes one rendered variant (or records it as left out) and returns its facts. */
 async function writeVariant(
   deps: PipelineDeps,
@@ -110,7 +134,7 @@ async function writeVariant(
     return;
   }
   const file = deps.storage.bucket(deps.config.IMAGES_BUCKET).file(nameOf(job.imageId, spec));
-  const result = await createIfAbsent(file, variant.data, {
+  const result = await writeVariantObject(job, file, variant.data, {
     contentType: variant.contentType,
     cacheControl: VARIANT_CACHE_CONTROL,
     metadata: {

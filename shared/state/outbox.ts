@@ -129,8 +129,9 @@ async function removeRecord(file: File, seq: number): Promise<void> {
 }
 
 /**
- * Removes an image's objects: everything under `{id}/` in the images bucket (each
- * generation-matched to what was listed) and, when given, that generation of its original.
+ * Removes a deleted image's objects: everything under `{id}/` in the images bucket (each
+ * generation-matched to what was listed, and only if the document still says deleted after the
+ * listing) and, when given, that generation of its original.
  */
 export async function purgeImageObjects(
   deps: PipelineDeps,
