@@ -1,6 +1,6 @@
 /**
  * The Firestore database of the per-image state (terraform/firestore.tf): a named Native-mode
- * database from shared/topology.json that Terraform never deletes by surprise, one composite index
+ * database from shared/core/topology.json that Terraform never deletes by surprise, one composite index
  * per index of the topology, FIRESTORE_DATABASE in every function's environment, and
  * roles/datastore.user for the function service accounts only, each conditioned to this database.
  * The index map, the location and the IAM condition are taken from the parsed module and evaluated
@@ -11,7 +11,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENV_VARS } from '../../shared/config.js';
+import { ENV_VARS } from '../../shared/core/config.js';
 import {
   allResources,
   block,
@@ -33,7 +33,7 @@ interface FirestoreTopology {
   indexes: Array<{ collection: string; fields: Array<[string, 'ASCENDING' | 'DESCENDING']>; query: string }>;
 }
 
-const topologyJson = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'topology.json'), 'utf8')) as {
+const topologyJson = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'core', 'topology.json'), 'utf8')) as {
   firestore: FirestoreTopology;
   functions: Record<string, unknown>;
 };
@@ -208,7 +208,7 @@ output "condition" {
   describe('the functions', function () {
     it('get FIRESTORE_DATABASE, under the name the topology gives it, in every environment', function () {
       const env = firestore.database.env;
-      expect(ENV_VARS, 'shared/config.ts reads it').to.include(env);
+      expect(ENV_VARS, 'shared/core/config.ts reads it').to.include(env);
       expect((mod.locals.env_common as Body)[env]).to.equal('${google_firestore_database.this.name}');
       for (const key of FUNCTION_KEYS) {
         const { keys } = envKeys(mod, `\${local.function_env.${key}}`);
