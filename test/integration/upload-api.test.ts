@@ -21,7 +21,7 @@ import {
   textPosingAsJpeg,
   zeroBytes,
 } from '../fixtures/images.js';
-import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
 describe('upload API (functions-framework test server, local storage, Pub/Sub emulator)', function () {
   this.timeout(60_000);
@@ -339,5 +339,38 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     );
     expect(doc?.dispatchedAt, 'marked dispatched').to.be.an.instanceOf(Date);
     expect((await server().get(`/uploads/${id}`)).status, 'processing again').to.equal(202);
+  });
+
+  it('an image whose original went missing (original_missing) is processed again when the same bytes are uploaded again, as its error says', async () => {
+    const image = await makePhoto({ width: 250, height: 170, seed: 17 });
+    const id = imageIdOf(image);
+    const resize = async (jobs: Awaited<ReturnType<typeof pullJobs>>) => {
+      for (const { job, message } of jobs) {
+        const path = `/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`;
+        const response = await request(getTestServer('resize')).post(path).send(pushBody(message));
+        expect(response.status, `job ${job.job.index} of dispatch ${job.dispatch}`).to.equal(204);
+      }
+    };
+    expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202);
+    const first = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
+    expect(first.length, 'the first dispatch published').to.be.greaterThan(0);
+    // The original is lost before the jobs run (deleted out of band): the jobs record original_missing.
+    await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).delete();
+    await resize(first);
+    const failed = await server().get(`/uploads/${id}`);
+    expect(failed.status).to.equal(422);
+    expect(failed.body.error).to.deep.include({ code: 'image_failed', retryable: true });
+    expect((await readImage(pipeline.deps, id))?.failure?.code).to.equal('original_missing');
+
+    // "Upload the same file again to retry": the bytes are stored again and the jobs read them.
+    expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202);
+    const [stored] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).exists();
+    expect(stored, 'the original stored again').to.equal(true);
+    const again = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
+    expect(again.length, 'dispatched again').to.be.greaterThan(0);
+    await resize(again);
+    const ready = await server().get(`/uploads/${id}`);
+    expect(ready.status, JSON.stringify(ready.body)).to.equal(200);
+    expect((await readImage(pipeline.deps, id))?.status).to.equal('ready');
   });
 });
