@@ -101,7 +101,11 @@ export function claimForAccept(facts: AcceptFacts): Transition<AcceptDecision> {
       case 'failed':
         if (doc.failure?.retryable !== true)
           return { result: { kind: 'failed', failure: doc.failure as FailureRecord } };
-        return claimed(claim(doc, { original: doc.original }), doc.failure.code);
+        // An original found missing is stored again from these bytes: the recorded generation is gone.
+        return claimed(
+          claim(doc, doc.failure.code === 'original_missing' ? {} : { original: doc.original }),
+          doc.failure.code,
+        );
       case 'processing':
         if (doc.dispatchedAt || (doc.staleAt && doc.staleAt.getTime() > now.getTime()))
           return { result: { kind: 'in-flight', info: doc.info, update: false } };

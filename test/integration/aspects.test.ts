@@ -10,9 +10,13 @@ import sharp from 'sharp';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { FailureRecordV1, ManifestV1, type Manifest } from '../../shared/core/schemas.js';
+import { FailureRecordV1, ManifestV1, type Manifest, OriginalInfo } from '../../shared/core/schemas.js';
+import { recipeOf } from '../../shared/core/recipe.js';
+import { readImage, transactImage } from '../../shared/state/image-doc.js';
+import { claimForAccept, recordOriginal } from '../../shared/state/transitions.js';
+import { UNDISPATCHED_GRACE_MS } from '../../shared/state/policy.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/core/naming.js';
-import { planImage } from '../../shared/image/plan.js';
+import { planImage, planVariants } from '../../shared/image/plan.js';
 import { makePhoto } from '../fixtures/images.js';
 import { freePort } from '../helpers.js';
 import {
@@ -169,30 +173,52 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
       '1:1': { left: 0, top: 0, width: 240, height: 240, by: 'focus' },
       '16:9': { left: 0, top: 0, width: 400, height: 225, by: 'focus' },
     };
-    // As accept leaves it when it dies between storing the original and publishing its jobs.
-    await pipeline.deps.storage
-      .bucket('test-uploads')
-      .file(originalName(id))
-      .save(image, {
-        resumable: false,
-        contentType: 'image/jpeg',
-        metadata: {
-          metadata: {
-            imageId: id,
-            format: 'jpeg',
-            width: '400',
-            height: '240',
-            bytes: String(image.length),
-            source: 'upload',
-            crops: JSON.stringify(stored),
-          },
-        },
-      });
+    // As accept leaves it when it dies between storing the original and publishing its jobs: the
+    // claim (with its crops) and the recorded original in the document, past the claim's grace.
+    const info = {
+      format: 'jpeg',
+      width: 400,
+      height: 240,
+      bytes: image.length,
+      contentType: 'image/jpeg',
+      crops: stored,
+    };
+    const earlier = {
+      firestore: pipeline.deps.firestore,
+      now: () => new Date(Date.now() - UNDISPATCHED_GRACE_MS - 60_000),
+    };
+    const claim = await transactImage(
+      earlier,
+      id,
+      claimForAccept({
+        id,
+        info: OriginalInfo.parse(info),
+        source: 'upload',
+        acceptedAt: earlier.now(),
+        recipe: recipeOf(pipeline.config).hash,
+        plannedVariants: planVariants(info, pipeline.config).length,
+      }),
+    );
+    expect(claim.kind).to.equal('claimed');
+    const file = pipeline.deps.storage.bucket('test-uploads').file(originalName(id));
+    await file.save(image, {
+      resumable: false,
+      contentType: 'image/jpeg',
+      metadata: { metadata: { imageId: id, format: 'jpeg', width: '400', height: '240', source: 'upload' } },
+    });
+    const [{ generation }] = await file.getMetadata();
+    const original = { bucket: 'test-uploads', name: originalName(id), generation: String(generation) };
+    expect(
+      await transactImage(earlier, id, recordOriginal(claim.kind === 'claimed' ? claim.dispatch : -1, original)),
+    ).to.equal('recorded');
     const response = await upload().post('/uploads?focus=1,1').set('Content-Type', 'image/jpeg').send(image);
     expect(response.status).to.equal(202);
     const jobs = await pullJobs(pipeline.jobs);
     expect(jobs.length).to.be.above(1);
-    for (const { job } of jobs) expect(job.info.crops).to.deep.equal(stored);
+    for (const { job } of jobs) expect(job.info.crops, `job ${job.job.index}`).to.deep.equal(stored);
+    for (const { job } of jobs)
+      expect(job.original, `job ${job.job.index} reads the stored original`).to.deep.equal(original);
+    expect((await readImage(pipeline.deps, id))?.info.crops, 'the document keeps its crops').to.deep.equal(stored);
     for (const { message } of jobs) await resize().post(jobsPath()).send(pushBody(message));
     expect((await manifestOf(id)).aspects!['1:1']!.crop).to.deep.equal(stored['1:1']);
     await pullEvents(pipeline.events, { quietMs: 300 });

@@ -48,6 +48,8 @@ describe('faults: resize killed (SIGKILL) mid-job and restarted', function () {
       STORAGE_API_ENDPOINT: config.STORAGE_API_ENDPOINT!,
       PUBLIC_BASE_URL: config.PUBLIC_BASE_URL!,
       PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST!,
+      // The fixture's own database: without it the child reads the default one, finds no image and writes nothing.
+      FIRESTORE_DATABASE: config.FIRESTORE_DATABASE,
       METADATA_SERVER_DETECTION: 'none',
       WIDTHS: config.WIDTHS.join(','),
       FORMATS: config.FORMATS.join(','),

@@ -13,6 +13,7 @@ import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { ManifestV1, type Manifest } from '../../shared/core/schemas.js';
 import { manifestName, omittedVariantName, variantName } from '../../shared/core/naming.js';
+import { readImage } from '../../shared/state/image-doc.js';
 import { makePhoto } from '../fixtures/images.js';
 import {
   pullEvents,
@@ -79,17 +80,23 @@ describe('variants larger than the original are left out (local storage, Pub/Sub
     expect(jobs.map(({ job }) => job.variants[0]?.width).sort((a = 0, b = 0) => a - b)).to.deep.equal([96, 160]);
     const at160 = jobs.filter(({ job }) => job.variants[0]?.width === 160);
 
-    // The 160 px job first, delivered twice: it writes only omission markers, and the image is not ready.
+    // The 160 px job first, delivered twice: it writes nothing (the omissions are recorded in the
+    // image's document, no marker objects any more), and the image is not ready.
     expect(await deliver([...at160, ...at160])).to.deep.equal([204, 204]);
     const omittedNames = (['avif', 'webp', 'jpeg'] as const).map((f) => omittedVariantName(id, 160, f));
-    expect(await namesUnder(id)).to.deep.equal([...omittedNames].sort());
+    expect(await namesUnder(id)).to.deep.equal([]);
+    const partial = await readImage(pipeline.deps, id);
+    expect(partial?.variants.map((v) => `${v.name} ${v.omitted}`).sort()).to.deep.equal(
+      omittedNames.map((name) => `${name} larger_than_original`).sort(),
+    );
+    expect(partial?.jobsDone, 'only the 160 px job done').to.deep.equal([at160[0]!.job.job.index]);
     const processing = await upload().get(`/uploads/${id}`);
     expect(processing.status).to.equal(202);
     expect(processing.body).to.include({ status: 'processing', done: 3, total: 6 });
 
     // Then every job twice more, interleaved; a duplicate that raced the announcement is retried, as Pub/Sub would.
     const statuses = await deliver([...jobs, ...jobs.slice().reverse()]);
-    expect(statuses.every((s) => s === 204 || s === 500)).to.equal(true);
+    for (const [index, status] of statuses.entries()) expect([204, 500], `delivery ${index}`).to.include(status);
     expect(await deliver(jobs)).to.deep.equal(jobs.map(() => 204));
 
     const manifest = await manifestOf(id);
@@ -107,13 +114,25 @@ describe('variants larger than the original are left out (local storage, Pub/Sub
     );
     for (const entry of manifest.omitted ?? []) expect(entry.bytes).to.be.greaterThan(image.length);
     expect(manifest.placeholder?.color).to.match(/^#[0-9a-f]{6}$/);
+    // No object for an omitted variant: only the written ones and the manifest.
     expect(await namesUnder(id)).to.deep.equal(
-      [
-        ...omittedNames,
-        ...(['avif', 'webp', 'jpeg'] as const).map((f) => variantName(id, 96, f)),
-        manifestName(id),
-      ].sort(),
+      [...(['avif', 'webp', 'jpeg'] as const).map((f) => variantName(id, 96, f)), manifestName(id)].sort(),
     );
+    const ready = await readImage(pipeline.deps, id);
+    expect(ready?.status).to.equal('ready');
+    expect(
+      ready?.variants
+        .filter((v) => v.omitted !== undefined)
+        .map((v) => `${v.name} ${v.omitted}`)
+        .sort(),
+      'the document records the omissions',
+    ).to.deep.equal(omittedNames.map((name) => `${name} larger_than_original`).sort());
+    expect(
+      ready?.variants
+        .filter((v) => v.omitted === undefined)
+        .map((v) => v.name)
+        .sort(),
+    ).to.deep.equal((['avif', 'webp', 'jpeg'] as const).map((f) => variantName(id, 96, f)).sort());
 
     const events = (await pullEvents(pipeline.events)).filter((e) => e.imageId === id);
     expect(events.map((e) => e.type)).to.deep.equal(['image.ready']);
@@ -136,6 +155,21 @@ describe('variants larger than the original are left out (local storage, Pub/Sub
     expect(written).to.include.members(['avif 96', 'webp 96', 'jpeg 96', 'webp 160']);
     expect(omitted).to.include.members(['avif 160', 'jpeg 160']);
     expect([...written, ...omitted]).to.have.length(6);
+    const names = await namesUnder(id);
+    for (const o of manifest.omitted ?? []) {
+      expect(names, `no object for omitted ${o.format} ${o.width}`).not.to.include(variantName(id, o.width, o.format));
+      expect(names, `no marker for omitted ${o.format} ${o.width}`).not.to.include(
+        omittedVariantName(id, o.width, o.format),
+      );
+    }
+    const doc = await readImage(pipeline.deps, id);
+    expect(
+      doc?.variants
+        .filter((v) => v.omitted !== undefined)
+        .map((v) => v.name)
+        .sort(),
+      'the document records the omissions',
+    ).to.deep.equal((manifest.omitted ?? []).map((o) => omittedVariantName(id, o.width, o.format)).sort());
     for (const v of manifest.variants.filter((x) => x.width === 160)) expect(v.bytes).to.be.at.most(image.length);
     const events = (await pullEvents(pipeline.events)).filter((e) => e.imageId === id);
     expect(events.map((e) => e.type)).to.deep.equal(['image.ready']);

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
+import { readImage } from '../../shared/state/image-doc.js';
 import { createStorageClient, type PipelineDeps } from '../../shared/cloud/deps.js';
 import { imageIdOf, newTicketId, originalName, ticketMarkerName } from '../../shared/core/naming.js';
 import { TICKET_GRACE_MS } from '../../shared/http/signed-url.js';
@@ -105,7 +106,13 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(metadata.metadata).to.include({ filename: 'my scan.png', source: `incoming/${ticket}/my scan.png` });
     const [marker] = await pipeline.deps.storage.bucket('test-uploads').file(ticketMarkerName(ticket)).getMetadata();
     expect(marker.metadata).to.include({ imageId: id });
-    expect((await pullJobs(pipeline.jobs)).every(({ job }) => job.imageId === id)).to.equal(true);
+    const doc = await readImage(pipeline.deps, id);
+    expect(doc).to.deep.include({ status: 'processing', source: `incoming/${ticket}/my scan.png` });
+    expect(doc?.info.filename).to.equal('my scan.png');
+    expect(doc?.dispatchedAt, 'the document marked dispatched').to.be.an.instanceOf(Date);
+    const jobs = await pullJobs(pipeline.jobs);
+    expect(jobs.length).to.be.greaterThan(0);
+    expect(jobs.map(({ job }) => job.imageId)).to.deep.equal(jobs.map(() => id));
   });
 
   it('answers a ticket whose object was a bad image with the image failure, id included', async () => {

@@ -11,6 +11,7 @@ import { runCleanup } from '../../shared/pipeline/cleanup.js';
 import { createDeps } from '../../shared/cloud/deps.js';
 import { imageIdOf, originalName } from '../../shared/core/naming.js';
 import { planVariants, splitIntoJobs } from '../../shared/image/plan.js';
+import { readImage } from '../../shared/state/image-doc.js';
 import {
   htmlPosingAsImage,
   jpegHeaderClaiming,
@@ -20,7 +21,7 @@ import {
   textPosingAsJpeg,
   zeroBytes,
 } from '../fixtures/images.js';
-import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { pullJobs, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
 describe('upload API (functions-framework test server, local storage, Pub/Sub emulator)', function () {
   this.timeout(60_000);
@@ -51,17 +52,24 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     expect(metadata.metadata?.filename)
       .to.match(/^evil.*name\.jpg$/)
       .and.not.match(/[\r\n/\\]/);
-    expect(metadata.metadata?.dispatchedAt).to.be.a('string');
+    const doc = await readImage(pipeline.deps, id);
+    expect(doc?.dispatchedAt, 'the document marked dispatched').to.be.an.instanceOf(Date);
+    expect(doc?.original, 'the document pins the stored generation').to.deep.equal({
+      bucket: 'test-uploads',
+      name: originalName(id),
+      generation: String(metadata.generation),
+    });
+    expect(doc?.info.filename).to.equal(metadata.metadata?.filename);
 
     const jobs = await pullJobs(pipeline.jobs);
     // One message per job of the planner's split (a photo this small is one job at the defaults).
     const size = { width: 400, height: 300 };
     const split = splitIntoJobs(planVariants(size, pipeline.config), size, pipeline.config.FANOUT_STRATEGY);
     expect(jobs.length).to.equal(split.length);
-    expect(jobs.every(({ job }) => job.job.count === split.length)).to.equal(true);
-    expect(
-      jobs.every(({ job }) => job.imageId === id && job.original.generation === String(metadata.generation)),
-    ).to.equal(true);
+    expect(jobs.map(({ job }) => job.job.count)).to.deep.equal(jobs.map(() => split.length));
+    expect(jobs.map(({ job }) => `${job.imageId}#${job.original.generation}`)).to.deep.equal(
+      jobs.map(() => `${id}#${metadata.generation}`),
+    );
     const planned = jobs.flatMap(({ job }) => job.variants.map((v) => `${v.format}@${v.width}`)).sort();
     expect(planned).to.deep.equal(
       response.body.variants.map((v: { format: string; width: number }) => `${v.format}@${v.width}`).sort(),
@@ -76,8 +84,13 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     expect(second.status).to.equal(202);
     expect(second.body.id).to.equal(first.body.id);
     const jobs = await pullJobs(pipeline.jobs);
+    expect(jobs.map(({ job }) => job.imageId)).to.deep.equal(
+      jobs.map(() => first.body.id),
+      'only this image dispatched',
+    );
     expect(new Set(jobs.map(({ job }) => job.job.index)).size).to.equal(jobs.length, 'each job published once');
     expect(jobs.length).to.equal(jobs[0]!.job.job.count);
+    expect((await readImage(pipeline.deps, first.body.id))?.dispatch, 'claimed once').to.equal(0);
   });
 
   it('reports progress while processing and 404 for unknown ids', async () => {
@@ -265,8 +278,10 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
       await broken.pubsub.close();
     }
     const original = pipeline.deps.storage.bucket('test-uploads').file(originalName(id));
-    const [metadata] = await original.getMetadata();
-    expect(metadata.metadata?.dispatchedAt, 'not marked as dispatched').to.equal(undefined);
+    expect((await original.exists())[0], 'the original kept').to.equal(true);
+    const stored = await readImage(pipeline.deps, id);
+    expect(stored?.original?.name, 'the document points at the original').to.equal(originalName(id));
+    expect(stored?.dispatchedAt, 'not marked as dispatched').to.equal(undefined);
 
     const later = createDeps(pipeline.config, { log: pipeline.deps.log, now: () => new Date(Date.now() + 5 * 60_000) });
     const summary = await runCleanup(later);
@@ -274,15 +289,18 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     expect(summary.redispatched).to.be.at.least(1);
     const jobs = await pullJobs(pipeline.jobs);
     expect(jobs.some(({ job }) => job.imageId === id)).to.equal(true);
-    const [after] = await original.getMetadata();
-    expect(after.metadata?.dispatchedAt).to.be.a('string');
+    const after = await readImage(pipeline.deps, id);
+    expect(after?.dispatchedAt, 'marked dispatched by cleanup').to.be.an.instanceOf(Date);
+    expect(after?.dispatch, 'a new dispatch').to.be.greaterThan(stored?.dispatch ?? Number.POSITIVE_INFINITY);
   });
 
   it('an image cleanup gave up on says retryable: true, and the same bytes again answer 202 and dispatch it anew (also after a retry whose publish failed)', async () => {
     const image = await makePhoto({ width: 260, height: 180, seed: 16 });
     const id = imageIdOf(image);
     expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202);
-    await pullJobs(pipeline.jobs); // the jobs are lost: nobody runs them
+    const lost = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id); // the jobs are lost: nobody runs them
+    expect(lost.length, 'the first dispatch published').to.be.greaterThan(0);
+    const firstDispatch = lost[0]!.job.dispatch;
     // 31 minutes later, with no re-dispatch left, cleanup gives up on the image.
     const later = createDeps(
       { ...pipeline.config, MAX_REDISPATCHES: 0 },
@@ -304,15 +322,55 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
       useDeps(pipeline.deps);
       await broken.pubsub.close();
     }
+    const released = await readImage(pipeline.deps, id);
+    expect(released?.dispatchedAt, 'the failed retry is not marked dispatched').to.equal(undefined);
+    expect(released?.staleAt?.getTime(), 'the failed retry gives its claim back at once').to.be.at.most(Date.now());
     const again = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
     expect(again.status, JSON.stringify(again.body)).to.equal(202);
     expect(again.body).to.include({ id, status: 'processing' });
     const jobs = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
     expect(jobs.length).to.be.greaterThan(0);
-    expect(
-      jobs.every(({ job }) => job.dispatch === 1),
-      'a new dispatch number',
-    ).to.equal(true);
+    // Every claim takes a number (the failed retry took one too), so the new dispatch is the document's, past the first.
+    const doc = await readImage(pipeline.deps, id);
+    expect(doc?.dispatch, 'a new dispatch number').to.be.greaterThan(firstDispatch);
+    expect(jobs.map(({ job }) => job.dispatch)).to.deep.equal(
+      jobs.map(() => doc?.dispatch),
+      'jobs of the new dispatch',
+    );
+    expect(doc?.dispatchedAt, 'marked dispatched').to.be.an.instanceOf(Date);
     expect((await server().get(`/uploads/${id}`)).status, 'processing again').to.equal(202);
+  });
+
+  it('an image whose original went missing (original_missing) is processed again when the same bytes are uploaded again, as its error says', async () => {
+    const image = await makePhoto({ width: 250, height: 170, seed: 17 });
+    const id = imageIdOf(image);
+    const resize = async (jobs: Awaited<ReturnType<typeof pullJobs>>) => {
+      for (const { job, message } of jobs) {
+        const path = `/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`;
+        const response = await request(getTestServer('resize')).post(path).send(pushBody(message));
+        expect(response.status, `job ${job.job.index} of dispatch ${job.dispatch}`).to.equal(204);
+      }
+    };
+    expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202);
+    const first = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
+    expect(first.length, 'the first dispatch published').to.be.greaterThan(0);
+    // The original is lost before the jobs run (deleted out of band): the jobs record original_missing.
+    await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).delete();
+    await resize(first);
+    const failed = await server().get(`/uploads/${id}`);
+    expect(failed.status).to.equal(422);
+    expect(failed.body.error).to.deep.include({ code: 'image_failed', retryable: true });
+    expect((await readImage(pipeline.deps, id))?.failure?.code).to.equal('original_missing');
+
+    // "Upload the same file again to retry": the bytes are stored again and the jobs read them.
+    expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image)).status).to.equal(202);
+    const [stored] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).exists();
+    expect(stored, 'the original stored again').to.equal(true);
+    const again = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
+    expect(again.length, 'dispatched again').to.be.greaterThan(0);
+    await resize(again);
+    const ready = await server().get(`/uploads/${id}`);
+    expect(ready.status, JSON.stringify(ready.body)).to.equal(200);
+    expect((await readImage(pipeline.deps, id))?.status).to.equal('ready');
   });
 });

@@ -208,7 +208,7 @@ output "condition" {
   describe('the functions', function () {
     it('get FIRESTORE_DATABASE, under the name the topology gives it, in every environment', function () {
       const env = firestore.database.env;
-      expect(ENV_VARS, 'shared/config.ts reads it').to.include(env);
+      expect(ENV_VARS, 'shared/core/config.ts reads it').to.include(env);
       expect((mod.locals.env_common as Body)[env]).to.equal('${google_firestore_database.this.name}');
       for (const key of FUNCTION_KEYS) {
         const { keys } = envKeys(mod, `\${local.function_env.${key}}`);

@@ -7,11 +7,21 @@ import { createHash } from 'node:crypto';
 import sharp, { type Sharp } from 'sharp';
 import { loadConfig, type Config } from '../../shared/core/config.js';
 import { chooseCrops, cropMetadata, largestCropSize, parseCropMetadata, parseFocus } from '../../shared/image/crop.js';
-import { buildJobs, cropsToMetadata, originalInfoFromMetadata } from '../../shared/pipeline/dispatch.js';
+import type { DocumentSnapshot } from '@google-cloud/firestore';
+import { buildJobs } from '../../shared/pipeline/dispatch.js';
+import { imageDocData, imageDocFrom } from '../../shared/state/image-doc.js';
+import { claimForAccept, markDispatched } from '../../shared/state/transitions.js';
+import { redispatchStuck } from '../../shared/state/upkeep.js';
 import { PipelineError } from '../../shared/core/errors.js';
 import { buildManifest, missingVariants, srcsetOf, type VariantObject } from '../../shared/image/manifest.js';
-import { ManifestV1, parseJob, type AspectCrop, type VariantSpec } from '../../shared/core/schemas.js';
-import { ORIGINAL_METADATA, variantName } from '../../shared/core/naming.js';
+import {
+  ManifestV1,
+  parseJob,
+  type AspectCrop,
+  type OriginalInfo,
+  type VariantSpec,
+} from '../../shared/core/schemas.js';
+import { variantName } from '../../shared/core/naming.js';
 import { planImage, splitIntoJobs } from '../../shared/image/plan.js';
 import { renderAll, type RenderOptions } from '../../shared/image/render.js';
 import { encoderSettingsFromConfig } from '../../shared/image/encode.js';
@@ -292,7 +302,7 @@ describe('aspects', () => {
       expect(missingVariants(id, variants, new Set(names.slice(1)))).to.deep.equal([variants[0]]);
     });
 
-    it("reads the crops back from the original's metadata, so cleanup's re-dispatch plans the same jobs", () => {
+    it("keeps the crops in the image document, so cleanup's re-dispatch and a retried claim plan the same jobs", () => {
       const info = {
         format: 'jpeg',
         width: 400,
@@ -301,27 +311,37 @@ describe('aspects', () => {
         contentType: 'image/jpeg',
         crops: { '1:1': { ...crops['1:1'], by: 'entropy' as const } },
       };
-      const metadata = {
-        size: '9',
-        contentType: 'image/jpeg',
-        metadata: {
-          [ORIGINAL_METADATA.format]: 'jpeg',
-          [ORIGINAL_METADATA.width]: '400',
-          [ORIGINAL_METADATA.height]: '300',
-          [ORIGINAL_METADATA.crops]: cropsToMetadata(info.crops),
-        },
-      };
-      expect(originalInfoFromMetadata(metadata)).to.deep.equal(info);
+      const id = 'b'.repeat(32);
       const original = { bucket: 'bkt', name: 'originals/x', generation: '1' };
-      expect(
-        buildJobs(config, 'b'.repeat(32), original, originalInfoFromMetadata(metadata)!, 1, new Date(0)),
-      ).to.deep.equal(buildJobs(config, 'b'.repeat(32), original, info, 1, new Date(0)));
-      // Unreadable crops: no aspect variants rather than a broken plan.
-      const broken = {
-        ...metadata,
-        metadata: { ...metadata.metadata, [ORIGINAL_METADATA.crops]: '{"1:1":{"left":-1}}' },
-      };
-      expect(originalInfoFromMetadata(broken)).to.not.have.property('crops');
+      const t0 = new Date(0);
+      const facts = (i: OriginalInfo) => ({
+        id,
+        info: i,
+        source: 'upload',
+        acceptedAt: t0,
+        recipe: 'r',
+        plannedVariants: 1,
+      });
+      const claimed = claimForAccept(facts(info))(undefined, t0).next!;
+      // As Firestore stores and returns it (crops are plain data in the document, no encoding).
+      const stored = imageDocFrom({ data: () => imageDocData(claimed) } as unknown as DocumentSnapshot)!;
+      expect(stored.info).to.deep.equal(info);
+      const settings = { redispatchAfterMs: 60_000, maxRedispatches: 3, retentionDays: 0, imagesBucket: 'b' };
+      const dispatched = markDispatched(0, 1, 1, settings)({ ...stored, original }, t0).next!;
+      const redispatch = redispatchStuck('cleanup', settings)(dispatched, new Date(120_000)).result;
+      expect(redispatch.kind).to.equal('redispatch');
+      const again = redispatch.kind === 'redispatch' ? redispatch.doc.info : undefined;
+      expect(again, 'the re-dispatch reads the crops from the document').to.deep.equal(info);
+      expect(buildJobs(config, id, original, again!, 1, t0)).to.deep.equal(
+        buildJobs(config, id, original, info, 1, t0),
+      );
+      // A claim taken over after an undispatched one keeps the first crops, whatever the retry chose.
+      const retried = claimForAccept(facts({ ...info, crops: { '1:1': { ...crops['1:1'], left: 0, by: 'focus' } } }))(
+        { ...stored, original },
+        new Date(10 * 60_000),
+      ).result;
+      expect(retried.kind).to.equal('claimed');
+      expect(retried.kind === 'claimed' ? retried.info : undefined).to.deep.equal(info);
     });
 
     it('fans aspect variants out like the others: every variant in exactly one job, crops carried in every job', () => {
