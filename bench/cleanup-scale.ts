@@ -1,328 +1,259 @@
 /**
- * `npm run cleanup-scale`: cleanup over many originals on the local storage server, on a fake
- * clock one schedule tick per pass, against the bound ⌈N ÷ CLEANUP_MAX_OBJECTS⌉ + 1 and
- * CLEANUP_MAX_SECONDS. Options: `--help` ({@link USAGE}); results: docs/performance.md. The test
- * suite runs a smaller version (test/integration/cleanup-scale.test.ts).
+ * `npm run cleanup-scale`: one cleanup pass over N image documents in Firestore (the emulator),
+ * N metadata-only originals on the local storage server and the real Pub/Sub emulator. Seeded:
+ * N ready images and, among them, `--stuck` images stuck in processing (dispatched long enough
+ * ago that `staleAt` passed). The pass must re-dispatch every stuck one (counted as jobs on a pull
+ * subscription of the jobs topic), and its time and operations (Cloud Storage Class A and B as
+ * the storage server saw them, Firestore documents read and written as the state layer counted
+ * them, Pub/Sub publishes) should not grow with N: the queries find what is due, and only the
+ * orphan sweep walks objects, CLEANUP_MAX_OBJECTS a pass. Options: `--help` ({@link USAGE});
+ * results: docs/performance.md ("State in Firestore"). The test suite runs the smallest version
+ * (test/integration/cleanup-scale.test.ts).
  */
-import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { runCleanup, type CleanupSummary } from '../shared/pipeline/cleanup.js';
+import type { Message, Subscription } from '@google-cloud/pubsub';
+import type { Config } from '../shared/core/config.js';
+import type { OriginalInfo } from '../shared/core/schemas.js';
 import { createDeps, type PipelineDeps } from '../shared/cloud/deps.js';
-import {
-  errorRecordName,
-  manifestName,
-  ORIGINAL_METADATA,
-  originalName,
-  OUTCOME_MARKER,
-  outcomeMarkerName,
-} from '../shared/core/naming.js';
+import { runCleanup, type CleanupSummary } from '../shared/pipeline/cleanup.js';
+import { firestoreOperations, type ImageDoc, resetFirestoreOperations } from '../shared/state/image-doc.js';
 import { parseCommandLine, refuse } from './cli.js';
+import { type OperationCounts, startCounting } from './operation-count.js';
 import { withScaleStack } from './scale-stack.js';
+import { bulkCreate, hexId, originalObjects, readyImageDoc, stuckImageDoc, writeImageDocs } from './seed-images.js';
 import { markdownTable } from './stats.js';
+
+export { bulkCreate } from './seed-images.js';
 
 const MIN = 60_000;
 const DAY = 24 * 60 * MIN;
-/** The deployed schedule: one pass every 15 minutes. */
-const TICK_MS = 15 * MIN;
 
-/** What to plant. */
+/** Original sizes cycled through: a small web image, 2 MP and a 12 MP photo. */
+export const SIZES = [
+  [640, 480],
+  [1600, 1200],
+  [4000, 3000],
+] as const;
+
+/** The info of the i-th seeded image. */
+export function infoOf(i: number): OriginalInfo {
+  const [width, height] = SIZES[i % SIZES.length] ?? SIZES[0];
+  return { format: 'jpeg', width, height, bytes: 0, contentType: 'image/jpeg' };
+}
+
+/** What to seed and the pass's limits. */
 export interface ScaleOptions {
-  readonly originals: number;
+  /** Image documents (and originals), the stuck ones included. */
+  readonly images: number;
+  /** Of those, stuck in processing. */
+  readonly stuck: number;
   /** CLEANUP_MAX_OBJECTS. */
   readonly budget: number;
-  /** Stuck images (dispatched, no output, no record), placed at or beyond `beyond` in listing order. */
-  readonly stuck: number;
-  /** Images whose failure record's announcement is pending (writer died), also beyond `beyond`. */
-  readonly pending: number;
-  /** Output folders whose original is gone, old enough to delete. */
-  readonly orphans: number;
-  /** Stale `incoming/` objects. */
-  readonly incoming: number;
-  /** Position in listing order from which the stuck and pending images are placed. */
-  readonly beyond: number;
   /** CLEANUP_MAX_SECONDS. */
   readonly maxSeconds: number;
 }
 
-/** One pass, as measured. */
-export interface PassRow {
-  readonly pass: number;
+/** What was seeded, and how long it took. */
+export interface Seeded {
+  readonly stuck: string[];
+  /** Jobs a re-dispatch of the stuck images publishes (their plans split by FANOUT_STRATEGY). */
+  readonly stuckJobs: number;
   readonly seconds: number;
-  readonly summary: CleanupSummary;
+  readonly originalsSeconds: number;
+  readonly documentsSeconds: number;
 }
 
-/** The figure. */
+/** Seeds N originals and N documents (N − stuck ready, `stuck` stuck), spread evenly through the ids. */
+export async function seedScale(deps: PipelineDeps, storageUrl: string, options: ScaleOptions): Promise<Seeded> {
+  if (options.stuck > options.images) throw new Error(`--stuck ${options.stuck} exceeds --images ${options.images}`);
+  const started = Date.now();
+  const { config } = deps;
+  const now = deps.now();
+  const ids = Array.from({ length: options.images }, hexId).sort();
+  const stuckAt = new Set(
+    Array.from({ length: options.stuck }, (_, i) => Math.floor(((i + 0.5) * options.images) / options.stuck)),
+  );
+  await bulkCreate(storageUrl, config.UPLOADS_BUCKET, originalObjects(ids, new Date(now.getTime() - DAY)));
+  const originalsSeconds = (Date.now() - started) / 1000;
+  const documentsStarted = Date.now();
+  const dispatchedAt = new Date(now.getTime() - 2 * config.REDISPATCH_AFTER_MINUTES * MIN);
+  const stuck: string[] = [];
+  let stuckJobs = 0;
+  // Built and written in slices, so 100,000 documents never sit in memory at once.
+  for (let start = 0; start < ids.length; start += 10_000) {
+    const docs: ImageDoc[] = [];
+    for (let i = start; i < Math.min(ids.length, start + 10_000); i++) {
+      const id = ids[i] as string;
+      if (stuckAt.has(i)) {
+        const doc = stuckImageDoc(config, id, infoOf(i), dispatchedAt);
+        stuck.push(id);
+        stuckJobs += doc.jobCount;
+        docs.push(doc);
+      } else docs.push(readyImageDoc(config, config, id, infoOf(i), new Date(now.getTime() - DAY)));
+    }
+    await writeImageDocs(deps.firestore, docs);
+  }
+  const documentsSeconds = (Date.now() - documentsStarted) / 1000;
+  return { stuck, stuckJobs, seconds: (Date.now() - started) / 1000, originalsSeconds, documentsSeconds };
+}
+
+/** Pulls what is on `subscription` until `quietMs` pass without a message (acking each). */
+export async function pullAll(subscription: Subscription, quietMs = 3000, timeoutMs = 120_000): Promise<Message[]> {
+  const received: Message[] = [];
+  let last = Date.now();
+  const deadline = Date.now() + timeoutMs;
+  const onMessage = (message: Message) => {
+    received.push(message);
+    message.ack();
+    last = Date.now();
+  };
+  subscription.on('message', onMessage);
+  try {
+    while (Date.now() < deadline && Date.now() - last < quietMs) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    subscription.removeListener('message', onMessage);
+    await subscription.close();
+  }
+  return received;
+}
+
+/** The pass, as measured. */
 export interface ScaleReport {
   readonly options: ScaleOptions;
-  readonly seedSeconds: number;
-  /** ⌈N ÷ budget⌉ + 1. */
-  readonly bound: number;
-  readonly passes: PassRow[];
-  /** The pass in which each planted problem was handled (undefined: never). */
-  readonly reachedAt: {
-    stuck: Array<number | undefined>;
-    pending: Array<number | undefined>;
-    orphans: Array<number | undefined>;
-  };
-  /** Passes until every planted problem was handled, or undefined. */
-  readonly passesNeeded: number | undefined;
-  readonly slowestPassSeconds: number;
+  readonly seeded: Omit<Seeded, 'stuck'>;
+  readonly summary: CleanupSummary;
+  readonly seconds: number;
+  readonly operations: OperationCounts;
+  /** Messages published to the jobs and events topics during the pass. */
+  readonly jobsPublished: number;
+  readonly eventsPublished: number;
+  /** Stuck images with a job of the new dispatch on the jobs topic. */
+  readonly redispatchedImages: number;
 }
 
-function hexId(): string {
-  return randomBytes(16).toString('hex');
-}
-
-/** Creates objects (metadata-only unless `data` is given) through the local storage server's `POST /_admin/bulk`. */
-export async function bulkCreate(storageUrl: string, bucket: string, objects: readonly unknown[]): Promise<void> {
-  for (let start = 0; start < objects.length; start += 10_000) {
-    const response = await fetch(`${storageUrl}/_admin/bulk`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ bucket, objects: objects.slice(start, start + 10_000) }),
-    });
-    if (response.status !== 201)
-      throw new Error(`bulk create in ${bucket}: ${response.status} ${await response.text()}`);
-  }
-}
-
-/** What was planted. */
-export interface Planted {
-  readonly stuck: string[];
-  readonly pending: string[];
-  readonly orphans: string[];
-  /** Fake time of the seeding: originals were dispatched then. */
-  readonly t0: number;
-}
-
-/**
- * Seeds the buckets: N originals in sorted id order, finished (a published outcome marker and its
- * manifest) except the stuck and pending ones, which are spread evenly from position `beyond` on.
- */
-export async function seedScale(
-  storageUrl: string,
-  buckets: { uploads: string; images: string },
+/** Seeds, then runs one pass with real collaborators and counts what it did. */
+export async function runScale(
+  stack: {
+    deps: PipelineDeps;
+    config: Config;
+    storage: Parameters<typeof startCounting>[0] & { url: string };
+    jobs: Subscription;
+    events: Subscription;
+  },
   options: ScaleOptions,
-): Promise<Planted> {
-  const t0 = Date.now();
-  const ids = Array.from({ length: options.originals }, hexId).sort();
-  const special = options.stuck + options.pending;
-  const span = options.originals - options.beyond;
-  if (span < special) throw new Error(`not enough originals beyond ${options.beyond} for ${special} planted images`);
-  const positions = Array.from(
-    { length: special },
-    (_, i) => options.beyond + Math.floor(((i + 0.5) * span) / special),
+): Promise<ScaleReport> {
+  const { stuck, ...seeded } = await seedScale(stack.deps, stack.storage.url, options);
+  const deps = createDeps(
+    { ...stack.config, CLEANUP_MAX_OBJECTS: options.budget, CLEANUP_MAX_SECONDS: options.maxSeconds },
+    { storage: stack.deps.storage, pubsub: stack.deps.pubsub, firestore: stack.deps.firestore, log: stack.deps.log },
   );
-  const stuck = new Set<string>();
-  const pending = new Set<string>();
-  for (const [i, position] of positions.entries()) {
-    const id = ids[position];
-    if (id === undefined) throw new Error(`position ${position} is past the ${ids.length} seeded originals`);
-    if ((i % 2 === 0 && stuck.size < options.stuck) || pending.size >= options.pending) stuck.add(id);
-    else pending.add(id);
+  const counting = startCounting(stack.storage, { operations: firestoreOperations, reset: resetFirestoreOperations });
+  const started = Date.now();
+  const summary = await runCleanup(deps);
+  const seconds = (Date.now() - started) / 1000;
+  const operations = counting.stop();
+  const [jobs, events] = await Promise.all([pullAll(stack.jobs), pullAll(stack.events)]);
+  const wanted = new Set(stuck);
+  const redispatched = new Set<string>();
+  for (const message of jobs) {
+    const job = JSON.parse(message.data.toString()) as { imageId: string; dispatch: number };
+    if (wanted.has(job.imageId) && job.dispatch === 2) redispatched.add(job.imageId);
   }
-  const created = new Date(t0 - 10 * MIN).toISOString();
-  const dispatched = new Date(t0 - 5 * MIN).toISOString();
-  const originals = ids.map((id) => ({
-    name: originalName(id),
-    contentType: 'image/jpeg',
-    timeCreated: created,
-    metadata: {
-      [ORIGINAL_METADATA.imageId]: id,
-      [ORIGINAL_METADATA.format]: 'jpeg',
-      [ORIGINAL_METADATA.width]: '640',
-      [ORIGINAL_METADATA.height]: '480',
-      [ORIGINAL_METADATA.dispatchedAt]: dispatched,
-      [ORIGINAL_METADATA.redispatches]: '0',
-    },
-  }));
-  // Every finished image has its outcome marker (the arbiter) and the derived record beside its
-  // variants; a pending one's holder died 10 minutes ago (docs/record-protocol.md).
-  const markers = ids
-    .filter((id) => !stuck.has(id))
-    .map((id) => {
-      const failed = pending.has(id);
-      const record = { v: 1, id, code: 'image_failed', message: 'planted', failedAt: created, retryable: false };
-      return {
-        name: outcomeMarkerName(id),
-        contentType: 'application/json',
-        timeCreated: created,
-        ...(failed ? { data: JSON.stringify({ v: 1, outcome: 'failed', record }) } : {}),
-        metadata: {
-          [OUTCOME_MARKER.keys.outcome]: failed ? 'failed' : 'ready',
-          [OUTCOME_MARKER.keys.eventState]: failed ? OUTCOME_MARKER.states.pending : OUTCOME_MARKER.states.published,
-          [OUTCOME_MARKER.keys.writer]: failed ? 'job:crashed' : 'job:done',
-          ...(failed ? { [OUTCOME_MARKER.keys.retryable]: 'false' } : {}),
-        },
-      };
-    });
-  const records = ids
-    .filter((id) => !stuck.has(id))
-    .map((id) =>
-      pending.has(id)
-        ? { name: errorRecordName(id), contentType: 'application/json', timeCreated: created }
-        : { name: manifestName(id), contentType: 'application/json', timeCreated: created },
-    );
-  const orphans = Array.from({ length: options.orphans }, hexId);
-  const old = new Date(t0 - 30 * DAY).toISOString();
-  const orphanObjects = orphans.map((id) => ({
-    name: `${id}/96w.jpg`,
-    contentType: 'image/jpeg',
-    timeCreated: old,
-    metadata: { width: '96', height: '72' },
-  }));
-  const incoming = Array.from({ length: options.incoming }, (_, i) => ({
-    name: `incoming/forgotten-${i}.jpg`,
-    timeCreated: old,
-  }));
-  await bulkCreate(storageUrl, buckets.uploads, [...originals, ...markers, ...incoming]);
-  await bulkCreate(storageUrl, buckets.images, [...records, ...orphanObjects]);
-  return { stuck: [...stuck], pending: [...pending], orphans, t0 };
-}
-
-/**
- * Runs passes (pass k at t0 + 31 min + k ticks) until every planted problem is handled or
- * `maxPasses` ran. Handled: a stuck image was dispatched again (`redispatches` ≥ 1) or recorded;
- * a pending announcement is published; an orphan folder is gone.
- */
-export async function runScalePasses(
-  base: PipelineDeps,
-  planted: Planted,
-  options: ScaleOptions,
-  maxPasses: number,
-): Promise<Omit<ScaleReport, 'seedSeconds'>> {
-  const uploads = base.storage.bucket(base.config.UPLOADS_BUCKET);
-  const images = base.storage.bucket(base.config.IMAGES_BUCKET);
-  const reachedAt = {
-    stuck: planted.stuck.map((): number | undefined => undefined),
-    pending: planted.pending.map((): number | undefined => undefined),
-    orphans: planted.orphans.map((): number | undefined => undefined),
-  };
-  const passes: PassRow[] = [];
-  const config = { ...base.config, CLEANUP_MAX_OBJECTS: options.budget, CLEANUP_MAX_SECONDS: options.maxSeconds };
-  for (let pass = 1; pass <= maxPasses; pass++) {
-    const offset = planted.t0 + 31 * MIN + (pass - 1) * TICK_MS - Date.now();
-    const deps = createDeps(config, {
-      storage: base.storage,
-      pubsub: base.pubsub,
-      log: base.log,
-      now: () => new Date(Date.now() + offset),
-    });
-    const started = Date.now();
-    const summary = await runCleanup(deps);
-    passes.push({ pass, seconds: (Date.now() - started) / 1000, summary });
-    await Promise.all([
-      ...planted.stuck.map(async (id, i) => {
-        if (reachedAt.stuck[i] !== undefined) return;
-        const [metadata] = await uploads.file(originalName(id)).getMetadata();
-        if (Number(metadata.metadata?.[ORIGINAL_METADATA.redispatches] ?? 0) >= 1) reachedAt.stuck[i] = pass;
-      }),
-      ...planted.pending.map(async (id, i) => {
-        if (reachedAt.pending[i] !== undefined) return;
-        const [metadata] = await uploads.file(outcomeMarkerName(id)).getMetadata();
-        if (metadata.metadata?.[OUTCOME_MARKER.keys.eventState] === OUTCOME_MARKER.states.published)
-          reachedAt.pending[i] = pass;
-      }),
-      ...planted.orphans.map(async (id, i) => {
-        if (reachedAt.orphans[i] !== undefined) return;
-        const [exists] = await images.file(`${id}/96w.jpg`).exists();
-        if (!exists) reachedAt.orphans[i] = pass;
-      }),
-    ]);
-    const all = [...reachedAt.stuck, ...reachedAt.pending, ...reachedAt.orphans];
-    if (all.every((p) => p !== undefined)) break;
-  }
-  const all = [...reachedAt.stuck, ...reachedAt.pending, ...reachedAt.orphans];
   return {
     options,
-    bound: Math.ceil(options.originals / options.budget) + 1,
-    passes,
-    reachedAt,
-    passesNeeded: all.every((p) => p !== undefined) ? Math.max(0, ...(all as number[])) : undefined,
-    slowestPassSeconds: Math.max(...passes.map((p) => p.seconds)),
+    seeded,
+    summary,
+    seconds,
+    operations,
+    jobsPublished: jobs.length,
+    eventsPublished: events.length,
+    redispatchedImages: redispatched.size,
   };
 }
 
-/** The report as markdown (docs/performance.md). */
+/** The report's row cells (docs/performance.md puts runs side by side). */
+export function reportRow(report: ScaleReport): string[] {
+  const o = report.operations;
+  return [
+    report.options.images.toLocaleString('en-US'),
+    report.seeded.seconds.toFixed(1),
+    `${report.redispatchedImages} / ${report.options.stuck}`,
+    report.seconds.toFixed(1),
+    String(o.classA),
+    String(o.lists),
+    String(o.classB),
+    String(o.deletes),
+    String(o.firestoreReads),
+    String(o.firestoreWrites),
+    String(report.jobsPublished + report.eventsPublished),
+  ];
+}
+
+/** Column headings of {@link reportRow}. */
+export const REPORT_COLUMNS = [
+  'images',
+  'seeding s',
+  're-dispatched in the pass',
+  'pass s',
+  'Class A',
+  'of which lists',
+  'Class B',
+  'deletes (free)',
+  'Firestore reads',
+  'Firestore writes',
+  'Pub/Sub publishes',
+];
+
+/** The report as markdown. */
 export function formatScaleReport(report: ScaleReport): string {
   const o = report.options;
-  const rows = report.passes.map((p) => [
-    String(p.pass),
-    p.seconds.toFixed(1),
-    String(p.summary.steps.originals.reviewed),
-    String(p.summary.steps.records.reviewed),
-    String(p.summary.steps.orphans.reviewed),
-    String(p.summary.steps.incoming.reviewed),
-    String(p.summary.redispatched),
-    String(p.summary.announcementsSettled),
-    String(p.summary.orphansDeleted),
-    String(p.summary.incomingDeleted),
-  ]);
+  const steps = Object.entries(report.summary.steps)
+    .map(([step, s]) => `${step} ${s.outcome} (${s.reviewed})`)
+    .join(', ');
   return [
-    `## Cleanup at scale: ${o.originals} originals, CLEANUP_MAX_OBJECTS ${o.budget}, CLEANUP_MAX_SECONDS ${o.maxSeconds}`,
+    `## Cleanup at scale: ${o.images} image documents, ${o.stuck} stuck; CLEANUP_MAX_OBJECTS ${o.budget}, CLEANUP_MAX_SECONDS ${o.maxSeconds}`,
     '',
-    `Planted beyond position ${o.beyond}: ${o.stuck} stuck images and ${o.pending} pending announcements; also ${o.orphans} orphan folders and ${o.incoming} stale incoming/ objects. Seeding: ${report.seedSeconds.toFixed(1)} s.`,
+    `Seeding ${report.seeded.seconds.toFixed(1)} s (originals ${report.seeded.originalsSeconds.toFixed(1)} s through the bulk endpoint, documents ${report.seeded.documentsSeconds.toFixed(1)} s in batched writes of 500).`,
     '',
-    markdownTable(
-      [
-        'pass',
-        'seconds',
-        'originals',
-        'records',
-        'folders',
-        'incoming',
-        're-dispatched',
-        'settled',
-        'orphans deleted',
-        'incoming deleted',
-      ],
-      rows,
-    ),
+    markdownTable(REPORT_COLUMNS, [reportRow(report)]),
     '',
-    `Every planted problem handled by pass ${report.passesNeeded ?? 'never'} (bound ⌈N ÷ budget⌉ + 1 = ${report.bound}); slowest pass ${report.slowestPassSeconds.toFixed(1)} s of ${o.maxSeconds} s.`,
+    `Steps: ${steps}. Jobs published ${report.jobsPublished} (expected ${report.seeded.stuckJobs}), events ${report.eventsPublished}; errors ${report.summary.errors}.`,
   ].join('\n');
 }
 
 /** What `--help` prints. */
 const USAGE = `usage: npm run cleanup-scale -- [options]
 
-Seeds metadata-only originals (with their records) on a local storage server through its bulk
-endpoint, plants stuck images, pending announcements and orphans beyond a position in listing
-order, then runs cleanup passes on a fake clock, one 15-minute schedule tick per pass, until every
-planted problem is handled. Prints a Markdown table; exits 1 when a problem took more passes than
-⌈originals ÷ budget⌉ + 1 or a pass took longer than --max-seconds. Needs gcloud's Pub/Sub emulator
-unless PUBSUB_EMULATOR_HOST is set.
+Seeds N image documents in Firestore (batched writes of 500) and N metadata-only originals on a
+local storage server, of which --stuck are stuck in processing (their staleAt passed), then runs
+ONE cleanup pass with real collaborators and reports its wall time and operations: Cloud Storage
+Class A and Class B (as the storage server saw them), Firestore documents read and written (as
+the state layer counted them), Pub/Sub publishes. Prints Markdown; exits 1 unless every stuck
+image was re-dispatched in that pass within --max-seconds. Needs gcloud's Pub/Sub and Firestore
+emulators unless PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST are set; each run uses a
+Firestore database of its own.
 
 Options (whole numbers):
-  --originals N     originals to seed (default 20000)
-  --budget N        CLEANUP_MAX_OBJECTS: objects each cleanup step examines per pass (default 5000)
-  --stuck N         stuck images: dispatched, no output, no record (default 20)
-  --pending N       images whose failure announcement is pending (default 10)
-  --orphans N       output folders whose original is gone (default 10)
-  --incoming N      stale incoming/ objects (default 10)
-  --beyond N        listing position from which stuck and pending images are placed (default 15000)
-  --max-seconds N   CLEANUP_MAX_SECONDS: the longest a pass may take (default 240)
+  --images N        image documents and originals to seed (default 10000)
+  --stuck N         of those, stuck in processing (default 50)
+  --budget N        CLEANUP_MAX_OBJECTS: entries the orphan sweep lists, documents a query returns (default 5000)
+  --max-seconds N   CLEANUP_MAX_SECONDS: the longest the pass may take (default 240)
   -h, --help        print this and exit
 `;
 
 /** The options of a command line; exits 0 after --help, 2 with the usage for a bad one. */
-function scaleOptionsFrom(args: readonly string[]): ScaleOptions {
+export function scaleOptionsFrom(args: readonly string[]): ScaleOptions {
   const values: Record<string, string | undefined> = parseCommandLine(
     args,
     {
-      originals: { type: 'string', default: '20000' },
+      images: { type: 'string', default: '10000' },
+      stuck: { type: 'string', default: '50' },
       budget: { type: 'string', default: '5000' },
-      stuck: { type: 'string', default: '20' },
-      pending: { type: 'string', default: '10' },
-      orphans: { type: 'string', default: '10' },
-      incoming: { type: 'string', default: '10' },
-      beyond: { type: 'string', default: '15000' },
       'max-seconds': { type: 'string', default: '240' },
     },
     USAGE,
   );
-  // Counts of planted problems may be 0; sizes, budgets and time limits may not.
-  const atLeastOne = new Set(['originals', 'budget', 'max-seconds']);
+  const atLeastOne = new Set(['images', 'budget', 'max-seconds']);
   const whole = (name: string): number => {
     const raw = values[name];
     const minimum = atLeastOne.has(name) ? 1 : 0;
@@ -330,36 +261,22 @@ function scaleOptionsFrom(args: readonly string[]): ScaleOptions {
       refuse(`--${name} must be a whole number ≥ ${minimum}, got ${JSON.stringify(raw)}`, USAGE);
     return Number(raw);
   };
-  return {
-    originals: whole('originals'),
-    budget: whole('budget'),
+  const options = {
+    images: whole('images'),
     stuck: whole('stuck'),
-    pending: whole('pending'),
-    orphans: whole('orphans'),
-    incoming: whole('incoming'),
-    beyond: whole('beyond'),
+    budget: whole('budget'),
     maxSeconds: whole('max-seconds'),
   };
+  if (options.stuck > options.images) refuse(`--stuck ${options.stuck} exceeds --images ${options.images}`, USAGE);
+  return options;
 }
 
 async function main(): Promise<void> {
   const options = scaleOptionsFrom(process.argv.slice(2));
-  process.exitCode = await withScaleStack(async (deps, storageUrl, config) => {
-    const seeding = Date.now();
-    const planted = await seedScale(
-      storageUrl,
-      { uploads: config.UPLOADS_BUCKET, images: config.IMAGES_BUCKET },
-      options,
-    );
-    const seedSeconds = (Date.now() - seeding) / 1000;
-    const bound = Math.ceil(options.originals / options.budget) + 1;
-    const report = { ...(await runScalePasses(deps, planted, options, bound + 2)), seedSeconds };
+  process.exitCode = await withScaleStack(async (stack) => {
+    const report = await runScale(stack, options);
     process.stdout.write(`${formatScaleReport(report)}\n`);
-    return report.passesNeeded !== undefined &&
-      report.passesNeeded <= bound &&
-      report.slowestPassSeconds <= options.maxSeconds
-      ? 0
-      : 1;
+    return report.redispatchedImages === options.stuck && report.seconds <= options.maxSeconds ? 0 : 1;
   });
 }
 

@@ -1,40 +1,26 @@
 /**
- * The reprocess backfill at scale: seeds N metadata-only originals with ready outcome markers made
- * with an older recipe (no recipe recorded, WIDTHS without 2048) through the local storage
- * server's bulk endpoint, prices the backlog with a dry run, then runs backfill passes on a fake
- * clock (one every 15 minutes) with a per-pass cap and a daily CPU budget until every image was
- * dispatched once. Reports the dry run, every pass and how many passes and days it took.
+ * The reprocess backfill at scale: seeds N ready image documents made with an older recipe
+ * (WIDTHS without 2048) in Firestore (the emulator; batched writes) and their metadata-only
+ * originals on the local storage server, prices the backlog with a dry run, then runs backfill
+ * passes on a fake clock (one every 15 minutes) with a per-pass cap and a daily CPU budget until
+ * every image was dispatched once. Reports the dry run, every pass and how many passes and days
+ * it took. Options: `--help` ({@link USAGE}).
  *
- *   npm run reprocess-scale -- [--images 1200] [--max 100] [--budget 20000]
- *
- * The test suite runs it at 1,000 images (test/integration/reprocess-scale.test.ts).
+ * The test suite runs it at 150 images (test/integration/reprocess-scale.test.ts).
  */
-import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { publicBaseUrl, type Config } from '../shared/core/config.js';
+import type { Config } from '../shared/core/config.js';
+import { recipeOf } from '../shared/core/recipe.js';
 import { createDeps, type PipelineDeps } from '../shared/cloud/deps.js';
-import { buildManifest } from '../shared/image/manifest.js';
-import {
-  ORIGINAL_METADATA,
-  originalName,
-  OUTCOME_MARKER,
-  outcomeMarkerName,
-  variantName,
-} from '../shared/core/naming.js';
-import { planImage } from '../shared/image/plan.js';
 import { runReprocess, type ReprocessSummary } from '../shared/pipeline/reprocess.js';
-import { bulkCreate } from './cleanup-scale.js';
+import { IMAGES_COLLECTION, type ImageDoc, imageDocFrom } from '../shared/state/image-doc.js';
+import { parseCommandLine, refuse } from './cli.js';
+import { infoOf } from './cleanup-scale.js';
 import { withScaleStack } from './scale-stack.js';
+import { bulkCreate, hexId, originalObjects, readyImageDoc, writeImageDocs } from './seed-images.js';
 import { markdownTable } from './stats.js';
 
 const TICK_MS = 15 * 60_000;
-/** Original sizes cycled through: a small web image, 2 MP and a 12 MP photo. */
-const SIZES = [
-  [640, 480],
-  [1600, 1200],
-  [4000, 3000],
-] as const;
 /** The recipe the seeded manifests were made with (before recipes were recorded). */
 const OLD_WIDTHS = [320, 640, 1024, 1600];
 
@@ -51,59 +37,34 @@ export interface BackfillReport {
   /** Originals stamped with an update dispatch, and any dispatched more than once. */
   readonly dispatchedImages: number;
   readonly dispatchedTwice: number;
+  /** The seeded images' recipe hash. */
+  readonly oldRecipe?: string;
 }
 
-/** Seeds N ready images made with the old recipe: originals (metadata only) and their markers. */
-export async function seedOutdated(storageUrl: string, config: Config, images: number): Promise<string[]> {
-  const ids = Array.from({ length: images }, () => randomBytes(16).toString('hex')).sort();
-  const created = new Date(Date.now() - 86_400_000).toISOString();
-  const originals = [];
-  const markers = [];
-  for (const [i, id] of ids.entries()) {
-    const [width, height] = SIZES[i % SIZES.length]!;
-    originals.push({
-      name: originalName(id),
-      contentType: 'image/jpeg',
-      timeCreated: created,
-      metadata: {
-        [ORIGINAL_METADATA.imageId]: id,
-        [ORIGINAL_METADATA.format]: 'jpeg',
-        [ORIGINAL_METADATA.width]: String(width),
-        [ORIGINAL_METADATA.height]: String(height),
-        [ORIGINAL_METADATA.dispatchedAt]: created,
-        [ORIGINAL_METADATA.redispatches]: '0',
-      },
-    });
-    const info = { format: 'jpeg', width, height, bytes: 0, contentType: 'image/jpeg' };
-    const plan = planImage(info, { WIDTHS: OLD_WIDTHS, FORMATS: config.FORMATS }).variants;
-    const objects = new Map(
-      plan.map((v) => [
-        variantName(id, v.width, v.format),
-        { name: variantName(id, v.width, v.format), bytes: 1, width: v.width, height: v.width },
-      ]),
+/** The recipe the seeded images were made with: the deployed one but {@link OLD_WIDTHS}. */
+export function oldRecipe(config: Config): Config {
+  return { ...config, WIDTHS: OLD_WIDTHS };
+}
+
+/** Seeds N ready images made with the old recipe: documents and their (metadata-only) originals. */
+export async function seedOutdated(deps: PipelineDeps, storageUrl: string, images: number): Promise<string[]> {
+  const { config } = deps;
+  const ids = Array.from({ length: images }, hexId).sort();
+  const created = new Date(Date.now() - 86_400_000);
+  await bulkCreate(storageUrl, config.UPLOADS_BUCKET, originalObjects(ids, created));
+  const old = oldRecipe(config);
+  for (let start = 0; start < ids.length; start += 10_000)
+    await writeImageDocs(
+      deps.firestore,
+      ids.slice(start, start + 10_000).map((id, i) => readyImageDoc(config, old, id, infoOf(start + i), created)),
     );
-    const manifest = buildManifest({
-      id,
-      original: { ...info, name: originalName(id), generation: '1' },
-      plan,
-      objects,
-      baseUrl: publicBaseUrl(config),
-      now: new Date(created),
-    });
-    markers.push({
-      name: outcomeMarkerName(id),
-      contentType: 'application/json',
-      timeCreated: created,
-      data: JSON.stringify({ v: 1, outcome: 'ready', bucket: config.IMAGES_BUCKET, manifest }),
-      metadata: {
-        [OUTCOME_MARKER.keys.outcome]: 'ready',
-        [OUTCOME_MARKER.keys.eventState]: 'published',
-        [OUTCOME_MARKER.keys.writer]: 'job:seeded',
-      },
-    });
-  }
-  await bulkCreate(storageUrl, config.UPLOADS_BUCKET, [...originals, ...markers]);
   return ids;
+}
+
+/** Every image document (the bench's collection is small enough to read whole). */
+async function allDocs(deps: PipelineDeps): Promise<ImageDoc[]> {
+  const snapshot = await deps.firestore.collection(IMAGES_COLLECTION).get();
+  return snapshot.docs.flatMap((d) => imageDocFrom(d) ?? []);
 }
 
 /** Dry run, then passes every 15 fake minutes until every outdated image was dispatched (or maxPasses). */
@@ -120,22 +81,24 @@ export async function runBackfill(
   };
   const t0 = Date.parse('2026-12-01T00:00:00Z');
   const at = (pass: number) => new Date(t0 + pass * TICK_MS);
-  const dry = await runReprocess(createDeps(config, { log: base.log, now: () => at(0) }), { dryRun: true });
+  const shared = { storage: base.storage, pubsub: base.pubsub, firestore: base.firestore, log: base.log };
+  const dry = await runReprocess(createDeps(config, { ...shared, now: () => at(0) }), { dryRun: true });
   const passes: Array<ReprocessSummary & { pass: number; at: string }> = [];
   let dispatched = 0;
   for (let pass = 1; pass <= maxPasses && dispatched < dry.outdated - dry.noOriginal; pass++) {
-    const summary = await runReprocess(createDeps(config, { log: base.log, now: () => at(pass) }), { dryRun: false });
+    const summary = await runReprocess(createDeps(config, { ...shared, now: () => at(pass) }), { dryRun: false });
     dispatched += summary.dispatched;
     passes.push({ ...summary, pass, at: at(pass).toISOString() });
   }
-  const [files] = await base.storage.bucket(config.UPLOADS_BUCKET).getFiles({ prefix: 'originals/' });
-  const stamped = files.filter((f) => f.metadata.metadata?.[ORIGINAL_METADATA.updateRecipe]);
+  // A dispatched update leaves `update` on the document (its jobs are never run here) and a new dispatch number.
+  const docs = await allDocs(base);
+  const stamped = docs.filter((d) => d.update?.recipe === dry.recipe);
   return {
     options,
     dry,
     passes,
     dispatchedImages: stamped.length,
-    dispatchedTwice: stamped.filter((f) => Number(f.metadata.metadata?.[ORIGINAL_METADATA.redispatches]) > 1).length,
+    dispatchedTwice: stamped.filter((d) => d.dispatch > 2).length,
   };
 }
 
@@ -164,7 +127,7 @@ export function formatBackfillReport(report: BackfillReport): string {
   return [
     `## Reprocess backfill: ${options.images} images, REPROCESS_MAX_PER_PASS ${options.maxPerPass}, REPROCESS_CPU_SECONDS_PER_DAY ${options.cpuSecondsPerDay}`,
     '',
-    `Dry run (${dry.seconds.toFixed(1)} s): ${dry.reviewed} markers, ${dry.ready} ready, ${dry.outdated} outdated (recipe \`${'none'}\` → \`${dry.recipe}\`), ${dry.noOriginal} without an original; ` +
+    `Dry run (${dry.seconds.toFixed(1)} s): ${dry.reviewed} documents, ${dry.ready} ready, ${dry.outdated} outdated (recipe \`${report.oldRecipe}\` → \`${dry.recipe}\`), ${dry.noOriginal} without an original; ` +
       `estimated ${dry.estimatedCpuSeconds.toFixed(0)} CPU-seconds, $${dry.estimatedCostUsd.toFixed(2)}.`,
     '',
     markdownTable(['pass', 'fake time (UTC)', 'dispatched', 'CPU-s spent today', 'stopped by', 'seconds'], shown),
@@ -177,22 +140,49 @@ export function formatBackfillReport(report: BackfillReport): string {
   ].join('\n');
 }
 
+/** What `--help` prints. */
+const USAGE = `usage: npm run reprocess-scale -- [options]
+
+Seeds ready image documents made with an older recipe (WIDTHS without 2048) in Firestore and their
+metadata-only originals on a local storage server, prices the backlog with a reprocess dry run,
+then runs reprocess passes on a fake clock (one per 15 minutes) until every outdated image was
+dispatched once; the jobs are published, not run. Prints Markdown; exits 1 unless every image was
+dispatched exactly once. Needs gcloud's Pub/Sub and Firestore emulators unless
+PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST are set.
+
+Options (whole numbers):
+  --images N   ready images with the old recipe (default 1200)
+  --max N      REPROCESS_MAX_PER_PASS (default 100)
+  --budget N   REPROCESS_CPU_SECONDS_PER_DAY (default 20000)
+  -h, --help   print this and exit
+`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
+  const values = parseCommandLine(
+    process.argv.slice(2),
+    {
       images: { type: 'string', default: '1200' },
       max: { type: 'string', default: '100' },
       budget: { type: 'string', default: '20000' },
     },
-  });
-  const options: BackfillOptions = {
-    images: Number(values.images),
-    maxPerPass: Number(values.max),
-    cpuSecondsPerDay: Number(values.budget),
+    USAGE,
+  );
+  const whole = (name: 'images' | 'max' | 'budget'): number => {
+    const raw = values[name];
+    if (!/^\d+$/.test(raw) || Number(raw) < 1)
+      refuse(`--${name} must be a whole number ≥ 1, got ${JSON.stringify(raw)}`, USAGE);
+    return Number(raw);
   };
-  process.exitCode = await withScaleStack(async (deps, storageUrl, config) => {
-    await seedOutdated(storageUrl, config, options.images);
-    const report = await runBackfill(deps, options, 400);
+  const options: BackfillOptions = {
+    images: whole('images'),
+    maxPerPass: whole('max'),
+    cpuSecondsPerDay: whole('budget'),
+  };
+  process.exitCode = await withScaleStack(async ({ deps, storage }) => {
+    const seeding = Date.now();
+    await seedOutdated(deps, storage.url, options.images);
+    process.stderr.write(`seeded ${options.images} images in ${((Date.now() - seeding) / 1000).toFixed(1)} s\n`);
+    const report = { ...(await runBackfill(deps, options, 400)), oldRecipe: recipeOf(oldRecipe(deps.config)).hash };
     process.stdout.write(`${formatBackfillReport(report)}\n`);
     return report.dispatchedImages === report.dry.outdated - report.dry.noOriginal && report.dispatchedTwice === 0
       ? 0

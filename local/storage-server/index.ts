@@ -6,5 +6,5 @@
  */
 export { startStorageServer, type StorageServer, type StorageServerOptions } from './server.js';
 export type { FaultSpec } from './faults.js';
-export type { ArrivedRequest, HeldRequests, RequestMatch } from './observer.js';
+export type { ArrivedRequest, HeldRequests, RecordedRequests, RequestMatch } from './observer.js';
 export type { NotificationEvent } from './notifications.js';

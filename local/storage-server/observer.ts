@@ -28,6 +28,13 @@ export interface HeldRequests {
   release(): void;
 }
 
+/** Requests recorded since {@link RequestObserver.record}, in arrival order. */
+export interface RecordedRequests {
+  readonly requests: ArrivedRequest[];
+  /** Stops recording (what was recorded stays). */
+  stop(): void;
+}
+
 interface Watch {
   match: RequestMatch;
   /** Requests this watch still catches. */
@@ -115,6 +122,22 @@ export class RequestObserver {
     };
     this.releases.add(releaseAll);
     return { arrived, all, release: releaseAll };
+  }
+
+  /**
+   * Records every request matching `match` (all, by default) from now until `stop()`, without
+   * holding it: the benches count operations with it (bench/operations.ts, bench/cleanup-scale.ts).
+   */
+  record(match: RequestMatch = {}): RecordedRequests {
+    const requests: ArrivedRequest[] = [];
+    const watch: Watch = { match, remaining: Number.POSITIVE_INFINITY, onArrival: (request) => requests.push(request) };
+    this.watches.push(watch);
+    return {
+      requests,
+      stop: () => {
+        this.watches = this.watches.filter((w) => w !== watch);
+      },
+    };
   }
 
   /** Releases every hold and forgets every watch (a stopping server must not wait on a test). */

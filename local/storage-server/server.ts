@@ -11,7 +11,13 @@ import { FaultInjector, type FaultSpec } from './faults.js';
 import { baseUrlOf, type RequestContext } from './http.js';
 import { Notifier, type NotificationEvent, type RetryPolicy } from './notifications.js';
 import { newBucketRecord, validateBucketName } from './object-operations.js';
-import { RequestObserver, type ArrivedRequest, type HeldRequests, type RequestMatch } from './observer.js';
+import {
+  RequestObserver,
+  type ArrivedRequest,
+  type HeldRequests,
+  type RecordedRequests,
+  type RequestMatch,
+} from './observer.js';
 import { sendError } from './responses.js';
 import { route } from './router.js';
 import { SignedUrlPolicy } from './signatures.js';
@@ -55,6 +61,8 @@ export interface StorageServer {
   waitForRequest(match: RequestMatch, timeoutMs?: number): Promise<ArrivedRequest>;
   /** Holds the next `times` (default 1) matching requests at arrival until released. */
   holdRequests(match: RequestMatch, times?: number): HeldRequests;
+  /** Records every matching request (default: all but admin ones) until `stop()`; benches count operations with it. */
+  recordRequests(match?: RequestMatch): RecordedRequests;
   /** Trusts V4 signed URLs signed by `clientEmail` with the private half of this key (PEM). */
   addSigningKey(clientEmail: string, publicKeyPem: string): void;
   /** Origins whose browsers may PUT signed URLs (the uploads bucket's CORS policy in production). */
@@ -188,6 +196,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     clearFaults: () => faults.clear(),
     waitForRequest: (match, timeoutMs) => observer.waitForRequest(match, timeoutMs),
     holdRequests: (match, times) => observer.hold(match, times),
+    recordRequests: (match) => observer.record(match),
     addSigningKey: (clientEmail, publicKeyPem) => signedUrls.addKey(clientEmail, publicKeyPem),
     setCorsOrigins: (origins) => signedUrls.setCorsOrigins(origins),
   };

@@ -13,7 +13,7 @@ import type { PassContext, ReviewResult, StepOutcome } from './cleanup.js';
 import { CONCURRENCY, guarded, reviewInOrder } from './cleanup.js';
 import { idFromImagesName, idFromOriginalName } from '../core/naming.js';
 import { deleteIfPresent, guardStorage, listPage } from '../cloud/objects.js';
-import { guardFirestore, imageDocFrom, imageRef } from '../state/image-doc.js';
+import { countFirestore, guardFirestore, imageDocFrom, imageRef } from '../state/image-doc.js';
 import { advanceStep, claimStep, readCursor } from '../state/cursors.js';
 import { topology } from '../core/topology.js';
 
@@ -144,6 +144,7 @@ async function reviewEntry(ctx: PassContext, entry: Entry): Promise<ReviewResult
   const doc = imageDocFrom(
     await guardFirestore(`read images/${entry.id}`, () => imageRef(deps.firestore, entry.id as string).get()),
   );
+  countFirestore(1);
   const graceMs = deps.config.ORPHAN_GRACE_DAYS * DAY;
   const orphan = (file: File) => {
     if (!doc) {

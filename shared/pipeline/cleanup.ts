@@ -13,7 +13,14 @@ import { dispatchImage } from './dispatch.js';
 import { drainDeadLetters } from './dead-letters.js';
 import { deleteIfPresent } from '../cloud/objects.js';
 import { runReprocess, type ReprocessSummary } from './reprocess.js';
-import { guardFirestore, IMAGES_COLLECTION, type ImageDoc, imageDocFrom, transactImage } from '../state/image-doc.js';
+import {
+  countFirestore,
+  guardFirestore,
+  IMAGES_COLLECTION,
+  type ImageDoc,
+  imageDocFrom,
+  transactImage,
+} from '../state/image-doc.js';
 import { drainOutbox, purgeImageObjects } from '../state/outbox.js';
 import { stateSettingsOf } from '../state/policy.js';
 import { redispatchStuck, releaseOriginal } from '../state/upkeep.js';
@@ -149,6 +156,7 @@ async function queryStep(
 ): Promise<{ outcome: StepOutcome; reviewed: number }> {
   const limit = ctx.deps.config.CLEANUP_MAX_OBJECTS;
   const snapshot = await guardFirestore(`query for ${step}`, () => query.limit(limit).get());
+  countFirestore(Math.max(1, snapshot.size));
   const docs = snapshot.docs.flatMap((d) => imageDocFrom(d) ?? []);
   const reviewed = await reviewInOrder(
     docs,

@@ -17,7 +17,14 @@ import { REPROCESS_BUDGET_METADATA, variantName } from '../core/naming.js';
 import { estimateJobCost, planImage, planVariants, splitIntoJobs } from '../image/plan.js';
 import { recipeOf } from '../core/recipe.js';
 import { advanceStep, claimStep, readCursor } from '../state/cursors.js';
-import { guardFirestore, IMAGES_COLLECTION, type ImageDoc, imageDocFrom, transactImage } from '../state/image-doc.js';
+import {
+  countFirestore,
+  guardFirestore,
+  IMAGES_COLLECTION,
+  type ImageDoc,
+  imageDocFrom,
+  transactImage,
+} from '../state/image-doc.js';
 import { claimUpdate } from '../state/transitions.js';
 
 /**
@@ -216,6 +223,7 @@ export async function runReprocess(
       const page = await guardFirestore('query outdated images', () =>
         outdatedQuery(deps, recipe, after).limit(500).get(),
       );
+      countFirestore(Math.max(1, page.size));
       for (const snapshot of page.docs) {
         const doc = imageDocFrom(snapshot);
         if (!doc) continue;

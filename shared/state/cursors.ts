@@ -8,7 +8,7 @@ import type { DocumentReference } from '@google-cloud/firestore';
 import { Timestamp } from '@google-cloud/firestore';
 import type { PipelineDeps } from '../cloud/deps.js';
 import { topology } from '../core/topology.js';
-import { guardFirestore } from './image-doc.js';
+import { countFirestore, guardFirestore } from './image-doc.js';
 
 /** A step this pass holds: where to start, and the extra fields the step keeps (e.g. a budget). */
 export interface StepClaim {
@@ -36,9 +36,9 @@ function cursorRef(deps: Pick<PipelineDeps, 'firestore'>, step: string): Documen
 
 /** Reads a step's cursor without claiming it (dry runs). */
 export async function readCursor(deps: Pick<PipelineDeps, 'firestore'>, step: string): Promise<string | undefined> {
-  const data = (await guardFirestore(`read cleanup/${step}`, () => cursorRef(deps, step).get())).data() as
-    | CursorData
-    | undefined;
+  const snapshot = await guardFirestore(`read cleanup/${step}`, () => cursorRef(deps, step).get());
+  countFirestore(1);
+  const data = snapshot.data() as CursorData | undefined;
   return data?.after || undefined;
 }
 
@@ -53,9 +53,10 @@ export async function claimStep(
   until: Date,
 ): Promise<StepClaim | ClaimRefusal> {
   const ref = cursorRef(deps, step);
-  return guardFirestore(`claim cleanup/${step}`, () =>
+  const claim = await guardFirestore(`claim cleanup/${step}`, () =>
     deps.firestore.runTransaction(async (tx) => {
       const data = ((await tx.get(ref)).data() ?? {}) as CursorData;
+      countFirestore(1);
       if (data.claimedBy && data.claimedUntil && data.claimedUntil.toMillis() > deps.now().getTime()) return 'busy';
       tx.set(ref, { ...data, claimedBy: passId, claimedUntil: Timestamp.fromDate(until) });
       return {
@@ -68,6 +69,8 @@ export async function claimStep(
       };
     }),
   );
+  if (claim !== 'busy') countFirestore(0, 1);
+  return claim;
 }
 
 /**
@@ -79,12 +82,15 @@ export async function advanceStep(
   after: string | undefined,
   fields: Record<string, string> = {},
 ): Promise<boolean> {
-  return guardFirestore(`move cleanup/${claim.step}`, () =>
+  const moved = await guardFirestore(`move cleanup/${claim.step}`, () =>
     claim.firestore.runTransaction(async (tx) => {
       const data = ((await tx.get(claim.ref)).data() ?? {}) as CursorData;
+      countFirestore(1);
       if (data.claimedBy !== claim.passId) return false;
       tx.set(claim.ref, { after: after ?? '', fields: { ...claim.fields, ...fields } });
       return true;
     }),
   );
+  if (moved) countFirestore(0, 1);
+  return moved;
 }

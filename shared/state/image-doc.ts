@@ -152,6 +152,27 @@ export function imageDocData(doc: ImageDoc): Record<string, unknown> {
 }
 
 /**
+ * Measurement only: documents read and written through the state layer's adapter (this module,
+ * cursors.ts and the queries of cleanup and reprocess, which report the documents they return;
+ * a query that returns none counts as one read, as Firestore bills it). The benches reset and read
+ * it (bench/cleanup-scale.ts, bench/operations.ts); nothing in the pipeline decides on it. Reads of
+ * a transaction attempt that the client retries are counted again, as they are billed again.
+ */
+export const firestoreOperations = { reads: 0, writes: 0 };
+
+/** Adds to {@link firestoreOperations}. */
+export function countFirestore(reads: number, writes = 0): void {
+  firestoreOperations.reads += reads;
+  firestoreOperations.writes += writes;
+}
+
+/** Sets {@link firestoreOperations} back to zero. */
+export function resetFirestoreOperations(): void {
+  firestoreOperations.reads = 0;
+  firestoreOperations.writes = 0;
+}
+
+/**
  * Firestore calls with the pipeline's error classes: anything but a PipelineError is a transient
  * `state_unavailable` (an outage, contention the client gave up on), so triggers retry.
  */
@@ -166,7 +187,11 @@ export async function guardFirestore<T>(what: string, call: () => Promise<T>): P
 
 /** Reads an image's document (outside a transaction: for answers, not decisions). */
 export async function readImage(deps: Pick<PipelineDeps, 'firestore'>, id: string): Promise<ImageDoc | undefined> {
-  return guardFirestore(`read images/${id}`, async () => imageDocFrom(await imageRef(deps.firestore, id).get()));
+  return guardFirestore(`read images/${id}`, async () => {
+    const snapshot = await imageRef(deps.firestore, id).get();
+    countFirestore(1);
+    return imageDocFrom(snapshot);
+  });
 }
 
 /** A transition: from the document as read (absent: no document) to the new one (absent: no write), and a result. */
@@ -182,13 +207,18 @@ export async function transactImage<R>(
   decide: Transition<R>,
 ): Promise<R> {
   const ref = imageRef(deps.firestore, id);
-  return guardFirestore(`transaction on images/${id}`, () =>
+  let wrote = 0;
+  const result = await guardFirestore(`transaction on images/${id}`, () =>
     deps.firestore.runTransaction(async (tx) => {
       const doc = imageDocFrom(await tx.get(ref));
+      countFirestore(1);
       const now = deps.now();
       const { next, result } = decide(doc, now);
+      wrote = next ? 1 : 0;
       if (next) tx.set(ref, imageDocData({ ...next, updatedAt: now }));
       return result;
     }),
   );
+  countFirestore(0, wrote);
+  return result;
 }

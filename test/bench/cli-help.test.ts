@@ -9,6 +9,8 @@ import { expect } from 'chai';
 const SCRIPTS = {
   'npm run bench': fileURLToPath(new URL('../../bench/run.js', import.meta.url)),
   'npm run cleanup-scale': fileURLToPath(new URL('../../bench/cleanup-scale.js', import.meta.url)),
+  'npm run reprocess-scale': fileURLToPath(new URL('../../bench/reprocess-scale.js', import.meta.url)),
+  'npm run bench:operations': fileURLToPath(new URL('../../bench/operations.js', import.meta.url)),
   'npm run bench:defaults': fileURLToPath(new URL('../../bench/defaults.js', import.meta.url)),
   'npm run bench:auto': fileURLToPath(new URL('../../bench/auto-quality.js', import.meta.url)),
   'npm run bench:placeholder': fileURLToPath(new URL('../../bench/placeholder.js', import.meta.url)),

@@ -1,25 +1,27 @@
 /**
  * The reprocess backfill over many images (bench/reprocess-scale.ts, smaller): the dry run prices
  * the backlog and writes nothing; passes respect the per-pass cap and the daily CPU budget, resume
- * from their cursor, and dispatch every outdated image exactly once. Local storage server and the
- * real Pub/Sub emulator; metadata-only originals (the jobs are published, not run).
+ * from their cursor, and dispatch every outdated image exactly once. Image documents in the
+ * Firestore emulator, metadata-only originals on the local storage server and the real Pub/Sub
+ * emulator (the jobs are published, not run).
  */
 import { expect } from 'chai';
 import { runCleanup } from '../../shared/pipeline/cleanup.js';
 import { createDeps } from '../../shared/cloud/deps.js';
 import { runReprocess } from '../../shared/pipeline/reprocess.js';
+import { IMAGES_COLLECTION, imageDocFrom } from '../../shared/state/image-doc.js';
+import { topology } from '../../shared/core/topology.js';
 import { runBackfill, seedOutdated } from '../../bench/reprocess-scale.js';
 import { startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
-import { cleanupStateName, ORIGINAL_METADATA } from '../../shared/core/naming.js';
 
-describe('reprocess backfill at scale (local storage, Pub/Sub emulator)', function () {
+describe('reprocess backfill at scale (Firestore and Pub/Sub emulators, local storage)', function () {
   this.timeout(180_000);
   let pipeline: TestPipeline;
 
   before(async () => {
     // The deployed recipe: the defaults (2048 added to the seeded manifests' widths).
     pipeline = await startTestPipeline({ WIDTHS: '', AVIF_EFFORT: '' });
-    await seedOutdated(pipeline.storageServer.url, pipeline.config, 150);
+    await seedOutdated(pipeline.deps, pipeline.storageServer.url, 150);
   });
   after(async () => pipeline.stop());
 
@@ -28,8 +30,8 @@ describe('reprocess backfill at scale (local storage, Pub/Sub emulator)', functi
     expect(dry).to.include({ reviewed: 150, ready: 150, outdated: 150, noOriginal: 0, dispatched: 0 });
     expect(dry.estimatedCpuSeconds).to.be.greaterThan(0);
     expect(dry.estimatedCostUsd).to.be.greaterThan(0);
-    const [cursors] = await pipeline.deps.storage.bucket('test-uploads').getFiles({ prefix: cleanupStateName('') });
-    expect(cursors).to.have.length(0);
+    const cursors = await pipeline.deps.firestore.collection(topology.firestore.collections.cleanup).get();
+    expect(cursors.size).to.equal(0);
   });
 
   it('passes stay within the cap and the daily budget, resume from the cursor and dispatch each image once', async () => {
@@ -55,13 +57,13 @@ describe('reprocess backfill at scale (local storage, Pub/Sub emulator)', functi
     expect(off.reprocess).to.equal(undefined);
     const deps = createDeps(
       { ...pipeline.config, REPROCESS: 'on', CLEANUP_MAX_SECONDS: 30 },
-      { log: pipeline.deps.log },
+      { log: pipeline.deps.log, firestore: pipeline.deps.firestore },
     );
     const on = await runCleanup(deps);
+    await deps.pubsub.close();
+    // Every image was dispatched by the backfill above: the pass finds them in flight or updated.
     expect(on.reprocess?.ready).to.be.greaterThan(0);
-    const [original] = await pipeline.deps.storage
-      .bucket('test-uploads')
-      .getFiles({ prefix: 'originals/', maxResults: 1 });
-    expect(original[0]!.metadata.metadata?.[ORIGINAL_METADATA.updateRecipe]).to.be.a('string');
+    const snapshot = await pipeline.deps.firestore.collection(IMAGES_COLLECTION).limit(1).get();
+    expect(imageDocFrom(snapshot.docs[0]!)?.update?.recipe).to.be.a('string');
   });
 });

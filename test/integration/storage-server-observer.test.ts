@@ -6,7 +6,7 @@ import { Storage, type Bucket } from '@google-cloud/storage';
 import { expect } from 'chai';
 import { startStorageServer, type StorageServer } from '../../local/storage-server/index.js';
 
-describe('storage server: request observer (waitForRequest, holdRequests)', function () {
+describe('storage server: request observer (waitForRequest, holdRequests, recordRequests)', function () {
   let server: StorageServer;
   let bucket: Bucket;
 
@@ -100,5 +100,15 @@ describe('storage server: request observer (waitForRequest, holdRequests)', func
     await hold.arrived;
     await own.stop();
     expect(await download).to.be.oneOf(['answered', 'dropped']);
+  });
+
+  it('recordRequests records every request without holding it, until stop()', async () => {
+    const recording = server.recordRequests();
+    await bucket.file('free.txt').getMetadata();
+    await bucket.file('free.txt').download();
+    recording.stop();
+    await bucket.file('free.txt').getMetadata();
+    expect(recording.requests.map((r) => r.method)).to.deep.equal(['GET', 'GET']);
+    expect(recording.requests[1]?.target).to.match(/free\.txt\?alt=media/);
   });
 });
