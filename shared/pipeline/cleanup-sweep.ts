@@ -13,7 +13,7 @@ import type { PassContext, ReviewResult, StepOutcome } from './cleanup.js';
 import { CONCURRENCY, guarded, reviewInOrder } from './cleanup.js';
 import { idFromImagesName, idFromOriginalName } from '../core/naming.js';
 import { deleteIfPresent, guardStorage, listPage } from '../cloud/objects.js';
-import { countFirestore, guardFirestore, imageDocFrom, imageRef } from '../state/image-doc.js';
+import { countFirestore, guardFirestore, type ImageDoc, imageDocFrom, imageRef } from '../state/image-doc.js';
 import { advanceStep, claimStep, readCursor } from '../state/cursors.js';
 import { topology } from '../core/topology.js';
 
@@ -133,10 +133,28 @@ async function listEntries(
   return { entries, end: true };
 }
 
+/** The documents of a page of entries, read in batches (the first look; suspects are read again after their listing). */
+async function readDocs(ctx: PassContext, entries: readonly Entry[]): Promise<Map<string, ImageDoc>> {
+  const ids = [...new Set(entries.flatMap((e) => (e.id ? [e.id] : [])))];
+  const docs = new Map<string, ImageDoc>();
+  for (let i = 0; i < ids.length; i += 300) {
+    const refs = ids.slice(i, i + 300).map((id) => imageRef(ctx.deps.firestore, id));
+    const snapshots = await guardFirestore('read a page of image documents', () => ctx.deps.firestore.getAll(...refs));
+    countFirestore(snapshots.length);
+    for (const snapshot of snapshots) {
+      const doc = imageDocFrom(snapshot);
+      if (doc) docs.set(snapshot.id, doc);
+    }
+  }
+  return docs;
+}
+
 /** Removes an entry's objects when no document accounts for them. */
-async function reviewEntry(ctx: PassContext, entry: Entry): Promise<ReviewResult> {
+async function reviewEntry(ctx: PassContext, entry: Entry, before: ImageDoc | undefined): Promise<ReviewResult> {
   const { deps, now } = ctx;
   if (!entry.id) return 'done';
+  // A live image (or a deleted one whose purge is still due) is not the sweep's: no listing.
+  if (before && (before.status !== 'deleted' || before.purgeAt)) return 'done';
   const files = await entry.list();
   if (files.length === 0) return 'done';
   // Listed first, then the document: a writer claims its image before it writes, so anything it
@@ -197,11 +215,12 @@ export async function sweepOrphans(
   let complete = false;
   try {
     const { entries, end } = await listEntries(ctx, cursor, deps.config.CLEANUP_MAX_OBJECTS);
+    const docs = await readDocs(ctx, entries);
     const done = await reviewInOrder(
       entries,
       CONCURRENCY,
       () => Date.now() >= until,
-      (entry) => guarded(ctx, entry.key, () => reviewEntry(ctx, entry)),
+      (entry) => guarded(ctx, entry.key, () => reviewEntry(ctx, entry, entry.id ? docs.get(entry.id) : undefined)),
     );
     reviewed = done;
     if (done > 0) last = entries[done - 1]?.key;

@@ -5,6 +5,7 @@
  * records the job and, for the last job, makes the image ready and queues its event. Safe under
  * duplicate, late and concurrent delivery: a job of any other dispatch changes nothing.
  */
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { File } from '@google-cloud/storage';
 import { publicBaseUrl } from '../core/config.js';
@@ -72,7 +73,7 @@ export interface JobResult {
   readonly manifestWritten: boolean;
 }
 
-/** Who a job is, as the outbox's lease holder: duplicates of the same job share it. */
+/** Who a job is, in logs and (with a per-delivery suffix) as the outbox's lease holder. */
 export function jobWriter(job: JobMessage): string {
   return `job:${job.imageId}:${job.dispatch}:${job.job.index}`;
 }
@@ -256,10 +257,8 @@ function isRetryable(error: PipelineError): boolean {
  */
 async function skipStale(run: JobRun, doc: ImageDoc | undefined): Promise<JobResult> {
   const { deps, job, writer, log } = run;
-  const waiting =
-    doc?.events.some((e) => !e.published) &&
-    (!doc.outboxLease || doc.outboxLease.until.getTime() <= deps.now().getTime() || doc.outboxLease.holder === writer);
-  if (doc && waiting) await drainOutbox(deps, job.imageId, writer);
+  // A lease another delivery holds ('busy') is left to it, or to cleanup once it expires.
+  if (doc?.events.some((e) => !e.published)) await drainOutbox(deps, job.imageId, writer);
   log.info(doc ? 'job not current; skipped' : 'image unknown; job skipped', {
     event: 'job.skip',
     status: doc?.status ?? 'unknown',
@@ -277,7 +276,8 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const run: JobRun = {
     deps,
     job,
-    writer: jobWriter(job),
+    // Each delivery holds the outbox on its own: two duplicates of a job never share a lease.
+    writer: `${jobWriter(job)}:${randomUUID().slice(0, 8)}`,
     log: deps.log.child({ imageId: job.imageId, job: `${job.job.index + 1}/${job.job.count}` }),
     started: performance.now(),
     cpuStart: process.cpuUsage(),
