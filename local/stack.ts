@@ -154,6 +154,14 @@ function localName(fn: FunctionKey): string {
 const FUNCTIONS = Object.keys(topology.functions) as FunctionKey[];
 
 /**
+ * The local stack's REDISPATCH_AFTER_MINUTES (production: 30). The Pub/Sub emulator stops pushing
+ * a message it has seen refused many times quickly (an outage of the resize path), where Pub/Sub
+ * keeps redelivering with backoff up to 600 s: a 5-minute window, with cleanup every minute,
+ * brings such images back within about as long after recovery.
+ */
+export const LOCAL_REDISPATCH_AFTER_MINUTES = '5';
+
+/**
  * Starts the stack. Rejects (with nothing left running) on a port in use ({@link PortInUseError}),
  * a missing emulator (`EmulatorUnavailableError`), or a bad setting (`ConfigError`).
  */
@@ -417,6 +425,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const config = loadConfig({
       // No token given: the local API is open, as an explicit setting (a given token is required).
       UPLOAD_AUTH: userEnv.UPLOAD_TOKEN === undefined ? 'none' : 'token',
+      // The emulator stops pushing messages it saw refused many times (docs/local-stack.md):
+      // cleanup's re-dispatch, every minute here, stands in for Pub/Sub's backoff.
+      REDISPATCH_AFTER_MINUTES: LOCAL_REDISPATCH_AFTER_MINUTES,
       ...userEnv,
       GOOGLE_CLOUD_PROJECT: projectId,
       UPLOADS_BUCKET: buckets.uploads,

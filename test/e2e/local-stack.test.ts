@@ -267,7 +267,9 @@ describe('local stack end to end', function () {
 
     before(async () => {
       dataDir = tempDir('stack-restart');
-      first = await startTestStack({ persist: dataDir, env: { WIDTHS: '160' } });
+      // The same project on the shared Firestore emulator, as npm start restarts with its own.
+      const projectId = `e2e-restart-${process.pid}`;
+      first = await startTestStack({ persist: dataDir, projectId, env: { WIDTHS: '160' } });
       const photo = await makePhoto({ width: 320, height: 240, seed: 21 });
       const response = await fetch(first.stack.urls.api, {
         method: 'POST',
@@ -278,7 +280,7 @@ describe('local stack end to end', function () {
       await waitForManifest(first.stack, earlier);
       await first.stop();
       first = undefined;
-      t = await startTestStack({ persist: dataDir });
+      t = await startTestStack({ persist: dataDir, projectId });
     });
     after(async () => {
       await first?.stop();
