@@ -16,6 +16,7 @@ import type { JobMessage, Manifest } from '../../shared/core/schemas.js';
 import { acceptImage } from '../../shared/pipeline/accept.js';
 import { runCleanup } from '../../shared/pipeline/cleanup.js';
 import { runJob } from '../../shared/pipeline/run-job.js';
+import { useDeps } from '../../functions/runtime.js';
 import { type ImageDoc, readImage, transactImage } from '../../shared/state/image-doc.js';
 import { drainOutbox } from '../../shared/state/outbox.js';
 import { type Harness, IMAGES, startHarness, UPLOADS } from '../fixtures/faults.js';
@@ -181,10 +182,10 @@ describe('interleavings of the image document, ordered by held requests (storage
     await audit(id, ['image.ready', 'image.deleted', 'image.deleted', 'image.ready'], 'ready');
   });
 
-  it('1b. DELETE whose purge listing is held while a re-upload completes: the purge removes nothing of the live image; it ends ready', async () => {
+  it('1b. DELETE whose purge listing is held while the same bytes are uploaded again: the upload is refused (503, retry) until the purge is done, then processed; it ends ready', async () => {
     await begin();
     const { id, bytes } = await readyImage();
-    // The DELETE's purge lists {id}/ after its transaction; hold that listing.
+    // The DELETE's purge lists {id}/ under its purge lease; hold that listing.
     const held = h.pipeline.storageServer.holdRequests({
       method: 'GET',
       path: new RegExp(`/b/${IMAGES}/o\\?.*prefix=${id}%2F`),
@@ -194,10 +195,12 @@ describe('interleavings of the image document, ordered by held requests (storage
       .delete(`/uploads/${id}`)
       .then((response) => response);
     await held.arrived;
-    await upload(bytes);
-    await runAll(await jobsOf(id));
+    const refused = await upload(bytes, 503);
+    expect(refused.body.error, 'while the purge works').to.include({ code: 'unavailable', retryable: true });
     held.release();
     expect((await deleting).status, 'DELETE').to.equal(204);
+    await upload(bytes);
+    await runAll(await jobsOf(id));
     await audit(id, ['image.ready', 'image.deleted', 'image.ready'], 'ready');
   });
 
@@ -419,7 +422,13 @@ describe('interleavings of the image document, ordered by held requests (storage
       .delete(`/uploads/${id}`)
       .then((response) => response);
     await held.arrived;
-    await upload(bytes);
+    // The deleter stalled past its purge lease: the same bytes, 3 minutes later, are claimed again.
+    useDeps(depsWith({ offsetMs: 3 * 60_000 }));
+    try {
+      await upload(bytes);
+    } finally {
+      useDeps(h.pipeline.deps);
+    }
     const now = (await readImage(h.pipeline.deps, id))?.original?.generation;
     expect(now, 'the re-upload’s original generation').to.not.equal(undefined);
     expect(now, 'a new generation').to.not.equal(old);
