@@ -61,6 +61,9 @@ export const PRICES = {
   pubsubMinBytes: 1000,
   classA: 0.005 / 1000,
   classB: 0.0004 / 1000,
+  /** Firestore Native mode, regional: bench/operations.ts OPS_PRICES (docs/performance.md, "State in Firestore"). */
+  firestoreRead: 0.03 / 100_000,
+  firestoreWrite: 0.09 / 100_000,
 } as const;
 
 /**
@@ -232,23 +235,35 @@ function runChild(path: string, method: Method, butteraugli: boolean): Promise<M
 }
 
 /**
- * Operations per image besides compute, counted from the code path (not measured): ours publishes
- * one job message per job (publish + push = 2 billed requests of ≥1,000 bytes) and one `image.ready`;
- * per job it lists the folder twice, reads the outcome marker, the original and the tombstone, and
- * writes its variants; the image adds the original's write, the manifest and its marker. The anchor:
- * one storage-triggered invocation that reads the original once and writes each variant.
+ * Operations per image besides compute, as `npm run bench:operations` counted them for the state in
+ * Firestore (docs/performance.md, "State in Firestore"): ours publishes one job message per job
+ * (publish + push = 2 billed requests of ≥1,000 bytes) and one `image.ready`; writes the original,
+ * each variant and the manifest (Class A); each job reads the original's metadata and bytes
+ * (Class B); upload reads the image document and runs three transactions, each job a read and a
+ * transaction, and the fan-in's outbox two more. The anchor: one storage-triggered invocation
+ * that reads the original once and writes each variant.
  */
 export function operationsPerImage(
   kind: 'anchor' | 'ours',
   invocations: number,
   variants: number,
-): { pubsubRequests: number; classA: number; classB: number; requests: number } {
-  if (kind === 'anchor') return { pubsubRequests: 0, classA: 1 + variants, classB: 1, requests: 1 };
+): {
+  pubsubRequests: number;
+  classA: number;
+  classB: number;
+  requests: number;
+  firestoreReads: number;
+  firestoreWrites: number;
+} {
+  if (kind === 'anchor')
+    return { pubsubRequests: 0, classA: 1 + variants, classB: 1, requests: 1, firestoreReads: 0, firestoreWrites: 0 };
   return {
     pubsubRequests: 2 * invocations + 1,
-    classA: 1 + variants + 2 * invocations + 2,
-    classB: 3 * invocations + 1,
+    classA: 1 + variants + 1,
+    classB: 2 * invocations,
     requests: 2 + invocations,
+    firestoreReads: 6 + 2 * invocations,
+    firestoreWrites: 5 + invocations,
   };
 }
 
@@ -263,7 +278,9 @@ export function costPer1000(
     ops.requests * PRICES.request +
     ops.pubsubRequests * PRICES.pubsubMinBytes * PRICES.pubsubPerByte +
     ops.classA * PRICES.classA +
-    ops.classB * PRICES.classB;
+    ops.classB * PRICES.classB +
+    ops.firestoreReads * PRICES.firestoreRead +
+    ops.firestoreWrites * PRICES.firestoreWrite;
   return { compute: compute * 1000, other: other * 1000, total: (compute + other) * 1000 };
 }
 
