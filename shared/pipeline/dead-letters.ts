@@ -110,9 +110,10 @@ export async function drainDeadLetters(
   ctx.summary.examined += reviewed;
   if (unfinished > 0) deps.log.warn('dead-letter drain stopped at its deadline', { step: 'deadLetters', unfinished });
   if (failure) {
-    if ((failure as { code?: number }).code === 5)
-      deps.log.warn('dead-letter subscription not found; skipped', { subscription: subscription.name });
-    else throw failure;
+    if ((failure as { code?: number }).code !== 5) throw failure;
+    // Nothing was left undone: the step did not run (and the pass is not truncated for it).
+    deps.log.warn('dead-letter subscription not found; skipped', { subscription: subscription.name });
+    return { outcome: 'not-run', reviewed };
   }
   const complete = unfinished === 0 && received <= limit && Date.now() - lastMessageAt >= DRAIN_QUIET_MS;
   return { outcome: complete ? 'complete' : 'partial', reviewed };
