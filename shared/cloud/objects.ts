@@ -5,7 +5,6 @@
  * `storage_unavailable` error so the caller's trigger retries.
  */
 import type { Bucket, File, FileMetadata } from '@google-cloud/storage';
-import type { z } from 'zod';
 import {
   classifyError,
   httpStatusOf,
@@ -45,36 +44,6 @@ export async function guardStorage<T>(what: string, call: () => Promise<T>): Pro
  * limit (shared/state/outbox.ts) is built on this bound instead.
  */
 export const STORAGE_CALL_DEADLINE_MS = 30_000;
-
-/**
- * Rejects with a transient `storage_unavailable` if `call` has not settled within `ms`. The call
- * itself is not cancelled: callers use this only for writes that are harmless when they land
- * late (generation- or metageneration-matched).
- */
-export async function withDeadline<T>(
-  what: string,
-  call: () => Promise<T>,
-  ms: number = STORAGE_CALL_DEADLINE_MS,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          transient(
-            'storage_unavailable',
-            `Cloud Storage did not answer within ${ms / 1000} s (${what}); retry later.`,
-          ),
-        ),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([call(), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Result of a create-if-absent write. */
 export interface CreateResult {
@@ -138,18 +107,6 @@ export async function downloadOrUndefined(file: File): Promise<Buffer | undefine
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;
-  }
-}
-
-/** Reads and validates a JSON object; undefined when missing or when it does not parse. */
-export async function readJsonObject<T>(file: File, schema: z.ZodType<T>): Promise<T | undefined> {
-  const bytes = await downloadOrUndefined(file);
-  if (!bytes) return undefined;
-  try {
-    const parsed = schema.safeParse(JSON.parse(bytes.toString('utf8')));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
   }
 }
 

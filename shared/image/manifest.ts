@@ -11,7 +11,7 @@ import type {
   OriginalInfo,
   VariantSpec,
 } from '../core/schemas.js';
-import { CONTENT_TYPES, omittedVariantName, variantName } from '../core/naming.js';
+import { CONTENT_TYPES, variantName } from '../core/naming.js';
 import type { Placeholder } from './placeholder.js';
 import type { Recipe } from '../core/recipe.js';
 import type { OutputFormat } from '../core/domain.js';
@@ -48,56 +48,6 @@ export interface VariantObject {
   readonly placeholder?: Placeholder;
   /** The encoder quality it was made with (object metadata; absent on variants from before it). */
   readonly quality?: number;
-}
-
-/**
- * The planned variants not yet settled in `existing` (names of the image's objects): settled means
- * written, or left out by its job for being larger than the original (its omission marker exists).
- */
-export function missingVariants(
-  id: string,
-  plan: readonly VariantSpec[],
-  existing: ReadonlySet<string>,
-): VariantSpec[] {
-  return plan.filter(
-    ({ width, format, aspect }) =>
-      !existing.has(variantName(id, width, format, aspect)) &&
-      !existing.has(omittedVariantName(id, width, format, aspect)),
-  );
-}
-
-/** What the fan-in knows of an omission marker (naming.ts omittedVariantName), from its metadata. */
-export interface OmissionObject {
-  readonly height: number;
-  readonly bytes: number;
-  readonly reason: string;
-}
-
-/**
- * The planned variants that jobs left out at render time, as manifest `omitted` entries: those
- * with an omission marker (keyed by name in `omissions`) and no variant object in `objects`. A
- * variant whose object exists counts as written, whatever marker may also exist.
- */
-export function renderOmissions(
-  id: string,
-  plan: readonly VariantSpec[],
-  objects: ReadonlySet<string>,
-  omissions: ReadonlyMap<string, OmissionObject>,
-): OmittedVariant[] {
-  return plan.flatMap(({ width, format, aspect }) => {
-    const marker = omissions.get(omittedVariantName(id, width, format, aspect));
-    if (!marker || objects.has(variantName(id, width, format, aspect))) return [];
-    return [
-      {
-        width,
-        height: marker.height,
-        format,
-        ...(aspect !== undefined ? { aspect } : {}),
-        reason: marker.reason,
-        bytes: marker.bytes,
-      },
-    ];
-  });
 }
 
 /** Inputs of {@link buildManifest}. */

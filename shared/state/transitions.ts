@@ -7,6 +7,8 @@
  * current dispatch race-free. docs/state.md has the state diagram.
  */
 import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, EventMessage } from '../core/schemas.js';
+import { manifestName } from '../core/naming.js';
+import { variantCount } from '../image/manifest.js';
 import type { ImageDoc, Transition, UpdateInFlight, VariantFacts } from './image-doc.js';
 import {
   at,
@@ -231,9 +233,8 @@ export function finishJob(
         result: { kind: 'partial' },
       };
     const manifest = build(doc, variants, now);
-    const manifestRef = { bucket: settings.imagesBucket, name: `${doc.id}/manifest.json` };
-    const count =
-      manifest.variants.length + Object.values(manifest.aspects ?? {}).reduce((n, a) => n + a.variants.length, 0);
+    const manifestRef = { bucket: settings.imagesBucket, name: manifestName(doc.id) };
+    const count = variantCount(manifest);
     const event: EventMessage = doc.update
       ? {
           v: 1,

@@ -1,14 +1,8 @@
 import { expect } from 'chai';
-import {
-  buildManifest,
-  missingVariants,
-  renderOmissions,
-  srcsetOf,
-  type VariantObject,
-} from '../../shared/image/manifest.js';
+import { buildManifest, srcsetOf, type VariantObject } from '../../shared/image/manifest.js';
 import type { VariantSpec } from '../../shared/core/schemas.js';
 import { ManifestV1 } from '../../shared/core/schemas.js';
-import { omittedVariantName, variantName } from '../../shared/core/naming.js';
+import { variantName } from '../../shared/core/naming.js';
 
 const id = 'aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb';
 const plan: VariantSpec[] = [
@@ -28,43 +22,6 @@ function objects(specs: VariantSpec[]): Map<string, VariantObject> {
 }
 
 describe('manifest', () => {
-  it('lists what is missing for the fan-in', () => {
-    const existing = new Set([variantName(id, 640, 'jpeg'), variantName(id, 320, 'avif'), `${id}/error.json`]);
-    expect(missingVariants(id, plan, existing)).to.deep.equal([
-      { width: 640, format: 'avif' },
-      { width: 320, format: 'jpeg' },
-    ]);
-    expect(missingVariants(id, plan, new Set(objects(plan).keys()))).to.deep.equal([]);
-  });
-
-  it('counts a variant left out for being larger than the original (its omission marker) as settled', () => {
-    const existing = new Set([
-      variantName(id, 640, 'jpeg'),
-      variantName(id, 320, 'avif'),
-      omittedVariantName(id, 640, 'avif'),
-    ]);
-    expect(missingVariants(id, plan, existing)).to.deep.equal([{ width: 320, format: 'jpeg' }]);
-    const aspect = { width: 640, format: 'avif' as const, aspect: '16:9' };
-    expect(missingVariants(id, [aspect], existing)).to.deep.equal([aspect]);
-    expect(missingVariants(id, [aspect], new Set([omittedVariantName(id, 640, 'avif', '16:9')]))).to.deep.equal([]);
-  });
-
-  it('lists render-time omissions from their markers, unless the variant object exists after all', () => {
-    const marker = { height: 320, bytes: 9000, reason: 'larger_than_original' };
-    const omissions = new Map([
-      [omittedVariantName(id, 640, 'avif'), marker],
-      [omittedVariantName(id, 640, 'jpeg'), marker],
-      [omittedVariantName(id, 640, 'webp', '1:1'), { ...marker, height: 640 }],
-    ]);
-    const written = new Set([variantName(id, 640, 'jpeg'), variantName(id, 320, 'avif')]);
-    const withAspect: VariantSpec[] = [...plan, { width: 640, format: 'webp', aspect: '1:1' }];
-    expect(renderOmissions(id, withAspect, written, omissions)).to.deep.equal([
-      { width: 640, height: 320, format: 'avif', reason: 'larger_than_original', bytes: 9000 },
-      { width: 640, height: 640, format: 'webp', aspect: '1:1', reason: 'larger_than_original', bytes: 9000 },
-    ]);
-    expect(renderOmissions(id, plan, written, new Map())).to.deep.equal([]);
-  });
-
   it('builds a valid, srcset-ready manifest ordered by format preference and width', () => {
     const manifest = buildManifest({
       id,
