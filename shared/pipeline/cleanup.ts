@@ -213,7 +213,7 @@ async function reviewStuck(ctx: PassContext, doc: ImageDoc): Promise<ReviewResul
       writer: `cleanup:${ctx.passId}`,
       recorded: true,
     });
-    if (decision.leased) await drainOutbox(deps, doc.id, `cleanup:${ctx.passId}`);
+    if (decision.outbox) await drainOutbox(deps, doc.id, `cleanup:${ctx.passId}`, decision.outbox);
   }
   return 'done';
 }

@@ -74,7 +74,7 @@ export async function drainDeadLetters(
           writer: `cleanup:${ctx.passId}`,
           recorded: true,
         });
-        if (outcome.leased) await drainOutbox(deps, job.imageId, `cleanup:${ctx.passId}`);
+        if (outcome.outbox) await drainOutbox(deps, job.imageId, `cleanup:${ctx.passId}`, outcome.outbox);
       }
       message.ack();
       reviewed++;

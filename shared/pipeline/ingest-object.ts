@@ -53,7 +53,7 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   const recordFailure = async (id: string, error: PipelineError, bytes: number): Promise<void> => {
     const failure = { code: error.code, message: error.message, source, retryable: isRetryableCause(error.code) };
     const outcome = await transactImage(deps, id, rejectImage(id, failure, { source: object.name, bytes }, 'ingest'));
-    if (outcome.kind === 'failed' && outcome.leased) await drainOutbox(deps, id, 'ingest');
+    if (outcome.kind === 'failed' && outcome.outbox) await drainOutbox(deps, id, 'ingest', outcome.outbox);
   };
   const reject = async (id: string, error: PipelineError, bytes: number): Promise<IngestOutcome> => {
     await recordFailure(id, error, bytes);

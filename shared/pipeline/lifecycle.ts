@@ -22,9 +22,9 @@ export async function deleteImage(
     const removed = await purgeImageObjects(deps, id);
     deps.log.info('image objects removed', { event: 'image.purge', imageId: id, removed });
   }
-  if (result.kind === 'deleted' && result.leased) {
+  if (result.kind === 'deleted' && result.outbox) {
     // The delete is decided: a failed publish leaves image.deleted in the outbox, due at once.
-    await drainOutbox(deps, id, holder).catch((error: unknown) =>
+    await drainOutbox(deps, id, holder, result.outbox).catch((error: unknown) =>
       deps.log.warn('image.deleted not published yet; left in the outbox', {
         event: 'outbox.defer',
         imageId: id,

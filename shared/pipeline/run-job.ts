@@ -243,7 +243,7 @@ async function failJob(run: JobRun, error: PipelineError): Promise<void> {
     writer,
     [METRIC_LINES.imageFailed.recorded]: outcome.kind === 'failed',
   });
-  if (outcome.kind === 'failed' && outcome.leased) await drainOutbox(deps, job.imageId, writer);
+  if (outcome.kind === 'failed' && outcome.outbox) await drainOutbox(deps, job.imageId, writer, outcome.outbox);
 }
 
 function isRetryable(error: PipelineError): boolean {
@@ -340,6 +340,6 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     manifest: 'created',
     ...doneFields(run),
   });
-  if (finish.leased) await drainOutbox(deps, job.imageId, run.writer);
+  if (finish.outbox) await drainOutbox(deps, job.imageId, run.writer, finish.outbox);
   return { outcome: 'completed', ...counts, manifestWritten: true };
 }

@@ -42,10 +42,13 @@ type Claim =
   | { readonly kind: 'claimed'; readonly doc: ImageDoc; readonly pending: OutboxEntry[] }
   | { readonly kind: 'busy' | 'empty' };
 
+/** The events still to publish, in order. */
+const pendingOf = (doc: ImageDoc) => doc.events.filter((e) => !e.published).sort((a, b) => a.seq - b.seq);
+
 function claimOutbox(holder: string) {
   return (doc: ImageDoc | undefined, now: Date) => {
     if (!doc) return { result: { kind: 'empty' } as Claim };
-    const pending = doc.events.filter((e) => !e.published).sort((a, b) => a.seq - b.seq);
+    const pending = pendingOf(doc);
     const lease = doc.outboxLease;
     const leasedToOther = lease && lease.holder !== holder && lease.until.getTime() > now.getTime();
     if (leasedToOther) return { result: { kind: 'busy' } as Claim };
@@ -189,13 +192,24 @@ export type DrainResult = 'drained' | 'busy' | 'empty';
 
 /**
  * Publishes the image's waiting events in order, as `holder`: takes the lease (or finds it taken
- * by someone at work: `busy`), writes the derived records, publishes, marks. Throws a transient
- * error when a publish fails (the lease is given back, due at once).
+ * by someone at work: `busy`), writes the derived records, publishes, marks. `leased` is the
+ * document as a transition wrote it when it gave `holder` the lease (its `outbox`). Throws a
+ * transient error when a publish fails (the lease is given back, due at once).
  */
-export async function drainOutbox(deps: PipelineDeps, id: string, holder: string): Promise<DrainResult> {
+export async function drainOutbox(
+  deps: PipelineDeps,
+  id: string,
+  holder: string,
+  leased?: ImageDoc,
+): Promise<DrainResult> {
   let result: DrainResult = 'empty';
   for (let round = 0; round < 5; round++) {
-    const claim = await transactImage(deps, id, claimOutbox(holder));
+    // A transition that appended the event and gave `holder` the lease hands over the document it
+    // wrote: the first round needs no claim of its own.
+    const claim: Claim =
+      round === 0 && leased
+        ? { kind: 'claimed', doc: leased, pending: pendingOf(leased) }
+        : await transactImage(deps, id, claimOutbox(holder));
     if (claim.kind !== 'claimed') return round === 0 ? claim.kind : result;
     const startedAt = performance.now();
     const published = new Set<number>();

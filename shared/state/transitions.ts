@@ -203,10 +203,16 @@ function mergeVariants(old: readonly VariantFacts[], added: readonly VariantFact
   return [...byName.values()];
 }
 
+/**
+ * The document as a transition wrote it, when the transition also gave its holder the outbox
+ * (outbox.ts `drainOutbox` starts from it); undefined when another holder keeps the lease.
+ */
+export type LeasedOutbox = ImageDoc | undefined;
+
 /** How a job's fan-in went. */
 export type JobFinish =
   | { readonly kind: 'partial' }
-  | { readonly kind: 'ready' | 'updated'; readonly leased: boolean; readonly manifest: Manifest }
+  | { readonly kind: 'ready' | 'updated'; readonly outbox: LeasedOutbox; readonly manifest: Manifest }
   /** Not the current dispatch (a newer one, a delete, an outcome): the job changes nothing. */
   | { readonly kind: 'stale'; readonly status: ImageDoc['status'] | 'unknown' };
 
@@ -263,7 +269,7 @@ export function finishJob(
       failure: undefined,
       retainUntil: retentionOf(doc, settings),
     });
-    return { next, result: { kind: doc.update ? 'updated' : 'ready', leased, manifest } };
+    return { next, result: { kind: doc.update ? 'updated' : 'ready', outbox: leased ? next : undefined, manifest } };
   };
 }
 
@@ -273,7 +279,7 @@ function retentionOf(doc: ImageDoc, settings: Pick<StateSettings, 'retentionDays
 
 /** How recording a failure went. */
 export type FailOutcome =
-  | { readonly kind: 'failed'; readonly leased: boolean }
+  | { readonly kind: 'failed'; readonly outbox: LeasedOutbox }
   /** An update failed: the ready manifest stays, the update is dropped. */
   | { readonly kind: 'update-dropped' }
   | { readonly kind: 'stale'; readonly status: ImageDoc['status'] | 'unknown' };
@@ -309,23 +315,21 @@ export function failImage(
       at: now.toISOString(),
     };
     const { leased, ...outbox } = withEvent(doc, event, holder, now);
-    return {
-      next: clean({
-        ...doc,
-        ...outbox,
-        status: 'failed',
-        failure: record,
-        staleAt: undefined,
-        retainUntil: retentionOf(doc, settings),
-      }),
-      result: { kind: 'failed', leased },
-    };
+    const next = clean({
+      ...doc,
+      ...outbox,
+      status: 'failed',
+      failure: record,
+      staleAt: undefined,
+      retainUntil: retentionOf(doc, settings),
+    });
+    return { next, result: { kind: 'failed', outbox: leased ? next : undefined } };
   };
 }
 
 /** How a delete went. */
 export type DeleteOutcome =
-  | { readonly kind: 'deleted'; readonly leased: boolean; readonly original?: OriginalRef | undefined }
+  | { readonly kind: 'deleted'; readonly outbox: LeasedOutbox; readonly original?: OriginalRef | undefined }
   | { readonly kind: 'already-deleted'; readonly original?: OriginalRef | undefined }
   | { readonly kind: 'not-found' };
 
@@ -340,25 +344,23 @@ export function deleteImageDoc(holder: string): Transition<DeleteOutcome> {
     const event: EventMessage = { v: 1, type: 'image.deleted', imageId: doc.id, at: now.toISOString() };
     const { leased, ...outbox } = withEvent(doc, event, holder, now);
     const original = doc.original ?? doc.deletedOriginal;
-    return {
-      next: clean({
-        ...doc,
-        ...outbox,
-        status: 'deleted',
-        deletedAt: now,
-        deletedOriginal: original,
-        original: undefined,
-        manifest: undefined,
-        failure: undefined,
-        update: undefined,
-        staleAt: undefined,
-        retainUntil: undefined,
-        variants: [],
-        jobsDone: [],
-        purgeAt: at(now, PURGE_AFTER_MS),
-        purgingUntil: at(now, PURGE_LEASE_MS),
-      }),
-      result: { kind: 'deleted', leased, original },
-    };
+    const next = clean({
+      ...doc,
+      ...outbox,
+      status: 'deleted',
+      deletedAt: now,
+      deletedOriginal: original,
+      original: undefined,
+      manifest: undefined,
+      failure: undefined,
+      update: undefined,
+      staleAt: undefined,
+      retainUntil: undefined,
+      variants: [],
+      jobsDone: [],
+      purgeAt: at(now, PURGE_AFTER_MS),
+      purgingUntil: at(now, PURGE_LEASE_MS),
+    });
+    return { next, result: { kind: 'deleted', outbox: leased ? next : undefined, original } };
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { FailureRecord, OriginalRef } from '../core/schemas.js';
 import type { ImageDoc, Transition } from './image-doc.js';
-import { type FailOutcome, failImage } from './transitions.js';
+import { type FailOutcome, failImage, type LeasedOutbox } from './transitions.js';
 import { at, clean, isCurrentDispatch, PURGE_LEASE_MS, type StateSettings, UNDISPATCHED_GRACE_MS } from './policy.js';
 
 /** What cleanup decided for an image whose work went quiet. */
@@ -17,7 +17,7 @@ export type StuckDecision =
       readonly original: OriginalRef;
       readonly doc: ImageDoc;
     }
-  | { readonly kind: 'failed'; readonly code: string; readonly leased: boolean }
+  | { readonly kind: 'failed'; readonly code: string; readonly outbox: LeasedOutbox }
   | { readonly kind: 'update-dropped' };
 
 /**
@@ -35,7 +35,7 @@ export function redispatchStuck(holder: string, settings: StateSettings): Transi
         next: failed.next,
         result:
           result.kind === 'failed'
-            ? ({ kind: 'failed', code, leased: result.leased } as const)
+            ? ({ kind: 'failed', code, outbox: result.outbox } as const)
             : ({ kind: 'update-dropped' } as const),
       };
     };

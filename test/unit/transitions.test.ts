@@ -271,7 +271,10 @@ describe('transitions: finishJob (the fan-in)', () => {
 
   it('the last job makes the image ready with the manifest, its event and the outbox lease', () => {
     const { next, result } = finish(doc({ jobsDone: [0], variants: [v(`${ID}/0.jpg`)] }), 1);
-    expect(result).to.deep.equal({ kind: 'ready', leased: true, manifest });
+    expect(result).to.deep.equal(
+      { kind: 'ready', outbox: next, manifest },
+      'the holder drains from the document written',
+    );
     expect(next?.status).to.equal('ready');
     expect(next?.manifest).to.deep.equal(manifest);
     expect(next?.jobsDone).to.deep.equal([0, 1]);
@@ -342,7 +345,7 @@ describe('transitions: failImage', () => {
 
   it('fails the current dispatch: record, image.failed in the outbox, retention set', () => {
     const { next, result } = fail(0, doc());
-    expect(result).to.deep.equal({ kind: 'failed', leased: true });
+    expect(result).to.deep.equal({ kind: 'failed', outbox: next });
     expect(next?.status).to.equal('failed');
     expect(next?.failure).to.deep.equal({
       v: 1,
@@ -406,7 +409,7 @@ describe('transitions: deleteImageDoc', () => {
       nextSeq: 3,
     });
     const { next, result } = deleteImageDoc('upload:x')(pending, now);
-    expect(result).to.deep.equal({ kind: 'deleted', leased: true, original });
+    expect(result).to.deep.equal({ kind: 'deleted', outbox: next, original });
     expect(seqs(next)).to.deep.equal(['1:image.deleted:pub', '2:image.failed:pending', '3:image.deleted:pending']);
     expect(next?.status).to.equal('deleted');
     expect(next?.deletedOriginal).to.deep.equal(original);
@@ -420,7 +423,7 @@ describe('transitions: deleteImageDoc', () => {
   it('an outbox leased by another holder stays theirs: not leased, due when their lease ends', () => {
     const lease = { holder: 'job:b', until: plus(MIN) };
     const { next, result } = deleteImageDoc('upload:x')(ready({ outboxLease: lease }), now);
-    expect(result).to.deep.include({ kind: 'deleted', leased: false });
+    expect(result).to.deep.include({ kind: 'deleted', outbox: undefined });
     expect(next?.outboxLease).to.deep.equal(lease);
     expect(next?.outboxDueAt).to.deep.equal(plus(MIN));
   });
@@ -474,7 +477,7 @@ describe('transitions: redispatchStuck', () => {
 
   it('at MAX_REDISPATCHES it gives up: processing_gave_up, retryable, with image.failed', () => {
     const { next, result } = stuck(doc({ redispatches: 2, dispatch: 2 }));
-    expect(result).to.deep.equal({ kind: 'failed', code: 'processing_gave_up', leased: true });
+    expect(result).to.deep.equal({ kind: 'failed', code: 'processing_gave_up', outbox: next });
     expect(next?.status).to.equal('failed');
     expect(next?.failure).to.deep.include({ code: 'processing_gave_up', retryable: true, dispatch: 2 });
     expect(seqs(next)).to.deep.equal(['1:image.failed:pending']);
