@@ -4,7 +4,6 @@
  * log line of the upload's work carries the same `logging.googleapis.com/trace`, jobs and events
  * carry it on as `googclient_traceparent`, and the job.done / image.ready lines say what it cost.
  */
-import type { Message } from '@google-cloud/pubsub';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
 import request from 'supertest';
@@ -20,6 +19,7 @@ import { makePhoto } from '../fixtures/images.js';
 import {
   pullJobs,
   pullMessages,
+  type PulledMessage,
   pushBody,
   startTestPipeline,
   TEST_PROJECT,
@@ -67,7 +67,7 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
     expect(others, `${what}: lines outside trace ${traceId}`).to.deep.equal([]);
   }
 
-  async function deliver(messages: Message[]): Promise<void> {
+  async function deliver(messages: PulledMessage[]): Promise<void> {
     for (const message of messages) {
       const response = await request(getTestServer('resize'))
         .post(`/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`)
