@@ -266,6 +266,17 @@ variable "iam_propagation_wait" {
   }
 }
 
+variable "log_metric_wait" {
+  description = "How long the first apply waits between creating the log-based metrics and creating the alert policy that reads them (time_sleep; again when the set of metrics changes). A new log-based metric reaches Cloud Monitoring minutes later, and a policy created before fails with \"Cannot find metric(s) ... it could take up to 10 minutes to become available\" (hashicorp/terraform-provider-google#11102). It runs beside the functions' builds, so it rarely lengthens the apply."
+  type        = string
+  default     = "10m"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.log_metric_wait))
+    error_message = "log_metric_wait must be a duration in seconds or minutes, such as 600s or 10m."
+  }
+}
+
 variable "grant_storage_agent_publisher" {
   description = "Grant the project's Cloud Storage service agent roles/pubsub.publisher on the project, which Eventarc needs to deliver the uploads bucket's events to ingest. The grant is project-wide: other Cloud Storage triggers in the project may rely on it, and `terraform destroy` removes it. Set to false when the project already grants it (managed elsewhere)."
   type        = bool
