@@ -105,7 +105,7 @@ variable "incoming_max_age_days" {
 }
 
 variable "serving" {
-  description = "How browsers load the variants and manifests: \"bucket\" (default) makes the images bucket readable by anyone and manifests point at it; \"cdn\" puts a global external Application Load Balancer with Cloud CDN and a managed certificate for `domain` in front of a private images bucket; \"none\" keeps the bucket private and manifests use public_base_url (your own serving layer). The uploads bucket is never public."
+  description = "How browsers load the variants and manifests: \"bucket\" (default) makes the images bucket readable by anyone and manifests point at it; \"cdn\" puts a global external Application Load Balancer with Cloud CDN and a managed certificate for `domain` in front of a private images bucket; \"none\" keeps the bucket private and manifests use public_base_url (your own serving layer). The uploads bucket is never public. \"bucket\" is the default deliberately: it is the only mode that serves every manifest URL with nothing else to set up (\"cdn\" needs a domain and DNS, \"none\" a serving layer of your own). Organisations whose policies enforce public access prevention (storage.publicAccessPrevention) or domain-restricted sharing (iam.allowedPolicyMemberDomains, one of the secure-by-default policies of organisations created since May 2024) refuse its allUsers grant on the first apply: choose \"none\" (or \"cdn\", see terraform/README.md) there, or have the policy relaxed for this project."
   type        = string
   default     = "bucket"
 
@@ -256,7 +256,7 @@ variable "build_service_account" {
 }
 
 variable "iam_propagation_wait" {
-  description = "How long the first apply waits after enabling the APIs and granting the service agents' and the build account's roles, before it creates the functions and their Eventarc triggers (time_sleep). IAM changes propagate over minutes; too short a wait fails with \"Permission denied while using the Eventarc Service Agent\" (apply again). Only the first apply waits."
+  description = "How long the first apply waits after enabling the APIs and granting the service agents' and the build account's roles, before it creates the functions and their Eventarc triggers (time_sleep); with serving = \"cdn\", also between the signed URL key that brings Cloud CDN's fill agent into being and the agent's grant. IAM changes and new service agents propagate over minutes; too short a wait fails with \"Permission denied while using the Eventarc Service Agent\" or \"Service account service-...@cloud-cdn-fill.iam.gserviceaccount.com does not exist\" (apply again). Only the first apply waits."
   type        = string
   default     = "120s"
 
