@@ -16,9 +16,10 @@ locals {
   }
 
   # Only this deployment's functions (their Cloud Run services) count: Logging and Monitoring filters.
+  log_resource_type = "cloud_run_revision"
   service_names     = [for key in sort(keys(local.function_names)) : "\"${local.function_names[key]}\""]
-  log_source        = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(${join(" OR ", local.service_names)})"
-  monitoring_source = "resource.type=\"cloud_run_revision\" AND resource.label.service_name=one_of(${join(", ", local.service_names)})"
+  log_source        = "resource.type=\"${local.log_resource_type}\" AND resource.labels.service_name=(${join(" OR ", local.service_names)})"
+  monitoring_source = "resource.type=\"${local.log_resource_type}\" AND resource.label.service_name=one_of(${join(", ", local.service_names)})"
 
   log_metrics = {
     images_ready = {
@@ -28,6 +29,7 @@ locals {
       unit        = "1"
       value       = null
       labels      = {}
+      buckets     = null
     }
     images_failed = {
       description = "Images recorded as failed, by error code (the image.failed line that recorded the outcome)."
@@ -36,6 +38,7 @@ locals {
       unit        = "1"
       value       = null
       labels      = { code = "EXTRACT(jsonPayload.code)" }
+      buckets     = null
     }
     job_duration = {
       description = "Wall time of each resize job, ms (job.done durationMs)."
@@ -44,6 +47,8 @@ locals {
       unit        = "ms"
       value       = "EXTRACT(jsonPayload.durationMs)"
       labels      = {}
+      # 10 ms to ~20 min: a job ends by resize's timeout, below the jobs subscription's 600 s ack deadline.
+      buckets = { scale = 10, growth_factor = 1.2, num_finite_buckets = 64 }
     }
     upload_to_ready = {
       description = "Upload (or ingest) to image.ready, ms (image.ready uploadToReadyMs)."
@@ -52,6 +57,9 @@ locals {
       unit        = "ms"
       value       = "EXTRACT(jsonPayload.uploadToReadyMs)"
       labels      = {}
+      # 100 ms to ~60 h: one dispatch can take 25 deliveries of up to 600 s each with up to 600 s of
+      # backoff between them (~8.3 h), and cleanup re-dispatches an image up to 3 times.
+      buckets = { scale = 100, growth_factor = 1.2, num_finite_buckets = 80 }
     }
     image_cpu_seconds = {
       description = "Resize CPU-seconds per image, as its jobs recorded them (image.ready cpuSeconds)."
@@ -60,11 +68,18 @@ locals {
       unit        = "s"
       value       = "EXTRACT(jsonPayload.cpuSeconds)"
       labels      = {}
+      # 0.01 s to ~26 h of CPU: up to one job per variant, each up to resize's timeout on its vCPUs.
+      buckets = { scale = 0.01, growth_factor = 1.2, num_finite_buckets = 88 }
     }
   }
 
   user_metric = { for key, name in local.metric_names : key => "logging.googleapis.com/user/${name}" }
-  promql      = { for key, name in local.metric_names : key => "logging_googleapis_com:user_${name}" }
+  # A log-based metric can be written against several monitored resource types, so PromQL must
+  # name one ("Mapping Cloud Monitoring metrics to PromQL": the monitored_resource label).
+  promql = {
+    for key, name in local.metric_names :
+    key => "logging_googleapis_com:user_${name}{monitored_resource=\"${local.log_resource_type}\"}"
+  }
 
   dead_letter_inspect = local.topology.subscriptions.jobsDeadLetterPull.name
   resize_service      = local.function_names["resize"]
@@ -95,19 +110,33 @@ resource "google_logging_metric" "this" {
     }
   }
 
-  # Milliseconds from 10 ms to ~2.7 h (seconds: 0.01 s to ~2.7 h of CPU) in 64 buckets of ×1.2.
+  # Buckets of ×1.2 (a percentile read off them is within 20 %), over the range each value can
+  # reach (log_metrics); values past the last bucket only count as "more than".
   dynamic "bucket_options" {
-    for_each = each.value.value_type == "DISTRIBUTION" ? [each.value.unit == "s" ? 0.01 : 10] : []
+    for_each = each.value.buckets == null ? [] : [each.value.buckets]
     content {
       exponential_buckets {
-        num_finite_buckets = 64
-        growth_factor      = 1.2
-        scale              = bucket_options.value
+        num_finite_buckets = bucket_options.value.num_finite_buckets
+        growth_factor      = bucket_options.value.growth_factor
+        scale              = bucket_options.value.scale
       }
     }
   }
 
   depends_on = [google_project_service.this]
+}
+
+# A new log-based metric reaches Monitoring minutes after Logging created it: an alert policy on it
+# created sooner fails with "Error 404: Cannot find metric(s) that match type = ... If a metric was
+# created recently, it could take up to 10 minutes to become available"
+# (hashicorp/terraform-provider-google#11102). depends_on only orders the calls, so the policies
+# that read log-based metrics wait; a new metric (a change of the set) waits again.
+resource "time_sleep" "log_metrics" {
+  create_duration = var.log_metric_wait
+
+  triggers = {
+    metrics = join(",", sort([for metric in google_logging_metric.this : metric.name]))
+  }
 }
 
 # Jobs that failed every delivery wait on the inspect subscription: someone should look.
@@ -163,7 +192,7 @@ resource "google_monitoring_alert_policy" "failure_ratio" {
     mime_type = "text/markdown"
   }
 
-  depends_on = [google_logging_metric.this]
+  depends_on = [time_sleep.log_metrics]
 }
 
 # resize has been at its max_instances for 15 minutes: jobs queue up and upload→ready grows.
@@ -202,93 +231,100 @@ resource "google_monitoring_alert_policy" "resize_saturated" {
 resource "google_monitoring_dashboard" "this" {
   project = var.project_id
   dashboard_json = jsonencode({
-    displayName = "${var.function_name_prefix}: image pipeline"
-    mosaicLayout = {
-      columns = 12
-      tiles = [for index, widget in [
-        {
-          title = "Throughput: images ready and failed per minute"
-          xyChart = { dataSets = [
-            for key in ["images_ready", "images_failed"] : {
-              plotType       = "LINE"
-              legendTemplate = key
-              timeSeriesQuery = { timeSeriesFilter = {
-                filter      = "metric.type=\"${local.user_metric[key]}\""
-                aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM" }
-              } }
-            }
-          ] }
-        },
-        {
-          title = "Upload → ready, ms (p50, p95, p99)"
-          xyChart = { dataSets = [
-            for p in ["50", "95", "99"] : {
-              plotType       = "LINE"
-              legendTemplate = "p${p}"
-              timeSeriesQuery = { timeSeriesFilter = {
-                filter      = "metric.type=\"${local.user_metric.upload_to_ready}\""
-                aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_PERCENTILE_${p}" }
-              } }
-            }
-          ] }
-        },
-        {
-          title = "Resize job duration, ms (p50, p95, p99)"
-          xyChart = { dataSets = [
-            for p in ["50", "95", "99"] : {
-              plotType       = "LINE"
-              legendTemplate = "p${p}"
-              timeSeriesQuery = { timeSeriesFilter = {
-                filter      = "metric.type=\"${local.user_metric.job_duration}\""
-                aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_PERCENTILE_${p}" }
-              } }
-            }
-          ] }
-        },
-        {
-          title = "Failures by code, per minute"
-          xyChart = { dataSets = [{
-            plotType = "STACKED_BAR"
-            timeSeriesQuery = { timeSeriesFilter = {
-              filter      = "metric.type=\"${local.user_metric.images_failed}\""
-              aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.code"] }
-            } }
-          }] }
-        },
-        {
-          title = "Instances per function (resize max: ${local.resize_max})"
-          xyChart = { dataSets = [{
-            plotType = "LINE"
-            timeSeriesQuery = { timeSeriesFilter = {
-              filter      = "${local.monitoring_source} AND metric.type=\"run.googleapis.com/container/instance_count\""
-              aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.labels.service_name"] }
-            } }
-          }] }
-        },
-        {
-          title = "CPU utilisation per function (p95) and CPU-seconds per image (p50)"
-          xyChart = { dataSets = [
-            {
-              plotType = "LINE"
-              timeSeriesQuery = { timeSeriesFilter = {
-                filter      = "${local.monitoring_source} AND metric.type=\"run.googleapis.com/container/cpu/utilizations\""
-                aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_PERCENTILE_95", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.labels.service_name"] }
-              } }
-            },
-            {
-              plotType       = "LINE"
-              legendTemplate = "CPU-seconds per image (p50)"
-              targetAxis     = "Y2"
-              timeSeriesQuery = { timeSeriesFilter = {
-                filter      = "metric.type=\"${local.user_metric.image_cpu_seconds}\""
-                aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_PERCENTILE_50" }
-              } }
-            },
-          ] }
-        },
-      ] : { xPos = (index % 2) * 6, yPos = floor(index / 2) * 4, width = 6, height = 4, widget = widget }]
-    }
+    displayName  = "${var.function_name_prefix}: image pipeline"
+    mosaicLayout = { columns = 12, tiles = local.dashboard_tiles }
   })
 
   depends_on = [google_logging_metric.this]
+}
+
+# The dashboard's charts, two to a row, 6 of its 12 columns wide and 4 rows high.
+locals {
+  percentile_charts = [
+    { metric = "upload_to_ready", title = "Upload → ready, ms (p50, p95, p99)" },
+    { metric = "job_duration", title = "Resize job duration, ms (p50, p95, p99)" },
+  ]
+
+  single_series_charts = [
+    {
+      title       = "Failures by code, per minute"
+      plot_type   = "STACKED_BAR"
+      filter      = "metric.type=\"${local.user_metric.images_failed}\""
+      aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.code"] }
+    },
+    {
+      title       = "Instances per function (resize max: ${local.resize_max})"
+      plot_type   = "LINE"
+      filter      = "${local.monitoring_source} AND metric.type=\"run.googleapis.com/container/instance_count\""
+      aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.labels.service_name"] }
+    },
+  ]
+
+  dashboard_widgets = concat([
+    {
+      title = "Throughput: images ready and failed per minute"
+      xyChart = { dataSets = [
+        for key in ["images_ready", "images_failed"] : {
+          plotType       = "LINE"
+          legendTemplate = key
+          timeSeriesQuery = { timeSeriesFilter = {
+            filter      = "metric.type=\"${local.user_metric[key]}\""
+            aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM" }
+          } }
+        }
+      ] }
+    }], [
+    for chart in local.percentile_charts : {
+      title = chart.title
+      xyChart = { dataSets = [
+        for p in ["50", "95", "99"] : {
+          plotType       = "LINE"
+          legendTemplate = "p${p}"
+          timeSeriesQuery = { timeSeriesFilter = {
+            filter      = "metric.type=\"${local.user_metric[chart.metric]}\""
+            aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_PERCENTILE_${p}" }
+          } }
+        }
+      ] }
+    }], [
+    for chart in local.single_series_charts : {
+      title = chart.title
+      xyChart = { dataSets = [{
+        plotType        = chart.plot_type
+        timeSeriesQuery = { timeSeriesFilter = { filter = chart.filter, aggregation = chart.aggregation } }
+      }] }
+    }], [
+    {
+      title = "CPU utilisation per function (p95) and CPU-seconds per image (p50)"
+      xyChart = { dataSets = [
+        {
+          plotType = "LINE"
+          timeSeriesQuery = { timeSeriesFilter = {
+            filter      = "${local.monitoring_source} AND metric.type=\"run.googleapis.com/container/cpu/utilizations\""
+            aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_PERCENTILE_95", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.labels.service_name"] }
+          } }
+        },
+        {
+          plotType       = "LINE"
+          legendTemplate = "CPU-seconds per image (p50)"
+          targetAxis     = "Y2"
+          timeSeriesQuery = { timeSeriesFilter = {
+            filter      = "metric.type=\"${local.user_metric.image_cpu_seconds}\""
+            aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_PERCENTILE_50" }
+          } }
+        },
+      ] }
+    },
+  ])
+
+  # The API leaves out a position of 0 when it answers, so a tile that names one differs from
+  # what Google returns on every plan (hashicorp/terraform-provider-google#7242): zero positions
+  # are left out here too.
+  dashboard_tiles = [
+    for index, widget in local.dashboard_widgets : merge(
+      { width = 6, height = 4, widget = widget },
+      index % 2 == 0 ? {} : { xPos = 6 },
+      floor(index / 2) == 0 ? {} : { yPos = floor(index / 2) * 4 },
+    )
+  ]
 }

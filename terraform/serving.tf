@@ -3,8 +3,10 @@
 # - bucket (default): the images bucket is readable by anyone (iam.tf, images_public; public
 #   access prevention "inherited"), manifests point at https://storage.googleapis.com/{bucket}
 #   unless public_base_url names a layer in front of it. The uploads bucket stays private.
+#   Organisations that enforce public access prevention or domain-restricted sharing refuse it
+#   (terraform/README.md, "First-apply errors").
 # - cdn: a global external Application Load Balancer with a backend bucket and Cloud CDN in front
-#   of the images bucket, which stays private (prevention enforced): only Cloud CDN's service
+#   of the images bucket, which stays private (prevention enforced): Cloud CDN's fill service
 #   agent reads it. A Google-managed certificate for `domain`, HTTP redirected to HTTPS; manifests
 #   point at https://{domain}. Point the domain's A record at the `cdn_ip_address` output; the
 #   certificate is issued once DNS resolves to it (up to an hour).
@@ -22,9 +24,14 @@ locals {
     var.public_base_url
   )
 
-  # Cloud CDN fetches from a private bucket as this service agent (Cloud CDN docs, backend buckets).
+  # Cloud CDN fills its cache from a private bucket as this service agent (Cloud CDN docs, "Using
+  # signed URLs", configure permissions).
   cdn_service_agent = "serviceAccount:service-${data.google_project.this.number}@cloud-cdn-fill.iam.gserviceaccount.com"
   cdn_name          = "${var.function_name_prefix}-images"
+
+  # A managed certificate cannot change its domains, so a new `domain` needs a new certificate,
+  # created (under a name of its own) before the old one is detached and deleted.
+  cdn_certificate_name = var.domain == null ? null : "${local.cdn_name}-${substr(sha256(var.domain), 0, 8)}"
 }
 
 resource "google_compute_backend_bucket" "images" {
@@ -43,6 +50,35 @@ resource "google_compute_backend_bucket" "images" {
   depends_on = [google_project_service.this]
 }
 
+# Google creates the fill agent (service-N@cloud-cdn-fill) the first time a signed URL key is added
+# to a backend in the project, not when Compute is enabled or a backend bucket is created (Cloud CDN
+# docs, "Using signed URLs", configure permissions): granting it before then fails with "Service
+# account ... does not exist", on every apply. This key is here to bring the agent into being; the
+# pipeline signs no URL with it. Its value is random (uuid(), read once: ignore_changes keeps it
+# from changing on every plan) and kept in the state, like every signed URL key.
+resource "google_compute_backend_bucket_signed_url_key" "cdn_fill_agent" {
+  count = local.cdn_count
+
+  project        = var.project_id
+  name           = "${local.cdn_name}-fill-agent"
+  backend_bucket = google_compute_backend_bucket.images[0].name
+  # 16 bytes (96 random bits), base64url: the 128-bit key the API takes.
+  key_value = replace(replace(base64encode(substr(base64sha256(uuid()), 0, 16)), "+", "-"), "/", "_")
+
+  lifecycle {
+    ignore_changes = [key_value]
+  }
+}
+
+# Service agents appear asynchronously: the grant waits as the functions do for theirs.
+resource "time_sleep" "cdn_fill_agent" {
+  count = local.cdn_count
+
+  create_duration = var.iam_propagation_wait
+
+  depends_on = [google_compute_backend_bucket_signed_url_key.cdn_fill_agent]
+}
+
 resource "google_storage_bucket_iam_member" "cdn_reader" {
   count = local.cdn_count
 
@@ -50,8 +86,7 @@ resource "google_storage_bucket_iam_member" "cdn_reader" {
   role   = "roles/storage.objectViewer"
   member = local.cdn_service_agent
 
-  # The agent exists once Cloud CDN is in use in the project.
-  depends_on = [google_compute_backend_bucket.images]
+  depends_on = [time_sleep.cdn_fill_agent]
 }
 
 resource "google_compute_global_address" "cdn" {
@@ -67,10 +102,15 @@ resource "google_compute_managed_ssl_certificate" "cdn" {
   count = local.cdn_count
 
   project = var.project_id
-  name    = local.cdn_name
+  name    = local.cdn_certificate_name
 
   managed {
     domains = [var.domain]
+  }
+
+  # The HTTPS proxy uses the certificate: deleting it first fails (resourceInUseByAnotherResource).
+  lifecycle {
+    create_before_destroy = true
   }
 
   depends_on = [google_project_service.this]

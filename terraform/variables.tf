@@ -105,7 +105,7 @@ variable "incoming_max_age_days" {
 }
 
 variable "serving" {
-  description = "How browsers load the variants and manifests: \"bucket\" (default) makes the images bucket readable by anyone and manifests point at it; \"cdn\" puts a global external Application Load Balancer with Cloud CDN and a managed certificate for `domain` in front of a private images bucket; \"none\" keeps the bucket private and manifests use public_base_url (your own serving layer). The uploads bucket is never public."
+  description = "How browsers load the variants and manifests: \"bucket\" (default) makes the images bucket readable by anyone and manifests point at it; \"cdn\" puts a global external Application Load Balancer with Cloud CDN and a managed certificate for `domain` in front of a private images bucket; \"none\" keeps the bucket private and manifests use public_base_url (your own serving layer). The uploads bucket is never public. \"bucket\" is the default deliberately: it is the only mode that serves every manifest URL with nothing else to set up (\"cdn\" needs a domain and DNS, \"none\" a serving layer of your own). Organisations whose policies enforce public access prevention (storage.publicAccessPrevention) or domain-restricted sharing (iam.allowedPolicyMemberDomains, one of the secure-by-default policies of organisations created since May 2024) refuse its allUsers grant on the first apply: choose \"none\" (or \"cdn\", see terraform/README.md) there, or have the policy relaxed for this project."
   type        = string
   default     = "bucket"
 
@@ -256,13 +256,24 @@ variable "build_service_account" {
 }
 
 variable "iam_propagation_wait" {
-  description = "How long the first apply waits after enabling the APIs and granting the service agents' and the build account's roles, before it creates the functions and their Eventarc triggers (time_sleep). IAM changes propagate over minutes; too short a wait fails with \"Permission denied while using the Eventarc Service Agent\" (apply again). Only the first apply waits."
+  description = "How long the first apply waits after enabling the APIs and granting the service agents' and the build account's roles, before it creates the functions and their Eventarc triggers (time_sleep); with serving = \"cdn\", also between the signed URL key that brings Cloud CDN's fill agent into being and the agent's grant. IAM changes and new service agents propagate over minutes; too short a wait fails with \"Permission denied while using the Eventarc Service Agent\" or \"Service account service-...@cloud-cdn-fill.iam.gserviceaccount.com does not exist\" (apply again). Only the first apply waits."
   type        = string
   default     = "120s"
 
   validation {
     condition     = can(regex("^[0-9]+(s|m)$", var.iam_propagation_wait))
     error_message = "iam_propagation_wait must be a duration in seconds or minutes, such as 120s or 3m."
+  }
+}
+
+variable "log_metric_wait" {
+  description = "How long the first apply waits between creating the log-based metrics and creating the alert policy that reads them (time_sleep; again when the set of metrics changes). A new log-based metric reaches Cloud Monitoring minutes later, and a policy created before fails with \"Cannot find metric(s) ... it could take up to 10 minutes to become available\" (hashicorp/terraform-provider-google#11102). It runs beside the functions' builds, so it rarely lengthens the apply."
+  type        = string
+  default     = "10m"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.log_metric_wait))
+    error_message = "log_metric_wait must be a duration in seconds or minutes, such as 600s or 10m."
   }
 }
 

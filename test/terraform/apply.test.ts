@@ -7,6 +7,7 @@
  * configures no provider. `terraform plan` cannot run here (no provider download).
  */
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { block, dynamicBlock, expr, loadModule, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
 
@@ -153,5 +154,40 @@ describe('terraform: first apply on a fresh project, and reuse as a module', fun
         }
       });
     }
+  });
+
+  describe('7. organisation policies: the grants they refuse, and why the default serving is bucket (issue 24)', function () {
+    const readme = readFileSync(join(TERRAFORM_DIR, 'README.md'), 'utf8');
+    const firstApplyErrors = readme.slice(
+      readme.indexOf('\n### First-apply errors, and what to do\n'),
+      readme.indexOf('\n### Applying again\n'),
+    );
+
+    it('names, in the first-apply errors, every grant to allUsers or to a Google agent outside the domain', function () {
+      const outside = Object.entries(mod.resources).flatMap(([type, byName]) =>
+        Object.entries(byName)
+          .filter(([, body]) => body.member === 'allUsers' || body.member === '${local.cdn_service_agent}')
+          .map(([name]) => `${type}.${name}`),
+      );
+      expect(outside).to.have.members([
+        'google_storage_bucket_iam_member.images_public',
+        'google_cloud_run_service_iam_member.upload_public',
+        'google_storage_bucket_iam_member.cdn_reader',
+      ]);
+      expect(firstApplyErrors.length, 'the section exists').to.be.greaterThan(1000);
+      for (const address of outside) expect(firstApplyErrors, address).to.include(`\`${address}\``);
+      // The errors these policies answer with, as the API words them.
+      expect(firstApplyErrors).to.include("Request violates constraint 'constraints/storage.publicAccessPrevention'");
+      expect(firstApplyErrors).to.include('One or more users named in the');
+    });
+
+    it('keeps bucket as the default deliberately, and says why and when to choose otherwise', function () {
+      const serving = mod.variables.serving!;
+      expect(serving.default).to.equal('bucket');
+      const description = String(serving.description);
+      expect(description).to.include('default deliberately');
+      expect(description).to.include('storage.publicAccessPrevention').and.include('iam.allowedPolicyMemberDomains');
+      expect(readme).to.include('**Why `bucket` is the default.**');
+    });
   });
 });

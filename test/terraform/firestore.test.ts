@@ -25,7 +25,7 @@ import {
   type Body,
   type Module,
 } from './hcl.js';
-import { scratchModule, terraform, type ScratchModule } from './scratch.js';
+import { scratchModule, type ScratchModule } from './scratch.js';
 
 interface FirestoreTopology {
   database: { name: string; env: string };
@@ -127,19 +127,7 @@ describe('terraform: the Firestore database (firestore.tf)', function () {
     };
 
     function evaluate(vars: Record<string, unknown>): typeof evaluated {
-      const apply = terraform(scratch.dir, [
-        'apply',
-        '-auto-approve',
-        '-no-color',
-        '-input=false',
-        '-lock=false',
-        scratch.varFile({ project_id: 'my-project-123', ...vars }),
-      ]);
-      expect(apply.status, apply.output).to.equal(0);
-      const out = terraform(scratch.dir, ['output', '-json', '-no-color']);
-      expect(out.status, out.output).to.equal(0);
-      const json = JSON.parse(out.stdout) as Record<string, { value: unknown }>;
-      return Object.fromEntries(Object.entries(json).map(([k, v]) => [k, v.value])) as typeof evaluated;
+      return scratch.evaluate(vars) as typeof evaluated;
     }
 
     before(async function () {

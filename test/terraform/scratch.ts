@@ -35,6 +35,8 @@ export interface ScratchModule {
   readonly dir: string;
   /** Writes the variables of the next run to case.tfvars.json and returns its -var-file flag. */
   varFile(vars: Record<string, unknown>): string;
+  /** Applies with these variables (project_id defaults to my-project-123) and returns the outputs' values. */
+  evaluate(vars?: Record<string, unknown>): Record<string, unknown>;
   remove(): void;
 }
 
@@ -55,6 +57,15 @@ export function scratchModule(prefix: string, extra: Record<string, string> = {}
     varFile(vars) {
       writeFileSync(join(dir, 'case.tfvars.json'), JSON.stringify(vars));
       return '-var-file=case.tfvars.json';
+    },
+    evaluate(vars = {}) {
+      const varFile = this.varFile({ project_id: 'my-project-123', ...vars });
+      const apply = terraform(dir, ['apply', '-auto-approve', '-no-color', '-input=false', '-lock=false', varFile]);
+      expect(apply.status, apply.output).to.equal(0);
+      const out = terraform(dir, ['output', '-json', '-no-color']);
+      expect(out.status, out.output).to.equal(0);
+      const json = JSON.parse(out.stdout) as Record<string, { value: unknown }>;
+      return Object.fromEntries(Object.entries(json).map(([k, v]) => [k, v.value]));
     },
     remove() {
       rmSync(root, { recursive: true, force: true });

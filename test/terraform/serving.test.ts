@@ -8,7 +8,7 @@
  */
 import { expect } from 'chai';
 import { block, expr, loadModule, TERRAFORM_DIR, type Body, type Module } from './hcl.js';
-import { scratchModule, terraform, type ScratchModule } from './scratch.js';
+import { scratchModule, type ScratchModule } from './scratch.js';
 
 const STAND_INS: Array<[RegExp, string]> = [
   [/google_storage_bucket\.images\.name/g, '"my-images"'],
@@ -29,6 +29,9 @@ interface Evaluated {
   cdn_reader_member: string;
   https_rule: number;
   certificate_domains: string[];
+  certificate_name: string | null;
+  fill_agent_key: number;
+  fill_agent_key_value: string;
   public_base_url: string | null;
   env_public_base_url: string | null;
 }
@@ -42,6 +45,7 @@ describe('terraform: serving modes (images bucket reader vs manifest base URL)',
     mod = await loadModule(TERRAFORM_DIR);
     const images = mod.resources.google_storage_bucket!.images!;
     const cdnReader = mod.resources.google_storage_bucket_iam_member!.cdn_reader!;
+    const fillKey = mod.resources.google_compute_backend_bucket_signed_url_key!.cdn_fill_agent!;
     const outputs: Record<string, string> = {
       images_public_read: hclOf(mod.resources.google_storage_bucket_iam_member!.images_public!.count),
       images_prevention: hclOf(images.public_access_prevention),
@@ -49,6 +53,9 @@ describe('terraform: serving modes (images bucket reader vs manifest base URL)',
       cdn_reader_member: hclOf(cdnReader.member),
       https_rule: hclOf(mod.resources.google_compute_global_forwarding_rule!.https!.count),
       certificate_domains: hclOf(block(mod.resources.google_compute_managed_ssl_certificate!.cdn, 'managed')!.domains),
+      certificate_name: hclOf(mod.resources.google_compute_managed_ssl_certificate!.cdn!.name),
+      fill_agent_key: hclOf(fillKey.count),
+      fill_agent_key_value: hclOf(fillKey.key_value),
       public_base_url: hclOf(mod.locals.public_base_url),
       env_public_base_url: hclOf((mod.locals.env_common as Body).PUBLIC_BASE_URL),
     };
@@ -56,6 +63,8 @@ describe('terraform: serving modes (images bucket reader vs manifest base URL)',
       cdn_count: hclOf(mod.locals.cdn_count),
       public_base_url: outputs.public_base_url!,
       cdn_service_agent: hclOf(mod.locals.cdn_service_agent),
+      cdn_name: hclOf(mod.locals.cdn_name),
+      cdn_certificate_name: hclOf(mod.locals.cdn_certificate_name),
     };
     const hcl = [
       'locals {',
@@ -71,20 +80,7 @@ describe('terraform: serving modes (images bucket reader vs manifest base URL)',
   });
 
   function evaluate(vars: Record<string, unknown>): Evaluated {
-    const varFile = scratch.varFile({ project_id: 'my-project-123', ...vars });
-    const apply = terraform(scratch.dir, [
-      'apply',
-      '-auto-approve',
-      '-no-color',
-      '-input=false',
-      '-lock=false',
-      varFile,
-    ]);
-    expect(apply.status, apply.output).to.equal(0);
-    const out = terraform(scratch.dir, ['output', '-json', '-no-color']);
-    expect(out.status, out.output).to.equal(0);
-    const json = JSON.parse(out.stdout) as Record<string, { value: unknown }>;
-    return Object.fromEntries(Object.entries(json).map(([k, v]) => [k, v.value])) as unknown as Evaluated;
+    return scratch.evaluate(vars) as unknown as Evaluated;
   }
 
   it('bucket (default): anyone may read the images bucket, and manifests point at it', function () {
@@ -114,6 +110,7 @@ describe('terraform: serving modes (images bucket reader vs manifest base URL)',
     expect(r.cdn_reader_member).to.equal('serviceAccount:service-123@cloud-cdn-fill.iam.gserviceaccount.com');
     expect(r.https_rule).to.equal(1);
     expect(r.certificate_domains).to.deep.equal(['images.example.com']);
+    expect(r.fill_agent_key, 'a signed URL key brings the fill agent into being').to.equal(1);
     expect(r.public_base_url).to.equal('https://images.example.com');
     expect(r.env_public_base_url).to.equal(r.public_base_url);
   });
@@ -126,6 +123,44 @@ describe('terraform: serving modes (images bucket reader vs manifest base URL)',
     expect(r.cdn_reader).to.equal(0);
     expect(r.https_rule).to.equal(0);
     expect(r.public_base_url).to.equal('https://img.example.com/pipeline');
+  });
+
+  it('cdn: the grant to the fill agent waits for the signed URL key that creates the agent (first apply)', function () {
+    const key = mod.resources.google_compute_backend_bucket_signed_url_key!.cdn_fill_agent!;
+    expect(key.backend_bucket).to.equal('${google_compute_backend_bucket.images[0].name}');
+    expect(block(key, 'lifecycle')!.ignore_changes, 'a random key read once').to.deep.equal(['${key_value}']);
+    const sleep = mod.resources.time_sleep!.cdn_fill_agent!;
+    expect(sleep.count).to.equal('${local.cdn_count}');
+    expect(sleep.depends_on).to.deep.equal(['${google_compute_backend_bucket_signed_url_key.cdn_fill_agent}']);
+    const reader = mod.resources.google_storage_bucket_iam_member!.cdn_reader!;
+    expect(reader.depends_on).to.deep.equal(['${time_sleep.cdn_fill_agent}']);
+  });
+
+  it('cdn: the signing key is 128 random bits in base64url, as the API takes it', function () {
+    this.timeout(120_000);
+    const a = evaluate({ serving: 'cdn', domain: 'images.example.com' }).fill_agent_key_value;
+    const b = evaluate({ serving: 'cdn', domain: 'images.example.com' }).fill_agent_key_value;
+    for (const key of [a, b]) {
+      expect(key).to.match(/^[A-Za-z0-9_-]{22}==$/);
+      expect(Buffer.from(key, 'base64url').length).to.equal(16);
+    }
+    expect(a, 'a new random key each time it is created').not.to.equal(b);
+    expect(evaluate({}).fill_agent_key, 'no key without cdn').to.equal(0);
+  });
+
+  it('cdn: a new domain gets a certificate of another name, created before the old one goes', function () {
+    this.timeout(120_000);
+    const first = evaluate({ serving: 'cdn', domain: 'images.example.com' }).certificate_name;
+    const again = evaluate({ serving: 'cdn', domain: 'images.example.com' }).certificate_name;
+    const other = evaluate({ serving: 'cdn', domain: 'img.example.org' }).certificate_name;
+    expect(first).to.equal(again);
+    expect(other).not.to.equal(first);
+    for (const name of [first, other]) {
+      expect(name).to.match(/^[a-z]([-a-z0-9]*[a-z0-9])?$/);
+      expect(name!.length).to.be.at.most(63);
+    }
+    const certificate = mod.resources.google_compute_managed_ssl_certificate!.cdn!;
+    expect(block(certificate, 'lifecycle')!.create_before_destroy).to.equal(true);
   });
 
   it('wires the load balancer: backend bucket with CDN on the images bucket, HTTPS with the certificate, HTTP redirected', function () {

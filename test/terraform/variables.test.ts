@@ -177,6 +177,7 @@ describe('terraform variables', function () {
           build_service_account: 'builder@my-project-123.iam.gserviceaccount.com',
           scheduler_region: 'europe-west3',
           iam_propagation_wait: '3m',
+          log_metric_wait: '600s',
           grant_storage_agent_publisher: false,
           // Adapted from resize_function/cleanup_function; timeout 590 (was 600): resize must now
           // stay strictly below the push subscription's ack deadline (600 s in the topology).
@@ -273,6 +274,7 @@ describe('terraform variables', function () {
       ],
       ['a scheduler region that is not a region name', { scheduler_region: 'Europe West' }, 'scheduler_region'],
       ['an IAM propagation wait without unit', { iam_propagation_wait: '120' }, 'iam_propagation_wait'],
+      ['a log-based metric wait in words', { log_metric_wait: '10 minutes' }, 'log_metric_wait must be a duration'],
       ['a zone as the Firestore location', { firestore_location: 'europe-west1-b' }, 'firestore_location must be'],
       [
         'a Cloud Storage multi-region as the Firestore location',
