@@ -19,6 +19,14 @@ import {
 import { describeConfig, ENV_SCHEMA } from '../../shared/core/config.js';
 import { ERROR_CODES } from '../../shared/core/errors.js';
 import { EventMessageV1 } from '../../shared/core/schemas.js';
+import {
+  FOCUS_METADATA_KEY,
+  ORIGINAL_METADATA,
+  REPROCESS_BUDGET_METADATA,
+  STATE_SEQ_METADATA,
+  TICKET_METADATA,
+  VARIANT_METADATA,
+} from '../../shared/core/naming.js';
 import { topology } from '../../shared/core/topology.js';
 
 const read = (file: string) => readFileSync(new URL(`../../../${file}`, import.meta.url), 'utf8');
@@ -200,5 +208,22 @@ describe('what the docs quote from the code', () => {
         return [script!.trim().replace(/`/g, ''), [...folders!.matchAll(/`([^`]+)`/g)].map((m) => m[1])];
       });
     expect(documented, 'CONTRIBUTING.md "Test tiers" table vs package.json').to.deep.equal(fromScripts);
+  });
+
+  it("architecture.md's data layout names every prefix, collection and metadata key of the code", () => {
+    const markdown = read('docs/architecture.md');
+    const start = markdown.indexOf('## Data layout');
+    const layout = markdown.slice(start, markdown.indexOf('\n## ', start + 1));
+    const expected = [
+      ...Object.values(topology.prefixes).map((prefix) => `uploads bucket \`${prefix}`),
+      ...Object.values(topology.firestore.collections).map((collection) => `Firestore \`${collection}/`),
+      ...[...Object.values(ORIGINAL_METADATA), ...Object.values(VARIANT_METADATA)].map((key) => `\`${key}\``),
+      ...[TICKET_METADATA.imageId, STATE_SEQ_METADATA, FOCUS_METADATA_KEY].map((key) => `\`${key}\``),
+      ...Object.values(REPROCESS_BUDGET_METADATA).map((key) => `\`${key}\``),
+    ];
+    expect(
+      expected.filter((entry) => !layout.includes(entry)),
+      'in shared/core/naming.ts or topology.json but not in the data layout',
+    ).to.deep.equal([]);
   });
 });
