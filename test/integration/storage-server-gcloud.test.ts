@@ -94,8 +94,15 @@ describe('storage server: gcloud CLI', function () {
 
   it('cp uploads a small file (multipart) and a 9 MiB file (resumable), byte-identical', async () => {
     await gcloud('storage', 'cp', 'small.bin', 'big.bin', 'gs://gcloud/up/');
-    expect(log.some((line) => /uploadType=multipart 200 /.test(line))).to.equal(true);
-    expect(log.some((line) => /upload_id=.* 200 /.test(line))).to.equal(true);
+    for (const [what, pattern] of [
+      ['a multipart upload', /uploadType=multipart 200 /],
+      ['a resumable upload', /upload_id=.* 200 /],
+    ] as const) {
+      expect(
+        log.filter((line) => pattern.test(line)),
+        `${what} answered 200, in:\n${log.join('\n')}`,
+      ).to.not.deep.equal([]);
+    }
     const bucket = new Storage({ apiEndpoint: server.url, projectId: 'demo-project' }).bucket('gcloud');
     for (const [name, data] of [
       ['up/small.bin', small],

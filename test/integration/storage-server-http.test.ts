@@ -536,7 +536,10 @@ describe('storage server: HTTP protocol', function () {
       it(`${method} ${path} → ${status} JSON, logged`, async () => {
         expectError(await call(method, path), status);
         if (!path.startsWith('/_admin'))
-          expect(log.some((line) => line.includes('UNKNOWN ROUTE') && line.includes(path))).to.equal(true);
+          expect(
+            log.filter((line) => line.includes('UNKNOWN ROUTE') && line.includes(path)),
+            `an UNKNOWN ROUTE line for ${path} in:\n${log.join('\n')}`,
+          ).to.not.deep.equal([]);
         await expectStillServing();
       });
     }
@@ -567,7 +570,10 @@ describe('storage server: HTTP protocol', function () {
         expect(response.status).to.equal(500);
         const body = (await response.json()) as { error: { code: number; errors: unknown[] } };
         expect(body.error.code).to.equal(500);
-        expect(lines.some((line) => line.startsWith('storage-server: ERROR POST'))).to.equal(true);
+        expect(
+          lines.filter((line) => line.startsWith('storage-server: ERROR POST')),
+          `an ERROR POST line in:\n${lines.join('\n')}`,
+        ).to.not.deep.equal([]);
         const list = await fetch(`${fragile.url}/storage/v1/b/fragile/o`);
         expect(list.status).to.equal(200);
         expect(((await list.json()) as { items?: unknown[] }).items).to.equal(undefined);
