@@ -3,7 +3,8 @@
  * stable machine-readable `code`, an HTTP status, and a class:
  *
  * - **permanent**: retrying cannot help (bad image, malformed job, limits). HTTP handlers answer
- *   4xx; event handlers acknowledge the event (return normally) and record the failure.
+ *   4xx (500 for `internal`, a dependency's unexpected refusal) with `retryable: false`; event
+ *   handlers acknowledge the event (return normally) and record the failure.
  * - **transient**: retrying may help (storage 5xx/429, network, publish failures). HTTP handlers
  *   answer 503 with `retryable: true`; event handlers throw so Pub/Sub / Eventarc redeliver.
  *

@@ -5,7 +5,9 @@
  * event type with its fields).
  */
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
   allowedValues,
@@ -151,6 +153,26 @@ describe('generated doc tables', () => {
       expect([...rows.keys()]).to.deep.equal(EventMessageV1.options.map((o) => `\`${o.shape.type.value}\``));
       expect(rows.get('`image.failed`')?.[1]).to.equal('`imageId, code, message, retryable?, at`');
       expect(rows.get('`image.ready`')?.[1]).to.equal('`imageId, manifest: {bucket, name}, variants, at`');
+    });
+  });
+
+  describe('npm run docs (local/generate-docs.ts)', () => {
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [fileURLToPath(new URL('../../local/generate-docs.js', import.meta.url)), ...args], {
+        encoding: 'utf8',
+      });
+
+    it('--check finds every file up to date and writes nothing', () => {
+      const { status, stdout, stderr } = run('--check');
+      expect(status, stdout + stderr).to.equal(0);
+      expect(stdout).to.include('docs/configuration.md: up to date').and.include('docs/api.md: up to date');
+    });
+
+    it('answers --help, and refuses an unknown option with exit status 2', () => {
+      expect(run('--help').stdout).to.match(/^Usage: npm run docs/);
+      const unknown = run('--frobnicate');
+      expect(unknown.status, unknown.stderr).to.equal(2);
+      expect(unknown.stderr).to.match(/^docs: .*frobnicate/);
     });
   });
 
