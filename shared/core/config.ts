@@ -77,7 +77,10 @@ const score = (min: number, max: number) =>
 const bucket = z
   .string({ message: 'is required' })
   .regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, { message: 'must be a valid Cloud Storage bucket name' });
-const topic = z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, { message: 'must be a valid Pub/Sub topic id' });
+/** Topic and subscription ids follow the same rule. */
+const pubsubId = (kind: 'topic' | 'subscription') =>
+  z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, { message: `must be a valid Pub/Sub ${kind} id` });
+const topic = pubsubId('topic');
 
 /**
  * The schema, keyed by environment variable name. `MALLOC_ARENA_MAX` is read by glibc, not by
@@ -91,7 +94,7 @@ export const ENV_SCHEMA = z.object({
   EVENTS_TOPIC: topic
     .default(topology.topics.events.name)
     .describe('Topic that receives `image.ready` and `image.failed`.'),
-  JOBS_DEAD_LETTER_SUBSCRIPTION: topic
+  JOBS_DEAD_LETTER_SUBSCRIPTION: pubsubId('subscription')
     .default(topology.subscriptions.jobsDeadLetterCleanup.name)
     .describe('Dead-letter subscription that cleanup drains to mark dead-lettered images failed.'),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional().describe('Project id; set by the platform in production.'),
