@@ -117,3 +117,17 @@ export async function rejection(promise: Promise<unknown>): Promise<PipelineErro
   }
   expect.fail('expected a PipelineError, but the promise resolved');
 }
+
+/**
+ * Asserts that two byte strings are equal; when they are not, says how long each is and where they
+ * first differ, which `expect(a.equals(b)).to.equal(true)` does not.
+ */
+export function expectSameBytes(actual: Uint8Array | undefined, expected: Uint8Array, what: string): void {
+  expect(actual, `${what}: no bytes`).to.not.equal(undefined);
+  const a = Buffer.from(actual!.buffer, actual!.byteOffset, actual!.byteLength);
+  const b = Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength);
+  if (a.equals(b)) return;
+  let at = 0;
+  while (at < a.length && at < b.length && a[at] === b[at]) at++;
+  expect.fail(`${what}: ${a.length} bytes where ${b.length} were expected, first difference at byte ${at}`);
+}

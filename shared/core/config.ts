@@ -1,8 +1,9 @@
 /**
  * The environment schema: every setting the functions read, with its default, validated once at
  * cold start; the values it allows come from domain.ts. A bad value stops start-up with a message
- * naming the variable. docs/configuration.md's table and Terraform's generated environment follow
- * this file.
+ * naming the variable. docs/configuration.md's table is generated from this schema (`npm run docs`:
+ * defaults, allowed values from the validations and their messages, descriptions), and Terraform's
+ * generated environment follows it.
  */
 import { z } from 'zod';
 import {
@@ -76,7 +77,10 @@ const score = (min: number, max: number) =>
 const bucket = z
   .string({ message: 'is required' })
   .regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, { message: 'must be a valid Cloud Storage bucket name' });
-const topic = z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, { message: 'must be a valid Pub/Sub topic id' });
+/** Topic and subscription ids follow the same rule. */
+const pubsubId = (kind: 'topic' | 'subscription') =>
+  z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, { message: `must be a valid Pub/Sub ${kind} id` });
+const topic = pubsubId('topic');
 
 /**
  * The schema, keyed by environment variable name. `MALLOC_ARENA_MAX` is read by glibc, not by
@@ -90,7 +94,7 @@ export const ENV_SCHEMA = z.object({
   EVENTS_TOPIC: topic
     .default(topology.topics.events.name)
     .describe('Topic that receives `image.ready` and `image.failed`.'),
-  JOBS_DEAD_LETTER_SUBSCRIPTION: topic
+  JOBS_DEAD_LETTER_SUBSCRIPTION: pubsubId('subscription')
     .default(topology.subscriptions.jobsDeadLetterCleanup.name)
     .describe('Dead-letter subscription that cleanup drains to mark dead-lettered images failed.'),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional().describe('Project id; set by the platform in production.'),
@@ -202,14 +206,14 @@ export const ENV_SCHEMA = z.object({
     .enum(UPLOAD_AUTH_MODES, { message: `must be one of ${UPLOAD_AUTH_MODES.join(', ')}` })
     .default('token')
     .describe(
-      'How the upload API authenticates: `token` (requires UPLOAD_TOKEN) or `none` (no authentication, only when set explicitly).',
+      'How the upload API authenticates: `token` (requires UPLOAD_TOKEN) or `none` (no authentication, only when set explicitly). With `token` and no UPLOAD_TOKEN, upload refuses to start.',
     ),
   UPLOAD_TOKEN: z
     .string()
     .min(16, { message: 'must be at least 16 characters' })
     .optional()
     .describe(
-      'The bearer token the upload API requires with UPLOAD_AUTH=token (`Authorization: Bearer <token>`, compared in constant time); never empty.',
+      'The bearer token the upload API requires with UPLOAD_AUTH=token (`Authorization: Bearer <token>`, compared in constant time). Set but empty or blank (an empty secret version) is a start-up error, never "no authentication".',
     ),
 
   // cleanup.
@@ -273,7 +277,7 @@ export type Config = z.infer<typeof ENV_SCHEMA>;
 /** Every environment variable the schema knows. */
 export const ENV_VARS: readonly string[] = Object.keys(ENV_SCHEMA.shape);
 
-/** One row of the configuration reference (README). */
+/** One row of the configuration reference (docs/configuration.md). */
 export interface ConfigVariable {
   readonly name: string;
   readonly required: boolean;
@@ -282,7 +286,7 @@ export interface ConfigVariable {
   readonly description: string;
 }
 
-/** The configuration reference, generated from the schema (the README's table follows it). */
+/** The configuration reference, from the schema (`npm run docs` writes docs/configuration.md's table from it). */
 export function describeConfig(): ConfigVariable[] {
   return Object.entries(ENV_SCHEMA.shape).map(([name, schema]) => {
     const parsed = schema.safeParse(undefined);

@@ -3,7 +3,8 @@
  * stable machine-readable `code`, an HTTP status, and a class:
  *
  * - **permanent**: retrying cannot help (bad image, malformed job, limits). HTTP handlers answer
- *   4xx; event handlers acknowledge the event (return normally) and record the failure.
+ *   4xx (500 for `internal`, a dependency's unexpected refusal) with `retryable: false`; event
+ *   handlers acknowledge the event (return normally) and record the failure.
  * - **transient**: retrying may help (storage 5xx/429, network, publish failures). HTTP handlers
  *   answer 503 with `retryable: true`; event handlers throw so Pub/Sub / Eventarc redeliver.
  *
@@ -14,41 +15,198 @@
 /** Whether a retry can help. */
 export type ErrorClass = 'permanent' | 'transient';
 
-/** Stable error codes, shared by the HTTP API, `error.json` records and `image.failed` events. */
+/**
+ * Stable error codes, shared by the HTTP API, `error.json` records and `image.failed` events:
+ * the status an answer with the code carries, its class, and, for docs/api.md's generated table
+ * (`npm run docs`), what it means and which function raises it.
+ */
 export const ERROR_CODES = {
-  bad_request: { status: 400, kind: 'permanent' },
-  missing_file: { status: 400, kind: 'permanent' },
-  too_many_files: { status: 400, kind: 'permanent' },
-  bad_multipart: { status: 400, kind: 'permanent' },
-  invalid_focus: { status: 400, kind: 'permanent' },
-  unauthorized: { status: 401, kind: 'permanent' },
-  forbidden_origin: { status: 403, kind: 'permanent' },
-  not_found: { status: 404, kind: 'permanent' },
-  method_not_allowed: { status: 405, kind: 'permanent' },
-  payload_too_large: { status: 413, kind: 'permanent' },
-  not_an_image: { status: 415, kind: 'permanent' },
-  unsupported_encoding: { status: 415, kind: 'permanent' },
-  format_not_allowed: { status: 415, kind: 'permanent' },
-  too_many_pixels: { status: 422, kind: 'permanent' },
-  too_many_frames: { status: 422, kind: 'permanent' },
-  unsupported_dimensions: { status: 422, kind: 'permanent' },
-  corrupt_image: { status: 422, kind: 'permanent' },
-  image_failed: { status: 422, kind: 'permanent' },
-  invalid_job: { status: 400, kind: 'permanent' },
-  time_budget_exceeded: { status: 422, kind: 'permanent' },
-  storage_unavailable: { status: 503, kind: 'transient' },
+  bad_request: {
+    status: 400,
+    kind: 'permanent',
+    meaning:
+      'A request the API cannot read: a path with a broken percent-encoding, or a signed-URL request that is not JSON or lacks a valid field.',
+    raisedBy: 'upload guard; upload (signed-URL request)',
+  },
+  missing_file: {
+    status: 400,
+    kind: 'permanent',
+    meaning: 'The form has no file in the field `file`.',
+    raisedBy: 'upload',
+  },
+  too_many_files: { status: 400, kind: 'permanent', meaning: 'More than one file in the form.', raisedBy: 'upload' },
+  bad_multipart: {
+    status: 400,
+    kind: 'permanent',
+    meaning:
+      'A `multipart/*` body that is not a valid `multipart/form-data` form: no or wrong boundary, cut off, a part header over the limit, `multipart/mixed`.',
+    raisedBy: 'upload',
+  },
+  invalid_focus: {
+    status: 400,
+    kind: 'permanent',
+    meaning: "`?focus=` or an `incoming/` object's `focus` metadata is not two numbers from 0 to 1 (`x,y`).",
+    raisedBy: 'upload, ingest',
+  },
+  unauthorized: {
+    status: 401,
+    kind: 'permanent',
+    meaning:
+      'Authentication is on (`UPLOAD_AUTH=token`, the default) and the request has no `Authorization: Bearer <token>` with `UPLOAD_TOKEN`.',
+    raisedBy: 'upload (every path but `/healthz` and CORS preflights)',
+  },
+  forbidden_origin: {
+    status: 403,
+    kind: 'permanent',
+    meaning: "The request's `Origin` is not in `CORS_ORIGINS` (also on preflights).",
+    raisedBy: 'upload',
+  },
+  not_found: { status: 404, kind: 'permanent', meaning: 'Unknown path, or no image has that id.', raisedBy: 'upload' },
+  method_not_allowed: {
+    status: 405,
+    kind: 'permanent',
+    meaning: 'Wrong method for the path (`Allow` says which).',
+    raisedBy: 'upload',
+  },
+  payload_too_large: {
+    status: 413,
+    kind: 'permanent',
+    meaning: 'Over `MAX_UPLOAD_BYTES` (upload), or over `MAX_INGEST_BYTES` (ingest, signed-URL requests).',
+    raisedBy: 'upload (guard, handler, probe, signed-URL request); ingest (recorded)',
+  },
+  not_an_image: {
+    status: 415,
+    kind: 'permanent',
+    meaning: 'Empty, or not a supported image format (text, HTML, PDF…).',
+    raisedBy: 'upload; ingest (recorded)',
+  },
+  unsupported_encoding: {
+    status: 415,
+    kind: 'permanent',
+    meaning: 'A `Content-Encoding` other than identity.',
+    raisedBy: 'upload guard',
+  },
+  format_not_allowed: {
+    status: 415,
+    kind: 'permanent',
+    meaning:
+      'A recognised format that is not accepted: SVG (unless `ALLOW_SVG`), SVG with XML entities (always), HEIC/HEIF other than AVIF.',
+    raisedBy: 'upload; ingest (recorded); resize (recorded)',
+  },
+  too_many_pixels: {
+    status: 422,
+    kind: 'permanent',
+    meaning: 'Width × height over `MAX_INPUT_PIXELS`.',
+    raisedBy: 'upload; ingest (recorded); resize (recorded)',
+  },
+  too_many_frames: {
+    status: 422,
+    kind: 'permanent',
+    meaning: 'More frames or pages than `MAX_INPUT_FRAMES`.',
+    raisedBy: 'upload; ingest (recorded); resize (recorded)',
+  },
+  unsupported_dimensions: {
+    status: 422,
+    kind: 'permanent',
+    meaning: 'No variant of this shape fits any configured output format (too tall for its width, e.g. 1×65501).',
+    raisedBy: 'upload; ingest (recorded)',
+  },
+  corrupt_image: {
+    status: 422,
+    kind: 'permanent',
+    meaning:
+      'The image is damaged: an unreadable or inconsistent header (at upload/ingest), or damaged data behind an intact header (at resize).',
+    raisedBy: 'upload; ingest (recorded); resize (recorded)',
+  },
+  image_failed: {
+    status: 422,
+    kind: 'permanent',
+    meaning:
+      'The image has a failure record (`GET /uploads/{id}`, or `POST` of the same bytes for a permanent one); `details.cause` is the recorded code, `retryable` says whether the same bytes again can help. As a recorded code itself: an encoder failed.',
+    raisedBy: 'upload (answer); resize (recorded)',
+  },
+  invalid_job: {
+    status: 400,
+    kind: 'permanent',
+    meaning:
+      "A job message that is not a valid job (logged and acknowledged, never retried), or one asking for a width above the original's or a variant beyond its format's limits (recorded).",
+    raisedBy: 'resize; cleanup (unreadable dead letters, dropped)',
+  },
+  time_budget_exceeded: {
+    status: 422,
+    kind: 'permanent',
+    meaning: 'The job ran past `JOB_TIME_BUDGET_SECONDS`, or was predicted to.',
+    raisedBy: 'resize (recorded)',
+  },
+  storage_unavailable: {
+    status: 503,
+    kind: 'transient',
+    meaning: "Cloud Storage answered 5xx/429 or the network failed, after the client library's retries.",
+    raisedBy: 'upload; ingest, resize, cleanup (retried)',
+  },
   // Causes about the world, not the image: retried while a retry is possible, and recorded as
   // retryable failures (re-submitting the same bytes clears the record) when it no longer is.
-  storage_refused: { status: 503, kind: 'transient' },
-  out_of_memory: { status: 503, kind: 'transient' },
-  dead_lettered: { status: 503, kind: 'transient' },
-  processing_gave_up: { status: 503, kind: 'transient' },
-  original_missing: { status: 503, kind: 'transient' },
-  publish_failed: { status: 503, kind: 'transient' },
-  state_unavailable: { status: 503, kind: 'transient' },
-  unavailable: { status: 503, kind: 'transient' },
-  internal: { status: 500, kind: 'transient' },
-} as const satisfies Record<string, { status: number; kind: ErrorClass }>;
+  storage_refused: {
+    status: 503,
+    kind: 'transient',
+    meaning: 'Cloud Storage answered 401/403 (permissions, e.g. after an IAM change).',
+    raisedBy: 'upload; resize (retried); ingest (recorded, retryable)',
+  },
+  out_of_memory: {
+    status: 503,
+    kind: 'transient',
+    meaning: 'sharp/libvips could not allocate memory.',
+    raisedBy: 'resize (retried)',
+  },
+  dead_lettered: {
+    status: 503,
+    kind: 'transient',
+    meaning: "The image's jobs failed every delivery attempt.",
+    raisedBy: 'cleanup (recorded, retryable)',
+  },
+  processing_gave_up: {
+    status: 503,
+    kind: 'transient',
+    meaning: 'Cleanup re-dispatched `MAX_REDISPATCHES` times without a result.',
+    raisedBy: 'cleanup (recorded, retryable)',
+  },
+  original_missing: {
+    status: 503,
+    kind: 'transient',
+    meaning: 'The original is gone or has no probe metadata.',
+    raisedBy: 'resize, cleanup (recorded, retryable)',
+  },
+  publish_failed: {
+    status: 503,
+    kind: 'transient',
+    meaning:
+      'Pub/Sub did not accept the jobs (or an event) within 20 s. At upload the image is claimed and its original stored: the next identical upload dispatches it at once, or the next cleanup pass does.',
+    raisedBy: 'upload; ingest, resize, cleanup (retried)',
+  },
+  state_unavailable: {
+    status: 503,
+    kind: 'transient',
+    meaning:
+      "Firestore (the image documents) answered an error or did not answer, after the client library's retries. Nothing is left half-way: upload again.",
+    raisedBy: 'upload; ingest, resize, cleanup (retried)',
+  },
+  unavailable: {
+    status: 503,
+    kind: 'transient',
+    meaning:
+      "Any other transient failure (an unknown error counts as transient), or the same bytes uploaded while their image's deletion is still removing its objects (up to 2 minutes; [state](state.md#delete)).",
+    raisedBy: 'upload; ingest, resize (retried)',
+  },
+  // toHttpError's answer to an error classifyError calls permanent but that is no PipelineError
+  // (a 4xx from a Google API): a retry meets the same refusal, so the client is told not to.
+  internal: {
+    status: 500,
+    kind: 'permanent',
+    meaning:
+      'An unexpected permanent failure of a dependency (a 4xx from a Google API that no module turned into a code of its own); retrying the same request cannot help.',
+    raisedBy: 'upload',
+  },
+} as const satisfies Record<string, { status: number; kind: ErrorClass; meaning: string; raisedBy: string }>;
 
 /** One of {@link ERROR_CODES}. */
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -197,43 +197,53 @@ export const FailureRecordV1 = z.object({
 /** `{id}/error.json`. */
 export type FailureRecord = z.infer<typeof FailureRecordV1>;
 
-/** Events on the events topic, version 1. */
+/** Events on the events topic, version 1; each type's description is when it is published (docs/api.md's table). */
 export const EventMessageV1 = z.discriminatedUnion('type', [
-  z.object({
-    v: z.literal(1),
-    type: z.literal('image.ready'),
-    imageId: ImageId,
-    manifest: z.object({ bucket: z.string(), name: z.string() }),
-    variants: z.number().int().positive(),
-    at: z.iso.datetime(),
-  }),
-  z.object({
-    v: z.literal(1),
-    type: z.literal('image.failed'),
-    imageId: ImageId,
-    code: z.string(),
-    message: z.string(),
-    /** True when uploading the same bytes again retries the image (see FailureRecordV1). */
-    retryable: z.boolean().optional(),
-    at: z.iso.datetime(),
-  }),
-  z.object({
-    v: z.literal(1),
-    type: z.literal('image.updated'),
-    imageId: ImageId,
-    manifest: z.object({ bucket: z.string(), name: z.string() }),
-    variants: z.number().int().positive(),
-    /** The recipe hash of the new manifest, and of the one it replaced (`none`: no recipe recorded). */
-    recipe: z.string(),
-    previousRecipe: z.string(),
-    at: z.iso.datetime(),
-  }),
-  z.object({
-    v: z.literal(1),
-    type: z.literal('image.deleted'),
-    imageId: ImageId,
-    at: z.iso.datetime(),
-  }),
+  z
+    .object({
+      v: z.literal(1),
+      type: z.literal('image.ready'),
+      imageId: ImageId,
+      manifest: z.object({ bucket: z.string(), name: z.string() }),
+      variants: z.number().int().positive(),
+      at: z.iso.datetime(),
+    })
+    .describe('the first manifest of an image'),
+  z
+    .object({
+      v: z.literal(1),
+      type: z.literal('image.failed'),
+      imageId: ImageId,
+      code: z.string(),
+      message: z.string(),
+      /** True when uploading the same bytes again retries the image (see FailureRecordV1). */
+      retryable: z.boolean().optional(),
+      at: z.iso.datetime(),
+    })
+    .describe('the image failed'),
+  z
+    .object({
+      v: z.literal(1),
+      type: z.literal('image.updated'),
+      imageId: ImageId,
+      manifest: z.object({ bucket: z.string(), name: z.string() }),
+      variants: z.number().int().positive(),
+      /** The recipe hash of the new manifest, and of the one it replaced (`none`: no recipe recorded). */
+      recipe: z.string(),
+      previousRecipe: z.string(),
+      at: z.iso.datetime(),
+    })
+    .describe(
+      'a new manifest replaced one made with another recipe (`previousRecipe` is `none` for manifests without a recipe)',
+    ),
+  z
+    .object({
+      v: z.literal(1),
+      type: z.literal('image.deleted'),
+      imageId: ImageId,
+      at: z.iso.datetime(),
+    })
+    .describe('`DELETE /uploads/{id}` removed the image'),
 ]);
 /** An event on the events topic. */
 export type EventMessage = z.infer<typeof EventMessageV1>;

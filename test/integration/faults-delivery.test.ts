@@ -91,7 +91,8 @@ describe('faults: at-least-once delivery', function () {
         );
       }
     }
-    expect(await Promise.all(deliveries)).to.satisfy((statuses: number[]) => statuses.every((s) => s === 204));
+    const statuses = await Promise.all(deliveries);
+    expect(statuses, 'every delivery acknowledged').to.deep.equal(statuses.map(() => 204));
     const [left] = await uploads.getFiles({ prefix: 'incoming/dup-' });
     expect(left, 'every incoming/ object removed').to.have.length(0);
     const jobs = await pullJobs(h.pipeline.jobs);

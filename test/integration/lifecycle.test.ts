@@ -179,9 +179,11 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
         // A second upload while the update is in flight dispatches nothing more.
         await upload(bytes, 202);
         const jobs = await jobsOf(id);
+        const deployed = recipeOf(deps.config).hash;
         expect(
-          jobs.every((job) => job.replaces === oldHash && job.recipe?.hash === recipeOf(deps.config).hash),
-        ).to.equal(true);
+          jobs.map((job) => ({ replaces: job.replaces, recipe: job.recipe?.hash })),
+          'each update job replaces the old recipe with the deployed one',
+        ).to.deep.equal(jobs.map(() => ({ replaces: oldHash, recipe: deployed })));
         expect(new Set(jobs.map((j) => j.job.index)).size).to.equal(jobs.length, 'one dispatch');
         // Duplicate delivery: every job twice, concurrently.
         await Promise.all([runAll(jobs, deps), runAll([...jobs].reverse(), deps)]);

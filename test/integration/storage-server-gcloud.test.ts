@@ -15,6 +15,7 @@ import { delimiter, join } from 'node:path';
 import { expect } from 'chai';
 import { Storage } from '@google-cloud/storage';
 import { startStorageServer, type StorageServer } from '../../local/storage-server/index.js';
+import { expectSameBytes } from '../helpers.js';
 
 interface GcloudResult {
   stdout: Buffer;
@@ -94,8 +95,15 @@ describe('storage server: gcloud CLI', function () {
 
   it('cp uploads a small file (multipart) and a 9 MiB file (resumable), byte-identical', async () => {
     await gcloud('storage', 'cp', 'small.bin', 'big.bin', 'gs://gcloud/up/');
-    expect(log.some((line) => /uploadType=multipart 200 /.test(line))).to.equal(true);
-    expect(log.some((line) => /upload_id=.* 200 /.test(line))).to.equal(true);
+    for (const [what, pattern] of [
+      ['a multipart upload', /uploadType=multipart 200 /],
+      ['a resumable upload', /upload_id=.* 200 /],
+    ] as const) {
+      expect(
+        log.filter((line) => pattern.test(line)),
+        `${what} answered 200, in:\n${log.join('\n')}`,
+      ).to.not.deep.equal([]);
+    }
     const bucket = new Storage({ apiEndpoint: server.url, projectId: 'demo-project' }).bucket('gcloud');
     for (const [name, data] of [
       ['up/small.bin', small],
@@ -110,8 +118,8 @@ describe('storage server: gcloud CLI', function () {
   it('cp downloads both files byte-identical', async () => {
     await mkdir(join(work, 'down'));
     await gcloud('storage', 'cp', 'gs://gcloud/up/*', `${join(work, 'down')}/`);
-    expect((await readFile(join(work, 'down', 'small.bin'))).equals(small)).to.equal(true);
-    expect((await readFile(join(work, 'down', 'big.bin'))).equals(big)).to.equal(true);
+    expectSameBytes(await readFile(join(work, 'down', 'small.bin')), small, 'small.bin as gcloud downloaded it');
+    expectSameBytes(await readFile(join(work, 'down', 'big.bin')), big, 'big.bin as gcloud downloaded it');
   });
 
   it('ls -l lists the objects with their sizes', async () => {
@@ -129,7 +137,7 @@ describe('storage server: gcloud CLI', function () {
 
   it('cat prints an object', async () => {
     const { stdout } = await gcloud('storage', 'cat', 'gs://gcloud/up/small.bin');
-    expect(stdout.equals(small)).to.equal(true);
+    expectSameBytes(stdout, small, 'what gcloud printed');
   });
 
   it('rm removes the objects', async () => {

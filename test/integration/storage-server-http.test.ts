@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { startStorageServer, type StorageServer } from '../../local/storage-server/index.js';
 import { crc32cBase64 } from '../../local/storage-server/checksums.js';
+import { expectSameBytes } from '../helpers.js';
 
 interface Answer {
   status: number;
@@ -146,7 +147,7 @@ describe('storage server: HTTP protocol', function () {
           md5Hash: md5(media),
           crc32c: crc32cBase64(media),
         });
-        expect((await download('multipart/variant')).body.equals(media)).to.equal(true);
+        expectSameBytes((await download('multipart/variant')).body, media, 'multipart/variant downloaded');
       });
     }
 
@@ -218,7 +219,7 @@ describe('storage server: HTTP protocol', function () {
       const done = await call('PUT', session, { headers: { 'Content-Range': `bytes */${data.length}` } });
       expect(done.status).to.equal(200);
       expect(done.json).to.include({ generation: last.json!.generation });
-      expect((await download('resumable/chunked')).body.equals(data)).to.equal(true);
+      expectSameBytes((await download('resumable/chunked')).body, data, 'resumable/chunked downloaded');
     });
 
     it('the /resumable/upload alias, a single PUT without Content-Range, and an empty object via bytes */0', async () => {
@@ -297,7 +298,7 @@ describe('storage server: HTTP protocol', function () {
       ]) {
         const answer = await call('GET', path);
         expect(answer.status).to.equal(200);
-        expect(answer.body.equals(data)).to.equal(true);
+        expectSameBytes(answer.body, data, `GET ${path}`);
         expect(answer.headers.get('content-type')).to.equal('image/webp');
         expect(answer.headers.get('x-goog-hash')).to.equal(`crc32c=${crc32cBase64(data)},md5=${md5(data)}`);
         expect(answer.headers.get('x-goog-generation')).to.match(/^\d{16,}$/);
@@ -324,7 +325,7 @@ describe('storage server: HTTP protocol', function () {
           expect(answer.headers.get('content-range')).to.equal('bytes */1000');
           return;
         }
-        expect(answer.body.equals(data.subarray(span![0], span![1] + 1))).to.equal(true);
+        expectSameBytes(answer.body, data.subarray(span![0], span![1] + 1), `the range ${JSON.stringify(span)}`);
         if (status === 206) expect(answer.headers.get('content-range')).to.equal(`bytes ${span![0]}-${span![1]}/1000`);
       });
     }
@@ -332,7 +333,7 @@ describe('storage server: HTTP protocol', function () {
     it('public-URL reads (/{bucket}/{object}, as storage.googleapis.com serves them) send the bytes', async () => {
       const answer = await call('GET', '/http/download/data.bin');
       expect(answer.status).to.equal(200);
-      expect(answer.body.equals(data)).to.equal(true);
+      expectSameBytes(answer.body, data, 'GET /http/download/data.bin');
       expect(answer.headers.get('content-type')).to.equal('image/webp');
       expectError(await call('GET', '/http/download/missing.bin'), 404);
       expectError(await call('GET', '/no-such-bucket/data.bin'), 404);
@@ -536,7 +537,10 @@ describe('storage server: HTTP protocol', function () {
       it(`${method} ${path} → ${status} JSON, logged`, async () => {
         expectError(await call(method, path), status);
         if (!path.startsWith('/_admin'))
-          expect(log.some((line) => line.includes('UNKNOWN ROUTE') && line.includes(path))).to.equal(true);
+          expect(
+            log.filter((line) => line.includes('UNKNOWN ROUTE') && line.includes(path)),
+            `an UNKNOWN ROUTE line for ${path} in:\n${log.join('\n')}`,
+          ).to.not.deep.equal([]);
         await expectStillServing();
       });
     }
@@ -567,7 +571,10 @@ describe('storage server: HTTP protocol', function () {
         expect(response.status).to.equal(500);
         const body = (await response.json()) as { error: { code: number; errors: unknown[] } };
         expect(body.error.code).to.equal(500);
-        expect(lines.some((line) => line.startsWith('storage-server: ERROR POST'))).to.equal(true);
+        expect(
+          lines.filter((line) => line.startsWith('storage-server: ERROR POST')),
+          `an ERROR POST line in:\n${lines.join('\n')}`,
+        ).to.not.deep.equal([]);
         const list = await fetch(`${fragile.url}/storage/v1/b/fragile/o`);
         expect(list.status).to.equal(200);
         expect(((await list.json()) as { items?: unknown[] }).items).to.equal(undefined);

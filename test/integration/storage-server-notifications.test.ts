@@ -113,7 +113,10 @@ describe('storage server: Eventarc-style notifications', function () {
       console.error = printError;
     }
     expect(new Set(events.map((e) => e.id)).size).to.equal(1);
-    expect(events.every((e) => e.data?.name === 'retried.txt')).to.equal(true);
+    expect(
+      events.map((e) => e.data?.name),
+      'the object each delivery names',
+    ).to.deep.equal(events.map(() => 'retried.txt'));
     expect(log.filter((line) => line.includes('retrying in'))).to.have.length(2);
   });
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { Storage } from '@google-cloud/storage';
 import { startStorageServer, type StorageServer } from '../../local/storage-server/index.js';
+import { expectSameBytes } from '../helpers.js';
 
 describe('storage server: directory persistence', function () {
   let dir: string;
@@ -53,7 +54,7 @@ describe('storage server: directory persistence', function () {
       expect(file.metadata.md5Hash).to.equal(original.metadata.md5Hash);
       expect(file.metadata.metadata).to.deep.equal(original.metadata.metadata);
       const [data] = await file.download();
-      expect(data.equals(contents.get(file.name)!)).to.equal(true);
+      expectSameBytes(data, contents.get(file.name)!, `${file.name} after the restart`);
     }
     expect((await again.file('plain.txt').getMetadata())[0]).to.include({
       metageneration: '2',
@@ -113,7 +114,11 @@ describe('storage server: directory persistence', function () {
     const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [contenders[i]!] : []));
     expect(won).to.have.length(1);
     for (const r of results) if (r.status === 'rejected') expect((r.reason as { code?: unknown }).code).to.equal(412);
-    expect((await bucket.file('first-wins.bin').download())[0].equals(won[0]!)).to.equal(true);
+    expectSameBytes(
+      (await bucket.file('first-wins.bin').download())[0],
+      won[0]!,
+      'first-wins.bin: the bytes of the write that won',
+    );
     expect((await bucket.file('first-wins.bin').getMetadata())[0].metageneration).to.equal('1');
   });
 

@@ -11,6 +11,7 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { generateSigningKey, type GeneratedSigningKey } from '../../local/signing-key.js';
 import { startStorageServer, type StorageServer } from '../../local/storage-server/index.js';
+import { expectSameBytes } from '../helpers.js';
 
 const BUCKET = 'signed';
 const ORIGIN = 'http://app.example';
@@ -92,7 +93,7 @@ describe('storage server: V4 signed URLs (signed by @google-cloud/storage)', fun
     expect(metadata.contentType).to.equal('image/jpeg');
     expect(Number(metadata.size)).to.equal(600);
     const [bytes] = await plain.bucket(BUCKET).file(name).download();
-    expect(bytes.equals(body)).to.equal(true);
+    expectSameBytes(bytes, body, 'the object the signed PUT wrote');
   });
 
   it('honours a signed x-goog-if-generation-match: 0, so the URL creates and never replaces (412 PreconditionFailed)', async () => {
@@ -113,7 +114,7 @@ describe('storage server: V4 signed URLs (signed by @google-cloud/storage)', fun
     expect(again.status).to.equal(412);
     expect(xmlCode(again)).to.equal('PreconditionFailed');
     const [bytes] = await plain.bucket(BUCKET).file(name).download();
-    expect(bytes.equals(Buffer.alloc(10, 1))).to.equal(true);
+    expectSameBytes(bytes, Buffer.alloc(10, 1), 'the object after the second PUT was refused');
     // Dropping the header breaks the signature instead.
     expect((await put(url, Buffer.alloc(10, 3), headers())).status).to.equal(403);
   });

@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { CRC32C, Storage, type Bucket, type File } from '@google-cloud/storage';
 import { startStorageServer, type StorageServer } from '../../local/storage-server/index.js';
 import { crc32cBase64 } from '../../local/storage-server/checksums.js';
+import { expectSameBytes } from '../helpers.js';
 
 /** The HTTP status carried by the client's error, wherever that client path put it. */
 function statusOf(error: unknown): number | undefined {
@@ -116,7 +117,7 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect(requests(/^PUT .*upload_id=.* 308 /)).to.have.length(2);
       expect(requests(/^PUT .*upload_id=.* 200 /)).to.have.length(1);
       const [downloaded] = await file.download();
-      expect(downloaded.equals(data)).to.equal(true);
+      expectSameBytes(downloaded, data, 'the object downloaded');
     });
 
     it('createWriteStream, not resumable', async () => {
@@ -130,7 +131,7 @@ describe('storage server: @google-cloud/storage contract', function () {
           .end(data);
       });
       const [downloaded] = await file.download();
-      expect(downloaded.equals(data)).to.equal(true);
+      expectSameBytes(downloaded, data, 'the object downloaded');
     });
 
     it('createReadStream and download honour ranges (206) and whole reads validate', async () => {
@@ -145,7 +146,7 @@ describe('storage server: @google-cloud/storage contract', function () {
       ];
       for (const [range, expected] of ranges) {
         const [downloaded] = await file.download(range);
-        expect(downloaded.equals(expected), JSON.stringify(range)).to.equal(true);
+        expectSameBytes(downloaded, expected, JSON.stringify(range));
       }
       expect(requests(/alt=media 206 /)).to.have.length(ranges.length);
       const chunks: Buffer[] = [];
@@ -156,7 +157,7 @@ describe('storage server: @google-cloud/storage contract', function () {
           .on('error', reject)
           .on('end', () => resolve());
       });
-      expect(Buffer.concat(chunks).equals(data)).to.equal(true);
+      expectSameBytes(Buffer.concat(chunks), data, 'the object streamed');
     });
 
     it('gzip: stored compressed, served compressed to the client (which validates and inflates), inflated for others', async () => {
@@ -167,12 +168,16 @@ describe('storage server: @google-cloud/storage contract', function () {
       expect(metadata.contentEncoding).to.equal('gzip');
       expect(Number(metadata.size)).to.be.lessThan(text.length / 10);
       const [downloaded] = await file.download();
-      expect(downloaded.equals(text)).to.equal(true);
+      expectSameBytes(downloaded, text, 'the gzip object downloaded (decompressed)');
       const plain = await fetch(`${server.url}/download/storage/v1/b/contract/o/gzip%2Ftext.txt?alt=media`, {
         headers: { 'Accept-Encoding': 'identity' },
       });
       expect(plain.headers.get('content-encoding')).to.equal(null);
-      expect(Buffer.from(await plain.arrayBuffer()).equals(text)).to.equal(true);
+      expectSameBytes(
+        Buffer.from(await plain.arrayBuffer()),
+        text,
+        'the gzip object fetched with Accept-Encoding: identity',
+      );
     });
 
     it('reads a specific generation, and 404s for one that is not live', async () => {

@@ -173,7 +173,10 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
       const ingestTrace = traceId ?? String(lines[0]?.[TRACE]).split('/').pop()!;
       expect(ingestTrace).to.match(/^[0-9a-f]{32}$/);
       expectAllInTrace(lines, ingestTrace, 'ingest');
-      expect(lines.some((line) => line.event === 'ingest.accept' && line.imageId === imageIdOf(image))).to.equal(true);
+      expect(
+        lines.map((line) => `${String(line.event)} ${String(line.imageId)}`),
+        "ingest's log lines",
+      ).to.include(`ingest.accept ${imageIdOf(image)}`);
       const ready = await resizeAll(await pullJobs(pipeline.jobs), ingestTrace);
       // Upload time is the incoming object's creation.
       expect(ready[READY.uploadToReadyMs] as number).to.be.at.least(

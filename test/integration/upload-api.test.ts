@@ -288,7 +288,10 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     await later.pubsub.close();
     expect(summary.redispatched).to.be.at.least(1);
     const jobs = await pullJobs(pipeline.jobs);
-    expect(jobs.some(({ job }) => job.imageId === id)).to.equal(true);
+    expect(
+      jobs.map(({ job }) => job.imageId),
+      'the images of the jobs cleanup published',
+    ).to.include(id);
     const after = await readImage(pipeline.deps, id);
     expect(after?.dispatchedAt, 'marked dispatched by cleanup').to.be.an.instanceOf(Date);
     expect(after?.dispatch, 'a new dispatch').to.be.greaterThan(stored?.dispatch ?? Number.POSITIVE_INFINITY);

@@ -1,7 +1,8 @@
 /**
- * docs/architecture.md's source-tree map names every module of every folder with TypeScript
- * sources (test/ aside: the map names its folders only) and every .tf file of terraform/, and
- * names none that is gone, so the map stays a true index as files come and go.
+ * docs/architecture.md's source-tree map covers the whole tree: every folder has an entry, every
+ * file of every folder is listed (except the folders the map names without their files: the test
+ * tiers, the guides in docs/, each Terraform example module), and nothing it names is gone, so the
+ * map stays a true index as files and folders come and go.
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
@@ -11,25 +12,12 @@ import { fileURLToPath } from 'node:url';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** Modules: TypeScript sources and JSON. */
-const MODULE = /\.(ts|json)$/;
-
-/** The folders the map must list exactly, with the files that count as their modules. */
-const FOLDERS: ReadonlyArray<{ folder: string; files: RegExp }> = [
-  { folder: 'functions', files: MODULE },
-  { folder: 'shared/core', files: MODULE },
-  { folder: 'shared/image', files: MODULE },
-  { folder: 'shared/cloud', files: MODULE },
-  { folder: 'shared/state', files: MODULE },
-  { folder: 'shared/http', files: MODULE },
-  { folder: 'shared/pipeline', files: MODULE },
-  { folder: 'bench', files: MODULE },
-  { folder: 'local', files: MODULE },
-  { folder: 'local/storage-server', files: MODULE },
-  { folder: 'local/storage-server/routes', files: MODULE },
-  { folder: 'local/web', files: MODULE },
-  { folder: 'terraform', files: /\.tf$/ },
-];
+/**
+ * Folders the map names without listing their files: the test tiers (one line each says what the
+ * tier tests), the guides (the README's table lists them) and each example module of terraform/
+ * (the four files every module has).
+ */
+const NAMED_ONLY: readonly RegExp[] = [/^test(\/|$)/, /^docs$/, /^terraform\/examples\/[^/]+$/];
 
 /**
  * Every path the map's ```text blocks name. An unindented entry is a path from the repository
@@ -56,44 +44,78 @@ function mappedPaths(markdown: string): string[] {
   return paths;
 }
 
-/** The file names the map lists directly in `folder/` that match `files`. */
-function mappedFiles(paths: readonly string[], folder: string, files: RegExp): string[] {
+/** The file names the map lists directly in `folder/`. */
+function mappedFiles(paths: readonly string[], folder: string): string[] {
   return paths
-    .filter((path) => !path.endsWith('/') && posix.dirname(path) === folder && files.test(path))
+    .filter((path) => !path.endsWith('/') && posix.dirname(path) === folder)
     .map((path) => posix.basename(path))
     .sort();
 }
 
-function trackedPaths(): string[] {
-  return execFileSync('git', ['ls-files'], { cwd: REPO_ROOT, encoding: 'utf8' }).split('\n').filter(Boolean);
+/** Tracked files and new ones not ignored, so a folder is checked before its first commit. */
+function treePaths(): string[] {
+  const listed = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+  });
+  return [...new Set(listed.split('\n').filter(Boolean))];
 }
 
-/** The tracked files directly in `folder/` that match `files`, by name. */
-function trackedFiles(tracked: readonly string[], folder: string, files: RegExp): string[] {
-  return tracked
-    .filter((path) => posix.dirname(path) === folder && files.test(path))
+/** The files directly in `folder/`, by name. */
+function filesIn(tree: readonly string[], folder: string): string[] {
+  return tree
+    .filter((path) => posix.dirname(path) === folder)
     .map((path) => posix.basename(path))
     .sort();
+}
+
+/** Every folder of the tree below the root, with the folders above each (`shared/core` → `shared`). */
+function foldersOf(tree: readonly string[]): string[] {
+  const folders = new Set<string>();
+  for (const path of tree) {
+    for (let dir = posix.dirname(path); dir !== '.'; dir = posix.dirname(dir)) folders.add(dir);
+  }
+  return [...folders].sort();
+}
+
+/** Folders with no entry in the map: neither `folder/` nor a file directly in it is listed. */
+function unmappedFolders(paths: readonly string[], tree: readonly string[]): string[] {
+  return foldersOf(tree).filter(
+    (folder) => !paths.includes(`${folder}/`) && !paths.some((path) => posix.dirname(path) === folder),
+  );
+}
+
+/** Entries that name no file or folder of the tree. */
+function unknownEntries(paths: readonly string[], tree: readonly string[]): string[] {
+  const folders = new Set(foldersOf(tree).map((folder) => `${folder}/`));
+  const files = new Set(tree);
+  return paths.filter((path) => (path.endsWith('/') ? !folders.has(path) : !files.has(path)));
 }
 
 describe('docs/architecture.md source map', () => {
   const paths = mappedPaths(readFileSync(`${REPO_ROOT}docs/architecture.md`, 'utf8'));
-  const tracked = trackedPaths();
+  const tree = treePaths();
 
-  for (const { folder, files } of FOLDERS) {
-    it(`lists exactly the ${files === MODULE ? 'modules' : '.tf files'} of ${folder}/`, () => {
-      expect(mappedFiles(paths, folder, files)).to.deep.equal(trackedFiles(tracked, folder, files));
+  it('has an entry for every folder of the tree', () => {
+    expect(unmappedFolders(paths, tree), 'folders the map does not name: add a line for each').to.deep.equal([]);
+  });
+
+  it('names no file or folder that does not exist', () => {
+    expect(unknownEntries(paths, tree), 'entries for paths that are gone').to.deep.equal([]);
+  });
+
+  for (const folder of foldersOf(tree).filter((f) => !NAMED_ONLY.some((named) => named.test(f)))) {
+    it(`lists exactly the files of ${folder}/`, () => {
+      expect(mappedFiles(paths, folder), `${folder}/ in the map vs the tree`).to.deep.equal(filesIn(tree, folder));
     });
   }
 
-  it('checks every folder with TypeScript sources outside test/', () => {
-    const withSources = [
-      ...new Set(
-        tracked.filter((path) => path.endsWith('.ts') && !path.startsWith('test/')).map((path) => posix.dirname(path)),
-      ),
-    ].sort();
-    const checked = FOLDERS.filter(({ files }) => files === MODULE).map(({ folder }) => folder);
-    expect(checked.sort()).to.deep.equal(withSources);
+  it('finds a new folder without an entry, a gone file, and a file missing from a listed folder', () => {
+    const sampleTree = ['shared/core/a.ts', 'shared/core/b.ts', 'shared/new/c.ts', 'test/unit/x.test.ts', '.ci/run'];
+    const sampleMap = ['shared/core/', 'shared/core/a.ts', 'shared/core/gone.ts', 'test/', 'test/unit/', '.ci/run'];
+    expect(unmappedFolders(sampleMap, sampleTree)).to.deep.equal(['shared/new']);
+    expect(unknownEntries(sampleMap, sampleTree)).to.deep.equal(['shared/core/gone.ts']);
+    expect(mappedFiles(sampleMap, 'shared/core')).to.not.deep.equal(filesIn(sampleTree, 'shared/core'));
   });
 
   it('reads root-relative and nested entries, in ```text blocks only', () => {
@@ -130,8 +152,8 @@ describe('docs/architecture.md source map', () => {
       'local/f.ts',
       '.ci/run',
     ]);
-    expect(mappedFiles(parsed, 'shared/core', MODULE)).to.deep.equal(['a.ts', 'b.json']);
-    expect(mappedFiles(parsed, 'local', MODULE)).to.deep.equal(['c.ts', 'f.ts']);
-    expect(mappedFiles(parsed, 'bench', MODULE)).to.deep.equal([]);
+    expect(mappedFiles(parsed, 'shared/core')).to.deep.equal(['a.ts', 'b.json']);
+    expect(mappedFiles(parsed, 'local')).to.deep.equal(['c.ts', 'f.ts']);
+    expect(mappedFiles(parsed, 'bench')).to.deep.equal([]);
   });
 });

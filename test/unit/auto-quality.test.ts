@@ -97,7 +97,10 @@ describe('auto-quality', () => {
       const high = counted(curve);
       const unreachable = await searchQuality(high.fn, { target: 0.9999, min: 30, max: 80, start: 50, maxTrials: 5 });
       expect(unreachable).to.include({ quality: 80, outcome: 'ceiling' });
-      expect(high.calls.every((q) => q >= 30 && q <= 80)).to.equal(true);
+      expect(
+        high.calls.filter((q) => q < 30 || q > 80),
+        'trial qualities outside 30–80',
+      ).to.deep.equal([]);
 
       const low = counted(curve);
       const easy = await searchQuality(low.fn, {
@@ -109,7 +112,10 @@ describe('auto-quality', () => {
         tolerance: 0,
       });
       expect(easy).to.include({ quality: 30, outcome: 'met' });
-      expect(low.calls.every((q) => q >= 30 && q <= 80)).to.equal(true);
+      expect(
+        low.calls.filter((q) => q < 30 || q > 80),
+        'trial qualities outside 30–80',
+      ).to.deep.equal([]);
     });
 
     it('clamps a start outside the bounds', async () => {

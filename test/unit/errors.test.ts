@@ -56,6 +56,13 @@ describe('errors', () => {
     expect(JSON.stringify(permanentUnknown.body)).not.to.contain('storage.objects.create');
   });
 
+  it('tells the client not to retry an unknown permanent failure (internal), and to retry an unknown transient one', () => {
+    const permanentUnknown = toHttpError({ code: 403, message: 'caller lacks storage.objects.create on /b/x' });
+    expect(permanentUnknown.body.error, 'a 403 from a Google API').to.include({ code: 'internal', retryable: false });
+    const transientUnknown = toHttpError(new Error('socket hang up'));
+    expect(transientUnknown.body.error, 'an unknown throw').to.include({ code: 'unavailable', retryable: true });
+  });
+
   it('keeps safe details', () => {
     const { body } = toHttpError(
       permanent('too_many_pixels', 'too big', { width: 20000, height: 20000, maxPixels: 50_000_000 }),

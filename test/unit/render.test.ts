@@ -18,7 +18,7 @@ import {
   truncated,
   type PhotoFormat,
 } from '../fixtures/images.js';
-import { rejection } from '../helpers.js';
+import { rejection, expectSameBytes } from '../helpers.js';
 import type { OutputFormat } from '../../shared/core/domain.js';
 
 /** Fast encoder settings: the tests check geometry and colour, not compression. */
@@ -237,7 +237,7 @@ describe('render', () => {
       expect((await sharp(progressive.data).metadata()).isProgressive).to.equal(true);
       expect(progressive.data.length).to.be.below(baseline.data.length);
       const raw = (data: Buffer) => sharp(data).raw().toBuffer();
-      expect((await raw(progressive.data)).equals(await raw(baseline.data))).to.equal(true);
+      expectSameBytes(await raw(progressive.data), await raw(baseline.data), 'progressive and baseline JPEG pixels');
     });
   });
 

@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { StorageApiError } from '../../local/storage-server/api-errors.js';
 import { boundaryOf, parseMultipart } from '../../local/storage-server/multipart.js';
+import { expectSameBytes } from '../helpers.js';
 
 /** The StorageApiError `fn` throws; fails the test if it throws nothing or something else. */
 function apiErrorOf(fn: () => unknown): StorageApiError {
@@ -48,7 +49,7 @@ describe('storage server multipart parser', () => {
       expect(parts[0]?.headers).to.deep.equal({ 'content-type': 'application/json; charset=UTF-8' });
       expect(parts[0]?.body.toString()).to.equal('{"name":"x"}');
       expect(parts[1]?.headers['content-type']).to.equal('image/png');
-      expect(parts[1]?.body.equals(media)).to.equal(true);
+      expectSameBytes(parts[1]?.body, media, 'the media part');
     });
 
     it('takes bare LF line endings, a preamble, extra part headers and no final line break', () => {
