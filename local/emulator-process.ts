@@ -82,8 +82,11 @@ export async function isPortInUse(port: number, host = '127.0.0.1'): Promise<boo
   return new Promise((resolve) => {
     const socket = createConnection({ port, host });
     socket.once('connect', () => {
+      // A port in the ephemeral range can connect to itself (TCP simultaneous open) when the
+      // kernel picks it as the source port: that is nobody listening.
+      const self = socket.localPort === port;
       socket.destroy();
-      resolve(true);
+      resolve(!self);
     });
     socket.once('error', () => resolve(false));
   });
