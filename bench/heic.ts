@@ -1,5 +1,5 @@
 /**
- * `npm run bench:heic -- FILE...`: what a HEIC costs against the same photo in another format. For
+ * `npm run bench:heic -- --files a.heic,a.jpg`: what a HEIC costs against the same photo in another format. For
  * each file, in fresh processes (so peak RSS is the file's own): the decode alone (a HEIC through
  * libheif-js, anything else through sharp, both to upright sRGB pixels), then every default
  * variant rendered job by job as the resize function would (FANOUT_STRATEGY's jobs; a HEIC is
@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { decodeHeif } from '../shared/image/heif-decode.js';
 import { summariseHeif } from '../shared/image/heif-summary.js';
 import { probeImage, probeLimitsFromConfig } from '../shared/image/probe.js';
+import { parseCommandLine, refuse } from './cli.js';
 import { printChildResult, runInFreshProcess } from './fresh-process.js';
 import { benchConfig, jobsFor, runOurs } from './methods.js';
 
@@ -63,17 +64,27 @@ async function child(file: string, mode: Measured['mode']): Promise<Measured> {
   };
 }
 
+const USAGE = `usage: npm run bench:heic -- [options]
+
+Decode alone, then every default variant (FANOUT_STRATEGY's jobs), each in a fresh process:
+CPU seconds, wall seconds and peak RSS per file; a Markdown table on stdout.
+
+  --files A,B,...   the images to measure, comma-separated (e.g. one photo as HEIC and as JPEG)
+  -h, --help        this text
+`;
+
 const script = fileURLToPath(import.meta.url);
-const args = process.argv.slice(2);
-if (args[0] === '--child') {
-  const { file, mode } = JSON.parse(args[1] ?? '{}') as { file: string; mode: Measured['mode'] };
+const argv = process.argv.slice(2);
+if (argv[0] === '--child') {
+  const { file, mode } = JSON.parse(argv[1] ?? '{}') as { file: string; mode: Measured['mode'] };
   printChildResult(await child(file, mode));
-} else if (args.length === 0 || args.includes('--help')) {
-  console.log('Usage: npm run bench:heic -- FILE... (e.g. the same photo as HEIC and as JPEG)');
 } else {
+  const { files } = parseCommandLine(argv, { files: { type: 'string' } }, USAGE);
+  const list = (files ?? '').split(',').filter((file) => file !== '');
+  if (list.length === 0) refuse('--files names no file', USAGE);
   console.log('| file | format | MP | bytes | mode | jobs (variants) | CPU s | wall s | peak RSS MiB |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const file of args) {
+  for (const file of list) {
     for (const mode of ['decode', 'render'] as const) {
       const r = await runInFreshProcess<Measured>(script, { file, mode }, `${file} ${mode}`);
       console.log(
