@@ -9,11 +9,11 @@ import { expect } from 'chai';
 import sharp from 'sharp';
 import type { ErrorCode } from '../../shared/core/errors.js';
 import { decodeHeif } from '../../shared/image/heif-decode.js';
-import { MAX_HEIF_ITEMS, summariseHeif } from '../../shared/image/heif-summary.js';
+import { HEIF_DECODER_MEMORY, MAX_HEIF_ITEMS, summariseHeif } from '../../shared/image/heif-summary.js';
 import { probeImage, type ProbeLimits, sniffFormat } from '../../shared/image/probe.js';
 import { renderAll, type RenderOptions } from '../../shared/image/render.js';
 import { luma, ssim } from '../../shared/image/ssim.js';
-import { type HostileHeic, hostileHeic } from '../fixtures/heif.js';
+import { type HostileHeic, hostileHeic, imageItems, prop, readHevcImage, writeHeif } from '../fixtures/heif.js';
 import { HEIC_FIXTURE_SIZE, HEIC_FIXTURES, heicFixture } from '../fixtures/images.js';
 import { rejection } from '../helpers.js';
 
@@ -70,6 +70,10 @@ const PATCHES = {
   gradientTopRight: { left: 290, top: 40, size: 12 },
   gradientBottomRight: { left: 300, top: 220, size: 12 },
 } as const;
+
+const image = () => readHevcImage(heicFixture('8bit.heic'));
+const withSize = (width: number, height: number) =>
+  image().properties.map((property) => (property.type === 'ispe' ? prop.ispe(width, height) : property));
 
 describe('HEIC input', () => {
   describe('the committed fixtures', () => {
@@ -183,12 +187,15 @@ describe('HEIC input', () => {
       }
     });
 
-    it('a file whose decode would not fit the decoder is refused from its header (422)', async () => {
-      // 65535×65535: 4.3 G pixels × (1.5 + 4) bytes, far past the decoder's 1.5 GiB heap budget.
-      const base = hostileHeic('huge-ispe', heicFixture('8bit.heic'));
-      const error = await rejection(probeImage(base, { ...limits, maxPixels: 1_000_000_000_000 }));
+    it('a file whose decode would not fit the decoder is refused from its header (422), one that fits is not', async () => {
+      const claiming = (width: number, height: number) =>
+        writeHeif(imageItems({ ...image(), properties: withSize(width, height) }, 1));
+      const unlimited = { ...limits, maxPixels: 1_000_000_000 };
+      // About 8.5 bytes a pixel at 8 bits: 108 MP fits in the 1.5 GiB budget, 192 MP does not.
+      expect(await probeImage(claiming(12000, 9000), unlimited)).to.include({ width: 12000, height: 9000 });
+      const error = await rejection(probeImage(claiming(16000, 12000), unlimited));
       expect(error).to.deep.include({ code: 'too_many_pixels', status: 422 });
-      expect(error.details).to.have.property('maxDecoderBytes');
+      expect(error.details).to.have.property('maxDecoderBytes', HEIF_DECODER_MEMORY);
     });
   });
 });
