@@ -141,6 +141,24 @@ describe('HEIC input', () => {
       expect(plain).to.include({ encoding: 'raw', channels: 3 });
     });
 
+    it("strips the HEIC's EXIF (with its orientation 6) from every output, as for other formats", async () => {
+      const rendered = await renderAll(
+        heicFixture('exif-orientation.heic'),
+        [
+          { width: 320, format: 'jpeg' },
+          { width: 320, format: 'webp' },
+          { width: 320, format: 'avif' },
+        ],
+        options,
+      );
+      for (const variant of rendered) {
+        const metadata = await sharp(variant.data).metadata();
+        expect(metadata.exif, variant.format).to.equal(undefined);
+        expect(metadata.xmp, variant.format).to.equal(undefined);
+        expect(metadata.autoOrient, variant.format).to.deep.equal({ width: 320, height: 240 });
+      }
+    });
+
     it('counts the pixels of the displayed size (irot swaps the axes) against the limit', async () => {
       const error = await rejection(probeImage(heicFixture('irot-imir.heic'), { ...limits, maxPixels: 480 * 359 }));
       expect(error).to.deep.include({ code: 'too_many_pixels', status: 422 });
