@@ -158,7 +158,7 @@ export async function decodeOriginal(
 ): Promise<Original> {
   if (!header.heif) return original;
   assertBeforeDeadline(options.deadline);
-  return decodeHeif(original, header.heif);
+  return decodeHeif(original, header.heif, options.keepMetadata);
 }
 
 function openOriginal(original: Original, options: DecodeOptions): Sharp {

@@ -140,14 +140,15 @@ async function profileOf(colour: HeifColour | undefined): Promise<Buffer | undef
 
 /**
  * Decodes a HEIC's primary image into 8-bit RGB(A) pixels, upright, as a level that decode.ts
- * reads like any other: raw, or (with a colour profile) a store-only PNG carrying it. The caller
- * has checked `summary` (heif-summary.ts) against the limits, so the decoder's memory is bounded
+ * reads like any other: raw, or a store-only PNG carrying its colour profile and, with
+ * `keepMetadata`, its EXIF (orientation set to 1: the pixels are already upright). The caller has
+ * checked `summary` (heif-summary.ts) against the limits, so the decoder's memory is bounded
  * before it starts.
  *
  * @throws PipelineError (permanent): `corrupt_image` when libheif cannot read or decode it (a
  *   garbage HEVC stream), `too_many_pixels` when its heap could not grow far enough.
  */
-export async function decodeHeif(bytes: Uint8Array, summary: HeifSummary): Promise<Level> {
+export async function decodeHeif(bytes: Uint8Array, summary: HeifSummary, keepMetadata = false): Promise<Level> {
   let decoded: Awaited<ReturnType<typeof decodePrimary>>;
   try {
     decoded = await decodePrimary(bytes);
@@ -163,26 +164,59 @@ export async function decodeHeif(bytes: Uint8Array, summary: HeifSummary): Promi
   }
   const { width, height, channels, plane } = decoded;
   const icc = await profileOf(summary.colour);
-  if (!icc) return { width, height, channels, data: plane, encoding: 'raw' };
-  return { width, height, channels, data: await withProfile(plane, { width, height, channels }, icc), encoding: 'png' };
+  const exif = keepMetadata && summary.exif ? uprightExif(summary.exif) : undefined;
+  const chunks = [
+    ...(icc ? [pngChunk('iCCP', Buffer.concat([Buffer.from('icc\0\0', 'latin1'), deflateSync(icc)]))] : []),
+    ...(exif ? [pngChunk('eXIf', exif)] : []),
+  ];
+  if (chunks.length === 0) return { width, height, channels, data: plane, encoding: 'raw' };
+  return { width, height, channels, data: await asPng(plane, { width, height, channels }, chunks), encoding: 'png' };
 }
 
 /**
- * Raw pixels as a store-only PNG with an `iCCP` chunk. Raw input cannot carry a profile and sharp
- * takes none for it (lovell/sharp#1324); from the PNG, sharp converts to sRGB exactly as it does
- * a JPEG's embedded profile.
+ * A copy of an EXIF TIFF structure with IFD0's orientation (0x0112) set to 1, so that sharp's
+ * `.rotate()` leaves the upright pixels alone. Malformed EXIF is dropped rather than trusted.
  */
-async function withProfile(
-  plane: Buffer,
-  raw: { width: number; height: number; channels: 3 | 4 },
-  icc: Buffer,
-): Promise<Buffer> {
-  const png = await sharp(plane, { raw }).png({ compressionLevel: 0, adaptiveFiltering: false }).toBuffer();
-  const body = Buffer.concat([Buffer.from('iCCPicc\0\0', 'latin1'), deflateSync(icc)]);
+function uprightExif(tiff: Uint8Array): Buffer | undefined {
+  const copy = Buffer.from(tiff);
+  const little = copy[0] === 0x49;
+  const u16 = (at: number) => (little ? copy.readUInt16LE(at) : copy.readUInt16BE(at));
+  if (copy.length < 8) return undefined;
+  const ifd = little ? copy.readUInt32LE(4) : copy.readUInt32BE(4);
+  if (ifd + 2 > copy.length) return undefined;
+  const entries = u16(ifd);
+  if (ifd + 2 + entries * 12 > copy.length) return undefined;
+  for (let i = 0; i < entries; i++) {
+    const entry = ifd + 2 + i * 12;
+    if (u16(entry) === 0x0112) {
+      if (little) copy.writeUInt16LE(1, entry + 8);
+      else copy.writeUInt16BE(1, entry + 8);
+    }
+  }
+  return copy;
+}
+
+/** A PNG chunk: length, type, data, CRC of type and data. */
+function pngChunk(type: string, data: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
   const chunk = Buffer.alloc(body.length + 8);
-  chunk.writeUInt32BE(body.length - 4, 0);
+  chunk.writeUInt32BE(data.length, 0);
   body.copy(chunk, 4);
   chunk.writeUInt32BE(crc32(body), body.length + 4);
+  return chunk;
+}
+
+/**
+ * Raw pixels as a store-only PNG with `chunks` after IHDR. Raw input cannot carry a profile and
+ * sharp takes none for it (lovell/sharp#1324); from the PNG, sharp converts to sRGB exactly as it
+ * does a JPEG's embedded profile, and keeps its EXIF when asked to.
+ */
+async function asPng(
+  plane: Buffer,
+  raw: { width: number; height: number; channels: 3 | 4 },
+  chunks: Buffer[],
+): Promise<Buffer> {
+  const png = await sharp(plane, { raw }).png({ compressionLevel: 0, adaptiveFiltering: false }).toBuffer();
   const afterHeader = 8 + 8 + 13 + 4; // signature, IHDR
-  return Buffer.concat([png.subarray(0, afterHeader), chunk, png.subarray(afterHeader)]);
+  return Buffer.concat([png.subarray(0, afterHeader), ...chunks, png.subarray(afterHeader)]);
 }

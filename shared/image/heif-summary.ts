@@ -57,6 +57,8 @@ export interface HeifSummary {
   hasAlpha: boolean;
   bitDepth: number;
   colour: HeifColour | undefined;
+  /** The primary image's EXIF (a TIFF structure, from its `Exif` item), for KEEP_METADATA. */
+  exif: Uint8Array | undefined;
   /** Bytes the decoder will hold: the file, the planes of the whole (tiled) area, its RGBA output. */
   decoderBytes: number;
 }
@@ -123,6 +125,20 @@ function colourOf(item: HeifItem): HeifColour | undefined {
     };
   }
   return undefined;
+}
+
+/** The TIFF structure of the `Exif` item describing `id` (`cdsc`), after its 4-byte header offset. */
+function exifOf(container: HeifContainer, id: number): Uint8Array | undefined {
+  const reference = container.references.find(
+    (r) => r.type === 'cdsc' && r.to.includes(id) && container.items.get(r.from)?.type === 'Exif',
+  );
+  const item = reference && container.items.get(reference.from);
+  if (!item) return undefined;
+  const data = itemData(container, item);
+  const start = 4 + u32(data, 0);
+  const tiff = start >= 4 && start + 8 <= data.length ? data.subarray(start) : undefined;
+  const order = tiff ? String.fromCharCode(tiff[0] ?? 0, tiff[1] ?? 0) : '';
+  return order === 'II' || order === 'MM' ? tiff : undefined;
 }
 
 /** The displayed size after `clap` (rounded as libheif does) and a 90°/270° `irot`. */
@@ -265,6 +281,7 @@ function summarise(
     hasAlpha,
     bitDepth,
     colour: colourOf(primary) ?? colourOf(first),
+    exif: exifOf(container, primary.id),
     decoderBytes,
   };
 }

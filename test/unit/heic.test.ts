@@ -159,6 +159,19 @@ describe('HEIC input', () => {
       }
     });
 
+    it('with KEEP_METADATA keeps the EXIF, its orientation set to 1 since the pixels are upright', async () => {
+      const [variant] = await renderAll(heicFixture('exif-orientation.heic'), [{ width: 320, format: 'jpeg' }], {
+        ...options,
+        keepMetadata: true,
+      });
+      const metadata = await sharp(variant?.data).metadata();
+      expect(metadata.exif?.length, 'EXIF kept').to.be.above(0);
+      expect(metadata.orientation).to.equal(1);
+      expect(metadata.autoOrient).to.deep.equal({ width: 320, height: 240 });
+      const ours = await at320(variant?.data as Buffer);
+      expect(ssimOf(ours, await at320(heicFixture('exif-orientation.ref.webp')))).to.be.above(0.97);
+    });
+
     it('counts the pixels of the displayed size (irot swaps the axes) against the limit', async () => {
       const error = await rejection(probeImage(heicFixture('irot-imir.heic'), { ...limits, maxPixels: 480 * 359 }));
       expect(error).to.deep.include({ code: 'too_many_pixels', status: 422 });
