@@ -218,6 +218,38 @@ describe('HEIC input', () => {
       }
     });
 
+    it('mutated containers: the probe answers a 4xx or accepts, the decoder decodes or answers corrupt_image', async function () {
+      this.timeout(120_000);
+      // Seeded byte flips in the boxes (the first 1 KB) of two fixtures: no crash, no other error.
+      let state = 12345;
+      const next = () => {
+        state = (state * 1103515245 + 12345) >>> 0;
+        return state;
+      };
+      const outcomes = new Map<string, number>();
+      for (const file of ['grid.heic', 'alpha.heic']) {
+        const original = heicFixture(file);
+        for (let round = 0; round < 150; round++) {
+          const mutated = Buffer.from(original);
+          for (let flips = 1 + (next() % 4); flips > 0; flips--) mutated[next() % 1024] = next() >>> 24;
+          let outcome: string;
+          try {
+            const summary = summariseHeif(mutated, limits);
+            outcome = await decodeHeif(mutated, summary).then(
+              () => 'decoded',
+              (error: { code?: string }) => `decode ${error.code}`,
+            );
+          } catch (error) {
+            outcome = `probe ${(error as { status?: number }).status} ${(error as { code?: string }).code}`;
+          }
+          outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        }
+      }
+      for (const outcome of outcomes.keys())
+        expect(outcome).to.match(/^(decoded|decode corrupt_image|probe 4\d\d [a-z_]+)$/, JSON.stringify([...outcomes]));
+      expect(outcomes.get('decoded'), 'some mutations only touch what does not matter').to.be.above(0);
+    });
+
     it('a file whose decode would not fit the decoder is refused from its header (422), one that fits is not', async () => {
       const claiming = (width: number, height: number) =>
         writeHeif(imageItems({ ...image(), properties: withSize(width, height) }, 1));
