@@ -703,6 +703,15 @@ function showUploadProgress(card: UploadCard, fraction: number): void {
   );
 }
 
+/**
+ * The file's type for the signed URL, which is bound to it. Browsers outside Apple's systems give
+ * HEIC files no type at all, so those are named by their extension.
+ */
+function contentTypeOf(file: File): string {
+  if (file.type !== '') return file.type;
+  return /\.hei[cf]$/i.test(file.name) ? 'image/heic' : 'application/octet-stream';
+}
+
 /** Asks for a signed URL, PUTs the file straight to the bucket, then follows the ticket. */
 async function uploadSigned(card: UploadCard, file: File): Promise<void> {
   let signed: { uploadUrl: string; method: string; headers: Record<string, string>; statusUrl: string };
@@ -710,7 +719,7 @@ async function uploadSigned(card: UploadCard, file: File): Promise<void> {
     const response = await fetch(SIGNED_URL_URL, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ filename: file.name, contentType: file.type, size: file.size }),
+      body: JSON.stringify({ filename: file.name, contentType: contentTypeOf(file), size: file.size }),
     });
     const body: unknown = await response.json().catch(() => undefined);
     if (response.status !== 201) {

@@ -90,19 +90,20 @@ export const ERROR_CODES = {
     status: 415,
     kind: 'permanent',
     meaning:
-      'A recognised format that is not accepted: SVG (unless `ALLOW_SVG`), SVG with XML entities (always), HEIC/HEIF other than AVIF.',
+      'A recognised format that is not accepted: SVG (unless `ALLOW_SVG`), SVG with XML entities (always), a HEIF whose primary image is neither HEVC (HEIC) nor AV1 (AVIF).',
     raisedBy: 'upload; ingest (recorded); resize (recorded)',
   },
   too_many_pixels: {
     status: 422,
     kind: 'permanent',
-    meaning: 'Width × height over `MAX_INPUT_PIXELS`.',
+    meaning:
+      'Width × height over `MAX_INPUT_PIXELS`; for a HEIC also a decode that would not fit the decoder’s memory.',
     raisedBy: 'upload; ingest (recorded); resize (recorded)',
   },
   too_many_frames: {
     status: 422,
     kind: 'permanent',
-    meaning: 'More frames or pages than `MAX_INPUT_FRAMES`.',
+    meaning: 'More frames or pages than `MAX_INPUT_FRAMES`; for a HEIC, more than 1024 items.',
     raisedBy: 'upload; ingest (recorded); resize (recorded)',
   },
   unsupported_dimensions: {

@@ -22,7 +22,7 @@ import {
   ticketMarkerName,
 } from '../core/naming.js';
 import { createIfAbsent, listPage, metadataOrUndefined } from '../cloud/objects.js';
-import { ACCEPTED_INPUT_FORMATS, INPUT_CONTENT_TYPES } from '../image/probe.js';
+import { ACCEPTED_INPUT_FORMATS, INPUT_CONTENT_TYPE_ALIASES, INPUT_CONTENT_TYPES } from '../image/probe.js';
 import { topology } from '../core/topology.js';
 
 /**
@@ -60,9 +60,10 @@ export interface SignedUpload {
 
 /** Content types a signed URL may be issued for: what the probe accepts. */
 export function signableContentTypes(config: PipelineDeps['config']): string[] {
-  return ACCEPTED_INPUT_FORMATS.filter((format) => format !== 'svg' || config.ALLOW_SVG).map(
-    (format) => INPUT_CONTENT_TYPES[format],
-  );
+  return ACCEPTED_INPUT_FORMATS.filter((format) => format !== 'svg' || config.ALLOW_SVG).flatMap((format) => [
+    INPUT_CONTENT_TYPES[format],
+    ...(INPUT_CONTENT_TYPE_ALIASES[format] ?? []),
+  ]);
 }
 
 /** Parses and checks a signing request: 400 malformed, 415 unsupported type, 413 too large. */

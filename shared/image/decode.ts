@@ -7,6 +7,9 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { PipelineError, permanent } from '../core/errors.js';
 import type { CropRect } from '../core/schemas.js';
+import { decodeHeif } from './heif-decode.js';
+import { type HeifSummary, summariseHeif } from './heif-summary.js';
+import { sniffFormat } from './probe.js';
 
 /** How the original is decoded and the levels are kept. */
 export interface DecodeOptions {
@@ -88,11 +91,19 @@ export function toPipelineError(error: unknown, fallback: 'corrupt_image' | 'ima
   return new PipelineError('image_failed', 'The image could not be converted.', { cause: error });
 }
 
+/** Header facts about the original: its displayed size, and for a HEIC what its container says. */
+export interface OriginalHeader {
+  width: number;
+  height: number;
+  heif?: HeifSummary;
+}
+
 /** Header facts about the original needed before decoding; header-only, so cheap. */
-export async function inspectOriginal(
-  original: Buffer,
-  options: DecodeOptions,
-): Promise<{ width: number; height: number }> {
+export async function inspectOriginal(original: Buffer, options: DecodeOptions): Promise<OriginalHeader> {
+  if (sniffFormat(original) === 'heif') {
+    const heif = summariseHeif(original, { maxPixels: options.limitInputPixels, maxFrames: options.maxFrames });
+    return { width: heif.width, height: heif.height, heif };
+  }
   let metadata: Metadata;
   try {
     metadata = await sharp(original, { limitInputPixels: false }).metadata();
@@ -130,6 +141,36 @@ export async function inspectOriginal(
   return { width, height };
 }
 
+/**
+ * The original as the decode reads it: its bytes (libvips decodes them), or a HEIC's pixels,
+ * decoded once per job by {@link decodeOriginal} because libvips cannot.
+ */
+export type Original = Buffer | Level;
+
+/**
+ * What the levels are decoded from: the bytes, or for a HEIC its pixels (heif-decode.ts; about
+ * 1.6 s of CPU for 12 MP, so once per job, shared by the decode and the auto-quality search).
+ */
+export async function decodeOriginal(
+  original: Buffer,
+  header: OriginalHeader,
+  options: DecodeOptions,
+): Promise<Original> {
+  if (!header.heif) return original;
+  assertBeforeDeadline(options.deadline);
+  return decodeHeif(original, header.heif, options.keepMetadata);
+}
+
+function openOriginal(original: Original, options: DecodeOptions): Sharp {
+  return Buffer.isBuffer(original)
+    ? sharp(original, { limitInputPixels: options.limitInputPixels, failOn: 'error', animated: false })
+    : readLevel(original);
+}
+
+/** Whether the decode must resize: to a smaller width, or decoded HEIC pixels that differ from the header. */
+const needsResize = (original: Original, width: number, height: number, source: { width: number }): boolean =>
+  width < source.width || (!Buffer.isBuffer(original) && (original.width !== width || original.height !== height));
+
 /** A sharp pipeline reading a level. */
 export function readLevel(level: Level): Sharp {
   return level.encoding === 'raw'
@@ -154,19 +195,19 @@ export async function materialise(pipeline: Sharp, keepMetadata: boolean): Promi
 
 /** The one decode: orient, convert to sRGB, and resize to the largest width in the same pass. */
 export async function decodeLevel(
-  original: Buffer,
+  original: Original,
   width: number,
   height: number,
   source: { width: number },
   options: DecodeOptions,
 ): Promise<Level> {
-  let pipeline = sharp(original, { limitInputPixels: options.limitInputPixels, failOn: 'error', animated: false })
+  let pipeline = openOriginal(original, options)
     .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
     .rotate();
   // fastShrinkOnLoad off: with it, libjpeg/libwebp decode at 1/2–1/8 size by DCT scaling before
   // lanczos3, which cost up to 0.0074 SSIM against a direct resize (18 MP noisy photo at 1600 px)
   // to save ~0.1–0.4 s of decode CPU; libvips still streams the decode, so memory barely moves.
-  if (width < source.width)
+  if (needsResize(original, width, height, source))
     pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL, fastShrinkOnLoad: false });
   pipeline = pipeline.toColourspace('srgb');
   try {
@@ -206,16 +247,17 @@ export function resizeLevel(from: Level, width: number, height: number, options:
 
 /** The original resized straight to `width`, without metadata and opaque alpha: auto-quality's pixels. */
 export async function searchLevel(
-  original: Buffer,
+  original: Original,
   width: number,
   height: number,
   source: { width: number },
   options: DecodeOptions,
 ): Promise<Level> {
-  let pipeline = sharp(original, { limitInputPixels: options.limitInputPixels, failOn: 'error', animated: false })
+  let pipeline = openOriginal(original, options)
     .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
     .rotate();
-  if (width < source.width) pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL });
+  if (needsResize(original, width, height, source))
+    pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL });
   return withoutOpaqueAlpha(await materialise(pipeline.toColourspace('srgb'), false), {
     ...options,
     keepMetadata: false,

@@ -10,12 +10,13 @@
  * - JPEG, PNG, WebP, GIF, TIFF: decoded by the prebuilt sharp. GIF and TIFF may hold several
  *   frames or pages; only the first is rendered, but the count is still limited.
  * - AVIF (a HEIF container holding AV1): decoded by the prebuilt sharp.
+ * - HEIC (a HEIF container holding HEVC, as phones write it): the prebuilt sharp cannot decode
+ *   HEVC, so its container is read by heif-summary.ts (limits checked there, before any decode)
+ *   and its pixels decoded by heif-decode.ts. A HEIF whose primary image is neither HEVC nor an
+ *   HEVC grid is `format_not_allowed`.
  * - SVG only when `allowSvg`, and never with XML entity declarations (see {@link probeImage}).
  *
- * Refused: HEIC and other HEIF flavours (HEVC): the prebuilt sharp cannot decode HEVC (patent
- * licensing), so they are refused up front with a message telling the client what to send instead,
- * rather than failing later as "corrupt". Everything else (PDF, JPEG XL, RAW-only files, SVGZ, text)
- * is `not_an_image`. TIFF-based camera RAW files (DNG, NEF, CR2) sniff as TIFF; libvips then reads
+ * Everything else (PDF, JPEG XL, RAW-only files, SVGZ, text) is `not_an_image`. TIFF-based camera RAW files (DNG, NEF, CR2) sniff as TIFF; libvips then reads
  * their first IFD, usually a preview.
  */
 import sharp, { type Metadata } from 'sharp';
@@ -23,13 +24,23 @@ import { crc32 } from 'node:zlib';
 import type { Config } from '../core/config.js';
 import { permanent } from '../core/errors.js';
 import { FORMAT_LIMITS, planImage } from './plan.js';
+import { HEIC_BRANDS, summariseHeif } from './heif-summary.js';
 import type { OutputFormat } from '../core/domain.js';
 
-/** Formats the sniffer recognises. `heif` (HEIC) is recognised only to be refused clearly. */
+/** Formats the sniffer recognises. `heif` is HEIC: HEIF holding HEVC, as phones write it. */
 export type InputFormat = 'jpeg' | 'png' | 'webp' | 'avif' | 'heif' | 'gif' | 'tiff' | 'svg';
 
 /** The formats that {@link probeImage} lets through (SVG additionally needs `allowSvg`). */
-export const ACCEPTED_INPUT_FORMATS: readonly InputFormat[] = ['jpeg', 'png', 'webp', 'avif', 'gif', 'tiff', 'svg'];
+export const ACCEPTED_INPUT_FORMATS: readonly InputFormat[] = [
+  'jpeg',
+  'png',
+  'webp',
+  'avif',
+  'heif',
+  'gif',
+  'tiff',
+  'svg',
+];
 
 /** Content-Type of each input format, taken from the sniffed format rather than the client's header. */
 export const INPUT_CONTENT_TYPES: Readonly<Record<InputFormat, string>> = {
@@ -37,10 +48,15 @@ export const INPUT_CONTENT_TYPES: Readonly<Record<InputFormat, string>> = {
   png: 'image/png',
   webp: 'image/webp',
   avif: 'image/avif',
-  heif: 'image/heif',
+  heif: 'image/heic',
   gif: 'image/gif',
   tiff: 'image/tiff',
   svg: 'image/svg+xml',
+};
+
+/** Other names clients use for a format (a signed URL may be asked for either). */
+export const INPUT_CONTENT_TYPE_ALIASES: Readonly<Partial<Record<InputFormat, readonly string[]>>> = {
+  heif: ['image/heif'],
 };
 
 /** Limits checked before any pixel is decoded. */
@@ -108,8 +124,6 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const;
 
 /** ISO-BMFF brands that mean AV1 inside HEIF (AVIF still and sequence). */
 const AVIF_BRANDS = new Set(['avif', 'avis']);
-/** ISO-BMFF brands that mean HEIF with other codecs (HEVC from phones, or generic HEIF). */
-const HEIF_BRANDS = new Set(['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'mif1', 'msf1']);
 
 /**
  * The brands of an ISO-BMFF `ftyp` box (major brand first), or undefined when the file does not
@@ -177,7 +191,7 @@ export function sniffFormat(bytes: Uint8Array): InputFormat | undefined {
   const brands = isoBmffBrands(bytes);
   if (brands) {
     if (brands.some((brand) => AVIF_BRANDS.has(brand))) return 'avif';
-    if (brands.some((brand) => HEIF_BRANDS.has(brand))) return 'heif';
+    if (brands.some((brand) => HEIC_BRANDS.has(brand))) return 'heif';
     return undefined; // MP4, QuickTime and other ISO-BMFF files
   }
   if (looksLikeSvg(bytes)) return 'svg';
@@ -205,7 +219,7 @@ function svgDeclaresEntities(bytes: Uint8Array): boolean {
 
 const CORRUPT_MESSAGE = 'The image is damaged or incomplete and cannot be read.';
 
-const formatNames = 'JPEG, PNG, WebP, AVIF, GIF or TIFF';
+const formatNames = 'JPEG, PNG, WebP, AVIF, HEIC, GIF or TIFF';
 
 function describeBytes(bytes: number): string {
   const MiB = 1024 * 1024;
@@ -232,21 +246,18 @@ export async function probeImage(bytes: Buffer, limits: ProbeLimits): Promise<Pr
 
   const format = sniffFormat(bytes);
   if (format === undefined) throw permanent('not_an_image', `The file is not a supported image (${formatNames}).`);
-  if (format === 'heif') {
-    throw permanent(
-      'format_not_allowed',
-      'HEIC/HEIF images cannot be processed; please upload JPEG, PNG, WebP or AVIF instead.',
-      {
-        format,
-      },
-    );
-  }
   if (format === 'svg') {
     if (!limits.allowSvg) throw permanent('format_not_allowed', 'SVG images are not accepted.', { format });
     if (svgDeclaresEntities(bytes))
       throw permanent('format_not_allowed', 'SVG images that declare XML entities are not accepted.', { format });
   }
   if (format === 'png' && !pngHeaderIsIntact(bytes)) throw permanent('corrupt_image', CORRUPT_MESSAGE);
+  if (format === 'heif') {
+    // sharp cannot decode HEVC, so its header is read here (heif-summary.ts), limits included.
+    const heif = summariseHeif(bytes, limits);
+    const frames = Math.max(1, heif.images);
+    return accepted({ format, width: heif.width, height: heif.height, frames, hasAlpha: heif.hasAlpha }, bytes, limits);
+  }
 
   let metadata: Metadata;
   try {
@@ -293,8 +304,20 @@ export async function probeImage(bytes: Buffer, limits: ProbeLimits): Promise<Pr
       },
     );
   }
-  // Variants are planned within each output format's limits; refuse only what yields none at all,
-  // so that nothing accepted here can fail at encode for its shape.
+  return accepted({ format, width, height, frames, hasAlpha: metadata.hasAlpha, orientation }, bytes, limits);
+}
+
+/**
+ * The checks every accepted format ends with: variants are planned within each output format's
+ * limits; refuse only what yields none at all, so that nothing accepted can fail at encode for its
+ * shape.
+ */
+function accepted(
+  header: Pick<ProbeResult, 'format' | 'width' | 'height' | 'frames' | 'hasAlpha'> & { orientation?: number },
+  bytes: Buffer,
+  limits: ProbeLimits,
+): ProbeResult {
+  const { width, height } = header;
   if (
     planImage({ width, height }, { WIDTHS: [...limits.widths], FORMATS: [...limits.formats] }).variants.length === 0
   ) {
@@ -307,15 +330,10 @@ export async function probeImage(bytes: Buffer, limits: ProbeLimits): Promise<Pr
       { width, height },
     );
   }
-
   return {
-    format,
-    contentType: INPUT_CONTENT_TYPES[format],
-    width,
-    height,
-    frames,
-    hasAlpha: metadata.hasAlpha,
-    orientation,
+    ...header,
+    orientation: header.orientation ?? 1,
+    contentType: INPUT_CONTENT_TYPES[header.format],
     bytes: bytes.length,
   };
 }

@@ -22,8 +22,10 @@ import {
   cutCrop,
   type DecodeOptions,
   decodeLevel,
+  decodeOriginal,
   inspectOriginal,
   type Level,
+  type Original,
   readLevel,
   resizeLevel,
   searchLevel,
@@ -103,7 +105,8 @@ export interface RenderedVariant {
  * @returns how many outputs were rendered, each handed to `onVariant` (widths descending, formats
  *   in the order first requested).
  * @throws PipelineError (permanent): `corrupt_image` when the original cannot be decoded,
- *   `too_many_pixels` / `too_many_frames` past the limits, `format_not_allowed` for HEIC,
+ *   `too_many_pixels` / `too_many_frames` past the limits (for a HEIC also past what its decoder
+ *   can hold), `format_not_allowed` for a HEIF that is neither HEVC nor AVIF,
  *   `invalid_job` for a width above the original's (never enlarge) or a variant larger than its
  *   format can hold (checked before decoding), `time_budget_exceeded` past
  *   `deadline`, `image_failed` if an encoder fails. Errors thrown by `onVariant` pass through as-is.
@@ -175,8 +178,9 @@ async function renderEach(
     if (!fitsFormat(format, width, height)) throw formatLimitError(width, height, format);
   }
 
+  const pixels = await decodeOriginal(original, source, options);
   const encoders = options.autoQuality
-    ? await autoQualityEncoders(original, source, variants, options, options.autoQuality)
+    ? await autoQualityEncoders(pixels, source, variants, options, options.autoQuality)
     : options.encoders;
   const encodeOptions: RenderOptions = { ...options, encoders };
 
@@ -186,7 +190,7 @@ async function renderEach(
     assertBeforeDeadline(options.deadline);
     const height = heightForWidth(width, source);
     if (level === undefined) {
-      level = await withoutOpaqueAlpha(await decodeLevel(original, width, height, source, options), options).catch(
+      level = await withoutOpaqueAlpha(await decodeLevel(pixels, width, height, source, options), options).catch(
         (error: unknown) => {
           throw toPipelineError(error, 'corrupt_image');
         },
@@ -266,7 +270,7 @@ async function renderEach(
  * encoded exactly as variants are ({@link encode}, configured effort), without metadata.
  */
 async function autoQualityEncoders(
-  original: Buffer,
+  original: Original,
   source: { width: number; height: number },
   variants: readonly VariantSpec[],
   options: RenderOptions,

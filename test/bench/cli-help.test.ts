@@ -14,6 +14,7 @@ const SCRIPTS = {
   'npm run bench:defaults': fileURLToPath(new URL('../../bench/defaults.js', import.meta.url)),
   'npm run bench:auto': fileURLToPath(new URL('../../bench/auto-quality.js', import.meta.url)),
   'npm run bench:placeholder': fileURLToPath(new URL('../../bench/placeholder.js', import.meta.url)),
+  'npm run bench:heic': fileURLToPath(new URL('../../bench/heic.js', import.meta.url)),
 };
 
 function runScript(script: string, args: string[]) {

@@ -15,6 +15,7 @@ import {
   billionLaughsSvg,
   floatPlanarTiff,
   heicContainer,
+  heicFixture,
   htmlPosingAsImage,
   jpegHeaderClaiming,
   makeAnimatedGif,
@@ -27,6 +28,7 @@ import {
   truncated,
   zeroBytes,
 } from '../fixtures/images.js';
+import { hostileHeic, withSeed } from '../fixtures/heif.js';
 import { damagedIdat } from '../fixtures/surgery.js';
 
 interface BodyCase {
@@ -177,10 +179,39 @@ const BODY_CASES: BodyCase[] = [
     expected: { kind: 'refused', status: 415, code: 'format_not_allowed' },
   },
   {
-    name: 'HEIC container',
+    name: 'HEIC brands with no meta box',
     make: async () => heicContainer(),
     contentType: 'image/heic',
-    expected: { kind: 'refused', status: 415, code: 'format_not_allowed' },
+    expected: { kind: 'refused', status: 422, code: 'corrupt_image' },
+  },
+  {
+    name: 'HEIC grid (2×2 tiles, 480×360), as phones write it',
+    make: async (seed) => withSeed(heicFixture('grid.heic'), seed),
+    contentType: 'image/heic',
+    expected: { kind: 'ready', width: 480, height: 360 },
+  },
+  ...(
+    [
+      ['truncated (first 50%)', 'truncated', 'corrupt_image'],
+      ['declaring a 65535×65535 ispe', 'huge-ispe', 'too_many_pixels'],
+      ['grid with a missing tile', 'grid-missing-tiles', 'corrupt_image'],
+      ['grid whose tiles are larger than the grid', 'grid-oversized-tiles', 'corrupt_image'],
+      ['with 3001 items', 'thousands-of-items', 'too_many_frames'],
+      ['with a zero-length image item', 'zero-length-item', 'corrupt_image'],
+    ] as const
+  ).map(
+    ([what, kind, code]): BodyCase => ({
+      name: `HEIC ${what}`,
+      make: async (seed) => withSeed(hostileHeic(kind, heicFixture('8bit.heic')), seed),
+      contentType: 'image/heic',
+      expected: { kind: 'refused', status: 422, code },
+    }),
+  ),
+  {
+    name: 'HEIC with a garbage HEVC stream behind an intact container',
+    make: async (seed) => withSeed(hostileHeic('garbage-hevc', heicFixture('8bit.heic')), seed),
+    contentType: 'image/heic',
+    expected: { kind: 'fails-later', code: 'corrupt_image' },
   },
   {
     name: 'a body over MAX_UPLOAD_BYTES / MAX_INGEST_BYTES (25 MiB + 1)',

@@ -15,7 +15,8 @@ import { createStorageClient, type PipelineDeps } from '../../shared/cloud/deps.
 import { imageIdOf, newTicketId, originalName, ticketMarkerName } from '../../shared/core/naming.js';
 import { TICKET_GRACE_MS } from '../../shared/http/signed-url.js';
 import { generateSigningKey } from '../../local/signing-key.js';
-import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
+import { withSeed } from '../fixtures/heif.js';
+import { heicFixture, makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
 import { waitFor } from '../helpers.js';
 import { connectIngest, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
@@ -114,6 +115,25 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(jobs.length).to.be.greaterThan(0);
     expect(jobs.map(({ job }) => job.imageId)).to.deep.equal(jobs.map(() => id));
   });
+
+  for (const contentType of ['image/heic', 'image/heif']) {
+    it(`signs a HEIC upload as ${contentType} (what phones and browsers call it) and ingests it`, async () => {
+      const heic = withSeed(heicFixture('grid.heic'), contentType.length + 2);
+      const signed = await sign({ filename: 'IMG_0001.HEIC', contentType, size: heic.length });
+      expect(signed.status, JSON.stringify(signed.body)).to.equal(201);
+      expect((await put(signed.body.uploadUrl, signed.body.headers, heic)).status).to.equal(200);
+      const answer = await settled(signed.body.statusUrl);
+      expect(answer.status, JSON.stringify(answer.body)).to.equal(202);
+      expect(answer.body).to.include({ id: imageIdOf(heic), status: 'processing' });
+      expect((await readImage(pipeline.deps, imageIdOf(heic)))?.info).to.include({
+        format: 'heif',
+        contentType: 'image/heic',
+        width: 480,
+        height: 360,
+      });
+      await pullJobs(pipeline.jobs);
+    });
+  }
 
   it('answers a ticket whose object was a bad image with the image failure, id included', async () => {
     const bytes = textPosingAsJpeg();

@@ -230,7 +230,7 @@ describe('probe', () => {
       ],
       ['text posing as a JPEG', () => textPosingAsJpeg(), {}, 'not_an_image'],
       ['HTML posing as an image', () => htmlPosingAsImage(), {}, 'not_an_image'],
-      ['a HEIC', () => heicContainer(), {}, 'format_not_allowed', { format: 'heif' }],
+      ['HEIC brands without a meta box', () => heicContainer(), {}, 'corrupt_image'],
       ['an SVG when SVG is not allowed', () => simpleSvg(), {}, 'format_not_allowed', { format: 'svg' }],
       [
         'an SVG declaring an external entity (XXE), even when SVG is allowed',
