@@ -27,8 +27,8 @@ type GuardConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'CORS_ORIGINS' | 'UPLOAD_AU
  * browsers) then often report a network error instead of the answer already sent to them (the
  * "staged close" of RFC 9112 §9.6). Past either bound the connection is cut.
  */
-export const DRAIN_LIMITS = 4;
-export const DRAIN_MS = 20_000;
+const DRAIN_LIMITS = 4;
+const DRAIN_MS = 20_000;
 
 /** Requests the guard admitted; see {@link requireScreening}. */
 const admitted = new WeakSet<IncomingMessage>();
