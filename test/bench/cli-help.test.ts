@@ -91,6 +91,17 @@ describe('operator commands with no deployment and no local stack', () => {
   });
 });
 
+describe('benches given a corpus that is not there', () => {
+  for (const command of ['npm run bench:defaults', 'npm run bench:auto', 'npm run bench:placeholder'] as const) {
+    it(`${command} says to pass --corpus, naming the folder`, () => {
+      const missing = join(tmpdir(), `no-corpus-here-${process.pid}`);
+      const result = runScript(SCRIPTS[command], ['--corpus', missing]);
+      expect(result.status).to.not.equal(0);
+      expect(result.stderr).to.contain(`No images at ${missing}: pass --corpus DIR`);
+    });
+  }
+});
+
 describe('bench results', () => {
   it('go to bench/results/ by default, which git ignores (and so Biome, which reads .gitignore)', () => {
     expect(relative(REPO_ROOT, RESULTS_DIR)).to.equal(join('bench', 'results'));
