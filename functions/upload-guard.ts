@@ -231,13 +231,28 @@ function guardServer(server: Server, getConfig: () => GuardConfig): void {
 let installed = false;
 
 /**
- * When this process serves the `upload` function (FUNCTION_TARGET, set by Cloud Functions and by
- * `functions-framework --target`), screens every request its HTTP server receives with the guard.
- * Returns whether it did (so whether {@link requireScreening} should insist).
+ * Whether this process serves the `upload` function: FUNCTION_TARGET (set by Cloud Functions), or
+ * `functions-framework --target=upload` (or `--target upload`) on the command line.
  */
-export function installUploadGuard(getConfig: () => GuardConfig, env: NodeJS.ProcessEnv = process.env): boolean {
+export function servesUpload(env: NodeJS.ProcessEnv, argv: readonly string[]): boolean {
+  return (
+    env.FUNCTION_TARGET === 'upload' ||
+    argv.some((arg, i) => arg === '--target=upload' || (arg === '--target' && argv[i + 1] === 'upload'))
+  );
+}
+
+/**
+ * When this process serves the `upload` function ({@link servesUpload}), screens every request its
+ * HTTP server receives with the guard. Returns whether it did (so whether {@link requireScreening}
+ * should insist).
+ */
+export function installUploadGuard(
+  getConfig: () => GuardConfig,
+  env: NodeJS.ProcessEnv = process.env,
+  argv: readonly string[] = process.argv,
+): boolean {
   if (installed) return true;
-  if (env.FUNCTION_TARGET !== 'upload') return false;
+  if (!servesUpload(env, argv)) return false;
   // Refuse to start rather than serve without the authentication asked for (UPLOAD_AUTH).
   uploadAuth(getConfig());
   installed = true;

@@ -396,6 +396,29 @@ describe('upload guard: bodies are screened before functions-framework parses th
     });
   });
 
+  it('is installed by --target=upload alone (no FUNCTION_TARGET)', async () => {
+    const port = await freePort();
+    const child = spawnUploadFunction(port, {
+      FUNCTION_TARGET: '',
+      STORAGE_API_ENDPOINT: pipeline.storageServer.url,
+      GOOGLE_CLOUD_PROJECT: TEST_PROJECT,
+      UPLOAD_AUTH: 'none',
+    });
+    try {
+      await waitForPort(port, '127.0.0.1', 20_000);
+      const bomb = await request(`http://127.0.0.1:${port}`)
+        .post('/uploads')
+        .set('Content-Type', 'image/jpeg')
+        .set('Content-Encoding', 'gzip')
+        .send(gzipSync(Buffer.alloc(MiB)));
+      expect(bomb.status).to.equal(415);
+      expect(bomb.body.error.code).to.equal('unsupported_encoding');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+
   describe('served by the functions-framework CLI with FUNCTION_TARGET=upload, as Cloud Functions runs it', () => {
     const execFileAsync = promisify(execFile);
     let child: ChildProcess;
