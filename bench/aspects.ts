@@ -8,7 +8,6 @@
  * aspect variant of every job reports the same rectangle). Sequential, one libvips thread, so
  * CPU is comparable on a shared machine. Markdown to stdout.
  */
-import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { chooseCrops } from '../shared/image/crop.js';
 import type { Config } from '../shared/core/config.js';
@@ -16,6 +15,7 @@ import { planImage, splitIntoJobs, type PlanInput } from '../shared/image/plan.j
 import { probeImage, probeLimitsFromConfig } from '../shared/image/probe.js';
 import { renderAll, type RenderedVariant } from '../shared/image/render.js';
 import { configureSharp } from '../shared/image/encode.js';
+import { resultsPath, writeResults } from './cli.js';
 import { corpusImages, readImage } from './images.js';
 import { benchConfig, measure, renderOptionsFrom } from './methods.js';
 
@@ -31,7 +31,7 @@ function parseArgs(argv: readonly string[]): Args {
     corpus: '../shared/corpus',
     only: ['storm-1920x1280.jpg', 'ladybird-2560x1600.jpg', 'chelsea.png'],
     aspects: '1:1,16:9',
-    json: 'bench-aspects.json',
+    json: resultsPath('bench-aspects.json'),
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [name, value] = [argv[i]!, argv[i + 1]];
@@ -115,10 +115,7 @@ async function main(): Promise<void> {
       cropped,
     });
   }
-  await writeFile(
-    args.json,
-    `${JSON.stringify({ aspects: args.aspects, strategy: withAspects.CROP_STRATEGY, rows }, null, 2)}\n`,
-  );
+  await writeResults(args.json, { aspects: args.aspects, strategy: withAspects.CROP_STRATEGY, rows });
 
   const out: string[] = [];
   out.push(

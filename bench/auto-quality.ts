@@ -8,7 +8,6 @@
  * search width, per image, and their median: the auto targets' defaults (docs/auto-quality.md).
  * Results: docs/performance.md, "Auto-quality".
  */
-import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import {
@@ -23,7 +22,7 @@ import { type ImageSize, planImage, splitIntoJobs } from '../shared/image/plan.j
 import { renderAll, type StageTiming } from '../shared/image/render.js';
 import { configureSharp } from '../shared/image/encode.js';
 import { luma, ssim } from '../shared/image/ssim.js';
-import { parseCommandLine } from './cli.js';
+import { parseCommandLine, resultsPath, writeResults } from './cli.js';
 import { printChildResult, runInFreshProcess } from './fresh-process.js';
 import { corpusImages, readImage } from './images.js';
 import { benchConfig, decodeFlattened, directResize, fullDecode, measure, renderOptionsFrom } from './methods.js';
@@ -263,7 +262,7 @@ AUTO_QUALITY_TARGET_AVIF=0.96). Prints Markdown; writes JSON.
 Options:
   --corpus DIR   the images (default ../shared/corpus)
   --only NAMES   comma-separated file names to keep
-  --json FILE    where to write the results (default bench-auto-quality.json)
+  --json FILE    where to write the results (default bench/results/bench-auto-quality.json)
   --scores       print instead the score the fixed qualities reach at the search width per image,
                  and the median: the AUTO_QUALITY_TARGET_* defaults
   -h, --help     print this and exit
@@ -283,7 +282,7 @@ function optionsFrom(args: readonly string[]): Options {
     {
       corpus: { type: 'string', default: '../shared/corpus' },
       only: { type: 'string', default: '' },
-      json: { type: 'string', default: 'bench-auto-quality.json' },
+      json: { type: 'string', default: resultsPath('bench-auto-quality.json') },
       scores: { type: 'boolean', default: false },
     },
     USAGE,
@@ -384,7 +383,7 @@ async function main(): Promise<void> {
     `Verdict: ${verdict.met ? 'auto meets the target' : 'auto does not meet the target; keep QUALITY_MODE=fixed as the default'}.`,
   );
   process.stdout.write(`${lines.join('\n')}\n`);
-  await writeFile(options.json, `${JSON.stringify({ images: results, fixed, auto, verdict }, null, 2)}\n`);
+  await writeResults(options.json, { images: results, fixed, auto, verdict });
 }
 
 // Run only as a script, so tests can import the verdict.

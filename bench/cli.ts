@@ -3,7 +3,27 @@
  * exits 0; an unknown option or a bad value prints the message and the usage on stderr and exits 2,
  * before anything is measured (test/bench/cli-help.test.ts).
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+
+/**
+ * Where the benches write their JSON results by default: bench/results/, which git (and so
+ * Biome, which reads .gitignore) ignores, so that a bench run leaves `npm run lint` clean.
+ */
+export const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+/** The default path of a bench's results file. */
+export function resultsPath(name: string): string {
+  return join(RESULTS_DIR, name);
+}
+
+/** Writes a results file as JSON, creating its folder. */
+export async function writeResults(path: string, data: unknown): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, `${JSON.stringify(data, null, 2)}\n`);
+}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 

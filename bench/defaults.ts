@@ -13,7 +13,7 @@
  * every format ({@link chooseCandidate}). Markdown to stdout; results: docs/performance.md ("At defaults").
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ import type { VariantSpec } from '../shared/core/schemas.js';
 import { heightForWidth, omitAsLarger, planImage, splitIntoJobs, type ImageSize } from '../shared/image/plan.js';
 import { renderAll } from '../shared/image/render.js';
 import { configureSharp } from '../shared/image/encode.js';
-import { parseCommandLine, refuse } from './cli.js';
+import { parseCommandLine, refuse, resultsPath, writeResults } from './cli.js';
 import { printChildResult, runInFreshProcess } from './fresh-process.js';
 import { type BenchImage, corpusImages, readImage } from './images.js';
 import {
@@ -375,7 +375,7 @@ Options:
                         (default: defaults)
   --megapixels N        measure each image larger than N MP scaled down to N MP (JPEG q92), and
                         leave out smaller ones: the cost of a typical N MP photo
-  --json FILE           where to write every measurement (default bench-defaults.json)
+  --json FILE           where to write every measurement (default bench/results/bench-defaults.json)
   -h, --help            print this and exit
 `;
 
@@ -418,7 +418,7 @@ async function main(): Promise<void> {
       only: { type: 'string', default: '' },
       candidates: { type: 'string', default: 'defaults' },
       megapixels: { type: 'string', default: '0' },
-      json: { type: 'string', default: 'bench-defaults.json' },
+      json: { type: 'string', default: resultsPath('bench-defaults.json') },
     },
     USAGE,
   );
@@ -482,10 +482,13 @@ async function main(): Promise<void> {
       : "Chosen: none of the candidates has bytes ≤ the anchor's and mean SSIM ≥ the anchor's in every format.",
   );
   process.stdout.write(`${lines.join('\n')}\n`);
-  await writeFile(
-    args.json,
-    `${JSON.stringify({ prices: PRICES, butteraugli, anchor: anchorResults, candidates: overall.map((o, i) => ({ ...o, images: oursResults[i] })), chosen }, null, 2)}\n`,
-  );
+  await writeResults(args.json, {
+    prices: PRICES,
+    butteraugli,
+    anchor: anchorResults,
+    candidates: overall.map((o, i) => ({ ...o, images: oursResults[i] })),
+    chosen,
+  });
   if (scaledDir) await rm(scaledDir, { recursive: true, force: true });
 }
 

@@ -4,9 +4,10 @@
  * so encoders and resizers do real work). Generated files are cached on disk, keyed by their
  * parameters, because drawing 24 MP in JavaScript takes seconds.
  */
+import type { Dirent } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { makePhoto, type PhotoOptions } from '../test/fixtures/images.js';
 
 /** One input image, on disk. */
@@ -113,7 +114,14 @@ export async function generatedSet(
 
 /** Every file of a corpus directory (not README/licence files or dotfiles), by name. */
 export async function corpusImages(dir: string): Promise<BenchImage[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    // The default corpus (../shared/corpus) lives beside the checkout, not in it.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    throw new Error(`No images at ${resolve(dir)}: pass --corpus DIR, a folder of images (JPEG, PNG, WebP, AVIF...).`);
+  }
   return entries
     .filter(
       (entry) =>

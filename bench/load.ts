@@ -21,44 +21,7 @@
  * It prints a Markdown table (throughput, upload→ready latency p50/p95/p99, errors by code,
  * lost, doubled, peak RSS) and exits 1 when anything was lost or doubled.
  *
- * Options (defaults in brackets):
- *   --uploads N          uploads [200]
- *   --concurrency N      uploads in flight at once [20]
- *   --size WxH           size of the generated JPEGs [800x600]
- *   --widths LIST        WIDTHS for the run [320,640]: fewer, smaller variants than the
- *                        production default (320…2048) keep a local run to a minute or two
- *   --formats LIST       FORMATS for the run [webp,jpeg]: AVIF costs 6–13× WebP per pixel;
- *                        pass avif,webp,jpeg to load the production mix
- *   --resize MODE        process (separate functions-framework process) | inline (in this
- *                        process, as npm start does) [process]
- *   --admit N            resize requests admitted at once, 429 beyond, as Cloud Run does with
- *                        every instance busy [the topology's maxInstances × concurrency]
- *   --outage S           outage drill: the storage server answers 503 to every write to the
- *                        images bucket (the resize path's) for S seconds from the first upload;
- *                        the wait for images counts from the end of the outage
- *   --firestore-outage S Firestore outage drill: the stack's Firestore emulator is stopped (its
- *                        data kept in an export) for S seconds from the first upload, then
- *                        started again on the same port with that data (LocalStack.pauseFirestore
- *                        / resumeFirestore); can be combined with --outage. The wait for images
- *                        counts from the end of the later outage, and the audit runs once
- *                        Firestore is back. Needs the local stack with its
- *                        own Firestore emulator (not --url, not FIRESTORE_EMULATOR_HOST)
- *   --cleanup-every S    run a cleanup pass every S seconds, as Cloud Scheduler does [none]; with
- *                        --set REDISPATCH_AFTER_MINUTES=N it re-dispatches work that made no
- *                        progress (the outage drill's recovery when the emulator stops pushing)
- *   --set KEY=VALUE      any other pipeline setting for the stack, repeatable (e.g.
- *                        --set FANOUT_STRATEGY=per-image --set AVIF_EFFORT=2)
- *   --timeout S          give up waiting once no image has finished for S seconds [120]
- *   --max-wait S         give up waiting after S seconds in all [3600]
- *   --json FILE          also write the report as JSON
- *   --keep-data          keep the stack's temporary data directory
- *   --url URL            load an already running stack's upload API instead (e.g.
- *                        http://127.0.0.1:8080/uploads); lost/doubled then come from the status
- *                        API, plus events and objects when these are given:
- *   --token TOKEN        bearer token for --url
- *   --storage URL        its storage endpoint and --images-bucket NAME (object audit)
- *   --pubsub HOST:PORT   its Pub/Sub emulator, with --project ID and --events-subscription NAME
- *   --resize-pid PID     pid of the process serving resize there (peak RSS)
+ * Options: {@link USAGE} (`npm run load -- --help`).
  */
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
@@ -967,14 +930,63 @@ export function parseLoadArgs(argv: readonly string[]): LoadOptions & { json?: s
   };
 }
 
+/** What `--help` prints. */
+const USAGE = `usage: npm run load -- [options]
+
+Many uploads at once through the whole pipeline (the local stack, started here unless --url
+names a running one), then an audit that every accepted image ended exactly once. Options
+(defaults in brackets):
+
+  --uploads N          uploads [200]
+  --concurrency N      uploads in flight at once [20]
+  --size WxH           size of the generated JPEGs [800x600]
+  --widths LIST        WIDTHS for the run [320,640]: fewer, smaller variants than the
+                       production default (320…2048) keep a local run to a minute or two
+  --formats LIST       FORMATS for the run [webp,jpeg]: AVIF costs 6–13× WebP per pixel;
+                       pass avif,webp,jpeg to load the production mix
+  --resize MODE        process (separate functions-framework process) | inline (in this
+                       process, as npm start does) [process]
+  --admit N            resize requests admitted at once, 429 beyond, as Cloud Run does with
+                       every instance busy [the topology's maxInstances × concurrency]
+  --outage S           outage drill: the storage server answers 503 to every write to the
+                       images bucket (the resize path's) for S seconds from the first upload;
+                       the wait for images counts from the end of the outage
+  --firestore-outage S Firestore outage drill: the stack's Firestore emulator is stopped (its
+                       data kept in an export) for S seconds from the first upload, then
+                       started again on the same port with that data (LocalStack.pauseFirestore
+                       / resumeFirestore); can be combined with --outage. The wait for images
+                       counts from the end of the later outage, and the audit runs once
+                       Firestore is back. Needs the local stack with its
+                       own Firestore emulator (not --url, not FIRESTORE_EMULATOR_HOST)
+  --cleanup-every S    run a cleanup pass every S seconds, as Cloud Scheduler does [none]; with
+                       --set REDISPATCH_AFTER_MINUTES=N it re-dispatches work that made no
+                       progress (the outage drill's recovery when the emulator stops pushing)
+  --set KEY=VALUE      any other pipeline setting for the stack, repeatable (e.g.
+                       --set FANOUT_STRATEGY=per-image --set AVIF_EFFORT=2)
+  --timeout S          give up waiting once no image has finished for S seconds [120]
+  --max-wait S         give up waiting after S seconds in all [3600]
+  --json FILE          also write the report as JSON
+  --keep-data          keep the stack's temporary data directory
+  --url URL            load an already running stack's upload API instead (e.g.
+                       http://127.0.0.1:8080/uploads); lost/doubled then come from the status
+                       API, plus events and objects when these are given:
+  --token TOKEN        bearer token for --url
+  --storage URL        its storage endpoint and --images-bucket NAME (object audit)
+  --pubsub HOST:PORT   its Pub/Sub emulator, with --project ID and --events-subscription NAME
+  --resize-pid PID     pid of the process serving resize there (peak RSS)
+  -h, --help           print this and exit
+`;
+
 async function main(): Promise<void> {
   let options: ReturnType<typeof parseLoadArgs>;
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
   try {
     options = parseLoadArgs(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(
-      `${(error as Error).message}\n\nUsage: npm run load -- [--uploads N] [--concurrency N] [--size WxH] [--widths LIST] [--formats LIST] [--resize process|inline] [--admit N] [--outage S] [--firestore-outage S] [--cleanup-every S] [--timeout S] [--max-wait S] [--set K=V] [--json FILE] [--url URL ...]\n`,
-    );
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }
   const report = await runLoad(options);

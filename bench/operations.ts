@@ -119,8 +119,8 @@ Uploads 12 MP photo-like JPEGs (4000×3000, generated) one at a time through upl
 resize → image.ready at the default WIDTHS and FORMATS, on the local storage server and the
 Pub/Sub (and Firestore) emulators, and counts per image: Cloud Storage Class A and Class B
 requests, Firestore documents read and written, Pub/Sub publishes; prices them per 1,000 images.
-Prints Markdown (and the JSON with --json). Needs gcloud's Pub/Sub emulator unless
-PUBSUB_EMULATOR_HOST is set, and FIRESTORE_EMULATOR_HOST.
+Prints Markdown (and the JSON with --json). Starts gcloud's Pub/Sub and Firestore emulators
+unless PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST name running ones.
 
 Options:
   --images N   photos to upload (default 3; each has its own seed)

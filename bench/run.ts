@@ -27,6 +27,7 @@ import {
   type BenchImage,
 } from './images.js';
 import { benchConfig, jobsFor, variantsFor } from './methods.js';
+import { resultsPath, writeResults } from './cli.js';
 import {
   caseKey,
   checkTargets,
@@ -81,7 +82,7 @@ Options:
   --runs N              runs per measurement, medians reported (default 3; --quick: 1)
   --strategy-runs N     runs of the non-default fan-out strategies (default 1: they only differ
                         from the default in how many decodes they pay; raise it for tighter numbers)
-  --json FILE           where to write the JSON report (default bench-results.json)
+  --json FILE           where to write the JSON report (default bench/results/bench-results.json)
   --quick               smoke run: one small generated image, one run, small runtime images
   --sections LIST       ${SECTIONS.join(',')} (default: all)
   --only NAMES          comma-separated image names to keep
@@ -171,7 +172,7 @@ export function parseArgs(argv: readonly string[]): Args {
     sections: (sections.length ? sections : [...SECTIONS]) as Section[],
     encoderWidth: positive('encoder-width', quick ? 160 : 1024),
     encoderImages: list('encoder-images'),
-    json: resolve(values.get('json') ?? 'bench-results.json'),
+    json: resolve(values.get('json') ?? resultsPath('bench-results.json')),
     only: list('only'),
     cacheDir: resolve(values.get('cache') ?? DEFAULT_CACHE_DIR),
     keep: flags.has('keep'),
@@ -774,7 +775,7 @@ async function main(): Promise<void> {
   if (report.overall?.main) report.costModel = costModel(report);
   conclude(report, config);
 
-  await writeFile(args.json, `${JSON.stringify(report, null, 2)}\n`);
+  await writeResults(args.json, report);
   process.stdout.write(renderMarkdown(report));
   log(`JSON report: ${args.json}`);
   if (args.keep) log(`encoded outputs kept in ${work}`);

@@ -7,14 +7,15 @@ import { createCleanupHandler } from './cleanup.js';
 import { createIngestHandler } from './ingest.js';
 import { createResizeHandler } from './resize.js';
 import { getDeps } from './runtime.js';
-import { installUploadGuard } from './upload-guard.js';
+import { installUploadGuard, requireScreening } from './upload-guard.js';
 import { createUploadHandler } from './upload.js';
 
 // On Cloud Run (K_SERVICE is set) validate the configuration at cold start, so a bad variable
 // fails the deployment's first instance loudly instead of the first request.
 if (process.env.K_SERVICE) getDeps();
-// Where this process serves upload, screen requests before functions-framework parses bodies.
-installUploadGuard(() => getDeps().config);
+// Where this process serves upload, screen requests before functions-framework parses bodies,
+// and refuse any request that reaches the handler without that screening.
+const guarded = installUploadGuard(() => getDeps().config);
 
 /** HTTP: POST /uploads, GET /uploads/{id}, GET /healthz. */
 export const upload = createUploadHandler(getDeps);
@@ -25,7 +26,14 @@ export const resize = createResizeHandler(getDeps);
 /** CloudEvent: a tick on the cleanup topic. */
 export const cleanup = createCleanupHandler(getDeps);
 
-http('upload', upload);
+http(
+  'upload',
+  requireScreening(
+    upload,
+    () => guarded,
+    (req) => getDeps().log.error('a request bypassed the upload guard', { event: 'http.unguarded', path: req.path }),
+  ),
+);
 cloudEvent('ingest', ingest);
 cloudEvent('resize', resize);
 cloudEvent('cleanup', cleanup);

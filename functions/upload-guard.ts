@@ -3,14 +3,48 @@
  * the request's head alone it refuses bad paths, origins, tokens, encodings and sizes, counts
  * chunked bodies, and hands every non-multipart body to the raw parser. What each check answers
  * and why: docs/security.md ("Request bodies") and docs/api.md ("Limits").
+ *
+ * functions-framework (5.x) parses every body (up to a fixed 1 GiB) before the user function runs
+ * and has no option to change that or to add middleware, so the guard has to sit in front of its
+ * app. It gets there through Node's documented `http.server.request.start` diagnostics channel
+ * (published for each request before the server's 'request' event), whatever creates the server;
+ * and the registered handler refuses any request the guard did not admit ({@link requireScreening}),
+ * so a framework that one day escapes the channel fails every request instead of going unguarded.
  */
-import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { subscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { uploadAuth, type Config } from '../shared/core/config.js';
-import { permanent, toHttpError, type PipelineError } from '../shared/core/errors.js';
+import { PipelineError, permanent, toHttpError } from '../shared/core/errors.js';
 import { corsFor, routePath, screenRequest, withoutQuery } from '../shared/http/request-policy.js';
 import { MULTIPART_OVERHEAD_BYTES } from '../shared/http/request-body.js';
 
 type GuardConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'CORS_ORIGINS' | 'UPLOAD_AUTH' | 'UPLOAD_TOKEN'>;
+
+/**
+ * How much of a refused body is read and thrown away before the connection closes, as a multiple
+ * of the upload limit, and for how long. Closing while the client is still sending makes the
+ * server's TCP stack reset the connection, and clients that are still writing (Node's fetch,
+ * browsers) then often report a network error instead of the answer already sent to them (the
+ * "staged close" of RFC 9112 §9.6). Past either bound the connection is cut.
+ */
+const DRAIN_LIMITS = 4;
+const DRAIN_MS = 20_000;
+
+/** Requests the guard admitted; see {@link requireScreening}. */
+const admitted = new WeakSet<IncomingMessage>();
+
+/** Bodies capBody counts, so that a refusal can take over the rest of them. */
+const caps = new WeakMap<IncomingMessage, { discard: (drain: Drain) => void }>();
+
+/** Where refuse wants the rest of a body to go. */
+interface Drain {
+  /** Bytes to discard before giving up on the client. */
+  bytes: number;
+  /** The body ended within the bound. */
+  onEnd: () => void;
+  /** The body went past the bound. */
+  onOver: () => void;
+}
 
 function tooLarge(config: GuardConfig): PipelineError {
   return permanent('payload_too_large', `The file is larger than the limit of ${config.MAX_UPLOAD_BYTES} bytes.`, {
@@ -18,47 +52,97 @@ function tooLarge(config: GuardConfig): PipelineError {
   });
 }
 
+function drainBytes(config: Partial<Pick<GuardConfig, 'MAX_UPLOAD_BYTES'>>): number {
+  return DRAIN_LIMITS * ((config.MAX_UPLOAD_BYTES ?? 32 * 1024 * 1024) + MULTIPART_OVERHEAD_BYTES);
+}
+
 /**
  * Counts a body's bytes as the HTTP parser hands them over (`push`, before any reader sees
- * them); past `limit` the rest is dropped and `onOver` answers. Only this wrapper sees every
- * chunk first: a 'data' listener would take chunks away from the framework's parser.
+ * them); past `limit` `onOver` answers and the rest is discarded, never passed on, so the
+ * framework's parser never completes and the handler never runs. This wraps `push` on this one
+ * request: a 'data' listener would start the stream flowing before the framework's parser
+ * listens, and the framework has no body limit to set.
  */
 function capBody(req: IncomingMessage, limit: number, onOver: () => void): void {
   let seen = 0;
-  let over = false;
+  let discard: ((size: number) => void) | undefined;
   const push = req.push.bind(req);
+  caps.set(req, {
+    discard: (drain) => {
+      discard = discarder(drain);
+    },
+  });
   req.push = (chunk: unknown, encoding?: BufferEncoding) => {
-    if (over) return false;
-    if (chunk !== null && chunk !== undefined) {
-      seen += (chunk as Buffer).length;
-      if (seen > limit) {
-        over = true;
-        onOver();
-        return false;
-      }
+    const size = chunk === null || chunk === undefined ? -1 : (chunk as Buffer).length;
+    if (!discard && size >= 0 && seen + size > limit) onOver();
+    if (discard) {
+      discard(size);
+      return true;
     }
+    seen += Math.max(size, 0);
     return push(chunk, encoding);
   };
 }
 
+/** Counts discarded chunks (`-1`: the body's end) against a {@link Drain}. */
+function discarder(drain: Drain): (size: number) => void {
+  let discarded = 0;
+  return (size) => {
+    if (size < 0) {
+      drain.onEnd();
+      return;
+    }
+    discarded += size;
+    if (discarded > drain.bytes) drain.onOver();
+  };
+}
+
+/**
+ * Reads and discards the rest of a body, wherever it is going (capBody's, or one nobody reads).
+ */
+function discardRest(req: IncomingMessage, drain: Drain): void {
+  const cap = caps.get(req);
+  if (cap) {
+    cap.discard(drain);
+    return;
+  }
+  const discard = discarder(drain);
+  req.on('data', (chunk: Buffer) => discard(chunk.length));
+  req.once('end', () => discard(-1));
+  req.resume();
+}
+
+/**
+ * Answers with `error` as JSON at once (the whole answer, with its Content-Length), then reads
+ * and discards the rest of the body within the bounds above before ending the response, which
+ * closes the connection (`Connection: close`: Node closes the socket when such a response ends).
+ */
 function refuse(
   req: IncomingMessage,
   res: ServerResponse,
   error: unknown,
-  config: Pick<GuardConfig, 'CORS_ORIGINS'>,
+  config: Pick<GuardConfig, 'CORS_ORIGINS'> & Partial<Pick<GuardConfig, 'MAX_UPLOAD_BYTES'>>,
 ): void {
   const { status, body } = toHttpError(error);
   const origin = req.headers.origin;
   const cors = corsFor(typeof origin === 'string' ? origin : undefined, config.CORS_ORIGINS);
+  const text = JSON.stringify(body);
   res.writeHead(status, {
     ...(cors.allowed ? cors.headers : {}),
     'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
     'Cache-Control': 'no-store',
     'X-Content-Type-Options': 'nosniff',
-    // The body is left unread: tell the client to stop sending it.
     Connection: 'close',
   });
-  res.end(JSON.stringify(body));
+  res.write(text);
+  const timer = setTimeout(() => req.socket.destroy(), DRAIN_MS).unref();
+  res.once('close', () => clearTimeout(timer));
+  discardRest(req, {
+    bytes: drainBytes(config),
+    onEnd: () => res.end(),
+    onOver: () => req.socket.destroy(),
+  });
 }
 
 /**
@@ -112,6 +196,7 @@ export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, co
   if (!/^multipart\//i.test(String(req.headers['content-type'] ?? ''))) {
     req.headers['content-type'] = 'application/octet-stream';
   }
+  admitted.add(req);
   return true;
 }
 
@@ -130,22 +215,74 @@ export function guardUploadListener(listener: RequestListener, getConfig: () => 
   };
 }
 
+/**
+ * Puts the guard in front of `server`'s request listeners (functions-framework's app), once.
+ * Called for a server's first request, before the server emits it, so that request is screened too.
+ */
+function guardServer(server: Server, getConfig: () => GuardConfig): void {
+  const listeners = server.listeners('request') as RequestListener[];
+  server.removeAllListeners('request');
+  const all: RequestListener = (req, res) => {
+    for (const listener of listeners) listener.call(server, req, res);
+  };
+  server.on('request', guardUploadListener(all, getConfig));
+}
+
 let installed = false;
 
 /**
- * When this process serves the `upload` function (FUNCTION_TARGET, set by Cloud Functions and by
- * `functions-framework --target`), wraps the server that functions-framework is about to create
- * (it loads the function's module first, then calls `http.createServer(app)`) with the guard.
+ * Whether this process serves the `upload` function: FUNCTION_TARGET (set by Cloud Functions), or
+ * `functions-framework --target=upload` (or `--target upload`) on the command line.
  */
-export function installUploadGuard(getConfig: () => GuardConfig): void {
-  if (installed || process.env.FUNCTION_TARGET !== 'upload') return;
+export function servesUpload(env: NodeJS.ProcessEnv, argv: readonly string[]): boolean {
+  return (
+    env.FUNCTION_TARGET === 'upload' ||
+    argv.some((arg, i) => arg === '--target=upload' || (arg === '--target' && argv[i + 1] === 'upload'))
+  );
+}
+
+/**
+ * When this process serves the `upload` function ({@link servesUpload}), screens every request its
+ * HTTP server receives with the guard. Returns whether it did (so whether {@link requireScreening}
+ * should insist).
+ */
+export function installUploadGuard(
+  getConfig: () => GuardConfig,
+  env: NodeJS.ProcessEnv = process.env,
+  argv: readonly string[] = process.argv,
+): boolean {
+  if (installed) return true;
+  if (!servesUpload(env, argv)) return false;
   // Refuse to start rather than serve without the authentication asked for (UPLOAD_AUTH).
   uploadAuth(getConfig());
   installed = true;
-  const original = http.createServer;
-  (http as { createServer: unknown }).createServer = (...args: unknown[]) => {
-    const at = args.findIndex((arg) => typeof arg === 'function');
-    if (at >= 0) args[at] = guardUploadListener(args[at] as RequestListener, getConfig);
-    return (original as (...a: unknown[]) => http.Server).apply(http, args);
+  const guarded = new WeakSet<Server>();
+  subscribe('http.server.request.start', (message) => {
+    const { server } = message as { server: Server };
+    if (guarded.has(server)) return;
+    guarded.add(server);
+    guardServer(server, getConfig);
+  });
+  return true;
+}
+
+/**
+ * Wraps the `upload` handler: while `required()` (the guard is installed), a request the guard
+ * did not admit is answered 500 and never handled, so the guard cannot be bypassed silently.
+ */
+export function requireScreening<R extends IncomingMessage, S extends ServerResponse, T>(
+  handler: (req: R, res: S) => T,
+  required: () => boolean,
+  onBypass: (req: R) => void = () => undefined,
+): (req: R, res: S) => T | undefined {
+  return (req, res) => {
+    if (!required() || admitted.has(req)) return handler(req, res);
+    onBypass(req);
+    const { status, body } = toHttpError(
+      new PipelineError('internal', 'The request reached the upload handler without the upload guard; refused.'),
+    );
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.end(JSON.stringify(body));
+    return undefined;
   };
 }

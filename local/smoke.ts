@@ -1,10 +1,12 @@
 /**
- * `npm run smoke -- --url URL …`: after a deployment (or against the local stack), uploads a
+ * `npm run smoke -- [--url URL …]`: after a deployment (or against the local stack), uploads a
  * generated image, follows it to ready and fetches every URL of its manifest, naming the likely
  * cause of a failure (IAM, upload token, CORS, serving mode). Options: `--help` ({@link USAGE}).
  */
 import sharp from 'sharp';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localDataDir, readStackState, STACK_STATE_FILE } from './stack-state.js';
 
 export interface SmokeOptions {
   readonly url: string;
@@ -329,35 +331,53 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
 }
 
 /** What `--help` prints. */
-const USAGE = `usage: npm run smoke -- --url URL [--token T] [--identity-token I] [--origin O] [--timeout SECONDS]
+export const USAGE = `usage: npm run smoke -- [options]
 
 Uploads a generated image, follows it to ready and fetches every URL of its manifest. Prints one
 line per step and, for a failure, its likely cause. Exit code 0 when every step passed.
 
-  --url             the upload function's URL (\`terraform output -raw upload_url\`), or the local
-                    stack's page URL (http://127.0.0.1:8080)
-  --token           the upload bearer token (UPLOAD_TOKEN, from Secret Manager) if upload checks one
-  --identity-token  an identity token for Cloud Run IAM (\`gcloud auth print-identity-token\`), for a
-                    private upload function; sent in X-Serverless-Authorization with --token
+  --url             the upload function's URL, or the local stack's page URL; default: the page of
+                    the \`npm start\` running in another terminal (recorded in .local/stack.json,
+                    or in LOCAL_DATA_DIR)
+  --token           the upload bearer token (UPLOAD_TOKEN) if upload checks one
+  --identity-token  an identity token for Cloud Run IAM, for a private upload function; sent in
+                    X-Serverless-Authorization with --token
   --origin          a browser origin to send (checks upload's CORS_ORIGINS and the images' CORS)
   --timeout         seconds to wait for the image to be ready (default 300)
   -h, --help        print this and exit
+
+Against a deployment (from terraform/, with gcloud logged in as an account the function admits):
+  npm run smoke -- --url "$(terraform output -raw upload_url)" \\
+    --identity-token "$(gcloud auth print-identity-token)"      # upload_invoker_members
+    --token "$(gcloud secrets versions access latest --secret SECRET)"   # upload_token_secret_id
+More: docs/operations.md.
 `;
 
-/** Parses the command line; throws with a usage message. */
-export function parseSmokeArgs(argv: readonly string[]): SmokeOptions {
+/**
+ * Parses the command line; throws with a usage message. Without --url, the page of the local
+ * stack recorded in `env`'s data directory (local/stack-state.ts).
+ */
+export function parseSmokeArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): SmokeOptions {
   const usage = USAGE.slice(0, USAGE.indexOf('\n'));
   const values: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     const match = /^--(url|token|identity-token|origin|timeout)(?:=(.*))?$/.exec(arg);
     const name = match?.[1];
-    if (!match || name === undefined) throw new Error(`unknown argument ${arg}\n${usage}`);
+    if (!match || name === undefined) throw new Error(`unknown option ${arg}\n${usage}`);
     const value = match[2] ?? argv[++i];
     if (value === undefined || value === '') throw new Error(`--${name} needs a value\n${usage}`);
     values[name] = value;
   }
-  if (!values.url) throw new Error(`--url is required\n${usage}`);
+  if (!values.url) {
+    const dataDir = localDataDir(env);
+    const stack = readStackState(dataDir);
+    if (!stack)
+      throw new Error(
+        `--url is required: no local stack is running (no live ${join(dataDir, STACK_STATE_FILE)}); start one with \`npm start\`, or give a deployment's URL\n${usage}`,
+      );
+    values.url = stack.webUrl;
+  }
   if (!/^https?:\/\//.test(values.url)) throw new Error(`--url must be an http(s) URL, got ${values.url}\n${usage}`);
   const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new Error(`--timeout must be a number of seconds\n${usage}`);
@@ -379,7 +399,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   try {
     options = parseSmokeArgs(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(`npm run smoke: ${(error as Error).message}\n`);
+    process.stderr.write(`npm run smoke: ${(error as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }
   runSmoke(options).then(

@@ -3,16 +3,13 @@
  * Ctrl-C / SIGTERM, 1 when the stack cannot start (the message says why). Ports and settings:
  * docs/local-stack.md.
  */
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../shared/core/config.js';
 import { stackBanner } from './banner.js';
 import { formatLogLine, type LogFormat } from './log-format.js';
 import { PortConfigError, portsFromEnv, PortInUseError, type PortName } from './ports.js';
 import { EmulatorUnavailableError } from './pubsub-emulator.js';
 import { startLocalStack, type LocalStack } from './stack.js';
-
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+import { localDataDir, removeStackState, writeStackState } from './stack-state.js';
 
 function fail(message: string): never {
   process.stderr.write(`\nnpm start: ${message}\n\n`);
@@ -38,7 +35,7 @@ async function main(): Promise<void> {
   } catch (error) {
     fail((error as Error).message);
   }
-  const dataDir = resolve(REPO_ROOT, env.LOCAL_DATA_DIR?.trim() || '.local');
+  const dataDir = localDataDir(env);
 
   let stack: LocalStack | undefined;
   let starting: Promise<LocalStack> | undefined;
@@ -56,6 +53,7 @@ async function main(): Promise<void> {
     try {
       // During start-up: abort it; it stops what it has started before it rejects.
       abort.abort();
+      removeStackState(dataDir);
       await (stack ?? (await starting?.catch(() => undefined)))?.stop();
     } finally {
       process.stdout.write('npm start: stopped.\n');
@@ -98,6 +96,8 @@ async function main(): Promise<void> {
     fail(`the local stack did not start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   }
   if (stopping) return;
+  // For the operator commands (npm run reprocess, npm run smoke) run with no settings.
+  writeStackState(dataDir, stack, env);
   process.stdout.write(`${stackBanner(stack)}\n`);
 }
 

@@ -158,9 +158,18 @@ function effectiveMethod(ctx: RequestContext): string {
   return method;
 }
 
+/**
+ * With STORAGE_EMULATOR_HOST set, @google-cloud/storage (7.x) sends JSON API calls to that URL
+ * as it is, without `/storage/v1` (`{host}/b/{bucket}/o/...`); they are the same calls. A bucket
+ * name has at least 3 characters, so `/b/...` is never an XML API object path.
+ */
+function jsonApiPath(pathname: string): string {
+  return pathname === '/b' || pathname.startsWith('/b/') ? `/storage/v1${pathname}` : pathname;
+}
+
 /** Routes one request; unknown routes are a 404 in Google's error JSON, logged loudly. */
 export async function route(ctx: RequestContext): Promise<void> {
-  const pathname = ctx.url.pathname;
+  const pathname = jsonApiPath(ctx.url.pathname);
   if (pathname.startsWith('/_admin/')) return handleAdmin(ctx, pathname.slice('/_admin'.length));
   const method = effectiveMethod(ctx);
   let pathMatched = false;

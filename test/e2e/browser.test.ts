@@ -375,3 +375,51 @@ describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
     }
   });
 });
+
+describe('try-it page in Chromium, with MAX_UPLOAD_BYTES at 4 MiB: an oversized upload shows the 413', function () {
+  this.timeout(180_000);
+  const MiB = 1024 * 1024;
+  const s = useStackAndPage({ WIDTHS: '320', MAX_UPLOAD_BYTES: String(4 * MiB) });
+  const message = 'The file is larger than the limit of 4194304 bytes.';
+
+  it("shows the API's message and code on each card, not a network error (three 12 MiB files at once)", async () => {
+    const { t, page, files, pageErrors } = s;
+    await page.goto(t.stack.urls.web);
+    // Under the page's 16 MiB signed-URL threshold, so each goes to POST /uploads by XMLHttpRequest.
+    const paths = ['big-1.jpg', 'big-2.jpg', 'big-3.jpg'].map((name) => join(files, name));
+    for (const path of paths) writeFileSync(path, Buffer.alloc(12 * MiB, 0x5a));
+    await page.setInputFiles('#files', paths);
+    for (const name of ['big-1.jpg', 'big-2.jpg', 'big-3.jpg']) {
+      const card = page.locator('.card', { hasText: name });
+      await card.locator('.error').waitFor({ timeout: 60_000 });
+      expect(await card.locator('.error-message').textContent(), name).to.equal(message);
+      expect(await card.locator('.error-code code').textContent(), name).to.equal('payload_too_large');
+    }
+    expect(pageErrors).to.deep.equal([]);
+  });
+
+  it("lets the page's fetch read the 413 and its JSON for a 12 MiB body (3 tries)", async () => {
+    const { page } = s;
+    const answers = await page.evaluate(async () => {
+      const results: Array<{ status: number; body: string } | { error: string }> = [];
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          const response = await fetch('/uploads', {
+            method: 'POST',
+            headers: { 'Content-Type': 'image/jpeg' },
+            body: new Blob([new Uint8Array(12 * 1024 * 1024)]),
+          });
+          results.push({ status: response.status, body: await response.text() });
+        } catch (error) {
+          results.push({ error: String(error) });
+        }
+      }
+      return results;
+    });
+    for (const answer of answers) {
+      expect(answer).to.have.property('status', 413);
+      const body = JSON.parse((answer as { body: string }).body);
+      expect(body.error).to.include({ code: 'payload_too_large', message });
+    }
+  });
+});

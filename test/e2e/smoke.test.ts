@@ -7,6 +7,8 @@
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseSmokeArgs, runSmoke, type SmokeResult } from '../../local/smoke.js';
 import { startTestStack, type TestStack } from './helpers.js';
 
@@ -167,8 +169,9 @@ describe('npm run smoke against the local stack', function () {
     });
 
     it('refuses a missing --url, an unknown flag and a bad timeout, with the usage', function () {
-      expect(() => parseSmokeArgs([])).to.throw(/--url is required\nusage: npm run smoke/);
-      expect(() => parseSmokeArgs(['--url', 'https://x', '--verbose'])).to.throw(/unknown argument --verbose/);
+      const noStack = { LOCAL_DATA_DIR: join(tmpdir(), `no-stack-here-${process.pid}`) };
+      expect(() => parseSmokeArgs([], noStack)).to.throw(/--url is required: no local stack is running.*npm start/);
+      expect(() => parseSmokeArgs(['--url', 'https://x', '--verbose'])).to.throw(/unknown option --verbose/);
       expect(() => parseSmokeArgs(['--url', 'https://x', '--timeout', 'soon'])).to.throw(/--timeout must be a number/);
       expect(() => parseSmokeArgs(['--url', 'x.run.app'])).to.throw(/--url must be an http\(s\) URL/);
     });

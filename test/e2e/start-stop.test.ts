@@ -5,7 +5,10 @@
  * naming the variable to change, exit code 1, and nothing started. Firestore documents survive a
  * SIGTERM and a new `npm start` on the same data directory.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Firestore } from '@google-cloud/firestore';
@@ -19,6 +22,8 @@ import { eventually, freePort } from '../helpers.js';
 import { emulatorProcesses, firestoreEmulatorProcesses, listeningPorts, removeDir, tempDir } from './helpers.js';
 
 const START_SCRIPT = fileURLToPath(new URL('../../local/start.js', import.meta.url));
+const REPROCESS_SCRIPT = fileURLToPath(new URL('../../local/reprocess.js', import.meta.url));
+const SMOKE_SCRIPT = fileURLToPath(new URL('../../local/smoke.js', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 async function freePorts(): Promise<Record<PortName, number>> {
@@ -237,10 +242,25 @@ describe('local stack start and stop', function () {
       expect(health.status).to.equal(200);
       expect(emulatorProcesses(ports.pubsub)).to.not.be.empty;
 
+      // The operator commands, with no settings but the data directory, run against this stack.
+      const state = JSON.parse(readFileSync(join(dataDir, 'stack.json'), 'utf8'));
+      expect(state.webUrl).to.equal(`${web}/`);
+      const bare = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOCAL_DATA_DIR: dataDir };
+      const run = promisify(execFile);
+      const smoke = await run(process.execPath, [SMOKE_SCRIPT, '--timeout', '90'], { env: bare });
+      expect(smoke.stdout).to.contain('smoke test passed');
+      const reprocess = await run(process.execPath, [REPROCESS_SCRIPT, '--dry-run'], {
+        env: { ...bare, WIDTHS: '320' },
+      });
+      const summary = JSON.parse(reprocess.stdout.slice(reprocess.stdout.indexOf('\n{') + 1));
+      // The smoke test's image, made with the stack's recipe, is outdated for one with other widths.
+      expect(summary).to.include({ dryRun: true, ready: 1, outdated: 1, dispatched: 0 });
+
       child.kill('SIGINT');
       const { code } = await exitOf(child);
       expect(code, stdout + stderr).to.equal(0);
       expect(stdout).to.contain('stopped.');
+      expect(existsSync(join(dataDir, 'stack.json')), 'stack.json left behind').to.equal(false);
       expect(await listeningPorts(Object.values(ports))).to.deep.equal([]);
       await eventually(
         async () => (emulatorProcesses(ports.pubsub).length === 0 ? true : undefined),

@@ -3,9 +3,15 @@
  * the listener wrapper the local stack uses, and through the real `functions-framework` CLI with
  * FUNCTION_TARGET=upload, as Cloud Functions runs it.
  */
+import { http as registerHttp, type Request, type Response } from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import {
   createServer,
   request as httpRequest,
@@ -17,11 +23,11 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import '../../functions/index.js';
-import { guardUploadListener } from '../../functions/upload-guard.js';
+import { guardUploadListener, requireScreening } from '../../functions/upload-guard.js';
 import { useDeps } from '../../functions/runtime.js';
 import { waitForPort } from '../../local/pubsub-emulator.js';
 import { makePhoto } from '../fixtures/images.js';
-import { freePort } from '../helpers.js';
+import { close, freePort, listen } from '../helpers.js';
 import { pullJobs, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
 
 const MiB = 1024 * 1024;
@@ -78,6 +84,29 @@ function streamUntilAnswered(port: number, headers: OutgoingHttpHeaders, totalBy
     };
     pump();
   });
+}
+
+/** `functions-framework --target=upload` on `port`, as Cloud Functions runs it, with `env` added. */
+function spawnUploadFunction(port: number, env: Record<string, string>): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      'node_modules/@google-cloud/functions-framework/build/src/main.js',
+      '--target=upload',
+      '--source=dist/functions/index.js',
+      `--port=${port}`,
+    ],
+    {
+      env: {
+        ...process.env,
+        FUNCTION_TARGET: 'upload',
+        UPLOADS_BUCKET: 'test-uploads',
+        IMAGES_BUCKET: 'test-images',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
 }
 
 describe('upload guard: bodies are screened before functions-framework parses them', function () {
@@ -284,69 +313,142 @@ describe('upload guard: bodies are screened before functions-framework parses th
     await pullJobs(pipeline.jobs);
   });
 
-  for (const [what, env, message] of [
-    ['no token and no UPLOAD_AUTH', {}, /UPLOAD_TOKEN is unset but UPLOAD_AUTH is token/],
-    ['an empty UPLOAD_TOKEN (an empty secret version)', { UPLOAD_TOKEN: '' }, /UPLOAD_TOKEN is set but empty/],
-    ['a blank UPLOAD_TOKEN', { UPLOAD_TOKEN: ' \n' }, /UPLOAD_TOKEN is set but empty/],
-  ] as const) {
-    it(`keeps functions-framework from serving upload with ${what}, naming the variable`, async () => {
-      const port = await freePort();
-      const child = spawn(
-        process.execPath,
-        [
-          'node_modules/@google-cloud/functions-framework/build/src/main.js',
-          '--target=upload',
-          '--source=dist/functions/index.js',
-          `--port=${port}`,
-        ],
-        {
-          env: {
-            ...process.env,
-            FUNCTION_TARGET: 'upload',
-            UPLOADS_BUCKET: 'test-uploads',
-            IMAGES_BUCKET: 'test-images',
-            ...env,
+  describe('no request reaches the handler without the guard (requireScreening, as functions/index.ts registers upload)', () => {
+    /** What the probe handler saw: only admitted requests, each with at most the limit's bytes. */
+    const seen: Array<{ method: string; path: string; bytes: number }> = [];
+    let bare: Server;
+    let guarded: Server;
+    before(async () => {
+      // A stand-in handler registered with the framework like upload, behind the same check: it
+      // records what reaches it, so the test sees what the real handler would have been given.
+      registerHttp(
+        'upload-screening-probe',
+        requireScreening(
+          (req: Request, res: Response) => {
+            seen.push({
+              method: req.method,
+              path: req.path,
+              bytes: Buffer.isBuffer(req.rawBody) ? req.rawBody.length : 0,
+            });
+            res.status(200).json({ handled: true });
           },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
+          () => true,
+        ),
       );
-      let output = '';
-      child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-      child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-      const code = await new Promise<number | null>((r) => child.once('exit', r));
-      expect(code, output).to.not.equal(0);
-      expect(output).to.match(message);
+      const app = getTestServer('upload-screening-probe').listeners('request')[0] as RequestListener;
+      bare = createServer(app);
+      guarded = createServer(guardUploadListener(app, () => pipeline.config));
+      await listen(guarded);
     });
-  }
+    after(async () => close(guarded));
+    beforeEach(() => void seen.splice(0));
 
-  it('is installed by functions/index.ts when functions-framework serves upload (FUNCTION_TARGET)', async () => {
+    const routes: Array<[string, string]> = [
+      ['POST', '/uploads'],
+      ['POST', '/'],
+      ['GET', '/uploads/0123456789abcdef'],
+      ['DELETE', '/uploads/0123456789abcdef'],
+      ['POST', '/uploads/signed-url'],
+      ['GET', '/uploads/signed-url/some-ticket'],
+      ['GET', '/healthz'],
+      ['OPTIONS', '/uploads'],
+      ['PUT', '/uploads'],
+      ['GET', '/no/such/route'],
+    ];
+
+    it('answers every route and method with 500 when the framework serves it without the guard', async () => {
+      for (const [method, path] of routes) {
+        const response = await request(bare)[method.toLowerCase() as 'get'](path).set('Content-Type', 'image/jpeg');
+        expect(response.status, `${method} ${path}`).to.equal(500);
+        expect(response.body.error.code, `${method} ${path}`).to.equal('internal');
+      }
+      expect(seen, 'requests that reached the handler').to.deep.equal([]);
+    });
+
+    it('hands the handler every route once the guard has screened it', async () => {
+      for (const [method, path] of routes) {
+        const response = await request(guarded)[method.toLowerCase() as 'get'](path);
+        expect(response.status, `${method} ${path}`).to.equal(200);
+      }
+      expect(seen.map((r) => `${r.method} ${r.path}`)).to.deep.equal(routes.map(([m, p]) => `${m} ${p}`));
+    });
+
+    it('never hands it a body over the limit: declared, chunked, or behind a Content-Length that lies', async () => {
+      const port = (guarded.address() as AddressInfo).port;
+      const declared = await streamUntilAnswered(port, { 'Content-Length': String(3 * MiB) }, 3 * MiB);
+      expect(declared.status).to.equal(413);
+      const chunked = await streamUntilAnswered(port, { 'Content-Type': 'image/jpeg' }, 8 * MiB);
+      expect(chunked.status).to.equal(413);
+      // Declares 100 bytes and sends 3 MiB: the framework reads 100, and the rest is not a request.
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', (error) => (text ? resolve(text) : reject(error)));
+        socket.write('POST /uploads HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100\r\n\r\n');
+        socket.end(Buffer.alloc(3 * MiB, 0x5a));
+      });
+      // Node's parser refuses the rest (400), often before the handler has answered the first.
+      expect(raw).to.match(/^HTTP\/1\.1 (200|400) /);
+      expect(seen.filter((r) => r.bytes !== 100)).to.deep.equal([]);
+      expect(seen.length).to.be.at.most(1);
+    });
+  });
+
+  it('is installed by --target=upload alone (no FUNCTION_TARGET)', async () => {
     const port = await freePort();
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [
-        'node_modules/@google-cloud/functions-framework/build/src/main.js',
-        '--target=upload',
-        '--source=dist/functions/index.js',
-        `--port=${port}`,
-      ],
-      {
-        env: {
-          ...process.env,
-          FUNCTION_TARGET: 'upload',
-          UPLOADS_BUCKET: 'test-uploads',
-          IMAGES_BUCKET: 'test-images',
-          STORAGE_API_ENDPOINT: pipeline.storageServer.url,
-          GOOGLE_CLOUD_PROJECT: TEST_PROJECT,
-          JOBS_TOPIC: pipeline.config.JOBS_TOPIC,
-          EVENTS_TOPIC: pipeline.config.EVENTS_TOPIC,
-          UPLOAD_AUTH: 'none',
-        },
-        stdio: 'ignore',
-      },
-    );
+    const child = spawnUploadFunction(port, {
+      FUNCTION_TARGET: '',
+      STORAGE_API_ENDPOINT: pipeline.storageServer.url,
+      GOOGLE_CLOUD_PROJECT: TEST_PROJECT,
+      UPLOAD_AUTH: 'none',
+    });
     try {
       await waitForPort(port, '127.0.0.1', 20_000);
-      const base = `http://127.0.0.1:${port}`;
+      const bomb = await request(`http://127.0.0.1:${port}`)
+        .post('/uploads')
+        .set('Content-Type', 'image/jpeg')
+        .set('Content-Encoding', 'gzip')
+        .send(gzipSync(Buffer.alloc(MiB)));
+      expect(bomb.status).to.equal(415);
+      expect(bomb.body.error.code).to.equal('unsupported_encoding');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+
+  describe('served by the functions-framework CLI with FUNCTION_TARGET=upload, as Cloud Functions runs it', () => {
+    const execFileAsync = promisify(execFile);
+    let child: ChildProcess;
+    let base: string;
+    let output = '';
+    // The default limit (25 MiB) and the 30 MiB body that a new user tried.
+    const overLimit = Buffer.alloc(30 * MiB, 0x5a);
+    before(async function () {
+      this.timeout(60_000);
+      const port = await freePort();
+      child = spawnUploadFunction(port, {
+        STORAGE_API_ENDPOINT: pipeline.storageServer.url,
+        GOOGLE_CLOUD_PROJECT: TEST_PROJECT,
+        JOBS_TOPIC: pipeline.config.JOBS_TOPIC,
+        EVENTS_TOPIC: pipeline.config.EVENTS_TOPIC,
+        UPLOAD_AUTH: 'none',
+        MAX_UPLOAD_BYTES: String(25 * MiB),
+      });
+      child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+      await waitForPort(port, '127.0.0.1', 20_000);
+      base = `http://127.0.0.1:${port}`;
+    });
+    after(async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await pullJobs(pipeline.jobs);
+    });
+
+    it("screens its requests (the guard is in front of the framework's app)", async () => {
       const bomb = await request(base)
         .post('/uploads')
         .set('Content-Type', 'image/jpeg')
@@ -357,12 +459,88 @@ describe('upload guard: bodies are screened before functions-framework parses th
       const json = await request(base).post('/uploads').set('Content-Type', 'application/json').send('{"broken"');
       expect(json.status).to.equal(415);
       expect(json.type).to.equal('application/json');
+      // Handled, so the guard admitted it: requireScreening answers 500 to anything it did not.
       const ok = await request(base).post('/uploads').set('Content-Type', 'image/jpeg').send(photo);
-      expect(ok.status).to.be.oneOf([200, 202]);
-    } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      await pullJobs(pipeline.jobs);
-    }
+      expect(ok.status, output).to.be.oneOf([200, 202]);
+      const health = await request(base).get('/healthz');
+      expect(health.status).to.equal(200);
+    });
+
+    const expectTooLarge = (status: number, text: string, what: string) => {
+      expect(status, what).to.equal(413);
+      expect(JSON.parse(text).error, what).to.include({ code: 'payload_too_large' });
+      expect(JSON.parse(text).error.message, what).to.match(/larger than the limit of 26214400 bytes/);
+    };
+
+    it("answers a 30 MiB body with a 413 that Node's fetch reads, every time (5 tries)", async () => {
+      for (let attempt = 1; attempt <= 5; attempt++) {
+        const response = await fetch(`${base}/uploads`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'image/jpeg' },
+          body: overLimit,
+        });
+        expectTooLarge(response.status, await response.text(), `try ${attempt}`);
+      }
+    });
+
+    it("answers a 30 MiB chunked body (a stream, no Content-Length) with a 413 that Node's fetch reads (3 tries)", async () => {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (let at = 0; at < overLimit.length; at += MiB) controller.enqueue(overLimit.subarray(at, at + MiB));
+            controller.close();
+          },
+        });
+        const response = await fetch(`${base}/uploads`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'image/jpeg' },
+          body,
+          duplex: 'half',
+        } as RequestInit);
+        expectTooLarge(response.status, await response.text(), `try ${attempt}`);
+      }
+    });
+
+    it('answers a 30 MiB body with a 413 that curl reads (3 tries)', async function () {
+      const found = await execFileAsync('sh', ['-c', 'command -v curl']).catch(() => undefined);
+      if (!found) {
+        console.log('      (skipped: curl is not installed)');
+        this.skip();
+      }
+      const file = join(tmpdir(), `upload-guard-30mib-${process.pid}.bin`);
+      writeFileSync(file, overLimit);
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const { stdout } = await execFileAsync('curl', [
+          '--silent',
+          '--show-error',
+          '--header',
+          'Content-Type: image/jpeg',
+          '--data-binary',
+          `@${file}`,
+          '--write-out',
+          '\n%{http_code}',
+          `${base}/uploads`,
+        ]);
+        const lines = stdout.trimEnd().split('\n');
+        expectTooLarge(Number(lines.at(-1)), lines.slice(0, -1).join('\n'), `try ${attempt}`);
+      }
+    });
   });
+
+  for (const [what, env, message] of [
+    ['no token and no UPLOAD_AUTH', {}, /UPLOAD_TOKEN is unset but UPLOAD_AUTH is token/],
+    ['an empty UPLOAD_TOKEN (an empty secret version)', { UPLOAD_TOKEN: '' }, /UPLOAD_TOKEN is set but empty/],
+    ['a blank UPLOAD_TOKEN', { UPLOAD_TOKEN: ' \n' }, /UPLOAD_TOKEN is set but empty/],
+  ] as const) {
+    it(`keeps functions-framework from serving upload with ${what}, naming the variable`, async () => {
+      const port = await freePort();
+      const child = spawnUploadFunction(port, env);
+      let output = '';
+      child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(code, output).to.not.equal(0);
+      expect(output).to.match(message);
+    });
+  }
 });
