@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { Manifest } from '../../shared/core/schemas.js';
+import { probeImage } from '../../shared/image/probe.js';
 import { makePhoto, noisePng } from '../fixtures/images.js';
 import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
 
@@ -103,16 +104,28 @@ describe('try-it page in Chromium', function () {
     const photoPath = join(files, 'harbour.jpg');
     writeFileSync(photoPath, await makePhoto({ width: 1200, height: 800, seed: 31 }));
     const notImage = join(files, 'notes.jpg');
-    writeFileSync(notImage, 'these are notes, not a photo\n');
+    const notes = Buffer.from('these are notes, not a photo\n');
+    writeFileSync(notImage, notes);
+    // The page must show the API's own message for these bytes, whatever formats it names.
+    const apiMessage = await probeImage(notes, {
+      maxBytes: 1e9,
+      maxPixels: 1e9,
+      maxFrames: 1,
+      allowSvg: false,
+      widths: [],
+      formats: [],
+    }).then(
+      () => expect.fail('the notes were probed as an image'),
+      (error: Error) => error.message,
+    );
     await page.setInputFiles('#files', [notImage, photoPath]);
 
     // The error, as the API returned it: message and code.
     const failed = page.locator('.card', { hasText: 'notes.jpg' });
     await failed.locator('.error').waitFor({ timeout: 30_000 });
     expect(await failed.getAttribute('data-state')).to.equal('failed');
-    expect(await failed.locator('.error-message').textContent()).to.equal(
-      'The file is not a supported image (JPEG, PNG, WebP, AVIF, GIF or TIFF).',
-    );
+    expect(await failed.locator('.error-message').textContent()).to.equal(apiMessage);
+    expect(apiMessage).to.match(/^The file is not a supported image \(.*HEIC.*\)\.$/);
     expect(await failed.locator('.error-code code').textContent()).to.equal('not_an_image');
 
     const card = page.locator('.card', { hasText: 'harbour.jpg' });
