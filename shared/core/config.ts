@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import {
+  ANIMATION_MODES,
   CROP_STRATEGIES,
   FANOUT_STRATEGIES,
   OUTPUT_FORMATS,
@@ -168,6 +169,12 @@ export const ENV_SCHEMA = z.object({
   AUTO_QUALITY_MAX_TRIALS: int(1, 12)
     .default(4)
     .describe('With QUALITY_MODE=auto: most trial encodes per format and job in the quality search.'),
+  ANIMATION: z
+    .enum(ANIMATION_MODES, { message: `must be one of ${ANIMATION_MODES.join(', ')}` })
+    .default('first-frame')
+    .describe(
+      'Animated GIF/WebP input: `first-frame` (every variant is the first frame) or `keep` (WebP variants animated, every frame, delays and loop kept; JPEG and AVIF stay the first frame; docs/format-limits.md).',
+    ),
   KEEP_METADATA: boolean
     .default(false)
     .describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),
@@ -190,7 +197,9 @@ export const ENV_SCHEMA = z.object({
     .describe('Largest accepted image, in pixels (width × height).'),
   MAX_INPUT_FRAMES: int(1, 10_000)
     .default(100)
-    .describe('Most frames/pages an input may declare (animated GIF/WebP, multi-page TIFF).'),
+    .describe(
+      'Most frames/pages an input may declare (animated GIF/WebP, multi-page TIFF). With ANIMATION=keep, all frames of an animation together must also fit MAX_INPUT_PIXELS.',
+    ),
   ALLOW_SVG: boolean.default(false).describe('Accept SVG input (rasterised by librsvg). Off: SVG is a risky format.'),
   JOB_TIME_BUDGET_SECONDS: int(1, 3600)
     .default(300)

@@ -27,3 +27,8 @@ export type UploadAuth = { readonly mode: 'none' } | { readonly mode: 'token'; r
 export const QUALITY_MODES = ['fixed', 'auto'] as const;
 /** One of {@link QUALITY_MODES}. */
 export type QualityMode = (typeof QUALITY_MODES)[number];
+
+/** What an animated GIF or WebP becomes (ANIMATION): its first frame everywhere, or animated WebP variants. */
+export const ANIMATION_MODES = ['first-frame', 'keep'] as const;
+/** One of {@link ANIMATION_MODES}. */
+export type AnimationMode = (typeof ANIMATION_MODES)[number];

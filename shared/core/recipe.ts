@@ -4,7 +4,7 @@
  * images made with another recipe can be found and brought up to date (docs/state.md,
  * "Updates"). Adding a setting to the recipe is one line in {@link RECIPE_KEYS}; a list setting
  * that is empty (a feature left off, e.g. no ASPECTS) is left out, and so are the auto-quality
- * settings in QUALITY_MODE=fixed, so adding a feature does not change the recipe of images made
+ * settings in QUALITY_MODE=fixed and ANIMATION at its default `first-frame`, so adding a feature does not change the recipe of images made
  * without it. In `auto` mode the *_QUALITY settings stay in: they are where the search starts.
  */
 import { createHash } from 'node:crypto';
@@ -30,6 +30,7 @@ export const RECIPE_KEYS = [
   'AUTO_QUALITY_TARGET_WEBP',
   'AUTO_QUALITY_TARGET_JPEG',
   'AUTO_QUALITY_MAX_TRIALS',
+  'ANIMATION',
 ] as const satisfies ReadonlyArray<keyof Config>;
 
 /**
@@ -62,6 +63,8 @@ export function recipeOf(config: Pick<Config, (typeof RECIPE_KEYS)[number]>): Re
   const settings: Record<string, unknown> = {};
   for (const key of RECIPE_KEYS) {
     if (config.QUALITY_MODE !== 'auto' && AUTO_QUALITY_KEYS.has(key)) continue;
+    // The default changes nothing that images made before ANIMATION existed did: left out likewise.
+    if (key === 'ANIMATION' && config.ANIMATION === 'first-frame') continue;
     const value = config[key];
     if (value !== undefined && !(Array.isArray(value) && value.length === 0)) settings[key] = value;
   }

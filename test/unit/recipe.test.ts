@@ -19,10 +19,12 @@ describe('recipe', () => {
 
   it('records every recipe setting by variable name, with a 12-hex-digit hash', () => {
     const recipe = recipeOf(config);
-    // Every key but the empty lists of features left off (ASPECTS by default) and, in the default
-    // QUALITY_MODE=fixed, the auto-quality settings.
+    // Every key but the empty lists of features left off (ASPECTS by default), in the default
+    // QUALITY_MODE=fixed the auto-quality settings, and ANIMATION at its default first-frame.
     expect(Object.keys(recipe.settings)).to.deep.equal(
-      RECIPE_KEYS.filter((key) => key !== 'ASPECTS' && key !== 'QUALITY_MODE' && !key.startsWith('AUTO_QUALITY_')),
+      RECIPE_KEYS.filter(
+        (key) => key !== 'ASPECTS' && key !== 'QUALITY_MODE' && !key.startsWith('AUTO_QUALITY_') && key !== 'ANIMATION',
+      ),
     );
     expect(recipe.settings.WIDTHS).to.deep.equal(config.WIDTHS);
     expect(recipe.hash).to.match(/^[0-9a-f]{12}$/);
