@@ -65,7 +65,8 @@ function answerAccepted(req: Request, res: Response, outcome: AcceptOutcome): vo
         width: v.width,
         format: v.format,
         ...(v.aspect !== undefined ? { aspect: v.aspect } : {}),
-        name: variantName(outcome.id, v.width, v.format, v.aspect),
+        ...(v.animated ? { animated: true } : {}),
+        name: variantName(outcome.id, v.width, v.format, v.aspect, v.animated),
       })),
     });
   }

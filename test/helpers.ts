@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import type { Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { PipelineError } from '../shared/core/errors.js';
+import type { RenderOptions } from '../shared/image/render.js';
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -131,3 +132,15 @@ export function expectSameBytes(actual: Uint8Array | undefined, expected: Uint8A
   while (at < a.length && at < b.length && a[at] === b[at]) at++;
   expect.fail(`${what}: ${a.length} bytes where ${b.length} were expected, first difference at byte ${at}`);
 }
+
+/** Fast encoder settings for render tests: they check geometry, colour and frames, not compression. */
+export const FAST_RENDER_OPTIONS: RenderOptions = {
+  encoders: {
+    jpeg: { quality: 85, mozjpeg: false },
+    webp: { quality: 85, effort: 2 },
+    avif: { quality: 60, effort: 2 },
+  },
+  keepMetadata: false,
+  limitInputPixels: 50_000_000,
+  maxFrames: 100,
+};

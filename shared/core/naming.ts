@@ -58,17 +58,24 @@ export function isIncomingName(name: string): boolean {
 
 /**
  * `{id}/{width}w.{ext}` in the images bucket, or `{id}/{W}x{H}/{width}w.{ext}` for a variant of
- * aspect `W:H`'s crop: a folder of its own, so no cropped name can equal an uncropped one.
+ * aspect `W:H`'s crop: a folder of its own, so no cropped name can equal an uncropped one. An
+ * animated variant (ANIMATION=keep) is `{width}w.anim.{ext}`: other bytes than the still one, so
+ * another name (variants are cached as immutable, and an update makes only names it lacks).
  */
-export function variantName(id: string, width: number, format: OutputFormat, aspect?: string): string {
-  return aspect === undefined
-    ? `${id}/${width}w.${EXTENSIONS[format]}`
-    : `${id}/${aspectFolder(aspect)}/${width}w.${EXTENSIONS[format]}`;
+export function variantName(
+  id: string,
+  width: number,
+  format: OutputFormat,
+  aspect?: string,
+  animated?: boolean,
+): string {
+  const file = `${width}w${animated ? '.anim' : ''}.${EXTENSIONS[format]}`;
+  return aspect === undefined ? `${id}/${file}` : `${id}/${aspectFolder(aspect)}/${file}`;
 }
 
 /** True for a variant's name, `{id}/{width}w.{ext}` or `{id}/{W}x{H}/{width}w.{ext}` (not a record). */
 export function isVariantName(name: string): boolean {
-  return /^[0-9a-f]{32}\/(\d+x\d+\/)?\d+w\.(avif|webp|jpg)$/.test(name);
+  return /^[0-9a-f]{32}\/(\d+x\d+\/)?\d+w(\.anim)?\.(avif|webp|jpg)$/.test(name);
 }
 
 /** The folder under `{id}/` of the markers of planned variants that were not written. */
@@ -80,13 +87,14 @@ const OMITTED_FOLDER = 'omitted';
  * the original file, so the fan-in counts that variant as settled (docs/state.md). No object has
  * this name.
  */
-export function omittedVariantName(id: string, width: number, format: OutputFormat, aspect?: string): string {
-  return `${id}/${OMITTED_FOLDER}/${variantName(id, width, format, aspect).slice(id.length + 1)}`;
+export function omittedVariantName(...variant: Parameters<typeof variantName>): string {
+  const [id] = variant;
+  return `${id}/${OMITTED_FOLDER}/${variantName(...variant).slice(id.length + 1)}`;
 }
 
 /** True for an {@link omittedVariantName}. */
 export function isOmittedVariantName(name: string): boolean {
-  return /^[0-9a-f]{32}\/omitted\/(\d+x\d+\/)?\d+w\.(avif|webp|jpg)$/.test(name);
+  return /^[0-9a-f]{32}\/omitted\/(\d+x\d+\/)?\d+w(\.anim)?\.(avif|webp|jpg)$/.test(name);
 }
 
 /** The folder of aspect `W:H`'s variants: `WxH` (a colon is awkward in URLs and file systems). */

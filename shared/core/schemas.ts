@@ -20,6 +20,8 @@ export const VariantSpec = z.object({
   format: z.enum(OUTPUT_FORMATS),
   /** Absent for the uncropped image; otherwise the aspect whose crop ({@link OriginalInfo} `crops`) this is. */
   aspect: Aspect.optional(),
+  /** An animated WebP of every frame (ANIMATION=keep, an animated original); absent: one frame. */
+  animated: z.literal(true).optional(),
 });
 /** One output: a width and a format. */
 export type VariantSpec = z.infer<typeof VariantSpec>;
@@ -59,6 +61,8 @@ export const OriginalInfo = z.object({
   bytes: z.number().int().nonnegative(),
   contentType: z.string(),
   filename: z.string().optional(),
+  /** Frames of an animated GIF or WebP (more than 1); absent for still images and in older records. */
+  frames: z.number().int().min(2).optional(),
   /** Per configured aspect, its crop (absent when `ASPECTS` was empty at accept time). */
   crops: z.record(Aspect, AspectCrop).optional(),
 });
@@ -127,6 +131,11 @@ export const ManifestVariant = z.object({
   bytes: z.number().int().nonnegative(),
   name: z.string(),
   url: z.string(),
+  /**
+   * `true` on an animated WebP (ANIMATION=keep): every frame of the original (`original.frames`),
+   * its delays and loop count; absent: a still image (the first frame of an animation).
+   */
+  animated: z.literal(true).optional(),
 });
 /** A variant as the manifest lists it. */
 export type ManifestVariant = z.infer<typeof ManifestVariant>;

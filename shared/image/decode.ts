@@ -17,7 +17,7 @@ export interface DecodeOptions {
   keepMetadata: boolean;
   /** Largest accepted width × height of the original (checked from its header). */
   limitInputPixels: number;
-  /** Most frames/pages accepted in the original (only the first is rendered). */
+  /** Most frames/pages accepted in the original (only the first is rendered, but for animated variants). */
   maxFrames: number;
   /**
    * Epoch milliseconds; work still running past it fails with permanent `time_budget_exceeded`,
@@ -95,6 +95,8 @@ export function toPipelineError(error: unknown, fallback: 'corrupt_image' | 'ima
 export interface OriginalHeader {
   width: number;
   height: number;
+  /** Frames or pages the header declares (1 for a still image). */
+  frames: number;
   heif?: HeifSummary;
 }
 
@@ -102,7 +104,7 @@ export interface OriginalHeader {
 export async function inspectOriginal(original: Buffer, options: DecodeOptions): Promise<OriginalHeader> {
   if (sniffFormat(original) === 'heif') {
     const heif = summariseHeif(original, { maxPixels: options.limitInputPixels, maxFrames: options.maxFrames });
-    return { width: heif.width, height: heif.height, heif };
+    return { width: heif.width, height: heif.height, frames: 1, heif };
   }
   let metadata: Metadata;
   try {
@@ -138,7 +140,7 @@ export async function inspectOriginal(original: Buffer, options: DecodeOptions):
       },
     );
   }
-  return { width, height };
+  return { width, height, frames };
 }
 
 /**

@@ -27,12 +27,13 @@ export const FORMAT_PREFERENCE: readonly OutputFormat[] = ['avif', 'webp', 'jpeg
 export function placeholderVariantOf(
   plan: readonly VariantSpec[],
   preference: readonly OutputFormat[] = FORMAT_PREFERENCE,
-): { width: number; format: OutputFormat } | undefined {
+): { width: number; format: OutputFormat; animated?: true } | undefined {
   const uncropped = plan.filter((spec) => spec.aspect === undefined);
   if (uncropped.length === 0) return undefined;
   const width = Math.min(...uncropped.map((spec) => spec.width));
   const format = preference.find((f) => uncropped.some((spec) => spec.width === width && spec.format === f));
-  return format ? { width, format } : undefined;
+  const animated = uncropped.some((spec) => spec.width === width && spec.format === format && spec.animated);
+  return format ? { width, format, ...(animated ? { animated: true as const } : {}) } : undefined;
 }
 
 /** What the fan-in needs to know of a variant object that exists. */
@@ -74,7 +75,7 @@ export interface ManifestInput {
  */
 export function buildManifest(input: ManifestInput): Manifest {
   const entryOf = (spec: VariantSpec): ManifestVariant & { crop?: CropRect } => {
-    const name = variantName(input.id, spec.width, spec.format, spec.aspect);
+    const name = variantName(input.id, spec.width, spec.format, spec.aspect, spec.animated);
     const object = input.objects.get(name);
     if (!object) throw new Error(`buildManifest: ${name} is missing`);
     return {
@@ -86,6 +87,7 @@ export function buildManifest(input: ManifestInput): Manifest {
       name,
       url: `${input.baseUrl}/${name.split('/').map(encodeURIComponent).join('/')}`,
       ...(spec.aspect !== undefined && object.crop ? { crop: { ...object.crop } } : {}),
+      ...(spec.animated ? { animated: true as const } : {}),
     };
   };
   const rank = (format: OutputFormat) => FORMAT_PREFERENCE.indexOf(format);
@@ -115,7 +117,7 @@ export function buildManifest(input: ManifestInput): Manifest {
   const qualities = qualitiesOf(input);
   const carrier = placeholderVariantOf(input.plan);
   const placeholder = carrier
-    ? input.objects.get(variantName(input.id, carrier.width, carrier.format))?.placeholder
+    ? input.objects.get(variantName(input.id, carrier.width, carrier.format, undefined, carrier.animated))?.placeholder
     : undefined;
   return {
     v: 1,
@@ -142,7 +144,9 @@ function qualitiesOf(input: ManifestInput): Partial<Record<OutputFormat, number>
   const widestFirst = [...input.plan].sort((a, b) => b.width - a.width);
   for (const format of FORMAT_PREFERENCE) {
     for (const spec of widestFirst.filter((s) => s.format === format)) {
-      const quality = input.objects.get(variantName(input.id, spec.width, spec.format, spec.aspect))?.quality;
+      const quality = input.objects.get(
+        variantName(input.id, spec.width, spec.format, spec.aspect, spec.animated),
+      )?.quality;
       if (quality !== undefined) {
         qualities[format] = quality;
         break;

@@ -10,6 +10,7 @@
 import type { Config } from '../core/config.js';
 import type { CropRect, OmittedVariant, VariantSpec } from '../core/schemas.js';
 import type { FanoutStrategy, OutputFormat } from '../core/domain.js';
+import { markAnimated } from './animation.js';
 
 /** An original's upright size (after EXIF orientation), as the probe reports it. */
 export interface ImageSize {
@@ -20,6 +21,9 @@ export interface ImageSize {
 /** An original's size and, when aspects are configured, each aspect's crop (chosen at accept). */
 export interface PlanInput extends ImageSize {
   crops?: Readonly<Record<string, CropRect>> | undefined;
+  /** The original's format and frames (OriginalInfo), for ANIMATION=keep (animation.ts). */
+  format?: string;
+  frames?: number | undefined;
 }
 
 /**
@@ -150,9 +154,10 @@ export interface VariantPlan {
  */
 export function planImage(
   info: PlanInput,
-  config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS'>>,
+  config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS' | 'ANIMATION'>>,
 ): VariantPlan {
-  const whole = planFrame(info, config.WIDTHS, config.FORMATS);
+  const frame = planFrame(info, config.WIDTHS, config.FORMATS);
+  const whole = { ...frame, variants: markAnimated(frame.variants, info, config.ANIMATION) };
   // Aspects: the same plan over each crop rectangle, but never below the smallest configured width
   // (a crop narrower than that is too small to be worth art direction and gets no variants).
   const smallest = Math.min(...config.WIDTHS);
@@ -199,7 +204,7 @@ function planFrame(info: ImageSize, widths: readonly number[], formats: readonly
 /** Every variant of an image: each target width in each configured format that can hold it, widths ascending. */
 export function planVariants(
   info: PlanInput,
-  config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS'>>,
+  config: Pick<Config, 'WIDTHS' | 'FORMATS'> & Partial<Pick<Config, 'ASPECTS' | 'ANIMATION'>>,
 ): VariantSpec[] {
   return planImage(info, config).variants;
 }
@@ -228,6 +233,12 @@ const megapixels = (width: number, height: number): number => (width * height) /
  */
 export function estimateVariantCost(variant: VariantSpec, info: PlanInput): number {
   const size = variantSize(variant, info);
+  // An animated variant encodes every frame, after decoding the whole original again (animation.ts).
+  if (variant.animated)
+    return (
+      (info.frames ?? 1) *
+      (megapixels(size.width, size.height) * FORMAT_COST_FACTORS[variant.format] + estimateDecodeCost(info))
+    );
   return megapixels(size.width, size.height) * FORMAT_COST_FACTORS[variant.format];
 }
 

@@ -25,7 +25,8 @@ import type { Config } from '../core/config.js';
 import { permanent } from '../core/errors.js';
 import { FORMAT_LIMITS, planImage } from './plan.js';
 import { HEIC_BRANDS, summariseHeif } from './heif-summary.js';
-import type { OutputFormat } from '../core/domain.js';
+import type { AnimationMode, OutputFormat } from '../core/domain.js';
+import { assertAnimationFits, isAnimation } from './animation.js';
 
 /** Formats the sniffer recognises. `heif` is HEIC: HEIF holding HEVC, as phones write it. */
 export type InputFormat = 'jpeg' | 'png' | 'webp' | 'avif' | 'heif' | 'gif' | 'tiff' | 'svg';
@@ -69,6 +70,8 @@ export interface ProbeLimits {
   maxFrames: number;
   /** Whether SVG input is accepted at all. */
   allowSvg: boolean;
+  /** ANIMATION: with `keep`, an animation's frames together must fit `maxPixels` (animation.ts). */
+  animation?: AnimationMode;
   /** The configured variant widths and formats: a shape none of whose variants fits any format is refused. */
   widths: readonly number[];
   formats: readonly OutputFormat[];
@@ -83,7 +86,7 @@ export function probeLimitsFromConfig(
     Config,
     'MAX_UPLOAD_BYTES' | 'MAX_INPUT_PIXELS' | 'MAX_INPUT_FRAMES' | 'ALLOW_SVG' | 'WIDTHS' | 'FORMATS'
   > &
-    Partial<Pick<Config, 'MAX_INGEST_BYTES'>>,
+    Partial<Pick<Config, 'MAX_INGEST_BYTES' | 'ANIMATION'>>,
   path: 'upload' | 'ingest' = 'upload',
 ): ProbeLimits {
   return {
@@ -91,6 +94,7 @@ export function probeLimitsFromConfig(
     maxPixels: config.MAX_INPUT_PIXELS,
     maxFrames: config.MAX_INPUT_FRAMES,
     allowSvg: config.ALLOW_SVG,
+    ...(config.ANIMATION ? { animation: config.ANIMATION } : {}),
     widths: config.WIDTHS,
     formats: config.FORMATS,
   };
@@ -304,6 +308,8 @@ export async function probeImage(bytes: Buffer, limits: ProbeLimits): Promise<Pr
       },
     );
   }
+  if (limits.animation === 'keep' && isAnimation({ format, frames }))
+    assertAnimationFits({ width, height, frames }, limits.maxPixels);
   return accepted({ format, width, height, frames, hasAlpha: metadata.hasAlpha, orientation }, bytes, limits);
 }
 

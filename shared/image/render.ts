@@ -33,6 +33,7 @@ import {
   withoutOpaqueAlpha,
 } from './decode.js';
 import { type EncodeOptions, type EncoderSettings, encode, withQuality } from './encode.js';
+import { assertAnimationFits, renderAnimated } from './animation.js';
 import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
 import { type Placeholder, placeholderOf, placeholderOfPixels } from './placeholder.js';
 
@@ -92,6 +93,8 @@ export interface RenderedVariant {
   placeholder?: Placeholder;
   /** The encoder quality it was made with (configured, or chosen by the auto-quality search). */
   quality: number;
+  /** Set on an animated variant (animation.ts). */
+  animated?: true;
 }
 
 /**
@@ -154,16 +157,18 @@ async function renderEach(
   const decodeStarted = performance.now();
   const source = await inspectOriginal(original, options);
 
+  const animated = variants.filter((variant) => variant.animated);
+  if (animated.length > 0) assertAnimationFits(source, options.limitInputPixels);
   const formatsByWidth = new Map<number, OutputFormat[]>();
-  for (const { width, format } of variants.filter((variant) => variant.aspect === undefined)) {
+  for (const { width, format } of variants.filter((variant) => variant.aspect === undefined && !variant.animated)) {
     const formats = formatsByWidth.get(width) ?? [];
     if (!formats.includes(format)) formats.push(format);
     formatsByWidth.set(width, formats);
   }
   const cropsByLevel = planCroppedVariants(variants, source, options);
   const widths = [...new Set([...formatsByWidth.keys(), ...cropsByLevel.keys()])].sort((a, b) => b - a);
-  const [widest] = widths;
-  if (widest !== undefined && widest > source.width) {
+  const widest = Math.max(...widths, ...animated.map((variant) => variant.width));
+  if (widest > source.width) {
     throw permanent(
       'invalid_job',
       `The job asks for a ${widest}px variant of a ${source.width}px image; images are never enlarged.`,
@@ -259,6 +264,9 @@ async function renderEach(
       }
     }
   }
+  count += await renderAnimated(original, animated, source, encodeOptions, emit, (stage, work) =>
+    timed(options.timings, stage, work),
+  );
   return count;
 }
 

@@ -12,11 +12,11 @@ import type { metadataOrUndefined } from '../cloud/objects.js';
 import type { ImageDoc, VariantFacts } from '../state/image-doc.js';
 
 /** A planned variant's object name. */
-export const nameOf = (id: string, spec: Pick<VariantSpec, 'width' | 'format' | 'aspect'>) =>
-  variantName(id, spec.width, spec.format, spec.aspect);
+export const nameOf = (id: string, spec: Pick<VariantSpec, 'width' | 'format' | 'aspect' | 'animated'>) =>
+  variantName(id, spec.width, spec.format, spec.aspect, spec.animated);
 /** The name a planned variant is recorded under when it is left out. */
-export const omittedNameOf = (id: string, spec: Pick<VariantSpec, 'width' | 'format' | 'aspect'>) =>
-  omittedVariantName(id, spec.width, spec.format, spec.aspect);
+export const omittedNameOf = (id: string, spec: Pick<VariantSpec, 'width' | 'format' | 'aspect' | 'animated'>) =>
+  omittedVariantName(id, spec.width, spec.format, spec.aspect, spec.animated);
 
 /** The job's variants its image's document does not record yet (written or left out). */
 export function variantsToMake(job: JobMessage, doc: Pick<ImageDoc, 'variants'>): VariantSpec[] {

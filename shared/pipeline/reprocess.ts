@@ -56,7 +56,9 @@ export function estimateUpdateCpuSeconds(
   id: string,
   config: Parameters<typeof planImage>[1] & { FANOUT_STRATEGY: Parameters<typeof splitIntoJobs>[2] },
 ): number {
-  const missing = planImage(info, config).variants.filter((v) => !existing.has(variantName(id, v.width, v.format)));
+  const missing = planImage(info, config).variants.filter(
+    (v) => !existing.has(variantName(id, v.width, v.format, undefined, v.animated)),
+  );
   if (missing.length === 0) return 0;
   const units = splitIntoJobs(missing, info, config.FANOUT_STRATEGY).reduce(
     (sum, group) => sum + estimateJobCost(group, info),

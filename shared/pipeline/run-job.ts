@@ -120,7 +120,12 @@ async function writeVariant(
   cpuMs: number,
   made: Made,
 ): Promise<void> {
-  const spec = { width: variant.width, format: variant.format, ...(variant.aspect ? { aspect: variant.aspect } : {}) };
+  const spec = {
+    width: variant.width,
+    format: variant.format,
+    ...(variant.aspect ? { aspect: variant.aspect } : {}),
+    ...(variant.animated ? { animated: variant.animated } : {}),
+  };
   if (omitAsLarger(spec, variant.data.length, originalBytes, job.plan)) {
     // Not written: the original serves better. The document records the omission for the fan-in.
     made.facts.push({

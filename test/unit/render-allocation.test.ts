@@ -8,17 +8,9 @@ import sinon from 'sinon';
 import { PipelineError } from '../../shared/core/errors.js';
 import { renderVariants, type RenderOptions } from '../../shared/image/render.js';
 import { makePhoto } from '../fixtures/images.js';
+import { FAST_RENDER_OPTIONS } from '../helpers.js';
 
-const options: RenderOptions = {
-  encoders: {
-    jpeg: { quality: 85, mozjpeg: false },
-    webp: { quality: 85, effort: 2 },
-    avif: { quality: 60, effort: 2 },
-  },
-  keepMetadata: false,
-  limitInputPixels: 50_000_000,
-  maxFrames: 100,
-};
+const options: RenderOptions = FAST_RENDER_OPTIONS;
 
 let photo: Buffer;
 

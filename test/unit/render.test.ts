@@ -18,20 +18,10 @@ import {
   truncated,
   type PhotoFormat,
 } from '../fixtures/images.js';
-import { rejection, expectSameBytes } from '../helpers.js';
+import { FAST_RENDER_OPTIONS, rejection, expectSameBytes } from '../helpers.js';
 import type { OutputFormat } from '../../shared/core/domain.js';
 
-/** Fast encoder settings: the tests check geometry and colour, not compression. */
-const options: RenderOptions = {
-  encoders: {
-    jpeg: { quality: 85, mozjpeg: false },
-    webp: { quality: 85, effort: 2 },
-    avif: { quality: 60, effort: 2 },
-  },
-  keepMetadata: false,
-  limitInputPixels: 50_000_000,
-  maxFrames: 100,
-};
+const options: RenderOptions = FAST_RENDER_OPTIONS;
 
 const ALL_FORMATS: readonly OutputFormat[] = ['avif', 'webp', 'jpeg'];
 /** What sharp's metadata calls each output format. */
