@@ -28,6 +28,16 @@ export function isAnimation(info: { format: string; frames?: number | undefined 
 }
 
 /**
+ * The frames an accepted original records (OriginalInfo `frames`), which is what lets the plan
+ * animate it: an animation's frame count, unless its EXIF orientation is not 1. sharp turns
+ * multi-page images by 180° only, and a flip of the page strip would reverse the frames, so an
+ * animated WebP that EXIF turns or mirrors (GIF has no EXIF) stays a still, upright.
+ */
+export function animationFrames(probe: { format: string; frames: number; orientation: number }): number | undefined {
+  return isAnimation(probe) && probe.orientation === 1 ? probe.frames : undefined;
+}
+
+/**
  * The plan's variants with the animated ones marked: with `keep`, an animation's uncropped
  * variants in a format that carries animation. Aspect crops stay the first frame: a crop is art
  * direction for a still layout, and it keeps one decode's cascade for them.

@@ -26,7 +26,7 @@ import { permanent } from '../core/errors.js';
 import { FORMAT_LIMITS, planImage } from './plan.js';
 import { HEIC_BRANDS, summariseHeif } from './heif-summary.js';
 import type { AnimationMode, OutputFormat } from '../core/domain.js';
-import { assertAnimationFits, isAnimation } from './animation.js';
+import { animationFrames, assertAnimationFits } from './animation.js';
 
 /** Formats the sniffer recognises. `heif` is HEIC: HEIF holding HEVC, as phones write it. */
 export type InputFormat = 'jpeg' | 'png' | 'webp' | 'avif' | 'heif' | 'gif' | 'tiff' | 'svg';
@@ -308,7 +308,7 @@ export async function probeImage(bytes: Buffer, limits: ProbeLimits): Promise<Pr
       },
     );
   }
-  if (limits.animation === 'keep' && isAnimation({ format, frames }))
+  if (limits.animation === 'keep' && animationFrames({ format, frames, orientation }))
     assertAnimationFits({ width, height, frames }, limits.maxPixels);
   return accepted({ format, width, height, frames, hasAlpha: metadata.hasAlpha, orientation }, bytes, limits);
 }

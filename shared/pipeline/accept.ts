@@ -14,7 +14,7 @@ import { imageIdOf, ORIGINAL_METADATA, originalName } from '../core/naming.js';
 import { createIfAbsent, deleteIfPresent, guardStorage, metadataOrUndefined } from '../cloud/objects.js';
 import { planVariants } from '../image/plan.js';
 import { probeImage, probeLimitsFromConfig } from '../image/probe.js';
-import { isAnimation } from '../image/animation.js';
+import { animationFrames } from '../image/animation.js';
 import { recipeOf } from '../core/recipe.js';
 import { readImage, transactImage } from '../state/image-doc.js';
 import {
@@ -159,7 +159,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     bytes: input.bytes.length,
     contentType: probe.contentType,
     ...(input.filename ? { filename: input.filename } : {}),
-    ...(isAnimation(probe) ? { frames: probe.frames } : {}),
+    ...(animationFrames(probe) ? { frames: probe.frames } : {}),
   };
   const factsFor = (info: OriginalInfo): AcceptFacts => ({
     id,

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { loadConfig } from '../../shared/core/config.js';
 import { recipeOf } from '../../shared/core/recipe.js';
 import { variantName, isVariantName } from '../../shared/core/naming.js';
-import { assertAnimationFits, isAnimation, markAnimated } from '../../shared/image/animation.js';
+import { animationFrames, assertAnimationFits, isAnimation, markAnimated } from '../../shared/image/animation.js';
 import { planImage } from '../../shared/image/plan.js';
 import { probeImage, probeLimitsFromConfig } from '../../shared/image/probe.js';
 import { renderAll, type RenderOptions } from '../../shared/image/render.js';
@@ -46,6 +46,11 @@ describe('animation (ANIMATION=keep)', () => {
     ]);
     expect(isAnimation({ format: 'tiff', frames: 3 })).to.equal(false);
     expect(isAnimation({ format: 'webp', frames: 3 })).to.equal(true);
+    // What accept records: the frames of an animation that needs no EXIF turn (sharp turns pages by 180° only).
+    expect(animationFrames({ format: 'webp', frames: 3, orientation: 1 })).to.equal(3);
+    expect(animationFrames({ format: 'webp', frames: 3, orientation: 6 })).to.equal(undefined);
+    expect(animationFrames({ format: 'webp', frames: 3, orientation: 2 })).to.equal(undefined);
+    expect(animationFrames({ format: 'tiff', frames: 3, orientation: 1 })).to.equal(undefined);
   });
 
   it('names an animated variant apart from the still one, and cleanup still knows it as a variant', () => {
