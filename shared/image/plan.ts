@@ -233,13 +233,11 @@ const megapixels = (width: number, height: number): number => (width * height) /
  */
 export function estimateVariantCost(variant: VariantSpec, info: PlanInput): number {
   const size = variantSize(variant, info);
-  // An animated variant encodes every frame, after decoding the whole original again (animation.ts).
-  if (variant.animated)
-    return (
-      (info.frames ?? 1) *
-      (megapixels(size.width, size.height) * FORMAT_COST_FACTORS[variant.format] + estimateDecodeCost(info))
-    );
-  return megapixels(size.width, size.height) * FORMAT_COST_FACTORS[variant.format];
+  // An animated variant encodes every frame: frames × the still cost. For the 30-frame 640×360 GIF
+  // of docs/performance.md ("Animation") that predicts 0.22 and 0.88 CPU s at 320 and 640 px for
+  // 0.23 and 0.42 measured (libwebp codes only what changes between frames): it errs high.
+  const frames = variant.animated ? (info.frames ?? 1) : 1;
+  return frames * megapixels(size.width, size.height) * FORMAT_COST_FACTORS[variant.format];
 }
 
 /** Estimated cost of the decode that every job pays once, whatever its variants. */

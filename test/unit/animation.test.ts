@@ -9,7 +9,7 @@ import { loadConfig } from '../../shared/core/config.js';
 import { recipeOf } from '../../shared/core/recipe.js';
 import { variantName, isVariantName } from '../../shared/core/naming.js';
 import { animationFrames, assertAnimationFits, isAnimation, markAnimated } from '../../shared/image/animation.js';
-import { planImage } from '../../shared/image/plan.js';
+import { estimateVariantCost, planImage } from '../../shared/image/plan.js';
 import { probeImage, probeLimitsFromConfig } from '../../shared/image/probe.js';
 import { renderAll, type RenderOptions } from '../../shared/image/render.js';
 import { ANIMATION_FIXTURE, makeAnimatedGif, makeAnimatedWebp, makePhoto } from '../fixtures/images.js';
@@ -51,6 +51,13 @@ describe('animation (ANIMATION=keep)', () => {
     expect(animationFrames({ format: 'webp', frames: 3, orientation: 6 })).to.equal(undefined);
     expect(animationFrames({ format: 'webp', frames: 3, orientation: 2 })).to.equal(undefined);
     expect(animationFrames({ format: 'tiff', frames: 3, orientation: 1 })).to.equal(undefined);
+  });
+
+  it('prices an animated variant as every frame encoded (the fan-out sees it)', () => {
+    const info = { width: 640, height: 360, format: 'gif', frames: 30 };
+    const still = estimateVariantCost({ width: 320, format: 'webp' }, info);
+    const animated = estimateVariantCost({ width: 320, format: 'webp', animated: true }, info);
+    expect(animated).to.be.closeTo(30 * still, 1e-9);
   });
 
   it('names an animated variant apart from the still one, and cleanup still knows it as a variant', () => {
