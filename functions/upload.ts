@@ -110,6 +110,8 @@ async function handleStatus(deps: PipelineDeps, req: Request, res: Response, raw
         status: 'processing',
         done: status.done,
         total: status.total,
+        variants: status.variants,
+        ...(status.placeholder ? { placeholder: status.placeholder } : {}),
         statusUrl: statusUrl(req, status.id),
       });
       return;

@@ -75,7 +75,30 @@ export function variantName(
 
 /** True for a variant's name, `{id}/{width}w.{ext}` or `{id}/{W}x{H}/{width}w.{ext}` (not a record). */
 export function isVariantName(name: string): boolean {
-  return /^[0-9a-f]{32}\/(\d+x\d+\/)?\d+w(\.anim)?\.(avif|webp|jpg)$/.test(name);
+  return parseVariantName(name) !== undefined;
+}
+
+/** The parts of a {@link variantName}, or undefined for any other name (an omission, a record). */
+export function parseVariantName(name: string):
+  | {
+      readonly id: string;
+      readonly width: number;
+      readonly format: OutputFormat;
+      readonly aspect?: string;
+      readonly animated?: true;
+    }
+  | undefined {
+  const match = /^([0-9a-f]{32})\/(?:(\d+)x(\d+)\/)?(\d+)w(\.anim)?\.(avif|webp|jpg)$/.exec(name);
+  if (!match) return undefined;
+  const [, id = '', aspectW, aspectH, width, anim, ext] = match;
+  const format = (Object.keys(EXTENSIONS) as OutputFormat[]).find((f) => EXTENSIONS[f] === ext) as OutputFormat;
+  return {
+    id,
+    width: Number(width),
+    format,
+    ...(aspectW ? { aspect: `${aspectW}:${aspectH}` } : {}),
+    ...(anim ? { animated: true as const } : {}),
+  };
 }
 
 /** The folder under `{id}/` of the markers of planned variants that were not written. */

@@ -25,7 +25,7 @@ import { cropMetadata } from '../image/crop.js';
 import { autoQualityFromConfig, type QualitySearch } from '../image/auto-quality.js';
 import { type ImageDoc, readImage, transactImage, type VariantFacts } from '../state/image-doc.js';
 import { drainOutbox } from '../state/outbox.js';
-import { failImage, finishJob } from '../state/transitions.js';
+import { failImage, finishJob, recordEarlyVariant } from '../state/transitions.js';
 import { isCurrentDispatch, stateSettingsOf } from '../state/policy.js';
 
 /**
@@ -85,6 +85,8 @@ interface Made {
   readonly created: Array<{ readonly file: File; readonly generation: string }>;
   written: number;
   omitted: number;
+  /** The early record of the first finished variant, when this job makes one (awaited before the fan-in). */
+  early?: Promise<void>;
 }
 
 /**
@@ -197,11 +199,30 @@ function doneFields(run: JobRun) {
   };
 }
 
+/**
+ * Records a finished variant in the document at once (recordEarlyVariant), while the job renders
+ * on: one transaction, so the status answer lists something to show long before the job ends. A
+ * failure costs only that head start: the job's fan-in records the variant again.
+ */
+function recordEarly(run: JobRun, facts: VariantFacts): Promise<void> {
+  const { deps, job, log } = run;
+  return transactImage(deps, job.imageId, recordEarlyVariant(job.dispatch, facts)).then(
+    (result) => log.debug('first variant recorded early', { event: 'job.early', result, variant: facts.name }),
+    (error: unknown) =>
+      log.warn('first variant not recorded early; the fan-in records it', {
+        event: 'job.early',
+        variant: facts.name,
+        reason: error instanceof Error ? error.message : String(error),
+      }),
+  );
+}
+
 /** Downloads the original and renders the variants to make, writing each as it is encoded. */
 async function renderAndWrite(
   run: JobRun,
   needed: readonly VariantSpec[],
   made: Made,
+  recordFirst: boolean,
 ): Promise<'done' | 'original-missing'> {
   const { deps, job } = run;
   const source = deps.storage
@@ -228,6 +249,8 @@ async function renderAndWrite(
       const cpuMs = cpuMsSince(cpuMark);
       cpuMark = process.cpuUsage();
       await writeVariant(deps, job, variant, original.length, cpuMs, made);
+      const first = made.facts.at(-1);
+      if (recordFirst && !made.early && first && !first.omitted) made.early = recordEarly(run, first);
     },
   );
   return 'done';
@@ -294,9 +317,12 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
 
   const needed = variantsToMake(job, doc);
   const made: Made = { facts: [], created: [], written: 0, omitted: 0 };
+  // One early record per image (the first job's), and only where a page has nothing yet: a
+  // first result, not an update, and a job with more than the one variant its fan-in records.
+  const recordFirst = job.job.index === 0 && doc.status === 'processing' && needed.length > 1;
   if (needed.length > 0) {
     try {
-      if ((await renderAndWrite(run, needed, made)) === 'original-missing') {
+      if ((await renderAndWrite(run, needed, made, recordFirst)) === 'original-missing') {
         // Retryable: the bytes are not the problem, and re-submitting them stores a new original.
         await failJob(
           run,
@@ -305,11 +331,14 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
         return { outcome: 'failed', written: 0, omitted: 0, skipped: 0, manifestWritten: false };
       }
     } catch (error) {
+      // Settled before the job ends either way: no transaction outlives its invocation.
+      await made.early;
       if (!(error instanceof PipelineError && classifyError(error) === 'permanent')) throw error;
       await failJob(run, error);
       return { outcome: 'failed', written: made.written, omitted: made.omitted, skipped: 0, manifestWritten: false };
     }
   }
+  await made.early;
   const skipped = job.variants.length - made.written - made.omitted;
   const finish = await transactImage(
     deps,

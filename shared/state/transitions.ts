@@ -204,6 +204,24 @@ function mergeVariants(old: readonly VariantFacts[], added: readonly VariantFact
 }
 
 /**
+ * A job's first finished variant, recorded before the job ends so the status answer can list
+ * something to show at once (docs/state.md, "Progressive status"): only while the image is
+ * processing its first result (an update keeps serving its manifest) and the dispatch is current.
+ */
+export function recordEarlyVariant(
+  dispatch: number,
+  facts: VariantFacts,
+): Transition<'recorded' | 'skipped' | 'stale'> {
+  return (doc) => {
+    if (!isCurrentDispatch(doc, dispatch)) return { result: 'stale' };
+    // An omission has nothing to show; a variant already recorded needs no second write.
+    if (doc.status !== 'processing' || facts.omitted || doc.variants.some((v) => v.name === facts.name))
+      return { result: 'skipped' };
+    return { next: { ...doc, variants: mergeVariants(doc.variants, [facts]) }, result: 'recorded' };
+  };
+}
+
+/**
  * The document as a transition wrote it, when the transition also gave its holder the outbox
  * (outbox.ts `drainOutbox` starts from it); undefined when another holder keeps the lease.
  */

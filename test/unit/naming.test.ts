@@ -10,6 +10,7 @@ import {
   manifestName,
   omittedVariantName,
   originalName,
+  parseVariantName,
   sanitizeFilename,
   variantName,
 } from '../../shared/core/naming.js';
@@ -26,6 +27,26 @@ describe('naming', () => {
     }
     expect(isOmittedVariantName(variantName(id, 640, 'jpeg'))).to.equal(false);
     expect(isOmittedVariantName(`${id}/omitted/manifest.json`)).to.equal(false);
+  });
+
+  it('reads a variant name back into its parts, and nothing else as a variant', () => {
+    for (const [width, format, aspect, animated] of [
+      [640, 'jpeg', undefined, undefined],
+      [2048, 'avif', undefined, undefined],
+      [96, 'webp', '16:9', undefined],
+      [480, 'webp', '1:1', true],
+    ] as const) {
+      const name = variantName(id, width, format, aspect, animated);
+      expect(parseVariantName(name), name).to.deep.equal({
+        id,
+        width,
+        format,
+        ...(aspect ? { aspect } : {}),
+        ...(animated ? { animated } : {}),
+      });
+    }
+    for (const name of [omittedVariantName(id, 640, 'jpeg'), manifestName(id), `${id}/640w.png`, `x/${id}/640w.jpg`])
+      expect(parseVariantName(name), name).to.equal(undefined);
   });
 
   it('names objects by the data layout', () => {

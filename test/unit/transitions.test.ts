@@ -14,6 +14,7 @@ import {
   failImage,
   finishJob,
   markDispatched,
+  recordEarlyVariant,
   recordOriginal,
   releaseClaim,
 } from '../../shared/state/transitions.js';
@@ -26,6 +27,7 @@ import {
 } from '../../shared/state/policy.js';
 import { deadLetter, redispatchStuck, releaseOriginal } from '../../shared/state/upkeep.js';
 import { isStaleIncoming } from '../../shared/pipeline/cleanup-sweep.js';
+import { finishedVariants } from '../../shared/pipeline/status.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -336,6 +338,73 @@ describe('transitions: finishJob (the fan-in)', () => {
     expect(next).to.not.have.property('update');
     expect(next?.events.at(-1)?.event).to.deep.include({ type: 'image.updated', recipe: 'r2', previousRecipe: 'r1' });
     expect(seqs(next)).to.deep.equal(['1:image.deleted:pub', '2:image.updated:pending']);
+  });
+});
+
+describe('transitions: recordEarlyVariant (the progressive status)', () => {
+  const first = { ...v(`${ID}/640w.jpg`), width: 640, height: 512 };
+
+  it("records a processing image's first finished variant, which the fan-in then keeps as it is", () => {
+    const { next, result } = recordEarlyVariant(0, first)(doc(), now);
+    expect(result).to.equal('recorded');
+    expect(next?.variants).to.deep.equal([first]);
+    expect(next?.jobsDone, 'no job counted as done').to.deep.equal([]);
+    expect(next?.staleAt, 'staleAt untouched').to.deep.equal(doc().staleAt);
+    const finished = finishJob(
+      { dispatch: 0, index: 0, count: 2 },
+      [first, v(`${ID}/96w.jpg`)],
+      build,
+      'j',
+      settings,
+    )(next, now);
+    expect(finished.next?.variants.map((x) => x.name)).to.deep.equal([first.name, `${ID}/96w.jpg`]);
+  });
+
+  it('writes nothing for a variant already recorded, an omission, or an update (the manifest is served)', () => {
+    const updating = ready({ dispatch: 1, update: { replaces: 'r1', recipe: 'r2' }, staleAt: plus(MIN) });
+    for (const [what, d, facts, dispatch] of [
+      ['already recorded', doc({ variants: [first] }), first, 0],
+      ['omitted', doc(), { ...first, omitted: 'larger_than_original' }, 0],
+      ['update in flight', updating, first, 1],
+    ] as const) {
+      const { next, result } = recordEarlyVariant(dispatch, facts)(d, now);
+      expect(result, what).to.equal('skipped');
+      expect(next, what).to.equal(undefined);
+    }
+  });
+
+  it('a job of a stale dispatch, or of a deleted, failed or unknown image, records nothing', () => {
+    for (const [what, d] of [
+      ['older dispatch', doc({ dispatch: 1 })],
+      ['deleted', doc({ status: 'deleted' })],
+      ['failed', doc({ status: 'failed', failure })],
+      ['no document', undefined],
+    ] as const) {
+      const { next, result } = recordEarlyVariant(0, first)(d, now);
+      expect(result, what).to.equal('stale');
+      expect(next, what).to.equal(undefined);
+    }
+  });
+
+  it("the status lists written variants with their format and aspect, never an omission or another image's", () => {
+    const listed = finishedVariants(
+      doc({
+        variants: [
+          { ...v(`${ID}/1x1/96w.webp`), width: 96, height: 96 },
+          first,
+          v(`${ID}/omitted/96w.avif`),
+          { ...v(`${ID}/96w.avif`), omitted: 'larger_than_original' },
+          v(`${'b'.repeat(32)}/96w.jpg`),
+          v(`${ID}/96w.webp`),
+        ],
+      }),
+      'https://cdn.test/b',
+    );
+    expect(listed).to.deep.equal([
+      { url: `https://cdn.test/b/${ID}/96w.webp`, width: 96, height: 77, format: 'webp' },
+      { url: `https://cdn.test/b/${ID}/640w.jpg`, width: 640, height: 512, format: 'jpeg' },
+      { url: `https://cdn.test/b/${ID}/1x1/96w.webp`, width: 96, height: 96, format: 'webp', aspect: '1:1' },
+    ]);
   });
 });
 
