@@ -110,7 +110,7 @@ async function handleStatus(deps: PipelineDeps, req: Request, res: Response, raw
         status: 'processing',
         done: status.done,
         total: status.total,
-        variants: status.variants,
+        finished: status.finished,
         ...(status.placeholder ? { placeholder: status.placeholder } : {}),
         statusUrl: statusUrl(req, status.id),
       });

@@ -134,6 +134,11 @@ export interface LocalStack {
   /** Publishes a cleanup tick now, as Cloud Scheduler would; resolves to the message id. */
   tick(): Promise<string>;
   /**
+   * Holds requests to the stack's storage server (its `holdRequests`), so that a test in the
+   * same process can stop the pipeline at a chosen write and look at what a page sees meanwhile.
+   */
+  holdStorageRequests: StorageServer['holdRequests'];
+  /**
    * A Firestore outage for drills: stops the Firestore emulator the stack started, keeping its
    * data (an export); {@link resumeFirestore} brings it back on the same port with that data.
    * Rejects for an external emulator (FIRESTORE_EMULATOR_HOST), which the stack does not own.
@@ -543,6 +548,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       firestoreDatabase: config.FIRESTORE_DATABASE,
       dataDir: options.dataDir,
       tick,
+      holdStorageRequests: (match, times) => storageServer.holdRequests(match, times),
       pauseFirestore: async () => {
         if (!firestoreEmulator)
           throw new Error('The Firestore emulator is external (FIRESTORE_EMULATOR_HOST): the stack cannot pause it.');

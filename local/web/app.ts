@@ -4,7 +4,8 @@
  * (`POST /uploads/signed-url`, then a PUT), polls its `statusUrl` until it is ready or failed, and shows a ready image
  * as a `<picture>` built from the manifest alone plus a table of its variants, and each cropped
  * aspect (ASPECTS) as its own `<picture>` beside it, with the crop drawn on a small copy of the
- * uncropped image. Errors are shown
+ * uncropped image. While it processes, the best variant already finished is shown at once, until
+ * the `<picture>` takes its place. Errors are shown
  * as the API returns them. Plain DOM, no framework; ids seen are kept in localStorage so that a
  * reload (or a later `npm start`) lists them again.
  */
@@ -63,6 +64,15 @@ interface ApiError {
   error: { code: string; message: string; retryable: boolean; details?: Record<string, unknown> };
 }
 
+/** A variant already made while the image processes (`GET /uploads/{id}`'s `finished`). */
+interface FinishedVariant {
+  url: string;
+  width: number;
+  height: number;
+  format: OutputFormat;
+  aspect?: string;
+}
+
 type ApiAnswer =
   | { id: string; status: 'ready'; manifest: Manifest }
   | {
@@ -72,6 +82,8 @@ type ApiAnswer =
       variants?: Array<{ width: number; format: OutputFormat; name: string }>;
       done?: number;
       total?: number;
+      finished?: FinishedVariant[];
+      placeholder?: Manifest['placeholder'];
     };
 
 // ---- Small helpers.
@@ -285,6 +297,27 @@ class UploadCard {
     this.setState('failed', `Failed: ${error.message} (${error.code})`);
   }
 
+  /**
+   * Shows the best variant already finished (bestFinished) while the image processes; the same
+   * element stays while the choice does not change, so polling never reloads it.
+   */
+  showFinished(finished: readonly FinishedVariant[], placeholder: Manifest['placeholder'], alt: string): void {
+    const best = bestFinished(finished, Math.min(this.body.clientWidth || EARLY_WIDTH, EARLY_WIDTH) * devicePixelRatio);
+    if (!best || this.body.querySelector('.preview-early img')?.getAttribute('src') === best.url) return;
+    const img = el('img', {
+      src: best.url,
+      width: String(best.width),
+      height: String(best.height),
+      alt,
+      decoding: 'async',
+    });
+    if (placeholder) showPlaceholder(img, placeholder);
+    const caption = `Early look: the ${best.width} px ${formatLabel(best.format)}, finished first; the full set follows.`;
+    this.body.replaceChildren(
+      el('figure', { class: 'preview preview-early' }, img, el('figcaption', { text: caption })),
+    );
+  }
+
   showManifest(manifest: Manifest): void {
     this.id = manifest.id;
     this.body.replaceChildren(renderResult(manifest, this.filename));
@@ -308,6 +341,20 @@ class UploadCard {
       if (thumb && smallest) thumb.setAttribute('src', smallest.url);
     }
   }
+}
+
+// ---- The early look: one finished variant while the rest is made.
+
+/** CSS pixels the early look is shown at, at most: the ready view's `<picture>` width on a wide page. */
+const EARLY_WIDTH = 440;
+
+/**
+ * The finished variant to show early: uncropped, the widest that is not wider than `targetWidth`
+ * device pixels (no bytes wasted), or the narrowest when all are wider.
+ */
+export function bestFinished(finished: readonly FinishedVariant[], targetWidth: number): FinishedVariant | undefined {
+  const uncropped = finished.filter((v) => v.aspect === undefined).sort((a, b) => a.width - b.width);
+  return uncropped.filter((v) => v.width <= targetWidth).at(-1) ?? uncropped[0];
 }
 
 // ---- The ready view: <picture> from the manifest alone, and the variant tables.
@@ -630,7 +677,8 @@ function unexpected(status: number, body: unknown): ApiError['error'] {
 
 /** Polls until ready or failed; updates the card on each answer. */
 async function follow(card: UploadCard, statusUrl: string): Promise<void> {
-  let delay = 700;
+  // Soon at first: the first finished variant is often listed within a second of the upload.
+  let delay = 300;
   let networkFailures = 0;
   for (;;) {
     let response: Response;
@@ -664,6 +712,7 @@ async function follow(card: UploadCard, statusUrl: string): Promise<void> {
     }
     if (response.status === 202) {
       const answer = body as Extract<ApiAnswer, { status: 'processing' }>;
+      card.showFinished(answer.finished ?? [], answer.placeholder, card.filename);
       const done = answer.done ?? 0;
       const total = answer.total ?? 0;
       card.setState(

@@ -30,7 +30,8 @@ export type ImageStatus =
       readonly id: string;
       readonly done: number;
       readonly total: number;
-      readonly variants: readonly FinishedVariant[];
+      /** Written variants, for a page to show before the manifest (docs/api.md, "While processing"). */
+      readonly finished: readonly FinishedVariant[];
       readonly placeholder?: { readonly color: string; readonly thumbhash: string };
     }
   | { readonly state: 'unknown'; readonly id: string };
@@ -73,7 +74,7 @@ export async function imageStatus(deps: PipelineDeps, id: string): Promise<Image
     id,
     done: Math.min(doc.variants.length, total),
     total,
-    variants: finishedVariants(doc, publicBaseUrl(deps.config)),
+    finished: finishedVariants(doc, publicBaseUrl(deps.config)),
     ...(placeholder ? { placeholder } : {}),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The try-it page in a real browser (Debian's Chromium driven by playwright-core): upload through
  * the file input, follow the status until ready, the `<picture>` loads and the table lists every
- * variant; a file that is not an image shows the API's error; dropping works; the page is usable
+ * variant; while it processes, the first finished variant is shown at once; a file that is not an image shows the API's error; dropping works; the page is usable
  * with the keyboard and in a 360 px window. Saves a screenshot to test-output/ (to docs/screenshot.png
  * with UPDATE_SCREENSHOT=1, so that a test run never rewrites a tracked file).
  */
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { imageIdOf } from '../../shared/core/naming.js';
 import type { Manifest } from '../../shared/core/schemas.js';
 import { probeImage } from '../../shared/image/probe.js';
 import { makePhoto, noisePng } from '../fixtures/images.js';
@@ -219,6 +220,59 @@ describe('try-it page in Chromium', function () {
     } finally {
       release();
       await page.unroute(isVariant);
+    }
+  });
+
+  it('shows a finished variant at once while the image processes, then swaps in the <picture>', async () => {
+    const bytes = await makePhoto({ width: 1200, height: 800, seed: 43 });
+    const id = imageIdOf(bytes);
+    const photoPath = join(files, 'early.jpg');
+    writeFileSync(photoPath, bytes);
+    // The image's first variant write goes through; the next one (any job's) waits until released,
+    // so the image stays processing with at least one variant finished.
+    const variantWrite = { method: 'POST', path: new RegExp(`/b/${t.stack.buckets.images}/o\\?.*name=${id}%2F`) };
+    const first = t.stack.holdStorageRequests(variantWrite);
+    let next: { release(): void } | undefined;
+    try {
+      // On the page already when the tests before ran (run alone, e.g. with --grep, it opens it).
+      if (!page.url().startsWith(t.stack.urls.web)) await page.goto(t.stack.urls.web);
+      await page.setInputFiles('#files', [photoPath]);
+      await first.arrived;
+      next = t.stack.holdStorageRequests(variantWrite);
+      first.release();
+      const card = page.locator('.card', { hasText: 'early.jpg' });
+      const early = card.locator('.preview-early img');
+      await page.waitForFunction(
+        (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
+        await early.elementHandle({ timeout: 60_000 }),
+        { timeout: 15_000 },
+      );
+      expect(await card.getAttribute('data-state')).to.equal('processing');
+      const status = await fetch(`${t.stack.urls.api}/${id}`);
+      expect(status.status).to.equal(202);
+      const { finished } = (await status.json()) as { finished: Array<{ url: string; width: number }> };
+      const src = await early.getAttribute('src');
+      const shown = finished.find((v) => v.url === src);
+      expect(shown, `${src} is listed as finished`).to.not.equal(undefined);
+      // The widest finished variant that fits the 440 px early look at 1×, else the narrowest.
+      const fitting = finished.filter((v) => v.width <= 440).map((v) => v.width);
+      expect(shown!.width).to.equal(
+        fitting.length > 0 ? Math.max(...fitting) : Math.min(...finished.map((v) => v.width)),
+      );
+
+      next.release();
+      await card.locator('table.variants').waitFor({ timeout: 120_000 });
+      expect(await card.getAttribute('data-state')).to.equal('ready');
+      expect(await card.locator('.preview-early').count(), 'the early look is gone').to.equal(0);
+      const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+      expect(
+        manifest.variants.map((v) => v.url),
+        'the manifest serves the same URL',
+      ).to.include(src);
+      expect(pageErrors).to.deep.equal([]);
+    } finally {
+      first.release();
+      next?.release();
     }
   });
 

@@ -80,8 +80,8 @@ describe('progressive status: finished variants while processing (local storage,
     const status = await server().get(`/uploads/${id}`);
     expect(status.status).to.equal(202);
     expect(status.body).to.include({ status: 'processing', done: 1 });
-    expect(status.body.variants).to.have.length(1);
-    const [early] = status.body.variants as Array<{ url: string; width: number; height: number; format: string }>;
+    expect(status.body.finished).to.have.length(1);
+    const [early] = status.body.finished as Array<{ url: string; width: number; height: number; format: string }>;
     expect(early!.url.endsWith(`/${name}`), early!.url).to.equal(true);
     expect(early).to.have.all.keys('url', 'width', 'height', 'format');
     const shown = await request(early!.url).get('').buffer(true);
@@ -116,7 +116,7 @@ describe('progressive status: finished variants while processing (local storage,
     const status = await server().get(`/uploads/${id}`);
     expect(status.status).to.equal(202);
     const expected = ordered.flatMap((job) => job.variants.map((v) => `${v.format} ${v.width}`)).sort();
-    const listed = status.body.variants as Array<{ url: string; width: number; height: number; format: string }>;
+    const listed = status.body.finished as Array<{ url: string; width: number; height: number; format: string }>;
     expect(listed.map((v) => `${v.format} ${v.width}`).sort()).to.deep.equal(expected);
     expect(listed.map((v) => v.width)).to.deep.equal(listed.map((v) => v.width).sort((a, b) => a - b));
     for (const v of listed) expect(v.height, v.url).to.be.within(1, 300);
