@@ -30,6 +30,7 @@ const BENCH = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const DEFAULTS = fileURLToPath(new URL('../../bench/defaults.js', import.meta.url));
 const AUTO = fileURLToPath(new URL('../../bench/auto-quality.js', import.meta.url));
 const PLACEHOLDER = fileURLToPath(new URL('../../bench/placeholder.js', import.meta.url));
+const FIRST_PIXELS = fileURLToPath(new URL('../../bench/first-pixels.js', import.meta.url));
 
 describe('bench', () => {
   describe('variants larger than the original (bench/report.ts)', () => {
@@ -352,6 +353,41 @@ describe('bench', () => {
         const scores = await run(process.execPath, [AUTO, '--corpus', dir, '--scores']);
         expect(scores.stdout).to.match(/\| photo-360x240\.jpg \| 360 \| 0\.\d{4} \/ 0\.\d{4} \/ 0\.\d{4} \|/);
         expect(scores.stdout).to.match(/\| \*\*median\*\* \|/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('first pixels (bench/first-pixels.ts), smallest form', function () {
+    this.timeout(120_000);
+
+    it('follows one small upload on the local stack to ready and reports each time in order', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'bench-first-pixels-smoke-'));
+      try {
+        const out = join(dir, 'first-pixels.json');
+        const { stdout } = await run(process.execPath, [
+          FIRST_PIXELS,
+          '--uploads',
+          '1',
+          '--size',
+          '2400x1600',
+          '--poll',
+          '10',
+          '--out',
+          out,
+        ]);
+        for (const row of ['the upload itself', 'first variant listed', "the first job's variants listed", 'ready'])
+          expect(stdout).to.match(new RegExp(`^\\| ${row}[^|]* \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\|$`, 'm'));
+        const { runs } = JSON.parse(await readFile(out, 'utf8')) as {
+          runs: Array<{ firstMs: number; firstJobMs: number; readyMs: number; first: string }>;
+        };
+        expect(runs).to.have.length(1);
+        const [r] = runs;
+        // 4 MP: the rest of the variants take well over the poll interval after the first is listed.
+        expect(r!.first, 'a variant, listed before ready').to.match(/^\d+ (avif|webp|jpeg)$/);
+        expect(r!.firstMs).to.be.at.most(r!.firstJobMs);
+        expect(r!.firstJobMs).to.be.at.most(r!.readyMs);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
