@@ -11,7 +11,7 @@ import type {
   OriginalInfo,
   VariantSpec,
 } from '../core/schemas.js';
-import { CONTENT_TYPES, variantName } from '../core/naming.js';
+import { CONTENT_TYPES, omittedVariantName, variantName } from '../core/naming.js';
 import type { Placeholder } from './placeholder.js';
 import type { Recipe } from '../core/recipe.js';
 import type { OutputFormat } from '../core/domain.js';
@@ -171,4 +171,16 @@ export function variantCount(manifest: Manifest): number {
     manifest.variants.length +
     Object.values(manifest.aspects ?? {}).reduce((sum, aspect) => sum + aspect.variants.length, 0)
   );
+}
+
+/**
+ * The object names a manifest accounts for: every variant it lists (uncropped and of every
+ * aspect) and every omission's name. After an update, anything else under the image is stale.
+ */
+export function manifestObjectNames(manifest: Manifest): Set<string> {
+  return new Set([
+    ...manifest.variants.map((v) => v.name),
+    ...Object.values(manifest.aspects ?? {}).flatMap((aspect) => aspect.variants.map((v) => v.name)),
+    ...(manifest.omitted ?? []).map((o) => omittedVariantName(manifest.id, o.width, o.format, o.aspect)),
+  ]);
 }

@@ -14,7 +14,6 @@ import {
   isOmittedVariantName,
   isVariantName,
   manifestName,
-  omittedVariantName,
   RECORD_CACHE_CONTROL,
   STATE_SEQ_METADATA,
 } from '../core/naming.js';
@@ -28,6 +27,7 @@ import {
 import { METRIC_LINES } from '../core/observability.js';
 import { publishEvent } from '../cloud/publish.js';
 import type { Manifest } from '../core/schemas.js';
+import { manifestObjectNames } from '../image/manifest.js';
 import { type ImageDoc, type OutboxEntry, transactImage } from './image-doc.js';
 import { claimPurge, purged } from './upkeep.js';
 import { OUTBOX_LEASE_MS } from './policy.js';
@@ -160,11 +160,7 @@ export async function purgeImageObjects(
 
 /** Variants (and omission markers) a new manifest no longer lists, after an update. */
 async function removeStaleVariants(deps: PipelineDeps, manifest: Manifest): Promise<void> {
-  const keep = new Set([
-    ...manifest.variants.map((v) => v.name),
-    ...Object.values(manifest.aspects ?? {}).flatMap((aspect) => aspect.variants.map((v) => v.name)),
-    ...(manifest.omitted ?? []).map((o) => omittedVariantName(manifest.id, o.width, o.format, o.aspect)),
-  ]);
+  const keep = manifestObjectNames(manifest);
   const files = await listObjects(deps.storage.bucket(deps.config.IMAGES_BUCKET), `${manifest.id}/`);
   for (const file of files) {
     const stale = (isVariantName(file.name) || isOmittedVariantName(file.name)) && !keep.has(file.name);

@@ -8,7 +8,7 @@
  */
 import type { FailureRecord, Manifest, OriginalInfo, OriginalRef, EventMessage } from '../core/schemas.js';
 import { manifestName } from '../core/naming.js';
-import { variantCount } from '../image/manifest.js';
+import { manifestObjectNames, variantCount } from '../image/manifest.js';
 import type { ImageDoc, Transition, UpdateInFlight, VariantFacts } from './image-doc.js';
 import {
   at,
@@ -257,6 +257,10 @@ export function finishJob(
         result: { kind: 'partial' },
       };
     const manifest = build(doc, variants, now);
+    // An update's drain removes the objects its manifest no longer lists (outbox.ts); their facts
+    // go too, or a later update would find them recorded and not make them again.
+    const kept = manifestObjectNames(manifest);
+    const current = doc.update ? variants.filter((v) => kept.has(v.name)) : variants;
     const manifestRef = { bucket: settings.imagesBucket, name: manifestName(doc.id) };
     const count = variantCount(manifest);
     const event: EventMessage = doc.update
@@ -277,7 +281,7 @@ export function finishJob(
       ...doc,
       ...outboxFields,
       status: 'ready',
-      variants,
+      variants: current,
       jobsDone,
       jobCount: job.count,
       manifest,

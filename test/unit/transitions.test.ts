@@ -339,6 +339,30 @@ describe('transitions: finishJob (the fan-in)', () => {
     expect(next?.events.at(-1)?.event).to.deep.include({ type: 'image.updated', recipe: 'r2', previousRecipe: 'r1' });
     expect(seqs(next)).to.deep.equal(['1:image.deleted:pub', '2:image.updated:pending']);
   });
+
+  it('an update keeps the facts of only what its manifest lists: a width it drops is made again by a later update', () => {
+    const dropped = v(`${ID}/640w.jpg`);
+    const updating = ready({
+      dispatch: 1,
+      update: { replaces: 'r1', recipe: 'r2' },
+      jobsDone: [0],
+      staleAt: plus(MIN),
+      variants: [v(`${ID}/96w.jpg`), v(`${ID}/160w.jpg`), dropped],
+    });
+    const { next } = finishJob({ dispatch: 1, index: 1, count: 2 }, [], build, 'job:a', settings)(updating, now);
+    expect(next?.variants.map((x) => x.name)).to.deep.equal([`${ID}/96w.jpg`, `${ID}/160w.jpg`]);
+    const first = finishJob(
+      { dispatch: 0, index: 1, count: 2 },
+      [dropped],
+      build,
+      'job:a',
+      settings,
+    )(doc({ jobsDone: [0], variants: [v(`${ID}/96w.jpg`)] }), now);
+    expect(
+      first.next?.variants.map((x) => x.name),
+      'a first ready keeps what its jobs recorded',
+    ).to.include(`${ID}/640w.jpg`);
+  });
 });
 
 describe('transitions: recordEarlyVariant (the progressive status)', () => {
