@@ -240,7 +240,8 @@ function runChild(path: string, method: Method, butteraugli: boolean): Promise<M
  * (publish + push = 2 billed requests of ≥1,000 bytes) and one `image.ready`; writes the original,
  * each variant and the manifest (Class A); each job reads the original's metadata and bytes
  * (Class B); upload reads the image document and runs three transactions, each job a read and a
- * transaction, and the fan-in's holder one more (marking its event published). The anchor: one storage-triggered invocation
+ * transaction, the first job one more (its first variant, for the progressive status), and the
+ * fan-in's holder one more (marking its event published). The anchor: one storage-triggered invocation
  * that reads the original once and writes each variant.
  */
 export function operationsPerImage(
@@ -262,8 +263,8 @@ export function operationsPerImage(
     classA: 1 + variants + 1,
     classB: 2 * invocations,
     requests: 2 + invocations,
-    firestoreReads: 5 + 2 * invocations,
-    firestoreWrites: 4 + invocations,
+    firestoreReads: 6 + 2 * invocations,
+    firestoreWrites: 5 + invocations,
   };
 }
 
