@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * The local stack's ports: their defaults, the environment variables that override them, and
  * the checks that turn "address already in use" into a message naming the variable to change.
@@ -90,16 +91,37 @@ export function portsFromEnv(env: Record<string, string | undefined>): Record<Po
   return ports;
 }
 
-/** A free TCP port on the host, chosen by the OS. */
+/** Where the OS picks ports for `listen(0)` and outgoing connections (Linux's default otherwise). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low && high) return [low, high];
+  } catch {
+    // Not Linux: the IANA dynamic range.
+  }
+  return [49152, 65535];
+}
+
+/** Ports {@link freePort} hands out: handed out once per process, so two callers never share one. */
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port on the host, below the OS's ephemeral range: a port the OS picked (listen(0))
+ * can meanwhile become some outgoing connection's source port or another process's listen(0)
+ * before the caller (an emulator's JVM, seconds later) binds it, and the bind then fails with
+ * "Address already in use". Ports below the range are never picked by the OS.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+  const [low] = ephemeralRange();
+  const floor = 20_000;
+  const top = Math.max(floor + 1000, low);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = floor + Math.floor(Math.random() * (top - floor));
+    if (handedOut.has(port) || !(await canBind(port, host))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`No free port found between ${floor} and ${top} on ${host}.`);
 }
 
 /** True when nothing listens on the port and it can be bound. */

@@ -4,7 +4,8 @@
  */
 import { expect } from 'chai';
 import type { Server } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { freePort as freePortOnHost } from '../local/ports.js';
 import { PipelineError } from '../shared/core/errors.js';
 import type { RenderOptions } from '../shared/image/render.js';
 
@@ -80,15 +81,8 @@ export class Changes {
 }
 
 /** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+export function freePort(): Promise<number> {
+  return freePortOnHost();
 }
 
 /** Starts `server` on 127.0.0.1 (`port` 0: any free one); resolves with the port it listens on. */
