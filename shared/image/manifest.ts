@@ -85,7 +85,7 @@ export function buildManifest(input: ManifestInput): Manifest {
       contentType: CONTENT_TYPES[spec.format],
       bytes: object.bytes,
       name,
-      url: `${input.baseUrl}/${name.split('/').map(encodeURIComponent).join('/')}`,
+      url: variantUrl(input.baseUrl, name),
       ...(spec.aspect !== undefined && object.crop ? { crop: { ...object.crop } } : {}),
       ...(spec.animated ? { animated: true as const } : {}),
     };
@@ -183,4 +183,9 @@ export function manifestObjectNames(manifest: Manifest): Set<string> {
     ...Object.values(manifest.aspects ?? {}).flatMap((aspect) => aspect.variants.map((v) => v.name)),
     ...(manifest.omitted ?? []).map((o) => omittedVariantName(manifest.id, o.width, o.format, o.aspect)),
   ]);
+}
+
+/** A variant's public URL: the base URL and its object name, each path segment encoded. */
+export function variantUrl(baseUrl: string, name: string): string {
+  return `${baseUrl}/${name.split('/').map(encodeURIComponent).join('/')}`;
 }

@@ -7,6 +7,7 @@ import type { PipelineDeps } from '../cloud/deps.js';
 import { publicBaseUrl } from '../core/config.js';
 import type { OutputFormat } from '../core/domain.js';
 import { parseVariantName } from '../core/naming.js';
+import { variantUrl } from '../image/manifest.js';
 import type { FailureRecord, Manifest } from '../core/schemas.js';
 import { type ImageDoc, readImage } from '../state/image-doc.js';
 
@@ -49,7 +50,7 @@ export function finishedVariants(doc: Pick<ImageDoc, 'id' | 'variants'>, baseUrl
       const { width, height } = facts;
       return [
         {
-          url: `${baseUrl}/${facts.name}`,
+          url: variantUrl(baseUrl, facts.name),
           width,
           height,
           format: parsed.format,
