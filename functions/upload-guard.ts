@@ -13,7 +13,8 @@
  */
 import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
-import { uploadAuth, type Config } from '../shared/core/config.js';
+import type { Config } from '../shared/core/config.js';
+import { uploadAuth } from '../shared/auth/settings.js';
 import { PipelineError, permanent, toHttpError } from '../shared/core/errors.js';
 import { corsFor, routePath, screenRequest, withoutQuery } from '../shared/http/request-policy.js';
 import { MULTIPART_OVERHEAD_BYTES } from '../shared/http/request-body.js';

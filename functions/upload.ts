@@ -9,7 +9,7 @@ import type { PipelineDeps } from '../shared/cloud/deps.js';
 import { permanent, type PipelineError, toHttpError } from '../shared/core/errors.js';
 import { ImageId } from '../shared/core/schemas.js';
 import { variantName } from '../shared/core/naming.js';
-import { uploadAuth } from '../shared/core/config.js';
+import { uploadAuth } from '../shared/auth/settings.js';
 import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/http/request-policy.js';
 import { extractUpload } from '../shared/http/request-body.js';
 import { issueSignedUpload, ticketStatus } from '../shared/http/signed-url.js';

@@ -12,9 +12,9 @@ import {
   FANOUT_STRATEGIES,
   OUTPUT_FORMATS,
   QUALITY_MODES,
+  isLoopbackHttpUrl,
   UPLOAD_AUTH_MODES,
   type OutputFormat,
-  type UploadAuth,
 } from './domain.js';
 import { topology } from './topology.js';
 
@@ -82,6 +82,11 @@ const bucket = z
 const pubsubId = (kind: 'topic' | 'subscription') =>
   z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, { message: `must be a valid Pub/Sub ${kind} id` });
 const topic = pubsubId('topic');
+/** An https URL, or plain http on a loopback address (a local issuer). */
+const httpsUrl = (message: string) =>
+  z.url({ message }).refine((url) => url.startsWith('https://') || isLoopbackHttpUrl(url), {
+    message: 'must use https (plain http only on a loopback address)',
+  });
 
 /**
  * The schema, keyed by environment variable name. `MALLOC_ARENA_MAX` is read by glibc, not by
@@ -189,9 +194,9 @@ export const ENV_SCHEMA = z.object({
     .describe(
       'Largest object ingested from `incoming/` (gcloud, console, signed-URL uploads), in bytes; also caps signed URLs.',
     ),
-  SIGNED_URL_TTL_SECONDS: int(60, 7 * 24 * 3600)
+  SIGNED_URL_TTL_SECONDS: int(60, 3600)
     .default(900)
-    .describe('How long a signed upload URL (`POST /uploads/signed-url`) stays valid, in seconds.'),
+    .describe('How long a signed upload URL (`POST /uploads/signed-url`) stays valid, in seconds; at most one hour.'),
   MAX_INPUT_PIXELS: int(1, 1_000_000_000)
     .default(50_000_000)
     .describe('Largest accepted image, in pixels (width × height).'),
@@ -215,15 +220,45 @@ export const ENV_SCHEMA = z.object({
     .enum(UPLOAD_AUTH_MODES, { message: `must be one of ${UPLOAD_AUTH_MODES.join(', ')}` })
     .default('token')
     .describe(
-      'How the upload API authenticates: `token` (requires UPLOAD_TOKEN) or `none` (no authentication, only when set explicitly). With `token` and no UPLOAD_TOKEN, upload refuses to start.',
+      "How the upload API authenticates: `jwt` (end users' OpenID Connect ID tokens from JWT_ISSUER; UPLOAD_TOKEN, if set, for trusted backends), `token` (requires UPLOAD_TOKEN) or `none` (no authentication, only when set explicitly). With `token` and no UPLOAD_TOKEN, or `jwt` without JWT_ISSUER and JWT_AUDIENCE, upload refuses to start.",
     ),
   UPLOAD_TOKEN: z
     .string()
     .min(16, { message: 'must be at least 16 characters' })
     .optional()
     .describe(
-      'The bearer token the upload API requires with UPLOAD_AUTH=token (`Authorization: Bearer <token>`, compared in constant time). Set but empty or blank (an empty secret version) is a start-up error, never "no authentication".',
+      'The shared bearer token (`Authorization: Bearer <token>`, compared in constant time): required with UPLOAD_AUTH=token, optional with `jwt` (trusted backends). Set but empty or blank (an empty secret version) is a start-up error, never "no authentication".',
     ),
+  JWT_ISSUER: httpsUrl('must be an issuer URL such as https://securetoken.google.com/my-project')
+    .optional()
+    .describe(
+      "With UPLOAD_AUTH=jwt: the ID tokens' issuer (`iss`), e.g. `https://securetoken.google.com/{project}` for Firebase Authentication.",
+    ),
+  JWT_AUDIENCE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "With UPLOAD_AUTH=jwt: the ID tokens' audience (`aud`), e.g. the Firebase project id or the OAuth client id.",
+    ),
+  JWT_JWKS_URL: httpsUrl('must be a URL')
+    .optional()
+    .describe(
+      "With UPLOAD_AUTH=jwt: where the issuer's signing keys are; default: `jwks_uri` of the issuer's `/.well-known/openid-configuration`.",
+    ),
+  QUOTA_UPLOADS_PER_DAY: int(0, 10_000_000)
+    .optional()
+    .describe(
+      'Uploads and signed URLs one owner may start per UTC day; 0 = no limit. Default: 200 with jwt, 0 otherwise.',
+    ),
+  QUOTA_BYTES_PER_DAY: int(0, Number.MAX_SAFE_INTEGER)
+    .optional()
+    .describe(
+      'Bytes one owner may upload per UTC day (signed URLs count their declared size); 0 = no limit. Default: 2 GiB with UPLOAD_AUTH=jwt, 0 otherwise.',
+    ),
+  QUOTA_OPEN_TICKETS: int(0, 100_000)
+    .optional()
+    .describe('Unused, unexpired signed URLs one owner may hold; 0 = no limit. Default: 10 with jwt, 0 otherwise.'),
 
   // cleanup.
   ORIGINAL_RETENTION_DAYS: int(0, 36500)
@@ -357,21 +392,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return result.data;
-}
-
-/**
- * The upload function's authentication. Only the upload function needs its token (the others
- * never see the secret), so this check is made where upload starts, not in {@link loadConfig}:
- * with UPLOAD_AUTH=token (the default) a missing UPLOAD_TOKEN is a {@link ConfigError}.
- */
-export function uploadAuth(config: Pick<Config, 'UPLOAD_AUTH' | 'UPLOAD_TOKEN'>): UploadAuth {
-  if (config.UPLOAD_AUTH === 'none') return { mode: 'none' };
-  if (config.UPLOAD_TOKEN === undefined) {
-    throw new ConfigError([
-      'UPLOAD_TOKEN is unset but UPLOAD_AUTH is token (the default): set UPLOAD_TOKEN to a bearer token of at least 16 characters, or set UPLOAD_AUTH=none to run the upload API without authentication',
-    ]);
-  }
-  return { mode: 'token', token: config.UPLOAD_TOKEN };
 }
 
 /** The public base URL for variants: PUBLIC_BASE_URL or the bucket's storage.googleapis.com URL. */

@@ -19,9 +19,21 @@ export const CROP_STRATEGIES = ['attention', 'entropy', 'centre'] as const;
 export type CropStrategy = (typeof CROP_STRATEGIES)[number];
 
 /** How the upload API authenticates (UPLOAD_AUTH). */
-export const UPLOAD_AUTH_MODES = ['token', 'none'] as const;
-/** One of {@link UPLOAD_AUTH_MODES}, with the token it checks. */
-export type UploadAuth = { readonly mode: 'none' } | { readonly mode: 'token'; readonly token: string };
+export const UPLOAD_AUTH_MODES = ['jwt', 'token', 'none'] as const;
+/**
+ * One of {@link UPLOAD_AUTH_MODES}, with what it checks: `jwt` verifies end users' OpenID Connect
+ * ID tokens and, when a shared token is also set, accepts it from trusted backends.
+ */
+export type UploadAuth =
+  | { readonly mode: 'none' }
+  | { readonly mode: 'token'; readonly token: string }
+  | {
+      readonly mode: 'jwt';
+      readonly issuer: string;
+      readonly audience: string;
+      readonly jwksUrl?: string;
+      readonly token?: string;
+    };
 
 /** How each format's encoder quality is chosen (QUALITY_MODE): the configured one, or per image. */
 export const QUALITY_MODES = ['fixed', 'auto'] as const;
@@ -32,3 +44,16 @@ export type QualityMode = (typeof QUALITY_MODES)[number];
 export const ANIMATION_MODES = ['first-frame', 'keep'] as const;
 /** One of {@link ANIMATION_MODES}. */
 export type AnimationMode = (typeof ANIMATION_MODES)[number];
+
+/** True for an `http://` URL whose host is a loopback address (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHttpUrl(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  if (parsed.protocol !== 'http:') return false;
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

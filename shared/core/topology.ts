@@ -65,7 +65,7 @@ export type FunctionKey = 'upload' | 'ingest' | 'resize' | 'cleanup';
 /** A composite index one of the state layer's queries needs (Terraform creates each). */
 export interface FirestoreIndexSpec {
   /** Key into {@link FirestoreSpec.collections}. */
-  readonly collection: 'images' | 'cleanup';
+  readonly collection: keyof FirestoreSpec['collections'];
   /** `[field, 'ASCENDING' | 'DESCENDING']`, in index order. */
   readonly fields: ReadonlyArray<readonly [string, 'ASCENDING' | 'DESCENDING']>;
   /** Which query uses it. */
@@ -75,8 +75,14 @@ export interface FirestoreIndexSpec {
 /** The Firestore (Native mode) database that holds the per-image state. */
 export interface FirestoreSpec {
   readonly database: { readonly name: string; readonly env: string };
-  /** Collection ids: `images/{id}` (one document per image), `cleanup/{step}` (cursors). */
-  readonly collections: { readonly images: string; readonly cleanup: string };
+  /** Collection ids: `images/{id}` (one document per image), `cleanup/{step}` (cursors), `assets/{id}` (an owner's upload of an image), `owners/{key}` (quota counters), `tickets/{ticket}` (signed URLs). */
+  readonly collections: {
+    readonly images: string;
+    readonly cleanup: string;
+    readonly assets: string;
+    readonly owners: string;
+    readonly tickets: string;
+  };
   readonly indexes: readonly FirestoreIndexSpec[];
 }
 

@@ -3,9 +3,9 @@
  * constant time (unless UPLOAD_AUTH=none). Decided from the request's head alone, so the upload
  * guard can refuse before any byte of the body is read.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { permanent, type PipelineError } from '../core/errors.js';
 import type { UploadAuth } from '../core/domain.js';
+import { isSharedToken } from '../auth/principal.js';
 
 /** Methods the upload API answers. */
 export const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
@@ -35,20 +35,14 @@ export function corsFor(origin: string | undefined, allowedOrigins: readonly str
   };
 }
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
-
 /**
- * True when the `Authorization` header carries the bearer token, or authentication is off
- * (UPLOAD_AUTH=none). Both sides are hashed to equal length first, so the comparison time says
- * nothing about the token's length or content.
+ * True when the request may go on to the handler as far as its head can tell: authentication off
+ * (UPLOAD_AUTH=none), or the shared token. With UPLOAD_AUTH=jwt an ID token is verified
+ * asynchronously (shared/auth); until then a head without the shared token is refused.
  */
 export function isAuthorized(authorization: string | undefined, auth: UploadAuth): boolean {
   if (auth.mode === 'none') return true;
-  const match = /^Bearer\s+(.+)$/i.exec(authorization ?? '');
-  const presented = match?.[1]?.trim() ?? '';
-  return timingSafeEqual(digest(presented), digest(auth.token)) && presented.length > 0 && auth.token.length > 0;
+  return isSharedToken(authorization, auth.token);
 }
 
 /** A request path as the API routes it: without the query and trailing slashes. */

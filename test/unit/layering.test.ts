@@ -1,5 +1,5 @@
 /**
- * shared/'s folders are layers, lowest first: core < image < cloud < state < http < pipeline. A
+ * shared/'s folders are layers, lowest first: core < image < cloud < auth < state < http < pipeline. A
  * module imports only from its own folder or a lower one; core/ and image/ import no
  * `@google-cloud/*` package (they run without a cloud client); nothing in shared/ imports
  * functions/, local/, bench/ or test/. And no module in shared/ grows past 400 lines.
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** shared/'s folders, lowest layer first. */
-const LAYERS = ['core', 'image', 'cloud', 'state', 'http', 'pipeline'] as const;
+const LAYERS = ['core', 'image', 'cloud', 'auth', 'state', 'http', 'pipeline'] as const;
 
 /** Layers that must run without a Google Cloud client. */
 const NO_CLOUD_CLIENT = new Set<string>(['core', 'image']);
@@ -118,8 +118,8 @@ describe('shared/ layering', () => {
 
     it('names the file and what it imports for each upward, cloud-client or outside import', () => {
       expect(layeringViolations('shared/image/x.ts', sample)).to.deep.equal([
-        "shared/image/x.ts imports '../http/side-effect.js': image/ may not import http/, a higher layer (core < image < cloud < state < http < pipeline)",
-        "shared/image/x.ts imports '../pipeline/run-job.js': image/ may not import pipeline/, a higher layer (core < image < cloud < state < http < pipeline)",
+        "shared/image/x.ts imports '../http/side-effect.js': image/ may not import http/, a higher layer (core < image < cloud < auth < state < http < pipeline)",
+        "shared/image/x.ts imports '../pipeline/run-job.js': image/ may not import pipeline/, a higher layer (core < image < cloud < auth < state < http < pipeline)",
         "shared/image/x.ts imports '@google-cloud/storage': image/ imports no @google-cloud/* package",
         "shared/image/x.ts imports '../../local/stack.js' (local/stack.js), outside shared/",
       ]);
@@ -127,7 +127,7 @@ describe('shared/ layering', () => {
         "shared/pipeline/x.ts imports '../../local/stack.js' (local/stack.js), outside shared/",
       ]);
       expect(layeringViolations('shared/x.ts', '')).to.deep.equal([
-        "shared/x.ts is not in one of shared/'s layer folders (core, image, cloud, state, http, pipeline)",
+        "shared/x.ts is not in one of shared/'s layer folders (core, image, cloud, auth, state, http, pipeline)",
       ]);
     });
   });
