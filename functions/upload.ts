@@ -10,6 +10,7 @@ import { permanent, type PipelineError, toHttpError } from '../shared/core/error
 import { ImageId } from '../shared/core/schemas.js';
 import { variantName } from '../shared/core/naming.js';
 import { uploadAuth } from '../shared/auth/settings.js';
+import { OWNER_HEADER, type Principal, trustedPrincipal } from '../shared/auth/principal.js';
 import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/http/request-policy.js';
 import { extractUpload } from '../shared/http/request-body.js';
 import { issueSignedUpload, ticketStatus } from '../shared/http/signed-url.js';
@@ -33,6 +34,17 @@ function sendError(res: Response, error: unknown, deps: PipelineDeps, req: Reque
   if (status === 401) res.set('WWW-Authenticate', 'Bearer');
   if (status === 503) res.set('Retry-After', '10');
   res.status(status).json(body);
+}
+
+/**
+ * The caller (shared/auth/principal.ts): whose assets this request reads and writes. The guard
+ * has already refused a request without valid credentials; this names its principal.
+ */
+export async function principalFor(deps: PipelineDeps, req: Request): Promise<Principal> {
+  const head = { authorization: req.get('authorization'), owner: req.get(OWNER_HEADER) };
+  const principal = trustedPrincipal(head, uploadAuth(deps.config));
+  if (!principal) throw permanent('unauthorized', 'A valid bearer token is required.');
+  return principal;
 }
 
 function failedBody(id: string, record: { code: string; message: string; retryable?: boolean | undefined }) {
