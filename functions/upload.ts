@@ -33,6 +33,8 @@ function sendError(res: Response, error: unknown, deps: PipelineDeps, req: Reque
   });
   if (status === 401) res.set('WWW-Authenticate', 'Bearer');
   if (status === 503) res.set('Retry-After', '10');
+  const retryAfter = body.error.details?.retryAfterSeconds;
+  if (status === 429 && typeof retryAfter === 'number') res.set('Retry-After', String(retryAfter));
   res.status(status).json(body);
 }
 

@@ -68,6 +68,13 @@ export const ERROR_CODES = {
     meaning: 'Wrong method for the path (`Allow` says which).',
     raisedBy: 'upload',
   },
+  quota_exceeded: {
+    status: 429,
+    kind: 'permanent',
+    meaning:
+      'The owner used up a quota (`QUOTA_UPLOADS_PER_DAY`, `QUOTA_BYTES_PER_DAY`, `QUOTA_OPEN_TICKETS`); `details` has `quota`, `limit`, `used` and `resetsAt`, `Retry-After` the seconds until then.',
+    raisedBy: 'upload (uploads and signed-URL requests)',
+  },
   payload_too_large: {
     status: 413,
     kind: 'permanent',
