@@ -133,7 +133,9 @@ describe('faults: storage 503s on reads and writes while jobs flow through a rea
       expectAllComplete(result, 6, h);
       const retried = h.pipeline.logs.filter((l) => l.event === 'job.error' || l.event === 'ingest.retry').length;
       const refused = h.pipeline.logs.filter((l) => l.event === 'http.error' && l.status === 503).length;
-      expect(refused, 'the first upload met 503s past the client library retries and was sent again').to.be.greaterThan(0);
+      expect(refused, 'the first upload met 503s past the client library retries and was sent again').to.be.greaterThan(
+        0,
+      );
       console.log(
         `      (${bursts} bursts of 503s; ${retried} deliveries failed transiently and were redelivered; ${refused} uploads answered 503 and were sent again)`,
       );
