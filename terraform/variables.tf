@@ -366,7 +366,7 @@ variable "jwt_jwks_url" {
 }
 
 variable "quotas" {
-  description = "What one owner (an end user, or the trusted backends together) may do per UTC day: uploads_per_day (uploads and signed URLs started, QUOTA_UPLOADS_PER_DAY), bytes_per_day (bytes uploaded, signed URLs counting their declared size, QUOTA_BYTES_PER_DAY) and open_tickets (unused, unexpired signed URLs held at once, QUOTA_OPEN_TICKETS). 0 means no limit; an attribute left out (null) keeps the code's default: with upload_auth = \"jwt\" 200 uploads, 2 GiB and 10 open tickets, otherwise no limit. Beyond a quota upload answers 429 quota_exceeded with Retry-After."
+  description = "What one owner (an end user, or the trusted backends' own owner \"service\") may do per UTC day: uploads_per_day (uploads and signed URLs started, QUOTA_UPLOADS_PER_DAY), bytes_per_day (bytes uploaded, signed URLs counting their declared size, QUOTA_BYTES_PER_DAY) and open_tickets (unused, unexpired signed URLs held at once, QUOTA_OPEN_TICKETS). 0 means no limit; an attribute left out (null) keeps the code's default: with upload_auth = \"jwt\" 200 uploads, 2 GiB and 10 open tickets, otherwise no limit. Beyond a quota upload answers 429 quota_exceeded with Retry-After."
   type = object({
     uploads_per_day = optional(number)
     bytes_per_day   = optional(number)
