@@ -137,15 +137,6 @@ describe('terraform: the Firestore database (firestore.tf)', function () {
       expect(new Set(collections).size, 'Firestore allows one TTL field per collection group').to.equal(
         collections.length,
       );
-      // The TTL field has no single-field index: no composite index of the topology may need it either
-      // without saying so (none does today).
-      for (const index of firestore.indexes)
-        for (const entry of firestore.ttl)
-          if (index.collection === entry.collection)
-            expect(
-              index.fields.map(([f]) => f),
-              index.query,
-            ).not.to.include(entry.field);
     });
 
     it('is one google_firestore_field per entry, on the database: ttl_config {} on, single-field indexes off (index_config {})', function () {
