@@ -265,6 +265,12 @@ resource "google_storage_bucket_iam_member" "images_public" {
   bucket = google_storage_bucket.images.name
   role   = "roles/storage.legacyObjectReader"
   member = "allUsers"
+
+  # A change of role replaces the member (objectViewer → legacyObjectReader on upgrade): grant the
+  # new role before revoking the old one, so that anonymous reads never fail in between.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 # --- Cloud Build --------------------------------------------------------------------------------

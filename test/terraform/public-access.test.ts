@@ -150,6 +150,8 @@ describe('terraform: nothing public can be listed', function () {
         member: 'allUsers',
         count: '${var.serving == "bucket" ? 1 : 0}',
       });
+      // The upgrade from objectViewer replaces the member: the new grant comes first.
+      expect(grant.lifecycle).to.deep.equal([{ create_before_destroy: true }]);
       const publicGrants = grants(mod).filter((g) => g.members.some((m) => PUBLIC.test(JSON.stringify(m))));
       expect(publicGrants.map((g) => `${g.where} ${String(g.role)}`).sort()).to.deep.equal([
         'google_cloud_run_service_iam_member.upload_public roles/run.invoker',
