@@ -103,7 +103,7 @@ export function variantCause(status: number | 'network', url: string, base: stri
     return `serving: ${new URL(url).host} does not answer: with serving = "cdn" the domain's A record must point at cdn_ip_address and the managed certificate must be ACTIVE (up to an hour after DNS resolves)`;
   }
   if (status === 401 || status === 403) {
-    return 'serving mode: the images are not readable at this URL: with serving = "bucket" allUsers needs roles/storage.objectViewer on the images bucket (an organisation policy may refuse it: use serving = "cdn"); with "cdn" the Cloud CDN agent needs read; with "none" your layer must serve it';
+    return 'serving mode: the images are not readable at this URL: with serving = "bucket" allUsers needs roles/storage.legacyObjectReader on the images bucket (an organisation policy may refuse it: use serving = "cdn"); with "cdn" the Cloud CDN agent needs read; with "none" your layer must serve it';
   }
   if (status === 404)
     return `serving mode: PUBLIC_BASE_URL (${base}) does not serve the images bucket (public_base_url, or the load balancer's backend bucket)`;

@@ -2,7 +2,8 @@
 # the packaged source (source.tf). Each runs as its own service account (iam.tf) with the
 # environment generated in locals.tf from the names shared/core/config.ts reads.
 #
-# - upload:  HTTP, the public face (IAM or, if allowed, unauthenticated plus a bearer token).
+# - upload:  HTTP, the public face (IAM or, if allowed, unauthenticated plus end users' ID tokens
+#            or a bearer token: variables.tf refuses a public upload without either).
 # - ingest:  Eventarc, google.cloud.storage.object.v1.finalized on the uploads bucket.
 # - resize:  HTTP, called only by the jobs push subscription (pubsub.tf) with an OIDC token.
 #            Its handler must be registered as a CloudEvent function (functions.cloudEvent):
@@ -121,14 +122,6 @@ resource "time_sleep" "iam_propagation" {
     # The functions' Firestore access, which Firestore caches for up to 5 minutes.
     google_project_iam_member.function_firestore,
   ]
-}
-
-# A public upload endpoint without the function's own token check accepts images from anyone.
-check "public_upload_has_token" {
-  assert {
-    condition     = !var.allow_unauthenticated_upload || var.upload_token_secret_id != null
-    error_message = "allow_unauthenticated_upload is true but upload_token_secret_id is not set: anyone on the internet can upload. Set upload_token_secret_id so that upload checks a bearer token."
-  }
 }
 
 # The four resources of earlier versions are the instances of the for_each: no redeploy.

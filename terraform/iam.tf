@@ -253,12 +253,24 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
 
 # --- Public read of the images bucket, when it serves the variants itself (serving.tf) -----------
 
+# Anyone may read an object whose exact name they know (a manifest or variant URL handed out by
+# upload) and nothing more: roles/storage.legacyObjectReader holds storage.objects.get but not
+# storage.objects.list, so nobody can list the bucket to discover other people's images
+# (roles/storage.objectViewer would let them). Legacy roles are granted on buckets only, which is
+# what this is, and apply with uniform bucket-level access like any other bucket role.
+# test/terraform checks that no public member holds a listing role anywhere in the module.
 resource "google_storage_bucket_iam_member" "images_public" {
   count = var.serving == "bucket" ? 1 : 0
 
   bucket = google_storage_bucket.images.name
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.legacyObjectReader"
   member = "allUsers"
+
+  # A change of role replaces the member (objectViewer → legacyObjectReader on upgrade): grant the
+  # new role before revoking the old one, so that anonymous reads never fail in between.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 # --- Cloud Build --------------------------------------------------------------------------------

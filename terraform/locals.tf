@@ -58,11 +58,18 @@ locals {
     MAX_INGEST_BYTES     = var.max_ingest_bytes == null ? "" : tostring(var.max_ingest_bytes)
   }
 
-  # upload: browser access. UPLOAD_TOKEN comes from Secret Manager (functions.tf).
+  # upload: who may call it and how much. UPLOAD_TOKEN comes from Secret Manager (functions.tf).
+  # UPLOAD_AUTH is always explicit (settings.tf: upload_auth, or token/none by the token secret as
+  # before), so that a token that fails to arrive stops the function instead of opening it. Quotas
+  # left null keep the code's defaults (with jwt: 200 uploads, 2 GiB, 10 open tickets a day).
   env_upload = {
-    # Without a token secret, IAM (roles/run.invoker) is upload's authentication: say so
-    # explicitly, so that a token that fails to arrive stops the function instead.
-    UPLOAD_AUTH            = var.upload_token_secret_id == null ? "none" : "token"
+    UPLOAD_AUTH            = local.upload_auth
+    JWT_ISSUER             = var.jwt_issuer == null ? "" : var.jwt_issuer
+    JWT_AUDIENCE           = var.jwt_audience == null ? "" : var.jwt_audience
+    JWT_JWKS_URL           = var.jwt_jwks_url == null ? "" : var.jwt_jwks_url
+    QUOTA_UPLOADS_PER_DAY  = var.quotas.uploads_per_day == null ? "" : tostring(var.quotas.uploads_per_day)
+    QUOTA_BYTES_PER_DAY    = var.quotas.bytes_per_day == null ? "" : tostring(var.quotas.bytes_per_day)
+    QUOTA_OPEN_TICKETS     = var.quotas.open_tickets == null ? "" : tostring(var.quotas.open_tickets)
     CORS_ORIGINS           = join(",", var.upload_cors_origins)
     SIGNED_URL_TTL_SECONDS = var.signed_url_ttl_seconds == null ? "" : tostring(var.signed_url_ttl_seconds)
     SHARP_CONCURRENCY      = "1"
@@ -90,10 +97,12 @@ locals {
     DRY_RUN                       = var.cleanup_dry_run == null ? "" : tostring(var.cleanup_dry_run)
   }
 
+  # extra_env first: it may not name a variable set here (its validation), and if it ever did, the
+  # module's value would win.
   function_env = {
-    upload  = { for k, v in merge(local.env_common, local.env_upload, var.extra_env) : k => v if v != "" }
-    ingest  = { for k, v in merge(local.env_common, local.env_ingest, var.extra_env) : k => v if v != "" }
-    resize  = { for k, v in merge(local.env_common, local.env_resize, var.extra_env) : k => v if v != "" }
-    cleanup = { for k, v in merge(local.env_common, local.env_cleanup, var.extra_env) : k => v if v != "" }
+    upload  = { for k, v in merge(var.extra_env, local.env_common, local.env_upload) : k => v if v != "" }
+    ingest  = { for k, v in merge(var.extra_env, local.env_common, local.env_ingest) : k => v if v != "" }
+    resize  = { for k, v in merge(var.extra_env, local.env_common, local.env_resize) : k => v if v != "" }
+    cleanup = { for k, v in merge(var.extra_env, local.env_common, local.env_cleanup) : k => v if v != "" }
   }
 }

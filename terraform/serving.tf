@@ -1,7 +1,8 @@
 # How browsers load the variants and manifests (var.serving), and the base URL manifests use:
 #
-# - bucket (default): the images bucket is readable by anyone (iam.tf, images_public; public
-#   access prevention "inherited"), manifests point at https://storage.googleapis.com/{bucket}
+# - bucket (default): anyone may read an object of the images bucket by its exact name, never list
+#   it (iam.tf, images_public: roles/storage.legacyObjectReader; public access prevention
+#   "inherited"), manifests point at https://storage.googleapis.com/{bucket}
 #   unless public_base_url names a layer in front of it. The uploads bucket stays private.
 #   Organisations that enforce public access prevention or domain-restricted sharing refuse it
 #   (terraform/README.md, "First-apply errors").

@@ -105,7 +105,7 @@ variable "incoming_max_age_days" {
 }
 
 variable "serving" {
-  description = "How browsers load the variants and manifests: \"bucket\" (default) makes the images bucket readable by anyone and manifests point at it; \"cdn\" puts a global external Application Load Balancer with Cloud CDN and a managed certificate for `domain` in front of a private images bucket; \"none\" keeps the bucket private and manifests use public_base_url (your own serving layer). The uploads bucket is never public. \"bucket\" is the default deliberately: it is the only mode that serves every manifest URL with nothing else to set up (\"cdn\" needs a domain and DNS, \"none\" a serving layer of your own). Organisations whose policies enforce public access prevention (storage.publicAccessPrevention) or domain-restricted sharing (iam.allowedPolicyMemberDomains, one of the secure-by-default policies of organisations created since May 2024) refuse its allUsers grant on the first apply: choose \"none\" (or \"cdn\", see terraform/README.md) there, or have the policy relaxed for this project."
+  description = "How browsers load the variants and manifests: \"bucket\" (default) lets anyone read an object of the images bucket by its exact name (roles/storage.legacyObjectReader: no listing) and manifests point at it; \"cdn\" puts a global external Application Load Balancer with Cloud CDN and a managed certificate for `domain` in front of a private images bucket; \"none\" keeps the bucket private and manifests use public_base_url (your own serving layer). The uploads bucket is never public. \"bucket\" is the default deliberately: it is the only mode that serves every manifest URL with nothing else to set up (\"cdn\" needs a domain and DNS, \"none\" a serving layer of your own). Organisations whose policies enforce public access prevention (storage.publicAccessPrevention) or domain-restricted sharing (iam.allowedPolicyMemberDomains, one of the secure-by-default policies of organisations created since May 2024) refuse its allUsers grant on the first apply: choose \"none\" (or \"cdn\", see terraform/README.md) there, or have the policy relaxed for this project."
   type        = string
   default     = "bucket"
 
@@ -294,9 +294,99 @@ variable "function_source_dir" {
 # ---------------------------------------------------------------------------------------------
 
 variable "allow_unauthenticated_upload" {
-  description = "Make the upload function public (allUsers gets roles/run.invoker). Off by default. When on, set upload_token_secret_id as well so that the function's own bearer-token check protects it; Terraform warns otherwise."
+  description = "Make the upload function public (allUsers gets roles/run.invoker), for browsers and apps of end users. Off by default. A public upload must authenticate its callers itself: it needs upload_auth \"jwt\" (end users' ID tokens) or \"token\" (the shared token of upload_token_secret_id), and the plan refuses it otherwise (fail closed)."
   type        = bool
   default     = false
+
+  validation {
+    condition     = !var.allow_unauthenticated_upload || contains(["jwt", "token"], local.upload_auth)
+    error_message = "allow_unauthenticated_upload = true makes upload public, and upload_auth is \"${local.upload_auth}\": anyone on the internet could upload. Set upload_auth = \"jwt\" (with jwt_issuer and jwt_audience) for end users' sign-in tokens, or upload_token_secret_id (upload_auth \"token\") for a shared bearer token."
+  }
+}
+
+variable "upload_auth" {
+  description = "How the upload API authenticates its callers (UPLOAD_AUTH): \"jwt\" (end users' OpenID Connect ID tokens, issued by jwt_issuer for jwt_audience; each user owns their uploads, within quotas; the shared token of upload_token_secret_id, if set, stays for trusted backends), \"token\" (the shared bearer token of upload_token_secret_id, required) or \"none\" (no check of its own: IAM, upload_invoker_members, is the only gate, so a public upload is refused). Default (null): \"token\" when upload_token_secret_id is set, \"none\" otherwise, as before this variable existed. See docs/security.md."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.upload_auth == null || contains(["jwt", "token", "none"], coalesce(var.upload_auth, "none"))
+    error_message = "upload_auth must be jwt, token or none (or null: token with upload_token_secret_id, none without)."
+  }
+  validation {
+    condition     = coalesce(var.upload_auth, var.upload_token_secret_id == null ? "none" : "token") != "jwt" || (var.jwt_issuer != null && var.jwt_audience != null)
+    error_message = "upload_auth = \"jwt\" needs jwt_issuer and jwt_audience: the issuer (iss) and audience (aud) the ID tokens must carry, e.g. https://securetoken.google.com/PROJECT and PROJECT for Firebase Authentication."
+  }
+  validation {
+    condition     = coalesce(var.upload_auth, var.upload_token_secret_id == null ? "none" : "token") != "token" || var.upload_token_secret_id != null
+    error_message = "upload_auth = \"token\" needs upload_token_secret_id, the Secret Manager secret holding the shared bearer token."
+  }
+  validation {
+    condition     = coalesce(var.upload_auth, var.upload_token_secret_id == null ? "none" : "token") != "none" || var.upload_token_secret_id == null
+    error_message = "upload_auth = \"none\" with upload_token_secret_id: upload refuses to start with a token it would not check. Use upload_auth = \"token\" (or \"jwt\"), or drop upload_token_secret_id."
+  }
+  # Here rather than on the jwt_* variables: validations that read each other form a cycle.
+  validation {
+    condition     = coalesce(var.upload_auth, var.upload_token_secret_id == null ? "none" : "token") == "jwt" || (var.jwt_issuer == null && var.jwt_audience == null && var.jwt_jwks_url == null)
+    error_message = "jwt_issuer, jwt_audience or jwt_jwks_url is set but upload_auth is not \"jwt\": nothing would check the tokens. Set upload_auth = \"jwt\", or drop them."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "With upload_auth = \"jwt\": the issuer of the end users' ID tokens (JWT_ISSUER, their `iss` claim), an https URL, e.g. https://securetoken.google.com/PROJECT for Firebase Authentication or https://accounts.google.com for Google Sign-In. Its signing keys are found through {issuer}/.well-known/openid-configuration unless jwt_jwks_url names them."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_issuer == null || can(regex("^https://[^/?#\\s]+(/[^?#\\s]*)?$", coalesce(var.jwt_issuer, "https://x")))
+    error_message = "jwt_issuer must be an https URL without query or fragment, such as https://securetoken.google.com/my-project."
+  }
+}
+
+variable "jwt_audience" {
+  description = "With upload_auth = \"jwt\": the audience the end users' ID tokens must name (JWT_AUDIENCE, their `aud` claim), e.g. the Firebase project ID or the OAuth client ID of your app."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_audience == null || length(trimspace(coalesce(var.jwt_audience, "x"))) > 0
+    error_message = "jwt_audience must not be empty."
+  }
+}
+
+variable "jwt_jwks_url" {
+  description = "With upload_auth = \"jwt\": where the issuer's signing keys are (JWT_JWKS_URL), an https URL. Default (null): the jwks_uri of the issuer's /.well-known/openid-configuration."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_jwks_url == null || can(regex("^https://[^/?#\\s]+(/[^#\\s]*)?$", coalesce(var.jwt_jwks_url, "https://x")))
+    error_message = "jwt_jwks_url must be an https URL, such as https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com."
+  }
+}
+
+variable "quotas" {
+  description = "What one owner (an end user, or the trusted backends' own owner \"service\") may do per UTC day: uploads_per_day (uploads and signed URLs started, QUOTA_UPLOADS_PER_DAY), bytes_per_day (bytes uploaded, signed URLs counting their declared size, QUOTA_BYTES_PER_DAY) and open_tickets (unused, unexpired signed URLs held at once, QUOTA_OPEN_TICKETS). 0 means no limit; an attribute left out (null) keeps the code's default: with upload_auth = \"jwt\" 200 uploads, 2 GiB and 10 open tickets, otherwise no limit. Beyond a quota upload answers 429 quota_exceeded with Retry-After."
+  type = object({
+    uploads_per_day = optional(number)
+    bytes_per_day   = optional(number)
+    open_tickets    = optional(number)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.quotas.uploads_per_day == null || (coalesce(var.quotas.uploads_per_day, 0) >= 0 && coalesce(var.quotas.uploads_per_day, 0) <= 10000000 && floor(coalesce(var.quotas.uploads_per_day, 0)) == coalesce(var.quotas.uploads_per_day, 0))
+    error_message = "quotas.uploads_per_day must be a whole number between 0 (no limit) and 10000000."
+  }
+  validation {
+    condition     = var.quotas.bytes_per_day == null || (coalesce(var.quotas.bytes_per_day, 0) >= 0 && coalesce(var.quotas.bytes_per_day, 0) <= 9007199254740991 && floor(coalesce(var.quotas.bytes_per_day, 0)) == coalesce(var.quotas.bytes_per_day, 0))
+    error_message = "quotas.bytes_per_day must be a whole number of bytes, 0 (no limit) or more (at most 2^53 - 1)."
+  }
+  validation {
+    condition     = var.quotas.open_tickets == null || (coalesce(var.quotas.open_tickets, 0) >= 0 && coalesce(var.quotas.open_tickets, 0) <= 100000 && floor(coalesce(var.quotas.open_tickets, 0)) == coalesce(var.quotas.open_tickets, 0))
+    error_message = "quotas.open_tickets must be a whole number between 0 (no limit) and 100000."
+  }
 }
 
 variable "upload_invoker_members" {
@@ -314,7 +404,7 @@ variable "upload_invoker_members" {
 }
 
 variable "upload_token_secret_id" {
-  description = "ID of an existing Secret Manager secret (in project_id) holding the upload bearer token (at least 16 characters). When set, the upload function receives it as UPLOAD_TOKEN through secret_environment_variables and its service account may access that secret only. Create the secret outside Terraform so that the token never enters the state."
+  description = "ID of an existing Secret Manager secret (in project_id) holding the shared upload bearer token (at least 16 characters): required with upload_auth = \"token\", optional with \"jwt\" (trusted backends, which may act for a user with X-Upload-Owner), refused with \"none\". When set, the upload function receives it as UPLOAD_TOKEN through secret_environment_variables and its service account may access that secret only. Create the secret outside Terraform so that the token never enters the state."
   type        = string
   default     = null
 
@@ -433,13 +523,22 @@ variable "cleanup_dry_run" {
 }
 
 variable "extra_env" {
-  description = "Further environment variables for all four functions, for settings without a variable of their own (e.g. AVIF_QUALITY, JPEG_MOZJPEG, MAX_INPUT_PIXELS). Use names from shared/core/config.ts: the code ignores any other name, and a bad value stops the function at cold start with a message naming it. Values here override the generated ones."
+  description = "Further environment variables for all four functions, for settings without a variable of their own (e.g. AVIF_QUALITY, JPEG_MOZJPEG, MAX_INPUT_PIXELS). Use names from shared/core/config.ts: the code ignores any other name, and a bad value stops the function at cold start with a message naming it. Refused: names the module sets itself (use their variable: UPLOAD_AUTH is upload_auth, WIDTHS is widths, ...), so that extra_env cannot undo a validated setting, and secrets (UPLOAD_TOKEN, *_TOKEN, *_SECRET, *_PASSWORD, *_KEY, ...), which belong in Secret Manager: environment variables are in the Terraform state and visible to anyone who may view the function."
   type        = map(string)
   default     = {}
+  nullable    = false
 
   validation {
     condition     = alltrue([for k in keys(var.extra_env) : can(regex("^[A-Z][A-Z0-9_]*$", k))])
     error_message = "extra_env keys must be environment variable names in upper case (A-Z, 0-9, _)."
+  }
+  validation {
+    condition     = length([for k in keys(var.extra_env) : k if can(regex(local.secret_env_pattern, k))]) == 0
+    error_message = "extra_env must not carry secrets (${join(", ", [for k in keys(var.extra_env) : k if can(regex(local.secret_env_pattern, k))])}): environment variables are stored in the Terraform state and shown to anyone who may view the function. Keep secrets in Secret Manager (the upload token: upload_token_secret_id)."
+  }
+  validation {
+    condition     = length([for k in keys(var.extra_env) : k if contains(keys(local.module_env), k)]) == 0
+    error_message = "extra_env sets variables the module sets itself: ${join("; ", [for k in keys(var.extra_env) : "${k} (use ${local.module_env[k]})" if contains(keys(local.module_env), k)])}."
   }
 }
 
@@ -517,13 +616,13 @@ variable "max_ingest_bytes" {
 }
 
 variable "signed_url_ttl_seconds" {
-  description = "How long a signed upload URL stays valid (SIGNED_URL_TTL_SECONDS), in seconds; at most 7 days, V4 signing's limit. null: the code's default (900)."
+  description = "How long a signed upload URL stays valid (SIGNED_URL_TTL_SECONDS), in seconds; at most one hour (the code's limit: a URL is single-use and bound to its owner, and a shorter life bounds what a leaked one allows). null: the code's default (900)."
   type        = number
   default     = null
 
   validation {
-    condition     = var.signed_url_ttl_seconds == null || (coalesce(var.signed_url_ttl_seconds, 60) >= 60 && coalesce(var.signed_url_ttl_seconds, 60) <= 604800 && floor(coalesce(var.signed_url_ttl_seconds, 60)) == coalesce(var.signed_url_ttl_seconds, 60))
-    error_message = "signed_url_ttl_seconds must be a whole number of seconds between 60 and 604800 (7 days)."
+    condition     = var.signed_url_ttl_seconds == null || (coalesce(var.signed_url_ttl_seconds, 60) >= 60 && coalesce(var.signed_url_ttl_seconds, 60) <= 3600 && floor(coalesce(var.signed_url_ttl_seconds, 60)) == coalesce(var.signed_url_ttl_seconds, 60))
+    error_message = "signed_url_ttl_seconds must be a whole number of seconds between 60 and 3600 (one hour)."
   }
 }
 

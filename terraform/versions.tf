@@ -9,7 +9,7 @@
 # callers in examples/ configure the provider.
 terraform {
   # 1.9: validations that read other values (var.functions checks resize against the ack deadline
-  # of shared/core/topology.json); 1.5: `check` blocks (the public-upload warning in functions.tf).
+  # of shared/core/topology.json; a public upload needs upload_auth jwt or token).
   required_version = ">= 1.9.0"
 
   required_providers {

@@ -84,6 +84,18 @@ export interface FirestoreSpec {
     readonly tickets: string;
   };
   readonly indexes: readonly FirestoreIndexSpec[];
+  /**
+   * TTL policies (terraform/firestore.tf): documents of `collection` are deleted by Firestore once
+   * the timestamp in `field` has passed (typically within 24 hours: expired documents still read
+   * until then, so code checks the time itself). One field per collection; the field has no
+   * single-field index (it would hotspot), so no query may filter or order on it without a
+   * composite index of `indexes`.
+   */
+  readonly ttl: ReadonlyArray<{
+    readonly collection: keyof FirestoreSpec['collections'];
+    readonly field: string;
+    readonly why: string;
+  }>;
 }
 
 /** The whole topology as read from `topology.json`. */

@@ -31,6 +31,7 @@ interface FirestoreTopology {
   database: { name: string; env: string };
   collections: Record<string, string>;
   indexes: Array<{ collection: string; fields: Array<[string, 'ASCENDING' | 'DESCENDING']>; query: string }>;
+  ttl: Array<{ collection: string; field: string; why: string }>;
 }
 
 const topologyJson = JSON.parse(readFileSync(join(REPO_ROOT, 'shared', 'core', 'topology.json'), 'utf8')) as {
@@ -118,10 +119,53 @@ describe('terraform: the Firestore database (firestore.tf)', function () {
     });
   });
 
+  describe('the TTL policies', function () {
+    let ttl: Body;
+    before(function () {
+      ttl = mod.resources.google_firestore_field?.ttl as Body;
+      expect(ttl, 'google_firestore_field.ttl').to.exist;
+    });
+
+    it('lets signed-URL tickets expire by themselves: tickets.expireAt in the topology, one TTL field per collection', function () {
+      expect(firestore.ttl).to.deep.include({
+        collection: 'tickets',
+        field: 'expireAt',
+        why: firestore.ttl.find((t) => t.collection === 'tickets')?.why,
+      });
+      for (const entry of firestore.ttl) expect(Object.keys(firestore.collections)).to.include(entry.collection);
+      const collections = firestore.ttl.map((t) => t.collection);
+      expect(new Set(collections).size, 'Firestore allows one TTL field per collection group').to.equal(
+        collections.length,
+      );
+    });
+
+    it('is one google_firestore_field per entry, on the database: ttl_config {} on, single-field indexes off (index_config {})', function () {
+      expect(Object.keys(mod.resources.google_firestore_field!)).to.deep.equal(['ttl']);
+      expect(ttl).to.include({
+        for_each: '${local.firestore_ttl_fields}',
+        project: '${var.project_id}',
+        database: '${google_firestore_database.this.name}',
+        collection: '${local.topology.firestore.collections[each.value.collection]}',
+        field: '${each.value.field}',
+      });
+      // hcl2json renders an empty block as [{}]: present, with no argument.
+      expect(ttl.ttl_config, 'an empty ttl_config turns the policy on').to.deep.equal([{}]);
+      expect(ttl.index_config, 'an empty index_config exempts the field from single-field indexes').to.deep.equal([{}]);
+      expect(block(ttl, 'timeouts'), 'room for the long-running operation').to.deep.equal({
+        create: '60m',
+        update: '60m',
+      });
+      const precondition = block(block(ttl, 'lifecycle'), 'precondition');
+      expect(String(precondition?.condition)).to.include('ttl.collection == each.value.collection');
+      expect(mod.sources['firestore.tf']).to.include('Manage data retention with TTL policies');
+    });
+  });
+
   describe('evaluated by Terraform', function () {
     let scratch: ScratchModule;
     let evaluated: {
       indexes: Record<string, { collection: string; fields: Array<{ field_path: string; order: string }> }>;
+      ttl: Record<string, { collection: string; field: string }>;
       location: string;
       condition: string;
     };
@@ -135,6 +179,7 @@ describe('terraform: the Firestore database (firestore.tf)', function () {
       const db = mod.resources.google_firestore_database!.this!;
       const idx = mod.resources.google_firestore_index!.this!;
       const fields = dynamicBlock(idx, 'fields')!.content;
+      const ttlField = mod.resources.google_firestore_field!.ttl!;
       const binding = mod.resources.google_project_iam_member!.function_firestore!;
       const databaseName: [RegExp, string] = [/google_firestore_database\.this\.name/g, `(${hclOf(db.name)})`];
       const perIndex: Array<[RegExp, string]> = [
@@ -142,8 +187,15 @@ describe('terraform: the Firestore database (firestore.tf)', function () {
         [/fields\.value/g, 'f'],
       ];
       const hcl = `locals {
-  firestore_indexes  = ${hclOf(mod.locals.firestore_indexes)}
-  firestore_location = ${hclOf(mod.locals.firestore_location)}
+  firestore_indexes    = ${hclOf(mod.locals.firestore_indexes)}
+  firestore_ttl_fields = ${hclOf(mod.locals.firestore_ttl_fields)}
+  firestore_location   = ${hclOf(mod.locals.firestore_location)}
+}
+output "ttl" {
+  value = { for k, v in ${hclOf(ttlField.for_each)} : k => {
+    collection = ${hclOf(ttlField.collection, perIndex)}
+    field      = ${hclOf(ttlField.field, perIndex)}
+  } }
 }
 output "indexes" {
   value = { for k, v in local.firestore_indexes : k => {
@@ -177,6 +229,22 @@ output "condition" {
       expect(Object.keys(evaluated.indexes)).to.have.length(firestore.indexes.length);
       // The key names the index: its collection and fields (a changed index is a new resource).
       expect(Object.keys(evaluated.indexes)).to.include('images(status ASCENDING, staleAt ASCENDING)');
+    });
+
+    it("has upload's index of an owner's assets, newest first: assets(owner ASCENDING, createdAt DESCENDING)", function () {
+      expect(evaluated.indexes['assets(owner ASCENDING, createdAt DESCENDING)']).to.deep.equal({
+        collection: firestore.collections.assets,
+        fields: [
+          { field_path: 'owner', order: 'ASCENDING' },
+          { field_path: 'createdAt', order: 'DESCENDING' },
+        ],
+      });
+    });
+
+    it('puts the TTL policy on tickets.expireAt, under a stable key', function () {
+      expect(evaluated.ttl).to.deep.equal({
+        'tickets.expireAt': { collection: firestore.collections.tickets, field: 'expireAt' },
+      });
     });
 
     it('puts the database in the region unless firestore_location says otherwise', function () {

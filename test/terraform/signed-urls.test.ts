@@ -132,7 +132,9 @@ describe('terraform: signed-URL uploads (signed_urls.tf)', function () {
     const refused: Array<[string, Record<string, unknown>, string]> = [
       ['an ingest limit over 5 GiB', { max_ingest_bytes: 5 * 1024 ** 3 + 1 }, 'max_ingest_bytes must be'],
       ['a fractional ingest limit', { max_ingest_bytes: 1.5 }, 'max_ingest_bytes must be'],
-      ['a URL lifetime over 7 days', { signed_url_ttl_seconds: 604801 }, 'signed_url_ttl_seconds must be'],
+      // The code caps signed URLs at one hour (SIGNED_URL_TTL_SECONDS, issue 21): the plan says so first.
+      ['a URL lifetime over one hour', { signed_url_ttl_seconds: 3601 }, 'between 60 and 3600 (one hour)'],
+      ['a URL lifetime of 7 days', { signed_url_ttl_seconds: 604800 }, 'signed_url_ttl_seconds must be'],
       ['a URL lifetime under a minute', { signed_url_ttl_seconds: 10 }, 'signed_url_ttl_seconds must be'],
       [
         'a negative preflight cache',

@@ -411,22 +411,60 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       );
     });
 
-    it('tells upload how it authenticates: UPLOAD_AUTH token with a token secret, none without (IAM then)', function () {
-      expect((mod.locals.env_upload as Body).UPLOAD_AUTH).to.equal(
-        '${var.upload_token_secret_id == null ? "none" : "token"}',
+    it('tells upload how it authenticates: upload_auth, else token with a token secret and none without (IAM then)', function () {
+      // Adapted (issue 21): UPLOAD_AUTH comes from upload_auth (jwt | token | none), whose default
+      // keeps the earlier rule; a public upload without jwt or token is refused by a variable
+      // validation (test/terraform/variables.test.ts plans it), no longer a warning of a check block.
+      expect((mod.locals.env_upload as Body).UPLOAD_AUTH).to.equal('${local.upload_auth}');
+      expect(expr(mod.locals.upload_auth)).to.equal(
+        'var.upload_auth != null ? var.upload_auth : (var.upload_token_secret_id == null ? "none" : "token")',
       );
+      expect(mod.sources['settings.tf'], 'validations can read it').to.match(/^\s+upload_auth\s+=/m);
       for (const name of ['env_common', 'env_ingest', 'env_resize', 'env_cleanup'])
         expect(mod.locals[name] as Body, name).not.to.have.property('UPLOAD_AUTH');
-      // The check that a public upload has a token stays.
-      const check = (mod.other.check ?? []).flat()[0] as Record<string, Body[]>;
-      expect(JSON.stringify(check.public_upload_has_token)).to.include(
-        '!var.allow_unauthenticated_upload || var.upload_token_secret_id != null',
+      expect(mod.other.check, 'no check block: a validation refuses the plan instead').to.equal(undefined);
+      const validations = JSON.stringify(mod.variables.allow_unauthenticated_upload!.validation);
+      expect(validations).to.include(
+        '!var.allow_unauthenticated_upload || contains([\\"jwt\\", \\"token\\"], local.upload_auth)',
       );
     });
 
-    it('keeps extra_env free-form but empty by default', function () {
+    it('passes the sign-in and quota settings to upload only (JWT_*, QUOTA_*), unset when null', function () {
+      const upload = mod.locals.env_upload as Body;
+      expect(upload).to.include({
+        JWT_ISSUER: '${var.jwt_issuer == null ? "" : var.jwt_issuer}',
+        JWT_AUDIENCE: '${var.jwt_audience == null ? "" : var.jwt_audience}',
+        JWT_JWKS_URL: '${var.jwt_jwks_url == null ? "" : var.jwt_jwks_url}',
+        QUOTA_UPLOADS_PER_DAY: '${var.quotas.uploads_per_day == null ? "" : tostring(var.quotas.uploads_per_day)}',
+        QUOTA_BYTES_PER_DAY: '${var.quotas.bytes_per_day == null ? "" : tostring(var.quotas.bytes_per_day)}',
+        QUOTA_OPEN_TICKETS: '${var.quotas.open_tickets == null ? "" : tostring(var.quotas.open_tickets)}',
+      });
+      for (const name of ['env_common', 'env_ingest', 'env_resize', 'env_cleanup'])
+        for (const key of Object.keys(mod.locals[name] as Body))
+          expect(key, `${name}.${key}`).not.to.match(/^(JWT|QUOTA)_/);
+      expect(mod.variables.quotas!.default).to.deep.equal({});
+      for (const name of ['upload_auth', 'jwt_issuer', 'jwt_audience', 'jwt_jwks_url'])
+        expect(mod.variables[name]!.default, name).to.equal(null);
+    });
+
+    it('lists in local.module_env exactly the variables the env_* maps set, each with its source', function () {
+      const moduleEnv = mod.locals.module_env as Record<string, string>;
+      const set = new Set<string>();
+      for (const [name, value] of Object.entries(mod.locals))
+        if (name.startsWith('env_')) for (const key of Object.keys(value as Body)) set.add(key);
+      expect(Object.keys(moduleEnv).sort()).to.deep.equal([...set].sort());
+      for (const [key, source] of Object.entries(moduleEnv)) {
+        const variable = /^[a-z_]+/.exec(source)![0];
+        if (source !== 'shared/core/topology.json')
+          expect(Object.keys(mod.variables), `${key}: ${source}`).to.include(variable);
+      }
+    });
+
+    it("keeps extra_env free-form but empty by default, and lets the module's own values win", function () {
       expect(mod.variables.extra_env!.default).to.deep.equal({});
       expect(mod.variables.extra_env!.type).to.equal('${map(string)}');
+      for (const key of FUNCTION_KEYS)
+        expect(expr(resolveLocalPath(mod, `\${local.function_env.${key}}`)), key).to.match(/merge\(var\.extra_env, /);
     });
   });
 

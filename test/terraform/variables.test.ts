@@ -31,6 +31,16 @@ function topologyAckDeadline(): number {
   return topology.subscriptions.jobsPush.ackDeadlineSeconds;
 }
 
+/** A public upload for end users: sign-in tokens of a Firebase project. */
+const JWT = {
+  allow_unauthenticated_upload: true,
+  upload_auth: 'jwt',
+  jwt_issuer: 'https://securetoken.google.com/my-project-123',
+  jwt_audience: 'my-project-123',
+  jwt_jwks_url: 'https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com',
+};
+const QUOTAS = { uploads_per_day: 50, bytes_per_day: 1024 ** 3, open_tickets: 5 };
+
 describe('terraform variables', function () {
   let mod: Module;
   before(async function () {
@@ -200,6 +210,28 @@ describe('terraform variables', function () {
         'serving through a layer of ones own',
         { project_id: 'my-project-123', serving: 'none', public_base_url: 'https://img.example.com' },
       ],
+      // Issue 21: end users sign in; the upload function may be public only with jwt or token.
+      [
+        'a public upload for end users with sign-in tokens and quotas',
+        { project_id: 'my-project-123', ...JWT, quotas: QUOTAS },
+      ],
+      [
+        'sign-in tokens with the shared token kept for trusted backends',
+        { project_id: 'my-project-123', ...JWT, upload_token_secret_id: 'upload-token', quotas: { open_tickets: 0 } },
+      ],
+      [
+        'an explicit token mode on a public upload',
+        {
+          project_id: 'my-project-123',
+          allow_unauthenticated_upload: true,
+          upload_auth: 'token',
+          upload_token_secret_id: 't',
+        },
+      ],
+      [
+        'IAM alone (upload_auth none) on a private upload',
+        { project_id: 'my-project-123', upload_auth: 'none', upload_invoker_members: ['user:alice@example.com'] },
+      ],
     ];
 
     for (const [name, vars] of valid) {
@@ -285,6 +317,77 @@ describe('terraform variables', function () {
         'a point-in-time recovery setting Firestore does not know',
         { firestore_point_in_time_recovery_enablement: 'ENABLED' },
         'firestore_point_in_time_recovery_enablement must be',
+      ],
+      // Fail closed (issue 21): a public upload authenticates its callers itself.
+      [
+        'a public upload without any authentication of its own',
+        { allow_unauthenticated_upload: true },
+        'allow_unauthenticated_upload = true makes upload public, and upload_auth is "none": anyone on the internet could upload',
+      ],
+      [
+        'a public upload with upload_auth none, even with IAM members',
+        { allow_unauthenticated_upload: true, upload_auth: 'none', upload_invoker_members: ['user:a@example.com'] },
+        'anyone on the internet could upload',
+      ],
+      ['an unknown authentication mode', { upload_auth: 'oidc' }, 'upload_auth must be jwt, token or none'],
+      ['jwt without an issuer', { ...JWT, jwt_issuer: null }, 'needs jwt_issuer and jwt_audience'],
+      ['jwt without an audience', { ...JWT, jwt_audience: null }, 'needs jwt_issuer and jwt_audience'],
+      ['token without its secret', { upload_auth: 'token' }, 'upload_auth = "token" needs upload_token_secret_id'],
+      [
+        'none with a token secret (upload would refuse to start)',
+        { upload_auth: 'none', upload_token_secret_id: 'upload-token' },
+        'upload refuses to start with a token it would not check',
+      ],
+      [
+        'an issuer over plain http',
+        { ...JWT, jwt_issuer: 'http://issuer.example.com' },
+        'jwt_issuer must be an https URL',
+      ],
+      [
+        'an issuer with a query',
+        { ...JWT, jwt_issuer: 'https://issuer.example.com/?a=b' },
+        'jwt_issuer must be an https URL',
+      ],
+      [
+        'a key set URL over plain http',
+        { ...JWT, jwt_jwks_url: 'http://keys.example.com/jwks' },
+        'jwt_jwks_url must be an https URL',
+      ],
+      ['an empty audience', { ...JWT, jwt_audience: ' ' }, 'jwt_audience must not be empty'],
+      [
+        'an issuer without upload_auth jwt (nothing would check the tokens)',
+        { jwt_issuer: 'https://securetoken.google.com/my-project-123' },
+        'jwt_issuer, jwt_audience or jwt_jwks_url is set but upload_auth is not "jwt": nothing would check the tokens',
+      ],
+      [
+        'an audience with upload_auth token',
+        { upload_auth: 'token', upload_token_secret_id: 't', jwt_audience: 'x' },
+        'is set but upload_auth is not "jwt"',
+      ],
+      ['a negative daily upload quota', { ...JWT, quotas: { uploads_per_day: -1 } }, 'quotas.uploads_per_day must be'],
+      ['a fractional byte quota', { ...JWT, quotas: { bytes_per_day: 1.5 } }, 'quotas.bytes_per_day must be'],
+      [
+        'more open tickets than the code allows',
+        { ...JWT, quotas: { open_tickets: 100001 } },
+        'quotas.open_tickets must be',
+      ],
+      // Secrets belong in Secret Manager, and extra_env cannot undo what the module sets.
+      ...['UPLOAD_TOKEN', 'WEBHOOK_SECRET', 'GITHUB_TOKEN', 'DB_PASSWORD', 'STRIPE_API_KEY', 'SIGNING_KEYS'].map(
+        (key): [string, Record<string, unknown>, string] => [
+          `a secret in extra_env (${key})`,
+          { extra_env: { [key]: 'x'.repeat(20) } },
+          `extra_env must not carry secrets (${key})`,
+        ],
+      ),
+      [
+        'UPLOAD_AUTH none in extra_env (it would undo the public-upload rule)',
+        { ...JWT, extra_env: { UPLOAD_AUTH: 'none' } },
+        'extra_env sets variables the module sets itself: UPLOAD_AUTH (use upload_auth)',
+      ],
+      [
+        'settings with a variable of their own in extra_env',
+        { extra_env: { WIDTHS: '320,640', QUOTA_OPEN_TICKETS: '5' } },
+        'QUOTA_OPEN_TICKETS (use quotas.open_tickets); WIDTHS (use widths)',
       ],
     ];
 
