@@ -12,6 +12,7 @@ import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { readImage } from '../../shared/state/image-doc.js';
+import { ingestObject } from '../../shared/pipeline/ingest-object.js';
 import { createStorageClient, type PipelineDeps } from '../../shared/cloud/deps.js';
 import { imageIdOf, incomingTicketName, newTicketId, originalName } from '../../shared/core/naming.js';
 import { newTicketDoc, readTicket, TICKET_GRACE_MS, ticketRef } from '../../shared/state/tickets.js';
@@ -201,6 +202,22 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(still.body).to.include({ id: imageIdOf(first) });
     const jobs = await pullJobs(pipeline.jobs);
     expect([...new Set(jobs.map(({ job }) => job.imageId))]).to.deep.equal([imageIdOf(first)]);
+  });
+
+  it('carries on for a redelivered event of the object that used the ticket (same generation): no refusal', async () => {
+    const photo = await makePhoto({ width: 64, height: 48, format: 'png', seed: 87 });
+    const signed = await sign({ filename: 'redelivered.png', contentType: 'image/png', size: photo.length });
+    expect((await put(signed.body.uploadUrl, signed.body.headers, photo)).status).to.equal(200);
+    await settled(signed.body.statusUrl);
+    const used = await readTicket(pipeline.deps, signed.body.ticket);
+    const object = incomingTicketName(signed.body.ticket, 'redelivered.png');
+    const event = { bucket: 'test-uploads', name: object, size: photo.length, contentType: 'image/png' };
+    const outcome = await ingestObject(pipeline.deps, { ...event, generation: used!.used!.generation });
+    expect(outcome).to.deep.equal({ outcome: 'ignored', reason: 'object no longer exists' });
+    expect(pipeline.logs.filter((line) => line.event === 'ingest.ticket_refused' && line.source === object)).to.be
+      .empty;
+    expect(await readTicket(pipeline.deps, signed.body.ticket)).to.deep.equal(used);
+    await pullJobs(pipeline.jobs);
   });
 
   it("answers a ticket to its owner only: another owner's (or the service's) request is 404", async () => {
