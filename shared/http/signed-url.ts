@@ -155,10 +155,9 @@ export async function ticketStatus(deps: PipelineDeps, ticket: string, owner: Ow
   if (!doc || doc.owner !== owner) return { state: 'unknown' };
   const use = doc.used;
   if (use?.imageId !== undefined) return { state: 'used', use: { ...use, imageId: use.imageId } };
-  // Used but not yet recorded: ingest is working on it.
-  if (use) return { state: 'waiting' };
+  // Not used yet, or used and ingest still at work on it.
   if (deps.now().getTime() <= doc.expiresAt.getTime() + TICKET_GRACE_MS) return { state: 'waiting' };
-  // Long expired: still waiting only if its object arrived and ingest has not taken it yet.
+  // Long expired: still waiting only if its object arrived and ingest has not finished with it.
   const uploads = deps.storage.bucket(deps.config.UPLOADS_BUCKET);
   const page = await listPage(uploads, { prefix: `${topology.prefixes.incoming}${ticket}/`, maxResults: 1 });
   return page.files.length > 0 ? { state: 'waiting' } : { state: 'unknown' };

@@ -396,16 +396,16 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(JSON.stringify(response.body)).not.to.include('signBlob');
   });
 
-  it('answers 404 for a malformed or unknown ticket, and an unused ticket past expiry plus the grace period', async () => {
+  it('answers 404 for a malformed or unknown ticket, and one past expiry plus the grace period with nothing recorded and no object', async () => {
     const now = Date.now();
     const status = (ticket: string) => api().get(`/uploads/signed-url/${ticket}`);
     expect((await status('not-a-ticket')).status).to.equal(404);
     expect((await status(newTicketId(new Date(now + 600_000), randomBytes(12)))).status).to.equal(404, 'never minted');
-    const recordOpen = async (expiresAt: Date) => {
+    const recordOpen = async (expiresAt: Date, used?: { generation: string }) => {
       const ticket = newTicketId(expiresAt, randomBytes(12));
       const facts = { ticket, owner: 'service', objectName: incomingTicketName(ticket, 'a.jpg'), expiresAt };
       const doc = newTicketDoc({ ...facts, size: 10, contentType: 'image/jpeg' }, new Date(now - 2 * TICKET_GRACE_MS));
-      await ticketRef(pipeline.deps.firestore, ticket).set(doc);
+      await ticketRef(pipeline.deps.firestore, ticket).set(used ? { ...doc, state: 'used', used } : doc);
       return ticket;
     };
     const expiredRecently = await recordOpen(new Date(now - TICKET_GRACE_MS / 2));
@@ -414,5 +414,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     const gone = await status(expiredLongAgo);
     expect(gone.status).to.equal(404);
     expect(gone.body.error).to.include({ code: 'not_found' });
+    const abandoned = await recordOpen(new Date(now - TICKET_GRACE_MS - 60_000), { generation: '1' });
+    expect((await status(abandoned)).status).to.equal(404, 'used long ago, its object gone, nothing recorded');
   });
 });
