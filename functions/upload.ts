@@ -10,7 +10,7 @@ import { permanent, type PipelineError, toHttpError } from '../shared/core/error
 import { ImageId } from '../shared/core/schemas.js';
 import { variantName } from '../shared/core/naming.js';
 import { uploadAuth } from '../shared/auth/settings.js';
-import { OWNER_HEADER, type Principal, trustedPrincipal } from '../shared/auth/principal.js';
+import { OWNER_HEADER, ownerOf, type Principal, trustedPrincipal } from '../shared/auth/principal.js';
 import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/http/request-policy.js';
 import { extractUpload } from '../shared/http/request-body.js';
 import { issueSignedUpload, ticketStatus } from '../shared/http/signed-url.js';
@@ -143,8 +143,10 @@ async function handleDelete(deps: PipelineDeps, res: Response, rawId: string): P
 }
 
 /**
- * `POST /uploads/signed-url` signs a direct upload to the bucket; `GET /uploads/signed-url/{ticket}`
- * answers 202 `waiting` until ingest has taken the object, then what `GET /uploads/{id}` answers.
+ * `POST /uploads/signed-url` signs a direct upload to the bucket for the caller (its ticket is
+ * charged to the caller's quotas); `GET /uploads/signed-url/{ticket}` answers the ticket's owner
+ * only: 202 `waiting` until ingest has taken the object, then what `GET /uploads/{id}` answers
+ * (422 when the bytes were refused), and 404 to anyone else.
  */
 async function handleSignedUrl(
   deps: PipelineDeps,
@@ -155,7 +157,7 @@ async function handleSignedUrl(
   if (ticket === undefined) {
     if (req.method !== 'POST') throw methodNotAllowed(res, 'POST');
     const body = Buffer.isBuffer(req.rawBody) ? req.rawBody : Buffer.alloc(0);
-    const signed = await issueSignedUpload(deps, body);
+    const signed = await issueSignedUpload(deps, body, ownerOf(await principalFor(deps, req)));
     res.status(201).json({
       uploadUrl: signed.uploadUrl,
       method: signed.method,
@@ -168,13 +170,18 @@ async function handleSignedUrl(
     return;
   }
   if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
-  const status = await ticketStatus(deps, ticket);
+  const status = await ticketStatus(deps, ticket, ownerOf(await principalFor(deps, req)));
   if (status.state === 'unknown') throw permanent('not_found', 'No upload has that ticket, or its URL expired unused.');
   if (status.state === 'waiting') {
     res.status(202).json({ ticket, status: 'waiting' });
     return;
   }
-  await handleStatus(deps, req, res, status.imageId);
+  const { use } = status;
+  if (use.failure) {
+    res.status(422).json(failedBody(use.imageId, use.failure));
+    return;
+  }
+  await handleStatus(deps, req, res, use.assetId ?? use.imageId);
 }
 
 /** Creates the `upload` HTTP handler over the instance's collaborators. */

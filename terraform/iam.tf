@@ -49,8 +49,8 @@ locals {
   # delete objects (no bucket settings, no IAM); objectViewer = get and list.
   function_bucket_roles = [
     # upload stores originals/{id} and stamps their dispatch metadata (create + update: objectUser),
-    # writes tickets/ markers, and DELETE /uploads/{id} deletes the original (the image's state and
-    # its tombstone are in Firestore, firestore.tf). Conditioned to those prefixes: signed URLs act
+    # and DELETE /uploads/{id} deletes the original (the image's state, its tombstone and signed-URL
+    # tickets are in Firestore, firestore.tf). Conditioned to that prefix: signed URLs act
     # with upload's permissions (signed_urls.tf).
     # On images it reads manifests, records and variant lists for status, and the delete removes
     # the image's variants, manifest and error.json: objectUser (delete needs it).

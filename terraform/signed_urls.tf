@@ -17,14 +17,15 @@ locals {
   # Object names in IAM conditions are "projects/_/buckets/{bucket}/objects/{name}".
   incoming_objects = "projects/_/buckets/${google_storage_bucket.uploads.name}/objects/${local.topology.prefixes.incoming}"
 
-  # upload's object rights on the uploads bucket outside incoming/: the prefixes it writes, plus
-  # bucket-level calls (listing), which IAM checks against the bucket resource.
+  # upload's object rights on the uploads bucket outside incoming/: the prefix it writes, plus
+  # bucket-level calls (listing, e.g. a long-expired ticket's object still in incoming/), which
+  # IAM checks against the bucket resource. Tickets themselves are Firestore documents.
   upload_uploads_condition = {
     title       = "upload-prefixes"
-    description = "upload writes and deletes originals and tickets; signed URLs get incoming/ only."
+    description = "upload writes and deletes originals; signed URLs get incoming/ only."
     expression = join(" || ", concat(
       ["resource.type == \"storage.googleapis.com/Bucket\""],
-      [for p in [local.topology.prefixes.originals, local.topology.prefixes.tickets] :
+      [for p in [local.topology.prefixes.originals] :
       "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.uploads.name}/objects/${p}\")"],
     ))
   }

@@ -32,18 +32,6 @@ resource "google_storage_bucket" "uploads" {
     }
   }
 
-  # Signed-URL ticket markers (tickets/{ticket}) only answer status polls for a few hours after
-  # their URL expires (docs/signed-urls.md); a week is ample.
-  lifecycle_rule {
-    condition {
-      age            = 7
-      matches_prefix = [local.topology.prefixes.tickets]
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
   # Browsers PUT signed-URL uploads straight to the bucket (signed_urls.tf).
   dynamic "cors" {
     for_each = local.uploads_cors

@@ -2,12 +2,13 @@
  * The data layout in one place: every object name and prefix, every custom metadata key the
  * pipeline writes or reads back, and the content types.
  *
- * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads),
- *   `tickets/{ticket}` (signed-URL uploads taken by ingest).
+ * - uploads bucket: `originals/{id}` (stored by upload/ingest), `incoming/...` (direct uploads;
+ *   a signed URL's object is `incoming/{ticket}/{filename}`).
  * - images bucket: `{id}/{width}w.{ext}`, `{id}/{W}x{H}/{width}w.{ext}` (an aspect's crop),
  *   `{id}/omitted/...` (a planned variant not written: larger than the original),
  *   `{id}/manifest.json`, `{id}/error.json`
- * - Firestore: `images/{id}` (the image's state, state/image-doc.ts) and `cleanup/{step}` (cursors).
+ * - Firestore: `images/{id}` (the image's state, state/image-doc.ts), `cleanup/{step}` (cursors),
+ *   `tickets/{ticket}` (signed upload URLs, state/tickets.ts).
  */
 import { createHash } from 'node:crypto';
 import { topology } from './topology.js';
@@ -170,29 +171,15 @@ export function sanitizeFilename(raw: string | undefined): string | undefined {
 }
 
 /**
- * Signed-URL upload tickets. A ticket id is `{expiry, unix seconds}-{24 random hex digits}`: it
- * carries its own expiry, so signing writes nothing and the status route can tell a ticket
- * still in time apart from an expired, unused one without any lookup. The signed URL's object is
- * `incoming/{ticket}/{filename}`; once ingest has taken it, it writes `tickets/{ticket}` in the
- * uploads bucket (empty, metadata {@link TICKET_METADATA}), which the status route reads.
+ * Signed-URL upload tickets. A ticket id is `{expiry, unix seconds}-{24 random hex digits}` (the
+ * expiry only makes names sortable and readable; the ticket's document, state/tickets.ts, is what
+ * counts). The signed URL's object is `incoming/{ticket}/{filename}`.
  */
 export const TICKET_PATTERN = /^(\d{10})-([0-9a-f]{24})$/;
-
-/** Prefix of the ticket markers in the uploads bucket (ingest ignores everything outside incoming/). */
-export const TICKETS_PREFIX = topology.prefixes.tickets;
-
-/** Metadata keys of a ticket marker. */
-export const TICKET_METADATA = { imageId: 'imageId' } as const;
 
 /** A fresh ticket id expiring at `expiresAt`. */
 export function newTicketId(expiresAt: Date, random: Buffer): string {
   return `${Math.floor(expiresAt.getTime() / 1000)}-${random.subarray(0, 12).toString('hex')}`;
-}
-
-/** When a ticket's signed URL expires, or undefined for a malformed ticket id. */
-export function ticketExpiry(ticket: string): Date | undefined {
-  const match = TICKET_PATTERN.exec(ticket);
-  return match ? new Date(Number(match[1]) * 1000) : undefined;
 }
 
 /** `incoming/{ticket}/{filename}`: the object a signed URL may create. */
@@ -206,11 +193,6 @@ export function ticketFromIncomingName(name: string): string | undefined {
   if (!name.startsWith(prefix)) return undefined;
   const [ticket, filename, ...rest] = name.slice(prefix.length).split('/');
   return ticket && filename && rest.length === 0 && TICKET_PATTERN.test(ticket) ? ticket : undefined;
-}
-
-/** `tickets/{ticket}` in the uploads bucket. */
-export function ticketMarkerName(ticket: string): string {
-  return `${TICKETS_PREFIX}${ticket}`;
 }
 
 /**

@@ -105,7 +105,6 @@ export interface Topology {
   readonly prefixes: {
     readonly originals: string;
     readonly incoming: string;
-    readonly tickets: string;
   };
   readonly topics: Readonly<Record<TopicKey, TopicSpec>>;
   readonly subscriptions: Readonly<Record<SubscriptionKey, SubscriptionSpec>>;

@@ -1,8 +1,9 @@
 /**
  * Direct uploads to Cloud Storage by V4 signed URL (docs/signed-urls.md): the upload function
- * signs a PUT for one new object under `incoming/`, the client sends the bytes straight to the
- * bucket, `ingest` takes the object as it takes any other and records which image the ticket
- * became, and the status route follows the ticket to the image.
+ * signs a PUT for one new object under `incoming/` and records the ticket for the caller
+ * (state/tickets.ts, charged to its quotas), the client sends the bytes straight to the bucket,
+ * `ingest` takes the first object that uses the ticket and records what it became, and the
+ * status route follows the ticket to the image for its owner only.
  *
  * Signing calls `getSignedUrl` of the storage client: in production it has no key and signs
  * through IAM `signBlob` as the function's own service account; locally it is given a
@@ -12,28 +13,12 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { PipelineDeps } from '../cloud/deps.js';
 import { permanent } from '../core/errors.js';
-import {
-  incomingTicketName,
-  newTicketId,
-  sanitizeFilename,
-  TICKET_METADATA,
-  ticketExpiry,
-  ticketFromIncomingName,
-  ticketMarkerName,
-} from '../core/naming.js';
-import { createIfAbsent, listPage, metadataOrUndefined } from '../cloud/objects.js';
+import { incomingTicketName, newTicketId, sanitizeFilename, TICKET_PATTERN } from '../core/naming.js';
+import { listPage } from '../cloud/objects.js';
+import type { OwnerKey } from '../auth/principal.js';
+import { mintTicket, readTicket, TICKET_GRACE_MS, type TicketUse } from '../state/tickets.js';
 import { ACCEPTED_INPUT_FORMATS, INPUT_CONTENT_TYPE_ALIASES, INPUT_CONTENT_TYPES } from '../image/probe.js';
 import { topology } from '../core/topology.js';
-
-/**
- * How long after its URL expired a ticket still answers `waiting` instead of 404: Cloud Storage
- * checks the expiry when a PUT starts, so a large upload begun in time may finish, and be
- * ingested, well after it.
- */
-export const TICKET_GRACE_MS = 60 * 60 * 1000;
-
-/** The longest a V4 signed URL can live (Cloud Storage's limit); later expiries are forged. */
-const MAX_TICKET_LIFETIME_MS = 7 * 24 * 60 * 60 * 1000;
 
 /** Fallback object file name when the client gave none that survives sanitising. */
 const DEFAULT_FILENAME = 'upload';
@@ -102,10 +87,13 @@ export function parseSignedUploadRequest(deps: PipelineDeps, body: Buffer): z.in
 /**
  * Signs a PUT of one new object under `incoming/`, bound to the content type, through
  * `x-goog-content-length-range` to at most `size` bytes (already checked against
- * MAX_INGEST_BYTES), and through `x-goog-if-generation-match: 0` to creating, never replacing. Signing failures (IAM signBlob refused or unavailable) propagate as they
- * are: they are the deployment's problem and answer 503.
+ * MAX_INGEST_BYTES), and through `x-goog-if-generation-match: 0` to creating, never replacing;
+ * then records the ticket for `owner`, charging one upload of `size` bytes and one open ticket
+ * (429 `quota_exceeded` otherwise: the URL is then never handed out, and ingest would refuse an
+ * object without a ticket anyway). Signing failures (IAM signBlob refused or unavailable)
+ * propagate as they are: they are the deployment's problem and answer 503.
  */
-export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promise<SignedUpload> {
+export async function issueSignedUpload(deps: PipelineDeps, body: Buffer, owner: OwnerKey): Promise<SignedUpload> {
   const request = parseSignedUploadRequest(deps, body);
   // Whole seconds: the ticket carries its expiry in seconds, and the URL is signed for that instant.
   const expiresAt = new Date(Math.floor(deps.now().getTime() / 1000 + deps.config.SIGNED_URL_TTL_SECONDS) * 1000);
@@ -122,9 +110,18 @@ export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promi
     contentType: request.contentType,
     extensionHeaders,
   });
+  await mintTicket(deps, {
+    ticket,
+    owner,
+    objectName,
+    expiresAt,
+    size: request.size,
+    contentType: request.contentType,
+  });
   deps.log.info('signed upload URL issued', {
     event: 'upload.signed',
     ticket,
+    owner,
     object: objectName,
     bytes: request.size,
     contentType: request.contentType,
@@ -140,39 +137,28 @@ export async function issueSignedUpload(deps: PipelineDeps, body: Buffer): Promi
   };
 }
 
-/** Where a ticket stands. */
+/** Where a ticket stands, for its owner. */
 export type TicketStatus =
-  | { readonly state: 'ingested'; readonly imageId: string }
+  | { readonly state: 'used'; readonly use: TicketUse & { readonly imageId: string } }
   | { readonly state: 'waiting' }
   | { readonly state: 'unknown' };
 
 /**
- * Follows a ticket: to its image once ingest recorded one; `waiting` until then, while the URL
- * is valid plus {@link TICKET_GRACE_MS}, or for as long as its object is still in `incoming/`;
- * `unknown` for a malformed ticket, an impossible expiry, or an expired unused one.
+ * Follows a ticket for `owner`: to what its object became once ingest recorded it; `waiting`
+ * until then, while the URL is valid plus {@link TICKET_GRACE_MS}, or for as long as its object
+ * is still in `incoming/`; `unknown` for a malformed or unrecorded ticket, another owner's, or an
+ * expired unused one.
  */
-export async function ticketStatus(deps: PipelineDeps, ticket: string): Promise<TicketStatus> {
-  const expiry = ticketExpiry(ticket);
-  const now = deps.now().getTime();
-  if (!expiry || expiry.getTime() > now + MAX_TICKET_LIFETIME_MS) return { state: 'unknown' };
-  const uploads = deps.storage.bucket(deps.config.UPLOADS_BUCKET);
-  const marker = await metadataOrUndefined(uploads.file(ticketMarkerName(ticket)));
-  const imageId = marker?.metadata?.[TICKET_METADATA.imageId];
-  if (typeof imageId === 'string' && imageId !== '') return { state: 'ingested', imageId };
-  if (now <= expiry.getTime() + TICKET_GRACE_MS) return { state: 'waiting' };
+export async function ticketStatus(deps: PipelineDeps, ticket: string, owner: OwnerKey): Promise<TicketStatus> {
+  if (!TICKET_PATTERN.test(ticket)) return { state: 'unknown' };
+  const doc = await readTicket(deps, ticket);
+  if (!doc || doc.owner !== owner) return { state: 'unknown' };
+  const use = doc.used;
+  if (use?.imageId !== undefined) return { state: 'used', use: { ...use, imageId: use.imageId } };
+  // Not used yet, or used and ingest still at work on it.
+  if (deps.now().getTime() <= doc.expiresAt.getTime() + TICKET_GRACE_MS) return { state: 'waiting' };
   // Long expired: still waiting only if its object arrived and ingest has not finished with it.
+  const uploads = deps.storage.bucket(deps.config.UPLOADS_BUCKET);
   const page = await listPage(uploads, { prefix: `${topology.prefixes.incoming}${ticket}/`, maxResults: 1 });
   return page.files.length > 0 ? { state: 'waiting' } : { state: 'unknown' };
-}
-
-/**
- * Records which image an `incoming/{ticket}/...` object became (or failed as), for the ticket's
- * status route. Called by ingest before it deletes the object, so a crash in between redelivers
- * and records again; a marker already there is kept. Other incoming names are left alone.
- */
-export async function recordTicket(deps: PipelineDeps, objectName: string, imageId: string): Promise<void> {
-  const ticket = ticketFromIncomingName(objectName);
-  if (!ticket) return;
-  const file = deps.storage.bucket(deps.config.UPLOADS_BUCKET).file(ticketMarkerName(ticket));
-  await createIfAbsent(file, '', { contentType: 'text/plain', metadata: { [TICKET_METADATA.imageId]: imageId } });
 }

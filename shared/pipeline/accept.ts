@@ -26,6 +26,7 @@ import {
 } from '../state/transitions.js';
 import { currentTrace, formatTraceparent } from '../cloud/trace.js';
 import { isCurrentDispatch } from '../state/policy.js';
+import type { OwnerKey } from '../auth/principal.js';
 
 /** What happened to an accepted image. */
 export type AcceptOutcome =
@@ -51,6 +52,10 @@ export interface AcceptInput {
   readonly copyFrom?: { readonly file: File; readonly generation: string };
   /** When the image reached us (ISO time; ingest: the incoming object's creation); default now. */
   readonly acceptedAt?: string;
+  /** Whose upload this is (a signed URL's ticket owner for ingest); recorded by the assets work. */
+  readonly owner?: OwnerKey;
+  /** Whether to charge the owner's quotas: false when they were charged already (a ticket at minting). */
+  readonly chargeQuota?: boolean;
 }
 
 /** How many times accept claims again when a delete or another claim moved the image on meanwhile. */

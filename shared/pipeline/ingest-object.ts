@@ -3,18 +3,27 @@
  * console, signed URL) is checked like an upload, copied to `originals/{id}`, dispatched, and
  * removed from `incoming/`. A bad one is recorded as failed and removed; it is never retried.
  * One that storage refuses to copy (401/403) is recorded as a retryable failure and kept.
+ * A signed URL's object, `incoming/{ticket}/{filename}`, is taken only as the first object that
+ * used its ticket (state/tickets.ts), for the ticket's owner; any other is refused and removed.
  */
 import type { PipelineDeps } from '../cloud/deps.js';
 import { acceptImage } from './accept.js';
 import { classifyError, permanent, PipelineError } from '../core/errors.js';
-import { FOCUS_METADATA_KEY, imageIdOf, isIncomingName, sanitizeFilename } from '../core/naming.js';
+import {
+  FOCUS_METADATA_KEY,
+  imageIdOf,
+  isIncomingName,
+  sanitizeFilename,
+  ticketFromIncomingName,
+} from '../core/naming.js';
 import { parseFocus } from '../image/crop.js';
 import { deleteIfPresent, downloadOrUndefined } from '../cloud/objects.js';
 import { transactImage } from '../state/image-doc.js';
 import { drainOutbox } from '../state/outbox.js';
 import { rejectImage } from '../state/upkeep.js';
 import { isRetryableCause } from '../core/errors.js';
-import { recordTicket } from '../http/signed-url.js';
+import { claimTicket, recordTicketOutcome, type TicketRefusal, type TicketUse } from '../state/tickets.js';
+import { type OwnerKey, SERVICE_OWNER } from '../auth/principal.js';
 
 /** The fields of a Cloud Storage object resource (the finalize event's data) that ingest reads. */
 export interface StorageObjectData {
@@ -33,7 +42,33 @@ export interface StorageObjectData {
 export type IngestOutcome =
   | { readonly outcome: 'ignored'; readonly reason: string }
   | { readonly outcome: 'accepted'; readonly id: string; readonly state: 'processing' | 'ready' | 'failed' }
-  | { readonly outcome: 'rejected'; readonly id: string; readonly code: string };
+  | { readonly outcome: 'rejected'; readonly id: string; readonly code: string }
+  | { readonly outcome: 'refused'; readonly reason: TicketRefusal };
+
+/**
+ * The owner an incoming object is accepted for: a signed URL's ticket owner, once this object
+ * generation has claimed the ticket; the service owner for other names (IAM decides who writes
+ * those). `refused` when the ticket refuses the object, which is then removed and logged.
+ */
+async function ownerOfIncoming(
+  deps: PipelineDeps,
+  log: PipelineDeps['log'],
+  object: StorageObjectData,
+  ticket: string | undefined,
+  remove: () => Promise<unknown>,
+): Promise<{ owner: OwnerKey } | { refused: TicketRefusal }> {
+  if (!ticket) return { owner: SERVICE_OWNER };
+  const claim = await claimTicket(deps, ticket, object.name, String(object.generation));
+  if (claim.kind === 'claimed') return { owner: claim.ticket.owner };
+  await remove();
+  log.warn('incoming object refused by its ticket; removed', {
+    event: 'ingest.ticket_refused',
+    ticket,
+    reason: claim.reason,
+    ...(claim.usedBy ? { usedBy: claim.usedBy } : {}),
+  });
+  return { refused: claim.reason };
+}
 
 /**
  * Ingests one finalized object. Returns for every permanent outcome (the event is acknowledged);
@@ -49,15 +84,24 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   const file = deps.storage.bucket(object.bucket).file(object.name, { generation: Number(generation) });
   const source = { bucket: object.bucket, name: object.name };
   const log = deps.log.child({ source: object.name, generation });
+  const ticket = ticketFromIncomingName(object.name);
+  const owned = await ownerOfIncoming(deps, log, object, ticket, () => deleteIfPresent(file, generation));
+  if ('refused' in owned) return { outcome: 'refused', reason: owned.refused };
+  // What the object became, on its ticket (the status route answers from it).
+  const recordUse = (use: Omit<TicketUse, 'generation'>): Promise<void> =>
+    ticket ? recordTicketOutcome(deps, ticket, generation, use) : Promise.resolve();
 
   const recordFailure = async (id: string, error: PipelineError, bytes: number): Promise<void> => {
     const failure = { code: error.code, message: error.message, source, retryable: isRetryableCause(error.code) };
     const outcome = await transactImage(deps, id, rejectImage(id, failure, { source: object.name, bytes }, 'ingest'));
     if (outcome.kind === 'failed' && outcome.outbox) await drainOutbox(deps, id, 'ingest', outcome.outbox);
+    await recordUse({
+      imageId: id,
+      failure: { code: failure.code, message: failure.message, retryable: failure.retryable },
+    });
   };
   const reject = async (id: string, error: PipelineError, bytes: number): Promise<IngestOutcome> => {
     await recordFailure(id, error, bytes);
-    await recordTicket(deps, object.name, id);
     await deleteIfPresent(file, generation);
     log.warn('incoming object rejected', { event: 'ingest.reject', imageId: id, code: error.code });
     return { outcome: 'rejected', id, code: error.code };
@@ -94,8 +138,11 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
       ...(object.timeCreated ? { acceptedAt: new Date(object.timeCreated).toISOString() } : {}),
       ...(filename ? { filename } : {}),
       ...(focus ? { focus } : {}),
+      owner: owned.owner,
+      // A ticket's upload was charged when its URL was minted; other incoming objects are the service's.
+      chargeQuota: false,
     });
-    await recordTicket(deps, object.name, accepted.id);
+    await recordUse({ imageId: accepted.id });
     await deleteIfPresent(file, generation);
     log.info('incoming object ingested', { event: 'ingest.accept', imageId: accepted.id, state: accepted.state });
     return { outcome: 'accepted', id: accepted.id, state: accepted.state };

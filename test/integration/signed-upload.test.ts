@@ -1,8 +1,9 @@
 /**
  * `POST /uploads/signed-url` and its status route, through functions-framework's test servers
- * for `upload` and `ingest`, the local storage server (which verifies the V4 signature) and the
- * Pub/Sub emulator. The URL is signed by @google-cloud/storage with a throwaway key, as on the
- * local stack; production signs through IAM signBlob, which cannot run here.
+ * for `upload` and `ingest`, the local storage server (which verifies the V4 signature), the
+ * Pub/Sub emulator and the Firestore emulator (tickets and quotas). The URL is signed by
+ * @google-cloud/storage with a throwaway key, as on the local stack; production signs through IAM
+ * signBlob, which cannot run here. Owners are named with UPLOAD_AUTH=none and X-Upload-Owner.
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
@@ -11,9 +12,11 @@ import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { readImage } from '../../shared/state/image-doc.js';
+import { ingestObject } from '../../shared/pipeline/ingest-object.js';
 import { createStorageClient, type PipelineDeps } from '../../shared/cloud/deps.js';
-import { imageIdOf, newTicketId, originalName, ticketMarkerName } from '../../shared/core/naming.js';
-import { TICKET_GRACE_MS } from '../../shared/http/signed-url.js';
+import { imageIdOf, incomingTicketName, newTicketId, originalName } from '../../shared/core/naming.js';
+import { newTicketDoc, readTicket, TICKET_GRACE_MS, ticketRef } from '../../shared/state/tickets.js';
+import { ownerDocFrom, ownerRef } from '../../shared/state/owners.js';
 import { generateSigningKey } from '../../local/signing-key.js';
 import { withSeed } from '../fixtures/heif.js';
 import { heicFixture, makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
@@ -47,8 +50,23 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
   });
   afterEach(() => useDeps(deps));
 
-  async function sign(body: unknown) {
-    return api().post('/uploads/signed-url').set('Content-Type', 'application/json').send(JSON.stringify(body));
+  async function sign(body: unknown, owner?: string) {
+    const post = api().post('/uploads/signed-url').set('Content-Type', 'application/json');
+    if (owner !== undefined) post.set('X-Upload-Owner', owner);
+    return post.send(JSON.stringify(body));
+  }
+
+  /** The status route as `owner` (the service when none). */
+  function ticketAnswer(statusUrl: string, owner?: string) {
+    const get = api().get(new URL(statusUrl).pathname);
+    return owner === undefined ? get : get.set('X-Upload-Owner', owner);
+  }
+
+  /** The `ingest.ticket_refused` log line about `object`, once ingest wrote it. */
+  function refusal(object: string) {
+    return waitFor('ingest to refuse the object', () =>
+      pipeline.logs.find((line) => line.event === 'ingest.ticket_refused' && line.source === object),
+    );
   }
 
   async function put(uploadUrl: string, headers: Record<string, string>, bytes: Buffer) {
@@ -56,11 +74,10 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     return { status: response.status, text: await response.text() };
   }
 
-  /** The status route's answer, once it is no longer `waiting`. */
-  async function settled(statusUrl: string) {
-    const path = new URL(statusUrl).pathname;
+  /** The status route's answer (as `owner`), once it is no longer `waiting`. */
+  async function settled(statusUrl: string, owner?: string) {
     return waitFor('ticket to be ingested', async () => {
-      const response = await api().get(path);
+      const response = await ticketAnswer(statusUrl, owner);
       return response.status === 202 && response.body.status === 'waiting' ? undefined : response;
     });
   }
@@ -105,8 +122,16 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(answer.body).to.include({ id, status: 'processing' });
     const [metadata] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).getMetadata();
     expect(metadata.metadata).to.include({ filename: 'my scan.png', source: `incoming/${ticket}/my scan.png` });
-    const [marker] = await pipeline.deps.storage.bucket('test-uploads').file(ticketMarkerName(ticket)).getMetadata();
-    expect(marker.metadata).to.include({ imageId: id });
+    const recorded = await readTicket(pipeline.deps, ticket);
+    expect(recorded).to.deep.include({
+      owner: 'service',
+      objectName: `incoming/${ticket}/my scan.png`,
+      size: photo.length,
+      contentType: 'image/png',
+      state: 'used',
+    });
+    expect(recorded?.used).to.include({ imageId: id }).and.have.property('generation').that.is.a('string');
+    expect(recorded?.expiresAt.toISOString()).to.equal(expiresAt);
     const doc = await readImage(pipeline.deps, id);
     expect(doc).to.deep.include({ status: 'processing', source: `incoming/${ticket}/my scan.png` });
     expect(doc?.info.filename).to.equal('my scan.png');
@@ -144,6 +169,132 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(answer.status).to.equal(422);
     expect(answer.body.error).to.deep.include({ code: 'image_failed' });
     expect(answer.body.error.details).to.deep.equal({ id: imageIdOf(bytes), cause: 'not_an_image' });
+    const recorded = await readTicket(pipeline.deps, signed.body.ticket);
+    expect(recorded?.used?.failure).to.include({ code: 'not_an_image', retryable: false });
+  });
+
+  it('takes a URL once: the same URL PUT again after ingest is refused (removed, logged, no second image), and the ticket keeps answering the first image', async () => {
+    const first = await makePhoto({ width: 64, height: 48, format: 'png', seed: 81 });
+    const second = await makePhoto({ width: 64, height: 48, format: 'png', seed: 82 });
+    const signed = await sign({
+      filename: 'once.png',
+      contentType: 'image/png',
+      size: Math.max(first.length, second.length),
+    });
+    expect(signed.status).to.equal(201);
+    const { uploadUrl, headers, statusUrl, ticket } = signed.body;
+    expect((await put(uploadUrl, headers, first)).status).to.equal(200);
+    expect((await settled(statusUrl)).body).to.include({ id: imageIdOf(first), status: 'processing' });
+    const object = incomingTicketName(ticket, 'once.png');
+    const file = pipeline.deps.storage.bucket('test-uploads').file(object);
+    await waitFor('ingest to remove the first object', async () => ((await file.exists())[0] ? undefined : true));
+
+    // Nothing is at that name any more, so create-only does not stop the PUT: ingest must.
+    const again = await put(uploadUrl, headers, second);
+    expect(again.status, again.text).to.equal(200);
+    const line = await refusal(object);
+    expect(line).to.include({ severity: 'WARNING', reason: 'reused', ticket });
+    expect(line.usedBy).to.equal((await readTicket(pipeline.deps, ticket))?.used?.generation);
+    expect((await file.exists())[0], 'the second object is removed').to.equal(false);
+    expect(await readImage(pipeline.deps, imageIdOf(second)), 'no second image').to.equal(undefined);
+    expect(pipeline.logs.filter((l) => l.event === 'ingest.reject' && l.source === object)).to.deep.equal([]);
+    const still = await ticketAnswer(statusUrl);
+    expect(still.body).to.include({ id: imageIdOf(first) });
+    const jobs = await pullJobs(pipeline.jobs);
+    expect([...new Set(jobs.map(({ job }) => job.imageId))]).to.deep.equal([imageIdOf(first)]);
+  });
+
+  it('carries on for a redelivered event of the object that used the ticket (same generation): no refusal', async () => {
+    const photo = await makePhoto({ width: 64, height: 48, format: 'png', seed: 87 });
+    const signed = await sign({ filename: 'redelivered.png', contentType: 'image/png', size: photo.length });
+    expect((await put(signed.body.uploadUrl, signed.body.headers, photo)).status).to.equal(200);
+    await settled(signed.body.statusUrl);
+    const used = await readTicket(pipeline.deps, signed.body.ticket);
+    const object = incomingTicketName(signed.body.ticket, 'redelivered.png');
+    const event = { bucket: 'test-uploads', name: object, size: photo.length, contentType: 'image/png' };
+    const outcome = await ingestObject(pipeline.deps, { ...event, generation: used!.used!.generation });
+    expect(outcome).to.deep.equal({ outcome: 'ignored', reason: 'object no longer exists' });
+    expect(pipeline.logs.filter((line) => line.event === 'ingest.ticket_refused' && line.source === object)).to.be
+      .empty;
+    expect(await readTicket(pipeline.deps, signed.body.ticket)).to.deep.equal(used);
+    await pullJobs(pipeline.jobs);
+  });
+
+  it("answers a ticket to its owner only: another owner's (or the service's) request is 404", async () => {
+    const photo = await makePhoto({ width: 64, height: 48, format: 'png', seed: 83 });
+    const signed = await sign({ filename: 'mine.png', contentType: 'image/png', size: photo.length }, 'alice');
+    expect(signed.status).to.equal(201);
+    const { statusUrl, ticket } = signed.body;
+    expect(Object.keys(signed.body).sort()).to.deep.equal(
+      ['expiresAt', 'headers', 'maxBytes', 'method', 'statusUrl', 'ticket', 'uploadUrl'],
+      'the answer names nothing else (no owner, no document)',
+    );
+    expect((await readTicket(pipeline.deps, ticket))?.owner).to.equal('user:alice');
+    expect((await ticketAnswer(statusUrl, 'alice')).status).to.equal(202);
+    const notYours = async () => {
+      for (const other of ['bob', undefined]) {
+        const answer = await ticketAnswer(statusUrl, other);
+        expect(answer.status, `as ${other ?? 'the service'}`).to.equal(404);
+        expect(answer.body.error).to.include({ code: 'not_found' });
+      }
+    };
+    await notYours();
+    expect((await put(signed.body.uploadUrl, signed.body.headers, photo)).status).to.equal(200);
+    expect((await settled(statusUrl, 'alice')).body).to.include({ id: imageIdOf(photo), status: 'processing' });
+    await notYours();
+    await pullJobs(pipeline.jobs);
+  });
+
+  it('charges open tickets at minting (QUOTA_OPEN_TICKETS=1): a second URL is 429 until the first expires or is used', async () => {
+    useDeps({ ...deps, config: { ...deps.config, QUOTA_OPEN_TICKETS: 1 } });
+    const photo = await makePhoto({ width: 64, height: 48, format: 'png', seed: 84 });
+    const body = { filename: 'q.png', contentType: 'image/png', size: photo.length };
+    const first = await sign(body, 'carol');
+    expect(first.status).to.equal(201);
+    const second = await sign(body, 'carol');
+    expect(second.status, JSON.stringify(second.body)).to.equal(429);
+    expect(second.body.error).to.include({ code: 'quota_exceeded' });
+    expect(second.body.error.details).to.include({ quota: 'open_tickets', limit: 1, used: 1 });
+    const untilExpiry = (new Date(first.body.expiresAt).getTime() - Date.now()) / 1000;
+    expect(Number(second.headers['retry-after'])).to.be.within(untilExpiry - 5, untilExpiry + 5);
+    expect((await sign(body, 'dave')).status, 'another owner has its own quota').to.equal(201);
+
+    expect((await put(first.body.uploadUrl, first.body.headers, photo)).status).to.equal(200);
+    await settled(first.body.statusUrl, 'carol');
+    const afterUse = await sign(body, 'carol');
+    expect(afterUse.status, 'a used ticket is no longer open').to.equal(201);
+    const owner = ownerDocFrom(await ownerRef(pipeline.deps.firestore, 'user:carol').get());
+    expect(owner?.openTickets.map((t) => t.ticket)).to.deep.equal([afterUse.body.ticket]);
+    await pullJobs(pipeline.jobs);
+  });
+
+  it('counts a minted URL as an upload of its declared size (QUOTA_UPLOADS_PER_DAY), and ingest charges nothing more', async () => {
+    useDeps({ ...deps, config: { ...deps.config, QUOTA_UPLOADS_PER_DAY: 2 } });
+    const photo = await makePhoto({ width: 64, height: 48, format: 'png', seed: 85 });
+    const body = { filename: 'd.png', contentType: 'image/png', size: photo.length + 100 };
+    const first = await sign(body, 'erin');
+    expect(first.status).to.equal(201);
+    expect((await sign(body, 'erin')).status).to.equal(201);
+    const third = await sign(body, 'erin');
+    expect(third.status).to.equal(429);
+    expect(third.body.error.details).to.include({ quota: 'uploads_per_day', limit: 2, used: 2 });
+    expect((await put(first.body.uploadUrl, first.body.headers, photo)).status).to.equal(200);
+    await settled(first.body.statusUrl, 'erin');
+    const owner = ownerDocFrom(await ownerRef(pipeline.deps.firestore, 'user:erin').get());
+    expect(owner).to.deep.include({ uploads: 2, bytes: 2 * body.size });
+    await pullJobs(pipeline.jobs);
+  });
+
+  it('refuses an object under incoming/{ticket}/ whose ticket was never minted: removed, logged, no image', async () => {
+    const photo = await makePhoto({ width: 64, height: 48, format: 'png', seed: 86 });
+    const ticket = newTicketId(new Date(Date.now() + 600_000), randomBytes(12));
+    const object = incomingTicketName(ticket, 'forged.png');
+    const file = pipeline.deps.storage.bucket('test-uploads').file(object);
+    await file.save(photo, { contentType: 'image/png', resumable: false });
+    expect(await refusal(object)).to.include({ reason: 'unknown_ticket', ticket });
+    expect((await file.exists())[0]).to.equal(false);
+    expect(await readImage(pipeline.deps, imageIdOf(photo))).to.equal(undefined);
+    expect((await api().get(`/uploads/signed-url/${ticket}`)).status).to.equal(404);
   });
 
   it('refuses a body larger than the size it signed for (the storage server enforces the range)', async () => {
@@ -245,16 +396,25 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(JSON.stringify(response.body)).not.to.include('signBlob');
   });
 
-  it('answers 404 for a malformed ticket, an impossible expiry, and an unused ticket past expiry plus the grace period', async () => {
+  it('answers 404 for a malformed or unknown ticket, and one past expiry plus the grace period with nothing recorded and no object', async () => {
     const now = Date.now();
     const status = (ticket: string) => api().get(`/uploads/signed-url/${ticket}`);
     expect((await status('not-a-ticket')).status).to.equal(404);
-    expect((await status(newTicketId(new Date(now + 30 * 24 * 3600 * 1000), randomBytes(12)))).status).to.equal(404);
-    const expiredRecently = newTicketId(new Date(now - TICKET_GRACE_MS / 2), randomBytes(12));
+    expect((await status(newTicketId(new Date(now + 600_000), randomBytes(12)))).status).to.equal(404, 'never minted');
+    const recordOpen = async (expiresAt: Date, used?: { generation: string }) => {
+      const ticket = newTicketId(expiresAt, randomBytes(12));
+      const facts = { ticket, owner: 'service', objectName: incomingTicketName(ticket, 'a.jpg'), expiresAt };
+      const doc = newTicketDoc({ ...facts, size: 10, contentType: 'image/jpeg' }, new Date(now - 2 * TICKET_GRACE_MS));
+      await ticketRef(pipeline.deps.firestore, ticket).set(used ? { ...doc, state: 'used', used } : doc);
+      return ticket;
+    };
+    const expiredRecently = await recordOpen(new Date(now - TICKET_GRACE_MS / 2));
     expect((await status(expiredRecently)).status).to.equal(202, 'within the grace period it may still arrive');
-    const expiredLongAgo = newTicketId(new Date(now - TICKET_GRACE_MS - 60_000), randomBytes(12));
+    const expiredLongAgo = await recordOpen(new Date(now - TICKET_GRACE_MS - 60_000));
     const gone = await status(expiredLongAgo);
     expect(gone.status).to.equal(404);
     expect(gone.body.error).to.include({ code: 'not_found' });
+    const abandoned = await recordOpen(new Date(now - TICKET_GRACE_MS - 60_000), { generation: '1' });
+    expect((await status(abandoned)).status).to.equal(404, 'used long ago, its object gone, nothing recorded');
   });
 });

@@ -168,19 +168,20 @@ describe("terraform: upload's own rights on the uploads bucket stop short of inc
     const condition = mod.locals.upload_uploads_condition as Body;
     const expression = String(condition.expression);
     expect(expression).to.include('resource.type == \\"storage.googleapis.com/Bucket\\"');
-    expect(expression).to.include('local.topology.prefixes.originals').and.include('local.topology.prefixes.tickets');
-    expect(expression, 'outcome markers are gone (the state is in Firestore)').not.to.include('outcomes');
+    expect(expression).to.include('local.topology.prefixes.originals');
+    expect(expression, 'outcome and ticket markers are gone (the state is in Firestore)')
+      .not.to.include('outcomes')
+      .and.not.to.include('tickets');
     expect(expression).not.to.include('incoming');
-    expect(topology.prefixes.tickets).to.equal('tickets/');
     const binding = mod.resources.google_storage_bucket_iam_member!.function!;
     expect(dynamicBlock(binding, 'condition')?.forEach).to.equal(
       '${each.value.condition == null ? [] : [each.value.condition]}',
     );
   });
 
-  it('expires ticket markers with a lifecycle rule on tickets/', function () {
+  it('keeps no ticket markers in the bucket (tickets are Firestore documents): no tickets/ prefix or rule', function () {
+    expect(topology.prefixes).not.to.have.property('tickets');
     const rules = (mod.resources.google_storage_bucket!.uploads!.lifecycle_rule as Body[]) ?? [];
-    const tickets = rules.filter((rule) => JSON.stringify(rule).includes('local.topology.prefixes.tickets'));
-    expect(tickets, 'one rule for tickets/').to.have.length(1);
+    expect(rules.filter((rule) => JSON.stringify(rule).includes('tickets'))).to.deep.equal([]);
   });
 });

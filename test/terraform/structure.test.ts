@@ -705,15 +705,15 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(roleOf('upload', 'images'), 'upload reads for status and deletes images').to.deep.equal([
         'roles/storage.objectUser',
       ]);
-      // On uploads, upload stays conditioned to its own prefixes (originals/, tickets/): the delete's
-      // original is under them (its tombstone is a Firestore document), incoming/ stays out of reach.
+      // On uploads, upload stays conditioned to its own prefix (originals/): the delete's
+      // original is under it (its tombstone is a Firestore document), incoming/ stays out of reach.
       const uploadsRow = table.find((r) => r.function === 'upload' && r.bucket === 'uploads') as
         | { role: string; condition: string }
         | undefined;
       expect(uploadsRow?.role).to.equal('roles/storage.objectUser');
       expect(uploadsRow?.condition).to.equal('${local.upload_uploads_condition}');
       const condition = JSON.stringify(mod.locals.upload_uploads_condition);
-      for (const prefix of ['originals', 'tickets']) expect(condition).to.include(`local.topology.prefixes.${prefix}`);
+      expect(condition).to.include('local.topology.prefixes.originals');
       expect(condition).not.to.include('prefixes.incoming');
       expect(condition).not.to.include('outcomes');
       for (const f of FUNCTION_KEYS) expect(roleOf(f, 'images').length, `${f} on images`).to.be.greaterThan(0);

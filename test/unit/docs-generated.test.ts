@@ -26,7 +26,6 @@ import {
   ORIGINAL_METADATA,
   REPROCESS_BUDGET_METADATA,
   STATE_SEQ_METADATA,
-  TICKET_METADATA,
   VARIANT_METADATA,
 } from '../../shared/core/naming.js';
 import { topology } from '../../shared/core/topology.js';
@@ -240,7 +239,7 @@ describe('what the docs quote from the code', () => {
       ...Object.values(topology.prefixes).map((prefix) => `uploads bucket \`${prefix}`),
       ...Object.values(topology.firestore.collections).map((collection) => `Firestore \`${collection}/`),
       ...[...Object.values(ORIGINAL_METADATA), ...Object.values(VARIANT_METADATA)].map((key) => `\`${key}\``),
-      ...[TICKET_METADATA.imageId, STATE_SEQ_METADATA, FOCUS_METADATA_KEY].map((key) => `\`${key}\``),
+      ...[STATE_SEQ_METADATA, FOCUS_METADATA_KEY].map((key) => `\`${key}\``),
       ...Object.values(REPROCESS_BUDGET_METADATA).map((key) => `\`${key}\``),
     ];
     expect(
