@@ -168,6 +168,15 @@ describe('npm run smoke against the local stack', function () {
       });
     });
 
+    it("takes an end user's ID token from --id-token or SMOKE_ID_TOKEN, and not with --token", function () {
+      const url = ['--url', 'https://x.run.app'];
+      expect(parseSmokeArgs([...url, '--id-token', 'eyJ.a.b'], {})).to.include({ idToken: 'eyJ.a.b' });
+      expect(parseSmokeArgs(url, { SMOKE_ID_TOKEN: 'eyJ.c.d' })).to.include({ idToken: 'eyJ.c.d' });
+      expect(() => parseSmokeArgs([...url, '--id-token', 'eyJ.a.b', '--token', 't'], {})).to.throw(
+        /give --token or --id-token, not both/,
+      );
+    });
+
     it('refuses a missing --url, an unknown flag and a bad timeout, with the usage', function () {
       const noStack = { LOCAL_DATA_DIR: join(tmpdir(), `no-stack-here-${process.pid}`) };
       expect(() => parseSmokeArgs([], noStack)).to.throw(/--url is required: no local stack is running.*npm start/);
