@@ -10,6 +10,7 @@
 import { http as registerHttp, type Request, type Response } from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
+import type { ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type RequestListener, type Server } from 'node:http';
 import '../../functions/index.js';
 import { getDeps, useDeps } from '../../functions/runtime.js';
@@ -18,7 +19,14 @@ import { guardUploadListener, requireScreening } from '../../functions/upload-gu
 import { createIdTokenVerifier, type IdTokenVerifier } from '../../shared/auth/jwt.js';
 import { type OidcIssuer, startOidcIssuer } from '../../local/oidc-issuer.js';
 import { makePhoto } from '../fixtures/images.js';
-import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import {
+  pullJobs,
+  spawnUploadFunction,
+  startTestPipeline,
+  TEST_PROJECT,
+  type TestPipeline,
+} from '../fixtures/pipeline.js';
+import { waitForPort } from '../../local/pubsub-emulator.js';
 import { close, freePort, listen } from '../helpers.js';
 
 const SHARED_TOKEN = 'jwt-suite-shared-token-5c1d9e';
@@ -290,5 +298,47 @@ describe('UPLOAD_AUTH=jwt: ID tokens through the upload guard', function () {
       await close(bare);
     }
     await pullJobs(pipeline.jobs);
+  });
+  describe('served by the functions-framework CLI with FUNCTION_TARGET=upload, as Cloud Functions runs it', () => {
+    let child: ChildProcess;
+    let cliPort: number;
+    let output = '';
+    before(async function () {
+      this.timeout(60_000);
+      cliPort = await freePort();
+      child = spawnUploadFunction(cliPort, {
+        STORAGE_API_ENDPOINT: pipeline.storageServer.url,
+        GOOGLE_CLOUD_PROJECT: TEST_PROJECT,
+        JOBS_TOPIC: pipeline.config.JOBS_TOPIC,
+        EVENTS_TOPIC: pipeline.config.EVENTS_TOPIC,
+        FIRESTORE_DATABASE: pipeline.config.FIRESTORE_DATABASE,
+        UPLOAD_AUTH: 'jwt',
+        JWT_ISSUER: issuer.url,
+        JWT_AUDIENCE: issuer.audience,
+      });
+      child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+      await waitForPort(cliPort, '127.0.0.1', 20_000);
+    });
+    after(async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await pullJobs(pipeline.jobs);
+    });
+
+    it('verifies ID tokens before the body, with the JWKS found by discovery', async () => {
+      const valid = await post(
+        cliPort,
+        bearer((await issuer.idToken('alice')).idToken),
+        await makePhoto({ width: 64, height: 48, seed: 799 }),
+      );
+      expect(valid, output).to.deep.equal({ status: 202 });
+      const expired = await issuer.sign({ ...issuer.claimsFor('alice'), iat: now() - 7200, exp: now() - 3600 });
+      expect(await post(cliPort, bearer(expired))).to.deep.equal(refused('expired'));
+      expect(await post(cliPort, bearer(await issuer.forge('none', issuer.claimsFor('bob'))))).to.deep.equal(
+        refused('algorithm_not_allowed'),
+      );
+      expect(await post(cliPort, {})).to.deep.equal(refused('missing'));
+    });
   });
 });
