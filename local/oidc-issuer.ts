@@ -2,7 +2,7 @@
  * A local OpenID Connect issuer for `npm start` and the tests: real HTTP on a loopback address
  * with a discovery document, a key set (JWKS) and a dev sign-in for a few named users
  * (`GET /dev/token?user=alice` → `{idToken, expiresAt, sub}`), so the upload API verifies ID tokens
- * exactly as it does against Firebase Authentication or Auth0. Tokens are RS256 with a `kid`.
+ * exactly as it does against Firebase Authentication or Auth0. Tokens are RS256 (or ES256) with a `kid`.
  *
  * The in-process controls ({@link OidcIssuer.sign}, {@link OidcIssuer.forge},
  * {@link OidcIssuer.rotate}, {@link OidcIssuer.failJwks}) exist for tests and are never reachable
@@ -41,6 +41,8 @@ export interface OidcIssuerOptions {
   readonly audience?: string;
   /** Token lifetime in seconds; default 3600. */
   readonly lifetimeSeconds?: number;
+  /** What its keys sign with; default RS256 (as Firebase and Auth0). */
+  readonly algorithm?: 'RS256' | 'ES256';
 }
 
 /** Which key signs: the published one, or one the JWKS does not (yet) list. */
@@ -74,18 +76,20 @@ export interface OidcIssuer {
 
 interface Key {
   readonly kid: string;
+  readonly alg: 'RS256' | 'ES256';
   readonly privateKey: CryptoKey;
   readonly publicJwk: JWK;
   readonly publicPem: string;
 }
 
-async function newKey(): Promise<Key> {
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+async function newKey(alg: Key['alg']): Promise<Key> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
   const kid = randomUUID();
   return {
     kid,
+    alg,
     privateKey,
-    publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' },
+    publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' },
     publicPem: await exportSPKI(publicKey),
   };
 }
@@ -97,9 +101,10 @@ export async function startOidcIssuer(options: OidcIssuerOptions = {}): Promise<
   const host = options.host ?? '127.0.0.1';
   const audience = options.audience ?? LOCAL_AUDIENCE;
   const lifetime = options.lifetimeSeconds ?? 3600;
-  const published: Key[] = [await newKey()];
+  const algorithm = options.algorithm ?? 'RS256';
+  const published: Key[] = [await newKey(algorithm)];
   let current = published[0] as Key;
-  let unpublished = await newKey();
+  let unpublished = await newKey(algorithm);
   let jwksFailure: number | undefined;
   let corsOrigins: readonly string[] = [];
 
@@ -114,7 +119,7 @@ export async function startOidcIssuer(options: OidcIssuerOptions = {}): Promise<
   const sign: OidcIssuer['sign'] = (claims, signOptions = {}) => {
     const key = signOptions.key === 'unpublished' ? unpublished : current;
     return new SignJWT(claims)
-      .setProtectedHeader({ typ: 'JWT', ...signOptions.header, alg: 'RS256', kid: key.kid })
+      .setProtectedHeader({ typ: 'JWT', ...signOptions.header, alg: key.alg, kid: key.kid })
       .sign(key.privateKey);
   };
   const idToken = async (user: DevUser): Promise<DevToken> => {
@@ -143,7 +148,7 @@ export async function startOidcIssuer(options: OidcIssuerOptions = {}): Promise<
       return answer(req, res, 200, {
         issuer: url,
         jwks_uri: jwksUrl,
-        id_token_signing_alg_values_supported: ['RS256'],
+        id_token_signing_alg_values_supported: [algorithm],
         subject_types_supported: ['public'],
         response_types_supported: ['id_token'],
         authorization_endpoint: `${url}/dev/token`,
@@ -185,7 +190,7 @@ export async function startOidcIssuer(options: OidcIssuerOptions = {}): Promise<
     rotate: async () => {
       published.push(unpublished);
       current = unpublished;
-      unpublished = await newKey();
+      unpublished = await newKey(algorithm);
     },
     failJwks: (status) => {
       jwksFailure = status;

@@ -3,7 +3,7 @@
  * the dev sign-in, and that what it signs is what shared/auth/jwt.ts accepts.
  */
 import { expect } from 'chai';
-import { decodeProtectedHeader } from 'jose';
+import { decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
 import { createIdTokenVerifier, discoveryUrl } from '../../shared/auth/jwt.js';
 import { DEV_USERS, type OidcIssuer, startOidcIssuer } from '../../local/oidc-issuer.js';
 
@@ -66,6 +66,25 @@ describe('local OIDC issuer', function () {
     expect((await fetch(issuer.jwksUrl)).status).to.equal(200);
     // No HTTP way to sign arbitrary claims or to change the issuer.
     expect((await fetch(`${issuer.url}/dev/token?user=alice`, { method: 'POST' })).status).to.equal(405);
+  });
+
+  it('signs ES256 too, which the verifier accepts; RS384 it refuses as not allowed', async () => {
+    const es = await startOidcIssuer({ algorithm: 'ES256' });
+    try {
+      const verify = createIdTokenVerifier({ issuer: es.url, audience: es.audience });
+      const token = (await es.idToken('carol')).idToken;
+      expect(decodeProtectedHeader(token)).to.include({ alg: 'ES256' });
+      expect(await verify(token)).to.equal('carol');
+      const { privateKey } = await generateKeyPair('RS384');
+      const rs384 = await new SignJWT(es.claimsFor('carol')).setProtectedHeader({ alg: 'RS384' }).sign(privateKey);
+      const refusal = await verify(rs384).then(
+        () => undefined,
+        (error: { code?: string; details?: { reason?: string } }) => [error.code, error.details?.reason],
+      );
+      expect(refusal).to.deep.equal(['unauthorized', 'algorithm_not_allowed']);
+    } finally {
+      await es.stop();
+    }
   });
 
   it('builds the discovery URL of an issuer with or without its trailing slash', () => {
