@@ -1,8 +1,9 @@
 /**
  * A guard in front of functions-framework's body parsers, for the `upload` function only: from
- * the request's head alone it refuses bad paths, origins, tokens, encodings and sizes, counts
- * chunked bodies, and hands every non-multipart body to the raw parser. What each check answers
- * and why: docs/security.md ("Request bodies") and docs/api.md ("Limits").
+ * the request's head alone it refuses bad paths, origins, credentials (an ID token is verified
+ * against its issuer's keys while the body waits unread), encodings and sizes, counts chunked
+ * bodies, and hands every non-multipart body to the raw parser. What each check answers and why:
+ * docs/security.md ("Request bodies"), docs/api.md ("Authentication", "Limits").
  *
  * functions-framework (5.x) parses every body (up to a fixed 1 GiB) before the user function runs
  * and has no option to change that or to add middleware, so the guard has to sit in front of its

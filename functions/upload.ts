@@ -28,6 +28,7 @@ function sendError(res: Response, error: unknown, deps: PipelineDeps, req: Reque
     event: 'http.error',
     status,
     code: body.error.code,
+    ...(typeof body.error.details?.reason === 'string' ? { reason: body.error.details.reason } : {}),
     method: req.method,
     path: req.path,
     ...(status >= 500 ? { error } : {}),
