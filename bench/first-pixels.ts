@@ -114,6 +114,8 @@ async function main(argv: readonly string[]): Promise<void> {
     dataDir,
     projectId: `first-pixels-${process.pid}`,
     cleanupIntervalSeconds: 0,
+    // First pixels measure the pipeline, not sign-in.
+    env: { UPLOAD_AUTH: 'none' },
     log: (line) => log.write(`${line}\n`),
   });
   const runs: FirstPixelsRun[] = [];

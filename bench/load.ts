@@ -42,6 +42,7 @@ import { admitAtMost, REFUSAL_HOLD_MS, type AdmissionStats } from '../local/admi
 import { freePort } from '../local/ports.js';
 import { waitForPort } from '../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
+import { withoutSignIn } from '../local/stack-auth.js';
 import { photoPixels } from '../test/fixtures/images.js';
 import { markdownTable } from './stats.js';
 import { OUTPUT_FORMATS, type OutputFormat } from '../shared/core/domain.js';
@@ -361,7 +362,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         admission: { resize: options.resize === 'inline' ? (options.admit ?? admissionLimit('resize')) : 0 },
         ...(options.pubsubEmulatorHost ? { pubsubEmulatorHost: options.pubsubEmulatorHost } : {}),
         ...(options.firestoreEmulatorHost ? { firestoreEmulatorHost: options.firestoreEmulatorHost } : {}),
-        env: { ...options.env, WIDTHS: options.widths.join(','), FORMATS: options.formats.join(',') },
+        // The load measures the pipeline, not sign-in: open unless options.env sets authentication.
+        env: { ...withoutSignIn(options.env), WIDTHS: options.widths.join(','), FORMATS: options.formats.join(',') },
         log: (line) => logFile!.write(`${line}\n`),
       });
       api = stack.urls.api;

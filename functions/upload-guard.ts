@@ -1,8 +1,9 @@
 /**
  * A guard in front of functions-framework's body parsers, for the `upload` function only: from
- * the request's head alone it refuses bad paths, origins, tokens, encodings and sizes, counts
- * chunked bodies, and hands every non-multipart body to the raw parser. What each check answers
- * and why: docs/security.md ("Request bodies") and docs/api.md ("Limits").
+ * the request's head alone it refuses bad paths, origins, credentials (an ID token is verified
+ * against its issuer's keys while the body waits unread), encodings and sizes, counts chunked
+ * bodies, and hands every non-multipart body to the raw parser. What each check answers and why:
+ * docs/security.md ("Request bodies"), docs/api.md ("Authentication", "Limits").
  *
  * functions-framework (5.x) parses every body (up to a fixed 1 GiB) before the user function runs
  * and has no option to change that or to add middleware, so the guard has to sit in front of its
@@ -15,11 +16,20 @@ import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { Config } from '../shared/core/config.js';
 import { uploadAuth } from '../shared/auth/settings.js';
+import { authenticateRequest } from '../shared/auth/authenticate.js';
+import type { IdTokenVerifier } from '../shared/auth/jwt.js';
+import { OWNER_HEADER } from '../shared/auth/principal.js';
 import { PipelineError, permanent, toHttpError } from '../shared/core/errors.js';
 import { corsFor, routePath, screenRequest, withoutQuery } from '../shared/http/request-policy.js';
 import { MULTIPART_OVERHEAD_BYTES } from '../shared/http/request-body.js';
 
-type GuardConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'CORS_ORIGINS' | 'UPLOAD_AUTH' | 'UPLOAD_TOKEN'>;
+type GuardConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'CORS_ORIGINS' | 'UPLOAD_AUTH' | 'UPLOAD_TOKEN'> &
+  Partial<Pick<Config, 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'JWT_JWKS_URL'>>;
+
+/** How the guard checks ID tokens; default: the instance's verifier for the configured issuer. */
+export interface GuardOptions {
+  readonly verify?: IdTokenVerifier;
+}
 
 /**
  * How much of a refused body is read and thrown away before the connection closes, as a multiple
@@ -65,7 +75,8 @@ function drainBytes(config: Partial<Pick<GuardConfig, 'MAX_UPLOAD_BYTES'>>): num
  * listens, and the framework has no body limit to set.
  */
 function capBody(req: IncomingMessage, limit: number, onOver: () => void): void {
-  let seen = 0;
+  // What arrived while the caller was authenticated waits in the stream's buffer, unread.
+  let seen = req.readableLength;
   let discard: ((size: number) => void) | undefined;
   const push = req.push.bind(req);
   caps.set(req, {
@@ -147,10 +158,16 @@ function refuse(
 }
 
 /**
- * Checks a request before any body parser runs. Returns false when it answered the request
- * itself (and the request must go no further).
+ * Checks a request before any body parser runs: path and origin, then the caller (an ID token is
+ * verified asynchronously; meanwhile the body waits in the socket, unread), then encoding and
+ * size. Resolves to false when it answered the request itself (and the request must go no further).
  */
-export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, config: GuardConfig): boolean {
+export async function admitUploadRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  config: GuardConfig,
+  options: GuardOptions = {},
+): Promise<boolean> {
   // Express's router decodes the path before the handler runs; a broken percent-encoding (`/%`,
   // `/uploads/%E0%A4%A`) would end in its HTML error page with a stack trace instead.
   const url = req.url ?? '/';
@@ -161,16 +178,24 @@ export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, co
     return false;
   }
   const header = (name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : undefined);
-  const head = {
-    method: req.method ?? 'GET',
-    path: routePath(url),
-    origin: header('origin'),
-    authorization: header('authorization'),
-  };
-  const screening = screenRequest(head, config.CORS_ORIGINS, uploadAuth(config));
+  const screening = screenRequest(
+    { method: req.method ?? 'GET', path: routePath(url), origin: header('origin') },
+    config.CORS_ORIGINS,
+  );
   if (screening.error) {
     refuse(req, res, screening.error, config);
     return false;
+  }
+  if (!screening.open) {
+    const head = { authorization: header('authorization'), owner: header(OWNER_HEADER) };
+    try {
+      await authenticateRequest(req, head, uploadAuth(config), options.verify);
+    } catch (error) {
+      refuse(req, res, error, config);
+      return false;
+    }
+    // The client may have given up while its token was checked.
+    if (req.destroyed) return false;
   }
   const encoding = String(req.headers['content-encoding'] ?? 'identity')
     .trim()
@@ -202,17 +227,29 @@ export function admitUploadRequest(req: IncomingMessage, res: ServerResponse, co
 }
 
 /** Wraps a request listener (functions-framework's app for `upload`) with the guard. */
-export function guardUploadListener(listener: RequestListener, getConfig: () => GuardConfig): RequestListener {
+export function guardUploadListener(
+  listener: RequestListener,
+  getConfig: () => GuardConfig,
+  options: GuardOptions = {},
+): RequestListener {
   return (req, res) => {
-    let admitted: boolean;
+    let config: GuardConfig;
     try {
-      admitted = admitUploadRequest(req, res, getConfig());
+      config = getConfig();
+      // A configuration that cannot authenticate refuses everything.
+      uploadAuth(config);
     } catch (error) {
-      // A configuration that cannot authenticate (see uploadAuth) refuses everything.
       refuse(req, res, error, { CORS_ORIGINS: [] });
       return;
     }
-    if (admitted) listener(req, res);
+    admitUploadRequest(req, res, config, options).then(
+      (admitted) => {
+        if (admitted) listener(req, res);
+      },
+      (error: unknown) => {
+        if (!res.headersSent) refuse(req, res, error, config);
+      },
+    );
   };
 }
 

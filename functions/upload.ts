@@ -10,7 +10,8 @@ import { permanent, type PipelineError, toHttpError } from '../shared/core/error
 import { ImageId } from '../shared/core/schemas.js';
 import { variantName } from '../shared/core/naming.js';
 import { uploadAuth } from '../shared/auth/settings.js';
-import { OWNER_HEADER, ownerOf, type Principal, trustedPrincipal } from '../shared/auth/principal.js';
+import { OWNER_HEADER, ownerOf, type Principal } from '../shared/auth/principal.js';
+import { authenticateRequest } from '../shared/auth/authenticate.js';
 import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/http/request-policy.js';
 import { extractUpload } from '../shared/http/request-body.js';
 import { issueSignedUpload, ticketStatus } from '../shared/http/signed-url.js';
@@ -27,6 +28,7 @@ function sendError(res: Response, error: unknown, deps: PipelineDeps, req: Reque
     event: 'http.error',
     status,
     code: body.error.code,
+    ...(typeof body.error.details?.reason === 'string' ? { reason: body.error.details.reason } : {}),
     method: req.method,
     path: req.path,
     ...(status >= 500 ? { error } : {}),
@@ -39,14 +41,13 @@ function sendError(res: Response, error: unknown, deps: PipelineDeps, req: Reque
 }
 
 /**
- * The caller (shared/auth/principal.ts): whose assets this request reads and writes. The guard
- * has already refused a request without valid credentials; this names its principal.
+ * The caller (shared/auth/principal.ts): whose assets this request reads and writes. Behind the
+ * guard this is the verdict the guard reached before the body was read (kept per request);
+ * without it (a handler called directly) the credential is verified here.
  */
-export async function principalFor(deps: PipelineDeps, req: Request): Promise<Principal> {
+export function principalFor(deps: PipelineDeps, req: Request): Promise<Principal> {
   const head = { authorization: req.get('authorization'), owner: req.get(OWNER_HEADER) };
-  const principal = trustedPrincipal(head, uploadAuth(deps.config));
-  if (!principal) throw permanent('unauthorized', 'A valid bearer token is required.');
-  return principal;
+  return authenticateRequest(req, head, uploadAuth(deps.config));
 }
 
 function failedBody(id: string, record: { code: string; message: string; retryable?: boolean | undefined }) {
@@ -198,13 +199,16 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
     try {
       res.set('Cache-Control', 'no-store');
       res.set('X-Content-Type-Options', 'nosniff');
-      // Origin and token, as the guard (upload-guard.ts) already checked them before the body:
-      // here again for servers without the guard (tests), and a misconfigured token fails closed.
+      // Origin and caller, as the guard (upload-guard.ts) already checked them before the body:
+      // here again for servers without the guard (tests), and a misconfiguration fails closed.
       const path = routePath(req.path);
-      const head = { method: req.method, path, origin: req.get('origin'), authorization: req.get('authorization') };
-      const screening = screenRequest(head, deps.config.CORS_ORIGINS, uploadAuth(deps.config));
+      const screening = screenRequest(
+        { method: req.method, path, origin: req.get('origin') },
+        deps.config.CORS_ORIGINS,
+      );
       res.set(screening.headers);
       if (screening.error) throw screening.error;
+      if (!screening.open) await principalFor(deps, req);
       if (req.method === 'OPTIONS') {
         res.set('Allow', ALLOWED_METHODS).status(204).end();
         return;

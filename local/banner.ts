@@ -3,13 +3,51 @@
  */
 import { topology } from '../shared/core/topology.js';
 import { PORT_VARIABLES } from './ports.js';
+import type { DevToken } from './oidc-issuer.js';
 import type { LocalStack } from './stack.js';
 
-/** The banner's text (no colour), so that tests can check it. */
-export function stackBanner(stack: LocalStack): string {
+/** How requests authenticate, for the banner: a line about it, and lines to set the curl lines' variable. */
+function signInLines(
+  stack: LocalStack,
+  alice: DevToken | undefined,
+): { header: string; about: string[]; setup: string[] } {
+  const { auth, config } = stack;
+  if (auth.mode === 'none')
+    return { header: '', about: ['  Sign-in         none (UPLOAD_AUTH=none): the upload API is open'], setup: [] };
+  if (auth.mode === 'token')
+    return {
+      header: ' -H "Authorization: Bearer $UPLOAD_TOKEN"',
+      about: ['  Sign-in         the shared token (UPLOAD_TOKEN): the web page has no token and gets 401'],
+      setup: [],
+    };
+  const header = ' -H "Authorization: Bearer $ID_TOKEN"';
+  const issuer = `${auth.issuer} (${auth.signInUrl ? 'started here' : 'JWT_ISSUER'}), audience ${config.JWT_AUDIENCE}`;
+  const about = [`  Sign-in         ID tokens (UPLOAD_AUTH=jwt) from ${issuer}`];
+  if (config.UPLOAD_TOKEN)
+    about.push('                  and the shared token (UPLOAD_TOKEN) for trusted backends (X-Upload-Owner)');
+  if (!auth.signInUrl || !alice)
+    return { header, about, setup: ['    export ID_TOKEN=...   # an ID token from JWT_ISSUER'] };
+  about.push(`                  dev users ${auth.users.join(', ')}: the web page signs in as any of them`);
+  return {
+    header,
+    about,
+    setup: [
+      `    export ID_TOKEN=${alice.idToken}`,
+      `    # alice, valid until ${alice.expiresAt}; bob (or carol):`,
+      `    # export ID_TOKEN=$(curl -s '${auth.signInUrl}?user=bob' | node -pe 'JSON.parse(require("fs").readFileSync(0)).idToken')`,
+    ],
+  };
+}
+
+/**
+ * The banner's text (no colour), so that tests can check it. `alice`: an ID token from the stack's
+ * own issuer, printed for the curl lines.
+ */
+export function stackBanner(stack: LocalStack, alice?: DevToken): string {
   const { urls, ports, config } = stack;
   const storageOverride = `${urls.storage.replace(/\/+$/, '')}/`;
-  const auth = config.UPLOAD_TOKEN ? ` -H "Authorization: Bearer $UPLOAD_TOKEN"` : '';
+  const signIn = signInLines(stack, alice);
+  const auth = signIn.header;
   const schedule = topology.schedule.cleanup;
   const pubsubEnv = `PUBSUB_EMULATOR_HOST=${urls.pubsub}`;
   const pull = (sub: string) =>
@@ -29,13 +67,15 @@ export function stackBanner(stack: LocalStack): string {
     `  Cleanup         ${stack.cleanupIntervalSeconds > 0 ? `every ${stack.cleanupIntervalSeconds} s here (CLEANUP_INTERVAL_SECONDS)` : 'not scheduled here (CLEANUP_INTERVAL_SECONDS=0)'}; ` +
       `deployed: cron "${schedule.cron}" ${schedule.timeZone} (Cloud Scheduler)`,
     `  Variants made   widths ${config.WIDTHS.join(', ')} × ${config.FORMATS.join(', ')}   (WIDTHS, FORMATS)`,
+    ...signIn.about,
     '',
     '  Try it: open the web page and drop a photo, or',
+    ...signIn.setup,
     `    curl -F file=@photo.jpg${auth} ${urls.api}`,
     `    curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg'${auth} '${urls.api}?filename=photo.jpg'`,
     `    CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE=${storageOverride} CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true \\`,
     `      gcloud storage cp photo.jpg gs://${stack.buckets.uploads}/${topology.prefixes.incoming}`,
-    `    curl ${urls.api}/{id}        # status, then the manifest`,
+    `    curl${auth} ${urls.api}/{id}        # status, then the manifest`,
     '',
     `  Events (${stack.topics.events}) and dead-lettered jobs (${stack.topics.jobsDeadLetter}):`,
     `    ${pull(stack.subscriptions.eventsPull)}`,
@@ -44,12 +84,6 @@ export function stackBanner(stack: LocalStack): string {
     '',
     `  Firestore documents: any Firestore client with FIRESTORE_EMULATOR_HOST=${urls.firestore}, project ${stack.projectId},`,
     `    database ${stack.firestoreDatabase}; or over REST: curl http://${urls.firestore}/v1/projects/${stack.projectId}/databases/${stack.firestoreDatabase}/documents/images`,
-    ...(config.UPLOAD_TOKEN
-      ? [
-          '',
-          '  UPLOAD_TOKEN is set: requests need "Authorization: Bearer <token>"; the web page has no token and gets 401.',
-        ]
-      : []),
     '',
     '  Ctrl-C stops everything.',
     '',

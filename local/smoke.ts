@@ -11,6 +11,10 @@ import { localDataDir, readStackState, STACK_STATE_FILE } from './stack-state.js
 export interface SmokeOptions {
   readonly url: string;
   readonly token?: string | undefined;
+  /** An end user's ID token (UPLOAD_AUTH=jwt), sent as `Authorization: Bearer`. */
+  readonly idToken?: string | undefined;
+  /** The local stack's dev sign-in: with neither token given, an ID token for alice comes from here. */
+  readonly signInUrl?: string | undefined;
   readonly identityToken?: string | undefined;
   readonly origin?: string | undefined;
   readonly timeoutMs?: number;
@@ -48,6 +52,8 @@ interface AnswerJson {
   readonly done?: unknown;
   readonly total?: unknown;
   readonly error?: { readonly code?: unknown; readonly message?: unknown; readonly details?: unknown };
+  /** The local issuer's dev sign-in. */
+  readonly idToken?: unknown;
 }
 
 interface Answer {
@@ -75,12 +81,21 @@ export async function smokeImage(): Promise<Buffer> {
 }
 
 /** Likely cause of a refused call to upload, from its status and body. */
-export function uploadCause(answer: Answer, options: Pick<SmokeOptions, 'token' | 'identityToken' | 'origin'>): string {
+export function uploadCause(
+  answer: Answer,
+  options: Pick<SmokeOptions, 'token' | 'idToken' | 'identityToken' | 'origin'>,
+): string {
   const code = answer.json?.error?.code as string | undefined;
+  if (code === 'auth_unavailable')
+    return "identity provider: upload could not fetch JWT_ISSUER's keys (discovery or JWKS); check JWT_ISSUER / JWT_JWKS_URL and the provider, then run again";
+  if (code === 'unauthorized' && options.idToken) {
+    const reason = (answer.json?.error as { details?: { reason?: string } } | undefined)?.details?.reason;
+    return `ID token: upload refused --id-token (${reason ?? 'no reason given'}); pass a fresh ID token from JWT_ISSUER for JWT_AUDIENCE`;
+  }
   if (code === 'unauthorized') {
     return options.token
       ? 'upload token: the function refused --token; pass the current value of the upload_token_secret_id secret (gcloud secrets versions access latest --secret …)'
-      : "upload token: upload checks a bearer token (UPLOAD_AUTH=token); pass --token with the secret's value";
+      : "upload token: upload checks a bearer token (UPLOAD_AUTH=token); pass --token with the secret's value (with UPLOAD_AUTH=jwt: --id-token with an end user's ID token)";
   }
   if (code === 'forbidden_origin')
     return `CORS: ${options.origin ?? 'the Origin sent'} is not in upload_cors_origins (CORS_ORIGINS)`;
@@ -122,11 +137,13 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
     );
     return step;
   };
+  let idToken = options.idToken;
   const headers = (extra: Record<string, string> = {}, withOrigin = true): Record<string, string> => {
     const h: Record<string, string> = { ...extra };
-    if (options.token) h.Authorization = `Bearer ${options.token}`;
+    const bearer = options.token ?? idToken;
+    if (bearer) h.Authorization = `Bearer ${bearer}`;
     if (options.identityToken) {
-      if (options.token) h['X-Serverless-Authorization'] = `Bearer ${options.identityToken}`;
+      if (bearer) h['X-Serverless-Authorization'] = `Bearer ${options.identityToken}`;
       else h.Authorization = `Bearer ${options.identityToken}`;
     }
     if (options.origin && withOrigin) h.Origin = options.origin;
@@ -182,6 +199,19 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
     return { ok: false, steps };
   }
   record({ step: 'health', ok: true, detail: `GET ${healthUrl} 200` });
+
+  // The local stack's own issuer: sign in as alice when no credential was given.
+  if (!options.token && !idToken && options.signInUrl) {
+    const signIn = `${options.signInUrl}?user=alice`;
+    try {
+      const answer = await call('GET', signIn);
+      idToken = typeof answer.json?.idToken === 'string' ? answer.json.idToken : undefined;
+      if (!idToken) throw new Error(`answered ${answer.status}`);
+    } catch (error) {
+      return unreachable('sign-in', signIn, error);
+    }
+    record({ step: 'sign-in', ok: true, detail: `GET ${signIn}: an ID token for alice` });
+  }
 
   // 2. Upload a new image.
   const image = await smokeImage();
@@ -340,6 +370,8 @@ line per step and, for a failure, its likely cause. Exit code 0 when every step 
                     the \`npm start\` running in another terminal (recorded in .local/stack.json,
                     or in LOCAL_DATA_DIR)
   --token           the upload bearer token (UPLOAD_TOKEN) if upload checks one
+  --id-token        an end user's ID token (UPLOAD_AUTH=jwt; or SMOKE_ID_TOKEN); against the
+                    local stack's own issuer the smoke test signs in as alice by itself
   --identity-token  an identity token for Cloud Run IAM, for a private upload function; sent in
                     X-Serverless-Authorization with --token
   --origin          a browser origin to send (checks upload's CORS_ORIGINS and the images' CORS)
@@ -362,13 +394,14 @@ export function parseSmokeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const values: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
-    const match = /^--(url|token|identity-token|origin|timeout)(?:=(.*))?$/.exec(arg);
+    const match = /^--(url|token|id-token|identity-token|origin|timeout)(?:=(.*))?$/.exec(arg);
     const name = match?.[1];
     if (!match || name === undefined) throw new Error(`unknown option ${arg}\n${usage}`);
     const value = match[2] ?? argv[++i];
     if (value === undefined || value === '') throw new Error(`--${name} needs a value\n${usage}`);
     values[name] = value;
   }
+  let signInUrl: string | undefined;
   if (!values.url) {
     const dataDir = localDataDir(env);
     const stack = readStackState(dataDir);
@@ -377,13 +410,18 @@ export function parseSmokeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
         `--url is required: no local stack is running (no live ${join(dataDir, STACK_STATE_FILE)}); start one with \`npm start\`, or give a deployment's URL\n${usage}`,
       );
     values.url = stack.webUrl;
+    signInUrl = stack.auth?.signInUrl;
   }
+  const idToken = values['id-token'] ?? (env.SMOKE_ID_TOKEN?.trim() || undefined);
+  if (values.token && idToken) throw new Error(`give --token or --id-token, not both\n${usage}`);
   if (!/^https?:\/\//.test(values.url)) throw new Error(`--url must be an http(s) URL, got ${values.url}\n${usage}`);
   const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new Error(`--timeout must be a number of seconds\n${usage}`);
   return {
     url: values.url,
     token: values.token,
+    ...(idToken ? { idToken } : {}),
+    ...(signInUrl ? { signInUrl } : {}),
     identityToken: values['identity-token'],
     origin: values.origin,
     timeoutMs: timeout * 1000,

@@ -25,6 +25,8 @@ export interface StackState {
   readonly location: Record<string, string>;
   /** The pipeline settings `npm start` was given (never UPLOAD_TOKEN): the command's environment wins. */
   readonly settings: Record<string, string>;
+  /** How the upload API authenticates: UPLOAD_AUTH, and with jwt the issuer and its dev sign-in (if the stack's own). */
+  readonly auth: { mode: string; issuer?: string; audience?: string; signInUrl?: string };
 }
 
 /** The data directory of `npm start` (LOCAL_DATA_DIR, default `.local` in the repository). */
@@ -55,6 +57,12 @@ export function writeStackState(dataDir: string, stack: LocalStack, env: NodeJS.
       FIRESTORE_EMULATOR_HOST: stack.urls.firestore,
     },
     settings,
+    auth: {
+      mode: stack.auth.mode,
+      ...(stack.auth.issuer ? { issuer: stack.auth.issuer } : {}),
+      ...(stack.auth.audience ? { audience: stack.auth.audience } : {}),
+      ...(stack.auth.signInUrl ? { signInUrl: stack.auth.signInUrl } : {}),
+    },
   };
   const path = join(dataDir, STACK_STATE_FILE);
   writeFileSync(path, `${JSON.stringify(state, null, 2)}\n`);

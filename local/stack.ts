@@ -34,6 +34,7 @@ import { assertPortsFree, DEFAULT_PORTS, freePort, PORT_NAMES, PortInUseError, t
 import { pausePushSubscriptions, provisionPubsub, triggerSubscriptionName } from './provision.js';
 import { startPubsubEmulator, type PubsubEmulator } from './pubsub-emulator.js';
 import { generateSigningKey } from './signing-key.js';
+import { type StackAuth, startStackAuth } from './stack-auth.js';
 import { startStorageServer, type StorageServer } from './storage-server/index.js';
 import { IMAGES_PATH, listen, startWebServer } from './web-server.js';
 
@@ -119,6 +120,8 @@ export interface LocalStack {
   readonly subscriptions: Readonly<Record<SubscriptionKey | 'cleanupTrigger', string>>;
   /** The validated configuration the functions run with. */
   readonly config: Config;
+  /** How the upload API authenticates, and the stack's own issuer's dev sign-in if it started one. */
+  readonly auth: StackAuth;
   /** Each event function's admission gate: its limit and what it admitted and refused (429). */
   readonly admission: Readonly<Record<EventFunction, AdmissionStats>>;
   /** Seconds between cleanup ticks (0: none). */
@@ -332,6 +335,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       };
     }
 
+    // UPLOAD_AUTH: by default jwt against an issuer the stack starts (docs/local-stack.md).
+    const started = await startStackAuth(options.env ?? {});
+    const ownIssuer = started.issuer;
+    if (ownIssuer) undo.push(() => ownIssuer.stop());
+    checkpoint();
+
     let storage: Storage | undefined;
     let imagesBucket = buckets.images;
     const web = await startWebServer({
@@ -340,7 +349,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       storage: () => requireStarted(storage, 'the storage client'),
       imagesBucket: () => imagesBucket,
       api: apps.upload,
-      connectSources: [storageServer.url],
+      connectSources: [storageServer.url, ...(ownIssuer ? [ownIssuer.url] : [])],
+      pageConfig: {
+        auth: started.auth.mode,
+        ...(started.auth.signInUrl ? { signInUrl: started.auth.signInUrl, users: started.auth.users } : {}),
+      },
       onError: (message) => stackLog.error(message, { event: 'local.web' }),
     }).catch((error: unknown) => {
       throw asPortError(error, 'web', requested.web);
@@ -427,13 +440,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         .map((o) => o.trim())
         .filter(Boolean),
     );
+    ownIssuer?.setCorsOrigins([...origins]);
     const config = loadConfig({
-      // No token given: the local API is open, as an explicit setting (a given token is required).
-      UPLOAD_AUTH: userEnv.UPLOAD_TOKEN === undefined ? 'none' : 'token',
+      // jwt against the stack's own issuer, unless the environment asks for another mode or issuer.
+      ...started.settings.defaults,
       // The emulator stops pushing messages it saw refused many times (docs/local-stack.md):
       // cleanup's re-dispatch, every minute here, stands in for Pub/Sub's backoff.
       REDISPATCH_AFTER_MINUTES: LOCAL_REDISPATCH_AFTER_MINUTES,
       ...userEnv,
+      ...started.settings.overrides,
       GOOGLE_CLOUD_PROJECT: projectId,
       UPLOADS_BUCKET: buckets.uploads,
       IMAGES_BUCKET: buckets.images,
@@ -541,6 +556,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ) as Record<TopicKey, string>,
       subscriptions,
       config,
+      auth: started.auth,
       admission,
       cleanupIntervalSeconds: interval,
       emulator: externalEmulator ? 'external' : 'started',

@@ -98,7 +98,9 @@ async function main(): Promise<void> {
   if (stopping) return;
   // For the operator commands (npm run reprocess, npm run smoke) run with no settings.
   writeStackState(dataDir, stack, env);
-  process.stdout.write(`${stackBanner(stack)}\n`);
+  // The stack's own issuer signs alice in for the banner's curl lines.
+  const alice = await stack.auth.idToken?.('alice');
+  process.stdout.write(`${stackBanner(stack, alice)}\n`);
 }
 
 void main();

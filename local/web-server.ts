@@ -15,6 +15,9 @@ import { VARIANT_CACHE_CONTROL } from '../shared/core/naming.js';
 /** URL path under which the images bucket is served. */
 export const IMAGES_PATH = '/images';
 
+/** Where the page reads how the stack authenticates (`{auth, signInUrl?, users?}`). */
+export const PAGE_CONFIG_PATH = '/page-config.json';
+
 /** The page's files: served from the sources (HTML, CSS) and from the build (JavaScript). */
 const SOURCE_DIR = fileURLToPath(new URL('../../local/web/', import.meta.url));
 const BUILD_DIR = fileURLToPath(new URL('./web/', import.meta.url));
@@ -51,8 +54,10 @@ export interface WebServerOptions {
   readonly api: RequestListener;
   /** Called for each unexpected failure (a line of text). */
   readonly onError?: (message: string) => void;
-  /** Origins the page may connect to besides its own (the storage server, for signed-URL PUTs). */
+  /** Origins the page may connect to besides its own (the storage server, for signed-URL PUTs; the issuer). */
   readonly connectSources?: readonly string[];
+  /** What the page reads from `/page-config.json` (how it signs in). */
+  readonly pageConfig?: unknown;
 }
 
 /** A running web server. */
@@ -172,6 +177,12 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     const isRead = req.method === 'GET' || req.method === 'HEAD';
     const entry = STATIC_FILES[path];
     if (isRead && entry) return serveStatic(req, res, entry, csp);
+    if (isRead && path === PAGE_CONFIG_PATH) {
+      const body = JSON.stringify(options.pageConfig ?? { auth: 'none' });
+      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
     if (path.startsWith(`${IMAGES_PATH}/`)) {
       if (!isRead) {
         res.setHeader('Allow', 'GET, HEAD');

@@ -153,6 +153,51 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+// ---- Signing in: with UPLOAD_AUTH=jwt the local stack's own issuer signs in a dev user.
+
+/** What `/page-config.json` says (local/web-server.ts). */
+interface PageConfig {
+  auth: 'jwt' | 'token' | 'none';
+  signInUrl?: string;
+  users?: string[];
+}
+
+const USER_KEY = 'image-pipeline.user';
+let pageConfig: PageConfig = { auth: 'none' };
+let session: { user: string; idToken: string; expiresAt: number } | undefined;
+
+async function loadPageConfig(): Promise<PageConfig> {
+  try {
+    const response = await fetch('/page-config.json', { cache: 'no-store' });
+    if (response.ok) return (await response.json()) as PageConfig;
+  } catch {
+    /* an older server: no sign-in */
+  }
+  return { auth: 'none' };
+}
+
+/** Gets an ID token for `user` from the local issuer's dev sign-in. */
+async function signIn(user: string): Promise<void> {
+  if (!pageConfig.signInUrl) return;
+  const response = await fetch(`${pageConfig.signInUrl}?user=${encodeURIComponent(user)}`, { cache: 'no-store' });
+  if (!response.ok) throw new Error(`The local issuer did not sign in ${user} (${response.status}).`);
+  const body = (await response.json()) as { idToken: string; expiresAt: string };
+  session = { user, idToken: body.idToken, expiresAt: Date.parse(body.expiresAt) };
+  try {
+    localStorage.setItem(USER_KEY, user);
+  } catch {
+    /* remembering the user is a convenience */
+  }
+}
+
+/** The headers every API call carries: the signed-in user's ID token, renewed a minute before it expires. */
+async function authHeaders(): Promise<Record<string, string>> {
+  await started;
+  if (!session) return {};
+  if (session.expiresAt - Date.now() < 60_000) await signIn(session.user);
+  return { Authorization: `Bearer ${session.idToken}` };
+}
+
 // ---- Remembering uploads across reloads.
 
 interface Remembered {
@@ -160,9 +205,14 @@ interface Remembered {
   filename: string;
 }
 
+/** Each signed-in user's uploads are remembered apart. */
+function storageKey(): string {
+  return session ? `${STORAGE_KEY}.${session.user}` : STORAGE_KEY;
+}
+
 function remembered(): Remembered[] {
   try {
-    const parsed = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? '[]') as unknown;
+    const parsed = JSON.parse(localStorage.getItem(storageKey()) ?? '[]') as unknown;
     return Array.isArray(parsed)
       ? parsed.filter((r): r is Remembered => typeof r?.id === 'string' && /^[0-9a-f]{32}$/.test(r.id))
       : [];
@@ -174,7 +224,7 @@ function remembered(): Remembered[] {
 function remember(entry: Remembered): void {
   try {
     const list = [entry, ...remembered().filter((r) => r.id !== entry.id)].slice(0, 24);
-    localStorage.setItem(STORAGE_KEY, JSON.stringify(list));
+    localStorage.setItem(storageKey(), JSON.stringify(list));
   } catch {
     /* storage full or disabled: the list is a convenience */
   }
@@ -182,8 +232,8 @@ function remember(entry: Remembered): void {
 
 function forget(id?: string): void {
   try {
-    if (id === undefined) localStorage.removeItem(STORAGE_KEY);
-    else localStorage.setItem(STORAGE_KEY, JSON.stringify(remembered().filter((r) => r.id !== id)));
+    if (id === undefined) localStorage.removeItem(storageKey());
+    else localStorage.setItem(storageKey(), JSON.stringify(remembered().filter((r) => r.id !== id)));
   } catch {
     /* ignore */
   }
@@ -650,10 +700,16 @@ function sendWithProgress(
   });
 }
 
-function uploadWithProgress(file: File, onProgress: (fraction: number) => void): Promise<XhrResult> {
+async function uploadWithProgress(file: File, onProgress: (fraction: number) => void): Promise<XhrResult> {
   const form = new FormData();
   form.append('file', file, file.name);
-  return sendWithProgress('POST', UPLOAD_URL, { Accept: 'application/json' }, form, onProgress);
+  return sendWithProgress(
+    'POST',
+    UPLOAD_URL,
+    { Accept: 'application/json', ...(await authHeaders()) },
+    form,
+    onProgress,
+  );
 }
 
 /** Cloud Storage's XML error (`<Error><Code>…</Code><Message>…</Message><Details>…</Details>`) as an API error. */
@@ -684,7 +740,10 @@ async function follow(card: UploadCard, statusUrl: string): Promise<void> {
     let response: Response;
     let body: unknown;
     try {
-      response = await fetch(statusUrl, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      response = await fetch(statusUrl, {
+        headers: { Accept: 'application/json', ...(await authHeaders()) },
+        cache: 'no-store',
+      });
       body = await response.json().catch(() => undefined);
       networkFailures = 0;
     } catch {
@@ -767,7 +826,7 @@ async function uploadSigned(card: UploadCard, file: File): Promise<void> {
   try {
     const response = await fetch(SIGNED_URL_URL, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...(await authHeaders()) },
       body: JSON.stringify({ filename: file.name, contentType: contentTypeOf(file), size: file.size }),
     });
     const body: unknown = await response.json().catch(() => undefined);
@@ -820,6 +879,7 @@ async function uploadFile(card: UploadCard, file: File): Promise<void> {
     const answer = body as ApiAnswer;
     card.id = answer.id;
     remember({ id: answer.id, filename: file.name });
+    void refreshMine();
     if (answer.status === 'ready') {
       card.showManifest(answer.manifest);
       return;
@@ -845,21 +905,27 @@ function retryButton(card: UploadCard, file: File): HTMLButtonElement {
   return button;
 }
 
+/** DELETE /uploads/{id}; 404 counts as gone. */
+async function deleteUpload(id: string): Promise<void> {
+  const response = await fetch(`${UPLOAD_URL}/${id}`, {
+    method: 'DELETE',
+    headers: { Accept: 'application/json', ...(await authHeaders()) },
+  });
+  if (response.status !== 204 && response.status !== 404)
+    throw unexpected(response.status, await response.json().catch(() => undefined));
+}
+
 /** DELETE /uploads/{id}: the image, its variants and records go; so does the card. */
 function deleteButton(card: UploadCard, id: string): HTMLButtonElement {
   const button = el('button', { type: 'button', class: 'button', text: 'Delete' });
   button.addEventListener('click', async () => {
     button.disabled = true;
     try {
-      const response = await fetch(`${UPLOAD_URL}/${id}`, {
-        method: 'DELETE',
-        headers: { Accept: 'application/json' },
-      });
-      if (response.status !== 204 && response.status !== 404)
-        throw unexpected(response.status, await response.json().catch(() => undefined));
+      await deleteUpload(id);
       forget(id);
       card.root.remove();
       syncEmpty();
+      void refreshMine();
     } catch (error) {
       card.showError(
         isApiError({ error })
@@ -973,12 +1039,124 @@ clear.addEventListener('click', () => {
   input.focus();
 });
 
-// Images from earlier visits: ask the API where each stands.
-for (const entry of remembered().reverse()) {
-  const card = new UploadCard(entry.filename, 'uploaded earlier');
-  card.id = entry.id;
-  card.restored = true;
-  card.setState('processing', 'Checking…');
-  addCard(card);
-  void follow(card, `${UPLOAD_URL}/${entry.id}`);
+/**
+ * Images from earlier visits (this user's), below any picked since the page loaded: ask the API
+ * where each stands. `fresh`: another user signed in, so the list is theirs alone.
+ */
+function restoreCards(fresh: boolean): void {
+  if (fresh) list.replaceChildren();
+  for (const entry of remembered()) {
+    const card = new UploadCard(entry.filename, 'uploaded earlier');
+    card.id = entry.id;
+    card.restored = true;
+    card.setState('processing', 'Checking…');
+    list.append(card.root);
+    void follow(card, `${UPLOAD_URL}/${entry.id}`);
+  }
+  syncEmpty();
 }
+
+// ---- Your uploads: `GET /uploads?limit=20`, the caller's own, newest first.
+
+interface UploadItem {
+  id: string;
+  imageId: string;
+  status: string;
+  filename?: string;
+  createdAt: string;
+}
+
+const mineList = pageElement<HTMLOListElement>('#mine-list');
+const mineNote = pageElement<HTMLParagraphElement>('#mine-note');
+
+function mineRow(item: UploadItem): HTMLLIElement {
+  const row = el('li', { class: 'mine-item' });
+  const name = el('span', { class: 'mine-name', text: item.filename ?? item.imageId });
+  const when = new Date(item.createdAt);
+  const meta = el('span', {
+    class: 'mine-meta',
+    text: `${item.status} · ${Number.isNaN(when.getTime()) ? item.createdAt : when.toLocaleString()}`,
+  });
+  const remove = el('button', { type: 'button', class: 'button-quiet', text: 'Delete' });
+  remove.setAttribute('aria-label', `Delete ${item.filename ?? item.imageId}`);
+  remove.addEventListener('click', async () => {
+    remove.disabled = true;
+    try {
+      await deleteUpload(item.id);
+      forget(item.id);
+      await refreshMine();
+    } catch (error) {
+      mineNote.hidden = false;
+      mineNote.textContent = `Could not delete: ${(error as { message?: string }).message ?? String(error)}`;
+      remove.disabled = false;
+    }
+  });
+  row.append(name, meta, remove);
+  return row;
+}
+
+/** Lists the caller's uploads; a failure leaves a note and the rest of the page working. */
+async function refreshMine(): Promise<void> {
+  try {
+    const response = await fetch(`${UPLOAD_URL}?limit=20`, {
+      headers: { Accept: 'application/json', ...(await authHeaders()) },
+      cache: 'no-store',
+    });
+    const body = (await response.json().catch(() => undefined)) as { items?: unknown } | undefined;
+    if (response.status !== 200 || !Array.isArray(body?.items)) throw unexpected(response.status, body);
+    const items = body.items as UploadItem[];
+    mineList.replaceChildren(...items.map(mineRow));
+    mineNote.hidden = items.length > 0;
+    mineNote.textContent = 'No uploads yet.';
+  } catch (error) {
+    mineList.replaceChildren();
+    mineNote.hidden = false;
+    mineNote.textContent = `Your uploads could not be listed: ${(error as { message?: string }).message ?? String(error)}`;
+  }
+}
+
+// ---- Start: sign in (if the stack asks for it), then the cards and the list.
+
+const account = pageElement<HTMLDivElement>('#account');
+const userSelect = pageElement<HTMLSelectElement>('#user');
+
+async function start(): Promise<void> {
+  pageConfig = await loadPageConfig();
+  const users = pageConfig.users ?? [];
+  if (pageConfig.auth !== 'jwt' || !pageConfig.signInUrl || users.length === 0) return;
+  let user = users[0] as string;
+  try {
+    const saved = localStorage.getItem(USER_KEY);
+    if (saved && users.includes(saved)) user = saved;
+  } catch {
+    /* no storage: the first user */
+  }
+  userSelect.replaceChildren(...users.map((u) => el('option', { text: u, value: u })));
+  userSelect.value = user;
+  account.hidden = false;
+  await signIn(user);
+}
+
+const started = start().catch((error: unknown) => {
+  mineNote.hidden = false;
+  mineNote.textContent = `Sign-in failed: ${(error as Error).message}`;
+});
+
+userSelect.addEventListener('change', async () => {
+  userSelect.disabled = true;
+  try {
+    await signIn(userSelect.value);
+    restoreCards(true);
+    await refreshMine();
+  } catch (error) {
+    mineNote.hidden = false;
+    mineNote.textContent = `Sign-in failed: ${(error as Error).message}`;
+  } finally {
+    userSelect.disabled = false;
+  }
+});
+
+void started.then(() => {
+  restoreCards(false);
+  void refreshMine();
+});

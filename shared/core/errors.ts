@@ -52,8 +52,15 @@ export const ERROR_CODES = {
     status: 401,
     kind: 'permanent',
     meaning:
-      'Authentication is on (`UPLOAD_AUTH=token`, the default) and the request has no `Authorization: Bearer <token>` with `UPLOAD_TOKEN`.',
-    raisedBy: 'upload (every path but `/healthz` and CORS preflights)',
+      'No valid credential: no `Authorization: Bearer`, a wrong shared token (`UPLOAD_AUTH=token`), or an ID token that fails verification (`UPLOAD_AUTH=jwt`). `details.reason` says which: `missing`, `malformed`, `expired`, `not_yet_valid`, `wrong_issuer`, `wrong_audience`, `unknown_key`, `bad_signature`, `algorithm_not_allowed`, `no_subject`, `wrong_token`.',
+    raisedBy: 'upload guard, upload (every path but `/healthz` and CORS preflights)',
+  },
+  owner_not_allowed: {
+    status: 403,
+    kind: 'permanent',
+    meaning:
+      "An end user's ID token together with `X-Upload-Owner`: only the shared token (a trusted backend) may act for a user.",
+    raisedBy: 'upload guard, upload',
   },
   forbidden_origin: {
     status: 403,
@@ -204,6 +211,13 @@ export const ERROR_CODES = {
     meaning:
       "Any other transient failure (an unknown error counts as transient), or the same bytes uploaded while their image's deletion is still removing its objects (up to 2 minutes; [state](state.md#delete)).",
     raisedBy: 'upload; ingest, resize (retried)',
+  },
+  auth_unavailable: {
+    status: 503,
+    kind: 'transient',
+    meaning:
+      "`UPLOAD_AUTH=jwt` and the identity provider's discovery document or key set (JWKS) could not be fetched (error status, timeout, network, not JSON): the token was neither accepted nor refused.",
+    raisedBy: 'upload guard, upload',
   },
   // toHttpError's answer to an error classifyError calls permanent but that is no PipelineError
   // (a 4xx from a Google API): a retry meets the same refusal, so the client is told not to.

@@ -1,11 +1,10 @@
 /**
- * Who may call the upload API: CORS for configured origins only, and a bearer token compared in
- * constant time (unless UPLOAD_AUTH=none). Decided from the request's head alone, so the upload
+ * Where the upload API may be called from (CORS for configured origins only) and which requests
+ * need a credential at all (all but the CORS preflight and `/healthz`); who the caller is, is
+ * shared/auth/authenticate.ts's answer. Decided from the request's head alone, so the upload
  * guard can refuse before any byte of the body is read.
  */
 import { permanent, type PipelineError } from '../core/errors.js';
-import type { UploadAuth } from '../core/domain.js';
-import { isSharedToken } from '../auth/principal.js';
 
 /** Methods the upload API answers. */
 export const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
@@ -35,16 +34,6 @@ export function corsFor(origin: string | undefined, allowedOrigins: readonly str
   };
 }
 
-/**
- * True when the request may go on to the handler as far as its head can tell: authentication off
- * (UPLOAD_AUTH=none), or the shared token. With UPLOAD_AUTH=jwt an ID token is verified
- * asynchronously (shared/auth); until then a head without the shared token is refused.
- */
-export function isAuthorized(authorization: string | undefined, auth: UploadAuth): boolean {
-  if (auth.mode === 'none') return true;
-  return isSharedToken(authorization, auth.token);
-}
-
 /** A request path as the API routes it: without the query and trailing slashes. */
 export function routePath(url: string): string {
   return withoutQuery(url).replace(/\/+$/, '') || '/';
@@ -62,26 +51,24 @@ export interface RequestHead {
   /** See {@link routePath}. */
   readonly path: string;
   readonly origin: string | undefined;
-  readonly authorization: string | undefined;
 }
 
-/** The verdict on a request's head: its CORS headers, and the error to answer with, if any. */
+/** The verdict on a request's head: its CORS headers, the error to answer with, if any, and whether it needs a credential. */
 export interface Screening {
   readonly headers: Record<string, string>;
   readonly error?: PipelineError;
+  /** The CORS preflight and `/healthz`: answered without a credential. */
+  readonly open: boolean;
 }
 
 /**
- * Checks origin, then token: a browser origin not listed is refused (403) whatever the path;
- * every endpoint but the CORS preflight and `/healthz` needs the token (401).
+ * Checks the origin: a browser origin not listed is refused (403) whatever the path, before any
+ * credential is looked at; every endpoint but the CORS preflight and `/healthz` then needs one.
  */
-export function screenRequest(head: RequestHead, allowedOrigins: readonly string[], auth: UploadAuth): Screening {
+export function screenRequest(head: RequestHead, allowedOrigins: readonly string[]): Screening {
+  const open = head.method === 'OPTIONS' || head.path === '/healthz';
   const cors = corsFor(head.origin, allowedOrigins);
   if (!cors.allowed)
-    return { headers: {}, error: permanent('forbidden_origin', 'This origin may not call the upload API.') };
-  const open = head.method === 'OPTIONS' || head.path === '/healthz';
-  if (!open && !isAuthorized(head.authorization, auth)) {
-    return { headers: cors.headers, error: permanent('unauthorized', 'A valid bearer token is required.') };
-  }
-  return { headers: cors.headers };
+    return { headers: {}, open, error: permanent('forbidden_origin', 'This origin may not call the upload API.') };
+  return { headers: cors.headers, open };
 }

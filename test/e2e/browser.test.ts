@@ -34,7 +34,17 @@ const CHROMIUM_ARGS = [
   '--disable-quic',
 ];
 
-/** A local stack with `env` and a Chromium page for a describe block, stopped after it (skipped without Chromium). */
+/** GET `url` of the stack's API as alice, the user the page signs in as. */
+async function asAlice(t: TestStack, url: string): Promise<Response> {
+  const token = await t.stack.auth.idToken?.('alice');
+  return fetch(url, token ? { headers: { Authorization: `Bearer ${token.idToken}` } } : {});
+}
+
+/**
+ * A local stack with `env` and a Chromium page for a describe block, stopped after it (skipped
+ * without Chromium). Authentication as `npm start` runs by default: UPLOAD_AUTH=jwt against the
+ * stack's own issuer, the page signed in as alice.
+ */
 function useStackAndPage(env: Record<string, string>) {
   const state = { pageErrors: [] as string[] } as {
     t: TestStack;
@@ -49,7 +59,7 @@ function useStackAndPage(env: Record<string, string>) {
       console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
       this.skip();
     }
-    state.t = await startTestStack({ env });
+    state.t = await startTestStack({ env: { UPLOAD_AUTH: 'jwt', ...env } });
     state.profile = tempDir('chromium-profile');
     state.files = tempDir('browser-files');
     state.context = await chromium.launchPersistentContext(state.profile, {
@@ -101,6 +111,45 @@ describe('try-it page in Chromium', function () {
     );
   });
 
+  it('signs in as alice, sends her ID token on every API call, and switches to bob', async () => {
+    const api = new URL(t.stack.urls.api);
+    const calls: Array<{ call: string; sub: string | undefined }> = [];
+    const subOf = (authorization: string | undefined) => {
+      const payload = authorization?.replace(/^Bearer /, '').split('.')[1];
+      return payload ? (JSON.parse(Buffer.from(payload, 'base64url').toString()) as { sub?: string }).sub : undefined;
+    };
+    const onRequest = (request: { method(): string; url(): string; headers(): Record<string, string> }) => {
+      const url = new URL(request.url());
+      if (url.origin === api.origin && url.pathname.startsWith('/uploads'))
+        calls.push({ call: `${request.method()} ${url.pathname}`, sub: subOf(request.headers().authorization) });
+    };
+    page.on('request', onRequest);
+    try {
+      await page.goto(t.stack.urls.web);
+      await page.locator('#account').waitFor();
+      expect(await page.locator('#user option').allTextContents()).to.deep.equal(['alice', 'bob', 'carol']);
+      expect(await page.locator('#user').inputValue()).to.equal('alice');
+      // "Your uploads" answers with the list, or (before the list exists) a note: never a broken page.
+      await page.locator('#mine-note:not(:has-text("Loading"))').or(page.locator('.mine-item').first()).waitFor();
+      await page.selectOption('#user', 'bob');
+      await page.waitForFunction(() => !(document.querySelector('#user') as HTMLSelectElement).disabled);
+      await page.locator('#mine-note:not(:has-text("Loading"))').or(page.locator('.mine-item').first()).waitFor();
+    } finally {
+      page.off('request', onRequest);
+    }
+    expect(calls.length, 'API calls made').to.be.at.least(2);
+    expect(
+      calls.filter((c) => c.sub === undefined),
+      'API calls without an ID token',
+    ).to.deep.equal([]);
+    expect(calls[0]?.sub).to.equal('alice');
+    expect(calls.at(-1)?.sub).to.equal('bob');
+    // The next visit signs in as bob again; back to alice for the tests that follow.
+    await page.selectOption('#user', 'alice');
+    await page.waitForFunction(() => !(document.querySelector('#user') as HTMLSelectElement).disabled);
+    expect(pageErrors).to.deep.equal([]);
+  });
+
   it('uploads through the file input and shows the <picture> and every variant', async () => {
     const photoPath = join(files, 'harbour.jpg');
     writeFileSync(photoPath, await makePhoto({ width: 1200, height: 800, seed: 31 }));
@@ -133,7 +182,8 @@ describe('try-it page in Chromium', function () {
     await card.locator('table.variants').waitFor({ timeout: 120_000 });
     expect(await card.getAttribute('data-state')).to.equal('ready');
     const id = await card.locator('.image-id code').textContent();
-    const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+    const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest })
+      .manifest;
     expect(manifest.variants).to.have.length(9);
     expect(await card.locator('table.variants tbody tr').count()).to.equal(manifest.variants.length);
     const links = await card
@@ -195,7 +245,7 @@ describe('try-it page in Chromium', function () {
       await card.locator('table.variants').waitFor({ timeout: 120_000 });
       const id = await card.locator('.image-id code').textContent();
       const manifest = (
-        (await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as {
+        (await (await asAlice(t, `${t.stack.urls.api}/${id}`)).json()) as {
           manifest: Manifest & { placeholder?: { color: string } };
         }
       ).manifest;
@@ -248,7 +298,7 @@ describe('try-it page in Chromium', function () {
         { timeout: 15_000 },
       );
       expect(await card.getAttribute('data-state')).to.equal('processing');
-      const status = await fetch(`${t.stack.urls.api}/${id}`);
+      const status = await asAlice(t, `${t.stack.urls.api}/${id}`);
       expect(status.status).to.equal(202);
       const { finished } = (await status.json()) as { finished: Array<{ url: string; width: number }> };
       const src = await early.getAttribute('src');
@@ -264,7 +314,8 @@ describe('try-it page in Chromium', function () {
       await card.locator('table.variants').waitFor({ timeout: 120_000 });
       expect(await card.getAttribute('data-state')).to.equal('ready');
       expect(await card.locator('.preview-early').count(), 'the early look is gone').to.equal(0);
-      const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+      const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest })
+        .manifest;
       expect(
         manifest.variants.map((v) => v.url),
         'the manifest serves the same URL',
@@ -360,7 +411,7 @@ describe('try-it page in Chromium', function () {
     const variant = await card.locator('table.variants tbody a').first().getAttribute('href');
     await card.getByRole('button', { name: 'Delete' }).click();
     await card.waitFor({ state: 'detached', timeout: 30_000 });
-    expect((await fetch(`${t.stack.urls.api}/${id}`)).status).to.equal(404);
+    expect((await asAlice(t, `${t.stack.urls.api}/${id}`)).status).to.equal(404);
     expect((await page.request.get(variant!)).status()).to.equal(404);
     // Gone from the remembered list too: a reload does not bring it back.
     await page.reload();
@@ -388,7 +439,8 @@ describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
     const card = page.locator('.card', { hasText: 'quay.jpg' });
     await card.locator('table.variants').waitFor({ timeout: 120_000 });
     const id = await card.locator('.image-id code').textContent();
-    const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+    const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest })
+      .manifest;
     expect(Object.keys(manifest.aspects ?? {})).to.deep.equal(['1:1', '16:9']);
     // The local images route serves the aspect folders, and still nothing deeper.
     expect((await fetch(`${t.stack.urls.images}/${id}/1x1/320w.jpg`)).status).to.equal(200);
@@ -469,11 +521,14 @@ describe('try-it page in Chromium, with MAX_UPLOAD_BYTES at 4 MiB: an oversized 
     const { page } = s;
     const answers = await page.evaluate(async () => {
       const results: Array<{ status: number; body: string } | { error: string }> = [];
+      // Signed in as the page is: the size is checked once the caller is known.
+      const config = (await (await fetch('/page-config.json')).json()) as { signInUrl: string };
+      const { idToken } = (await (await fetch(`${config.signInUrl}?user=alice`)).json()) as { idToken: string };
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
           const response = await fetch('/uploads', {
             method: 'POST',
-            headers: { 'Content-Type': 'image/jpeg' },
+            headers: { 'Content-Type': 'image/jpeg', Authorization: `Bearer ${idToken}` },
             body: new Blob([new Uint8Array(12 * 1024 * 1024)]),
           });
           results.push({ status: response.status, body: await response.text() });

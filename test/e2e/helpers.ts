@@ -2,6 +2,7 @@
  * Helpers of the end-to-end tests: a local stack on free ports with a temporary data directory
  * and captured logs, polling, event collection, and process/port checks.
  */
+import { withoutSignIn } from '../../local/stack-auth.js';
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,7 +48,9 @@ export function removeDir(dir: string | undefined): void {
 
 /**
  * Starts a stack on free ports, using the test run's shared emulators (unless `ownEmulator`) with
- * a project id of its own, so that stacks never see each other's topics or documents.
+ * a project id of its own, so that stacks never see each other's topics or documents. Without
+ * UPLOAD_AUTH or UPLOAD_TOKEN in `env` the API runs open (UPLOAD_AUTH=none): the suites about the
+ * pipeline do not sign in; those about authentication (`npm start`'s default, jwt) ask for it.
  */
 export async function startTestStack(
   options: Partial<LocalStackOptions> & { ownEmulator?: boolean; persist?: boolean | string } = {},
@@ -81,6 +84,7 @@ export async function startTestStack(
       }
     },
     ...rest,
+    env: withoutSignIn(rest.env),
   });
   return {
     stack,

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseSmokeArgs, runSmoke, type SmokeResult } from '../../local/smoke.js';
+import { parseSmokeArgs, runSmoke, type SmokeResult, uploadCause } from '../../local/smoke.js';
 import { startTestStack, type TestStack } from './helpers.js';
 
 const STACK_ENV = { WIDTHS: '160,320' };
@@ -166,6 +166,32 @@ describe('npm run smoke against the local stack', function () {
         origin: 'https://a.example',
         timeoutMs: 60_000,
       });
+    });
+
+    it("takes an end user's ID token from --id-token or SMOKE_ID_TOKEN, and not with --token", function () {
+      const url = ['--url', 'https://x.run.app'];
+      expect(parseSmokeArgs([...url, '--id-token', 'eyJ.a.b'], {})).to.include({ idToken: 'eyJ.a.b' });
+      expect(parseSmokeArgs(url, { SMOKE_ID_TOKEN: 'eyJ.c.d' })).to.include({ idToken: 'eyJ.c.d' });
+      expect(() => parseSmokeArgs([...url, '--id-token', 'eyJ.a.b', '--token', 't'], {})).to.throw(
+        /give --token or --id-token, not both/,
+      );
+    });
+
+    it('names an ID token refusal by its reason, and an issuer outage as the identity provider', function () {
+      const answer = (code: string, status: number, reason?: string) =>
+        ({
+          status,
+          headers: new Headers(),
+          text: '',
+          json: { error: { code, message: 'm', ...(reason ? { details: { reason } } : {}) } },
+        }) as Parameters<typeof uploadCause>[0];
+      expect(uploadCause(answer('unauthorized', 401, 'expired'), { idToken: 'eyJ.a.b' })).to.match(
+        /^ID token: upload refused --id-token \(expired\)/,
+      );
+      expect(uploadCause(answer('auth_unavailable', 503), { idToken: 'eyJ.a.b' })).to.match(/^identity provider: /);
+      expect(uploadCause(answer('unauthorized', 401, 'missing'), {})).to.match(
+        /--id-token with an end user's ID token/,
+      );
     });
 
     it('refuses a missing --url, an unknown flag and a bad timeout, with the usage', function () {

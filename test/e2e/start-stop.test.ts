@@ -228,8 +228,12 @@ describe('local stack start and stop', function () {
         `ingest http://127.0.0.1:${ports.ingest}`,
         `resize http://127.0.0.1:${ports.resize}`,
         `cleanup http://127.0.0.1:${ports.cleanup}`,
-        `curl -F file=@photo.jpg ${web}/uploads`,
-        `curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg'`,
+        'Sign-in         ID tokens (UPLOAD_AUTH=jwt) from http://127.0.0.1:',
+        'dev users alice, bob, carol',
+        'export ID_TOKEN=ey',
+        '/dev/token?user=bob',
+        `curl -F file=@photo.jpg -H "Authorization: Bearer $ID_TOKEN" ${web}/uploads`,
+        `curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' -H "Authorization: Bearer $ID_TOKEN"`,
         `CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE=http://127.0.0.1:${ports.storage}/ CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true`,
         'gcloud storage cp photo.jpg gs://local-uploads/incoming/',
         'every 30 s here',
@@ -245,6 +249,15 @@ describe('local stack start and stop', function () {
       // The operator commands, with no settings but the data directory, run against this stack.
       const state = JSON.parse(readFileSync(join(dataDir, 'stack.json'), 'utf8'));
       expect(state.webUrl).to.equal(`${web}/`);
+      // npm start's default: jwt against an issuer of its own, whose ID token the banner printed.
+      expect(state.auth).to.include({ mode: 'jwt', audience: 'local-upload-api' });
+      expect(state.auth.signInUrl).to.equal(`${state.auth.issuer}/dev/token`);
+      const printed = /export ID_TOKEN=(\S+)/.exec(stdout)?.[1];
+      const status = await fetch(`${web}/uploads/0123456789abcdef0123456789abcdef`, {
+        headers: { Authorization: `Bearer ${printed}` },
+      });
+      expect(status.status, 'the printed token is accepted (the id is unknown)').to.equal(404);
+      expect((await fetch(`${web}/uploads/0123456789abcdef0123456789abcdef`)).status).to.equal(401);
       const bare = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOCAL_DATA_DIR: dataDir };
       const run = promisify(execFile);
       const smoke = await run(process.execPath, [SMOKE_SCRIPT, '--timeout', '90'], { env: bare });
@@ -261,7 +274,9 @@ describe('local stack start and stop', function () {
       expect(code, stdout + stderr).to.equal(0);
       expect(stdout).to.contain('stopped.');
       expect(existsSync(join(dataDir, 'stack.json')), 'stack.json left behind').to.equal(false);
-      expect(await listeningPorts(Object.values(ports))).to.deep.equal([]);
+      expect(await listeningPorts([...Object.values(ports), Number(new URL(state.auth.issuer).port)])).to.deep.equal(
+        [],
+      );
       await eventually(
         async () => (emulatorProcesses(ports.pubsub).length === 0 ? true : undefined),
         10_000,

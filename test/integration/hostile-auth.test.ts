@@ -14,8 +14,14 @@ describe('hostile inputs: who may call', function () {
   const h = hostileSuite();
   const { rows, auth, api, snapshot, expectSafeError } = h;
 
-  const cases: Array<[string, (photo: Buffer) => request.Test, number, ErrorCode]> = [
-    ['no token', (photo) => api().post('/uploads').set('Content-Type', 'image/jpeg').send(photo), 401, 'unauthorized'],
+  const cases: Array<[string, (photo: Buffer) => request.Test, number, ErrorCode, string?]> = [
+    [
+      'no token',
+      (photo) => api().post('/uploads').set('Content-Type', 'image/jpeg').send(photo),
+      401,
+      'unauthorized',
+      'missing',
+    ],
     [
       'a wrong token',
       (photo) =>
@@ -26,6 +32,7 @@ describe('hostile inputs: who may call', function () {
           .send(photo),
       401,
       'unauthorized',
+      'wrong_token',
     ],
     [
       'the token as a prefix',
@@ -33,12 +40,14 @@ describe('hostile inputs: who may call', function () {
         api().post('/uploads').set('Authorization', `Bearer ${TOKEN}x`).set('Content-Type', 'image/jpeg').send(photo),
       401,
       'unauthorized',
+      'wrong_token',
     ],
     [
       'the token in the query string',
       (photo) => api().post(`/uploads?access_token=${TOKEN}`).set('Content-Type', 'image/jpeg').send(photo),
       401,
       'unauthorized',
+      'missing',
     ],
     [
       'Basic instead of Bearer',
@@ -46,6 +55,7 @@ describe('hostile inputs: who may call', function () {
         api().post('/uploads').set('Authorization', `Basic ${TOKEN}`).set('Content-Type', 'image/jpeg').send(photo),
       401,
       'unauthorized',
+      'malformed',
     ],
     [
       'an unlisted Origin with the right token',
@@ -78,12 +88,13 @@ describe('hostile inputs: who may call', function () {
       'forbidden_origin',
     ],
   ];
-  cases.forEach(([what, make, status, code], index) => {
-    it(`${what}: ${status} ${code}, nothing stored, no CORS headers`, async () => {
+  cases.forEach(([what, make, status, code, reason], index) => {
+    it(`${what}: ${status} ${code}${reason ? ` (${reason})` : ''}, nothing stored, no CORS headers`, async () => {
       const photo = await validPhoto(900 + index);
       const before = await snapshot();
       const response = await make(photo);
       expectSafeError(response, status, code);
+      expect(response.body.error.details?.reason).to.equal(reason);
       expect(response.headers['access-control-allow-origin']).to.equal(undefined);
       expect(await snapshot()).to.deep.equal(before);
       rows.push({ case: `caller: ${what}`, path: 'raw', status: String(status), code, outcome: 'nothing stored' });

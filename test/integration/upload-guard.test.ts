@@ -6,7 +6,7 @@
 import { http as registerHttp, type Request, type Response } from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,13 @@ import { useDeps } from '../../functions/runtime.js';
 import { waitForPort } from '../../local/pubsub-emulator.js';
 import { makePhoto } from '../fixtures/images.js';
 import { close, freePort, listen } from '../helpers.js';
-import { pullJobs, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import {
+  pullJobs,
+  spawnUploadFunction,
+  startTestPipeline,
+  TEST_PROJECT,
+  type TestPipeline,
+} from '../fixtures/pipeline.js';
 
 const MiB = 1024 * 1024;
 const TOKEN = 'guard-test-token-0123456789';
@@ -84,29 +90,6 @@ function streamUntilAnswered(port: number, headers: OutgoingHttpHeaders, totalBy
     };
     pump();
   });
-}
-
-/** `functions-framework --target=upload` on `port`, as Cloud Functions runs it, with `env` added. */
-function spawnUploadFunction(port: number, env: Record<string, string>): ChildProcess {
-  return spawn(
-    process.execPath,
-    [
-      'node_modules/@google-cloud/functions-framework/build/src/main.js',
-      '--target=upload',
-      '--source=dist/functions/index.js',
-      `--port=${port}`,
-    ],
-    {
-      env: {
-        ...process.env,
-        FUNCTION_TARGET: 'upload',
-        UPLOADS_BUCKET: 'test-uploads',
-        IMAGES_BUCKET: 'test-images',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
 }
 
 describe('upload guard: bodies are screened before functions-framework parses them', function () {
@@ -531,6 +514,16 @@ describe('upload guard: bodies are screened before functions-framework parses th
     ['no token and no UPLOAD_AUTH', {}, /UPLOAD_TOKEN is unset but UPLOAD_AUTH is token/],
     ['an empty UPLOAD_TOKEN (an empty secret version)', { UPLOAD_TOKEN: '' }, /UPLOAD_TOKEN is set but empty/],
     ['a blank UPLOAD_TOKEN', { UPLOAD_TOKEN: ' \n' }, /UPLOAD_TOKEN is set but empty/],
+    [
+      'UPLOAD_AUTH=jwt and no JWT_ISSUER',
+      { UPLOAD_AUTH: 'jwt', JWT_AUDIENCE: 'app' },
+      /JWT_ISSUER or JWT_AUDIENCE is unset/,
+    ],
+    [
+      'UPLOAD_AUTH=jwt and a plain-http issuer off loopback',
+      { UPLOAD_AUTH: 'jwt', JWT_ISSUER: 'http://issuer.example', JWT_AUDIENCE: 'app' },
+      /JWT_ISSUER must use https/,
+    ],
   ] as const) {
     it(`keeps functions-framework from serving upload with ${what}, naming the variable`, async () => {
       const port = await freePort();

@@ -109,6 +109,54 @@ describe('config', () => {
     });
   });
 
+  describe('UPLOAD_AUTH=jwt', () => {
+    const jwt = { ...base, UPLOAD_AUTH: 'jwt', JWT_AUDIENCE: 'my-project' };
+    const token = 'a-token-of-24-characters';
+    const issuers: Array<[string, boolean]> = [
+      ['https://securetoken.google.com/my-project', true],
+      ['https://tenant.auth0.com/', true],
+      ['http://127.0.0.1:9123', true],
+      ['http://localhost:9123', true],
+      ['http://[::1]:9123', true],
+      ['http://issuer.example', false],
+      ['http://localhost.evil.example', false],
+      ['http://127.0.0.1.nip.io', false],
+      ['ftp://127.0.0.1', false],
+      ['not a url', false],
+    ];
+    for (const [issuer, ok] of issuers) {
+      it(`${ok ? 'takes' : 'refuses'} the issuer ${issuer}`, () => {
+        const load = () => loadConfig({ ...jwt, JWT_ISSUER: issuer });
+        if (ok) expect(uploadAuth(load())).to.include({ mode: 'jwt', issuer, audience: 'my-project' });
+        else expect(load).to.throw(ConfigError, /JWT_ISSUER/);
+      });
+    }
+
+    it('refuses a plain-http JWKS URL off loopback', () => {
+      expect(() =>
+        loadConfig({ ...jwt, JWT_ISSUER: 'https://issuer.example', JWT_JWKS_URL: 'http://keys.example/jwks' }),
+      ).to.throw(ConfigError, /JWT_JWKS_URL/);
+    });
+
+    it('needs both an issuer and an audience, and keeps a shared token for trusted backends', () => {
+      expect(() => uploadAuth(loadConfig({ ...base, UPLOAD_AUTH: 'jwt', JWT_AUDIENCE: 'a' }))).to.throw(
+        ConfigError,
+        /JWT_ISSUER or JWT_AUDIENCE is unset/,
+      );
+      expect(() =>
+        uploadAuth(loadConfig({ ...base, UPLOAD_AUTH: 'jwt', JWT_ISSUER: 'https://issuer.example' })),
+      ).to.throw(ConfigError, /JWT_ISSUER or JWT_AUDIENCE is unset/);
+      expect(
+        uploadAuth(loadConfig({ ...jwt, JWT_ISSUER: 'https://issuer.example', UPLOAD_TOKEN: token })),
+      ).to.deep.equal({
+        mode: 'jwt',
+        issuer: 'https://issuer.example',
+        audience: 'my-project',
+        token,
+      });
+    });
+  });
+
   it('never echoes the token value', () => {
     try {
       loadConfig({ ...base, UPLOAD_TOKEN: 'short-secret' });
