@@ -5,12 +5,14 @@
  * One that storage refuses to copy (401/403) is recorded as a retryable failure and kept.
  */
 import type { PipelineDeps } from '../cloud/deps.js';
-import { acceptImage } from './accept.js';
+import { acceptImage, identityFocus } from './accept.js';
 import { classifyError, permanent, PipelineError } from '../core/errors.js';
 import { FOCUS_METADATA_KEY, imageIdOf, isIncomingName, sanitizeFilename } from '../core/naming.js';
 import { parseFocus } from '../image/crop.js';
 import { deleteIfPresent, downloadOrUndefined } from '../cloud/objects.js';
-import { transactImage } from '../state/image-doc.js';
+import { SERVICE_OWNER } from '../auth/principal.js';
+import { quotas } from '../auth/settings.js';
+import { type AssetClaim, transactAsset } from '../state/assets.js';
 import { drainOutbox } from '../state/outbox.js';
 import { rejectImage } from '../state/upkeep.js';
 import { isRetryableCause } from '../core/errors.js';
@@ -32,7 +34,12 @@ export interface StorageObjectData {
 /** What ingest did with an object. */
 export type IngestOutcome =
   | { readonly outcome: 'ignored'; readonly reason: string }
-  | { readonly outcome: 'accepted'; readonly id: string; readonly state: 'processing' | 'ready' | 'failed' }
+  | {
+      readonly outcome: 'accepted';
+      readonly id: string;
+      readonly assetId: string;
+      readonly state: 'processing' | 'ready' | 'failed';
+    }
   | { readonly outcome: 'rejected'; readonly id: string; readonly code: string };
 
 /**
@@ -50,10 +57,24 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   const source = { bucket: object.bucket, name: object.name };
   const log = deps.log.child({ source: object.name, generation });
 
+  // A plain incoming/ object is the service's: its quota is not charged (the service has none).
+  const owner = SERVICE_OWNER;
+  const chargeQuota = false;
+  const assetOf = (id: string, bytes: number): AssetClaim => ({
+    owner,
+    imageId: id,
+    source: object.name,
+    bytes,
+    chargeQuota,
+    quotas: quotas(deps.config),
+  });
+
+  // The failure is the owner's asset too, so the owner can see (and delete) what became of the object.
   const recordFailure = async (id: string, error: PipelineError, bytes: number): Promise<void> => {
     const failure = { code: error.code, message: error.message, source, retryable: isRetryableCause(error.code) };
-    const outcome = await transactImage(deps, id, rejectImage(id, failure, { source: object.name, bytes }, 'ingest'));
-    if (outcome.kind === 'failed' && outcome.outbox) await drainOutbox(deps, id, 'ingest', outcome.outbox);
+    const reject = rejectImage(id, failure, { source: object.name, bytes }, 'ingest');
+    const { result } = await transactAsset(deps, assetOf(id, bytes), reject, () => true);
+    if (result.kind === 'failed' && result.outbox) await drainOutbox(deps, id, 'ingest', result.outbox);
   };
   const reject = async (id: string, error: PipelineError, bytes: number): Promise<IngestOutcome> => {
     await recordFailure(id, error, bytes);
@@ -84,11 +105,16 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
     return { outcome: 'ignored', reason: 'object no longer exists' };
   }
   const filename = sanitizeFilename(object.name.split('/').pop());
+  // The image id accept gives these bytes (and focus), for recording a failure under it.
+  let imageId = imageIdOf(bytes);
   try {
     const rawFocus = object.metadata?.[FOCUS_METADATA_KEY];
     const focus = parseFocus(rawFocus === undefined || rawFocus === null ? undefined : String(rawFocus));
+    imageId = imageIdOf(bytes, identityFocus(focus, deps.config));
     const accepted = await acceptImage(deps, {
       bytes,
+      owner,
+      chargeQuota,
       source: object.name,
       copyFrom: { file, generation },
       ...(object.timeCreated ? { acceptedAt: new Date(object.timeCreated).toISOString() } : {}),
@@ -97,17 +123,22 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
     });
     await recordTicket(deps, object.name, accepted.id);
     await deleteIfPresent(file, generation);
-    log.info('incoming object ingested', { event: 'ingest.accept', imageId: accepted.id, state: accepted.state });
-    return { outcome: 'accepted', id: accepted.id, state: accepted.state };
+    log.info('incoming object ingested', {
+      event: 'ingest.accept',
+      imageId: accepted.id,
+      assetId: accepted.assetId,
+      state: accepted.state,
+    });
+    return { outcome: 'accepted', id: accepted.id, assetId: accepted.assetId, state: accepted.state };
   } catch (error) {
     if (error instanceof PipelineError && classifyError(error) === 'permanent')
-      return reject(imageIdOf(bytes), error, bytes.length);
+      return reject(imageId, error, bytes.length);
     if (error instanceof PipelineError && error.code === 'storage_refused') {
       // Permissions changed under us (e.g. a 403 after an IAM edit). Retrying would go on
       // until Eventarc drops the event after a day, silently; instead the image is recorded as
       // a retryable failure with an image.failed event, and the incoming object is kept, so
       // writing it again (or uploading the bytes) once access is fixed processes it.
-      const id = imageIdOf(bytes);
+      const id = imageId;
       await recordFailure(id, error, bytes.length);
       log.error('incoming object refused by storage; recorded as retryable', {
         event: 'ingest.refused',

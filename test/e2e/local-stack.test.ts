@@ -143,7 +143,7 @@ describe('local stack end to end', function () {
         .save(photo, { contentType: 'image/webp', resumable: false });
       images.client = id;
       const manifest = await waitForManifest(t.stack, id);
-      expect(manifest.original.filename).to.equal('from-client.webp');
+      expect(manifest.original, 'the public manifest names no file').to.not.have.property('filename');
       await checkVariants(manifest, { widths: [160, 320], aspect: 640 / 360 });
       // ingest removes what it took from incoming/.
       await eventually(
@@ -185,7 +185,7 @@ describe('local stack end to end', function () {
       const id = imageIdOf(photo);
       images.gcloud = id;
       const manifest = await waitForManifest(t.stack, id);
-      expect(manifest.original.filename).to.equal('from-gcloud.jpg');
+      expect(manifest.original, 'the public manifest names no file').to.not.have.property('filename');
       await checkVariants(manifest, { widths: [160, 320], aspect: 600 / 400 });
     });
 

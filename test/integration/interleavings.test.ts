@@ -6,6 +6,7 @@
  * storage server, Pub/Sub emulator and Firestore emulator; jobs run in-process by runJob.
  * Replaces faults-records.test.ts (the outcome-marker protocol it tested is gone).
  */
+import { SERVICE_OWNER } from '../../shared/auth/principal.js';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { Topic } from '@google-cloud/pubsub';
 import { expect } from 'chai';
@@ -339,11 +340,16 @@ describe('interleavings of the image document, ordered by held requests (storage
       expect((await server().delete(`/uploads/${id}`)).status, 'DELETE').to.equal(204);
       await untilEvents(id, 2);
       const heldA = h.pipeline.storageServer.holdRequests({ method: 'POST', path: originalUrl(id) });
-      const a = acceptImage(h.pipeline.deps, { bytes, source: 'upload' });
+      const a = acceptImage(h.pipeline.deps, { bytes, source: 'upload', owner: SERVICE_OWNER, chargeQuota: false });
       await heldA.arrived;
       // The second upload comes after the first claim's grace (UNDISPATCHED_GRACE_MS) and takes it over.
       const heldB = h.pipeline.storageServer.holdRequests({ method: 'POST', path: originalUrl(id) });
-      const b = acceptImage(depsWith({ offsetMs: 3 * MINUTE }), { bytes, source: 'upload' });
+      const b = acceptImage(depsWith({ offsetMs: 3 * MINUTE }), {
+        bytes,
+        source: 'upload',
+        owner: SERVICE_OWNER,
+        chargeQuota: false,
+      });
       await heldB.arrived;
       const [one, two] = first === 'earlier' ? [heldA, heldB] : [heldB, heldA];
       const [oneDone, twoDone] = first === 'earlier' ? [a, b] : [b, a];
@@ -458,7 +464,7 @@ describe('interleavings of the image document, ordered by held requests (storage
     const readySeq = ((await readImage(h.pipeline.deps, id)) as ImageDoc).nextSeq - 1;
     // The newer state: an update under another recipe, drained by cleanup once the lease ran out.
     const updater = depsWith({ config: { WIDTHS: [96, 200] } });
-    const accepted = await acceptImage(updater, { bytes, source: 'upload' });
+    const accepted = await acceptImage(updater, { bytes, source: 'upload', owner: SERVICE_OWNER, chargeQuota: false });
     expect(accepted.state, 'the update is accepted').to.equal('processing');
     await runAll(await jobsOf(id, 1), updater);
     const updatedSeq = ((await readImage(h.pipeline.deps, id)) as ImageDoc).nextSeq - 1;

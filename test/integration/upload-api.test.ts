@@ -12,6 +12,7 @@ import { createDeps } from '../../shared/cloud/deps.js';
 import { imageIdOf, originalName } from '../../shared/core/naming.js';
 import { planVariants, splitIntoJobs } from '../../shared/image/plan.js';
 import { readImage } from '../../shared/state/image-doc.js';
+import { readAsset } from '../../shared/state/assets.js';
 import {
   htmlPosingAsImage,
   jpegHeaderClaiming,
@@ -49,7 +50,9 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
 
     const [metadata] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).getMetadata();
     expect(metadata.contentType).to.equal('image/jpeg'); // sniffed, not the declared text/plain
-    expect(metadata.metadata?.filename)
+    expect(metadata.metadata, "no file name in the original's metadata").to.not.have.property('filename');
+    const asset = await readAsset(pipeline.deps, response.body.id);
+    expect(asset?.filename)
       .to.match(/^evil.*name\.jpg$/)
       .and.not.match(/[\r\n/\\]/);
     const doc = await readImage(pipeline.deps, id);
@@ -59,7 +62,7 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
       name: originalName(id),
       generation: String(metadata.generation),
     });
-    expect(doc?.info.filename).to.equal(metadata.metadata?.filename);
+    expect(doc?.info, "the image names no file: that is the asset's").to.not.have.property('filename');
 
     const jobs = await pullJobs(pipeline.jobs);
     // One message per job of the planner's split (a photo this small is one job at the defaults).
