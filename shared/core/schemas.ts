@@ -254,7 +254,7 @@ export const EventMessageV1 = z.discriminatedUnion('type', [
       imageId: ImageId,
       at: z.iso.datetime(),
     })
-    .describe('`DELETE /uploads/{id}` removed the image'),
+    .describe("`DELETE /uploads/{id}` removed the image's last upload, and the image with it"),
 ]);
 /** An event on the events topic. */
 export type EventMessage = z.infer<typeof EventMessageV1>;

@@ -15,6 +15,7 @@ import type { Manifest } from '../../shared/core/schemas.js';
 import { probeImage } from '../../shared/image/probe.js';
 import { makePhoto, noisePng } from '../fixtures/images.js';
 import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
+import { serviceAsset } from '../helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = fileURLToPath(
@@ -133,7 +134,9 @@ describe('try-it page in Chromium', function () {
     await card.locator('table.variants').waitFor({ timeout: 120_000 });
     expect(await card.getAttribute('data-state')).to.equal('ready');
     const id = await card.locator('.image-id code').textContent();
-    const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+    const manifest = (
+      (await (await fetch(`${t.stack.urls.api}/${serviceAsset(id ?? '')}`)).json()) as { manifest: Manifest }
+    ).manifest;
     expect(manifest.variants).to.have.length(9);
     expect(await card.locator('table.variants tbody tr').count()).to.equal(manifest.variants.length);
     const links = await card
@@ -195,7 +198,7 @@ describe('try-it page in Chromium', function () {
       await card.locator('table.variants').waitFor({ timeout: 120_000 });
       const id = await card.locator('.image-id code').textContent();
       const manifest = (
-        (await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as {
+        (await (await fetch(`${t.stack.urls.api}/${serviceAsset(id ?? '')}`)).json()) as {
           manifest: Manifest & { placeholder?: { color: string } };
         }
       ).manifest;
@@ -248,7 +251,7 @@ describe('try-it page in Chromium', function () {
         { timeout: 15_000 },
       );
       expect(await card.getAttribute('data-state')).to.equal('processing');
-      const status = await fetch(`${t.stack.urls.api}/${id}`);
+      const status = await fetch(`${t.stack.urls.api}/${serviceAsset(id)}`);
       expect(status.status).to.equal(202);
       const { finished } = (await status.json()) as { finished: Array<{ url: string; width: number }> };
       const src = await early.getAttribute('src');
@@ -264,7 +267,9 @@ describe('try-it page in Chromium', function () {
       await card.locator('table.variants').waitFor({ timeout: 120_000 });
       expect(await card.getAttribute('data-state')).to.equal('ready');
       expect(await card.locator('.preview-early').count(), 'the early look is gone').to.equal(0);
-      const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+      const manifest = (
+        (await (await fetch(`${t.stack.urls.api}/${serviceAsset(id ?? '')}`)).json()) as { manifest: Manifest }
+      ).manifest;
       expect(
         manifest.variants.map((v) => v.url),
         'the manifest serves the same URL',
@@ -360,7 +365,7 @@ describe('try-it page in Chromium', function () {
     const variant = await card.locator('table.variants tbody a').first().getAttribute('href');
     await card.getByRole('button', { name: 'Delete' }).click();
     await card.waitFor({ state: 'detached', timeout: 30_000 });
-    expect((await fetch(`${t.stack.urls.api}/${id}`)).status).to.equal(404);
+    expect((await fetch(`${t.stack.urls.api}/${serviceAsset(id ?? '')}`)).status).to.equal(404);
     expect((await page.request.get(variant!)).status()).to.equal(404);
     // Gone from the remembered list too: a reload does not bring it back.
     await page.reload();
@@ -388,7 +393,9 @@ describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
     const card = page.locator('.card', { hasText: 'quay.jpg' });
     await card.locator('table.variants').waitFor({ timeout: 120_000 });
     const id = await card.locator('.image-id code').textContent();
-    const manifest = ((await (await fetch(`${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest }).manifest;
+    const manifest = (
+      (await (await fetch(`${t.stack.urls.api}/${serviceAsset(id ?? '')}`)).json()) as { manifest: Manifest }
+    ).manifest;
     expect(Object.keys(manifest.aspects ?? {})).to.deep.equal(['1:1', '16:9']);
     // The local images route serves the aspect folders, and still nothing deeper.
     expect((await fetch(`${t.stack.urls.images}/${id}/1x1/320w.jpg`)).status).to.equal(200);

@@ -104,7 +104,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     const answer = await settled(statusUrl);
     const id = imageIdOf(photo);
     expect(answer.status).to.equal(202);
-    expect(answer.body).to.include({ id, status: 'processing' });
+    expect(answer.body).to.include({ id: assetIdOf(SERVICE_OWNER, id), imageId: id, status: 'processing' });
     const [metadata] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).getMetadata();
     expect(metadata.metadata).to.include({ source: `incoming/${ticket}/my scan.png` });
     expect(metadata.metadata).to.not.have.property('filename');
@@ -127,7 +127,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
       expect((await put(signed.body.uploadUrl, signed.body.headers, heic)).status).to.equal(200);
       const answer = await settled(signed.body.statusUrl);
       expect(answer.status, JSON.stringify(answer.body)).to.equal(202);
-      expect(answer.body).to.include({ id: imageIdOf(heic), status: 'processing' });
+      expect(answer.body).to.include({ imageId: imageIdOf(heic), status: 'processing' });
       expect((await readImage(pipeline.deps, imageIdOf(heic)))?.info).to.include({
         format: 'heif',
         contentType: 'image/heic',
@@ -146,7 +146,11 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     const answer = await settled(signed.body.statusUrl);
     expect(answer.status).to.equal(422);
     expect(answer.body.error).to.deep.include({ code: 'image_failed' });
-    expect(answer.body.error.details).to.deep.equal({ id: imageIdOf(bytes), cause: 'not_an_image' });
+    expect(answer.body.error.details).to.deep.equal({
+      id: assetIdOf(SERVICE_OWNER, imageIdOf(bytes)),
+      imageId: imageIdOf(bytes),
+      cause: 'not_an_image',
+    });
   });
 
   it('refuses a body larger than the size it signed for (the storage server enforces the range)', async () => {
