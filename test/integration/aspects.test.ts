@@ -166,7 +166,7 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     await pullEvents(pipeline.events, { quietMs: 300 });
   });
 
-  it('keeps the crops stored with an original whose first dispatch never finished, whatever focus a retry sends', async () => {
+  it('keeps the crops stored with an original whose first dispatch never finished, whatever the retry would choose', async () => {
     const image = await makePhoto({ width: 400, height: 240, seed: 67 });
     const id = imageIdOf(image);
     const stored = {
@@ -211,8 +211,11 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     expect(
       await transactImage(earlier, id, recordOriginal(claim.kind === 'claimed' ? claim.dispatch : -1, original)),
     ).to.equal('recorded');
-    const response = await upload().post('/uploads?focus=1,1').set('Content-Type', 'image/jpeg').send(image);
+    // The same image again (no focus: a focus would name another image, its crops its own);
+    // CROP_STRATEGY would place the crops elsewhere, but the stored ones are kept.
+    const response = await upload().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
     expect(response.status).to.equal(202);
+    expect(response.body.imageId).to.equal(id);
     const jobs = await pullJobs(pipeline.jobs);
     expect(jobs.length).to.be.above(1);
     for (const { job } of jobs) expect(job.info.crops, `job ${job.job.index}`).to.deep.equal(stored);
@@ -260,7 +263,8 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     expect(failure.source).to.deep.equal({ bucket: 'test-uploads', name: 'incoming/bad.jpg' });
 
     await processAll();
-    const crop = (await manifestOf(imageIdOf(good))).aspects!['16:9']!.crop;
+    // With ASPECTS set, the focus is part of the image's identity (docs/state.md, "Assets").
+    const crop = (await manifestOf(imageIdOf(good, { x: 1, y: 1 }))).aspects!['16:9']!.crop;
     expect(crop).to.deep.equal({ left: 0, top: 15, width: 400, height: 225, by: 'focus' });
     await pullEvents(pipeline.events, { quietMs: 300 });
   });

@@ -102,7 +102,7 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
     expect(status.body.manifest.variants).to.have.length(variants.length);
     const again = await upload().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
     expect(again.status).to.equal(200);
-    expect(again.body).to.include({ id, status: 'ready' });
+    expect(again.body).to.include({ id: serviceAsset(id), imageId: id, status: 'ready' });
   });
 
   it('delivers every job 3× interleaved and still writes one object per variant, one manifest, one image.ready', async () => {
