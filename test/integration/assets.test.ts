@@ -14,6 +14,7 @@ import type { PipelineDeps } from '../../shared/cloud/deps.js';
 import { assetIdOf, imageIdOf, originalName } from '../../shared/core/naming.js';
 import type { EventMessage, JobMessage, Manifest } from '../../shared/core/schemas.js';
 import { runJob } from '../../shared/pipeline/run-job.js';
+import { runCleanup } from '../../shared/pipeline/cleanup.js';
 import { readAsset } from '../../shared/state/assets.js';
 import { readImage } from '../../shared/state/image-doc.js';
 import { ownerDocFrom, ownerRef } from '../../shared/state/owners.js';
@@ -216,6 +217,21 @@ describe('assets: owners, shared images, quotas, the list (local storage, Firest
       expect(bad.body.error.code, query).to.equal('bad_request');
     }
     expect((await server().patch('/uploads')).headers.allow).to.equal('GET, POST, OPTIONS');
+  });
+
+  it('cleanup leaves an image that still has an asset alone: its variants load after every step, a day on', async () => {
+    const bytes = await photo();
+    const imageId = imageIdOf(bytes);
+    const first = await as('ivan').upload(bytes);
+    expect((await as('judy').upload(bytes)).status).to.equal(202);
+    for (const job of await jobsOf(imageId)) await runJob(pipeline.deps, job);
+    expect((await as('ivan').delete(first.body.id)).status).to.equal(204);
+    const dayLater = withClock(() => new Date(Date.now() + 24 * 3600_000));
+    await runCleanup(dayLater);
+    expect(await readImage(pipeline.deps, imageId)).to.deep.include({ status: 'ready', assets: 1 });
+    const manifest = (await as('judy').get(assetIdOf('user:judy', imageId))).body.manifest as Manifest;
+    for (const variant of manifest.variants)
+      expect((await request(variant.url).get('')).status, variant.url).to.equal(200);
   });
 
   it('a ready image lists its manifest URL', async () => {
