@@ -209,7 +209,7 @@ describe('local stack end to end', function () {
       const answer = await waitForImage(t.stack, id);
       expect(answer.status).to.equal(422);
       expect(answer.body.error).to.include({ code: 'image_failed', retryable: false });
-      expect(answer.body.error!.details).to.deep.equal({ id, cause: 'not_an_image' });
+      expect(answer.body.error!.details).to.deep.equal({ id: serviceAsset(id), imageId: id, cause: 'not_an_image' });
       await eventually(
         async () => (events.events.some((e) => e.type === 'image.failed' && e.imageId === id) ? true : undefined),
         10_000,
