@@ -517,7 +517,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         requests++;
         const sent = Date.now();
         let status = 0;
-        let body: { id?: string; error?: { code?: string }; manifest?: { variants: Array<{ name: string }> } } = {};
+        let body: { imageId?: string; error?: { code?: string }; manifest?: { variants: Array<{ name: string }> } } =
+          {};
         try {
           const response = await fetch(api, { method: 'POST', headers, body: photo as unknown as BodyInit });
           status = response.status;
@@ -526,16 +527,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
           errors.network = (errors.network ?? 0) + 1;
         }
         requestSeconds.push((Date.now() - sent) / 1000);
-        if ((status === 202 || status === 200) && body.id) {
+        if ((status === 202 || status === 200) && body.imageId) {
           lastAccepted = Date.now();
-          const entry: Tracked = { id: body.id, startedAt, acceptedAt: lastAccepted };
+          const entry: Tracked = { id: body.imageId, startedAt, acceptedAt: lastAccepted };
           if (status === 200)
             Object.assign(entry, {
               state: 'ready',
               readyAt: lastAccepted,
               variants: body.manifest?.variants.map((v) => v.name),
             });
-          tracked.set(body.id, entry);
+          tracked.set(body.imageId, entry);
           return;
         }
         if (status !== 0)

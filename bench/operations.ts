@@ -95,7 +95,7 @@ export async function measureOperations(
         .send(image);
       if (response.status !== 202)
         throw new Error(`upload answered ${response.status}: ${JSON.stringify(response.body)}`);
-      const id = response.body.id as string;
+      const id = response.body.imageId as string;
       const jobs = (await pullJobs(pipeline.jobs)).filter((j) => j.job.imageId === id);
       const path = `/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`;
       for (const { message } of jobs) {

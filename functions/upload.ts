@@ -1,13 +1,15 @@
 /**
- * `upload` (HTTP): `POST /uploads` stores an image and queues its variants; `GET /uploads/{id}`
- * reports progress; `GET /healthz`. Every answer is JSON; every error is `{error:{code,message}}`.
+ * `upload` (HTTP): `POST /uploads` stores an image as the caller's asset and queues its variants;
+ * `GET /uploads/{assetId}` reports progress, `DELETE /uploads/{assetId}` takes the upload down,
+ * `GET /uploads` lists the caller's uploads (only the owner's own: another's is 404); `GET /healthz`.
+ * Every answer is JSON; every error is `{error:{code,message}}`.
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { acceptImage, type AcceptOutcome } from '../shared/pipeline/accept.js';
 import { parseFocus } from '../shared/image/crop.js';
 import type { PipelineDeps } from '../shared/cloud/deps.js';
 import { permanent, type PipelineError, toHttpError } from '../shared/core/errors.js';
-import { ImageId } from '../shared/core/schemas.js';
+import { AssetId } from '../shared/core/schemas.js';
 import { variantName } from '../shared/core/naming.js';
 import { uploadAuth } from '../shared/auth/settings.js';
 import { OWNER_HEADER, ownerOf, type Principal } from '../shared/auth/principal.js';
@@ -15,8 +17,8 @@ import { authenticateRequest } from '../shared/auth/authenticate.js';
 import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/http/request-policy.js';
 import { extractUpload } from '../shared/http/request-body.js';
 import { issueSignedUpload, ticketStatus } from '../shared/http/signed-url.js';
-import { imageStatus } from '../shared/pipeline/status.js';
-import { deleteImage } from '../shared/pipeline/lifecycle.js';
+import { assetStatus, listAssets } from '../shared/pipeline/status.js';
+import { deleteAsset } from '../shared/pipeline/lifecycle.js';
 import { runWithTrace, traceFromHeaders } from '../shared/cloud/trace.js';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
@@ -50,14 +52,17 @@ export function principalFor(deps: PipelineDeps, req: Request): Promise<Principa
   return authenticateRequest(req, head, uploadAuth(deps.config));
 }
 
-function failedBody(id: string, record: { code: string; message: string; retryable?: boolean | undefined }) {
+function failedBody(
+  ids: { readonly id: string; readonly imageId: string },
+  record: { code: string; message: string; retryable?: boolean | undefined },
+) {
   // retryable: the cause was about the world; uploading the same file again processes it again.
   return {
     error: {
       code: 'image_failed',
       message: record.message,
       retryable: record.retryable === true,
-      details: { id, cause: record.code },
+      details: { id: ids.id, imageId: ids.imageId, cause: record.code },
     },
   };
 }
@@ -66,16 +71,18 @@ function statusUrl(req: Request, id: string): string {
   return `${req.protocol}://${req.get('host')}/uploads/${id}`;
 }
 
+/** `id` is the caller's asset; variants are named by the image they share with other assets. */
 function answerAccepted(req: Request, res: Response, outcome: AcceptOutcome): void {
+  const ids = { id: outcome.assetId, imageId: outcome.id };
   if (outcome.state === 'ready') {
-    res.status(200).json({ id: outcome.id, status: 'ready', manifest: outcome.manifest });
+    res.status(200).json({ ...ids, status: 'ready', manifest: outcome.manifest });
   } else if (outcome.state === 'failed') {
-    res.status(422).json(failedBody(outcome.id, outcome.record));
+    res.status(422).json(failedBody(ids, outcome.record));
   } else {
     res.status(202).json({
-      id: outcome.id,
+      ...ids,
       status: 'processing',
-      statusUrl: statusUrl(req, outcome.id),
+      statusUrl: statusUrl(req, outcome.assetId),
       variants: outcome.variants.map((v) => ({
         width: v.width,
         format: v.format,
@@ -98,9 +105,12 @@ async function handleUpload(deps: PipelineDeps, req: Request, res: Response): Pr
         ? req.query.focus
         : String(req.query.focus),
   );
+  const principal = await principalFor(deps, req);
   const file = await extractUpload(body, req.get('content-type'), deps.config.MAX_UPLOAD_BYTES, filenameHint);
   const outcome = await acceptImage(deps, {
     bytes: file.bytes,
+    owner: ownerOf(principal),
+    chargeQuota: true,
     source: 'upload',
     ...(file.filename ? { filename: file.filename } : {}),
     ...(focus ? { focus } : {}),
@@ -108,39 +118,71 @@ async function handleUpload(deps: PipelineDeps, req: Request, res: Response): Pr
   answerAccepted(req, res, outcome);
 }
 
-async function handleStatus(deps: PipelineDeps, req: Request, res: Response, rawId: string): Promise<void> {
-  const id = ImageId.safeParse(rawId);
-  if (!id.success) throw permanent('not_found', 'No image has that id.');
-  const status = await imageStatus(deps, id.data);
+const NOT_FOUND = 'None of your uploads has that id.';
+
+/**
+ * `GET /uploads/{assetId}` for `principal`: the upload's status if it is the principal's own,
+ * else 404 (an unknown id and another owner's asset answer the same).
+ */
+export async function handleStatus(
+  deps: PipelineDeps,
+  req: Request,
+  res: Response,
+  rawAssetId: string,
+  principal: Principal,
+): Promise<void> {
+  const assetId = AssetId.safeParse(rawAssetId);
+  const found = assetId.success ? await assetStatus(deps, assetId.data, ownerOf(principal)) : undefined;
+  if (!found) throw permanent('not_found', NOT_FOUND);
+  const { asset, image: status } = found;
+  const ids = { id: asset.id, imageId: asset.imageId };
+  const facts = { ...(asset.filename ? { filename: asset.filename } : {}), createdAt: asset.createdAt.toISOString() };
   switch (status.state) {
     case 'ready':
-      res.status(200).json({ id: status.id, status: 'ready', manifest: status.manifest });
+      res.status(200).json({ ...ids, status: 'ready', manifest: status.manifest, ...facts });
       return;
     case 'failed':
-      res.status(422).json(failedBody(status.id, status.record));
+      res.status(422).json(failedBody(ids, status.record));
       return;
     case 'processing':
       res.status(202).json({
-        id: status.id,
+        ...ids,
         status: 'processing',
         done: status.done,
         total: status.total,
         finished: status.finished,
         ...(status.placeholder ? { placeholder: status.placeholder } : {}),
-        statusUrl: statusUrl(req, status.id),
+        statusUrl: statusUrl(req, asset.id),
+        ...facts,
       });
       return;
     default:
-      throw permanent('not_found', 'No image has that id.');
+      throw permanent('not_found', NOT_FOUND);
   }
 }
 
-/** `DELETE /uploads/{id}`: 204 once the image is gone (also when it already was), 404 for an unknown id. */
-async function handleDelete(deps: PipelineDeps, res: Response, rawId: string): Promise<void> {
-  const id = ImageId.safeParse(rawId);
-  if (!id.success || (await deleteImage(deps, id.data)) === 'not-found')
-    throw permanent('not_found', 'No image has that id.');
+/**
+ * `DELETE /uploads/{assetId}`: 204 once the caller's upload is gone (its image goes with its last
+ * upload); 404 for an unknown id, another owner's, and one already deleted.
+ */
+async function handleDelete(deps: PipelineDeps, req: Request, res: Response, rawAssetId: string): Promise<void> {
+  const principal = await principalFor(deps, req);
+  const assetId = AssetId.safeParse(rawAssetId);
+  if (!assetId.success || (await deleteAsset(deps, assetId.data, ownerOf(principal))) === 'not-found')
+    throw permanent('not_found', NOT_FOUND);
   res.status(204).end();
+}
+
+/** `GET /uploads?limit=&cursor=`: the caller's uploads, newest first. */
+async function handleList(deps: PipelineDeps, req: Request, res: Response): Promise<void> {
+  const principal = await principalFor(deps, req);
+  const param = (name: string) => {
+    const value = req.query[name];
+    if (value === undefined || typeof value === 'string') return value;
+    throw permanent('bad_request', `Give ${name} once.`);
+  };
+  const page = await listAssets(deps, ownerOf(principal), { limit: param('limit'), cursor: param('cursor') });
+  res.status(200).json(page);
 }
 
 /**
@@ -171,18 +213,25 @@ async function handleSignedUrl(
     return;
   }
   if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
-  const status = await ticketStatus(deps, ticket, ownerOf(await principalFor(deps, req)));
+  const principal = await principalFor(deps, req);
+  const status = await ticketStatus(deps, ticket, ownerOf(principal));
   if (status.state === 'unknown') throw permanent('not_found', 'No upload has that ticket, or its URL expired unused.');
   if (status.state === 'waiting') {
     res.status(202).json({ ticket, status: 'waiting' });
     return;
   }
   const { use } = status;
-  if (use.failure) {
-    res.status(422).json(failedBody(use.imageId, use.failure));
+  // The asset ingest filed the object under answers, failed or not; a refusal recorded before
+  // any asset existed answers from the ticket.
+  if (use.assetId) {
+    await handleStatus(deps, req, res, use.assetId, principal);
     return;
   }
-  await handleStatus(deps, req, res, use.assetId ?? use.imageId);
+  if (use.failure) {
+    res.status(422).json(failedBody({ id: use.imageId, imageId: use.imageId }, use.failure));
+    return;
+  }
+  throw permanent('not_found', 'No upload has that ticket, or its URL expired unused.');
 }
 
 /** Creates the `upload` HTTP handler over the instance's collaborators. */
@@ -219,7 +268,11 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
         return;
       }
       if (path === '/uploads' || path === '/') {
-        if (req.method !== 'POST') throw methodNotAllowed(res, 'POST');
+        if (req.method === 'GET' && path === '/uploads') {
+          await handleList(deps, req, res);
+          return;
+        }
+        if (req.method !== 'POST') throw methodNotAllowed(res, path === '/uploads' ? 'GET, POST' : 'POST');
         await handleUpload(deps, req, res);
         return;
       }
@@ -231,14 +284,14 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
       const id = /^\/uploads\/([^/]+)$/.exec(path)?.[1];
       if (id) {
         if (req.method === 'DELETE') {
-          await handleDelete(deps, res, id);
+          await handleDelete(deps, req, res, id);
           return;
         }
         if (req.method !== 'GET') throw methodNotAllowed(res, 'GET, DELETE');
-        await handleStatus(deps, req, res, id);
+        await handleStatus(deps, req, res, id, await principalFor(deps, req));
         return;
       }
-      throw permanent('not_found', 'No such endpoint. Use POST /uploads or GET /uploads/{id}.');
+      throw permanent('not_found', 'No such endpoint. Use POST /uploads, GET /uploads or GET /uploads/{id}.');
     } catch (error) {
       sendError(res, error, deps, req);
     }

@@ -7,6 +7,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { freePort as freePortOnHost } from '../local/ports.js';
 import { PipelineError } from '../shared/core/errors.js';
+import { assetIdOf } from '../shared/core/naming.js';
+import { SERVICE_OWNER } from '../shared/auth/principal.js';
 import type { RenderOptions } from '../shared/image/render.js';
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -138,3 +140,11 @@ export const FAST_RENDER_OPTIONS: RenderOptions = {
   limitInputPixels: 50_000_000,
   maxFrames: 100,
 };
+
+/**
+ * The asset id of the service's upload of image `imageId` (an upload without X-Upload-Owner, or
+ * a plain `incoming/` object): what `/uploads/{id}` takes for it.
+ */
+export function serviceAsset(imageId: string): string {
+  return assetIdOf(SERVICE_OWNER, imageId);
+}

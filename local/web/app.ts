@@ -48,7 +48,6 @@ interface Manifest {
     height: number;
     bytes: number;
     contentType: string;
-    filename?: string;
     name: string;
     generation: string;
   };
@@ -369,7 +368,7 @@ class UploadCard {
   }
 
   showManifest(manifest: Manifest): void {
-    this.id = manifest.id;
+    // The card keeps the upload's id (status and DELETE take it); the manifest's is the image's.
     this.body.replaceChildren(renderResult(manifest, this.filename));
     const formats = manifest.formats.map(formatLabel).join(', ');
     // Upload→ready as the pipeline measured it (docs/observability.md); absent in older manifests.
@@ -382,7 +381,7 @@ class UploadCard {
     this.setMeta(
       `${manifest.original.width} × ${manifest.original.height} ${manifest.original.format.toUpperCase()} · ${formatBytes(manifest.original.bytes)}`,
     );
-    this.setActions(deleteButton(this, manifest.id));
+    this.setActions(deleteButton(this, this.id ?? manifest.id));
     if (this.previewUrl) {
       URL.revokeObjectURL(this.previewUrl);
       this.previewUrl = undefined;
@@ -542,7 +541,7 @@ function showPlaceholder(img: HTMLImageElement, placeholder: NonNullable<Manifes
 
 function renderResult(manifest: Manifest, filename: string): HTMLElement {
   const original = manifest.original;
-  const picture = buildPicture(manifest, manifest.original.filename ?? filename);
+  const picture = buildPicture(manifest, filename);
   const loaded = el('span', { class: 'loaded' });
   const img = picture.querySelector('img');
   if (img && manifest.placeholder) showPlaceholder(img, manifest.placeholder);
@@ -561,7 +560,7 @@ function renderResult(manifest: Manifest, filename: string): HTMLElement {
       loaded,
       ' ',
       manifestUrl ? el('a', { href: manifestUrl, target: '_blank', rel: 'noopener', text: 'manifest.json' }) : '',
-      el('span', { class: 'image-id' }, ' · id ', el('code', { text: manifest.id })),
+      el('span', { class: 'image-id' }, ' · image ', el('code', { text: manifest.id })),
     ),
   );
 
@@ -650,7 +649,7 @@ function renderResult(manifest: Manifest, filename: string): HTMLElement {
 
   const scroller = (table: HTMLTableElement, label: string) =>
     el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label }, table);
-  const aspects = renderAspects(manifest, manifest.original.filename ?? filename);
+  const aspects = renderAspects(manifest, filename);
   return el(
     'div',
     { class: 'result' },
@@ -763,7 +762,7 @@ async function follow(card: UploadCard, statusUrl: string): Promise<void> {
       delay = Math.min(2500, delay * 1.3);
       continue;
     }
-    // A signed upload learns its image id only here.
+    // A signed upload learns its upload's id only here.
     const id = (body as { id?: unknown } | undefined)?.id ?? (isApiError(body) ? body.error.details?.id : undefined);
     if (!card.id && typeof id === 'string') {
       card.id = id;
@@ -915,7 +914,7 @@ async function deleteUpload(id: string): Promise<void> {
     throw unexpected(response.status, await response.json().catch(() => undefined));
 }
 
-/** DELETE /uploads/{id}: the image, its variants and records go; so does the card. */
+/** DELETE /uploads/{id}: the upload goes (its image with its last upload); so does the card. */
 function deleteButton(card: UploadCard, id: string): HTMLButtonElement {
   const button = el('button', { type: 'button', class: 'button', text: 'Delete' });
   button.addEventListener('click', async () => {

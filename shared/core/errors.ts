@@ -25,8 +25,8 @@ export const ERROR_CODES = {
     status: 400,
     kind: 'permanent',
     meaning:
-      'A request the API cannot read: a path with a broken percent-encoding, or a signed-URL request that is not JSON or lacks a valid field.',
-    raisedBy: 'upload guard; upload (signed-URL request)',
+      'A request the API cannot read: a path with a broken percent-encoding, a signed-URL request that is not JSON or lacks a valid field, or a list with a bad `limit` or `cursor`.',
+    raisedBy: 'upload guard; upload (signed-URL request, GET /uploads)',
   },
   missing_file: {
     status: 400,
@@ -68,7 +68,12 @@ export const ERROR_CODES = {
     meaning: "The request's `Origin` is not in `CORS_ORIGINS` (also on preflights).",
     raisedBy: 'upload',
   },
-  not_found: { status: 404, kind: 'permanent', meaning: 'Unknown path, or no image has that id.', raisedBy: 'upload' },
+  not_found: {
+    status: 404,
+    kind: 'permanent',
+    meaning: "Unknown path, or none of the caller's uploads has that id (another owner's upload is unknown too).",
+    raisedBy: 'upload',
+  },
   method_not_allowed: {
     status: 405,
     kind: 'permanent',

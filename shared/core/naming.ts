@@ -7,8 +7,9 @@
  * - images bucket: `{id}/{width}w.{ext}`, `{id}/{W}x{H}/{width}w.{ext}` (an aspect's crop),
  *   `{id}/omitted/...` (a planned variant not written: larger than the original),
  *   `{id}/manifest.json`, `{id}/error.json`
- * - Firestore: `images/{id}` (the image's state, state/image-doc.ts), `cleanup/{step}` (cursors),
- *   `tickets/{ticket}` (signed upload URLs, state/tickets.ts).
+ * - Firestore: `images/{id}` (the image's state, state/image-doc.ts), `assets/{assetId}` (an
+ *   owner's upload of an image, state/assets.ts), `owners/{key}` (quotas), `tickets/{ticket}`
+ *   (signed upload URLs, state/tickets.ts) and `cleanup/{step}` (cursors).
  */
 import { createHash } from 'node:crypto';
 import { topology } from './topology.js';
@@ -30,9 +31,23 @@ export const VARIANT_CACHE_CONTROL = 'public, max-age=31536000, immutable';
 /** Cache-Control of manifests and failure records: written once, but may be deleted by cleanup. */
 export const RECORD_CACHE_CONTROL = 'no-cache';
 
-/** The image id of some bytes: the first 32 hex digits of their SHA-256. */
-export function imageIdOf(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, 32);
+/**
+ * The image id of some bytes: the first 32 hex digits of their SHA-256. With a focal point (given
+ * only when it changes what is made: ASPECTS non-empty), the id is of the bytes and the focus
+ * rounded to 4 decimals, so two focuses on the same bytes are two images (docs/state.md).
+ */
+export function imageIdOf(bytes: Uint8Array, focus?: { readonly x: number; readonly y: number }): string {
+  const hash = createHash('sha256').update(bytes);
+  if (focus) hash.update(`\nfocus\n${focus.x.toFixed(4)},${focus.y.toFixed(4)}`);
+  return hash.digest('hex').slice(0, 32);
+}
+
+/**
+ * The asset id of an owner's upload of an image: the first 32 hex digits of the SHA-256 of
+ * `asset\n{owner}\n{imageId}`, so the same owner uploading the same image again names the same asset.
+ */
+export function assetIdOf(owner: string, imageId: string): string {
+  return createHash('sha256').update(`asset\n${owner}\n${imageId}`, 'utf8').digest('hex').slice(0, 32);
 }
 
 /** `originals/{id}` in the uploads bucket. */
@@ -205,8 +220,6 @@ export const ORIGINAL_METADATA = {
   width: 'width',
   height: 'height',
   source: 'source',
-  /** The uploader's file name, sanitised. */
-  filename: 'filename',
   /** When the image was accepted (ISO time). */
   acceptedAt: 'acceptedAt',
 } as const;

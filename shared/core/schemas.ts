@@ -8,8 +8,11 @@ import { permanent } from './errors.js';
 import { RecipeV1 } from './recipe.js';
 import { OUTPUT_FORMATS } from './domain.js';
 
-/** An image id: the first 32 hex digits of the SHA-256 of the original's bytes. */
+/** An image id: the first 32 hex digits of the SHA-256 of the original's bytes (and focal point, naming.ts imageIdOf). */
 export const ImageId = z.string().regex(/^[0-9a-f]{32}$/, { message: 'must be 32 lowercase hex digits' });
+
+/** An asset id: an owner's upload of an image (naming.ts assetIdOf), 32 lowercase hex digits. */
+export const AssetId = z.string().regex(/^[0-9a-f]{32}$/, { message: 'must be 32 lowercase hex digits' });
 
 /** An aspect ratio as configured in `ASPECTS`, e.g. `16:9`. */
 export const Aspect = z.string().regex(/^[1-9]\d*:[1-9]\d*$/, { message: 'must be W:H, e.g. 16:9' });
@@ -60,7 +63,6 @@ export const OriginalInfo = z.object({
   height: z.number().int().positive(),
   bytes: z.number().int().nonnegative(),
   contentType: z.string(),
-  filename: z.string().optional(),
   /** Frames of an animated GIF or WebP (more than 1); absent for still images and in older records. */
   frames: z.number().int().min(2).optional(),
   /** Per configured aspect, its crop (absent when `ASPECTS` was empty at accept time). */
@@ -252,7 +254,7 @@ export const EventMessageV1 = z.discriminatedUnion('type', [
       imageId: ImageId,
       at: z.iso.datetime(),
     })
-    .describe('`DELETE /uploads/{id}` removed the image'),
+    .describe("`DELETE /uploads/{id}` removed the image's last upload, and the image with it"),
 ]);
 /** An event on the events topic. */
 export type EventMessage = z.infer<typeof EventMessageV1>;

@@ -1,8 +1,9 @@
 /**
  * Accepting an image into the pipeline, shared by `upload` (bytes in a request) and `ingest`
  * (an object under `incoming/`): probe, name by content, claim the image in its document
- * (state/transitions.ts claimForAccept), store the original, dispatch. The same bytes offered
- * twice are processed once: a finished image answers with its manifest, one in flight with its plan.
+ * (state/transitions.ts claimForAccept) together with the owner's asset of it (state/assets.ts),
+ * store the original, dispatch. The same bytes offered twice are processed once, whoever offers
+ * them: a finished image answers with its manifest, one in flight with its plan.
  */
 import type { File } from '@google-cloud/storage';
 import type { PipelineDeps } from '../cloud/deps.js';
@@ -25,11 +26,15 @@ import {
   releaseClaim,
 } from '../state/transitions.js';
 import { currentTrace, formatTraceparent } from '../cloud/trace.js';
-import { isCurrentDispatch } from '../state/policy.js';
 import type { OwnerKey } from '../auth/principal.js';
+import { quotas } from '../auth/settings.js';
+import type { Config } from '../core/config.js';
+import { type AssetClaim, transactAsset } from '../state/assets.js';
+import type { Transition } from '../state/image-doc.js';
+import { isCurrentDispatch } from '../state/policy.js';
 
-/** What happened to an accepted image. */
-export type AcceptOutcome =
+/** Where an accepted image stands. */
+type ImageOutcome =
   | {
       readonly state: 'processing';
       readonly id: string;
@@ -39,10 +44,20 @@ export type AcceptOutcome =
   | { readonly state: 'ready'; readonly id: string; readonly manifest: Manifest }
   | { readonly state: 'failed'; readonly id: string; readonly record: FailureRecord };
 
+/** What happened to an accepted image (`id`: the image's id) and the owner's asset of it. */
+export type AcceptOutcome = ImageOutcome & { readonly assetId: string };
+
 /** An image offered to the pipeline. */
 export interface AcceptInput {
   readonly bytes: Buffer;
-  /** Sanitised original file name, kept in metadata. */
+  /** Whose asset the upload is (shared/auth/principal.ts ownerOf; ingest: the ticket's owner, else SERVICE_OWNER). */
+  readonly owner: OwnerKey;
+  /**
+   * Charge the owner's quotas when the upload makes a new asset; false when they were charged
+   * already (a signed URL's ticket, when it was minted).
+   */
+  readonly chargeQuota: boolean;
+  /** Sanitised original file name, kept on the asset (never in public metadata). */
   readonly filename?: string;
   /** Who offered it, e.g. `upload` or `incoming/photo.jpg`. */
   readonly source: string;
@@ -52,10 +67,6 @@ export interface AcceptInput {
   readonly copyFrom?: { readonly file: File; readonly generation: string };
   /** When the image reached us (ISO time; ingest: the incoming object's creation); default now. */
   readonly acceptedAt?: string;
-  /** Whose upload this is (a signed URL's ticket owner for ingest); recorded by the assets work. */
-  readonly owner?: OwnerKey;
-  /** Whether to charge the owner's quotas: false when they were charged already (a ticket at minting). */
-  readonly chargeQuota?: boolean;
 }
 
 /** How many times accept claims again when a delete or another claim moved the image on meanwhile. */
@@ -81,7 +92,6 @@ async function storeOriginal(
     [ORIGINAL_METADATA.height]: String(info.height),
     [ORIGINAL_METADATA.source]: input.source,
     [ORIGINAL_METADATA.acceptedAt]: acceptedAt,
-    ...(info.filename ? { [ORIGINAL_METADATA.filename]: info.filename } : {}),
   };
   let generation: unknown;
   if (!input.copyFrom) {
@@ -137,7 +147,7 @@ function answerOf(
   id: string,
   decision: Exclude<AcceptDecision, { kind: 'claimed' }>,
   plan: VariantSpec[],
-): AcceptOutcome {
+): ImageOutcome {
   if (decision.kind === 'deleting')
     throw transient('unavailable', 'This image is being deleted right now; upload it again in a moment.');
   if (decision.kind === 'ready') return { state: 'ready', id, manifest: decision.manifest };
@@ -145,16 +155,29 @@ function answerOf(
   return { state: 'processing', id, variants: plan, dispatched: false };
 }
 
+/** The focus that is part of the image's identity: only when it changes what is made (ASPECTS set). */
+export function identityFocus(focus: Focus | undefined, config: Pick<Config, 'ASPECTS'>): Focus | undefined {
+  if (!focus || config.ASPECTS.length === 0) return undefined;
+  // Rounded as imageIdOf rounds it, so the crops are made from the focus the id names.
+  const round = (value: number) => Number(value.toFixed(4));
+  return { x: round(focus.x), y: round(focus.y) };
+}
+
+/** An image the early read found finished or in flight; `claim` when it must be claimed after all. */
+type Early = Exclude<AcceptDecision, { kind: 'claimed' }> | { readonly kind: 'claim' };
+
 /**
- * Probes the bytes (limits before any decode), claims the image, stores the original and
- * publishes its jobs. Throws permanent errors for bad images and transient ones for storage,
- * Firestore or Pub/Sub trouble; a claim left undispatched is dispatched by the next identical
- * upload or by cleanup.
+ * Probes the bytes (limits before any decode), claims the image and the owner's asset of it (and
+ * charges the owner's quota for a new asset) in one transaction, stores the original and
+ * publishes its jobs. Throws permanent errors for bad images and exceeded quotas, transient ones
+ * for storage, Firestore or Pub/Sub trouble; a claim left undispatched is dispatched by the next
+ * identical upload or by cleanup.
  */
 export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promise<AcceptOutcome> {
   const acceptedAt = input.acceptedAt ?? deps.now().toISOString();
   const probe = await probeImage(input.bytes, probeLimitsFromConfig(deps.config, input.copyFrom ? 'ingest' : 'upload'));
-  const id = imageIdOf(input.bytes);
+  const keyFocus = identityFocus(input.focus, deps.config);
+  const id = imageIdOf(input.bytes, keyFocus);
   const log = deps.log.child({ imageId: id });
   const trace = currentTrace();
   const baseInfo: OriginalInfo = {
@@ -163,7 +186,6 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     height: probe.height,
     bytes: input.bytes.length,
     contentType: probe.contentType,
-    ...(input.filename ? { filename: input.filename } : {}),
     ...(animationFrames(probe) ? { frames: probe.frames } : {}),
   };
   const factsFor = (info: OriginalInfo): AcceptFacts => ({
@@ -175,29 +197,48 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     recipe: recipeOf(deps.config).hash,
     plannedVariants: planVariants(info, deps.config).length,
   });
+  const asset: AssetClaim = {
+    owner: input.owner,
+    imageId: id,
+    filename: input.filename,
+    focus: input.focus,
+    source: input.source,
+    bytes: input.bytes.length,
+    chargeQuota: input.chargeQuota,
+    quotas: quotas(deps.config),
+  };
+  const known = (decision: Early) => decision.kind !== 'claim' && decision.kind !== 'deleting';
+  const answered = (decision: Exclude<Early, { kind: 'claim' }>, assetId: string, info: OriginalInfo) => {
+    log.info('image already known', { event: 'accept', state: decision.kind, source: input.source, assetId });
+    const plan = planVariants(decision.kind === 'in-flight' ? decision.info : info, deps.config);
+    return { ...answerOf(id, decision, plan), assetId };
+  };
 
-  // A finished or in-flight image answers from a plain read, before crops are chosen.
+  // A finished or in-flight image answers from a plain read, before crops are chosen; the
+  // owner's asset of it is then made in a transaction that claims nothing.
   const seen = await readImage(deps, id);
-  const early = claimForAccept(factsFor(baseInfo))(seen, deps.now()).result;
-  if (seen && early.kind !== 'claimed') {
-    log.info('image already known', { event: 'accept', state: early.kind, source: input.source });
-    return answerOf(id, early, planVariants(early.kind === 'in-flight' ? early.info : baseInfo, deps.config));
+  if (seen && claimForAccept(factsFor(baseInfo))(seen, deps.now()).result.kind !== 'claimed') {
+    const peek: Transition<Early> = (doc, now) => {
+      const { result } = claimForAccept(factsFor(baseInfo))(doc, now);
+      return { result: result.kind === 'claimed' ? { kind: 'claim' } : result };
+    };
+    const early = await transactAsset(deps, asset, peek, known);
+    if (early.result.kind !== 'claim') return answered(early.result, early.assetId, baseInfo);
   }
   // Aspect crops are chosen here, once per image, so every job of the fan-out agrees (crop.ts).
   const crops = await chooseCrops(input.bytes, probe, {
     aspects: deps.config.ASPECTS,
     strategy: deps.config.CROP_STRATEGY,
-    focus: input.focus,
+    focus: keyFocus ?? input.focus,
     limitInputPixels: deps.config.MAX_INPUT_PIXELS,
   });
   const info: OriginalInfo = { ...baseInfo, ...(crops ? { crops } : {}) };
 
   for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
-    const decision = await transactImage(deps, id, claimForAccept(factsFor(info)));
-    if (decision.kind !== 'claimed') {
-      log.info('image already known', { event: 'accept', state: decision.kind, source: input.source });
-      return answerOf(id, decision, planVariants(decision.kind === 'in-flight' ? decision.info : info, deps.config));
-    }
+    const claim = await transactAsset(deps, asset, claimForAccept(factsFor(info)), (d) => d.kind !== 'deleting');
+    const decision = claim.result;
+    const assetId = claim.assetId;
+    if (decision.kind !== 'claimed') return answered(decision, assetId, info);
     let original = decision.original;
     if (!original) {
       try {
@@ -220,6 +261,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     log.info(decision.update ? 'image made with another recipe; updating' : 'original stored', {
       event: decision.update ? 'accept.update' : 'accept',
       source: input.source,
+      assetId,
       dispatch: decision.dispatch,
       ...(decision.retry ? { retry: decision.retry } : {}),
       ...(decision.update ? { replaces: decision.update.replaces } : {}),
@@ -236,7 +278,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
       replaces: decision.update?.replaces,
       acceptedAt,
     });
-    return { state: 'processing', id, variants: jobs[0]?.plan ?? [], dispatched: true };
+    return { state: 'processing', id, assetId, variants: jobs[0]?.plan ?? [], dispatched: true };
   }
   throw transient('unavailable', 'The image kept changing while being accepted; retry shortly.');
 }

@@ -7,7 +7,7 @@
  * used its ticket (state/tickets.ts), for the ticket's owner; any other is refused and removed.
  */
 import type { PipelineDeps } from '../cloud/deps.js';
-import { acceptImage } from './accept.js';
+import { acceptImage, identityFocus } from './accept.js';
 import { classifyError, permanent, PipelineError } from '../core/errors.js';
 import {
   FOCUS_METADATA_KEY,
@@ -15,10 +15,12 @@ import {
   isIncomingName,
   sanitizeFilename,
   ticketFromIncomingName,
+  assetIdOf,
 } from '../core/naming.js';
 import { parseFocus } from '../image/crop.js';
 import { deleteIfPresent, downloadOrUndefined } from '../cloud/objects.js';
-import { transactImage } from '../state/image-doc.js';
+import { quotas } from '../auth/settings.js';
+import { type AssetClaim, transactAsset } from '../state/assets.js';
 import { drainOutbox } from '../state/outbox.js';
 import { rejectImage } from '../state/upkeep.js';
 import { isRetryableCause } from '../core/errors.js';
@@ -41,7 +43,12 @@ export interface StorageObjectData {
 /** What ingest did with an object. */
 export type IngestOutcome =
   | { readonly outcome: 'ignored'; readonly reason: string }
-  | { readonly outcome: 'accepted'; readonly id: string; readonly state: 'processing' | 'ready' | 'failed' }
+  | {
+      readonly outcome: 'accepted';
+      readonly id: string;
+      readonly assetId: string;
+      readonly state: 'processing' | 'ready' | 'failed';
+    }
   | { readonly outcome: 'rejected'; readonly id: string; readonly code: string }
   | { readonly outcome: 'refused'; readonly reason: TicketRefusal };
 
@@ -91,12 +98,28 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   const recordUse = (use: Omit<TicketUse, 'generation'>): Promise<void> =>
     ticket ? recordTicketOutcome(deps, ticket, generation, use) : Promise.resolve();
 
+  // A ticket's upload was charged when its URL was minted; other incoming objects are the service's,
+  // which has no quota.
+  const owner = owned.owner;
+  const chargeQuota = false;
+  const assetOf = (id: string, bytes: number): AssetClaim => ({
+    owner,
+    imageId: id,
+    source: object.name,
+    bytes,
+    chargeQuota,
+    quotas: quotas(deps.config),
+  });
+
+  // The failure is the owner's asset too, so the owner can see (and delete) what became of the object.
   const recordFailure = async (id: string, error: PipelineError, bytes: number): Promise<void> => {
     const failure = { code: error.code, message: error.message, source, retryable: isRetryableCause(error.code) };
-    const outcome = await transactImage(deps, id, rejectImage(id, failure, { source: object.name, bytes }, 'ingest'));
-    if (outcome.kind === 'failed' && outcome.outbox) await drainOutbox(deps, id, 'ingest', outcome.outbox);
+    const reject = rejectImage(id, failure, { source: object.name, bytes }, 'ingest');
+    const { result } = await transactAsset(deps, assetOf(id, bytes), reject, () => true);
+    if (result.kind === 'failed' && result.outbox) await drainOutbox(deps, id, 'ingest', result.outbox);
     await recordUse({
       imageId: id,
+      assetId: assetIdOf(owner, id),
       failure: { code: failure.code, message: failure.message, retryable: failure.retryable },
     });
   };
@@ -128,33 +151,40 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
     return { outcome: 'ignored', reason: 'object no longer exists' };
   }
   const filename = sanitizeFilename(object.name.split('/').pop());
+  // The image id accept gives these bytes (and focus), for recording a failure under it.
+  let imageId = imageIdOf(bytes);
   try {
     const rawFocus = object.metadata?.[FOCUS_METADATA_KEY];
     const focus = parseFocus(rawFocus === undefined || rawFocus === null ? undefined : String(rawFocus));
+    imageId = imageIdOf(bytes, identityFocus(focus, deps.config));
     const accepted = await acceptImage(deps, {
       bytes,
+      owner,
+      chargeQuota,
       source: object.name,
       copyFrom: { file, generation },
       ...(object.timeCreated ? { acceptedAt: new Date(object.timeCreated).toISOString() } : {}),
       ...(filename ? { filename } : {}),
       ...(focus ? { focus } : {}),
-      owner: owned.owner,
-      // A ticket's upload was charged when its URL was minted; other incoming objects are the service's.
-      chargeQuota: false,
     });
-    await recordUse({ imageId: accepted.id });
+    await recordUse({ imageId: accepted.id, assetId: accepted.assetId });
     await deleteIfPresent(file, generation);
-    log.info('incoming object ingested', { event: 'ingest.accept', imageId: accepted.id, state: accepted.state });
-    return { outcome: 'accepted', id: accepted.id, state: accepted.state };
+    log.info('incoming object ingested', {
+      event: 'ingest.accept',
+      imageId: accepted.id,
+      assetId: accepted.assetId,
+      state: accepted.state,
+    });
+    return { outcome: 'accepted', id: accepted.id, assetId: accepted.assetId, state: accepted.state };
   } catch (error) {
     if (error instanceof PipelineError && classifyError(error) === 'permanent')
-      return reject(imageIdOf(bytes), error, bytes.length);
+      return reject(imageId, error, bytes.length);
     if (error instanceof PipelineError && error.code === 'storage_refused') {
       // Permissions changed under us (e.g. a 403 after an IAM edit). Retrying would go on
       // until Eventarc drops the event after a day, silently; instead the image is recorded as
       // a retryable failure with an image.failed event, and the incoming object is kept, so
       // writing it again (or uploading the bytes) once access is fixed processes it.
-      const id = imageIdOf(bytes);
+      const id = imageId;
       await recordFailure(id, error, bytes.length);
       log.error('incoming object refused by storage; recorded as retryable', {
         event: 'ingest.refused',

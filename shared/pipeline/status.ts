@@ -1,15 +1,26 @@
 /**
- * Where an image stands, for `GET /uploads/{id}`: ready (manifest), failed (failure record),
- * processing (variants recorded so far of those planned, and the finished ones a page can show
- * already), or unknown; all from its document.
+ * Where an upload stands, for `GET /uploads/{assetId}` and `GET /uploads`: the owner's asset, and
+ * its image ready (manifest), failed (failure record), processing (variants recorded so far of
+ * those planned, and the finished ones a page can show already), or unknown; all from documents.
  */
 import type { PipelineDeps } from '../cloud/deps.js';
 import { publicBaseUrl } from '../core/config.js';
 import type { OutputFormat } from '../core/domain.js';
-import { parseVariantName } from '../core/naming.js';
+import { manifestName, parseVariantName } from '../core/naming.js';
 import { variantUrl } from '../image/manifest.js';
 import type { FailureRecord, Manifest } from '../core/schemas.js';
 import { type ImageDoc, readImage } from '../state/image-doc.js';
+import type { OwnerKey } from '../auth/principal.js';
+import { permanent } from '../core/errors.js';
+import {
+  type AssetDoc,
+  decodeAssetCursor,
+  encodeAssetCursor,
+  listOwnerAssets,
+  MAX_LIST_LIMIT,
+  readAsset,
+  readImagesOf,
+} from '../state/assets.js';
 
 /** A finished variant of an image still processing: its object is final (immutable URL). */
 export interface FinishedVariant {
@@ -78,4 +89,76 @@ export async function imageStatus(deps: PipelineDeps, id: string): Promise<Image
     finished: finishedVariants(doc, publicBaseUrl(deps.config)),
     ...(placeholder ? { placeholder } : {}),
   };
+}
+
+/** An owner's asset and where its image stands. */
+export interface AssetStatus {
+  readonly asset: AssetDoc;
+  readonly image: ImageStatus;
+}
+
+/**
+ * An asset's status for its owner; undefined for an unknown asset and for another owner's (the
+ * caller answers both 404, so nobody learns which ids others have).
+ */
+export async function assetStatus(
+  deps: PipelineDeps,
+  assetId: string,
+  owner: OwnerKey,
+): Promise<AssetStatus | undefined> {
+  const asset = await readAsset(deps, assetId);
+  if (!asset || asset.owner !== owner) return undefined;
+  return { asset, image: await imageStatus(deps, asset.imageId) };
+}
+
+/** One asset as `GET /uploads` lists it. */
+export interface ListedAsset {
+  readonly id: string;
+  readonly imageId: string;
+  readonly status: ImageDoc['status'] | 'unknown';
+  readonly filename?: string;
+  readonly createdAt: string;
+  /** The public manifest of a ready image. */
+  readonly manifestUrl?: string;
+}
+
+/** Assets per page when the caller gives no `limit`. */
+export const DEFAULT_LIST_LIMIT = 20;
+
+/**
+ * A page of the owner's assets, newest first, with each image's status (the image documents are
+ * read together). `limit` and `cursor` are the raw query parameters: a bad one is `bad_request`.
+ */
+export async function listAssets(
+  deps: PipelineDeps,
+  owner: OwnerKey,
+  raw: { readonly limit?: string | undefined; readonly cursor?: string | undefined },
+): Promise<{ readonly items: readonly ListedAsset[]; readonly nextCursor?: string }> {
+  const limit = raw.limit === undefined ? DEFAULT_LIST_LIMIT : Number(raw.limit);
+  if (raw.limit !== undefined && !/^\d{1,3}$/.test(raw.limit)) throw badLimit();
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw badLimit();
+  const after = raw.cursor === undefined ? undefined : decodeAssetCursor(raw.cursor);
+  if (raw.cursor !== undefined && !after)
+    throw permanent('bad_request', 'The cursor is not one this API gave; start again without it.');
+  const page = await listOwnerAssets(deps, owner, limit, after);
+  const images = await readImagesOf(deps, page.assets);
+  const baseUrl = publicBaseUrl(deps.config);
+  const items = page.assets.map((asset): ListedAsset => {
+    const status = images.get(asset.imageId)?.status ?? 'unknown';
+    return {
+      id: asset.id,
+      imageId: asset.imageId,
+      status,
+      ...(asset.filename ? { filename: asset.filename } : {}),
+      createdAt: asset.createdAt.toISOString(),
+      ...(status === 'ready' ? { manifestUrl: variantUrl(baseUrl, manifestName(asset.imageId)) } : {}),
+    };
+  });
+  return { items, ...(page.next ? { nextCursor: encodeAssetCursor(page.next) } : {}) };
+}
+
+function badLimit() {
+  return permanent('bad_request', `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}.`, {
+    max: MAX_LIST_LIMIT,
+  });
 }

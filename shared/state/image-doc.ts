@@ -99,6 +99,11 @@ export interface ImageDoc {
   /** When the outbox has unpublished events: when anyone (cleanup) may publish them. */
   readonly outboxDueAt?: Date;
   readonly outboxLease?: OutboxLease;
+  /**
+   * How many assets (`assets/{assetId}`, state/assets.ts) refer to the image; changed only in the
+   * transaction that creates or deletes one. Absent on images from before assets: none.
+   */
+  readonly assets?: number;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }

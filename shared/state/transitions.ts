@@ -80,6 +80,7 @@ export function claimForAccept(facts: AcceptFacts): Transition<AcceptDecision> {
         outboxDueAt: base?.outboxDueAt,
         outboxLease: base?.outboxLease,
         deletedOriginal: base?.deletedOriginal,
+        assets: base?.assets,
         createdAt: base?.createdAt ?? now,
         updatedAt: now,
         ...extra,

@@ -119,7 +119,7 @@ describe('admission: at most maxInstances × concurrency requests at once, 429 b
             body: image as unknown as BodyInit,
           });
           expect(response.status).to.equal(202);
-          ids.push(((await response.json()) as { id: string }).id);
+          ids.push(((await response.json()) as { imageId: string }).imageId);
         }),
       );
       await Promise.all(ids.map((id) => waitForManifest(t.stack, id, 540_000)));

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { imageIdOf } from '../../shared/core/naming.js';
+import { assetIdOf, imageIdOf } from '../../shared/core/naming.js';
 import type { Manifest } from '../../shared/core/schemas.js';
 import { probeImage } from '../../shared/image/probe.js';
 import { makePhoto, noisePng } from '../fixtures/images.js';
@@ -35,6 +35,11 @@ const CHROMIUM_ARGS = [
 ];
 
 /** GET `url` of the stack's API as alice, the user the page signs in as. */
+/** Alice's upload (asset) of an image: the page signs in as alice. */
+function aliceAsset(imageId: string): string {
+  return assetIdOf('user:alice', imageId);
+}
+
 async function asAlice(t: TestStack, url: string): Promise<Response> {
   const token = await t.stack.auth.idToken?.('alice');
   return fetch(url, token ? { headers: { Authorization: `Bearer ${token.idToken}` } } : {});
@@ -182,7 +187,7 @@ describe('try-it page in Chromium', function () {
     await card.locator('table.variants').waitFor({ timeout: 120_000 });
     expect(await card.getAttribute('data-state')).to.equal('ready');
     const id = await card.locator('.image-id code').textContent();
-    const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest })
+    const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as { manifest: Manifest })
       .manifest;
     expect(manifest.variants).to.have.length(9);
     expect(await card.locator('table.variants tbody tr').count()).to.equal(manifest.variants.length);
@@ -245,7 +250,7 @@ describe('try-it page in Chromium', function () {
       await card.locator('table.variants').waitFor({ timeout: 120_000 });
       const id = await card.locator('.image-id code').textContent();
       const manifest = (
-        (await (await asAlice(t, `${t.stack.urls.api}/${id}`)).json()) as {
+        (await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as {
           manifest: Manifest & { placeholder?: { color: string } };
         }
       ).manifest;
@@ -298,7 +303,7 @@ describe('try-it page in Chromium', function () {
         { timeout: 15_000 },
       );
       expect(await card.getAttribute('data-state')).to.equal('processing');
-      const status = await asAlice(t, `${t.stack.urls.api}/${id}`);
+      const status = await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`);
       expect(status.status).to.equal(202);
       const { finished } = (await status.json()) as { finished: Array<{ url: string; width: number }> };
       const src = await early.getAttribute('src');
@@ -314,7 +319,7 @@ describe('try-it page in Chromium', function () {
       await card.locator('table.variants').waitFor({ timeout: 120_000 });
       expect(await card.getAttribute('data-state')).to.equal('ready');
       expect(await card.locator('.preview-early').count(), 'the early look is gone').to.equal(0);
-      const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest })
+      const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as { manifest: Manifest })
         .manifest;
       expect(
         manifest.variants.map((v) => v.url),
@@ -411,7 +416,7 @@ describe('try-it page in Chromium', function () {
     const variant = await card.locator('table.variants tbody a').first().getAttribute('href');
     await card.getByRole('button', { name: 'Delete' }).click();
     await card.waitFor({ state: 'detached', timeout: 30_000 });
-    expect((await asAlice(t, `${t.stack.urls.api}/${id}`)).status).to.equal(404);
+    expect((await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).status).to.equal(404);
     expect((await page.request.get(variant!)).status()).to.equal(404);
     // Gone from the remembered list too: a reload does not bring it back.
     await page.reload();
@@ -439,7 +444,7 @@ describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
     const card = page.locator('.card', { hasText: 'quay.jpg' });
     await card.locator('table.variants').waitFor({ timeout: 120_000 });
     const id = await card.locator('.image-id code').textContent();
-    const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${id}`)).json()) as { manifest: Manifest })
+    const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as { manifest: Manifest })
       .manifest;
     expect(Object.keys(manifest.aspects ?? {})).to.deep.equal(['1:1', '16:9']);
     // The local images route serves the aspect folders, and still nothing deeper.

@@ -13,7 +13,7 @@ import type { ErrorBody } from '../../shared/core/errors.js';
 import type { EventMessage, Manifest } from '../../shared/core/schemas.js';
 import { useFirestoreEmulator } from '../fixtures/firestore.js';
 import { usePubsubEmulator } from '../fixtures/pubsub.js';
-import { eventually } from '../helpers.js';
+import { eventually, serviceAsset } from '../helpers.js';
 
 /** A captured log line. */
 export interface CapturedLine {
@@ -127,7 +127,10 @@ export interface ImageAnswerBody {
   readonly error?: ErrorBody['error'];
 }
 
-/** `GET /uploads/{id}` until 200 (ready) or 422 (failed); returns the final answer. */
+/**
+ * `GET /uploads/{assetId}` of the service's upload of image `id` (the e2e tests upload without
+ * naming an owner) until 200 (ready) or 422 (failed); returns the final answer.
+ */
 export async function waitForImage(
   stack: LocalStack,
   id: string,
@@ -135,7 +138,7 @@ export async function waitForImage(
 ): Promise<{ status: number; body: ImageAnswerBody }> {
   return eventually(
     async () => {
-      const response = await fetch(`${stack.urls.api}/${id}`);
+      const response = await fetch(`${stack.urls.api}/${serviceAsset(id)}`);
       const body = (await response.json()) as ImageAnswerBody;
       return response.status === 200 || response.status === 422 ? { status: response.status, body } : undefined;
     },

@@ -27,7 +27,7 @@ import {
   type EventCollector,
   type TestStack,
 } from './helpers.js';
-import { eventually } from '../helpers.js';
+import { eventually, serviceAsset } from '../helpers.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -100,15 +100,25 @@ describe('local stack end to end', function () {
       const form = new FormData();
       form.append('file', new Blob([new Uint8Array(photo)], { type: 'image/jpeg' }), 'multipart.jpg');
       const response = await fetch(t.stack.urls.api, { method: 'POST', body: form });
-      const body = (await response.json()) as { id: string; status: string; statusUrl: string; variants: unknown[] };
+      const body = (await response.json()) as {
+        id: string;
+        imageId: string;
+        status: string;
+        statusUrl: string;
+        variants: unknown[];
+      };
       expect(response.status, JSON.stringify(body)).to.equal(202);
       expect(body.status).to.equal('processing');
-      expect(body.id).to.equal(imageIdOf(photo));
+      expect(body.imageId).to.equal(imageIdOf(photo));
+      expect(body.id).to.equal(serviceAsset(body.imageId));
       expect(body.statusUrl).to.equal(`${t.stack.urls.api}/${body.id}`);
       expect(body.variants).to.have.length(6);
-      images.multipart = body.id;
-      const manifest = await waitForManifest(t.stack, body.id);
-      expect(manifest.original).to.include({ width: 640, height: 480, bytes: photo.length, filename: 'multipart.jpg' });
+      images.multipart = body.imageId;
+      const manifest = await waitForManifest(t.stack, body.imageId);
+      expect(manifest.original).to.include({ width: 640, height: 480, bytes: photo.length });
+      expect(manifest.original, 'the public manifest names no file').to.not.have.property('filename');
+      const status = await fetch(body.statusUrl);
+      expect(((await status.json()) as { filename?: string }).filename, 'the owner sees it').to.equal('multipart.jpg');
       await checkVariants(manifest, { widths: [160, 320], aspect: 640 / 480 });
     });
 
@@ -121,10 +131,10 @@ describe('local stack end to end', function () {
           headers: { 'Content-Type': 'image/png' },
         });
       const first = await post();
-      const body = (await first.json()) as { id: string };
+      const body = (await first.json()) as { imageId: string };
       expect(first.status, JSON.stringify(body)).to.equal(202);
-      images.raw = body.id;
-      const manifest = await waitForManifest(t.stack, body.id);
+      images.raw = body.imageId;
+      const manifest = await waitForManifest(t.stack, body.imageId);
       await checkVariants(manifest, { widths: [160, 320], aspect: 480 / 640 });
 
       const again = await post();
@@ -143,7 +153,7 @@ describe('local stack end to end', function () {
         .save(photo, { contentType: 'image/webp', resumable: false });
       images.client = id;
       const manifest = await waitForManifest(t.stack, id);
-      expect(manifest.original.filename).to.equal('from-client.webp');
+      expect(manifest.original, 'the public manifest names no file').to.not.have.property('filename');
       await checkVariants(manifest, { widths: [160, 320], aspect: 640 / 360 });
       // ingest removes what it took from incoming/.
       await eventually(
@@ -185,7 +195,7 @@ describe('local stack end to end', function () {
       const id = imageIdOf(photo);
       images.gcloud = id;
       const manifest = await waitForManifest(t.stack, id);
-      expect(manifest.original.filename).to.equal('from-gcloud.jpg');
+      expect(manifest.original, 'the public manifest names no file').to.not.have.property('filename');
       await checkVariants(manifest, { widths: [160, 320], aspect: 600 / 400 });
     });
 
@@ -199,7 +209,7 @@ describe('local stack end to end', function () {
       const answer = await waitForImage(t.stack, id);
       expect(answer.status).to.equal(422);
       expect(answer.body.error).to.include({ code: 'image_failed', retryable: false });
-      expect(answer.body.error!.details).to.deep.equal({ id, cause: 'not_an_image' });
+      expect(answer.body.error!.details).to.deep.equal({ id: serviceAsset(id), imageId: id, cause: 'not_an_image' });
       await eventually(
         async () => (events.events.some((e) => e.type === 'image.failed' && e.imageId === id) ? true : undefined),
         10_000,
@@ -276,7 +286,7 @@ describe('local stack end to end', function () {
         body: new Uint8Array(photo),
         headers: { 'Content-Type': 'image/jpeg' },
       });
-      earlier = ((await response.json()) as { id: string }).id;
+      earlier = ((await response.json()) as { imageId: string }).imageId;
       await waitForManifest(first.stack, earlier);
       await first.stop();
       first = undefined;
@@ -303,11 +313,11 @@ describe('local stack end to end', function () {
       const form = new FormData();
       form.append('file', new Blob([new Uint8Array(photo)], { type: 'image/jpeg' }), 'photo.jpg');
       const response = await fetch(t.stack.urls.api, { method: 'POST', body: form });
-      const body = (await response.json()) as { id: string; variants: unknown[] };
+      const body = (await response.json()) as { imageId: string; variants: unknown[] };
       expect(response.status, JSON.stringify(body)).to.equal(202);
       // 2048 is wider than the photo: the largest variant is the photo's own width instead.
       expect(body.variants).to.have.length(12);
-      const manifest = await waitForManifest(t.stack, body.id, 150_000);
+      const manifest = await waitForManifest(t.stack, body.imageId, 150_000);
       await checkVariants(manifest, { widths: [320, 640, 1024, 1600], aspect: 1600 / 1067 });
     });
   });

@@ -25,6 +25,7 @@ import {
   TEST_PROJECT,
   type TestPipeline,
 } from '../fixtures/pipeline.js';
+import { serviceAsset } from '../helpers.js';
 
 describe('animation: ANIMATION=keep through upload → Pub/Sub → resize → manifest', function () {
   this.timeout(120_000);
@@ -88,7 +89,7 @@ describe('animation: ANIMATION=keep through upload → Pub/Sub → resize → ma
       const image = await make();
       const response = await upload().post('/uploads').set('Content-Type', 'application/octet-stream').send(image);
       expect(response.status, JSON.stringify(response.body)).to.equal(202);
-      const id = response.body.id as string;
+      const id = response.body.imageId as string;
       const answered = response.body.variants as Array<{ format: string; animated?: boolean; name: string }>;
       expect(answered.filter((v) => v.animated).every((v) => v.format === 'webp' && v.name.endsWith('.anim.webp'))).to
         .be.true;
@@ -98,7 +99,7 @@ describe('animation: ANIMATION=keep through upload → Pub/Sub → resize → ma
         const pushed = await request(getTestServer('resize')).post(path).send(pushBody(message));
         expect(pushed.status).to.equal(204);
       }
-      expect((await upload().get(`/uploads/${id}`)).status).to.equal(200);
+      expect((await upload().get(`/uploads/${serviceAsset(id)}`)).status).to.equal(200);
       const manifest = await manifestOf(id);
       expect(manifest.recipe?.settings).to.include({ ANIMATION: 'keep' });
       await expectAnimatedWebp(manifest);

@@ -18,7 +18,7 @@ import { UNDISPATCHED_GRACE_MS } from '../../shared/state/policy.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/core/naming.js';
 import { planImage, planVariants } from '../../shared/image/plan.js';
 import { makePhoto } from '../fixtures/images.js';
-import { freePort } from '../helpers.js';
+import { freePort, serviceAsset } from '../helpers.js';
 import {
   pullEvents,
   pullJobs,
@@ -86,12 +86,12 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     const image = await makePhoto({ width: 400, height: 240, seed: 61 });
     const response = await upload().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
     expect(response.status, JSON.stringify(response.body)).to.equal(202);
-    const id = response.body.id as string;
+    const id = response.body.imageId as string;
     const listed = response.body.variants as Array<{ width: number; format: string; aspect?: string; name: string }>;
     expect(listed.filter((v) => v.aspect === '1:1').map((v) => v.name)).to.include(`${id}/1x1/240w.avif`);
     expect(listed.filter((v) => v.aspect === '16:9').map((v) => v.name)).to.include(`${id}/16x9/320w.jpg`);
 
-    const progress = await upload().get(`/uploads/${id}`);
+    const progress = await upload().get(`/uploads/${serviceAsset(id)}`);
     expect(progress.body).to.include({ status: 'processing', done: 0, total: listed.length });
 
     expect(await processAll()).to.be.above(3); // one job per width of each frame
@@ -153,12 +153,12 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     const b = await upload().post('/uploads?focus=0.95,0.5').set('Content-Type', 'image/jpeg').send(right);
     expect([a.status, b.status]).to.deep.equal([202, 202]);
     await processAll();
-    const cropA = (await manifestOf(a.body.id)).aspects!['1:1']!.crop;
-    const cropB = (await manifestOf(b.body.id)).aspects!['1:1']!.crop;
+    const cropA = (await manifestOf(a.body.imageId)).aspects!['1:1']!.crop;
+    const cropB = (await manifestOf(b.body.imageId)).aspects!['1:1']!.crop;
     expect(cropA).to.deep.equal({ left: 0, top: 0, width: 240, height: 240, by: 'focus' });
     expect(cropB).to.deep.equal({ left: 160, top: 0, width: 240, height: 240, by: 'focus' });
     // The pixels follow: B's square is the right-hand 240 px of its original.
-    const square = (await manifestOf(b.body.id)).aspects!['1:1']!.variants.find(
+    const square = (await manifestOf(b.body.imageId)).aspects!['1:1']!.variants.find(
       (v) => v.format === 'jpeg' && v.width === 240,
     )!;
     const reference = await sharp(right).extract({ left: 160, top: 0, width: 240, height: 240 }).toBuffer();
@@ -166,7 +166,7 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     await pullEvents(pipeline.events, { quietMs: 300 });
   });
 
-  it('keeps the crops stored with an original whose first dispatch never finished, whatever focus a retry sends', async () => {
+  it('keeps the crops stored with an original whose first dispatch never finished, whatever the retry would choose', async () => {
     const image = await makePhoto({ width: 400, height: 240, seed: 67 });
     const id = imageIdOf(image);
     const stored = {
@@ -211,8 +211,11 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     expect(
       await transactImage(earlier, id, recordOriginal(claim.kind === 'claimed' ? claim.dispatch : -1, original)),
     ).to.equal('recorded');
-    const response = await upload().post('/uploads?focus=1,1').set('Content-Type', 'image/jpeg').send(image);
+    // The same image again (no focus: a focus would name another image, its crops its own);
+    // CROP_STRATEGY would place the crops elsewhere, but the stored ones are kept.
+    const response = await upload().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
     expect(response.status).to.equal(202);
+    expect(response.body.imageId).to.equal(id);
     const jobs = await pullJobs(pipeline.jobs);
     expect(jobs.length).to.be.above(1);
     for (const { job } of jobs) expect(job.info.crops, `job ${job.job.index}`).to.deep.equal(stored);
@@ -260,7 +263,8 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     expect(failure.source).to.deep.equal({ bucket: 'test-uploads', name: 'incoming/bad.jpg' });
 
     await processAll();
-    const crop = (await manifestOf(imageIdOf(good))).aspects!['16:9']!.crop;
+    // With ASPECTS set, the focus is part of the image's identity (docs/state.md, "Assets").
+    const crop = (await manifestOf(imageIdOf(good, { x: 1, y: 1 }))).aspects!['16:9']!.crop;
     expect(crop).to.deep.equal({ left: 0, top: 15, width: 400, height: 225, by: 'focus' });
     await pullEvents(pipeline.events, { quietMs: 300 });
   });

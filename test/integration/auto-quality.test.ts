@@ -46,7 +46,7 @@ describe('pipeline with QUALITY_MODE=auto (local storage, Pub/Sub emulator)', fu
     }
     const [bytes] = await pipeline.deps.storage
       .bucket(pipeline.config.IMAGES_BUCKET)
-      .file(manifestName(response.body.id as string))
+      .file(manifestName(response.body.imageId as string))
       .download();
     return { manifest: ManifestV1.parse(JSON.parse(bytes.toString())), jobs: jobs.map(({ job }) => job) };
   }

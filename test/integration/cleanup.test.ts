@@ -27,6 +27,7 @@ import {
   TEST_PROJECT,
   type TestPipeline,
 } from '../fixtures/pipeline.js';
+import { serviceAsset } from '../helpers.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -69,7 +70,7 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub and Firestore emulato
       .set('Content-Type', 'image/jpeg')
       .send(image);
     expect(response.status, JSON.stringify(response.body)).to.equal(202);
-    return { id: response.body.id as string, jobs: await pullJobs(pipeline.jobs) };
+    return { id: response.body.imageId as string, jobs: await pullJobs(pipeline.jobs) };
   }
   async function finish(jobs: Awaited<ReturnType<typeof pullJobs>>): Promise<number[]> {
     const statuses: number[] = [];
@@ -241,7 +242,7 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub and Firestore emulato
 
   it("removes a deleted image's leftovers (written after the delete) once PURGE_AFTER_MS has passed", async () => {
     const id = await ready();
-    const deleted = await request(getTestServer('upload')).delete(`/uploads/${id}`);
+    const deleted = await request(getTestServer('upload')).delete(`/uploads/${serviceAsset(id)}`);
     expect(deleted.status).to.equal(204);
     expect(await eventsOf(id)).to.deep.equal(['image.deleted']);
     const late = images().file(`${id}/96w.jpg`);

@@ -26,7 +26,7 @@ import {
 } from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
 import { TEST_PROJECT } from '../fixtures/pipeline.js';
-import { close, freePort, waitFor } from '../helpers.js';
+import { close, freePort, serviceAsset, waitFor } from '../helpers.js';
 
 describe('faults: a job that always fails transiently (the emulator honours deadLetterPolicy)', function () {
   // Generous: the emulator's push and backoff slow down a lot on a loaded 2-core machine.
@@ -108,7 +108,7 @@ describe('faults: a job that always fails transiently (the emulator honours dead
       code: 'dead_lettered',
       retryable: true,
     });
-    const status = await request(getTestServer('upload')).get(`/uploads/${id}`);
+    const status = await request(getTestServer('upload')).get(`/uploads/${serviceAsset(id)}`);
     expect(status.status).to.equal(422);
     expect(status.body.error, 'the status API says a re-upload can help').to.deep.include({
       code: 'image_failed',

@@ -30,6 +30,7 @@ import {
 } from '../fixtures/images.js';
 import { hostileHeic, withSeed } from '../fixtures/heif.js';
 import { damagedIdat } from '../fixtures/surgery.js';
+import { serviceAsset } from '../helpers.js';
 
 interface BodyCase {
   name: string;
@@ -278,7 +279,9 @@ describe('hostile inputs: image bodies through every path', function () {
             const added = (await objectsUnder('')).filter((n) => !before.includes(n));
             expect(added, 'only the failure record').to.deep.equal([errorRecordName(recordId)]);
             expect(await originalExists(id), 'no original kept').to.equal(false);
-            const status = await api().get(`/uploads/${recordId}`).set(auth);
+            const status = await api()
+              .get(`/uploads/${serviceAsset(recordId)}`)
+              .set(auth);
             expectSafeError(status, 422, 'image_failed');
             expect(status.body.error.details.cause).to.equal(expected.code);
             expectEvents(recordId, { failed: 1 });
@@ -331,7 +334,7 @@ describe('hostile inputs: image bodies through every path', function () {
           });
         } else {
           expect(response.status, JSON.stringify(response.body)).to.equal(202);
-          expect(response.body.id).to.equal(id);
+          expect(response.body).to.include({ id: serviceAsset(id), imageId: id });
           await runJobsOf(id);
           if (expected.kind === 'fails-later') {
             await expectRecordedFailure(id, expected.code);

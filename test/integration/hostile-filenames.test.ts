@@ -1,21 +1,23 @@
 /**
- * Hostile inputs: hostile file names, through every path, are sanitised before they reach object
- * metadata.
+ * Hostile inputs: hostile file names, through every path, are sanitised before they are kept on
+ * the upload's asset (and never reach the original's public metadata).
  *
  * Split from the former hostile.test.ts; each hostile-*.test.ts file starts its own pipeline
  * (test/fixtures/hostile.ts) and runs alone or with the others in any order.
  */
 import { expect } from 'chai';
 import { imageIdOf, originalName } from '../../shared/core/naming.js';
+import { readAsset } from '../../shared/state/assets.js';
 import { hostileSuite, validPhoto } from '../fixtures/hostile.js';
+import { serviceAsset } from '../helpers.js';
 
-describe('hostile inputs: hostile file names are sanitised before they reach object metadata', function () {
+describe('hostile inputs: hostile file names are sanitised before they are kept', function () {
   this.timeout(120_000);
   const h = hostileSuite();
   const { rows, auth, api, uploads, ingestObject } = h;
 
   const names: Array<[string, string, string]> = [
-    // [what, the client's name, what metadata must hold]
+    // [what, the client's name, what the asset must hold]
     ['a path with ../', '../../etc/passwd.jpg', 'passwd.jpg'],
     ['a Windows path', '..\\..\\Windows\\win.ini.jpg', 'win.ini.jpg'],
     ['NUL', 'nul\u0000byte.jpg', 'nulbyte.jpg'],
@@ -27,7 +29,8 @@ describe('hostile inputs: hostile file names are sanitised before they reach obj
   ];
   const check = async (id: string, expected: string) => {
     const [metadata] = await uploads().file(originalName(id)).getMetadata();
-    const stored = metadata.metadata?.filename;
+    expect(metadata.metadata, 'no file name in public metadata').to.not.have.property('filename');
+    const stored = (await readAsset(h.pipeline.deps, serviceAsset(id)))?.filename;
     if (expected === '') expect(stored).to.equal(undefined);
     else expect(stored).to.equal(expected);
     if (typeof stored === 'string') {
@@ -54,7 +57,7 @@ describe('hostile inputs: hostile file names are sanitised before they reach obj
         path: 'multipart',
         status: '202',
         code: '—',
-        outcome: `metadata filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}`,
+        outcome: `asset filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}`,
       });
     });
     it(`${what} via raw (?filename=): stored as ${JSON.stringify(expected.slice(0, 24))}`, async () => {
@@ -71,7 +74,7 @@ describe('hostile inputs: hostile file names are sanitised before they reach obj
         path: 'raw',
         status: '202',
         code: '—',
-        outcome: `metadata filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}`,
+        outcome: `asset filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}`,
       });
     });
     if (/[\r\n]/.test(raw) || raw === '..') return; // Cloud Storage refuses CR/LF in object names; ".." is a folder here
@@ -84,7 +87,7 @@ describe('hostile inputs: hostile file names are sanitised before they reach obj
         path: 'incoming',
         status: '—',
         code: '—',
-        outcome: `metadata filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}`,
+        outcome: `asset filename ${JSON.stringify(expected.length > 24 ? `${expected.slice(0, 8)}…(${expected.length})` : expected)}`,
       });
     });
   });

@@ -46,7 +46,7 @@ describe('hostile inputs: the time budget', function () {
     useDeps(budgetDeps(format));
     const response = await send('raw', image, 'image/jpeg');
     expect(response.status, JSON.stringify(response.body)).to.equal(202);
-    const id = response.body.id as string;
+    const id = response.body.imageId as string;
     const started = Date.now();
     await runJobsOf(id);
     return { id, seconds: (Date.now() - started) / 1000 };

@@ -8,8 +8,10 @@ import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { FailureRecordV1 } from '../../shared/core/schemas.js';
-import { errorRecordName, imageIdOf, originalName } from '../../shared/core/naming.js';
+import { assetIdOf, errorRecordName, imageIdOf, originalName } from '../../shared/core/naming.js';
 import { readImage } from '../../shared/state/image-doc.js';
+import { readAsset } from '../../shared/state/assets.js';
+import { SERVICE_OWNER } from '../../shared/auth/principal.js';
 import { makePhoto, pngBomb, textPosingAsJpeg } from '../fixtures/images.js';
 import { waitFor } from '../helpers.js';
 import { connectIngest, pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
@@ -43,10 +45,16 @@ describe('ingest: finalize events from incoming/ (local storage notifications, P
     );
     const [metadata] = await uploads().file(originalName(id)).getMetadata();
     expect(metadata.contentType).to.equal('image/jpeg');
-    expect(metadata.metadata).to.include({ filename: 'beach photo.jpg', source: 'incoming/holiday/beach photo.jpg' });
+    expect(metadata.metadata).to.include({ source: 'incoming/holiday/beach photo.jpg' });
+    expect(metadata.metadata, "no file name in the original's metadata").to.not.have.property('filename');
     const doc = await readImage(pipeline.deps, id);
     expect(doc?.source).to.equal('incoming/holiday/beach photo.jpg');
-    expect(doc?.info.filename).to.equal('beach photo.jpg');
+    expect(await readAsset(pipeline.deps, assetIdOf(SERVICE_OWNER, id)), "the service's asset").to.deep.include({
+      owner: SERVICE_OWNER,
+      imageId: id,
+      filename: 'beach photo.jpg',
+    });
+    expect(doc?.assets, 'one asset refers to the image').to.equal(1);
     expect(doc?.original?.generation, 'the document pins the copy').to.equal(String(metadata.generation));
     expect(doc?.dispatchedAt, 'the document marked dispatched').to.be.an.instanceOf(Date);
     const jobs = await pullJobs(pipeline.jobs);

@@ -6,6 +6,7 @@
  * storage server, Pub/Sub emulator and Firestore emulator; jobs run in-process by runJob.
  * Replaces faults-records.test.ts (the outcome-marker protocol it tested is gone).
  */
+import { SERVICE_OWNER } from '../../shared/auth/principal.js';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { Topic } from '@google-cloud/pubsub';
 import { expect } from 'chai';
@@ -22,7 +23,7 @@ import { drainOutbox } from '../../shared/state/outbox.js';
 import { type Harness, IMAGES, startHarness, UPLOADS } from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullJobs } from '../fixtures/pipeline.js';
-import { waitFor } from '../helpers.js';
+import { serviceAsset, waitFor } from '../helpers.js';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -135,7 +136,7 @@ describe('interleavings of the image document, ordered by held requests (storage
       `events of ${id} still waiting in its outbox`,
     ).to.deep.equal([]);
     const objects = await objectsOf(id);
-    const status = await server().get(`/uploads/${id}`);
+    const status = await server().get(`/uploads/${serviceAsset(id)}`);
     if (end === 'gone') {
       expect(doc.status, `status of images/${id}`).to.equal('deleted');
       expect(objects.images, `objects under ${id}/ of a deleted image`).to.deep.equal([]);
@@ -167,12 +168,15 @@ describe('interleavings of the image document, ordered by held requests (storage
   it('1. DELETE racing a re-upload of the same bytes held at its original write: DELETE 204; released, the upload claims again and the image ends ready (image.deleted, then one image.ready), no stray original', async () => {
     await begin();
     const { id, bytes } = await readyImage();
-    expect((await server().delete(`/uploads/${id}`)).status, 'first DELETE').to.equal(204);
+    expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status, 'first DELETE').to.equal(204);
     await untilEvents(id, 2);
     const held = h.pipeline.storageServer.holdRequests({ method: 'POST', path: originalUrl(id) });
     const reupload = upload(bytes);
     await held.arrived;
-    expect((await server().delete(`/uploads/${id}`)).status, 'DELETE while the re-upload is held').to.equal(204);
+    expect(
+      (await server().delete(`/uploads/${serviceAsset(id)}`)).status,
+      'DELETE while the re-upload is held',
+    ).to.equal(204);
     await untilEvents(id, 3);
     held.release();
     await reupload;
@@ -192,7 +196,7 @@ describe('interleavings of the image document, ordered by held requests (storage
     });
     // then(): a supertest request is sent only once something awaits it.
     const deleting = server()
-      .delete(`/uploads/${id}`)
+      .delete(`/uploads/${serviceAsset(id)}`)
       .then((response) => response);
     await held.arrived;
     const refused = await upload(bytes, 503);
@@ -273,7 +277,7 @@ describe('interleavings of the image document, ordered by held requests (storage
     const leftover = h.pipeline.deps.storage.bucket(IMAGES).file(leftoverName);
     const [leftoverBytes] = await leftover.download();
     const [leftoverMetadata] = await leftover.getMetadata();
-    expect((await server().delete(`/uploads/${id}`)).status, 'DELETE').to.equal(204);
+    expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status, 'DELETE').to.equal(204);
     await untilEvents(id, 2);
     const later = depsWith({ offsetMs: 16 * MINUTE });
     await runCleanup(later); // the purge after PURGE_AFTER_MS: done
@@ -322,7 +326,7 @@ describe('interleavings of the image document, ordered by held requests (storage
     try {
       const running = runAll(jobs);
       await atGate;
-      expect((await server().delete(`/uploads/${id}`)).status, 'DELETE during the publish').to.equal(204);
+      expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status, 'DELETE during the publish').to.equal(204);
       open();
       await running;
     } finally {
@@ -336,14 +340,19 @@ describe('interleavings of the image document, ordered by held requests (storage
     it(`6. two stalled re-uploads of a deleted image, both held at their original write, the ${first} claim released first: one dispatch wins, one image.ready`, async () => {
       await begin();
       const { id, bytes } = await readyImage();
-      expect((await server().delete(`/uploads/${id}`)).status, 'DELETE').to.equal(204);
+      expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status, 'DELETE').to.equal(204);
       await untilEvents(id, 2);
       const heldA = h.pipeline.storageServer.holdRequests({ method: 'POST', path: originalUrl(id) });
-      const a = acceptImage(h.pipeline.deps, { bytes, source: 'upload' });
+      const a = acceptImage(h.pipeline.deps, { bytes, source: 'upload', owner: SERVICE_OWNER, chargeQuota: false });
       await heldA.arrived;
       // The second upload comes after the first claim's grace (UNDISPATCHED_GRACE_MS) and takes it over.
       const heldB = h.pipeline.storageServer.holdRequests({ method: 'POST', path: originalUrl(id) });
-      const b = acceptImage(depsWith({ offsetMs: 3 * MINUTE }), { bytes, source: 'upload' });
+      const b = acceptImage(depsWith({ offsetMs: 3 * MINUTE }), {
+        bytes,
+        source: 'upload',
+        owner: SERVICE_OWNER,
+        chargeQuota: false,
+      });
       await heldB.arrived;
       const [one, two] = first === 'earlier' ? [heldA, heldB] : [heldB, heldA];
       const [oneDone, twoDone] = first === 'earlier' ? [a, b] : [b, a];
@@ -419,7 +428,7 @@ describe('interleavings of the image document, ordered by held requests (storage
     });
     // then(): a supertest request is sent only once something awaits it.
     const deleting = server()
-      .delete(`/uploads/${id}`)
+      .delete(`/uploads/${serviceAsset(id)}`)
       .then((response) => response);
     await held.arrived;
     // The deleter stalled past its purge lease: the same bytes, 3 minutes later, are claimed again.
@@ -458,7 +467,7 @@ describe('interleavings of the image document, ordered by held requests (storage
     const readySeq = ((await readImage(h.pipeline.deps, id)) as ImageDoc).nextSeq - 1;
     // The newer state: an update under another recipe, drained by cleanup once the lease ran out.
     const updater = depsWith({ config: { WIDTHS: [96, 200] } });
-    const accepted = await acceptImage(updater, { bytes, source: 'upload' });
+    const accepted = await acceptImage(updater, { bytes, source: 'upload', owner: SERVICE_OWNER, chargeQuota: false });
     expect(accepted.state, 'the update is accepted').to.equal('processing');
     await runAll(await jobsOf(id, 1), updater);
     const updatedSeq = ((await readImage(h.pipeline.deps, id)) as ImageDoc).nextSeq - 1;

@@ -23,6 +23,7 @@ import {
   TEST_PROJECT,
   type TestPipeline,
 } from '../fixtures/pipeline.js';
+import { serviceAsset } from '../helpers.js';
 
 /** A 200×150 four-colour palette PNG of flat shapes: about 400 bytes, smaller than its 160 px variants. */
 async function flatShapesPng(): Promise<Buffer> {
@@ -50,7 +51,7 @@ describe('variants larger than the original are left out (local storage, Pub/Sub
   async function uploadAndCollectJobs(image: Buffer) {
     const response = await upload().post('/uploads').set('Content-Type', 'application/octet-stream').send(image);
     expect(response.status, JSON.stringify(response.body)).to.equal(202);
-    return { id: response.body.id as string, jobs: await pullJobs(pipeline.jobs) };
+    return { id: response.body.imageId as string, jobs: await pullJobs(pipeline.jobs) };
   }
 
   function deliver(messages: ReadonlyArray<{ message: { data: Buffer; id: string } }>): Promise<number[]> {
@@ -90,7 +91,7 @@ describe('variants larger than the original are left out (local storage, Pub/Sub
       omittedNames.map((name) => `${name} larger_than_original`).sort(),
     );
     expect(partial?.jobsDone, 'only the 160 px job done').to.deep.equal([at160[0]!.job.job.index]);
-    const processing = await upload().get(`/uploads/${id}`);
+    const processing = await upload().get(`/uploads/${serviceAsset(id)}`);
     expect(processing.status).to.equal(202);
     expect(processing.body).to.include({ status: 'processing', done: 3, total: 6 });
 
@@ -137,7 +138,7 @@ describe('variants larger than the original are left out (local storage, Pub/Sub
     const events = (await pullEvents(pipeline.events)).filter((e) => e.imageId === id);
     expect(events.map((e) => e.type)).to.deep.equal(['image.ready']);
     expect(events[0]).to.include({ variants: 3 });
-    const status = await upload().get(`/uploads/${id}`);
+    const status = await upload().get(`/uploads/${serviceAsset(id)}`);
     expect(status.status).to.equal(200);
     expect(status.body.manifest.omitted).to.have.length(3);
   });

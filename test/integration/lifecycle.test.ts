@@ -17,6 +17,7 @@ import { recipeOf } from '../../shared/core/recipe.js';
 import { runJob } from '../../shared/pipeline/run-job.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { serviceAsset } from '../helpers.js';
 
 describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator)', function () {
   this.timeout(90_000);
@@ -57,7 +58,7 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
     await upload(bytes);
     const jobs = await jobsOf(id);
     await runAll(jobs);
-    expect((await server().get(`/uploads/${id}`)).status).to.equal(200);
+    expect((await server().get(`/uploads/${serviceAsset(id)}`)).status).to.equal(200);
     return { id, bytes, jobs };
   }
 
@@ -66,19 +67,23 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
   describe('DELETE /uploads/{id}', function () {
     it('removes the original, every variant, the manifest and the records; 204, then 404 everywhere; one image.deleted', async () => {
       const { id } = await readyImage();
-      const manifest = (await server().get(`/uploads/${id}`)).body.manifest as { variants: Array<{ url: string }> };
+      const manifest = (await server().get(`/uploads/${serviceAsset(id)}`)).body.manifest as {
+        variants: Array<{ url: string }>;
+      };
       await pullEvents(pipeline.events);
 
-      const response = await server().delete(`/uploads/${id}`).set('Origin', 'https://app.example');
+      const response = await server()
+        .delete(`/uploads/${serviceAsset(id)}`)
+        .set('Origin', 'https://app.example');
       expect(response.status).to.equal(204);
       expect(response.headers['access-control-allow-origin']).to.equal('https://app.example');
       expect(await names(`${id}/`)).to.deep.equal([]);
       expect(await names(originalName(id), 'test-uploads')).to.deep.equal([]);
-      expect((await server().get(`/uploads/${id}`)).status).to.equal(404);
+      expect((await server().get(`/uploads/${serviceAsset(id)}`)).status).to.equal(404);
       for (const variant of manifest.variants)
         expect((await request(variant.url).get('')).status, variant.url).to.equal(404);
-      // A retry answers 204 again and announces nothing more.
-      expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
+      // A retry finds the upload gone (404: its id is unknown now) and announces nothing more.
+      expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status).to.equal(404);
       expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
     });
 
@@ -92,11 +97,11 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       expect(preflight.headers['access-control-allow-methods']).to.include('DELETE');
     });
 
-    it('concurrent deletes: every call 204, one image.deleted, nothing left', async () => {
+    it('concurrent deletes: one 204, the others find the upload gone (404), one image.deleted, nothing left', async () => {
       const { id } = await readyImage();
       await pullEvents(pipeline.events);
-      const answers = await Promise.all([1, 2, 3, 4].map(() => server().delete(`/uploads/${id}`)));
-      expect(answers.map((a) => a.status)).to.deep.equal([204, 204, 204, 204]);
+      const answers = await Promise.all([1, 2, 3, 4].map(() => server().delete(`/uploads/${serviceAsset(id)}`)));
+      expect(answers.map((a) => a.status).sort()).to.deep.equal([204, 404, 404, 404]);
       expect(await names(`${id}/`)).to.deep.equal([]);
       expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
     });
@@ -113,12 +118,12 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       });
       const running = runAll(jobs);
       await held.arrived;
-      expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
+      expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status).to.equal(204);
       held.release();
       await running;
       expect(await names(`${id}/`)).to.deep.equal([]);
       expect(await names(originalName(id), 'test-uploads')).to.deep.equal([]);
-      expect((await server().get(`/uploads/${id}`)).status).to.equal(404);
+      expect((await server().get(`/uploads/${serviceAsset(id)}`)).status).to.equal(404);
       expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.deleted']);
     });
 
@@ -134,7 +139,7 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
       const running = runAll(jobs);
       await held.arrived;
       // The fan-in has decided the image is ready (its transaction) and is writing manifest.json.
-      expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
+      expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status).to.equal(204);
       held.release();
       await running;
       expect(await names(`${id}/`)).to.deep.equal([]);
@@ -143,14 +148,14 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
 
     it('uploading the same bytes after a delete processes the image afresh (202, new jobs, image.ready)', async () => {
       const { id, bytes, jobs: before } = await readyImage();
-      expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
+      expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status).to.equal(204);
       await pullEvents(pipeline.events);
       await upload(bytes, 202);
       const jobs = await jobsOf(id);
       expect(jobs.length).to.be.greaterThan(0);
       expect(jobs[0]!.dispatch).to.be.greaterThan(before[0]!.dispatch);
       await runAll(jobs);
-      expect((await server().get(`/uploads/${id}`)).status).to.equal(200);
+      expect((await server().get(`/uploads/${serviceAsset(id)}`)).status).to.equal(200);
       expect(ofImage(await pullEvents(pipeline.events), id)).to.deep.equal(['image.ready']);
     });
   });
@@ -162,7 +167,7 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
 
     it('every manifest records its recipe and its hash', async () => {
       const { id } = await readyImage();
-      const manifest = (await server().get(`/uploads/${id}`)).body.manifest;
+      const manifest = (await server().get(`/uploads/${serviceAsset(id)}`)).body.manifest;
       expect(manifest.recipe).to.deep.equal(JSON.parse(JSON.stringify(recipeOf(pipeline.config))));
       expect(manifest.recipe.hash).to.match(/^[0-9a-f]{12}$/);
     });
@@ -187,7 +192,7 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
         expect(new Set(jobs.map((j) => j.job.index)).size).to.equal(jobs.length, 'one dispatch');
         // Duplicate delivery: every job twice, concurrently.
         await Promise.all([runAll(jobs, deps), runAll([...jobs].reverse(), deps)]);
-        const status = await server().get(`/uploads/${id}`);
+        const status = await server().get(`/uploads/${serviceAsset(id)}`);
         expect(status.status).to.equal(200);
         expect(status.body.manifest.recipe.hash).to.equal(recipeOf(deps.config).hash);
         const expected = [96, 200].flatMap((w) => [`${id}/${w}w.jpg`, `${id}/${w}w.webp`]);
@@ -221,7 +226,7 @@ describe('image lifecycle: delete and reprocess (local storage, Pub/Sub emulator
         useDeps(after);
         await upload(bytes, 202);
         await runAll(await jobsOf(id), after);
-        const manifest = (await server().get(`/uploads/${id}`)).body.manifest as Manifest;
+        const manifest = (await server().get(`/uploads/${serviceAsset(id)}`)).body.manifest as Manifest;
         const crops = Object.values(manifest.aspects ?? {}).flatMap((aspect) => aspect.variants);
         expect(crops.map((v) => v.width).sort((a, b) => a - b)).to.deep.equal([96, 96, 200, 200]);
         const listed = [...manifest.variants, ...crops].map((v) => v.name);

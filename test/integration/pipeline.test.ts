@@ -14,7 +14,7 @@ import { ManifestV1, type EventMessage, type Manifest } from '../../shared/core/
 import { errorRecordName, imageIdOf, manifestName } from '../../shared/core/naming.js';
 import { pushPath } from '../../shared/core/topology.js';
 import { makeAnimatedGif, makeAnimatedWebp, makePhoto, markerBand, truncated } from '../fixtures/images.js';
-import { freePort } from '../helpers.js';
+import { freePort, serviceAsset } from '../helpers.js';
 import {
   pullEvents,
   pullJobs,
@@ -42,7 +42,7 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
     expect(response.status, JSON.stringify(response.body)).to.equal(202);
     const jobs = await pullJobs(pipeline.jobs);
     return {
-      id: response.body.id as string,
+      id: response.body.imageId as string,
       jobs,
       variants: response.body.variants as Array<{ width: number; format: string; name: string }>,
     };
@@ -97,12 +97,12 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
 
     const events = await pullEvents(pipeline.events);
     expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.ready']);
-    const status = await upload().get(`/uploads/${id}`);
+    const status = await upload().get(`/uploads/${serviceAsset(id)}`);
     expect(status.status).to.equal(200);
     expect(status.body.manifest.variants).to.have.length(variants.length);
     const again = await upload().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
     expect(again.status).to.equal(200);
-    expect(again.body).to.include({ id, status: 'ready' });
+    expect(again.body).to.include({ id: serviceAsset(id), imageId: id, status: 'ready' });
   });
 
   it('delivers every job 3× interleaved and still writes one object per variant, one manifest, one image.ready', async () => {
@@ -143,12 +143,12 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
       const image = await makePhoto({ width: 480, height: 320, format: 'webp', seed: 23 });
       const response = await upload().post('/uploads').set('Content-Type', 'image/webp').send(image);
       expect(response.status).to.equal(202);
-      const id = response.body.id as string;
+      const id = response.body.imageId as string;
       const deadline = Date.now() + 60_000;
       let status = 202;
       while (status !== 200 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 250));
-        status = (await upload().get(`/uploads/${id}`)).status;
+        status = (await upload().get(`/uploads/${serviceAsset(id)}`)).status;
       }
       expect(status).to.equal(200);
       await checkVariants(await manifestOf(id), { width: 480, height: 320 });
@@ -257,7 +257,7 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
     expect(JSON.parse(record.toString())).to.include({ id, code: 'corrupt_image' });
     const events: EventMessage[] = await pullEvents(pipeline.events);
     expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.failed']);
-    const status = await upload().get(`/uploads/${id}`);
+    const status = await upload().get(`/uploads/${serviceAsset(id)}`);
     expect(status.status).to.equal(422);
     expect(status.body.error).to.include({ code: 'image_failed' });
     expect(status.body.error.details.cause).to.equal('corrupt_image');

@@ -17,6 +17,7 @@ import { runJob } from '../../shared/pipeline/run-job.js';
 import { type ImageDoc, imageDocFrom, imageRef, readImage } from '../../shared/state/image-doc.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { serviceAsset } from '../helpers.js';
 
 describe('progressive status: finished variants while processing (local storage, emulators)', function () {
   this.timeout(90_000);
@@ -77,7 +78,7 @@ describe('progressive status: finished variants while processing (local storage,
     await next.arrived;
     await documentWhen(id, (doc) => (doc?.variants.length ?? 0) > 0);
 
-    const status = await server().get(`/uploads/${id}`);
+    const status = await server().get(`/uploads/${serviceAsset(id)}`);
     expect(status.status).to.equal(202);
     expect(status.body).to.include({ status: 'processing', done: 1 });
     expect(status.body.finished).to.have.length(1);
@@ -91,7 +92,7 @@ describe('progressive status: finished variants while processing (local storage,
     next.release();
     await running;
     for (const job of jobs.slice(1)) await runJob(pipeline.deps, job);
-    const ready = await server().get(`/uploads/${id}`);
+    const ready = await server().get(`/uploads/${serviceAsset(id)}`);
     expect(ready.status).to.equal(200);
     const listed = (ready.body.manifest.variants as (typeof early)[]).find((v) => v!.url === early!.url);
     expect(listed, 'the manifest lists the early variant').to.include({ width: early!.width, height: early!.height });
@@ -113,7 +114,7 @@ describe('progressive status: finished variants while processing (local storage,
     const running = runJob(pipeline.deps, held);
     await hold.arrived;
 
-    const status = await server().get(`/uploads/${id}`);
+    const status = await server().get(`/uploads/${serviceAsset(id)}`);
     expect(status.status).to.equal(202);
     const expected = ordered.flatMap((job) => job.variants.map((v) => `${v.format} ${v.width}`)).sort();
     const listed = status.body.finished as Array<{ url: string; width: number; height: number; format: string }>;
@@ -123,7 +124,7 @@ describe('progressive status: finished variants while processing (local storage,
     expect(status.body.placeholder).to.have.all.keys('color', 'thumbhash');
     hold.release();
     await running;
-    expect((await server().get(`/uploads/${id}`)).status).to.equal(200);
+    expect((await server().get(`/uploads/${serviceAsset(id)}`)).status).to.equal(200);
   });
 
   it('a delete before the first variant is recorded early: nothing is recorded, and the status is 404', async () => {
@@ -131,12 +132,12 @@ describe('progressive status: finished variants while processing (local storage,
     const hold = pipeline.storageServer.holdRequests({ method: 'POST', path: variantWrite(id) });
     const running = runJob(pipeline.deps, jobs[0]!);
     await hold.arrived;
-    expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
+    expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status).to.equal(204);
     hold.release();
     const result = await running;
     expect(result.outcome).to.equal('already-finished');
     expect((await readImage(pipeline.deps, id))?.variants).to.deep.equal([]);
-    expect((await server().get(`/uploads/${id}`)).status).to.equal(404);
+    expect((await server().get(`/uploads/${serviceAsset(id)}`)).status).to.equal(404);
   });
 
   it("a delete after the early record: the status never lists the deleted image's variants", async () => {
@@ -146,8 +147,8 @@ describe('progressive status: finished variants while processing (local storage,
     const { next } = await passFirst();
     await next.arrived;
     await documentWhen(id, (doc) => (doc?.variants.length ?? 0) > 0);
-    expect((await server().delete(`/uploads/${id}`)).status).to.equal(204);
-    expect((await server().get(`/uploads/${id}`)).status).to.equal(404);
+    expect((await server().delete(`/uploads/${serviceAsset(id)}`)).status).to.equal(204);
+    expect((await server().get(`/uploads/${serviceAsset(id)}`)).status).to.equal(404);
     next.release();
     await running;
     expect((await readImage(pipeline.deps, id))?.variants).to.deep.equal([]);

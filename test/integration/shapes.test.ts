@@ -30,7 +30,7 @@ import {
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/core/naming.js';
 import { blackPng } from '../fixtures/images.js';
 import { connectIngest, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
-import { Changes } from '../helpers.js';
+import { Changes, serviceAsset } from '../helpers.js';
 import type { OutputFormat } from '../../shared/core/domain.js';
 
 /** Largest width and height each encoder writes (sharp 0.35.5: libwebp, libheif/aom, libjpeg). */
@@ -214,7 +214,7 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
       }
     }
     expect(events.filter((e) => e.imageId === id).map((e) => e.type)).to.deep.equal(['image.ready']);
-    expect((await api().get(`/uploads/${id}`)).status).to.equal(200);
+    expect((await api().get(`/uploads/${serviceAsset(id)}`)).status).to.equal(200);
   }
 
   SHAPES.forEach((shape, row) => {

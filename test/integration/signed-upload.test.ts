@@ -13,8 +13,10 @@ import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
 import { readImage } from '../../shared/state/image-doc.js';
 import { ingestObject } from '../../shared/pipeline/ingest-object.js';
+import { readAsset } from '../../shared/state/assets.js';
+import { SERVICE_OWNER } from '../../shared/auth/principal.js';
 import { createStorageClient, type PipelineDeps } from '../../shared/cloud/deps.js';
-import { imageIdOf, incomingTicketName, newTicketId, originalName } from '../../shared/core/naming.js';
+import { assetIdOf, imageIdOf, incomingTicketName, newTicketId, originalName } from '../../shared/core/naming.js';
 import { newTicketDoc, readTicket, TICKET_GRACE_MS, ticketRef } from '../../shared/state/tickets.js';
 import { ownerDocFrom, ownerRef } from '../../shared/state/owners.js';
 import { generateSigningKey } from '../../local/signing-key.js';
@@ -119,9 +121,10 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     const answer = await settled(statusUrl);
     const id = imageIdOf(photo);
     expect(answer.status).to.equal(202);
-    expect(answer.body).to.include({ id, status: 'processing' });
+    expect(answer.body).to.include({ id: assetIdOf(SERVICE_OWNER, id), imageId: id, status: 'processing' });
     const [metadata] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).getMetadata();
-    expect(metadata.metadata).to.include({ filename: 'my scan.png', source: `incoming/${ticket}/my scan.png` });
+    expect(metadata.metadata).to.include({ source: `incoming/${ticket}/my scan.png` });
+    expect(metadata.metadata).to.not.have.property('filename');
     const recorded = await readTicket(pipeline.deps, ticket);
     expect(recorded).to.deep.include({
       owner: 'service',
@@ -130,11 +133,11 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
       contentType: 'image/png',
       state: 'used',
     });
-    expect(recorded?.used).to.include({ imageId: id }).and.have.property('generation').that.is.a('string');
+    expect(recorded?.used).to.include({ imageId: id, assetId: assetIdOf(SERVICE_OWNER, id) }).and.have.property('generation').that.is.a('string');
     expect(recorded?.expiresAt.toISOString()).to.equal(expiresAt);
     const doc = await readImage(pipeline.deps, id);
     expect(doc).to.deep.include({ status: 'processing', source: `incoming/${ticket}/my scan.png` });
-    expect(doc?.info.filename).to.equal('my scan.png');
+    expect(await readAsset(pipeline.deps, assetIdOf(SERVICE_OWNER, id))).to.deep.include({ filename: 'my scan.png' });
     expect(doc?.dispatchedAt, 'the document marked dispatched').to.be.an.instanceOf(Date);
     const jobs = await pullJobs(pipeline.jobs);
     expect(jobs.length).to.be.greaterThan(0);
@@ -149,7 +152,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
       expect((await put(signed.body.uploadUrl, signed.body.headers, heic)).status).to.equal(200);
       const answer = await settled(signed.body.statusUrl);
       expect(answer.status, JSON.stringify(answer.body)).to.equal(202);
-      expect(answer.body).to.include({ id: imageIdOf(heic), status: 'processing' });
+      expect(answer.body).to.include({ imageId: imageIdOf(heic), status: 'processing' });
       expect((await readImage(pipeline.deps, imageIdOf(heic)))?.info).to.include({
         format: 'heif',
         contentType: 'image/heic',
@@ -168,7 +171,11 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     const answer = await settled(signed.body.statusUrl);
     expect(answer.status).to.equal(422);
     expect(answer.body.error).to.deep.include({ code: 'image_failed' });
-    expect(answer.body.error.details).to.deep.equal({ id: imageIdOf(bytes), cause: 'not_an_image' });
+    expect(answer.body.error.details).to.deep.equal({
+      id: assetIdOf(SERVICE_OWNER, imageIdOf(bytes)),
+      imageId: imageIdOf(bytes),
+      cause: 'not_an_image',
+    });
     const recorded = await readTicket(pipeline.deps, signed.body.ticket);
     expect(recorded?.used?.failure).to.include({ code: 'not_an_image', retryable: false });
   });
@@ -184,7 +191,11 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(signed.status).to.equal(201);
     const { uploadUrl, headers, statusUrl, ticket } = signed.body;
     expect((await put(uploadUrl, headers, first)).status).to.equal(200);
-    expect((await settled(statusUrl)).body).to.include({ id: imageIdOf(first), status: 'processing' });
+    expect((await settled(statusUrl)).body).to.include({
+      id: assetIdOf(SERVICE_OWNER, imageIdOf(first)),
+      imageId: imageIdOf(first),
+      status: 'processing',
+    });
     const object = incomingTicketName(ticket, 'once.png');
     const file = pipeline.deps.storage.bucket('test-uploads').file(object);
     await waitFor('ingest to remove the first object', async () => ((await file.exists())[0] ? undefined : true));
@@ -199,7 +210,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     expect(await readImage(pipeline.deps, imageIdOf(second)), 'no second image').to.equal(undefined);
     expect(pipeline.logs.filter((l) => l.event === 'ingest.reject' && l.source === object)).to.deep.equal([]);
     const still = await ticketAnswer(statusUrl);
-    expect(still.body).to.include({ id: imageIdOf(first) });
+    expect(still.body).to.include({ imageId: imageIdOf(first) });
     const jobs = await pullJobs(pipeline.jobs);
     expect([...new Set(jobs.map(({ job }) => job.imageId))]).to.deep.equal([imageIdOf(first)]);
   });
@@ -240,7 +251,11 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
     };
     await notYours();
     expect((await put(signed.body.uploadUrl, signed.body.headers, photo)).status).to.equal(200);
-    expect((await settled(statusUrl, 'alice')).body).to.include({ id: imageIdOf(photo), status: 'processing' });
+    expect((await settled(statusUrl, 'alice')).body).to.include({
+      id: assetIdOf('user:alice', imageIdOf(photo)),
+      imageId: imageIdOf(photo),
+      status: 'processing',
+    });
     await notYours();
     await pullJobs(pipeline.jobs);
   });

@@ -121,11 +121,11 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
       .send(image);
     expect(response.status).to.equal(202);
     expectAllInTrace(takeLogs(), traceId, 'upload');
-    const doc = await readImage(pipeline.deps, response.body.id);
+    const doc = await readImage(pipeline.deps, response.body.imageId);
     expect(traceIdOf(doc?.traceparent), 'the document keeps the upload’s trace').to.equal(traceId);
 
     const ready = await resizeAll(await pullJobs(pipeline.jobs), traceId);
-    expect(ready.imageId).to.equal(response.body.id);
+    expect(ready.imageId).to.equal(response.body.imageId);
     expect(ready[READY.uploadToReadyMs] as number)
       .to.be.a('number')
       .and.at.least(0);
@@ -196,7 +196,7 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
     expect(response.status).to.equal(202);
     await pullJobs(pipeline.jobs); // lost: nothing runs them
     takeLogs();
-    const before = await readImage(pipeline.deps, response.body.id);
+    const before = await readImage(pipeline.deps, response.body.imageId);
     expect(traceIdOf(before?.traceparent), 'the trace stored in the document').to.equal(traceId);
 
     // The real cleanup handler, on a clock past REDISPATCH_AFTER_MINUTES.
@@ -209,7 +209,7 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
       .send(pushBody(tick.message));
     expect(cleanup.status).to.equal(204);
     const lines = takeLogs();
-    const dispatched = lines.filter((line) => line.event === 'dispatch' && line.imageId === response.body.id);
+    const dispatched = lines.filter((line) => line.event === 'dispatch' && line.imageId === response.body.imageId);
     expect(dispatched).to.have.length(1);
     expect(dispatched[0]![TRACE]).to.equal(resource(traceId));
     // The pass itself has its own trace.
@@ -223,7 +223,7 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
     const jobs = await pullJobs(pipeline.jobs); // resize runs on the same later clock
     expect(jobs.length, 'the re-dispatch published').to.be.greaterThan(0);
     expect(jobs.map(({ job }) => `${job.imageId}#${job.dispatch}`)).to.deep.equal(
-      jobs.map(() => `${response.body.id}#${(before?.dispatch ?? Number.NaN) + 1}`),
+      jobs.map(() => `${response.body.imageId}#${(before?.dispatch ?? Number.NaN) + 1}`),
       'jobs of the re-dispatch',
     );
     const ready = await resizeAll(jobs, traceId);

@@ -12,6 +12,8 @@ import { createDeps } from '../../shared/cloud/deps.js';
 import { imageIdOf, originalName } from '../../shared/core/naming.js';
 import { planVariants, splitIntoJobs } from '../../shared/image/plan.js';
 import { readImage } from '../../shared/state/image-doc.js';
+import { readAsset } from '../../shared/state/assets.js';
+import { serviceAsset } from '../helpers.js';
 import {
   htmlPosingAsImage,
   jpegHeaderClaiming,
@@ -42,14 +44,16 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
       .attach('file', photo, { filename: '../../evil\r\nname.jpg', contentType: 'text/plain' });
     expect(response.status).to.equal(202);
     const id = imageIdOf(photo);
-    expect(response.body).to.include({ id, status: 'processing' });
-    expect(response.body.statusUrl).to.match(new RegExp(`/uploads/${id}$`));
+    expect(response.body).to.include({ id: serviceAsset(id), imageId: id, status: 'processing' });
+    expect(response.body.statusUrl).to.match(new RegExp(`/uploads/${serviceAsset(id)}$`));
     expect(response.body.variants).to.have.length(6);
     expect(response.body.variants[0]).to.have.keys(['width', 'format', 'name']);
 
     const [metadata] = await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).getMetadata();
     expect(metadata.contentType).to.equal('image/jpeg'); // sniffed, not the declared text/plain
-    expect(metadata.metadata?.filename)
+    expect(metadata.metadata, "no file name in the original's metadata").to.not.have.property('filename');
+    const asset = await readAsset(pipeline.deps, response.body.id);
+    expect(asset?.filename)
       .to.match(/^evil.*name\.jpg$/)
       .and.not.match(/[\r\n/\\]/);
     const doc = await readImage(pipeline.deps, id);
@@ -59,7 +63,7 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
       name: originalName(id),
       generation: String(metadata.generation),
     });
-    expect(doc?.info.filename).to.equal(metadata.metadata?.filename);
+    expect(doc?.info, "the image names no file: that is the asset's").to.not.have.property('filename');
 
     const jobs = await pullJobs(pipeline.jobs);
     // One message per job of the planner's split (a photo this small is one job at the defaults).
@@ -83,21 +87,23 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     const second = await server().post('/uploads').set('Content-Type', 'application/octet-stream').send(other);
     expect(second.status).to.equal(202);
     expect(second.body.id).to.equal(first.body.id);
+    expect(second.body.imageId).to.equal(first.body.imageId);
     const jobs = await pullJobs(pipeline.jobs);
     expect(jobs.map(({ job }) => job.imageId)).to.deep.equal(
-      jobs.map(() => first.body.id),
+      jobs.map(() => first.body.imageId),
       'only this image dispatched',
     );
     expect(new Set(jobs.map(({ job }) => job.job.index)).size).to.equal(jobs.length, 'each job published once');
     expect(jobs.length).to.equal(jobs[0]!.job.job.count);
-    expect((await readImage(pipeline.deps, first.body.id))?.dispatch, 'claimed once').to.equal(0);
+    expect((await readImage(pipeline.deps, first.body.imageId))?.dispatch, 'claimed once').to.equal(0);
   });
 
   it('reports progress while processing and 404 for unknown ids', async () => {
     const id = imageIdOf(photo);
-    const status = await server().get(`/uploads/${id}`);
+    const status = await server().get(`/uploads/${serviceAsset(id)}`);
     expect(status.status).to.equal(202);
-    expect(status.body).to.include({ id, status: 'processing', done: 0, total: 6 });
+    expect(status.body).to.include({ id: serviceAsset(id), imageId: id, status: 'processing', done: 0, total: 6 });
+    expect((await server().get(`/uploads/${id}`)).status, 'an image id is no asset id').to.equal(404);
     const unknown = await server().get(`/uploads/${'0'.repeat(32)}`);
     expect(unknown.status).to.equal(404);
     expect(unknown.body.error.code).to.equal('not_found');
@@ -313,7 +319,7 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     await later.pubsub.close();
     expect(summary.gaveUp).to.be.at.least(1);
 
-    const status = await server().get(`/uploads/${id}`);
+    const status = await server().get(`/uploads/${serviceAsset(id)}`);
     expect(status.status).to.equal(422);
     expect(status.body.error).to.deep.include({ code: 'image_failed', retryable: true });
     // The first retry's publish fails: the record is cleared, and nothing may look in flight.
@@ -330,7 +336,7 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     expect(released?.staleAt?.getTime(), 'the failed retry gives its claim back at once').to.be.at.most(Date.now());
     const again = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
     expect(again.status, JSON.stringify(again.body)).to.equal(202);
-    expect(again.body).to.include({ id, status: 'processing' });
+    expect(again.body).to.include({ id: serviceAsset(id), imageId: id, status: 'processing' });
     const jobs = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
     expect(jobs.length).to.be.greaterThan(0);
     // Every claim takes a number (the failed retry took one too), so the new dispatch is the document's, past the first.
@@ -341,7 +347,7 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
       'jobs of the new dispatch',
     );
     expect(doc?.dispatchedAt, 'marked dispatched').to.be.an.instanceOf(Date);
-    expect((await server().get(`/uploads/${id}`)).status, 'processing again').to.equal(202);
+    expect((await server().get(`/uploads/${serviceAsset(id)}`)).status, 'processing again').to.equal(202);
   });
 
   it('an image whose original went missing (original_missing) is processed again when the same bytes are uploaded again, as its error says', async () => {
@@ -360,7 +366,7 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     // The original is lost before the jobs run (deleted out of band): the jobs record original_missing.
     await pipeline.deps.storage.bucket('test-uploads').file(originalName(id)).delete();
     await resize(first);
-    const failed = await server().get(`/uploads/${id}`);
+    const failed = await server().get(`/uploads/${serviceAsset(id)}`);
     expect(failed.status).to.equal(422);
     expect(failed.body.error).to.deep.include({ code: 'image_failed', retryable: true });
     expect((await readImage(pipeline.deps, id))?.failure?.code).to.equal('original_missing');
@@ -372,7 +378,7 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
     const again = (await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id);
     expect(again.length, 'dispatched again').to.be.greaterThan(0);
     await resize(again);
-    const ready = await server().get(`/uploads/${id}`);
+    const ready = await server().get(`/uploads/${serviceAsset(id)}`);
     expect(ready.status, JSON.stringify(ready.body)).to.equal(200);
     expect((await readImage(pipeline.deps, id))?.status).to.equal('ready');
   });

@@ -12,16 +12,26 @@ import {
   transactImage,
 } from '../../shared/state/image-doc.js';
 import { advanceStep, claimStep } from '../../shared/state/cursors.js';
+import { transactAsset, transactRemoveAsset } from '../../shared/state/assets.js';
+import { claimForAccept } from '../../shared/state/transitions.js';
+import { SERVICE_OWNER } from '../../shared/auth/principal.js';
 
 /** A stub client: every document is absent; transactions run once and record their writes. */
 function stubFirestore(): { firestore: Firestore; sets: number } {
   const state = { sets: 0 };
   const doc = (id: string) => ({ id, get: async () => ({ data: () => undefined }) });
   const collection = () => ({ doc });
+  const absent = async () => ({ data: () => undefined });
   const firestore = {
     collection,
     runTransaction: async (work: (tx: unknown) => Promise<unknown>) =>
-      work({ get: async () => ({ data: () => undefined }), set: () => void state.sets++ }),
+      work({
+        get: absent,
+        getAll: async (...refs: unknown[]) => refs.map(() => ({ data: () => undefined })),
+        set: () => void state.sets++,
+        create: () => void state.sets++,
+        delete: () => void state.sets++,
+      }),
   } as unknown as Firestore;
   return {
     firestore,
@@ -59,5 +69,29 @@ describe('firestoreOperations (stubbed Firestore)', () => {
     expect(await advanceStep(claim, 'x')).to.equal(false);
     expect(firestoreOperations).to.deep.equal({ reads: 2, writes: 1 });
     expect(stub.sets).to.equal(1);
+  });
+
+  it("counts an asset's creation: the asset and image read together (and the owner when a quota applies), each written", async () => {
+    const deps = { firestore: stubFirestore().firestore, now: () => new Date(0) };
+    const info = { format: 'jpeg', width: 2, height: 2, bytes: 9, contentType: 'image/jpeg' };
+    const claim = claimForAccept({
+      id: 'a'.repeat(32),
+      info,
+      source: 'upload',
+      acceptedAt: new Date(0),
+      recipe: 'r',
+      plannedVariants: 1,
+    });
+    const asset = { imageId: 'a'.repeat(32), source: 'upload', bytes: 9, chargeQuota: true };
+    const limits = { uploadsPerDay: 5, bytesPerDay: 0, openTickets: 0 };
+    await transactAsset(deps, { ...asset, owner: SERVICE_OWNER, quotas: limits }, claim, () => true);
+    expect(firestoreOperations, 'the service: no owner document').to.deep.equal({ reads: 2, writes: 2 });
+    resetFirestoreOperations();
+    await transactAsset(deps, { ...asset, owner: 'user:a', quotas: limits }, claim, () => true);
+    expect(firestoreOperations, 'a user with a quota').to.deep.equal({ reads: 3, writes: 3 });
+    resetFirestoreOperations();
+    // The stub's asset reads as absent: nothing to remove, one read, no write.
+    expect(await transactRemoveAsset(deps, 'b'.repeat(32), 'user:a', 'h')).to.deep.equal({ kind: 'not-found' });
+    expect(firestoreOperations).to.deep.equal({ reads: 1, writes: 0 });
   });
 });
