@@ -187,8 +187,9 @@ describe('try-it page in Chromium', function () {
     await card.locator('table.variants').waitFor({ timeout: 120_000 });
     expect(await card.getAttribute('data-state')).to.equal('ready');
     const id = await card.locator('.image-id code').textContent();
-    const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as { manifest: Manifest })
-      .manifest;
+    const manifest = (
+      (await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as { manifest: Manifest }
+    ).manifest;
     expect(manifest.variants).to.have.length(9);
     expect(await card.locator('table.variants tbody tr').count()).to.equal(manifest.variants.length);
     const links = await card
@@ -319,8 +320,9 @@ describe('try-it page in Chromium', function () {
       await card.locator('table.variants').waitFor({ timeout: 120_000 });
       expect(await card.getAttribute('data-state')).to.equal('ready');
       expect(await card.locator('.preview-early').count(), 'the early look is gone').to.equal(0);
-      const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as { manifest: Manifest })
-        .manifest;
+      const manifest = (
+        (await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as { manifest: Manifest }
+      ).manifest;
       expect(
         manifest.variants.map((v) => v.url),
         'the manifest serves the same URL',
@@ -444,8 +446,9 @@ describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
     const card = page.locator('.card', { hasText: 'quay.jpg' });
     await card.locator('table.variants').waitFor({ timeout: 120_000 });
     const id = await card.locator('.image-id code').textContent();
-    const manifest = ((await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as { manifest: Manifest })
-      .manifest;
+    const manifest = (
+      (await (await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`)).json()) as { manifest: Manifest }
+    ).manifest;
     expect(Object.keys(manifest.aspects ?? {})).to.deep.equal(['1:1', '16:9']);
     // The local images route serves the aspect folders, and still nothing deeper.
     expect((await fetch(`${t.stack.urls.images}/${id}/1x1/320w.jpg`)).status).to.equal(200);

@@ -133,7 +133,10 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
       contentType: 'image/png',
       state: 'used',
     });
-    expect(recorded?.used).to.include({ imageId: id, assetId: assetIdOf(SERVICE_OWNER, id) }).and.have.property('generation').that.is.a('string');
+    expect(recorded?.used)
+      .to.include({ imageId: id, assetId: assetIdOf(SERVICE_OWNER, id) })
+      .and.have.property('generation')
+      .that.is.a('string');
     expect(recorded?.expiresAt.toISOString()).to.equal(expiresAt);
     const doc = await readImage(pipeline.deps, id);
     expect(doc).to.deep.include({ status: 'processing', source: `incoming/${ticket}/my scan.png` });
