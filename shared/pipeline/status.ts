@@ -10,7 +10,7 @@ import { manifestName, parseVariantName } from '../core/naming.js';
 import { variantUrl } from '../image/manifest.js';
 import type { FailureRecord, Manifest } from '../core/schemas.js';
 import { type ImageDoc, readImage } from '../state/image-doc.js';
-import type { OwnerKey } from '../auth/principal.js';
+import { type OwnerKey, SERVICE_OWNER } from '../auth/principal.js';
 import { permanent } from '../core/errors.js';
 import {
   type AssetDoc,
@@ -18,6 +18,8 @@ import {
   encodeAssetCursor,
   listOwnerAssets,
   MAX_LIST_LIMIT,
+  isLegacyImage,
+  legacyServiceAsset,
   readAsset,
   readImagesOf,
 } from '../state/assets.js';
@@ -107,6 +109,12 @@ export async function assetStatus(
   owner: OwnerKey,
 ): Promise<AssetStatus | undefined> {
   const asset = await readAsset(deps, assetId);
+  if (!asset && owner === SERVICE_OWNER) {
+    // The service may name an image made before assets by its image id (state/assets.ts).
+    const legacy = await readImage(deps, assetId);
+    if (isLegacyImage(legacy))
+      return { asset: legacyServiceAsset(legacy, assetId), image: await imageStatus(deps, assetId) };
+  }
   if (!asset || asset.owner !== owner) return undefined;
   return { asset, image: await imageStatus(deps, asset.imageId) };
 }

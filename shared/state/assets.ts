@@ -91,6 +91,8 @@ export interface AssetDecision<R> {
   readonly image?: ImageDoc;
   readonly asset?: AssetDoc;
   readonly owner?: OwnerDoc;
+  /** The service's asset of a {@link isLegacyImage legacy image}, written with this one. */
+  readonly legacy?: AssetDoc;
   readonly result: R;
   /** True when this decision creates the asset (and charged for it). */
   readonly created: boolean;
@@ -125,12 +127,38 @@ export function addAsset<R>(
     bytes: claim.bytes,
     createdAt: now,
   };
+  const legacy =
+    isLegacyImage(reads.image) && claim.owner !== SERVICE_OWNER ? legacyServiceAsset(reads.image) : undefined;
   return {
-    image: { ...base, assets: (base.assets ?? 0) + 1 },
+    image: { ...base, assets: (base.assets ?? 0) + 1 + (legacy ? 1 : 0) },
     asset,
+    ...(legacy ? { legacy } : {}),
     ...(owner ? { owner } : {}),
     result,
     created: true,
+  };
+}
+
+/**
+ * True for an image made before assets existed (no count): every upload was the service's then,
+ * so it stands for one service asset that has no document yet. The first transaction that
+ * counts assets on it writes that asset (a legacy image that another owner uploads again keeps
+ * the service's claim on it), and the service may still name it by its image id.
+ */
+export function isLegacyImage(image: ImageDoc | undefined): image is ImageDoc {
+  return image !== undefined && image.assets === undefined && image.status !== 'deleted';
+}
+
+/** The service's asset of a legacy image, as its first counted transaction writes it. */
+export function legacyServiceAsset(image: ImageDoc, id = assetIdOf(SERVICE_OWNER, image.id)): AssetDoc {
+  return {
+    v: 1,
+    id,
+    owner: SERVICE_OWNER,
+    imageId: image.id,
+    source: image.source,
+    bytes: image.info.bytes,
+    createdAt: image.acceptedAt,
   };
 }
 
@@ -178,7 +206,8 @@ export async function transactAsset<R>(
       if (decided.image) tx.set(refs.image, imageDocData({ ...decided.image, updatedAt: now }));
       if (decided.asset) tx.create(refs.asset, decided.asset);
       if (decided.owner) tx.set(refs.owner, decided.owner);
-      wrote = [decided.image, decided.asset, decided.owner].filter(Boolean).length;
+      if (decided.legacy) tx.create(assetRef(deps.firestore, decided.legacy.id), decided.legacy);
+      wrote = [decided.image, decided.asset, decided.owner, decided.legacy].filter(Boolean).length;
       return decided;
     }),
   );
@@ -206,6 +235,11 @@ export function removeAsset(
   holder: string,
   now: Date,
 ): { readonly deleteAsset: boolean; readonly image?: ImageDoc; readonly result: AssetRemoval } {
+  if (!asset && owner === SERVICE_OWNER && isLegacyImage(image)) {
+    // The service names a legacy image by its id: its one (implicit) asset, so the image goes.
+    const { next, result } = deleteImageDoc(holder)({ ...image, assets: 0 }, now);
+    return { deleteAsset: false, image: next, result: { kind: 'image-deleted', imageId: image.id, outcome: result } };
+  }
   if (!asset || asset.owner !== owner) return { deleteAsset: false, result: { kind: 'not-found' } };
   const imageId = asset.imageId;
   if (!image) return { deleteAsset: true, result: { kind: 'kept', imageId, assets: 0 } };
@@ -232,7 +266,15 @@ export async function transactRemoveAsset(
     deps.firestore.runTransaction(async (tx) => {
       const asset = assetDocFrom(await tx.get(ref));
       countFirestore(1);
-      const image = asset && asset.owner === owner ? imageRef(deps.firestore, asset.imageId) : undefined;
+      // The service may name a legacy image by its image id (isLegacyImage).
+      const imageId = asset
+        ? asset.owner === owner
+          ? asset.imageId
+          : undefined
+        : owner === SERVICE_OWNER
+          ? assetId
+          : undefined;
+      const image = imageId ? imageRef(deps.firestore, imageId) : undefined;
       const imageDoc = image ? imageDocFrom(await tx.get(image)) : undefined;
       if (image) countFirestore(1);
       const now = deps.now();

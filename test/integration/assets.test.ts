@@ -5,6 +5,7 @@
  * another asset refers to it; quotas are charged in the asset's transaction; GET /uploads lists
  * the caller's uploads page by page. Two owners without JWTs: UPLOAD_AUTH=none and X-Upload-Owner.
  */
+import { FieldValue } from '@google-cloud/firestore';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
 import request from 'supertest';
@@ -246,5 +247,55 @@ describe('assets: owners, shared images, quotas, the list (local storage, Firest
       filename: 'ready.jpg',
     });
     expect((await request(item.manifestUrl).get('')).status).to.equal(200);
+  });
+
+  it('an image made before assets (no count, no asset document) stays the service’s: named by its image id, kept when another owner uploads and deletes it', async () => {
+    const bytes = await photo();
+    const imageId = imageIdOf(bytes);
+    const service = {
+      get: (id: string) => server().get(`/uploads/${id}`),
+      delete: (id: string) => server().delete(`/uploads/${id}`),
+    };
+    expect((await service.get(imageId)).status, 'no such image yet').to.equal(404);
+    const uploaded = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(bytes);
+    for (const job of await jobsOf(imageId)) await runJob(pipeline.deps, job);
+    // As a deployment from before assets left it: the image document without a count, no asset.
+    await pipeline.deps.firestore.collection('assets').doc(uploaded.body.id).delete();
+    await pipeline.deps.firestore.collection('images').doc(imageId).update({ assets: FieldValue.delete() });
+
+    const legacy = await service.get(imageId);
+    expect(legacy.status).to.equal(200);
+    expect(legacy.body).to.include({ id: imageId, imageId, status: 'ready' });
+    expect((await as('mallory').get(imageId)).status, 'nobody else names it so').to.equal(404);
+
+    const bob = await as('bob').upload(bytes);
+    expect(bob.status).to.equal(200);
+    expect(await readImage(pipeline.deps, imageId)).to.deep.include({ assets: 2 });
+    expect(await readAsset(pipeline.deps, assetIdOf('service', imageId))).to.deep.include({
+      owner: 'service',
+      imageId,
+    });
+    expect((await as('bob').delete(bob.body.id)).status).to.equal(204);
+    expect(await readImage(pipeline.deps, imageId), "the service's claim keeps it").to.deep.include({
+      status: 'ready',
+      assets: 1,
+    });
+    expect((await service.delete(assetIdOf('service', imageId))).status).to.equal(204);
+    expect(await readImage(pipeline.deps, imageId)).to.deep.include({ status: 'deleted', assets: 0 });
+    expect(await names(`${imageId}/`)).to.deep.equal([]);
+  });
+
+  it('the service deletes an image made before assets by its image id: the image and its objects go', async () => {
+    const bytes = await photo();
+    const imageId = imageIdOf(bytes);
+    const uploaded = await server().post('/uploads').set('Content-Type', 'image/jpeg').send(bytes);
+    for (const job of await jobsOf(imageId)) await runJob(pipeline.deps, job);
+    await pipeline.deps.firestore.collection('assets').doc(uploaded.body.id).delete();
+    await pipeline.deps.firestore.collection('images').doc(imageId).update({ assets: FieldValue.delete() });
+    expect((await as('mallory').delete(imageId)).status).to.equal(404);
+    expect((await server().delete(`/uploads/${imageId}`)).status).to.equal(204);
+    expect(await readImage(pipeline.deps, imageId)).to.deep.include({ status: 'deleted' });
+    expect(await names(`${imageId}/`)).to.deep.equal([]);
+    expect((await server().delete(`/uploads/${imageId}`)).status, 'gone now').to.equal(404);
   });
 });

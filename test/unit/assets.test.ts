@@ -91,6 +91,35 @@ describe('assets (state/assets.ts)', () => {
     expect(second.asset?.owner).to.equal('user:bob');
   });
 
+  it("a ready image made before assets (no count) uploaded by another owner keeps the service's claim: both assets written", () => {
+    const legacy = {
+      ...(facts as unknown as ImageDoc),
+      status: 'ready',
+      manifest: { v: 1 },
+      info,
+      source: 'upload',
+    } as unknown as ImageDoc;
+    const decided = addAsset(
+      { asset: undefined, image: legacy, owner: undefined },
+      claimOf('user:bob'),
+      claimForAccept(facts),
+      always,
+      now,
+    );
+    expect(decided.image).to.deep.include({ assets: 2 });
+    expect(decided.legacy).to.deep.include({ id: assetIdOf(SERVICE_OWNER, ID), owner: SERVICE_OWNER, imageId: ID });
+    expect(decided.asset?.owner).to.equal('user:bob');
+    const own = addAsset(
+      { asset: undefined, image: legacy, owner: undefined },
+      claimOf(SERVICE_OWNER),
+      claimForAccept(facts),
+      always,
+      now,
+    );
+    expect(own.image, "the service's own upload is that asset").to.deep.include({ assets: 1 });
+    expect(own.legacy).to.equal(undefined);
+  });
+
   it('the same owner again finds its asset: nothing written for a ready image, nothing charged', () => {
     const ready = { ...(facts as unknown as ImageDoc), status: 'ready', recipe: 'r1', assets: 1 } as ImageDoc;
     const asset = { id: assetIdOf('user:alice', ID), owner: 'user:alice', imageId: ID } as AssetDoc;
@@ -181,6 +210,16 @@ describe('assets (state/assets.ts)', () => {
       const decided = removeAsset(asset, { ...base, assets: 2 }, 'user:bob', 'h', now);
       expect(decided).to.deep.equal({ deleteAsset: false, result: { kind: 'not-found' } });
       expect(removeAsset(undefined, base, 'user:alice', 'h', now).result.kind).to.equal('not-found');
+    });
+
+    it('the service names an image made before assets (no count) by its image id: it goes; nobody else can', () => {
+      const decided = removeAsset(undefined, base, SERVICE_OWNER, 'h', now);
+      expect(decided.deleteAsset).to.equal(false);
+      expect(decided.result.kind).to.equal('image-deleted');
+      expect(decided.image).to.deep.include({ status: 'deleted', assets: 0 });
+      expect(removeAsset(undefined, base, 'user:bob', 'h', now).result.kind).to.equal('not-found');
+      const counted = removeAsset(undefined, { ...base, assets: 1 }, SERVICE_OWNER, 'h', now);
+      expect(counted.result.kind, 'an image with a count is named by its assets only').to.equal('not-found');
     });
 
     it('one of two assets: the asset goes, the image stays with one', () => {
