@@ -155,6 +155,60 @@ describe('try-it page in Chromium', function () {
     expect(pageErrors).to.deep.equal([]);
   });
 
+  it('two users in two tabs: each lists only their own upload of the same photo, and deleting one keeps the other', async () => {
+    const photoPath = join(files, 'two-tabs.jpg');
+    const bytes = await makePhoto({ width: 400, height: 300, seed: 77 });
+    writeFileSync(photoPath, bytes);
+    const imageId = imageIdOf(bytes);
+    const mine = (tab: Page) => tab.locator('.mine-item', { hasText: 'two-tabs.jpg' });
+    await page.goto(t.stack.urls.web);
+    await page.locator('#account').waitFor();
+    expect(await page.locator('#user').inputValue()).to.equal('alice');
+    await page.setInputFiles('#files', [photoPath]);
+    await page.locator('.card', { hasText: 'two-tabs.jpg' }).locator('table.variants').waitFor({ timeout: 120_000 });
+    await mine(page).waitFor();
+
+    const bobTab = await s.context.newPage();
+    bobTab.on('pageerror', (error) => pageErrors.push(error.message));
+    try {
+      await bobTab.goto(t.stack.urls.web);
+      await bobTab.locator('#account').waitFor();
+      await bobTab.selectOption('#user', 'bob');
+      await bobTab.waitForFunction(() => !(document.querySelector('#user') as HTMLSelectElement).disabled);
+      await bobTab.locator('#mine-note:not(:has-text("Loading"))').or(bobTab.locator('.mine-item').first()).waitFor();
+      expect(await mine(bobTab).count(), "alice's upload is not in bob's list").to.equal(0);
+      const bob = await t.stack.auth.idToken?.('bob');
+      const asBob = { headers: { Authorization: `Bearer ${bob?.idToken}` } };
+      const alicesAsset = `${t.stack.urls.api}/${aliceAsset(imageId)}`;
+      expect((await fetch(alicesAsset, asBob)).status, "bob reading alice's upload").to.equal(404);
+      expect((await fetch(alicesAsset, { ...asBob, method: 'DELETE' })).status, 'bob deleting it').to.equal(404);
+
+      // Bob uploads the same photo: his own upload of the same (already made) image.
+      await bobTab.setInputFiles('#files', [photoPath]);
+      await bobTab.locator('.card', { hasText: 'two-tabs.jpg' }).locator('table.variants').waitFor({ timeout: 60_000 });
+      await mine(bobTab).waitFor();
+      await mine(bobTab).getByRole('button', { name: 'Delete two-tabs.jpg' }).click();
+      await mine(bobTab).waitFor({ state: 'detached' });
+    } finally {
+      await bobTab.close();
+    }
+    // Alice's upload, and the image's variants, are still there (the page remembers the last
+    // user chosen in any tab, bob: back to alice).
+    await page.reload();
+    await page.locator('#account').waitFor();
+    await page.selectOption('#user', 'alice');
+    await page.waitForFunction(() => !(document.querySelector('#user') as HTMLSelectElement).disabled);
+    await mine(page).waitFor();
+    const status = await asAlice(t, `${t.stack.urls.api}/${aliceAsset(imageId)}`);
+    expect(status.status).to.equal(200);
+    const { manifest } = (await status.json()) as { manifest: Manifest };
+    for (const variant of manifest.variants) expect((await fetch(variant.url)).status, variant.url).to.equal(200);
+    await mine(page).getByRole('button', { name: 'Delete two-tabs.jpg' }).click();
+    await mine(page).waitFor({ state: 'detached' });
+    expect((await fetch(manifest.variants[0]!.url)).status, 'the last upload took the image').to.equal(404);
+    expect(pageErrors).to.deep.equal([]);
+  });
+
   it('uploads through the file input and shows the <picture> and every variant', async () => {
     const photoPath = join(files, 'harbour.jpg');
     writeFileSync(photoPath, await makePhoto({ width: 1200, height: 800, seed: 31 }));
