@@ -36,7 +36,6 @@ export interface Manifest {
     readonly height: number;
     readonly bytes: number;
     readonly contentType: string;
-    readonly filename?: string;
   };
   /** Formats in preference order (best compression first). */
   readonly formats: readonly Format[];
@@ -63,6 +62,9 @@ export interface ReadyStatus {
   /** The image's content id (the same as `id` on servers without per-upload ids). */
   readonly imageId: string;
   readonly manifest: Manifest;
+  /** The file name given with this upload (only its owner sees it; the manifest has none). */
+  readonly filename?: string;
+  readonly createdAt?: string;
 }
 
 /** The image is being made: progress, and the variants already finished. */
@@ -75,6 +77,9 @@ export interface ProcessingStatus {
   readonly finished?: readonly FinishedVariant[];
   readonly placeholder?: { readonly color: string; readonly thumbhash: string };
   readonly statusUrl?: string;
+  /** The file name given with this upload (only its owner sees it). */
+  readonly filename?: string;
+  readonly createdAt?: string;
 }
 
 /** A signed-URL upload that ingest has not taken yet. */

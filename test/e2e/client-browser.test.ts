@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { expect } from 'chai';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { imageIdOf } from '../../shared/core/naming.js';
+import { serviceAsset } from '../helpers.js';
 import { clientBundlePath } from '../fixtures/client.js';
 import { makePhoto } from '../fixtures/images.js';
 import { close, listen } from '../helpers.js';
@@ -142,7 +143,7 @@ describe('client package in Chromium against the local stack', function () {
   it('uploads by POST with upload progress events, waits until ready, renders the <picture> and the placeholder', async () => {
     const photo = await makePhoto({ width: 800, height: 600, seed: 231 });
     const run = await runInPage(page, { baseUrl, bytes: [...photo], name: 'terrace.jpg' });
-    expect(run.accepted).to.deep.equal({ id: imageIdOf(photo), via: 'direct' });
+    expect(run.accepted).to.deep.equal({ id: serviceAsset(imageIdOf(photo)), via: 'direct' });
     expect(run.progress.length, 'XMLHttpRequest progress events').to.be.greaterThan(0);
     const [loaded, total] = run.progress.at(-1)!;
     expect(loaded).to.equal(total);
@@ -154,7 +155,7 @@ describe('client package in Chromium against the local stack', function () {
   it('uploads by signed URL from the browser (PUT to storage with progress), then the same', async () => {
     const photo = await makePhoto({ width: 800, height: 600, seed: 232 });
     const run = await runInPage(page, { baseUrl, bytes: [...photo], name: 'garden.jpg', signedUrlAbove: 1024 });
-    expect(run.accepted).to.deep.equal({ id: imageIdOf(photo), via: 'signed-url' });
+    expect(run.accepted).to.deep.equal({ id: serviceAsset(imageIdOf(photo)), via: 'signed-url' });
     expect(run.progress.at(-1), 'the PUT body is the file itself').to.deep.equal([run.fileSize, run.fileSize]);
     await expectRendered(run);
   });

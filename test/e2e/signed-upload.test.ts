@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { imageIdOf } from '../../shared/core/naming.js';
 import { makePhoto, noisePng } from '../fixtures/images.js';
-import { eventually } from '../helpers.js';
+import { eventually, serviceAsset } from '../helpers.js';
 import { removeDir, startTestStack, tempDir, type TestStack } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
@@ -125,9 +125,9 @@ describe('signed-URL upload of a 60 MB image on the local stack (curl PUT to the
       (l) => l.entry?.event === 'ingest.ticket_refused' && String(l.entry.source).includes(signed.ticket),
     );
     expect(refused.entry).to.include({ reason: 'reused', ticket: signed.ticket });
-    const secondStatus = await fetch(`${t.stack.urls.api}/${imageIdOf(second)}`);
+    const secondStatus = await fetch(`${t.stack.urls.api}/${serviceAsset(imageIdOf(second))}`);
     expect(secondStatus.status, 'no image for the second body').to.equal(404);
-    const ticketStatus = (await (await fetch(signed.statusUrl)).json()) as { id?: string };
-    expect(ticketStatus.id).to.equal(imageIdOf(first));
+    const ticketStatus = (await (await fetch(signed.statusUrl)).json()) as { id?: string; imageId?: string };
+    expect(ticketStatus).to.include({ id: serviceAsset(imageIdOf(first)), imageId: imageIdOf(first) });
   });
 });

@@ -18,7 +18,7 @@ import { generateSigningKey } from '../../local/signing-key.js';
 import { client } from '../fixtures/client.js';
 import { makePhoto } from '../fixtures/images.js';
 import { connectIngest, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
-import { close, listen } from '../helpers.js';
+import { close, listen, serviceAsset } from '../helpers.js';
 
 const KiB = 1024;
 const TOKEN = 'client-test-token';
@@ -81,7 +81,7 @@ describe('client package in Node against the upload API (emulators, local storag
       onProgress: (p) => progress.push(p.loaded),
     });
     expect(accepted).to.deep.equal({
-      id: imageIdOf(photo),
+      id: serviceAsset(imageIdOf(photo)),
       imageId: imageIdOf(photo),
       status: 'processing',
       via: 'direct',
@@ -90,7 +90,9 @@ describe('client package in Node against the upload API (emulators, local storag
 
     const manifest = await waitUntilReady(accepted.id, { ...options, timeoutMs: 90_000 });
     expect(manifest.id).to.equal(imageIdOf(photo));
-    expect(manifest.original).to.include({ width: 400, height: 300, filename: 'harbour.jpg' });
+    expect(manifest.original).to.include({ width: 400, height: 300 });
+    expect(manifest.original, 'the public manifest names no file').to.not.have.property('filename');
+    expect(await getStatus(accepted.id, options)).to.include({ filename: 'harbour.jpg' });
     expect(manifest.variants.map((v) => `${v.format} ${v.width}`).sort()).to.deep.equal([
       'avif 160',
       'avif 96',
@@ -113,9 +115,10 @@ describe('client package in Node against the upload API (emulators, local storag
       filename: 'big.webp',
       signedUrlAbove: 1024,
     });
-    expect(accepted).to.deep.include({ id: imageIdOf(photo), via: 'signed-url' });
+    expect(accepted).to.deep.include({ id: serviceAsset(imageIdOf(photo)), via: 'signed-url' });
     const manifest = await waitUntilReady(accepted.id, { ...options, timeoutMs: 90_000 });
-    expect(manifest.original).to.include({ format: 'webp', filename: 'big.webp' });
+    expect(manifest.original).to.include({ format: 'webp' });
+    expect(await getStatus(accepted.id, options)).to.include({ filename: 'big.webp' });
     await expectServed(manifest);
   });
 
@@ -123,7 +126,7 @@ describe('client package in Node against the upload API (emulators, local storag
     const photo = await makePhoto({ width: 700, height: 500, format: 'png', seed: 223 });
     expect(photo.length, 'the fixture must exceed MAX_UPLOAD_BYTES').to.be.greaterThan(100 * KiB);
     const accepted = await upload(photo, { ...options, filename: 'scan.png' });
-    expect(accepted).to.deep.include({ id: imageIdOf(photo), via: 'signed-url' });
+    expect(accepted).to.deep.include({ id: serviceAsset(imageIdOf(photo)), via: 'signed-url' });
     expect((await waitUntilReady(accepted.id, { ...options, timeoutMs: 90_000 })).original.format).to.equal('png');
   });
 
