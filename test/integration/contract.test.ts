@@ -128,6 +128,19 @@ describe('the contract holds for every answer, event and manifest (local storage
     holds('OPTIONS', '/uploads', await api().options('/uploads').set('Origin', ORIGIN));
   });
 
+  it('with UPLOAD_AUTH=token: 401 without the token, the contract and the health check still open', async () => {
+    useDeps({ ...deps, config: { ...deps.config, UPLOAD_AUTH: 'token', UPLOAD_TOKEN: 'contract-token-0123456789' } });
+    try {
+      expect(holds('GET', '/uploads', await api().get('/uploads')).status).to.equal(401);
+      expect((await alice.status('0'.repeat(32))).status).to.equal(401);
+      expect((await alice.sign({ contentType: 'image/jpeg', size: 10 })).status).to.equal(401);
+      expect(holds('GET', '/openapi.json', await api().get('/openapi.json')).status).to.equal(200);
+      expect(holds('GET', '/healthz', await api().get('/healthz')).status).to.equal(200);
+    } finally {
+      useDeps(deps);
+    }
+  });
+
   it('an upload: 202 processing, 202 status with what is finished, 200 ready with the manifest; 200 again; the list; delete', async () => {
     const bytes = await photo(320, 240);
     const accepted = await alice.upload(bytes, '?filename=a.jpg&focus=0.4,0.6');
@@ -256,6 +269,9 @@ describe('the contract holds for every answer, event and manifest (local storage
       'GET /uploads/{id} 422',
       'GET /uploads 200',
       'GET /uploads 400',
+      'GET /uploads 401',
+      'GET /uploads/{id} 401',
+      'POST /uploads/signed-url 401',
       'DELETE /uploads/{id} 204',
       'DELETE /uploads/{id} 404',
       'POST /uploads/signed-url 201',
