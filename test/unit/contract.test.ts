@@ -107,6 +107,22 @@ describe('the contract: OpenAPI document and JSON Schemas', () => {
       expect(new Set(ids).size).to.equal(ids.length);
     });
 
+    it('declares every {parameter} of a path template as a required path parameter, and describes every answer', () => {
+      type Item = { parameters?: Array<{ name?: string; in?: string; required?: boolean }> } & Record<string, unknown>;
+      for (const [path, item] of Object.entries(document.paths as Record<string, Item>)) {
+        const declared = (item.parameters ?? []).filter((p) => p.in === 'path' && p.required).map((p) => p.name);
+        const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
+        expect(declared, path).to.deep.equal(templated);
+        for (const [method, operation] of Object.entries(item)) {
+          if (method === 'parameters') continue;
+          const responses = (operation as { responses: Record<string, { description?: string; $ref?: string }> })
+            .responses;
+          for (const [status, response] of Object.entries(responses))
+            expect(response.description ?? response.$ref, `${method} ${path} ${status}`).to.be.a('string');
+        }
+      }
+    });
+
     it('compiles every component schema under strict Ajv (JSON Schema 2020-12)', () => {
       const contract = new Contract(document);
       for (const name of Object.keys(document.components.schemas))
