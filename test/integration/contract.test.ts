@@ -113,10 +113,16 @@ describe('the contract holds for every answer, event and manifest (local storage
   });
   const alice = as('alice');
 
-  async function runJobsOf(imageId: string): Promise<number> {
+  async function runJobsOf(imageId: string, using: PipelineDeps = deps): Promise<number> {
     const jobs = (await pullJobs(pipeline.jobs)).map(({ job }) => job).filter((job) => job.imageId === imageId);
-    for (const job of jobs) await runJob(pipeline.deps, job);
+    for (const job of jobs) await runJob(using, job);
     return jobs.length;
+  }
+
+  /** The image's manifest object must match the published manifest schema. */
+  async function manifestHolds(imageId: string): Promise<void> {
+    const [manifest] = await pipeline.deps.storage.bucket('test-images').file(manifestName(imageId)).download();
+    expect(publishedSchema('manifest.schema.json')(JSON.parse(manifest.toString()))).to.deep.equal([]);
   }
 
   it('serves the committed document without a credential', async () => {
@@ -141,7 +147,7 @@ describe('the contract holds for every answer, event and manifest (local storage
     }
   });
 
-  it('an upload: 202 processing, 202 status with what is finished, 200 ready with the manifest; 200 again; the list; delete', async () => {
+  it('an upload: 202 processing, 202 status with what is finished, 200 ready with the manifest; 200 again; brought up to date under a new recipe; the list; delete', async () => {
     const bytes = await photo(320, 240);
     const accepted = await alice.upload(bytes, '?filename=a.jpg&focus=0.4,0.6');
     expect(accepted.status).to.equal(202);
@@ -158,9 +164,20 @@ describe('the contract holds for every answer, event and manifest (local storage
     for (const job of rest) await runJob(pipeline.deps, job);
     const ready = await alice.status(id);
     expect(ready.status).to.equal(200);
-    const [manifest] = await pipeline.deps.storage.bucket('test-images').file(manifestName(imageId)).download();
-    expect(publishedSchema('manifest.schema.json')(JSON.parse(manifest.toString()))).to.deep.equal([]);
+    await manifestHolds(imageId);
     expect((await alice.upload(bytes)).status).to.equal(200);
+
+    // Another recipe deployed: the same bytes again bring the image up to date (image.updated).
+    const redeployed = { ...deps, config: { ...deps.config, FORMATS: ['webp' as const, 'jpeg' as const] } };
+    useDeps(redeployed);
+    try {
+      expect((await alice.upload(bytes)).status).to.equal(202);
+      expect(await runJobsOf(imageId, redeployed)).to.be.greaterThan(0);
+      expect((await alice.status(id)).status).to.equal(200);
+      await manifestHolds(imageId);
+    } finally {
+      useDeps(deps);
+    }
 
     const multipart = await api()
       .post('/uploads')
@@ -248,7 +265,7 @@ describe('the contract holds for every answer, event and manifest (local storage
   it('every event on the events topic matches its published schema; the run saw every route', async () => {
     const events = (await pullMessages(pipeline.events)).map((m) => JSON.parse(m.data.toString()) as { type: string });
     const types = new Set(events.map((e) => e.type));
-    expect([...types]).to.include.members(['image.ready', 'image.failed', 'image.deleted']);
+    expect([...types]).to.include.members(['image.ready', 'image.failed', 'image.updated', 'image.deleted']);
     for (const event of events)
       expect(publishedSchema(`events/${event.type}.schema.json`)(event), JSON.stringify(event)).to.deep.equal([]);
     expect([...seen]).to.include.members([
