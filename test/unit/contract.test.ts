@@ -127,6 +127,7 @@ describe('the contract: OpenAPI document and JSON Schemas', () => {
       const contract = new Contract(document);
       for (const name of Object.keys(document.components.schemas))
         expect(() => contract.component(name), name).to.not.throw();
+      expect(() => contract.compileAll(), 'every answer of every operation').to.not.throw();
     });
   });
 
