@@ -1,7 +1,8 @@
 /**
  * `upload` (HTTP): `POST /uploads` stores an image as the caller's asset and queues its variants;
  * `GET /uploads/{assetId}` reports progress, `DELETE /uploads/{assetId}` takes the upload down,
- * `GET /uploads` lists the caller's uploads (only the owner's own: another's is 404); `GET /healthz`.
+ * `GET /uploads` lists the caller's uploads (only the owner's own: another's is 404); `GET /healthz`;
+ * `GET /openapi.json`, the API's contract (shared/http/openapi.ts).
  * Every answer is JSON; every error is `{error:{code,message}}`.
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
@@ -18,6 +19,18 @@ import { ALLOWED_METHODS, routePath, screenRequest } from '../shared/http/reques
 import { extractUpload } from '../shared/http/request-body.js';
 import { issueSignedUpload, ticketStatus } from '../shared/http/signed-url.js';
 import { assetStatus, listAssets } from '../shared/pipeline/status.js';
+import {
+  type ErrorBodyShape,
+  errorAnswer,
+  type HealthBody,
+  type SignedUploadBody,
+  type StatusProcessingBody,
+  type StatusReadyBody,
+  type TicketWaitingBody,
+  type UploadProcessingBody,
+  type UploadReadyBody,
+} from '../shared/http/api-schemas.js';
+import { openApiDocument } from '../shared/http/openapi.js';
 import { deleteAsset } from '../shared/pipeline/lifecycle.js';
 import { runWithTrace, traceFromHeaders } from '../shared/cloud/trace.js';
 
@@ -39,7 +52,7 @@ function sendError(res: Response, error: unknown, deps: PipelineDeps, req: Reque
   if (status === 503) res.set('Retry-After', '10');
   const retryAfter = body.error.details?.retryAfterSeconds;
   if (status === 429 && typeof retryAfter === 'number') res.set('Retry-After', String(retryAfter));
-  res.status(status).json(body);
+  res.status(status).json(errorAnswer(body));
 }
 
 /**
@@ -55,7 +68,7 @@ export function principalFor(deps: PipelineDeps, req: Request): Promise<Principa
 function failedBody(
   ids: { readonly id: string; readonly imageId: string },
   record: { code: string; message: string; retryable?: boolean | undefined },
-) {
+): ErrorBodyShape {
   // retryable: the cause was about the world; uploading the same file again processes it again.
   return {
     error: {
@@ -75,7 +88,7 @@ function statusUrl(req: Request, id: string): string {
 function answerAccepted(req: Request, res: Response, outcome: AcceptOutcome): void {
   const ids = { id: outcome.assetId, imageId: outcome.id };
   if (outcome.state === 'ready') {
-    res.status(200).json({ ...ids, status: 'ready', manifest: outcome.manifest });
+    res.status(200).json({ ...ids, status: 'ready', manifest: outcome.manifest } satisfies UploadReadyBody);
   } else if (outcome.state === 'failed') {
     res.status(422).json(failedBody(ids, outcome.record));
   } else {
@@ -90,7 +103,7 @@ function answerAccepted(req: Request, res: Response, outcome: AcceptOutcome): vo
         ...(v.animated ? { animated: true } : {}),
         name: variantName(outcome.id, v.width, v.format, v.aspect, v.animated),
       })),
-    });
+    } satisfies UploadProcessingBody);
   }
 }
 
@@ -139,7 +152,7 @@ export async function handleStatus(
   const facts = { ...(asset.filename ? { filename: asset.filename } : {}), createdAt: asset.createdAt.toISOString() };
   switch (status.state) {
     case 'ready':
-      res.status(200).json({ ...ids, status: 'ready', manifest: status.manifest, ...facts });
+      res.status(200).json({ ...ids, status: 'ready', manifest: status.manifest, ...facts } satisfies StatusReadyBody);
       return;
     case 'failed':
       res.status(422).json(failedBody(ids, status.record));
@@ -150,11 +163,11 @@ export async function handleStatus(
         status: 'processing',
         done: status.done,
         total: status.total,
-        finished: status.finished,
+        finished: [...status.finished],
         ...(status.placeholder ? { placeholder: status.placeholder } : {}),
         statusUrl: statusUrl(req, asset.id),
         ...facts,
-      });
+      } satisfies StatusProcessingBody);
       return;
     default:
       throw permanent('not_found', NOT_FOUND);
@@ -209,7 +222,7 @@ async function handleSignedUrl(
       statusUrl: `${req.protocol}://${req.get('host')}/uploads/signed-url/${signed.ticket}`,
       ticket: signed.ticket,
       maxBytes: signed.maxBytes,
-    });
+    } satisfies SignedUploadBody);
     return;
   }
   if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
@@ -217,7 +230,7 @@ async function handleSignedUrl(
   const status = await ticketStatus(deps, ticket, ownerOf(principal));
   if (status.state === 'unknown') throw permanent('not_found', 'No upload has that ticket, or its URL expired unused.');
   if (status.state === 'waiting') {
-    res.status(202).json({ ticket, status: 'waiting' });
+    res.status(202).json({ ticket, status: 'waiting' } satisfies TicketWaitingBody);
     return;
   }
   const { use } = status;
@@ -264,7 +277,12 @@ export function createUploadHandler(getDeps: () => PipelineDeps): Handler {
       }
       if (path === '/healthz') {
         if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
-        res.status(200).json({ status: 'ok' });
+        res.status(200).json({ status: 'ok' } satisfies HealthBody);
+        return;
+      }
+      if (path === '/openapi.json') {
+        if (req.method !== 'GET') throw methodNotAllowed(res, 'GET');
+        res.status(200).json(openApiDocument());
         return;
       }
       if (path === '/uploads' || path === '/') {

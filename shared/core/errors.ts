@@ -53,7 +53,7 @@ export const ERROR_CODES = {
     kind: 'permanent',
     meaning:
       'No valid credential: no `Authorization: Bearer`, a wrong shared token (`UPLOAD_AUTH=token`), or an ID token that fails verification (`UPLOAD_AUTH=jwt`). `details.reason` says which: `missing`, `malformed`, `expired`, `not_yet_valid`, `wrong_issuer`, `wrong_audience`, `unknown_key`, `bad_signature`, `algorithm_not_allowed`, `no_subject`, `wrong_token`.',
-    raisedBy: 'upload guard, upload (every path but `/healthz` and CORS preflights)',
+    raisedBy: 'upload guard, upload (every path but `/healthz`, `/openapi.json` and CORS preflights)',
   },
   owner_not_allowed: {
     status: 403,

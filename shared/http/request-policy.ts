@@ -1,6 +1,6 @@
 /**
  * Where the upload API may be called from (CORS for configured origins only) and which requests
- * need a credential at all (all but the CORS preflight and `/healthz`); who the caller is, is
+ * need a credential at all (all but the CORS preflight, `/healthz` and `/openapi.json`); who the caller is, is
  * shared/auth/authenticate.ts's answer. Decided from the request's head alone, so the upload
  * guard can refuse before any byte of the body is read.
  */
@@ -53,20 +53,23 @@ export interface RequestHead {
   readonly origin: string | undefined;
 }
 
+/** Paths answered without a credential: the health check and the API's contract (nothing about anyone's uploads). */
+export const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/openapi.json']);
+
 /** The verdict on a request's head: its CORS headers, the error to answer with, if any, and whether it needs a credential. */
 export interface Screening {
   readonly headers: Record<string, string>;
   readonly error?: PipelineError;
-  /** The CORS preflight and `/healthz`: answered without a credential. */
+  /** The CORS preflight and {@link OPEN_PATHS}: answered without a credential. */
   readonly open: boolean;
 }
 
 /**
  * Checks the origin: a browser origin not listed is refused (403) whatever the path, before any
- * credential is looked at; every endpoint but the CORS preflight and `/healthz` then needs one.
+ * credential is looked at; every endpoint but the CORS preflight and {@link OPEN_PATHS} then needs one.
  */
 export function screenRequest(head: RequestHead, allowedOrigins: readonly string[]): Screening {
-  const open = head.method === 'OPTIONS' || head.path === '/healthz';
+  const open = head.method === 'OPTIONS' || OPEN_PATHS.has(head.path);
   const cors = corsFor(head.origin, allowedOrigins);
   if (!cors.allowed)
     return { headers: {}, open, error: permanent('forbidden_origin', 'This origin may not call the upload API.') };

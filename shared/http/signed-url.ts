@@ -24,7 +24,7 @@ import { topology } from '../core/topology.js';
 const DEFAULT_FILENAME = 'upload';
 
 /** The request body of `POST /uploads/signed-url`. */
-const SignedUploadRequest = z.object({
+export const SignedUploadRequest = z.object({
   filename: z.string().max(4096).optional(),
   contentType: z.string().max(200),
   size: z.number().int().positive(),

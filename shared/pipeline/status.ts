@@ -5,15 +5,16 @@
  */
 import type { PipelineDeps } from '../cloud/deps.js';
 import { publicBaseUrl } from '../core/config.js';
-import type { OutputFormat } from '../core/domain.js';
 import { manifestName, parseVariantName } from '../core/naming.js';
 import { variantUrl } from '../image/manifest.js';
 import type { FailureRecord, Manifest } from '../core/schemas.js';
 import { type ImageDoc, readImage } from '../state/image-doc.js';
 import { type OwnerKey, SERVICE_OWNER } from '../auth/principal.js';
 import { permanent } from '../core/errors.js';
+import type { FinishedVariant, ListPageBody, ListedAsset } from '../http/api-schemas.js';
 import {
   type AssetDoc,
+  DEFAULT_LIST_LIMIT,
   decodeAssetCursor,
   encodeAssetCursor,
   listOwnerAssets,
@@ -23,17 +24,6 @@ import {
   readAsset,
   readImagesOf,
 } from '../state/assets.js';
-
-/** A finished variant of an image still processing: its object is final (immutable URL). */
-export interface FinishedVariant {
-  readonly url: string;
-  readonly width: number;
-  readonly height: number;
-  readonly format: OutputFormat;
-  readonly aspect?: string;
-  /** An animated WebP (ANIMATION=keep). */
-  readonly animated?: true;
-}
 
 /** An image's state. */
 export type ImageStatus =
@@ -119,20 +109,6 @@ export async function assetStatus(
   return { asset, image: await imageStatus(deps, asset.imageId) };
 }
 
-/** One asset as `GET /uploads` lists it. */
-export interface ListedAsset {
-  readonly id: string;
-  readonly imageId: string;
-  readonly status: ImageDoc['status'] | 'unknown';
-  readonly filename?: string;
-  readonly createdAt: string;
-  /** The public manifest of a ready image. */
-  readonly manifestUrl?: string;
-}
-
-/** Assets per page when the caller gives no `limit`. */
-export const DEFAULT_LIST_LIMIT = 20;
-
 /**
  * A page of the owner's assets, newest first, with each image's status (the image documents are
  * read together). `limit` and `cursor` are the raw query parameters: a bad one is `bad_request`.
@@ -141,7 +117,7 @@ export async function listAssets(
   deps: PipelineDeps,
   owner: OwnerKey,
   raw: { readonly limit?: string | undefined; readonly cursor?: string | undefined },
-): Promise<{ readonly items: readonly ListedAsset[]; readonly nextCursor?: string }> {
+): Promise<ListPageBody> {
   const limit = raw.limit === undefined ? DEFAULT_LIST_LIMIT : Number(raw.limit);
   if (raw.limit !== undefined && !/^\d{1,3}$/.test(raw.limit)) throw badLimit();
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw badLimit();

@@ -292,6 +292,9 @@ export async function transactRemoveAsset(
 /** Most assets one page of `GET /uploads` lists. */
 export const MAX_LIST_LIMIT = 100;
 
+/** Assets per page of `GET /uploads` when the caller gives no `limit`. */
+export const DEFAULT_LIST_LIMIT = 20;
+
 /** Where a page of an owner's assets starts: after this asset (newest first: createdAt, then id, descending). */
 export interface AssetCursor {
   readonly createdAt: Date;

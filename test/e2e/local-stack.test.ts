@@ -3,7 +3,9 @@
  * upload API (multipart and raw), through `incoming/` with @google-cloud/storage and with
  * `gcloud storage cp`; every variant decoded; exactly one `image.ready` per image on the events
  * subscription; a bad file ends failed; the cleanup schedule runs; and a restart on the same data
- * directory keeps earlier images while running the default configuration on a real photo.
+ * directory keeps earlier images while running the default configuration on a real photo. Every
+ * API answer of the reduced-widths run, every event and the manifest object are validated
+ * against the contract the stack serves (`GET /openapi.json`, docs/schemas/).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -16,6 +18,7 @@ import sharp from 'sharp';
 import type { Manifest } from '../../shared/core/schemas.js';
 import { imageIdOf } from '../../shared/core/naming.js';
 import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
+import { Contract, committedDocument, publishedSchema } from '../fixtures/contract.js';
 import {
   collectEvents,
   gcloudPath,
@@ -64,8 +67,20 @@ describe('local stack end to end', function () {
     let events: EventCollector;
     let storage: Storage;
     const images: Record<string, string> = {};
+    let contract: Contract;
+
+    /** The answer's JSON body, once it matches what the served contract gives `method template` and its status. */
+    async function holds(method: string, template: string, response: Response): Promise<unknown> {
+      const body: unknown = response.status === 204 ? undefined : await response.json();
+      expect(contract.check(method, template, response.status, body), JSON.stringify(body)).to.deep.equal([]);
+      return body;
+    }
 
     before(async () => {
+      // Compiled before the stack starts: compiling on first use would delay the first upload
+      // past the first cleanup pass, which the cleanup test below expects to find it.
+      contract = new Contract(committedDocument());
+      contract.compileAll();
       t = await startTestStack({ persist: true, env: { WIDTHS: '160,320' }, cleanupIntervalSeconds: 2 });
       events = collectEvents(t.stack, t.stack.subscriptions.eventsPull);
       storage = new Storage({
@@ -91,8 +106,12 @@ describe('local stack end to end', function () {
       const script = await fetch(new URL('/app.js', t.stack.urls.web));
       expect(script.status).to.equal(200);
       expect(script.headers.get('content-type')).to.match(/javascript/);
+      const served = await fetch(new URL('/openapi.json', t.stack.urls.web));
+      expect(await holds('GET', '/openapi.json', served), 'the stack serves the committed contract').to.deep.equal(
+        contract.document,
+      );
       const health = await fetch(new URL('/healthz', t.stack.urls.web));
-      expect(await health.json()).to.deep.equal({ status: 'ok' });
+      expect(await holds('GET', '/healthz', health)).to.deep.equal({ status: 'ok' });
     });
 
     it('processes a multipart upload into every variant', async () => {
@@ -100,7 +119,7 @@ describe('local stack end to end', function () {
       const form = new FormData();
       form.append('file', new Blob([new Uint8Array(photo)], { type: 'image/jpeg' }), 'multipart.jpg');
       const response = await fetch(t.stack.urls.api, { method: 'POST', body: form });
-      const body = (await response.json()) as {
+      const body = (await holds('POST', '/uploads', response)) as {
         id: string;
         imageId: string;
         status: string;
@@ -118,7 +137,10 @@ describe('local stack end to end', function () {
       expect(manifest.original).to.include({ width: 640, height: 480, bytes: photo.length });
       expect(manifest.original, 'the public manifest names no file').to.not.have.property('filename');
       const status = await fetch(body.statusUrl);
-      expect(((await status.json()) as { filename?: string }).filename, 'the owner sees it').to.equal('multipart.jpg');
+      const answer = (await holds('GET', '/uploads/{id}', status)) as { filename?: string };
+      expect(answer.filename, 'the owner sees it').to.equal('multipart.jpg');
+      const object = await fetch(`${t.stack.urls.images}/${body.imageId}/manifest.json`);
+      expect(publishedSchema('manifest.schema.json')(await object.json())).to.deep.equal([]);
       await checkVariants(manifest, { widths: [160, 320], aspect: 640 / 480 });
     });
 
@@ -131,14 +153,14 @@ describe('local stack end to end', function () {
           headers: { 'Content-Type': 'image/png' },
         });
       const first = await post();
-      const body = (await first.json()) as { imageId: string };
+      const body = (await holds('POST', '/uploads', first)) as { imageId: string };
       expect(first.status, JSON.stringify(body)).to.equal(202);
       images.raw = body.imageId;
       const manifest = await waitForManifest(t.stack, body.imageId);
       await checkVariants(manifest, { widths: [160, 320], aspect: 480 / 640 });
 
       const again = await post();
-      const repeat = (await again.json()) as { status: string; manifest: Manifest };
+      const repeat = (await holds('POST', '/uploads', again)) as { status: string; manifest: Manifest };
       expect(again.status).to.equal(200);
       expect(repeat.status).to.equal('ready');
       expect(repeat.manifest).to.deep.equal(manifest);
@@ -225,14 +247,19 @@ describe('local stack end to end', function () {
         headers: { 'Content-Type': 'image/jpeg' },
       });
       expect(notImage.status).to.equal(415);
-      expect(((await notImage.json()) as { error: { code: string } }).error.code).to.equal('not_an_image');
+      expect(((await holds('POST', '/uploads', notImage)) as { error: { code: string } }).error.code).to.equal(
+        'not_an_image',
+      );
       const form = new FormData();
       form.append('other', 'no file here');
       const missing = await fetch(t.stack.urls.api, { method: 'POST', body: form });
       expect(missing.status).to.equal(400);
-      expect(((await missing.json()) as { error: { code: string } }).error.code).to.equal('missing_file');
+      expect(((await holds('POST', '/uploads', missing)) as { error: { code: string } }).error.code).to.equal(
+        'missing_file',
+      );
       const unknown = await fetch(`${t.stack.urls.api}/${'0'.repeat(32)}`);
       expect(unknown.status).to.equal(404);
+      await holds('GET', '/uploads/{id}', unknown);
       const image404 = await fetch(`${t.stack.urls.images}/${'0'.repeat(32)}/320w.jpg`);
       expect(image404.status).to.equal(404);
     });
@@ -254,6 +281,8 @@ describe('local stack end to end', function () {
         expect(ready[0]).to.include({ v: 1, variants: 6 });
         expect(events.events.filter((e) => e.type === 'image.failed' && e.imageId === id)).to.have.length(0);
       }
+      for (const event of events.events)
+        expect(publishedSchema(`events/${event.type}.schema.json`)(event), JSON.stringify(event)).to.deep.equal([]);
     });
 
     it('runs cleanup on its schedule and logs the summary', async () => {

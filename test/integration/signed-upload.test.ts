@@ -19,11 +19,10 @@ import { createStorageClient, type PipelineDeps } from '../../shared/cloud/deps.
 import { assetIdOf, imageIdOf, incomingTicketName, newTicketId, originalName } from '../../shared/core/naming.js';
 import { newTicketDoc, readTicket, TICKET_GRACE_MS, ticketRef } from '../../shared/state/tickets.js';
 import { ownerDocFrom, ownerRef } from '../../shared/state/owners.js';
-import { generateSigningKey } from '../../local/signing-key.js';
 import { withSeed } from '../fixtures/heif.js';
 import { heicFixture, makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
 import { waitFor } from '../helpers.js';
-import { connectIngest, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { connectIngest, pullJobs, startTestPipeline, type TestPipeline, withSigningKey } from '../fixtures/pipeline.js';
 
 const KiB = 1024;
 
@@ -40,9 +39,7 @@ describe('signed-URL uploads: POST /uploads/signed-url → PUT to storage → in
       MAX_INGEST_BYTES: String(2048 * KiB),
       CORS_ORIGINS: 'https://app.example',
     });
-    const key = generateSigningKey('test-project');
-    pipeline.storageServer.addSigningKey(key.clientEmail, key.publicKey);
-    deps = { ...pipeline.deps, storage: createStorageClient(pipeline.config, key) };
+    deps = withSigningKey(pipeline);
     useDeps(deps);
     ingest = await connectIngest(pipeline);
   });

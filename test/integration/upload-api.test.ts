@@ -209,6 +209,7 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
       expect(right.status).to.equal(202);
       expect(JSON.stringify(pipeline.logs)).not.to.contain(token);
       expect((await server().get('/healthz')).status).to.equal(200, 'health needs no token');
+      expect((await server().get('/openapi.json')).status).to.equal(200, 'the contract needs no token');
     } finally {
       useDeps(pipeline.deps);
       await pullJobs(pipeline.jobs);

@@ -334,6 +334,7 @@ describe('upload guard: bodies are screened before functions-framework parses th
       ['POST', '/uploads/signed-url'],
       ['GET', '/uploads/signed-url/some-ticket'],
       ['GET', '/healthz'],
+      ['GET', '/openapi.json'],
       ['OPTIONS', '/uploads'],
       ['PUT', '/uploads'],
       ['GET', '/no/such/route'],

@@ -25,6 +25,13 @@ describe('request policy', () => {
     ['an unknown path (no 404 hint)', { method: 'GET', path: '/admin', origin: undefined }, undefined, false],
     ['the CORS preflight', { method: 'OPTIONS', path: '/uploads', origin: 'https://app.example' }, undefined, true],
     ['/healthz', { method: 'GET', path: '/healthz', origin: undefined }, undefined, true],
+    ['/openapi.json (the contract)', { method: 'GET', path: '/openapi.json', origin: undefined }, undefined, true],
+    [
+      'a bad origin on /openapi.json too',
+      { method: 'GET', path: '/openapi.json', origin: 'https://evil.example' },
+      403,
+      true,
+    ],
   ];
   for (const [what, head, status, open] of screening) {
     it(`screening the head: ${what} → ${status ?? 'admitted'}, ${open ? 'open' : 'needs a credential'}`, () => {
