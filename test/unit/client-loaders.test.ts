@@ -195,9 +195,11 @@ describe('client framework loaders', () => {
       const url = astro.getURL(candidate.transform);
       expect(urls.get(url)).to.include({ format: 'avif', width: Number.parseInt(candidate.descriptor, 10) });
     }
-    const every = astro.getSrcSet({ src, height });
-    expect(every.map((c) => c.descriptor)).to.deep.equal(['320w', '640w', '1024w', '1600w', '2048w']);
+    const every = astro.getSrcSet({ src, height, widths: [1, 320, 5000] });
+    expect(every.map((c) => c.descriptor)).to.deep.equal(['320w', '2048w']);
     for (const c of every) expect(urls.has(astro.getURL(c.transform))).to.equal(true);
+    // Neither widths nor densities (no layout): no srcset, as with Astro's own services.
+    expect(astro.getSrcSet({ src, width: 800, height })).to.deep.equal([]);
     const densities = astro.getSrcSet({ src, width: 400, height: 300, densities: [1, '2x', 3] });
     expect(densities.map((c) => [c.descriptor, astro.getURL(c.transform).split('/').at(-1)])).to.deep.equal([
       ['1x', '640w.webp'],

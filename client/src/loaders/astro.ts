@@ -61,21 +61,19 @@ function getURL(options: AstroImageTransform): string {
 /**
  * The `srcset`: Astro's requested `widths` (set by `layout`, or the `widths` prop) or `densities`
  * (× `width`) snapped to made widths, each URL once, with the made width as its `w` descriptor
- * (densities keep their `x`); without either, every made width of the format.
+ * (densities keep their `x`). Without either, none, as Astro's own services do: `<Picture>` then
+ * puts the bare `src` first, which `w` candidates must not follow.
  */
 function getSrcSet(options: AstroImageTransform): AstroSrcSetValue[] {
   const parsed = parseLoaderSrc(srcOf(options));
   if (parsed === undefined) return [];
   const widest = resolveVariant(parsed, Number.POSITIVE_INFINITY, options.format);
-  const made = parsed.widths[widest.format] ?? [];
   const asked: Array<{ width: number; density?: number }> = options.widths
     ? options.widths.map((width) => ({ width }))
-    : options.densities
-      ? options.densities.map((d) => {
-          const density = typeof d === 'number' ? d : Number.parseFloat(d);
-          return { width: (options.width ?? widest.width) * density, density };
-        })
-      : made.map((width) => ({ width }));
+    : (options.densities ?? []).map((d) => {
+        const density = typeof d === 'number' ? d : Number.parseFloat(d);
+        return { width: (options.width ?? widest.width) * density, density };
+      });
   const seen = new Set<string>();
   const candidates: AstroSrcSetValue[] = [];
   for (const { width, density } of asked) {
