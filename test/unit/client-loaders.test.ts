@@ -4,6 +4,8 @@
  * manifest lists (so it exists), the narrowest made width at least as wide as asked, else the widest.
  */
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { loadConfig } from '../../shared/core/config.js';
 import type { Manifest } from '../../client/dist/index.js';
 import { variantName } from '../../shared/core/naming.js';
 import type { AspectCrop, VariantSpec } from '../../shared/core/schemas.js';
@@ -82,6 +84,21 @@ const ASKED = [...new Set([...NEXT_WIDTHS, ...ASTRO_RESOLUTIONS, ...UNPIC_BREAKP
 const expected = (made: number[], asked: number) => made.find((w) => w >= asked) ?? (made.at(-1) as number);
 
 describe('client framework loaders', () => {
+  it("docs/frameworks.md's measurement: how many of each framework's default widths the default WIDTHS lack", () => {
+    const { WIDTHS: made } = loadConfig({ UPLOADS_BUCKET: 'my-uploads', IMAGES_BUCKET: 'my-images' });
+    expect(made).to.deep.equal(WIDTHS);
+    const lacking = (asked: readonly number[]) => `${asked.filter((w) => !made.includes(w)).length} of ${asked.length}`;
+    const doc = readFileSync(new URL('../../../docs/frameworks.md', import.meta.url), 'utf8');
+    const row = (framework: string) => doc.split('\n').find((line) => line.startsWith(`| ${framework} |`)) ?? '';
+    expect(row('next/image'))
+      .to.contain(`| ${lacking(NEXT_WIDTHS)} |`)
+      .and.contain(NEXT_WIDTHS.join(', '));
+    expect(row('Astro `<Image>`/`<Picture>`'))
+      .to.contain(`| ${lacking(ASTRO_RESOLUTIONS)} |`)
+      .and.contain(ASTRO_RESOLUTIONS.join(', '));
+    expect(row('unpic `<Image>`')).to.contain(`| ${lacking(UNPIC_BREAKPOINTS)} |`);
+  });
+
   it('snapWidth: the narrowest made width at least as wide, else the widest', () => {
     expect(snapWidth([320, 640, 1024], 1)).to.equal(320);
     expect(snapWidth([320, 640, 1024], 640)).to.equal(640);
