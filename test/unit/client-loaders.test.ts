@@ -170,6 +170,18 @@ describe('client framework loaders', () => {
     );
   });
 
+  it("next: never answers the src itself, which next/image's development check warns about", () => {
+    // getImgProps warns when loader({src, width: width || 400}) is src, or a URL whose path is src.
+    for (const options of [{}, { aspect: '16:9' }]) {
+      const { src, width } = loaderImage(manifest, options);
+      for (const w of [400, width]) {
+        const url = nextLoader({ src, width: w, quality: 75 });
+        expect(url).to.not.equal(src);
+        expect(new URL(url).pathname).to.not.equal(src);
+      }
+    }
+  });
+
   it('next: a src that is not a loaderImage one comes back unchanged (a static asset)', () => {
     expect(nextLoader({ src: '/logo.png', width: 640 })).to.equal('/logo.png');
     expect(nextLoader({ src: 'https://x.example/a.jpg#top', width: 640 })).to.equal('https://x.example/a.jpg#top');
