@@ -6,17 +6,15 @@
  * Astro's resolutions through the image service's getSrcSet/getURL, unpic's breakpoints through the
  * transformer. Every srcset URL answers 200, and Chromium loads the one it picks.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { expect } from 'chai';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { Manifest } from '../../client/dist/index.js';
 import { client, loaderBundlePaths } from '../fixtures/client.js';
 import { makePhoto } from '../fixtures/images.js';
 import { close, listen } from '../helpers.js';
-import { startTestStack, type TestStack } from './helpers.js';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { openModulePage, skipWithoutChromium, startTestStack, type TestStack } from './helpers.js';
 
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>loaders test</title></head>
@@ -133,13 +131,10 @@ describe('framework loaders in Chromium against the local stack', function () {
   let browser: Browser;
   let page: Page;
   let manifest: Manifest;
-  const pageErrors: string[] = [];
+  let pageErrors: string[];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
-      this.skip();
-    }
+    skipWithoutChromium(this);
     server = pageServer();
     const origin = `http://127.0.0.1:${await listen(server)}`;
     // The default widths; the 1800-px photo is made at 1800 instead of 2048, a width no framework asks for.
@@ -148,11 +143,7 @@ describe('framework loaders in Chromium against the local stack', function () {
     const photo = await makePhoto({ width: 1800, height: 1200, seed: 2201 });
     const { id } = await client.upload(photo, { baseUrl, filename: 'harbour.jpg' });
     manifest = await client.waitUntilReady(id, { baseUrl, timeoutMs: 150_000 });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
-    page = await browser.newPage();
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(`${origin}/`);
-    await page.waitForSelector('body[data-loaded="yes"]', { state: 'attached' });
+    ({ browser, page, pageErrors } = await openModulePage(`${origin}/`));
   });
   after(async () => {
     await browser?.close();
