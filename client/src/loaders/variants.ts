@@ -9,7 +9,8 @@ import type { Format, Manifest, ManifestVariant } from '../types.js';
 
 /** File extension per format, as the pipeline names variants (shared/core/naming.ts EXTENSIONS). */
 const EXTENSIONS: Readonly<Record<Format, string>> = { avif: 'avif', webp: 'webp', jpeg: 'jpg' };
-const FORMATS = Object.keys(EXTENSIONS) as Format[];
+// A literal, not Object.keys(EXTENSIONS): a call at module level would survive tree-shaking in every import.
+const FORMATS: readonly Format[] = ['avif', 'webp', 'jpeg'];
 
 /** Marks a fragment as ours, so a loader can tell our `src` from any other image's. */
 const MARK = 'gip';
