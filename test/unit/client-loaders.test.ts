@@ -99,6 +99,25 @@ describe('client framework loaders', () => {
     expect(row('unpic `<Image>`')).to.contain(`| ${lacking(UNPIC_BREAKPOINTS)} |`);
   });
 
+  it("package.json's subpath exports name the built loaders and their declarations", async () => {
+    const root = new URL('../../../client/', import.meta.url);
+    const { exports } = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {
+      exports: Record<string, { types: string; default: string }>;
+    };
+    expect(Object.keys(exports)).to.deep.equal(['.', './next', './astro', './unpic']);
+    const expectedExports = {
+      './next': ['default', 'loaderImage', 'nextImageLoader'],
+      './astro': ['default', 'getHTMLAttributes', 'getSrcSet', 'getURL', 'loaderImage'],
+      './unpic': ['default', 'loaderImage', 'transformer'],
+    };
+    for (const [subpath, names] of Object.entries(expectedExports)) {
+      const target = exports[subpath];
+      expect(readFileSync(new URL(target?.types ?? '', root), 'utf8')).to.contain('loaderImage');
+      const module = (await import(new URL(target?.default ?? '', root).href)) as Record<string, unknown>;
+      expect(Object.keys(module).sort(), subpath).to.deep.equal(names);
+    }
+  });
+
   it('snapWidth: the narrowest made width at least as wide, else the widest', () => {
     expect(snapWidth([320, 640, 1024], 1)).to.equal(320);
     expect(snapWidth([320, 640, 1024], 640)).to.equal(640);
