@@ -3,7 +3,8 @@
  *
  * What the client package (client/dist, as `npm run build` bundles it) costs a page: minified by
  * esbuild and gzipped (zlib level 9), the whole package and what a bundler keeps of it for one
- * import at a time (the package is `sideEffects: false`, so the rest is tree-shaken away). Markdown
+ * import at a time (the package is `sideEffects: false`, so the rest is tree-shaken away), and each
+ * framework loader's subpath export. Markdown
  * to stdout; results: docs/performance.md ("Client package").
  */
 import { readFileSync } from 'node:fs';
@@ -20,6 +21,13 @@ The client package's size, minified + gzipped: whole, and per import.
 `;
 
 const BUNDLE = fileURLToPath(new URL('../../client/dist/index.js', import.meta.url));
+/** The subpath exports' bundles (`@gcp-image-pipeline/client/next`…), each built on its own. */
+const LOADERS = Object.fromEntries(
+  ['next', 'astro', 'unpic'].map((name) => [
+    `client-${name}`,
+    fileURLToPath(new URL(`../../client/dist/loaders/${name}.js`, import.meta.url)),
+  ]),
+);
 
 /** What a page imports, as the first line of its module. */
 const IMPORTS: Record<string, string> = {
@@ -27,13 +35,16 @@ const IMPORTS: Record<string, string> = {
   'upload + waitUntilReady': 'export { upload, waitUntilReady } from "client";',
   pictureSources: 'export { pictureSources } from "client";',
   placeholderDataURL: 'export { placeholderDataURL } from "client";',
+  '`/next` (loader + loaderImage)': 'export { default, loaderImage } from "client-next";',
+  '`/astro` (service + loaderImage)': 'export { default, loaderImage } from "client-astro";',
+  '`/unpic` (transformer + loaderImage)': 'export { transformer, loaderImage } from "client-unpic";',
 };
 
 /** Minified and gzipped bytes of what a bundler keeps for `source`. */
 async function sizeOf(source: string): Promise<{ minified: number; gzipped: number }> {
   const result = await build({
     stdin: { contents: source, resolveDir: process.cwd(), loader: 'js' },
-    alias: { client: BUNDLE },
+    alias: { client: BUNDLE, ...LOADERS },
     bundle: true,
     minify: true,
     format: 'esm',

@@ -14,6 +14,15 @@ export { ApiError, type ErrorBody, parseRetryAfter } from './errors.js';
 export type { ApiOptions } from './http.js';
 export { allUploads, type ListOptions, listUploads, type UploadListItem, type UploadPage } from './list.js';
 export { type PictureImg, type PictureOptions, type PictureSource, pictureSources } from './picture.js';
+export {
+  type LoaderImage,
+  type LoaderImageOptions,
+  loaderImage,
+  type ParsedLoaderSrc,
+  parseLoaderSrc,
+  snapWidth,
+  variantUrlFor,
+} from './loaders/variants.js';
 export { type HasPlaceholder, placeholderDataURL } from './placeholder.js';
 export { type BackoffOptions, backoffDelay } from './backoff.js';
 export { getStatus, pollUntilReady, type WaitOptions, waitUntilReady } from './status.js';

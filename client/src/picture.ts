@@ -62,7 +62,8 @@ export function pictureSources(
   };
 }
 
-function variantsOf(
+/** The manifest's variants, or an aspect's crop's; throws naming the aspects there are for an unknown one. */
+export function variantsOf(
   manifest: Manifest,
   aspect: string | undefined,
 ): { formats: readonly Format[]; variants: readonly ManifestVariant[] } {

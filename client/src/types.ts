@@ -24,6 +24,8 @@ export interface ManifestAspect {
   readonly crop: { left: number; top: number; width: number; height: number; by: string };
   readonly formats: readonly Format[];
   readonly variants: readonly ManifestVariant[];
+  /** The crop's variants as ready-made `srcset` values per format; absent in older manifests. */
+  readonly srcset?: Readonly<Partial<Record<Format, string>>>;
 }
 
 /** `{id}/manifest.json`, version 1 (docs/api.md, "The manifest"). */
@@ -40,6 +42,8 @@ export interface Manifest {
   /** Formats in preference order (best compression first). */
   readonly formats: readonly Format[];
   readonly variants: readonly ManifestVariant[];
+  /** Ready-made `srcset` values per format (`url 320w, url 640w`); absent in older manifests. */
+  readonly srcset?: Readonly<Partial<Record<Format, string>>>;
   readonly aspects?: Readonly<Record<string, ManifestAspect>>;
   readonly placeholder?: { readonly color: string; readonly thumbhash: string };
   readonly createdAt: string;

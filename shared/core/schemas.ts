@@ -147,11 +147,21 @@ export const AspectVariant = ManifestVariant.extend({ crop: CropRect });
 /** A variant of an aspect's crop. */
 export type AspectVariant = z.infer<typeof AspectVariant>;
 
+/**
+ * Ready-made `srcset` values per format (`url 320w, url 640w`, widths ascending), one for each
+ * format that has variants; absent in older manifests.
+ */
+export const SrcsetByFormat = z.partialRecord(z.enum(OUTPUT_FORMATS), z.string().min(1));
+/** Ready-made `srcset` values per format. */
+export type SrcsetByFormat = z.infer<typeof SrcsetByFormat>;
+
 /** One aspect in the manifest: its crop, and its variants in the same order as `variants`. */
 export const ManifestAspect = z.object({
   crop: AspectCrop,
   formats: z.array(z.enum(OUTPUT_FORMATS)),
   variants: z.array(AspectVariant),
+  /** The crop's variants as `srcset` values per format; absent in older manifests. */
+  srcset: SrcsetByFormat.optional(),
 });
 /** One aspect in the manifest. */
 export type ManifestAspect = z.infer<typeof ManifestAspect>;
@@ -164,6 +174,8 @@ export const ManifestV1 = z.object({
   /** Formats in preference order (best compression first), for `<source>` order. */
   formats: z.array(z.enum(OUTPUT_FORMATS)),
   variants: z.array(ManifestVariant),
+  /** The uncropped variants as `srcset` values per format, for `<source srcset>`; absent in older manifests. */
+  srcset: SrcsetByFormat.optional(),
   /** Configured pairs left out for the format's limits; absent when none were (and in older manifests). */
   omitted: z.array(OmittedVariant).optional(),
   /** What the variants were made with, and its hash; absent in manifests from before recipes. */

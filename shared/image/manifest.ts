@@ -9,6 +9,7 @@ import type {
   ManifestVariant,
   OmittedVariant,
   OriginalInfo,
+  SrcsetByFormat,
   VariantSpec,
 } from '../core/schemas.js';
 import { CONTENT_TYPES, omittedVariantName, variantName } from '../core/naming.js';
@@ -108,7 +109,12 @@ export function buildManifest(input: ManifestInput): Manifest {
     const entries = input.plan.filter((other) => other.aspect === spec.aspect).map(entryOf) as AspectVariant[];
     for (const entry of entries) if (!entry.crop) throw new Error(`buildManifest: ${entry.name} has no crop metadata`);
     entries.sort(byPreference);
-    aspects[spec.aspect] = { crop: { ...crop }, formats: formatsOf(entries), variants: entries };
+    aspects[spec.aspect] = {
+      crop: { ...crop },
+      formats: formatsOf(entries),
+      variants: entries,
+      srcset: srcsetByFormat(entries),
+    };
   }
   const omitted = [...(input.omitted ?? [])]
     .map((o) => ({ ...o }))
@@ -125,6 +131,7 @@ export function buildManifest(input: ManifestInput): Manifest {
     original,
     formats: formatsOf(variants),
     variants,
+    srcset: srcsetByFormat(variants),
     ...(omitted.length > 0 ? { omitted } : {}),
     ...(input.recipe ? { recipe: input.recipe } : {}),
     ...(Object.keys(aspects).length > 0 ? { aspects } : {}),
@@ -159,10 +166,25 @@ function qualitiesOf(input: ManifestInput): Partial<Record<OutputFormat, number>
 /** A `srcset` attribute value for one format of a manifest, e.g. for a `<source>` element. */
 export function srcsetOf(manifest: Manifest, format: OutputFormat, aspect?: string): string {
   const list = aspect === undefined ? manifest.variants : (manifest.aspects?.[aspect]?.variants ?? []);
-  return list
-    .filter((v) => v.format === format)
-    .map((v) => `${v.url} ${v.width}w`)
-    .join(', ');
+  return srcsetOfVariants(list.filter((v) => v.format === format));
+}
+
+/**
+ * The manifest's `srcset` field: one value per format that has variants, in preference order.
+ * The variants come sorted by width within a format ({@link buildManifest}), so each value ascends.
+ */
+function srcsetByFormat(variants: readonly ManifestVariant[]): SrcsetByFormat {
+  const srcset: SrcsetByFormat = {};
+  for (const format of FORMAT_PREFERENCE) {
+    const list = variants.filter((v) => v.format === format);
+    if (list.length > 0) srcset[format] = srcsetOfVariants(list);
+  }
+  return srcset;
+}
+
+/** `url 320w, url 640w`; a comma would end a candidate, so one in a URL (say, the base URL's) is escaped. */
+function srcsetOfVariants(variants: readonly ManifestVariant[]): string {
+  return variants.map((v) => `${v.url.replaceAll(',', '%2C')} ${v.width}w`).join(', ');
 }
 
 /** Every variant a manifest lists, uncropped and of every aspect (the `image.ready` count). */

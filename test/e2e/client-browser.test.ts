@@ -5,18 +5,16 @@
  * POST and by signed URL, waits until ready, renders the `<picture>` from pictureSources (every
  * srcset URL answers 200, the browser loads the one it picks) and decodes the placeholder data URL.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { expect } from 'chai';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { imageIdOf } from '../../shared/core/naming.js';
 import { serviceAsset } from '../helpers.js';
 import { clientBundlePath } from '../fixtures/client.js';
 import { makePhoto } from '../fixtures/images.js';
 import { close, listen } from '../helpers.js';
-import { startTestStack, type TestStack } from './helpers.js';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { openModulePage, skipWithoutChromium, startTestStack, type TestStack } from './helpers.js';
 
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>client test</title></head>
@@ -101,22 +99,15 @@ describe('client package in Chromium against the local stack', function () {
   let browser: Browser;
   let page: Page;
   let baseUrl: string;
-  const pageErrors: string[] = [];
+  let pageErrors: string[];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
-      this.skip();
-    }
+    skipWithoutChromium(this);
     server = pageServer();
     const origin = `http://127.0.0.1:${await listen(server)}`;
     t = await startTestStack({ env: { WIDTHS: '320,640', CORS_ORIGINS: origin } });
     baseUrl = t.stack.urls.api.replace(/\/uploads$/, '');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
-    page = await browser.newPage();
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(`${origin}/`);
-    await page.waitForSelector('body[data-loaded="yes"]', { state: 'attached' });
+    ({ browser, page, pageErrors } = await openModulePage(`${origin}/`));
   });
   after(async () => {
     await browser?.close();

@@ -1,12 +1,13 @@
 /**
  * Helpers of the end-to-end tests: a local stack on free ports with a temporary data directory
- * and captured logs, polling, event collection, and process/port checks.
+ * and captured logs, polling, event collection, process/port checks, and a Chromium page.
  */
 import { withoutSignIn } from '../../local/stack-auth.js';
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { isPortInUse } from '../../local/pubsub-emulator.js';
 import { startLocalStack, type LocalStack, type LocalStackOptions, type LogSource } from '../../local/stack.js';
 import type { ErrorBody } from '../../shared/core/errors.js';
@@ -14,6 +15,30 @@ import type { EventMessage, Manifest } from '../../shared/core/schemas.js';
 import { useFirestoreEmulator } from '../fixtures/firestore.js';
 import { usePubsubEmulator } from '../fixtures/pubsub.js';
 import { eventually, serviceAsset } from '../helpers.js';
+
+/** Debian's Chromium, which playwright-core drives (it downloads no browser). */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Skips the suite, saying why, when there is no Chromium to drive. */
+export function skipWithoutChromium(suite: Mocha.Context): void {
+  if (existsSync(CHROMIUM)) return;
+  console.log(`      (skipped: ${CHROMIUM} is missing; apt-get install chromium, as .ci/run does)`);
+  suite.skip();
+}
+
+/**
+ * Chromium showing `url`, once the page's module script has set `body[data-loaded]` (so its
+ * imports loaded); the page's uncaught errors are collected in `pageErrors`.
+ */
+export async function openModulePage(url: string): Promise<{ browser: Browser; page: Page; pageErrors: string[] }> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+  const page = await browser.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await page.goto(url);
+  await page.waitForSelector('body[data-loaded="yes"]', { state: 'attached' });
+  return { browser, page, pageErrors };
+}
 
 /** A captured log line. */
 export interface CapturedLine {

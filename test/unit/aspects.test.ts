@@ -555,6 +555,15 @@ describe('aspects', () => {
         `https://cdn.example/${id}/1x1/96w.jpg 96w, https://cdn.example/${id}/1x1/300w.jpg 300w`,
       );
       expect(srcsetOf(manifest, 'jpeg')).to.equal(`https://cdn.example/${id}/96w.jpg 96w`);
+      // The ready-made srcset strings: the crop's per format, apart from the uncropped ones.
+      expect(aspect.srcset).to.deep.equal({
+        avif: `https://cdn.example/${id}/1x1/96w.avif 96w`,
+        jpeg: srcsetOf(manifest, 'jpeg', '1:1'),
+      });
+      expect(manifest.srcset).to.deep.equal({
+        avif: `https://cdn.example/${id}/96w.avif 96w`,
+        jpeg: `https://cdn.example/${id}/96w.jpg 96w`,
+      });
     });
 
     it('refuses to list an aspect variant whose object does not say which crop it shows', () => {

@@ -58,6 +58,35 @@ describe('manifest', () => {
     );
   });
 
+  it('carries a ready-made srcset per format, widths ascending, with commas in URLs escaped', () => {
+    const input = {
+      id,
+      original: {
+        format: 'jpeg',
+        width: 800,
+        height: 400,
+        bytes: 1,
+        contentType: 'image/jpeg',
+        name: `originals/${id}`,
+        generation: '1',
+      },
+      // Widths planned out of order: the srcset must still ascend.
+      plan: [...plan].reverse(),
+      objects: objects(plan),
+      now: new Date('2026-01-01T00:00:00Z'),
+    };
+    const manifest = ManifestV1.parse(buildManifest({ ...input, baseUrl: 'https://cdn.example/img' }));
+    expect(manifest.srcset).to.deep.equal({
+      avif: `https://cdn.example/img/${id}/320w.avif 320w, https://cdn.example/img/${id}/640w.avif 640w`,
+      jpeg: srcsetOf(manifest, 'jpeg'),
+    });
+    expect(Object.keys(manifest.srcset ?? {})).to.deep.equal(manifest.formats);
+    const odd = buildManifest({ ...input, baseUrl: 'https://cdn.example/a,b' });
+    expect(odd.srcset?.jpeg).to.equal(
+      `https://cdn.example/a%2Cb/${id}/320w.jpg 320w, https://cdn.example/a%2Cb/${id}/640w.jpg 640w`,
+    );
+  });
+
   it("lists the pairs left out for a format's limits, in the variants' order, and only when there are some", () => {
     const input = {
       id,
