@@ -58,9 +58,15 @@ export type BucketKey = 'uploads' | 'images';
 /** Topic roles. */
 export type TopicKey = 'jobs' | 'jobsDeadLetter' | 'events' | 'cleanup' | 'webhooksDeadLetter';
 /** Subscription roles. */
-export type SubscriptionKey = 'jobsPush' | 'jobsDeadLetterPull' | 'jobsDeadLetterCleanup' | 'eventsPull';
-/** The four functions. */
-export type FunctionKey = 'upload' | 'ingest' | 'resize' | 'cleanup';
+export type SubscriptionKey =
+  | 'jobsPush'
+  | 'jobsDeadLetterPull'
+  | 'jobsDeadLetterCleanup'
+  | 'eventsPull'
+  | 'webhooksPush'
+  | 'webhooksDeadLetterPull';
+/** The five functions. */
+export type FunctionKey = 'upload' | 'ingest' | 'resize' | 'cleanup' | 'webhooks';
 
 /** A composite index one of the state layer's queries needs (Terraform creates each). */
 export interface FirestoreIndexSpec {

@@ -46,6 +46,7 @@ function portEnv(ports: Record<PortName, number>): Record<string, string> {
     INGEST_PORT: String(ports.ingest),
     RESIZE_PORT: String(ports.resize),
     CLEANUP_PORT: String(ports.cleanup),
+    WEBHOOKS_PORT: String(ports.webhooks),
   };
 }
 

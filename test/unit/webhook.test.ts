@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import { Webhook } from 'standardwebhooks';
-import { ConfigError, loadConfig } from '../../shared/core/config.js';
+import { type ConfigError, loadConfig } from '../../shared/core/config.js';
 import { outcomeOf, planDelivery, signedHeaders, webhookIdOf } from '../../shared/core/webhook.js';
 import { attempt } from '../../shared/pipeline/webhooks.js';
 import { close, listen } from '../helpers.js';
@@ -51,7 +51,9 @@ describe('webhook settings', () => {
     expect(problems({ WEBHOOK_SECRET: SECRET, WEBHOOK_URLS: 'http://example.com/hook' })[0]).to.match(
       /^WEBHOOK_URLS each must use https/,
     );
-    expect(problems({ WEBHOOK_SECRET: SECRET, WEBHOOK_URLS: 'not a url' })[0]).to.match(/^WEBHOOK_URLS each must be a URL/);
+    expect(problems({ WEBHOOK_SECRET: SECRET, WEBHOOK_URLS: 'not a url' })[0]).to.match(
+      /^WEBHOOK_URLS each must be a URL/,
+    );
     expect(problems({ WEBHOOK_URLS: 'https://example.com/hook' })).to.deep.equal([
       'WEBHOOK_SECRET is required when WEBHOOK_URLS lists a receiver (whsec_ + base64)',
     ]);
