@@ -162,7 +162,7 @@ export async function deliverWebhook(
           webhookId: event.id,
         });
       await record(a.url, {
-        state: a.outcome === 'accepted' ? 'accepted' : a.outcome,
+        state: a.outcome,
         attempts: FieldValue.increment(1),
         lastStatus: a.status ?? null,
         lastBody: a.body,
