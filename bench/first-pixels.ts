@@ -110,7 +110,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const log = createWriteStream(join(dataDir, 'stack.log'));
   process.stderr.write(`starting the local stack (logs in ${dataDir}/stack.log)\n`);
   const stack = await startLocalStack({
-    ports: { web: 0, storage: 0, pubsub: 0, firestore: 0, ingest: 0, resize: 0, cleanup: 0 },
+    ports: { web: 0, storage: 0, pubsub: 0, firestore: 0, ingest: 0, resize: 0, cleanup: 0, webhooks: 0 },
     dataDir,
     projectId: `first-pixels-${process.pid}`,
     cleanupIntervalSeconds: 0,

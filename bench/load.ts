@@ -354,7 +354,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       logFile = createWriteStream(join(dataDir, 'stack.log'));
       progress(`starting the local stack (data and logs in ${dataDir})`);
       stack = await startLocalStack({
-        ports: { web: 0, storage: 0, pubsub: 0, firestore: 0, ingest: 0, resize: 0, cleanup: 0 },
+        ports: { web: 0, storage: 0, pubsub: 0, firestore: 0, ingest: 0, resize: 0, cleanup: 0, webhooks: 0 },
         dataDir,
         // A fresh project per run: an emulator shared with earlier runs keeps no messages for this one.
         projectId: `load-${process.pid}-${Date.now().toString(36)}`,

@@ -1,5 +1,5 @@
 /**
- * The four entry points, as deployed (`entry_point` in terraform/functions.tf) and served by the
+ * The five entry points, as deployed (`entry_point` in terraform/functions.tf) and served by the
  * local stack. Nothing else lives here.
  */
 import { cloudEvent, http } from '@google-cloud/functions-framework';
@@ -9,6 +9,7 @@ import { createResizeHandler } from './resize.js';
 import { getDeps } from './runtime.js';
 import { installUploadGuard, requireScreening } from './upload-guard.js';
 import { createUploadHandler } from './upload.js';
+import { createWebhooksHandler } from './webhooks.js';
 
 // On Cloud Run (K_SERVICE is set) validate the configuration at cold start, so a bad variable
 // fails the deployment's first instance loudly instead of the first request.
@@ -25,6 +26,8 @@ export const ingest = createIngestHandler(getDeps);
 export const resize = createResizeHandler(getDeps);
 /** CloudEvent: a tick on the cleanup topic. */
 export const cleanup = createCleanupHandler(getDeps);
+/** CloudEvent: an event on the events topic (push subscription), POSTed signed to WEBHOOK_URLS. */
+export const webhooks = createWebhooksHandler(getDeps);
 
 http(
   'upload',
@@ -37,3 +40,4 @@ http(
 cloudEvent('ingest', ingest);
 cloudEvent('resize', resize);
 cloudEvent('cleanup', cleanup);
+cloudEvent('webhooks', webhooks);

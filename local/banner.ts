@@ -62,7 +62,7 @@ export function stackBanner(stack: LocalStack, alice?: DevToken): string {
     `  Storage server  ${urls.storage}   buckets ${stack.buckets.uploads}, ${stack.buckets.images}   (${PORT_VARIABLES.storage})`,
     `  Pub/Sub         ${urls.pubsub}   ${stack.emulator === 'started' ? `emulator started here (${PORT_VARIABLES.pubsub})` : 'emulator from PUBSUB_EMULATOR_HOST'}   project ${stack.projectId}`,
     `  Firestore       ${urls.firestore}   ${stack.firestoreEmulator === 'started' ? `emulator started here (${PORT_VARIABLES.firestore})` : 'emulator from FIRESTORE_EMULATOR_HOST'}   database ${stack.firestoreDatabase}${stack.firestoreEmulator === 'started' ? `   ${stack.dataDir ? 'kept in the data directory (firestore/)' : 'in memory'}` : ''}`,
-    `  Functions       ingest ${urls.ingest}   resize ${urls.resize}   cleanup ${urls.cleanup}`,
+    `  Functions       ingest ${urls.ingest}   resize ${urls.resize}   cleanup ${urls.cleanup}   webhooks ${urls.webhooks}`,
     `  Data            ${stack.dataDir ?? 'in memory (lost on exit)'}`,
     `  Cleanup         ${stack.cleanupIntervalSeconds > 0 ? `every ${stack.cleanupIntervalSeconds} s here (CLEANUP_INTERVAL_SECONDS)` : 'not scheduled here (CLEANUP_INTERVAL_SECONDS=0)'}; ` +
       `deployed: cron "${schedule.cron}" ${schedule.timeZone} (Cloud Scheduler)`,

@@ -7,10 +7,19 @@ import { createServer, type Server } from 'node:net';
 import { isPortInUse } from './emulator-process.js';
 
 /** The stack's listeners. */
-export type PortName = 'web' | 'storage' | 'pubsub' | 'firestore' | 'ingest' | 'resize' | 'cleanup';
+export type PortName = 'web' | 'storage' | 'pubsub' | 'firestore' | 'ingest' | 'resize' | 'cleanup' | 'webhooks';
 
 /** Every listener, in start-up order of the banner. */
-export const PORT_NAMES: readonly PortName[] = ['web', 'storage', 'pubsub', 'firestore', 'ingest', 'resize', 'cleanup'];
+export const PORT_NAMES: readonly PortName[] = [
+  'web',
+  'storage',
+  'pubsub',
+  'firestore',
+  'ingest',
+  'resize',
+  'cleanup',
+  'webhooks',
+];
 
 /** Default ports of `npm start`: the page and upload API on 8080, the other functions after it. */
 export const DEFAULT_PORTS: Readonly<Record<PortName, number>> = {
@@ -21,6 +30,7 @@ export const DEFAULT_PORTS: Readonly<Record<PortName, number>> = {
   ingest: 8081,
   resize: 8082,
   cleanup: 8083,
+  webhooks: 8084,
 };
 
 /** The environment variable that overrides each port. */
@@ -32,6 +42,7 @@ export const PORT_VARIABLES: Readonly<Record<PortName, string>> = {
   ingest: 'INGEST_PORT',
   resize: 'RESIZE_PORT',
   cleanup: 'CLEANUP_PORT',
+  webhooks: 'WEBHOOKS_PORT',
 };
 
 /** What listens on each port, for messages. */
@@ -43,6 +54,7 @@ export const PORT_ROLES: Readonly<Record<PortName, string>> = {
   ingest: 'ingest function',
   resize: 'resize function',
   cleanup: 'cleanup function',
+  webhooks: 'webhooks function',
 };
 
 /** Raised when a port the stack needs is taken; the message names the variable to change. */

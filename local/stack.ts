@@ -18,6 +18,7 @@ import type { Storage } from '@google-cloud/storage';
 import { guardUploadListener } from '../functions/upload-guard.js';
 import { admissionFromEnv, admitAtMost, REFUSAL_HOLD_MS, type AdmissionStats } from './admission.js';
 import { loadConfig, type Config } from '../shared/core/config.js';
+import type { Firestore } from '@google-cloud/firestore';
 import { createDeps, createFirestoreClient, createStorageClient } from '../shared/cloud/deps.js';
 import { createLogger, type Logger } from '../shared/cloud/log.js';
 import {
@@ -37,6 +38,7 @@ import { generateSigningKey } from './signing-key.js';
 import { type StackAuth, startStackAuth } from './stack-auth.js';
 import { startStorageServer, type StorageServer } from './storage-server/index.js';
 import { IMAGES_PATH, listen, startWebServer } from './web-server.js';
+import { recentWebhookDeliveries } from './webhook-deliveries.js';
 
 /** Where a log line comes from: a function, or a part of the stack. */
 export type LogSource = FunctionKey | 'stack' | 'storage' | 'pubsub' | 'firestore';
@@ -106,6 +108,7 @@ export interface StackUrls {
   readonly ingest: string;
   readonly resize: string;
   readonly cleanup: string;
+  readonly webhooks: string;
 }
 
 /** A running stack. */
@@ -343,6 +346,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     let storage: Storage | undefined;
     let imagesBucket = buckets.images;
+    let stateClient: Firestore | undefined;
     const web = await startWebServer({
       host,
       port: requested.web,
@@ -354,6 +358,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         auth: started.auth.mode,
         ...(started.auth.signInUrl ? { signInUrl: started.auth.signInUrl, users: started.auth.users } : {}),
       },
+      webhookDeliveries: () => recentWebhookDeliveries(stateClient, currentConfig),
       onError: (message) => stackLog.error(message, { event: 'local.web' }),
     }).catch((error: unknown) => {
       throw asPortError(error, 'web', requested.web);
@@ -362,7 +367,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const functionServers = {} as Record<EventFunction, Server>;
     const admission = {} as Record<EventFunction, AdmissionStats>;
-    for (const fn of ['ingest', 'resize', 'cleanup'] as const) {
+    for (const fn of ['ingest', 'resize', 'cleanup', 'webhooks'] as const) {
       // As on Cloud Run: at most maxInstances × concurrency requests at once, 429 beyond.
       const limit = options.admission?.[fn] ?? admissionFromEnv(options.env ?? {}, fn) ?? admissionLimit(fn);
       const gated = admitAtMost(
@@ -418,6 +423,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ingest: (functionServers.ingest.address() as AddressInfo).port,
       resize: (functionServers.resize.address() as AddressInfo).port,
       cleanup: (functionServers.cleanup.address() as AddressInfo).port,
+      webhooks: (functionServers.webhooks.address() as AddressInfo).port,
     };
     const base = (port: number) => `http://${displayHost}:${port}`;
     const webUrl = base(ports.web);
@@ -431,6 +437,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ingest: base(ports.ingest),
       resize: base(ports.resize),
       cleanup: base(ports.cleanup),
+      webhooks: base(ports.webhooks),
     };
 
     // The configuration: the user's pipeline settings, with where-things-are set by the stack.
@@ -486,6 +493,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       else process.env.FIRESTORE_EMULATOR_HOST = previousFirestoreHost;
     });
     const firestore = createFirestoreClient(config);
+    stateClient = firestore;
     undo.push(() => withTimeout(firestore.terminate(), 5_000));
     const { useDeps } = await import('../functions/runtime.js');
     useDeps(createDeps(config, { pubsub, storage, firestore, log: functionsLog }));
@@ -493,7 +501,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const provisioned = await provisionPubsub(pubsub, {
       project: projectId,
-      endpoints: { resize: urls.resize, cleanup: urls.cleanup },
+      endpoints: { resize: urls.resize, cleanup: urls.cleanup, webhooks: urls.webhooks },
       log: stackLog,
     });
     checkpoint();

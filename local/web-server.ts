@@ -18,6 +18,9 @@ export const IMAGES_PATH = '/images';
 /** Where the page reads how the stack authenticates (`{auth, signInUrl?, users?}`). */
 export const PAGE_CONFIG_PATH = '/page-config.json';
 
+/** Where the page reads the recent webhook deliveries (`{urls, deliveries}`, docs/webhooks.md). */
+export const WEBHOOKS_PATH = '/local/webhooks.json';
+
 /** The page's files: served from the sources (HTML, CSS) and from the build (JavaScript). */
 const SOURCE_DIR = fileURLToPath(new URL('../../local/web/', import.meta.url));
 const BUILD_DIR = fileURLToPath(new URL('./web/', import.meta.url));
@@ -58,6 +61,8 @@ export interface WebServerOptions {
   readonly connectSources?: readonly string[];
   /** What the page reads from `/page-config.json` (how it signs in). */
   readonly pageConfig?: unknown;
+  /** What the page reads from {@link WEBHOOKS_PATH}: the receivers and their recent deliveries. */
+  readonly webhookDeliveries?: () => Promise<unknown>;
 }
 
 /** A running web server. */
@@ -181,6 +186,12 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       const body = JSON.stringify(options.pageConfig ?? { auth: 'none' });
       res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    if (req.method === 'GET' && path === WEBHOOKS_PATH && options.webhookDeliveries) {
+      const body = JSON.stringify(await options.webhookDeliveries());
+      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(body);
       return;
     }
     if (path.startsWith(`${IMAGES_PATH}/`)) {

@@ -9,15 +9,18 @@
 #            Its handler must be registered as a CloudEvent function (functions.cloudEvent):
 #            functions-framework converts the push request into a Pub/Sub CloudEvent.
 # - cleanup: Eventarc, google.cloud.pubsub.topic.v1.messagePublished on the cleanup topic.
+# - webhooks: HTTP, called only by the events topic's webhooks push subscription (pubsub.tf) with an
+#            OIDC token; POSTs each event, signed, to var.webhook_urls (docs/webhooks.md).
 
 locals {
   function_runtime = "nodejs22"
 
   function_descriptions = {
-    upload  = "Accepts image uploads (HTTP) and reports their status."
-    ingest  = "Ingests objects finalized in the uploads bucket and dispatches their resize jobs."
-    resize  = "Renders image variants with sharp for one job (pushed by the jobs subscription)."
-    cleanup = "Scheduled cleanup: retention, re-dispatch of stuck jobs, dead letters, orphans."
+    upload   = "Accepts image uploads (HTTP) and reports their status."
+    ingest   = "Ingests objects finalized in the uploads bucket and dispatches their resize jobs."
+    resize   = "Renders image variants with sharp for one job (pushed by the jobs subscription)."
+    cleanup  = "Scheduled cleanup: retention, re-dispatch of stuck jobs, dead letters, orphans."
+    webhooks = "POSTs each event, signed per Standard Webhooks, to the configured receivers (pushed by the webhooks subscription)."
   }
 
   # Eventarc triggers of the event functions, by the topology's trigger kind. A Cloud Storage
@@ -77,6 +80,17 @@ resource "google_cloudfunctions2_function" "this" {
         version    = var.upload_token_secret_version
       }
     }
+
+    # webhooks only: its signing secret (whsec_ + base64), from Secret Manager.
+    dynamic "secret_environment_variables" {
+      for_each = each.key == "webhooks" && var.webhook_secret_id != null ? [var.webhook_secret_id] : []
+      content {
+        key        = "WEBHOOK_SECRET"
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = var.webhook_secret_version
+      }
+    }
   }
 
   dynamic "event_trigger" {
@@ -100,6 +114,7 @@ resource "google_cloudfunctions2_function" "this" {
 
   depends_on = [
     google_secret_manager_secret_iam_member.upload_token,
+    google_secret_manager_secret_iam_member.webhook_secret,
     # APIs, service agents and grants, and the time they take to propagate (below).
     time_sleep.iam_propagation,
   ]

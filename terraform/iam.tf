@@ -80,13 +80,16 @@ locals {
     { function = "resize", topic = "events" },
     { function = "cleanup", topic = "jobs" },
     { function = "cleanup", topic = "events" },
+    # webhooks dead-letters what a receiver did not accept within WEBHOOK_RETRY_HOURS.
+    { function = "webhooks", topic = "webhooksDeadLetter" },
   ]
 
   # Subscriptions a function pulls from, declared in shared/core/topology.json ("pull": function).
   function_pull_subscriptions = { for key, sub in local.pull_subscriptions : key => sub if try(sub.pull, null) != null }
 
-  # Functions that use the Firestore database (FIRESTORE_DATABASE): all four.
-  firestore_functions = toset(["upload", "ingest", "resize", "cleanup"])
+  # Functions that use the Firestore database (FIRESTORE_DATABASE): all five (webhooks keeps its
+  # delivery records there).
+  firestore_functions = toset(["upload", "ingest", "resize", "cleanup", "webhooks"])
 }
 
 # --- Function runtime identities --------------------------------------------------------------
@@ -156,6 +159,18 @@ resource "google_secret_manager_secret_iam_member" "upload_token" {
   secret_id = var.upload_token_secret_id
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.function["upload"].email}"
+
+  depends_on = [google_project_service.this]
+}
+
+# webhooks reads its signing secret, and only that secret.
+resource "google_secret_manager_secret_iam_member" "webhook_secret" {
+  count = var.webhook_secret_id == null ? 0 : 1
+
+  project   = var.project_id
+  secret_id = var.webhook_secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function["webhooks"].email}"
 
   depends_on = [google_project_service.this]
 }

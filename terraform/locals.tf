@@ -24,6 +24,7 @@ locals {
   # Pull subscriptions (no push endpoint); jobsPush is a resource of its own in pubsub.tf.
   pull_subscriptions = { for key, sub in local.topology.subscriptions : key => sub if try(sub.push, null) == null }
   jobs_push          = local.topology.subscriptions.jobsPush
+  webhooks_push      = local.topology.subscriptions.webhooksPush
 
   # Pub/Sub service agent: signs the push subscription's OIDC tokens and the Eventarc deliveries,
   # and moves dead letters. Its address is fixed by Google; google_project_service_identity would
@@ -97,12 +98,22 @@ locals {
     DRY_RUN                       = var.cleanup_dry_run == null ? "" : tostring(var.cleanup_dry_run)
   }
 
+  # webhooks: the receivers (fixed here, never taken from a request) and where events go that a
+  # receiver did not accept within WEBHOOK_RETRY_HOURS. WEBHOOK_SECRET comes from Secret Manager
+  # (functions.tf).
+  env_webhooks = {
+    WEBHOOK_URLS              = join(",", var.webhook_urls)
+    WEBHOOK_DEAD_LETTER_TOPIC = google_pubsub_topic.this["webhooksDeadLetter"].name
+    WEBHOOK_RETRY_HOURS       = tostring(var.webhook_retry_hours)
+  }
+
   # extra_env first: it may not name a variable set here (its validation), and if it ever did, the
   # module's value would win.
   function_env = {
-    upload  = { for k, v in merge(var.extra_env, local.env_common, local.env_upload) : k => v if v != "" }
-    ingest  = { for k, v in merge(var.extra_env, local.env_common, local.env_ingest) : k => v if v != "" }
-    resize  = { for k, v in merge(var.extra_env, local.env_common, local.env_resize) : k => v if v != "" }
-    cleanup = { for k, v in merge(var.extra_env, local.env_common, local.env_cleanup) : k => v if v != "" }
+    upload   = { for k, v in merge(var.extra_env, local.env_common, local.env_upload) : k => v if v != "" }
+    ingest   = { for k, v in merge(var.extra_env, local.env_common, local.env_ingest) : k => v if v != "" }
+    resize   = { for k, v in merge(var.extra_env, local.env_common, local.env_resize) : k => v if v != "" }
+    cleanup  = { for k, v in merge(var.extra_env, local.env_common, local.env_cleanup) : k => v if v != "" }
+    webhooks = { for k, v in merge(var.extra_env, local.env_common, local.env_webhooks) : k => v if v != "" }
   }
 }

@@ -81,9 +81,10 @@ locals {
     key => "logging_googleapis_com:user_${name}{monitored_resource=\"${local.log_resource_type}\"}"
   }
 
-  dead_letter_inspect = local.topology.subscriptions.jobsDeadLetterPull.name
-  resize_service      = local.function_names["resize"]
-  resize_max          = local.function_settings["resize"].max_instances
+  dead_letter_inspect  = local.topology.subscriptions.jobsDeadLetterPull.name
+  webhook_dead_letters = local.topology.subscriptions.webhooksDeadLetterPull.name
+  resize_service       = local.function_names["resize"]
+  resize_max           = local.function_settings["resize"].max_instances
 }
 
 resource "google_logging_metric" "this" {
@@ -164,6 +165,38 @@ resource "google_monitoring_alert_policy" "dead_letters" {
 
   documentation {
     content   = "Resize jobs failed ${local.jobs_push.maxDeliveryAttempts} deliveries and were dead-lettered. Cleanup marks their images failed (retryable); the copies on ${local.dead_letter_inspect} are for you. See docs/observability.md#dead-lettered-jobs."
+    mime_type = "text/markdown"
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Events a webhook receiver did not accept within WEBHOOK_RETRY_HOURS wait on their inspect
+# subscription: the receiver has been down or refusing for a day.
+resource "google_monitoring_alert_policy" "webhook_dead_letters" {
+  project               = var.project_id
+  display_name          = "${var.function_name_prefix}: dead-lettered webhooks waiting"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "${local.webhook_dead_letters} has undelivered messages for 10 minutes"
+
+    condition_threshold {
+      filter          = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${local.webhook_dead_letters}\" AND metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "600s"
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    content   = "A webhook receiver did not accept some events for ${var.webhook_retry_hours} hours; they were dead-lettered for it. The copies on ${local.webhook_dead_letters} name the receivers (attribute receivers). See docs/observability.md#dead-lettered-webhooks."
     mime_type = "text/markdown"
   }
 

@@ -4,12 +4,12 @@ output "upload_url" {
 }
 
 output "function_names" {
-  description = "Names of the four functions (also the names of their Cloud Run services)."
+  description = "Names of the five functions (also the names of their Cloud Run services)."
   value       = { for key, fn in google_cloudfunctions2_function.this : key => fn.name }
 }
 
 output "function_uris" {
-  description = "Cloud Run URIs of the four functions."
+  description = "Cloud Run URIs of the five functions."
   value       = { for key, fn in google_cloudfunctions2_function.this : key => fn.service_config[0].uri }
 }
 
@@ -53,6 +53,7 @@ output "subscriptions" {
   value = merge(
     { for key, sub in google_pubsub_subscription.pull : key => sub.name },
     { jobsPush = google_pubsub_subscription.jobs_push.name },
+    { webhooksPush = google_pubsub_subscription.webhooks_push.name },
   )
 }
 

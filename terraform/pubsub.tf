@@ -4,7 +4,10 @@
 #   subscription owned here (an Eventarc Pub/Sub trigger cannot have a dead-letter policy).
 # - jobs dead letter: jobs that failed maxDeliveryAttempts times. Two pull subscriptions keep them:
 #   one that cleanup drains to mark the images failed, one for people to inspect.
-# - events: image.ready / image.failed, with a pull subscription to inspect them.
+# - events: image.ready / image.failed / image.updated / image.deleted, with a pull subscription to
+#   inspect them and the webhooks push subscription (below).
+# - webhooks dead letter: events a webhook receiver did not accept within WEBHOOK_RETRY_HOURS,
+#   published by the webhooks function; a pull subscription keeps them for people to inspect.
 # - cleanup: the scheduler's tick; the cleanup function's Eventarc trigger subscribes to it.
 
 resource "google_pubsub_topic" "this" {
@@ -77,5 +80,43 @@ resource "google_pubsub_subscription" "jobs_push" {
     google_cloud_run_service_iam_member.invoker,
     google_service_account_iam_member.pubsub_token_creator,
     google_pubsub_topic_iam_member.dead_letter_publisher,
+  ]
+}
+
+# events -> webhooks. Like jobs_push: an OIDC token of the webhooks invoker service account, the
+# wrapped push request that functions-framework turns into a Pub/Sub CloudEvent, a function timeout
+# below the ack deadline. No dead_letter_policy: its at most 100 attempts × at most 600 s backoff
+# (≈ 16.7 h) are less than the 24 h a receiver is retried. Instead messages are kept 7 days, retried
+# with backoff from 10 s to 600 s, and the function itself publishes an event to the webhook
+# dead-letter topic once it is WEBHOOK_RETRY_HOURS old, and acknowledges it (docs/webhooks.md).
+resource "google_pubsub_subscription" "webhooks_push" {
+  project                    = var.project_id
+  name                       = local.webhooks_push.name
+  topic                      = google_pubsub_topic.this[local.webhooks_push.topic].id
+  ack_deadline_seconds       = local.webhooks_push.ackDeadlineSeconds
+  message_retention_duration = "${local.webhooks_push.messageRetentionSeconds}s"
+  labels                     = var.labels
+
+  push_config {
+    push_endpoint = "${google_cloudfunctions2_function.this[local.webhooks_push.push].service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[local.webhooks_push.topic].name}"
+
+    oidc_token {
+      service_account_email = google_service_account.invoker["webhooks"].email
+      audience              = google_cloudfunctions2_function.this[local.webhooks_push.push].service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "${local.webhooks_push.minimumBackoffSeconds}s"
+    maximum_backoff = "${local.webhooks_push.maximumBackoffSeconds}s"
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [
+    google_cloud_run_service_iam_member.invoker,
+    google_service_account_iam_member.pubsub_token_creator,
   ]
 }

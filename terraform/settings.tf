@@ -18,6 +18,9 @@ locals {
     ingest  = { memory = "1Gi", cpu = "1", timeout_seconds = 120 }
     resize  = { memory = "2Gi", cpu = "2", timeout_seconds = 540 }
     cleanup = { memory = "512Mi", cpu = null, timeout_seconds = 540 }
+    # webhooks waits on receivers (10 s each, in parallel), never decodes: small, many at once; its
+    # timeout stays below its push subscription's ack deadline.
+    webhooks = { memory = "512Mi", cpu = "1", timeout_seconds = 30 }
   }
   function_defaults = {
     for key, size in local.function_sizes : key => merge(size, {
@@ -69,6 +72,9 @@ locals {
     ORIGINAL_RETENTION_DAYS       = "original_retention_days"
     INCOMING_MAX_AGE_HOURS        = "incoming_max_age_hours"
     DRY_RUN                       = "cleanup_dry_run"
+    WEBHOOK_URLS                  = "webhook_urls"
+    WEBHOOK_DEAD_LETTER_TOPIC     = "shared/core/topology.json"
+    WEBHOOK_RETRY_HOURS           = "webhook_retry_hours"
   }
 
   function_settings = {

@@ -425,6 +425,62 @@ variable "upload_token_secret_version" {
   }
 }
 
+# ---------------------------------------------------------------------------------------------
+# Webhooks (docs/webhooks.md)
+# ---------------------------------------------------------------------------------------------
+
+variable "webhook_urls" {
+  description = "Receivers of every event, POSTed signed per Standard Webhooks by the webhooks function (WEBHOOK_URLS): https URLs only, at most 20. Empty (default): the function acknowledges events and sends nothing. Needs webhook_secret_id."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for u in var.webhook_urls : can(regex("^https://[^/?#@\\s]+(/[^\\s]*)?$", u))])
+    error_message = "Each webhook_urls entry must be an https URL (plain http is allowed only on loopback, which means nothing in a deployment)."
+  }
+  validation {
+    condition     = length(var.webhook_urls) <= 20 && length(distinct(var.webhook_urls)) == length(var.webhook_urls)
+    error_message = "webhook_urls must list at most 20 URLs, each once."
+  }
+  validation {
+    condition     = length(var.webhook_urls) == 0 || var.webhook_secret_id != null
+    error_message = "webhook_urls needs webhook_secret_id: the Secret Manager secret holding the signing secret (whsec_ + base64 of at least 16 random bytes)."
+  }
+}
+
+variable "webhook_secret_id" {
+  description = "ID of an existing Secret Manager secret (in project_id) holding the webhook signing secret, `whsec_` + base64 (e.g. `echo \"whsec_$(openssl rand -base64 32)\"`). The webhooks function receives it as WEBHOOK_SECRET through secret_environment_variables and its service account may access that secret only. Create the secret outside Terraform so that it never enters the state."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.webhook_secret_id == null || can(regex("^[A-Za-z0-9_-]{1,255}$", var.webhook_secret_id))
+    error_message = "webhook_secret_id must be a secret ID (letters, digits, _ and -), not a full resource name."
+  }
+}
+
+variable "webhook_secret_version" {
+  description = "Version of the webhook signing secret (a number, or \"latest\")."
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = var.webhook_secret_version == "latest" || can(regex("^[1-9][0-9]*$", var.webhook_secret_version))
+    error_message = "webhook_secret_version must be \"latest\" or a version number."
+  }
+}
+
+variable "webhook_retry_hours" {
+  description = "How long the webhooks function retries a receiver that fails or does not answer within 10 s before it publishes the event to the webhook dead-letter topic (WEBHOOK_RETRY_HOURS): 1 to 144 (the subscription keeps messages 7 days)."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.webhook_retry_hours >= 1 && var.webhook_retry_hours <= 144 && floor(var.webhook_retry_hours) == var.webhook_retry_hours
+    error_message = "webhook_retry_hours must be a whole number from 1 to 144."
+  }
+}
+
 variable "upload_cors_origins" {
   description = "Origins allowed to call the upload function from a browser (CORS_ORIGINS). Empty: no CORS headers (server-to-server use only)."
   type        = list(string)
@@ -523,7 +579,7 @@ variable "cleanup_dry_run" {
 }
 
 variable "extra_env" {
-  description = "Further environment variables for all four functions, for settings without a variable of their own (e.g. AVIF_QUALITY, JPEG_MOZJPEG, MAX_INPUT_PIXELS). Use names from shared/core/config.ts: the code ignores any other name, and a bad value stops the function at cold start with a message naming it. Refused: names the module sets itself (use their variable: UPLOAD_AUTH is upload_auth, WIDTHS is widths, ...), so that extra_env cannot undo a validated setting, and secrets (UPLOAD_TOKEN, *_TOKEN, *_SECRET, *_PASSWORD, *_KEY, ...), which belong in Secret Manager: environment variables are in the Terraform state and visible to anyone who may view the function."
+  description = "Further environment variables for all five functions, for settings without a variable of their own (e.g. AVIF_QUALITY, JPEG_MOZJPEG, MAX_INPUT_PIXELS). Use names from shared/core/config.ts: the code ignores any other name, and a bad value stops the function at cold start with a message naming it. Refused: names the module sets itself (use their variable: UPLOAD_AUTH is upload_auth, WIDTHS is widths, ...), so that extra_env cannot undo a validated setting, and secrets (UPLOAD_TOKEN, *_TOKEN, *_SECRET, *_PASSWORD, *_KEY, ...), which belong in Secret Manager: environment variables are in the Terraform state and visible to anyone who may view the function."
   type        = map(string)
   default     = {}
   nullable    = false

@@ -1114,6 +1114,52 @@ async function refreshMine(): Promise<void> {
   }
 }
 
+// ---- Webhooks: with WEBHOOK_URLS set, what each receiver got (docs/webhooks.md).
+
+interface WebhookDelivery {
+  webhookId: string;
+  url: string;
+  type: string;
+  imageId: string;
+  state: string;
+  attempts: number;
+  lastStatus: number | null;
+  lastBody: string;
+  updatedAt: string;
+}
+
+const webhooksSection = pageElement<HTMLElement>('#webhooks');
+const webhooksNote = pageElement<HTMLParagraphElement>('#webhooks-note');
+const webhooksList = pageElement<HTMLOListElement>('#webhooks-list');
+
+function webhookRow(d: WebhookDelivery): HTMLLIElement {
+  const answer = d.lastStatus === null ? 'no answer' : `HTTP ${d.lastStatus}`;
+  return el(
+    'li',
+    { class: 'mine-row' },
+    el('strong', { text: `${d.type} → ${d.url}` }),
+    el('span', {
+      text: ` ${d.state}, ${answer}, ${d.attempts} attempt${d.attempts === 1 ? '' : 's'} · ${d.webhookId}`,
+    }),
+    el('pre', { text: d.lastBody || '(empty body)' }),
+  );
+}
+
+/** Refreshes the deliveries every few seconds while the stack has receivers configured. */
+async function refreshWebhooks(): Promise<void> {
+  try {
+    const response = await fetch('/local/webhooks.json', { cache: 'no-store' });
+    const body = (await response.json()) as { urls: string[]; deliveries: WebhookDelivery[] };
+    if (body.urls.length === 0) return;
+    webhooksSection.hidden = false;
+    webhooksList.replaceChildren(...body.deliveries.map(webhookRow));
+    webhooksNote.textContent = `Receivers: ${body.urls.join(', ')}. ${body.deliveries.length === 0 ? 'No delivery yet.' : ''}`;
+  } catch {
+    /* the stack is stopping, or an older one without webhooks: try again later */
+  }
+  setTimeout(() => void refreshWebhooks(), 3000);
+}
+
 // ---- Start: sign in (if the stack asks for it), then the cards and the list.
 
 const account = pageElement<HTMLDivElement>('#account');
@@ -1158,4 +1204,5 @@ userSelect.addEventListener('change', async () => {
 void started.then(() => {
   restoreCards(false);
   void refreshMine();
+  void refreshWebhooks();
 });

@@ -17,6 +17,7 @@ import {
   type OutputFormat,
 } from './domain.js';
 import { topology } from './topology.js';
+import { WEBHOOK_ENV, webhookConfigProblems } from './webhook.js';
 
 const MiB = 1024 * 1024;
 
@@ -121,7 +122,6 @@ export const ENV_SCHEMA = z.object({
     .describe(
       'Base of variant URLs in manifests (e.g. a CDN); default `https://storage.googleapis.com/{IMAGES_BUCKET}`.',
     ),
-
   // What to make.
   WIDTHS: widths
     .default([320, 640, 1024, 1600, 2048])
@@ -183,7 +183,6 @@ export const ENV_SCHEMA = z.object({
   KEEP_METADATA: boolean
     .default(false)
     .describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),
-
   // Limits, checked before any full decode.
   // A request to Cloud Run carries at most 32 MiB, so a larger limit could never be reached.
   MAX_UPLOAD_BYTES: int(1, 32 * MiB)
@@ -209,7 +208,6 @@ export const ENV_SCHEMA = z.object({
   JOB_TIME_BUDGET_SECONDS: int(1, 3600)
     .default(300)
     .describe('Longest a resize job may spend rendering before it fails for good.'),
-
   // upload's HTTP surface.
   CORS_ORIGINS: list(
     z.union([z.literal('*'), z.url({ message: 'each must be an origin such as https://example.com' })]),
@@ -259,7 +257,6 @@ export const ENV_SCHEMA = z.object({
   QUOTA_OPEN_TICKETS: int(0, 100_000)
     .optional()
     .describe('Unused, unexpired signed URLs one owner may hold; 0 = no limit. Default: 10 with jwt, 0 otherwise.'),
-
   // cleanup.
   ORIGINAL_RETENTION_DAYS: int(0, 36500)
     .default(0)
@@ -290,7 +287,6 @@ export const ENV_SCHEMA = z.object({
     .default(240)
     .describe('Longest one cleanup pass runs; each step gets its share and checks it between objects.'),
   DRY_RUN: boolean.default(false).describe('Cleanup only logs what it would do.'),
-
   // Reprocess (bring images made with an older recipe up to date; docs/state.md).
   REPROCESS: z
     .enum(['on', 'off'], { message: 'must be on or off' })
@@ -306,13 +302,14 @@ export const ENV_SCHEMA = z.object({
     .describe(
       "Estimated CPU-seconds the reprocess backfill may dispatch per UTC day (the bench's per-megapixel model); 0 dispatches nothing.",
     ),
-
   // Runtime settings that the bench shows matter.
   SHARP_CONCURRENCY: int(0, 64).default(2).describe('libvips threads per image (sharp.concurrency); 0 = one per core.'),
   SHARP_CACHE: boolean.default(false).describe('libvips operation cache; off, since every job sees a new image.'),
   MALLOC_ARENA_MAX: int(1, 64)
     .optional()
     .describe('glibc malloc arenas; read by the C library, set to 2 in deployments to cap RSS.'),
+  // Signed webhooks (docs/webhooks.md).
+  ...WEBHOOK_ENV,
 });
 
 /** Validated configuration, keyed by environment variable name. */
@@ -385,11 +382,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...result.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
         const value = relevant[name];
-        const shown = value === undefined ? 'unset' : name === 'UPLOAD_TOKEN' ? 'set' : JSON.stringify(value);
+        const shown = value === undefined ? 'unset' : /TOKEN|SECRET/.test(name) ? 'set' : JSON.stringify(value);
         return `${name} ${issue.message} (${shown})`;
       }),
     );
   }
+  if (result.success) problems.push(...webhookConfigProblems(result.data));
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return result.data;
 }

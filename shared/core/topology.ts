@@ -56,11 +56,17 @@ export interface FunctionSpec {
 /** Bucket roles. */
 export type BucketKey = 'uploads' | 'images';
 /** Topic roles. */
-export type TopicKey = 'jobs' | 'jobsDeadLetter' | 'events' | 'cleanup';
+export type TopicKey = 'jobs' | 'jobsDeadLetter' | 'events' | 'cleanup' | 'webhooksDeadLetter';
 /** Subscription roles. */
-export type SubscriptionKey = 'jobsPush' | 'jobsDeadLetterPull' | 'jobsDeadLetterCleanup' | 'eventsPull';
-/** The four functions. */
-export type FunctionKey = 'upload' | 'ingest' | 'resize' | 'cleanup';
+export type SubscriptionKey =
+  | 'jobsPush'
+  | 'jobsDeadLetterPull'
+  | 'jobsDeadLetterCleanup'
+  | 'eventsPull'
+  | 'webhooksPush'
+  | 'webhooksDeadLetterPull';
+/** The five functions. */
+export type FunctionKey = 'upload' | 'ingest' | 'resize' | 'cleanup' | 'webhooks';
 
 /** A composite index one of the state layer's queries needs (Terraform creates each). */
 export interface FirestoreIndexSpec {
@@ -82,6 +88,9 @@ export interface FirestoreSpec {
     readonly assets: string;
     readonly owners: string;
     readonly tickets: string;
+    /** `webhookDeliveries/{key}`: one event at one receiver; `webhookReceivers/{key}`: a receiver that answered 410. */
+    readonly webhookDeliveries: string;
+    readonly webhookReceivers: string;
   };
   readonly indexes: readonly FirestoreIndexSpec[];
   /**

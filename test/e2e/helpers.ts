@@ -85,7 +85,7 @@ export async function startTestStack(
   const waiters = new Set<{ match: (line: CapturedLine) => boolean; resolve: (line: CapturedLine) => void }>();
   const dataDir = typeof persist === 'string' ? persist : persist ? tempDir('stack-data') : undefined;
   const stack = await startLocalStack({
-    ports: { web: 0, storage: 0, pubsub: 0, firestore: 0, ingest: 0, resize: 0, cleanup: 0 },
+    ports: { web: 0, storage: 0, pubsub: 0, firestore: 0, ingest: 0, resize: 0, cleanup: 0, webhooks: 0 },
     ...(ownEmulator
       ? {}
       : { pubsubEmulatorHost: await usePubsubEmulator(), firestoreEmulatorHost: await useFirestoreEmulator() }),

@@ -13,7 +13,11 @@ import { TRACE_LOG_FIELDS } from '../../shared/cloud/trace.js';
 
 describe('local stack parts', () => {
   describe('provisioning from shared/core/topology.json', () => {
-    const endpoints = { resize: 'http://127.0.0.1:8082', cleanup: 'http://127.0.0.1:8083/' };
+    const endpoints = {
+      resize: 'http://127.0.0.1:8082',
+      cleanup: 'http://127.0.0.1:8083/',
+      webhooks: 'http://127.0.0.1:8084',
+    };
     const wanted = desiredSubscriptions('local-project', endpoints);
 
     it('creates every subscription of the topology with its settings', () => {
@@ -51,6 +55,14 @@ describe('local stack parts', () => {
       );
     });
 
+    it('points the webhooks push subscription on the events topic at the webhooks function', () => {
+      const hooks = wanted.find((w) => w.key === 'webhooksPush')!;
+      expect(hooks.pushEndpoint).to.equal(
+        `http://127.0.0.1:8084/projects/local-project/topics/${topology.topics.events.name}`,
+      );
+      expect(hooks.deadLetterPolicy).to.equal(undefined);
+    });
+
     it('stands in for the cleanup Eventarc trigger with a push subscription on the cleanup topic', () => {
       const trigger = wanted.find((w) => w.key === 'trigger:cleanup')!;
       expect(trigger.name).to.equal(triggerSubscriptionName('cleanup'));
@@ -72,6 +84,7 @@ describe('local stack parts', () => {
         ingest: 8081,
         resize: 8082,
         cleanup: 8083,
+        webhooks: 8084,
       });
       expect(DEFAULT_PORTS.web).to.equal(8080);
     });
@@ -94,6 +107,7 @@ describe('local stack parts', () => {
         ingest: 8081,
         resize: 9002,
         cleanup: 9003,
+        webhooks: 8084,
       });
     });
 

@@ -28,7 +28,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 async function freePorts(): Promise<Record<PortName, number>> {
   const ports = {} as Record<PortName, number>;
-  for (const name of ['web', 'storage', 'pubsub', 'firestore', 'ingest', 'resize', 'cleanup'] as const) {
+  for (const name of ['web', 'storage', 'pubsub', 'firestore', 'ingest', 'resize', 'cleanup', 'webhooks'] as const) {
     let port: number;
     do port = await freePort();
     while (Object.values(ports).includes(port));
@@ -46,6 +46,7 @@ function portEnv(ports: Record<PortName, number>): Record<string, string> {
     INGEST_PORT: String(ports.ingest),
     RESIZE_PORT: String(ports.resize),
     CLEANUP_PORT: String(ports.cleanup),
+    WEBHOOKS_PORT: String(ports.webhooks),
   };
 }
 

@@ -241,9 +241,10 @@ output "condition" {
       });
     });
 
-    it('puts the TTL policy on tickets.expireAt, under a stable key', function () {
+    it('puts the TTL policies on tickets.expireAt and webhookDeliveries.expireAt, under stable keys', function () {
       expect(evaluated.ttl).to.deep.equal({
         'tickets.expireAt': { collection: firestore.collections.tickets, field: 'expireAt' },
+        'webhookDeliveries.expireAt': { collection: firestore.collections.webhookDeliveries, field: 'expireAt' },
       });
     });
 
@@ -280,12 +281,15 @@ output "condition" {
         role: 'roles/datastore.user',
         member: 'serviceAccount:${google_service_account.function[each.key].email}',
       });
-      expect(expr(mod.locals.firestore_functions)).to.equal('toset(["upload", "ingest", "resize", "cleanup"])');
+      expect(expr(mod.locals.firestore_functions)).to.equal(
+        'toset(["upload", "ingest", "resize", "cleanup", "webhooks"])',
+      );
       expect([...FUNCTION_KEYS].sort(), 'every function of the topology uses Firestore').to.deep.equal([
         'cleanup',
         'ingest',
         'resize',
         'upload',
+        'webhooks',
       ]);
       const condition = block(binding, 'condition');
       expect(condition?.expression).to.equal(

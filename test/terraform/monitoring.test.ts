@@ -190,7 +190,12 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
 
   it('alerts: dead letters on the inspect subscription, failure ratio from both counters, resize at max instances', () => {
     const alerts = mod.resources.google_monitoring_alert_policy!;
-    expect(Object.keys(alerts).sort()).to.deep.equal(['dead_letters', 'failure_ratio', 'resize_saturated']);
+    expect(Object.keys(alerts).sort()).to.deep.equal([
+      'dead_letters',
+      'failure_ratio',
+      'resize_saturated',
+      'webhook_dead_letters',
+    ]);
     for (const alert of Object.values(alerts))
       expect(alert.notification_channels).to.equal('${var.notification_channels}');
 
@@ -200,6 +205,12 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
     expect(deadLetters.filter).to.include('subscription_id=\\"${local.dead_letter_inspect}\\"'.replace(/\\"/g, '"'));
     expect(deadLetters.filter).to.include('pubsub.googleapis.com/subscription/num_undelivered_messages');
     expect(deadLetters.duration).to.equal('600s');
+    expect(String(mod.locals.webhook_dead_letters)).to.equal(
+      '${local.topology.subscriptions.webhooksDeadLetterPull.name}',
+    );
+    const webhookDead = block(blocks(alerts.webhook_dead_letters, 'conditions')[0], 'condition_threshold')!;
+    expect(webhookDead.filter).to.include('subscription_id="${local.webhook_dead_letters}"');
+    expect(webhookDead.filter).to.include('pubsub.googleapis.com/subscription/num_undelivered_messages');
 
     const ratio = block(blocks(alerts.failure_ratio, 'conditions')[0], 'condition_prometheus_query_language')!;
     expect(ratio.query)

@@ -179,6 +179,10 @@ describe('terraform variables', function () {
           allow_unauthenticated_upload: true,
           upload_token_secret_id: 'upload-token',
           upload_token_secret_version: '3',
+          webhook_urls: ['https://hooks.example.com/images', 'https://other.example.net/h?k=1'],
+          webhook_secret_id: 'webhook-secret',
+          webhook_secret_version: '2',
+          webhook_retry_hours: 48,
           upload_cors_origins: ['https://www.example.com'],
           upload_invoker_members: [
             'user:alice@example.com',
@@ -288,6 +292,22 @@ describe('terraform variables', function () {
       ['a lower-case extra_env name', { extra_env: { avif_quality: '40' } }, 'extra_env'],
       ['a cron with four fields', { cleanup_schedule: '*/15 * * *' }, 'cleanup_schedule'],
       ['a full secret resource name', { upload_token_secret_id: 'projects/p/secrets/s' }, 'upload_token_secret_id'],
+      [
+        'a webhook receiver over plain http',
+        { webhook_urls: ['http://hooks.example.com/h'], webhook_secret_id: 'w' },
+        'Each webhook_urls entry must be an https URL',
+      ],
+      [
+        'webhook receivers without a secret',
+        { webhook_urls: ['https://hooks.example.com/h'] },
+        'needs webhook_secret_id',
+      ],
+      [
+        'the same webhook receiver twice',
+        { webhook_urls: ['https://a.example.com/h', 'https://a.example.com/h'], webhook_secret_id: 'w' },
+        'each once',
+      ],
+      ['webhook retries past the retention', { webhook_retry_hours: 200 }, 'webhook_retry_hours must be'],
       ['a CORS origin with a path', { upload_cors_origins: ['https://example.com/app'] }, 'upload_cors_origins'],
       ['an images CORS rule without origins', { images_cors: [{ origins: [] }] }, 'images_cors'],
       [
