@@ -14,7 +14,7 @@ import { serviceAsset } from '../helpers.js';
 import { clientBundlePath } from '../fixtures/client.js';
 import { makePhoto } from '../fixtures/images.js';
 import { close, listen } from '../helpers.js';
-import { openModulePage, skipWithoutChromium, startTestStack, type TestStack } from './helpers.js';
+import { openModulePage, skipWithoutChromium, startTestStack, type TestStack, urlsOf } from './helpers.js';
 
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>client test</title></head>
@@ -88,9 +88,6 @@ function runInPage(page: Page, args: { baseUrl: string; bytes: number[]; name: s
     };
   }, args);
 }
-
-/** The URLs of a srcset. */
-const urlsOf = (srcset: string) => srcset.split(', ').map((candidate) => candidate.split(' ')[0] as string);
 
 describe('client package in Chromium against the local stack', function () {
   this.timeout(180_000);

@@ -19,6 +19,11 @@ import { eventually, serviceAsset } from '../helpers.js';
 /** Debian's Chromium, which playwright-core drives (it downloads no browser). */
 export const CHROMIUM = '/usr/bin/chromium';
 
+/** The URLs of a `srcset` attribute value. */
+export function urlsOf(srcset: string): string[] {
+  return srcset.split(', ').map((candidate) => candidate.split(' ')[0] as string);
+}
+
 /** Skips the suite, saying why, when there is no Chromium to drive. */
 export function skipWithoutChromium(suite: Mocha.Context): void {
   if (existsSync(CHROMIUM)) return;

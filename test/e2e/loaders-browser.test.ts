@@ -14,7 +14,7 @@ import type { Manifest } from '../../client/dist/index.js';
 import { client, loaderBundlePaths } from '../fixtures/client.js';
 import { makePhoto } from '../fixtures/images.js';
 import { close, listen } from '../helpers.js';
-import { openModulePage, skipWithoutChromium, startTestStack, type TestStack } from './helpers.js';
+import { openModulePage, skipWithoutChromium, startTestStack, type TestStack, urlsOf } from './helpers.js';
 
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>loaders test</title></head>
@@ -120,9 +120,6 @@ function renderInPage(page: Page, manifest: Manifest): Promise<Rendered[]> {
     }));
   }, manifest);
 }
-
-/** The URLs of a srcset. */
-const urlsOf = (srcset: string) => srcset.split(', ').map((candidate) => candidate.split(' ')[0] as string);
 
 describe('framework loaders in Chromium against the local stack', function () {
   this.timeout(240_000);
