@@ -9,7 +9,7 @@ import request from 'supertest';
 import { imageIdOf } from '../../shared/core/naming.js';
 import { audit, expectAllComplete, shuffled, startHarness, UPLOADS, upload, type Harness } from '../fixtures/faults.js';
 import { makePhoto } from '../fixtures/images.js';
-import { pullJobs, pushBody, TEST_PROJECT } from '../fixtures/pipeline.js';
+import { pullAllJobsOf, pullJobs, pushBody, TEST_PROJECT } from '../fixtures/pipeline.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -95,7 +95,7 @@ describe('faults: at-least-once delivery', function () {
     expect(statuses, 'every delivery acknowledged').to.deep.equal(statuses.map(() => 204));
     const [left] = await uploads.getFiles({ prefix: 'incoming/dup-' });
     expect(left, 'every incoming/ object removed').to.have.length(0);
-    const jobs = await pullJobs(h.pipeline.jobs);
+    const jobs = await pullAllJobsOf(h.pipeline.jobs, ids);
     const path = `/projects/${TEST_PROJECT}/topics/${h.pipeline.config.JOBS_TOPIC}`;
     let pending = shuffled([...jobs, ...jobs], 11);
     for (let round = 0; pending.length > 0 && round < 10; round++) {
