@@ -9,6 +9,7 @@ import type { PipelineDeps } from '../shared/cloud/deps.js';
 import { EventMessageV1 } from '../shared/core/schemas.js';
 import { webhookIdOf } from '../shared/core/webhook.js';
 import { deliverWebhook } from '../shared/pipeline/webhooks.js';
+import { newTrace, parseTraceparent, runWithTrace, TRACE_ATTRIBUTE } from '../shared/cloud/trace.js';
 
 /** The Pub/Sub part of a messagePublished CloudEvent. */
 interface MessagePublishedData {
@@ -20,7 +21,16 @@ interface MessagePublishedData {
 export function createWebhooksHandler(
   getDeps: () => PipelineDeps,
 ): (event: CloudEvent<MessagePublishedData>) => Promise<void> {
-  return async (cloudEvent) => {
+  // The event carries the trace of the work that published it (the upload's, for image.ready).
+  const traced = (cloudEvent: CloudEvent<MessagePublishedData>) =>
+    runWithTrace(
+      getDeps().config.GOOGLE_CLOUD_PROJECT,
+      parseTraceparent(cloudEvent.data?.message?.attributes?.[TRACE_ATTRIBUTE]) ??
+        parseTraceparent((cloudEvent as { traceparent?: unknown }).traceparent) ??
+        newTrace(),
+      () => handler(cloudEvent),
+    );
+  const handler = async (cloudEvent: CloudEvent<MessagePublishedData>): Promise<void> => {
     const deps = getDeps();
     const message = cloudEvent.data?.message;
     const body = Buffer.from(message?.data ?? '', 'base64').toString('utf8');
@@ -54,4 +64,5 @@ export function createWebhooksHandler(
       throw error;
     }
   };
+  return traced;
 }
