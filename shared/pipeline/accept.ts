@@ -40,6 +40,8 @@ type ImageOutcome =
       readonly id: string;
       readonly variants: VariantSpec[];
       readonly dispatched: boolean;
+      /** False while another caller's claim has not stored the original yet (it may be copying from the caller's source). */
+      readonly stored: boolean;
     }
   | { readonly state: 'ready'; readonly id: string; readonly manifest: Manifest }
   | { readonly state: 'failed'; readonly id: string; readonly record: FailureRecord };
@@ -152,7 +154,7 @@ function answerOf(
     throw transient('unavailable', 'This image is being deleted right now; upload it again in a moment.');
   if (decision.kind === 'ready') return { state: 'ready', id, manifest: decision.manifest };
   if (decision.kind === 'failed') return { state: 'failed', id, record: decision.failure };
-  return { state: 'processing', id, variants: plan, dispatched: false };
+  return { state: 'processing', id, variants: plan, dispatched: false, stored: decision.stored };
 }
 
 /** The focus that is part of the image's identity: only when it changes what is made (ASPECTS set). */
@@ -278,7 +280,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
       replaces: decision.update?.replaces,
       acceptedAt,
     });
-    return { state: 'processing', id, assetId, variants: jobs[0]?.plan ?? [], dispatched: true };
+    return { state: 'processing', id, assetId, variants: jobs[0]?.plan ?? [], dispatched: true, stored: true };
   }
   throw transient('unavailable', 'The image kept changing while being accepted; retry shortly.');
 }

@@ -168,12 +168,16 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
       ...(focus ? { focus } : {}),
     });
     await recordUse({ imageId: accepted.id, assetId: accepted.assetId });
-    await deleteIfPresent(file, generation);
+    // Another delivery's claim that has not stored the original may still be copying this very
+    // object: it removes the object once stored (a claim from elsewhere leaves it to cleanup's sweep).
+    const copying = accepted.state === 'processing' && !accepted.stored;
+    if (!copying) await deleteIfPresent(file, generation);
     log.info('incoming object ingested', {
       event: 'ingest.accept',
       imageId: accepted.id,
       assetId: accepted.assetId,
       state: accepted.state,
+      ...(copying ? { kept: 'another claim is storing the original' } : {}),
     });
     return { outcome: 'accepted', id: accepted.id, assetId: accepted.assetId, state: accepted.state };
   } catch (error) {

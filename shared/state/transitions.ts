@@ -45,7 +45,8 @@ export type AcceptDecision =
       readonly update?: UpdateInFlight | undefined;
       readonly retry?: string | undefined;
     }
-  | { readonly kind: 'in-flight'; readonly info: OriginalInfo; readonly update: boolean }
+  /** Another caller's claim; `stored` once its original is recorded (until then it may still be reading its source). */
+  | { readonly kind: 'in-flight'; readonly info: OriginalInfo; readonly update: boolean; readonly stored: boolean }
   /** Deleted, and its objects are being removed right now: retry in a moment. */
   | { readonly kind: 'deleting' }
   | { readonly kind: 'ready'; readonly manifest: Manifest }
@@ -111,14 +112,14 @@ export function claimForAccept(facts: AcceptFacts): Transition<AcceptDecision> {
         );
       case 'processing':
         if (doc.dispatchedAt || (doc.staleAt && doc.staleAt.getTime() > now.getTime()))
-          return { result: { kind: 'in-flight', info: doc.info, update: false } };
+          return { result: { kind: 'in-flight', info: doc.info, update: false, stored: doc.original !== undefined } };
         return claimed(claim(doc, { original: doc.original }), 'undispatched');
       default: {
         if (doc.recipe === facts.recipe && !doc.update)
           return { result: { kind: 'ready', manifest: doc.manifest as Manifest } };
         const update = claimUpdate(facts.recipe, facts.plannedVariants)(doc, now);
         if (update.result.kind === 'claimed' && update.next) return claimed(update.next, undefined);
-        return { result: { kind: 'in-flight', info: doc.info, update: true } };
+        return { result: { kind: 'in-flight', info: doc.info, update: true, stored: true } };
       }
     }
   };

@@ -15,6 +15,7 @@ import { createDeps, type PipelineDeps } from '../../shared/cloud/deps.js';
 import { imageIdOf, manifestName, originalName, STATE_SEQ_METADATA } from '../../shared/core/naming.js';
 import type { JobMessage, Manifest } from '../../shared/core/schemas.js';
 import { acceptImage } from '../../shared/pipeline/accept.js';
+import { ingestObject } from '../../shared/pipeline/ingest-object.js';
 import { runCleanup } from '../../shared/pipeline/cleanup.js';
 import { runJob } from '../../shared/pipeline/run-job.js';
 import { useDeps } from '../../functions/runtime.js';
@@ -483,5 +484,43 @@ describe('interleavings of the image document, ordered by held requests (storage
     const doc = (await readImage(h.pipeline.deps, id)) as ImageDoc;
     const [stored] = await h.pipeline.deps.storage.bucket(IMAGES).file(manifestName(id)).download();
     expect(JSON.parse(stored.toString()).recipe?.hash, 'manifest.json recipe').to.equal(doc.manifest?.recipe?.hash);
+  });
+
+  it('10. two deliveries of one incoming/ object, the first held at its copy to originals/: the second answers "in flight" and keeps the object; released, the first copies it, dispatches once and removes it; the image ends ready', async () => {
+    await begin();
+    const bytes = await photo();
+    const id = imageIdOf(bytes);
+    const name = 'incoming/twice.jpg';
+    const uploads = h.pipeline.deps.storage.bucket(UPLOADS);
+    await uploads.file(name).save(bytes, { resumable: false, contentType: 'image/jpeg' });
+    const [object] = await uploads.file(name).getMetadata();
+    const event = {
+      bucket: UPLOADS,
+      name,
+      generation: String(object.generation),
+      size: String(object.size),
+      contentType: 'image/jpeg',
+    };
+    const held = h.pipeline.storageServer.holdRequests(
+      { method: 'POST', path: new RegExp(`/b/${UPLOADS}/o/incoming%2Ftwice\\.jpg/rewriteTo/`) },
+      1,
+    );
+    const first = ingestObject(h.pipeline.deps, event);
+    await held.arrived;
+    const second = await ingestObject(h.pipeline.deps, event);
+    expect(second, 'the second delivery, while the first copies').to.deep.include({
+      outcome: 'accepted',
+      state: 'processing',
+    });
+    const [kept] = await uploads.file(name).exists();
+    expect(kept, 'the incoming object is kept for the delivery that claimed it').to.equal(true);
+    held.release();
+    expect(await first, 'the first delivery').to.deep.include({ outcome: 'accepted', state: 'processing' });
+    const [left] = await uploads.file(name).exists();
+    expect(left, 'the incoming object once the original is stored').to.equal(false);
+    const jobs = await jobsOf(id);
+    expect(new Set(jobs.map((j) => j.dispatch)).size, `dispatches of ${id} queued`).to.equal(1);
+    await runAll(jobs);
+    await audit(id, ['image.ready'], 'ready');
   });
 });

@@ -148,7 +148,7 @@ describe('transitions: claimForAccept', () => {
   it('an update already in flight for that recipe answers in-flight', () => {
     const updating = ready({ dispatch: 1, update: { replaces: 'r1', recipe: 'r2' }, staleAt: plus(10 * MIN) });
     const { next, result } = accept(updating, { recipe: 'r2' });
-    expect(result).to.deep.equal({ kind: 'in-flight', info, update: true });
+    expect(result).to.deep.equal({ kind: 'in-flight', info, update: true, stored: true });
     expect(next).to.equal(undefined);
   });
 
@@ -193,13 +193,15 @@ describe('transitions: claimForAccept', () => {
   });
 
   it('a dispatched image still processing answers in-flight (even past staleAt: cleanup re-dispatches it)', () => {
-    expect(accept(doc()).result).to.deep.equal({ kind: 'in-flight', info, update: false });
+    expect(accept(doc()).result).to.deep.equal({ kind: 'in-flight', info, update: false, stored: true });
     expect(accept(doc()).next).to.equal(undefined);
   });
 
   it('an undispatched claim within its grace answers in-flight; after it, the next upload claims it', () => {
     const undispatched = doc({ dispatchedAt: undefined, jobCount: 0, staleAt: plus(1) });
-    expect(accept(undispatched).result.kind).to.equal('in-flight');
+    expect(accept(undispatched).result).to.deep.include({ kind: 'in-flight', stored: true });
+    const storing = accept({ ...undispatched, original: undefined });
+    expect(storing.result, 'its original not stored yet').to.deep.include({ kind: 'in-flight', stored: false });
     const late = accept({ ...undispatched, staleAt: now });
     expect(late.result).to.deep.include({ kind: 'claimed', dispatch: 1, original, retry: 'undispatched' });
   });
