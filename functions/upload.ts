@@ -11,6 +11,7 @@ import { parseFocus } from '../shared/image/crop.js';
 import type { PipelineDeps } from '../shared/cloud/deps.js';
 import { permanent, type PipelineError, toHttpError } from '../shared/core/errors.js';
 import { AssetId } from '../shared/core/schemas.js';
+import { METADATA_FIELDS, parseMetadataText, type UploadMetadata } from '../shared/core/metadata.js';
 import { variantName } from '../shared/core/naming.js';
 import { uploadAuth } from '../shared/auth/settings.js';
 import { OWNER_HEADER, ownerOf, type Principal } from '../shared/auth/principal.js';
@@ -107,6 +108,21 @@ function answerAccepted(req: Request, res: Response, outcome: AcceptOutcome): vo
   }
 }
 
+/** Metadata from the `X-Upload-Metadata` header or `?metadata=` (checked before the body is read). */
+function metadataOfHead(req: Request): { metadata: UploadMetadata } | undefined {
+  const header = req.get(METADATA_FIELDS.header);
+  const query = req.query[METADATA_FIELDS.query];
+  if (header !== undefined && query !== undefined)
+    throw permanent('invalid_metadata', 'Give the metadata once: as a header or a query parameter.', {
+      where: 'header',
+    });
+  if (query !== undefined && typeof query !== 'string')
+    throw permanent('invalid_metadata', 'Give ?metadata= once, as JSON text.', { where: 'query' });
+  if (header !== undefined) return { metadata: parseMetadataText(header, 'header') };
+  if (query !== undefined) return { metadata: parseMetadataText(query, 'query') };
+  return undefined;
+}
+
 async function handleUpload(deps: PipelineDeps, req: Request, res: Response): Promise<void> {
   const body = Buffer.isBuffer(req.rawBody) ? req.rawBody : Buffer.alloc(0);
   const filenameHint = typeof req.query.filename === 'string' ? req.query.filename : undefined;
@@ -118,8 +134,15 @@ async function handleUpload(deps: PipelineDeps, req: Request, res: Response): Pr
         ? req.query.focus
         : String(req.query.focus),
   );
+  const headMetadata = metadataOfHead(req);
   const principal = await principalFor(deps, req);
   const file = await extractUpload(body, req.get('content-type'), deps.config.MAX_UPLOAD_BYTES, filenameHint);
+  if (file.metadataText !== undefined && headMetadata)
+    throw permanent('invalid_metadata', 'Give the metadata once: as the form field, a header or a query parameter.', {
+      where: 'form field',
+    });
+  const metadata =
+    file.metadataText !== undefined ? parseMetadataText(file.metadataText, 'form field') : headMetadata?.metadata;
   const outcome = await acceptImage(deps, {
     bytes: file.bytes,
     owner: ownerOf(principal),
@@ -127,6 +150,7 @@ async function handleUpload(deps: PipelineDeps, req: Request, res: Response): Pr
     source: 'upload',
     ...(file.filename ? { filename: file.filename } : {}),
     ...(focus ? { focus } : {}),
+    ...(metadata ? { metadata } : {}),
   });
   answerAccepted(req, res, outcome);
 }
@@ -149,7 +173,11 @@ export async function handleStatus(
   if (!found) throw permanent('not_found', NOT_FOUND);
   const { asset, image: status } = found;
   const ids = { id: asset.id, imageId: asset.imageId };
-  const facts = { ...(asset.filename ? { filename: asset.filename } : {}), createdAt: asset.createdAt.toISOString() };
+  const facts = {
+    ...(asset.filename ? { filename: asset.filename } : {}),
+    ...(asset.metadata ? { metadata: asset.metadata } : {}),
+    createdAt: asset.createdAt.toISOString(),
+  };
   switch (status.state) {
     case 'ready':
       res.status(200).json({ ...ids, status: 'ready', manifest: status.manifest, ...facts } satisfies StatusReadyBody);

@@ -80,7 +80,13 @@ export async function publishEvent(pubsub: PubSub, topicName: string, event: Eve
   try {
     return await topicFor(pubsub, topicName).publishMessage({
       data: encodeMessage(event),
-      attributes: { type: event.type, imageId: event.imageId, v: '1', ...traceAttributes() },
+      attributes: {
+        type: event.type,
+        imageId: event.imageId,
+        ...('id' in event ? { uploadId: event.id } : {}),
+        v: '1',
+        ...traceAttributes(),
+      },
     });
   } catch (error) {
     throw transient('publish_failed', `Could not publish ${event.type}; retry later.`, error);

@@ -48,6 +48,13 @@ export const ERROR_CODES = {
     meaning: "`?focus=` or an `incoming/` object's `focus` metadata is not two numbers from 0 to 1 (`x,y`).",
     raisedBy: 'upload, ingest',
   },
+  invalid_metadata: {
+    status: 400,
+    kind: 'permanent',
+    meaning:
+      'The per-upload metadata is not a JSON object of at most 32 keys (1–128 characters, not `__name__`) with string, number or boolean values and at most 4096 bytes as JSON, or it was given twice; `details.where` says where it came from.',
+    raisedBy: 'upload (form field, header, query, signed-URL request); ingest (logged, the object removed)',
+  },
   unauthorized: {
     status: 401,
     kind: 'permanent',

@@ -4,6 +4,7 @@
  * does not parse is a permanent failure (acknowledged and logged, never retried).
  */
 import { z } from 'zod';
+import { UploadMetadata } from './metadata.js';
 import { permanent } from './errors.js';
 import { RecipeV1 } from './recipe.js';
 import { OUTPUT_FORMATS } from './domain.js';
@@ -220,6 +221,19 @@ export const FailureRecordV1 = z.object({
 /** `{id}/error.json`. */
 export type FailureRecord = z.infer<typeof FailureRecordV1>;
 
+/**
+ * What every per-upload event carries: the upload (asset) id, its image, the owner's subject
+ * (absent for the service's own uploads) and the app's metadata, so an app acts on its own record.
+ */
+const uploadFields = {
+  v: z.literal(1),
+  id: AssetId,
+  imageId: ImageId,
+  owner: z.string().optional(),
+  metadata: UploadMetadata.optional(),
+  at: z.iso.datetime(),
+};
+
 /** Events on the events topic, version 1; each type's description is when it is published (docs/api.md's table). */
 export const EventMessageV1 = z.discriminatedUnion('type', [
   z
@@ -267,6 +281,42 @@ export const EventMessageV1 = z.discriminatedUnion('type', [
       at: z.iso.datetime(),
     })
     .describe("`DELETE /uploads/{id}` removed the image's last upload, and the image with it"),
+  z
+    .object({
+      ...uploadFields,
+      type: z.literal('upload.ready'),
+      manifest: z.object({ bucket: z.string(), name: z.string() }),
+      manifestUrl: z.url(),
+      variants: z.number().int().positive(),
+    })
+    .describe(
+      "the upload's image is ready (once per upload: when its first manifest lands, or at once for an upload of an image already made)",
+    ),
+  z
+    .object({
+      ...uploadFields,
+      type: z.literal('upload.failed'),
+      code: z.string(),
+      message: z.string(),
+      retryable: z.boolean().optional(),
+    })
+    .describe(
+      "the upload's image failed (once per upload and failure; at once for an upload of an image that had failed for good)",
+    ),
+  z
+    .object({
+      ...uploadFields,
+      type: z.literal('upload.updated'),
+      manifest: z.object({ bucket: z.string(), name: z.string() }),
+      manifestUrl: z.url(),
+      variants: z.number().int().positive(),
+      recipe: z.string(),
+      previousRecipe: z.string(),
+    })
+    .describe("a new manifest replaced the upload's image's manifest made with another recipe"),
+  z
+    .object({ ...uploadFields, type: z.literal('upload.deleted') })
+    .describe('`DELETE /uploads/{id}` removed the upload (its image goes with its last upload: `image.deleted`)'),
 ]);
 /** An event on the events topic. */
 export type EventMessage = z.infer<typeof EventMessageV1>;

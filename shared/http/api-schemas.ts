@@ -5,6 +5,7 @@
  * publishes them as the OpenAPI document's components, and the e2e tests validate real answers
  * against that document.
  */
+import { UploadMetadata } from '../core/metadata.js';
 import { z } from 'zod';
 import { OUTPUT_FORMATS } from '../core/domain.js';
 import { ERROR_CODES, type ErrorBody, type ErrorCode } from '../core/errors.js';
@@ -60,7 +61,11 @@ export const UploadReadySchema = z.object({
 });
 
 /** What `GET /uploads/{id}` adds about the upload itself. */
-const assetFacts = { filename: z.string().optional(), createdAt: z.iso.datetime() };
+const assetFacts = {
+  filename: z.string().optional(),
+  metadata: UploadMetadata.optional(),
+  createdAt: z.iso.datetime(),
+};
 
 /** `GET /uploads/{id}` 200. */
 export const StatusReadySchema = UploadReadySchema.extend(assetFacts);
@@ -96,6 +101,7 @@ export const ListedAssetSchema = z.object({
   /** The image's status (`deleted` while its deletion finishes); `unknown` when it has no document. */
   status: z.enum([...IMAGE_STATUSES, 'unknown']),
   filename: z.string().optional(),
+  metadata: UploadMetadata.optional(),
   createdAt: z.iso.datetime(),
   /** The public manifest of a ready image. */
   manifestUrl: z.string().optional(),

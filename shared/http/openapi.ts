@@ -4,6 +4,7 @@
  * Schemas of the manifest and the events. `GET /openapi.json` serves the document; `npm run docs`
  * commits it and the schemas under docs/ (a unit test fails when they drift from the code).
  */
+import { METADATA_FIELDS, UploadMetadata } from '../core/metadata.js';
 import { z } from 'zod';
 import { ERROR_CODES } from '../core/errors.js';
 import { AssetId, EventMessageV1, ManifestV1 } from '../core/schemas.js';
@@ -50,6 +51,7 @@ const COMPONENTS: Readonly<Record<string, z.ZodType>> = {
   SignedUpload: SignedUploadSchema,
   TicketWaiting: TicketWaitingSchema,
   Health: HealthSchema,
+  UploadMetadata,
 };
 
 /** Drops what zod puts at the top of a standalone schema but a component must not repeat. */
@@ -149,6 +151,18 @@ function paths(): JsonObject {
             schema: { type: 'string' },
             description: 'A focal point `x,y`, two numbers from 0 to 1, for cropped aspects.',
           },
+          {
+            name: METADATA_FIELDS.query,
+            in: 'query',
+            schema: { type: 'string', contentMediaType: 'application/json' },
+            description: "A raw body's metadata as JSON text (`UploadMetadata`); or the header, not both.",
+          },
+          {
+            name: METADATA_FIELDS.header,
+            in: 'header',
+            schema: { type: 'string', contentMediaType: 'application/json' },
+            description: "A raw body's metadata as JSON text (`UploadMetadata`; non-ASCII as `\\u` escapes).",
+          },
           ownerHeader,
         ],
         requestBody: {
@@ -157,7 +171,14 @@ function paths(): JsonObject {
             'multipart/form-data': {
               schema: {
                 type: 'object',
-                properties: { file: { contentMediaType: 'application/octet-stream' } },
+                properties: {
+                  file: { contentMediaType: 'application/octet-stream' },
+                  [METADATA_FIELDS.formField]: {
+                    type: 'string',
+                    contentMediaType: 'application/json',
+                    description: "The upload's metadata as JSON text (`UploadMetadata`).",
+                  },
+                },
                 required: ['file'],
               },
             },

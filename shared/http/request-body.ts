@@ -1,10 +1,12 @@
 /**
- * Extracting the image from an upload request: `multipart/form-data` with one `file` field
- * (parsed with busboy), or the raw body of any other content type. The content type decides
- * only how to unwrap the bytes; what the bytes are is sniffed later from the bytes themselves.
+ * Extracting the image from an upload request: `multipart/form-data` with one `file` field and
+ * an optional `metadata` field (parsed with busboy), or the raw body of any other content type.
+ * The content type decides only how to unwrap the bytes; what the bytes are is sniffed later
+ * from the bytes themselves.
  */
 import busboy from 'busboy';
 import { permanent } from '../core/errors.js';
+import { METADATA_FIELDS, METADATA_MAX_BYTES } from '../core/metadata.js';
 import { sanitizeFilename } from '../core/naming.js';
 
 /** The file found in a request. */
@@ -12,6 +14,8 @@ export interface UploadedFile {
   readonly bytes: Buffer;
   /** Sanitised client file name, if any. */
   readonly filename: string | undefined;
+  /** The form's `metadata` field, as sent (JSON text, checked by core/metadata.ts). */
+  readonly metadataText?: string | undefined;
 }
 
 /** Room for multipart boundaries and part headers on top of the file's own limit. */
@@ -35,13 +39,15 @@ export function parseMultipart(body: Buffer, contentType: string, maxBytes: numb
     try {
       parser = busboy({
         headers: { 'content-type': contentType },
-        limits: { files: 2, fileSize: maxBytes, fields: 20, parts: 40 },
+        // Twice the metadata's limit, so that a too-long field is read whole and refused by its checker.
+        limits: { files: 2, fileSize: maxBytes, fields: 20, parts: 40, fieldSize: 2 * METADATA_MAX_BYTES + 1 },
       });
     } catch {
       reject(permanent('bad_multipart', 'The multipart body has no valid boundary.'));
       return;
     }
     let found: UploadedFile | undefined;
+    let metadataText: string | undefined;
     let failure: Error | undefined;
     let otherFiles = 0;
     let pending = 0;
@@ -52,8 +58,22 @@ export function parseMultipart(body: Buffer, contentType: string, maxBytes: numb
       else if (!found) reject(permanent('missing_file', `The form has no "${FILE_FIELD}" field with a file.`));
       else if (otherFiles > 0)
         reject(permanent('too_many_files', `Send exactly one file in the "${FILE_FIELD}" field.`));
-      else resolve(found);
+      else resolve(metadataText === undefined ? found : { ...found, metadataText });
     };
+    parser.on('field', (field, value, info) => {
+      if (field !== METADATA_FIELDS.formField) return;
+      if (metadataText !== undefined)
+        failure ??= permanent('invalid_metadata', 'Send the "metadata" field once.', { where: 'form field' });
+      else if (info.valueTruncated)
+        failure ??= permanent(
+          'invalid_metadata',
+          `The metadata (form field) is longer than ${METADATA_MAX_BYTES} bytes.`,
+          {
+            where: 'form field',
+          },
+        );
+      metadataText = value;
+    });
     parser.on('file', (field, stream, info) => {
       if (field !== FILE_FIELD || pending > 0 || found) {
         otherFiles++;

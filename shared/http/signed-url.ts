@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { PipelineDeps } from '../cloud/deps.js';
 import { permanent } from '../core/errors.js';
+import { parseMetadata, UploadMetadata } from '../core/metadata.js';
 import { incomingTicketName, newTicketId, sanitizeFilename, TICKET_PATTERN } from '../core/naming.js';
 import { listPage } from '../cloud/objects.js';
 import type { OwnerKey } from '../auth/principal.js';
@@ -28,7 +29,11 @@ export const SignedUploadRequest = z.object({
   filename: z.string().max(4096).optional(),
   contentType: z.string().max(200),
   size: z.number().int().positive(),
+  metadata: UploadMetadata.optional(),
 });
+
+/** As parsed: the metadata is checked apart, so that a bad one is `invalid_metadata`, not `bad_request`. */
+const SignedUploadFields = SignedUploadRequest.extend({ metadata: z.unknown().optional() });
 
 /** What a client needs to upload: `PUT uploadUrl` with exactly `headers`, before `expiresAt`. */
 export interface SignedUpload {
@@ -62,7 +67,7 @@ export function parseSignedUploadRequest(deps: PipelineDeps, body: Buffer): z.in
       'Send a JSON body: {"filename": "...", "contentType": "image/jpeg", "size": 12345}.',
     );
   }
-  const parsed = SignedUploadRequest.safeParse(json);
+  const parsed = SignedUploadFields.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw permanent(
@@ -81,7 +86,9 @@ export function parseSignedUploadRequest(deps: PipelineDeps, body: Buffer): z.in
       maxBytes: max,
     });
   }
-  return { ...parsed.data, contentType };
+  const { metadata: rawMetadata, ...rest } = parsed.data;
+  const metadata = rawMetadata === undefined ? undefined : parseMetadata(rawMetadata, 'signed-URL request');
+  return { ...rest, contentType, ...(metadata ? { metadata } : {}) };
 }
 
 /**
@@ -117,6 +124,7 @@ export async function issueSignedUpload(deps: PipelineDeps, body: Buffer, owner:
     expiresAt,
     size: request.size,
     contentType: request.contentType,
+    ...(request.metadata ? { metadata: request.metadata } : {}),
   });
   deps.log.info('signed upload URL issued', {
     event: 'upload.signed',

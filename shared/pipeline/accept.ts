@@ -32,6 +32,11 @@ import type { Config } from '../core/config.js';
 import { type AssetClaim, transactAsset } from '../state/assets.js';
 import type { Transition } from '../state/image-doc.js';
 import { isCurrentDispatch } from '../state/policy.js';
+import { announcerOf } from '../state/upload-events.js';
+import { drainOrDefer } from '../state/outbox.js';
+import type { UploadMetadata } from '../core/metadata.js';
+import type { ImageDoc } from '../state/image-doc.js';
+import { randomUUID } from 'node:crypto';
 
 /** Where an accepted image stands. */
 type ImageOutcome =
@@ -61,6 +66,8 @@ export interface AcceptInput {
   readonly chargeQuota: boolean;
   /** Sanitised original file name, kept on the asset (never in public metadata). */
   readonly filename?: string;
+  /** The app's metadata (core/metadata.ts), kept on the asset and carried by the upload's events. */
+  readonly metadata?: UploadMetadata;
   /** Who offered it, e.g. `upload` or `incoming/photo.jpg`. */
   readonly source: string;
   /** The uploader's focal point for aspect crops (overrides CROP_STRATEGY). */
@@ -182,6 +189,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
   const id = imageIdOf(input.bytes, keyFocus);
   const log = deps.log.child({ imageId: id });
   const trace = currentTrace();
+  const holder = `accept:${randomUUID()}`;
   const baseInfo: OriginalInfo = {
     format: probe.format,
     width: probe.width,
@@ -208,10 +216,19 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     bytes: input.bytes.length,
     chargeQuota: input.chargeQuota,
     quotas: quotas(deps.config),
+    metadata: input.metadata,
+    announcer: announcerOf(deps.config, holder),
   };
   const known = (decision: Early) => decision.kind !== 'claim' && decision.kind !== 'deleting';
-  const answered = (decision: Exclude<Early, { kind: 'claim' }>, assetId: string, info: OriginalInfo) => {
+  const answered = async (
+    decision: Exclude<Early, { kind: 'claim' }>,
+    assetId: string,
+    info: OriginalInfo,
+    outbox: ImageDoc | undefined,
+  ) => {
     log.info('image already known', { event: 'accept', state: decision.kind, source: input.source, assetId });
+    // A new upload of a made image: its own upload.ready (or .failed) waits in the outbox.
+    if (outbox) await drainOrDefer(deps, id, holder, outbox);
     const plan = planVariants(decision.kind === 'in-flight' ? decision.info : info, deps.config);
     return { ...answerOf(id, decision, plan), assetId };
   };
@@ -225,7 +242,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
       return { result: result.kind === 'claimed' ? { kind: 'claim' } : result };
     };
     const early = await transactAsset(deps, asset, peek, known);
-    if (early.result.kind !== 'claim') return answered(early.result, early.assetId, baseInfo);
+    if (early.result.kind !== 'claim') return answered(early.result, early.assetId, baseInfo, early.outbox);
   }
   // Aspect crops are chosen here, once per image, so every job of the fan-out agrees (crop.ts).
   const crops = await chooseCrops(input.bytes, probe, {
@@ -240,7 +257,7 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
     const claim = await transactAsset(deps, asset, claimForAccept(factsFor(info)), (d) => d.kind !== 'deleting');
     const decision = claim.result;
     const assetId = claim.assetId;
-    if (decision.kind !== 'claimed') return answered(decision, assetId, info);
+    if (decision.kind !== 'claimed') return answered(decision, assetId, info, claim.outbox);
     let original = decision.original;
     if (!original) {
       try {

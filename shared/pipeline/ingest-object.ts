@@ -26,6 +26,9 @@ import { rejectImage } from '../state/upkeep.js';
 import { isRetryableCause } from '../core/errors.js';
 import { claimTicket, recordTicketOutcome, type TicketRefusal, type TicketUse } from '../state/tickets.js';
 import { type OwnerKey, SERVICE_OWNER } from '../auth/principal.js';
+import { METADATA_FIELDS, parseMetadataText, type UploadMetadata } from '../core/metadata.js';
+import { announcerOf } from '../state/upload-events.js';
+import { randomUUID } from 'node:crypto';
 
 /** The fields of a Cloud Storage object resource (the finalize event's data) that ingest reads. */
 export interface StorageObjectData {
@@ -49,8 +52,16 @@ export type IngestOutcome =
       readonly assetId: string;
       readonly state: 'processing' | 'ready' | 'failed';
     }
-  | { readonly outcome: 'rejected'; readonly id: string; readonly code: string }
+  /** `id` absent when the object was refused before its bytes were read (bad metadata). */
+  | { readonly outcome: 'rejected'; readonly id?: string; readonly code: string }
   | { readonly outcome: 'refused'; readonly reason: TicketRefusal };
+
+/** The `metadata` custom metadata of a plain incoming object (JSON text), checked. */
+function metadataOfObject(object: StorageObjectData): UploadMetadata | undefined {
+  const raw = object.metadata?.[METADATA_FIELDS.objectKey];
+  if (raw === undefined || raw === null) return undefined;
+  return parseMetadataText(String(raw), 'object metadata');
+}
 
 /**
  * The owner an incoming object is accepted for: a signed URL's ticket owner, once this object
@@ -63,10 +74,10 @@ async function ownerOfIncoming(
   object: StorageObjectData,
   ticket: string | undefined,
   remove: () => Promise<unknown>,
-): Promise<{ owner: OwnerKey } | { refused: TicketRefusal }> {
+): Promise<{ owner: OwnerKey; metadata?: UploadMetadata | undefined } | { refused: TicketRefusal }> {
   if (!ticket) return { owner: SERVICE_OWNER };
   const claim = await claimTicket(deps, ticket, object.name, String(object.generation));
-  if (claim.kind === 'claimed') return { owner: claim.ticket.owner };
+  if (claim.kind === 'claimed') return { owner: claim.ticket.owner, metadata: claim.ticket.metadata };
   await remove();
   log.warn('incoming object refused by its ticket; removed', {
     event: 'ingest.ticket_refused',
@@ -102,6 +113,20 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
   // which has no quota.
   const owner = owned.owner;
   const chargeQuota = false;
+  const holder = `ingest:${randomUUID()}`;
+  // A signed URL's metadata was checked when it was minted; the object's own is the service's.
+  let metadata = owned.metadata;
+  if (!ticket) {
+    try {
+      metadata = metadataOfObject(object);
+    } catch (error) {
+      if (!(error instanceof PipelineError)) throw error;
+      // The bytes may be fine and shared with other uploads: nothing is recorded on the image.
+      await deleteIfPresent(file, generation);
+      log.warn('incoming object rejected', { event: 'ingest.reject', code: error.code, message: error.message });
+      return { outcome: 'rejected', code: error.code };
+    }
+  }
   const assetOf = (id: string, bytes: number): AssetClaim => ({
     owner,
     imageId: id,
@@ -109,14 +134,17 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
     bytes,
     chargeQuota,
     quotas: quotas(deps.config),
+    metadata,
+    announcer: announcerOf(deps.config, holder),
   });
 
   // The failure is the owner's asset too, so the owner can see (and delete) what became of the object.
   const recordFailure = async (id: string, error: PipelineError, bytes: number): Promise<void> => {
     const failure = { code: error.code, message: error.message, source, retryable: isRetryableCause(error.code) };
     const reject = rejectImage(id, failure, { source: object.name, bytes }, 'ingest');
-    const { result } = await transactAsset(deps, assetOf(id, bytes), reject, () => true);
-    if (result.kind === 'failed' && result.outbox) await drainOutbox(deps, id, 'ingest', result.outbox);
+    const { result, outbox } = await transactAsset(deps, assetOf(id, bytes), reject, () => true);
+    const leased = outbox ?? (result.kind === 'failed' ? result.outbox : undefined);
+    if (leased) await drainOutbox(deps, id, holder, leased);
     await recordUse({
       imageId: id,
       assetId: assetIdOf(owner, id),
@@ -166,6 +194,7 @@ export async function ingestObject(deps: PipelineDeps, object: StorageObjectData
       ...(object.timeCreated ? { acceptedAt: new Date(object.timeCreated).toISOString() } : {}),
       ...(filename ? { filename } : {}),
       ...(focus ? { focus } : {}),
+      ...(metadata ? { metadata } : {}),
     });
     await recordUse({ imageId: accepted.id, assetId: accepted.assetId });
     // Another delivery's claim that has not stored the original may still be copying this very

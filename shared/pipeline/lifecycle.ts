@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { PipelineDeps } from '../cloud/deps.js';
 import type { OwnerKey } from '../auth/principal.js';
 import { transactRemoveAsset } from '../state/assets.js';
-import { drainOutbox, purgeImageObjects } from '../state/outbox.js';
+import { drainOrDefer, purgeImageObjects } from '../state/outbox.js';
 
 /**
  * Deletes `owner`'s asset `assetId`, and its image with it when no other asset refers to the image.
@@ -28,17 +28,11 @@ export async function deleteAsset(
     // document, and cleanup's purge looks again after PURGE_AFTER_MS.
     const removed = await purgeImageObjects(deps, id);
     deps.log.info('image objects removed', { event: 'image.purge', imageId: id, removed });
-    if (removal.outcome.kind === 'deleted' && removal.outcome.outbox) {
-      // The delete is decided: a failed publish leaves image.deleted in the outbox, due at once.
-      await drainOutbox(deps, id, holder, removal.outcome.outbox).catch((error: unknown) =>
-        deps.log.warn('image.deleted not published yet; left in the outbox', {
-          event: 'outbox.defer',
-          imageId: id,
-          error,
-        }),
-      );
-    }
+    // The delete is decided: a failed publish leaves image.deleted in the outbox, due at once.
+    if (removal.outcome.kind === 'deleted' && removal.outcome.outbox)
+      await drainOrDefer(deps, id, holder, removal.outcome.outbox);
   }
+  if (removal.kind === 'kept' && removal.outbox) await drainOrDefer(deps, removal.imageId, holder, removal.outbox);
   const result = removal.kind === 'not-found' ? 'not-found' : removal.kind === 'kept' ? 'deleted' : 'image-deleted';
   deps.log.info(result === 'not-found' ? 'delete of an unknown asset' : 'asset deleted', {
     event: 'asset.delete',

@@ -134,6 +134,7 @@ export async function listAssets(
       imageId: asset.imageId,
       status,
       ...(asset.filename ? { filename: asset.filename } : {}),
+      ...(asset.metadata ? { metadata: asset.metadata } : {}),
       createdAt: asset.createdAt.toISOString(),
       ...(status === 'ready' ? { manifestUrl: variantUrl(baseUrl, manifestName(asset.imageId)) } : {}),
     };

@@ -22,6 +22,8 @@ import { countFirestore, guardFirestore, type ImageDoc, imageDocData, imageDocFr
 import { type OwnerDoc, chargeQuota, ownerDocFrom, ownerRef } from './owners.js';
 import { type DeleteOutcome, deleteImageDoc } from './transitions.js';
 import type { Transition } from './image-doc.js';
+import type { UploadMetadata } from '../core/metadata.js';
+import { type Announcer, announceNewAsset, announceRemoval } from './upload-events.js';
 
 /** `assets/{assetId}`: an owner's upload of an image. */
 export interface AssetDoc {
@@ -38,6 +40,10 @@ export interface AssetDoc {
   readonly source: string;
   /** The original's size, as charged to the owner's bytes quota. */
   readonly bytes: number;
+  /** The app's metadata (core/metadata.ts), as given the first time. */
+  readonly metadata?: UploadMetadata;
+  /** The image's event sequence when the asset was made: later image events are announced to it (upload-events.ts). */
+  readonly sinceSeq?: number;
   readonly createdAt: Date;
 }
 
@@ -74,9 +80,12 @@ export interface AssetClaim {
   readonly focus?: { readonly x: number; readonly y: number } | undefined;
   readonly source: string;
   readonly bytes: number;
+  readonly metadata?: UploadMetadata | undefined;
   /** Charge the owner's quotas when the asset is new (false: already paid, e.g. a signed URL's ticket). */
   readonly chargeQuota: boolean;
   readonly quotas: Quotas;
+  /** Who announces a new asset of a ready or failed image (upload-events.ts). */
+  readonly announcer: Announcer;
 }
 
 /** The documents an asset's creation reads, all before any write. */
@@ -96,6 +105,8 @@ export interface AssetDecision<R> {
   readonly result: R;
   /** True when this decision creates the asset (and charged for it). */
   readonly created: boolean;
+  /** The image as written, when its outbox was given to the announcer: drain it. */
+  readonly outbox?: ImageDoc;
 }
 
 /**
@@ -125,17 +136,22 @@ export function addAsset<R>(
     ...(claim.focus ? { focus: { x: claim.focus.x, y: claim.focus.y } } : {}),
     source: claim.source,
     bytes: claim.bytes,
+    ...(claim.metadata ? { metadata: claim.metadata } : {}),
+    sinceSeq: reads.image?.nextSeq ?? 1,
     createdAt: now,
   };
   const legacy =
     isLegacyImage(reads.image) && claim.owner !== SERVICE_OWNER ? legacyServiceAsset(reads.image) : undefined;
+  const counted: ImageDoc = { ...base, assets: (base.assets ?? 0) + 1 + (legacy ? 1 : 0) };
+  const announced = announceNewAsset(counted, { ...asset, sinceSeq: asset.sinceSeq ?? 1 }, claim.announcer, now);
   return {
-    image: { ...base, assets: (base.assets ?? 0) + 1 + (legacy ? 1 : 0) },
+    image: announced.image,
     asset,
     ...(legacy ? { legacy } : {}),
     ...(owner ? { owner } : {}),
     result,
     created: true,
+    ...(announced.leased ? { outbox: announced.image } : {}),
   };
 }
 
@@ -158,6 +174,7 @@ export function legacyServiceAsset(image: ImageDoc, id = assetIdOf(SERVICE_OWNER
     imageId: image.id,
     source: image.source,
     bytes: image.info.bytes,
+    sinceSeq: image.nextSeq,
     createdAt: image.acceptedAt,
   };
 }
@@ -182,7 +199,7 @@ export async function transactAsset<R>(
   claim: AssetClaim,
   decide: Transition<R>,
   keep: (result: R) => boolean,
-): Promise<{ readonly result: R; readonly assetId: string; readonly created: boolean }> {
+): Promise<{ readonly result: R; readonly assetId: string; readonly created: boolean; readonly outbox?: ImageDoc }> {
   const assetId = assetIdOf(claim.owner, claim.imageId);
   const refs = {
     asset: assetRef(deps.firestore, assetId),
@@ -212,15 +229,20 @@ export async function transactAsset<R>(
     }),
   );
   countFirestore(0, wrote);
-  return { result: decision.result, assetId, created: decision.created };
+  return {
+    result: decision.result,
+    assetId,
+    created: decision.created,
+    ...(decision.outbox ? { outbox: decision.outbox } : {}),
+  };
 }
 
 /** How deleting an asset went. */
 export type AssetRemoval =
   /** No such asset, or another owner's: the same answer, so ids of others' assets stay unknown. */
   | { readonly kind: 'not-found' }
-  /** The asset is gone; other assets keep the image. */
-  | { readonly kind: 'kept'; readonly imageId: string; readonly assets: number }
+  /** The asset is gone; other assets keep the image (`outbox`: its upload.deleted waits there). */
+  | { readonly kind: 'kept'; readonly imageId: string; readonly assets: number; readonly outbox?: ImageDoc }
   /** The asset was the image's last: the image is deleted as `deleteImageDoc` decided. */
   | { readonly kind: 'image-deleted'; readonly imageId: string; readonly outcome: DeleteOutcome };
 
@@ -244,8 +266,13 @@ export function removeAsset(
   const imageId = asset.imageId;
   if (!image) return { deleteAsset: true, result: { kind: 'kept', imageId, assets: 0 } };
   const assets = Math.max(0, (image.assets ?? 0) - 1);
-  const counted: ImageDoc = { ...image, assets };
-  if (assets > 0) return { deleteAsset: true, image: counted, result: { kind: 'kept', imageId, assets } };
+  // Its upload.deleted goes with the decision: the drain no longer finds the asset.
+  const announced = announceRemoval({ ...image, assets }, asset, holder, now);
+  const counted = announced.image;
+  if (assets > 0) {
+    const outbox = announced.leased ? { outbox: counted } : {};
+    return { deleteAsset: true, image: counted, result: { kind: 'kept', imageId, assets, ...outbox } };
+  }
   const { next, result } = deleteImageDoc(holder)(counted, now);
   return { deleteAsset: true, image: next ?? counted, result: { kind: 'image-deleted', imageId, outcome: result } };
 }

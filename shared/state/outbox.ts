@@ -31,6 +31,8 @@ import { manifestObjectNames } from '../image/manifest.js';
 import { type ImageDoc, type OutboxEntry, transactImage } from './image-doc.js';
 import { claimPurge, purged } from './upkeep.js';
 import { OUTBOX_LEASE_MS } from './policy.js';
+import { type AnnouncedAsset, announcedTo, assetsOfImage, uploadEventOf } from './upload-events.js';
+import { publicBaseUrl } from '../core/config.js';
 
 /**
  * The holder publishes only if it gets to a publish within this long of taking the lease, so
@@ -183,6 +185,43 @@ async function materialise(deps: PipelineDeps, doc: ImageDoc, pending: readonly 
   }
 }
 
+/** Uploads announced at once, as one batch of publishes. */
+const ANNOUNCE_BATCH = 100;
+
+/**
+ * Publishes an image event's per-upload events (upload-events.ts) to the assets it is announced
+ * to; returns how many. Built from the entry alone, so a drain again publishes the same bytes
+ * (and webhooks deliver them under the same webhook-id).
+ */
+async function announceToUploads(
+  deps: PipelineDeps,
+  entry: OutboxEntry,
+  assetsOf: () => Promise<AnnouncedAsset[]>,
+): Promise<number> {
+  if (!entry.event.type.startsWith('image.')) return 0;
+  const baseUrl = publicBaseUrl(deps.config);
+  const events = announcedTo(await assetsOf(), entry.seq).flatMap(
+    (asset) => uploadEventOf(entry.event, asset, baseUrl) ?? [],
+  );
+  for (let start = 0; start < events.length; start += ANNOUNCE_BATCH)
+    await Promise.all(
+      events
+        .slice(start, start + ANNOUNCE_BATCH)
+        .map((event) => publishEvent(deps.pubsub, deps.config.EVENTS_TOPIC, event)),
+    );
+  return events.length;
+}
+
+/**
+ * Drains what a transition left in the outbox for `holder`; a failure leaves it there, due at
+ * once for the next caller or cleanup, and is only logged: the decision it follows stands.
+ */
+export async function drainOrDefer(deps: PipelineDeps, id: string, holder: string, leased: ImageDoc): Promise<void> {
+  await drainOutbox(deps, id, holder, leased).catch((error: unknown) =>
+    deps.log.warn('events not published yet; left in the outbox', { event: 'outbox.defer', imageId: id, error }),
+  );
+}
+
 /** How a drain ended. */
 export type DrainResult = 'drained' | 'busy' | 'empty';
 
@@ -209,6 +248,7 @@ export async function drainOutbox(
     if (claim.kind !== 'claimed') return round === 0 ? claim.kind : result;
     const startedAt = performance.now();
     const published = new Set<number>();
+    let assets: Promise<AnnouncedAsset[]> | undefined;
     try {
       await materialise(deps, claim.doc, claim.pending);
       for (const entry of claim.pending) {
@@ -218,12 +258,14 @@ export async function drainOutbox(
             `${entry.event.type} for ${id} not published in time; it is left for a retry.`,
           );
         await publishEvent(deps.pubsub, deps.config.EVENTS_TOPIC, entry.event);
+        const uploads = await announceToUploads(deps, entry, () => (assets ??= assetsOfImage(deps, id)));
         published.add(entry.seq);
         const cost = entry.event.type === 'image.ready' ? claim.doc.manifest?.processing : undefined;
         deps.log.info(`${entry.event.type} published`, {
           event: entry.event.type,
           imageId: id,
           writer: holder,
+          ...(uploads > 0 ? { uploads } : {}),
           ...(cost
             ? {
                 ...(cost.uploadToReadyMs !== undefined

@@ -6,6 +6,7 @@
  * The decisions are pure ({@link useTicket}, {@link recordTicketUse}); the transactions around
  * them read, decide and write.
  */
+import type { UploadMetadata } from '../core/metadata.js';
 import { type DocumentReference, type DocumentSnapshot, type Firestore, Timestamp } from '@google-cloud/firestore';
 import type { PipelineDeps } from '../cloud/deps.js';
 import type { OwnerKey } from '../auth/principal.js';
@@ -51,6 +52,7 @@ export interface TicketDoc {
   /** The size the client declared: the URL's upper bound, charged to the owner's daily bytes. */
   readonly size: number;
   readonly contentType: string;
+  readonly metadata?: UploadMetadata;
   readonly state: 'open' | 'used';
   readonly used?: TicketUse;
   readonly updatedAt: Date;
@@ -64,6 +66,8 @@ export interface TicketFacts {
   readonly expiresAt: Date;
   readonly size: number;
   readonly contentType: string;
+  /** The app's metadata for the upload (core/metadata.ts): its asset gets it at ingest. */
+  readonly metadata?: UploadMetadata;
 }
 
 /** A new, open ticket. */

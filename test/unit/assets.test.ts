@@ -25,6 +25,7 @@ const ID = 'b'.repeat(32);
 const info = { format: 'jpeg', width: 200, height: 160, bytes: 1000, contentType: 'image/jpeg' };
 const facts: AcceptFacts = { id: ID, info, source: 'upload', acceptedAt: now, recipe: 'r1', plannedVariants: 6 };
 const limits: Quotas = { uploadsPerDay: 2, bytesPerDay: 0, openTickets: 0 };
+const announcer = { holder: 'accept:1', publicBaseUrl: 'https://img.example', imagesBucket: 'images' };
 const claimOf = (owner: string, extra: Partial<AssetClaim> = {}): AssetClaim => ({
   owner,
   imageId: ID,
@@ -32,6 +33,7 @@ const claimOf = (owner: string, extra: Partial<AssetClaim> = {}): AssetClaim => 
   bytes: 1000,
   chargeQuota: true,
   quotas: limits,
+  announcer,
   ...extra,
 });
 const always = () => true;
@@ -71,33 +73,93 @@ describe('assets (state/assets.ts)', () => {
       focus: { x: 0.1, y: 0.2 },
       source: 'upload',
       bytes: 1000,
+      sinceSeq: 1,
       createdAt: now,
     });
     expect(decided.owner).to.deep.include({ owner: 'user:alice', uploads: 1, bytes: 1000, day: '2026-06-01' });
+    expect(decided.image?.events, 'nothing to announce yet: the image.ready to come is').to.deep.equal([]);
   });
 
-  it("another owner's asset of a ready image: the count goes up, the image is not claimed again", () => {
+  it("another owner's asset of a ready image: the count goes up, the image is not claimed again, and the new upload gets its own upload.ready at once", () => {
     const first = fresh(claimOf('user:alice'));
-    const ready = { ...(first.image as ImageDoc), status: 'ready', manifest: { v: 1 } } as unknown as ImageDoc;
+    const manifest = { v: 1, variants: [{}, {}, {}] };
+    const readyEvent = { seq: 1, published: true, event: { v: 1, type: 'image.ready', imageId: ID } };
+    const ready = {
+      ...(first.image as ImageDoc),
+      status: 'ready',
+      manifest,
+      events: [readyEvent],
+      nextSeq: 2,
+    } as unknown as ImageDoc;
     const second = addAsset(
       { asset: undefined, image: ready, owner: undefined },
-      claimOf('user:bob'),
+      claimOf('user:bob', { metadata: { postId: 'p1', draft: false } }),
       claimForAccept(facts),
       always,
       now,
     );
     expect(second.result.kind).to.equal('ready');
-    expect(second.image).to.deep.include({ status: 'ready', assets: 2, dispatch: ready.dispatch });
-    expect(second.asset?.owner).to.equal('user:bob');
+    expect(second.image).to.deep.include({ status: 'ready', assets: 2, dispatch: ready.dispatch, nextSeq: 3 });
+    expect(second.asset).to.deep.include({ owner: 'user:bob', sinceSeq: 2, metadata: { postId: 'p1', draft: false } });
+    expect(second.image?.events[1]).to.deep.equal({
+      seq: 2,
+      published: false,
+      event: {
+        v: 1,
+        type: 'upload.ready',
+        id: assetIdOf('user:bob', ID),
+        imageId: ID,
+        owner: 'bob',
+        metadata: { postId: 'p1', draft: false },
+        manifest: { bucket: 'images', name: `${ID}/manifest.json` },
+        manifestUrl: `https://img.example/${ID}/manifest.json`,
+        variants: 3,
+        at: now.toISOString(),
+      },
+    });
+    expect(second.outbox, 'the outbox, leased to the announcer').to.equal(second.image);
+    expect(second.image?.outboxLease?.holder).to.equal('accept:1');
+  });
+
+  it('a new upload of an image that failed for good gets its own upload.failed; one of an image in flight gets nothing now', () => {
+    const failure = { v: 1, id: ID, code: 'corrupt_image', message: 'Damaged.', failedAt: now.toISOString() };
+    const failed = {
+      ...(fresh(claimOf('user:alice')).image as ImageDoc),
+      status: 'failed',
+      failure,
+      nextSeq: 2,
+    } as unknown as ImageDoc;
+    const decided = addAsset(
+      { asset: undefined, image: failed, owner: undefined },
+      claimOf(SERVICE_OWNER),
+      claimForAccept(facts),
+      always,
+      now,
+    );
+    const event = decided.image?.events.at(-1)?.event;
+    expect(event).to.deep.include({ type: 'upload.failed', id: assetIdOf(SERVICE_OWNER, ID), code: 'corrupt_image' });
+    expect(event, "the service's own upload names no owner").to.not.have.property('owner');
+    const inFlight = fresh(claimOf('user:alice')).image as ImageDoc;
+    const later = addAsset(
+      { asset: undefined, image: inFlight, owner: undefined },
+      claimOf('user:bob'),
+      claimForAccept(facts),
+      always,
+      now,
+    );
+    expect(later.image?.events, 'the image.ready to come announces it').to.deep.equal([]);
+    expect(later.outbox).to.equal(undefined);
   });
 
   it("a ready image made before assets (no count) uploaded by another owner keeps the service's claim: both assets written", () => {
     const legacy = {
       ...(facts as unknown as ImageDoc),
       status: 'ready',
-      manifest: { v: 1 },
+      manifest: { v: 1, variants: [{}] },
       info,
       source: 'upload',
+      events: [],
+      nextSeq: 4,
     } as unknown as ImageDoc;
     const decided = addAsset(
       { asset: undefined, image: legacy, owner: undefined },
@@ -107,7 +169,12 @@ describe('assets (state/assets.ts)', () => {
       now,
     );
     expect(decided.image).to.deep.include({ assets: 2 });
-    expect(decided.legacy).to.deep.include({ id: assetIdOf(SERVICE_OWNER, ID), owner: SERVICE_OWNER, imageId: ID });
+    expect(decided.legacy).to.deep.include({
+      id: assetIdOf(SERVICE_OWNER, ID),
+      owner: SERVICE_OWNER,
+      imageId: ID,
+      sinceSeq: 4,
+    });
     expect(decided.asset?.owner).to.equal('user:bob');
     const own = addAsset(
       { asset: undefined, image: legacy, owner: undefined },
@@ -225,8 +292,15 @@ describe('assets (state/assets.ts)', () => {
     it('one of two assets: the asset goes, the image stays with one', () => {
       const decided = removeAsset(asset, { ...base, assets: 2 }, 'user:alice', 'h', now);
       expect(decided.deleteAsset).to.equal(true);
-      expect(decided.result).to.deep.equal({ kind: 'kept', imageId: ID, assets: 1 });
+      expect(decided.result).to.deep.include({ kind: 'kept', imageId: ID, assets: 1 });
       expect(decided.image).to.deep.include({ status: 'ready', assets: 1 });
+      expect(
+        decided.image?.events.map((e) => e.event),
+        'its upload.deleted, with the decision',
+      ).to.deep.equal([
+        { v: 1, type: 'upload.deleted', id: asset.id, imageId: ID, owner: 'alice', at: now.toISOString() },
+      ]);
+      expect(decided.result.kind === 'kept' && decided.result.outbox, 'leased to the deleter').to.equal(decided.image);
     });
 
     it('the last asset: the image is deleted in the same decision, image.deleted queued', () => {
@@ -234,7 +308,10 @@ describe('assets (state/assets.ts)', () => {
       expect(decided.deleteAsset).to.equal(true);
       expect(decided.result.kind).to.equal('image-deleted');
       expect(decided.image).to.deep.include({ status: 'deleted', assets: 0 });
-      expect(decided.image?.events.map((e) => e.event.type)).to.deep.equal(['image.deleted']);
+      expect(
+        decided.image?.events.map((e) => e.event.type),
+        'the upload’s, then the image’s',
+      ).to.deep.equal(['upload.deleted', 'image.deleted']);
     });
   });
 

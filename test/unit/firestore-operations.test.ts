@@ -82,7 +82,8 @@ describe('firestoreOperations (stubbed Firestore)', () => {
       recipe: 'r',
       plannedVariants: 1,
     });
-    const asset = { imageId: 'a'.repeat(32), source: 'upload', bytes: 9, chargeQuota: true };
+    const announcer = { holder: 'accept:1', publicBaseUrl: 'https://img.example', imagesBucket: 'images' };
+    const asset = { imageId: 'a'.repeat(32), source: 'upload', bytes: 9, chargeQuota: true, announcer };
     const limits = { uploadsPerDay: 5, bytesPerDay: 0, openTickets: 0 };
     await transactAsset(deps, { ...asset, owner: SERVICE_OWNER, quotas: limits }, claim, () => true);
     expect(firestoreOperations, 'the service: no owner document').to.deep.equal({ reads: 2, writes: 2 });
