@@ -33,6 +33,9 @@ import {
 /** The manifest as the client types it, and the pipeline's own timing, which only this page shows. */
 type Manifest = ClientManifest & { readonly processing?: { uploadToReadyMs?: number; cpuSeconds: number } };
 
+/** What the upload's metadata field asks for: a JSON object to send, nothing, or why it cannot be sent. */
+type MetadataInput = { metadata?: Record<string, unknown> } | { error: string };
+
 // ---- Small helpers.
 
 const MAX_PARALLEL_UPLOADS = 3;
@@ -332,11 +335,11 @@ class UploadCard {
     );
   }
 
-  /** The ready answer: the image's manifest. */
+  /** The ready answer: the image's manifest, and what belongs to this upload (its metadata). */
   showReady(ready: ReadyStatus): void {
     const manifest: Manifest = ready.manifest;
     // The card keeps the upload's id (status and DELETE take it); the manifest's is the image's.
-    this.body.replaceChildren(renderResult(manifest, this.filename));
+    this.body.replaceChildren(renderResult(manifest, this.filename, ready.metadata));
     const formats = manifest.formats.map(formatLabel).join(', ');
     // Upload→ready as the pipeline measured it (docs/observability.md); absent in older manifests.
     const { processing } = manifest;
@@ -488,7 +491,21 @@ function showPlaceholder(img: HTMLImageElement, source: HasPlaceholder): void {
   if (img.complete && img.naturalWidth > 0) clear();
 }
 
-function renderResult(manifest: Manifest, filename: string): HTMLElement {
+/** The metadata given with the upload, as the status answered it (servers with per-upload metadata). */
+function renderMetadata(metadata: Readonly<Record<string, unknown>>): HTMLElement {
+  return el(
+    'section',
+    { class: 'upload-metadata', 'aria-label': 'Metadata of this upload' },
+    el('h4', { text: 'Metadata' }),
+    el('pre', { text: JSON.stringify(metadata, null, 2) }),
+  );
+}
+
+function renderResult(
+  manifest: Manifest,
+  filename: string,
+  metadata: Readonly<Record<string, unknown>> | undefined,
+): HTMLElement {
   const original = manifest.original;
   const picture = buildPicture(manifest, filename);
   const loaded = el('span', { class: 'loaded' });
@@ -608,13 +625,17 @@ function renderResult(manifest: Manifest, filename: string): HTMLElement {
       { class: 'tables' },
       scroller(table, `Variants of ${filename}`),
       scroller(totals, `Totals per format for ${filename}`),
+      metadata ? renderMetadata(metadata) : '',
     ),
   );
 }
 
 // ---- Talking to the API: the client package's upload, wait, list and delete.
 
-/** Waits until the card's upload is ready or failed, showing how far it is and the variants already finished on the way. */
+/**
+ * Waits until the card's upload is ready or failed, showing how far it is and the variants already
+ * finished on the way. The ready answer (not just the manifest) carries the upload's metadata.
+ */
 async function follow(card: UploadCard): Promise<void> {
   const id = card.id;
   if (!id) return;
@@ -664,15 +685,17 @@ function showUploadProgress(card: UploadCard, fraction: number): void {
 
 /**
  * Uploads the file with the client (which picks POST /uploads or a signed URL by size, and falls
- * back to the signed URL on a 413), then follows it.
+ * back to the signed URL on a 413), then follows it. `metadata` only when the user gave some: a
+ * server without per-upload metadata may refuse the field.
  */
-async function uploadFile(card: UploadCard, file: File): Promise<void> {
+async function uploadFile(card: UploadCard, file: File, metadata: Record<string, unknown> | undefined): Promise<void> {
   card.setActions();
   card.setState('uploading', 'Uploading…', 0);
   let accepted: UploadResult;
   try {
     accepted = await upload(file, {
       ...(await apiOptions()),
+      ...(metadata ? { metadata } : {}),
       onProgress: ({ loaded, total }) => showUploadProgress(card, total > 0 ? loaded / total : 0),
     });
   } catch (error) {
@@ -680,24 +703,24 @@ async function uploadFile(card: UploadCard, file: File): Promise<void> {
     // A refused image is still the caller's upload when the answer names it: listed after a reload.
     if (typeof failure.details?.id === 'string') remember({ id: failure.details.id, filename: file.name });
     card.showError(failure);
-    if (failure.retryable) card.setActions(retryButton(card, file));
+    if (failure.retryable) card.setActions(retryButton(card, file, metadata));
     return;
   }
   card.id = accepted.id;
   remember({ id: accepted.id, filename: file.name });
   void refreshMine();
-  // Even an image that was ready at once is read back by status: one way to a ready card.
+  // Even an image that was ready at once is read back by status: that answer has the metadata.
   card.setState('processing', 'Processing…', 0);
   await follow(card);
   // "Your uploads" listed it while it was processing.
   void refreshMine();
 }
 
-function retryButton(card: UploadCard, file: File): HTMLButtonElement {
+function retryButton(card: UploadCard, file: File, metadata: Record<string, unknown> | undefined): HTMLButtonElement {
   const button = el('button', { type: 'button', class: 'button', text: 'Try again' });
   button.addEventListener('click', () => {
     card.setActions();
-    enqueue(() => uploadFile(card, file));
+    enqueue(() => uploadFile(card, file, metadata));
   });
   return button;
 }
@@ -757,6 +780,33 @@ const dropzone = pageElement<HTMLLabelElement>('#dropzone');
 const list = pageElement<HTMLOListElement>('#list');
 const empty = pageElement<HTMLParagraphElement>('#empty');
 const clear = pageElement<HTMLButtonElement>('#clear');
+const metadataField = pageElement<HTMLInputElement>('#metadata');
+const metadataError = pageElement<HTMLParagraphElement>('#metadata-error');
+
+/** The metadata field: empty is no metadata; anything else must be a JSON object. */
+function readMetadata(): MetadataInput {
+  const text = metadataField.value.trim();
+  if (text === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { error: `Metadata is not valid JSON (${(error as Error).message}). Nothing was uploaded.` };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { error: 'Metadata must be a JSON object, such as {"postId":"p1"}. Nothing was uploaded.' };
+  return { metadata: value as Record<string, unknown> };
+}
+
+function showMetadataError(message: string | undefined): void {
+  metadataError.textContent = message ?? '';
+  metadataError.hidden = message === undefined;
+  if (message === undefined) metadataField.removeAttribute('aria-invalid');
+  else metadataField.setAttribute('aria-invalid', 'true');
+}
+
+// The error stays until the field is edited, so that it is not lost before it is read.
+metadataField.addEventListener('input', () => showMetadataError(undefined));
 
 function syncEmpty(): void {
   const any = list.children.length > 0;
@@ -769,7 +819,15 @@ function addCard(card: UploadCard): void {
   syncEmpty();
 }
 
+/** Cards for the files, each uploaded in turn with the metadata field's object; none while the field is invalid. */
 function addFiles(files: Iterable<File>): void {
+  const given = readMetadata();
+  if ('error' in given) {
+    showMetadataError(given.error);
+    metadataField.focus();
+    return;
+  }
+  showMetadataError(undefined);
   for (const file of files) {
     const card = new UploadCard(
       file.name || 'untitled',
@@ -778,7 +836,7 @@ function addFiles(files: Iterable<File>): void {
     );
     card.setState('queued', 'Waiting to upload…');
     addCard(card);
-    enqueue(() => uploadFile(card, file));
+    enqueue(() => uploadFile(card, file, given.metadata));
   }
 }
 

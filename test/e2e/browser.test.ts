@@ -3,9 +3,10 @@
  * the file input, follow the status until ready, the `<picture>` loads and the table lists every
  * variant; while it processes, the first finished variant is shown at once; a file that is not an image shows the API's error; dropping works; the page is usable
  * with the keyboard and in a 360 px window. The page uploads with the client package: a file that a
- * server's MAX_UPLOAD_BYTES refuses (413) goes by signed URL, as the client decides. Saves a screenshot
- * to test-output/ (to docs/screenshot.png with UPDATE_SCREENSHOT=1, so that a test run never rewrites
- * a tracked file).
+ * server's MAX_UPLOAD_BYTES refuses (413) goes by signed URL, as the client decides. Its metadata
+ * field: anything but a JSON object is refused inline with nothing sent; an object goes with the
+ * upload as `metadata`. Saves a screenshot to test-output/ (to docs/screenshot.png with
+ * UPDATE_SCREENSHOT=1, so that a test run never rewrites a tracked file).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -116,6 +117,45 @@ describe('try-it page in Chromium', function () {
     expect(await page.evaluate(() => (document.querySelector('#files') as HTMLInputElement).labels?.[0]?.id)).to.equal(
       'dropzone',
     );
+  });
+
+  it('refuses metadata that is not a JSON object inline: the field is marked, no card, no request', async () => {
+    const photoPath = join(files, 'refused-metadata.jpg');
+    writeFileSync(photoPath, await makePhoto({ width: 400, height: 300, seed: 79 }));
+    const apiCalls: string[] = [];
+    const onRequest = (request: { method(): string; url(): string }) => {
+      if (new URL(request.url()).pathname.startsWith('/uploads') && request.method() !== 'GET')
+        apiCalls.push(`${request.method()} ${request.url()}`);
+    };
+    await page.goto(t.stack.urls.web);
+    await page.locator('#account').waitFor();
+    page.on('request', onRequest);
+    try {
+      for (const [text, said] of [
+        ['{"postId": p1}', /^Metadata is not valid JSON \(.+\)\. Nothing was uploaded\.$/],
+        ['["p1"]', /^Metadata must be a JSON object, such as \{"postId":"p1"\}\. Nothing was uploaded\.$/],
+      ] as const) {
+        await page.fill('#metadata', text);
+        await page.setInputFiles('#files', [photoPath]);
+        const error = page.locator('#metadata-error');
+        await error.waitFor();
+        expect(await error.textContent()).to.match(said);
+        expect(await page.getAttribute('#metadata', 'aria-invalid')).to.equal('true');
+        expect(await page.evaluate(() => document.activeElement?.id)).to.equal('metadata');
+      }
+      // Long enough for an upload the page had started to have sent its first request.
+      await page.waitForTimeout(500);
+      expect(await page.locator('.card', { hasText: 'refused-metadata.jpg' }).count()).to.equal(0);
+      expect(apiCalls, 'requests that would upload').to.deep.equal([]);
+      // Editing the field takes the error away; the tests that follow upload with it empty.
+      await page.fill('#metadata', '');
+      expect(await page.locator('#metadata-error').isHidden()).to.equal(true);
+      expect(await page.getAttribute('#metadata', 'aria-invalid')).to.equal(null);
+    } finally {
+      page.off('request', onRequest);
+      await page.fill('#metadata', '');
+    }
+    expect(pageErrors).to.deep.equal([]);
   });
 
   it('signs in as alice, sends her ID token on every API call, and switches to bob', async () => {
@@ -480,6 +520,58 @@ describe('try-it page in Chromium', function () {
     await page.reload();
     await page.locator('.card').first().waitFor({ timeout: 15_000 });
     expect(await page.locator('.card', { hasText: 'dropped.jpg' }).count()).to.equal(0);
+    expect(pageErrors).to.deep.equal([]);
+  });
+
+  it('sends the metadata object with the upload only when given, and shows the metadata the status answers', async () => {
+    const withPath = join(files, 'with-metadata.jpg');
+    const withoutPath = join(files, 'without-metadata.jpg');
+    writeFileSync(withPath, await makePhoto({ width: 400, height: 300, seed: 81 }));
+    writeFileSync(withoutPath, await makePhoto({ width: 400, height: 300, seed: 83 }));
+    // The metadata part of each POST /uploads, by file name ('' when the body has none).
+    const sent = new Map<string, string>();
+    const isUpload = (url: URL) => url.pathname === '/uploads';
+    await page.route(isUpload, async (route) => {
+      const body = route.request().postDataBuffer()?.toString('latin1') ?? '';
+      const file = /name="file"; filename="([^"]+)"/.exec(body)?.[1];
+      if (route.request().method() === 'POST' && file)
+        sent.set(file, /name="metadata"\r\n\r\n([^\r]*)\r\n/.exec(body)?.[1] ?? '');
+      await route.continue();
+    });
+    // Status answers as a server with per-upload metadata gives them: servers before it answer
+    // none, so the metadata sent is added here (a server that has it answers its own).
+    const isStatus = (url: URL) => /^\/uploads\/[0-9a-f]{32}$/.test(url.pathname);
+    await page.route(isStatus, async (route) => {
+      const response = await route.fetch();
+      const body = (await response.json()) as { status?: string; metadata?: unknown; filename?: string };
+      const metadata = body.filename ? sent.get(body.filename) : undefined;
+      if (body.status === 'ready' && body.metadata === undefined && metadata) body.metadata = JSON.parse(metadata);
+      await route.fulfill({ response, json: body });
+    });
+    try {
+      await page.goto(t.stack.urls.web);
+      await page.locator('#account').waitFor();
+      await page.fill('#metadata', '{"postId":"p1","tags":["harbour"]}');
+      await page.setInputFiles('#files', [withPath]);
+      const card = page.locator('.card', { hasText: 'with-metadata.jpg' });
+      await card.locator('table.variants').waitFor({ timeout: 120_000 });
+      expect(sent.get('with-metadata.jpg')).to.equal('{"postId":"p1","tags":["harbour"]}');
+      expect(JSON.parse((await card.locator('.upload-metadata pre').textContent()) ?? '')).to.deep.equal({
+        postId: 'p1',
+        tags: ['harbour'],
+      });
+
+      await page.fill('#metadata', '');
+      await page.setInputFiles('#files', [withoutPath]);
+      const plain = page.locator('.card', { hasText: 'without-metadata.jpg' });
+      await plain.locator('table.variants').waitFor({ timeout: 120_000 });
+      expect(sent.get('without-metadata.jpg'), 'no metadata part without metadata').to.equal('');
+      expect(await plain.locator('.upload-metadata').count()).to.equal(0);
+    } finally {
+      await page.unroute(isUpload);
+      await page.unroute(isStatus);
+      await page.fill('#metadata', '');
+    }
     expect(pageErrors).to.deep.equal([]);
   });
 });
