@@ -551,14 +551,14 @@ describe('try-it page in Chromium', function () {
     try {
       await page.goto(t.stack.urls.web);
       await page.locator('#account').waitFor();
-      await page.fill('#metadata', '{"postId":"p1","tags":["harbour"]}');
+      await page.fill('#metadata', '{"postId":"p1","album":"harbour"}');
       await page.setInputFiles('#files', [withPath]);
       const card = page.locator('.card', { hasText: 'with-metadata.jpg' });
       await card.locator('table.variants').waitFor({ timeout: 120_000 });
-      expect(sent.get('with-metadata.jpg')).to.equal('{"postId":"p1","tags":["harbour"]}');
+      expect(sent.get('with-metadata.jpg')).to.equal('{"postId":"p1","album":"harbour"}');
       expect(JSON.parse((await card.locator('.upload-metadata pre').textContent()) ?? '')).to.deep.equal({
         postId: 'p1',
-        tags: ['harbour'],
+        album: 'harbour',
       });
 
       await page.fill('#metadata', '');
