@@ -24,6 +24,8 @@ export const WEBHOOKS_PATH = '/local/webhooks.json';
 /** The page's files: served from the sources (HTML, CSS) and from the build (JavaScript). */
 const SOURCE_DIR = fileURLToPath(new URL('../../local/web/', import.meta.url));
 const BUILD_DIR = fileURLToPath(new URL('./web/', import.meta.url));
+/** The client package's bundle, as it ships; by path, so that it is this checkout's client. */
+const CLIENT_BUNDLE = fileURLToPath(new URL('../../client/dist/index.js', import.meta.url));
 
 const STATIC_FILES: Readonly<Record<string, { file: string; type: string }>> = {
   '/': { file: `${SOURCE_DIR}index.html`, type: 'text/html; charset=utf-8' },
@@ -31,8 +33,8 @@ const STATIC_FILES: Readonly<Record<string, { file: string; type: string }>> = {
   '/styles.css': { file: `${SOURCE_DIR}styles.css`, type: 'text/css; charset=utf-8' },
   '/favicon.svg': { file: `${SOURCE_DIR}favicon.svg`, type: 'image/svg+xml' },
   '/app.js': { file: `${BUILD_DIR}app.js`, type: 'text/javascript; charset=utf-8' },
-  // The page's placeholder decoder: the npm package's own ES module, unbundled.
-  '/thumbhash.js': { file: fileURLToPath(import.meta.resolve('thumbhash')), type: 'text/javascript; charset=utf-8' },
+  // The page is built on the client package (upload, status, list, delete, <picture>, placeholder).
+  '/client.js': { file: CLIENT_BUNDLE, type: 'text/javascript; charset=utf-8' },
 };
 
 /**
@@ -90,7 +92,11 @@ async function serveStatic(
   try {
     body = await readFile(entry.file);
   } catch {
-    plain(res, 500, `${entry.file} is missing. Run "npm run build" (it compiles local/web/ too), then reload.`);
+    plain(
+      res,
+      500,
+      `${entry.file} is missing. Run "npm run build" (it builds client/ and local/web/ too), then reload.`,
+    );
     return;
   }
   res.writeHead(200, {

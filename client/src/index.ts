@@ -5,7 +5,7 @@
 import { deleteUpload } from './delete.js';
 import type { ApiOptions } from './http.js';
 import { allUploads, type ListOptions, listUploads } from './list.js';
-import { getStatus, type WaitOptions, waitUntilReady } from './status.js';
+import { getStatus, type WaitOptions, waitUntilReady, waitUntilReadyStatus } from './status.js';
 import { type UploadOptions, type UploadSource, upload } from './upload.js';
 
 export { sniffContentType } from './content-type.js';
@@ -25,7 +25,7 @@ export {
 } from './loaders/variants.js';
 export { type HasPlaceholder, placeholderDataURL } from './placeholder.js';
 export { type BackoffOptions, backoffDelay } from './backoff.js';
-export { getStatus, pollUntilReady, type WaitOptions, waitUntilReady } from './status.js';
+export { getStatus, pollUntilReady, type WaitOptions, waitUntilReady, waitUntilReadyStatus } from './status.js';
 export type { TransferProgress } from './transfer.js';
 export type * from './types.js';
 export {
@@ -54,6 +54,7 @@ export function createClient(defaults: ApiOptions) {
     upload: (source: UploadSource, options?: Rest<UploadOptions>) => upload(source, merge(options)),
     getStatus: (id: string, options?: Partial<ApiOptions>) => getStatus(id, merge(options)),
     waitUntilReady: (id: string, options?: Rest<WaitOptions>) => waitUntilReady(id, merge(options)),
+    waitUntilReadyStatus: (id: string, options?: Rest<WaitOptions>) => waitUntilReadyStatus(id, merge(options)),
     listUploads: (options?: Rest<ListOptions>) => listUploads(merge(options)),
     allUploads: (options?: Rest<Omit<ListOptions, 'cursor'>>) => allUploads(merge(options)),
     deleteUpload: (id: string, options?: Partial<ApiOptions>) => deleteUpload(id, merge(options)),

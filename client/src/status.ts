@@ -36,6 +36,11 @@ export interface WaitOptions extends ApiOptions, BackoffOptions {
   readonly timeoutMs?: number;
   /** Called with each processing (or waiting) answer: `done`/`total`, the variants already `finished`. */
   readonly onProgress?: ((status: Exclude<UploadStatus, { status: 'ready' }>) => void) | undefined;
+  /**
+   * Called when a retryable failure (503, 429, no answer) is about to be waited out, with the
+   * error and the wait in ms, so that a page can say it is reconnecting instead of looking stuck.
+   */
+  readonly onRetry?: ((error: ApiError, delayMs: number) => void) | undefined;
 }
 
 /**
@@ -46,12 +51,24 @@ export interface WaitOptions extends ApiOptions, BackoffOptions {
  * `not_found`, and 422 `image_failed` (polling again cannot help; upload again when `retryable`).
  */
 export async function waitUntilReady(id: string, options: WaitOptions): Promise<Manifest> {
-  return pollUntilReady(apiUrl(options, `/${encodeURIComponent(id)}`), options);
+  return (await waitUntilReadyStatus(id, options)).manifest;
+}
+
+/**
+ * {@link waitUntilReady}, resolving with the whole ready answer: the manifest and what belongs to
+ * the upload rather than the image (`filename`, `createdAt`, `metadata`).
+ */
+export async function waitUntilReadyStatus(id: string, options: WaitOptions): Promise<ReadyStatus> {
+  return pollUntil(apiUrl(options, `/${encodeURIComponent(id)}`), options, isReady);
+}
+
+function isReady(status: UploadStatus): status is ReadyStatus {
+  return status.status === 'ready';
 }
 
 /** {@link waitUntilReady} on any status URL (an upload's `statusUrl`, a signed upload's ticket). */
 export async function pollUntilReady(url: string, options: WaitOptions): Promise<Manifest> {
-  return (await pollUntil(url, options, (s): s is ReadyStatus => s.status === 'ready')).manifest;
+  return (await pollUntil(url, options, isReady)).manifest;
 }
 
 /** Polls `url` until `enough` accepts an answer, with {@link waitUntilReady}'s backoff and error rules. */
@@ -65,6 +82,7 @@ export async function pollUntil<S extends UploadStatus>(
   let lastDone = -1;
   for (;;) {
     let retryAfterMs: number | undefined;
+    let retrying: ApiError | undefined;
     try {
       const answer = await statusAt(url, options);
       if (enough(answer.status)) return answer.status;
@@ -77,6 +95,7 @@ export async function pollUntil<S extends UploadStatus>(
       retryAfterMs = answer.retryAfterMs;
     } catch (error) {
       if (!(error instanceof ApiError) || !error.retryable || error.code === 'image_failed') throw error;
+      retrying = error;
       retryAfterMs = error.retryAfterMs;
     }
     const delay = backoffDelay(attempt++, options, retryAfterMs);
@@ -87,6 +106,7 @@ export async function pollUntil<S extends UploadStatus>(
         message: `Not ready after ${options.timeoutMs ?? 300_000} ms.`,
         retryable: true,
       });
+    if (retrying) options.onRetry?.(retrying, delay);
     await sleep(delay, options.signal);
   }
 }

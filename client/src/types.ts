@@ -69,6 +69,8 @@ export interface ReadyStatus {
   /** The file name given with this upload (only its owner sees it; the manifest has none). */
   readonly filename?: string;
   readonly createdAt?: string;
+  /** The metadata given with this upload (`upload`'s `metadata`), on servers that keep it (issue 22). */
+  readonly metadata?: Readonly<Record<string, unknown>>;
 }
 
 /** The image is being made: progress, and the variants already finished. */
@@ -84,6 +86,8 @@ export interface ProcessingStatus {
   /** The file name given with this upload (only its owner sees it). */
   readonly filename?: string;
   readonly createdAt?: string;
+  /** The metadata given with this upload, on servers that keep it (issue 22). */
+  readonly metadata?: Readonly<Record<string, unknown>>;
 }
 
 /** A signed-URL upload that ingest has not taken yet. */

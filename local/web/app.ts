@@ -1,100 +1,49 @@
 /**
- * The try-it page: uploads each picked or dropped image to `POST /uploads` (XMLHttpRequest, for
- * upload progress) or, over 16 MiB, straight to Cloud Storage through a signed URL
- * (`POST /uploads/signed-url`, then a PUT), polls its `statusUrl` until it is ready or failed, and shows a ready image
- * as a `<picture>` built from the manifest alone plus a table of its variants, and each cropped
- * aspect (ASPECTS) as its own `<picture>` beside it, with the crop drawn on a small copy of the
- * uncropped image. While it processes, the best variant already finished is shown at once, until
- * the `<picture>` takes its place. Errors are shown
- * as the API returns them. Plain DOM, no framework; ids seen are kept in localStorage so that a
- * reload (or a later `npm start`) lists them again.
+ * The try-it page, built on the client package (client/, served as /client.js from its shipped
+ * bundle): `upload` sends each picked or dropped image by `POST /uploads` or, for large files (or
+ * on a 413), by a signed URL straight to Cloud Storage, with the card's progress bar fed by its
+ * onProgress; `waitUntilReadyStatus` polls until it is ready or failed, and its onProgress shows the
+ * best variant already finished at once, until the `<picture>` takes its place. A ready image is a
+ * `<picture>` from `pictureSources(manifest)` plus a table of its variants, each cropped aspect
+ * (ASPECTS) as its own `<picture>` beside it, with the crop drawn on a small copy of the uncropped
+ * image; `placeholderDataURL` paints behind each until it loads. "Your uploads" is `listUploads`,
+ * Delete is `deleteUpload`. Errors are shown as the API returns them. Plain DOM, no framework; ids
+ * seen are kept in localStorage so that a reload (or a later `npm start`) lists them again.
  */
 
-import { thumbHashToDataURL } from './thumbhash.js';
+import {
+  ApiError,
+  type ApiOptions,
+  deleteUpload,
+  type FinishedVariant,
+  type HasPlaceholder,
+  listUploads,
+  type Manifest as ClientManifest,
+  type ManifestVariant,
+  pictureSources,
+  placeholderDataURL,
+  type ReadyStatus,
+  type UploadListItem,
+  type UploadResult,
+  type UploadStatus,
+  upload,
+  waitUntilReadyStatus,
+} from './client.js';
 
-// ---- The API's shapes (mirrors shared/core/schemas.ts and functions/upload.ts; the page cannot import them).
+/** The manifest as the client types it, and the pipeline's own timing, which only this page shows. */
+type Manifest = ClientManifest & { readonly processing?: { uploadToReadyMs?: number; cpuSeconds: number } };
 
-type OutputFormat = 'avif' | 'webp' | 'jpeg';
-
-interface ManifestVariant {
-  width: number;
-  height: number;
-  format: OutputFormat;
-  contentType: string;
-  bytes: number;
-  name: string;
-  url: string;
-}
-
-interface CropRect {
-  left: number;
-  top: number;
-  width: number;
-  height: number;
-}
-
-interface ManifestAspect {
-  crop: CropRect & { by: 'attention' | 'entropy' | 'centre' | 'focus' };
-  formats: OutputFormat[];
-  variants: Array<ManifestVariant & { crop: CropRect }>;
-}
-
-interface Manifest {
-  v: 1;
-  id: string;
-  original: {
-    format: string;
-    width: number;
-    height: number;
-    bytes: number;
-    contentType: string;
-    name: string;
-    generation: string;
-  };
-  formats: OutputFormat[];
-  variants: ManifestVariant[];
-  aspects?: Record<string, ManifestAspect>;
-  createdAt: string;
-  processing?: { uploadToReadyMs?: number; cpuSeconds: number };
-  placeholder?: { color: string; thumbhash: string };
-}
-
-interface ApiError {
-  error: { code: string; message: string; retryable: boolean; details?: Record<string, unknown> };
-}
-
-/** A variant already made while the image processes (`GET /uploads/{id}`'s `finished`). */
-interface FinishedVariant {
-  url: string;
-  width: number;
-  height: number;
-  format: OutputFormat;
-  aspect?: string;
-}
-
-type ApiAnswer =
-  | { id: string; status: 'ready'; manifest: Manifest }
-  | {
-      id: string;
-      status: 'processing';
-      statusUrl?: string;
-      variants?: Array<{ width: number; format: OutputFormat; name: string }>;
-      done?: number;
-      total?: number;
-      finished?: FinishedVariant[];
-      placeholder?: Manifest['placeholder'];
-    };
+/** What the upload's metadata field asks for: a JSON object to send, nothing, or why it cannot be sent. */
+type MetadataInput = { metadata?: Record<string, unknown> } | { error: string };
 
 // ---- Small helpers.
 
-const UPLOAD_URL = '/uploads';
-const SIGNED_URL_URL = '/uploads/signed-url';
-/**
- * Files over this go to the bucket by signed URL: a request to Cloud Run carries at most 32 MiB.
- * Smaller ones keep the direct POST, whose answer says at once whether the image is acceptable.
- */
-const SIGNED_URL_THRESHOLD = 16 * 1024 * 1024;
 const MAX_PARALLEL_UPLOADS = 3;
+/**
+ * How long a card waits for its image before it says so: a 60 MB scan takes a couple of minutes
+ * here. The ID token is renewed before a wait that it could not outlast (apiOptions).
+ */
+const FOLLOW_TIMEOUT_MS = 10 * 60_000;
 const STORAGE_KEY = 'image-pipeline.uploads';
 const FORMAT_LABELS: Record<string, string> = { avif: 'AVIF', webp: 'WebP', jpeg: 'JPEG' };
 
@@ -141,15 +90,15 @@ function formatLabel(format: string): string {
   return FORMAT_LABELS[format] ?? format.toUpperCase();
 }
 
-function isApiError(value: unknown): value is ApiError {
-  const error = (value as ApiError | null)?.error;
-  return (
-    typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string'
-  );
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** The client's errors as they are; anything else (a bug, a browser refusal) as one the card can show. */
+function asApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  return new ApiError({
+    status: 0,
+    code: 'page_error',
+    message: error instanceof Error ? error.message : String(error),
+    retryable: false,
+  });
 }
 
 // ---- Signing in: with UPLOAD_AUTH=jwt the local stack's own issuer signs in a dev user.
@@ -189,12 +138,15 @@ async function signIn(user: string): Promise<void> {
   }
 }
 
-/** The headers every API call carries: the signed-in user's ID token, renewed a minute before it expires. */
-async function authHeaders(): Promise<Record<string, string>> {
+/**
+ * What every client call takes: this origin (the web server hands /uploads to the upload
+ * function) and the signed-in user's ID token, renewed while it has less than the longest wait
+ * (FOLLOW_TIMEOUT_MS) and a minute left, since the client sends one token for a whole wait.
+ */
+async function apiOptions(): Promise<ApiOptions> {
   await started;
-  if (!session) return {};
-  if (session.expiresAt - Date.now() < 60_000) await signIn(session.user);
-  return { Authorization: `Bearer ${session.idToken}` };
+  if (session && session.expiresAt - Date.now() < FOLLOW_TIMEOUT_MS + 60_000) await signIn(session.user);
+  return { baseUrl: location.origin, idToken: session?.idToken };
 }
 
 // ---- Remembering uploads across reloads.
@@ -326,7 +278,7 @@ class UploadCard {
     this.actions.replaceChildren(...buttons);
   }
 
-  showError(error: ApiError['error'], httpStatus?: number): void {
+  showError(error: ApiError): void {
     const code = el('code', { text: error.code });
     const box = el(
       'div',
@@ -337,7 +289,7 @@ class UploadCard {
         { class: 'error-code' },
         'code ',
         code,
-        httpStatus ? ` · HTTP ${httpStatus}` : '',
+        error.status ? ` · HTTP ${error.status}` : '',
         error.retryable ? ' · retryable' : '',
       ),
     );
@@ -346,11 +298,27 @@ class UploadCard {
     this.setState('failed', `Failed: ${error.message} (${error.code})`);
   }
 
+  /** A status answer while the image is made: how far it is, and the best variant already finished. */
+  showProgress(status: Exclude<UploadStatus, { status: 'ready' }>): void {
+    if (status.status === 'waiting') {
+      this.setState('processing', 'Uploaded; waiting for the pipeline to take it…');
+      return;
+    }
+    this.showFinished(status.finished ?? [], status, this.filename);
+    const done = status.done ?? 0;
+    const total = status.total ?? 0;
+    this.setState(
+      'processing',
+      total > 0 ? `Processing: ${done} of ${total} variants made.` : 'Processing…',
+      total > 0 ? (100 * done) / total : undefined,
+    );
+  }
+
   /**
    * Shows the best variant already finished (bestFinished) while the image processes; the same
    * element stays while the choice does not change, so polling never reloads it.
    */
-  showFinished(finished: readonly FinishedVariant[], placeholder: Manifest['placeholder'], alt: string): void {
+  showFinished(finished: readonly FinishedVariant[], placeholder: HasPlaceholder, alt: string): void {
     const best = bestFinished(finished, Math.min(this.body.clientWidth || EARLY_WIDTH, EARLY_WIDTH) * devicePixelRatio);
     if (!best || this.body.querySelector('.preview-early img')?.getAttribute('src') === best.url) return;
     const img = el('img', {
@@ -360,16 +328,18 @@ class UploadCard {
       alt,
       decoding: 'async',
     });
-    if (placeholder) showPlaceholder(img, placeholder);
+    showPlaceholder(img, placeholder);
     const caption = `Early look: the ${best.width} px ${formatLabel(best.format)}, finished first; the full set follows.`;
     this.body.replaceChildren(
       el('figure', { class: 'preview preview-early' }, img, el('figcaption', { text: caption })),
     );
   }
 
-  showManifest(manifest: Manifest): void {
+  /** The ready answer: the image's manifest, and what belongs to this upload (its metadata). */
+  showReady(ready: ReadyStatus): void {
+    const manifest: Manifest = ready.manifest;
     // The card keeps the upload's id (status and DELETE take it); the manifest's is the image's.
-    this.body.replaceChildren(renderResult(manifest, this.filename));
+    this.body.replaceChildren(renderResult(manifest, this.filename, ready.metadata));
     const formats = manifest.formats.map(formatLabel).join(', ');
     // Upload→ready as the pipeline measured it (docs/observability.md); absent in older manifests.
     const { processing } = manifest;
@@ -411,51 +381,30 @@ export function bestFinished(finished: readonly FinishedVariant[], targetWidth: 
 const PREVIEW_SIZES = '(min-width: 1000px) 440px, (min-width: 720px) 45vw, calc(100vw - 4rem)';
 
 /**
- * `<picture>`: one `<source>` per format in the manifest's preference order, the last format
- * (JPEG by default, the universal fallback) as the `<img>` with `srcset` and `sizes`.
+ * `<picture>` from the manifest alone (or one aspect's crop of it), as the client's pictureSources
+ * lays it out: a `<source>` per format in the manifest's preference order, the JPEG `<img>`.
  */
 export function buildPicture(
-  manifest: Pick<Manifest, 'formats' | 'variants'>,
+  manifest: Manifest,
   alt: string,
   sizes = PREVIEW_SIZES,
+  aspect?: string,
 ): HTMLPictureElement {
-  const picture = el('picture');
-  const byFormat = (format: OutputFormat) =>
-    manifest.variants.filter((v) => v.format === format).sort((a, b) => a.width - b.width);
-  const srcset = (variants: ManifestVariant[]) => variants.map((v) => `${v.url} ${v.width}w`).join(', ');
-  const groups = manifest.formats.map(byFormat).filter(isNonEmpty);
-  const fallback = groups[groups.length - 1];
-  for (const variants of groups.slice(0, -1)) {
-    picture.append(el('source', { type: variants[0].contentType, srcset: srcset(variants), sizes }));
-  }
-  if (fallback) {
-    const variants = fallback;
-    const largest = clampedAt(variants, variants.length - 1);
-    const middle = clampedAt(variants, Math.floor((variants.length - 1) / 2));
-    picture.append(
-      el('img', {
-        src: middle.url,
-        srcset: srcset(variants),
-        sizes,
-        width: String(largest.width),
-        height: String(largest.height),
-        alt,
-        decoding: 'async',
-      }),
-    );
-  }
-  return picture;
-}
-
-type NonEmpty<T> = [T, ...T[]];
-
-function isNonEmpty<T>(items: T[]): items is NonEmpty<T> {
-  return items.length > 0;
-}
-
-/** The item at `index`, clamped into a list that is never empty. */
-function clampedAt<T>(items: NonEmpty<T>, index: number): T {
-  return items[Math.max(0, Math.min(items.length - 1, index))] ?? items[0];
+  const { sources, img } = pictureSources(manifest, { sizes, aspect });
+  return el(
+    'picture',
+    {},
+    ...sources.map((source) => el('source', { type: source.type, srcset: source.srcset, sizes: source.sizes })),
+    el('img', {
+      src: img.src,
+      srcset: img.srcset,
+      sizes: img.sizes,
+      width: String(img.width),
+      height: String(img.height),
+      alt,
+      decoding: 'async',
+    }),
+  );
 }
 
 const ASPECT_SIZES = '(min-width: 720px) 200px, 45vw';
@@ -504,7 +453,7 @@ function renderAspects(manifest: Manifest, alt: string): HTMLElement | undefined
     return el(
       'figure',
       { class: 'aspect', 'data-aspect': aspect },
-      buildPicture(section, `${alt} (${aspect} crop)`, ASPECT_SIZES),
+      buildPicture(manifest, `${alt} (${aspect} crop)`, ASPECT_SIZES, aspect),
       map,
       el(
         'figcaption',
@@ -518,16 +467,19 @@ function renderAspects(manifest: Manifest, alt: string): HTMLElement | undefined
 }
 
 /**
- * Paints the manifest's placeholder behind the `<img>` until it loads: the dominant colour at once,
- * the ThumbHash (decoded by the library's own module, served as /thumbhash.js) over it. CSSOM
- * styles are allowed by the page's CSP, unlike inline style attributes.
+ * Paints the placeholder of a manifest (or of a status that has one) behind the `<img>` until it
+ * loads: the dominant colour at once, the client's placeholderDataURL over it. CSSOM styles are
+ * allowed by the page's CSP, unlike inline style attributes.
  */
-function showPlaceholder(img: HTMLImageElement, placeholder: NonNullable<Manifest['placeholder']>): void {
-  img.style.backgroundColor = placeholder.color;
+function showPlaceholder(img: HTMLImageElement, source: HasPlaceholder): void {
+  if (!source.placeholder) return;
+  img.style.backgroundColor = source.placeholder.color;
   try {
-    const bytes = Uint8Array.from(atob(placeholder.thumbhash), (c) => c.charCodeAt(0));
-    img.style.backgroundImage = `url(${thumbHashToDataURL(bytes)})`;
-    img.style.backgroundSize = '100% 100%';
+    const preview = placeholderDataURL(source);
+    if (preview) {
+      img.style.backgroundImage = `url(${preview})`;
+      img.style.backgroundSize = '100% 100%';
+    }
   } catch {
     // A malformed hash leaves the colour alone; the image still loads.
   }
@@ -539,12 +491,26 @@ function showPlaceholder(img: HTMLImageElement, placeholder: NonNullable<Manifes
   if (img.complete && img.naturalWidth > 0) clear();
 }
 
-function renderResult(manifest: Manifest, filename: string): HTMLElement {
+/** The metadata given with the upload, as the status answered it (servers with per-upload metadata). */
+function renderMetadata(metadata: Readonly<Record<string, unknown>>): HTMLElement {
+  return el(
+    'section',
+    { class: 'upload-metadata', 'aria-label': 'Metadata of this upload' },
+    el('h4', { text: 'Metadata' }),
+    el('pre', { text: JSON.stringify(metadata, null, 2) }),
+  );
+}
+
+function renderResult(
+  manifest: Manifest,
+  filename: string,
+  metadata: Readonly<Record<string, unknown>> | undefined,
+): HTMLElement {
   const original = manifest.original;
   const picture = buildPicture(manifest, filename);
   const loaded = el('span', { class: 'loaded' });
   const img = picture.querySelector('img');
-  if (img && manifest.placeholder) showPlaceholder(img, manifest.placeholder);
+  if (img) showPlaceholder(img, manifest);
   img?.addEventListener('load', () => {
     const file = img.currentSrc.split('/').pop() ?? '';
     loaded.textContent = file ? `Your browser picked ${file}.` : '';
@@ -659,131 +625,42 @@ function renderResult(manifest: Manifest, filename: string): HTMLElement {
       { class: 'tables' },
       scroller(table, `Variants of ${filename}`),
       scroller(totals, `Totals per format for ${filename}`),
+      metadata ? renderMetadata(metadata) : '',
     ),
   );
 }
 
-// ---- Talking to the API.
+// ---- Talking to the API: the client package's upload, wait, list and delete.
 
-interface XhrResult {
-  status: number;
-  body: unknown;
-}
-
-function sendWithProgress(
-  method: string,
-  url: string,
-  headers: Record<string, string>,
-  body: XMLHttpRequestBodyInit,
-  onProgress: (fraction: number) => void,
-): Promise<XhrResult> {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open(method, url);
-    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
-    xhr.upload.addEventListener('progress', (event) => {
-      if (event.lengthComputable) onProgress(event.loaded / event.total);
+/**
+ * Waits until the card's upload is ready or failed, showing how far it is and the variants already
+ * finished on the way. The ready answer (not just the manifest) carries the upload's metadata.
+ */
+async function follow(card: UploadCard): Promise<void> {
+  const id = card.id;
+  if (!id) return;
+  let ready: ReadyStatus;
+  try {
+    ready = await waitUntilReadyStatus(id, {
+      ...(await apiOptions()),
+      // Soon at first and never long apart: the first finished variant is often listed within a
+      // second of the upload, and the early look is the point of polling here.
+      initialDelayMs: 300,
+      maxDelayMs: 2500,
+      timeoutMs: FOLLOW_TIMEOUT_MS,
+      onProgress: (status) => card.showProgress(status),
+      onRetry: (error) =>
+        card.setState(
+          'processing',
+          error.code === 'network_error'
+            ? 'Lost contact with the server; retrying…'
+            : `Waiting for the server: ${error.message}`,
+        ),
     });
-    xhr.addEventListener('load', () => {
-      let body: unknown;
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch {
-        body = xhr.responseText;
-      }
-      resolve({ status: xhr.status, body });
-    });
-    xhr.addEventListener('error', () => reject(new Error('The upload did not reach the server (network error).')));
-    xhr.addEventListener('abort', () => reject(new Error('The upload was aborted.')));
-    xhr.send(body);
-  });
-}
-
-async function uploadWithProgress(file: File, onProgress: (fraction: number) => void): Promise<XhrResult> {
-  const form = new FormData();
-  form.append('file', file, file.name);
-  return sendWithProgress(
-    'POST',
-    UPLOAD_URL,
-    { Accept: 'application/json', ...(await authHeaders()) },
-    form,
-    onProgress,
-  );
-}
-
-/** Cloud Storage's XML error (`<Error><Code>…</Code><Message>…</Message><Details>…</Details>`) as an API error. */
-function storageError(status: number, body: unknown): ApiError['error'] {
-  const text = typeof body === 'string' ? body : '';
-  const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
-  const code = field('Code');
-  if (!code) return unexpected(status, body);
-  return {
-    code: `storage_${code}`,
-    message: `Cloud Storage refused the upload: ${field('Details') ?? field('Message') ?? code}`,
-    retryable: status >= 500,
-  };
-}
-
-function unexpected(status: number, body: unknown): ApiError['error'] {
-  if (isApiError(body)) return body.error;
-  const text = typeof body === 'string' && body.trim() ? body.trim().slice(0, 200) : 'The server gave no explanation.';
-  return { code: `http_${status}`, message: text, retryable: status >= 500 };
-}
-
-/** Polls until ready or failed; updates the card on each answer. */
-async function follow(card: UploadCard, statusUrl: string): Promise<void> {
-  // Soon at first: the first finished variant is often listed within a second of the upload.
-  let delay = 300;
-  let networkFailures = 0;
-  for (;;) {
-    let response: Response;
-    let body: unknown;
-    try {
-      response = await fetch(statusUrl, {
-        headers: { Accept: 'application/json', ...(await authHeaders()) },
-        cache: 'no-store',
-      });
-      body = await response.json().catch(() => undefined);
-      networkFailures = 0;
-    } catch {
-      networkFailures++;
-      card.setState('processing', 'Lost contact with the server; retrying…');
-      await sleep(Math.min(10_000, 1000 * 2 ** networkFailures));
-      continue;
-    }
-    if (response.status === 200 && (body as ApiAnswer | undefined)?.status === 'ready') {
-      card.showManifest((body as Extract<ApiAnswer, { status: 'ready' }>).manifest);
-      return;
-    }
-    // A signed upload's ticket: the object has not been taken by ingest yet.
-    if (response.status === 202 && (body as { status?: string } | undefined)?.status === 'waiting') {
-      card.setState('processing', 'Uploaded; waiting for the pipeline to take it…');
-      await sleep(delay);
-      delay = Math.min(2500, delay * 1.3);
-      continue;
-    }
-    // A signed upload learns its upload's id only here.
-    const id = (body as { id?: unknown } | undefined)?.id ?? (isApiError(body) ? body.error.details?.id : undefined);
-    if (!card.id && typeof id === 'string') {
-      card.id = id;
-      remember({ id, filename: card.filename });
-    }
-    if (response.status === 202) {
-      const answer = body as Extract<ApiAnswer, { status: 'processing' }>;
-      card.showFinished(answer.finished ?? [], answer.placeholder, card.filename);
-      const done = answer.done ?? 0;
-      const total = answer.total ?? 0;
-      card.setState(
-        'processing',
-        total > 0 ? `Processing: ${done} of ${total} variants made.` : 'Processing…',
-        total > 0 ? (100 * done) / total : undefined,
-      );
-      await sleep(delay);
-      delay = Math.min(2500, delay * 1.3);
-      continue;
-    }
-    if (response.status === 404 && card.id) {
-      forget(card.id);
+  } catch (error) {
+    const failure = asApiError(error);
+    if (failure.status === 404) {
+      forget(id);
       // Gone since the last visit (e.g. .local/ was deleted): drop it quietly.
       if (card.restored) {
         card.root.remove();
@@ -791,14 +668,10 @@ async function follow(card: UploadCard, statusUrl: string): Promise<void> {
         return;
       }
     }
-    if (response.status === 503) {
-      card.setState('processing', `Waiting for the server: ${unexpected(503, body).message}`);
-      await sleep(2000);
-      continue;
-    }
-    card.showError(unexpected(response.status, body), response.status);
+    card.showError(failure);
     return;
   }
+  card.showReady(ready);
 }
 
 function showUploadProgress(card: UploadCard, fraction: number): void {
@@ -811,107 +684,45 @@ function showUploadProgress(card: UploadCard, fraction: number): void {
 }
 
 /**
- * The file's type for the signed URL, which is bound to it. Browsers outside Apple's systems give
- * HEIC files no type at all, so those are named by their extension.
+ * Uploads the file with the client (which picks POST /uploads or a signed URL by size, and falls
+ * back to the signed URL on a 413), then follows it. `metadata` only when the user gave some: a
+ * server without per-upload metadata may refuse the field.
  */
-function contentTypeOf(file: File): string {
-  if (file.type !== '') return file.type;
-  return /\.hei[cf]$/i.test(file.name) ? 'image/heic' : 'application/octet-stream';
-}
-
-/** Asks for a signed URL, PUTs the file straight to the bucket, then follows the ticket. */
-async function uploadSigned(card: UploadCard, file: File): Promise<void> {
-  let signed: { uploadUrl: string; method: string; headers: Record<string, string>; statusUrl: string };
-  try {
-    const response = await fetch(SIGNED_URL_URL, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...(await authHeaders()) },
-      body: JSON.stringify({ filename: file.name, contentType: contentTypeOf(file), size: file.size }),
-    });
-    const body: unknown = await response.json().catch(() => undefined);
-    if (response.status !== 201) {
-      const error = unexpected(response.status, body);
-      card.showError(error, response.status);
-      if (error.retryable) card.setActions(retryButton(card, file));
-      return;
-    }
-    signed = body as typeof signed;
-  } catch (error) {
-    card.showError({ code: 'network_error', message: (error as Error).message, retryable: true });
-    card.setActions(retryButton(card, file));
-    return;
-  }
-  let result: XhrResult;
-  try {
-    result = await sendWithProgress(signed.method, signed.uploadUrl, signed.headers, file, (fraction) =>
-      showUploadProgress(card, fraction),
-    );
-  } catch (error) {
-    card.showError({ code: 'network_error', message: (error as Error).message, retryable: true });
-    card.setActions(retryButton(card, file));
-    return;
-  }
-  if (result.status !== 200) {
-    const error = storageError(result.status, result.body);
-    card.showError(error, result.status);
-    card.setActions(retryButton(card, file));
-    return;
-  }
-  card.setState('processing', 'Uploaded; waiting for the pipeline to take it…');
-  await follow(card, signed.statusUrl);
-}
-
-async function uploadFile(card: UploadCard, file: File): Promise<void> {
+async function uploadFile(card: UploadCard, file: File, metadata: Record<string, unknown> | undefined): Promise<void> {
   card.setActions();
   card.setState('uploading', 'Uploading…', 0);
-  if (file.size > SIGNED_URL_THRESHOLD) return uploadSigned(card, file);
-  let result: XhrResult;
+  let accepted: UploadResult;
   try {
-    result = await uploadWithProgress(file, (fraction) => showUploadProgress(card, fraction));
+    accepted = await upload(file, {
+      ...(await apiOptions()),
+      ...(metadata ? { metadata } : {}),
+      onProgress: ({ loaded, total }) => showUploadProgress(card, total > 0 ? loaded / total : 0),
+    });
   } catch (error) {
-    card.showError({ code: 'network_error', message: (error as Error).message, retryable: true });
-    card.setActions(retryButton(card, file));
+    const failure = asApiError(error);
+    // A refused image is still the caller's upload when the answer names it: listed after a reload.
+    if (typeof failure.details?.id === 'string') remember({ id: failure.details.id, filename: file.name });
+    card.showError(failure);
+    if (failure.retryable) card.setActions(retryButton(card, file, metadata));
     return;
   }
-  const { status, body } = result;
-  if ((status === 200 || status === 202) && typeof (body as ApiAnswer | undefined)?.id === 'string') {
-    const answer = body as ApiAnswer;
-    card.id = answer.id;
-    remember({ id: answer.id, filename: file.name });
-    void refreshMine();
-    if (answer.status === 'ready') {
-      card.showManifest(answer.manifest);
-      return;
-    }
-    const total = answer.variants?.length ?? 0;
-    card.setState('processing', total > 0 ? `Processing: 0 of ${total} variants made.` : 'Processing…', 0);
-    await follow(card, answer.statusUrl ?? `${UPLOAD_URL}/${answer.id}`);
-    return;
-  }
-  const error = unexpected(status, body);
-  if (status === 422 && isApiError(body) && typeof body.error.details?.id === 'string')
-    remember({ id: body.error.details.id, filename: file.name });
-  card.showError(error, status);
-  if (error.retryable) card.setActions(retryButton(card, file));
+  card.id = accepted.id;
+  remember({ id: accepted.id, filename: file.name });
+  void refreshMine();
+  // Even an image that was ready at once is read back by status: that answer has the metadata.
+  card.setState('processing', 'Processing…', 0);
+  await follow(card);
+  // "Your uploads" listed it while it was processing.
+  void refreshMine();
 }
 
-function retryButton(card: UploadCard, file: File): HTMLButtonElement {
+function retryButton(card: UploadCard, file: File, metadata: Record<string, unknown> | undefined): HTMLButtonElement {
   const button = el('button', { type: 'button', class: 'button', text: 'Try again' });
   button.addEventListener('click', () => {
     card.setActions();
-    enqueue(() => uploadFile(card, file));
+    enqueue(() => uploadFile(card, file, metadata));
   });
   return button;
-}
-
-/** DELETE /uploads/{id}; 404 counts as gone. */
-async function deleteUpload(id: string): Promise<void> {
-  const response = await fetch(`${UPLOAD_URL}/${id}`, {
-    method: 'DELETE',
-    headers: { Accept: 'application/json', ...(await authHeaders()) },
-  });
-  if (response.status !== 204 && response.status !== 404)
-    throw unexpected(response.status, await response.json().catch(() => undefined));
 }
 
 /** DELETE /uploads/{id}: the upload goes (its image with its last upload); so does the card. */
@@ -920,17 +731,13 @@ function deleteButton(card: UploadCard, id: string): HTMLButtonElement {
   button.addEventListener('click', async () => {
     button.disabled = true;
     try {
-      await deleteUpload(id);
+      await deleteUpload(id, await apiOptions());
       forget(id);
       card.root.remove();
       syncEmpty();
       void refreshMine();
     } catch (error) {
-      card.showError(
-        isApiError({ error })
-          ? (error as ApiError['error'])
-          : { code: 'network_error', message: (error as Error).message, retryable: true },
-      );
+      card.showError(asApiError(error));
       button.disabled = false;
     }
   });
@@ -973,6 +780,33 @@ const dropzone = pageElement<HTMLLabelElement>('#dropzone');
 const list = pageElement<HTMLOListElement>('#list');
 const empty = pageElement<HTMLParagraphElement>('#empty');
 const clear = pageElement<HTMLButtonElement>('#clear');
+const metadataField = pageElement<HTMLInputElement>('#metadata');
+const metadataError = pageElement<HTMLParagraphElement>('#metadata-error');
+
+/** The metadata field: empty is no metadata; anything else must be a JSON object. */
+function readMetadata(): MetadataInput {
+  const text = metadataField.value.trim();
+  if (text === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { error: `Metadata is not valid JSON (${(error as Error).message}). Nothing was uploaded.` };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { error: 'Metadata must be a JSON object, such as {"postId":"p1"}. Nothing was uploaded.' };
+  return { metadata: value as Record<string, unknown> };
+}
+
+function showMetadataError(message: string | undefined): void {
+  metadataError.textContent = message ?? '';
+  metadataError.hidden = message === undefined;
+  if (message === undefined) metadataField.removeAttribute('aria-invalid');
+  else metadataField.setAttribute('aria-invalid', 'true');
+}
+
+// The error stays until the field is edited, so that it is not lost before it is read.
+metadataField.addEventListener('input', () => showMetadataError(undefined));
 
 function syncEmpty(): void {
   const any = list.children.length > 0;
@@ -985,7 +819,15 @@ function addCard(card: UploadCard): void {
   syncEmpty();
 }
 
+/** Cards for the files, each uploaded in turn with the metadata field's object; none while the field is invalid. */
 function addFiles(files: Iterable<File>): void {
+  const given = readMetadata();
+  if ('error' in given) {
+    showMetadataError(given.error);
+    metadataField.focus();
+    return;
+  }
+  showMetadataError(undefined);
   for (const file of files) {
     const card = new UploadCard(
       file.name || 'untitled',
@@ -994,7 +836,7 @@ function addFiles(files: Iterable<File>): void {
     );
     card.setState('queued', 'Waiting to upload…');
     addCard(card);
-    enqueue(() => uploadFile(card, file));
+    enqueue(() => uploadFile(card, file, given.metadata));
   }
 }
 
@@ -1050,25 +892,17 @@ function restoreCards(fresh: boolean): void {
     card.restored = true;
     card.setState('processing', 'Checking…');
     list.append(card.root);
-    void follow(card, `${UPLOAD_URL}/${entry.id}`);
+    void follow(card);
   }
   syncEmpty();
 }
 
-// ---- Your uploads: `GET /uploads?limit=20`, the caller's own, newest first.
-
-interface UploadItem {
-  id: string;
-  imageId: string;
-  status: string;
-  filename?: string;
-  createdAt: string;
-}
+// ---- Your uploads: the client's listUploads (`GET /uploads?limit=20`), the caller's own, newest first.
 
 const mineList = pageElement<HTMLOListElement>('#mine-list');
 const mineNote = pageElement<HTMLParagraphElement>('#mine-note');
 
-function mineRow(item: UploadItem): HTMLLIElement {
+function mineRow(item: UploadListItem): HTMLLIElement {
   const row = el('li', { class: 'mine-item' });
   const name = el('span', { class: 'mine-name', text: item.filename ?? item.imageId });
   const when = new Date(item.createdAt);
@@ -1081,7 +915,7 @@ function mineRow(item: UploadItem): HTMLLIElement {
   remove.addEventListener('click', async () => {
     remove.disabled = true;
     try {
-      await deleteUpload(item.id);
+      await deleteUpload(item.id, await apiOptions());
       forget(item.id);
       await refreshMine();
     } catch (error) {
@@ -1097,13 +931,7 @@ function mineRow(item: UploadItem): HTMLLIElement {
 /** Lists the caller's uploads; a failure leaves a note and the rest of the page working. */
 async function refreshMine(): Promise<void> {
   try {
-    const response = await fetch(`${UPLOAD_URL}?limit=20`, {
-      headers: { Accept: 'application/json', ...(await authHeaders()) },
-      cache: 'no-store',
-    });
-    const body = (await response.json().catch(() => undefined)) as { items?: unknown } | undefined;
-    if (response.status !== 200 || !Array.isArray(body?.items)) throw unexpected(response.status, body);
-    const items = body.items as UploadItem[];
+    const { items } = await listUploads({ ...(await apiOptions()), limit: 20 });
     mineList.replaceChildren(...items.map(mineRow));
     mineNote.hidden = items.length > 0;
     mineNote.textContent = 'No uploads yet.';

@@ -1,8 +1,11 @@
-/** waitUntilReady's polling: exponential backoff with jitter, Retry-After, which errors end it, timeouts and aborts. */
+/**
+ * waitUntilReady's polling: exponential backoff with jitter, Retry-After, which errors end it, timeouts and aborts;
+ * the retries it reports (onRetry), and waitUntilReadyStatus's whole ready answer.
+ */
 import { expect } from 'chai';
 import { client, fakeFetch, jsonAnswer } from '../fixtures/client.js';
 
-const { backoffDelay, parseRetryAfter, waitUntilReady, ApiError } = client;
+const { backoffDelay, parseRetryAfter, waitUntilReady, waitUntilReadyStatus, ApiError } = client;
 const manifest = { v: 1, id: 'img1', formats: ['jpeg'], variants: [] };
 const processing = (done: number) => jsonAnswer(202, { id: 'a1', status: 'processing', done, total: 4, finished: [] });
 const fast = { baseUrl: 'https://api.example/', initialDelayMs: 1, maxDelayMs: 4 };
@@ -62,6 +65,52 @@ describe('client waitUntilReady', () => {
     expect(requests[0]!.headers.get('authorization')).to.equal('Bearer tok');
     expect(progress).to.deep.equal([1, 3]);
     expect(times[2]! - times[1]!, 'waited the 503 Retry-After').to.be.at.least(45);
+  });
+
+  it('tells onRetry of each retryable failure it waits out, with the wait, and of nothing else', async () => {
+    const answers = [
+      () =>
+        jsonAnswer(503, { error: { code: 'unavailable', message: 'x', retryable: true } }, { 'Retry-After': '0.05' }),
+      () => {
+        throw new TypeError('fetch failed');
+      },
+      () => processing(1),
+      () => jsonAnswer(200, { id: 'a1', imageId: 'img1', status: 'ready', manifest }),
+    ];
+    const { fetch } = fakeFetch((_, i) => answers[i]!());
+    const retries: Array<{ code: string; delayMs: number }> = [];
+    await waitUntilReady('a1', {
+      ...fast,
+      fetch,
+      onRetry: (error, delayMs) => retries.push({ code: error.code, delayMs }),
+    });
+    expect(retries.map((r) => r.code)).to.deep.equal(['unavailable', 'network_error']);
+    expect(retries[0]!.delayMs, "the 503's Retry-After").to.be.at.least(50);
+    expect(retries[1]!.delayMs).to.be.within(0, fast.maxDelayMs);
+  });
+
+  it("waitUntilReadyStatus resolves with the whole ready answer: the upload's filename and metadata too", async () => {
+    const { fetch, requests } = fakeFetch((_, i) =>
+      i === 0
+        ? processing(2)
+        : jsonAnswer(200, {
+            id: 'a1',
+            status: 'ready',
+            manifest,
+            filename: 'beach.jpg',
+            metadata: { postId: 'p1' },
+          }),
+    );
+    const ready = await waitUntilReadyStatus('a1', { ...fast, fetch });
+    expect(ready).to.deep.equal({
+      id: 'a1',
+      imageId: 'a1',
+      status: 'ready',
+      manifest,
+      filename: 'beach.jpg',
+      metadata: { postId: 'p1' },
+    });
+    expect(requests.map((r) => r.url)).to.deep.equal(Array(2).fill('https://api.example/uploads/a1'));
   });
 
   it('stops at once on image_failed, even a retryable one (upload again to retry), and on 404', async () => {
