@@ -237,7 +237,12 @@ describe('local stack end to end', function () {
         10_000,
         'image.failed',
       );
-      expect(events.events.filter((e) => e.imageId === id)).to.have.length(1);
+      const types = () => events.events.filter((e) => e.imageId === id).map((e) => e.type);
+      await eventually(async () => (types().includes('upload.failed') ? true : undefined), 10_000, 'upload.failed');
+      expect(types().sort(), 'one of each: the image’s and its (the service’s) upload’s').to.deep.equal([
+        'image.failed',
+        'upload.failed',
+      ]);
     });
 
     it('answers upload errors as the API documents them', async () => {

@@ -24,7 +24,9 @@ describe('local stack: webhooks', function () {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString('utf8')));
       req.on('end', () => {
-        const status = received.length === 0 ? 503 : 200;
+        // The first attempt of each event is refused.
+        const id = String(req.headers['webhook-id']);
+        const status = received.some((r) => r.headers['webhook-id'] === id) ? 200 : 503;
         received.push({ headers: req.headers as Record<string, string>, body, status });
         res.writeHead(status).end(status === 200 ? 'thanks' : 'busy');
       });
@@ -43,7 +45,7 @@ describe('local stack: webhooks', function () {
     await close(receiver);
   });
 
-  it('delivers image.ready signed, retries the refusal, and the page lists the delivery', async () => {
+  it('delivers image.ready and the upload’s upload.ready signed, retries each refusal, and the page lists the deliveries', async () => {
     const photo = await makePhoto({ width: 320, height: 240, seed: 71 });
     const response = await fetch(t.stack.urls.api, {
       method: 'POST',
@@ -66,19 +68,28 @@ describe('local stack: webhooks', function () {
             lastBody: string;
           }>;
         };
-        return answer.deliveries.find((d) => d.imageId === imageId && d.state === 'accepted') ? answer : undefined;
+        const accepted = answer.deliveries.filter((d) => d.imageId === imageId && d.state === 'accepted');
+        return accepted.length >= 2 ? answer : undefined;
       },
       90_000,
-      'the accepted delivery on the page',
+      'the two accepted deliveries on the page',
     );
-    const delivery = view.deliveries.find((d) => d.imageId === imageId)!;
-    expect(delivery).to.include({ type: 'image.ready', attempts: 2, lastStatus: 200, lastBody: 'thanks' });
-    expect(received.map((r) => r.status)).to.deep.equal([503, 200]);
-    const [first, second] = received;
-    expect(second!.headers['webhook-id']).to.equal(first!.headers['webhook-id']);
-    const { 'webhook-id': id, 'webhook-timestamp': ts, 'webhook-signature': signature } = second!.headers;
-    const expected = createHmac('sha256', key).update(`${id}.${ts}.${second!.body}`).digest('base64');
-    expect(signature).to.equal(`v1,${expected}`);
-    expect(JSON.parse(second!.body)).to.include({ type: 'image.ready', imageId });
+    const deliveries = view.deliveries.filter((d) => d.imageId === imageId);
+    expect(deliveries.map((d) => d.type).sort()).to.deep.equal(['image.ready', 'upload.ready']);
+    for (const delivery of deliveries)
+      expect(delivery).to.include({ attempts: 2, lastStatus: 200, lastBody: 'thanks' });
+    for (const type of ['image.ready', 'upload.ready']) {
+      const attempts = received.filter((r) => JSON.parse(r.body).type === type);
+      expect(
+        attempts.map((r) => r.status),
+        type,
+      ).to.deep.equal([503, 200]);
+      const [first, second] = attempts;
+      expect(second!.headers['webhook-id']).to.equal(first!.headers['webhook-id']);
+      const { 'webhook-id': id, 'webhook-timestamp': ts, 'webhook-signature': signature } = second!.headers;
+      const expected = createHmac('sha256', key).update(`${id}.${ts}.${second!.body}`).digest('base64');
+      expect(signature, type).to.equal(`v1,${expected}`);
+      expect(JSON.parse(second!.body)).to.include({ type, imageId });
+    }
   });
 });

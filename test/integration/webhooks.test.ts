@@ -6,7 +6,8 @@
  * an independent implementation (node:crypto, written here) verifies; a receiver that answers
  * 410 gets nothing after that; one that does not answer within 10 s is retried. The spacing of
  * the retries is printed. A second suite moves the clock past WEBHOOK_RETRY_HOURS: the event
- * goes to the webhook dead-letter topic and no receiver hears of it again.
+ * goes to the webhook dead-letter topic and no receiver hears of it again. A third uploads an
+ * image with metadata through the API: its receiver gets the signed `upload.ready` carrying it.
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { Message } from '@google-cloud/pubsub';
@@ -20,7 +21,11 @@ import { publishEvent } from '../../shared/cloud/publish.js';
 import type { EventMessage } from '../../shared/core/schemas.js';
 import { topology } from '../../shared/core/topology.js';
 import { keyOf } from '../../shared/core/webhook.js';
-import { startTestPipeline, TEST_PROJECT } from '../fixtures/pipeline.js';
+import { pullJobs, startTestPipeline, TEST_PROJECT } from '../fixtures/pipeline.js';
+import { makePhoto } from '../fixtures/images.js';
+import { runJob } from '../../shared/pipeline/run-job.js';
+import request from 'supertest';
+import { publicBaseUrl } from '../../shared/core/config.js';
 import { Changes, close, listen } from '../helpers.js';
 
 const KEY = randomBytes(24);
@@ -303,5 +308,50 @@ describe('webhooks: a receiver that never accepts, past WEBHOOK_RETRY_HOURS', fu
     // Acknowledged: a further redelivery would reach the function, which would send again only
     // to a receiver not yet settled; none is, so the count stays.
     expect(down.received.length).to.equal(sent);
+  });
+});
+
+describe('webhooks: an app passes its own ids with an upload and hears back', function () {
+  this.timeout(180_000);
+
+  const changes = new Changes();
+  let hook: Receiver;
+  let w: Awaited<ReturnType<typeof startWebhooks>>;
+  before(async () => {
+    hook = await receiver(changes, () => 200);
+    w = await startWebhooks([hook.url], {}, changes);
+  });
+  after(async () => {
+    await w?.stop();
+    await hook?.stop();
+  });
+
+  it('an upload with metadata, made ready: one signed upload.ready for it, with its id, owner, metadata and manifest URL', async () => {
+    const bytes = await makePhoto({ width: 200, height: 150, seed: 6100 });
+    const accepted = await request(getTestServer('upload'))
+      .post('/uploads')
+      .set('X-Upload-Owner', 'auth0|42')
+      .attach('file', bytes, 'post.jpg')
+      .field('metadata', '{"postId":"p-77"}');
+    expect(accepted.status, JSON.stringify(accepted.body)).to.equal(202);
+    for (const { job } of await pullJobs(w.pipeline.jobs)) await runJob(w.deps, job);
+    const uploadReady = () => hook.received.filter((r) => (JSON.parse(r.body) as EventMessage).type === 'upload.ready');
+    await changes.until('upload.ready delivered', () => (uploadReady().length > 0 ? true : undefined), 120_000);
+    const [delivery] = uploadReady();
+    expect(verifiedIndependently(delivery!, KEY), 'signature').to.equal(true);
+    expect(JSON.parse(delivery!.body)).to.deep.include({
+      id: accepted.body.id,
+      imageId: accepted.body.imageId,
+      owner: 'auth0|42',
+      metadata: { postId: 'p-77' },
+      manifestUrl: `${publicBaseUrl(w.pipeline.config)}/${accepted.body.imageId}/manifest.json`,
+    });
+    const kinds = () => hook.received.map((r) => (JSON.parse(r.body) as EventMessage).type).sort();
+    await changes.until(
+      'image.ready delivered too',
+      () => (kinds().includes('image.ready') ? true : undefined),
+      60_000,
+    );
+    expect(kinds(), 'one delivery of each').to.deep.equal(['image.ready', 'upload.ready']);
   });
 });
