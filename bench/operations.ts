@@ -102,7 +102,7 @@ export async function measureOperations(
         const pushed = await request(getTestServer('resize')).post(path).send(pushBody(message));
         if (pushed.status !== 204) throw new Error(`resize answered ${pushed.status} to job ${message.id}`);
       }
-      const events = (await pullEvents(pipeline.events)).filter((e) => e.imageId === id);
+      const events = (await pullEvents(pipeline.events, { family: 'all' })).filter((e) => e.imageId === id);
       const counts = counting.stop();
       if (!events.some((e) => e.type === 'image.ready')) throw new Error(`no image.ready for ${id}`);
       results.push({ ...counts, jobs: jobs.length, events: events.length, variants: jobs[0]?.job.plan.length ?? 0 });
