@@ -261,7 +261,7 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   project      = var.project_id
-  subscription = google_pubsub_subscription.jobs_push.name
+  subscription = google_pubsub_subscription.push["jobsPush"].name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
 }

@@ -21,10 +21,11 @@ locals {
   # service account that may call that function and nothing else.
   event_functions = { for key, fn in local.topology.functions : key => fn if fn.trigger != "http" }
 
-  # Pull subscriptions (no push endpoint); jobsPush is a resource of its own in pubsub.tf.
+  # Subscriptions by delivery: pull ones (no push endpoint) and push ones (jobsPush, webhooksPush),
+  # each a for_each resource in pubsub.tf keyed by the topology's name.
   pull_subscriptions = { for key, sub in local.topology.subscriptions : key => sub if try(sub.push, null) == null }
+  push_subscriptions = { for key, sub in local.topology.subscriptions : key => sub if try(sub.push, null) != null }
   jobs_push          = local.topology.subscriptions.jobsPush
-  webhooks_push      = local.topology.subscriptions.webhooksPush
 
   # Pub/Sub service agent: signs the push subscription's OIDC tokens and the Eventarc deliveries,
   # and moves dead letters. Its address is fixed by Google; google_project_service_identity would

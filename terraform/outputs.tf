@@ -52,8 +52,7 @@ output "subscriptions" {
   description = "Pub/Sub subscription names, keyed by their role in shared/core/topology.json."
   value = merge(
     { for key, sub in google_pubsub_subscription.pull : key => sub.name },
-    { jobsPush = google_pubsub_subscription.jobs_push.name },
-    { webhooksPush = google_pubsub_subscription.webhooks_push.name },
+    { for key, sub in google_pubsub_subscription.push : key => sub.name },
   )
 }
 

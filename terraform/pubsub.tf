@@ -37,37 +37,50 @@ resource "google_pubsub_subscription" "pull" {
   }
 }
 
-# jobs -> resize. Pub/Sub pushes each job to the function with an OIDC token of the resize invoker
-# service account. The push path /projects/{project}/topics/{topic} lets functions-framework turn
-# the wrapped push request into a Pub/Sub CloudEvent (so no no_wrapper block: the wrapper is what
-# it recognises). The ack deadline is the push request's timeout: var.functions refuses a resize
-# timeout that is not below it, so a job still running is never delivered twice. Failed deliveries back off
-# exponentially; after maxDeliveryAttempts the job goes to the dead-letter topic.
-resource "google_pubsub_subscription" "jobs_push" {
+# Push subscriptions, one per topology subscription with a `push` function (jobsPush -> resize,
+# webhooksPush -> webhooks), keyed by the topology's name as pull above. Pub/Sub pushes each
+# message with an OIDC token of that function's invoker service account. The push path
+# /projects/{project}/topics/{topic} lets functions-framework turn the wrapped push request into a
+# Pub/Sub CloudEvent (so no no_wrapper block: the wrapper is what it recognises). The ack deadline
+# is the push request's timeout: var.functions refuses a function timeout that is not below it,
+# so a message still being handled is never delivered twice. Failed deliveries back off
+# exponentially.
+#
+# jobsPush: after maxDeliveryAttempts a job goes to the dead-letter topic (dead_letter_policy).
+# webhooksPush has no deadLetterTopic, so no dead_letter_policy: its at most 100 attempts × at
+# most 600 s backoff (≈ 16.7 h) are less than the 24 h a receiver is retried. Instead messages are
+# kept 7 days, and the function itself publishes an event to the webhook dead-letter topic once it
+# is WEBHOOK_RETRY_HOURS old, and acknowledges it (docs/webhooks.md).
+resource "google_pubsub_subscription" "push" {
+  for_each = local.push_subscriptions
+
   project                    = var.project_id
-  name                       = local.jobs_push.name
-  topic                      = google_pubsub_topic.this[local.jobs_push.topic].id
-  ack_deadline_seconds       = local.jobs_push.ackDeadlineSeconds
-  message_retention_duration = "${local.jobs_push.messageRetentionSeconds}s"
+  name                       = each.value.name
+  topic                      = google_pubsub_topic.this[each.value.topic].id
+  ack_deadline_seconds       = each.value.ackDeadlineSeconds
+  message_retention_duration = "${each.value.messageRetentionSeconds}s"
   labels                     = var.labels
 
   push_config {
-    push_endpoint = "${google_cloudfunctions2_function.this[local.jobs_push.push].service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[local.jobs_push.topic].name}"
+    push_endpoint = "${google_cloudfunctions2_function.this[each.value.push].service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[each.value.topic].name}"
 
     oidc_token {
-      service_account_email = google_service_account.invoker["resize"].email
-      audience              = google_cloudfunctions2_function.this[local.jobs_push.push].service_config[0].uri
+      service_account_email = google_service_account.invoker[each.value.push].email
+      audience              = google_cloudfunctions2_function.this[each.value.push].service_config[0].uri
     }
   }
 
   retry_policy {
-    minimum_backoff = "${local.jobs_push.minimumBackoffSeconds}s"
-    maximum_backoff = "${local.jobs_push.maximumBackoffSeconds}s"
+    minimum_backoff = "${each.value.minimumBackoffSeconds}s"
+    maximum_backoff = "${each.value.maximumBackoffSeconds}s"
   }
 
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.this[local.jobs_push.deadLetterTopic].id
-    max_delivery_attempts = local.jobs_push.maxDeliveryAttempts
+  dynamic "dead_letter_policy" {
+    for_each = try(each.value.deadLetterTopic, null) == null ? [] : [each.value]
+    content {
+      dead_letter_topic     = google_pubsub_topic.this[dead_letter_policy.value.deadLetterTopic].id
+      max_delivery_attempts = dead_letter_policy.value.maxDeliveryAttempts
+    }
   }
 
   expiration_policy {
@@ -76,47 +89,22 @@ resource "google_pubsub_subscription" "jobs_push" {
 
   depends_on = [
     # The push endpoint answers only to the invoker, and Pub/Sub must be able to mint its tokens
-    # and to move dead letters before the first job arrives.
+    # and (jobsPush) to move dead letters before the first message arrives. One list for every
+    # instance: webhooksPush waiting for the dead-letter grant too costs nothing.
     google_cloud_run_service_iam_member.invoker,
     google_service_account_iam_member.pubsub_token_creator,
     google_pubsub_topic_iam_member.dead_letter_publisher,
   ]
 }
 
-# events -> webhooks. Like jobs_push: an OIDC token of the webhooks invoker service account, the
-# wrapped push request that functions-framework turns into a Pub/Sub CloudEvent, a function timeout
-# below the ack deadline. No dead_letter_policy: its at most 100 attempts × at most 600 s backoff
-# (≈ 16.7 h) are less than the 24 h a receiver is retried. Instead messages are kept 7 days, retried
-# with backoff from 10 s to 600 s, and the function itself publishes an event to the webhook
-# dead-letter topic once it is WEBHOOK_RETRY_HOURS old, and acknowledges it (docs/webhooks.md).
-resource "google_pubsub_subscription" "webhooks_push" {
-  project                    = var.project_id
-  name                       = local.webhooks_push.name
-  topic                      = google_pubsub_topic.this[local.webhooks_push.topic].id
-  ack_deadline_seconds       = local.webhooks_push.ackDeadlineSeconds
-  message_retention_duration = "${local.webhooks_push.messageRetentionSeconds}s"
-  labels                     = var.labels
-
-  push_config {
-    push_endpoint = "${google_cloudfunctions2_function.this[local.webhooks_push.push].service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[local.webhooks_push.topic].name}"
-
-    oidc_token {
-      service_account_email = google_service_account.invoker["webhooks"].email
-      audience              = google_cloudfunctions2_function.this[local.webhooks_push.push].service_config[0].uri
-    }
-  }
-
-  retry_policy {
-    minimum_backoff = "${local.webhooks_push.minimumBackoffSeconds}s"
-    maximum_backoff = "${local.webhooks_push.maximumBackoffSeconds}s"
-  }
-
-  expiration_policy {
-    ttl = ""
-  }
-
-  depends_on = [
-    google_cloud_run_service_iam_member.invoker,
-    google_service_account_iam_member.pubsub_token_creator,
-  ]
+# Before the for_each these were two resources; a deployed stack keeps both subscriptions (and
+# their backlogs) rather than destroying and recreating them. Keep these blocks: an older state
+# still names the old addresses.
+moved {
+  from = google_pubsub_subscription.jobs_push
+  to   = google_pubsub_subscription.push["jobsPush"]
+}
+moved {
+  from = google_pubsub_subscription.webhooks_push
+  to   = google_pubsub_subscription.push["webhooksPush"]
 }

@@ -21,7 +21,6 @@ import {
   REPO_ROOT,
   resolveLocalPath,
   TERRAFORM_DIR,
-  topologyPath,
   type Body,
   type Module,
 } from './hcl.js';
@@ -150,14 +149,29 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(expr(mod.locals.pull_subscriptions)).to.match(
         /for\s+key,\s*sub\s+in\s+local\.topology\.subscriptions\s*:.*if\s+try\(sub\.push,\s*null\)\s*==\s*null/,
       );
-      // Push subscriptions: one resource each, named by the topology.
+      // Push subscriptions: the rest, one for_each resource keyed by the topology's name (adapted
+      // from one resource each: jobs_push, webhooks_push).
       const pushed = Object.entries(topology.subscriptions).filter(([, s]) => s.push);
-      expect(pushed.length).to.be.greaterThan(0);
-      for (const [key] of pushed) {
-        const match = Object.entries(subs).find(
-          ([, body]) => topologyPath(mod, body.name)?.join('.') === `subscriptions.${key}.name`,
-        );
-        expect(match, `a google_pubsub_subscription named by local.topology.subscriptions.${key}.name`).to.exist;
+      expect(pushed.map(([key]) => key).sort()).to.deep.equal(['jobsPush', 'webhooksPush']);
+      expect(Object.keys(subs).sort()).to.deep.equal(['pull', 'push']);
+      expect(subs.push?.for_each).to.equal('${local.push_subscriptions}');
+      expect(subs.push?.name).to.equal('${each.value.name}');
+      expect(expr(mod.locals.push_subscriptions)).to.match(
+        /for\s+key,\s*sub\s+in\s+local\.topology\.subscriptions\s*:.*if\s+try\(sub\.push,\s*null\)\s*!=\s*null/,
+      );
+    });
+
+    it('moves the two push subscriptions of earlier versions into the for_each (no destroy/create)', function () {
+      const moved = (mod.other.moved ?? []).flat() as Body[];
+      for (const [from, key] of [
+        ['jobs_push', 'jobsPush'],
+        ['webhooks_push', 'webhooksPush'],
+      ]) {
+        expect(topology.subscriptions[key!]?.push, `${key} is still a push subscription`).to.be.a('string');
+        expect(moved, from).to.deep.include({
+          from: `\${google_pubsub_subscription.${from}}`,
+          to: `\${google_pubsub_subscription.push["${key}"]}`,
+        });
       }
     });
 
@@ -249,8 +263,10 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(expr(mod.locals.event_functions)).to.match(/if\s+fn\.trigger\s*!=\s*"http"/);
       const trigger = dynamicBlock(fn(mod), 'event_trigger');
       expect(trigger?.content.service_account_email).to.equal('${google_service_account.invoker[each.key].email}');
-      const oidc = block(block(mod.resources.google_pubsub_subscription!.jobs_push, 'push_config'), 'oidc_token');
-      expect(oidc?.service_account_email).to.equal('${google_service_account.invoker["resize"].email}');
+      // Each push subscription's token is of the invoker of the function it pushes to (jobsPush: resize).
+      const oidc = block(block(mod.resources.google_pubsub_subscription!.push, 'push_config'), 'oidc_token');
+      expect(oidc?.service_account_email).to.equal('${google_service_account.invoker[each.value.push].email}');
+      expect(topology.subscriptions.jobsPush!.push).to.equal('resize');
     });
 
     it('wires each trigger as the topology says', function () {
@@ -477,37 +493,49 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     const jobsPush = topology.subscriptions.jobsPush!;
     let sub: Body;
     before(function () {
-      sub = mod.resources.google_pubsub_subscription!.jobs_push!;
+      // One instance of the for_each over local.push_subscriptions: each.value is topology.subscriptions.jobsPush.
+      sub = mod.resources.google_pubsub_subscription!.push!;
     });
 
     it('pushes to the resize function at /projects/{project}/topics/{topic} with an OIDC token', function () {
       expect(jobsPush.push).to.equal('resize');
       const push = block(sub, 'push_config')!;
       expect(push.push_endpoint).to.equal(
-        '${google_cloudfunctions2_function.this[local.jobs_push.push].service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[local.jobs_push.topic].name}',
+        '${google_cloudfunctions2_function.this[each.value.push].service_config[0].uri}/projects/${var.project_id}/topics/${google_pubsub_topic.this[each.value.topic].name}',
       );
       expect(block(push, 'oidc_token')!.audience).to.equal(
-        '${google_cloudfunctions2_function.this[local.jobs_push.push].service_config[0].uri}',
+        '${google_cloudfunctions2_function.this[each.value.push].service_config[0].uri}',
       );
       expect(block(push, 'no_wrapper'), 'functions-framework needs the wrapped push format').to.equal(undefined);
-      expect(sub.topic).to.equal('${google_pubsub_topic.this[local.jobs_push.topic].id}');
+      expect(sub.topic).to.equal('${google_pubsub_topic.this[each.value.topic].id}');
     });
 
     it("dead-letters after the topology's delivery attempts, with exponential backoff", function () {
-      const dlq = block(sub, 'dead_letter_policy')!;
-      expect(dlq.dead_letter_topic).to.equal('${google_pubsub_topic.this[local.jobs_push.deadLetterTopic].id}');
-      expect(topologyPath(mod, dlq.max_delivery_attempts)).to.deep.equal([
-        'subscriptions',
-        'jobsPush',
-        'maxDeliveryAttempts',
-      ]);
+      // A dynamic block: present exactly for the subscriptions that name a deadLetterTopic (jobsPush).
+      const dlq = dynamicBlock(sub, 'dead_letter_policy')!;
+      expect(dlq.forEach).to.equal('${try(each.value.deadLetterTopic, null) == null ? [] : [each.value]}');
+      expect(dlq.content.dead_letter_topic).to.equal(
+        '${google_pubsub_topic.this[dead_letter_policy.value.deadLetterTopic].id}',
+      );
+      expect(dlq.content.max_delivery_attempts).to.equal('${dead_letter_policy.value.maxDeliveryAttempts}');
+      expect(block(sub, 'dead_letter_policy'), 'only the dynamic block').to.equal(undefined);
+      expect(jobsPush.deadLetterTopic).to.equal('jobsDeadLetter');
       expect(jobsPush.maxDeliveryAttempts).to.be.within(5, 100); // Pub/Sub's limits
       const retry = block(sub, 'retry_policy')!;
-      expect(retry.minimum_backoff).to.equal('${local.jobs_push.minimumBackoffSeconds}s');
-      expect(retry.maximum_backoff).to.equal('${local.jobs_push.maximumBackoffSeconds}s');
+      expect(retry.minimum_backoff).to.equal('${each.value.minimumBackoffSeconds}s');
+      expect(retry.maximum_backoff).to.equal('${each.value.maximumBackoffSeconds}s');
       expect(jobsPush.minimumBackoffSeconds!).to.be.within(0, 600);
       expect(jobsPush.maximumBackoffSeconds!).to.be.within(jobsPush.minimumBackoffSeconds!, 600);
-      expect(sub.message_retention_duration).to.equal('${local.jobs_push.messageRetentionSeconds}s');
+      expect(sub.message_retention_duration).to.equal('${each.value.messageRetentionSeconds}s');
+    });
+
+    it('is created after the grants its first deliveries need (one depends_on for both push subscriptions)', function () {
+      // The union of what jobs_push and webhooks_push waited for before the for_each.
+      expect(sub.depends_on).to.have.members([
+        '${google_cloud_run_service_iam_member.invoker}',
+        '${google_service_account_iam_member.pubsub_token_creator}',
+        '${google_pubsub_topic_iam_member.dead_letter_publisher}',
+      ]);
     });
 
     it('keeps the dead letters: a pull subscription on the dead-letter topic', function () {
@@ -522,7 +550,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
     it("takes the ack deadline from the topology, within Pub/Sub's 600 s, and keeps the resize timeout below it", function () {
       // Changed on purpose: the ack deadline is the topology's (which sits above the function
       // timeout), and var.functions refuses a resize timeout that is not strictly below it.
-      expect(sub.ack_deadline_seconds).to.equal('${local.jobs_push.ackDeadlineSeconds}');
+      expect(sub.ack_deadline_seconds).to.equal('${each.value.ackDeadlineSeconds}');
       expect(jobsPush.ackDeadlineSeconds).to.be.within(10, 600);
       const validation = JSON.stringify(mod.variables.functions!.validation);
       expect(validation).to.include(
@@ -543,7 +571,7 @@ describe('terraform: structure (HCL parsed with @cdktf/hcl2json)', function () {
       expect(publisher.topic).to.equal('${google_pubsub_topic.this[local.jobs_push.deadLetterTopic].name}');
       const subscriber = mod.resources.google_pubsub_subscription_iam_member!.dead_letter_subscriber!;
       expect(subscriber).to.include({ role: 'roles/pubsub.subscriber', member: '${local.pubsub_service_agent}' });
-      expect(subscriber.subscription).to.equal('${google_pubsub_subscription.jobs_push.name}');
+      expect(subscriber.subscription).to.equal('${google_pubsub_subscription.push["jobsPush"].name}');
       const tokens = mod.resources.google_service_account_iam_member!.pubsub_token_creator!;
       expect(tokens).to.include({
         role: 'roles/iam.serviceAccountTokenCreator',

@@ -29,20 +29,29 @@ describe('terraform: webhooks', function () {
   });
 
   it('the push subscription: OIDC of the webhooks invoker, the topology retry policy, no dead_letter_policy', function () {
-    const sub = resource('google_pubsub_subscription', 'webhooks_push');
-    expect(sub.name).to.equal('${local.webhooks_push.name}');
-    expect(sub.topic).to.equal('${google_pubsub_topic.this[local.webhooks_push.topic].id}');
-    expect(sub.ack_deadline_seconds).to.equal('${local.webhooks_push.ackDeadlineSeconds}');
+    // The webhooksPush instance of the push subscriptions' for_each (was: webhooks_push): each.value
+    // is topology.subscriptions.webhooksPush, so each.value.push is webhooks.
+    const sub = resource('google_pubsub_subscription', 'push');
+    expect(sub.for_each).to.equal('${local.push_subscriptions}');
+    expect(topology.subscriptions.webhooksPush.push).to.equal('webhooks');
+    expect(sub.name).to.equal('${each.value.name}');
+    expect(sub.topic).to.equal('${google_pubsub_topic.this[each.value.topic].id}');
+    expect(sub.ack_deadline_seconds).to.equal('${each.value.ackDeadlineSeconds}');
     const push = block(sub, 'push_config');
-    expect(String(push?.push_endpoint)).to.include('google_cloudfunctions2_function.this[local.webhooks_push.push]');
+    expect(String(push?.push_endpoint)).to.include('google_cloudfunctions2_function.this[each.value.push]');
     expect(block(push, 'oidc_token')?.service_account_email).to.equal(
-      '${google_service_account.invoker["webhooks"].email}',
+      '${google_service_account.invoker[each.value.push].email}',
     );
     expect(block(sub, 'retry_policy')).to.deep.equal({
-      minimum_backoff: '${local.webhooks_push.minimumBackoffSeconds}s',
-      maximum_backoff: '${local.webhooks_push.maximumBackoffSeconds}s',
+      minimum_backoff: '${each.value.minimumBackoffSeconds}s',
+      maximum_backoff: '${each.value.maximumBackoffSeconds}s',
     });
+    // The dead_letter_policy is dynamic, on deadLetterTopic, which webhooksPush does not have.
     expect(blocks(sub, 'dead_letter_policy')).to.deep.equal([]);
+    expect(dynamicBlock(sub, 'dead_letter_policy')?.forEach).to.equal(
+      '${try(each.value.deadLetterTopic, null) == null ? [] : [each.value]}',
+    );
+    expect(topology.subscriptions.webhooksPush).not.to.have.property('deadLetterTopic');
     expect(block(sub, 'expiration_policy')?.ttl).to.equal('');
   });
 
