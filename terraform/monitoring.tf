@@ -85,6 +85,18 @@ locals {
   webhook_dead_letters = local.topology.subscriptions.webhooksDeadLetterPull.name
   resize_service       = local.function_names["resize"]
   resize_max           = local.function_settings["resize"].max_instances
+
+  # The dead_letters alert policies, by what was dead-lettered.
+  dead_letter_alerts = {
+    jobs = {
+      subscription  = local.dead_letter_inspect
+      documentation = "Resize jobs failed ${local.topology.subscriptions.jobsPush.maxDeliveryAttempts} deliveries and were dead-lettered. Cleanup marks their images failed (retryable); the copies on ${local.dead_letter_inspect} are for you. See docs/observability.md#dead-lettered-jobs."
+    }
+    webhooks = {
+      subscription  = local.webhook_dead_letters
+      documentation = "A webhook receiver did not accept some events for ${var.webhook_retry_hours} hours; they were dead-lettered for it. The copies on ${local.webhook_dead_letters} name the receivers (attribute receivers). See docs/observability.md#dead-lettered-webhooks."
+    }
+  }
 }
 
 resource "google_logging_metric" "this" {
@@ -140,18 +152,23 @@ resource "time_sleep" "log_metrics" {
   }
 }
 
-# Jobs that failed every delivery wait on the inspect subscription: someone should look.
+# Dead letters waiting on an inspect subscription: someone should look. One policy per kind, keyed
+# by what was dead-lettered (the key is also in the display name): jobs that failed every delivery,
+# and events a webhook receiver did not accept within WEBHOOK_RETRY_HOURS (the receiver has been
+# down or refusing for that long).
 resource "google_monitoring_alert_policy" "dead_letters" {
+  for_each = local.dead_letter_alerts
+
   project               = var.project_id
-  display_name          = "${var.function_name_prefix}: dead-lettered jobs waiting"
+  display_name          = "${var.function_name_prefix}: dead-lettered ${each.key} waiting"
   combiner              = "OR"
   notification_channels = var.notification_channels
 
   conditions {
-    display_name = "${local.dead_letter_inspect} has undelivered messages for 10 minutes"
+    display_name = "${each.value.subscription} has undelivered messages for 10 minutes"
 
     condition_threshold {
-      filter          = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${local.dead_letter_inspect}\" AND metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+      filter          = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${each.value.subscription}\" AND metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "600s"
@@ -164,43 +181,22 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   }
 
   documentation {
-    content   = "Resize jobs failed ${local.jobs_push.maxDeliveryAttempts} deliveries and were dead-lettered. Cleanup marks their images failed (retryable); the copies on ${local.dead_letter_inspect} are for you. See docs/observability.md#dead-lettered-jobs."
+    content   = each.value.documentation
     mime_type = "text/markdown"
   }
 
   depends_on = [google_project_service.this]
 }
 
-# Events a webhook receiver did not accept within WEBHOOK_RETRY_HOURS wait on their inspect
-# subscription: the receiver has been down or refusing for a day.
-resource "google_monitoring_alert_policy" "webhook_dead_letters" {
-  project               = var.project_id
-  display_name          = "${var.function_name_prefix}: dead-lettered webhooks waiting"
-  combiner              = "OR"
-  notification_channels = var.notification_channels
-
-  conditions {
-    display_name = "${local.webhook_dead_letters} has undelivered messages for 10 minutes"
-
-    condition_threshold {
-      filter          = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${local.webhook_dead_letters}\" AND metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "600s"
-
-      aggregations {
-        alignment_period   = "60s"
-        per_series_aligner = "ALIGN_MAX"
-      }
-    }
-  }
-
-  documentation {
-    content   = "A webhook receiver did not accept some events for ${var.webhook_retry_hours} hours; they were dead-lettered for it. The copies on ${local.webhook_dead_letters} name the receivers (attribute receivers). See docs/observability.md#dead-lettered-webhooks."
-    mime_type = "text/markdown"
-  }
-
-  depends_on = [google_project_service.this]
+# Before the for_each these were two resources: the policies (and their incident history) stay.
+# Keep these blocks: an older state still names the old addresses.
+moved {
+  from = google_monitoring_alert_policy.dead_letters
+  to   = google_monitoring_alert_policy.dead_letters["jobs"]
+}
+moved {
+  from = google_monitoring_alert_policy.webhook_dead_letters
+  to   = google_monitoring_alert_policy.dead_letters["webhooks"]
 }
 
 # More than 5 % of finished images failed over 15 minutes.

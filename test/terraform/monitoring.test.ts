@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { METRIC_LINES } from '../../shared/core/observability.js';
 import { stageFields } from '../../shared/pipeline/run-job.js';
 import { ENV_SCHEMA } from '../../shared/core/config.js';
-import { block, blocks, dynamicBlock, functionDefaults, loadModule, REPO_ROOT, type Module } from './hcl.js';
+import { block, blocks, type Body, dynamicBlock, functionDefaults, loadModule, REPO_ROOT, type Module } from './hcl.js';
 import { scratchModule } from './scratch.js';
 import { type Entry, extract, matches } from './log-filter.js';
 
@@ -190,27 +190,33 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
 
   it('alerts: dead letters on the inspect subscription, failure ratio from both counters, resize at max instances', () => {
     const alerts = mod.resources.google_monitoring_alert_policy!;
-    expect(Object.keys(alerts).sort()).to.deep.equal([
-      'dead_letters',
-      'failure_ratio',
-      'resize_saturated',
-      'webhook_dead_letters',
-    ]);
+    expect(Object.keys(alerts).sort()).to.deep.equal(['dead_letters', 'failure_ratio', 'resize_saturated']);
     for (const alert of Object.values(alerts))
       expect(alert.notification_channels).to.equal('${var.notification_channels}');
 
+    // Dead letters: one for_each policy, keyed by what was dead-lettered (was: dead_letters and
+    // webhook_dead_letters), on the inspect subscription of each.
+    const deadLetters = alerts.dead_letters!;
+    expect(deadLetters.for_each).to.equal('${local.dead_letter_alerts}');
+    expect(deadLetters.display_name).to.equal('${var.function_name_prefix}: dead-lettered ${each.key} waiting');
+    const dead = mod.locals.dead_letter_alerts as Record<string, Record<string, string>>;
+    expect(Object.keys(dead).sort()).to.deep.equal(['jobs', 'webhooks']);
     expect(String(mod.locals.dead_letter_inspect)).to.equal('${local.topology.subscriptions.jobsDeadLetterPull.name}');
     expect(topology.subscriptions.jobsDeadLetterPull).to.not.equal(undefined);
-    const deadLetters = block(blocks(alerts.dead_letters, 'conditions')[0], 'condition_threshold')!;
-    expect(deadLetters.filter).to.include('subscription_id=\\"${local.dead_letter_inspect}\\"'.replace(/\\"/g, '"'));
-    expect(deadLetters.filter).to.include('pubsub.googleapis.com/subscription/num_undelivered_messages');
-    expect(deadLetters.duration).to.equal('600s');
     expect(String(mod.locals.webhook_dead_letters)).to.equal(
       '${local.topology.subscriptions.webhooksDeadLetterPull.name}',
     );
-    const webhookDead = block(blocks(alerts.webhook_dead_letters, 'conditions')[0], 'condition_threshold')!;
-    expect(webhookDead.filter).to.include('subscription_id="${local.webhook_dead_letters}"');
-    expect(webhookDead.filter).to.include('pubsub.googleapis.com/subscription/num_undelivered_messages');
+    expect(dead.jobs!.subscription).to.equal('${local.dead_letter_inspect}');
+    expect(dead.webhooks!.subscription).to.equal('${local.webhook_dead_letters}');
+    expect(dead.jobs!.documentation).to.include('${local.dead_letter_inspect}').and.include('#dead-lettered-jobs');
+    expect(dead.webhooks!.documentation)
+      .to.include('${local.webhook_dead_letters}')
+      .and.include('#dead-lettered-webhooks');
+    const condition = block(blocks(deadLetters, 'conditions')[0], 'condition_threshold')!;
+    expect(condition.filter).to.include('subscription_id="${each.value.subscription}"');
+    expect(condition.filter).to.include('pubsub.googleapis.com/subscription/num_undelivered_messages');
+    expect(condition.duration).to.equal('600s');
+    expect(block(deadLetters, 'documentation')!.content).to.equal('${each.value.documentation}');
 
     const ratio = block(blocks(alerts.failure_ratio, 'conditions')[0], 'condition_prometheus_query_language')!;
     expect(ratio.query)
@@ -225,6 +231,21 @@ describe('terraform/monitoring.tf: log-based metrics match the lines the code wr
       .and.include('${local.resize_service}');
     expect(String(mod.locals.resize_max)).to.equal('${local.function_settings["resize"].max_instances}');
     expect(saturated.duration).to.equal('900s');
+  });
+
+  it('moves the two dead-letter policies of earlier versions into the for_each (no destroy/create)', () => {
+    const moved = (mod.other.moved ?? []).flat() as Body[];
+    const keys = Object.keys(mod.locals.dead_letter_alerts as Body);
+    for (const [from, key] of [
+      ['dead_letters', 'jobs'],
+      ['webhook_dead_letters', 'webhooks'],
+    ]) {
+      expect(keys, `${key} is still a key of local.dead_letter_alerts`).to.include(key);
+      expect(moved, from).to.deep.include({
+        from: `\${google_monitoring_alert_policy.${from}}`,
+        to: `\${google_monitoring_alert_policy.dead_letters["${key}"]}`,
+      });
+    }
   });
 
   it('alert policies on log-based metrics wait for Monitoring to know them (hashicorp/terraform-provider-google#11102)', () => {
