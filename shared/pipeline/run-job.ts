@@ -12,6 +12,7 @@ import { publicBaseUrl } from '../core/config.js';
 import type { PipelineDeps } from '../cloud/deps.js';
 import { classifyError, PipelineError, transient } from '../core/errors.js';
 import { placeholderVariantOf } from '../image/manifest.js';
+import { previewVariantOf } from '../image/preview.js';
 import { factsOfObject, manifestFor, nameOf, omittedNameOf, variantsToMake } from './job-variants.js';
 import type { JobMessage, VariantSpec } from '../core/schemas.js';
 import { VARIANT_CACHE_CONTROL, VARIANT_METADATA } from '../core/naming.js';
@@ -243,6 +244,7 @@ async function renderAndWrite(
       timings: run.timings,
       crops: job.info.crops,
       placeholderFor: placeholderVariantOf(job.plan),
+      preview: deps.config.PREVIEW_FIRST ? previewVariantOf(job.plan) : undefined,
       autoQuality: autoQualityFromConfig(deps.config, run.searches),
     },
     async (variant) => {
