@@ -1,10 +1,9 @@
 /**
  * Preview-first scheduling: which variant an image shows first, and putting it first. The preview
- * is the cheapest still variant at the plan's smallest uncropped width; the renderer writes it
- * first in the job that holds it, and that job goes first (index 0: published first, and the one whose first
- * variant is recorded early, docs/state.md "Progressive status"). Why first in an existing job
- * rather than a tiny job of its own: a job of its own decodes the whole original once more
- * (docs/performance.md, "Preview first" has the measurements).
+ * is the cheapest still variant at the plan's smallest uncropped width; it goes into the first
+ * job and the renderer writes it right after that job's decode (docs/state.md "Progressive
+ * status"). Why first in the first job rather than a tiny job of its own: a job of its own decodes
+ * the whole original once more (docs/performance.md, "Preview first" has the measurements).
  */
 import type { OutputFormat } from '../core/domain.js';
 import type { VariantSpec } from '../core/schemas.js';
@@ -36,13 +35,21 @@ const isPreview = (spec: VariantSpec, preview: PreviewVariant): boolean =>
   spec.aspect === undefined && !spec.animated && spec.width === preview.width && spec.format === preview.format;
 
 /**
- * `jobs` with the one holding the plan's preview moved to the front; the others keep their order,
- * every job its contents (the renderer writes the preview first, render.ts `preview`). Returned
- * as given when the plan has no preview.
+ * `jobs` with the plan's preview moved into the first job (index 0: the heaviest under `balanced`,
+ * published first, and the one whose first variant is recorded early), in plan order like every
+ * job's variants (the renderer writes it first: render.ts `preview`); every other job keeps its
+ * order and the rest of its variants, and a job left empty is dropped (one decode fewer).
+ * Returned as given when the plan has no preview or no job holds it.
  */
 export function previewFirst(jobs: readonly VariantSpec[][], plan: readonly VariantSpec[]): VariantSpec[][] {
   const preview = previewVariantOf(plan);
-  const holder = preview ? jobs.findIndex((job) => job.some((spec) => isPreview(spec, preview))) : -1;
-  if (!preview || holder <= 0) return [...jobs];
-  return [jobs[holder] ?? [], ...jobs.filter((_, index) => index !== holder)];
+  const spec = preview && jobs.flat().find((candidate) => isPreview(candidate, preview));
+  if (!preview || !spec) return jobs.map((job) => [...job]);
+  const rest = jobs.map((job) => job.filter((candidate) => !isPreview(candidate, preview)));
+  const rank = (v: VariantSpec) =>
+    plan.findIndex(
+      (p) => p.width === v.width && p.format === v.format && p.aspect === v.aspect && p.animated === v.animated,
+    );
+  const first = [spec, ...(rest[0] ?? [])].sort((a, b) => rank(a) - rank(b));
+  return [first, ...rest.slice(1)].filter((job) => job.length > 0);
 }

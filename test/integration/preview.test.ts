@@ -60,7 +60,8 @@ for (const previewEvent of [true, false]) {
 
     it('the first job writes the smallest JPEG first, and it is the first variant recorded', async () => {
       const { id, jobs } = await uploaded();
-      expect(jobs[0]?.variants.map((v) => v.format)).to.deep.equal(['jpeg', 'jpeg']);
+      // AVIF's job (published first), with the preview in it; the renderer writes it first.
+      expect(jobs[0]?.variants.map((v) => `${v.width} ${v.format}`)).to.deep.equal(['96 avif', '96 jpeg', '160 avif']);
       const hold = pipeline.storageServer.holdRequests({ method: 'POST', path: variantWrite(id) });
       const running = runJob(pipeline.deps, jobs[0]!);
       const { target } = await hold.arrived;

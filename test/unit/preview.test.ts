@@ -62,22 +62,34 @@ describe('preview-first scheduling', () => {
     ];
     for (const strategy of FANOUT_STRATEGIES)
       for (const info of shapes)
-        it(`${strategy}, ${info.width}×${info.height}: the preview's job first, every job otherwise as split`, () => {
+        it(`${strategy}, ${info.width}×${info.height}: the preview in the first job in plan order, the rest as split`, () => {
           const config = { WIDTHS, FORMATS: ['avif', 'webp', 'jpeg'] as OutputFormat[], ASPECTS: [] };
           const plan = planImage(info, config).variants;
           const split = splitIntoJobs(plan, info, strategy);
           const jobs = previewFirst(split, plan);
-          const preview = previewVariantOf(plan);
-          expect(jobs[0]?.map(key)).to.include(preview && key(preview));
-          expect([...jobs].map((job) => job.map(key).join()).sort()).to.deep.equal(
-            split.map((job) => job.map(key).join()).sort(),
-          );
-          const others = split.filter((job) => job !== split.find((j) => j.some((v) => key(v) === key(preview!))));
-          expect(jobs.slice(1)).to.deep.equal(others);
+          const preview = key(previewVariantOf(plan)!);
+          expect(jobs[0]?.map(key)).to.include(preview);
+          expect(
+            jobs[0]?.map((v) => plan.indexOf(v)),
+            'plan order',
+          ).to.deep.equal(jobs[0]?.map((v) => plan.indexOf(v)).sort((a, b) => a - b));
+          // Every variant still in exactly one job; without the preview, each job is as split.
+          expect(jobs.flat().map(key).sort()).to.deep.equal(plan.map(key).sort());
+          const without = (js: VariantSpec[][]) =>
+            js.map((job) => job.filter((v) => key(v) !== preview)).filter((job) => job.length > 0);
+          expect(without(jobs)).to.deep.equal(without(split));
         });
 
+    it('drops a job the preview leaves empty (one decode fewer)', () => {
+      const plan: VariantSpec[] = [
+        { width: 200, format: 'avif' },
+        { width: 200, format: 'jpeg' },
+      ];
+      expect(previewFirst([[plan[0]!], [plan[1]!]], plan)).to.deep.equal([[plan[0], plan[1]]]);
+    });
+
     it('buildJobs puts it first unless PREVIEW_FIRST is off', () => {
-      // per-format publishes AVIF's job first; the JPEG job holds the preview.
+      // per-format publishes AVIF's job first; the preview, a JPEG, joins it.
       const config = { ...benchConfig({ FANOUT_STRATEGY: 'per-format' }) };
       const original = { bucket: 'u', name: 'originals/x', generation: '1' };
       const info = { format: 'jpeg', width: 4000, height: 3000, bytes: 1, contentType: 'image/jpeg' };
@@ -85,7 +97,8 @@ describe('preview-first scheduling', () => {
         buildJobs({ ...config, PREVIEW_FIRST: on }, '0'.repeat(32), original, info, 0, new Date(0)).map((job) =>
           job.variants.map((v) => v.format),
         );
-      expect(jobs(true)[0]).to.include('jpeg');
+      expect(jobs(true)[0]).to.deep.equal(['avif', 'jpeg', 'avif', 'avif', 'avif', 'avif']);
+      expect(jobs(true)[2], 'the JPEG job without it').to.deep.equal(['jpeg', 'jpeg', 'jpeg', 'jpeg']);
       expect(jobs(false)[0]).to.deep.equal(['avif', 'avif', 'avif', 'avif', 'avif']);
     });
   });
