@@ -1,8 +1,8 @@
 /**
  * `npm run bench:first-pixels -- [options]`: how soon a page has something to show. On the local
  * stack (local/stack.ts, started here with its emulators, data in a temporary directory), one
- * upload at a time of distinct photo-like JPEGs (test/fixtures/images.ts `makePhoto`), each
- * followed by polling `GET /uploads/{id}` every `--poll` ms from the upload's 202:
+ * upload at a time of distinct photo-like JPEGs and PNGs (test/fixtures/images.ts `makePhoto`),
+ * each followed by polling `GET /uploads/{id}` every `--poll` ms from the upload's 202:
  *
  * - first: the first answer that lists a finished variant (`finished`, docs/api.md "While
  *   processing"), i.e. the first job's early record (docs/state.md, "Progressive status");
@@ -11,8 +11,10 @@
  * - ready: the first 200.
  *
  * Times are from the 202 (the upload itself is reported apart), to the poll that saw it, so they
- * are late by up to `--poll` ms. Prints a Markdown table (median, min, max) and writes the runs as
- * JSON under bench/results/.
+ * are late by up to `--poll` ms. Each side (`--sides`: today's planner, PREVIEW_FIRST=false, and
+ * preview-first) gets a stack of its own, one after the other in each round, and the same photos
+ * (the same seeds): the sides are compared in the same run. Prints a Markdown table (median, min,
+ * max per photo and side) and writes the runs as JSON under bench/results/.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -27,6 +29,8 @@ import { markdownTable, median } from './stats.js';
 
 /** One upload's times, ms. */
 export interface FirstPixelsRun {
+  readonly side: Side;
+  readonly photo: string;
   readonly uploadMs: number;
   readonly firstMs: number | undefined;
   readonly firstJobMs: number | undefined;
@@ -40,14 +44,32 @@ interface StatusBody {
   finished?: Array<{ width: number; format: string }>;
 }
 
+/** The planners compared: today's (PREVIEW_FIRST=false) and preview-first (preview.ts). */
+const SIDES = { today: 'false', 'preview-first': 'true' } as const;
+type Side = keyof typeof SIDES;
+
+/** A photo to upload: its size and encoding. */
+interface Photo {
+  readonly name: string;
+  readonly width: number;
+  readonly height: number;
+  readonly format: 'jpeg' | 'png';
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Uploads `photo` and follows its status until ready; throws on any other outcome. */
-async function measureOne(api: string, photo: Buffer, pollMs: number, timeoutMs: number): Promise<FirstPixelsRun> {
+async function measureOne(
+  api: string,
+  photo: Buffer,
+  contentType: string,
+  pollMs: number,
+  timeoutMs: number,
+): Promise<Omit<FirstPixelsRun, 'side' | 'photo'>> {
   const start = performance.now();
   const response = await fetch(api, {
     method: 'POST',
-    headers: { 'Content-Type': 'image/jpeg' },
+    headers: { 'Content-Type': contentType },
     body: photo as unknown as BodyInit,
   });
   const accepted = (await response.json()) as { id?: string; status?: string };
@@ -76,88 +98,137 @@ async function measureOne(api: string, photo: Buffer, pollMs: number, timeoutMs:
 const USAGE = `usage: npm run bench:first-pixels -- [options]
 
 Upload 202 -> first finished variant listed by GET /uploads/{id}, -> the first job's variants,
--> ready, one upload at a time on the local stack (started here). Markdown on stdout, the runs
-as JSON in bench/results/first-pixels.json.
+-> ready, one upload at a time on the local stack (started here, one per side and round), for
+today's planner and preview-first on the same photos. Markdown on stdout, the runs as JSON in
+bench/results/first-pixels.json.
 
-  --uploads N       distinct photos, uploaded one after another [5]
-  --size WxH        photo size [4000x3000] (12 MP)
+  --uploads N       rounds: uploads of each photo per side, each a distinct photo [3]
+  --size LIST       photos, comma-separated WxH, with :png for a PNG
+                    [1732x1155,4000x3000,8000x6000,4000x3000:png] (2, 12, 48 MP JPEG; 12 MP PNG)
+  --sides LIST      today (PREVIEW_FIRST=false), preview-first [today,preview-first]
   --poll MS         status poll interval [25]
   --out FILE        results file [bench/results/first-pixels.json]
   -h, --help        this text
 `;
 
-async function main(argv: readonly string[]): Promise<void> {
-  const values = parseCommandLine(
-    argv,
-    {
-      uploads: { type: 'string', default: '5' },
-      size: { type: 'string', default: '4000x3000' },
-      poll: { type: 'string', default: '25' },
-      out: { type: 'string', default: resultsPath('first-pixels.json') },
-    },
-    USAGE,
-  );
-  const uploads = Number(values.uploads);
-  const pollMs = Number(values.poll);
-  const size = /^(\d+)x(\d+)$/.exec(values.size);
-  if (!Number.isInteger(uploads) || uploads < 1) refuse(`--uploads must be a positive whole number`, USAGE);
-  if (!Number.isFinite(pollMs) || pollMs < 1) refuse(`--poll must be a positive number of ms`, USAGE);
-  if (!size) refuse(`--size must look like 4000x3000`, USAGE);
-  const [width, height] = [Number(size[1]), Number(size[2])];
+/** Parses `--size`: `WxH` or `WxH:png`, comma-separated. */
+function parsePhotos(list: string): Photo[] | undefined {
+  const photos = list.split(',').map((item) => {
+    const match = /^(\d+)x(\d+)(:png|:jpeg)?$/.exec(item.trim());
+    if (!match) return undefined;
+    const [width, height] = [Number(match[1]), Number(match[2])];
+    const format = match[3] === ':png' ? 'png' : 'jpeg';
+    const mp = (width * height) / 1e6;
+    return { name: `${mp < 10 ? mp.toFixed(1) : mp.toFixed(0)} MP ${format.toUpperCase()}`, width, height, format };
+  });
+  return photos.every((photo) => photo !== undefined) && photos.length > 0 ? (photos as Photo[]) : undefined;
+}
 
-  process.env.METADATA_SERVER_DETECTION ??= 'none';
+/** Starts a stack for `side`, uploads each photo once, stops it. */
+async function runSide(side: Side, photos: ReadonlyArray<{ photo: Photo; bytes: Buffer }>, pollMs: number) {
   const dataDir = await mkdtemp(join(tmpdir(), 'pipeline-first-pixels-'));
   const log = createWriteStream(join(dataDir, 'stack.log'));
-  process.stderr.write(`starting the local stack (logs in ${dataDir}/stack.log)\n`);
+  process.stderr.write(`starting the local stack for ${side} (logs in ${dataDir}/stack.log)\n`);
   const stack = await startLocalStack({
     ports: { web: 0, storage: 0, pubsub: 0, firestore: 0, ingest: 0, resize: 0, cleanup: 0, webhooks: 0 },
     dataDir,
     projectId: `first-pixels-${process.pid}`,
     cleanupIntervalSeconds: 0,
-    // First pixels measure the pipeline, not sign-in.
-    env: { UPLOAD_AUTH: 'none' },
+    // First pixels measure the pipeline, not sign-in; a 12 MP PNG of noise is ~30 MB (the cap is 32 MiB).
+    env: { UPLOAD_AUTH: 'none', MAX_UPLOAD_BYTES: String(32 * 1024 * 1024), PREVIEW_FIRST: SIDES[side] },
     log: (line) => log.write(`${line}\n`),
   });
   const runs: FirstPixelsRun[] = [];
   try {
-    for (let i = 0; i < uploads; i++) {
-      const photo = await makePhoto({ width, height, seed: 9000 + i });
-      const run = await measureOne(stack.urls.api, photo, pollMs, 120_000);
-      process.stderr.write(`upload ${i + 1}/${uploads}: ${JSON.stringify(run)}\n`);
-      runs.push(run);
+    // A small upload first, not counted: the first request of a new stack pays its cold start.
+    await measureOne(
+      stack.urls.api,
+      await makePhoto({ width: 400, height: 300, seed: 1 }),
+      'image/jpeg',
+      pollMs,
+      60_000,
+    );
+    for (const { photo, bytes } of photos) {
+      const run = await measureOne(stack.urls.api, bytes, `image/${photo.format}`, pollMs, 180_000);
+      process.stderr.write(`${side}, ${photo.name}: ${JSON.stringify(run)}\n`);
+      runs.push({ side, photo: photo.name, ...run });
     }
   } finally {
     await stack.stop();
     log.end();
     await rm(dataDir, { recursive: true, force: true });
   }
-  const row = (what: string, values: number[]) => [
-    what,
-    (median(values) / 1000).toFixed(2),
-    (Math.min(...values) / 1000).toFixed(2),
-    (Math.max(...values) / 1000).toFixed(2),
-  ];
-  const defined = (key: 'firstMs' | 'firstJobMs') => runs.flatMap((r) => (r[key] === undefined ? [] : [r[key]]));
-  console.log(`${uploads} uploads of ${width}×${height} JPEG, one at a time, polled every ${pollMs} ms\n`);
+  return runs;
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const values = parseCommandLine(
+    argv,
+    {
+      uploads: { type: 'string', default: '3' },
+      size: { type: 'string', default: '1732x1155,4000x3000,8000x6000,4000x3000:png' },
+      sides: { type: 'string', default: 'today,preview-first' },
+      poll: { type: 'string', default: '25' },
+      out: { type: 'string', default: resultsPath('first-pixels.json') },
+    },
+    USAGE,
+  );
+  const rounds = Number(values.uploads);
+  const pollMs = Number(values.poll);
+  const photos = parsePhotos(values.size);
+  const sides = values.sides.split(',').map((side) => side.trim());
+  if (!Number.isInteger(rounds) || rounds < 1) refuse(`--uploads must be a positive whole number`, USAGE);
+  if (!Number.isFinite(pollMs) || pollMs < 1) refuse(`--poll must be a positive number of ms`, USAGE);
+  if (!photos) refuse(`--size must list sizes such as 4000x3000 or 4000x3000:png`, USAGE);
+  if (sides.length === 0 || !sides.every((side): side is Side => side in SIDES))
+    refuse(`--sides must list today and/or preview-first`, USAGE);
+
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+  const runs: FirstPixelsRun[] = [];
+  for (let round = 0; round < rounds; round++) {
+    // The same photos for every side of a round; new ones each round (an identical upload is not processed again).
+    const made = [];
+    for (const [i, photo] of photos.entries())
+      made.push({ photo, bytes: await makePhoto({ ...photo, seed: 9000 + round * 100 + i }) });
+    // Which side goes first alternates, so that a slow spell of the shared machine falls on both.
+    const order = round % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order as Side[]) runs.push(...(await runSide(side, made, pollMs)));
+  }
+  const seconds = (values: number[]) =>
+    values.length === 0
+      ? ['–', '–', '–']
+      : [median(values), Math.min(...values), Math.max(...values)].map((v) => (v / 1000).toFixed(2));
+  const rows = photos.flatMap((photo) =>
+    (sides as Side[]).map((side) => {
+      const mine = runs.filter((r) => r.photo === photo.name && r.side === side);
+      const defined = (key: 'firstMs' | 'firstJobMs') => mine.flatMap((r) => (r[key] === undefined ? [] : [r[key]]));
+      return [
+        photo.name,
+        side,
+        seconds(mine.map((r) => r.uploadMs))[0] ?? '–',
+        seconds(defined('firstMs')).join(' / '),
+        seconds(defined('firstJobMs'))[0] ?? '–',
+        seconds(mine.map((r) => r.readyMs)).join(' / '),
+        [...new Set(mine.map((r) => r.first))].join(', '),
+      ];
+    }),
+  );
+  console.log(`${rounds} upload(s) of each photo per side, one at a time, polled every ${pollMs} ms\n`);
   console.log(
     markdownTable(
-      ['from the 202 to', 'median s', 'min s', 'max s'],
       [
-        row(
-          'the upload itself (request → 202)',
-          runs.map((r) => r.uploadMs),
-        ),
-        row('first variant listed', defined('firstMs')),
-        row("the first job's variants listed", defined('firstJobMs')),
-        row(
-          'ready',
-          runs.map((r) => r.readyMs),
-        ),
+        'photo',
+        'planner',
+        'request → 202, median s',
+        '202 → first variant listed: median / min / max s',
+        "202 → the first job's variants, median s",
+        '202 → ready: median / min / max s',
+        'first variant listed',
       ],
+      rows,
     ),
   );
-  console.log(`\nfirst variants listed: ${runs.map((r) => r.first).join(', ')}`);
-  await writeResults(values.out, { width, height, pollMs, runs });
+  await writeResults(values.out, { photos, pollMs, runs });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main(process.argv.slice(2));

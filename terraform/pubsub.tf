@@ -4,8 +4,9 @@
 #   subscription owned here (an Eventarc Pub/Sub trigger cannot have a dead-letter policy).
 # - jobs dead letter: jobs that failed maxDeliveryAttempts times. Two pull subscriptions keep them:
 #   one that cleanup drains to mark the images failed, one for people to inspect.
-# - events: image.ready / image.failed / image.updated / image.deleted, with a pull subscription to
-#   inspect them and the webhooks push subscription (below).
+# - events: image.* (ready, failed, updated, deleted, preview) and upload.* (each upload's ready,
+#   failed, updated, deleted), with a pull subscription to inspect them and the webhooks push
+#   subscription (below).
 # - webhooks dead letter: events a webhook receiver did not accept within WEBHOOK_RETRY_HOURS,
 #   published by the webhooks function; a pull subscription keeps them for people to inspect.
 # - cleanup: the scheduler's tick; the cleanup function's Eventarc trigger subscribes to it.

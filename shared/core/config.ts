@@ -180,6 +180,8 @@ export const ENV_SCHEMA = z.object({
     .describe(
       'Animated GIF/WebP input: `first-frame` (every variant is the first frame) or `keep` (WebP variants animated, every frame, delays and loop kept; JPEG and AVIF stay the first frame; docs/format-limits.md).',
     ),
+  PREVIEW_FIRST: boolean.default(true).describe('Make the smallest, cheapest variant first, for the first pixels.'),
+  PREVIEW_EVENT: boolean.default(false).describe("Publish `image.preview` once an image's first variant exists."),
   KEEP_METADATA: boolean
     .default(false)
     .describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),

@@ -276,6 +276,21 @@ export const EventMessageV1 = z.discriminatedUnion('type', [
   z
     .object({
       v: z.literal(1),
+      type: z.literal('image.preview'),
+      imageId: ImageId,
+      /** The first finished variant's public URL: final, its bytes never change. */
+      url: z.string(),
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
+      format: z.enum(OUTPUT_FORMATS),
+      at: z.iso.datetime(),
+    })
+    .describe(
+      'with `PREVIEW_EVENT=true`, once per image: its first variant exists (`url`, usually the smallest JPEG), before `image.ready`',
+    ),
+  z
+    .object({
+      v: z.literal(1),
       type: z.literal('image.deleted'),
       imageId: ImageId,
       at: z.iso.datetime(),

@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { OutputFormat } from '../core/domain.js';
-import { type PipelineError, permanent } from '../core/errors.js';
+import { permanent } from '../core/errors.js';
 import { CONTENT_TYPES } from '../core/naming.js';
 import type { CropRect, VariantSpec } from '../core/schemas.js';
 import {
@@ -34,7 +34,8 @@ import {
 } from './decode.js';
 import { type EncodeOptions, type EncoderSettings, encode, withQuality } from './encode.js';
 import { assertAnimationFits, renderAnimated } from './animation.js';
-import { FORMAT_LIMITS, fitsFormat, heightForWidth } from './plan.js';
+import { fitsFormat, heightForWidth } from './plan.js';
+import { type CroppedWidth, formatLimitError, planCroppedVariants } from './render-checks.js';
 import { type Placeholder, placeholderOf, placeholderOfPixels } from './placeholder.js';
 
 /** How {@link renderVariants} renders: how to decode (decode.ts) and encode (encode.ts), and what else to do. */
@@ -48,6 +49,12 @@ export interface RenderOptions extends DecodeOptions, EncodeOptions {
    * manifest.ts placeholderVariantOf); computed from that level's pixels when this job renders it.
    */
   placeholderFor?: { width: number; format: OutputFormat } | undefined;
+  /**
+   * The image's preview (preview.ts previewVariantOf), handed out before the rest when this job
+   * renders it: resized straight from the first level, and that level reused when the cascade
+   * reaches its width, so the preview costs one resize of a large level instead of a small one.
+   */
+  preview?: { width: number; format: OutputFormat } | undefined;
   /** QUALITY_MODE=auto: search each format's quality for this image (auto-quality.ts) instead of `encoders`'. */
   autoQuality?: AutoQualityOptions | undefined;
 }
@@ -189,7 +196,48 @@ async function renderEach(
     : options.encoders;
   const encodeOptions: RenderOptions = { ...options, encoders };
 
+  const preview = formatsByWidth.get(options.preview?.width ?? 0)?.includes(options.preview?.format ?? 'jpeg')
+    ? options.preview
+    : undefined;
+  let previewLevel: Level | undefined;
   let count = 0;
+  // Encodes a level (or an aspect's piece of it) and hands the output on; the placeholder comes
+  // from the pixels of the one uncropped variant that carries it.
+  const emitEncoded = async (current: Level, format: OutputFormat, cropped?: CroppedWidth): Promise<void> => {
+    assertBeforeDeadline(options.deadline);
+    const data = await timed(options.timings, { stage: 'encode', width: current.width, format }, () =>
+      encode(current, format, encodeOptions),
+    ).catch((error: unknown) => {
+      throw toPipelineError(error, 'image_failed');
+    });
+    const wanted = options.placeholderFor;
+    const placeholder =
+      !cropped && wanted?.width === current.width && wanted.format === format
+        ? await (current.encoding === 'raw'
+            ? Promise.resolve().then(() => placeholderOfPixels(current))
+            : placeholderOf(readLevel(current))
+          ).catch((error: unknown) => {
+            throw toPipelineError(error, 'image_failed');
+          })
+        : undefined;
+    count += 1;
+    await emit({
+      width: current.width,
+      height: current.height,
+      format,
+      contentType: CONTENT_TYPES[format],
+      data,
+      quality: encoders[format].quality,
+      ...(placeholder ? { placeholder } : {}),
+      ...(cropped ? { aspect: cropped.aspect, crop: { ...cropped.crop } } : {}),
+    });
+  };
+  const resizeTo = (from: Level, width: number): Promise<Level> =>
+    timed(options.timings, { stage: 'resize', width }, () =>
+      resizeLevel(from, width, heightForWidth(width, source), options),
+    ).catch((error: unknown) => {
+      throw toPipelineError(error, 'image_failed');
+    });
   let level: Level | undefined;
   for (const width of widths) {
     assertBeforeDeadline(options.deadline);
@@ -201,67 +249,27 @@ async function renderEach(
         },
       );
       options.timings?.push({ stage: 'decode', width, ms: Math.round((performance.now() - decodeStarted) * 10) / 10 });
+      if (preview && preview.width < width) {
+        previewLevel = await resizeTo(level, preview.width);
+        await emitEncoded(previewLevel, preview.format);
+      }
+    } else if (previewLevel && width === previewLevel.width) {
+      level = previewLevel;
     } else {
-      const from: Level = level;
-      level = await timed(options.timings, { stage: 'resize', width }, () =>
-        resizeLevel(from, width, height, options),
-      ).catch((error: unknown) => {
-        throw toPipelineError(error, 'image_failed');
-      });
+      level = await resizeTo(level, width);
     }
-    for (const format of formatsByWidth.get(width) ?? []) {
-      assertBeforeDeadline(options.deadline);
-      const current: Level = level;
-      const data = await timed(options.timings, { stage: 'encode', width, format }, () =>
-        encode(current, format, encodeOptions),
-      ).catch((error: unknown) => {
-        throw toPipelineError(error, 'image_failed');
-      });
-      const wanted = options.placeholderFor;
-      const placeholder =
-        wanted?.width === width && wanted.format === format
-          ? await (current.encoding === 'raw'
-              ? Promise.resolve().then(() => placeholderOfPixels(current))
-              : placeholderOf(readLevel(current))
-            ).catch((error: unknown) => {
-              throw toPipelineError(error, 'image_failed');
-            })
-          : undefined;
-      count += 1;
-      await emit({
-        width: level.width,
-        height: level.height,
-        format,
-        contentType: CONTENT_TYPES[format],
-        data,
-        quality: encoders[format].quality,
-        ...(placeholder ? { placeholder } : {}),
-      });
+    // The preview's format first at its width; skipped there if it went out before the cascade.
+    const formats = formatsByWidth.get(width) ?? [];
+    const isPreview = (format: OutputFormat) => preview?.width === width && preview.format === format;
+    for (const format of [...formats.filter(isPreview), ...formats.filter((format) => !isPreview(format))]) {
+      if (!(isPreview(format) && previewLevel)) await emitEncoded(level, format);
     }
     for (const cropped of cropsByLevel.get(width) ?? []) {
       assertBeforeDeadline(options.deadline);
       const piece = await cutCrop(level, source, cropped, options).catch((error: unknown) => {
         throw toPipelineError(error, 'image_failed');
       });
-      for (const format of cropped.formats) {
-        assertBeforeDeadline(options.deadline);
-        const data = await timed(options.timings, { stage: 'encode', width: piece.width, format }, () =>
-          encode(piece, format, encodeOptions),
-        ).catch((error: unknown) => {
-          throw toPipelineError(error, 'image_failed');
-        });
-        count += 1;
-        await emit({
-          width: piece.width,
-          height: piece.height,
-          format,
-          contentType: CONTENT_TYPES[format],
-          data,
-          quality: encoders[format].quality,
-          aspect: cropped.aspect,
-          crop: { ...cropped.crop },
-        });
-      }
+      for (const format of cropped.formats) await emitEncoded(piece, format, cropped);
     }
   }
   count += await renderAnimated(original, animated, source, encodeOptions, emit, (stage, work) =>
@@ -319,75 +327,4 @@ async function autoQualityEncoders(
     encoders = withQuality(encoders, format, result.quality);
   }
   return encoders;
-}
-
-function formatLimitError(width: number, height: number, format: OutputFormat): PipelineError {
-  const { name, maxWidth, maxHeight } = FORMAT_LIMITS[format];
-  return permanent(
-    'invalid_job',
-    `The job asks for a ${width}×${height} ${name} variant; ${name} images are at most ${maxWidth}×${maxHeight} pixels.`,
-    {
-      width,
-      height,
-      format,
-    },
-  );
-}
-
-/** One width of one aspect's crop, with its formats. */
-interface CroppedWidth {
-  aspect: string;
-  crop: CropRect;
-  width: number;
-  height: number;
-  formats: OutputFormat[];
-}
-
-/**
- * Groups a job's aspect variants by the cascade level they are cut from: the width at which the
- * whole image must be for the crop rectangle to be the variant's width. Checks them first (crop
- * present and inside the image, never enlarged, within the format's limits) so that a malformed
- * job fails before the decode.
- */
-function planCroppedVariants(
-  variants: readonly VariantSpec[],
-  source: { width: number; height: number },
-  options: RenderOptions,
-): Map<number, CroppedWidth[]> {
-  const byLevel = new Map<number, CroppedWidth[]>();
-  for (const { width, format, aspect } of variants) {
-    if (aspect === undefined) continue;
-    const crop = options.crops?.[aspect];
-    if (!crop || crop.left + crop.width > source.width || crop.top + crop.height > source.height) {
-      throw permanent(
-        'invalid_job',
-        `The job asks for aspect ${aspect} without a crop rectangle inside the ${source.width}×${source.height} image.`,
-        {
-          aspect,
-        },
-      );
-    }
-    if (width > crop.width) {
-      throw permanent(
-        'invalid_job',
-        `The job asks for a ${width}px variant of a ${crop.width}px crop; images are never enlarged.`,
-        {
-          width,
-          aspect,
-        },
-      );
-    }
-    const height = heightForWidth(width, crop);
-    if (!fitsFormat(format, width, height)) throw formatLimitError(width, height, format);
-    const levelWidth = Math.min(source.width, Math.max(1, Math.round((source.width * width) / crop.width)));
-    const group = byLevel.get(levelWidth) ?? [];
-    const entry = group.find((other) => other.aspect === aspect && other.width === width);
-    if (entry) {
-      if (!entry.formats.includes(format)) entry.formats.push(format);
-    } else {
-      group.push({ aspect, crop, width, height, formats: [format] });
-    }
-    byLevel.set(levelWidth, group);
-  }
-  return byLevel;
 }

@@ -6,6 +6,7 @@ import type { Config } from '../core/config.js';
 import type { PipelineDeps } from '../cloud/deps.js';
 import type { JobMessage, OriginalInfo, OriginalRef } from '../core/schemas.js';
 import { planImage, splitIntoJobs } from '../image/plan.js';
+import { previewFirst } from '../image/preview.js';
 import { publishJobs } from '../cloud/publish.js';
 import { type RECIPE_KEYS, recipeOf } from '../core/recipe.js';
 import { transactImage } from '../state/image-doc.js';
@@ -20,9 +21,13 @@ export interface JobExtras {
   readonly acceptedAt?: string | undefined;
 }
 
-/** The jobs for one image: plan its variants, then split them by the fan-out strategy. */
+/**
+ * The jobs for one image: plan its variants, then split them by the fan-out strategy, the job
+ * holding the preview first unless PREVIEW_FIRST is off (preview.ts).
+ */
 export function buildJobs(
-  config: Pick<Config, (typeof RECIPE_KEYS)[number] | 'FANOUT_STRATEGY'> & Partial<Pick<Config, 'ASPECTS'>>,
+  config: Pick<Config, (typeof RECIPE_KEYS)[number] | 'FANOUT_STRATEGY'> &
+    Partial<Pick<Config, 'ASPECTS' | 'PREVIEW_FIRST'>>,
   imageId: string,
   original: OriginalRef,
   info: OriginalInfo,
@@ -33,7 +38,8 @@ export function buildJobs(
   const { replaces, acceptedAt } = extras;
   const { variants: plan, omitted } = planImage(info, config);
   const recipe = recipeOf(config);
-  const groups = splitIntoJobs(plan, info, config.FANOUT_STRATEGY);
+  const split = splitIntoJobs(plan, info, config.FANOUT_STRATEGY);
+  const groups = config.PREVIEW_FIRST === false ? split : previewFirst(split, plan);
   return groups.map((variants, index) => ({
     v: 1,
     kind: 'resize',

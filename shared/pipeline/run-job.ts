@@ -12,6 +12,7 @@ import { publicBaseUrl } from '../core/config.js';
 import type { PipelineDeps } from '../cloud/deps.js';
 import { classifyError, PipelineError, transient } from '../core/errors.js';
 import { placeholderVariantOf } from '../image/manifest.js';
+import { previewVariantOf } from '../image/preview.js';
 import { factsOfObject, manifestFor, nameOf, omittedNameOf, variantsToMake } from './job-variants.js';
 import type { JobMessage, VariantSpec } from '../core/schemas.js';
 import { VARIANT_CACHE_CONTROL, VARIANT_METADATA } from '../core/naming.js';
@@ -25,7 +26,8 @@ import { cropMetadata } from '../image/crop.js';
 import { autoQualityFromConfig, type QualitySearch } from '../image/auto-quality.js';
 import { type ImageDoc, readImage, transactImage, type VariantFacts } from '../state/image-doc.js';
 import { drainOutbox } from '../state/outbox.js';
-import { failImage, finishJob, recordEarlyVariant } from '../state/transitions.js';
+import { failImage, finishJob } from '../state/transitions.js';
+import { recordEarlyVariant } from '../state/progress.js';
 import { isCurrentDispatch, stateSettingsOf } from '../state/policy.js';
 
 /**
@@ -201,20 +203,27 @@ function doneFields(run: JobRun) {
 
 /**
  * Records a finished variant in the document at once (recordEarlyVariant), while the job renders
- * on: one transaction, so the status answer lists something to show long before the job ends. A
- * failure costs only that head start: the job's fan-in records the variant again.
+ * on: one transaction, so the status answer lists something to show long before the job ends,
+ * and with PREVIEW_EVENT `image.preview` published from the outbox. A failure costs only that
+ * head start: the job's fan-in records the variant again, and a queued event stays due.
  */
-function recordEarly(run: JobRun, facts: VariantFacts): Promise<void> {
-  const { deps, job, log } = run;
-  return transactImage(deps, job.imageId, recordEarlyVariant(job.dispatch, facts)).then(
-    (result) => log.debug('first variant recorded early', { event: 'job.early', result, variant: facts.name }),
-    (error: unknown) =>
-      log.warn('first variant not recorded early; the fan-in records it', {
-        event: 'job.early',
-        variant: facts.name,
-        reason: error instanceof Error ? error.message : String(error),
-      }),
-  );
+async function recordEarly(run: JobRun, facts: VariantFacts): Promise<void> {
+  const { deps, job, log, writer } = run;
+  const reason = (error: unknown) => (error instanceof Error ? error.message : String(error));
+  const early = recordEarlyVariant(job.dispatch, facts, writer, stateSettingsOf(deps.config));
+  const result = await transactImage(deps, job.imageId, early).catch((error: unknown) => {
+    log.warn('first variant not recorded early; the fan-in records it', {
+      event: 'job.early',
+      variant: facts.name,
+      reason: reason(error),
+    });
+  });
+  if (!result) return;
+  log.debug('first variant recorded early', { event: 'job.early', result: result.kind, variant: facts.name });
+  if (result.outbox)
+    await drainOutbox(deps, job.imageId, writer, result.outbox).catch((error: unknown) =>
+      log.warn('image.preview not published yet; it stays due in the outbox', { reason: reason(error) }),
+    );
 }
 
 /** Downloads the original and renders the variants to make, writing each as it is encoded. */
@@ -243,6 +252,7 @@ async function renderAndWrite(
       timings: run.timings,
       crops: job.info.crops,
       placeholderFor: placeholderVariantOf(job.plan),
+      preview: deps.config.PREVIEW_FIRST ? previewVariantOf(job.plan) : undefined,
       autoQuality: autoQualityFromConfig(deps.config, run.searches),
     },
     async (variant) => {
@@ -365,6 +375,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     return { outcome: 'already-finished', ...counts, manifestWritten: false };
   }
   if (finish.kind === 'partial') {
+    if (finish.outbox) await drainOutbox(deps, job.imageId, run.writer, finish.outbox);
     run.log.info('job done; other jobs still running', { event: DONE.event, ...counts, ...doneFields(run) });
     return { outcome: 'partial', ...counts, manifestWritten: false };
   }

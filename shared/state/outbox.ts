@@ -31,7 +31,7 @@ import { manifestObjectNames } from '../image/manifest.js';
 import { type ImageDoc, type OutboxEntry, transactImage } from './image-doc.js';
 import { claimPurge, purged } from './upkeep.js';
 import { OUTBOX_LEASE_MS } from './policy.js';
-import { type AnnouncedAsset, announcedTo, assetsOfImage, uploadEventOf } from './upload-events.js';
+import { ANNOUNCED_TYPES, type AnnouncedAsset, announcedTo, assetsOfImage, uploadEventOf } from './upload-events.js';
 import { publicBaseUrl } from '../core/config.js';
 
 /**
@@ -198,7 +198,7 @@ async function announceToUploads(
   entry: OutboxEntry,
   assetsOf: () => Promise<AnnouncedAsset[]>,
 ): Promise<number> {
-  if (!entry.event.type.startsWith('image.')) return 0;
+  if (!ANNOUNCED_TYPES.has(entry.event.type)) return 0;
   const baseUrl = publicBaseUrl(deps.config);
   const events = announcedTo(await assetsOf(), entry.seq).flatMap(
     (asset) => uploadEventOf(entry.event, asset, baseUrl) ?? [],

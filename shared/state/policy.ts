@@ -3,7 +3,7 @@
  * leftovers are given, the settings from the configuration, the dispatch fence, and how an event
  * joins the outbox. docs/state.md explains each number.
  */
-import type { Config } from '../core/config.js';
+import { type Config, publicBaseUrl } from '../core/config.js';
 import type { EventMessage } from '../core/schemas.js';
 import type { ImageDoc, OutboxLease } from './image-doc.js';
 
@@ -39,17 +39,21 @@ export interface StateSettings {
   readonly retentionDays: number;
   /** The images bucket, for the events' manifest reference. */
   readonly imagesBucket: string;
+  /** With PREVIEW_EVENT on: the base of variant URLs, for `image.preview`; unset, no such event. */
+  readonly previewBaseUrl?: string | undefined;
 }
 
 /** The settings of a validated configuration. */
 export function stateSettingsOf(
-  config: Pick<Config, 'REDISPATCH_AFTER_MINUTES' | 'MAX_REDISPATCHES' | 'ORIGINAL_RETENTION_DAYS' | 'IMAGES_BUCKET'>,
+  config: Pick<Config, 'REDISPATCH_AFTER_MINUTES' | 'MAX_REDISPATCHES' | 'ORIGINAL_RETENTION_DAYS' | 'IMAGES_BUCKET'> &
+    Partial<Pick<Config, 'PREVIEW_EVENT' | 'PUBLIC_BASE_URL'>>,
 ): StateSettings {
   return {
     redispatchAfterMs: config.REDISPATCH_AFTER_MINUTES * MINUTE,
     maxRedispatches: config.MAX_REDISPATCHES,
     retentionDays: config.ORIGINAL_RETENTION_DAYS,
     imagesBucket: config.IMAGES_BUCKET,
+    ...(config.PREVIEW_EVENT ? { previewBaseUrl: publicBaseUrl(config) } : {}),
   };
 }
 

@@ -21,6 +21,7 @@ import {
   UNDISPATCHED_GRACE_MS,
   withEvent,
 } from './policy.js';
+import { mergeVariants, queuePreview } from './progress.js';
 
 /** What an accepting function knows of the bytes it was given. */
 export interface AcceptFacts {
@@ -198,31 +199,6 @@ export function releaseClaim(dispatch: number): Transition<'released' | 'fenced'
       : { result: 'fenced' };
 }
 
-/** The facts of every variant, newest first: an object once written never changes. */
-function mergeVariants(old: readonly VariantFacts[], added: readonly VariantFacts[]): VariantFacts[] {
-  const byName = new Map(old.map((v) => [v.name, v]));
-  for (const v of added) if (!byName.has(v.name)) byName.set(v.name, v);
-  return [...byName.values()];
-}
-
-/**
- * A job's first finished variant, recorded before the job ends so the status answer can list
- * something to show at once (docs/state.md, "Progressive status"): only while the image is
- * processing its first result (an update keeps serving its manifest) and the dispatch is current.
- */
-export function recordEarlyVariant(
-  dispatch: number,
-  facts: VariantFacts,
-): Transition<'recorded' | 'skipped' | 'stale'> {
-  return (doc) => {
-    if (!isCurrentDispatch(doc, dispatch)) return { result: 'stale' };
-    // An omission has nothing to show; a variant already recorded needs no second write.
-    if (doc.status !== 'processing' || facts.omitted || doc.variants.some((v) => v.name === facts.name))
-      return { result: 'skipped' };
-    return { next: { ...doc, variants: mergeVariants(doc.variants, [facts]) }, result: 'recorded' };
-  };
-}
-
 /**
  * The document as a transition wrote it, when the transition also gave its holder the outbox
  * (outbox.ts `drainOutbox` starts from it); undefined when another holder keeps the lease.
@@ -231,7 +207,8 @@ export type LeasedOutbox = ImageDoc | undefined;
 
 /** How a job's fan-in went. */
 export type JobFinish =
-  | { readonly kind: 'partial' }
+  /** `outbox`: when this fan-in queued `image.preview` and got the lease. */
+  | { readonly kind: 'partial'; readonly outbox?: LeasedOutbox }
   | { readonly kind: 'ready' | 'updated'; readonly outbox: LeasedOutbox; readonly manifest: Manifest }
   /** Not the current dispatch (a newer one, a delete, an outcome): the job changes nothing. */
   | { readonly kind: 'stale'; readonly status: ImageDoc['status'] | 'unknown' };
@@ -253,11 +230,13 @@ export function finishJob(
     if (!isCurrentDispatch(doc, job.dispatch)) return { result: { kind: 'stale', status } };
     const variants = mergeVariants(doc.variants, facts);
     const jobsDone = [...new Set([...doc.jobsDone, job.index])].sort((a, b) => a - b);
-    if (jobsDone.length < job.count)
-      return {
-        next: { ...doc, variants, jobsDone, jobCount: job.count, staleAt: at(now, settings.redispatchAfterMs) },
-        result: { kind: 'partial' },
-      };
+    // The first servable variant may be recorded here (no early record): its event goes first.
+    const queued = queuePreview(doc, facts, holder, settings, now);
+    if (jobsDone.length < job.count) {
+      const staleAt = at(now, settings.redispatchAfterMs);
+      const next = { ...(queued?.doc ?? doc), variants, jobsDone, jobCount: job.count, staleAt };
+      return { next, result: { kind: 'partial', ...(queued?.leased ? { outbox: next } : {}) } };
+    }
     const manifest = build(doc, variants, now);
     // An update's drain removes the objects its manifest no longer lists (outbox.ts); their facts
     // go too, or a later update would find them recorded and not make them again.
@@ -277,10 +256,11 @@ export function finishJob(
           at: now.toISOString(),
         }
       : { v: 1, type: 'image.ready', imageId: doc.id, manifest: manifestRef, variants: count, at: now.toISOString() };
-    const outbox = withEvent(doc, event, holder, now);
+    const before = queued?.doc ?? doc;
+    const outbox = withEvent(before, event, holder, now);
     const { leased, ...outboxFields } = outbox;
     const next = clean({
-      ...doc,
+      ...before,
       ...outboxFields,
       status: 'ready',
       variants: current,

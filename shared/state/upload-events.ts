@@ -25,6 +25,14 @@ export type AnnouncedAsset = Pick<AssetDoc, 'id' | 'owner' | 'imageId' | 'metada
   readonly sinceSeq?: number | undefined;
 };
 
+/** The image events each upload hears too (not `image.preview`: once per image, for pages, not apps' records). */
+export const ANNOUNCED_TYPES: ReadonlySet<EventMessage['type']> = new Set([
+  'image.ready',
+  'image.failed',
+  'image.updated',
+  'image.deleted',
+]);
+
 /** The owner as events name it: the user's subject; nothing for the service's own uploads. */
 export function eventOwnerOf(owner: OwnerKey): string | undefined {
   if (owner === SERVICE_OWNER) return undefined;

@@ -24,6 +24,7 @@ const SCRIPTS = {
   'npm run bench:heic': fileURLToPath(new URL('../../bench/heic.js', import.meta.url)),
   'npm run bench:animation': fileURLToPath(new URL('../../bench/animation.js', import.meta.url)),
   'npm run bench:first-pixels': fileURLToPath(new URL('../../bench/first-pixels.js', import.meta.url)),
+  'npm run bench:preview-cost': fileURLToPath(new URL('../../bench/preview-cost.js', import.meta.url)),
   'npm run bench:client-size': fileURLToPath(new URL('../../bench/client-size.js', import.meta.url)),
   'npm run load': fileURLToPath(new URL('../../bench/load.js', import.meta.url)),
   'npm run reprocess': fileURLToPath(new URL('../../local/reprocess.js', import.meta.url)),

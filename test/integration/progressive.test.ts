@@ -14,7 +14,8 @@ import { imageIdOf } from '../../shared/core/naming.js';
 import type { JobMessage } from '../../shared/core/schemas.js';
 import { placeholderVariantOf } from '../../shared/image/manifest.js';
 import { runJob } from '../../shared/pipeline/run-job.js';
-import { type ImageDoc, imageDocFrom, imageRef, readImage } from '../../shared/state/image-doc.js';
+import { type ImageDoc, readImage } from '../../shared/state/image-doc.js';
+import { imageDocWhen } from '../fixtures/firestore.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 import { serviceAsset } from '../helpers.js';
@@ -58,17 +59,8 @@ describe('progressive status: finished variants while processing (local storage,
     };
   }
 
-  /** Resolves with the document once `ready(doc)` holds (Firestore's snapshot listener). */
-  function documentWhen(id: string, ready: (doc: ImageDoc | undefined) => boolean): Promise<ImageDoc | undefined> {
-    return new Promise((resolve, reject) => {
-      const stop = imageRef(pipeline.deps.firestore, id).onSnapshot((snapshot) => {
-        const doc = imageDocFrom(snapshot);
-        if (!ready(doc)) return;
-        stop();
-        resolve(doc);
-      }, reject);
-    });
-  }
+  const documentWhen = (id: string, ready: (doc: ImageDoc | undefined) => boolean) =>
+    imageDocWhen(pipeline.deps.firestore, id, ready);
 
   it("lists the first job's first variant while the job still runs, at a URL whose bytes the manifest keeps", async () => {
     const { id, jobs } = await uploaded();

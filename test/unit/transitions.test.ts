@@ -14,7 +14,6 @@ import {
   failImage,
   finishJob,
   markDispatched,
-  recordEarlyVariant,
   recordOriginal,
   releaseClaim,
 } from '../../shared/state/transitions.js';
@@ -26,6 +25,7 @@ import {
   withEvent,
 } from '../../shared/state/policy.js';
 import { deadLetter, redispatchStuck, releaseOriginal } from '../../shared/state/upkeep.js';
+import { recordEarlyVariant } from '../../shared/state/progress.js';
 import { isStaleIncoming } from '../../shared/pipeline/cleanup-sweep.js';
 import { finishedVariants } from '../../shared/pipeline/status.js';
 
@@ -369,10 +369,12 @@ describe('transitions: finishJob (the fan-in)', () => {
 
 describe('transitions: recordEarlyVariant (the progressive status)', () => {
   const first = { ...v(`${ID}/640w.jpg`), width: 640, height: 512 };
+  const withPreview: StateSettings = { ...settings, previewBaseUrl: 'https://cdn.example/images' };
 
   it("records a processing image's first finished variant, which the fan-in then keeps as it is", () => {
-    const { next, result } = recordEarlyVariant(0, first)(doc(), now);
-    expect(result).to.equal('recorded');
+    const { next, result } = recordEarlyVariant(0, first, 'j', settings)(doc(), now);
+    expect(result).to.deep.equal({ kind: 'recorded' });
+    expect(next?.events, 'no image.preview unless PREVIEW_EVENT').to.deep.equal(doc().events);
     expect(next?.variants).to.deep.equal([first]);
     expect(next?.jobsDone, 'no job counted as done').to.deep.equal([]);
     expect(next?.staleAt, 'staleAt untouched').to.deep.equal(doc().staleAt);
@@ -393,8 +395,8 @@ describe('transitions: recordEarlyVariant (the progressive status)', () => {
       ['omitted', doc(), { ...first, omitted: 'larger_than_original' }, 0],
       ['update in flight', updating, first, 1],
     ] as const) {
-      const { next, result } = recordEarlyVariant(dispatch, facts)(d, now);
-      expect(result, what).to.equal('skipped');
+      const { next, result } = recordEarlyVariant(dispatch, facts, 'j', withPreview)(d, now);
+      expect(result, what).to.deep.equal({ kind: 'skipped' });
       expect(next, what).to.equal(undefined);
     }
   });
@@ -406,8 +408,8 @@ describe('transitions: recordEarlyVariant (the progressive status)', () => {
       ['failed', doc({ status: 'failed', failure })],
       ['no document', undefined],
     ] as const) {
-      const { next, result } = recordEarlyVariant(0, first)(d, now);
-      expect(result, what).to.equal('stale');
+      const { next, result } = recordEarlyVariant(0, first, 'j', withPreview)(d, now);
+      expect(result, what).to.deep.equal({ kind: 'stale' });
       expect(next, what).to.equal(undefined);
     }
   });
@@ -431,6 +433,90 @@ describe('transitions: recordEarlyVariant (the progressive status)', () => {
       { url: `https://cdn.test/b/${ID}/640w.jpg`, width: 640, height: 512, format: 'jpeg' },
       { url: `https://cdn.test/b/${ID}/1x1/96w.webp`, width: 96, height: 96, format: 'webp', aspect: '1:1' },
     ]);
+  });
+});
+
+describe('transitions: image.preview (PREVIEW_EVENT), queued by whichever records the first servable variant', () => {
+  const withPreview: StateSettings = { ...settings, previewBaseUrl: 'https://cdn.example/images' };
+  const small = { ...v(`${ID}/96w.jpg`), width: 96, height: 77 };
+  const omitted = { ...v(`${ID}/omitted/96w.avif`), omitted: 'larger_than_original' };
+  const previews = (d: ImageDoc | undefined) => d?.events.filter((e) => e.event.type === 'image.preview') ?? [];
+
+  it("the early record queues it with the variant's URL, size and format, and hands its recorder the outbox", () => {
+    const { next, result } = recordEarlyVariant(0, small, 'j', withPreview)(doc(), now);
+    expect(result.kind).to.equal('recorded');
+    expect(result.outbox, 'the recorder drains it').to.equal(next);
+    expect(next?.outboxLease?.holder).to.equal('j');
+    expect(next?.events.map((e) => e.event)).to.deep.equal([
+      {
+        v: 1,
+        type: 'image.preview',
+        imageId: ID,
+        url: `https://cdn.example/images/${ID}/96w.jpg`,
+        width: 96,
+        height: 77,
+        format: 'jpeg',
+        at: now.toISOString(),
+      },
+    ]);
+  });
+
+  it('once per image: a fan-in, a duplicate delivery or a re-dispatch after it queues no second one', () => {
+    const early = recordEarlyVariant(0, small, 'j', withPreview)(doc(), now).next;
+    const partial = finishJob(
+      { dispatch: 0, index: 0, count: 2 },
+      [small, v(`${ID}/160w.jpg`)],
+      build,
+      'j',
+      withPreview,
+    )(early, now);
+    expect(partial.result).to.deep.equal({ kind: 'partial' });
+    expect(previews(partial.next)).to.have.length(1);
+    const last = finishJob(
+      { dispatch: 0, index: 1, count: 2 },
+      [v(`${ID}/96w.webp`)],
+      build,
+      'k',
+      withPreview,
+    )(partial.next, now);
+    expect(seqs(last.next)).to.deep.equal(['1:image.preview:pending', '2:image.ready:pending']);
+    // A later dispatch of the same image (a retry) keeps the recorded variants: none again.
+    const again = recordEarlyVariant(
+      1,
+      v(`${ID}/160w.webp`),
+      'x',
+      withPreview,
+    )(doc({ dispatch: 1, variants: [small] }), now);
+    expect(previews(again.next)).to.deep.equal([]);
+  });
+
+  it('without an early record, the fan-in queues it first: before image.ready in the same transaction', () => {
+    const partial = finishJob(
+      { dispatch: 0, index: 0, count: 2 },
+      [omitted, small],
+      build,
+      'j',
+      withPreview,
+    )(doc(), now);
+    expect(partial.result.kind).to.equal('partial');
+    expect(partial.result).to.have.property('outbox', partial.next);
+    expect(previews(partial.next).map((e) => (e.event.type === 'image.preview' ? e.event.url : ''))).to.deep.equal([
+      `https://cdn.example/images/${ID}/96w.jpg`,
+    ]);
+    const only = finishJob({ dispatch: 0, index: 0, count: 1 }, [small], build, 'j', withPreview)(doc(), now);
+    expect(seqs(only.next)).to.deep.equal(['1:image.preview:pending', '2:image.ready:pending']);
+  });
+
+  it('never when PREVIEW_EVENT is off, for an omission alone, or for an update', () => {
+    expect(previews(recordEarlyVariant(0, small, 'j', settings)(doc(), now).next)).to.deep.equal([]);
+    const off = finishJob({ dispatch: 0, index: 0, count: 1 }, [small], build, 'j', settings)(doc(), now);
+    expect(seqs(off.next)).to.deep.equal(['1:image.ready:pending']);
+    expect(
+      previews(finishJob({ dispatch: 0, index: 0, count: 2 }, [omitted], build, 'j', withPreview)(doc(), now).next),
+    ).to.deep.equal([]);
+    const updating = ready({ dispatch: 1, update: { replaces: 'r1', recipe: 'r2' }, staleAt: plus(MIN), variants: [] });
+    const updated = finishJob({ dispatch: 1, index: 0, count: 1 }, [small], build, 'j', withPreview)(updating, now);
+    expect(previews(updated.next)).to.deep.equal([]);
   });
 });
 
