@@ -118,6 +118,8 @@ export interface LoadReport {
     seconds: number;
     imagesPerSecond: number;
     latency: Percentiles | undefined;
+    /** Upload → the first servable variant, from `image.preview` (the local stack turns it on). */
+    firstVariant: Percentiles | undefined;
   };
   /** Error answers by code, including ones a retry then fixed; `network` for transport errors. */
   errors: Record<string, number>;
@@ -219,6 +221,8 @@ interface Tracked {
   startedAt: number;
   acceptedAt: number;
   readyAt?: number;
+  /** When `image.preview` (the first servable variant) was published. */
+  firstAt?: number;
   state?: 'ready' | 'failed';
   variants?: string[];
   /** What the status API said, and when it first said it. */
@@ -363,7 +367,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         ...(options.pubsubEmulatorHost ? { pubsubEmulatorHost: options.pubsubEmulatorHost } : {}),
         ...(options.firestoreEmulatorHost ? { firestoreEmulatorHost: options.firestoreEmulatorHost } : {}),
         // The load measures the pipeline, not sign-in: open unless options.env sets authentication.
-        env: { ...withoutSignIn(options.env), WIDTHS: options.widths.join(','), FORMATS: options.formats.join(',') },
+        // image.preview on, so that the first servable variant is timed too.
+        env: {
+          PREVIEW_EVENT: 'true',
+          ...withoutSignIn(options.env),
+          WIDTHS: options.widths.join(','),
+          FORMATS: options.formats.join(','),
+        },
         log: (line) => logFile!.write(`${line}\n`),
       });
       api = stack.urls.api;
@@ -553,7 +563,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     progress(`${tracked.size} accepted in ${uploadSeconds.toFixed(1)} s; waiting for them to finish`);
 
     // ---- wait: events first, status polls for what has no event yet
-    const terminalOf = (id: string) => events.find((e) => e.imageId === id);
+    // The image's own outcome: its uploads' upload.* events and image.preview say nothing of it.
+    const terminalOf = (id: string) =>
+      events.find((e) => e.imageId === id && (e.type === 'image.ready' || e.type === 'image.failed'));
     const hardDeadline = Date.now() + (options.maxWaitSeconds ?? 3600) * 1000;
     let lastProgress = Date.now();
     let finishedBefore = -1;
@@ -627,6 +639,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     await mapLimit([...tracked.values()], 8, async (t) => {
       const readyEvents = events.filter((e) => e.imageId === t.id && e.type === 'image.ready').length;
       const failedEvents = events.filter((e) => e.imageId === t.id && e.type === 'image.failed').length;
+      // Each image here has one upload, which hears the image's outcome once.
+      const uploadOutcomes = events.filter(
+        (e) => e.imageId === t.id && (e.type === 'upload.ready' || e.type === 'upload.failed'),
+      ).length;
       const reasons: string[] = [];
       let hasManifest: boolean | undefined;
       let hasFailure: boolean | undefined;
@@ -652,6 +668,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         if (readyEvents > 1) reasons.push(`${readyEvents}× image.ready`);
         if (failedEvents > 1) reasons.push(`${failedEvents}× image.failed`);
         if (readyEvents > 0 && failedEvents > 0) reasons.push('both image.ready and image.failed');
+        if (uploadOutcomes > 1) reasons.push(`${uploadOutcomes} upload.ready/failed for its one upload`);
       }
       const terminal = t.state !== undefined || hasManifest === true || hasFailure === true;
       if (!terminal) {
@@ -661,10 +678,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         );
         return;
       }
-      if (eventsSubscription && readyEvents + failedEvents === 0) {
+      if (eventsSubscription && (readyEvents + failedEvents === 0 || uploadOutcomes === 0)) {
         // Finished but never announced: lost to whoever waits for the event.
         lost++;
-        problems.push(`${t.id}: finished but no terminal event`);
+        problems.push(`${t.id}: finished but no ${readyEvents + failedEvents === 0 ? 'terminal' : 'upload.*'} event`);
         return;
       }
       if (reasons.length > 0) {
@@ -681,6 +698,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const latencies = [...tracked.values()]
       .filter((t) => t.readyAt !== undefined)
       .map((t) => (t.readyAt! - t.startedAt) / 1000);
+    for (const t of tracked.values())
+      t.firstAt ??= events.find((e) => e.imageId === t.id && e.type === 'image.preview')?.at;
+    const firstVariants = [...tracked.values()]
+      .filter((t) => t.firstAt !== undefined)
+      .map((t) => (t.firstAt! - t.startedAt) / 1000);
     const { progress: _omit, ...reportedOptions } = options;
     void _omit;
     const report: LoadReport = {
@@ -704,6 +726,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         seconds: processingSeconds,
         imagesPerSecond: processingSeconds > 0 ? (ready + failed) / processingSeconds : NaN,
         latency: latencies.length > 0 ? percentiles(latencies) : undefined,
+        firstVariant: firstVariants.length > 0 ? percentiles(firstVariants) : undefined,
       },
       errors,
       variantsPerImage,
@@ -748,6 +771,7 @@ const seconds = (value: number) => (Number.isFinite(value) ? `${value.toFixed(va
 export function formatReport(report: LoadReport): string {
   const o = report.options;
   const p = report.processing.latency;
+  const f = report.processing.firstVariant;
   const u = report.uploads;
   const errors = Object.entries(report.errors)
     .sort(([, a], [, b]) => b - a)
@@ -773,6 +797,10 @@ export function formatReport(report: LoadReport): string {
     [
       'upload → ready p50 / p95 / p99 (max)',
       p ? `${seconds(p.p50)} / ${seconds(p.p95)} / ${seconds(p.p99)} (${seconds(p.max)})` : 'n/a',
+    ],
+    [
+      'upload → first variant p50 / p95 / p99 (max)',
+      f ? `${seconds(f.p50)} / ${seconds(f.p95)} / ${seconds(f.p99)} (${seconds(f.max)})` : 'n/a (no image.preview)',
     ],
     ['ready / failed', `${report.processing.ready} / ${report.processing.failed}`],
     ['errors by code', errors || 'none'],
