@@ -118,6 +118,22 @@ describe('HEIC input', () => {
       });
     }
 
+    it('counts the primary as an image when a gain map (`tmap`, as Samsung writes it) is derived from it', async () => {
+      const photo = image();
+      const file = writeHeif({
+        primaryId: 1,
+        items: [
+          { id: 1, type: 'hvc1', data: photo.data, properties: photo.properties },
+          { id: 2, type: 'hvc1', data: photo.data, properties: photo.properties, hidden: true },
+          { id: 3, type: 'tmap', data: Buffer.alloc(16), properties: [prop.ispe(480, 360)] },
+        ],
+        references: [{ type: 'dimg', from: 3, to: [1, 2] }],
+      });
+      expect(summariseHeif(file, limits)).to.include({ images: 1, width: 480, height: 360 });
+      const [variant] = await renderAll(file, [{ width: 320, format: 'jpeg' }], options);
+      expect(variant).to.include({ width: 320, height: 240 });
+    });
+
     it('reads the colour profile, the grid and the primary of a multi-image file from the container', () => {
       const icc = summariseHeif(heicFixture('display-p3-icc.heic'), limits);
       expect(icc.colour?.kind).to.equal('icc');
