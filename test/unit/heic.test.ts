@@ -14,7 +14,15 @@ import { probeImage, type ProbeLimits, sniffFormat } from '../../shared/image/pr
 import { renderAll, type RenderOptions } from '../../shared/image/render.js';
 import { luma, ssim } from '../../shared/image/ssim.js';
 import { type HostileHeic, hostileHeic, imageItems, prop, readHevcImage, writeHeif } from '../fixtures/heif.js';
-import { HEIC_FIXTURE_SIZE, HEIC_FIXTURES, heicFixture } from '../fixtures/images.js';
+import {
+  againstReference,
+  HEIC_FIXTURE_SIZE,
+  HEIC_FIXTURES,
+  heicFixture,
+  PHONE_HEIC_FIXTURES,
+  phoneHeic,
+  phoneHeicReference,
+} from '../fixtures/images.js';
 import { rejection } from '../helpers.js';
 
 const limits: ProbeLimits = {
@@ -117,7 +125,31 @@ describe('HEIC input', () => {
         });
       });
     }
+  });
 
+  describe('photos straight from phones (read from PHONE_HEIC_DIR or ../shared/corpus/heic/, skipped when absent)', () => {
+    for (const fixture of PHONE_HEIC_FIXTURES) {
+      it(`${fixture.file}, ${fixture.phone}: ${fixture.what}: upright, in sRGB, metadata stripped, as heif-convert decodes it`, async function () {
+        this.timeout(60_000);
+        const heic = phoneHeic(fixture.file);
+        const reference = heic && phoneHeicReference(fixture);
+        if (!heic || !reference) this.skip();
+        const upright = { width: fixture.width, height: fixture.height };
+        expect(await probeImage(heic, limits)).to.deep.include({ format: 'heif', ...upright, orientation: 1 });
+        const [variant] = await renderAll(heic, [{ width: 320, format: 'jpeg' }], options);
+        const height = Math.round((320 * fixture.height) / fixture.width);
+        expect(variant).to.include({ width: 320, height, format: 'jpeg' });
+        const metadata = await sharp(variant?.data).metadata();
+        expect(metadata, 'EXIF, XMP and the phone profile stripped').to.not.have.any.keys('exif', 'xmp', 'icc');
+        const match = await againstReference(variant?.data as Buffer, reference);
+        expect(match.ssim, 'SSIM against heif-convert').to.be.above(0.97);
+        // Display P3 left unconverted differs from sRGB by up to 14 levels in these photos.
+        expect(match.worstBlock, 'largest 16×16 block colour difference').to.be.below(4);
+      });
+    }
+  });
+
+  describe('the committed fixtures: containers and decoded pixels', () => {
     it('counts the primary as an image when a gain map (`tmap`, as Samsung writes it) is derived from it', async () => {
       const photo = image();
       const file = writeHeif({
