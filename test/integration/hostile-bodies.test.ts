@@ -281,7 +281,8 @@ describe('hostile inputs: image bodies through every path', function () {
     const match = await againstReference(bytes, phoneHeicReference(phone) as Buffer);
     expect(match.height).to.equal(Math.round((160 * phone.height) / phone.width));
     // JPEG q80 at 160 px scores 0.94–0.97 against any decode of these photos (heif-convert's own
-    // PNG through the same renderer scores the same to 0.001); a turned or mirrored one scores < 0.5.
+    // PNG through the same renderer scores the same to 0.001); mirrored, they score 0.20–0.80 and some
+    // block is 20+ levels off; turned 180°, 0.20–0.56.
     expect(match.ssim, 'SSIM against heif-convert').to.be.above(0.92);
     expect(match.worstBlock, 'largest 16×16 block colour difference').to.be.below(4);
   }

@@ -145,6 +145,9 @@ describe('HEIC input', () => {
         expect(match.ssim, 'SSIM against heif-convert').to.be.above(0.97);
         // Display P3 left unconverted differs from sRGB by up to 14 levels in these photos.
         expect(match.worstBlock, 'largest 16×16 block colour difference').to.be.below(4);
+        // KEEP_METADATA keeps the phone's EXIF, but never an orientation that would turn it again.
+        const [kept] = await renderAll(heic, [{ width: 320, format: 'jpeg' }], { ...options, keepMetadata: true });
+        expect(await sharp(kept?.data).metadata()).to.deep.include({ orientation: 1, width: 320, height });
       });
     }
   });
