@@ -189,8 +189,10 @@ function summarise(
       .filter((r) => ['dimg', 'auxl', 'thmb', 'base'].includes(r.type))
       .flatMap((r) => (r.type === 'dimg' || r.type === 'base' ? r.to : [r.from])),
   );
+  // The primary always counts: a gain map's `tmap` item (ISO 21496-1, Samsung's HEICs) derives
+  // from it with `dimg`, which would otherwise mark it as a part of another image.
   const images = [...items.values()].filter(
-    (item) => (item.type === 'hvc1' || item.type === 'grid') && !dependent.has(item.id),
+    (item) => (item.type === 'hvc1' || item.type === 'grid') && (item.id === primary.id || !dependent.has(item.id)),
   ).length;
   if (images > limits.maxFrames) {
     throw permanent(

@@ -14,7 +14,15 @@ import { probeImage, type ProbeLimits, sniffFormat } from '../../shared/image/pr
 import { renderAll, type RenderOptions } from '../../shared/image/render.js';
 import { luma, ssim } from '../../shared/image/ssim.js';
 import { type HostileHeic, hostileHeic, imageItems, prop, readHevcImage, writeHeif } from '../fixtures/heif.js';
-import { HEIC_FIXTURE_SIZE, HEIC_FIXTURES, heicFixture } from '../fixtures/images.js';
+import {
+  againstReference,
+  HEIC_FIXTURE_SIZE,
+  HEIC_FIXTURES,
+  heicFixture,
+  PHONE_HEIC_FIXTURES,
+  phoneHeic,
+  phoneHeicReference,
+} from '../fixtures/images.js';
 import { rejection } from '../helpers.js';
 
 const limits: ProbeLimits = {
@@ -117,6 +125,49 @@ describe('HEIC input', () => {
         });
       });
     }
+  });
+
+  describe('photos straight from phones (read from PHONE_HEIC_DIR or ../shared/corpus/heic/, skipped when absent)', () => {
+    for (const fixture of PHONE_HEIC_FIXTURES) {
+      it(`${fixture.file}, ${fixture.phone}: ${fixture.what}: upright, in sRGB, metadata stripped, as heif-convert decodes it`, async function () {
+        this.timeout(60_000);
+        const heic = phoneHeic(fixture.file);
+        const reference = heic && phoneHeicReference(fixture);
+        if (!heic || !reference) this.skip();
+        const upright = { width: fixture.width, height: fixture.height };
+        expect(await probeImage(heic, limits)).to.deep.include({ format: 'heif', ...upright, orientation: 1 });
+        const [variant] = await renderAll(heic, [{ width: 320, format: 'jpeg' }], options);
+        const height = Math.round((320 * fixture.height) / fixture.width);
+        expect(variant).to.include({ width: 320, height, format: 'jpeg' });
+        const metadata = await sharp(variant?.data).metadata();
+        expect(metadata, 'EXIF, XMP and the phone profile stripped').to.not.have.any.keys('exif', 'xmp', 'icc');
+        const match = await againstReference(variant?.data as Buffer, reference);
+        expect(match.ssim, 'SSIM against heif-convert').to.be.above(0.97);
+        // Display P3 left unconverted differs from sRGB by up to 14 levels in these photos.
+        expect(match.worstBlock, 'largest 16×16 block colour difference').to.be.below(4);
+        // KEEP_METADATA keeps the phone's EXIF, but never an orientation that would turn it again.
+        const [kept] = await renderAll(heic, [{ width: 320, format: 'jpeg' }], { ...options, keepMetadata: true });
+        expect(await sharp(kept?.data).metadata()).to.deep.include({ orientation: 1, width: 320, height });
+      });
+    }
+  });
+
+  describe('the committed fixtures: containers and decoded pixels', () => {
+    it('counts the primary as an image when a gain map (`tmap`, as Samsung writes it) is derived from it', async () => {
+      const photo = image();
+      const file = writeHeif({
+        primaryId: 1,
+        items: [
+          { id: 1, type: 'hvc1', data: photo.data, properties: photo.properties },
+          { id: 2, type: 'hvc1', data: photo.data, properties: photo.properties, hidden: true },
+          { id: 3, type: 'tmap', data: Buffer.alloc(16), properties: [prop.ispe(480, 360)] },
+        ],
+        references: [{ type: 'dimg', from: 3, to: [1, 2] }],
+      });
+      expect(summariseHeif(file, limits)).to.include({ images: 1, width: 480, height: 360 });
+      const [variant] = await renderAll(file, [{ width: 320, format: 'jpeg' }], options);
+      expect(variant).to.include({ width: 320, height: 240 });
+    });
 
     it('reads the colour profile, the grid and the primary of a multi-image file from the container', () => {
       const icc = summariseHeif(heicFixture('display-p3-icc.heic'), limits);
