@@ -224,6 +224,13 @@ export const FORMAT_COST_FACTORS: Readonly<Record<OutputFormat, number>> = { jpe
  */
 export const DECODE_COST_FACTOR = 3.5;
 
+/**
+ * Decode cost per input megapixel of the formats that cost far more than {@link DECODE_COST_FACTOR}:
+ * HEIC (HEVC) decodes in WebAssembly, 7–10 units per megapixel on real phone files
+ * (docs/performance.md, "Planner cost factors"), so each extra job's decode weighs more.
+ */
+export const DECODE_COST_FACTORS: Readonly<Partial<Record<string, number>>> = { heif: 8 };
+
 /** Megapixels, the unit that costs are counted in (× a factor). */
 const megapixels = (width: number, height: number): number => (width * height) / 1_000_000;
 
@@ -241,8 +248,9 @@ export function estimateVariantCost(variant: VariantSpec, info: PlanInput): numb
 }
 
 /** Estimated cost of the decode that every job pays once, whatever its variants. */
-export function estimateDecodeCost(info: ImageSize): number {
-  return megapixels(info.width, info.height) * DECODE_COST_FACTOR;
+export function estimateDecodeCost(info: ImageSize & { readonly format?: string | undefined }): number {
+  const factor = (info.format !== undefined ? DECODE_COST_FACTORS[info.format] : undefined) ?? DECODE_COST_FACTOR;
+  return megapixels(info.width, info.height) * factor;
 }
 
 /**

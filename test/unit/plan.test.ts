@@ -6,6 +6,7 @@ import {
   omitAsLarger,
   DECODE_COST_FACTOR,
   estimateDecodeCost,
+  DECODE_COST_FACTORS,
   estimateJobCost,
   estimateVariantCost,
   EXCEEDS_FORMAT_LIMIT,
@@ -26,6 +27,8 @@ const DEFAULT_WIDTHS = [320, 640, 1024, 1600, 2048];
 const DEFAULT_FORMATS: OutputFormat[] = ['avif', 'webp', 'jpeg'];
 const config = { WIDTHS: DEFAULT_WIDTHS, FORMATS: DEFAULT_FORMATS };
 const key = (variant: VariantSpec): string => `${variant.width}.${variant.format}`;
+
+const megapixelsOf = (size: { width: number; height: number }) => (size.width * size.height) / 1_000_000;
 
 describe('plan', () => {
   describe('targetWidths', () => {
@@ -245,6 +248,26 @@ describe('plan', () => {
           expect(counts(['webp', 'jpeg'])).to.equal(jpegWebp);
         });
       }
+
+      it('prices a HEIC’s decode at its own factor: fewer jobs than a JPEG of its size, never more than 15 % in extra decodes', () => {
+        const heic = { width: 4032, height: 3024, format: 'heif' };
+        const jpeg = { width: 4032, height: 3024, format: 'jpeg' };
+        expect(estimateDecodeCost(heic)).to.be.closeTo(megapixelsOf(heic) * DECODE_COST_FACTORS.heif!, 1e-9);
+        expect(estimateDecodeCost(jpeg)).to.be.closeTo(megapixelsOf(jpeg) * DECODE_COST_FACTOR, 1e-9);
+        const jobsOf = (info: typeof heic) =>
+          splitIntoJobs(planVariants(info, { WIDTHS: DEFAULT_WIDTHS, FORMATS: DEFAULT_FORMATS }), info, 'balanced');
+        // The 12 MP iPhone shape: two jobs as a JPEG, one as a HEIC (a second HEIC decode is ~1.3 CPU s).
+        expect(jobsOf(jpeg).length, 'as a JPEG').to.equal(2);
+        expect(jobsOf(heic).length, 'as a HEIC').to.equal(1);
+        for (const [, width, height] of shapes) {
+          const size = { width, height, format: 'heif' };
+          const all = planVariants(size, { WIDTHS: DEFAULT_WIDTHS, FORMATS: DEFAULT_FORMATS });
+          const extra = (splitIntoJobs(all, size, 'balanced').length - 1) * estimateDecodeCost(size);
+          expect(extra, `${width}×${height} HEIC`).to.be.at.most(
+            MAX_FANOUT_DECODE_OVERHEAD * estimateJobCost(all, size) + 1e-9,
+          );
+        }
+      });
 
       it(`never adds more than ${MAX_FANOUT_DECODE_OVERHEAD * 100}% of an image's estimated work in extra decodes`, () => {
         for (const [, width, height] of shapes) {
