@@ -184,7 +184,7 @@ export const ENV_SCHEMA = z.object({
   PREVIEW_EVENT: boolean.default(false).describe("Publish `image.preview` once an image's first variant exists."),
   KEEP_METADATA: boolean
     .default(false)
-    .describe('Keep EXIF/ICC metadata in variants (EXIF and GPS are stripped by default).'),
+    .describe('Keep EXIF, XMP and ICC metadata in variants (EXIF, GPS and XMP are stripped by default).'),
   // Limits, checked before any full decode.
   // A request to Cloud Run carries at most 32 MiB, so a larger limit could never be reached.
   MAX_UPLOAD_BYTES: int(1, 32 * MiB)

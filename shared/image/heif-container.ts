@@ -23,6 +23,8 @@ export interface HeifItem {
   id: number;
   /** `hvc1`, `grid`, `av01`, `Exif`, `mime`, ... */
   type: string;
+  /** A `mime` item's content type (`application/rdf+xml` for XMP). */
+  contentType?: string;
   /** Properties associated by `ipma`, in association order. */
   properties: HeifProperty[];
   /** Where its data lies: `offset` into the file (construction method 0) or into `idat` (method 1). */
@@ -100,6 +102,14 @@ class Reader {
     }
     return fail(`an integer field of ${size} bytes`);
   }
+  /** A null-terminated string (UTF-8); a missing terminator ends it at the box's end, as libheif reads it. */
+  string(): string {
+    const start = this.at;
+    while (this.at < this.end && this.bytes[this.at] !== 0) this.at++;
+    const value = Buffer.from(this.bytes.subarray(start, this.at)).toString('utf8');
+    if (this.at < this.end) this.at++;
+    return value;
+  }
   fourcc(): string {
     const at = this.need(4);
     return String.fromCharCode(...this.bytes.subarray(at, at + 4));
@@ -170,7 +180,10 @@ function readItemInfos(bytes: Uint8Array, box: Box): Map<number, HeifItem> {
     entry.skip(2); // item_protection_index
     const type = entry.fourcc();
     if (items.has(id)) fail(`item ${id} is declared twice`);
-    items.set(id, { id, type, properties: [], extents: [], construction: 0 });
+    entry.string(); // item_name
+    // A `mime` item names its content type (XMP is `application/rdf+xml`).
+    const contentType = type === 'mime' ? entry.string() : undefined;
+    items.set(id, { id, type, properties: [], extents: [], construction: 0, ...(contentType ? { contentType } : {}) });
   }
   return items;
 }

@@ -165,9 +165,12 @@ export async function decodeHeif(bytes: Uint8Array, summary: HeifSummary, keepMe
   const { width, height, channels, plane } = decoded;
   const icc = await profileOf(summary.colour);
   const exif = keepMetadata && summary.exif ? uprightExif(summary.exif) : undefined;
+  const xmp = keepMetadata ? summary.xmp : undefined;
   const chunks = [
     ...(icc ? [pngChunk('iCCP', Buffer.concat([Buffer.from('icc\0\0', 'latin1'), deflateSync(icc)]))] : []),
     ...(exif ? [pngChunk('eXIf', exif)] : []),
+    // PNG's XMP: an uncompressed iTXt under Adobe's keyword, which libvips reads and carries over.
+    ...(xmp ? [pngChunk('iTXt', Buffer.concat([Buffer.from('XML:com.adobe.xmp\0\0\0\0\0', 'latin1'), xmp]))] : []),
   ];
   if (chunks.length === 0) return { width, height, channels, data: plane, encoding: 'raw' };
   return { width, height, channels, data: await asPng(plane, { width, height, channels }, chunks), encoding: 'png' };

@@ -59,6 +59,8 @@ export interface HeifSummary {
   colour: HeifColour | undefined;
   /** The primary image's EXIF (a TIFF structure, from its `Exif` item), for KEEP_METADATA. */
   exif: Uint8Array | undefined;
+  /** The primary image's XMP packet (from its `mime` item of type application/rdf+xml), for KEEP_METADATA. */
+  xmp: Uint8Array | undefined;
   /** Bytes the decoder will hold: the file, the planes of the whole (tiled) area, its RGBA output. */
   decoderBytes: number;
 }
@@ -139,6 +141,18 @@ function exifOf(container: HeifContainer, id: number): Uint8Array | undefined {
   const tiff = start >= 4 && start + 8 <= data.length ? data.subarray(start) : undefined;
   const order = tiff ? String.fromCharCode(tiff[0] ?? 0, tiff[1] ?? 0) : '';
   return order === 'II' || order === 'MM' ? tiff : undefined;
+}
+
+/** The XMP packet of the `mime` item (application/rdf+xml) describing `id` (`cdsc`). */
+function xmpOf(container: HeifContainer, id: number): Uint8Array | undefined {
+  const isXmp = (from: number) => {
+    const item = container.items.get(from);
+    return item?.type === 'mime' && item.contentType === 'application/rdf+xml';
+  };
+  const reference = container.references.find((r) => r.type === 'cdsc' && r.to.includes(id) && isXmp(r.from));
+  const item = reference && container.items.get(reference.from);
+  const data = item ? itemData(container, item) : undefined;
+  return data && data.length > 0 ? data : undefined;
 }
 
 /** The displayed size after `clap` (rounded as libheif does) and a 90°/270° `irot`. */
@@ -284,6 +298,7 @@ function summarise(
     bitDepth,
     colour: colourOf(primary) ?? colourOf(first),
     exif: exifOf(container, primary.id),
+    xmp: xmpOf(container, primary.id),
     decoderBytes,
   };
 }

@@ -223,6 +223,24 @@ describe('HEIC input', () => {
       expect(ssimOf(ours, await at320(heicFixture('exif-orientation.ref.webp')))).to.be.above(0.97);
     });
 
+    it("with KEEP_METADATA keeps the HEIC's XMP packet (its application/rdf+xml item) in every format; without, strips it", async () => {
+      const packet =
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>Ana Lopes</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>';
+      const image = imageItems(readHevcImage(heicFixture('8bit.heic')), 1);
+      const withXmp = writeHeif({
+        ...image,
+        items: [...image.items, { id: 2, type: 'mime', contentType: 'application/rdf+xml', data: Buffer.from(packet) }],
+        references: [...(image.references ?? []), { type: 'cdsc', from: 2, to: [1] }],
+      });
+      expect(Buffer.from(summariseHeif(withXmp, limits).xmp ?? []).toString()).to.equal(packet);
+      const formats = ['jpeg', 'webp', 'avif'] as const;
+      const variants = formats.map((format) => ({ width: 320, format }));
+      for (const variant of await renderAll(withXmp, variants, { ...options, keepMetadata: true }))
+        expect((await sharp(variant.data).metadata()).xmp?.toString(), variant.format).to.include('Ana Lopes');
+      for (const variant of await renderAll(withXmp, variants, options))
+        expect((await sharp(variant.data).metadata()).xmp, variant.format).to.equal(undefined);
+    });
+
     it('counts the pixels of the displayed size (irot swaps the axes) against the limit', async () => {
       const error = await rejection(probeImage(heicFixture('irot-imir.heic'), { ...limits, maxPixels: 480 * 359 }));
       expect(error).to.deep.include({ code: 'too_many_pixels', status: 422 });
