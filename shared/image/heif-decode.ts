@@ -40,6 +40,7 @@ interface LibHeif {
   heif_image_release(image: unknown): void;
   heif_error_code: { heif_error_Ok: unknown };
   heif_colorspace: { heif_colorspace_RGB: unknown };
+  heif_channel: { heif_channel_interleaved: unknown };
   heif_chroma: {
     heif_chroma_interleaved_RGB: unknown;
     heif_chroma_interleaved_RGBA: unknown;
@@ -50,7 +51,7 @@ interface LibHeif {
 
 interface DecodedImage {
   image: unknown;
-  channels: { width: number; height: number; stride: number; data: Uint8Array; bits_per_pixel: number }[];
+  channels: { id: unknown; width: number; height: number; stride: number; data: Uint8Array; bits_per_pixel: number }[];
 }
 
 type Factory = (options: {
@@ -128,7 +129,9 @@ async function decodePrimary(
     const result = await lib.heif_js_decode_image2(handle, lib.heif_colorspace.heif_colorspace_RGB, chroma);
     if (!('channels' in result) || result.channels.length === 0) throw permanent('corrupt_image', CORRUPT);
     image = result;
-    const plane = result.channels[0] as DecodedImage['channels'][number];
+    // The interleaved plane: with RRGGBBAA libheif-js also lists an empty Alpha channel, first.
+    const interleaved = result.channels.find((channel) => channel.id === lib.heif_channel.heif_channel_interleaved);
+    const plane = interleaved ?? (result.channels[0] as DecodedImage['channels'][number]);
     const { width, height } = plane;
     if (mapped) {
       const bits = deep ? plane.bits_per_pixel : 8;

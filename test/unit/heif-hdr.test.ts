@@ -14,7 +14,7 @@ import { eetf, type Plane, REFERENCE_WHITE_NITS, toSrgb8 } from '../../shared/im
 import { probeImage, type ProbeLimits } from '../../shared/image/probe.js';
 import { renderAll } from '../../shared/image/render.js';
 import { GRADIENT_Y, HDR_HEIGHT, HDR_PATCHES, HDR_WIDTH, type Rgb } from '../fixtures/hdr-scene.js';
-import { HDR_HEIC_FIXTURES, heicFixture } from '../fixtures/images.js';
+import { HDR_ALPHA_FIXTURE, HDR_HEIC_FIXTURES, heicFixture } from '../fixtures/images.js';
 import { FAST_RENDER_OPTIONS } from '../helpers.js';
 import { imageItems, prop, readHevcImage, writeHeif } from '../fixtures/heif.js';
 
@@ -142,6 +142,20 @@ describe('HDR and BT.2020 HEIC to sRGB', () => {
     const { data } = await sharp(variant?.data).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     for (const value of meanAt(data, 32, 32)) expect(value).to.be.at.least(245);
     for (const value of meanAt(data, 96, 32)) expect(value).to.be.within(222, 243); // lossy WebP
+  });
+
+  it('keeps 10-bit alpha: opaque where it was, transparent over the 5-nit patch, colour still mapped', async () => {
+    const bytes = heicFixture(HDR_ALPHA_FIXTURE);
+    const level = await decodeHeif(bytes, summariseHeif(bytes, limits));
+    expect(level).to.include({ width: HDR_WIDTH, height: HDR_HEIGHT, channels: 4, encoding: 'raw' });
+    const pixel = (x: number, y: number) => [
+      ...level.data.subarray((y * HDR_WIDTH + x) * 4, (y * HDR_WIDTH + x) * 4 + 4),
+    ];
+    const [r, g, b, alpha] = pixel(32, 32);
+    expect(alpha, 'opaque 1000-nit white').to.equal(255);
+    for (const value of [r, g, b]) expect(value, '1000-nit white').to.be.at.least(245);
+    expect(pixel(96, 32)[3], 'opaque reference white').to.equal(255);
+    expect(pixel(224, 32)[3], 'transparent patch').to.equal(0);
   });
 
   describe('a primary `tmap` (ISO 21496-1 gain-map image)', () => {
