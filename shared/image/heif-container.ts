@@ -38,6 +38,8 @@ export interface HeifContainer {
   /** Major brand first, then the compatible brands. */
   brands: string[];
   primaryId: number;
+  /** Where `pitm` stores the primary's id in the file, and its width (2 or 4 bytes). */
+  primaryField: { offset: number; size: 2 | 4 };
   items: Map<number, HeifItem>;
   /** `iref` references by type: `dimg` (grid → tiles), `auxl` (alpha/depth → master), `thmb`, ... */
   references: { type: string; from: number; to: number[] }[];
@@ -282,7 +284,8 @@ export function parseHeifContainer(file: Uint8Array): HeifContainer {
 
   const pitm = only(children, 'pitm', true) as Box;
   const pitmReader = new Reader(file, pitm.start, pitm.end);
-  const primaryId = fullBox(pitmReader).version === 0 ? pitmReader.u16() : pitmReader.u32();
+  const primaryField = { offset: pitmReader.at + 4, size: fullBox(pitmReader).version === 0 ? 2 : 4 } as const;
+  const primaryId = primaryField.size === 2 ? pitmReader.u16() : pitmReader.u32();
 
   const items = readItemInfos(file, only(children, 'iinf', true) as Box);
   const iloc = only(children, 'iloc', false);
@@ -294,11 +297,24 @@ export function parseHeifContainer(file: Uint8Array): HeifContainer {
   return {
     brands,
     primaryId,
+    primaryField,
     items,
     references: iref ? readReferences(file, iref) : [],
     idat: idat ? file.subarray(idat.start, idat.end) : new Uint8Array(0),
     file,
   };
+}
+
+/**
+ * A copy of the file whose `pitm` names item `id` instead (it must fit the field): how a decoder
+ * that only shows the primary is made to show another image.
+ */
+export function withPrimary(file: Uint8Array, field: HeifContainer['primaryField'], id: number): Uint8Array {
+  const copy = Uint8Array.from(file);
+  const view = new DataView(copy.buffer, field.offset, field.size);
+  if (field.size === 2) view.setUint16(0, id);
+  else view.setUint32(0, id);
+  return copy;
 }
 
 /** An item's extents as ranges of its source, each checked to lie inside it. */

@@ -5,8 +5,9 @@
  *
  * libheif decodes the primary image with its transformative properties (`clap`, `irot`, `imir`)
  * applied, assembles grids, converts YCbCr to RGB with the file's matrix and reduces 10-bit to
- * 8-bit. The EXIF orientation in a HEIC only repeats what `irot`/`imir` say, and raw pixels carry
- * no EXIF, so sharp's `.rotate()` cannot turn the picture a second time. The colour profile stays
+ * 8-bit, except for HDR and BT.2020 colour, which hdr.ts maps to sRGB from the full depth. The
+ * EXIF orientation in a HEIC only repeats what `irot`/`imir` say, and raw pixels carry no EXIF,
+ * so sharp's `.rotate()` cannot turn the picture a second time. Any other colour profile stays
  * with the pixels (see {@link heifInput}) so that the decode converts to sRGB as for JPEG.
  *
  * Each decode gets a fresh WebAssembly instance (about 40 ms; the compiled module is cached):
@@ -19,6 +20,8 @@ import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { permanent } from '../core/errors.js';
 import type { Level } from './decode.js';
+import { needsSrgbMapping, toSrgb8 } from './hdr.js';
+import { withPrimary } from './heif-container.js';
 import type { HeifColour, HeifSummary } from './heif-summary.js';
 
 /** The few parts of libheif-js' embind API used here. */
@@ -37,12 +40,18 @@ interface LibHeif {
   heif_image_release(image: unknown): void;
   heif_error_code: { heif_error_Ok: unknown };
   heif_colorspace: { heif_colorspace_RGB: unknown };
-  heif_chroma: { heif_chroma_interleaved_RGB: unknown; heif_chroma_interleaved_RGBA: unknown };
+  heif_channel: { heif_channel_interleaved: unknown };
+  heif_chroma: {
+    heif_chroma_interleaved_RGB: unknown;
+    heif_chroma_interleaved_RGBA: unknown;
+    heif_chroma_interleaved_RRGGBB_LE: unknown;
+    heif_chroma_interleaved_RRGGBBAA_LE: unknown;
+  };
 }
 
 interface DecodedImage {
   image: unknown;
-  channels: { width: number; height: number; stride: number; data: Uint8Array }[];
+  channels: { id: unknown; width: number; height: number; stride: number; data: Uint8Array; bits_per_pixel: number }[];
 }
 
 type Factory = (options: {
@@ -87,9 +96,13 @@ function copyPlane(plane: DecodedImage['channels'][number], channels: number): B
   return out;
 }
 
-/** Decodes with a fresh instance; everything it allocated goes with it. */
+/**
+ * Decodes with a fresh instance; everything it allocated goes with it. Colour that hdr.ts maps is
+ * decoded at the file's full depth and mapped to 8-bit sRGB before the heap goes.
+ */
 async function decodePrimary(
   bytes: Uint8Array,
+  summary: HeifSummary,
 ): Promise<{ plane: Buffer; width: number; height: number; channels: 3 | 4 }> {
   const lib = instantiate();
   const context = lib.heif_context_alloc();
@@ -102,13 +115,30 @@ async function decodePrimary(
     handle = lib.heif_js_context_get_primary_image_handle(context);
     if (!handle || (handle as { code?: unknown }).code !== undefined) throw permanent('corrupt_image', CORRUPT);
     const channels = lib.heif_image_handle_has_alpha_channel(handle) ? 4 : 3;
-    const chroma =
-      channels === 4 ? lib.heif_chroma.heif_chroma_interleaved_RGBA : lib.heif_chroma.heif_chroma_interleaved_RGB;
+    const { colour } = summary;
+    const mapped = colour?.kind === 'nclx' && needsSrgbMapping(colour) ? colour : undefined;
+    const deep = mapped !== undefined && summary.bitDepth > 8;
+    const { heif_chroma: chromas } = lib;
+    const chroma = deep
+      ? channels === 4
+        ? chromas.heif_chroma_interleaved_RRGGBBAA_LE
+        : chromas.heif_chroma_interleaved_RRGGBB_LE
+      : channels === 4
+        ? chromas.heif_chroma_interleaved_RGBA
+        : chromas.heif_chroma_interleaved_RGB;
     const result = await lib.heif_js_decode_image2(handle, lib.heif_colorspace.heif_colorspace_RGB, chroma);
     if (!('channels' in result) || result.channels.length === 0) throw permanent('corrupt_image', CORRUPT);
     image = result;
-    const plane = result.channels[0] as DecodedImage['channels'][number];
-    return { plane: copyPlane(plane, channels), width: plane.width, height: plane.height, channels };
+    // The interleaved plane: with RRGGBBAA libheif-js also lists an empty Alpha channel, first.
+    const interleaved = result.channels.find((channel) => channel.id === lib.heif_channel.heif_channel_interleaved);
+    const plane = interleaved ?? (result.channels[0] as DecodedImage['channels'][number]);
+    const { width, height } = plane;
+    if (mapped) {
+      const bits = deep ? plane.bits_per_pixel : 8;
+      const srgb = toSrgb8({ ...plane, channels, bits }, mapped, summary.peakNits);
+      return { plane: srgb, width, height, channels };
+    }
+    return { plane: copyPlane(plane, channels), width, height, channels };
   } finally {
     if (image) lib.heif_image_release(image.image);
     if (handle && (handle as { code?: unknown }).code === undefined) lib.heif_image_handle_release(handle);
@@ -133,6 +163,7 @@ function displayP3Profile(): Promise<Buffer> {
  * (12) as sharp's P3 profile; sRGB/BT.709 or unspecified primaries need none.
  */
 async function profileOf(colour: HeifColour | undefined): Promise<Buffer | undefined> {
+  if (needsSrgbMapping(colour)) return undefined; // already sRGB (hdr.ts)
   if (colour?.kind === 'icc') return Buffer.from(colour.profile);
   if (colour?.kind === 'nclx' && colour.primaries === 12) return displayP3Profile();
   return undefined;
@@ -151,7 +182,8 @@ async function profileOf(colour: HeifColour | undefined): Promise<Buffer | undef
 export async function decodeHeif(bytes: Uint8Array, summary: HeifSummary, keepMetadata = false): Promise<Level> {
   let decoded: Awaited<ReturnType<typeof decodePrimary>>;
   try {
-    decoded = await decodePrimary(bytes);
+    const shown = summary.base ? withPrimary(bytes, summary.base.pitm, summary.base.id) : bytes;
+    decoded = await decodePrimary(shown, summary);
   } catch (error) {
     if (isHeapExhausted(error)) {
       throw permanent('too_many_pixels', 'The HEIC image needs more memory to decode than the decoder can hold.', {

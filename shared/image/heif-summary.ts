@@ -14,6 +14,7 @@ import {
   itemLength,
   parseHeifContainer,
 } from './heif-container.js';
+import { needsSrgbMapping } from './hdr.js';
 
 /** Brands that say a file is HEIF with HEVC images (or generic HEIF, checked item by item). */
 export const HEIC_BRANDS: ReadonlySet<string> = new Set([
@@ -57,6 +58,17 @@ export interface HeifSummary {
   hasAlpha: boolean;
   bitDepth: number;
   colour: HeifColour | undefined;
+  /**
+   * The brightest light of HDR content in nits: its content light level (`clli`, MaxCLL), else its
+   * mastering display's peak (`mdcv`); undefined when the file gives neither.
+   */
+  peakNits: number | undefined;
+  /**
+   * Set when the primary is a `tmap` (ISO 21496-1 gain-map image, which libheif-js cannot show):
+   * its base image (first `dimg` input), which the decoder shows instead by reading a copy of the
+   * file whose `pitm` (at `pitm`) names it. The gain map is ignored.
+   */
+  base: { id: number; pitm: HeifContainer['primaryField'] } | undefined;
   /** The primary image's EXIF (a TIFF structure, from its `Exif` item), for KEEP_METADATA. */
   exif: Uint8Array | undefined;
   /** The primary image's XMP packet (from its `mime` item of type application/rdf+xml), for KEEP_METADATA. */
@@ -129,6 +141,17 @@ function colourOf(item: HeifItem): HeifColour | undefined {
   return undefined;
 }
 
+/** MaxCLL of `clli` (u16 nits), else the peak of `mdcv` (u32 in 0.0001 nits after six primaries and white point). */
+function peakNitsOf(item: HeifItem): number | undefined {
+  const clli = property(item, 'clli');
+  const maxCll =
+    clli && clli.payload.length >= 4 ? ((clli.payload[0] as number) << 8) | (clli.payload[1] as number) : 0;
+  if (maxCll > 0) return maxCll;
+  const mdcv = property(item, 'mdcv');
+  const peak = mdcv ? u32(mdcv.payload, 16) / 10000 : 0;
+  return peak > 0 ? peak : undefined;
+}
+
 /** The TIFF structure of the `Exif` item describing `id` (`cdsc`), after its 4-byte header offset. */
 function exifOf(container: HeifContainer, id: number): Uint8Array | undefined {
   const reference = container.references.find(
@@ -176,6 +199,8 @@ function summarise(
   limits: { maxPixels: number; maxFrames: number },
 ): HeifSummary {
   const { items } = container;
+  const referencedAs = (type: string, from: number): number[] =>
+    container.references.filter((reference) => reference.type === type && reference.from === from).flatMap((r) => r.to);
   if (items.size > MAX_HEIF_ITEMS) {
     throw permanent(
       'too_many_frames',
@@ -186,8 +211,13 @@ function summarise(
       },
     );
   }
-  const primary = items.get(container.primaryId);
-  if (!primary) throw new HeifFormatError('the primary item does not exist');
+  const declared = items.get(container.primaryId);
+  if (!declared) throw new HeifFormatError('the primary item does not exist');
+  // A `tmap` primary (ISO 21496-1) derives from its base image and the gain map: the base is shown.
+  const baseId = declared.type === 'tmap' ? referencedAs('dimg', declared.id)[0] : undefined;
+  const primary = baseId === undefined ? declared : items.get(baseId);
+  if (!primary) throw new HeifFormatError('the gain-map image names no base image');
+  if (primary.id >= 2 ** (8 * container.primaryField.size)) throw new HeifFormatError('pitm cannot name the base');
   if (primary.type === 'av01') {
     throw permanent('corrupt_image', CORRUPT); // AVIF brands are sniffed before this; a disguised one is damaged
   }
@@ -196,8 +226,6 @@ function summarise(
       format: 'heif',
     });
   }
-  const referencedAs = (type: string, from: number): number[] =>
-    container.references.filter((reference) => reference.type === type && reference.from === from).flatMap((r) => r.to);
   const dependent = new Set(
     container.references
       .filter((r) => ['dimg', 'auxl', 'thmb', 'base'].includes(r.type))
@@ -276,10 +304,15 @@ function summarise(
   const hasAlpha = alphaIds.length > 0;
   const bitDepth = hevcBitDepth(first);
   const sampleBytes = bitDepth > 8 ? 2 : 1;
+  const colour = colourOf(primary) ?? colourOf(first);
+  // HDR and BT.2020 colour is decoded at full depth (hdr.ts): 16-bit output samples, not 8.
+  const outputBytes = sampleBytes > 1 && needsSrgbMapping(colour) ? 8 : 4;
   // The file itself, the coded 4:2:0 planes (1.5 samples a pixel) and alpha, libheif's 4:4:4
   // intermediate (3), and the 8-bit RGBA output (4): 8.5 bytes a pixel at 8 bits, where a 12 MP
   // photo was measured at 111 MB of heap (9.1 bytes a pixel, the allocator's slack included).
-  const decoderBytes = Math.ceil(bytes.length + decodedPixels * (sampleBytes * (4.5 + (hasAlpha ? 1 : 0)) + 4));
+  const decoderBytes = Math.ceil(
+    bytes.length + decodedPixels * (sampleBytes * (4.5 + (hasAlpha ? 1 : 0)) + outputBytes),
+  );
   if (decoderBytes > HEIF_DECODER_MEMORY) {
     throw permanent(
       'too_many_pixels',
@@ -296,9 +329,11 @@ function summarise(
     tiles,
     hasAlpha,
     bitDepth,
-    colour: colourOf(primary) ?? colourOf(first),
-    exif: exifOf(container, primary.id),
-    xmp: xmpOf(container, primary.id),
+    colour,
+    peakNits: peakNitsOf(primary) ?? peakNitsOf(first),
+    base: baseId === undefined ? undefined : { id: baseId, pitm: container.primaryField },
+    exif: exifOf(container, primary.id) ?? exifOf(container, declared.id),
+    xmp: xmpOf(container, primary.id) ?? xmpOf(container, declared.id),
     decoderBytes,
   };
 }

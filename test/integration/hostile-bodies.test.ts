@@ -198,6 +198,18 @@ const BODY_CASES: BodyCase[] = [
     contentType: 'image/heic',
     expected: { kind: 'ready', width: 480, height: 360 },
   },
+  {
+    name: 'HEIC 10-bit HDR (PQ, BT.2020, 256×192), tone mapped to sRGB',
+    make: async (seed) => withSeed(heicFixture('hdr-pq.heic'), seed),
+    contentType: 'image/heic',
+    expected: { kind: 'ready', width: 256, height: 192 },
+  },
+  {
+    name: 'HEIC whose primary item is a `tmap` gain-map image: its base image (480×360)',
+    make: async (seed) => withSeed(heicFixture('tmap-primary.heic'), seed),
+    contentType: 'image/heic',
+    expected: { kind: 'ready', width: 480, height: 360 },
+  },
   ...(
     [
       ['truncated (first 50%)', 'truncated', 'corrupt_image'],
