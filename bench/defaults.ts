@@ -1,5 +1,5 @@
 /**
- * `npm run bench:defaults -- [--corpus DIR] [--only NAMES] [--candidates LIST] [--megapixels N] [--json FILE]`
+ * `npm run bench:defaults -- [--corpus DIR] [--split NAME] [--per-kind N] [--only NAMES] [--candidates LIST] [--megapixels N] [--json FILE]`
  *
  * "At defaults": the anchor's method at sharp's own defaults (JPEG q80, WebP q80 effort 4, AVIF
  * q50 effort 4 at 4:4:4; one pipeline per variant, as the Firebase extension and most hand-written
@@ -10,7 +10,9 @@
  * Run's published prices ({@link PRICES}). Each (image, method) runs in a fresh child process so
  * its peak RSS is its own; one libvips thread, sequential, so CPU compares on a shared machine.
  * The candidate chosen minimises CPU with bytes ≤ the anchor's and mean SSIM ≥ the anchor's in
- * every format ({@link chooseCandidate}). Markdown to stdout; results: docs/performance.md ("At defaults").
+ * every format ({@link chooseCandidate}). A corpus with kinds (a manifest or kind subfolders, bench/kinds.ts)
+ * also gets a table per kind and its weakest kind. Markdown to stdout; results: docs/performance.md
+ * ("At defaults", "Any photo").
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -27,7 +29,8 @@ import { renderAll } from '../shared/image/render.js';
 import { configureSharp } from '../shared/image/encode.js';
 import { parseCommandLine, refuse, resultsPath, writeResults } from './cli.js';
 import { printChildResult, runInFreshProcess } from './fresh-process.js';
-import { type BenchImage, corpusImages, readImage } from './images.js';
+import { corpusImages, readImage } from './images.js';
+import { type KindedImage, kindedImages, kindTable, stratifiedSample, summariseKind } from './kinds.js';
 import {
   benchConfig,
   decodeFlattened,
@@ -68,7 +71,8 @@ export const PRICES = {
 
 /**
  * One candidate setting of ours: pipeline variables over config's defaults (e.g. AVIF_QUALITY=52,
- * AVIF_EFFORT=3, JPEG_MOZJPEG=true). `qNNeN` on the command line is short for the AVIF pair.
+ * AVIF_EFFORT=3, JPEG_MOZJPEG=true), and SHRINK_ON_LOAD_MARGIN (decode.ts; `Infinity`: never
+ * shrink on load beyond sharp's own 2× rule). `qNNeN` on the command line is short for the AVIF pair.
  */
 export type Candidate = Readonly<Record<string, string>>;
 
@@ -146,7 +150,13 @@ async function butteraugliOf(reference: Pixels, distorted: Pixels, dir: string):
 /** The child: measure one method on one image. */
 async function child(path: string, method: Method, butteraugli: boolean): Promise<MethodResult> {
   configureSharp({ concurrency: 1, cache: false });
-  const config: Config = benchConfig(method.kind === 'ours' ? method.candidate : {});
+  // SHRINK_ON_LOAD_MARGIN is no pipeline variable: decode.ts' constant, overridden here to compare.
+  const { SHRINK_ON_LOAD_MARGIN: margin, ...variables } = method.kind === 'ours' ? method.candidate : {};
+  const config: Config = benchConfig(variables);
+  const renderOptions = {
+    ...renderOptionsFrom(config),
+    ...(margin === undefined ? {} : { shrinkOnLoadMargin: Number(margin) }),
+  };
   const original = await readImage({ name: path, path });
   const { autoOrient } = await sharp(original).metadata();
   const info: ImageSize = { width: autoOrient.width, height: autoOrient.height };
@@ -168,7 +178,7 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
       }
     } else {
       for (const job of splitIntoJobs(plan, info, config.FANOUT_STRATEGY)) {
-        for (const v of await renderAll(original, job, renderOptionsFrom(config)))
+        for (const v of await renderAll(original, job, renderOptions))
           outputs.push({ width: v.width, format: v.format, data: v.data });
         invocations++;
       }
@@ -369,7 +379,10 @@ const USAGE = `usage: npm run bench:defaults -- [options]
 The anchor at sharp's defaults against ours at each candidate setting (docs/performance.md, "At defaults").
 
 Options:
-  --corpus DIR          images to measure (default ../shared/corpus)
+  --corpus DIR          images to measure (default ../shared/corpus); with a manifest.json
+                        ([{file, kind, split}]) or kind subfolders, results per kind too
+  --split NAME          only the corpus manifest's images of this split (e.g. tuning, heldout)
+  --per-kind N          at most N images of each kind, the same ones every run (default: all)
   --only NAMES          comma-separated image names to keep (default: all)
   --candidates LIST     comma-separated settings of ours: "defaults" (shared/core/config.ts), qNNeN (AVIF
                         quality and effort) or NAME=value+NAME=value (any pipeline variables)
@@ -381,8 +394,8 @@ Options:
 `;
 
 /** Copies of the images larger than `megapixels`, scaled down to it; smaller ones are left out. */
-async function scaledTo(images: readonly BenchImage[], megapixels: number, dir: string): Promise<BenchImage[]> {
-  const scaled: BenchImage[] = [];
+async function scaledTo(images: readonly KindedImage[], megapixels: number, dir: string): Promise<KindedImage[]> {
+  const scaled: KindedImage[] = [];
   for (const image of images) {
     const metadata = await sharp(image.path)
       .metadata()
@@ -390,13 +403,13 @@ async function scaledTo(images: readonly BenchImage[], megapixels: number, dir: 
     const { width, height } = metadata?.autoOrient ?? { width: 0, height: 0 };
     if (width * height <= megapixels * 1e6) continue;
     const factor = Math.sqrt((megapixels * 1e6) / (width * height));
-    const path = join(dir, `${image.name.replace(/\.[^.]+$/, '')}-${megapixels}mp.jpg`);
+    const path = join(dir, `${basename(image.name).replace(/\.[^.]+$/, '')}-${megapixels}mp.jpg`);
     await sharp(image.path)
       .rotate()
       .resize(Math.round(width * factor), Math.round(height * factor), { kernel: KERNEL })
       .jpeg({ quality: 92 })
       .toFile(path);
-    scaled.push({ name: basename(path), path });
+    scaled.push({ ...image, name: basename(path), path });
   }
   return scaled;
 }
@@ -418,6 +431,8 @@ async function main(): Promise<void> {
       corpus: { type: 'string', default: '../shared/corpus' },
       only: { type: 'string', default: '' },
       candidates: { type: 'string', default: 'defaults' },
+      split: { type: 'string', default: '' },
+      'per-kind': { type: 'string', default: '0' },
       megapixels: { type: 'string', default: '0' },
       json: { type: 'string', default: resultsPath('bench-defaults.json') },
     },
@@ -430,11 +445,17 @@ async function main(): Promise<void> {
   };
   if (!(args.megapixels >= 0)) refuse('--megapixels needs a number of megapixels', USAGE);
   const candidates: Candidate[] = args.candidates.split(',').map(parseCandidate);
-  const listed = (await corpusImages(args.corpus)).filter(
-    (image) => args.only.length === 0 || args.only.includes(image.name),
+  const kinded = await kindedImages(args.corpus);
+  const perKind = Number(values['per-kind']);
+  if (!(perKind >= 0)) refuse('--per-kind needs a number of images', USAGE);
+  const all: KindedImage[] = kinded ?? (await corpusImages(args.corpus));
+  let listed = all.filter(
+    (image) =>
+      (args.only.length === 0 || args.only.includes(image.name)) && (args.split === '' || image.split === args.split),
   );
+  if (perKind > 0) listed = stratifiedSample(listed, perKind);
   const scaledDir = args.megapixels > 0 ? await mkdtemp(join(tmpdir(), 'bench-defaults-mp-')) : undefined;
-  const images = scaledDir ? await scaledTo(listed, args.megapixels, scaledDir) : listed;
+  const images: KindedImage[] = scaledDir ? await scaledTo(listed, args.megapixels, scaledDir) : listed;
   const butteraugli = await butteraugliInstalled();
   const lines: string[] = [
     `## At defaults: anchor at sharp's defaults vs ours (${images.length} image(s)${args.megapixels > 0 ? ` scaled to ${args.megapixels} MP` : ''}, 1 run each, one libvips thread)`,
@@ -445,6 +466,7 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const anchorResults: MethodResult[] = [];
+  const kinds: Array<string | undefined> = [];
   const oursResults = candidates.map(() => [] as MethodResult[]);
   for (const image of images) {
     // An image libvips rejects (the corpus has one) is a row of its own, not the end of the run.
@@ -454,6 +476,7 @@ async function main(): Promise<void> {
     });
     if (!anchor) continue;
     anchorResults.push(anchor);
+    kinds.push(image.kind);
     lines.push(row(image.name, anchor, 'anchor', butteraugli));
     for (const [i, candidate] of candidates.entries()) {
       const ours = await runChild(image.path, { kind: 'ours', candidate }, butteraugli);
@@ -474,6 +497,24 @@ async function main(): Promise<void> {
         .map(([f, ok]) => `${f} ${ok ? 'yes' : 'no'}`)
         .join(', ')}`,
     );
+  }
+  const kindNames = [...new Set(kinds.filter((k) => k !== undefined))].sort();
+  if (kindNames.length > 0) {
+    lines.push('');
+    for (const [i, { candidate, overall: o }] of overall.entries()) {
+      const of = (results: readonly MethodResult[], kind: string) => results.filter((_, j) => kinds[j] === kind);
+      const summaries = kindNames.map((kind) =>
+        summariseKind(
+          kind,
+          of(anchorResults, kind).length,
+          total(of(anchorResults, kind)),
+          total(of(oursResults[i]!, kind)),
+          FORMATS,
+        ),
+      );
+      summaries.push(summariseKind('**all**', anchorResults.length, anchorAll, o, FORMATS));
+      lines.push(...kindTable(`ours ${candidateName(candidate)}`, summaries, FORMATS));
+    }
   }
   const chosen = chooseCandidate(anchorAll, overall);
   lines.push(

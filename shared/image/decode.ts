@@ -24,6 +24,8 @@ export interface DecodeOptions {
    * and an AVIF encode predicted to end past it is not started (it cannot be interrupted).
    */
   deadline?: number;
+  /** {@link SHRINK_ON_LOAD_MARGIN} unless given: benchmarks compare margins (Infinity: never). */
+  shrinkOnLoadMargin?: number;
 }
 
 /**
@@ -169,6 +171,32 @@ function openOriginal(original: Original, options: DecodeOptions): Sharp {
     : readLevel(original);
 }
 
+/**
+ * The least decoded size ÷ target size (per axis) a shrink-on-load may leave before lanczos3 has
+ * the last word; chosen on a tuning split, docs/performance.md ("Any photo").
+ */
+export const SHRINK_ON_LOAD_MARGIN = 1.5;
+
+/**
+ * The margin sharp's shrink-on-load (`fastShrinkOnLoad`, pipeline.cc) would leave: decoded size ÷
+ * target, the smaller axis. JPEG: DCT scaling by the largest of 8, 4, 2 the shrink reaches, halved
+ * when the shrink truncates to it (libjpeg rounding); WebP: libwebp scales to the target itself (1).
+ * Infinity when nothing shrinks on load (other formats, or too small a shrink).
+ */
+export function shrinkOnLoadMargin(
+  format: string | undefined,
+  source: { width: number; height: number },
+  target: { width: number; height: number },
+): number {
+  const shrink = Math.min(source.width / target.width, source.height / target.height);
+  if (format === 'webp') return shrink > 1 ? 1 : Number.POSITIVE_INFINITY;
+  if (format !== 'jpeg') return Number.POSITIVE_INFINITY;
+  let scale = [8, 4, 2].find((s) => shrink >= s) ?? 1;
+  if (scale > 1 && Math.trunc(shrink) === scale) scale /= 2;
+  if (scale === 1) return Number.POSITIVE_INFINITY;
+  return Math.min(Math.ceil(source.width / scale) / target.width, Math.ceil(source.height / scale) / target.height);
+}
+
 /** Whether the decode must resize: to a smaller width, or decoded HEIC pixels that differ from the header. */
 const needsResize = (original: Original, width: number, height: number, source: { width: number }): boolean =>
   width < source.width || (!Buffer.isBuffer(original) && (original.width !== width || original.height !== height));
@@ -200,17 +228,22 @@ export async function decodeLevel(
   original: Original,
   width: number,
   height: number,
-  source: { width: number },
+  source: { width: number; height: number },
   options: DecodeOptions,
 ): Promise<Level> {
   let pipeline = openOriginal(original, options)
     .timeout({ seconds: sharpTimeoutSeconds(options.deadline) })
     .rotate();
-  // fastShrinkOnLoad off: with it, libjpeg/libwebp decode at 1/2–1/8 size by DCT scaling before
-  // lanczos3, which cost up to 0.0074 SSIM against a direct resize (18 MP noisy photo at 1600 px)
-  // to save ~0.1–0.4 s of decode CPU; libvips still streams the decode, so memory barely moves.
+  // Shrink-on-load (libjpeg DCT scaling) only when it leaves SHRINK_ON_LOAD_MARGIN × the target:
+  // closer to it, the scaled IDCT's softness shows through (and libwebp's scaler is cruder still);
+  // past it, lanczos3's last step hides it and the decode is cheaper. Otherwise sharp's own rule
+  // (fastShrinkOnLoad off) still scales a JPEG when that leaves 2× or more.
+  const fastShrinkOnLoad =
+    Buffer.isBuffer(original) &&
+    shrinkOnLoadMargin(sniffFormat(original), source, { width, height }) >=
+      (options.shrinkOnLoadMargin ?? SHRINK_ON_LOAD_MARGIN);
   if (needsResize(original, width, height, source))
-    pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL, fastShrinkOnLoad: false });
+    pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: KERNEL, fastShrinkOnLoad });
   pipeline = pipeline.toColourspace('srgb');
   try {
     return await materialise(pipeline, options.keepMetadata);

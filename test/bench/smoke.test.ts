@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,7 @@ import {
 } from '../../bench/defaults.js';
 import { type ImageResult, type Overall, verdictOf } from '../../bench/auto-quality.js';
 import { benchConfig } from '../../bench/methods.js';
+import { stratifiedSample, summariseKind, weakestKind } from '../../bench/kinds.js';
 import { makePhoto, textPosingAsJpeg } from '../fixtures/images.js';
 
 const run = promisify(execFile);
@@ -279,6 +280,57 @@ describe('bench', () => {
           }
         }
         expect(saved.anchor[0]!.invocations).to.equal(6);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  });
+  describe('kinds of photo (bench/kinds.ts)', function () {
+    this.timeout(120_000);
+
+    it('samples the same images of each kind every run, at most N per kind', () => {
+      const images = ['a', 'b', 'c', 'd'].flatMap((n) => [
+        { name: `camera/${n}.jpg`, path: '', kind: 'camera' },
+        { name: `scan/${n}.png`, path: '', kind: 'scan' },
+      ]);
+      const sample = stratifiedSample(images, 2);
+      expect(sample.filter((i) => i.kind === 'camera')).to.have.length(2);
+      expect(sample.filter((i) => i.kind === 'scan')).to.have.length(2);
+      expect(stratifiedSample([...images].reverse(), 2)).to.deep.equal(sample);
+    });
+
+    it('summarises a kind against the anchor and names the weakest', () => {
+      const anchor = { cpuS: 8, bytes: { avif: 1000 }, ssim: { avif: 0.95 }, butteraugli: { avif: 3.5 } };
+      const fast = summariseKind('camera', 2, anchor, { ...anchor, cpuS: 2, bytes: { avif: 1010 } }, ['avif']);
+      const slow = summariseKind('scan', 1, anchor, { ...anchor, cpuS: 4, ssim: { avif: 0.96 } }, ['avif']);
+      expect(fast.ratio).to.equal(4);
+      expect(fast.bytes.avif).to.be.closeTo(0.01, 1e-9);
+      expect(slow.ssim.avif).to.be.closeTo(0.01, 1e-9);
+      expect(slow.butteraugli.avif).to.equal(0);
+      expect(weakestKind([fast, slow])?.kind).to.equal('scan');
+    });
+
+    it('reports per kind for a corpus in kind subfolders', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'bench-defaults-kinds-'));
+      try {
+        for (const [kind, seed] of [
+          ['camera', 6],
+          ['screenshot', 7],
+        ] as const) {
+          await mkdir(join(dir, kind));
+          await writeFile(join(dir, kind, 'p.jpg'), await makePhoto({ width: 360, height: 240, seed }));
+        }
+        const { stdout } = await run(process.execPath, [
+          DEFAULTS,
+          '--corpus',
+          dir,
+          '--json',
+          join(dir, 'defaults.json'),
+        ]);
+        expect(stdout).to.include('### Per kind: ours config defaults');
+        expect(stdout).to.match(/^\| camera \| 1 \| [0-9.]+× \|/m);
+        expect(stdout).to.match(/^\| screenshot \| 1 \| [0-9.]+× \|/m);
+        expect(stdout).to.match(/^Weakest kind: (camera|screenshot) \([0-9.]+×\)\./m);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
