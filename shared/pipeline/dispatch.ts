@@ -83,8 +83,9 @@ export interface Dispatched {
 
 /**
  * Publishes an image's jobs for a dispatch it has claimed, then marks the document dispatched.
- * A failed publish gives the claim back (due at once for the next identical upload or cleanup)
- * and throws a transient error; nothing is lost.
+ * Given the bytes, it first runs a job 0 of the preview alone here ({@link runHere}) and
+ * publishes the others. A failed publish gives the claim back (due at once for the next identical
+ * upload or cleanup) and throws a transient error; nothing is lost.
  */
 export async function dispatchImage(deps: PipelineDeps, target: DispatchTarget): Promise<Dispatched> {
   const { id, original, info, dispatch, replaces, acceptedAt, bytes } = target;
@@ -95,7 +96,7 @@ export async function dispatchImage(deps: PipelineDeps, target: DispatchTarget):
     first &&
     previewAlone(info, deps.config.PREVIEW, replaces !== undefined) &&
     isPreviewJob(first.variants, first.plan)
-      ? first
+      ? await runHere(deps, first, bytes)
       : undefined;
   try {
     await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, here ? jobs.slice(1) : jobs);
@@ -115,28 +116,28 @@ export async function dispatchImage(deps: PipelineDeps, target: DispatchTarget):
     variants: jobs[0]?.plan.length,
     dispatch,
     ...(replaces !== undefined ? { replaces } : {}),
-    ...(here ? { inline: 1 } : {}),
+    ...(here ? { ranHere: 1 } : {}),
   });
-  if (!here || !bytes) return { jobs };
-  return { jobs, inline: await runHere(deps, here, bytes) };
+  return { jobs, ...(here ? { inline: here } : {}) };
 }
 
 /**
- * Runs job 0 (the preview alone) in this process from the bytes already here: no publish, no
- * download. Any failure but the image's own (which runJob records) publishes the job instead,
- * so it is retried like any job; if this process dies first, cleanup re-dispatches the image.
+ * Runs job 0 (the preview alone) in this process from the bytes already here, before the other
+ * jobs are published so that nothing of this image competes with it: no publish, no download.
+ * Undefined when it failed for any reason but the image's own (which runJob records): the job is
+ * then published with the others and retried like any job. If this process dies first, the claim
+ * is never marked dispatched and cleanup dispatches the image after the grace.
  */
 async function runHere(deps: PipelineDeps, job: JobMessage, bytes: Buffer): Promise<JobResult | undefined> {
   try {
     return await runJob(deps, job, bytes);
   } catch (error) {
-    deps.log.warn('preview job not run here; published', {
+    deps.log.warn('preview job not run here; published with the others', {
       event: 'dispatch.inline',
       imageId: job.imageId,
       dispatch: job.dispatch,
       reason: error instanceof Error ? error.message : String(error),
     });
-    await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, [job]);
     return undefined;
   }
 }

@@ -3,7 +3,7 @@
  * renders its image's preview as job 0 from the bytes it holds, before answering, so the 202
  * carries it; the rest of the jobs are published. A failure of that run publishes job 0 instead;
  * a run that never records (held here at its write, as a stalled or dead instance would leave it)
- * is completed by cleanup's re-dispatch; the same bytes uploaded twice at once make it once; a
+ * is dispatched by cleanup; the same bytes uploaded twice at once make it once; a
  * HEIC (past the own-job rule) keeps the preview first in the first job (preview.ts previewAlone).
  */
 import { getTestServer } from '@google-cloud/functions-framework/testing';
@@ -18,7 +18,6 @@ import { publicBaseUrl } from '../../shared/core/config.js';
 import type { JobMessage } from '../../shared/core/schemas.js';
 import { runCleanup } from '../../shared/pipeline/cleanup.js';
 import { readImage } from '../../shared/state/image-doc.js';
-import { imageDocWhen } from '../fixtures/firestore.js';
 import { heicFixture, makePhoto } from '../fixtures/images.js';
 import {
   deliverJobs,
@@ -146,8 +145,9 @@ describe('preview inline: job 0 rendered by the upload itself (local storage, em
     const hold = pipeline.storageServer.holdRequests({ method: 'POST', path: previewWrite(id) });
     const answer = post(bytes).then((r) => r);
     await hold.arrived;
-    const stuck = await imageDocWhen(pipeline.deps.firestore, id, (doc) => doc?.jobCount === 4);
-    expect(stuck?.jobsDone ?? [], 'job 0 not recorded').to.deep.equal([]);
+    const stuck = await readImage(pipeline.deps, id);
+    expect(stuck?.jobsDone, 'job 0 not recorded').to.deep.equal([]);
+    expect(stuck?.dispatchedAt, 'nothing published: a claim cleanup dispatches after the grace').to.equal(undefined);
     const now = new Date(Date.now() + 31 * MIN);
     const { storage, pubsub, firestore, log } = pipeline.deps;
     const later = createDeps(pipeline.config, { storage, pubsub, firestore, log, now: () => now });
