@@ -98,6 +98,8 @@ export async function dispatchImage(deps: PipelineDeps, target: DispatchTarget):
     isPreviewJob(first.variants, first.plan)
       ? await runHere(deps, first, bytes)
       : undefined;
+  // The image failed for good in job 0 (recorded, image.failed queued): the other jobs would only skip.
+  if (here?.outcome === 'failed') return { jobs, inline: here };
   try {
     await publishJobs(deps.pubsub, deps.config.JOBS_TOPIC, here ? jobs.slice(1) : jobs);
   } catch (error) {
@@ -113,10 +115,10 @@ export async function dispatchImage(deps: PipelineDeps, target: DispatchTarget):
     event: 'dispatch',
     imageId: id,
     jobs: jobs.length,
+    published: here ? jobs.length - 1 : jobs.length,
     variants: jobs[0]?.plan.length,
     dispatch,
     ...(replaces !== undefined ? { replaces } : {}),
-    ...(here ? { ranHere: 1 } : {}),
   });
   return { jobs, ...(here ? { inline: here } : {}) };
 }
