@@ -125,7 +125,7 @@ function methodName(method: Method): string {
 }
 
 /** sharp's defaults: what `.jpeg()`, `.webp()`, `.avif()` do with no options (JPEG flattened onto white). */
-function anchorEncode(pipeline: Sharp, format: OutputFormat): Sharp {
+export function anchorEncode(pipeline: Sharp, format: OutputFormat): Sharp {
   if (format === 'jpeg') return pipeline.flatten({ background: { r: 255, g: 255, b: 255 } }).jpeg();
   return format === 'webp' ? pipeline.webp() : pipeline.avif();
 }

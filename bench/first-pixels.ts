@@ -25,13 +25,18 @@ import { pathToFileURL } from 'node:url';
 import { startLocalStack } from '../local/stack.js';
 import { makePhoto } from '../test/fixtures/images.js';
 import { parseCommandLine, refuse, resultsPath, writeResults } from './cli.js';
-import { markdownTable, median } from './stats.js';
+import { geomean, markdownTable, median } from './stats.js';
+import { anchorEncode } from './defaults.js';
+import { benchConfig } from './methods.js';
+import { heightForWidth, planImage } from '../shared/image/plan.js';
+import sharp from 'sharp';
 
 /** One upload's times, ms. */
 export interface FirstPixelsRun {
   readonly side: Side;
   readonly photo: string;
   readonly uploadMs: number;
+  /** 0 when the 202 itself carried the preview (PREVIEW=inline). */
   readonly firstMs: number | undefined;
   readonly firstJobMs: number | undefined;
   readonly readyMs: number;
@@ -44,8 +49,8 @@ interface StatusBody {
   finished?: Array<{ width: number; format: string }>;
 }
 
-/** The planners compared: today's (PREVIEW_FIRST=false) and preview-first (preview.ts). */
-const SIDES = { today: 'false', 'preview-first': 'true' } as const;
+/** The PREVIEW modes compared (preview.ts): `first-in-job` is what main did before `inline`. */
+const SIDES = { off: 'off', 'first-in-job': 'first-in-job', inline: 'inline' } as const;
 type Side = keyof typeof SIDES;
 
 /** A photo to upload: its size and encoding. */
@@ -72,12 +77,18 @@ async function measureOne(
     headers: { 'Content-Type': contentType },
     body: photo as unknown as BodyInit,
   });
-  const accepted = (await response.json()) as { id?: string; status?: string };
+  const accepted = (await response.json()) as {
+    id?: string;
+    status?: string;
+    preview?: { width: number; format: string };
+  };
   if (response.status !== 202 || !accepted.id) throw new Error(`upload answered ${response.status}`);
   const t0 = performance.now();
-  let firstMs: number | undefined;
+  let firstMs: number | undefined = accepted.preview ? 0 : undefined;
   let firstJobMs: number | undefined;
-  let first: string | undefined;
+  let first: string | undefined = accepted.preview
+    ? `${accepted.preview.width} ${accepted.preview.format} (in the 202)`
+    : undefined;
   for (;;) {
     const status = await fetch(`${api}/${accepted.id}`, { headers: { Accept: 'application/json' } });
     const body = (await status.json()) as StatusBody;
@@ -104,8 +115,9 @@ bench/results/first-pixels.json.
 
   --uploads N       rounds: uploads of each photo per side, each a distinct photo [3]
   --size LIST       photos, comma-separated WxH, with :png for a PNG
-                    [1732x1155,4000x3000,8000x6000,4000x3000:png] (2, 12, 48 MP JPEG; 12 MP PNG)
-  --sides LIST      today (PREVIEW_FIRST=false), preview-first [today,preview-first]
+                    [1732x1155,4000x3000,6000x4000,8000x6000,4000x3000:png] (2, 12, 24, 48 MP JPEG; 12 MP PNG)
+  --sides LIST      PREVIEW modes: off, first-in-job, inline [first-in-job,inline]
+  --no-anchor       skip the anchor: the usual function's bare compute of each photo, in process
   --poll MS         status poll interval [25]
   --out FILE        results file [bench/results/first-pixels.json]
   -h, --help        this text
@@ -124,6 +136,31 @@ function parsePhotos(list: string): Photo[] | undefined {
   return photos.every((photo) => photo !== undefined) && photos.length > 0 ? (photos as Photo[]) : undefined;
 }
 
+/** The `q` quantile (nearest rank) of `values`. */
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
+}
+
+/**
+ * The usual function's bare compute, wall ms: per variant of our plan, one sharp pipeline from the
+ * original's bytes at sharp's default encoder settings (defaults.ts anchorEncode), in series.
+ */
+async function anchorWall(bytes: Buffer, photo: Photo): Promise<number> {
+  const config = benchConfig();
+  const info = { width: photo.width, height: photo.height };
+  const start = performance.now();
+  for (const { width, format } of planImage(info, config).variants)
+    await anchorEncode(
+      sharp(bytes, { limitInputPixels: config.MAX_INPUT_PIXELS })
+        .rotate()
+        .resize(width, heightForWidth(width, info), { fit: 'fill', kernel: 'lanczos3' })
+        .toColourspace('srgb'),
+      format,
+    ).toBuffer();
+  return performance.now() - start;
+}
+
 /** Starts a stack for `side`, uploads each photo once, stops it. */
 async function runSide(side: Side, photos: ReadonlyArray<{ photo: Photo; bytes: Buffer }>, pollMs: number) {
   const dataDir = await mkdtemp(join(tmpdir(), 'pipeline-first-pixels-'));
@@ -135,7 +172,7 @@ async function runSide(side: Side, photos: ReadonlyArray<{ photo: Photo; bytes: 
     projectId: `first-pixels-${process.pid}`,
     cleanupIntervalSeconds: 0,
     // First pixels measure the pipeline, not sign-in; a 12 MP PNG of noise is ~30 MB (the cap is 32 MiB).
-    env: { UPLOAD_AUTH: 'none', MAX_UPLOAD_BYTES: String(32 * 1024 * 1024), PREVIEW_FIRST: SIDES[side] },
+    env: { UPLOAD_AUTH: 'none', MAX_UPLOAD_BYTES: String(32 * 1024 * 1024), PREVIEW: SIDES[side] },
     log: (line) => log.write(`${line}\n`),
   });
   const runs: FirstPixelsRun[] = [];
@@ -166,8 +203,9 @@ async function main(argv: readonly string[]): Promise<void> {
     argv,
     {
       uploads: { type: 'string', default: '3' },
-      size: { type: 'string', default: '1732x1155,4000x3000,8000x6000,4000x3000:png' },
-      sides: { type: 'string', default: 'today,preview-first' },
+      size: { type: 'string', default: '1732x1155,4000x3000,6000x4000,8000x6000,4000x3000:png' },
+      sides: { type: 'string', default: 'first-in-job,inline' },
+      'no-anchor': { type: 'boolean', default: false },
       poll: { type: 'string', default: '25' },
       out: { type: 'string', default: resultsPath('first-pixels.json') },
     },
@@ -181,54 +219,107 @@ async function main(argv: readonly string[]): Promise<void> {
   if (!Number.isFinite(pollMs) || pollMs < 1) refuse(`--poll must be a positive number of ms`, USAGE);
   if (!photos) refuse(`--size must list sizes such as 4000x3000 or 4000x3000:png`, USAGE);
   if (sides.length === 0 || !sides.every((side): side is Side => side in SIDES))
-    refuse(`--sides must list today and/or preview-first`, USAGE);
+    refuse(`--sides must list off, first-in-job and/or inline`, USAGE);
 
   process.env.METADATA_SERVER_DETECTION ??= 'none';
   const runs: FirstPixelsRun[] = [];
+  const anchors: Array<{ photo: string; anchorMs: number }> = [];
   for (let round = 0; round < rounds; round++) {
     // The same photos for every side of a round; new ones each round (an identical upload is not processed again).
     const made = [];
     for (const [i, photo] of photos.entries())
       made.push({ photo, bytes: await makePhoto({ ...photo, seed: 9000 + round * 100 + i }) });
+    // The usual function's bare compute of each photo, alone on the machine (no stack running).
+    if (!values['no-anchor'])
+      for (const { photo, bytes } of made) {
+        const anchorMs = await anchorWall(bytes, photo);
+        process.stderr.write(`anchor, ${photo.name}: ${Math.round(anchorMs)} ms\n`);
+        anchors.push({ photo: photo.name, anchorMs });
+      }
     // Which side goes first alternates, so that a slow spell of the shared machine falls on both.
     const order = round % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order as Side[]) runs.push(...(await runSide(side, made, pollMs)));
   }
-  const seconds = (values: number[]) =>
-    values.length === 0
-      ? ['–', '–', '–']
-      : [median(values), Math.min(...values), Math.max(...values)].map((v) => (v / 1000).toFixed(2));
+  const p = (values: number[], q: number) => (values.length === 0 ? '–' : (quantile(values, q) / 1000).toFixed(2));
+  const both = (values: number[]) => `${p(values, 0.5)} / ${p(values, 0.9)}`;
   const rows = photos.flatMap((photo) =>
     (sides as Side[]).map((side) => {
       const mine = runs.filter((r) => r.photo === photo.name && r.side === side);
       const defined = (key: 'firstMs' | 'firstJobMs') => mine.flatMap((r) => (r[key] === undefined ? [] : [r[key]]));
+      const fromRequest = mine.flatMap((r) => (r.firstMs === undefined ? [] : [r.uploadMs + r.firstMs]));
       return [
         photo.name,
         side,
-        seconds(mine.map((r) => r.uploadMs))[0] ?? '–',
-        seconds(defined('firstMs')).join(' / '),
-        seconds(defined('firstJobMs'))[0] ?? '–',
-        seconds(mine.map((r) => r.readyMs)).join(' / '),
+        both(mine.map((r) => r.uploadMs)),
+        both(defined('firstMs')),
+        both(fromRequest),
+        p(defined('firstJobMs'), 0.5),
+        both(mine.map((r) => r.readyMs)),
         [...new Set(mine.map((r) => r.first))].join(', '),
       ];
     }),
   );
-  console.log(`${rounds} upload(s) of each photo per side, one at a time, polled every ${pollMs} ms\n`);
+  console.log(`${rounds} upload(s) of each photo per side, one at a time, polled every ${pollMs} ms; p50 / p90 s\n`);
   console.log(
     markdownTable(
       [
         'photo',
-        'planner',
-        'request → 202, median s',
-        '202 → first variant listed: median / min / max s',
-        "202 → the first job's variants, median s",
-        '202 → ready: median / min / max s',
+        'PREVIEW',
+        'request → 202',
+        '202 → first variant',
+        'request → first variant',
+        "202 → the first job's variants, p50",
+        '202 → ready',
         'first variant listed',
       ],
       rows,
     ),
   );
-  await writeResults(values.out, { photos, pollMs, runs });
+  if (anchors.length > 0) {
+    // Upload → ready against the usual function's bare compute on the same photos (issue 25's second figure).
+    const ratios: Record<string, number[]> = {};
+    const anchorRows = photos.flatMap((photo) => {
+      const anchor = median(anchors.filter((a) => a.photo === photo.name).map((a) => a.anchorMs));
+      return (sides as Side[]).map((side) => {
+        const mine = runs.filter((r) => r.photo === photo.name && r.side === side);
+        const ready = median(mine.map((r) => r.readyMs));
+        const fromRequest = median(mine.map((r) => r.uploadMs + r.readyMs));
+        if (photo.width * photo.height >= 12e6) ratios[side] = [...(ratios[side] ?? []), anchor / ready];
+        return [
+          photo.name,
+          side,
+          (anchor / 1000).toFixed(2),
+          (ready / 1000).toFixed(2),
+          (fromRequest / 1000).toFixed(2),
+          `${(anchor / ready).toFixed(2)}×`,
+          `${(anchor / fromRequest).toFixed(2)}×`,
+        ];
+      });
+    });
+    console.log(
+      `\nthe usual function's bare compute (one sharp pipeline per variant at sharp's defaults, in process, in series), medians\n`,
+    );
+    console.log(
+      markdownTable(
+        [
+          'photo',
+          'PREVIEW',
+          'anchor s',
+          '202 → ready s',
+          'request → ready s',
+          'anchor ÷ 202→ready',
+          'anchor ÷ request→ready',
+        ],
+        anchorRows,
+      ),
+    );
+    for (const side of sides as Side[])
+      if (ratios[side]?.length)
+        console.log(
+          `\n${side}: geometric mean of anchor ÷ 202→ready over the ≥ 12 MP photos: ${geomean(ratios[side]).toFixed(2)}×`,
+        );
+  }
+  await writeResults(values.out, { photos, pollMs, runs, anchors });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main(process.argv.slice(2));

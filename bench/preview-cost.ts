@@ -34,6 +34,7 @@ import { markdownTable, median } from './stats.js';
 export const PREVIEW_PHOTOS: ReadonlyArray<{ name: string; width: number; height: number; format: PhotoFormat }> = [
   { name: '2 MP JPEG', width: 1732, height: 1155, format: 'jpeg' },
   { name: '12 MP JPEG', width: 4000, height: 3000, format: 'jpeg' },
+  { name: '24 MP JPEG', width: 6000, height: 4000, format: 'jpeg' },
   { name: '48 MP JPEG', width: 8000, height: 6000, format: 'jpeg' },
   { name: '12 MP PNG', width: 4000, height: 3000, format: 'png' },
 ];
@@ -91,7 +92,7 @@ async function additions(
 async function main(argv: readonly string[]): Promise<void> {
   const usage = `usage: npm run bench:preview-cost -- [options]
 
-Total CPU of every job of 2, 12 and 48 MP JPEGs and a 12 MP PNG, in process, for today's jobs, the
+Total CPU of every job of 2, 12, 24 and 48 MP JPEGs and a 12 MP PNG, in process, for today's jobs, the
 preview as a job of its own, and the preview first in its job; and what each adds, measured alone.
 
   --runs N          interleaved runs per schedule; medians [3]

@@ -104,6 +104,7 @@ function answerAccepted(req: Request, res: Response, outcome: AcceptOutcome): vo
         ...(v.animated ? { animated: true } : {}),
         name: variantName(outcome.id, v.width, v.format, v.aspect, v.animated),
       })),
+      ...(outcome.preview ? { preview: outcome.preview } : {}),
     } satisfies UploadProcessingBody);
   }
 }

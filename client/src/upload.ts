@@ -8,7 +8,7 @@ import { ApiError, errorFromResponse } from './errors.js';
 import { type ApiOptions, apiUrl, authHeaders, json, send } from './http.js';
 import { pollUntil } from './status.js';
 import { type TransferProgress, transfer } from './transfer.js';
-import type { Manifest, ProcessingStatus, ReadyStatus, UploadStatus } from './types.js';
+import type { FinishedVariant, Manifest, ProcessingStatus, ReadyStatus, UploadStatus } from './types.js';
 
 const MiB = 1024 * 1024;
 
@@ -53,6 +53,8 @@ export interface UploadResult {
   readonly manifest?: Manifest | undefined;
   /** How the bytes went: `direct` (`POST /uploads`) or `signed-url`. */
   readonly via: 'direct' | 'signed-url';
+  /** The image's first variant, already final, when the server made it before answering (PREVIEW=inline). */
+  readonly preview?: FinishedVariant | undefined;
 }
 
 /**
@@ -83,7 +85,13 @@ function fileNameOf(source: UploadSource): string | undefined {
 }
 
 /** An accepted upload's answer as the server sends it (`imageId` only with per-upload ids). */
-type AcceptedBody = { id: string; imageId?: string; status: 'ready' | 'processing'; manifest?: Manifest };
+type AcceptedBody = {
+  id: string;
+  imageId?: string;
+  status: 'ready' | 'processing';
+  manifest?: Manifest;
+  preview?: FinishedVariant;
+};
 
 async function uploadDirect(blob: Blob, filename: string, options: UploadOptions): Promise<UploadResult> {
   const form = new FormData();
@@ -111,6 +119,7 @@ function accepted(body: AcceptedBody, via: UploadResult['via']): UploadResult {
     imageId: body.imageId ?? body.id,
     status: body.status,
     ...(body.status === 'ready' ? { manifest: body.manifest } : {}),
+    ...(body.preview ? { preview: body.preview } : {}),
     via,
   };
 }

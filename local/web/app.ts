@@ -711,6 +711,8 @@ async function uploadFile(card: UploadCard, file: File, metadata: Record<string,
   void refreshMine();
   // Even an image that was ready at once is read back by status: that answer has the metadata.
   card.setState('processing', 'Processing…', 0);
+  // The upload's answer may carry the first variant already (PREVIEW=inline): shown with no poll.
+  if (accepted.preview) card.showFinished([accepted.preview], {}, file.name);
   await follow(card);
   // "Your uploads" listed it while it was processing.
   void refreshMine();

@@ -11,6 +11,7 @@ import {
   CROP_STRATEGIES,
   FANOUT_STRATEGIES,
   OUTPUT_FORMATS,
+  PREVIEW_MODES,
   QUALITY_MODES,
   isLoopbackHttpUrl,
   UPLOAD_AUTH_MODES,
@@ -31,6 +32,10 @@ export const AUTO_QUALITY_TARGET_DEFAULTS: Readonly<Record<OutputFormat, number>
   jpeg: 0.978,
 };
 
+/** An enumerated setting, its message listing the values. */
+const oneOf = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { message: `must be one of ${values.join(', ')}` });
+
 const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -45,12 +50,7 @@ const int = (min: number, max: number) =>
 const list = <T extends z.ZodType>(item: T) =>
   z
     .string()
-    .transform((s): unknown[] =>
-      s
-        .split(',')
-        .map((p) => p.trim())
-        .filter((p) => p.length > 0),
-    )
+    .transform((s): unknown[] => s.split(',').flatMap((p) => (p.trim() ? [p.trim()] : [])))
     .pipe(z.array(item));
 
 const widths = list(int(16, 8192))
@@ -127,8 +127,7 @@ export const ENV_SCHEMA = z.object({
     .default([320, 640, 1024, 1600, 2048])
     .describe('Variant widths in pixels, comma-separated; never enlarged past the original.'),
   FORMATS: formats.default(['avif', 'webp', 'jpeg']).describe('Output formats, comma-separated: avif, webp, jpeg.'),
-  FANOUT_STRATEGY: z
-    .enum(FANOUT_STRATEGIES, { message: `must be one of ${FANOUT_STRATEGIES.join(', ')}` })
+  FANOUT_STRATEGY: oneOf(FANOUT_STRATEGIES)
     .default('balanced')
     .describe("How an image's variants are split into jobs: per-width, per-format, balanced, per-image."),
   ASPECTS: aspects
@@ -136,8 +135,7 @@ export const ENV_SCHEMA = z.object({
     .describe(
       'Cropped aspect ratios to make besides the uncropped variants, comma-separated W:H (e.g. `1:1,16:9`); empty: none.',
     ),
-  CROP_STRATEGY: z
-    .enum(CROP_STRATEGIES, { message: `must be one of ${CROP_STRATEGIES.join(', ')}` })
+  CROP_STRATEGY: oneOf(CROP_STRATEGIES)
     .default('attention')
     .describe(
       "Where an aspect crop sits when the uploader gave no focus: attention, entropy (sharp's strategies) or centre.",
@@ -156,8 +154,7 @@ export const ENV_SCHEMA = z.object({
     .default('10')
     .transform((value): 8 | 10 => (value === '10' ? 10 : 8))
     .describe('AVIF bit depth: 10 codes the same 8-bit pixels in fewer bytes at equal quality, for more CPU.'),
-  QUALITY_MODE: z
-    .enum(QUALITY_MODES, { message: `must be one of ${QUALITY_MODES.join(', ')}` })
+  QUALITY_MODE: oneOf(QUALITY_MODES)
     .default('fixed')
     .describe(
       "How each format's quality is chosen: `fixed` (the *_QUALITY settings) or `auto` (per image, the lowest quality reaching the AUTO_QUALITY_TARGET_* score; docs/auto-quality.md).",
@@ -174,13 +171,14 @@ export const ENV_SCHEMA = z.object({
   AUTO_QUALITY_MAX_TRIALS: int(1, 12)
     .default(4)
     .describe('With QUALITY_MODE=auto: most trial encodes per format and job in the quality search.'),
-  ANIMATION: z
-    .enum(ANIMATION_MODES, { message: `must be one of ${ANIMATION_MODES.join(', ')}` })
+  ANIMATION: oneOf(ANIMATION_MODES)
     .default('first-frame')
     .describe(
       'Animated GIF/WebP input: `first-frame` (every variant is the first frame) or `keep` (WebP variants animated, every frame, delays and loop kept; JPEG and AVIF stay the first frame; docs/format-limits.md).',
     ),
-  PREVIEW_FIRST: boolean.default(true).describe('Make the smallest, cheapest variant first, for the first pixels.'),
+  PREVIEW: oneOf(PREVIEW_MODES)
+    .default('inline')
+    .describe("How an image's first variant is scheduled: `inline`, `first-in-job` or `off` (docs/state.md)."),
   PREVIEW_EVENT: boolean.default(false).describe("Publish `image.preview` once an image's first variant exists."),
   KEEP_METADATA: boolean
     .default(false)
@@ -216,8 +214,7 @@ export const ENV_SCHEMA = z.object({
   )
     .default([])
     .describe('Browser origins allowed to call the upload API, comma-separated, or `*`. Empty: no browser origin.'),
-  UPLOAD_AUTH: z
-    .enum(UPLOAD_AUTH_MODES, { message: `must be one of ${UPLOAD_AUTH_MODES.join(', ')}` })
+  UPLOAD_AUTH: oneOf(UPLOAD_AUTH_MODES)
     .default('token')
     .describe(
       "How the upload API authenticates: `jwt` (end users' OpenID Connect ID tokens from JWT_ISSUER; UPLOAD_TOKEN, if set, for trusted backends), `token` (requires UPLOAD_TOKEN) or `none` (no authentication, only when set explicitly). With `token` and no UPLOAD_TOKEN, or `jwt` without JWT_ISSUER and JWT_AUDIENCE, upload refuses to start.",

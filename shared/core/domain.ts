@@ -45,6 +45,14 @@ export const ANIMATION_MODES = ['first-frame', 'keep'] as const;
 /** One of {@link ANIMATION_MODES}. */
 export type AnimationMode = (typeof ANIMATION_MODES)[number];
 
+/**
+ * How an image's first variant is scheduled (PREVIEW): a tiny job of its own run by the accepting
+ * function where that is cheap (else as `first-in-job`), first in the first job, or in plan order.
+ */
+export const PREVIEW_MODES = ['inline', 'first-in-job', 'off'] as const;
+/** One of {@link PREVIEW_MODES}. */
+export type PreviewMode = (typeof PREVIEW_MODES)[number];
+
 /** True for an `http://` URL whose host is a loopback address (127.0.0.0/8, ::1, localhost). */
 export function isLoopbackHttpUrl(url: string): boolean {
   let parsed: URL;

@@ -43,13 +43,28 @@ export const QueuedVariantSchema = z.object({
   name: z.string(),
 });
 
-/** `POST /uploads` 202: the upload is the caller's, its image is being made. */
+/** A written variant of an image still processing: its object is final (immutable URL). */
+export const FinishedVariantSchema = z.object({
+  url: z.string(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  format: z.enum(OUTPUT_FORMATS),
+  aspect: Aspect.optional(),
+  /** An animated WebP (ANIMATION=keep). */
+  animated: z.literal(true).optional(),
+});
+
+/**
+ * `POST /uploads` 202: the upload is the caller's, its image is being made; `preview`, when the
+ * upload made the image's first variant before answering (PREVIEW=inline), is final already.
+ */
 export const UploadProcessingSchema = z.object({
   id: AssetId,
   imageId: ImageId,
   status: z.literal('processing'),
   statusUrl: z.string(),
   variants: z.array(QueuedVariantSchema),
+  preview: FinishedVariantSchema.optional(),
 });
 
 /** `POST /uploads` 200: the same image was already done with the deployed recipe. */
@@ -69,17 +84,6 @@ const assetFacts = {
 
 /** `GET /uploads/{id}` 200. */
 export const StatusReadySchema = UploadReadySchema.extend(assetFacts);
-
-/** A written variant of an image still processing: its object is final (immutable URL). */
-export const FinishedVariantSchema = z.object({
-  url: z.string(),
-  width: z.number().int().positive(),
-  height: z.number().int().positive(),
-  format: z.enum(OUTPUT_FORMATS),
-  aspect: Aspect.optional(),
-  /** An animated WebP (ANIMATION=keep). */
-  animated: z.literal(true).optional(),
-});
 
 /** `GET /uploads/{id}` 202: `done` of `total` variants written, the `finished` ones a page can show. */
 export const StatusProcessingSchema = z.object({

@@ -1,12 +1,14 @@
 /**
- * Preview-first scheduling: which variant an image shows first, and putting it first. The preview
- * is the cheapest still variant at the plan's smallest uncropped width; it goes into the first
- * job and the renderer writes it right after that job's decode (docs/state.md "Progressive
- * status"). Why first in the first job rather than a tiny job of its own: a job of its own decodes
- * the whole original once more (docs/performance.md, "Preview first" has the measurements).
+ * Preview-first scheduling: which variant an image shows first, and where it is made. The preview
+ * is the cheapest still variant at the plan's smallest uncropped width. With PREVIEW=inline it is
+ * a tiny job of its own (job 0), which the accepting function runs from the bytes it holds, when
+ * the original decodes cheaply at a fraction of its size (JPEG and WebP shrink on load) or is
+ * small; otherwise, and with PREVIEW=first-in-job, it goes into the first job and the renderer
+ * writes it right after that job's decode (docs/state.md "Progressive status"; the costs of
+ * either: docs/performance.md, "Preview first").
  */
-import type { OutputFormat } from '../core/domain.js';
-import type { VariantSpec } from '../core/schemas.js';
+import type { OutputFormat, PreviewMode } from '../core/domain.js';
+import type { OriginalInfo, VariantSpec } from '../core/schemas.js';
 import { FORMAT_COST_FACTORS } from './plan.js';
 
 /** The variant an image shows first. */
@@ -52,4 +54,54 @@ export function previewFirst(jobs: readonly VariantSpec[][], plan: readonly Vari
     );
   const first = [spec, ...(rest[0] ?? [])].sort((a, b) => rank(a) - rank(b));
   return [first, ...rest.slice(1)].filter((job) => job.length > 0);
+}
+
+/**
+ * Largest originals whose preview is a job of its own: the own job's decode is the whole cost it
+ * adds, a fraction of the image's when JPEG/WebP shrink on load, a full decode for the others;
+ * HEIC and AVIF never (their decoders cost several times as much per pixel). Each kept under 3 %
+ * of the image's CPU (docs/performance.md, "Preview first").
+ */
+export const OWN_JOB_MAX_PIXELS = { shrinkOnLoad: 30_000_000, other: 13_000_000 } as const;
+const SHRINKS_ON_LOAD = new Set(['jpeg', 'webp']);
+const DEAR_DECODES = new Set(['heif', 'avif']);
+
+/**
+ * Whether the image's jobs start with the preview alone (PREVIEW=inline, a first result, not an
+ * update: an update's page shows the ready manifest meanwhile, so a tiny job would only cost).
+ * A function of the configuration and the original alone, so every dispatch of an image agrees.
+ */
+export function previewAlone(
+  info: Pick<OriginalInfo, 'format' | 'width' | 'height'>,
+  mode: PreviewMode,
+  update: boolean,
+): boolean {
+  if (mode !== 'inline' || update || DEAR_DECODES.has(info.format)) return false;
+  const limit = SHRINKS_ON_LOAD.has(info.format) ? OWN_JOB_MAX_PIXELS.shrinkOnLoad : OWN_JOB_MAX_PIXELS.other;
+  return info.width * info.height <= limit;
+}
+
+/**
+ * `jobs` scheduled for the preview: alone in a job 0 of its own ({@link previewAlone}), first in
+ * the first job ({@link previewFirst}), or as split (`off`). A job left empty is dropped.
+ */
+export function schedulePreview(
+  jobs: readonly VariantSpec[][],
+  plan: readonly VariantSpec[],
+  mode: PreviewMode,
+  alone: boolean,
+): VariantSpec[][] {
+  if (mode === 'off') return jobs.map((job) => [...job]);
+  const preview = previewVariantOf(plan);
+  const spec = preview && jobs.flat().find((candidate) => isPreview(candidate, preview));
+  if (!alone || !preview || !spec) return previewFirst(jobs, plan);
+  const rest = jobs.map((job) => job.filter((candidate) => !isPreview(candidate, preview)));
+  return [[spec], ...rest.filter((job) => job.length > 0)];
+}
+
+/** True for a job of the preview alone (job 0 of {@link schedulePreview} with `alone`). */
+export function isPreviewJob(variants: readonly VariantSpec[], plan: readonly VariantSpec[]): boolean {
+  const preview = previewVariantOf(plan);
+  const [only] = variants;
+  return variants.length === 1 && preview !== undefined && only !== undefined && isPreview(only, preview);
 }

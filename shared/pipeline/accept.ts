@@ -37,6 +37,9 @@ import { drainOrDefer } from '../state/outbox.js';
 import type { UploadMetadata } from '../core/metadata.js';
 import type { ImageDoc } from '../state/image-doc.js';
 import { randomUUID } from 'node:crypto';
+import type { FinishedVariant } from '../http/api-schemas.js';
+import { publicBaseUrl } from '../core/config.js';
+import { finishedVariants } from './status.js';
 
 /** Where an accepted image stands. */
 type ImageOutcome =
@@ -47,6 +50,8 @@ type ImageOutcome =
       readonly dispatched: boolean;
       /** False while another caller's claim has not stored the original yet (it may be copying from the caller's source). */
       readonly stored: boolean;
+      /** The preview, written and recorded before the answer (PREVIEW=inline, dispatch.ts). */
+      readonly preview?: FinishedVariant;
     }
   | { readonly state: 'ready'; readonly id: string; readonly manifest: Manifest }
   | { readonly state: 'failed'; readonly id: string; readonly record: FailureRecord };
@@ -289,15 +294,26 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
       height: info.height,
       bytes: info.bytes,
     });
-    const jobs = await dispatchImage(deps, {
+    const { jobs, inline } = await dispatchImage(deps, {
       id,
       original,
       info: decision.info,
       dispatch: decision.dispatch,
       replaces: decision.update?.replaces,
       acceptedAt,
+      bytes: input.bytes,
     });
-    return { state: 'processing', id, assetId, variants: jobs[0]?.plan ?? [], dispatched: true, stored: true };
+    const [preview] = finishedVariants({ id, variants: [...(inline?.facts ?? [])] }, publicBaseUrl(deps.config));
+    const variants = jobs[0]?.plan ?? [];
+    return {
+      state: 'processing',
+      id,
+      assetId,
+      variants,
+      dispatched: true,
+      stored: true,
+      ...(preview ? { preview } : {}),
+    };
   }
   throw transient('unavailable', 'The image kept changing while being accepted; retry shortly.');
 }

@@ -73,6 +73,8 @@ export interface JobResult {
   readonly skipped: number;
   /** True when this delivery's fan-in made the image ready (or its update done). */
   readonly manifestWritten: boolean;
+  /** What the fan-in recorded of this job's variants (completed or partial). */
+  readonly facts?: readonly VariantFacts[];
 }
 
 /** Who a job is, in logs and (with a per-delivery suffix) as the outbox's lease holder. */
@@ -226,18 +228,19 @@ async function recordEarly(run: JobRun, facts: VariantFacts): Promise<void> {
     );
 }
 
-/** Downloads the original and renders the variants to make, writing each as it is encoded. */
+/** Downloads the original (unless given its bytes) and renders the variants to make, writing each as it is encoded. */
 async function renderAndWrite(
   run: JobRun,
   needed: readonly VariantSpec[],
   made: Made,
   recordFirst: boolean,
+  bytes: Buffer | undefined,
 ): Promise<'done' | 'original-missing'> {
   const { deps, job } = run;
   const source = deps.storage
     .bucket(job.original.bucket)
     .file(job.original.name, { generation: Number(job.original.generation) });
-  const original = await downloadOrUndefined(source);
+  const original = bytes ?? (await downloadOrUndefined(source));
   if (!original) return 'original-missing';
   let cpuMark = run.cpuStart;
   await renderVariants(
@@ -252,7 +255,7 @@ async function renderAndWrite(
       timings: run.timings,
       crops: job.info.crops,
       placeholderFor: placeholderVariantOf(job.plan),
-      preview: deps.config.PREVIEW_FIRST ? previewVariantOf(job.plan) : undefined,
+      preview: deps.config.PREVIEW !== 'off' ? previewVariantOf(job.plan) : undefined,
       autoQuality: autoQualityFromConfig(deps.config, run.searches),
     },
     async (variant) => {
@@ -309,8 +312,9 @@ async function skipStale(run: JobRun, doc: ImageDoc | undefined): Promise<JobRes
 /**
  * Runs a job. Returns normally when the job is done or failed for good (the caller acks);
  * throws a transient error when a retry can help (the caller lets Pub/Sub redeliver).
+ * `bytes`: the original's, of `job.original`'s generation, when the caller holds them (dispatch.ts).
  */
-export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobResult> {
+export async function runJob(deps: PipelineDeps, job: JobMessage, bytes?: Buffer): Promise<JobResult> {
   const run: JobRun = {
     deps,
     job,
@@ -332,7 +336,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   const recordFirst = job.job.index === 0 && doc.status === 'processing' && needed.length > 1;
   if (needed.length > 0) {
     try {
-      if ((await renderAndWrite(run, needed, made, recordFirst)) === 'original-missing') {
+      if ((await renderAndWrite(run, needed, made, recordFirst, bytes)) === 'original-missing') {
         // Retryable: the bytes are not the problem, and re-submitting them stores a new original.
         await failJob(
           run,
@@ -377,7 +381,7 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
   if (finish.kind === 'partial') {
     if (finish.outbox) await drainOutbox(deps, job.imageId, run.writer, finish.outbox);
     run.log.info('job done; other jobs still running', { event: DONE.event, ...counts, ...doneFields(run) });
-    return { outcome: 'partial', ...counts, manifestWritten: false };
+    return { outcome: 'partial', ...counts, manifestWritten: false, facts: made.facts };
   }
   run.log.info(finish.kind === 'updated' ? 'image updated' : 'image ready', {
     event: DONE.event,
@@ -386,5 +390,5 @@ export async function runJob(deps: PipelineDeps, job: JobMessage): Promise<JobRe
     ...doneFields(run),
   });
   if (finish.outbox) await drainOutbox(deps, job.imageId, run.writer, finish.outbox);
-  return { outcome: 'completed', ...counts, manifestWritten: true };
+  return { outcome: 'completed', ...counts, manifestWritten: true, facts: made.facts };
 }

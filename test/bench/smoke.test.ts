@@ -414,7 +414,7 @@ describe('bench', () => {
   describe('first pixels (bench/first-pixels.ts), smallest form', function () {
     this.timeout(120_000);
 
-    it('follows one small upload per planner on the local stack to ready; preview-first lists the smallest JPEG first', async () => {
+    it('follows one small upload per PREVIEW mode on the local stack to ready; inline answers with the smallest JPEG', async () => {
       const dir = await mkdtemp(join(tmpdir(), 'bench-first-pixels-smoke-'));
       try {
         const out = join(dir, 'first-pixels.json');
@@ -426,27 +426,31 @@ describe('bench', () => {
           '2400x1600',
           '--poll',
           '10',
+          '--no-anchor',
           '--out',
           out,
         ]);
-        for (const side of ['today', 'preview-first'])
+        for (const side of ['first-in-job', 'inline'])
           expect(stdout).to.match(
             new RegExp(
-              `^\\| 3\\.8 MP JPEG \\| ${side} \\| [\\d.]+ \\| [\\d.]+ / [\\d.]+ / [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ / [\\d.]+ / [\\d.]+ \\| `,
+              `^\\| 3\\.8 MP JPEG \\| ${side} \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\| `,
               'm',
             ),
           );
         const { runs } = JSON.parse(await readFile(out, 'utf8')) as {
           runs: Array<{ side: string; firstMs: number; firstJobMs: number; readyMs: number; first: string }>;
         };
-        expect(runs.map((r) => r.side)).to.have.members(['today', 'preview-first']);
+        expect(runs.map((r) => r.side)).to.have.members(['first-in-job', 'inline']);
         for (const r of runs) {
           // 4 MP: the rest of the variants take well over the poll interval after the first is listed.
-          expect(r.first, 'a variant, listed before ready').to.match(/^\d+ (avif|webp|jpeg)$/);
+          expect(r.first, 'a variant, listed before ready').to.match(/^\d+ (avif|webp|jpeg)/);
           expect(r.firstMs).to.be.at.most(r.firstJobMs);
           expect(r.firstJobMs).to.be.at.most(r.readyMs);
         }
-        expect(runs.find((r) => r.side === 'preview-first')?.first).to.equal('320 jpeg');
+        expect(runs.find((r) => r.side === 'first-in-job')?.first).to.equal('320 jpeg');
+        const inline = runs.find((r) => r.side === 'inline');
+        expect(inline?.first).to.equal('320 jpeg (in the 202)');
+        expect(inline?.firstMs).to.equal(0);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

@@ -19,14 +19,7 @@ import { IMAGES_COLLECTION, type ImageDoc, readImage, transactImage } from '../.
 import { claimForAccept, claimUpdate, recordOriginal } from '../../shared/state/transitions.js';
 import { PURGE_AFTER_MS } from '../../shared/state/policy.js';
 import { makePhoto } from '../fixtures/images.js';
-import {
-  pullEvents,
-  pullJobs,
-  pushBody,
-  startTestPipeline,
-  TEST_PROJECT,
-  type TestPipeline,
-} from '../fixtures/pipeline.js';
+import { deliverJobs, pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 import { serviceAsset } from '../helpers.js';
 
 const MIN = 60_000;
@@ -72,18 +65,7 @@ describe('cleanup pass (fake clock, local storage, Pub/Sub and Firestore emulato
     expect(response.status, JSON.stringify(response.body)).to.equal(202);
     return { id: response.body.imageId as string, jobs: await pullJobs(pipeline.jobs) };
   }
-  async function finish(jobs: Awaited<ReturnType<typeof pullJobs>>): Promise<number[]> {
-    const statuses: number[] = [];
-    for (const { message } of jobs)
-      statuses.push(
-        (
-          await request(getTestServer('resize'))
-            .post(`/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`)
-            .send(pushBody(message))
-        ).status,
-      );
-    return statuses;
-  }
+  const finish = (jobs: Awaited<ReturnType<typeof pullJobs>>) => deliverJobs(pipeline.config, jobs);
   async function ready(): Promise<string> {
     const { id, jobs } = await upload();
     expect(await finish(jobs)).to.deep.equal(jobs.map(() => 204));

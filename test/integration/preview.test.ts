@@ -19,11 +19,14 @@ import { imageDocWhen } from '../fixtures/firestore.js';
 import { makePhoto } from '../fixtures/images.js';
 import { pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
 
-/** One job per format: without preview-first, AVIF's job (its 160 px first) would come first. */
-const ENV = { FANOUT_STRATEGY: 'per-format' };
+/**
+ * One job per format: without preview-first, AVIF's job (its 160 px first) would come first.
+ * PREVIEW=first-in-job: the inline own job is preview-inline.test.ts's.
+ */
+const ENV = { FANOUT_STRATEGY: 'per-format', PREVIEW: 'first-in-job' };
 
 for (const previewEvent of [true, false]) {
-  describe(`preview first, PREVIEW_EVENT=${previewEvent} (local storage, emulators)`, function () {
+  describe(`preview first in the first job, PREVIEW_EVENT=${previewEvent} (local storage, emulators)`, function () {
     this.timeout(90_000);
     let pipeline: TestPipeline;
     let seed = previewEvent ? 610 : 640;

@@ -27,8 +27,9 @@ describe('progressive status: finished variants while processing (local storage,
   const server = () => request(getTestServer('upload'));
 
   before(async () => {
-    // One job per format: several jobs of several variants each.
-    pipeline = await startTestPipeline({ FANOUT_STRATEGY: 'per-format' });
+    // One job per format: several jobs of several variants each; the preview first in the first
+    // job (its early record; the inline own job is preview-inline.test.ts's).
+    pipeline = await startTestPipeline({ FANOUT_STRATEGY: 'per-format', PREVIEW: 'first-in-job' });
     useDeps(pipeline.deps);
   });
   after(async () => pipeline.stop());

@@ -90,6 +90,12 @@ describe('trace: one trace per upload across upload, ingest, resize and cleanup 
     for (const [index, line] of done.entries()) {
       const job = jobs.find(({ job: j }) => `${j.job.index + 1}/${j.job.count}` === line.job)!.job as JobMessage;
       const stages = line[DONE.stages] as Record<string, number>;
+      // A re-dispatch's job whose variants an earlier dispatch recorded (job 0 of the preview,
+      // run by the upload with PREVIEW=inline) reuses them: it renders nothing.
+      if (line.skipped === job.variants.length && line.written === 0) {
+        expect(stages, `job ${index}: nothing rendered`).to.deep.equal({});
+        continue;
+      }
       const expected = ['decode'];
       for (const { width, format } of job.variants)
         expected.push(`encode ${format} ${width}`, `write ${format} ${width}`);

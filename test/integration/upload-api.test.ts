@@ -32,7 +32,12 @@ describe('upload API (functions-framework test server, local storage, Pub/Sub em
   const server = () => request(getTestServer('upload'));
 
   before(async () => {
-    pipeline = await startTestPipeline({ MAX_UPLOAD_BYTES: String(300 * 1024), CORS_ORIGINS: 'https://app.example' });
+    // Every job published, as these tests count them (PREVIEW=inline: preview-inline.test.ts).
+    pipeline = await startTestPipeline({
+      MAX_UPLOAD_BYTES: String(300 * 1024),
+      CORS_ORIGINS: 'https://app.example',
+      PREVIEW: 'first-in-job',
+    });
     useDeps(pipeline.deps);
     photo = await makePhoto({ width: 400, height: 300, seed: 11 });
   });

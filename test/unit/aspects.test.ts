@@ -679,14 +679,22 @@ describe('aspects', () => {
           contentType: 'image/jpeg',
         };
         const original = { bucket: 'b', name: 'originals/x', generation: '1' };
-        const jobs = buildJobs(config, '0'.repeat(32), original, info, 0, new Date(0));
+        // The layout recorded before aspects, with the preview first in the first job (as then).
+        const jobs = buildJobs({ ...config, PREVIEW: 'first-in-job' }, '0'.repeat(32), original, info, 0, new Date(0));
         expect(
           jobs.map((job) => job.variants.map((v) => `${v.width} ${v.format}${v.aspect ? ` ${v.aspect}` : ''}`)),
           `${name} jobs`,
         ).to.deep.equal(before[name]!.jobs);
         const { ASPECTS: _aspects, ...noAspects } = config;
         expect(jobs, `${name}: as if ASPECTS did not exist`).to.deep.equal(
-          buildJobs(noAspects as typeof config, '0'.repeat(32), original, info, 0, new Date(0)),
+          buildJobs(
+            { ...(noAspects as typeof config), PREVIEW: 'first-in-job' },
+            '0'.repeat(32),
+            original,
+            info,
+            0,
+            new Date(0),
+          ),
         );
       });
 

@@ -4,12 +4,18 @@
  * from the job's one decode.
  */
 import { expect } from 'chai';
-import { FANOUT_STRATEGIES, type OutputFormat } from '../../shared/core/domain.js';
+import { FANOUT_STRATEGIES, type OutputFormat, type PreviewMode } from '../../shared/core/domain.js';
 import type { VariantSpec } from '../../shared/core/schemas.js';
 import { buildJobs } from '../../shared/pipeline/dispatch.js';
 import { placeholderVariantOf } from '../../shared/image/manifest.js';
 import { planImage, planVariants, splitIntoJobs } from '../../shared/image/plan.js';
-import { previewFirst, previewVariantOf } from '../../shared/image/preview.js';
+import {
+  isPreviewJob,
+  previewAlone,
+  previewFirst,
+  previewVariantOf,
+  schedulePreview,
+} from '../../shared/image/preview.js';
 import { renderAll, type StageTiming } from '../../shared/image/render.js';
 import { benchConfig, renderOptionsFrom } from '../../bench/methods.js';
 import { makePhoto } from '../fixtures/images.js';
@@ -88,19 +94,69 @@ describe('preview-first scheduling', () => {
       expect(previewFirst([[plan[0]!], [plan[1]!]], plan)).to.deep.equal([[plan[0], plan[1]]]);
     });
 
-    it('buildJobs puts it first unless PREVIEW_FIRST is off', () => {
+    it('buildJobs puts it first with PREVIEW=first-in-job, not with off', () => {
       // per-format publishes AVIF's job first; the preview, a JPEG, joins it.
       const config = { ...benchConfig({ FANOUT_STRATEGY: 'per-format' }) };
       const original = { bucket: 'u', name: 'originals/x', generation: '1' };
       const info = { format: 'jpeg', width: 4000, height: 3000, bytes: 1, contentType: 'image/jpeg' };
-      const jobs = (on: boolean) =>
-        buildJobs({ ...config, PREVIEW_FIRST: on }, '0'.repeat(32), original, info, 0, new Date(0)).map((job) =>
+      const jobs = (mode: PreviewMode) =>
+        buildJobs({ ...config, PREVIEW: mode }, '0'.repeat(32), original, info, 0, new Date(0)).map((job) =>
           job.variants.map((v) => v.format),
         );
-      expect(jobs(true)[0]).to.deep.equal(['avif', 'jpeg', 'avif', 'avif', 'avif', 'avif']);
-      expect(jobs(true)[2], 'the JPEG job without it').to.deep.equal(['jpeg', 'jpeg', 'jpeg', 'jpeg']);
-      expect(jobs(false)[0]).to.deep.equal(['avif', 'avif', 'avif', 'avif', 'avif']);
+      expect(jobs('first-in-job')[0]).to.deep.equal(['avif', 'jpeg', 'avif', 'avif', 'avif', 'avif']);
+      expect(jobs('first-in-job')[2], 'the JPEG job without it').to.deep.equal(['jpeg', 'jpeg', 'jpeg', 'jpeg']);
+      expect(jobs('off')[0]).to.deep.equal(['avif', 'avif', 'avif', 'avif', 'avif']);
+      expect(jobs('inline')[0], 'inline: a job 0 of its own').to.deep.equal(['jpeg']);
+      expect(jobs('inline').slice(1)).to.deep.equal([
+        ['avif', 'avif', 'avif', 'avif', 'avif'],
+        ['webp', 'webp', 'webp', 'webp', 'webp'],
+        ['jpeg', 'jpeg', 'jpeg', 'jpeg'],
+      ]);
     });
+  });
+
+  describe('previewAlone and schedulePreview (PREVIEW=inline)', () => {
+    const info = (format: string, mp: number) => ({
+      format,
+      width: Math.round(Math.sqrt((mp * 1e6 * 4) / 3)),
+      height: Math.round(Math.sqrt((mp * 1e6 * 3) / 4)),
+    });
+    const cases: Array<[string, ReturnType<typeof info>, boolean]> = [
+      ['a 12 MP JPEG (shrink-on-load)', info('jpeg', 12), true],
+      ['a 24 MP JPEG', info('jpeg', 24), true],
+      ['a 24 MP WebP', info('webp', 24), true],
+      ['a 48 MP JPEG: too dear', info('jpeg', 48), false],
+      ['a 12 MP PNG (no shrink-on-load, a full decode)', info('png', 12), true],
+      ['a 16 MP PNG: too dear', info('png', 16), false],
+      ['a 2 MP HEIC (its decoder is dear)', info('heif', 2), false],
+      ['a 2 MP AVIF', info('avif', 2), false],
+    ];
+    for (const [what, facts, alone] of cases)
+      it(`${what}: ${alone ? 'alone' : 'first in job'}`, () => {
+        expect(previewAlone(facts, 'inline', false)).to.equal(alone);
+        expect(previewAlone(facts, 'first-in-job', false)).to.equal(false);
+      });
+
+    it('never for an update (the page shows the ready manifest meanwhile)', () => {
+      expect(previewAlone(info('jpeg', 12), 'inline', true)).to.equal(false);
+    });
+
+    for (const strategy of FANOUT_STRATEGIES)
+      it(`${strategy}: job 0 is the preview alone, every other variant in exactly one job, no job empty`, () => {
+        const facts = { width: 4000, height: 3000 };
+        const plan = planImage(facts, { WIDTHS, FORMATS: ['avif', 'webp', 'jpeg'], ASPECTS: ['1:1'] }).variants;
+        const split = splitIntoJobs(plan, facts, strategy);
+        const jobs = schedulePreview(split, plan, 'inline', true);
+        expect(jobs[0]?.map(key)).to.deep.equal(['320 jpeg']);
+        expect(isPreviewJob(jobs[0] ?? [], plan)).to.equal(true);
+        expect(jobs.slice(1).some((job) => isPreviewJob(job, plan) || job.length === 0)).to.equal(false);
+        expect(
+          jobs
+            .flat()
+            .map((v) => `${key(v)} ${v.aspect}`)
+            .sort(),
+        ).to.deep.equal(plan.map((v) => `${key(v)} ${v.aspect}`).sort());
+      });
   });
 
   describe('renderVariants with a preview', () => {
