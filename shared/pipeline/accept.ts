@@ -303,6 +303,11 @@ export async function acceptImage(deps: PipelineDeps, input: AcceptInput): Promi
       acceptedAt,
       bytes: input.bytes,
     });
+    if (inline?.outcome === 'failed') {
+      // Job 0 ran here and failed the image for good: answer with the recorded failure, as a later status would.
+      const failure = (await readImage(deps, id))?.failure;
+      if (failure) return { state: 'failed', id, assetId, record: failure };
+    }
     const [preview] = finishedVariants({ id, variants: [...(inline?.facts ?? [])] }, publicBaseUrl(deps.config));
     const variants = jobs[0]?.plan ?? [];
     return {

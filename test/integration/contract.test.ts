@@ -198,13 +198,13 @@ describe('the contract holds for every answer, event and manifest (local storage
     expect((await alice.status(id)).status).to.equal(404);
   });
 
-  it('a failed image: 202, then 422 image_failed on its status', async () => {
+  it('a failed image: 422 image_failed from the upload (its job 0 ran there), then on its status', async () => {
     const bytes = truncated(await makePhoto({ width: 600, height: 400, seed: 29 }), 0.5);
-    const accepted = await alice.upload(bytes);
-    if (accepted.status === 422) return; // the probe caught it: that answer was checked too
-    expect(accepted.status).to.equal(202);
-    await runJobsOf(accepted.body.imageId);
-    expect((await alice.status(accepted.body.id)).status).to.equal(422);
+    const answered = await alice.upload(bytes);
+    expect(answered.status).to.equal(422);
+    expect(answered.body.error.code).to.equal('image_failed');
+    await runJobsOf(answered.body.error.details.imageId);
+    expect((await alice.status(answered.body.error.details.id)).status).to.equal(422);
   });
 
   it('refusals: 400, 404, 405, 413, 415, 422 and 429, each with the error body the document gives its status', async () => {

@@ -47,6 +47,8 @@ interface BodyCase {
   paths?: readonly Path[];
   /** A photo straight from a phone: its 320 px JPEG variant must match heif-convert's decode. */
   phone?: PhoneHeic;
+  /** False where the preview stays first in the first job (HEIC: preview.ts previewAlone), so the upload answers 202. */
+  job0InUpload?: false;
 }
 
 const BODY_CASES: BodyCase[] = [
@@ -232,6 +234,7 @@ const BODY_CASES: BodyCase[] = [
     make: async (seed) => withSeed(hostileHeic('garbage-hevc', heicFixture('8bit.heic')), seed),
     contentType: 'image/heic',
     expected: { kind: 'fails-later', code: 'corrupt_image' },
+    job0InUpload: false,
   },
   // Real phone files, when this machine has them (test/fixtures/heic/README.md): upright, in sRGB.
   ...PHONE_HEIC_FIXTURES.filter((phone) => phoneHeic(phone.file) && phoneHeicReference(phone)).map(
@@ -306,7 +309,7 @@ describe('hostile inputs: image bodies through every path', function () {
         expected.kind === 'refused'
           ? `${testCase.name} via ${path}: ${path === 'incoming' ? `recorded as ${expected.code}` : `${expected.status} ${expected.code}`}`
           : expected.kind === 'fails-later'
-            ? `${testCase.name} via ${path}: accepted, then recorded as ${expected.code} by resize`
+            ? `${testCase.name} via ${path}: recorded as ${expected.code}${path === 'incoming' || testCase.job0InUpload === false ? ' by resize' : ', answered 422 by the upload (its job 0 ran there)'}`
             : `${testCase.name} via ${path}: accepted and rendered`;
       it(title, async () => {
         const seed = caseIndex * 10 + ALL_PATHS.indexOf(path) + 1;
@@ -384,6 +387,25 @@ describe('hostile inputs: image bodies through every path', function () {
             status: String(expected.status),
             code: expected.code,
             outcome: 'nothing stored',
+          });
+        } else if (expected.kind === 'fails-later' && testCase.job0InUpload !== false) {
+          // Job 0 (the preview alone, PREVIEW=inline) ran in the upload and failed the image: the
+          // upload answers with the recorded failure, as the status would, and publishes nothing more.
+          expect(response.status, JSON.stringify(response.body)).to.equal(422);
+          expect(response.body.error.code).to.equal('image_failed');
+          expect(response.body.error.details).to.deep.equal({
+            id: serviceAsset(id),
+            imageId: id,
+            cause: expected.code,
+          });
+          await runJobsOf(id);
+          await expectRecordedFailure(id, expected.code);
+          rows.push({
+            case: testCase.name,
+            path,
+            status: '422 (job 0 in the upload)',
+            code: expected.code,
+            outcome: 'job 0: error.json + 1 image.failed, no variants',
           });
         } else {
           expect(response.status, JSON.stringify(response.body)).to.equal(202);

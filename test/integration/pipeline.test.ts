@@ -242,17 +242,14 @@ describe('pipeline: upload → Pub/Sub → resize → manifest (local storage, P
     });
   }
 
-  it('records a truncated JPEG as failed: error.json, one image.failed, 422 on status, job acknowledged', async () => {
+  it('records a truncated JPEG as failed in the upload (its job 0 ran there): 422 at once, error.json, one image.failed, no job published', async () => {
     const image = truncated(await makePhoto({ width: 600, height: 400, seed: 29 }), 0.5);
-    const response = await upload().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
-    if (response.status === 422) {
-      expect(response.body.error.code).to.equal('corrupt_image'); // caught by the upload probe
-      return;
-    }
-    expect(response.status).to.equal(202);
     const id = imageIdOf(image);
-    const jobs = await pullJobs(pipeline.jobs);
-    expect(await deliver([...jobs, ...jobs])).to.deep.equal([...jobs, ...jobs].map(() => 204));
+    const response = await upload().post('/uploads').set('Content-Type', 'image/jpeg').send(image);
+    expect(response.status, JSON.stringify(response.body)).to.equal(422);
+    expect(response.body.error).to.include({ code: 'image_failed' });
+    expect(response.body.error.details).to.include({ imageId: id, cause: 'corrupt_image' });
+    expect((await pullJobs(pipeline.jobs)).filter(({ job }) => job.imageId === id)).to.deep.equal([]);
     const [record] = await pipeline.deps.storage.bucket('test-images').file(errorRecordName(id)).download();
     expect(JSON.parse(record.toString())).to.include({ id, code: 'corrupt_image' });
     const events: EventMessage[] = await pullEvents(pipeline.events);
