@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Page, type Route } from 'playwright-core';
 import { assetIdOf, imageIdOf } from '../../shared/core/naming.js';
 import type { Manifest } from '../../shared/core/schemas.js';
 import { probeImage } from '../../shared/image/probe.js';
@@ -428,6 +428,42 @@ describe('try-it page in Chromium', function () {
       first.release();
       next?.release();
     }
+  });
+
+  it("shows the preview the upload's 202 carries before any status poll is answered (PREVIEW=inline)", async () => {
+    const bytes = await makePhoto({ width: 1600, height: 1200, seed: 47 });
+    const id = imageIdOf(bytes);
+    const photoPath = join(files, 'inline.jpg');
+    writeFileSync(photoPath, bytes);
+    // Every status poll of this upload is held unanswered, so whatever the page shows came from the 202.
+    const held: Route[] = [];
+    const isStatus = (url: URL) => url.pathname.endsWith(`/${aliceAsset(id)}`);
+    await page.route(isStatus, (route) => {
+      held.push(route);
+    });
+    try {
+      if (!page.url().startsWith(t.stack.urls.web)) await page.goto(t.stack.urls.web);
+      const answered = page.waitForResponse((r) => r.request().method() === 'POST' && r.status() === 202);
+      await page.setInputFiles('#files', [photoPath]);
+      const accepted = (await (await answered).json()) as { preview?: { url: string; width: number } };
+      expect(accepted.preview, 'the 202 carries the preview').to.not.equal(undefined);
+      const card = page.locator('.card', { hasText: 'inline.jpg' });
+      const early = card.locator('.preview-early img');
+      await page.waitForFunction(
+        (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
+        await early.elementHandle({ timeout: 30_000 }),
+        { timeout: 15_000 },
+      );
+      expect(await early.getAttribute('src')).to.equal(accepted.preview?.url);
+      expect(await card.getAttribute('data-state')).to.equal('processing');
+    } finally {
+      await page.unroute(isStatus);
+      await Promise.all(held.map((route) => route.continue().catch(() => undefined)));
+    }
+    const card = page.locator('.card', { hasText: 'inline.jpg' });
+    await card.locator('table.variants').waitFor({ timeout: 120_000 });
+    expect(await card.getAttribute('data-state')).to.equal('ready');
+    expect(await card.locator('.preview-early').count(), 'the early look is gone').to.equal(0);
   });
 
   it('takes dropped files too', async () => {
