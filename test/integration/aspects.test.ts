@@ -91,8 +91,10 @@ describe('aspects: upload → fanned-out jobs → cropped variants and manifest 
     expect(listed.filter((v) => v.aspect === '1:1').map((v) => v.name)).to.include(`${id}/1x1/240w.avif`);
     expect(listed.filter((v) => v.aspect === '16:9').map((v) => v.name)).to.include(`${id}/16x9/320w.jpg`);
 
+    // Job 0, the preview alone, ran in the upload (PREVIEW=inline): one variant done, the rest to come.
+    expect(response.body.preview, 'the preview in the 202').to.include({ width: 96, format: 'jpeg' });
     const progress = await upload().get(`/uploads/${serviceAsset(id)}`);
-    expect(progress.body).to.include({ status: 'processing', done: 0, total: listed.length });
+    expect(progress.body).to.include({ status: 'processing', done: 1, total: listed.length });
 
     expect(await processAll()).to.be.above(3); // one job per width of each frame
     const manifest = await manifestOf(id);

@@ -76,11 +76,14 @@ describe('assets: owners, shared images, quotas, the list (local storage, Firest
     expect(aliceAsset).to.not.equal(bobAsset);
     expect(b.body.variants, 'the same content-addressed variant names').to.deep.equal(a.body.variants);
 
-    // One dispatch: every job published once, all of dispatch 0; bob's upload published nothing.
+    // One dispatch: every job but job 0 published once, all of dispatch 0 (job 0, the preview alone,
+    // ran in alice's upload: PREVIEW=inline); bob's upload published and ran nothing.
+    expect(a.body.preview, "the preview in alice's 202").to.be.an('object');
+    expect(b.body, "bob's upload ran no job 0").to.not.have.property('preview');
     const jobs = await jobsOf(imageId);
     expect(jobs.length).to.be.greaterThan(0);
     expect(jobs.map((j) => j.dispatch)).to.deep.equal(jobs.map(() => 0));
-    expect(jobs.map((j) => j.job.index).sort()).to.deep.equal([...Array(jobs[0]!.job.count).keys()]);
+    expect(jobs.map((j) => j.job.index).sort()).to.deep.equal([...Array(jobs[0]!.job.count).keys()].slice(1));
     for (const job of jobs) await runJob(pipeline.deps, job);
     expect(await jobsOf(imageId), 'no second dispatch').to.deep.equal([]);
     const doc = await readImage(pipeline.deps, imageId);
@@ -88,7 +91,7 @@ describe('assets: owners, shared images, quotas, the list (local storage, Firest
     const cpuMs = doc!.variants.reduce((sum, v) => sum + v.cpuMs, 0);
     // The figures of the closing note: who, which image, how many jobs and how much CPU made it.
     console.log(
-      `      figures: alice ${aliceAsset}, bob ${bobAsset}, image ${imageId}, ${jobs.length} job(s), ${doc!.variants.length} variants, ${cpuMs} CPU ms`,
+      `      figures: alice ${aliceAsset}, bob ${bobAsset}, image ${imageId}, ${jobs.length + 1} job(s), ${doc!.variants.length} variants, ${cpuMs} CPU ms`,
     );
 
     // Each sees its own upload, with its own file name; the manifest names no file and no owner.
@@ -155,7 +158,10 @@ describe('assets: owners, shared images, quotas, the list (local storage, Firest
   });
 
   it(`the upload past QUOTA_UPLOADS_PER_DAY=${QUOTA} is 429 quota_exceeded with Retry-After to the next UTC midnight`, async () => {
-    const now = new Date('2026-06-01T23:00:00.000Z');
+    // 23:00 UTC tomorrow: ahead of the real clock, on which job 0's time budget runs (it runs in the upload).
+    const day = 86_400_000;
+    const midnight = Math.floor(Date.now() / day) * day + 2 * day;
+    const now = new Date(midnight - 3_600_000);
     useDeps(withClock(() => now));
     for (let i = 0; i < QUOTA; i++) expect((await as('dave').upload(await photo())).status).to.equal(202);
     const refused = await as('dave').upload(await photo());
@@ -166,13 +172,13 @@ describe('assets: owners, shared images, quotas, the list (local storage, Firest
       quota: 'uploads_per_day',
       limit: QUOTA,
       used: QUOTA,
-      resetsAt: '2026-06-02T00:00:00.000Z',
+      resetsAt: new Date(midnight).toISOString(),
       retryAfterSeconds: 3600,
     });
     expect((await as('dave').list()).body.items, 'no asset for the refused upload').to.have.length(QUOTA);
     // Another owner is not affected; the next day counts from zero.
     expect((await as('not-dave').upload(await photo())).status).to.equal(202);
-    useDeps(withClock(() => new Date('2026-06-02T00:00:01.000Z')));
+    useDeps(withClock(() => new Date(midnight + 1000)));
     expect((await as('dave').upload(await photo())).status).to.equal(202);
   });
 
@@ -190,7 +196,9 @@ describe('assets: owners, shared images, quotas, the list (local storage, Firest
   });
 
   it('GET /uploads lists the caller’s uploads newest first, page by page; bad limits and cursors are 400', async () => {
-    let clock = new Date('2026-07-01T10:00:00.000Z').getTime();
+    // The clock starts now: job 0 runs in the upload (PREVIEW=inline) and its time budget counts from it.
+    const start = Math.floor(Date.now() / 1000) * 1000;
+    let clock = start;
     useDeps(withClock(() => new Date(clock)));
     const uploaded: string[] = [];
     for (const name of ['one.jpg', 'two.jpg', 'three.jpg']) {
@@ -205,7 +213,7 @@ describe('assets: owners, shared images, quotas, the list (local storage, Firest
     expect(first.status).to.equal(200);
     expect(first.body.items.map((i: { id: string }) => i.id)).to.deep.equal([uploaded[2], uploaded[1]]);
     expect(first.body.items[0]).to.include({ status: 'processing', filename: 'three.jpg' });
-    expect(first.body.items[0].createdAt).to.equal('2026-07-01T10:00:03.000Z');
+    expect(first.body.items[0].createdAt).to.equal(new Date(start + 3000).toISOString());
     expect(first.body.nextCursor).to.be.a('string');
     const second = await as('frank').list(`?limit=2&cursor=${first.body.nextCursor}`);
     expect(second.body.items.map((i: { id: string }) => i.id)).to.deep.equal([uploaded[0]]);

@@ -18,6 +18,7 @@ import { generateSigningKey } from '../../local/signing-key.js';
 import { client } from '../fixtures/client.js';
 import { makePhoto } from '../fixtures/images.js';
 import { connectIngest, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
+import { publicBaseUrl } from '../../shared/core/config.js';
 import { close, listen, serviceAsset } from '../helpers.js';
 
 const KiB = 1024;
@@ -80,11 +81,14 @@ describe('client package in Node against the upload API (emulators, local storag
       filename: 'harbour.jpg',
       onProgress: (p) => progress.push(p.loaded),
     });
+    const id = imageIdOf(photo);
     expect(accepted).to.deep.equal({
-      id: serviceAsset(imageIdOf(photo)),
-      imageId: imageIdOf(photo),
+      id: serviceAsset(id),
+      imageId: id,
       status: 'processing',
       via: 'direct',
+      // The image's job 0 ran in the upload (PREVIEW=inline): its smallest JPEG, already final.
+      preview: { url: `${publicBaseUrl(pipeline.config)}/${id}/96w.jpg`, width: 96, height: 72, format: 'jpeg' },
     });
     expect(progress).to.deep.equal([photo.length]);
 

@@ -42,8 +42,9 @@ describe('variants larger than the original are left out (local storage, Pub/Sub
   const jobsPath = () => `/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`;
 
   before(async () => {
-    // One job per width, so the 160 px job is one whose every variant is left out.
-    pipeline = await startTestPipeline({ FANOUT_STRATEGY: 'per-width' });
+    // One job per width, so the 160 px job is one whose every variant is left out; every job
+    // published (the preview first in its job, not run by the upload) so that each is delivered here.
+    pipeline = await startTestPipeline({ FANOUT_STRATEGY: 'per-width', PREVIEW: 'first-in-job' });
     useDeps(pipeline.deps);
   });
   after(async () => pipeline.stop());

@@ -29,8 +29,15 @@ import {
 } from '../../shared/core/schemas.js';
 import { errorRecordName, imageIdOf, manifestName, originalName } from '../../shared/core/naming.js';
 import { blackPng } from '../fixtures/images.js';
-import { connectIngest, pushBody, startTestPipeline, TEST_PROJECT, type TestPipeline } from '../fixtures/pipeline.js';
-import { Changes, serviceAsset } from '../helpers.js';
+import {
+  connectIngest,
+  publishedAll,
+  pushBody,
+  startTestPipeline,
+  TEST_PROJECT,
+  type TestPipeline,
+} from '../fixtures/pipeline.js';
+import { Changes, eventually, serviceAsset } from '../helpers.js';
 import type { OutputFormat } from '../../shared/core/domain.js';
 
 /** Largest width and height each encoder writes (sharp 0.35.5: libwebp, libheif/aom, libjpeg). */
@@ -147,11 +154,15 @@ describe('shape matrix: long, wide and one-pixel images, upload and incoming/ (l
 
   /** Delivers every job of an image to resize, as the push subscription would. */
   async function runJobsOf(id: string): Promise<void> {
-    const messages = await until(`the jobs of ${id}`, () => {
-      const got = jobsById.get(id) ?? [];
-      const count = got[0] ? (JSON.parse(got[0].data.toString()) as JobMessage).job.count : Infinity;
-      return got.length >= count ? got : undefined;
-    });
+    const messages = await eventually(
+      async () => {
+        const got = jobsById.get(id) ?? [];
+        const jobs = got.map((message) => JSON.parse(message.data.toString()) as JobMessage);
+        return (await publishedAll(pipeline.deps, id, jobs)) ? got : undefined;
+      },
+      60_000,
+      `the jobs of ${id}`,
+    );
     const path = `/projects/${TEST_PROJECT}/topics/${pipeline.config.JOBS_TOPIC}`;
     for (const message of messages) {
       const response = await resize().post(path).send(pushBody(message));
