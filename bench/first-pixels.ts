@@ -11,8 +11,8 @@
  * - ready: the first 200.
  *
  * Times are from the 202 (the upload itself is reported apart), to the poll that saw it, so they
- * are late by up to `--poll` ms. Each side (`--sides`: today's planner, PREVIEW_FIRST=false, and
- * preview-first) gets a stack of its own, one after the other in each round, and the same photos
+ * are late by up to `--poll` ms. Each side (`--sides`: PREVIEW=off, first-in-job or
+ * inline) gets a stack of its own, one after the other in each round, and the same photos
  * (the same seeds): the sides are compared in the same run. Prints a Markdown table (median, min,
  * max per photo and side) and writes the runs as JSON under bench/results/.
  */
