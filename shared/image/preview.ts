@@ -63,7 +63,17 @@ export function previewFirst(jobs: readonly VariantSpec[][], plan: readonly Vari
  * of the image's CPU (docs/performance.md, "Preview first").
  */
 export const OWN_JOB_MAX_PIXELS = { shrinkOnLoad: 30_000_000, other: 13_000_000 } as const;
+/**
+ * Widest preview that is a job of its own: past it (a plan whose smallest width is large) or in
+ * AVIF (a plan without JPEG and WebP) the preview is no longer a cheap first look, and running it
+ * before answering would hold the upload for a real encode.
+ */
+export const OWN_JOB_MAX_PREVIEW_WIDTH = 640;
 const SHRINKS_ON_LOAD = new Set(['jpeg', 'webp']);
+
+/** Whether the plan's preview is cheap enough to be a job of its own ({@link OWN_JOB_MAX_PREVIEW_WIDTH}). */
+const cheapPreview = (preview: PreviewVariant): boolean =>
+  preview.width <= OWN_JOB_MAX_PREVIEW_WIDTH && preview.format !== 'avif';
 const DEAR_DECODES = new Set(['heif', 'avif']);
 
 /**
@@ -94,7 +104,7 @@ export function schedulePreview(
   if (mode === 'off') return jobs.map((job) => [...job]);
   const preview = previewVariantOf(plan);
   const spec = preview && jobs.flat().find((candidate) => isPreview(candidate, preview));
-  if (!alone || !preview || !spec) return previewFirst(jobs, plan);
+  if (!alone || !preview || !spec || !cheapPreview(preview)) return previewFirst(jobs, plan);
   const rest = jobs.map((job) => job.filter((candidate) => !isPreview(candidate, preview)));
   return [[spec], ...rest.filter((job) => job.length > 0)];
 }
@@ -103,5 +113,11 @@ export function schedulePreview(
 export function isPreviewJob(variants: readonly VariantSpec[], plan: readonly VariantSpec[]): boolean {
   const preview = previewVariantOf(plan);
   const [only] = variants;
-  return variants.length === 1 && preview !== undefined && only !== undefined && isPreview(only, preview);
+  return (
+    variants.length === 1 &&
+    preview !== undefined &&
+    cheapPreview(preview) &&
+    only !== undefined &&
+    isPreview(only, preview)
+  );
 }

@@ -141,6 +141,24 @@ describe('preview-first scheduling', () => {
       expect(previewAlone(info('jpeg', 12), 'inline', true)).to.equal(false);
     });
 
+    it('not when the preview is no cheap first look: wider than 640 px, or AVIF (first in the first job instead)', () => {
+      const facts = { width: 4000, height: 3000 };
+      for (const [widths, formats] of [
+        [[3000, 4000], ['webp']],
+        [[320, 640], ['avif']],
+      ] as const) {
+        const plan = planImage(facts, { WIDTHS: [...widths], FORMATS: [...formats], ASPECTS: [] }).variants;
+        const jobs = schedulePreview(splitIntoJobs(plan, facts, 'per-width'), plan, 'inline', true);
+        expect(
+          jobs.some((job) => isPreviewJob(job, plan)),
+          `${widths} ${formats}`,
+        ).to.equal(false);
+        expect(jobs[0]?.[0] && key(jobs[0][0]), `${widths} ${formats}: the preview first`).to.equal(
+          `${widths[0]} ${formats[0]}`,
+        );
+      }
+    });
+
     for (const strategy of FANOUT_STRATEGIES)
       it(`${strategy}: job 0 is the preview alone, every other variant in exactly one job, no job empty`, () => {
         const facts = { width: 4000, height: 3000 };
