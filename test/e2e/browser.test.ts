@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { chromium, type BrowserContext, type Page, type Route } from 'playwright-core';
+import { chromium, type BrowserContext, type Locator, type Page, type Route } from 'playwright-core';
 import { assetIdOf, imageIdOf } from '../../shared/core/naming.js';
 import type { Manifest } from '../../shared/core/schemas.js';
 import { probeImage } from '../../shared/image/probe.js';
@@ -39,6 +39,17 @@ const CHROMIUM_ARGS = [
 
 /** GET `url` of the stack's API as alice, the user the page signs in as. */
 /** Alice's upload (asset) of an image: the page signs in as alice. */
+/** Waits until the `<img>` that `image` finds exists (within `appearMs`) and has loaded its bytes. */
+async function untilLoaded(image: Locator, appearMs: number): Promise<void> {
+  await image
+    .page()
+    .waitForFunction(
+      (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
+      await image.elementHandle({ timeout: appearMs }),
+      { timeout: 15_000 },
+    );
+}
+
 function aliceAsset(imageId: string): string {
   return assetIdOf('user:alice', imageId);
 }
@@ -300,13 +311,7 @@ describe('try-it page in Chromium', function () {
       .evaluateAll((ss) => ss.map((s) => (s as HTMLSourceElement).type));
     expect(sources).to.deep.equal(['image/avif', 'image/webp']);
     const img = card.locator('picture img');
-    await page.waitForFunction(
-      (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
-      await img.elementHandle(),
-      {
-        timeout: 15_000,
-      },
-    );
+    await untilLoaded(img, 30_000);
     const loaded = await img.evaluate((el) => ({
       width: (el as HTMLImageElement).naturalWidth,
       src: (el as HTMLImageElement).currentSrc,
@@ -362,11 +367,7 @@ describe('try-it page in Chromium', function () {
       expect(painted.color).to.equal(rgb);
       expect(painted.image).to.match(/^url\("data:image\/png;base64,/);
       release();
-      await page.waitForFunction(
-        (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
-        await img.elementHandle(),
-        { timeout: 15_000 },
-      );
+      await untilLoaded(img, 30_000);
       expect(await img.evaluate((el) => (el as HTMLImageElement).style.backgroundImage)).to.equal('');
       expect(pageErrors).to.deep.equal([]);
     } finally {
@@ -394,11 +395,7 @@ describe('try-it page in Chromium', function () {
       first.release();
       const card = page.locator('.card', { hasText: 'early.jpg' });
       const early = card.locator('.preview-early img');
-      await page.waitForFunction(
-        (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
-        await early.elementHandle({ timeout: 60_000 }),
-        { timeout: 15_000 },
-      );
+      await untilLoaded(early, 60_000);
       expect(await card.getAttribute('data-state')).to.equal('processing');
       const status = await asAlice(t, `${t.stack.urls.api}/${aliceAsset(id ?? '')}`);
       expect(status.status).to.equal(202);
@@ -449,11 +446,7 @@ describe('try-it page in Chromium', function () {
       expect(accepted.preview, 'the 202 carries the preview').to.not.equal(undefined);
       const card = page.locator('.card', { hasText: 'inline.jpg' });
       const early = card.locator('.preview-early img');
-      await page.waitForFunction(
-        (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
-        await early.elementHandle({ timeout: 30_000 }),
-        { timeout: 15_000 },
-      );
+      await untilLoaded(early, 30_000);
       expect(await early.getAttribute('src')).to.equal(accepted.preview?.url);
       expect(await card.getAttribute('data-state')).to.equal('processing');
     } finally {
@@ -648,11 +641,7 @@ describe('try-it page in Chromium, with ASPECTS=1:1,16:9', function () {
         ),
       );
       const img = figure.locator('picture img');
-      await page.waitForFunction(
-        (el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0,
-        await img.elementHandle(),
-        { timeout: 15_000 },
-      );
+      await untilLoaded(img, 30_000);
       const loaded = await img.evaluate((el) => ({
         width: (el as HTMLImageElement).naturalWidth,
         height: (el as HTMLImageElement).naturalHeight,

@@ -6,18 +6,16 @@
  * deliveries, before `image.ready`; without it, never. Like progressive.test.ts, the job is held
  * at its writes (storageServer.holdRequests) and the document awaited on its snapshots.
  */
-import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { imageIdOf } from '../../shared/core/naming.js';
 import type { EventMessage, JobMessage } from '../../shared/core/schemas.js';
 import { runJob } from '../../shared/pipeline/run-job.js';
 import type { ImageDoc } from '../../shared/state/image-doc.js';
 import { imageDocWhen } from '../fixtures/firestore.js';
 import { makePhoto } from '../fixtures/images.js';
-import { pullEvents, pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { pullEvents, startTestPipeline, type TestPipeline, uploadAndPullJobs } from '../fixtures/pipeline.js';
 
 /**
  * One job per format: without preview-first, AVIF's job (its 160 px first) would come first.
@@ -30,7 +28,6 @@ for (const previewEvent of [true, false]) {
     this.timeout(90_000);
     let pipeline: TestPipeline;
     let seed = previewEvent ? 610 : 640;
-    const server = () => request(getTestServer('upload'));
 
     before(async () => {
       pipeline = await startTestPipeline({ ...ENV, PREVIEW_EVENT: String(previewEvent) });
@@ -41,11 +38,10 @@ for (const previewEvent of [true, false]) {
 
     /** Uploads a new 400×300 photo; its jobs in published order (index). */
     async function uploaded(): Promise<{ id: string; jobs: JobMessage[] }> {
-      const bytes = await makePhoto({ width: 400, height: 300, seed: seed++ });
-      const id = imageIdOf(bytes);
-      expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(bytes)).status).to.equal(202);
-      const jobs = (await pullJobs(pipeline.jobs)).map(({ job }) => job).filter((job) => job.imageId === id);
-      jobs.sort((a, b) => a.job.index - b.job.index);
+      const { id, jobs } = await uploadAndPullJobs(
+        pipeline,
+        await makePhoto({ width: 400, height: 300, seed: seed++ }),
+      );
       expect(jobs.length, 'one job per format').to.equal(3);
       return { id, jobs };
     }

@@ -10,14 +10,13 @@ import { expect } from 'chai';
 import request from 'supertest';
 import '../../functions/index.js';
 import { useDeps } from '../../functions/runtime.js';
-import { imageIdOf } from '../../shared/core/naming.js';
 import type { JobMessage } from '../../shared/core/schemas.js';
 import { placeholderVariantOf } from '../../shared/image/manifest.js';
 import { runJob } from '../../shared/pipeline/run-job.js';
 import { type ImageDoc, readImage } from '../../shared/state/image-doc.js';
 import { imageDocWhen } from '../fixtures/firestore.js';
 import { makePhoto } from '../fixtures/images.js';
-import { pullJobs, startTestPipeline, type TestPipeline } from '../fixtures/pipeline.js';
+import { startTestPipeline, type TestPipeline, uploadAndPullJobs } from '../fixtures/pipeline.js';
 import { serviceAsset } from '../helpers.js';
 
 describe('progressive status: finished variants while processing (local storage, emulators)', function () {
@@ -37,11 +36,7 @@ describe('progressive status: finished variants while processing (local storage,
 
   /** Uploads a new photo; its jobs, first job first. */
   async function uploaded(): Promise<{ id: string; jobs: JobMessage[] }> {
-    const bytes = await makePhoto({ width: 400, height: 300, seed: seed++ });
-    const id = imageIdOf(bytes);
-    expect((await server().post('/uploads').set('Content-Type', 'image/jpeg').send(bytes)).status).to.equal(202);
-    const jobs = (await pullJobs(pipeline.jobs)).map(({ job }) => job).filter((job) => job.imageId === id);
-    jobs.sort((a, b) => a.job.index - b.job.index);
+    const { id, jobs } = await uploadAndPullJobs(pipeline, await makePhoto({ width: 400, height: 300, seed: seed++ }));
     expect(jobs[0]?.variants.length, 'the first job makes several variants').to.be.greaterThan(1);
     return { id, jobs };
   }
