@@ -251,7 +251,8 @@ async function renderAndWrite(
       keepMetadata: deps.config.KEEP_METADATA,
       limitInputPixels: deps.config.MAX_INPUT_PIXELS,
       maxFrames: deps.config.MAX_INPUT_FRAMES,
-      deadline: deps.now().getTime() + deps.config.JOB_TIME_BUDGET_SECONDS * 1000,
+      // Real time, not deps.now(): the budget bounds work done, and decode/encode check it on Date.now().
+      deadline: Date.now() + deps.config.JOB_TIME_BUDGET_SECONDS * 1000,
       timings: run.timings,
       crops: job.info.crops,
       placeholderFor: placeholderVariantOf(job.plan),

@@ -158,7 +158,7 @@ describe('assets: owners, shared images, quotas, the list (local storage, Firest
   });
 
   it(`the upload past QUOTA_UPLOADS_PER_DAY=${QUOTA} is 429 quota_exceeded with Retry-After to the next UTC midnight`, async () => {
-    // 23:00 UTC tomorrow: ahead of the real clock, on which job 0's time budget runs (it runs in the upload).
+    // 23:00 UTC tomorrow, so that the next midnight is an hour away.
     const day = 86_400_000;
     const midnight = Math.floor(Date.now() / day) * day + 2 * day;
     const now = new Date(midnight - 3_600_000);

@@ -52,6 +52,16 @@ describe('hostile inputs: the time budget', function () {
     return { id, seconds: (Date.now() - started) / 1000 };
   };
 
+  it('the budget runs on real time: with the state clock an hour behind, a job well within its budget ends ready', async () => {
+    // Leases and quotas read deps.now(); a budget taken from it would have run out an hour ago.
+    const image = await makePhoto({ width: 800, height: 600, seed: 77 });
+    useDeps({ ...h.pipeline.deps, now: () => new Date(Date.now() - 3_600_000) });
+    const response = await send('raw', image, 'image/jpeg');
+    expect(response.status, JSON.stringify(response.body)).to.equal(202);
+    await runJobsOf(response.body.imageId as string);
+    await h.expectReady(response.body.imageId as string, { width: 800, height: 600 });
+  });
+
   it('a job past JOB_TIME_BUDGET_SECONDS=1 ends as time_budget_exceeded within seconds instead of running on', async () => {
     const { id, seconds } = await runWithBudget('webp', big);
     await expectRecordedFailure(id, 'time_budget_exceeded');
