@@ -15,6 +15,10 @@
  * inline) gets a stack of its own, one after the other in each round, and the same photos
  * (the same seeds): the sides are compared in the same run. Prints a Markdown table (median, min,
  * max per photo and side) and writes the runs as JSON under bench/results/.
+ *
+ * Unless `--no-anchor`, each photo's bare compute is measured too, with no stack running: the
+ * usual function's (sharp's defaults, its threads included; and at one thread per core) and
+ * ours' CPU, whose spread over the cores bounds what any stack here can reach (docs/performance.md).
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -26,9 +30,12 @@ import { startLocalStack } from '../local/stack.js';
 import { makePhoto } from '../test/fixtures/images.js';
 import { parseCommandLine, refuse, resultsPath, writeResults } from './cli.js';
 import { geomean, markdownTable, median } from './stats.js';
+import { availableParallelism } from 'node:os';
 import { anchorEncode } from './defaults.js';
-import { benchConfig } from './methods.js';
-import { heightForWidth, planImage } from '../shared/image/plan.js';
+import { benchConfig, measure, renderOptionsFrom } from './methods.js';
+import { heightForWidth, planImage, splitIntoJobs } from '../shared/image/plan.js';
+import { previewAlone, schedulePreview } from '../shared/image/preview.js';
+import { renderAll } from '../shared/image/render.js';
 import sharp from 'sharp';
 
 /** One upload's times, ms. */
@@ -117,7 +124,8 @@ bench/results/first-pixels.json.
   --size LIST       photos, comma-separated WxH, with :png for a PNG
                     [1732x1155,4000x3000,6000x4000,8000x6000,4000x3000:png] (2, 12, 24, 48 MP JPEG; 12 MP PNG)
   --sides LIST      PREVIEW modes: off, first-in-job, inline [first-in-job,inline]
-  --no-anchor       skip the anchor: the usual function's bare compute of each photo, in process
+  --no-anchor       skip the bare compute of each photo, in process: the usual function's at
+                    sharp's default threads and at one per core, and ours' CPU (the ceiling)
   --poll MS         status poll interval [25]
   --out FILE        results file [bench/results/first-pixels.json]
   -h, --help        this text
@@ -143,22 +151,66 @@ function quantile(values: readonly number[], q: number): number {
 }
 
 /**
- * The usual function's bare compute, wall ms: per variant of our plan, one sharp pipeline from the
- * original's bytes at sharp's default encoder settings (defaults.ts anchorEncode), in series.
+ * sharp's own default threads per image here, read before a stack sets SHARP_CONCURRENCY in this
+ * process: 1 on glibc Linux without jemalloc (as on Cloud Run), else one per core.
  */
-async function anchorWall(bytes: Buffer, photo: Photo): Promise<number> {
+const SHARP_DEFAULT_CONCURRENCY = sharp.concurrency();
+
+/** Runs `work` with sharp at `threads` threads per image, then puts the previous value back. */
+async function withThreads<T>(threads: number, work: () => Promise<T>): Promise<T> {
+  const before = sharp.concurrency();
+  sharp.concurrency(threads);
+  try {
+    return await work();
+  } finally {
+    sharp.concurrency(before);
+  }
+}
+
+/**
+ * The usual function's bare compute: per variant of our plan, one sharp pipeline from the
+ * original's bytes at sharp's default encoder settings (defaults.ts anchorEncode), in series,
+ * with `threads` libvips threads.
+ */
+async function anchorRun(bytes: Buffer, photo: Photo, threads: number): Promise<{ wallMs: number; cpuMs: number }> {
   const config = benchConfig();
   const info = { width: photo.width, height: photo.height };
-  const start = performance.now();
-  for (const { width, format } of planImage(info, config).variants)
-    await anchorEncode(
-      sharp(bytes, { limitInputPixels: config.MAX_INPUT_PIXELS })
-        .rotate()
-        .resize(width, heightForWidth(width, info), { fit: 'fill', kernel: 'lanczos3' })
-        .toColourspace('srgb'),
-      format,
-    ).toBuffer();
-  return performance.now() - start;
+  return withThreads(threads, () =>
+    measure(async () => {
+      for (const { width, format } of planImage(info, config).variants)
+        await anchorEncode(
+          sharp(bytes, { limitInputPixels: config.MAX_INPUT_PIXELS })
+            .rotate()
+            .resize(width, heightForWidth(width, info), { fit: 'fill', kernel: 'lanczos3' })
+            .toColourspace('srgb'),
+          format,
+        ).toBuffer();
+    }),
+  );
+}
+
+/**
+ * Ours' bare compute, CPU ms: the jobs the upload would dispatch (with PREVIEW=inline's job 0),
+ * rendered in series in process. No stack can make the image ready in less wall time than this
+ * CPU time spread over every core, which bounds anchor ÷ ready on this machine.
+ */
+async function oursCpuMs(bytes: Buffer, photo: Photo): Promise<number> {
+  const config = benchConfig();
+  const info = { width: photo.width, height: photo.height };
+  const plan = planImage(info, config).variants;
+  const jobs = schedulePreview(
+    splitIntoJobs(plan, info, config.FANOUT_STRATEGY),
+    plan,
+    'inline',
+    previewAlone({ ...info, format: photo.format }, 'inline', false),
+  );
+  const options = renderOptionsFrom(config);
+  const { cpuMs } = await withThreads(config.SHARP_CONCURRENCY, () =>
+    measure(async () => {
+      for (const variants of jobs) await renderAll(bytes, variants, options);
+    }),
+  );
+  return cpuMs;
 }
 
 /** Starts a stack for `side`, uploads each photo once, stops it. */
@@ -223,7 +275,15 @@ async function main(argv: readonly string[]): Promise<void> {
 
   process.env.METADATA_SERVER_DETECTION ??= 'none';
   const runs: FirstPixelsRun[] = [];
-  const anchors: Array<{ photo: string; anchorMs: number }> = [];
+  const anchors: Array<{
+    photo: string;
+    anchorMs: number;
+    anchorCpuMs: number;
+    /** The anchor with one libvips thread per core: a usual function that set sharp.concurrency. */
+    anchorPerCoreMs: number;
+    oursCpuMs: number;
+  }> = [];
+  const cores = availableParallelism();
   for (let round = 0; round < rounds; round++) {
     // The same photos for every side of a round; new ones each round (an identical upload is not processed again).
     const made = [];
@@ -232,9 +292,13 @@ async function main(argv: readonly string[]): Promise<void> {
     // The usual function's bare compute of each photo, alone on the machine (no stack running).
     if (!values['no-anchor'])
       for (const { photo, bytes } of made) {
-        const anchorMs = await anchorWall(bytes, photo);
-        process.stderr.write(`anchor, ${photo.name}: ${Math.round(anchorMs)} ms\n`);
-        anchors.push({ photo: photo.name, anchorMs });
+        const { wallMs: anchorMs, cpuMs: anchorCpuMs } = await anchorRun(bytes, photo, SHARP_DEFAULT_CONCURRENCY);
+        const { wallMs: anchorPerCoreMs } = await anchorRun(bytes, photo, cores);
+        const oursCpu = await oursCpuMs(bytes, photo);
+        process.stderr.write(
+          `anchor, ${photo.name}: ${Math.round(anchorMs)} ms (CPU ${Math.round(anchorCpuMs)} ms), ${Math.round(anchorPerCoreMs)} ms at ${cores} threads; ours' compute CPU ${Math.round(oursCpu)} ms\n`,
+        );
+        anchors.push({ photo: photo.name, anchorMs, anchorCpuMs, anchorPerCoreMs, oursCpuMs: oursCpu });
       }
     // Which side goes first alternates, so that a slow spell of the shared machine falls on both.
     const order = round % 2 === 0 ? sides : [...sides].reverse();
@@ -278,26 +342,50 @@ async function main(argv: readonly string[]): Promise<void> {
   if (anchors.length > 0) {
     // Upload → ready against the usual function's bare compute on the same photos (issue 25's second figure).
     const ratios: Record<string, number[]> = {};
+    const ceilings: number[] = [];
+    const ceilingsPerCore: number[] = [];
+    const perCore: Record<string, number[]> = {};
+    const fromRequestRatios: Record<string, number[]> = {};
     const anchorRows = photos.flatMap((photo) => {
-      const anchor = median(anchors.filter((a) => a.photo === photo.name).map((a) => a.anchorMs));
+      const mineAnchors = anchors.filter((a) => a.photo === photo.name);
+      const anchor = median(mineAnchors.map((a) => a.anchorMs));
+      const anchorCpu = median(mineAnchors.map((a) => a.anchorCpuMs));
+      const anchorPerCore = median(mineAnchors.map((a) => a.anchorPerCoreMs));
+      const oursCpu = median(mineAnchors.map((a) => a.oursCpuMs));
+      const ceiling = anchor / (oursCpu / cores);
+      const ceilingPerCore = anchorPerCore / (oursCpu / cores);
+      if (photo.width * photo.height >= 12e6) {
+        ceilings.push(ceiling);
+        ceilingsPerCore.push(ceilingPerCore);
+      }
       return (sides as Side[]).map((side) => {
         const mine = runs.filter((r) => r.photo === photo.name && r.side === side);
         const ready = median(mine.map((r) => r.readyMs));
         const fromRequest = median(mine.map((r) => r.uploadMs + r.readyMs));
-        if (photo.width * photo.height >= 12e6) ratios[side] = [...(ratios[side] ?? []), anchor / ready];
+        if (photo.width * photo.height >= 12e6) {
+          ratios[side] = [...(ratios[side] ?? []), anchor / ready];
+          perCore[side] = [...(perCore[side] ?? []), anchorPerCore / ready];
+          fromRequestRatios[side] = [...(fromRequestRatios[side] ?? []), anchor / fromRequest];
+        }
         return [
           photo.name,
           side,
           (anchor / 1000).toFixed(2),
+          (anchorCpu / 1000).toFixed(2),
+          (anchorPerCore / 1000).toFixed(2),
+          (oursCpu / 1000).toFixed(2),
+          `${(anchorCpu / oursCpu).toFixed(2)}×`,
+          `${ceiling.toFixed(2)}× / ${ceilingPerCore.toFixed(2)}×`,
           (ready / 1000).toFixed(2),
           (fromRequest / 1000).toFixed(2),
           `${(anchor / ready).toFixed(2)}×`,
           `${(anchor / fromRequest).toFixed(2)}×`,
+          `${(anchorPerCore / ready).toFixed(2)}×`,
         ];
       });
     });
     console.log(
-      `\nthe usual function's bare compute (one sharp pipeline per variant at sharp's defaults, in process, in series), medians\n`,
+      `\nthe usual function's bare compute (one sharp pipeline per variant at sharp's defaults, in process, in series, at sharp's default of ${SHARP_DEFAULT_CONCURRENCY} libvips thread(s) per image here; and at ${cores}, one per core) and ours' (the same variants in our jobs, in process, in series), medians; ceiling = anchor wall ÷ (ours' CPU ÷ ${cores} cores): the ratio a stack with no overhead would reach on this machine\n`,
     );
     console.log(
       markdownTable(
@@ -305,18 +393,28 @@ async function main(argv: readonly string[]): Promise<void> {
           'photo',
           'PREVIEW',
           'anchor s',
+          'anchor CPU s',
+          `anchor at ${cores} threads s`,
+          "ours' compute CPU s",
+          'CPU ratio',
+          `ceiling: anchor / at ${cores} threads`,
           '202 → ready s',
           'request → ready s',
           'anchor ÷ 202→ready',
           'anchor ÷ request→ready',
+          `anchor at ${cores} threads ÷ 202→ready`,
         ],
         anchorRows,
       ),
     );
+    if (ceilings.length > 0)
+      console.log(
+        `\nceiling, geometric mean over the ≥ 12 MP photos: ${geomean(ceilings).toFixed(2)}× against the anchor, ${geomean(ceilingsPerCore).toFixed(2)}× against the anchor at ${cores} threads`,
+      );
     for (const side of sides as Side[])
       if (ratios[side]?.length)
         console.log(
-          `\n${side}: geometric mean of anchor ÷ 202→ready over the ≥ 12 MP photos: ${geomean(ratios[side]).toFixed(2)}×`,
+          `\n${side}: geometric mean over the ≥ 12 MP photos of anchor ÷ 202→ready: ${geomean(ratios[side]).toFixed(2)}×; of anchor ÷ request→ready: ${geomean(fromRequestRatios[side] ?? []).toFixed(2)}×; of the anchor at ${cores} threads ÷ 202→ready: ${geomean(perCore[side] ?? []).toFixed(2)}×`,
         );
   }
   await writeResults(values.out, { photos, pollMs, runs, anchors });

@@ -457,6 +457,45 @@ describe('bench', () => {
     });
   });
 
+  describe('first pixels against the bare compute (bench/first-pixels.ts), smallest form', function () {
+    this.timeout(120_000);
+
+    it("times the anchor at sharp's default threads and at one per core, and ours' CPU, and prints the ceiling", async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'bench-first-pixels-anchor-'));
+      try {
+        const out = join(dir, 'first-pixels.json');
+        const { stdout } = await run(process.execPath, [
+          FIRST_PIXELS,
+          '--uploads',
+          '1',
+          '--size',
+          '800x600',
+          '--sides',
+          'inline',
+          '--poll',
+          '10',
+          '--out',
+          out,
+        ]);
+        // sharp's own default is read before the stack sets SHARP_CONCURRENCY in the same process.
+        expect(stdout).to.match(
+          /at sharp's default of \d+ libvips thread\(s\) per image here; and at \d+, one per core/,
+        );
+        expect(stdout).to.match(/^\| 0\.5 MP JPEG \| inline \| ([\d.]+ \| ){4}[\d.]+× \| [\d.]+× \/ [\d.]+× \| /m);
+        const { anchors } = JSON.parse(await readFile(out, 'utf8')) as {
+          anchors: Array<{ anchorMs: number; anchorCpuMs: number; anchorPerCoreMs: number; oursCpuMs: number }>;
+        };
+        expect(anchors).to.have.length(1);
+        for (const key of ['anchorMs', 'anchorCpuMs', 'anchorPerCoreMs', 'oursCpuMs'] as const)
+          expect(anchors[0]![key], key).to.be.above(0);
+        // Ours makes the same variants with one decode per job and cheaper AVIF: less CPU than the anchor.
+        expect(anchors[0]!.oursCpuMs).to.be.below(anchors[0]!.anchorCpuMs);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe('placeholders (bench/placeholder.ts), smallest form', function () {
     this.timeout(60_000);
 
