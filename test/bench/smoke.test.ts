@@ -414,7 +414,8 @@ describe('bench', () => {
   describe('first pixels (bench/first-pixels.ts), smallest form', function () {
     this.timeout(120_000);
 
-    it('follows one small upload per PREVIEW mode on the local stack to ready; inline answers with the smallest JPEG', async () => {
+    /** Runs the bench with `args` (one round, 10 ms polls); its stdout and results file. */
+    async function firstPixels(args: string[]): Promise<{ stdout: string; results: unknown }> {
       const dir = await mkdtemp(join(tmpdir(), 'bench-first-pixels-smoke-'));
       try {
         const out = join(dir, 'first-pixels.json');
@@ -422,77 +423,56 @@ describe('bench', () => {
           FIRST_PIXELS,
           '--uploads',
           '1',
-          '--size',
-          '2400x1600',
           '--poll',
           '10',
-          '--no-anchor',
+          ...args,
           '--out',
           out,
         ]);
-        for (const side of ['first-in-job', 'inline'])
-          expect(stdout).to.match(
-            new RegExp(
-              `^\\| 3\\.8 MP JPEG \\| ${side} \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\| `,
-              'm',
-            ),
-          );
-        const { runs } = JSON.parse(await readFile(out, 'utf8')) as {
-          runs: Array<{ side: string; firstMs: number; firstJobMs: number; readyMs: number; first: string }>;
-        };
-        expect(runs.map((r) => r.side)).to.have.members(['first-in-job', 'inline']);
-        for (const r of runs) {
-          // 4 MP: the rest of the variants take well over the poll interval after the first is listed.
-          expect(r.first, 'a variant, listed before ready').to.match(/^\d+ (avif|webp|jpeg)/);
-          expect(r.firstMs).to.be.at.most(r.firstJobMs);
-          expect(r.firstJobMs).to.be.at.most(r.readyMs);
-        }
-        expect(runs.find((r) => r.side === 'first-in-job')?.first).to.equal('320 jpeg');
-        const inline = runs.find((r) => r.side === 'inline');
-        expect(inline?.first).to.equal('320 jpeg (in the 202)');
-        expect(inline?.firstMs).to.equal(0);
+        return { stdout, results: JSON.parse(await readFile(out, 'utf8')) };
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
-    });
-  });
+    }
 
-  describe('first pixels against the bare compute (bench/first-pixels.ts), smallest form', function () {
-    this.timeout(120_000);
+    it('follows one small upload per PREVIEW mode on the local stack to ready; inline answers with the smallest JPEG', async () => {
+      const { stdout, results } = await firstPixels(['--size', '2400x1600', '--no-anchor']);
+      for (const side of ['first-in-job', 'inline'])
+        expect(stdout).to.match(
+          new RegExp(
+            `^\\| 3\\.8 MP JPEG \\| ${side} \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ / [\\d.]+ \\| `,
+            'm',
+          ),
+        );
+      const { runs } = results as {
+        runs: Array<{ side: string; firstMs: number; firstJobMs: number; readyMs: number; first: string }>;
+      };
+      expect(runs.map((r) => r.side)).to.have.members(['first-in-job', 'inline']);
+      for (const r of runs) {
+        // 4 MP: the rest of the variants take well over the poll interval after the first is listed.
+        expect(r.first, 'a variant, listed before ready').to.match(/^\d+ (avif|webp|jpeg)/);
+        expect(r.firstMs).to.be.at.most(r.firstJobMs);
+        expect(r.firstJobMs).to.be.at.most(r.readyMs);
+      }
+      expect(runs.find((r) => r.side === 'first-in-job')?.first).to.equal('320 jpeg');
+      const inline = runs.find((r) => r.side === 'inline');
+      expect(inline?.first).to.equal('320 jpeg (in the 202)');
+      expect(inline?.firstMs).to.equal(0);
+    });
 
     it("times the anchor at sharp's default threads and at one per core, and ours' CPU, and prints the ceiling", async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'bench-first-pixels-anchor-'));
-      try {
-        const out = join(dir, 'first-pixels.json');
-        const { stdout } = await run(process.execPath, [
-          FIRST_PIXELS,
-          '--uploads',
-          '1',
-          '--size',
-          '800x600',
-          '--sides',
-          'inline',
-          '--poll',
-          '10',
-          '--out',
-          out,
-        ]);
-        // sharp's own default is read before the stack sets SHARP_CONCURRENCY in the same process.
-        expect(stdout).to.match(
-          /at sharp's default of \d+ libvips thread\(s\) per image here; and at \d+, one per core/,
-        );
-        expect(stdout).to.match(/^\| 0\.5 MP JPEG \| inline \| ([\d.]+ \| ){4}[\d.]+× \| [\d.]+× \/ [\d.]+× \| /m);
-        const { anchors } = JSON.parse(await readFile(out, 'utf8')) as {
-          anchors: Array<{ anchorMs: number; anchorCpuMs: number; anchorPerCoreMs: number; oursCpuMs: number }>;
-        };
-        expect(anchors).to.have.length(1);
-        for (const key of ['anchorMs', 'anchorCpuMs', 'anchorPerCoreMs', 'oursCpuMs'] as const)
-          expect(anchors[0]![key], key).to.be.above(0);
-        // Ours makes the same variants with one decode per job and cheaper AVIF: less CPU than the anchor.
-        expect(anchors[0]!.oursCpuMs).to.be.below(anchors[0]!.anchorCpuMs);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+      const { stdout, results } = await firstPixels(['--size', '800x600', '--sides', 'inline']);
+      // sharp's own default is read before the stack sets SHARP_CONCURRENCY in the same process.
+      expect(stdout).to.match(/at sharp's default of \d+ libvips thread\(s\) per image here; and at \d+, one per core/);
+      expect(stdout).to.match(/^\| 0\.5 MP JPEG \| inline \| ([\d.]+ \| ){4}[\d.]+× \| [\d.]+× \/ [\d.]+× \| /m);
+      const { anchors } = results as {
+        anchors: Array<{ anchorMs: number; anchorCpuMs: number; anchorPerCoreMs: number; oursCpuMs: number }>;
+      };
+      expect(anchors).to.have.length(1);
+      for (const key of ['anchorMs', 'anchorCpuMs', 'anchorPerCoreMs', 'oursCpuMs'] as const)
+        expect(anchors[0]![key], key).to.be.above(0);
+      // Ours makes the same variants with one decode per job and cheaper AVIF: less CPU than the anchor.
+      expect(anchors[0]!.oursCpuMs).to.be.below(anchors[0]!.anchorCpuMs);
     });
   });
 
