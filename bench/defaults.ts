@@ -24,7 +24,9 @@ import sharp, { type Sharp } from 'sharp';
 import type { Config } from '../shared/core/config.js';
 import type { OutputFormat } from '../shared/core/domain.js';
 import type { VariantSpec } from '../shared/core/schemas.js';
-import { heightForWidth, omitAsLarger, planImage, splitIntoJobs, type ImageSize } from '../shared/image/plan.js';
+import { heightForWidth, omitAsLarger, planImage, type ImageSize } from '../shared/image/plan.js';
+import { jobGroups } from '../shared/image/preview.js';
+import { sniffFormat } from '../shared/image/probe.js';
 import { renderAll } from '../shared/image/render.js';
 import { configureSharp } from '../shared/image/encode.js';
 import { parseCommandLine, refuse, resultsPath, writeResults } from './cli.js';
@@ -160,6 +162,7 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
   const original = await readImage({ name: path, path });
   const { autoOrient } = await sharp(original).metadata();
   const info: ImageSize = { width: autoOrient.width, height: autoOrient.height };
+  const format = sniffFormat(original) ?? 'unknown';
   const plan: VariantSpec[] = planImage(info, config).variants;
   const outputs: Array<{ width: number; format: OutputFormat; data: Buffer }> = [];
   let invocations = 0;
@@ -177,7 +180,8 @@ async function child(path: string, method: Method, butteraugli: boolean): Promis
         invocations++;
       }
     } else {
-      for (const job of splitIntoJobs(plan, info, config.FANOUT_STRATEGY)) {
+      // The jobs as a dispatch makes them, PREVIEW=inline's job 0 (a decode of its own) included.
+      for (const job of jobGroups(plan, { ...info, format }, config, false)) {
         for (const v of await renderAll(original, job, renderOptions))
           outputs.push({ width: v.width, format: v.format, data: v.data });
         invocations++;

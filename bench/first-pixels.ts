@@ -33,8 +33,8 @@ import { geomean, markdownTable, median } from './stats.js';
 import { availableParallelism } from 'node:os';
 import { anchorEncode } from './defaults.js';
 import { benchConfig, measure, renderOptionsFrom } from './methods.js';
-import { heightForWidth, planImage, splitIntoJobs } from '../shared/image/plan.js';
-import { previewAlone, schedulePreview } from '../shared/image/preview.js';
+import { heightForWidth, planImage } from '../shared/image/plan.js';
+import { jobGroups } from '../shared/image/preview.js';
 import { renderAll } from '../shared/image/render.js';
 import sharp from 'sharp';
 
@@ -198,12 +198,7 @@ async function oursCpuMs(bytes: Buffer, photo: Photo): Promise<number> {
   const config = benchConfig();
   const info = { width: photo.width, height: photo.height };
   const plan = planImage(info, config).variants;
-  const jobs = schedulePreview(
-    splitIntoJobs(plan, info, config.FANOUT_STRATEGY),
-    plan,
-    'inline',
-    previewAlone({ ...info, format: photo.format }, 'inline', false),
-  );
+  const jobs = jobGroups(plan, { ...info, format: photo.format }, { ...config, PREVIEW: 'inline' }, false);
   const options = renderOptionsFrom(config);
   const { cpuMs } = await withThreads(config.SHARP_CONCURRENCY, () =>
     measure(async () => {

@@ -9,10 +9,10 @@ import type { Firestore } from '@google-cloud/firestore';
 import { type Config, publicBaseUrl } from '../shared/core/config.js';
 import { originalName, variantName } from '../shared/core/naming.js';
 import { recipeOf } from '../shared/core/recipe.js';
-import type { EventMessage, OriginalInfo, VariantSpec } from '../shared/core/schemas.js';
+import type { EventMessage, OriginalInfo } from '../shared/core/schemas.js';
 import { buildManifest } from '../shared/image/manifest.js';
-import { planImage, splitIntoJobs } from '../shared/image/plan.js';
-import { previewAlone, schedulePreview } from '../shared/image/preview.js';
+import { planImage } from '../shared/image/plan.js';
+import { jobGroups } from '../shared/image/preview.js';
 import { type ImageDoc, imageDocData, imageRef } from '../shared/state/image-doc.js';
 
 const MIN = 60_000;
@@ -94,7 +94,7 @@ export function readyImageDoc(
     variants: manifest.variants.length,
     at: at.toISOString(),
   };
-  const jobs = jobCountOf(config, plan, info);
+  const jobs = jobGroups(plan, info, config, false).length;
   return {
     v: 1,
     id,
@@ -125,12 +125,6 @@ export function readyImageDoc(
   };
 }
 
-/** An image's jobs as a dispatch plans them (dispatch.ts buildJobs): with PREVIEW=inline, a job 0 of the preview alone. */
-function jobCountOf(config: Config, plan: VariantSpec[], info: OriginalInfo): number {
-  const split = splitIntoJobs(plan, info, config.FANOUT_STRATEGY);
-  return schedulePreview(split, plan, config.PREVIEW, previewAlone(info, config.PREVIEW, false)).length;
-}
-
 /**
  * A stuck image: processing, its dispatch accepted by Pub/Sub at `dispatchedAt` and nothing since,
  * `staleAt` (dispatchedAt + REDISPATCH_AFTER_MINUTES) passed; the original stored.
@@ -142,7 +136,7 @@ export function stuckImageDoc(config: Config, id: string, info: OriginalInfo, di
     id,
     status: 'processing',
     dispatch: 1,
-    jobCount: jobCountOf(config, plan, info),
+    jobCount: jobGroups(plan, info, config, false).length,
     jobsDone: [],
     redispatches: 0,
     dispatchedAt,

@@ -7,9 +7,9 @@
  * writes it right after that job's decode (docs/state.md "Progressive status"; the costs of
  * either: docs/performance.md, "Preview first").
  */
-import type { OutputFormat, PreviewMode } from '../core/domain.js';
+import type { FanoutStrategy, OutputFormat, PreviewMode } from '../core/domain.js';
 import type { OriginalInfo, VariantSpec } from '../core/schemas.js';
-import { FORMAT_COST_FACTORS } from './plan.js';
+import { FORMAT_COST_FACTORS, type PlanInput, splitIntoJobs } from './plan.js';
 
 /** The variant an image shows first. */
 export interface PreviewVariant {
@@ -107,6 +107,25 @@ export function schedulePreview(
   if (!alone || !preview || !spec || !cheapPreview(preview)) return previewFirst(jobs, plan);
   const rest = jobs.map((job) => job.filter((candidate) => !isPreview(candidate, preview)));
   return [[spec], ...rest.filter((job) => job.length > 0)];
+}
+
+/**
+ * An image's variants grouped into jobs as a dispatch makes them: split by FANOUT_STRATEGY, then
+ * the preview scheduled by PREVIEW (unset: first in the first job). `update`: a reprocess.
+ */
+export function jobGroups(
+  plan: readonly VariantSpec[],
+  info: PlanInput & Pick<OriginalInfo, 'format'>,
+  config: { readonly FANOUT_STRATEGY: FanoutStrategy; readonly PREVIEW?: PreviewMode | undefined },
+  update: boolean,
+): VariantSpec[][] {
+  const mode = config.PREVIEW ?? 'first-in-job';
+  return schedulePreview(
+    splitIntoJobs(plan, info, config.FANOUT_STRATEGY),
+    plan,
+    mode,
+    previewAlone(info, mode, update),
+  );
 }
 
 /** True for a job of the preview alone (job 0 of {@link schedulePreview} with `alone`). */

@@ -7,8 +7,8 @@
 import type { Config } from '../core/config.js';
 import type { PipelineDeps } from '../cloud/deps.js';
 import type { JobMessage, OriginalInfo, OriginalRef } from '../core/schemas.js';
-import { planImage, splitIntoJobs } from '../image/plan.js';
-import { isPreviewJob, previewAlone, schedulePreview } from '../image/preview.js';
+import { planImage } from '../image/plan.js';
+import { isPreviewJob, jobGroups, previewAlone } from '../image/preview.js';
 import { publishJobs } from '../cloud/publish.js';
 import { type RECIPE_KEYS, recipeOf } from '../core/recipe.js';
 import { transactImage } from '../state/image-doc.js';
@@ -26,7 +26,7 @@ export interface JobExtras {
 
 /**
  * The jobs for one image: plan its variants, then split them by the fan-out strategy, the
- * preview scheduled by PREVIEW (preview.ts schedulePreview; unset: first in the first job).
+ * preview scheduled by PREVIEW (preview.ts jobGroups).
  */
 export function buildJobs(
   config: Pick<Config, (typeof RECIPE_KEYS)[number] | 'FANOUT_STRATEGY'> & Partial<Pick<Config, 'ASPECTS' | 'PREVIEW'>>,
@@ -40,9 +40,7 @@ export function buildJobs(
   const { replaces, acceptedAt } = extras;
   const { variants: plan, omitted } = planImage(info, config);
   const recipe = recipeOf(config);
-  const split = splitIntoJobs(plan, info, config.FANOUT_STRATEGY);
-  const mode = config.PREVIEW ?? 'first-in-job';
-  const groups = schedulePreview(split, plan, mode, previewAlone(info, mode, replaces !== undefined));
+  const groups = jobGroups(plan, info, config, replaces !== undefined);
   return groups.map((variants, index) => ({
     v: 1,
     kind: 'resize',

@@ -11,6 +11,7 @@ import { placeholderVariantOf } from '../../shared/image/manifest.js';
 import { planImage, planVariants, splitIntoJobs } from '../../shared/image/plan.js';
 import {
   isPreviewJob,
+  jobGroups,
   previewAlone,
   previewFirst,
   previewVariantOf,
@@ -139,6 +140,23 @@ describe('preview-first scheduling', () => {
 
     it('never for an update (the page shows the ready manifest meanwhile)', () => {
       expect(previewAlone(info('jpeg', 12), 'inline', true)).to.equal(false);
+    });
+
+    it('jobGroups, what a dispatch publishes: inline, job 0 alone; for an update, unset PREVIEW or off, not', () => {
+      const facts = info('jpeg', 12);
+      const plan = planImage(facts, { WIDTHS, FORMATS: ['avif', 'webp', 'jpeg'], ASPECTS: [] }).variants;
+      const first = (PREVIEW: PreviewMode | undefined, update: boolean) =>
+        jobGroups(plan, facts, { FANOUT_STRATEGY: 'balanced', PREVIEW }, update)[0]?.map(key);
+      expect(first('inline', false)).to.deep.equal(['320 jpeg']);
+      for (const [mode, update] of [
+        ['inline', true],
+        [undefined, false],
+        ['first-in-job', false],
+      ] as const)
+        expect(first(mode, update), `${mode}, update ${update}: in the first job, with others`)
+          .to.include('320 jpeg')
+          .and.have.length.above(1);
+      expect(first('off', false)).to.not.include('320 jpeg');
     });
 
     it('not when the preview is no cheap first look: wider than 640 px, or AVIF (first in the first job instead)', () => {
